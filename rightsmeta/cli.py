@@ -1,0 +1,185 @@
+"""The ``rightsmeta`` command: parse, call one library function, render.
+
+Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, api
+from .errors import UsageError
+from .model import GROUPS, PURPOSES, Assertion, State
+from .report import FileReport, TagResult
+
+T = TypeVar("T")
+
+PURPOSE_NAMES = [p.value for p in PURPOSES] + list(GROUPS)
+_STATE_COLOURS = {
+    State.NOT_ALLOWED: "red",
+    State.CONSTRAINED: "yellow",
+    State.ALLOWED: "green",
+    State.UNSPECIFIED: None,
+}
+
+
+def _progress(items: list[T], label: str, enabled: bool) -> Iterator[T]:
+    """A progress bar on a terminal only, so pipes and logs stay clean."""
+    if not enabled or len(items) < 2 or not sys.stderr.isatty():
+        yield from items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield from bar
+
+
+def _files(paths: Iterable[str], recursive: bool) -> list[str]:
+    try:
+        return list(api.walk(paths, recursive=recursive))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _constraint(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{value!r} should be PURPOSE=TERMS (a URL or text)", param_hint="--constrain")
+        pairs.append((name.strip(), text))
+    return pairs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rightsmeta")
+def main() -> None:
+    """Say inside your files whether they may be used to train AI, and check it is still there."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--deny", multiple=True, metavar="P", help=f"Purpose or group not allowed ({', '.join(PURPOSE_NAMES)}).")
+@click.option("--allow", multiple=True, metavar="P", help="Purpose or group allowed.")
+@click.option("--constrain", multiple=True, metavar="P=TERMS", help="Purpose allowed only under TERMS (a URL or text).")
+@click.option("--holder", help="Rights holder's name.")
+@click.option("--contact", help="Rights holder's contact (URL or e-mail).")
+@click.option("--copyright", "copyright_", metavar="TEXT", help="Copyright notice.")
+@click.option("--web-statement", metavar="URL", help="Web page stating the rights or licence.")
+@click.option("--policy", metavar="URL", help="TDM policy URL (TDMRep tdm:policy).")
+@click.option("-r", "--recursive", is_flag=True, help="Tag the files below folders too.")
+@click.option("--dry-run", is_flag=True, help="Check every file and say what would be written; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+def tag(
+    paths: tuple[str, ...],
+    deny: tuple[str, ...],
+    allow: tuple[str, ...],
+    constrain: tuple[str, ...],
+    holder: str | None,
+    contact: str | None,
+    copyright_: str | None,
+    web_statement: str | None,
+    policy: str | None,
+    recursive: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Write one rights statement into every carrier of each file.
+
+    \b
+    Examples:
+      rightsmeta tag photo.jpg --deny ai
+      rightsmeta tag -r portfolio/ --deny all --allow search --holder "Ada L." --copyright "(c) 2026 Ada L."
+    """
+    try:
+        assertion = Assertion.build(
+            deny=deny, allow=allow, constrain=_constraint(constrain), holder=holder, contact=contact,
+            copyright=copyright_, web_statement=web_statement, policy=policy,
+        )
+        if assertion.is_empty:
+            raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    files = _files(paths, recursive)
+    results = [api.tag(f, assertion, dry_run=dry_run) for f in _progress(files, "tagging", not as_json)]
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        _render_tag(results, dry_run)
+    if any(r.status == "failed" for r in results):
+        sys.exit(1)
+
+
+def _render_tag(results: list[TagResult], dry_run: bool) -> None:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if r.status in ("tagged", "would-tag"):
+            verb = "would tag" if dry_run else "tagged"
+            click.echo(f"{click.style(verb, fg='green')}  {r.path}  ({r.format}: {', '.join(r.carriers)})")
+        else:
+            colour = "red" if r.status == "failed" else "yellow"
+            click.echo(f"{click.style(r.status, fg=colour)}  {r.path}: {r.reason}")
+    order = ("would-tag", "tagged", "skipped", "failed")
+    click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"), err=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-r", "--recursive", is_flag=True, help="Read the files below folders too.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of reports (schemas/read-report.schema.json).")
+def read(paths: tuple[str, ...], recursive: bool, as_json: bool) -> None:
+    """Show every rights signal found in each file and the permissions they resolve to.
+
+    Exits 1 when a file could not be read, or held a malformed signal.
+    """
+    files = _files(paths, recursive)
+    reports = [api.read(f) for f in _progress(files, "reading", not as_json)]
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        for report in reports:
+            _render_read(report)
+    if any(r.errors for r in reports):
+        sys.exit(1)
+
+
+def _render_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _render_read(report: FileReport) -> None:
+    fmt = (report.format or "unknown").upper()
+    click.echo(click.style(f"{report.path}", bold=True) + f"  ({fmt})")
+    for purpose, perm in report.permissions.items():
+        state = click.style(perm.state.value, fg=_STATE_COLOURS[perm.state])
+        effective = report.decision.effective[purpose]
+        note = f"  (effective: {effective.state.value}, via data-mining)" if effective != perm else ""
+        terms = f"  terms: {perm.constraint_info}" if perm.constraint_info else ""
+        click.echo(f"  {purpose.value:<15} {state}{terms}{note}")
+    if not report.carriers and not report.errors:
+        click.echo("  no rights signals found")
+    for carrier in report.carriers:
+        click.echo(f"  carrier {carrier.name} ({carrier.location}):")
+        for key, value in carrier.values.items():
+            click.echo(f"    {key} = {_render_value(value)}")
+    for key, value in report.rights.items():
+        click.echo(f"  {key}: {_render_value(value)}")
+    for conflict in report.conflicts:
+        click.echo(click.style("  conflict: ", fg="yellow") + conflict)
+    for error in report.errors:
+        click.echo(click.style("  error: ", fg="red") + error)
+
+
+@main.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Put the sample files here and keep them.")
+def demo(keep: str | None) -> None:
+    """Tag built-in sample files in a temporary folder and show what happened, step by step."""
+    from .demo import run
+
+    run(keep, click.echo)
+

@@ -1,0 +1,137 @@
+"""The decision rules (signals.md section 1), all in one place.
+
+Signals found in a file's carriers go in; one set of permissions comes out, with every
+disagreement named. Two results are kept apart:
+
+- ``permissions``: what the file states, resolved across carriers. Tag-then-read returns
+  exactly what was tagged.
+- ``effective``: what a user of the file must honour, after the data-mining umbrella
+  (AI training and inference are forms of text and data mining in EU law).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .model import AI_PURPOSES, PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose, State, full
+from .vocab import Signal, iptc, tdmrep
+
+RANK = {State.UNSPECIFIED: 0, State.ALLOWED: 1, State.CONSTRAINED: 2, State.NOT_ALLOWED: 3}
+
+# Projections rightsmeta writes beside its exact record, and how it writes them.
+_ENCODERS: dict[str, Callable[[Assertion], Any]] = {
+    iptc.NAME: iptc.encode,
+    tdmrep.NAME: tdmrep.encode,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    permissions: Mapping[Purpose, Permission]
+    effective: Mapping[Purpose, Permission]
+    conflicts: tuple[str, ...] = ()
+
+    def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
+        """May the file be used for ``purpose``? Constrained counts as no unless accepted."""
+        state = self.effective[purpose].state
+        if state is State.CONSTRAINED:
+            return accept_constraints
+        return state is not State.NOT_ALLOWED
+
+
+def strongest(perms: Iterable[Permission]) -> Permission:
+    """notAllowed > constrained > allowed > unspecified; constraint texts are joined."""
+    best = UNSPECIFIED
+    infos: list[str] = []
+    for perm in perms:
+        if RANK[perm.state] > RANK[best.state]:
+            best = perm
+        if perm.state is State.CONSTRAINED and perm.constraint_info and perm.constraint_info not in infos:
+            infos.append(perm.constraint_info)
+    if best.state is State.CONSTRAINED and len(infos) > 1:
+        return Permission(State.CONSTRAINED, "; ".join(infos))
+    return best
+
+
+def _believed(signal: Signal) -> Mapping[Purpose, Permission]:
+    """A tampered manifest's 'allowed' is not believed; its restrictions still count (fail closed)."""
+    if signal.trusted:
+        return signal.permissions
+    return {p: (UNSPECIFIED if perm.state is State.ALLOWED else perm) for p, perm in signal.permissions.items()}
+
+
+def merge(signals: Sequence[Signal]) -> dict[Purpose, Permission]:
+    return {p: strongest(_believed(s)[p] for s in signals) for p in PURPOSES}
+
+
+def umbrella(perms: Mapping[Purpose, Permission]) -> dict[Purpose, Permission]:
+    """Data-mining reserved also reserves the AI purposes nobody explicitly allowed."""
+    out = full(perms)
+    mining = out[Purpose.DATA_MINING]
+    if mining.state in (State.NOT_ALLOWED, State.CONSTRAINED):
+        for purpose in AI_PURPOSES:
+            if out[purpose].state is State.UNSPECIFIED:
+                out[purpose] = mining
+    return out
+
+
+def _describe(perms: Mapping[Purpose, Permission], covers: Iterable[Purpose]) -> str:
+    said = [f"{p.value} {perms[p].state.value}" for p in covers if perms[p].state is not State.UNSPECIFIED]
+    return ", ".join(said) or "nothing"
+
+
+def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
+    """Is this projection exactly what rightsmeta writes for the exact record?"""
+    encoder = _ENCODERS.get(signal.vocabulary)
+    if encoder is not None:
+        policy = signal.raw.get("policy") if signal.vocabulary == tdmrep.NAME else None
+        return encoder(Assertion(permissions=exact, policy=policy)) == dict(signal.raw)
+    # A vocabulary rightsmeta does not write agrees when it says nothing the record contradicts.
+    return all(
+        signal.permissions[p].state in (State.UNSPECIFIED, exact[p].state) for p in signal.covers
+    )
+
+
+def _disagreements(signals: Sequence[Signal]) -> list[str]:
+    out = []
+    for purpose in PURPOSES:
+        stated = {
+            s.source: s.permissions[purpose].state
+            for s in signals
+            if purpose in s.covers and s.permissions[purpose].state is not State.UNSPECIFIED
+        }
+        if len(set(stated.values())) > 1:
+            said = ", ".join(f"{src} says {state.value}" for src, state in stated.items())
+            out.append(f"{purpose.value}: {said}")
+    return out
+
+
+def decide(signals: Sequence[Signal]) -> Decision:
+    exact = [s for s in signals if s.exact]
+    projections = [s for s in signals if not s.exact]
+    conflicts: list[str] = []
+
+    if not exact:
+        conflicts += _disagreements(projections)
+        stated = merge(projections)
+        return Decision(stated, umbrella(stated), tuple(conflicts))
+
+    # Several exact records (XMP, ID3, C2PA...) must say the same on every purpose they cover.
+    for purpose in PURPOSES:
+        states = {s.source: s.permissions[purpose] for s in exact if purpose in s.covers}
+        if len(set(states.values())) > 1:
+            said = ", ".join(f"{src} says {perm.state.value}" for src, perm in states.items())
+            conflicts.append(f"{purpose.value}: {said}")
+    record = merge(exact)
+
+    diverging = [s for s in projections if not _matches_exact(s, record)]
+    for s in diverging:
+        conflicts.append(
+            f"{s.source} ({_describe(s.permissions, s.covers)}) differs from the rightsmeta record "
+            f"({_describe(record, s.covers)}); resolved by precedence"
+        )
+    stated = merge([*exact, *diverging]) if diverging else record
+    return Decision(stated, umbrella(stated), tuple(conflicts))
+

@@ -1,0 +1,261 @@
+"""The canonical model: one statement of intent, independent of any vocabulary.
+
+Every vocabulary module translates to and from these types; nothing else in
+rightsmeta knows what a purpose or a state is.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from .errors import UsageError
+
+
+class Purpose(str, Enum):
+    DATA_MINING = "data-mining"
+    AI_TRAINING = "ai-training"
+    GENAI_TRAINING = "genai-training"
+    AI_INFERENCE = "ai-inference"
+    SEARCH = "search"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class State(str, Enum):
+    ALLOWED = "allowed"
+    NOT_ALLOWED = "notAllowed"
+    CONSTRAINED = "constrained"
+    UNSPECIFIED = "unspecified"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PURPOSES: tuple[Purpose, ...] = tuple(Purpose)
+AI_PURPOSES = (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING, Purpose.AI_INFERENCE)
+GROUPS: dict[str, tuple[Purpose, ...]] = {"ai": AI_PURPOSES, "all": PURPOSES}
+
+LABELS: dict[Purpose, str] = {
+    Purpose.DATA_MINING: "text and data mining",
+    Purpose.AI_TRAINING: "AI/ML training",
+    Purpose.GENAI_TRAINING: "generative AI training",
+    Purpose.AI_INFERENCE: "AI inference (use as model input)",
+    Purpose.SEARCH: "search engine indexing",
+}
+
+
+def parse_purpose(text: str) -> Purpose:
+    try:
+        return Purpose(text)
+    except ValueError:
+        expected = ", ".join(p.value for p in PURPOSES)
+        raise UsageError(f"unknown purpose {text!r}; expected one of {expected}") from None
+
+
+def parse_state(text: str) -> State:
+    try:
+        return State(text)
+    except ValueError:
+        expected = ", ".join(s.value for s in State)
+        raise UsageError(f"unknown state {text!r}; expected one of {expected}") from None
+
+
+def expand(name: str) -> tuple[Purpose, ...]:
+    """A purpose or a group name (``ai``, ``all``) to the purposes it stands for."""
+    if name in GROUPS:
+        return GROUPS[name]
+    try:
+        return (Purpose(name),)
+    except ValueError:
+        expected = ", ".join([p.value for p in PURPOSES] + list(GROUPS))
+        raise UsageError(f"unknown purpose {name!r}; expected one of {expected}") from None
+
+
+@dataclass(frozen=True)
+class Permission:
+    state: State = State.UNSPECIFIED
+    constraint_info: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.constraint_info is not None and self.state is not State.CONSTRAINED:
+            raise UsageError("constraint_info is only meaningful for the 'constrained' state")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state.value}
+        if self.constraint_info is not None:
+            out["constraint_info"] = self.constraint_info
+        return out
+
+
+UNSPECIFIED = Permission()
+
+Permissions = Mapping[Purpose, Permission]
+
+
+def full(perms: Mapping[Purpose, Permission]) -> dict[Purpose, Permission]:
+    """``perms`` with every missing purpose filled in as unspecified, in canonical order."""
+    return {p: perms.get(p, UNSPECIFIED) for p in PURPOSES}
+
+
+@dataclass(frozen=True)
+class Holder:
+    name: str
+    contact: str | None = None  # a URL or an e-mail address
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, **({"contact": self.contact} if self.contact else {})}
+
+
+_URL = re.compile(r"^(https?://[^\s]+|mailto:[^\s]+)$", re.IGNORECASE)
+
+
+def check_url(value: str, what: str) -> str:
+    if not _URL.match(value):
+        raise UsageError(f"{what} must be an http(s) URL, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """What a rights holder says about their work: the unit rightsmeta writes."""
+
+    permissions: Mapping[Purpose, Permission] = field(default_factory=dict)
+    holder: Holder | None = None
+    copyright: str | None = None
+    web_statement: str | None = None
+    policy: str | None = None
+    date: str | None = None  # ISO 8601, set when tagging
+
+    def __post_init__(self) -> None:
+        for key in self.permissions:
+            if not isinstance(key, Purpose):
+                raise UsageError(f"permission keys must be Purpose values, got {key!r}")
+        object.__setattr__(self, "permissions", full(self.permissions))
+        if self.web_statement is not None:
+            check_url(self.web_statement, "the web statement")
+        if self.policy is not None:
+            check_url(self.policy, "the TDM policy")
+
+    def state(self, purpose: Purpose) -> State:
+        return self.permissions[purpose].state
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the assertion says nothing at all about any purpose."""
+        return all(p.state is State.UNSPECIFIED for p in self.permissions.values())
+
+    def dated(self, when: _dt.datetime | None = None) -> Assertion:
+        when = when or _dt.datetime.now(_dt.timezone.utc)
+        return replace(self, date=when.replace(microsecond=0).isoformat())
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        deny: Iterable[str] = (),
+        allow: Iterable[str] = (),
+        constrain: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        holder: str | None = None,
+        contact: str | None = None,
+        copyright: str | None = None,
+        web_statement: str | None = None,
+        policy: str | None = None,
+    ) -> Assertion:
+        """Assertion from purpose or group names, as the CLI's flags give them.
+
+        A purpose named twice with different states is an error, not a silent override.
+        """
+        chosen: dict[Purpose, Permission] = {}
+
+        def put(name: str, perm: Permission) -> None:
+            for p in expand(name):
+                if p in chosen and chosen[p] != perm:
+                    raise UsageError(f"purpose {p.value!r} is given two different states")
+                chosen[p] = perm
+
+        for name in deny:
+            put(name, Permission(State.NOT_ALLOWED))
+        for name in allow:
+            put(name, Permission(State.ALLOWED))
+        items = constrain.items() if isinstance(constrain, Mapping) else constrain
+        for name, text in items:
+            if not text.strip():
+                raise UsageError(f"--constrain {name}= needs the terms (a URL or text) after '='")
+            put(name, Permission(State.CONSTRAINED, text.strip()))
+        if contact and not holder:
+            raise UsageError("a holder contact needs a holder name")
+        return cls(
+            permissions=chosen,
+            holder=Holder(holder, contact) if holder else None,
+            copyright=copyright,
+            web_statement=web_statement,
+            policy=policy,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "permissions": {p.value: perm.to_json() for p, perm in self.permissions.items()}
+        }
+        if self.holder:
+            out["holder"] = self.holder.to_json()
+        for key in ("copyright", "web_statement", "policy", "date"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Assertion:
+        """The inverse of :meth:`to_json`; every problem is reported by name."""
+        if not isinstance(data, Mapping):
+            raise UsageError("an assertion must be a JSON object")
+        known = {"permissions", "holder", "copyright", "web_statement", "policy", "date"}
+        extra = set(data) - known
+        if extra:
+            raise UsageError(f"unknown assertion field(s): {', '.join(sorted(extra))}")
+        perms: dict[Purpose, Permission] = {}
+        raw_perms = data.get("permissions", {})
+        if not isinstance(raw_perms, Mapping):
+            raise UsageError("'permissions' must be an object keyed by purpose")
+        for name, value in raw_perms.items():
+            purpose = parse_purpose(name)
+            if isinstance(value, str):
+                value = {"state": value}
+            if not isinstance(value, Mapping) or "state" not in value:
+                raise UsageError(f"permission for {name!r} must be a state or {{'state': ...}}")
+            perms[purpose] = Permission(parse_state(value["state"]), value.get("constraint_info"))
+        holder = data.get("holder")
+        return cls(
+            permissions=perms,
+            holder=Holder(holder["name"], holder.get("contact")) if holder else None,
+            copyright=data.get("copyright"),
+            web_statement=data.get("web_statement"),
+            policy=data.get("policy"),
+            date=data.get("date"),
+        )
+
+
+def summary(perms: Mapping[Purpose, Permission]) -> str:
+    """One plain sentence per state, e.g. for plus:OtherConstraints and terminals."""
+    by_state: dict[State, list[str]] = {}
+    for purpose, perm in full(perms).items():
+        label = LABELS[purpose]
+        if perm.state is State.CONSTRAINED and perm.constraint_info:
+            label += f" (under these terms: {perm.constraint_info})"
+        by_state.setdefault(perm.state, []).append(label)
+    parts = []
+    for state, head in (
+        (State.NOT_ALLOWED, "Not allowed"),
+        (State.CONSTRAINED, "Allowed only under terms"),
+        (State.ALLOWED, "Allowed"),
+        (State.UNSPECIFIED, "Not specified"),
+    ):
+        if state in by_state:
+            parts.append(f"{head}: {', '.join(by_state[state])}.")
+    return " ".join(parts)

@@ -1,0 +1,120 @@
+"""What ``read`` and ``tag`` return: plain data, with the JSON form the CLI prints.
+
+The JSON shapes are documented in ``schemas/read-report.schema.json`` and
+``schemas/tag-result.schema.json``; a test validates real output against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .decide import Decision
+from .model import PURPOSES, Assertion, Permission, Purpose, State, full
+from .vocab import Signal
+
+
+@dataclass
+class CarrierReport:
+    """One place in the file that holds signals (an XMP packet, an EXIF tag, an ID3 tag...)."""
+
+    name: str
+    location: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    signals: list[Signal] = field(default_factory=list)
+    rights: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "location": self.location,
+            "values": self.values,
+            "signals": [s.to_json() for s in self.signals],
+            "errors": list(self.errors),
+        }
+
+
+def _states(perms: dict[Purpose, Permission] | Any) -> dict[str, str]:
+    return {p.value: perms[p].state.value for p in PURPOSES}
+
+
+def _constraints(perms: Any) -> dict[str, str]:
+    return {p.value: perms[p].constraint_info for p in PURPOSES if perms[p].constraint_info}
+
+
+_NOTHING = Decision(full({}), full({}))
+
+
+@dataclass
+class FileReport:
+    path: str | None
+    format: str | None = None
+    carriers: list[CarrierReport] = field(default_factory=list)
+    decision: Decision = _NOTHING
+    rights: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def permissions(self) -> dict[Purpose, Permission]:
+        return dict(self.decision.permissions)
+
+    @property
+    def conflicts(self) -> tuple[str, ...]:
+        return self.decision.conflicts
+
+    @property
+    def signals(self) -> list[Signal]:
+        return [s for c in self.carriers for s in c.signals]
+
+    @property
+    def has_signals(self) -> bool:
+        return any(
+            p.state is not State.UNSPECIFIED for s in self.signals for p in s.permissions.values()
+        )
+
+    def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
+        """Fails closed: a file that could not be read fully is not to be used."""
+        if self.errors:
+            return False
+        return self.decision.may_use(purpose, accept_constraints=accept_constraints)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "permissions": _states(self.decision.permissions),
+            "constraints": _constraints(self.decision.permissions),
+            "effective": _states(self.decision.effective),
+            "conflicts": list(self.decision.conflicts),
+            "rights": self.rights,
+            "carriers": [c.to_json() for c in self.carriers],
+            "errors": list(self.errors),
+        }
+
+
+TagStatus = Literal["tagged", "would-tag", "failed", "skipped"]
+
+
+@dataclass
+class TagResult:
+    path: str | None
+    status: TagStatus
+    format: str | None = None
+    carriers: list[str] = field(default_factory=list)  # what was (or would be) written
+    reason: str | None = None
+    assertion: Assertion | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("tagged", "would-tag", "skipped")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "format": self.format,
+            "carriers": list(self.carriers),
+            "reason": self.reason,
+            "assertion": self.assertion.to_json() if self.assertion else None,
+        }

@@ -1,0 +1,65 @@
+"""The project's own exact record: every purpose's state, word for word.
+
+The same flat key/value form travels in every carrier that can hold it: XMP properties in
+the rightsmeta namespace, ID3 ``TXXX`` frames, Vorbis comments, MP4 freeform atoms
+(``schemas/rightsmeta-namespace.md`` documents the names). Keys are XMP property names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import MalformedMetadata
+from ..model import PURPOSES, Assertion, Permission, Purpose, State
+from . import Signal
+
+NAME = "rightsmeta"
+NS = "http://ns.rightsmeta.org/xmp/1.0/"
+PREFIX = "rightsmeta"
+VERSION = "1"
+
+KEYS: dict[Purpose, str] = {
+    Purpose.DATA_MINING: "DataMining",
+    Purpose.AI_TRAINING: "AITraining",
+    Purpose.GENAI_TRAINING: "GenAITraining",
+    Purpose.AI_INFERENCE: "AIInference",
+    Purpose.SEARCH: "Search",
+}
+CONSTRAINT_SUFFIX = "Constraint"
+ALL_KEYS = ("Version", *KEYS.values(), *(k + CONSTRAINT_SUFFIX for k in KEYS.values()))
+
+
+def encode(assertion: Assertion) -> dict[str, str] | None:
+    """Every purpose's state (unspecified included, so the record is complete); None if empty."""
+    if assertion.is_empty:
+        return None
+    out = {"Version": VERSION}
+    for purpose, key in KEYS.items():
+        perm = assertion.permissions[purpose]
+        out[key] = perm.state.value
+        if perm.constraint_info is not None:
+            out[key + CONSTRAINT_SUFFIX] = perm.constraint_info
+    return out
+
+
+def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
+    """Signal from the record's keys (others ignored); None when no record is present."""
+    present = {k: v for k, v in values.items() if k in ALL_KEYS}
+    if not present:
+        return None
+    perms: dict[Purpose, Permission] = {}
+    for purpose, key in KEYS.items():
+        text = present.get(key)
+        if text is None:
+            continue
+        try:
+            state = State(text.strip())
+        except ValueError:
+            expected = ", ".join(s.value for s in State)
+            raise MalformedMetadata(
+                f"{PREFIX}:{key} must be one of {expected}, got {text!r}"
+            ) from None
+        info = present.get(key + CONSTRAINT_SUFFIX)
+        perms[purpose] = Permission(state, info if state is State.CONSTRAINED else None)
+    raw = {k: present[k] for k in ALL_KEYS if k in present}
+    return Signal(NAME, carrier, perms, raw=raw, exact=True, covers=PURPOSES)

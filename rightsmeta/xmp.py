@@ -1,0 +1,224 @@
+"""XMP packets: a hardened reader, and the property set rightsmeta writes.
+
+Carrier-independent: the same packet sits in a JPEG APP1 segment, an ID3 PRIV frame or a
+PDF metadata stream. Packets come from untrusted files, so parsing forbids DTDs (no entity
+expansion, no external fetches) and bounds size and element count, as pypdf does.
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from .errors import MalformedMetadata
+from .model import Assertion, Holder, State, summary
+from .vocab import Signal, iptc, project, tdmrep
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+DC = "http://purl.org/dc/elements/1.1/"
+XMP_RIGHTS = "http://ns.adobe.com/xap/1.0/rights/"
+
+# prefix -> namespace, for everything rightsmeta writes.
+NAMESPACES = {
+    "plus": iptc.NS,
+    "tdm": tdmrep.NS,
+    project.PREFIX: project.NS,
+    "dc": DC,
+    "xmpRights": XMP_RIGHTS,
+}
+
+MAX_PACKET = 8 * 1024 * 1024
+MAX_ELEMENTS = 200_000
+_SMALL = 256 * 1024  # below this, element count is bounded by size and the fast parser is safe
+
+Value = str | list[str]
+
+
+@dataclass(frozen=True)
+class LangAlt:
+    """A language-alternative text; rightsmeta writes the x-default entry."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Bag:
+    items: tuple[str, ...]
+
+
+WriteValue = str | LangAlt | Bag | None  # None deletes the property
+
+
+def _text(elem: ET.Element) -> Value | None:
+    resource = elem.get(f"{{{RDF}}}resource")
+    if resource is not None:
+        return resource
+    for container in ("Alt", "Bag", "Seq"):
+        node = elem.find(f"{{{RDF}}}{container}")
+        if node is not None:
+            items = node.findall(f"{{{RDF}}}li")
+            if container == "Alt":
+                # The x-default entry, else the first: what a reader shows by default.
+                chosen = next((li for li in items if li.get(XML_LANG) == "x-default"), items[0] if items else None)
+                return (chosen.text or "") if chosen is not None else None
+            return [li.text or "" for li in items]
+    if len(elem):
+        return None  # a struct: none of the properties rightsmeta reads is one
+    return elem.text or ""
+
+
+def _split(tag: str) -> tuple[str, str]:
+    ns, _, local = tag[1:].partition("}")
+    return ns, local
+
+
+def _parse(packet: bytes) -> ET.Element:
+    if len(packet) > MAX_PACKET:
+        raise MalformedMetadata(f"XMP packet is {len(packet)} bytes, more than the {MAX_PACKET} allowed")
+    try:
+        if len(packet) <= _SMALL:
+            return SafeET.fromstring(packet, forbid_dtd=True)
+        count = 0
+        root = None
+        for _event, elem in SafeET.iterparse(io.BytesIO(packet), events=("end",), forbid_dtd=True):
+            count += 1
+            if count > MAX_ELEMENTS:
+                raise MalformedMetadata(f"XMP packet has more than {MAX_ELEMENTS} elements")
+            root = elem
+        if root is None:
+            raise MalformedMetadata("XMP packet is empty")
+        return root
+    except DefusedXmlException as exc:
+        raise MalformedMetadata(f"XMP packet refused: {type(exc).__name__} (DTDs and entities are not allowed)") from None
+    except ET.ParseError as exc:
+        raise MalformedMetadata(f"XMP packet is not well-formed XML: {exc}") from None
+
+
+def properties(packet: bytes) -> dict[tuple[str, str], Value]:
+    """Every top-level property of every rdf:Description, keyed by (namespace, name)."""
+    root = _parse(packet)
+    props: dict[tuple[str, str], Value] = {}
+    for desc in root.iter(f"{{{RDF}}}Description"):
+        for attr, value in desc.attrib.items():
+            if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}"):
+                props[_split(attr)] = value
+        for child in desc:
+            if not child.tag.startswith("{"):
+                continue
+            value = _text(child)
+            if value is not None:
+                props.setdefault(_split(child.tag), value)
+    return props
+
+
+@dataclass
+class XmpReading:
+    """What rightsmeta understood of one XMP packet."""
+
+    signals: list[Signal] = field(default_factory=list)
+    rights: dict[str, Any] = field(default_factory=dict)  # copyright, web_statement, holder...
+    raw: dict[str, Value] = field(default_factory=dict)  # "prefix:Name" -> value, for reports
+    errors: list[str] = field(default_factory=list)
+
+
+def _one(value: Value | None) -> str | None:
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
+    """Signals and rights fields of a packet. Raises MalformedMetadata if the packet is unsafe."""
+    props = properties(packet)
+    out = XmpReading()
+    prefixes = {ns: prefix for prefix, ns in NAMESPACES.items()}
+    prefixes[tdmrep.NS_HASH] = "tdm"
+    for (ns, name), value in props.items():
+        if ns in prefixes:
+            out.raw[f"{prefixes[ns]}:{name}"] = value
+
+    def attempt(fn: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            signal = fn(*args, carrier=carrier, **kwargs)
+        except MalformedMetadata as exc:
+            out.errors.append(str(exc))
+            return
+        if signal is not None:
+            out.signals.append(signal)
+
+    attempt(project.decode, {name: _one(v) for (ns, name), v in props.items() if ns == project.NS})
+    attempt(iptc.decode, _one(props.get((iptc.NS, "DataMining"))), _one(props.get((iptc.NS, "OtherConstraints"))))
+    for ns in tdmrep.NAMESPACES:
+        if (ns, "reservation") in props or (ns, "policy") in props:
+            attempt(tdmrep.decode, _one(props.get((ns, "reservation"))), _one(props.get((ns, "policy"))))
+            break
+
+    rights = out.rights
+    for key, ns, name in (
+        ("copyright", DC, "rights"),
+        ("web_statement", XMP_RIGHTS, "WebStatement"),
+        ("usage_terms", XMP_RIGHTS, "UsageTerms"),
+        ("policy", tdmrep.NS, "policy"),
+        ("date", project.NS, "Date"),
+    ):
+        value = _one(props.get((ns, name)))
+        if value:
+            rights[key] = value
+    holder = _one(props.get((project.NS, "HolderName"))) or _one(props.get((XMP_RIGHTS, "Owner")))
+    if holder:
+        rights["holder"] = Holder(holder, _one(props.get((project.NS, "HolderContact"))) or None).to_json()
+    return out
+
+
+def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, WriteValue]:
+    """The properties to set ("prefix:Name" -> value) and to delete (-> None).
+
+    ``existing`` is the packet's current raw view (``XmpReading.raw``): our own earlier
+    values are replaced, other people's free text is kept.
+    """
+    out: dict[str, WriteValue] = {}
+    # The exact record: replace the whole set, so a purpose no longer constrained loses its text.
+    record = project.encode(assertion) or {}
+    for key in project.ALL_KEYS:
+        out[f"{project.PREFIX}:{key}"] = record.get(key)
+
+    plus = iptc.encode(assertion) or {"DataMining": None, "OtherConstraints": None}
+    out["plus:DataMining"] = iptc.uri(plus["DataMining"]) if plus["DataMining"] else None
+    sentence = plus["OtherConstraints"]
+    current = _one(existing.get("plus:OtherConstraints"))
+    if sentence is not None:
+        out["plus:OtherConstraints"] = LangAlt(sentence)
+    elif current is not None and iptc.is_own_sentence(current):
+        out["plus:OtherConstraints"] = None
+
+    tdm = tdmrep.encode(assertion)
+    out["tdm:reservation"] = str(tdm["reservation"]) if tdm else None
+    out["tdm:policy"] = str(tdm["policy"]) if tdm and tdm["policy"] else None
+
+    terms = f"{iptc.SENTENCE_PREFIX} {summary(assertion.permissions)}"
+    current_terms = _one(existing.get("xmpRights:UsageTerms"))
+    if current_terms is None or iptc.is_own_sentence(current_terms):
+        out["xmpRights:UsageTerms"] = LangAlt(terms)
+
+    reserved = any(p.state in (State.NOT_ALLOWED, State.CONSTRAINED) for p in assertion.permissions.values())
+    if reserved or assertion.copyright:
+        out["xmpRights:Marked"] = "True"
+    if assertion.copyright:
+        out["dc:rights"] = LangAlt(assertion.copyright)
+    if assertion.web_statement:
+        out["xmpRights:WebStatement"] = assertion.web_statement
+    if assertion.holder:
+        out["xmpRights:Owner"] = Bag((assertion.holder.name,))
+        out[f"{project.PREFIX}:HolderName"] = assertion.holder.name
+        out[f"{project.PREFIX}:HolderContact"] = assertion.holder.contact
+    if assertion.date:
+        out[f"{project.PREFIX}:Date"] = assertion.date
+    return out
+
