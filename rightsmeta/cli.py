@@ -181,5 +181,5 @@ def demo(keep: str | None) -> None:
     """Tag built-in sample files in a temporary folder and show what happened, step by step."""
     from .demo import run
 
-    run(keep, click.echo)
+    run(keep, click.echo, _render_read, _render_tag)
 

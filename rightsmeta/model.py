@@ -169,15 +169,21 @@ class Assertion:
     ) -> Assertion:
         """Assertion from purpose or group names, as the CLI's flags give them.
 
-        A purpose named twice with different states is an error, not a silent override.
+        The narrower name wins (``--deny all --allow search`` allows search); a purpose given
+        two different states at the same breadth is an error, not a silent override.
         """
         chosen: dict[Purpose, Permission] = {}
+        breadth: dict[Purpose, int] = {}
 
         def put(name: str, perm: Permission) -> None:
-            for p in expand(name):
-                if p in chosen and chosen[p] != perm:
+            purposes = expand(name)
+            for p in purposes:
+                if p in chosen and breadth[p] < len(purposes):
+                    continue
+                if p in chosen and breadth[p] == len(purposes) and chosen[p] != perm:
                     raise UsageError(f"purpose {p.value!r} is given two different states")
                 chosen[p] = perm
+                breadth[p] = len(purposes)
 
         for name in deny:
             put(name, Permission(State.NOT_ALLOWED))

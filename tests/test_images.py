@@ -107,11 +107,11 @@ def test_projection_edited_by_exiftool_is_a_conflict(tmp_path: Path, exiftool: s
     assert report.errors == []
     assert any("iptc-plus" in c and "differs" in c for c in report.conflicts), report.conflicts
     perms = report.permissions
-    # notAllowed beats allowed; where only the edited projection speaks, it is believed.
+    # Once the file disagrees, every carrier counts by precedence: notAllowed beats allowed.
     assert perms[Purpose.AI_TRAINING].state is State.NOT_ALLOWED
     assert perms[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
     assert perms[Purpose.SEARCH].state is State.ALLOWED
-    assert perms[Purpose.DATA_MINING].state is State.ALLOWED
+    assert perms[Purpose.DATA_MINING].state is State.NOT_ALLOWED  # TDMRep reservation 1 beats the edit
 
 
 @pytest.mark.parametrize(
@@ -172,8 +172,9 @@ def test_pixels_exif_icc_and_other_xmp_kept(tmp_path: Path, exiftool: str, fmt: 
         assert printed["IPTC:Keywords"] == "kept"
 
 
-def test_tagging_again_replaces_our_values(tmp_path: Path, exiftool: str) -> None:
-    path = write_image(tmp_path, "jpeg")
+@pytest.mark.parametrize("fmt", WRITABLE)
+def test_tagging_again_replaces_our_values(tmp_path: Path, exiftool: str, fmt: str) -> None:
+    path = write_image(tmp_path, fmt)
     first = Assertion.build(deny=["ai", "data-mining"], constrain=[("search", "https://example.com/terms")], policy="https://example.com/p")
     rightsmeta.tag(path, first)
     rightsmeta.tag(path, DENY_AI)

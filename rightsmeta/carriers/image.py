@@ -26,7 +26,7 @@ WRITABLE = ("jpeg", "png", "webp", "tiff")
 _REGISTERED = False
 
 
-def _register_namespaces() -> None:
+def register_namespaces() -> None:
     # exiv2 keeps namespaces in a process-wide table; registering is idempotent, and doing it
     # once, lazily, keeps importing rightsmeta free of side effects.
     global _REGISTERED
@@ -112,7 +112,7 @@ def write(data: bytes, fmt: str, assertion: Assertion) -> tuple[bytes, list[str]
         existing = xmp.read(bytes(packet)).raw if packet is not None else {}
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
-    _register_namespaces()
+    register_namespaces()
     changes = {f"Xmp.{key.replace(':', '.', 1)}": _pyexiv2_value(v) for key, v in xmp.updates(assertion, existing).items()}
     # Deleting a property that is not there makes exiv2 complain; only delete what exists.
     changes = {k: v for k, v in changes.items() if v is not None or k[4:].replace(".", ":", 1) in existing}
