@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UsageError
 from .model import AI_PURPOSES, PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose, State, full
 from .vocab import Signal, iptc, tdmrep
 
@@ -50,7 +51,7 @@ def strongest(perms: Iterable[Permission]) -> Permission:
             best = perm
         if perm.state is State.CONSTRAINED and perm.constraint_info and perm.constraint_info not in infos:
             infos.append(perm.constraint_info)
-    if best.state is State.CONSTRAINED and len(infos) > 1:
+    if best.state is State.CONSTRAINED and infos:  # whichever came first, keep every text
         return Permission(State.CONSTRAINED, "; ".join(infos))
     return best
 
@@ -87,7 +88,11 @@ def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
     encoder = _ENCODERS.get(signal.vocabulary)
     if encoder is not None:
         policy = signal.raw.get("policy") if signal.vocabulary == tdmrep.NAME else None
-        return encoder(Assertion(permissions=exact, policy=policy)) == dict(signal.raw)
+        try:
+            expected = encoder(Assertion(permissions=exact, policy=policy))
+        except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
+            return False
+        return bool(expected == dict(signal.raw))
     # A vocabulary rightsmeta does not write agrees when it says nothing the record contradicts.
     return all(
         signal.permissions[p].state in (State.UNSPECIFIED, exact[p].state) for p in signal.covers
@@ -132,6 +137,8 @@ def decide(signals: Sequence[Signal]) -> Decision:
             f"{s.source} ({_describe(s.permissions, s.covers)}) differs from the rightsmeta record "
             f"({_describe(record, s.covers)}); resolved by precedence"
         )
-    stated = merge([*exact, *diverging]) if diverging else record
+    # A conflicting file is resolved by precedence over every carrier it holds: a matching
+    # projection's restriction (e.g. TDMRep's reservation) still counts once the file disagrees.
+    stated = merge(signals) if diverging else record
     return Decision(stated, umbrella(stated), tuple(conflicts))
 

@@ -151,7 +151,7 @@ class Assertion:
         return all(p.state is State.UNSPECIFIED for p in self.permissions.values())
 
     def dated(self, when: _dt.datetime | None = None) -> Assertion:
-        when = when or _dt.datetime.now(_dt.timezone.utc)
+        when = when or _dt.datetime.now(_dt.UTC)
         return replace(self, date=when.replace(microsecond=0).isoformat())
 
     @classmethod

@@ -84,17 +84,18 @@ def _parse(packet: bytes) -> ET.Element:
         raise MalformedMetadata(f"XMP packet is {len(packet)} bytes, more than the {MAX_PACKET} allowed")
     try:
         if len(packet) <= _SMALL:
-            return SafeET.fromstring(packet, forbid_dtd=True)
+            root: ET.Element = SafeET.fromstring(packet, forbid_dtd=True)
+            return root
         count = 0
-        root = None
+        last: ET.Element | None = None
         for _event, elem in SafeET.iterparse(io.BytesIO(packet), events=("end",), forbid_dtd=True):
             count += 1
             if count > MAX_ELEMENTS:
                 raise MalformedMetadata(f"XMP packet has more than {MAX_ELEMENTS} elements")
-            root = elem
-        if root is None:
+            last = elem
+        if last is None:
             raise MalformedMetadata("XMP packet is empty")
-        return root
+        return last
     except DefusedXmlException as exc:
         raise MalformedMetadata(f"XMP packet refused: {type(exc).__name__} (DTDs and entities are not allowed)") from None
     except ET.ParseError as exc:
@@ -112,9 +113,9 @@ def properties(packet: bytes) -> dict[tuple[str, str], Value]:
         for child in desc:
             if not child.tag.startswith("{"):
                 continue
-            value = _text(child)
-            if value is not None:
-                props.setdefault(_split(child.tag), value)
+            found = _text(child)
+            if found is not None:
+                props.setdefault(_split(child.tag), found)
     return props
 
 
@@ -168,9 +169,9 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
         ("policy", tdmrep.NS, "policy"),
         ("date", project.NS, "Date"),
     ):
-        value = _one(props.get((ns, name)))
-        if value:
-            rights[key] = value
+        text = _one(props.get((ns, name)))
+        if text:
+            rights[key] = text
     holder = _one(props.get((project.NS, "HolderName"))) or _one(props.get((XMP_RIGHTS, "Owner")))
     if holder:
         rights["holder"] = Holder(holder, _one(props.get((project.NS, "HolderContact"))) or None).to_json()

@@ -56,7 +56,10 @@ def decode(assertion: Mapping[str, Any], *, label: str = LABEL, carrier: str = "
             raise MalformedMetadata(f"{label}: entry {key!r} constraint_info must be a string")
         state = _USES[use]
         perms[purpose] = Permission(state, info if state is State.CONSTRAINED else None)
-        raw[f"cawg.{name}"] = {"use": use, **({"constraint_info": info} if info is not None else {})}
+        entry_raw = {"use": str(use)}
+        if info is not None:
+            entry_raw["constraint_info"] = info
+        raw[f"cawg.{name}"] = entry_raw
     return Signal(NAME, carrier, perms, raw={"entries": raw}, exact=True, trusted=trusted, covers=COVERS)
 
 

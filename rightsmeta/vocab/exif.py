@@ -1,7 +1,8 @@
 """Exif 3.1 ``LearningOptOutIn`` (tag 0x9287 in the Exif IFD): read only.
 
 The value is a count N followed by N (usage, indicator) pairs of 16-bit integers, as
-ExifTool (>= 13.56) writes it. Usage 0 means every use; a specific usage overrides it.
+ExifTool (>= 13.56) writes it. Usage 0 means every use; a specific usage overrides it,
+unless its indicator is 'unspecified', which says nothing.
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ def decode(values: Sequence[int], *, carrier: str = "exif") -> Signal:
         raise MalformedMetadata(
             f"LearningOptOutIn says {count} pair(s) but holds {len(pairs)} value(s) after the count"
         )
-    found = sorted(zip(pairs[0::2], pairs[1::2]), key=lambda pair: pair[0] != 0)  # usage 0 first
+    found = sorted(zip(pairs[0::2], pairs[1::2], strict=True), key=lambda pair: pair[0] != 0)  # usage 0 first
     perms: dict[Purpose, Permission] = {}
     for usage, indicator in found:
         if usage not in USAGES:
             raise MalformedMetadata(f"LearningOptOutIn has unknown usage {usage}")
         if indicator not in INDICATORS:
             raise MalformedMetadata(f"LearningOptOutIn has unknown indicator {indicator}")
+        if INDICATORS[indicator] is State.UNSPECIFIED:
+            continue  # says nothing, so it cannot override what usage 0 said
         for purpose in USAGES[usage]:
             perms[purpose] = Permission(INDICATORS[indicator])
     return Signal(NAME, carrier, perms, raw={"LearningOptOutIn": list(values)}, covers=_ALL)
