@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -112,6 +112,7 @@ class Holder:
         return {"name": self.name, **({"contact": self.contact} if self.contact else {})}
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _URL = re.compile(r"^(https?://[^\s]+|mailto:[^\s]+)$", re.IGNORECASE)
 
 
@@ -137,10 +138,26 @@ class Assertion:
             if not isinstance(key, Purpose):
                 raise UsageError(f"permission keys must be Purpose values, got {key!r}")
         object.__setattr__(self, "permissions", full(self.permissions))
+        for what, text in self._texts():
+            if _CONTROL.search(text):
+                raise UsageError(f"{what} contains a control character, which metadata cannot carry")
         if self.web_statement is not None:
             check_url(self.web_statement, "the web statement")
         if self.policy is not None:
             check_url(self.policy, "the TDM policy")
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        for purpose, perm in self.permissions.items():
+            if perm.constraint_info:
+                yield f"the terms for {purpose.value}", perm.constraint_info
+        if self.holder:
+            yield "the holder name", self.holder.name
+            if self.holder.contact:
+                yield "the holder contact", self.holder.contact
+        for what in ("copyright", "web_statement", "policy"):
+            value = getattr(self, what)
+            if value:
+                yield f"the {what.replace('_', ' ')}", value
 
     def state(self, purpose: Purpose) -> State:
         return self.permissions[purpose].state

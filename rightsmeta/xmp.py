@@ -223,3 +223,120 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
         out[f"{project.PREFIX}:Date"] = assertion.date
     return out
 
+
+
+# --- writing a packet without exiv2 (ID3 PRIV frames, PDF metadata streams) ----------------
+
+X_META = "adobe:ns:meta/"
+_KNOWN_PREFIXES = {
+    RDF: "rdf",
+    X_META: "x",
+    "http://www.w3.org/XML/1998/namespace": "xml",
+    "http://ns.adobe.com/xap/1.0/": "xmp",
+    "http://ns.adobe.com/pdf/1.3/": "pdf",
+    "http://www.aiim.org/pdfa/ns/id/": "pdfaid",
+    "http://www.aiim.org/pdfa/ns/extension/": "pdfaExtension",
+    "http://www.aiim.org/pdfa/ns/schema#": "pdfaSchema",
+    "http://www.aiim.org/pdfa/ns/property#": "pdfaProperty",
+    "http://ns.adobe.com/photoshop/1.0/": "photoshop",
+    "http://iptc.org/std/Iptc4xmpExt/2008-02-29/": "Iptc4xmpExt",
+    **{ns: prefix for prefix, ns in NAMESPACES.items()},
+}
+_PACKET_HEAD = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+_PACKET_TAIL = '\n<?xpacket end="w"?>'
+
+
+def _escape(text: str, attribute: bool = False) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if attribute else text
+
+
+def serialise(root: ET.Element) -> bytes:
+    """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state."""
+    prefixes: dict[str, str] = {}
+
+    def prefix(tag: str) -> str:
+        ns, local = _split(tag) if tag.startswith("{") else ("", tag)
+        if not ns:
+            return local
+        if ns not in prefixes:
+            wanted = _KNOWN_PREFIXES.get(ns) or f"ns{len(prefixes) + 1}"
+            while wanted in prefixes.values():
+                wanted += "_"
+            prefixes[ns] = wanted
+        return f"{prefixes[ns]}:{local}"
+
+    def walk(elem: ET.Element, depth: int) -> str:
+        name = prefix(elem.tag)
+        attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items())
+        pad = "  " * depth
+        if len(elem) == 0:
+            text = _escape(elem.text or "")
+            return f"{pad}<{name}{attrs}>{text}</{name}>" if text else f"{pad}<{name}{attrs}/>"
+        inner = "\n".join(walk(child, depth + 1) for child in elem)
+        return f"{pad}<{name}{attrs}>\n{inner}\n{pad}</{name}>"
+
+    body = walk(root, 0)
+    declared = " ".join(
+        f'xmlns:{p}="{_escape(ns, True)}"' for ns, p in prefixes.items() if p != "xml"
+    )
+    # Every namespace is declared once, on the root element (which always has children).
+    cut = body.index(">")
+    body = f"{body[:cut]} {declared}{body[cut:]}"
+    return (_PACKET_HEAD + body + _PACKET_TAIL).encode("utf-8")
+
+
+def _empty_packet() -> ET.Element:
+    root = ET.Element(f"{{{X_META}}}xmpmeta")
+    rdf = ET.SubElement(root, f"{{{RDF}}}RDF")
+    ET.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})
+    return root
+
+
+def _property_tag(key: str) -> str:
+    prefix_, _, name = key.partition(":")
+    return f"{{{NAMESPACES[prefix_]}}}{name}"
+
+
+def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
+    """Set or delete properties ("prefix:Name" -> value) in a parsed packet, in place."""
+    if root.tag != f"{{{X_META}}}xmpmeta" and root.tag != f"{{{RDF}}}RDF":
+        raise MalformedMetadata("XMP packet has no x:xmpmeta or rdf:RDF root")
+    rdf = root if root.tag == f"{{{RDF}}}RDF" else root.find(f"{{{RDF}}}RDF")
+    if rdf is None:
+        rdf = ET.SubElement(root, f"{{{RDF}}}RDF")
+    descriptions = rdf.findall(f"{{{RDF}}}Description")
+    if not descriptions:
+        descriptions = [ET.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})]
+    target = descriptions[0]
+    for key, value in changes.items():
+        tag = _property_tag(key)
+        for desc in descriptions:  # a property may stand as an attribute or an element, anywhere
+            desc.attrib.pop(tag, None)
+            for old in desc.findall(tag):
+                desc.remove(old)
+        if value is None:
+            continue
+        elem = ET.SubElement(target, tag)
+        if isinstance(value, LangAlt):
+            alt = ET.SubElement(elem, f"{{{RDF}}}Alt")
+            ET.SubElement(alt, f"{{{RDF}}}li", {XML_LANG: "x-default"}).text = value.text
+        elif isinstance(value, Bag):
+            bag = ET.SubElement(elem, f"{{{RDF}}}Bag")
+            for item in value.items:
+                ET.SubElement(bag, f"{{{RDF}}}li").text = item
+        else:
+            elem.text = value
+
+
+def merge_packet(existing: bytes | None, changes: Mapping[str, WriteValue]) -> bytes:
+    """A packet with ``changes`` applied to ``existing`` (parsed by the hardened reader)."""
+    root = _parse(existing) if existing else _empty_packet()
+    apply(root, changes)
+    return serialise(root)
+
+
+def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:
+    """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds."""
+    current = read(existing).raw if existing else {}
+    return merge_packet(existing, updates(assertion, current))

@@ -1,0 +1,60 @@
+"""The XMP packet writer used where exiv2 cannot go (ID3 PRIV frames, PDF metadata streams)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_images import assertions
+
+from rightsmeta import Assertion, Purpose, State, xmp
+from rightsmeta.decide import decide
+from rightsmeta.errors import MalformedMetadata
+
+FOREIGN = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:my="http://example.com/my/"
+  xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" xmp:CreatorTool="Some Editor"
+  plus:DataMining="http://ns.useplus.org/ldf/vocab/DMI-ALLOWED">
+ <my:Note>keep me &amp; my entity-free text</my:Note>
+</rdf:Description>
+<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">
+ <dc:title><rdf:Alt><rdf:li xml:lang="x-default">A title</rdf:li></rdf:Alt></dc:title>
+</rdf:Description></rdf:RDF></x:xmpmeta>
+<?xpacket end="w"?>"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(assertion=assertions(), holder=st.text(min_size=1, max_size=20).filter(str.isprintable))
+def test_packet_round_trip(assertion: Assertion, holder: str) -> None:
+    full = Assertion(permissions=assertion.permissions, holder=None, copyright=f"(c) {holder} <&>").dated()
+    packet = xmp.write_packet(None, full)
+    reading = xmp.read(packet)
+    assert reading.errors == []
+    decision = decide(reading.signals)
+    assert decision.permissions == dict(full.permissions) and decision.conflicts == ()
+    assert reading.rights["copyright"] == full.copyright
+
+
+def test_foreign_properties_kept_and_ours_replaced() -> None:
+    deny = Assertion.build(deny=["ai"], copyright="(c) Ada").dated()
+    packet = xmp.write_packet(FOREIGN, deny)
+    props = xmp.properties(packet)
+    assert props[("http://ns.adobe.com/xap/1.0/", "CreatorTool")] == "Some Editor"
+    assert props[("http://example.com/my/", "Note")] == "keep me & my entity-free text"
+    assert props[("http://purl.org/dc/elements/1.1/", "title")] == "A title"
+    # The attribute-form DMI-ALLOWED is gone, replaced by our code: exactly one DataMining.
+    assert packet.count(b"<plus:DataMining>") == 1 and b"DMI-ALLOWED" not in packet
+    report = decide(xmp.read(packet).signals)
+    assert report.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED and report.conflicts == ()
+    # Tagging again with less removes what no longer applies.
+    again = xmp.write_packet(packet, Assertion.build(allow=["all"]).dated())
+    assert b"tdm:reservation>0<" in again and b"OtherConstraints" not in again
+
+
+def test_unsafe_existing_packet_is_refused() -> None:
+    with pytest.raises(MalformedMetadata, match="DTD"):
+        xmp.write_packet(b'<!DOCTYPE x [<!ENTITY a "b">]><x:xmpmeta xmlns:x="adobe:ns:meta/"/>',
+                         Assertion.build(deny=["ai"]))
+    with pytest.raises(MalformedMetadata, match="well-formed"):
+        xmp.write_packet(b"<x:xmpmeta", Assertion.build(deny=["ai"]))
