@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .carriers import detect
+from .carriers import Family, Options, detect
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UsageError, WriteError
 from .fsio import Buffer, atomic_write, open_buffer
@@ -29,7 +29,7 @@ def _name(source: Source) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _identify(buf: Buffer) -> tuple[object, str]:
+def _identify(buf: Buffer) -> tuple[Family, str]:
     if len(buf) == 0:
         raise MalformedFile("empty file (0 bytes)")
     found = detect(bytes(buf[:64]))
@@ -38,14 +38,14 @@ def _identify(buf: Buffer) -> tuple[object, str]:
     return found
 
 
-def read(source: Source, *, name: str | None = None) -> FileReport:
+def read(source: Source, *, name: str | None = None, password: str | None = None) -> FileReport:
     """Every carrier found in the file, its raw values, and the resolved permissions."""
     report = FileReport(name or _name(source))
     try:
         with open_buffer(source) as buf:
             family, fmt = _identify(buf)
             report.format = fmt
-            report.carriers = family.read(buf, fmt)  # type: ignore[attr-defined]
+            report.carriers = family.read(buf, fmt, Options(password=password))
     except RightsmetaError as exc:
         report.errors.append(str(exc))
     except OSError as exc:
@@ -63,24 +63,26 @@ def _check(assertion: Assertion) -> None:
         raise UsageError("nothing to tag: give at least one purpose to deny, allow or constrain")
 
 
-def _tag_data(data: bytes, assertion: Assertion) -> tuple[bytes, str, list[str]]:
+def _tag_data(data: bytes, assertion: Assertion, password: str | None) -> tuple[bytes, str, list[str]]:
     family, fmt = _identify(data)
-    new, carriers = family.write(data, fmt, assertion)  # type: ignore[attr-defined]
+    new, carriers = family.write(data, fmt, assertion, Options(password=password))
     # Read our own output back: a write that does not say what was asked is never kept.
-    check = read(new)
+    check = read(new, password=password)
     if check.errors or dict(check.permissions) != dict(assertion.permissions):
         raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(check.errors)})")
     return new, fmt, carriers
 
 
-def tag_bytes(source: bytes | bytearray | memoryview | BinaryIO, assertion: Assertion) -> bytes:
+def tag_bytes(
+    source: bytes | bytearray | memoryview | BinaryIO, assertion: Assertion, *, password: str | None = None
+) -> bytes:
     """The file's bytes with the assertion written into every carrier it has."""
     _check(assertion)
     data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
-    return _tag_data(data, assertion if assertion.date else assertion.dated())[0]
+    return _tag_data(data, assertion if assertion.date else assertion.dated(), password)[0]
 
 
-def tag(path: PathLike, assertion: Assertion, *, dry_run: bool = False) -> TagResult:
+def tag(path: PathLike, assertion: Assertion, *, dry_run: bool = False, password: str | None = None) -> TagResult:
     """Write the assertion into the file at ``path``, atomically; the result says what happened.
 
     A file that cannot be tagged is left byte-identical and the result gives the reason.
@@ -94,7 +96,7 @@ def tag(path: PathLike, assertion: Assertion, *, dry_run: bool = False) -> TagRe
     except OSError as exc:
         return TagResult(name, "failed", reason=f"cannot read file: {exc.strerror or exc}", assertion=assertion)
     try:
-        new, fmt, carriers = _tag_data(data, assertion)
+        new, fmt, carriers = _tag_data(data, assertion, password)
     except UnknownFormat as exc:
         return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
     except RightsmetaError as exc:

@@ -72,6 +72,7 @@ def main() -> None:
 @click.option("--policy", metavar="URL", help="TDM policy URL (TDMRep tdm:policy).")
 @click.option("-r", "--recursive", is_flag=True, help="Tag the files below folders too.")
 @click.option("--dry-run", is_flag=True, help="Check every file and say what would be written; change nothing.")
+@click.option("--password", help="Password of encrypted documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 def tag(
     paths: tuple[str, ...],
@@ -85,6 +86,7 @@ def tag(
     policy: str | None,
     recursive: bool,
     dry_run: bool,
+    password: str | None,
     as_json: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
@@ -104,7 +106,7 @@ def tag(
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     files = _files(paths, recursive)
-    results = [api.tag(f, assertion, dry_run=dry_run) for f in _progress(files, "tagging", not as_json)]
+    results = [api.tag(f, assertion, dry_run=dry_run, password=password) for f in _progress(files, "tagging", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
@@ -130,14 +132,15 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Read the files below folders too.")
+@click.option("--password", help="Password of encrypted documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of reports (schemas/read-report.schema.json).")
-def read(paths: tuple[str, ...], recursive: bool, as_json: bool) -> None:
+def read(paths: tuple[str, ...], recursive: bool, password: str | None, as_json: bool) -> None:
     """Show every rights signal found in each file and the permissions they resolve to.
 
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
-    reports = [api.read(f) for f in _progress(files, "reading", not as_json)]
+    reports = [api.read(f, password=password) for f in _progress(files, "reading", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2))
     else:

@@ -1,20 +1,49 @@
 """Carrier families: one module per family of file formats, each with the same small surface.
 
-A family module offers ``FORMATS``, ``sniff(head) -> format | None`` (magic bytes only),
-``read(buf, fmt) -> list[CarrierReport]`` and ``write(data, fmt, assertion, existing)``.
+A family module offers (see ``Family``):
+
+- ``FORMATS``: the format names it handles;
+- ``sniff(head) -> format | None``: recognise a file from its first 64 bytes (magic numbers only);
+- ``read(buf, fmt, options) -> list[CarrierReport]``: every carrier found; raises ``MalformedFile``
+  when the container is broken (bad values inside a carrier go into ``CarrierReport.errors``);
+- ``write(data, fmt, assertion, options) -> (bytes, carriers written)``: the new file, in memory;
+  raises ``UnsupportedFormat`` / ``MalformedFile`` / ``MalformedMetadata``. The caller makes it
+  durable (atomic replace) and reads it back before keeping it.
+
 Adding a family is one module and one line in ``FAMILIES``.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
+from ..model import Assertion
+from ..report import CarrierReport
 from . import image
 
-FAMILIES: tuple[ModuleType, ...] = (image,)
+
+@dataclass(frozen=True)
+class Options:
+    """Per-call settings a family may need; never global state."""
+
+    password: str | None = None  # for encrypted documents
 
 
-def detect(head: bytes) -> tuple[ModuleType, str] | None:
+class Family(Protocol):
+    FORMATS: tuple[str, ...]
+
+    def sniff(self, head: bytes) -> str | None: ...
+
+    def read(self, buf: Any, fmt: str, options: Options) -> list[CarrierReport]: ...
+
+    def write(self, data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]: ...
+
+
+FAMILIES: tuple[Family, ...] = (cast(Family, image),)
+
+
+def detect(head: bytes) -> tuple[Family, str] | None:
     """The family and format name of a file from its first bytes, or None."""
     for family in FAMILIES:
         fmt = family.sniff(head)

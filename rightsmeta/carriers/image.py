@@ -9,7 +9,7 @@ memory; the caller makes the result durable.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyexiv2
 
@@ -19,6 +19,9 @@ from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import exif as exif_vocab
 from . import containers, tiff
+
+if TYPE_CHECKING:
+    from . import Options
 
 FORMATS = containers.IMAGE_FORMATS
 WRITABLE = ("jpeg", "png", "webp", "tiff")
@@ -59,7 +62,7 @@ def _learning_opt_out(block: bytes) -> list[int] | None:
     return list(struct.unpack_from(f"{order}{n}H", value))
 
 
-def read(buf: Any, fmt: str) -> list[CarrierReport]:
+def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     blocks = containers.extract(buf, fmt)
     found: list[CarrierReport] = []
     if blocks.xmp is not None:
@@ -96,7 +99,7 @@ def _pyexiv2_value(value: xmp.WriteValue) -> Any:
     return value
 
 
-def write(data: bytes, fmt: str, assertion: Assertion) -> tuple[bytes, list[str]]:
+def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
     """New file bytes with the assertion's XMP merged in, and the carriers written.
 
     The existing packet is parsed by the hardened reader first: exiv2 never sees XMP that
