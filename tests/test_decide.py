@@ -322,7 +322,9 @@ def test_deny_ai_reads_back_lossless():
 
 state_st = st.sampled_from(list(State))
 states_st = st.fixed_dictionaries({p: state_st for p in PURPOSES})
-infos_st = st.fixed_dictionaries({p: st.one_of(st.none(), st.text(max_size=30)) for p in PURPOSES})
+infos_st = st.fixed_dictionaries(
+    {p: st.one_of(st.none(), st.text(st.characters(exclude_categories=("Cs", "Cc", "Cn")), max_size=30)) for p in PURPOSES}
+)
 
 
 @SETTINGS

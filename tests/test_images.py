@@ -20,7 +20,7 @@ from rightsmeta.errors import MalformedMetadata, UnsupportedFormat
 DENY_AI = Assertion.build(deny=["ai"], holder="Ada Lovelace", copyright="(c) 2026 Ada Lovelace")
 
 states = st.sampled_from(list(State))
-texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(str.strip)
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cn")), min_size=1, max_size=30).filter(str.strip)
 
 
 @st.composite

@@ -60,7 +60,7 @@ def assertion(
 
 state_st = st.sampled_from(list(State))
 states_st = st.fixed_dictionaries({p: state_st for p in PURPOSES})
-info_st = st.one_of(st.none(), st.text(min_size=0, max_size=40))
+info_st = st.one_of(st.none(), st.text(st.characters(exclude_categories=("Cs", "Cc", "Cn")), min_size=0, max_size=40))
 infos_st = st.fixed_dictionaries({p: info_st for p in PURPOSES})
 
 

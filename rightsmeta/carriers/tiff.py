@@ -1,0 +1,169 @@
+"""A bounded reader for TIFF-structured data (TIFF files and EXIF blocks).
+
+Only classic TIFF (32-bit offsets) is read. Every offset and length is checked
+against the buffer before it is used, so hostile input can only ever produce
+:class:`~rightsmeta.errors.MalformedFile`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from dataclasses import dataclass
+
+from ..errors import MalformedFile, UsageError
+
+#: Anything :func:`find_tag` and :func:`read_ifd` accept: sliceable, sized.
+Buffer = bytes | bytearray | mmap.mmap
+
+EXIF_IFD_POINTER = 0x8769
+
+#: Bytes per value of each TIFF field type (TIFF 6.0 plus the BigTIFF types,
+#: which a few writers use in classic files too).
+TYPE_SIZES: dict[int, int] = {
+    1: 1,  # BYTE
+    2: 1,  # ASCII
+    3: 2,  # SHORT
+    4: 4,  # LONG
+    5: 8,  # RATIONAL
+    6: 1,  # SBYTE
+    7: 1,  # UNDEFINED
+    8: 2,  # SSHORT
+    9: 4,  # SLONG
+    10: 8,  # SRATIONAL
+    11: 4,  # FLOAT
+    12: 8,  # DOUBLE
+    13: 4,  # IFD
+    16: 8,  # LONG8
+    17: 8,  # SLONG8
+    18: 8,  # IFD8
+}
+
+_HEADERS = {b"II*\x00": "<", b"MM\x00*": ">"}
+
+
+@dataclass(frozen=True)
+class IfdEntry:
+    """One directory entry. ``size`` is None for a field type we do not know."""
+
+    tag: int
+    type: int
+    count: int
+    #: The 4 raw bytes of the value/offset field, in the file's byte order.
+    field: bytes
+    #: Absolute position of the value bytes (the field itself when inline).
+    value_pos: int
+    size: int | None
+
+
+def byte_order(tiff: Buffer) -> str:
+    """``"<"`` or ``">"`` for :mod:`struct`; MalformedFile if not a classic TIFF header."""
+    order = _HEADERS.get(bytes(tiff[:4]))
+    if order is None:
+        raise MalformedFile("not a TIFF structure: no II*\\0 or MM\\0* header at offset 0")
+    return order
+
+
+def first_ifd_offset(tiff: Buffer, order: str) -> int:
+    if len(tiff) < 8:
+        raise MalformedFile(f"truncated TIFF: header needs 8 bytes but the data ends at {len(tiff)}")
+    offset: int = struct.unpack(order + "I", tiff[4:8])[0]
+    return offset
+
+
+def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int]:
+    """Entries of the directory at ``offset`` and the offset of the next one (0 = none).
+
+    The directory itself must fit in the buffer; the entries' values are not
+    checked here (see :func:`value_bytes`), so one damaged tag elsewhere (a
+    MakerNote, say) does not hide the tag a caller is after.
+    """
+    n = len(tiff)
+    if offset < 8 or offset + 2 > n:
+        raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the data (length {n})")
+    count: int = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
+    end = offset + 2 + 12 * count + 4
+    if end > n:
+        raise MalformedFile(
+            f"truncated TIFF: directory at offset {offset} has {count} entries "
+            f"and needs {end - offset} bytes but the data ends at {n}"
+        )
+    raw = tiff[offset + 2 : end]
+    # One unpack for the whole directory: (tag, type, count, field) per entry.
+    fields = struct.unpack(order + "HHI4s" * count + "I", raw)
+    entries = []
+    for i in range(count):
+        tag, ftype, vcount, field = fields[4 * i : 4 * i + 4]
+        unit = TYPE_SIZES.get(ftype)
+        size = None if unit is None else unit * vcount
+        if size is not None and size > 4:
+            value_pos = struct.unpack(order + "I", field)[0]
+        else:
+            value_pos = offset + 2 + 12 * i + 8
+        entries.append(IfdEntry(tag, ftype, vcount, field, value_pos, size))
+    next_offset: int = fields[-1]
+    return entries, next_offset
+
+
+def check_value(tiff: Buffer, entry: IfdEntry) -> None:
+    """MalformedFile unless the entry's value lies inside the buffer."""
+    if entry.size is None:
+        raise MalformedFile(f"TIFF tag {entry.tag} has unknown field type {entry.type}")
+    if entry.value_pos + entry.size > len(tiff):
+        raise MalformedFile(
+            f"truncated TIFF: tag {entry.tag} value at offset {entry.value_pos} claims "
+            f"{entry.size} bytes but the data ends at {len(tiff)}"
+        )
+
+
+def value_bytes(tiff: Buffer, entry: IfdEntry) -> bytes:
+    check_value(tiff, entry)
+    assert entry.size is not None  # check_value guarantees it; narrows the type
+    return bytes(tiff[entry.value_pos : entry.value_pos + entry.size])
+
+
+def sub_ifd_offset(entry: IfdEntry, order: str) -> int:
+    """The offset a pointer tag (ExifIFD, GPS...) holds."""
+    if entry.type not in (4, 13) or entry.count != 1:
+        raise MalformedFile(
+            f"TIFF pointer tag {entry.tag} has type {entry.type} and count {entry.count}, not one LONG"
+        )
+    offset: int = struct.unpack(order + "I", entry.field)[0]
+    return offset
+
+
+def find_tag(tiff: Buffer, tag: int, *, ifd: str = "exif") -> tuple[int, int, bytes] | None:
+    """Find ``tag`` in IFD0 (``ifd="ifd0"``) or in the Exif sub-IFD (``ifd="exif"``).
+
+    Returns ``(field_type, count, value_bytes)``, the value bytes raw (in the
+    block's byte order, see :func:`byte_order`), or None when the tag or the
+    Exif sub-IFD is absent. MalformedFile for out-of-range offsets, counts that
+    run past the data, or a sub-IFD that points back at IFD0.
+    """
+    if ifd not in ("ifd0", "exif"):
+        raise UsageError(f"unknown IFD {ifd!r}: use 'ifd0' or 'exif'")
+    try:
+        order = byte_order(tiff)
+        ifd0 = first_ifd_offset(tiff, order)
+        entries, _ = read_ifd(tiff, ifd0, order)
+        if ifd == "exif":
+            pointer = _find(entries, EXIF_IFD_POINTER)
+            if pointer is None:
+                return None
+            exif_offset = sub_ifd_offset(pointer, order)
+            if exif_offset == ifd0:
+                raise MalformedFile(f"TIFF Exif IFD pointer loops back to IFD0 at offset {ifd0}")
+            entries, _ = read_ifd(tiff, exif_offset, order)
+        entry = _find(entries, tag)
+        if entry is None:
+            return None
+        return entry.type, entry.count, value_bytes(tiff, entry)
+    except (struct.error, IndexError, OverflowError) as exc:  # defensive: checks above should prevent these
+        raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
+
+
+def _find(entries: list[IfdEntry], tag: int) -> IfdEntry | None:
+    for entry in entries:
+        if entry.tag == tag:
+            return entry
+    return None
