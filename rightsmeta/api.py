@@ -11,11 +11,13 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .carriers import Family, Options, detect
+from .carriers import Family, Options, detect, manifest
 from .decide import decide
-from .errors import MalformedFile, RightsmetaError, UnknownFormat, UsageError, WriteError
+from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
 from .fsio import Buffer, atomic_write, open_buffer
-from .model import Assertion
+from .fingerprint import fingerprint
+from .keys import Identity
+from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
@@ -38,14 +40,24 @@ def _identify(buf: Buffer) -> tuple[Family, str]:
     return found
 
 
-def read(source: Source, *, name: str | None = None, password: str | None = None) -> FileReport:
-    """Every carrier found in the file, its raw values, and the resolved permissions."""
+def read(
+    source: Source, *, name: str | None = None, password: str | None = None, trust_anchors: bytes | None = None
+) -> FileReport:
+    """Every carrier found in the file, its raw values, and the resolved permissions.
+
+    ``trust_anchors`` (PEM) lets a C2PA manifest whose signer chains to one of them be
+    reported as ``Trusted`` rather than merely ``Valid``.
+    """
     report = FileReport(name or _name(source))
+    options = Options(password=password, trust_anchors=trust_anchors)
     try:
         with open_buffer(source) as buf:
             family, fmt = _identify(buf)
             report.format = fmt
-            report.carriers = family.read(buf, fmt, Options(password=password))
+            report.carriers = family.read(buf, fmt, options)
+            signed = manifest.read(buf, fmt, options)
+            if signed is not None:
+                report.carriers.append(signed)
     except RightsmetaError as exc:
         report.errors.append(str(exc))
     except OSError as exc:
@@ -63,26 +75,68 @@ def _check(assertion: Assertion) -> None:
         raise UsageError("nothing to tag: give at least one purpose to deny, allow or constrain")
 
 
-def _tag_data(data: bytes, assertion: Assertion, password: str | None) -> tuple[bytes, str, list[str]]:
+def _tag_data(
+    data: bytes, assertion: Assertion, options: Options, identity: Identity | None
+) -> tuple[bytes, str, list[str], list[str]]:
+    """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
     family, fmt = _identify(data)
-    new, carriers = family.write(data, fmt, assertion, Options(password=password))
+    signing = identity is not None and manifest.signable(fmt)
+    if not signing and manifest.read(data, fmt, options) is not None:
+        raise UnsupportedFormat(
+            "this file carries a signed C2PA manifest, which any metadata change would invalidate; "
+            "configure a signing identity (rightsmeta keys init) so rightsmeta can re-sign it"
+        )
+    notes: list[str] = []
+    try:
+        new, carriers = family.write(data, fmt, assertion, options)
+    except UnsupportedFormat as exc:
+        if not signing:
+            raise
+        new, carriers = data, []
+        notes.append(f"{exc}: only the C2PA manifest carries the signal")
+    if signing:
+        assert identity is not None
+        new = manifest.sign(new, fmt, assertion, identity, fingerprint=fingerprint(new, fmt))
+        carriers.append("c2pa")
+
     # Read our own output back: a write that does not say what was asked is never kept.
-    check = read(new, password=password)
-    if check.errors or dict(check.permissions) != dict(assertion.permissions):
-        raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(check.errors)})")
-    return new, fmt, carriers
+    check = read(new, password=options.password)
+    covered = {p for s in check.signals for p in s.covers}
+    wrong = [p.value for p in covered if check.permissions[p] != assertion.permissions[p]]
+    if check.errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
+        problems = check.errors + [f"{p} reads back differently" for p in wrong]
+        raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(problems)})")
+    lost = [p.value for p in PURPOSES if p not in covered and assertion.state(p) is not State.UNSPECIFIED]
+    if lost:
+        notes.append(f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}")
+    return new, fmt, carriers, notes
 
 
 def tag_bytes(
-    source: bytes | bytearray | memoryview | BinaryIO, assertion: Assertion, *, password: str | None = None
+    source: bytes | bytearray | memoryview | BinaryIO,
+    assertion: Assertion,
+    *,
+    password: str | None = None,
+    identity: Identity | None = None,
 ) -> bytes:
-    """The file's bytes with the assertion written into every carrier it has."""
+    """The file's bytes with the assertion written into every carrier it has.
+
+    With ``identity``, a signed C2PA manifest is added last, over every other carrier.
+    """
     _check(assertion)
     data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
-    return _tag_data(data, assertion if assertion.date else assertion.dated(), password)[0]
+    dated = assertion if assertion.date else assertion.dated()
+    return _tag_data(data, dated, Options(password=password), identity)[0]
 
 
-def tag(path: PathLike, assertion: Assertion, *, dry_run: bool = False, password: str | None = None) -> TagResult:
+def tag(
+    path: PathLike,
+    assertion: Assertion,
+    *,
+    dry_run: bool = False,
+    password: str | None = None,
+    identity: Identity | None = None,
+) -> TagResult:
     """Write the assertion into the file at ``path``, atomically; the result says what happened.
 
     A file that cannot be tagged is left byte-identical and the result gives the reason.
@@ -96,18 +150,18 @@ def tag(path: PathLike, assertion: Assertion, *, dry_run: bool = False, password
     except OSError as exc:
         return TagResult(name, "failed", reason=f"cannot read file: {exc.strerror or exc}", assertion=assertion)
     try:
-        new, fmt, carriers = _tag_data(data, assertion, password)
+        new, fmt, carriers, notes = _tag_data(data, assertion, Options(password=password), identity)
     except UnknownFormat as exc:
         return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
     except RightsmetaError as exc:
         return TagResult(name, "failed", reason=str(exc), assertion=assertion)
     if dry_run:
-        return TagResult(name, "would-tag", fmt, carriers, assertion=assertion)
+        return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
     try:
         atomic_write(path, new)
     except WriteError as exc:
         return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
-    return TagResult(name, "tagged", fmt, carriers, assertion=assertion)
+    return TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes)
 
 
 def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]:

@@ -104,6 +104,7 @@ class TagResult:
     carriers: list[str] = field(default_factory=list)  # what was (or would be) written
     reason: str | None = None
     assertion: Assertion | None = None
+    notes: list[str] = field(default_factory=list)  # what was written, but less than asked
 
     @property
     def ok(self) -> bool:
@@ -116,5 +117,6 @@ class TagResult:
             "format": self.format,
             "carriers": list(self.carriers),
             "reason": self.reason,
+            "notes": list(self.notes),
             "assertion": self.assertion.to_json() if self.assertion else None,
         }

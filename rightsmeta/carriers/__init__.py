@@ -28,6 +28,7 @@ class Options:
     """Per-call settings a family may need; never global state."""
 
     password: str | None = None  # for encrypted documents
+    trust_anchors: bytes | None = None  # PEM roots a C2PA signer may chain to ("Trusted")
 
 
 class Family(Protocol):
