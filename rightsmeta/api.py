@@ -14,8 +14,8 @@ from typing import BinaryIO
 from .carriers import Family, Options, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
-from .fsio import Buffer, atomic_write, open_buffer
 from .fingerprint import fingerprint
+from .fsio import Buffer, atomic_write, open_buffer
 from .keys import Identity
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
@@ -93,7 +93,7 @@ def _tag_data(
         if not signing:
             raise
         new, carriers = data, []
-        notes.append(f"{exc}: only the C2PA manifest carries the signal")
+        notes.append(f"only the C2PA manifest carries the signal ({exc})")
     if signing:
         assert identity is not None
         new = manifest.sign(new, fmt, assertion, identity, fingerprint=fingerprint(new, fmt))

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__, api
+from . import __version__, api, keys
 from .errors import UsageError
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
@@ -73,6 +74,10 @@ def main() -> None:
 @click.option("-r", "--recursive", is_flag=True, help="Tag the files below folders too.")
 @click.option("--dry-run", is_flag=True, help="Check every file and say what would be written; change nothing.")
 @click.option("--password", help="Password of encrypted documents.")
+@click.option("--sign/--no-sign", default=True, show_default=True,
+              help="Add a signed C2PA manifest when a signing identity is configured.")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Signing certificate chain (PEM, end entity first).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Private key of --cert (PEM).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 def tag(
     paths: tuple[str, ...],
@@ -87,6 +92,9 @@ def tag(
     recursive: bool,
     dry_run: bool,
     password: str | None,
+    sign: bool,
+    cert: str | None,
+    key: str | None,
     as_json: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
@@ -103,10 +111,13 @@ def tag(
         )
         if assertion.is_empty:
             raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
+        identity = keys.Identity.configured(cert, key) if sign else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     files = _files(paths, recursive)
-    results = [api.tag(f, assertion, dry_run=dry_run, password=password) for f in _progress(files, "tagging", not as_json)]
+    if sign and identity is None and not as_json:
+        click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
+    results = [api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity) for f in _progress(files, "tagging", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
@@ -122,6 +133,8 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
         if r.status in ("tagged", "would-tag"):
             verb = "would tag" if dry_run else "tagged"
             click.echo(f"{click.style(verb, fg='green')}  {r.path}  ({r.format}: {', '.join(r.carriers)})")
+            for note in r.notes:
+                click.echo(f"    note: {note}")
         else:
             colour = "red" if r.status == "failed" else "yellow"
             click.echo(f"{click.style(r.status, fg=colour)}  {r.path}: {r.reason}")
@@ -133,14 +146,17 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-r", "--recursive", is_flag=True, help="Read the files below folders too.")
 @click.option("--password", help="Password of encrypted documents.")
+@click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False),
+              help="PEM root certificates: a C2PA signer chaining to one is reported Trusted.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of reports (schemas/read-report.schema.json).")
-def read(paths: tuple[str, ...], recursive: bool, password: str | None, as_json: bool) -> None:
+def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_anchors: str | None, as_json: bool) -> None:
     """Show every rights signal found in each file and the permissions they resolve to.
 
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
-    reports = [api.read(f, password=password) for f in _progress(files, "reading", not as_json)]
+    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    reports = [api.read(f, password=password, trust_anchors=anchors) for f in _progress(files, "reading", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -168,6 +184,12 @@ def _render_read(report: FileReport) -> None:
         click.echo("  no rights signals found")
     for carrier in report.carriers:
         click.echo(f"  carrier {carrier.name} ({carrier.location}):")
+        if carrier.name == "c2pa":
+            validation = str(carrier.values.get("validation_state"))
+            colour = "red" if validation == "Invalid" else "green"
+            failed = ", ".join(carrier.values.get("failures") or [])
+            click.echo(f"    validation: {click.style(validation, fg=colour)}" + (f" ({failed})" if failed else ""))
+            continue
         for key, value in carrier.values.items():
             click.echo(f"    {key} = {_render_value(value)}")
     for key, value in report.rights.items():
@@ -186,3 +208,50 @@ def demo(keep: str | None) -> None:
 
     run(keep, click.echo, _render_read, _render_tag)
 
+
+
+@main.group(name="keys")
+def keys_group() -> None:
+    """Signing identities for C2PA manifests: make one, or find out why c2pa refuses a certificate."""
+
+
+@keys_group.command(name="init")
+@click.option("--holder", default="rightsmeta user", show_default=True, help="Name (and Organization) in the certificates.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), help="Where to store it (default: $RIGHTSMETA_IDENTITY or ~/.config/rightsmeta/identity).")
+@click.option("--force", is_flag=True, help="Replace an existing identity.")
+def keys_init(holder: str, folder: str | None, force: bool) -> None:
+    """Create a local signing identity c2pa accepts: root CA -> intermediate CA -> end entity (P-256).
+
+    The private key is written with mode 0600 and never printed.
+    """
+    target = Path(folder) if folder else keys.default_dir()
+    try:
+        paths = keys.save_identity(keys.make_identity(holder), target, force=force)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    report = keys.doctor(paths["chain"].read_bytes())
+    click.echo(f"Signing identity for {report.subject} in {target}:")
+    click.echo(f"  certificate chain  {paths['chain']}  (end entity + intermediate CA)")
+    click.echo(f"  trust anchor       {paths['root']}  (give it to readers: rightsmeta read --trust-anchors)")
+    click.echo(f"  private key        {paths['key']}  (mode 0600; keep it secret)")
+    click.echo("rightsmeta tag now signs a C2PA manifest into every file it can; --no-sign turns that off.")
+
+
+@keys_group.command(name="doctor")
+@click.argument("cert", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
+def keys_doctor(cert: str, key: str | None) -> None:
+    """Check a certificate chain against everything c2pa requires, and explain each failure.
+
+    Exits 1 when c2pa would refuse it.
+    """
+    chain = Path(cert).read_bytes()
+    private = Path(key).read_bytes() if key else None
+    report = keys.check(chain, private)
+    for item in report.checks:
+        mark = click.style("ok  ", fg="green") if item.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {item.name}: {item.detail}")
+    if not report.ok:
+        click.echo(f"{len(report.failures)} problem(s): c2pa will refuse this certificate.", err=True)
+        sys.exit(1)
+    click.echo("c2pa will accept this certificate.")

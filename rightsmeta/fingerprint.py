@@ -21,7 +21,7 @@ def image_code(data: bytes) -> str | None:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("L", (256, 256))  # JPEG: decode at reduced size, far faster on large photos
             grey = ImageOps.exif_transpose(img).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
-            pixels = list(grey.getdata())
+            pixels = list(grey.tobytes())
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
     code: str = iscc_core.gen_image_code_v0(pixels, bits=64)["iscc"]

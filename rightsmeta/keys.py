@@ -290,6 +290,11 @@ def doctor(chain_pem: bytes, key_pem: bytes | None = None, *, now: _dt.datetime 
                    f"{', '.join(accepted)}" if accepted else
                    f"{', '.join(o.dotted_string for o in found)} is not one c2pa accepts (emailProtection, documentSigning)")
 
+    # Measured: c2pa refuses an end entity without this extension, with no reason given.
+    aki = _extension(leaf, x509.AuthorityKeyIdentifier)
+    report.add("authority key identifier", aki is not None, "present" if aki
+               else "the end entity has no Authority Key Identifier extension, which c2pa requires")
+
     orgs = leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     report.add("organization", bool(orgs), f"O={orgs[0].value!r}" if orgs
                else "the subject has no Organization (O) field, which c2pa requires")
@@ -328,4 +333,37 @@ def doctor(chain_pem: bytes, key_pem: bytes | None = None, *, now: _dt.datetime 
             match = key.public_key().public_bytes(enc, pub) == leaf.public_key().public_bytes(enc, pub)
             report.add("private key", match, "matches the certificate" if match
                        else "does not match the end-entity certificate")
+    return report
+
+
+def trial_sign(identity: Identity) -> str | None:
+    """Sign a 1x1 PNG in memory with c2pa itself: None if accepted, else c2pa's reason."""
+    import io
+
+    import c2pa
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(png, "PNG")
+    alg = getattr(c2pa.C2paSigningAlg, identity.algorithm.upper(), None)
+    if alg is None:
+        return f"c2pa has no signing algorithm {identity.algorithm}"
+    manifest = {"claim_generator_info": [{"name": "rightsmeta keys doctor"}], "assertions": []}
+    try:
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, identity.chain_pem, identity.key_pem, None))
+        with signer, c2pa.Builder(manifest) as builder:
+            builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            builder.sign(signer, "image/png", io.BytesIO(png.getvalue()), io.BytesIO())
+    except c2pa.C2paError as exc:
+        return str(exc)
+    return None
+
+
+def check(chain_pem: bytes, key_pem: bytes | None = None) -> DoctorReport:
+    """``doctor``, plus a trial signature by c2pa itself when the key is given and all else passed."""
+    report = doctor(chain_pem, key_pem)
+    if key_pem is not None and report.ok:
+        refused = trial_sign(Identity(chain_pem, key_pem, report.algorithm or "ES256"))
+        report.add("c2pa trial signature", refused is None, "c2pa signed a test image with it" if refused is None
+                   else f"c2pa refused it: {refused}")
     return report

@@ -1,0 +1,310 @@
+"""Signed C2PA manifests: signing identities, validation, tampering, re-signing, certificate doctor."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import c2pa
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from samples import exiftool_json, image_bytes, write_image
+
+import rightsmeta
+from rightsmeta import Assertion, Purpose, State, keys
+from rightsmeta.cli import main
+
+DENY_AI = Assertion.build(deny=["ai"], allow=["search"], constrain=[("data-mining", "https://example.com/tdm")])
+SIGNABLE_IMAGES = ["jpeg", "png", "webp", "tiff", "gif"]
+
+
+@pytest.fixture(scope="module")
+def identity() -> keys.Identity:
+    return keys.make_identity("Test Creator")
+
+
+def c2pa_carrier(report: rightsmeta.FileReport) -> rightsmeta.CarrierReport:
+    found = [c for c in report.carriers if c.name == "c2pa"]
+    assert found, f"no manifest in {[c.name for c in report.carriers]}"
+    return found[0]
+
+
+@pytest.mark.parametrize("fmt", SIGNABLE_IMAGES)
+def test_signed_files_validate_and_keep_other_carriers(tmp_path: Path, identity: keys.Identity, fmt: str) -> None:
+    path = write_image(tmp_path, fmt)
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged", result.reason
+    assert result.carriers == (["c2pa"] if fmt == "gif" else ["xmp", "c2pa"])
+    # c2pa-python's own Reader, independently of rightsmeta's reading.
+    with c2pa.Reader(str(path)) as reader:
+        assert reader.get_validation_state() == "Valid"
+        store = json.loads(reader.json())
+    active = store["manifests"][store["active_manifest"]]
+    labels = [a["label"] for a in active["assertions"]]
+    assert "cawg.training-mining" in labels and "c2pa.soft-binding" in labels
+    assert active["claim_generator_info"][0]["name"] == "rightsmeta"
+
+    report = rightsmeta.read(path)
+    carrier = c2pa_carrier(report)
+    assert carrier.values["validation_state"] == "Valid"
+    assert carrier.values["soft_binding"]["alg"] == "io.iscc.v0"
+    assert report.errors == [] and report.conflicts == ()
+    for purpose in (Purpose.DATA_MINING, Purpose.AI_TRAINING, Purpose.GENAI_TRAINING, Purpose.AI_INFERENCE):
+        assert report.permissions[purpose] == DENY_AI.permissions[purpose]
+    if fmt == "gif":
+        assert any("search" in n for n in result.notes)  # C2PA has no search key: said, not hidden
+    else:
+        assert report.permissions == dict(DENY_AI.permissions)
+        assert "xmp" in [c.name for c in report.carriers]
+    trusted = rightsmeta.read(path, trust_anchors=identity.root_pem)
+    assert c2pa_carrier(trusted).values["validation_state"] == "Trusted"
+
+
+def test_flipped_essence_byte_is_tampering(tmp_path: Path, identity: keys.Identity) -> None:
+    data = rightsmeta.tag_bytes(image_bytes("jpeg", size=(64, 64)), DENY_AI, identity=identity)
+    broken = bytearray(data)
+    broken[-20] ^= 0x01  # inside the entropy-coded scan data, before EOI
+    report = rightsmeta.read(bytes(broken))
+    carrier = c2pa_carrier(report)
+    assert carrier.values["validation_state"] == "Invalid"
+    assert "assertion.dataHash.mismatch" in carrier.values["failures"]
+    assert all(not s.trusted for s in carrier.signals)
+
+
+def test_tampered_manifest_allowed_is_not_believed() -> None:
+    from rightsmeta.decide import decide
+    from rightsmeta.vocab import cawg
+
+    forged = cawg.decode({"entries": {"cawg.ai_training": {"use": "allowed"}, "cawg.ai_inference": {"use": "notAllowed"}}},
+                         trusted=False)
+    decision = decide([forged])
+    assert decision.permissions[Purpose.AI_TRAINING].state is State.UNSPECIFIED
+    assert decision.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
+
+
+def test_exiftool_strip_removes_the_manifest(tmp_path: Path, exiftool: str, identity: keys.Identity) -> None:
+    path = write_image(tmp_path, "jpeg")
+    rightsmeta.tag(path, DENY_AI, identity=identity)
+    subprocess.run([exiftool, "-all=", "-overwrite_original", "-q", str(path)], check=True)
+    report = rightsmeta.read(path)
+    assert [c.name for c in report.carriers] == []
+    assert not report.has_signals
+
+
+def test_retag_of_signed_file_resigns_with_ingredient(tmp_path: Path, identity: keys.Identity) -> None:
+    path = write_image(tmp_path, "png")
+    rightsmeta.tag(path, DENY_AI, identity=identity)
+    second = Assertion.build(deny=["all"])
+    result = rightsmeta.tag(path, second, identity=identity)
+    assert result.status == "tagged", result.reason
+    with c2pa.Reader(str(path)) as reader:
+        assert reader.get_validation_state() == "Valid"
+    report = rightsmeta.read(path)
+    carrier = c2pa_carrier(report)
+    assert carrier.values["ingredients"] >= 1
+    assert report.permissions == dict(second.permissions)
+
+
+def test_signed_file_without_identity_is_not_broken(tmp_path: Path, identity: keys.Identity) -> None:
+    path = write_image(tmp_path, "jpeg")
+    rightsmeta.tag(path, DENY_AI, identity=identity)
+    before = path.read_bytes()
+    result = rightsmeta.tag(path, Assertion.build(deny=["all"]))
+    assert result.status == "failed" and "would invalidate" in (result.reason or "")
+    assert path.read_bytes() == before
+
+
+def _sign_raw(manifest_assertions: list[dict[str, object]], identity: keys.Identity) -> bytes:
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, identity.chain_pem, identity.key_pem, None))
+    out = io.BytesIO()
+    with signer, c2pa.Builder({"claim_generator_info": [{"name": "other tool"}], "assertions": manifest_assertions}) as b:
+        b.set_intent(c2pa.C2paBuilderIntent.EDIT)
+        b.sign(signer, "image/png", io.BytesIO(image_bytes("png")), out)
+    return out.getvalue()
+
+
+def test_unknown_use_value_is_malformed(identity: keys.Identity) -> None:
+    data = _sign_raw([{"label": "cawg.training-mining", "data": {"entries": {"cawg.ai_training": {"use": "banana"}}}}], identity)
+    report = rightsmeta.read(data)
+    assert any("banana" in e for e in report.errors)
+    assert not report.may_use(Purpose.AI_TRAINING)
+
+
+def test_legacy_and_mixed_labels_are_read(identity: keys.Identity) -> None:
+    legacy = _sign_raw([{"label": "c2pa.training-mining",
+                         "data": {"entries": {"c2pa.ai_generative_training": {"use": "notAllowed"}}}}], identity)
+    mixed = _sign_raw([{"label": "cawg.training-mining",
+                        "data": {"entries": {"c2pa.data_mining": {"use": "constrained", "constraint_info": "ask"}}}}], identity)
+    assert rightsmeta.read(legacy).permissions[Purpose.GENAI_TRAINING].state is State.NOT_ALLOWED
+    assert rightsmeta.read(mixed).permissions[Purpose.DATA_MINING] == rightsmeta.Permission(State.CONSTRAINED, "ask")
+
+
+# --- the certificate doctor ---------------------------------------------------------------
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _name(cn: str, org: str | None = "Test Org") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def _cert(subject: x509.Name, key: object, issuer: x509.Name, issuer_key: object, *, ca: bool, eku: list[x509.ObjectIdentifier] | None,
+          digital_signature: bool = True, start: dt.datetime = NOW - dt.timedelta(days=1),
+          end: dt.datetime = NOW + dt.timedelta(days=30), aki: bool = True) -> x509.Certificate:
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())  # type: ignore[attr-defined]
+               .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature, False, False, False, False, ca, ca, False, False), critical=True))
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if aki:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False  # type: ignore[attr-defined]
+        )
+    return builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def _pem(*certs: x509.Certificate) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def _key_pem(key: object) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,  # type: ignore[attr-defined]
+                             serialization.NoEncryption())
+
+
+@pytest.fixture(scope="module")
+def ca() -> tuple[x509.Certificate, object, x509.Certificate, object]:
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _cert(_name("Root"), root_key, _name("Root"), root_key, ca=True, eku=None)
+    mid_key = ec.generate_private_key(ec.SECP256R1())
+    mid = _cert(_name("Intermediate"), mid_key, _name("Root"), root_key, ca=True, eku=None)
+    return root, root_key, mid, mid_key
+
+
+EMAIL = [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+
+
+def _case(name: str, ca: tuple[x509.Certificate, object, x509.Certificate, object]) -> tuple[bytes, bytes]:
+    root, root_key, mid, mid_key = ca
+    key: object = ec.generate_private_key(ec.SECP256R1())
+    leaf_args: dict[str, object] = {"ca": False, "eku": EMAIL}
+    subject = _name("Leaf")
+    if name == "self-signed":
+        leaf = _cert(subject, key, subject, key, ca=False, eku=EMAIL)
+        return _pem(leaf), _key_pem(key)
+    if name == "missing EKU":
+        leaf_args["eku"] = None
+    if name == "wrong EKU":
+        leaf_args["eku"] = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if name == "missing AKI":
+        leaf_args["aki"] = False
+    if name == "no digitalSignature":
+        leaf_args["digital_signature"] = False
+    if name == "CA:TRUE":
+        leaf_args["ca"] = True
+    if name == "no Organization":
+        subject = _name("Leaf", org=None)
+    if name == "expired":
+        leaf_args["start"], leaf_args["end"] = NOW - dt.timedelta(days=60), NOW - dt.timedelta(days=1)
+    if name == "not yet valid":
+        leaf_args["start"], leaf_args["end"] = NOW + dt.timedelta(days=1), NOW + dt.timedelta(days=60)
+    if name == "unsupported algorithm":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    leaf = _cert(subject, key, mid.subject, mid_key, **leaf_args)  # type: ignore[arg-type]
+    if name == "wrong order":
+        return _pem(mid, leaf), _key_pem(key)
+    if name == "root included":
+        return _pem(leaf, mid, root), _key_pem(key)
+    if name == "key mismatch":
+        return _pem(leaf, mid), _key_pem(ec.generate_private_key(ec.SECP256R1()))
+    return _pem(leaf, mid), _key_pem(key)
+
+
+@pytest.mark.parametrize(
+    ("case", "check", "words"),
+    [
+        ("self-signed", "issuer", "self-signed"),
+        ("missing EKU", "extended key usage", "no extended key usage"),
+        ("wrong EKU", "extended key usage", "1.3.6.1.5.5.7.3.1 is not one c2pa accepts"),
+        ("no digitalSignature", "key usage", "lacks digitalSignature"),
+        ("missing AKI", "authority key identifier", "no Authority Key Identifier"),
+        ("CA:TRUE", "end entity", "CA:TRUE"),
+        ("no Organization", "organization", "no Organization"),
+        ("expired", "validity", "expired"),
+        ("not yet valid", "validity", "not valid yet"),
+        ("wrong order", "chain", "wrong order"),
+        ("root included", "chain", "root CA is included"),
+        ("key mismatch", "private key", "does not match"),
+        ("unsupported algorithm", "algorithm", "RSA 1024 bits"),
+    ],
+)
+def test_doctor_names_each_failure(ca: tuple[x509.Certificate, object, x509.Certificate, object], case: str, check: str, words: str) -> None:
+    chain, key = _case(case, ca)
+    report = keys.doctor(chain, key)
+    failed = {c.name: c.detail for c in report.failures}
+    assert check in failed, report.render()
+    assert words in failed[check]
+    if case not in ("self-signed", "wrong order"):  # those two also fail the chain check, rightly
+        assert list(failed) == [check], report.render()
+
+
+def test_doctor_passes_a_good_chain_and_c2pa_agrees(ca: tuple[x509.Certificate, object, x509.Certificate, object]) -> None:
+    chain, key = _case("good", ca)
+    report = keys.check(chain, key)
+    assert report.ok, report.render()
+    assert report.checks[-1].name == "c2pa trial signature"
+
+
+# --- the keys commands, and no private key anywhere ----------------------------------------
+
+
+def test_keys_init_tag_read_never_leak_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exiftool: str) -> None:
+    ident_dir = tmp_path / "identity"
+    monkeypatch.setenv("RIGHTSMETA_IDENTITY", str(ident_dir))
+    runner = CliRunner()
+    init = runner.invoke(main, ["keys", "init", "--holder", "Ada Lovelace"], catch_exceptions=False)
+    assert init.exit_code == 0, init.output
+    key_file = ident_dir / "signer.key"
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    doctor = runner.invoke(main, ["keys", "doctor", str(ident_dir / "chain.pem"), "--key", str(key_file)])
+    assert doctor.exit_code == 0 and "c2pa will accept" in doctor.output
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos, "jpeg", "a")
+    write_image(photos, "png", "b")
+    tag = runner.invoke(main, ["tag", "-r", str(photos), "--deny", "ai", "--json"], catch_exceptions=False)
+    assert tag.exit_code == 0, tag.output
+    assert all(r["carriers"] == ["xmp", "c2pa"] for r in json.loads(tag.stdout))
+    read = runner.invoke(main, ["read", "-r", str(photos), "--json", "--trust-anchors", str(ident_dir / "root.pem")])
+    reports = json.loads(read.stdout)
+    assert {r["carriers"][-1]["values"]["validation_state"] for r in reports} == {"Trusted"}
+    unsigned = runner.invoke(main, ["tag", str(photos / "a.jpg"), "--deny", "all", "--no-sign"])
+    assert unsigned.exit_code == 1 and "would invalidate" in unsigned.output
+
+    # The private key, in every form it could leak: PEM body lines, DER, the raw scalar.
+    private = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    scalar = private.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[union-attr]
+    needles = [line for line in key_file.read_bytes().splitlines() if line and not line.startswith(b"-----")]
+    needles += [der, scalar, base64.b64encode(scalar), scalar.hex().encode()]
+    outputs = [init.output, doctor.output, tag.output, read.output, unsigned.output]
+    haystacks = [o.encode() for o in outputs] + [p.read_bytes() for p in photos.iterdir()]
+    haystacks += [json.dumps(exiftool_json(exiftool, p, "-a", "-b")).encode() for p in photos.iterdir()]
+    for hay in haystacks:
+        for needle in needles:
+            assert needle not in hay
+    assert "key_pem" not in repr(keys.Identity.configured())
