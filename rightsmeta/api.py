@@ -125,8 +125,7 @@ def tag_bytes(
     """
     _check(assertion)
     data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
-    dated = assertion if assertion.date else assertion.dated()
-    return _tag_data(data, dated, Options(password=password), identity)[0]
+    return _tag_data(data, assertion.for_work(), Options(password=password), identity)[0]
 
 
 def tag(
@@ -142,7 +141,7 @@ def tag(
     A file that cannot be tagged is left byte-identical and the result gives the reason.
     """
     _check(assertion)
-    assertion = assertion if assertion.date else assertion.dated()
+    assertion = assertion.for_work()
     name = os.fspath(path)
     try:
         with open(path, "rb") as fh:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -132,6 +133,7 @@ class Assertion:
     web_statement: str | None = None
     policy: str | None = None
     date: str | None = None  # ISO 8601, set when tagging
+    work_id: str | None = None  # one per tagged file, so a ledger finds the work without decoding it
 
     def __post_init__(self) -> None:
         for key in self.permissions:
@@ -170,6 +172,10 @@ class Assertion:
     def dated(self, when: _dt.datetime | None = None) -> Assertion:
         when = when or _dt.datetime.now(_dt.UTC)
         return replace(self, date=when.replace(microsecond=0).isoformat())
+
+    def for_work(self) -> Assertion:
+        """A copy dated now, with a fresh work id: what one file is tagged with."""
+        return replace(self.dated(), work_id=str(uuid.uuid4()))
 
     @classmethod
     def build(
@@ -227,7 +233,7 @@ class Assertion:
         }
         if self.holder:
             out["holder"] = self.holder.to_json()
-        for key in ("copyright", "web_statement", "policy", "date"):
+        for key in ("copyright", "web_statement", "policy", "date", "work_id"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -238,7 +244,7 @@ class Assertion:
         """The inverse of :meth:`to_json`; every problem is reported by name."""
         if not isinstance(data, Mapping):
             raise UsageError("an assertion must be a JSON object")
-        known = {"permissions", "holder", "copyright", "web_statement", "policy", "date"}
+        known = {"permissions", "holder", "copyright", "web_statement", "policy", "date", "work_id"}
         extra = set(data) - known
         if extra:
             raise UsageError(f"unknown assertion field(s): {', '.join(sorted(extra))}")
@@ -261,6 +267,7 @@ class Assertion:
             web_statement=data.get("web_statement"),
             policy=data.get("policy"),
             date=data.get("date"),
+            work_id=data.get("work_id"),
         )
 
 

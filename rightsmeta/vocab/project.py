@@ -26,7 +26,7 @@ KEYS: dict[Purpose, str] = {
     Purpose.SEARCH: "Search",
 }
 CONSTRAINT_SUFFIX = "Constraint"
-ALL_KEYS = ("Version", *KEYS.values(), *(k + CONSTRAINT_SUFFIX for k in KEYS.values()))
+ALL_KEYS = ("Version", *KEYS.values(), *(k + CONSTRAINT_SUFFIX for k in KEYS.values()), "WorkID")
 
 
 def encode(assertion: Assertion) -> dict[str, str] | None:
@@ -39,6 +39,8 @@ def encode(assertion: Assertion) -> dict[str, str] | None:
         out[key] = perm.state.value
         if perm.constraint_info is not None:
             out[key + CONSTRAINT_SUFFIX] = perm.constraint_info
+    if assertion.work_id:
+        out["WorkID"] = assertion.work_id
     return out
 
 
