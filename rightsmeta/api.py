@@ -7,6 +7,7 @@ results too); ``tag_bytes`` raises typed errors, since its caller holds the only
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -20,7 +21,7 @@ from .keys import Identity
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
-Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO
 PathLike = str | os.PathLike[str]
 
 
@@ -34,7 +35,7 @@ def _name(source: Source) -> str | None:
 def _identify(buf: Buffer) -> tuple[Family, str]:
     if len(buf) == 0:
         raise MalformedFile("empty file (0 bytes)")
-    found = detect(bytes(buf[:64]))
+    found = detect(bytes(buf[:64]), buf)
     if found is None:
         raise UnknownFormat("not a format rightsmeta knows (unrecognised first bytes)")
     return found
@@ -80,13 +81,17 @@ def _tag_data(
 ) -> tuple[bytes, str, list[str], list[str]]:
     """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
     family, fmt = _identify(data)
+    notes: list[str] = []
     signing = identity is not None and manifest.signable(fmt)
+    refusal = manifest.why_not(data, fmt) if signing else None
+    if refusal:
+        signing = False
+        notes.append(refusal)
     if not signing and manifest.read(data, fmt, options) is not None:
         raise UnsupportedFormat(
             "this file carries a signed C2PA manifest, which any metadata change would invalidate; "
             "configure a signing identity (rightsmeta keys init) so rightsmeta can re-sign it"
         )
-    notes: list[str] = []
     try:
         new, carriers = family.write(data, fmt, assertion, options)
     except UnsupportedFormat as exc:

@@ -23,8 +23,13 @@ Buffer = bytes | mmap.mmap
 
 
 @contextlib.contextmanager
-def open_buffer(source: str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO) -> Iterator[Buffer]:
+def open_buffer(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO,
+) -> Iterator[Buffer]:
     """The source's bytes, mapped (paths, real files) or in memory (bytes, other streams)."""
+    if isinstance(source, mmap.mmap):
+        yield source  # already mapped by an outer caller: no copy
+        return
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield bytes(source)
         return

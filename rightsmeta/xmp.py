@@ -168,6 +168,7 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
         ("usage_terms", XMP_RIGHTS, "UsageTerms"),
         ("policy", tdmrep.NS, "policy"),
         ("date", project.NS, "Date"),
+        ("work_id", project.NS, "WorkID"),
     ):
         text = _one(props.get((ns, name)))
         if text:
@@ -247,7 +248,8 @@ _PACKET_TAIL = '\n<?xpacket end="w"?>'
 
 
 def _escape(text: str, attribute: bool = False) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A raw CR would come back as LF (XML end-of-line handling); a reference survives.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
     return text.replace('"', "&quot;") if attribute else text
 
 
@@ -340,3 +342,86 @@ def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:
     """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds."""
     current = read(existing).raw if existing else {}
     return merge_packet(existing, updates(assertion, current))
+
+
+# --- PDF/A: extension schemas for the namespaces rightsmeta introduces ----------------------
+
+PDFA_ID = "http://www.aiim.org/pdfa/ns/id/"
+PDFA_EXTENSION = "http://www.aiim.org/pdfa/ns/extension/"
+PDFA_SCHEMA = "http://www.aiim.org/pdfa/ns/schema#"
+PDFA_PROPERTY = "http://www.aiim.org/pdfa/ns/property#"
+
+# PDF/A-1 to -3 accept only the XMP 2004 predefined schemas (dc and xmpRights among them) unless the
+# packet describes the others in an extension schema; value types are XMP 2004 names.
+_EXTENSION_SCHEMAS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+    iptc.NS: ("PLUS License Data Format", (
+        ("DataMining", "URI", "Data mining prohibition or permission (PLUS code URI)"),
+        ("OtherConstraints", "Lang Alt", "Other constraints on the use of the work"),
+    )),
+    tdmrep.NS: ("W3C TDM Reservation Protocol", (
+        ("reservation", "Integer", "1 if text and data mining rights are reserved, 0 if not"),
+        ("policy", "URI", "URL of the TDM policy"),
+    )),
+    project.NS: ("rightsmeta exact record of AI and data mining permissions", (
+        *((key, "Text", "rightsmeta record entry") for key in project.ALL_KEYS),
+        ("HolderName", "Text", "Rights holder's name"),
+        ("HolderContact", "Text", "Rights holder's contact"),
+        ("Date", "Text", "Date the statement was made (ISO 8601)"),
+    )),
+}
+
+
+def pdfa_part(packet: bytes) -> int | None:
+    """The PDF/A part the packet declares (``pdfaid:part``), or None."""
+    part = _one(properties(packet).get((PDFA_ID, "part")))
+    return int(part.strip()) if part and part.strip().isdigit() else None
+
+
+def _resource(parent: ET.Element, tag: str) -> ET.Element:
+    return ET.SubElement(parent, tag, {f"{{{RDF}}}parseType": "Resource"})
+
+
+def _extension_property(seq: ET.Element, name: str, value_type: str, description: str) -> None:
+    li = _resource(seq, f"{{{RDF}}}li")
+    for key, text in (("name", name), ("valueType", value_type), ("category", "external"), ("description", description)):
+        ET.SubElement(li, f"{{{PDFA_PROPERTY}}}{key}").text = text
+
+
+def with_pdfa_extension(packet: bytes) -> bytes:
+    """The packet with PDF/A extension schemas for every non-predefined namespace rightsmeta writes.
+
+    Schemas already described are completed with the properties they lack, never duplicated;
+    schemas given as nested rdf:Description (not parseType="Resource") are recognised too.
+    """
+    root = _parse(packet)
+    descriptions = list(root.iter(f"{{{RDF}}}Description"))
+    if not descriptions:
+        raise MalformedMetadata("XMP packet has no rdf:Description")
+    schemas = next((s for d in descriptions for s in d.findall(f"{{{PDFA_EXTENSION}}}schemas")), None)
+    if schemas is None:
+        schemas = ET.SubElement(descriptions[0], f"{{{PDFA_EXTENSION}}}schemas")
+    found = schemas.find(f"{{{RDF}}}Bag")
+    bag = found if found is not None else ET.SubElement(schemas, f"{{{RDF}}}Bag")
+    described: dict[str, ET.Element] = {}
+    for li in bag.findall(f"{{{RDF}}}li"):
+        uri = li.find(f".//{{{PDFA_SCHEMA}}}namespaceURI")
+        if uri is not None and uri.text:
+            described[uri.text.strip()] = li
+    for ns, (title, props) in _EXTENSION_SCHEMAS.items():
+        entry = described.get(ns)
+        if entry is None:
+            entry = _resource(bag, f"{{{RDF}}}li")
+            ET.SubElement(entry, f"{{{PDFA_SCHEMA}}}schema").text = title
+            ET.SubElement(entry, f"{{{PDFA_SCHEMA}}}namespaceURI").text = ns
+            ET.SubElement(entry, f"{{{PDFA_SCHEMA}}}prefix").text = _KNOWN_PREFIXES[ns]
+        prop = entry.find(f".//{{{PDFA_SCHEMA}}}property")
+        if prop is None:
+            prop = ET.SubElement(entry, f"{{{PDFA_SCHEMA}}}property")
+        seq = prop.find(f"{{{RDF}}}Seq")
+        if seq is None:
+            seq = ET.SubElement(prop, f"{{{RDF}}}Seq")
+        have = {(n.text or "").strip() for n in seq.iter(f"{{{PDFA_PROPERTY}}}name")}
+        for name, value_type, description in props:
+            if name not in have:
+                _extension_property(seq, name, value_type, description)
+    return serialise(root)

@@ -30,3 +30,70 @@ def exiftool() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    """Path to ffmpeg (with ffprobe beside it), used to make real audio/video files and decode them.
+
+    Missing ffmpeg fails the run under CI (env CI set; .ci/setup installs it) and skips elsewhere.
+    """
+    import shutil
+
+    found = shutil.which("ffmpeg")
+    if found and shutil.which("ffprobe"):
+        return found
+    message = "ffmpeg and ffprobe not found (apt-get install ffmpeg)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def poppler() -> dict[str, str]:
+    """Paths of pdfinfo, pdftotext and pdfsig (poppler-utils): independent PDF readers.
+
+    Missing tools fail the run under CI (.ci/setup installs them) and skip elsewhere.
+    """
+    import shutil
+
+    found = {name: shutil.which(name) for name in ("pdfinfo", "pdftotext", "pdfsig")}
+    if not all(found.values()):
+        _missing("poppler-utils not found (apt-get install poppler-utils)")
+    return {name: str(path) for name, path in found.items()}
+
+
+@pytest.fixture(scope="session")
+def qpdf() -> str:
+    """Path to qpdf, whose --check validates a PDF's cross-reference structure."""
+    import shutil
+
+    found = shutil.which("qpdf")
+    if not found:
+        _missing("qpdf not found (apt-get install qpdf)")
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def epubcheck() -> list[str]:
+    """The command that runs EPUBCheck (Debian package epubcheck).
+
+    Debian's /usr/bin/epubcheck is an executable jar that needs binfmt_misc (absent in most
+    containers), so the jar is run with java; C1-only compilation halves its start-up time.
+    """
+    import shutil
+
+    jar = Path("/usr/share/java/epubcheck.jar")
+    java = shutil.which("java")
+    if java and jar.is_file():
+        return [java, "-XX:TieredStopAtLevel=1", "-jar", str(jar)]
+    found = shutil.which("epubcheck")
+    if not found:
+        _missing("epubcheck not found (apt-get install epubcheck)")
+    return [str(found)]

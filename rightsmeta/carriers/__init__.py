@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 
 from ..model import Assertion
 from ..report import CarrierReport
-from . import image
+from . import audio, epub, image, pdf
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,23 @@ class Family(Protocol):
     def write(self, data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]: ...
 
 
-FAMILIES: tuple[Family, ...] = (cast(Family, image),)
+FAMILIES: tuple[Family, ...] = (
+    cast(Family, image),
+    cast(Family, audio),
+    cast(Family, pdf),
+    cast(Family, epub),
+)
 
 
-def detect(head: bytes) -> tuple[Family, str] | None:
-    """The family and format name of a file from its first bytes, or None."""
+def detect(head: bytes, buf: Any = None) -> tuple[Family, str] | None:
+    """The family and format name of a file from its first bytes, or None.
+
+    A family may look further into ``buf`` (the whole file) with an optional ``refine(buf, fmt)``
+    when the head alone can mislead (a FLAC behind a large ID3 tag).
+    """
     for family in FAMILIES:
         fmt = family.sniff(head)
         if fmt is not None:
-            return family, fmt
+            refine = getattr(family, "refine", None)
+            return family, (refine(buf, fmt) if refine is not None and buf is not None else fmt)
     return None

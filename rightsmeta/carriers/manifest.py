@@ -39,8 +39,8 @@ MIME = {
     "mp4": "video/mp4",
     "mov": "video/quicktime",
     "pdf": "application/pdf",
-    "epub": "application/epub+zip",
 }
+# Not EPUB: c2pa 0.38 fails on deflated members ("compression method not supported: 8").
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 SOFT_BINDING_ALG = "io.iscc.v0"
 # Every embedded manifest store is a JUMBF box labelled "c2pa": a file without these bytes has
@@ -50,6 +50,15 @@ _MARKER = b"c2pa"
 
 def signable(fmt: str | None) -> bool:
     return fmt in MIME
+
+
+def why_not(data: bytes, fmt: str) -> str | None:
+    """A reason not to sign this particular file, though its format can be signed."""
+    # c2pa embeds into a PDF by rewriting it whole, which breaks every existing digital
+    # signature; each signature dictionary has a /ByteRange, so its presence is the tell.
+    if fmt == "pdf" and b"/ByteRange" in data:
+        return "not C2PA-signed: c2pa rewrites the whole PDF, which would break its existing digital signature"
+    return None
 
 
 def _version() -> str:
@@ -78,7 +87,7 @@ def _failures(results: Any) -> list[str]:
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | None:
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
-    if fmt not in MIME or buf.find(_MARKER) < 0:
+    if fmt not in MIME or buf.find(_MARKER, 0) < 0:
         return None
     trust = options.trust_anchors if options else None
     try:

@@ -1,0 +1,1024 @@
+"""Audio and video: ID3v2 (MP3, WAV, AIFF), Vorbis comments (FLAC, Ogg Vorbis, Opus), MP4 atoms.
+
+mutagen reads and writes the tags, always on an in-memory copy (``io.BytesIO``) or a read-only
+map: it never touches the user's path, and the caller makes the result durable. Before mutagen
+sees a file, a small structural walk checks the lengths the container declares against the file
+(truncation shows there, not as a guess deep inside mutagen), bounds what mutagen would inflate,
+and finds the XMP that mutagen cannot reach (the MP4 ``uuid`` box, WAV ``_PMX``, MOV ``XMP_``).
+
+Every carrier holds the same flat record (``schemas/rightsmeta-namespace.md``): the exact
+per-purpose states, holder, date and the TDMRep values, beside each format's own copyright and
+licence fields. ID3 also carries the whole XMP packet the image carrier writes (``PRIV`` owned by
+"XMP"), and MP4 the standard XMP ``uuid`` box, so XMP readers such as ExifTool see PLUS DataMining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import mutagen
+from mutagen.aiff import AIFF
+from mutagen.flac import FLAC
+from mutagen.id3 import ID3, PRIV, TCOP, TXXX, WCOP
+from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+from mutagen.wave import WAVE
+
+from .. import xmp
+from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..model import Assertion, Holder
+from ..report import CarrierReport
+from ..vocab import project, tdmrep
+from . import containers
+from .tiff import Buffer
+
+if TYPE_CHECKING:
+    from . import Options
+
+FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
+_VORBIS_FORMATS = ("flac", "ogg", "opus")
+_MP4_FORMATS = ("m4a", "mp4", "mov")
+
+#: The standard XMP box of ISO-BMFF files (XMP Specification Part 3, 1.2.7).
+XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
+
+#: Upper bound on chunks/boxes walked in one container level; real files stay far below it.
+MAX_ITEMS = 100_000
+#: What compressed ID3 frames may inflate to, each and together: a zlib bomb cannot eat memory.
+MAX_ID3_INFLATE = 16 * 1024 * 1024
+MAX_ID3_INFLATE_TOTAL = 64 * 1024 * 1024
+#: How far from the end the MP3 and FLAC tail checks look for the last frames.
+TAIL = 256 * 1024
+#: FLAC frames are looked for this far from the end and CRC-checked (pure-Python CRC); longer
+#: frames are exotic, and a file declaring them gets no truncation verdict.
+MAX_FLAC_CRC = 1024 * 1024
+#: 0xFF bytes examined as possible frame starts; a real last frame holds a few thousand at most.
+MAX_FLAC_SYNCS = 65536
+
+# --- the names rightsmeta writes (schemas/rightsmeta-namespace.md) ------------------------------
+
+#: Logical field names: ``rightsmeta:<XMP property>`` for the exact record, holder and date;
+#: the TDMRep names for the projection. ID3 TXXX descriptions are exactly these.
+RECORD_FIELDS = tuple(f"{project.PREFIX}:{k}" for k in (*project.ALL_KEYS, "HolderName", "HolderContact", "Date"))
+TDM_FIELDS = ("tdm-reservation", "tdm-policy")
+FIELDS = (*RECORD_FIELDS, *TDM_FIELDS)
+MP4_MEAN = "org.rightsmeta"
+#: MP4 has no standard licence-URL atom: the web statement gets a freeform atom of its own.
+MP4_WEB_STATEMENT = f"----:{MP4_MEAN}:{project.PREFIX}:WebStatement"
+
+
+def vorbis_name(name: str) -> str:
+    """``rightsmeta:AITraining`` -> ``RIGHTSMETA_AITRAINING``; ``tdm-policy`` -> ``TDM_POLICY``."""
+    return name.replace(":", "_").replace("-", "_").upper()
+
+
+def mp4_name(name: str) -> str:
+    """``rightsmeta:AITraining`` -> ``----:org.rightsmeta:rightsmeta:AITraining``.
+
+    The name repeats the prefix because ffmpeg drops the mean and folds case: a bare ``Date``
+    would collide with the ``date`` that ``©day`` becomes there.
+    """
+    return f"----:{MP4_MEAN}:{name}"
+
+
+# Field names are matched case-insensitively on read: Vorbis keys are case-insensitive by
+# definition, and tools differ in how they spell the others.
+_BY_ID3 = {n.casefold(): n for n in FIELDS}
+_BY_VORBIS = {vorbis_name(n).casefold(): n for n in FIELDS}
+_BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
+
+
+def fields(assertion: Assertion) -> dict[str, str]:
+    """The flat record for ``assertion``: logical field name -> text."""
+    out = {f"{project.PREFIX}:{k}": v for k, v in (project.encode(assertion) or {}).items()}
+    if assertion.holder:
+        out[f"{project.PREFIX}:HolderName"] = assertion.holder.name
+        if assertion.holder.contact:
+            out[f"{project.PREFIX}:HolderContact"] = assertion.holder.contact
+    if assertion.date:
+        out[f"{project.PREFIX}:Date"] = assertion.date
+    tdm = tdmrep.encode(assertion)
+    if tdm:
+        out["tdm-reservation"] = str(tdm["reservation"])
+        if tdm["policy"]:
+            out["tdm-policy"] = str(tdm["policy"])
+    return out
+
+
+# --- sniffing ------------------------------------------------------------------------------------
+
+_M4A_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
+_MP4_BRANDS = frozenset(
+    {b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9", b"mp41", b"mp42",
+     b"mp71", b"avc1", b"M4V ", b"M4VH", b"M4VP", b"dash", b"3gp4", b"3gp5", b"3gp6", b"3gp7", b"3g2a",
+     b"MSNV", b"f4v ", b"XAVC", b"NDAS"}
+)
+# QuickTime files older than ftyp start straight with one of these atoms.
+_BARE_MOV_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+
+
+def sniff(head: bytes) -> str | None:
+    if head[:3] == b"ID3":
+        # FLAC behind an ID3 tag: visible here only when the tag is tiny; read() and write()
+        # look behind larger tags themselves.
+        end = _id3_size(head, 0)
+        if end is not None and head[end : end + 4] == b"fLaC":
+            return "flac"
+        return "mp3"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:4] == b"OggS":
+        return _sniff_ogg(head)
+    if head[4:8] == b"ftyp":
+        return _sniff_bmff(head)
+    if head[4:8] in _BARE_MOV_ATOMS and int.from_bytes(head[:4], "big") >= 8:
+        return "mov"
+    frame = _mpeg_frame(head[:4])
+    if frame is not None and frame[1] == 3:
+        return "mp3"
+    return None
+
+
+def refine(buf: Buffer, fmt: str) -> str:
+    """The format once more than the head can be seen: a FLAC behind a large ID3 tag (as c2pa
+    writes it when signing a FLAC) is a FLAC, not an MP3."""
+    if fmt == "mp3":
+        end = _id3_size(buf, 0)
+        if end is not None and bytes(buf[end : end + 4]) == b"fLaC":
+            return "flac"
+    return fmt
+
+
+def _sniff_ogg(head: bytes) -> str | None:
+    if len(head) < 28:
+        return None
+    packet = head[27 + head[26] :]
+    if packet.startswith(b"\x01vorbis"):
+        return "ogg"
+    if packet.startswith(b"OpusHead"):
+        return "opus"
+    return None  # Ogg FLAC, Speex, Theora...: not handled
+
+
+def _sniff_bmff(head: bytes) -> str | None:
+    if containers.sniff(head) is not None:
+        return None  # HEIC/AVIF brands belong to the image family
+    size = int.from_bytes(head[:4], "big")
+    major = head[8:12]
+    brands = {head[i : i + 4] for i in range(16, min(max(size, 16), len(head)) - 3, 4)}
+    if major == b"qt  ":
+        return "mov"
+    if major in _M4A_BRANDS:
+        return "m4a"
+    if major in _MP4_BRANDS or brands & _MP4_BRANDS:
+        return "mp4"
+    return None
+
+
+# --- structure: what the container declares must fit in the file --------------------------------
+
+
+@dataclass
+class _Layout:
+    """What the structural walk found."""
+
+    kind: str  # the format as found (FLAC behind a large ID3 tag is sniffed as "mp3")
+    #: Tag chunks of WAV/AIFF: (payload start, payload end).
+    id3_chunk: tuple[int, int] | None = None
+    #: XMP packets mutagen cannot reach: (start, end, location).
+    xmp: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def _u32be(buf: Buffer, pos: int) -> int:
+    return int.from_bytes(buf[pos : pos + 4], "big")
+
+
+def _syncsafe(data: bytes) -> int:
+    return (data[0] << 21) | (data[1] << 14) | (data[2] << 7) | data[3]
+
+
+def _id3_size(buf: Buffer, pos: int) -> int | None:
+    """End offset of the ID3v2 tag at ``pos`` as declared (None if the header is not one)."""
+    head = bytes(buf[pos : pos + 10])
+    if len(head) < 10 or head[:3] != b"ID3" or any(b & 0x80 for b in head[6:10]):
+        return None
+    footer = 10 if head[3] == 4 and head[5] & 0x10 else 0
+    return pos + 10 + _syncsafe(head[6:10]) + footer
+
+
+def _check_id3(buf: Buffer, pos: int, what: str) -> int:
+    """End of the ID3v2 tag at ``pos``; MalformedFile if it is cut off or inflates too far."""
+    n = len(buf)
+    if pos + 10 > n:
+        raise MalformedFile(f"truncated {what}: the ID3v2 header at offset {pos} is cut off at {n}")
+    major, flags = buf[pos + 3], buf[pos + 5]
+    if major not in (2, 3, 4):
+        raise MalformedFile(f"{what}: unknown ID3v2 version 2.{major} at offset {pos}")
+    end = _id3_size(buf, pos)
+    if end is None:
+        raise MalformedFile(f"{what}: the ID3v2 tag size at offset {pos} is not a synchsafe integer")
+    if end > n:
+        raise MalformedFile(
+            f"truncated {what}: the ID3v2 tag at offset {pos} claims {end - pos} bytes but the file ends at {n}"
+        )
+    if major > 2:
+        _check_id3_frames(bytes(buf[pos + 10 : pos + 10 + _syncsafe(bytes(buf[pos + 6 : pos + 10]))]), major, flags, what)
+    return end
+
+
+def _unsync(data: bytes) -> bytes:
+    return data.replace(b"\xff\x00", b"\xff")
+
+
+def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
+    """mutagen inflates compressed frames without a limit; refuse the ones that would explode."""
+    if major == 3 and flags & 0x80:
+        body = _unsync(body)
+    pos = 0
+    if flags & 0x40 and len(body) >= 4:  # extended header
+        pos = 4 + int.from_bytes(body[:4], "big") if major == 3 else _syncsafe(body[:4])
+    budget = MAX_ID3_INFLATE_TOTAL
+    for _ in range(MAX_ITEMS):
+        if pos + 10 > len(body) or body[pos] == 0:
+            return  # padding, or the end of the tag
+        size = int.from_bytes(body[pos + 4 : pos + 8], "big") if major == 3 else _syncsafe(body[pos + 4 : pos + 8])
+        fmt = body[pos + 9]
+        data = body[pos + 10 : pos + 10 + size]
+        compressed = fmt & 0x80 if major == 3 else fmt & 0x08
+        if compressed:
+            if major == 4 and fmt & 0x02:
+                data = _unsync(data)
+            if major == 3 or fmt & 0x01:
+                data = data[4:]  # the declared size, which a bomb would lie about
+            inflater = zlib.decompressobj()
+            try:
+                out = inflater.decompress(data, min(MAX_ID3_INFLATE, budget) + 1)
+            except zlib.error:
+                out = b""  # mutagen reports or skips a corrupt frame itself
+            if len(out) > min(MAX_ID3_INFLATE, budget):
+                frame_id = body[pos : pos + 4].decode("latin-1")
+                raise MalformedFile(f"{what}: compressed ID3v2 frame {frame_id} inflates to too many bytes; refusing it")
+            budget -= len(out)
+        pos += 10 + size
+
+
+# MPEG audio frame headers: bitrates (kbit/s) by (MPEG-1?, layer) and sample rates by version.
+_BITRATES = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mpeg_frame(h: bytes) -> tuple[int, int] | None:
+    """(frame length, layer) of the MPEG audio frame header ``h``, or None if it is not one."""
+    if len(h) < 4 or h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (h[1] >> 3) & 3, (h[1] >> 1) & 3
+    bitrate_index, rate_index, padding = h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1
+    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
+        return None  # reserved values, or free format (whose length no header states)
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _BITRATES[(mpeg1, layer)][bitrate_index] * 1000
+    rate = _SAMPLE_RATES[version][rate_index]
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4, layer
+    if layer == 3 and not mpeg1:
+        return 72 * bitrate // rate + padding, layer
+    return 144 * bitrate // rate + padding, layer
+
+
+def _mpeg_chain(buf: Buffer, pos: int, frames: int) -> bool:
+    """Do ``frames`` frame headers follow each other from ``pos`` (or the file end before)?"""
+    for _ in range(frames):
+        if pos >= len(buf):
+            return True
+        frame = _mpeg_frame(bytes(buf[pos : pos + 4]))
+        if frame is None:
+            return False
+        pos += frame[0]
+    return True
+
+
+def _check_mp3(buf: Buffer, start: int) -> None:
+    """Find the first MPEG frame after the tags, then walk the last frames to the file's end.
+
+    Only the tail is walked, so a long file costs no more than a short one; a frame that runs
+    past the end is a truncated file. Anything else after the audio (ID3v1, APE, junk) is left
+    alone, as players do.
+    """
+    n = len(buf)
+    first = next((p for p in _candidates(buf, start, min(n, start + 64 * 1024)) if _mpeg_chain(buf, p, 3)), None)
+    if first is None:
+        raise MalformedFile(f"MP3: no MPEG audio frame found at or after offset {start}")
+    pos = first
+    if n - first > TAIL:
+        # Resynchronise near the end: three chained headers make a false sync implausible.
+        pos = next((p for p in _candidates(buf, n - TAIL, n - TAIL + 16 * 1024) if _mpeg_chain(buf, p, 3)), n)
+    for _ in range(n):
+        if pos >= n:
+            return
+        frame = _mpeg_frame(bytes(buf[pos : pos + 4]))
+        if frame is None:
+            return
+        if pos + frame[0] > n:
+            raise MalformedFile(
+                f"truncated MP3: the MPEG frame at offset {pos} needs {frame[0]} bytes but the file ends at {n}"
+            )
+        pos += frame[0]
+
+
+def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
+    pos = buf.find(b"\xff", start, stop)
+    while pos >= 0:
+        yield pos
+        pos = buf.find(b"\xff", pos + 1, stop)
+
+
+def _chunks(buf: Buffer, what: str, big_endian: bool) -> dict[bytes, tuple[int, int, int]]:
+    """RIFF / IFF chunks: id -> (header offset, payload start, payload end); the first of each id."""
+    n = len(buf)
+    order: Literal["big", "little"] = "big" if big_endian else "little"
+    declared = 8 + int.from_bytes(buf[4:8], order)
+    if declared > n:
+        raise MalformedFile(f"truncated {what}: the header claims {declared} bytes but the file ends at {n}")
+    found: dict[bytes, tuple[int, int, int]] = {}
+    pos = 12
+    for _ in range(MAX_ITEMS):
+        if pos + 8 > declared:
+            return found
+        cid = bytes(buf[pos : pos + 4])
+        size = int.from_bytes(buf[pos + 4 : pos + 8], order)
+        end = pos + 8 + size
+        if end > declared:
+            raise MalformedFile(
+                f"truncated {what}: the {cid.decode('latin-1')!r} chunk at offset {pos} claims {size} bytes "
+                f"but the file ends at {declared}"
+            )
+        found.setdefault(cid, (pos, pos + 8, end))
+        pos = end + (size & 1)  # chunks are padded to an even length
+    raise MalformedFile(f"{what}: more than {MAX_ITEMS} chunks")
+
+
+@dataclass(frozen=True)
+class _Box:
+    type: bytes
+    start: int
+    header: int  # 8, or 16 with a 64-bit size
+    end: int
+    open_ended: bool = False  # size 0: "to the end of the file"
+
+    @property
+    def payload(self) -> int:
+        return self.start + self.header
+
+
+def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[_Box]:
+    found: list[_Box] = []
+    pos = start
+    for _ in range(MAX_ITEMS):
+        if pos == end:
+            return found
+        if pos + 8 > end:
+            if not top or not any(buf[pos:end]):
+                return found  # QuickTime ends some atom lists with a zero word; zero padding at the end
+            raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
+        size = _u32be(buf, pos)
+        btype = bytes(buf[pos + 4 : pos + 8])
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                raise MalformedFile(f"truncated {what}: the '{btype.decode('latin-1')}' box header at offset {pos} is cut off")
+            size, header = int.from_bytes(buf[pos + 8 : pos + 16], "big"), 16
+        elif size == 0 and top:
+            found.append(_Box(btype, pos, header, end, open_ended=True))
+            return found
+        if size < header:
+            raise MalformedFile(f"{what}: the '{btype.decode('latin-1')}' box at offset {pos} has an invalid size {size}")
+        if pos + size > end:
+            raise MalformedFile(
+                f"truncated {what}: the '{btype.decode('latin-1')}' box at offset {pos} claims {size} bytes but the file ends at {end}"
+            )
+        found.append(_Box(btype, pos, header, pos + size))
+        pos += size
+    raise MalformedFile(f"{what}: more than {MAX_ITEMS} boxes")
+
+
+def _child(buf: Buffer, box: _Box, btype: bytes, what: str) -> _Box | None:
+    return next((b for b in _boxes(buf, box.payload, box.end, what) if b.type == btype), None)
+
+
+# FLAC frame headers end with a CRC-8 (poly 0x07), frames with a CRC-16 (poly 0x8005), both MSB-first.
+def _crc_table(poly: int, width: int) -> tuple[int, ...]:
+    top, mask = 1 << (width - 1), (1 << width) - 1
+    table = []
+    for byte in range(256):
+        crc = byte << (width - 8)
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & mask if crc & top else (crc << 1) & mask
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC8 = _crc_table(0x07, 8)
+_CRC16 = _crc_table(0x8005, 16)
+
+
+def _crc8(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = _CRC8[crc ^ b]
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[(crc >> 8) ^ b]
+    return crc
+
+
+def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
+    """(coded number, block size, variable-blocksize?) of a FLAC frame header with a valid CRC-8."""
+    h = bytes(buf[pos : pos + 16])
+    if len(h) < 6 or h[0] != 0xFF or h[1] not in (0xF8, 0xF9):
+        return None
+    block_code, rate_code = h[2] >> 4, h[2] & 0x0F
+    if block_code == 0 or rate_code == 15 or h[3] >> 4 > 10 or h[3] & 1:
+        return None
+    # The frame or sample number, coded like UTF-8: a lead byte of k one-bits, then k-1 bytes 10xxxxxx.
+    lead = h[4]
+    length = 1 if lead < 0x80 else next((k for k in range(2, 8) if lead >> (7 - k) == (1 << (k + 1)) - 2), 0)
+    if length == 0 or 4 + length > len(h):
+        return None
+    number = lead if length == 1 else lead & ((1 << (7 - length)) - 1)
+    for b in h[5 : 4 + length]:
+        if b & 0xC0 != 0x80:
+            return None
+        number = (number << 6) | (b & 0x3F)
+    pos_ = 4 + length
+    if block_code == 1:
+        block = 192
+    elif block_code <= 5:
+        block = 576 << (block_code - 2)
+    elif block_code == 6:
+        block, pos_ = h[pos_] + 1 if pos_ < len(h) else 0, pos_ + 1
+    elif block_code == 7:
+        block, pos_ = int.from_bytes(h[pos_ : pos_ + 2], "big") + 1, pos_ + 2
+    else:
+        block = 256 << (block_code - 8)
+    pos_ += {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
+    if pos_ >= len(h) or _crc8(h[:pos_]) != h[pos_]:
+        return None
+    return number, block, bool(h[1] & 1)
+
+
+def _check_flac(buf: Buffer, start: int) -> None:
+    """Metadata blocks fit; the last frame is whole and ends the samples STREAMINFO declares."""
+    n = len(buf)
+    if bytes(buf[start : start + 4]) != b"fLaC":
+        raise MalformedFile(f"not a FLAC: no 'fLaC' marker at offset {start}")
+    pos = start + 4
+    streaminfo: bytes | None = None
+    for _ in range(MAX_ITEMS):
+        if pos + 4 > n:
+            raise MalformedFile(f"truncated FLAC: a metadata block header at offset {pos} is cut off at {n}")
+        last, btype, size = buf[pos] & 0x80, buf[pos] & 0x7F, int.from_bytes(buf[pos + 1 : pos + 4], "big")
+        if pos + 4 + size > n:
+            raise MalformedFile(
+                f"truncated FLAC: the metadata block at offset {pos} claims {size} bytes but the file ends at {n}"
+            )
+        if btype == 0 and streaminfo is None:
+            streaminfo = bytes(buf[pos + 4 : pos + 4 + size])
+        pos += 4 + size
+        if last:
+            break
+    else:
+        raise MalformedFile(f"FLAC: more than {MAX_ITEMS} metadata blocks")
+    if streaminfo is None or len(streaminfo) < 34:
+        raise MalformedFile("FLAC: no valid STREAMINFO block")
+    max_block = int.from_bytes(streaminfo[2:4], "big")
+    max_frame = int.from_bytes(streaminfo[7:10], "big")
+    total = int.from_bytes(streaminfo[13:18], "big") & 0xFFFFFFFFF
+    audio_start, end = pos, n
+    if end - audio_start >= 128 and bytes(buf[end - 128 : end - 125]) == b"TAG":
+        end -= 128  # an ID3v1 tag some tools append
+    if end == audio_start:
+        if total:
+            raise MalformedFile(f"truncated FLAC: STREAMINFO declares {total} samples but there are no audio frames")
+        return
+    capped = max_frame > MAX_FLAC_CRC
+    low = max(audio_start, end - min(max_frame or TAIL, MAX_FLAC_CRC) - 16)
+    # The last frame starts at a sync code with a valid header CRC-8, and its CRC-16 covers the
+    # rest of the file. A few false syncs inside the frame may precede it; a cut-off frame has none.
+    found = None
+    p, tried, looked = end - 1, 0, 0
+    while found is None and tried < 8 and looked < MAX_FLAC_SYNCS:
+        p = buf.rfind(b"\xff", low, p)
+        if p < 0:
+            break
+        looked += 1
+        header = _flac_frame_header(buf, p)
+        if header is None:
+            continue
+        tried += 1
+        if _crc16(bytes(buf[p : end - 2])) == int.from_bytes(buf[end - 2 : end], "big"):
+            found = p, header
+    if found is None:
+        if capped or looked >= MAX_FLAC_SYNCS:
+            return  # frames larger than we check, or a hostile tail: no verdict rather than a wrong one
+        raise MalformedFile(f"truncated FLAC: the last audio frame is incomplete or corrupt (the file ends at {n})")
+    p, (number, block, variable) = found
+    last_sample = (number if variable else number * max_block) + block
+    if total and last_sample < total:
+        raise MalformedFile(
+            f"truncated FLAC: STREAMINFO declares {total} samples but the audio ends after {last_sample}"
+        )
+
+
+def _check_ogg(buf: Buffer) -> None:
+    """Every page fits, and the last one ends the stream (its end-of-stream flag is set)."""
+    n = len(buf)
+    pos, flags = 0, 0
+    while pos < n:  # each page takes at least 27 bytes: bounded by the file size
+        if pos + 27 > n:
+            raise MalformedFile(f"truncated Ogg: the page header at offset {pos} is cut off at {n}")
+        if bytes(buf[pos : pos + 4]) != b"OggS" or buf[pos + 4] != 0:
+            raise MalformedFile(f"Ogg: no page at offset {pos} (found {bytes(buf[pos : pos + 5])!r})")
+        segments = buf[pos + 26]
+        if pos + 27 + segments > n:
+            raise MalformedFile(f"truncated Ogg: the segment table at offset {pos} is cut off at {n}")
+        end = pos + 27 + segments + sum(buf[pos + 27 : pos + 27 + segments])
+        if end > n:
+            raise MalformedFile(
+                f"truncated Ogg: the page at offset {pos} claims {end - pos} bytes but the file ends at {n}"
+            )
+        flags, pos = buf[pos + 5], end
+    if not flags & 0x04:
+        raise MalformedFile("truncated Ogg: the last page does not end the stream (no end-of-stream flag)")
+
+
+def _layout(buf: Buffer, fmt: str) -> _Layout:
+    """Check the container's structure; MalformedFile says what is wrong and where."""
+    if fmt in ("mp3", "flac"):
+        pos = 0
+        for _ in range(16):  # some files carry several ID3v2 tags in a row
+            if bytes(buf[pos : pos + 3]) != b"ID3":
+                break
+            pos = _check_id3(buf, pos, fmt.upper())
+        if bytes(buf[pos : pos + 4]) == b"fLaC":
+            _check_flac(buf, pos)
+            return _Layout("flac")
+        if fmt == "flac":
+            raise MalformedFile(f"not a FLAC: no 'fLaC' marker after the ID3v2 tag at offset {pos}")
+        _check_mp3(buf, pos)
+        return _Layout("mp3")
+    if fmt == "wav":
+        chunks = _chunks(buf, "WAV", big_endian=False)
+        return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), (b"id3 ", b"ID3 "))
+    if fmt == "aiff":
+        chunks = _chunks(buf, "AIFF", big_endian=True)
+        return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
+    if fmt in ("ogg", "opus"):
+        _check_ogg(buf)
+        return _Layout(fmt)
+    if fmt in _MP4_FORMATS:
+        what = fmt.upper()
+        top = _boxes(buf, 0, len(buf), what, top=True)
+        layout = _Layout(fmt)
+        moov = next((b for b in top if b.type == b"moov"), None)
+        if moov is None:
+            raise MalformedFile(f"{what}: no 'moov' box (the file is incomplete)")
+        for box in top:
+            if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
+                layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
+        udta = _child(buf, moov, b"udta", what)
+        found = _child(buf, udta, b"XMP_", what) if udta is not None else None
+        if found is not None:
+            layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
+        return layout
+    raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
+
+
+def _riff_layout(
+    buf: Buffer, kind: str, chunks: dict[bytes, tuple[int, int, int]], required: tuple[bytes, ...], tag_ids: tuple[bytes, ...]
+) -> _Layout:
+    for cid in required:
+        if cid not in chunks:
+            raise MalformedFile(f"{kind.upper()}: no {cid.decode()!r} chunk")
+    layout = _Layout(kind)
+    tag = next((chunks[c] for c in tag_ids if c in chunks), None)
+    if tag is not None:
+        layout.id3_chunk = tag[1], tag[2]
+        _check_id3(buf, tag[1], f"{kind.upper()} ID3 chunk")
+    if kind == "wav" and b"_PMX" in chunks:
+        layout.xmp.append((chunks[b"_PMX"][1], chunks[b"_PMX"][2], "RIFF _PMX chunk"))
+    return layout
+
+
+@contextlib.contextmanager
+def _mutagen_errors(kind: str, doing: str) -> Iterator[None]:
+    """Whatever mutagen raises on a bad file becomes one MalformedFile with its message."""
+    try:
+        yield
+    except RightsmetaError:
+        raise
+    except (mutagen.MutagenError, struct.error, ValueError, IndexError, KeyError, EOFError, OverflowError,
+            RecursionError, OSError, zlib.error) as exc:
+        raise MalformedFile(f"malformed {kind.upper()}: mutagen could not {doing} it ({exc or type(exc).__name__})") from None
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+class _Found:
+    """Our fields found in one carrier, with their raw values for the report."""
+
+    def __init__(self, name: str, location: str) -> None:
+        self.report = CarrierReport(name, location)
+        self.fields: dict[str, str] = {}
+
+    def put(self, native: str, values: list[str], logical: str | None = None) -> str | None:
+        """Record a value; several different values for one field are an error."""
+        if not values:
+            return None
+        self.report.values[native] = values[0] if len(values) == 1 else values
+        if len(set(values)) > 1:
+            self.report.errors.append(f"{native} holds {len(values)} different values: {values!r}")
+        if logical is not None:
+            self.fields.setdefault(logical, values[0])
+        return values[0]
+
+    def finish(self) -> CarrierReport | None:
+        report, found = self.report, self.fields
+        if not report.values and not report.errors:
+            return None
+        carrier = report.name
+        record = {k.split(":", 1)[1]: v for k, v in found.items() if k in RECORD_FIELDS}
+        try:
+            signal = project.decode(record, carrier=carrier)
+            if signal is not None:
+                report.signals.append(signal)
+        except MalformedMetadata as exc:
+            report.errors.append(str(exc))
+        if "tdm-reservation" in found:
+            try:
+                signal = tdmrep.decode(found["tdm-reservation"], found.get("tdm-policy"), carrier=carrier)
+                if signal is not None:
+                    report.signals.append(signal)
+            except MalformedMetadata as exc:
+                report.errors.append(str(exc))
+        name = found.get(f"{project.PREFIX}:HolderName")
+        if name:
+            report.rights["holder"] = Holder(name, found.get(f"{project.PREFIX}:HolderContact") or None).to_json()
+        for key, logical in (
+            ("date", f"{project.PREFIX}:Date"), ("work_id", f"{project.PREFIX}:WorkID"), ("policy", "tdm-policy")
+        ):
+            if found.get(logical):
+                report.rights[key] = found[logical]
+        return report
+
+
+def _xmp_report(packet: bytes, location: str) -> CarrierReport:
+    report = CarrierReport("xmp", location)
+    try:
+        reading = xmp.read(packet)
+    except MalformedMetadata as exc:
+        report.errors.append(f"malformed XMP: {exc}")
+    else:
+        report.values, report.signals = reading.raw, reading.signals
+        report.rights, report.errors = reading.rights, reading.errors
+    return report
+
+
+def _read_id3(tags: Any, where: str) -> list[CarrierReport]:
+    version = f"ID3v2.{tags.version[1]}"
+    found = _Found("id3", f"{version} {where}".strip())
+    for frame in tags.getall("TXXX"):
+        logical = _BY_ID3.get(frame.desc.casefold())
+        if logical is not None:
+            found.put(f"TXXX:{frame.desc}", [str(t) for t in frame.text], logical)
+    copyright_ = found.put("TCOP", [str(t) for f in tags.getall("TCOP") for t in f.text])
+    web = found.put("WCOP", [f.url for f in tags.getall("WCOP")])
+    report = found.finish()
+    out = []
+    if report is not None:
+        if copyright_:
+            report.rights["copyright"] = copyright_
+        if web:
+            report.rights["web_statement"] = web
+        out.append(report)
+    for frame in tags.getall("PRIV"):
+        if frame.owner == "XMP":
+            out.append(_xmp_report(bytes(frame.data), f"{version} PRIV:XMP"))
+    return out
+
+
+def _read_vorbis(comments: Any, location: str) -> CarrierReport | None:
+    found = _Found("vorbis", location)
+    by_key: dict[str, list[str]] = {}
+    spelled: dict[str, str] = {}
+    for key, value in comments or ():
+        folded = key.casefold()
+        by_key.setdefault(folded, []).append(value)
+        spelled.setdefault(folded, key)
+    for folded, values in by_key.items():
+        logical = _BY_VORBIS.get(folded)
+        if logical is not None:
+            found.put(spelled[folded], values, logical)
+    copyright_ = found.put(spelled.get("copyright", "COPYRIGHT"), by_key.get("copyright", []))
+    licence = found.put(spelled.get("license", "LICENSE"), by_key.get("license", []))
+    report = found.finish()
+    if report is not None:
+        if copyright_:
+            report.rights["copyright"] = copyright_
+        if licence:
+            # LICENSE is a URI by convention but free text in the wild ("All rights reserved").
+            key = "web_statement" if licence.strip().lower().startswith(("http://", "https://")) else "usage_terms"
+            report.rights[key] = licence
+    return report
+
+
+def _read_mp4(tags: Any, location: str) -> CarrierReport | None:
+    found = _Found("mp4", location)
+    for key, values in (tags or {}).items():
+        if not key.startswith("----:"):
+            continue
+        logical = _BY_MP4.get(key.casefold())
+        if logical is None and key.casefold() != MP4_WEB_STATEMENT.casefold():
+            continue
+        texts = []
+        for value in values:
+            try:
+                texts.append(bytes(value).decode("utf-8"))
+            except UnicodeDecodeError:
+                found.report.errors.append(f"{key} is not UTF-8 text")
+        web = found.put(key, texts, logical)
+        if logical is None and web:
+            found.report.rights["web_statement"] = web
+    copyright_ = found.put("cprt", [str(v) for v in (tags or {}).get("cprt", [])])
+    report = found.finish()
+    if report is not None and copyright_:
+        report.rights["copyright"] = copyright_
+    return report
+
+
+@contextlib.contextmanager
+def _opened(buf: Buffer) -> Iterator[Any]:
+    """``buf`` as the seekable file object mutagen wants; a read-only map serves without a copy.
+
+    The map's position is restored afterwards: ``mmap.find`` searches from it by default, and
+    other carriers search the same map.
+    """
+    if isinstance(buf, (bytes, bytearray)):
+        yield io.BytesIO(buf)
+        return
+    position = buf.tell()
+    buf.seek(0)
+    try:
+        yield buf
+    finally:
+        buf.seek(position)
+
+
+def _packet(buf: Buffer, start: int, end: int, location: str) -> CarrierReport:
+    if end - start > xmp.MAX_PACKET:
+        return CarrierReport("xmp", location, errors=[f"malformed XMP: the packet is {end - start} bytes, more than allowed"])
+    return _xmp_report(bytes(buf[start:end]), location)
+
+
+def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierReport]:
+    layout = _layout(buf, fmt)
+    kind = layout.kind
+    found: list[CarrierReport] = []
+    with _mutagen_errors(kind, "read"):
+        if kind == "mp3":
+            if bytes(buf[:3]) == b"ID3":
+                with _opened(buf) as fileobj:
+                    found += _read_id3(ID3(fileobj), "tag")
+        elif kind in ("wav", "aiff"):
+            if layout.id3_chunk is not None:
+                start, end = layout.id3_chunk
+                chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
+                found += _read_id3(ID3(io.BytesIO(bytes(buf[start:end]))), f"in the {chunk}")
+        elif kind in _VORBIS_FORMATS:
+            cls, location = {
+                "flac": (FLAC, "FLAC VORBIS_COMMENT block"),
+                "ogg": (OggVorbis, "Ogg Vorbis comment header"),
+                "opus": (OggOpus, "OpusTags header"),
+            }[kind]
+            with _opened(buf) as fileobj:
+                report = _read_vorbis(cls(fileobj).tags, location)
+            if report is not None:
+                found.append(report)
+        else:
+            with _opened(buf) as fileobj:
+                report = _read_mp4(MP4(fileobj).tags, "moov/udta/meta/ilst")
+            if report is not None:
+                found.append(report)
+    found += [_packet(buf, start, end, location) for start, end, location in layout.xmp]
+    return found
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _new_packet(existing: bytes | None, assertion: Assertion, location: str) -> bytes:
+    try:
+        return xmp.write_packet(existing, assertion)
+    except MalformedMetadata as exc:
+        raise MalformedMetadata(f"the file's XMP ({location}) is malformed ({exc}); not writing over it") from None
+
+
+def _write_id3(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
+    for frame in list(tags.getall("TXXX")):
+        if frame.desc.casefold() in _BY_ID3:
+            del tags[frame.HashKey]
+    for name, value in values.items():
+        tags.add(TXXX(encoding=3, desc=name, text=[value]))
+    if assertion.copyright:
+        tags.setall("TCOP", [TCOP(encoding=3, text=[assertion.copyright])])
+    if assertion.web_statement:
+        tags.setall("WCOP", [WCOP(url=assertion.web_statement)])
+    privs = tags.getall("PRIV")
+    existing = next((bytes(f.data) for f in privs if f.owner == "XMP"), None)
+    packet = _new_packet(existing, assertion, "ID3 PRIV:XMP")
+    tags.setall("PRIV", [f for f in privs if f.owner != "XMP"] + [PRIV(owner="XMP", data=packet)])
+
+
+def _id3_version(tags: Any) -> int:
+    # v2.3 stays v2.3 (what many players and Windows read best); anything else is saved as v2.4.
+    return 3 if tags.version[:2] == (2, 3) else 4
+
+
+def _write_vorbis(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
+    for key in {k for k, _ in tags}:
+        if key.casefold() in _BY_VORBIS:
+            del tags[key]
+    for name, value in values.items():
+        tags[vorbis_name(name)] = [value]
+    if assertion.copyright:
+        tags["COPYRIGHT"] = [assertion.copyright]
+    if assertion.web_statement:
+        tags["LICENSE"] = [assertion.web_statement]
+
+
+def _write_mp4_tags(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
+    for key in list(tags.keys()):
+        if key.casefold() in _BY_MP4:
+            del tags[key]
+    for name, value in values.items():
+        tags[mp4_name(name)] = [MP4FreeForm(value.encode("utf-8"), AtomDataType.UTF8)]
+    if assertion.copyright:
+        tags["cprt"] = [assertion.copyright]
+    if assertion.web_statement:
+        tags[MP4_WEB_STATEMENT] = [MP4FreeForm(assertion.web_statement.encode("utf-8"), AtomDataType.UTF8)]
+
+
+def _pad_packet(packet: bytes, size: int) -> bytes | None:
+    """``packet`` grown to exactly ``size`` bytes with XMP padding (whitespace), or None if too big."""
+    cut = packet.rfind(b"<?xpacket end")
+    if cut < 0 or len(packet) > size:
+        return None
+    return packet[:cut] + b" " * (size - len(packet)) + packet[cut:]
+
+
+def _free(out: bytearray, box: _Box) -> None:
+    """Turn a box into empty ``free`` space of the same size: nothing after it moves."""
+    out[box.start + 4 : box.start + 8] = b"free"
+    out[box.payload : box.end] = bytes(box.end - box.payload)
+
+
+def _existing_packet(data: bytes, start: int, end: int, location: str) -> bytes:
+    if end - start > xmp.MAX_PACKET:
+        raise MalformedMetadata(f"the file's XMP ({location}) is larger than {xmp.MAX_PACKET} bytes")
+    return data[start:end]
+
+
+def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> bytes:
+    """``data`` with the assertion's XMP packet in it, moving no media byte.
+
+    Sample tables hold absolute offsets into ``mdat`` (``tfra`` into ``moof``), so no byte before
+    the media may move. A QuickTime ``moov/udta/XMP_`` atom (ExifTool's and Adobe's place in
+    MOV) is rewritten in place when the packet fits its padding. Otherwise the packet goes to the
+    top-level XMP ``uuid`` box: in place of one that only ``mfra`` follows; over one with room
+    enough; else appended at the end (before a final ``mfra``, which readers find from the end
+    of the file), any old XMP box becoming ``free`` space of the same size.
+    """
+    top = _boxes(data, 0, len(data), what, top=True)
+    out = bytearray(data)
+    ours = [b for b in top if b.type == b"uuid" and data[b.payload : b.payload + 16] == XMP_UUID]
+    existing = _existing_packet(data, ours[0].payload + 16, ours[0].end, f"{what} uuid box") if ours else None
+    moov = next((b for b in top if b.type == b"moov"), None)
+    udta = _child(data, moov, b"udta", what) if moov is not None else None
+    atom = _child(data, udta, b"XMP_", what) if udta is not None else None
+    if atom is not None:
+        location = f"{what} moov/udta/XMP_ atom"
+        old = _existing_packet(data, atom.payload, atom.end, location)
+        padded = _pad_packet(_new_packet(old, assertion, location), atom.end - atom.payload)
+        if padded is not None:
+            out[atom.payload : atom.end] = padded
+            if not ours:
+                return bytes(out)
+        else:
+            _free(out, atom)  # its properties move to the uuid box below, unless one exists
+            existing = existing if ours else old
+    packet = _new_packet(existing, assertion, f"{what} uuid box")
+
+    tail = len(top) - 1 if top and top[-1].type == b"mfra" else len(top)
+    last = top[tail - 1] if tail else None
+    for box in ours[1:]:
+        _free(out, box)
+    if ours and last is ours[0] and not last.open_ended:
+        return bytes(out[: last.start]) + _uuid_box(packet) + bytes(out[last.end :])
+    if ours:
+        padded = _pad_packet(packet, ours[0].end - ours[0].payload - 16)
+        if padded is not None:
+            out[ours[0].payload + 16 : ours[0].end] = padded
+            return bytes(out)
+        _free(out, ours[0])
+    if last is not None and last.open_ended:
+        # A last box of size 0 runs to the end of the file: give it its real size first.
+        size = last.end - last.start
+        if size >= 1 << 32:
+            raise UnsupportedFormat(f"{what}: cannot add the XMP box after a final box of unstated size over 4 GiB")
+        out[last.start : last.start + 4] = size.to_bytes(4, "big")
+    at = top[tail].start if tail < len(top) else len(out)
+    return bytes(out[:at]) + _uuid_box(packet) + bytes(out[at:])
+
+
+def _uuid_box(packet: bytes) -> bytes:
+    return (8 + 16 + len(packet)).to_bytes(4, "big") + b"uuid" + XMP_UUID + packet
+
+
+def _replace_chunk(data: bytes, start: int, end: int, payload: bytes) -> bytes:
+    """A WAV with the chunk whose payload is data[start:end] given a new payload (no offsets in RIFF)."""
+    pad = (end - start) & 1
+    new = len(payload).to_bytes(4, "little") + payload + (b"\x00" if len(payload) & 1 else b"")
+    out = data[: start - 4] + new + data[end + pad :]
+    riff_size = int.from_bytes(data[4:8], "little") + len(out) - len(data)
+    return out[:4] + riff_size.to_bytes(4, "little") + out[8:]
+
+
+def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
+    """New file bytes with the assertion in every carrier the format has, and those carriers."""
+    layout = _layout(data, fmt)
+    kind = layout.kind
+    values = fields(assertion)
+    bio = io.BytesIO(data)
+    carriers: list[str]
+    with _mutagen_errors(kind, "write"):
+        if kind == "mp3":
+            tags = ID3(bio) if data[:3] == b"ID3" else ID3()
+            _write_id3(tags, assertion, values)
+            bio.seek(0)
+            tags.save(bio, v2_version=_id3_version(tags))
+            carriers = ["id3", "xmp"]
+        elif kind in ("wav", "aiff"):
+            audio = WAVE(bio) if kind == "wav" else AIFF(bio)
+            if audio.tags is None:
+                audio.add_tags()
+            _write_id3(audio.tags, assertion, values)
+            bio.seek(0)
+            audio.save(bio, v2_version=_id3_version(audio.tags))
+            carriers = ["id3", "xmp"]
+        elif kind in _VORBIS_FORMATS:
+            vorbis = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[kind](bio)
+            if vorbis.tags is None:
+                vorbis.add_tags()
+            _write_vorbis(vorbis.tags, assertion, values)
+            bio.seek(0)
+            vorbis.save(bio)
+            carriers = ["vorbis"]
+        else:
+            movie = MP4(bio)
+            if movie.tags is None:
+                movie.add_tags()
+            _write_mp4_tags(movie.tags, assertion, values)
+            bio.seek(0)
+            movie.save(bio)
+            carriers = ["mp4", "xmp"]
+    out = bio.getvalue()
+    if kind == "wav" and layout.xmp:
+        # Another tool's XMP in _PMX gets the same statement; mutagen moved the chunks, so find it again.
+        pmx = _layout(out, "wav").xmp[0]
+        packet = _new_packet(bytes(out[pmx[0] : pmx[1]]), assertion, pmx[2])
+        out = _replace_chunk(out, pmx[0], pmx[1], packet)
+    if kind in _MP4_FORMATS:
+        out = write_bmff_xmp(out, assertion, kind.upper())
+    return out, carriers

@@ -1,0 +1,375 @@
+"""PDF: XMP in the document metadata stream, and a few Info-dictionary keys for older readers.
+
+Writing is an incremental update: the original bytes stay an exact prefix and only the changed
+objects (the metadata stream, the Info dictionary, and the catalog when it gains /Metadata) are
+appended with a new cross-reference section. Existing digital signatures therefore stay valid.
+
+pypdf parses the document and serialises the few objects written, but the increment itself is
+written here: pypdf's incremental writer always appends a cross-reference *stream* (PDF 1.5),
+which PDF 1.4 files and PDF/A-1 forbid, and numbers every changed object generation 0. This
+writer appends the same kind of cross-reference section the file already ends with, and keeps
+each object's generation.
+
+Hostile input: pypdf 7 bounds its own work (declared stream lengths, decompressed output of
+every filter, xref stream entries, object-stream sizes, root-object recovery; see
+``pypdf.Configuration``); the metadata stream is decoded with tighter limits (``xmp.MAX_PACKET``),
+and every pypdf exception becomes a ``MalformedFile`` with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pypdf
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import LimitReachedError
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    DecodedStreamObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NullObject,
+    NumberObject,
+    PdfObject,
+    StreamObject,
+    TextStringObject,
+    create_string_object,
+)
+
+from .. import xmp
+from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..model import Assertion
+from ..report import CarrierReport
+from ..vocab import Signal, project, tdmrep
+
+if TYPE_CHECKING:
+    from . import Options
+
+FORMATS = ("pdf",)
+
+# Info-dictionary keys (schemas/rightsmeta-namespace.md). PDF names cannot hold a colon-prefixed
+# namespace, so the exact record's XMP names are prefixed with "Rightsmeta".
+INFO_RECORD_PREFIX = "/Rightsmeta"
+INFO_TDM_RESERVATION = "/TDMReservation"
+INFO_TDM_POLICY = "/TDMPolicy"
+INFO_KEYS = (*(INFO_RECORD_PREFIX + key for key in project.ALL_KEYS), INFO_TDM_RESERVATION, INFO_TDM_POLICY)
+
+_QUIETED = False
+
+
+def _quiet_pypdf() -> None:
+    # pypdf logs every repair it makes as a warning; with no logging configured Python would print
+    # them on stderr. A NullHandler keeps them out of the CLI's output and still lets an
+    # application that configures logging see them.
+    global _QUIETED
+    if not _QUIETED:
+        logging.getLogger("pypdf").addHandler(logging.NullHandler())
+        _QUIETED = True
+
+
+def sniff(head: bytes) -> str | None:
+    # The header may follow up to 1024 bytes of junk; sniff sees 64 of them.
+    return "pdf" if b"%PDF-" in head[:64] else None
+
+
+@dataclass
+class _Document:
+    reader: PdfReader
+    packet: bytes | None = None
+    metadata_ref: IndirectObject | None = None
+    metadata_error: str | None = None
+    info: DictionaryObject | None = None
+    info_ref: IndirectObject | None = None
+    info_values: dict[str, str] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    value = value.get_object() if isinstance(value, PdfObject) else value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)
+
+
+def _metadata(doc: _Document) -> None:
+    catalog = doc.reader.root_object
+    ref = catalog.raw_get("/Metadata") if "/Metadata" in catalog else None
+    if ref is None:
+        return
+    if isinstance(ref, IndirectObject):
+        doc.metadata_ref = ref
+    stream = ref.get_object()
+    if stream is None or isinstance(stream, NullObject):
+        return  # a dangling reference: as if there were none (writing fills that object number)
+    if not isinstance(stream, StreamObject):
+        doc.metadata_error = "the catalog's /Metadata is not a stream"
+        return
+    limit = xmp.MAX_PACKET + 1
+    try:
+        # Tighter than pypdf's defaults (75 MB): an XMP packet above MAX_PACKET is refused anyway.
+        with pypdf.apply_configuration(
+            zlib_maximum_output_length=limit, lzw_maximum_output_length=limit,
+            run_length_maximum_output_length=limit, brotli_maximum_output_length=limit,
+            array_based_stream_maximum_output_length=limit,
+        ):
+            packet = stream.get_data()
+        doc.packet = packet if packet.strip() else None  # an empty stream says nothing
+    except LimitReachedError:
+        doc.metadata_error = f"cannot decode the metadata stream: it inflates to more than {xmp.MAX_PACKET} bytes"
+    except Exception as exc:  # pypdf raises many kinds for broken filters
+        doc.metadata_error = f"cannot decode the metadata stream: {exc}"
+
+
+def _load(data: Any, options: Options | None) -> _Document:
+    """The parsed document; raises MalformedFile for what pypdf cannot read or decrypt."""
+    _quiet_pypdf()
+    password = options.password if options is not None else None
+    try:
+        reader = PdfReader(data if not isinstance(data, bytes) else io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            # An empty user password (owner password only) opens the file in any viewer.
+            if password is None and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                raise MalformedFile("the PDF is encrypted; give its password (--password)")
+            if password is not None and reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
+                raise MalformedFile("wrong password for this encrypted PDF")
+        doc = _Document(reader)
+        _metadata(doc)
+        info_ref = reader.trailer.raw_get("/Info") if "/Info" in reader.trailer else None
+        if info_ref is not None:
+            info = info_ref.get_object()
+            if isinstance(info, DictionaryObject):
+                doc.info = info
+                doc.info_ref = info_ref if isinstance(info_ref, IndirectObject) else None
+                doc.info_values = {key[1:]: _text(info[key]) for key in INFO_KEYS if key in info}
+        return doc
+    except RightsmetaError:
+        raise
+    except Exception as exc:  # pypdf's errors are not one family: KeyError, ValueError, PdfReadError...
+        raise MalformedFile(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
+
+
+def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
+    prefix = INFO_RECORD_PREFIX[1:]
+    record = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+    attempts: list[tuple[Any, tuple[Any, ...]]] = [
+        (project.decode, (record,)),
+        (tdmrep.decode, (values.get(INFO_TDM_RESERVATION[1:]), values.get(INFO_TDM_POLICY[1:]))),
+    ]
+    for decode, args in attempts:
+        try:
+            signal: Signal | None = decode(*args, carrier="info")
+        except MalformedMetadata as exc:
+            report.errors.append(str(exc))
+            continue
+        if signal is not None:
+            report.signals.append(signal)
+
+
+def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
+    doc = _load(buf, options)
+    found: list[CarrierReport] = []
+    if doc.packet is not None or doc.metadata_error is not None:
+        where = f"metadata stream (object {doc.metadata_ref.idnum})" if doc.metadata_ref else "metadata stream"
+        report = CarrierReport("xmp", where)
+        if doc.metadata_error is not None:
+            report.errors.append(doc.metadata_error)
+        else:
+            try:
+                reading = xmp.read(doc.packet or b"")
+            except MalformedMetadata as exc:
+                report.errors.append(f"malformed XMP: {exc}")
+            else:
+                report.values, report.signals = reading.raw, reading.signals
+                report.rights, report.errors = reading.rights, reading.errors
+        found.append(report)
+    if doc.info_values:
+        report = CarrierReport("info", "Info dictionary", values=dict(doc.info_values))
+        _info_signals(doc.info_values, report)
+        found.append(report)
+    return found
+
+
+# --- writing: one incremental update --------------------------------------------------------
+
+_STARTXREF = re.compile(rb"startxref\s+(\d+)")
+_MAX_OBJECT_NUMBER = 8_388_607  # ISO 32000-1 annex C: readers need not handle more
+
+
+def _last_xref(data: bytes) -> tuple[int, bool]:
+    """Offset of the last cross-reference section and whether it is a classic table."""
+    tail_start = max(0, len(data) - 4096)
+    matches = list(_STARTXREF.finditer(data, tail_start))
+    if not matches:
+        raise MalformedFile("the PDF has no startxref near its end; repair it (e.g. qpdf) before tagging")
+    offset = int(matches[-1].group(1))
+    section = data[offset:offset + 64].lstrip()
+    if section.startswith(b"xref"):
+        return offset, True
+    if re.match(rb"\d+\s+\d+\s+obj", section):
+        return offset, False
+    # pypdf read it by reconstructing the cross-references; appending to a broken chain would
+    # leave a file other readers may not open.
+    raise MalformedFile("the PDF's startxref offset is wrong; repair it (e.g. qpdf) before tagging")
+
+
+def _serialise(obj: PdfObject) -> bytes:
+    out = io.BytesIO()
+    obj.write_to_stream(out)
+    return out.getvalue()
+
+
+def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
+    root = reader.trailer.raw_get("/Root")
+    entries = DictionaryObject({
+        NameObject("/Size"): NumberObject(size),
+        NameObject("/Root"): root,
+        NameObject("/Prev"): NumberObject(prev),
+    })
+    if info is not None:
+        entries[NameObject("/Info")] = info
+    if "/ID" in reader.trailer:
+        ids = reader.trailer["/ID"]
+        if isinstance(ids, ArrayObject):
+            # File identifiers are bytes; pypdf may have decoded them as text.
+            entries[NameObject("/ID")] = ArrayObject(
+                ByteStringObject(i.original_bytes) if isinstance(i, TextStringObject) else i for i in ids
+            )
+    return entries
+
+
+def _subsections(ids: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for idnum in sorted(ids):
+        if runs and runs[-1][-1] + 1 == idnum:
+            runs[-1].append(idnum)
+        else:
+            runs.append([idnum])
+    return runs
+
+
+def _increment(
+    data: bytes, objects: dict[int, tuple[int, PdfObject]], reader: PdfReader, size: int,
+    info: IndirectObject | None,
+) -> bytes:
+    prev, classic = _last_xref(data)
+    out = io.BytesIO()
+    base = len(data)
+    if not data.endswith((b"\n", b"\r")):
+        out.write(b"\n")
+    offsets: dict[int, tuple[int, int]] = {}
+    for idnum, (generation, obj) in sorted(objects.items()):
+        offsets[idnum] = (base + out.tell(), generation)
+        out.write(f"{idnum} {generation} obj\n".encode() + _serialise(obj) + b"\nendobj\n")
+    if classic:
+        xref_at = base + out.tell()
+        out.write(b"xref\n")
+        for run in _subsections(list(offsets)):
+            out.write(f"{run[0]} {len(run)}\n".encode())
+            for idnum in run:
+                offset, generation = offsets[idnum]
+                out.write(f"{offset:010d} {generation:05d} n\r\n".encode())  # exactly 20 bytes
+        trailer = _trailer_entries(reader, size, prev, info)
+        out.write(b"trailer\n" + _serialise(trailer) + b"\n")
+    else:
+        xref_id = size
+        size += 1
+        xref_at = base + out.tell()
+        offsets[xref_id] = (xref_at, 0)
+        width = 4 if xref_at < 2**32 else 8
+        rows = b"".join(
+            b"\x01" + offset.to_bytes(width, "big") + generation.to_bytes(2, "big")
+            for _, (offset, generation) in sorted(offsets.items())
+        )
+        stream = DecodedStreamObject()
+        stream.update(_trailer_entries(reader, size, prev, info))
+        stream[NameObject("/Type")] = NameObject("/XRef")
+        stream[NameObject("/W")] = ArrayObject([NumberObject(1), NumberObject(width), NumberObject(2)])
+        stream[NameObject("/Index")] = ArrayObject(
+            NumberObject(n) for run in _subsections(list(offsets)) for n in (run[0], len(run))
+        )
+        stream.set_data(rows)
+        out.write(f"{xref_id} 0 obj\n".encode() + _serialise(stream) + b"\nendobj\n")
+    out.write(f"startxref\n{xref_at}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def _info_dictionary(existing: DictionaryObject | None, assertion: Assertion) -> DictionaryObject:
+    info = DictionaryObject(existing or {})
+    for key in INFO_KEYS:
+        info.pop(key, None)
+    for key, value in (project.encode(assertion) or {}).items():
+        info[NameObject(INFO_RECORD_PREFIX + key)] = create_string_object(value)
+    tdm = tdmrep.encode(assertion)
+    if tdm:
+        info[NameObject(INFO_TDM_RESERVATION)] = create_string_object(str(tdm["reservation"]))
+        if tdm["policy"]:
+            info[NameObject(INFO_TDM_POLICY)] = create_string_object(str(tdm["policy"]))
+    return info
+
+
+def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
+    """The PDF with the assertion appended as an incremental update, and the carriers written."""
+    doc = _load(data, options)
+    reader = doc.reader
+    if reader.is_encrypted:
+        raise UnsupportedFormat(
+            "rightsmeta does not write into encrypted PDFs: the update would have to be encrypted "
+            "with the document's key, which pypdf cannot do for incremental updates; the file is unchanged"
+        )
+    if doc.metadata_error is not None:
+        raise MalformedMetadata(f"{doc.metadata_error}; not writing over it")
+    try:
+        packet = xmp.write_packet(doc.packet, assertion)
+        if xmp.pdfa_part(packet) in (1, 2, 3):
+            packet = xmp.with_pdfa_extension(packet)
+    except MalformedMetadata as exc:
+        raise MalformedMetadata(f"the PDF's XMP is malformed ({exc}); not writing over it") from None
+
+    try:
+        root_ref = reader.trailer.raw_get("/Root")
+        used = [i for xref in reader.xref.values() for i in xref] + list(reader.xref_objStm)
+        size: int = max(int(str(reader.trailer["/Size"])), max(used, default=0) + 1)
+    except Exception as exc:
+        raise MalformedFile(f"the PDF's trailer is broken ({exc}); repair it before tagging") from None
+    if not isinstance(root_ref, IndirectObject):
+        raise MalformedFile("the PDF's trailer has no /Root reference; repair it before tagging")
+    if size > _MAX_OBJECT_NUMBER:
+        raise MalformedFile(f"the PDF's trailer claims {size} objects, beyond PDF's limit; repair it before tagging")
+
+    objects: dict[int, tuple[int, PdfObject]] = {}
+
+    def new_id() -> int:
+        nonlocal size
+        size += 1
+        return size - 1
+
+    stream = DecodedStreamObject()
+    # XMP streams stay unfiltered: PDF/A requires it, and tools that scan bytes for packets find it.
+    stream[NameObject("/Type")] = NameObject("/Metadata")
+    stream[NameObject("/Subtype")] = NameObject("/XML")
+    stream.set_data(packet)
+    if doc.metadata_ref is not None:
+        objects[doc.metadata_ref.idnum] = (doc.metadata_ref.generation, stream)
+    else:
+        stream_id = new_id()
+        objects[stream_id] = (0, stream)
+        catalog = DictionaryObject(reader.root_object)
+        catalog[NameObject("/Metadata")] = IndirectObject(stream_id, 0, reader)
+        objects[root_ref.idnum] = (root_ref.generation, catalog)
+
+    info = _info_dictionary(doc.info, assertion)
+    info_ref = doc.info_ref if doc.info_ref is not None else IndirectObject(new_id(), 0, reader)
+    objects[info_ref.idnum] = (info_ref.generation, info)
+
+    try:
+        increment = _increment(data, objects, reader, size, info_ref)
+    except RightsmetaError:
+        raise
+    except Exception as exc:
+        raise MalformedFile(f"cannot write an update to this PDF ({type(exc).__name__}: {exc})") from None
+    return data + increment, ["xmp", "info"]
