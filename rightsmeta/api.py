@@ -10,16 +10,17 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .carriers import Family, Options, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
-from .fingerprint import fingerprint
 from .fsio import Buffer, atomic_write, open_buffer
-from .keys import Identity
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
+
+if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
+    from .keys import Identity
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO
 PathLike = str | os.PathLike[str]
@@ -101,6 +102,8 @@ def _tag_data(
         notes.append(f"only the C2PA manifest carries the signal ({exc})")
     if signing:
         assert identity is not None
+        from .fingerprint import fingerprint
+
         new = manifest.sign(new, fmt, assertion, identity, fingerprint=fingerprint(new, fmt))
         carriers.append("c2pa")
 

@@ -11,8 +11,6 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-import c2pa
-
 from ..errors import MalformedFile, MalformedMetadata, UnsupportedFormat, WriteError
 from ..model import Assertion
 from ..report import CarrierReport
@@ -20,6 +18,9 @@ from ..vocab import cawg
 
 if TYPE_CHECKING:
     from ..keys import Identity
+
+# c2pa (a native library) is imported only when a file holds a manifest or one is signed:
+# most files of a scan have none, and the import costs more than reading them.
     from . import Options
 
 # Formats rightsmeta recognises that c2pa-python signs, by MIME type.
@@ -46,6 +47,7 @@ SOFT_BINDING_ALG = "io.iscc.v0"
 # Every embedded manifest store is a JUMBF box labelled "c2pa": a file without these bytes has
 # no manifest, and a memchr-speed search saves calling into c2pa for most files of a scan.
 _MARKER = b"c2pa"
+_SCAN_LIMIT = 4 * 1024 * 1024
 
 
 def signable(fmt: str | None) -> bool:
@@ -68,6 +70,8 @@ def _version() -> str:
 
 
 def _context(trust_anchors: bytes | None) -> Any:
+    import c2pa
+
     settings: dict[str, Any] = {"builder": {"thumbnail": {"enabled": False}}}
     if trust_anchors:
         settings["trust"] = {"user_anchors": trust_anchors.decode("ascii", "replace")}
@@ -87,11 +91,20 @@ def _failures(results: Any) -> list[str]:
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | None:
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
-    if fmt not in MIME or buf.find(_MARKER, 0) < 0:
+    if fmt not in MIME:
         return None
+    # Small files: a memchr-speed search for the marker is cheaper than asking c2pa. Large ones
+    # (videos, big TIFFs): c2pa finds a manifest by structure without paging the whole file in.
+    if len(buf) <= _SCAN_LIMIT and buf.find(_MARKER, 0) < 0:
+        return None
+    import c2pa
+
     trust = options.trust_anchors if options else None
     try:
-        reader = c2pa.Reader.try_create(MIME[fmt], io.BytesIO(bytes(buf)), context=_context(trust))
+        # An mmap is a seekable stream c2pa reads in place; bytes are wrapped without a copy.
+        stream = buf if not isinstance(buf, (bytes, bytearray)) else io.BytesIO(buf)
+        stream.seek(0)
+        reader = c2pa.Reader.try_create(MIME[fmt], stream, context=_context(trust))
     except c2pa.C2paError as exc:
         return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: {exc}"])
     if reader is None:
@@ -134,6 +147,8 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
     ``c2pa.opened`` with the asset as parent ingredient, and a previous manifest is kept as
     that ingredient instead of being thrown away.
     """
+    import c2pa
+
     if fmt not in MIME:
         raise UnsupportedFormat(f"c2pa cannot sign {fmt.upper()} files")
     assertions: list[dict[str, Any]] = []
