@@ -21,6 +21,7 @@ from .report import FileReport, TagResult
 
 if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
     from .keys import Identity
+    from .ledger import Ledger
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO
 PathLike = str | os.PathLike[str]
@@ -143,10 +144,13 @@ def tag(
     dry_run: bool = False,
     password: str | None = None,
     identity: Identity | None = None,
+    ledger: Ledger | None = None,
 ) -> TagResult:
     """Write the assertion into the file at ``path``, atomically; the result says what happened.
 
-    A file that cannot be tagged is left byte-identical and the result gives the reason.
+    A file that cannot be tagged is left byte-identical and the result gives the reason. With
+    ``ledger``, the tagged work is recorded there (essence hash, fingerprint, assertion, carriers)
+    so `verify` can recognise it after its metadata is stripped.
     """
     _check(assertion)
     assertion = assertion.for_work()
@@ -168,7 +172,26 @@ def tag(
         atomic_write(path, new)
     except WriteError as exc:
         return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
+    if ledger is not None:
+        notes += _record(ledger, name, fmt, new, assertion, carriers)
     return TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes)
+
+
+def _record(ledger: Ledger, path: str, fmt: str, data: bytes, assertion: Assertion, carriers: list[str]) -> list[str]:
+    """Record a tagged work; the file is already written, so a ledger problem is a note, not a failure."""
+    import sqlite3
+
+    from .fingerprint import essence
+    from .ledger import Work
+
+    found = essence(data, fmt)
+    try:
+        ledger.record(Work.create(os.path.abspath(path), fmt, found, assertion, carriers, id=assertion.work_id))
+    except (RightsmetaError, sqlite3.Error) as exc:
+        return [f"tagged, but not recorded in the ledger: {exc}"]
+    if found.hash is None and found.perceptual is None:
+        return [f"recorded in the ledger without a fingerprint ({found.reason})"]
+    return []
 
 
 def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, api, keys
+from . import __version__, api
 from .errors import UsageError
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
@@ -29,12 +29,13 @@ _STATE_COLOURS = {
 }
 
 
-def _progress(items: list[T], label: str, enabled: bool) -> Iterator[T]:
+def _progress(items: Iterable[T], label: str, enabled: bool, total: int | None = None) -> Iterator[T]:
     """A progress bar on a terminal only, so pipes and logs stay clean."""
-    if not enabled or len(items) < 2 or not sys.stderr.isatty():
+    length = total if total is not None else (len(items) if isinstance(items, list) else None)
+    if not enabled or (length or 0) < 2 or not sys.stderr.isatty():
         yield from items
         return
-    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+    with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
         yield from bar
 
 
@@ -78,6 +79,8 @@ def main() -> None:
               help="Add a signed C2PA manifest when a signing identity is configured.")
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Signing certificate chain (PEM, end entity first).")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Private key of --cert (PEM).")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Record tagged works in this ledger (default: the user's ledger).")
+@click.option("--no-ledger", is_flag=True, help="Do not record tagged works in any ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 def tag(
     paths: tuple[str, ...],
@@ -95,6 +98,8 @@ def tag(
     sign: bool,
     cert: str | None,
     key: str | None,
+    ledger: str | None,
+    no_ledger: bool,
     as_json: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
@@ -111,13 +116,24 @@ def tag(
         )
         if assertion.is_empty:
             raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
-        identity = keys.Identity.configured(cert, key) if sign else None
+        from .keys import Identity
+
+        identity = Identity.configured(cert, key) if sign else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     files = _files(paths, recursive)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
-    results = [api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity) for f in _progress(files, "tagging", not as_json)]
+    from contextlib import nullcontext
+
+    from .ledger import Ledger
+
+    ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
+    with Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
+        results = [
+            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db)
+            for f in _progress(files, "tagging", not as_json)
+        ]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
@@ -224,6 +240,8 @@ def keys_init(holder: str, folder: str | None, force: bool) -> None:
 
     The private key is written with mode 0600 and never printed.
     """
+    from . import keys
+
     target = Path(folder) if folder else keys.default_dir()
     try:
         paths = keys.save_identity(keys.make_identity(holder), target, force=force)
@@ -245,6 +263,8 @@ def keys_doctor(cert: str, key: str | None) -> None:
 
     Exits 1 when c2pa would refuse it.
     """
+    from . import keys
+
     chain = Path(cert).read_bytes()
     private = Path(key).read_bytes() if key else None
     report = keys.check(chain, private)
@@ -255,3 +275,117 @@ def keys_doctor(cert: str, key: str | None) -> None:
         click.echo(f"{len(report.failures)} problem(s): c2pa will refuse this certificate.", err=True)
         sys.exit(1)
     click.echo("c2pa will accept this certificate.")
+
+
+def _ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:
+    """--ledger, else the default ledger (when reading: only if it exists); None with --no-ledger."""
+    from . import ledger as ledger_module
+
+    if no_ledger:
+        return None
+    if ledger:
+        return ledger
+    default = ledger_module.default_path()
+    return str(default) if (default.exists() or not must_exist) else None
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-r", "--recursive", is_flag=True, help="Verify the files below folders too.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of tagged works to match stripped files against.")
+@click.option("--no-ledger", is_flag=True, help="Do not match against any ledger (no decoding: fastest).")
+@click.option("--json", "fmt", flag_value="json", help="Print a JSON array (schemas/verify-report.schema.json).")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as files finish.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per file.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), help="Also write a self-contained HTML report.")
+@click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any file has one of these statuses.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes (0: one per core).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per file before it is reported unreadable.")
+@click.option("--password", help="Password of encrypted documents.")
+@click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), help="PEM roots for C2PA signers (Trusted).")
+def verify(
+    paths: tuple[str, ...], recursive: bool, ledger: str | None, no_ledger: bool, fmt: str | None,
+    html_file: str | None, fail_on: str, jobs: int, timeout: float, password: str | None, trust_anchors: str | None,
+) -> None:
+    """Report which files carry intact rights signals, and which were stripped, tampered or changed.
+
+    One status per file: intact, partial, conflicting, tampered, stripped, untagged or unreadable,
+    with the reasons. Files with no signal left are matched against the ledger of tagged works.
+    """
+    from . import output
+    from .verify import STATUSES, default_jobs, verify_many
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    unknown = failing - set(STATUSES)
+    if unknown:
+        raise click.UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
+    if jobs < 0:
+        raise click.UsageError("--jobs must be 0 (one per core) or more")
+    files = _files(paths, recursive)
+    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    rows = verify_many(
+        files, ledger_path=_ledger_path(ledger, no_ledger, must_exist=True), jobs=jobs or default_jobs(),
+        password=password, trust_anchors=anchors, seconds=timeout,
+    )
+    writer = output.Writer(sys.stdout, fmt) if fmt else None
+    counts: dict[str, int] = {}
+    kept: list[dict[str, object]] = []
+    for row in _progress(rows, "verifying", fmt is None, total=len(files)):
+        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+        if writer:
+            writer.write(row)
+        else:
+            colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
+            click.echo(f"{click.style(str(row['status']), fg=colour):<12}  {row['path']}: {'; '.join(row['reasons'])}")
+        if html_file:
+            kept.append(row)
+    if writer:
+        writer.close()
+    if html_file:
+        Path(html_file).write_text(output.html_page(kept), encoding="utf-8")
+    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({len(files)} files)", err=True)
+    if any(counts.get(s) for s in failing):
+        sys.exit(1)
+
+
+@main.group(name="ledger")
+def ledger_group() -> None:
+    """The local registry of tagged works: publish it, or load registries others published."""
+
+
+@ledger_group.command(name="export")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output.")
+def ledger_export(ledger: str | None, out: str | None) -> None:
+    """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json)."""
+    from .ledger import Ledger
+
+    path = _ledger_path(ledger, False, must_exist=True)
+    if path is None:
+        raise click.UsageError("no ledger yet: tag some files first, or give --ledger")
+    with Ledger.open(path) as db:
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                db.export_jsonl(fh)
+        else:
+            db.export_jsonl(sys.stdout)
+
+
+@ledger_group.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file to load into (created if missing).")
+def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
+    """Load JSON Lines registries (as written by `rightsmeta ledger export`) into the ledger."""
+    from .errors import RightsmetaError
+    from .ledger import Ledger
+
+    path = _ledger_path(ledger, False, must_exist=False)
+    assert path is not None
+    with Ledger.open(path) as db:
+        for name in files:
+            try:
+                with open(name, encoding="utf-8") as fh:
+                    added = db.import_jsonl(fh)
+            except RightsmetaError as exc:
+                raise click.ClickException(f"{name}: {exc}") from None
+            click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")

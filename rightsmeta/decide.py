@@ -99,6 +99,10 @@ def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
     )
 
 
+def _states_something(signal: Signal) -> bool:
+    return any(perm.state is not State.UNSPECIFIED for perm in signal.permissions.values())
+
+
 def _disagreements(signals: Sequence[Signal]) -> list[str]:
     out = []
     for purpose in PURPOSES:
@@ -131,7 +135,9 @@ def decide(signals: Sequence[Signal]) -> Decision:
             conflicts.append(f"{purpose.value}: {said}")
     record = merge(exact)
 
-    diverging = [s for s in projections if not _matches_exact(s, record)]
+    # A damaged projection that states nothing (e.g. plus:DataMining deleted, its sentence left)
+    # cannot disagree with anything: the verifier reports it as a missing carrier instead.
+    diverging = [s for s in projections if not _matches_exact(s, record) and _states_something(s)]
     for s in diverging:
         conflicts.append(
             f"{s.source} ({_describe(s.permissions, s.covers)}) differs from the rightsmeta record "

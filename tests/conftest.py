@@ -97,3 +97,13 @@ def epubcheck() -> list[str]:
     if not found:
         _missing("epubcheck not found (apt-get install epubcheck)")
     return [str(found)]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's own ledger or signing identity."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("RIGHTSMETA_LEDGER", str(home / "ledger.sqlite3"))
+    monkeypatch.setenv("RIGHTSMETA_IDENTITY", str(home / "identity"))
+    for name in ("RIGHTSMETA_CERT", "RIGHTSMETA_KEY"):
+        monkeypatch.delenv(name, raising=False)

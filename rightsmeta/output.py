@@ -1,0 +1,106 @@
+"""Report writers for verify: streamed JSON, JSON Lines and CSV for machines; one HTML page for people.
+
+The machine formats are written row by row as verdicts arrive, so memory stays flat however
+many files are scanned. The HTML page is self-contained (no scripts or styles fetched).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import IO, Any
+
+from .model import PURPOSES
+
+CSV_FIELDS = ["path", "format", "status", *[p.value for p in PURPOSES], "reasons", "match_path", "match_distance"]
+
+
+class Writer:
+    """Streams verdicts (JSON objects as in schemas/verify-report.schema.json) in one format."""
+
+    def __init__(self, fh: IO[str], fmt: str) -> None:
+        self.fh, self.fmt, self.count = fh, fmt, 0
+        self._csv = csv.DictWriter(fh, CSV_FIELDS) if fmt == "csv" else None
+        if self._csv:
+            self._csv.writeheader()
+        elif fmt == "json":
+            fh.write("[")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif self.fmt == "json":
+            self.fh.write(("," if self.count else "") + "\n" + json.dumps(row, ensure_ascii=False))
+        elif self._csv:
+            match = row.get("match") or {}
+            flat = {
+                "path": row["path"], "format": row["format"], "status": row["status"],
+                **row["permissions"],
+                "reasons": "; ".join(row["reasons"]),
+                "match_path": match.get("path", ""), "match_distance": match.get("distance", ""),
+            }
+            self._csv.writerow(flat)
+        self.count += 1
+        self.fh.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.fh.write("\n]\n" if self.count else "]\n")
+        self.fh.flush()
+
+
+_COLOURS = {
+    "intact": "#1b7f3b", "partial": "#b26a00", "conflicting": "#8a4baf", "tampered": "#c62828",
+    "stripped": "#d84315", "untagged": "#607d8b", "unreadable": "#37474f",
+}
+
+
+def html_page(rows: Iterable[dict[str, Any]], *, title: str = "rightsmeta verify") -> str:
+    """A self-contained page: counts per status, then one filterable row per file with its reasons."""
+    rows = list(rows)
+    counts = Counter(r["status"] for r in rows)
+    esc = html.escape
+    buttons = "".join(
+        f'<button data-status="{s}" style="border-color:{c}"><b style="color:{c}">{counts.get(s, 0)}</b> {s}</button>'
+        for s, c in _COLOURS.items()
+    )
+    body = []
+    for r in rows:
+        colour = _COLOURS.get(r["status"], "#000")
+        denied = [p for p, s in r["permissions"].items() if s in ("notAllowed", "constrained")]
+        match = r.get("match")
+        matched = f'<div class="m">matches {esc(str(match.get("path") or match.get("work_id")))} (distance {match["distance"]})</div>' if match else ""
+        body.append(
+            f'<tr data-status="{esc(r["status"])}"><td class="p">{esc(str(r["path"]))}</td><td>{esc(str(r["format"] or ""))}</td>'
+            f'<td><span class="s" style="background:{colour}">{esc(r["status"])}</span></td>'
+            f'<td>{esc(", ".join(denied)) or "&mdash;"}</td>'
+            f'<td>{"<br>".join(esc(x) for x in r["reasons"])}{matched}</td></tr>'
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}}
+h1{{font-size:20px}} .bar{{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}}
+button{{background:#fff;border:2px solid;border-radius:6px;padding:.4em .8em;cursor:pointer;font:inherit}}
+button.on{{background:#eee}} input{{padding:.4em;width:20em;font:inherit}}
+table{{border-collapse:collapse;width:100%}} th,td{{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}}
+th{{background:#f5f5f5}} .s{{color:#fff;border-radius:4px;padding:.1em .5em;font-weight:600}}
+.p{{font-family:ui-monospace,monospace;word-break:break-all}} .m{{color:#555;font-size:12px}}
+</style></head><body>
+<h1>{esc(title)}: {len(rows)} file(s)</h1>
+<div class="bar">{buttons}<input id="q" type="search" placeholder="filter by path or reason"></div>
+<table><thead><tr><th>file</th><th>format</th><th>status</th><th>reserved purposes</th><th>reasons</th></tr></thead>
+<tbody>{"".join(body)}</tbody></table>
+<script>
+const rows=[...document.querySelectorAll('tbody tr')],on=new Set();
+function apply(){{const q=document.getElementById('q').value.toLowerCase();
+rows.forEach(r=>{{const ok=(!on.size||on.has(r.dataset.status))&&(!q||r.textContent.toLowerCase().includes(q));r.hidden=!ok;}});}}
+document.querySelectorAll('button').forEach(b=>b.onclick=()=>{{const s=b.dataset.status;
+on.has(s)?on.delete(s):on.add(s);b.classList.toggle('on');apply();}});
+document.getElementById('q').oninput=apply;
+</script></body></html>
+"""

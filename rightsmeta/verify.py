@@ -1,0 +1,228 @@
+"""The verifier: one status per file, with the reasons behind it.
+
+    intact       signals present and consistent, any manifest valid, nothing the ledger recorded missing
+    partial      some carriers gone (the XMP survived but the manifest did not, or the reverse)
+    conflicting  carriers disagree about a purpose
+    tampered     a C2PA manifest is present but invalid
+    stripped     no signal left, but the file matches a work in the ledger
+    untagged     no signal and no match
+    unreadable   the file could not be parsed (reason given)
+
+``verify`` never raises for what is inside a file, and never decodes the essence of a file that
+still carries signals: matching against the ledger costs a decode, so only files with nothing
+left pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import api, fingerprint
+from .fsio import open_buffer
+from .ledger import Ledger, Match
+from .model import PURPOSES, Assertion
+from .report import FileReport
+from .vocab import iptc, tdmrep
+
+Status = Literal["intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable"]
+STATUSES: tuple[Status, ...] = ("intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable")
+XMP_WRITABLE = ("jpeg", "png", "webp", "tiff")
+
+# Projections rightsmeta writes beside its exact record in the same carrier.
+_PROJECTIONS = {iptc.NAME: (iptc.encode, "plus:DataMining"), tdmrep.NAME: (tdmrep.encode, "tdm:reservation")}
+
+
+@dataclass
+class Verdict:
+    path: str | None
+    status: Status
+    reasons: list[str] = field(default_factory=list)
+    report: FileReport | None = None
+    match: Match | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        report = self.report
+        base = report.to_json() if report else {}
+        out: dict[str, Any] = {
+            "path": self.path,
+            "format": base.get("format"),
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "permissions": base.get("permissions") or {p.value: "unspecified" for p in PURPOSES},
+            "effective": base.get("effective") or {p.value: "unspecified" for p in PURPOSES},
+            "carriers": [c["name"] for c in base.get("carriers", [])],
+            "match": None,
+        }
+        if self.match is not None:
+            work = self.match.work
+            out["match"] = {
+                "work_id": work.id,
+                "path": work.path,
+                "format": work.format,
+                "distance": round(self.match.distance, 4),
+                "exact": self.match.exact,
+                "assertion": work.assertion.to_json(),
+                "source": getattr(work, "source", None),
+            }
+            out["permissions"] = {p.value: work.assertion.permissions[p].state.value for p in PURPOSES}
+        return out
+
+
+def _work_id(report: FileReport) -> str | None:
+    for signal in report.signals:
+        if signal.exact and signal.raw.get("WorkID"):
+            return str(signal.raw["WorkID"])
+    return None
+
+
+def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
+    """Carriers that should be there and are not."""
+    present = {c.name for c in report.carriers}
+    missing: list[str] = []
+    work_id = _work_id(report)
+    if ledger is not None and work_id:
+        work = ledger.get(work_id)
+        if work is not None:
+            missing += [f"{name} (recorded in the ledger)" for name in work.carriers if name not in present]
+    # The exact record implies its projections in the same carrier; one gone means an edit stripped it.
+    for carrier in report.carriers:
+        exact = [s for s in carrier.signals if s.exact and s.vocabulary != "cawg"]
+        if not exact:
+            continue
+        vocabularies = {s.vocabulary for s in carrier.signals if any(p.state.value != "unspecified" for p in s.permissions.values())}
+        record = Assertion(permissions=exact[0].permissions)
+        for name, (encode, prop) in _PROJECTIONS.items():
+            if name not in vocabularies and encode(record) is not None:
+                missing.append(f"{prop} in {carrier.name}")
+    # A manifest rightsmeta signed sits beside XMP wherever XMP can be written.
+    manifest = next((c for c in report.carriers if c.name == "c2pa"), None)
+    if manifest is not None and "rightsmeta" in (manifest.values.get("claim_generator") or []):
+        if report.format in XMP_WRITABLE and "xmp" not in present:
+            missing.append("xmp (the rightsmeta manifest is there, its XMP is not)")
+    return sorted(set(missing))
+
+
+def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = None) -> Verdict:
+    """The status of one read report; ``data`` (the file's bytes) is decoded only for ledger matching."""
+    if report.format is None or report.errors:
+        return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
+    invalid = [c for c in report.carriers if c.values.get("validation_state") == "Invalid"]
+    if invalid:
+        codes = [code for c in invalid for code in c.values.get("failures", [])]
+        return Verdict(report.path, "tampered", [f"C2PA manifest invalid: {', '.join(codes) or 'no reason given'}"], report)
+    if report.conflicts:
+        return Verdict(report.path, "conflicting", list(report.conflicts), report)
+    if report.signals:
+        missing = _missing(report, ledger)
+        if missing:
+            return Verdict(report.path, "partial", [f"missing: {m}" for m in missing], report)
+        names = ", ".join(sorted({c.name for c in report.carriers if c.signals}))
+        return Verdict(report.path, "intact", [f"signals in {names}"], report)
+    if ledger is not None and data is not None:
+        essence = fingerprint.essence(bytes(data), report.format)
+        match = ledger.find(essence)
+        if match is not None:
+            how = "same essence" if match.exact else f"perceptual distance {match.distance:.3f}"
+            reason = f"no signal left, but it matches {match.work.path or match.work.id} ({how})"
+            return Verdict(report.path, "stripped", [reason], report, match)
+    return Verdict(report.path, "untagged", ["no rights signal found"], report)
+
+
+def verify(
+    source: api.Source,
+    *,
+    ledger: Ledger | None = None,
+    password: str | None = None,
+    trust_anchors: bytes | None = None,
+) -> Verdict:
+    """Read and classify one file (path, bytes or binary file object)."""
+    name = api._name(source)
+    try:
+        with open_buffer(source) as buf:
+            report = api.read(buf, name=name, password=password, trust_anchors=trust_anchors)
+            return classify(report, ledger=ledger, data=buf if ledger is not None else None)
+    except OSError as exc:
+        return Verdict(name, "unreadable", [f"cannot read file: {exc.strerror or exc}"])
+
+
+# --- many files, in parallel, with a bound per file ----------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int) -> None:
+    import resource
+
+    if memory:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    _WORKER.update(
+        ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
+        password=password, anchors=anchors, seconds=seconds,
+    )
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Timeout
+
+
+def _verify_one(path: str) -> dict[str, Any]:
+    import signal
+
+    seconds = float(_WORKER.get("seconds") or 0)
+    if seconds:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        verdict = verify(path, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
+                         trust_anchors=_WORKER.get("anchors"))
+        return verdict.to_json()
+    except _Timeout:
+        return Verdict(path, "unreadable", [f"gave up after {seconds:g} s"]).to_json()
+    except MemoryError:
+        return Verdict(path, "unreadable", ["needed more memory than the per-file limit"]).to_json()
+    finally:
+        if seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def verify_many(
+    paths: Sequence[str],
+    *,
+    ledger_path: str | None = None,
+    jobs: int = 1,
+    password: str | None = None,
+    trust_anchors: bytes | None = None,
+    seconds: float = 30.0,
+    memory: int = 2 * 1024**3,
+) -> Iterator[dict[str, Any]]:
+    """Verdicts (as JSON objects) in input order, streamed; memory stays flat in the number of files.
+
+    Each file runs under a time limit (``seconds``) and, in worker processes, an address-space
+    limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on.
+    """
+    if jobs <= 1:
+        _init_worker(ledger_path, password, trust_anchors, seconds, 0)
+        for path in paths:
+            yield _verify_one(path)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(jobs, _init_worker, (ledger_path, password, trust_anchors, seconds, memory)) as pool:
+        yield from pool.imap(_verify_one, paths, chunksize=16)
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+__all__ = ["STATUSES", "Status", "Verdict", "classify", "verify", "verify_many"]

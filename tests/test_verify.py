@@ -1,0 +1,283 @@
+"""The verifier: every status built from real files, hostile inputs, reports and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from samples import exiftool_write, image_bytes, write_image
+from test_cli import validate
+
+import rightsmeta
+from rightsmeta import Assertion, keys
+from rightsmeta.cli import main
+from rightsmeta.ledger import Ledger
+from rightsmeta.verify import verify, verify_many
+
+DENY = Assertion.build(deny=["ai"], holder="Ada")
+
+
+@pytest.fixture(scope="module")
+def identity() -> keys.Identity:
+    return keys.make_identity("Verifier Test")
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    with Ledger.open(tmp_path / "ledger.sqlite3") as db:
+        yield db
+
+
+def photo(directory: Path, name: str, seed: int, size: tuple[int, int] = (160, 120)) -> Path:
+    """A photo-like image (shapes and noise), distinct per seed, so perceptual matching is meaningful."""
+    import random
+
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    img = Image.effect_noise(size, 30).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(8):
+        x0, x1 = sorted(rng.sample(range(size[0]), 2))
+        y0, y1 = sorted(rng.sample(range(size[1]), 2))
+        draw.rectangle((x0, y0, x1, y1), fill=tuple(rng.randrange(256) for _ in range(3)))
+    path = directory / name
+    img.save(path, quality=92) if name.endswith(".jpg") else img.save(path)
+    return path
+
+
+def status(path: Path, db: Ledger | None = None) -> str:
+    return verify(path, ledger=db).status
+
+
+def test_intact_untagged_and_reasons(tmp_path: Path, ledger: Ledger) -> None:
+    tagged = photo(tmp_path, "tagged.jpg", 1)
+    assert rightsmeta.tag(tagged, DENY, ledger=ledger).status == "tagged"
+    plain = photo(tmp_path, "plain.jpg", 2)
+    verdict = verify(tagged, ledger=ledger)
+    assert verdict.status == "intact" and "xmp" in verdict.reasons[0]
+    assert status(plain, ledger) == "untagged"
+
+
+def test_partial_when_a_projection_is_stripped(tmp_path: Path, exiftool: str) -> None:
+    path = write_image(tmp_path, "jpeg")
+    rightsmeta.tag(path, DENY)
+    exiftool_write(exiftool, path, "-XMP-plus:DataMining=")
+    verdict = verify(path)
+    assert verdict.status == "partial"
+    assert any("plus:DataMining" in r for r in verdict.reasons)
+
+
+def test_partial_when_the_manifest_is_stripped(tmp_path: Path, exiftool: str, ledger: Ledger, identity: keys.Identity) -> None:
+    path = photo(tmp_path, "signed.jpg", 3)
+    assert rightsmeta.tag(path, DENY, identity=identity, ledger=ledger).carriers == ["xmp", "c2pa"]
+    assert status(path, ledger) == "intact"
+    subprocess.run([exiftool, "-JUMBF:all=", "-overwrite_original", "-q", str(path)], check=True)
+    verdict = verify(path, ledger=ledger)
+    assert verdict.status == "partial", verdict.reasons
+    assert any("c2pa" in r and "ledger" in r for r in verdict.reasons)
+
+
+def test_conflicting(tmp_path: Path, exiftool: str) -> None:
+    path = write_image(tmp_path, "png")
+    rightsmeta.tag(path, DENY)
+    exiftool_write(exiftool, path, "-XMP-plus:DataMining#=DMI-ALLOWED")
+    verdict = verify(path)
+    assert verdict.status == "conflicting" and "differs" in verdict.reasons[0]
+
+
+def test_tampered(tmp_path: Path, identity: keys.Identity) -> None:
+    data = bytearray(rightsmeta.tag_bytes(image_bytes("jpeg", size=(64, 64)), DENY, identity=identity))
+    data[-20] ^= 0x01
+    path = tmp_path / "tampered.jpg"
+    path.write_bytes(bytes(data))
+    verdict = verify(path)
+    assert verdict.status == "tampered" and "assertion.dataHash.mismatch" in verdict.reasons[0]
+
+
+# --- stripped: survives real handling ------------------------------------------------------
+
+
+def _jpeg(img: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    img.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        img.load()
+        return img.copy()
+
+
+def _half(img: Image.Image) -> Image.Image:
+    return img.resize((img.width // 2, img.height // 2))
+
+
+TRANSFORMS = {
+    "pillow-resave": lambda p: _jpeg(_load(p), 95),
+    "jpeg-q70": lambda p: _jpeg(_load(p), 70),
+    "downscale-50": lambda p: _jpeg(_half(_load(p)), 90),
+}
+
+
+@pytest.mark.parametrize("transform", ["exiftool-strip", *TRANSFORMS, "png-to-jpeg"])
+def test_stripped_copies_match_the_right_work(tmp_path: Path, exiftool: str, ledger: Ledger, transform: str) -> None:
+    works = [photo(tmp_path, f"work{i}.{'png' if transform == 'png-to-jpeg' else 'jpg'}", 10 + i) for i in range(6)]
+    for work in works:
+        assert rightsmeta.tag(work, DENY, ledger=ledger).status == "tagged"
+    original = works[3]
+    copy = tmp_path / "copy.jpg"
+    if transform == "exiftool-strip":
+        shutil.copy(original, copy)
+        subprocess.run([exiftool, "-all=", "-overwrite_original", "-q", str(copy)], check=True)
+    elif transform == "png-to-jpeg":
+        copy.write_bytes(_jpeg(_load(original), 85))
+    else:
+        copy.write_bytes(TRANSFORMS[transform](original))
+    verdict = verify(copy, ledger=ledger)
+    assert verdict.status == "stripped", verdict.reasons
+    assert verdict.match is not None and verdict.match.work.path == str(original)
+    row = verdict.to_json()
+    assert row["match"]["assertion"]["permissions"]["ai-training"]["state"] == "notAllowed"
+    assert row["permissions"]["ai-training"] == "notAllowed"
+    assert row["match"]["exact"] == (transform == "exiftool-strip")
+
+
+# --- hostile and broken input --------------------------------------------------------------
+
+
+def _hostile(tmp_path: Path) -> dict[str, Path]:
+    files = {}
+    jpeg = image_bytes("jpeg")
+    files["truncated.jpg"] = jpeg[: len(jpeg) // 2]
+    files["empty.png"] = b""
+    # MP4 boxes nested 10,000 deep.
+    depth = 10_000
+    nested = b""
+    for _ in range(depth):
+        nested = struct.pack(">I4s", 8 + len(nested), b"moov") + nested
+    files["nested.mp4"] = struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0) + nested[:200_000]
+    # A RIFF chunk claiming 4 GB, and many tiny chunks.
+    files["chunkbomb.wav"] = b"RIFF" + struct.pack("<I", 0xFFFFFFF0) + b"WAVE" + b"LIST" + struct.pack("<I", 0xFFFFFF00) + b"\0" * 64
+    files["manychunks.wav"] = b"RIFF" + struct.pack("<I", 4 + 8 * 100_000) + b"WAVE" + b"junk\0\0\0\0" * 100_000
+    # An XMP entity bomb in a JPEG.
+    from test_images import BOMB, _jpeg_with_xmp
+
+    files["bomb.jpg"] = _jpeg_with_xmp(BOMB)
+    # A PNG whose header claims a huge chunk.
+    png = image_bytes("png")
+    files["hugeheader.png"] = png[:8] + struct.pack(">I", 0x7FFFFFFF) + png[12:]
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / name
+        paths[name].write_bytes(data)
+    return paths
+
+
+def test_hostile_inputs_are_unreadable_quickly_and_the_scan_goes_on(tmp_path: Path) -> None:
+    hostile = _hostile(tmp_path)
+    good = write_image(tmp_path, "webp", "good")
+    rightsmeta.tag(good, DENY)
+    paths = [*map(str, hostile.values()), str(good)]
+    start = time.perf_counter()
+    rows = list(verify_many(paths, jobs=1, seconds=10))
+    assert time.perf_counter() - start < 10
+    by_name = {Path(r["path"]).name: r for r in rows}
+    for name in hostile:
+        assert by_name[name]["status"] == "unreadable", (name, by_name[name])
+        assert by_name[name]["reasons"] and by_name[name]["reasons"][0] != "unreadable"
+    assert by_name["good.webp"]["status"] == "intact"
+
+
+def test_per_file_time_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rightsmeta.verify as v
+
+    slow = write_image(tmp_path, "png", "slow")
+
+    def stall(*args: object, **kwargs: object) -> None:
+        time.sleep(5)
+
+    monkeypatch.setattr(v, "verify", stall)
+    start = time.perf_counter()
+    rows = list(verify_many([str(slow)], jobs=1, seconds=0.5))
+    assert time.perf_counter() - start < 3
+    assert rows[0]["status"] == "unreadable" and "gave up after 0.5 s" in rows[0]["reasons"][0]
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_cli_reports_and_fail_on(tmp_path: Path, exiftool: str) -> None:
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    intact = write_image(folder, "jpeg", "intact")
+    rightsmeta.tag(intact, DENY)
+    conflict = write_image(folder, "png", "conflict")
+    rightsmeta.tag(conflict, DENY)
+    exiftool_write(exiftool, conflict, "-XMP-plus:DataMining#=DMI-ALLOWED")
+    write_image(folder, "webp", "plain")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    runner = CliRunner()
+    args = ["verify", "-r", str(folder), "--no-ledger"]
+
+    out = runner.invoke(main, [*args, "--json"], catch_exceptions=False)
+    rows = json.loads(out.stdout)
+    validate("verify-report.schema.json", rows)
+    assert {Path(r["path"]).name: r["status"] for r in rows} == {
+        "intact.jpg": "intact", "conflict.png": "conflicting", "plain.webp": "untagged", "broken.jpg": "unreadable",
+    }
+    assert out.exit_code == 0
+    assert "1 intact, 1 conflicting, 1 untagged, 1 unreadable (4 files)" in out.stderr
+
+    jsonl = runner.invoke(main, [*args, "--jsonl"])
+    assert [json.loads(line)["status"] for line in jsonl.stdout.splitlines()] == [r["status"] for r in rows]
+    table = list(csv.DictReader(io.StringIO(runner.invoke(main, [*args, "--csv"]).stdout)))
+    assert table[0].keys() >= {"path", "status", "ai-training", "reasons"} and len(table) == 4
+
+    html = tmp_path / "report.html"
+    gated = runner.invoke(main, [*args, "--fail-on", "conflicting,tampered", "--html", str(html)])
+    assert gated.exit_code == 1
+    page = html.read_text()
+    assert "conflict.png" in page and "<script>" in page and "http" not in page.split("<body>")[0]
+    bad = runner.invoke(main, [*args, "--fail-on", "broken"])
+    assert bad.exit_code == 2 and "unknown status broken" in bad.output
+
+
+def test_parallel_jobs_give_the_same_answers(tmp_path: Path) -> None:
+    for i in range(12):
+        path = write_image(tmp_path, ("jpeg", "png", "webp")[i % 3], f"f{i}")
+        if i % 2:
+            rightsmeta.tag(path, DENY)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    one = [r["status"] for r in verify_many(paths, jobs=1)]
+    two = [r["status"] for r in verify_many(paths, jobs=2)]
+    assert one == two and one.count("intact") == 6
+
+
+def test_ledger_export_import_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    creator = tmp_path / "creator.sqlite3"
+    platform = tmp_path / "platform.sqlite3"
+    work = photo(tmp_path, "work.png", 42)
+    tagged = runner.invoke(main, ["tag", str(work), "--deny", "all", "--ledger", str(creator), "--no-sign"])
+    assert tagged.exit_code == 0, tagged.output
+    registry = tmp_path / "registry.jsonl"
+    assert runner.invoke(main, ["ledger", "export", "--ledger", str(creator), "-o", str(registry)]).exit_code == 0
+    first = runner.invoke(main, ["ledger", "import", str(registry), "--ledger", str(platform)])
+    again = runner.invoke(main, ["ledger", "import", str(registry), "--ledger", str(platform)])
+    assert "1 work(s) added" in first.output and "0 work(s) added; the ledger holds 1" in again.output
+    copy = tmp_path / "upload.jpg"
+    copy.write_bytes(_jpeg(_load(work), 80))
+    out = runner.invoke(main, ["verify", str(copy), "--ledger", str(platform), "--json", "--fail-on", "stripped"])
+    assert out.exit_code == 1
+    assert json.loads(out.stdout)[0]["status"] == "stripped"
