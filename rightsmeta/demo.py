@@ -12,8 +12,10 @@ import pyexiv2
 
 from . import api
 from .carriers.image import register_namespaces
+from .ledger import Ledger
 from .model import Assertion
 from .report import FileReport, TagResult
+from .verify import verify_many
 
 Echo = Callable[[str], None]
 
@@ -61,8 +63,10 @@ def run(
             deny=["ai"], holder="Sample Creator", copyright="(c) 2026 Sample Creator",
             web_statement="https://example.com/licence",
         )
+        ledger_path = workdir / ".demo-ledger.sqlite3"  # never the user's own ledger
         echo(f"\n== 2. rightsmeta tag -r {workdir} --deny ai --holder 'Sample Creator' --copyright '(c) 2026 Sample Creator'")
-        render_tag([api.tag(path, assertion) for path in files], False)
+        with Ledger.open(ledger_path) as ledger:
+            render_tag([api.tag(path, assertion, ledger=ledger) for path in files], False)
 
         photo = workdir / "photo.jpg"
         echo(f"\n== 3. rightsmeta read {photo.name}: every carrier, and one decision")
@@ -77,7 +81,11 @@ def run(
         echo(f"\n== 5. A platform strips the XMP metadata of {photo.name}:")
         _edit_xmp(photo, None)
         render_read(api.read(photo))
-        echo("  Nothing is left in the file; this is what rightsmeta reports as stripped signals.")
+        echo("  Nothing is left in the file itself...")
+
+        echo(f"\n== 6. rightsmeta verify -r {workdir}: one status per file, stripped files matched to the ledger")
+        for row in verify_many([str(p) for p in files], ledger_path=str(ledger_path)):
+            echo(f"  {str(row['status']):<12} {Path(str(row['path'])).name:<14} {'; '.join(row['reasons'])}")
     finally:
         if keep:
             echo(f"\nThe files are kept in {workdir}.")

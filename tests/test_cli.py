@@ -125,9 +125,11 @@ def test_read_human_output_shows_conflicts_and_errors(tmp_path: Path) -> None:
 def test_demo_runs_and_narrates(tmp_path: Path) -> None:
     result = run("demo", "--keep", str(tmp_path / "demo"))
     assert result.exit_code == 0, result.output
-    for step in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5."):
+    for step in ("== 1.", "== 2.", "== 3.", "== 4.", "== 5.", "== 6."):
         assert step in result.stdout
     assert "conflict:" in result.stdout
+    assert re.search(r"stripped\s+photo\.jpg\s+no signal left, but it matches \S+photo\.jpg \(same essence\)", result.stdout)
+    assert re.search(r"conflicting\s+drawing\.png", result.stdout)
     assert "4 tagged, 1 failed" in result.stdout + result.stderr
     assert (tmp_path / "demo" / "photo.jpg").exists()
 
