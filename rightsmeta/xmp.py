@@ -18,7 +18,8 @@ from defusedxml import DefusedXmlException
 
 from .errors import MalformedMetadata
 from .model import Assertion, Holder, State, summary
-from .vocab import Signal, iptc, project, tdmrep
+from .report import CarrierReport
+from .vocab import Signal, decode_all, iptc, project, tdmrep
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -145,21 +146,14 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
         if ns in prefixes:
             out.raw[f"{prefixes[ns]}:{name}"] = value
 
-    def attempt(fn: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            signal = fn(*args, carrier=carrier, **kwargs)
-        except MalformedMetadata as exc:
-            out.errors.append(str(exc))
-            return
-        if signal is not None:
-            out.signals.append(signal)
-
-    attempt(project.decode, {name: _one(v) for (ns, name), v in props.items() if ns == project.NS})
-    attempt(iptc.decode, _one(props.get((iptc.NS, "DataMining"))), _one(props.get((iptc.NS, "OtherConstraints"))))
-    for ns in tdmrep.NAMESPACES:
-        if (ns, "reservation") in props or (ns, "policy") in props:
-            attempt(tdmrep.decode, _one(props.get((ns, "reservation"))), _one(props.get((ns, "policy"))))
-            break
+    tdm_ns = next((ns for ns in tdmrep.NAMESPACES if (ns, "reservation") in props or (ns, "policy") in props), None)
+    calls: list[tuple[Any, tuple[Any, ...]]] = [
+        (project.decode, ({name: _one(v) for (ns, name), v in props.items() if ns == project.NS},)),
+        (iptc.decode, (_one(props.get((iptc.NS, "DataMining"))), _one(props.get((iptc.NS, "OtherConstraints"))))),
+    ]
+    if tdm_ns is not None:
+        calls.append((tdmrep.decode, (_one(props.get((tdm_ns, "reservation"))), _one(props.get((tdm_ns, "policy"))))))
+    out.signals, out.errors = decode_all(calls, carrier=carrier)
 
     rights = out.rights
     for key, ns, name in (
@@ -177,6 +171,19 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
     if holder:
         rights["holder"] = Holder(holder, _one(props.get((project.NS, "HolderContact"))) or None).to_json()
     return out
+
+
+def carrier_report(packet: bytes, location: str | None, *, name: str = "xmp") -> CarrierReport:
+    """A carrier report for one packet; an unsafe or broken packet becomes its error."""
+    report = CarrierReport(name, location)
+    try:
+        reading = read(packet)
+    except MalformedMetadata as exc:
+        report.errors.append(f"malformed XMP: {exc}")
+    else:
+        report.values, report.signals = reading.raw, reading.signals
+        report.rights, report.errors = reading.rights, reading.errors
+    return report
 
 
 def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, WriteValue]:
@@ -218,10 +225,9 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
         out["xmpRights:WebStatement"] = assertion.web_statement
     if assertion.holder:
         out["xmpRights:Owner"] = Bag((assertion.holder.name,))
-        out[f"{project.PREFIX}:HolderName"] = assertion.holder.name
-        out[f"{project.PREFIX}:HolderContact"] = assertion.holder.contact
-    if assertion.date:
-        out[f"{project.PREFIX}:Date"] = assertion.date
+        out[f"{project.PREFIX}:HolderContact"] = None  # replaced below when given
+    for key, value in project.details(assertion).items():
+        out[f"{project.PREFIX}:{key}"] = value
     return out
 
 

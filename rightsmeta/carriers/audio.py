@@ -97,13 +97,8 @@ _BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
 
 def fields(assertion: Assertion) -> dict[str, str]:
     """The flat record for ``assertion``: logical field name -> text."""
-    out = {f"{project.PREFIX}:{k}": v for k, v in (project.encode(assertion) or {}).items()}
-    if assertion.holder:
-        out[f"{project.PREFIX}:HolderName"] = assertion.holder.name
-        if assertion.holder.contact:
-            out[f"{project.PREFIX}:HolderContact"] = assertion.holder.contact
-    if assertion.date:
-        out[f"{project.PREFIX}:Date"] = assertion.date
+    record = {**(project.encode(assertion) or {}), **project.details(assertion)}
+    out = {f"{project.PREFIX}:{k}": v for k, v in record.items()}
     tdm = tdmrep.encode(assertion)
     if tdm:
         out["tdm-reservation"] = str(tdm["reservation"])
@@ -694,18 +689,6 @@ class _Found:
         return report
 
 
-def _xmp_report(packet: bytes, location: str) -> CarrierReport:
-    report = CarrierReport("xmp", location)
-    try:
-        reading = xmp.read(packet)
-    except MalformedMetadata as exc:
-        report.errors.append(f"malformed XMP: {exc}")
-    else:
-        report.values, report.signals = reading.raw, reading.signals
-        report.rights, report.errors = reading.rights, reading.errors
-    return report
-
-
 def _read_id3(tags: Any, where: str) -> list[CarrierReport]:
     version = f"ID3v2.{tags.version[1]}"
     found = _Found("id3", f"{version} {where}".strip())
@@ -725,7 +708,7 @@ def _read_id3(tags: Any, where: str) -> list[CarrierReport]:
         out.append(report)
     for frame in tags.getall("PRIV"):
         if frame.owner == "XMP":
-            out.append(_xmp_report(bytes(frame.data), f"{version} PRIV:XMP"))
+            out.append(xmp.carrier_report(bytes(frame.data), f"{version} PRIV:XMP"))
     return out
 
 
@@ -799,7 +782,7 @@ def _opened(buf: Buffer) -> Iterator[Any]:
 def _packet(buf: Buffer, start: int, end: int, location: str) -> CarrierReport:
     if end - start > xmp.MAX_PACKET:
         return CarrierReport("xmp", location, errors=[f"malformed XMP: the packet is {end - start} bytes, more than allowed"])
-    return _xmp_report(bytes(buf[start:end]), location)
+    return xmp.carrier_report(bytes(buf[start:end]), location)
 
 
 def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierReport]:

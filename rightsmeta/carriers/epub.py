@@ -32,7 +32,7 @@ from defusedxml import DefusedXmlException
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
-from ..vocab import Signal, project, tdmrep
+from ..vocab import decode_all, project, tdmrep
 
 if TYPE_CHECKING:
     from . import Options
@@ -53,7 +53,7 @@ _RATIO_FLOOR = 1024 * 1024
 # The prefixes rightsmeta declares (EPUB 3) and writes (both versions).
 PREFIXES = {"tdm": tdmrep.NS_HASH, project.PREFIX: project.NS}
 # Extra exact-record keys the OPF carries beside the states (XMP has them in its own namespaces).
-_EXTRA_KEYS = ("HolderName", "HolderContact", "Date")
+_EXTRA_KEYS = project.DETAIL_KEYS
 _RECORD_KEYS = (*project.ALL_KEYS, *_EXTRA_KEYS)
 
 
@@ -332,18 +332,12 @@ def _read_opf(opf: _Opf, location: str) -> CarrierReport:
         report.values[key] = seen[0]
     values = report.values
     record = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith(f"{project.PREFIX}:")}
-    attempts: list[tuple[Any, tuple[Any, ...]]] = [
-        (project.decode, (record,)),
-        (tdmrep.decode, (values.get("tdm:reservation"), values.get("tdm:policy"))),
-    ]
-    for decode, args in attempts:
-        try:
-            signal: Signal | None = decode(*args, carrier="opf")
-        except MalformedMetadata as exc:
-            report.errors.append(str(exc))
-            continue
-        if signal is not None:
-            report.signals.append(signal)
+    signals, errors = decode_all(
+        [(project.decode, (record,)), (tdmrep.decode, (values.get("tdm:reservation"), values.get("tdm:policy")))],
+        carrier="opf",
+    )
+    report.signals += signals
+    report.errors += errors
     rights = [r.text for r in opf.rights if r.text.strip()]
     if rights:
         values["dc:rights"] = rights[0]
@@ -384,13 +378,7 @@ def _escape(text: str, attribute: bool = False) -> str:
 
 def _entries(assertion: Assertion) -> dict[str, str]:
     """Every meta rightsmeta writes, "prefix:Name" -> value."""
-    record = dict(project.encode(assertion) or {})
-    if assertion.holder:
-        record["HolderName"] = assertion.holder.name
-        if assertion.holder.contact:
-            record["HolderContact"] = assertion.holder.contact
-    if assertion.date:
-        record["Date"] = assertion.date
+    record = {**(project.encode(assertion) or {}), **project.details(assertion)}
     out = {f"{project.PREFIX}:{k}": v for k, v in record.items()}
     tdm = tdmrep.encode(assertion)
     if tdm:

@@ -66,15 +66,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
     blocks = containers.extract(buf, fmt)
     found: list[CarrierReport] = []
     if blocks.xmp is not None:
-        report = CarrierReport("xmp", blocks.xmp_location)
-        try:
-            reading = xmp.read(bytes(blocks.xmp))
-        except MalformedMetadata as exc:
-            report.errors.append(f"malformed XMP: {exc}")
-        else:
-            report.values, report.signals = reading.raw, reading.signals
-            report.rights, report.errors = reading.rights, reading.errors
-        found.append(report)
+        found.append(xmp.carrier_report(bytes(blocks.xmp), blocks.xmp_location))
     if blocks.exif is not None:
         try:
             values = _learning_opt_out(blocks.exif)

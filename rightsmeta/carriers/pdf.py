@@ -46,7 +46,7 @@ from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
-from ..vocab import Signal, project, tdmrep
+from ..vocab import decode_all, project, tdmrep
 
 if TYPE_CHECKING:
     from . import Options
@@ -156,18 +156,15 @@ def _load(data: Any, options: Options | None) -> _Document:
 def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
     prefix = INFO_RECORD_PREFIX[1:]
     record = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
-    attempts: list[tuple[Any, tuple[Any, ...]]] = [
-        (project.decode, (record,)),
-        (tdmrep.decode, (values.get(INFO_TDM_RESERVATION[1:]), values.get(INFO_TDM_POLICY[1:]))),
-    ]
-    for decode, args in attempts:
-        try:
-            signal: Signal | None = decode(*args, carrier="info")
-        except MalformedMetadata as exc:
-            report.errors.append(str(exc))
-            continue
-        if signal is not None:
-            report.signals.append(signal)
+    signals, errors = decode_all(
+        [
+            (project.decode, (record,)),
+            (tdmrep.decode, (values.get(INFO_TDM_RESERVATION[1:]), values.get(INFO_TDM_POLICY[1:]))),
+        ],
+        carrier="info",
+    )
+    report.signals += signals
+    report.errors += errors
 
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
@@ -175,18 +172,10 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
     found: list[CarrierReport] = []
     if doc.packet is not None or doc.metadata_error is not None:
         where = f"metadata stream (object {doc.metadata_ref.idnum})" if doc.metadata_ref else "metadata stream"
-        report = CarrierReport("xmp", where)
         if doc.metadata_error is not None:
-            report.errors.append(doc.metadata_error)
+            found.append(CarrierReport("xmp", where, errors=[doc.metadata_error]))
         else:
-            try:
-                reading = xmp.read(doc.packet or b"")
-            except MalformedMetadata as exc:
-                report.errors.append(f"malformed XMP: {exc}")
-            else:
-                report.values, report.signals = reading.raw, reading.signals
-                report.rights, report.errors = reading.rights, reading.errors
-        found.append(report)
+            found.append(xmp.carrier_report(doc.packet or b"", where))
     if doc.info_values:
         report = CarrierReport("info", "Info dictionary", values=dict(doc.info_values))
         _info_signals(doc.info_values, report)

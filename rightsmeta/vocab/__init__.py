@@ -9,10 +9,11 @@ is exactly what rightsmeta would have written for the exact record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import MalformedMetadata
 from ..model import Permission, Purpose, full
 
 
@@ -42,3 +43,24 @@ class Signal:
             "raw": dict(self.raw),
             "permissions": {p.value: perm.to_json() for p, perm in self.permissions.items()},
         }
+
+
+def decode_all(
+    calls: Iterable[tuple[Callable[..., Signal | None], tuple[Any, ...]]], *, carrier: str
+) -> tuple[list[Signal], list[str]]:
+    """Run several vocabularies' decoders over one carrier's values.
+
+    One malformed vocabulary does not hide the others: its error is collected and the rest
+    are still read.
+    """
+    signals: list[Signal] = []
+    errors: list[str] = []
+    for decode, args in calls:
+        try:
+            signal = decode(*args, carrier=carrier)
+        except MalformedMetadata as exc:
+            errors.append(str(exc))
+            continue
+        if signal is not None:
+            signals.append(signal)
+    return signals, errors

@@ -44,6 +44,21 @@ def encode(assertion: Assertion) -> dict[str, str] | None:
     return out
 
 
+DETAIL_KEYS = ("HolderName", "HolderContact", "Date")
+
+
+def details(assertion: Assertion) -> dict[str, str]:
+    """Who made the statement and when, under the same flat names as the record."""
+    out = {}
+    if assertion.holder:
+        out["HolderName"] = assertion.holder.name
+        if assertion.holder.contact:
+            out["HolderContact"] = assertion.holder.contact
+    if assertion.date:
+        out["Date"] = assertion.date
+    return out
+
+
 def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
     """Signal from the record's keys (others ignored); None when no record is present."""
     present = {k: v for k, v in values.items() if k in ALL_KEYS}
