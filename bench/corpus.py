@@ -6,7 +6,7 @@ Images (JPEG, PNG, WebP, TIFF) are drawn with Pillow; audio (MP3, FLAC, WAV) is 
 format with ffmpeg and copied, since only the metadata matters here; PDFs are written with pypdf.
 Half the files are then tagged the way other tools do it: images and PDFs by ExifTool (PLUS
 DataMining and TDMRep in one batch call), audio by mutagen (an ID3 PRIV XMP packet and TCOP,
-or a Vorbis COPYRIGHT). Nothing here uses rightsmeta's own writers.
+or Vorbis COPYRIGHT and TDM_RESERVATION). Nothing here uses rightsmeta's own writers.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def tag_audio(path: Path) -> None:
     if path.suffix == ".flac":
         audio = mutagen.File(path)
         audio["COPYRIGHT"] = "(c) someone"
+        audio["TDM_RESERVATION"] = "1"  # the TDMRep key rightsmeta documents for Vorbis comments
         audio.save()
         return
     if path.suffix == ".wav":
@@ -138,7 +139,7 @@ def main() -> None:
             path.write_bytes(pdf(rng))
         else:
             path.write_bytes(image(rng, kind))
-        if i % 2 == 0:
+        if (i // len(kinds)) % 2 == 0:  # every other file of each kind
             (to_mutagen if kind in templates else to_exiftool).append(path)
     for path in to_mutagen:
         tag_audio(path)

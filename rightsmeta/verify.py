@@ -18,14 +18,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import api, fingerprint
+from . import api
 from .fsio import open_buffer
-from .ledger import Ledger, Match
 from .model import PURPOSES, Assertion
 from .report import FileReport
 from .vocab import iptc, tdmrep
+
+if TYPE_CHECKING:  # the ledger and the decoders load only when a scan matches against a ledger
+    from .ledger import Ledger, Match
 
 Status = Literal["intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable"]
 STATUSES: tuple[Status, ...] = ("intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable")
@@ -122,7 +124,9 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         names = ", ".join(sorted({c.name for c in report.carriers if c.signals}))
         return Verdict(report.path, "intact", [f"signals in {names}"], report)
     if ledger is not None and data is not None:
-        essence = fingerprint.essence(bytes(data), report.format)
+        from .fingerprint import essence as decode_essence
+
+        essence = decode_essence(bytes(data), report.format)
         match = ledger.find(essence)
         if match is not None:
             how = "same essence" if match.exact else f"perceptual distance {match.distance:.3f}"
@@ -160,6 +164,8 @@ def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes |
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    if ledger_path:
+        from .ledger import Ledger
     _WORKER.update(
         ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
         password=password, anchors=anchors, seconds=seconds,

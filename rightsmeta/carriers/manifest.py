@@ -47,7 +47,19 @@ SOFT_BINDING_ALG = "io.iscc.v0"
 # Every embedded manifest store is a JUMBF box labelled "c2pa": a file without these bytes has
 # no manifest, and a memchr-speed search saves calling into c2pa for most files of a scan.
 _MARKER = b"c2pa"
-_SCAN_LIMIT = 4 * 1024 * 1024
+# Where c2pa puts the store (measured with c2pa-python 0.38): near the start in JPEG (APP11),
+# PNG (caBX), GIF, MP3/FLAC (ID3) and MP4 (uuid after ftyp); near the end in WebP/WAV (RIFF
+# chunk), TIFF and PDF (appended). Scanning a head and a tail window finds all of them without
+# paging in the middle of large files.
+_HEAD = 1024 * 1024
+_TAIL = 256 * 1024
+
+
+def _may_hold_manifest(buf: Any) -> bool:
+    size = len(buf)
+    if size <= _HEAD + _TAIL:
+        return bool(buf.find(_MARKER, 0) >= 0)
+    return bool(buf.find(_MARKER, 0, _HEAD) >= 0 or buf.find(_MARKER, size - _TAIL) >= 0)
 
 
 def signable(fmt: str | None) -> bool:
@@ -93,9 +105,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
     if fmt not in MIME:
         return None
-    # Small files: a memchr-speed search for the marker is cheaper than asking c2pa. Large ones
-    # (videos, big TIFFs): c2pa finds a manifest by structure without paging the whole file in.
-    if len(buf) <= _SCAN_LIMIT and buf.find(_MARKER, 0) < 0:
+    if not _may_hold_manifest(buf):
         return None
     import c2pa
 
