@@ -71,13 +71,11 @@ def html_page(rows: Iterable[dict[str, Any]], *, title: str = "rightsmeta verify
     for r in rows:
         colour = _COLOURS.get(r["status"], "#000")
         denied = [p for p, s in r["permissions"].items() if s in ("notAllowed", "constrained")]
-        match = r.get("match")
-        matched = f'<div class="m">matches {esc(str(match.get("path") or match.get("work_id")))} (distance {match["distance"]})</div>' if match else ""
         body.append(
             f'<tr data-status="{esc(r["status"])}"><td class="p">{esc(str(r["path"]))}</td><td>{esc(str(r["format"] or ""))}</td>'
             f'<td><span class="s" style="background:{colour}">{esc(r["status"])}</span></td>'
             f'<td>{esc(", ".join(denied)) or "&mdash;"}</td>'
-            f'<td>{"<br>".join(esc(x) for x in r["reasons"])}{matched}</td></tr>'
+            f'<td>{"<br>".join(esc(x) for x in r["reasons"])}</td></tr>'
         )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
@@ -89,7 +87,7 @@ button{{background:#fff;border:2px solid;border-radius:6px;padding:.4em .8em;cur
 button.on{{background:#eee}} input{{padding:.4em;width:20em;font:inherit}}
 table{{border-collapse:collapse;width:100%}} th,td{{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}}
 th{{background:#f5f5f5}} .s{{color:#fff;border-radius:4px;padding:.1em .5em;font-weight:600}}
-.p{{font-family:ui-monospace,monospace;word-break:break-all}} .m{{color:#555;font-size:12px}}
+.p{{font-family:ui-monospace,monospace;word-break:break-all;min-width:18em}}
 </style></head><body>
 <h1>{esc(title)}: {len(rows)} file(s)</h1>
 <div class="bar">{buttons}<input id="q" type="search" placeholder="filter by path or reason"></div>

@@ -107,3 +107,16 @@ def _isolated_user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("RIGHTSMETA_IDENTITY", str(home / "identity"))
     for name in ("RIGHTSMETA_CERT", "RIGHTSMETA_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> list[str]:
+    """Headless Chromium (Debian package chromium), to see the HTML report as a person would."""
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        _missing("chromium not found (apt-get install chromium)")
+    # The flags keep it from reaching for the network, which this machine does not have.
+    return [str(found), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -281,3 +281,26 @@ def test_ledger_export_import_cli(tmp_path: Path) -> None:
     out = runner.invoke(main, ["verify", str(copy), "--ledger", str(platform), "--json", "--fail-on", "stripped"])
     assert out.exit_code == 1
     assert json.loads(out.stdout)[0]["status"] == "stripped"
+
+
+def test_html_report_renders_in_headless_chromium(tmp_path: Path, exiftool: str, chromium: list[str]) -> None:
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rightsmeta.tag(write_image(folder, "jpeg", "intact"), DENY)
+    conflict = write_image(folder, "png", "conflict")
+    rightsmeta.tag(conflict, DENY)
+    exiftool_write(exiftool, conflict, "-XMP-plus:DataMining#=DMI-ALLOWED")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    page = tmp_path / "report.html"
+    CliRunner().invoke(main, ["verify", "-r", str(folder), "--no-ledger", "--html", str(page)], catch_exceptions=False)
+    shot = tmp_path / "report.png"
+    subprocess.run([*chromium, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,600",
+                    f"--screenshot={shot}", page.as_uri()], check=True, capture_output=True, timeout=60)
+    with Image.open(shot) as img:
+        colours = {c for _, c in img.convert("RGB").getcolors(1 << 20) or []}
+    # The status badges are drawn in their colours: intact green, conflicting purple, unreadable slate.
+    for hex_colour in ("1b7f3b", "8a4baf", "37474f"):
+        assert tuple(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4)) in colours, hex_colour
+    dom = subprocess.run([*chromium, f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", page.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    assert dom.count("<tr data-status=") == 3 and "conflict.png" in dom
