@@ -89,7 +89,22 @@ def image_code(data: bytes) -> str | None:
 
 
 def fingerprint(data: bytes, fmt: str) -> str | None:
-    return image_code(data) if fmt in IMAGE_FORMATS else None
+    """The ISCC code carried as a C2PA soft binding: Image-Code for images, Text-Code for PDFs.
+
+    Audio has none: its ISCC Audio-Code needs Chromaprint features, which rightsmeta does not
+    compute (the ledger's own audio fingerprint is not an ISCC code).
+    """
+    if fmt in IMAGE_FORMATS:
+        return image_code(data)
+    if fmt == "pdf":
+        try:
+            _, text = _pdf(data)
+        except _Refused:
+            return None
+        if len(text) >= MIN_TEXT_CHARS:
+            code: str = iscc_core.gen_text_code_v0(text, bits=64)["iscc"]
+            return code
+    return None
 
 
 # --- essence -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from samples import exiftool_json, image_bytes, write_image
+from test_audio import originals  # noqa: F401  (the session fixture of real audio/video files)
 
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State, keys
@@ -308,3 +310,73 @@ def test_keys_init_tag_read_never_leak_the_key(tmp_path: Path, monkeypatch: pyte
         for needle in needles:
             assert needle not in hay
     assert "key_pem" not in repr(keys.Identity.configured())
+
+
+# --- audio, video and documents ----------------------------------------------------------------
+
+SIGNED_MEDIA = ["mp3", "wav", "flac", "m4a", "mp4", "mov"]
+
+
+@pytest.mark.parametrize("fmt", SIGNED_MEDIA)
+def test_signed_media_keep_their_carriers(tmp_path: Path, identity: keys.Identity, originals: dict[str, Path], fmt: str) -> None:  # noqa: F811
+    path = tmp_path / originals[fmt].name
+    shutil.copy(originals[fmt], path)
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged", result.reason
+    assert result.carriers[-1] == "c2pa" and len(result.carriers) >= 2
+    with open(path, "rb") as fh, c2pa.Reader(c2pa_mime(fmt), fh) as reader:
+        assert reader.get_validation_state() == "Valid"
+    report = rightsmeta.read(path, trust_anchors=identity.root_pem)
+    assert report.format == fmt  # a signed FLAC (c2pa puts an ID3 tag in front) is still a FLAC
+    assert c2pa_carrier(report).values["validation_state"] == "Trusted"
+    assert report.errors == [] and report.conflicts == ()
+    assert report.permissions == dict(DENY_AI.permissions)
+    names = {c.name for c in report.carriers}
+    assert names - {"c2pa"}, f"only the manifest is left in {fmt}"
+
+
+def c2pa_mime(fmt: str) -> str:
+    from rightsmeta.carriers import manifest
+
+    return manifest.MIME[fmt]
+
+
+def test_signed_pdf_keeps_xmp_and_info_and_has_a_text_soft_binding(tmp_path: Path, identity: keys.Identity) -> None:
+    from test_documents import pdf_bytes
+
+    text = " ".join(f"Paragraph {i} of a document about rights signals in files." for i in range(12))
+    path = tmp_path / "doc.pdf"
+    path.write_bytes(pdf_bytes((text[:400], text[400:])))
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.carriers == ["xmp", "info", "c2pa"], result
+    report = rightsmeta.read(path)
+    carrier = c2pa_carrier(report)
+    assert carrier.values["validation_state"] == "Valid"
+    assert carrier.values["soft_binding"]["blocks"][0]["value"].startswith("ISCC:")
+    assert {"xmp", "info"} <= {c.name for c in report.carriers}
+    assert report.permissions == dict(DENY_AI.permissions)
+
+
+def test_digitally_signed_pdf_is_not_rewritten_by_c2pa(tmp_path: Path, identity: keys.Identity) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import signers
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+    from test_documents import _signer, pdf_bytes
+
+    signer, cert = _signer()
+    signed = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf_bytes())), signers.PdfSignatureMetadata(field_name="Sig1"), signer=signer,
+    ).getvalue()
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed)
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged" and "c2pa" not in result.carriers
+    assert any("digital signature" in n for n in result.notes)
+    tagged = path.read_bytes()
+    assert tagged.startswith(signed)
+    status = validate_pdf_signature(
+        PdfFileReader(io.BytesIO(tagged)).embedded_signatures[0], ValidationContext(trust_roots=[cert])
+    )
+    assert status.intact and status.valid
