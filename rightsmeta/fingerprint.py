@@ -89,13 +89,15 @@ def image_code(data: bytes) -> str | None:
 
 
 def fingerprint(data: bytes, fmt: str) -> str | None:
-    """The ISCC code carried as a C2PA soft binding: Image-Code for images, Text-Code for PDFs.
+    """The ISCC code carried as a C2PA soft binding: Image-, Audio- or Text-Code, or None.
 
-    Audio has none: its ISCC Audio-Code needs Chromaprint features, which rightsmeta does not
-    compute (the ledger's own audio fingerprint is not an ISCC code).
+    The Audio-Code is built on Chromaprint features, taken from ``fpcalc`` (Debian package
+    libchromaprint-tools) when it is on PATH; without it audio gets no soft binding.
     """
     if fmt in IMAGE_FORMATS:
         return image_code(data)
+    if KIND_OF.get(fmt) == "audio":
+        return _audio_code(data, fmt)
     if fmt == "pdf":
         try:
             _, text = _pdf(data)
@@ -105,6 +107,30 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
             code: str = iscc_core.gen_text_code_v0(text, bits=64)["iscc"]
             return code
     return None
+
+
+
+
+def _audio_code(data: bytes, fmt: str) -> str | None:
+    fpcalc = shutil.which("fpcalc")
+    if fpcalc is None or len(data) > MAX_INPUT:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=f".{fmt}") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        try:
+            done = subprocess.run([fpcalc, "-raw", "-plain", "-length", "120", tmp.name],
+                                  capture_output=True, text=True, timeout=FFMPEG_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    try:
+        features = [int(x) for x in done.stdout.strip().split(",") if x]
+    except ValueError:
+        return None
+    if not features:
+        return None
+    code: str = iscc_core.gen_audio_code_v0(features, bits=64)["iscc"]
+    return code
 
 
 # --- essence -------------------------------------------------------------------------------------
