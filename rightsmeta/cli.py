@@ -336,7 +336,7 @@ def verify(
             writer.write(row)
         else:
             colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
-            click.echo(f"{click.style(str(row['status']), fg=colour):<12}  {row['path']}: {'; '.join(row['reasons'])}")
+            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {row['path']}: {'; '.join(row['reasons'])}")
         if html_file:
             kept.append(row)
     if writer:

@@ -136,8 +136,8 @@ def _audio_code(data: bytes, fmt: str) -> str | None:
 # --- essence -------------------------------------------------------------------------------------
 
 KINDS = ("image", "audio", "text")
-PERCEPTUAL_BITS: dict[str, int] = {"image": 64, "audio": 128, "text": 128}
-MATCH_THRESHOLD: dict[str, float] = {"image": 8 / 64, "audio": 23 / 128, "text": 23 / 128}
+PERCEPTUAL_BITS: dict[str, int] = {"image": 256, "audio": 128, "text": 256}
+MATCH_THRESHOLD: dict[str, float] = {"image": 31 / 256, "audio": 23 / 128, "text": 31 / 256}
 
 _PIL_FORMATS = {
     "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "gif": "GIF", "heic": "HEIF", "avif": "AVIF",
@@ -261,10 +261,15 @@ _IMAGE_MIN_STD = 2.0  # grey levels; flatter images would all share one code
 
 
 def _image_hash(pixels: np.ndarray[Any, Any]) -> str:
-    """ISCC Image-Code v0 (64 bits) of 32x32 grey pixels: the same bits as
-    ``iscc_core.soft_hash_image_v0`` (checked on 1,000 images in the tests), 20 times faster."""
-    coefficients = np.round(_DCT @ pixels @ _DCT.T, 6)[:8, :8].ravel()  # rounding: exact zeros stay zero
-    return _hex(coefficients > np.median(coefficients), 64)
+    """256-bit ISCC Image-Code v0 of 32x32 grey pixels (its first 64 bits are the usual Image-Code).
+
+    The same bits as ``iscc_core.soft_hash_image_v0(pixels, 256)`` (checked in the tests), 20
+    times faster: four 8x8 blocks of low DCT frequencies, each bit a coefficient above its
+    block's median.
+    """
+    coefficients = np.round(_DCT @ pixels @ _DCT.T, 6)  # rounding: exact zeros stay zero, as in iscc_core
+    blocks = [coefficients[y : y + 8, x : x + 8].ravel() for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))]
+    return _hex(np.concatenate([block > np.median(block) for block in blocks]), 256)
 
 
 def _rgba(img: Image.Image) -> Image.Image:

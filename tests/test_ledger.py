@@ -577,12 +577,12 @@ def test_image_essence_is_independent_of_mode_and_metadata() -> None:
 
 
 def test_image_code_is_iscc() -> None:
-    """The numpy DCT gives the same bits as iscc_core's Image-Code."""
+    """The numpy DCT gives the same bits as iscc_core's 256-bit Image-Code."""
     from rightsmeta.fingerprint import _image_hash
 
     for seed in range(50):
         grey = picture(seed).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
-        expected = iscc_core.soft_hash_image_v0(list(grey.tobytes()), bits=64).hex()
+        expected = iscc_core.soft_hash_image_v0(list(grey.tobytes()), bits=256).hex()
         assert _image_hash(np.asarray(grey, dtype=np.float64)) == expected
 
 
