@@ -354,6 +354,37 @@ def test_signed_media_keep_their_carriers(tmp_path: Path, identity: keys.Identit
         assert binding == fingerprint.fingerprint(media[fmt].read_bytes(), fmt)  # same audio, same code
 
 
+SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n'
+
+
+def _heic() -> bytes:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(out, "HEIF")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["avif", "heic", "svg"])
+def test_manifest_alone_carries_the_signal_where_nothing_else_can(tmp_path: Path, identity: keys.Identity, fmt: str) -> None:
+    data = {"avif": lambda: image_bytes("avif"), "heic": _heic, "svg": lambda: SVG}[fmt]()
+    path = tmp_path / f"file.{fmt}"
+    path.write_bytes(data)
+    unsigned = rightsmeta.tag(path, DENY_AI)
+    assert unsigned.status == "failed" and "C2PA" in (unsigned.reason or "")
+    assert path.read_bytes() == data
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged" and result.carriers == ["c2pa"], result.reason
+    assert any("search" in n for n in result.notes)
+    with open(path, "rb") as fh, c2pa.Reader(c2pa_mime(fmt), fh) as reader:
+        assert reader.get_validation_state() == "Valid"
+    report = rightsmeta.read(path)
+    assert report.format == fmt and c2pa_carrier(report).values["validation_state"] == "Valid"
+    assert report.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
+
+
 def c2pa_mime(fmt: str) -> str:
     from rightsmeta.carriers import manifest
 

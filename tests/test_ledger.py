@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import random
 import statistics
@@ -341,7 +342,7 @@ def test_exact_match_is_preferred_and_newest_first(tmp_path: Path) -> None:
         assert ledger.find(seen) == found[0]
         assert ledger.get(new.id) == new and ledger.get("nope") is None
         # Another kind never matches, and an essence without fields finds nothing.
-        assert ledger.find(Essence("audio", None, seen.perceptual + "0" * 16)) is None
+        assert ledger.find(Essence("audio", None, (seen.perceptual or "")[:32])) is None
         assert ledger.find(Essence(None, None, None, "x")) is None
 
 
@@ -350,19 +351,20 @@ def test_index_finds_every_code_within_the_threshold(tmp_path: Path) -> None:
     rng = random.Random(3)
     with Ledger.open(tmp_path / "l.sqlite3") as ledger:
         works = [
-            Work(f"w{i}", f"{i}.png", "png", None, "image", f"{rng.getrandbits(64):016x}", ASSERTIONS[0])
+            Work(f"w{i}", f"{i}.png", "png", None, "image", f"{rng.getrandbits(256):064x}", ASSERTIONS[0])
             for i in range(5000)
         ]
         ledger.record_many(works)
         assert len(ledger) == 5000
         target = int(works[1234].perceptual or "", 16)
-        # 8 bits (the image threshold) flipped, 2 in each 16-bit band: no band is left intact.
-        flipped = target ^ sum(1 << (16 * band + bit) for band in range(4) for bit in (3, 11))
-        match = ledger.find(Essence("image", None, f"{flipped:016x}"))
-        assert match is not None and match.work.id == "w1234" and match.distance == 8 / 64
-        beyond = flipped ^ (1 << 63)  # 9 bits: over the threshold
-        assert all(m.work.id != "w1234" for m in ledger.matches(Essence("image", None, f"{beyond:016x}")))
-        # 23 bits in a 128-bit audio code, spread over all 8 bands.
+        # 31 bits (the image threshold) flipped, 2 in each 16-bit band but one: no band is left intact.
+        spread = [16 * band + bit for band in range(16) for bit in (3, 11)][:31]
+        flipped = target ^ sum(1 << position for position in spread)
+        match = ledger.find(Essence("image", None, f"{flipped:064x}"))
+        assert match is not None and match.work.id == "w1234" and match.distance == 31 / 256
+        beyond = flipped ^ (1 << 255)  # 32 bits: over the threshold
+        assert all(m.work.id != "w1234" for m in ledger.matches(Essence("image", None, f"{beyond:064x}")))
+        # 23 bits in a 128-bit audio code, 3 in each of seven bands and 2 in the last.
         audio = Work("a", "a.wav", "wav", None, "audio", f"{rng.getrandbits(128):032x}", ASSERTIONS[0])
         ledger.record(audio)
         code = int(audio.perceptual or "", 16) ^ sum(1 << (16 * (i % 8) + i // 8) for i in range(23))
@@ -640,11 +642,16 @@ def test_measure_thresholds(ffmpeg: str, tmp_path: Path) -> None:
     print("text unrelated nearest:", f"min {min(nearest):.3f}", "one paragraph of 12 rewritten:", stats(edits))
 
 
+def _png_essence(seed: int) -> Essence:
+    return essence(encode(picture(seed), "PNG"), "png")
+
+
 @pytest.mark.skipif(not os.environ.get("RIGHTSMETA_BENCH"), reason="set RIGHTSMETA_BENCH=100000 to time lookups")
 def test_bench_lookup(tmp_path: Path) -> None:
     count = int(os.environ["RIGHTSMETA_BENCH"])
     started = time.monotonic()
-    codes = [essence(encode(picture(seed), "PNG"), "png") for seed in range(count)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        codes = pool.map(_png_essence, range(count), chunksize=500)
     print(f"\n{count} image essences in {time.monotonic() - started:.0f} s")
     with Ledger.open(tmp_path / "big.sqlite3") as ledger:
         started = time.monotonic()

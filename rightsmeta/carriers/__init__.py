@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 
 from ..model import Assertion
 from ..report import CarrierReport
-from . import audio, epub, image, pdf
+from . import audio, epub, image, pdf, svg
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ FAMILIES: tuple[Family, ...] = (
     cast(Family, audio),
     cast(Family, pdf),
     cast(Family, epub),
+    cast(Family, svg),
 )
 
 
