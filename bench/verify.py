@@ -51,7 +51,7 @@ def main() -> None:
     seen_by_exiftool = sum(1 for r in json.loads(out_theirs or "[]") if len(r) > 1)
     print(f"corpus: {len(files)} files in {args.folder}")
     print(f"rightsmeta verify : {t_ours:7.2f} s  {len(files) / t_ours:8.0f} files/s  ({tagged} with signals)")
-    print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with rights tags)")
+    print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with any of the requested tags)")
     print(f"ratio             : rightsmeta is {t_theirs / t_ours:.1f}x faster than ExifTool (one core each)")
 
 
