@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from .errors import RightsmetaError
-from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence, distance
+from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence
 from .model import Assertion
 
 SCHEMA_VERSION = 1
@@ -406,8 +406,7 @@ class Ledger:
         limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
         exact = {m.work.id for m in out}
         near = [
-            (d, n) for n, code in self._candidates(essence.kind, essence.perceptual, limit_distance)
-            if (d := distance(essence.perceptual, code)) <= limit_distance
+            (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
         ]
         near.sort()
         for d, n in near:
@@ -419,34 +418,31 @@ class Ledger:
                 out.append(Match(work, d, False))
         return out
 
-    def _candidates(self, kind: str, perceptual: str, threshold: float) -> list[tuple[int, str]]:
-        """Rows whose code shares a band with ``perceptual`` within the radius the threshold needs."""
+    def _near(self, kind: str, perceptual: str, threshold: float) -> list[tuple[int, float]]:
+        """(row, distance) of every indexed code sharing a band with ``perceptual`` within the radius
+        the threshold needs: a superset of the codes within the threshold, a small part of the table."""
         bands = _bands(perceptual)
         if not bands:
             return []
         max_bits = int(threshold * BAND_BITS * len(bands) + 1e-9)
         radius = min(BAND_BITS, -(-(max_bits + 1) // len(bands)) - 1)  # ceil((t+1)/m) - 1
         masks = _masks(radius)
-        seen: set[int] = set()
-        for index, value in enumerate(bands):
-            probes = sorted({value ^ mask for mask in masks})
-            for start in range(0, len(probes), 900):  # under SQLite's host-parameter limit
-                chunk = probes[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT work FROM bands WHERE kind = ? AND band = ? AND value IN ({marks})",
-                    (kind, index, *chunk),
-                )
-                seen.update(row[0] for row in rows)
-        if not seen:
-            return []
-        found: list[tuple[int, str]] = []
-        ordered = sorted(seen)
-        for start in range(0, len(ordered), 900):
-            chunk = ordered[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            found.extend(self._db.execute(f"SELECT n, perceptual FROM works WHERE n IN ({marks})", chunk))
-        return found
+        per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit
+        target, width = int(perceptual, 16), 4 * len(perceptual)
+        found: dict[int, float] = {}
+        for first in range(0, len(bands), per_statement):
+            selects, params = [], []
+            for index in range(first, min(first + per_statement, len(bands))):
+                probes = sorted({bands[index] ^ mask for mask in masks})
+                selects.append(f"SELECT work FROM bands WHERE kind = ? AND band = ? AND value IN ({','.join('?' * len(probes))})")
+                params += [kind, index, *probes]
+            rows = self._db.execute(
+                f"SELECT n, perceptual FROM works WHERE n IN ({' UNION '.join(selects)})", params
+            )
+            for n, code in rows:
+                if len(code) == len(perceptual):  # a code of another length is never comparable
+                    found[n] = (target ^ int(code, 16)).bit_count() / width
+        return list(found.items())
 
     # --- JSON Lines ---
 
