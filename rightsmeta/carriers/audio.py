@@ -97,14 +97,7 @@ _BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
 
 def fields(assertion: Assertion) -> dict[str, str]:
     """The flat record for ``assertion``: logical field name -> text."""
-    record = {**(project.encode(assertion) or {}), **project.details(assertion)}
-    out = {f"{project.PREFIX}:{k}": v for k, v in record.items()}
-    tdm = tdmrep.encode(assertion)
-    if tdm:
-        out["tdm-reservation"] = str(tdm["reservation"])
-        if tdm["policy"]:
-            out["tdm-policy"] = str(tdm["policy"])
-    return out
+    return project.flat(assertion, reservation_key="tdm-reservation", policy_key="tdm-policy")
 
 
 # --- sniffing ------------------------------------------------------------------------------------

@@ -378,14 +378,7 @@ def _escape(text: str, attribute: bool = False) -> str:
 
 def _entries(assertion: Assertion) -> dict[str, str]:
     """Every meta rightsmeta writes, "prefix:Name" -> value."""
-    record = {**(project.encode(assertion) or {}), **project.details(assertion)}
-    out = {f"{project.PREFIX}:{k}": v for k, v in record.items()}
-    tdm = tdmrep.encode(assertion)
-    if tdm:
-        out["tdm:reservation"] = str(tdm["reservation"])
-        if tdm["policy"]:
-            out["tdm:policy"] = str(tdm["policy"])
-    return out
+    return project.flat(assertion, reservation_key="tdm:reservation", policy_key="tdm:policy")
 
 
 def _package_prefix(opf: _Opf) -> tuple[int, int, str]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from ..errors import MalformedMetadata
 from ..model import PURPOSES, Assertion, Permission, Purpose, State
-from . import Signal
+from . import Signal, tdmrep
 
 NAME = "rightsmeta"
 NS = "http://ns.rightsmeta.org/xmp/1.0/"
@@ -56,6 +56,19 @@ def details(assertion: Assertion) -> dict[str, str]:
             out["HolderContact"] = assertion.holder.contact
     if assertion.date:
         out["Date"] = assertion.date
+    return out
+
+
+def flat(assertion: Assertion, *, reservation_key: str, policy_key: str) -> dict[str, str]:
+    """What a key/value carrier (ID3 TXXX, Vorbis, MP4 atoms, EPUB meta) holds: the record and its
+    details as ``rightsmeta:Name``, and the TDMRep projection under the carrier's own key names."""
+    record = {**(encode(assertion) or {}), **details(assertion)}
+    out = {f"{PREFIX}:{k}": v for k, v in record.items()}
+    tdm = tdmrep.encode(assertion)
+    if tdm:
+        out[reservation_key] = str(tdm["reservation"])
+        if tdm["policy"]:
+            out[policy_key] = str(tdm["policy"])
     return out
 
 
