@@ -304,3 +304,45 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path, exiftool: str,
     dom = subprocess.run([*chromium, f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", page.as_uri()],
                          check=True, capture_output=True, text=True, timeout=60).stdout
     assert dom.count("<tr data-status=") == 3 and "conflict.png" in dom
+
+
+@pytest.mark.parametrize("transform", ["mp3-96k", "wav-to-flac", "qpdf-rewrite"])
+def test_stripped_audio_and_pdf_through_verify(tmp_path: Path, ledger: Ledger, ffmpeg: str, qpdf: str, transform: str) -> None:
+    from test_ledger import clip, paragraphs, pdf
+
+    if transform == "qpdf-rewrite":
+        works = [tmp_path / f"doc{i}.pdf" for i in range(3)]
+        for i, path in enumerate(works):
+            path.write_bytes(pdf(paragraphs(100 + i)))
+    else:
+        works = [tmp_path / f"song{i}.{'mp3' if transform == 'mp3-96k' else 'wav'}" for i in range(3)]
+        for i, path in enumerate(works):
+            wav = tmp_path / f"src{i}.wav"
+            wav.write_bytes(clip(200 + i))
+            if transform == "mp3-96k":
+                subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(wav), "-b:a", "192k", str(path)], check=True)
+            else:
+                shutil.copy(wav, path)
+    for path in works:
+        assert rightsmeta.tag(path, DENY, ledger=ledger).status == "tagged"
+    original = works[1]
+    copy = tmp_path / {"mp3-96k": "copy.mp3", "wav-to-flac": "copy.flac", "qpdf-rewrite": "copy.pdf"}[transform]
+    if transform == "qpdf-rewrite":
+        # A rewrite that keeps the content but not our metadata: the XMP stream and Info keys dropped.
+        import pypdf
+
+        reader = pypdf.PdfReader(original)
+        writer = pypdf.PdfWriter()
+        for page in reader.pages:
+            writer.add_page(page)
+        stripped = tmp_path / "stripped.pdf"
+        with open(stripped, "wb") as fh:
+            writer.write(fh)
+        subprocess.run([qpdf, "--object-streams=generate", str(stripped), str(copy)], check=True)
+    else:
+        args = ["-map_metadata", "-1", "-b:a", "96k"] if transform == "mp3-96k" else ["-map_metadata", "-1"]
+        subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(original), *args, str(copy)], check=True)
+    verdict = verify(copy, ledger=ledger)
+    assert verdict.status == "stripped", verdict.reasons
+    assert verdict.match is not None and verdict.match.work.path == str(original.resolve())
+    assert verdict.match.exact == (transform != "mp3-96k")
