@@ -279,13 +279,13 @@ def keys_doctor(cert: str, key: str | None) -> None:
 
 def _ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:
     """--ledger, else the default ledger (when reading: only if it exists); None with --no-ledger."""
-    from . import ledger as ledger_module
+    from . import paths
 
     if no_ledger:
         return None
     if ledger:
         return ledger
-    default = ledger_module.default_path()
+    default = paths.ledger()
     return str(default) if (default.exists() or not must_exist) else None
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from . import paths
 from .errors import UsageError
 
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
@@ -33,17 +34,13 @@ ACCEPTED_EKUS = {
 }
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
-ENV_DIR = "RIGHTSMETA_IDENTITY"
 ENV_CERT = "RIGHTSMETA_CERT"
 ENV_KEY = "RIGHTSMETA_KEY"
 
 
 def default_dir() -> Path:
     """Where ``keys init`` stores the local identity: $RIGHTSMETA_IDENTITY, else the XDG config dir."""
-    if os.environ.get(ENV_DIR):
-        return Path(os.environ[ENV_DIR])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "rightsmeta" / "identity"
+    return paths.identity()
 
 
 @dataclass(frozen=True)

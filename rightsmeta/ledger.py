@@ -39,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
+from . import paths
 from .errors import RightsmetaError
 from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence
 from .model import Assertion
@@ -59,11 +60,7 @@ class LedgerError(RightsmetaError, ValueError):
 
 def default_path() -> Path:
     """``$RIGHTSMETA_LEDGER``, else ``$XDG_DATA_HOME/rightsmeta/ledger.sqlite3`` (``~/.local/share``)."""
-    explicit = os.environ.get("RIGHTSMETA_LEDGER")
-    if explicit:
-        return Path(explicit)
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "rightsmeta" / "ledger.sqlite3"
+    return paths.ledger()
 
 
 def _now() -> str:
