@@ -2,8 +2,9 @@
 
 Two uses:
 
-- ``image_code`` / ``fingerprint``: the ISCC Image-Code (ISO 24138) carried as the C2PA soft
-  binding of a signed manifest (32x32 grey pixels, the normalisation iscc-sdk applies).
+- ``fingerprint`` / ``image_code``: the ISCC code (ISO 24138) carried as the C2PA soft binding of
+  a signed manifest (Image-Code over 32x32 grey pixels, the normalisation iscc-sdk applies;
+  Audio- and Text-Codes for audio and PDFs).
 - ``essence``: what the ledger records for every tagged work, so a copy whose metadata was
   stripped can still be matched to it. An ``Essence`` holds an exact hash of the decoded content
   (unchanged by any metadata edit) and a perceptual code that survives lossy handling, compared
@@ -13,34 +14,41 @@ What each kind hashes and fingerprints:
 
 - **image** (jpeg png webp tiff gif heic avif; Pillow, first frame, no EXIF rotation since the
   Orientation tag is metadata): the hash covers the size and the RGBA pixels; the perceptual
-  code is the 64-bit ISCC Image-Code (a DCT hash of 32x32 grey pixels). The hash needs every
-  pixel, so JPEGs are decoded in full (``draft`` would only speed up the perceptual half).
-  Images above ``MAX_PIXELS`` (Pillow's own bomb limit) are refused.
+  code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT frequencies of 32x32 grey
+  pixels; its first 64 bits are the usual 64-bit Image-Code): against 100,000 works the 64-bit
+  code (at 8/64) matched 3 % of unrelated images, the 256-bit one none. The hash needs every pixel, so
+  JPEGs are decoded in full (``draft`` would only speed up the perceptual half). Images above
+  ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no perceptual code.
 - **audio** (mp3 wav aiff flac ogg opus via soundfile/libsndfile; m4a mp4 mov through an
   ``ffmpeg`` subprocess when it is on PATH, first audio track): the hash covers the sample rate,
   channel count and every PCM sample as 32-bit integers, so WAV -> FLAC keeps it. The perceptual
   code is Haitsma-Kalker-style: the mono signal's energy in 17 log-spaced bands between 300 and
-  3000 Hz (where lossy codecs keep the signal), summed over 9 equal time segments of the whole
-  clip; each bit is the sign of the band-energy difference between neighbouring bands, differenced
-  again between neighbouring segments (8 x 16 = 128 bits). Fixed length, so the ledger can index
-  it; it assumes the copy is not cut (re-encoding padding of tens of ms is harmless).
+  3000 Hz (where lossy codecs keep the signal; so no resampling is needed), over 9 equal time
+  segments of the whole clip; each bit is the sign of the band-energy difference between
+  neighbouring bands, differenced again between neighbouring segments (8 x 16 = 128 bits). Fixed
+  length, so the ledger can index it; it assumes the copy is not cut (codec padding of tens of ms
+  is harmless). Silent or sub-second audio gets no perceptual code.
 - **text** (pdf via pypdf; epub via zipfile + defusedxml): PDF hash = every page's decoded
   content stream plus the decoded data of the XObjects (images, forms) it draws, so a qpdf
-  rewrite or any metadata change keeps it and scanned PDFs are not all alike; EPUB hash = the
-  text of the spine documents. The perceptual code is the 64-bit ISCC Text-Code (MinHash of
-  character n-grams) of the extracted text; a PDF with too little text has none.
+  rewrite or any metadata change keeps it and scanned PDFs are not all alike (fonts are not
+  hashed); EPUB hash = the text of the spine documents. The perceptual code is the 256-bit ISCC
+  Text-Code MinHash (character 13-grams) of the extracted text (PDFs: the first ``MAX_TEXT_PAGES``
+  pages); under ``MIN_TEXT_CHARS`` characters there is none.
 
-Thresholds (a match is ``distance <= MATCH_THRESHOLD[kind]``), measured with
-``RIGHTSMETA_MEASURE=1 python -m pytest tests/test_ledger.py -k measure -s`` (generated images
-320x240 and 128x96, music-like 4 s stereo clips, random-text PDFs; ffmpeg 5.1, Pillow 12, libsndfile 1.2.2):
+Thresholds (a match is ``distance <= MATCH_THRESHOLD[kind]``; each is the largest the ledger's
+index finds with a probe radius of 1 bit per 16-bit band, or 2 for audio), measured with
+``RIGHTSMETA_MEASURE=1 python -m pytest tests/test_ledger.py -k measure -s`` on generated content
+(photo-like images of shapes, gradients and noise; music-like 4 s stereo clips; random-text PDFs)
+with Pillow 13, libsndfile 1.2.2 and ffmpeg 5.1:
 
-- image: 200 works under JPEG q70, downscale 50 %, PNG -> JPEG and Pillow JPEG re-save: at most
-  6/64 bits (0.094), 99 % within 2 bits; 1,000 unrelated images against 50 works: nearest at
-  12/64 (0.188), 0.2 % within 12 bits. Threshold 8/64 = 0.125.
-- audio: 40 clips MP3-encoded at 96 kbps: at most 9/128 (0.070), mean 0.038; 300 unrelated clips
-  against 50: nearest 0.281. Threshold 19/128 = 0.148.
-- text: qpdf rewrites keep the exact hash; 20 unrelated random-text PDFs against 20: nearest
-  0.28 (18/64); one changed paragraph in a 12-paragraph text: about 0.06. Threshold 8/64 = 0.125.
+- image, 31/256 = 0.121: 200 works (320x240) under JPEG q70, downscale 50 %, PNG -> JPEG and
+  Pillow JPEG re-save: at most 0.062, mean 0.011; 1,000 unrelated 128x96 images against 50 works:
+  nearest 0.352. At 100,000 works, JPEG q70 copies of 128x96 images: 199/200 matched (the miss, a
+  near-flat gradient, at 0.125), unrelated: 0/200.
+- audio, 23/128 = 0.180: 40 clips re-encoded to MP3 96 kbps: at most 0.062, mean 0.034; AAC 128
+  kbps: at most 0.141; Opus 64 kbps: at most 0.133; 300 unrelated clips against 40: nearest 0.273.
+- text, 31/256 = 0.121: a qpdf or pypdf rewrite keeps the exact hash; one of 12 paragraphs
+  rewritten: mean 0.076, at most 0.125; 100 unrelated random-text PDFs against 20: nearest 0.398.
 
 Every decoder is bounded (input size, pixels, audio duration, zip members, PDF pages, decoded
 bytes, subprocess time) and never raises for bad input: it returns an ``Essence`` whose missing
@@ -249,7 +257,7 @@ def _image(data: bytes, fmt: str) -> Essence:
     digest = hashlib.sha256(b"rightsmeta-image-v1\0%d\0%d\0" % rgba.size)
     digest.update(rgba.tobytes())
     # Alpha is ignored: flattening a PNG to JPEG keeps the colour channels, not the transparency.
-    grey = rgba.convert("RGB").convert("L").resize((32, 32), Image.Resampling.BICUBIC)
+    grey = rgba.convert("L").resize((32, 32), Image.Resampling.BICUBIC)
     pixels = np.asarray(grey, dtype=np.float64)
     if float(pixels.std()) < _IMAGE_MIN_STD:
         return Essence("image", digest.hexdigest(), None, "image too uniform for a perceptual fingerprint")

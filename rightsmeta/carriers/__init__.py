@@ -15,12 +15,15 @@ Adding a family is one module and one line in ``FAMILIES``.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Protocol, cast
 
 from ..model import Assertion
 from ..report import CarrierReport
-from . import audio, epub, image, pdf, svg
+from . import epub, heads, image, svg
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,26 @@ class Family(Protocol):
     def write(self, data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]: ...
 
 
+class _Lazy:
+    """A family whose module, and the library it wraps (mutagen, pypdf), is imported only when a
+    file of its formats is read or written; recognising files needs only carriers/heads.py."""
+
+    def __init__(self, name: str, sniff: Callable[[bytes], str | None], refine: Callable[[Any, str], str] | None = None):
+        self._name, self.sniff = name, sniff
+        if refine is not None:
+            self.refine = refine
+
+    def _module(self) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self._name}")
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._module(), attr)
+
+
 FAMILIES: tuple[Family, ...] = (
     cast(Family, image),
-    cast(Family, audio),
-    cast(Family, pdf),
+    cast(Family, _Lazy("audio", heads.sniff_audio, heads.refine_audio)),
+    cast(Family, _Lazy("pdf", heads.sniff_pdf)),
     cast(Family, epub),
     cast(Family, svg),
 )

@@ -47,6 +47,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
+from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
 
 if TYPE_CHECKING:
     from . import Options
@@ -73,9 +74,6 @@ def _quiet_pypdf() -> None:
         _QUIETED = True
 
 
-def sniff(head: bytes) -> str | None:
-    # The header may follow up to 1024 bytes of junk; sniff sees 64 of them.
-    return "pdf" if b"%PDF-" in head[:64] else None
 
 
 @dataclass
