@@ -51,6 +51,7 @@ BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
 _FORMAT = re.compile(r"^[a-z0-9]{1,16}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = ("id", "path", "format", "kind", "essence_hash", "perceptual", "assertion", "carriers", "tagged_at", "source")
@@ -209,12 +210,9 @@ class Match:
 def _bands(perceptual: str) -> list[int]:
     """The code's 16-bit bands, or none if it is not a hex string of whole bands."""
     step = BAND_BITS // 4
-    if not perceptual or len(perceptual) % step:
+    if len(perceptual) % step or not _HEX.match(perceptual):
         return []
-    try:
-        return [int(perceptual[i : i + step], 16) for i in range(0, len(perceptual), step)]
-    except ValueError:
-        return []
+    return [int(perceptual[i : i + step], 16) for i in range(0, len(perceptual), step)]
 
 
 _MASKS: dict[int, list[int]] = {}
