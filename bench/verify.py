@@ -52,7 +52,9 @@ def main() -> None:
     print(f"corpus: {len(files)} files in {args.folder}")
     print(f"rightsmeta verify : {t_ours:7.2f} s  {len(files) / t_ours:8.0f} files/s  ({tagged} with signals)")
     print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with any of the requested tags)")
-    print(f"ratio             : rightsmeta is {t_theirs / t_ours:.1f}x faster than ExifTool (one core each)")
+    ratio = t_theirs / t_ours
+    verdict = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x slower than"
+    print(f"ratio             : {ratio:.2f} (rightsmeta is {verdict} ExifTool, one core each)")
 
 
 if __name__ == "__main__":
