@@ -6,7 +6,8 @@
 Both run as one batch process over the whole folder, as a user would run them, start-up
 included: `rightsmeta verify -r --no-ledger --jsonl --jobs 1` and `exiftool -r -j` asking for
 the rights tags rightsmeta reads (XMP plus/tdm/rightsmeta, Exif LearningOptOutIn, ID3/Vorbis
-copyright). Each is run `--repeat` times; the best time counts (the least disturbed run).
+copyright). Each is run `--repeat` times; the best time counts (the least disturbed run; the first run of a
+cold file cache is much slower for both).
 """
 
 from __future__ import annotations
