@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .errors import UsageError
@@ -117,7 +118,13 @@ def _disagreements(signals: Sequence[Signal]) -> list[str]:
     return out
 
 
+#: The decision for a file without signals (most files of a scan): nothing stated.
+NOTHING = Decision(MappingProxyType(full({})), MappingProxyType(full({})))
+
+
 def decide(signals: Sequence[Signal]) -> Decision:
+    if not signals:
+        return NOTHING
     exact = [s for s in signals if s.exact]
     projections = [s for s in signals if not s.exact]
     conflicts: list[str] = []

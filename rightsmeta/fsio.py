@@ -18,6 +18,9 @@ from typing import BinaryIO
 from .errors import MalformedFile, WriteError
 
 MAX_STREAM = 4 * 1024 * 1024 * 1024  # a non-file stream is read into memory; refuse beyond this
+# Files up to this size are read whole: for the small files that make up most of a scan, one
+# read costs less than setting up and tearing down a mapping.
+READ_WHOLE = 64 * 1024
 
 Buffer = bytes | mmap.mmap
 
@@ -34,9 +37,18 @@ def open_buffer(
         yield bytes(source)
         return
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as fh:
-            with _map(fh) as buf:
-                yield buf
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            # A size of 0 is also what pipes and special files report: they are not read.
+            data = b"" if size == 0 else os.read(fd, READ_WHOLE + 1) if size <= READ_WHOLE else None
+            if data is not None and len(data) <= READ_WHOLE:
+                yield data
+            else:  # large, or grown since fstat
+                with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
+                    yield buf
+        finally:
+            os.close(fd)
         return
     fileno = getattr(source, "fileno", None)
     if fileno is not None:

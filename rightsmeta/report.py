@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .decide import Decision
-from .model import PURPOSES, Assertion, Permission, Purpose, State, full
+from .decide import NOTHING, Decision
+from .model import PURPOSES, Assertion, Permission, Purpose, State
 from .vocab import Signal
 
 
@@ -35,15 +35,17 @@ class CarrierReport:
         }
 
 
-def _states(perms: dict[Purpose, Permission] | Any) -> dict[str, str]:
-    return {p.value: perms[p].state.value for p in PURPOSES}
+# Enum .value is a descriptor call; a report per file of a large scan looks these up many times.
+_NAMES = tuple((p, p.value) for p in PURPOSES)
+
+
+def states(perms: dict[Purpose, Permission] | Any) -> dict[str, str]:
+    """``{purpose: state}`` as JSON names."""
+    return {name: perms[p].state._value_ for p, name in _NAMES}
 
 
 def _constraints(perms: Any) -> dict[str, str]:
-    return {p.value: perms[p].constraint_info for p in PURPOSES if perms[p].constraint_info}
-
-
-_NOTHING = Decision(full({}), full({}))
+    return {name: perms[p].constraint_info for p, name in _NAMES if perms[p].constraint_info}
 
 
 @dataclass
@@ -51,7 +53,7 @@ class FileReport:
     path: str | None
     format: str | None = None
     carriers: list[CarrierReport] = field(default_factory=list)
-    decision: Decision = _NOTHING
+    decision: Decision = NOTHING
     rights: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -83,9 +85,9 @@ class FileReport:
         return {
             "path": self.path,
             "format": self.format,
-            "permissions": _states(self.decision.permissions),
+            "permissions": states(self.decision.permissions),
             "constraints": _constraints(self.decision.permissions),
-            "effective": _states(self.decision.effective),
+            "effective": states(self.decision.effective),
             "conflicts": list(self.decision.conflicts),
             "rights": self.rights,
             "carriers": [c.to_json() for c in self.carriers],

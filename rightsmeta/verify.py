@@ -16,14 +16,16 @@ left pay for it.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import api
+from .decide import NOTHING
 from .fsio import open_buffer
 from .model import PURPOSES, Assertion
-from .report import FileReport
+from .report import FileReport, states
 from .vocab import iptc, tdmrep
 
 if TYPE_CHECKING:  # the ledger and the decoders load only when a scan matches against a ledger
@@ -47,15 +49,15 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         report = self.report
-        base = report.to_json() if report else {}
+        decision = report.decision if report is not None else NOTHING
         out: dict[str, Any] = {
             "path": self.path,
-            "format": base.get("format"),
+            "format": report.format if report is not None else None,
             "status": self.status,
             "reasons": list(self.reasons),
-            "permissions": base.get("permissions") or {p.value: "unspecified" for p in PURPOSES},
-            "effective": base.get("effective") or {p.value: "unspecified" for p in PURPOSES},
-            "carriers": [c["name"] for c in base.get("carriers", [])],
+            "permissions": states(decision.permissions),
+            "effective": states(decision.effective),
+            "carriers": [c.name for c in report.carriers] if report is not None else [],
             "match": None,
         }
         if self.match is not None:
@@ -74,9 +76,9 @@ class Verdict:
 
 
 def _work_id(report: FileReport) -> str | None:
-    for signal in report.signals:
-        if signal.exact and signal.raw.get("WorkID"):
-            return str(signal.raw["WorkID"])
+    for found in report.signals:
+        if found.exact and found.raw.get("WorkID"):
+            return str(found.raw["WorkID"])
     return None
 
 
@@ -166,6 +168,11 @@ def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes |
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     if ledger_path:
         from .ledger import Ledger
+    if seconds:
+        try:
+            signal.signal(signal.SIGALRM, _on_alarm)
+        except ValueError:  # not the main thread (e.g. inside a server): no alarm can reach us
+            seconds = 0
     _WORKER.update(
         ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
         password=password, anchors=anchors, seconds=seconds,
@@ -181,11 +188,8 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def _verify_one(path: str) -> dict[str, Any]:
-    import signal
-
     seconds = float(_WORKER.get("seconds") or 0)
     if seconds:
-        signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         verdict = verify(path, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),

@@ -81,6 +81,20 @@ def test_flipped_essence_byte_is_tampering(tmp_path: Path, identity: keys.Identi
     assert all(not s.trusted for s in carrier.signals)
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
+def test_manifest_is_looked_for_where_c2pa_keeps_it(identity: keys.Identity, fmt: str) -> None:
+    from rightsmeta.carriers import manifest
+
+    # The word "c2pa" in other metadata is not a manifest store: a scan does not call into c2pa for it.
+    mentions = rightsmeta.tag_bytes(image_bytes(fmt), Assertion.build(deny=["ai"], copyright="signed with c2pa later"))
+    assert b"c2pa" in mentions and not manifest._may_hold_manifest(mentions, fmt)
+    assert rightsmeta.read(mentions).errors == []
+    signed = rightsmeta.tag_bytes(mentions, DENY_AI, identity=identity)
+    assert manifest._may_hold_manifest(signed, fmt)
+    # Headers that do not add up: the whole file is searched, as before the walk existed.
+    assert manifest._may_hold_manifest(mentions[:20] + b"c2pa", fmt)
+
+
 def test_tampered_manifest_allowed_is_not_believed() -> None:
     from rightsmeta.decide import decide
     from rightsmeta.vocab import cawg

@@ -214,6 +214,27 @@ def test_per_file_time_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert rows[0]["status"] == "unreadable" and "gave up after 0.5 s" in rows[0]["reasons"][0]
 
 
+def test_verify_many_runs_outside_the_main_thread(tmp_path: Path) -> None:
+    # A server verifies uploads in worker threads, where no SIGALRM handler can be installed.
+    import threading
+
+    good = write_image(tmp_path, "png", "good")
+    rightsmeta.tag(good, DENY)
+    rows: list[dict[str, object]] = []
+    failures: list[BaseException] = []
+
+    def scan() -> None:
+        try:
+            rows.extend(verify_many([str(good)], jobs=1, seconds=5))
+        except BaseException as exc:  # surfaced below: an exception in a thread is otherwise lost
+            failures.append(exc)
+
+    worker = threading.Thread(target=scan)
+    worker.start()
+    worker.join(30)
+    assert failures == [] and [r["status"] for r in rows] == ["intact"]
+
+
 # --- the command line ----------------------------------------------------------------------
 
 

@@ -58,3 +58,25 @@ def test_unsafe_existing_packet_is_refused() -> None:
                          Assertion.build(deny=["ai"]))
     with pytest.raises(MalformedMetadata, match="well-formed"):
         xmp.write_packet(b"<x:xmpmeta", Assertion.build(deny=["ai"]))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "cp037", "utf-32"])
+def test_dtd_hidden_by_another_encoding_is_still_refused(encoding: str) -> None:
+    # The fast parser is used only where a DTD would show as ASCII bytes; in any other encoding
+    # the hardened parser sees the packet, and its entity declarations are refused as before.
+    text = ('<?xml version="1.0" encoding="%s"?><!DOCTYPE x [<!ENTITY a "secret">]>'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/">&a;</x:xmpmeta>') % encoding.upper()
+    packet = text.encode(encoding)
+    assert b"<!DOCTYPE" not in packet
+    with pytest.raises(MalformedMetadata):
+        xmp.properties(packet)
+
+
+def test_packets_parse_alike_on_both_paths() -> None:
+    packet = xmp.write_packet(None, Assertion.build(deny=["ai"], holder="Zoë Ørsted", copyright="© 2026"))
+    declared = b'<?xml version="1.0" encoding="ISO-8859-1"?>' + packet.decode("utf-8").encode("latin-1", "replace")
+    assert xmp._no_dtd_possible(packet) and xmp._no_dtd_possible(declared)
+    assert not xmp._no_dtd_possible(packet.decode("utf-8").encode("utf-16"))
+    assert xmp.properties(packet)[(xmp.DC, "rights")] == "© 2026"
+    hardened = {k: v for k, v in xmp.properties(packet.decode("utf-8").encode("utf-16")).items()}
+    assert hardened == xmp.properties(packet)
