@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -82,6 +81,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     The file's permission bits are kept. On any failure the temporary file is removed and
     the original is untouched.
     """
+    import tempfile  # writing only: a scan never needs it
+
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     try:

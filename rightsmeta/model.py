@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -175,6 +174,8 @@ class Assertion:
 
     def for_work(self) -> Assertion:
         """A copy dated now, with a fresh work id: what one file is tagged with."""
+        import uuid  # only tagging makes work ids; a scan never needs the module
+
         return replace(self.dated(), work_id=str(uuid.uuid4()))
 
     @classmethod

@@ -14,9 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-
 from .errors import MalformedMetadata
 from .model import Assertion, Holder, State, summary
 from .report import CarrierReport
@@ -101,8 +98,20 @@ def _parse(packet: bytes) -> ET.Element:
         raise MalformedMetadata(f"XMP packet is {len(packet)} bytes, more than the {MAX_PACKET} allowed")
     try:
         if len(packet) <= _SMALL and _no_dtd_possible(packet):
-            fast: ET.Element = ET.fromstring(packet)
-            return fast
+            root: ET.Element = ET.fromstring(packet)
+            return root
+        return _parse_hardened(packet)
+    except ET.ParseError as exc:
+        raise MalformedMetadata(f"XMP packet is not well-formed XML: {exc}") from None
+    except (ValueError, LookupError) as exc:  # expat refuses some declared encodings this way
+        raise MalformedMetadata(f"XMP packet cannot be decoded: {exc}") from None
+
+
+def _parse_hardened(packet: bytes) -> ET.Element:
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+
+    try:
         if len(packet) <= _SMALL:
             root: ET.Element = SafeET.fromstring(packet, forbid_dtd=True)
             return root
@@ -118,10 +127,6 @@ def _parse(packet: bytes) -> ET.Element:
         return last
     except DefusedXmlException as exc:
         raise MalformedMetadata(f"XMP packet refused: {type(exc).__name__} (DTDs and entities are not allowed)") from None
-    except ET.ParseError as exc:
-        raise MalformedMetadata(f"XMP packet is not well-formed XML: {exc}") from None
-    except (ValueError, LookupError) as exc:  # expat refuses some declared encodings this way
-        raise MalformedMetadata(f"XMP packet cannot be decoded: {exc}") from None
 
 
 def properties(packet: bytes) -> dict[tuple[str, str], Value]:

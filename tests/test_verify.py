@@ -8,6 +8,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,6 +234,26 @@ def test_verify_many_runs_outside_the_main_thread(tmp_path: Path) -> None:
     worker.start()
     worker.join(30)
     assert failures == [] and [r["status"] for r in rows] == ["intact"]
+
+
+def test_a_scan_of_images_loads_no_heavy_library(tmp_path: Path) -> None:
+    # Start-up is paid once per scan, so what a scan imports counts: writers (pyexiv2), other
+    # families' libraries, c2pa (no manifest here), the ledger's decoders (no ledger) stay unloaded.
+    for i, fmt in enumerate(("jpeg", "png", "webp", "tiff")):
+        path = write_image(tmp_path, fmt, f"f{i}")
+        if i % 2:
+            rightsmeta.tag(path, DENY)
+    heavy = ["pyexiv2", "defusedxml", "zipfile", "mutagen", "pypdf", "c2pa", "numpy", "PIL", "sqlite3", "tempfile"]
+    code = (
+        "import sys, json\n"
+        "from rightsmeta.verify import verify_many\n"
+        f"rows = list(verify_many(sorted({[str(p) for p in tmp_path.iterdir()]!r})))\n"
+        f"print(json.dumps([[r['status'] for r in rows], [m for m in {heavy!r} if m in sys.modules]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    statuses, loaded = json.loads(done.stdout)
+    assert sorted(statuses) == ["intact", "intact", "untagged", "untagged"]
+    assert loaded == []
 
 
 # --- the command line ----------------------------------------------------------------------

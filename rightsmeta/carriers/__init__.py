@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 
 from ..model import Assertion
 from ..report import CarrierReport
-from . import epub, heads, image, svg
+from . import heads, image, svg
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Family(Protocol):
 
 
 class _Lazy:
-    """A family whose module, and the library it wraps (mutagen, pypdf), is imported only when a
+    """A family whose module, and the library it wraps (mutagen, pypdf, zipfile), is imported only when a
     file of its formats is read or written; recognising files needs only carriers/heads.py."""
 
     def __init__(self, name: str, sniff: Callable[[bytes], str | None], refine: Callable[[Any, str], str] | None = None):
@@ -64,7 +64,7 @@ FAMILIES: tuple[Family, ...] = (
     cast(Family, image),
     cast(Family, _Lazy("audio", heads.sniff_audio, heads.refine_audio)),
     cast(Family, _Lazy("pdf", heads.sniff_pdf)),
-    cast(Family, epub),
+    cast(Family, _Lazy("epub", heads.sniff_epub)),
     cast(Family, svg),
 )
 

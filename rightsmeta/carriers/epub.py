@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import struct
 import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,12 +32,13 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
+from .heads import EPUB_MIMETYPE as MIMETYPE
+from .heads import sniff_epub as sniff  # noqa: F401  (the family's sniff)
 
 if TYPE_CHECKING:
     from . import Options
 
 FORMATS = ("epub",)
-MIMETYPE = b"application/epub+zip"
 
 OPF = "http://www.idpf.org/2007/opf"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -55,17 +55,6 @@ PREFIXES = {"tdm": tdmrep.NS_HASH, project.PREFIX: project.NS}
 # Extra exact-record keys the OPF carries beside the states (XMP has them in its own namespaces).
 _EXTRA_KEYS = project.DETAIL_KEYS
 _RECORD_KEYS = (*project.ALL_KEYS, *_EXTRA_KEYS)
-
-
-def sniff(head: bytes) -> str | None:
-    # OCF: the first local file header is an uncompressed "mimetype" holding the media type.
-    if len(head) < 38 or head[:4] != b"PK\x03\x04":
-        return None
-    name_len, extra_len = struct.unpack_from("<HH", head, 26)
-    if name_len != 8 or head[30:38] != b"mimetype":
-        return None
-    start = 38 + extra_len
-    return "epub" if head[start:start + len(MIMETYPE)] == MIMETYPE else None
 
 
 # --- the archive ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Recognising formats from their first bytes, without importing the libraries that read them.
 
 The command line and `verify` recognise every file before reading it; keeping these checks
-apart from carriers/audio.py (mutagen) and carriers/pdf.py (pypdf) lets a scan load those
-libraries only when it meets such a file.
+apart from carriers/audio.py (mutagen), carriers/pdf.py (pypdf) and carriers/epub.py (zipfile)
+lets a scan load those libraries only when it meets such a file.
 """
 
 from __future__ import annotations
@@ -125,6 +125,22 @@ def mpeg_frame(h: bytes) -> tuple[int, int] | None:
         return 72 * bitrate // rate + padding, layer
     return 144 * bitrate // rate + padding, layer
 
+
+
+# --- EPUB (carriers/epub.py) -------------------------------------------------------------------
+
+EPUB_MIMETYPE = b"application/epub+zip"
+
+
+def sniff_epub(head: bytes) -> str | None:
+    # OCF: the first local file header is an uncompressed "mimetype" holding the media type.
+    if len(head) < 38 or head[:4] != b"PK\x03\x04":
+        return None
+    name_len, extra_len = int.from_bytes(head[26:28], "little"), int.from_bytes(head[28:30], "little")
+    if name_len != 8 or head[30:38] != b"mimetype":
+        return None
+    start = 38 + extra_len
+    return "epub" if head[start : start + len(EPUB_MIMETYPE)] == EPUB_MIMETYPE else None
 
 
 # --- PDF (carriers/pdf.py) ---------------------------------------------------------------------

@@ -11,8 +11,6 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Any
 
-import pyexiv2
-
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, UnsupportedFormat
 from ..model import Assertion
@@ -29,9 +27,12 @@ WRITABLE = ("jpeg", "png", "webp", "tiff")
 _REGISTERED = False
 
 
-def register_namespaces() -> None:
+def register_namespaces() -> Any:
+    """pyexiv2, ready to write our namespaces; imported here because reading never needs it."""
     # exiv2 keeps namespaces in a process-wide table; registering is idempotent, and doing it
     # once, lazily, keeps importing rightsmeta free of side effects.
+    import pyexiv2
+
     global _REGISTERED
     if not _REGISTERED:
         pyexiv2.set_log_level(4)  # exiv2's own warnings go to stderr otherwise; errors still raise
@@ -39,6 +40,7 @@ def register_namespaces() -> None:
             if prefix in ("tdm", "rightsmeta"):
                 pyexiv2.registerNs(ns, prefix)
         _REGISTERED = True
+    return pyexiv2
 
 
 def sniff(head: bytes) -> str | None:
@@ -107,7 +109,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         existing = xmp.read(bytes(packet)).raw if packet is not None else {}
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
-    register_namespaces()
+    pyexiv2 = register_namespaces()
     changes = {f"Xmp.{key.replace(':', '.', 1)}": _pyexiv2_value(v) for key, v in xmp.updates(assertion, existing).items()}
     # Deleting a property that is not there makes exiv2 complain; only delete what exists.
     changes = {k: v for k, v in changes.items() if v is not None or k[4:].replace(".", ":", 1) in existing}
