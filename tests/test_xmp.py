@@ -64,8 +64,8 @@ def test_unsafe_existing_packet_is_refused() -> None:
 def test_dtd_hidden_by_another_encoding_is_still_refused(encoding: str) -> None:
     # The fast parser is used only where a DTD would show as ASCII bytes; in any other encoding
     # the hardened parser sees the packet, and its entity declarations are refused as before.
-    text = ('<?xml version="1.0" encoding="%s"?><!DOCTYPE x [<!ENTITY a "secret">]>'
-            '<x:xmpmeta xmlns:x="adobe:ns:meta/">&a;</x:xmpmeta>') % encoding.upper()
+    text = (f'<?xml version="1.0" encoding="{encoding.upper()}"?><!DOCTYPE x [<!ENTITY a "secret">]>'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/">&a;</x:xmpmeta>')
     packet = text.encode(encoding)
     assert b"<!DOCTYPE" not in packet
     with pytest.raises(MalformedMetadata):

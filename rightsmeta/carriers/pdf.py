@@ -4,16 +4,22 @@ Writing is an incremental update: the original bytes stay an exact prefix and on
 objects (the metadata stream, the Info dictionary, and the catalog when it gains /Metadata) are
 appended with a new cross-reference section. Existing digital signatures therefore stay valid.
 
-pypdf parses the document and serialises the few objects written, but the increment itself is
-written here: pypdf's incremental writer always appends a cross-reference *stream* (PDF 1.5),
-which PDF 1.4 files and PDF/A-1 forbid, and numbers every changed object generation 0. This
-writer appends the same kind of cross-reference section the file already ends with, and keeps
-each object's generation.
+Reading first tries carriers/pdfobjects.py, a small byte-level reader of the few objects needed:
+a scan meets many PDFs, and pypdf costs more to import than most of them take to read. Whenever
+that reader is not sure to find what pypdf finds (repairs, encryption, unusual filters), pypdf
+reads the file, and its import is paid then. Both give the same reports (tests/test_pdf_fast.py).
+
+pypdf parses the document for writing and serialises the few objects written, but the increment
+itself is written here: pypdf's incremental writer always appends a cross-reference *stream*
+(PDF 1.5), which PDF 1.4 files and PDF/A-1 forbid, and numbers every changed object generation 0.
+This writer appends the same kind of cross-reference section the file already ends with, and
+keeps each object's generation.
 
 Hostile input: pypdf 7 bounds its own work (declared stream lengths, decompressed output of
 every filter, xref stream entries, object-stream sizes, root-object recovery; see
 ``pypdf.Configuration``); the metadata stream is decoded with tighter limits (``xmp.MAX_PACKET``),
-and every pypdf exception becomes a ``MalformedFile`` with the reason.
+and every pypdf exception becomes a ``MalformedFile`` with the reason. pdfobjects.py bounds its
+own work the same way and leaves anything unusual to pypdf.
 """
 
 from __future__ import annotations
@@ -24,32 +30,19 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import pypdf
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import LimitReachedError
-from pypdf.generic import (
-    ArrayObject,
-    ByteStringObject,
-    DecodedStreamObject,
-    DictionaryObject,
-    IndirectObject,
-    NameObject,
-    NullObject,
-    NumberObject,
-    PdfObject,
-    StreamObject,
-    TextStringObject,
-    create_string_object,
-)
-
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
+from . import pdfobjects
 from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
 
 if TYPE_CHECKING:
+    # pypdf is imported where it is used: reading usually does without it (pdfobjects.py).
+    from pypdf import PdfReader
+    from pypdf.generic import DictionaryObject, IndirectObject, PdfObject
+
     from . import Options
 
 FORMATS = ("pdf",)
@@ -60,6 +53,9 @@ INFO_RECORD_PREFIX = "/Rightsmeta"
 INFO_TDM_RESERVATION = "/TDMReservation"
 INFO_TDM_POLICY = "/TDMPolicy"
 INFO_KEYS = (*(INFO_RECORD_PREFIX + key for key in project.ALL_KEYS), INFO_TDM_RESERVATION, INFO_TDM_POLICY)
+
+_NOT_A_STREAM = "the catalog's /Metadata is not a stream"
+_TOO_LARGE = f"cannot decode the metadata stream: it inflates to more than {xmp.MAX_PACKET} bytes"
 
 _QUIETED = False
 
@@ -74,8 +70,6 @@ def _quiet_pypdf() -> None:
         _QUIETED = True
 
 
-
-
 @dataclass
 class _Document:
     reader: PdfReader
@@ -87,7 +81,19 @@ class _Document:
     info_values: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Found:
+    """What reading reports on, by either reader."""
+
+    packet: bytes | None = None
+    metadata_object: int | None = None  # the number of the object the catalog's /Metadata names
+    metadata_error: str | None = None
+    info_values: dict[str, str] = field(default_factory=dict)
+
+
 def _text(value: Any) -> str:
+    from pypdf.generic import PdfObject
+
     value = value.get_object() if isinstance(value, PdfObject) else value
     if isinstance(value, bytes):
         return value.decode("latin-1")
@@ -95,6 +101,10 @@ def _text(value: Any) -> str:
 
 
 def _metadata(doc: _Document) -> None:
+    import pypdf
+    from pypdf.errors import LimitReachedError
+    from pypdf.generic import IndirectObject, NullObject, StreamObject
+
     catalog = doc.reader.root_object
     ref = catalog.raw_get("/Metadata") if "/Metadata" in catalog else None
     if ref is None:
@@ -105,7 +115,7 @@ def _metadata(doc: _Document) -> None:
     if stream is None or isinstance(stream, NullObject):
         return  # a dangling reference: as if there were none (writing fills that object number)
     if not isinstance(stream, StreamObject):
-        doc.metadata_error = "the catalog's /Metadata is not a stream"
+        doc.metadata_error = _NOT_A_STREAM
         return
     limit = xmp.MAX_PACKET + 1
     try:
@@ -118,13 +128,16 @@ def _metadata(doc: _Document) -> None:
             packet = stream.get_data()
         doc.packet = packet if packet.strip() else None  # an empty stream says nothing
     except LimitReachedError:
-        doc.metadata_error = f"cannot decode the metadata stream: it inflates to more than {xmp.MAX_PACKET} bytes"
+        doc.metadata_error = _TOO_LARGE
     except Exception as exc:  # pypdf raises many kinds for broken filters
         doc.metadata_error = f"cannot decode the metadata stream: {exc}"
 
 
 def _load(data: Any, options: Options | None) -> _Document:
     """The parsed document; raises MalformedFile for what pypdf cannot read or decrypt."""
+    from pypdf import PasswordType, PdfReader
+    from pypdf.generic import DictionaryObject, IndirectObject
+
     _quiet_pypdf()
     password = options.password if options is not None else None
     try:
@@ -151,6 +164,64 @@ def _load(data: Any, options: Options | None) -> _Document:
         raise MalformedFile(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
 
+def _read_pypdf(buf: Any, options: Options | None) -> _Found:
+    """The reference reading, and the fallback for whatever pdfobjects is not sure of."""
+    doc = _load(buf, options)
+    return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
+                  doc.info_values)
+
+
+def _fast_text(value: Any) -> str:
+    # What _text makes of the value pypdf would have parsed.
+    if isinstance(value, bytes):
+        return pdfobjects.text_string(value)
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, str):
+        return value  # a name, "/" included, as str(NameObject) gives it
+    raise pdfobjects.Unsure  # pypdf's str() of reals, booleans, arrays... is its own
+
+
+def _fast_found(pdf: pdfobjects.Reader) -> _Found:
+    """What _read_pypdf finds, as far as pdfobjects can tell; raises Unsure elsewhere."""
+    if "/Encrypt" in pdf.trailer:
+        raise pdfobjects.Unsure  # pypdf decrypts, with a password or without
+    root = pdf.trailer.get("/Root")
+    catalog = pdf.get(root) if isinstance(root, pdfobjects.Ref) else None
+    if not isinstance(catalog, dict) or catalog.get("/Type") != "/Catalog":
+        raise pdfobjects.Unsure  # pypdf searches the file for a catalog
+    found = _Found()
+    if "/Metadata" in catalog:
+        ref = catalog["/Metadata"]
+        if isinstance(ref, pdfobjects.Ref):
+            found.metadata_object = ref.num
+        stream = pdf.resolve(ref)
+        if isinstance(stream, pdfobjects.Stream):
+            try:
+                packet = pdf.decode(stream, xmp.MAX_PACKET + 1)
+                found.packet = packet if packet.strip() else None
+            except pdfobjects.TooLarge:
+                found.metadata_error = _TOO_LARGE
+        elif stream is not None:
+            found.metadata_error = _NOT_A_STREAM
+    if "/Info" in pdf.trailer:
+        info = pdf.resolve(pdf.trailer["/Info"])
+        if isinstance(info, pdfobjects.Stream):
+            raise pdfobjects.Unsure  # a stream is a dictionary to pypdf
+        if isinstance(info, dict):
+            found.info_values = {key[1:]: _fast_text(pdf.resolve(info[key])) for key in INFO_KEYS if key in info}
+    return found
+
+
+def _read_fast(buf: Any) -> _Found | None:
+    """What _read_pypdf would find, read without pypdf; None when only pypdf can tell."""
+    try:
+        return _fast_found(pdfobjects.Reader(buf))
+    except Exception:
+        # Unsure, and anything unforeseen: pypdf decides, never a crash.
+        return None
+
+
 def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
     prefix = INFO_RECORD_PREFIX[1:]
     record = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
@@ -166,19 +237,25 @@ def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
 
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
-    doc = _load(buf, options)
-    found: list[CarrierReport] = []
-    if doc.packet is not None or doc.metadata_error is not None:
-        where = f"metadata stream (object {doc.metadata_ref.idnum})" if doc.metadata_ref else "metadata stream"
-        if doc.metadata_error is not None:
-            found.append(CarrierReport("xmp", where, errors=[doc.metadata_error]))
+    found = _read_fast(buf)
+    if found is None:
+        found = _read_pypdf(buf, options)
+    return _reports(found)
+
+
+def _reports(found: _Found) -> list[CarrierReport]:
+    reports: list[CarrierReport] = []
+    if found.packet is not None or found.metadata_error is not None:
+        where = "metadata stream" if found.metadata_object is None else f"metadata stream (object {found.metadata_object})"
+        if found.metadata_error is not None:
+            reports.append(CarrierReport("xmp", where, errors=[found.metadata_error]))
         else:
-            found.append(xmp.carrier_report(doc.packet or b"", where))
-    if doc.info_values:
-        report = CarrierReport("info", "Info dictionary", values=dict(doc.info_values))
-        _info_signals(doc.info_values, report)
-        found.append(report)
-    return found
+            reports.append(xmp.carrier_report(found.packet or b"", where))
+    if found.info_values:
+        report = CarrierReport("info", "Info dictionary", values=dict(found.info_values))
+        _info_signals(found.info_values, report)
+        reports.append(report)
+    return reports
 
 
 # --- writing: one incremental update --------------------------------------------------------
@@ -211,6 +288,15 @@ def _serialise(obj: PdfObject) -> bytes:
 
 
 def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
+    from pypdf.generic import (
+        ArrayObject,
+        ByteStringObject,
+        DictionaryObject,
+        NameObject,
+        NumberObject,
+        TextStringObject,
+    )
+
     root = reader.trailer.raw_get("/Root")
     entries = DictionaryObject({
         NameObject("/Size"): NumberObject(size),
@@ -243,6 +329,8 @@ def _increment(
     data: bytes, objects: dict[int, tuple[int, PdfObject]], reader: PdfReader, size: int,
     info: IndirectObject | None,
 ) -> bytes:
+    from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject, NumberObject
+
     prev, classic = _last_xref(data)
     out = io.BytesIO()
     base = len(data)
@@ -286,6 +374,8 @@ def _increment(
 
 
 def _info_dictionary(existing: DictionaryObject | None, assertion: Assertion) -> DictionaryObject:
+    from pypdf.generic import DictionaryObject, NameObject, create_string_object
+
     info = DictionaryObject(existing or {})
     for key in INFO_KEYS:
         info.pop(key, None)
@@ -301,6 +391,8 @@ def _info_dictionary(existing: DictionaryObject | None, assertion: Assertion) ->
 
 def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
     """The PDF with the assertion appended as an incremental update, and the carriers written."""
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, IndirectObject, NameObject
+
     doc = _load(data, options)
     reader = doc.reader
     if reader.is_encrypted:

@@ -1,0 +1,723 @@
+"""PDF objects read straight from the bytes: the trailer, the catalog, the Info dictionary and the
+metadata stream, so that reading a PDF's rights signals needs no pypdf.
+
+A scan reads millions of files; pypdf costs ~0.1 s to import and ~0.4 ms to parse even a tiny PDF,
+for a handful of objects. This reader follows the cross-reference chain (classic tables and
+cross-reference streams, incremental updates, hybrid files, object streams) to the objects asked
+for and parses only those (and the object streams holding them).
+
+It must give exactly what pypdf gives (tests/test_pdf_fast.py compares the two), so it is
+narrow on purpose: wherever pypdf would repair, guess or warn — a wrong offset, a free or missing
+object, an unusual filter, encryption, a comment between tokens, a /Prev loop — it raises
+``Unsure`` and the caller reads the file with pypdf. Its tokenizer follows pypdf's rules (where a
+number or a name ends, what makes a reference), and so does its merging of incremental updates
+(per generation, the first offset met reading newest first); where pypdf departs from the
+standard there (a free entry in a newer section does not hide an older object), it is Unsure.
+
+Hostile input: every offset is checked against the buffer; inflation, tokens, nesting depth,
+cross-reference sections and entries are bounded; the buffer (bytes or a read-only mmap) is only
+sliced in small pieces, never copied whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import mmap
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+Buffer = bytes | mmap.mmap
+
+MAX_SECTIONS = 100  # cross-reference sections (incremental updates) followed
+MAX_TOKENS = 100_000  # tokens parsed in one file, object streams included
+MAX_DEPTH = 32  # nesting of arrays and dictionaries
+MAX_ENTRIES = 2_000_000  # cross-reference stream entries, pypdf's own limit
+MAX_CHECKED = 100_000  # object headers checked when a table does not start at object 0
+MAX_STRUCTURE = 16 * 1024 * 1024  # inflated cross-reference or object stream (pypdf allows 75 MB)
+MAX_DECLARED = 75_000_000  # pypdf refuses a larger /Length
+MAX_COLUMNS = 250_000  # pypdf's limit for predictor columns
+MAX_STRING = 1024 * 1024  # one string object
+
+# The whitespace this reader accepts between tokens. pypdf also skips NUL in most places, and
+# vertical tab in some: any such byte stops this reader (Unsure), which is always safe.
+_SPACE = re.compile(rb"[\t\n\f\r ]*")
+# pypdf's own set, used where its exact reach decides the outcome (is "stream" next?).
+_PYPDF_SPACE = re.compile(rb"[\x00\t\n\f\r ]*")
+# One token after optional whitespace: 1 a name, 2-3 a reference, 4 a number (ending where
+# pypdf's does, at the first byte outside [+,-.0-9]), 5 a delimiter or keyword.
+_TOKEN = re.compile(
+    rb"[\t\n\f\r ]*(?:"
+    rb"(/[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*(?:#[0-9A-Fa-f]{2}[^\x00-\x20\x7f-\xff()<>\[\]{}/%#]*)*)"
+    rb"|([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![a-zA-Z])"
+    rb"|([+,\-.0-9]{1,20})"
+    rb"|(<<|>>|\[|\]|\(|<|true|false|null))"
+)
+_KEYWORDS = {b"true": True, b"false": False, b"null": None}
+_CLOSE_ARRAY = re.compile(rb"[\t\n\f\r ]*\]")
+_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_NAME_END = frozenset(b" \t\n\r\f\x0b()<>[]{}/%")  # where pypdf ends a name
+_INT = re.compile(rb"[+-]?[0-9]+")
+_REAL = re.compile(rb"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)")
+# pypdf takes "N G R" for a reference when this pattern matches its next 20 bytes.
+_PYPDF_REF = re.compile(rb"[+-]?(\d+)\s+(\d+)\s+R[^a-zA-Z]")
+_STRING_SPECIAL = re.compile(rb"[()\\]")
+_SPACES = re.compile(rb" *")
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]*")
+_HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
+_TAIL = re.compile(rb"[\r\n]startxref[\t ]*[\r\n]+[\t ]*([0-9]{1,20})[\t ]*[\r\n]+%%EOF[\t\n\f\r ]*\Z")
+_SUBSECTION = re.compile(rb"([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
+# Classic entries exactly as the standard writes them, 20 bytes each.
+_ENTRIES = re.compile(rb"(?:[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n))*")
+_PAIR = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})")
+
+_ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord("f"): 0x0C}
+# pypdf drops the backslash before these and keeps it before any other unknown character.
+_ESCAPES.update({c: c for c in b"()/\\ %<>[]#_&$"})
+
+
+class Unsure(Exception):
+    """This file needs a reader that repairs and guesses as pypdf does; read it with pypdf."""
+
+
+class TooLarge(Unsure):
+    """A stream inflates to more than the caller's limit (for structure streams: read with pypdf)."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    num: int
+    gen: int
+
+
+@dataclass
+class Stream:
+    """A stream object: its dictionary and where its raw (still encoded) bytes lie."""
+
+    dictionary: dict[str, Any]
+    start: int
+    end: int
+
+
+# --- text strings ------------------------------------------------------------------------------
+
+# PDFDocEncoding where it differs from Latin-1 (ISO 32000-1 annex D), as pypdf's table has it.
+_PDFDOC = {
+    0x18: "\u02d8", 0x19: "\u02c7", 0x1A: "\u02c6", 0x1B: "\u02d9", 0x1C: "\u02dd", 0x1D: "\u02db",
+    0x1E: "\u02da", 0x1F: "\u02dc", 0x80: "\u2022", 0x81: "\u2020", 0x82: "\u2021", 0x83: "\u2026",
+    0x84: "\u2014", 0x85: "\u2013", 0x86: "\u0192", 0x87: "\u2044", 0x88: "\u2039", 0x89: "\u203a",
+    0x8A: "\u2212", 0x8B: "\u2030", 0x8C: "\u201e", 0x8D: "\u201c", 0x8E: "\u201d", 0x8F: "\u2018",
+    0x90: "\u2019", 0x91: "\u201a", 0x92: "\u2122", 0x93: "\ufb01", 0x94: "\ufb02", 0x95: "\u0141",
+    0x96: "\u0152", 0x97: "\u0160", 0x98: "\u0178", 0x99: "\u017d", 0x9A: "\u0131", 0x9B: "\u0142",
+    0x9C: "\u0153", 0x9D: "\u0161", 0x9E: "\u017e", 0xA0: "\u20ac",
+}
+# Bytes PDFDocEncoding leaves undefined: pypdf then keeps the string as bytes.
+_PDFDOC_UNDEFINED = frozenset(b"\x00\x16\x7f\x9f\xad")
+
+
+def text_string(raw: bytes) -> str:
+    """A PDF string as text, exactly as pypdf's ``create_string_object`` and then ``str()``
+    decode it, or as Latin-1 where pypdf keeps undecodable bytes (rightsmeta reads those so)."""
+    try:
+        if raw.startswith(codecs.BOM_UTF8):
+            try:
+                return raw[len(codecs.BOM_UTF8):].decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # pypdf then reads the whole string, BOM included, as PDFDocEncoding
+        elif raw.startswith((codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)):
+            return raw.decode("utf-16")
+        # pypdf's guesses for UTF-16 without a byte order mark.
+        elif raw.startswith(b"\x00"):
+            return raw.decode("utf-16be")
+        elif raw[1:2] == b"\x00":
+            return raw.decode("utf-16le")
+        if _PDFDOC_UNDEFINED.intersection(raw):
+            return raw.decode("latin-1")
+        return raw.decode("latin-1").translate(_PDFDOC)
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+# --- objects -----------------------------------------------------------------------------------
+
+
+class _Parser:
+    """Objects from one buffer: the file itself, or an object stream's inflated bytes."""
+
+    def __init__(self, buf: Buffer, reader: Reader, *, streams: bool):
+        self.buf, self.end, self.reader, self.streams = buf, len(buf), reader, streams
+
+    def skip(self, pos: int) -> int:
+        found = _SPACE.match(self.buf, pos)
+        return found.end() if found else pos
+
+    def value(self, pos: int, depth: int = 0) -> tuple[Any, int]:
+        """The object after any whitespace at ``pos``, and the offset after it."""
+        reader = self.reader
+        reader.budget -= 1
+        if reader.budget < 0:
+            raise Unsure
+        token = _TOKEN.match(self.buf, pos)
+        if token is None:
+            raise Unsure  # a comment, "endobj" where a value belongs, or garbage
+        kind = token.lastindex
+        if kind == 1:
+            return self.name(token), token.end()
+        if kind == 3:
+            # pypdf sees "N G R" only when it fits its 20-byte look-ahead with a byte after it.
+            if token.end() - token.start(2) >= 20 or token.end() >= self.end:
+                raise Unsure
+            return Ref(int(token[2]), int(token[3])), token.end()
+        if kind == 4:
+            return self.number(token), token.end()
+        if kind == 5:
+            word = token[5]
+            if word == b"<<":
+                return self.dictionary(token.end(), depth)
+            if word == b"[":
+                return self.array(token.end(), depth)
+            if word == b"(":
+                return self.literal_string(token.start(5))
+            if word == b"<":
+                return self.hex_string(token.start(5))
+            if word in _KEYWORDS:
+                return _KEYWORDS[word], token.end()
+        raise Unsure  # ">>" or "]" where a value belongs
+
+    def name(self, token: re.Match[bytes]) -> str:
+        if token.end() < self.end and self.buf[token.end()] not in _NAME_END:
+            raise Unsure  # a byte pypdf would take into the name and this reader does not
+        raw = token[1][1:]
+        if len(raw) > 4000:
+            raise Unsure  # pypdf cuts long names
+        if b"#" in raw:
+            raw = _NAME_ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), raw)
+        try:
+            return "/" + raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unsure from None  # pypdf tries further encodings
+
+    def number(self, token: re.Match[bytes]) -> int | float:
+        start = token.start(4)
+        # A number token as long as pypdf's look-ahead, or a reference by pypdf's looser
+        # pattern (a sign, a vertical tab), is read differently by pypdf.
+        if token.end() - start >= 20 or _PYPDF_REF.match(self.buf, start, min(start + 20, self.end)):
+            raise Unsure
+        text = token[4]
+        if _INT.fullmatch(text):
+            return int(text)
+        if _REAL.fullmatch(text):
+            return float(text)
+        raise Unsure
+
+    def literal_string(self, pos: int) -> tuple[bytes, int]:
+        # pypdf's reading, quirks included: an unknown escape keeps its backslash, an octal
+        # escape above 255 is a backslash followed by the digits, a backslash before a line end
+        # also swallows one more CR or LF.
+        buf, out, depth, i = self.buf, bytearray(), 1, pos + 1
+        limit = min(self.end, pos + MAX_STRING)
+        while True:
+            self.reader.budget -= 1
+            found = _STRING_SPECIAL.search(buf, i, limit)
+            if found is None or self.reader.budget < 0:
+                raise Unsure
+            j = found.start()
+            out += buf[i:j]
+            c = buf[j]
+            if c == 0x28:
+                depth += 1
+                out.append(c)
+                i = j + 1
+                continue
+            if c == 0x29:
+                depth -= 1
+                if depth == 0:
+                    return bytes(out), j + 1
+                out.append(c)
+                i = j + 1
+                continue
+            if j + 1 >= limit:
+                raise Unsure
+            e = buf[j + 1]
+            if e in _ESCAPES:
+                out.append(_ESCAPES[e])
+                i = j + 2
+            elif 0x30 <= e <= 0x37:
+                k = j + 2
+                while k < j + 4 and k < limit and 0x30 <= buf[k] <= 0x37:
+                    k += 1
+                if k >= limit:
+                    raise Unsure
+                code = int(buf[j + 1:k], 8)
+                if code > 255:
+                    out.append(0x5C)
+                    i = j + 1
+                else:
+                    out.append(code)
+                    i = k
+            elif e in b"\r\n":
+                i = j + 2
+                if i < limit and buf[i] in b"\r\n":
+                    i += 1
+            else:
+                out += bytes((0x5C, e))
+                i = j + 2
+
+    def hex_string(self, pos: int) -> tuple[bytes, int]:
+        close = self.buf.find(b">", pos + 1, pos + 1 + 2 * MAX_STRING)
+        if close < 0:
+            raise Unsure
+        digits = bytes(self.buf[pos + 1:close]).translate(None, b"\x00\t\n\f\r ")
+        if not _HEX_DIGITS.fullmatch(digits):
+            raise Unsure
+        if len(digits) % 2:
+            digits += b"0"
+        return bytes.fromhex(digits.decode("ascii")), close + 1
+
+    def array(self, pos: int, depth: int) -> tuple[list[Any], int]:
+        if depth >= MAX_DEPTH:
+            raise Unsure
+        items: list[Any] = []
+        while True:
+            close = _CLOSE_ARRAY.match(self.buf, pos)
+            if close is not None:
+                return items, close.end()
+            item, pos = self.value(pos, depth + 1)
+            items.append(item)
+
+    def dictionary(self, pos: int, depth: int) -> tuple[Any, int]:
+        if depth >= MAX_DEPTH:
+            raise Unsure
+        entries: dict[str, Any] = {}
+        while True:
+            token = _TOKEN.match(self.buf, pos)
+            if token is None:
+                raise Unsure
+            if token.lastindex == 5 and token[5] == b">>":
+                pos = token.end()
+                break
+            if token.lastindex != 1:
+                raise Unsure
+            key = self.name(token)
+            if key in entries:
+                raise Unsure  # pypdf keeps the first and warns
+            entries[key], pos = self.value(token.end(), depth + 1)
+        # pypdf takes any dictionary followed by the keyword "stream" for a stream.
+        after = _PYPDF_SPACE.match(self.buf, pos)
+        if after is not None and self.buf[after.end():after.end() + 6] == b"stream":
+            if depth > 0 or not self.streams:
+                raise Unsure
+            return self.stream(entries, after.end() + 6)
+        return entries, pos
+
+    def stream(self, entries: dict[str, Any], pos: int) -> tuple[Stream, int]:
+        # As pypdf reads it: spaces, then CR LF, LF or a lone CR; /Length bytes; "endstream".
+        spaces = _SPACES.match(self.buf, pos)
+        pos = spaces.end() if spaces else pos
+        eol = self.buf[pos:pos + 2]
+        if eol[:1] == b"\n":
+            pos += 1
+        elif eol[:1] == b"\r":
+            pos += 2 if eol == b"\r\n" else 1
+        else:
+            raise Unsure
+        length = entries.get("/Length")
+        if isinstance(length, Ref):
+            length = self.reader.get(length)
+        if type(length) is not int or not 0 <= length <= MAX_DECLARED or pos + length > self.end:
+            raise Unsure  # pypdf would search for "endstream" or refuse the length
+        after = _PYPDF_SPACE.match(self.buf, pos + length)
+        assert after is not None
+        if self.buf[after.end():after.end() + 9] != b"endstream":
+            raise Unsure
+        return Stream(entries, pos, pos + length), after.end() + 9
+
+
+# --- cross-reference sections ------------------------------------------------------------------
+
+
+@dataclass
+class _Section:
+    """One cross-reference table or stream: subsections of (first object, count, where)."""
+
+    subsections: list[tuple[int, int, int]]
+    data: bytes | None = None  # a stream's inflated entries; None for a classic table
+    widths: tuple[int, int, int] = (0, 0, 0)
+
+    def entries(self, buf: Buffer, num: int) -> Iterator[tuple[int, int, int]]:
+        """Every entry for ``num``, in the order pypdf reads them, as (type, field 2, field 3):
+        type 0 free, 1 at an offset (offset, generation), 2 in an object stream (stream, index)."""
+        for first, count, where in self.subsections:
+            if not first <= num < first + count:
+                continue
+            if self.data is None:
+                line = buf[where + 20 * (num - first):where + 20 * (num - first) + 20]
+                yield (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
+            else:
+                yield self._row(where + num - first)
+
+    def rows(self, buf: Buffer) -> Iterator[tuple[int, int, int, int]]:
+        """Every entry as (object number, type, field 2, field 3)."""
+        for first, count, where in self.subsections:
+            for i in range(count):
+                if self.data is None:
+                    line = buf[where + 20 * i:where + 20 * i + 20]
+                    yield first + i, (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
+                else:
+                    yield (first + i, *self._row(where + i))
+
+    def _row(self, index: int) -> tuple[int, int, int]:
+        assert self.data is not None
+        w0, w1, w2 = self.widths
+        at = index * (w0 + w1 + w2)
+        kind = int.from_bytes(self.data[at:at + w0], "big") if w0 else 1  # a missing type is 1
+        second = int.from_bytes(self.data[at + w0:at + w0 + w1], "big")
+        third = int.from_bytes(self.data[at + w0 + w1:at + w0 + w1 + w2], "big")
+        return kind, second, third
+
+
+@dataclass
+class _Located:
+    """Where pypdf's merged cross-reference data puts one object number."""
+
+    offsets: dict[int, int] = field(default_factory=dict)  # generation -> offset
+    in_stream: int | None = None  # the object stream holding it (generation 0)
+    freed: set[int] = field(default_factory=set)  # generations a free entry came first for
+
+
+class Reader:
+    """The objects of one PDF; any method may raise ``Unsure``."""
+
+    def __init__(self, buf: Buffer):
+        self.buf, self.size = buf, len(buf)
+        self.trailer: dict[str, Any] = {}
+        self.budget = MAX_TOKENS  # spent by the parsers
+        self._sections: list[_Section] = []
+        self._xref_streams: set[tuple[int, int]] = set()  # pypdf caches them under their number
+        self._entries = 0
+        self._ready = False
+        self._cache: dict[Ref, Any] = {}
+        self._object_streams: dict[int, dict[int, Any]] = {}
+        self._resolving: list[Ref] = []
+        self._parser = _Parser(buf, self, streams=True)
+        self._read_chain()
+        self._ready = True
+
+    # The chain of sections, newest first, merged as pypdf merges it.
+
+    def _startxref(self) -> int:
+        tail = _TAIL.search(self.buf, max(0, self.size - 1024))
+        if tail is None:
+            raise Unsure  # no plain "startxref N %%EOF" at the very end: pypdf recovers
+        offset = int(tail[1])
+        # pypdf rebuilds the cross-reference data unless the offset is preceded by whitespace
+        # and lands on "xref" or an "N G obj" header (its _get_xref_issues).
+        if not 0 < offset < self.size or self.buf[offset - 1] not in b"\r\n \t":
+            raise Unsure
+        if self.buf[offset:offset + 4] != b"xref":
+            i = offset + 4
+            while i < self.size and self.buf[i] in b"0123456789 \t":
+                i += 1
+            if bytes(self.buf[i:i + 3]).lower() != b"obj":
+                raise Unsure
+        return offset
+
+    def _read_chain(self) -> None:
+        offset: int | None = self._startxref()
+        seen: set[int] = set()
+        table_not_at_zero = False
+        while offset is not None:
+            if offset in seen or len(seen) >= MAX_SECTIONS:
+                raise Unsure  # pypdf stops quietly at a loop
+            seen.add(offset)
+            if offset >= self.size:
+                raise Unsure
+            if self.buf[offset] in b"\r\n":
+                offset += 1
+            kind = self.buf[offset:offset + 1]
+            if kind == b"x":
+                offset, not_at_zero = self._read_table(offset)
+                table_not_at_zero |= not_at_zero
+            elif kind.isdigit():
+                stream = self._read_xref_stream(offset)
+                for key in ("/Root", "/Encrypt", "/Info", "/ID", "/Size"):
+                    if key in stream.dictionary and key not in self.trailer:
+                        self.trailer[key] = stream.dictionary[key]
+                if "/XRefStm" in stream.dictionary:
+                    raise Unsure
+                offset = self._prev(stream.dictionary)
+            else:
+                raise Unsure  # pypdf looks for the section nearby
+        if table_not_at_zero:
+            self._check_every_header()
+
+    @staticmethod
+    def _prev(entries: dict[str, Any]) -> int | None:
+        if "/Prev" not in entries:
+            return None
+        prev = entries["/Prev"]
+        if type(prev) is not int or prev <= 0:
+            raise Unsure  # pypdf treats /Prev 0 as none, and resolves references
+        return prev
+
+    def _read_table(self, pos: int) -> tuple[int | None, bool]:
+        if self.buf[pos:pos + 4] != b"xref":
+            raise Unsure
+        pos = self._parser.skip(pos + 4)
+        subsections: list[tuple[int, int, int]] = []
+        while True:
+            head = _SUBSECTION.match(self.buf, pos)
+            if head is None:
+                raise Unsure
+            first, count = int(head[1]), int(head[2])
+            end = head.end() + 20 * count
+            if end > self.size or not _ENTRIES.fullmatch(self.buf, head.end(), end):
+                raise Unsure  # pypdf realigns odd entries and looks objects up by itself
+            self._entries += count
+            if self._entries > MAX_ENTRIES:
+                raise Unsure
+            subsections.append((first, count, head.end()))
+            pos = self._parser.skip(end)
+            if self.buf[pos:pos + 7] == b"trailer":
+                break
+        trailer, _ = self._parser.value(pos + 7)
+        if not isinstance(trailer, dict):
+            raise Unsure
+        self._sections.append(_Section(subsections))
+        for key, value in trailer.items():
+            self.trailer.setdefault(key, value)
+        if "/XRefStm" in trailer:
+            # A hybrid file: the stream's entries come right after the table's, its dictionary
+            # adds nothing to the trailer.
+            at = trailer["/XRefStm"]
+            if type(at) is not int or not 0 <= at < self.size:
+                raise Unsure
+            self._read_xref_stream(at)
+        # pypdf's object number correction starts when a table's first subsection is not 0.
+        return self._prev(trailer), subsections[0][0] != 0
+
+    def _read_xref_stream(self, pos: int) -> Stream:
+        head = _HEADER.match(self.buf, pos)
+        if head is None:
+            raise Unsure
+        stream, _ = self._parser.value(head.end())
+        if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
+            raise Unsure
+        self._xref_streams.add((int(head[1]), int(head[2])))
+        size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
+        index = stream.dictionary.get("/Index", [0, size])
+        if (
+            type(size) is not int
+            or not isinstance(widths, list) or len(widths) != 3
+            or not all(type(w) is int and 0 <= w <= 8 for w in widths) or sum(widths) == 0
+            or not isinstance(index, list) or len(index) % 2
+            or not all(type(i) is int and i >= 0 for i in index)
+        ):
+            raise Unsure
+        data = self.decode(stream, MAX_STRUCTURE)
+        subsections, row = [], 0
+        for first, count in zip(index[::2], index[1::2], strict=True):
+            subsections.append((first, count, row))
+            row += count
+        # pypdf clamps counts the data cannot hold.
+        width = sum(widths)
+        if row * width > len(data):
+            raise Unsure
+        # An entry of a type other than 0, 1 or 2 makes pypdf skip its other fields, and so
+        # misread every entry after it.
+        for k in range(widths[0]):
+            allowed = b"\x00\x01\x02" if k == widths[0] - 1 else b"\x00"
+            if data[k:row * width:width].translate(None, allowed):
+                raise Unsure
+        self._entries += row
+        if self._entries > MAX_ENTRIES:
+            raise Unsure
+        self._sections.append(_Section(subsections, data, (widths[0], widths[1], widths[2])))
+        return stream
+
+    def _check_every_header(self) -> None:
+        # With a table not starting at object 0 pypdf re-reads every object header; an entry
+        # whose offset holds no header makes it rebuild the whole cross-reference data, and one
+        # holding another object's header makes it renumber. Both are left to pypdf.
+        checked = 0
+        for section in self._sections:
+            for num, kind, offset, gen in section.rows(self.buf):
+                if kind != 1 or gen == 65535:
+                    continue
+                checked += 1
+                if checked > MAX_CHECKED:
+                    raise Unsure
+                head = _HEADER.match(self.buf, offset)
+                if head is None or int(head[1]) != num:
+                    raise Unsure
+
+    def _locate(self, num: int) -> _Located:
+        # pypdf reads sections newest first and keeps, per generation, the first offset it
+        # meets; a classic free entry marks the object free only until an offset is found, and
+        # an object-stream entry counts only if no offset for generation 0 came before it.
+        found = _Located()
+        for section in self._sections:
+            for kind, second, third in section.entries(self.buf, num):
+                if section.data is None:
+                    if third not in found.offsets:
+                        if kind == 1:
+                            found.offsets[third] = second
+                        else:
+                            found.freed.add(third)
+                elif kind == 1:
+                    if third not in found.offsets and found.in_stream is None:
+                        found.offsets[third] = second
+                elif kind == 2:
+                    if 0 not in found.offsets and found.in_stream is None:
+                        found.in_stream = second
+        return found
+
+    # Objects.
+
+    def get(self, ref: Ref) -> Any:
+        """The object ``ref`` points to (None for null), as pypdf would resolve it."""
+        if ref in self._cache:
+            return self._cache[ref]
+        if not self._ready or (ref.num, ref.gen) in self._xref_streams or ref.gen == 65535:
+            raise Unsure
+        if ref in self._resolving or len(self._resolving) >= 4:
+            raise Unsure
+        self._resolving.append(ref)
+        try:
+            where = self._locate(ref.num)
+            if ref.gen == 0 and where.in_stream is not None:
+                obj = self._from_object_stream(where.in_stream, ref.num)
+            elif ref.gen in where.offsets and ref.gen not in where.freed:
+                obj = self._object_at(where.offsets[ref.gen], ref)
+            else:
+                raise Unsure  # pypdf searches the whole file for "N G obj"
+        finally:
+            self._resolving.pop()
+        self._cache[ref] = obj
+        return obj
+
+    def resolve(self, value: Any) -> Any:
+        return self.get(value) if isinstance(value, Ref) else value
+
+    def _object_at(self, offset: int, ref: Ref) -> Any:
+        head = _HEADER.match(self.buf, offset) if 0 <= offset < self.size else None
+        if head is None or (int(head[1]), int(head[2])) != (ref.num, ref.gen):
+            raise Unsure  # pypdf searches the file for the object instead
+        return self._parser.value(head.end())[0]
+
+    def _from_object_stream(self, number: int, num: int) -> Any:
+        if number not in self._object_streams:
+            self._object_streams[number] = self._read_object_stream(number)
+        objects = self._object_streams[number]
+        if num not in objects:
+            raise Unsure
+        return objects[num]
+
+    def _read_object_stream(self, number: int) -> dict[int, Any]:
+        stream = self.get(Ref(number, 0))
+        if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/ObjStm":
+            raise Unsure
+        count, first = stream.dictionary.get("/N"), stream.dictionary.get("/First")
+        if type(count) is not int or type(first) is not int:
+            raise Unsure
+        data = self.decode(stream, MAX_STRUCTURE)
+        if not 0 <= first <= len(data) or not 0 <= count <= len(data) // 3:
+            raise Unsure  # pypdf clamps or ignores such a stream
+        index: list[tuple[int, int]] = []
+        pos = 0
+        for _ in range(count):
+            pair = _PAIR.match(data, pos, first)
+            if pair is None:
+                raise Unsure
+            index.append((int(pair[1]), first + int(pair[2])))
+            pos = pair.end()
+        starts = [start for _, start in index]
+        if starts != sorted(set(starts)) or len({num for num, _ in index}) != count:
+            raise Unsure  # pypdf refuses decreasing offsets; a number listed twice is ambiguous
+        # pypdf parses every object of the stream when one is asked for, and fails on any it
+        # cannot read: parsing them all here keeps that outcome the same.
+        parser = _Parser(data, self, streams=False)
+        objects: dict[int, Any] = {}
+        for i, (num, start) in enumerate(index):
+            stop = index[i + 1][1] if i + 1 < len(index) else len(data)
+            value, end = parser.value(start)
+            if end > stop or parser.skip(end) != stop:
+                raise Unsure
+            objects[num] = value
+        return objects
+
+    # Stream data.
+
+    def decode(self, stream: Stream, limit: int) -> bytes:
+        """The stream's data, unfiltered or inflated; raises ``TooLarge`` past ``limit`` bytes,
+        where pypdf with the same limit raises its LimitReachedError."""
+        raw = bytes(self.buf[stream.start:stream.end])
+        if "/Filter" not in stream.dictionary:
+            return raw
+        if stream.dictionary["/Filter"] not in ("/FlateDecode", ["/FlateDecode"]):
+            raise Unsure
+        params = stream.dictionary.get("/DecodeParms")
+        if params is not None and not isinstance(params, dict):
+            raise Unsure
+        if not raw:
+            return raw  # pypdf does not decode empty data
+        inflater = zlib.decompressobj()
+        try:
+            data = inflater.decompress(raw, limit)
+        except zlib.error:
+            raise Unsure from None  # pypdf tries to recover what it can
+        if inflater.unconsumed_tail:
+            raise TooLarge
+        predictor = (params or {}).get("/Predictor", 1)
+        if predictor == 1 and type(predictor) is int:
+            return data
+        if type(predictor) is not int or not 10 <= predictor <= 15:
+            raise Unsure
+        assert params is not None
+        columns = params.get("/Columns", 1)
+        colors, bits = params.get("/Colors", 1), params.get("/BitsPerComponent", 8)
+        if (
+            type(columns) is not int or not 1 <= columns <= MAX_COLUMNS
+            or type(colors) is not int or colors != 1 or type(bits) is not int or bits != 8
+        ):
+            raise Unsure  # one byte per pixel only
+        return _unpredict(data, columns)
+
+
+def _unpredict(data: bytes, columns: int) -> bytes:
+    """PNG predictors, one byte per pixel, as pypdf applies them."""
+    row = columns + 1
+    if len(data) % row:
+        raise Unsure  # pypdf pads the last row
+    low, high = int.from_bytes(b"\x7f" * columns, "big"), int.from_bytes(b"\x80" * columns, "big")
+    out = bytearray()
+    prev, prev_int = bytes(columns), 0
+    for start in range(0, len(data), row):
+        kind = data[start]
+        if kind == 2:  # up, the usual one: all bytes at once, without carries between them
+            a = int.from_bytes(data[start + 1:start + row], "big")
+            prev_int = ((a & low) + (prev_int & low)) ^ ((a ^ prev_int) & high)
+            prev = prev_int.to_bytes(columns, "big")
+            out += prev
+            continue
+        cur = bytearray(data[start + 1:start + row])
+        if kind == 1:  # sub
+            for i in range(1, columns):
+                cur[i] = (cur[i] + cur[i - 1]) & 0xFF
+        elif kind == 3:  # average
+            for i in range(columns):
+                cur[i] = (cur[i] + ((cur[i - 1] if i else 0) + prev[i]) // 2) & 0xFF
+        elif kind == 4:  # Paeth
+            for i in range(columns):
+                left, up, up_left = (cur[i - 1], prev[i], prev[i - 1]) if i else (0, prev[i], 0)
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                cur[i] = (cur[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
+        elif kind != 0:
+            raise Unsure
+        out += cur
+        prev = bytes(cur)
+        prev_int = int.from_bytes(prev, "big")
+    return bytes(out)
