@@ -65,6 +65,10 @@ def read(
         report.errors.append(str(exc))
     except OSError as exc:
         report.errors.append(f"cannot read file: {exc.strerror or exc}")
+    except MemoryError:  # the per-file memory bound: the caller reports it
+        raise
+    except Exception as exc:  # a bug of ours must not stop a scan of millions: said, not hidden
+        report.errors.append(f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it")
     for carrier in report.carriers:
         report.errors.extend(f"{carrier.name}: {e}" for e in carrier.errors)
         for key, value in carrier.rights.items():

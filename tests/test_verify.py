@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -198,6 +199,25 @@ def test_hostile_inputs_are_unreadable_quickly_and_the_scan_goes_on(tmp_path: Pa
         assert by_name[name]["status"] == "unreadable", (name, by_name[name])
         assert by_name[name]["reasons"] and by_name[name]["reasons"][0] != "unreadable"
     assert by_name["good.webp"]["status"] == "intact"
+
+
+def test_a_bug_on_one_file_does_not_stop_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rightsmeta.carriers import containers
+
+    extract = containers.extract
+
+    def broken(buf: Any, fmt: str) -> Any:
+        if fmt == "png":
+            raise IndexError("index out of range")
+        return extract(buf, fmt)
+
+    good = write_image(tmp_path, "webp", "good")
+    rightsmeta.tag(good, DENY)
+    bad = write_image(tmp_path, "png", "bad")
+    monkeypatch.setattr(containers, "extract", broken)
+    rows = list(verify_many([str(bad), str(good)], jobs=1))
+    assert [r["status"] for r in rows] == ["unreadable", "intact"]
+    assert "IndexError: index out of range" in rows[0]["reasons"][0] and "report" in rows[0]["reasons"][0]
 
 
 def test_per_file_time_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,15 @@
 """Audio and video: ID3v2 (MP3, WAV, AIFF), Vorbis comments (FLAC, Ogg Vorbis, Opus), MP4 atoms.
 
-mutagen reads and writes the tags, always on an in-memory copy (``io.BytesIO``) or a read-only
-map: it never touches the user's path, and the caller makes the result durable. Before mutagen
-sees a file, a small structural walk checks the lengths the container declares against the file
-(truncation shows there, not as a guess deep inside mutagen), bounds what mutagen would inflate,
-and finds the XMP that mutagen cannot reach (the MP4 ``uuid`` box, WAV ``_PMX``, MOV ``XMP_``).
+mutagen writes the tags, always on an in-memory copy (``io.BytesIO``): it never touches the
+user's path, and the caller makes the result durable. A small structural walk first checks the
+lengths the container declares against the file (truncation shows there, not as a guess deep
+inside a tag parser), bounds what compressed frames would inflate to, and finds the XMP that
+mutagen cannot reach (the MP4 ``uuid`` box, WAV ``_PMX``, MOV ``XMP_``).
+
+Reading ID3v2.3/2.4 tags and FLAC comments needs no mutagen: carriers/audiotags.py decodes the
+few frames and comments read here exactly as mutagen does, and hands anything unusual back to
+mutagen (imported then, on a read-only map of the file). A scan of MP3, WAV and FLAC files thus
+never imports it; Ogg and MP4 tags are still read by mutagen.
 
 Every carrier holds the same flat record (``schemas/rightsmeta-namespace.md``): the exact
 per-purpose states, holder, date and the TDMRep values, beside each format's own copyright and
@@ -22,20 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import mutagen
-from mutagen.aiff import AIFF
-from mutagen.flac import FLAC
-from mutagen.id3 import ID3, PRIV, TCOP, TXXX, WCOP
-from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
-from mutagen.oggopus import OggOpus
-from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
-
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
+from . import audiotags
+from .audiotags import MAX_ID3_INFLATE, MAX_ID3_INFLATE_TOTAL
 from .heads import id3_size as _id3_size
 from .heads import mpeg_frame as _mpeg_frame
 from .heads import refine_audio as refine  # noqa: F401  (the family's refine)
@@ -55,9 +53,6 @@ XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
 
 #: Upper bound on chunks/boxes walked in one container level; real files stay far below it.
 MAX_ITEMS = 100_000
-#: What compressed ID3 frames may inflate to, each and together: a zlib bomb cannot eat memory.
-MAX_ID3_INFLATE = 16 * 1024 * 1024
-MAX_ID3_INFLATE_TOTAL = 64 * 1024 * 1024
 #: How far from the end the MP3 and FLAC tail checks look for the last frames.
 TAIL = 256 * 1024
 #: FLAC frames are looked for this far from the end and CRC-checked (pure-Python CRC); longer
@@ -97,6 +92,7 @@ def mp4_name(name: str) -> str:
 _BY_ID3 = {n.casefold(): n for n in FIELDS}
 _BY_VORBIS = {vorbis_name(n).casefold(): n for n in FIELDS}
 _BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
+_ID3_DESCRIPTIONS = frozenset(_BY_ID3)
 
 
 def fields(assertion: Assertion) -> dict[str, str]:
@@ -118,6 +114,8 @@ class _Layout:
     id3_chunk: tuple[int, int] | None = None
     #: XMP packets mutagen cannot reach: (start, end, location).
     xmp: list[tuple[int, int, str]] = field(default_factory=list)
+    #: FLAC: the offset of 'fLaC' and its metadata blocks as (type, payload start, payload end).
+    flac: tuple[int, list[tuple[int, int, int]]] | None = None
 
 
 def _u32be(buf: Buffer, pos: int) -> int:
@@ -180,16 +178,33 @@ def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
         pos += 10 + size
 
 
-# MPEG audio frame headers: bitrates (kbit/s) by (MPEG-1?, layer) and sample rates by version.
+#: MPEG audio frame lengths by the header bits that decide them (version, layer, bitrate, sample
+#: rate, padding: 2048 keys at most), 0 for no frame. The tail walk meets thousands of headers
+#: per file but only a few distinct ones, so each is worked out once (heads.mpeg_frame).
+_FRAME_LENGTHS: dict[int, int] = {}
+
+
+def _frame_length(buf: Buffer, pos: int) -> int:
+    """Length of the MPEG audio frame whose header is at ``pos``; 0 if there is none."""
+    if pos + 4 > len(buf) or buf[pos] != 0xFF or buf[pos + 1] & 0xE0 != 0xE0:
+        return 0
+    key = (buf[pos + 1] & 0x1E) << 8 | (buf[pos + 2] & 0xFE)
+    length = _FRAME_LENGTHS.get(key)
+    if length is None:
+        frame = _mpeg_frame(bytes((0xFF, 0xE0 | key >> 8, key & 0xFF, 0)))
+        length = _FRAME_LENGTHS[key] = frame[0] if frame is not None else 0
+    return length
+
+
 def _mpeg_chain(buf: Buffer, pos: int, frames: int) -> bool:
     """Do ``frames`` frame headers follow each other from ``pos`` (or the file end before)?"""
     for _ in range(frames):
         if pos >= len(buf):
             return True
-        frame = _mpeg_frame(bytes(buf[pos : pos + 4]))
-        if frame is None:
+        length = _frame_length(buf, pos)
+        if not length:
             return False
-        pos += frame[0]
+        pos += length
     return True
 
 
@@ -208,17 +223,22 @@ def _check_mp3(buf: Buffer, start: int) -> None:
     if n - first > TAIL:
         # Resynchronise near the end: three chained headers make a false sync implausible.
         pos = next((p for p in _candidates(buf, n - TAIL, n - TAIL + 16 * 1024) if _mpeg_chain(buf, p, 3)), n)
-    for _ in range(n):
-        if pos >= n:
+    # This loop meets every frame of the tail, thousands in a long file: it runs over a copy
+    # (indexing bytes is cheaper than indexing a map) with _frame_length inlined.
+    tail, at, lengths = bytes(buf[pos:n]), 0, _FRAME_LENGTHS
+    while at + 4 <= len(tail):  # every frame is longer than 20 bytes
+        if tail[at] != 0xFF or tail[at + 1] & 0xE0 != 0xE0:
             return
-        frame = _mpeg_frame(bytes(buf[pos : pos + 4]))
-        if frame is None:
+        length = lengths.get((tail[at + 1] & 0x1E) << 8 | (tail[at + 2] & 0xFE))
+        if length is None:
+            length = _frame_length(tail, at)
+        if not length:
             return
-        if pos + frame[0] > n:
+        if at + length > len(tail):
             raise MalformedFile(
-                f"truncated MP3: the MPEG frame at offset {pos} needs {frame[0]} bytes but the file ends at {n}"
+                f"truncated MP3: the MPEG frame at offset {pos + at} needs {length} bytes but the file ends at {n}"
             )
-        pos += frame[0]
+        at += length
 
 
 def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
@@ -366,13 +386,17 @@ def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
     return number, block, bool(h[1] & 1)
 
 
-def _check_flac(buf: Buffer, start: int) -> None:
-    """Metadata blocks fit; the last frame is whole and ends the samples STREAMINFO declares."""
+def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
+    """Metadata blocks fit; the last frame is whole and ends the samples STREAMINFO declares.
+
+    Returns the metadata blocks as (type, payload start, payload end).
+    """
     n = len(buf)
     if bytes(buf[start : start + 4]) != b"fLaC":
         raise MalformedFile(f"not a FLAC: no 'fLaC' marker at offset {start}")
     pos = start + 4
     streaminfo: bytes | None = None
+    blocks = []
     for _ in range(MAX_ITEMS):
         if pos + 4 > n:
             raise MalformedFile(f"truncated FLAC: a metadata block header at offset {pos} is cut off at {n}")
@@ -383,6 +407,7 @@ def _check_flac(buf: Buffer, start: int) -> None:
             )
         if btype == 0 and streaminfo is None:
             streaminfo = bytes(buf[pos + 4 : pos + 4 + size])
+        blocks.append((btype, pos + 4, pos + 4 + size))
         pos += 4 + size
         if last:
             break
@@ -399,7 +424,7 @@ def _check_flac(buf: Buffer, start: int) -> None:
     if end == audio_start:
         if total:
             raise MalformedFile(f"truncated FLAC: STREAMINFO declares {total} samples but there are no audio frames")
-        return
+        return blocks
     capped = max_frame > MAX_FLAC_CRC
     low = max(audio_start, end - min(max_frame or TAIL, MAX_FLAC_CRC) - 16)
     # The last frame starts at a sync code with a valid header CRC-8, and its CRC-16 covers the
@@ -419,7 +444,7 @@ def _check_flac(buf: Buffer, start: int) -> None:
             found = p, header
     if found is None:
         if capped or looked >= MAX_FLAC_SYNCS:
-            return  # frames larger than we check, or a hostile tail: no verdict rather than a wrong one
+            return blocks  # frames larger than we check, or a hostile tail: no verdict rather than a wrong one
         raise MalformedFile(f"truncated FLAC: the last audio frame is incomplete or corrupt (the file ends at {n})")
     p, (number, block, variable) = found
     last_sample = (number if variable else number * max_block) + block
@@ -427,6 +452,7 @@ def _check_flac(buf: Buffer, start: int) -> None:
         raise MalformedFile(
             f"truncated FLAC: STREAMINFO declares {total} samples but the audio ends after {last_sample}"
         )
+    return blocks
 
 
 def _check_ogg(buf: Buffer) -> None:
@@ -460,8 +486,7 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
                 break
             pos = _check_id3(buf, pos, fmt.upper())
         if bytes(buf[pos : pos + 4]) == b"fLaC":
-            _check_flac(buf, pos)
-            return _Layout("flac")
+            return _Layout("flac", flac=(pos, _check_flac(buf, pos)))
         if fmt == "flac":
             raise MalformedFile(f"not a FLAC: no 'fLaC' marker after the ID3v2 tag at offset {pos}")
         _check_mp3(buf, pos)
@@ -512,6 +537,8 @@ def _riff_layout(
 @contextlib.contextmanager
 def _mutagen_errors(kind: str, doing: str) -> Iterator[None]:
     """Whatever mutagen raises on a bad file becomes one MalformedFile with its message."""
+    import mutagen  # only where mutagen is about to be used: reading MP3, WAV and FLAC does without
+
     try:
         yield
     except RightsmetaError:
@@ -572,15 +599,15 @@ class _Found:
         return report
 
 
-def _read_id3(tags: Any, where: str) -> list[CarrierReport]:
-    version = f"ID3v2.{tags.version[1]}"
+def _read_id3(tags: audiotags.ID3Frames, where: str) -> list[CarrierReport]:
+    version = f"ID3v2.{tags.version}"
     found = _Found("id3", f"{version} {where}".strip())
-    for frame in tags.getall("TXXX"):
-        logical = _BY_ID3.get(frame.desc.casefold())
+    for desc, values in tags.txxx.items():
+        logical = _BY_ID3.get(desc.casefold())
         if logical is not None:
-            found.put(f"TXXX:{frame.desc}", [str(t) for t in frame.text], logical)
-    copyright_ = found.put("TCOP", [str(t) for f in tags.getall("TCOP") for t in f.text])
-    web = found.put("WCOP", [f.url for f in tags.getall("WCOP")])
+            found.put(f"TXXX:{desc}", values, logical)
+    copyright_ = found.put("TCOP", tags.tcop)
+    web = found.put("WCOP", tags.wcop)
     report = found.finish()
     out = []
     if report is not None:
@@ -589,13 +616,41 @@ def _read_id3(tags: Any, where: str) -> list[CarrierReport]:
         if web:
             report.rights["web_statement"] = web
         out.append(report)
-    for frame in tags.getall("PRIV"):
-        if frame.owner == "XMP":
-            out.append(xmp.carrier_report(bytes(frame.data), f"{version} PRIV:XMP"))
+    for packet in tags.xmp:
+        out.append(xmp.carrier_report(packet, f"{version} PRIV:XMP"))
     return out
 
 
-def _read_vorbis(comments: Any, location: str) -> CarrierReport | None:
+def _mutagen_id3(tags: Any) -> audiotags.ID3Frames:
+    """What ``_read_id3`` reads, from a tag mutagen has read."""
+    return audiotags.ID3Frames(
+        version=tags.version[1],
+        txxx={f.desc: [str(t) for t in f.text] for f in tags.getall("TXXX") if f.desc.casefold() in _ID3_DESCRIPTIONS},
+        tcop=[str(t) for frame in tags.getall("TCOP") for t in frame.text],
+        wcop=[frame.url for frame in tags.getall("WCOP")],
+        xmp=[bytes(frame.data) for frame in tags.getall("PRIV") if frame.owner == "XMP"],
+    )
+
+
+def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audiotags.ID3Frames:
+    """The ID3v2 tag at ``start`` (in a region ending at ``end``), by our reader or else by mutagen."""
+    tag_end = _id3_size(buf, start)
+    try:
+        return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), _ID3_DESCRIPTIONS, what)
+    except RightsmetaError:
+        raise
+    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        pass
+    from mutagen.id3 import ID3
+
+    with _mutagen_errors(kind, "read"):
+        if kind == "mp3":
+            with _opened(buf) as fileobj:
+                return _mutagen_id3(ID3(fileobj))
+        return _mutagen_id3(ID3(io.BytesIO(bytes(buf[start:end]))))
+
+
+def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> CarrierReport | None:
     found = _Found("vorbis", location)
     by_key: dict[str, list[str]] = {}
     spelled: dict[str, str] = {}
@@ -668,35 +723,51 @@ def _packet(buf: Buffer, start: int, end: int, location: str) -> CarrierReport:
     return xmp.carrier_report(bytes(buf[start:end]), location)
 
 
+def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | None:
+    """The Vorbis comments of a FLAC (by our reader unless unusual), Ogg Vorbis or Opus file."""
+    if layout.flac is not None:
+        try:
+            return audiotags.flac_comments(buf, *layout.flac)
+        except RightsmetaError:
+            raise
+        except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
+            pass
+    if layout.kind == "flac":
+        from mutagen.flac import FLAC as reader
+    elif layout.kind == "ogg":
+        from mutagen.oggvorbis import OggVorbis as reader
+    else:
+        from mutagen.oggopus import OggOpus as reader
+    with _mutagen_errors(layout.kind, "read"), _opened(buf) as fileobj:
+        tags = reader(fileobj).tags
+    return None if tags is None else list(tags)
+
+
+_VORBIS_LOCATIONS = {"flac": "FLAC VORBIS_COMMENT block", "ogg": "Ogg Vorbis comment header", "opus": "OpusTags header"}
+
+
 def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     layout = _layout(buf, fmt)
     kind = layout.kind
     found: list[CarrierReport] = []
-    with _mutagen_errors(kind, "read"):
-        if kind == "mp3":
-            if bytes(buf[:3]) == b"ID3":
-                with _opened(buf) as fileobj:
-                    found += _read_id3(ID3(fileobj), "tag")
-        elif kind in ("wav", "aiff"):
-            if layout.id3_chunk is not None:
-                start, end = layout.id3_chunk
-                chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
-                found += _read_id3(ID3(io.BytesIO(bytes(buf[start:end]))), f"in the {chunk}")
-        elif kind in _VORBIS_FORMATS:
-            cls, location = {
-                "flac": (FLAC, "FLAC VORBIS_COMMENT block"),
-                "ogg": (OggVorbis, "Ogg Vorbis comment header"),
-                "opus": (OggOpus, "OpusTags header"),
-            }[kind]
-            with _opened(buf) as fileobj:
-                report = _read_vorbis(cls(fileobj).tags, location)
-            if report is not None:
-                found.append(report)
-        else:
-            with _opened(buf) as fileobj:
-                report = _read_mp4(MP4(fileobj).tags, "moov/udta/meta/ilst")
-            if report is not None:
-                found.append(report)
+    report: CarrierReport | None = None
+    if kind == "mp3":
+        if bytes(buf[:3]) == b"ID3":
+            found += _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag")
+    elif kind in ("wav", "aiff"):
+        if layout.id3_chunk is not None:
+            start, end = layout.id3_chunk
+            chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
+            found += _read_id3(_id3_frames(buf, start, end, kind, f"{kind.upper()} ID3 chunk"), f"in the {chunk}")
+    elif kind in _VORBIS_FORMATS:
+        report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
+    else:
+        from mutagen.mp4 import MP4
+
+        with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
+            report = _read_mp4(MP4(fileobj).tags, "moov/udta/meta/ilst")
+    if report is not None:
+        found.append(report)
     found += [_packet(buf, start, end, location) for start, end, location in layout.xmp]
     return found
 
@@ -712,6 +783,8 @@ def _new_packet(existing: bytes | None, assertion: Assertion, location: str) -> 
 
 
 def _write_id3(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
+    from mutagen.id3 import PRIV, TCOP, TXXX, WCOP
+
     for frame in list(tags.getall("TXXX")):
         if frame.desc.casefold() in _BY_ID3:
             del tags[frame.HashKey]
@@ -745,6 +818,8 @@ def _write_vorbis(tags: Any, assertion: Assertion, values: dict[str, str]) -> No
 
 
 def _write_mp4_tags(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
+    from mutagen.mp4 import AtomDataType, MP4FreeForm
+
     for key in list(tags.keys()):
         if key.casefold() in _BY_MP4:
             del tags[key]
@@ -843,6 +918,14 @@ def _replace_chunk(data: bytes, start: int, end: int, payload: bytes) -> bytes:
 
 def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
     """New file bytes with the assertion in every carrier the format has, and those carriers."""
+    from mutagen.aiff import AIFF
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3
+    from mutagen.mp4 import MP4
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
+
     layout = _layout(data, fmt)
     kind = layout.kind
     values = fields(assertion)
