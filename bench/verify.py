@@ -6,8 +6,8 @@
 Both run as one batch process over the whole folder, as a user would run them, start-up
 included: `rightsmeta verify -r --no-ledger --jsonl --jobs 1` and `exiftool -r -j` asking for
 the rights tags rightsmeta reads (XMP plus/tdm/rightsmeta, Exif LearningOptOutIn, ID3/Vorbis
-copyright). Each is run `--repeat` times; the best time counts (the least disturbed run; the first run of a
-cold file cache is much slower for both).
+copyright). Each is run `--repeat` times, the two alternating; the best time of each counts (the least
+disturbed run; the first run of a cold file cache is much slower for both).
 
 rightsmeta runs as installed: its modules' bytecode is compiled first, as `pip install` does
 (an editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module at
@@ -30,16 +30,13 @@ EXIFTOOL_TAGS = ["-XMP-plus:DataMining", "-XMP-plus:OtherConstraints", "-XMP-tdm
                  "-XMP-dc:Rights", "-ExifIFD:LearningOptOutIn", "-Copyright", "-ID3:all"]
 
 
-def best(command: list[str], repeat: int) -> tuple[float, str]:
-    times, out = [], ""
-    for _ in range(repeat):
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode not in (0, 1):
-            sys.exit(f"{command[0]} failed: {done.stderr[:500]}")
-        out = done.stdout
-    return min(times), out
+def timed(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        sys.exit(f"{command[0]} failed: {done.stderr[:500]}")
+    return elapsed, done.stdout
 
 
 def main() -> None:
@@ -54,12 +51,16 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
     ours = [sys.executable, "-m", "rightsmeta", "verify", "-r", "--no-ledger", "--jsonl", "--jobs", "1", str(args.folder)]
     theirs = [exiftool(), "-r", "-j", "-q", "-q", *EXIFTOOL_TAGS, str(args.folder)]
-    t_ours, out_ours = best(ours, args.repeat)
-    t_theirs, out_theirs = best(theirs, args.repeat)
+    # Alternate the two, so a slow spell of a shared machine hits both alike.
+    runs = [(timed(ours), timed(theirs)) for _ in range(args.repeat)]
+    t_ours, out_ours = min(r[0] for r in runs)
+    t_theirs, out_theirs = min(r[1] for r in runs)
     rows = [json.loads(line) for line in out_ours.splitlines()]
     tagged = sum(1 for r in rows if r["status"] != "untagged")
     seen_by_exiftool = sum(1 for r in json.loads(out_theirs or "[]") if len(r) > 1)
     print(f"corpus: {len(files)} files in {args.folder}")
+    if args.repeat > 1:
+        print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (rightsmeta/exiftool)")
     print(f"rightsmeta verify : {t_ours:7.2f} s  {len(files) / t_ours:8.0f} files/s  ({tagged} with signals)")
     print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with any of the requested tags)")
     ratio = t_theirs / t_ours

@@ -65,6 +65,8 @@ def _believed(signal: Signal) -> Mapping[Purpose, Permission]:
 
 
 def merge(signals: Sequence[Signal]) -> dict[Purpose, Permission]:
+    if len(signals) == 1:  # the common case: nothing to weigh
+        return dict(_believed(signals[0]))
     return {p: strongest(_believed(s)[p] for s in signals) for p in PURPOSES}
 
 
@@ -105,7 +107,9 @@ def _states_something(signal: Signal) -> bool:
 
 
 def _disagreements(signals: Sequence[Signal]) -> list[str]:
-    out = []
+    out: list[str] = []
+    if len(signals) < 2:
+        return out
     for purpose in PURPOSES:
         stated = {
             s.source: s.permissions[purpose].state

@@ -169,14 +169,17 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
     """Signals and rights fields of a packet. Raises MalformedMetadata if the packet is unsafe."""
     props = properties(packet)
     out = XmpReading()
+    record: dict[str, str | None] = {}
     for (ns, name), value in props.items():
         prefix = _PREFIXES.get(ns)
         if prefix is not None:
             out.raw[f"{prefix}:{name}"] = value
+            if ns == project.NS:
+                record[name] = _one(value)
 
     tdm_ns = next((ns for ns in tdmrep.NAMESPACES if (ns, "reservation") in props or (ns, "policy") in props), None)
     calls: list[tuple[Any, tuple[Any, ...]]] = [
-        (project.decode, ({name: _one(v) for (ns, name), v in props.items() if ns == project.NS},)),
+        (project.decode, (record,)),
         (iptc.decode, (_one(props.get((iptc.NS, "DataMining"))), _one(props.get((iptc.NS, "OtherConstraints"))))),
     ]
     if tdm_ns is not None:
