@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
@@ -23,6 +24,8 @@ class Writer:
 
     def __init__(self, fh: IO[str], fmt: str) -> None:
         self.fh, self.fmt, self.count = fh, fmt, 0
+        self._dumps = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps makes one per call
+        self._flushed = time.monotonic()
         self._csv = csv.DictWriter(fh, CSV_FIELDS) if fmt == "csv" else None
         if self._csv:
             self._csv.writeheader()
@@ -31,9 +34,9 @@ class Writer:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.fh.write(self._dumps(row) + "\n")
         elif self.fmt == "json":
-            self.fh.write(("," if self.count else "") + "\n" + json.dumps(row, ensure_ascii=False))
+            self.fh.write(("," if self.count else "") + "\n" + self._dumps(row))
         elif self._csv:
             match = row.get("match") or {}
             flat = {
@@ -44,7 +47,12 @@ class Writer:
             }
             self._csv.writerow(flat)
         self.count += 1
-        self.fh.flush()
+        # Rows reach a pipe as files finish, a few times a second: a flush per row would cost a
+        # system call per file of a million-file scan.
+        now = time.monotonic()
+        if now - self._flushed >= 0.2:
+            self.fh.flush()
+            self._flushed = now
 
     def close(self) -> None:
         if self.fmt == "json":

@@ -25,7 +25,6 @@ own work the same way and leaves anything unusual to pypdf.
 from __future__ import annotations
 
 import io
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +65,8 @@ def _quiet_pypdf() -> None:
     # application that configures logging see them.
     global _QUIETED
     if not _QUIETED:
+        import logging  # with pypdf only: the fast path has nothing to log
+
         logging.getLogger("pypdf").addHandler(logging.NullHandler())
         _QUIETED = True
 
