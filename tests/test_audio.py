@@ -519,6 +519,20 @@ def test_id3_decompression_bomb_refused_quickly(originals: dict[str, Path]) -> N
     assert report.errors and "inflates to too many bytes" in report.errors[0]
 
 
+def test_id3_bomb_without_data_length_flag_is_refused_before_any_reader() -> None:
+    # v2.4 frame flagged compressed but not with a data-length indicator: mutagen still skips four
+    # bytes before inflating, so the structural check must try the frame both ways.
+    from rightsmeta.carriers import audio
+
+    payload = b"JUNK" + zlib.compress(b"\x00" * (64 * 1024 * 1024), 9)
+    size = bytes((len(payload) >> s) & 0x7F for s in (21, 14, 7, 0))
+    body = b"TXXX" + size + b"\x00\x08" + payload  # flags: compressed only
+    start = time.perf_counter()
+    with pytest.raises(MalformedFile, match="inflates to too many bytes"):
+        audio._check_id3_frames(body, 4, 0, "MP3")
+    assert time.perf_counter() - start < 2
+
+
 @pytest.mark.parametrize("tail", (b"\xff", b"\xff\xf8", b"\xff\xfb\x90\x00"))
 def test_hostile_flac_and_mp3_tails_are_answered_quickly(tail: bytes) -> None:
     # Megabytes of would-be frame syncs: the tail checks look at a bounded window and count.

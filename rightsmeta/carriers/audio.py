@@ -164,17 +164,19 @@ def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
         if compressed:
             if major == 4 and fmt & 0x02:
                 data = _unsync(data)
-            if major == 3 or fmt & 0x01:
-                data = data[4:]  # the declared size, which a bomb would lie about
-            inflater = zlib.decompressobj()
-            try:
-                out = inflater.decompress(data, min(MAX_ID3_INFLATE, budget) + 1)
-            except zlib.error:
-                out = b""  # mutagen reports or skips a corrupt frame itself
-            if len(out) > min(MAX_ID3_INFLATE, budget):
-                frame_id = body[pos : pos + 4].decode("latin-1")
-                raise MalformedFile(f"{what}: compressed ID3v2 frame {frame_id} inflates to too many bytes; refusing it")
-            budget -= len(out)
+            # The first 4 bytes are the declared size (which a bomb would lie about) in v2.3 and with
+            # v2.4's data-length flag; mutagen skips them in v2.4 without the flag too: check both.
+            inflated = 0
+            for candidate in (data[4:],) if major == 3 or fmt & 0x01 else (data, data[4:]):
+                try:
+                    out = zlib.decompressobj().decompress(candidate, min(MAX_ID3_INFLATE, budget) + 1)
+                except zlib.error:
+                    out = b""  # mutagen reports or skips a corrupt frame itself
+                if len(out) > min(MAX_ID3_INFLATE, budget):
+                    frame_id = body[pos : pos + 4].decode("latin-1")
+                    raise MalformedFile(f"{what}: compressed ID3v2 frame {frame_id} inflates to too many bytes; refusing it")
+                inflated = max(inflated, len(out))
+            budget -= inflated
         pos += 10 + size
 
 
