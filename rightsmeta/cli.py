@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -37,6 +37,11 @@ def _progress(items: Iterable[T], label: str, enabled: bool, total: int | None =
         return
     with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
         yield from bar
+
+
+def _source(path: str) -> str | BinaryIO:
+    """``-`` is standard input: an upload piped in."""
+    return sys.stdin.buffer if path == "-" else path
 
 
 def _files(paths: Iterable[str], recursive: bool) -> list[str]:
@@ -159,7 +164,7 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("-r", "--recursive", is_flag=True, help="Read the files below folders too.")
 @click.option("--password", help="Password of encrypted documents.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False),
@@ -172,7 +177,8 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     """
     files = _files(paths, recursive)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
-    reports = [api.read(f, password=password, trust_anchors=anchors) for f in _progress(files, "reading", not as_json)]
+    reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
+               for f in _progress(files, "reading", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -290,7 +296,7 @@ def _ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> st
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("-r", "--recursive", is_flag=True, help="Verify the files below folders too.")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of tagged works to match stripped files against.")
 @click.option("--no-ledger", is_flag=True, help="Do not match against any ledger (no decoding: fastest).")
@@ -323,6 +329,8 @@ def verify(
         raise click.UsageError("--jobs must be 0 (one per core) or more")
     files = _files(paths, recursive)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    if "-" in files:
+        jobs = 1  # standard input is one stream, read once, in this process
     rows = verify_many(
         files, ledger_path=_ledger_path(ledger, no_ledger, must_exist=True), jobs=jobs or default_jobs(),
         password=password, trust_anchors=anchors, seconds=timeout,

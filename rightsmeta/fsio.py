@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -52,10 +53,10 @@ def open_buffer(
     fileno = getattr(source, "fileno", None)
     if fileno is not None:
         try:
-            fileno()
+            regular = stat.S_ISREG(os.fstat(fileno()).st_mode)
         except (OSError, ValueError):  # BytesIO and friends: no descriptor to map
-            pass
-        else:
+            regular = False
+        if regular:  # pipes and sockets (an upload on standard input) are read instead
             with _map(source) as buf:
                 yield buf
             return

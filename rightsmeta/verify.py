@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -192,8 +193,10 @@ def _verify_one(path: str) -> dict[str, Any]:
     if seconds:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        verdict = verify(path, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
+        source: api.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
+        verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
                          trust_anchors=_WORKER.get("anchors"))
+        verdict.path = path
         return verdict.to_json()
     except _Timeout:
         return Verdict(path, "unreadable", [f"gave up after {seconds:g} s"]).to_json()
@@ -215,6 +218,8 @@ def verify_many(
     memory: int = 2 * 1024**3,
 ) -> Iterator[dict[str, Any]]:
     """Verdicts (as JSON objects) in input order, streamed; memory stays flat in the number of files.
+
+    A path ``"-"`` is standard input (read in the calling process, so with ``jobs=1``).
 
     Each file runs under a time limit (``seconds``) and, in worker processes, an address-space
     limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on.

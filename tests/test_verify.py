@@ -315,6 +315,22 @@ def test_cli_reports_and_fail_on(tmp_path: Path, exiftool: str) -> None:
     assert bad.exit_code == 2 and "unknown status broken" in bad.output
 
 
+def test_an_upload_piped_on_standard_input(tmp_path: Path) -> None:
+    # A real pipe (fstat says size 0): the bytes are read, not taken for an empty file.
+    tagged = write_image(tmp_path, "jpeg", "tagged")
+    rightsmeta.tag(tagged, DENY)
+    command = [sys.executable, "-m", "rightsmeta"]
+    done = subprocess.run([*command, "verify", "-", "--no-ledger", "--jsonl", "--jobs", "2"],
+                          input=tagged.read_bytes(), capture_output=True, check=True)
+    row = json.loads(done.stdout)
+    assert (row["path"], row["format"], row["status"]) == ("-", "jpeg", "intact")
+    read = subprocess.run([*command, "read", "-", "--json"], input=tagged.read_bytes(), capture_output=True, check=True)
+    report = json.loads(read.stdout)[0]
+    assert report["path"] == "-" and report["permissions"]["ai-training"] == "notAllowed"
+    empty = subprocess.run([*command, "verify", "-", "--no-ledger", "--jsonl"], input=b"", capture_output=True)
+    assert json.loads(empty.stdout)["reasons"] == ["empty file (0 bytes)"]
+
+
 def test_parallel_jobs_give_the_same_answers(tmp_path: Path) -> None:
     for i in range(12):
         path = write_image(tmp_path, ("jpeg", "png", "webp")[i % 3], f"f{i}")
