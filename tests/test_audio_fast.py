@@ -1,15 +1,18 @@
-"""Our own ID3 and FLAC tag readers (carriers/audiotags.py) against mutagen, on real files.
+"""Our own tag readers (carriers/audiotags.py: ID3, FLAC, Ogg Vorbis/Opus, MP4) against mutagen, on real files.
 
-Every file starts as real audio made by ffmpeg; tags are written by rightsmeta, by mutagen, or,
-for what mutagen cannot write (unsynchronisation, compression, extended headers, iTunes sizes),
-built byte by byte per the ID3v2.3/2.4 specifications in front of those real MPEG frames.
-Each variant is read both ways and must give the same frames and the same report, and the fast
-reader must have read it itself: an ``Unusual`` fails the equivalence tests.
+Every file starts as real audio (or video) made by ffmpeg; tags are written by ffmpeg, rightsmeta,
+mutagen, ExifTool, or, for what none of them writes (unsynchronisation, compression, extended
+headers, iTunes sizes; odd Vorbis comments; odd or broken MP4 items), built byte by byte per the
+specifications into those real files. Each variant is read both ways and must give the same
+tags and the same report, and the fast reader must have read it itself: an ``Unusual`` fails the
+equivalence tests.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import struct
 import subprocess
 import sys
@@ -24,6 +27,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3, PRIV, TCOP, TIT2, TXXX, WCOP, Frames
+from mutagen.mp4 import MP4, AtomDataType, MP4Cover, MP4FreeForm
+from mutagen.ogg import OggPage
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 import rightsmeta
@@ -142,8 +149,8 @@ def _unusual(*args: Any) -> Any:
 def by_mutagen(monkeypatch: pytest.MonkeyPatch, data: bytes) -> dict[str, Any]:
     """The report as before: our readers step aside, so every tag goes to mutagen."""
     with monkeypatch.context() as patch:
-        patch.setattr(audiotags, "read_id3", _unusual)
-        patch.setattr(audiotags, "flac_comments", _unusual)
+        for reader in ("read_id3", "flac_comments", "ogg_comments", "mp4_items"):
+            patch.setattr(audiotags, reader, _unusual)
         return report_json(data)
 
 
@@ -516,17 +523,20 @@ def test_millions_of_empty_comments_are_an_error_not_a_minute(plain: dict[str, b
 # --- no mutagen on the fast path; the MP3 walk ------------------------------------------------------
 
 
-def test_reading_mp3_wav_flac_does_not_import_mutagen(plain: dict[str, bytes], tmp_path: Path) -> None:
+def test_reading_does_not_import_mutagen(plain: dict[str, bytes], media: dict[str, bytes], tmp_path: Path) -> None:
+    """Plain and tagged files of every format are read without mutagen, QuickTime's meta aside."""
+    sources = {**plain, **{name: media[name] for name in ("ogg", "opus", "m4a", "mp4", "mov", "mp4 fragmented")}}
     paths = []
-    for fmt in ("mp3", "wav", "flac"):
-        for name, data in (("plain", plain[fmt]), ("tagged", rightsmeta.tag_bytes(plain[fmt], FULL))):
-            path = tmp_path / f"{name}.{fmt}"
-            path.write_bytes(data)
+    for name, data in sources.items():
+        fmt = name.split()[0]
+        for label, version in (("plain", data), ("tagged", rightsmeta.tag_bytes(data, FULL))):
+            path = tmp_path / f"{label} {name.replace(' ', '-')}.{fmt}"
+            path.write_bytes(version)
             paths.append(str(path))
     script = ("import sys, rightsmeta\n"
               "reports = [rightsmeta.read(p) for p in sys.argv[1:]]\n"
               "assert all(not r.errors for r in reports), [r.errors for r in reports]\n"
-              "assert sum(bool(r.carriers) for r in reports) == 3, [r.carriers for r in reports]\n"
+              "assert all(r.permissions == reports[1].permissions and r.has_signals for r in reports[1::2])\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mutagen'))\n")
     out = subprocess.run([sys.executable, "-c", script, *paths], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
@@ -554,3 +564,566 @@ def test_long_mp3_cut_in_its_tail_is_truncated(ffmpeg: str, tmp_path: Path) -> N
     for cut in (1, 100, 300):
         errors = rightsmeta.read(data[:-cut]).errors
         assert len(errors) == 1 and errors[0].startswith("truncated MP3: the MPEG frame at offset"), (cut, errors)
+
+
+# --- Ogg Vorbis and Opus, MP4: real files from ffmpeg -------------------------------------------------
+
+_VIDEO_IN = ["-f", "lavfi", "-i", "color=c=blue:s=16x16:d=0.3:r=10"]
+_H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+#: ffmpeg's own tags: copyright becomes cprt in MP4, everything a Vorbis comment in Ogg.
+_FFMPEG_TAGS = ["-metadata", "title=Tïtle", "-metadata", "copyright=(c) Zoë 二", "-metadata", "license=https://l.example",
+                "-metadata", "RIGHTSMETA_AITRAINING=notAllowed", "-metadata", "tdm-reservation=1"]
+_MEDIA = {  # name (its first word the format) -> ffmpeg arguments
+    "ogg": [*_SINE, "-c:a", "libvorbis"],
+    "ogg 6 channels": [*_SINE, "-ac", "6", "-c:a", "libvorbis"],
+    "opus": [*_SINE, "-c:a", "libopus"],
+    "opus with chapters": [*_SINE, "-i", "{chapters}", "-map_metadata", "1", "-map", "0", "-c:a", "libopus"],
+    "m4a": [*_SINE, "-c:a", "aac"],
+    "m4a AAC Main": [*_SINE, "-c:a", "aac", "-profile:a", "aac_main"],
+    "m4a 5.1": [*_SINE, "-ac", "6", "-c:a", "aac"],
+    "m4a ALAC": [*_SINE, "-c:a", "alac"],
+    "m4a with chapters": [*_SINE, "-i", "{chapters}", "-map_metadata", "1", "-map", "0", "-c:a", "aac"],
+    "m4a with mdta keys": [*_SINE, "-c:a", "aac", "-movflags", "use_metadata_tags"],
+    "mp4": [*_VIDEO_IN, *_SINE, *_H264, "-c:a", "aac", "-movflags", "+faststart"],
+    "mp4 AC-3": [*_SINE, "-c:a", "ac3"],
+    "mp4 fragmented": [*_SINE, "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov"],
+    "mp4 video only": [*_VIDEO_IN, *_H264],
+    "mov": [*_VIDEO_IN, *_SINE, *_H264, "-c:a", "aac"],
+    "mov PCM": [*_VIDEO_IN, *_SINE, *_H264, "-c:a", "pcm_s16le"],
+    "mov MP3": [*_VIDEO_IN, *_SINE, *_H264, "-c:a", "libmp3lame"],
+}
+
+
+@pytest.fixture(scope="module")
+def media(ffmpeg: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Real Ogg and MP4-family files made by ffmpeg, with its own tags (and chapters in two)."""
+    folder = tmp_path_factory.mktemp("media")
+    chapters = folder / "chapters.txt"
+    chapters.write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=150\ntitle=Chäpter 1\n"
+                        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=150\nEND=300\ntitle=Two\n", encoding="utf-8")
+    made = {}
+    for name, args in _MEDIA.items():
+        path = folder / f"{name.replace(' ', '-')}.{name.split()[0]}"
+        _run(ffmpeg, "-v", "error", *[a.format(chapters=chapters) for a in args], *_FFMPEG_TAGS, str(path))
+        made[name] = path.read_bytes()
+    assert b"chpl" in made["m4a with chapters"] and b"esds" in made["m4a"] and b"dac3" in made["mp4 AC-3"]
+    assert b"moof" in made["mp4 fragmented"] and b"soun" not in made["mp4 video only"]
+    return made
+
+
+# --- Ogg ---------------------------------------------------------------------------------------------
+
+
+def mutagen_ogg(data: bytes, kind: str) -> list[tuple[str, str]]:
+    tags = (OggVorbis if kind == "ogg" else OggOpus)(io.BytesIO(data)).tags
+    return list(tags)
+
+
+def same_ogg(monkeypatch: pytest.MonkeyPatch, data: bytes, kind: str) -> list[tuple[str, str]]:
+    """Our Ogg reader (which must not give up) gives mutagen's comments, and the same report."""
+    layout = audio._layout(data, kind)
+    assert layout.ogg_streams == 1
+    fast = audiotags.ogg_comments(data, kind)
+    assert fast == mutagen_ogg(data, kind)
+    assert report_json(data) == by_mutagen(monkeypatch, data)
+    return fast
+
+
+def comment_packet(kind: str, *comments: bytes, vendor: bytes = b"hand-built", tail: bytes | None = None) -> bytes:
+    """A comment header: magic, the comments, then (``tail``) Vorbis's framing bit or nothing for Opus."""
+    if tail is None:
+        tail = b"\x01" if kind == "ogg" else b""
+    magic = b"\x03vorbis" if kind == "ogg" else b"OpusTags"
+    return magic + vorbis_block(*comments, vendor=vendor) + tail
+
+
+def with_comment_packet(data: bytes, packet: bytes) -> bytes:
+    """``data`` with its comment header replaced by ``packet``, paged as mutagen pages it when saving."""
+    fileobj = io.BytesIO(data)
+    OggPage(fileobj)  # the identification header
+    old = [OggPage(fileobj)]
+    while not (old[-1].complete or len(old[-1].packets) > 1):
+        old.append(OggPage(fileobj))
+    packets = OggPage.to_packets(old)
+    packets[0] = packet
+    OggPage.replace(fileobj, old, OggPage._from_packets_try_preserve(packets, old))
+    return fileobj.getvalue()
+
+
+def _ogg_page(serial: int, sequence: int, packets: list[bytes], *, complete: bool = True, continued: bool = False,
+              first: bool = False, last: bool = False) -> bytes:
+    page = OggPage()
+    page.serial, page.sequence, page.packets, page.complete = serial, sequence, packets, complete
+    page.continued, page.first, page.last, page.position = continued, first, last, 0 if complete else -1
+    return bytes(page.write())
+
+
+def _first_page(data: bytes) -> bytes:
+    return data[: 27 + data[26] + sum(data[27 : 27 + data[26]])]
+
+
+def _first_packet(data: bytes) -> bytes:
+    return _first_page(data)[27 + data[26] :]
+
+
+def _tagged_by_mutagen(data: bytes, kind: str, picture_size: int = 0) -> bytes:
+    fileobj = io.BytesIO(data)
+    ogg = (OggVorbis if kind == "ogg" else OggOpus)(fileobj)
+    ogg["Rightsmeta_AITraining"] = ["notAllowed"]
+    ogg["tdm_Reservation"] = ["1", "0"]
+    ogg["COPYRIGHT"] = ["(c) Zoë 二"]
+    ogg["license"] = ["All rights reserved"]
+    if picture_size:
+        picture = Picture()
+        picture.type, picture.mime = 3, "image/png"
+        picture.data = random.Random(picture_size).randbytes(picture_size)
+        ogg["METADATA_BLOCK_PICTURE"] = [base64.b64encode(picture.write()).decode("ascii")]
+    fileobj.seek(0)
+    ogg.save(fileobj)
+    return fileobj.getvalue()
+
+
+ODD_COMMENTS = (b"NOEQUALS", b"=empty key", b"K\xc3\xa9Y=non-ASCII key", b"RIGHTSMETA_AITRAINING=\xff\xfeallowed",
+                b"K~Y=tilde", b"K}Y=brace", b"TDM_POLICY=a=b", b"", b"COPYRIGHT=(c) Zo\xc3\xab")
+
+
+def _ogg_variants(media: dict[str, bytes], kind: str) -> dict[str, bytes]:
+    base = media[kind]
+    # A vendor string that makes the whole packet a multiple of 255 bytes: its lacing ends in 0.
+    short = comment_packet(kind, b"TDM_RESERVATION=1")
+    aligned = comment_packet(kind, b"TDM_RESERVATION=1", vendor=b"v" * (10 + -len(short) % 255))
+    assert len(aligned) % 255 == 0
+    tail = (b"\x01" + bytes(300)) if kind == "ogg" else (b"\x01kept by mutagen" + bytes(40))
+    other = "ogg 6 channels" if kind == "ogg" else "opus with chapters"
+    variants = {
+        "ffmpeg": base,
+        f"ffmpeg: {other}": media[other],
+        "rightsmeta": rightsmeta.tag_bytes(base, FULL),
+        "mutagen": _tagged_by_mutagen(base, kind),
+        "mutagen, cover art over many pages": _tagged_by_mutagen(base, kind, picture_size=150_000),
+        "rightsmeta over cover art": rightsmeta.tag_bytes(_tagged_by_mutagen(base, kind, picture_size=20_000), FULL),
+        "odd keys and bytes": with_comment_packet(base, comment_packet(kind, *ODD_COMMENTS)),
+        "a packet of a multiple of 255 bytes": with_comment_packet(base, aligned),
+        "padding and data after the comments": with_comment_packet(
+            base, comment_packet(kind, b"RIGHTSMETA_AITRAINING=allowed", tail=tail)),
+        "no comments": with_comment_packet(base, comment_packet(kind)),
+    }
+    if kind == "opus":  # the comment header alone on the second page: easily repaged by hand
+        second = base[len(_first_page(base)) :]
+        rest = second[len(_first_page(second)) :]
+        serial = int.from_bytes(base[14:18], "little")
+        variants["a packet ending in a segment of 0 bytes on a page of its own"] = (
+            _first_page(base) + _ogg_page(serial, 1, [aligned], complete=False)
+            + _ogg_page(serial, 2, [b""], continued=True) + rest)
+    return variants
+
+
+@pytest.mark.parametrize("kind", ("ogg", "opus"))
+def test_ogg_reader_matches_mutagen(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    variants = _ogg_variants(media, kind)
+    for name, data in variants.items():
+        comments = same_ogg(monkeypatch, data, kind)
+        assert comments or name == "no comments", name
+    spanning = variants["mutagen, cover art over many pages"]
+    assert spanning.count(b"OggS", 0, 250_000) > 30  # the header fills dozens of pages
+    assert same_ogg(monkeypatch, variants["odd keys and bytes"], kind) == [
+        ("unknown0", "NOEQUALS"), ("K?Y", "non-ASCII key"), ("RIGHTSMETA_AITRAINING", "\ufffd\ufffdallowed"),
+        ("K}Y", "brace"), ("TDM_POLICY", "a=b"), ("unknown7", ""), ("COPYRIGHT", "(c) Zoë")]
+    assert rightsmeta.read(variants["rightsmeta over cover art"]).permissions == dict(FULL.permissions)
+
+
+def _unusual_ogg(media: dict[str, bytes], kind: str) -> dict[str, bytes]:
+    """Files our reader leaves to mutagen; mutagen reads some and refuses others."""
+    base, other = media[kind], media["ogg 6 channels" if kind == "ogg" else "opus with chapters"]
+    serial = int.from_bytes(base[14:18], "little")
+    spanning = bytearray(_tagged_by_mutagen(base, kind, picture_size=40_000))
+    third = spanning.index(b"OggS", spanning.index(b"OggS", 4) + 4)
+    spanning[third + 18 : third + 22] = (7).to_bytes(4, "little")  # a gap in the page numbers
+    no_bit = comment_packet(kind, b"TDM_RESERVATION=1", tail=b"\x00")
+    cut = comment_packet(kind, b"TDM_RESERVATION=1")
+    cut = cut[:-5] if kind == "opus" else cut[:-6] + b"\x01"
+    tail = 1 if kind == "ogg" else 0
+    huge = comment_packet(kind, b"X=1")[: -7 - tail] + b"\xff\xff\xff\xff"  # the length of "X=1" replaced
+    two_packets = _ogg_page(serial, 0, [_first_packet(base), comment_packet(kind, b"TDM_RESERVATION=0")], first=True)
+    variants = {
+        "chained streams": base + other,
+        "a comment longer than the packet": with_comment_packet(base, cut),
+        "a comment claiming 4 GiB": with_comment_packet(base, huge),
+        "a gap in the page numbers": bytes(spanning),
+        "the comment header on the first page": two_packets + base[len(_first_page(base)) :],
+    }
+    if kind == "ogg":
+        variants["no framing bit"] = with_comment_packet(base, no_bit)
+        variants["no framing byte"] = with_comment_packet(base, no_bit[:-1])
+    return variants
+
+
+@pytest.mark.parametrize("kind", ("ogg", "opus"))
+def test_unusual_ogg_goes_to_mutagen(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    for name, data in _unusual_ogg(media, kind).items():
+        if audio._layout(data, kind).ogg_streams == 1:
+            with pytest.raises(audiotags.Unusual):
+                audiotags.ogg_comments(data, kind)
+        assert report_json(data) == by_mutagen(monkeypatch, data), name
+    # Several streams are left to mutagen before our reader looks (it would refuse them too).
+    chained = _unusual_ogg(media, kind)["chained streams"]
+    assert audio._layout(chained, kind).ogg_streams == 2
+    assert audiotags.ogg_comments(chained, kind) == mutagen_ogg(chained, kind)  # mutagen reads the first
+
+
+def test_multiplexed_ogg_goes_to_mutagen(ffmpeg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "two.ogg"
+    _run(ffmpeg, "-v", "error", *_SINE, "-f", "lavfi", "-i", "sine=frequency=880:duration=0.3", "-map", "0", "-map", "1",
+         "-c:a", "libvorbis", "-metadata:s:0", "RIGHTSMETA_AITRAINING=allowed", "-metadata:s:1",
+         "RIGHTSMETA_AITRAINING=notAllowed", str(path))
+    data = path.read_bytes()
+    assert audio._layout(data, "ogg").ogg_streams == 2
+    with pytest.raises(audiotags.Unusual):  # the second page begins the other stream
+        audiotags.ogg_comments(data, "ogg")
+    assert report_json(data) == by_mutagen(monkeypatch, data)
+
+
+def test_huge_ogg_comment_headers(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    base = media["ogg"]
+    serial = int.from_bytes(base[14:18], "little")
+    # A comment header that never ends: pages of 255 full segments up to the end of the stream.
+    chunk = b"\x03vorbis" + bytes(255 * 255 - 7)
+    pages = [_ogg_page(serial, 1, [chunk], complete=False)]
+    pages += [_ogg_page(serial, i, [bytes(255 * 255)], complete=False, continued=True, last=i == 40)
+              for i in range(2, 41)]
+    endless = _first_page(base) + b"".join(pages)
+    monkeypatch.setattr(audiotags, "MAX_OGG_PACKET", 1024 * 1024)
+    start = time.perf_counter()
+    with pytest.raises(audiotags.Unusual, match="larger than we put together"):
+        audiotags.ogg_comments(endless, "ogg")
+    assert report_json(endless) == by_mutagen(monkeypatch, endless)  # mutagen finds no end and refuses it
+    assert report_json(endless)["errors"]
+    # A real header over the limit is read by mutagen as before.
+    big = rightsmeta.tag_bytes(_tagged_by_mutagen(base, "ogg", picture_size=800_000), FULL)
+    with pytest.raises(audiotags.Unusual):
+        audiotags.ogg_comments(big, "ogg")
+    assert report_json(big) == by_mutagen(monkeypatch, big)
+    assert rightsmeta.read(big).permissions == dict(FULL.permissions)
+    # Many empty comments: an error (millions took mutagen a minute).
+    count = 100_000
+    many = with_comment_packet(base, b"\x03vorbis" + struct.pack("<I", 1) + b"v" + struct.pack("<I", count)
+                               + bytes(4 * count) + b"\x01")
+    assert rightsmeta.read(many).errors == [
+        f"Ogg Vorbis: the comment header claims {count} comments; refusing more than 10000"]
+    assert time.perf_counter() - start < 10
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(seed=st.sampled_from(["mutagen", "odd keys and bytes", "padding and data after the comments",
+                             "mutagen, cover art over many pages"]),
+       kind=st.sampled_from(["ogg", "opus"]), edits=st.lists(
+    st.tuples(st.integers(0, 100_000), st.sampled_from([0x00, 0x01, 0x02, 0x03, 0x04, 0x7F, 0x80, 0xFE, 0xFF])),
+    min_size=1, max_size=4))
+def test_ogg_reader_agrees_with_mutagen_on_damaged_files(ogg_seeds: dict[tuple[str, str], bytes], seed: str, kind: str,
+                                                         edits: list[tuple[int, int]]) -> None:
+    """Bytes changed in the header pages: our reader gives mutagen's comments, or steps aside, or
+    refuses; where it answers, mutagen must read the file too."""
+    data = bytearray(ogg_seeds[seed, kind])
+    header_end = data.index(b"OggS", data.index(b"OggS", 4) + 4)  # the first two pages
+    for at, value in edits:
+        data[at % header_end] = value
+    damaged = bytes(data)
+    try:
+        layout = audio._layout(damaged, kind)
+        if layout.ogg_streams != 1:
+            return
+        fast = audiotags.ogg_comments(damaged, kind)
+    except (audiotags.Unusual, MalformedFile):
+        return
+    assert fast == mutagen_ogg(damaged, kind)
+
+
+@pytest.fixture(scope="module")
+def ogg_seeds(media: dict[str, bytes]) -> dict[tuple[str, str], bytes]:
+    return {(name, kind): data for kind in ("ogg", "opus") for name, data in _ogg_variants(media, kind).items()}
+
+
+# --- MP4 ---------------------------------------------------------------------------------------------
+
+
+def mutagen_mp4(data: bytes) -> audiotags.MP4Items | None:
+    tags = MP4(io.BytesIO(data)).tags
+    return None if tags is None else audio._mutagen_mp4(tags)
+
+
+def same_mp4(monkeypatch: pytest.MonkeyPatch, data: bytes) -> audiotags.MP4Items | None:
+    """Our MP4 reader (which must not give up) gives mutagen's items, and the same report."""
+    fast, slow = audiotags.mp4_items(data), mutagen_mp4(data)
+    assert fast == slow
+    assert fast is None or slow is None or list(fast.freeform) == list(slow.freeform)  # the order counts too
+    assert report_json(data) == by_mutagen(monkeypatch, data)
+    return fast
+
+
+def atom(name: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + name + payload
+
+
+def data_atom(value: bytes, kind: int = 1) -> bytes:
+    return atom(b"data", struct.pack(">I", kind) + bytes(4) + value)  # version 0, type; locale
+
+
+def freeform(mean: bytes, name: bytes, *values: bytes, kind: int = 1) -> bytes:
+    return atom(b"----", atom(b"mean", bytes(4) + mean) + atom(b"name", bytes(4) + name)
+                + b"".join(data_atom(v, kind) for v in values))
+
+
+def box_path(data: bytes, *names: bytes) -> list[Any]:
+    """The boxes moov, udta, ... down to the last of ``names`` (the first of each name)."""
+    found = [next(b for b in audio._boxes(data, 0, len(data), "MP4", top=True) if b.type == names[0])]
+    for name in names[1:]:
+        parent = found[-1]
+        boxes = audio._boxes(data, parent.payload + (4 if parent.type == b"meta" else 0), parent.end, "MP4")
+        found.append(next(b for b in boxes if b.type == name))
+    return found
+
+
+def with_payload(data: bytes, path: list[Any], payload: bytes) -> bytes:
+    """``data`` with the last box of ``path`` given ``payload`` and the sizes of the boxes around it
+    adjusted. The media does not move for the readers: chunk offsets are left as they are."""
+    last = path[-1]
+    delta = len(payload) - (last.end - last.payload)
+    out = bytearray(data[: last.payload] + payload + data[last.end :])
+    for box in path:
+        out[box.start : box.start + 4] = (box.end - box.start + delta).to_bytes(4, "big")
+    return bytes(out)
+
+
+def with_items(data: bytes, *items: bytes, keep: bool = True) -> bytes:
+    """``data`` (which has moov/udta/meta/ilst) with ``items`` added to its ilst, or instead of its items."""
+    path = box_path(data, b"moov", b"udta", b"meta", b"ilst")
+    ilst = path[-1]
+    return with_payload(data, path, (data[ilst.payload : ilst.end] if keep else b"") + b"".join(items))
+
+
+def _mutagen_tagged(data: bytes) -> bytes:
+    fileobj = io.BytesIO(data)
+    movie = MP4(fileobj)
+    if movie.tags is None:
+        movie.add_tags()
+    tags = movie.tags
+    tags["----:org.rightsmeta:rightsmeta:AITraining"] = [MP4FreeForm(b"notAllowed")]
+    tags["----:ORG.RIGHTSMETA:RIGHTSMETA:AITRAINING"] = [MP4FreeForm(b"notAllowed", AtomDataType.IMPLICIT)]
+    tags["----:org.rightsmeta:tdm-reservation"] = [MP4FreeForm(b"1"), MP4FreeForm(b"0")]  # several values
+    tags["----:org.rightsmeta:rightsmeta:HolderName"] = [MP4FreeForm("Zoë 二".encode())]
+    tags["----:org.rightsmeta:tdm-policy"] = [MP4FreeForm(b"\xff\xfe not UTF-8", AtomDataType.IMPLICIT)]
+    tags["----:com.apple.iTunes:rightsmeta:AITraining"] = [MP4FreeForm(b"allowed")]  # another mean: not ours
+    tags["----:com.apple.iTunes:MusicBrainz Track Id"] = [MP4FreeForm(b"abc")]
+    tags["cprt"] = ["(c) Zoë", "(c) Ada"]
+    tags["covr"] = [MP4Cover(b"\x89PNG" + bytes(3000), MP4Cover.FORMAT_PNG), MP4Cover(b"\xff\xd8\xff" + bytes(100))]
+    tags["trkn"], tags["disk"], tags["tmpo"], tags["cpil"] = [(1, 10)], [(1, 2)], [120], True
+    tags["\xa9nam"] = ["Tïtle"]
+    fileobj.seek(0)
+    movie.save(fileobj)
+    return fileobj.getvalue()
+
+
+def _mp4_variants(media: dict[str, bytes]) -> dict[str, bytes]:
+    variants = {}
+    for name, data in media.items():
+        if name.split()[0] in ("m4a", "mp4", "mov"):
+            variants[f"ffmpeg: {name}"] = data
+            variants[f"rightsmeta: {name}"] = rightsmeta.tag_bytes(data, FULL)
+    m4a = _mutagen_tagged(media["m4a"])
+    variants["mutagen"] = m4a
+    variants["mutagen, then rightsmeta"] = rightsmeta.tag_bytes(m4a, FULL)
+    variants["mutagen: mov"] = _mutagen_tagged(media["mov"])
+    ours = b"org.rightsmeta"
+    variants["hand-built: the same key in several items, merged"] = with_items(
+        m4a, freeform(ours, b"rightsmeta:AITraining", b"allowed", b"notAllowed"),
+        freeform(ours, b"rightsmeta:AITraining", b"allowed"), freeform(ours, b"tdm-policy", b"https://p.example"))
+    variants["hand-built: odd means and names"] = with_items(
+        media["m4a"], freeform(b"", b"tdm-reservation", b"1"), freeform(ours, b""), freeform(b"caf\xe9", b"n\xe4me", b"x"),
+        freeform(ours, b"rightsmeta:AITraining"),  # no data atom
+        atom(b"----", atom(b"mean", b"\x01\x02\x03\x04" + ours) + atom(b"name", b"\xff" * 4 + b"tdm-reservation")
+             + data_atom(b"1", kind=21)))
+    variants["hand-built: cprt items, some dropped"] = with_items(
+        media["m4a"], atom(b"cprt", data_atom(b"(c) A") + data_atom(b"(c) B", kind=0)), atom(b"cprt", data_atom(b"(c) C")),
+        atom(b"cprt", data_atom(b"\xff")), atom(b"cprt", data_atom(b"(c) D", kind=21)),
+        atom(b"cprt", data_atom(b"(c) E") + atom(b"junk", b"")), atom(b"cprt", b""))
+    variants["hand-built: items mutagen drops"] = with_items(
+        m4a, atom(b"trkn", data_atom(bytes(8), kind=0) + atom(b"abcd", bytes(8))), atom(b"covr", atom(b"abcd", bytes(8))),
+        atom(b"covr", atom(b"name", b"x") + data_atom(b"\x89PNG", kind=14)), atom(b"tmpo", data_atom(b"\x00\x01", kind=21)[:-2]),
+        atom(b"xyz1", data_atom(b"text", kind=0)), atom(b"\xa9nam", data_atom(b"\xff")))
+    meta = box_path(m4a, b"moov", b"udta", b"meta")
+    children = m4a[meta[-1].payload : meta[-1].end]
+    second = atom(b"ilst", freeform(ours, b"rightsmeta:AITraining", b"allowed"))
+    variants["hand-built: a second ilst, ignored"] = with_payload(m4a, meta, children + second)
+    udta = box_path(m4a, b"moov", b"udta")
+    variants["hand-built: a second meta and udta, ignored"] = with_payload(
+        m4a, udta[:1], m4a[udta[0].payload : udta[0].end] + atom(b"udta", atom(b"meta", bytes(4) + second)))
+    return variants
+
+
+@pytest.fixture(scope="module")
+def mp4_variants(media: dict[str, bytes]) -> dict[str, bytes]:
+    return _mp4_variants(media)
+
+
+def test_mp4_reader_matches_mutagen(mp4_variants: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, data in mp4_variants.items():
+        try:
+            items = same_mp4(monkeypatch, data)
+        except audiotags.Unusual as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        assert items is not None or name in ("ffmpeg: mov", "ffmpeg: mov PCM", "ffmpeg: mov MP3"), name
+    merged = audiotags.mp4_items(mp4_variants["hand-built: the same key in several items, merged"])
+    assert merged is not None and merged.freeform["----:org.rightsmeta:rightsmeta:AITraining"] == [
+        b"notAllowed", b"allowed", b"notAllowed", b"allowed"]
+    odd = audiotags.mp4_items(mp4_variants["hand-built: odd means and names"])
+    assert odd is not None and list(odd.freeform) == [
+        "----::tdm-reservation", "----:org.rightsmeta:", "----:café:näme", "----:org.rightsmeta:rightsmeta:AITraining",
+        "----:org.rightsmeta:tdm-reservation"]
+    cprt = audiotags.mp4_items(mp4_variants["hand-built: cprt items, some dropped"])
+    assert cprt is not None and cprt.cprt == ["(c) Zoë 二", "(c) A", "(c) B", "(c) C"]
+    report = rightsmeta.read(mp4_variants["mutagen"])
+    assert sorted(report.carriers[0].errors) == [
+        "----:org.rightsmeta:tdm-policy is not UTF-8 text",
+        "----:org.rightsmeta:tdm-reservation holds 2 different values: ['1', '0']",
+        "cprt holds 2 different values: ['(c) Zoë', '(c) Ada']"]
+
+
+def _unusual_mp4(media: dict[str, bytes]) -> dict[str, bytes]:
+    """Files our reader leaves to mutagen; it reads some and refuses others."""
+    m4a = media["m4a"]
+    meta = box_path(m4a, b"moov", b"udta", b"meta")
+    children = m4a[meta[-1].payload + 4 : meta[-1].end]
+    ilst = box_path(m4a, b"moov", b"udta", b"meta", b"ilst")[-1]
+    item = freeform(b"org.rightsmeta", b"rightsmeta:AITraining", b"notAllowed")
+    mvhd = box_path(m4a, b"moov", b"mvhd")[-1]
+    chpl = atom(b"chpl", bytes(8) + b"\x01" + bytes(8) + b"\x02\xff\xfe")
+    return {
+        "QuickTime meta, no version and flags": with_payload(m4a, meta, children),
+        "meta with flags": with_payload(m4a, meta, b"\x00\x00\x00\x01" + children),
+        "an item of 64-bit size": with_items(m4a, struct.pack(">I4sQ", 1, b"----", 16 + len(item) - 8) + item[8:]),
+        "an item running past the ilst": with_items(m4a, struct.pack(">I", len(item) + 8) + item[4:]),
+        "a zero word ending udta": with_payload(m4a, box_path(m4a, b"moov", b"udta"),
+                                                m4a[meta[-1].start : meta[-1].end] + bytes(4)),
+        "a freeform item of three bytes": with_items(m4a, atom(b"----", b"\x00\x00\x00")),
+        "a freeform data atom running past the item": with_items(m4a, item[:-3]),
+        "a freeform item with another atom than data": with_items(m4a, atom(b"----", item[8:] + atom(b"free", b""))),
+        "name before mean": with_items(m4a, atom(b"----", atom(b"name", bytes(4) + b"tdm-reservation")
+                                                 + atom(b"mean", bytes(4) + b"org.rightsmeta") + data_atom(b"1"))),
+        "a short track number": with_items(m4a, atom(b"trkn", data_atom(b"\x00\x01", kind=0))),
+        "a cut-off covr": with_items(m4a, atom(b"covr", data_atom(b"x")[:10])),
+        "a chapter title not UTF-8": with_payload(m4a, box_path(m4a, b"moov", b"udta"),
+                                                  m4a[meta[-1].start : meta[-1].end] + chpl),
+        "a movie header of time scale 0": m4a[: mvhd.payload + 12] + bytes(4) + m4a[mvhd.payload + 16 :],
+        "ilst first in meta": with_payload(m4a, meta, bytes(4) + m4a[ilst.start : ilst.end]),
+    }
+
+
+def test_unusual_mp4_goes_to_mutagen(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, data in _unusual_mp4(media).items():
+        if name == "ilst first in meta":  # ours after all: mutagen does not need the hdlr first
+            same_mp4(monkeypatch, data)
+            continue
+        if name != "a movie header of time scale 0":  # only refused with chapters or no audio track
+            with pytest.raises(audiotags.Unusual):
+                audiotags.mp4_items(data)
+        assert report_json(data) == by_mutagen(monkeypatch, data), name
+    with_chapters = media["m4a with chapters"]
+    mvhd = box_path(with_chapters, b"moov", b"mvhd")[-1]
+    no_scale = with_chapters[: mvhd.payload + 12] + bytes(4) + with_chapters[mvhd.payload + 16 :]
+    with pytest.raises(audiotags.Unusual):
+        audiotags.mp4_items(no_scale)
+    assert report_json(no_scale) == by_mutagen(monkeypatch, no_scale)
+    assert report_json(no_scale)["errors"]
+
+
+def test_mp4_written_by_exiftool(media: dict[str, bytes], exiftool: str, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """ExifTool's ilst items read the same. Its QuickTime keys (as Apple's devices write them) go
+    in a moov/meta without version and flags, which mutagen misreads: that is left to mutagen."""
+    path = tmp_path / "items.m4a"
+    path.write_bytes(media["m4a"])
+    _run(exiftool, "-q", "-overwrite_original", "-ItemList:Copyright=(c) ExifTool", "-ItemList:Title=Ex", str(path))
+    items = same_mp4(monkeypatch, path.read_bytes())
+    assert items is not None and items.cprt == ["(c) ExifTool"]
+    path = tmp_path / "keys.mov"
+    path.write_bytes(media["mov"])
+    _run(exiftool, "-q", "-overwrite_original", "-ItemList:Copyright=(c) ItemList", "-Keys:Copyright=(c) Keys", str(path))
+    data = path.read_bytes()
+    with pytest.raises(audiotags.Unusual, match="meta atom without version and flags"):
+        audiotags.mp4_items(data)
+    assert report_json(data) == by_mutagen(monkeypatch, data)
+
+
+def test_hostile_mp4_is_refused_quickly(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    m4a = media["m4a"]
+    start = time.perf_counter()
+    # mutagen would loop forever on this cover.
+    looping = with_items(m4a, atom(b"covr", struct.pack(">I4sI", 0, b"name", 0)))
+    assert rightsmeta.read(looping).errors == [
+        "MP4: the covr item holds a 'name' atom of size 0 (mutagen would loop forever on it)"]
+    # Also where mutagen would refuse the chapters, which it reads after the items.
+    chapters = bytearray(with_items(media["m4a with chapters"], atom(b"covr", struct.pack(">I4sI", 0, b"name", 0))))
+    chpl = box_path(bytes(chapters), b"moov", b"udta", b"chpl")[-1]
+    chapters[chpl.end - 1] = 0xFF  # the last title's last byte
+    assert rightsmeta.read(bytes(chapters)).errors == rightsmeta.read(looping).errors
+    # Deep nesting: our walk stops early; mutagen's recursion fails as it did.
+    ftyp = m4a[: box_path(m4a, b"ftyp")[-1].end]
+    nested = b""
+    for _ in range(3000):
+        nested = atom(b"moov", nested)
+    with pytest.raises(audiotags.Unusual, match="nested too deep"):
+        audiotags.mp4_items(ftyp + nested)
+    assert report_json(ftyp + nested) == by_mutagen(monkeypatch, ftyp + nested)
+    # Sizes beyond their parents, and claims of 2**63 bytes.
+    ilst = box_path(m4a, b"moov", b"udta", b"meta", b"ilst")
+    for size in (1 << 31, 1 << 63):
+        data = with_items(m4a, struct.pack(">I4sQ", 1, b"----", size) + bytes(16))
+        with pytest.raises(audiotags.Unusual):
+            audiotags.mp4_items(data)
+        assert report_json(data) == by_mutagen(monkeypatch, data)
+        grown = bytearray(m4a)
+        grown[ilst[-1].start : ilst[-1].start + 4] = b"\xff\xff\xff\xf0"
+        assert report_json(bytes(grown)) == by_mutagen(monkeypatch, bytes(grown))
+    # Very many empty atoms in a container: a bounded walk, then mutagen as before.
+    many = with_payload(m4a, box_path(m4a, b"moov", b"udta"), atom(b"free", b"") * (audiotags.MAX_MP4_ATOMS + 1))
+    with pytest.raises(audiotags.Unusual, match="too many atoms"):
+        audiotags.mp4_items(many)
+    assert time.perf_counter() - start < 10
+    for cut in (1, 100, len(m4a) - box_path(m4a, b"moov")[-1].start - 10):
+        assert report_json(m4a[:-cut]) == by_mutagen(monkeypatch, m4a[:-cut])  # truncated: refused by the walk
+
+
+@pytest.fixture(scope="module")
+def mp4_seeds(mp4_variants: dict[str, bytes], media: dict[str, bytes]) -> dict[str, bytes]:
+    names = ("mutagen", "ffmpeg: m4a with chapters", "ffmpeg: m4a ALAC", "ffmpeg: mp4 AC-3", "ffmpeg: m4a 5.1",
+             "ffmpeg: mp4 video only", "hand-built: items mutagen drops", "ffmpeg: mp4 fragmented")
+    return {name: mp4_variants[name] for name in names}
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(seed=st.sampled_from(["mutagen", "ffmpeg: m4a with chapters", "ffmpeg: m4a ALAC", "ffmpeg: mp4 AC-3",
+                             "ffmpeg: m4a 5.1", "ffmpeg: mp4 video only", "hand-built: items mutagen drops",
+                             "ffmpeg: mp4 fragmented"]),
+       edits=st.lists(st.tuples(st.integers(0, 100_000), st.sampled_from(
+           [0x00, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0F, 0x10, 0x1F, 0x40, 0x7F, 0x80, 0xFF])), min_size=1, max_size=3))
+def test_mp4_reader_agrees_with_mutagen_on_damaged_files(mp4_seeds: dict[str, bytes], seed: str,
+                                                         edits: list[tuple[int, int]]) -> None:
+    """Bytes of the moov box changed (or of the fragments, in a fragmented file): our reader gives
+    mutagen's items, or steps aside, or refuses; where it answers, mutagen must read the file too."""
+    data = bytearray(mp4_seeds[seed])
+    boxes = [b for b in audio._boxes(data, 0, len(data), "MP4", top=True) if b.type in (b"moov", b"moof")]
+    sizes = [b.end - b.start for b in boxes]
+    for at, value in edits:
+        at %= sum(sizes)
+        box = 0
+        while at >= sizes[box]:
+            at, box = at - sizes[box], box + 1
+        data[boxes[box].start + at] = value
+    damaged = bytes(data)
+    try:
+        audio._layout(damaged, "m4a")
+        fast = audiotags.mp4_items(damaged)
+    except (audiotags.Unusual, MalformedFile):
+        return
+    slow = mutagen_mp4(damaged)
+    assert fast == slow and (fast is None or slow is None or list(fast.freeform) == list(slow.freeform))

@@ -6,10 +6,11 @@ lengths the container declares against the file (truncation shows there, not as 
 inside a tag parser), bounds what compressed frames would inflate to, and finds the XMP that
 mutagen cannot reach (the MP4 ``uuid`` box, WAV ``_PMX``, MOV ``XMP_``).
 
-Reading ID3v2.3/2.4 tags and FLAC comments needs no mutagen: carriers/audiotags.py decodes the
-few frames and comments read here exactly as mutagen does, and hands anything unusual back to
-mutagen (imported then, on a read-only map of the file). A scan of MP3, WAV and FLAC files thus
-never imports it; Ogg and MP4 tags are still read by mutagen.
+Reading needs no mutagen: carriers/audiotags.py decodes the few ID3v2.3/2.4 frames, Vorbis
+comments (FLAC, Ogg Vorbis, Opus) and MP4 ilst items read here exactly as mutagen does, and hands
+anything unusual back to mutagen (imported then, on a read-only map of the file). A scan of
+files as encoders and taggers write them thus never imports it; QuickTime's own moov/meta (no
+version and flags, as Apple devices and ExifTool write it) is such an unusual case.
 
 Every carrier holds the same flat record (``schemas/rightsmeta-namespace.md``): the exact
 per-purpose states, holder, date and the TDMRep values, beside each format's own copyright and
@@ -116,6 +117,8 @@ class _Layout:
     xmp: list[tuple[int, int, str]] = field(default_factory=list)
     #: FLAC: the offset of 'fLaC' and its metadata blocks as (type, payload start, payload end).
     flac: tuple[int, list[tuple[int, int, int]]] | None = None
+    #: Ogg: how many logical streams begin in the file (chained or multiplexed files have several).
+    ogg_streams: int = 0
 
 
 def _u32be(buf: Buffer, pos: int) -> int:
@@ -457,10 +460,13 @@ def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
     return blocks
 
 
-def _check_ogg(buf: Buffer) -> None:
-    """Every page fits, and the last one ends the stream (its end-of-stream flag is set)."""
+def _check_ogg(buf: Buffer) -> int:
+    """Every page fits, and the last one ends the stream (its end-of-stream flag is set).
+
+    Returns how many pages begin a logical stream.
+    """
     n = len(buf)
-    pos, flags = 0, 0
+    pos, flags, streams = 0, 0, 0
     while pos < n:  # each page takes at least 27 bytes: bounded by the file size
         if pos + 27 > n:
             raise MalformedFile(f"truncated Ogg: the page header at offset {pos} is cut off at {n}")
@@ -475,8 +481,10 @@ def _check_ogg(buf: Buffer) -> None:
                 f"truncated Ogg: the page at offset {pos} claims {end - pos} bytes but the file ends at {n}"
             )
         flags, pos = buf[pos + 5], end
+        streams += flags >> 1 & 1
     if not flags & 0x04:
         raise MalformedFile("truncated Ogg: the last page does not end the stream (no end-of-stream flag)")
+    return streams
 
 
 def _layout(buf: Buffer, fmt: str) -> _Layout:
@@ -500,8 +508,7 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         chunks = _chunks(buf, "AIFF", big_endian=True)
         return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
     if fmt in ("ogg", "opus"):
-        _check_ogg(buf)
-        return _Layout(fmt)
+        return _Layout(fmt, ogg_streams=_check_ogg(buf))
     if fmt in _MP4_FORMATS:
         what = fmt.upper()
         top = _boxes(buf, 0, len(buf), what, top=True)
@@ -677,28 +684,50 @@ def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> Carri
     return report
 
 
-def _read_mp4(tags: Any, location: str) -> CarrierReport | None:
+def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport | None:
     found = _Found("mp4", location)
-    for key, values in (tags or {}).items():
-        if not key.startswith("----:"):
-            continue
+    items = items or audiotags.MP4Items()
+    for key, values in items.freeform.items():
         logical = _BY_MP4.get(key.casefold())
         if logical is None and key.casefold() != MP4_WEB_STATEMENT.casefold():
             continue
         texts = []
         for value in values:
             try:
-                texts.append(bytes(value).decode("utf-8"))
+                texts.append(value.decode("utf-8"))
             except UnicodeDecodeError:
                 found.report.errors.append(f"{key} is not UTF-8 text")
         web = found.put(key, texts, logical)
         if logical is None and web:
             found.report.rights["web_statement"] = web
-    copyright_ = found.put("cprt", [str(v) for v in (tags or {}).get("cprt", [])])
+    copyright_ = found.put("cprt", items.cprt)
     report = found.finish()
     if report is not None and copyright_:
         report.rights["copyright"] = copyright_
     return report
+
+
+def _mutagen_mp4(tags: Any) -> audiotags.MP4Items:
+    """What ``_read_mp4`` reads, from the tags mutagen's ``MP4`` has read."""
+    return audiotags.MP4Items(
+        freeform={key: [bytes(v) for v in values] for key, values in tags.items() if key.startswith("----:")},
+        cprt=[str(v) for v in tags.get("cprt", [])],
+    )
+
+
+def _mp4_items(buf: Buffer, kind: str) -> audiotags.MP4Items | None:
+    """The ilst items of an MP4, M4A or MOV file, by our reader or else by mutagen."""
+    try:
+        return audiotags.mp4_items(buf)
+    except RightsmetaError:
+        raise
+    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        pass
+    from mutagen.mp4 import MP4
+
+    with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
+        tags = MP4(fileobj).tags
+    return None if tags is None else _mutagen_mp4(tags)
 
 
 @contextlib.contextmanager
@@ -726,14 +755,17 @@ def _packet(buf: Buffer, start: int, end: int, location: str) -> CarrierReport:
 
 
 def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | None:
-    """The Vorbis comments of a FLAC (by our reader unless unusual), Ogg Vorbis or Opus file."""
-    if layout.flac is not None:
-        try:
+    """The Vorbis comments of a FLAC, Ogg Vorbis or Opus file, by our reader or else by mutagen."""
+    try:
+        if layout.flac is not None:
             return audiotags.flac_comments(buf, *layout.flac)
-        except RightsmetaError:
-            raise
-        except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-            pass
+        if layout.kind in ("ogg", "opus") and layout.ogg_streams == 1:
+            # Several streams (chained or multiplexed) are left to mutagen, which picks one.
+            return audiotags.ogg_comments(buf, layout.kind)
+    except RightsmetaError:
+        raise
+    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        pass
     if layout.kind == "flac":
         from mutagen.flac import FLAC as reader
     elif layout.kind == "ogg":
@@ -764,10 +796,7 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
     elif kind in _VORBIS_FORMATS:
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
-        from mutagen.mp4 import MP4
-
-        with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
-            report = _read_mp4(MP4(fileobj).tags, "moov/udta/meta/ilst")
+        report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
     if report is not None:
         found.append(report)
     found += [_packet(buf, start, end, location) for start, end, location in layout.xmp]

@@ -1,11 +1,13 @@
-"""Bounded readers for the tags ``audio.read`` looks at: ID3v2.3/2.4 frames and FLAC Vorbis comments.
+"""Bounded readers for the tags ``audio.read`` looks at: ID3v2.3/2.4 frames, Vorbis comments (FLAC,
+Ogg Vorbis, Opus) and MP4 ilst items.
 
 Importing mutagen and letting it parse a whole tag costs more than everything else a read does,
 and a scan reads millions of files. These readers decode only what rightsmeta looks at (the TXXX,
-TCOP, WCOP and PRIV frames; Vorbis comments), and decode it exactly as mutagen 1.48 does, quirks
-included, so a report does not depend on which of the two read the file. Input they are not sure
-of (ID3v2.2, encrypted frames, text mutagen would repair, FLAC blocks mutagen would walk
-differently) raises ``Unusual``, and the caller hands the file to mutagen as before.
+TCOP, WCOP and PRIV frames; Vorbis comments; freeform and cprt items), and decode it exactly as
+mutagen 1.48 does, quirks included, so a report does not depend on which of the two read the
+file. Input they are not sure of (ID3v2.2, encrypted frames, text mutagen would repair, FLAC
+blocks, Ogg pages or MP4 atoms mutagen would walk differently, or refuse) raises ``Unusual``, and
+the caller hands the file to mutagen as before.
 
 Every length is checked against the bytes in hand, and compressed frames inflate within the
 bounds below whichever reader goes on to decode them.
@@ -14,6 +16,7 @@ bounds below whichever reader goes on to decode them.
 from __future__ import annotations
 
 import re
+import struct
 import zlib
 from dataclasses import dataclass, field
 
@@ -324,17 +327,18 @@ def _u32le(data: bytes, pos: int) -> int:
 _VORBIS_KEY = re.compile(r"[\x20-\x3c\x3e-\x7d]+")
 
 
-def vorbis_comments(data: bytes) -> list[tuple[str, str]]:
-    """The (key, value) pairs of a Vorbis comment block without framing bit, as mutagen reads them.
+def _comments(data: bytes, what: str) -> tuple[list[tuple[str, str]], int]:
+    """The (key, value) pairs of the Vorbis comment block at the start of ``data`` as mutagen's
+    ``VComment`` reads them, and the offset where the block ends.
 
-    Unusual if the comments do not end exactly where the block does: mutagen trusts the comments
-    over the block size, and would read on into the next block.
+    Unusual if a length runs past ``data``: mutagen reads on as far as there is data, which is
+    nothing to imitate. ``what`` names the block in errors.
     """
     pos = 4 + _u32le(data, 0)  # the vendor string
     count = _u32le(data, pos)
     pos += 4
     if count > MAX_VORBIS_COMMENTS:
-        raise MalformedFile(f"FLAC: the VORBIS_COMMENT block claims {count} comments; refusing more than {MAX_VORBIS_COMMENTS}")
+        raise MalformedFile(f"{what} claims {count} comments; refusing more than {MAX_VORBIS_COMMENTS}")
     comments = []
     for i in range(count):
         length = _u32le(data, pos)
@@ -349,7 +353,17 @@ def vorbis_comments(data: bytes) -> list[tuple[str, str]]:
             key = key.encode("ascii", "replace").decode("ascii")
         if _VORBIS_KEY.fullmatch(key):
             comments.append((key, value))
-    if pos != len(data):
+    return comments, pos
+
+
+def vorbis_comments(data: bytes) -> list[tuple[str, str]]:
+    """The (key, value) pairs of a FLAC Vorbis comment block (no framing bit), as mutagen reads them.
+
+    Unusual if the comments do not end exactly where the block does: mutagen trusts the comments
+    over the block size, and would read on into the next block.
+    """
+    comments, end = _comments(data, "FLAC: the VORBIS_COMMENT block")
+    if end != len(data):
         raise Unusual("the comments do not fill the block")
     return comments
 
@@ -391,3 +405,489 @@ def flac_comments(buf: Buffer, start: int, blocks: list[tuple[int, int, int]]) -
             found = vorbis_comments(bytes(buf[s:e]))
             comments = found if comments is None else comments  # mutagen uses the first
     return comments
+
+
+# --- Ogg Vorbis and Opus --------------------------------------------------------------------------
+
+#: The comment header is put together from at most this many bytes of pages. A larger one (cover
+#: art of many megabytes, or a packet that never ends) is left to mutagen, which reads it as before.
+MAX_OGG_PACKET = 16 * 1024 * 1024
+#: The identification and comment headers' first bytes, by format.
+_OGG_HEADERS = {"ogg": (b"\x01vorbis", b"\x03vorbis"), "opus": (b"OpusHead", b"OpusTags")}
+_OGG_WHAT = {"ogg": "Ogg Vorbis: the comment header", "opus": "Opus: the OpusTags header"}
+
+
+def _ogg_page(buf: Buffer, pos: int) -> tuple[int, bytes, int, bytes, int]:
+    """(flags, serial, sequence number, lacing values, data offset) of the page at ``pos``."""
+    head = bytes(buf[pos : pos + 27])
+    if len(head) < 27 or head[:5] != b"OggS\x00":
+        raise Unusual("no Ogg page")
+    start = pos + 27 + head[26]
+    lacing = bytes(buf[pos + 27 : start])
+    if len(lacing) != head[26] or start + sum(lacing) > len(buf):
+        raise Unusual("a cut-off Ogg page")
+    return head[5], head[14:18], int.from_bytes(head[18:22], "little"), lacing, start
+
+
+def ogg_comments(buf: Buffer, kind: str) -> list[tuple[str, str]]:
+    """The comments of an Ogg Vorbis (``kind`` "ogg") or Opus ("opus") file, as mutagen's
+    ``OggVorbis`` / ``OggOpus`` reads them.
+
+    Only the layout encoders write is read: the identification header alone on the first page,
+    which begins the logical stream, then the comment header as the first packet of the next
+    pages, all of that one stream, numbered in sequence. mutagen skips pages of other streams,
+    searches on, or splits packets by the continuation flag rather than by the lacing values in
+    other layouts: they are Unusual, and so is anything that would make mutagen refuse the file
+    (no framing bit after Vorbis comments, a zero sample rate, an unknown Opus version).
+    """
+    ident_magic, comment_magic = _OGG_HEADERS[kind]
+    flags, serial, _, lacing, start = _ogg_page(buf, 0)
+    # One whole packet: lacing values of 255 continue it, the first smaller one ends it.
+    if not flags & 0x02 or len(lacing) - len(lacing.lstrip(b"\xff")) != len(lacing) - 1:
+        raise Unusual("the first page holds no single whole packet, or begins no stream")
+    ident = bytes(buf[start : start + sum(lacing)])
+    if not ident.startswith(ident_magic) or int.from_bytes(buf[6:14], "little", signed=True) == -1:
+        # mutagen refuses a stream none of whose pages has a granule position (-1 is none); the
+        # first page's (0 in real files) is one.
+        raise Unusual("an unexpected identification header")
+    if kind == "ogg" and (len(ident) < 28 or not _u32le(ident, 12)):
+        raise Unusual("a Vorbis identification header mutagen refuses")  # too short, or 0 Hz
+    if kind == "opus" and (len(ident) < 19 or ident[8] >> 4):
+        raise Unusual("an Opus identification header mutagen refuses")  # too short, or version
+    pos = start + sum(lacing)
+    parts: list[bytes] = []
+    size, sequence = 0, -1
+    while True:  # every page but the last adds 255 bytes or more: bounded by MAX_OGG_PACKET
+        if pos >= len(buf):
+            raise Unusual("the comment header is cut off")
+        flags, page_serial, page_sequence, lacing, start = _ogg_page(buf, pos)
+        if (page_serial != serial or flags & 0x02 or bool(flags & 0x01) != bool(parts) or not lacing
+                or (parts and page_sequence != sequence + 1)):
+            raise Unusual("the comment header's pages are not one plain sequence of one stream")
+        sequence = page_sequence
+        whole = len(lacing) - len(lacing.lstrip(b"\xff"))  # segments of 255 before the packet ends
+        length = 255 * whole + (lacing[whole] if whole < len(lacing) else 0)
+        size += length
+        if size > MAX_OGG_PACKET:
+            raise Unusual("a comment header larger than we put together")
+        parts.append(bytes(buf[start : start + length]))
+        if whole < len(lacing):
+            break
+        pos = start + length
+    packet = b"".join(parts)
+    if not packet.startswith(comment_magic):
+        raise Unusual("no comment header after the identification header")
+    body = packet[len(comment_magic) :]
+    comments, end = _comments(body, _OGG_WHAT[kind])
+    # Vorbis ends the comments with a framing bit, which mutagen requires; Opus has none, and
+    # both may be followed by padding (or, in Opus, other data), which mutagen ignores.
+    if kind == "ogg" and not (end < len(body) and body[end] & 0x01):
+        raise Unusual("no framing bit")
+    return comments
+
+
+# --- MP4 ------------------------------------------------------------------------------------------
+#
+# mutagen's ``MP4`` reads far more than the ilst items rightsmeta looks at, and refuses the whole
+# file when any of it is broken: every container atom of the file (_atoms), the first audio
+# track's header and sample description (_check_stream_info), the Nero chapters (_check_chapters),
+# and every ilst item (some of its item parsers fail on short data instead of dropping the item).
+# The checks below let our reader answer only where mutagen would succeed; anything else is
+# Unusual, and mutagen fails (or reads) the file as before.
+
+#: The atoms mutagen's ``Atoms`` descends into wherever they are (``mutagen.mp4._atom._CONTAINERS``).
+MP4_CONTAINERS = frozenset((b"moov", b"udta", b"trak", b"mdia", b"meta", b"ilst", b"stbl", b"minf", b"moof", b"traf"))
+#: Atoms walked in one file, and how deep: real files hold dozens (six more per fragment of a
+#: fragmented file), five levels deep. More is left to mutagen, which walks without limits as
+#: before; the bound keeps what our walk adds to that under a second.
+MAX_MP4_ATOMS = 200_000
+MAX_MP4_DEPTH = 32
+_ATOM_HEADER = struct.Struct(">I4s")
+_U64 = struct.Struct(">Q")
+
+
+@dataclass
+class MP4Items:
+    """The ilst items rightsmeta reads, as mutagen's ``MP4Tags`` holds them."""
+
+    #: Freeform values by key ``----:mean:name`` (mean and name decoded as Latin-1), keys in the
+    #: order they first occur, items with the same key merged (mutagen's ``__add``).
+    freeform: dict[str, list[bytes]] = field(default_factory=dict)
+    cprt: list[str] = field(default_factory=list)  # the text of all cprt items
+
+
+@dataclass(slots=True)
+class _Atom:
+    name: bytes
+    start: int
+    payload: int
+    end: int
+    children: list[_Atom] | None = None  # for containers
+
+
+def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> list[_Atom]:
+    """The atoms in buf[start:end] and, below them, every container's children, as mutagen's
+    ``Atom`` reads them (``depth`` 0: the top level).
+
+    Unusual unless the children fill each container exactly with sizes mutagen accepts. mutagen
+    reads a child that runs past its parent and carries on behind it, or fails on a size of 0
+    below the top level, under 8, or (64-bit) under 16.
+    """
+    found = []
+    pos = start
+    while pos < end if depth else pos + 8 <= end:  # mutagen ignores fewer than 8 bytes at the end
+        if pos + 8 > end:
+            raise Unusual("an atom header runs past its parent")
+        size, name = _ATOM_HEADER.unpack_from(buf, pos)
+        payload = pos + 8
+        if size == 1:
+            if pos + 16 > end:
+                raise Unusual("an atom header runs past its parent")
+            size, payload = _U64.unpack_from(buf, pos + 8)[0], pos + 16
+            if size < 16:
+                raise Unusual("a 64-bit atom size under 16")
+        elif size == 0 and not depth:
+            size = end - pos  # the last atom of the file may run to its end
+        elif size < 8:
+            raise Unusual("an atom size under 8")
+        if payload > end or pos + size > end:
+            raise Unusual("an atom runs past its parent")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise Unusual("too many atoms")
+        atom = _Atom(name, pos, payload, pos + size)
+        if atom.name in MP4_CONTAINERS:
+            if depth == MAX_MP4_DEPTH:
+                raise Unusual("atoms nested too deep")
+            first = payload
+            if atom.name == b"meta":
+                # mutagen skips four bytes, the version and flags of ISO's full box. QuickTime
+                # writes meta without them, its first child's size there: mutagen misreads that.
+                first += 4
+                if first > atom.end or any(buf[payload:first]):
+                    raise Unusual("a meta atom without version and flags")
+            atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
+        found.append(atom)
+        pos += size
+    return found
+
+
+def _first(atoms: list[_Atom] | None, name: bytes) -> _Atom | None:
+    """The first child of that name: mutagen looks no further."""
+    return next((a for a in atoms or () if a.name == name), None)
+
+
+def _payload(buf: Buffer, atom: _Atom) -> bytes:
+    return bytes(buf[atom.payload : atom.end])
+
+
+def mp4_items(buf: Buffer) -> MP4Items | None:
+    """The freeform and cprt items of moov/udta/meta/ilst as mutagen's ``MP4`` reads them (the
+    first atom of each name at each level); None if there is no ilst."""
+    top = _atoms(buf, 0, len(buf), 0, [MAX_MP4_ATOMS])
+    moov = _first(top, b"moov")
+    if moov is None:
+        raise Unusual("no moov atom")
+    _check_stream_info(buf, moov)
+    udta = _first(moov.children, b"udta")
+    meta = _first(udta.children, b"meta") if udta is not None else None
+    ilst = _first(meta.children, b"ilst") if meta is not None else None
+    items = _items(buf, ilst) if ilst is not None else None
+    chpl = _first(udta.children, b"chpl") if udta is not None else None
+    mvhd = _first(moov.children, b"mvhd")
+    if chpl is not None and mvhd is not None:  # mutagen reads the chapters last
+        _check_chapters(_payload(buf, mvhd), _payload(buf, chpl))
+    return items
+
+
+def _items(buf: Buffer, ilst: _Atom) -> MP4Items:
+    items = MP4Items()
+    for atom in ilst.children or ():
+        if atom.payload - atom.start != 8:
+            raise Unusual("an ilst item with a 64-bit size")  # mutagen reads its data 8 bytes short
+        data = _payload(buf, atom)
+        if atom.name == b"----":
+            key, values = _freeform(data)
+            items.freeform.setdefault(key, []).extend(values)
+        elif atom.name == b"cprt":
+            items.cprt += _text(data)
+        elif atom.name in (b"trkn", b"disk"):
+            # mutagen unpacks six bytes of each data atom of these without looking, and fails on fewer.
+            if any(len(value) < 6 for _, value in _data_atoms(data)[0]):
+                raise Unusual("a short track or disc number")
+        elif atom.name == b"covr":
+            _check_cover(data)
+        # mutagen's other item parsers drop an item they cannot read, which is all we need of them.
+    return items
+
+
+def _freeform(data: bytes) -> tuple[str, list[bytes]]:
+    """A '----' item as mutagen's ``__parse_freeform`` reads it: key and values.
+
+    mutagen takes the first two atoms for mean and name whatever their type, skips their
+    version and flags, and fails on some broken data atoms while dropping the item for others;
+    only the plain layout is read here.
+    """
+    mean_end = _u32(data, 0)
+    name_end = mean_end + _u32(data, mean_end)
+    if (data[4:8] != b"mean" or data[mean_end + 4 : mean_end + 8] != b"name" or mean_end < 12
+            or name_end < mean_end + 12 or name_end > len(data)):
+        raise Unusual("a freeform item without mean and name")
+    key = (b"----:" + data[12:mean_end] + b":" + data[mean_end + 12 : name_end]).decode("latin-1")
+    values = []
+    pos = name_end
+    while pos < len(data):
+        length = _u32(data, pos)
+        if data[pos + 4 : pos + 8] != b"data" or length < 16 or pos + length > len(data):
+            raise Unusual("a broken data atom in a freeform item")
+        values.append(data[pos + 16 : pos + length])  # after type (version, flags) and locale
+        pos += length
+    return key, values
+
+
+def _data_atoms(data: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+    """(type, value) of an item's data atoms as mutagen's ``__parse_data`` yields them, and whether
+    it got to the end: it stops at a broken one (and mutagen then drops the item)."""
+    found: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        length = _u32(data, pos)
+        if len(data) - pos < 12 or data[pos + 4 : pos + 8] != b"data" or length < 16 or pos + length > len(data):
+            return found, False
+        found.append((_u32(data, pos + 8) & 0xFFFFFF, data[pos + 16 : pos + length]))
+        pos += length
+    return found, True
+
+
+def _text(data: bytes) -> list[str]:
+    """A text item's values as mutagen's ``__parse_text`` reads them: none if it drops the item
+    (a broken data atom, a type other than implicit or UTF-8, invalid UTF-8)."""
+    found, whole = _data_atoms(data)
+    if not whole or any(kind not in (0, 1) for kind, _ in found):
+        return []
+    try:
+        return [value.decode("utf-8") for _, value in found]
+    except UnicodeDecodeError:
+        return []
+
+
+def _check_cover(data: bytes) -> None:
+    """mutagen's ``__parse_cover`` fails on fewer than 12 bytes of an atom header, and loops
+    forever on a 'name' atom of size 0."""
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 12:
+            raise Unusual("a cut-off atom in covr")
+        length, kind = _u32(data, pos), data[pos + 4 : pos + 8]
+        if kind == b"name" and length == 0:
+            raise MalformedFile("MP4: the covr item holds a 'name' atom of size 0 (mutagen would loop forever on it)")
+        if kind not in (b"data", b"name") or length < 1:
+            return  # mutagen drops the item
+        pos += length
+
+
+def _movie_header_ok(mvhd: bytes, other_versions: bool) -> bool:
+    """Would mutagen read this movie header? From versions 0 and 1 it takes the time scale and
+    divides by it; other versions ``MP4Info`` skips (``other_versions``) and the chapter reader refuses."""
+    if len(mvhd) < 4:
+        return False
+    if mvhd[0] not in (0, 1):
+        return other_versions
+    return len(mvhd) >= (20 if mvhd[0] == 0 else 32) and _u32(mvhd, 12 if mvhd[0] == 0 else 20) != 0
+
+
+def _audio_track(moov: _Atom, buf: Buffer) -> _Atom | None:
+    """The mdia atom of the first audio track, as mutagen's ``MP4Info`` finds it: every track up
+    to it must have a handler (mdia/hdlr)."""
+    for trak in moov.children or ():
+        if trak.name != b"trak":
+            continue
+        mdia = _first(trak.children, b"mdia")
+        hdlr = _first(mdia.children, b"hdlr") if mdia is not None else None
+        if mdia is None or hdlr is None:
+            raise Unusual("a track without a handler")
+        if _payload(buf, hdlr)[8:12] == b"soun":
+            return mdia
+    return None
+
+
+def _check_stream_info(buf: Buffer, moov: _Atom) -> None:
+    """Unusual where mutagen's ``MP4Info`` would fail: it reads the first audio track's media
+    header and sample description, or without an audio track the movie header."""
+    mdia = _audio_track(moov, buf)
+    if mdia is None:
+        mvhd = _first(moov.children, b"mvhd")
+        if mvhd is not None and not _movie_header_ok(_payload(buf, mvhd), other_versions=True):
+            raise Unusual("a movie header mutagen refuses")
+        return
+    mdhd = _first(mdia.children, b"mdhd")
+    data = _payload(buf, mdhd) if mdhd is not None else b""
+    if len(data) < 4 or data[0] not in (0, 1) or len(data) < (20 if data[0] == 0 else 32):
+        raise Unusual("a media header mutagen refuses")
+    minf = _first(mdia.children, b"minf")
+    stbl = _first(minf.children, b"stbl") if minf is not None else None
+    stsd = _first(stbl.children, b"stsd") if stbl is not None else None
+    if stsd is None:
+        return  # mutagen reads no sample description then
+    data = _payload(buf, stsd)
+    if len(data) < 8 or data[0] != 0:
+        raise Unusual("a sample description mutagen refuses")
+    if _u32(data, 4):  # the number of entries: mutagen reads the first
+        _check_sample_entry(data[8:])
+
+
+def _check_sample_entry(data: bytes) -> None:
+    """The first sample entry, as mutagen's ``AudioSampleEntry`` reads it (in whatever track type):
+    28 bytes of audio fields, then an atom, which for AAC, ALAC and AC-3 it decodes."""
+    size, codec = _u32(data, 0), data[4:8]
+    extra = data[8 + 28 : size]
+    extra_size, extra_name = _u32(extra, 0), extra[4:8]
+    if (len(data) < 8 or size in (0, 1) or codec in MP4_CONTAINERS or size < 8 + 28 + 8 or size > len(data)
+            or extra_size in (0, 1) or extra_name in MP4_CONTAINERS or extra_size < 8):
+        # Sizes 0 and 1 (to the end, 64-bit) and containers mutagen reads well enough; not worth imitating.
+        raise Unusual("a sample entry mutagen refuses or reads differently")
+    config = extra[8:extra_size]
+    read = extra_size <= len(extra)  # mutagen reads the atom only for the codecs below
+    if codec == b"mp4a" and extra_name == b"esds":
+        if not read or len(config) < 4 or config[0] != 0:
+            raise Unusual("an esds atom mutagen refuses")
+        _check_esds(_Bits(config[4:]))
+    elif codec == b"alac" and extra_name == b"alac":
+        # version 0; then 4 bytes, the compatible version (others end the reading), 19 bytes more
+        if not read or len(config) < 9 or config[0] != 0 or (config[8] == 0 and len(config) < 28):
+            raise Unusual("an ALAC cookie mutagen refuses")
+    elif codec == b"ac-3" and extra_name == b"dac3" and (not read or len(config) < 3):
+        raise Unusual("a dac3 atom mutagen refuses")
+
+
+class _Bits:
+    """Where mutagen's ``BitReader`` fails, over ``data``: reading bits fails unless the bytes
+    holding them are there; skipping fails only when it ends inside a missing byte (it seeks)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0  # pos in bits
+
+    def _end(self, count: int) -> int:
+        end = self.pos + count
+        if count and (end + 7) // 8 > len(self.data):
+            raise Unusual("mutagen runs out of data decoding the esds atom")
+        self.pos = end
+        return end
+
+    def bits(self, count: int) -> int:
+        end = self._end(count)
+        value = int.from_bytes(self.data[(end - count) // 8 : (end + 7) // 8], "big")
+        return value >> (-end % 8) & ((1 << count) - 1)
+
+    def skip(self, count: int) -> None:
+        if (self.pos + count) % 8:
+            self._end(count)
+        else:
+            self.pos += count
+
+
+def _check_esds(r: _Bits) -> None:
+    """mutagen's ES_Descriptor, DecoderConfigDescriptor and DecoderSpecificInfo parsers (mutagen.mp4._as_entry),
+    reduced to where they fail."""
+
+    def length() -> int:  # a descriptor length: up to four bytes of seven bits
+        value = 0
+        for _ in range(4):
+            byte = r.bits(8)
+            value = value << 7 | byte & 0x7F
+            if not byte & 0x80:
+                return value
+        raise Unusual("an invalid descriptor length")
+
+    if r.bits(8) != 3:
+        raise Unusual("no ES descriptor")
+    length()
+    r.bits(16)  # ES_ID
+    depends, url, ocr = r.bits(1), r.bits(1), r.bits(1)
+    r.bits(5)  # priority
+    if depends:
+        r.bits(16)
+    if url:
+        r.bits(8 * r.bits(8))
+    if ocr:
+        r.bits(16)
+    if r.bits(8) != 4:
+        raise Unusual("no decoder config descriptor")
+    config_length = length()
+    object_type, stream_type = r.bits(8), r.bits(6)
+    r.bits(1 + 1 + 24 + 32 + 32)
+    if (object_type, stream_type) != (0x40, 5) or config_length == 13 or r.bits(8) != 5:
+        return
+    _check_audio_config(r, length())
+
+
+def _check_audio_config(r: _Bits, length: int) -> None:
+    """mutagen's ``DecoderSpecificInfo._parse`` and ``GASpecificConfig``: which bits it reads."""
+    start = r.pos
+
+    def object_type() -> int:
+        kind = r.bits(5)
+        return 32 + r.bits(6) if kind == 31 else kind
+
+    def frequency() -> None:
+        if r.bits(4) == 15:
+            r.bits(24)
+
+    kind = object_type()
+    frequency()
+    channels = r.bits(4)
+    extension = 0
+    if kind in (5, 29):
+        extension = 5
+        frequency()
+        kind = object_type()
+        if kind == 22:
+            r.bits(4)
+    if kind not in (1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22, 23):
+        return  # mutagen reads no further
+    r.skip(1)  # GASpecificConfig
+    if r.bits(1):
+        r.skip(14)
+    extension_flag = r.bits(1)
+    if not channels:
+        raise Unusual("an AAC program config element")  # mutagen decodes it; rare
+    if kind in (6, 20):
+        r.skip(3)
+    if extension_flag:
+        if kind == 22:
+            r.skip(5 + 11)
+        if kind in (17, 19, 20, 23):
+            r.skip(3)
+        if r.bits(1):
+            return  # extensionFlag3: mutagen stops there
+    if kind in (17, 19, 20, 21, 22, 23) and r.bits(2) in (2, 3):
+        return
+    if extension != 5 and length * 8 - (r.pos - start) >= 16 and r.bits(11) == 0x2B7:
+        extension = object_type()
+        if extension == 5 and r.bits(1) == 1:
+            frequency()
+            if length * 8 - (r.pos - start) >= 12 and r.bits(11) == 0x548:
+                r.bits(1)
+        if extension == 22:
+            if r.bits(1) == 1:
+                frequency()
+            r.bits(4)
+
+
+def _check_chapters(mvhd: bytes, chpl: bytes) -> None:
+    """mutagen reads Nero chapters (moov/udta/chpl) with the movie header's time scale, and
+    refuses the file if either is short, the time scale 0 or a title not UTF-8."""
+    if not _movie_header_ok(mvhd, other_versions=False):
+        raise Unusual("a movie header mutagen refuses")
+    if len(chpl) < 9:
+        raise Unusual("a chapter list mutagen refuses")
+    pos = 9
+    for _ in range(chpl[8]):
+        if len(chpl) < pos + 9:
+            raise Unusual("a chapter list mutagen refuses")
+        title_end = pos + 9 + chpl[pos + 8]  # a start time of 8 bytes, a title of a counted length
+        try:
+            chpl[pos + 9 : title_end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unusual("a chapter title mutagen refuses") from None
+        pos = title_end
