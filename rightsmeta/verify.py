@@ -36,8 +36,11 @@ Status = Literal["intact", "partial", "conflicting", "tampered", "stripped", "un
 STATUSES: tuple[Status, ...] = ("intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable")
 XMP_WRITABLE = ("jpeg", "png", "webp", "tiff")
 
-# Projections rightsmeta writes beside its exact record in the same carrier.
+# Projections rightsmeta writes beside its exact record in the same carrier: XMP holds both;
+# the key/value carriers (ID3, Vorbis comments, MP4 atoms, the PDF Info dictionary, the EPUB
+# package document) hold TDMRep's only, as they have no IPTC field.
 _PROJECTIONS = {iptc.NAME: (iptc.encode, "plus:DataMining"), tdmrep.NAME: (tdmrep.encode, "tdm:reservation")}
+_XMP_ONLY = frozenset({iptc.NAME})
 
 
 @dataclass
@@ -100,6 +103,8 @@ def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
         vocabularies = {s.vocabulary for s in carrier.signals if any(p.state.value != "unspecified" for p in s.permissions.values())}
         record = Assertion(permissions=exact[0].permissions)
         for name, (encode, prop) in _PROJECTIONS.items():
+            if name in _XMP_ONLY and carrier.name != "xmp":
+                continue
             if name not in vocabularies and encode(record) is not None:
                 missing.append(f"{prop} in {carrier.name}")
     # A manifest rightsmeta signed sits beside XMP wherever XMP can be written.

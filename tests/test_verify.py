@@ -70,6 +70,27 @@ def test_intact_untagged_and_reasons(tmp_path: Path, ledger: Ledger) -> None:
     assert status(plain, ledger) == "untagged"
 
 
+def test_every_family_tagged_by_rightsmeta_is_intact(tmp_path: Path, ffmpeg: str) -> None:
+    # Key/value carriers (ID3, Vorbis, MP4, PDF Info, EPUB OPF) hold the exact record and TDMRep's
+    # projection but no IPTC field: that is not a stripped projection.
+    from test_documents import epub_bytes, pdf_bytes
+
+    (tmp_path / "doc.pdf").write_bytes(pdf_bytes())
+    (tmp_path / "book.epub").write_bytes(epub_bytes())
+    for fmt in ("mp3", "flac", "wav", "m4a", "ogg", "opus", "mov"):
+        video = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", "-shortest"] if fmt == "mov" else []
+        codec = {"m4a": ["-c:a", "aac"], "mov": ["-c:a", "aac"], "ogg": ["-c:a", "libvorbis"]}.get(fmt, [])
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", *video, *codec,
+                        str(tmp_path / f"clip.{fmt}")], check=True)
+    paths = sorted(tmp_path.iterdir())
+    for path in paths:
+        assert rightsmeta.tag(path, DENY).status == "tagged", path
+    rows = {Path(r["path"]).suffix: r for r in verify_many([str(p) for p in paths])}
+    assert {ext: (r["status"], r["reasons"]) for ext, r in rows.items() if r["status"] != "intact"} == {}
+    assert len(rows) == 9
+
+
 def test_partial_when_a_projection_is_stripped(tmp_path: Path, exiftool: str) -> None:
     path = write_image(tmp_path, "jpeg")
     rightsmeta.tag(path, DENY)

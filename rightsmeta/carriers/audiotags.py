@@ -560,16 +560,29 @@ def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> 
             if depth == MAX_MP4_DEPTH:
                 raise Unusual("atoms nested too deep")
             first = payload
-            if atom.name == b"meta":
-                # mutagen skips four bytes, the version and flags of ISO's full box. QuickTime
-                # writes meta without them, its first child's size there: mutagen misreads that.
+            if atom.name == b"meta" and _quicktime_meta(buf, payload, atom.end):
+                # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write it)
+                # has no version and flags: its hdlr starts at once. mutagen skips four bytes
+                # anyway and then fails on the file ("seek out of range") or silently loses what
+                # follows; it is read here as written, the one place this reader departs from mutagen.
+                pass
+            elif atom.name == b"meta":
+                # ISO's meta is a full box: version and flags (zero) before the children.
                 first += 4
                 if first > atom.end or any(buf[payload:first]):
-                    raise Unusual("a meta atom without version and flags")
+                    raise Unusual("a meta atom with flags, or cut short")
             atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
         found.append(atom)
         pos += size
     return found
+
+
+def _quicktime_meta(buf: Buffer, payload: int, end: int) -> bool:
+    """Does this meta start with a whole hdlr atom instead of ISO's version and flags?"""
+    if payload + 8 > end or buf[payload + 4 : payload + 8] != b"hdlr":
+        return False
+    size: int = _ATOM_HEADER.unpack_from(buf, payload)[0]
+    return 8 <= size <= end - payload
 
 
 def _first(atoms: list[_Atom] | None, name: bytes) -> _Atom | None:
