@@ -7,7 +7,8 @@ TCOP, WCOP and PRIV frames; Vorbis comments; freeform and cprt items), and decod
 mutagen 1.48 does, quirks included, so a report does not depend on which of the two read the
 file. Input they are not sure of (ID3v2.2, encrypted frames, text mutagen would repair, FLAC
 blocks, Ogg pages or MP4 atoms mutagen would walk differently, or refuse) raises ``Unusual``, and
-the caller hands the file to mutagen as before.
+the caller hands the file to mutagen as before. One departure, on purpose: QuickTime's
+``moov/meta`` (Apple's keys) is read as written, where mutagen misreads it and fails the file.
 
 Every length is checked against the bytes in hand, and compressed frames inflate within the
 bounds below whichever reader goes on to decode them.
