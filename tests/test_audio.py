@@ -29,6 +29,7 @@ from rightsmeta import Assertion, Permission, Purpose, State
 from rightsmeta.carriers import audio, containers, detect
 from rightsmeta.cli import main
 from rightsmeta.errors import MalformedFile
+from rightsmeta.verify import verify
 
 FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
 ID3_FORMATS = ("mp3", "wav", "aiff")
@@ -707,3 +708,32 @@ def test_mixed_folder_in_one_run(originals: dict[str, Path], tmp_path: Path) -> 
         if name != "notes.txt":
             assert report["errors"] == [] and report["permissions"]["ai-training"] == "notAllowed", name
             assert report["rights"]["copyright"] == "(c) Ada"
+
+
+@pytest.mark.parametrize("fmt", ["wav", "aiff"])
+def test_container_copyright_is_read_beside_the_tags(tmp_path: Path, ffmpeg: str, exiftool: str, fmt: str) -> None:
+    # ffmpeg (like Windows and ExifTool) keeps a WAV's copyright in LIST/INFO ICOP and an AIFF's
+    # in its '(c) ' chunk, not in ID3.
+    path = tmp_path / f"c.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-metadata",
+                    "copyright=(c) 2026 Ada", str(path)], check=True)
+    group = "RIFF" if fmt == "wav" else "AIFF"
+    assert exiftool_json(exiftool, path, "-Copyright")[f"{group}:Copyright"] == "(c) 2026 Ada"
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.rights["copyright"] == "(c) 2026 Ada"
+    assert [c.name for c in report.carriers] == [f"{fmt}-copyright"]
+    assert verify(path).status == "untagged"  # a copyright line is no AI signal
+    assert rightsmeta.tag(path, Assertion.build(deny=["ai"])).status == "tagged"
+    tagged = rightsmeta.read(path)
+    assert tagged.rights["copyright"] == "(c) 2026 Ada" and f"{fmt}-copyright" in [c.name for c in tagged.carriers]
+    assert verify(path).status == "intact"
+    # UTF-8, as ffmpeg writes it; a cut-off sub-chunk says nothing rather than garbage.
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=1", "-metadata",
+                    "copyright=(c) Zoë", str(path)], check=True)
+    assert rightsmeta.read(path).rights["copyright"] == "(c) Zoë"
+    if fmt == "wav":
+        data = bytearray(path.read_bytes())
+        icop = data.index(b"ICOP")
+        data[icop + 4 : icop + 8] = (1 << 30).to_bytes(4, "little")
+        report = rightsmeta.read(bytes(data))
+        assert report.errors == [] and "copyright" not in report.rights

@@ -115,6 +115,9 @@ class _Layout:
     id3_chunk: tuple[int, int] | None = None
     #: XMP packets mutagen cannot reach: (start, end, location).
     xmp: list[tuple[int, int, str]] = field(default_factory=list)
+    #: The container's own copyright text: WAV LIST/INFO (its ICOP inside) or AIFF '(c) ' chunk,
+    #: as (payload start, payload end).
+    copyright: tuple[int, int] | None = None
     #: FLAC: the offset of 'fLaC' and its metadata blocks as (type, payload start, payload end).
     flac: tuple[int, list[tuple[int, int, int]]] | None = None
     #: Ogg: how many logical streams begin in the file (chained or multiplexed files have several).
@@ -274,6 +277,8 @@ def _chunks(buf: Buffer, what: str, big_endian: bool) -> dict[bytes, tuple[int, 
                 f"but the file ends at {declared}"
             )
         found.setdefault(cid, (pos, pos + 8, end))
+        if cid == b"LIST" and end - pos >= 12:  # a list of chunks, named by its type: LIST/INFO
+            found.setdefault(b"LIST/" + bytes(buf[pos + 8 : pos + 12]), (pos, pos + 12, end))
         pos = end + (size & 1)  # chunks are padded to an even length
     raise MalformedFile(f"{what}: more than {MAX_ITEMS} chunks")
 
@@ -540,7 +545,41 @@ def _riff_layout(
         _check_id3(buf, tag[1], f"{kind.upper()} ID3 chunk")
     if kind == "wav" and b"_PMX" in chunks:
         layout.xmp.append((chunks[b"_PMX"][1], chunks[b"_PMX"][2], "RIFF _PMX chunk"))
+    text = chunks.get(b"LIST/INFO" if kind == "wav" else b"(c) ")
+    if text is not None:
+        layout.copyright = text[1], text[2]
     return layout
+
+
+def _text_value(data: bytes) -> str:
+    # Neither chunk names an encoding: ffmpeg and most current tools write UTF-8, older ones a
+    # Windows code page, which Latin-1 reads without failing.
+    data = data.split(b"\x00", 1)[0].strip()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _read_container_copyright(buf: Buffer, kind: str, start: int, end: int) -> CarrierReport | None:
+    """The copyright WAV keeps in LIST/INFO 'ICOP' (as ffmpeg, Windows and ExifTool write it) and
+    AIFF in its '(c) ' chunk: a rights field, not a signal, shown beside the tags."""
+    if kind == "aiff":
+        text, location, key = _text_value(bytes(buf[start:end])), "AIFF '(c) ' chunk", "(c) "
+    else:
+        text, location, key = "", "RIFF LIST/INFO chunk", "ICOP"
+        pos = start
+        while pos + 8 <= end:  # each sub-chunk takes at least 8 bytes: bounded by the chunk
+            size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+            if pos + 8 + size > end:
+                break  # a cut-off sub-chunk: the rest of the list says nothing we can trust
+            if bytes(buf[pos : pos + 4]) == b"ICOP":
+                text = _text_value(bytes(buf[pos + 8 : pos + 8 + size]))
+                break
+            pos += 8 + size + (size & 1)
+    if not text:
+        return None
+    return CarrierReport(f"{kind}-copyright", location, values={key: text}, rights={"copyright": text})
 
 
 @contextlib.contextmanager
@@ -793,6 +832,8 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
             start, end = layout.id3_chunk
             chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
             found += _read_id3(_id3_frames(buf, start, end, kind, f"{kind.upper()} ID3 chunk"), f"in the {chunk}")
+        if layout.copyright is not None:
+            report = _read_container_copyright(buf, kind, *layout.copyright)
     elif kind in _VORBIS_FORMATS:
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
