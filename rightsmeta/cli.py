@@ -336,8 +336,8 @@ def verify(
         password=password, trust_anchors=anchors, seconds=timeout,
     )
     writer = output.Writer(sys.stdout, fmt) if fmt else None
+    page = output.HtmlReport(html_file) if html_file else None
     counts: dict[str, int] = {}
-    kept: list[dict[str, object]] = []
     for row in _progress(rows, "verifying", fmt is None, total=len(files)):
         counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
         if writer:
@@ -345,12 +345,12 @@ def verify(
         else:
             colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
             click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {row['path']}: {'; '.join(row['reasons'])}")
-        if html_file:
-            kept.append(row)
+        if page:
+            page.write(row)
     if writer:
         writer.close()
-    if html_file:
-        Path(html_file).write_text(output.html_page(kept), encoding="utf-8")
+    if page:
+        page.close()
     click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({len(files)} files)", err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)

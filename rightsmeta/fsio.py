@@ -82,6 +82,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     The file's permission bits are kept. On any failure the temporary file is removed and
     the original is untouched.
     """
+    with replacing(path) as out:
+        out.write(data)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A file to write that replaces ``path`` atomically when the block ends without an error,
+    for output too large to hold in memory (see ``atomic_write``)."""
     import tempfile  # writing only: a scan never needs it
 
     target = os.fspath(path)
@@ -93,7 +101,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".rightsmeta-tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, mode)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import html
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -66,25 +69,24 @@ _COLOURS = {
 }
 
 
-def html_page(rows: Iterable[dict[str, Any]], *, title: str = "rightsmeta verify") -> str:
-    """A self-contained page: counts per status, then one filterable row per file with its reasons."""
-    rows = list(rows)
-    counts = Counter(r["status"] for r in rows)
+def _html_row(r: dict[str, Any]) -> str:
+    esc = html.escape
+    colour = _COLOURS.get(r["status"], "#000")
+    denied = [p for p, s in r["permissions"].items() if s in ("notAllowed", "constrained")]
+    return (
+        f'<tr data-status="{esc(r["status"])}"><td class="p">{esc(str(r["path"]))}</td><td>{esc(str(r["format"] or ""))}</td>'
+        f'<td><span class="s" style="background:{colour}">{esc(r["status"])}</span></td>'
+        f'<td>{esc(", ".join(denied)) or "&mdash;"}</td>'
+        f'<td>{"<br>".join(esc(x) for x in r["reasons"])}</td></tr>\n'
+    )
+
+
+def _html_head(counts: Counter[str], total: int, title: str) -> str:
     esc = html.escape
     buttons = "".join(
         f'<button data-status="{s}" style="border-color:{c}"><b style="color:{c}">{counts.get(s, 0)}</b> {s}</button>'
         for s, c in _COLOURS.items()
     )
-    body = []
-    for r in rows:
-        colour = _COLOURS.get(r["status"], "#000")
-        denied = [p for p, s in r["permissions"].items() if s in ("notAllowed", "constrained")]
-        body.append(
-            f'<tr data-status="{esc(r["status"])}"><td class="p">{esc(str(r["path"]))}</td><td>{esc(str(r["format"] or ""))}</td>'
-            f'<td><span class="s" style="background:{colour}">{esc(r["status"])}</span></td>'
-            f'<td>{esc(", ".join(denied)) or "&mdash;"}</td>'
-            f'<td>{"<br>".join(esc(x) for x in r["reasons"])}</td></tr>'
-        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -97,16 +99,54 @@ table{{border-collapse:collapse;width:100%}} th,td{{text-align:left;padding:.35e
 th{{background:#f5f5f5}} .s{{color:#fff;border-radius:4px;padding:.1em .5em;font-weight:600}}
 .p{{font-family:ui-monospace,monospace;word-break:break-all;min-width:18em}}
 </style></head><body>
-<h1>{esc(title)}: {len(rows)} file(s)</h1>
+<h1>{esc(title)}: {total} file(s)</h1>
 <div class="bar">{buttons}<input id="q" type="search" placeholder="filter by path or reason"></div>
 <table><thead><tr><th>file</th><th>format</th><th>status</th><th>reserved purposes</th><th>reasons</th></tr></thead>
-<tbody>{"".join(body)}</tbody></table>
+<tbody>
+"""
+
+
+_HTML_TAIL = """</tbody></table>
 <script>
 const rows=[...document.querySelectorAll('tbody tr')],on=new Set();
-function apply(){{const q=document.getElementById('q').value.toLowerCase();
-rows.forEach(r=>{{const ok=(!on.size||on.has(r.dataset.status))&&(!q||r.textContent.toLowerCase().includes(q));r.hidden=!ok;}});}}
-document.querySelectorAll('button').forEach(b=>b.onclick=()=>{{const s=b.dataset.status;
-on.has(s)?on.delete(s):on.add(s);b.classList.toggle('on');apply();}});
+function apply(){const q=document.getElementById('q').value.toLowerCase();
+rows.forEach(r=>{const ok=(!on.size||on.has(r.dataset.status))&&(!q||r.textContent.toLowerCase().includes(q));r.hidden=!ok;});}
+document.querySelectorAll('button').forEach(b=>b.onclick=()=>{const s=b.dataset.status;
+on.has(s)?on.delete(s):on.add(s);b.classList.toggle('on');apply();});
 document.getElementById('q').oninput=apply;
 </script></body></html>
 """
+
+
+class HtmlReport:
+    """The self-contained page for people, built as verdicts arrive.
+
+    The counts head the page but are known only at the end, so rows wait in a temporary file
+    beside the report rather than in memory: a scan of millions stays flat. ``close`` writes
+    the page atomically.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, title: str = "rightsmeta verify") -> None:
+        self.path, self.title, self.counts = os.fspath(path), title, Counter[str]()
+        self._rows = tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(self.path)))
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.counts[row["status"]] += 1
+        self._rows.write(_html_row(row).encode("utf-8"))
+
+    def close(self) -> None:
+        from .fsio import replacing
+
+        with self._rows:
+            self._rows.seek(0)
+            with replacing(self.path) as page:
+                page.write(_html_head(self.counts, sum(self.counts.values()), self.title).encode("utf-8"))
+                shutil.copyfileobj(self._rows, page)
+                page.write(_HTML_TAIL.encode("utf-8"))
+
+
+def html_page(rows: Iterable[dict[str, Any]], *, title: str = "rightsmeta verify") -> str:
+    """A self-contained page: counts per status, then one filterable row per file with its reasons."""
+    rows = list(rows)
+    body = "".join(_html_row(r) for r in rows)
+    return _html_head(Counter(r["status"] for r in rows), len(rows), title) + body + _HTML_TAIL

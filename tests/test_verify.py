@@ -352,6 +352,29 @@ def test_an_upload_piped_on_standard_input(tmp_path: Path) -> None:
     assert json.loads(empty.stdout)["reasons"] == ["empty file (0 bytes)"]
 
 
+def test_html_report_is_built_on_disk_as_rows_arrive(tmp_path: Path) -> None:
+    # Rows wait in an anonymous temporary file, not in memory; the page is the same as one built
+    # from a list, and appears whole (no partial page, no temporary file left beside it).
+    from rightsmeta import output
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(5):
+        path = write_image(folder, ("jpeg", "png")[i % 2], f"f{i}")
+        if i % 2:
+            rightsmeta.tag(path, DENY)
+    rows = list(verify_many(sorted(str(p) for p in folder.iterdir())))
+    out = tmp_path / "out"
+    out.mkdir()
+    report = output.HtmlReport(out / "report.html")
+    for row in rows:
+        report.write(row)
+    assert list(out.iterdir()) == []
+    report.close()
+    assert [p.name for p in out.iterdir()] == ["report.html"]
+    assert (out / "report.html").read_text(encoding="utf-8") == output.html_page(rows)
+
+
 def test_parallel_jobs_give_the_same_answers(tmp_path: Path) -> None:
     for i in range(12):
         path = write_image(tmp_path, ("jpeg", "png", "webp")[i % 3], f"f{i}")
