@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from . import __version__, api
-from .errors import UsageError
+from .errors import RightsmetaError, UsageError
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
@@ -336,7 +336,10 @@ def verify(
         password=password, trust_anchors=anchors, seconds=timeout,
     )
     writer = output.Writer(sys.stdout, fmt) if fmt else None
-    page = output.HtmlReport(html_file) if html_file else None
+    try:  # before the scan: a report that cannot be written is said at once, not after an hour
+        page = output.HtmlReport(html_file) if html_file else None
+    except OSError as exc:
+        raise click.UsageError(f"cannot write the HTML report {html_file}: {exc.strerror or exc}") from None
     counts: dict[str, int] = {}
     for row in _progress(rows, "verifying", fmt is None, total=len(files)):
         counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
@@ -350,7 +353,10 @@ def verify(
     if writer:
         writer.close()
     if page:
-        page.close()
+        try:
+            page.close()
+        except RightsmetaError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({len(files)} files)", err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
@@ -384,7 +390,6 @@ def ledger_export(ledger: str | None, out: str | None) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file to load into (created if missing).")
 def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
     """Load JSON Lines registries (as written by `rightsmeta ledger export`) into the ledger."""
-    from .errors import RightsmetaError
     from .ledger import Ledger
 
     path = _ledger_path(ledger, False, must_exist=False)

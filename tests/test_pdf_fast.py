@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -530,6 +531,17 @@ def test_text_strings_match_pypdf(raw: bytes) -> None:
     assert pdfobjects.text_string(raw) == pdf._text(create_string_object(raw))
 
 
+T = TypeVar("T")
+
+
+def _or_none(read: Callable[[], T]) -> T | None:
+    """What our reader makes of it, or None where it is unsure (and pypdf decides)."""
+    try:
+        return read()
+    except pdfobjects.Unsure:
+        return None
+
+
 def _parser(data: bytes) -> pdfobjects._Parser:
     reader = pdfobjects.Reader.__new__(pdfobjects.Reader)  # no file: only the token budget
     reader.budget = 1000
@@ -541,10 +553,7 @@ def _parser(data: bytes) -> pdfobjects._Parser:
                 max_size=16).map(b"".join))
 def test_literal_strings_match_pypdf(body: bytes) -> None:
     data = b"(" + body + b") /After"
-    try:
-        mine: tuple[bytes, int] | None = _parser(data).literal_string(0)
-    except pdfobjects.Unsure:
-        mine = None
+    mine = _or_none(lambda: _parser(data).literal_string(0))
     stream = io.BytesIO(data)
     try:
         theirs = read_string_from_stream(stream)
@@ -560,10 +569,7 @@ def test_literal_strings_match_pypdf(body: bytes) -> None:
                 max_size=10).map(b"".join))
 def test_names_match_pypdf(body: bytes) -> None:
     data = b"/" + body + b" "
-    try:
-        mine: tuple[str, int] | None = _parser(data).value(0)
-    except pdfobjects.Unsure:
-        mine = None
+    mine = _or_none(lambda: _parser(data).value(0))
     stream = io.BytesIO(data)
     theirs = NameObject.read_from_stream(stream, SimpleNamespace(strict=False))
     if mine is not None:

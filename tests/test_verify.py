@@ -334,6 +334,9 @@ def test_cli_reports_and_fail_on(tmp_path: Path, exiftool: str) -> None:
     assert "conflict.png" in page and "<script>" in page and "http" not in page.split("<body>")[0]
     bad = runner.invoke(main, [*args, "--fail-on", "broken"])
     assert bad.exit_code == 2 and "unknown status broken" in bad.output
+    nowhere = runner.invoke(main, [*args, "--html", str(tmp_path / "missing" / "report.html")])
+    assert nowhere.exit_code == 2 and "cannot write the HTML report" in nowhere.output
+    assert "Traceback" not in nowhere.output and not (tmp_path / "missing").exists()
 
 
 def test_an_upload_piped_on_standard_input(tmp_path: Path) -> None:
