@@ -71,6 +71,9 @@ def read(
         report.errors.append(f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it")
     for carrier in report.carriers:
         report.errors.extend(f"{carrier.name}: {e}" for e in carrier.errors)
+        if carrier.values.get("validation_state") == "Invalid":  # signed, then changed: use fails closed
+            codes = ", ".join(carrier.values.get("failures") or []) or "no reason given"
+            report.errors.append(f"{carrier.name}: the manifest failed validation ({codes})")
         for key, value in carrier.rights.items():
             report.rights.setdefault(key, value)
     report.decision = decide(report.signals)

@@ -117,12 +117,14 @@ def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
 
 def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = None) -> Verdict:
     """The status of one read report; ``data`` (the file's bytes) is decoded only for ledger matching."""
-    if report.format is None or report.errors:
-        return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
+    # Before the errors: an invalid manifest is itself an error of the report (it fails closed),
+    # and "tampered" says more than "unreadable".
     invalid = [c for c in report.carriers if c.values.get("validation_state") == "Invalid"]
     if invalid:
         codes = [code for c in invalid for code in c.values.get("failures", [])]
         return Verdict(report.path, "tampered", [f"C2PA manifest invalid: {', '.join(codes) or 'no reason given'}"], report)
+    if report.format is None or report.errors:
+        return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
     if report.conflicts:
         return Verdict(report.path, "conflicting", list(report.conflicts), report)
     if report.signals:

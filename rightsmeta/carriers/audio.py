@@ -669,6 +669,19 @@ def _read_id3(tags: audiotags.ID3Frames, where: str) -> list[CarrierReport]:
     return out
 
 
+def _with_damage(reports: list[CarrierReport], buf: Buffer, start: int, end: int, what: str, where: str) -> list[CarrierReport]:
+    """The ID3 carriers read, with the damage of the tag's frame list as an error (read fails closed)."""
+    damage = audiotags.id3_damage(bytes(buf[start:end]), what)
+    if damage is None:
+        return reports
+    record = next((r for r in reports if r.name == "id3"), None)
+    if record is None:  # nothing of ours before the damage: the error still needs a carrier to name it
+        record = CarrierReport("id3", f"ID3v2 {where}")
+        reports.insert(0, record)
+    record.errors.append(damage)
+    return reports
+
+
 def _mutagen_id3(tags: Any) -> audiotags.ID3Frames:
     """What ``_read_id3`` reads, from a tag mutagen has read."""
     return audiotags.ID3Frames(
@@ -826,12 +839,15 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
     report: CarrierReport | None = None
     if kind == "mp3":
         if bytes(buf[:3]) == b"ID3":
-            found += _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag")
+            found += _with_damage(
+                _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag"), buf, 0, _id3_size(buf, 0) or len(buf), "MP3", "tag"
+            )
     elif kind in ("wav", "aiff"):
         if layout.id3_chunk is not None:
             start, end = layout.id3_chunk
             chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
-            found += _read_id3(_id3_frames(buf, start, end, kind, f"{kind.upper()} ID3 chunk"), f"in the {chunk}")
+            what = f"{kind.upper()} ID3 chunk"
+            found += _with_damage(_read_id3(_id3_frames(buf, start, end, kind, what), f"in the {chunk}"), buf, start, end, what, f"in the {chunk}")
         if layout.copyright is not None:
             report = _read_container_copyright(buf, kind, *layout.copyright)
     elif kind in _VORBIS_FORMATS:

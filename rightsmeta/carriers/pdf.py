@@ -237,9 +237,52 @@ def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
     report.errors += errors
 
 
+# Where a revision ends: "startxref", then the offset of its cross-reference section.
+_STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
+# What only a revision holds: an object, a cross-reference table, a trailer, a startxref (in any
+# case: one flipped bit makes "startxreF").
+_REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trailer", re.IGNORECASE)
+_MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
+
+
+def check_newest_revision(buf: Any) -> None:
+    """Raise ``MalformedFile`` when the newest revision of the PDF is damaged.
+
+    An incremental update (rightsmeta's own, or any editor's) appends objects, a cross-reference
+    section and a ``startxref`` line. If that line or the section is damaged, or the file was cut
+    inside the update, pypdf quietly reads the previous revision instead: the file would read as
+    it was before it was tagged, with no error (a reservation lost, use allowed). ExifTool calls
+    such a file "Invalid xref table" and qpdf "damaged"; here it is an error, so the decision
+    fails closed. pypdf steps back when the last ``startxref`` it can find (spelt exactly, with
+    an offset) is an older revision's: the newest revision is damaged when, after that line, the
+    file holds another revision's parts. (A wrong offset on the newest line is different: pypdf
+    then rebuilds the cross-references from every object, the newest included.)
+    """
+    end = len(buf)
+    for _ in range(_MAX_CANDIDATES):
+        at = buf.rfind(b"startxref", 0, end)
+        if at < 0:
+            return  # no intact revision end at all: pypdf rebuilds from every object, newest last
+        found = _STARTXREF_AT.match(buf, at)
+        if found is not None:
+            after = _REVISION_PART.search(buf, found.end())
+            if after is None:
+                return
+            raise MalformedFile(
+                f"the newest revision of this PDF is damaged (found at byte {after.start()}, after the last "
+                f"intact startxref at byte {at}): its update is cut off or its cross-reference is broken; "
+                "not falling back to the older revision"
+            )
+        end = at
+    raise MalformedFile(f"the PDF has more than {_MAX_CANDIDATES} broken startxref lines")
+
+
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     found = _read_fast(buf)
     if found is None:
+        # Only pypdf's recovery can step back to an older revision; the fast reader reads the
+        # chain from the startxref at the very end, or is unsure.
+        check_newest_revision(buf)
         found = _read_pypdf(buf, options)
     return _reports(found)
 
