@@ -5,6 +5,7 @@ Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ import click
 
 from . import __version__, api
 from .errors import RightsmetaError, UsageError
+from .escape import printable
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
@@ -44,9 +46,9 @@ def _source(path: str) -> str | BinaryIO:
     return sys.stdin.buffer if path == "-" else path
 
 
-def _files(paths: Iterable[str], recursive: bool) -> list[str]:
+def _files(paths: Iterable[str], recursive: bool, skipped: list[tuple[str, str]] | None = None) -> list[str]:
     try:
-        return list(api.walk(paths, recursive=recursive))
+        return list(api.walk(paths, recursive=recursive, skipped=skipped))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -126,7 +128,8 @@ def tag(
         identity = Identity.configured(cert, key) if sign else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    files = _files(paths, recursive)
+    special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
+    files = _files(paths, recursive, special)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import nullcontext
@@ -139,6 +142,7 @@ def tag(
             api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db)
             for f in _progress(files, "tagging", not as_json)
         ]
+    results += [TagResult(path, "skipped", reason=reason, assertion=assertion) for path, reason in special]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
@@ -153,12 +157,12 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
         counts[r.status] = counts.get(r.status, 0) + 1
         if r.status in ("tagged", "would-tag"):
             verb = "would tag" if dry_run else "tagged"
-            click.echo(f"{click.style(verb, fg='green')}  {r.path}  ({r.format}: {', '.join(r.carriers)})")
+            click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
             for note in r.notes:
-                click.echo(f"    note: {note}")
+                click.echo(f"    note: {printable(note)}")
         else:
             colour = "red" if r.status == "failed" else "yellow"
-            click.echo(f"{click.style(r.status, fg=colour)}  {r.path}: {r.reason}")
+            click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
     order = ("would-tag", "tagged", "skipped", "failed")
     click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"), err=True)
 
@@ -190,36 +194,36 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
 
 def _render_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 100 else text[:97] + "..."
+    return printable(text if len(text) <= 100 else text[:97] + "...")
 
 
 def _render_read(report: FileReport) -> None:
     fmt = (report.format or "unknown").upper()
-    click.echo(click.style(f"{report.path}", bold=True) + f"  ({fmt})")
+    click.echo(click.style(printable(report.path), bold=True) + f"  ({printable(fmt)})")
     for purpose, perm in report.permissions.items():
         state = click.style(perm.state.value, fg=_STATE_COLOURS[perm.state])
         effective = report.decision.effective[purpose]
         note = f"  (effective: {effective.state.value}, via data-mining)" if effective != perm else ""
-        terms = f"  terms: {perm.constraint_info}" if perm.constraint_info else ""
+        terms = f"  terms: {printable(perm.constraint_info)}" if perm.constraint_info else ""
         click.echo(f"  {purpose.value:<15} {state}{terms}{note}")
     if not report.carriers and not report.errors:
         click.echo("  no rights signals found")
     for carrier in report.carriers:
-        click.echo(f"  carrier {carrier.name} ({carrier.location}):")
+        click.echo(f"  carrier {printable(carrier.name)} ({printable(carrier.location)}):")
         if carrier.name == "c2pa":
             validation = str(carrier.values.get("validation_state"))
             colour = "red" if validation == "Invalid" else "green"
-            failed = ", ".join(carrier.values.get("failures") or [])
-            click.echo(f"    validation: {click.style(validation, fg=colour)}" + (f" ({failed})" if failed else ""))
+            failed = printable(", ".join(carrier.values.get("failures") or []))
+            click.echo(f"    validation: {click.style(printable(validation), fg=colour)}" + (f" ({failed})" if failed else ""))
             continue
         for key, value in carrier.values.items():
-            click.echo(f"    {key} = {_render_value(value)}")
+            click.echo(f"    {printable(key)} = {_render_value(value)}")
     for key, value in report.rights.items():
-        click.echo(f"  {key}: {_render_value(value)}")
+        click.echo(f"  {printable(key)}: {_render_value(value)}")
     for conflict in report.conflicts:
-        click.echo(click.style("  conflict: ", fg="yellow") + conflict)
+        click.echo(click.style("  conflict: ", fg="yellow") + printable(conflict))
     for error in report.errors:
-        click.echo(click.style("  error: ", fg="red") + error)
+        click.echo(click.style("  error: ", fg="red") + printable(error))
 
 
 @main.command()
@@ -335,7 +339,13 @@ def verify(
         files, ledger_path=_ledger_path(ledger, no_ledger, must_exist=True), jobs=jobs or default_jobs(),
         password=password, trust_anchors=anchors, seconds=timeout,
     )
-    writer = output.Writer(sys.stdout, fmt) if fmt else None
+    stream: Any = sys.stdout
+    if fmt == "csv" and hasattr(sys.stdout, "buffer"):
+        # A name that is not UTF-8 is written as its own bytes (os.fsencode), not a traceback
+        # half-way through the rows; JSON escapes such names instead (output.json_text).
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="")
+    writer = output.Writer(stream, fmt) if fmt else None
     try:  # before the scan: a report that cannot be written is said at once, not after an hour
         page = output.HtmlReport(html_file) if html_file else None
     except OSError as exc:
@@ -347,11 +357,13 @@ def verify(
             writer.write(row)
         else:
             colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
-            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {row['path']}: {'; '.join(row['reasons'])}")
+            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {printable(row['path'])}: {printable('; '.join(row['reasons']))}")
         if page:
             page.write(row)
     if writer:
         writer.close()
+    if stream is not sys.stdout:
+        stream.detach()  # sys.stdout keeps its buffer
     if page:
         try:
             page.close()
