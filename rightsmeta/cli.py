@@ -65,8 +65,14 @@ def _constraint(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rightsmeta")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="Show on standard error what the library logs: each fallback to mutagen or pypdf, and why.")
+def main(debug: bool) -> None:
     """Say inside your files whether they may be used to train AI, and check it is still there."""
+    if debug:
+        from .log import show
+
+        show()
 
 
 @main.command()

@@ -171,8 +171,16 @@ def verify(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int) -> None:
+def _init_worker(
+    ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
+    log_level: int | None = None,
+) -> None:
     import resource
+
+    if log_level is not None:  # --debug reaches the workers too
+        from .log import show
+
+        show(log_level)
 
     if memory:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -248,7 +256,9 @@ def verify_many(
     from concurrent.futures import Future, ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-    initargs = (ledger_path, password, trust_anchors, seconds, memory)
+    from .log import level
+
+    initargs = (ledger_path, password, trust_anchors, seconds, memory, level())
 
     def pool(workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)

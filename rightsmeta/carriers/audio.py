@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
@@ -700,8 +701,8 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), _ID3_DESCRIPTIONS, what)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast ID3 reader", "mutagen", exc, expected=(audiotags.Unusual,))
     from mutagen.id3 import ID3
 
     with _mutagen_errors(kind, "read"):
@@ -773,8 +774,8 @@ def _mp4_items(buf: Buffer, kind: str) -> audiotags.MP4Items | None:
         return audiotags.mp4_items(buf)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast MP4 reader", "mutagen", exc, expected=(audiotags.Unusual,))
     from mutagen.mp4 import MP4
 
     with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
@@ -816,8 +817,8 @@ def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | No
             return audiotags.ogg_comments(buf, layout.kind)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast Vorbis comment reader", "mutagen", exc, expected=(audiotags.Unusual,))
     if layout.kind == "flac":
         from mutagen.flac import FLAC as reader
     elif layout.kind == "ogg":
@@ -1019,37 +1020,35 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     values = fields(assertion)
     bio = io.BytesIO(data)
     carriers: list[str]
-    with _mutagen_errors(kind, "write"):
+    tags: Any
+    file: Any = None  # the mutagen object that saves the tags, when they are not saved alone
+    # Only mutagen's parsing and saving are mapped to "malformed file": our own writers run
+    # outside, so a bug of ours surfaces as the bug it is, not as a fault of the user's file.
+    with _mutagen_errors(kind, "read"):
         if kind == "mp3":
             tags = ID3(bio) if data[:3] == b"ID3" else ID3()
-            _write_id3(tags, assertion, values)
-            bio.seek(0)
-            tags.save(bio, v2_version=_id3_version(tags))
-            carriers = ["id3", "xmp"]
-        elif kind in ("wav", "aiff"):
-            audio = WAVE(bio) if kind == "wav" else AIFF(bio)
-            if audio.tags is None:
-                audio.add_tags()
-            _write_id3(audio.tags, assertion, values)
-            bio.seek(0)
-            audio.save(bio, v2_version=_id3_version(audio.tags))
-            carriers = ["id3", "xmp"]
-        elif kind in _VORBIS_FORMATS:
-            vorbis = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[kind](bio)
-            if vorbis.tags is None:
-                vorbis.add_tags()
-            _write_vorbis(vorbis.tags, assertion, values)
-            bio.seek(0)
-            vorbis.save(bio)
-            carriers = ["vorbis"]
         else:
-            movie = MP4(bio)
-            if movie.tags is None:
-                movie.add_tags()
-            _write_mp4_tags(movie.tags, assertion, values)
-            bio.seek(0)
-            movie.save(bio)
-            carriers = ["mp4", "xmp"]
+            file = {"wav": WAVE, "aiff": AIFF, "flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}.get(kind, MP4)(bio)
+            if file.tags is None:
+                file.add_tags()
+            tags = file.tags
+    if kind in ("mp3", "wav", "aiff"):
+        _write_id3(tags, assertion, values)
+        carriers = ["id3", "xmp"]
+    elif kind in _VORBIS_FORMATS:
+        _write_vorbis(tags, assertion, values)
+        carriers = ["vorbis"]
+    else:
+        _write_mp4_tags(tags, assertion, values)
+        carriers = ["mp4", "xmp"]
+    bio.seek(0)
+    with _mutagen_errors(kind, "write"):
+        if kind == "mp3":
+            tags.save(bio, v2_version=_id3_version(tags))
+        elif kind in ("wav", "aiff"):
+            file.save(bio, v2_version=_id3_version(tags))
+        else:
+            file.save(bio)
     out = bio.getvalue()
     if kind == "wav" and layout.xmp:
         # Another tool's XMP in _PMX gets the same statement; mutagen moved the chunks, so find it again.

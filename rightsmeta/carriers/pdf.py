@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..log import fell_back
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
@@ -40,7 +41,7 @@ from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
 if TYPE_CHECKING:
     # pypdf is imported where it is used: reading usually does without it (pdfobjects.py).
     from pypdf import PdfReader
-    from pypdf.generic import DictionaryObject, IndirectObject, PdfObject
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 
     from . import Options
 
@@ -218,8 +219,9 @@ def _read_fast(buf: Any) -> _Found | None:
     """What _read_pypdf would find, read without pypdf; None when only pypdf can tell."""
     try:
         return _fast_found(pdfobjects.Reader(buf))
-    except Exception:
-        # Unsure, and anything unforeseen: pypdf decides, never a crash.
+    except Exception as exc:
+        # Unsure, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
+        fell_back("the fast PDF reader", "pypdf", exc, expected=(pdfobjects.Unsure,))
         return None
 
 
@@ -331,17 +333,20 @@ def _serialise(obj: PdfObject) -> bytes:
     return out.getvalue()
 
 
-def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
-    from pypdf.generic import (
-        ArrayObject,
-        ByteStringObject,
-        DictionaryObject,
-        NameObject,
-        NumberObject,
-        TextStringObject,
-    )
+def _file_ids(reader: PdfReader) -> ArrayObject | None:
+    """The trailer's /ID, as bytes; reads the file, so pypdf's errors are the file's."""
+    from pypdf.generic import ArrayObject, ByteStringObject, TextStringObject
 
-    root = reader.trailer.raw_get("/Root")
+    ids = reader.trailer["/ID"] if "/ID" in reader.trailer else None
+    if not isinstance(ids, ArrayObject):
+        return None
+    # File identifiers are bytes; pypdf may have decoded them as text.
+    return ArrayObject(ByteStringObject(i.original_bytes) if isinstance(i, TextStringObject) else i for i in ids)
+
+
+def _trailer_entries(root: IndirectObject, ids: ArrayObject | None, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
+    from pypdf.generic import DictionaryObject, NameObject, NumberObject
+
     entries = DictionaryObject({
         NameObject("/Size"): NumberObject(size),
         NameObject("/Root"): root,
@@ -349,13 +354,8 @@ def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObje
     })
     if info is not None:
         entries[NameObject("/Info")] = info
-    if "/ID" in reader.trailer:
-        ids = reader.trailer["/ID"]
-        if isinstance(ids, ArrayObject):
-            # File identifiers are bytes; pypdf may have decoded them as text.
-            entries[NameObject("/ID")] = ArrayObject(
-                ByteStringObject(i.original_bytes) if isinstance(i, TextStringObject) else i for i in ids
-            )
+    if ids is not None:
+        entries[NameObject("/ID")] = ids
     return entries
 
 
@@ -370,9 +370,11 @@ def _subsections(ids: list[int]) -> list[list[int]]:
 
 
 def _increment(
-    data: bytes, objects: dict[int, tuple[int, PdfObject]], reader: PdfReader, size: int,
+    data: bytes, objects: dict[int, tuple[int, PdfObject]], root: IndirectObject, ids: ArrayObject | None, size: int,
     info: IndirectObject | None,
 ) -> bytes:
+    """The update appended after ``data``; it reads nothing of the file beyond its end, so an
+    exception here is a bug of ours, never a malformed file."""
     from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject, NumberObject
 
     prev, classic = _last_xref(data)
@@ -392,7 +394,7 @@ def _increment(
             for idnum in run:
                 offset, generation = offsets[idnum]
                 out.write(f"{offset:010d} {generation:05d} n\r\n".encode())  # exactly 20 bytes
-        trailer = _trailer_entries(reader, size, prev, info)
+        trailer = _trailer_entries(root, ids, size, prev, info)
         out.write(b"trailer\n" + _serialise(trailer) + b"\n")
     else:
         xref_id = size
@@ -405,7 +407,7 @@ def _increment(
             for _, (offset, generation) in sorted(offsets.items())
         )
         stream = DecodedStreamObject()
-        stream.update(_trailer_entries(reader, size, prev, info))
+        stream.update(_trailer_entries(root, ids, size, prev, info))
         stream[NameObject("/Type")] = NameObject("/XRef")
         stream[NameObject("/W")] = ArrayObject([NumberObject(1), NumberObject(width), NumberObject(2)])
         stream[NameObject("/Index")] = ArrayObject(
@@ -457,6 +459,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         root_ref = reader.trailer.raw_get("/Root")
         used = [i for xref in reader.xref.values() for i in xref] + list(reader.xref_objStm)
         size: int = max(int(str(reader.trailer["/Size"])), max(used, default=0) + 1)
+        ids = _file_ids(reader)
     except Exception as exc:
         raise MalformedFile(f"the PDF's trailer is broken ({exc}); repair it before tagging") from None
     if not isinstance(root_ref, IndirectObject):
@@ -489,10 +492,4 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     info_ref = doc.info_ref if doc.info_ref is not None else IndirectObject(new_id(), 0, reader)
     objects[info_ref.idnum] = (info_ref.generation, info)
 
-    try:
-        increment = _increment(data, objects, reader, size, info_ref)
-    except RightsmetaError:
-        raise
-    except Exception as exc:
-        raise MalformedFile(f"cannot write an update to this PDF ({type(exc).__name__}: {exc})") from None
-    return data + increment, ["xmp", "info"]
+    return data + _increment(data, objects, root_ref, ids, size, info_ref), ["xmp", "info"]
