@@ -21,7 +21,7 @@ def fell_back(reader: str, fallback: str, exc: BaseException, *, expected: tuple
     if not log.handlers:
         log.addHandler(logging.NullHandler())
     if isinstance(exc, expected):
-        log.debug("%s left the file to %s: %s", reader, fallback, exc or type(exc).__name__)
+        log.debug("%s left the file to %s: %s", reader, fallback, str(exc) or type(exc).__name__)
     else:
         log.warning("%s failed (%s: %s), a bug of rightsmeta; %s read the file instead",
                     reader, type(exc).__name__, exc, fallback, exc_info=exc)

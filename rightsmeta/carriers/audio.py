@@ -309,6 +309,11 @@ def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -
             raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
         size = _u32be(buf, pos)
         btype = bytes(buf[pos + 4 : pos + 8])
+        if not all(0x20 <= b <= 0x7E or b == 0xA9 for b in btype):
+            # Box types are printable four-character codes (QuickTime adds '©'): anything else
+            # is the inside of some other box, met because a size or an edit shifted the walk. Read
+            # on, and the boxes after it (a uuid XMP box, the ilst) would vanish without an error.
+            raise MalformedFile(f"{what}: no box type at offset {pos} ({btype!r}); the file is damaged")
         header = 8
         if size == 1:
             if pos + 16 > end:
