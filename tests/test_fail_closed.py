@@ -25,7 +25,7 @@ from test_documents import pdf_bytes
 
 import rightsmeta
 from rightsmeta import Assertion, api, keys
-from rightsmeta.carriers import audio, pdf
+from rightsmeta.carriers import audio, pdf, pdfobjects
 from rightsmeta.cli import main
 from rightsmeta.fsio import open_buffer
 from rightsmeta.model import Purpose
@@ -80,7 +80,7 @@ def test_pdf_with_a_wrong_offset_on_its_newest_startxref_still_reads_the_newest_
 def _frames(tag: bytes) -> list[tuple[bytes, int, int]]:
     """(id, offset in tag, size) of each frame of an ID3v2.4 tag (synchsafe sizes, as mutagen writes)."""
     assert tag[:3] == b"ID3" and tag[3] == 4
-    end, pos, found = 10 + int.from_bytes(tag[6:10], "big"), 10, []
+    pos, found = 10, []
     end = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(tag[6:10]))
     while pos + 10 <= end and tag[pos:pos + 4].strip(b"\x00"):
         size = sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(tag[pos + 4:pos + 8]))
@@ -100,7 +100,7 @@ def test_id3_frame_running_past_the_tag_keeps_the_frames_before_it_and_is_an_err
     frames = _frames(tagged[start:])
     ours = [i for i, (fid, _, _) in enumerate(frames) if fid == b"TXXX"]
     assert len(ours) >= 5 and frames[-1][0] == b"PRIV"
-    for index, (fid, pos, size) in enumerate(frames):
+    for index, (fid, pos, _) in enumerate(frames):
         damaged = bytearray(tagged)
         at = start + pos + 4
         damaged[at:at + 4] = bytes([0x7F, 0x7F, 0x7F, 0x7F])  # 268435455 bytes, synchsafe
@@ -357,7 +357,7 @@ def test_fallbacks_to_pypdf_and_mutagen_are_logged(caplog: pytest.LogCaptureFixt
     def broken(buf: Any) -> Any:
         raise KeyError("a bug in the fast reader")
 
-    monkeypatch.setattr(pdf.pdfobjects, "Reader", broken)
+    monkeypatch.setattr(pdfobjects, "Reader", broken)
     report = api.read(tagged)
     assert report.errors == [] and not report.may_use(AI)  # pypdf read it: only slower...
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -412,3 +412,19 @@ def test_a_bug_while_classifying_does_not_end_a_scan(tmp_path: Path, monkeypatch
     rows = list(verify_many(paths, jobs=1))
     assert [r["status"] for r in rows] == ["unreadable", "unreadable"] and time.monotonic() - started < 30
     assert "RuntimeError: a bug in classify" in rows[0]["reasons"][0]
+
+
+def test_an_m4a_whose_boxes_were_shifted_is_an_error(ffmpeg: str, tmp_path: Path) -> None:
+    # Found by tests/test_mutations.py: a stretch of moov duplicated into the ilst shifts every
+    # box after it; the top-level walk then met zeros, took them for a box "to the end of the
+    # file", and the uuid XMP box and the ilst were gone without an error.
+    tone = tmp_path / "tone.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.2", "-c:a", "aac",
+                    "-metadata", "title=Tone", str(tone)], check=True)
+    tagged = rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI)
+    ilst = tagged.index(b"ilst") - 4
+    start, length = ilst - 294, 327
+    damaged = tagged[:start + length] + tagged[start:start + length] + tagged[start + length:]
+    report = api.read(damaged)
+    assert not report.may_use(AI)
+    assert any("no box type at offset" in e for e in report.errors), report.errors
