@@ -341,8 +341,16 @@ def verify(
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     if "-" in files:
         jobs = 1  # standard input is one stream, read once, in this process
+    ledger_path = _ledger_path(ledger, no_ledger, must_exist=True)
+    if ledger_path:  # said once, before the scan, not by every worker that fails to start
+        from .ledger import Ledger
+
+        try:
+            Ledger.open(ledger_path, readonly=True).close()
+        except RightsmetaError as exc:
+            raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
     rows = verify_many(
-        files, ledger_path=_ledger_path(ledger, no_ledger, must_exist=True), jobs=jobs or default_jobs(),
+        files, ledger_path=ledger_path, jobs=jobs or default_jobs(),
         password=password, trust_anchors=anchors, seconds=timeout,
     )
     stream: Any = sys.stdout

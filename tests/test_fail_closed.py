@@ -428,3 +428,12 @@ def test_an_m4a_whose_boxes_were_shifted_is_an_error(ffmpeg: str, tmp_path: Path
     report = api.read(damaged)
     assert not report.may_use(AI)
     assert any("no box type at offset" in e for e in report.errors), report.errors
+
+
+def test_verify_with_a_ledger_that_cannot_be_opened_is_a_usage_error(tmp_path: Path) -> None:
+    junk = tmp_path / "not-a-ledger.sqlite3"
+    junk.write_bytes(os.urandom(4096))
+    (tmp_path / "f.png").write_bytes(image_bytes("png"))
+    for jobs in ("1", "2"):
+        done = _cli("verify", "f.png", "--ledger", junk.name, "--jobs", jobs, cwd=tmp_path)
+        assert done.returncode == 2 and b"cannot use the ledger" in done.stderr and b"Traceback" not in done.stderr
