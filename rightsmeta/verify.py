@@ -269,6 +269,7 @@ def verify_many(
     # A bounded window of chunks in flight, so rows stream in order and memory stays flat.
     window: deque[tuple[list[str], Future[list[dict[str, Any]]] | None]] = deque()
     executor = pool(jobs)
+    finished = False
     try:
         while True:
             for part in chunks:
@@ -276,6 +277,7 @@ def verify_many(
                 if len(window) >= jobs * 2:
                     break
             if not window:
+                finished = True
                 return
             part, future = window.popleft()
             rows = _result(future)
@@ -294,7 +296,12 @@ def verify_many(
                 yield from done if done is not None else _isolated(part, pool)
             executor = pool(jobs)
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        if not finished:
+            # Stopped early (the consumer went away, Ctrl-C): the workers may be minutes into a
+            # chunk; stop them, as multiprocessing.Pool's exit did, rather than wait.
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.terminate()
+        executor.shutdown(wait=finished, cancel_futures=True)
 
 
 _DIED = ("the worker process verifying this file stopped before it answered (killed, out of memory, "

@@ -224,6 +224,32 @@ def test_a_killed_worker_is_noticed_and_every_file_answered(tmp_path: Path) -> N
     assert {r["status"] for r in rows} == {"untagged"}  # the lost files were read again, fine this time
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_a_scan_stopped_early_stops_its_workers(tmp_path: Path) -> None:
+    from rightsmeta.ledger import Ledger
+
+    ledger = tmp_path / "ledger.sqlite3"
+    Ledger.open(str(ledger)).close()
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"noise{i:02d}.png"
+        Image.effect_noise((400, 400), 40 + i).convert("RGB").save(path)
+        paths.append(str(path))
+    rows = verify_many(paths, ledger_path=str(ledger), jobs=2, seconds=300)
+    next(rows)
+    workers = _grandchildren()
+    assert workers
+    started = time.monotonic()
+    rows.close()  # the consumer goes away with chunks in flight
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+              for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+
+
 def test_workers_that_cannot_start_end_the_scan_with_every_file_reported(tmp_path: Path) -> None:
     # A worker dies before answering (here: it cannot open the ledger): multiprocessing.Pool
     # would start new workers forever and the scan would never end.
