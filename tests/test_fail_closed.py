@@ -49,7 +49,12 @@ def _cli(*args: str, cwd: Path, timeout: float = 30, **env: str) -> subprocess.C
 # --- 11.1: a damaged newest PDF revision is an error, not the older revision ------------------------
 
 
-def test_pdf_with_a_damaged_newest_revision_does_not_read_as_the_older_one() -> None:
+def _exiftool_warning(exiftool: str, path: Path) -> str:
+    done = subprocess.run([exiftool, "-j", "-warning", str(path)], capture_output=True, text=True, check=False)
+    return str(json.loads(done.stdout)[0].get("Warning", ""))
+
+
+def test_pdf_with_a_damaged_newest_revision_does_not_read_as_the_older_one(exiftool: str, qpdf: str, tmp_path: Path) -> None:
     original = pdf_bytes()
     tagged = rightsmeta.tag_bytes(original, DENY_AI)
     assert tagged.startswith(original)  # an incremental update
@@ -64,6 +69,12 @@ def test_pdf_with_a_damaged_newest_revision_does_not_read_as_the_older_one() -> 
         report = api.read(data)
         assert not report.may_use(AI), name
         assert any("newest revision of this PDF is damaged" in e for e in report.errors), (name, report.errors)
+    # Tools nobody here wrote see the damage too.
+    damaged = tmp_path / "startxreF.pdf"
+    damaged.write_bytes(mutants["startxreF"])
+    assert _exiftool_warning(exiftool, damaged) == "Invalid xref table"
+    checked = subprocess.run([qpdf, "--check", str(damaged)], capture_output=True, text=True, check=False)
+    assert "file is damaged" in checked.stderr + checked.stdout
 
 
 def test_pdf_with_a_wrong_offset_on_its_newest_startxref_still_reads_the_newest_revision() -> None:
@@ -90,7 +101,9 @@ def _frames(tag: bytes) -> list[tuple[bytes, int, int]]:
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "wav"])
-def test_id3_frame_running_past_the_tag_keeps_the_frames_before_it_and_is_an_error(ffmpeg: str, tmp_path: Path, fmt: str) -> None:
+def test_id3_frame_running_past_the_tag_keeps_the_frames_before_it_and_is_an_error(
+    ffmpeg: str, exiftool: str, tmp_path: Path, fmt: str
+) -> None:
     path = tmp_path / f"tone.{fmt}"
     subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3",
                     *(["-c:a", "libmp3lame"] if fmt == "mp3" else ["-write_id3v2", "1"]),
@@ -110,6 +123,9 @@ def test_id3_frame_running_past_the_tag_keeps_the_frames_before_it_and_is_an_err
         record = next(c for c in report.carriers if c.name == "id3")
         kept = [k for k in record.values if k.startswith("TXXX:")]
         assert len(kept) == len([i for i in ours if i < index]), (fid, index, kept)  # the frames before it
+        if index == 0:
+            path.write_bytes(bytes(damaged))
+            assert _exiftool_warning(exiftool, path) == "Invalid ID3 frame size"
     # Only the size was damaged: the untouched file reads clean.
     assert api.read(tagged).errors == []
 
