@@ -2,7 +2,8 @@
 
 Each reserved file (tagged ``--deny ai`` by rightsmeta, from a real file made by Pillow, ffmpeg or
 pypdf) is damaged the ways the adversarial run damaged files: bit flips, truncations, length
-fields inflated, stretches of bytes duplicated. For every mutant, reading must
+fields inflated, stretches of bytes duplicated, whole container elements (chunks, segments,
+boxes, frames, blocks) duplicated. For every mutant, reading must
 
 - raise nothing and report no bug of ours ("rightsmeta failed on this file"),
 - end within a bound (no hang), and
@@ -108,12 +109,70 @@ def _touches(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return any(start < b and a < end for a, b in spans)
 
 
+def _chunks(data: bytes) -> list[tuple[int, int]]:
+    """The top-level elements of the container, walked here independently of rightsmeta: PNG
+    chunks, JPEG segments before the scan, RIFF chunks (WAV, WebP), FLAC metadata blocks, ID3v2
+    frames (MP3) and ISO-BMFF boxes (M4A). Empty for the others (their stretches are duplicated)."""
+    found: list[tuple[int, int]] = []
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        pos = 8
+        while pos + 12 <= len(data):
+            end = pos + 12 + int.from_bytes(data[pos:pos + 4], "big")
+            found.append((pos, end))
+            pos = end
+    elif data.startswith(b"\xff\xd8"):
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] not in (0xDA, 0xD9):
+            end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            found.append((pos, end))
+            pos = end
+    elif data.startswith(b"RIFF"):
+        pos = 12
+        while pos + 8 <= len(data):
+            end = pos + 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
+            end += end & 1
+            found.append((pos, end))
+            pos = end
+    elif data.startswith(b"fLaC"):
+        pos = 4
+        while pos + 4 <= len(data):
+            end = pos + 4 + int.from_bytes(data[pos + 1:pos + 4], "big")
+            found.append((pos, end))
+            if data[pos] & 0x80:
+                break
+            pos = end
+    elif data.startswith(b"ID3"):
+        end_of_tag = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10]))
+        pos = 10
+        while pos + 10 <= end_of_tag and data[pos:pos + 4].strip(b"\x00"):
+            end = pos + 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[pos + 4:pos + 8]))
+            found.append((pos, end))
+            pos = end
+    elif data[4:8] == b"ftyp":
+        pos = 0
+        while pos + 8 <= len(data):
+            size = int.from_bytes(data[pos:pos + 4], "big")
+            if size < 8:
+                break
+            found.append((pos, pos + size))
+            pos += size
+    return [(a, b) for a, b in found if b <= len(data)]
+
+
 def _mutants(data: bytes, rng: random.Random, count: int) -> Iterator[tuple[str, bytes, bool]]:
     """(what was done, the mutant, whether it touched the reservation's bytes)."""
     spans = _spans(data)
     last = max(b for _, b in spans)
+    chunks = _chunks(data)
     for i in range(count):
-        kind = ("flip", "cut", "inflate", "duplicate")[i % 4]
+        kind = ("flip", "cut", "inflate", "duplicate", "chunk")[i % 5]
+        if kind == "chunk" and chunks:
+            # A whole element twice in a row: a second copy of the reservation, or of anything else.
+            start, end = chunks[rng.randrange(len(chunks))]
+            yield f"duplicate the element at {start}-{end}", data[:end] + data[start:end] + data[end:], False
+            continue
+        if kind == "chunk":
+            kind = "duplicate"
         at = rng.randrange(len(data))
         if kind == "flip":
             bit = 1 << rng.randrange(8)
