@@ -479,3 +479,24 @@ def test_verify_with_a_ledger_that_cannot_be_opened_is_a_usage_error(tmp_path: P
     for jobs in ("1", "2"):
         done = _cli("verify", "f.png", "--ledger", junk.name, "--jobs", jobs, cwd=tmp_path)
         assert done.returncode == 2 and b"cannot use the ledger" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_damaged_files_are_not_tagged_over(ffmpeg: str, tmp_path: Path) -> None:
+    # Tagging over the damage would lose what it hides: the frames after a bad ID3 frame size
+    # (mutagen drops them when it saves), a PDF's newest revision (the update would chain to the
+    # older one). Refused, the file byte-identical.
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    "-metadata", "title=Tone", "-metadata", "artist=Someone", str(tone)], check=True)
+    data = bytearray(tone.read_bytes())
+    first = _frames(bytes(data))[0]
+    data[first[1] + 4:first[1] + 8] = bytes([0x7F, 0x7F, 0x7F, 0x7F])
+    tagged_pdf = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged_pdf.rindex(b"startxref")
+    cases = {"damaged.mp3": bytes(data), "damaged.pdf": tagged_pdf[:last] + b"startxreF" + tagged_pdf[last + 9:]}
+    for name, damaged in cases.items():
+        path = tmp_path / name
+        path.write_bytes(damaged)
+        result = rightsmeta.tag(path, Assertion.build(deny=["all"]))
+        assert result.status == "failed" and "before tagging" in (result.reason or ""), (name, result.reason)
+        assert path.read_bytes() == damaged

@@ -439,6 +439,12 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     """The PDF with the assertion appended as an incremental update, and the carriers written."""
     from pypdf.generic import DecodedStreamObject, DictionaryObject, IndirectObject, NameObject
 
+    # pypdf would read the older revision and the update would be chained to it, leaving the
+    # damaged newest revision (another tool's edit, perhaps) out of the document for good.
+    try:
+        check_newest_revision(data)
+    except MalformedFile as exc:
+        raise MalformedFile(f"{exc}; repair it (e.g. qpdf) before tagging") from None
     doc = _load(data, options)
     reader = doc.reader
     if reader.is_encrypted:
