@@ -500,3 +500,17 @@ def test_damaged_files_are_not_tagged_over(ffmpeg: str, tmp_path: Path) -> None:
         result = rightsmeta.tag(path, Assertion.build(deny=["all"]))
         assert result.status == "failed" and "before tagging" in (result.reason or ""), (name, result.reason)
         assert path.read_bytes() == damaged
+
+
+def test_junk_in_id3_padding_is_not_damage(ffmpeg: str, tmp_path: Path) -> None:
+    # Some taggers leave stale bytes in the padding; mutagen skips them, and so does the check.
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    tagged = bytearray(rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI))
+    frames = _frames(bytes(tagged))
+    padding = frames[-1][1] + 10 + frames[-1][2]
+    assert tagged[padding:padding + 16] == bytes(16)
+    tagged[padding:padding + 10] = b"\x01junk\xff\xff\xff\xff\x00"
+    report = api.read(bytes(tagged))
+    assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"

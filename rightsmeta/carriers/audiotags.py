@@ -74,6 +74,7 @@ KNOWN_FRAMES = frozenset(
 _OURS = frozenset((b"TXXX", b"TCOP", b"WCOP", b"PRIV"))
 _CODECS = ("latin-1", "utf-16", "utf-16-be", "utf-8")
 _EMPTY_HEADER = bytes(10)
+_FRAME_ID = re.compile(rb"[A-Z0-9]{4}")
 # Unsynchronised data never has 0xFF before a byte >= 0xE0 or at its very end.
 _NOT_UNSYNCHRONISED = re.compile(rb"\xff(?:[\xe0-\xff]|\Z)")
 
@@ -244,7 +245,8 @@ def id3_damage(data: bytes, what: str) -> str | None:
     size runs past the end of the tag. Such a frame hides every frame after it, so mutagen (and
     ``read_id3``, which reads as mutagen does) silently drop them, a rights statement included;
     ExifTool warns "Invalid ID3 frame size". The frames before it are read as usual; this names
-    the damage so that the read reports it and fails closed. None when the sizes fit, or when the
+    the damage so that the read reports it and fails closed. None when the sizes fit, when what
+    runs past the end has no frame ID (junk in the padding, which mutagen skips too), or when the
     tag is one these readers leave to mutagen (v2.2, undefined flags).
     """
     try:
@@ -260,7 +262,9 @@ def id3_damage(data: bytes, what: str) -> str | None:
         if synchsafe:
             size = _bits7(size)
         if pos + 10 + size > len(body):
-            name = frame_id.decode("latin-1").encode("unicode_escape").decode("ascii")
+            if _FRAME_ID.fullmatch(frame_id) is None:
+                return None  # junk after the last frame (some taggers leave it in the padding)
+            name = frame_id.decode("ascii")
             return (
                 f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
                 f"({len(body) - pos - 10} left); the frames after it are lost"
