@@ -289,11 +289,9 @@ def verify_many(
             # file at a time, so the file that kills a worker is found and reported, and the scan
             # goes on with a fresh pool.
             executor.shutdown(wait=True, cancel_futures=True)
-            yield from _isolated(part, pool)
-            while window:
-                part, future = window.popleft()
-                done = _result(future) if future is not None and future.done() else None
-                yield from done if done is not None else _isolated(part, pool)
+            lost = [(part, None)] + [(p, _result(f) if f is not None and f.done() else None) for p, f in window]
+            window.clear()
+            yield from _isolated(lost, pool)
             executor = pool(jobs)
     finally:
         if not finished:
@@ -333,18 +331,23 @@ def _result(future: Any) -> list[dict[str, Any]] | None:
         return None
 
 
-def _isolated(paths: list[str], pool: Any) -> Iterator[dict[str, Any]]:
-    """Each file in a pool of one worker: when it dies, the file it was reading is the one."""
+def _isolated(chunks: list[tuple[list[str], list[dict[str, Any]] | None]], pool: Any) -> Iterator[dict[str, Any]]:
+    """The rows of chunks, in order: those already answered as they are, the others read one file
+    at a time in a pool of one worker, so that when it dies the file it was reading is the one."""
     executor = None
     try:
-        for path in paths:
-            executor = executor or pool(1)
-            rows = _result(_submit(executor, _verify_chunk, [path]))
-            if rows is None:
-                executor.shutdown(wait=True, cancel_futures=True)
-                executor = None
-                rows = [Verdict(path, "unreadable", [_DIED]).to_json()]
-            yield from rows
+        for paths, answered in chunks:
+            if answered is not None:
+                yield from answered
+                continue
+            for path in paths:
+                executor = executor or pool(1)
+                rows = _result(_submit(executor, _verify_chunk, [path]))
+                if rows is None:
+                    executor.shutdown(wait=True, cancel_futures=True)
+                    executor = None
+                    rows = [Verdict(path, "unreadable", [_DIED]).to_json()]
+                yield from rows
     finally:
         if executor is not None:
             executor.shutdown(wait=True)

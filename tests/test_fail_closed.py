@@ -217,9 +217,11 @@ def test_a_killed_worker_is_noticed_and_every_file_answered(tmp_path: Path) -> N
     ledger = tmp_path / "ledger.sqlite3"
     Ledger.open(str(ledger)).close()  # empty: every untagged file is decoded and looked up, slowly enough
     paths = []
-    for i in range(10):
+    # One file per chunk here, a window of four: whenever the kill lands, chunks are still to be
+    # submitted to (or running in) the broken pool.
+    for i in range(8):
         path = tmp_path / f"noise{i:02d}.png"
-        Image.effect_noise((500, 500), 40 + i).convert("RGB").save(path)
+        Image.effect_noise((300, 300), 40 + i).convert("RGB").save(path)
         paths.append(str(path))
     killed: list[int] = []
 
@@ -247,9 +249,9 @@ def test_a_scan_stopped_early_stops_its_workers(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite3"
     Ledger.open(str(ledger)).close()
     paths = []
-    for i in range(20):
+    for i in range(16):
         path = tmp_path / f"noise{i:02d}.png"
-        Image.effect_noise((400, 400), 40 + i).convert("RGB").save(path)
+        Image.effect_noise((300, 300), 40 + i).convert("RGB").save(path)
         paths.append(str(path))
     rows = verify_many(paths, ledger_path=str(ledger), jobs=2, seconds=300)
     next(rows)
