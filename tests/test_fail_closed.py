@@ -372,6 +372,16 @@ def test_verify_writes_every_row_under_strict_utf8(hostile: Path, tmp_path: Path
     assert "bad\\xff.jpg" in html and "line\\nintact       forged.jpg" in html and "\x1b" not in html
 
 
+def test_tag_escapes_names_too(hostile: Path) -> None:
+    done = _cli("tag", *sorted(os.listdir(hostile)), "--deny", "ai", "--dry-run", "--no-sign", cwd=hostile,
+                PYTHONIOENCODING="utf-8:strict")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    lines = done.stdout.decode("utf-8").splitlines()
+    assert sum(line.startswith("would tag") for line in lines) == 5
+    assert any(line.startswith("would tag  line\\nintact       forged.jpg  (jpeg") for line in lines)
+    assert any(line.startswith("would tag  bad\\xff.jpg") for line in lines)
+
+
 def test_csv_cells_that_start_a_formula_are_neutralised() -> None:
     from rightsmeta.output import Writer
 
