@@ -25,7 +25,7 @@ from test_documents import pdf_bytes
 
 import rightsmeta
 from rightsmeta import Assertion, api, keys
-from rightsmeta.carriers import audio, pdf, pdfobjects
+from rightsmeta.carriers import audio, audiotags, pdf, pdfobjects
 from rightsmeta.cli import main
 from rightsmeta.fsio import open_buffer
 from rightsmeta.model import Purpose
@@ -401,7 +401,13 @@ def test_csv_cells_that_start_a_formula_are_neutralised() -> None:
 # --- issue 10 item 5: fallbacks are logged, our own bugs are not "malformed files" ------------------
 
 
-def test_fallbacks_to_pypdf_and_mutagen_are_logged(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallbacks_to_pypdf_and_mutagen_are_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, ffmpeg: str, tmp_path: Path
+) -> None:
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    ffmpeg_tone = tone.read_bytes()
     tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
     caplog.set_level(logging.DEBUG, logger="rightsmeta")
     api.read(tagged + b"\x00" * 300)  # junk after %%EOF: pypdf's to read
@@ -416,6 +422,17 @@ def test_fallbacks_to_pypdf_and_mutagen_are_logged(caplog: pytest.LogCaptureFixt
     assert report.errors == [] and not report.may_use(AI)  # pypdf read it: only slower...
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and "a bug of rightsmeta" in warnings[0].getMessage() and warnings[0].exc_info  # ...and seen
+    caplog.clear()
+
+    def id3_bug(*args: Any) -> Any:
+        raise IndexError("a bug in the fast ID3 reader")
+
+    monkeypatch.setattr(audiotags, "read_id3", id3_bug)
+    song = rightsmeta.tag_bytes(ffmpeg_tone, DENY_AI)
+    report = api.read(song)
+    assert report.errors == [] and not report.may_use(AI)  # mutagen read it
+    assert any(r.levelno == logging.WARNING and "the fast ID3 reader failed (IndexError" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_debug_flag_shows_the_log(tmp_path: Path) -> None:
