@@ -1,0 +1,274 @@
+"""Fetching what a check needs and was not given: the response, robots.txt, tdmrep.json.
+
+One ``Fetcher`` holds one httpx client, the per-origin policy cache (with a TTL, so a long crawl
+sees a site's changed robots.txt) and the limits; it belongs to one event loop, and nothing
+is shared between fetchers, so threads each running their own are independent.
+
+Every request has a total deadline (a server trickling one byte a second defeats a per-read
+timeout), bodies are read up to a cap and no further, redirects are followed up to a limit
+and the final URL's policies apply. RFC 9309: robots.txt 4xx means no rules; 5xx or no answer
+means the whole site is disallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from .. import __version__
+from . import robots as _robots
+from . import tdmrep_json
+from .core import DEFAULT_AGENT, Site, WebReport, evaluate
+from .headers import Headers
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 10.0  # seconds per request, start to last byte
+    body_cap: int = 64 * 1024 * 1024  # bytes of a resource's body read with fetch_body
+    concurrency: int = 16  # requests in flight
+    per_host_delay: float = 0.0  # seconds between two requests to one host
+    site_ttl: float = 3600.0  # seconds a fetched robots.txt / tdmrep.json is reused
+    max_redirects: int = 10
+    max_sites: int = 10_000  # origins kept in the cache
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def http_agent(agent: str) -> str:
+    """The User-Agent header: the caller's token, and what is asking (so a site can tell)."""
+    if "/" in agent:
+        return agent
+    return f"{agent}/{__version__} (rightsmeta rights-signal check; +https://pypi.org/project/rightsmeta/)"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Fetcher:
+    """Async fetcher with caches and limits. Use ``async with Fetcher(...) as f: await f.check(url)``."""
+
+    def __init__(self, *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits(),
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.user_agent = user_agent
+        self.limits = limits
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._sites: dict[str, tuple[float, asyncio.Future[Site]]] = {}
+        self._slots = asyncio.Semaphore(max(1, limits.concurrency))
+        self._hosts: dict[str, tuple[asyncio.Lock, list[float]]] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": http_agent(self.user_agent)},
+            follow_redirects=True,
+            max_redirects=self.limits.max_redirects,
+            timeout=httpx.Timeout(self.limits.timeout),
+            limits=httpx.Limits(max_connections=max(1, self.limits.concurrency), max_keepalive_connections=max(1, self.limits.concurrency)),
+            transport=self._transport,
+            trust_env=False,  # a check's answer must not depend on proxy variables of the shell
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("use the Fetcher in 'async with'")
+        return self._client
+
+    async def _polite(self, url: str) -> None:
+        delay = self.limits.per_host_delay
+        if delay <= 0:
+            return
+        host = urlsplit(url).netloc.lower()
+        lock, last = self._hosts.setdefault(host, (asyncio.Lock(), [0.0]))
+        async with lock:
+            wait = last[0] + delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last[0] = time.monotonic()
+
+    async def _get(self, url: str, cap: int, *, truncate: bool) -> tuple[httpx.Response, bytes, bool]:
+        """GET within the deadline and the cap: (response, body, truncated)."""
+        await self._polite(url)
+        async with self._slots, asyncio.timeout(self.limits.timeout):
+            async with self.client.stream("GET", url) as response:
+                declared = response.headers.get("content-length", "")
+                if not truncate and declared.isdigit() and int(declared) > cap:
+                    raise _TooLarge(f"Content-Length {int(declared)} bytes is over the {cap}-byte cap")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > cap:
+                        if not truncate:
+                            raise _TooLarge(f"body is over the {cap}-byte cap")
+                        return response, b"".join(chunks)[:cap], True
+                return response, b"".join(chunks), False
+
+    async def _head(self, url: str) -> httpx.Response:
+        await self._polite(url)
+        async with self._slots, asyncio.timeout(self.limits.timeout):
+            response = await self.client.head(url)
+            if response.status_code in (405, 501):  # HEAD not supported: headers of a GET, body unread
+                async with self.client.stream("GET", url) as streamed:
+                    return streamed
+            return response
+
+    async def site(self, url: str) -> Site:
+        """The origin's policies, fetched once per TTL; concurrent checks of one origin share one fetch."""
+        origin = _origin(url)
+        now = time.monotonic()
+        cached = self._sites.get(origin)
+        if cached is not None and cached[0] > now:
+            return await asyncio.shield(cached[1])
+        if len(self._sites) >= self.limits.max_sites:
+            self._sites = {k: v for k, v in self._sites.items() if v[0] > now}
+            while len(self._sites) >= self.limits.max_sites:
+                self._sites.pop(next(iter(self._sites)))
+        future: asyncio.Future[Site] = asyncio.get_running_loop().create_future()
+        self._sites[origin] = (now + self.limits.site_ttl, future)
+        try:
+            site = await self._fetch_site(origin)
+        except BaseException as exc:  # cancelled: the next check fetches again
+            self._sites.pop(origin, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        future.set_result(site)
+        return site
+
+    async def _fetch_site(self, origin: str) -> Site:
+        robots: bytes | None = None
+        robots_status, robots_error = 200, None
+        tdm: bytes | None = None
+        tdm_status, tdm_error = 200, None
+        notes: list[str] = []
+        try:
+            response, robots, truncated = await self._get(origin + "/robots.txt", _robots.MAX_BYTES, truncate=True)
+            robots_status = response.status_code
+            if truncated:
+                notes.append(f"robots.txt is larger than {_robots.MAX_BYTES} bytes; only the start was read (RFC 9309 allows this)")
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            robots, robots_error = None, _why(exc, self.limits.timeout)
+        try:
+            response, tdm, _ = await self._get(origin + "/.well-known/tdmrep.json", tdmrep_json.MAX_BYTES, truncate=False)
+            tdm_status = response.status_code
+        except _TooLarge as exc:
+            tdm, tdm_error = None, f"too large ({exc})"
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            tdm, tdm_error = None, _why(exc, self.limits.timeout)
+        return Site(robots, robots_status, robots_error, tdm, tdm_status, tdm_error, tuple(notes))
+
+    async def check(
+        self,
+        url: str,
+        *,
+        headers: Headers | None = None,
+        body: bytes | None = None,
+        page: bytes | str | None = None,
+        site: Site | None = None,
+        fetch_body: bool = False,
+    ) -> WebReport:
+        """Fetch what is missing, then decide. Never raises for the resource: errors are in the report."""
+        final, status = url, None
+        errors: list[str] = []
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
+            return report
+        try:
+            if headers is None or (fetch_body and body is None):
+                if fetch_body and body is None:
+                    response, body, _ = await self._get(url, self.limits.body_cap, truncate=False)
+                else:
+                    response = await self._head(url)
+                headers, final, status = response.headers.raw, str(response.url), response.status_code
+                if status >= 400:
+                    errors.append(f"HTTP {status} for the resource")
+        except _TooLarge as exc:
+            errors.append(f"body not read: {exc}")
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            errors.append(f"resource not fetched: {_why(exc, self.limits.timeout)}")
+        if errors and headers is None:
+            report = WebReport(url, final_url=final, http_status=status, errors=errors)
+            report.unread.append("nothing was read: the resource could not be fetched")
+            return report
+        if site is None:
+            site = await self.site(final)
+        report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
+                          final_url=final, http_status=status)
+        report.errors[:0] = errors
+        return report
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"no complete answer within {timeout:g} s"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return f"too many redirects ({exc})"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+async def acheck_many(urls: Iterable[str], fetcher: Fetcher, *, fetch_body: bool = False) -> AsyncIterator[WebReport]:
+    """Reports as they finish, with a bounded number of checks in flight (memory stays flat)."""
+    window = max(1, fetcher.limits.concurrency) * 2
+    pending: set[asyncio.Task[WebReport]] = set()
+    for url in urls:
+        pending.add(asyncio.ensure_future(fetcher.check(url, fetch_body=fetch_body)))
+        if len(pending) >= window:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            yield task.result()
+
+
+def check_many(urls: Iterable[str], *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits(),
+               fetch_body: bool = False) -> Iterator[WebReport]:
+    """Synchronous iterator over reports, in the order they finish; the event loop runs in a thread."""
+    out: queue.Queue[WebReport | BaseException | None] = queue.Queue(maxsize=max(1, limits.concurrency) * 4)
+
+    async def run() -> None:
+        async with Fetcher(user_agent=user_agent, limits=limits) as fetcher:
+            async for report in acheck_many(urls, fetcher, fetch_body=fetch_body):
+                await asyncio.to_thread(out.put, report)
+
+    def thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # surfaced in the caller's thread, not lost
+            out.put(exc)
+        else:
+            out.put(None)
+
+    worker = threading.Thread(target=thread, name="rightsmeta-web-check", daemon=True)
+    worker.start()
+    while True:
+        item = out.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
