@@ -11,7 +11,8 @@ Read here:
   the file names them explicitly: shutting a training crawler out is a reservation of the uses
   that crawler exists for (project decision; the table is ``AI_BOTS``).
 - ``Content-Usage`` (IETF aipref attachment; an optional path pattern, then the preferences) and
-  Cloudflare's ``Content-Signal``, from the caller's group; the longest matching path wins.
+  Cloudflare's ``Content-Signal``, from the caller's group (else the ``*`` group); the longest
+  matching path wins.
 """
 
 from __future__ import annotations
@@ -210,7 +211,10 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
             covers=purposes,
         ))
     for attr, decode in (("usage", aipref.decode_content_usage), ("content_signal", aipref.decode_content_signal)):
-        pref = _best_pref((p for g in mine for p in getattr(g, attr)), path)
+        # Preferences are said to everyone: a caller with its own group (for its crawl rules) still
+        # hears the "*" group's, unless its own group states some.
+        groups = mine if any(getattr(g, attr) for g in mine) else robots.select("*")
+        pref = _best_pref((p for g in groups for p in getattr(g, attr)), path)
         if pref is None:
             continue
         try:
