@@ -1,0 +1,243 @@
+"""``rightsmeta.web`` over real HTTP: a server on 127.0.0.1 serves sites, pages, real files
+(tagged by rightsmeta or not) and misbehaving endpoints; the same URLs go through datadiligence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from samples import image_bytes
+from webserver import Resource, Site, big_text, closed_port, header_bytes, huge, many_headers, trickle
+
+from rightsmeta import Assertion, Purpose, tag_bytes
+from rightsmeta.web import check
+from rightsmeta.web.fetch import Fetcher, Limits, check_many
+
+pytest.importorskip("httpx")
+
+NA, AL, UN, CO = "notAllowed", "allowed", "unspecified", "constrained"
+AI = ("ai-training", "genai-training", "ai-inference")
+FAST = Limits(timeout=1.0, concurrency=8)
+
+ROBOTS = b"""User-agent: *
+Disallow: /private/
+Allow: /private/ok.jpg
+Content-Usage: /cu/ train-ai=n
+Content-Usage: /cu/open/ train-ai=y, search=y
+
+User-agent: GPTBot
+Disallow: /gpt/
+"""
+TDM = b"""[{"location": "/tdm/*", "tdm-reservation": 1, "tdm-policy": "https://example.com/policy.json"},
+ {"location": "/tdm/free/*", "tdm-reservation": 0}]"""
+PAGE = b"""<!doctype html><html><head><meta name="robots" content="noai, noimageai">
+<meta name="tdm-reservation" content="1"></head><body><img src="/img/plain.jpg"></body></html>"""
+
+
+def _files() -> dict[str, bytes]:
+    plain = image_bytes("jpeg")
+    return {
+        "plain": plain,
+        "deny_ai": tag_bytes(plain, Assertion.build(deny=["ai"])),
+        "allow_all": tag_bytes(plain, Assertion.build(allow=["all"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[dict[str, Site]]:
+    f = _files()
+    main_routes = {
+        "/robots.txt": Resource(ROBOTS, content_type="text/plain"),
+        "/.well-known/tdmrep.json": Resource(TDM, content_type="application/json"),
+        "/img/plain.jpg": Resource(f["plain"]),
+        "/img/deny-ai.jpg": Resource(f["deny_ai"]),
+        "/img/allow-all.jpg": Resource(f["allow_all"]),
+        "/h/noai.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noai")]),
+        "/h/noimageai.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noimageai")]),
+        "/h/scoped-us.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "testbot: noai")]),
+        "/h/scoped-other.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "otherbot: noai")]),
+        "/h/several.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "noimageai")]),
+        "/h/malformed.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", ":, :, ,;: -::")]),
+        "/h/tdm.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1")]),
+        "/h/tdm-policy.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1"), ("tdm-policy", "https://e.com/p")]),
+        "/h/usage.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-ai=n, search=y")]),
+        "/h/usage-legacy.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-genai=n")]),
+        "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
+        "/page.html": Resource(PAGE, content_type="text/html"),
+        "/private/a.jpg": Resource(f["plain"]),
+        "/private/ok.jpg": Resource(f["plain"]),
+        "/gpt/a.jpg": Resource(f["plain"]),
+        "/cu/a.jpg": Resource(f["plain"]),
+        "/cu/open/a.jpg": Resource(f["plain"]),
+        "/tdm/a.jpg": Resource(f["plain"]),
+        "/tdm/free/a.jpg": Resource(f["plain"]),
+        "/redirect.jpg": Resource(status=302, headers=[("Location", "/h/noai.jpg")]),
+        "/loop.jpg": Resource(status=302, headers=[("Location", "/loop.jpg")]),
+        "/missing.jpg": Resource(b"no", 404, content_type="text/plain"),
+        "/bad/trickle.jpg": Resource(raw=trickle(4.0)),
+        "/bad/huge.jpg": Resource(raw=huge()),
+        "/bad/latin1.jpg": Resource(raw=header_bytes(b"X-Robots-Tag: no\xe9ai")),
+        "/bad/headers.jpg": Resource(raw=many_headers(5000)),
+    }
+    down = {"/robots.txt": Resource(b"busy", 503, content_type="text/plain"), "/a.jpg": Resource(f["plain"])}
+    norules = {"/.well-known/tdmrep.json": Resource(b"{not json", content_type="application/json"),
+               "/a.jpg": Resource(f["plain"])}
+    bigrobots = {"/robots.txt": Resource(raw=big_text(b"User-agent: *\nDisallow: /secret/\n", 50 * 1024 * 1024)),
+                 "/secret/a.jpg": Resource(f["plain"]), "/a.jpg": Resource(f["plain"])}
+    started = {name: Site(routes).start() for name, routes in
+               {"main": main_routes, "down": down, "norules": norules, "bigrobots": bigrobots}.items()}
+    # a cross-origin redirect: its target's site policies apply
+    started["main"].server.routes["/cross.jpg"] = Resource(status=301, headers=[("Location", started["down"].url("/a.jpg"))])
+    yield started
+    for site in started.values():
+        site.close()
+
+
+def run(url: str, **kwargs: Any) -> Any:
+    return check(url, user_agent="testbot", limits=FAST, **kwargs)
+
+
+def states(report: Any) -> dict[str, str]:
+    return {p.value: perm.state.value for p, perm in report.decision.permissions.items()}
+
+
+# Expected states per path on the main site (restated from the specs and the robots/tdmrep above).
+EXPECTED: dict[str, dict[str, str]] = {
+    "/img/plain.jpg": {},
+    "/h/noai.jpg": dict.fromkeys(AI, NA),
+    "/h/noimageai.jpg": dict.fromkeys(AI, NA),
+    "/h/scoped-us.jpg": dict.fromkeys(AI, NA),
+    "/h/scoped-other.jpg": {},
+    "/h/several.jpg": {**dict.fromkeys(AI, NA), "search": NA},
+    "/h/malformed.jpg": {},
+    "/h/tdm.jpg": {"data-mining": NA},
+    "/h/tdm-policy.jpg": {"data-mining": CO},
+    "/h/usage.jpg": {"genai-training": NA, "search": AL},
+    "/h/usage-legacy.jpg": {"genai-training": NA},
+    "/private/a.jpg": dict.fromkeys(("data-mining", *AI, "search"), NA),
+    "/private/ok.jpg": {},
+    "/gpt/a.jpg": {"ai-training": NA, "genai-training": NA},
+    "/cu/a.jpg": {"genai-training": NA},
+    "/cu/open/a.jpg": {"genai-training": AL, "search": AL},
+    "/tdm/a.jpg": {"data-mining": CO},
+    "/tdm/free/a.jpg": {"data-mining": AL},
+    "/redirect.jpg": dict.fromkeys(AI, NA),
+}
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_each_signal_over_http(sites: dict[str, Site], path: str) -> None:
+    report = run(sites["main"].url(path))
+    want = {p: EXPECTED[path].get(p, UN) for p in ("data-mining", *AI, "search")}
+    assert states(report) == want, report.to_json()
+    assert report.errors == []
+
+
+def test_redirect_uses_the_final_url(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/redirect.jpg"))
+    assert report.final_url == sites["main"].url("/h/noai.jpg")
+    cross = run(sites["main"].url("/cross.jpg"))
+    assert cross.final_url == sites["down"].url("/a.jpg")
+    assert set(states(cross).values()) == {NA}  # the target's robots.txt answers 503
+
+
+def test_robots_5xx_disallows_all_4xx_means_no_rules(sites: dict[str, Site]) -> None:
+    down = run(sites["down"].url("/a.jpg"))
+    assert set(states(down).values()) == {NA} and down.status() == "notAllowed"
+    assert any("RFC 9309" in n for n in down.notes)
+
+
+def test_unreachable_site_is_an_error_never_allowed() -> None:
+    report = run(f"http://127.0.0.1:{closed_port()}/a.jpg")
+    assert report.status() == "error" and "not fetched" in report.errors[0]
+
+
+def test_malformed_tdmrep_json_over_http(sites: dict[str, Site]) -> None:
+    report = run(sites["norules"].url("/a.jpg"))
+    assert report.status() == "error" and "tdmrep.json" in report.errors[0]
+
+
+def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+    assert states(run(main.url("/img/deny-ai.jpg"), fetch_body=True)) == {
+        "data-mining": UN, "ai-training": NA, "genai-training": NA, "ai-inference": NA, "search": UN}
+    assert run(main.url("/img/allow-all.jpg"), fetch_body=True).status() == "allowed"
+    # without the body the embedded statement is unknown, and the report says so
+    head = run(main.url("/img/deny-ai.jpg"))
+    assert head.status() == "unspecified" and any("body" in u for u in head.unread)
+    mixed = run(main.url("/h/allowed-but-tagged.jpg"), fetch_body=True)
+    assert states(mixed)["genai-training"] == NA and mixed.conflicts
+    page = run(main.url("/page.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
+
+
+def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/img/plain.jpg"), page=PAGE)
+    assert {states(report)[p] for p in AI} == {NA}
+
+
+@pytest.mark.parametrize(("path", "fetch_body", "words"), [
+    ("/loop.jpg", False, "redirects"),
+    ("/missing.jpg", False, "HTTP 404"),
+    ("/bad/trickle.jpg", True, "within 1 s"),
+    ("/bad/huge.jpg", True, "cap"),
+    ("/bad/latin1.jpg", False, "not UTF-8"),
+    ("/bad/headers.jpg", False, "response headers"),
+])
+def test_bad_input_is_a_clear_error_within_the_timeout(sites: dict[str, Site], path: str, fetch_body: bool, words: str) -> None:
+    start = time.monotonic()
+    report = run(sites["main"].url(path), fetch_body=fetch_body)
+    assert time.monotonic() - start < 3.0
+    assert report.status() == "error", report.to_json()
+    assert any(words in e for e in report.errors), report.errors
+    assert not report.may_use(Purpose.GENAI_TRAINING)
+
+
+def test_huge_content_length_is_fine_when_only_headers_are_needed(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/bad/huge.jpg"))
+    assert report.errors == [] and report.status() == "unspecified"
+
+
+def test_50mb_robots_is_read_up_to_the_cap(sites: dict[str, Site]) -> None:
+    start = time.monotonic()
+    report = run(sites["bigrobots"].url("/secret/a.jpg"))
+    assert time.monotonic() - start < 3.0
+    assert set(states(report).values()) == {NA}
+    assert any("only the start was read" in n for n in report.notes)
+
+
+def test_batch_goes_on_and_site_files_are_fetched_once(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+    main.hits.clear()
+    urls = [main.url(p) for p in sorted(EXPECTED)] + [main.url("/bad/latin1.jpg"), main.url("/loop.jpg"), "ftp://x/y"]
+    reports = list(check_many(urls, user_agent="testbot", limits=Limits(timeout=1.0, concurrency=4)))
+    assert sorted(r.url for r in reports) == sorted(urls)
+    by_url = {r.url: r for r in reports}
+    assert by_url[main.url("/h/noai.jpg")].status() == "notAllowed"
+    assert by_url["ftp://x/y"].status() == "error"
+    assert main.hits["/robots.txt"] == 1 and main.hits["/.well-known/tdmrep.json"] == 1
+
+
+def test_per_host_delay_and_user_agent(sites: dict[str, Site]) -> None:
+    import httpx
+
+    seen: list[tuple[float, str]] = []
+
+    async def go() -> None:
+        async def record(request: httpx.Request) -> None:
+            seen.append((time.monotonic(), request.headers["user-agent"]))
+        transport = httpx.AsyncHTTPTransport()
+        limits = Limits(timeout=1.0, per_host_delay=0.15)
+        async with Fetcher(user_agent="testbot", limits=limits, transport=transport) as fetcher:
+            fetcher.client.event_hooks["request"] = [record]
+            await asyncio.gather(*(fetcher.check(sites["main"].url(f"/img/plain.jpg?{i}")) for i in range(3)))
+
+    asyncio.run(go())
+    times = sorted(t for t, _ in seen)
+    assert len(times) == 5  # robots.txt, tdmrep.json, three HEADs
+    assert all(b - a >= 0.14 for a, b in zip(times, times[1:], strict=False))
+    assert all(agent.startswith("testbot/") and "rightsmeta" in agent for _, agent in seen)
