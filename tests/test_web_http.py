@@ -241,3 +241,61 @@ def test_per_host_delay_and_user_agent(sites: dict[str, Site]) -> None:
     assert len(times) == 5  # robots.txt, tdmrep.json, three HEADs
     assert all(b - a >= 0.14 for a, b in zip(times, times[1:], strict=False))
     assert all(agent.startswith("testbot/") and "rightsmeta" in agent for _, agent in seen)
+
+
+# The command line -----------------------------------------------------------------------------------
+
+def _cli(*args: str, stdin: str | None = None) -> Any:
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    return CliRunner().invoke(main, ["check", "--timeout", "1", *args], input=stdin, catch_exceptions=False)
+
+
+def test_cli_json_matches_schema_and_exit_codes(sites: dict[str, Site], tmp_path: Any) -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "check-report.schema.json").read_text())
+    main = sites["main"]
+    urls = [main.url("/h/noai.jpg"), main.url("/img/allow-all.jpg"), main.url("/bad/latin1.jpg"), main.url("/h/tdm-policy.jpg")]
+    result = _cli(*urls, "--json", "--fetch-body", "--user-agent", "testbot")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    Draft202012Validator(schema).validate(rows)
+    by_url = {r["url"]: r for r in rows}
+    assert [by_url[u]["status"] for u in urls] == ["notAllowed", "allowed", "error", "constrained"]
+    assert "summary: 1 notAllowed, 1 constrained, 1 allowed, 1 error (4 URLs)" in result.stderr
+
+    assert _cli(*urls, "--jsonl", "--fail-on", "error,notAllowed").exit_code == 1
+    assert _cli(urls[1], "--fetch-body", "--fail-on", "error,notAllowed").exit_code == 0
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# a comment\n" + "\n".join(urls) + "\n")
+    lines = _cli("--urls", str(listing), "--jsonl").stdout.splitlines()
+    for line in lines:
+        Draft202012Validator(schema).validate([json.loads(line)])
+    assert len(lines) == 4
+    # --purpose narrows the status: the noai header says nothing about search
+    search = json.loads(_cli(urls[0], "--json", "--purpose", "search").stdout)[0]
+    assert search["status"] == "unspecified" and search["purposes"] == ["search"]
+
+
+def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
+    import csv
+    import io
+
+    url = sites["main"].url("/gpt/a.jpg")
+    rows = list(csv.DictReader(io.StringIO(_cli(url, "--csv").stdout)))
+    assert rows[0]["status"] == "notAllowed" and rows[0]["genai-training"] == "notAllowed"
+    assert "robots.txt line 8 (user-agent gptbot)" in rows[0]["sources"]
+    text = _cli(url, "--purpose", "genai-training").stdout
+    assert text.startswith("notAllowed") and "robots.txt line 8 (user-agent gptbot): ai-training notAllowed" in text
+
+
+def test_cli_usage_errors() -> None:
+    assert _cli("--fail-on", "nope", "http://127.0.0.1:1/").exit_code == 2
+    assert _cli("--purpose", "nope", "http://127.0.0.1:1/").exit_code == 2
+    assert _cli().exit_code == 2
