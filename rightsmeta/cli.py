@@ -447,8 +447,8 @@ def check_cmd(
     try:
         from .web.fetch import Limits, check_many
         from .web.output import CheckWriter
-    except ImportError as exc:  # httpx is the optional 'web' extra
-        raise click.ClickException(f"checking URLs needs httpx ({exc}): pip install 'rightsmeta[web]'") from None
+    except ImportError as exc:  # aiohttp is the optional 'web' extra
+        raise click.ClickException(f"checking URLs needs aiohttp ({exc}): pip install 'rightsmeta[web]'") from None
     limits = Limits(timeout=timeout, body_cap=max_body, concurrency=concurrency, per_host_delay=delay)
     writer = CheckWriter(sys.stdout, fmt) if fmt else None
     counts: dict[str, int] = {}

@@ -33,6 +33,7 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     routes: dict[str, Resource]
     hits: dict[str, int]
+    log: list[tuple[float, str, str]]  # (monotonic time, path, User-Agent) of every request
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,6 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         path = self.path.split("?", 1)[0]
         self.server.hits[path] = self.server.hits.get(path, 0) + 1
+        self.server.log.append((time.monotonic(), self.path, self.headers.get("User-Agent", "")))
         res = self.server.routes.get(path)
         if res is None:
             res = Resource(b"not found", 404, content_type="text/plain")
@@ -81,6 +83,7 @@ class Site:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.routes = routes
         self.server.hits = {}
+        self.server.log = []
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

@@ -6,7 +6,7 @@
     >>> report.status()
     'notAllowed'
 
-``check`` fetches whatever is not given (needs httpx: ``pip install 'rightsmeta[web]'``);
+``check`` fetches whatever is not given (needs aiohttp: ``pip install 'rightsmeta[web]'``);
 ``evaluate`` and ``from_headers`` never touch the network.
 """
 

@@ -1,6 +1,6 @@
 """Fetching what a check needs and was not given: the response, robots.txt, tdmrep.json.
 
-One ``Fetcher`` holds one httpx client, the per-origin policy cache (with a TTL, so a long crawl
+One ``Fetcher`` holds one aiohttp session, the per-origin policy cache (with a TTL, so a long crawl
 sees a site's changed robots.txt) and the limits; it belongs to one event loop, and nothing
 is shared between fetchers, so threads each running their own are independent.
 
@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from .. import __version__
 from . import robots as _robots
@@ -56,38 +56,37 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+_NETWORK = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
+
+
 class Fetcher:
     """Async fetcher with caches and limits. Use ``async with Fetcher(...) as f: await f.check(url)``."""
 
-    def __init__(self, *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits(),
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits()) -> None:
         self.user_agent = user_agent
         self.limits = limits
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._sites: dict[str, tuple[float, asyncio.Future[Site]]] = {}
         self._slots = asyncio.Semaphore(max(1, limits.concurrency))
         self._hosts: dict[str, tuple[asyncio.Lock, list[float]]] = {}
 
     async def __aenter__(self) -> Fetcher:
-        self._client = httpx.AsyncClient(
+        self._client = aiohttp.ClientSession(
             headers={"User-Agent": http_agent(self.user_agent)},
-            follow_redirects=True,
-            max_redirects=self.limits.max_redirects,
-            timeout=httpx.Timeout(self.limits.timeout),
-            limits=httpx.Limits(max_connections=max(1, self.limits.concurrency), max_keepalive_connections=max(1, self.limits.concurrency)),
-            transport=self._transport,
+            timeout=aiohttp.ClientTimeout(total=self.limits.timeout),
+            connector=aiohttp.TCPConnector(limit=max(1, self.limits.concurrency)),
             trust_env=False,  # a check's answer must not depend on proxy variables of the shell
+            auto_decompress=False,  # bodies are capped as sent: a small gzip must not inflate past the cap
         )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> aiohttp.ClientSession:
         if self._client is None:
             raise RuntimeError("use the Fetcher in 'async with'")
         return self._client
@@ -104,17 +103,17 @@ class Fetcher:
                 await asyncio.sleep(wait)
             last[0] = time.monotonic()
 
-    async def _get(self, url: str, cap: int, *, truncate: bool) -> tuple[httpx.Response, bytes, bool]:
+    async def _get(self, url: str, cap: int, *, truncate: bool) -> tuple[aiohttp.ClientResponse, bytes, bool]:
         """GET within the deadline and the cap: (response, body, truncated)."""
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout):
-            async with self.client.stream("GET", url) as response:
-                declared = response.headers.get("content-length", "")
-                if not truncate and declared.isdigit() and int(declared) > cap:
-                    raise _TooLarge(f"Content-Length {int(declared)} bytes is over the {cap}-byte cap")
+            async with self.client.get(url, max_redirects=self.limits.max_redirects) as response:
+                declared = response.content_length
+                if not truncate and declared is not None and declared > cap:
+                    raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_chunked(65536):
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > cap:
@@ -123,13 +122,14 @@ class Fetcher:
                         return response, b"".join(chunks)[:cap], True
                 return response, b"".join(chunks), False
 
-    async def _head(self, url: str) -> httpx.Response:
+    async def _head(self, url: str) -> aiohttp.ClientResponse:
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout):
-            response = await self.client.head(url)
-            if response.status_code in (405, 501):  # HEAD not supported: headers of a GET, body unread
-                async with self.client.stream("GET", url) as streamed:
-                    return streamed
+            async with self.client.head(url, allow_redirects=True, max_redirects=self.limits.max_redirects) as response:
+                pass
+            if response.status in (405, 501):  # HEAD not supported: headers of a GET, body unread
+                async with self.client.get(url, max_redirects=self.limits.max_redirects) as response:
+                    pass
             return response
 
     async def site(self, url: str) -> Site:
@@ -163,17 +163,17 @@ class Fetcher:
         notes: list[str] = []
         try:
             response, robots, truncated = await self._get(origin + "/robots.txt", _robots.MAX_BYTES, truncate=True)
-            robots_status = response.status_code
+            robots_status = response.status
             if truncated:
                 notes.append(f"robots.txt is larger than {_robots.MAX_BYTES} bytes; only the start was read (RFC 9309 allows this)")
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        except _NETWORK as exc:
             robots, robots_error = None, _why(exc, self.limits.timeout)
         try:
             response, tdm, _ = await self._get(origin + "/.well-known/tdmrep.json", tdmrep_json.MAX_BYTES, truncate=False)
-            tdm_status = response.status_code
+            tdm_status = response.status
         except _TooLarge as exc:
             tdm, tdm_error = None, f"too large ({exc})"
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        except _NETWORK as exc:
             tdm, tdm_error = None, _why(exc, self.limits.timeout)
         return Site(robots, robots_status, robots_error, tdm, tdm_status, tdm_error, tuple(notes))
 
@@ -200,12 +200,12 @@ class Fetcher:
                     response, body, _ = await self._get(url, self.limits.body_cap, truncate=False)
                 else:
                     response = await self._head(url)
-                headers, final, status = response.headers.raw, str(response.url), response.status_code
+                headers, final, status = response.raw_headers, str(response.url), response.status
                 if status >= 400:
                     errors.append(f"HTTP {status} for the resource")
         except _TooLarge as exc:
             errors.append(f"body not read: {exc}")
-        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        except _NETWORK as exc:
             errors.append(f"resource not fetched: {_why(exc, self.limits.timeout)}")
         if errors and headers is None:
             report = WebReport(url, final_url=final, http_status=status, errors=errors)
@@ -220,10 +220,10 @@ class Fetcher:
 
 
 def _why(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return f"no complete answer within {timeout:g} s"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"too many redirects ({exc})"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"too many redirects ({exc.status}, after {len(exc.history)} hops to {exc.request_info.real_url})"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]
 
