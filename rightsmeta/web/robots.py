@@ -75,15 +75,19 @@ class Robots:
     groups: list[Group]
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # token -> its groups, built once: a crawl asks the same file about thousands of paths
+        self._by_token: dict[str, list[Group]] = {}
+        for group in self.groups:
+            for token in dict.fromkeys(group.agents):
+                self._by_token.setdefault(token, []).append(group)
+
     def select(self, agent: str) -> list[Group]:
         """The groups RFC 9309 applies to ``agent``: every group naming it, else every ``*`` group."""
-        token = product_token(agent)
-        named = [g for g in self.groups if token in g.agents]
-        return named or [g for g in self.groups if "*" in g.agents]
+        return self.named(agent) or self._by_token.get("*", [])
 
     def named(self, agent: str) -> list[Group]:
-        token = product_token(agent)
-        return [g for g in self.groups if token in g.agents]
+        return self._by_token.get(product_token(agent), [])
 
 
 def product_token(agent: str) -> str:
@@ -197,7 +201,7 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
     for bot, purposes in bots.items():
         if bot == token:
             continue  # the caller's own group was weighed above
-        named = robots.named(bot)
+        named = robots._by_token.get(bot)
         if not named:
             continue
         rule = decide_path(named, path)
