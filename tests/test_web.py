@@ -290,3 +290,10 @@ def test_check_with_everything_given_needs_no_network(monkeypatch: pytest.Monkey
     monkeypatch.setattr(socket.socket, "connect", refuse)
     report = check("https://e.com/a.jpg", headers={"X-Robots-Tag": "noai"}, site=EMPTY, user_agent="x")
     assert report.status() == "notAllowed"
+
+
+def test_robots_equal_length_allow_wins_as_rfc_9309_says() -> None:
+    robots = b"User-agent: *\nDisallow: /tie\nAllow: /tie\nDisallow: /t*e\n"
+    assert site_states("/tie.jpg", robots=robots)[0]["search"] == UN
+    protego = pytest.importorskip("protego")
+    assert protego.Protego.parse(robots.decode()).can_fetch("https://e.com/tie.jpg", "x")
