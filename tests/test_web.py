@@ -297,3 +297,13 @@ def test_robots_equal_length_allow_wins_as_rfc_9309_says() -> None:
     assert site_states("/tie.jpg", robots=robots)[0]["search"] == UN
     protego = pytest.importorskip("protego")
     assert protego.Protego.parse(robots.decode()).can_fetch("https://e.com/tie.jpg", "x")
+
+
+def test_the_pure_decision_imports_no_http_client() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from rightsmeta import web; web.from_headers({'X-Robots-Tag': 'noai'}); "
+            "print(sorted(m for m in ('aiohttp', 'httpx', 'rightsmeta.web.fetch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

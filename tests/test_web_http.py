@@ -361,3 +361,13 @@ def test_same_urls_through_datadiligence(sites: dict[str, Site], caplog: pytest.
             theirs = "raises"
         got[key] = (ours, theirs)
     assert got == VERSUS
+
+
+def test_check_from_many_threads(sites: dict[str, Site]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    main = sites["main"]
+    paths = ["/h/noai.jpg", "/img/plain.jpg", "/tdm/a.jpg", "/private/a.jpg"] * 3
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda p: run(main.url(p)).status(), paths))
+    assert got == ["notAllowed", "unspecified", "constrained", "notAllowed"] * 3
