@@ -479,3 +479,5 @@ def _render_check(row: dict[str, Any]) -> None:
         click.echo(click.style("    conflict: ", fg="yellow") + conflict)
     for error in row["errors"]:
         click.echo(click.style("    error: ", fg="red") + error)
+    for unread in row["unread"]:
+        click.echo(f"    not read: {unread}")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from ..decide import Decision
 from ..errors import MalformedMetadata
-from ..model import PURPOSES, Permission, Purpose, State
+from ..model import AI_PURPOSES, Permission, Purpose, State
 from ..report import FileReport, states
 from ..vocab import Signal
 from ..webdecide import WebStatus, decide_web, embedded_signal, status
@@ -78,7 +78,8 @@ class WebReport:
     def conflicts(self) -> tuple[str, ...]:
         return self.decision.conflicts
 
-    def status(self, purposes: tuple[Purpose, ...] = PURPOSES) -> WebStatus:
+    def status(self, purposes: tuple[Purpose, ...] = AI_PURPOSES) -> WebStatus:
+        """One answer for ``purposes`` together (default: the AI ones, as ``rightsmeta check``)."""
         return status(self.decision.effective, purposes, errors=bool(self.errors))
 
     def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
@@ -87,7 +88,7 @@ class WebReport:
             return False
         return self.decision.may_use(purpose, accept_constraints=accept_constraints)
 
-    def to_json(self, purposes: tuple[Purpose, ...] = PURPOSES) -> dict[str, Any]:
+    def to_json(self, purposes: tuple[Purpose, ...] = AI_PURPOSES) -> dict[str, Any]:
         return {
             "url": self.url,
             "final_url": self.final_url,
