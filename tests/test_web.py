@@ -130,6 +130,11 @@ Disallow: /img/
 User-agent: mybot
 Disallow: /mine/
 Content-Signal: search=yes, ai-train=no
+
+User-agent: pctbot
+Disallow: /caf\xc3\xa9/
+Disallow: /a%20b
+Disallow: /x%2Fy
 """
 
 
@@ -190,6 +195,8 @@ PROTEGO_CASES = [
     ("/private/a", "*"), ("/private/ok", "*"), ("/private/ok/deeper", "*"), ("/a.gif", "*"), ("/a.gifx", "*"),
     ("/img/x", "GPTBot"), ("/img/x", "ccbot"), ("/private/a", "gptbot"), ("/mine/a", "mybot"),
     ("/private/a", "mybot"), ("/", "*"), ("/robots.txt", "*"),
+    ("/caf%C3%A9/x", "pctbot"), ("/café/x", "pctbot"), ("/a%20b", "pctbot"), ("/a%20bc", "pctbot"),
+    ("/x%2Fy", "pctbot"), ("/x/y", "pctbot"),
 ]
 
 
@@ -198,7 +205,7 @@ def test_robots_matching_agrees_with_protego(path: str, agent: str) -> None:
     protego = pytest.importorskip("protego")
     theirs = protego.Protego.parse(ROBOTS.decode()).can_fetch("https://e.com" + path, agent)
     parsed = robots_mod.parse(ROBOTS)
-    rule = robots_mod.decide_path(parsed.select(agent), path)
+    rule = robots_mod.decide_path(parsed.select(agent), robots_mod.normalise(path))
     ours = path == "/robots.txt" or rule is None or rule.allow
     assert ours == theirs
 
@@ -290,6 +297,11 @@ def test_check_with_everything_given_needs_no_network(monkeypatch: pytest.Monkey
     monkeypatch.setattr(socket.socket, "connect", refuse)
     report = check("https://e.com/a.jpg", headers={"X-Robots-Tag": "noai"}, site=EMPTY, user_agent="x")
     assert report.status() == "notAllowed"
+
+
+def test_robots_paths_compare_percent_encoded() -> None:
+    assert robots_mod.normalise("/caf\u00e9/a b") == "/caf%C3%A9/a%20b"
+    assert robots_mod.normalise("/%7Euser/x%2fy") == "/~user/x%2Fy"
 
 
 def test_robots_equal_length_allow_wins_as_rfc_9309_says() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from ..errors import MalformedMetadata
 from ..model import PURPOSES, Permission, Purpose, State
@@ -128,7 +129,7 @@ def parse(data: bytes | str) -> Robots:
         if key in ("allow", "disallow"):
             if key == "disallow" and not value:
                 continue  # "Disallow:" with nothing after it disallows nothing
-            current.rules.append(Rule(key == "allow", value, number))
+            current.rules.append(Rule(key == "allow", normalise(value), number))
         elif key == "content-usage":
             current.usage.append(_pref(value, number))
         elif key == "content-signal":
@@ -136,10 +137,21 @@ def parse(data: bytes | str) -> Robots:
     return Robots(groups, notes)
 
 
+_SAFE = "/*$?=&;:@!'()+,-._~"
+
+
+def normalise(path: str) -> str:
+    """RFC 9309 2.2.2: compare paths percent-encoded alike (``/ä`` and ``/%C3%A4`` are one path)."""
+    if "%" not in path and path.isascii() and " " not in path:
+        return path
+    # An encoded slash is data, not a path separator: it stays encoded (as protego keeps it).
+    return "%2F".join(quote(unquote(part), safe=_SAFE) for part in re.split("%2[fF]", path))
+
+
 def _pref(value: str, line: int) -> Pref:
     if value.startswith("/"):
         pattern, _, rest = value.partition(" ")
-        return Pref(pattern, rest.strip(), line)
+        return Pref(normalise(pattern), rest.strip(), line)
     return Pref("/", value, line)
 
 
@@ -186,6 +198,7 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
     """What this robots.txt says about ``path`` for the caller ``agent``: signals, and errors."""
     out: list[Signal] = []
     errors: list[str] = []
+    path = normalise(path)
     if path == "/robots.txt":
         return out, errors  # RFC 9309: always allowed
     mine = robots.select(agent)
