@@ -145,6 +145,18 @@ def test_redirect_uses_the_final_url(sites: dict[str, Site]) -> None:
     assert set(states(cross).values()) == {NA}  # the target's robots.txt answers 503
 
 
+def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
+    main, down = sites["main"], sites["down"]
+    before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)
+    closed = run(main.url("/private/a.jpg"), fetch_body=True)
+    assert closed.status() == "notAllowed"
+    assert closed.unread[0] == "the resource was not fetched: robots.txt line 2 disallows it for testbot"
+    assert run(down.url("/a.jpg")).status() == "notAllowed"
+    assert (main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)) == before
+    # GPTBot's group does not bind us: /gpt/ is fetched (and reserved for GPTBot's purposes)
+    assert run(main.url("/gpt/a.jpg")).http_status == 200
+
+
 def test_robots_5xx_disallows_all_4xx_means_no_rules(sites: dict[str, Site]) -> None:
     down = run(sites["down"].url("/a.jpg"))
     assert set(states(down).values()) == {NA} and down.status() == "notAllowed"
@@ -153,7 +165,9 @@ def test_robots_5xx_disallows_all_4xx_means_no_rules(sites: dict[str, Site]) -> 
 
 def test_unreachable_site_is_an_error_never_allowed() -> None:
     report = run(f"http://127.0.0.1:{closed_port()}/a.jpg")
-    assert report.status() == "error" and "not fetched" in report.errors[0]
+    assert report.status() == "error"
+    assert report.unread[0].startswith("the resource was not fetched: robots.txt unreachable (ClientConnectorError")
+    assert set(states(report).values()) == {NA}
 
 
 def test_malformed_tdmrep_json_over_http(sites: dict[str, Site]) -> None:

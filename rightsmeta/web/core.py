@@ -122,6 +122,22 @@ def _path(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+def forbidden(site: Site, url: str, agent: str) -> str | None:
+    """Why robots.txt forbids ``agent`` to fetch ``url`` (RFC 9309), or None: a polite check
+    does not fetch a resource its site closed to it."""
+    if site.robots_error or site.robots_status >= 500:
+        return f"robots.txt unreachable ({site.robots_error or f'HTTP {site.robots_status}'}): the whole site counts as disallowed"
+    robots = site.parsed_robots
+    path = _robots.normalise(_path(url))
+    if robots is None or path == "/robots.txt":
+        return None
+    groups = robots.select(agent)
+    rule = _robots.decide_path(groups, path)
+    if rule is None or rule.allow:
+        return None
+    return f"robots.txt line {rule.line} disallows it for {_robots.product_token(agent)}"
+
+
 def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[str], list[str]]:
     """Signals of an origin's robots.txt and tdmrep.json for ``url``: signals, errors, notes."""
     found: list[Signal] = []

@@ -25,7 +25,7 @@ import aiohttp
 from .. import __version__
 from . import robots as _robots
 from . import tdmrep_json
-from .core import DEFAULT_AGENT, Site, WebReport, evaluate
+from .core import DEFAULT_AGENT, Site, WebReport, evaluate, forbidden
 from .headers import Headers
 
 
@@ -194,6 +194,14 @@ class Fetcher:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
             return report
+        if site is None and (headers is None or (fetch_body and body is None)):
+            # RFC 9309: robots.txt first; a resource closed to this agent is not fetched at all.
+            site = await self.site(url)
+            reason = forbidden(site, url, self.user_agent)
+            if reason is not None:
+                report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
+                report.unread.insert(0, f"the resource was not fetched: {reason}")
+                return report
         try:
             if headers is None or (fetch_body and body is None):
                 if fetch_body and body is None:
@@ -211,8 +219,8 @@ class Fetcher:
             report = WebReport(url, final_url=final, http_status=status, errors=errors)
             report.unread.append("nothing was read: the resource could not be fetched")
             return report
-        if site is None:
-            site = await self.site(final)
+        if site is None or _origin(final) != _origin(url):
+            site = await self.site(final)  # redirected elsewhere: the final URL's policies apply
         report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
                           final_url=final, http_status=status)
         report.errors[:0] = errors
