@@ -248,7 +248,9 @@ def test_per_host_delay_and_user_agent(sites: dict[str, Site]) -> None:
     seen = [(t, path, agent) for t, path, agent in main.server.log if t >= start]
     assert len(seen) == 5, seen  # robots.txt, tdmrep.json, three HEADs
     times = sorted(t for t, _, _ in seen)
-    assert all(b - a >= 0.14 for a, b in zip(times, times[1:], strict=False)), times
+    # seen at the server, so each gap carries its scheduling jitter; the span cannot shrink much
+    assert times[-1] - times[0] >= 4 * 0.15 - 0.03, times
+    assert all(b - a >= 0.1 for a, b in zip(times, times[1:], strict=False)), times
     assert all(agent.startswith("testbot/") and "rightsmeta" in agent for _, _, agent in seen)
 
 
