@@ -441,9 +441,19 @@ def check_cmd(
         chosen = tuple(dict.fromkeys(p for name in (purposes or ("ai",)) for p in expand(name)))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    listed = list(urls) + ([line.strip() for line in urls_file if line.strip() and not line.startswith("#")] if urls_file else [])
-    if not listed:
+    import itertools
+
+    lines = (line.strip() for line in (urls_file or ()))
+    stream = itertools.chain(urls, (line for line in lines if line and not line.startswith("#")))
+    first = next(stream, None)
+    if first is None:
         raise click.UsageError("give URLs, or --urls FILE")
+    # A list of millions is streamed; it is only counted for a progress bar on a terminal.
+    listed: Iterable[str] = itertools.chain([first], stream)
+    total = None
+    if fmt is None and sys.stderr.isatty():
+        listed = list(listed)
+        total = len(listed)
     try:
         from .web.fetch import Limits, check_many
         from .web.output import CheckWriter
@@ -453,7 +463,7 @@ def check_cmd(
     writer = CheckWriter(sys.stdout, fmt) if fmt else None
     counts: dict[str, int] = {}
     reports = check_many(listed, user_agent=user_agent, limits=limits, fetch_body=fetch_body)
-    for report in _progress(reports, "checking", fmt is None, total=len(listed)):
+    for report in _progress(reports, "checking", total is not None, total=total):
         row = report.to_json(chosen)
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         if writer:
@@ -462,7 +472,7 @@ def check_cmd(
             _render_check(row)
     if writer:
         writer.close()
-    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({len(listed)} URLs)", err=True)
+    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} URLs)", err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
 

@@ -305,6 +305,9 @@ def test_cli_json_matches_schema_and_exit_codes(sites: dict[str, Site], tmp_path
     for line in lines:
         Draft202012Validator(schema).validate([json.loads(line)])
     assert len(lines) == 4
+    piped = _cli("--urls", "-", "--jsonl", stdin="\n".join(urls[:2]) + "\n")
+    assert sorted(json.loads(line)["url"] for line in piped.stdout.splitlines()) == sorted(urls[:2])
+    assert "(2 URLs)" in piped.stderr
     # --purpose narrows the status: the noai header says nothing about search
     search = json.loads(_cli(urls[0], "--json", "--purpose", "search").stdout)[0]
     assert search["status"] == "unspecified" and search["purposes"] == ["search"]
