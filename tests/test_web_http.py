@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 from samples import image_bytes
-from webserver import Resource, Site, big_text, closed_port, header_bytes, huge, many_headers, trickle
+from webserver import (
+    Resource,
+    Site,
+    big_text,
+    closed_port,
+    gzip_if_accepted,
+    header_bytes,
+    huge,
+    many_headers,
+    trickle,
+)
 
 from rightsmeta import Assertion, Purpose, tag_bytes
 from rightsmeta.web import check
@@ -68,6 +78,7 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/usage-legacy.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-genai=n")]),
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
+        "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
         "/private/a.jpg": Resource(f["plain"]),
         "/private/ok.jpg": Resource(f["plain"]),
         "/gpt/a.jpg": Resource(f["plain"]),
@@ -187,6 +198,11 @@ def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
     assert states(mixed)["genai-training"] == NA and mixed.conflicts
     page = run(main.url("/page.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
+
+
+def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
+    page = run(sites["main"].url("/page-gzip.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA}, page.to_json()
 
 
 def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:

@@ -167,3 +167,19 @@ def big_text(start: bytes, size: int) -> Raw:
             sent += len(filler)
         h.wfile.write(b"#" * (size - sent))
     return raw
+
+
+def gzip_if_accepted(body: bytes, content_type: str = "text/html") -> Raw:
+    """Gzip the body when the client accepts gzip (as most servers do for HTML)."""
+    def raw(h: BaseHTTPRequestHandler, head: bool) -> None:
+        import gzip
+
+        extra = b""
+        data = body
+        if "gzip" in h.headers.get("Accept-Encoding", ""):
+            data, extra = gzip.compress(body), b"Content-Encoding: gzip\r\n"
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
+                      % (content_type.encode(), len(data), extra))
+        if not head:
+            h.wfile.write(data)
+    return raw

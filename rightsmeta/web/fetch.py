@@ -72,7 +72,8 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         self._client = aiohttp.ClientSession(
-            headers={"User-Agent": http_agent(self.user_agent)},
+            # identity: a capped body must be the bytes as sent, and read() knows no gzip container
+            headers={"User-Agent": http_agent(self.user_agent), "Accept-Encoding": "identity"},
             timeout=aiohttp.ClientTimeout(total=self.limits.timeout),
             connector=aiohttp.TCPConnector(limit=max(1, self.limits.concurrency)),
             trust_env=False,  # a check's answer must not depend on proxy variables of the shell
