@@ -79,6 +79,9 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
         "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
+        "/page-gzip-anyway.html": Resource(raw=gzip_if_accepted(PAGE, always=True)),
+        "/bad/bomb.jpg": Resource(raw=gzip_if_accepted(b"\0" * (8 * 1024 * 1024), "image/jpeg", always=True)),
+        "/bad/brotli.jpg": Resource(raw=gzip_if_accepted(b"x", "image/jpeg", always=True, coding="br")),
         "/private/a.jpg": Resource(f["plain"]),
         "/private/ok.jpg": Resource(f["plain"]),
         "/gpt/a.jpg": Resource(f["plain"]),
@@ -203,6 +206,14 @@ def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
 def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
     page = run(sites["main"].url("/page-gzip.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA}, page.to_json()
+    # a server that compresses anyway: inflated within the cap
+    page = run(sites["main"].url("/page-gzip-anyway.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA}, page.to_json()
+    small = Limits(timeout=1.0, body_cap=1024 * 1024)
+    bomb = check(sites["main"].url("/bad/bomb.jpg"), user_agent="testbot", limits=small, fetch_body=True)
+    assert bomb.status() == "error" and "inflates to over the 1048576-byte cap" in bomb.errors[0]
+    brotli = run(sites["main"].url("/bad/brotli.jpg"), fetch_body=True)
+    assert brotli.status() == "error" and "Content-Encoding 'br'" in brotli.errors[0]
 
 
 def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:

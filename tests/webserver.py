@@ -169,15 +169,15 @@ def big_text(start: bytes, size: int) -> Raw:
     return raw
 
 
-def gzip_if_accepted(body: bytes, content_type: str = "text/html") -> Raw:
-    """Gzip the body when the client accepts gzip (as most servers do for HTML)."""
+def gzip_if_accepted(body: bytes, content_type: str = "text/html", *, always: bool = False, coding: str = "gzip") -> Raw:
+    """Gzip the body when the client accepts gzip (as most servers do for HTML), or ``always``."""
     def raw(h: BaseHTTPRequestHandler, head: bool) -> None:
         import gzip
 
         extra = b""
         data = body
-        if "gzip" in h.headers.get("Accept-Encoding", ""):
-            data, extra = gzip.compress(body), b"Content-Encoding: gzip\r\n"
+        if always or "gzip" in h.headers.get("Accept-Encoding", ""):
+            data, extra = gzip.compress(body), b"Content-Encoding: %s\r\n" % coding.encode()
         h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
                       % (content_type.encode(), len(data), extra))
         if not head:

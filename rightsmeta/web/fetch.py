@@ -16,6 +16,7 @@ import asyncio
 import queue
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -41,6 +42,10 @@ class Limits:
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Undecodable(Exception):
     pass
 
 
@@ -120,8 +125,9 @@ class Fetcher:
                     if size > cap:
                         if not truncate:
                             raise _TooLarge(f"body is over the {cap}-byte cap")
-                        return response, b"".join(chunks)[:cap], True
-                return response, b"".join(chunks), False
+                        data, _ = _decoded(response, b"".join(chunks)[:cap], cap, True)
+                        return response, data, True
+                return response, *_decoded(response, b"".join(chunks), cap, truncate)
 
     async def _head(self, url: str) -> aiohttp.ClientResponse:
         await self._polite(url)
@@ -167,13 +173,15 @@ class Fetcher:
             robots_status = response.status
             if truncated:
                 notes.append(f"robots.txt is larger than {_robots.MAX_BYTES} bytes; only the start was read (RFC 9309 allows this)")
+        except _Undecodable as exc:  # unreadable is treated as unreachable: the site is closed (fail closed)
+            robots, robots_error = None, str(exc)
         except _NETWORK as exc:
             robots, robots_error = None, _why(exc, self.limits.timeout)
         try:
             response, tdm, _ = await self._get(origin + "/.well-known/tdmrep.json", tdmrep_json.MAX_BYTES, truncate=False)
             tdm_status = response.status
-        except _TooLarge as exc:
-            tdm, tdm_error = None, f"too large ({exc})"
+        except (_TooLarge, _Undecodable) as exc:
+            tdm, tdm_error = None, str(exc)
         except _NETWORK as exc:
             tdm, tdm_error = None, _why(exc, self.limits.timeout)
         return Site(robots, robots_status, robots_error, tdm, tdm_status, tdm_error, tuple(notes))
@@ -212,7 +220,7 @@ class Fetcher:
                 headers, final, status = response.raw_headers, str(response.url), response.status
                 if status >= 400:
                     errors.append(f"HTTP {status} for the resource")
-        except _TooLarge as exc:
+        except (_TooLarge, _Undecodable) as exc:
             errors.append(f"body not read: {exc}")
         except _NETWORK as exc:
             errors.append(f"resource not fetched: {_why(exc, self.limits.timeout)}")
@@ -226,6 +234,28 @@ class Fetcher:
                           final_url=final, http_status=status)
         report.errors[:0] = errors
         return report
+
+
+def _decoded(response: aiohttp.ClientResponse, data: bytes, cap: int, truncate: bool) -> tuple[bytes, bool]:
+    """The body as the resource's bytes: a server may compress although asked not to. Inflated
+    within the cap (a small gzip can expand a thousandfold); an unknown coding is not guessed at."""
+    coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding in ("", "identity"):
+        return data, False
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        raise _Undecodable(f"body in Content-Encoding {coding!r}, which rightsmeta does not decode")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        out = inflater.decompress(data, cap + 1)
+    except zlib.error as exc:
+        if truncate:  # a truncated robots.txt: what inflated so far is what was read
+            return b"", True
+        raise _Undecodable(f"body in Content-Encoding {coding} does not inflate ({exc})") from None
+    if len(out) > cap:
+        if not truncate:
+            raise _TooLarge(f"body inflates to over the {cap}-byte cap")
+        return out[:cap], True
+    return out, False
 
 
 def _why(exc: BaseException, timeout: float) -> str:
