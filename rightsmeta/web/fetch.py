@@ -209,7 +209,7 @@ class Fetcher:
             reason = forbidden(site, url, self.user_agent)
             if reason is not None:
                 report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
-                report.unread.insert(0, f"the resource was not fetched: {reason}")
+                report.unread = [f"the resource was not fetched: {reason}"]
                 return report
         try:
             if headers is None or (fetch_body and body is None):
@@ -262,7 +262,9 @@ def _why(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return f"no complete answer within {timeout:g} s"
     if isinstance(exc, aiohttp.TooManyRedirects):
-        return f"too many redirects ({exc.status}, after {len(exc.history)} hops to {exc.request_info.real_url})"
+        return f"too many redirects ({len(exc.history)} followed, the last to {exc.request_info.real_url})"
+    if isinstance(exc, aiohttp.ClientResponseError):  # the response itself could not be parsed
+        return f"malformed HTTP response ({exc.message})"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]
 
