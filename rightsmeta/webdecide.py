@@ -33,9 +33,11 @@ def embedded_signal(decision: Decision, *, trusted: bool = True) -> Signal | Non
 
 def decide_web(signals: Sequence[Signal], *, extra_conflicts: Iterable[str] = ()) -> Decision:
     """One decision over every web signal; ``extra_conflicts`` carries the body's own disagreements."""
-    found = decide([s for s in signals if not s.exact] + [_projection(s) for s in signals if s.exact])
-    conflicts = tuple(extra_conflicts) + found.conflicts
-    return Decision(found.permissions, found.effective, conflicts)
+    found = decide([_projection(s) if s.exact else s for s in signals])
+    extra = tuple(extra_conflicts)
+    if not extra:
+        return found
+    return Decision(found.permissions, found.effective, extra + found.conflicts)
 
 
 def _projection(signal: Signal) -> Signal:

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..decide import Decision
+from ..decide import NOTHING, Decision
 from ..errors import MalformedMetadata
 from ..model import AI_PURPOSES, Permission, Purpose, State
 from ..report import FileReport, states
@@ -64,7 +64,7 @@ class WebReport:
     final_url: str | None = None
     http_status: int | None = None
     signals: list[Signal] = field(default_factory=list)
-    decision: Decision = field(default_factory=lambda: decide_web([]))
+    decision: Decision = NOTHING
     embedded: FileReport | None = None
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from ..errors import MalformedMetadata
@@ -155,6 +156,7 @@ def _pref(value: str, line: int) -> Pref:
     return Pref("/", value, line)
 
 
+@lru_cache(maxsize=4096)  # a site's few patterns are matched against every path of a crawl
 def _regex(pattern: str) -> re.Pattern[str]:
     anchored = pattern.endswith("$")
     body = pattern[:-1] if anchored else pattern
