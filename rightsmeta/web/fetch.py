@@ -145,6 +145,8 @@ class Fetcher:
         now = time.monotonic()
         cached = self._sites.get(origin)
         if cached is not None and cached[0] > now:
+            if cached[1].done():  # the common case in a crawl: no waiting, no wrapper task
+                return cached[1].result()
             return await asyncio.shield(cached[1])
         if len(self._sites) >= self.limits.max_sites:
             self._sites = {k: v for k, v in self._sites.items() if v[0] > now}
@@ -293,7 +295,10 @@ def check_many(urls: Iterable[str], *, user_agent: str = DEFAULT_AGENT, limits: 
     async def run() -> None:
         async with Fetcher(user_agent=user_agent, limits=limits) as fetcher:
             async for report in acheck_many(urls, fetcher, fetch_body=fetch_body):
-                await asyncio.to_thread(out.put, report)
+                try:
+                    out.put_nowait(report)
+                except queue.Full:  # the consumer is slower: wait for it without blocking the loop
+                    await asyncio.to_thread(out.put, report)
 
     def thread() -> None:
         try:
