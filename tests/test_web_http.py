@@ -90,6 +90,8 @@ def sites() -> Iterator[dict[str, Site]]:
         "/tdm/a.jpg": Resource(f["plain"]),
         "/tdm/free/a.jpg": Resource(f["plain"]),
         "/redirect.jpg": Resource(status=302, headers=[("Location", "/h/noai.jpg")]),
+        "/to-private.jpg": Resource(status=307, headers=[("Location", "/private/a.jpg")]),
+        "/to-ftp.jpg": Resource(status=301, headers=[("Location", "ftp://example.com/a.jpg")]),
         "/loop.jpg": Resource(status=302, headers=[("Location", "/loop.jpg")]),
         "/missing.jpg": Resource(b"no", 404, content_type="text/plain"),
         "/bad/trickle.jpg": Resource(raw=trickle(4.0)),
@@ -167,6 +169,11 @@ def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site
     assert closed.unread[0] == "the resource was not fetched: robots.txt line 2 disallows it for testbot"
     assert run(down.url("/a.jpg")).status() == "notAllowed"
     assert (main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)) == before
+    # nor is a redirect into it followed
+    hops = main.hits.get("/to-private.jpg", 0)
+    redirected = run(main.url("/to-private.jpg"), fetch_body=True)
+    assert redirected.status() == "notAllowed" and redirected.final_url == main.url("/private/a.jpg")
+    assert main.hits.get("/to-private.jpg", 0) == hops + 1 and main.hits.get("/private/a.jpg", 0) == before[0]
     # GPTBot's group does not bind us: /gpt/ is fetched (and reserved for GPTBot's purposes)
     assert run(main.url("/gpt/a.jpg")).http_status == 200
 
@@ -223,6 +230,8 @@ def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:
 
 @pytest.mark.parametrize(("path", "fetch_body", "words"), [
     ("/loop.jpg", False, "redirects"),
+    ("/loop.jpg", True, "too many redirects (more than 10)"),
+    ("/to-ftp.jpg", False, "not http(s)"),
     ("/missing.jpg", False, "HTTP 404"),
     ("/bad/trickle.jpg", True, "within 1 s"),
     ("/bad/huge.jpg", True, "cap"),

@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -109,11 +109,11 @@ class Fetcher:
                 await asyncio.sleep(wait)
             last[0] = time.monotonic()
 
-    async def _get(self, url: str, cap: int, *, truncate: bool) -> tuple[aiohttp.ClientResponse, bytes, bool]:
+    async def _get(self, url: str, cap: int, *, truncate: bool, follow: bool = True) -> tuple[aiohttp.ClientResponse, bytes, bool]:
         """GET within the deadline and the cap: (response, body, truncated)."""
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout):
-            async with self.client.get(url, max_redirects=self.limits.max_redirects) as response:
+            async with self.client.get(url, allow_redirects=follow, max_redirects=self.limits.max_redirects) as response:
                 declared = response.content_length
                 if not truncate and declared is not None and declared > cap:
                     raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
@@ -130,12 +130,13 @@ class Fetcher:
                 return response, *_decoded(response, b"".join(chunks), cap, truncate)
 
     async def _head(self, url: str) -> aiohttp.ClientResponse:
+        """HEAD, one hop (redirects are followed by ``check``, asking each hop's robots.txt first)."""
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout):
-            async with self.client.head(url, allow_redirects=True, max_redirects=self.limits.max_redirects) as response:
+            async with self.client.head(url, allow_redirects=False) as response:
                 pass
             if response.status in (405, 501):  # HEAD not supported: headers of a GET, body unread
-                async with self.client.get(url, max_redirects=self.limits.max_redirects) as response:
+                async with self.client.get(url, allow_redirects=False) as response:
                     pass
             return response
 
@@ -205,33 +206,55 @@ class Fetcher:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
             return report
-        if site is None and (headers is None or (fetch_body and body is None)):
-            # RFC 9309: robots.txt first; a resource closed to this agent is not fetched at all.
-            site = await self.site(url)
-            reason = forbidden(site, url, self.user_agent)
-            if reason is not None:
-                report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
-                report.unread = [f"the resource was not fetched: {reason}"]
-                return report
+        if headers is not None and (body is not None or not fetch_body):
+            site = site if site is not None else await self.site(url)
+            return evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
+        given = site
         try:
-            if headers is None or (fetch_body and body is None):
+            # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
+            # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
+            for _ in range(self.limits.max_redirects + 1):
+                same = _origin(final) == _origin(url)
+                site = given if given is not None and same else await self.site(final)
+                reason = forbidden(site, final, self.user_agent)
+                if reason is not None:
+                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final)
+                    report.unread = [f"the resource was not fetched: {reason}"]
+                    return report
+                data: bytes | None = None
                 if fetch_body and body is None:
-                    response, body, _ = await self._get(url, self.limits.body_cap, truncate=False)
+                    response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False)
                 else:
-                    response = await self._head(url)
-                headers, final, status = response.raw_headers, str(response.url), response.status
+                    response = await self._head(final)
+                status = response.status
+                location = response.headers.get("Location")
+                if status in (301, 302, 303, 307, 308) and location:
+                    target = urljoin(final, location)
+                    if urlsplit(target).scheme not in ("http", "https"):
+                        errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
+                        break
+                    final = target
+                    continue
+                if headers is None:  # headers the caller gave are kept
+                    headers = response.raw_headers
+                if data is not None:
+                    body = data
                 if status >= 400:
                     errors.append(f"HTTP {status} for the resource")
+                break
+            else:
+                errors.append(f"resource not fetched: too many redirects (more than {self.limits.max_redirects}), "
+                              f"the last to {final[:200]}")
         except (_TooLarge, _Undecodable) as exc:
             errors.append(f"body not read: {exc}")
         except _NETWORK as exc:
             errors.append(f"resource not fetched: {_why(exc, self.limits.timeout)}")
-        if errors and headers is None:
+        if headers is None:
             report = WebReport(url, final_url=final, http_status=status, errors=errors)
             report.unread.append("nothing was read: the resource could not be fetched")
             return report
-        if site is None or _origin(final) != _origin(url):
-            site = await self.site(final)  # redirected elsewhere: the final URL's policies apply
+        if site is None:
+            site = await self.site(final)
         report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
                           final_url=final, http_status=status)
         report.errors[:0] = errors
