@@ -7,6 +7,8 @@ from the code.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from samples import image_bytes
 
 from rightsmeta import Assertion, Purpose, State, tag_bytes
@@ -319,3 +321,23 @@ def test_the_pure_decision_imports_no_http_client() -> None:
             "print(sorted(m for m in ('aiohttp', 'httpx', 'rightsmeta.web.fetch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# Untrusted input never escapes as an exception ----------------------------------------------------
+
+_TEXT = st.text(alphabet=st.sampled_from(list("abnoi:,; -=*/$#\n\t\"[]{}01yY") + ["\u00e9", "\x00"]), max_size=120)
+
+
+@settings(max_examples=150, deadline=None)
+@given(robots=_TEXT, tdm=_TEXT, robots_header=_TEXT, usage=_TEXT, tdm_header=_TEXT, page=_TEXT, path=_TEXT)
+def test_any_input_gives_a_report_never_an_exception(
+    robots: str, tdm: str, robots_header: str, usage: str, tdm_header: str, page: str, path: str,
+) -> None:
+    report = evaluate(
+        "https://e.com/" + path.replace("\n", ""),
+        headers=[("X-Robots-Tag", robots_header), ("Content-Usage", usage), ("tdm-reservation", tdm_header)],
+        site=Site(robots=robots.encode(), tdmrep=tdm.encode()), page="<head>" + page, user_agent="mybot",
+    )
+    report.to_json()
+    if report.errors:
+        assert report.status() == "error" and not report.may_use(Purpose.AI_TRAINING)
