@@ -234,6 +234,7 @@ def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:
     ("/to-ftp.jpg", False, "not http(s)"),
     ("/missing.jpg", False, "HTTP 404"),
     ("/bad/trickle.jpg", True, "within 1 s"),
+    ("/bad/trickle.jpg", False, "within 1 s"),
     ("/bad/huge.jpg", True, "cap"),
     ("/bad/latin1.jpg", False, "not UTF-8"),
     ("/bad/headers.jpg", False, "eader"),
