@@ -261,6 +261,9 @@ def test_html_body_is_read_as_a_page() -> None:
     report = evaluate("https://e.com/page.html", headers={}, site=EMPTY, body=PAGE)
     assert {states(report)[p] for p in AI} == {NA}
     assert report.embedded is None
+    commented = b"<!-- generated -->\n" + PAGE.split(b">", 1)[1]  # no doctype: known by its Content-Type
+    report = evaluate("https://e.com/p", headers={"Content-Type": "text/html; charset=utf-8"}, site=EMPTY, body=commented)
+    assert {states(report)[p] for p in AI} == {NA}
 
 
 # Embedded carriers and the whole decision ---------------------------------------------------------

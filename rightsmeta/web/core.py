@@ -189,8 +189,10 @@ def evaluate(
     """
     report = WebReport(url, final_url=final_url or url, http_status=http_status)
     where = report.final_url or url
+    content_type = ""
     if headers is not None:
         parsed = _headers.parse(headers, user_agent)
+        content_type = parsed.content_type
         report.signals += parsed.signals
         report.errors += parsed.errors
         report.notes += parsed.notes
@@ -209,7 +211,7 @@ def evaluate(
         report.notes += notes
     conflicts: tuple[str, ...] = ()
     if body is not None:
-        if _html.looks_like_html(body):
+        if content_type in ("text/html", "application/xhtml+xml") or _html.looks_like_html(body):
             found, notes = _html.signals(body, user_agent, where="html")
             report.signals += found
             report.notes += notes

@@ -32,6 +32,7 @@ class Parsed:
     signals: list[Signal] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    content_type: str = ""
 
 
 def normalise(headers: Headers) -> tuple[list[tuple[str, str]], list[str]]:
@@ -118,6 +119,8 @@ def parse(headers: Headers, agent: str) -> Parsed:
     for name, value in items:
         if name in _WATCHED:
             by_name.setdefault(name, []).append(value)
+        elif name == "content-type":
+            out.content_type = value.split(";", 1)[0].strip().lower()
 
     robots = by_name.get("x-robots-tag", [])
     if robots:
