@@ -273,6 +273,24 @@ def test_batch_goes_on_and_site_files_are_fetched_once(sites: dict[str, Site]) -
     assert main.hits["/robots.txt"] == 1 and main.hits["/.well-known/tdmrep.json"] == 1
 
 
+def test_a_bug_on_one_url_does_not_end_the_batch(sites: dict[str, Site], monkeypatch: pytest.MonkeyPatch) -> None:
+    from rightsmeta.web import fetch
+
+    real = fetch.evaluate
+
+    def flaky(url: str, **kwargs: Any) -> Any:
+        if url.endswith("/h/noai.jpg"):
+            raise RuntimeError("boom")
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(fetch, "evaluate", flaky)
+    main = sites["main"]
+    reports = {r.url: r for r in check_many([main.url("/h/noai.jpg"), main.url("/h/tdm.jpg")], limits=FAST)}
+    assert reports[main.url("/h/noai.jpg")].status() == "error"
+    assert "RuntimeError: boom" in reports[main.url("/h/noai.jpg")].errors[0]
+    assert reports[main.url("/h/tdm.jpg")].status() == "notAllowed"
+
+
 def test_per_host_delay_and_user_agent(sites: dict[str, Site]) -> None:
     main = sites["main"]
 

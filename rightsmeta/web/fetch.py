@@ -294,12 +294,20 @@ def _why(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+async def _guarded(fetcher: Fetcher, url: str, fetch_body: bool) -> WebReport:
+    """One URL's check; a bug of ours on one URL is that URL's error, not the end of the batch."""
+    try:
+        return await fetcher.check(url, fetch_body=fetch_body)
+    except Exception as exc:
+        return WebReport(url, errors=[f"rightsmeta failed on this URL ({type(exc).__name__}: {exc}); please report it"])
+
+
 async def acheck_many(urls: Iterable[str], fetcher: Fetcher, *, fetch_body: bool = False) -> AsyncIterator[WebReport]:
     """Reports as they finish, with a bounded number of checks in flight (memory stays flat)."""
     window = max(1, fetcher.limits.concurrency) * 2
     pending: set[asyncio.Task[WebReport]] = set()
     for url in urls:
-        pending.add(asyncio.ensure_future(fetcher.check(url, fetch_body=fetch_body)))
+        pending.add(asyncio.ensure_future(_guarded(fetcher, url, fetch_body)))
         if len(pending) >= window:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
