@@ -237,6 +237,14 @@ def test_malformed_tdmrep_json_is_an_error(bad: bytes) -> None:
     assert report.status() == "error" and not report.may_use(Purpose.GENAI_TRAINING)
 
 
+def test_tdmrep_json_soft_404_is_absent_and_paths_compare_encoded() -> None:
+    soft = evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=b"<!DOCTYPE html><title>Not found</title>"))
+    assert soft.errors == [] and any("soft 404" in n for n in soft.notes)
+    tdm = b'[{"location": "/b\xc3\xbccher/*", "tdm-reservation": 1}]'
+    report = evaluate("https://e.com/b%C3%BCcher/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
+    assert states(report)["data-mining"] == NA
+
+
 def test_tdmrep_json_bad_value_in_matching_rule_is_an_error() -> None:
     report = evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=b'[{"location": "/", "tdm-reservation": 2}]'))
     assert report.status() == "error"

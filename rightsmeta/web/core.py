@@ -48,6 +48,16 @@ class Site:
             return None
         return _robots.parse(self.robots)
 
+    @property
+    def tdmrep_soft_404(self) -> bool:
+        """Many sites answer any unknown path with their HTML 'not found' page and status 200;
+        such a page is no tdmrep.json (anything else that is not one is an error: fail closed)."""
+        data = self.tdmrep
+        if data is None or self.tdmrep_error or not 200 <= self.tdmrep_status < 300:
+            return False
+        head = (data[:512] if isinstance(data, bytes) else data[:512].encode("utf-8", "replace")).lstrip().lower()
+        return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
     @cached_property
     def parsed_tdmrep(self) -> list[tdmrep_json.Rule] | MalformedMetadata | None:
         if self.tdmrep is None or self.tdmrep_error or not 200 <= self.tdmrep_status < 300:
@@ -157,11 +167,13 @@ def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[s
         errors += errs
     if site.tdmrep_error or site.tdmrep_status >= 500:
         errors.append(f"/.well-known/tdmrep.json not read: {site.tdmrep_error or f'HTTP {site.tdmrep_status}'}")
+    elif site.tdmrep_soft_404:
+        notes.append("/.well-known/tdmrep.json answered with an HTML page (a 'soft 404'): taken as absent")
     elif isinstance(site.parsed_tdmrep, MalformedMetadata):
         errors.append(str(site.parsed_tdmrep))
     elif site.parsed_tdmrep:
         try:
-            signal = tdmrep_json.signal(site.parsed_tdmrep, path)
+            signal = tdmrep_json.signal(site.parsed_tdmrep, _robots.normalise(path))
         except MalformedMetadata as exc:
             errors.append(str(exc))
         else:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import MalformedMetadata
 from ..vocab import Signal, tdmrep
-from .robots import matches
+from .robots import matches, normalise
 
 MAX_BYTES = 1024 * 1024
 MAX_RULES = 10_000
@@ -45,8 +45,8 @@ def parse(data: bytes | str) -> list[Rule]:
         policy = item.get("tdm-policy")
         if policy is not None and not isinstance(policy, str):
             raise MalformedMetadata(f"tdmrep.json rule {index}: tdm-policy must be a string")
-        location = item["location"]
-        rules.append(Rule(location if location.startswith("/") else "/" + location,
+        location = normalise(item["location"] if item["location"].startswith("/") else "/" + item["location"])
+        rules.append(Rule(location,
                           item.get("tdm-reservation"), policy, index))
     return rules
 
