@@ -109,6 +109,13 @@ def test_conflicting_headers_are_reported_and_resolved_by_precedence() -> None:
     assert any(c.startswith("genai-training:") for c in report.conflicts)
 
 
+def test_a_site_given_in_part_lists_the_rest_as_unread() -> None:
+    report = evaluate("https://e.com/a.jpg", headers={}, body=image_bytes("png"), site=Site(robots=b""))
+    assert report.unread == ["tdmrep.json: not given"]
+    full = evaluate("https://e.com/a.jpg", headers={}, body=image_bytes("png"), site=Site(robots=b"", tdmrep=b"[]"))
+    assert full.unread == []
+
+
 def test_from_headers_is_pure_and_lists_what_was_not_read() -> None:
     report = from_headers({"X-Robots-Tag": "noai"}, "https://e.com/x.jpg")
     assert report.status() == "notAllowed"
@@ -282,7 +289,7 @@ def test_embedded_carriers_from_the_body() -> None:
     assert denied(report) == AI
     assert report.embedded is not None and report.embedded.format == "jpeg"
     plain = evaluate("https://e.com/a.jpg", headers={}, site=EMPTY, body=image_bytes("jpeg"))
-    assert plain.status() == "unspecified" and plain.unread == []
+    assert plain.status() == "unspecified" and plain.unread == ["tdmrep.json: not given"]
 
 
 def test_body_allowed_but_header_says_no_is_a_conflict() -> None:

@@ -215,6 +215,10 @@ def evaluate(
         report.signals += found
         report.errors += errors
         report.notes += notes
+        for name, data, status, error in (("robots.txt", site.robots, site.robots_status, site.robots_error),
+                                          ("tdmrep.json", site.tdmrep, site.tdmrep_status, site.tdmrep_error)):
+            if data is None and error is None and status < 400:
+                report.unread.append(f"{name}: not given")
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
     if page is not None:
