@@ -324,6 +324,27 @@ def test_robots_paths_compare_percent_encoded() -> None:
     assert robots_mod.normalise("/%7Euser/x%2fy") == "/~user/x%2Fy"
 
 
+def test_robots_hostile_patterns_stay_fast() -> None:
+    import time
+
+    robots = ("User-agent: *\nDisallow: /" + "*a" * 40 + "*b$\n").encode()
+    start = time.monotonic()
+    got = site_states("/" + "a" * 2000, robots=robots)[0]
+    assert time.monotonic() - start < 1.0
+    assert got["search"] == UN
+    assert site_states("/" + "a" * 100 + "b", robots=robots)[0]["search"] == NA
+
+
+@pytest.mark.parametrize(("pattern", "path", "expected"), [
+    ("/fish", "/fish.html", True), ("/fish", "/Fish", False), ("/fish*", "/fishheads/x", True),
+    ("/*.php", "/index.php", True), ("/*.php", "/x/y.php?a=1", True), ("/*.php$", "/x.php?a", False),
+    ("/*.php$", "/x.php", True), ("/fish*.php", "/fishheads/catfish.php?p", True), ("/fish*.php", "/Fish.PHP", False),
+    ("/a*b*c", "/aXbYc/z", True), ("/a*b*c$", "/aXbYcZ", False), ("/$", "/", True), ("/$", "/x", False),
+])
+def test_robots_patterns_as_rfc_9309_and_google_document_them(pattern: str, path: str, expected: bool) -> None:
+    assert robots_mod.matches(pattern, path) is expected
+
+
 def test_robots_equal_length_allow_wins_as_rfc_9309_says() -> None:
     robots = b"User-agent: *\nDisallow: /tie\nAllow: /tie\nDisallow: /t*e\n"
     assert site_states("/tie.jpg", robots=robots)[0]["search"] == UN
