@@ -406,7 +406,7 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
 
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
-@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), help="Read URLs from FILE, one a line ('-': standard input).")
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
 @click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
 @click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
@@ -424,6 +424,7 @@ def check_cmd(
 ) -> None:
     """Before keeping a web resource: may it be used? One status per URL from its response
     headers, its site's robots.txt and tdmrep.json, its page and (with --fetch-body) its bytes.
+    Exits 1 when a URL has a --fail-on status.
 
     \b
     Examples:
