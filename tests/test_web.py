@@ -380,3 +380,25 @@ def test_any_input_gives_a_report_never_an_exception(
     report.to_json()
     if report.errors:
         assert report.status() == "error" and not report.may_use(Purpose.AI_TRAINING)
+
+
+def test_reports_match_the_json_schema() -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "check-report.schema.json").read_text())
+    tagged = tag_bytes(image_bytes("jpeg"), Assertion.build(deny=["ai"], constrain={"search": "https://e.com/terms"}))
+    reports = [
+        evaluate("https://e.com/img/a.jpg", headers=[(b"X-Robots-Tag", b"noai"), (b"Content-Usage", b"train-ai=y, search=y"),
+                                                 ("tdm-reservation", "1"), ("tdm-policy", "https://e.com/p")],
+                 site=Site(robots=ROBOTS, tdmrep=TDM), page=PAGE, body=tagged, user_agent="mybot"),
+        evaluate("https://e.com/private/x", headers=[(b"X-Robots-Tag", b"\xff")], site=Site(robots_error="refused")),
+        evaluate("https://e.com/books/a.pdf", headers={}, site=Site(robots=b"", tdmrep=b"{bad")),
+        from_headers({"Content-Usage": "bots=n"}),
+    ]
+    rows = [r.to_json() for r in reports]
+    Draft202012Validator(schema).validate(rows)
+    assert {s["vocabulary"] for s in rows[0]["sources"]} >= {"robots", "aipref", "tdmrep", "robots-ai-bot", "embedded"}
+    assert [r["status"] for r in rows] == ["notAllowed", "error", "error", "notAllowed"]
