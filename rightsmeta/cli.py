@@ -428,3 +428,93 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
             except RightsmetaError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")
+
+
+@main.command(name="check")
+@click.argument("urls", nargs=-1)
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
+@click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
+@click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
+@click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
+@click.option("--json", "fmt", flag_value="json", help="Print a JSON array (schemas/check-report.schema.json).")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as URLs finish.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per URL.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True, help="Requests in flight.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
+@click.option("--delay", type=click.FloatRange(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
+@click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
+@click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")
+def check_cmd(
+    urls: tuple[str, ...], urls_file: Any, user_agent: str, purposes: tuple[str, ...], fetch_body: bool, fmt: str | None,
+    concurrency: int, timeout: float, delay: float, max_body: int, fail_on: str,
+) -> None:
+    """Before keeping a web resource: may it be used? One status per URL from its response
+    headers, its site's robots.txt and tdmrep.json, its page and (with --fetch-body) its bytes.
+    Exits 1 when a URL has a --fail-on status.
+
+    \b
+    Examples:
+      rightsmeta check https://example.com/a.jpg --purpose genai-training
+      rightsmeta check --urls urls.txt --user-agent MyBot --jsonl --fail-on error
+    """
+    from .model import expand
+    from .webdecide import STATUSES
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    unknown = failing - set(STATUSES)
+    if unknown:
+        raise click.UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
+    try:
+        chosen = tuple(dict.fromkeys(p for name in (purposes or ("ai",)) for p in expand(name)))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    import itertools
+
+    lines = (line.strip() for line in (urls_file or ()))
+    stream = itertools.chain(urls, (line for line in lines if line and not line.startswith("#")))
+    first = next(stream, None)
+    if first is None:
+        raise click.UsageError("give URLs, or --urls FILE")
+    # A list of millions is streamed; it is only counted for a progress bar on a terminal.
+    listed: Iterable[str] = itertools.chain([first], stream)
+    total = None
+    if fmt is None and sys.stderr.isatty():
+        listed = list(listed)
+        total = len(listed)
+    try:
+        from .web.fetch import Limits, check_many
+        from .web.output import CheckWriter
+    except ImportError as exc:  # aiohttp is the optional 'web' extra
+        raise click.ClickException(f"checking URLs needs aiohttp ({exc}): pip install 'rightsmeta[web]'") from None
+    limits = Limits(timeout=timeout, body_cap=max_body, concurrency=concurrency, per_host_delay=delay)
+    writer = CheckWriter(sys.stdout, fmt) if fmt else None
+    counts: dict[str, int] = {}
+    reports = check_many(listed, user_agent=user_agent, limits=limits, fetch_body=fetch_body)
+    for report in _progress(reports, "checking", total is not None, total=total):
+        row = report.to_json(chosen)
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if writer:
+            writer.write(row)
+        else:
+            _render_check(row)
+    if writer:
+        writer.close()
+    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} URLs)", err=True)
+    if any(counts.get(s) for s in failing):
+        sys.exit(1)
+
+
+def _render_check(row: dict[str, Any]) -> None:
+    colour = {"notAllowed": "red", "error": "red", "constrained": "yellow", "allowed": "green"}.get(row["status"])
+    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {row['url']}")
+    if row["final_url"] and row["final_url"] != row["url"]:
+        click.echo(f"    redirected to {row['final_url']}")
+    for source in row["sources"]:
+        said = ", ".join(f"{p} {v['state']}" for p, v in source["permissions"].items())
+        click.echo(f"    {source['source']}: {said}")
+    for conflict in row["conflicts"]:
+        click.echo(click.style("    conflict: ", fg="yellow") + conflict)
+    for error in row["errors"]:
+        click.echo(click.style("    error: ", fg="red") + error)
+    for unread in row["unread"]:
+        click.echo(f"    not read: {unread}")
