@@ -107,8 +107,16 @@ def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
         for name, (encode, prop) in _PROJECTIONS.items():
             if name in _XMP_ONLY and carrier.name != "xmp":
                 continue
-            if name not in vocabularies and encode(record) is not None:
-                missing.append(f"{prop} in {carrier.name}")
+            expected = encode(record)
+            if expected is None or name in vocabularies:
+                continue
+            # When no DataMining code is true of the record (e.g. only ai-training denied), the IPTC
+            # projection is our sentence in plus:OtherConstraints alone, which states no code.
+            if name == iptc.NAME and expected.get("DataMining") is None:
+                if any(s.vocabulary == name for s in carrier.signals):
+                    continue
+                prop = "plus:OtherConstraints"
+            missing.append(f"{prop} in {carrier.name}")
     # A manifest rightsmeta signed sits beside XMP wherever XMP can be written.
     manifest = next((c for c in report.carriers if c.name == "c2pa"), None)
     if manifest is not None and "rightsmeta" in (manifest.values.get("claim_generator") or []):
