@@ -16,11 +16,13 @@ that the declared sizes (RIFF, ISO-BMFF boxes, TIFF offsets) fit in the file.
 from __future__ import annotations
 
 import operator
+import re
 import struct
 import zlib
 from dataclasses import dataclass
 
-from ..errors import MalformedFile, RightsmetaError, UnsupportedFormat
+from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from . import jpeg, png, riff
 from . import tiff as _tiff
 from .tiff import Buffer
 
@@ -46,9 +48,6 @@ MAX_COMPACT_VALUES = 1024 * 1024
 #: Strips or tiles listed by one TIFF directory.
 MAX_TIFF_PIECES = 1_000_000
 
-_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_XMP_KEYWORD = b"XML:com.adobe.xmp\x00"
 _PNG_RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
 _GIF_XMP_APP = b"XMP DataXMP"
 # XMP in GIF is stored raw and followed by this "magic trailer" (0x01, 0xFF
@@ -74,6 +73,13 @@ class Blocks:
     exif: bytes | None
     #: Human-readable place of the XMP packet, e.g. "JPEG APP1".
     xmp_location: str | None
+    #: Further XMP packets with their places: a file should hold one, but some hold more, and
+    #: a reader that sees only the first can miss a reservation (ExifTool shows the last).
+    more_xmp: tuple[tuple[bytes, str], ...] = ()
+    #: The JPEG ExtendedXMP the first packet names, assembled and MD5-checked.
+    extended_xmp: bytes | None = None
+    #: Why a part of the XMP named by the file could not be read (fail closed: the caller says so).
+    xmp_error: str | None = None
 
 
 _NOTHING = Blocks(None, None, None)
@@ -83,7 +89,7 @@ def sniff(head: bytes) -> str | None:
     """Format name from the first bytes of a file (64 are enough), or None."""
     if head[:3] == b"\xff\xd8\xff":
         return "jpeg"
-    if head[:8] == _PNG_SIGNATURE:
+    if head[:8] == png.SIGNATURE:
         return "png"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
@@ -139,16 +145,8 @@ def extract(buf: Buffer, fmt: str) -> Blocks:
 # --- helpers -----------------------------------------------------------------
 
 
-def _u16be(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 2], "big")
-
-
 def _u32be(buf: Buffer, pos: int) -> int:
     return int.from_bytes(buf[pos : pos + 4], "big")
-
-
-def _u32le(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 4], "little")
 
 
 def _tiff_block(data: bytes, where: str) -> bytes:
@@ -174,122 +172,59 @@ def _inflate(data: bytes, where: str) -> bytes:
     return out
 
 
-# --- JPEG --------------------------------------------------------------------
+# --- JPEG (walked by carriers/jpeg.py) --------------------------------------------------------
+
+_EXTENDED_GUID = re.compile(rb"HasExtendedXMP(?:\s*=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
 
 
 def _extract_jpeg(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:2] != b"\xff\xd8":
-        raise MalformedFile("not a JPEG: no start-of-image marker at offset 0")
-    xmp: bytes | None = None
-    exif: bytes | None = None
-    pos = 2
-    for _ in range(MAX_ITEMS):
-        if pos >= n:
-            raise MalformedFile(f"truncated JPEG: file ends at {n} before the start of scan")
-        if buf[pos] != 0xFF:
-            raise MalformedFile(f"JPEG: expected a marker at offset {pos}, found byte 0x{buf[pos]:02X}")
-        # Any number of 0xFF fill bytes may precede a marker code; skip them in bulk.
-        window = buf[pos : pos + 64]
-        fill = len(window) - len(window.lstrip(b"\xff"))
-        if fill == len(window):
-            if pos + fill >= n:
-                raise MalformedFile(
-                    f"truncated JPEG: file ends at {n} in fill bytes before the start of scan"
-                )
-            pos += fill - 1  # keep one 0xFF to introduce the marker
-            continue
-        marker_pos = pos + fill - 1
-        marker = buf[pos + fill]
-        pos += fill + 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
-            continue
-        if marker == 0xD9:  # EOI without a scan: a tables-only stream
-            return Blocks(xmp, exif, "JPEG APP1" if xmp is not None else None)
-        if marker in (0x00, 0xD8):
-            raise MalformedFile(f"JPEG: invalid marker FF{marker:02X} at offset {marker_pos}")
-        if pos + 2 > n:
-            raise MalformedFile(f"truncated JPEG: marker at offset {marker_pos} has no length")
-        length = _u16be(buf, pos)
-        if length < 2:
-            raise MalformedFile(f"JPEG: segment at offset {marker_pos} has invalid length {length}")
-        end = pos + length
-        if end > n:
-            raise MalformedFile(
-                f"truncated JPEG: segment at offset {marker_pos} claims {length} bytes but the file ends at {n}"
-            )
-        if marker == 0xE1:
-            head = buf[pos + 2 : pos + 2 + len(_JPEG_XMP)]
-            if xmp is None and head == _JPEG_XMP:
-                xmp = bytes(buf[pos + 2 + len(_JPEG_XMP) : end])
-            elif exif is None and head[:6] == b"Exif\x00\x00":
-                exif = _tiff_block(bytes(buf[pos + 2 : end]), f"JPEG APP1 at offset {marker_pos}")
-        elif marker == 0xDA:
-            # Entropy-coded data follows; only EOI can tell us the file is whole.
-            # FF D9 cannot occur inside entropy-coded data (FF is stuffed as FF 00).
-            if buf.rfind(b"\xff\xd9", end) < 0:
-                raise MalformedFile("truncated JPEG: no end-of-image marker")
-            return Blocks(xmp, exif, "JPEG APP1" if xmp is not None else None)
-        pos = end
-    raise MalformedFile(f"JPEG: more than {MAX_ITEMS} segments before the start of scan")
+    layout = jpeg.walk(buf)
+    packets = jpeg.xmp_packets(buf, layout)
+    raw_exif = jpeg.exif(buf, layout)
+    exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
+    if not packets:
+        return Blocks(None, exif, None)
+    first = packets[0][1]
+    extended: bytes | None = None
+    error: str | None = None
+    named = _EXTENDED_GUID.search(first)
+    if named is not None:
+        try:
+            extended = jpeg.extended_xmp(buf, layout, named.group(1).decode("ascii"))
+        except MalformedMetadata as exc:
+            error = str(exc)
+    more = tuple((packet, f"JPEG APP1 at offset {seg.marker_pos}") for seg, packet in packets[1:])
+    return Blocks(first, exif, "JPEG APP1", more, extended, error)
 
 
-# --- PNG ---------------------------------------------------------------------
+# --- PNG (walked by carriers/png.py) -----------------------------------------------------------
 
 
 def _extract_png(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:8] != _PNG_SIGNATURE:
-        raise MalformedFile("not a PNG: bad signature at offset 0")
-    xmp: bytes | None = None
+    chunks = png.walk(buf)
+    packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
-    raw_profile: tuple[int, bytes] | None = None  # (offset, chunk type) of a legacy EXIF text chunk
-    pos = 8
-    for _ in range(MAX_ITEMS):
-        if pos + 12 > n:
-            raise MalformedFile(f"truncated PNG: file ends at {n} without an IEND chunk")
-        length = _u32be(buf, pos)
-        ctype = bytes(buf[pos + 4 : pos + 8])
-        if length > 0x7FFFFFFF:
-            raise MalformedFile(f"PNG: chunk at offset {pos} has invalid length {length}")
-        end = pos + 12 + length
-        if end > n:
-            raise MalformedFile(
-                f"truncated PNG: {ctype!r} chunk at offset {pos} claims {length} bytes but the file ends at {n}"
-            )
-        if ctype == b"IEND":
-            break
-        if ctype == b"iTXt" and xmp is None:
-            if buf[pos + 8 : pos + 8 + len(_PNG_XMP_KEYWORD)] == _PNG_XMP_KEYWORD:
-                xmp = _png_itxt_text(_png_chunk_data(buf, pos, length, ctype), pos)
-        elif ctype == b"eXIf" and exif is None:
-            exif = _tiff_block(_png_chunk_data(buf, pos, length, ctype), f"PNG eXIf chunk at offset {pos}")
-        elif ctype in (b"tEXt", b"zTXt") and raw_profile is None:
-            head = bytes(buf[pos + 8 : pos + 8 + len(_PNG_RAW_EXIF_KEYWORDS[0])])
+    raw_profile: png.Chunk | None = None  # a legacy EXIF text chunk
+    for chunk in chunks:
+        if png.is_xmp(buf, chunk):
+            packets.append((_png_itxt_text(png.data(buf, chunk), chunk.start), f"PNG iTXt XML:com.adobe.xmp at offset {chunk.start}"))
+        elif chunk.type == b"eXIf" and exif is None:
+            exif = _tiff_block(png.data(buf, chunk), f"PNG eXIf chunk at offset {chunk.start}")
+        elif chunk.type in (b"tEXt", b"zTXt") and raw_profile is None:
+            head = bytes(buf[chunk.data_start : chunk.data_start + len(_PNG_RAW_EXIF_KEYWORDS[0])])
             if head in _PNG_RAW_EXIF_KEYWORDS:
-                raw_profile = (pos, ctype)
-        pos = end
-    else:
-        raise MalformedFile(f"PNG: more than {MAX_ITEMS} chunks")
+                raw_profile = chunk
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
-        rpos, rtype = raw_profile
-        exif = _png_raw_profile(_png_chunk_data(buf, rpos, _u32be(buf, rpos), rtype), rtype, rpos)
-    return Blocks(xmp, exif, "PNG iTXt XML:com.adobe.xmp" if xmp is not None else None)
-
-
-def _png_chunk_data(buf: Buffer, pos: int, length: int, ctype: bytes) -> bytes:
-    """The data of a chunk we are about to use, CRC-checked."""
-    body = bytes(buf[pos + 4 : pos + 8 + length])  # type + data: what the CRC covers
-    (crc,) = struct.unpack(">I", buf[pos + 8 + length : pos + 12 + length])
-    if zlib.crc32(body) != crc:
-        raise MalformedFile(f"PNG: CRC mismatch in {ctype!r} chunk at offset {pos}")
-    return body[4:]
+        exif = _png_raw_profile(png.data(buf, raw_profile), raw_profile.type, raw_profile.start)
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]))
 
 
 def _png_itxt_text(data: bytes, pos: int) -> bytes:
     where = f"PNG iTXt chunk at offset {pos}"
-    i = len(_PNG_XMP_KEYWORD)
+    i = len(png.XMP_KEYWORD)
     if len(data) < i + 2:
         raise MalformedFile(f"{where}: too short for an iTXt header")
     compressed, method = data[i], data[i + 1]
@@ -329,39 +264,15 @@ def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
 
 
 def _extract_webp(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if n < 12 or buf[:4] != b"RIFF" or buf[8:12] != b"WEBP":
-        raise MalformedFile("not a WebP: no RIFF/WEBP header at offset 0")
-    riff_end = 8 + _u32le(buf, 4)
-    if riff_end > n:
-        raise MalformedFile(f"truncated WebP: RIFF header claims {riff_end} bytes but the file ends at {n}")
-    xmp: bytes | None = None
-    exif: bytes | None = None
-    pos = 12
-    for _ in range(MAX_ITEMS):
-        if pos >= riff_end:
-            break
-        if pos + 8 > riff_end:
-            raise MalformedFile(
-                f"truncated WebP: chunk header at offset {pos} runs past the RIFF end {riff_end}"
-            )
-        fourcc = bytes(buf[pos : pos + 4])
-        size = _u32le(buf, pos + 4)
-        end = pos + 8 + size
-        if end > riff_end:
-            raise MalformedFile(
-                f"truncated WebP: {fourcc!r} chunk at offset {pos} claims {size} bytes "
-                f"but the RIFF data ends at {riff_end}"
-            )
-        if fourcc == b"XMP " and xmp is None:
-            xmp = bytes(buf[pos + 8 : end])
-        elif fourcc == b"EXIF" and exif is None:
-            exif = _tiff_block(bytes(buf[pos + 8 : end]), f"WebP EXIF chunk at offset {pos}")
-        # Chunks are padded to even sizes; some writers drop the final pad byte.
-        pos = end + (size & 1)
-    else:
-        raise MalformedFile(f"WebP: more than {MAX_ITEMS} chunks")
-    return Blocks(xmp, exif, "WebP XMP chunk" if xmp is not None else None)
+    walked = riff.walk(buf, b"WEBP")
+    packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(walked, b"XMP ")]
+    exif_chunks = riff.find(walked, b"EXIF")
+    exif = None
+    if exif_chunks:
+        exif = _tiff_block(riff.data(buf, exif_chunks[0]), f"WebP EXIF chunk at offset {exif_chunks[0].start}")
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]))
 
 
 # --- TIFF --------------------------------------------------------------------
