@@ -472,7 +472,14 @@ def _same_value(a: bytes, b: bytes) -> bool:
 
 XMP_NOTE = "http://ns.adobe.com/xmp/note/"
 _HAS_EXTENDED = f"{{{XMP_NOTE}}}HasExtendedXMP"
-_STANDARD_NAMESPACES = frozenset(NAMESPACES.values()) | {XMP_NOTE, RDF}
+# What stays in a JPEG's standard packet when the rest must move to ExtendedXMP: every property
+# rightsmeta reads (readers that ignore ExtendedXMP still see the rights), and the note naming it.
+_STANDARD_NAMESPACES = frozenset({iptc.NS, project.NS, XMP_RIGHTS, XMP_NOTE, RDF, *tdmrep.NAMESPACES})
+_STANDARD_TAGS = frozenset({f"{{{DC}}}rights"})
+
+
+def _stays_standard(tag: str) -> bool:
+    return tag in _STANDARD_TAGS or _split(tag)[0] in _STANDARD_NAMESPACES
 
 
 def extended_guid(root: ET.Element) -> str | None:
@@ -512,9 +519,9 @@ def split_extended(root: ET.Element, limit: int) -> tuple[bytes, bytes | None]:
         for attr, value in desc.attrib.items():
             if attr.startswith(f"{{{RDF}}}"):
                 continue
-            (std_desc if _split(attr)[0] in _STANDARD_NAMESPACES else ext_desc).set(attr, value)
+            (std_desc if _stays_standard(attr) else ext_desc).set(attr, value)
         for child in desc:
-            (std_desc if _split(child.tag)[0] in _STANDARD_NAMESPACES else ext_desc).append(child)
+            (std_desc if _stays_standard(child.tag) else ext_desc).append(child)
     extended_bytes = serialise(extended, wrapper=False)
     std_desc.set(_HAS_EXTENDED, hashlib.md5(extended_bytes, usedforsecurity=False).hexdigest().upper())
     standard_bytes = serialise(standard)
@@ -523,6 +530,16 @@ def split_extended(root: ET.Element, limit: int) -> tuple[bytes, bytes | None]:
             f"the rights properties alone need {len(standard_bytes)} bytes of XMP, more than one JPEG segment holds"
         )
     return standard_bytes, extended_bytes
+
+
+def pad(packet: bytes, size: int) -> bytes:
+    """``packet`` grown to ``size`` bytes with whitespace inside its xpacket wrapper (XMP part 1, 7.3.3)."""
+    extra = size - len(packet)
+    cut = packet.rfind(b"<?xpacket end")
+    if cut < 0:
+        return packet + b" " * extra
+    padding = (b" " * 99 + b"\n") * (extra // 100) + b" " * (extra % 100)
+    return packet[:cut] + padding + packet[cut:]
 
 
 def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:

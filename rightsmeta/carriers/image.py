@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from . import Options
 
 FORMATS = containers.IMAGE_FORMATS
+#: Whitespace left in a new packet so later edits fit in place (XMP part 1 suggests 2-4 KB).
+XMP_PADDING = 2048
 WRITABLE = ("jpeg", "png", "webp", "tiff")
 
 _REGISTERED = False
@@ -141,6 +143,22 @@ def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
     layout = jpeg.walk(data)
     standard, extended = xmp.split_extended(root, jpeg.MAX_STANDARD_PACKET)
     old = [s for s in layout.segments if jpeg.is_xmp(data, s) or jpeg.is_extended_xmp(data, s)]
+    if len(old) == 1 and jpeg.is_xmp(data, old[0]) and extended is None:
+        room = old[0].end - old[0].payload_start - len(jpeg.XMP_SIGNATURE)
+        if len(standard) <= room:
+            # Same size, same place: nothing after it moves, so offsets that count from the
+            # file's start (an MPF image's position, as ExifTool reports it) stay as they were.
+            return jpeg.splice(data, old, old[0].start, jpeg.xmp_segments(xmp.pad(standard, room)))
+    mpf = jpeg.mpf_start(data, layout)
+    if mpf is not None and any(s.start > mpf for s in old):
+        # MPF offsets count from its own header: XMP behind it may change only in place.
+        raise MalformedFile(
+            "this JPEG keeps its XMP after the MPF (multi-picture) index and the new packet does not fit "
+            "in its place; writing it would break the offsets of the further images"
+        )
+    if extended is None:
+        # Room to spare, as XMP writers leave it, so the next edit is made in place.
+        standard = xmp.pad(standard, min(len(standard) + XMP_PADDING, jpeg.MAX_STANDARD_PACKET))
     at = old[0].start if old else jpeg.xmp_insert_position(data, layout)
     return jpeg.splice(data, old, at, jpeg.xmp_segments(standard, extended))
 

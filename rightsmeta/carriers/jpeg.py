@@ -213,6 +213,14 @@ def xmp_segments(standard: bytes, extended: bytes | None = None) -> bytes:
     return out
 
 
+def mpf_start(buf: Buffer, layout: Layout) -> int | None:
+    """Where the first MPF (multi-picture) APP2 segment starts, if any."""
+    for seg in layout.segments:
+        if seg.marker == APP2 and _starts(buf, seg, MPF_SIGNATURE):
+            return seg.start
+    return None
+
+
 def xmp_insert_position(buf: Buffer, layout: Layout) -> int:
     """Where a new XMP segment goes: after the leading APP0 (JFIF) and APP1 EXIF segments.
 
@@ -225,10 +233,8 @@ def xmp_insert_position(buf: Buffer, layout: Layout) -> int:
             pos = seg.end
             continue
         break
-    for seg in layout.segments:
-        if seg.marker == APP2 and _starts(buf, seg, MPF_SIGNATURE) and seg.start < pos:
-            return seg.start
-    return pos
+    mpf = mpf_start(buf, layout)
+    return mpf if mpf is not None and mpf < pos else pos
 
 
 def splice(buf: Buffer, remove: Iterable[Segment], at: int, insert: bytes) -> bytes:

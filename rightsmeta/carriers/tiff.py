@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import MalformedFile, UsageError
+from ..xmp import pad
 
 #: Anything :func:`find_tag` and :func:`read_ifd` accept: sliceable, sized.
 Buffer = bytes | bytearray | mmap.mmap
@@ -177,16 +178,6 @@ XMP_PADDING = 2048
 _XMP_TYPES = (1, 2, 7)  # BYTE (the specification's), ASCII, UNDEFINED: all seen in the wild
 
 
-def _pad(packet: bytes, size: int) -> bytes:
-    """``packet`` grown to ``size`` bytes with whitespace inside its xpacket wrapper (XMP part 1, 7.3.3)."""
-    extra = size - len(packet)
-    cut = packet.rfind(b"<?xpacket end")
-    if cut < 0:
-        return packet + b" " * extra
-    padding = (b" " * 99 + b"\n") * (extra // 100) + b" " * (extra % 100)
-    return packet[:cut] + padding + packet[cut:]
-
-
 def set_xmp(buf: Buffer, packet: bytes) -> bytes:
     """The classic TIFF with IFD0's XMP tag set to ``packet``; every other byte where it was.
 
@@ -211,16 +202,16 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
         check_value(buf, entry)
         assert entry.size is not None
         if entry.size > 4 and len(packet) <= entry.size:
-            out[entry.value_pos : entry.value_pos + entry.size] = _pad(packet, entry.size)
+            out[entry.value_pos : entry.value_pos + entry.size] = pad(packet, entry.size)
             return bytes(out)
         if entry.size > 4:
             out[entry.value_pos : entry.value_pos + entry.size] = bytes(entry.size)
-        value = _pad(packet, len(packet) + XMP_PADDING)
+        value = pad(packet, len(packet) + XMP_PADDING)
         value_at = _append(out, value)
         field_at = ifd0 + 2 + 12 * index
         out[field_at : field_at + 12] = struct.pack(order + "HHII", XMP_TAG, entry.type, len(value), value_at)
         return bytes(out)
-    value = _pad(packet, len(packet) + XMP_PADDING)
+    value = pad(packet, len(packet) + XMP_PADDING)
     value_at = _append(out, value)
     rows = [(e.tag, e.type, e.count, e.field) for e in entries]
     rows.append((XMP_TAG, 1, len(value), struct.pack(order + "I", value_at)))
