@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
-from . import jpeg, png, riff
+from . import bmff, jpeg, png, riff
 from . import tiff as _tiff
 from .tiff import Buffer
 
@@ -515,42 +515,7 @@ def _gif_xmp(buf: Buffer, start: int, ext_pos: int) -> tuple[bytes, int]:
     return bytes(buf[start:trailer]), trailer + len(_GIF_XMP_TRAILER)
 
 
-# --- HEIF / AVIF (ISO base media file format) --------------------------------
-
-
-def _bmff_box(buf: Buffer, pos: int, end: int) -> tuple[bytes, int, int]:
-    """(type, payload start, box end) of the box at ``pos`` inside ``[pos, end)``."""
-    if pos + 8 > end:
-        raise MalformedFile(f"truncated ISO-BMFF: box header at offset {pos} runs past the end at {end}")
-    size = _u32be(buf, pos)
-    btype = bytes(buf[pos + 4 : pos + 8])
-    payload = pos + 8
-    if size == 1:
-        if pos + 16 > end:
-            raise MalformedFile(f"truncated ISO-BMFF: {btype!r} box at offset {pos} has no 64-bit size")
-        size = int.from_bytes(buf[pos + 8 : pos + 16], "big")
-        payload = pos + 16
-    elif size == 0:
-        size = end - pos
-    if size < payload - pos:
-        raise MalformedFile(f"ISO-BMFF: {btype!r} box at offset {pos} has invalid size {size}")
-    if pos + size > end:
-        raise MalformedFile(
-            f"truncated ISO-BMFF: {btype!r} box at offset {pos} claims {size} bytes but its container ends at {end}"
-        )
-    return btype, payload, pos + size
-
-
-def _bmff_children(buf: Buffer, start: int, end: int, limit: int) -> list[tuple[bytes, int, int]]:
-    boxes: list[tuple[bytes, int, int]] = []
-    pos = start
-    while pos < end:
-        if len(boxes) >= limit:
-            raise MalformedFile(f"ISO-BMFF: more than {limit} boxes at offset {start}")
-        box = _bmff_box(buf, pos, end)
-        boxes.append(box)
-        pos = box[2]
-    return boxes
+# --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
 
 
 @dataclass
@@ -565,7 +530,7 @@ class _Item:
 
 def _extract_bmff(buf: Buffer) -> Blocks:
     n = len(buf)
-    top = _bmff_children(buf, 0, n, MAX_ITEMS)
+    top = bmff.children(buf, 0, n, MAX_ITEMS)
     if not top or top[0][0] != b"ftyp":
         raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
     meta = next((box for box in top if box[0] == b"meta"), None)
@@ -573,7 +538,7 @@ def _extract_bmff(buf: Buffer) -> Blocks:
         return _NOTHING
     _, payload, meta_end = meta
     # 'meta' is a FullBox: 4 bytes of version and flags before its children.
-    children = _bmff_children(buf, payload + 4, meta_end, MAX_BMFF_ITEMS)
+    children = bmff.children(buf, payload + 4, meta_end, MAX_BMFF_ITEMS)
     items: dict[int, _Item] = {}
     idat: tuple[int, int] | None = None
     for btype, start, end in children:
@@ -616,7 +581,7 @@ def _bmff_iinf(buf: Buffer, start: int, end: int, items: dict[int, _Item]) -> No
         raise MalformedFile(f"ISO-BMFF: 'iinf' box at offset {start - 8} is too short")
     version = buf[start]
     first = start + 4 + (2 if version == 0 else 4)  # skip entry_count; the boxes themselves tell
-    for btype, pos, box_end in _bmff_children(buf, first, end, MAX_BMFF_ITEMS):
+    for btype, pos, box_end in bmff.children(buf, first, end, MAX_BMFF_ITEMS):
         if btype != b"infe":
             continue
         entry = bytes(buf[pos:box_end])
