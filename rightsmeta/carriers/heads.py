@@ -12,6 +12,9 @@ from .tiff import Buffer
 
 # --- audio and video (carriers/audio.py) -------------------------------------------------------
 
+#: The formats of carriers/audio.py (its FORMATS; a test keeps the two equal).
+AUDIO_FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
+
 _M4A_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
 _MP4_BRANDS = frozenset(
     {b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9", b"mp41", b"mp42",
