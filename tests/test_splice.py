@@ -469,3 +469,11 @@ def test_random_png_layouts_keep_other_chunks(extra: list[tuple[bytes, bytes]], 
 def test_png_crc_of_inserted_chunk() -> None:
     chunk = png.xmp_chunk(b"<x/>")
     assert zlib.crc32(chunk[4:-4]) == int.from_bytes(chunk[-4:], "big")
+
+
+def test_extended_xmp_the_packet_does_not_name_is_left_alone() -> None:
+    stray = jpeg.segment(jpeg.APP1, jpeg.EXTENDED_SIGNATURE + b"0" * 32 + (5).to_bytes(4, "big") + bytes(4) + b"<x/> ")
+    base = image_bytes("jpeg")
+    data = base[:2] + stray + base[2:]
+    tagged = rightsmeta.tag_bytes(data, DENY_AI)
+    assert stray in tagged and _jpeg_pieces(tagged)[0][0] == _jpeg_pieces(data)[0][0]

@@ -177,6 +177,12 @@ def _inflate(data: bytes, where: str) -> bytes:
 _EXTENDED_GUID = re.compile(rb"HasExtendedXMP(?:\s*=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
 
 
+def extended_guid(packet: bytes) -> str | None:
+    """The GUID of the ExtendedXMP a standard packet names (xmpNote:HasExtendedXMP), found without parsing."""
+    named = _EXTENDED_GUID.search(packet)
+    return named.group(1).decode("ascii").upper() if named is not None else None
+
+
 def _extract_jpeg(buf: Buffer) -> Blocks:
     layout = jpeg.walk(buf)
     packets = jpeg.xmp_packets(buf, layout)
@@ -187,10 +193,10 @@ def _extract_jpeg(buf: Buffer) -> Blocks:
     first = packets[0][1]
     extended: bytes | None = None
     error: str | None = None
-    named = _EXTENDED_GUID.search(first)
+    named = extended_guid(first)
     if named is not None:
         try:
-            extended = jpeg.extended_xmp(buf, layout, named.group(1).decode("ascii"))
+            extended = jpeg.extended_xmp(buf, layout, named)
         except MalformedMetadata as exc:
             error = str(exc)
     more = tuple((packet, f"JPEG APP1 at offset {seg.marker_pos}") for seg, packet in packets[1:])

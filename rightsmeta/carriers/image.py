@@ -142,7 +142,10 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
 def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
     layout = jpeg.walk(data)
     standard, extended = xmp.split_extended(root, jpeg.MAX_STANDARD_PACKET)
-    old = [s for s in layout.segments if jpeg.is_xmp(data, s) or jpeg.is_extended_xmp(data, s)]
+    packets = jpeg.xmp_packets(data, layout)
+    named = containers.extended_guid(packets[0][1]) if packets else None
+    # ExtendedXMP that the packet does not name is no part of it (readers ignore it): left as it is.
+    old = [s for s in layout.segments if jpeg.is_xmp(data, s) or (named and jpeg.extended_guid(data, s) == named)]
     if len(old) == 1 and jpeg.is_xmp(data, old[0]) and extended is None:
         room = old[0].end - old[0].payload_start - len(jpeg.XMP_SIGNATURE)
         if len(standard) <= room:

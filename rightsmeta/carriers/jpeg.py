@@ -143,6 +143,14 @@ def xmp_packets(buf: Buffer, layout: Layout) -> list[tuple[Segment, bytes]]:
     return [(s, payload(buf, s)[len(XMP_SIGNATURE) :]) for s in layout.segments if is_xmp(buf, s)]
 
 
+def extended_guid(buf: Buffer, seg: Segment) -> str | None:
+    """The GUID of an ExtendedXMP segment (upper case), or None for any other segment."""
+    if not is_extended_xmp(buf, seg):
+        return None
+    start = seg.payload_start + len(EXTENDED_SIGNATURE)
+    return bytes(buf[start : start + 32]).decode("ascii", "replace").upper()
+
+
 def exif(buf: Buffer, layout: Layout) -> bytes | None:
     """The first APP1 EXIF payload, from its "Exif\\0\\0" header."""
     for seg in layout.segments:
@@ -157,14 +165,14 @@ def extended_xmp(buf: Buffer, layout: Layout, guid: str) -> bytes:
     MalformedMetadata when its parts are missing, overlap or do not hash to the GUID: the
     packet is then not fully read, and the caller must say so.
     """
-    key = guid.encode("ascii", "replace")
+    key = guid.upper().encode("ascii", "replace")
     total: int | None = None
     parts: dict[int, bytes] = {}
     for seg in layout.segments:
         if not is_extended_xmp(buf, seg):
             continue
         body = payload(buf, seg)
-        if len(body) < _EXTENDED_HEADER or body[len(EXTENDED_SIGNATURE) : len(EXTENDED_SIGNATURE) + 32] != key:
+        if len(body) < _EXTENDED_HEADER or body[len(EXTENDED_SIGNATURE) : len(EXTENDED_SIGNATURE) + 32].upper() != key:
             continue
         head = len(EXTENDED_SIGNATURE) + 32
         full, offset = int.from_bytes(body[head : head + 4], "big"), int.from_bytes(body[head + 4 : head + 8], "big")
