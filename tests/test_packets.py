@@ -106,3 +106,40 @@ def test_packets_disagreeing_on_other_data_are_not_overwritten() -> None:
     data = with_packets("png", [source("one"), source("two")])
     with pytest.raises(rightsmeta.errors.MalformedMetadata, match="disagree on dc:source"):
         rightsmeta.tag_bytes(data, DENY)
+
+
+def _tiff_with_two_packets(first: bytes, second: bytes) -> bytes:
+    """A TIFF whose IFD0 holds tag 700 twice (as a careless merge of two directories leaves it)."""
+    import struct
+
+    from rightsmeta.carriers import tiff
+
+    data = bytearray(tiff.set_xmp(image_bytes("tiff"), first))
+    order = tiff.byte_order(data)
+    entries, next_ifd = tiff.read_ifd(bytes(data), tiff.first_ifd_offset(data, order), order)
+    if len(data) & 1:
+        data.append(0)
+    value_at = len(data)
+    data += second
+    rows = [(e.tag, e.type, e.count, e.field) for e in entries] + [(700, 1, len(second), struct.pack(order + "I", value_at))]
+    rows.sort(key=lambda row: row[0])
+    if len(data) & 1:
+        data.append(0)
+    ifd_at = len(data)
+    data += struct.pack(order + "H", len(rows)) + b"".join(struct.pack(order + "HHI4s", *r) for r in rows)
+    data += struct.pack(order + "I", next_ifd)
+    data[4:8] = struct.pack(order + "I", ifd_at)
+    return bytes(data)
+
+
+def test_tiff_with_tag_700_twice(tmp_path: Path, exiftool: str) -> None:
+    data = _tiff_with_two_packets(xmp.write_packet(None, ALLOW), xmp.write_packet(None, DENY))
+    path = tmp_path / "two.tif"
+    path.write_bytes(data)
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts
+    assert not report.may_use(Purpose.AI_TRAINING)
+    assert classify(report).status == "conflicting"
+    result = rightsmeta.tag(path, DENY)  # which entry to replace is not ours to choose: refused, kept
+    assert result.status == "failed" and "700" in (result.reason or "")
+    assert path.read_bytes() == data

@@ -477,3 +477,31 @@ def test_extended_xmp_the_packet_does_not_name_is_left_alone() -> None:
     data = base[:2] + stray + base[2:]
     tagged = rightsmeta.tag_bytes(data, DENY_AI)
     assert stray in tagged and _jpeg_pieces(tagged)[0][0] == _jpeg_pieces(data)[0][0]
+
+
+_BASE_WEBP = _webp(True, exif=True, icc=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    extra=st.lists(st.tuples(st.sampled_from([b"ABCD", b"junk", b"XYZW"]), st.binary(max_size=51)), max_size=5),
+    xmp=st.booleans(),
+)
+def test_random_webp_layouts_keep_other_chunks(extra: list[tuple[bytes, bytes]], xmp: bool) -> None:
+    walked = riff.walk(_BASE_WEBP, b"WEBP")
+    body = _BASE_WEBP[12 : walked.end]
+    if xmp:
+        body += riff.make(b"XMP ", _old_xmp(0))
+    body += b"".join(riff.make(fourcc, payload) for fourcc, payload in extra)  # unknown chunks, odd sizes too
+    data = b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
+    tagged = rightsmeta.tag_bytes(data, DENY_AI)
+    old, new = riff.walk(data, b"WEBP"), riff.walk(tagged, b"WEBP")
+    assert int.from_bytes(tagged[4:8], "little") == len(tagged) - 8
+    assert [tagged[c.start : new.padded_end(c)] for c in new.chunks if c.fourcc not in (b"XMP ", b"VP8X")] == [
+        data[c.start : old.padded_end(c)] for c in old.chunks if c.fourcc not in (b"XMP ", b"VP8X")
+    ]
+    assert pixels(tagged) == pixels(data)
+    report = rightsmeta.read(tagged)
+    assert report.errors == [] and report.permissions == dict(DENY_AI.permissions)
+    if xmp:
+        assert report.carriers[0].values["dc:source"] == "packet 0"

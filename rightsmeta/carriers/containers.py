@@ -331,16 +331,18 @@ def _extract_tiff(buf: Buffer) -> Blocks:
             if entry.size is not None:
                 _tiff.check_value(buf, entry)
 
-    xmp: bytes | None = None
-    xmp_entry = by_tag.get(700)
-    if xmp_entry is not None:
+    packets: list[bytes] = []
+    for xmp_entry in (e for e in entries if e.tag == 700):  # a damaged or merged IFD0 may hold two
         if xmp_entry.type not in (1, 2, 7):
             raise MalformedFile(
                 f"TIFF: XMP tag 700 has field type {xmp_entry.type}, expected BYTE or UNDEFINED"
             )
-        xmp = _tiff.value_bytes(buf, xmp_entry)
+        packets.append(_tiff.value_bytes(buf, xmp_entry))
     exif = _compact_tiff(buf, order, entries, exif_entries)
-    return Blocks(xmp, exif, "TIFF tag 700" if xmp is not None else None)
+    if not packets:
+        return Blocks(None, exif, None)
+    more = tuple((p, f"TIFF tag 700 (entry {n})") for n, p in enumerate(packets[1:], start=2))
+    return Blocks(packets[0], exif, "TIFF tag 700", more)
 
 
 def _tiff_next_ifd(buf: Buffer, offset: int, order: str) -> int:

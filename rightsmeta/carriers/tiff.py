@@ -192,7 +192,7 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
     entries, next_ifd = read_ifd(buf, ifd0, order)
     found = [i for i, e in enumerate(entries) if e.tag == XMP_TAG]
     if len(found) > 1:
-        raise MalformedFile(f"TIFF: IFD0 holds the XMP tag {len(found)} times; not choosing one to replace")
+        raise MalformedFile(f"TIFF: IFD0 holds the XMP tag (700) {len(found)} times; not choosing one to replace")
     out = bytearray(buf)
     if found:
         index = found[0]
