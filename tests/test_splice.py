@@ -505,3 +505,32 @@ def test_random_webp_layouts_keep_other_chunks(extra: list[tuple[bytes, bytes]],
     assert report.errors == [] and report.permissions == dict(DENY_AI.permissions)
     if xmp:
         assert report.carriers[0].values["dc:source"] == "packet 0"
+
+
+_TAGGED = {fmt: rightsmeta.tag_bytes(image_bytes(fmt, size=(24, 16), exif=True), DENY_AI) for fmt in ("jpeg", "png", "webp", "tiff")}
+
+
+@pytest.mark.parametrize("fmt", sorted(_TAGGED))
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_mutated_files_never_escape_the_writers(fmt: str, data: st.DataObject) -> None:
+    """Bit flips, cuts and inflated lengths: the writer returns a file or raises one of ours."""
+    from rightsmeta.errors import RightsmetaError
+
+    original = bytearray(_TAGGED[fmt])
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "inflate"]))
+        at = data.draw(st.integers(0, len(original) - 1))
+        if kind == "flip":
+            original[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif kind == "cut":
+            del original[at:]
+            if not original:
+                return
+        else:
+            original[at : at + 2] = b"\xff\xff"
+    try:
+        out = rightsmeta.tag_bytes(bytes(original), Assertion.build(deny=["all"]))
+    except RightsmetaError:
+        return
+    assert rightsmeta.read(out).permissions[Purpose.AI_TRAINING].state is State.NOT_ALLOWED

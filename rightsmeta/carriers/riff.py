@@ -127,6 +127,8 @@ def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
     chunks; the VP8X XMP flag is set (a VP8X chunk is created for a simple-format file); the
     RIFF size is updated. Every other chunk keeps its bytes.
     """
+    if not riff.chunks:
+        raise MalformedFile("WebP: no chunks after the RIFF header")
     old = find(riff, b"XMP ")
     new = make(b"XMP ", packet)
     if old:
@@ -149,6 +151,8 @@ def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
         out[flags_at] |= VP8X_XMP  # before any cut or insert, so its offset is unchanged
     else:
         width, height, flags = _canvas(buf, riff)
+        # A simple-format file should hold nothing else, but if it does, VP8X must announce it.
+        flags |= (VP8X_ICC if find(riff, b"ICCP") else 0) | (VP8X_EXIF if find(riff, b"EXIF") else 0)
         out = bytearray(_splice(buf[: riff.end], cuts, at, new))
         out[12:12] = vp8x(width, height, flags | VP8X_XMP)
     out[4:8] = (len(out) - 8).to_bytes(4, "little")
