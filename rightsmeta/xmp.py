@@ -267,7 +267,7 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
 
 
 
-# --- writing a packet without exiv2 (ID3 PRIV frames, PDF metadata streams) ----------------
+# --- writing a packet (image XMP elements, ID3 PRIV frames, PDF metadata streams) --------------
 
 X_META = "adobe:ns:meta/"
 _KNOWN_PREFIXES = {

@@ -100,7 +100,7 @@ def plain() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def pyexiv2_tagged() -> dict[str, bytes]:
-    """EXIF written by Pillow, XMP added by pyexiv2 (the library rightsmeta writes with)."""
+    """EXIF written by Pillow, XMP added by pyexiv2 (exiv2 files, as other tools leave them)."""
     return _pyexiv2_files()
 
 

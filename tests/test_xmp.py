@@ -1,4 +1,4 @@
-"""The XMP packet writer used where exiv2 cannot go (ID3 PRIV frames, PDF metadata streams)."""
+"""The XMP packet writer (image XMP elements, ID3 PRIV frames, PDF metadata streams)."""
 
 from __future__ import annotations
 
