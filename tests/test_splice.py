@@ -534,3 +534,15 @@ def test_mutated_files_never_escape_the_writers(fmt: str, data: st.DataObject) -
     except RightsmetaError:
         return
     assert rightsmeta.read(out).permissions[Purpose.AI_TRAINING].state is State.NOT_ALLOWED
+
+
+def test_png_xmp_after_idat_moves_before_it() -> None:
+    base = image_bytes("png")
+    chunks = png.walk(base)
+    iend = chunks[-1].start
+    data = base[:iend] + png.xmp_chunk(_old_xmp(0)) + base[iend:]  # as some tools append it
+    tagged = rightsmeta.tag_bytes(data, DENY_AI)
+    kinds = [c.type for c in png.walk(tagged)]
+    assert kinds.count(b"iTXt") == 1 and kinds.index(b"iTXt") < kinds.index(b"IDAT")
+    assert _png_pieces(tagged) == _png_pieces(data)
+    assert rightsmeta.read(tagged).carriers[0].values["dc:source"] == "packet 0"

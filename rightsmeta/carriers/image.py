@@ -169,7 +169,9 @@ def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
 def _write_png(data: bytes, root: ET.Element) -> bytes:
     chunks = png.walk(data)
     old = png.xmp_chunks(data, chunks)
-    at = old[0].start if old else png.xmp_insert_position(chunks)
+    before_idat = png.xmp_insert_position(chunks)
+    # In place when it already precedes the image data; moved there when a tool put it after.
+    at = old[0].start if old and old[0].start < before_idat else before_idat
     return png.splice(data, old, at, png.xmp_chunk(xmp.serialise(root)))
 
 
