@@ -80,6 +80,11 @@ def exiftool_groups(exiftool: str, path: Path) -> dict[str, Any]:
     return {k: v for k, v in tags.items() if not k.startswith(("XMP", "System:", "ExifTool:", "SourceFile"))}
 
 
+def validation(exiftool: str, path: Path) -> str:
+    """ExifTool's structural validation warnings (``-validate``)."""
+    return subprocess.run([exiftool, "-validate", "-warning", "-a", "-s", str(path)], capture_output=True, text=True).stdout
+
+
 def exiftool_xmp(exiftool: str, path: Path) -> dict[str, Any]:
     out = subprocess.run([exiftool, "-j", "-a", "-G1", "-XMP:all", str(path)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
@@ -115,8 +120,10 @@ def test_camera_jpeg_keeps_everything_but_xmp(tmp_path: Path, exiftool: str, wit
                 "ICC_Profile:ProfileDescription", "Photoshop:IPTCDigest"):
         assert key in groups, key
 
+    checked = validation(exiftool, path)
     assert rightsmeta.tag(path, DENY_AI).status == "tagged"
     after = path.read_bytes()
+    assert validation(exiftool, path) == checked  # nothing new for ExifTool to warn about
     now = exiftool_groups(exiftool, path)
     if not with_xmp:
         # ExifTool reports an MPF image's start as a file offset (stored offset + MPF header
@@ -253,8 +260,10 @@ def test_png_keeps_every_other_chunk(tmp_path: Path, exiftool: str) -> None:
     before = path.read_bytes()
     groups = exiftool_groups(exiftool, path)
     assert "PNG:Comment" in groups and "IFD0:Make" in groups and "ICC_Profile:ProfileDescription" in groups
+    checked = validation(exiftool, path)
     assert rightsmeta.tag(path, DENY_AI).status == "tagged"
     after = path.read_bytes()
+    assert validation(exiftool, path) == checked
     assert _png_pieces(after) == _png_pieces(before)
     assert exiftool_groups(exiftool, path) == groups
     assert pixels(after) == pixels(before)
@@ -322,11 +331,7 @@ def test_webp_chunks_flag_and_size(tmp_path: Path, exiftool: str, lossless: bool
     assert exiftool_xmp(exiftool, path)["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
     original = tmp_path / "original.webp"
     original.write_bytes(before)
-
-    def warnings(file: Path) -> str:
-        return subprocess.run([exiftool, "-validate", "-warning", "-a", "-s", str(file)], capture_output=True, text=True).stdout
-
-    assert warnings(path) == warnings(original)  # ExifTool's validation finds nothing new
+    assert validation(exiftool, path) == validation(exiftool, original)  # ExifTool's validation finds nothing new
 
 
 def test_webp_groups_unchanged_but_xmp(tmp_path: Path, exiftool: str) -> None:
@@ -361,8 +366,10 @@ def test_tiff_only_tag_700_changes(tmp_path: Path, exiftool: str, with_xmp: bool
     before = path.read_bytes()
     groups = exiftool_groups(exiftool, path)
     assert "GPS:GPSLatitude" in groups and "IFD1:ImageWidth" in groups  # a second page
+    checked = validation(exiftool, path)
     assert rightsmeta.tag(path, DENY_AI).status == "tagged"
     after = path.read_bytes()
+    assert validation(exiftool, path) == checked
     assert exiftool_groups(exiftool, path) == groups
     assert _frames(after) == _frames(before)
     # Bytes of the original that changed: only the header's IFD0 pointer, IFD0's tag-700 entry
