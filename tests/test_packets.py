@@ -83,6 +83,7 @@ def test_agreeing_packets_are_intact() -> None:
     report = rightsmeta.read(data)
     assert report.conflicts == () and report.errors == []
     assert report.permissions == dict(DENY.permissions)
+    assert classify(report).status == "intact"
 
 
 def test_tagging_merges_packets_into_one(tmp_path: Path, exiftool: str) -> None:
