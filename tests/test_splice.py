@@ -553,3 +553,14 @@ def test_png_xmp_after_idat_moves_before_it() -> None:
     assert kinds.count(b"iTXt") == 1 and kinds.index(b"iTXt") < kinds.index(b"IDAT")
     assert _png_pieces(tagged) == _png_pieces(data)
     assert rightsmeta.read(tagged).carriers[0].values["dc:source"] == "packet 0"
+
+
+def test_png_corrupt_iccp_is_kept_as_it_was() -> None:
+    """exiv2 replaced a corrupt iCCP with a 26-byte stub (issue 11.13); a splice leaves it alone."""
+    base = image_bytes("png")
+    chunks = png.walk(base)
+    corrupt = png.make(b"iCCP", b"Broken profile\x00\x00" + b"\x78\x9c" + b"not deflate data at all")
+    data = base[: chunks[1].start] + corrupt + base[chunks[1].start :]
+    tagged = rightsmeta.tag_bytes(data, DENY_AI)
+    assert corrupt in tagged
+    assert _png_pieces(tagged) == _png_pieces(data)
