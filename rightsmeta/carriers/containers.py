@@ -32,7 +32,7 @@ IMAGE_FORMATS = ("jpeg", "png", "webp", "tiff", "gif", "heic", "avif")
 #: stay far below it, hostile ones cannot make us spin.
 MAX_ITEMS = 100_000
 #: Items, extents and infe entries walked inside an ISO-BMFF 'meta' box.
-MAX_BMFF_ITEMS = 10_000
+MAX_BMFF_ITEMS = bmff.MAX_META_ITEMS
 #: GIF data comes in sub-blocks of at most 255 bytes, so this allows ~250 MB
 #: of normally packed GIF while bounding the time a hostile file can take.
 MAX_GIF_SUBBLOCKS = 1_000_000
@@ -526,163 +526,25 @@ def _gif_xmp(buf: Buffer, start: int, ext_pos: int) -> tuple[bytes, int]:
 # --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
 
 
-@dataclass
-class _Item:
-    item_type: bytes = b""
-    content_type: bytes = b""
-    content_encoding: bytes = b""
-    construction: int = 0
-    data_ref: int = 0
-    extents: tuple[tuple[int, int], ...] = ()
-
-
 def _extract_bmff(buf: Buffer) -> Blocks:
-    n = len(buf)
-    top = bmff.children(buf, 0, n, MAX_ITEMS)
-    if not top or top[0][0] != b"ftyp":
-        raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
-    meta = next((box for box in top if box[0] == b"meta"), None)
-    if meta is None:
+    found = bmff.meta_items(buf, MAX_ITEMS)
+    if found is None:
         return _NOTHING
-    _, payload, meta_end = meta
-    # 'meta' is a FullBox: 4 bytes of version and flags before its children.
-    children = bmff.children(buf, payload + 4, meta_end, MAX_BMFF_ITEMS)
-    items: dict[int, _Item] = {}
-    idat: tuple[int, int] | None = None
-    for btype, start, end in children:
-        if btype == b"iinf":
-            _bmff_iinf(buf, start, end, items)
-        elif btype == b"iloc":
-            _bmff_iloc(buf, start, end, items)
-        elif btype == b"idat" and idat is None:
-            idat = (start, end)
-
-    # Every extent must be inside the file: this is what catches a file cut
-    # short in its 'mdat', whose own box may end exactly at the cut.
-    for item_id, item in items.items():
-        if item.construction == 0 and item.data_ref == 0:
-            for offset, length in item.extents:
-                if offset + length > n:
-                    raise MalformedFile(
-                        f"truncated ISO-BMFF: item {item_id} extent at offset {offset} claims {length} bytes "
-                        f"but the file ends at {n}"
-                    )
-
+    items, idat = found
     xmp: bytes | None = None
     exif: bytes | None = None
     for item_id, item in items.items():
         if xmp is None and item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
             if not item.content_encoding:  # an encoded (deflated) packet is left unread
-                xmp = _bmff_item_data(buf, item, item_id, idat)
+                xmp = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
         elif exif is None and item.item_type == b"Exif":
-            data = _bmff_item_data(buf, item, item_id, idat)
+            data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
             if data is not None:
                 # The payload starts with the offset from after this field to the TIFF header.
                 if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
                     raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
                 exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
     return Blocks(xmp, exif, "HEIF mime item" if xmp is not None else None)
-
-
-def _bmff_iinf(buf: Buffer, start: int, end: int, items: dict[int, _Item]) -> None:
-    if start + 4 > end:
-        raise MalformedFile(f"ISO-BMFF: 'iinf' box at offset {start - 8} is too short")
-    version = buf[start]
-    first = start + 4 + (2 if version == 0 else 4)  # skip entry_count; the boxes themselves tell
-    for btype, pos, box_end in bmff.children(buf, first, end, MAX_BMFF_ITEMS):
-        if btype != b"infe":
-            continue
-        entry = bytes(buf[pos:box_end])
-        if len(entry) < 8:
-            raise MalformedFile(f"ISO-BMFF: 'infe' box at offset {pos - 8} is too short")
-        infe_version = entry[0]
-        if infe_version >= 3:
-            item_id, item_type, rest = int.from_bytes(entry[4:8], "big"), entry[10:14], entry[14:]
-        elif infe_version == 2:
-            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), entry[8:12], entry[12:]
-        else:  # versions 0 and 1: every item is described by a MIME type
-            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), b"", entry[8:]
-        strings = rest.split(b"\x00")
-        item = items.setdefault(item_id, _Item())
-        item.item_type = item_type
-        if item_type in (b"mime", b""):
-            # item_name, content_type, optional content_encoding
-            item.content_type = strings[1] if len(strings) > 1 else b""
-            item.content_encoding = strings[2] if len(strings) > 2 else b""
-
-
-def _bmff_iloc(buf: Buffer, start: int, end: int, items: dict[int, _Item]) -> None:
-    data = bytes(buf[start:end])  # small: a table of offsets
-    where = f"ISO-BMFF 'iloc' box at offset {start - 8}"
-    if len(data) < 8:
-        raise MalformedFile(f"{where} is too short")
-    version = data[0]
-    if version > 2:
-        raise MalformedFile(f"{where} has unknown version {version}")
-    offset_size, length_size = data[4] >> 4, data[4] & 15
-    base_size, index_size = data[5] >> 4, (data[5] & 15 if version else 0)
-    if any(size not in (0, 4, 8) for size in (offset_size, length_size, base_size, index_size)):
-        raise MalformedFile(f"{where} has invalid field sizes")
-    pos = 6
-    id_size = 4 if version == 2 else 2
-
-    def read(size: int) -> int:
-        nonlocal pos
-        if pos + size > len(data):
-            raise MalformedFile(f"{where}: table runs past the end of the box")
-        value = int.from_bytes(data[pos : pos + size], "big")
-        pos += size
-        return value
-
-    count = read(id_size)
-    if count > MAX_BMFF_ITEMS:
-        raise MalformedFile(f"{where} lists {count} items, more than {MAX_BMFF_ITEMS}")
-    total_extents = 0
-    for _ in range(count):
-        item = items.setdefault(read(id_size), _Item())
-        item.construction = read(2) & 15 if version else 0
-        item.data_ref = read(2)
-        base = read(base_size)
-        extent_count = read(2)
-        total_extents += extent_count
-        if total_extents > MAX_BMFF_ITEMS:
-            raise MalformedFile(f"{where} lists more than {MAX_BMFF_ITEMS} extents")
-        extents = []
-        for _ in range(extent_count):
-            read(index_size)
-            offset = base + read(offset_size)
-            extents.append((offset, read(length_size)))
-        item.extents = tuple(extents)
-
-
-def _bmff_item_data(buf: Buffer, item: _Item, item_id: int, idat: tuple[int, int] | None) -> bytes | None:
-    """The item's bytes, or None when stored in a way we do not follow (another file, item references)."""
-    if item.data_ref != 0:
-        return None
-    if item.construction == 0:
-        base, end = 0, len(buf)
-    elif item.construction == 1 and idat is not None:
-        base, end = idat
-    else:
-        return None
-    if not item.extents:
-        raise MalformedFile(f"ISO-BMFF: item {item_id} has no data extents")
-    parts = []
-    total = 0
-    for offset, length in item.extents:
-        start = base + offset
-        if length == 0 and start <= end:  # "the rest of the data"
-            length = end - start
-        if start + length > end:
-            raise MalformedFile(
-                f"truncated ISO-BMFF: item {item_id} extent at offset {start} claims {length} bytes "
-                f"but its data ends at {end}"
-            )
-        total += length
-        if total > MAX_BLOCK:
-            raise MalformedFile(f"ISO-BMFF: item {item_id} is larger than {MAX_BLOCK} bytes")
-        parts.append(bytes(buf[start : start + length]))
-    return b"".join(parts)
 
 
 _PARSERS = {
