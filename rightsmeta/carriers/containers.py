@@ -309,16 +309,7 @@ def _extract_tiff(buf: Buffer) -> Blocks:
     by_tag = {entry.tag: entry for entry in entries}
     _check_tiff_data(buf, by_tag, order)
 
-    seen = {ifd0}
-    for _ in range(MAX_ITEMS):
-        if next_ifd == 0:
-            break
-        if next_ifd in seen:
-            raise MalformedFile(f"TIFF: IFD chain loops back to offset {next_ifd}")
-        seen.add(next_ifd)
-        next_ifd = _tiff_next_ifd(buf, next_ifd, order)
-    else:
-        raise MalformedFile(f"TIFF: more than {MAX_ITEMS} directories")
+    seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
 
     exif_entries: list[_tiff.IfdEntry] = []
     pointer = by_tag.get(_tiff.EXIF_IFD_POINTER)
@@ -343,21 +334,6 @@ def _extract_tiff(buf: Buffer) -> Blocks:
         return Blocks(None, exif, None)
     more = tuple((p, f"TIFF tag 700 (entry {n})") for n, p in enumerate(packets[1:], start=2))
     return Blocks(packets[0], exif, "TIFF tag 700", more)
-
-
-def _tiff_next_ifd(buf: Buffer, offset: int, order: str) -> int:
-    """Bounds-check a later directory (another page) and return its next pointer."""
-    n = len(buf)
-    if offset < 8 or offset + 2 > n:
-        raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the file (length {n})")
-    (count,) = struct.unpack(order + "H", buf[offset : offset + 2])
-    end = offset + 2 + 12 * count + 4
-    if end > n:
-        raise MalformedFile(
-            f"truncated TIFF: directory at offset {offset} needs {end - offset} bytes but the file ends at {n}"
-        )
-    (next_ifd,) = struct.unpack(order + "I", buf[end - 4 : end])
-    return int(next_ifd)
 
 
 def _check_tiff_data(buf: Buffer, by_tag: dict[int, _tiff.IfdEntry], order: str) -> None:

@@ -1,8 +1,9 @@
-"""A bounded reader for TIFF-structured data (TIFF files and EXIF blocks).
+"""TIFF IFDs (TIFF files and EXIF blocks): the one walker that reads, locates and splices them.
 
 Only classic TIFF (32-bit offsets) is read. Every offset and length is checked
 against the buffer before it is used, so hostile input can only ever produce
-:class:`~rightsmeta.errors.MalformedFile`.
+:class:`~rightsmeta.errors.MalformedFile`. Used by reading (carriers/containers.py,
+carriers/image.py), the C2PA locator (tag 0xCD41) and the XMP writer (:func:`set_xmp`, tag 700).
 """
 
 from __future__ import annotations
@@ -104,6 +105,37 @@ def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int
         entries.append(IfdEntry(tag, ftype, vcount, field, value_pos, size))
     next_offset: int = fields[-1]
     return entries, next_offset
+
+
+def next_ifd_offset(tiff: Buffer, offset: int, order: str) -> int:
+    """Bounds-check the directory at ``offset`` (a later page) and return its next pointer."""
+    n = len(tiff)
+    if offset < 8 or offset + 2 > n:
+        raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the file (length {n})")
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    end = offset + 2 + 12 * count + 4
+    if end > n:
+        raise MalformedFile(
+            f"truncated TIFF: directory at offset {offset} needs {end - offset} bytes but the file ends at {n}"
+        )
+    (next_ifd,) = struct.unpack(order + "I", tiff[end - 4 : end])
+    return int(next_ifd)
+
+
+def ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int) -> list[int]:
+    """Offsets of every directory of the IFD chain (pages), each bounds-checked; no loops, at most ``limit``."""
+    chain = [first]
+    seen = {first}
+    offset = after_first
+    for _ in range(limit):
+        if offset == 0:
+            return chain
+        if offset in seen:
+            raise MalformedFile(f"TIFF: IFD chain loops back to offset {offset}")
+        seen.add(offset)
+        chain.append(offset)
+        offset = next_ifd_offset(tiff, offset, order)
+    raise MalformedFile(f"TIFF: more than {limit} directories")
 
 
 def check_value(tiff: Buffer, entry: IfdEntry) -> None:
