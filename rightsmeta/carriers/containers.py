@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
-from . import bmff, jpeg, png, riff
+from . import bmff, gif, jpeg, png, riff
 from . import tiff as _tiff
 from .tiff import Buffer
 
@@ -49,11 +49,6 @@ MAX_COMPACT_VALUES = 1024 * 1024
 MAX_TIFF_PIECES = 1_000_000
 
 _PNG_RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
-_GIF_XMP_APP = b"XMP DataXMP"
-# XMP in GIF is stored raw and followed by this "magic trailer" (0x01, 0xFF
-# down to 0x00) and the block terminator, so a decoder that reads the packet as
-# sub-blocks always lands on the terminator.
-_GIF_XMP_TRAILER = bytes([1, *range(255, -1, -1), 0])
 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
@@ -429,74 +424,15 @@ def _compact_tiff(
     return out + bytes(values)
 
 
-# --- GIF ---------------------------------------------------------------------
+# --- GIF (walked by carriers/gif.py) -----------------------------------------------------------
 
 
 def _extract_gif(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:6] not in (b"GIF87a", b"GIF89a"):
-        raise MalformedFile("not a GIF: no GIF87a/GIF89a header at offset 0")
-    if n < 13:
-        raise MalformedFile(
-            f"truncated GIF: logical screen descriptor needs 13 bytes but the file ends at {n}"
-        )
-    flags = buf[10]
-    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # global color table
-    xmp: bytes | None = None
-    budget = [MAX_GIF_SUBBLOCKS]  # shared by all sub-block chains of the file, decremented in place
-    for _ in range(MAX_ITEMS):
-        if pos >= n:
-            raise MalformedFile(f"truncated GIF: file ends at {n} without a trailer")
-        introducer = buf[pos]
-        if introducer == 0x3B:  # trailer
-            return Blocks(xmp, None, "GIF XMP application extension" if xmp is not None else None)
-        if introducer == 0x21:
-            if pos + 2 > n:
-                raise MalformedFile(f"truncated GIF: extension at offset {pos} has no label")
-            label = buf[pos + 1]
-            body = pos + 2
-            if (
-                label == 0xFF
-                and xmp is None
-                and buf[body : body + 1 + len(_GIF_XMP_APP)] == b"\x0b" + _GIF_XMP_APP
-            ):
-                xmp, pos = _gif_xmp(buf, body + 1 + len(_GIF_XMP_APP), pos)
-            else:
-                pos = _gif_skip_subblocks(buf, body, budget)
-        elif introducer == 0x2C:
-            if pos + 10 > n:
-                raise MalformedFile(f"truncated GIF: image descriptor at offset {pos} runs past the end {n}")
-            flags = buf[pos + 9]
-            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # local color table
-            pos += 1  # LZW minimum code size
-            pos = _gif_skip_subblocks(buf, pos, budget)
-        else:
-            raise MalformedFile(f"GIF: unexpected block introducer 0x{introducer:02X} at offset {pos}")
-    raise MalformedFile(f"GIF: more than {MAX_ITEMS} blocks")
-
-
-def _gif_skip_subblocks(buf: Buffer, pos: int, budget: list[int]) -> int:
-    """Position after the terminator of the sub-block chain starting at ``pos``."""
-    n = len(buf)
-    while budget[0] > 0:
-        budget[0] -= 1
-        if pos >= n:
-            raise MalformedFile(f"truncated GIF: data sub-blocks run past the end of the file at {n}")
-        size = buf[pos]
-        pos += 1 + size
-        if size == 0:
-            return pos
-    raise MalformedFile(f"GIF: more than {MAX_GIF_SUBBLOCKS} data sub-blocks")
-
-
-def _gif_xmp(buf: Buffer, start: int, ext_pos: int) -> tuple[bytes, int]:
-    """The raw XMP packet of an "XMP DataXMP" extension and the position after it."""
-    trailer = buf.find(_GIF_XMP_TRAILER, start)
-    if trailer < 0:
-        raise MalformedFile(
-            f"truncated GIF: XMP application extension at offset {ext_pos} has no magic trailer"
-        )
-    return bytes(buf[start:trailer]), trailer + len(_GIF_XMP_TRAILER)
+    packets = gif.xmp_packets(buf, MAX_ITEMS, MAX_GIF_SUBBLOCKS)
+    if not packets:
+        return _NOTHING
+    more = tuple((packet, f"GIF XMP application extension at offset {pos}") for pos, packet in packets[1:])
+    return Blocks(packets[0][1], None, "GIF XMP application extension", more)
 
 
 # --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
