@@ -144,3 +144,23 @@ def test_tiff_with_tag_700_twice(tmp_path: Path, exiftool: str) -> None:
     result = rightsmeta.tag(path, DENY)  # which entry to replace is not ours to choose: refused, kept
     assert result.status == "failed" and "700" in (result.reason or "")
     assert path.read_bytes() == data
+
+
+def test_gif_with_two_xmp_extensions(tmp_path: Path, exiftool: str) -> None:
+    from rightsmeta.carriers import gif
+
+    trailer = bytes([1, *range(255, -1, -1), 0])
+
+    def extension(packet: bytes) -> bytes:
+        return b"\x21\xff\x0b" + gif.XMP_APP + packet + trailer
+
+    base = image_bytes("gif")
+    assert base.endswith(b"\x3b")
+    data = base[:-1] + extension(xmp.write_packet(None, ALLOW)) + extension(xmp.write_packet(None, DENY)) + b"\x3b"
+    path = tmp_path / "two.gif"
+    path.write_bytes(data)
+    shown = _exiftool_all(exiftool, path)
+    assert sum("DataMining" in line for line in shown) >= 2, shown
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts
+    assert not report.may_use(Purpose.AI_TRAINING)
