@@ -443,12 +443,14 @@ def _extract_bmff(buf: Buffer) -> Blocks:
     if found is None:
         return _NOTHING
     items, idat = found
-    xmp: bytes | None = None
+    packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
     for item_id, item in items.items():
-        if xmp is None and item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
+        if item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
             if not item.content_encoding:  # an encoded (deflated) packet is left unread
-                xmp = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+                packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+                if packet is not None:
+                    packets.append((packet, f"HEIF mime item {item_id}"))
         elif exif is None and item.item_type == b"Exif":
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
             if data is not None:
@@ -456,7 +458,9 @@ def _extract_bmff(buf: Buffer) -> Blocks:
                 if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
                     raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
                 exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
-    return Blocks(xmp, exif, "HEIF mime item" if xmp is not None else None)
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "HEIF mime item", tuple(packets[1:]))
 
 
 _PARSERS = {
