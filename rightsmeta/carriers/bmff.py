@@ -20,6 +20,14 @@ MAX_META_ITEMS = 10_000
 C2PA_UUID = bytes.fromhex("D8FEC3D61B0E483C92975828877EC481")
 
 
+def brands(head: bytes) -> tuple[bytes, frozenset[bytes]]:
+    """The major brand and the compatible brands of the 'ftyp' box at the start of ``head``."""
+    size = int.from_bytes(head[:4], "big")
+    # Compatible brands follow major brand and minor version, up to the box end.
+    end = min(max(size, 16), len(head))
+    return head[8:12], frozenset(head[i : i + 4] for i in range(16, end - 3, 4))
+
+
 def box(buf: Buffer, pos: int, end: int) -> tuple[bytes, int, int]:
     """(type, payload start, box end) of the box at ``pos`` inside ``[pos, end)``."""
     if pos + 8 > end:

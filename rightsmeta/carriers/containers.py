@@ -100,11 +100,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def _sniff_bmff(head: bytes) -> str | None:
-    size = int.from_bytes(head[:4], "big")
-    major = head[8:12]
-    # Compatible brands follow major brand and minor version, up to the box end.
-    compat_end = min(max(size, 16), len(head))
-    brands = {head[i : i + 4] for i in range(16, compat_end - 3, 4)}
+    major, brands = bmff.brands(head)
     if major in _AVIF_BRANDS:
         return "avif"
     if major in _HEIC_BRANDS:
