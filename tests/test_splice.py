@@ -564,3 +564,22 @@ def test_png_corrupt_iccp_is_kept_as_it_was() -> None:
     tagged = rightsmeta.tag_bytes(data, DENY_AI)
     assert corrupt in tagged
     assert _png_pieces(tagged) == _png_pieces(data)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
+def test_exiv2_reads_the_same_exif_and_our_xmp(fmt: str) -> None:
+    """pyexiv2 (exiv2), an independent reader: EXIF and ICC unchanged, our XMP there."""
+    import pyexiv2
+
+    before = image_bytes(fmt, exif=True, icc=True)
+    after = rightsmeta.tag_bytes(before, DENY_AI)
+    old, new = pyexiv2.ImageData(before), pyexiv2.ImageData(after)
+    try:
+        exif = new.read_exif()
+        exif.pop("Exif.Image.XMLPacket", None)  # a TIFF's tag 700, the XMP itself, as exiv2 lists it
+        assert exif == old.read_exif() and exif["Exif.Image.Make"] == "rightsmeta test camera"
+        assert new.read_icc() == old.read_icc() and new.read_icc()
+        assert new.read_xmp()["Xmp.plus.DataMining"] == "http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING"
+    finally:
+        old.close()
+        new.close()
