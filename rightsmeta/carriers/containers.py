@@ -1,4 +1,8 @@
-"""Find the XMP packet and the EXIF block in image files, fast and safely.
+"""Find the XMP packets and the EXIF block in image files, fast and safely.
+
+The containers are walked by one module per syntax (jpeg.py, png.py, riff.py, tiff.py, gif.py,
+bmff.py), the same walkers the XMP writer and the C2PA locator use; this module knows what an
+image format keeps where (which segment, chunk, tag or item is XMP or EXIF) and how it is encoded.
 
 This is the read path used when scanning very many files, so it uses no
 third-party library, touches only the bytes it needs (``buf`` may be an
@@ -8,7 +12,7 @@ decompression is capped. Whatever the input, only
 :class:`~rightsmeta.errors.MalformedFile` (broken structure) and
 :class:`~rightsmeta.errors.UnsupportedFormat` (a format we do not read) escape.
 
-Truncation is reported as MalformedFile for every format: each parser walks
+Truncation is reported as MalformedFile for every format: each walker goes
 the container to its end marker (JPEG EOI, PNG IEND, GIF trailer) or checks
 that the declared sizes (RIFF, ISO-BMFF boxes, TIFF offsets) fit in the file.
 """
