@@ -408,6 +408,25 @@ def _property_key(tag: str) -> str:
     return f"{_KNOWN_PREFIXES.get(ns, ns)}:{name}"
 
 
+def _canonical(tag: str, value: ET.Element | str) -> str:
+    """A value's comparable form: the same whether written as an attribute or an element, and
+    whatever the indentation around it."""
+    if isinstance(value, str):
+        return repr((tag, (), value.strip(), ()))
+
+    def walk(elem: ET.Element) -> tuple[object, ...]:
+        return (elem.tag, tuple(sorted(elem.attrib.items())), (elem.text or "").strip(), tuple(walk(c) for c in elem))
+
+    return repr(walk(value))
+
+
+def _properties_of(desc: ET.Element) -> list[tuple[str, ET.Element | str]]:
+    found: list[tuple[str, ET.Element | str]] = [
+        (attr, value) for attr, value in desc.attrib.items() if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}")
+    ]
+    return found + [(child.tag, child) for child in desc if child.tag.startswith("{")]
+
+
 def combine(packets: list[bytes], *, replaced: frozenset[str] = frozenset()) -> ET.Element:
     """One packet tree holding the properties of several (a file's packets, or a packet and its
     ExtendedXMP), so that writing one packet back loses nothing.
@@ -420,54 +439,31 @@ def combine(packets: list[bytes], *, replaced: frozenset[str] = frozenset()) -> 
         return _empty_packet()
     root = _parse(packets[0])
     rdf = _rdf(root)
-    seen: dict[str, bytes] = {}
+    seen: dict[str, str] = {}
     for desc in _descriptions(root):
-        for attr, value in desc.attrib.items():
-            if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}"):
-                seen[attr] = value.encode("utf-8")
-        for child in desc:
-            seen.setdefault(child.tag, ET.tostring(child))
+        for tag, value in _properties_of(desc):
+            seen.setdefault(tag, _canonical(tag, value))
     for packet in packets[1:]:
         other = _parse(packet)
         _rdf(other)
         for desc in _descriptions(other):
             moved = ET.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": desc.get(f"{{{RDF}}}about", "")})
-            items: list[tuple[str, bytes, ET.Element | str]] = [
-                (attr, value.encode("utf-8"), value)
-                for attr, value in desc.attrib.items()
-                if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}")
-            ]
-            items += [(child.tag, ET.tostring(child), child) for child in desc if child.tag.startswith("{")]
-            for tag, form, item in items:
+            for tag, value in _properties_of(desc):
+                form = _canonical(tag, value)
                 if tag in seen:
-                    if seen[tag] != form and _property_key(tag) not in replaced and not _same_value(seen[tag], form):
+                    if seen[tag] != form and _property_key(tag) not in replaced:
                         raise MalformedMetadata(
                             f"the file's XMP packets disagree on {_property_key(tag)}; not choosing one to keep"
                         )
                     continue
                 seen[tag] = form
-                if isinstance(item, str):
-                    moved.set(tag, item)
+                if isinstance(value, str):
+                    moved.set(tag, value)
                 else:
-                    moved.append(item)
+                    moved.append(value)
             if len(moved) == 0 and len(moved.attrib) == 1:
                 rdf.remove(moved)
     return root
-
-
-def _same_value(a: bytes, b: bytes) -> bool:
-    # An attribute and an element holding the same simple text are one value in two forms.
-    def text(form: bytes) -> str | None:
-        if not form.startswith(b"<"):
-            return form.decode("utf-8")
-        try:
-            elem = ET.fromstring(form)
-        except ET.ParseError:
-            return None
-        return elem.text if len(elem) == 0 else None
-
-    ta, tb = text(a), text(b)
-    return ta is not None and ta == tb
 
 
 XMP_NOTE = "http://ns.adobe.com/xmp/note/"
