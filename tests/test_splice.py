@@ -583,3 +583,25 @@ def test_exiv2_reads_the_same_exif_and_our_xmp(fmt: str) -> None:
     finally:
         old.close()
         new.close()
+
+
+def test_signed_camera_jpeg_keeps_everything_but_xmp_and_the_store(tmp_path: Path, exiftool: str) -> None:
+    """With signing, the manifest (APP11) is written last over the spliced file: it validates, and
+    every other segment is still the camera's, twice over (re-signing keeps the old store as ingredient)."""
+    from rightsmeta import keys
+
+    identity = keys.make_identity("Test Creator")
+    before = camera_jpeg(tmp_path, exiftool).read_bytes()
+    once = rightsmeta.tag_bytes(before, DENY_AI, identity=identity)
+    twice = rightsmeta.tag_bytes(once, Assertion.build(deny=["all"]), identity=identity)
+
+    def others(data: bytes) -> list[bytes]:
+        layout = jpeg.walk(data)
+        return [data[s.start : s.end] for s in layout.segments if s.marker != jpeg.APP11
+                and not jpeg.is_xmp(data, s) and not jpeg.is_extended_xmp(data, s)]
+
+    for signed in (once, twice):
+        report = rightsmeta.read(signed)
+        assert report.errors == [] and [c.values.get("validation_state") for c in report.carriers if c.name == "c2pa"] == ["Valid"]
+        assert others(signed) == others(before)
+        assert _frames(signed) == _frames(before)
