@@ -402,3 +402,13 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
             except RightsmetaError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")
+
+
+def _register_gate() -> None:
+    from . import cli_gate  # the platform commands live in their own module
+
+    for command in (cli_gate.serve, cli_gate.sanitize, cli_gate.carry):
+        main.add_command(command)
+
+
+_register_gate()
