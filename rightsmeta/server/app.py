@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -195,7 +195,7 @@ async def _upload(request: Request) -> AsyncIterator[_Upload]:
 
 
 async def _multipart(request: Request, raw: str, upload: _Upload) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes, None]:
         with open(raw, "rb") as fh:
             while chunk := fh.read(_CHUNK):
                 yield chunk

@@ -63,7 +63,8 @@ def run(job: str, args: dict[str, Any]) -> dict[str, Any]:
     if seconds:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return _JOBS[job](**args)
+        result: dict[str, Any] = _JOBS[job](**args)
+        return result
     except _Timeout:
         return problem(422, "Upload took too long to process", f"gave up after {seconds:g} s; the file is not accepted")
     except MemoryError:

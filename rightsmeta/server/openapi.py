@@ -33,7 +33,7 @@ def _file_out(summary: str) -> dict[str, Any]:
 
 def spec() -> dict[str, Any]:
     upload_errors = _errors(400, 408, 413, 422, 503)
-    write = [{"bearer": []}]
+    write: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.0.3",
         "info": {"title": "rightsmeta upload gate", "version": __version__,

@@ -73,7 +73,7 @@ def record_file(path: str | os.PathLike[str], work_id: str, data: bytes, fmt: st
     """Register the signed file's manifest and soft binding under the work; its manifest id."""
     label, value, store = _store(data, fmt)
     manifest_id = label or f"urn:uuid:{work_id}"
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with _connect(path) as db:
         db.execute(
             "INSERT OR REPLACE INTO rightsmeta_soft_bindings VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -117,7 +117,7 @@ def parse_value(value: str) -> str | None:
             iscc_core.iscc_decode(code)
         except Exception:  # iscc_core raises ValueError and others for garbage; try the next reading
             continue
-        return "ISCC:" + iscc_core.iscc_clean(code)
+        return "ISCC:" + str(iscc_core.iscc_clean(code))
     return None
 
 
