@@ -26,9 +26,12 @@ from .errors import RightsmetaError, UsageError
 @click.option("--protect-reads", is_flag=True, help="Read, verify and the soft-binding queries need the token too.")
 @click.option("--max-upload-mb", type=click.IntRange(1, 10_000), default=100, show_default=True, help="Largest upload accepted.")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Uploads decoded at once (worker processes).")
+@click.option("--backlog", type=click.IntRange(0, 10_000), default=16, show_default=True,
+              help="Uploads allowed to wait for a worker; beyond them the answer is 503 with Retry-After.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
+@click.option("--upload-timeout", type=float, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
 def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
-          protect_reads: bool, max_upload_mb: int, workers: int, timeout: float) -> None:
+          protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float) -> None:
     """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
 
     \b
@@ -52,7 +55,8 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
         raise click.UsageError("--protect-reads needs --token-file")
     config = ServerConfig(
         ledger=_ledger_path(ledger, no_ledger, must_exist=False), identity=identity, token=token,
-        protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, job_seconds=timeout,
+        protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
+        job_seconds=timeout, upload_seconds=upload_timeout,
     )
     click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
     run(config, host=host, port=port)

@@ -203,7 +203,10 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    for match in ledger.matches(essence(data, report.format), limit=limit):
+    found = essence(data, report.format)
+    if found.hash is None and found.perceptual is None and not matches:
+        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
+    for match in ledger.matches(found, limit=limit):
         manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
         if manifest_id not in seen and len(matches) < limit:
             seen.add(manifest_id)
