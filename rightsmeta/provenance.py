@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 def sign_derived(
     data: bytes,
     fmt: str,
-    parent: bytes,
-    parent_fmt: str,
+    parent: bytes | None,
+    parent_fmt: str | None,
     assertion: Assertion | None,
     identity: Identity,
     actions: list[str],
@@ -34,16 +34,22 @@ def sign_derived(
     fingerprint: str | None = None,
     title: str = "rendition",
 ) -> tuple[bytes, bytes]:
-    """(signed file, manifest store bytes): ``data`` signed with ``actions`` after ``c2pa.opened`` of ``parent``."""
+    """(signed file, manifest store bytes): ``data`` signed with ``actions`` after ``c2pa.opened`` of ``parent``.
+
+    With no ``parent`` the file is its own parent (intent EDIT), as ``carriers/manifest.sign`` does;
+    this path exists because the service keeps the manifest store bytes for /manifests/{id}.
+    """
     import c2pa
 
-    if fmt not in MIME or parent_fmt not in MIME:
-        raise UnsupportedFormat(f"c2pa cannot sign {fmt.upper()} files or take {parent_fmt.upper()} as an ingredient")
-    assertions: list[dict[str, Any]] = [{
-        "label": "c2pa.actions.v2",
-        "data": {"actions": [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
-                             *({"action": a, "softwareAgent": {"name": "rightsmeta", "version": _version()}} for a in actions)]},
-    }]
+    if fmt not in MIME or (parent_fmt is not None and parent_fmt not in MIME):
+        raise UnsupportedFormat(f"c2pa cannot sign {fmt.upper()} files or take {str(parent_fmt).upper()} as an ingredient")
+    assertions: list[dict[str, Any]] = []
+    if parent is not None:
+        assertions.append({
+            "label": "c2pa.actions.v2",
+            "data": {"actions": [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
+                                 *({"action": a, "softwareAgent": {"name": "rightsmeta", "version": _version()}} for a in actions)]},
+        })
     entries = cawg.encode(assertion) if assertion is not None else None
     if entries is not None:
         assertions.append({"label": cawg.LABEL, "data": entries})
@@ -58,8 +64,11 @@ def sign_derived(
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, identity.chain_pem, identity.key_pem, None))
         with signer, c2pa.Builder(manifest, context=_context(None)) as builder:
-            builder.add_ingredient(json.dumps({"title": f"original.{parent_fmt}", "relationship": "parentOf", "label": "parent"}),
-                                   MIME[parent_fmt], io.BytesIO(parent))
+            if parent is None or parent_fmt is None:
+                builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            else:
+                builder.add_ingredient(json.dumps({"title": f"original.{parent_fmt}", "relationship": "parentOf", "label": "parent"}),
+                                       MIME[parent_fmt], io.BytesIO(parent))
             out = io.BytesIO()
             store = builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
     except c2pa.C2paError as exc:

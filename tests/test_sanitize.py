@@ -16,7 +16,7 @@ from PIL import Image
 
 import rightsmeta
 from rightsmeta import Assertion, keys
-from rightsmeta.carry import carry_bytes, carry_path
+from rightsmeta.carry import carry_bytes
 from rightsmeta.cli import main
 from rightsmeta.errors import UnsupportedFormat, UsageError
 from rightsmeta.ledger import Ledger

@@ -137,13 +137,42 @@ def _tag(path: str, name: str, out: str, assertion: dict[str, Any]) -> dict[str,
 
     statement = Assertion.from_json(assertion)
     data = _read_bytes(path)
-    new = api.tag_bytes(data, statement, identity=_STATE.get("identity"))
+    identity = _STATE.get("identity")
+    new, store = _tag_and_sign(data, statement, identity)
     report = api.read(new)
     fmt = report.format or "bin"
     carriers = [c.name for c in report.carriers]
-    work_id = _register(new, fmt, _assertion_of(report, statement), carriers, name)
+    work_id = _register(new, fmt, _assertion_of(report, statement), carriers, name, manifest=store)
     _write(out, new)
     return {"file": out, "format": fmt, "work_id": work_id, "carriers": carriers}
+
+
+def _tag_and_sign(data: bytes, statement: Any, identity: Any) -> tuple[bytes, bytes | None]:
+    """The tagged file and, when the service signed it, the manifest store bytes it keeps for /manifests."""
+    from .. import api
+    from ..carriers import manifest
+    from ..errors import UnsupportedFormat, WriteError
+    from ..fingerprint import fingerprint
+    from ..provenance import sign_derived
+
+    if identity is None:
+        return api.tag_bytes(data, statement), None
+    try:
+        unsigned = api.tag_bytes(data, statement)
+    except UnsupportedFormat:
+        # Already signed, or a format only the manifest can carry: the library's own signing path handles both.
+        return api.tag_bytes(data, statement, identity=identity), None
+    fmt = api.read(unsigned).format or ""
+    if not manifest.signable(fmt) or manifest.why_not(unsigned, fmt):
+        return unsigned, None
+    with_id = _assertion_of(api.read(unsigned), statement)
+    signed, store = sign_derived(unsigned, fmt, None, None, type(statement).from_json(with_id), identity, [],
+                                 fingerprint=fingerprint(unsigned, fmt), title="rights statement")
+    check = api.read(signed)
+    if check.errors or check.permissions != api.read(unsigned).permissions or any(
+            c.values.get("validation_state") == "Invalid" for c in check.carriers):
+        raise WriteError("the signed file did not read back as written; nothing returned")
+    return signed, store
 
 
 def _assertion_of(report: Any, fallback: Any) -> dict[str, Any]:
