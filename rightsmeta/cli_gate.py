@@ -40,8 +40,12 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
       curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/verify
     """
     from .cli import _ledger_path
-    from .server import ServerConfig, load_token
-    from .server import serve as run
+
+    try:
+        from .server import ServerConfig, load_token
+        from .server import serve as run
+    except ImportError as exc:
+        raise click.ClickException(f"the server needs the [serve] extra: pip install 'rightsmeta[serve]' ({exc})") from None
 
     token = None
     if token_file:

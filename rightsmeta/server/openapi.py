@@ -28,7 +28,9 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _file_out(summary: str) -> dict[str, Any]:
-    return {"description": summary, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    # The file comes back in its own type (sniffed from its bytes), whatever that is.
+    return {"description": summary, "content": {t: binary for t in ("image/*", "audio/*", "video/*", "application/*")}}
 
 
 def spec() -> dict[str, Any]:
