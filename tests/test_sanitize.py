@@ -27,7 +27,7 @@ from tests.samples import exiftool_json, image_bytes, pixels
 DENY_AI = Assertion.build(deny=["ai"], holder="Jane Doe", copyright="(c) 2026 Jane Doe")
 # What a camera and a photo editor leave in a file, and a privacy policy takes out.
 PRIVATE = {"GPSLatitude", "GPSLongitude", "SerialNumber", "LensSerialNumber", "OwnerName", "ThumbnailImage",
-           "Comment", "HistoryAction", "Artist", "By-line", "City"}
+           "Comment", "HistoryAction", "Artist", "By-line", "City", "MakerNoteUnknownText"}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,15 @@ def camera_jpeg(exiftool: str, folder: Path, fmt: str = "jpeg") -> Path:
     ext = {"jpeg": "jpg"}.get(fmt, fmt)
     path = folder / f"camera.{ext}"
     path.write_bytes(image_bytes(fmt, size=(320, 240), exif=True))
+    if fmt == "jpeg":  # a maker note: the camera maker's private block, which often holds serials and owner names
+        with Image.open(path) as img:
+            img.load()
+            exif = img.getexif()
+            exif.get_ifd(0x8769)[0x927C] = b"Acme private camera data: owner Jane Doe"
+            img.save(path, quality=90, exif=exif.tobytes())
     thumb = folder / "thumb.jpg"
     thumb.write_bytes(image_bytes("jpeg", size=(160, 120)))
-    args = ["-Make=Canon", "-Model=Canon EOS R5", "-SerialNumber=123456789", "-LensSerialNumber=987654",
+    args = ["-Model=Acme R5", "-SerialNumber=123456789", "-LensSerialNumber=987654",
             "-OwnerName=Jane Doe", "-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945",
             "-GPSLongitudeRef=E", "-XMP-xmpMM:HistoryAction=saved", "-Artist=Jane Doe", "-XMP-photoshop:City=Paris"]
     if fmt == "jpeg":

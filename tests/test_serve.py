@@ -331,3 +331,49 @@ def test_token_file_is_private(server: Server, tmp_path: Path) -> None:
     loose.chmod(0o644)
     with pytest.raises(UsageError, match="readable by others"):
         load_token(str(loose))
+
+
+def test_the_server_process_keeps_its_signal_handlers_and_limits(tmp_path: Path) -> None:
+    """Decoding happens in worker processes: the server's own process gets no alarm handler or rlimit."""
+    import resource
+
+    import uvicorn
+
+    from rightsmeta.server import ServerConfig, create_app
+
+    alarm, limit = signal.getsignal(signal.SIGALRM), resource.getrlimit(resource.RLIMIT_AS)
+    port = _free_port()
+    app = create_app(ServerConfig(ledger=str(tmp_path / "ledger.sqlite3"), workers=1))
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run)  # a server thread, as an embedding application would run it
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(100):
+                if running.started:
+                    break
+                time.sleep(0.1)
+            answer = http.post("/v1/verify", content=rightsmeta.tag_bytes(image_bytes("png"), DENY_AI))
+            assert answer.status_code == 200 and answer.json()["status"] == "intact"
+            assert http.post("/v1/verify", content=image_bytes("png", seed=3)).json()["status"] == "untagged"
+    finally:
+        running.should_exit = True
+        thread.join(30)
+    assert signal.getsignal(signal.SIGALRM) is alarm and resource.getrlimit(resource.RLIMIT_AS) == limit
+
+
+def test_a_job_over_its_time_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    """The per-upload alarm of a worker (run here in the test's main thread, as a worker runs jobs)."""
+    from rightsmeta.server import jobs
+
+    photo = tmp_path / "big.png"
+    Image.effect_noise((2000, 1500), 60).save(photo)
+    previous = signal.getsignal(signal.SIGALRM)
+    try:
+        jobs.init(str(tmp_path / "ledger.sqlite3"), None, 0.001, 0)
+        result = jobs.run("by_content", {"path": str(photo), "limit": 5})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        jobs._STATE.clear()
+    assert result["problem"]["status"] == 422 and "gave up after" in result["problem"]["detail"]
