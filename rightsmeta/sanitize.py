@@ -29,7 +29,7 @@ from .vocab import iptc, project, tdmrep
 if TYPE_CHECKING:
     from .keys import Identity
 
-FORMATS = ("jpeg", "png", "webp", "mp3")
+FORMATS = ("jpeg", "png", "webp", "mp3", "flac", "ogg", "opus", "m4a")
 KEEPS = ("rights", "rights,credit")
 
 PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
@@ -54,6 +54,9 @@ _IPTC = {
 # ID3: the copyright and its URL, our record and TDMRep's fields (TXXX), the XMP packet (cleaned too).
 _ID3_RIGHTS = {"TCOP", "WCOP"}
 _ID3_CREDIT = {"TPE1", "TPE2", "TCOM", "TEXT"}
+# Vorbis comments (FLAC, Ogg Vorbis, Opus) and MP4 atoms, beside our record's and TDMRep's fields.
+_VORBIS = {"rights": {"copyright", "license"}, "credit": {"artist", "albumartist", "composer", "lyricist"}}
+_MP4 = {"rights": {"cprt"}, "credit": {"\xa9ART", "aART", "\xa9wrt"}}
 
 
 @dataclass
@@ -198,6 +201,115 @@ def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    import io
+
+    from mutagen.flac import FLAC
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggvorbis import OggVorbis
+
+    from .carriers.audio import _BY_VORBIS  # the Vorbis names rightsmeta writes
+
+    kind = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[fmt]
+    buf = io.BytesIO(data)
+    try:
+        audio = kind(buf)
+    except Exception as exc:  # mutagen raises its own error types, and others on hostile input
+        raise MalformedFile(f"cannot parse the {fmt.upper()}: {type(exc).__name__}: {exc}") from None
+    keep = set().union(*(_VORBIS.get(g, set()) for g in groups))
+    if audio.tags is not None:
+        for key in sorted({k for k, _ in audio.tags}):
+            if key.casefold() not in keep and key.casefold() not in _BY_VORBIS:
+                removed.append(f"Vorbis {key}")
+                del audio.tags[key]
+    if fmt == "flac":
+        if audio.pictures:
+            removed.append(f"FLAC pictures ({len(audio.pictures)})")
+            audio.clear_pictures()
+        if data[:3] == b"ID3":
+            removed.append("ID3 tag before the FLAC stream")
+    try:
+        buf.seek(0)
+        if fmt == "flac":
+            audio.save(buf, deleteid3=True)  # an ID3 tag in FLAC is non-standard; c2pa's own is replaced on signing
+        else:
+            audio.save(buf)
+    except Exception as exc:
+        raise MalformedFile(f"cannot write the cleaned {fmt.upper()} tags: {type(exc).__name__}: {exc}") from None
+    return buf.getvalue()
+
+
+def _boxes(data: bytes | bytearray, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
+    """(type, box start, payload start, box end) of the boxes in data[start:end], within bounds."""
+    out = []
+    at = start
+    while at + 8 <= end:
+        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
+        head = 8
+        if size == 1:
+            if at + 16 > end:
+                break
+            size, head = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif size == 0:
+            size = end - at
+        if size < head or at + size > end:
+            raise MalformedFile(f"MP4 box {kind!r} at {at} overruns its container")
+        out.append((kind, at, at + head, at + size))
+        at += size
+    return out
+
+
+def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) in place: padded, so no media byte moves."""
+    from .carriers.audio import XMP_UUID
+
+    out = bytearray(data)
+    spans = [(p + 16, e) for k, _s, p, e in _boxes(data, 0, len(data)) if k == b"uuid" and data[p : p + 16] == XMP_UUID]
+    for kind, _s, payload, end in _boxes(data, 0, len(data)):
+        if kind == b"moov":
+            for k2, _s2, p2, e2 in _boxes(data, payload, end):
+                if k2 == b"udta":
+                    spans += [(p3, e3) for k3, _s3, p3, e3 in _boxes(data, p2, e2) if k3 == b"XMP_"]
+    for start, end in spans:
+        cleaned = clean_xmp(bytes(data[start:end]), groups, removed) or b""
+        if len(cleaned) > end - start:
+            raise MalformedFile("the cleaned XMP does not fit its box")  # cannot happen: cleaning only removes
+        cut = cleaned.rfind(b"<?xpacket end")
+        if cut >= 0:  # XMP's own padding: whitespace before the trailer
+            cleaned = cleaned[:cut] + b" " * (end - start - len(cleaned)) + cleaned[cut:]
+        else:
+            cleaned = cleaned + b" " * (end - start - len(cleaned))
+        out[start:end] = cleaned
+    return bytes(out)
+
+
+def _m4a(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    import io
+
+    from mutagen.mp4 import MP4
+
+    from .carriers.audio import _BY_MP4  # the freeform atoms rightsmeta writes
+
+    buf = io.BytesIO(data)
+    try:
+        audio = MP4(buf)
+    except Exception as exc:  # mutagen raises its own error types, and others on hostile input
+        raise MalformedFile(f"cannot parse the M4A: {type(exc).__name__}: {exc}") from None
+    keep = set().union(*(_MP4.get(g, set()) for g in groups))
+    if audio.tags is not None:
+        web = "----:org.rightsmeta:rightsmeta:webstatement"
+        for key in list(audio.tags.keys()):
+            if key not in keep and key.casefold() not in _BY_MP4 and key.casefold() != web:
+                removed.append(f"MP4 {key}")
+                del audio.tags[key]
+        try:
+            buf.seek(0)
+            audio.save(buf)  # mutagen moves the chunk offsets with the atoms it rewrites
+        except Exception as exc:
+            raise MalformedFile(f"cannot write the cleaned M4A atoms: {type(exc).__name__}: {exc}") from None
+    return _mp4_xmp_in_place(buf.getvalue(), groups, removed)
+
+
 def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | None = None) -> Sanitized:
     """``data`` with privacy metadata removed and rights kept; raises typed errors, never returns a lossy file."""
     groups = _groups(keep)
@@ -218,7 +330,14 @@ def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | No
             raise UnsupportedFormat("this file carries a signed C2PA manifest, which cleaning invalidates; "
                                     "a signing identity is needed to sign the cleaned file")
     removed: list[str] = []
-    new = _mp3(data, groups, removed) if fmt == "mp3" else _image(data, groups, removed)
+    if fmt == "mp3":
+        new = _mp3(data, groups, removed)
+    elif fmt in ("flac", "ogg", "opus"):
+        new = _vorbis(data, fmt, groups, removed)
+    elif fmt == "m4a":
+        new = _m4a(data, groups, removed)
+    else:
+        new = _image(data, groups, removed)
     result = Sanitized(new, fmt, removed)
     statement = _statement(before)
     result.assertion_json = statement.to_json()

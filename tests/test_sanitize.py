@@ -218,3 +218,41 @@ def _save(identity: keys.Identity, folder: Path) -> tuple[Path, Path]:
         key.write_bytes(identity.key_pem)
         key.chmod(0o600)
     return cert, key
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg", "opus", "m4a"])
+def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identity: keys.Identity, fmt: str) -> None:
+    from mutagen import File as AudioFile
+
+    codec = {"flac": "flac", "ogg": "libvorbis", "opus": "libopus", "m4a": "aac"}[fmt]
+    path = tmp_path / f"a.{fmt}"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path)], check=True)
+    audio = AudioFile(path)
+    comment = "\xa9cmt" if fmt == "m4a" else "COMMENT"
+    audio[comment] = ["recorded in my kitchen"]
+    audio.save()
+    if fmt == "m4a":
+        subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-xmpMM:HistoryAction=saved", str(path)], check=True)
+    path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), DENY_AI, identity=identity))
+    signed = rightsmeta.read(path).carriers[-1].name == "c2pa"
+    assert signed == (fmt in ("flac", "m4a"))  # c2pa signs FLAC and M4A, not Ogg
+
+    result = sanitize_bytes(path.read_bytes(), identity=identity)
+
+    out = tmp_path / f"s.{fmt}"
+    out.write_bytes(result.data)
+    assert comment not in (AudioFile(out).tags or {})
+    report = rightsmeta.read(result.data)
+    assert report.rights["copyright"] == "(c) 2026 Jane Doe"
+    assert verify(result.data).status == "intact"
+    if fmt == "m4a":
+        assert "XMP-xmpMM:HistoryAction" not in exiftool_json(exiftool, out, "-a")
+        assert "XMP-xmpMM:HistoryAction" in exiftool_json(exiftool, path, "-a")
+
+    def md5(p: Path) -> str:
+        return subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(p), "-map", "0:a", "-f", "md5", "-"], check=True,
+                              capture_output=True, text=True).stdout
+    assert md5(out) == md5(path)
+    if signed:
+        state, manifest, _ = active(result.data, {"flac": "audio/flac", "m4a": "audio/mp4"}[fmt])
+        assert state == "Valid" and [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
