@@ -241,6 +241,28 @@ def test_sanitize_and_carry_over_http(server: Server, exiftool: str, tmp_path: P
         _problem(http.post("/v1/carry", headers=server.auth, files={"original": ("o.jpg", signed)}), 400)
 
 
+def test_carried_audio_is_found_from_a_stripped_copy(server: Server, ffmpeg: str, tmp_path: Path, identity: keys.Identity) -> None:
+    mp3, m4a, bare = tmp_path / "song.mp3", tmp_path / "song.m4a", tmp_path / "bare.m4a"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=523:duration=4", "-ac", "1", str(mp3)], check=True)
+    mp3.write_bytes(rightsmeta.tag_bytes(mp3.read_bytes(), DENY_AI, identity=identity))
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(mp3), "-map_metadata", "-1", "-c:a", "aac", str(m4a)], check=True)
+    with server.client() as http:
+        carried = http.post("/v1/carry", headers=server.auth, files={"original": ("s.mp3", mp3.read_bytes()),
+                                                                     "derivative": ("s.m4a", m4a.read_bytes())})
+        assert carried.status_code == 200, carried.text
+        (tmp_path / "carried.m4a").write_bytes(carried.content)
+        state, manifest = _manifest(carried.content, "audio/mp4")
+        assert state == "Valid" and "c2pa.transcoded" in _actions(manifest)
+        # A platform downstream drops every tag and box but the audio.
+        subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "carried.m4a"), "-map_metadata", "-1",
+                        "-map", "0:a", "-c", "copy", str(bare)], check=True)
+        assert rightsmeta.read(bare).signals == []
+        matches = http.post("/matches/byContent", content=bare.read_bytes()).json()["matches"]
+        assert matches and matches[0]["manifestId"].startswith("urn:c2pa:")
+        verdict = http.post("/v1/verify", content=bare.read_bytes()).json()
+        assert verdict["status"] == "stripped" and verdict["match"]["work_id"] == carried.headers["x-rightsmeta-work-id"]
+
+
 def test_hostile_uploads_get_problems_and_the_server_lives(server: Server) -> None:
     bomb = io.BytesIO()
     Image.new("1", (30000, 30000)).save(bomb, "PNG")  # ~100 KB that decode to 900 megapixels
@@ -343,7 +365,8 @@ def test_the_server_process_keeps_its_signal_handlers_and_limits(tmp_path: Path)
 
     alarm, limit = signal.getsignal(signal.SIGALRM), resource.getrlimit(resource.RLIMIT_AS)
     port = _free_port()
-    app = create_app(ServerConfig(ledger=str(tmp_path / "ledger.sqlite3"), workers=1))
+    token = "t" * 32
+    app = create_app(ServerConfig(ledger=str(tmp_path / "ledger.sqlite3"), workers=1, token=token, protect_reads=True))
     running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=running.run)  # a server thread, as an embedding application would run it
     thread.start()
@@ -353,7 +376,11 @@ def test_the_server_process_keeps_its_signal_handlers_and_limits(tmp_path: Path)
                 if running.started:
                     break
                 time.sleep(0.1)
-            answer = http.post("/v1/verify", content=rightsmeta.tag_bytes(image_bytes("png"), DENY_AI))
+            tagged = rightsmeta.tag_bytes(image_bytes("png"), DENY_AI)
+            _problem(http.post("/v1/verify", content=tagged), 401)  # --protect-reads: reads need the token too
+            _problem(http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": "ISCC:EEAQAAAAAAAAAAAA"}), 401)
+            http.headers["Authorization"] = f"Bearer {token}"
+            answer = http.post("/v1/verify", content=tagged)
             assert answer.status_code == 200 and answer.json()["status"] == "intact"
             assert http.post("/v1/verify", content=image_bytes("png", seed=3)).json()["status"] == "untagged"
     finally:
