@@ -404,3 +404,13 @@ def test_a_job_over_its_time_is_a_problem_not_a_hang(tmp_path: Path) -> None:
         signal.signal(signal.SIGALRM, previous)
         jobs._STATE.clear()
     assert result["problem"]["status"] == 422 and "gave up after" in result["problem"]["detail"]
+
+
+def test_a_binding_query_body_is_bounded(server: Server) -> None:
+    def endless() -> Iterator[bytes]:  # chunked: no Content-Length to trust
+        yield b'{"alg": "io.iscc.v0", "value": "'
+        for _ in range(100):
+            yield b"A" * 4096
+    with server.client() as http:
+        _problem(http.post("/matches/byBinding", content=endless()), 413)
+        _problem(http.post("/matches/byBinding", content=b"[1, 2]"), 400)

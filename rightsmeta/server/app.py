@@ -229,7 +229,7 @@ def _need(upload: _Upload, name: str) -> str:
     return path
 
 
-def _result(result: dict[str, Any], folder_to_keep: str | None = None) -> Response:
+def _result(result: dict[str, Any]) -> Response:
     if "problem" in result:
         p = result["problem"]
         raise Problem(int(p["status"]), str(p["title"]), str(p["detail"]))
@@ -374,8 +374,13 @@ async def _binding_answer(request: Request, alg: str, value: str) -> Response:
 async def by_binding(request: Request) -> Response:
     _authorise(request, write=False)
     if request.method == "POST":
+        raw = b""
+        async for chunk in request.stream():  # bounded whatever Content-Length says (or does not)
+            raw += chunk
+            if len(raw) > 65536:
+                raise Problem(413, "Query too large", "a soft binding query is at most 64 KiB")
         try:
-            body = json.loads(await request.body()) if int(request.headers.get("content-length") or 0) <= 65536 else None
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("alg"), str) or not isinstance(body.get("value"), str):
