@@ -407,7 +407,7 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
 def _register_gate() -> None:
     from . import cli_gate  # the platform commands live in their own module
 
-    for command in (cli_gate.serve, cli_gate.sanitize, cli_gate.carry):
+    for command in (cli_gate.serve, cli_gate.ui, cli_gate.sanitize, cli_gate.carry):
         main.add_command(command)
 
 

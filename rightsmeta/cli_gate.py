@@ -67,6 +67,46 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
 
 
 @click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Print the address instead of opening a browser.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of works (default: the user's ledger).")
+def ui(port: int, no_browser: bool, ledger: str | None) -> None:
+    """Open the creators' page in a browser: drop files, choose what AI may do, download them tagged.
+
+    The server listens on 127.0.0.1 only; its access token is random, kept in memory and given to
+    the browser in the address's fragment, which is never sent over the network.
+    """
+    import secrets
+    import socket
+    import threading
+    import webbrowser
+
+    from .cli import _ledger_path
+    from .keys import default_dir
+
+    try:
+        from .server import ServerConfig
+        from .server import serve as run
+    except ImportError as exc:
+        raise click.ClickException(f"the page needs the [serve] extra: pip install 'rightsmeta[serve]' ({exc})") from None
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    folder = default_dir()
+    identity = str(folder) if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file() else None
+    token = secrets.token_urlsafe(32)
+    url = f"http://127.0.0.1:{port}/#token={token}"
+    if no_browser:
+        click.echo(f"open {url}")
+    else:
+        click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
+        threading.Timer(1.5, webbrowser.open, (url,)).start()
+    run(ServerConfig(ledger=_ledger_path(ledger, False, must_exist=False), identity=identity, token=token),
+        host="127.0.0.1", port=port)
+
+
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--keep", type=click.Choice(["rights", "rights,credit"]), default="rights", show_default=True,
               help="What survives besides the image: rights statements only, or also the credit (creator, credit line).")

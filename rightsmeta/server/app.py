@@ -287,6 +287,12 @@ async def healthz(request: Request) -> Response:
                          "signing": cfg.identity is not None, "ledger": cfg.ledger is not None})
 
 
+async def home(request: Request) -> Response:
+    from .ui import page
+
+    return HTMLResponse(page())
+
+
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi.spec())
 
@@ -452,7 +458,7 @@ def create_app(config: ServerConfig) -> Starlette:
             state.stop()
 
     routes = [
-        Route("/", docs, methods=["GET"]),
+        Route("/", home, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),

@@ -1,0 +1,261 @@
+"""The creators' page served at ``/``: drop files, choose what AI may do, download them tagged.
+
+One self-contained page (no CDN, no external font, no framework): it talks to the same endpoints
+as any client (/v1/read, /v1/tag, /v1/verify, /healthz). Files are tagged one after another,
+so one failure does not stop the rest; the zip of all of them is built in the page (stored, no
+compression: media files are compressed already). The bearer token comes from the address's
+fragment (``#token=...``, which browsers never send to a server), as ``rightsmeta ui`` opens it.
+"""
+
+from __future__ import annotations
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rightsmeta: say what AI may do with your work</title>
+<style>
+:root{--fg:#111;--bg:#fff;--muted:#444;--accent:#0b4f9c;--bad:#a4001a;--good:#0a5d1f;--line:#767676}
+*{box-sizing:border-box}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);margin:0}
+main{max-width:56rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0}
+[role=tablist]{display:flex;gap:.5rem;margin:1rem 0;border-bottom:2px solid var(--line)}
+[role=tab]{font:inherit;padding:.5rem 1rem;border:2px solid var(--line);border-bottom:none;background:#f2f2f2;color:var(--fg);cursor:pointer}
+[role=tab][aria-selected=true]{background:var(--accent);color:#fff;border-color:var(--accent)}
+button,.button{font:inherit;padding:.5rem 1rem;border:2px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer;border-radius:4px;text-decoration:none;display:inline-block}
+button.secondary{background:#fff;color:var(--accent)}
+button:disabled{background:#d9d9d9;border-color:#767676;color:#111;cursor:not-allowed}
+:focus-visible{outline:3px solid #e36209;outline-offset:2px}
+fieldset{border:1px solid var(--line);margin:1rem 0;padding:.5rem 1rem}
+legend{font-weight:600}
+label{display:block;margin:.25rem 0}
+input[type=text],input[type=url],input[type=password],select{font:inherit;width:100%;max-width:30rem;padding:.35rem;border:1px solid var(--line);color:var(--fg);background:#fff}
+.drop{border:2px dashed var(--line);padding:1rem;margin:1rem 0;text-align:center}
+.drop.over{background:#eef4fb}
+table{border-collapse:collapse;width:100%;margin:1rem 0}
+th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+.bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
+[hidden]{display:none!important}
+</style></head>
+<body><main>
+<h1>Say what AI may do with your work</h1>
+<p class="muted">Your files are tagged on this computer: they go to the rightsmeta server you started and come straight back.</p>
+<div role="tablist" aria-label="What to do">
+  <button role="tab" id="tab-tag" aria-selected="true" aria-controls="view-tag">Tag files</button>
+  <button role="tab" id="tab-check" aria-selected="false" aria-controls="view-check" tabindex="-1">Check a file</button>
+</div>
+
+<section id="view-tag" role="tabpanel" aria-labelledby="tab-tag">
+  <p id="signing" class="muted" aria-live="polite">Checking the server...</p>
+  <div class="drop" id="drop" role="region" aria-label="Drop files here">
+    <p>Drop files or a folder here, or choose them:</p>
+    <label for="files">Choose files</label>
+    <input type="file" id="files" multiple>
+    <label for="folder">Choose a folder</label>
+    <input type="file" id="folder" webkitdirectory multiple>
+  </div>
+  <table id="list" hidden><caption class="muted">Your files</caption>
+    <thead><tr><th scope="col">File</th><th scope="col">Type</th><th scope="col">What it says now</th><th scope="col">Result</th></tr></thead>
+    <tbody></tbody></table>
+
+  <fieldset><legend>What may AI do with these files?</legend>
+    <label><input type="radio" name="preset" value="no-training" checked> No AI training</label>
+    <label><input type="radio" name="preset" value="no-ai"> No AI at all: training and inference</label>
+    <label><input type="radio" name="preset" value="licence"> Allowed under my licence</label>
+    <label><input type="radio" name="preset" value="no-genai"> Everything except generative AI</label>
+    <label><input type="radio" name="preset" value="custom"> Let me choose for each use</label>
+    <div id="licence-box" hidden><label for="licence">Web address of your licence</label>
+      <input type="url" id="licence" placeholder="https://example.com/ai-licence"></div>
+    <div class="grid" id="purposes"></div>
+  </fieldset>
+
+  <fieldset><legend>About you (optional)</legend><div class="grid">
+    <div><label for="holder">Your name</label><input type="text" id="holder" autocomplete="name"></div>
+    <div><label for="contact">How to contact you (web address or e-mail)</label><input type="text" id="contact"></div>
+    <div><label for="copyright">Copyright notice</label><input type="text" id="copyright" placeholder="(c) 2026 Your Name"></div>
+    <div><label for="web">Web page with your terms</label><input type="url" id="web"></div>
+  </div></fieldset>
+  <div id="token-box" hidden><label for="token">Access token of this server</label><input type="password" id="token" autocomplete="off"></div>
+  <p><button id="go" disabled>Tag files</button> <button id="zip" class="secondary" hidden>Download all (zip)</button></p>
+  <p id="summary" role="status" aria-live="polite"></p>
+</section>
+
+<section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
+  <label for="check-file">Choose a file to check</label>
+  <input type="file" id="check-file">
+  <div id="verdict" role="status" aria-live="polite"></div>
+</section>
+</main>
+<script>
+"use strict";
+const PURPOSES = [["data-mining","Text and data mining"],["ai-training","Training AI models"],
+  ["genai-training","Training generative AI"],["ai-inference","Use as input to AI (inference, RAG)"],["search","Search engine indexing"]];
+const STATES = [["unspecified","Not stated"],["allowed","Allowed"],["notAllowed","Not allowed"],["constrained","Allowed under my licence"]];
+const PRESETS = {
+  "no-training": {"ai-training":"notAllowed","genai-training":"notAllowed"},
+  "no-ai": {"ai-training":"notAllowed","genai-training":"notAllowed","ai-inference":"notAllowed"},
+  "licence": {"ai-training":"constrained","genai-training":"constrained","ai-inference":"constrained"},
+  "no-genai": {"data-mining":"allowed","ai-training":"allowed","genai-training":"notAllowed","ai-inference":"allowed","search":"allowed"}};
+const STATUS_WORDS = {intact:"Intact: the statement is there and consistent", partial:"Partly there: some places lost it",
+  conflicting:"Conflicting: places disagree", tampered:"Tampered: the signed credential was changed",
+  stripped:"Stripped: the statement was removed, but this is a known work", untagged:"No statement found",
+  unreadable:"Could not be read"};
+const $ = (id) => document.getElementById(id);
+const items = [];
+let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+if (!token) $("token-box").hidden = false;
+
+for (const [key, words] of PURPOSES) {
+  const div = document.createElement("div");
+  div.innerHTML = `<label for="p-${key}">${words}</label><select id="p-${key}">` +
+    STATES.map(([v, w]) => `<option value="${v}">${w}</option>`).join("") + "</select>";
+  $("purposes").appendChild(div);
+  div.querySelector("select").addEventListener("change", () => { document.querySelector("input[value=custom]").checked = true; });
+}
+function applyPreset() {
+  const preset = document.querySelector("input[name=preset]:checked").value;
+  $("licence-box").hidden = preset !== "licence";
+  if (preset === "custom") return;
+  for (const [key] of PURPOSES) $("p-" + key).value = PRESETS[preset][key] || "unspecified";
+}
+document.querySelectorAll("input[name=preset]").forEach((r) => r.addEventListener("change", applyPreset));
+applyPreset();
+
+function tabs(which) {
+  for (const name of ["tag", "check"]) {
+    const on = name === which;
+    $("tab-" + name).setAttribute("aria-selected", on); $("tab-" + name).tabIndex = on ? 0 : -1;
+    $("view-" + name).hidden = !on;
+  }
+}
+$("tab-tag").onclick = () => tabs("tag"); $("tab-check").onclick = () => tabs("check");
+document.querySelector("[role=tablist]").addEventListener("keydown", (e) => {
+  if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+    const next = $("tab-tag").getAttribute("aria-selected") === "true" ? "check" : "tag";
+    tabs(next); $("tab-" + next).focus();
+  }
+});
+
+function summary(perms) {
+  const not = PURPOSES.filter(([k]) => perms[k] === "notAllowed").map(([, w]) => w.toLowerCase());
+  const lic = PURPOSES.filter(([k]) => perms[k] === "constrained").map(([, w]) => w.toLowerCase());
+  const parts = [];
+  if (not.length) parts.push("Not allowed: " + not.join(", "));
+  if (lic.length) parts.push("Under licence: " + lic.join(", "));
+  return parts.join(". ") || "Nothing stated";
+}
+function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+
+async function addFiles(files) {
+  for (const file of files) {
+    if (file.name.startsWith(".")) continue;
+    const row = document.createElement("tr");
+    const item = {file, row, result: null};
+    row.append(cell(file.webkitRelativePath || file.name), cell("..."), cell("..."), cell("waiting", "muted"));
+    $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
+    try {
+      const r = await fetch("/v1/read", {method: "POST", body: file, headers: auth()});
+      const body = await r.json();
+      const report = r.ok ? body : (body.report || {});
+      row.cells[1].textContent = (report.format || "not a supported file").toUpperCase();
+      row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
+    } catch (e) { row.cells[2].textContent = "could not be read"; }
+  }
+  $("go").disabled = items.length === 0;
+}
+function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
+$("files").addEventListener("change", (e) => addFiles(e.target.files));
+$("folder").addEventListener("change", (e) => addFiles(e.target.files));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); addFiles(e.dataTransfer.files); });
+
+function assertion() {
+  const permissions = {};
+  const licence = $("licence").value.trim();
+  for (const [key] of PURPOSES) {
+    const state = $("p-" + key).value;
+    if (state === "constrained") permissions[key] = {state, constraint_info: licence || $("web").value.trim()};
+    else if (state !== "unspecified") permissions[key] = state;
+  }
+  const out = {permissions};
+  if ($("holder").value.trim()) out.holder = {name: $("holder").value.trim(), contact: $("contact").value.trim() || null};
+  if ($("copyright").value.trim()) out.copyright = $("copyright").value.trim();
+  if ($("web").value.trim()) out.web_statement = $("web").value.trim();
+  return out;
+}
+
+$("go").addEventListener("click", async () => {
+  $("go").disabled = true; $("zip").hidden = true;
+  const statement = JSON.stringify(assertion());
+  let ok = 0, failed = 0;
+  for (const item of items) {
+    const status = item.row.cells[3];
+    status.textContent = "tagging..."; status.className = "muted";
+    const form = new FormData(); form.append("file", item.file); form.append("assertion", statement);
+    try {
+      const r = await fetch("/v1/tag", {method: "POST", body: form, headers: auth()});
+      if (!r.ok) throw new Error((await r.json()).detail || r.statusText);
+      item.result = await r.blob(); ok++;
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(item.result); a.download = item.file.name; a.textContent = "Tagged: download";
+      status.textContent = ""; status.className = "good"; status.appendChild(a);
+    } catch (e) { failed++; item.result = null; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+  }
+  $("summary").textContent = `${ok} tagged, ${failed} failed.`;
+  $("zip").hidden = ok === 0; $("go").disabled = false;
+});
+
+// A stored (uncompressed) zip, built from the tagged blobs.
+const CRC = new Uint32Array(256).map((_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
+function crc32(bytes) { let c = 0xFFFFFFFF; for (let i = 0; i < bytes.length; i++) c = CRC[(c ^ bytes[i]) & 0xFF] ^ (c >>> 8); return (c ^ 0xFFFFFFFF) >>> 0; }
+async function zip(entries) {
+  const parts = [], central = []; let offset = 0; const used = new Set();
+  for (const [name0, blob] of entries) {
+    let name = name0, n = 1; while (used.has(name)) name = `${n++}-${name0}`; used.add(name);
+    const data = new Uint8Array(await blob.arrayBuffer()), nameBytes = new TextEncoder().encode(name), crc = crc32(data);
+    const head = new DataView(new ArrayBuffer(30));
+    [[0,0x04034b50,4],[4,20,2],[6,0x0800,2],[8,0,2],[10,0,2],[12,0x21,2],[14,crc,4],[18,data.length,4],[22,data.length,4],[26,nameBytes.length,2],[28,0,2]]
+      .forEach(([at, v, size]) => size === 4 ? head.setUint32(at, v, true) : head.setUint16(at, v, true));
+    const dir = new DataView(new ArrayBuffer(46));
+    [[0,0x02014b50,4],[4,20,2],[6,20,2],[8,0x0800,2],[10,0,2],[12,0,2],[14,0x21,2],[16,crc,4],[20,data.length,4],[24,data.length,4],[28,nameBytes.length,2],[30,0,2],[32,0,2],[34,0,2],[36,0,2],[38,0,4],[42,offset,4]]
+      .forEach(([at, v, size]) => size === 4 ? dir.setUint32(at, v, true) : dir.setUint16(at, v, true));
+    parts.push(head, nameBytes, data); central.push(dir, nameBytes);
+    offset += 30 + nameBytes.length + data.length;
+  }
+  const size = central.reduce((s, p) => s + p.byteLength, 0), end = new DataView(new ArrayBuffer(22));
+  [[0,0x06054b50,4],[8,entries.length,2],[10,entries.length,2],[12,size,4],[16,offset,4]]
+    .forEach(([at, v, s]) => s === 4 ? end.setUint32(at, v, true) : end.setUint16(at, v, true));
+  return new Blob([...parts, ...central, end], {type: "application/zip"});
+}
+$("zip").addEventListener("click", async () => {
+  const blob = await zip(items.filter((i) => i.result).map((i) => [i.file.name, i.result]));
+  const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = "tagged.zip";
+  document.body.appendChild(a); a.click(); a.remove();
+});
+
+$("check-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0]; if (!file) return;
+  const out = $("verdict"); out.textContent = "Checking...";
+  const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
+  const body = await r.json(); const v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail]});
+  out.innerHTML = "";
+  const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
+  h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
+  const p = document.createElement("p"); p.textContent = "What it says: " + summary(v.permissions || {}); out.appendChild(p);
+  const ul = document.createElement("ul");
+  for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
+  out.appendChild(ul);
+});
+
+fetch("/healthz").then((r) => r.json()).then((h) => {
+  $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
+    : "Files will not be signed: this server has no signing identity (run: rightsmeta keys init, then restart).";
+});
+</script></body></html>
+"""
+
+
+def page() -> str:
+    return PAGE

@@ -1,0 +1,169 @@
+"""The creators' page (issue 16) in a real browser: Debian's Chromium driven by Playwright (no
+browser download), against the real server; the downloaded files are judged by ExifTool and
+rightsmeta, their essence compared with the originals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rightsmeta import keys
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+import rightsmeta  # noqa: E402
+from rightsmeta.fingerprint import essence  # noqa: E402
+from tests.samples import exiftool_json, image_bytes  # noqa: E402
+from tests.test_documents import pdf_bytes  # noqa: E402
+from tests.test_serve import Server, _start  # noqa: E402
+
+# Where to keep screenshots for the README (docs/ui.png was made so); unset, they stay in the test's folder.
+SHOTS = Path(os.environ.get("RIGHTSMETA_SCREENSHOTS", "/nonexistent"))
+
+# Every control has an accessible name; every visible text has WCAG AA contrast with its background.
+A11Y = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll("input, select, button, [role=tab]")) {
+    if (el.offsetParent === null) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+    if (!named) problems.push("unlabelled " + el.tagName + "#" + el.id);
+  }
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3); } return [255, 255, 255]; };
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.offsetParent === null || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} on ${el.tagName}: ${el.textContent.trim().slice(0, 40)}`);
+  }
+  if (!document.querySelector("[role=tablist]") || !document.querySelector("[role=tabpanel]")) problems.push("no tab roles");
+  return problems;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("ui")
+    keys.save_identity(keys.make_identity("UI Test"), folder / "identity")
+    yield from _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
+                      "--token-file", str(folder / "token"))
+
+
+@pytest.fixture()
+def page(chromium: list[str]) -> Iterator[Any]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
+    out = {"photo.jpg": image_bytes("jpeg", size=(200, 150)), "drawing.png": image_bytes("png", size=(120, 90), seed=5),
+           "book.pdf": pdf_bytes(("A page of my novel, written by me.", "The second page of it."))}
+    paths = {}
+    for name, data in out.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(data)
+    paths["song.mp3"] = folder / "song.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "1",
+                    str(paths["song.mp3"])], check=True)
+    return paths
+
+
+def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, ffmpeg: str, exiftool: str) -> None:
+    originals = _files(tmp_path, ffmpeg)
+    page.goto(f"{server.url}/#token={server.token}")
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Choose files").set_input_files([str(p) for p in originals.values()])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4 && "
+                           "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
+    assert "JPEG" in page.inner_text("#list") and "Nothing stated" in page.inner_text("#list")
+    page.get_by_label("No AI training").check()
+    assert page.get_by_label("Training AI models").input_value() == "notAllowed"
+    assert "will also be signed" in page.inner_text("#signing")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+    assert page.inner_text("#summary") == "4 tagged, 0 failed."
+    page.screenshot(path=str(tmp_path / "tagged.png"), full_page=True)
+    if SHOTS.is_dir():
+        page.set_viewport_size({"width": 900, "height": 700})
+        page.screenshot(path=str(SHOTS / "ui.png"), full_page=True)
+    assert page.evaluate(A11Y) == []
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download all (zip)").click()
+    zipped = tmp_path / "tagged.zip"
+    download.value.save_as(zipped)
+    with zipfile.ZipFile(zipped) as archive:
+        assert archive.testzip() is None
+        tagged = {name: archive.read(name) for name in archive.namelist()}
+    assert set(tagged) == set(originals)
+    for name, data in tagged.items():
+        report = rightsmeta.read(data)
+        assert report.permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED, name
+        assert report.permissions[rightsmeta.Purpose.AI_INFERENCE].state is rightsmeta.State.UNSPECIFIED, name
+        fmt = report.format or ""
+        assert essence(data, fmt).hash == essence(originals[name].read_bytes(), fmt).hash, name
+    (tmp_path / "out.jpg").write_bytes(tagged["photo.jpg"])
+    assert exiftool_json(exiftool, tmp_path / "out.jpg")["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
+
+    # Check: a copy of a tagged file with every tag removed, which the ledger knows.
+    subprocess.run([exiftool, "-q", "-all=", "-o", str(tmp_path / "stripped.jpg"), str(tmp_path / "out.jpg")], check=True)
+    page.get_by_role("tab", name="Check a file").click()
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "stripped.jpg"))
+    page.wait_for_selector("#verdict-status")
+    assert page.get_attribute("#verdict-status", "data-status") == "stripped"
+    assert "Not allowed: training ai models" in page.inner_text("#verdict")
+    page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
+
+
+def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Server, page: Any, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.png", tmp_path / "notes.txt"
+    good.write_bytes(image_bytes("png"))
+    bad.write_bytes(b"just some text, not media")
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files([str(bad), str(good)])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2")
+    page.get_by_label("No AI at all: training and inference").check()
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+    assert page.inner_text("#summary") == "1 tagged, 1 failed."
+    assert "Failed:" in page.inner_text("#list") and "Tagged: download" in page.inner_text("#list")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scrolling
+    assert page.evaluate(A11Y) == []
+    # Keyboard: the tabs move with the arrow keys.
+    page.get_by_role("tab", name="Tag files").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tab-check", "aria-selected") == "true" and page.is_visible("#check-file")
+
+
+def test_without_the_token_tagging_fails_with_a_reason(server: Server, page: Any, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(image_bytes("png", seed=9))
+    page.goto(server.url + "/")
+    assert page.is_visible("#token")
+    page.get_by_label("Choose files").set_input_files(str(photo))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+    assert "0 tagged, 1 failed." == page.inner_text("#summary")
+    assert "Authorization: Bearer" in page.inner_text("#list")
+
+
+def test_the_accessibility_check_sees_problems(page: Any) -> None:
+    """The check above is not vacuous: an unlabelled field and grey-on-white text are caught."""
+    page.set_content('<main><input id="x"><p style="color:#bbb">faint text</p><button>Fine</button></main>')
+    problems = page.evaluate(A11Y)
+    assert any("unlabelled INPUT#x" in p for p in problems) and any("faint text" in p for p in problems)
