@@ -19,8 +19,9 @@ from .errors import RightsmetaError, UsageError
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of works (default: the user's ledger).")
 @click.option("--no-ledger", is_flag=True, help="No ledger: nothing recorded, nothing matched.")
-@click.option("--identity", type=click.Path(file_okay=False, exists=True),
-              help="Signing identity folder (chain.pem, signer.key, as `keys init` makes); without it nothing is signed.")
+@click.option("--identity", type=click.Path(file_okay=False),
+              help="Signing identity folder (chain.pem, signer.key, as `keys init` makes); while it holds none, "
+                   "nothing is signed and POST /v1/identity (the page's button) may make one there.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="Bearer token for write endpoints (created 0600 when missing); without it writes are refused.")
 @click.option("--protect-reads", is_flag=True, help="Read, verify and the soft-binding queries need the token too.")
@@ -93,8 +94,7 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-    folder = default_dir()
-    identity = str(folder) if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file() else None
+    identity = str(default_dir())  # used when it holds an identity; else the page's button makes one there
     token = secrets.token_urlsafe(32)
     url = f"http://127.0.0.1:{port}/#token={token}"
     if no_browser:

@@ -167,3 +167,35 @@ def test_the_accessibility_check_sees_problems(page: Any) -> None:
     page.set_content('<main><input id="x"><p style="color:#bbb">faint text</p><button>Fine</button></main>')
     problems = page.evaluate(A11Y)
     assert any("unlabelled INPUT#x" in p for p in problems) and any("faint text" in p for p in problems)
+
+
+def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFactory, page: Any, tmp_path: Path) -> None:
+    import stat
+
+    import httpx
+
+    folder = tmp_path_factory.mktemp("no-identity")
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
+                         "--token-file", str(folder / "token")):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.wait_for_function("document.getElementById('signing').textContent.includes('not be signed')")
+        assert page.evaluate(A11Y) == []
+        page.get_by_label("Your name").fill("Ada Lovelace")
+        page.get_by_role("button", name="Create a signing identity").click()
+        page.wait_for_function("document.getElementById('signing').textContent.includes('will also be signed')")
+        assert page.is_hidden("#make-identity-box")
+        key = folder / "identity" / "signer.key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        photo = tmp_path / "p.png"
+        photo.write_bytes(image_bytes("png", seed=11))
+        page.get_by_label("Choose files").set_input_files(str(photo))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+        with httpx.Client(base_url=server.url) as http:
+            again = http.post("/v1/identity", headers=server.auth, json={"holder": "Mallory"})
+            assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+            tagged = http.post("/v1/tag", headers=server.auth, files={"file": ("p.png", photo.read_bytes())},
+                               data={"assertion": '{"permissions": {"ai-training": "notAllowed"}}'})
+        manifest = next(c for c in rightsmeta.read(tagged.content).carriers if c.name == "c2pa")
+        assert manifest.values["validation_state"] == "Valid" and "Ada Lovelace" in str(manifest.values["signer"])

@@ -96,6 +96,27 @@ class _State:
         return ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=jobs.init,
                                    initargs=(cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
 
+    @property
+    def signing(self) -> bool:
+        return self.config.identity is not None and jobs.has_identity(self.config.identity)
+
+    async def make_identity(self, holder: str) -> None:
+        """Create the identity, then start fresh workers that load it; running jobs finish on the old ones."""
+        folder = self.config.identity
+        if folder is None:
+            raise Problem(403, "Forbidden", "this server was started without --identity, so it has nowhere to keep one")
+        async with self.lock:
+            if self.signing:
+                raise Problem(409, "Identity exists", "this server already has a signing identity")
+            from pathlib import Path
+
+            from ..keys import make_identity, save_identity
+
+            await anyio.to_thread.run_sync(lambda: save_identity(make_identity(holder), Path(folder)))
+            old, self.executor = self.executor, self._pool()
+            if old is not None:
+                old.shutdown(wait=False)
+
     def stop(self) -> None:
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
@@ -284,7 +305,8 @@ async def _file_job(request: Request, job: str, args: dict[str, Any], upload: _U
 async def healthz(request: Request) -> Response:
     cfg = _state(request).config
     return JSONResponse({"status": "ok", "version": __version__, "workers": cfg.workers,
-                         "signing": cfg.identity is not None, "ledger": cfg.ledger is not None})
+                         "signing": _state(request).signing, "can_make_identity": cfg.identity is not None,
+                         "ledger": cfg.ledger is not None})
 
 
 async def home(request: Request) -> Response:
@@ -299,6 +321,23 @@ async def openapi_json(request: Request) -> Response:
 
 async def docs(request: Request) -> Response:
     return HTMLResponse(openapi.docs_page())
+
+
+async def identity(request: Request) -> Response:
+    _authorise(request, write=True)
+    raw = await request.body() if int(request.headers.get("content-length") or 0) <= 4096 else b""
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        body = None
+    holder = body.get("holder") if isinstance(body, dict) else None
+    if holder is not None and (not isinstance(holder, str) or not 0 < len(holder.strip()) <= 200):
+        raise Problem(400, "Bad holder", "holder is a name of 1 to 200 characters")
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad request", 'send {"holder": "Your Name"} or nothing')
+    state = _state(request)
+    await state.make_identity((holder or "rightsmeta user").strip())
+    return JSONResponse({"signing": state.signing}, status_code=201)
 
 
 async def read(request: Request) -> Response:
@@ -462,6 +501,7 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/v1/identity", identity, methods=["POST"]),
         Route("/v1/read", read, methods=["POST"]),
         Route("/v1/verify", verify, methods=["POST"]),
         Route("/v1/tag", tag, methods=["POST"]),

@@ -13,7 +13,9 @@ from ..errors import UsageError
 @dataclass(frozen=True)
 class ServerConfig:
     ledger: str | None = None
-    identity: str | None = None  # folder holding chain.pem, signer.key (root.pem): what `keys init` makes
+    # Folder of the signing identity (chain.pem, signer.key, root.pem: what `keys init` makes). When it
+    # holds none yet, POST /v1/identity (the page's button) may make one there.
+    identity: str | None = None
     token: str | None = None  # write endpoints refuse every request without one configured
     protect_reads: bool = False  # read, verify and the soft-binding queries need the token too
     max_upload: int = 100 * 1024 * 1024

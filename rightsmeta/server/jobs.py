@@ -36,13 +36,17 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
     signal.signal(signal.SIGALRM, _on_alarm)
     identity = None
-    if identity_dir:
+    if identity_dir and has_identity(identity_dir):
         from ..keys import Identity
 
         folder = os.path.abspath(identity_dir)
         identity = Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"),
                                  os.path.join(folder, "root.pem") if os.path.exists(os.path.join(folder, "root.pem")) else None)
     _STATE.update(ledger_path=ledger_path, identity=identity, seconds=seconds, ledger=None)
+
+
+def has_identity(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "chain.pem")) and os.path.isfile(os.path.join(folder, "signer.key"))
 
 
 def _ledger() -> Any:

@@ -44,6 +44,12 @@ def spec() -> dict[str, Any]:
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                                  "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
+            "/v1/identity": {"post": {"summary": "Make the server's signing identity (keys init) where --identity points, when it has none",
+                                      "operationId": "makeIdentity", "security": write,
+                                      "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                                          "type": "object", "properties": {"holder": {"type": "string", "maxLength": 200}}}}}},
+                                      "responses": {"201": {"description": "Made", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                    **_errors(400, 401, 403), "409": {"description": "An identity exists", "content": _PROBLEM}}}},
             "/v1/read": {"post": {"summary": "Every carrier and the resolved permissions (schemas/read-report.schema.json)",
                                   "operationId": "read", "requestBody": _UPLOAD,
                                   "responses": {"200": {"description": "The read report", "content": {"application/json": {"schema": {"type": "object"}}}},
@@ -103,7 +109,8 @@ def spec() -> dict[str, Any]:
                                            "detail": {"type": "string"}, "instance": {"type": "string"}}},
                 "Health": {"type": "object", "required": ["status", "version"],
                            "properties": {"status": {"type": "string"}, "version": {"type": "string"}, "workers": {"type": "integer"},
-                                          "signing": {"type": "boolean"}, "ledger": {"type": "boolean"}}},
+                                          "signing": {"type": "boolean"}, "can_make_identity": {"type": "boolean"},
+                                          "ledger": {"type": "boolean"}}},
                 "Verdict": {"type": "object", "required": ["status", "reasons", "permissions", "effective", "carriers"],
                             "properties": {"path": {"type": "string", "nullable": True}, "format": {"type": "string", "nullable": True},
                                            "status": {"type": "string", "enum": ["intact", "partial", "conflicting", "tampered", "stripped", "untagged", "unreadable"]},

@@ -47,6 +47,8 @@ th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align
 
 <section id="view-tag" role="tabpanel" aria-labelledby="tab-tag">
   <p id="signing" class="muted" aria-live="polite">Checking the server...</p>
+  <p id="make-identity-box" hidden><button id="make-identity" class="secondary">Create a signing identity</button>
+    <span class="muted">(uses the name below, if you give one)</span></p>
   <div class="drop" id="drop" role="region" aria-label="Drop files here">
     <p>Drop files or a folder here, or choose them:</p>
     <label for="files">Choose files</label>
@@ -249,10 +251,21 @@ $("check-file").addEventListener("change", async (e) => {
   out.appendChild(ul);
 });
 
-fetch("/healthz").then((r) => r.json()).then((h) => {
-  $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
-    : "Files will not be signed: this server has no signing identity (run: rightsmeta keys init, then restart).";
+function health() {
+  return fetch("/healthz").then((r) => r.json()).then((h) => {
+    $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
+      : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
+      : "Files will not be signed: this server has no signing identity.";
+    $("make-identity-box").hidden = h.signing || !h.can_make_identity;
+  });
+}
+$("make-identity").addEventListener("click", async () => {
+  const r = await fetch("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
+    body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
+  if (!r.ok) { $("signing").textContent = "Could not create it: " + ((await r.json()).detail || r.statusText); return; }
+  await health();
 });
+health();
 </script></body></html>
 """
 
