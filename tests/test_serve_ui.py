@@ -82,6 +82,8 @@ def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
 
 def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, ffmpeg: str, exiftool: str) -> None:
     originals = _files(tmp_path, ffmpeg)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{server.url}/#token={server.token}")
     assert page.evaluate(A11Y) == []
     page.get_by_label("Choose files").set_input_files([str(p) for p in originals.values()])
@@ -126,6 +128,9 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
     assert page.get_attribute("#verdict-status", "data-status") == "stripped"
     assert "Not allowed: training ai models" in page.inner_text("#verdict")
     page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
+    # Nothing loaded from elsewhere, and the token never travelled in an address.
+    assert requested and all(u.startswith(server.url) or u.startswith("blob:") for u in requested), requested
+    assert not any(str(server.token) in u for u in requested)
 
 
 def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Server, page: Any, tmp_path: Path) -> None:
