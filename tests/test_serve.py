@@ -312,7 +312,7 @@ def test_size_time_and_concurrency_limits(tight: Server) -> None:
             response = http.post("/v1/verify", content=photo.getvalue())
             statuses.append(response.status_code)
             retry.append(response.headers.get("retry-after"))
-    threads = [threading.Thread(target=hit) for _ in range(6)]
+    threads = [threading.Thread(target=hit) for _ in range(10)]
     for t in threads:
         t.start()
     for t in threads:
