@@ -80,12 +80,19 @@ class _State:
     config: ServerConfig
     folder: str = ""
     executor: ProcessPoolExecutor | None = None
+    batches: Any = None  # batches.Batches, made at start in this server's private folder
     pending: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def start(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="rightsmeta-serve-")
         os.chmod(self.folder, 0o700)
+        from .batches import Batches
+
+        cfg = self.config
+        os.mkdir(os.path.join(self.folder, "batches"), 0o700)
+        self.batches = Batches(os.path.join(self.folder, "batches"), max_bytes=cfg.batch_bytes, max_files=cfg.batch_files,
+                               max_batches=cfg.batches, seconds=cfg.batch_seconds)
         self.executor = self._pool()
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -354,17 +361,23 @@ async def tag(request: Request) -> Response:
     _authorise(request, write=True)
     async with _upload(request) as upload:
         path = _need(upload, "file")
-        text = upload.fields.get("assertion") or request.query_params.get("assertion")
-        if not text:
-            raise Problem(400, "Missing assertion", "send the statement as the multipart field 'assertion' (JSON, schemas/assertion.schema.json)")
-        try:
-            assertion = json.loads(text)
-        except ValueError as exc:
-            raise Problem(400, "Bad assertion", f"'assertion' is not JSON: {exc}") from None
-        if not isinstance(assertion, dict):
-            raise Problem(400, "Bad assertion", "'assertion' must be a JSON object")
+        assertion = statement_of(upload, request)
         return await _file_job(request, "tag", {"path": path, "name": upload.names.get("file", "upload"),
                                                 "assertion": assertion}, upload, "tagged")
+
+
+def statement_of(upload: _Upload, request: Request) -> dict[str, Any]:
+    """The statement to write: the multipart field (or query parameter) 'assertion', a JSON object."""
+    text = upload.fields.get("assertion") or request.query_params.get("assertion")
+    if not text:
+        raise Problem(400, "Missing assertion", "send the statement as the multipart field 'assertion' (JSON, schemas/assertion.schema.json)")
+    try:
+        assertion = json.loads(text)
+    except ValueError as exc:
+        raise Problem(400, "Bad assertion", f"'assertion' is not JSON: {exc}") from None
+    if not isinstance(assertion, dict):
+        raise Problem(400, "Bad assertion", "'assertion' must be a JSON object")
+    return assertion
 
 
 async def sanitize(request: Request) -> Response:
@@ -512,6 +525,9 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/manifests/{manifestId:str}", manifest, methods=["GET"]),
         Route("/services/supportedAlgorithms", supported, methods=["GET"]),
     ]
+    from . import batches
+
+    routes += batches.routes()
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={Problem: _on_problem, HTTPException: _on_http, Exception: _on_error})
     app.state.rightsmeta = state

@@ -24,6 +24,11 @@ class ServerConfig:
     upload_seconds: float = 120.0  # a body not received by then is refused (slow clients hold a slot)
     job_seconds: float = 30.0
     memory: int = 2 * 1024**3  # address space of each worker process
+    # Batches (the creators' page): tagged files kept on disk for download, bounded in all directions.
+    batch_bytes: int = 8 * 1024**3  # disk for all batches together; beyond, 507
+    batch_files: int = 10_000
+    batches: int = 32
+    batch_seconds: float = 3600.0  # a batch unused this long is removed
 
 
 def load_token(path: str) -> tuple[str, bool]:
