@@ -50,6 +50,10 @@ A11Y = """() => {
 }"""
 
 
+# The run has ended (the summary says so only then; while it runs it counts progress).
+DONE = r"/^\d+ tagged, \d+ failed\.$/.test(document.getElementById('summary').textContent)"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("ui")
@@ -82,20 +86,25 @@ def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
 
 def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, ffmpeg: str, exiftool: str) -> None:
     originals = _files(tmp_path, ffmpeg)
+    broken = tmp_path / "broken.jpg"  # a truncated JPEG: reported on its own line, the others still tagged
+    whole = image_bytes("jpeg", size=(200, 150), seed=4)
+    broken.write_bytes(whole[: len(whole) // 2])
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{server.url}/#token={server.token}")
     assert page.evaluate(A11Y) == []
-    page.get_by_label("Choose files").set_input_files([str(p) for p in originals.values()])
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4 && "
+    page.get_by_label("Choose files").set_input_files([str(p) for p in originals.values()] + [str(broken)])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 5 && "
                            "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
     assert "JPEG" in page.inner_text("#list") and "Nothing stated" in page.inner_text("#list")
     page.get_by_label("No AI training").check()
     assert page.get_by_label("Training AI models").input_value() == "notAllowed"
     assert "will also be signed" in page.inner_text("#signing")
     page.get_by_role("button", name="Tag files").click()
-    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
-    assert page.inner_text("#summary") == "4 tagged, 0 failed."
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "4 tagged, 1 failed."
+    broken_row = page.inner_text("#list tbody tr:last-child")
+    assert "broken.jpg" in broken_row and "Failed: truncated JPEG" in broken_row
     page.screenshot(path=str(tmp_path / "tagged.png"), full_page=True)
     if SHOTS.is_dir():
         page.set_viewport_size({"width": 900, "height": 700})
@@ -103,13 +112,13 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
     assert page.evaluate(A11Y) == []
 
     with page.expect_download() as download:
-        page.get_by_role("button", name="Download all (zip)").click()
+        page.get_by_role("link", name="Download all (zip)").click()
     zipped = tmp_path / "tagged.zip"
     download.value.save_as(zipped)
     with zipfile.ZipFile(zipped) as archive:
         assert archive.testzip() is None
         tagged = {name: archive.read(name) for name in archive.namelist()}
-    assert set(tagged) == set(originals)
+    assert set(tagged) == set(originals)  # the broken file is not in it, all the others are
     for name, data in tagged.items():
         report = rightsmeta.read(data)
         assert report.permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED, name
@@ -127,6 +136,11 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
     page.wait_for_selector("#verdict-status")
     assert page.get_attribute("#verdict-status", "data-status") == "stripped"
     assert "Not allowed: training ai models" in page.inner_text("#verdict")
+    assert page.inner_text("#verdict-carriers") == "Found in: no place inside the file."
+    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "out.jpg"))
+    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
+    assert "XMP metadata inside the file" in page.inner_text("#verdict-carriers")
+    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
     page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
     # Nothing loaded from elsewhere, and the token never travelled in an address.
     assert requested and all(u.startswith(server.url) or u.startswith("blob:") for u in requested), requested
@@ -143,9 +157,14 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
     page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2")
     page.get_by_label("No AI at all: training and inference").check()
     page.get_by_role("button", name="Tag files").click()
-    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+    page.wait_for_function(DONE)
     assert page.inner_text("#summary") == "1 tagged, 1 failed."
     assert "Failed:" in page.inner_text("#list") and "Tagged: download" in page.inner_text("#list")
+    with page.expect_download() as download:  # one file, by its own link (streamed by the server)
+        page.get_by_role("link", name="Download tagged good.png").click()
+    one = tmp_path / "one.png"
+    download.value.save_as(one)
+    assert rightsmeta.read(one.read_bytes()).permissions[rightsmeta.Purpose.AI_INFERENCE].state is rightsmeta.State.NOT_ALLOWED
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scrolling
     assert page.evaluate(A11Y) == []
     # Keyboard: the tabs move with the arrow keys.
@@ -162,7 +181,7 @@ def test_without_the_token_tagging_fails_with_a_reason(server: Server, page: Any
     page.get_by_label("Choose files").set_input_files(str(photo))
     page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
     page.get_by_role("button", name="Tag files").click()
-    page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+    page.wait_for_function(DONE)
     assert "0 tagged, 1 failed." == page.inner_text("#summary")
     assert "Authorization: Bearer" in page.inner_text("#list")
 
@@ -196,7 +215,7 @@ def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFa
         page.get_by_label("Choose files").set_input_files(str(photo))
         page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
         page.get_by_role("button", name="Tag files").click()
-        page.wait_for_function("document.getElementById('summary').textContent.includes('tagged')")
+        page.wait_for_function(DONE)
         with httpx.Client(base_url=server.url) as http:
             again = http.post("/v1/identity", headers=server.auth, json={"holder": "Mallory"})
             assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"

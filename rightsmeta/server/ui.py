@@ -1,9 +1,10 @@
 """The creators' page served at ``/``: drop files, choose what AI may do, download them tagged.
 
 One self-contained page (no CDN, no external font, no framework): it talks to the same endpoints
-as any client (/v1/read, /v1/tag, /v1/verify, /healthz). Files are tagged one after another,
-so one failure does not stop the rest; the zip of all of them is built in the page (stored, no
-compression: media files are compressed already). The bearer token comes from the address's
+as any client (/v1/read, /v1/batches, /v1/verify, /healthz). Files are uploaded two at a time
+into a batch on the server, so one failure does not stop the rest; each tagged file and the zip of
+all of them are downloaded by plain links, streamed by the server (rightsmeta/server/batches.py),
+so the browser never holds the set in memory. The bearer token comes from the address's
 fragment (``#token=...``, which browsers never send to a server), as ``rightsmeta ui`` opens it.
 """
 
@@ -22,7 +23,7 @@ h1{font-size:1.5rem;margin:.5rem 0}
 [role=tab]{font:inherit;padding:.5rem 1rem;border:2px solid var(--line);border-bottom:none;background:#f2f2f2;color:var(--fg);cursor:pointer}
 [role=tab][aria-selected=true]{background:var(--accent);color:#fff;border-color:var(--accent)}
 button,.button{font:inherit;padding:.5rem 1rem;border:2px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer;border-radius:4px;text-decoration:none;display:inline-block}
-button.secondary{background:#fff;color:var(--accent)}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}
 button:disabled{background:#d9d9d9;border-color:#767676;color:#111;cursor:not-allowed}
 :focus-visible{outline:3px solid #e36209;outline-offset:2px}
 fieldset{border:1px solid var(--line);margin:1rem 0;padding:.5rem 1rem}
@@ -78,7 +79,7 @@ th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align
     <div><label for="web">Web page with your terms</label><input type="url" id="web"></div>
   </div></fieldset>
   <div id="token-box" hidden><label for="token">Access token of this server</label><input type="password" id="token" autocomplete="off"></div>
-  <p><button id="go" disabled>Tag files</button> <button id="zip" class="secondary" hidden>Download all (zip)</button></p>
+  <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
   <p id="summary" role="status" aria-live="polite"></p>
 </section>
 
@@ -102,6 +103,11 @@ const STATUS_WORDS = {intact:"Intact: the statement is there and consistent", pa
   conflicting:"Conflicting: places disagree", tampered:"Tampered: the signed credential was changed",
   stripped:"Stripped: the statement was removed, but this is a known work", untagged:"No statement found",
   unreadable:"Could not be read"};
+const CARRIER_WORDS = {xmp: "XMP metadata inside the file (IPTC and W3C TDMRep)", exif: "Exif data (the camera's fields)",
+  c2pa: "Content Credentials (C2PA), signed", info: "the PDF's document information", opf: "the e-book's package information",
+  id3: "MP3 tags (ID3)", vorbis: "audio tags (Vorbis comments)", mp4: "MP4 / M4A tags"};
+const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright") ? "the copyright field of the " +
+  (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
 const $ = (id) => document.getElementById(id);
 const items = [];
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
@@ -171,7 +177,24 @@ $("folder").addEventListener("change", (e) => addFiles(e.target.files));
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); addFiles(e.dataTransfer.files); });
+// A dropped folder arrives as one entry: walk it (readEntries answers in pieces, so read until empty).
+async function dropped(entry, out) {
+  if (entry.isFile) { out.push(await new Promise((ok, no) => entry.file(ok, no))); return; }
+  const reader = entry.createReader();
+  for (;;) {
+    const some = await new Promise((ok, no) => reader.readEntries(ok, no));
+    if (!some.length) return;
+    for (const child of some) await dropped(child, out);
+  }
+}
+drop.addEventListener("drop", async (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) { addFiles(e.dataTransfer.files); return; }
+  const files = [];
+  for (const entry of entries) { try { await dropped(entry, files); } catch (err) { /* unreadable entry: skipped */ } }
+  addFiles(files);
+});
 
 function assertion() {
   const permissions = {};
@@ -188,53 +211,50 @@ function assertion() {
   return out;
 }
 
+// Tagging goes through a batch on the server: each tagged file stays there, and the zip of all of
+// them is written by the server while the browser saves it, so no side holds the whole set.
+let batch = null;
+const AT_ONCE = 2;
 $("go").addEventListener("click", async () => {
   $("go").disabled = true; $("zip").hidden = true;
   const statement = JSON.stringify(assertion());
-  let ok = 0, failed = 0;
-  for (const item of items) {
-    const status = item.row.cells[3];
-    status.textContent = "tagging..."; status.className = "muted";
-    const form = new FormData(); form.append("file", item.file); form.append("assertion", statement);
-    try {
-      const r = await fetch("/v1/tag", {method: "POST", body: form, headers: auth()});
-      if (!r.ok) throw new Error((await r.json()).detail || r.statusText);
-      item.result = await r.blob(); ok++;
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(item.result); a.download = item.file.name; a.textContent = "Tagged: download";
-      status.textContent = ""; status.className = "good"; status.appendChild(a);
-    } catch (e) { failed++; item.result = null; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+  let ok = 0, failed = 0, done = 0;
+  const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
+  batch = null;
+  try {
+    const r = await fetch("/v1/batches", {method: "POST", headers: auth()});
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.detail || r.statusText);
+    batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
+  } catch (e) {
+    for (const item of items) { const status = item.row.cells[3]; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+    $("summary").textContent = `0 tagged, ${items.length} failed.`; $("go").disabled = false; return;
   }
+  progress();
+  let next = 0;
+  async function worker() {
+    while (next < items.length) {
+      const item = items[next++], status = item.row.cells[3];
+      status.textContent = "tagging..."; status.className = "muted";
+      const form = new FormData(); form.append("file", item.file, item.file.webkitRelativePath || item.file.name);
+      form.append("assertion", statement);
+      try {
+        const r = await fetch(batch.files, {method: "POST", body: form, headers: auth()});
+        const body = await r.json();
+        if (!r.ok) throw new Error(body.detail || r.statusText);
+        ok++;
+        const a = document.createElement("a");
+        a.href = body.download; a.download = item.file.name; a.textContent = "Tagged: download";
+        a.setAttribute("aria-label", "Download tagged " + item.file.name);
+        status.textContent = ""; status.className = "good"; status.appendChild(a);
+      } catch (e) { failed++; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+      done++; progress();
+    }
+  }
+  await Promise.all(Array.from({length: AT_ONCE}, worker));
   $("summary").textContent = `${ok} tagged, ${failed} failed.`;
-  $("zip").hidden = ok === 0; $("go").disabled = false;
-});
-
-// A stored (uncompressed) zip, built from the tagged blobs.
-const CRC = new Uint32Array(256).map((_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
-function crc32(bytes) { let c = 0xFFFFFFFF; for (let i = 0; i < bytes.length; i++) c = CRC[(c ^ bytes[i]) & 0xFF] ^ (c >>> 8); return (c ^ 0xFFFFFFFF) >>> 0; }
-async function zip(entries) {
-  const parts = [], central = []; let offset = 0; const used = new Set();
-  for (const [name0, blob] of entries) {
-    let name = name0, n = 1; while (used.has(name)) name = `${n++}-${name0}`; used.add(name);
-    const data = new Uint8Array(await blob.arrayBuffer()), nameBytes = new TextEncoder().encode(name), crc = crc32(data);
-    const head = new DataView(new ArrayBuffer(30));
-    [[0,0x04034b50,4],[4,20,2],[6,0x0800,2],[8,0,2],[10,0,2],[12,0x21,2],[14,crc,4],[18,data.length,4],[22,data.length,4],[26,nameBytes.length,2],[28,0,2]]
-      .forEach(([at, v, size]) => size === 4 ? head.setUint32(at, v, true) : head.setUint16(at, v, true));
-    const dir = new DataView(new ArrayBuffer(46));
-    [[0,0x02014b50,4],[4,20,2],[6,20,2],[8,0x0800,2],[10,0,2],[12,0,2],[14,0x21,2],[16,crc,4],[20,data.length,4],[24,data.length,4],[28,nameBytes.length,2],[30,0,2],[32,0,2],[34,0,2],[36,0,2],[38,0,4],[42,offset,4]]
-      .forEach(([at, v, size]) => size === 4 ? dir.setUint32(at, v, true) : dir.setUint16(at, v, true));
-    parts.push(head, nameBytes, data); central.push(dir, nameBytes);
-    offset += 30 + nameBytes.length + data.length;
-  }
-  const size = central.reduce((s, p) => s + p.byteLength, 0), end = new DataView(new ArrayBuffer(22));
-  [[0,0x06054b50,4],[8,entries.length,2],[10,entries.length,2],[12,size,4],[16,offset,4]]
-    .forEach(([at, v, s]) => s === 4 ? end.setUint32(at, v, true) : end.setUint16(at, v, true));
-  return new Blob([...parts, ...central, end], {type: "application/zip"});
-}
-$("zip").addEventListener("click", async () => {
-  const blob = await zip(items.filter((i) => i.result).map((i) => [i.file.name, i.result]));
-  const a = document.createElement("a"); a.href = URL.createObjectURL(blob); a.download = "tagged.zip";
-  document.body.appendChild(a); a.click(); a.remove();
+  $("zip").href = batch.zip; $("zip").hidden = ok === 0; $("go").disabled = false;
 });
 
 $("check-file").addEventListener("change", async (e) => {
@@ -246,6 +266,12 @@ $("check-file").addEventListener("change", async (e) => {
   const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
   h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
   const p = document.createElement("p"); p.textContent = "What it says: " + summary(v.permissions || {}); out.appendChild(p);
+  const where = document.createElement("p"); where.id = "verdict-carriers";
+  where.textContent = (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
+    : "Found in: no place inside the file.";
+  out.appendChild(where);
+  if (v.match) { const m = document.createElement("p"); m.textContent = "This file matches a work in your records (the ledger)."; out.appendChild(m); }
+  const details = document.createElement("p"); details.className = "muted"; details.textContent = "Details:"; out.appendChild(details);
   const ul = document.createElement("ul");
   for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
   out.appendChild(ul);
