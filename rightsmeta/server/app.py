@@ -317,9 +317,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    from .ui import page
+    from .ui import HEADERS, page
 
-    return HTMLResponse(page())
+    return HTMLResponse(page(), headers=HEADERS)
 
 
 async def openapi_json(request: Request) -> Response:

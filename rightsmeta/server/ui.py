@@ -12,7 +12,7 @@ from __future__ import annotations
 
 PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>rightsmeta: say what AI may do with your work</title>
+<title>rightsmeta: say what AI may do with your work</title><link rel="icon" href="data:,">
 <style>
 :root{--fg:#111;--bg:#fff;--muted:#444;--accent:#0b4f9c;--bad:#a4001a;--good:#0a5d1f;--line:#767676}
 *{box-sizing:border-box}
@@ -68,7 +68,8 @@ th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align
     <label><input type="radio" name="preset" value="no-genai"> Everything except generative AI</label>
     <label><input type="radio" name="preset" value="custom"> Let me choose for each use</label>
     <div id="licence-box" hidden><label for="licence">Web address of your licence</label>
-      <input type="url" id="licence" placeholder="https://example.com/ai-licence"></div>
+      <input type="url" id="licence" placeholder="https://example.com/ai-licence" aria-describedby="licence-error">
+      <p id="licence-error" class="bad" role="alert"></p></div>
     <div class="grid" id="purposes"></div>
   </fieldset>
 
@@ -118,13 +119,24 @@ for (const [key, words] of PURPOSES) {
   div.innerHTML = `<label for="p-${key}">${words}</label><select id="p-${key}">` +
     STATES.map(([v, w]) => `<option value="${v}">${w}</option>`).join("") + "</select>";
   $("purposes").appendChild(div);
-  div.querySelector("select").addEventListener("change", () => { document.querySelector("input[value=custom]").checked = true; });
+  div.querySelector("select").addEventListener("change", () => { document.querySelector("input[value=custom]").checked = true; syncLicence(); });
 }
+// "Allowed under my licence" means nothing without the licence: its address is asked for whenever a use says so.
+const needsLicence = () => PURPOSES.some(([key]) => $("p-" + key).value === "constrained");
+function syncLicence() { $("licence-box").hidden = !needsLicence(); }
 function applyPreset() {
   const preset = document.querySelector("input[name=preset]:checked").value;
-  $("licence-box").hidden = preset !== "licence";
-  if (preset === "custom") return;
-  for (const [key] of PURPOSES) $("p-" + key).value = PRESETS[preset][key] || "unspecified";
+  if (preset !== "custom") for (const [key] of PURPOSES) $("p-" + key).value = PRESETS[preset][key] || "unspecified";
+  syncLicence();
+}
+function licenceMissing() {
+  const field = $("licence"), value = field.value.trim();
+  const bad = needsLicence() && (!value || !field.checkValidity());
+  $("licence-error").textContent = bad ? (value ? "This is not a web address; it starts with https://" :
+    "Give the web address of your licence, so people know the terms.") : "";
+  field.setAttribute("aria-invalid", bad ? "true" : "false");
+  if (bad) field.focus();
+  return bad;
 }
 document.querySelectorAll("input[name=preset]").forEach((r) => r.addEventListener("change", applyPreset));
 applyPreset();
@@ -138,10 +150,9 @@ function tabs(which) {
 }
 $("tab-tag").onclick = () => tabs("tag"); $("tab-check").onclick = () => tabs("check");
 document.querySelector("[role=tablist]").addEventListener("keydown", (e) => {
-  if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
-    const next = $("tab-tag").getAttribute("aria-selected") === "true" ? "check" : "tag";
-    tabs(next); $("tab-" + next).focus();
-  }
+  const next = e.key === "Home" ? "tag" : e.key === "End" ? "check" : (e.key === "ArrowRight" || e.key === "ArrowLeft")
+    ? ($("tab-tag").getAttribute("aria-selected") === "true" ? "check" : "tag") : null;
+  if (next) { e.preventDefault(); tabs(next); $("tab-" + next).focus(); }
 });
 
 function summary(perms) {
@@ -201,7 +212,7 @@ function assertion() {
   const licence = $("licence").value.trim();
   for (const [key] of PURPOSES) {
     const state = $("p-" + key).value;
-    if (state === "constrained") permissions[key] = {state, constraint_info: licence || $("web").value.trim()};
+    if (state === "constrained") permissions[key] = {state, constraint_info: licence};
     else if (state !== "unspecified") permissions[key] = state;
   }
   const out = {permissions};
@@ -216,6 +227,7 @@ function assertion() {
 let batch = null;
 const AT_ONCE = 2;
 $("go").addEventListener("click", async () => {
+  if (licenceMissing()) return;
   $("go").disabled = true; $("zip").hidden = true;
   const statement = JSON.stringify(assertion());
   let ok = 0, failed = 0, done = 0;
@@ -298,3 +310,24 @@ health();
 
 def page() -> str:
     return PAGE
+
+
+def _hash(tag: str) -> str:
+    """The CSP source of the page's one inline <style> or <script>, so nothing else may run or style it."""
+    import base64
+    import hashlib
+    import re
+
+    found = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S)
+    assert found is not None
+    return "'sha256-" + base64.b64encode(hashlib.sha256(found.group(1).encode()).digest()).decode() + "'"
+
+
+# Nothing from elsewhere, no injected script: the page works offline and the token in it stays here.
+HEADERS = {
+    "Content-Security-Policy": (f"default-src 'none'; script-src {_hash('script')}; style-src {_hash('style')}; "
+                                "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; "
+                                "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
