@@ -17,13 +17,15 @@ _UPLOAD = {
                                            "required": ["file"]}},
     },
 }
+_BATCH = {"name": "batch", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _MATCHES = {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBindingQueryResult"}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad request", 401: "Missing or wrong bearer token", 403: "Writes are disabled (no token configured)",
             404: "Not found", 408: "Upload too slow", 413: "Upload too large", 415: "Unsupported asset type",
-            422: "The file cannot be processed", 503: "Busy: retry after the Retry-After header"}
+            422: "The file cannot be processed", 503: "Busy: retry after the Retry-After header",
+            507: "No more disk allowed for kept batches"}
     return {str(c): {"description": text[c], "content": _PROBLEM} for c in codes}
 
 
@@ -76,6 +78,37 @@ def spec() -> dict[str, Any]:
                                        "properties": {"original": {"type": "string", "format": "binary"},
                                                       "derivative": {"type": "string", "format": "binary"}}}}}},
                                    "responses": {"200": _file_out("The derivative, tagged"), **_errors(400, 401, 403, 408, 413, 422, 503)}}},
+            "/v1/batches": {"post": {"summary": "Start a batch: files tagged into it are kept on the server for download one by one "
+                                                "or as one streamed zip (the creators' page). Its id is the capability to download it",
+                                     "operationId": "createBatch", "security": write,
+                                     "responses": {"201": {"description": "The batch", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+                                                   **_errors(401, 403, 503)}}},
+            "/v1/batches/{batch}": {
+                "get": {"summary": "The batch's tagged files", "operationId": "getBatch", "parameters": [_BATCH],
+                        "responses": {"200": {"description": "The files", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                      **_errors(404)}},
+                "delete": {"summary": "Remove the batch and its files now (else they expire after an hour unused)",
+                           "operationId": "deleteBatch", "security": write, "parameters": [_BATCH],
+                           "responses": {"204": {"description": "Removed"}, **_errors(401, 403, 404)}},
+            },
+            "/v1/batches/{batch}/files": {"post": {"summary": "Tag one file into the batch; a failure is this file's answer, the batch goes on",
+                                                   "operationId": "addToBatch", "security": write, "parameters": [_BATCH],
+                                                   "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                                                       "type": "object", "required": ["file", "assertion"],
+                                                       "properties": {"file": {"type": "string", "format": "binary"},
+                                                                      "assertion": {"type": "string", "description": "JSON, schemas/assertion.schema.json"}}}}}},
+                                                   "responses": {"201": {"description": "Tagged and kept", "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                                 **_errors(400, 401, 403, 404, 408, 413, 422, 503, 507)}}},
+            "/v1/batches/{batch}/files/{index}": {"get": {"summary": "One tagged file of the batch", "operationId": "getBatchFile",
+                                                          "parameters": [_BATCH, {"name": "index", "in": "path", "required": True,
+                                                                                  "schema": {"type": "integer", "minimum": 0}}],
+                                                          "responses": {"200": {"description": "The tagged file", "content": {
+                                                              "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                                                                        **_errors(404)}}},
+            "/v1/batches/{batch}/zip": {"get": {"summary": "Every tagged file of the batch as one zip, written while it is sent",
+                                                "operationId": "getBatchZip", "parameters": [_BATCH],
+                                                "responses": {"200": {"description": "The zip (stored members)", "content": {
+                                                    "application/zip": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(404)}}},
             "/matches/byBinding": {
                 "get": {"summary": "Manifests matching a soft binding (C2PA Soft Binding Resolution API)", "operationId": "queryByBinding",
                         "parameters": [{"name": "alg", "in": "query", "required": True, "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
@@ -118,6 +151,9 @@ def spec() -> dict[str, Any]:
                                            "permissions": {"type": "object"}, "effective": {"type": "object"},
                                            "carriers": {"type": "array", "items": {"type": "string"}},
                                            "match": {"type": "object", "nullable": True}}},
+                "Batch": {"type": "object", "required": ["id", "files", "zip"],
+                          "properties": {"id": {"type": "string"}, "files": {"type": "string"}, "zip": {"type": "string"},
+                                         "expires_after_seconds": {"type": "number"}}},
                 "SoftBindingQuery": {"type": "object", "required": ["alg", "value"],
                                      "properties": {"alg": {"type": "string"}, "value": {"type": "string"}}},
                 "SoftBindingQueryResult": {"type": "object", "properties": {"matches": {"type": "array", "items": {
