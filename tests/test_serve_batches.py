@@ -179,3 +179,15 @@ def test_a_deleted_batch_goes_when_its_last_download_ends(tmp_path: Path) -> Non
     assert Path(batch.folder).is_dir()
     store.release(batch)
     assert not Path(batch.folder).exists()
+
+
+def test_a_zip_stream_left_early_still_releases_its_batch(tmp_path: Path) -> None:
+    """A client that goes away mid-download: closing the stream reports the end once, so the batch can go."""
+    path = tmp_path / "m"
+    path.write_bytes(os.urandom(2 * MIB))
+    ended: list[bool] = []
+    stream = zip_stream([Member("m.bin", str(path), 2 * MIB)], lambda: ended.append(True))
+    assert next(stream)
+    assert ended == []
+    stream.close()
+    assert ended == [True]

@@ -33,7 +33,15 @@ input[type=text],input[type=url],input[type=password],select{font:inherit;width:
 .drop{border:2px dashed var(--line);padding:1rem;margin:1rem 0;text-align:center}
 .drop.over{background:#eef4fb}
 table{border-collapse:collapse;width:100%;margin:1rem 0}
-th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td:first-child{overflow-wrap:anywhere;min-width:10rem}
+/* At phone width each file is a block of labelled lines: four columns would break words mid-way. */
+@media (max-width:40rem){
+  #list thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+  #list tr{display:block;border-bottom:1px solid #bbb;padding:.35rem 0}
+  #list td{display:block;border:none;padding:.1rem .35rem;min-width:0;overflow-wrap:anywhere}
+  #list td::before{content:attr(data-label) ": ";font-weight:600}
+}
 .bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
 [hidden]{display:none!important}
@@ -156,8 +164,9 @@ document.querySelector("[role=tablist]").addEventListener("keydown", (e) => {
 });
 
 function summary(perms) {
-  const not = PURPOSES.filter(([k]) => perms[k] === "notAllowed").map(([, w]) => w.toLowerCase());
-  const lic = PURPOSES.filter(([k]) => perms[k] === "constrained").map(([, w]) => w.toLowerCase());
+  const lower = (w) => w[0].toLowerCase() + w.slice(1);  // "Training AI models" -> "training AI models"
+  const not = PURPOSES.filter(([k]) => perms[k] === "notAllowed").map(([, w]) => lower(w));
+  const lic = PURPOSES.filter(([k]) => perms[k] === "constrained").map(([, w]) => lower(w));
   const parts = [];
   if (not.length) parts.push("Not allowed: " + not.join(", "));
   if (lic.length) parts.push("Under licence: " + lic.join(", "));
@@ -171,6 +180,7 @@ async function addFiles(files) {
     const row = document.createElement("tr");
     const item = {file, row, result: null};
     row.append(cell(file.webkitRelativePath || file.name), cell("..."), cell("..."), cell("waiting", "muted"));
+    ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
     $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
     try {
       const r = await fetch("/v1/read", {method: "POST", body: file, headers: auth()});
@@ -178,6 +188,10 @@ async function addFiles(files) {
       const report = r.ok ? body : (body.report || {});
       row.cells[1].textContent = (report.format || "not a supported file").toUpperCase();
       row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
+      // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
+      if (r.ok && (report.errors || []).length) {
+        row.cells[2].textContent += ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
+      }
     } catch (e) { row.cells[2].textContent = "could not be read"; }
   }
   $("go").disabled = items.length === 0;
@@ -272,8 +286,11 @@ $("go").addEventListener("click", async () => {
 $("check-file").addEventListener("change", async (e) => {
   const file = e.target.files[0]; if (!file) return;
   const out = $("verdict"); out.textContent = "Checking...";
-  const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
-  const body = await r.json(); const v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail]});
+  let v;
+  try {
+    const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
+    const body = await r.json(); v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
+  } catch (err) { v = {status: "unreadable", reasons: ["the server could not be reached or did not answer (" + err.message + ")"]}; }
   out.innerHTML = "";
   const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
   h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
