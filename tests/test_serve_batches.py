@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,11 @@ def test_batches_are_bounded_and_expire(tmp_path: Path) -> None:
         store.reserve(first, MIB)
     assert many.value.status == 413
     assert store.settle(first, MIB, None) == -1
+    # More than the disk has free (whatever the batch limit says): refused before anything is written.
+    roomy = Batches(str(tmp_path), max_bytes=2**62, max_files=5, max_batches=5, seconds=60)
+    with pytest.raises(Problem) as disk:
+        roomy.reserve(roomy.create(), shutil.disk_usage(tmp_path).free)
+    assert disk.value.status == 507 and "free" in disk.value.detail
     store.create()
     with pytest.raises(Problem) as busy:
         store.create()

@@ -37,6 +37,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from .app import Problem, _authorise, _need, _state, _upload, statement_of
 
 _CHUNK = 256 * 1024
+_DISK_MARGIN = 512 * 1024 * 1024
 _ID = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
@@ -112,6 +113,11 @@ class Batches:
             if self.used() + size > self.max_bytes:
                 raise Problem(507, "Out of space for batches", f"tagged files kept for download would exceed "
                               f"{self.max_bytes // 2**20} MiB; download and delete a batch first")
+            # The machine's disk is shared with everything else on it: never fill it.
+            free = shutil.disk_usage(self.root).free - sum(b.reserved for b in self._live.values())
+            if free - size < _DISK_MARGIN:
+                raise Problem(507, "Disk nearly full", f"{max(free, 0) // 2**20} MiB free where tagged files are kept; "
+                              f"this server keeps {_DISK_MARGIN // 2**20} MiB free")
             batch.reserved += size
             batch.busy += 1
 
