@@ -153,6 +153,7 @@ def test_batches_are_bounded_and_expire(tmp_path: Path) -> None:
     path = Path(first.folder) / "one"
     path.write_bytes(b"x" * 100)
     assert store.settle(first, 6 * MIB, Member("one", str(path), 100)) == 0
+    assert store.used() == 100 and first.size == 100
     store.reserve(first, MIB)
     with pytest.raises(Problem) as many:
         store.reserve(first, MIB)

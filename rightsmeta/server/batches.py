@@ -59,10 +59,7 @@ class Batch:
     busy: int = 0  # uploads being tagged and downloads being sent: an expiry waits for them
     names: set[str] = field(default_factory=set)
     deleted: bool = False
-
-    @property
-    def size(self) -> int:
-        return sum(m.size for m in self.members)
+    size: int = 0  # bytes of its members, kept as a sum so a check is not a walk over every file
 
 
 class Batches:
@@ -132,6 +129,7 @@ class Batches:
                 batch.failed += 1
                 return -1
             batch.members.append(member)
+            batch.size += member.size
             return len(batch.members) - 1
 
     def label(self, batch: Batch, client_name: str) -> str:
