@@ -163,7 +163,8 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
     assert page.inner_text("#summary") == "1 tagged, 1 failed."
-    assert "Failed:" in page.inner_text("#list") and "Tagged: download" in page.inner_text("#list")
+    # This server signs, and each file's line says so.
+    assert "Failed:" in page.inner_text("#list") and "Tagged and signed: download" in page.inner_text("#list")
     with page.expect_download() as download:  # one file, by its own link (streamed by the server)
         page.get_by_role("link", name="Download tagged good.png").click()
     one = tmp_path / "one.png"
@@ -179,6 +180,15 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
     page.get_by_role("tab", name="Tag files").focus()
     page.keyboard.press("ArrowRight")
     assert page.get_attribute("#tab-check", "aria-selected") == "true" and page.is_visible("#check-file")
+    # A file dropped on the Check view is checked (a real drop event carrying the tagged PNG).
+    page.evaluate("""(bytes) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], "one.png", {type: "image/png"}));
+        document.getElementById("check-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", list(one.read_bytes()))
+    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
+    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
+    assert page.evaluate(A11Y) == []
 
 
 def test_without_the_token_tagging_fails_with_a_reason(server: Server, page: Any, tmp_path: Path) -> None:

@@ -93,8 +93,11 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
 </section>
 
 <section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
-  <label for="check-file">Choose a file to check</label>
-  <input type="file" id="check-file">
+  <div class="drop" id="check-drop" role="region" aria-label="Drop a file to check here">
+    <p>Drop a file here, or choose it:</p>
+    <label for="check-file">Choose a file to check</label>
+    <input type="file" id="check-file">
+  </div>
   <div id="verdict" role="status" aria-live="polite"></div>
 </section>
 </main>
@@ -271,7 +274,7 @@ $("go").addEventListener("click", async () => {
         if (!r.ok) throw new Error(body.detail || r.statusText);
         ok++;
         const a = document.createElement("a");
-        a.href = body.download; a.download = item.file.name; a.textContent = "Tagged: download";
+        a.href = body.download; a.download = item.file.name; a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
         a.setAttribute("aria-label", "Download tagged " + item.file.name);
         status.textContent = ""; status.className = "good"; status.appendChild(a);
       } catch (e) { failed++; status.textContent = "Failed: " + e.message; status.className = "bad"; }
@@ -283,8 +286,13 @@ $("go").addEventListener("click", async () => {
   $("zip").href = batch.zip; $("zip").hidden = ok === 0; $("go").disabled = false;
 });
 
-$("check-file").addEventListener("change", async (e) => {
-  const file = e.target.files[0]; if (!file) return;
+$("check-file").addEventListener("change", (e) => check(e.target.files[0]));
+const checkDrop = $("check-drop");
+checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
+checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over"));
+checkDrop.addEventListener("drop", (e) => { e.preventDefault(); checkDrop.classList.remove("over"); check(e.dataTransfer.files[0]); });
+async function check(file) {
+  if (!file) return;
   const out = $("verdict"); out.textContent = "Checking...";
   let v;
   try {
@@ -304,7 +312,7 @@ $("check-file").addEventListener("change", async (e) => {
   const ul = document.createElement("ul");
   for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
   out.appendChild(ul);
-});
+}
 
 function health() {
   return fetch("/healthz").then((r) => r.json()).then((h) => {
