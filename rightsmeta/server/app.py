@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.applications import Starlette
@@ -36,6 +36,9 @@ from starlette.routing import Route
 from .. import __version__
 from . import jobs, openapi
 from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from .batches import Batches
 
 PROBLEM = "application/problem+json"
 _CHUNK = 64 * 1024
@@ -80,7 +83,7 @@ class _State:
     config: ServerConfig
     folder: str = ""
     executor: ProcessPoolExecutor | None = None
-    batches: Any = None  # batches.Batches, made at start in this server's private folder
+    batches: Batches | None = None  # made at start, in this server's private folder
     pending: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -217,8 +217,7 @@ def _store(request: Request) -> Batches:
     state = _state(request)
     if state.batches is None:
         raise Problem(503, "Not ready", "the server is starting")
-    store: Batches = state.batches
-    return store
+    return state.batches
 
 
 def _urls(batch: Batch) -> dict[str, str]:
