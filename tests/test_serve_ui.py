@@ -314,3 +314,33 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
         assert sorted(archive.namelist()) == ["holiday/beach.png", "holiday/day two/hill.jpg"]
         hill = archive.read("holiday/day two/hill.jpg")
     assert rightsmeta.read(hill).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+
+
+def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: Any, tmp_path: Path) -> None:
+    """The page's folder walk over the File System entries a drop gives (Chromium's own File objects;
+    the entry tree is built in the page, as a test cannot drag a folder from a desktop)."""
+    page.goto(f"{server.url}/#token={server.token}")
+    png = list(image_bytes("png", seed=41))
+    page.evaluate("""async (bytes) => {
+        const file = (name) => ({isFile: true, fullPath: "", file: (ok) => ok(new File([new Uint8Array(bytes)], name))});
+        const folder = (path, children) => ({isFile: false, fullPath: path, createReader: () => {
+            let given = false;  // readEntries answers in pieces and then with nothing
+            return {readEntries: (ok) => { ok(given ? [] : children); given = true; }};
+        }});
+        const leaf = (path) => Object.assign(file(path.split("/").pop()), {fullPath: path});
+        const root = folder("/album", [leaf("/album/cover.png"), folder("/album/inner", [leaf("/album/inner/back.png")]),
+                                        folder("/album/.cache", [leaf("/album/.cache/thumb.png")])]);
+        const out = [];
+        await dropped(root, out);
+        await addFiles(out);
+    }""", png)
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && "
+                           "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
+    assert "album/inner/back.png" in page.inner_text("#list") and ".cache" not in page.inner_text("#list")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["album/cover.png", "album/inner/back.png"]

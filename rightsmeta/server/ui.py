@@ -179,10 +179,12 @@ function cell(text, cls) { const td = document.createElement("td"); td.textConte
 
 async function addFiles(files) {
   for (const file of files) {
-    if (file.name.startsWith(".")) continue;
+    // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
+    const name = file.relativePath || file.webkitRelativePath || file.name;
+    if (name.split("/").some((part) => part.startsWith("."))) continue;
     const row = document.createElement("tr");
-    const item = {file, row, result: null};
-    row.append(cell(file.webkitRelativePath || file.name), cell("..."), cell("..."), cell("waiting", "muted"));
+    const item = {file, name, row};
+    row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
     ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
     $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
     try {
@@ -207,7 +209,11 @@ drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.ad
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 // A dropped folder arrives as one entry: walk it (readEntries answers in pieces, so read until empty).
 async function dropped(entry, out) {
-  if (entry.isFile) { out.push(await new Promise((ok, no) => entry.file(ok, no))); return; }
+  if (entry.isFile) {
+    const file = await new Promise((ok, no) => entry.file(ok, no));
+    file.relativePath = entry.fullPath.replace(/^\/+/, "");  // a dropped file's webkitRelativePath is empty
+    out.push(file); return;
+  }
   const reader = entry.createReader();
   for (;;) {
     const some = await new Promise((ok, no) => reader.readEntries(ok, no));
@@ -266,7 +272,7 @@ $("go").addEventListener("click", async () => {
     while (next < items.length) {
       const item = items[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
-      const form = new FormData(); form.append("file", item.file, item.file.webkitRelativePath || item.file.name);
+      const form = new FormData(); form.append("file", item.file, item.name);
       form.append("assertion", statement);
       try {
         const r = await fetch(batch.files, {method: "POST", body: form, headers: auth()});
