@@ -518,3 +518,13 @@ def _render_check(row: dict[str, Any]) -> None:
         click.echo(click.style("    error: ", fg="red") + error)
     for unread in row["unread"]:
         click.echo(f"    not read: {unread}")
+
+
+def _register_gate() -> None:
+    from . import cli_gate  # the platform commands live in their own module
+
+    for command in (cli_gate.serve, cli_gate.ui, cli_gate.sanitize, cli_gate.carry):
+        main.add_command(command)
+
+
+_register_gate()
