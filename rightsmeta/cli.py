@@ -506,18 +506,18 @@ def check_cmd(
 
 def _render_check(row: dict[str, Any]) -> None:
     colour = {"notAllowed": "red", "error": "red", "constrained": "yellow", "allowed": "green"}.get(row["status"])
-    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {row['url']}")
+    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {printable(row['url'])}")
     if row["final_url"] and row["final_url"] != row["url"]:
-        click.echo(f"    redirected to {row['final_url']}")
+        click.echo(f"    redirected to {printable(row['final_url'])}")
     for source in row["sources"]:
         said = ", ".join(f"{p} {v['state']}" for p, v in source["permissions"].items())
-        click.echo(f"    {source['source']}: {said}")
+        click.echo(f"    {printable(source['source'])}: {printable(said)}")
     for conflict in row["conflicts"]:
-        click.echo(click.style("    conflict: ", fg="yellow") + conflict)
+        click.echo(click.style("    conflict: ", fg="yellow") + printable(conflict))
     for error in row["errors"]:
-        click.echo(click.style("    error: ", fg="red") + error)
+        click.echo(click.style("    error: ", fg="red") + printable(error))
     for unread in row["unread"]:
-        click.echo(f"    not read: {unread}")
+        click.echo(f"    not read: {printable(unread)}")
 
 
 def _register_gate() -> None:
