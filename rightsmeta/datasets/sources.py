@@ -37,9 +37,10 @@ class Shard:
 
 def braces(pattern: str) -> list[str]:
     """Brace expansion as the shell (and webdataset) do it: ``{000..099}`` keeps the zero padding."""
-    match = _RANGE.search(pattern) or _LIST.search(pattern)
-    if match is None:
+    found = [m for m in (_RANGE.search(pattern), _LIST.search(pattern)) if m is not None]
+    if not found:
         return [pattern]
+    match = min(found, key=lambda m: m.start())  # leftmost first, as the shell: {a,b}-{0..1} -> a-0 a-1 b-0 b-1
     if match.re is _RANGE:
         lo, hi = match.group(1), match.group(2)
         width = len(lo) if lo.startswith("0") or len(lo) == len(hi) else 0
