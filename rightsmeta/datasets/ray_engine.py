@@ -128,9 +128,9 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level="warning")
         else:
-            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
     try:
         context = ray.data.DataContext.get_current()
@@ -139,8 +139,9 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
         if not shards:
             return
         ds = ray.data.from_items([s.to_json() for s in shards], override_num_blocks=len(shards))
+        actors = ray.data.ActorPoolStrategy(size=max(1, min(jobs, len(shards))))
         ds = ds.map_batches(ShardDecider, fn_constructor_args=(options,), batch_size=1, batch_format="numpy",
-                            concurrency=max(1, min(jobs, len(shards))), num_cpus=1)
+                            compute=actors, num_cpus=1)
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             yield from batch.to_pylist()
     finally:
