@@ -419,10 +419,11 @@ FAIL_ON_SCAN = ("drop", "notAllowed", "constrained", "conflict", "error")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes or Ray actors (0: one per core).")
 @click.option("--column", default="image", show_default=True, help="Parquet column with the bytes (or a struct's field: image.bytes).")
 @click.option("--accept-constraints", is_flag=True, help="Keep samples whose purpose is constrained (you accept the terms).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
 @click.option("--fail-on", default="", metavar="WHAT[,WHAT]", help=f"Also exit 1 if any sample is one of: {', '.join(FAIL_ON_SCAN)}.")
 def scan(
     sources: tuple[str, ...], purpose: str, out_dir: str | None, report_file: str | None, as_jsonl: bool, engine: str,
-    ray_address: str | None, jobs: int, column: str, accept_constraints: bool, fail_on: str,
+    ray_address: str | None, jobs: int, column: str, accept_constraints: bool, timeout: float, fail_on: str,
 ) -> None:
     """Decide every sample of dataset shards for a purpose; write the kept ones to --out.
 
@@ -442,7 +443,7 @@ def scan(
     try:
         rows = scan_rows(list(sources), purpose, out_dir=out_dir, engine=engine,  # type: ignore[arg-type]
                          jobs=jobs or default_jobs(), ray_address=ray_address, column=column,
-                         accept_constraints=accept_constraints)
+                         accept_constraints=accept_constraints, sample_seconds=timeout)
         report = ReportWriter(report_file) if report_file else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None

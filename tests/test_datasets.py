@@ -435,3 +435,24 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path: Path, monkeypatch:
     result = CliRunner().invoke(main, ["scan", str(tmp_path / "a.tar"), "--purpose", GENAI, "--engine", "ray"])
     assert result.exit_code == 2
     assert "pip install 'rightsmeta[ray]'" in result.output
+
+
+def test_a_sample_that_takes_too_long_is_dropped_and_the_scan_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from rightsmeta.datasets import sample as sample_module
+
+    real_read = sample_module.read
+
+    def slow_on_b(data: Any, name: str | None = None) -> Any:  # a reader stuck on one hostile file
+        if name and name.startswith("b."):
+            time.sleep(5)
+        return real_read(data, name=name)
+
+    monkeypatch.setattr(sample_module, "read", slow_on_b)
+    _tar(tmp_path / "t.tar", [("a.png", image_bytes("png")), ("b.png", image_bytes("png")), ("c.png", image_bytes("png"))])
+    start = time.monotonic()
+    rows = list(scan([str(tmp_path / "t.tar")], GENAI, sample_seconds=0.3))
+    assert time.monotonic() - start < 3
+    assert [(r["key"], r["decision"]) for r in rows] == [("a", "keep"), ("b", "drop"), ("c", "keep")]
+    assert "gave up after 0.3 s" in rows[1]["errors"][0]

@@ -35,17 +35,19 @@ def scan(
     ray_address: str | None = None,
     column: str = "image",
     accept_constraints: bool = False,
+    sample_seconds: float = 0.0,
 ) -> Iterator[Row]:
     """Report rows of every sample of every shard the sources name (see ``sources.expand``).
 
-    Raises ``UsageError`` for sources that name nothing, before anything is scanned; what is
+    ``sample_seconds`` bounds the time one sample may take (in worker processes' main threads);
+    a sample that takes longer is dropped with the reason. Raises ``UsageError`` for sources that name nothing, before anything is scanned; what is
     wrong inside a shard becomes rows with the reason instead.
     """
     import os
 
     shards = expand(sources)
     options = ScanOptions(purpose=purpose if isinstance(purpose, Purpose) else parse_purpose(purpose),
-                          accept_constraints=accept_constraints, column=column,
+                          accept_constraints=accept_constraints, column=column, sample_seconds=sample_seconds,
                           out_dir=os.path.abspath(out_dir) if out_dir else None)
     if options.out_dir is not None:
         for shard in shards:

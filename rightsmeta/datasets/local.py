@@ -41,6 +41,8 @@ def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) 
 
     methods = multiprocessing.get_all_start_methods()
     ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:  # each worker forks with the readers already imported, not importing them itself
+        ctx.set_forkserver_preload(["rightsmeta.datasets.local", "rightsmeta.carriers"])
     with ctx.Pool(min(jobs, len(shards)), _init, (options,)) as pool:
         for rows in pool.imap(_one, shards, chunksize=1):
             yield from rows

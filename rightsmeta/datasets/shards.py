@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..fsio import atomic_write, replacing
-from ..model import Purpose
+from ..model import Purpose, State
 from .headers import DEFAULT_STEP
 from .sample import SampleDecision, decide_parts
 from .sources import Shard
@@ -51,6 +53,7 @@ class ScanOptions:
     max_member: int = MAX_MEMBER
     batch_rows: int = BATCH_ROWS
     use_headers: bool = True
+    sample_seconds: float = 0.0  # per-sample time bound (0: none); enforced in a process's main thread
 
 
 @dataclass
@@ -79,7 +82,40 @@ def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
             sample.errors.append(f"{label}: not valid JSON ({exc})")
 
 
+class _SampleTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _SampleTimeout
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM-bounded block; only where signals can be delivered (a process's main thread)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _decide(sample: _Sample, options: ScanOptions) -> SampleDecision:
+    try:
+        with _time_limit(options.sample_seconds):
+            return _decide_now(sample, options)
+    except _SampleTimeout:
+        reason = f"gave up after {options.sample_seconds:g} s reading this sample"
+        return SampleDecision(options.purpose, False, State.UNSPECIFIED, None,
+                              ("not fully read, so not kept (fail closed)",), (), (reason,))
+
+
+def _decide_now(sample: _Sample, options: ScanOptions) -> SampleDecision:
     parts = [(label if isinstance(label, str) else label.name, data)
              for label, ext, data in sample.members
              if ext not in META_EXTENSIONS and ext not in SIDE_EXTENSIONS]
