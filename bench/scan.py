@@ -79,10 +79,40 @@ def cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_local(paths: list[str], jobs: int, out: str) -> tuple[int, float, float]:
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of every live descendant of ``root`` (Linux /proc)."""
+    parent: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(name)] = int(fields[1])
+        times[int(name)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid in times:
+        p = pid
+        while p in parent and p != root:
+            p = parent[p]
+        if p == root and pid != root:
+            total += times[pid]
+    return total
+
+
+def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float]:
+    """Rows, wall seconds, CPU seconds of this process and its workers (read while they still live)."""
     start, cpu0 = time.perf_counter(), cpu()
-    rows = sum(1 for _ in scan(paths, PURPOSE, out_dir=out, jobs=jobs))
-    return rows, time.perf_counter() - start, cpu() - cpu0
+    rows, workers = 0, 0.0
+    for _ in scan(paths, PURPOSE, out_dir=out, jobs=jobs):
+        rows += 1
+        if rows == expected and jobs > 1:
+            workers = tree_cpu(os.getpid())  # the pool is torn down once the last row is taken
+    return rows, time.perf_counter() - start, cpu() - cpu0 + workers
 
 
 def run_ray(paths: list[str], jobs: int, out: str) -> tuple[int, float, float, float]:
@@ -132,10 +162,14 @@ def main() -> None:
         print(f"corpus: {args.shards} shards x {args.per_shard} samples = {samples} samples "
               f"({sum(os.path.getsize(p) for p in corpus) / 1e6:.1f} MB); load average {os.getloadavg()[0]:.1f}")
 
-        one = run_local(corpus, 1, str(root / "out1"))
-        two = run_local(corpus, 2, str(root / "out2"))
-        print(f"local  1 process : {one[0] / one[1]:8.0f} samples/s wall  ({one[1]:.2f} s; {one[0] / one[2]:.0f} samples per CPU-second)")
-        print(f"local  2 processes: {two[0] / two[1]:8.0f} samples/s wall  ({two[1]:.2f} s)   speed-up x{one[1] / two[1]:.2f}")
+        one = run_local(corpus, 1, str(root / "out1"), samples)
+        two = run_local(corpus, 2, str(root / "out2"), samples)
+        per_core = one[0] / one[2]
+        print(f"local  1 process  : {one[0] / one[1]:7.0f} samples/s wall ({one[1]:.2f} s), "
+              f"{per_core:.0f} samples per CPU-second = {per_core * 3600 / 1e6:.2f} M samples per core-hour")
+        print(f"local  2 processes: {two[0] / two[1]:7.0f} samples/s wall ({two[1]:.2f} s): wall speed-up x{one[1] / two[1]:.2f}; "
+              f"CPU {two[2]:.2f} s vs {one[2]:.2f} s, so the parallel work costs x{two[2] / one[2]:.2f} the serial work "
+              f"(speed-up bound on 2 free cores x{2 * one[2] / two[2]:.2f})")
         if not args.no_ray:
             rows, startup, total, steady = run_ray(corpus, 2, str(root / "outr"))
             rate = (rows - args.per_shard) / steady if steady > 0 else float("nan")
