@@ -10,7 +10,7 @@ and 1 % reserved only by a recorded `tdm-reservation` response header.
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
 written to --out, as the command does. Ray's local instance start-up is timed apart; its
 steady-state rate counts from its first row to its last. Peak RSS is measured on the command
-(`rightsmeta scan ... --report r.jsonl --out DIR`) in a child process via wait4, for a corpus of
+(`rightsmeta scan ... --report r.jsonl --out DIR`) with GNU time (Debian package `time`), for a corpus of
 10 and of 100 shards of the same size: flat memory means the two peaks are close.
 """
 
@@ -116,34 +116,37 @@ def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int
 
 
 def run_ray(paths: list[str], jobs: int, out: str) -> tuple[int, float, float, float]:
+    """Rows, ray.init seconds, seconds for all shards, and the steady-state rate: the extra samples
+    of a whole run over a half run, divided by the extra time, so actor start-up and other fixed
+    costs cancel out."""
     import ray
 
     start = time.perf_counter()
     ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="error")
     startup = time.perf_counter() - start
     try:
+        half = paths[: len(paths) // 2]
         begin = time.perf_counter()
-        first = None
-        rows = 0
-        for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs):
-            rows += 1
-            if first is None:
-                first = time.perf_counter()
-        end = time.perf_counter()
+        some = sum(1 for _ in scan(half, PURPOSE, out_dir=out + "-half", engine="ray", jobs=jobs))
+        part = time.perf_counter() - begin
+        begin = time.perf_counter()
+        rows = sum(1 for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs))
+        whole = time.perf_counter() - begin
     finally:
         ray.shutdown()
-    assert first is not None
-    return rows, startup, end - begin, end - first
+    return rows, startup, whole, (rows - some) / (whole - part)
 
 
 def peak_rss(paths: list[str], out: str, report: str) -> int:
-    command = [sys.executable, "-m", "rightsmeta", "scan", *paths, "--purpose", PURPOSE, "--out", out, "--report", report]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"scan failed: {command}")
-    return usage.ru_maxrss * 1024
+    """Peak RSS of the command, from GNU time's %M: a child forked from this (large) process would
+    report this process's RSS at fork time as its own peak, so a small process starts it."""
+    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "rightsmeta", "scan", *paths,
+               "--purpose", PURPOSE, "--out", out, "--report", report]
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"scan failed: {done.stderr[-2000:]}")
+    return int(done.stderr.strip().splitlines()[-1]) * 1024
 
 
 def main() -> None:
@@ -172,10 +175,10 @@ def main() -> None:
               f"(speed-up bound on 2 free cores x{2 * one[2] / two[2]:.2f})")
         if not args.no_ray:
             rows, startup, total, steady = run_ray(corpus, 2, str(root / "outr"))
-            rate = (rows - args.per_shard) / steady if steady > 0 else float("nan")
-            print(f"ray    2 CPUs    : {rows / total:8.0f} samples/s wall  ({total:.2f} s incl. actor start; "
-                  f"steady state {rate:.0f} samples/s = x{rate / (two[0] / two[1]):.2f} of local at 2); "
-                  f"ray.init {startup:.1f} s")
+            local_rate = two[0] / two[1]
+            print(f"ray    2 CPUs     : {rows / total:7.0f} samples/s wall ({total:.2f} s incl. actor start); "
+                  f"steady state {steady:.0f} samples/s = x{steady / local_rate:.2f} of local at 2 processes; "
+                  f"ray.init {startup:.1f} s apart")
         rss = {}
         for count in counts:
             rss[count] = peak_rss(paths[:count], str(root / f"rss-out-{count}"), str(root / f"rss-{count}.jsonl"))

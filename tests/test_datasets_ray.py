@@ -89,3 +89,16 @@ def test_sample_decider_in_a_ray_data_pipeline(local_ray: None, tmp_path: Path) 
         ["rightsmeta_keep", "rightsmeta_permission", "rightsmeta_reasons", "rightsmeta_sources"]).write_parquet(str(tmp_path / "kept"))
     kept = pq.read_table(str(tmp_path / "kept"))
     assert sorted(kept.column("key").to_pylist()) == sorted(k for k, (d, _) in expected(SAMPLES).items() if d == "keep")
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_sample_decider_over_read_webdataset_rows(local_ray: None, tmp_path: Path) -> None:
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    write_wds(tmp_path / "shard-000000.tar", SAMPLES)
+    ds = ray.data.read_webdataset(str(tmp_path / "shard-000000.tar"), decoder=None)  # members as raw bytes
+    ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": GENAI, "column": "jpg,png,webp,tif,gif,wav"},
+                        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+    rows = ds.take_all()
+    assert {r["__key__"]: (("keep" if r["rightsmeta_keep"] else "drop"), r["rightsmeta_permission"]) for r in rows} == expected(SAMPLES)
+    assert next(r for r in rows if r["__key__"] == "000016")["rightsmeta_sources"] == ["http:tdmrep"]  # the recorded header

@@ -96,9 +96,12 @@ class SampleDecider:
         metas = self._values(table, self.meta_column) or [None] * table.num_rows
         keep, perms, reasons, sources = [], [], [], []
         for i in range(table.num_rows):
-            data = next((v[i] for v in found if v[i] is not None), None)
+            # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.
+            data = next((bytes(v[i]) for v in found if isinstance(v[i], (bytes, bytearray, memoryview))), None)
             errors = [] if data is not None else [f"no bytes in {', '.join(self.columns)}"]
             meta = metas[i]
+            if isinstance(meta, float) and meta != meta:  # NaN: the sample has no JSON
+                meta = None
             if isinstance(meta, (bytes, str)):
                 try:
                     meta = json.loads(meta)
