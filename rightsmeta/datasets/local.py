@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .shards import Row, ScanOptions, scan_shard, shard_row
+from .shards import Row, ScanOptions, iter_shard, shard_row
 from .sources import Shard
 
 _OPTIONS: dict[str, ScanOptions] = {}
@@ -15,27 +15,33 @@ def _init(options: ScanOptions) -> None:
     _OPTIONS["options"] = options
 
 
-def _one(shard: Shard) -> list[Row]:
+def _rows(shard: Shard) -> Iterator[Row]:
     options = _OPTIONS["options"]
     try:
-        return scan_shard(shard, options)
+        yield from iter_shard(shard, options)
     except MemoryError:
-        return [shard_row(shard, "needed more memory than this machine gave the worker", options.purpose)]
+        yield shard_row(shard, "needed more memory than this machine gave the worker", options.purpose)
     except Exception as exc:  # a bug of ours must not stop a scan of millions: said, not hidden
-        return [shard_row(shard, f"rightsmeta failed on this shard ({type(exc).__name__}: {exc}); please report it",
-                          options.purpose)]
+        yield shard_row(shard, f"rightsmeta failed on this shard ({type(exc).__name__}: {exc}); please report it",
+                        options.purpose)
+
+
+def _one(shard: Shard) -> list[Row]:
+    """A worker's answer: the shard's rows (one message back per shard)."""
+    return list(_rows(shard))
 
 
 def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) -> Iterator[Row]:
     """Report rows of every shard, streamed shard by shard in the order given.
 
     With ``jobs`` > 1, that many processes start once and are fed one shard at a time, so the
-    load balances over shards of different sizes and memory holds one shard's rows per worker.
+    load balances over shards of different sizes; each sends its shard's rows back in one message
+    (a few hundred bytes per sample).
     """
     if jobs <= 1 or len(shards) <= 1:
         _init(options)
         for shard in shards:
-            yield from _one(shard)
+            yield from _rows(shard)  # row by row: memory flat in the shard's size too
         return
     import multiprocessing
 

@@ -174,6 +174,7 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
                 raise tarfile.ReadError(f"{info.name}: {len(data)} of its {info.size} bytes present")
             current.members.append((info, ext, data))
             _add(current, info.name, ext, data)
+            tar.members = []  # tarfile keeps every header it has seen: millions in a large shard
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
@@ -182,8 +183,7 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
         yield current
 
 
-def _scan_tar(shard: Shard, options: ScanOptions) -> list[Row]:
-    rows: list[Row] = []
+def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     broken: list[str] = []
     out = _out_path(shard, options)
     compressed = shard.path.lower().endswith((".gz", ".tgz"))
@@ -191,7 +191,8 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> list[Row]:
         try:
             tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
         except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
-            return [shard_row(shard, f"cannot open tar: {exc or type(exc).__name__}", options.purpose)]
+            yield shard_row(shard, f"cannot open tar: {exc or type(exc).__name__}", options.purpose)
+            return
         writer: tarfile.TarFile | None = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -199,12 +200,13 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> list[Row]:
                                                       format=tarfile.PAX_FORMAT))
         for sample in _tar_samples(tar, options, broken):
             decision = _decide(sample, options)
-            rows.append(_row(shard, sample.key, decision))
+            yield _row(shard, sample.key, decision)
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
-    rows.extend(shard_row(shard, reason, options.purpose) for reason in broken)
-    return rows
+                writer.members = []  # as above: the writer would keep every header too
+    for reason in broken:
+        yield shard_row(shard, reason, options.purpose)
 
 
 def _reader(data: bytes) -> IO[bytes]:
@@ -220,13 +222,16 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
     current: _Sample | None = None
     for name in names:
         path = os.path.join(shard.path, name)
-        if not os.path.isfile(path) or os.path.islink(path):
-            continue
+        if not os.path.isfile(path) and not os.path.islink(path):
+            continue  # sub-folders are shards of their own
         key, ext = split_name(name)
         if current is None or key != current.key:
             if current is not None:
                 yield current
             current = _Sample(key)
+        if os.path.islink(path):
+            current.errors.append(f"{name}: a symbolic link; not followed")
+            continue
         try:
             size = os.path.getsize(path)
             if size > options.max_member:
@@ -243,20 +248,18 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
         yield current
 
 
-def _scan_folder(shard: Shard, options: ScanOptions) -> list[Row]:
-    rows: list[Row] = []
+def _scan_folder(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     out = None if options.out_dir is None else os.path.join(options.out_dir, shard.name)
     try:
         for sample in _folder_samples(shard, options):
             decision = _decide(sample, options)
-            rows.append(_row(shard, sample.key, decision))
+            yield _row(shard, sample.key, decision)
             if out is not None and decision.keep:
                 os.makedirs(out, exist_ok=True)
                 for name, _ext, data in sample.members:
                     atomic_write(os.path.join(out, name), data)
     except OSError as exc:
-        rows.append(shard_row(shard, f"cannot read folder: {exc.strerror or exc}", options.purpose))
-    return rows
+        yield shard_row(shard, f"cannot read folder: {exc.strerror or exc}", options.purpose)
 
 
 # --- Parquet ---------------------------------------------------------------------------------
@@ -318,18 +321,19 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
     return metas
 
 
-def _scan_parquet(shard: Shard, options: ScanOptions) -> list[Row]:
+def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     import pyarrow as pa
 
     pq = _pyarrow()
-    rows: list[Row] = []
     try:
         pf = pq.ParquetFile(shard.path)
         found = bytes_column(pf.schema_arrow, options.column)
     except (OSError, pa.ArrowException) as exc:
-        return [shard_row(shard, f"cannot open Parquet: {exc}", options.purpose)]
+        yield shard_row(shard, f"cannot open Parquet: {exc}", options.purpose)
+        return
     if isinstance(found, str):
-        return [shard_row(shard, found, options.purpose)]
+        yield shard_row(shard, found, options.purpose)
+        return
     name, child = found
     key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     out = _out_path(shard, options)
@@ -346,6 +350,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> list[Row]:
                 keys = batch.column(key_column).to_pylist() if key_column else [None] * batch.num_rows
                 metas = _batch_meta(batch, name)
                 keep: list[bool] = []
+                rows: list[Row] = []
                 for i, data in enumerate(values):
                     key = str(keys[i]) if keys[i] is not None else str(index + i)
                     meta = metas[i]
@@ -362,15 +367,22 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> list[Row]:
                 if writer is not None:
                     writer.write_batch(batch.filter(pa.array(keep, pa.bool_())))
                 index += batch.num_rows
+                yield from rows
+                rows = []
         except (OSError, pa.ArrowException) as exc:
-            rows.append(shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose))
-    return rows
+            yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
 
 
-def scan_shard(shard: Shard, options: ScanOptions) -> list[Row]:
-    """Report rows of one shard, in its order; writes its filtered copy when ``options.out_dir``."""
+def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """Report rows of one shard as its samples are decided (memory flat in the shard's size);
+    writes its filtered copy when ``options.out_dir``, complete once the rows are exhausted."""
     if shard.kind == "tar":
         return _scan_tar(shard, options)
     if shard.kind == "parquet":
         return _scan_parquet(shard, options)
     return _scan_folder(shard, options)
+
+
+def scan_shard(shard: Shard, options: ScanOptions) -> list[Row]:
+    """Every report row of one shard (see :func:`iter_shard`)."""
+    return list(iter_shard(shard, options))
