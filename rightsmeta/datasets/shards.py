@@ -174,7 +174,9 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
                 raise tarfile.ReadError(f"{info.name}: {len(data)} of its {info.size} bytes present")
             current.members.append((info, ext, data))
             _add(current, info.name, ext, data)
-            tar.members = []  # tarfile keeps every header it has seen: millions in a large shard
+            # tarfile keeps every header it has seen (millions in a large shard) in an attribute its
+            # stubs do not declare; webdataset clears it the same way.
+            tar.members = []  # type: ignore[attr-defined]
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
@@ -204,7 +206,7 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
-                writer.members = []  # as above: the writer would keep every header too
+                writer.members = []  # type: ignore[attr-defined]  # as above: the writer keeps them too
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
 
@@ -368,7 +370,6 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     writer.write_batch(batch.filter(pa.array(keep, pa.bool_())))
                 index += batch.num_rows
                 yield from rows
-                rows = []
         except (OSError, pa.ArrowException) as exc:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
 
