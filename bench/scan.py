@@ -9,7 +9,9 @@ and 1 % reserved only by a recorded `tdm-reservation` response header.
 
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
 written to --out, as the command does. Ray's local instance start-up is timed apart; its
-steady-state rate counts from its first row to its last. Peak RSS is measured on the command
+steady-state rate counts from its first row (the first shard done) to its last, and the CPU
+time of every process of the instance is counted (wall clock on a shared machine depends on
+what else runs; CPU seconds per sample do not). Peak RSS is measured on the command
 (`rightsmeta scan ... --report r.jsonl --out DIR`) with GNU time (Debian package `time`), for a corpus of
 10 and of 100 shards of the same size: flat memory means the two peaks are close.
 """
@@ -115,26 +117,33 @@ def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int
     return rows, time.perf_counter() - start, cpu() - cpu0 + workers
 
 
-def run_ray(paths: list[str], jobs: int, out: str) -> tuple[int, float, float, float]:
-    """Rows, ray.init seconds, seconds for all shards, and the steady-state rate: the extra samples
-    of a whole run over a half run, divided by the extra time, so actor start-up and other fixed
-    costs cancel out."""
+def run_ray(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float, float, float]:
+    """Rows, ray.init seconds, seconds for the pipeline (actor start included), the steady-state
+    rate (from the first shard's rows to the last row), and the CPU seconds every process of the
+    local Ray instance (raylet, GCS, actors) and this driver spent on the pipeline."""
     import ray
 
     start = time.perf_counter()
     ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="error")
     startup = time.perf_counter() - start
     try:
-        half = paths[: len(paths) // 2]
+        cpu0 = tree_cpu(os.getpid()) + cpu()
         begin = time.perf_counter()
-        some = sum(1 for _ in scan(half, PURPOSE, out_dir=out + "-half", engine="ray", jobs=jobs))
-        part = time.perf_counter() - begin
-        begin = time.perf_counter()
-        rows = sum(1 for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs))
+        first = last = begin
+        rows = 0
+        used = 0.0
+        for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs):
+            rows += 1
+            if rows == 1:
+                first = time.perf_counter()
+            if rows == expected:
+                last = time.perf_counter()
+                used = tree_cpu(os.getpid()) + cpu() - cpu0
         whole = time.perf_counter() - begin
     finally:
         ray.shutdown()
-    return rows, startup, whole, (rows - some) / (whole - part)
+    first_shard = expected // len(paths)
+    return rows, startup, whole, (rows - first_shard) / max(last - first, 1e-9), used
 
 
 def peak_rss(paths: list[str], out: str, report: str) -> int:
@@ -174,11 +183,11 @@ def main() -> None:
               f"CPU {two[2]:.2f} s vs {one[2]:.2f} s, so the parallel work costs x{two[2] / one[2]:.2f} the serial work "
               f"(speed-up bound on 2 free cores x{2 * one[2] / two[2]:.2f})")
         if not args.no_ray:
-            rows, startup, total, steady = run_ray(corpus, 2, str(root / "outr"))
+            rows, startup, total, steady, used = run_ray(corpus, 2, str(root / "outr"), samples)
             local_rate = two[0] / two[1]
-            print(f"ray    2 CPUs     : {rows / total:7.0f} samples/s wall ({total:.2f} s incl. actor start); "
+            print(f"ray    2 CPUs     : {rows / total:7.0f} samples/s wall ({total:.2f} s incl. actor start), "
                   f"steady state {steady:.0f} samples/s = x{steady / local_rate:.2f} of local at 2 processes; "
-                  f"ray.init {startup:.1f} s apart")
+                  f"CPU {used:.2f} s = x{used / two[2]:.2f} local's; ray.init {startup:.1f} s apart")
         rss = {}
         for count in counts:
             rss[count] = peak_rss(paths[:count], str(root / f"rss-out-{count}"), str(root / f"rss-{count}.jsonl"))
