@@ -362,6 +362,14 @@ def test_parquet_plain_binary_column_and_url_header_columns(tmp_path: Path) -> N
     pq.write_table(table, tmp_path / "p.parquet")
     rows = list(scan([str(tmp_path / "p.parquet")], GENAI, column="img"))
     assert [r["key"] for r in rows] == ["0", "1", "2", "3"]  # no key column: the row number
+    assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
+    assert rows[2]["sources"] == ["http:tdmrep"]  # SAMPLES[16]: reserved by its recorded header alone
+    # the same metadata as one binary json column
+    table = pa.table({"image": [s["data"] for s in SAMPLES[14:18]],
+                      "json": pa.array([json.dumps(s["meta"]).encode() for s in SAMPLES[14:18]], pa.binary())})
+    pq.write_table(table, tmp_path / "q.parquet")
+    assert [(r["decision"], r["permission"]) for r in scan([str(tmp_path / "q.parquet")], GENAI)] == [
+        s["expect"] for s in SAMPLES[14:18]]
 
 
 def test_parquet_without_the_column_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ plugs its pure function in here, in :data:`DEFAULT_STEP`, once both are merged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,11 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
     items: Iterable[Any]
     if raw is None:
         return url, pairs, errors
+    if isinstance(raw, (str, bytes)):  # a Parquet column or a crawler that stored the headers as JSON text
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return url, pairs, [*errors, "sample metadata: recorded headers are text that is not JSON"]
     if isinstance(raw, Mapping):
         items = raw.items()
     elif isinstance(raw, list):

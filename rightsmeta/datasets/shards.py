@@ -306,7 +306,9 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
 
     n = batch.num_rows
     metas: list[dict[str, Any] | None] = [None] * n
-    if "json" in batch.schema.names and pa.types.is_string(batch.schema.field("json").type):
+    json_type = batch.schema.field("json").type if "json" in batch.schema.names else None
+    if json_type is not None and any(check(json_type) for check in (pa.types.is_string, pa.types.is_large_string,
+                                                                     pa.types.is_binary, pa.types.is_large_binary)):
         for i, text in enumerate(batch.column("json").to_pylist()):
             if text is not None:
                 try:
