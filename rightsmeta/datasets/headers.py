@@ -105,5 +105,19 @@ def recorded_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tup
     return signals, errors
 
 
-# Where rightsmeta.web's pure header decision plugs in after the merge.
+# Where rightsmeta.web's pure header decision plugs in after the merge (issue 13, engineer E's
+# branch has it as rightsmeta/web/headers.py ``parse(headers, agent) -> Parsed``), for example:
+#
+#     from ..web.headers import parse
+#     from ..web.core import DEFAULT_AGENT
+#
+#     def web_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tuple[list[Signal], list[str]]:
+#         parsed = parse(headers, DEFAULT_AGENT)
+#         return parsed.signals, parsed.errors
+#
+#     DEFAULT_STEP = web_headers
+#
+# tests/test_datasets.py::test_recorded_headers_join_the_decision then checks the wiring (its
+# agent-scoped X-Robots-Tag case expects "fail closed when the agent is unknown": E's reader
+# knows the agent, so that expectation changes with it).
 DEFAULT_STEP: HeaderStep = recorded_headers
