@@ -9,9 +9,10 @@ and 1 % reserved only by a recorded `tdm-reservation` response header.
 
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
 written to --out, as the command does. Ray's local instance start-up is timed apart; its
-steady-state rate counts from its first row (the first shard done) to its last, and the CPU
-time of every process of the instance is counted (wall clock on a shared machine depends on
-what else runs; CPU seconds per sample do not). Peak RSS is measured on the command
+steady-state rate counts from its first row (the first shard done) to its last; the CPU time
+of every process of the instance is counted, and a pass over half the shards before the full
+one gives the steady-state CPU per sample by difference (wall clock on a shared machine depends
+on what else runs; CPU seconds per sample much less). Peak RSS is measured on the command
 (`rightsmeta scan ... --report r.jsonl --out DIR`) with GNU time (Debian package `time`), for a corpus of
 10 and of 100 shards of the same size: flat memory means the two peaks are close.
 """
@@ -117,33 +118,42 @@ def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int
     return rows, time.perf_counter() - start, cpu() - cpu0 + workers
 
 
-def run_ray(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float, float, float]:
-    """Rows, ray.init seconds, seconds for the pipeline (actor start included), the steady-state
-    rate (from the first shard's rows to the last row), and the CPU seconds every process of the
-    local Ray instance (raylet, GCS, actors) and this driver spent on the pipeline."""
+def _ray_pass(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float, float, float]:
+    """Rows, seconds (actor start included), first-row and last-row times, CPU seconds of every
+    process of the Ray instance and the driver, read at the last row."""
+    cpu0 = tree_cpu(os.getpid()) + cpu()
+    begin = time.perf_counter()
+    first = last = begin
+    rows = 0
+    used = 0.0
+    for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs):
+        rows += 1
+        if rows == 1:
+            first = time.perf_counter()
+        if rows == expected:
+            last = time.perf_counter()
+            used = tree_cpu(os.getpid()) + cpu() - cpu0
+    return rows, time.perf_counter() - begin, first, last, used
+
+
+def run_ray(paths: list[str], jobs: int, out: str, expected: int) -> dict[str, float]:
+    """Ray's start-up, then a pass over half the shards and one over all of them on the same
+    instance: the differences between the two passes (samples, CPU seconds) are the steady state,
+    free of actor start-up and other fixed costs."""
     import ray
 
     start = time.perf_counter()
     ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="error")
     startup = time.perf_counter() - start
     try:
-        cpu0 = tree_cpu(os.getpid()) + cpu()
-        begin = time.perf_counter()
-        first = last = begin
-        rows = 0
-        used = 0.0
-        for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs):
-            rows += 1
-            if rows == 1:
-                first = time.perf_counter()
-            if rows == expected:
-                last = time.perf_counter()
-                used = tree_cpu(os.getpid()) + cpu() - cpu0
-        whole = time.perf_counter() - begin
+        half = paths[: len(paths) // 2]
+        n_half, _, _, _, cpu_half = _ray_pass(half, jobs, out + "-half", expected * len(half) // len(paths))
+        rows, whole, first, last, cpu_whole = _ray_pass(paths, jobs, out, expected)
     finally:
         ray.shutdown()
-    first_shard = expected // len(paths)
-    return rows, startup, whole, (rows - first_shard) / max(last - first, 1e-9), used
+    return {"rows": rows, "startup": startup, "whole": whole, "cpu": cpu_whole,
+            "steady": (rows - expected // len(paths)) / max(last - first, 1e-9),
+            "cpu_per_sample": (cpu_whole - cpu_half) / (rows - n_half)}
 
 
 def peak_rss(paths: list[str], out: str, report: str) -> int:
@@ -183,11 +193,14 @@ def main() -> None:
               f"CPU {two[2]:.2f} s vs {one[2]:.2f} s, so the parallel work costs x{two[2] / one[2]:.2f} the serial work "
               f"(speed-up bound on 2 free cores x{2 * one[2] / two[2]:.2f})")
         if not args.no_ray:
-            rows, startup, total, steady, used = run_ray(corpus, 2, str(root / "outr"), samples)
+            r = run_ray(corpus, 2, str(root / "outr"), samples)
             local_rate = two[0] / two[1]
-            print(f"ray    2 CPUs     : {rows / total:7.0f} samples/s wall ({total:.2f} s incl. actor start), "
-                  f"steady state {steady:.0f} samples/s = x{steady / local_rate:.2f} of local at 2 processes; "
-                  f"CPU {used:.2f} s = x{used / two[2]:.2f} local's; ray.init {startup:.1f} s apart")
+            print(f"ray    2 CPUs     : {r['rows'] / r['whole']:7.0f} samples/s wall ({r['whole']:.2f} s incl. actor start), "
+                  f"steady state {r['steady']:.0f} samples/s = x{r['steady'] / local_rate:.2f} of local at 2 processes; "
+                  f"ray.init {r['startup']:.1f} s apart")
+            print(f"ray    CPU        : {r['cpu']:.2f} s for the run = x{r['cpu'] / two[2]:.2f} local's at 2; steady state "
+                  f"{1 / r['cpu_per_sample']:.0f} samples per CPU-second = x{(1 / r['cpu_per_sample']) / per_core:.2f} "
+                  f"of local's per core")
         rss = {}
         for count in counts:
             rss[count] = peak_rss(paths[:count], str(root / f"rss-out-{count}"), str(root / f"rss-{count}.jsonl"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -447,6 +448,9 @@ def scan(
         report = ReportWriter(report_file) if report_file else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
+    if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
+        # said before the scan, not after an hour of it
+        raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
     counts = {"keep": 0, "drop": 0}
     found: set[str] = set()
     with report if report is not None else contextlib.nullcontext():

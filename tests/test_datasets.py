@@ -432,6 +432,8 @@ def test_cli_exit_codes_and_fail_on(tmp_path: Path) -> None:
     assert runner.invoke(main, ["scan", str(tmp_path / "a.tar"), "--purpose", "search", "--fail-on", "notAllowed"]).exit_code == 0
     assert runner.invoke(main, ["scan", str(tmp_path / "a.tar"), "--purpose", GENAI, "--fail-on", "bogus"]).exit_code == 2
     assert runner.invoke(main, ["scan", str(tmp_path / "nothing-*.tar"), "--purpose", GENAI]).exit_code == 2
+    nowhere = runner.invoke(main, ["scan", str(tmp_path / "a.tar"), "--purpose", GENAI, "--report", str(tmp_path / "no" / "r.jsonl")])
+    assert nowhere.exit_code == 2 and "folder does not exist" in nowhere.output
 
 
 def test_ray_engine_without_ray_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
