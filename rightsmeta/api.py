@@ -71,6 +71,9 @@ def read(
         report.errors.append(f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it")
     for carrier in report.carriers:
         report.errors.extend(f"{carrier.name}: {e}" for e in carrier.errors)
+        if carrier.values.get("validation_state") == "Invalid":  # signed, then changed: use fails closed
+            codes = ", ".join(carrier.values.get("failures") or []) or "no reason given"
+            report.errors.append(f"{carrier.name}: the manifest failed validation ({codes})")
         for key, value in carrier.rights.items():
             report.rights.setdefault(key, value)
     report.decision = decide(report.signals)
@@ -198,11 +201,29 @@ def _record(ledger: Ledger, path: str, fmt: str, data: bytes, assertion: Asserti
     return []
 
 
-def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]:
+def walk(
+    paths: Iterable[PathLike], *, recursive: bool = False, skipped: list[tuple[str, str]] | None = None
+) -> Iterator[str]:
     """Files named, and with ``recursive`` the files below named folders, in a stable order.
 
-    Hidden files and folders (and our own temporary files) are passed over in folders.
+    Hidden files and folders (and our own temporary files) are passed over in folders. With
+    ``skipped``, what is not a regular file (a FIFO, socket or device, which would block or never
+    end when read) is not yielded but added there as ``(path, reason)``; without it, such paths
+    are yielded and ``read`` refuses them without blocking.
     """
+    from .fsio import kind_of
+
+    def regular(path: str) -> bool:
+        if skipped is None or path == "-":
+            return True
+        try:
+            kind = kind_of(os.stat(path).st_mode)
+        except OSError:
+            return True  # gone or unreadable: reading it says why
+        if kind is not None:
+            skipped.append((path, f"{kind}, not a regular file; not read"))
+        return kind is None
+
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -211,7 +232,7 @@ def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for file in sorted(files):
-                    if not file.startswith("."):
+                    if not file.startswith(".") and regular(os.path.join(root, file)):
                         yield os.path.join(root, file)
-        else:
+        elif regular(path):
             yield path

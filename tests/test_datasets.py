@@ -22,7 +22,7 @@ from samples import image_bytes
 
 import rightsmeta
 from rightsmeta.cli import main
-from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, scan, scan_shard
+from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
 from rightsmeta.datasets.report import ReportWriter, read_report
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
@@ -124,11 +124,14 @@ def test_decide_sample_follows_the_file_and_fails_closed() -> None:
     assert not garbage.keep and garbage.errors and "fail closed" in garbage.reasons[0]
 
 
+TDM_HEADER = "http tdm-reservation:tdmrep"  # carrier:vocabulary, as rightsmeta.web names the header
+
+
 @pytest.mark.parametrize(("headers", "source"), [
-    ({"tdm-reservation": "1"}, "http:tdmrep"),
-    ({"X-Robots-Tag": "noai, noimageai"}, "http:robots"),
-    ({"X-Robots-Tag": "otherbot: noai"}, "http:robots"),  # agent-scoped: we do not know ours, so it counts
-    ([["Content-Usage", "train-ai=n"]], "http:aipref"),
+    ({"tdm-reservation": "1"}, TDM_HEADER),
+    ({"X-Robots-Tag": "noai, noimageai"}, "http X-Robots-Tag:robots"),
+    ({"X-Robots-Tag": "rightsmeta: noai"}, "http X-Robots-Tag:robots"),  # scoped to our agent
+    ([["Content-Usage", "train-ai=n"]], "http Content-Usage:aipref"),
 ])
 def test_recorded_headers_join_the_decision(headers: Any, source: str) -> None:
     decision = decide_sample(image_bytes("png"), {"url": "https://example.com/a.png", "headers": headers}, GENAI)
@@ -137,17 +140,27 @@ def test_recorded_headers_join_the_decision(headers: Any, source: str) -> None:
     assert decide_sample(image_bytes("png"), {"headers": headers}, GENAI, header_step=None).keep
 
 
+def test_header_rules_are_those_of_rightsmeta_check() -> None:
+    png = image_bytes("png")
+    # a directive scoped to another crawler does not apply (rightsmeta.web's rule) ...
+    assert decide_sample(png, {"headers": {"X-Robots-Tag": "otherbot: noai"}}, GENAI).keep
+    # ... while the minimal reader counts it for everyone (it cannot know the agent)
+    assert not decide_sample(png, {"headers": {"X-Robots-Tag": "otherbot: noai"}}, GENAI, header_step=recorded_headers).keep
+    # TDMRep: any value but 0 or 1 is treated as unset by the web layer, an error for the minimal reader
+    assert decide_sample(png, {"headers": {"tdm-reservation": "maybe"}}, GENAI).keep
+    assert not decide_sample(png, {"headers": {"tdm-reservation": "maybe"}}, GENAI, header_step=recorded_headers).keep
+
+
 def test_headers_that_allow_cannot_outvote_a_file_that_denies() -> None:
     tagged = rightsmeta.tag_bytes(image_bytes("png"), DENY_AI)
     decision = decide_sample(tagged, {"headers": {"Content-Usage": "train-ai=y"}}, GENAI)
     assert not decision.keep and decision.state.value == "notAllowed"
-    assert any(r.startswith("conflict:") and "http:aipref" in r for r in decision.reasons)
+    assert any(r.startswith("conflict:") and "http Content-Usage:aipref" in r for r in decision.reasons)
 
 
 def test_bad_recorded_metadata_drops_the_sample() -> None:
     png = image_bytes("png")
     assert not decide_sample(png, {"headers": "tdm-reservation: 1"}, GENAI).keep  # not a mapping or pairs
-    assert not decide_sample(png, {"headers": {"tdm-reservation": "maybe"}}, GENAI).keep  # malformed value
     assert not decide_sample(png, {"headers": [[1, 2]]}, GENAI).keep
     assert decide_sample(png, {"headers": {"tdm-reservation": "0"}}, GENAI).keep
 
@@ -196,7 +209,7 @@ def test_tar_shards_filtered_byte_identical_and_readable_by_webdataset(tmp_path:
     formats = {r["format"] for r in rows}
     assert {"jpeg", "png", "webp", "tiff", "gif", "wav"} <= formats
     denied = next(r for r in rows if r["key"] == "000016")
-    assert denied["sources"] == ["http:tdmrep"]
+    assert denied["sources"] == [TDM_HEADER]
 
     for name in ("shard-000000.tar", "shard-000001.tar"):
         before, after = members(tmp_path / name), members(out / name)
@@ -363,7 +376,7 @@ def test_parquet_plain_binary_column_and_url_header_columns(tmp_path: Path) -> N
     rows = list(scan([str(tmp_path / "p.parquet")], GENAI, column="img"))
     assert [r["key"] for r in rows] == ["0", "1", "2", "3"]  # no key column: the row number
     assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
-    assert rows[2]["sources"] == ["http:tdmrep"]  # SAMPLES[16]: reserved by its recorded header alone
+    assert rows[2]["sources"] == [TDM_HEADER]  # SAMPLES[16]: reserved by its recorded header alone
     # the same metadata as one binary json column
     table = pa.table({"image": [s["data"] for s in SAMPLES[14:18]],
                       "json": pa.array([json.dumps(s["meta"]).encode() for s in SAMPLES[14:18]], pa.binary())})

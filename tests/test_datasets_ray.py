@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_datasets import SAMPLES, _tar, expected, hf_table, write_wds
+from test_datasets import SAMPLES, TDM_HEADER, _tar, expected, hf_table, write_wds
 
 from rightsmeta.datasets import scan
 
@@ -101,4 +101,4 @@ def test_sample_decider_over_read_webdataset_rows(local_ray: None, tmp_path: Pat
                         batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
     rows = ds.take_all()
     assert {r["__key__"]: (("keep" if r["rightsmeta_keep"] else "drop"), r["rightsmeta_permission"]) for r in rows} == expected(SAMPLES)
-    assert next(r for r in rows if r["__key__"] == "000016")["rightsmeta_sources"] == ["http:tdmrep"]  # the recorded header
+    assert next(r for r in rows if r["__key__"] == "000016")["rightsmeta_sources"] == [TDM_HEADER]  # the recorded header

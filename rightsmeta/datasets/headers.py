@@ -5,10 +5,10 @@ it came from and some of the response headers. Those headers may carry a reserva
 itself does not (``tdm-reservation``, ``X-Robots-Tag: noai``, ``Content-Usage: train-ai=n``).
 Nothing here touches the network: only what was recorded is read.
 
-The step is pluggable (:data:`HeaderStep`): :func:`recorded_headers` is a minimal reader over
-the project's own vocabulary decoders. The scrapers' issue (``rightsmeta.web``) brings the full
-header decision (user-agent-scoped ``X-Robots-Tag``, every aipref draft, site policies); the lead
-plugs its pure function in here, in :data:`DEFAULT_STEP`, once both are merged.
+The step is pluggable (:data:`HeaderStep`). :data:`DEFAULT_STEP` is :func:`web_headers`, the
+header rules of ``rightsmeta check`` (``rightsmeta.web``); :func:`recorded_headers` is a minimal,
+stricter reader over the vocabulary decoders alone (agent-scoped ``X-Robots-Tag`` directives count
+for everyone, malformed values drop the sample).
 """
 
 from __future__ import annotations
@@ -105,19 +105,17 @@ def recorded_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tup
     return signals, errors
 
 
-# Where rightsmeta.web's pure header decision plugs in after the merge (issue 13, engineer E's
-# branch has it as rightsmeta/web/headers.py ``parse(headers, agent) -> Parsed``), for example:
-#
-#     from ..web.headers import parse
-#     from ..web.core import DEFAULT_AGENT
-#
-#     def web_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tuple[list[Signal], list[str]]:
-#         parsed = parse(headers, DEFAULT_AGENT)
-#         return parsed.signals, parsed.errors
-#
-#     DEFAULT_STEP = web_headers
-#
-# tests/test_datasets.py::test_recorded_headers_join_the_decision then checks the wiring (its
-# agent-scoped X-Robots-Tag case expects "fail closed when the agent is unknown": E's reader
-# knows the agent, so that expectation changes with it).
-DEFAULT_STEP: HeaderStep = recorded_headers
+def web_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tuple[list[Signal], list[str]]:
+    """The scrapers' header reading (``rightsmeta.web.headers.parse``, issue 13), for the agent
+    ``rightsmeta``: X-Robots-Tag directives scoped to other agents do not apply; values the web
+    layer ignores as malformed (TDMRep: "treated as unset") are ignored here too, while headers
+    that could not be decoded at all are errors, which drop the sample."""
+    from ..web.core import DEFAULT_AGENT
+    from ..web.headers import parse
+
+    parsed = parse(list(headers), DEFAULT_AGENT)
+    return parsed.signals, parsed.errors
+
+
+#: The step ``decide_sample`` uses unless told otherwise: the same header rules as ``rightsmeta check``.
+DEFAULT_STEP: HeaderStep = web_headers
