@@ -10,9 +10,8 @@ and 1 % reserved only by a recorded `tdm-reservation` response header.
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
 written to --out, as the command does. Ray's local instance start-up is timed apart; its
 steady-state rate counts from its first row (the first shard done) to its last; the CPU time
-of every process of the instance is counted, and a pass over half the shards before the full
-one gives the steady-state CPU per sample by difference (wall clock on a shared machine depends
-on what else runs; CPU seconds per sample much less). Peak RSS is measured on the command
+of every process of the instance is counted, read from /proc (wall clock on a shared machine
+depends on what else runs; CPU seconds per sample much less). Peak RSS is measured on the command
 (`rightsmeta scan ... --report r.jsonl --out DIR`) with GNU time (Debian package `time`), for a corpus of
 10 and of 100 shards of the same size: flat memory means the two peaks are close.
 """
@@ -107,6 +106,33 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def ray_cpu() -> dict[int, float]:
+    """CPU seconds of each live process of this machine's Ray instance (raylet, GCS, agents,
+    workers and actors), by process id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                command = fh.read()
+            if not (command.startswith(b"ray::") or b"site-packages/ray/" in command):
+                continue
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def ray_cpu_since(before: dict[int, float]) -> float:
+    """CPU spent since ``before`` by the processes alive now (the actors of an earlier pass exit
+    during the next one: their CPU must not count against it)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in ray_cpu().items())
+
+
 def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float]:
     """Rows, wall seconds, CPU seconds of this process and its workers (read while they still live)."""
     start, cpu0 = time.perf_counter(), cpu()
@@ -121,7 +147,7 @@ def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int
 def _ray_pass(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float, float, float]:
     """Rows, seconds (actor start included), first-row and last-row times, CPU seconds of every
     process of the Ray instance and the driver, read at the last row."""
-    cpu0 = tree_cpu(os.getpid()) + cpu()
+    before, cpu0 = ray_cpu(), cpu()
     begin = time.perf_counter()
     first = last = begin
     rows = 0
@@ -132,28 +158,25 @@ def _ray_pass(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int
             first = time.perf_counter()
         if rows == expected:
             last = time.perf_counter()
-            used = tree_cpu(os.getpid()) + cpu() - cpu0
+            used = ray_cpu_since(before) + cpu() - cpu0
     return rows, time.perf_counter() - begin, first, last, used
 
 
 def run_ray(paths: list[str], jobs: int, out: str, expected: int) -> dict[str, float]:
-    """Ray's start-up, then a pass over half the shards and one over all of them on the same
-    instance: the differences between the two passes (samples, CPU seconds) are the steady state,
-    free of actor start-up and other fixed costs."""
+    """Ray's start-up, a warm-up pass over two shards (Ray Data starts its stats and autoscaling
+    actors once per instance), then the measured pass over every shard (a new actor pool)."""
     import ray
 
     start = time.perf_counter()
     ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="error")
     startup = time.perf_counter() - start
     try:
-        half = paths[: len(paths) // 2]
-        n_half, _, _, _, cpu_half = _ray_pass(half, jobs, out + "-half", expected * len(half) // len(paths))
-        rows, whole, first, last, cpu_whole = _ray_pass(paths, jobs, out, expected)
+        _ray_pass(paths[:2], jobs, out + "-warm", expected * 2 // len(paths))
+        rows, whole, first, last, used = _ray_pass(paths, jobs, out, expected)
     finally:
         ray.shutdown()
-    return {"rows": rows, "startup": startup, "whole": whole, "cpu": cpu_whole,
-            "steady": (rows - expected // len(paths)) / max(last - first, 1e-9),
-            "cpu_per_sample": (cpu_whole - cpu_half) / (rows - n_half)}
+    return {"rows": rows, "startup": startup, "whole": whole, "cpu": used,
+            "steady": (rows - expected // len(paths)) / max(last - first, 1e-9)}
 
 
 def peak_rss(paths: list[str], out: str, report: str) -> int:
@@ -198,9 +221,8 @@ def main() -> None:
             print(f"ray    2 CPUs     : {r['rows'] / r['whole']:7.0f} samples/s wall ({r['whole']:.2f} s incl. actor start), "
                   f"steady state {r['steady']:.0f} samples/s = x{r['steady'] / local_rate:.2f} of local at 2 processes; "
                   f"ray.init {r['startup']:.1f} s apart")
-            print(f"ray    CPU        : {r['cpu']:.2f} s for the run = x{r['cpu'] / two[2]:.2f} local's at 2; steady state "
-                  f"{1 / r['cpu_per_sample']:.0f} samples per CPU-second = x{(1 / r['cpu_per_sample']) / per_core:.2f} "
-                  f"of local's per core")
+            print(f"ray    CPU        : {r['cpu']:.2f} s for the pass (actors, raylet, GCS, agents, driver) = "
+                  f"x{r['cpu'] / two[2]:.2f} local's at 2 processes = {r['rows'] / r['cpu']:.0f} samples per CPU-second")
         rss = {}
         for count in counts:
             rss[count] = peak_rss(paths[:count], str(root / f"rss-out-{count}"), str(root / f"rss-{count}.jsonl"))
