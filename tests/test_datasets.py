@@ -468,7 +468,10 @@ def test_a_sample_that_takes_too_long_is_dropped_and_the_scan_goes_on(tmp_path: 
 
     def slow_on_b(data: Any, name: str | None = None) -> Any:  # a reader stuck on one hostile file
         if name and name.startswith("b."):
-            time.sleep(5)
+            try:
+                time.sleep(5)
+            except Exception:  # as the readers' catch-all for their own bugs does: the bound must get through
+                return real_read(b"", name=name)
         return real_read(data, name=name)
 
     monkeypatch.setattr(sample_module, "read", slow_on_b)

@@ -82,8 +82,8 @@ def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
             sample.errors.append(f"{label}: not valid JSON ({exc})")
 
 
-class _SampleTimeout(Exception):
-    pass
+class _SampleTimeout(BaseException):
+    """A BaseException, so the readers' catch-all for their own bugs cannot swallow it."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
