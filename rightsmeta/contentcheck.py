@@ -1,0 +1,157 @@
+"""Proof that tagging changed only metadata: the decoded content before and after must agree.
+
+The read-back in ``api`` proves the new file *says* what was asked; this module proves it
+still *is* the same work. Writers and the C2PA signer rewrite containers, and on odd input
+they have dropped a PDF page, changed a TIFF's decoded width and turned trailing chunks into
+sound. So every tag decodes the content before and after and refuses a result whose exact
+hash differs: images and documents with the decoders the ledger uses (``fingerprint.essence``:
+every pixel with the image size, every PDF page's content with the page count), audio as every
+PCM sample libsndfile decodes, with rate and channels, read until the decoder has no more.
+(Not ``essence``'s audio hash: it reads as many frames as the header estimates, and for an MP3
+without a Xing/LAME header libsndfile estimates from the file size, so adding an ID3 tag
+changes it although not one sample does; ffmpeg formats go through ``essence``, whose
+ffmpeg-made WAV states its length.) For images the embedded ICC colour profile is compared
+too, since it changes how every pixel is shown and the pixel hash does not cover it.
+
+Some input cannot be compared that way, and is refused before anything is written:
+
+- a WAV whose ``data`` chunk declares 0 bytes (or 0xFFFFFFFF, a recorder that never finished
+  its header): libsndfile reads no samples, ffmpeg reads to the end of the file, so any chunk
+  written after it would become sound in ffmpeg-based players.
+
+When the original cannot be decoded at all, the comparison cannot be made; the result says so
+in a note instead of claiming a proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+
+import numpy as np
+
+from .errors import ContentChanged
+from .fingerprint import _SOUNDFILE_FORMATS, KIND_OF, MAX_AUDIO_SECONDS, Essence, essence
+
+_RIFF_AUDIO = frozenset({"wav"})
+_MAX_RIFF_CHUNKS = 100_000  # a RIFF with more top-level chunks is not walked further
+
+
+def check_source(data: bytes, fmt: str) -> None:
+    """Refuse, before writing, input whose content another reader would see change."""
+    if fmt in _RIFF_AUDIO:
+        _check_wav_data(data)
+
+
+def compare(before: bytes, after: bytes, fmt: str) -> tuple[Essence, list[str]]:
+    """The new bytes' essence and notes; raises ``ContentChanged`` when the content differs."""
+    new = essence(after, fmt)
+    kind = KIND_OF.get(fmt)
+    if kind is None:
+        return new, []
+    if fmt in _SOUNDFILE_FORMATS:
+        was, why = _pcm_hash(before, fmt)
+        now = _pcm_hash(after, fmt)[0] if was is not None else None
+    else:
+        old = essence(before, fmt)
+        was, why, now = old.hash, old.reason, new.hash
+    if was is None:
+        return new, [f"the content could not be compared before and after ({why})"]
+    if now != was:
+        raise ContentChanged(
+            f"tagging would change the {_WHAT[kind]} of this {fmt.upper()}{_detail(before, after, fmt, kind)}; "
+            "the original is kept"
+        )
+    if kind == "image":
+        profile, kept = _icc(before), _icc(after)
+        if profile != kept:
+            raise ContentChanged(
+                f"tagging would change this {fmt.upper()}'s ICC colour profile "
+                f"({_size(profile)} -> {_size(kept)}); the original is kept"
+            )
+    return new, []
+
+
+_WHAT = {"image": "decoded pixels", "audio": "decoded samples", "text": "pages"}
+
+
+def _detail(before: bytes, after: bytes, fmt: str, kind: str) -> str:
+    """What changed, where it is cheap to say: image geometry, PDF page count."""
+    try:
+        if kind == "image":
+            from PIL import Image
+
+            with Image.open(io.BytesIO(before)) as a, Image.open(io.BytesIO(after)) as b:
+                if a.size != b.size:
+                    return f" ({a.width}x{a.height} pixels before, {b.width}x{b.height} after)"
+        elif fmt == "pdf":
+            import pypdf
+
+            counts = [len(pypdf.PdfReader(io.BytesIO(x), strict=False).pages) for x in (before, after)]
+            if counts[0] != counts[1]:
+                return f" ({counts[0]} pages before, {counts[1]} after)"
+    except Exception:  # only the message's detail is lost; the refusal stands
+        return ""
+    return ""
+
+
+def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(io.BytesIO(data)) as fh:
+            rate, channels = int(fh.samplerate), int(fh.channels)
+            digest = hashlib.sha256(b"%d\0%d\0" % (rate, channels))
+            limit, frames = MAX_AUDIO_SECONDS * max(rate, 1), 0
+            # A buffer given as ``out`` is filled as far as the decoder goes; without one,
+            # soundfile stops at the header's frame count, an estimate for MP3.
+            buffer = np.empty((1 << 16, channels), dtype=np.int32)
+            while True:
+                block = fh.read(out=buffer)
+                if len(block) == 0:
+                    break
+                frames += len(block)
+                if frames > limit:
+                    return None, f"audio longer than {MAX_AUDIO_SECONDS} s is not decoded"
+                digest.update(block.astype("<i4", copy=False).tobytes())
+    except Exception as exc:  # libsndfile's errors, and anything a hostile file provokes in it
+        return None, f"libsndfile cannot decode this {fmt.upper()}: {exc}"
+    return digest.hexdigest(), None
+
+
+def _icc(data: bytes) -> bytes | None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            profile = img.info.get("icc_profile")
+    except Exception:  # the pixel comparison already decoded the image; a profile read failing is "none"
+        return None
+    return bytes(profile) if profile else None
+
+
+def _size(profile: bytes | None) -> str:
+    return "none" if profile is None else f"{len(profile)} bytes"
+
+
+def _check_wav_data(data: bytes) -> None:
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
+        return  # not a RIFF WAV (RF64, W64): the family's own checks apply
+    order = "<" if data[:4] == b"RIFF" else ">"
+    pos = 12
+    for _ in range(_MAX_RIFF_CHUNKS):
+        if pos + 8 > len(data):
+            return
+        ident = data[pos : pos + 4]
+        (size,) = struct.unpack(order + "I", data[pos + 4 : pos + 8])
+        if ident == b"data":
+            if size in (0, 0xFFFFFFFF) and pos + 8 < len(data):
+                raise ContentChanged(
+                    f"this WAV's data chunk declares {'0' if size == 0 else '0xFFFFFFFF'} bytes but "
+                    f"{len(data) - pos - 8} bytes follow it: ffmpeg plays them to the end of the file, so "
+                    "metadata written after them would become sound; not written (re-save the WAV with "
+                    "a tool that finishes its header, e.g. ffmpeg -i in.wav -c copy out.wav)"
+                )
+            return
+        pos += 8 + size + (size & 1)
