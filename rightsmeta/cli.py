@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -87,6 +88,9 @@ def main() -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Record tagged works in this ledger (default: the user's ledger).")
 @click.option("--no-ledger", is_flag=True, help="Do not record tagged works in any ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+@click.option("--follow-links/--no-follow-links", default=True, show_default=True,
+              help="Tag the file a symbolic link points to (the link stays a link), or skip links.")
+@click.option("--debug", is_flag=True, help="Show the traceback of internal errors on standard error.")
 def tag(
     paths: tuple[str, ...],
     deny: tuple[str, ...],
@@ -106,6 +110,8 @@ def tag(
     ledger: str | None,
     no_ledger: bool,
     as_json: bool,
+    follow_links: bool,
+    debug: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
 
@@ -127,6 +133,9 @@ def tag(
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     files = _files(paths, recursive)
+    if debug:
+        _debug_log()
+    _stale_temps(files, remove=not dry_run)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import nullcontext
@@ -134,9 +143,10 @@ def tag(
     from .ledger import Ledger
 
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
-    with Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
+    with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
         results = [
-            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db)
+            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db,
+                    follow_links=follow_links)
             for f in _progress(files, "tagging", not as_json)
         ]
     if as_json:
@@ -145,6 +155,47 @@ def tag(
         _render_tag(results, dry_run)
     if any(r.status == "failed" for r in results):
         sys.exit(1)
+
+
+def _debug_log() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    logger = logging.getLogger("rightsmeta")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+def _stale_temps(files: list[str], *, remove: bool) -> None:
+    """Say which temporary files an interrupted write left beside these files (and remove them when tagging)."""
+    for path in api.stale_temp_files(files, remove=remove):
+        what = "removed" if remove else "found"
+        hint = "" if remove else "; rightsmeta tag in that folder removes it"
+        click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
+
+    Only the command does this; the library installs no signal handlers (a server calls it
+    from threads).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (the command run from a test harness's thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _render_tag(results: list[TagResult], dry_run: bool) -> None:
@@ -176,6 +227,7 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
+    _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
                for f in _progress(files, "reading", not as_json)]
@@ -328,6 +380,7 @@ def verify(
     if jobs < 0:
         raise click.UsageError("--jobs must be 0 (one per core) or more")
     files = _files(paths, recursive)
+    _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     if "-" in files:
         jobs = 1  # standard input is one stream, read once, in this process
