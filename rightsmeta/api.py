@@ -95,9 +95,8 @@ def _check(assertion: Assertion) -> None:
 
 def _tag_data(
     data: bytes, assertion: Assertion, options: Options, identity: Identity | None
-) -> tuple[bytes, str, list[str], list[str], Essence]:
-    """New bytes, format, carriers written, notes and the new bytes' essence; raises when nothing
-    safe can be written."""
+) -> tuple[bytes, str, list[str], list[str]]:
+    """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
     from . import contentcheck
 
     family, fmt = _identify(data)
@@ -138,8 +137,7 @@ def _tag_data(
     if lost:
         notes.append(f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}")
     # The same work, not only the same words: a rewrite that lost a page or a pixel row is refused.
-    found, unproven = contentcheck.compare(data, new, fmt)
-    return new, fmt, carriers, notes + unproven, found
+    return new, fmt, carriers, notes + contentcheck.compare(data, new, fmt)
 
 
 def tag_bytes(
@@ -218,7 +216,7 @@ def _tag_path(
         except OSError as exc:
             return TagResult(name, "failed", reason=f"cannot read file: {exc.strerror or exc}", assertion=assertion)
         try:
-            new, fmt, carriers, more, found = _tag_data(data, assertion, options, identity)
+            new, fmt, carriers, more = _tag_data(data, assertion, options, identity)
         except UnknownFormat as exc:
             return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
         except RightsmetaError as exc:
@@ -226,6 +224,10 @@ def _tag_path(
         notes += more
         if dry_run:
             return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
+        if ledger is not None:  # before the write: a failure here leaves the file untouched
+            from .fingerprint import essence
+
+            found = essence(new, fmt)
         try:
             atomic_write(target, new, expect=before)
         except RightsmetaError as exc:

@@ -4,8 +4,9 @@ The read-back in ``api`` proves the new file *says* what was asked; this module 
 still *is* the same work. Writers and the C2PA signer rewrite containers, and on odd input
 they have dropped a PDF page, changed a TIFF's decoded width and turned trailing chunks into
 sound. So every tag decodes the content before and after and refuses a result whose exact
-hash differs: images and documents with the decoders the ledger uses (``fingerprint.essence``:
-every pixel with the image size, every PDF page's content with the page count), audio as every
+hash differs: images as Pillow decodes their first frame (mode, size, palette, every pixel),
+documents with the decoder the ledger uses (``fingerprint.essence``: every PDF page's content
+with the page count, an EPUB's spine text), audio as every
 PCM sample libsndfile decodes, with rate and channels, read until the decoder has no more.
 (Not ``essence``'s audio hash: it reads as many frames as the header estimates, and for an MP3
 without a Xing/LAME header libsndfile estimates from the file size, so adding an ID3 tag
@@ -32,7 +33,7 @@ import struct
 import numpy as np
 
 from .errors import ContentChanged
-from .fingerprint import _SOUNDFILE_FORMATS, KIND_OF, MAX_AUDIO_SECONDS, Essence, essence
+from .fingerprint import _PIL_FORMATS, _SOUNDFILE_FORMATS, KIND_OF, MAX_AUDIO_SECONDS, MAX_PIXELS, essence
 
 _RIFF_AUDIO = frozenset({"wav"})
 _MAX_RIFF_CHUNKS = 100_000  # a RIFF with more top-level chunks is not walked further
@@ -44,33 +45,34 @@ def check_source(data: bytes, fmt: str) -> None:
         _check_wav_data(data)
 
 
-def compare(before: bytes, after: bytes, fmt: str) -> tuple[Essence, list[str]]:
-    """The new bytes' essence and notes; raises ``ContentChanged`` when the content differs."""
-    new = essence(after, fmt)
+def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
+    """Notes on what could not be compared; raises ``ContentChanged`` when the content differs."""
     kind = KIND_OF.get(fmt)
     if kind is None:
-        return new, []
-    if fmt in _SOUNDFILE_FORMATS:
+        return []
+    if kind == "image":
+        was, why, profile = _pixels(before, fmt)
+        now, _, kept = _pixels(after, fmt) if was is not None else (None, None, None)
+    elif fmt in _SOUNDFILE_FORMATS:
         was, why = _pcm_hash(before, fmt)
         now = _pcm_hash(after, fmt)[0] if was is not None else None
     else:
         old = essence(before, fmt)
-        was, why, now = old.hash, old.reason, new.hash
+        was, why = old.hash, old.reason
+        now = essence(after, fmt).hash if was is not None else None
     if was is None:
-        return new, [f"the content could not be compared before and after ({why})"]
+        return [f"the content could not be compared before and after ({why})"]
     if now != was:
         raise ContentChanged(
             f"tagging would change the {_WHAT[kind]} of this {fmt.upper()}{_detail(before, after, fmt, kind)}; "
             "the original is kept"
         )
-    if kind == "image":
-        profile, kept = _icc(before), _icc(after)
-        if profile != kept:
-            raise ContentChanged(
-                f"tagging would change this {fmt.upper()}'s ICC colour profile "
-                f"({_size(profile)} -> {_size(kept)}); the original is kept"
-            )
-    return new, []
+    if kind == "image" and profile != kept:
+        raise ContentChanged(
+            f"tagging would change this {fmt.upper()}'s ICC colour profile "
+            f"({_size(profile)} -> {_size(kept)}); the original is kept"
+        )
+    return []
 
 
 _WHAT = {"image": "decoded pixels", "audio": "decoded samples", "text": "pages"}
@@ -120,15 +122,33 @@ def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
     return digest.hexdigest(), None
 
 
-def _icc(data: bytes) -> bytes | None:
+def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None]:
+    """Hash of the first frame as decoded (mode, size, palette, pixels), why not, and the ICC profile.
+
+    Cheaper than ``essence`` (no RGBA conversion, no perceptual code): the comparison needs
+    only equality, and this runs twice on every tagged image.
+    """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            profile = img.info.get("icc_profile")
-    except Exception:  # the pixel comparison already decoded the image; a profile read failing is "none"
-        return None
-    return bytes(profile) if profile else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    return None, f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} decoded", None
+                img.seek(0)
+                img.load()
+                digest = hashlib.sha256(b"%s\0%d\0%d\0" % (img.mode.encode(), img.width, img.height))
+                if img.palette is not None:
+                    digest.update(bytes(img.palette.tobytes()))
+                digest.update(repr(sorted((k, v) for k, v in img.info.items() if k == "transparency")).encode())
+                digest.update(img.tobytes())
+                profile = img.info.get("icc_profile")
+    except Exception as exc:  # Pillow raises any type on hostile input
+        return None, f"Pillow cannot decode this {fmt.upper()}: {type(exc).__name__}: {exc}", None
+    return digest.hexdigest(), None, bytes(profile) if profile else None
 
 
 def _size(profile: bytes | None) -> str:

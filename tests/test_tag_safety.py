@@ -101,8 +101,10 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
         _patch_write(monkeypatch, lambda real: _raise_for_victim(real, OverflowError("int too big to convert")))
     elif stage == "fingerprint":
         monkeypatch.setattr(fingerprint, "fingerprint", _raise_for_victim(fingerprint.fingerprint, OverflowError("int too big")))
-    elif stage == "essence":
-        monkeypatch.setattr(contentcheck, "essence", _raise_for_victim(contentcheck.essence, SyntaxError("decoder bug")))
+    elif stage == "content check":
+        monkeypatch.setattr(contentcheck, "_pixels", _raise_for_victim(contentcheck._pixels, SyntaxError("decoder bug")))
+    elif stage == "ledger essence":
+        monkeypatch.setattr(fingerprint, "essence", _raise_for_victim(fingerprint.essence, MemoryError()))
     elif stage == "sign":
         monkeypatch.setattr(manifest, "sign", _raise_for_victim(manifest.sign, RuntimeError("PdfReadError-like failure")))
     elif stage == "ledger":
@@ -116,7 +118,7 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(Ledger, "record", record)
 
 
-@pytest.mark.parametrize("stage", ["family write", "fingerprint", "essence", "sign", "ledger"])
+@pytest.mark.parametrize("stage", ["family write", "fingerprint", "content check", "sign", "ledger essence", "ledger"])
 def test_an_unexpected_error_at_any_stage_fails_only_that_file(
     stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, identity: keys.Identity
 ) -> None:
