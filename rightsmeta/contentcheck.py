@@ -50,9 +50,17 @@ def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
     kind = KIND_OF.get(fmt)
     if kind is None:
         return []
+    was: str | None
+    now: str | None
     if kind == "image":
-        was, why, profile = _pixels(before, fmt)
-        now, _, kept = _pixels(after, fmt) if was is not None else (None, None, None)
+        quick = _decoder_input(before, fmt)
+        if quick is not None and quick == _decoder_input(after, fmt):
+            # The bytes the decoder reads are the same bytes: so are the pixels.
+            was = now = "same decoder input"
+            why, profile, kept = None, _icc(before, fmt), _icc(after, fmt)
+        else:
+            was, why, profile = _pixels(before, fmt)
+            now, _, kept = _pixels(after, fmt) if was is not None else (None, None, None)
     elif fmt in _SOUNDFILE_FORMATS:
         was, why = _pcm_hash(before, fmt)
         now = _pcm_hash(after, fmt)[0] if was is not None else None
@@ -122,6 +130,98 @@ def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
     return digest.hexdigest(), None
 
 
+# Segments and chunks that hold only metadata: no decoder reads them to make pixels. (ICC profiles
+# are compared on their own; JPEG APP14 "Adobe", which selects the colour transform, is kept.)
+_JPEG_METADATA = frozenset(range(0xE0, 0xF0)) - {0xEE} | {0xFE}
+_PNG_METADATA = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"caBX"})
+_WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
+_MAX_PIECES = 100_000
+
+
+def _decoder_input(data: bytes, fmt: str) -> bytes | None:
+    """The bytes an image decoder reads to make pixels, with metadata segments left out; None
+    when the format is not one of these or the walk finds something unexpected (then the pixels
+    are decoded and compared instead). A fast path: most tags change no byte of these."""
+    try:
+        if fmt == "jpeg":
+            return _jpeg_input(data)
+        if fmt == "png":
+            return _png_input(data)
+        if fmt == "webp":
+            return _webp_input(data)
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None
+
+
+def _jpeg_input(data: bytes) -> bytes | None:
+    if data[:2] != b"\xff\xd8":
+        return None
+    kept: list[bytes] = []
+    pos = 2
+    for _ in range(_MAX_PIECES):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if length < 2 or pos + 2 + length > len(data):
+            return None
+        if marker == 0xDA:  # start of scan: the rest is image data (and any later tables)
+            kept.append(data[pos:])
+            return b"".join(kept)
+        if marker not in _JPEG_METADATA:
+            kept.append(data[pos : pos + 2 + length])
+        pos += 2 + length
+    return None
+
+
+def _png_input(data: bytes) -> bytes | None:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    kept: list[bytes] = []
+    pos = 8
+    for _ in range(_MAX_PIECES):
+        if pos == len(data):
+            return b"".join(kept)
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 12 + length
+        if end > len(data):
+            return None
+        if data[pos + 4 : pos + 8] not in _PNG_METADATA:
+            kept.append(data[pos:end])
+        if data[pos + 4 : pos + 8] == b"IEND":
+            kept.append(data[end:])
+            return b"".join(kept)
+        pos = end
+    return None
+
+
+def _webp_input(data: bytes) -> bytes | None:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    kept: list[bytes] = []
+    pos = 12
+    for _ in range(_MAX_PIECES):
+        if pos + 8 > len(data):
+            kept.append(data[pos:])
+            return b"".join(kept)
+        ident = data[pos : pos + 4]
+        (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        end = pos + 8 + length + (length & 1)
+        if end > len(data) + 1:
+            return None
+        if ident == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist
+            body = data[pos + 8 : pos + 8 + length]
+            kept.append(ident + bytes([body[0] & ~0x0C]) + body[1:])
+        elif ident not in _WEBP_METADATA:
+            kept.append(data[pos:end])
+        pos = end
+    return None
+
+
 def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None]:
     """Hash of the first frame as decoded (mode, size, palette, pixels), why not, and the ICC profile.
 
@@ -149,6 +249,18 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     except Exception as exc:  # Pillow raises any type on hostile input
         return None, f"Pillow cannot decode this {fmt.upper()}: {type(exc).__name__}: {exc}", None
     return digest.hexdigest(), None, bytes(profile) if profile else None
+
+
+def _icc(data: bytes, fmt: str) -> bytes | None:
+    """The ICC profile as Pillow reads it from the header, without decoding pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+            profile = img.info.get("icc_profile")
+    except Exception:  # undecodable both times is "no profile" both times; a change still shows
+        return None
+    return bytes(profile) if profile else None
 
 
 def _size(profile: bytes | None) -> str:

@@ -102,7 +102,8 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
     elif stage == "fingerprint":
         monkeypatch.setattr(fingerprint, "fingerprint", _raise_for_victim(fingerprint.fingerprint, OverflowError("int too big")))
     elif stage == "content check":
-        monkeypatch.setattr(contentcheck, "_pixels", _raise_for_victim(contentcheck._pixels, SyntaxError("decoder bug")))
+        bug = SyntaxError("decoder bug")
+        monkeypatch.setattr(contentcheck, "_decoder_input", _raise_for_victim(contentcheck._decoder_input, bug))
     elif stage == "ledger essence":
         monkeypatch.setattr(fingerprint, "essence", _raise_for_victim(fingerprint.essence, MemoryError()))
     elif stage == "sign":
@@ -240,6 +241,23 @@ def test_scan_data_changed_by_a_writer_is_refused_without_exiftool(tmp_path: Pat
     assert result.status == "failed"
     assert result.reason == "tagging would change the decoded pixels of this JPEG; the original is kept"
     assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_the_quick_comparison_skips_only_metadata(fmt: str, identity: keys.Identity) -> None:
+    from rightsmeta.contentcheck import _decoder_input
+
+    original = image_bytes(fmt, size=(40, 24), seed=22, exif=True, icc=True)
+    assert _decoder_input(original, fmt) is not None
+    for tagged in (rightsmeta.tag_bytes(original, DENY_AI), rightsmeta.tag_bytes(original, DENY_AI, identity=identity)):
+        assert len(tagged) > len(original) + 500  # XMP (and a manifest) were added ...
+        assert _decoder_input(tagged, fmt) == _decoder_input(original, fmt)  # ... beside what the decoder reads
+        assert pixels(tagged) == pixels(original)
+    # A byte the decoder reads, changed: the quick comparison sees it (and the pixels are decoded).
+    marker, skip = {"jpeg": (b"\xff\xdb", 10), "png": (b"IDAT", 8), "webp": (b"VP8L", 12)}[fmt]
+    body = original.index(marker) + skip
+    changed = original[:body] + bytes([original[body] ^ 0x04]) + original[body + 1 :]
+    assert _decoder_input(changed, fmt) != _decoder_input(original, fmt)
 
 
 def _wav(samples: bytes, *, data_size: int | None = None) -> bytes:
