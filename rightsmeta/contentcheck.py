@@ -204,22 +204,43 @@ def _webp_input(data: bytes) -> bytes | None:
         return None
     kept: list[bytes] = []
     pos = 12
+    extended = False
     for _ in range(_MAX_PIECES):
         if pos + 8 > len(data):
             kept.append(data[pos:])
-            return b"".join(kept)
+            break
         ident = data[pos : pos + 4]
         (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         end = pos + 8 + length + (length & 1)
         if end > len(data) + 1:
             return None
         if ident == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist
+            extended = True
             body = data[pos + 8 : pos + 8 + length]
             kept.append(ident + bytes([body[0] & ~0x0C]) + body[1:])
         elif ident not in _WEBP_METADATA:
             kept.append(data[pos:end])
         pos = end
-    return None
+    else:
+        return None
+    if not extended:
+        # A writer adding XMP to a simple WebP adds a VP8X header with no feature flags and the
+        # bitstream's size as canvas; the simple file stands for exactly that header.
+        kept.insert(0, b"VP8X" + _simple_vp8x(data[12:]))
+    return b"".join(kept)
+
+
+def _simple_vp8x(chunk: bytes) -> bytes:
+    ident, body = chunk[:4], chunk[8:]
+    if ident == b"VP8 " and body[3:6] == b"\x9d\x01\x2a":
+        raw_width, raw_height = struct.unpack("<HH", body[6:10])
+        width, height = int(raw_width) & 0x3FFF, int(raw_height) & 0x3FFF
+    elif ident == b"VP8L" and body[:1] == b"\x2f":
+        bits = int.from_bytes(body[1:5], "little")
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    else:
+        raise ValueError("not a simple WebP")
+    return b"\0\0\0\0" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
 
 
 def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None]:
