@@ -55,9 +55,10 @@ def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
     if kind == "image":
         quick = _decoder_input(before, fmt)
         if quick is not None and quick == _decoder_input(after, fmt):
-            # The bytes the decoder reads are the same bytes: so are the pixels.
+            # The bytes the decoder reads are the same bytes: so are the pixels, and the ICC
+            # profile (it is part of those bytes).
             was = now = "same decoder input"
-            why, profile, kept = None, _icc(before, fmt), _icc(after, fmt)
+            why, profile, kept = None, None, None
         else:
             was, why, profile = _pixels(before, fmt)
             now, _, kept = _pixels(after, fmt) if was is not None else (None, None, None)
@@ -130,8 +131,9 @@ def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
     return digest.hexdigest(), None
 
 
-# Segments and chunks that hold only metadata: no decoder reads them to make pixels. (ICC profiles
-# are compared on their own; JPEG APP14 "Adobe", which selects the colour transform, is kept.)
+# Segments and chunks that hold only metadata: no decoder reads them to make pixels. Kept: the ICC
+# profile (JPEG APP2 "ICC_PROFILE", PNG iCCP, WebP ICCP) and JPEG APP14 "Adobe", which selects the
+# colour transform.
 _JPEG_METADATA = frozenset(range(0xE0, 0xF0)) - {0xEE} | {0xFE}
 _PNG_METADATA = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"caBX"})
 _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
@@ -172,7 +174,7 @@ def _jpeg_input(data: bytes) -> bytes | None:
         if marker == 0xDA:  # start of scan: the rest is image data (and any later tables)
             kept.append(data[pos:])
             return b"".join(kept)
-        if marker not in _JPEG_METADATA:
+        if marker not in _JPEG_METADATA or (marker == 0xE2 and data[pos + 4 : pos + 16] == b"ICC_PROFILE\0"):
             kept.append(data[pos : pos + 2 + length])
         pos += 2 + length
     return None
@@ -270,18 +272,6 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     except Exception as exc:  # Pillow raises any type on hostile input
         return None, f"Pillow cannot decode this {fmt.upper()}: {type(exc).__name__}: {exc}", None
     return digest.hexdigest(), None, bytes(profile) if profile else None
-
-
-def _icc(data: bytes, fmt: str) -> bytes | None:
-    """The ICC profile as Pillow reads it from the header, without decoding pixels."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
-            profile = img.info.get("icc_profile")
-    except Exception:  # undecodable both times is "no profile" both times; a change still shows
-        return None
-    return bytes(profile) if profile else None
 
 
 def _size(profile: bytes | None) -> str:

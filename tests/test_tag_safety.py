@@ -428,11 +428,18 @@ def test_png_with_corrupt_iccp_keeps_it_or_is_refused(tmp_path: Path) -> None:
         assert path.read_bytes() == original
 
 
-def test_a_writer_that_changes_the_icc_profile_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _jpeg_icc_segment(data: bytes) -> tuple[int, int]:
+    start = data.index(b"ICC_PROFILE\0") - 4
+    assert data[start : start + 2] == b"\xff\xe2"
+    return start, start + 2 + struct.unpack(">H", data[start + 2 : start + 4])[0]
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_a_writer_that_changes_the_icc_profile_is_refused(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
-    path = tmp_path / "icc.png"
-    original = image_bytes("png", size=(16, 16), seed=10, icc=True)
+    path = tmp_path / f"icc.{fmt}"
+    original = image_bytes(fmt, size=(16, 16), seed=10, icc=True)
     path.write_bytes(original)
 
     def reprofiling(real: Callable[..., Any]) -> Callable[..., Any]:
@@ -440,8 +447,14 @@ def test_a_writer_that_changes_the_icc_profile_is_refused(tmp_path: Path, monkey
             new, carriers = real(data, fmt, assertion, options)
             img = Image.open(io.BytesIO(new))
             out = io.BytesIO()
-            img.save(out, "PNG", icc_profile=lab, pnginfo=_xmp_info(img))
-            return out.getvalue(), carriers
+            if fmt == "png":  # lossless: the same pixels under another profile
+                img.save(out, "PNG", icc_profile=lab, pnginfo=_xmp_info(img))
+                return out.getvalue(), carriers
+            img.save(out, "JPEG", icc_profile=lab)  # only its APP2 segment is used, the scan data stays
+            donor = out.getvalue()
+            a, b = _jpeg_icc_segment(new)
+            c, d = _jpeg_icc_segment(donor)
+            return new[:a] + donor[c:d] + new[b:], carriers
 
         return write
 
@@ -449,7 +462,8 @@ def test_a_writer_that_changes_the_icc_profile_is_refused(tmp_path: Path, monkey
     result = rightsmeta.tag(path, DENY_AI)
     assert result.status == "failed"
     assert result.reason == (
-        f"tagging would change this PNG's ICC colour profile ({len(srgb)} bytes -> {len(lab)} bytes); the original is kept"
+        f"tagging would change this {fmt.upper()}'s ICC colour profile ({len(srgb)} bytes -> {len(lab)} bytes); "
+        "the original is kept"
     )
     assert path.read_bytes() == original
 
