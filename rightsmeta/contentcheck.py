@@ -53,8 +53,7 @@ def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
     was: str | None
     now: str | None
     if kind == "image":
-        quick = _decoder_input(before, fmt)
-        if quick is not None and quick == _decoder_input(after, fmt):
+        if same_decoder_input(before, after, fmt):
             # The bytes the decoder reads are the same bytes: so are the pixels, and the ICC
             # profile (it is part of those bytes).
             was = now = "same decoder input"
@@ -140,10 +139,28 @@ _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
 _MAX_PIECES = 100_000
 
 
-def _decoder_input(data: bytes, fmt: str) -> bytes | None:
-    """The bytes an image decoder reads to make pixels, with metadata segments left out; None
-    when the format is not one of these or the walk finds something unexpected (then the pixels
-    are decoded and compared instead). A fast path: most tags change no byte of these."""
+Pieces = list[tuple[bytes, int, int]]  # (buffer, start, end): compared in place, never copied
+
+
+def same_decoder_input(before: bytes, after: bytes, fmt: str) -> bool:
+    """Whether the bytes an image decoder reads to make pixels are the same in both files.
+
+    A fast path, since most tags change no byte of these: False also when a walk finds
+    something unexpected, and then the pixels are decoded and compared instead.
+    """
+    was, now = _decoder_input(before, fmt), _decoder_input(after, fmt)
+    if was is None or now is None or len(was) != len(now):
+        return False
+    for (a, a0, a1), (b, b0, b1) in zip(was, now, strict=True):
+        # startswith over a memoryview: memcmp in place, no copy of a megabyte of scan data.
+        if a1 - a0 != b1 - b0 or not a.startswith(memoryview(b)[b0:b1], a0):
+            return False
+    return True
+
+
+def _decoder_input(data: bytes, fmt: str) -> Pieces | None:
+    """The pieces of ``data`` an image decoder reads to make pixels (metadata segments left
+    out), or None when the format is not one of these or the walk finds something unexpected."""
     try:
         if fmt == "jpeg":
             return _jpeg_input(data)
@@ -156,10 +173,10 @@ def _decoder_input(data: bytes, fmt: str) -> bytes | None:
     return None
 
 
-def _jpeg_input(data: bytes) -> bytes | None:
+def _jpeg_input(data: bytes) -> Pieces | None:
     if data[:2] != b"\xff\xd8":
         return None
-    kept: list[bytes] = []
+    kept: Pieces = []
     pos = 2
     for _ in range(_MAX_PIECES):
         if data[pos] != 0xFF:
@@ -172,44 +189,44 @@ def _jpeg_input(data: bytes) -> bytes | None:
         if length < 2 or pos + 2 + length > len(data):
             return None
         if marker == 0xDA:  # start of scan: the rest is image data (and any later tables)
-            kept.append(data[pos:])
-            return b"".join(kept)
+            kept.append((data, pos, len(data)))
+            return kept
         if marker not in _JPEG_METADATA or (marker == 0xE2 and data[pos + 4 : pos + 16] == b"ICC_PROFILE\0"):
-            kept.append(data[pos : pos + 2 + length])
+            kept.append((data, pos, pos + 2 + length))
         pos += 2 + length
     return None
 
 
-def _png_input(data: bytes) -> bytes | None:
+def _png_input(data: bytes) -> Pieces | None:
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
-    kept: list[bytes] = []
+    kept: Pieces = []
     pos = 8
     for _ in range(_MAX_PIECES):
         if pos == len(data):
-            return b"".join(kept)
+            return kept
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         end = pos + 12 + length
         if end > len(data):
             return None
         if data[pos + 4 : pos + 8] not in _PNG_METADATA:
-            kept.append(data[pos:end])
+            kept.append((data, pos, end))
         if data[pos + 4 : pos + 8] == b"IEND":
-            kept.append(data[end:])
-            return b"".join(kept)
+            kept.append((data, end, len(data)))
+            return kept
         pos = end
     return None
 
 
-def _webp_input(data: bytes) -> bytes | None:
+def _webp_input(data: bytes) -> Pieces | None:
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return None
-    kept: list[bytes] = []
+    kept: Pieces = []
     pos = 12
     extended = False
     for _ in range(_MAX_PIECES):
         if pos + 8 > len(data):
-            kept.append(data[pos:])
+            kept.append((data, min(pos, len(data)), len(data)))
             break
         ident = data[pos : pos + 4]
         (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
@@ -219,17 +236,19 @@ def _webp_input(data: bytes) -> bytes | None:
         if ident == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist
             extended = True
             body = data[pos + 8 : pos + 8 + length]
-            kept.append(ident + bytes([body[0] & ~0x0C]) + body[1:])
+            header = ident + bytes([body[0] & ~0x0C]) + body[1:]
+            kept.append((header, 0, len(header)))
         elif ident not in _WEBP_METADATA:
-            kept.append(data[pos:end])
+            kept.append((data, pos, min(end, len(data))))
         pos = end
     else:
         return None
     if not extended:
         # A writer adding XMP to a simple WebP adds a VP8X header with no feature flags and the
         # bitstream's size as canvas; the simple file stands for exactly that header.
-        kept.insert(0, b"VP8X" + _simple_vp8x(data[12:]))
-    return b"".join(kept)
+        header = b"VP8X" + _simple_vp8x(data[12:])
+        kept.insert(0, (header, 0, len(header)))
+    return kept
 
 
 def _simple_vp8x(chunk: bytes) -> bytes:
