@@ -183,8 +183,11 @@ def locked(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -> It
     """
     deadline = time.monotonic() + timeout
     while True:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise WriteError(f"{os.fspath(path)} is not a regular file (a folder, pipe or device); not tagged")
             if not _wait_lock(fd, deadline):
                 raise FileBusy(f"another program has held a lock on {os.fspath(path)} for {timeout:.0f} s; not tagged")
             held = os.fstat(fd)

@@ -674,3 +674,34 @@ def test_stale_temporary_file_is_reported_by_verify_and_removed_by_tag(tmp_path:
 def test_stale_temps_finds_nothing_in_a_clean_folder(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_bytes(_jpeg(21))
     assert api.stale_temp_files([tmp_path / "photo.jpg", tmp_path], remove=True) == []
+
+
+def test_a_named_pipe_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "upload.jpg"
+    os.mkfifo(fifo)
+    results: list[rightsmeta.TagResult] = []
+    worker = threading.Thread(target=lambda: results.append(rightsmeta.tag(fifo, DENY_AI)), daemon=True)
+    worker.start()
+    worker.join(20)  # opening a pipe for reading used to wait for a writer, for ever
+    assert [(r.status, r.reason) for r in results] == [
+        ("failed", f"{fifo} is not a regular file (a folder, pipe or device); not tagged")
+    ]
+
+
+def test_mixed_real_folder_with_a_failing_writer(tmp_path: Path, ffmpeg: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10's closing check: music, photos, a PDF and a file that raises inside a writer."""
+    folder = tmp_path / "mixed"
+    files = _batch(folder)
+    for name, codec in (("song.mp3", "libmp3lame"), ("take.wav", "pcm_s16le"), ("loop.flac", "flac")):
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=0.5", "-c:a", codec,
+                        str(folder / name)], check=True)
+    (folder / "book.pdf").write_bytes(_two_page_pdf(b""))
+    (folder / "notes.txt").write_text("not media")
+    _inject("family write", monkeypatch)
+    result = CliRunner().invoke(main, ["tag", "-r", str(folder), "--deny", "ai", "--no-ledger"])
+    assert result.exit_code == 1
+    assert "summary: 6 tagged, 1 skipped, 1 failed" in result.stderr
+    assert re.search(r"failed\s+\S+b\.jpg: internal error \(OverflowError", result.stdout)
+    assert (folder / "b.jpg").read_bytes() == files["b.jpg"]
+    for name in ("a.jpg", "c.jpg", "song.mp3", "take.wav", "loop.flac", "book.pdf"):
+        assert rightsmeta.read(folder / name).permissions[rightsmeta.Purpose.GENAI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
