@@ -14,7 +14,6 @@ read-modify-replace (``fsio.locked``), so two runs on one file take turns.
 from __future__ import annotations
 
 import contextlib
-import logging
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from .carriers import Family, Options, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
-from .fsio import Buffer, atomic_write, locked, open_buffer, stale_temps
+from .fsio import Buffer, atomic_write, locked, open_buffer, read_fd, stale_temps
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
     from .fingerprint import Essence
     from .keys import Identity
     from .ledger import Ledger
-
-log = logging.getLogger("rightsmeta")
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO
 PathLike = str | os.PathLike[str]
@@ -82,6 +79,9 @@ def read(
         report.errors.append(f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it")
     for carrier in report.carriers:
         report.errors.extend(f"{carrier.name}: {e}" for e in carrier.errors)
+        if carrier.values.get("validation_state") == "Invalid":  # signed, then changed: use fails closed
+            codes = ", ".join(carrier.values.get("failures") or []) or "no reason given"
+            report.errors.append(f"{carrier.name}: the manifest failed validation ({codes})")
         for key, value in carrier.rights.items():
             report.rights.setdefault(key, value)
     report.decision = decide(report.signals)
@@ -185,7 +185,7 @@ def tag(
     try:
         return _tag_path(name, assertion, dry_run, Options(password=password), identity, ledger, follow_links)
     except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on
-        log.debug("internal error while tagging %s", name, exc_info=True)
+        _log_bug(f"tagging {name}", exc)
         return TagResult(
             name, "failed", assertion=assertion,
             reason=f"internal error ({type(exc).__name__}: {exc}); the file is unchanged; please report it",
@@ -209,8 +209,7 @@ def _tag_path(
             # Locked for the whole read-modify-replace, so a concurrent tag cannot be lost.
             fd = held.enter_context(locked(target))
             before = os.fstat(fd)
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read()
+            data = read_fd(fd)
         except RightsmetaError as exc:  # FileBusy: another run kept it locked
             return TagResult(name, "failed", reason=str(exc), assertion=assertion)
         except OSError as exc:
@@ -242,10 +241,24 @@ def _tag_path(
         try:
             notes += _record(ledger, target, fmt, found, assertion, carriers)
         except Exception as exc:
-            log.debug("internal error while recording %s in the ledger", name, exc_info=True)
+            _log_bug(f"recording {name} in the ledger", exc)
             notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: {exc}); "
                          "please report it")
     return TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes)
+
+
+def _log_bug(doing: str, exc: BaseException) -> None:
+    """A bug of ours (or of a library) became a result: its traceback goes to the ``rightsmeta``
+    log (``rightsmeta --debug`` shows it), a WARNING as for the fast readers' bugs (log.py)."""
+    import logging  # only when something went wrong: a tag that succeeds never loads it
+
+    from .log import NAME
+
+    log = logging.getLogger(NAME)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())  # the application decides where the log goes
+    log.warning("internal error while %s (%s: %s), a bug; please report it", doing, type(exc).__name__, exc,
+                exc_info=exc)
 
 
 def _record(ledger: Ledger, path: str, fmt: str, found: Essence, assertion: Assertion, carriers: list[str]) -> list[str]:
@@ -279,11 +292,29 @@ def stale_temp_files(paths: Iterable[PathLike], *, remove: bool = False) -> list
     return stale_temps(folders, remove=remove)
 
 
-def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]:
+def walk(
+    paths: Iterable[PathLike], *, recursive: bool = False, skipped: list[tuple[str, str]] | None = None
+) -> Iterator[str]:
     """Files named, and with ``recursive`` the files below named folders, in a stable order.
 
-    Hidden files and folders (and our own temporary files) are passed over in folders.
+    Hidden files and folders (and our own temporary files) are passed over in folders. With
+    ``skipped``, what is not a regular file (a FIFO, socket or device, which would block or never
+    end when read) is not yielded but added there as ``(path, reason)``; without it, such paths
+    are yielded and ``read`` refuses them without blocking.
     """
+    from .fsio import kind_of
+
+    def regular(path: str) -> bool:
+        if skipped is None or path == "-":
+            return True
+        try:
+            kind = kind_of(os.stat(path).st_mode)
+        except OSError:
+            return True  # gone or unreadable: reading it says why
+        if kind is not None:
+            skipped.append((path, f"{kind}, not a regular file; not read"))
+        return kind is None
+
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -292,7 +323,7 @@ def walk(paths: Iterable[PathLike], *, recursive: bool = False) -> Iterator[str]
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for file in sorted(files):
-                    if not file.startswith("."):
+                    if not file.startswith(".") and regular(os.path.join(root, file)):
                         yield os.path.join(root, file)
-        else:
+        elif regular(path):
             yield path

@@ -5,6 +5,7 @@ Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,7 @@ import click
 
 from . import __version__, api
 from .errors import RightsmetaError, UsageError
+from .escape import printable
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
@@ -45,9 +47,9 @@ def _source(path: str) -> str | BinaryIO:
     return sys.stdin.buffer if path == "-" else path
 
 
-def _files(paths: Iterable[str], recursive: bool) -> list[str]:
+def _files(paths: Iterable[str], recursive: bool, skipped: list[tuple[str, str]] | None = None) -> list[str]:
     try:
-        return list(api.walk(paths, recursive=recursive))
+        return list(api.walk(paths, recursive=recursive, skipped=skipped))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -64,8 +66,14 @@ def _constraint(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rightsmeta")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="Show on standard error what the library logs: each fallback to mutagen or pypdf, and why.")
+def main(debug: bool) -> None:
     """Say inside your files whether they may be used to train AI, and check it is still there."""
+    if debug:
+        from .log import show
+
+        show()
 
 
 @main.command()
@@ -90,7 +98,6 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 @click.option("--follow-links/--no-follow-links", default=True, show_default=True,
               help="Tag the file a symbolic link points to (the link stays a link), or skip links.")
-@click.option("--debug", is_flag=True, help="Show the traceback of internal errors on standard error.")
 def tag(
     paths: tuple[str, ...],
     deny: tuple[str, ...],
@@ -111,7 +118,6 @@ def tag(
     no_ledger: bool,
     as_json: bool,
     follow_links: bool,
-    debug: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
 
@@ -132,9 +138,8 @@ def tag(
         identity = Identity.configured(cert, key) if sign else None
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    files = _files(paths, recursive)
-    if debug:
-        _debug_log()
+    special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
+    files = _files(paths, recursive, special)
     _stale_temps(files, remove=not dry_run)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
@@ -149,22 +154,13 @@ def tag(
                     follow_links=follow_links)
             for f in _progress(files, "tagging", not as_json)
         ]
+    results += [TagResult(path, "skipped", reason=reason, assertion=assertion) for path, reason in special]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
         _render_tag(results, dry_run)
     if any(r.status == "failed" for r in results):
         sys.exit(1)
-
-
-def _debug_log() -> None:
-    import logging
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("debug: %(message)s"))
-    logger = logging.getLogger("rightsmeta")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
 
 
 def _stale_temps(files: list[str], *, remove: bool) -> None:
@@ -204,12 +200,12 @@ def _render_tag(results: list[TagResult], dry_run: bool) -> None:
         counts[r.status] = counts.get(r.status, 0) + 1
         if r.status in ("tagged", "would-tag"):
             verb = "would tag" if dry_run else "tagged"
-            click.echo(f"{click.style(verb, fg='green')}  {r.path}  ({r.format}: {', '.join(r.carriers)})")
+            click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
             for note in r.notes:
-                click.echo(f"    note: {note}")
+                click.echo(f"    note: {printable(note)}")
         else:
             colour = "red" if r.status == "failed" else "yellow"
-            click.echo(f"{click.style(r.status, fg=colour)}  {r.path}: {r.reason}")
+            click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
     order = ("would-tag", "tagged", "skipped", "failed")
     click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"), err=True)
 
@@ -242,36 +238,36 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
 
 def _render_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 100 else text[:97] + "..."
+    return printable(text if len(text) <= 100 else text[:97] + "...")
 
 
 def _render_read(report: FileReport) -> None:
     fmt = (report.format or "unknown").upper()
-    click.echo(click.style(f"{report.path}", bold=True) + f"  ({fmt})")
+    click.echo(click.style(printable(report.path), bold=True) + f"  ({printable(fmt)})")
     for purpose, perm in report.permissions.items():
         state = click.style(perm.state.value, fg=_STATE_COLOURS[perm.state])
         effective = report.decision.effective[purpose]
         note = f"  (effective: {effective.state.value}, via data-mining)" if effective != perm else ""
-        terms = f"  terms: {perm.constraint_info}" if perm.constraint_info else ""
+        terms = f"  terms: {printable(perm.constraint_info)}" if perm.constraint_info else ""
         click.echo(f"  {purpose.value:<15} {state}{terms}{note}")
     if not report.carriers and not report.errors:
         click.echo("  no rights signals found")
     for carrier in report.carriers:
-        click.echo(f"  carrier {carrier.name} ({carrier.location}):")
+        click.echo(f"  carrier {printable(carrier.name)} ({printable(carrier.location)}):")
         if carrier.name == "c2pa":
             validation = str(carrier.values.get("validation_state"))
             colour = "red" if validation == "Invalid" else "green"
-            failed = ", ".join(carrier.values.get("failures") or [])
-            click.echo(f"    validation: {click.style(validation, fg=colour)}" + (f" ({failed})" if failed else ""))
+            failed = printable(", ".join(carrier.values.get("failures") or []))
+            click.echo(f"    validation: {click.style(printable(validation), fg=colour)}" + (f" ({failed})" if failed else ""))
             continue
         for key, value in carrier.values.items():
-            click.echo(f"    {key} = {_render_value(value)}")
+            click.echo(f"    {printable(key)} = {_render_value(value)}")
     for key, value in report.rights.items():
-        click.echo(f"  {key}: {_render_value(value)}")
+        click.echo(f"  {printable(key)}: {_render_value(value)}")
     for conflict in report.conflicts:
-        click.echo(click.style("  conflict: ", fg="yellow") + conflict)
+        click.echo(click.style("  conflict: ", fg="yellow") + printable(conflict))
     for error in report.errors:
-        click.echo(click.style("  error: ", fg="red") + error)
+        click.echo(click.style("  error: ", fg="red") + printable(error))
 
 
 @main.command()
@@ -384,11 +380,25 @@ def verify(
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     if "-" in files:
         jobs = 1  # standard input is one stream, read once, in this process
+    ledger_path = _ledger_path(ledger, no_ledger, must_exist=True)
+    if ledger_path:  # said once, before the scan, not by every worker that fails to start
+        from .ledger import Ledger
+
+        try:
+            Ledger.open(ledger_path, readonly=True).close()
+        except RightsmetaError as exc:
+            raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
     rows = verify_many(
-        files, ledger_path=_ledger_path(ledger, no_ledger, must_exist=True), jobs=jobs or default_jobs(),
+        files, ledger_path=ledger_path, jobs=jobs or default_jobs(),
         password=password, trust_anchors=anchors, seconds=timeout,
     )
-    writer = output.Writer(sys.stdout, fmt) if fmt else None
+    stream: Any = sys.stdout
+    if fmt == "csv" and hasattr(sys.stdout, "buffer"):
+        # A name that is not UTF-8 is written as its own bytes (os.fsencode), not a traceback
+        # half-way through the rows; JSON escapes such names instead (output.json_text).
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="")
+    writer = output.Writer(stream, fmt) if fmt else None
     try:  # before the scan: a report that cannot be written is said at once, not after an hour
         page = output.HtmlReport(html_file) if html_file else None
     except OSError as exc:
@@ -400,11 +410,13 @@ def verify(
             writer.write(row)
         else:
             colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
-            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {row['path']}: {'; '.join(row['reasons'])}")
+            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {printable(row['path'])}: {printable('; '.join(row['reasons']))}")
         if page:
             page.write(row)
     if writer:
         writer.close()
+    if stream is not sys.stdout:
+        stream.detach()  # sys.stdout keeps its buffer
     if page:
         try:
             page.close()
@@ -455,3 +467,93 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
             except RightsmetaError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")
+
+
+@main.command(name="check")
+@click.argument("urls", nargs=-1)
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
+@click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
+@click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
+@click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
+@click.option("--json", "fmt", flag_value="json", help="Print a JSON array (schemas/check-report.schema.json).")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as URLs finish.")
+@click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per URL.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True, help="Requests in flight.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
+@click.option("--delay", type=click.FloatRange(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
+@click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
+@click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")
+def check_cmd(
+    urls: tuple[str, ...], urls_file: Any, user_agent: str, purposes: tuple[str, ...], fetch_body: bool, fmt: str | None,
+    concurrency: int, timeout: float, delay: float, max_body: int, fail_on: str,
+) -> None:
+    """Before keeping a web resource: may it be used? One status per URL from its response
+    headers, its site's robots.txt and tdmrep.json, its page and (with --fetch-body) its bytes.
+    Exits 1 when a URL has a --fail-on status.
+
+    \b
+    Examples:
+      rightsmeta check https://example.com/a.jpg --purpose genai-training
+      rightsmeta check --urls urls.txt --user-agent MyBot --jsonl --fail-on error
+    """
+    from .model import expand
+    from .webdecide import STATUSES
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    unknown = failing - set(STATUSES)
+    if unknown:
+        raise click.UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
+    try:
+        chosen = tuple(dict.fromkeys(p for name in (purposes or ("ai",)) for p in expand(name)))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    import itertools
+
+    lines = (line.strip() for line in (urls_file or ()))
+    stream = itertools.chain(urls, (line for line in lines if line and not line.startswith("#")))
+    first = next(stream, None)
+    if first is None:
+        raise click.UsageError("give URLs, or --urls FILE")
+    # A list of millions is streamed; it is only counted for a progress bar on a terminal.
+    listed: Iterable[str] = itertools.chain([first], stream)
+    total = None
+    if fmt is None and sys.stderr.isatty():
+        listed = list(listed)
+        total = len(listed)
+    try:
+        from .web.fetch import Limits, check_many
+        from .web.output import CheckWriter
+    except ImportError as exc:  # aiohttp is the optional 'web' extra
+        raise click.ClickException(f"checking URLs needs aiohttp ({exc}): pip install 'rightsmeta[web]'") from None
+    limits = Limits(timeout=timeout, body_cap=max_body, concurrency=concurrency, per_host_delay=delay)
+    writer = CheckWriter(sys.stdout, fmt) if fmt else None
+    counts: dict[str, int] = {}
+    reports = check_many(listed, user_agent=user_agent, limits=limits, fetch_body=fetch_body)
+    for report in _progress(reports, "checking", total is not None, total=total):
+        row = report.to_json(chosen)
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+        if writer:
+            writer.write(row)
+        else:
+            _render_check(row)
+    if writer:
+        writer.close()
+    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} URLs)", err=True)
+    if any(counts.get(s) for s in failing):
+        sys.exit(1)
+
+
+def _render_check(row: dict[str, Any]) -> None:
+    colour = {"notAllowed": "red", "error": "red", "constrained": "yellow", "allowed": "green"}.get(row["status"])
+    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {row['url']}")
+    if row["final_url"] and row["final_url"] != row["url"]:
+        click.echo(f"    redirected to {row['final_url']}")
+    for source in row["sources"]:
+        said = ", ".join(f"{p} {v['state']}" for p, v in source["permissions"].items())
+        click.echo(f"    {source['source']}: {said}")
+    for conflict in row["conflicts"]:
+        click.echo(click.style("    conflict: ", fg="yellow") + conflict)
+    for error in row["errors"]:
+        click.echo(click.style("    error: ", fg="red") + error)
+    for unread in row["unread"]:
+        click.echo(f"    not read: {unread}")

@@ -1,4 +1,4 @@
-"""File access: bounded, read-only mapping for reads; atomic replacement for writes.
+"""File access: bounded snapshots for reads; atomic replacement for writes.
 
 pyexiv2 and mutagen rewrite files in place, so a crash mid-write would leave a truncated
 file. rightsmeta never lets them touch the user's file: the new bytes go to a temporary
@@ -29,21 +29,37 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .errors import FileBusy, MalformedFile, WriteError
+from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
 
 MAX_STREAM = 4 * 1024 * 1024 * 1024  # a non-file stream is read into memory; refuse beyond this
-# Files up to this size are read whole: for the small files that make up most of a scan, one
-# read costs less than setting up and tearing down a mapping.
-READ_WHOLE = 64 * 1024
 
 Buffer = bytes | mmap.mmap
+
+
+def kind_of(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 @contextlib.contextmanager
 def open_buffer(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO,
 ) -> Iterator[Buffer]:
-    """The source's bytes, mapped (paths, real files) or in memory (bytes, other streams)."""
+    """The source's bytes, in memory.
+
+    Files are read, never mapped: a mapped file that another process shortens while it is read
+    kills the reader with SIGBUS (no exception, no report, a whole scan gone). A read takes a
+    snapshot of the bytes at the size the file had when opened; a file that shrinks meanwhile
+    reads as a shorter, consistent file. Only regular files are read: a FIFO, socket or device
+    is refused without a byte read, and opened with O_NONBLOCK so that one swapped in for a file
+    after the walk looked at it cannot block the scan.
+    """
     if isinstance(source, mmap.mmap):
         yield source  # already mapped by an outer caller: no copy
         return
@@ -51,16 +67,10 @@ def open_buffer(
         yield bytes(source)
         return
     if isinstance(source, (str, os.PathLike)):
-        fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(source, flags)
         try:
-            size = os.fstat(fd).st_size
-            # A size of 0 is also what pipes and special files report: they are not read.
-            data = b"" if size == 0 else os.read(fd, READ_WHOLE + 1) if size <= READ_WHOLE else None
-            if data is not None and len(data) <= READ_WHOLE:
-                yield data
-            else:  # large, or grown since fstat
-                with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
-                    yield buf
+            yield _read_fd(fd)
         finally:
             os.close(fd)
         return
@@ -68,11 +78,10 @@ def open_buffer(
     if fileno is not None:
         try:
             regular = stat.S_ISREG(os.fstat(fileno()).st_mode)
-        except (OSError, ValueError):  # BytesIO and friends: no descriptor to map
+        except (OSError, ValueError):  # BytesIO and friends: no descriptor to read directly
             regular = False
-        if regular:  # pipes and sockets (an upload on standard input) are read instead
-            with _map(source) as buf:
-                yield buf
+        if regular:  # the whole file, whatever the position; pipes and sockets are read as streams
+            yield _read_fd(fileno())
             return
     data = source.read(MAX_STREAM + 1)
     if len(data) > MAX_STREAM:
@@ -80,14 +89,31 @@ def open_buffer(
     yield bytes(data)
 
 
-@contextlib.contextmanager
-def _map(fh: BinaryIO) -> Iterator[Buffer]:
-    size = os.fstat(fh.fileno()).st_size
-    if size == 0:
-        yield b""
-        return
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        yield buf
+def read_fd(fd: int) -> bytes:
+    """The bytes of the regular file open at ``fd`` (``locked`` gives one), bounded like a read."""
+    return _read_fd(fd)
+
+
+def _read_fd(fd: int) -> bytes:
+    """The bytes of the regular file open at ``fd``, from its start, its position untouched."""
+    info = os.fstat(fd)
+    kind = kind_of(info.st_mode)
+    if kind is not None:
+        raise UnsupportedFormat(f"{kind}, not a regular file; not read")
+    size = info.st_size
+    if size > MAX_STREAM:
+        raise MalformedFile(f"file is larger than {MAX_STREAM} bytes")
+    chunks: list[bytes] = []
+    done = 0
+    while done < size:
+        # Linux returns at most 2 GiB - 4 KiB per call; a shorter read than asked is the end only
+        # when it is empty (the file shrank since fstat).
+        chunk = os.pread(fd, min(size - done, 1 << 30), done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 TEMP_SUFFIX = ".rightsmeta-tmp"
@@ -186,8 +212,9 @@ def locked(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -> It
         # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise WriteError(f"{os.fspath(path)} is not a regular file (a folder, pipe or device); not tagged")
+            kind = kind_of(os.fstat(fd).st_mode)
+            if kind is not None:
+                raise WriteError(f"{kind}, not a regular file; not tagged")
             if not _wait_lock(fd, deadline):
                 raise FileBusy(f"another program has held a lock on {os.fspath(path)} for {timeout:.0f} s; not tagged")
             held = os.fstat(fd)

@@ -2,13 +2,24 @@
 
 The machine formats are written row by row as verdicts arrive, so memory stays flat however
 many files are scanned. The HTML page is self-contained (no scripts or styles fetched).
+
+Values in a report come from files and file names nobody vetted, so nothing is written raw:
+
+- text for people (the CLI's lines, the HTML page) shows control characters, line and
+  paragraph separators, bidirectional overrides and the bytes of a name that is not UTF-8 as
+  escapes (``escape.printable``): a newline in ``dc:rights`` or in a file name cannot forge a line, an
+  escape sequence in an ID3 ``TCOP`` cannot retitle the terminal;
+- JSON escapes them too (``json_text``), the bytes of a name that is not UTF-8 as ``\\udcXX``,
+  which ``json.loads`` then ``os.fsencode`` turn back into the name's bytes;
+- CSV keeps a name's bytes as they are (``os.fsencode``), and a cell that starts with ``=``,
+  ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so that a spreadsheet
+  shows it as text instead of running it as a formula (``csv_cell``).
 """
 
 from __future__ import annotations
 
 import csv
 import html
-import json
 import os
 import shutil
 import tempfile
@@ -17,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
+from .escape import csv_cell, json_text, printable
 from .model import PURPOSES
 
 CSV_FIELDS = ["path", "format", "status", *[p.value for p in PURPOSES], "reasons", "match_path", "match_distance"]
@@ -27,7 +39,6 @@ class Writer:
 
     def __init__(self, fh: IO[str], fmt: str) -> None:
         self.fh, self.fmt, self.count = fh, fmt, 0
-        self._dumps = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps makes one per call
         self._flushed = time.monotonic()
         self._csv = csv.DictWriter(fh, CSV_FIELDS) if fmt == "csv" else None
         if self._csv:
@@ -37,9 +48,9 @@ class Writer:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self.fh.write(self._dumps(row) + "\n")
+            self.fh.write(json_text(row) + "\n")
         elif self.fmt == "json":
-            self.fh.write(("," if self.count else "") + "\n" + self._dumps(row))
+            self.fh.write(("," if self.count else "") + "\n" + json_text(row))
         elif self._csv:
             match = row.get("match") or {}
             flat = {
@@ -48,7 +59,7 @@ class Writer:
                 "reasons": "; ".join(row["reasons"]),
                 "match_path": match.get("path", ""), "match_distance": match.get("distance", ""),
             }
-            self._csv.writerow(flat)
+            self._csv.writerow({key: csv_cell(value) for key, value in flat.items()})
         self.count += 1
         # Rows reach a pipe as files finish, a few times a second: a flush per row would cost a
         # system call per file of a million-file scan.
@@ -70,7 +81,9 @@ _COLOURS = {
 
 
 def _html_row(r: dict[str, Any]) -> str:
-    esc = html.escape
+    def esc(text: str) -> str:
+        return html.escape(printable(text))
+
     colour = _COLOURS.get(r["status"], "#000")
     denied = [p for p, s in r["permissions"].items() if s in ("notAllowed", "constrained")]
     return (
@@ -82,7 +95,9 @@ def _html_row(r: dict[str, Any]) -> str:
 
 
 def _html_head(counts: Counter[str], total: int, title: str) -> str:
-    esc = html.escape
+    def esc(text: str) -> str:
+        return html.escape(printable(text))
+
     buttons = "".join(
         f'<button data-status="{s}" style="border-color:{c}"><b style="color:{c}">{counts.get(s, 0)}</b> {s}</button>'
         for s, c in _COLOURS.items()

@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import api
 from .decide import NOTHING
+from .errors import RightsmetaError
 from .fsio import open_buffer
 from .model import PURPOSES, Assertion
 from .report import FileReport, states
@@ -105,8 +107,16 @@ def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
         for name, (encode, prop) in _PROJECTIONS.items():
             if name in _XMP_ONLY and carrier.name != "xmp":
                 continue
-            if name not in vocabularies and encode(record) is not None:
-                missing.append(f"{prop} in {carrier.name}")
+            expected = encode(record)
+            if expected is None or name in vocabularies:
+                continue
+            # When no DataMining code is true of the record (e.g. only ai-training denied), the IPTC
+            # projection is our sentence in plus:OtherConstraints alone, which states no code.
+            if name == iptc.NAME and expected.get("DataMining") is None:
+                if any(s.vocabulary == name for s in carrier.signals):
+                    continue
+                prop = "plus:OtherConstraints"
+            missing.append(f"{prop} in {carrier.name}")
     # A manifest rightsmeta signed sits beside XMP wherever XMP can be written.
     manifest = next((c for c in report.carriers if c.name == "c2pa"), None)
     if manifest is not None and "rightsmeta" in (manifest.values.get("claim_generator") or []):
@@ -117,12 +127,14 @@ def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
 
 def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = None) -> Verdict:
     """The status of one read report; ``data`` (the file's bytes) is decoded only for ledger matching."""
-    if report.format is None or report.errors:
-        return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
+    # Before the errors: an invalid manifest is itself an error of the report (it fails closed),
+    # and "tampered" says more than "unreadable".
     invalid = [c for c in report.carriers if c.values.get("validation_state") == "Invalid"]
     if invalid:
         codes = [code for c in invalid for code in c.values.get("failures", [])]
         return Verdict(report.path, "tampered", [f"C2PA manifest invalid: {', '.join(codes) or 'no reason given'}"], report)
+    if report.format is None or report.errors:
+        return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
     if report.conflicts:
         return Verdict(report.path, "conflicting", list(report.conflicts), report)
     if report.signals:
@@ -158,6 +170,8 @@ def verify(
             return classify(report, ledger=ledger, data=buf if ledger is not None else None)
     except OSError as exc:
         return Verdict(name, "unreadable", [f"cannot read file: {exc.strerror or exc}"])
+    except RightsmetaError as exc:  # not a regular file, or too large to read
+        return Verdict(name, "unreadable", [str(exc)])
 
 
 # --- many files, in parallel, with a bound per file ----------------------------------------
@@ -165,8 +179,16 @@ def verify(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int) -> None:
+def _init_worker(
+    ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
+    log_level: int | None = None,
+) -> None:
     import resource
+
+    if log_level is not None:  # --debug reaches the workers too
+        from .log import show
+
+        show(log_level)
 
     if memory:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -207,6 +229,8 @@ def _verify_one(path: str) -> dict[str, Any]:
         return Verdict(path, "unreadable", [f"gave up after {seconds:g} s"]).to_json()
     except MemoryError:
         return Verdict(path, "unreadable", ["needed more memory than the per-file limit"]).to_json()
+    except Exception as exc:  # a bug of ours must not end a scan: said, not hidden
+        return Verdict(path, "unreadable", [f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it"]).to_json()
     finally:
         if seconds:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -227,7 +251,9 @@ def verify_many(
     A path ``"-"`` is standard input (read in the calling process, so with ``jobs=1``).
 
     Each file runs under a time limit (``seconds``) and, in worker processes, an address-space
-    limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on.
+    limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on. A
+    worker that dies is noticed (no hang): the files it held are read again, one at a time, and
+    the one it dies on is reported ``unreadable``.
     """
     if jobs <= 1:
         _init_worker(ledger_path, password, trust_anchors, seconds, 0)
@@ -235,11 +261,104 @@ def verify_many(
             yield _verify_one(path)
         return
     import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-    with ctx.Pool(jobs, _init_worker, (ledger_path, password, trust_anchors, seconds, memory)) as pool:
-        # Big chunks spare the pool a round trip per file; a few per worker keep the load balanced.
-        yield from pool.imap(_verify_one, paths, chunksize=max(1, min(64, len(paths) // (jobs * 8))))
+    from .log import level
+
+    initargs = (ledger_path, password, trust_anchors, seconds, memory, level())
+
+    def pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+
+    # Big chunks spare the pool a round trip per file; a few per worker keep the load balanced.
+    size = max(1, min(64, len(paths) // (jobs * 8)))
+    chunks = (list(paths[i : i + size]) for i in range(0, len(paths), size))
+    # A bounded window of chunks in flight, so rows stream in order and memory stays flat.
+    window: deque[tuple[list[str], Future[list[dict[str, Any]]] | None]] = deque()
+    executor = pool(jobs)
+    finished = False
+    try:
+        while True:
+            for part in chunks:
+                window.append((part, _submit(executor, _verify_chunk, part)))
+                if len(window) >= jobs * 2:
+                    break
+            if not window:
+                finished = True
+                return
+            part, future = window.popleft()
+            rows = _result(future)
+            if rows is not None:
+                yield from rows
+                continue
+            # A worker died (killed, out of memory, a crash inside a decoder): the pool is broken
+            # and every chunk in flight with it. What finished is kept; the rest is read again one
+            # file at a time, so the file that kills a worker is found and reported, and the scan
+            # goes on with a fresh pool.
+            executor.shutdown(wait=True, cancel_futures=True)
+            lost = [(part, None)] + [(p, _result(f) if f is not None and f.done() else None) for p, f in window]
+            window.clear()
+            yield from _isolated(lost, pool)
+            executor = pool(jobs)
+    finally:
+        if not finished:
+            # Stopped early (the consumer went away, Ctrl-C): the workers may be minutes into a
+            # chunk; stop them, as multiprocessing.Pool's exit did, rather than wait.
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.terminate()
+        executor.shutdown(wait=finished, cancel_futures=True)
+
+
+_DIED = ("the worker process verifying this file stopped before it answered (killed, out of memory, "
+         "a crash inside a decoder, or it could not start); the scan went on")
+
+
+def _verify_chunk(paths: list[str]) -> list[dict[str, Any]]:
+    return [_verify_one(path) for path in paths]
+
+
+def _submit(executor: Any, fn: Any, arg: Any) -> Any:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return executor.submit(fn, arg)
+    except BrokenProcessPool:  # broken by a death not yet seen through a result
+        return None
+
+
+def _result(future: Any) -> list[dict[str, Any]] | None:
+    """The rows of a chunk; None when its worker died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if future is None:
+        return None
+    try:
+        return future.result()  # type: ignore[no-any-return]
+    except BrokenProcessPool:
+        return None
+
+
+def _isolated(chunks: list[tuple[list[str], list[dict[str, Any]] | None]], pool: Any) -> Iterator[dict[str, Any]]:
+    """The rows of chunks, in order: those already answered as they are, the others read one file
+    at a time in a pool of one worker, so that when it dies the file it was reading is the one."""
+    executor = None
+    try:
+        for paths, answered in chunks:
+            if answered is not None:
+                yield from answered
+                continue
+            for path in paths:
+                executor = executor or pool(1)
+                rows = _result(_submit(executor, _verify_chunk, [path]))
+                if rows is None:
+                    executor.shutdown(wait=True, cancel_futures=True)
+                    executor = None
+                    rows = [Verdict(path, "unreadable", [_DIED]).to_json()]
+                yield from rows
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
 
 
 def default_jobs() -> int:

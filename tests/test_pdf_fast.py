@@ -418,7 +418,10 @@ def test_broken_files_are_left_to_pypdf() -> None:
     }
     for name, data in cases.items():
         assert by_fast(data) is None, name
-        assert by_read(data) == by_pypdf(data), name
+        if name == "truncated":  # cut inside rightsmeta's update: pypdf would read the older revision
+            assert "the newest revision of this PDF is damaged" in str(by_read(data))
+        else:
+            assert by_read(data) == by_pypdf(data), name
     for cut in range(0, len(good), 97):
         assert_same(good[:cut], fast=None)
 

@@ -100,6 +100,20 @@ def test_partial_when_a_projection_is_stripped(tmp_path: Path, exiftool: str) ->
     assert any("plus:DataMining" in r for r in verdict.reasons)
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_a_statement_no_datamining_code_says_is_intact(tmp_path: Path, exiftool: str, fmt: str) -> None:
+    # Only ai-training denied: no PLUS code means exactly that, so the IPTC projection is the
+    # sentence in plus:OtherConstraints alone. That is what was written, not a stripped field.
+    path = write_image(tmp_path, fmt)
+    only_training = Assertion.build(deny=["ai-training"], holder="Ada")
+    assert rightsmeta.tag(path, only_training).status == "tagged"
+    assert verify(path).status == "intact", verify(path).reasons
+    exiftool_write(exiftool, path, "-XMP-plus:OtherConstraints=")
+    verdict = verify(path)
+    assert verdict.status == "partial"
+    assert any("plus:OtherConstraints" in r for r in verdict.reasons)
+
+
 def test_partial_when_the_manifest_is_stripped(tmp_path: Path, exiftool: str, ledger: Ledger, identity: keys.Identity) -> None:
     path = photo(tmp_path, "signed.jpg", 3)
     assert rightsmeta.tag(path, DENY, identity=identity, ledger=ledger).carriers == ["xmp", "c2pa"]

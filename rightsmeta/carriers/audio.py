@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
@@ -308,6 +309,11 @@ def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -
             raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
         size = _u32be(buf, pos)
         btype = bytes(buf[pos + 4 : pos + 8])
+        if not all(0x20 <= b <= 0x7E or b == 0xA9 for b in btype):
+            # Box types are printable four-character codes (QuickTime adds '©'): anything else
+            # is the inside of some other box, met because a size or an edit shifted the walk. Read
+            # on, and the boxes after it (a uuid XMP box, the ilst) would vanish without an error.
+            raise MalformedFile(f"{what}: no box type at offset {pos} ({btype!r}); the file is damaged")
         header = 8
         if size == 1:
             if pos + 16 > end:
@@ -669,6 +675,19 @@ def _read_id3(tags: audiotags.ID3Frames, where: str) -> list[CarrierReport]:
     return out
 
 
+def _with_damage(reports: list[CarrierReport], buf: Buffer, start: int, end: int, what: str, where: str) -> list[CarrierReport]:
+    """The ID3 carriers read, with the damage of the tag's frame list as an error (read fails closed)."""
+    damage = audiotags.id3_damage(bytes(buf[start:end]), what)
+    if damage is None:
+        return reports
+    record = next((r for r in reports if r.name == "id3"), None)
+    if record is None:  # nothing of ours before the damage: the error still needs a carrier to name it
+        record = CarrierReport("id3", f"ID3v2 {where}")
+        reports.insert(0, record)
+    record.errors.append(damage)
+    return reports
+
+
 def _mutagen_id3(tags: Any) -> audiotags.ID3Frames:
     """What ``_read_id3`` reads, from a tag mutagen has read."""
     return audiotags.ID3Frames(
@@ -687,8 +706,8 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), _ID3_DESCRIPTIONS, what)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast ID3 reader", "mutagen", exc, expected=(audiotags.Unusual,))
     from mutagen.id3 import ID3
 
     with _mutagen_errors(kind, "read"):
@@ -760,8 +779,8 @@ def _mp4_items(buf: Buffer, kind: str) -> audiotags.MP4Items | None:
         return audiotags.mp4_items(buf)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast MP4 reader", "mutagen", exc, expected=(audiotags.Unusual,))
     from mutagen.mp4 import MP4
 
     with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
@@ -803,8 +822,8 @@ def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | No
             return audiotags.ogg_comments(buf, layout.kind)
     except RightsmetaError:
         raise
-    except Exception:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        pass
+    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast Vorbis comment reader", "mutagen", exc, expected=(audiotags.Unusual,))
     if layout.kind == "flac":
         from mutagen.flac import FLAC as reader
     elif layout.kind == "ogg":
@@ -826,12 +845,15 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
     report: CarrierReport | None = None
     if kind == "mp3":
         if bytes(buf[:3]) == b"ID3":
-            found += _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag")
+            found += _with_damage(
+                _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag"), buf, 0, _id3_size(buf, 0) or len(buf), "MP3", "tag"
+            )
     elif kind in ("wav", "aiff"):
         if layout.id3_chunk is not None:
             start, end = layout.id3_chunk
             chunk = "RIFF 'id3 ' chunk" if kind == "wav" else "AIFF 'ID3 ' chunk"
-            found += _read_id3(_id3_frames(buf, start, end, kind, f"{kind.upper()} ID3 chunk"), f"in the {chunk}")
+            what = f"{kind.upper()} ID3 chunk"
+            found += _with_damage(_read_id3(_id3_frames(buf, start, end, kind, what), f"in the {chunk}"), buf, start, end, what, f"in the {chunk}")
         if layout.copyright is not None:
             report = _read_container_copyright(buf, kind, *layout.copyright)
     elif kind in _VORBIS_FORMATS:
@@ -1000,40 +1022,44 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
 
     layout = _layout(data, fmt)
     kind = layout.kind
+    # mutagen would drop every frame after the damaged one and save the rest: the user's other
+    # tags would be lost with no word. Refused instead, the file unchanged.
+    tag = (0, _id3_size(data, 0) or 0) if kind == "mp3" and data[:3] == b"ID3" else layout.id3_chunk
+    damage = audiotags.id3_damage(data[tag[0]:tag[1]], kind.upper()) if tag is not None else None
+    if damage is not None:
+        raise MalformedFile(f"{damage}; repair the tag before tagging")
     values = fields(assertion)
     bio = io.BytesIO(data)
     carriers: list[str]
-    with _mutagen_errors(kind, "write"):
+    tags: Any
+    file: Any = None  # the mutagen object that saves the tags, when they are not saved alone
+    # Only mutagen's parsing and saving are mapped to "malformed file": our own writers run
+    # outside, so a bug of ours surfaces as the bug it is, not as a fault of the user's file.
+    with _mutagen_errors(kind, "read"):
         if kind == "mp3":
             tags = ID3(bio) if data[:3] == b"ID3" else ID3()
-            _write_id3(tags, assertion, values)
-            bio.seek(0)
-            tags.save(bio, v2_version=_id3_version(tags))
-            carriers = ["id3", "xmp"]
-        elif kind in ("wav", "aiff"):
-            audio = WAVE(bio) if kind == "wav" else AIFF(bio)
-            if audio.tags is None:
-                audio.add_tags()
-            _write_id3(audio.tags, assertion, values)
-            bio.seek(0)
-            audio.save(bio, v2_version=_id3_version(audio.tags))
-            carriers = ["id3", "xmp"]
-        elif kind in _VORBIS_FORMATS:
-            vorbis = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[kind](bio)
-            if vorbis.tags is None:
-                vorbis.add_tags()
-            _write_vorbis(vorbis.tags, assertion, values)
-            bio.seek(0)
-            vorbis.save(bio)
-            carriers = ["vorbis"]
         else:
-            movie = MP4(bio)
-            if movie.tags is None:
-                movie.add_tags()
-            _write_mp4_tags(movie.tags, assertion, values)
-            bio.seek(0)
-            movie.save(bio)
-            carriers = ["mp4", "xmp"]
+            file = {"wav": WAVE, "aiff": AIFF, "flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}.get(kind, MP4)(bio)
+            if file.tags is None:
+                file.add_tags()
+            tags = file.tags
+    if kind in ("mp3", "wav", "aiff"):
+        _write_id3(tags, assertion, values)
+        carriers = ["id3", "xmp"]
+    elif kind in _VORBIS_FORMATS:
+        _write_vorbis(tags, assertion, values)
+        carriers = ["vorbis"]
+    else:
+        _write_mp4_tags(tags, assertion, values)
+        carriers = ["mp4", "xmp"]
+    bio.seek(0)
+    with _mutagen_errors(kind, "write"):
+        if kind == "mp3":
+            tags.save(bio, v2_version=_id3_version(tags))
+        elif kind in ("wav", "aiff"):
+            file.save(bio, v2_version=_id3_version(tags))
+        else:
+            file.save(bio)
     out = bio.getvalue()
     if kind == "wav" and layout.xmp:
         # Another tool's XMP in _PMX gets the same statement; mutagen moved the chunks, so find it again.

@@ -74,6 +74,7 @@ KNOWN_FRAMES = frozenset(
 _OURS = frozenset((b"TXXX", b"TCOP", b"WCOP", b"PRIV"))
 _CODECS = ("latin-1", "utf-16", "utf-16-be", "utf-8")
 _EMPTY_HEADER = bytes(10)
+_FRAME_ID = re.compile(rb"[A-Z0-9]{4}")
 # Unsynchronised data never has 0xFF before a byte >= 0xE0 or at its very end.
 _NOT_UNSYNCHRONISED = re.compile(rb"\xff(?:[\xe0-\xff]|\Z)")
 
@@ -214,10 +215,9 @@ def _merge(values: list[str], more: list[str]) -> None:
             values.append(value)
 
 
-def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
-    """The frames rightsmeta reads from the ID3v2 tag at the start of ``data``, as mutagen's ``ID3``
-    reads them: the TXXX frames whose description casefolds to one of ``descriptions``, TCOP, WCOP
-    and PRIV. ``what`` names the file in errors."""
+def _id3_body(data: bytes) -> tuple[int, int, bytes, bool]:
+    """Major version, header flags, the frames' bytes (v2.3 unsynchronisation undone) and whether
+    frame sizes are synchsafe, of the ID3v2.3/2.4 tag at the start of ``data``, as mutagen sees them."""
     if data[:3] != b"ID3" or len(data) < 10 or data[3] not in (3, 4) or any(b & 0x80 for b in data[6:10]):
         raise Unusual("no ID3v2.3 or v2.4 header")
     major, flags = data[3], data[5]
@@ -237,8 +237,48 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
     body = data[start:end]
     if major == 3 and flags & 0x80:
         body = _unsynchronise(body)
+    return major, flags, body, major == 4 and _synchsafe_sizes(body)
+
+
+def id3_damage(data: bytes, what: str) -> str | None:
+    """What is damaged in the frame list of the ID3v2 tag at the start of ``data``: a frame whose
+    size runs past the end of the tag. Such a frame hides every frame after it, so mutagen (and
+    ``read_id3``, which reads as mutagen does) silently drop them, a rights statement included;
+    ExifTool warns "Invalid ID3 frame size". The frames before it are read as usual; this names
+    the damage so that the read reports it and fails closed. None when the sizes fit, when what
+    runs past the end has no frame ID (junk in the padding, which mutagen skips too), or when the
+    tag is one these readers leave to mutagen (v2.2, undefined flags).
+    """
+    try:
+        major, _, body, synchsafe = _id3_body(data)
+    except Unusual:
+        return None
+    pos = 0
+    while len(body) - pos >= 10:
+        frame_id = body[pos : pos + 4]
+        if not frame_id.strip(b"\x00"):
+            return None  # padding
+        size = _u32(body, pos + 4)
+        if synchsafe:
+            size = _bits7(size)
+        if pos + 10 + size > len(body):
+            if _FRAME_ID.fullmatch(frame_id) is None:
+                return None  # junk after the last frame (some taggers leave it in the padding)
+            name = frame_id.decode("ascii")
+            return (
+                f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
+                f"({len(body) - pos - 10} left); the frames after it are lost"
+            )
+        pos += 10 + size
+    return None
+
+
+def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
+    """The frames rightsmeta reads from the ID3v2 tag at the start of ``data``, as mutagen's ``ID3``
+    reads them: the TXXX frames whose description casefolds to one of ``descriptions``, TCOP, WCOP
+    and PRIV. ``what`` names the file in errors."""
+    major, flags, body, synchsafe = _id3_body(data)
     v24 = major == 4
-    synchsafe = v24 and _synchsafe_sizes(body)
     unsynchronised = v24 and bool(flags & 0x80)
 
     found = ID3Frames(major)
@@ -256,6 +296,7 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
             size = _bits7(size)
         frame_flags = int.from_bytes(body[pos + 8 : pos + 10], "big")
         raw = body[pos + 10 : pos + 10 + size]  # cut off at the tag's end, as mutagen cuts it
+        overrun = pos + 10 + size > len(body)  # id3_damage reports it; the frames before it stand
         pos += 10 + size
         if size == 0:
             continue
@@ -276,6 +317,8 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
             if frame_id in _OURS:
                 unusual = unusual or str(exc)
         except MalformedFile as exc:
+            if overrun:  # the rest of the tag read as one frame's values: damage, not a bomb
+                break
             raise MalformedFile(f"{what}: {exc}") from None
     if unusual:
         raise Unusual(unusual)

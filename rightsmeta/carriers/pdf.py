@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..log import fell_back
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
@@ -40,7 +41,7 @@ from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
 if TYPE_CHECKING:
     # pypdf is imported where it is used: reading usually does without it (pdfobjects.py).
     from pypdf import PdfReader
-    from pypdf.generic import DictionaryObject, IndirectObject, PdfObject
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 
     from . import Options
 
@@ -218,8 +219,9 @@ def _read_fast(buf: Any) -> _Found | None:
     """What _read_pypdf would find, read without pypdf; None when only pypdf can tell."""
     try:
         return _fast_found(pdfobjects.Reader(buf))
-    except Exception:
-        # Unsure, and anything unforeseen: pypdf decides, never a crash.
+    except Exception as exc:
+        # Unsure, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
+        fell_back("the fast PDF reader", "pypdf", exc, expected=(pdfobjects.Unsure,))
         return None
 
 
@@ -237,9 +239,52 @@ def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
     report.errors += errors
 
 
+# Where a revision ends: "startxref", then the offset of its cross-reference section.
+_STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
+# What only a revision holds: an object, a cross-reference table, a trailer, a startxref (in any
+# case: one flipped bit makes "startxreF").
+_REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trailer", re.IGNORECASE)
+_MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
+
+
+def check_newest_revision(buf: Any) -> None:
+    """Raise ``MalformedFile`` when the newest revision of the PDF is damaged.
+
+    An incremental update (rightsmeta's own, or any editor's) appends objects, a cross-reference
+    section and a ``startxref`` line. If that line or the section is damaged, or the file was cut
+    inside the update, pypdf quietly reads the previous revision instead: the file would read as
+    it was before it was tagged, with no error (a reservation lost, use allowed). ExifTool calls
+    such a file "Invalid xref table" and qpdf "damaged"; here it is an error, so the decision
+    fails closed. pypdf steps back when the last ``startxref`` it can find (spelt exactly, with
+    an offset) is an older revision's: the newest revision is damaged when, after that line, the
+    file holds another revision's parts. (A wrong offset on the newest line is different: pypdf
+    then rebuilds the cross-references from every object, the newest included.)
+    """
+    end = len(buf)
+    for _ in range(_MAX_CANDIDATES):
+        at = buf.rfind(b"startxref", 0, end)
+        if at < 0:
+            return  # no intact revision end at all: pypdf rebuilds from every object, newest last
+        found = _STARTXREF_AT.match(buf, at)
+        if found is not None:
+            after = _REVISION_PART.search(buf, found.end())
+            if after is None:
+                return
+            raise MalformedFile(
+                f"the newest revision of this PDF is damaged (found at byte {after.start()}, after the last "
+                f"intact startxref at byte {at}): its update is cut off or its cross-reference is broken; "
+                "not falling back to the older revision"
+            )
+        end = at
+    raise MalformedFile(f"the PDF has more than {_MAX_CANDIDATES} broken startxref lines")
+
+
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     found = _read_fast(buf)
     if found is None:
+        # Only pypdf's recovery can step back to an older revision; the fast reader reads the
+        # chain from the startxref at the very end, or is unsure.
+        check_newest_revision(buf)
         found = _read_pypdf(buf, options)
     return _reports(found)
 
@@ -288,17 +333,20 @@ def _serialise(obj: PdfObject) -> bytes:
     return out.getvalue()
 
 
-def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
-    from pypdf.generic import (
-        ArrayObject,
-        ByteStringObject,
-        DictionaryObject,
-        NameObject,
-        NumberObject,
-        TextStringObject,
-    )
+def _file_ids(reader: PdfReader) -> ArrayObject | None:
+    """The trailer's /ID, as bytes; reads the file, so pypdf's errors are the file's."""
+    from pypdf.generic import ArrayObject, ByteStringObject, TextStringObject
 
-    root = reader.trailer.raw_get("/Root")
+    ids = reader.trailer["/ID"] if "/ID" in reader.trailer else None
+    if not isinstance(ids, ArrayObject):
+        return None
+    # File identifiers are bytes; pypdf may have decoded them as text.
+    return ArrayObject(ByteStringObject(i.original_bytes) if isinstance(i, TextStringObject) else i for i in ids)
+
+
+def _trailer_entries(root: IndirectObject, ids: ArrayObject | None, size: int, prev: int, info: IndirectObject | None) -> DictionaryObject:
+    from pypdf.generic import DictionaryObject, NameObject, NumberObject
+
     entries = DictionaryObject({
         NameObject("/Size"): NumberObject(size),
         NameObject("/Root"): root,
@@ -306,13 +354,8 @@ def _trailer_entries(reader: PdfReader, size: int, prev: int, info: IndirectObje
     })
     if info is not None:
         entries[NameObject("/Info")] = info
-    if "/ID" in reader.trailer:
-        ids = reader.trailer["/ID"]
-        if isinstance(ids, ArrayObject):
-            # File identifiers are bytes; pypdf may have decoded them as text.
-            entries[NameObject("/ID")] = ArrayObject(
-                ByteStringObject(i.original_bytes) if isinstance(i, TextStringObject) else i for i in ids
-            )
+    if ids is not None:
+        entries[NameObject("/ID")] = ids
     return entries
 
 
@@ -327,9 +370,11 @@ def _subsections(ids: list[int]) -> list[list[int]]:
 
 
 def _increment(
-    data: bytes, objects: dict[int, tuple[int, PdfObject]], reader: PdfReader, size: int,
+    data: bytes, objects: dict[int, tuple[int, PdfObject]], root: IndirectObject, ids: ArrayObject | None, size: int,
     info: IndirectObject | None,
 ) -> bytes:
+    """The update appended after ``data``; it reads nothing of the file beyond its end, so an
+    exception here is a bug of ours, never a malformed file."""
     from pypdf.generic import ArrayObject, DecodedStreamObject, NameObject, NumberObject
 
     prev, classic = _last_xref(data)
@@ -349,7 +394,7 @@ def _increment(
             for idnum in run:
                 offset, generation = offsets[idnum]
                 out.write(f"{offset:010d} {generation:05d} n\r\n".encode())  # exactly 20 bytes
-        trailer = _trailer_entries(reader, size, prev, info)
+        trailer = _trailer_entries(root, ids, size, prev, info)
         out.write(b"trailer\n" + _serialise(trailer) + b"\n")
     else:
         xref_id = size
@@ -362,7 +407,7 @@ def _increment(
             for _, (offset, generation) in sorted(offsets.items())
         )
         stream = DecodedStreamObject()
-        stream.update(_trailer_entries(reader, size, prev, info))
+        stream.update(_trailer_entries(root, ids, size, prev, info))
         stream[NameObject("/Type")] = NameObject("/XRef")
         stream[NameObject("/W")] = ArrayObject([NumberObject(1), NumberObject(width), NumberObject(2)])
         stream[NameObject("/Index")] = ArrayObject(
@@ -394,6 +439,12 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     """The PDF with the assertion appended as an incremental update, and the carriers written."""
     from pypdf.generic import DecodedStreamObject, DictionaryObject, IndirectObject, NameObject
 
+    # pypdf would read the older revision and the update would be chained to it, leaving the
+    # damaged newest revision (another tool's edit, perhaps) out of the document for good.
+    try:
+        check_newest_revision(data)
+    except MalformedFile as exc:
+        raise MalformedFile(f"{exc}; repair it (e.g. qpdf) before tagging") from None
     doc = _load(data, options)
     reader = doc.reader
     if reader.is_encrypted:
@@ -414,6 +465,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         root_ref = reader.trailer.raw_get("/Root")
         used = [i for xref in reader.xref.values() for i in xref] + list(reader.xref_objStm)
         size: int = max(int(str(reader.trailer["/Size"])), max(used, default=0) + 1)
+        ids = _file_ids(reader)
     except Exception as exc:
         raise MalformedFile(f"the PDF's trailer is broken ({exc}); repair it before tagging") from None
     if not isinstance(root_ref, IndirectObject):
@@ -446,10 +498,4 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     info_ref = doc.info_ref if doc.info_ref is not None else IndirectObject(new_id(), 0, reader)
     objects[info_ref.idnum] = (info_ref.generation, info)
 
-    try:
-        increment = _increment(data, objects, reader, size, info_ref)
-    except RightsmetaError:
-        raise
-    except Exception as exc:
-        raise MalformedFile(f"cannot write an update to this PDF ({type(exc).__name__}: {exc})") from None
-    return data + increment, ["xmp", "info"]
+    return data + _increment(data, objects, root_ref, ids, size, info_ref), ["xmp", "info"]

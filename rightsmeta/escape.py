@@ -1,0 +1,53 @@
+"""Values from files and file names, made safe to write: for people, for JSON, for spreadsheets.
+
+See output.py for what each report format does with them. Kept apart from output.py so that
+``read`` and ``tag`` can escape their lines without loading the report writers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# C0 and C1 controls, DEL, line/paragraph separators, bidirectional embeddings, overrides and
+# isolates, and lone surrogates (a name's bytes that are not UTF-8, as os.fsdecode gives them).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for one byte
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return _SHORT.get(char) or f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def printable(text: object) -> str:
+    """``text`` safe on a terminal or a page: every character that could move the cursor, start
+    an escape sequence, reorder the line or fail to encode is shown as a backslash escape."""
+    return _UNPRINTABLE.sub(_escape, text if isinstance(text, str) else str(text))
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps makes an encoder per call
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, valid UTF-8 whatever the names: a lone surrogate (a byte of a name that is
+    not UTF-8) is written as its ``\\uXXXX`` escape, which json.loads reads back as it was."""
+    text = _ENCODE(value)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _SURROGATE.search(text) else text
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a leading formula character is neutralised with ``'``."""
+    if isinstance(value, str) and len(value) > 1 and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+

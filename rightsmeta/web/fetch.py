@@ -1,0 +1,351 @@
+"""Fetching what a check needs and was not given: the response, robots.txt, tdmrep.json.
+
+One ``Fetcher`` holds one aiohttp session, the per-origin policy cache (with a TTL, so a long crawl
+sees a site's changed robots.txt) and the limits; it belongs to one event loop, and nothing
+is shared between fetchers, so threads each running their own are independent.
+
+Every request has a total deadline (a server trickling one byte a second defeats a per-read
+timeout), bodies are read up to a cap and no further, redirects are followed up to a limit
+and the final URL's policies apply. RFC 9309: robots.txt 4xx means no rules; 5xx or no answer
+means the whole site is disallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from .. import __version__
+from . import robots as _robots
+from . import tdmrep_json
+from .core import DEFAULT_AGENT, Site, WebReport, evaluate, forbidden
+from .headers import Headers
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 10.0  # seconds per request, start to last byte
+    body_cap: int = 64 * 1024 * 1024  # bytes of a resource's body read with fetch_body
+    concurrency: int = 16  # requests in flight
+    per_host_delay: float = 0.0  # seconds between two requests to one host
+    site_ttl: float = 3600.0  # seconds a fetched robots.txt / tdmrep.json is reused
+    max_redirects: int = 10
+    max_sites: int = 10_000  # origins kept in the cache
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Undecodable(Exception):
+    pass
+
+
+def http_agent(agent: str) -> str:
+    """The User-Agent header: the caller's token, and what is asking (so a site can tell)."""
+    if "/" in agent:
+        return agent
+    return f"{agent}/{__version__} (rightsmeta rights-signal check; +https://pypi.org/project/rightsmeta/)"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+_NETWORK = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
+
+
+class Fetcher:
+    """Async fetcher with caches and limits. Use ``async with Fetcher(...) as f: await f.check(url)``."""
+
+    def __init__(self, *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits()) -> None:
+        self.user_agent = user_agent
+        self.limits = limits
+        self._client: aiohttp.ClientSession | None = None
+        self._sites: dict[str, tuple[float, asyncio.Future[Site]]] = {}
+        self._slots = asyncio.Semaphore(max(1, limits.concurrency))
+        self._hosts: dict[str, tuple[asyncio.Lock, list[float]]] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        self._client = aiohttp.ClientSession(
+            # identity: a capped body must be the bytes as sent, and read() knows no gzip container
+            headers={"User-Agent": http_agent(self.user_agent), "Accept-Encoding": "identity"},
+            timeout=aiohttp.ClientTimeout(total=self.limits.timeout),
+            connector=aiohttp.TCPConnector(limit=max(1, self.limits.concurrency)),
+            trust_env=False,  # a check's answer must not depend on proxy variables of the shell
+            auto_decompress=False,  # bodies are capped as sent: a small gzip must not inflate past the cap
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            raise RuntimeError("use the Fetcher in 'async with'")
+        return self._client
+
+    async def _polite(self, url: str) -> None:
+        delay = self.limits.per_host_delay
+        if delay <= 0:
+            return
+        host = urlsplit(url).netloc.lower()
+        lock, last = self._hosts.setdefault(host, (asyncio.Lock(), [0.0]))
+        async with lock:
+            wait = last[0] + delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last[0] = time.monotonic()
+
+    async def _get(self, url: str, cap: int, *, truncate: bool, follow: bool = True) -> tuple[aiohttp.ClientResponse, bytes, bool]:
+        """GET within the deadline and the cap: (response, body, truncated)."""
+        await self._polite(url)
+        async with self._slots, asyncio.timeout(self.limits.timeout):
+            async with self.client.get(url, allow_redirects=follow, max_redirects=self.limits.max_redirects) as response:
+                declared = response.content_length
+                if not truncate and declared is not None and declared > cap:
+                    raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_chunked(65536):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > cap:
+                        if not truncate:
+                            raise _TooLarge(f"body is over the {cap}-byte cap")
+                        data, _ = _decoded(response, b"".join(chunks)[:cap], cap, True)
+                        return response, data, True
+                return response, *_decoded(response, b"".join(chunks), cap, truncate)
+
+    async def _head(self, url: str) -> aiohttp.ClientResponse:
+        """HEAD, one hop (redirects are followed by ``check``, asking each hop's robots.txt first)."""
+        await self._polite(url)
+        async with self._slots, asyncio.timeout(self.limits.timeout):
+            async with self.client.head(url, allow_redirects=False) as response:
+                pass
+            if response.status in (405, 501):  # HEAD not supported: headers of a GET, body unread
+                async with self.client.get(url, allow_redirects=False) as response:
+                    pass
+            return response
+
+    async def site(self, url: str) -> Site:
+        """The origin's policies, fetched once per TTL; concurrent checks of one origin share one fetch."""
+        origin = _origin(url)
+        now = time.monotonic()
+        cached = self._sites.get(origin)
+        if cached is not None and cached[0] > now:
+            if cached[1].done():  # the common case in a crawl: no waiting, no wrapper task
+                return cached[1].result()
+            return await asyncio.shield(cached[1])
+        if len(self._sites) >= self.limits.max_sites:
+            self._sites = {k: v for k, v in self._sites.items() if v[0] > now}
+            while len(self._sites) >= self.limits.max_sites:
+                self._sites.pop(next(iter(self._sites)))
+        future: asyncio.Future[Site] = asyncio.get_running_loop().create_future()
+        self._sites[origin] = (now + self.limits.site_ttl, future)
+        try:
+            site = await self._fetch_site(origin)
+        except BaseException as exc:  # cancelled: the next check fetches again
+            self._sites.pop(origin, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        future.set_result(site)
+        return site
+
+    async def _fetch_site(self, origin: str) -> Site:
+        robots: bytes | None = None
+        robots_status, robots_error = 200, None
+        tdm: bytes | None = None
+        tdm_status, tdm_error = 200, None
+        notes: list[str] = []
+        try:
+            response, robots, truncated = await self._get(origin + "/robots.txt", _robots.MAX_BYTES, truncate=True)
+            robots_status = response.status
+            if truncated:
+                notes.append(f"robots.txt is larger than {_robots.MAX_BYTES} bytes; only the start was read (RFC 9309 allows this)")
+        except _Undecodable as exc:  # unreadable is treated as unreachable: the site is closed (fail closed)
+            robots, robots_error = None, str(exc)
+        except _NETWORK as exc:
+            robots, robots_error = None, _why(exc, self.limits.timeout)
+        try:
+            response, tdm, _ = await self._get(origin + "/.well-known/tdmrep.json", tdmrep_json.MAX_BYTES, truncate=False)
+            tdm_status = response.status
+        except (_TooLarge, _Undecodable) as exc:
+            tdm, tdm_error = None, str(exc)
+        except _NETWORK as exc:
+            tdm, tdm_error = None, _why(exc, self.limits.timeout)
+        return Site(robots, robots_status, robots_error, tdm, tdm_status, tdm_error, tuple(notes))
+
+    async def check(
+        self,
+        url: str,
+        *,
+        headers: Headers | None = None,
+        body: bytes | None = None,
+        page: bytes | str | None = None,
+        site: Site | None = None,
+        fetch_body: bool = False,
+    ) -> WebReport:
+        """Fetch what is missing, then decide. Never raises for the resource: errors are in the report."""
+        final, status = url, None
+        errors: list[str] = []
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
+            return report
+        if headers is not None and (body is not None or not fetch_body):
+            site = site if site is not None else await self.site(url)
+            return evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
+        given = site
+        try:
+            # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
+            # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
+            for _ in range(self.limits.max_redirects + 1):
+                same = _origin(final) == _origin(url)
+                site = given if given is not None and same else await self.site(final)
+                reason = forbidden(site, final, self.user_agent)
+                if reason is not None:
+                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final)
+                    report.unread = [f"the resource was not fetched: {reason}"]
+                    return report
+                data: bytes | None = None
+                if fetch_body and body is None:
+                    response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False)
+                else:
+                    response = await self._head(final)
+                status = response.status
+                location = response.headers.get("Location")
+                if status in (301, 302, 303, 307, 308) and location:
+                    target = urljoin(final, location)
+                    if urlsplit(target).scheme not in ("http", "https"):
+                        errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
+                        break
+                    final = target
+                    continue
+                if headers is None:  # headers the caller gave are kept
+                    headers = response.raw_headers
+                if data is not None:
+                    body = data
+                if status >= 400:
+                    errors.append(f"HTTP {status} for the resource")
+                break
+            else:
+                errors.append(f"resource not fetched: too many redirects (more than {self.limits.max_redirects}), "
+                              f"the last to {final[:200]}")
+        except (_TooLarge, _Undecodable) as exc:
+            errors.append(f"body not read: {exc}")
+        except _NETWORK as exc:
+            errors.append(f"resource not fetched: {_why(exc, self.limits.timeout)}")
+        if headers is None:
+            report = WebReport(url, final_url=final, http_status=status, errors=errors)
+            report.unread.append("nothing was read: the resource could not be fetched")
+            return report
+        if site is None:
+            site = await self.site(final)
+        report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
+                          final_url=final, http_status=status)
+        report.errors[:0] = errors
+        return report
+
+
+def _decoded(response: aiohttp.ClientResponse, data: bytes, cap: int, truncate: bool) -> tuple[bytes, bool]:
+    """The body as the resource's bytes: a server may compress although asked not to. Inflated
+    within the cap (a small gzip can expand a thousandfold); an unknown coding is not guessed at."""
+    coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding in ("", "identity"):
+        return data, False
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        raise _Undecodable(f"body in Content-Encoding {coding!r}, which rightsmeta does not decode")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        out = inflater.decompress(data, cap + 1)
+    except zlib.error as exc:
+        if truncate:  # a truncated robots.txt: what inflated so far is what was read
+            return b"", True
+        raise _Undecodable(f"body in Content-Encoding {coding} does not inflate ({exc})") from None
+    if len(out) > cap:
+        if not truncate:
+            raise _TooLarge(f"body inflates to over the {cap}-byte cap")
+        return out[:cap], True
+    return out, False
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
+        return f"no complete answer within {timeout:g} s"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"too many redirects ({len(exc.history)} followed, the last to {exc.request_info.real_url})"
+    if isinstance(exc, aiohttp.ClientResponseError):  # the response itself could not be parsed
+        return f"malformed HTTP response ({exc.message})"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+async def _guarded(fetcher: Fetcher, url: str, fetch_body: bool) -> WebReport:
+    """One URL's check; a bug of ours on one URL is that URL's error, not the end of the batch."""
+    try:
+        return await fetcher.check(url, fetch_body=fetch_body)
+    except Exception as exc:
+        return WebReport(url, errors=[f"rightsmeta failed on this URL ({type(exc).__name__}: {exc}); please report it"])
+
+
+async def acheck_many(urls: Iterable[str], fetcher: Fetcher, *, fetch_body: bool = False) -> AsyncIterator[WebReport]:
+    """Reports as they finish, with a bounded number of checks in flight (memory stays flat)."""
+    window = max(1, fetcher.limits.concurrency) * 2
+    pending: set[asyncio.Task[WebReport]] = set()
+    for url in urls:
+        pending.add(asyncio.ensure_future(_guarded(fetcher, url, fetch_body)))
+        if len(pending) >= window:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            yield task.result()
+
+
+def check_many(urls: Iterable[str], *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits(),
+               fetch_body: bool = False) -> Iterator[WebReport]:
+    """Synchronous iterator over reports, in the order they finish; the event loop runs in a thread."""
+    out: queue.Queue[WebReport | BaseException | None] = queue.Queue(maxsize=max(1, limits.concurrency) * 4)
+
+    async def run() -> None:
+        async with Fetcher(user_agent=user_agent, limits=limits) as fetcher:
+            async for report in acheck_many(urls, fetcher, fetch_body=fetch_body):
+                try:
+                    out.put_nowait(report)
+                except queue.Full:  # the consumer is slower: wait for it without blocking the loop
+                    await asyncio.to_thread(out.put, report)
+
+    def thread() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # surfaced in the caller's thread, not lost
+            out.put(exc)
+        else:
+            out.put(None)
+
+    worker = threading.Thread(target=thread, name="rightsmeta-web-check", daemon=True)
+    worker.start()
+    while True:
+        item = out.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()

@@ -1,0 +1,80 @@
+"""Rights signals in an HTML page's ``<meta>`` elements: TDMRep and robots noai/noimageai.
+
+Only the document's start is read (``MAX_BYTES``; meta elements belong in the head), with the
+standard library's tolerant parser, which expands no entities beyond HTML's fixed set.
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from ..errors import MalformedMetadata
+from ..vocab import Signal, tdmrep
+from .headers import robots_directives, robots_signal
+from .robots import product_token
+
+MAX_BYTES = 1024 * 1024
+
+
+class _Metas(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.metas: list[tuple[str, str]] = []
+        self.done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self.done = True
+        if tag != "meta" or self.done:
+            return
+        values = {k.lower(): (v or "") for k, v in attrs}
+        if "name" in values and "content" in values and len(self.metas) < 1000:
+            self.metas.append((values["name"].strip().lower(), values["content"]))
+
+
+def metas(page: bytes | str) -> list[tuple[str, str]]:
+    text = page[:MAX_BYTES].decode("utf-8", errors="replace") if isinstance(page, bytes) else page[:MAX_BYTES]
+    parser = _Metas()
+    # Fed in pieces so that the parse stops soon after <body> in a large page.
+    for start in range(0, len(text), 16384):
+        parser.feed(text[start:start + 16384])
+        if parser.done:
+            break
+    return parser.metas
+
+
+def looks_like_html(data: bytes) -> bool:
+    head = data[:1024].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<meta"))
+
+
+def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list[Signal], list[str]]:
+    """Signals of the page's meta elements for the caller ``agent``, and notes on what was ignored."""
+    found: list[Signal] = []
+    notes: list[str] = []
+    token = product_token(agent)
+    robots: list[str] = []
+    reservation: str | None = None
+    policy: str | None = None
+    for name, content in metas(page):
+        if name in ("robots", token):
+            robots.append(content if name == "robots" else f"{token}: {content}")
+        elif name == "tdm-reservation" and reservation is None:
+            reservation = content
+        elif name == "tdm-policy" and policy is None:
+            policy = content
+    if robots:
+        directives, ignored = robots_directives(robots, agent)
+        notes += [f"{where} meta robots: {n}" for n in ignored]
+        signal = robots_signal(directives, carrier=f"{where} meta robots", raw=", ".join(robots))
+        if signal:
+            found.append(signal)
+    if reservation is not None:
+        try:
+            signal = tdmrep.decode(reservation, policy, carrier=f"{where} meta tdm-reservation")
+        except MalformedMetadata as exc:
+            notes.append(f"{where} meta {exc}; ignored (TDMRep: treated as unset)")
+        else:
+            if signal:
+                found.append(signal)
+    return found, notes

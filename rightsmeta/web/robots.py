@@ -1,0 +1,270 @@
+"""robots.txt (RFC 9309) as a rights signal: who may fetch a path, and the preferences stated beside.
+
+rightsmeta parses robots.txt itself rather than through protego because a report must name the
+group and line that decided; protego answers only yes or no. tests/test_web_robots.py pins this
+parser's allow/disallow answers to protego's on the same files.
+
+Read here:
+- ``Allow``/``Disallow`` of the group the caller's user agent selects (its own token, else ``*``):
+  a path the caller may not fetch may not be used for anything (all five purposes notAllowed).
+- the groups of named AI crawlers (GPTBot, CCBot, Google-Extended, ClaudeBot...), only where
+  the file names them explicitly: shutting a training crawler out is a reservation of the uses
+  that crawler exists for (project decision; the table is ``AI_BOTS``).
+- ``Content-Usage`` (IETF aipref attachment; an optional path pattern, then the preferences) and
+  Cloudflare's ``Content-Signal``, from the caller's group (else the ``*`` group); the longest
+  matching path wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from ..errors import MalformedMetadata
+from ..model import PURPOSES, Permission, Purpose, State
+from ..vocab import Signal, aipref
+
+#: Crawlers that exist to gather AI training or inference data, and the purposes their exclusion reserves.
+AI_BOTS: Mapping[str, tuple[Purpose, ...]] = {
+    "gptbot": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+    "ccbot": (Purpose.DATA_MINING, Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+    "google-extended": (Purpose.GENAI_TRAINING, Purpose.AI_INFERENCE),
+    "claudebot": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+    "applebot-extended": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+    "meta-externalagent": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+    "bytespider": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
+}
+
+#: RFC 9309 asks parsers to read at least 500 KiB; whatever lies beyond is ignored.
+MAX_BYTES = 512 * 1024
+_MAX_LINES = 100_000
+_MAX_PATTERN = 4096  # longer than any URL a crawler fetches
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: bool
+    pattern: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Pref:
+    """A ``Content-Usage`` or ``Content-Signal`` line: an optional path pattern and its value."""
+
+    pattern: str
+    value: str
+    line: int
+
+
+@dataclass
+class Group:
+    agents: list[str]
+    line: int
+    rules: list[Rule] = field(default_factory=list)
+    usage: list[Pref] = field(default_factory=list)
+    content_signal: list[Pref] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.agents)
+
+
+@dataclass
+class Robots:
+    groups: list[Group]
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # token -> its groups, built once: a crawl asks the same file about thousands of paths
+        self._by_token: dict[str, list[Group]] = {}
+        for group in self.groups:
+            for token in dict.fromkeys(group.agents):
+                self._by_token.setdefault(token, []).append(group)
+
+    def select(self, agent: str) -> list[Group]:
+        """The groups RFC 9309 applies to ``agent``: every group naming it, else every ``*`` group."""
+        return self.named(agent) or self._by_token.get("*", [])
+
+    def named(self, agent: str) -> list[Group]:
+        return self._by_token.get(product_token(agent), [])
+
+
+def product_token(agent: str) -> str:
+    """``MyBot/1.2 (+https://...)`` -> ``mybot``: robots.txt matches the product token, case-insensitively."""
+    token = agent.strip().split("/", 1)[0].split(" ", 1)[0]
+    return token.lower()
+
+
+def parse(data: bytes | str) -> Robots:
+    """Groups of a robots.txt, each rule with its line; lines it cannot parse are skipped (RFC 9309)."""
+    notes: list[str] = []
+    if isinstance(data, bytes):
+        if len(data) > MAX_BYTES:
+            notes.append(f"robots.txt is {len(data)} bytes; only the first {MAX_BYTES} were read (RFC 9309 allows this)")
+            data = data[:MAX_BYTES]
+        text = data.decode("utf-8", errors="replace")
+    else:
+        text = data[:MAX_BYTES]
+    groups: list[Group] = []
+    current: Group | None = None
+    in_agents = False  # consecutive user-agent lines open one group
+    for number, raw in enumerate(text.splitlines()[:_MAX_LINES], start=1):
+        line = raw.split("#", 1)[0].strip()
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "user-agent":
+            if current is None or not in_agents:
+                current = Group([], number)
+                groups.append(current)
+            current.agents.append("*" if value.startswith("*") else product_token(value))
+            in_agents = True
+            continue
+        if current is None or key == "sitemap":
+            continue  # rules before any user-agent line belong to no group; a sitemap to none
+        in_agents = False
+        if key in ("allow", "disallow"):
+            if (key == "disallow" and not value) or len(value) > _MAX_PATTERN:
+                continue  # "Disallow:" with nothing after it disallows nothing; a huge pattern is junk
+            current.rules.append(Rule(key == "allow", normalise(value), number))
+        elif key == "content-usage":
+            current.usage.append(_pref(value, number))
+        elif key == "content-signal":
+            current.content_signal.append(_pref(value, number))
+    return Robots(groups, notes)
+
+
+_SAFE = "/*$?=&;:@!'()+,-._~"
+
+
+def normalise(path: str) -> str:
+    """RFC 9309 2.2.2: compare paths percent-encoded alike (``/ä`` and ``/%C3%A4`` are one path)."""
+    if "%" not in path and path.isascii() and " " not in path:
+        return path
+    # An encoded slash is data, not a path separator: it stays encoded (as protego keeps it).
+    return "%2F".join(quote(unquote(part), safe=_SAFE) for part in re.split("%2[fF]", path))
+
+
+def _pref(value: str, line: int) -> Pref:
+    if value.startswith("/"):
+        pattern, _, rest = value.partition(" ")
+        return Pref(normalise(pattern), rest.strip(), line)
+    return Pref("/", value, line)
+
+
+def _glob(pattern: str, path: str) -> bool:
+    """``*`` wildcard matching, greedy with one backtrack point: O(len(pattern) x len(path)) at
+    worst. (A regular expression of ``.*`` pieces backtracks exponentially on a hostile
+    ``/*a*a*a*a*...`` rule, and robots.txt comes from anyone.)"""
+    p = s = 0
+    star, mark = -1, 0
+    while s < len(path):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark = p, s
+            p += 1
+        elif p < len(pattern) and pattern[p] == path[s]:
+            p += 1
+            s += 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            s = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def matches(pattern: str, path: str) -> bool:
+    """RFC 9309 path matching: a prefix match, ``*`` any characters, ``$`` the end."""
+    if pattern.endswith("$"):
+        return _glob(pattern[:-1], path)
+    if "*" not in pattern:
+        return path.startswith(pattern)
+    return _glob(pattern + "*", path)  # a prefix: anything may follow
+
+
+def _specificity(pattern: str) -> int:
+    return len(pattern)
+
+
+def decide_path(groups: Iterable[Group], path: str) -> Rule | None:
+    """The rule that decides ``path``: the longest match; on a tie Allow wins (RFC 9309 2.2.2)."""
+    best: Rule | None = None
+    for group in groups:
+        for rule in group.rules:
+            if not matches(rule.pattern, path):
+                continue
+            if best is None or _specificity(rule.pattern) > _specificity(best.pattern) or (
+                _specificity(rule.pattern) == _specificity(best.pattern) and rule.allow and not best.allow
+            ):
+                best = rule
+    return best
+
+
+def _best_pref(prefs: Iterable[Pref], path: str) -> Pref | None:
+    best: Pref | None = None
+    for pref in prefs:
+        if matches(pref.pattern, path) and (best is None or len(pref.pattern) >= len(best.pattern)):
+            best = pref
+    return best
+
+
+def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[Purpose, ...]] = AI_BOTS) -> tuple[list[Signal], list[str]]:
+    """What this robots.txt says about ``path`` for the caller ``agent``: signals, and errors."""
+    out: list[Signal] = []
+    errors: list[str] = []
+    path = normalise(path)
+    if path == "/robots.txt":
+        return out, errors  # RFC 9309: always allowed
+    mine = robots.select(agent)
+    rule = decide_path(mine, path)
+    if rule is not None and not rule.allow:
+        group = next(g for g in mine if rule in g.rules)
+        out.append(Signal(
+            "robots", f"robots.txt line {rule.line} (user-agent {group.name})",
+            {p: Permission(State.NOT_ALLOWED) for p in PURPOSES},
+            raw={"rule": f"Disallow: {rule.pattern}", "line": rule.line, "group": group.name, "agent": product_token(agent)},
+        ))
+    token = product_token(agent)
+    for bot, purposes in bots.items():
+        if bot == token:
+            continue  # the caller's own group was weighed above
+        named = robots._by_token.get(bot)
+        if not named:
+            continue
+        rule = decide_path(named, path)
+        if rule is None or rule.allow:
+            continue
+        group = next(g for g in named if rule in g.rules)
+        out.append(Signal(
+            "robots-ai-bot", f"robots.txt line {rule.line} (user-agent {group.name})",
+            {p: Permission(State.NOT_ALLOWED) for p in purposes},
+            raw={"rule": f"Disallow: {rule.pattern}", "line": rule.line, "group": group.name, "bot": bot},
+            covers=purposes,
+        ))
+    for attr, decode in (("usage", aipref.decode_content_usage), ("content_signal", aipref.decode_content_signal)):
+        # Preferences are said to everyone: a caller with its own group (for its crawl rules) still
+        # hears the "*" group's, unless its own group states some.
+        groups = mine if any(getattr(g, attr) for g in mine) else robots.select("*")
+        pref = _best_pref((p for g in groups for p in getattr(g, attr)), path)
+        if pref is None:
+            continue
+        try:
+            signal = decode(pref.value, carrier=f"robots.txt line {pref.line}")
+        except MalformedMetadata as exc:
+            errors.append(f"robots.txt line {pref.line}: {exc}")
+            continue
+        out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
+                          raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
+    return out, errors
+
+
+def disallow_all(reason: str) -> Signal:
+    """RFC 9309 2.3.1.4: an unreachable robots.txt (5xx, network) means the whole site is disallowed."""
+    return Signal("robots", "robots.txt", {p: Permission(State.NOT_ALLOWED) for p in PURPOSES},
+                  raw={"unreachable": reason})

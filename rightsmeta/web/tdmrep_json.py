@@ -1,0 +1,69 @@
+"""``/.well-known/tdmrep.json`` (W3C TDMRep): an array of ``{location, tdm-reservation, tdm-policy}``.
+
+``location`` is a path pattern (``*`` any characters, ``$`` the end, as in robots.txt); when
+several rules match, the most specific (longest) pattern wins, as TDMRep says. A file that is
+not such an array is an error of the check, never "no reservation" (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MalformedMetadata
+from ..vocab import Signal, tdmrep
+from .robots import matches, normalise
+
+MAX_BYTES = 1024 * 1024
+MAX_RULES = 10_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    location: str
+    reservation: Any
+    policy: str | None
+    index: int
+
+
+def parse(data: bytes | str) -> list[Rule]:
+    if len(data) > MAX_BYTES:
+        raise MalformedMetadata(f"tdmrep.json is {len(data)} bytes, more than the {MAX_BYTES} read")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMetadata(f"tdmrep.json is not JSON ({exc})") from None
+    if not isinstance(doc, list):
+        raise MalformedMetadata(f"tdmrep.json must be a JSON array of rules, got {type(doc).__name__}")
+    if len(doc) > MAX_RULES:
+        raise MalformedMetadata(f"tdmrep.json has {len(doc)} rules, more than {MAX_RULES}")
+    rules = []
+    for index, item in enumerate(doc):
+        if not isinstance(item, dict) or not isinstance(item.get("location"), str):
+            raise MalformedMetadata(f"tdmrep.json rule {index} has no string 'location'")
+        policy = item.get("tdm-policy")
+        if policy is not None and not isinstance(policy, str):
+            raise MalformedMetadata(f"tdmrep.json rule {index}: tdm-policy must be a string")
+        location = normalise(item["location"] if item["location"].startswith("/") else "/" + item["location"])
+        rules.append(Rule(location,
+                          item.get("tdm-reservation"), policy, index))
+    return rules
+
+
+def signal(rules: list[Rule], path: str) -> Signal | None:
+    """The most specific rule matching ``path``, decoded; None when no rule matches."""
+    best: Rule | None = None
+    for rule in rules:
+        if matches(rule.location, path) and (best is None or len(rule.location) > len(best.location)):
+            best = rule
+    if best is None:
+        return None
+    try:
+        found = tdmrep.decode(best.reservation, best.policy, carrier=f"tdmrep.json rule {best.index}")
+    except MalformedMetadata as exc:
+        raise MalformedMetadata(f"tdmrep.json rule {best.index} ({best.location}): {exc}") from None
+    if found is None:
+        raise MalformedMetadata(f"tdmrep.json rule {best.index} ({best.location}) has no tdm-reservation")
+    return Signal(found.vocabulary, found.carrier, found.permissions,
+                  raw={**found.raw, "location": best.location}, covers=found.covers)

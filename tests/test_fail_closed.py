@@ -1,0 +1,545 @@
+"""Fail closed under damage, races and hostile values (issue 11: items 1, 2, 4, 8, 9, 10, 17;
+issue 10 item 5). Every file here is real: made by pypdf, ffmpeg, Pillow, c2pa, or by rightsmeta
+itself and then damaged the way the adversarial run damaged them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from samples import image_bytes
+from test_documents import pdf_bytes
+
+import rightsmeta
+from rightsmeta import Assertion, api, keys
+from rightsmeta.carriers import audio, audiotags, pdf, pdfobjects
+from rightsmeta.cli import main
+from rightsmeta.fsio import open_buffer
+from rightsmeta.model import Purpose
+from rightsmeta.verify import classify, verify_many
+
+REPO = Path(__file__).resolve().parent.parent
+DENY_AI = Assertion.build(deny=["ai"])
+AI = Purpose.AI_TRAINING
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 30, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """The real command in its own process: a hang is a timeout, a crash an exit status."""
+    return subprocess.run([sys.executable, "-m", "rightsmeta", *args], cwd=cwd, env=_env(**env),
+                          capture_output=True, timeout=timeout, check=False)
+
+
+# --- 11.1: a damaged newest PDF revision is an error, not the older revision ------------------------
+
+
+def _exiftool_warning(exiftool: str, path: Path) -> str:
+    done = subprocess.run([exiftool, "-j", "-warning", str(path)], capture_output=True, text=True, check=False)
+    return str(json.loads(done.stdout)[0].get("Warning", ""))
+
+
+def test_pdf_with_a_damaged_newest_revision_does_not_read_as_the_older_one(exiftool: str, qpdf: str, tmp_path: Path) -> None:
+    original = pdf_bytes()
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    assert tagged.startswith(original)  # an incremental update
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    last = tagged.rindex(b"startxref")
+    mutants = {"startxreF": tagged[:last] + b"startxreF" + tagged[last + 9:]}
+    # A cut anywhere inside the update, past its first object header (before that, the update's
+    # bytes carry nothing and the file is the original).
+    first = tagged.index(b" obj", len(original)) + 4
+    mutants.update({f"cut at {cut}": tagged[:cut] for cut in range(first, len(tagged) - 7, 41)})
+    for name, data in mutants.items():
+        report = api.read(data)
+        assert not report.may_use(AI), name
+        assert any("newest revision of this PDF is damaged" in e for e in report.errors), (name, report.errors)
+    # Tools nobody here wrote see the damage too.
+    damaged = tmp_path / "startxreF.pdf"
+    damaged.write_bytes(mutants["startxreF"])
+    assert _exiftool_warning(exiftool, damaged) == "Invalid xref table"
+    checked = subprocess.run([qpdf, "--check", str(damaged)], capture_output=True, text=True, check=False)
+    assert "file is damaged" in checked.stderr + checked.stdout
+
+
+def test_pdf_with_a_wrong_offset_on_its_newest_startxref_still_reads_the_newest_revision() -> None:
+    # pypdf rebuilds the cross-references then, newest objects included: that is no step back.
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged.rindex(b"startxref")
+    report = api.read(tagged[:last] + b"startxref\n99999999\n%%EOF\n")
+    assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
+
+
+# --- 11.2: an ID3 frame size past the end of the tag --------------------------------------------------
+
+
+def _frames(tag: bytes) -> list[tuple[bytes, int, int]]:
+    """(id, offset in tag, size) of each frame of an ID3v2.4 tag (synchsafe sizes, as mutagen writes)."""
+    assert tag[:3] == b"ID3" and tag[3] == 4
+    pos, found = 10, []
+    end = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(tag[6:10]))
+    while pos + 10 <= end and tag[pos:pos + 4].strip(b"\x00"):
+        size = sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(tag[pos + 4:pos + 8]))
+        found.append((tag[pos:pos + 4], pos, size))
+        pos += 10 + size
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_id3_frame_running_past_the_tag_keeps_the_frames_before_it_and_is_an_error(
+    ffmpeg: str, exiftool: str, tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / f"tone.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3",
+                    *(["-c:a", "libmp3lame"] if fmt == "mp3" else ["-write_id3v2", "1"]),
+                    "-metadata", "title=Tone", str(path)], check=True)
+    tagged = rightsmeta.tag_bytes(path.read_bytes(), DENY_AI)
+    start = tagged.index(b"ID3")
+    frames = _frames(tagged[start:])
+    ours = [i for i, (fid, _, _) in enumerate(frames) if fid == b"TXXX"]
+    assert len(ours) >= 5 and frames[-1][0] == b"PRIV"
+    for index, (fid, pos, _) in enumerate(frames):
+        damaged = bytearray(tagged)
+        at = start + pos + 4
+        damaged[at:at + 4] = bytes([0x7F, 0x7F, 0x7F, 0x7F])  # 268435455 bytes, synchsafe
+        report = api.read(bytes(damaged))
+        assert not report.may_use(AI), (fid, index)
+        assert any("past the end of the tag" in e for e in report.errors), (fid, index, report.errors)
+        record = next(c for c in report.carriers if c.name == "id3")
+        kept = [k for k in record.values if k.startswith("TXXX:")]
+        assert len(kept) == len([i for i in ours if i < index]), (fid, index, kept)  # the frames before it
+        if index == 0:
+            path.write_bytes(bytes(damaged))
+            assert _exiftool_warning(exiftool, path) == "Invalid ID3 frame size"
+    # Only the size was damaged: the untouched file reads clean.
+    assert api.read(tagged).errors == []
+
+
+# --- 11.4: an invalid manifest is an error of the report ---------------------------------------------
+
+
+def test_a_manifest_that_fails_validation_never_allows_use() -> None:
+    identity = keys.make_identity("Test Creator")
+    allow_training = Assertion.build(allow=["ai-training"], deny=["genai-training"])
+    signed = rightsmeta.tag_bytes(image_bytes("gif"), allow_training, identity=identity)
+    clean = api.read(signed)
+    assert clean.errors == [] and clean.may_use(AI)  # the statement itself allows AI training
+    label = signed.index(b"training-mining")
+    invalid = only_validation = 0
+    for offset in range(label - 60, label + 240, 3):
+        damaged = bytearray(signed)
+        damaged[offset:offset + 4] = b"\xff\xff\xff\xff"
+        report = api.read(bytes(damaged))
+        c2pa = [c for c in report.carriers if c.name == "c2pa"]
+        if not c2pa or c2pa[0].values.get("validation_state") != "Invalid":
+            continue
+        invalid += 1
+        assert not report.may_use(AI), offset
+        assert any("the manifest failed validation" in e for e in report.errors), (offset, report.errors)
+        assert classify(report).status == "tampered", offset
+        only_validation += all("failed validation" in e for e in report.errors)
+    assert invalid > 10
+    assert only_validation > 0  # the case found: nothing but the validation said anything was wrong
+
+
+# --- 11.8: a file shortened while it is read -----------------------------------------------------------
+
+
+def test_a_file_truncated_while_read_does_not_kill_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.effect_noise((600, 600), 60).convert("RGB").save(path)
+    assert path.stat().st_size > 256 * 1024  # read through a mapping before (above 64 KiB)
+    # In a child process: with a mapping, this is SIGBUS, which no Python code can catch.
+    code = (
+        "import os, sys\n"
+        "from rightsmeta.fsio import open_buffer\n"
+        "with open_buffer(sys.argv[1]) as buf:\n"
+        "    os.truncate(sys.argv[1], 100)\n"
+        "    print(len(buf), sum(buf[-65536:]) >= 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.split()[1] == "True"
+
+
+def test_open_buffer_keeps_a_file_objects_position(tmp_path: Path) -> None:
+    path = tmp_path / "f.png"
+    path.write_bytes(image_bytes("png", size=(300, 300)))
+    with open(path, "rb") as fh:
+        fh.seek(123)
+        with open_buffer(fh) as buf:
+            assert bytes(buf) == path.read_bytes()
+        assert fh.tell() == 123
+
+
+def _grandchildren() -> list[int]:
+    """The pool's workers: children of the forkserver, which is our child."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    return [g for c in children.get(os.getpid(), []) for g in children.get(c, [])]
+
+
+def _in_thread(fn: Any, seconds: float) -> Any:
+    """``fn()`` with a deadline: a hang fails the test instead of the run."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("value", fn()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return out["value"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_a_killed_worker_is_noticed_and_every_file_answered(tmp_path: Path) -> None:
+    from rightsmeta.ledger import Ledger
+
+    ledger = tmp_path / "ledger.sqlite3"
+    Ledger.open(str(ledger)).close()  # empty: every untagged file is decoded and looked up, slowly enough
+    paths = []
+    # One file per chunk here, a window of four: whenever the kill lands, chunks are still to be
+    # submitted to (or running in) the broken pool.
+    for i in range(8):
+        path = tmp_path / f"noise{i:02d}.png"
+        Image.effect_noise((300, 300), 40 + i).convert("RGB").save(path)
+        paths.append(str(path))
+    killed: list[int] = []
+
+    def scan() -> list[dict[str, Any]]:
+        rows = []
+        for row in verify_many(paths, ledger_path=str(ledger), jobs=2):
+            rows.append(row)
+            if len(rows) == 1:  # chunks are in flight now: kill a worker under them
+                workers = _grandchildren()
+                assert workers
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+        return rows
+
+    rows = _in_thread(scan, 90)
+    assert killed
+    assert [r["path"] for r in rows] == paths
+    assert {r["status"] for r in rows} == {"untagged"}  # the lost files were read again, fine this time
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_a_scan_stopped_early_stops_its_workers(tmp_path: Path) -> None:
+    from rightsmeta.ledger import Ledger
+
+    ledger = tmp_path / "ledger.sqlite3"
+    Ledger.open(str(ledger)).close()
+    paths = []
+    for i in range(16):
+        path = tmp_path / f"noise{i:02d}.png"
+        Image.effect_noise((300, 300), 40 + i).convert("RGB").save(path)
+        paths.append(str(path))
+    rows = verify_many(paths, ledger_path=str(ledger), jobs=2, seconds=300)
+    next(rows)
+    workers = _grandchildren()
+    assert workers
+    started = time.monotonic()
+    rows.close()  # the consumer goes away with chunks in flight
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+              for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+
+
+def test_workers_that_cannot_start_end_the_scan_with_every_file_reported(tmp_path: Path) -> None:
+    # A worker dies before answering (here: it cannot open the ledger): multiprocessing.Pool
+    # would start new workers forever and the scan would never end.
+    junk = tmp_path / "not-a-ledger.sqlite3"
+    junk.write_bytes(os.urandom(4096))
+    paths = [str(tmp_path / f"f{i}.png") for i in range(2)]
+    for p in paths:
+        Path(p).write_bytes(image_bytes("png"))
+    rows = _in_thread(lambda: list(verify_many(paths, ledger_path=str(junk), jobs=2)), 60)
+    assert [r["path"] for r in rows] == paths
+    assert all(r["status"] == "unreadable" and "stopped before it answered" in r["reasons"][0] for r in rows)
+
+
+# --- 11.9: FIFOs and devices in a tree ----------------------------------------------------------------
+
+
+def test_a_fifo_in_the_tree_is_reported_not_waited_for(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "photo.png").write_bytes(image_bytes("png"))
+    os.mkfifo(tree / "pipe.png")
+    read = _cli("read", "-r", "tree", cwd=tmp_path, timeout=30)
+    assert read.returncode == 1  # the FIFO is an error of its own report
+    assert b"a FIFO, not a regular file; not read" in read.stdout
+    checked = _cli("verify", "-r", "tree", "--no-ledger", "--jsonl", cwd=tmp_path, timeout=30)
+    rows = {r["path"]: r for r in map(json.loads, checked.stdout.splitlines())}
+    assert rows["tree/pipe.png"]["status"] == "unreadable" and rows["tree/photo.png"]["status"] == "untagged"
+    tagged = _cli("tag", "-r", "tree", "--deny", "ai", "--no-ledger", "--no-sign", "--json", cwd=tmp_path, timeout=30)
+    results = {r["path"]: r for r in json.loads(tagged.stdout)}
+    assert results["tree/photo.png"]["status"] == "tagged"
+    assert results["tree/pipe.png"]["status"] == "skipped" and "FIFO" in results["tree/pipe.png"]["reason"]
+
+
+def test_a_fifo_swapped_in_after_the_walk_does_not_block(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "late.png")
+    report = _in_thread(lambda: api.read(tmp_path / "late.png"), 30)  # O_NONBLOCK, then refused
+    assert report.errors == ["a FIFO, not a regular file; not read"]
+
+
+# --- 11.10 and 11.17: names and values that are not text ------------------------------------------
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, ffmpeg: str) -> Path:
+    """Reserved files whose names and values try to forge output: a newline in dc:rights, an OSC
+    escape in ID3 TCOP, names with a newline, a byte that is not UTF-8, a formula."""
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    marker = b"Z" * 30
+    reserved = Assertion.build(deny=["ai"], copyright="(c) Ada " + marker.decode())
+    # rightsmeta refuses control characters in what it writes; another tool's edit puts them there.
+    jpeg = rightsmeta.tag_bytes(image_bytes("jpeg"), reserved).replace(marker, b"\n  ai-training     allowed".ljust(30))
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    song = rightsmeta.tag_bytes(tone.read_bytes(), Assertion.build(deny=["ai"], copyright="(c) Ada " + marker.decode()))
+    frames = _frames(song)
+    tcop = next(pos for fid, pos, _ in frames if fid == b"TCOP")
+    song = song[:tcop] + song[tcop:].replace(marker, b"\x1b]0;owned\x07\x1b[2J".ljust(30), 1)
+    for name in (b"plain.jpg", b"bad\xff.jpg", b"line\nintact       forged.jpg", b"=HYPERLINK(1).jpg"):
+        (folder / os.fsdecode(name)).write_bytes(jpeg)
+    (folder / "song.mp3").write_bytes(song)
+    return folder
+
+
+def test_read_escapes_values_and_names(hostile: Path) -> None:
+    done = _cli("read", *sorted(os.listdir(hostile)), cwd=hostile, PYTHONIOENCODING="utf-8:strict")
+    assert done.stderr == b"" or b"Traceback" not in done.stderr
+    out = done.stdout
+    assert b"\x1b" not in out and b"\x07" not in out
+    lines = out.decode("utf-8").splitlines()  # strict UTF-8: no raw byte of a name leaks
+    assert not any(line.strip().startswith("ai-training     allowed") for line in lines)
+    assert sum(line.startswith(("plain", "bad", "line", "=HYPER", "song")) for line in lines) == 5
+    assert any("dc:rights = (c) Ada \\n  ai-training     allowed" in line for line in lines)
+    assert any("TCOP = (c) Ada \\x1b]0;owned\\x07\\x1b[2J" in line for line in lines)
+    assert any(line.startswith("bad\\xff.jpg") for line in lines)
+    assert any(line.startswith("line\\nintact       forged.jpg") for line in lines)
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl", "csv", "json"])
+def test_verify_writes_every_row_under_strict_utf8(hostile: Path, tmp_path: Path, fmt: str) -> None:
+    page = tmp_path / "report.html"
+    args = ["verify", *sorted(os.listdir(hostile)), "--no-ledger", "--html", str(page)]
+    done = _cli(*args, *([] if fmt == "text" else [f"--{fmt}"]), cwd=hostile, PYTHONIOENCODING="utf-8:strict")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"summary: 5 intact (5 files)" in done.stderr
+    names = {os.fsencode(n) for n in os.listdir(hostile)}
+    if fmt == "text":
+        lines = done.stdout.decode("utf-8").splitlines()
+        assert len(lines) == 5 and sum(line.startswith("intact") for line in lines) == 5
+        assert "intact       line\\nintact       forged.jpg: signals in xmp" in lines
+    elif fmt in ("jsonl", "json"):
+        text = done.stdout.decode("utf-8")
+        rows = json.loads(text) if fmt == "json" else [json.loads(line) for line in text.splitlines()]
+        assert {os.fsencode(r["path"]) for r in rows} == names  # surrogateescape round trip
+    else:
+        rows = list(csv.DictReader(io.StringIO(done.stdout.decode("utf-8", "surrogateescape"), newline="")))
+        assert {os.fsencode(r["path"].removeprefix("'")) for r in rows} == names
+        assert {r["path"] for r in rows if "HYPERLINK" in r["path"]} == {"'=HYPERLINK(1).jpg"}
+        assert b"bad\xff.jpg" in done.stdout  # the name's own bytes
+    html = page.read_text("utf-8")
+    assert "bad\\xff.jpg" in html and "line\\nintact       forged.jpg" in html and "\x1b" not in html
+
+
+def test_tag_escapes_names_too(hostile: Path) -> None:
+    done = _cli("tag", *sorted(os.listdir(hostile)), "--deny", "ai", "--dry-run", "--no-sign", cwd=hostile,
+                PYTHONIOENCODING="utf-8:strict")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    lines = done.stdout.decode("utf-8").splitlines()
+    assert sum(line.startswith("would tag") for line in lines) == 5
+    assert any(line.startswith("would tag  line\\nintact       forged.jpg  (jpeg") for line in lines)
+    assert any(line.startswith("would tag  bad\\xff.jpg") for line in lines)
+
+
+def test_csv_cells_that_start_a_formula_are_neutralised() -> None:
+    from rightsmeta.output import Writer
+
+    out = io.StringIO()
+    writer = Writer(out, "csv")
+    empty = {p.value: "unspecified" for p in Purpose}
+    for path in ("=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "-", "ok.jpg"):
+        writer.write({"path": path, "format": None, "status": "untagged", "permissions": empty,
+                      "reasons": ["=HYPERLINK(\"http://x\")"], "match": {"path": "@evil", "distance": 0.5}})
+    writer.close()
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["path"] for r in rows] == ["'=1+1", "'+cmd", "'-2", "'@SUM(A1)", "'\tx", "-", "ok.jpg"]
+    assert {r["reasons"] for r in rows} == {"'=HYPERLINK(\"http://x\")"}
+    assert {r["match_path"] for r in rows} == {"'@evil"} and {r["match_distance"] for r in rows} == {"0.5"}
+
+
+# --- issue 10 item 5: fallbacks are logged, our own bugs are not "malformed files" ------------------
+
+
+def test_fallbacks_to_pypdf_and_mutagen_are_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, ffmpeg: str, tmp_path: Path
+) -> None:
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    ffmpeg_tone = tone.read_bytes()
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    caplog.set_level(logging.DEBUG, logger="rightsmeta")
+    api.read(tagged + b"\x00" * 300)  # junk after %%EOF: pypdf's to read
+    assert any(r.levelno == logging.DEBUG and "left the file to pypdf" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+
+    def broken(buf: Any) -> Any:
+        raise KeyError("a bug in the fast reader")
+
+    monkeypatch.setattr(pdfobjects, "Reader", broken)
+    report = api.read(tagged)
+    assert report.errors == [] and not report.may_use(AI)  # pypdf read it: only slower...
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and "a bug of rightsmeta" in warnings[0].getMessage() and warnings[0].exc_info  # ...and seen
+    caplog.clear()
+
+    def id3_bug(*args: Any) -> Any:
+        raise IndexError("a bug in the fast ID3 reader")
+
+    monkeypatch.setattr(audiotags, "read_id3", id3_bug)
+    song = rightsmeta.tag_bytes(ffmpeg_tone, DENY_AI)
+    report = api.read(song)
+    assert report.errors == [] and not report.may_use(AI)  # mutagen read it
+    assert any(r.levelno == logging.WARNING and "the fast ID3 reader failed (IndexError" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_debug_flag_shows_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "junk-tail.pdf"
+    path.write_bytes(rightsmeta.tag_bytes(pdf_bytes(), DENY_AI) + b"\x00" * 300)
+    quiet = _cli("read", path.name, cwd=tmp_path)
+    loud = _cli("--debug", "read", path.name, cwd=tmp_path)
+    assert b"left the file to pypdf" not in quiet.stderr
+    assert b"rightsmeta: DEBUG: the fast PDF reader left the file to pypdf" in loud.stderr
+    assert CliRunner().invoke(main, ["--help"]).output.count("--debug") == 1
+
+
+def test_our_own_writer_bugs_are_not_reported_as_malformed_files(ffmpeg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+
+    def bug(*args: Any) -> None:
+        raise ValueError("a bug in our ID3 writer")
+
+    monkeypatch.setattr(audio, "_write_id3", bug)
+    with pytest.raises(ValueError, match="a bug in our ID3 writer") as raised:
+        audio.write(tone.read_bytes(), "mp3", DENY_AI)
+    assert type(raised.value) is ValueError  # not MalformedFile("malformed MP3: mutagen could not write it")
+
+    def pdf_bug(ids: list[int]) -> list[list[int]]:
+        raise IndexError("a bug in our PDF update writer")
+
+    monkeypatch.setattr(pdf, "_subsections", pdf_bug)
+    with pytest.raises(IndexError, match="a bug in our PDF update writer"):
+        pdf.write(pdf_bytes(), "pdf", DENY_AI)
+
+
+def test_a_bug_while_classifying_does_not_end_a_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rightsmeta import verify as verifier
+
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"f{i}.png"
+        path.write_bytes(image_bytes("png"))
+        paths.append(str(path))
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in classify")
+
+    monkeypatch.setattr(verifier, "classify", bug)
+    started = time.monotonic()
+    rows = list(verify_many(paths, jobs=1))
+    assert [r["status"] for r in rows] == ["unreadable", "unreadable"] and time.monotonic() - started < 30
+    assert "RuntimeError: a bug in classify" in rows[0]["reasons"][0]
+
+
+def test_an_m4a_whose_boxes_were_shifted_is_an_error(ffmpeg: str, tmp_path: Path) -> None:
+    # Found by tests/test_mutations.py: a stretch of moov duplicated into the ilst shifts every
+    # box after it; the top-level walk then met zeros, took them for a box "to the end of the
+    # file", and the uuid XMP box and the ilst were gone without an error.
+    tone = tmp_path / "tone.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.2", "-c:a", "aac",
+                    "-metadata", "title=Tone", str(tone)], check=True)
+    tagged = rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI)
+    ilst = tagged.index(b"ilst") - 4
+    start, length = ilst - 294, 327
+    damaged = tagged[:start + length] + tagged[start:start + length] + tagged[start + length:]
+    report = api.read(damaged)
+    assert not report.may_use(AI)
+    assert any("no box type at offset" in e for e in report.errors), report.errors
+
+
+def test_verify_with_a_ledger_that_cannot_be_opened_is_a_usage_error(tmp_path: Path) -> None:
+    junk = tmp_path / "not-a-ledger.sqlite3"
+    junk.write_bytes(os.urandom(4096))
+    (tmp_path / "f.png").write_bytes(image_bytes("png"))
+    for jobs in ("1", "2"):
+        done = _cli("verify", "f.png", "--ledger", junk.name, "--jobs", jobs, cwd=tmp_path)
+        assert done.returncode == 2 and b"cannot use the ledger" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_damaged_files_are_not_tagged_over(ffmpeg: str, tmp_path: Path) -> None:
+    # Tagging over the damage would lose what it hides: the frames after a bad ID3 frame size
+    # (mutagen drops them when it saves), a PDF's newest revision (the update would chain to the
+    # older one). Refused, the file byte-identical.
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    "-metadata", "title=Tone", "-metadata", "artist=Someone", str(tone)], check=True)
+    data = bytearray(tone.read_bytes())
+    first = _frames(bytes(data))[0]
+    data[first[1] + 4:first[1] + 8] = bytes([0x7F, 0x7F, 0x7F, 0x7F])
+    tagged_pdf = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged_pdf.rindex(b"startxref")
+    cases = {"damaged.mp3": bytes(data), "damaged.pdf": tagged_pdf[:last] + b"startxreF" + tagged_pdf[last + 9:]}
+    for name, damaged in cases.items():
+        path = tmp_path / name
+        path.write_bytes(damaged)
+        result = rightsmeta.tag(path, Assertion.build(deny=["all"]))
+        assert result.status == "failed" and "before tagging" in (result.reason or ""), (name, result.reason)
+        assert path.read_bytes() == damaged
+
+
+def test_junk_in_id3_padding_is_not_damage(ffmpeg: str, tmp_path: Path) -> None:
+    # Some taggers leave stale bytes in the padding; mutagen skips them, and so does the check.
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    tagged = bytearray(rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI))
+    frames = _frames(bytes(tagged))
+    padding = frames[-1][1] + 10 + frames[-1][2]
+    assert tagged[padding:padding + 16] == bytes(16)
+    tagged[padding:padding + 10] = b"\x01junk\xff\xff\xff\xff\x00"
+    report = api.read(bytes(tagged))
+    assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"

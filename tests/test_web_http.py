@@ -1,0 +1,447 @@
+"""``rightsmeta.web`` over real HTTP: a server on 127.0.0.1 serves sites, pages, real files
+(tagged by rightsmeta or not) and misbehaving endpoints; the same URLs go through datadiligence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from samples import image_bytes
+from webserver import (
+    Resource,
+    Site,
+    big_text,
+    closed_port,
+    gzip_if_accepted,
+    header_bytes,
+    huge,
+    many_headers,
+    trickle,
+)
+
+from rightsmeta import Assertion, Purpose, tag_bytes
+from rightsmeta.web import check
+from rightsmeta.web.fetch import Fetcher, Limits, check_many
+
+pytest.importorskip("aiohttp")
+
+NA, AL, UN, CO = "notAllowed", "allowed", "unspecified", "constrained"
+AI = ("ai-training", "genai-training", "ai-inference")
+FAST = Limits(timeout=1.0, concurrency=8)
+
+ROBOTS = b"""User-agent: *
+Disallow: /private/
+Allow: /private/ok.jpg
+Content-Usage: /cu/ train-ai=n
+Content-Usage: /cu/open/ train-ai=y, search=y
+
+User-agent: GPTBot
+Disallow: /gpt/
+"""
+TDM = b"""[{"location": "/tdm/*", "tdm-reservation": 1, "tdm-policy": "https://example.com/policy.json"},
+ {"location": "/tdm/free/*", "tdm-reservation": 0}]"""
+PAGE = b"""<!doctype html><html><head><meta name="robots" content="noai, noimageai">
+<meta name="tdm-reservation" content="1"></head><body><img src="/img/plain.jpg"></body></html>"""
+
+
+def _files() -> dict[str, bytes]:
+    plain = image_bytes("jpeg")
+    return {
+        "plain": plain,
+        "deny_ai": tag_bytes(plain, Assertion.build(deny=["ai"])),
+        "allow_all": tag_bytes(plain, Assertion.build(allow=["all"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[dict[str, Site]]:
+    f = _files()
+    main_routes = {
+        "/robots.txt": Resource(ROBOTS, content_type="text/plain"),
+        "/.well-known/tdmrep.json": Resource(TDM, content_type="application/json"),
+        "/img/plain.jpg": Resource(f["plain"]),
+        "/img/deny-ai.jpg": Resource(f["deny_ai"]),
+        "/img/allow-all.jpg": Resource(f["allow_all"]),
+        "/h/noai.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noai")]),
+        "/h/noimageai.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noimageai")]),
+        "/h/scoped-us.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "testbot: noai")]),
+        "/h/scoped-other.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "otherbot: noai")]),
+        "/h/several.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "noimageai")]),
+        "/h/malformed.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", ":, :, ,;: -::")]),
+        "/h/tdm.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1")]),
+        "/h/tdm-policy.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1"), ("tdm-policy", "https://e.com/p")]),
+        "/h/usage.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-ai=n, search=y")]),
+        "/h/usage-legacy.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-genai=n")]),
+        "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
+        "/page.html": Resource(PAGE, content_type="text/html"),
+        "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
+        "/page-gzip-anyway.html": Resource(raw=gzip_if_accepted(PAGE, always=True)),
+        "/bad/bomb.jpg": Resource(raw=gzip_if_accepted(b"\0" * (8 * 1024 * 1024), "image/jpeg", always=True)),
+        "/bad/brotli.jpg": Resource(raw=gzip_if_accepted(b"x", "image/jpeg", always=True, coding="br")),
+        "/private/a.jpg": Resource(f["plain"]),
+        "/private/ok.jpg": Resource(f["plain"]),
+        "/gpt/a.jpg": Resource(f["plain"]),
+        "/cu/a.jpg": Resource(f["plain"]),
+        "/cu/open/a.jpg": Resource(f["plain"]),
+        "/tdm/a.jpg": Resource(f["plain"]),
+        "/tdm/free/a.jpg": Resource(f["plain"]),
+        "/redirect.jpg": Resource(status=302, headers=[("Location", "/h/noai.jpg")]),
+        "/to-private.jpg": Resource(status=307, headers=[("Location", "/private/a.jpg")]),
+        "/to-ftp.jpg": Resource(status=301, headers=[("Location", "ftp://example.com/a.jpg")]),
+        "/loop.jpg": Resource(status=302, headers=[("Location", "/loop.jpg")]),
+        "/missing.jpg": Resource(b"no", 404, content_type="text/plain"),
+        "/bad/trickle.jpg": Resource(raw=trickle(4.0)),
+        "/bad/huge.jpg": Resource(raw=huge()),
+        "/bad/latin1.jpg": Resource(raw=header_bytes(b"X-Robots-Tag: no\xe9ai")),
+        "/bad/headers.jpg": Resource(raw=many_headers(5000)),
+    }
+    down = {"/robots.txt": Resource(b"busy", 503, content_type="text/plain"), "/a.jpg": Resource(f["plain"])}
+    norules = {"/.well-known/tdmrep.json": Resource(b"{not json", content_type="application/json"),
+               "/a.jpg": Resource(f["plain"])}
+    bigrobots = {"/robots.txt": Resource(raw=big_text(b"User-agent: *\nDisallow: /secret/\n", 50 * 1024 * 1024)),
+                 "/secret/a.jpg": Resource(f["plain"]), "/a.jpg": Resource(f["plain"])}
+    started = {name: Site(routes).start() for name, routes in
+               {"main": main_routes, "down": down, "norules": norules, "bigrobots": bigrobots}.items()}
+    # a cross-origin redirect: its target's site policies apply
+    started["main"].server.routes["/cross.jpg"] = Resource(status=301, headers=[("Location", started["down"].url("/a.jpg"))])
+    yield started
+    for site in started.values():
+        site.close()
+
+
+def run(url: str, **kwargs: Any) -> Any:
+    return check(url, user_agent="testbot", limits=FAST, **kwargs)
+
+
+def states(report: Any) -> dict[str, str]:
+    return {p.value: perm.state.value for p, perm in report.decision.permissions.items()}
+
+
+# Expected states per path on the main site (restated from the specs and the robots/tdmrep above).
+EXPECTED: dict[str, dict[str, str]] = {
+    "/img/plain.jpg": {},
+    "/h/noai.jpg": dict.fromkeys(AI, NA),
+    "/h/noimageai.jpg": dict.fromkeys(AI, NA),
+    "/h/scoped-us.jpg": dict.fromkeys(AI, NA),
+    "/h/scoped-other.jpg": {},
+    "/h/several.jpg": {**dict.fromkeys(AI, NA), "search": NA},
+    "/h/malformed.jpg": {},
+    "/h/tdm.jpg": {"data-mining": NA},
+    "/h/tdm-policy.jpg": {"data-mining": CO},
+    "/h/usage.jpg": {"genai-training": NA, "search": AL},
+    "/h/usage-legacy.jpg": {"genai-training": NA},
+    "/private/a.jpg": dict.fromkeys(("data-mining", *AI, "search"), NA),
+    "/private/ok.jpg": {},
+    "/gpt/a.jpg": {"ai-training": NA, "genai-training": NA},
+    "/cu/a.jpg": {"genai-training": NA},
+    "/cu/open/a.jpg": {"genai-training": AL, "search": AL},
+    "/tdm/a.jpg": {"data-mining": CO},
+    "/tdm/free/a.jpg": {"data-mining": AL},
+    "/redirect.jpg": dict.fromkeys(AI, NA),
+}
+
+
+@pytest.mark.parametrize("path", sorted(EXPECTED))
+def test_each_signal_over_http(sites: dict[str, Site], path: str) -> None:
+    report = run(sites["main"].url(path))
+    want = {p: EXPECTED[path].get(p, UN) for p in ("data-mining", *AI, "search")}
+    assert states(report) == want, report.to_json()
+    assert report.errors == []
+
+
+def test_redirect_uses_the_final_url(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/redirect.jpg"))
+    assert report.final_url == sites["main"].url("/h/noai.jpg")
+    cross = run(sites["main"].url("/cross.jpg"))
+    assert cross.final_url == sites["down"].url("/a.jpg")
+    assert set(states(cross).values()) == {NA}  # the target's robots.txt answers 503
+
+
+def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
+    main, down = sites["main"], sites["down"]
+    before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)
+    closed = run(main.url("/private/a.jpg"), fetch_body=True)
+    assert closed.status() == "notAllowed"
+    assert closed.unread[0] == "the resource was not fetched: robots.txt line 2 disallows it for testbot"
+    assert run(down.url("/a.jpg")).status() == "notAllowed"
+    assert (main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)) == before
+    # nor is a redirect into it followed
+    hops = main.hits.get("/to-private.jpg", 0)
+    redirected = run(main.url("/to-private.jpg"), fetch_body=True)
+    assert redirected.status() == "notAllowed" and redirected.final_url == main.url("/private/a.jpg")
+    assert main.hits.get("/to-private.jpg", 0) == hops + 1 and main.hits.get("/private/a.jpg", 0) == before[0]
+    # GPTBot's group does not bind us: /gpt/ is fetched (and reserved for GPTBot's purposes)
+    assert run(main.url("/gpt/a.jpg")).http_status == 200
+
+
+def test_robots_5xx_disallows_all_4xx_means_no_rules(sites: dict[str, Site]) -> None:
+    down = run(sites["down"].url("/a.jpg"))
+    assert set(states(down).values()) == {NA} and down.status() == "notAllowed"
+    assert any("RFC 9309" in n for n in down.notes)
+
+
+def test_unreachable_site_is_an_error_never_allowed() -> None:
+    report = run(f"http://127.0.0.1:{closed_port()}/a.jpg")
+    assert report.status() == "error"
+    assert report.unread[0].startswith("the resource was not fetched: robots.txt unreachable (ClientConnectorError")
+    assert set(states(report).values()) == {NA}
+
+
+def test_malformed_tdmrep_json_over_http(sites: dict[str, Site]) -> None:
+    report = run(sites["norules"].url("/a.jpg"))
+    assert report.status() == "error" and "tdmrep.json" in report.errors[0]
+
+
+def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+    assert states(run(main.url("/img/deny-ai.jpg"), fetch_body=True)) == {
+        "data-mining": UN, "ai-training": NA, "genai-training": NA, "ai-inference": NA, "search": UN}
+    assert run(main.url("/img/allow-all.jpg"), fetch_body=True).status() == "allowed"
+    # without the body the embedded statement is unknown, and the report says so
+    head = run(main.url("/img/deny-ai.jpg"))
+    assert head.status() == "unspecified" and any("body" in u for u in head.unread)
+    mixed = run(main.url("/h/allowed-but-tagged.jpg"), fetch_body=True)
+    assert states(mixed)["genai-training"] == NA and mixed.conflicts
+    page = run(main.url("/page.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
+
+
+def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
+    page = run(sites["main"].url("/page-gzip.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA}, page.to_json()
+    # a server that compresses anyway: inflated within the cap
+    page = run(sites["main"].url("/page-gzip-anyway.html"), fetch_body=True)
+    assert {states(page)[p] for p in AI} == {NA}, page.to_json()
+    small = Limits(timeout=1.0, body_cap=1024 * 1024)
+    bomb = check(sites["main"].url("/bad/bomb.jpg"), user_agent="testbot", limits=small, fetch_body=True)
+    assert bomb.status() == "error" and "inflates to over the 1048576-byte cap" in bomb.errors[0]
+    brotli = run(sites["main"].url("/bad/brotli.jpg"), fetch_body=True)
+    assert brotli.status() == "error" and "Content-Encoding 'br'" in brotli.errors[0]
+
+
+def test_page_given_by_the_caller(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/img/plain.jpg"), page=PAGE)
+    assert {states(report)[p] for p in AI} == {NA}
+
+
+@pytest.mark.parametrize(("path", "fetch_body", "words"), [
+    ("/loop.jpg", False, "redirects"),
+    ("/loop.jpg", True, "too many redirects (more than 10)"),
+    ("/to-ftp.jpg", False, "not http(s)"),
+    ("/missing.jpg", False, "HTTP 404"),
+    ("/bad/trickle.jpg", True, "within 1 s"),
+    ("/bad/trickle.jpg", False, "within 1 s"),
+    ("/bad/huge.jpg", True, "cap"),
+    ("/bad/latin1.jpg", False, "not UTF-8"),
+    ("/bad/headers.jpg", False, "eader"),
+])
+def test_bad_input_is_a_clear_error_within_the_timeout(sites: dict[str, Site], path: str, fetch_body: bool, words: str) -> None:
+    start = time.monotonic()
+    report = run(sites["main"].url(path), fetch_body=fetch_body)
+    assert time.monotonic() - start < 3.0
+    assert report.status() == "error", report.to_json()
+    assert any(words in e for e in report.errors), report.errors
+    assert not report.may_use(Purpose.GENAI_TRAINING)
+
+
+def test_huge_content_length_is_fine_when_only_headers_are_needed(sites: dict[str, Site]) -> None:
+    report = run(sites["main"].url("/bad/huge.jpg"))
+    assert report.errors == [] and report.status() == "unspecified"
+
+
+def test_50mb_robots_is_read_up_to_the_cap(sites: dict[str, Site]) -> None:
+    start = time.monotonic()
+    report = run(sites["bigrobots"].url("/secret/a.jpg"))
+    assert time.monotonic() - start < 3.0
+    assert set(states(report).values()) == {NA}
+    assert any("only the start was read" in n for n in report.notes)
+
+
+def test_batch_goes_on_and_site_files_are_fetched_once(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+    main.hits.clear()
+    urls = [main.url(p) for p in sorted(EXPECTED)] + [main.url("/bad/latin1.jpg"), main.url("/loop.jpg"), "ftp://x/y"]
+    reports = list(check_many(urls, user_agent="testbot", limits=Limits(timeout=1.0, concurrency=4)))
+    assert sorted(r.url for r in reports) == sorted(urls)
+    by_url = {r.url: r for r in reports}
+    assert by_url[main.url("/h/noai.jpg")].status() == "notAllowed"
+    assert by_url["ftp://x/y"].status() == "error"
+    assert main.hits["/robots.txt"] == 1 and main.hits["/.well-known/tdmrep.json"] == 1
+
+
+def test_a_bug_on_one_url_does_not_end_the_batch(sites: dict[str, Site], monkeypatch: pytest.MonkeyPatch) -> None:
+    from rightsmeta.web import fetch
+
+    real = fetch.evaluate
+
+    def flaky(url: str, **kwargs: Any) -> Any:
+        if url.endswith("/h/noai.jpg"):
+            raise RuntimeError("boom")
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(fetch, "evaluate", flaky)
+    main = sites["main"]
+    reports = {r.url: r for r in check_many([main.url("/h/noai.jpg"), main.url("/h/tdm.jpg")], limits=FAST)}
+    assert reports[main.url("/h/noai.jpg")].status() == "error"
+    assert "RuntimeError: boom" in reports[main.url("/h/noai.jpg")].errors[0]
+    assert reports[main.url("/h/tdm.jpg")].status() == "notAllowed"
+
+
+def test_per_host_delay_and_user_agent(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+
+    async def go() -> None:
+        async with Fetcher(user_agent="testbot", limits=Limits(timeout=1.0, per_host_delay=0.15)) as fetcher:
+            await asyncio.gather(*(fetcher.check(main.url(f"/img/plain.jpg?delay{i}")) for i in range(3)))
+
+    start = time.monotonic()
+    asyncio.run(go())
+    seen = [(t, path, agent) for t, path, agent in main.server.log if t >= start]
+    assert len(seen) == 5, seen  # robots.txt, tdmrep.json, three HEADs
+    times = sorted(t for t, _, _ in seen)
+    # seen at the server, so each gap carries its scheduling jitter; the span cannot shrink much
+    assert times[-1] - times[0] >= 4 * 0.15 - 0.03, times
+    assert all(b - a >= 0.1 for a, b in zip(times, times[1:], strict=False)), times
+    assert all(agent.startswith("testbot/") and "rightsmeta" in agent for _, _, agent in seen)
+
+
+def test_site_policies_are_cached_for_their_ttl(sites: dict[str, Site]) -> None:
+    main = sites["main"]
+
+    async def go() -> list[int]:
+        counts = []
+        async with Fetcher(user_agent="testbot", limits=Limits(timeout=1.0, site_ttl=0.3)) as fetcher:
+            for pause in (0.0, 0.0, 0.4):
+                await asyncio.sleep(pause)
+                before = main.hits.get("/robots.txt", 0)
+                await fetcher.check(main.url("/img/plain.jpg"))
+                counts.append(main.hits.get("/robots.txt", 0) - before)
+        return counts
+
+    assert asyncio.run(go()) == [1, 0, 1]
+
+
+# The command line -----------------------------------------------------------------------------------
+
+def _cli(*args: str, stdin: str | None = None) -> Any:
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    return CliRunner().invoke(main, ["check", "--timeout", "1", *args], input=stdin, catch_exceptions=False)
+
+
+def test_cli_json_matches_schema_and_exit_codes(sites: dict[str, Site], tmp_path: Any) -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "check-report.schema.json").read_text())
+    main = sites["main"]
+    urls = [main.url("/h/noai.jpg"), main.url("/img/allow-all.jpg"), main.url("/bad/latin1.jpg"), main.url("/h/tdm-policy.jpg")]
+    result = _cli(*urls, "--json", "--fetch-body", "--user-agent", "testbot")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    Draft202012Validator(schema).validate(rows)
+    by_url = {r["url"]: r for r in rows}
+    assert [by_url[u]["status"] for u in urls] == ["notAllowed", "allowed", "error", "constrained"]
+    assert "summary: 1 notAllowed, 1 constrained, 1 allowed, 1 error (4 URLs)" in result.stderr
+
+    assert _cli(*urls, "--jsonl", "--fail-on", "error,notAllowed").exit_code == 1
+    assert _cli(urls[1], "--fetch-body", "--fail-on", "error,notAllowed").exit_code == 0
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# a comment\n" + "\n".join(urls) + "\n")
+    lines = _cli("--urls", str(listing), "--jsonl").stdout.splitlines()
+    for line in lines:
+        Draft202012Validator(schema).validate([json.loads(line)])
+    assert len(lines) == 4
+    piped = _cli("--urls", "-", "--jsonl", stdin="\n".join(urls[:2]) + "\n")
+    assert sorted(json.loads(line)["url"] for line in piped.stdout.splitlines()) == sorted(urls[:2])
+    assert "(2 URLs)" in piped.stderr
+    # --purpose narrows the status: the noai header says nothing about search
+    search = json.loads(_cli(urls[0], "--json", "--purpose", "search").stdout)[0]
+    assert search["status"] == "unspecified" and search["purposes"] == ["search"]
+
+
+def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
+    import csv
+    import io
+
+    url = sites["main"].url("/gpt/a.jpg")
+    rows = list(csv.DictReader(io.StringIO(_cli(url, "--csv").stdout)))
+    assert rows[0]["status"] == "notAllowed" and rows[0]["genai-training"] == "notAllowed"
+    assert "robots.txt line 8 (user-agent gptbot)" in rows[0]["sources"]
+    text = _cli(url, "--purpose", "genai-training").stdout
+    assert text.startswith("notAllowed") and "robots.txt line 8 (user-agent gptbot): ai-training notAllowed" in text
+
+
+def test_cli_usage_errors() -> None:
+    assert _cli("--fail-on", "nope", "http://127.0.0.1:1/").exit_code == 2
+    assert _cli("--purpose", "nope", "http://127.0.0.1:1/").exit_code == 2
+    assert _cli().exit_code == 2
+
+
+# The same URLs through datadiligence 0.1.7 ------------------------------------------------------------
+
+# path -> (rightsmeta may use for genai-training, datadiligence is_allowed): the README table restates it.
+VERSUS: dict[str, tuple[str, str]] = {
+    "/img/plain.jpg": ("yes", "yes"),
+    "/h/noai.jpg": ("no", "no"),
+    "/h/scoped-us.jpg": ("no", "no"),
+    "/h/scoped-other.jpg": ("yes", "yes"),
+    "/h/several.jpg": ("no", "no"),
+    "/h/malformed.jpg": ("yes", "yes"),
+    "/h/tdm.jpg": ("no", "no"),
+    "/h/tdm-policy.jpg": ("no", "no"),
+    "/redirect.jpg": ("no", "no"),
+    "/h/usage.jpg": ("no", "yes"),
+    "/h/usage-legacy.jpg": ("no", "yes"),
+    "/private/a.jpg": ("no", "yes"),
+    "/gpt/a.jpg": ("no", "yes"),
+    "/cu/a.jpg": ("no", "yes"),
+    "/cu/open/a.jpg": ("yes", "yes"),
+    "/tdm/a.jpg": ("no", "yes"),
+    "/tdm/free/a.jpg": ("yes", "yes"),
+    "/page.html": ("no", "yes"),
+    "/img/deny-ai.jpg": ("no", "yes"),
+    "/img/allow-all.jpg": ("yes", "yes"),
+    "/h/allowed-but-tagged.jpg": ("no", "yes"),
+    "/bad/latin1.jpg": ("no", "yes"),
+    "/missing.jpg": ("no", "raises"),
+    "/loop.jpg": ("no", "raises"),
+    "down:/a.jpg": ("no", "yes"),
+    "norules:/a.jpg": ("no", "yes"),
+}
+
+
+def test_same_urls_through_datadiligence(sites: dict[str, Site], caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("datadiligence")
+    from datadiligence import PostprocessEvaluator
+
+    theirs_eval = PostprocessEvaluator(user_agent="testbot")
+    got: dict[str, tuple[str, str]] = {}
+    for key in VERSUS:
+        site, _, path = key.rpartition(":")
+        url = sites[site or "main"].url(path)
+        ours = "yes" if run(url, fetch_body=True).may_use(Purpose.GENAI_TRAINING) else "no"
+        try:
+            theirs = "yes" if theirs_eval.is_allowed(url=url) else "no"
+        except Exception:
+            theirs = "raises"
+        got[key] = (ours, theirs)
+    assert got == VERSUS
+
+
+def test_check_from_many_threads(sites: dict[str, Site]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    main = sites["main"]
+    paths = ["/h/noai.jpg", "/img/plain.jpg", "/tdm/a.jpg", "/private/a.jpg"] * 3
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda p: run(main.url(p)).status(), paths))
+    assert got == ["notAllowed", "unspecified", "constrained", "notAllowed"] * 3
