@@ -32,7 +32,7 @@ import struct
 
 import numpy as np
 
-from .errors import ContentChanged
+from .errors import ContentChanged, MalformedFile
 from .fingerprint import _PIL_FORMATS, _SOUNDFILE_FORMATS, KIND_OF, MAX_AUDIO_SECONDS, MAX_PIXELS, essence
 
 _RIFF_AUDIO = frozenset({"wav"})
@@ -136,7 +136,6 @@ def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
 _JPEG_METADATA = frozenset(range(0xE0, 0xF0)) - {0xEE} | {0xFE}
 _PNG_METADATA = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"caBX"})
 _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
-_MAX_PIECES = 100_000
 
 
 Pieces = list[tuple[bytes, int, int]]  # (buffer, start, end): compared in place, never copied
@@ -160,7 +159,8 @@ def same_decoder_input(before: bytes, after: bytes, fmt: str) -> bool:
 
 def _decoder_input(data: bytes, fmt: str) -> Pieces | None:
     """The pieces of ``data`` an image decoder reads to make pixels (metadata segments left
-    out), or None when the format is not one of these or the walk finds something unexpected."""
+    out), or None when the format is not one of these or the walk finds something unexpected.
+    The container walkers are the ones reading and writing use (carriers/jpeg, png, riff)."""
     try:
         if fmt == "jpeg":
             return _jpeg_input(data)
@@ -168,86 +168,52 @@ def _decoder_input(data: bytes, fmt: str) -> Pieces | None:
             return _png_input(data)
         if fmt == "webp":
             return _webp_input(data)
-    except (struct.error, IndexError, ValueError):
+    except (MalformedFile, struct.error, IndexError, ValueError):
         return None
     return None
 
 
-def _jpeg_input(data: bytes) -> Pieces | None:
-    if data[:2] != b"\xff\xd8":
-        return None
+def _jpeg_input(data: bytes) -> Pieces:
+    from .carriers import jpeg
+
     kept: Pieces = []
-    pos = 2
-    for _ in range(_MAX_PIECES):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if length < 2 or pos + 2 + length > len(data):
-            return None
-        if marker == 0xDA:  # start of scan: the rest is image data (and any later tables)
-            kept.append((data, pos, len(data)))
-            return kept
-        if marker not in _JPEG_METADATA or (marker == 0xE2 and data[pos + 4 : pos + 16] == b"ICC_PROFILE\0"):
-            kept.append((data, pos, pos + 2 + length))
-        pos += 2 + length
-    return None
+    for seg in jpeg.walk(data).segments:
+        if seg.marker == jpeg.SOS:  # the rest is image data (and any later tables)
+            kept.append((data, seg.marker_pos, len(data)))
+        elif seg.marker not in _JPEG_METADATA or (
+            seg.marker == jpeg.APP2 and data[seg.payload_start : seg.payload_start + 12] == b"ICC_PROFILE\0"
+        ):
+            kept.append((data, seg.marker_pos, seg.end))  # fill bytes before a marker left out
+    return kept
 
 
-def _png_input(data: bytes) -> Pieces | None:
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
+def _png_input(data: bytes) -> Pieces:
+    from .carriers import png
+
+    chunks = png.walk(data)
+    kept: Pieces = [(data, c.start, c.end) for c in chunks if c.type not in _PNG_METADATA]
+    kept.append((data, chunks[-1].end, len(data)))  # anything after IEND, as it is
+    return kept
+
+
+def _webp_input(data: bytes) -> Pieces:
+    from .carriers import riff
+
+    found = riff.walk(data, b"WEBP")
     kept: Pieces = []
-    pos = 8
-    for _ in range(_MAX_PIECES):
-        if pos == len(data):
-            return kept
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        end = pos + 12 + length
-        if end > len(data):
-            return None
-        if data[pos + 4 : pos + 8] not in _PNG_METADATA:
-            kept.append((data, pos, end))
-        if data[pos + 4 : pos + 8] == b"IEND":
-            kept.append((data, end, len(data)))
-            return kept
-        pos = end
-    return None
-
-
-def _webp_input(data: bytes) -> Pieces | None:
-    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        return None
-    kept: Pieces = []
-    pos = 12
-    extended = False
-    for _ in range(_MAX_PIECES):
-        if pos + 8 > len(data):
-            kept.append((data, min(pos, len(data)), len(data)))
-            break
-        ident = data[pos : pos + 4]
-        (length,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-        end = pos + 8 + length + (length & 1)
-        if end > len(data) + 1:
-            return None
-        if ident == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist
-            extended = True
-            body = data[pos + 8 : pos + 8 + length]
-            header = ident + bytes([body[0] & ~0x0C]) + body[1:]
+    for chunk in found.chunks:
+        if chunk.fourcc == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist
+            body = data[chunk.data_start : chunk.end]
+            header = b"VP8X" + bytes([body[0] & ~(riff.VP8X_EXIF | riff.VP8X_XMP)]) + body[1:]
             kept.append((header, 0, len(header)))
-        elif ident not in _WEBP_METADATA:
-            kept.append((data, pos, min(end, len(data))))
-        pos = end
-    else:
-        return None
-    if not extended:
+        elif chunk.fourcc not in _WEBP_METADATA:
+            kept.append((data, chunk.start, found.padded_end(chunk)))
+    if not any(c.fourcc == b"VP8X" for c in found.chunks):
         # A writer adding XMP to a simple WebP adds a VP8X header with no feature flags and the
         # bitstream's size as canvas; the simple file stands for exactly that header.
         header = b"VP8X" + _simple_vp8x(data[12:])
         kept.insert(0, (header, 0, len(header)))
+    kept.append((data, found.end, len(data)))
     return kept
 
 
@@ -298,6 +264,8 @@ def _size(profile: bytes | None) -> str:
 
 
 def _check_wav_data(data: bytes) -> None:
+    # Not carriers/riff.walk: it stops at the RIFF size, and the point here is a data chunk that
+    # a reader may take to run past what its size says.
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
         return  # not a RIFF WAV (RF64, W64): the family's own checks apply
     order = "<" if data[:4] == b"RIFF" else ">"
