@@ -5,8 +5,10 @@ Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -469,6 +471,77 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")
 
 
+FAIL_ON_SCAN = ("drop", "notAllowed", "constrained", "conflict", "error")
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--purpose", required=True, type=click.Choice([p.value for p in PURPOSES]), help="What the samples are kept for.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write filtered shards here (same names and formats).")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), help="Write one row per sample to FILE.jsonl or FILE.parquet.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON row per sample (schemas/scan-report.schema.json).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Worker processes here, or Ray Data.")
+@click.option("--ray-address", metavar="ADDR", help="A running Ray cluster (ray start --head); default: a local Ray.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes or Ray actors (0: one per core).")
+@click.option("--column", default="image", show_default=True, help="Parquet column with the bytes (or a struct's field: image.bytes).")
+@click.option("--accept-constraints", is_flag=True, help="Keep samples whose purpose is constrained (you accept the terms).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
+@click.option("--fail-on", default="", metavar="WHAT[,WHAT]", help=f"Also exit 1 if any sample is one of: {', '.join(FAIL_ON_SCAN)}.")
+def scan(
+    sources: tuple[str, ...], purpose: str, out_dir: str | None, report_file: str | None, as_jsonl: bool, engine: str,
+    ray_address: str | None, jobs: int, column: str, accept_constraints: bool, timeout: float, fail_on: str,
+) -> None:
+    """Decide every sample of dataset shards for a purpose; write the kept ones to --out.
+
+    SOURCE: WebDataset tar shards (paths, globs, brace ranges such as shard-{000000..000099}.tar,
+    .tar.gz), Parquet files, or folders of either or of plain files. Exits 1 when a shard or
+    sample could not be read (reported with the reason; the scan goes on).
+    """
+    from .datasets import scan as scan_rows
+    from .datasets.report import ReportWriter
+    from .verify import default_jobs
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    if failing - set(FAIL_ON_SCAN):
+        raise click.UsageError(f"unknown --fail-on {', '.join(sorted(failing - set(FAIL_ON_SCAN)))}; expected {', '.join(FAIL_ON_SCAN)}")
+    if jobs < 0:
+        raise click.UsageError("--jobs must be 0 (one per core) or more")
+    try:
+        rows = scan_rows(list(sources), purpose, out_dir=out_dir, engine=engine,  # type: ignore[arg-type]
+                         jobs=jobs or default_jobs(), ray_address=ray_address, column=column,
+                         accept_constraints=accept_constraints, sample_seconds=timeout)
+        report = ReportWriter(report_file) if report_file else None
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
+        # said before the scan, not after an hour of it
+        raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
+    counts = {"keep": 0, "drop": 0}
+    found: set[str] = set()
+    with report if report is not None else contextlib.nullcontext():
+        try:
+            for row in rows:
+                counts[row["decision"]] += 1
+                if row["errors"]:
+                    found.add("error")
+                    where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
+                    click.echo(f"{click.style('unreadable', fg='red')}  {where}: {'; '.join(row['errors'])}", err=True)
+                if row["decision"] == "drop":
+                    found.add("drop")
+                if row["permission"] in ("notAllowed", "constrained"):
+                    found.add(row["permission"])
+                if any(r.startswith("conflict:") for r in row["reasons"]):
+                    found.add("conflict")
+                if report is not None:
+                    report.write(row)
+                if as_jsonl:
+                    click.echo(json.dumps(row, ensure_ascii=False))
+        except UsageError as exc:  # e.g. Ray not installed: said before any row
+            raise click.UsageError(str(exc)) from None
+    click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"
+               + (", some input unreadable" if "error" in found else ""), err=True)
+    if "error" in found or failing & found:
+        sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
 @click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
@@ -545,15 +618,25 @@ def check_cmd(
 
 def _render_check(row: dict[str, Any]) -> None:
     colour = {"notAllowed": "red", "error": "red", "constrained": "yellow", "allowed": "green"}.get(row["status"])
-    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {row['url']}")
+    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {printable(row['url'])}")
     if row["final_url"] and row["final_url"] != row["url"]:
-        click.echo(f"    redirected to {row['final_url']}")
+        click.echo(f"    redirected to {printable(row['final_url'])}")
     for source in row["sources"]:
         said = ", ".join(f"{p} {v['state']}" for p, v in source["permissions"].items())
-        click.echo(f"    {source['source']}: {said}")
+        click.echo(f"    {printable(source['source'])}: {printable(said)}")
     for conflict in row["conflicts"]:
-        click.echo(click.style("    conflict: ", fg="yellow") + conflict)
+        click.echo(click.style("    conflict: ", fg="yellow") + printable(conflict))
     for error in row["errors"]:
-        click.echo(click.style("    error: ", fg="red") + error)
+        click.echo(click.style("    error: ", fg="red") + printable(error))
     for unread in row["unread"]:
-        click.echo(f"    not read: {unread}")
+        click.echo(f"    not read: {printable(unread)}")
+
+
+def _register_gate() -> None:
+    from . import cli_gate  # the platform commands live in their own module
+
+    for command in (cli_gate.serve, cli_gate.ui, cli_gate.sanitize, cli_gate.carry):
+        main.add_command(command)
+
+
+_register_gate()
