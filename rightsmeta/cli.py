@@ -225,7 +225,6 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
-    _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
                for f in _progress(files, "reading", not as_json)]
