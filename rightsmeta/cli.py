@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -97,6 +98,8 @@ def main(debug: bool) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Record tagged works in this ledger (default: the user's ledger).")
 @click.option("--no-ledger", is_flag=True, help="Do not record tagged works in any ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+@click.option("--follow-links/--no-follow-links", default=True, show_default=True,
+              help="Tag the file a symbolic link points to (the link stays a link), or skip links.")
 def tag(
     paths: tuple[str, ...],
     deny: tuple[str, ...],
@@ -116,6 +119,7 @@ def tag(
     ledger: str | None,
     no_ledger: bool,
     as_json: bool,
+    follow_links: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
 
@@ -138,6 +142,7 @@ def tag(
         raise click.UsageError(str(exc)) from None
     special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
     files = _files(paths, recursive, special)
+    _stale_temps(files, remove=not dry_run)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import nullcontext
@@ -145,9 +150,10 @@ def tag(
     from .ledger import Ledger
 
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
-    with Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
+    with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
         results = [
-            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db)
+            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db,
+                    follow_links=follow_links)
             for f in _progress(files, "tagging", not as_json)
         ]
     results += [TagResult(path, "skipped", reason=reason, assertion=assertion) for path, reason in special]
@@ -157,6 +163,37 @@ def tag(
         _render_tag(results, dry_run)
     if any(r.status == "failed" for r in results):
         sys.exit(1)
+
+
+def _stale_temps(files: list[str], *, remove: bool) -> None:
+    """Say which temporary files an interrupted write left beside these files (and remove them when tagging)."""
+    for path in api.stale_temp_files(files, remove=remove):
+        what = "removed" if remove else "found"
+        hint = "" if remove else "; rightsmeta tag in that folder removes it"
+        click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
+
+    Only the command does this; the library installs no signal handlers (a server calls it
+    from threads).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (the command run from a test harness's thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _render_tag(results: list[TagResult], dry_run: bool) -> None:
@@ -340,6 +377,7 @@ def verify(
     if jobs < 0:
         raise click.UsageError("--jobs must be 0 (one per core) or more")
     files = _files(paths, recursive)
+    _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     if "-" in files:
         jobs = 1  # standard input is one stream, read once, in this process
