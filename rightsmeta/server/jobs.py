@@ -17,7 +17,7 @@ from typing import Any
 _STATE: dict[str, Any] = {}
 
 
-class _Timeout(Exception):
+class _Timeout(BaseException):  # not Exception: a reader's catch-all must not swallow it
     pass
 
 
