@@ -127,18 +127,31 @@ def _audio_code(data: bytes, fmt: str) -> str | None:
         tmp.write(data)
         tmp.flush()
         try:
-            done = subprocess.run([fpcalc, "-raw", "-plain", "-length", "120", tmp.name],
+            done = subprocess.run([fpcalc, "-raw", "-signed", "-plain", "-length", "120", tmp.name],
                                   capture_output=True, text=True, timeout=FFMPEG_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired):
             return None
-    try:
-        features = [int(x) for x in done.stdout.strip().split(",") if x]
-    except ValueError:
-        return None
+    features = _signed_features(done.stdout)
     if not features:
         return None
     code: str = iscc_core.gen_audio_code_v0(features, bits=64)["iscc"]
     return code
+
+
+def _signed_features(text: str) -> list[int] | None:
+    """Chromaprint's raw features as the signed 32-bit integers the ISCC Audio-Code is defined on.
+
+    ``fpcalc -raw`` prints them unsigned, and iscc-core overflows on any value with the top bit set
+    (most real music has such features); ``-signed`` prints them signed, and values that still come
+    unsigned (an fpcalc without that option) are folded into the signed range here.
+    """
+    try:
+        values = [int(x) for x in text.strip().split(",") if x.strip()]
+    except ValueError:
+        return None
+    if any(not -(1 << 31) <= v < (1 << 32) for v in values):
+        return None
+    return [v - (1 << 32) if v >= (1 << 31) else v for v in values]
 
 
 # --- essence -------------------------------------------------------------------------------------
