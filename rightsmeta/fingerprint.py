@@ -88,9 +88,10 @@ def image_code(data: bytes) -> str | None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("L", (256, 256))  # JPEG: decode at reduced size, far faster on large photos
+            _check_decode_size(img)
             grey = ImageOps.exif_transpose(img).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
             pixels = list(grey.tobytes())
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, _Refused):
         return None
     code: str = iscc_core.gen_image_code_v0(pixels, bits=64)["iscc"]
     return code
@@ -174,6 +175,10 @@ KIND_OF: dict[str, str] = {
 
 MAX_INPUT = 2 * 1024**3
 MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS, enforced even if a caller lifted it
+# An image decode may hold at most this many bytes (estimated from width x height x bytes per
+# pixel before decoding): half of verify's 2 GiB per-file bound, the rest is the interpreter,
+# the file's own bytes and the libraries.
+MAX_DECODE_BYTES = 1024**3
 MAX_AUDIO_SECONDS = 3 * 3600
 FFMPEG_TIMEOUT = 300.0  # seconds; decoding three hours of AAC takes well under a minute
 MAX_PDF_PAGES = 10_000
@@ -209,6 +214,12 @@ class Essence:
     perceptual: str | None
     reason: str | None = None
 
+    @property
+    def decoded(self) -> bool:
+        """False when the content of a kind rightsmeta reads could not be decoded (``reason`` says why):
+        such a file was not compared with the ledger, which is not the same as matching nothing."""
+        return self.kind is None or self.hash is not None or self.perceptual is not None
+
 
 class _Refused(Exception):
     """A decoder's bound was hit, or the input cannot be decoded: the text is the reason."""
@@ -231,6 +242,8 @@ def essence(data: bytes, fmt: str) -> Essence:
         return decoder(data, fmt)
     except _Refused as exc:
         return Essence(kind, None, None, str(exc))
+    except MemoryError:
+        raise  # the per-file memory bound was hit: the caller reports the file unreadable, not untagged
     except Exception as exc:  # third-party decoders raise any type on hostile input; the batch goes on
         return Essence(kind, None, None, f"cannot decode the {fmt.upper()}: {type(exc).__name__}: {exc}")
 
@@ -253,11 +266,46 @@ def _hex(bits: np.ndarray[Any, Any] | bytes, nbits: int) -> str:
 # --- images --------------------------------------------------------------------------------------
 
 
+# Bytes per pixel Pillow holds for a decoded image of each mode (8-bit multi-band modes take 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "LA": 4, "La": 4, "PA": 4}
+
+
+def decode_budget() -> int:
+    """Bytes an image decode may hold at once: ``MAX_DECODE_BYTES``, or half the address-space
+    limit when the process runs under a smaller one (verify's worker processes do)."""
+    budget = MAX_DECODE_BYTES
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            budget = min(budget, soft // 2)
+    except (ImportError, OSError, ValueError):  # no resource module (Windows): the fixed budget
+        pass
+    return budget
+
+
+def _check_decode_size(img: Image.Image) -> None:
+    """Refuse, before any pixel is decoded, an image whose decoding would exceed the budget.
+
+    Peak memory of ``_image``: the decoded image in its own mode, the 8-bit grey copy of a
+    high-bit-depth image, and the RGBA image that is hashed (hashing goes strip by strip).
+    """
+    if img.width * img.height > MAX_PIXELS:
+        raise _Refused(f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} allowed")
+    per_pixel = _MODE_BYTES.get(img.mode, 4) + 4 + (1 if img.mode in _WIDE_MODES else 0)
+    need, budget = img.width * img.height * per_pixel, decode_budget()
+    if need > budget:
+        raise _Refused(
+            f"decoding this {img.width}x{img.height} {img.mode} image needs about {need // 2**20} MiB, "
+            f"more than the {budget // 2**20} MiB memory bound"
+        )
+
+
 def _image(data: bytes, fmt: str) -> Essence:
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise _Refused(f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} allowed")
+            _check_decode_size(img)
             img.seek(0)
             img.load()
             rgba = _rgba(img)
@@ -268,7 +316,9 @@ def _image(data: bytes, fmt: str) -> Essence:
     except OSError as exc:
         raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
     digest = hashlib.sha256(b"rightsmeta-image-v1\0%d\0%d\0" % rgba.size)
-    digest.update(rgba.tobytes())
+    step = max(1, (1 << 22) // max(1, 4 * rgba.width))  # ~4 MiB strips: no second full-size copy
+    for top in range(0, rgba.height, step):
+        digest.update(rgba.crop((0, top, rgba.width, min(rgba.height, top + step))).tobytes())
     # Alpha is ignored: flattening a PNG to JPEG keeps the colour channels, not the transparency.
     grey = rgba.convert("L").resize((32, 32), Image.Resampling.BICUBIC)
     pixels = np.asarray(grey, dtype=np.float64)
@@ -293,12 +343,22 @@ def _image_hash(pixels: np.ndarray[Any, Any]) -> str:
     return _hex(np.concatenate([block > np.median(block) for block in blocks]), 256)
 
 
+_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
 def _rgba(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # Pillow converts high-bit-depth grey to RGB by clipping; scale to 8 bits first.
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+    if img.mode in _WIDE_MODES:
+        # Pillow converts high-bit-depth grey to RGB by clipping; scale to 8 bits first. Strip by
+        # strip: the float arithmetic over a whole 9400x9400 image took 2.3 GB (issue 11.6).
+        high = img.getextrema()[1]
+        peak = 65535.0 if img.mode.startswith("I;16") or float(high) > 255 else 255.0  # type: ignore[arg-type]
+        grey = np.empty((img.height, img.width), np.uint8)
+        step = max(1, (1 << 22) // max(1, 8 * img.width))
+        for top in range(0, img.height, step):
+            bottom = min(img.height, top + step)
+            strip = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
+            grey[top:bottom] = np.clip(strip * (255.0 / peak), 0, 255).astype(np.uint8)
+        img = Image.fromarray(grey, "L")
     return img.convert("RGBA")
 
 

@@ -135,6 +135,8 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         from .fingerprint import essence as decode_essence
 
         essence = decode_essence(bytes(data), report.format)
+        if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
+            return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
         match = ledger.find(essence)
         if match is not None:
             how = "same essence" if match.exact else f"perceptual distance {match.distance:.3f}"
@@ -185,8 +187,9 @@ def _init_worker(ledger_path: str | None, password: str | None, anchors: bytes |
     )
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Not an ``Exception``: the decoders' (and third-party libraries') ``except Exception`` must
+    not swallow the per-file time limit and turn giving up into an answer (issue 11.5)."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
