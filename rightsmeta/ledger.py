@@ -35,24 +35,31 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from . import paths
+from .decide import strongest
 from .errors import RightsmetaError
 from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence
-from .model import Assertion
+from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
 SCHEMA_VERSION = 1
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
+MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
+_MAX_CANDIDATES = 100  # works considered per lookup, before ranking
+IMPORTED = "imported registry"  # the source of imported lines when the importer names none
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _FORMAT = re.compile(r"^[a-z0-9]{1,16}$")
+# Work ids: visible ASCII, starting with a letter or digit (a UUID, a URN, a registry's own key);
+# never a space, a control character or a spreadsheet formula prefix.
+_WORK_ID = re.compile(r"^[A-Za-z0-9][!-~]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = ("id", "path", "format", "kind", "essence_hash", "perceptual", "assertion", "carriers", "tagged_at", "source")
 
@@ -144,6 +151,8 @@ class Work:
         work_id = _text(data, "id", 200)
         if not work_id:
             raise LedgerError("'id' must not be empty")
+        if not _WORK_ID.match(work_id):
+            raise LedgerError(f"'id' must be visible ASCII starting with a letter or digit, got {work_id!r}")
         fmt = _text(data, "format", 16)
         if not _FORMAT.match(fmt):
             raise LedgerError(f"'format' must be a format name like 'jpeg', got {fmt!r}")
@@ -158,6 +167,7 @@ class Work:
             width = PERCEPTUAL_BITS[kind] // 4 if kind is not None else None
             if width is None or not isinstance(perceptual, str) or not re.fullmatch(f"[0-9a-f]{{{width}}}", perceptual):
                 raise LedgerError(f"'perceptual' must be {width or 'no'} lowercase hex digits for kind {kind!r}")
+        _check_assertion(data["assertion"], work_id)
         try:
             assertion = Assertion.from_json(data["assertion"])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -187,6 +197,33 @@ class Work:
         )
 
 
+def _check_assertion(raw: Any, work_id: str) -> None:
+    """What ``Assertion.from_json`` takes on trust, checked for lines from elsewhere."""
+    if not isinstance(raw, Mapping):
+        raise LedgerError("'assertion' must be a JSON object")
+    for key in ("copyright", "web_statement", "policy", "date", "work_id"):
+        if raw.get(key) is not None:
+            _text(raw, key, 4096)
+    holder = raw.get("holder")
+    if holder is not None:
+        if not isinstance(holder, Mapping) or not isinstance(holder.get("name"), str):
+            raise LedgerError("'assertion.holder' must be an object with a 'name' string")
+        for key in ("name", "contact"):
+            if holder.get(key) is not None:
+                _text(holder, key, 4096)
+    date = raw.get("date")
+    if date is not None:
+        try:
+            parsed = _dt.datetime.fromisoformat(date)
+        except ValueError:
+            raise LedgerError(f"'assertion.date' must be an ISO 8601 date and time, got {date!r}") from None
+        if parsed.tzinfo is not None and parsed > _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=1):
+            raise LedgerError(f"'assertion.date' lies in the future: {date!r}")
+    claimed = raw.get("work_id")
+    if claimed is not None and claimed != work_id:
+        raise LedgerError(f"'assertion.work_id' {claimed!r} differs from the line's 'id' {work_id!r}")
+
+
 def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
     value = data[key]
     if not isinstance(value, str):
@@ -200,11 +237,46 @@ def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class Match:
-    """A ledger work a file matched: ``distance`` 0.0 and ``exact`` for the same essence hash."""
+    """A ledger work a file matched: ``distance`` 0.0 and ``exact`` for the same essence hash.
+
+    ``how`` says which part of the work matched which form of the file (a region, a flip or
+    rotation, an audio offset), when it was not the whole work as it is.
+    """
 
     work: Work
     distance: float
     exact: bool
+    how: str | None = None
+
+    @property
+    def imported(self) -> bool:
+        """The work came from a registry someone published, not from this ledger's own tagging."""
+        return self.work.source is not None
+
+    def describe(self) -> str:
+        how = "same essence" if self.exact else f"perceptual distance {self.distance:.3f}"
+        if self.how:
+            how += f", {self.how}"
+        if self.imported:
+            how += f"; imported from {self.work.source}"
+        return f"{self.work.path or self.work.id} ({how})"
+
+
+def _rank(match: Match) -> tuple[bool, bool, float, str]:
+    # The creator's own records first: an imported line never outranks a local one by being
+    # newer or nearer. Then the same essence before a perceptual match, nearest, newest.
+    return (match.imported, not match.exact, match.distance, _invert(match.work.tagged_at))
+
+
+def _invert(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)  # sorts newest first within a key
+
+
+def combined(matches: Sequence[Match]) -> dict[Purpose, Permission]:
+    """What a stripped copy may be used for when it matched several works: every purpose at its
+    most restrictive state among them (notAllowed > constrained > allowed > unspecified), so a
+    registry claiming "allowed" cannot lift the creator's own "notAllowed" (fail closed)."""
+    return {p: strongest(m.work.assertion.permissions.get(p, UNSPECIFIED) for m in matches) for p in PURPOSES}
 
 
 def _bands(perceptual: str) -> list[int]:
@@ -390,30 +462,32 @@ class Ledger:
         return found[0] if found else None
 
     def matches(self, essence: Essence, *, threshold: float | None = None, limit: int = 10) -> list[Match]:
-        """Works matching ``essence``, best first: exact hashes (newest first), then by distance."""
+        """Works matching ``essence``, best first: works tagged here before imported ones, then
+        exact hashes (newest first) before perceptual matches (nearest first).
+
+        Every work that matches is listed (up to ``limit``): when a registry claims the same
+        essence as a local work, both are reported, and ``combined`` decides between them.
+        """
         out: list[Match] = []
         if essence.hash is not None:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM works WHERE essence_hash = ? AND kind IS ? ORDER BY tagged_at DESC, n DESC LIMIT ?",
-                (essence.hash, essence.kind, limit),
+                (essence.hash, essence.kind, _MAX_CANDIDATES),
             ).fetchall()
             out = [Match(_work(row), 0.0, True) for row in rows]
-        if len(out) >= limit or essence.kind is None or not essence.perceptual:
-            return out
-        limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
-        exact = {m.work.id for m in out}
-        near = [
-            (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
-        ]
-        near.sort()
-        for d, n in near:
-            if len(out) >= limit:
-                break
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM works WHERE n = ?", (n,)).fetchone()
-            work = _work(row)
-            if work.id not in exact:
-                out.append(Match(work, d, False))
-        return out
+        if essence.kind is not None and essence.perceptual:
+            limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
+            exact = {m.work.id for m in out}
+            near = sorted(
+                (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
+            )
+            for d, n in near[:_MAX_CANDIDATES]:
+                row = self._db.execute(f"SELECT {_COLUMNS} FROM works WHERE n = ?", (n,)).fetchone()
+                work = _work(row)
+                if work.id not in exact:
+                    out.append(Match(work, d, False))
+        out.sort(key=_rank)
+        return out[:limit]
 
     def _near(self, kind: str, perceptual: str, threshold: float) -> list[tuple[int, float]]:
         """(row, distance) of every indexed code sharing a band with ``perceptual`` within the radius
@@ -453,32 +527,66 @@ class Ledger:
             count += 1
         return count
 
-    def import_jsonl(self, fh: Iterable[str], *, source: str | None = None) -> int:
+    def import_jsonl(self, fh: Iterable[str] | Iterable[bytes], *, source: str | None = None) -> int:
         """Add the works of a JSON Lines registry; the number added (works already present are skipped).
 
-        ``source`` is recorded for lines that name none (who published the registry). A bad line
-        raises ``LedgerError`` naming its number, and nothing from the file is kept.
+        Text or bytes (UTF-8) lines. Every imported work gets a ``source``: its own, else
+        ``source`` (who published the registry), else ``IMPORTED``, so it can never pass for a
+        work tagged here. A bad line raises ``LedgerError`` naming its number, and nothing from
+        the file is kept.
         """
         added = 0
         readline = getattr(fh, "readline", None)
         # readline with a limit: a hostile file's one endless line is never read whole.
-        lines: Iterable[str] = iter(lambda: readline(MAX_LINE + 1), "") if readline else fh
+        lines: Iterable[str | bytes] = iter(lambda: readline(MAX_LINE + 1), readline(0)) if readline else fh
+        label = source or IMPORTED
         with self._transaction():
             for number, line in enumerate(lines, start=1):
+                if isinstance(line, bytes):
+                    try:
+                        line = line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise LedgerError(f"line {number}: not UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})") from None
                 if len(line.rstrip("\r\n")) > MAX_LINE:
                     raise LedgerError(f"line {number}: longer than {MAX_LINE} characters")
                 if not line.strip():
                     continue
+                if _depth(line) > MAX_JSON_DEPTH:
+                    raise LedgerError(f"line {number}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
                 try:
                     work = Work.from_json(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise LedgerError(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+                except RecursionError:
+                    raise LedgerError(f"line {number}: JSON nested too deeply") from None
                 except LedgerError as exc:
                     raise LedgerError(f"line {number}: {exc}") from None
-                if source is not None and work.source is None:
-                    work = replace(work, source=source)
+                if not work.source:
+                    work = replace(work, source=label)
                 added += self._insert(work)
         return added
+
+
+def _depth(line: str) -> int:
+    """How deeply the brackets of a JSON text nest (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _work(row: tuple[Any, ...]) -> Work:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import api
 from .decide import NOTHING
 from .fsio import open_buffer
-from .model import PURPOSES, Assertion
+from .model import Assertion
 from .report import FileReport, states
 from .vocab import iptc, tdmrep
 
@@ -50,6 +50,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     report: FileReport | None = None
     match: Match | None = None
+    also: list[Match] = field(default_factory=list)  # further works the file matched
 
     def to_json(self) -> dict[str, Any]:
         report = self.report
@@ -75,7 +76,17 @@ class Verdict:
                 "assertion": work.assertion.to_json(),
                 "source": getattr(work, "source", None),
             }
-            out["permissions"] = {p.value: work.assertion.permissions[p].state.value for p in PURPOSES}
+            if self.match.how:
+                out["match"]["how"] = self.match.how
+            if self.also:
+                out["match"]["also"] = [
+                    {"work_id": m.work.id, "path": m.work.path, "distance": round(m.distance, 4), "exact": m.exact,
+                     "source": m.work.source, "assertion": m.work.assertion.to_json()}
+                    for m in self.also
+                ]
+            from .ledger import combined
+
+            out["permissions"] = {p.value: perm.state.value for p, perm in combined([self.match, *self.also]).items()}
         return out
 
 
@@ -137,11 +148,11 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         essence = decode_essence(bytes(data), report.format)
         if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
             return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
-        match = ledger.find(essence)
-        if match is not None:
-            how = "same essence" if match.exact else f"perceptual distance {match.distance:.3f}"
-            reason = f"no signal left, but it matches {match.work.path or match.work.id} ({how})"
-            return Verdict(report.path, "stripped", [reason], report, match)
+        found = ledger.matches(essence)
+        if found:
+            # Every work it matches is named; the permissions are the most restrictive among them.
+            reasons = [f"no signal left, but it matches {m.describe()}" for m in found]
+            return Verdict(report.path, "stripped", reasons, report, found[0], found[1:])
     return Verdict(report.path, "untagged", ["no rights signal found"], report)
 
 
