@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -122,10 +123,10 @@ def test_image_over_the_decode_budget_is_unreadable_with_one_job(
     from rightsmeta.verify import verify_many
 
     monkeypatch.setattr(fingerprint, "MAX_DECODE_BYTES", 64 * 1024**2)
-    big = _png16(tmp_path / "big.png", 4000, 3000)  # 12 M pixels x (2 + 4 + 1) bytes = 80 MiB
+    big = _png16(tmp_path / "big.png", 4000, 3000)  # 12 M pixels x (2 + 4 + 1 + 1) bytes = 91 MiB
     [row] = verify_many([str(big)], ledger_path=empty_ledger, jobs=1, seconds=0)
     assert row["status"] == "unreadable", row
-    assert "needs about 80 MiB, more than the 64 MiB memory bound" in row["reasons"][0]
+    assert "needs about 91 MiB, more than the 64 MiB memory bound" in row["reasons"][0]
     small = _png16(tmp_path / "small.png", 400, 300, noise=True)
     [row] = verify_many([str(small)], ledger_path=empty_ledger, jobs=1, seconds=0)
     assert row["status"] == "untagged", row
@@ -136,7 +137,7 @@ def test_image_over_the_worker_memory_bound_is_unreadable(tmp_path: Path, empty_
     # beyond it is refused before it starts instead of ending in a MemoryError (once swallowed).
     from rightsmeta.verify import verify_many
 
-    big = _png16(tmp_path / "big.png", 7000, 7000)  # 49 M pixels x 7 bytes = 327 MiB decoded
+    big = _png16(tmp_path / "big.png", 7000, 7000)  # 49 M pixels x 8 bytes = 374 MiB decoded
     small = _png16(tmp_path / "small.png", 400, 300, noise=True)
     rows = list(verify_many([str(big), str(small)], ledger_path=empty_ledger, jobs=2, seconds=0, memory=640 * 1024**2))
     assert [r["status"] for r in rows] == ["unreadable", "untagged"], rows
@@ -171,6 +172,6 @@ def test_16_bit_decode_stays_under_the_memory_bound(tmp_path: Path) -> None:
         "print(found.hash, found.reason)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([os.sys.executable, "-c", code, str(big)], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "c7d3a8d830c6332961a58959f6126a91b6c98e474ccc8a836d114fe97d765cc4"
