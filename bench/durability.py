@@ -55,21 +55,13 @@ def _ffmpeg(src: Path, args: list[str], ext: str, tmp: Path) -> bytes:
     return out.read_bytes()
 
 
-def _flip(code: str, rng: random.Random, share: float = 0.5) -> str:
-    bits = len(code) * 4
-    mask = sum(1 << b for b in range(bits) if rng.random() < share)
-    return f"{int(code, 16) ^ mask:0{len(code)}x}"
-
-
 def _filler(work: Work, n: int, rng: random.Random) -> Work:
-    chroma = None
-    if work.chroma:
-        flips = [rng.getrandbits(32) for _ in work.chroma]
-        chroma = tuple(f ^ m for f, m in zip(work.chroma, flips, strict=True))
+    """A work shaped like ``work`` (as many region codes and Chromaprint features) with random bits."""
     return Work(
         id=f"filler-{n}", path=f"filler-{n}", format=work.format, essence_hash=None, kind=work.kind,
-        perceptual=_flip(work.perceptual, rng) if work.perceptual else None, assertion=ASSERTION,
-        regions=tuple((name, _flip(code, rng)) for name, code in work.regions), chroma=chroma,
+        perceptual=f"{rng.getrandbits(len(work.perceptual) * 4):0{len(work.perceptual)}x}" if work.perceptual else None,
+        assertion=ASSERTION, regions=tuple((name, f"{rng.getrandbits(256):064x}") for name, _ in work.regions),
+        chroma=tuple(rng.getrandbits(32) for _ in work.chroma) if work.chroma else None,
     )
 
 

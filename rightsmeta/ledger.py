@@ -19,6 +19,22 @@ candidate rows (0.8 %); an exact-hash lookup 0.05 ms. Recording the 100,000 work
 the ledger is 98 MB. Command: ``RIGHTSMETA_BENCH=100000 python -m pytest tests/test_ledger.py -k
 bench -s`` (most of its 6 minutes is generating the images).
 
+When neither finds anything, the copy may be a part or a changed form of a work (issue 17):
+
+- images: every work is recorded with the codes of regions of it (``Essence.regions``: the
+  whole, centred crops, aspect crops, halves) and the copy is looked up with the codes of forms
+  of it (``Essence.probes``: its flips and quarter turns, slight centred crops, halves), each
+  probe against the regions it can be (``fingerprint.region_pair_allowed``), within
+  ``REGION_THRESHOLD``. Region codes are indexed by their 16-bit bands; a code sharing at least
+  two bands with a probe is a candidate (16 index seeks per probe, whatever the ledger's size).
+- audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
+  sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
+  (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
+
+``Match.how`` says which region and which form matched, or where in the work and at what tempo.
+Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
+works keep matching by their whole codes), and read as it is when opened read-only.
+
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
 a file with a bad line, and skips works already present (same ``id``), so importing twice is
@@ -359,20 +375,14 @@ def _masks(radius: int) -> list[int]:
     return _MASKS[radius]
 
 
-# Region codes (issue 17) are indexed in eight 32-bit bands probed within one bit: every region
-# code within 15 bits of a probe is found (m(r+1)-1 with m=8, r=1), most up to REGION_THRESHOLD,
-# with 264 index lookups per probe whatever the ledger's size. Measured true pairs lie within 12
-# bits, unrelated pictures 78 bits or more apart (rightsmeta/fingerprint.py).
-WIDE_BITS = 32
+# Region codes (issue 17) are indexed by their sixteen 16-bit bands, looked up exactly: a region
+# code is a candidate when at least two of its bands equal the probe's (at a distance of 12 bits,
+# the most measured for true pairs, 7 bands are equal on average; two random codes share two bands
+# with a chance of 3e-8). So a probe costs 16 index seeks whatever the size of the ledger, each
+# reading the few rows that share a band value side by side, and only the rare codes sharing two
+# bands are fetched and compared (within REGION_THRESHOLD). Measured: bench/durability.py.
 REGION_THRESHOLD = 24 / 256
-_WIDE_MASKS = [0] + [1 << bit for bit in range(WIDE_BITS)]
-
-
-def _wide_bands(code: str) -> list[int]:
-    step = WIDE_BITS // 4
-    if len(code) != 64 or not _HEX.match(code):
-        return []
-    return [int(code[i : i + step], 16) for i in range(0, len(code), step)]
+REGION_MIN_BANDS = 2
 
 
 # Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
@@ -523,6 +533,9 @@ class Ledger:
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
+            # 32 MiB of page cache (SQLite's default is 2): a region or Chromaprint lookup reads a
+            # few hundred scattered index pages, which then stay cached across a scan.
+            db.execute("PRAGMA cache_size = -32768")
             if readonly:
                 cls._check_version(db, where)
             else:
@@ -632,7 +645,7 @@ class Ledger:
             region = self._db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, code)).lastrowid
             self._db.executemany(
                 "INSERT OR IGNORE INTO region_bands (band, value, region) VALUES (?, ?, ?)",
-                [(i, value, region) for i, value in enumerate(_wide_bands(code))],
+                [(i, value, region) for i, value in enumerate(_bands(code))],
             )
         if work.chroma:
             self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
@@ -693,18 +706,16 @@ class Ledger:
     def _region_matches(self, essence: Essence) -> list[Match]:
         best: dict[int, tuple[float, str, str]] = {}
         for probe, code in essence.probes:
-            target = int(code, 16)
-            bands = _wide_bands(code)
-            if not bands:
+            bands = _bands(code)
+            if len(bands) != 16:
                 continue
-            selects, params = [], []
-            for index, value in enumerate(bands):
-                probes = [value ^ mask for mask in _WIDE_MASKS]
-                # One SELECT per band, so each is a range search of the (band, value) key.
-                selects.append(f"SELECT region FROM region_bands WHERE band = ? AND value IN ({','.join('?' * len(probes))})")
-                params += [index, *probes]
+            target = int(code, 16)
+            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
+            params = [x for pair in enumerate(bands) for x in pair]
             rows = self._db.execute(
-                f"SELECT work, name, code FROM regions WHERE n IN ({' UNION '.join(selects)})", params
+                f"SELECT work, name, code FROM regions WHERE n IN (SELECT region FROM ({selects}) "
+                "GROUP BY region HAVING COUNT(*) >= ?)",
+                [*params, REGION_MIN_BANDS],
             ).fetchall()
             for work, name, other in rows:
                 if not region_pair_allowed(probe, name) or len(other) != len(code):
@@ -714,8 +725,7 @@ class Ledger:
                     best[work] = (d, probe, name)
         out = []
         for work, (d, probe, name) in sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]:
-            how = f"the file ({probe}) matched the work's {name}"
-            out.append(Match(self._load(work), d, False, how))
+            out.append(Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}"))
         return out
 
     def _chroma_matches(self, essence: Essence) -> list[Match]:
