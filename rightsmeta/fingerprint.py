@@ -50,9 +50,16 @@ with Pillow 13, libsndfile 1.2.2 and ffmpeg 5.1:
 - text, 31/256 = 0.121: a qpdf or pypdf rewrite keeps the exact hash; one of 12 paragraphs
   rewritten: mean 0.076, at most 0.125; 100 unrelated random-text PDFs against 20: nearest 0.398.
 
-Every decoder is bounded (input size, pixels, audio duration, zip members, PDF pages, decoded
-bytes, subprocess time) and never raises for bad input: it returns an ``Essence`` whose missing
-fields are None, with the ``reason``.
+Changed copies (issue 17): an image ``Essence`` also holds ``regions`` (codes of parts of the
+picture, recorded with the work) and ``probes`` (codes of flipped, turned, cropped and halved
+forms of the file, looked up), an audio one the Chromaprint features (``chroma``, from
+``fpcalc``) that the ledger aligns at any offset and tempo within 3 %; see the comments at
+``REGION_SIDE`` and ``CHROMA_SECONDS`` and bench/durability.py.
+
+Every decoder is bounded (input size, pixels, decoded bytes before decoding (``decode_budget``),
+audio duration, zip members, PDF pages, subprocess time) and never raises for bad input: it
+returns an ``Essence`` whose missing fields are None, with the ``reason``. Running out of memory
+(``MemoryError``) and the caller's time limit are let through: giving up is not an answer.
 """
 
 from __future__ import annotations
