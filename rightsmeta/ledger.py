@@ -426,14 +426,16 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
 
     The copy's sequence is stretched (a copy sped up by x covers x times more music per
     feature), then slid over the work's; at each offset the differing bits of the overlap are
-    counted, with at least ``min_frames`` frames (or the whole copy) overlapping.
+    counted, with at least 90 % of the shorter sequence (and ``min_frames``) overlapping.
     """
     a = np.asarray(work, dtype=np.uint32)
     best: Alignment | None = None
     for tempo in _TEMPOS:
         index = np.round(np.arange(0, len(copy) * tempo) / tempo).astype(int)
         b = np.asarray(copy, dtype=np.uint32)[index[index < len(copy)]]
-        need = min(min_frames, len(b))
+        # The copy must lie (almost) wholly inside the work: a trimmed copy or an excerpt does, and
+        # a few seconds overlapping at an edge matched unrelated songs by chance (measured).
+        need = max(min(min_frames, len(b)), int(0.9 * min(len(a), len(b))))
         if need < 8 or len(a) < need:
             continue
         # The work padded so that every offset with enough overlap is one window; pads count nothing.
