@@ -463,8 +463,9 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
     with Ledger.open(path) as db:
         for name in files:
             try:
-                with open(name, encoding="utf-8") as fh:
-                    added = db.import_jsonl(fh)
+                # Bytes: the library names a line that is not UTF-8; the file name is the source.
+                with open(name, "rb") as fh:
+                    added = db.import_jsonl(fh, source=str(Path(name).absolute()))
             except RightsmetaError as exc:
                 raise click.ClickException(f"{name}: {exc}") from None
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")

@@ -19,6 +19,22 @@ candidate rows (0.8 %); an exact-hash lookup 0.05 ms. Recording the 100,000 work
 the ledger is 98 MB. Command: ``RIGHTSMETA_BENCH=100000 python -m pytest tests/test_ledger.py -k
 bench -s`` (most of its 6 minutes is generating the images).
 
+When neither finds anything, the copy may be a part or a changed form of a work (issue 17):
+
+- images: every work is recorded with the codes of regions of it (``Essence.regions``: the
+  whole, centred crops, aspect crops, halves) and the copy is looked up with the codes of forms
+  of it (``Essence.probes``: its flips and quarter turns, slight centred crops, halves), each
+  probe against the regions it can be (``fingerprint.region_pair_allowed``), within
+  ``REGION_THRESHOLD``. Region codes are indexed by their 16-bit bands; a code sharing at least
+  two bands with a probe is a candidate (16 index seeks per probe, whatever the ledger's size).
+- audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
+  sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
+  (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
+
+``Match.how`` says which region and which form matched, or where in the work and at what tempo.
+Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
+works keep matching by their whole codes), and read as it is when opened read-only.
+
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
 a file with a bad line, and skips works already present (same ``id``), so importing twice is
@@ -27,6 +43,7 @@ harmless.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
 import itertools
@@ -34,27 +51,42 @@ import json
 import os
 import re
 import sqlite3
+import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from . import paths
-from .errors import RightsmetaError
-from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence
-from .model import Assertion
+import numpy as np
 
-SCHEMA_VERSION = 1
+from . import paths
+from .decide import strongest
+from .errors import RightsmetaError
+from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence, region_pair_allowed
+from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
+
+SCHEMA_VERSION = 2  # 2: region codes of images and Chromaprint features of audio (issue 17)
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
+MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
+_MAX_CANDIDATES = 100  # works considered per lookup, before ranking
+IMPORTED = "imported registry"  # the source of imported lines when the importer names none
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 _FORMAT = re.compile(r"^[a-z0-9]{1,16}$")
+# Work ids: visible ASCII, starting with a letter or digit (a UUID, a URN, a registry's own key);
+# never a space, a control character or a spreadsheet formula prefix.
+_WORK_ID = re.compile(r"^[A-Za-z0-9][!-~]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_FIELDS = ("id", "path", "format", "kind", "essence_hash", "perceptual", "assertion", "carriers", "tagged_at", "source")
+_FIELDS = ("id", "path", "format", "kind", "essence_hash", "perceptual", "assertion", "carriers", "tagged_at", "source",
+           "regions", "chroma")
+_OPTIONAL = frozenset({"source", "regions", "chroma"})
+_REGION_NAME = re.compile(r"^[a-z0-9 %:]{1,32}$")
+MAX_REGIONS = 32
+MAX_CHROMA = 4864  # Chromaprint gives one feature per 0.1238 s: 4,846 in the first ten minutes
 
 
 class LedgerError(RightsmetaError, ValueError):
@@ -84,6 +116,8 @@ class Work:
     carriers: list[str] = field(default_factory=list)
     tagged_at: str = field(default_factory=_now)
     source: str | None = None
+    regions: tuple[tuple[str, str], ...] = ()  # images: named codes of regions (fingerprint._regions)
+    chroma: tuple[int, ...] | None = None  # audio: Chromaprint features, unsigned 32-bit
 
     @classmethod
     def create(
@@ -108,11 +142,13 @@ class Work:
             assertion=assertion,
             carriers=list(carriers),
             source=source,
+            regions=tuple(essence.regions),
+            chroma=essence.chroma,
         )
 
     @property
     def essence(self) -> Essence:
-        return Essence(self.kind, self.essence_hash, self.perceptual)
+        return Essence(self.kind, self.essence_hash, self.perceptual, regions=self.regions, chroma=self.chroma)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -128,6 +164,10 @@ class Work:
         }
         if self.source is not None:
             out["source"] = self.source
+        if self.regions:
+            out["regions"] = dict(self.regions)
+        if self.chroma:
+            out["chroma"] = base64.b64encode(_pack(self.chroma)).decode("ascii")
         return out
 
     @classmethod
@@ -138,12 +178,14 @@ class Work:
         extra = set(data) - set(_FIELDS)
         if extra:
             raise LedgerError(f"unknown field(s): {', '.join(sorted(extra))}")
-        missing = [f for f in _FIELDS if f not in data and f != "source"]
+        missing = [f for f in _FIELDS if f not in data and f not in _OPTIONAL]
         if missing:
             raise LedgerError(f"missing field(s): {', '.join(missing)}")
         work_id = _text(data, "id", 200)
         if not work_id:
             raise LedgerError("'id' must not be empty")
+        if not _WORK_ID.match(work_id):
+            raise LedgerError(f"'id' must be visible ASCII starting with a letter or digit, got {work_id!r}")
         fmt = _text(data, "format", 16)
         if not _FORMAT.match(fmt):
             raise LedgerError(f"'format' must be a format name like 'jpeg', got {fmt!r}")
@@ -158,6 +200,7 @@ class Work:
             width = PERCEPTUAL_BITS[kind] // 4 if kind is not None else None
             if width is None or not isinstance(perceptual, str) or not re.fullmatch(f"[0-9a-f]{{{width}}}", perceptual):
                 raise LedgerError(f"'perceptual' must be {width or 'no'} lowercase hex digits for kind {kind!r}")
+        _check_assertion(data["assertion"], work_id)
         try:
             assertion = Assertion.from_json(data["assertion"])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -173,6 +216,8 @@ class Work:
         source = data.get("source")
         if source is not None:
             source = _text(data, "source", 2048)
+        regions = _check_regions(data.get("regions"), kind)
+        chroma = _check_chroma(data.get("chroma"), kind)
         return cls(
             id=work_id,
             path=_text(data, "path", 4096),
@@ -184,7 +229,73 @@ class Work:
             carriers=list(carriers),
             tagged_at=tagged_at,
             source=source,
+            regions=regions,
+            chroma=chroma,
         )
+
+
+def _check_regions(raw: Any, kind: str | None) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if kind != "image" or not isinstance(raw, Mapping) or len(raw) > MAX_REGIONS:
+        raise LedgerError(f"'regions' must be an object of at most {MAX_REGIONS} region codes, for images only")
+    out = []
+    for name, code in raw.items():
+        if not isinstance(name, str) or not _REGION_NAME.match(name):
+            raise LedgerError(f"'regions' has a bad region name {name!r}")
+        if not isinstance(code, str) or not re.fullmatch(r"[0-9a-f]{64}", code):
+            raise LedgerError(f"'regions' code of {name!r} must be 64 lowercase hex digits")
+        out.append((name, code))
+    return tuple(out)
+
+
+def _check_chroma(raw: Any, kind: str | None) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    if kind != "audio" or not isinstance(raw, str) or len(raw) > -(-4 * MAX_CHROMA // 3) * 4:
+        raise LedgerError("'chroma' must be base64 Chromaprint features, for audio only")
+    try:
+        packed = base64.b64decode(raw.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise LedgerError("'chroma' is not valid base64") from None
+    if len(packed) % 4 or not 0 < len(packed) // 4 <= MAX_CHROMA:
+        raise LedgerError(f"'chroma' must hold 1 to {MAX_CHROMA} 32-bit features")
+    return _unpack(packed)
+
+
+def _pack(features: Sequence[int]) -> bytes:
+    return struct.pack(f">{len(features)}I", *features)
+
+
+def _unpack(packed: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(packed) // 4}I", packed)
+
+
+def _check_assertion(raw: Any, work_id: str) -> None:
+    """What ``Assertion.from_json`` takes on trust, checked for lines from elsewhere."""
+    if not isinstance(raw, Mapping):
+        raise LedgerError("'assertion' must be a JSON object")
+    for key in ("copyright", "web_statement", "policy", "date", "work_id"):
+        if raw.get(key) is not None:
+            _text(raw, key, 4096)
+    holder = raw.get("holder")
+    if holder is not None:
+        if not isinstance(holder, Mapping) or not isinstance(holder.get("name"), str):
+            raise LedgerError("'assertion.holder' must be an object with a 'name' string")
+        for key in ("name", "contact"):
+            if holder.get(key) is not None:
+                _text(holder, key, 4096)
+    date = raw.get("date")
+    if date is not None:
+        try:
+            parsed = _dt.datetime.fromisoformat(date)
+        except ValueError:
+            raise LedgerError(f"'assertion.date' must be an ISO 8601 date and time, got {date!r}") from None
+        if parsed.tzinfo is not None and parsed > _dt.datetime.now(_dt.UTC) + _dt.timedelta(days=1):
+            raise LedgerError(f"'assertion.date' lies in the future: {date!r}")
+    claimed = raw.get("work_id")
+    if claimed is not None and claimed != work_id:
+        raise LedgerError(f"'assertion.work_id' {claimed!r} differs from the line's 'id' {work_id!r}")
 
 
 def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
@@ -200,11 +311,46 @@ def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
 
 @dataclass(frozen=True)
 class Match:
-    """A ledger work a file matched: ``distance`` 0.0 and ``exact`` for the same essence hash."""
+    """A ledger work a file matched: ``distance`` 0.0 and ``exact`` for the same essence hash.
+
+    ``how`` says which part of the work matched which form of the file (a region, a flip or
+    rotation, an audio offset), when it was not the whole work as it is.
+    """
 
     work: Work
     distance: float
     exact: bool
+    how: str | None = None
+
+    @property
+    def imported(self) -> bool:
+        """The work came from a registry someone published, not from this ledger's own tagging."""
+        return self.work.source is not None
+
+    def describe(self) -> str:
+        how = "same essence" if self.exact else f"perceptual distance {self.distance:.3f}"
+        if self.how:
+            how += f", {self.how}"
+        if self.imported:
+            how += f"; imported from {self.work.source}"
+        return f"{self.work.path or self.work.id} ({how})"
+
+
+def _rank(match: Match) -> tuple[bool, bool, float, str]:
+    # The creator's own records first: an imported line never outranks a local one by being
+    # newer or nearer. Then the same essence before a perceptual match, nearest, newest.
+    return (match.imported, not match.exact, match.distance, _invert(match.work.tagged_at))
+
+
+def _invert(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text)  # sorts newest first within a key
+
+
+def combined(matches: Sequence[Match]) -> dict[Purpose, Permission]:
+    """What a stripped copy may be used for when it matched several works: every purpose at its
+    most restrictive state among them (notAllowed > constrained > allowed > unspecified), so a
+    registry claiming "allowed" cannot lift the creator's own "notAllowed" (fail closed)."""
+    return {p: strongest(m.work.assertion.permissions.get(p, UNSPECIFIED) for m in matches) for p in PURPOSES}
 
 
 def _bands(perceptual: str) -> list[int]:
@@ -227,6 +373,89 @@ def _masks(radius: int) -> list[int]:
             for bits in itertools.combinations(range(BAND_BITS), r)
         ]
     return _MASKS[radius]
+
+
+# Region codes (issue 17) are indexed by their sixteen 16-bit bands, looked up exactly: a region
+# code is a candidate when at least two of its bands equal the probe's (at a distance of 12 bits,
+# the most measured for true pairs, 7 bands are equal on average; two random codes share two bands
+# with a chance of 3e-8). So a probe costs 16 index seeks whatever the size of the ledger, each
+# reading the few rows that share a band value side by side, and only the rare codes sharing two
+# bands are fetched and compared (within REGION_THRESHOLD). Measured: bench/durability.py.
+REGION_THRESHOLD = 24 / 256
+REGION_MIN_BANDS = 2
+
+
+# Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
+# so a copy keeps the same half) are indexed, about 3 a second of audio. A copy's keys vote for
+# the works that share them; the best-voted works are aligned in full (``align``). Measured on
+# 30 s music-like clips: a 10 s excerpt shares 15-56 distinct keys with its work before halving.
+CHROMA_KEY_SHIFT = 8
+CHROMA_MIN_VOTES = 3
+CHROMA_THRESHOLD = 0.25  # share of differing bits over the overlap; unrelated music: about 0.45
+_CHROMA_CANDIDATES = 20
+
+
+def _chroma_keys(features: Sequence[int]) -> list[int]:
+    return [key for key in {f >> CHROMA_KEY_SHIFT for f in features} if (key * 0x9E3779B1) & 0x80000000 == 0]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where a copy's Chromaprint features sit in a work's: the work's frame the copy starts at,
+    the tempo factor of the copy, the share of differing bits and the frames compared."""
+
+    offset: int
+    tempo: float
+    error: float
+    frames: int
+
+    def describe(self) -> str:
+        seconds = self.offset * _CHROMA_FRAME
+        where = f"from {seconds:.1f} s of the work" if self.offset >= 0 else f"{-seconds:.1f} s before the work starts"
+        tempo = "" if self.tempo == 1.0 else f", tempo x{self.tempo:.2f}"
+        return f"the file matched the work's audio {where} ({self.frames * _CHROMA_FRAME:.0f} s compared{tempo})"
+
+
+_CHROMA_FRAME = 0.1238  # seconds per Chromaprint feature (4096-sample hop / 3 at 11025 Hz)
+_TEMPOS = (1.0, 0.99, 1.01, 0.98, 1.02, 0.97, 1.03)
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> Alignment | None:
+    """The best alignment of ``copy`` within ``work`` over every offset and tempo within 3 %.
+
+    The copy's sequence is stretched (a copy sped up by x covers x times more music per
+    feature), then slid over the work's; at each offset the differing bits of the overlap are
+    counted, with at least 90 % of the shorter sequence (and ``min_frames``) overlapping.
+    """
+    a = np.asarray(work, dtype=np.uint32)
+    best: Alignment | None = None
+    for tempo in _TEMPOS:
+        index = np.round(np.arange(0, len(copy) * tempo) / tempo).astype(int)
+        b = np.asarray(copy, dtype=np.uint32)[index[index < len(copy)]]
+        # The copy must lie (almost) wholly inside the work: a trimmed copy or an excerpt does, and
+        # a few seconds overlapping at an edge matched unrelated songs by chance (measured).
+        need = max(min(min_frames, len(b)), int(0.9 * min(len(a), len(b))))
+        if need < 8 or len(a) < need:
+            continue
+        # The work padded so that every offset with enough overlap is one window; pads count nothing.
+        pad = len(b) - need
+        padded = np.concatenate([np.zeros(pad, np.uint32), a, np.zeros(pad, np.uint32)])
+        valid = np.concatenate([np.zeros(pad, np.uint32), np.ones(len(a), np.uint32), np.zeros(pad, np.uint32)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, len(b))
+        masks = np.lib.stride_tricks.sliding_window_view(valid, len(b))
+        step = max(1, (1 << 20) // len(b))  # a few MB at a time
+        for first in range(0, len(windows), step):
+            diff = np.bitwise_xor(windows[first : first + step], b[None, :])
+            bits = _POPCOUNT[diff.view(np.uint8)].reshape(len(diff), len(b), 4).sum(axis=2, dtype=np.uint32)
+            counted = masks[first : first + step].sum(axis=1)
+            errors = (bits * masks[first : first + step]).sum(axis=1) / np.maximum(32 * counted, 1)
+            errors[counted < need] = 1.0
+            at = int(np.argmin(errors))
+            if best is None or float(errors[at]) < best.error:
+                offset = first + at - pad
+                best = Alignment(offset, tempo, float(errors[at]), int(counted[at]))
+    return best
 
 
 _SCHEMA = """
@@ -252,6 +481,28 @@ CREATE TABLE IF NOT EXISTS bands (
     work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
     PRIMARY KEY (kind, band, value, work)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS regions (
+    n INTEGER PRIMARY KEY,
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    code TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS regions_work ON regions (work);
+CREATE TABLE IF NOT EXISTS region_bands (
+    band INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
+    PRIMARY KEY (band, value, region)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chroma (
+    work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
+    features BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chroma_keys (
+    key INTEGER NOT NULL,
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    PRIMARY KEY (key, work)
+) WITHOUT ROWID;
 """
 
 _COLUMNS = "id, path, format, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source"
@@ -263,6 +514,10 @@ class Ledger:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        # A version-1 ledger opened read-only has no region or Chromaprint tables to search.
+        self._v2 = bool(connection.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('regions', 'chroma_keys')"
+        ).fetchone()[0] == 2)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> Ledger:
@@ -280,6 +535,9 @@ class Ledger:
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
+            # 32 MiB of page cache (SQLite's default is 2): a region or Chromaprint lookup reads a
+            # few hundred scattered index pages, which then stay cached across a scan.
+            db.execute("PRAGMA cache_size = -32768")
             if readonly:
                 cls._check_version(db, where)
             else:
@@ -303,7 +561,11 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            if Ledger._check_version(db, where) is None:
+            version = Ledger._check_version(db, where)
+            if version is None or version < SCHEMA_VERSION:
+                # Version 1 -> 2 only adds tables (made above): works recorded before keep matching
+                # by their whole-picture and whole-clip codes; their regions were never recorded.
+                db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         except BaseException:
             db.execute("ROLLBACK")
@@ -335,12 +597,23 @@ class Ledger:
         return count
 
     def __iter__(self) -> Iterator[Work]:
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM works ORDER BY n"):
-            yield _work(row)
+        for row in self._db.execute(f"SELECT n, {_COLUMNS} FROM works ORDER BY n").fetchall():
+            yield self._full(row)
 
     def get(self, work_id: str) -> Work | None:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM works WHERE id = ?", (work_id,)).fetchone()
-        return _work(row) if row is not None else None
+        row = self._db.execute(f"SELECT n, {_COLUMNS} FROM works WHERE id = ?", (work_id,)).fetchone()
+        return self._full(row) if row is not None else None
+
+    def _load(self, n: int) -> Work:
+        return self._full(self._db.execute(f"SELECT n, {_COLUMNS} FROM works WHERE n = ?", (n,)).fetchone())
+
+    def _full(self, row: tuple[Any, ...]) -> Work:
+        work = _work(row[1:])
+        if not self._v2:
+            return work
+        regions = tuple(self._db.execute("SELECT name, code FROM regions WHERE work = ? ORDER BY n", (row[0],)).fetchall())
+        blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
+        return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
     # --- writing ---
 
@@ -364,10 +637,22 @@ class Ledger:
         )
         if cursor.rowcount != 1:
             return False
+        n = cursor.lastrowid
         if work.kind is not None and work.perceptual:
             self._db.executemany(
                 "INSERT OR IGNORE INTO bands (kind, band, value, work) VALUES (?, ?, ?, ?)",
-                [(work.kind, i, value, cursor.lastrowid) for i, value in enumerate(_bands(work.perceptual))],
+                [(work.kind, i, value, n) for i, value in enumerate(_bands(work.perceptual))],
+            )
+        for name, code in work.regions:
+            region = self._db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, code)).lastrowid
+            self._db.executemany(
+                "INSERT OR IGNORE INTO region_bands (band, value, region) VALUES (?, ?, ?)",
+                [(i, value, region) for i, value in enumerate(_bands(code))],
+            )
+        if work.chroma:
+            self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)", [(key, n) for key in _chroma_keys(work.chroma)]
             )
         return True
 
@@ -390,29 +675,81 @@ class Ledger:
         return found[0] if found else None
 
     def matches(self, essence: Essence, *, threshold: float | None = None, limit: int = 10) -> list[Match]:
-        """Works matching ``essence``, best first: exact hashes (newest first), then by distance."""
+        """Works matching ``essence``, best first: works tagged here before imported ones, then
+        exact hashes (newest first) before perceptual matches (nearest first).
+
+        Every work that matches is listed (up to ``limit``): when a registry claims the same
+        essence as a local work, both are reported, and ``combined`` decides between them.
+        """
         out: list[Match] = []
         if essence.hash is not None:
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM works WHERE essence_hash = ? AND kind IS ? ORDER BY tagged_at DESC, n DESC LIMIT ?",
-                (essence.hash, essence.kind, limit),
+                (essence.hash, essence.kind, _MAX_CANDIDATES),
             ).fetchall()
             out = [Match(_work(row), 0.0, True) for row in rows]
-        if len(out) >= limit or essence.kind is None or not essence.perceptual:
-            return out
-        limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
-        exact = {m.work.id for m in out}
-        near = [
-            (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
-        ]
-        near.sort()
-        for d, n in near:
-            if len(out) >= limit:
-                break
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM works WHERE n = ?", (n,)).fetchone()
-            work = _work(row)
-            if work.id not in exact:
-                out.append(Match(work, d, False))
+        if essence.kind is not None and essence.perceptual:
+            limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
+            exact = {m.work.id for m in out}
+            near = sorted(
+                (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
+            )
+            for d, n in near[:_MAX_CANDIDATES]:
+                work = self._load(n)
+                if work.id not in exact:
+                    out.append(Match(work, d, False))
+        if not out and self._v2:
+            # Nothing matched the file as it is: look for the work it was cut from, turned or
+            # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
+            out = self._region_matches(essence) if essence.kind == "image" else self._chroma_matches(essence)
+        out.sort(key=_rank)
+        return out[:limit]
+
+    def _region_matches(self, essence: Essence) -> list[Match]:
+        best: dict[int, tuple[float, str, str]] = {}
+        for probe, code in essence.probes:
+            bands = _bands(code)
+            if len(bands) != 16:
+                continue
+            target = int(code, 16)
+            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
+            params = [x for pair in enumerate(bands) for x in pair]
+            rows = self._db.execute(
+                f"SELECT work, name, code FROM regions WHERE n IN (SELECT region FROM ({selects}) "
+                "GROUP BY region HAVING COUNT(*) >= ?)",
+                [*params, REGION_MIN_BANDS],
+            ).fetchall()
+            for work, name, other in rows:
+                if not region_pair_allowed(probe, name) or len(other) != len(code):
+                    continue
+                d = (target ^ int(other, 16)).bit_count() / 256
+                if d <= REGION_THRESHOLD and (work not in best or d < best[work][0]):
+                    best[work] = (d, probe, name)
+        out = []
+        for work, (d, probe, name) in sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]:
+            out.append(Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}"))
+        return out
+
+    def _chroma_matches(self, essence: Essence) -> list[Match]:
+        if not essence.chroma:
+            return []
+        keys = sorted(set(_chroma_keys(essence.chroma)))
+        votes: dict[int, int] = {}
+        for first in range(0, len(keys), 900):
+            chunk = keys[first : first + 900]
+            for work, count in self._db.execute(
+                f"SELECT work, COUNT(*) FROM chroma_keys WHERE key IN ({','.join('?' * len(chunk))}) GROUP BY work", chunk
+            ):
+                votes[work] = votes.get(work, 0) + count
+        ranked = sorted((w for w, c in votes.items() if c >= CHROMA_MIN_VOTES), key=lambda w: -votes[w])
+        out = []
+        for work in ranked[:_CHROMA_CANDIDATES]:
+            blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (work,)).fetchone()
+            if blob is None:
+                continue
+            aligned = align(_unpack(blob[0]), essence.chroma)
+            if aligned is not None and aligned.error <= CHROMA_THRESHOLD:
+                out.append(Match(self._load(work), aligned.error, False, aligned.describe()))
         return out
 
     def _near(self, kind: str, perceptual: str, threshold: float) -> list[tuple[int, float]]:
@@ -453,32 +790,66 @@ class Ledger:
             count += 1
         return count
 
-    def import_jsonl(self, fh: Iterable[str], *, source: str | None = None) -> int:
+    def import_jsonl(self, fh: Iterable[str] | Iterable[bytes], *, source: str | None = None) -> int:
         """Add the works of a JSON Lines registry; the number added (works already present are skipped).
 
-        ``source`` is recorded for lines that name none (who published the registry). A bad line
-        raises ``LedgerError`` naming its number, and nothing from the file is kept.
+        Text or bytes (UTF-8) lines. Every imported work gets a ``source``: its own, else
+        ``source`` (who published the registry), else ``IMPORTED``, so it can never pass for a
+        work tagged here. A bad line raises ``LedgerError`` naming its number, and nothing from
+        the file is kept.
         """
         added = 0
         readline = getattr(fh, "readline", None)
         # readline with a limit: a hostile file's one endless line is never read whole.
-        lines: Iterable[str] = iter(lambda: readline(MAX_LINE + 1), "") if readline else fh
+        lines: Iterable[str | bytes] = iter(lambda: readline(MAX_LINE + 1), readline(0)) if readline else fh
+        label = source or IMPORTED
         with self._transaction():
             for number, line in enumerate(lines, start=1):
+                if isinstance(line, bytes):
+                    try:
+                        line = line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise LedgerError(f"line {number}: not UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})") from None
                 if len(line.rstrip("\r\n")) > MAX_LINE:
                     raise LedgerError(f"line {number}: longer than {MAX_LINE} characters")
                 if not line.strip():
                     continue
+                if _depth(line) > MAX_JSON_DEPTH:
+                    raise LedgerError(f"line {number}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
                 try:
                     work = Work.from_json(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise LedgerError(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+                except RecursionError:
+                    raise LedgerError(f"line {number}: JSON nested too deeply") from None
                 except LedgerError as exc:
                     raise LedgerError(f"line {number}: {exc}") from None
-                if source is not None and work.source is None:
-                    work = replace(work, source=source)
+                if not work.source:
+                    work = replace(work, source=label)
                 added += self._insert(work)
         return added
+
+
+def _depth(line: str) -> int:
+    """How deeply the brackets of a JSON text nest (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _work(row: tuple[Any, ...]) -> Work:

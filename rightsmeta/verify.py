@@ -27,7 +27,7 @@ from . import api
 from .decide import NOTHING
 from .errors import RightsmetaError
 from .fsio import open_buffer
-from .model import PURPOSES, Assertion
+from .model import Assertion
 from .report import FileReport, states
 from .vocab import iptc, tdmrep
 
@@ -52,6 +52,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
     report: FileReport | None = None
     match: Match | None = None
+    also: list[Match] = field(default_factory=list)  # further works the file matched
 
     def to_json(self) -> dict[str, Any]:
         report = self.report
@@ -77,7 +78,17 @@ class Verdict:
                 "assertion": work.assertion.to_json(),
                 "source": getattr(work, "source", None),
             }
-            out["permissions"] = {p.value: work.assertion.permissions[p].state.value for p in PURPOSES}
+            if self.match.how:
+                out["match"]["how"] = self.match.how
+            if self.also:
+                out["match"]["also"] = [
+                    {"work_id": m.work.id, "path": m.work.path, "distance": round(m.distance, 4), "exact": m.exact,
+                     "source": m.work.source, "assertion": m.work.assertion.to_json()}
+                    for m in self.also
+                ]
+            from .ledger import combined
+
+            out["permissions"] = {p.value: perm.state.value for p, perm in combined([self.match, *self.also]).items()}
         return out
 
 
@@ -147,11 +158,13 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         from .fingerprint import essence as decode_essence
 
         essence = decode_essence(bytes(data), report.format)
-        match = ledger.find(essence)
-        if match is not None:
-            how = "same essence" if match.exact else f"perceptual distance {match.distance:.3f}"
-            reason = f"no signal left, but it matches {match.work.path or match.work.id} ({how})"
-            return Verdict(report.path, "stripped", [reason], report, match)
+        if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
+            return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
+        found = ledger.matches(essence)
+        if found:
+            # Every work it matches is named; the permissions are the most restrictive among them.
+            reasons = [f"no signal left, but it matches {m.describe()}" for m in found]
+            return Verdict(report.path, "stripped", reasons, report, found[0], found[1:])
     return Verdict(report.path, "untagged", ["no rights signal found"], report)
 
 
@@ -207,8 +220,9 @@ def _init_worker(
     )
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Not an ``Exception``: the decoders' (and third-party libraries') ``except Exception`` must
+    not swallow the per-file time limit and turn giving up into an answer (issue 11.5)."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:

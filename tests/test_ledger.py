@@ -675,3 +675,101 @@ def test_report_distances() -> None:
     """Prints what the matching tests measured (pytest -s)."""
     for label, value in sorted(REPORT.items()):
         print(f"{label}: {value:.3f}")
+
+
+# --- trust in imported registries (issue 11.7) ------------------------------------------------------
+
+
+def test_an_imported_line_never_outranks_the_creators_own_record(tmp_path: Path) -> None:
+    """A registry claims the creator's essence with "allow all" and a later date: the stripped copy
+    still names the creator's own work first, lists the claim, and may not be used."""
+    from rightsmeta.verify import verify
+
+    original = encode(picture(41), "PNG")
+    stripped = tmp_path / "copy.png"
+    stripped.write_bytes(original)  # same pixels, no metadata
+    deny = Assertion.build(deny=["all"]).for_work()
+    local = replace(Work.create("mine.png", "png", essence(original, "png"), deny, ["xmp"], id=deny.work_id),
+                    tagged_at="2026-01-01T00:00:00+00:00")
+    claim = local.to_json() | {
+        "id": "registry-1", "path": "theirs.png", "tagged_at": "2026-06-01T00:00:00+00:00",
+        "assertion": Assertion.build(allow=["all"]).to_json() | {"date": "2026-06-01T00:00:00+00:00"},
+    }
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        ledger.record(local)
+        assert ledger.import_jsonl([json.dumps(claim)]) == 1
+        [imported] = [w for w in ledger if w.id == "registry-1"]
+        assert imported.source == "imported registry"  # an unnamed registry is still not local
+        found = ledger.matches(essence(original, "png"))
+        assert [m.work.id for m in found] == [local.id, "registry-1"]
+        verdict = verify(stripped, ledger=ledger)
+    assert verdict.status == "stripped"
+    assert verdict.match is not None and verdict.match.work.id == local.id
+    row = verdict.to_json()
+    assert set(row["permissions"].values()) == {"notAllowed"}
+    assert [m["work_id"] for m in row["match"]["also"]] == ["registry-1"]
+    assert row["match"]["also"][0]["source"] == "imported registry"
+    assert any("imported from imported registry" in r for r in row["reasons"])
+
+
+def test_imported_claims_combine_by_precedence(tmp_path: Path) -> None:
+    # Two registries claim one essence, neither local: the most restrictive state wins per purpose.
+    from rightsmeta.ledger import combined
+
+    seen = essence(encode(picture(42), "PNG"), "png")
+    a = Work.create("a.png", "png", seen, Assertion.build(deny=["genai-training"], allow=["search"]), id="a")
+    b = Work.create("b.png", "png", seen, Assertion.build(allow=["all"], constrain={"ai-inference": "https://x.example/t"}), id="b")
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        lines = [json.dumps(w.to_json()) for w in (a, b)]
+        assert ledger.import_jsonl(lines, source="https://registry.example/works.jsonl") == 2
+        found = ledger.matches(seen)
+    assert {m.work.source for m in found} == {"https://registry.example/works.jsonl"}
+    states = {p.value: perm.state.value for p, perm in combined(found).items()}
+    assert states == {"data-mining": "allowed", "ai-training": "allowed", "genai-training": "notAllowed",
+                      "ai-inference": "constrained", "search": "allowed"}
+
+
+def test_import_refuses_hostile_lines_without_a_traceback(corpus: Corpus, tmp_path: Path) -> None:
+    exported = io.StringIO()
+    corpus.ledger.export_jsonl(exported)
+    good = json.loads(exported.getvalue().splitlines()[0])
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        nested = '{"id": "x", "assertion": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        with pytest.raises(LedgerError, match=r"^line 1: JSON nested deeper than 32 levels"):
+            ledger.import_jsonl([nested])
+        with pytest.raises(LedgerError, match=r"^line 2: not UTF-8 \(byte 0xff"):
+            ledger.import_jsonl(io.BytesIO(json.dumps(good).encode() + b"\n{\"id\": \"\xff\"}\n"))
+        for change, words in [
+            ({"assertion": good["assertion"] | {"date": "last tuesday"}}, "'assertion.date' must be an ISO 8601"),
+            ({"assertion": good["assertion"] | {"date": "2999-01-01T00:00:00+00:00"}}, "lies in the future"),
+            ({"assertion": good["assertion"] | {"date": {"nested": [1]}}}, "'date' must be a string"),
+            ({"assertion": good["assertion"] | {"work_id": "someone-else"}}, "differs from the line's 'id'"),
+            ({"assertion": good["assertion"] | {"copyright": ["x"]}}, "'copyright' must be a string"),
+            ({"assertion": good["assertion"] | {"holder": "Ada"}}, "'assertion.holder' must be an object"),
+            ({"id": "has space"}, "'id' must be visible ASCII"),
+            ({"id": "=HYPERLINK(1)"}, "'id' must be visible ASCII"),
+        ]:
+            with pytest.raises(LedgerError, match=words):
+                ledger.import_jsonl([json.dumps(good | change)])
+        assert len(ledger) == 0
+
+
+def test_cli_import_records_the_file_as_source_and_reports_bad_bytes(corpus: Corpus, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    exported = io.StringIO()
+    corpus.ledger.export_jsonl(exported)
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text(exported.getvalue().splitlines()[0] + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "caf\xe9"}\n')
+    db = tmp_path / "platform.sqlite3"
+    done = CliRunner().invoke(main, ["ledger", "import", "--ledger", str(db), str(registry)])
+    assert done.exit_code == 0, done.output
+    with Ledger.open(db) as ledger:
+        assert [w.source for w in ledger] == [str(registry.absolute())]
+    done = CliRunner().invoke(main, ["ledger", "import", "--ledger", str(db), str(bad)])
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output  # no traceback
+    assert "bad.jsonl: line 1: not UTF-8 (byte 0xe9 at offset 11)" in done.output

@@ -1,0 +1,190 @@
+"""How well does a stripped copy get recognised after what re-posters do? And what does a lookup cost?
+
+    python bench/durability.py                 # 40 photos, 6 songs, 300 unrelated, lookups at 1k / 10k
+    python bench/durability.py --full          # 100 photos, 10 songs, 1,000 unrelated, lookups up to 100k
+
+Material (tests/material.py): camera-like photos (sky, fractal terrain, objects, vignetting, sensor
+noise, JPEG) and music-like audio (chords, bass, melody, drums; 30 s WAV). Every work is recorded
+in a fresh ledger as ``rightsmeta tag`` records it; each handling (tests/material.py
+IMAGE_HANDLINGS, AUDIO_HANDLINGS: Pillow and ffmpeg) makes a copy without metadata, and the copy
+counts as recognised when the ledger's first match is its own work. Unrelated files (other seeds,
+each handled in one of the ways above) must match nothing.
+
+Lookup cost: the ledger is filled to 1,000 / 10,000 / 100,000 works with the real works plus
+fillers of the same shape (as many region codes, as many Chromaprint features) whose bits are
+random, so unrelated to every copy. Real codes cluster more than random ones, so this is the cost
+of the index itself, not of crowded buckets; the time of ``Ledger.matches`` for
+copies that need the region index (a 10 % crop) and the Chromaprint index (a 10 s excerpt) is
+the median over the queries, the essence being computed beforehand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+
+import material  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from rightsmeta import Assertion  # noqa: E402
+from rightsmeta.fingerprint import Essence, essence  # noqa: E402
+from rightsmeta.ledger import Ledger, Work  # noqa: E402
+
+ASSERTION = Assertion.build(deny=["ai"])
+
+
+def _size(seed: int) -> tuple[int, int]:
+    return [(480, 360), (360, 480), (512, 340), (400, 400)][seed % 4]
+
+
+def _ffmpeg(src: Path, args: list[str], ext: str, tmp: Path) -> bytes:
+    out = tmp / f"copy.{ext}"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *args, str(out)], check=True)
+    return out.read_bytes()
+
+
+def _filler(work: Work, n: int, rng: random.Random) -> Work:
+    """A work shaped like ``work`` (as many region codes and Chromaprint features) with random bits."""
+    return Work(
+        id=f"filler-{n}", path=f"filler-{n}", format=work.format, essence_hash=None, kind=work.kind,
+        perceptual=f"{rng.getrandbits(len(work.perceptual) * 4):0{len(work.perceptual)}x}" if work.perceptual else None,
+        assertion=ASSERTION, regions=tuple((name, f"{rng.getrandbits(256):064x}") for name, _ in work.regions),
+        chroma=tuple(rng.getrandbits(32) for _ in work.chroma) if work.chroma else None,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the full sizes (slow on a shared CPU)")
+    parser.add_argument("--photos", type=int)
+    parser.add_argument("--songs", type=int)
+    parser.add_argument("--unrelated", type=int)
+    parser.add_argument("--sizes", help="ledger sizes for the lookup cost, e.g. 1000,10000,100000")
+    args = parser.parse_args()
+    photos = args.photos or (100 if args.full else 40)
+    songs = args.songs or (10 if args.full else 6)
+    unrelated = args.unrelated or (1000 if args.full else 300)
+    sizes = [int(x) for x in (args.sizes or ("1000,10000,100000" if args.full else "1000,10000")).split(",")]
+    have_audio = shutil.which("ffmpeg") is not None and shutil.which("fpcalc") is not None
+
+    with tempfile.TemporaryDirectory(prefix="rightsmeta-durability-") as name:
+        tmp = Path(name)
+        ledger = Ledger.open(tmp / "ledger.sqlite3")
+        works: list[tuple[Work, Image.Image]] = []
+        started = time.perf_counter()
+        for seed in range(photos):
+            img = material.photo(seed, _size(seed))
+            data = material.jpeg(img, 90)
+            work = Work.create(f"photo-{seed}.jpg", "jpeg", essence(data, "jpeg"), ASSERTION, id=f"photo-{seed}")
+            works.append((work, img))
+        clips: list[tuple[Work, Path]] = []
+        if have_audio:
+            for seed in range(songs):
+                src = tmp / f"song-{seed}.wav"
+                src.write_bytes(material.wav(material.music(seed, 30.0)))
+                work = Work.create(src.name, "wav", essence(src.read_bytes(), "wav"), ASSERTION, id=f"song-{seed}")
+                clips.append((work, src))
+        ledger.record_many([w for w, _ in works] + [w for w, _ in clips])
+        print(f"recorded {len(works)} photos and {len(clips)} songs in {time.perf_counter() - started:.1f} s\n")
+
+        print(f"{'handling':32} {'recognised':>11}  example of the match report")
+        total = hits = 0
+        crop_queries: list[Essence] = []
+        for handling in material.IMAGE_HANDLINGS:
+            ok = 0
+            example = ""
+            for work, img in works:
+                found = ledger.matches(essence(material.handle(img, handling), "jpeg"))
+                if handling == "crop 10 %/side" and len(crop_queries) < 20:
+                    crop_queries.append(essence(material.handle(img, handling), "jpeg"))
+                if found and found[0].work.id == work.id:
+                    ok += 1
+                    example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
+            total, hits = total + len(works), hits + ok
+            print(f"{handling:32} {ok:>4}/{len(works):<4} {100 * ok / len(works):4.0f} %  {example}")
+        excerpt_queries: list[Essence] = []
+        for handling, (ff, ext) in material.AUDIO_HANDLINGS.items():
+            ok = 0
+            example = ""
+            for work, src in clips:
+                copy = essence(_ffmpeg(src, ff, ext, tmp), ext)
+                if handling.startswith("10 s excerpt") and len(excerpt_queries) < 20:
+                    excerpt_queries.append(copy)
+                found = ledger.matches(copy)
+                if found and found[0].work.id == work.id:
+                    ok += 1
+                    example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
+            total, hits = total + len(clips), hits + ok
+            if clips:
+                print(f"{handling:32} {ok:>4}/{len(clips):<4} {100 * ok / len(clips):4.0f} %  {example}")
+        print(f"{'all handlings':32} {hits:>4}/{total:<4} {100 * hits / max(1, total):4.1f} %\n")
+
+        handlings = list(material.IMAGE_HANDLINGS)
+        false = 0
+        started = time.perf_counter()
+        audio_unrelated = min(unrelated // 20, 30) if have_audio else 0
+        for n in range(unrelated - audio_unrelated):
+            seed = 100_000 + n
+            data = material.handle(material.photo(seed, _size(seed)), handlings[n % len(handlings)])
+            found = ledger.matches(essence(data, "jpeg"))
+            if found:
+                false += 1
+                print(f"  false match: unrelated photo {seed} ({handlings[n % len(handlings)]}) -> {found[0].work.id} {found[0].how}")
+        audio_handlings = list(material.AUDIO_HANDLINGS.items())
+        for n in range(audio_unrelated):
+            src = tmp / "unrelated.wav"
+            src.write_bytes(material.wav(material.music(200_000 + n, 30.0)))
+            ff, ext = audio_handlings[n % len(audio_handlings)][1]
+            found = ledger.matches(essence(_ffmpeg(src, ff, ext, tmp), ext))
+            if found:
+                false += 1
+                print(f"  false match: unrelated song {200_000 + n} -> {found[0].work.id} {found[0].how}")
+        print(f"false matches: {false}/{unrelated} unrelated files ({unrelated - audio_unrelated} photos, "
+              f"{audio_unrelated} songs) = {100 * false / max(1, unrelated):.2f} % "
+              f"({time.perf_counter() - started:.0f} s)\n")
+
+        print(f"{'works':>8} {'10 % crop lookup':>17} {'10 s excerpt lookup':>20} {'ledger MB':>10}")
+        rng = random.Random(7)
+        base = [w for w, _ in works] + [w for w, _ in clips]
+        count = len(base)
+        for size in sizes:
+            batch = []
+            while count < size:
+                batch.append(_filler(base[count % len(base)], count, rng))
+                count += 1
+                if len(batch) >= 5000:
+                    ledger.record_many(batch)
+                    batch = []
+            ledger.record_many(batch)
+
+            def timed(queries: list[Essence]) -> str:
+                if not queries:
+                    return "-"
+                times = []
+                for query in queries:
+                    t0 = time.perf_counter()
+                    ledger.matches(query)
+                    times.append(time.perf_counter() - t0)
+                return f"{1000 * statistics.median(times):.1f} ms"
+
+            ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            mb = os.path.getsize(tmp / "ledger.sqlite3") / 1e6
+            print(f"{len(ledger):>8} {timed(crop_queries):>17} {timed(excerpt_queries):>20} {mb:>10.0f}")
+        ledger.close()
+    _ = io
+
+
+if __name__ == "__main__":
+    main()
