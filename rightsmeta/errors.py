@@ -42,3 +42,16 @@ class FileBusy(WriteError):
 
 class ContentChanged(WriteError):
     """Writing the metadata would have changed the content (pixels, samples, pages); the original is kept."""
+
+
+class TimeLimit(BaseException):
+    """A per-file time limit struck (raised from a SIGALRM handler in a worker's main thread).
+
+    Not an ``Exception`` on purpose: decoders and third-party libraries catch ``Exception``, and
+    swallowing the limit there would turn giving up into an answer ("untagged", "allowed").
+    """
+
+
+def on_alarm(signum: int, frame: object) -> None:
+    """SIGALRM handler for the per-file time limit; callers install it only where they own the process."""
+    raise TimeLimit

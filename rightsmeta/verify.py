@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import api
 from .decide import NOTHING
-from .errors import RightsmetaError
+from .errors import RightsmetaError, TimeLimit, on_alarm
 from .fsio import open_buffer
 from .model import Assertion
 from .report import FileReport, states
@@ -211,22 +211,13 @@ def _init_worker(
         from .ledger import Ledger
     if seconds:
         try:
-            signal.signal(signal.SIGALRM, _on_alarm)
+            signal.signal(signal.SIGALRM, on_alarm)
         except ValueError:  # not the main thread (e.g. inside a server): no alarm can reach us
             seconds = 0
     _WORKER.update(
         ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
         password=password, anchors=anchors, seconds=seconds,
     )
-
-
-class _Timeout(BaseException):
-    """Not an ``Exception``: the decoders' (and third-party libraries') ``except Exception`` must
-    not swallow the per-file time limit and turn giving up into an answer (issue 11.5)."""
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _Timeout
 
 
 def _verify_one(path: str) -> dict[str, Any]:
@@ -239,7 +230,7 @@ def _verify_one(path: str) -> dict[str, Any]:
                          trust_anchors=_WORKER.get("anchors"))
         verdict.path = path
         return verdict.to_json()
-    except _Timeout:
+    except TimeLimit:
         return Verdict(path, "unreadable", [f"gave up after {seconds:g} s"]).to_json()
     except MemoryError:
         return Verdict(path, "unreadable", ["needed more memory than the per-file limit"]).to_json()

@@ -97,13 +97,13 @@ def empty_ledger(tmp_path: Path) -> str:
 
 def test_essence_lets_the_time_limit_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The alarm fires inside a decoder: whatever the decoder catches, the limit must reach verify.
-    from rightsmeta import verify
+    from rightsmeta.errors import TimeLimit
 
     def slow(data: bytes, fmt: str) -> fingerprint.Essence:
-        raise verify._Timeout
+        raise TimeLimit
 
     monkeypatch.setattr(fingerprint, "_image", slow)
-    with pytest.raises(verify._Timeout):
+    with pytest.raises(TimeLimit):
         essence(b"\x89PNG....", "png")
 
 

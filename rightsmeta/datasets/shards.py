@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ..errors import TimeLimit, on_alarm
 from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
@@ -82,13 +83,6 @@ def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
             sample.errors.append(f"{label}: not valid JSON ({exc})")
 
 
-class _SampleTimeout(BaseException):
-    """A BaseException, so the readers' catch-all for their own bugs cannot swallow it."""
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _SampleTimeout
-
 
 @contextlib.contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
@@ -96,7 +90,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -109,7 +103,7 @@ def _decide(sample: _Sample, options: ScanOptions) -> SampleDecision:
     try:
         with _time_limit(options.sample_seconds):
             return _decide_now(sample, options)
-    except _SampleTimeout:
+    except TimeLimit:
         reason = f"gave up after {options.sample_seconds:g} s reading this sample"
         return SampleDecision(options.purpose, False, State.UNSPECIFIED, None,
                               ("not fully read, so not kept (fail closed)",), (), (reason,))

@@ -14,15 +14,11 @@ import signal
 import uuid
 from typing import Any
 
+from ..errors import TimeLimit, on_alarm
+
 _STATE: dict[str, Any] = {}
 
 
-class _Timeout(BaseException):  # not Exception: a reader's catch-all must not swallow it
-    pass
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _Timeout
 
 
 def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int) -> None:
@@ -34,7 +30,7 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
         limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGALRM, on_alarm)
     identity = None
     if identity_dir and has_identity(identity_dir):
         from ..keys import Identity
@@ -69,7 +65,7 @@ def run(job: str, args: dict[str, Any]) -> dict[str, Any]:
     try:
         result: dict[str, Any] = _JOBS[job](**args)
         return result
-    except _Timeout:
+    except TimeLimit:
         return problem(422, "Upload took too long to process", f"gave up after {seconds:g} s; the file is not accepted")
     except MemoryError:
         return problem(422, "Upload needs too much memory", "decoding it needed more memory than the per-upload limit")
