@@ -175,7 +175,8 @@ def main() -> None:
     else:
         kinds = ["jpeg", "png", "webp", "tiff", "pdf", *templates]
         order = [kinds[i % len(kinds)] for i in range(args.files)]
-    to_exiftool, to_mutagen = [], []
+    to_exiftool: list[Path] = []
+    to_mutagen: list[Path] = []
     seen: dict[str, int] = {}
     for i, kind in enumerate(order):
         ext = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind)
