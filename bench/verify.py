@@ -107,6 +107,11 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
         print(f"--jobs 1          : {one:7.2f} s  {count / one:8.0f} files/s  peak RSS {min(r[0][3] for r in runs) / 1024:.1f} MiB")
         print(f"--jobs 2          : {two:7.2f} s  {count / two:8.0f} files/s  peak RSS {min(r[1][3] for r in runs) / 1024:.1f} MiB (all processes)")
         print(f"jobs ratio        : {one / two:.2f}x the one-core throughput with 2 workers (goal: >= 1.6x)")
+        # The workers' CPU is not in the rusage of the command (they are the forkserver's children),
+        # so this is the main process's: its share of two cores is what the workers cannot have.
+        cpu_one, cpu_main = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+        print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_main:.2f} s, so on 2 idle cores "
+              f"at best {2 * cpu_one / (cpu_one + cpu_main):.2f}x")
         print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
 
 
