@@ -14,7 +14,7 @@ import os
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +122,23 @@ def test_the_guard_sees_a_slower_read(tmp_path: Path, ffmpeg: str, slowdown: int
     """The same measurement with every file verified ``slowdown`` times: the guard must fire."""
     paths = _corpus(tmp_path, ffmpeg)
     assert _ratio(paths, lambda p: _verify(p * slowdown), rounds=5, repeat=2) >= BASELINE * REGRESSION
+
+
+def test_verify_many_takes_a_stream_of_paths_in_parallel(tmp_path: Path, ffmpeg: str) -> None:
+    """A generator of paths (as the CLI passes api.walk's, so no list of every path is held) is
+    verified by the workers in order, with the verdicts one process gives."""
+    paths = _corpus(tmp_path, ffmpeg)
+    taken: list[str] = []
+
+    def stream() -> Iterator[str]:
+        for path in paths:
+            taken.append(path)
+            yield path
+
+    one = [(r["path"], r["status"]) for r in verify_many(paths, jobs=1)]
+    rows = verify_many(stream(), jobs=2)
+    first = next(rows)
+    # The first verdict comes before the walk is done: the paths are not gathered up front.
+    assert len(taken) < len(paths)
+    assert [(first["path"], first["status"])] + [(r["path"], r["status"]) for r in rows] == one
+    assert taken == paths
