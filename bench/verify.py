@@ -64,6 +64,16 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def idle() -> tuple[int, int]:
+    """Idle and total CPU ticks of the whole machine so far (Linux), to say whether a core was free."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    return ticks[3] + ticks[4], sum(ticks)
+
+
 def linked(corpus: list[Path], count: int, into: Path) -> Path:
     """A folder of ``count`` hard links to the corpus's files, cycled (a copy where links fail)."""
     folder = into / f"n{count}"
@@ -100,7 +110,10 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = linked(corpus, count, Path(tmp))
         before = load()
+        start = idle()
         runs = [(run(verify_command(folder, 1)), run(verify_command(folder, 2))) for _ in range(repeat)]
+        end = idle()
+        free = 100 * (end[0] - start[0]) / max(1, end[1] - start[1])
         one = min(r[0][0] for r in runs)
         two = min(r[1][0] for r in runs)
         print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (--jobs 1/--jobs 2)")
@@ -112,7 +125,8 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
         cpu_one, cpu_main = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
         print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_main:.2f} s, so on 2 idle cores "
               f"at best {2 * cpu_one / (cpu_one + cpu_main):.2f}x")
-        print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
+        print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
+              f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
 
 
 def main() -> None:
