@@ -3,7 +3,7 @@
     python bench/sign.py               # 40 files per format and size
     python bench/sign.py --files 5     # a quick run
 
-Each file goes through the whole tag path: XMP written by pyexiv2, the manifest signed by c2pa,
+Each file goes through the whole tag path: XMP spliced in by the container walkers, the manifest signed by c2pa,
 the ISCC soft binding computed from the pixels, and everything read back and checked. The
 XMP-only time is printed beside it, so the cost of signing itself shows.
 """

@@ -2,11 +2,18 @@
 
 Reading never raises for what is inside a file: every problem becomes an error string in
 the report, so a batch goes on. Tagging a path returns a ``TagResult`` (failures are
-results too); ``tag_bytes`` raises typed errors, since its caller holds the only copy.
+results too, including our own bugs: a batch of thousands must not stop at one file);
+``tag_bytes`` raises typed errors, since its caller holds the only copy.
+
+A tag is kept only when two independent checks pass: the new bytes read back as the
+assertion asked (metadata), and they decode to the same content as the original
+(``contentcheck``: pixels, samples, pages). The file is locked for the whole
+read-modify-replace (``fsio.locked``), so two runs on one file take turns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -15,11 +22,12 @@ from typing import TYPE_CHECKING, BinaryIO
 from .carriers import Family, Options, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
-from .fsio import Buffer, atomic_write, open_buffer
+from .fsio import Buffer, atomic_write, locked, open_buffer, read_fd, stale_temps
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
+    from .fingerprint import Essence
     from .keys import Identity
     from .ledger import Ledger
 
@@ -89,7 +97,10 @@ def _tag_data(
     data: bytes, assertion: Assertion, options: Options, identity: Identity | None
 ) -> tuple[bytes, str, list[str], list[str]]:
     """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
+    from . import contentcheck
+
     family, fmt = _identify(data)
+    contentcheck.check_source(data, fmt)
     notes: list[str] = []
     signing = identity is not None and manifest.signable(fmt)
     refusal = manifest.why_not(data, fmt) if signing else None
@@ -125,7 +136,8 @@ def _tag_data(
     lost = [p.value for p in PURPOSES if p not in covered and assertion.state(p) is not State.UNSPECIFIED]
     if lost:
         notes.append(f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}")
-    return new, fmt, carriers, notes
+    # The same work, not only the same words: a rewrite that lost a page or a pixel row is refused.
+    return new, fmt, carriers, notes + contentcheck.compare(data, new, fmt)
 
 
 def tag_bytes(
@@ -152,46 +164,109 @@ def tag(
     password: str | None = None,
     identity: Identity | None = None,
     ledger: Ledger | None = None,
+    follow_links: bool = True,
 ) -> TagResult:
     """Write the assertion into the file at ``path``, atomically; the result says what happened.
 
-    A file that cannot be tagged is left byte-identical and the result gives the reason. With
-    ``ledger``, the tagged work is recorded there (essence hash, fingerprint, assertion, carriers)
-    so `verify` can recognise it after its metadata is stripped.
+    A file that cannot be tagged is left byte-identical and the result gives the reason; this
+    holds for unexpected errors too (``failed``, "internal error", logged with its traceback at
+    DEBUG on the ``rightsmeta`` logger). With ``ledger``, the tagged work is recorded there
+    (essence hash, fingerprint, assertion, carriers) so `verify` can recognise it after its
+    metadata is stripped.
+
+    A symbolic link is followed: the file it points to is tagged and the link stays a link
+    (``follow_links=False``: links are skipped). A file with several hard links is replaced by a
+    new file under this name only; the other names keep the untagged version (a note says so).
+    Owner and group are kept where the user may set them; permission bits always.
     """
     _check(assertion)
     assertion = assertion.for_work()
     name = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        return TagResult(name, "failed", reason=f"cannot read file: {exc.strerror or exc}", assertion=assertion)
-    try:
-        new, fmt, carriers, notes = _tag_data(data, assertion, Options(password=password), identity)
-    except UnknownFormat as exc:
-        return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
-    except RightsmetaError as exc:
-        return TagResult(name, "failed", reason=str(exc), assertion=assertion)
-    if dry_run:
-        return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
-    try:
-        atomic_write(path, new)
-    except WriteError as exc:
-        return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
+        return _tag_path(name, assertion, dry_run, Options(password=password), identity, ledger, follow_links)
+    except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on
+        _log_bug(f"tagging {name}", exc)
+        return TagResult(
+            name, "failed", assertion=assertion,
+            reason=f"internal error ({type(exc).__name__}: {exc}); the file is unchanged; please report it",
+        )
+
+
+def _tag_path(
+    name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
+    ledger: Ledger | None, follow_links: bool,
+) -> TagResult:
+    notes: list[str] = []
+    target = name
+    if os.path.islink(name):
+        if not follow_links:
+            return TagResult(name, "skipped", reason="a symbolic link, and links are not followed; nothing written",
+                             assertion=assertion)
+        target = os.path.realpath(name)
+        notes.append(f"a symbolic link: tagged the file it points to, {target}")
+    with contextlib.ExitStack() as held:
+        try:
+            # Locked for the whole read-modify-replace, so a concurrent tag cannot be lost.
+            fd = held.enter_context(locked(target))
+            before = os.fstat(fd)
+            data = read_fd(fd)
+        except RightsmetaError as exc:  # FileBusy: another run kept it locked
+            return TagResult(name, "failed", reason=str(exc), assertion=assertion)
+        except OSError as exc:
+            return TagResult(name, "failed", reason=f"cannot read file: {exc.strerror or exc}", assertion=assertion)
+        try:
+            new, fmt, carriers, more = _tag_data(data, assertion, options, identity)
+        except UnknownFormat as exc:
+            return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
+        except RightsmetaError as exc:
+            return TagResult(name, "failed", reason=str(exc), assertion=assertion)
+        notes += more
+        if dry_run:
+            return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
+        if ledger is not None:  # before the write: a failure here leaves the file untouched
+            from .fingerprint import essence
+
+            found = essence(new, fmt)
+        try:
+            atomic_write(target, new, expect=before)
+        except RightsmetaError as exc:
+            return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
+    if before.st_nlink > 1:
+        notes.append(
+            f"the file had {before.st_nlink} hard links; this name now holds the tagged file, the other "
+            f"{before.st_nlink - 1} still hold the untagged version (an atomic replace writes a new file)"
+        )
     if ledger is not None:
-        notes += _record(ledger, name, fmt, new, assertion, carriers)
+        # The file is written: from here on a problem is a note, never a failure of the tag.
+        try:
+            notes += _record(ledger, target, fmt, found, assertion, carriers)
+        except Exception as exc:
+            _log_bug(f"recording {name} in the ledger", exc)
+            notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: {exc}); "
+                         "please report it")
     return TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes)
 
 
-def _record(ledger: Ledger, path: str, fmt: str, data: bytes, assertion: Assertion, carriers: list[str]) -> list[str]:
+def _log_bug(doing: str, exc: BaseException) -> None:
+    """A bug of ours (or of a library) became a result: its traceback goes to the ``rightsmeta``
+    log (``rightsmeta --debug`` shows it), a WARNING as for the fast readers' bugs (log.py)."""
+    import logging  # only when something went wrong: a tag that succeeds never loads it
+
+    from .log import NAME
+
+    log = logging.getLogger(NAME)
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())  # the application decides where the log goes
+    log.warning("internal error while %s (%s: %s), a bug; please report it", doing, type(exc).__name__, exc,
+                exc_info=exc)
+
+
+def _record(ledger: Ledger, path: str, fmt: str, found: Essence, assertion: Assertion, carriers: list[str]) -> list[str]:
     """Record a tagged work; the file is already written, so a ledger problem is a note, not a failure."""
     import sqlite3
 
-    from .fingerprint import essence
     from .ledger import Work
 
-    found = essence(data, fmt)
     try:
         ledger.record(Work.create(os.path.abspath(path), fmt, found, assertion, carriers, id=assertion.work_id))
     except (RightsmetaError, sqlite3.Error) as exc:
@@ -199,6 +274,22 @@ def _record(ledger: Ledger, path: str, fmt: str, data: bytes, assertion: Asserti
     if found.hash is None and found.perceptual is None:
         return [f"recorded in the ledger without a fingerprint ({found.reason})"]
     return []
+
+
+def stale_temp_files(paths: Iterable[PathLike], *, remove: bool = False) -> list[str]:
+    """Temporary files an interrupted rightsmeta write left in the folders of ``paths``.
+
+    ``paths`` are files (their folder is looked in) or folders. Only our own temporary files
+    that no running rightsmeta is writing are listed (see ``fsio.stale_temps``); with
+    ``remove`` they are deleted too.
+    """
+    folders = []
+    for path in paths:
+        path = os.fspath(path)
+        if path == "-":
+            continue
+        folders.append(path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path)))
+    return stale_temps(folders, remove=remove)
 
 
 def walk(

@@ -5,10 +5,13 @@ Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -95,6 +98,8 @@ def main(debug: bool) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Record tagged works in this ledger (default: the user's ledger).")
 @click.option("--no-ledger", is_flag=True, help="Do not record tagged works in any ledger.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+@click.option("--follow-links/--no-follow-links", default=True, show_default=True,
+              help="Tag the file a symbolic link points to (the link stays a link), or skip links.")
 def tag(
     paths: tuple[str, ...],
     deny: tuple[str, ...],
@@ -114,6 +119,7 @@ def tag(
     ledger: str | None,
     no_ledger: bool,
     as_json: bool,
+    follow_links: bool,
 ) -> None:
     """Write one rights statement into every carrier of each file.
 
@@ -136,6 +142,7 @@ def tag(
         raise click.UsageError(str(exc)) from None
     special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
     files = _files(paths, recursive, special)
+    _stale_temps(files, remove=not dry_run)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import nullcontext
@@ -143,9 +150,10 @@ def tag(
     from .ledger import Ledger
 
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
-    with Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
+    with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
         results = [
-            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db)
+            api.tag(f, assertion, dry_run=dry_run, password=password, identity=identity, ledger=db,
+                    follow_links=follow_links)
             for f in _progress(files, "tagging", not as_json)
         ]
     results += [TagResult(path, "skipped", reason=reason, assertion=assertion) for path, reason in special]
@@ -155,6 +163,37 @@ def tag(
         _render_tag(results, dry_run)
     if any(r.status == "failed" for r in results):
         sys.exit(1)
+
+
+def _stale_temps(files: list[str], *, remove: bool) -> None:
+    """Say which temporary files an interrupted write left beside these files (and remove them when tagging)."""
+    for path in api.stale_temp_files(files, remove=remove):
+        what = "removed" if remove else "found"
+        hint = "" if remove else "; rightsmeta tag in that folder removes it"
+        click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
+
+    Only the command does this; the library installs no signal handlers (a server calls it
+    from threads).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (the command run from a test harness's thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _render_tag(results: list[TagResult], dry_run: bool) -> None:
@@ -338,13 +377,21 @@ def verify(
     if jobs < 0:
         raise click.UsageError("--jobs must be 0 (one per core) or more")
     files: Iterable[str]
+    folders: set[str] = set()
     if recursive and fmt and "-" not in paths:
         # For machines, no progress bar needs the count: paths stream from the walk into the
         # scan, so memory does not grow with the number of files (a walk raises nothing with -r).
-        files, total = api.walk(paths, recursive=True), None
+        # Only the folders are kept, to look for stale temporary files in once the scan is done.
+        def streamed() -> Iterator[str]:
+            for path in api.walk(paths, recursive=True):
+                folders.add(os.path.dirname(os.path.abspath(path)))
+                yield path
+
+        files, total = streamed(), None
     else:
         files = _files(paths, recursive)
         total = len(files)
+        _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
     if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
@@ -390,6 +437,8 @@ def verify(
             page.close()
         except RightsmetaError as exc:
             raise click.ClickException(str(exc)) from None
+    if folders:
+        _stale_temps(sorted(folders), remove=False)
     click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} files)", err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
@@ -437,6 +486,77 @@ def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
             click.echo(f"{name}: {added} work(s) added; the ledger holds {len(db)}")
 
 
+FAIL_ON_SCAN = ("drop", "notAllowed", "constrained", "conflict", "error")
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--purpose", required=True, type=click.Choice([p.value for p in PURPOSES]), help="What the samples are kept for.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write filtered shards here (same names and formats).")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), help="Write one row per sample to FILE.jsonl or FILE.parquet.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON row per sample (schemas/scan-report.schema.json).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Worker processes here, or Ray Data.")
+@click.option("--ray-address", metavar="ADDR", help="A running Ray cluster (ray start --head); default: a local Ray.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes or Ray actors (0: one per core).")
+@click.option("--column", default="image", show_default=True, help="Parquet column with the bytes (or a struct's field: image.bytes).")
+@click.option("--accept-constraints", is_flag=True, help="Keep samples whose purpose is constrained (you accept the terms).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
+@click.option("--fail-on", default="", metavar="WHAT[,WHAT]", help=f"Also exit 1 if any sample is one of: {', '.join(FAIL_ON_SCAN)}.")
+def scan(
+    sources: tuple[str, ...], purpose: str, out_dir: str | None, report_file: str | None, as_jsonl: bool, engine: str,
+    ray_address: str | None, jobs: int, column: str, accept_constraints: bool, timeout: float, fail_on: str,
+) -> None:
+    """Decide every sample of dataset shards for a purpose; write the kept ones to --out.
+
+    SOURCE: WebDataset tar shards (paths, globs, brace ranges such as shard-{000000..000099}.tar,
+    .tar.gz), Parquet files, or folders of either or of plain files. Exits 1 when a shard or
+    sample could not be read (reported with the reason; the scan goes on).
+    """
+    from .datasets import scan as scan_rows
+    from .datasets.report import ReportWriter
+    from .verify import default_jobs
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    if failing - set(FAIL_ON_SCAN):
+        raise click.UsageError(f"unknown --fail-on {', '.join(sorted(failing - set(FAIL_ON_SCAN)))}; expected {', '.join(FAIL_ON_SCAN)}")
+    if jobs < 0:
+        raise click.UsageError("--jobs must be 0 (one per core) or more")
+    try:
+        rows = scan_rows(list(sources), purpose, out_dir=out_dir, engine=engine,  # type: ignore[arg-type]
+                         jobs=jobs or default_jobs(), ray_address=ray_address, column=column,
+                         accept_constraints=accept_constraints, sample_seconds=timeout)
+        report = ReportWriter(report_file) if report_file else None
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
+        # said before the scan, not after an hour of it
+        raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
+    counts = {"keep": 0, "drop": 0}
+    found: set[str] = set()
+    with report if report is not None else contextlib.nullcontext():
+        try:
+            for row in rows:
+                counts[row["decision"]] += 1
+                if row["errors"]:
+                    found.add("error")
+                    where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
+                    click.echo(f"{click.style('unreadable', fg='red')}  {where}: {'; '.join(row['errors'])}", err=True)
+                if row["decision"] == "drop":
+                    found.add("drop")
+                if row["permission"] in ("notAllowed", "constrained"):
+                    found.add(row["permission"])
+                if any(r.startswith("conflict:") for r in row["reasons"]):
+                    found.add("conflict")
+                if report is not None:
+                    report.write(row)
+                if as_jsonl:
+                    click.echo(json.dumps(row, ensure_ascii=False))
+        except UsageError as exc:  # e.g. Ray not installed: said before any row
+            raise click.UsageError(str(exc)) from None
+    click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"
+               + (", some input unreadable" if "error" in found else ""), err=True)
+    if "error" in found or failing & found:
+        sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
 @click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
@@ -513,15 +633,25 @@ def check_cmd(
 
 def _render_check(row: dict[str, Any]) -> None:
     colour = {"notAllowed": "red", "error": "red", "constrained": "yellow", "allowed": "green"}.get(row["status"])
-    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {row['url']}")
+    click.echo(f"{click.style(row['status'].ljust(11), fg=colour)}  {printable(row['url'])}")
     if row["final_url"] and row["final_url"] != row["url"]:
-        click.echo(f"    redirected to {row['final_url']}")
+        click.echo(f"    redirected to {printable(row['final_url'])}")
     for source in row["sources"]:
         said = ", ".join(f"{p} {v['state']}" for p, v in source["permissions"].items())
-        click.echo(f"    {source['source']}: {said}")
+        click.echo(f"    {printable(source['source'])}: {printable(said)}")
     for conflict in row["conflicts"]:
-        click.echo(click.style("    conflict: ", fg="yellow") + conflict)
+        click.echo(click.style("    conflict: ", fg="yellow") + printable(conflict))
     for error in row["errors"]:
-        click.echo(click.style("    error: ", fg="red") + error)
+        click.echo(click.style("    error: ", fg="red") + printable(error))
     for unread in row["unread"]:
-        click.echo(f"    not read: {unread}")
+        click.echo(f"    not read: {printable(unread)}")
+
+
+def _register_gate() -> None:
+    from . import cli_gate  # the platform commands live in their own module
+
+    for command in (cli_gate.serve, cli_gate.ui, cli_gate.sanitize, cli_gate.carry):
+        main.add_command(command)
+
+
+_register_gate()

@@ -34,3 +34,11 @@ class WriteError(RightsmetaError, OSError):
 
 class UnknownFormat(UnsupportedFormat):
     """The file is not one of the formats rightsmeta knows at all (a folder's stray .txt)."""
+
+
+class FileBusy(WriteError):
+    """Another program holds the file locked for longer than rightsmeta waits; the file is untouched."""
+
+
+class ContentChanged(WriteError):
+    """Writing the metadata would have changed the content (pixels, samples, pages); the original is kept."""

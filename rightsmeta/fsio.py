@@ -3,19 +3,33 @@
 pyexiv2 and mutagen rewrite files in place, so a crash mid-write would leave a truncated
 file. rightsmeta never lets them touch the user's file: the new bytes go to a temporary
 file in the same directory (same filesystem, so the rename is atomic), are fsynced, and
-replace the original in one ``os.replace``.
+replace the original in one ``os.replace``; the folder is fsynced after it, so the rename
+survives a power cut too. The new file gets the old one's permission bits, and its owner and
+group where the user may set them (root, or a group the user is in).
+
+The temporary file is locked (``flock``) while it is written. A process killed mid-write
+(SIGKILL, a power cut) leaves it behind; since its lock died with the process, a later run
+can tell such a stale file of ours (``stale_temps``) from one another run is still writing.
+
+``locked`` takes an exclusive ``flock`` on the file being changed, for the whole
+read-modify-replace: two rightsmeta runs tagging one file take turns instead of one silently
+undoing the other. Other programs do not take that lock, so ``replacing`` also refuses to
+replace a file whose size, time or inode changed since it was read (``expect``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mmap
 import os
+import re
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .errors import MalformedFile, UnsupportedFormat, WriteError
+from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
 
 MAX_STREAM = 4 * 1024 * 1024 * 1024  # a non-file stream is read into memory; refuse beyond this
 
@@ -75,6 +89,11 @@ def open_buffer(
     yield bytes(data)
 
 
+def read_fd(fd: int) -> bytes:
+    """The bytes of the regular file open at ``fd`` (``locked`` gives one), bounded like a read."""
+    return _read_fd(fd)
+
+
 def _read_fd(fd: int) -> bytes:
     """The bytes of the regular file open at ``fd``, from its start, its position untouched."""
     info = os.fstat(fd)
@@ -97,18 +116,27 @@ def _read_fd(fd: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+TEMP_SUFFIX = ".rightsmeta-tmp"
+# mkstemp's names: the prefix, eight characters of [a-z0-9_], the suffix.
+_TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"\Z", re.DOTALL)
+LOCK_TIMEOUT = 60.0  # seconds a tag waits for another run tagging the same file
+# A temporary file is locked an instant after it is created; younger ones are left alone anyway.
+STALE_AFTER = 10.0
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
 
-    The file's permission bits are kept. On any failure the temporary file is removed and
-    the original is untouched.
+    The file's permission bits are kept, and its owner and group where permitted. On any
+    failure the temporary file is removed and the original is untouched. With ``expect`` (the
+    ``os.stat`` of the file as it was read), a file changed since then is not replaced.
     """
-    with replacing(path) as out:
+    with replacing(path, expect=expect) as out:
         out.write(data)
 
 
 @contextlib.contextmanager
-def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def replacing(path: str | os.PathLike[str], *, expect: os.stat_result | None = None) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` atomically when the block ends without an error,
     for output too large to hold in memory (see ``atomic_write``)."""
     import tempfile  # writing only: a scan never needs it
@@ -116,24 +144,152 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     try:
-        mode = os.stat(target).st_mode & 0o7777
+        before: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".rightsmeta-tmp")
+        before = None
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as out:
+            _try_lock(out.fileno())  # held until closed: marks the file as being written (stale_temps)
             yield out
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+            if before is not None:
+                _same_owner(out.fileno(), before)
+            # After chown, which clears set-user-ID bits.
+            os.fchmod(out.fileno(), before.st_mode & 0o7777 if before is not None else 0o644)
+            if expect is not None:
+                _unchanged(target, expect)
+            os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise WriteError(f"could not write {target}: {exc.strerror or exc}") from exc
         raise
     _fsync_dir(directory)
+
+
+def _try_lock(fd: int) -> None:
+    # A filesystem without flock (some network mounts) only loses the stale-file detection.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _same_owner(fd: int, before: os.stat_result) -> None:
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) == (before.st_uid, before.st_gid):
+        return
+    try:
+        os.fchown(fd, before.st_uid, before.st_gid)
+    except PermissionError:
+        # Not root: a user may still give the file back a group they belong to.
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, before.st_gid)
+
+
+def _unchanged(target: str, expect: os.stat_result) -> None:
+    try:
+        now = os.stat(target)
+    except FileNotFoundError:
+        raise WriteError(f"{target} was removed while it was being tagged; nothing written") from None
+    if (now.st_ino, now.st_dev, now.st_size, now.st_mtime_ns) != (
+        expect.st_ino, expect.st_dev, expect.st_size, expect.st_mtime_ns
+    ):
+        raise WriteError(f"{target} was changed by another program while it was being tagged; not replaced, tag it again")
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike[str], *, timeout: float = LOCK_TIMEOUT) -> Iterator[int]:
+    """A descriptor of ``path`` opened for reading, holding an exclusive ``flock`` on it.
+
+    The lock is on the file now at ``path``: a run that waited while another replaced the
+    file finds its lock on the old, replaced file and starts again on the new one. Raises
+    ``FileBusy`` after ``timeout`` seconds, and OSError when the file cannot be opened.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            kind = kind_of(os.fstat(fd).st_mode)
+            if kind is not None:
+                raise WriteError(f"{kind}, not a regular file; not tagged")
+            if not _wait_lock(fd, deadline):
+                raise FileBusy(f"another program has held a lock on {os.fspath(path)} for {timeout:.0f} s; not tagged")
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                yield fd
+                return
+        finally:
+            os.close(fd)  # also releases the lock
+        if now is None:
+            raise FileNotFoundError(2, "No such file or directory", os.fspath(path))
+
+
+def _wait_lock(fd: int, deadline: float) -> bool:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        except OSError:  # no flock on this filesystem: ``replacing(expect=...)`` still guards
+            return True
+
+
+def stale_temps(directories: Iterable[str | os.PathLike[str]], *, remove: bool = False,
+                older_than: float = STALE_AFTER) -> list[str]:
+    """Temporary files of ours left in ``directories`` by a write that never finished.
+
+    Only regular files named as ``replacing`` names them, older than ``older_than`` seconds,
+    that no live process holds locked (a run writing one holds its lock until it is done).
+    With ``remove`` they are deleted; the list says what was found (and removed).
+    """
+    found: list[str] = []
+    now = time.time()
+    for directory in dict.fromkeys(os.fspath(d) for d in directories):
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(TEMP_SUFFIX) and _TEMP_NAME.match(n))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if _stale(path, now - older_than, remove):
+                found.append(path)
+    return found
+
+
+def _stale(path: str, cutoff: float, remove: bool) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # a symlink, gone, or not ours to open
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a write in progress
+            return False
+        if remove:
+            try:
+                current = os.lstat(path)
+                if (current.st_ino, current.st_dev) != (info.st_ino, info.st_dev):
+                    return False
+                os.unlink(path)
+            except OSError:
+                return False
+        return True
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: str) -> None:

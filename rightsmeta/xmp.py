@@ -7,6 +7,7 @@ expansion, no external fetches) and bounds size and element count, as pypdf does
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import xml.etree.ElementTree as ET
@@ -204,11 +205,14 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
     return out
 
 
-def carrier_report(packet: bytes, location: str | None, *, name: str = "xmp") -> CarrierReport:
-    """A carrier report for one packet; an unsafe or broken packet becomes its error."""
+def carrier_report(packet: bytes, location: str | None, *, name: str = "xmp", carrier: str | None = None) -> CarrierReport:
+    """A carrier report for one packet; an unsafe or broken packet becomes its error.
+
+    ``carrier`` names the signals' source when it must differ from ``name`` (a second packet).
+    """
     report = CarrierReport(name, location)
     try:
-        reading = read(packet)
+        reading = read(packet, carrier=carrier or name)
     except MalformedMetadata as exc:
         report.errors.append(f"malformed XMP: {exc}")
     else:
@@ -263,7 +267,7 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
 
 
 
-# --- writing a packet without exiv2 (ID3 PRIV frames, PDF metadata streams) ----------------
+# --- writing a packet (image XMP elements, ID3 PRIV frames, PDF metadata streams) --------------
 
 X_META = "adobe:ns:meta/"
 _KNOWN_PREFIXES = {
@@ -278,6 +282,7 @@ _KNOWN_PREFIXES = {
     "http://www.aiim.org/pdfa/ns/property#": "pdfaProperty",
     "http://ns.adobe.com/photoshop/1.0/": "photoshop",
     "http://iptc.org/std/Iptc4xmpExt/2008-02-29/": "Iptc4xmpExt",
+    "http://ns.adobe.com/xmp/note/": "xmpNote",
     **{ns: prefix for prefix, ns in NAMESPACES.items()},
 }
 _PACKET_HEAD = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -290,8 +295,11 @@ def _escape(text: str, attribute: bool = False) -> str:
     return text.replace('"', "&quot;") if attribute else text
 
 
-def serialise(root: ET.Element) -> bytes:
-    """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state."""
+def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
+    """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state.
+
+    ``wrapper=False`` leaves out the ``<?xpacket?>`` processing instructions (ExtendedXMP has none).
+    """
     prefixes: dict[str, str] = {}
 
     def prefix(tag: str) -> str:
@@ -322,7 +330,7 @@ def serialise(root: ET.Element) -> bytes:
     # Every namespace is declared once, on the root element (which always has children).
     cut = body.index(">")
     body = f"{body[:cut]} {declared}{body[cut:]}"
-    return (_PACKET_HEAD + body + _PACKET_TAIL).encode("utf-8")
+    return (_PACKET_HEAD + body + _PACKET_TAIL if wrapper else body).encode("utf-8")
 
 
 def _empty_packet() -> ET.Element:
@@ -373,6 +381,161 @@ def merge_packet(existing: bytes | None, changes: Mapping[str, WriteValue]) -> b
     root = _parse(existing) if existing else _empty_packet()
     apply(root, changes)
     return serialise(root)
+
+
+def parse(packet: bytes) -> ET.Element:
+    """The packet's root element, parsed by the hardened reader (MalformedMetadata if refused)."""
+    return _parse(packet)
+
+
+def _descriptions(root: ET.Element) -> list[ET.Element]:
+    """The top-level rdf:Description elements (not those nested in a struct value)."""
+    rdf = root if root.tag == f"{{{RDF}}}RDF" else root.find(f"{{{RDF}}}RDF")
+    return rdf.findall(f"{{{RDF}}}Description") if rdf is not None else []
+
+
+def _rdf(root: ET.Element) -> ET.Element:
+    if root.tag == f"{{{RDF}}}RDF":
+        return root
+    rdf = root.find(f"{{{RDF}}}RDF")
+    if root.tag != f"{{{X_META}}}xmpmeta" or rdf is None:
+        raise MalformedMetadata("XMP packet has no x:xmpmeta or rdf:RDF root")
+    return rdf
+
+
+def _property_key(tag: str) -> str:
+    ns, name = _split(tag)
+    return f"{_KNOWN_PREFIXES.get(ns, ns)}:{name}"
+
+
+def _canonical(tag: str, value: ET.Element | str) -> str:
+    """A value's comparable form: the same whether written as an attribute or an element, and
+    whatever the indentation around it."""
+    if isinstance(value, str):
+        return repr((tag, (), value.strip(), ()))
+
+    def walk(elem: ET.Element) -> tuple[object, ...]:
+        return (elem.tag, tuple(sorted(elem.attrib.items())), (elem.text or "").strip(), tuple(walk(c) for c in elem))
+
+    return repr(walk(value))
+
+
+def _properties_of(desc: ET.Element) -> list[tuple[str, ET.Element | str]]:
+    found: list[tuple[str, ET.Element | str]] = [
+        (attr, value) for attr, value in desc.attrib.items() if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}")
+    ]
+    return found + [(child.tag, child) for child in desc if child.tag.startswith("{")]
+
+
+def combine(packets: list[bytes], *, replaced: frozenset[str] = frozenset()) -> ET.Element:
+    """One packet tree holding the properties of several (a file's packets, or a packet and its
+    ExtendedXMP), so that writing one packet back loses nothing.
+
+    A property found in more than one packet with different values is refused (MalformedMetadata):
+    choosing would drop someone's data. ``replaced`` ("prefix:Name") are properties about to be
+    rewritten, whose old values do not matter; the first packet's are kept for the record.
+    """
+    if not packets:
+        return _empty_packet()
+    root = _parse(packets[0])
+    rdf = _rdf(root)
+    seen: dict[str, str] = {}
+    for desc in _descriptions(root):
+        for tag, value in _properties_of(desc):
+            seen.setdefault(tag, _canonical(tag, value))
+    for packet in packets[1:]:
+        other = _parse(packet)
+        _rdf(other)
+        for desc in _descriptions(other):
+            moved = ET.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": desc.get(f"{{{RDF}}}about", "")})
+            for tag, value in _properties_of(desc):
+                form = _canonical(tag, value)
+                if tag in seen:
+                    if seen[tag] != form and _property_key(tag) not in replaced:
+                        raise MalformedMetadata(
+                            f"the file's XMP packets disagree on {_property_key(tag)}; not choosing one to keep"
+                        )
+                    continue
+                seen[tag] = form
+                if isinstance(value, str):
+                    moved.set(tag, value)
+                else:
+                    moved.append(value)
+            if len(moved) == 0 and len(moved.attrib) == 1:
+                rdf.remove(moved)
+    return root
+
+
+XMP_NOTE = "http://ns.adobe.com/xmp/note/"
+_HAS_EXTENDED = f"{{{XMP_NOTE}}}HasExtendedXMP"
+# What stays in a JPEG's standard packet when the rest must move to ExtendedXMP: every property
+# rightsmeta reads (readers that ignore ExtendedXMP still see the rights), and the note naming it.
+_STANDARD_NAMESPACES = frozenset({iptc.NS, project.NS, XMP_RIGHTS, XMP_NOTE, RDF, *tdmrep.NAMESPACES})
+_STANDARD_TAGS = frozenset({f"{{{DC}}}rights"})
+
+
+def _stays_standard(tag: str) -> bool:
+    return tag in _STANDARD_TAGS or _split(tag)[0] in _STANDARD_NAMESPACES
+
+
+def extended_guid(root: ET.Element) -> str | None:
+    """The GUID of the ExtendedXMP the packet names (xmpNote:HasExtendedXMP), if any."""
+    for desc in _descriptions(root):
+        value = desc.get(_HAS_EXTENDED)
+        if value is None:
+            child = desc.find(_HAS_EXTENDED)
+            value = child.text if child is not None else None
+        if value:
+            return value.strip()
+    return None
+
+
+def drop_extended_note(root: ET.Element) -> None:
+    for desc in _descriptions(root):
+        desc.attrib.pop(_HAS_EXTENDED, None)
+        for old in desc.findall(_HAS_EXTENDED):
+            desc.remove(old)
+
+
+def split_extended(root: ET.Element, limit: int) -> tuple[bytes, bytes | None]:
+    """(standard packet, ExtendedXMP or None) for a JPEG, whose APP1 holds ``limit`` bytes (XMP part 3).
+
+    Everything fits in one packet when it can. Otherwise the rights properties rightsmeta reads
+    stay in the standard packet, with xmpNote:HasExtendedXMP naming the rest, which moves to the
+    ExtendedXMP (GUID = MD5 of it, upper-case hex).
+    """
+    drop_extended_note(root)
+    whole = serialise(root)
+    if len(whole) <= limit:
+        return whole, None
+    standard, extended = _empty_packet(), _empty_packet()
+    std_desc = standard[0][0]
+    ext_desc = extended[0][0]
+    for desc in _descriptions(root):
+        for attr, value in desc.attrib.items():
+            if attr.startswith(f"{{{RDF}}}"):
+                continue
+            (std_desc if _stays_standard(attr) else ext_desc).set(attr, value)
+        for child in desc:
+            (std_desc if _stays_standard(child.tag) else ext_desc).append(child)
+    extended_bytes = serialise(extended, wrapper=False)
+    std_desc.set(_HAS_EXTENDED, hashlib.md5(extended_bytes, usedforsecurity=False).hexdigest().upper())
+    standard_bytes = serialise(standard)
+    if len(standard_bytes) > limit:
+        raise MalformedMetadata(
+            f"the rights properties alone need {len(standard_bytes)} bytes of XMP, more than one JPEG segment holds"
+        )
+    return standard_bytes, extended_bytes
+
+
+def pad(packet: bytes, size: int) -> bytes:
+    """``packet`` grown to ``size`` bytes with whitespace inside its xpacket wrapper (XMP part 1, 7.3.3)."""
+    extra = size - len(packet)
+    cut = packet.rfind(b"<?xpacket end")
+    if cut < 0:
+        return packet + b" " * extra
+    padding = (b" " * 99 + b"\n") * (extra // 100) + b" " * (extra % 100)
+    return packet[:cut] + padding + packet[cut:]
 
 
 def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:

@@ -100,7 +100,7 @@ def plain() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def pyexiv2_tagged() -> dict[str, bytes]:
-    """EXIF written by Pillow, XMP added by pyexiv2 (the library rightsmeta writes with)."""
+    """EXIF written by Pillow, XMP added by pyexiv2 (exiv2 files, as other tools leave them)."""
     return _pyexiv2_files()
 
 
@@ -660,3 +660,14 @@ def test_real_files_are_parsed_quickly(pyexiv2_tagged: dict[str, bytes]) -> None
         for fmt, data in pyexiv2_tagged.items():
             extract(data, fmt)
     assert (time.perf_counter() - start) / (200 * len(pyexiv2_tagged)) < 0.002
+
+
+def test_family_registry_matches_the_family_modules() -> None:
+    import importlib
+
+    from rightsmeta.carriers import FAMILIES
+
+    for family in FAMILIES:
+        module = importlib.import_module(f"rightsmeta.carriers.{family.name}")
+        assert family.FORMATS == module.FORMATS, family.name
+    assert len({f for family in FAMILIES for f in family.FORMATS}) == sum(len(family.FORMATS) for family in FAMILIES)

@@ -142,3 +142,24 @@ def test_verify_many_takes_a_stream_of_paths_in_parallel(tmp_path: Path, ffmpeg:
     assert len(taken) < len(paths)
     assert [(first["path"], first["status"])] + [(r["path"], r["status"]) for r in rows] == one
     assert taken == paths
+
+
+def test_streamed_verify_still_notes_stale_temporary_files_below(tmp_path: Path) -> None:
+    """verify -r for machines keeps no list of paths, only folders: a temporary file an
+    interrupted write left in a subfolder is still reported."""
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    sub = tmp_path / "album" / "day1"
+    sub.mkdir(parents=True)
+    (sub / "photo.jpg").write_bytes(image_bytes("jpeg"))
+    stale = sub / ".photo.jpg.abcd1234.rightsmeta-tmp"
+    stale.write_bytes(b"half a file")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    done = CliRunner().invoke(main, ["verify", "-r", "--no-ledger", "--jsonl", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert [json.loads(line)["path"] for line in done.stdout.splitlines()] == [str(sub / "photo.jpg")]
+    assert f"note: found {stale}, a temporary file an interrupted rightsmeta write left behind" in done.stderr
+    assert stale.exists()

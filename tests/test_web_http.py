@@ -445,3 +445,12 @@ def test_check_from_many_threads(sites: dict[str, Site]) -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda p: run(main.url(p)).status(), paths))
     assert got == ["notAllowed", "unspecified", "constrained", "notAllowed"] * 3
+
+
+def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
+    # A URL list is untrusted too: a terminal title escape or a newline in a URL must not reach the
+    # screen raw (a forged "allowed" line, or a window title rewritten).
+    forged = sites["main"].url("/h/noai.jpg") + "\x1b]0;pwned\x07\nallowed      https://forged.example/"
+    result = _cli(forged)
+    assert "\x1b]0;" not in result.stdout and "\x07" not in result.stdout
+    assert not any(line.startswith("allowed") for line in result.stdout.splitlines())

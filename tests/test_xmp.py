@@ -1,4 +1,4 @@
-"""The XMP packet writer used where exiv2 cannot go (ID3 PRIV frames, PDF metadata streams)."""
+"""The XMP packet writer (image XMP elements, ID3 PRIV frames, PDF metadata streams)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,17 @@ def test_packets_parse_alike_on_both_paths() -> None:
     assert xmp.properties(packet)[(xmp.DC, "rights")] == "© 2026"
     hardened = {k: v for k, v in xmp.properties(packet.decode("utf-8").encode("utf-16")).items()}
     assert hardened == xmp.properties(packet)
+
+
+def test_combine_packets_same_value_in_other_forms_and_layouts() -> None:
+    attr = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" dc:source="same"/></rdf:RDF></x:xmpmeta>')
+    elem = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            b'  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">\n    <dc:source>same</dc:source>\n'
+            b'    <dc:subject>\n      <rdf:Bag><rdf:li>a</rdf:li></rdf:Bag>\n    </dc:subject>\n  </rdf:Description>\n</rdf:RDF></x:xmpmeta>')
+    compact = elem.replace(b"\n", b"").replace(b"  ", b"")
+    root = xmp.combine([elem, attr, compact])  # one value in three spellings: no disagreement
+    props = xmp.properties(xmp.serialise(root))
+    assert props[(xmp.DC, "source")] == "same" and props[(xmp.DC, "subject")] == ["a"]
+    with pytest.raises(MalformedMetadata, match="disagree on dc:subject"):
+        xmp.combine([elem, compact.replace(b"<rdf:li>a</rdf:li>", b"<rdf:li>b</rdf:li>")])

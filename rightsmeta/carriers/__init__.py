@@ -1,6 +1,6 @@
 """Carrier families: one module per family of file formats, each with the same small surface.
 
-A family module offers (see ``Family``):
+A family module offers (registered as a typed ``Family`` in ``FAMILIES``):
 
 - ``FORMATS``: the format names it handles;
 - ``sniff(head) -> format | None``: recognise a file from its first 64 bytes (magic numbers only);
@@ -10,16 +10,17 @@ A family module offers (see ``Family``):
   raises ``UnsupportedFormat`` / ``MalformedFile`` / ``MalformedMetadata``. The caller makes it
   durable (atomic replace) and reads it back before keeping it.
 
-Adding a family is one module and one line in ``FAMILIES``.
+Adding a family is one module and one line in ``FAMILIES``. The container syntaxes the families
+share each have one walker module that reads within bounds, locates (XMP, EXIF, the C2PA store)
+and splices: jpeg.py (segments), png.py (chunks), riff.py (RIFF chunks), tiff.py (IFDs) and
+bmff.py (ISO-BMFF boxes), with splice.py rebuilding a file from their ranges.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Protocol, cast
+from typing import Any
 
 from ..model import Assertion
 from ..report import CarrierReport
@@ -34,50 +35,82 @@ class Options:
     trust_anchors: bytes | None = None  # PEM roots a C2PA signer may chain to ("Trusted")
 
 
-class Family(Protocol):
+Reader = Callable[[Any, str, Options], list[CarrierReport]]
+Writer = Callable[[bytes, str, Assertion, Options], tuple[bytes, list[str]]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of formats, as registered in ``FAMILIES``; mypy checks every function given."""
+
+    name: str
     FORMATS: tuple[str, ...]
+    sniff: Callable[[bytes], str | None]
+    read: Reader
+    write: Writer
+    #: Looks further into the whole file when the head alone can mislead (a FLAC behind a large ID3 tag).
+    refine: Callable[[Any, str], str] | None = None
 
-    def sniff(self, head: bytes) -> str | None: ...
 
-    def read(self, buf: Any, fmt: str, options: Options) -> list[CarrierReport]: ...
+# The audio, PDF and EPUB families, and the library each wraps (mutagen, pypdf, zipfile), are
+# imported only when a file of their formats is read or written; recognising files needs only
+# carriers/heads.py. Each wrapper is a typed call, so the families' signatures are checked too.
 
-    def write(self, data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]: ...
+
+def _audio_read(buf: Any, fmt: str, options: Options) -> list[CarrierReport]:
+    from . import audio
+
+    return audio.read(buf, fmt, options)
 
 
-class _Lazy:
-    """A family whose module, and the library it wraps (mutagen, pypdf, zipfile), is imported only when a
-    file of its formats is read or written; recognising files needs only carriers/heads.py."""
+def _audio_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]:
+    from . import audio
 
-    def __init__(self, name: str, sniff: Callable[[bytes], str | None], refine: Callable[[Any, str], str] | None = None):
-        self._name, self.sniff = name, sniff
-        if refine is not None:
-            self.refine = refine
+    return audio.write(data, fmt, assertion, options)
 
-    def _module(self) -> ModuleType:
-        return importlib.import_module(f"{__name__}.{self._name}")
 
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._module(), attr)
+def _pdf_read(buf: Any, fmt: str, options: Options) -> list[CarrierReport]:
+    from . import pdf
+
+    return pdf.read(buf, fmt, options)
+
+
+def _pdf_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]:
+    from . import pdf
+
+    return pdf.write(data, fmt, assertion, options)
+
+
+def _epub_read(buf: Any, fmt: str, options: Options) -> list[CarrierReport]:
+    from . import epub
+
+    return epub.read(buf, fmt, options)
+
+
+def _epub_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]:
+    from . import epub
+
+    return epub.write(data, fmt, assertion, options)
 
 
 FAMILIES: tuple[Family, ...] = (
-    cast(Family, image),
-    cast(Family, _Lazy("audio", heads.sniff_audio, heads.refine_audio)),
-    cast(Family, _Lazy("pdf", heads.sniff_pdf)),
-    cast(Family, _Lazy("epub", heads.sniff_epub)),
-    cast(Family, svg),
+    Family("image", image.FORMATS, image.sniff, image.read, image.write),
+    Family("audio", heads.AUDIO_FORMATS, heads.sniff_audio, _audio_read, _audio_write, heads.refine_audio),
+    Family("pdf", ("pdf",), heads.sniff_pdf, _pdf_read, _pdf_write),
+    Family("epub", ("epub",), heads.sniff_epub, _epub_read, _epub_write),
+    Family("svg", svg.FORMATS, svg.sniff, svg.read, svg.write),
 )
 
 
 def detect(head: bytes, buf: Any = None) -> tuple[Family, str] | None:
     """The family and format name of a file from its first bytes, or None.
 
-    A family may look further into ``buf`` (the whole file) with an optional ``refine(buf, fmt)``
+    A family may look further into ``buf`` (the whole file) with its ``refine(buf, fmt)``
     when the head alone can mislead (a FLAC behind a large ID3 tag).
     """
     for family in FAMILIES:
         fmt = family.sniff(head)
         if fmt is not None:
-            refine = getattr(family, "refine", None)
+            refine = family.refine
             return family, (refine(buf, fmt) if refine is not None and buf is not None else fmt)
     return None

@@ -599,7 +599,9 @@ def _mutagen_errors(kind: str, doing: str) -> Iterator[None]:
         raise
     except (mutagen.MutagenError, struct.error, ValueError, IndexError, KeyError, EOFError, OverflowError,
             RecursionError, OSError, zlib.error) as exc:
-        raise MalformedFile(f"malformed {kind.upper()}: mutagen could not {doing} it ({exc or type(exc).__name__})") from None
+        # Where the recursion limit strikes (C or Python frame) changes its wording, not its meaning.
+        said = "nested too deep" if isinstance(exc, RecursionError) else (exc or type(exc).__name__)
+        raise MalformedFile(f"malformed {kind.upper()}: mutagen could not {doing} it ({said})") from None
 
 
 # --- reading -------------------------------------------------------------------------------------

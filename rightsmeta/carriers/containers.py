@@ -1,4 +1,8 @@
-"""Find the XMP packet and the EXIF block in image files, fast and safely.
+"""Find the XMP packets and the EXIF block in image files, fast and safely.
+
+The containers are walked by one module per syntax (jpeg.py, png.py, riff.py, tiff.py, gif.py,
+bmff.py), the same walkers the XMP writer and the C2PA locator use; this module knows what an
+image format keeps where (which segment, chunk, tag or item is XMP or EXIF) and how it is encoded.
 
 This is the read path used when scanning very many files, so it uses no
 third-party library, touches only the bytes it needs (``buf`` may be an
@@ -8,7 +12,7 @@ decompression is capped. Whatever the input, only
 :class:`~rightsmeta.errors.MalformedFile` (broken structure) and
 :class:`~rightsmeta.errors.UnsupportedFormat` (a format we do not read) escape.
 
-Truncation is reported as MalformedFile for every format: each parser walks
+Truncation is reported as MalformedFile for every format: each walker goes
 the container to its end marker (JPEG EOI, PNG IEND, GIF trailer) or checks
 that the declared sizes (RIFF, ISO-BMFF boxes, TIFF offsets) fit in the file.
 """
@@ -16,11 +20,13 @@ that the declared sizes (RIFF, ISO-BMFF boxes, TIFF offsets) fit in the file.
 from __future__ import annotations
 
 import operator
+import re
 import struct
 import zlib
 from dataclasses import dataclass
 
-from ..errors import MalformedFile, RightsmetaError, UnsupportedFormat
+from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from . import bmff, gif, jpeg, png, riff
 from . import tiff as _tiff
 from .tiff import Buffer
 
@@ -30,7 +36,7 @@ IMAGE_FORMATS = ("jpeg", "png", "webp", "tiff", "gif", "heic", "avif")
 #: stay far below it, hostile ones cannot make us spin.
 MAX_ITEMS = 100_000
 #: Items, extents and infe entries walked inside an ISO-BMFF 'meta' box.
-MAX_BMFF_ITEMS = 10_000
+MAX_BMFF_ITEMS = bmff.MAX_META_ITEMS
 #: GIF data comes in sub-blocks of at most 255 bytes, so this allows ~250 MB
 #: of normally packed GIF while bounding the time a hostile file can take.
 MAX_GIF_SUBBLOCKS = 1_000_000
@@ -46,15 +52,7 @@ MAX_COMPACT_VALUES = 1024 * 1024
 #: Strips or tiles listed by one TIFF directory.
 MAX_TIFF_PIECES = 1_000_000
 
-_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_XMP_KEYWORD = b"XML:com.adobe.xmp\x00"
 _PNG_RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
-_GIF_XMP_APP = b"XMP DataXMP"
-# XMP in GIF is stored raw and followed by this "magic trailer" (0x01, 0xFF
-# down to 0x00) and the block terminator, so a decoder that reads the packet as
-# sub-blocks always lands on the terminator.
-_GIF_XMP_TRAILER = bytes([1, *range(255, -1, -1), 0])
 
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
@@ -74,6 +72,13 @@ class Blocks:
     exif: bytes | None
     #: Human-readable place of the XMP packet, e.g. "JPEG APP1".
     xmp_location: str | None
+    #: Further XMP packets with their places: a file should hold one, but some hold more, and
+    #: a reader that sees only the first can miss a reservation (ExifTool shows the last).
+    more_xmp: tuple[tuple[bytes, str], ...] = ()
+    #: The JPEG ExtendedXMP the first packet names, assembled and MD5-checked.
+    extended_xmp: bytes | None = None
+    #: Why a part of the XMP named by the file could not be read (fail closed: the caller says so).
+    xmp_error: str | None = None
 
 
 _NOTHING = Blocks(None, None, None)
@@ -83,7 +88,7 @@ def sniff(head: bytes) -> str | None:
     """Format name from the first bytes of a file (64 are enough), or None."""
     if head[:3] == b"\xff\xd8\xff":
         return "jpeg"
-    if head[:8] == _PNG_SIGNATURE:
+    if head[:8] == png.SIGNATURE:
         return "png"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
@@ -99,11 +104,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def _sniff_bmff(head: bytes) -> str | None:
-    size = int.from_bytes(head[:4], "big")
-    major = head[8:12]
-    # Compatible brands follow major brand and minor version, up to the box end.
-    compat_end = min(max(size, 16), len(head))
-    brands = {head[i : i + 4] for i in range(16, compat_end - 3, 4)}
+    major, brands = bmff.brands(head)
     if major in _AVIF_BRANDS:
         return "avif"
     if major in _HEIC_BRANDS:
@@ -139,16 +140,8 @@ def extract(buf: Buffer, fmt: str) -> Blocks:
 # --- helpers -----------------------------------------------------------------
 
 
-def _u16be(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 2], "big")
-
-
 def _u32be(buf: Buffer, pos: int) -> int:
     return int.from_bytes(buf[pos : pos + 4], "big")
-
-
-def _u32le(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 4], "little")
 
 
 def _tiff_block(data: bytes, where: str) -> bytes:
@@ -174,122 +167,65 @@ def _inflate(data: bytes, where: str) -> bytes:
     return out
 
 
-# --- JPEG --------------------------------------------------------------------
+# --- JPEG (walked by carriers/jpeg.py) --------------------------------------------------------
+
+_EXTENDED_GUID = re.compile(rb"HasExtendedXMP(?:\s*=\s*[\"']|>)\s*([0-9A-Fa-f]{32})")
+
+
+def extended_guid(packet: bytes) -> str | None:
+    """The GUID of the ExtendedXMP a standard packet names (xmpNote:HasExtendedXMP), found without parsing."""
+    named = _EXTENDED_GUID.search(packet)
+    return named.group(1).decode("ascii").upper() if named is not None else None
 
 
 def _extract_jpeg(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:2] != b"\xff\xd8":
-        raise MalformedFile("not a JPEG: no start-of-image marker at offset 0")
-    xmp: bytes | None = None
-    exif: bytes | None = None
-    pos = 2
-    for _ in range(MAX_ITEMS):
-        if pos >= n:
-            raise MalformedFile(f"truncated JPEG: file ends at {n} before the start of scan")
-        if buf[pos] != 0xFF:
-            raise MalformedFile(f"JPEG: expected a marker at offset {pos}, found byte 0x{buf[pos]:02X}")
-        # Any number of 0xFF fill bytes may precede a marker code; skip them in bulk.
-        window = buf[pos : pos + 64]
-        fill = len(window) - len(window.lstrip(b"\xff"))
-        if fill == len(window):
-            if pos + fill >= n:
-                raise MalformedFile(
-                    f"truncated JPEG: file ends at {n} in fill bytes before the start of scan"
-                )
-            pos += fill - 1  # keep one 0xFF to introduce the marker
-            continue
-        marker_pos = pos + fill - 1
-        marker = buf[pos + fill]
-        pos += fill + 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
-            continue
-        if marker == 0xD9:  # EOI without a scan: a tables-only stream
-            return Blocks(xmp, exif, "JPEG APP1" if xmp is not None else None)
-        if marker in (0x00, 0xD8):
-            raise MalformedFile(f"JPEG: invalid marker FF{marker:02X} at offset {marker_pos}")
-        if pos + 2 > n:
-            raise MalformedFile(f"truncated JPEG: marker at offset {marker_pos} has no length")
-        length = _u16be(buf, pos)
-        if length < 2:
-            raise MalformedFile(f"JPEG: segment at offset {marker_pos} has invalid length {length}")
-        end = pos + length
-        if end > n:
-            raise MalformedFile(
-                f"truncated JPEG: segment at offset {marker_pos} claims {length} bytes but the file ends at {n}"
-            )
-        if marker == 0xE1:
-            head = buf[pos + 2 : pos + 2 + len(_JPEG_XMP)]
-            if xmp is None and head == _JPEG_XMP:
-                xmp = bytes(buf[pos + 2 + len(_JPEG_XMP) : end])
-            elif exif is None and head[:6] == b"Exif\x00\x00":
-                exif = _tiff_block(bytes(buf[pos + 2 : end]), f"JPEG APP1 at offset {marker_pos}")
-        elif marker == 0xDA:
-            # Entropy-coded data follows; only EOI can tell us the file is whole.
-            # FF D9 cannot occur inside entropy-coded data (FF is stuffed as FF 00).
-            if buf.rfind(b"\xff\xd9", end) < 0:
-                raise MalformedFile("truncated JPEG: no end-of-image marker")
-            return Blocks(xmp, exif, "JPEG APP1" if xmp is not None else None)
-        pos = end
-    raise MalformedFile(f"JPEG: more than {MAX_ITEMS} segments before the start of scan")
+    layout = jpeg.walk(buf)
+    packets = jpeg.xmp_packets(buf, layout)
+    raw_exif = jpeg.exif(buf, layout)
+    exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
+    if not packets:
+        return Blocks(None, exif, None)
+    first = packets[0][1]
+    extended: bytes | None = None
+    error: str | None = None
+    named = extended_guid(first)
+    if named is not None:
+        try:
+            extended = jpeg.extended_xmp(buf, layout, named)
+        except MalformedMetadata as exc:
+            error = str(exc)
+    more = tuple((packet, f"JPEG APP1 at offset {seg.marker_pos}") for seg, packet in packets[1:])
+    return Blocks(first, exif, "JPEG APP1", more, extended, error)
 
 
-# --- PNG ---------------------------------------------------------------------
+# --- PNG (walked by carriers/png.py) -----------------------------------------------------------
 
 
 def _extract_png(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:8] != _PNG_SIGNATURE:
-        raise MalformedFile("not a PNG: bad signature at offset 0")
-    xmp: bytes | None = None
+    chunks = png.walk(buf)
+    packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
-    raw_profile: tuple[int, bytes] | None = None  # (offset, chunk type) of a legacy EXIF text chunk
-    pos = 8
-    for _ in range(MAX_ITEMS):
-        if pos + 12 > n:
-            raise MalformedFile(f"truncated PNG: file ends at {n} without an IEND chunk")
-        length = _u32be(buf, pos)
-        ctype = bytes(buf[pos + 4 : pos + 8])
-        if length > 0x7FFFFFFF:
-            raise MalformedFile(f"PNG: chunk at offset {pos} has invalid length {length}")
-        end = pos + 12 + length
-        if end > n:
-            raise MalformedFile(
-                f"truncated PNG: {ctype!r} chunk at offset {pos} claims {length} bytes but the file ends at {n}"
-            )
-        if ctype == b"IEND":
-            break
-        if ctype == b"iTXt" and xmp is None:
-            if buf[pos + 8 : pos + 8 + len(_PNG_XMP_KEYWORD)] == _PNG_XMP_KEYWORD:
-                xmp = _png_itxt_text(_png_chunk_data(buf, pos, length, ctype), pos)
-        elif ctype == b"eXIf" and exif is None:
-            exif = _tiff_block(_png_chunk_data(buf, pos, length, ctype), f"PNG eXIf chunk at offset {pos}")
-        elif ctype in (b"tEXt", b"zTXt") and raw_profile is None:
-            head = bytes(buf[pos + 8 : pos + 8 + len(_PNG_RAW_EXIF_KEYWORDS[0])])
+    raw_profile: png.Chunk | None = None  # a legacy EXIF text chunk
+    for chunk in chunks:
+        if png.is_xmp(buf, chunk):
+            packets.append((_png_itxt_text(png.data(buf, chunk), chunk.start), f"PNG iTXt XML:com.adobe.xmp at offset {chunk.start}"))
+        elif chunk.type == b"eXIf" and exif is None:
+            exif = _tiff_block(png.data(buf, chunk), f"PNG eXIf chunk at offset {chunk.start}")
+        elif chunk.type in (b"tEXt", b"zTXt") and raw_profile is None:
+            head = bytes(buf[chunk.data_start : chunk.data_start + len(_PNG_RAW_EXIF_KEYWORDS[0])])
             if head in _PNG_RAW_EXIF_KEYWORDS:
-                raw_profile = (pos, ctype)
-        pos = end
-    else:
-        raise MalformedFile(f"PNG: more than {MAX_ITEMS} chunks")
+                raw_profile = chunk
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
-        rpos, rtype = raw_profile
-        exif = _png_raw_profile(_png_chunk_data(buf, rpos, _u32be(buf, rpos), rtype), rtype, rpos)
-    return Blocks(xmp, exif, "PNG iTXt XML:com.adobe.xmp" if xmp is not None else None)
-
-
-def _png_chunk_data(buf: Buffer, pos: int, length: int, ctype: bytes) -> bytes:
-    """The data of a chunk we are about to use, CRC-checked."""
-    body = bytes(buf[pos + 4 : pos + 8 + length])  # type + data: what the CRC covers
-    (crc,) = struct.unpack(">I", buf[pos + 8 + length : pos + 12 + length])
-    if zlib.crc32(body) != crc:
-        raise MalformedFile(f"PNG: CRC mismatch in {ctype!r} chunk at offset {pos}")
-    return body[4:]
+        exif = _png_raw_profile(png.data(buf, raw_profile), raw_profile.type, raw_profile.start)
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]))
 
 
 def _png_itxt_text(data: bytes, pos: int) -> bytes:
     where = f"PNG iTXt chunk at offset {pos}"
-    i = len(_PNG_XMP_KEYWORD)
+    i = len(png.XMP_KEYWORD)
     if len(data) < i + 2:
         raise MalformedFile(f"{where}: too short for an iTXt header")
     compressed, method = data[i], data[i + 1]
@@ -329,39 +265,15 @@ def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
 
 
 def _extract_webp(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if n < 12 or buf[:4] != b"RIFF" or buf[8:12] != b"WEBP":
-        raise MalformedFile("not a WebP: no RIFF/WEBP header at offset 0")
-    riff_end = 8 + _u32le(buf, 4)
-    if riff_end > n:
-        raise MalformedFile(f"truncated WebP: RIFF header claims {riff_end} bytes but the file ends at {n}")
-    xmp: bytes | None = None
-    exif: bytes | None = None
-    pos = 12
-    for _ in range(MAX_ITEMS):
-        if pos >= riff_end:
-            break
-        if pos + 8 > riff_end:
-            raise MalformedFile(
-                f"truncated WebP: chunk header at offset {pos} runs past the RIFF end {riff_end}"
-            )
-        fourcc = bytes(buf[pos : pos + 4])
-        size = _u32le(buf, pos + 4)
-        end = pos + 8 + size
-        if end > riff_end:
-            raise MalformedFile(
-                f"truncated WebP: {fourcc!r} chunk at offset {pos} claims {size} bytes "
-                f"but the RIFF data ends at {riff_end}"
-            )
-        if fourcc == b"XMP " and xmp is None:
-            xmp = bytes(buf[pos + 8 : end])
-        elif fourcc == b"EXIF" and exif is None:
-            exif = _tiff_block(bytes(buf[pos + 8 : end]), f"WebP EXIF chunk at offset {pos}")
-        # Chunks are padded to even sizes; some writers drop the final pad byte.
-        pos = end + (size & 1)
-    else:
-        raise MalformedFile(f"WebP: more than {MAX_ITEMS} chunks")
-    return Blocks(xmp, exif, "WebP XMP chunk" if xmp is not None else None)
+    walked = riff.walk(buf, b"WEBP")
+    packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(walked, b"XMP ")]
+    exif_chunks = riff.find(walked, b"EXIF")
+    exif = None
+    if exif_chunks:
+        exif = _tiff_block(riff.data(buf, exif_chunks[0]), f"WebP EXIF chunk at offset {exif_chunks[0].start}")
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]))
 
 
 # --- TIFF --------------------------------------------------------------------
@@ -392,16 +304,7 @@ def _extract_tiff(buf: Buffer) -> Blocks:
     by_tag = {entry.tag: entry for entry in entries}
     _check_tiff_data(buf, by_tag, order)
 
-    seen = {ifd0}
-    for _ in range(MAX_ITEMS):
-        if next_ifd == 0:
-            break
-        if next_ifd in seen:
-            raise MalformedFile(f"TIFF: IFD chain loops back to offset {next_ifd}")
-        seen.add(next_ifd)
-        next_ifd = _tiff_next_ifd(buf, next_ifd, order)
-    else:
-        raise MalformedFile(f"TIFF: more than {MAX_ITEMS} directories")
+    seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
 
     exif_entries: list[_tiff.IfdEntry] = []
     pointer = by_tag.get(_tiff.EXIF_IFD_POINTER)
@@ -414,31 +317,18 @@ def _extract_tiff(buf: Buffer) -> Blocks:
             if entry.size is not None:
                 _tiff.check_value(buf, entry)
 
-    xmp: bytes | None = None
-    xmp_entry = by_tag.get(700)
-    if xmp_entry is not None:
+    packets: list[bytes] = []
+    for xmp_entry in (e for e in entries if e.tag == 700):  # a damaged or merged IFD0 may hold two
         if xmp_entry.type not in (1, 2, 7):
             raise MalformedFile(
                 f"TIFF: XMP tag 700 has field type {xmp_entry.type}, expected BYTE or UNDEFINED"
             )
-        xmp = _tiff.value_bytes(buf, xmp_entry)
+        packets.append(_tiff.value_bytes(buf, xmp_entry))
     exif = _compact_tiff(buf, order, entries, exif_entries)
-    return Blocks(xmp, exif, "TIFF tag 700" if xmp is not None else None)
-
-
-def _tiff_next_ifd(buf: Buffer, offset: int, order: str) -> int:
-    """Bounds-check a later directory (another page) and return its next pointer."""
-    n = len(buf)
-    if offset < 8 or offset + 2 > n:
-        raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the file (length {n})")
-    (count,) = struct.unpack(order + "H", buf[offset : offset + 2])
-    end = offset + 2 + 12 * count + 4
-    if end > n:
-        raise MalformedFile(
-            f"truncated TIFF: directory at offset {offset} needs {end - offset} bytes but the file ends at {n}"
-        )
-    (next_ifd,) = struct.unpack(order + "I", buf[end - 4 : end])
-    return int(next_ifd)
+    if not packets:
+        return Blocks(None, exif, None)
+    more = tuple((p, f"TIFF tag 700 (entry {n})") for n, p in enumerate(packets[1:], start=2))
+    return Blocks(packets[0], exif, "TIFF tag 700", more)
 
 
 def _check_tiff_data(buf: Buffer, by_tag: dict[int, _tiff.IfdEntry], order: str) -> None:
@@ -534,271 +424,43 @@ def _compact_tiff(
     return out + bytes(values)
 
 
-# --- GIF ---------------------------------------------------------------------
+# --- GIF (walked by carriers/gif.py) -----------------------------------------------------------
 
 
 def _extract_gif(buf: Buffer) -> Blocks:
-    n = len(buf)
-    if buf[:6] not in (b"GIF87a", b"GIF89a"):
-        raise MalformedFile("not a GIF: no GIF87a/GIF89a header at offset 0")
-    if n < 13:
-        raise MalformedFile(
-            f"truncated GIF: logical screen descriptor needs 13 bytes but the file ends at {n}"
-        )
-    flags = buf[10]
-    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # global color table
-    xmp: bytes | None = None
-    budget = [MAX_GIF_SUBBLOCKS]  # shared by all sub-block chains of the file, decremented in place
-    for _ in range(MAX_ITEMS):
-        if pos >= n:
-            raise MalformedFile(f"truncated GIF: file ends at {n} without a trailer")
-        introducer = buf[pos]
-        if introducer == 0x3B:  # trailer
-            return Blocks(xmp, None, "GIF XMP application extension" if xmp is not None else None)
-        if introducer == 0x21:
-            if pos + 2 > n:
-                raise MalformedFile(f"truncated GIF: extension at offset {pos} has no label")
-            label = buf[pos + 1]
-            body = pos + 2
-            if (
-                label == 0xFF
-                and xmp is None
-                and buf[body : body + 1 + len(_GIF_XMP_APP)] == b"\x0b" + _GIF_XMP_APP
-            ):
-                xmp, pos = _gif_xmp(buf, body + 1 + len(_GIF_XMP_APP), pos)
-            else:
-                pos = _gif_skip_subblocks(buf, body, budget)
-        elif introducer == 0x2C:
-            if pos + 10 > n:
-                raise MalformedFile(f"truncated GIF: image descriptor at offset {pos} runs past the end {n}")
-            flags = buf[pos + 9]
-            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # local color table
-            pos += 1  # LZW minimum code size
-            pos = _gif_skip_subblocks(buf, pos, budget)
-        else:
-            raise MalformedFile(f"GIF: unexpected block introducer 0x{introducer:02X} at offset {pos}")
-    raise MalformedFile(f"GIF: more than {MAX_ITEMS} blocks")
+    packets = gif.xmp_packets(buf, MAX_ITEMS, MAX_GIF_SUBBLOCKS)
+    if not packets:
+        return _NOTHING
+    more = tuple((packet, f"GIF XMP application extension at offset {pos}") for pos, packet in packets[1:])
+    return Blocks(packets[0][1], None, "GIF XMP application extension", more)
 
 
-def _gif_skip_subblocks(buf: Buffer, pos: int, budget: list[int]) -> int:
-    """Position after the terminator of the sub-block chain starting at ``pos``."""
-    n = len(buf)
-    while budget[0] > 0:
-        budget[0] -= 1
-        if pos >= n:
-            raise MalformedFile(f"truncated GIF: data sub-blocks run past the end of the file at {n}")
-        size = buf[pos]
-        pos += 1 + size
-        if size == 0:
-            return pos
-    raise MalformedFile(f"GIF: more than {MAX_GIF_SUBBLOCKS} data sub-blocks")
-
-
-def _gif_xmp(buf: Buffer, start: int, ext_pos: int) -> tuple[bytes, int]:
-    """The raw XMP packet of an "XMP DataXMP" extension and the position after it."""
-    trailer = buf.find(_GIF_XMP_TRAILER, start)
-    if trailer < 0:
-        raise MalformedFile(
-            f"truncated GIF: XMP application extension at offset {ext_pos} has no magic trailer"
-        )
-    return bytes(buf[start:trailer]), trailer + len(_GIF_XMP_TRAILER)
-
-
-# --- HEIF / AVIF (ISO base media file format) --------------------------------
-
-
-def _bmff_box(buf: Buffer, pos: int, end: int) -> tuple[bytes, int, int]:
-    """(type, payload start, box end) of the box at ``pos`` inside ``[pos, end)``."""
-    if pos + 8 > end:
-        raise MalformedFile(f"truncated ISO-BMFF: box header at offset {pos} runs past the end at {end}")
-    size = _u32be(buf, pos)
-    btype = bytes(buf[pos + 4 : pos + 8])
-    payload = pos + 8
-    if size == 1:
-        if pos + 16 > end:
-            raise MalformedFile(f"truncated ISO-BMFF: {btype!r} box at offset {pos} has no 64-bit size")
-        size = int.from_bytes(buf[pos + 8 : pos + 16], "big")
-        payload = pos + 16
-    elif size == 0:
-        size = end - pos
-    if size < payload - pos:
-        raise MalformedFile(f"ISO-BMFF: {btype!r} box at offset {pos} has invalid size {size}")
-    if pos + size > end:
-        raise MalformedFile(
-            f"truncated ISO-BMFF: {btype!r} box at offset {pos} claims {size} bytes but its container ends at {end}"
-        )
-    return btype, payload, pos + size
-
-
-def _bmff_children(buf: Buffer, start: int, end: int, limit: int) -> list[tuple[bytes, int, int]]:
-    boxes: list[tuple[bytes, int, int]] = []
-    pos = start
-    while pos < end:
-        if len(boxes) >= limit:
-            raise MalformedFile(f"ISO-BMFF: more than {limit} boxes at offset {start}")
-        box = _bmff_box(buf, pos, end)
-        boxes.append(box)
-        pos = box[2]
-    return boxes
-
-
-@dataclass
-class _Item:
-    item_type: bytes = b""
-    content_type: bytes = b""
-    content_encoding: bytes = b""
-    construction: int = 0
-    data_ref: int = 0
-    extents: tuple[tuple[int, int], ...] = ()
+# --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
 
 
 def _extract_bmff(buf: Buffer) -> Blocks:
-    n = len(buf)
-    top = _bmff_children(buf, 0, n, MAX_ITEMS)
-    if not top or top[0][0] != b"ftyp":
-        raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
-    meta = next((box for box in top if box[0] == b"meta"), None)
-    if meta is None:
+    found = bmff.meta_items(buf, MAX_ITEMS)
+    if found is None:
         return _NOTHING
-    _, payload, meta_end = meta
-    # 'meta' is a FullBox: 4 bytes of version and flags before its children.
-    children = _bmff_children(buf, payload + 4, meta_end, MAX_BMFF_ITEMS)
-    items: dict[int, _Item] = {}
-    idat: tuple[int, int] | None = None
-    for btype, start, end in children:
-        if btype == b"iinf":
-            _bmff_iinf(buf, start, end, items)
-        elif btype == b"iloc":
-            _bmff_iloc(buf, start, end, items)
-        elif btype == b"idat" and idat is None:
-            idat = (start, end)
-
-    # Every extent must be inside the file: this is what catches a file cut
-    # short in its 'mdat', whose own box may end exactly at the cut.
-    for item_id, item in items.items():
-        if item.construction == 0 and item.data_ref == 0:
-            for offset, length in item.extents:
-                if offset + length > n:
-                    raise MalformedFile(
-                        f"truncated ISO-BMFF: item {item_id} extent at offset {offset} claims {length} bytes "
-                        f"but the file ends at {n}"
-                    )
-
-    xmp: bytes | None = None
+    items, idat = found
+    packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
     for item_id, item in items.items():
-        if xmp is None and item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
+        if item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
             if not item.content_encoding:  # an encoded (deflated) packet is left unread
-                xmp = _bmff_item_data(buf, item, item_id, idat)
+                packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+                if packet is not None:
+                    packets.append((packet, f"HEIF mime item {item_id}"))
         elif exif is None and item.item_type == b"Exif":
-            data = _bmff_item_data(buf, item, item_id, idat)
+            data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
             if data is not None:
                 # The payload starts with the offset from after this field to the TIFF header.
                 if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
                     raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
                 exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
-    return Blocks(xmp, exif, "HEIF mime item" if xmp is not None else None)
-
-
-def _bmff_iinf(buf: Buffer, start: int, end: int, items: dict[int, _Item]) -> None:
-    if start + 4 > end:
-        raise MalformedFile(f"ISO-BMFF: 'iinf' box at offset {start - 8} is too short")
-    version = buf[start]
-    first = start + 4 + (2 if version == 0 else 4)  # skip entry_count; the boxes themselves tell
-    for btype, pos, box_end in _bmff_children(buf, first, end, MAX_BMFF_ITEMS):
-        if btype != b"infe":
-            continue
-        entry = bytes(buf[pos:box_end])
-        if len(entry) < 8:
-            raise MalformedFile(f"ISO-BMFF: 'infe' box at offset {pos - 8} is too short")
-        infe_version = entry[0]
-        if infe_version >= 3:
-            item_id, item_type, rest = int.from_bytes(entry[4:8], "big"), entry[10:14], entry[14:]
-        elif infe_version == 2:
-            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), entry[8:12], entry[12:]
-        else:  # versions 0 and 1: every item is described by a MIME type
-            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), b"", entry[8:]
-        strings = rest.split(b"\x00")
-        item = items.setdefault(item_id, _Item())
-        item.item_type = item_type
-        if item_type in (b"mime", b""):
-            # item_name, content_type, optional content_encoding
-            item.content_type = strings[1] if len(strings) > 1 else b""
-            item.content_encoding = strings[2] if len(strings) > 2 else b""
-
-
-def _bmff_iloc(buf: Buffer, start: int, end: int, items: dict[int, _Item]) -> None:
-    data = bytes(buf[start:end])  # small: a table of offsets
-    where = f"ISO-BMFF 'iloc' box at offset {start - 8}"
-    if len(data) < 8:
-        raise MalformedFile(f"{where} is too short")
-    version = data[0]
-    if version > 2:
-        raise MalformedFile(f"{where} has unknown version {version}")
-    offset_size, length_size = data[4] >> 4, data[4] & 15
-    base_size, index_size = data[5] >> 4, (data[5] & 15 if version else 0)
-    if any(size not in (0, 4, 8) for size in (offset_size, length_size, base_size, index_size)):
-        raise MalformedFile(f"{where} has invalid field sizes")
-    pos = 6
-    id_size = 4 if version == 2 else 2
-
-    def read(size: int) -> int:
-        nonlocal pos
-        if pos + size > len(data):
-            raise MalformedFile(f"{where}: table runs past the end of the box")
-        value = int.from_bytes(data[pos : pos + size], "big")
-        pos += size
-        return value
-
-    count = read(id_size)
-    if count > MAX_BMFF_ITEMS:
-        raise MalformedFile(f"{where} lists {count} items, more than {MAX_BMFF_ITEMS}")
-    total_extents = 0
-    for _ in range(count):
-        item = items.setdefault(read(id_size), _Item())
-        item.construction = read(2) & 15 if version else 0
-        item.data_ref = read(2)
-        base = read(base_size)
-        extent_count = read(2)
-        total_extents += extent_count
-        if total_extents > MAX_BMFF_ITEMS:
-            raise MalformedFile(f"{where} lists more than {MAX_BMFF_ITEMS} extents")
-        extents = []
-        for _ in range(extent_count):
-            read(index_size)
-            offset = base + read(offset_size)
-            extents.append((offset, read(length_size)))
-        item.extents = tuple(extents)
-
-
-def _bmff_item_data(buf: Buffer, item: _Item, item_id: int, idat: tuple[int, int] | None) -> bytes | None:
-    """The item's bytes, or None when stored in a way we do not follow (another file, item references)."""
-    if item.data_ref != 0:
-        return None
-    if item.construction == 0:
-        base, end = 0, len(buf)
-    elif item.construction == 1 and idat is not None:
-        base, end = idat
-    else:
-        return None
-    if not item.extents:
-        raise MalformedFile(f"ISO-BMFF: item {item_id} has no data extents")
-    parts = []
-    total = 0
-    for offset, length in item.extents:
-        start = base + offset
-        if length == 0 and start <= end:  # "the rest of the data"
-            length = end - start
-        if start + length > end:
-            raise MalformedFile(
-                f"truncated ISO-BMFF: item {item_id} extent at offset {start} claims {length} bytes "
-                f"but its data ends at {end}"
-            )
-        total += length
-        if total > MAX_BLOCK:
-            raise MalformedFile(f"ISO-BMFF: item {item_id} is larger than {MAX_BLOCK} bytes")
-        parts.append(bytes(buf[start : start + length]))
-    return b"".join(parts)
+    if not packets:
+        return Blocks(None, exif, None)
+    return Blocks(packets[0][0], exif, "HEIF mime item", tuple(packets[1:]))
 
 
 _PARSERS = {

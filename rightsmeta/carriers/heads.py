@@ -7,10 +7,13 @@ lets a scan load those libraries only when it meets such a file.
 
 from __future__ import annotations
 
-from . import containers
+from . import bmff, containers
 from .tiff import Buffer
 
 # --- audio and video (carriers/audio.py) -------------------------------------------------------
+
+#: The formats of carriers/audio.py (its FORMATS; a test keeps the two equal).
+AUDIO_FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
 
 _M4A_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
 _MP4_BRANDS = frozenset(
@@ -72,9 +75,7 @@ def _sniff_ogg(head: bytes) -> str | None:
 def _sniff_bmff(head: bytes) -> str | None:
     if containers.sniff(head) is not None:
         return None  # HEIC/AVIF brands belong to the image family
-    size = int.from_bytes(head[:4], "big")
-    major = head[8:12]
-    brands = {head[i : i + 4] for i in range(16, min(max(size, 16), len(head)) - 3, 4)}
+    major, brands = bmff.brands(head)
     if major == b"qt  ":
         return "mov"
     if major in _M4A_BRANDS:

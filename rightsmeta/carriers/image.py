@@ -1,14 +1,16 @@
-"""Images: XMP (read by rightsmeta's own parsers, written by pyexiv2) and Exif 3.1.
+"""Images: XMP and Exif 3.1, read and written by rightsmeta's own container walkers.
 
-Reading never touches exiv2: the container parsers find the XMP packet and the EXIF block
-in the raw bytes, which is several times faster than opening the file with exiv2 and keeps
-hostile XMP away from any parser but the hardened one. Writing goes through pyexiv2 in
-memory; the caller makes the result durable.
+The walkers (jpeg.py, png.py, riff.py, tiff.py) find the XMP packets and the EXIF block in the
+raw bytes, and the writers splice in a new XMP element without touching any other byte: exiv2
+(pyexiv2), used before, re-serialised a JPEG's whole EXIF segment and so changed camera
+metadata (PhotometricInterpretation lost, the thumbnail moved). Hostile XMP only ever meets the
+hardened parser. Writing happens in memory; the caller makes the result durable.
 """
 
 from __future__ import annotations
 
 import struct
+import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from .. import xmp
@@ -16,19 +18,22 @@ from ..errors import MalformedFile, MalformedMetadata, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import exif as exif_vocab
-from . import containers, tiff
+from . import containers, jpeg, png, riff, tiff
 
 if TYPE_CHECKING:
     from . import Options
 
 FORMATS = containers.IMAGE_FORMATS
+#: Whitespace left in a new packet so later edits fit in place (XMP part 1 suggests 2-4 KB).
+XMP_PADDING = 2048
 WRITABLE = ("jpeg", "png", "webp", "tiff")
 
 _REGISTERED = False
 
 
 def register_namespaces() -> Any:
-    """pyexiv2, ready to write our namespaces; imported here because reading never needs it."""
+    """pyexiv2 with our namespaces registered: what ``rightsmeta demo`` uses to play "another
+    tool" editing a file behind our back. rightsmeta itself no longer writes with it."""
     # exiv2 keeps namespaces in a process-wide table; registering is idempotent, and doing it
     # once, lazily, keeps importing rightsmeta free of side effects.
     import pyexiv2
@@ -64,11 +69,31 @@ def _learning_opt_out(block: bytes) -> list[int] | None:
     return list(struct.unpack_from(f"{order}{n}H", value))
 
 
+def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
+    """One report per XMP packet. Later packets get their own signal source ("xmp (packet 2)"),
+    so a disagreement between packets is a conflict resolved by precedence, never hidden."""
+    if blocks.xmp is None:
+        return []
+    first = bytes(blocks.xmp)
+    location = blocks.xmp_location
+    error = blocks.xmp_error
+    if blocks.extended_xmp is not None:
+        try:
+            first = xmp.serialise(xmp.combine([first, blocks.extended_xmp]))
+            location = f"{location} + ExtendedXMP"
+        except MalformedMetadata as exc:
+            error = f"ExtendedXMP not read: {exc}"
+    reports = [xmp.carrier_report(first, location)]
+    if error is not None:
+        reports[0].errors.append(f"part of the XMP was not read ({error})")
+    for number, (packet, where) in enumerate(blocks.more_xmp, start=2):
+        reports.append(xmp.carrier_report(bytes(packet), where, carrier=f"xmp (packet {number})"))
+    return reports
+
+
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     blocks = containers.extract(buf, fmt)
-    found: list[CarrierReport] = []
-    if blocks.xmp is not None:
-        found.append(xmp.carrier_report(bytes(blocks.xmp), blocks.xmp_location))
+    found = _xmp_reports(blocks)
     if blocks.exif is not None:
         try:
             values = _learning_opt_out(blocks.exif)
@@ -85,42 +110,77 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
     return found
 
 
-def _pyexiv2_value(value: xmp.WriteValue) -> Any:
-    if isinstance(value, xmp.LangAlt):
-        return {'lang="x-default"': value.text}
-    if isinstance(value, xmp.Bag):
-        return list(value.items)
-    return value
-
-
 def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
     """New file bytes with the assertion's XMP merged in, and the carriers written.
 
-    The existing packet is parsed by the hardened reader first: exiv2 never sees XMP that
-    rightsmeta would refuse, and a malformed packet is reported instead of overwritten.
+    Only the XMP element of the container changes (an APP1 segment, an iTXt chunk, an ``XMP ``
+    chunk, tag 700); every other segment, chunk and tag keeps its bytes. The existing packets
+    are parsed by the hardened reader and merged, so other namespaces are kept; a malformed
+    packet is reported instead of overwritten.
     """
     if fmt not in WRITABLE:
         raise UnsupportedFormat(
-            f"XMP cannot be written into {fmt.upper()} files (exiv2 does not support it); "
+            f"XMP cannot be written into {fmt.upper()} files by rightsmeta; "
             "a signed C2PA manifest can carry the signal in this format instead"
         )
-    packet = containers.extract(data, fmt).xmp
+    blocks = containers.extract(data, fmt)
+    if blocks.xmp_error is not None:
+        raise MalformedMetadata(f"part of the file's XMP cannot be read ({blocks.xmp_error}); not writing over it")
+    packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
+    packets += [bytes(p) for p, _ in blocks.more_xmp]
+    replaced = frozenset(xmp.updates(assertion, {}))
     try:
-        existing = xmp.read(bytes(packet)).raw if packet is not None else {}
+        root = xmp.combine(packets, replaced=replaced | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
+        xmp.drop_extended_note(root)
+        existing = xmp.read(xmp.serialise(root)).raw if packets else {}
+        xmp.apply(root, xmp.updates(assertion, existing))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
-    pyexiv2 = register_namespaces()
-    changes = {f"Xmp.{key.replace(':', '.', 1)}": _pyexiv2_value(v) for key, v in xmp.updates(assertion, existing).items()}
-    # Deleting a property that is not there makes exiv2 complain; only delete what exists.
-    changes = {k: v for k, v in changes.items() if v is not None or k[4:].replace(".", ":", 1) in existing}
-    try:
-        image = pyexiv2.ImageData(data)
-    except RuntimeError as exc:
-        raise MalformedFile(f"exiv2 cannot open this {fmt.upper()} file: {exc}") from None
-    try:
-        image.modify_xmp(changes)
-        return image.get_bytes(), ["xmp"]
-    except RuntimeError as exc:
-        raise MalformedFile(f"exiv2 could not write XMP into this {fmt.upper()} file: {exc}") from None
-    finally:
-        image.close()
+    return _WRITERS[fmt](data, root), ["xmp"]
+
+
+def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
+    layout = jpeg.walk(data)
+    standard, extended = xmp.split_extended(root, jpeg.MAX_STANDARD_PACKET)
+    packets = jpeg.xmp_packets(data, layout)
+    named = containers.extended_guid(packets[0][1]) if packets else None
+    # ExtendedXMP that the packet does not name is no part of it (readers ignore it): left as it is.
+    old = [s for s in layout.segments if jpeg.is_xmp(data, s) or (named and jpeg.extended_guid(data, s) == named)]
+    if len(old) == 1 and jpeg.is_xmp(data, old[0]) and extended is None:
+        room = old[0].end - old[0].payload_start - len(jpeg.XMP_SIGNATURE)
+        if len(standard) <= room:
+            # Same size, same place: nothing after it moves, so offsets that count from the
+            # file's start (an MPF image's position, as ExifTool reports it) stay as they were.
+            return jpeg.splice(data, old, old[0].start, jpeg.xmp_segments(xmp.pad(standard, room)))
+    mpf = jpeg.mpf_start(data, layout)
+    if mpf is not None and any(s.start > mpf for s in old):
+        # MPF offsets count from its own header: XMP behind it may change only in place.
+        raise MalformedFile(
+            "this JPEG keeps its XMP after the MPF (multi-picture) index and the new packet does not fit "
+            "in its place; writing it would break the offsets of the further images"
+        )
+    if extended is None:
+        # Room to spare, as XMP writers leave it, so the next edit is made in place.
+        standard = xmp.pad(standard, min(len(standard) + XMP_PADDING, jpeg.MAX_STANDARD_PACKET))
+    at = old[0].start if old else jpeg.xmp_insert_position(data, layout)
+    return jpeg.splice(data, old, at, jpeg.xmp_segments(standard, extended))
+
+
+def _write_png(data: bytes, root: ET.Element) -> bytes:
+    chunks = png.walk(data)
+    old = png.xmp_chunks(data, chunks)
+    before_idat = png.xmp_insert_position(chunks)
+    # In place when it already precedes the image data; moved there when a tool put it after.
+    at = old[0].start if old and old[0].start < before_idat else before_idat
+    return png.splice(data, old, at, png.xmp_chunk(xmp.serialise(root)))
+
+
+def _write_webp(data: bytes, root: ET.Element) -> bytes:
+    return riff.replace_webp_xmp(data, riff.walk(data, b"WEBP"), xmp.serialise(root))
+
+
+def _write_tiff(data: bytes, root: ET.Element) -> bytes:
+    return tiff.set_xmp(data, xmp.serialise(root))
+
+
+_WRITERS = {"jpeg": _write_jpeg, "png": _write_png, "webp": _write_webp, "tiff": _write_tiff}

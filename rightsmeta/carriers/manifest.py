@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat, WriteError
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
+from . import bmff, jpeg, png, riff
+from .heads import id3_size
+from .tiff import find_tag
 
 if TYPE_CHECKING:
     from ..keys import Identity
@@ -48,10 +52,10 @@ SOFT_BINDING_ALG = "io.iscc.v0"
 # structural place, where c2pa itself looks for it (c2pa-rs's asset handlers; measured with
 # c2pa-python 0.38): JPEG APP11 segments, PNG caBX chunks, RIFF (WebP, WAV) "C2PA" chunks, the
 # TIFF tag 0xCD41 of IFD0, ISO-BMFF top-level uuid boxes of the C2PA UUID, and the ID3v2 tag in
-# front of MP3 and FLAC. Walking those headers (a few per file) and searching only there spares
-# a scan from calling into c2pa for files without a store, and from reading their essence.
+# front of MP3 and FLAC. The container walkers (jpeg.py, png.py, riff.py, tiff.py, bmff.py) say
+# where those are; searching only there spares a scan from calling into c2pa for files without a
+# store, and from reading their essence.
 _MARKER = b"c2pa"
-_C2PA_UUID = bytes.fromhex("D8FEC3D61B0E483C92975828877EC481")
 _TIFF_TAG = 0xCD41
 # GIF, PDF and SVG keep the store where only a search finds it quickly, as does any file whose
 # headers do not add up (the family reports that); c2pa puts it near the start (GIF, SVG) or
@@ -63,92 +67,32 @@ _MAX_WALK = 100_000  # headers walked per file; real files have far fewer
 Ranges = list[tuple[int, int]]
 
 
-def _jpeg(buf: Any) -> Ranges | None:
-    found: Ranges = []
-    pos, n = 2, len(buf)
-    for _ in range(_MAX_WALK):
-        if pos + 4 > n or buf[pos] != 0xFF:
-            return None
-        marker = buf[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan, end of image: no more metadata segments
-            return found
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        end = pos + 2 + int.from_bytes(buf[pos + 2 : pos + 4], "big")
-        if marker == 0xEB:
-            found.append((pos, end))
-        pos = end
-    return None
+def _jpeg(buf: Any) -> Ranges:
+    return jpeg.c2pa_ranges(jpeg.walk(buf))
 
 
-def _png(buf: Any) -> Ranges | None:
-    found: Ranges = []
-    pos, n = 8, len(buf)
-    for _ in range(_MAX_WALK):
-        if pos + 8 > n:
-            return None
-        end = pos + 12 + int.from_bytes(buf[pos : pos + 4], "big")
-        ctype = buf[pos + 4 : pos + 8]
-        if ctype == b"caBX":
-            found.append((pos, end))
-        elif ctype == b"IEND":
-            return found
-        pos = end
-    return None
+def _png(buf: Any) -> Ranges:
+    return png.c2pa_ranges(png.walk(buf))
 
 
-def _riff(buf: Any) -> Ranges | None:
-    found: Ranges = []
-    pos, n = 12, min(len(buf), 8 + int.from_bytes(buf[4:8], "little"))
-    for _ in range(_MAX_WALK):
-        if pos + 8 > n:
-            return found if pos >= n - 1 else None
-        end = pos + 8 + int.from_bytes(buf[pos + 4 : pos + 8], "little")
-        if end > n:
-            return None
-        if buf[pos : pos + 4] == b"C2PA":
-            found.append((pos, end))
-        pos = end + (end & 1)
-    return None
+def _webp(buf: Any) -> Ranges:
+    return riff.c2pa_ranges(riff.walk(buf, b"WEBP"))
 
 
-def _tiff(buf: Any) -> Ranges | None:
-    from .tiff import find_tag
-
-    try:
-        return [(0, len(buf))] if find_tag(buf, _TIFF_TAG, ifd="ifd0") is not None else []
-    except RightsmetaError:
-        return None
+def _wav(buf: Any) -> Ranges:
+    # WAV writers often leave the RIFF size wrong; clamping it is what c2pa and players do too.
+    return riff.c2pa_ranges(riff.walk(buf, b"WAVE", lenient_size=True))
 
 
-def _bmff(buf: Any) -> Ranges | None:
-    found: Ranges = []
-    pos, n = 0, len(buf)
-    for _ in range(_MAX_WALK):
-        if pos == n:
-            return found
-        if pos + 8 > n:
-            return None
-        size, header = int.from_bytes(buf[pos : pos + 4], "big"), 8
-        if size == 1:
-            size, header = int.from_bytes(buf[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
-            size = n - pos
-        if size < header:
-            return None
-        if buf[pos + 4 : pos + 8] == b"uuid" and buf[pos + header : pos + header + 16] == _C2PA_UUID:
-            found.append((pos, pos + size))
-        pos += size
-    return None
+def _tiff(buf: Any) -> Ranges:
+    return [(0, len(buf))] if find_tag(buf, _TIFF_TAG, ifd="ifd0") is not None else []
 
 
-def _id3(buf: Any) -> Ranges | None:
-    from .heads import id3_size
+def _bmff(buf: Any) -> Ranges:
+    return bmff.c2pa_ranges(buf, _MAX_WALK)
 
+
+def _id3(buf: Any) -> Ranges:
     pos = 0
     for _ in range(16):  # some files carry several tags in a row
         end = id3_size(buf, pos)
@@ -158,15 +102,20 @@ def _id3(buf: Any) -> Ranges | None:
     return [(0, pos)] if pos else []
 
 
-_LOCATE = {
-    "jpeg": _jpeg, "png": _png, "webp": _riff, "wav": _riff, "tiff": _tiff, "avif": _bmff, "heic": _bmff,
+_LOCATE: dict[str, Callable[[Any], Ranges]] = {
+    "jpeg": _jpeg, "png": _png, "webp": _webp, "wav": _wav, "tiff": _tiff, "avif": _bmff, "heic": _bmff,
     "m4a": _bmff, "mp4": _bmff, "mov": _bmff, "mp3": _id3, "flac": _id3,
 }
 
 
 def _may_hold_manifest(buf: Any, fmt: str) -> bool:
     locate = _LOCATE.get(fmt)
-    ranges = locate(buf) if locate is not None else None
+    ranges: Ranges | None = None
+    if locate is not None:
+        try:
+            ranges = locate(buf)
+        except RightsmetaError:  # headers that do not add up: search the likely windows instead
+            ranges = None
     if ranges is None:
         size = len(buf)
         ranges = [(0, size)] if size <= _HEAD + _TAIL else [(0, _HEAD), (size - _TAIL, size)]

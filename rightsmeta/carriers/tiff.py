@@ -1,8 +1,9 @@
-"""A bounded reader for TIFF-structured data (TIFF files and EXIF blocks).
+"""TIFF IFDs (TIFF files and EXIF blocks): the one walker that reads, locates and splices them.
 
 Only classic TIFF (32-bit offsets) is read. Every offset and length is checked
 against the buffer before it is used, so hostile input can only ever produce
-:class:`~rightsmeta.errors.MalformedFile`.
+:class:`~rightsmeta.errors.MalformedFile`. Used by reading (carriers/containers.py,
+carriers/image.py), the C2PA locator (tag 0xCD41) and the XMP writer (:func:`set_xmp`, tag 700).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import MalformedFile, UsageError
+from ..xmp import pad
 
 #: Anything :func:`find_tag` and :func:`read_ifd` accept: sliceable, sized.
 Buffer = bytes | bytearray | mmap.mmap
@@ -105,6 +107,37 @@ def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int
     return entries, next_offset
 
 
+def next_ifd_offset(tiff: Buffer, offset: int, order: str) -> int:
+    """Bounds-check the directory at ``offset`` (a later page) and return its next pointer."""
+    n = len(tiff)
+    if offset < 8 or offset + 2 > n:
+        raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the file (length {n})")
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    end = offset + 2 + 12 * count + 4
+    if end > n:
+        raise MalformedFile(
+            f"truncated TIFF: directory at offset {offset} needs {end - offset} bytes but the file ends at {n}"
+        )
+    (next_ifd,) = struct.unpack(order + "I", tiff[end - 4 : end])
+    return int(next_ifd)
+
+
+def ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int) -> list[int]:
+    """Offsets of every directory of the IFD chain (pages), each bounds-checked; no loops, at most ``limit``."""
+    chain = [first]
+    seen = {first}
+    offset = after_first
+    for _ in range(limit):
+        if offset == 0:
+            return chain
+        if offset in seen:
+            raise MalformedFile(f"TIFF: IFD chain loops back to offset {offset}")
+        seen.add(offset)
+        chain.append(offset)
+        offset = next_ifd_offset(tiff, offset, order)
+    raise MalformedFile(f"TIFF: more than {limit} directories")
+
+
 def check_value(tiff: Buffer, entry: IfdEntry) -> None:
     """MalformedFile unless the entry's value lies inside the buffer."""
     if entry.size is None:
@@ -167,3 +200,68 @@ def _find(entries: list[IfdEntry], tag: int) -> IfdEntry | None:
         if entry.tag == tag:
             return entry
     return None
+
+
+# --- writing: tag 700 (XMP) of IFD0 only -------------------------------------------------------
+
+XMP_TAG = 700
+#: Spare room left after a packet written at the end of the file, so the next tag fits in place.
+XMP_PADDING = 2048
+_XMP_TYPES = (1, 2, 7)  # BYTE (the specification's), ASCII, UNDEFINED: all seen in the wild
+
+
+def set_xmp(buf: Buffer, packet: bytes) -> bytes:
+    """The classic TIFF with IFD0's XMP tag set to ``packet``; every other byte where it was.
+
+    A packet that fits in the old value's room is written there (padded to its size). Otherwise
+    the value goes to the end of the file with room to spare, and the old value's bytes are
+    blanked: no stale packet is left for a byte search to find. A new tag needs a bigger IFD0,
+    which is then written at the end of the file with the header pointing to it; the old IFD0
+    is left unreferenced, and all other directories, values and image data stay untouched.
+    """
+    order = byte_order(buf)
+    ifd0 = first_ifd_offset(buf, order)
+    entries, next_ifd = read_ifd(buf, ifd0, order)
+    found = [i for i, e in enumerate(entries) if e.tag == XMP_TAG]
+    if len(found) > 1:
+        raise MalformedFile(f"TIFF: IFD0 holds the XMP tag (700) {len(found)} times; not choosing one to replace")
+    out = bytearray(buf)
+    if found:
+        index = found[0]
+        entry = entries[index]
+        if entry.type not in _XMP_TYPES:
+            raise MalformedFile(f"TIFF: XMP tag 700 has field type {entry.type}, expected BYTE or UNDEFINED")
+        check_value(buf, entry)
+        assert entry.size is not None
+        if entry.size > 4 and len(packet) <= entry.size:
+            out[entry.value_pos : entry.value_pos + entry.size] = pad(packet, entry.size)
+            return bytes(out)
+        if entry.size > 4:
+            out[entry.value_pos : entry.value_pos + entry.size] = bytes(entry.size)
+        value = pad(packet, len(packet) + XMP_PADDING)
+        value_at = _append(out, value)
+        field_at = ifd0 + 2 + 12 * index
+        out[field_at : field_at + 12] = struct.pack(order + "HHII", XMP_TAG, entry.type, len(value), value_at)
+        return bytes(out)
+    value = pad(packet, len(packet) + XMP_PADDING)
+    value_at = _append(out, value)
+    rows = [(e.tag, e.type, e.count, e.field) for e in entries]
+    rows.append((XMP_TAG, 1, len(value), struct.pack(order + "I", value_at)))
+    rows.sort(key=lambda row: row[0])  # TIFF wants directory entries in ascending tag order
+    directory = struct.pack(order + "H", len(rows))
+    for row in rows:
+        directory += struct.pack(order + "HHI4s", *row)
+    directory += struct.pack(order + "I", next_ifd)
+    out[4:8] = struct.pack(order + "I", _append(out, directory))
+    return bytes(out)
+
+
+def _append(out: bytearray, value: bytes) -> int:
+    """Append ``value`` on a word boundary (TIFF values start at even offsets); its offset."""
+    if len(out) & 1:
+        out.append(0)
+    at = len(out)
+    if at + len(value) > 0xFFFFFFFF:
+        raise MalformedFile("TIFF: the file would outgrow 32-bit offsets (BigTIFF is not supported)")
+    out += value
+    return at

@@ -1,0 +1,166 @@
+"""The creators' page's heavy case through the HTTP API: many large files into one batch, one zip out.
+
+    python bench/ui.py                        # 200 files of 10 MB, 2 workers, 2 uploads at a time
+    python bench/ui.py --files 40 --mb 3      # a quick run
+
+Starts `rightsmeta serve` as a subprocess on a free 127.0.0.1 port (fresh ledger and token), makes
+eight distinct real PNGs of about --mb MB (incompressible pixels, so the size is what they hold)
+and uploads --files of them, round-robin, to one batch as the page does (POST /v1/batches, then
+POST .../files two at a time), with one truncated JPEG among them (it must fail on its own, the
+rest go on). Then streams GET .../zip to a temporary file and checks its members. Prints the
+peak resident memory (VmHWM from /proc) of the server process and of each worker, and the
+largest sum over the process tree sampled every 50 ms: flat in --files means nothing holds the set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from serve import rss_kib  # noqa: E402
+
+ASSERTION = json.dumps({"permissions": {"ai-training": "notAllowed", "genai-training": "notAllowed"}})
+
+
+def peak_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *children(int(child))]
+    return out
+
+
+def png(megabytes: float, seed: int) -> bytes:
+    side = int((megabytes * 2**20 / 3) ** 0.5)
+    raw = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(raw, "PNG", compress_level=1)
+    return raw.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--mb", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--at-once", type=int, default=2, help="uploads in flight (the page sends two)")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="rightsmeta-bench-ui-"))
+    corpus = [png(args.mb, n) for n in range(8)]
+    jpeg = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 100, 50)).save(jpeg, "JPEG")
+    broken = jpeg.getvalue()[: len(jpeg.getvalue()) // 2]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen([sys.executable, "-m", "rightsmeta", "serve", "--port", str(port), "--ledger", str(folder / "ledger.sqlite3"),
+                               "--token-file", str(folder / "token"), "--workers", str(args.workers)],
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    tree_peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal tree_peak
+        while not stop.wait(0.05):
+            tree_peak = max(tree_peak, rss_kib(server.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        auth = {"Authorization": "Bearer " + (folder / "token").read_text().strip()}
+        sampler.start()
+        with httpx.Client(base_url=url, timeout=300) as http:
+            batch = http.post("/v1/batches", headers=auth).json()
+        uploads = [(f"photo{n:03d}.png", corpus[n % len(corpus)]) for n in range(args.files)]
+        uploads.insert(len(uploads) // 2, ("broken.jpg", broken))
+        answers: dict[str, int] = {}
+        lock = threading.Lock()
+        todo = iter(uploads)
+
+        def client() -> None:
+            with httpx.Client(base_url=url, timeout=300) as http:
+                while True:
+                    with lock:
+                        item = next(todo, None)
+                    if item is None:
+                        return
+                    name, data = item
+                    status = http.post(batch["files"], headers=auth, files={"file": (name, data)},
+                                       data={"assertion": ASSERTION}).status_code
+                    with lock:
+                        answers[name] = status
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(args.at_once)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        tagged_s = time.perf_counter() - start
+        zipped = folder / "all.zip"
+        start = time.perf_counter()
+        with httpx.Client(base_url=url, timeout=300) as http, http.stream("GET", batch["zip"]) as answer, open(zipped, "wb") as out:
+            for chunk in answer.iter_raw():
+                out.write(chunk)
+        zip_s = time.perf_counter() - start
+        server_peak = peak_kib(server.pid)
+        worker_peaks = [peak_kib(p) for p in children(server.pid)]
+        with zipfile.ZipFile(zipped) as archive:
+            members = archive.namelist()
+            zip_bytes = zipped.stat().st_size
+    finally:
+        stop.set()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        for path in sorted(folder.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        folder.rmdir()
+    ok = sum(1 for s in answers.values() if s == 201)
+    sent = sum(len(d) for _, d in uploads)
+    print(f"files         {len(uploads)} uploaded ({sent / 2**20:.0f} MiB), {ok} tagged, "
+          f"{len(uploads) - ok} failed (broken.jpg: {answers.get('broken.jpg')})")
+    print(f"tagging       {tagged_s:.1f} s ({args.at_once} at once, {args.workers} workers)")
+    print(f"zip           {zip_bytes / 2**20:.0f} MiB, {len(members)} members, streamed in {zip_s:.1f} s")
+    print(f"peak RSS      server process {server_peak / 1024:.1f} MiB (VmHWM)")
+    print(f"peak RSS      child processes {', '.join(f'{p / 1024:.1f}' for p in worker_peaks)} MiB "
+          "(VmHWM each: forkserver, resource tracker, workers)")
+    print(f"peak RSS      whole tree {tree_peak / 1024:.1f} MiB (largest sum sampled every 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

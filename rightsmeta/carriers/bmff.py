@@ -1,0 +1,222 @@
+"""ISO base media file format boxes (HEIF, AVIF; the C2PA store of MP4/M4A/MOV): the one box walker
+of the image side, used by reading (carriers/containers.py) and the C2PA locator (carriers/manifest.py).
+
+Every size is checked against its container before use (32-bit, 64-bit and "to the end" sizes);
+the number of boxes walked is bounded by the caller's limit. Items of a HEIF/AVIF 'meta' box
+(iinf, iloc, idat) are located here too; choosing which item is XMP or EXIF is the image
+family's. The audio family's ISO-BMFF readers (carriers/audio.py, audiotags.py) still walk on
+their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import MalformedFile
+from .tiff import Buffer
+
+#: Items, extents and infe entries walked inside a 'meta' box.
+MAX_META_ITEMS = 10_000
+C2PA_UUID = bytes.fromhex("D8FEC3D61B0E483C92975828877EC481")
+
+
+def brands(head: bytes) -> tuple[bytes, frozenset[bytes]]:
+    """The major brand and the compatible brands of the 'ftyp' box at the start of ``head``."""
+    size = int.from_bytes(head[:4], "big")
+    # Compatible brands follow major brand and minor version, up to the box end.
+    end = min(max(size, 16), len(head))
+    return head[8:12], frozenset(head[i : i + 4] for i in range(16, end - 3, 4))
+
+
+def box(buf: Buffer, pos: int, end: int) -> tuple[bytes, int, int]:
+    """(type, payload start, box end) of the box at ``pos`` inside ``[pos, end)``."""
+    if pos + 8 > end:
+        raise MalformedFile(f"truncated ISO-BMFF: box header at offset {pos} runs past the end at {end}")
+    size = int.from_bytes(buf[pos : pos + 4], "big")
+    btype = bytes(buf[pos + 4 : pos + 8])
+    payload = pos + 8
+    if size == 1:
+        if pos + 16 > end:
+            raise MalformedFile(f"truncated ISO-BMFF: {btype!r} box at offset {pos} has no 64-bit size")
+        size = int.from_bytes(buf[pos + 8 : pos + 16], "big")
+        payload = pos + 16
+    elif size == 0:
+        size = end - pos
+    if size < payload - pos:
+        raise MalformedFile(f"ISO-BMFF: {btype!r} box at offset {pos} has invalid size {size}")
+    if pos + size > end:
+        raise MalformedFile(
+            f"truncated ISO-BMFF: {btype!r} box at offset {pos} claims {size} bytes but its container ends at {end}"
+        )
+    return btype, payload, pos + size
+
+
+def children(buf: Buffer, start: int, end: int, limit: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, box end) of every box in ``[start, end)``; at most ``limit`` of them."""
+    boxes: list[tuple[bytes, int, int]] = []
+    pos = start
+    while pos < end:
+        if len(boxes) >= limit:
+            raise MalformedFile(f"ISO-BMFF: more than {limit} boxes at offset {start}")
+        found = box(buf, pos, end)
+        boxes.append(found)
+        pos = found[2]
+    return boxes
+
+
+def c2pa_ranges(buf: Buffer, limit: int) -> list[tuple[int, int]]:
+    """Top-level ``uuid`` boxes of the C2PA UUID, where c2pa keeps the manifest store."""
+    return [
+        (payload, end)
+        for btype, payload, end in children(buf, 0, len(buf), limit)
+        if btype == b"uuid" and bytes(buf[payload : payload + 16]) == C2PA_UUID
+    ]
+
+
+@dataclass
+class Item:
+    """One item of a 'meta' box, as its 'iinf' and 'iloc' entries describe it."""
+
+    item_type: bytes = b""
+    content_type: bytes = b""
+    content_encoding: bytes = b""
+    construction: int = 0
+    data_ref: int = 0
+    extents: tuple[tuple[int, int], ...] = ()
+
+
+def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int] | None] | None:
+    """The items of the top-level 'meta' box (HEIF/AVIF) and its 'idat' range; None without one.
+
+    ``limit`` bounds the top-level boxes walked. Every extent stored in the file must lie inside
+    it: this is what catches a file cut short in its 'mdat', whose own box may end at the cut.
+    """
+    n = len(buf)
+    top = children(buf, 0, n, limit)
+    if not top or top[0][0] != b"ftyp":
+        raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
+    meta = next((found for found in top if found[0] == b"meta"), None)
+    if meta is None:
+        return None
+    _, payload, meta_end = meta
+    # 'meta' is a FullBox: 4 bytes of version and flags before its children.
+    boxes = children(buf, payload + 4, meta_end, MAX_META_ITEMS)
+    items: dict[int, Item] = {}
+    idat: tuple[int, int] | None = None
+    for btype, start, end in boxes:
+        if btype == b"iinf":
+            _iinf(buf, start, end, items)
+        elif btype == b"iloc":
+            _iloc(buf, start, end, items)
+        elif btype == b"idat" and idat is None:
+            idat = (start, end)
+    for item_id, item in items.items():
+        if item.construction == 0 and item.data_ref == 0:
+            for offset, length in item.extents:
+                if offset + length > n:
+                    raise MalformedFile(
+                        f"truncated ISO-BMFF: item {item_id} extent at offset {offset} claims {length} bytes "
+                        f"but the file ends at {n}"
+                    )
+    return items, idat
+
+
+def _iinf(buf: Buffer, start: int, end: int, items: dict[int, Item]) -> None:
+    if start + 4 > end:
+        raise MalformedFile(f"ISO-BMFF: 'iinf' box at offset {start - 8} is too short")
+    version = buf[start]
+    first = start + 4 + (2 if version == 0 else 4)  # skip entry_count; the boxes themselves tell
+    for btype, pos, box_end in children(buf, first, end, MAX_META_ITEMS):
+        if btype != b"infe":
+            continue
+        entry = bytes(buf[pos:box_end])
+        if len(entry) < 8:
+            raise MalformedFile(f"ISO-BMFF: 'infe' box at offset {pos - 8} is too short")
+        infe_version = entry[0]
+        if infe_version >= 3:
+            item_id, item_type, rest = int.from_bytes(entry[4:8], "big"), entry[10:14], entry[14:]
+        elif infe_version == 2:
+            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), entry[8:12], entry[12:]
+        else:  # versions 0 and 1: every item is described by a MIME type
+            item_id, item_type, rest = int.from_bytes(entry[4:6], "big"), b"", entry[8:]
+        strings = rest.split(b"\x00")
+        item = items.setdefault(item_id, Item())
+        item.item_type = item_type
+        if item_type in (b"mime", b""):
+            # item_name, content_type, optional content_encoding
+            item.content_type = strings[1] if len(strings) > 1 else b""
+            item.content_encoding = strings[2] if len(strings) > 2 else b""
+
+
+def _iloc(buf: Buffer, start: int, end: int, items: dict[int, Item]) -> None:
+    data = bytes(buf[start:end])  # small: a table of offsets
+    where = f"ISO-BMFF 'iloc' box at offset {start - 8}"
+    if len(data) < 8:
+        raise MalformedFile(f"{where} is too short")
+    version = data[0]
+    if version > 2:
+        raise MalformedFile(f"{where} has unknown version {version}")
+    offset_size, length_size = data[4] >> 4, data[4] & 15
+    base_size, index_size = data[5] >> 4, (data[5] & 15 if version else 0)
+    if any(size not in (0, 4, 8) for size in (offset_size, length_size, base_size, index_size)):
+        raise MalformedFile(f"{where} has invalid field sizes")
+    pos = 6
+    id_size = 4 if version == 2 else 2
+
+    def read(size: int) -> int:
+        nonlocal pos
+        if pos + size > len(data):
+            raise MalformedFile(f"{where}: table runs past the end of the box")
+        value = int.from_bytes(data[pos : pos + size], "big")
+        pos += size
+        return value
+
+    count = read(id_size)
+    if count > MAX_META_ITEMS:
+        raise MalformedFile(f"{where} lists {count} items, more than {MAX_META_ITEMS}")
+    total_extents = 0
+    for _ in range(count):
+        item = items.setdefault(read(id_size), Item())
+        item.construction = read(2) & 15 if version else 0
+        item.data_ref = read(2)
+        base = read(base_size)
+        extent_count = read(2)
+        total_extents += extent_count
+        if total_extents > MAX_META_ITEMS:
+            raise MalformedFile(f"{where} lists more than {MAX_META_ITEMS} extents")
+        extents = []
+        for _ in range(extent_count):
+            read(index_size)
+            offset = base + read(offset_size)
+            extents.append((offset, read(length_size)))
+        item.extents = tuple(extents)
+
+
+def item_data(buf: Buffer, item: Item, item_id: int, idat: tuple[int, int] | None, max_size: int) -> bytes | None:
+    """The item's bytes, or None when stored in a way we do not follow (another file, item references)."""
+    if item.data_ref != 0:
+        return None
+    if item.construction == 0:
+        base, end = 0, len(buf)
+    elif item.construction == 1 and idat is not None:
+        base, end = idat
+    else:
+        return None
+    if not item.extents:
+        raise MalformedFile(f"ISO-BMFF: item {item_id} has no data extents")
+    parts = []
+    total = 0
+    for offset, length in item.extents:
+        start = base + offset
+        if length == 0 and start <= end:  # "the rest of the data"
+            length = end - start
+        if start + length > end:
+            raise MalformedFile(
+                f"truncated ISO-BMFF: item {item_id} extent at offset {start} claims {length} bytes "
+                f"but its data ends at {end}"
+            )
+        total += length
+        if total > max_size:
+            raise MalformedFile(f"ISO-BMFF: item {item_id} is larger than {max_size} bytes")
+        parts.append(bytes(buf[start : start + length]))
+    return b"".join(parts)

@@ -1,0 +1,159 @@
+"""RIFF chunks (WebP; WAV's C2PA chunk): the one walker that reads, locates and splices them.
+
+Used by reading (carriers/containers.py), by the WebP XMP writer (carriers/image.py) and by the
+C2PA locator (carriers/manifest.py). Sizes are checked against the RIFF size and the file before
+use; the walk is bounded. Chunks are padded to even sizes; a final chunk without its pad byte is
+tolerated, as some writers drop it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import MalformedFile
+from .splice import splice as _splice
+from .tiff import Buffer
+
+#: Upper bound on chunks walked in one file; real files stay far below it.
+MAX_CHUNKS = 100_000
+
+#: VP8X flag bits (WebP container specification).
+VP8X_ICC, VP8X_ALPHA, VP8X_EXIF, VP8X_XMP, VP8X_ANIMATION = 0x20, 0x10, 0x08, 0x04, 0x02
+#: Chunks that come before XMP in an extended WebP file (XMP follows EXIF, unknown chunks follow XMP).
+_BEFORE_XMP = frozenset({b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L", b"EXIF"})
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    fourcc: bytes
+    start: int
+    size: int
+
+    @property
+    def data_start(self) -> int:
+        return self.start + 8
+
+    @property
+    def end(self) -> int:  # after the data, before any pad byte
+        return self.start + 8 + self.size
+
+
+@dataclass(frozen=True)
+class Riff:
+    form: bytes  # b"WEBP", b"WAVE"
+    chunks: tuple[Chunk, ...]
+    end: int  # 8 + the RIFF size: where the RIFF data ends (trailing bytes may follow)
+
+    def padded_end(self, chunk: Chunk) -> int:
+        return min(chunk.end + (chunk.size & 1), self.end)
+
+
+def walk(buf: Buffer, form: bytes, *, lenient_size: bool = False) -> Riff:
+    """Every chunk of a RIFF file of type ``form``.
+
+    ``lenient_size`` clamps a RIFF size that runs past the file (some WAV writers leave it
+    wrong); otherwise that is a truncation.
+    """
+    n = len(buf)
+    name = form.decode("ascii", "replace").strip()
+    if n < 12 or buf[:4] != b"RIFF" or buf[8:12] != form:
+        raise MalformedFile(f"not a {name}: no RIFF/{name} header at offset 0")
+    riff_end = 8 + int.from_bytes(buf[4:8], "little")
+    if riff_end > n:
+        if not lenient_size:
+            raise MalformedFile(f"truncated {name}: RIFF header claims {riff_end} bytes but the file ends at {n}")
+        riff_end = n
+    chunks: list[Chunk] = []
+    pos = 12
+    for _ in range(MAX_CHUNKS):
+        if pos >= riff_end:
+            return Riff(form, tuple(chunks), riff_end)
+        if pos + 8 > riff_end:
+            raise MalformedFile(f"truncated {name}: chunk header at offset {pos} runs past the RIFF end {riff_end}")
+        chunk = Chunk(bytes(buf[pos : pos + 4]), pos, int.from_bytes(buf[pos + 4 : pos + 8], "little"))
+        if chunk.end > riff_end:
+            raise MalformedFile(
+                f"truncated {name}: {chunk.fourcc!r} chunk at offset {pos} claims {chunk.size} bytes "
+                f"but the RIFF data ends at {riff_end}"
+            )
+        chunks.append(chunk)
+        pos = chunk.end + (chunk.size & 1)
+    raise MalformedFile(f"{name}: more than {MAX_CHUNKS} chunks")
+
+
+def data(buf: Buffer, chunk: Chunk) -> bytes:
+    return bytes(buf[chunk.data_start : chunk.end])
+
+
+def find(riff: Riff, fourcc: bytes) -> list[Chunk]:
+    return [c for c in riff.chunks if c.fourcc == fourcc]
+
+
+def c2pa_ranges(riff: Riff) -> list[tuple[int, int]]:
+    return [(c.start, c.end) for c in riff.chunks if c.fourcc == b"C2PA"]
+
+
+def make(fourcc: bytes, body: bytes) -> bytes:
+    return fourcc + len(body).to_bytes(4, "little") + body + (b"\x00" if len(body) & 1 else b"")
+
+
+def _canvas(buf: Buffer, riff: Riff) -> tuple[int, int, int]:
+    """(width, height, VP8X flags) of a simple-format WebP, read from its VP8 or VP8L header."""
+    for chunk in riff.chunks:
+        body = bytes(buf[chunk.data_start : min(chunk.end, chunk.data_start + 10)])
+        if chunk.fourcc == b"VP8 ":
+            if len(body) < 10 or body[3:6] != b"\x9d\x01\x2a":
+                raise MalformedFile(f"WebP: VP8 chunk at offset {chunk.start} has no key frame header")
+            width = int.from_bytes(body[6:8], "little") & 0x3FFF
+            height = int.from_bytes(body[8:10], "little") & 0x3FFF
+            return width, height, 0
+        if chunk.fourcc == b"VP8L":
+            if len(body) < 5 or body[0] != 0x2F:
+                raise MalformedFile(f"WebP: VP8L chunk at offset {chunk.start} has no signature")
+            bits = int.from_bytes(body[1:5], "little")
+            alpha = VP8X_ALPHA if (bits >> 28) & 1 else 0
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, alpha
+    raise MalformedFile("WebP: no VP8X, VP8 or VP8L chunk")
+
+
+def vp8x(width: int, height: int, flags: int) -> bytes:
+    return make(b"VP8X", bytes((flags, 0, 0, 0)) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
+
+
+def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
+    """The WebP with every ``XMP `` chunk replaced by one holding ``packet``.
+
+    The new chunk takes the place of the first old one, else goes after the image and EXIF
+    chunks; the VP8X XMP flag is set (a VP8X chunk is created for a simple-format file); the
+    RIFF size is updated. Every other chunk keeps its bytes.
+    """
+    if not riff.chunks:
+        raise MalformedFile("WebP: no chunks after the RIFF header")
+    old = find(riff, b"XMP ")
+    new = make(b"XMP ", packet)
+    if old:
+        at = old[0].start
+    else:
+        before = [c for c in riff.chunks if c.fourcc in _BEFORE_XMP]
+        last = before[-1] if before else riff.chunks[-1]
+        at = riff.padded_end(last)
+        if last.size & 1 and at == last.end:  # its pad byte was dropped: restore alignment first
+            new = b"\x00" + new
+    cuts = [(c.start, riff.padded_end(c)) for c in old]
+    head = find(riff, b"VP8X")
+    if head:
+        flags_at = head[0].data_start
+        if head[0].size < 10:
+            raise MalformedFile(f"WebP: VP8X chunk at offset {head[0].start} is too short")
+        if at <= flags_at or any(start < flags_at for start, _ in cuts):
+            raise MalformedFile("WebP: an XMP chunk comes before the VP8X chunk, which must be first")
+        out = bytearray(_splice(buf[: riff.end], cuts, at, new))
+        out[flags_at] |= VP8X_XMP  # before any cut or insert, so its offset is unchanged
+    else:
+        width, height, flags = _canvas(buf, riff)
+        # A simple-format file should hold nothing else, but if it does, VP8X must announce it.
+        flags |= (VP8X_ICC if find(riff, b"ICCP") else 0) | (VP8X_EXIF if find(riff, b"EXIF") else 0)
+        out = bytearray(_splice(buf[: riff.end], cuts, at, new))
+        out[12:12] = vp8x(width, height, flags | VP8X_XMP)
+    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    return bytes(out) + bytes(buf[riff.end :])

@@ -1,0 +1,167 @@
+"""The platform commands: ``serve``, ``sanitize`` and ``carry`` (registered on the main group in cli.py).
+
+Thin as the rest of the CLI: parse, call one library function, render.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .errors import RightsmetaError, UsageError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless you mean it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of works (default: the user's ledger).")
+@click.option("--no-ledger", is_flag=True, help="No ledger: nothing recorded, nothing matched.")
+@click.option("--identity", type=click.Path(file_okay=False),
+              help="Signing identity folder (chain.pem, signer.key, as `keys init` makes); while it holds none, "
+                   "nothing is signed and POST /v1/identity (the page's button) may make one there.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="Bearer token for write endpoints (created 0600 when missing); without it writes are refused.")
+@click.option("--protect-reads", is_flag=True, help="Read, verify and the soft-binding queries need the token too.")
+@click.option("--max-upload-mb", type=click.IntRange(1, 10_000), default=100, show_default=True, help="Largest upload accepted.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Uploads decoded at once (worker processes).")
+@click.option("--backlog", type=click.IntRange(0, 10_000), default=16, show_default=True,
+              help="Uploads allowed to wait for a worker; beyond them the answer is 503 with Retry-After.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
+@click.option("--upload-timeout", type=float, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
+def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
+          protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float) -> None:
+    """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
+
+    \b
+    Examples:
+      rightsmeta serve --token-file ~/.config/rightsmeta/server.token --identity ~/.config/rightsmeta/identity
+      curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/verify
+    """
+    from .cli import _ledger_path
+
+    try:
+        from .server import ServerConfig, load_token
+        from .server import serve as run
+    except ImportError as exc:
+        raise click.ClickException(f"the server needs the [serve] extra: pip install 'rightsmeta[serve]' ({exc})") from None
+
+    token = None
+    if token_file:
+        try:
+            token, created = load_token(token_file)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+        if created:
+            click.echo(f"a new bearer token was written to {token_file} (mode 0600)", err=True)
+    if protect_reads and token is None:
+        raise click.UsageError("--protect-reads needs --token-file")
+    config = ServerConfig(
+        ledger=_ledger_path(ledger, no_ledger, must_exist=False), identity=identity, token=token,
+        protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
+        job_seconds=timeout, upload_seconds=upload_timeout,
+    )
+    click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
+    run(config, host=host, port=port)
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: a free one).")
+@click.option("--no-browser", is_flag=True, help="Print the address instead of opening a browser.")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger of works (default: the user's ledger).")
+def ui(port: int, no_browser: bool, ledger: str | None) -> None:
+    """Open the creators' page in a browser: drop files, choose what AI may do, download them tagged.
+
+    The server listens on 127.0.0.1 only; its access token is random, kept in memory and given to
+    the browser in the address's fragment, which is never sent over the network.
+    """
+    import secrets
+    import socket
+    import threading
+    import webbrowser
+
+    from .cli import _ledger_path
+    from .keys import default_dir
+
+    try:
+        from .server import ServerConfig
+        from .server import serve as run
+    except ImportError as exc:
+        raise click.ClickException(f"the page needs the [serve] extra: pip install 'rightsmeta[serve]' ({exc})") from None
+    if not port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    identity = str(default_dir())  # used when it holds an identity; else the page's button makes one there
+    token = secrets.token_urlsafe(32)
+    url = f"http://127.0.0.1:{port}/#token={token}"
+    if no_browser:
+        click.echo(f"open {url}")
+    else:
+        click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
+        threading.Timer(1.5, webbrowser.open, (url,)).start()
+    run(ServerConfig(ledger=_ledger_path(ledger, False, must_exist=False), identity=identity, token=token),
+        host="127.0.0.1", port=port)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--keep", type=click.Choice(["rights", "rights,credit"]), default="rights", show_default=True,
+              help="What survives besides the image: rights statements only, or also the credit (creator, credit line).")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Signing certificate chain, to re-sign a C2PA manifest.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Private key of --cert (PEM).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
+def sanitize(paths: tuple[str, ...], keep: str, cert: str | None, key: str | None, as_json: bool) -> None:
+    """Remove privacy metadata (GPS, serial numbers, maker notes, history, thumbnails...) and keep the rights.
+
+    Each file is replaced atomically. A signed C2PA manifest is re-signed with your identity, the
+    original manifest as its parent ingredient; without an identity such files are refused.
+    """
+    from .keys import Identity
+    from .sanitize import sanitize_path
+
+    try:
+        identity = Identity.configured(cert, key)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    results = [sanitize_path(p, keep=keep, identity=identity) for p in paths]
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if r["status"] == "sanitized":
+                click.echo(f"{click.style('sanitized', fg='green')}  {r['path']}  ({len(r['removed'])} removed; kept: {', '.join(r['carriers']) or 'nothing'})")
+            else:
+                click.echo(f"{click.style(r['status'], fg='red')}  {r['path']}: {r['reason']}")
+    if any(r["status"] != "sanitized" for r in results):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("original", type=click.Path(exists=True, dir_okay=False))
+@click.argument("derivative", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Signing certificate chain (PEM).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Private key of --cert (PEM).")
+@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger to link the derivative to the work in.")
+@click.option("--no-ledger", is_flag=True, help="Do not record the derivative.")
+def carry(original: str, derivative: str, cert: str | None, key: str | None, ledger: str | None, no_ledger: bool) -> None:
+    """Give DERIVATIVE (a resized or transcoded rendition) the statement ORIGINAL carries.
+
+    Written into every carrier of the derivative's format and, with a signing identity, a manifest
+    with a c2pa.resized or c2pa.transcoded action and ORIGINAL as parent ingredient.
+    """
+    from .carry import carry_path
+    from .cli import _ledger_path
+    from .keys import Identity
+
+    try:
+        identity = Identity.configured(cert, key)
+        result = carry_path(original, derivative, identity=identity,
+                            ledger_path=_ledger_path(ledger, no_ledger, must_exist=False))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RightsmetaError as exc:
+        raise click.ClickException(f"{derivative}: {exc}") from None
+    click.echo(f"{click.style('carried', fg='green')}  {os.fspath(derivative)}  ({result['format']}: {', '.join(result['carriers'])})")

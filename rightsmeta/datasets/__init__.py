@@ -1,0 +1,69 @@
+"""Datasets: decide and filter the samples of WebDataset tar shards, Parquet files and folders.
+
+    >>> from rightsmeta.datasets import decide_sample
+    >>> decide_sample(data, meta, "genai-training").keep             # doctest: +SKIP
+
+:func:`decide_sample` is the per-sample decision (pure, thread-safe); :func:`scan` runs it over
+shards with the local engine (worker processes) or Ray Data (``engine="ray"``), writing filtered
+shards and yielding one report row per sample (``schemas/scan-report.schema.json``).
+:class:`SampleDecider` (imported from ``rightsmeta.datasets.ray_engine``, which needs Ray) is
+the callable class for Ray Data pipelines of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from ..errors import UsageError
+from ..model import Purpose, parse_purpose
+from .headers import HeaderStep, recorded_headers
+from .sample import SampleDecision, decide_parts, decide_sample
+from .shards import Row, ScanOptions, scan_shard
+from .sources import Shard, expand
+
+Engine = Literal["local", "ray"]
+
+
+def scan(
+    sources: Sequence[str],
+    purpose: Purpose | str,
+    *,
+    out_dir: str | None = None,
+    engine: Engine = "local",
+    jobs: int = 1,
+    ray_address: str | None = None,
+    column: str = "image",
+    accept_constraints: bool = False,
+    sample_seconds: float = 0.0,
+) -> Iterator[Row]:
+    """Report rows of every sample of every shard the sources name (see ``sources.expand``).
+
+    ``sample_seconds`` bounds the time one sample may take (in worker processes' main threads);
+    a sample that takes longer is dropped with the reason. Raises ``UsageError`` for sources that name nothing, before anything is scanned; what is
+    wrong inside a shard becomes rows with the reason instead.
+    """
+    import os
+
+    shards = expand(sources)
+    options = ScanOptions(purpose=purpose if isinstance(purpose, Purpose) else parse_purpose(purpose),
+                          accept_constraints=accept_constraints, column=column, sample_seconds=sample_seconds,
+                          out_dir=os.path.abspath(out_dir) if out_dir else None)
+    if options.out_dir is not None:
+        for shard in shards:
+            target = os.path.realpath(os.path.join(options.out_dir, shard.name))
+            if target == os.path.realpath(shard.path):
+                raise UsageError(f"--out would overwrite the input {shard.path}: choose another folder")
+    if engine == "ray":
+        from .ray_engine import scan_ray
+
+        return scan_ray(shards, options, jobs=jobs, address=ray_address)
+    from .local import scan_local
+
+    return scan_local(shards, options, jobs=jobs)
+
+
+__all__ = [
+    "Engine", "HeaderStep", "Row", "SampleDecision", "ScanOptions", "Shard", "decide_parts", "decide_sample",
+    "expand", "recorded_headers", "scan", "scan_shard",
+]

@@ -1,0 +1,152 @@
+"""The Ray engine: the same scan as a Ray Data pipeline, so it runs unchanged on a cluster.
+
+``ray.data.from_items(shards)`` -> ``map_batches(ShardDecider)`` (an actor pool, one shard per
+call) -> the report rows stream back to the driver, while each actor writes its shards' filtered
+copies. Shards are the unit of work rather than rows from ``read_webdataset``: that reader
+re-packs members into columns (their tar headers are lost, so a kept sample could not be
+written back byte-identical) and a truncated shard fails the whole job, where the scan must
+report it and go on. Rows therefore equal the local engine's exactly.
+
+For pipelines that already read rows with ``read_parquet`` / ``read_webdataset``,
+:class:`SampleDecider` is the picklable callable class to give ``map_batches``.
+
+Ray is optional: ``pip install 'rightsmeta[ray]'``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import UsageError
+from ..model import Purpose, parse_purpose
+from .local import _init, _one
+from .report import COLUMNS, _arrow_schema
+from .sample import decide_parts
+from .shards import Row, ScanOptions
+from .sources import Shard
+
+INSTALL = "the Ray engine needs Ray Data: pip install 'rightsmeta[ray]'"
+
+
+def _ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError(INSTALL) from None
+    return ray
+
+
+class ShardDecider:
+    """Scans the shards of a batch (columns kind, path, name); returns their report rows."""
+
+    def __init__(self, options: ScanOptions) -> None:
+        self.options = options
+        _init(options)
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        import pyarrow as pa
+
+        rows: list[Row] = []
+        for kind, path, name in zip(batch["kind"], batch["path"], batch["name"], strict=True):
+            rows.extend(_one(Shard(str(kind), str(path), str(name))))  # type: ignore[arg-type]
+        return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=_arrow_schema())
+
+
+class SampleDecider:
+    """A ``map_batches`` callable class for rows read by Ray Data itself.
+
+        ds = ray.data.read_parquet("s3://bucket/laion/")
+        ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": "genai-training"},
+                            batch_format="pyarrow", concurrency=8)
+        ds.filter(lambda row: row["rightsmeta_keep"]).write_parquet("s3://bucket/kept/")
+
+    ``column`` names the bytes (``image``, a struct's ``image.bytes``, or for ``read_webdataset``
+    rows a comma list of extensions such as ``jpg,png,webp``: the first present is read);
+    ``meta_column`` the sample's JSON (text or, from ``read_webdataset``, bytes or a dict). Four
+    columns are added: ``rightsmeta_keep``, ``rightsmeta_permission``, ``rightsmeta_reasons``,
+    ``rightsmeta_sources``.
+    """
+
+    def __init__(self, purpose: Purpose | str, column: str = "image", meta_column: str = "json",
+                 accept_constraints: bool = False) -> None:
+        self.purpose = purpose if isinstance(purpose, Purpose) else parse_purpose(purpose)
+        self.columns = [c.strip() for c in column.split(",") if c.strip()]
+        self.meta_column = meta_column
+        self.accept_constraints = accept_constraints
+
+    def _values(self, table: Any, column: str) -> list[Any] | None:
+        name, _, child = column.partition(".")
+        if name not in table.column_names:
+            return None
+        col = table.column(name)
+        import pyarrow as pa
+
+        if pa.types.is_struct(col.type):
+            col = pa.chunked_array([chunk.field(child or "bytes") for chunk in col.chunks], type=col.type.field(child or "bytes").type)
+        values: list[Any] = col.to_pylist()
+        return values
+
+    def __call__(self, table: Any) -> Any:
+        import pyarrow as pa
+
+        found = [v for v in (self._values(table, c) for c in self.columns) if v is not None]
+        metas = self._values(table, self.meta_column) or [None] * table.num_rows
+        keep, perms, reasons, sources = [], [], [], []
+        for i in range(table.num_rows):
+            # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.
+            data = next((bytes(v[i]) for v in found if isinstance(v[i], (bytes, bytearray, memoryview))), None)
+            errors = [] if data is not None else [f"no bytes in {', '.join(self.columns)}"]
+            meta = metas[i]
+            if isinstance(meta, float) and meta != meta:  # NaN: the sample has no JSON
+                meta = None
+            if isinstance(meta, (bytes, str)):
+                try:
+                    meta = json.loads(meta)
+                except ValueError:
+                    errors.append("the sample's JSON is not valid")
+                    meta = None
+            if meta is not None and not isinstance(meta, dict):
+                errors.append("the sample's JSON is not an object")
+                meta = None
+            decision = decide_parts([("sample", data)] if data is not None else [], meta, self.purpose,
+                                    accept_constraints=self.accept_constraints, errors=errors)
+            keep.append(decision.keep)
+            perms.append(decision.state.value)
+            reasons.append(list(decision.reasons))
+            sources.append(list(decision.sources))
+        return (table.append_column("rightsmeta_keep", pa.array(keep, pa.bool_()))
+                .append_column("rightsmeta_permission", pa.array(perms, pa.string()))
+                .append_column("rightsmeta_reasons", pa.array(reasons, pa.list_(pa.string())))
+                .append_column("rightsmeta_sources", pa.array(sources, pa.list_(pa.string()))))
+
+
+def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, address: str | None = None) -> Iterator[Row]:
+    """Report rows from a Ray Data pipeline: on ``address`` (a running cluster), else a local Ray
+    with ``jobs`` CPUs, started here and shut down at the end. An already initialised Ray is used
+    as it is."""
+    ray = _ray()
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="warning")
+        else:
+            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
+        started = True
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows in shard order, as the local engine
+        context.enable_progress_bars = False
+        if not shards:
+            return
+        ds = ray.data.from_items([s.to_json() for s in shards], override_num_blocks=len(shards))
+        actors = ray.data.ActorPoolStrategy(size=max(1, min(jobs, len(shards))))
+        ds = ds.map_batches(ShardDecider, fn_constructor_args=(options,), batch_size=1, batch_format="numpy",
+                            compute=actors, num_cpus=1)
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            yield from batch.to_pylist()
+    finally:
+        if started:
+            ray.shutdown()

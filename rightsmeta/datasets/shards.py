@@ -1,0 +1,391 @@
+"""Scanning one shard: stream its samples, decide each, write the kept ones to a filtered copy.
+
+A shard is never loaded whole. Tar shards are read as a stream (``tarfile`` mode ``r|*``, which
+also undoes gzip), one sample (the consecutive members sharing a key) at a time; Parquet files
+batch by batch; folders file by file. The filtered copy keeps the input's format: a kept
+sample's tar members are written together, in their order, with their bytes and headers'
+fields (name, mode, owner, times) unchanged; Parquet rows keep the file's schema. Every copy is
+written beside its target and renamed into place when complete, so a crash never leaves half a
+shard under the final name.
+
+Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
+column become rows with the reason, and the samples read before the damage keep their decisions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tarfile
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..fsio import atomic_write, replacing
+from ..model import Purpose, State
+from .headers import DEFAULT_STEP
+from .sample import SampleDecision, decide_parts
+from .sources import Shard
+
+# Members that are a sample's metadata or caption, not content to read for signals. Any other
+# member is content: if rightsmeta cannot read it, the sample is dropped (fail closed).
+META_EXTENSIONS = frozenset({"json"})
+SIDE_EXTENSIONS = frozenset({"txt", "cls", "cls2", "caption", "text"})
+MAX_MEMBER = 256 * 1024 * 1024  # one sample's file; larger ones are reported, not loaded
+MAX_META = 1024 * 1024  # a sample's JSON
+BATCH_ROWS = 256  # Parquet rows decided and written at a time
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a worker needs to scan a shard; plain data, so it pickles to processes and Ray."""
+
+    purpose: Purpose
+    accept_constraints: bool = False
+    column: str = "image"  # Parquet: a binary column, or a struct with a ``bytes`` field (``image.bytes``)
+    out_dir: str | None = None
+    max_member: int = MAX_MEMBER
+    batch_rows: int = BATCH_ROWS
+    use_headers: bool = True
+    sample_seconds: float = 0.0  # per-sample time bound (0: none); enforced in a process's main thread
+
+
+@dataclass
+class _Sample:
+    key: str
+    members: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (tar header or path, extension, bytes)
+    meta: Any = None
+    errors: list[str] = field(default_factory=list)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """WebDataset's convention: the key is the path up to the first dot of the base name."""
+    directory, _, base = name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{directory}/{stem}" if directory else stem), ext.lower()
+
+
+def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
+    if ext in META_EXTENSIONS and sample.meta is None:
+        if len(data) > MAX_META:
+            sample.errors.append(f"{label}: metadata larger than {MAX_META} bytes; not read")
+            return
+        try:
+            sample.meta = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            sample.errors.append(f"{label}: not valid JSON ({exc})")
+
+
+class _SampleTimeout(BaseException):
+    """A BaseException, so the readers' catch-all for their own bugs cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _SampleTimeout
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM-bounded block; only where signals can be delivered (a process's main thread)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _decide(sample: _Sample, options: ScanOptions) -> SampleDecision:
+    try:
+        with _time_limit(options.sample_seconds):
+            return _decide_now(sample, options)
+    except _SampleTimeout:
+        reason = f"gave up after {options.sample_seconds:g} s reading this sample"
+        return SampleDecision(options.purpose, False, State.UNSPECIFIED, None,
+                              ("not fully read, so not kept (fail closed)",), (), (reason,))
+
+
+def _decide_now(sample: _Sample, options: ScanOptions) -> SampleDecision:
+    parts = [(label if isinstance(label, str) else label.name, data)
+             for label, ext, data in sample.members
+             if ext not in META_EXTENSIONS and ext not in SIDE_EXTENSIONS]
+    meta = sample.meta
+    errors = list(sample.errors)
+    if meta is not None and not isinstance(meta, dict):
+        errors.append(f"sample metadata is a JSON {type(meta).__name__}, not an object")
+        meta = None
+    return decide_parts(parts, meta, options.purpose, accept_constraints=options.accept_constraints,
+                        header_step=DEFAULT_STEP if options.use_headers else None, errors=errors)
+
+
+def _row(shard: Shard, key: str | None, decision: SampleDecision) -> Row:
+    return {"shard": shard.path, "key": key, **decision.to_json()}
+
+
+def shard_row(shard: Shard, reason: str, purpose: Purpose) -> Row:
+    """The row of a shard that could not be read (or not to its end)."""
+    return {"shard": shard.path, "key": None, "format": None, "purpose": purpose.value, "permission": "unspecified",
+            "decision": "drop", "reasons": [reason], "sources": [], "errors": [reason]}
+
+
+def _out_path(shard: Shard, options: ScanOptions) -> str | None:
+    if options.out_dir is None:
+        return None
+    path = os.path.join(options.out_dir, shard.name)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return path
+
+
+# --- tar -------------------------------------------------------------------------------------
+
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
+
+
+def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) -> Iterator[_Sample]:
+    current: _Sample | None = None
+    try:
+        for info in tar:
+            if info.isdir():
+                continue
+            key, ext = split_name(info.name)
+            if current is None or key != current.key:
+                if current is not None:
+                    yield current
+                current = _Sample(key)
+            if not info.isfile():
+                current.errors.append(f"{info.name}: a link or special member, not a file; not followed")
+                continue
+            if info.size > options.max_member:
+                current.errors.append(f"{info.name}: {info.size} bytes, more than the {options.max_member} a member may have; not read")
+                continue
+            fh = tar.extractfile(info)
+            data = fh.read() if fh is not None else b""
+            if len(data) != info.size:
+                raise tarfile.ReadError(f"{info.name}: {len(data)} of its {info.size} bytes present")
+            current.members.append((info, ext, data))
+            _add(current, info.name, ext, data)
+            # tarfile keeps every header it has seen (millions in a large shard) in an attribute its
+            # stubs do not declare; webdataset clears it the same way.
+            tar.members = []  # type: ignore[attr-defined]
+    except _TAR_ERRORS as exc:
+        broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
+        if current is not None:
+            current.errors.append("the shard broke off in or after this sample; members of it may be missing")
+    if current is not None:
+        yield current
+
+
+def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    broken: list[str] = []
+    out = _out_path(shard, options)
+    compressed = shard.path.lower().endswith((".gz", ".tgz"))
+    with contextlib.ExitStack() as stack:
+        try:
+            tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
+        except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
+            yield shard_row(shard, f"cannot open tar: {exc or type(exc).__name__}", options.purpose)
+            return
+        writer: tarfile.TarFile | None = None
+        if out is not None:
+            fh = stack.enter_context(replacing(out))
+            writer = stack.enter_context(tarfile.open(fileobj=fh, mode="w|gz" if compressed else "w|",
+                                                      format=tarfile.PAX_FORMAT))
+        for sample in _tar_samples(tar, options, broken):
+            decision = _decide(sample, options)
+            yield _row(shard, sample.key, decision)
+            if writer is not None and decision.keep:
+                for info, _ext, data in sample.members:
+                    writer.addfile(info, _reader(data))
+                writer.members = []  # type: ignore[attr-defined]  # as above: the writer keeps them too
+    for reason in broken:
+        yield shard_row(shard, reason, options.purpose)
+
+
+def _reader(data: bytes) -> IO[bytes]:
+    import io
+
+    return io.BytesIO(data)
+
+
+# --- folders ---------------------------------------------------------------------------------
+
+def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
+    names = sorted(n for n in os.listdir(shard.path) if not n.startswith("."))
+    current: _Sample | None = None
+    for name in names:
+        path = os.path.join(shard.path, name)
+        if not os.path.isfile(path) and not os.path.islink(path):
+            continue  # sub-folders are shards of their own
+        key, ext = split_name(name)
+        if current is None or key != current.key:
+            if current is not None:
+                yield current
+            current = _Sample(key)
+        if os.path.islink(path):
+            current.errors.append(f"{name}: a symbolic link; not followed")
+            continue
+        try:
+            size = os.path.getsize(path)
+            if size > options.max_member:
+                current.errors.append(f"{name}: {size} bytes, more than the {options.max_member} a file may have; not read")
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read(options.max_member + 1)
+        except OSError as exc:
+            current.errors.append(f"{name}: cannot read ({exc.strerror or exc})")
+            continue
+        current.members.append((name, ext, data))
+        _add(current, name, ext, data)
+    if current is not None:
+        yield current
+
+
+def _scan_folder(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    out = None if options.out_dir is None else os.path.join(options.out_dir, shard.name)
+    try:
+        for sample in _folder_samples(shard, options):
+            decision = _decide(sample, options)
+            yield _row(shard, sample.key, decision)
+            if out is not None and decision.keep:
+                os.makedirs(out, exist_ok=True)
+                for name, _ext, data in sample.members:
+                    atomic_write(os.path.join(out, name), data)
+    except OSError as exc:
+        yield shard_row(shard, f"cannot read folder: {exc.strerror or exc}", options.purpose)
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        from ..errors import UsageError
+
+        raise UsageError("reading Parquet needs pyarrow: pip install 'rightsmeta[datasets]'") from None
+    return pq
+
+
+def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
+    """(top-level column, struct field or None) holding the bytes, or why there is none."""
+    import pyarrow as pa
+
+    name, _, child = column.partition(".")
+    if name not in schema.names:
+        return f"no column {name!r} (columns: {', '.join(schema.names)})"
+    typ = schema.field(name).type
+    if pa.types.is_struct(typ):
+        child = child or "bytes"
+        fields = [typ.field(i).name for i in range(typ.num_fields)]
+        if child not in fields:
+            return f"column {name!r} is a struct without a {child!r} field (fields: {', '.join(fields)})"
+        typ = typ.field(child).type
+    elif child:
+        return f"column {name!r} is {typ}, not a struct with a {child!r} field"
+    if not (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
+        return f"column {column!r} is {typ}, not binary"
+    return name, child or None
+
+
+_KEY_COLUMNS = ("__key__", "key", "id")
+
+
+def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
+    """Each row's metadata: a ``json`` text column parsed, else the row's other plain columns."""
+    import pyarrow as pa
+
+    n = batch.num_rows
+    metas: list[dict[str, Any] | None] = [None] * n
+    json_type = batch.schema.field("json").type if "json" in batch.schema.names else None
+    if json_type is not None and any(check(json_type) for check in (pa.types.is_string, pa.types.is_large_string,
+                                                                     pa.types.is_binary, pa.types.is_large_binary)):
+        for i, text in enumerate(batch.column("json").to_pylist()):
+            if text is not None:
+                try:
+                    value = json.loads(text)
+                    metas[i] = value if isinstance(value, dict) else {"__bad__": value}
+                except ValueError:
+                    metas[i] = {"__bad__": text}
+        return metas
+    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]
+    if wanted:
+        columns = {c: batch.column(c).to_pylist() for c in wanted}
+        for i in range(n):
+            metas[i] = {c: columns[c][i] for c in wanted}
+    return metas
+
+
+def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    try:
+        pf = pq.ParquetFile(shard.path)
+        found = bytes_column(pf.schema_arrow, options.column)
+    except (OSError, pa.ArrowException) as exc:
+        yield shard_row(shard, f"cannot open Parquet: {exc}", options.purpose)
+        return
+    if isinstance(found, str):
+        yield shard_row(shard, found, options.purpose)
+        return
+    name, child = found
+    key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
+    out = _out_path(shard, options)
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if out is not None:
+            fh = stack.enter_context(replacing(out))
+            writer = stack.enter_context(pq.ParquetWriter(fh, pf.schema_arrow))
+        index = 0
+        try:
+            for batch in pf.iter_batches(batch_size=options.batch_rows):
+                column = batch.column(name)
+                values = (column.field(child) if child else column).to_pylist()
+                keys = batch.column(key_column).to_pylist() if key_column else [None] * batch.num_rows
+                metas = _batch_meta(batch, name)
+                keep: list[bool] = []
+                rows: list[Row] = []
+                for i, data in enumerate(values):
+                    key = str(keys[i]) if keys[i] is not None else str(index + i)
+                    meta = metas[i]
+                    errors = []
+                    if meta is not None and "__bad__" in meta:
+                        errors.append("the row's json column is not a JSON object")
+                        meta = None
+                    if data is None:
+                        errors.append(f"row {index + i}: {options.column} is null")
+                    sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors)
+                    decision = _decide(sample, options)
+                    rows.append(_row(shard, key, decision))
+                    keep.append(decision.keep)
+                if writer is not None:
+                    writer.write_batch(batch.filter(pa.array(keep, pa.bool_())))
+                index += batch.num_rows
+                yield from rows
+        except (OSError, pa.ArrowException) as exc:
+            yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
+
+
+def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """Report rows of one shard as its samples are decided (memory flat in the shard's size);
+    writes its filtered copy when ``options.out_dir``, complete once the rows are exhausted."""
+    if shard.kind == "tar":
+        return _scan_tar(shard, options)
+    if shard.kind == "parquet":
+        return _scan_parquet(shard, options)
+    return _scan_folder(shard, options)
+
+
+def scan_shard(shard: Shard, options: ScanOptions) -> list[Row]:
+    """Every report row of one shard (see :func:`iter_shard`)."""
+    return list(iter_shard(shard, options))

@@ -1,0 +1,253 @@
+"""The work a request needs, run in worker processes of the server.
+
+Decoding untrusted uploads is bounded per job: an address-space limit set once per worker and
+a SIGALRM timer armed around each job. Both live in the worker process, whose jobs run in its
+main thread, so the server process itself installs no signal handler and sets no limit: library
+calls leave it as they found it. A job gets paths the server made (never a request value) and
+returns plain JSON-able dicts: {"json": ...}, {"file": path, "format": fmt, ...} or {"problem": ...}.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from typing import Any
+
+_STATE: dict[str, Any] = {}
+
+
+class _Timeout(BaseException):  # not Exception: a reader's catch-all must not swallow it
+    pass
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Timeout
+
+
+def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int) -> None:
+    """Once per worker process: limits, the alarm handler, the ledger and the signing identity."""
+    import resource
+
+    if memory:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
+    signal.signal(signal.SIGALRM, _on_alarm)
+    identity = None
+    if identity_dir and has_identity(identity_dir):
+        from ..keys import Identity
+
+        folder = os.path.abspath(identity_dir)
+        identity = Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"),
+                                 os.path.join(folder, "root.pem") if os.path.exists(os.path.join(folder, "root.pem")) else None)
+    _STATE.update(ledger_path=ledger_path, identity=identity, seconds=seconds, ledger=None)
+
+
+def has_identity(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "chain.pem")) and os.path.isfile(os.path.join(folder, "signer.key"))
+
+
+def _ledger() -> Any:
+    if _STATE.get("ledger") is None and _STATE.get("ledger_path"):
+        from ..ledger import Ledger
+
+        _STATE["ledger"] = Ledger.open(_STATE["ledger_path"])
+    return _STATE.get("ledger")
+
+
+def problem(status: int, title: str, detail: str) -> dict[str, Any]:
+    return {"problem": {"status": status, "title": title, "detail": detail}}
+
+
+def run(job: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run one job under the per-job time limit; every failure becomes a problem, never an exception."""
+    seconds = float(_STATE.get("seconds") or 0)
+    if seconds:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        result: dict[str, Any] = _JOBS[job](**args)
+        return result
+    except _Timeout:
+        return problem(422, "Upload took too long to process", f"gave up after {seconds:g} s; the file is not accepted")
+    except MemoryError:
+        return problem(422, "Upload needs too much memory", "decoding it needed more memory than the per-upload limit")
+    except Exception as exc:  # one upload must never take the worker down; said, not hidden
+        from ..errors import RightsmetaError, UsageError
+
+        if isinstance(exc, UsageError):
+            return problem(400, "Bad request", str(exc))
+        if isinstance(exc, RightsmetaError):
+            return problem(422, "Cannot process this file", str(exc))
+        return problem(500, "Internal error", f"rightsmeta failed on this upload ({type(exc).__name__}); please report it")
+    finally:
+        if seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _read(path: str, name: str) -> dict[str, Any]:
+    from .. import api
+
+    report = api.read(path, name=name)
+    return {"json": report.to_json()}
+
+
+def _verify(path: str, name: str) -> dict[str, Any]:
+    from .. import verify
+
+    verdict = verify.verify(path, ledger=_ledger())
+    verdict.path = name
+    return {"json": verdict.to_json()}
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _exact_work_id(data: bytes) -> str | None:
+    from .. import api
+
+    report = api.read(data)
+    for found in report.signals:
+        if found.exact and found.raw.get("WorkID"):
+            return str(found.raw["WorkID"])
+    return None
+
+
+def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: list[str], name: str,
+              parent: str | None = None, manifest: bytes | None = None) -> str | None:
+    """Record the new file in the ledger and its soft binding in the registry; the work id."""
+    ledger = _ledger()
+    if ledger is None:
+        return None
+    from ..fingerprint import essence
+    from ..ledger import Work
+    from ..model import Assertion
+    from . import registry
+
+    assertion = Assertion.from_json(assertion_json)
+    work_id = _exact_work_id(data) or assertion.work_id or str(uuid.uuid4())
+    ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt), assertion, carriers, id=work_id,
+                              source=f"derived from {parent}" if parent else None))
+    registry.record_file(ledger.path, work_id, data, fmt, manifest=manifest)
+    return work_id
+
+
+def _tag(path: str, name: str, out: str, assertion: dict[str, Any]) -> dict[str, Any]:
+    from .. import api
+    from ..model import Assertion
+
+    statement = Assertion.from_json(assertion)
+    data = _read_bytes(path)
+    identity = _STATE.get("identity")
+    new, store = _tag_and_sign(data, statement, identity)
+    report = api.read(new)
+    fmt = report.format or "bin"
+    carriers = [c.name for c in report.carriers]
+    work_id = _register(new, fmt, _assertion_of(report, statement), carriers, name, manifest=store)
+    _write(out, new)
+    return {"file": out, "format": fmt, "work_id": work_id, "carriers": carriers}
+
+
+def _tag_and_sign(data: bytes, statement: Any, identity: Any) -> tuple[bytes, bytes | None]:
+    """The tagged file and, when the service signed it, the manifest store bytes it keeps for /manifests."""
+    from .. import api
+    from ..carriers import manifest
+    from ..errors import UnsupportedFormat, WriteError
+    from ..fingerprint import fingerprint
+    from ..provenance import sign_derived
+
+    if identity is None:
+        return api.tag_bytes(data, statement), None
+    try:
+        unsigned = api.tag_bytes(data, statement)
+    except UnsupportedFormat:
+        # Already signed, or a format only the manifest can carry: the library's own signing path handles both.
+        return api.tag_bytes(data, statement, identity=identity), None
+    fmt = api.read(unsigned).format or ""
+    if not manifest.signable(fmt) or manifest.why_not(unsigned, fmt):
+        return unsigned, None
+    with_id = _assertion_of(api.read(unsigned), statement)
+    signed, store = sign_derived(unsigned, fmt, None, None, type(statement).from_json(with_id), identity, [],
+                                 fingerprint=fingerprint(unsigned, fmt), title="rights statement")
+    check = api.read(signed)
+    if check.errors or check.permissions != api.read(unsigned).permissions or any(
+            c.values.get("validation_state") == "Invalid" for c in check.carriers):
+        raise WriteError("the signed file did not read back as written; nothing returned")
+    return signed, store
+
+
+def _assertion_of(report: Any, fallback: Any) -> dict[str, Any]:
+    for found in report.signals:
+        if found.exact and found.raw.get("WorkID"):
+            out: dict[str, Any] = fallback.to_json()
+            out["work_id"] = str(found.raw["WorkID"])
+            return out
+    out = fallback.to_json()
+    return out
+
+
+def _write(out: str, data: bytes) -> None:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def _sanitize(path: str, name: str, out: str, keep: str) -> dict[str, Any]:
+    from ..sanitize import sanitize_bytes
+
+    result = sanitize_bytes(_read_bytes(path), keep=keep, identity=_STATE.get("identity"))
+    if result.manifest is not None:
+        _register(result.data, result.format, result.assertion_json, result.carriers, name, manifest=result.manifest)
+    _write(out, result.data)
+    return {"file": out, "format": result.format, "removed": result.removed, "carriers": result.carriers}
+
+
+def _carry(original: str, derivative: str, name: str, out: str) -> dict[str, Any]:
+    from ..carry import carry_bytes
+
+    result = carry_bytes(_read_bytes(original), _read_bytes(derivative), identity=_STATE.get("identity"))
+    work_id = _register(result.data, result.format, result.assertion_json, result.carriers, name,
+                        parent=result.parent_work_id, manifest=result.manifest)
+    _write(out, result.data)
+    return {"file": out, "format": result.format, "work_id": work_id, "parent_work_id": result.parent_work_id,
+            "carriers": result.carriers}
+
+
+def _by_content(path: str, limit: int) -> dict[str, Any]:
+    from .. import api
+    from ..fingerprint import essence, fingerprint
+    from . import registry
+
+    data = _read_bytes(path)
+    report = api.read(data)
+    if report.format is None:
+        return problem(415, "Unsupported asset type", "; ".join(report.errors) or "not a format rightsmeta knows")
+    ledger = _ledger()
+    if ledger is None:
+        return {"json": {"matches": []}}
+    matches: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    code = fingerprint(data, report.format)
+    if code:
+        for hit in registry.by_binding(ledger.path, "io.iscc.v0", code, limit):
+            if hit["manifestId"] not in seen:
+                seen.add(hit["manifestId"])
+                matches.append(hit)
+    found = essence(data, report.format)
+    if found.hash is None and found.perceptual is None and not matches:
+        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
+    for match in ledger.matches(found, limit=limit):
+        manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
+        if manifest_id not in seen and len(matches) < limit:
+            seen.add(manifest_id)
+            matches.append({"manifestId": manifest_id, "similarityScore": 100 if match.exact else
+                            max(0, min(100, round(100 * (1 - match.distance))))})
+    return {"json": {"matches": matches[:limit]}}
+
+
+_JOBS: dict[str, Any] = {
+    "read": _read, "verify": _verify, "tag": _tag, "sanitize": _sanitize, "carry": _carry, "by_content": _by_content,
+}

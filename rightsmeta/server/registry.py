@@ -1,0 +1,171 @@
+"""Soft bindings and manifests of the works the service signed, beside the ledger.
+
+The ledger (rightsmeta/ledger.py) stores essence hashes and perceptual codes, not the ISCC codes
+carried as C2PA soft bindings nor the manifest stores. This module keeps them in its own table in
+the same SQLite file, so the C2PA Soft Binding Resolution API (byBinding, manifests) answers from
+one registry. WAL and a busy timeout make writes from several worker processes safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import io
+import json
+import os
+import sqlite3
+from typing import Any
+
+ALG = "io.iscc.v0"
+MAX_DISTANCE = 8  # bits of a 64-bit ISCC Image-Code: a re-encode stays within a few; other images do not
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rightsmeta_soft_bindings (
+    manifest_id TEXT PRIMARY KEY,
+    work_id TEXT NOT NULL,
+    alg TEXT,
+    value TEXT,
+    manifest BLOB,
+    store_json TEXT,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rightsmeta_soft_bindings_work ON rightsmeta_soft_bindings (work_id);
+CREATE INDEX IF NOT EXISTS rightsmeta_soft_bindings_value ON rightsmeta_soft_bindings (alg, value);
+"""
+
+
+def _connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    db = sqlite3.connect(os.fspath(path), isolation_level=None, timeout=30.0)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _store(data: bytes, fmt: str) -> tuple[str | None, str | None, str | None]:
+    """(active manifest label, soft binding value, manifest store JSON) of a signed file."""
+    from ..carriers.manifest import MIME, SOFT_BINDING_LABEL
+
+    if fmt not in MIME:
+        return None, None, None
+    import c2pa
+
+    try:
+        reader = c2pa.Reader.try_create(MIME[fmt], io.BytesIO(data))
+    except c2pa.C2paError:
+        return None, None, None
+    if reader is None:
+        return None, None, None
+    with reader:
+        text = reader.json()
+    store = json.loads(text)
+    label = store.get("active_manifest")
+    value = None
+    for assertion in store.get("manifests", {}).get(label, {}).get("assertions", []):
+        if assertion.get("label") == SOFT_BINDING_LABEL:
+            data_ = assertion.get("data") or {}
+            if data_.get("alg") == ALG:
+                blocks = data_.get("blocks") or []
+                value = blocks[0].get("value") if blocks else None
+    return label, value, text
+
+
+def record_file(path: str | os.PathLike[str], work_id: str, data: bytes, fmt: str, *, manifest: bytes | None = None) -> str:
+    """Register the signed file's manifest and soft binding under the work; its manifest id."""
+    label, value, store = _store(data, fmt)
+    manifest_id = label or f"urn:uuid:{work_id}"
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    with _connect(path) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO rightsmeta_soft_bindings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (manifest_id, work_id, ALG if value else None, value, manifest, store, now),
+        )
+    db.close()
+    return manifest_id
+
+
+def manifest_id_for_work(path: str | os.PathLike[str], work_id: str) -> str:
+    db = _connect(path)
+    try:
+        row = db.execute(
+            "SELECT manifest_id FROM rightsmeta_soft_bindings WHERE work_id = ? ORDER BY recorded_at DESC LIMIT 1", (work_id,)
+        ).fetchone()
+    finally:
+        db.close()
+    return str(row[0]) if row else f"urn:uuid:{work_id}"
+
+
+def parse_value(value: str) -> str | None:
+    """An ISCC code from a query value: ``ISCC:...``, base64 of that text, or base64 of the code's bytes."""
+    import iscc_core
+
+    text = value.strip()
+    candidates = [text]
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
+                               validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if raw:
+        try:
+            candidates.append(raw.decode("ascii"))
+        except UnicodeDecodeError:
+            pass
+        candidates.append("ISCC:" + iscc_core.encode_base32(raw))
+    for candidate in candidates:
+        code = candidate if candidate.upper().startswith("ISCC:") else f"ISCC:{candidate}"
+        try:
+            iscc_core.iscc_decode(code)
+        except Exception:  # iscc_core raises ValueError and others for garbage; try the next reading
+            continue
+        return "ISCC:" + str(iscc_core.iscc_clean(code))
+    return None
+
+
+def _bits(code: str) -> tuple[tuple[int, int, int], int, int] | None:
+    import iscc_core
+
+    try:
+        maintype, subtype, version, _length, digest = iscc_core.iscc_decode(code)
+    except Exception:
+        return None
+    return (maintype, subtype, version), int.from_bytes(digest, "big"), len(digest) * 8
+
+
+def by_binding(path: str | os.PathLike[str], alg: str, value: str, limit: int = 10) -> list[dict[str, Any]]:
+    """Manifests whose soft binding matches: the same code first, then near codes of the same kind."""
+    if alg != ALG:
+        return []
+    code = parse_value(value)
+    if code is None:
+        return []
+    wanted = _bits(code)
+    db = _connect(path)
+    try:
+        rows = db.execute("SELECT manifest_id, value FROM rightsmeta_soft_bindings WHERE alg = ?", (ALG,)).fetchall()
+    finally:
+        db.close()
+    scored: list[tuple[int, str]] = []
+    for manifest_id, stored in rows:
+        have = _bits(str(stored))
+        if wanted is None or have is None or have[0] != wanted[0] or have[2] != wanted[2]:
+            continue
+        distance = bin(have[1] ^ wanted[1]).count("1")
+        if distance <= MAX_DISTANCE * wanted[2] // 64:
+            scored.append((distance, str(manifest_id)))
+    scored.sort()
+    bits = wanted[2] if wanted else 64
+    return [{"manifestId": m, "similarityScore": round(100 * (1 - d / bits))} for d, m in scored[:limit]]
+
+
+def manifest(path: str | os.PathLike[str], manifest_id: str) -> tuple[bytes | None, str | None, str | None]:
+    """(manifest store bytes, manifest store JSON, work id) for an id; all None when unknown."""
+    db = _connect(path)
+    try:
+        row = db.execute(
+            "SELECT manifest, store_json, work_id FROM rightsmeta_soft_bindings WHERE manifest_id = ?", (manifest_id,)
+        ).fetchone()
+    finally:
+        db.close()
+    if row is None:
+        return None, None, None
+    return (bytes(row[0]) if row[0] is not None else None), row[1], str(row[2])

@@ -1,0 +1,364 @@
+"""The creators' page served at ``/``: drop files, choose what AI may do, download them tagged.
+
+One self-contained page (no CDN, no external font, no framework): it talks to the same endpoints
+as any client (/v1/read, /v1/batches, /v1/verify, /healthz). Files are uploaded two at a time
+into a batch on the server, so one failure does not stop the rest; each tagged file and the zip of
+all of them are downloaded by plain links, streamed by the server (rightsmeta/server/batches.py),
+so the browser never holds the set in memory. The bearer token comes from the address's
+fragment (``#token=...``, which browsers never send to a server), as ``rightsmeta ui`` opens it.
+"""
+
+from __future__ import annotations
+
+PAGE = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rightsmeta: say what AI may do with your work</title><link rel="icon" href="data:,">
+<style>
+:root{--fg:#111;--bg:#fff;--muted:#444;--accent:#0b4f9c;--bad:#a4001a;--good:#0a5d1f;--line:#767676}
+*{box-sizing:border-box}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);margin:0}
+main{max-width:56rem;margin:0 auto;padding:1rem}
+h1{font-size:1.5rem;margin:.5rem 0}
+[role=tablist]{display:flex;gap:.5rem;margin:1rem 0;border-bottom:2px solid var(--line)}
+[role=tab]{font:inherit;padding:.5rem 1rem;border:2px solid var(--line);border-bottom:none;background:#f2f2f2;color:var(--fg);cursor:pointer}
+[role=tab][aria-selected=true]{background:var(--accent);color:#fff;border-color:var(--accent)}
+button,.button{font:inherit;padding:.5rem 1rem;border:2px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer;border-radius:4px;text-decoration:none;display:inline-block}
+button.secondary,.button.secondary{background:#fff;color:var(--accent)}
+button:disabled{background:#d9d9d9;border-color:#767676;color:#111;cursor:not-allowed}
+:focus-visible{outline:3px solid #e36209;outline-offset:2px}
+fieldset{border:1px solid var(--line);margin:1rem 0;padding:.5rem 1rem}
+legend{font-weight:600}
+label{display:block;margin:.25rem 0}
+input[type=text],input[type=url],input[type=password],select{font:inherit;width:100%;max-width:30rem;padding:.35rem;border:1px solid var(--line);color:var(--fg);background:#fff}
+.drop{border:2px dashed var(--line);padding:1rem;margin:1rem 0;text-align:center}
+.drop.over{background:#eef4fb}
+table{border-collapse:collapse;width:100%;margin:1rem 0}
+th,td{border-bottom:1px solid #bbb;padding:.35rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td:first-child{overflow-wrap:anywhere;min-width:10rem}
+/* At phone width each file is a block of labelled lines: four columns would break words mid-way. */
+@media (max-width:40rem){
+  #list thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+  #list tr{display:block;border-bottom:1px solid #bbb;padding:.35rem 0}
+  #list td{display:block;border:none;padding:.1rem .35rem;min-width:0;overflow-wrap:anywhere}
+  #list td::before{content:attr(data-label) ": ";font-weight:600}
+}
+.bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
+[hidden]{display:none!important}
+</style></head>
+<body><main>
+<h1>Say what AI may do with your work</h1>
+<p class="muted">Your files are tagged on this computer: they go to the rightsmeta server you started and come straight back.</p>
+<div role="tablist" aria-label="What to do">
+  <button role="tab" id="tab-tag" aria-selected="true" aria-controls="view-tag">Tag files</button>
+  <button role="tab" id="tab-check" aria-selected="false" aria-controls="view-check" tabindex="-1">Check a file</button>
+</div>
+
+<section id="view-tag" role="tabpanel" aria-labelledby="tab-tag">
+  <p id="signing" class="muted" aria-live="polite">Checking the server...</p>
+  <p id="make-identity-box" hidden><button id="make-identity" class="secondary">Create a signing identity</button>
+    <span class="muted">(uses the name below, if you give one)</span></p>
+  <div class="drop" id="drop" role="region" aria-label="Drop files here">
+    <p>Drop files or a folder here, or choose them:</p>
+    <label for="files">Choose files</label>
+    <input type="file" id="files" multiple>
+    <label for="folder">Choose a folder</label>
+    <input type="file" id="folder" webkitdirectory multiple>
+  </div>
+  <table id="list" hidden><caption class="muted">Your files</caption>
+    <thead><tr><th scope="col">File</th><th scope="col">Type</th><th scope="col">What it says now</th><th scope="col">Result</th></tr></thead>
+    <tbody></tbody></table>
+
+  <fieldset><legend>What may AI do with these files?</legend>
+    <label><input type="radio" name="preset" value="no-training" checked> No AI training</label>
+    <label><input type="radio" name="preset" value="no-ai"> No AI at all: training and inference</label>
+    <label><input type="radio" name="preset" value="licence"> Allowed under my licence</label>
+    <label><input type="radio" name="preset" value="no-genai"> Everything except generative AI</label>
+    <label><input type="radio" name="preset" value="custom"> Let me choose for each use</label>
+    <div id="licence-box" hidden><label for="licence">Web address of your licence</label>
+      <input type="url" id="licence" placeholder="https://example.com/ai-licence" aria-describedby="licence-error">
+      <p id="licence-error" class="bad" role="alert"></p></div>
+    <div class="grid" id="purposes"></div>
+  </fieldset>
+
+  <fieldset><legend>About you (optional)</legend><div class="grid">
+    <div><label for="holder">Your name</label><input type="text" id="holder" autocomplete="name"></div>
+    <div><label for="contact">How to contact you (web address or e-mail)</label><input type="text" id="contact"></div>
+    <div><label for="copyright">Copyright notice</label><input type="text" id="copyright" placeholder="(c) 2026 Your Name"></div>
+    <div><label for="web">Web page with your terms</label><input type="url" id="web"></div>
+  </div></fieldset>
+  <div id="token-box" hidden><label for="token">Access token of this server</label><input type="password" id="token" autocomplete="off"></div>
+  <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
+  <p id="summary" role="status" aria-live="polite"></p>
+</section>
+
+<section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
+  <div class="drop" id="check-drop" role="region" aria-label="Drop a file to check here">
+    <p>Drop a file here, or choose it:</p>
+    <label for="check-file">Choose a file to check</label>
+    <input type="file" id="check-file">
+  </div>
+  <div id="verdict" role="status" aria-live="polite"></div>
+</section>
+</main>
+<script>
+"use strict";
+const PURPOSES = [["data-mining","Text and data mining"],["ai-training","Training AI models"],
+  ["genai-training","Training generative AI"],["ai-inference","Use as input to AI (inference, RAG)"],["search","Search engine indexing"]];
+const STATES = [["unspecified","Not stated"],["allowed","Allowed"],["notAllowed","Not allowed"],["constrained","Allowed under my licence"]];
+const PRESETS = {
+  "no-training": {"ai-training":"notAllowed","genai-training":"notAllowed"},
+  "no-ai": {"ai-training":"notAllowed","genai-training":"notAllowed","ai-inference":"notAllowed"},
+  "licence": {"ai-training":"constrained","genai-training":"constrained","ai-inference":"constrained"},
+  "no-genai": {"data-mining":"allowed","ai-training":"allowed","genai-training":"notAllowed","ai-inference":"allowed","search":"allowed"}};
+const STATUS_WORDS = {intact:"Intact: the statement is there and consistent", partial:"Partly there: some places lost it",
+  conflicting:"Conflicting: places disagree", tampered:"Tampered: the signed credential was changed",
+  stripped:"Stripped: the statement was removed, but this is a known work", untagged:"No statement found",
+  unreadable:"Could not be read"};
+const CARRIER_WORDS = {xmp: "XMP metadata inside the file (IPTC and W3C TDMRep)", exif: "Exif data (the camera's fields)",
+  c2pa: "Content Credentials (C2PA), signed", info: "the PDF's document information", opf: "the e-book's package information",
+  id3: "MP3 tags (ID3)", vorbis: "audio tags (Vorbis comments)", mp4: "MP4 / M4A tags"};
+const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright") ? "the copyright field of the " +
+  (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
+const $ = (id) => document.getElementById(id);
+const items = [];
+let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+if (!token) $("token-box").hidden = false;
+
+for (const [key, words] of PURPOSES) {
+  const div = document.createElement("div");
+  div.innerHTML = `<label for="p-${key}">${words}</label><select id="p-${key}">` +
+    STATES.map(([v, w]) => `<option value="${v}">${w}</option>`).join("") + "</select>";
+  $("purposes").appendChild(div);
+  div.querySelector("select").addEventListener("change", () => { document.querySelector("input[value=custom]").checked = true; syncLicence(); });
+}
+// "Allowed under my licence" means nothing without the licence: its address is asked for whenever a use says so.
+const needsLicence = () => PURPOSES.some(([key]) => $("p-" + key).value === "constrained");
+function syncLicence() { $("licence-box").hidden = !needsLicence(); }
+function applyPreset() {
+  const preset = document.querySelector("input[name=preset]:checked").value;
+  if (preset !== "custom") for (const [key] of PURPOSES) $("p-" + key).value = PRESETS[preset][key] || "unspecified";
+  syncLicence();
+}
+function licenceMissing() {
+  const field = $("licence"), value = field.value.trim();
+  const bad = needsLicence() && (!value || !field.checkValidity());
+  $("licence-error").textContent = bad ? (value ? "This is not a web address; it starts with https://" :
+    "Give the web address of your licence, so people know the terms.") : "";
+  field.setAttribute("aria-invalid", bad ? "true" : "false");
+  if (bad) field.focus();
+  return bad;
+}
+document.querySelectorAll("input[name=preset]").forEach((r) => r.addEventListener("change", applyPreset));
+applyPreset();
+
+function tabs(which) {
+  for (const name of ["tag", "check"]) {
+    const on = name === which;
+    $("tab-" + name).setAttribute("aria-selected", on); $("tab-" + name).tabIndex = on ? 0 : -1;
+    $("view-" + name).hidden = !on;
+  }
+}
+$("tab-tag").onclick = () => tabs("tag"); $("tab-check").onclick = () => tabs("check");
+document.querySelector("[role=tablist]").addEventListener("keydown", (e) => {
+  const next = e.key === "Home" ? "tag" : e.key === "End" ? "check" : (e.key === "ArrowRight" || e.key === "ArrowLeft")
+    ? ($("tab-tag").getAttribute("aria-selected") === "true" ? "check" : "tag") : null;
+  if (next) { e.preventDefault(); tabs(next); $("tab-" + next).focus(); }
+});
+
+function summary(perms) {
+  const lower = (w) => w[0].toLowerCase() + w.slice(1);  // "Training AI models" -> "training AI models"
+  const not = PURPOSES.filter(([k]) => perms[k] === "notAllowed").map(([, w]) => lower(w));
+  const lic = PURPOSES.filter(([k]) => perms[k] === "constrained").map(([, w]) => lower(w));
+  const parts = [];
+  if (not.length) parts.push("Not allowed: " + not.join(", "));
+  if (lic.length) parts.push("Under licence: " + lic.join(", "));
+  return parts.join(". ") || "Nothing stated";
+}
+function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+
+async function addFiles(files) {
+  for (const file of files) {
+    // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
+    const name = file.relativePath || file.webkitRelativePath || file.name;
+    if (name.split("/").some((part) => part.startsWith("."))) continue;
+    const row = document.createElement("tr");
+    const item = {file, name, row};
+    row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
+    ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
+    $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
+    try {
+      const r = await fetch("/v1/read", {method: "POST", body: file, headers: auth()});
+      const body = await r.json();
+      const report = r.ok ? body : (body.report || {});
+      row.cells[1].textContent = (report.format || "not a supported file").toUpperCase();
+      row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
+      // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
+      if (r.ok && (report.errors || []).length) {
+        row.cells[2].textContent += ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
+      }
+    } catch (e) { row.cells[2].textContent = "could not be read"; }
+  }
+  $("go").disabled = items.length === 0;
+}
+function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
+$("files").addEventListener("change", (e) => addFiles(e.target.files));
+$("folder").addEventListener("change", (e) => addFiles(e.target.files));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+// A dropped folder arrives as one entry: walk it (readEntries answers in pieces, so read until empty).
+async function dropped(entry, out) {
+  if (entry.isFile) {
+    const file = await new Promise((ok, no) => entry.file(ok, no));
+    file.relativePath = entry.fullPath.replace(/^\/+/, "");  // a dropped file's webkitRelativePath is empty
+    out.push(file); return;
+  }
+  const reader = entry.createReader();
+  for (;;) {
+    const some = await new Promise((ok, no) => reader.readEntries(ok, no));
+    if (!some.length) return;
+    for (const child of some) await dropped(child, out);
+  }
+}
+drop.addEventListener("drop", async (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) { addFiles(e.dataTransfer.files); return; }
+  const files = [];
+  for (const entry of entries) { try { await dropped(entry, files); } catch (err) { /* unreadable entry: skipped */ } }
+  addFiles(files);
+});
+
+function assertion() {
+  const permissions = {};
+  const licence = $("licence").value.trim();
+  for (const [key] of PURPOSES) {
+    const state = $("p-" + key).value;
+    if (state === "constrained") permissions[key] = {state, constraint_info: licence};
+    else if (state !== "unspecified") permissions[key] = state;
+  }
+  const out = {permissions};
+  if ($("holder").value.trim()) out.holder = {name: $("holder").value.trim(), contact: $("contact").value.trim() || null};
+  if ($("copyright").value.trim()) out.copyright = $("copyright").value.trim();
+  if ($("web").value.trim()) out.web_statement = $("web").value.trim();
+  return out;
+}
+
+// Tagging goes through a batch on the server: each tagged file stays there, and the zip of all of
+// them is written by the server while the browser saves it, so no side holds the whole set.
+let batch = null;
+const AT_ONCE = 2;
+$("go").addEventListener("click", async () => {
+  if (licenceMissing()) return;
+  $("go").disabled = true; $("zip").hidden = true;
+  const statement = JSON.stringify(assertion());
+  let ok = 0, failed = 0, done = 0;
+  const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
+  batch = null;
+  try {
+    const r = await fetch("/v1/batches", {method: "POST", headers: auth()});
+    const body = await r.json();
+    if (!r.ok) throw new Error(body.detail || r.statusText);
+    batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
+  } catch (e) {
+    for (const item of items) { const status = item.row.cells[3]; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+    $("summary").textContent = `0 tagged, ${items.length} failed.`; $("go").disabled = false; return;
+  }
+  progress();
+  let next = 0;
+  async function worker() {
+    while (next < items.length) {
+      const item = items[next++], status = item.row.cells[3];
+      status.textContent = "tagging..."; status.className = "muted";
+      const form = new FormData(); form.append("file", item.file, item.name);
+      form.append("assertion", statement);
+      try {
+        const r = await fetch(batch.files, {method: "POST", body: form, headers: auth()});
+        const body = await r.json();
+        if (!r.ok) throw new Error(body.detail || r.statusText);
+        ok++;
+        const a = document.createElement("a");
+        a.href = body.download; a.download = item.file.name; a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
+        a.setAttribute("aria-label", "Download tagged " + item.file.name);
+        status.textContent = ""; status.className = "good"; status.appendChild(a);
+      } catch (e) { failed++; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+      done++; progress();
+    }
+  }
+  await Promise.all(Array.from({length: AT_ONCE}, worker));
+  $("summary").textContent = `${ok} tagged, ${failed} failed.`;
+  $("zip").href = batch.zip; $("zip").hidden = ok === 0; $("go").disabled = false;
+});
+
+$("check-file").addEventListener("change", (e) => check(e.target.files[0]));
+const checkDrop = $("check-drop");
+checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
+checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over"));
+checkDrop.addEventListener("drop", (e) => { e.preventDefault(); checkDrop.classList.remove("over"); check(e.dataTransfer.files[0]); });
+async function check(file) {
+  if (!file) return;
+  const out = $("verdict"); out.textContent = "Checking...";
+  let v;
+  try {
+    const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
+    const body = await r.json(); v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
+  } catch (err) { v = {status: "unreadable", reasons: ["the server could not be reached or did not answer (" + err.message + ")"]}; }
+  out.innerHTML = "";
+  const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
+  h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
+  const p = document.createElement("p"); p.textContent = "What it says: " + summary(v.permissions || {}); out.appendChild(p);
+  const where = document.createElement("p"); where.id = "verdict-carriers";
+  where.textContent = (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
+    : "Found in: no place inside the file.";
+  out.appendChild(where);
+  if (v.match) { const m = document.createElement("p"); m.textContent = "This file matches a work in your records (the ledger)."; out.appendChild(m); }
+  const details = document.createElement("p"); details.className = "muted"; details.textContent = "Details:"; out.appendChild(details);
+  const ul = document.createElement("ul");
+  for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
+  out.appendChild(ul);
+}
+
+function health() {
+  return fetch("/healthz").then((r) => r.json()).then((h) => {
+    $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
+      : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
+      : "Files will not be signed: this server has no signing identity.";
+    $("make-identity-box").hidden = h.signing || !h.can_make_identity;
+  });
+}
+$("make-identity").addEventListener("click", async () => {
+  const r = await fetch("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
+    body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
+  if (!r.ok) { $("signing").textContent = "Could not create it: " + ((await r.json()).detail || r.statusText); return; }
+  await health();
+});
+health();
+</script></body></html>
+"""
+
+
+def page() -> str:
+    return PAGE
+
+
+def _hash(tag: str) -> str:
+    """The CSP source of the page's one inline <style> or <script>, so nothing else may run or style it."""
+    import base64
+    import hashlib
+    import re
+
+    found = re.search(rf"<{tag}>(.*?)</{tag}>", PAGE, re.S)
+    assert found is not None
+    return "'sha256-" + base64.b64encode(hashlib.sha256(found.group(1).encode()).digest()).decode() + "'"
+
+
+# Nothing from elsewhere, no injected script: the page works offline and the token in it stays here.
+HEADERS = {
+    "Content-Security-Policy": (f"default-src 'none'; script-src {_hash('script')}; style-src {_hash('style')}; "
+                                "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; "
+                                "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}

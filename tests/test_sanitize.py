@@ -1,0 +1,258 @@
+"""sanitize and carry on real files: ExifTool writes the camera metadata, Pillow and ffmpeg make the
+renditions, ExifTool and the c2pa Reader judge the result."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import c2pa
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import rightsmeta
+from rightsmeta import Assertion, keys
+from rightsmeta.carry import carry_bytes
+from rightsmeta.cli import main
+from rightsmeta.errors import UnsupportedFormat, UsageError
+from rightsmeta.ledger import Ledger
+from rightsmeta.sanitize import sanitize_bytes
+from rightsmeta.verify import verify
+from tests.samples import exiftool_json, image_bytes, pixels
+
+DENY_AI = Assertion.build(deny=["ai"], holder="Jane Doe", copyright="(c) 2026 Jane Doe")
+# What a camera and a photo editor leave in a file, and a privacy policy takes out.
+PRIVATE = {"GPSLatitude", "GPSLongitude", "SerialNumber", "LensSerialNumber", "OwnerName", "ThumbnailImage",
+           "Comment", "HistoryAction", "Artist", "By-line", "City", "MakerNoteUnknownText"}
+
+
+@pytest.fixture(scope="module")
+def identity() -> keys.Identity:
+    return keys.make_identity("Test Platform")
+
+
+def camera_jpeg(exiftool: str, folder: Path, fmt: str = "jpeg") -> Path:
+    """A photo as a camera and an editor leave it: GPS, serials, owner, thumbnail, comment, history."""
+    ext = {"jpeg": "jpg"}.get(fmt, fmt)
+    path = folder / f"camera.{ext}"
+    path.write_bytes(image_bytes(fmt, size=(320, 240), exif=True))
+    if fmt == "jpeg":  # a maker note: the camera maker's private block, which often holds serials and owner names
+        with Image.open(path) as img:
+            img.load()
+            exif = img.getexif()
+            exif.get_ifd(0x8769)[0x927C] = b"Acme private camera data: owner Jane Doe"
+            img.save(path, quality=90, exif=exif.tobytes())
+    thumb = folder / "thumb.jpg"
+    thumb.write_bytes(image_bytes("jpeg", size=(160, 120)))
+    args = ["-Model=Acme R5", "-SerialNumber=123456789", "-LensSerialNumber=987654",
+            "-OwnerName=Jane Doe", "-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945",
+            "-GPSLongitudeRef=E", "-XMP-xmpMM:HistoryAction=saved", "-Artist=Jane Doe", "-XMP-photoshop:City=Paris"]
+    if fmt == "jpeg":
+        args += [f"-ThumbnailImage<={thumb}", "-Comment=shot from my balcony", "-IPTC:By-line=Jane Doe"]
+    subprocess.run([exiftool, "-q", "-overwrite_original", *args, str(path)], check=True, capture_output=True)
+    return path
+
+
+def tags_of(exiftool: str, data: bytes, folder: Path, name: str = "out.jpg") -> dict[str, Any]:
+    path = folder / name
+    path.write_bytes(data)
+    return {key.split(":")[-1]: value for key, value in exiftool_json(exiftool, path, "-a").items()}
+
+
+def active(data: bytes, mime: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    with c2pa.Reader(mime, io.BytesIO(data)) as reader:
+        state = reader.get_validation_state()
+        results = reader.get_validation_results()
+        store = json.loads(reader.json())
+    return state, store["manifests"][store["active_manifest"]], results
+
+
+def test_camera_jpeg_loses_private_fields_keeps_rights_and_stays_intact(tmp_path: Path, exiftool: str, identity: keys.Identity) -> None:
+    path = camera_jpeg(exiftool, tmp_path)
+    assert PRIVATE <= set(tags_of(exiftool, path.read_bytes(), tmp_path, "before.jpg"))
+    signed = rightsmeta.tag_bytes(path.read_bytes(), DENY_AI, identity=identity)
+
+    result = sanitize_bytes(signed, identity=identity)
+
+    found = tags_of(exiftool, result.data, tmp_path)
+    assert not PRIVATE & set(found), PRIVATE & set(found)
+    assert found["DataMining"] == "Prohibited for AI/ML training"
+    assert str(found["Reservation"]) == "1"
+    assert found["Rights"] == "(c) 2026 Jane Doe"
+    assert pixels(result.data) == pixels(signed)
+    assert verify(result.data).status == "intact"
+    state, manifest, results = active(result.data, "image/jpeg")
+    assert state == "Valid"
+    actions = [a["action"] for a in next(x for x in manifest["assertions"] if x["label"].startswith("c2pa.actions"))["data"]["actions"]]
+    assert actions == ["c2pa.opened", "c2pa.edited.metadata"]
+    parents = [i for i in manifest["ingredients"] if i["relationship"] == "parentOf"]
+    assert len(parents) == 1 and parents[0]["active_manifest"]  # the creator's manifest, as ingredient
+    deltas = results.get("ingredientDeltas") or []
+    assert any(d["validationDeltas"]["success"][0]["code"] == "ingredient.manifest.validated" for d in deltas)
+    assert all(not d["validationDeltas"]["failure"] for d in deltas)
+
+
+def test_keep_credit_keeps_the_artist(tmp_path: Path, exiftool: str) -> None:
+    data = rightsmeta.tag_bytes(camera_jpeg(exiftool, tmp_path).read_bytes(), DENY_AI)
+    rights_only = tags_of(exiftool, sanitize_bytes(data).data, tmp_path, "a.jpg")
+    credit = tags_of(exiftool, sanitize_bytes(data, keep="rights,credit").data, tmp_path, "b.jpg")
+    assert "Artist" not in rights_only and "By-line" not in rights_only
+    assert credit["Artist"] == "Jane Doe" and credit["By-line"] == "Jane Doe"
+    assert "GPSLatitude" not in credit and "SerialNumber" not in credit
+    with pytest.raises(UsageError):
+        sanitize_bytes(data, keep="everything")
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_png_and_webp(tmp_path: Path, exiftool: str, fmt: str) -> None:
+    data = rightsmeta.tag_bytes(camera_jpeg(exiftool, tmp_path, fmt).read_bytes(), DENY_AI)
+    result = sanitize_bytes(data)
+    found = tags_of(exiftool, result.data, tmp_path, f"out.{fmt}")
+    assert not {"GPSLatitude", "SerialNumber", "OwnerName", "HistoryAction", "City"} & set(found)
+    assert found["DataMining"] == "Prohibited for AI/ML training"
+    assert pixels(result.data) == pixels(data)
+    assert verify(result.data).status == "intact"
+
+
+def test_mp3_loses_comments_keeps_copyright(tmp_path: Path, ffmpeg: str) -> None:
+    from mutagen.id3 import APIC, COMM, ID3, TXXX
+
+    src = tmp_path / "a.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "1", str(src)], check=True)
+    tagged = tmp_path / "t.mp3"
+    tagged.write_bytes(rightsmeta.tag_bytes(src.read_bytes(), DENY_AI))
+    tags = ID3(tagged)
+    tags.add(COMM(encoding=3, lang="eng", desc="", text=["recorded in my kitchen"]))
+    tags.add(TXXX(encoding=3, desc="Recording location", text=["52.5 N 13.4 E"]))
+    tags.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="cover", data=image_bytes("jpeg")))
+    tags.save(tagged)
+
+    result = sanitize_bytes(tagged.read_bytes())
+
+    out = tmp_path / "s.mp3"
+    out.write_bytes(result.data)
+    left = ID3(out)
+    assert not left.getall("COMM") and not left.getall("APIC")
+    assert not [f for f in left.getall("TXXX") if f.desc == "Recording location"]
+    assert str(left.getall("TCOP")[0].text[0]) == "(c) 2026 Jane Doe"
+    assert verify(result.data).status == "intact"
+
+    def md5(p: Path) -> str:
+        return subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(p), "-map", "0:a", "-f", "md5", "-"], check=True,
+                              capture_output=True, text=True).stdout
+    assert md5(out) == md5(tagged)
+
+
+def test_refusals_leave_the_file_alone(tmp_path: Path, identity: keys.Identity) -> None:
+    signed = rightsmeta.tag_bytes(image_bytes("jpeg"), DENY_AI, identity=identity)
+    with pytest.raises(UnsupportedFormat, match="signing identity"):
+        sanitize_bytes(signed)
+    with pytest.raises(UnsupportedFormat, match="refused rather than half-cleaned"):
+        sanitize_bytes(image_bytes("tiff"))
+
+    good, bad = tmp_path / "good.jpg", tmp_path / "bad.tif"
+    good.write_bytes(rightsmeta.tag_bytes(image_bytes("jpeg", exif=True), DENY_AI))
+    bad.write_bytes(image_bytes("tiff"))
+    before = bad.read_bytes()
+    run = CliRunner().invoke(main, ["sanitize", str(good), str(bad), "--json"])
+    assert run.exit_code == 1
+    rows = {Path(r["path"]).name: r for r in json.loads(run.output)}
+    assert rows["good.jpg"]["status"] == "sanitized" and "Exif Exif.Image.Make" in rows["good.jpg"]["removed"]
+    assert rows["bad.tif"]["status"] == "failed" and bad.read_bytes() == before
+
+
+def test_carry_to_a_pillow_resized_webp(tmp_path: Path, identity: keys.Identity) -> None:
+    original = rightsmeta.tag_bytes(image_bytes("jpeg", size=(320, 240)), DENY_AI, identity=identity)
+    rendition = io.BytesIO()
+    with Image.open(io.BytesIO(original)) as img:
+        img.resize((160, 120)).save(rendition, "WEBP")  # Pillow drops all metadata, as renderers do
+
+    result = carry_bytes(original, rendition.getvalue(), identity=identity)
+
+    assert verify(result.data).status == "intact"
+    assert set(result.carriers) == {"xmp", "c2pa"}
+    state, manifest, results = active(result.data, "image/webp")
+    assert state == "Valid"
+    actions = [a["action"] for a in next(x for x in manifest["assertions"] if x["label"].startswith("c2pa.actions"))["data"]["actions"]]
+    assert actions == ["c2pa.opened", "c2pa.transcoded", "c2pa.resized"]
+    assert [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
+    assert rightsmeta.read(result.data).permissions == rightsmeta.read(original).permissions
+
+
+def test_carry_to_an_ffmpeg_transcoded_m4a_links_the_ledger(tmp_path: Path, ffmpeg: str, identity: keys.Identity) -> None:
+    mp3, m4a = tmp_path / "song.mp3", tmp_path / "song.m4a"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-ac", "1", str(mp3)], check=True)
+    mp3.write_bytes(rightsmeta.tag_bytes(mp3.read_bytes(), DENY_AI, identity=identity))
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(mp3), "-map_metadata", "-1", "-c:a", "aac", str(m4a)], check=True)
+    assert verify(m4a.read_bytes()).status == "untagged"
+    ledger = tmp_path / "ledger.sqlite3"
+
+    run = CliRunner().invoke(main, ["carry", str(mp3), str(m4a), "--cert", str(_save(identity, tmp_path)[0]),
+                                    "--key", str(_save(identity, tmp_path)[1]), "--ledger", str(ledger)])
+
+    assert run.exit_code == 0, run.output
+    data = m4a.read_bytes()
+    assert verify(data).status == "intact"
+    state, manifest, _ = active(data, "audio/mp4")
+    assert state == "Valid" and [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
+    parent = rightsmeta.read(mp3.read_bytes())
+    parent_id = next(s.raw["WorkID"] for s in parent.signals if s.exact)
+    with Ledger.open(ledger) as db:
+        works = list(db)
+    assert len(works) == 1 and works[0].source == f"derived from {parent_id}"
+
+
+def test_carry_refuses_an_original_without_a_statement() -> None:
+    with pytest.raises(UsageError, match="no rights statement"):
+        carry_bytes(image_bytes("jpeg"), image_bytes("png"))
+
+
+def _save(identity: keys.Identity, folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "chain.pem", folder / "signer.key"
+    if not cert.exists():
+        cert.write_bytes(identity.chain_pem)
+        key.write_bytes(identity.key_pem)
+        key.chmod(0o600)
+    return cert, key
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg", "opus", "m4a"])
+def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identity: keys.Identity, fmt: str) -> None:
+    from mutagen import File as AudioFile
+
+    codec = {"flac": "flac", "ogg": "libvorbis", "opus": "libopus", "m4a": "aac"}[fmt]
+    path = tmp_path / f"a.{fmt}"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path)], check=True)
+    audio = AudioFile(path)
+    comment = "\xa9cmt" if fmt == "m4a" else "COMMENT"
+    audio[comment] = ["recorded in my kitchen"]
+    audio.save()
+    if fmt == "m4a":
+        subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-xmpMM:HistoryAction=saved", str(path)], check=True)
+    path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), DENY_AI, identity=identity))
+    signed = rightsmeta.read(path).carriers[-1].name == "c2pa"
+    assert signed == (fmt in ("flac", "m4a"))  # c2pa signs FLAC and M4A, not Ogg
+
+    result = sanitize_bytes(path.read_bytes(), identity=identity)
+
+    out = tmp_path / f"s.{fmt}"
+    out.write_bytes(result.data)
+    assert comment not in (AudioFile(out).tags or {})
+    report = rightsmeta.read(result.data)
+    assert report.rights["copyright"] == "(c) 2026 Jane Doe"
+    assert verify(result.data).status == "intact"
+    if fmt == "m4a":
+        assert "XMP-xmpMM:HistoryAction" not in exiftool_json(exiftool, out, "-a")
+        assert "XMP-xmpMM:HistoryAction" in exiftool_json(exiftool, path, "-a")
+
+    def md5(p: Path) -> str:
+        return subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(p), "-map", "0:a", "-f", "md5", "-"], check=True,
+                              capture_output=True, text=True).stdout
+    assert md5(out) == md5(path)
+    if signed:
+        state, manifest, _ = active(result.data, {"flac": "audio/flac", "m4a": "audio/mp4"}[fmt])
+        assert state == "Valid" and [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]

@@ -1,0 +1,346 @@
+"""The creators' page (issue 16) in a real browser: Debian's Chromium driven by Playwright (no
+browser download), against the real server; the downloaded files are judged by ExifTool and
+rightsmeta, their essence compared with the originals."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rightsmeta import keys
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+import rightsmeta  # noqa: E402
+from rightsmeta.fingerprint import essence  # noqa: E402
+from tests.samples import exiftool_json, image_bytes  # noqa: E402
+from tests.test_documents import pdf_bytes  # noqa: E402
+from tests.test_serve import Server, _start  # noqa: E402
+
+# Where to keep screenshots for the README (docs/ui.png was made so); unset, they stay in the test's folder.
+SHOTS = Path(os.environ.get("RIGHTSMETA_SCREENSHOTS", "/nonexistent"))
+
+# Every control has an accessible name; every visible text has WCAG AA contrast with its background.
+A11Y = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll("input, select, button, [role=tab]")) {
+    if (el.offsetParent === null) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+    if (!named) problems.push("unlabelled " + el.tagName + "#" + el.id);
+  }
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3); } return [255, 255, 255]; };
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.offsetParent === null || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} on ${el.tagName}: ${el.textContent.trim().slice(0, 40)}`);
+  }
+  if (!document.querySelector("[role=tablist]") || !document.querySelector("[role=tabpanel]")) problems.push("no tab roles");
+  return problems;
+}"""
+
+
+# The run has ended (the summary says so only then; while it runs it counts progress).
+DONE = r"/^\d+ tagged, \d+ failed\.$/.test(document.getElementById('summary').textContent)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("ui")
+    keys.save_identity(keys.make_identity("UI Test"), folder / "identity")
+    yield from _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
+                      "--token-file", str(folder / "token"))
+
+
+@pytest.fixture()
+def page(chromium: list[str]) -> Iterator[Any]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
+        # The tests wait on JavaScript expressions, which the page's CSP forbids; one test below runs without this.
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900}, bypass_csp=True)
+        yield context.new_page()
+        browser.close()
+
+
+def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
+    out = {"photo.jpg": image_bytes("jpeg", size=(200, 150)), "drawing.png": image_bytes("png", size=(120, 90), seed=5),
+           "book.pdf": pdf_bytes(("A page of my novel, written by me.", "The second page of it."))}
+    paths = {}
+    for name, data in out.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(data)
+    paths["song.mp3"] = folder / "song.mp3"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "1",
+                    str(paths["song.mp3"])], check=True)
+    return paths
+
+
+def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, ffmpeg: str, exiftool: str) -> None:
+    originals = _files(tmp_path, ffmpeg)
+    broken = tmp_path / "broken.jpg"  # a truncated JPEG: reported on its own line, the others still tagged
+    whole = image_bytes("jpeg", size=(200, 150), seed=4)
+    broken.write_bytes(whole[: len(whole) // 2])
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{server.url}/#token={server.token}")
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Choose files").set_input_files([str(p) for p in originals.values()] + [str(broken)])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 5 && "
+                           "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
+    assert "JPEG" in page.inner_text("#list") and "Nothing stated" in page.inner_text("#list")
+    page.get_by_label("No AI training").check()
+    assert page.get_by_label("Training AI models").input_value() == "notAllowed"
+    assert "will also be signed" in page.inner_text("#signing")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "4 tagged, 1 failed."
+    broken_row = page.inner_text("#list tbody tr:last-child")
+    assert "broken.jpg" in broken_row and "Failed: truncated JPEG" in broken_row
+    assert "Could not be read fully: truncated JPEG" in broken_row  # its current statement is not "nothing" for sure
+    page.screenshot(path=str(tmp_path / "tagged.png"), full_page=True)
+    if SHOTS.is_dir():
+        page.set_viewport_size({"width": 900, "height": 700})
+        page.screenshot(path=str(SHOTS / "ui.png"), full_page=True)
+    assert page.evaluate(A11Y) == []
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    zipped = tmp_path / "tagged.zip"
+    download.value.save_as(zipped)
+    with zipfile.ZipFile(zipped) as archive:
+        assert archive.testzip() is None
+        tagged = {name: archive.read(name) for name in archive.namelist()}
+    assert set(tagged) == set(originals)  # the broken file is not in it, all the others are
+    for name, data in tagged.items():
+        report = rightsmeta.read(data)
+        assert report.permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED, name
+        assert report.permissions[rightsmeta.Purpose.AI_INFERENCE].state is rightsmeta.State.UNSPECIFIED, name
+        fmt = report.format or ""
+        assert essence(data, fmt).hash == essence(originals[name].read_bytes(), fmt).hash, name
+    (tmp_path / "out.jpg").write_bytes(tagged["photo.jpg"])
+    assert exiftool_json(exiftool, tmp_path / "out.jpg")["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
+
+    # Check: a copy of a tagged file with every tag removed, which the ledger knows.
+    subprocess.run([exiftool, "-q", "-all=", "-o", str(tmp_path / "stripped.jpg"), str(tmp_path / "out.jpg")], check=True)
+    page.get_by_role("tab", name="Check a file").click()
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "stripped.jpg"))
+    page.wait_for_selector("#verdict-status")
+    assert page.get_attribute("#verdict-status", "data-status") == "stripped"
+    assert "Not allowed: training AI models" in page.inner_text("#verdict")
+    assert page.inner_text("#verdict-carriers") == "Found in: no place inside the file."
+    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "out.jpg"))
+    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
+    assert "XMP metadata inside the file" in page.inner_text("#verdict-carriers")
+    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
+    page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
+    # Nothing loaded from elsewhere, and the token never travelled in an address.
+    # No blob: addresses either: tagged files are never held in the page, the server streams each download.
+    assert requested and all(u.startswith(server.url) for u in requested), requested
+    assert not any(str(server.token) in u for u in requested)
+
+
+def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Server, page: Any, tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.png", tmp_path / "my-notes-from-the-holiday-in-the-mountains-2026.txt"
+    good.write_bytes(image_bytes("png"))
+    bad.write_bytes(b"just some text, not media")
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files([str(bad), str(good)])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2")
+    page.get_by_label("No AI at all: training and inference").check()
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "1 tagged, 1 failed."
+    # This server signs, and each file's line says so.
+    assert "Failed:" in page.inner_text("#list") and "Tagged and signed: download" in page.inner_text("#list")
+    with page.expect_download() as download:  # one file, by its own link (streamed by the server)
+        page.get_by_role("link", name="Download tagged good.png").click()
+    one = tmp_path / "one.png"
+    download.value.save_as(one)
+    assert rightsmeta.read(one.read_bytes()).permissions[rightsmeta.Purpose.AI_INFERENCE].state is rightsmeta.State.NOT_ALLOWED
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")  # no sideways scrolling
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    # Each file a block of labelled lines (four columns at 360 px broke words mid-way).
+    assert page.evaluate("getComputedStyle(document.querySelector('#list td')).display") == "block"
+    assert page.evaluate("document.querySelector('#list tbody td:nth-child(4)').dataset.label") == "Result"
+    assert page.evaluate(A11Y) == []
+    # Keyboard: the tabs move with the arrow keys.
+    page.get_by_role("tab", name="Tag files").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tab-check", "aria-selected") == "true" and page.is_visible("#check-file")
+    # A file dropped on the Check view is checked (a real drop event carrying the tagged PNG).
+    page.evaluate("""(bytes) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], "one.png", {type: "image/png"}));
+        document.getElementById("check-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", list(one.read_bytes()))
+    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
+    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
+    assert page.evaluate(A11Y) == []
+
+
+def test_without_the_token_tagging_fails_with_a_reason(server: Server, page: Any, tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(image_bytes("png", seed=9))
+    page.goto(server.url + "/")
+    assert page.is_visible("#token")
+    page.get_by_label("Choose files").set_input_files(str(photo))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert "0 tagged, 1 failed." == page.inner_text("#summary")
+    assert "Authorization: Bearer" in page.inner_text("#list")
+
+
+def test_the_accessibility_check_sees_problems(page: Any) -> None:
+    """The check above is not vacuous: an unlabelled field and grey-on-white text are caught."""
+    page.set_content('<main><input id="x"><p style="color:#bbb">faint text</p><button>Fine</button></main>')
+    problems = page.evaluate(A11Y)
+    assert any("unlabelled INPUT#x" in p for p in problems) and any("faint text" in p for p in problems)
+
+
+def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFactory, page: Any, tmp_path: Path) -> None:
+    import stat
+
+    import httpx
+
+    folder = tmp_path_factory.mktemp("no-identity")
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
+                         "--token-file", str(folder / "token")):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.wait_for_function("document.getElementById('signing').textContent.includes('not be signed')")
+        assert page.evaluate(A11Y) == []
+        page.get_by_label("Your name").fill("Ada Lovelace")
+        page.get_by_role("button", name="Create a signing identity").click()
+        page.wait_for_function("document.getElementById('signing').textContent.includes('will also be signed')")
+        assert page.is_hidden("#make-identity-box")
+        key = folder / "identity" / "signer.key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        photo = tmp_path / "p.png"
+        photo.write_bytes(image_bytes("png", seed=11))
+        page.get_by_label("Choose files").set_input_files(str(photo))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        with httpx.Client(base_url=server.url) as http:
+            again = http.post("/v1/identity", headers=server.auth, json={"holder": "Mallory"})
+            assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+            tagged = http.post("/v1/tag", headers=server.auth, files={"file": ("p.png", photo.read_bytes())},
+                               data={"assertion": '{"permissions": {"ai-training": "notAllowed"}}'})
+        manifest = next(c for c in rightsmeta.read(tagged.content).carriers if c.name == "c2pa")
+        assert manifest.values["validation_state"] == "Valid" and "Ada Lovelace" in str(manifest.values["signer"])
+
+
+def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, page: Any, tmp_path: Path) -> None:
+    """Under the page's own Content-Security-Policy (no bypass): waits are locators, not JavaScript strings."""
+    page = page.context.browser.new_context(accept_downloads=True).new_page()
+    done = page.locator("#summary", has_text=re.compile(r"^\d+ tagged, \d+ failed\.$"))
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    answer = page.goto(f"{server.url}/#token={server.token}")
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "unsafe-inline" not in policy
+    # A file dropped on the drop area (a real drop event carrying a real PNG) is listed like a chosen one.
+    png = image_bytes("png", size=(64, 48), seed=21)
+    page.evaluate("""(bytes) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+        document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", list(png))
+    page.locator("#list tbody td:nth-child(2)", has_text="PNG").wait_for()
+    assert "dropped.png" in page.inner_text("#list")
+    # "Allowed under my licence" without the licence's address: asked for, nothing tagged.
+    page.get_by_label("Allowed under my licence", exact=True).check()
+    assert page.is_visible("#licence")
+    page.get_by_role("button", name="Tag files").click()
+    assert "web address of your licence" in page.inner_text("#licence-error")
+    assert page.evaluate("document.activeElement.id") == "licence" and page.inner_text("#summary") == ""
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Web address of your licence").fill("https://example.com/ai-licence")
+    page.keyboard.press("Tab")
+    page.get_by_role("button", name="Tag files").focus()
+    page.keyboard.press("Enter")  # the keyboard alone starts the run
+    done.wait_for()
+    assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.inner_text("#licence-error") == ""
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download tagged dropped.png").click()
+    out = tmp_path / "out.png"
+    download.value.save_as(out)
+    training = rightsmeta.read(out.read_bytes()).permissions[rightsmeta.Purpose.AI_TRAINING]
+    assert training.state is rightsmeta.State.CONSTRAINED and "https://example.com/ai-licence" in str(training)
+    # A per-use choice of "Allowed under my licence" asks for the licence too.
+    page.get_by_label("No AI training").check()
+    assert page.is_hidden("#licence")
+    page.get_by_label("Search engine indexing").select_option("constrained")
+    assert page.is_visible("#licence") and page.is_checked("input[value=custom]")
+    # Home and End move between the tabs as well as the arrows.
+    page.get_by_role("tab", name="Tag files").focus()
+    page.keyboard.press("End")
+    assert page.get_attribute("#tab-check", "aria-selected") == "true"
+    page.keyboard.press("Home")
+    assert page.get_attribute("#tab-tag", "aria-selected") == "true"
+    assert not [c for c in console if c.startswith("error")], console
+
+
+def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "holiday"
+    (folder / "day two").mkdir(parents=True)
+    (folder / "beach.png").write_bytes(image_bytes("png", seed=31))
+    (folder / "day two" / "hill.jpg").write_bytes(image_bytes("jpeg", seed=32))
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden files are left out
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose a folder").set_input_files(str(folder))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && "
+                           "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["holiday/beach.png", "holiday/day two/hill.jpg"]
+        hill = archive.read("holiday/day two/hill.jpg")
+    assert rightsmeta.read(hill).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+
+
+def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: Any, tmp_path: Path) -> None:
+    """The page's folder walk over the File System entries a drop gives (Chromium's own File objects;
+    the entry tree is built in the page, as a test cannot drag a folder from a desktop)."""
+    page.goto(f"{server.url}/#token={server.token}")
+    png = list(image_bytes("png", seed=41))
+    page.evaluate("""async (bytes) => {
+        const file = (name) => ({isFile: true, fullPath: "", file: (ok) => ok(new File([new Uint8Array(bytes)], name))});
+        const folder = (path, children) => ({isFile: false, fullPath: path, createReader: () => {
+            let given = false;  // readEntries answers in pieces and then with nothing
+            return {readEntries: (ok) => { ok(given ? [] : children); given = true; }};
+        }});
+        const leaf = (path) => Object.assign(file(path.split("/").pop()), {fullPath: path});
+        const root = folder("/album", [leaf("/album/cover.png"), folder("/album/inner", [leaf("/album/inner/back.png")]),
+                                        folder("/album/.cache", [leaf("/album/.cache/thumb.png")])]);
+        const out = [];
+        await dropped(root, out);
+        await addFiles(out);
+    }""", png)
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && "
+                           "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
+    assert "album/inner/back.png" in page.inner_text("#list") and ".cache" not in page.inner_text("#list")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["album/cover.png", "album/inner/back.png"]
