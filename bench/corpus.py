@@ -1,12 +1,21 @@
 """Generate a mixed benchmark corpus: images, audio and PDFs, half of them tagged by other tools.
 
     python bench/corpus.py bench/corpus --files 2000
+    python bench/corpus.py bench/realistic --mix realistic --files 1300
 
-Images (JPEG, PNG, WebP, TIFF) are drawn with Pillow; audio (MP3, FLAC, WAV) is made once per
-format with ffmpeg and copied, since only the metadata matters here; PDFs are written with pypdf.
-Half the files are then tagged the way other tools do it: images and PDFs by ExifTool (PLUS
-DataMining and TDMRep in one batch call), audio by mutagen (an ID3 PRIV XMP packet and TCOP,
-or Vorbis COPYRIGHT and TDM_RESERVATION). Nothing here uses rightsmeta's own writers.
+Images (JPEG, PNG, WebP, TIFF) are drawn with Pillow; audio (MP3, FLAC, WAV, and M4A in the
+realistic mix) and video (MOV, realistic mix) are made once per format with ffmpeg and copied,
+since only the metadata matters here; PDFs are written with pypdf.
+
+Two mixes:
+  even       (default) the kinds in turn, one file each; half of each kind tagged by other tools:
+             images and PDFs by ExifTool (PLUS DataMining and TDMRep in one batch call), audio by
+             mutagen (an ID3 PRIV XMP packet and TCOP, or Vorbis COPYRIGHT and TDM_RESERVATION).
+  realistic  JPEG-heavy, like a user's folder: 500 JPEG to 100 each of PNG, WebP, TIFF, MP3, FLAC,
+             WAV, M4A and PDF, and 20 MOV (scaled to --files); a third of every kind tagged, by
+             ExifTool wherever it writes (M4A and MOV too), by mutagen as above where it does not
+             (ExifTool 13 writes no MP3, FLAC or WAV).
+Nothing here uses rightsmeta's own writers.
 """
 
 from __future__ import annotations
@@ -66,14 +75,42 @@ def image(rng: random.Random, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def audio_templates(folder: Path) -> dict[str, bytes]:
+# Weights of the realistic mix, per 1,320 files (the issue's 1,300-file mix plus MOV).
+REALISTIC = {"jpeg": 500, "png": 100, "webp": 100, "tiff": 100, "mp3": 100, "flac": 100, "wav": 100,
+             "m4a": 100, "pdf": 100, "mov": 20}
+MUTAGEN_ONLY = frozenset({"mp3", "flac", "wav"})  # not in `exiftool -listwf`
+MEDIA = {  # ffmpeg arguments per made-once format
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    "flac": [],
+    "wav": [],
+    "m4a": ["-c:a", "aac", "-b:a", "96k"],
+}
+
+
+def audio_templates(folder: Path, kinds: tuple[str, ...] = ("mp3", "flac", "wav")) -> dict[str, bytes]:
     made = {}
-    for ext, args in {"mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "flac": [], "wav": []}.items():
+    for ext in kinds:
         target = folder / f"template.{ext}"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
-                        *args, str(target)], check=True)
+        if ext == "mov":  # two seconds of a test pattern with sound: a small but real movie
+            source = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2", "-f", "lavfi",
+                      "-i", "sine=frequency=440:duration=2", "-c:v", "mpeg4", "-c:a", "aac", "-shortest"]
+        else:
+            source = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", *MEDIA[ext]]
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *source, str(target)], check=True)
         made[ext] = target.read_bytes()
     return made
+
+
+def realistic_kinds(files: int, rng: random.Random) -> list[str]:
+    """``files`` kinds in REALISTIC's proportions (largest remainders), shuffled as a folder is."""
+    total = sum(REALISTIC.values())
+    exact = {k: files * w / total for k, w in REALISTIC.items()}
+    counts = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: counts[k] - exact[k])[: files - sum(counts.values())]:
+        counts[k] += 1
+    kinds = [k for k, n in counts.items() for _ in range(n)]
+    rng.shuffle(kinds)
+    return kinds
 
 
 def pdf(rng: random.Random) -> bytes:
@@ -119,18 +156,29 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mix", choices=["even", "realistic"], default="even",
+                        help="even: the kinds in turn, half tagged; realistic: JPEG-heavy, a third tagged by ExifTool")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     out: Path = args.folder
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    realistic = args.mix == "realistic"
+    if realistic and not shutil.which("ffmpeg"):
+        sys.exit("--mix realistic needs ffmpeg (audio and video are made with it)")
     with tempfile.TemporaryDirectory() as tmp:
-        templates = audio_templates(Path(tmp)) if shutil.which("ffmpeg") else {}
-    kinds = ["jpeg", "png", "webp", "tiff", "pdf", *templates]
-    to_exiftool, to_mutagen = [], []
-    for i in range(args.files):
-        kind = kinds[i % len(kinds)]
+        media = tuple(k for k in REALISTIC if k in MEDIA or k == "mov") if realistic else ("mp3", "flac", "wav")
+        templates = audio_templates(Path(tmp), media) if shutil.which("ffmpeg") else {}
+    if realistic:
+        order = realistic_kinds(args.files, rng)
+    else:
+        kinds = ["jpeg", "png", "webp", "tiff", "pdf", *templates]
+        order = [kinds[i % len(kinds)] for i in range(args.files)]
+    to_exiftool: list[Path] = []
+    to_mutagen: list[Path] = []
+    seen: dict[str, int] = {}
+    for i, kind in enumerate(order):
         ext = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind)
         path = out / f"{i:05d}.{ext}"
         if kind in templates:
@@ -139,7 +187,11 @@ def main() -> None:
             path.write_bytes(pdf(rng))
         else:
             path.write_bytes(image(rng, kind))
-        if (i // len(kinds)) % 2 == 0:  # every other file of each kind
+        nth = seen[kind] = seen.get(kind, -1) + 1
+        if realistic:
+            if nth % 3 == 0:  # a third of every kind
+                (to_mutagen if kind in MUTAGEN_ONLY else to_exiftool).append(path)
+        elif nth % 2 == 0:  # every other file of each kind
             (to_mutagen if kind in templates else to_exiftool).append(path)
     for path in to_mutagen:
         tag_audio(path)

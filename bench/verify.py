@@ -11,7 +11,15 @@ disturbed run; the first run of a cold file cache is much slower for both).
 
 rightsmeta runs as installed: its modules' bytecode is compiled first, as `pip install` does
 (an editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise recompile every module at
-every start).
+every start). Peak RSS (of the process tree of the best run) is printed beside each time.
+
+Two more measurements, on folders of hard links to the corpus's files (same bytes, many names;
+the corpus is cycled until the size is reached, so the page cache holds them all):
+
+    python bench/verify.py bench/corpus --memory 2000,20000   # peak RSS of verify -r at each size
+    python bench/verify.py bench/corpus --jobs-ratio 20000    # --jobs 2 vs --jobs 1 throughput
+
+The uptime load averages are printed with the numbers: the ratios mean little on a busy machine.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,48 +41,135 @@ EXIFTOOL_TAGS = ["-XMP-plus:DataMining", "-XMP-plus:OtherConstraints", "-XMP-tdm
                  "-XMP-dc:Rights", "-ExifIFD:LearningOptOutIn", "-Copyright", "-ID3:all"]
 
 
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """Wall-clock and CPU seconds (user + system) of one run, and its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        sys.exit(f"{command[0]} failed: {done.stderr[:500]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu, done.stdout
+def run(command: list[str]) -> tuple[float, float, str, int]:
+    """Wall-clock and CPU seconds (user + system) of one run, its output, and its peak RSS in KiB.
+
+    wait4 gives the rusage of this child alone (with the children it waited for, e.g. the
+    workers of --jobs), where RUSAGE_CHILDREN's ru_maxrss is the largest of every child so far.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode not in (0, 1):
+            sys.exit(f"{command[0]} failed: {err.read()[:500].decode(errors='replace')}")
+        return elapsed, usage.ru_utime + usage.ru_stime, out.read().decode(), usage.ru_maxrss
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def idle() -> tuple[int, int]:
+    """Idle and total CPU ticks of the whole machine so far (Linux), to say whether a core was free."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def linked(corpus: list[Path], count: int, into: Path) -> Path:
+    """A folder of ``count`` hard links to the corpus's files, cycled (a copy where links fail)."""
+    folder = into / f"n{count}"
+    folder.mkdir()
+    for i in range(count):
+        source = corpus[i % len(corpus)]
+        target = folder / f"{i:06d}{source.suffix}"
+        try:
+            os.link(source, target)
+        except OSError:  # another file system
+            shutil.copyfile(source, target)
+    return folder
+
+
+def verify_command(folder: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-m", "rightsmeta", "verify", "-r", "--no-ledger", "--jsonl", "--jobs", str(jobs), str(folder)]
+
+
+def memory(corpus: list[Path], sizes: list[int], repeat: int) -> None:
+    """Peak RSS of verify -r at each size (the least of ``repeat`` runs: RSS barely moves)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = {}
+        for count in sizes:
+            folder = linked(corpus, count, Path(tmp))
+            peaks[count] = min(run(verify_command(folder, 1))[3] for _ in range(repeat))
+            print(f"peak RSS, verify -r --jobs 1, {count:6d} files: {peaks[count] / 1024:7.1f} MiB")
+            shutil.rmtree(folder)
+        first, last = peaks[sizes[0]], peaks[sizes[-1]]
+        print(f"growth {sizes[0]} -> {sizes[-1]} files: {100 * (last - first) / first:+.1f} % (goal: within 10 %)  [{load()}]")
+
+
+def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
+    """Throughput of --jobs 2 against --jobs 1 on ``count`` files, alternating, best of ``repeat``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = linked(corpus, count, Path(tmp))
+        before = load()
+        start = idle()
+        runs = [(run(verify_command(folder, 1)), run(verify_command(folder, 2))) for _ in range(repeat)]
+        end = idle()
+        free = 100 * (end[0] - start[0]) / max(1, end[1] - start[1])
+        one = min(r[0][0] for r in runs)
+        two = min(r[1][0] for r in runs)
+        print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (--jobs 1/--jobs 2)")
+        print(f"--jobs 1          : {one:7.2f} s  {count / one:8.0f} files/s  peak RSS {min(r[0][3] for r in runs) / 1024:.1f} MiB")
+        print(f"--jobs 2          : {two:7.2f} s  {count / two:8.0f} files/s  peak RSS {min(r[1][3] for r in runs) / 1024:.1f} MiB (all processes)")
+        print(f"jobs ratio        : {one / two:.2f}x the one-core throughput with 2 workers (goal: >= 1.6x)")
+        # The workers' CPU is not in the rusage of the command (they are the forkserver's children),
+        # so this is the main process's: its share of two cores is what the workers cannot have.
+        cpu_one, cpu_main = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+        print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_main:.2f} s, so on 2 idle cores "
+              f"at best {2 * cpu_one / (cpu_one + cpu_main):.2f}x")
+        print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
+              f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory", metavar="N,M", help="peak RSS of verify -r on N and on M files (hard links to the corpus)")
+    parser.add_argument("--jobs-ratio", type=int, metavar="N", help="--jobs 2 vs --jobs 1 throughput on N files (hard links to the corpus)")
     args = parser.parse_args()
-    files = [p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    files = sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
-    ours = [sys.executable, "-m", "rightsmeta", "verify", "-r", "--no-ledger", "--jsonl", "--jobs", "1", str(args.folder)]
+    if args.memory or args.jobs_ratio:
+        if args.memory:
+            memory(files, [int(n) for n in args.memory.split(",")], args.repeat)
+        if args.jobs_ratio:
+            jobs_ratio(files, args.jobs_ratio, args.repeat)
+        return
+    ours = verify_command(args.folder, 1)
     theirs = [exiftool(), "-r", "-j", "-q", "-q", *EXIFTOOL_TAGS, str(args.folder)]
     # Alternate the two, so a slow spell of a shared machine hits both alike.
-    runs = [(timed(ours), timed(theirs)) for _ in range(args.repeat)]
-    t_ours, _, out_ours = min(r[0] for r in runs)
-    t_theirs, _, out_theirs = min(r[1] for r in runs)
+    before = load()
+    runs = [(run(ours), run(theirs)) for _ in range(args.repeat)]
+    t_ours, _, out_ours, _ = min(r[0] for r in runs)
+    t_theirs, _, out_theirs, _ = min(r[1] for r in runs)
     cpu_ratio = min(r[1][1] for r in runs) / min(r[0][1] for r in runs)
+    rss_ours = min(r[0][3] for r in runs) / 1024
+    rss_theirs = min(r[1][3] for r in runs) / 1024
     rows = [json.loads(line) for line in out_ours.splitlines()]
     tagged = sum(1 for r in rows if r["status"] != "untagged")
     seen_by_exiftool = sum(1 for r in json.loads(out_theirs or "[]") if len(r) > 1)
     print(f"corpus: {len(files)} files in {args.folder}")
     if args.repeat > 1:
         print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (rightsmeta/exiftool, wall clock)")
-    print(f"rightsmeta verify : {t_ours:7.2f} s  {len(files) / t_ours:8.0f} files/s  ({tagged} with signals)")
-    print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with any of the requested tags)")
+    print(f"rightsmeta verify : {t_ours:7.2f} s  {len(files) / t_ours:8.0f} files/s  ({tagged} with signals)  peak RSS {rss_ours:.1f} MiB")
+    print(f"exiftool          : {t_theirs:7.2f} s  {len(files) / t_theirs:8.0f} files/s  ({seen_by_exiftool} with any of the requested tags)  peak RSS {rss_theirs:.1f} MiB")
     ratio = t_theirs / t_ours
     verdict = f"{ratio:.1f}x faster than" if ratio >= 1 else f"{1 / ratio:.1f}x slower than"
     print(f"ratio             : {ratio:.2f} (rightsmeta is {verdict} ExifTool, one core each)")
     print(f"CPU time ratio    : {cpu_ratio:.2f} (best user+system seconds of each)")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
 
 
 if __name__ == "__main__":

@@ -376,10 +376,24 @@ def verify(
         raise click.UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
     if jobs < 0:
         raise click.UsageError("--jobs must be 0 (one per core) or more")
-    files = _files(paths, recursive)
-    _stale_temps(files, remove=False)
+    files: Iterable[str]
+    folders: set[str] = set()
+    if recursive and fmt and "-" not in paths:
+        # For machines, no progress bar needs the count: paths stream from the walk into the
+        # scan, so memory does not grow with the number of files (a walk raises nothing with -r).
+        # Only the folders are kept, to look for stale temporary files in once the scan is done.
+        def streamed() -> Iterator[str]:
+            for path in api.walk(paths, recursive=True):
+                folders.add(os.path.dirname(os.path.abspath(path)))
+                yield path
+
+        files, total = streamed(), None
+    else:
+        files = _files(paths, recursive)
+        total = len(files)
+        _stale_temps(files, remove=False)
     anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
-    if "-" in files:
+    if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
     ledger_path = _ledger_path(ledger, no_ledger, must_exist=True)
     if ledger_path:  # said once, before the scan, not by every worker that fails to start
@@ -405,7 +419,7 @@ def verify(
     except OSError as exc:
         raise click.UsageError(f"cannot write the HTML report {html_file}: {exc.strerror or exc}") from None
     counts: dict[str, int] = {}
-    for row in _progress(rows, "verifying", fmt is None, total=len(files)):
+    for row in _progress(rows, "verifying", fmt is None, total=total):
         counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
         if writer:
             writer.write(row)
@@ -423,7 +437,9 @@ def verify(
             page.close()
         except RightsmetaError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({len(files)} files)", err=True)
+    if folders:
+        _stale_temps(sorted(folders), remove=False)
+    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} files)", err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
 

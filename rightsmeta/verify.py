@@ -19,8 +19,9 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import api
@@ -242,7 +243,7 @@ def _verify_one(path: str) -> dict[str, Any]:
 
 
 def verify_many(
-    paths: Sequence[str],
+    paths: Iterable[str],
     *,
     ledger_path: str | None = None,
     jobs: int = 1,
@@ -252,6 +253,9 @@ def verify_many(
     memory: int = 2 * 1024**3,
 ) -> Iterator[dict[str, Any]]:
     """Verdicts (as JSON objects) in input order, streamed; memory stays flat in the number of files.
+
+    ``paths`` may be a generator (e.g. ``api.walk``), consumed as the scan goes: no list of
+    every path is held.
 
     A path ``"-"`` is standard input (read in the calling process, so with ``jobs=1``).
 
@@ -276,9 +280,7 @@ def verify_many(
     def pool(workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
 
-    # Big chunks spare the pool a round trip per file; a few per worker keep the load balanced.
-    size = max(1, min(64, len(paths) // (jobs * 8)))
-    chunks = (list(paths[i : i + size]) for i in range(0, len(paths), size))
+    chunks = _chunks(paths, jobs)
     # A bounded window of chunks in flight, so rows stream in order and memory stays flat.
     window: deque[tuple[list[str], Future[list[dict[str, Any]]] | None]] = deque()
     executor = pool(jobs)
@@ -313,6 +315,18 @@ def verify_many(
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.terminate()
         executor.shutdown(wait=finished, cancel_futures=True)
+
+
+def _chunks(paths: Iterable[str], jobs: int) -> Iterator[list[str]]:
+    """Chunks of paths for the workers: big ones spare the pool a round trip per file (up to 64);
+    the first are small, so that every worker has files at once however few there are (the
+    number of paths is not known: they may be streamed from a walk)."""
+    size = 1
+    it = iter(paths)
+    while part := list(islice(it, size)):
+        yield part
+        if size < 64:
+            size = min(64, size * 2)
 
 
 _DIED = ("the worker process verifying this file stopped before it answered (killed, out of memory, "

@@ -1,0 +1,138 @@
+"""rightsmeta tag against ExifTool writing the same fields into copies of the same files.
+
+    python bench/corpus.py bench/realistic --mix realistic --files 1320
+    python bench/tag.py bench/realistic                 # prints seconds, files/s, ratios, peak RSS
+
+Each run gets a fresh copy of the files (the copying is not timed), so every tool writes into
+untagged originals of the same bytes. Three runs per round, alternating, best of --repeat:
+
+  rightsmeta tag -r --deny ai --no-sign --no-ledger      (the fast path: no essence decoded)
+  exiftool -overwrite_original -XMP-plus:DataMining#=DMI-PROHIBITED-AIMLTRAINING
+           -XMP-plus:OtherConstraints=... -XMP-tdm:Reservation=1   (what tag --deny ai puts there)
+  rightsmeta tag -r --deny ai --no-sign --ledger FRESH   (every file recorded: its essence hashed)
+
+on the kinds both can write (JPEG, PNG, WebP, TIFF, PDF; --per-kind of each), start-up
+included, as a user would run them. Audio (MP3, FLAC, WAV, M4A), which ExifTool 13 does not
+write or writes only as MP4, is tagged by rightsmeta alone and reported in files/s. Peak RSS
+(wait4, the process's own) is printed with each.
+
+It benchmarks whatever writer the installed rightsmeta has: re-run it after writer changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from corpus import TDM_CONFIG, exiftool
+from verify import load, run
+
+COMPARED = (".jpg", ".png", ".webp", ".tif", ".pdf")
+AUDIO = (".mp3", ".flac", ".wav", ".m4a")
+# The sentence rightsmeta writes for --deny ai into plus:OtherConstraints (and xmpRights:UsageTerms).
+SENTENCE = ("Data mining and AI permissions: Not allowed: AI/ML training, generative AI training, AI inference "
+            "(use as model input). Not specified: text and data mining, search engine indexing.")
+
+
+def pick(folder: Path, suffixes: tuple[str, ...], per_kind: int) -> list[Path]:
+    """Up to ``per_kind`` untagged-by-us files of each suffix, in name order."""
+    chosen: list[Path] = []
+    for suffix in suffixes:
+        chosen += sorted(folder.rglob(f"*{suffix}"))[:per_kind]
+    return chosen
+
+
+def fresh(files: list[Path], into: Path) -> Path:
+    if into.exists():
+        shutil.rmtree(into)
+    into.mkdir(parents=True)
+    for i, source in enumerate(files):
+        shutil.copyfile(source, into / f"{i:06d}{source.suffix}")
+    os.sync()  # so one run's dirty pages are not written back during the next one's timing
+    return into
+
+
+def ours(folder: Path, ledger: Path | None) -> list[str]:
+    where = ["--ledger", str(ledger)] if ledger else ["--no-ledger"]
+    return [sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-sign", *where, "--json", str(folder)]
+
+
+def theirs(folder: Path, config: Path) -> list[str]:
+    return [exiftool(), "-config", str(config), "-q", "-q", "-r", "-overwrite_original",
+            "-XMP-plus:DataMining#=http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING",
+            f"-XMP-plus:OtherConstraints={SENTENCE}", "-XMP-tdm:Reservation=1", str(folder)]
+
+
+def tagged(out: str, expected: int) -> None:
+    """Fail loudly when a run did not tag every file: a fast run that wrote nothing proves nothing."""
+    results = json.loads(out)
+    done = sum(1 for r in results if r["status"] == "tagged")
+    if done != expected:
+        failed = [f"{r['path']}: {r.get('reason')}" for r in results if r["status"] != "tagged"][:5]
+        sys.exit(f"rightsmeta tagged {done} of {expected} files: {failed}")
+
+
+def line(name: str, best: tuple[float, float, str, int], count: int) -> str:
+    return f"{name:<26}: {best[0]:7.2f} s  {count / best[0]:7.0f} files/s  peak RSS {best[3] / 1024:6.1f} MiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="a corpus (bench/corpus.py); its files are copied, never changed")
+    parser.add_argument("--per-kind", type=int, default=100, help="files of each kind (default 100)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    spec = importlib.util.find_spec("rightsmeta")
+    if spec is None or spec.origin is None:
+        sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
+    compared = pick(args.folder, COMPARED, args.per_kind)
+    audio = pick(args.folder, AUDIO, args.per_kind)
+    if not compared:
+        sys.exit(f"no {', '.join(COMPARED)} files in {args.folder}: make a corpus with bench/corpus.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        config = work / "tdm.config"
+        config.write_text(TDM_CONFIG)
+        before = load()
+        runs = []
+        for i in range(args.repeat):
+            lean = run(ours(fresh(compared, work / "files"), None))
+            tagged(lean[2], len(compared))
+            exif = run(theirs(fresh(compared, work / "files"), config))
+            ledger = work / f"ledger{i}.sqlite3"
+            full = run(ours(fresh(compared, work / "files"), ledger))
+            tagged(full[2], len(compared))
+            runs.append((lean, exif, full))
+        audio_runs = []
+        if audio:
+            for _ in range(args.repeat):
+                audio_runs.append(run(ours(fresh(audio, work / "audio"), None)))
+                tagged(audio_runs[-1][2], len(audio))
+        after = load()
+    kinds = ", ".join(f"{sum(1 for f in compared if f.suffix == s)} {s[1:]}" for s in COMPARED)
+    print(f"files             : {len(compared)} ({kinds}) from {args.folder}")
+    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}/{c[0]:.2f}" for a, b, c in runs)
+          + "  (--no-ledger / exiftool / ledger)")
+    lean, exif, full = (min(r[k] for r in runs) for k in range(3))
+    print(line("rightsmeta --no-ledger", lean, len(compared)))
+    print(line("exiftool", exif, len(compared)))
+    print(line("rightsmeta with ledger", full, len(compared)))
+    print(f"ratio --no-ledger : {exif[0] / lean[0]:.2f}x ExifTool's speed (goal: >= 2x)")
+    print(f"ratio with ledger : {exif[0] / full[0]:.2f}x ExifTool's speed (goal: >= 1x)")
+    if audio_runs:
+        best = min(audio_runs)
+        kinds = ", ".join(f"{sum(1 for f in audio if f.suffix == s)} {s[1:]}" for s in AUDIO)
+        print(line(f"audio --no-ledger ({len(audio)})", best, len(audio)) + f"  ({kinds}; rightsmeta alone)")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {after} after")
+
+
+if __name__ == "__main__":
+    main()
