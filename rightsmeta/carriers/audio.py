@@ -26,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
@@ -34,7 +34,7 @@ from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
-from . import audiotags
+from . import audiotags, riff
 from .audiotags import MAX_ID3_INFLATE, MAX_ID3_INFLATE_TOTAL
 from .heads import id3_size as _id3_size
 from .heads import mpeg_frame as _mpeg_frame
@@ -257,31 +257,16 @@ def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
         pos = buf.find(b"\xff", pos + 1, stop)
 
 
-def _chunks(buf: Buffer, what: str, big_endian: bool) -> dict[bytes, tuple[int, int, int]]:
-    """RIFF / IFF chunks: id -> (header offset, payload start, payload end); the first of each id."""
-    n = len(buf)
-    order: Literal["big", "little"] = "big" if big_endian else "little"
-    declared = 8 + int.from_bytes(buf[4:8], order)
-    if declared > n:
-        raise MalformedFile(f"truncated {what}: the header claims {declared} bytes but the file ends at {n}")
+def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
+    """RIFF / IFF chunks (walked by carriers/riff.py): id -> (header offset, payload start,
+    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO)."""
+    forms = (b"AIFF", b"AIFC") if iff else (b"WAVE",)
     found: dict[bytes, tuple[int, int, int]] = {}
-    pos = 12
-    for _ in range(MAX_ITEMS):
-        if pos + 8 > declared:
-            return found
-        cid = bytes(buf[pos : pos + 4])
-        size = int.from_bytes(buf[pos + 4 : pos + 8], order)
-        end = pos + 8 + size
-        if end > declared:
-            raise MalformedFile(
-                f"truncated {what}: the {cid.decode('latin-1')!r} chunk at offset {pos} claims {size} bytes "
-                f"but the file ends at {declared}"
-            )
-        found.setdefault(cid, (pos, pos + 8, end))
-        if cid == b"LIST" and end - pos >= 12:  # a list of chunks, named by its type: LIST/INFO
-            found.setdefault(b"LIST/" + bytes(buf[pos + 8 : pos + 12]), (pos, pos + 12, end))
-        pos = end + (size & 1)  # chunks are padded to an even length
-    raise MalformedFile(f"{what}: more than {MAX_ITEMS} chunks")
+    for chunk in riff.walk(buf, forms, iff=iff, name=what, short_tail=True).chunks:
+        found.setdefault(chunk.fourcc, (chunk.start, chunk.data_start, chunk.end))
+        if chunk.fourcc == b"LIST" and chunk.size >= 4:
+            found.setdefault(b"LIST/" + bytes(buf[chunk.start + 8 : chunk.start + 12]), (chunk.start, chunk.start + 12, chunk.end))
+    return found
 
 
 @dataclass(frozen=True)
@@ -513,10 +498,10 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         _check_mp3(buf, pos)
         return _Layout("mp3")
     if fmt == "wav":
-        chunks = _chunks(buf, "WAV", big_endian=False)
+        chunks = _chunks(buf, "WAV", iff=False)
         return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), (b"id3 ", b"ID3 "))
     if fmt == "aiff":
-        chunks = _chunks(buf, "AIFF", big_endian=True)
+        chunks = _chunks(buf, "AIFF", iff=True)
         return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
     if fmt in ("ogg", "opus"):
         return _Layout(fmt, ogg_streams=_check_ogg(buf))
