@@ -34,7 +34,7 @@ from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
-from . import audiotags, riff
+from . import audiotags, bmff, riff
 from .audiotags import MAX_ID3_INFLATE, MAX_ID3_INFLATE_TOTAL
 from .heads import id3_size as _id3_size
 from .heads import mpeg_frame as _mpeg_frame
@@ -123,10 +123,6 @@ class _Layout:
     flac: tuple[int, list[tuple[int, int, int]]] | None = None
     #: Ogg: how many logical streams begin in the file (chained or multiplexed files have several).
     ogg_streams: int = 0
-
-
-def _u32be(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 4], "big")
 
 
 def _check_id3(buf: Buffer, pos: int, what: str) -> int:
@@ -269,56 +265,15 @@ def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, in
     return found
 
 
-@dataclass(frozen=True)
-class _Box:
-    type: bytes
-    start: int
-    header: int  # 8, or 16 with a 64-bit size
-    end: int
-    open_ended: bool = False  # size 0: "to the end of the file"
-
-    @property
-    def payload(self) -> int:
-        return self.start + self.header
+def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[bmff.Box]:
+    """One level of boxes (walked by carriers/bmff.py). Only the top level may hold a box of size
+    0 (to the end of the file); fewer than 8 bytes left over are slack below the top (QuickTime
+    ends some atom lists with a zero word) and at the top only when zero (padding)."""
+    tail: bmff.Tail = "zeros" if top else "ignore"
+    return bmff.walk(buf, start, end, limit=MAX_ITEMS, what=what, open_ended=top, printable=True, tail=tail)
 
 
-def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[_Box]:
-    found: list[_Box] = []
-    pos = start
-    for _ in range(MAX_ITEMS):
-        if pos == end:
-            return found
-        if pos + 8 > end:
-            if not top or not any(buf[pos:end]):
-                return found  # QuickTime ends some atom lists with a zero word; zero padding at the end
-            raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
-        size = _u32be(buf, pos)
-        btype = bytes(buf[pos + 4 : pos + 8])
-        if not all(0x20 <= b <= 0x7E or b == 0xA9 for b in btype):
-            # Box types are printable four-character codes (QuickTime adds '©'): anything else
-            # is the inside of some other box, met because a size or an edit shifted the walk. Read
-            # on, and the boxes after it (a uuid XMP box, the ilst) would vanish without an error.
-            raise MalformedFile(f"{what}: no box type at offset {pos} ({btype!r}); the file is damaged")
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                raise MalformedFile(f"truncated {what}: the '{btype.decode('latin-1')}' box header at offset {pos} is cut off")
-            size, header = int.from_bytes(buf[pos + 8 : pos + 16], "big"), 16
-        elif size == 0 and top:
-            found.append(_Box(btype, pos, header, end, open_ended=True))
-            return found
-        if size < header:
-            raise MalformedFile(f"{what}: the '{btype.decode('latin-1')}' box at offset {pos} has an invalid size {size}")
-        if pos + size > end:
-            raise MalformedFile(
-                f"truncated {what}: the '{btype.decode('latin-1')}' box at offset {pos} claims {size} bytes but the file ends at {end}"
-            )
-        found.append(_Box(btype, pos, header, pos + size))
-        pos += size
-    raise MalformedFile(f"{what}: more than {MAX_ITEMS} boxes")
-
-
-def _child(buf: Buffer, box: _Box, btype: bytes, what: str) -> _Box | None:
+def _child(buf: Buffer, box: bmff.Box, btype: bytes, what: str) -> bmff.Box | None:
     return next((b for b in _boxes(buf, box.payload, box.end, what) if b.type == btype), None)
 
 
@@ -920,7 +875,7 @@ def _pad_packet(packet: bytes, size: int) -> bytes | None:
     return packet[:cut] + b" " * (size - len(packet)) + packet[cut:]
 
 
-def _free(out: bytearray, box: _Box) -> None:
+def _free(out: bytearray, box: bmff.Box) -> None:
     """Turn a box into empty ``free`` space of the same size: nothing after it moves."""
     out[box.start + 4 : box.start + 8] = b"free"
     out[box.payload : box.end] = bytes(box.end - box.payload)

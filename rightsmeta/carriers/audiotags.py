@@ -17,11 +17,11 @@ bounds below whichever reader goes on to decode them.
 from __future__ import annotations
 
 import re
-import struct
 import zlib
 from dataclasses import dataclass, field
 
 from ..errors import MalformedFile
+from . import bmff
 from .heads import syncsafe as _syncsafe
 from .tiff import Buffer
 
@@ -546,8 +546,6 @@ MP4_CONTAINERS = frozenset((b"moov", b"udta", b"trak", b"mdia", b"meta", b"ilst"
 #: before; the bound keeps what our walk adds to that under a second.
 MAX_MP4_ATOMS = 200_000
 MAX_MP4_DEPTH = 32
-_ATOM_HEADER = struct.Struct(">I4s")
-_U64 = struct.Struct(">Q")
 
 
 @dataclass
@@ -571,62 +569,43 @@ class _Atom:
 
 def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> list[_Atom]:
     """The atoms in buf[start:end] and, below them, every container's children, as mutagen's
-    ``Atom`` reads them (``depth`` 0: the top level).
+    ``Atom`` reads them (``depth`` 0: the top level); each level walked by carriers/bmff.py.
 
     Unusual unless the children fill each container exactly with sizes mutagen accepts. mutagen
     reads a child that runs past its parent and carries on behind it, or fails on a size of 0
-    below the top level, under 8, or (64-bit) under 16.
+    below the top level, under 8, or (64-bit) under 16; it ignores fewer than 8 bytes at the end
+    of the file. These policies copy mutagen on purpose, so that this reader answers only where
+    mutagen would, and the same.
     """
     found = []
-    pos = start
-    while pos < end if depth else pos + 8 <= end:  # mutagen ignores fewer than 8 bytes at the end
-        if pos + 8 > end:
-            raise Unusual("an atom header runs past its parent")
-        size, name = _ATOM_HEADER.unpack_from(buf, pos)
-        payload = pos + 8
-        if size == 1:
-            if pos + 16 > end:
-                raise Unusual("an atom header runs past its parent")
-            size, payload = _U64.unpack_from(buf, pos + 8)[0], pos + 16
-            if size < 16:
-                raise Unusual("a 64-bit atom size under 16")
-        elif size == 0 and not depth:
-            size = end - pos  # the last atom of the file may run to its end
-        elif size < 8:
-            raise Unusual("an atom size under 8")
-        if payload > end or pos + size > end:
-            raise Unusual("an atom runs past its parent")
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise Unusual("too many atoms")
-        atom = _Atom(name, pos, payload, pos + size)
-        if atom.name in MP4_CONTAINERS:
-            if depth == MAX_MP4_DEPTH:
-                raise Unusual("atoms nested too deep")
-            first = payload
-            if atom.name == b"meta" and _quicktime_meta(buf, payload, atom.end):
-                # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write it)
-                # has no version and flags: its hdlr starts at once. mutagen skips four bytes
-                # anyway and then fails on the file ("seek out of range") or silently loses what
-                # follows; it is read here as written, the one place this reader departs from mutagen.
-                pass
-            elif atom.name == b"meta":
-                # ISO's meta is a full box: version and flags (zero) before the children.
-                first += 4
-                if first > atom.end or any(buf[payload:first]):
-                    raise Unusual("a meta atom with flags, or cut short")
-            atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
-        found.append(atom)
-        pos += size
+    try:
+        for box in bmff.boxes(buf, start, end, what="MP4", open_ended=not depth, tail="error" if depth else "ignore"):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise Unusual("too many atoms")
+            atom = _Atom(box.type, box.start, box.payload, box.end)
+            if atom.name in MP4_CONTAINERS:
+                if depth == MAX_MP4_DEPTH:
+                    raise Unusual("atoms nested too deep")
+                first = box.payload
+                if atom.name == b"meta" and bmff.quicktime_meta(buf, box):
+                    # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write
+                    # it) has no version and flags: its hdlr starts at once. mutagen skips four
+                    # bytes anyway and then fails on the file ("seek out of range") or silently
+                    # loses what follows; it is read here as written, the one place this reader
+                    # departs from mutagen.
+                    pass
+                elif atom.name == b"meta":
+                    # ISO's meta is a full box: version and flags (zero) before the children.
+                    version, flags = bmff.full_box(buf, box, "MP4")
+                    if version or flags:
+                        raise Unusual("a meta atom with flags")
+                    first += 4
+                atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
+            found.append(atom)
+    except MalformedFile as exc:  # a size mutagen refuses or misreads (see above)
+        raise Unusual(str(exc)) from None
     return found
-
-
-def _quicktime_meta(buf: Buffer, payload: int, end: int) -> bool:
-    """Does this meta start with a whole hdlr atom instead of ISO's version and flags?"""
-    if payload + 8 > end or buf[payload + 4 : payload + 8] != b"hdlr":
-        return False
-    size: int = _ATOM_HEADER.unpack_from(buf, payload)[0]
-    return 8 <= size <= end - payload
 
 
 def _first(atoms: list[_Atom] | None, name: bytes) -> _Atom | None:
