@@ -150,18 +150,20 @@ def _unsync(data: bytes) -> bytes:
 
 
 def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
-    """mutagen inflates compressed frames without a limit; refuse the ones that would explode."""
+    """mutagen inflates compressed frames without a limit; refuse the ones that would explode.
+
+    The frames are walked by ``audiotags.frames``, the one ID3 frame walker, which ends at an
+    all-NUL frame ID as mutagen does (this check used to stop at a first NUL byte, and so could
+    leave frames after a damaged ID unchecked that mutagen goes on to inflate)."""
     if major == 3 and flags & 0x80:
         body = _unsync(body)
     pos = 0
     if flags & 0x40 and len(body) >= 4:  # extended header
         pos = 4 + int.from_bytes(body[:4], "big") if major == 3 else _syncsafe(body[:4])
     budget = MAX_ID3_INFLATE_TOTAL
-    for _ in range(MAX_ITEMS):
-        if pos + 10 > len(body) or body[pos] == 0:
-            return  # padding, or the end of the tag
-        size = int.from_bytes(body[pos + 4 : pos + 8], "big") if major == 3 else _syncsafe(body[pos + 4 : pos + 8])
-        fmt = body[pos + 9]
+    body = body[pos:]
+    for pos, frame_id, size, frame_flags in audiotags.frames(body, synchsafe=major == 4):
+        fmt = frame_flags & 0xFF  # the format byte: compression, unsynchronisation, length
         data = body[pos + 10 : pos + 10 + size]
         compressed = fmt & 0x80 if major == 3 else fmt & 0x08
         if compressed:
@@ -176,11 +178,10 @@ def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
                 except zlib.error:
                     out = b""  # mutagen reports or skips a corrupt frame itself
                 if len(out) > min(MAX_ID3_INFLATE, budget):
-                    frame_id = body[pos : pos + 4].decode("latin-1")
-                    raise MalformedFile(f"{what}: compressed ID3v2 frame {frame_id} inflates to too many bytes; refusing it")
+                    name = frame_id.decode("latin-1")
+                    raise MalformedFile(f"{what}: compressed ID3v2 frame {name} inflates to too many bytes; refusing it")
                 inflated = max(inflated, len(out))
             budget -= inflated
-        pos += 10 + size
 
 
 #: MPEG audio frame lengths by the header bits that decide them (version, layer, bitrate, sample

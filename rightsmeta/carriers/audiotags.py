@@ -12,12 +12,18 @@ the caller hands the file to mutagen as before. One departure, on purpose: Quick
 
 Every length is checked against the bytes in hand, and compressed frames inflate within the
 bounds below whichever reader goes on to decode them.
+
+The container walks are shared: MP4 levels are walked by carriers/bmff.py (with mutagen's
+policies, chosen by its arguments), and ``frames`` here is the one ID3v2 frame walker, used also
+by the structural check of carriers/audio.py. ``_count_frames`` walks frames a second way on
+purpose: it is mutagen's guess whether v2.4 sizes are synchsafe, copied with its own stop rules.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import MalformedFile
@@ -93,6 +99,26 @@ def _unsynchronise(data: bytes) -> bytes:
     if b"\xff" not in data or _NOT_UNSYNCHRONISED.search(data):
         return data
     return data.replace(b"\xff\x00", b"\xff")
+
+
+def frames(body: bytes, synchsafe: bool) -> Iterator[tuple[int, bytes, int, int]]:
+    """(offset, frame ID, declared size, frame flags) of each v2.3/v2.4 frame header in ``body``
+    (the tag's frames, unsynchronisation of a v2.3 tag already undone), as mutagen's
+    ``ID3Tags._read_frames`` walks them: to the first all-NUL frame ID (padding) or until fewer
+    than 10 bytes are left. A size may run past the end of ``body``: the caller decides what
+    that means (mutagen cuts the frame at the tag's end, and the walk ends behind it).
+
+    The one ID3 frame walker: the structural check of carriers/audio.py, ``id3_damage`` and
+    ``read_id3`` all use it. Each step takes at least 10 bytes, so the walk is bounded by the tag.
+    """
+    pos = 0
+    while len(body) - pos >= 10:
+        frame_id = body[pos : pos + 4]
+        if not frame_id.strip(b"\x00"):
+            return
+        size = _u32(body, pos + 4)
+        yield pos, frame_id, _bits7(size) if synchsafe else size, int.from_bytes(body[pos + 8 : pos + 10], "big")
+        pos += 10 + (_bits7(size) if synchsafe else size)
 
 
 def _count_frames(body: bytes, synchsafe: bool) -> tuple[int, int]:
@@ -253,14 +279,7 @@ def id3_damage(data: bytes, what: str) -> str | None:
         major, _, body, synchsafe = _id3_body(data)
     except Unusual:
         return None
-    pos = 0
-    while len(body) - pos >= 10:
-        frame_id = body[pos : pos + 4]
-        if not frame_id.strip(b"\x00"):
-            return None  # padding
-        size = _u32(body, pos + 4)
-        if synchsafe:
-            size = _bits7(size)
+    for pos, frame_id, size, _ in frames(body, synchsafe):
         if pos + 10 + size > len(body):
             if _FRAME_ID.fullmatch(frame_id) is None:
                 return None  # junk after the last frame (some taggers leave it in the padding)
@@ -269,7 +288,6 @@ def id3_damage(data: bytes, what: str) -> str | None:
                 f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
                 f"({len(body) - pos - 10} left); the frames after it are lost"
             )
-        pos += 10 + size
     return None
 
 
@@ -284,20 +302,11 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
     found = ID3Frames(major)
     unusual = ""
     budget, values_left = MAX_ID3_INFLATE_TOTAL, MAX_ID3_VALUES
-    pos = 0
     # Every frame is visited, not only ours, so that a compressed frame which would blow up in
-    # mutagen (after a fallback) is refused here first. Each step takes at least 10 bytes.
-    while len(body) - pos >= 10:
-        frame_id = body[pos : pos + 4]
-        if not frame_id.strip(b"\x00"):
-            break  # padding
-        size = _u32(body, pos + 4)
-        if synchsafe:
-            size = _bits7(size)
-        frame_flags = int.from_bytes(body[pos + 8 : pos + 10], "big")
+    # mutagen (after a fallback) is refused here first.
+    for pos, frame_id, size, frame_flags in frames(body, synchsafe):
         raw = body[pos + 10 : pos + 10 + size]  # cut off at the tag's end, as mutagen cuts it
         overrun = pos + 10 + size > len(body)  # id3_damage reports it; the frames before it stand
-        pos += 10 + size
         if size == 0:
             continue
         if frame_id[3] == 0:
