@@ -142,3 +142,20 @@ def test_a_compression_bomb_behind_a_junk_frame_id_is_refused() -> None:
     tag = _id3_tag(frames + bytes(32))
     with pytest.raises(MalformedFile, match="inflates to too many bytes"):
         audio._check_id3(tag, 0, "MP3")
+
+
+def test_mp4_reader_ignores_a_short_tail_as_mutagen_does(ffmpeg: str, tmp_path: Path) -> None:
+    """mutagen ignores fewer than 8 bytes at the end of the file (padding some writers leave); the
+    fast reader walks the top level with the same policy, so it reads such a file itself."""
+    import io
+
+    from mutagen.mp4 import MP4
+
+    data = _make(ffmpeg, tmp_path / "a.m4a", "-c:a", "aac", "-metadata", "copyright=(c) Ada") + bytes(5)
+    fast = audiotags.mp4_items(data)
+    slow = MP4(io.BytesIO(data)).tags
+    assert fast is not None and fast.cprt == ["(c) Ada"]
+    assert fast == audio._mutagen_mp4(slow)
+    # One level down the same bytes are a cut-off atom header, which mutagen would read past.
+    with pytest.raises(audiotags.Unusual, match="box header at offset"):
+        audiotags._atoms(data, 0, len(data), 1, [1000])
