@@ -159,3 +159,17 @@ def test_mp4_reader_ignores_a_short_tail_as_mutagen_does(ffmpeg: str, tmp_path: 
     # One level down the same bytes are a cut-off atom header, which mutagen would read past.
     with pytest.raises(audiotags.Unusual, match="box header at offset"):
         audiotags._atoms(data, 0, len(data), 1, [1000])
+
+
+def test_audio_reader_takes_zero_padding_after_the_last_box_but_not_junk(ffmpeg: str, tmp_path: Path) -> None:
+    """The structural check's top-level policy ("zeros"): padding is no damage, other bytes too
+    few for a box header are a cut-off box, and the read says so (fail closed)."""
+    import rightsmeta
+
+    data = _make(ffmpeg, tmp_path / "a.m4a", "-c:a", "aac", "-metadata", "copyright=(c) Ada")
+    clean = rightsmeta.read(data)
+    assert clean.errors == []
+    padded = rightsmeta.read(data + bytes(3))
+    assert padded.errors == [] and padded.to_json() == clean.to_json()
+    junk = rightsmeta.read(data + b"\x01\x02\x03")
+    assert any("box header at offset" in e and "cut off" in e for e in junk.errors), junk.errors
