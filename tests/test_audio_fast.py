@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3, PRIV, TCOP, TIT2, TXXX, WCOP, Frames
@@ -329,6 +329,7 @@ def test_files_tagged_by_rightsmeta_read_the_same(ffmpeg: str, plain: dict[str, 
 @given(seed=st.sampled_from(sorted(ID3_VARIANTS)), edits=st.lists(
     st.tuples(st.integers(0, 10_000), st.sampled_from([0x00, 0x01, 0x02, 0x03, 0x08, 0x09, 0x7F, 0x80, 0xE0, 0xFF])),
     min_size=1, max_size=4))
+@example(seed="mutagen v2.4 NUL-separated", edits=[(27, 1)])  # a TXXX size grown over the padding
 def test_id3_reader_agrees_with_mutagen_on_damaged_tags(seed: str, edits: list[tuple[int, int]]) -> None:
     """Bytes of a tag changed anywhere after its header: our reader gives mutagen's frames, or
     steps aside (Unusual), or refuses a bomb; it never raises anything else."""
@@ -342,6 +343,13 @@ def test_id3_reader_agrees_with_mutagen_on_damaged_tags(seed: str, edits: list[t
     try:
         slow = audio._mutagen_id3(ID3(io.BytesIO(bytes(damaged))))
     except Exception:  # mutagen gave up where we did not: nothing to compare
+        return
+    if audiotags.id3_damage(bytes(damaged), "MP3") is not None and (
+        sum(map(len, slow.txxx.values())) + len(slow.tcop) > audiotags.MAX_ID3_VALUES
+    ):
+        # A frame grown past the tag's end reads the padding as values, more than read_id3 takes:
+        # it stops there on purpose, keeping the frames before it, and the read reports the damage
+        # and fails closed (test_fail_closed.py, 11.2). mutagen keeps the whole cut frame.
         return
     assert fast == slow
 

@@ -12,8 +12,9 @@ A family module offers (registered as a typed ``Family`` in ``FAMILIES``):
 
 Adding a family is one module and one line in ``FAMILIES``. The container syntaxes the families
 share each have one walker module that reads within bounds, locates (XMP, EXIF, the C2PA store)
-and splices: jpeg.py (segments), png.py (chunks), riff.py (RIFF chunks), tiff.py (IFDs) and
-bmff.py (ISO-BMFF boxes), with splice.py rebuilding a file from their ranges.
+and splices: jpeg.py (segments), png.py (chunks), riff.py (RIFF chunks, and AIFF's big-endian
+IFF), tiff.py (IFDs) and bmff.py (ISO-BMFF boxes, for images and MP4/M4A/MOV alike), with
+splice.py rebuilding a file from their ranges; ID3v2 frames are walked by ``audiotags.frames``.
 """
 
 from __future__ import annotations

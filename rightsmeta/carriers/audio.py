@@ -26,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .. import xmp
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
@@ -34,7 +34,7 @@ from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
 from ..vocab import project, tdmrep
-from . import audiotags
+from . import audiotags, bmff, riff
 from .audiotags import MAX_ID3_INFLATE, MAX_ID3_INFLATE_TOTAL
 from .heads import id3_size as _id3_size
 from .heads import mpeg_frame as _mpeg_frame
@@ -125,10 +125,6 @@ class _Layout:
     ogg_streams: int = 0
 
 
-def _u32be(buf: Buffer, pos: int) -> int:
-    return int.from_bytes(buf[pos : pos + 4], "big")
-
-
 def _check_id3(buf: Buffer, pos: int, what: str) -> int:
     """End of the ID3v2 tag at ``pos``; MalformedFile if it is cut off or inflates too far."""
     n = len(buf)
@@ -154,18 +150,20 @@ def _unsync(data: bytes) -> bytes:
 
 
 def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
-    """mutagen inflates compressed frames without a limit; refuse the ones that would explode."""
+    """mutagen inflates compressed frames without a limit; refuse the ones that would explode.
+
+    The frames are walked by ``audiotags.frames``, the one ID3 frame walker, which ends at an
+    all-NUL frame ID as mutagen does (this check used to stop at a first NUL byte, and so could
+    leave frames after a damaged ID unchecked that mutagen goes on to inflate)."""
     if major == 3 and flags & 0x80:
         body = _unsync(body)
     pos = 0
     if flags & 0x40 and len(body) >= 4:  # extended header
         pos = 4 + int.from_bytes(body[:4], "big") if major == 3 else _syncsafe(body[:4])
     budget = MAX_ID3_INFLATE_TOTAL
-    for _ in range(MAX_ITEMS):
-        if pos + 10 > len(body) or body[pos] == 0:
-            return  # padding, or the end of the tag
-        size = int.from_bytes(body[pos + 4 : pos + 8], "big") if major == 3 else _syncsafe(body[pos + 4 : pos + 8])
-        fmt = body[pos + 9]
+    body = body[pos:]
+    for pos, frame_id, size, frame_flags in audiotags.frames(body, synchsafe=major == 4):
+        fmt = frame_flags & 0xFF  # the format byte: compression, unsynchronisation, length
         data = body[pos + 10 : pos + 10 + size]
         compressed = fmt & 0x80 if major == 3 else fmt & 0x08
         if compressed:
@@ -180,11 +178,10 @@ def _check_id3_frames(body: bytes, major: int, flags: int, what: str) -> None:
                 except zlib.error:
                     out = b""  # mutagen reports or skips a corrupt frame itself
                 if len(out) > min(MAX_ID3_INFLATE, budget):
-                    frame_id = body[pos : pos + 4].decode("latin-1")
-                    raise MalformedFile(f"{what}: compressed ID3v2 frame {frame_id} inflates to too many bytes; refusing it")
+                    name = frame_id.decode("latin-1")
+                    raise MalformedFile(f"{what}: compressed ID3v2 frame {name} inflates to too many bytes; refusing it")
                 inflated = max(inflated, len(out))
             budget -= inflated
-        pos += 10 + size
 
 
 #: MPEG audio frame lengths by the header bits that decide them (version, layer, bitrate, sample
@@ -257,83 +254,27 @@ def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
         pos = buf.find(b"\xff", pos + 1, stop)
 
 
-def _chunks(buf: Buffer, what: str, big_endian: bool) -> dict[bytes, tuple[int, int, int]]:
-    """RIFF / IFF chunks: id -> (header offset, payload start, payload end); the first of each id."""
-    n = len(buf)
-    order: Literal["big", "little"] = "big" if big_endian else "little"
-    declared = 8 + int.from_bytes(buf[4:8], order)
-    if declared > n:
-        raise MalformedFile(f"truncated {what}: the header claims {declared} bytes but the file ends at {n}")
+def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
+    """RIFF / IFF chunks (walked by carriers/riff.py): id -> (header offset, payload start,
+    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO)."""
+    forms = (b"AIFF", b"AIFC") if iff else (b"WAVE",)
     found: dict[bytes, tuple[int, int, int]] = {}
-    pos = 12
-    for _ in range(MAX_ITEMS):
-        if pos + 8 > declared:
-            return found
-        cid = bytes(buf[pos : pos + 4])
-        size = int.from_bytes(buf[pos + 4 : pos + 8], order)
-        end = pos + 8 + size
-        if end > declared:
-            raise MalformedFile(
-                f"truncated {what}: the {cid.decode('latin-1')!r} chunk at offset {pos} claims {size} bytes "
-                f"but the file ends at {declared}"
-            )
-        found.setdefault(cid, (pos, pos + 8, end))
-        if cid == b"LIST" and end - pos >= 12:  # a list of chunks, named by its type: LIST/INFO
-            found.setdefault(b"LIST/" + bytes(buf[pos + 8 : pos + 12]), (pos, pos + 12, end))
-        pos = end + (size & 1)  # chunks are padded to an even length
-    raise MalformedFile(f"{what}: more than {MAX_ITEMS} chunks")
+    for chunk in riff.walk(buf, forms, iff=iff, name=what, short_tail=True).chunks:
+        found.setdefault(chunk.fourcc, (chunk.start, chunk.data_start, chunk.end))
+        if chunk.fourcc == b"LIST" and chunk.size >= 4:
+            found.setdefault(b"LIST/" + bytes(buf[chunk.start + 8 : chunk.start + 12]), (chunk.start, chunk.start + 12, chunk.end))
+    return found
 
 
-@dataclass(frozen=True)
-class _Box:
-    type: bytes
-    start: int
-    header: int  # 8, or 16 with a 64-bit size
-    end: int
-    open_ended: bool = False  # size 0: "to the end of the file"
-
-    @property
-    def payload(self) -> int:
-        return self.start + self.header
+def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[bmff.Box]:
+    """One level of boxes (walked by carriers/bmff.py). Only the top level may hold a box of size
+    0 (to the end of the file); fewer than 8 bytes left over are slack below the top (QuickTime
+    ends some atom lists with a zero word) and at the top only when zero (padding)."""
+    tail: bmff.Tail = "zeros" if top else "ignore"
+    return bmff.walk(buf, start, end, limit=MAX_ITEMS, what=what, open_ended=top, printable=True, tail=tail)
 
 
-def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[_Box]:
-    found: list[_Box] = []
-    pos = start
-    for _ in range(MAX_ITEMS):
-        if pos == end:
-            return found
-        if pos + 8 > end:
-            if not top or not any(buf[pos:end]):
-                return found  # QuickTime ends some atom lists with a zero word; zero padding at the end
-            raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
-        size = _u32be(buf, pos)
-        btype = bytes(buf[pos + 4 : pos + 8])
-        if not all(0x20 <= b <= 0x7E or b == 0xA9 for b in btype):
-            # Box types are printable four-character codes (QuickTime adds '©'): anything else
-            # is the inside of some other box, met because a size or an edit shifted the walk. Read
-            # on, and the boxes after it (a uuid XMP box, the ilst) would vanish without an error.
-            raise MalformedFile(f"{what}: no box type at offset {pos} ({btype!r}); the file is damaged")
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                raise MalformedFile(f"truncated {what}: the '{btype.decode('latin-1')}' box header at offset {pos} is cut off")
-            size, header = int.from_bytes(buf[pos + 8 : pos + 16], "big"), 16
-        elif size == 0 and top:
-            found.append(_Box(btype, pos, header, end, open_ended=True))
-            return found
-        if size < header:
-            raise MalformedFile(f"{what}: the '{btype.decode('latin-1')}' box at offset {pos} has an invalid size {size}")
-        if pos + size > end:
-            raise MalformedFile(
-                f"truncated {what}: the '{btype.decode('latin-1')}' box at offset {pos} claims {size} bytes but the file ends at {end}"
-            )
-        found.append(_Box(btype, pos, header, pos + size))
-        pos += size
-    raise MalformedFile(f"{what}: more than {MAX_ITEMS} boxes")
-
-
-def _child(buf: Buffer, box: _Box, btype: bytes, what: str) -> _Box | None:
+def _child(buf: Buffer, box: bmff.Box, btype: bytes, what: str) -> bmff.Box | None:
     return next((b for b in _boxes(buf, box.payload, box.end, what) if b.type == btype), None)
 
 
@@ -513,10 +454,10 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         _check_mp3(buf, pos)
         return _Layout("mp3")
     if fmt == "wav":
-        chunks = _chunks(buf, "WAV", big_endian=False)
+        chunks = _chunks(buf, "WAV", iff=False)
         return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), (b"id3 ", b"ID3 "))
     if fmt == "aiff":
-        chunks = _chunks(buf, "AIFF", big_endian=True)
+        chunks = _chunks(buf, "AIFF", iff=True)
         return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
     if fmt in ("ogg", "opus"):
         return _Layout(fmt, ogg_streams=_check_ogg(buf))
@@ -935,7 +876,7 @@ def _pad_packet(packet: bytes, size: int) -> bytes | None:
     return packet[:cut] + b" " * (size - len(packet)) + packet[cut:]
 
 
-def _free(out: bytearray, box: _Box) -> None:
+def _free(out: bytearray, box: bmff.Box) -> None:
     """Turn a box into empty ``free`` space of the same size: nothing after it moves."""
     out[box.start + 4 : box.start + 8] = b"free"
     out[box.payload : box.end] = bytes(box.end - box.payload)

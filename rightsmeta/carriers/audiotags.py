@@ -12,16 +12,22 @@ the caller hands the file to mutagen as before. One departure, on purpose: Quick
 
 Every length is checked against the bytes in hand, and compressed frames inflate within the
 bounds below whichever reader goes on to decode them.
+
+The container walks are shared: MP4 levels are walked by carriers/bmff.py (with mutagen's
+policies, chosen by its arguments), and ``frames`` here is the one ID3v2 frame walker, used also
+by the structural check of carriers/audio.py. ``_count_frames`` walks frames a second way on
+purpose: it is mutagen's guess whether v2.4 sizes are synchsafe, copied with its own stop rules.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import MalformedFile
+from . import bmff
 from .heads import syncsafe as _syncsafe
 from .tiff import Buffer
 
@@ -93,6 +99,26 @@ def _unsynchronise(data: bytes) -> bytes:
     if b"\xff" not in data or _NOT_UNSYNCHRONISED.search(data):
         return data
     return data.replace(b"\xff\x00", b"\xff")
+
+
+def frames(body: bytes, synchsafe: bool) -> Iterator[tuple[int, bytes, int, int]]:
+    """(offset, frame ID, declared size, frame flags) of each v2.3/v2.4 frame header in ``body``
+    (the tag's frames, unsynchronisation of a v2.3 tag already undone), as mutagen's
+    ``ID3Tags._read_frames`` walks them: to the first all-NUL frame ID (padding) or until fewer
+    than 10 bytes are left. A size may run past the end of ``body``: the caller decides what
+    that means (mutagen cuts the frame at the tag's end, and the walk ends behind it).
+
+    The one ID3 frame walker: the structural check of carriers/audio.py, ``id3_damage`` and
+    ``read_id3`` all use it. Each step takes at least 10 bytes, so the walk is bounded by the tag.
+    """
+    pos = 0
+    while len(body) - pos >= 10:
+        frame_id = body[pos : pos + 4]
+        if not frame_id.strip(b"\x00"):
+            return
+        size = _u32(body, pos + 4)
+        yield pos, frame_id, _bits7(size) if synchsafe else size, int.from_bytes(body[pos + 8 : pos + 10], "big")
+        pos += 10 + (_bits7(size) if synchsafe else size)
 
 
 def _count_frames(body: bytes, synchsafe: bool) -> tuple[int, int]:
@@ -253,14 +279,7 @@ def id3_damage(data: bytes, what: str) -> str | None:
         major, _, body, synchsafe = _id3_body(data)
     except Unusual:
         return None
-    pos = 0
-    while len(body) - pos >= 10:
-        frame_id = body[pos : pos + 4]
-        if not frame_id.strip(b"\x00"):
-            return None  # padding
-        size = _u32(body, pos + 4)
-        if synchsafe:
-            size = _bits7(size)
+    for pos, frame_id, size, _ in frames(body, synchsafe):
         if pos + 10 + size > len(body):
             if _FRAME_ID.fullmatch(frame_id) is None:
                 return None  # junk after the last frame (some taggers leave it in the padding)
@@ -269,7 +288,6 @@ def id3_damage(data: bytes, what: str) -> str | None:
                 f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
                 f"({len(body) - pos - 10} left); the frames after it are lost"
             )
-        pos += 10 + size
     return None
 
 
@@ -284,20 +302,11 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
     found = ID3Frames(major)
     unusual = ""
     budget, values_left = MAX_ID3_INFLATE_TOTAL, MAX_ID3_VALUES
-    pos = 0
     # Every frame is visited, not only ours, so that a compressed frame which would blow up in
-    # mutagen (after a fallback) is refused here first. Each step takes at least 10 bytes.
-    while len(body) - pos >= 10:
-        frame_id = body[pos : pos + 4]
-        if not frame_id.strip(b"\x00"):
-            break  # padding
-        size = _u32(body, pos + 4)
-        if synchsafe:
-            size = _bits7(size)
-        frame_flags = int.from_bytes(body[pos + 8 : pos + 10], "big")
+    # mutagen (after a fallback) is refused here first.
+    for pos, frame_id, size, frame_flags in frames(body, synchsafe):
         raw = body[pos + 10 : pos + 10 + size]  # cut off at the tag's end, as mutagen cuts it
         overrun = pos + 10 + size > len(body)  # id3_damage reports it; the frames before it stand
-        pos += 10 + size
         if size == 0:
             continue
         if frame_id[3] == 0:
@@ -546,8 +555,6 @@ MP4_CONTAINERS = frozenset((b"moov", b"udta", b"trak", b"mdia", b"meta", b"ilst"
 #: before; the bound keeps what our walk adds to that under a second.
 MAX_MP4_ATOMS = 200_000
 MAX_MP4_DEPTH = 32
-_ATOM_HEADER = struct.Struct(">I4s")
-_U64 = struct.Struct(">Q")
 
 
 @dataclass
@@ -571,62 +578,43 @@ class _Atom:
 
 def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> list[_Atom]:
     """The atoms in buf[start:end] and, below them, every container's children, as mutagen's
-    ``Atom`` reads them (``depth`` 0: the top level).
+    ``Atom`` reads them (``depth`` 0: the top level); each level walked by carriers/bmff.py.
 
     Unusual unless the children fill each container exactly with sizes mutagen accepts. mutagen
     reads a child that runs past its parent and carries on behind it, or fails on a size of 0
-    below the top level, under 8, or (64-bit) under 16.
+    below the top level, under 8, or (64-bit) under 16; it ignores fewer than 8 bytes at the end
+    of the file. These policies copy mutagen on purpose, so that this reader answers only where
+    mutagen would, and the same.
     """
     found = []
-    pos = start
-    while pos < end if depth else pos + 8 <= end:  # mutagen ignores fewer than 8 bytes at the end
-        if pos + 8 > end:
-            raise Unusual("an atom header runs past its parent")
-        size, name = _ATOM_HEADER.unpack_from(buf, pos)
-        payload = pos + 8
-        if size == 1:
-            if pos + 16 > end:
-                raise Unusual("an atom header runs past its parent")
-            size, payload = _U64.unpack_from(buf, pos + 8)[0], pos + 16
-            if size < 16:
-                raise Unusual("a 64-bit atom size under 16")
-        elif size == 0 and not depth:
-            size = end - pos  # the last atom of the file may run to its end
-        elif size < 8:
-            raise Unusual("an atom size under 8")
-        if payload > end or pos + size > end:
-            raise Unusual("an atom runs past its parent")
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise Unusual("too many atoms")
-        atom = _Atom(name, pos, payload, pos + size)
-        if atom.name in MP4_CONTAINERS:
-            if depth == MAX_MP4_DEPTH:
-                raise Unusual("atoms nested too deep")
-            first = payload
-            if atom.name == b"meta" and _quicktime_meta(buf, payload, atom.end):
-                # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write it)
-                # has no version and flags: its hdlr starts at once. mutagen skips four bytes
-                # anyway and then fails on the file ("seek out of range") or silently loses what
-                # follows; it is read here as written, the one place this reader departs from mutagen.
-                pass
-            elif atom.name == b"meta":
-                # ISO's meta is a full box: version and flags (zero) before the children.
-                first += 4
-                if first > atom.end or any(buf[payload:first]):
-                    raise Unusual("a meta atom with flags, or cut short")
-            atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
-        found.append(atom)
-        pos += size
+    try:
+        for box in bmff.boxes(buf, start, end, what="MP4", open_ended=not depth, tail="error" if depth else "ignore"):
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise Unusual("too many atoms")
+            atom = _Atom(box.type, box.start, box.payload, box.end)
+            if atom.name in MP4_CONTAINERS:
+                if depth == MAX_MP4_DEPTH:
+                    raise Unusual("atoms nested too deep")
+                first = box.payload
+                if atom.name == b"meta" and bmff.quicktime_meta(buf, box):
+                    # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write
+                    # it) has no version and flags: its hdlr starts at once. mutagen skips four
+                    # bytes anyway and then fails on the file ("seek out of range") or silently
+                    # loses what follows; it is read here as written, the one place this reader
+                    # departs from mutagen.
+                    pass
+                elif atom.name == b"meta":
+                    # ISO's meta is a full box: version and flags (zero) before the children.
+                    version, flags = bmff.full_box(buf, box, "MP4")
+                    if version or flags:
+                        raise Unusual("a meta atom with flags")
+                    first += 4
+                atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
+            found.append(atom)
+    except MalformedFile as exc:  # a size mutagen refuses or misreads (see above)
+        raise Unusual(str(exc)) from None
     return found
-
-
-def _quicktime_meta(buf: Buffer, payload: int, end: int) -> bool:
-    """Does this meta start with a whole hdlr atom instead of ISO's version and flags?"""
-    if payload + 8 > end or buf[payload + 4 : payload + 8] != b"hdlr":
-        return False
-    size: int = _ATOM_HEADER.unpack_from(buf, payload)[0]
-    return 8 <= size <= end - payload
 
 
 def _first(atoms: list[_Atom] | None, name: bytes) -> _Atom | None:

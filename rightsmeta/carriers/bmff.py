@@ -1,22 +1,30 @@
-"""ISO base media file format boxes (HEIF, AVIF; the C2PA store of MP4/M4A/MOV): the one box walker
-of the image side, used by reading (carriers/containers.py) and the C2PA locator (carriers/manifest.py).
+"""ISO base media file format boxes (HEIF, AVIF, MP4, M4A, MOV): the one box walker, used by
+reading (carriers/containers.py, carriers/audio.py, carriers/audiotags.py), the MP4 XMP writer
+(carriers/audio.py) and the C2PA locator (carriers/manifest.py).
 
 Every size is checked against its container before use (32-bit, 64-bit and "to the end" sizes);
-the number of boxes walked is bounded by the caller's limit. Items of a HEIF/AVIF 'meta' box
-(iinf, iloc, idat) are located here too; choosing which item is XMP or EXIF is the image
-family's. The audio family's ISO-BMFF readers (carriers/audio.py, audiotags.py) still walk on
-their own.
+the number of boxes walked is bounded by the caller's limit, the depth by the caller (who decides
+which boxes are containers). What differs between callers is policy, chosen by arguments of
+``walk``: whether a size of 0 ("to the end") is allowed at this level, whether fewer than 8 bytes
+left at the end of a level are slack or a cut-off header, and whether a box type must be a
+printable four-character code. Items of a HEIF/AVIF 'meta' box (iinf, iloc, idat) are located
+here too; choosing which item is XMP or EXIF is the image family's.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from ..errors import MalformedFile
 from .tiff import Buffer
 
 #: Items, extents and infe entries walked inside a 'meta' box.
 MAX_META_ITEMS = 10_000
+_HEADER = struct.Struct(">I4s")
+_U64 = struct.Struct(">Q")
 C2PA_UUID = bytes.fromhex("D8FEC3D61B0E483C92975828877EC481")
 
 
@@ -28,40 +36,116 @@ def brands(head: bytes) -> tuple[bytes, frozenset[bytes]]:
     return head[8:12], frozenset(head[i : i + 4] for i in range(16, end - 3, 4))
 
 
-def box(buf: Buffer, pos: int, end: int) -> tuple[bytes, int, int]:
-    """(type, payload start, box end) of the box at ``pos`` inside ``[pos, end)``."""
-    if pos + 8 > end:
-        raise MalformedFile(f"truncated ISO-BMFF: box header at offset {pos} runs past the end at {end}")
-    size = int.from_bytes(buf[pos : pos + 4], "big")
-    btype = bytes(buf[pos + 4 : pos + 8])
-    payload = pos + 8
-    if size == 1:
-        if pos + 16 > end:
-            raise MalformedFile(f"truncated ISO-BMFF: {btype!r} box at offset {pos} has no 64-bit size")
-        size = int.from_bytes(buf[pos + 8 : pos + 16], "big")
-        payload = pos + 16
-    elif size == 0:
-        size = end - pos
-    if size < payload - pos:
-        raise MalformedFile(f"ISO-BMFF: {btype!r} box at offset {pos} has invalid size {size}")
-    if pos + size > end:
-        raise MalformedFile(
-            f"truncated ISO-BMFF: {btype!r} box at offset {pos} claims {size} bytes but its container ends at {end}"
-        )
-    return btype, payload, pos + size
+class Box(NamedTuple):
+    """One box; a tuple because the audio reader makes up to 200,000 of them per file (a frozen
+    dataclass takes twice as long to build)."""
+
+    type: bytes
+    start: int
+    payload: int  # after the 8- or 16-byte header
+    end: int
+    open_ended: bool = False  # size 0: "to the end of its container"
+
+
+#: What ``walk`` makes of fewer than 8 bytes left at the end of a level: a cut-off box header
+#: ("error"), slack if they are all zero ("zeros": QuickTime ends some atom lists with a zero
+#: word, some writers pad the file), or slack whatever they hold ("ignore").
+Tail = Literal["error", "zeros", "ignore"]
+
+
+def _printable(btype: bytes) -> bool:
+    # Box types are printable four-character codes (QuickTime adds '©').
+    return all(0x20 <= b <= 0x7E or b == 0xA9 for b in btype)
+
+
+def boxes(
+    buf: Buffer,
+    start: int,
+    end: int,
+    *,
+    what: str = "ISO-BMFF",
+    open_ended: bool = True,
+    printable: bool = False,
+    tail: Tail = "error",
+) -> Iterator[Box]:
+    """The boxes in ``[start, end)``, one level, read as they are asked for: a caller that bounds
+    a whole tree (audiotags) counts them itself. Each box takes at least 8 bytes.
+
+    ``open_ended`` allows a size of 0 (the box runs to ``end``); else it is an invalid size.
+    ``printable`` refuses a type that is no printable code: that is the inside of some other box,
+    met because a size or an edit shifted the walk, and reading on would make the boxes after it
+    (a uuid XMP box, the ilst) vanish without an error. ``tail``: see ``Tail``.
+    """
+    # The audio reader walks up to 200,000 boxes per file: the header is read inline, once.
+    unpack, pos = _HEADER.unpack_from, start
+    while pos < end:
+        if pos + 8 > end:
+            if tail == "ignore" or (tail == "zeros" and not any(buf[pos:end])):
+                return
+            raise MalformedFile(f"truncated {what}: a box header at offset {pos} is cut off at {end}")
+        size, btype = unpack(buf, pos)
+        if printable and not _printable(btype):
+            raise MalformedFile(f"{what}: no box type at offset {pos} ({btype!r}); the file is damaged")
+        payload = pos + 8
+        if size == 1:
+            if pos + 16 > end:
+                raise MalformedFile(f"truncated {what}: the '{btype.decode('latin-1')}' box header at offset {pos} is cut off")
+            size = _U64.unpack_from(buf, pos + 8)[0]
+            payload = pos + 16
+        elif size == 0 and open_ended:
+            yield Box(btype, pos, payload, end, True)
+            return
+        if size < payload - pos:
+            raise MalformedFile(f"{what}: the '{btype.decode('latin-1')}' box at offset {pos} has an invalid size {size}")
+        if pos + size > end:
+            where = "the file" if end == len(buf) else "its container"
+            raise MalformedFile(
+                f"truncated {what}: the '{btype.decode('latin-1')}' box at offset {pos} claims {size} bytes "
+                f"but {where} ends at {end}"
+            )
+        yield Box(btype, pos, payload, pos + size)
+        pos += size
+
+
+def walk(
+    buf: Buffer,
+    start: int,
+    end: int,
+    *,
+    limit: int,
+    what: str = "ISO-BMFF",
+    open_ended: bool = True,
+    printable: bool = False,
+    tail: Tail = "error",
+) -> list[Box]:
+    """Every box in ``[start, end)``, one level; more than ``limit`` of them is an error."""
+    found: list[Box] = []
+    for item in boxes(buf, start, end, what=what, open_ended=open_ended, printable=printable, tail=tail):
+        if len(found) >= limit:
+            raise MalformedFile(f"{what}: more than {limit} boxes at offset {start}")
+        found.append(item)
+    return found
+
+
+def full_box(buf: Buffer, box: Box, what: str = "ISO-BMFF") -> tuple[int, int]:
+    """(version, flags) of a FullBox: the 4 bytes its payload starts with."""
+    if box.payload + 4 > box.end:
+        raise MalformedFile(f"{what}: the '{box.type.decode('latin-1')}' box at offset {box.start} is too short")
+    return buf[box.payload], int.from_bytes(buf[box.payload + 1 : box.payload + 4], "big")
+
+
+def quicktime_meta(buf: Buffer, box: Box) -> bool:
+    """Is this 'meta' QuickTime's (no version and flags: a whole 'hdlr' box starts at once, as
+    Apple devices and ExifTool write moov/meta) rather than ISO's FullBox?"""
+    pos = box.payload
+    if pos + 8 > box.end or buf[pos + 4 : pos + 8] != b"hdlr":
+        return False
+    return 8 <= int.from_bytes(buf[pos : pos + 4], "big") <= box.end - pos
 
 
 def children(buf: Buffer, start: int, end: int, limit: int) -> list[tuple[bytes, int, int]]:
     """(type, payload start, box end) of every box in ``[start, end)``; at most ``limit`` of them."""
-    boxes: list[tuple[bytes, int, int]] = []
-    pos = start
-    while pos < end:
-        if len(boxes) >= limit:
-            raise MalformedFile(f"ISO-BMFF: more than {limit} boxes at offset {start}")
-        found = box(buf, pos, end)
-        boxes.append(found)
-        pos = found[2]
-    return boxes
+    return [(b.type, b.payload, b.end) for b in walk(buf, start, end, limit=limit)]
 
 
 def c2pa_ranges(buf: Buffer, limit: int) -> list[tuple[int, int]]:

@@ -1,14 +1,19 @@
-"""RIFF chunks (WebP; WAV's C2PA chunk): the one walker that reads, locates and splices them.
+"""RIFF chunks (WebP, WAV) and their big-endian IFF form (AIFF): the one walker that reads,
+locates and splices them.
 
-Used by reading (carriers/containers.py), by the WebP XMP writer (carriers/image.py) and by the
-C2PA locator (carriers/manifest.py). Sizes are checked against the RIFF size and the file before
-use; the walk is bounded. Chunks are padded to even sizes; a final chunk without its pad byte is
-tolerated, as some writers drop it.
+Used by reading (carriers/containers.py, carriers/audio.py), by the WebP XMP writer
+(carriers/image.py) and by the C2PA locator (carriers/manifest.py). Sizes are checked against the
+RIFF size and the file before use; the walk is bounded. Chunks are padded to even sizes; a final
+chunk without its pad byte is tolerated, as some writers drop it.
+
+IFF (``FORM`` ... ``AIFF``/``AIFC``) is the same syntax with big-endian sizes, so ``iff=True``
+walks it with the same code; only the magic and the byte order differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import MalformedFile
 from .splice import splice as _splice
@@ -40,7 +45,7 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Riff:
-    form: bytes  # b"WEBP", b"WAVE"
+    form: bytes  # b"WEBP", b"WAVE", b"AIFF", b"AIFC"
     chunks: tuple[Chunk, ...]
     end: int  # 8 + the RIFF size: where the RIFF data ends (trailing bytes may follow)
 
@@ -48,29 +53,45 @@ class Riff:
         return min(chunk.end + (chunk.size & 1), self.end)
 
 
-def walk(buf: Buffer, form: bytes, *, lenient_size: bool = False) -> Riff:
-    """Every chunk of a RIFF file of type ``form``.
+def walk(
+    buf: Buffer,
+    form: bytes | tuple[bytes, ...],
+    *,
+    lenient_size: bool = False,
+    iff: bool = False,
+    name: str | None = None,
+    short_tail: bool = False,
+) -> Riff:
+    """Every chunk of a RIFF file of type ``form`` (or of any of the types in a tuple).
 
     ``lenient_size`` clamps a RIFF size that runs past the file (some WAV writers leave it
-    wrong); otherwise that is a truncation.
+    wrong); otherwise that is a truncation. ``iff`` walks the big-endian ``FORM`` of AIFF.
+    ``short_tail`` ends the walk at fewer than 8 bytes left before the RIFF end (the audio
+    reader has always let WAV/AIFF writers leave such slack) instead of calling it a cut-off
+    chunk header. ``name`` is the file type error messages give (default: the form).
     """
     n = len(buf)
-    name = form.decode("ascii", "replace").strip()
-    if n < 12 or buf[:4] != b"RIFF" or buf[8:12] != form:
-        raise MalformedFile(f"not a {name}: no RIFF/{name} header at offset 0")
-    riff_end = 8 + int.from_bytes(buf[4:8], "little")
+    forms = (form,) if isinstance(form, bytes) else form
+    magic = b"FORM" if iff else b"RIFF"
+    order: Literal["big", "little"] = "big" if iff else "little"
+    name = name or forms[0].decode("ascii", "replace").strip()
+    if n < 12 or buf[:4] != magic or bytes(buf[8:12]) not in forms:
+        raise MalformedFile(f"not a {name}: no {magic.decode()}/{forms[0].decode('ascii', 'replace')} header at offset 0")
+    riff_end = 8 + int.from_bytes(buf[4:8], order)
     if riff_end > n:
         if not lenient_size:
-            raise MalformedFile(f"truncated {name}: RIFF header claims {riff_end} bytes but the file ends at {n}")
+            raise MalformedFile(
+                f"truncated {name}: {magic.decode()} header claims {riff_end} bytes but the file ends at {n}"
+            )
         riff_end = n
     chunks: list[Chunk] = []
     pos = 12
     for _ in range(MAX_CHUNKS):
-        if pos >= riff_end:
-            return Riff(form, tuple(chunks), riff_end)
+        if pos >= riff_end or (short_tail and pos + 8 > riff_end):
+            return Riff(bytes(buf[8:12]), tuple(chunks), riff_end)
         if pos + 8 > riff_end:
             raise MalformedFile(f"truncated {name}: chunk header at offset {pos} runs past the RIFF end {riff_end}")
-        chunk = Chunk(bytes(buf[pos : pos + 4]), pos, int.from_bytes(buf[pos + 4 : pos + 8], "little"))
+        chunk = Chunk(bytes(buf[pos : pos + 4]), pos, int.from_bytes(buf[pos + 4 : pos + 8], order))
         if chunk.end > riff_end:
             raise MalformedFile(
                 f"truncated {name}: {chunk.fourcc!r} chunk at offset {pos} claims {chunk.size} bytes "
