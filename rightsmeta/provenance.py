@@ -13,7 +13,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from .carriers.manifest import MIME, SOFT_BINDING_ALG, SOFT_BINDING_LABEL, _context, _version
+from .carriers.manifest import MIME, SOFT_BINDING_ALG, SOFT_BINDING_LABEL, c2pa_context, rightsmeta_version
 from .errors import MalformedFile, UnsupportedFormat, WriteError
 from .model import Assertion
 from .vocab import cawg
@@ -48,7 +48,7 @@ def sign_derived(
         assertions.append({
             "label": "c2pa.actions.v2",
             "data": {"actions": [{"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
-                                 *({"action": a, "softwareAgent": {"name": "rightsmeta", "version": _version()}} for a in actions)]},
+                                 *({"action": a, "softwareAgent": {"name": "rightsmeta", "version": rightsmeta_version()}} for a in actions)]},
         })
     entries = cawg.encode(assertion) if assertion is not None else None
     if entries is not None:
@@ -56,14 +56,14 @@ def sign_derived(
     if fingerprint:
         assertions.append({"label": SOFT_BINDING_LABEL,
                            "data": {"alg": SOFT_BINDING_ALG, "blocks": [{"scope": {}, "value": fingerprint}]}})
-    manifest = {"claim_generator_info": [{"name": "rightsmeta", "version": _version()}], "title": title,
+    manifest = {"claim_generator_info": [{"name": "rightsmeta", "version": rightsmeta_version()}], "title": title,
                 "assertions": assertions}
     alg = getattr(c2pa.C2paSigningAlg, identity.algorithm.upper(), None)
     if alg is None:
         raise UnsupportedFormat(f"signing algorithm {identity.algorithm} is not supported by c2pa")
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, identity.chain_pem, identity.key_pem, None))
-        with signer, c2pa.Builder(manifest, context=_context(None)) as builder:
+        with signer, c2pa.Builder(manifest, context=c2pa_context(None)) as builder:
             if parent is None or parent_fmt is None:
                 builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
             else:

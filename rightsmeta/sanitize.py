@@ -27,6 +27,8 @@ from .model import PURPOSES
 from .vocab import iptc, project, tdmrep
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .keys import Identity
 
 FORMATS = ("jpeg", "png", "webp", "mp3", "flac", "ogg", "opus", "m4a")
@@ -165,7 +167,7 @@ def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
     from mutagen.id3 import ID3, PRIV, ID3NoHeaderError
     from mutagen.mp3 import MP3
 
-    from .carriers.audio import _ID3_DESCRIPTIONS  # the TXXX names rightsmeta writes
+    from .carriers.audio import ID3_DESCRIPTIONS  # the TXXX names rightsmeta writes
 
     buf = io.BytesIO(data)
     try:
@@ -180,7 +182,7 @@ def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
     for key in list(tags.keys()):
         frame = tags[key]
         fid = frame.FrameID
-        if fid in keep or (fid == "TXXX" and frame.desc.casefold() in _ID3_DESCRIPTIONS):
+        if fid in keep or (fid == "TXXX" and frame.desc.casefold() in ID3_DESCRIPTIONS):
             continue
         if fid == "PRIV" and frame.owner == "XMP":
             packets.append(bytes(frame.data))
@@ -208,7 +210,7 @@ def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) 
     from mutagen.oggopus import OggOpus
     from mutagen.oggvorbis import OggVorbis
 
-    from .carriers.audio import _BY_VORBIS  # the Vorbis names rightsmeta writes
+    from .carriers.audio import BY_VORBIS  # the Vorbis names rightsmeta writes
 
     kind = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[fmt]
     buf = io.BytesIO(data)
@@ -219,7 +221,7 @@ def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) 
     keep = set().union(*(_VORBIS.get(g, set()) for g in groups))
     if audio.tags is not None:
         for key in sorted({k for k, _ in audio.tags}):
-            if key.casefold() not in keep and key.casefold() not in _BY_VORBIS:
+            if key.casefold() not in keep and key.casefold() not in BY_VORBIS:
                 removed.append(f"Vorbis {key}")
                 del audio.tags[key]
     if fmt == "flac":
@@ -239,37 +241,23 @@ def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) 
     return buf.getvalue()
 
 
-def _boxes(data: bytes | bytearray, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
-    """(type, box start, payload start, box end) of the boxes in data[start:end], within bounds."""
-    out = []
-    at = start
-    while at + 8 <= end:
-        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
-        head = 8
-        if size == 1:
-            if at + 16 > end:
-                break
-            size, head = int.from_bytes(data[at + 8 : at + 16], "big"), 16
-        elif size == 0:
-            size = end - at
-        if size < head or at + size > end:
-            raise MalformedFile(f"MP4 box {kind!r} at {at} overruns its container")
-        out.append((kind, at, at + head, at + size))
-        at += size
-    return out
-
-
 def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
     """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) in place: padded, so no media byte moves."""
+    from .carriers import bmff
     from .carriers.audio import XMP_UUID
 
+    def level(start: int, end: int) -> Iterator[bmff.Box]:
+        return bmff.boxes(data, start, end, what="MP4", tail="ignore")
+
     out = bytearray(data)
-    spans = [(p + 16, e) for k, _s, p, e in _boxes(data, 0, len(data)) if k == b"uuid" and data[p : p + 16] == XMP_UUID]
-    for kind, _s, payload, end in _boxes(data, 0, len(data)):
-        if kind == b"moov":
-            for k2, _s2, p2, e2 in _boxes(data, payload, end):
-                if k2 == b"udta":
-                    spans += [(p3, e3) for k3, _s3, p3, e3 in _boxes(data, p2, e2) if k3 == b"XMP_"]
+    spans: list[tuple[int, int]] = []
+    for box in level(0, len(data)):
+        if box.type == b"uuid" and data[box.payload : box.payload + 16] == XMP_UUID:
+            spans.append((box.payload + 16, box.end))
+        elif box.type == b"moov":
+            for udta in level(box.payload, box.end):
+                if udta.type == b"udta":
+                    spans += [(x.payload, x.end) for x in level(udta.payload, udta.end) if x.type == b"XMP_"]
     for start, end in spans:
         cleaned = clean_xmp(bytes(data[start:end]), groups, removed) or b""
         if len(cleaned) > end - start:
@@ -288,7 +276,7 @@ def _m4a(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
 
     from mutagen.mp4 import MP4
 
-    from .carriers.audio import _BY_MP4  # the freeform atoms rightsmeta writes
+    from .carriers.audio import BY_MP4  # the freeform atoms rightsmeta writes
 
     buf = io.BytesIO(data)
     try:
@@ -299,7 +287,7 @@ def _m4a(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
     if audio.tags is not None:
         web = "----:org.rightsmeta:rightsmeta:webstatement"
         for key in list(audio.tags.keys()):
-            if key not in keep and key.casefold() not in _BY_MP4 and key.casefold() != web:
+            if key not in keep and key.casefold() not in BY_MP4 and key.casefold() != web:
                 removed.append(f"MP4 {key}")
                 del audio.tags[key]
         try:

@@ -133,7 +133,7 @@ def wav_with_chunk(wav: bytes, payload: bytes) -> bytes:
 
 
 def read_id3(tag_bytes: bytes) -> audiotags.ID3Frames:
-    return audiotags.read_id3(tag_bytes, audio._ID3_DESCRIPTIONS, "MP3")
+    return audiotags.read_id3(tag_bytes, audio.ID3_DESCRIPTIONS, "MP3")
 
 
 def report_json(data: bytes) -> dict[str, Any]:

@@ -92,9 +92,9 @@ def mp4_name(name: str) -> str:
 # Field names are matched case-insensitively on read: Vorbis keys are case-insensitive by
 # definition, and tools differ in how they spell the others.
 _BY_ID3 = {n.casefold(): n for n in FIELDS}
-_BY_VORBIS = {vorbis_name(n).casefold(): n for n in FIELDS}
-_BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
-_ID3_DESCRIPTIONS = frozenset(_BY_ID3)
+BY_VORBIS = {vorbis_name(n).casefold(): n for n in FIELDS}
+BY_MP4 = {mp4_name(n).casefold(): n for n in FIELDS}
+ID3_DESCRIPTIONS = frozenset(_BY_ID3)
 
 
 def fields(assertion: Assertion) -> dict[str, str]:
@@ -635,7 +635,7 @@ def _mutagen_id3(tags: Any) -> audiotags.ID3Frames:
     """What ``_read_id3`` reads, from a tag mutagen has read."""
     return audiotags.ID3Frames(
         version=tags.version[1],
-        txxx={f.desc: [str(t) for t in f.text] for f in tags.getall("TXXX") if f.desc.casefold() in _ID3_DESCRIPTIONS},
+        txxx={f.desc: [str(t) for t in f.text] for f in tags.getall("TXXX") if f.desc.casefold() in ID3_DESCRIPTIONS},
         tcop=[str(t) for frame in tags.getall("TCOP") for t in frame.text],
         wcop=[frame.url for frame in tags.getall("WCOP")],
         xmp=[bytes(frame.data) for frame in tags.getall("PRIV") if frame.owner == "XMP"],
@@ -646,7 +646,7 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
     """The ID3v2 tag at ``start`` (in a region ending at ``end``), by our reader or else by mutagen."""
     tag_end = _id3_size(buf, start)
     try:
-        return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), _ID3_DESCRIPTIONS, what)
+        return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), ID3_DESCRIPTIONS, what)
     except RightsmetaError:
         raise
     except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
@@ -669,7 +669,7 @@ def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> Carri
         by_key.setdefault(folded, []).append(value)
         spelled.setdefault(folded, key)
     for folded, values in by_key.items():
-        logical = _BY_VORBIS.get(folded)
+        logical = BY_VORBIS.get(folded)
         if logical is not None:
             found.put(spelled[folded], values, logical)
     copyright_ = found.put(spelled.get("copyright", "COPYRIGHT"), by_key.get("copyright", []))
@@ -689,7 +689,7 @@ def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport 
     found = _Found("mp4", location)
     items = items or audiotags.MP4Items()
     for key, values in items.freeform.items():
-        logical = _BY_MP4.get(key.casefold())
+        logical = BY_MP4.get(key.casefold())
         if logical is None and key.casefold() != MP4_WEB_STATEMENT.casefold():
             continue
         texts = []
@@ -844,7 +844,7 @@ def _id3_version(tags: Any) -> int:
 
 def _write_vorbis(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
     for key in {k for k, _ in tags}:
-        if key.casefold() in _BY_VORBIS:
+        if key.casefold() in BY_VORBIS:
             del tags[key]
     for name, value in values.items():
         tags[vorbis_name(name)] = [value]
@@ -858,7 +858,7 @@ def _write_mp4_tags(tags: Any, assertion: Assertion, values: dict[str, str]) -> 
     from mutagen.mp4 import AtomDataType, MP4FreeForm
 
     for key in list(tags.keys()):
-        if key.casefold() in _BY_MP4:
+        if key.casefold() in BY_MP4:
             del tags[key]
     for name, value in values.items():
         tags[mp4_name(name)] = [MP4FreeForm(value.encode("utf-8"), AtomDataType.UTF8)]

@@ -135,13 +135,13 @@ def why_not(data: bytes, fmt: str) -> str | None:
     return None
 
 
-def _version() -> str:
+def rightsmeta_version() -> str:
     from .. import __version__
 
     return __version__
 
 
-def _context(trust_anchors: bytes | None) -> Any:
+def c2pa_context(trust_anchors: bytes | None) -> Any:
     import c2pa
 
     settings: dict[str, Any] = {"builder": {"thumbnail": {"enabled": False}}}
@@ -174,7 +174,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
         # An mmap is a seekable stream c2pa reads in place; bytes are wrapped without a copy.
         stream = buf if not isinstance(buf, (bytes, bytearray)) else io.BytesIO(buf)
         stream.seek(0)
-        reader = c2pa.Reader.try_create(MIME[fmt], stream, context=_context(trust))
+        reader = c2pa.Reader.try_create(MIME[fmt], stream, context=c2pa_context(trust))
     except c2pa.C2paError as exc:
         return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: {exc}"])
     if reader is None:
@@ -231,7 +231,7 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
             "data": {"alg": SOFT_BINDING_ALG, "blocks": [{"scope": {}, "value": fingerprint}]},
         })
     manifest = {
-        "claim_generator_info": [{"name": "rightsmeta", "version": _version()}],
+        "claim_generator_info": [{"name": "rightsmeta", "version": rightsmeta_version()}],
         "title": "rights statement",
         "assertions": assertions,
     }
@@ -240,7 +240,7 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
         raise UnsupportedFormat(f"signing algorithm {identity.algorithm} is not supported by c2pa")
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, identity.chain_pem, identity.key_pem, None))
-        with signer, c2pa.Builder(manifest, context=_context(None)) as builder:
+        with signer, c2pa.Builder(manifest, context=c2pa_context(None)) as builder:
             builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
             out = io.BytesIO()
             builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
