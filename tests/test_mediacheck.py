@@ -1,0 +1,88 @@
+"""The quick MP4/M4A/MOV comparison (mediacheck): same media without decoding, and never a
+changed sample or chunk offset taken for the same."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import rightsmeta
+from rightsmeta import contentcheck, mediacheck
+from rightsmeta.errors import ContentChanged
+from rightsmeta.model import Assertion
+
+DENY_AI = Assertion.build(deny=["ai"])
+
+
+def _make(tmp_path: Path, ffmpeg: str, kind: str) -> tuple[bytes, str]:
+    out = tmp_path / {"m4a": "a.m4a", "faststart": "b.m4a", "mov": "c.mov", "faststart-mov": "d.mov"}[kind]
+    args = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
+    if kind.endswith("mov"):  # audio and video chunks interleaved: several chunks per track
+        args += ["-f", "lavfi", "-i", "testsrc=size=32x24:rate=5:duration=1", "-c:v", "mjpeg"]
+    args += ["-c:a", "aac", "-b:a", "32k"]
+    if kind.startswith("faststart"):  # moov before mdat: a growing moov shifts every chunk offset
+        args += ["-movflags", "+faststart"]
+    subprocess.run([*args, str(out)], check=True)
+    return out.read_bytes(), "mov" if kind.endswith("mov") else "m4a"
+
+
+def _mdat(data: bytes) -> int:
+    pos = 0
+    while data[pos + 4 : pos + 8] != b"mdat":
+        pos += struct.unpack(">I", data[pos : pos + 4])[0]
+    return pos
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize("kind", ["m4a", "faststart", "mov", "faststart-mov"])
+def test_tagged_media_are_the_same_and_a_changed_byte_is_not(tmp_path: Path, ffmpeg: str, kind: str) -> None:
+    original, fmt = _make(tmp_path, ffmpeg, kind)
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    assert len(tagged) > len(original) + 200  # metadata was added ...
+    assert mediacheck.same_media(original, tagged)  # ... beside what the decoder reads
+    if kind == "faststart":
+        assert _mdat(tagged) > _mdat(original)  # the offsets really moved
+    assert contentcheck.compare(original, tagged, fmt) == []
+
+    # One byte of the media changed, after the tag: not the same; the decode then sees it too.
+    changed = _flip(tagged, _mdat(tagged) + 8 + (len(tagged) - _mdat(tagged)) // 3)
+    assert not mediacheck.same_media(original, changed)
+    if fmt == "mov":
+        return  # the decode fallback hashes a MOV's audio only, and this byte may be video
+    with pytest.raises(ContentChanged, match=f"decoded samples of this {fmt.upper()}"):
+        contentcheck.compare(original, changed, fmt)
+
+
+def test_a_moved_chunk_offset_is_not_the_same(tmp_path: Path, ffmpeg: str) -> None:
+    original, _ = _make(tmp_path, ffmpeg, "faststart-mov")
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    table = tagged.index(b"stco") + 4 + 4  # after version/flags: the entry count, then the offsets
+    assert struct.unpack(">I", tagged[table : table + 4])[0] >= 3
+    second = table + 4 + 4  # the second chunk's offset, one byte further into the mdat (still inside)
+    (offset,) = struct.unpack(">I", tagged[second : second + 4])
+    moved = tagged[:second] + struct.pack(">I", offset + 1) + tagged[second + 4 :]
+    assert not mediacheck.same_media(original, moved)
+
+
+def test_a_changed_sample_table_is_not_the_same(tmp_path: Path, ffmpeg: str) -> None:
+    original, _ = _make(tmp_path, ffmpeg, "m4a")
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    at = tagged.index(b"stts") + 4 + 4 + 4 + 4 + 3  # the first run's sample delta, low byte
+    assert not mediacheck.same_media(original, _flip(tagged, at))
+
+
+def test_what_is_not_proven_falls_back(tmp_path: Path, ffmpeg: str) -> None:
+    original, _ = _make(tmp_path, ffmpeg, "m4a")
+    assert not mediacheck.same_media(original, original[:-100])  # a cut-off mdat: a malformed walk
+    assert not mediacheck.same_media(original, b"\0\0\0\x08free")  # no moov
+    fragmented = tmp_path / "frag.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(tmp_path / "a.m4a"), "-c", "copy", "-movflags",
+                    "frag_keyframe+empty_moov", str(fragmented)], check=True)
+    data = fragmented.read_bytes()
+    assert not mediacheck.same_media(data, data)  # fragments are not walked: decoded instead
