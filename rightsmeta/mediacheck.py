@@ -147,3 +147,90 @@ def _chunk_lengths(data: bytes, stsc: bmff.Box, stsz: bmff.Box, chunks: int) -> 
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     first_sample = np.concatenate([[0], np.cumsum(per_chunk)])
     return np.asarray(bounds[first_sample[1:]] - bounds[first_sample[:-1]], dtype=np.int64)
+
+
+# --- MP3, FLAC, WAV: the tag is beside the audio ----------------------------------------------------
+
+AUDIO_FORMATS = frozenset({"mp3", "flac", "wav"})
+# WAV chunks no decoder reads to make samples (info lists, ID3, XMP, padding).
+_WAV_METADATA = frozenset({b"LIST", b"id3 ", b"ID3 ", b"_PMX", b"JUNK", b"junk", b"PAD ", b"FLLR"})
+# FLAC metadata blocks no decoder reads to make samples: PADDING, VORBIS_COMMENT, PICTURE.
+_FLAC_METADATA = frozenset({1, 4, 6})
+_MAX_FLAC_BLOCKS = 10_000
+
+Pieces = list[tuple[bytes, int, int]]  # (buffer, start, end): compared in place, never copied
+
+
+def same_audio(before: bytes, after: bytes, fmt: str) -> bool:
+    """Whether every byte an MP3, FLAC or WAV decoder reads to make samples is the same in both.
+
+    False also when a walk finds anything unexpected: the samples are then decoded instead.
+    """
+    try:
+        was, now = _audio_input(before, fmt), _audio_input(after, fmt)
+    except (MalformedFile, struct.error, IndexError, ValueError):
+        return False
+    if was is None or now is None or len(was) != len(now):
+        return False
+    for (a, a0, a1), (b, b0, b1) in zip(was, now, strict=True):
+        if a1 - a0 != b1 - b0 or not a.startswith(memoryview(b)[b0:b1], a0):
+            return False
+    return True
+
+
+def _audio_input(data: bytes, fmt: str) -> Pieces | None:
+    if fmt == "mp3":
+        # Decoders skip a leading ID3v2 tag by its declared size and decode what follows.
+        return [(data, _id3v2_end(data), len(data))]
+    if fmt == "flac":
+        return _flac_input(data)
+    if fmt == "wav":
+        return _wav_input(data)
+    return None
+
+
+def _id3v2_end(data: bytes) -> int:
+    if data[:3] != b"ID3":
+        return 0
+    size = data[6:10]
+    if len(size) < 4 or any(b & 0x80 for b in size):
+        raise ValueError("not a synchsafe ID3v2 size")
+    end = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3]) + (10 if data[5] & 0x10 else 0)
+    if end > len(data):
+        raise ValueError("an ID3v2 tag longer than the file")
+    return end
+
+
+def _flac_input(data: bytes) -> Pieces | None:
+    if data[:4] != b"fLaC":
+        return None  # an ID3 tag before it, or not FLAC: decoded instead
+    kept: Pieces = [(data, 0, 4)]
+    pos = 4
+    for _ in range(_MAX_FLAC_BLOCKS):
+        if pos + 4 > len(data):
+            raise ValueError("a FLAC metadata block header is cut off")
+        header = data[pos]
+        end = pos + 4 + int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if end > len(data) or header & 0x7F == 127:
+            raise ValueError("a FLAC metadata block is cut off or invalid")
+        if header & 0x7F not in _FLAC_METADATA:
+            # The type and the body: the last-block bit moves when metadata blocks are added.
+            kind = bytes([header & 0x7F])
+            kept += [(kind, 0, 1), (data, pos + 1, end)]
+        pos = end
+        if header & 0x80:
+            kept.append((data, pos, len(data)))  # the frames, and anything after them
+            return kept
+    return None
+
+
+def _wav_input(data: bytes) -> Pieces:
+    from .carriers import riff
+
+    found = riff.walk(data, b"WAVE")
+    kept: Pieces = [(data, 0, 4), (data, 8, 12)]  # not the RIFF size, which metadata changes
+    for chunk in found.chunks:
+        if chunk.fourcc not in _WAV_METADATA:
+            kept.append((data, chunk.start, found.padded_end(chunk)))
+    kept.append((data, found.end, len(data)))
+    return kept

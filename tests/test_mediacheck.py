@@ -86,3 +86,40 @@ def test_what_is_not_proven_falls_back(tmp_path: Path, ffmpeg: str) -> None:
                     "frag_keyframe+empty_moov", str(fragmented)], check=True)
     data = fragmented.read_bytes()
     assert not mediacheck.same_media(data, data)  # fragments are not walked: decoded instead
+
+
+def _audio(tmp_path: Path, ffmpeg: str, fmt: str) -> bytes:
+    out = tmp_path / f"tone.{fmt}"
+    codec = {"mp3": ["-c:a", "libmp3lame", "-b:a", "64k"], "flac": ["-c:a", "flac"], "wav": ["-c:a", "pcm_s16le"]}[fmt]
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1", *codec,
+                    str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "flac", "wav"])
+def test_tagged_audio_is_the_same_and_a_changed_frame_byte_is_not(tmp_path: Path, ffmpeg: str, fmt: str) -> None:
+    original = _audio(tmp_path, ffmpeg, fmt)
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    assert len(tagged) != len(original) or tagged != original  # a tag was written ...
+    assert mediacheck.same_audio(original, tagged, fmt)  # ... beside the audio
+    assert contentcheck.compare(original, tagged, fmt) == []
+
+    # Bytes in the middle of the audio (MP3/FLAC frames, WAV samples), changed after the tag; 32 of
+    # them, since one flipped bit of an MP3 frame may decode to the same samples.
+    at = len(tagged) - len(tagged) // 3
+    changed = tagged[:at] + bytes(b ^ 0xFF for b in tagged[at : at + 32]) + tagged[at + 32 :]
+    assert not mediacheck.same_audio(original, changed, fmt)
+    with pytest.raises(ContentChanged, match=f"decoded samples of this {fmt.upper()}"):
+        contentcheck.compare(original, changed, fmt)
+
+
+def test_changed_stream_headers_are_not_the_same(tmp_path: Path, ffmpeg: str) -> None:
+    flac = _audio(tmp_path, ffmpeg, "flac")
+    tagged = rightsmeta.tag_bytes(flac, DENY_AI)
+    assert not mediacheck.same_audio(flac, _flip(tagged, 4 + 4 + 10), "flac")  # STREAMINFO's sample rate
+    wav = _audio(tmp_path, ffmpeg, "wav")
+    tagged = rightsmeta.tag_bytes(wav, DENY_AI)
+    rate = tagged.index(b"fmt ") + 8 + 4  # after format tag and channels
+    assert not mediacheck.same_audio(wav, _flip(tagged, rate), "wav")
+    mp3 = _audio(tmp_path, ffmpeg, "mp3")
+    assert not mediacheck.same_audio(mp3, b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + mp3, "mp3")  # a tag past the end
