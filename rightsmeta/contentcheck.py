@@ -54,7 +54,7 @@ def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
     was: str | None
     now: str | None
     if kind == "image":
-        if same_decoder_input(before, after, fmt):
+        if same_decoder_input(before, after, fmt) or (fmt == "tiff" and mediacheck.same_tiff(before, after)):
             # The bytes the decoder reads are the same bytes: so are the pixels, and the ICC
             # profile (it is part of those bytes).
             was = now = "same decoder input"

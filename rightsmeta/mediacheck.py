@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from .carriers import bmff
+from .carriers import bmff, tiff
 from .errors import MalformedFile
 
 FORMATS = frozenset({"m4a", "mp4", "mov"})
@@ -234,3 +234,72 @@ def _wav_input(data: bytes) -> Pieces:
             kept.append((data, chunk.start, found.padded_end(chunk)))
     kept.append((data, found.end, len(data)))
     return kept
+
+
+# --- TIFF: the XMP value beside the image ------------------------------------------------------------
+
+_STRIPS, _TILES = (273, 279), (324, 325)  # (offsets, byte counts)
+
+
+def same_tiff(before: bytes, after: bytes) -> bool:
+    """Whether the first page of a classic TIFF decodes from the same bytes in both files.
+
+    The TIFF writer (carriers/tiff.set_xmp) changes only IFD0's XMP entry, the header's IFD0
+    pointer when IFD0 had to grow, the old XMP value, and appends. So: IFD0's other entries and
+    next pointer are the same, every byte of the original outside the header pointer, its IFD0
+    and its XMP value is the same in the new file, and nothing the decoder reads (out-of-line
+    values, strips, tiles) lies in those changed places or past the original's end.
+    """
+    try:
+        order = tiff.byte_order(before)
+        if tiff.byte_order(after) != order or len(after) < len(before):
+            return False
+        start = tiff.first_ifd_offset(before, order)
+        was, was_next = tiff.read_ifd(before, start, order)
+        now, now_next = tiff.read_ifd(after, tiff.first_ifd_offset(after, order), order)
+        rows = [(e.tag, e.type, e.count, e.field) for e in was if e.tag != tiff.XMP_TAG]
+        if was_next != now_next or rows != [(e.tag, e.type, e.count, e.field) for e in now if e.tag != tiff.XMP_TAG]:
+            return False
+        changed = [(4, 8), (start, start + 2 + 12 * len(was) + 4)]
+        read: list[tuple[int, int]] = []
+        for entry in was:
+            tiff.check_value(before, entry)
+            assert entry.size is not None
+            if entry.tag == tiff.XMP_TAG:
+                changed.append((entry.value_pos, entry.value_pos + entry.size))
+            elif entry.size > 4:
+                read.append((entry.value_pos, entry.value_pos + entry.size))
+        read += _image_data(before, was, order)
+        if any(a0 < b1 and b0 < a1 for a0, a1 in read for b0, b1 in changed):
+            return False
+        if any(end > len(before) for _, end in read):
+            return False
+        # Every byte of the original outside the changed places, compared in place.
+        pos = 0
+        for c0, c1 in sorted(changed):
+            if c0 > pos and not before.startswith(memoryview(after)[pos:c0], pos):
+                return False
+            pos = max(pos, c1)
+        return before.startswith(memoryview(after)[pos : len(before)], pos)
+    except (MalformedFile, struct.error, IndexError, ValueError):
+        return False
+
+
+def _image_data(data: bytes, entries: list[tiff.IfdEntry], order: str) -> list[tuple[int, int]]:
+    by_tag = {e.tag: e for e in entries}
+    for offsets_tag, counts_tag in (_STRIPS, _TILES):
+        if offsets_tag in by_tag and counts_tag in by_tag:
+            offsets, counts = (_numbers(tiff.value_bytes(data, by_tag[t]), by_tag[t].type, order)
+                               for t in (offsets_tag, counts_tag))
+            if len(offsets) != len(counts) or not offsets:
+                raise ValueError("strip or tile tables of different lengths")
+            return [(o, o + c) for o, c in zip(offsets, counts, strict=True)]
+    raise ValueError("no strips or tiles")
+
+
+def _numbers(raw: bytes, ftype: int, order: str) -> list[int]:
+    if ftype == 3:
+        return list(struct.unpack(f"{order}{len(raw) // 2}H", raw))
+    if ftype == 4:
+        return list(struct.unpack(f"{order}{len(raw) // 4}I", raw))
+    raise ValueError("strip offsets neither SHORT nor LONG")

@@ -123,3 +123,44 @@ def test_changed_stream_headers_are_not_the_same(tmp_path: Path, ffmpeg: str) ->
     assert not mediacheck.same_audio(wav, _flip(tagged, rate), "wav")
     mp3 = _audio(tmp_path, ffmpeg, "mp3")
     assert not mediacheck.same_audio(mp3, b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + mp3, "mp3")  # a tag past the end
+
+
+def _strip(data: bytes) -> int:
+    """Where the first strip of a little-endian TIFF's first page starts."""
+    from rightsmeta.carriers import tiff
+
+    entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, "<"), "<")
+    (offsets,) = [e for e in entries if e.tag == 273]
+    return int(struct.unpack("<I", tiff.value_bytes(data, offsets)[:4])[0])
+
+
+@pytest.mark.parametrize("retag", [False, True])
+def test_tagged_tiff_is_the_same_and_a_changed_strip_byte_is_not(retag: bool) -> None:
+    from samples import image_bytes
+
+    original = image_bytes("tiff", size=(40, 24), seed=5, exif=True)
+    if retag:  # an XMP value already there, rewritten in place or moved
+        original = rightsmeta.tag_bytes(original, Assertion.build(allow=["ai"]))
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    assert len(tagged) > len(original) or tagged[:8] != original[:8] or tagged != original
+    assert mediacheck.same_tiff(original, tagged)
+    assert contentcheck.compare(original, tagged, "tiff") == []
+
+    changed = _flip(tagged, _strip(tagged) + 7)
+    assert not mediacheck.same_tiff(original, changed)
+    with pytest.raises(ContentChanged, match="decoded pixels of this TIFF"):
+        contentcheck.compare(original, changed, "tiff")
+
+
+def test_a_changed_tiff_directory_entry_is_not_the_same() -> None:
+    from samples import image_bytes
+
+    from rightsmeta.carriers import tiff
+
+    original = image_bytes("tiff", size=(40, 24), seed=5)
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    ifd0 = tiff.first_ifd_offset(tagged, "<")
+    entries, _ = tiff.read_ifd(tagged, ifd0, "<")
+    width = next(i for i, e in enumerate(entries) if e.tag == 256)
+    assert not mediacheck.same_tiff(original, _flip(tagged, ifd0 + 2 + 12 * width + 8))  # ImageWidth's value
+    assert not mediacheck.same_tiff(original, tagged[: len(original) - 1])  # shorter than the original
