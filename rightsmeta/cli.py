@@ -147,9 +147,9 @@ def tag(
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import nullcontext
 
-    from .ledger import Ledger
-
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
+    if ledger_path:  # imported only then: it loads every decoder (about 0.2 s)
+        from .ledger import Ledger
     with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
         # tag_all: one folder fsync per folder, at the end, instead of one per file.
         results = api.tag_all(_progress(files, "tagging", not as_json), assertion, dry_run=dry_run, password=password,

@@ -15,11 +15,13 @@ False and the caller decodes both files with ffmpeg instead.
 from __future__ import annotations
 
 import struct
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .carriers import bmff, tiff
 from .errors import MalformedFile
+
+if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
+    import numpy as np
 
 FORMATS = frozenset({"m4a", "mp4", "mov"})
 _MAX_BOXES = 10_000  # per level; more is not walked (decoded instead)
@@ -95,6 +97,8 @@ def _tree(data: bytes, parent: bmff.Box, mdats: list[tuple[int, int]], tables: l
 
 def _chunks(data: bytes, stbl: bmff.Box, mdats: list[tuple[int, int]]) -> bytes:
     """Every chunk of one track as (mdat number, offset in that mdat); each must end in its mdat."""
+    import numpy as np
+
     found = {b.type: b for b in bmff.walk(data, stbl.payload, stbl.end, limit=_MAX_BOXES, open_ended=False)}
     if b"stco" in found and b"co64" in found:
         raise _NotProven("both stco and co64")
@@ -125,6 +129,8 @@ def _count(data: bytes, box: bmff.Box) -> int:
 
 def _chunk_lengths(data: bytes, stsc: bmff.Box, stsz: bmff.Box, chunks: int) -> np.ndarray:
     """Bytes of samples in each chunk, from sample-to-chunk runs and the sample sizes."""
+    import numpy as np
+
     (runs,) = struct.unpack_from(">I", data, stsc.payload + 4)
     if runs > _MAX_CHUNKS or stsc.payload + 8 + runs * 12 > stsc.end:
         raise _NotProven("a sample-to-chunk table longer than its box")
