@@ -199,9 +199,11 @@ def _id3v2_end(data: bytes) -> int:
     if data[:3] != b"ID3":
         return 0
     size = data[6:10]
-    if len(size) < 4 or any(b & 0x80 for b in size):
-        raise ValueError("not a synchsafe ID3v2 size")
-    end = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3]) + (10 if data[5] & 0x10 else 0)
+    if len(size) < 4 or any(b & 0x80 for b in size) or data[3] not in (2, 3, 4):
+        raise ValueError("not an ID3v2.2-2.4 header with a synchsafe size")
+    # Only ID3v2.4 has a footer; the same flag bit in an older tag is no reason to skip 10 bytes.
+    footer = 10 if data[3] == 4 and data[5] & 0x10 else 0
+    end = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3]) + footer
     if end > len(data):
         raise ValueError("an ID3v2 tag longer than the file")
     return end

@@ -124,6 +124,11 @@ def test_changed_stream_headers_are_not_the_same(tmp_path: Path, ffmpeg: str) ->
     assert not mediacheck.same_audio(wav, _flip(tagged, rate), "wav")
     mp3 = _audio(tmp_path, ffmpeg, "mp3")
     assert not mediacheck.same_audio(mp3, b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f" + mp3, "mp3")  # a tag past the end
+    # An ID3v2.3 header with the v2.4 footer bit: the 10 bytes after its tag are not skipped as a
+    # footer (a decoder reads them), so they must match too.
+    tag = b"ID3\x03\x00\x10\x00\x00\x00\x04" + b"TIT2"
+    assert not mediacheck.same_audio(tag + bytes(10) + mp3, tag + b"\xff\xfb" + bytes(8) + mp3, "mp3")
+    assert mediacheck.same_audio(tag + bytes(10) + mp3, tag + bytes(10) + mp3, "mp3")
 
 
 def _strip(data: bytes) -> int:
