@@ -124,19 +124,35 @@ LOCK_TIMEOUT = 60.0  # seconds a tag waits for another run tagging the same file
 STALE_AFTER = 10.0
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None) -> None:
+def atomic_write(
+    path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None,
+    dirs_to_sync: set[str] | None = None,
+) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
 
     The file's permission bits are kept, and its owner and group where permitted. On any
     failure the temporary file is removed and the original is untouched. With ``expect`` (the
     ``os.stat`` of the file as it was read), a file changed since then is not replaced.
+
+    With ``dirs_to_sync``, the folder is added to that set instead of being fsynced at once: a
+    batch makes its renames durable with one ``sync_dirs`` per folder at its end. The new data
+    are durable before the rename either way; until ``sync_dirs`` a power cut may only undo the
+    rename, leaving the original.
     """
-    with replacing(path, expect=expect) as out:
+    with replacing(path, expect=expect, dirs_to_sync=dirs_to_sync) as out:
         out.write(data)
 
 
+def sync_dirs(directories: Iterable[str]) -> None:
+    """Make the renames done in these folders durable (see ``atomic_write``'s ``dirs_to_sync``)."""
+    for directory in sorted(set(directories)):
+        _fsync_dir(directory)
+
+
 @contextlib.contextmanager
-def replacing(path: str | os.PathLike[str], *, expect: os.stat_result | None = None) -> Iterator[BinaryIO]:
+def replacing(
+    path: str | os.PathLike[str], *, expect: os.stat_result | None = None, dirs_to_sync: set[str] | None = None,
+) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` atomically when the block ends without an error,
     for output too large to hold in memory (see ``atomic_write``)."""
     import tempfile  # writing only: a scan never needs it
@@ -167,7 +183,10 @@ def replacing(path: str | os.PathLike[str], *, expect: os.stat_result | None = N
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise WriteError(f"could not write {target}: {exc.strerror or exc}") from exc
         raise
-    _fsync_dir(directory)
+    if dirs_to_sync is None:
+        _fsync_dir(directory)
+    else:
+        dirs_to_sync.add(directory)
 
 
 def _try_lock(fd: int) -> None:

@@ -1,0 +1,89 @@
+"""The order of durability in a batch (api.tag_all): every file's new bytes are fsynced before
+its rename, and each folder is fsynced once, after its renames and before the results return."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from samples import image_bytes, pixels
+
+import rightsmeta
+from rightsmeta import api
+from rightsmeta.model import Assertion, Permission, Purpose, State
+
+DENY_AI = Assertion.build(deny=["ai"])
+
+
+def _record(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The real fsync and replace calls, in order, with what they were called on."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        what = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append((f"fsync-{what}", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", os.fspath(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    paths = []
+    for i, folder in enumerate(["a", "a", "b", "a"]):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        path = tmp_path / folder / f"{i}.jpg"
+        path.write_bytes(image_bytes("jpeg", seed=i))
+        paths.append(path)
+    return paths
+
+
+def test_a_batch_syncs_data_before_each_rename_and_each_folder_once_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path)
+    originals = [pixels(p) for p in paths]
+    events = _record(monkeypatch)
+    results = api.tag_all(paths, DENY_AI)
+    assert [r.status for r in results] == ["tagged"] * 4
+    replaces = [i for i, (kind, _) in enumerate(events) if kind == "replace"]
+    assert len(replaces) == 4
+    for i in replaces:  # the temporary file renamed was fsynced before, by name
+        assert ("fsync-file", events[i][1]) in events[:i]
+    dirs = [(i, name) for i, (kind, name) in enumerate(events) if kind == "fsync-dir"]
+    assert sorted(name for _, name in dirs) == [str(tmp_path / "a"), str(tmp_path / "b")]  # once per folder
+    assert all(i > replaces[-1] for i, _ in dirs)  # after every rename
+    for path, before in zip(paths, originals, strict=True):
+        assert rightsmeta.read(path).permissions[Purpose.AI_TRAINING] == Permission(State.NOT_ALLOWED)
+        assert pixels(path) == before
+
+
+def test_a_batch_stopped_midway_still_syncs_the_folders_it_renamed_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path)
+    events = _record(monkeypatch)
+
+    def stopping() -> object:
+        yield from paths[:2]
+        raise KeyboardInterrupt  # Ctrl-C between two files
+
+    with pytest.raises(KeyboardInterrupt):
+        api.tag_all(stopping(), DENY_AI)  # type: ignore[arg-type]
+    assert [e for e in events if e[0] == "fsync-dir"] == [("fsync-dir", str(tmp_path / "a"))]
+    assert events[-1] == ("fsync-dir", str(tmp_path / "a"))
+
+
+def test_a_single_tag_syncs_its_folder_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _files(tmp_path)[0]
+    events = _record(monkeypatch)
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    assert [kind for kind, _ in events] == ["fsync-file", "replace", "fsync-dir"]
