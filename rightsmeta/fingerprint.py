@@ -429,6 +429,8 @@ def _probes(img: Image.Image) -> tuple[tuple[str, str], ...]:
 # 56 % and 100 % of its own shorter side (a copy cut at most 20 % a side holds the work's square:
 # P <= 0.8 x the work's side <= the copy's side, and P > 0.8 / sqrt 2 x the work's side). Not
 # covered: crops that cut three or four sides unevenly (no corner kept), or a crop then resized.
+# Cost, measured on a 6000x4500 photo (tests/material.py, upscaled): 0.21 s for a work's 4 squares,
+# 0.66 s for a copy's 8 (the whole essence: 2.4 s).
 
 _CORNERS = ("top left", "top right", "bottom left", "bottom right")
 _LADDER = tuple(round(64 * 2 ** (k / 2)) for k in range(18))  # 64 ... 16384 px

@@ -226,3 +226,19 @@ def test_exported_registries_carry_the_new_codes(tmp_path: Path) -> None:
         bad = dict(lines[1], id="y", chroma="!!!")
         with pytest.raises(ValueError, match="'chroma' is not valid base64"):
             platform.import_jsonl([json.dumps(bad)])
+
+
+def test_corner_squares_pair_only_with_themselves_and_skip_flat_corners() -> None:
+    from rightsmeta.fingerprint import region_pair_allowed
+
+    assert region_pair_allowed("top left 256 px", "top left 256 px")
+    assert not region_pair_allowed("top left 256 px", "top left 362 px")
+    assert not region_pair_allowed("top left 256 px", "bottom right 256 px")
+    assert not region_pair_allowed("as it is", "bottom right 256 px")
+    assert not region_pair_allowed("top left 256 px", "whole")
+    # A flat corner (a white border) would match every other flat corner: it gets no code.
+    img = material.photo(31, (320, 240)).convert("RGB")
+    img.paste((255, 255, 255), (0, 0, 200, 200))
+    found = essence(material.jpeg(img, 90), "jpeg")
+    names = [name for name, _ in found.regions if name.endswith(" px")]
+    assert names == ["top right 181 px", "bottom left 181 px", "bottom right 181 px"]
