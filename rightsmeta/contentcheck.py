@@ -155,7 +155,7 @@ _PNG_METADATA = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"caBX"}
 _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
 
 
-Pieces = list[tuple[bytes, int, int]]  # (buffer, start, end): compared in place, never copied
+Pieces = mediacheck.Pieces
 
 
 def same_decoder_input(before: bytes, after: bytes, fmt: str) -> bool:
@@ -164,14 +164,7 @@ def same_decoder_input(before: bytes, after: bytes, fmt: str) -> bool:
     A fast path, since most tags change no byte of these: False also when a walk finds
     something unexpected, and then the pixels are decoded and compared instead.
     """
-    was, now = _decoder_input(before, fmt), _decoder_input(after, fmt)
-    if was is None or now is None or len(was) != len(now):
-        return False
-    for (a, a0, a1), (b, b0, b1) in zip(was, now, strict=True):
-        # startswith over a memoryview: memcmp in place, no copy of a megabyte of scan data.
-        if a1 - a0 != b1 - b0 or not a.startswith(memoryview(b)[b0:b1], a0):
-            return False
-    return True
+    return mediacheck.same_pieces(_decoder_input(before, fmt), _decoder_input(after, fmt))
 
 
 def _decoder_input(data: bytes, fmt: str) -> Pieces | None:

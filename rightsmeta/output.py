@@ -35,12 +35,20 @@ CSV_FIELDS = ["path", "format", "status", *[p.value for p in PURPOSES], "reasons
 
 
 class Writer:
-    """Streams verdicts (JSON objects as in schemas/verify-report.schema.json) in one format."""
+    """Streams verdicts (JSON objects as in schemas/verify-report.schema.json) in one format.
+
+    Subclasses for other reports name their CSV columns and say how a row flattens into them.
+    """
+
+    fields: list[str] = CSV_FIELDS
+    #: Seconds between flushes. Rows reach a pipe as files finish, a few times a second: a flush
+    #: per row would cost a system call per file of a million-file scan.
+    flush_every = 0.2
 
     def __init__(self, fh: IO[str], fmt: str) -> None:
         self.fh, self.fmt, self.count = fh, fmt, 0
         self._flushed = time.monotonic()
-        self._csv = csv.DictWriter(fh, CSV_FIELDS) if fmt == "csv" else None
+        self._csv = csv.DictWriter(fh, self.fields) if fmt == "csv" else None
         if self._csv:
             self._csv.writeheader()
         elif fmt == "json":
@@ -52,21 +60,21 @@ class Writer:
         elif self.fmt == "json":
             self.fh.write(("," if self.count else "") + "\n" + json_text(row))
         elif self._csv:
-            match = row.get("match") or {}
-            flat = {
-                "path": row["path"], "format": row["format"], "status": row["status"],
-                **row["permissions"],
-                "reasons": "; ".join(row["reasons"]),
-                "match_path": match.get("path", ""), "match_distance": match.get("distance", ""),
-            }
-            self._csv.writerow({key: csv_cell(value) for key, value in flat.items()})
+            self._csv.writerow({key: csv_cell(value) for key, value in self.flatten(row).items()})
         self.count += 1
-        # Rows reach a pipe as files finish, a few times a second: a flush per row would cost a
-        # system call per file of a million-file scan.
         now = time.monotonic()
-        if now - self._flushed >= 0.2:
+        if now - self._flushed >= self.flush_every:
             self.fh.flush()
             self._flushed = now
+
+    def flatten(self, row: dict[str, Any]) -> dict[str, Any]:
+        match = row.get("match") or {}
+        return {
+            "path": row["path"], "format": row["format"], "status": row["status"],
+            **row["permissions"],
+            "reasons": "; ".join(row["reasons"]),
+            "match_path": match.get("path", ""), "match_distance": match.get("distance", ""),
+        }
 
     def close(self) -> None:
         if self.fmt == "json":

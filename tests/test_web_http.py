@@ -454,3 +454,15 @@ def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site
     result = _cli(forged)
     assert "\x1b]0;" not in result.stdout and "\x07" not in result.stdout
     assert not any(line.startswith("allowed") for line in result.stdout.splitlines())
+
+
+def test_cli_csv_neutralises_formulas(sites: dict[str, Site]) -> None:
+    # A URL list is untrusted: a "URL" that a spreadsheet would run as a formula stays text.
+    import csv
+    import io
+
+    formula = "=HYPERLINK(\"https://evil.example\")"
+    result = _cli(formula, sites["main"].url("/h/noai.jpg"), "--csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["url"] for r in rows][0] == "'" + formula
+    assert rows[1]["url"] == sites["main"].url("/h/noai.jpg") and rows[1]["status"] == "notAllowed"
