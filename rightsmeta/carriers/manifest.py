@@ -217,12 +217,20 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
     ``c2pa.opened`` with the asset as parent ingredient, and a previous manifest is kept as
     that ingredient instead of being thrown away.
     """
-    import c2pa
-
     if fmt not in MIME:
         raise UnsupportedFormat(f"c2pa cannot sign {fmt.upper()} files")
+    manifest = {
+        "claim_generator_info": [{"name": "rightsmeta", "version": rightsmeta_version()}],
+        "title": "rights statement",
+        "assertions": statement_assertions(assertion, fingerprint),
+    }
+    return sign_manifest(manifest, fmt, data, identity)[0]
+
+
+def statement_assertions(assertion: Assertion | None, fingerprint: str | None) -> list[dict[str, Any]]:
+    """The training-mining assertion of the statement and the ISCC soft binding, as far as given."""
     assertions: list[dict[str, Any]] = []
-    entries = cawg.encode(assertion)
+    entries = cawg.encode(assertion) if assertion is not None else None
     if entries is not None:
         assertions.append({"label": cawg.LABEL, "data": entries})
     if fingerprint:
@@ -230,24 +238,34 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
             "label": SOFT_BINDING_LABEL,
             "data": {"alg": SOFT_BINDING_ALG, "blocks": [{"scope": {}, "value": fingerprint}]},
         })
-    manifest = {
-        "claim_generator_info": [{"name": "rightsmeta", "version": rightsmeta_version()}],
-        "title": "rights statement",
-        "assertions": assertions,
-    }
+    return assertions
+
+
+def sign_manifest(
+    manifest: dict[str, Any], fmt: str, data: bytes, identity: Identity, *,
+    parent: bytes | None = None, parent_fmt: str | None = None,
+) -> tuple[bytes, bytes]:
+    """(signed file, manifest store bytes). Without ``parent`` the file is its own parent (intent
+    EDIT); with it, ``parent`` is added as the parent ingredient (a sanitized copy, a rendition)."""
+    import c2pa
+
     alg = getattr(c2pa.C2paSigningAlg, identity.algorithm.upper(), None)
     if alg is None:
         raise UnsupportedFormat(f"signing algorithm {identity.algorithm} is not supported by c2pa")
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, identity.chain_pem, identity.key_pem, None))
         with signer, c2pa.Builder(manifest, context=c2pa_context(None)) as builder:
-            builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            if parent is None or parent_fmt is None:
+                builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            else:
+                builder.add_ingredient(json.dumps({"title": f"original.{parent_fmt}", "relationship": "parentOf", "label": "parent"}),
+                                       MIME[parent_fmt], io.BytesIO(parent))
             out = io.BytesIO()
-            builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
+            store = builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
     except c2pa.C2paError as exc:
         # The message of c2pa errors never holds key material, only the reason.
         text = str(exc)
         if "certificate" in text.lower():
             raise WriteError(f"c2pa refused the signing certificate ({text}); run 'rightsmeta keys doctor' on it") from None
         raise MalformedFile(f"c2pa could not sign this {fmt.upper()} file: {text}") from None
-    return out.getvalue()
+    return out.getvalue(), bytes(store)
