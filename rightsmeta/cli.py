@@ -432,7 +432,8 @@ def verify(
         stream.detach()  # sys.stdout keeps its buffer
     if page:
         try:
-            page.close()
+            with _terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
+                page.close()
         except RightsmetaError as exc:
             raise click.ClickException(str(exc)) from None
     if folders:
