@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 ALG = "io.iscc.v0"
@@ -123,8 +124,7 @@ def record_file(path: str | os.PathLike[str], work_id: str, data: bytes, fmt: st
     label, value, store = _store(data, fmt)
     manifest_id = label or f"urn:uuid:{work_id}"
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    db = _connect(path)
-    try:
+    with closing(_connect(path)) as db:
         with db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
@@ -132,19 +132,14 @@ def record_file(path: str | os.PathLike[str], work_id: str, data: bytes, fmt: st
                 (manifest_id, work_id, ALG if value else None, value, manifest, store, now),
             )
             _index(db, manifest_id, value)
-    finally:
-        db.close()
     return manifest_id
 
 
 def manifest_id_for_work(path: str | os.PathLike[str], work_id: str) -> str:
-    db = _connect(path)
-    try:
+    with closing(_connect(path)) as db:
         row = db.execute(
             "SELECT manifest_id FROM rightsmeta_soft_bindings WHERE work_id = ? ORDER BY recorded_at DESC LIMIT 1", (work_id,)
         ).fetchone()
-    finally:
-        db.close()
     return str(row[0]) if row else f"urn:uuid:{work_id}"
 
 
@@ -196,14 +191,11 @@ def by_binding(path: str | os.PathLike[str], alg: str, value: str, limit: int = 
     if wanted is None:
         return []
     bands = _bands(code, spread=MAX_DISTANCE * wanted[2] // 64 // max(1, wanted[2] // BAND_BITS))
-    db = _connect(path)
-    try:
+    with closing(_connect(path)) as db:
         rows = db.execute(
             "SELECT manifest_id, value FROM rightsmeta_soft_bindings WHERE alg = ? AND manifest_id IN "
             f"(SELECT manifest_id FROM rightsmeta_soft_binding_bands WHERE band IN ({', '.join('?' * len(bands))}))",
             (ALG, *bands)).fetchall()
-    finally:
-        db.close()
     scored: list[tuple[int, str]] = []
     for manifest_id, stored in rows:
         have = _bits(str(stored))
@@ -219,13 +211,10 @@ def by_binding(path: str | os.PathLike[str], alg: str, value: str, limit: int = 
 
 def manifest(path: str | os.PathLike[str], manifest_id: str) -> tuple[bytes | None, str | None, str | None]:
     """(manifest store bytes, manifest store JSON, work id) for an id; all None when unknown."""
-    db = _connect(path)
-    try:
+    with closing(_connect(path)) as db:
         row = db.execute(
             "SELECT manifest, store_json, work_id FROM rightsmeta_soft_bindings WHERE manifest_id = ?", (manifest_id,)
         ).fetchone()
-    finally:
-        db.close()
     if row is None:
         return None, None, None
     return (bytes(row[0]) if row[0] is not None else None), row[1], str(row[2])
