@@ -8,8 +8,9 @@ Every request has a total deadline (a server trickling one byte a second defeats
 timeout), and every URL one more over all its requests (robots.txt, each redirect hop, the
 body: eleven slow hops must not take eleven timeouts). Bodies are read up to a cap and no
 further, and the bodies held at once share one byte budget, so concurrency x cap is never
-resident. Redirects are followed up to a limit and the final URL's policies apply. RFC 9309: robots.txt 4xx means no rules; 5xx or no answer
-means the whole site is disallowed.
+resident (the budget counts each body once; joining its pieces briefly doubles it). Redirects
+are followed up to a limit and the final URL's policies apply. RFC 9309: robots.txt 4xx means
+no rules; 5xx or no answer means the whole site is disallowed.
 """
 
 from __future__ import annotations
