@@ -151,3 +151,16 @@ def test_budget_is_first_come_first_served_and_gives_back_a_cancelled_place() ->
         return order
 
     assert asyncio.run(go()) == ["small"]
+
+
+def test_cli_deadline_and_budget_options(site: Site) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    result = CliRunner().invoke(main, ["check", site.url("/chain/0"), "--timeout", "1", "--deadline", "0.5", "--json",
+                                       "--body-budget", "1"], catch_exceptions=False)
+    [row] = json.loads(result.stdout)
+    assert row["status"] == "error" and "0.5-second deadline" in row["errors"][0]
