@@ -47,6 +47,7 @@ def site() -> Iterator[Site]:
         TOGETHER[kind] = threading.Barrier(N)
         for i in range(N):
             routes[f"/{kind}/{i}.jpg"] = Resource(raw=slow_body(BODY, 0.3, length=length, together=TOGETHER[kind]))
+    routes["/plain.jpg"] = Resource(raw=slow_body(BODY, 0.3))
     started = Site(routes).start()
     yield started
     started.close()
@@ -120,7 +121,7 @@ def test_waiting_for_room_is_not_a_request_timeout_but_counts_to_the_deadline(si
             room = fetcher._budget.free
             await fetcher._budget.take(room)  # as if other bodies held all of it for a second
             asyncio.get_running_loop().call_later(1.0, fetcher._budget.give, room)
-            report = await fetcher.check(site.url("/big/0.jpg"), fetch_body=True)
+            report = await fetcher.check(site.url("/plain.jpg"), fetch_body=True)
             return report.errors
 
     assert asyncio.run(go(deadline=10)) == []
