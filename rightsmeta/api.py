@@ -257,7 +257,7 @@ def _tag_path(
         if ledger is not None:  # before the write: a failure here leaves the file untouched
             from .fingerprint import essence
 
-            found = essence(new, fmt)
+            found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed
         try:
             atomic_write(target, new, expect=before, dirs_to_sync=dirs)
         except RightsmetaError as exc:
