@@ -201,10 +201,11 @@ def tag_all(
     results are returned (a power cut before then may undo a rename: the original is there).
     """
     _check(assertion)
-    assertion, options = assertion.for_work(), Options(password=password)
+    options = Options(password=password)
     dirs: set[str] = set()
-    try:
-        return [_tag_one(os.fspath(p), assertion, dry_run, options, identity, ledger, follow_links, dirs) for p in paths]
+    try:  # a work id per file: the ledger keeps one work per id
+        return [_tag_one(os.fspath(p), assertion.for_work(), dry_run, options, identity, ledger, follow_links, dirs)
+                for p in paths]
     finally:  # also when interrupted: the renames done so far are made durable
         sync_dirs(dirs)
 

@@ -227,3 +227,14 @@ def test_mp3_hash_ignores_the_tags_around_the_frames(tmp_path: Path, ffmpeg: str
     middle = len(untagged) // 2
     changed = untagged[:middle] + bytes([untagged[middle] ^ 0x01]) + untagged[middle + 1 :]
     assert essence(changed, "mp3").hash not in (None, first.hash)
+
+
+def test_a_batch_records_every_file_as_its_own_work(tmp_path: Path) -> None:
+    """``tag -r --ledger`` gave every file of a batch one work id, so the ledger kept only the first."""
+    for seed in range(3):
+        (tmp_path / f"p{seed}.jpg").write_bytes(material.jpeg(material.photo(40 + seed, (160, 120)), 85))
+    with Ledger.open(tmp_path / "batch.sqlite3") as ledger:
+        results = rightsmeta.api.tag_all(sorted(tmp_path.glob("*.jpg")), ASSERTION, ledger=ledger)
+        assert [r.status for r in results] == ["tagged"] * 3
+        assert len({r.assertion.work_id for r in results}) == 3
+        assert len(ledger) == 3
