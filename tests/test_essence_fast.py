@@ -238,3 +238,32 @@ def test_a_batch_records_every_file_as_its_own_work(tmp_path: Path) -> None:
         assert [r.status for r in results] == ["tagged"] * 3
         assert len({r.assertion.work_id for r in results}) == 3
         assert len(ledger) == 3
+
+
+def test_the_coded_data_walk_is_bounded_on_damaged_jpegs() -> None:
+    """Seeded mutants (flipped bytes, cuts, inflated lengths): the walk raises only MalformedFile, and
+    ``essence`` never raises; a mutant keeps the original's hash only if its coded bytes are intact."""
+    from rightsmeta.carriers.jpeg import coded_ranges
+    from rightsmeta.errors import MalformedFile
+
+    buf = io.BytesIO()
+    material.photo(12, (160, 120)).save(buf, "JPEG", quality=80, progressive=True)
+    data = buf.getvalue()
+    original = essence(data, "jpeg", probes=False).hash
+    rng = np.random.default_rng(12)
+    for n in range(150):
+        mutant = bytearray(data)
+        at = int(rng.integers(0, len(data)))
+        if n % 3 == 0:
+            mutant[at] ^= 1 << int(rng.integers(0, 8))
+        elif n % 3 == 1:
+            del mutant[at:]
+        else:
+            mutant[at : at + 2] = b"\xff\xff"
+        try:
+            coded_ranges(bytes(mutant))
+        except MalformedFile:
+            pass
+        found = essence(bytes(mutant), "jpeg", probes=False)
+        if found.hash == original:
+            assert all(mutant[s:e] == data[s:e] for s, e in coded_ranges(data)), n
