@@ -77,7 +77,7 @@ import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
@@ -225,6 +225,8 @@ class Essence:
     regions: tuple[tuple[str, str], ...] = ()
     probes: tuple[tuple[str, str], ...] = ()
     chroma: tuple[int, ...] | None = None
+    # Images: the grey working image the regions were cut from, for cropsearch (not recorded).
+    view: np.ndarray[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def decoded(self) -> bool:
@@ -341,7 +343,7 @@ def _image(data: bytes, fmt: str) -> Essence:
         return Essence("image", digest.hexdigest(), None, "image too uniform for a perceptual fingerprint")
     small = _reduced(luma)
     return Essence("image", digest.hexdigest(), _image_hash(pixels), regions=_regions(small) + _corners(luma, True),
-                   probes=_probes(small) + _corners(luma, False))
+                   probes=_probes(small) + _corners(luma, False), view=np.asarray(small))
 
 
 # --- image regions: what survives crops, banners, flips and rotations ---------------------------
