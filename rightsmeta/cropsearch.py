@@ -45,9 +45,11 @@ MAX_CUT = 0.2
 SEARCH_REGION = "centre 60 %"  # fingerprint._regions' name for the centred crop keeping 1 - 2 x MAX_CUT
 COARSE_STEP = 0.025  # cut-fraction step of the coarse grid: 9 values per side
 COARSE_BITS = 12  # of the 64 low bits; unrelated codes differ in 26 or more (measured)
-WORK_SIDE = 128  # the copy is searched on a grey copy this large (longest side)
+WORK_SIDE = 160  # the copy is searched on a grey copy this large (longest side)
 _SIZE = 32  # the Image-Code hashes 32x32 grey pixels
 _FINE_STEPS = (0.005, 0.002, 0.001)  # window-edge steps of the fine search, fractions of the window
+_STARTS = 24  # coarse windows per candidate compared over all bits
+_REFINED = 2  # of those, refined
 
 Array = np.ndarray[Any, Any]
 
@@ -63,16 +65,25 @@ def _cubic(x: Array) -> Array:
 def _resampling(n: int, windows: Array) -> Array:
     """(len(windows), 32, n): the weights by which Pillow's antialiased bicubic resize turns each
     window (fractions start, end of a line of ``n`` pixels) into 32 pixels, the window's own edges
-    clipping the kernel as the crop before the resize does."""
+    clipping the kernel as the crop before the resize does.
+
+    Only the taps within the kernel's support are evaluated (a few per output pixel), then
+    scattered into the dense rows the products below take."""
     start, end = windows[:, :1, None] * n, windows[:, 1:, None] * n
     scale = np.maximum((end - start) / _SIZE, 1e-6)
     stretch = np.maximum(scale, 1.0)
     centre = start + (np.arange(_SIZE)[None, :, None] + 0.5) * scale
-    x = np.arange(n)[None, None, :] + 0.5
+    taps = int(np.ceil(4.0 * float(stretch.max()))) + 2
+    index = np.floor(centre - 2.0 * stretch).astype(np.int64) + np.arange(taps)[None, None, :]
+    x = index + 0.5
     weights = _cubic((x - centre) / stretch)
-    weights[(x < start) | (x > end) | (np.abs(x - centre) > 2.0 * stretch)] = 0.0
+    outside = (x < start) | (x > end) | (index < 0) | (index >= n)
+    weights[outside] = 0.0
     total = weights.sum(axis=2, keepdims=True)
-    return weights / np.where(total == 0, 1.0, total)
+    weights /= np.where(total == 0, 1.0, total)
+    out = np.zeros((len(windows), _SIZE, n + 1))
+    np.put_along_axis(out, np.where(outside, n, index), weights, axis=2)  # column n takes the taps outside
+    return out[:, :, :n]
 
 
 _DCT = np.cos(np.pi / 32 * (np.arange(32)[None, :] + 0.5) * np.arange(32)[:, None])
@@ -91,7 +102,10 @@ def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int) -> Array:
     ax, ay = _axis(w, xs, freqs), _axis(h, ys, freqs)
     # einsum, not @: these mid-sized products are where OpenBLAS starts threads, which on a busy
     # machine (or under verify --jobs) made them 50 times slower (measured); einsum stays on one core.
-    out: Array = np.einsum("ah,hb->ab", ay, np.einsum("hw,bw->hb", pixels, ax))  # (len(ys) * freqs, len(xs) * freqs)
+    if len(ys) * w <= len(xs) * h:  # the cheaper order: one axis' windows are often one window
+        out: Array = np.einsum("aw,bw->ab", np.einsum("ah,hw->aw", ay, pixels), ax)
+    else:
+        out = np.einsum("ah,hb->ab", ay, np.einsum("hw,bw->hb", pixels, ax))  # (len(ys) * freqs, len(xs) * freqs)
     return out.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3)
 
 
@@ -134,12 +148,26 @@ class CropSearch:
         coefficients = _coefficients(self.pixels, self.windows, self.windows, 8)
         self.low = _low_codes(coefficients)  # (windows y, windows x)
 
-    def refine(self, code: bytes, start: tuple[int, int]) -> tuple[float, tuple[float, float, float, float]]:
-        """The window nearest ``code`` (32 bytes) found from the coarse window ``start`` (y, x):
-        the horizontal and the vertical edges moved in turn (the code's errors along the two axes
-        add up nearly independently), in shrinking steps."""
+    def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
+        """The distance of the window nearest ``code`` (a work's 32-byte centre code) and its box.
+
+        The coarse windows nearest by their low bits are compared over all 256 bits (low bits
+        alone often leave a direction of little texture undecided), and the best few refined.
+        """
         target = np.frombuffer(code, np.uint8)
-        x, y = self.windows[start[1]], self.windows[start[0]]
+        low = np.uint64(int.from_bytes(code[:8], "big"))
+        order = np.argsort(np.bitwise_count(self.low ^ low), axis=None, kind="stable")[:_STARTS]
+        ys, xs = np.unravel_index(order, self.low.shape)
+        ux, uy = np.unique(xs), np.unique(ys)
+        full = self._distances(self.windows[ux], self.windows[uy], target)
+        near = full[np.searchsorted(uy, ys), np.searchsorted(ux, xs)]
+        found = [self._refine(target, ys[i], xs[i]) for i in np.argsort(near, kind="stable")[:_REFINED]]
+        return min(found, key=lambda f: f[0])
+
+    def _refine(self, target: Array, iy: int, ix: int) -> tuple[float, tuple[float, float, float, float]]:
+        """From a coarse window, the horizontal and the vertical edges moved in turn (the code's
+        errors along the two axes add up nearly independently), in shrinking steps."""
+        x, y = self.windows[ix], self.windows[iy]
         bits = 256
         for step in _FINE_STEPS:
             for _ in range(2):
@@ -202,9 +230,9 @@ class CentreIndex:
                 bands.append((values[order], order))
             self._ids, self._codes, self._low, self._bands = ids, codes, low, bands
 
-    def candidates(self, low: Array) -> list[tuple[str, bytes, int]]:
-        """(work id, code, flat index of its best window) of the works whose code shares a 16-bit
-        band with some window's low bits and lies within ``COARSE_BITS`` of it there."""
+    def candidates(self, low: Array) -> list[tuple[str, bytes]]:
+        """(work id, code) of the works whose code shares a 16-bit band with some window's low
+        bits and lies within ``COARSE_BITS`` of it there, nearest first."""
         ids, codes, works_low, bands = self._ids, self._codes, self._low, self._bands
         flat = low.ravel()
         pairs_window, pairs_work = [], []
@@ -219,12 +247,11 @@ class CentreIndex:
         window, work = np.concatenate(pairs_window), np.concatenate(pairs_work)
         bits = np.bitwise_count(flat[window] ^ works_low[work])
         keep = bits <= COARSE_BITS
-        best: dict[int, tuple[int, int]] = {}
-        for w, k, b in zip(work[keep].tolist(), window[keep].tolist(), bits[keep].tolist(), strict=True):
-            if w not in best or b < best[w][0]:
-                best[w] = (b, k)
-        ranked = sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]
-        return [(ids[w], codes[w], k) for w, (_, k) in ranked]
+        best: dict[int, int] = {}
+        for w, b in zip(work[keep].tolist(), bits[keep].tolist(), strict=True):
+            best[w] = min(b, best.get(w, b))
+        ranked = sorted(best, key=best.__getitem__)[:_MAX_CANDIDATES]
+        return [(ids[w], codes[w]) for w in ranked]
 
 
 _MAX_CANDIDATES = 20  # works refined per copy, best coarse distance first
@@ -263,8 +290,8 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
         return []
     copy = CropSearch(working_image(grey))
     out = []
-    for work_id, code, flat in index.candidates(copy.low):
-        distance, box = copy.refine(code, divmod(flat, copy.low.shape[1]))
+    for work_id, code in index.candidates(copy.low):
+        distance, box = copy.match(code)
         work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
         if work is not None:
             out.append(Match(work, distance, False, describe(box)))
