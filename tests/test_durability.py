@@ -31,6 +31,7 @@ from PIL import Image
 from rightsmeta import Assertion, cropsearch
 from rightsmeta.fingerprint import essence
 from rightsmeta.ledger import SCHEMA_VERSION, Ledger, Work, align
+from rightsmeta.verify import verify
 
 ASSERTION = Assertion.build(deny=["ai"])
 IMAGE_HANDLINGS = list(material.IMAGE_HANDLINGS)
@@ -123,6 +124,12 @@ def test_crop_search_names_the_right_work_among_many(tmp_path: Path) -> None:
         ledger.record(Work.create("last.jpg", "jpeg", essence(material.jpeg(last, 90), "jpeg"), ASSERTION, id="w23"))
         found = cropsearch.matches(ledger, essence(material.jpeg(material._crop(last, 0.15, 0.05, 0.1, 0.18), 75), "jpeg"))
         assert [m.work.id for m in found] == ["w23"]
+        # verify calls it "stripped" and says where the work's region lies in the file.
+        path = tmp_path / "repost.jpg"
+        path.write_bytes(material.jpeg(material._resized(material._crop(images[3], 0.04, 0.17, 0.13, 0.09), 0.8), 75))
+        verdict = verify(str(path), ledger=ledger)
+        assert verdict.status == "stripped" and verdict.match is not None and verdict.match.work.id == "w3"
+        assert "matched the work's centre 60 %" in verdict.reasons[0], verdict.reasons
         # A sliver of a picture and a tiny one are searched without error, and match nothing.
         for size in ((400, 12), (9, 9)):
             assert cropsearch.matches(ledger, essence(material.jpeg(material.photo(7, size), 90), "jpeg")) == []
