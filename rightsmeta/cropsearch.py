@@ -319,9 +319,9 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
     return out
 
 
-def matches(ledger: Ledger, essence: Any) -> list[Match]:
+def matches(ledger: Ledger, essence: Any, *, limit: int = 10) -> list[Match]:
     """``ledger.matches(essence)``, and when that finds nothing for an image, the crop search."""
-    found = ledger.matches(essence)
+    found = ledger.matches(essence, limit=limit)
     if found or essence.kind != "image" or essence.view is None:
         return found
-    return search(ledger, essence.view)
+    return search(ledger, essence.view)[:limit]
