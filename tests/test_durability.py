@@ -250,6 +250,7 @@ def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None
     with Ledger.open(path, readonly=True) as ledger:  # read-only: no tables added, still usable
         assert ledger.get("old-work") is not None
         assert ledger.matches(essence(material.handle(img, "crop 10 %/side"), "jpeg")) == []
+        assert cropsearch.matches(ledger, essence(material.handle(img, "crop 5/15/20/10 % l/t/r/b"), "jpeg")) == []
     with Ledger.open(path) as ledger:
         assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert ledger.get("old-work") == Work.create("old.jpg", "jpeg", seen, ASSERTION, id="old-work").__class__(
