@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 MAX_CUT = 0.2
 SEARCH_REGION = "centre 60 %"  # fingerprint._regions' name for the centred crop keeping 1 - 2 x MAX_CUT
 COARSE_STEP = 0.025  # cut-fraction step of the coarse grid: 9 values per side
-COARSE_BITS = 12  # of the 64 low bits; the nearest of an unrelated copy's 6,561 windows: 12-22 (20 measured)
+COARSE_BITS = 8  # of the 64 low bits. Measured: true copies 0-4 (40), an unrelated copy 12-22 (20); a
+# random code sharing a band lies within 8 bits with odds 1e-6 (12 bits: 3e-4, 20 candidates at 100k works)
 WORK_SIDE = 160  # the copy is searched on a grey copy this large (longest side)
 _SIZE = 32  # the Image-Code hashes 32x32 grey pixels
 _FINE_STEPS = (0.005, 0.002, 0.001)  # window-edge steps of the fine search, fractions of the window
