@@ -82,7 +82,7 @@ import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -248,6 +248,8 @@ class Essence:
     # The exact hash in the form ledgers recorded before ``hash`` took a versioned form (a JPEG's
     # pixel hash; see HASH_V2), computed only when asked for (``essence(..., legacy=True)``).
     legacy_hash: str | None = None
+    # Images: the grey working image the regions were cut from, for cropsearch (not recorded).
+    view: np.ndarray[Any, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def decoded(self) -> bool:
@@ -384,7 +386,8 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
         named += [("as it is", whole)] + [(name, turn(whole)) for name, turn in _DIHEDRAL.items()]
         named += _cut(grids, _PROBE_BOXES + _corner_boxes(full, work=False))
     codes = list(zip([name for name, _ in named], _image_hashes(np.stack([grid for _, grid in named])), strict=True))
-    return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]))
+    return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]),
+                   view=np.asarray(grids.image))
 
 
 def _full_decode(data: bytes) -> Any:

@@ -626,6 +626,16 @@ class Ledger:
         blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
         return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
+    def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str]]:
+        """(row, work id, code) of every recorded region called ``name`` in rows after ``after``,
+        in row order (rows only grow: cropsearch keeps its own index of one region this way)."""
+        if not self._v2:
+            return []
+        return self._db.execute(
+            "SELECT regions.n, works.id, regions.code FROM regions JOIN works ON works.n = regions.work "
+            "WHERE regions.n > ? AND regions.name = ? ORDER BY regions.n", (after, name)
+        ).fetchall()
+
     # --- writing ---
 
     def record(self, work: Work) -> bool:

@@ -117,6 +117,10 @@ def _logo(img: Image.Image) -> Image.Image:
     return out
 
 
+def _resized(img: Image.Image, factor: float) -> Image.Image:
+    return img.resize((round(img.width * factor), round(img.height * factor)), Image.Resampling.LANCZOS)
+
+
 def _thumb(img: Image.Image, side: int) -> Image.Image:
     out = img.copy()
     out.thumbnail((side, side), Image.Resampling.LANCZOS)
@@ -142,6 +146,12 @@ IMAGE_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "crop 15 % right, 20 % bottom": lambda im: _crop(im, 0.0, 0.0, 0.15, 0.20),
     "crop 10 % left, 20 % bottom": lambda im: _crop(im, 0.10, 0.0, 0.0, 0.20),
     "crop to 4:5 at the left/top": lambda im: _aspect_at_start(im, 0.8),
+    # No corner of the work kept, or kept at another scale (rightsmeta/cropsearch.py):
+    "crop 5/15/20/10 % l/t/r/b": lambda im: _crop(im, 0.05, 0.15, 0.20, 0.10),
+    "crop 18/4/9/16 % l/t/r/b": lambda im: _crop(im, 0.18, 0.04, 0.09, 0.16),
+    "crop 12/0/17/8 % l/t/r/b": lambda im: _crop(im, 0.12, 0.0, 0.17, 0.08),
+    "crop 8/12/15/6 %, then 60 %": lambda im: _resized(_crop(im, 0.08, 0.12, 0.15, 0.06), 0.6),
+    "crop 20/10/0/0 %, then 50 %": lambda im: _resized(_crop(im, 0.20, 0.10, 0.0, 0.0), 0.5),
     "crop to square": lambda im: _aspect(im, 1.0),
     "crop to 4:5": lambda im: _aspect(im, 0.8),
     "crop to 16:9": lambda im: _aspect(im, 16 / 9),
@@ -161,10 +171,10 @@ IMAGE_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-# Handlings known not to be recognised (no corner of the work is kept, see rightsmeta/fingerprint.py
-# ``_corners``): the bench prints them apart, so the limit stays measured.
+# Handlings beyond the goal's crops of up to 20 % a side (rightsmeta/cropsearch.py ``MAX_CUT``):
+# the bench prints them apart, so the limit stays measured.
 UNCOVERED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "crop 5/15/20/10 % l/t/r/b": lambda im: _crop(im, 0.05, 0.15, 0.20, 0.10),
+    "crop 30/5/10/5 % l/t/r/b": lambda im: _crop(im, 0.30, 0.05, 0.10, 0.05),
 }
 
 

@@ -29,6 +29,7 @@ import rightsmeta
 from rightsmeta import Assertion, keys
 from rightsmeta.fingerprint import image_code
 from rightsmeta.verify import verify
+from tests import material
 from tests.samples import image_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -202,6 +203,17 @@ def test_tag_then_recover_a_stripped_copy(server: Server, exiftool: str, tmp_pat
         assert manifest_id.startswith("urn:c2pa:")
         assert by_content[0]["manifestId"] == manifest_id == by_binding64[0]["manifestId"]
         assert by_binding[0]["similarityScore"] == 100
+
+        # A crop of another tagged photo keeping none of its corners: byContent finds it too (cropsearch).
+        photo = material.photo(3, (320, 240))
+        other = http.post("/v1/tag", files={"file": ("p.jpg", material.jpeg(photo, 90))}, data={"assertion": ASSERTION},
+                          headers=server.auth)
+        assert other.status_code == 200, other.text
+        other_code = image_code(other.content)
+        assert other_code is not None
+        other_id = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": other_code}).json()["matches"][0]["manifestId"]
+        cropped = material.jpeg(material._crop(photo, 0.05, 0.15, 0.2, 0.1), 75)
+        assert [m["manifestId"] for m in http.post("/matches/byContent", content=cropped).json()["matches"]] == [other_id]
 
         store = http.get(f"/manifests/{manifest_id}")
         assert store.status_code == 200 and store.headers["content-type"] == "application/c2pa"

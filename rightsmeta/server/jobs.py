@@ -213,7 +213,7 @@ def _carry(original: str, derivative: str, name: str, out: str) -> dict[str, Any
 
 
 def _by_content(path: str, limit: int) -> dict[str, Any]:
-    from .. import api
+    from .. import api, cropsearch
     from ..fingerprint import essence, fingerprint
     from . import registry
 
@@ -235,7 +235,7 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
     found = essence(data, report.format, legacy=ledger.needs_legacy_hash(report.format))
     if found.hash is None and found.perceptual is None and not matches:
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
-    for match in ledger.matches(found, limit=limit):
+    for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
         manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
         if manifest_id not in seen and len(matches) < limit:
             seen.add(manifest_id)

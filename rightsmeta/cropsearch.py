@@ -1,0 +1,328 @@
+"""Find the work a copy was cut from when the crop kept no corner of it (issue 17).
+
+The ledger's region codes and corner squares (``fingerprint._region_boxes``, ``_corner_boxes``) find centred
+crops and crops that keep a corner. A crop cutting three or four sides unevenly, or any crop
+then resized, keeps neither: but when every side lost at most ``MAX_CUT`` (20 %), the copy still
+holds the work's centre ``1 - 2 x MAX_CUT`` (60 %) of each side, whose code every work records
+("centre 60 %"). Where that region lies in the copy follows from the cuts: with ``l`` and ``r``
+cut off the left and right (fractions of the work's width) it spans ``(0.2 - l) / (1 - l - r)``
+to ``(0.8 - l) / (1 - l - r)`` of the copy's width, whatever the copy was resized to afterwards;
+likewise vertically. So the search enumerates the cuts, hashes the region each hypothesis puts
+in the copy, and compares.
+
+The 256-bit code is too sensitive for a plain grid: a window 0.5 % (of its size) off moves it by
+10-20 bits, 1 % by 19-32 (measured on tests/material.py photos; unrelated pictures lie 78 or more
+apart), which would need some 10^5 hypotheses per axis pair. Its first 64 bits (the lowest 8x8
+DCT frequencies) move far less: 1 % off, 2-8 bits; 2 %, 3-12; unrelated codes differ in 26-38 of
+those 64. Hence two stages:
+
+1. coarse: every cut pair per axis on a ``COARSE_STEP`` grid (81 windows per axis, 6,561 in
+   all), each window's 64 low bits computed at once as matrix products (a window's 32x32
+   bicubic resampling and the DCT are linear and separate by axis: coefficients =
+   ``(D Ry) I (D Rx)^T``); a work is a candidate when one of the four 16-bit bands of its
+   "centre 60 %" code equals that band of some window (an in-memory index of sorted band values
+   per ledger, ``CentreIndex``) and those low 64 bits lie within ``COARSE_BITS``;
+2. fine: for each candidate, a local search around its best windows over all 256 bits, in
+   shrinking steps; the copy matches when the best window lies within the ledger's
+   ``REGION_THRESHOLD`` of the work's code, the same bound every other region match meets.
+
+Separation (`python bench/crop_separation.py`, tests/material.py photos, fixed seeds): 30
+photos cut unevenly on four sides (every other one then resized to 60 %) came within 0-14 bits
+(mean 3) of their work after the fine search; the same search forced against every one of 30
+unrelated works for 40 unrelated copies (1,200 pairs) never came nearer than 70 bits (1st
+percentile 80, mean 98). So the threshold of 24 bits keeps a wide margin on both sides, and a
+second test with local features (ORB + RANSAC) would have nothing to separate; it could not run
+anyway, since the ledger keeps codes, not the work's pixels or features.
+
+The search only runs when the ledger found nothing by its own codes; its cost is bounded (6,561
+coarse windows, at most ``_MAX_CANDIDATES`` works refined, each from at most ``_REFINED`` starts)
+and measured with recognition by bench/durability.py. Not searched: crops beyond ``MAX_CUT`` on a
+side, and crops that were also flipped or turned.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .ledger import Ledger, Match
+
+MAX_CUT = 0.2
+SEARCH_REGION = "centre 60 %"  # fingerprint._region_boxes' name for the centred crop keeping 1 - 2 x MAX_CUT
+COARSE_STEP = 0.025  # cut-fraction step of the coarse grid: 9 values per side
+COARSE_BITS = 8  # of the 64 low bits. Measured: true copies 0-4 (40), an unrelated copy 12-22 (20); a
+# random code sharing a band lies within 8 bits with odds 1e-6 (12 bits: 3e-4, 20 candidates at 100k works)
+WORK_SIDE = 160  # the copy is searched on a grey copy this large (longest side)
+_SIZE = 32  # the Image-Code hashes 32x32 grey pixels
+_FINE_STEPS = (0.005, 0.002, 0.001)  # window-edge steps of the fine search, fractions of the window
+_STARTS = 24  # coarse windows per candidate compared over all bits
+_REFINED = 2  # of those, refined (the second only when the first did not come within _SURE)
+_SURE = 12 / 256
+
+Array = np.ndarray[Any, Any]
+
+
+def _cubic(x: Array) -> Array:
+    """Pillow's bicubic kernel (a = -0.5)."""
+    x = np.abs(x)
+    a = -0.5
+    return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                    np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+
+def _resampling(n: int, windows: Array) -> Array:
+    """(len(windows), 32, n): the weights by which Pillow's antialiased bicubic resize turns each
+    window (fractions start, end of a line of ``n`` pixels) into 32 pixels, the window's own edges
+    clipping the kernel as the crop before the resize does.
+
+    Only the taps within the kernel's support are evaluated (a few per output pixel), then
+    scattered into the dense rows the products below take."""
+    start, end = windows[:, :1, None] * n, windows[:, 1:, None] * n
+    scale = np.maximum((end - start) / _SIZE, 1e-6)
+    stretch = np.maximum(scale, 1.0)
+    centre = start + (np.arange(_SIZE)[None, :, None] + 0.5) * scale
+    taps = int(np.ceil(4.0 * float(stretch.max()))) + 2
+    index = np.floor(centre - 2.0 * stretch).astype(np.int64) + np.arange(taps)[None, None, :]
+    x = index + 0.5
+    weights = _cubic((x - centre) / stretch)
+    outside = (x < start) | (x > end) | (index < 0) | (index >= n)
+    weights[outside] = 0.0
+    total = weights.sum(axis=2, keepdims=True)
+    weights /= np.where(total == 0, 1.0, total)
+    out = np.zeros((len(windows), _SIZE, n + 1))
+    np.put_along_axis(out, np.where(outside, n, index), weights, axis=2)  # column n takes the taps outside
+    return out[:, :, :n]
+
+
+_DCT = np.cos(np.pi / 32 * (np.arange(32)[None, :] + 0.5) * np.arange(32)[:, None])
+
+
+def _axis(n: int, windows: Array, freqs: int) -> Array:
+    """(len(windows) * freqs, n): for each window the lowest ``freqs`` DCT rows applied to its
+    resampling."""
+    out: Array = np.einsum("fk,wkn->wfn", _DCT[:freqs], _resampling(n, windows))
+    return out.reshape(-1, n)
+
+
+def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int) -> Array:
+    """(len(ys), len(xs), freqs, freqs) low DCT coefficients of every window pair."""
+    h, w = pixels.shape
+    ax, ay = _axis(w, xs, freqs), _axis(h, ys, freqs)
+    # einsum, not @: these mid-sized products are where OpenBLAS starts threads, which on a busy
+    # machine (or under verify --jobs) made them 50 times slower (measured); einsum stays on one core.
+    if len(ys) * w <= len(xs) * h:  # the cheaper order: one axis' windows are often one window
+        out: Array = np.einsum("aw,bw->ab", np.einsum("ah,hw->aw", ay, pixels), ax)
+    else:
+        out = np.einsum("ah,hb->ab", ay, np.einsum("hw,bw->hb", pixels, ax))  # (len(ys) * freqs, len(xs) * freqs)
+    return out.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3)
+
+
+def _low_codes(coefficients: Array) -> Array:
+    """The first 64 bits of the Image-Code (the 8x8 block above its median) as uint64."""
+    block = coefficients[..., :8, :8].reshape(*coefficients.shape[:-2], 64)
+    bits = block > np.median(block, axis=-1, keepdims=True)
+    return np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)
+
+
+def _full_codes(coefficients: Array) -> Array:
+    """All 256 bits (four 8x8 blocks, each above its own median, as ``fingerprint._image_hash``)
+    as 32 bytes per window."""
+    blocks = [coefficients[..., y : y + 8, x : x + 8] for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))]
+    flat = [b.reshape(*b.shape[:-2], 64) for b in blocks]
+    bits = np.concatenate([f > np.median(f, axis=-1, keepdims=True) for f in flat], axis=-1)
+    return np.packbits(bits, axis=-1)
+
+
+def _cut_windows(step: float) -> Array:
+    """(start, end) in the copy of the work's centre region, for every pair of cuts on one axis."""
+    cuts = np.round(np.arange(0, MAX_CUT + step / 2, step), 6)
+    out = [((MAX_CUT - a) / (1 - a - b), (1 - MAX_CUT - a) / (1 - a - b)) for a in cuts for b in cuts]
+    return np.array(out)
+
+
+def describe(box: tuple[float, float, float, float]) -> str:
+    """Which part of the copy matched, for ``Match.how``."""
+    left, top, right, bottom = (round(100 * v) for v in box)
+    return (f"the file's part {left}-{right} % across, {top}-{bottom} % down matched the work's {SEARCH_REGION} "
+            f"(an uneven crop of up to {round(100 * MAX_CUT)} % a side)")
+
+
+class CropSearch:
+    """The search over one copy: its grey working image, and the coarse windows' low codes."""
+
+    def __init__(self, grey: Array) -> None:
+        self.pixels = np.asarray(grey, dtype=np.float64)
+        self.windows = _cut_windows(COARSE_STEP)
+        coefficients = _coefficients(self.pixels, self.windows, self.windows, 8)
+        self.low = _low_codes(coefficients)  # (windows y, windows x)
+
+    def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
+        """The distance of the window nearest ``code`` (a work's 32-byte centre code) and its box.
+
+        The coarse windows nearest by their low bits are compared over all 256 bits (low bits
+        alone often leave a direction of little texture undecided), and the best few refined.
+        """
+        target = np.frombuffer(code, np.uint8)
+        low = np.uint64(int.from_bytes(code[:8], "big"))
+        order = np.argsort(np.bitwise_count(self.low ^ low), axis=None, kind="stable")[:_STARTS]
+        ys, xs = np.unravel_index(order, self.low.shape)
+        h, w = self.pixels.shape
+        rows = np.einsum("kfh,hw->kfw", _axis(h, self.windows[ys], 16).reshape(len(ys), 16, h), self.pixels)
+        near = np.bitwise_count(_full_codes(np.einsum("kfw,kgw->kfg", rows, _axis(w, self.windows[xs], 16).reshape(len(xs), 16, w)))
+                                ^ target).sum(axis=-1)
+        best = (2.0, (0.0, 0.0, 1.0, 1.0))
+        for i in np.argsort(near, kind="stable")[:_REFINED]:
+            found = self._refine(target, ys[i], xs[i])
+            best = min(best, found, key=lambda f: f[0])
+            if best[0] <= _SURE:
+                break  # near enough: the other start cannot change the answer
+        return best
+
+    def _refine(self, target: Array, iy: int, ix: int) -> tuple[float, tuple[float, float, float, float]]:
+        """From a coarse window, the horizontal and the vertical edges moved in turn (the code's
+        errors along the two axes add up nearly independently), in shrinking steps."""
+        x, y = self.windows[ix], self.windows[iy]
+        bits = 256
+        for step in _FINE_STEPS:
+            for _ in range(2):
+                xs = _around(x, step)
+                found = self._distances(xs, y[None, :], target)[0]
+                x = xs[int(np.argmin(found))]
+                ys = _around(y, step)
+                found = self._distances(x[None, :], ys, target)[:, 0]
+                y, bits = ys[int(np.argmin(found))], int(found.min())
+        return bits / 256, (float(x[0]), float(y[0]), float(x[1]), float(y[1]))
+
+    def _distances(self, xs: Array, ys: Array, target: Array) -> Array:
+        codes = _full_codes(_coefficients(self.pixels, xs, ys, 16))
+        out: Array = np.bitwise_count(codes ^ target).sum(axis=-1)
+        return out
+
+
+def _around(window: Array, step: float, reach: int = 3) -> Array:
+    """Windows whose edges lie within ``reach`` steps (fractions of the window) of this one's,
+    inside the copy."""
+    moves = np.arange(-reach, reach + 1) * step * (window[1] - window[0])
+    out = np.stack(np.meshgrid(window[0] + moves, window[1] + moves, indexing="ij"), axis=-1).reshape(-1, 2)
+    clipped: Array = np.clip(out, 0.0, 1.0)
+    return clipped
+
+
+# --- the ledger side ------------------------------------------------------------------------------
+
+
+class CentreIndex:
+    """The ledger's "centre 60 %" codes in memory: their low 64 bits, and per 16-bit band of those
+    the values sorted, so a window's band finds the works sharing it by binary search (the cost
+    grows with the log of the ledger's size, plus the rows that share a value).
+
+    Filled from the ledger's rows once, then only with rows recorded since (``refresh``): the
+    ledger only grows. Each refresh swaps in new arrays, so readers in other threads see either.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._after = 0
+        # (work ids, codes, low 64 bits, per band: sorted values and their rows), replaced whole
+        self._snapshot: tuple[list[str], list[bytes], Array, list[tuple[Array, Array]]] = ([], [], np.zeros(0, np.uint64), [])
+
+    def __len__(self) -> int:
+        return len(self._snapshot[0])
+
+    def refresh(self, ledger: Ledger) -> None:
+        with self._lock:
+            rows = ledger.region_codes(SEARCH_REGION, after=self._after)
+            if not rows:
+                return
+            self._after = rows[-1][0]
+            ids, codes, low, _ = self._snapshot
+            ids = ids + [work for _, work, _ in rows]
+            codes = codes + [bytes.fromhex(code) for _, _, code in rows]
+            low = np.concatenate([low, np.array([int(c[:16], 16) for _, _, c in rows], np.uint64)])
+            bands = []
+            for shift in _SHIFTS:
+                values = (low >> np.uint64(shift)) & np.uint64(0xFFFF)
+                order = np.argsort(values, kind="stable")
+                bands.append((values[order], order))
+            self._snapshot = (ids, codes, low, bands)
+
+    def candidates(self, low: Array) -> list[tuple[str, bytes]]:
+        """(work id, code) of the works whose code shares a 16-bit band with some window's low
+        bits and lies within ``COARSE_BITS`` of it there, nearest first."""
+        ids, codes, works_low, bands = self._snapshot
+        flat = low.ravel()
+        pairs_window, pairs_work = [], []
+        for shift, (values, order) in zip(_SHIFTS, bands, strict=True):
+            keys = (flat >> np.uint64(shift)) & np.uint64(0xFFFF)
+            first = np.searchsorted(values, keys, "left")
+            count = np.searchsorted(values, keys, "right") - first
+            window = np.repeat(np.arange(len(flat)), count)
+            offset = np.arange(len(window)) - np.repeat(np.cumsum(count) - count, count)
+            pairs_window.append(window)
+            pairs_work.append(order[np.repeat(first, count) + offset])
+        window, work = np.concatenate(pairs_window), np.concatenate(pairs_work)
+        bits = np.bitwise_count(flat[window] ^ works_low[work])
+        keep = bits <= COARSE_BITS
+        best: dict[int, int] = {}
+        for w, b in zip(work[keep].tolist(), bits[keep].tolist(), strict=True):
+            best[w] = min(b, best.get(w, b))
+        ranked = sorted(best, key=best.__getitem__)[:_MAX_CANDIDATES]
+        return [(ids[w], codes[w]) for w in ranked]
+
+
+_SHIFTS = (48, 32, 16, 0)  # the four 16-bit bands of the low 64 bits
+_MAX_CANDIDATES = 20  # works refined per copy, best coarse distance first
+_INDEXES: weakref.WeakKeyDictionary[Any, CentreIndex] = weakref.WeakKeyDictionary()
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index(ledger: Ledger) -> CentreIndex:
+    """The index of this open ledger (kept as long as the ledger object lives)."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(ledger)
+        if index is None:
+            index = _INDEXES[ledger] = CentreIndex()
+    index.refresh(ledger)
+    return index
+
+
+def working_image(grey: Array) -> Array:
+    """The copy's grey pixels reduced to ``WORK_SIDE`` on the longest side (box filter)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(grey, dtype=np.uint8), "L")
+    scale = WORK_SIDE / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
+    return np.asarray(img, dtype=np.float64)
+
+
+def search(ledger: Ledger, grey: Array) -> list[Match]:
+    """Works whose centre region some uneven crop of theirs (up to ``MAX_CUT`` a side, resized
+    or not) puts in this grey picture, nearest first."""
+    from .ledger import REGION_THRESHOLD, Match
+
+    index = _index(ledger)
+    if not len(index):
+        return []
+    copy = CropSearch(working_image(grey))
+    out = []
+    for work_id, code in index.candidates(copy.low):
+        distance, box = copy.match(code)
+        work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
+        if work is not None:
+            out.append(Match(work, distance, False, describe(box)))
+    out.sort(key=lambda m: (m.imported, m.distance))
+    return out
+
+
+def matches(ledger: Ledger, essence: Any, *, limit: int = 10) -> list[Match]:
+    """``ledger.matches(essence)``, and when that finds nothing for an image, the crop search."""
+    found = ledger.matches(essence, limit=limit)
+    if found or essence.kind != "image" or essence.view is None:
+        return found
+    return search(ledger, essence.view)[:limit]
