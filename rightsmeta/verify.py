@@ -269,16 +269,15 @@ def verify_many(
         for path in paths:
             yield _verify_one(path)
         return
-    import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
     from .log import level
+    from .pool import executor as start
 
     initargs = (ledger_path, password, trust_anchors, seconds, memory, level())
 
     def pool(workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+        return start(workers, _init_worker, initargs)
 
     chunks = _chunks(paths, jobs)
     # A bounded window of chunks in flight, so rows stream in order and memory stays flat.
