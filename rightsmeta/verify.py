@@ -25,6 +25,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import api
+from .carriers.windows import sparse
 from .decide import NOTHING
 from .errors import RightsmetaError, TimeLimit, on_alarm
 from .fsio import open_buffer
@@ -178,8 +179,10 @@ def verify(
 ) -> Verdict:
     """Read and classify one file (path, bytes or binary file object)."""
     name = api._name(source)
+    # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
+    # their structure and metadata are (carriers/windows.py); matching needs every byte.
     try:
-        with open_buffer(source) as buf:
+        with open_buffer(source, windows=sparse if ledger is None else None) as buf:
             report = api.read(buf, name=name, password=password, trust_anchors=trust_anchors)
             return classify(report, ledger=ledger, data=buf if ledger is not None else None)
     except OSError as exc:
