@@ -280,7 +280,8 @@ def verify_many(
     initargs = (ledger_path, password, trust_anchors, seconds, memory, level())
 
     def pool(workers: int) -> ProcessPoolExecutor:
-        return start(workers, _init_worker, initargs)
+        # Workers fork from a server that imported the readers once, rather than each import them.
+        return start(workers, _init_worker, initargs, preload=_PRELOAD)
 
     chunks = _chunks(paths, jobs)
     # A bounded window of chunks in flight, so rows stream in order and memory stays flat.
@@ -317,6 +318,9 @@ def verify_many(
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.terminate()
         executor.shutdown(wait=finished, cancel_futures=True)
+
+
+_PRELOAD = ("rightsmeta.verify", "rightsmeta.carriers.audio", "rightsmeta.carriers.pdf", "rightsmeta.carriers.manifest")
 
 
 def _chunks(paths: Iterable[str], jobs: int) -> Iterator[list[str]]:
