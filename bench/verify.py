@@ -19,6 +19,10 @@ the corpus is cycled until the size is reached, so the page cache holds them all
     python bench/verify.py bench/corpus --memory 2000,20000   # peak RSS of verify -r at each size
     python bench/verify.py bench/corpus --jobs-ratio 20000    # --jobs 2 vs --jobs 1 throughput
 
+And one to compare two versions of rightsmeta (this one and an older source tree), alternating:
+
+    git archive BASE | tar -x -C /tmp/base && python bench/verify.py bench/corpus --baseline /tmp/base
+
 The uptime load averages are printed with the numbers: the ratios mean little on a busy machine.
 """
 
@@ -55,7 +59,7 @@ def _subreaper() -> bool:
 ADOPTS = _subreaper()
 
 
-def run(command: list[str]) -> tuple[float, float, str, int]:
+def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, int]:
     """Wall-clock and CPU seconds (user + system) of one run, its output, and its peak RSS in KiB.
 
     wait4 gives the rusage of this child alone (with the children it waited for), where
@@ -65,7 +69,7 @@ def run(command: list[str]) -> tuple[float, float, str, int]:
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err)
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
         adopted = 0.0
@@ -155,18 +159,42 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
               f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
 
 
+def baseline(folder: Path, tree: Path, repeat: int) -> None:
+    """This rightsmeta against the one in source tree ``tree`` (e.g. ``git archive`` of an older
+    commit), alternating run by run on the same files: on a shared machine, the comparison of two
+    versions that a slow spell cannot bias."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "rightsmeta")], check=True)
+    old_env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = verify_command(folder, 1)
+    before = load()
+    runs = [(run(command), run(command, old_env)) for _ in range(repeat)]
+    if runs[0][0][2] != runs[0][1][2]:
+        print("note: the two versions' reports differ")
+    new_wall, old_wall = min(r[0][0] for r in runs), min(r[1][0] for r in runs)
+    new_cpu, old_cpu = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (this/baseline, wall clock)")
+    print(f"this tree         : {new_wall:7.2f} s wall, {new_cpu:.2f} s CPU (best of {repeat})")
+    print(f"baseline {str(tree)[:8]:8} : {old_wall:7.2f} s wall, {old_cpu:.2f} s CPU")
+    print(f"speed-up          : x{old_wall / new_wall:.2f} wall clock, x{old_cpu / new_cpu:.2f} CPU time")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of verify -r on N and on M files (hard links to the corpus)")
     parser.add_argument("--jobs-ratio", type=int, metavar="N", help="--jobs 2 vs --jobs 1 throughput on N files (hard links to the corpus)")
+    parser.add_argument("--baseline", type=Path, metavar="TREE", help="compare with the rightsmeta of this source tree, alternating")
     args = parser.parse_args()
     files = sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
+    if args.baseline:
+        baseline(args.folder, args.baseline, args.repeat)
+        return
     if args.memory or args.jobs_ratio:
         if args.memory:
             memory(files, [int(n) for n in args.memory.split(",")], args.repeat)
