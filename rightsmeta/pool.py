@@ -8,8 +8,8 @@ objects defined there can be unpickled. A script read from standard input (``pyt
 has the path ``<stdin>``, which no worker can open: each died in start-up, before our code ran,
 and a ``multiprocessing.Pool`` replaced it forever (a hang), a ``ProcessPoolExecutor`` reported
 every file lost. Our workers only run functions of rightsmeta, so when the main script cannot be
-re-read they start without it. Nothing global is changed: the difference lives in this module's
-own process class.
+re-read they start without it (and only then is this module's process class used; otherwise the
+standard library's). Nothing global is changed.
 """
 
 from __future__ import annotations
@@ -23,12 +23,17 @@ from multiprocessing import context, forkserver, popen_forkserver, reduction, sp
 from typing import Any
 
 
+def _main_unreadable(data: dict[str, Any]) -> bool:
+    """Would a worker fail to re-read the main script? (``<stdin>``, or an embedder's name)"""
+    path = data.get("init_main_from_path")
+    return path is not None and not os.path.isfile(path)  # spawn made it absolute already
+
+
 def _preparation(name: str) -> dict[str, Any]:
     """What a worker is told to set up before it runs: the stock data, less a main script that
-    is no file (standard input, ``-c``-like embedders)."""
+    cannot be re-read."""
     data: dict[str, Any] = spawn.get_preparation_data(name)
-    path = data.get("init_main_from_path")
-    if path is not None and not os.path.isfile(path):  # spawn made it absolute already
+    if _main_unreadable(data):
         del data["init_main_from_path"]
     return data
 
@@ -69,7 +74,9 @@ def start_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseCo
     process: the list is the last caller's)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    ctx = _Context()
+    # The standard library's own context wherever it works; ours only where it would not.
+    stock = multiprocessing.get_context("forkserver")
+    ctx = _Context() if _main_unreadable(spawn.get_preparation_data("rightsmeta")) else stock
     if preload:
         ctx.set_forkserver_preload(list(preload))
     return ctx
