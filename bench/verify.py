@@ -22,6 +22,7 @@ the corpus is cycled until the size is reached, so the page cache holds them all
 And one to compare two versions of rightsmeta (this one and an older source tree), alternating:
 
     git archive BASE | tar -x -C /tmp/base && python bench/verify.py bench/corpus --baseline /tmp/base
+    python bench/verify.py bench/corpus --per-kind            # CPU per file of each kind, windows vs whole reads
 
 The uptime load averages are printed with the numbers: the ratios mean little on a busy machine.
 """
@@ -172,11 +173,39 @@ def baseline(folder: Path, tree: Path, repeat: int) -> None:
         print("note: the two versions' reports differ")
     new_wall, old_wall = min(r[0][0] for r in runs), min(r[1][0] for r in runs)
     new_cpu, old_cpu = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+    # Each pair ran back to back: the median of the pairs' ratios is the least moved by a slow spell.
+    pairs = sorted(b[1] / a[1] for a, b in runs)
     print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (this/baseline, wall clock)")
+    print("CPU (s)           : " + "  ".join(f"{a[1]:.2f}/{b[1]:.2f}" for a, b in runs) + "  (this/baseline)")
     print(f"this tree         : {new_wall:7.2f} s wall, {new_cpu:.2f} s CPU (best of {repeat})")
     print(f"baseline {str(tree)[:8]:8} : {old_wall:7.2f} s wall, {old_cpu:.2f} s CPU")
-    print(f"speed-up          : x{old_wall / new_wall:.2f} wall clock, x{old_cpu / new_cpu:.2f} CPU time")
+    print(f"speed-up          : x{old_wall / new_wall:.2f} wall clock, x{old_cpu / new_cpu:.2f} CPU time (bests); "
+          f"median of the pairs' CPU ratios x{pairs[len(pairs) // 2]:.2f} (range x{pairs[0]:.2f}-x{pairs[-1]:.2f})")
     print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
+
+
+def per_kind(files: list[Path], repeat: int) -> None:
+    """CPU time of verify per file of each kind, in this process, the files read in windows
+    (carriers/windows.py) and read whole, alternating; the best of ``repeat`` rounds."""
+    from rightsmeta.carriers import windows
+    from rightsmeta.verify import verify
+
+    kinds: dict[str, list[str]] = {}
+    for file in files:
+        kinds.setdefault(file.suffix.lower(), []).append(str(file))
+    size = windows.MIN_SIZE
+    print(f"{'kind':6} {'files':>6} {'windows':>10} {'whole':>10}   (CPU us per file, best of {repeat}; {load()})")
+    for kind, paths in sorted(kinds.items()):
+        best = {"windows": float("inf"), "whole": float("inf")}
+        for _ in range(repeat):
+            for mode in best:
+                windows.MIN_SIZE = size if mode == "windows" else 1 << 62
+                start = time.process_time()
+                for name in paths:
+                    verify(name)
+                best[mode] = min(best[mode], (time.process_time() - start) / len(paths) * 1e6)
+        windows.MIN_SIZE = size
+        print(f"{kind:6} {len(paths):6d} {best['windows']:10.0f} {best['whole']:10.0f}")
 
 
 def main() -> None:
@@ -186,6 +215,7 @@ def main() -> None:
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of verify -r on N and on M files (hard links to the corpus)")
     parser.add_argument("--jobs-ratio", type=int, metavar="N", help="--jobs 2 vs --jobs 1 throughput on N files (hard links to the corpus)")
     parser.add_argument("--baseline", type=Path, metavar="TREE", help="compare with the rightsmeta of this source tree, alternating")
+    parser.add_argument("--per-kind", action="store_true", help="CPU per file of each kind, read in windows and whole")
     args = parser.parse_args()
     files = sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     spec = importlib.util.find_spec("rightsmeta")
@@ -194,6 +224,9 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
     if args.baseline:
         baseline(args.folder, args.baseline, args.repeat)
+        return
+    if args.per_kind:
+        per_kind(files, args.repeat)
         return
     if args.memory or args.jobs_ratio:
         if args.memory:
