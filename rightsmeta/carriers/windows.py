@@ -72,7 +72,10 @@ def sparse(fd: int, size: int) -> mmap.mmap | None:
     rest zero; None when the whole file should be read."""
     if size < MIN_SIZE:
         return None
-    buf = mmap.mmap(-1, size)  # anonymous: zero pages until written, and no file to shrink under it
+    try:
+        buf = mmap.mmap(-1, size)  # anonymous: zero pages until written, and no file to shrink under it
+    except OSError:  # beyond the address-space limit: the whole read says so as the readers always have
+        return None
     file = _File(fd, buf, 0)
     try:
         file.fill(0, HEAD)
