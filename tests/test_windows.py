@@ -1,4 +1,4 @@
-"""verify reads large TIFFs, WAVs and AIFFs only where their structure and metadata are
+"""verify reads large TIFFs, WAVs, AIFFs, M4As and MOVs only where their structure and metadata are
 (carriers/windows.py). Whatever a file holds, damaged or not, the verdict must be the one a read
 of every byte gives: the windows change the cost, never the answer.
 """
@@ -31,11 +31,21 @@ def _tiff(folder: Path, exiftool: str) -> Path:
     return path
 
 
+# What ffmpeg makes each kind from: 350 KB of stereo sound (WAV, AIFF), 20 s of AAC (M4A, 'moov'
+# after 'mdat'), 6 s of video with sound and 'moov' first (MOV).
+_MAKE = {
+    "wav": ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "2"],
+    "aiff": ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "2"],
+    "m4a": ["-f", "lavfi", "-i", "sine=frequency=440:duration=20", "-c:a", "aac", "-b:a", "128k"],
+    "mov": ["-f", "lavfi", "-i", "testsrc=duration=6:size=320x240:rate=25", "-f", "lavfi", "-i",
+            "sine=frequency=440:duration=6", "-c:v", "mpeg4", "-q:v", "2", "-c:a", "aac", "-movflags", "+faststart"],
+}
+
+
 def _audio(folder: Path, ffmpeg: str, ext: str) -> Path:
-    """Two seconds of stereo sound (350 KB), tagged by rightsmeta: ID3 chunk, copyright, XMP."""
+    """A sound or movie file made by ffmpeg, tagged by rightsmeta (ID3 chunk, copyright, XMP)."""
     path = folder / f"tone.{ext}"
-    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "2",
-                    "-metadata", "title=Tone", str(path)], check=True)
+    subprocess.run([ffmpeg, "-v", "error", *_MAKE[ext], "-metadata", "title=Tone", str(path)], check=True)
     result = api.tag(str(path), DENY_AI)
     assert result.status == "tagged", result
     return path
@@ -68,7 +78,7 @@ def _same(path: Path) -> None:
     assert windowed == whole, path
 
 
-@pytest.mark.parametrize("kind", ["tiff", "wav", "aiff"])
+@pytest.mark.parametrize("kind", ["tiff", "wav", "aiff", "m4a", "mov"])
 def test_windowed_verdicts_equal_whole_reads_on_damaged_files(
     kind: str, exiftool: str, ffmpeg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,7 +113,7 @@ def test_windowed_verdicts_equal_whole_reads_on_damaged_files(
         _same(mutant)
 
 
-@pytest.mark.parametrize("kind", ["tiff", "wav"])
+@pytest.mark.parametrize("kind", ["tiff", "wav", "m4a"])
 def test_a_signed_file_is_read_whole(kind: str, exiftool: str, ffmpeg: str, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A C2PA manifest hashes every byte: zeros in place of the pixels or sound would make it "tampered"."""

@@ -1,10 +1,10 @@
-"""Reading only the parts of a large file that the readers look at: TIFF, WAV and AIFF.
+"""Reading only the parts of a large file that the readers look at: TIFF, WAV, AIFF, M4A, MP4, MOV.
 
 A scan that reads every byte of an 800 KiB TIFF to find a 1 KiB XMP tag spends most of its
 time copying pixels it never looks at. For these formats the readers look only at structure
 and metadata, which the container walkers locate: a TIFF's header, its directory chain, and the
 values of IFD0 and the Exif IFD; a WAV's or AIFF's chunk headers and every chunk but the sound
-(``data``, ``SSND``). :func:`sparse` reads just those, with ``pread``, into a buffer of the
+(``data``, ``SSND``); an M4A's, MP4's or MOV's top-level boxes but the media data (``mdat``). :func:`sparse` reads just those, with ``pread``, into a buffer of the
 file's full length whose other bytes are zero, and the usual readers then run on it unchanged:
 lengths, offsets and every bound they check are the file's own.
 
@@ -23,7 +23,7 @@ import struct
 from typing import Any
 
 from ..errors import RightsmetaError
-from . import riff, tiff
+from . import bmff, detect, riff, tiff
 from .heads import id3_size
 
 #: Below this size one read of the whole file costs about what the windows would.
@@ -81,16 +81,21 @@ def sparse(fd: int, size: int) -> mmap.mmap | None:
         file.fill(0, HEAD)
         file.done = HEAD
         head = buf[:12]
+        movie = False
         if head[:4] in (b"II*\x00", b"MM\x00*"):
             ranges = _tiff(file)
         elif head[:4] == b"RIFF" and head[8:12] == b"WAVE" or head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
             ranges = _riff(file, head[:4] == b"FORM")
+        elif _is_movie(buf[:64]):
+            ranges, movie = _bmff(file, buf), True
         else:
             return None
         if sum(stop - start for start, stop in ranges) > size // 2:
             return None
         for start, stop in ranges:
             file.fill(start, stop)
+        if movie:
+            _no_manifest(buf)
     except (_GiveUp, RightsmetaError, struct.error, IndexError, OverflowError, ValueError):
         return None
     return buf
@@ -129,3 +134,30 @@ def _riff(file: Any, iff: bool) -> list[tuple[int, int]]:
 
 
 __all__ = ["sparse"]
+
+
+def _is_movie(head: bytes) -> bool:
+    """M4A, MP4 or MOV as detection names it (not HEIF or AVIF, whose items may lie in 'mdat')."""
+    found = detect(head)
+    return found is not None and found[1] in ("m4a", "mp4", "mov")
+
+
+def _bmff(file: _File, buf: mmap.mmap) -> list[tuple[int, int]]:
+    """Every top-level box but the media data: the audio reader walks 'moov' and the 'uuid' boxes."""
+    boxes = []
+    # The walker is a generator reading each header as it goes on: the next header is read in
+    # before it resumes. Its policies are the audio reader's (carriers/audio.py, _boxes at the top).
+    walker = bmff.boxes(buf, 0, len(buf), what="MP4", open_ended=True, printable=True, tail="zeros")
+    for box in walker:
+        boxes.append(box)
+        if len(boxes) > MAX_READS:
+            raise _GiveUp
+        file.fill(box.end, min(box.end + 16, len(buf)))
+    return [(box.payload, box.end) for box in boxes if box.type != b"mdat"]
+
+
+def _no_manifest(buf: mmap.mmap) -> None:
+    """Give up on a C2PA store, and on a file the C2PA locator's walk would stumble on (it then
+    searches windows of the file for the store)."""
+    if bmff.c2pa_ranges(buf, MAX_READS):  # the top-level boxes, fewer than MAX_READS: walked above
+        raise _GiveUp
