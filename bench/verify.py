@@ -19,6 +19,11 @@ the corpus is cycled until the size is reached, so the page cache holds them all
     python bench/verify.py bench/corpus --memory 2000,20000   # peak RSS of verify -r at each size
     python bench/verify.py bench/corpus --jobs-ratio 20000    # --jobs 2 vs --jobs 1 throughput
 
+And one to compare two versions of rightsmeta (this one and an older source tree), alternating:
+
+    git archive BASE | tar -x -C /tmp/base && python bench/verify.py bench/corpus --baseline /tmp/base
+    python bench/verify.py bench/corpus --per-kind            # CPU per file of each kind, windows vs whole reads
+
 The uptime load averages are printed with the numbers: the ratios mean little on a busy machine.
 """
 
@@ -41,23 +46,46 @@ EXIFTOOL_TAGS = ["-XMP-plus:DataMining", "-XMP-plus:OtherConstraints", "-XMP-tdm
                  "-XMP-dc:Rights", "-ExifIFD:LearningOptOutIn", "-Copyright", "-ID3:all"]
 
 
-def run(command: list[str]) -> tuple[float, float, str, int]:
+def _subreaper() -> bool:
+    """Adopt orphaned descendants (Linux prctl PR_SET_CHILD_SUBREAPER), so that the fork server
+    of a --jobs run, and with it the workers it reaped, can be waited for and their CPU counted."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+ADOPTS = _subreaper()
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str, int]:
     """Wall-clock and CPU seconds (user + system) of one run, its output, and its peak RSS in KiB.
 
-    wait4 gives the rusage of this child alone (with the children it waited for, e.g. the
-    workers of --jobs), where RUSAGE_CHILDREN's ru_maxrss is the largest of every child so far.
+    wait4 gives the rusage of this child alone (with the children it waited for), where
+    RUSAGE_CHILDREN's ru_maxrss is the largest of every child so far. The workers of --jobs are
+    the fork server's children, and it outlives the command by an instant: as this process adopts
+    it (``ADOPTS``), it is waited for too, and its CPU (with its workers') added.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err)
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
+        adopted = 0.0
+        while ADOPTS:
+            try:
+                _, _, more = os.wait4(-1, 0)
+            except ChildProcessError:
+                break
+            adopted += more.ru_utime + more.ru_stime
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if child.returncode not in (0, 1):
             sys.exit(f"{command[0]} failed: {err.read()[:500].decode(errors='replace')}")
-        return elapsed, usage.ru_utime + usage.ru_stime, out.read().decode(), usage.ru_maxrss
+        return elapsed, usage.ru_utime + usage.ru_stime + adopted, out.read().decode(), usage.ru_maxrss
 
 
 def load() -> str:
@@ -120,13 +148,64 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
         print(f"--jobs 1          : {one:7.2f} s  {count / one:8.0f} files/s  peak RSS {min(r[0][3] for r in runs) / 1024:.1f} MiB")
         print(f"--jobs 2          : {two:7.2f} s  {count / two:8.0f} files/s  peak RSS {min(r[1][3] for r in runs) / 1024:.1f} MiB (all processes)")
         print(f"jobs ratio        : {one / two:.2f}x the one-core throughput with 2 workers (goal: >= 1.6x)")
-        # The workers' CPU is not in the rusage of the command (they are the forkserver's children),
-        # so this is the main process's: its share of two cores is what the workers cannot have.
-        cpu_one, cpu_main = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
-        print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_main:.2f} s, so on 2 idle cores "
-              f"at best {2 * cpu_one / (cpu_one + cpu_main):.2f}x")
+        # CPU seconds per file, of every process (the workers' too, as this process adopts the fork
+        # server): on a shared machine the honest measure of what a second worker costs.
+        cpu_one, cpu_two = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+        if ADOPTS:
+            print(f"CPU per file      : --jobs 1 {1e3 * cpu_one / count:.3f} ms; --jobs 2 {1e3 * cpu_two / count:.3f} ms "
+                  f"(all processes: x{cpu_two / cpu_one:.2f}), so on 2 idle cores at best {2 * cpu_one / cpu_two:.2f}x")
+        else:
+            print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_two:.2f} s (workers not counted)")
         print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
               f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
+
+
+def baseline(folder: Path, tree: Path, repeat: int) -> None:
+    """This rightsmeta against the one in source tree ``tree`` (e.g. ``git archive`` of an older
+    commit), alternating run by run on the same files: on a shared machine, the comparison of two
+    versions that a slow spell cannot bias."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "rightsmeta")], check=True)
+    old_env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = verify_command(folder, 1)
+    before = load()
+    runs = [(run(command), run(command, old_env)) for _ in range(repeat)]
+    if runs[0][0][2] != runs[0][1][2]:
+        print("note: the two versions' reports differ")
+    new_wall, old_wall = min(r[0][0] for r in runs), min(r[1][0] for r in runs)
+    new_cpu, old_cpu = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+    # Each pair ran back to back: the median of the pairs' ratios is the least moved by a slow spell.
+    pairs = sorted(b[1] / a[1] for a, b in runs)
+    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (this/baseline, wall clock)")
+    print("CPU (s)           : " + "  ".join(f"{a[1]:.2f}/{b[1]:.2f}" for a, b in runs) + "  (this/baseline)")
+    print(f"this tree         : {new_wall:7.2f} s wall, {new_cpu:.2f} s CPU (best of {repeat})")
+    print(f"baseline {str(tree)[:8]:8} : {old_wall:7.2f} s wall, {old_cpu:.2f} s CPU")
+    print(f"speed-up          : x{old_wall / new_wall:.2f} wall clock, x{old_cpu / new_cpu:.2f} CPU time (bests); "
+          f"median of the pairs' CPU ratios x{pairs[len(pairs) // 2]:.2f} (range x{pairs[0]:.2f}-x{pairs[-1]:.2f})")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
+
+
+def per_kind(files: list[Path], repeat: int) -> None:
+    """CPU time of verify per file of each kind, in this process, the files read in windows
+    (carriers/windows.py) and read whole, alternating; the best of ``repeat`` rounds."""
+    from rightsmeta.carriers import windows
+    from rightsmeta.verify import verify
+
+    kinds: dict[str, list[str]] = {}
+    for file in files:
+        kinds.setdefault(file.suffix.lower(), []).append(str(file))
+    size = windows.MIN_SIZE
+    print(f"{'kind':6} {'files':>6} {'windows':>10} {'whole':>10}   (CPU us per file, best of {repeat}; {load()})")
+    for kind, paths in sorted(kinds.items()):
+        best = {"windows": float("inf"), "whole": float("inf")}
+        for _ in range(repeat):
+            for mode in best:
+                windows.MIN_SIZE = size if mode == "windows" else 1 << 62
+                start = time.process_time()
+                for name in paths:
+                    verify(name)
+                best[mode] = min(best[mode], (time.process_time() - start) / len(paths) * 1e6)
+        windows.MIN_SIZE = size
+        print(f"{kind:6} {len(paths):6d} {best['windows']:10.0f} {best['whole']:10.0f}")
 
 
 def main() -> None:
@@ -135,12 +214,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of verify -r on N and on M files (hard links to the corpus)")
     parser.add_argument("--jobs-ratio", type=int, metavar="N", help="--jobs 2 vs --jobs 1 throughput on N files (hard links to the corpus)")
+    parser.add_argument("--baseline", type=Path, metavar="TREE", help="compare with the rightsmeta of this source tree, alternating")
+    parser.add_argument("--per-kind", action="store_true", help="CPU per file of each kind, read in windows and whole")
     args = parser.parse_args()
     files = sorted(p for p in args.folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
+    if args.baseline:
+        baseline(args.folder, args.baseline, args.repeat)
+        return
+    if args.per_kind:
+        per_kind(files, args.repeat)
+        return
     if args.memory or args.jobs_ratio:
         if args.memory:
             memory(files, [int(n) for n in args.memory.split(",")], args.repeat)

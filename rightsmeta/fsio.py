@@ -26,7 +26,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
@@ -50,6 +50,7 @@ def kind_of(mode: int) -> str | None:
 @contextlib.contextmanager
 def open_buffer(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO,
+    windows: Callable[[int, int], mmap.mmap | None] | None = None,
 ) -> Iterator[Buffer]:
     """The source's bytes, in memory.
 
@@ -59,6 +60,9 @@ def open_buffer(
     reads as a shorter, consistent file. Only regular files are read: a FIFO, socket or device
     is refused without a byte read, and opened with O_NONBLOCK so that one swapped in for a file
     after the walk looked at it cannot block the scan.
+
+    ``windows(fd, size)`` may give a file's bytes with only the parts a reader needs read (the
+    rest zero), or None to have it read whole (carriers/windows.py).
     """
     if isinstance(source, mmap.mmap):
         yield source  # already mapped by an outer caller: no copy
@@ -70,7 +74,9 @@ def open_buffer(
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
         fd = os.open(source, flags)
         try:
-            yield _read_fd(fd)
+            size = _regular_size(fd)
+            sparse = windows(fd, size) if windows is not None else None
+            yield sparse if sparse is not None else _read_fd(fd, size)
         finally:
             os.close(fd)
         return
@@ -94,15 +100,21 @@ def read_fd(fd: int) -> bytes:
     return _read_fd(fd)
 
 
-def _read_fd(fd: int) -> bytes:
-    """The bytes of the regular file open at ``fd``, from its start, its position untouched."""
+def _regular_size(fd: int) -> int:
+    """The size of the regular file open at ``fd``; refused when it is none, or too large to read."""
     info = os.fstat(fd)
     kind = kind_of(info.st_mode)
     if kind is not None:
         raise UnsupportedFormat(f"{kind}, not a regular file; not read")
-    size = info.st_size
-    if size > MAX_STREAM:
+    if info.st_size > MAX_STREAM:
         raise MalformedFile(f"file is larger than {MAX_STREAM} bytes")
+    return info.st_size
+
+
+def _read_fd(fd: int, size: int | None = None) -> bytes:
+    """The bytes of the regular file open at ``fd``, from its start, its position untouched."""
+    if size is None:
+        size = _regular_size(fd)
     chunks: list[bytes] = []
     done = 0
     while done < size:

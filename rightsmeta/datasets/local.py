@@ -43,12 +43,10 @@ def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) 
         for shard in shards:
             yield from _rows(shard)  # row by row: memory flat in the shard's size too
         return
-    import multiprocessing
+    from ..pool import start_context
 
-    methods = multiprocessing.get_all_start_methods()
-    ctx: Any = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:  # each worker forks with the readers already imported, not importing them itself
-        ctx.set_forkserver_preload(["rightsmeta.datasets.local", "rightsmeta.carriers"])
+    # each worker forks with the readers already imported, not importing them itself
+    ctx: Any = start_context(preload=["rightsmeta.datasets.local", "rightsmeta.carriers"])
     with ctx.Pool(min(jobs, len(shards)), _init, (options,)) as pool:
         for rows in pool.imap(_one, shards, chunksize=1):
             yield from rows

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -101,12 +100,10 @@ class _State:
         self.executor = self._pool()
 
     def _pool(self) -> ProcessPoolExecutor:
-        methods = multiprocessing.get_all_start_methods()
-        # forkserver: workers never inherit the server's threads or sockets (fork from a threaded server is unsafe).
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        from ..pool import executor  # forkserver: workers never inherit the server's threads or sockets
+
         cfg = self.config
-        return ProcessPoolExecutor(cfg.workers, mp_context=ctx, initializer=jobs.init,
-                                   initargs=(cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
+        return executor(cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
 
     @property
     def signing(self) -> bool:
