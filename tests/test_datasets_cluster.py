@@ -163,12 +163,15 @@ def test_scan_on_a_two_node_cluster_equals_the_local_engine(cluster: tuple[str, 
                                                             tmp_path: Path) -> None:
     address, env, groups = cluster
     big = [{**s, "caption": b"c" * CAPTION} for s in SAMPLES]
-    shards = [big[i:i + 5] for i in range(0, len(big), 5)]  # 6 shards of 5 samples
+    shards = [big[i:i + 3] for i in range(0, len(big), 3)]  # 10 shards of 3 samples
     for n, part in enumerate(shards):
         write_wds(tmp_path / f"shard-{n:06d}.tar", part)
-    sources = [str(tmp_path / "shard-{000000..000005}.tar")]
+    sources = [str(tmp_path / "shard-{000000..000009}.tar")]
     local = list(scan(sources, GENAI, out_dir=str(tmp_path / "local")))
 
+    # Ray Data gives shards to the first actor up while the other still starts (seconds apart on a busy
+    # machine): told to wait for both, each actor gets shards and the test does not depend on timing.
+    env = {**env, "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "120"}
     watch = WriterWatch(groups)
     watch.start()
     try:
