@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,26 @@ def _ports() -> list[str]:
     return [x for name in names for x in (name, str(_free_port()))]
 
 
-def _stop(group: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the node's process group, then SIGKILL to whatever of it is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        group.wait(40)  # a node drains for up to 30 s
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group.pid, signal.SIGKILL)
-    group.wait(10)
+def _stop(groups: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every node's process group (they drain together), then SIGKILL to what is left."""
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 40  # a node may drain for up to 30 s (the fixture turns that off)
+    for group in groups:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            group.wait(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group.pid, signal.SIGKILL)
+        group.wait(10)
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _raylet_up(group: int) -> bool:
@@ -128,7 +139,8 @@ def cluster() -> Iterator[tuple[str, dict[str, str], dict[int, str]]]:
     if not os.access(RAY, os.X_OK):
         pytest.skip(f"Ray's command line is not beside this Python ({RAY})")
     temp = tempfile.mkdtemp(prefix="rmray-", dir="/tmp")  # short: Ray's socket paths live under it
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    # RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: a node told to stop waits 30 s for Serve replicas to drain; none here.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
            "PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")] if p)}
     # Ray turns 127.0.0.1 and localhost into the machine's network address (its services then listen
     # there); other loopback addresses it keeps as given: one per node, as on a real network.
@@ -138,23 +150,27 @@ def cluster() -> Iterator[tuple[str, dict[str, str], dict[int, str]]]:
     logs = Path(temp) / "start"
     logs.mkdir()
     try:
-        for label, args, node_env in (
-            ("head", ["--head", "--node-ip-address", HEAD, "--port", str(gcs), "--include-dashboard", "false",
-                      "--temp-dir", temp], env),
-            ("second", ["--address", f"{HEAD}:{gcs}", "--node-ip-address", SECOND], env),
-        ):
-            with open(logs / f"{label}.log", "wb") as log:
-                groups.append(subprocess.Popen([RAY, "start", *common, *_ports(), *args], stdout=log, stderr=subprocess.STDOUT,
-                                               env=node_env, start_new_session=True))
+        def wait(label: str, ready: Callable[[], bool]) -> None:
             deadline = time.monotonic() + START_SECONDS
-            while not _raylet_up(groups[-1].pid):
-                if groups[-1].poll() is not None or time.monotonic() > deadline:
+            while not ready():
+                group = groups[0 if label == "head" else 1]
+                if group.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"ray start ({label}) did not come up: {(logs / f'{label}.log').read_text()[-3000:]}")
                 time.sleep(0.5)
+
+        for label, args in (("head", ["--head", "--node-ip-address", HEAD, "--port", str(gcs), "--include-dashboard", "false",
+                                      "--temp-dir", temp]),
+                            ("second", ["--address", f"{HEAD}:{gcs}", "--node-ip-address", SECOND])):
+            with open(logs / f"{label}.log", "wb") as log:
+                groups.append(subprocess.Popen([RAY, "start", *common, *_ports(), *args], stdout=log, stderr=subprocess.STDOUT,
+                                               env=env, start_new_session=True))
+            if label == "head":  # the second node can join once the head's GCS listens: both start together
+                wait("head", lambda: _listening(HEAD, gcs))
+        wait("head", lambda: _raylet_up(groups[0].pid))
+        wait("second", lambda: _raylet_up(groups[1].pid))
         yield f"{HEAD}:{gcs}", env, {groups[0].pid: "head", groups[1].pid: "second"}
     finally:
-        for group in reversed(groups):
-            _stop(group)
+        _stop(groups[::-1])
         shutil.rmtree(temp, ignore_errors=True)
 
 
