@@ -1,17 +1,22 @@
 """rightsmeta scan: samples per second (local engine at 1 and 2 processes, Ray) and peak memory.
 
     python bench/scan.py                      # builds a corpus in a temporary folder, prints the table
-    python bench/scan.py --shards 20 --per-shard 100 --rss-shards 10,100
+    python bench/scan.py --shards 40 --per-shard 250 --repeat 3 --rss-shards 10,100
 
 The corpus is WebDataset tar shards of img2dataset's layout (key.jpg + key.json + key.txt):
 256x256 JPEG, PNG and WebP photos-like images, about 10 % tagged `--deny ai` with rightsmeta
 and 1 % reserved only by a recorded `tdm-reservation` response header.
 
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
-written to --out, as the command does. Ray's local instance start-up is timed apart; its
-steady-state rate counts from its first row (the first shard done) to its last; the CPU time
-of every process of the instance is counted, read from /proc (wall clock on a shared machine
-depends on what else runs; CPU seconds per sample much less). Peak RSS is measured on the command
+written to --out, as the command does: the local engine at 1 process, then the local engine and
+Ray at 2 workers in alternating passes (--repeat), so both see the same machine load. Ray's local
+instance start-up (ray.init) is timed apart. Each pass is measured in steady state, from its first
+shard's rows (every worker or actor is up) to its last row: wall seconds, and the CPU seconds of
+this process and every descendant (the local engine's workers; Ray's raylet, GCS, agents,
+workers and actors), read from /proc. What a pass spends beyond its samples at the steady rate
+is its start-up (actors import Ray Data and the readers; workers fork from a preloaded server).
+On a shared machine the wall clock depends on what else runs; CPU seconds per sample much less:
+that is the figure to compare. Peak RSS is measured on the command
 (`rightsmeta scan ... --report r.jsonl --out DIR`) with GNU time (Debian package `time`), for a corpus of
 10 and of 100 shards of the same size: flat memory means the two peaks are close.
 """
@@ -22,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tarfile
@@ -75,108 +79,75 @@ def build(root: Path, shards: int, per_shard: int) -> list[str]:
     return paths
 
 
-def cpu() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+def _is_ray(command: bytes) -> bool:
+    """A process of the Ray instance: its workers and actors (``ray::...``) and daemons (raylet,
+    GCS, agents, monitors: programs under ray/). Only the program and its first argument are looked
+    at: a forkserver's command line lists sys.path, which holds ray/thirdparty_files."""
+    args = command.split(b"\0")[:2]
+    return command.startswith(b"ray::") or any(b"site-packages/ray/" in a for a in args)
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds (user + system) of every live descendant of ``root`` (Linux /proc)."""
+def snapshot(ray: bool) -> dict[int, float]:
+    """CPU seconds (user + system) of this process and each live descendant, by process id: the
+    local engine's forkserver and workers, or (``ray``) the Ray instance this process started too
+    (ray.init starts its daemons as children; workers and actors are the raylet's). Ray's processes
+    are left out of the local engine's figure (the idle instance is not its cost)."""
+    tick = os.sysconf("SC_CLK_TCK")
     parent: dict[int, int] = {}
     times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
+    skip: set[int] = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(name)] = int(fields[1])
-        times[int(name)] = (int(fields[11]) + int(fields[12])) / tick
-    total = 0.0
-    for pid in times:
-        p = pid
-        while p in parent and p != root:
-            p = parent[p]
-        if p == root and pid != root:
-            total += times[pid]
-    return total
-
-
-def ray_cpu() -> dict[int, float]:
-    """CPU seconds of each live process of this machine's Ray instance (raylet, GCS, agents,
-    workers and actors), by process id."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, float] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
             with open(f"/proc/{name}/cmdline", "rb") as fh:
                 command = fh.read()
-            if not (command.startswith(b"ray::") or b"site-packages/ray/" in command):
-                continue
-            with open(f"/proc/{name}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        found[int(name)] = (int(fields[11]) + int(fields[12])) / tick
+        pid = int(name)
+        parent[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+        if not ray and _is_ray(command):
+            skip.add(pid)
+    me = os.getpid()
+    found = {}
+    for pid, used in times.items():
+        p = pid
+        while p in parent and p != me:
+            p = parent[p]
+        if p == me and pid not in skip:
+            found[pid] = used
     return found
 
 
-def ray_cpu_since(before: dict[int, float]) -> float:
-    """CPU spent since ``before`` by the processes alive now (the actors of an earlier pass exit
-    during the next one: their CPU must not count against it)."""
-    return sum(now - before.get(pid, 0.0) for pid, now in ray_cpu().items())
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two snapshots by the processes alive at the second (those of an earlier
+    pass that exit meanwhile must not count against this one; this pass's are read before they exit)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
-def run_local(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float]:
-    """Rows, wall seconds, CPU seconds of this process and its workers (read while they still live)."""
-    start, cpu0 = time.perf_counter(), cpu()
-    rows, workers = 0, 0.0
-    for _ in scan(paths, PURPOSE, out_dir=out, jobs=jobs):
-        rows += 1
-        if rows == expected and jobs > 1:
-            workers = tree_cpu(os.getpid())  # the pool is torn down once the last row is taken
-    return rows, time.perf_counter() - start, cpu() - cpu0 + workers
-
-
-def _ray_pass(paths: list[str], jobs: int, out: str, expected: int) -> tuple[int, float, float, float, float]:
-    """Rows, seconds (actor start included), first-row and last-row times, CPU seconds of every
-    process of the Ray instance and the driver, read at the last row."""
-    before, cpu0 = ray_cpu(), cpu()
-    begin = time.perf_counter()
-    first = last = begin
+def run(paths: list[str], engine: str, jobs: int, out: str, expected: int, per_shard: int) -> dict[str, float]:
+    """One pass: rows; wall seconds in all and in steady state (from the first shard's rows, when
+    every worker or actor is up, to the last row); CPU seconds in all and in steady state."""
+    ray = engine == "ray"
+    s0, t0 = snapshot(ray), time.perf_counter()
+    s1, t1 = s0, t0
     rows = 0
-    used = 0.0
-    for _ in scan(paths, PURPOSE, out_dir=out, engine="ray", jobs=jobs):
+    for _ in scan(paths, PURPOSE, out_dir=out, engine=engine, jobs=jobs):  # type: ignore[arg-type]
         rows += 1
-        if rows == 1:
-            first = time.perf_counter()
+        if rows == per_shard:
+            s1, t1 = snapshot(ray), time.perf_counter()
         if rows == expected:
-            last = time.perf_counter()
-            used = ray_cpu_since(before) + cpu() - cpu0
-    return rows, time.perf_counter() - begin, first, last, used
-
-
-def run_ray(paths: list[str], jobs: int, out: str, expected: int) -> dict[str, float]:
-    """Ray's start-up, a warm-up pass over two shards (Ray Data starts its stats and autoscaling
-    actors once per instance), then the measured pass over every shard (a new actor pool)."""
-    import ray
-
-    start = time.perf_counter()
-    ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="error")
-    startup = time.perf_counter() - start
-    try:
-        _ray_pass(paths[:2], jobs, out + "-warm", expected * 2 // len(paths))
-        rows, whole, first, last, used = _ray_pass(paths, jobs, out, expected)
-    finally:
-        ray.shutdown()
-    return {"rows": rows, "startup": startup, "whole": whole, "cpu": used,
-            "steady": (rows - expected // len(paths)) / max(last - first, 1e-9)}
+            s2, t2 = snapshot(ray), time.perf_counter()  # before the pool or the actors are torn down
+    end = time.perf_counter()
+    cpu_all, cpu_steady = spent(s0, s2), spent(s1, s2)
+    steady_rows = rows - per_shard
+    return {"rows": rows, "wall": end - t0, "steady_wall": t2 - t1, "cpu": cpu_all, "steady_cpu": cpu_steady,
+            "per_cpu": steady_rows / cpu_steady, "rate": steady_rows / (t2 - t1),
+            # what the pass cost beyond its samples at the steady rate: worker or actor start, first shard's wait
+            "fixed_cpu": cpu_all - rows * cpu_steady / steady_rows}
 
 
 def peak_rss(paths: list[str], out: str, report: str) -> int:
@@ -195,6 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", type=int, default=20)
     parser.add_argument("--per-shard", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="alternating passes of each engine at 2 workers")
     parser.add_argument("--rss-shards", default="10,100", help="corpus sizes (in shards) whose peak RSS is compared")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
@@ -205,29 +177,54 @@ def main() -> None:
         corpus = paths[: args.shards]
         samples = args.shards * args.per_shard
         print(f"corpus: {args.shards} shards x {args.per_shard} samples = {samples} samples "
-              f"({sum(os.path.getsize(p) for p in corpus) / 1e6:.1f} MB); load average {os.getloadavg()[0]:.1f}")
+              f"({sum(os.path.getsize(p) for p in corpus) / 1e6:.1f} MB)")
+        print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
-        one = run_local(corpus, 1, str(root / "out1"), samples)
-        two = run_local(corpus, 2, str(root / "out2"), samples)
-        per_core = one[0] / one[2]
-        print(f"local  1 process  : {one[0] / one[1]:7.0f} samples/s wall ({one[1]:.2f} s), "
-              f"{per_core:.0f} samples per CPU-second = {per_core * 3600 / 1e6:.2f} M samples per core-hour")
-        print(f"local  2 processes: {two[0] / two[1]:7.0f} samples/s wall ({two[1]:.2f} s): wall speed-up x{one[1] / two[1]:.2f}; "
-              f"CPU {two[2]:.2f} s vs {one[2]:.2f} s, so the parallel work costs x{two[2] / one[2]:.2f} the serial work "
-              f"(speed-up bound on 2 free cores x{2 * one[2] / two[2]:.2f})")
+        def show(label: str, r: dict[str, float]) -> None:
+            print(f"{label}: steady {r['per_cpu']:5.0f} samples per CPU-second ({r['steady_cpu']:.2f} s), "
+                  f"{r['rate']:5.0f} samples/s wall; whole pass {r['cpu']:.2f} CPU-s, {r['wall']:.2f} s wall, "
+                  f"of which start-up {r['fixed_cpu']:.2f} CPU-s", flush=True)
+
+        one = run(corpus, "local", 1, str(root / "out1"), samples, args.per_shard)
+        show("local 1 process  ", one)
+        engines = [("local", "local 2 processes"), *([] if args.no_ray else [("ray", "ray   2 actors   ")])]
         if not args.no_ray:
-            r = run_ray(corpus, 2, str(root / "outr"), samples)
-            local_rate = two[0] / two[1]
-            print(f"ray    2 CPUs     : {r['rows'] / r['whole']:7.0f} samples/s wall ({r['whole']:.2f} s incl. actor start), "
-                  f"steady state {r['steady']:.0f} samples/s = x{r['steady'] / local_rate:.2f} of local at 2 processes; "
-                  f"ray.init {r['startup']:.1f} s apart")
-            print(f"ray    CPU        : {r['cpu']:.2f} s for the pass (actors, raylet, GCS, agents, driver) = "
-                  f"x{r['cpu'] / two[2]:.2f} local's at 2 processes = {r['rows'] / r['cpu']:.0f} samples per CPU-second")
+            import ray
+
+            start = time.perf_counter()
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+            import logging
+
+            import ray.data  # noqa: F401  # configures its logger, whose console handler is quieted here
+
+            for handler in logging.getLogger("ray.data").handlers:  # its per-pass INFO lines amid the table
+                handler.setLevel(logging.WARNING)
+            print(f"ray.init (a local instance, 2 CPUs): {time.perf_counter() - start:.1f} s wall, timed apart", flush=True)
+            run(paths[:2], "ray", 2, str(root / "warm"), 2 * args.per_shard, args.per_shard)  # Ray Data's own actors start once
+        passes: dict[str, list[dict[str, float]]] = {engine: [] for engine, _ in engines}
+        for n in range(args.repeat):
+            for engine, label in engines:
+                r = run(corpus, engine, 2, str(root / f"out-{engine}-{n}"), samples, args.per_shard)
+                passes[engine].append(r)
+                show(label, r)
+        if not args.no_ray:
+            ray.shutdown()
+        local = passes["local"]
+        best = max(r["per_cpu"] for r in local)
+        print(f"local 1 -> 2 processes: steady CPU per sample x{one['per_cpu'] / best:.2f}-x{one['per_cpu'] / min(r['per_cpu'] for r in local):.2f} "
+              f"(speed-up bound on 2 free cores x{2 * best / one['per_cpu']:.2f}); wall x{max(r['rate'] for r in local) / one['rate']:.2f} at best")
+        if not args.no_ray:
+            ratios = [lr["per_cpu"] / rr["per_cpu"] for lr, rr in zip(local, passes["ray"], strict=True)]
+            print("ray vs local at 2 workers, steady CPU per sample, pass by pass: "
+                  + ", ".join(f"x{x:.2f}" for x in ratios) + f" (median x{sorted(ratios)[len(ratios) // 2]:.2f}; >1: Ray costs more)")
+            print(f"ray start-up apart: actor pool {min(r['fixed_cpu'] for r in passes['ray']):.2f}-{max(r['fixed_cpu'] for r in passes['ray']):.2f} CPU-s per pass "
+                  f"(local pool {min(r['fixed_cpu'] for r in local):.2f}-{max(r['fixed_cpu'] for r in local):.2f})")
         rss = {}
         for count in counts:
             rss[count] = peak_rss(paths[:count], str(root / f"rss-out-{count}"), str(root / f"rss-{count}.jsonl"))
         line = ", ".join(f"{c} shards {rss[c] / 2**20:.0f} MiB" for c in counts)
         print(f"peak RSS (scan --out --report, 1 process): {line}; ratio x{rss[counts[-1]] / rss[counts[0]]:.2f}")
+        print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ Ray is optional: ``pip install 'rightsmeta[ray]'``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -27,6 +30,7 @@ from .sample import decide_parts
 from .shards import Row, ScanOptions
 from .sources import Shard
 
+CONNECT_SECONDS = 10
 INSTALL = "the Ray engine needs Ray Data: pip install 'rightsmeta[ray]'"
 
 
@@ -123,6 +127,35 @@ class SampleDecider:
                 .append_column("rightsmeta_sources", pa.array(sources, pa.list_(pa.string()))))
 
 
+def _reachable(address: str) -> None:
+    """Ray keeps retrying an address where nothing listens for minutes, printing warnings: said at
+    once instead. ``auto`` and ``ray://`` addresses are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+                         "is `ray start --head` running there, on that port?") from None
+
+
+@contextlib.contextmanager
+def _quiet_console() -> Iterator[None]:
+    """Ray Data's driver prints an INFO line per pipeline start, plan and end on stderr, amid the
+    scan's own output: while a scan that started Ray runs, its console handler shows warnings and
+    errors only (the session's ray-data.log still gets everything)."""
+    handlers = [h for h in logging.getLogger("ray.data").handlers if h.name == "console"]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)
+
+
 def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, address: str | None = None) -> Iterator[Row]:
     """Report rows from a Ray Data pipeline: on ``address`` (a running cluster), else a local Ray
     with ``jobs`` CPUs, started here and shut down at the end. An already initialised Ray is used
@@ -131,22 +164,28 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
     started = False
     if not ray.is_initialized():
         if address:
+            _reachable(address)
             ray.init(address=address, log_to_driver=False, logging_level="warning")
         else:
             ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
     try:
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # rows in shard order, as the local engine
-        context.enable_progress_bars = False
-        if not shards:
-            return
-        ds = ray.data.from_items([s.to_json() for s in shards], override_num_blocks=len(shards))
-        actors = ray.data.ActorPoolStrategy(size=max(1, min(jobs, len(shards))))
-        ds = ds.map_batches(ShardDecider, fn_constructor_args=(options,), batch_size=1, batch_format="numpy",
-                            compute=actors, num_cpus=1)
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            yield from batch.to_pylist()
+        with _quiet_console() if started else contextlib.nullcontext():
+            yield from _pipeline(ray, shards, options, jobs)
     finally:
         if started:
             ray.shutdown()
+
+
+def _pipeline(ray: Any, shards: Sequence[Shard], options: ScanOptions, jobs: int) -> Iterator[Row]:
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows in shard order, as the local engine
+    context.enable_progress_bars = False
+    if not shards:
+        return
+    ds = ray.data.from_items([s.to_json() for s in shards], override_num_blocks=len(shards))
+    actors = ray.data.ActorPoolStrategy(size=max(1, min(jobs, len(shards))))
+    ds = ds.map_batches(ShardDecider, fn_constructor_args=(options,), batch_size=1, batch_format="numpy",
+                        compute=actors, num_cpus=1)
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield from batch.to_pylist()
