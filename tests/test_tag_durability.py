@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,7 @@ def test_a_batch_stopped_midway_still_syncs_the_folders_it_renamed_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = _files(tmp_path)
+    originals = [p.read_bytes() for p in paths]
     events = _record(monkeypatch)
 
     def stopping() -> object:
@@ -78,8 +80,41 @@ def test_a_batch_stopped_midway_still_syncs_the_folders_it_renamed_in(
 
     with pytest.raises(KeyboardInterrupt):
         api.tag_all(stopping(), DENY_AI)  # type: ignore[arg-type]
-    assert [e for e in events if e[0] == "fsync-dir"] == [("fsync-dir", str(tmp_path / "a"))]
-    assert events[-1] == ("fsync-dir", str(tmp_path / "a"))
+    # The files whose rename the interruption came before keep their original, whole; those
+    # renamed had their bytes synced first, and their folder is synced after, before returning.
+    renamed = [i for i, (kind, _) in enumerate(events) if kind == "replace"]
+    for i in renamed:
+        assert ("fsync-file", events[i][1]) in events[:i]
+    changed = [p.parent for p, before in zip(paths, originals, strict=True) if p.read_bytes() != before]
+    assert len(changed) == len(renamed) <= 2
+    synced = [(i, name) for i, (kind, name) in enumerate(events) if kind == "fsync-dir"]
+    assert [name for _, name in synced] == sorted({str(p) for p in changed})
+    assert all(i > j for i, _ in synced for j in renamed)
+    assert not list(tmp_path.rglob("*.rightsmeta-tmp"))  # no temporary file left behind
+
+
+def test_a_batch_stopped_while_renames_wait_keeps_those_originals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped while the durability thread is busy (a slow disk): the files not renamed yet keep
+    their original, nothing renames them later, and no temporary file stays."""
+    paths = _files(tmp_path)
+    originals = [p.read_bytes() for p in paths]
+    real_fsync = os.fsync
+
+    def slow(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".rightsmeta-tmp"):
+            time.sleep(0.3)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow)
+    results = api.tag_iter(paths, DENY_AI)
+    assert next(results).status == "tagged"  # after its rename; the others wait behind the slow fsync
+    results.close()
+    time.sleep(1.2)  # longer than the remaining fsyncs: a rename still coming would have happened
+    assert paths[0].read_bytes() != originals[0]
+    assert [p.read_bytes() for p in paths[1:]] == originals[1:]
+    assert not list(tmp_path.rglob("*.rightsmeta-tmp"))
 
 
 def test_a_single_tag_syncs_its_folder_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
