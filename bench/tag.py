@@ -17,6 +17,12 @@ write or writes only as MP4, is tagged by rightsmeta alone and reported in files
 (wait4, the process's own) is printed with each.
 
 It benchmarks whatever writer the installed rightsmeta has: re-run it after writer changes.
+
+    python bench/tag.py bench/realistic --memory 2000,20000   # peak RSS of tag -r at each size
+
+tags folders of N and M hard links to a few small images made here (each tag replaces the link
+with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
+the peak RSS must not grow with the number of files (goal: within 10 %).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 from corpus import TDM_CONFIG, exiftool
-from verify import load, run
+from verify import linked, load, run
 
 COMPARED = (".jpg", ".png", ".webp", ".tif", ".pdf")
 AUDIO = (".mp3", ".flac", ".wav", ".m4a")
@@ -83,12 +89,49 @@ def line(name: str, best: tuple[float, float, str, int], count: int) -> str:
     return f"{name:<26}: {best[0]:7.2f} s  {count / best[0]:7.0f} files/s  peak RSS {best[3] / 1024:6.1f} MiB"
 
 
+def small_images(into: Path) -> list[Path]:
+    """A few small JPEG, PNG and WebP files (about 1-3 kB), different pixels each."""
+    from PIL import Image
+
+    into.mkdir()
+    made = []
+    for i, fmt in enumerate(("JPEG", "PNG", "WEBP") * 4):
+        path = into / f"{i:02d}.{fmt.lower().replace('jpeg', 'jpg')}"
+        Image.effect_noise((64, 48), 20 + 5 * i).convert("RGB").save(path, fmt)
+        made.append(path)
+    return made
+
+
+def memory(sizes: list[int], repeat: int) -> None:
+    """Peak RSS of tag -r --no-ledger --json at each size (the least of ``repeat`` runs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = small_images(Path(tmp) / "sources")
+        peaks = {}
+        for count in sizes:
+            best = None
+            for _ in range(repeat):
+                folder = linked(sources, count, Path(tmp))
+                result = run(ours(folder, None))
+                tagged(result[2], count)
+                best = result if best is None or result[3] < best[3] else best
+                shutil.rmtree(folder)
+            assert best is not None
+            peaks[count] = best[3]
+            print(f"peak RSS, tag -r --no-ledger --json, {count:6d} files: {best[3] / 1024:7.1f} MiB  ({best[0]:.1f} s)")
+        first, last = peaks[sizes[0]], peaks[sizes[-1]]
+        print(f"growth {sizes[0]} -> {sizes[-1]} files: {100 * (last - first) / first:+.1f} % (goal: within 10 %)  [{load()}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a corpus (bench/corpus.py); its files are copied, never changed")
     parser.add_argument("--per-kind", type=int, default=100, help="files of each kind (default 100)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
     args = parser.parse_args()
+    if args.memory:
+        memory([int(n) for n in args.memory.split(",")], args.repeat)
+        return
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")

@@ -122,3 +122,25 @@ def test_a_single_tag_syncs_its_folder_at_once(tmp_path: Path, monkeypatch: pyte
     events = _record(monkeypatch)
     assert rightsmeta.tag(path, DENY_AI).status == "tagged"
     assert [kind for kind, _ in events] == ["fsync-file", "replace", "fsync-dir"]
+
+
+def test_results_stream_while_paths_are_still_coming(tmp_path: Path) -> None:
+    """tag_iter holds no list of paths or results: a file's result comes while at most a few
+    paths after it have been taken, so memory does not grow with the size of a batch."""
+    paths = _files(tmp_path)[:1]  # one real file, then names that do not exist
+    taken: list[int] = []
+
+    def endless() -> object:
+        yield paths[0]
+        for i in range(10**9):
+            taken.append(i)
+            yield tmp_path / f"missing-{i}.jpg"
+
+    results = api.tag_iter(endless(), DENY_AI)  # type: ignore[arg-type]
+    first = next(results)
+    assert first.status == "tagged" and first.path == str(paths[0])
+    assert len(taken) <= api._AHEAD + 1
+    for _ in range(1000):
+        assert next(results).status == "failed"
+    assert len(taken) <= 1000 + api._AHEAD + 1
+    results.close()
