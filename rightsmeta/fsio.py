@@ -187,10 +187,12 @@ class Replacement:
         self.target = os.fspath(path)
         self.directory = os.path.dirname(os.path.abspath(self.target))
         self.expect = expect
-        try:
-            self.before: os.stat_result | None = os.stat(self.target)
-        except FileNotFoundError:
-            self.before = None
+        self.before: os.stat_result | None = expect  # the file as read: its owner and mode are kept
+        if expect is None:
+            try:
+                self.before = os.stat(self.target)
+            except FileNotFoundError:
+                pass
         # discard() may come from another thread while finish() runs: the guard makes the rename
         # and the decision to drop the file exclusive, so one of them wins, entirely.
         self._guard = threading.Lock()
