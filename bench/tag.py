@@ -17,6 +17,12 @@ write or writes only as MP4, is tagged by rightsmeta alone and reported in files
 (wait4, the process's own) is printed with each.
 
 It benchmarks whatever writer the installed rightsmeta has: re-run it after writer changes.
+
+    python bench/tag.py bench/realistic --memory 2000,20000   # peak RSS of tag -r at each size
+
+tags folders of N and M hard links to a few small images made here (each tag replaces the link
+with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
+the peak RSS must not grow with the number of files (goal: within 10 %).
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from corpus import TDM_CONFIG, exiftool
-from verify import load, run
+from verify import linked, load, run
 
+Run = tuple[float, float, str, int]  # verify.run: wall and CPU seconds, output, peak RSS (KiB)
 COMPARED = (".jpg", ".png", ".webp", ".tif", ".pdf")
 AUDIO = (".mp3", ".flac", ".wav", ".m4a")
 # The sentence rightsmeta writes for --deny ai into plus:OtherConstraints (and xmpRights:UsageTerms).
@@ -83,12 +91,68 @@ def line(name: str, best: tuple[float, float, str, int], count: int) -> str:
     return f"{name:<26}: {best[0]:7.2f} s  {count / best[0]:7.0f} files/s  peak RSS {best[3] / 1024:6.1f} MiB"
 
 
+def small_images(into: Path) -> list[Path]:
+    """A few small JPEG, PNG and WebP files (about 1-3 kB), different pixels each."""
+    from PIL import Image
+
+    into.mkdir()
+    made = []
+    for i, fmt in enumerate(("JPEG", "PNG", "WEBP") * 4):
+        path = into / f"{i:02d}.{fmt.lower().replace('jpeg', 'jpg')}"
+        Image.effect_noise((64, 48), 20 + 5 * i).convert("RGB").save(path, fmt)
+        made.append(path)
+    return made
+
+
+# Runs the command, counting its tagged results line by line, and prints its peak RSS (KiB) and
+# that count. A small process of its own: a child's ru_maxrss also counts the memory of the process
+# it was spawned from (Linux keeps the high-water mark across exec), so spawned from this bench,
+# after it read a large output, the child would be charged for the bench's memory.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, text=True)
+tagged = sum('"status": "tagged"' in line for line in child.stdout)
+_, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss, tagged, os.waitstatus_to_exitcode(status))
+"""
+
+
+def memory(sizes: list[int], repeat: int) -> None:
+    """Peak RSS of tag -r --no-ledger --json at each size (the least of ``repeat`` runs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = small_images(Path(tmp) / "sources")
+        peaks = {}
+        for count in sizes:
+            best = None
+            for _ in range(repeat):
+                folder = linked(sources, count, Path(tmp))
+                start = time.perf_counter()
+                measured = subprocess.run([sys.executable, "-c", _MEASURE, *ours(folder, None)], check=True,
+                                          capture_output=True, text=True).stdout.split()
+                rss, done, code = (int(x) for x in measured)
+                if done != count or code != 0:
+                    sys.exit(f"rightsmeta tagged {done} of {count} files (exit {code})")
+                best = (rss, time.perf_counter() - start) if best is None or rss < best[0] else best
+                shutil.rmtree(folder)
+            assert best is not None
+            peaks[count] = best[0]
+            print(f"peak RSS, tag -r --no-ledger --json, {count:6d} files: {best[0] / 1024:7.1f} MiB  ({best[1]:.1f} s)")
+        first, last = peaks[sizes[0]], peaks[sizes[-1]]
+        print(f"growth {sizes[0]} -> {sizes[-1]} files: {100 * (last - first) / first:+.1f} % (goal: within 10 %)  [{load()}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a corpus (bench/corpus.py); its files are copied, never changed")
     parser.add_argument("--per-kind", type=int, default=100, help="files of each kind (default 100)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-ledger-run", action="store_true",
+                        help="leave out the run with a ledger (minutes on a loaded machine); --no-ledger and ExifTool only")
+    parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
     args = parser.parse_args()
+    if args.memory:
+        memory([int(n) for n in args.memory.split(",")], args.repeat)
+        return
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
@@ -102,11 +166,14 @@ def main() -> None:
         config = work / "tdm.config"
         config.write_text(TDM_CONFIG)
         before = load()
-        runs = []
+        runs: list[tuple[Run, Run, Run | None]] = []
         for i in range(args.repeat):
             lean = run(ours(fresh(compared, work / "files"), None))
             tagged(lean[2], len(compared))
             exif = run(theirs(fresh(compared, work / "files"), config))
+            if args.no_ledger_run:
+                runs.append((lean, exif, None))
+                continue
             ledger = work / f"ledger{i}.sqlite3"
             full = run(ours(fresh(compared, work / "files"), ledger))
             tagged(full[2], len(compared))
@@ -119,14 +186,18 @@ def main() -> None:
         after = load()
     kinds = ", ".join(f"{sum(1 for f in compared if f.suffix == s)} {s[1:]}" for s in COMPARED)
     print(f"files             : {len(compared)} ({kinds}) from {args.folder}")
-    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}/{c[0]:.2f}" for a, b, c in runs)
+    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}/{c[0] if c else 0:.2f}" for a, b, c in runs)
           + "  (--no-ledger / exiftool / ledger)")
-    lean, exif, full = (min(r[k] for r in runs) for k in range(3))
+    print("CPU (s)           : " + "  ".join(f"{a[1]:.2f}/{b[1]:.2f}/{c[1] if c else 0:.2f}" for a, b, c in runs)
+          + "  (user + system; less moved by other load than the wall clock)")
+    lean, exif = min(r[0] for r in runs), min(r[1] for r in runs)
     print(line("rightsmeta --no-ledger", lean, len(compared)))
     print(line("exiftool", exif, len(compared)))
-    print(line("rightsmeta with ledger", full, len(compared)))
     print(f"ratio --no-ledger : {exif[0] / lean[0]:.2f}x ExifTool's speed (goal: >= 2x)")
-    print(f"ratio with ledger : {exif[0] / full[0]:.2f}x ExifTool's speed (goal: >= 1x)")
+    if not args.no_ledger_run:
+        full = min(c for _, _, c in runs if c is not None)
+        print(line("rightsmeta with ledger", full, len(compared)))
+        print(f"ratio with ledger : {exif[0] / full[0]:.2f}x ExifTool's speed (goal: >= 1x)")
     if audio_runs:
         best = min(audio_runs)
         kinds = ", ".join(f"{sum(1 for f in audio if f.suffix == s)} {s[1:]}" for s in AUDIO)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, BinaryIO
 
 from .carriers import Family, Options, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
-from .fsio import Buffer, atomic_write, locked, open_buffer, read_fd, stale_temps, sync_dirs
+from .fsio import Buffer, Replacement, locked, open_buffer, read_fd, stale_temps, start_write, sync_dirs
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
@@ -180,8 +182,15 @@ def tag(
     Owner and group are kept where the user may set them; permission bits always.
     """
     _check(assertion)
-    return _tag_one(os.fspath(path), assertion.for_work(), dry_run, Options(password=password), identity, ledger,
-                    follow_links, None)
+    step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, Options(password=password), identity, ledger,
+                    follow_links)
+    if isinstance(step, TagResult):
+        return step
+    try:
+        step.finish(None)  # the folder fsynced at once
+    except Exception as exc:
+        return _result(step, exc, ledger)
+    return _result(step, None, ledger)
 
 
 def tag_all(
@@ -199,23 +208,174 @@ def tag_all(
     Each file's new bytes are durable before it is renamed over the original, as with ``tag``;
     only the renames' own durability waits for the end of the batch, and it is done before the
     results are returned (a power cut before then may undo a rename: the original is there).
+    ``tag_iter`` gives the same results one at a time, holding none of them.
+    """
+    return list(tag_iter(paths, assertion, dry_run=dry_run, password=password, identity=identity, ledger=ledger,
+                         follow_links=follow_links))
+
+
+# Files whose new bytes may wait for their fsync and rename while the next files are tagged.
+_AHEAD = 8
+
+
+def tag_iter(
+    paths: Iterable[PathLike],
+    assertion: Assertion,
+    *,
+    dry_run: bool = False,
+    password: str | None = None,
+    identity: Identity | None = None,
+    ledger: Ledger | None = None,
+    follow_links: bool = True,
+) -> Generator[TagResult, None, None]:
+    """``tag_all``'s results in the order of ``paths``, each as soon as its file is done.
+
+    Close the iterator (``contextlib.closing``) when not running it to the end. While the next
+    file is tagged, a thread makes the previous files' new bytes durable and renames each over
+    its original (fsync first, then the rename, file by file). A file's result comes after its
+    rename. When stopped early (an exception, a closed iterator) files not yet renamed keep
+    their original and their temporary files are removed; the folders of the renames done are
+    fsynced either way. With a ledger each file is finished before the next (its record follows
+    its rename in this thread).
     """
     _check(assertion)
     options = Options(password=password)
+    ahead = 0 if ledger is not None else _AHEAD
     dirs: set[str] = set()
-    try:  # a work id per file: the ledger keeps one work per id
-        return [_tag_one(os.fspath(p), assertion.for_work(), dry_run, options, identity, ledger, follow_links, dirs)
-                for p in paths]
-    finally:  # also when interrupted: the renames done so far are made durable
+    queue: deque[tuple[TagResult | _Writing, Future[None] | None]] = deque()
+    durable = _Durable(dirs)
+    try:
+        for path in paths:
+            # a work id per file: the ledger keeps one work per id
+            step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger, follow_links)
+            queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
+            while queue and (len(queue) > ahead or queue[0][1] is None or queue[0][1].done()):
+                yield _done(queue, ledger)
+        while queue:
+            yield _done(queue, ledger)
+    finally:  # also when interrupted: files not yet renamed keep their original; the renames done are made durable
+        for step, _ in queue:
+            if isinstance(step, _Writing):
+                step.abandon()
+        durable.close()
         sync_dirs(dirs)
+
+
+class _Durable:
+    """Threads finishing the writes: each file's fsync, then its rename, file by file.
+
+    Several at once, because fsyncs that wait together are made durable together (ext4's
+    journal commits them in one go): on a busy disk, where an fsync takes milliseconds, one
+    thread would leave the batch waiting on them one after another. Daemon threads, not an
+    executor's: a run stopped by SIGTERM while the disk is slow must not wait for an fsync at
+    exit (``_Writing.abandon`` has made sure no rename follows).
+    """
+
+    def __init__(self, dirs: set[str], threads: int = 4) -> None:
+        import queue
+
+        self.dirs = dirs
+        self.jobs: queue.SimpleQueue[tuple[_Writing, Future[None]] | None] = queue.SimpleQueue()
+        self.threads = threads
+        self.started = 0
+
+    def submit(self, step: _Writing) -> Future[None]:
+        import threading
+
+        future: Future[None] = Future()
+        self.jobs.put((step, future))
+        if self.started < self.threads:  # one more per job up to the limit: a single file starts one
+            threading.Thread(target=self._run, name="rightsmeta-durable", daemon=True).start()
+            self.started += 1
+        return future
+
+    def close(self) -> None:
+        for _ in range(self.started):
+            self.jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            step, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                step.finish(self.dirs)
+            except BaseException as exc:  # handed to the caller's thread, which reports it
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+
+class _Writing:
+    """A file whose new bytes are in its temporary file, still locked: ``finish`` makes them
+    durable and renames them over the original (in the durability thread), ``abandon`` drops
+    them unless renamed already; either releases the lock, once."""
+
+    def __init__(self, result: TagResult, replacement: Replacement, lock: contextlib.ExitStack, nlink: int,
+                 found: Essence | None, target: str) -> None:
+        self.result, self.replacement, self.lock, self.nlink = result, replacement, lock, nlink
+        self.found, self.target = found, target
+
+    def finish(self, dirs: set[str] | None) -> None:
+        try:
+            self.replacement.finish(dirs)
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        try:
+            self.replacement.discard()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        # pop_all: the first caller takes the lock's exit, a second one finds nothing to do.
+        self.lock.pop_all().close()
+
+
+def _done(queue: deque[tuple[TagResult | _Writing, Future[None] | None]], ledger: Ledger | None) -> TagResult:
+    """The first file's result, taken off ``queue`` only when its write is done (an interruption
+    while waiting for it leaves it there, for ``tag_iter`` to abandon)."""
+    step, future = queue[0]
+    error = future.exception() if future is not None else None
+    queue.popleft()
+    return step if isinstance(step, TagResult) else _result(step, error, ledger)
+
+
+def _result(step: _Writing, error: BaseException | None, ledger: Ledger | None) -> TagResult:
+    """The file's result once its write is done (``error`` when it failed), with its ledger record."""
+    result = step.result
+    if isinstance(error, RightsmetaError):
+        return TagResult(result.path, "failed", result.format, reason=str(error), assertion=result.assertion)
+    if error is not None:
+        _log_bug(f"writing {result.path}", error)
+        return TagResult(result.path, "failed", result.format, assertion=result.assertion,
+                         reason=f"internal error ({type(error).__name__}: {error}); the file is unchanged; "
+                                "please report it")
+    if step.nlink > 1:
+        result.notes.append(
+            f"the file had {step.nlink} hard links; this name now holds the tagged file, the other "
+            f"{step.nlink - 1} still hold the untagged version (an atomic replace writes a new file)"
+        )
+    if ledger is not None:
+        assert step.found is not None and result.assertion is not None
+        # The file is written: from here on a problem is a note, never a failure of the tag.
+        try:
+            result.notes += _record(ledger, step.target, result.format or "", step.found, result.assertion,
+                                    result.carriers)
+        except Exception as exc:
+            _log_bug(f"recording {result.path} in the ledger", exc)
+            result.notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: "
+                                f"{exc}); please report it")
+    return result
 
 
 def _tag_one(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    ledger: Ledger | None, follow_links: bool, dirs: set[str] | None,
-) -> TagResult:
+    ledger: Ledger | None, follow_links: bool,
+) -> TagResult | _Writing:
     try:
-        return _tag_path(name, assertion, dry_run, options, identity, ledger, follow_links, dirs)
+        return _tag_path(name, assertion, dry_run, options, identity, ledger, follow_links)
     except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on
         _log_bug(f"tagging {name}", exc)
         return TagResult(
@@ -226,8 +386,8 @@ def _tag_one(
 
 def _tag_path(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    ledger: Ledger | None, follow_links: bool, dirs: set[str] | None,
-) -> TagResult:
+    ledger: Ledger | None, follow_links: bool,
+) -> TagResult | _Writing:
     notes: list[str] = []
     target = name
     if os.path.islink(name):
@@ -255,28 +415,18 @@ def _tag_path(
         notes += more
         if dry_run:
             return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
+        found = None
         if ledger is not None:  # before the write: a failure here leaves the file untouched
             from .fingerprint import essence
 
             found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed
         try:
-            atomic_write(target, new, expect=before, dirs_to_sync=dirs)
+            replacement = start_write(target, new, expect=before)
         except RightsmetaError as exc:
             return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
-    if before.st_nlink > 1:
-        notes.append(
-            f"the file had {before.st_nlink} hard links; this name now holds the tagged file, the other "
-            f"{before.st_nlink - 1} still hold the untagged version (an atomic replace writes a new file)"
-        )
-    if ledger is not None:
-        # The file is written: from here on a problem is a note, never a failure of the tag.
-        try:
-            notes += _record(ledger, target, fmt, found, assertion, carriers)
-        except Exception as exc:
-            _log_bug(f"recording {name} in the ledger", exc)
-            notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: {exc}); "
-                         "please report it")
-    return TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes)
+        # The lock goes with the new bytes: it is released once they replaced the original.
+        return _Writing(TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes), replacement,
+                        held.pop_all(), before.st_nlink, found, target)
 
 
 def _log_bug(doing: str, exc: BaseException) -> None:

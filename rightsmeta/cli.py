@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import sys
@@ -135,32 +136,75 @@ def tag(
         )
         if assertion.is_empty:
             raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
-        from .keys import Identity
+        identity = None
+        if sign:  # cryptography's import is a good part of a small run's start-up
+            from .keys import Identity
 
-        identity = Identity.configured(cert, key) if sign else None
+            identity = Identity.configured(cert, key)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
-    files = _files(paths, recursive, special)
-    _stale_temps(files, remove=not dry_run)
+    files: Iterable[str]
+    if recursive and (as_json or not sys.stderr.isatty()):
+        # No progress bar needs the count: paths stream from the walk (which raises nothing with
+        # -r), so memory does not grow with the number of files.
+        files = _cleaning(api.walk(paths, recursive=True, skipped=special), remove=not dry_run)
+    else:
+        files = _files(paths, recursive, special)
+        _stale_temps(files, remove=not dry_run)
     if sign and identity is None and not as_json:
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
-    from contextlib import nullcontext
+    from contextlib import closing, nullcontext
 
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
     if ledger_path:  # imported only then: it loads every decoder (about 0.2 s)
         from .ledger import Ledger
     with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
-        # tag_all: one folder fsync per folder, at the end, instead of one per file.
-        results = api.tag_all(_progress(files, "tagging", not as_json), assertion, dry_run=dry_run, password=password,
-                              identity=identity, ledger=db, follow_links=follow_links)
-    results += [TagResult(path, "skipped", reason=reason, assertion=assertion) for path, reason in special]
-    if as_json:
-        click.echo(json.dumps([r.to_json() for r in results], indent=2))
-    else:
-        _render_tag(results, dry_run)
-    if any(r.status == "failed" for r in results):
+        # One folder fsync per folder at the end; each result printed when its file is done and
+        # then dropped, so a run over a million files holds only the counts.
+        with closing(api.tag_iter(_progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
+                                  password=password, identity=identity, ledger=db, follow_links=follow_links)) as done:
+            counts = _render_tag(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
+    if counts.get("failed"):
         sys.exit(1)
+
+
+def _cleaning(paths: Iterable[str], *, remove: bool) -> Iterator[str]:
+    """``paths``, removing (or reporting) stale temporary files in each folder before its first file."""
+    seen: set[str] = set()
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        if folder not in seen:
+            seen.add(folder)
+            _stale_temps([folder], remove=remove)
+        yield path
+
+
+def _render_tag(results: Iterable[TagResult], dry_run: bool, as_json: bool = False) -> dict[str, int]:
+    """Print each result as it comes (a JSON array, or lines and a summary); the counts by status."""
+    counts: dict[str, int] = {}
+    first = True
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+        if as_json:  # as json.dumps of the whole list with indent=2 prints it, one element at a time
+            element = json.dumps(r.to_json(), indent=2).replace("\n", "\n  ")
+            click.echo(("[\n  " if first else ",\n  ") + element, nl=False)
+        else:
+            _tag_line(r, dry_run)
+        first = False
+    if as_json:
+        click.echo("[]" if first else "\n]")
+    else:
+        order = ("would-tag", "tagged", "skipped", "failed")
+        click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"),
+                   err=True)
+    return counts
+
+
+def _skipped(special: list[tuple[str, str]], assertion: Assertion) -> Iterator[TagResult]:
+    """What the walk passed over; a generator, so the list is read once the walk is done."""
+    for path, reason in special:
+        yield TagResult(path, "skipped", reason=reason, assertion=assertion)
 
 
 def _stale_temps(files: list[str], *, remove: bool) -> None:
@@ -194,20 +238,15 @@ def _terminate_cleanly() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _render_tag(results: list[TagResult], dry_run: bool) -> None:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-        if r.status in ("tagged", "would-tag"):
-            verb = "would tag" if dry_run else "tagged"
-            click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
-            for note in r.notes:
-                click.echo(f"    note: {printable(note)}")
-        else:
-            colour = "red" if r.status == "failed" else "yellow"
-            click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
-    order = ("would-tag", "tagged", "skipped", "failed")
-    click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"), err=True)
+def _tag_line(r: TagResult, dry_run: bool) -> None:
+    if r.status in ("tagged", "would-tag"):
+        verb = "would tag" if dry_run else "tagged"
+        click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
+        for note in r.notes:
+            click.echo(f"    note: {printable(note)}")
+    else:
+        colour = "red" if r.status == "failed" else "yellow"
+        click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
 
 
 @main.command()

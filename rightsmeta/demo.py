@@ -46,7 +46,7 @@ def run(
     keep: str | None,
     echo: Echo,
     render_read: Callable[[FileReport], None],
-    render_tag: Callable[[list[TagResult], bool], None],
+    render_tag: Callable[[list[TagResult], bool], object],
 ) -> None:
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="rightsmeta-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

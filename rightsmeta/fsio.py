@@ -27,7 +27,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
 
@@ -151,8 +151,19 @@ def atomic_write(
     are durable before the rename either way; until ``sync_dirs`` a power cut may only undo the
     rename, leaving the original.
     """
-    with replacing(path, expect=expect, dirs_to_sync=dirs_to_sync) as out:
-        out.write(data)
+    start_write(path, data, expect=expect).finish(dirs_to_sync)
+
+
+def start_write(path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None) -> Replacement:
+    """``atomic_write`` up to its ``finish``: ``data`` written into the temporary file, nothing
+    made durable or renamed yet (the caller finishes or discards it)."""
+    pending = Replacement(path, expect=expect)
+    try:
+        pending.out.write(data)
+    except BaseException as exc:
+        pending.discard()
+        _reraise(pending.target, exc)
+    return pending
 
 
 def sync_dirs(directories: Iterable[str]) -> None:
@@ -167,38 +178,96 @@ def replacing(
 ) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` atomically when the block ends without an error,
     for output too large to hold in memory (see ``atomic_write``)."""
-    import tempfile  # writing only: a scan never needs it
-
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
+    pending = Replacement(path, expect=expect)
     try:
-        before: os.stat_result | None = os.stat(target)
-    except FileNotFoundError:
-        before = None
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _try_lock(out.fileno())  # held until closed: marks the file as being written (stale_temps)
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-            if before is not None:
-                _same_owner(out.fileno(), before)
-            # After chown, which clears set-user-ID bits.
-            os.fchmod(out.fileno(), before.st_mode & 0o7777 if before is not None else 0o644)
-            if expect is not None:
-                _unchanged(target, expect)
-            os.replace(tmp, target)
+        yield pending.out
     except BaseException as exc:
+        pending.discard()
+        _reraise(pending.target, exc)
+    pending.finish(dirs_to_sync)
+
+
+class Replacement:
+    """A temporary file beside ``path`` that either replaces it (``finish``) or is removed
+    (``discard``): ``replacing`` in two steps, so that a batch can tag the next file while this
+    one's data are made durable (``finish`` in another thread: api.tag_iter)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, expect: os.stat_result | None = None) -> None:
+        import tempfile  # writing only: a scan never needs it
+        import threading
+
+        self.target = os.fspath(path)
+        self.directory = os.path.dirname(os.path.abspath(self.target))
+        self.expect = expect
+        self.before: os.stat_result | None = expect  # the file as read: its owner and mode are kept
+        if expect is None:
+            try:
+                self.before = os.stat(self.target)
+            except FileNotFoundError:
+                pass
+        # discard() may come from another thread while finish() runs: the guard makes the rename
+        # and the decision to drop the file exclusive, so one of them wins, entirely.
+        self._guard = threading.Lock()
+        self._finishing = self._dropped = self._renamed = False
+        fd, self.tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{os.path.basename(self.target)}.",
+                                        suffix=TEMP_SUFFIX)
+        self.out: BinaryIO = os.fdopen(fd, "wb")
+        _try_lock(fd)  # held until closed: marks the file as being written (stale_temps)
+
+    def finish(self, dirs_to_sync: set[str] | None = None) -> None:
+        """Make the data durable, then rename over the target (then fsync the folder, or add it
+        to ``dirs_to_sync``); on any failure the temporary file is removed and WriteError raised."""
+        with self._guard:
+            if self._dropped:
+                raise WriteError(f"{self.target}: stopped before it was replaced; the original is kept")
+            self._finishing = True
+        try:
+            with self.out as out:
+                out.flush()
+                os.fsync(out.fileno())
+                if self.before is not None:
+                    _same_owner(out.fileno(), self.before)
+                # After chown, which clears set-user-ID bits.
+                os.fchmod(out.fileno(), self.before.st_mode & 0o7777 if self.before is not None else 0o644)
+                if self.expect is not None:
+                    _unchanged(self.target, self.expect)
+                with self._guard:
+                    if self._dropped:
+                        raise WriteError(f"{self.target}: stopped before it was replaced; the original is kept")
+                    os.replace(self.tmp, self.target)
+                    self._renamed = True
+                    if dirs_to_sync is not None:  # in the guard: whoever dropped the rest syncs this folder
+                        dirs_to_sync.add(self.directory)
+        except BaseException as exc:
+            self._unlink()
+            _reraise(self.target, exc)
+        if dirs_to_sync is None:
+            _fsync_dir(self.directory)
+
+    def discard(self) -> None:
+        """Remove the temporary file unless it already replaced the target, which is otherwise
+        left as it was. Safe while ``finish`` runs in another thread: its rename then either
+        happened before or never does."""
+        with self._guard:
+            if self._renamed:
+                return
+            self._dropped = True
+            self._unlink()
+            close = not self._finishing  # else finish closes it, in its own thread
+        if close:
+            with contextlib.suppress(OSError):
+                self.out.close()
+
+    def _unlink(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            raise WriteError(f"could not write {target}: {exc.strerror or exc}") from exc
-        raise
-    if dirs_to_sync is None:
-        _fsync_dir(directory)
-    else:
-        dirs_to_sync.add(directory)
+            os.unlink(self.tmp)
+
+
+def _reraise(target: str, exc: BaseException) -> NoReturn:
+    """An OSError while writing says which file could not be written; anything else stays itself."""
+    if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+        raise WriteError(f"could not write {target}: {exc.strerror or exc}") from exc
+    raise exc
 
 
 def _try_lock(fd: int) -> None:

@@ -23,6 +23,8 @@ from .errors import MalformedFile
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
     import numpy as np
 
+    from .carriers import pdfobjects
+
 FORMATS = frozenset({"m4a", "mp4", "mov"})
 _MAX_BOXES = 10_000  # per level; more is not walked (decoded instead)
 _MAX_CHUNKS = 10_000_000
@@ -316,3 +318,69 @@ def _numbers(raw: bytes, ftype: int, order: str) -> list[int]:
     if ftype == 4:
         return list(struct.unpack(f"{order}{len(raw) // 4}I", raw))
     raise ValueError("strip offsets neither SHORT nor LONG")
+
+
+# --- PDF: an incremental update that changes no page ---------------------------------------------
+
+_MAX_PDF_OBJECTS = 200_000  # objects followed from the catalog; more is decoded instead
+
+
+def same_pdf(before: bytes, after: bytes) -> bool:
+    """Whether ``after`` is ``before`` plus an incremental update that leaves every page as it was.
+
+    The update (one appended cross-reference section, chained to the original's) may redefine
+    the catalog only by its ``/Metadata`` entry, and otherwise only objects that nothing in the
+    original catalog leads to (its Info dictionary, its metadata stream) or new numbers nothing
+    there names. Then every object a reader reaches from the pages resolves to the bytes it had.
+    Object streams the original uses may not be redefined (their members would change). Read
+    with the fast PDF reader; whatever it is unsure of is not proven (the pages are decoded).
+    """
+    from .carriers import pdfobjects as po
+
+    if len(after) <= len(before) or not after.startswith(before):
+        return False
+    try:
+        old, new = po.Reader(before), po.Reader(after)
+        old_sections, new_sections = old.sections(), new.sections()
+        if [s[0] for s in new_sections[1:]] != [s[0] for s in old_sections] or new_sections[0][0] < len(before):
+            return False  # not one section appended to the original chain
+        if "/Encrypt" in old.trailer or "/Encrypt" in new.trailer:
+            return False
+        root = old.trailer.get("/Root")
+        if not isinstance(root, po.Ref) or new.trailer.get("/Root") != root:
+            return False
+        catalog, updated = old.get(root), new.get(root)
+        if not isinstance(catalog, dict) or not isinstance(updated, dict):
+            return False
+        rest = {k: v for k, v in catalog.items() if k != "/Metadata"}
+        if rest != {k: v for k, v in updated.items() if k != "/Metadata"}:
+            return False
+        changed = new_sections[0][1] - {root.num}
+        used_streams = set().union(*(s[2] for s in old_sections))
+        return not changed & (_reachable(old, list(rest.values())) | used_streams)
+    except (po.Unsure, RecursionError, ValueError, IndexError, TypeError):
+        return False
+
+
+def _reachable(reader: pdfobjects.Reader, values: list[object]) -> set[int]:
+    """The object numbers named by ``values`` and by everything they lead to (bounded)."""
+    from .carriers import pdfobjects as po
+
+    seen: set[int] = set()
+    todo = values
+    while todo:
+        value = todo.pop()
+        if isinstance(value, po.Ref):
+            if value.num in seen:
+                continue
+            seen.add(value.num)
+            if len(seen) > _MAX_PDF_OBJECTS:
+                raise po.Unsure
+            todo.append(reader.get(value))  # a dangling reference is Unsure: not proven
+        elif isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, po.Stream):
+            todo.extend(value.dictionary.values())
+    return seen

@@ -132,7 +132,10 @@ def _parse_hardened(packet: bytes) -> ET.Element:
 
 def properties(packet: bytes) -> dict[tuple[str, str], Value]:
     """Every top-level property of every rdf:Description, keyed by (namespace, name)."""
-    root = _parse(packet)
+    return _properties(_parse(packet))
+
+
+def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
     props: dict[tuple[str, str], Value] = {}
     for desc in root.iter(f"{{{RDF}}}Description"):
         for attr, value in desc.attrib.items():
@@ -169,14 +172,8 @@ _PREFIXES = {ns: prefix for prefix, ns in NAMESPACES.items()} | {tdmrep.NS_HASH:
 def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
     """Signals and rights fields of a packet. Raises MalformedMetadata if the packet is unsafe."""
     props = properties(packet)
-    out = XmpReading()
-    record: dict[str, str | None] = {}
-    for (ns, name), value in props.items():
-        prefix = _PREFIXES.get(ns)
-        if prefix is not None:
-            out.raw[f"{prefix}:{name}"] = value
-            if ns == project.NS:
-                record[name] = _one(value)
+    out = XmpReading(raw=_raw(props))
+    record = {name: _one(value) for (ns, name), value in props.items() if ns == project.NS}
 
     tdm_ns = next((ns for ns in tdmrep.NAMESPACES if (ns, "reservation") in props or (ns, "policy") in props), None)
     calls: list[tuple[Any, tuple[Any, ...]]] = [
@@ -203,6 +200,15 @@ def read(packet: bytes, *, carrier: str = "xmp") -> XmpReading:
     if holder:
         rights["holder"] = Holder(holder, _one(props.get((project.NS, "HolderContact"))) or None).to_json()
     return out
+
+
+def raw(root: ET.Element) -> dict[str, Value]:
+    """``read(packet).raw`` of a parsed packet, without serialising and parsing it again."""
+    return _raw(_properties(root))
+
+
+def _raw(props: dict[tuple[str, str], Value]) -> dict[str, Value]:
+    return {f"{_PREFIXES[ns]}:{name}": value for (ns, name), value in props.items() if ns in _PREFIXES}
 
 
 def carrier_report(packet: bytes, location: str | None, *, name: str = "xmp", carrier: str | None = None) -> CarrierReport:
@@ -301,17 +307,23 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
     ``wrapper=False`` leaves out the ``<?xpacket?>`` processing instructions (ExtendedXMP has none).
     """
     prefixes: dict[str, str] = {}
+    names: dict[str, str] = {}  # tag -> prefixed name: a packet repeats a few tags many times
 
     def prefix(tag: str) -> str:
+        name = names.get(tag)
+        if name is not None:
+            return name
         ns, local = _split(tag) if tag.startswith("{") else ("", tag)
         if not ns:
+            names[tag] = local
             return local
         if ns not in prefixes:
             wanted = _KNOWN_PREFIXES.get(ns) or f"ns{len(prefixes) + 1}"
             while wanted in prefixes.values():
                 wanted += "_"
             prefixes[ns] = wanted
-        return f"{prefixes[ns]}:{local}"
+        names[tag] = name = f"{prefixes[ns]}:{local}"
+        return name
 
     def walk(elem: ET.Element, depth: int) -> str:
         name = prefix(elem.tag)
@@ -540,8 +552,9 @@ def pad(packet: bytes, size: int) -> bytes:
 
 def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:
     """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds."""
-    current = read(existing).raw if existing else {}
-    return merge_packet(existing, updates(assertion, current))
+    root = _parse(existing) if existing else _empty_packet()
+    apply(root, updates(assertion, raw(root) if existing else {}))  # parsed once
+    return serialise(root)
 
 
 # --- PDF/A: extension schemas for the namespaces rightsmeta introduces ----------------------

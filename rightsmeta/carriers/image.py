@@ -132,7 +132,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     try:
         root = xmp.combine(packets, replaced=replaced | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
         xmp.drop_extended_note(root)
-        existing = xmp.read(xmp.serialise(root)).raw if packets else {}
+        existing = xmp.raw(root) if packets else {}
         xmp.apply(root, xmp.updates(assertion, existing))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None

@@ -393,6 +393,7 @@ class Reader:
         self.trailer: dict[str, Any] = {}
         self.budget = MAX_TOKENS  # spent by the parsers
         self._sections: list[_Section] = []
+        self._section_offsets: list[int] = []  # where each section starts, newest first
         self._xref_streams: set[tuple[int, int]] = set()  # pypdf caches them under their number
         self._entries = 0
         self._ready = False
@@ -430,6 +431,7 @@ class Reader:
             if offset in seen or len(seen) >= MAX_SECTIONS:
                 raise LeaveToLibrary  # pypdf stops quietly at a loop
             seen.add(offset)
+            self._section_offsets.append(offset)
             if offset >= self.size:
                 raise LeaveToLibrary
             if self.buf[offset] in b"\r\n":
@@ -571,6 +573,19 @@ class Reader:
                     if 0 not in found.offsets and found.in_stream is None:
                         found.in_stream = second
         return found
+
+    def sections(self) -> list[tuple[int, set[int], set[int]]]:
+        """Each cross-reference section, newest first: where it starts, the object numbers it
+        lists (free ones too) and the object streams it points into. What an update changed."""
+        out = []
+        for offset, section in zip(self._section_offsets, self._sections, strict=True):
+            numbers, streams = set(), set()
+            for num, kind, second, _ in section.rows(self.buf):
+                numbers.add(num)
+                if kind == 2:
+                    streams.add(second)
+            out.append((offset, numbers, streams))
+        return out
 
     # Objects.
 

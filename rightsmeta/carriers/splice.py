@@ -17,22 +17,30 @@ def splice(buf: Buffer, cuts: Iterable[tuple[int, int]], at: int, insert: bytes)
     ``at`` is an offset of the original. When it falls inside a cut range, the new bytes take
     the place where that range ended; the ranges must not overlap.
     """
-    out = bytearray()
-    pos = 0
+    edits: list[tuple[int, int, bytes]] = []
     inserted = False
+    pos = 0
     for start, end in sorted(cuts):
         if not inserted and at <= start:
-            if at > pos:
-                out += buf[pos:at]
-                pos = at
-            out += insert
+            edits.append((max(at, pos), max(at, pos), insert))
             inserted = True
-        out += buf[pos:start]
+        edits.append((start, end, b""))
         pos = end
     if not inserted:
-        if at > pos:
-            out += buf[pos:at]
-            pos = at
-        out += insert
-    out += buf[pos:]
-    return bytes(out)
+        edits.append((max(at, pos), max(at, pos), insert))
+    return replace(buf, edits)
+
+
+def replace(buf: Buffer, edits: Iterable[tuple[int, int, bytes]]) -> bytes:
+    """``buf`` with each ``[start, end)`` range replaced by its bytes (an empty range inserts
+    them), the ranges in order and not overlapping: the new file in one copy, not three."""
+    view = memoryview(buf)
+    pieces: list[bytes | memoryview] = []
+    pos = 0
+    for start, end, new in edits:
+        if start < pos or end < start:
+            raise ValueError(f"edits out of order or overlapping at {start}")
+        pieces += (view[pos:start], new)
+        pos = end
+    pieces.append(view[pos:])
+    return b"".join(pieces)

@@ -219,13 +219,16 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
     which is then written at the end of the file with the header pointing to it; the old IFD0
     is left unreferenced, and all other directories, values and image data stay untouched.
     """
+    from .splice import replace  # splice.py imports this module
+
     order = byte_order(buf)
     ifd0 = first_ifd_offset(buf, order)
     entries, next_ifd = read_ifd(buf, ifd0, order)
     found = [i for i, e in enumerate(entries) if e.tag == XMP_TAG]
     if len(found) > 1:
         raise MalformedFile(f"TIFF: IFD0 holds the XMP tag (700) {len(found)} times; not choosing one to replace")
-    out = bytearray(buf)
+    edits: list[tuple[int, int, bytes]] = []
+    tail = bytearray()  # what goes after the file's last byte
     if found:
         index = found[0]
         entry = entries[index]
@@ -234,34 +237,37 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
         check_value(buf, entry)
         assert entry.size is not None
         if entry.size > 4 and len(packet) <= entry.size:
-            out[entry.value_pos : entry.value_pos + entry.size] = pad(packet, entry.size)
-            return bytes(out)
-        if entry.size > 4:
-            out[entry.value_pos : entry.value_pos + entry.size] = bytes(entry.size)
+            return replace(buf, [(entry.value_pos, entry.value_pos + entry.size, pad(packet, entry.size))])
         value = pad(packet, len(packet) + XMP_PADDING)
-        value_at = _append(out, value)
+        value_at = _append(tail, len(buf), value)
         field_at = ifd0 + 2 + 12 * index
-        out[field_at : field_at + 12] = struct.pack(order + "HHII", XMP_TAG, entry.type, len(value), value_at)
-        return bytes(out)
-    value = pad(packet, len(packet) + XMP_PADDING)
-    value_at = _append(out, value)
-    rows = [(e.tag, e.type, e.count, e.field) for e in entries]
-    rows.append((XMP_TAG, 1, len(value), struct.pack(order + "I", value_at)))
-    rows.sort(key=lambda row: row[0])  # TIFF wants directory entries in ascending tag order
-    directory = struct.pack(order + "H", len(rows))
-    for row in rows:
-        directory += struct.pack(order + "HHI4s", *row)
-    directory += struct.pack(order + "I", next_ifd)
-    out[4:8] = struct.pack(order + "I", _append(out, directory))
-    return bytes(out)
+        edits.append((field_at, field_at + 12, struct.pack(order + "HHII", XMP_TAG, entry.type, len(value), value_at)))
+        if entry.size > 4:
+            if entry.value_pos < field_at + 12 and field_at < entry.value_pos + entry.size:
+                raise MalformedFile("TIFF: the XMP value overlaps its own directory entry; not writing into it")
+            edits.append((entry.value_pos, entry.value_pos + entry.size, bytes(entry.size)))
+    else:
+        value = pad(packet, len(packet) + XMP_PADDING)
+        value_at = _append(tail, len(buf), value)
+        rows = [(e.tag, e.type, e.count, e.field) for e in entries]
+        rows.append((XMP_TAG, 1, len(value), struct.pack(order + "I", value_at)))
+        rows.sort(key=lambda row: row[0])  # TIFF wants directory entries in ascending tag order
+        directory = struct.pack(order + "H", len(rows))
+        for row in rows:
+            directory += struct.pack(order + "HHI4s", *row)
+        directory += struct.pack(order + "I", next_ifd)
+        edits.append((4, 8, struct.pack(order + "I", _append(tail, len(buf), directory))))
+    edits.append((len(buf), len(buf), bytes(tail)))
+    return replace(buf, sorted(edits, key=lambda edit: edit[0]))
 
 
-def _append(out: bytearray, value: bytes) -> int:
-    """Append ``value`` on a word boundary (TIFF values start at even offsets); its offset."""
-    if len(out) & 1:
-        out.append(0)
-    at = len(out)
+def _append(tail: bytearray, base: int, value: bytes) -> int:
+    """Append ``value`` to what follows the ``base`` bytes of the file, on a word boundary
+    (TIFF values start at even offsets); its offset in the new file."""
+    if (base + len(tail)) & 1:
+        tail.append(0)
+    at = base + len(tail)
     if at + len(value) > 0xFFFFFFFF:
         raise MalformedFile("TIFF: the file would outgrow 32-bit offsets (BigTIFF is not supported)")
-    out += value
+    tail += value
     return at
