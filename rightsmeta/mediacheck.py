@@ -18,7 +18,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from .carriers import bmff, tiff
-from .errors import MalformedFile
+from .errors import LeaveToLibrary, MalformedFile
 
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
     import numpy as np
@@ -358,7 +358,7 @@ def same_pdf(before: bytes, after: bytes) -> bool:
         changed = new_sections[0][1] - {root.num}
         used_streams = set().union(*(s[2] for s in old_sections))
         return not changed & (_reachable(old, list(rest.values())) | used_streams)
-    except (po.Unsure, RecursionError, ValueError, IndexError, TypeError):
+    except (LeaveToLibrary, RecursionError, ValueError, IndexError, TypeError):
         return False
 
 
@@ -375,8 +375,8 @@ def _reachable(reader: pdfobjects.Reader, values: list[object]) -> set[int]:
                 continue
             seen.add(value.num)
             if len(seen) > _MAX_PDF_OBJECTS:
-                raise po.Unsure
-            todo.append(reader.get(value))  # a dangling reference is Unsure: not proven
+                raise LeaveToLibrary
+            todo.append(reader.get(value))  # a dangling reference is LeaveToLibrary: not proven
         elif isinstance(value, dict):
             todo.extend(value.values())
         elif isinstance(value, list):

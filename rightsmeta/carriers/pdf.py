@@ -475,7 +475,7 @@ def _write_fast(data: bytes, assertion: Assertion) -> bytes | None:
         objects[info_ref.num] = (info_ref.gen, _pdf_value(entries))
         refs = _trailer_refs(_pdf_value(root), _pdf_value(info_ref),
                              _pdf_value(ids) if isinstance(ids, list) else None)
-    except pdfobjects.Unsure:
+    except LeaveToLibrary:
         return None
     return data + _increment(data, objects, size, refs)
 
@@ -485,7 +485,7 @@ _NAME_REGULAR = frozenset(range(0x21, 0x7F)) - frozenset(b"()<>[]{}/%#")
 
 
 def _pdf_value(value: Any) -> bytes:
-    """A value the fast reader parsed, written back; Unsure for kinds it does not write exactly."""
+    """A value the fast reader parsed, written back; LeaveToLibrary for kinds it does not write exactly."""
     if value is None:
         return b"null"
     if value is True or value is False:
@@ -502,7 +502,7 @@ def _pdf_value(value: Any) -> bytes:
         return b"[" + b" ".join(_pdf_value(v) for v in value) + b"]"
     if isinstance(value, dict):
         return b"<<" + b"".join(b" " + _pdf_value(k) + b" " + _pdf_value(v) for k, v in value.items()) + b" >>"
-    raise pdfobjects.Unsure  # a real number, a stream: pypdf writes those
+    raise LeaveToLibrary  # a real number, a stream: pypdf writes those
 
 
 def _text_bytes(text: str) -> bytes:
