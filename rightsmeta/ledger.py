@@ -26,17 +26,18 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
   halves, corner squares), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
-  ``REGION_THRESHOLD``. Region codes are indexed by their 16-bit bands; a code sharing at least
-  two bands with a probe is a candidate (16 index seeks per probe; but each seek reads every
-  region with that 16-bit value, about regions x works / 65,536 rows, so the cost grows with the
-  ledger: 1-2 ms at 1,000 works, 7-14 ms at 100,000 even with all pages cached; bench/region_lookup.py).
+  ``REGION_THRESHOLD``. Region codes are indexed by their eight 32-bit bands (``_region_keys``),
+  so a lookup costs the same index seeks whatever the size of the ledger (bench/region_lookup.py).
 - audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
 
 ``Match.how`` says which region and which form matched, or where in the work and at what tempo.
 Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
-works keep matching by their whole codes), and read as it is when opened read-only.
+works keep matching by their whole codes), and read as it is when opened read-only. Version 3
+replaced version 2's 16-bit region bands with 32-bit keys: a version-2 ledger is migrated in one
+transaction when opened for writing (killed half-way, it is still the version-2 ledger it was),
+and searched through its old bands when opened read-only.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
@@ -70,7 +71,7 @@ from .errors import RightsmetaError
 from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence, region_pair_allowed
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
-SCHEMA_VERSION = 2  # 2: region codes of images and Chromaprint features of audio (issue 17)
+SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: 32-bit region keys
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
@@ -364,28 +365,59 @@ def _bands(perceptual: str) -> list[int]:
     return [int(perceptual[i : i + step], 16) for i in range(0, len(perceptual), step)]
 
 
-_MASKS: dict[int, list[int]] = {}
+_MASKS: dict[tuple[int, int], list[int]] = {}
 
 
-def _masks(radius: int) -> list[int]:
-    """Every 16-bit word with at most ``radius`` bits set (the probes around one band value)."""
-    if radius not in _MASKS:
-        _MASKS[radius] = [
-            sum(1 << bit for bit in bits)
+def _masks(radius: int, bits: int = BAND_BITS) -> list[int]:
+    """Every ``bits``-bit word with at most ``radius`` bits set (the probes around one band value)."""
+    if (radius, bits) not in _MASKS:
+        _MASKS[radius, bits] = [
+            sum(1 << bit for bit in chosen)
             for r in range(radius + 1)
-            for bits in itertools.combinations(range(BAND_BITS), r)
+            for chosen in itertools.combinations(range(bits), r)
         ]
-    return _MASKS[radius]
+    return _MASKS[radius, bits]
 
 
-# Region codes (issue 17) are indexed by their sixteen 16-bit bands, looked up exactly: a region
-# code is a candidate when at least two of its bands equal the probe's (at a distance of 12 bits,
-# the most measured for true pairs, 7 bands are equal on average; two random codes share two bands
-# with a chance of 3e-8). So a probe costs 16 index seeks whatever the size of the ledger, each
-# reading the few rows that share a band value side by side, and only the rare codes sharing two
-# bands are fetched and compared (within REGION_THRESHOLD). Measured: bench/durability.py.
+# Region codes (issue 17) are indexed by multi-index hashing with long keys: each 256-bit code by
+# its eight 32-bit bands (the key holds the band's number above its value), and a probe looks up
+# each of its bands and the 32 values one bit away. By pigeonhole every region code within
+# 8 x (1 + 1) - 1 = 15 bits of a probe shares a key with it, and so do most codes up to
+# REGION_THRESHOLD. Keys this long hold almost nothing by chance (16 regions x 1M works / 2^32 =
+# 0.004 codes per key), so a probe costs 264 index seeks reading only its true candidates
+# whatever the size of the ledger. Schema 2 keyed 16-bit bands: each seek read about
+# regions x works / 65,536 rows, 24 at 100,000 works, and the lookup grew with the ledger.
+# Measured on the bench's copies (bench/durability.py material, 40 photos x 24 handlings): the
+# best pair of a copy that needs the regions lies within 20 bits, and these keys find it every time.
 REGION_THRESHOLD = 24 / 256
-REGION_MIN_BANDS = 2
+REGION_KEY_BITS = 32
+REGION_KEY_RADIUS = 1
+_REGION_CODE = re.compile(r"^[0-9a-f]{64}$")
+
+
+_REGION_BANDS = 256 // REGION_KEY_BITS
+
+
+def _region_keys(code: str) -> list[int]:
+    """The index keys of a 256-bit region code: band number << 32 | the band's 32 bits."""
+    if not _REGION_CODE.match(code):
+        return []
+    value = int(code, 16)
+    return [_region_key(value, band) for band in range(_REGION_BANDS)]
+
+
+def _region_key(value: int, band: int) -> int:
+    return band << REGION_KEY_BITS | (value >> (REGION_KEY_BITS * band)) & ((1 << REGION_KEY_BITS) - 1)
+
+
+def _probe_keys(codes: Sequence[str]) -> list[int]:
+    """Every key within ``REGION_KEY_RADIUS`` bits of the keys of ``codes`` (the flips stay in
+    their band), sorted: ``_region_keys`` for thousands of keys at once (numpy; 0.5 ms for 25 probes)."""
+    words = np.frombuffer(bytes.fromhex("".join(codes)), dtype=">u4").astype(np.uint64).reshape(len(codes), _REGION_BANDS)
+    bands = np.arange(_REGION_BANDS - 1, -1, -1, dtype=np.uint64) << np.uint64(REGION_KEY_BITS)  # the first word is the top band
+    masks = np.array(_masks(REGION_KEY_RADIUS, REGION_KEY_BITS), dtype=np.uint64)
+    keys: list[int] = np.unique(((bands | words)[:, :, None] ^ masks).ravel()).tolist()
+    return keys
 
 
 # Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
@@ -491,11 +523,10 @@ CREATE TABLE IF NOT EXISTS regions (
     code TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS regions_work ON regions (work);
-CREATE TABLE IF NOT EXISTS region_bands (
-    band INTEGER NOT NULL,
-    value INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS region_keys (
+    key INTEGER NOT NULL,
     region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
-    PRIMARY KEY (band, value, region)
+    PRIMARY KEY (key, region)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chroma (
     work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
@@ -568,6 +599,11 @@ class Ledger:
             if version is None or version < SCHEMA_VERSION:
                 # Version 1 -> 2 only adds tables (made above): works recorded before keep matching
                 # by their whole-picture and whole-clip codes; their regions were never recorded.
+                # Version 2 -> 3 keys the recorded regions anew and drops the 16-bit bands. All in
+                # this one transaction: a crash leaves the ledger as it was, migrated next time.
+                if version == 2:
+                    _index_regions(db)
+                db.execute("DROP TABLE IF EXISTS region_bands")
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         except BaseException:
@@ -649,8 +685,7 @@ class Ledger:
         for name, code in work.regions:
             region = self._db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, code)).lastrowid
             self._db.executemany(
-                "INSERT OR IGNORE INTO region_bands (band, value, region) VALUES (?, ?, ?)",
-                [(i, value, region) for i, value in enumerate(_bands(code))],
+                "INSERT OR IGNORE INTO region_keys (key, region) VALUES (?, ?)", [(key, region) for key in _region_keys(code)]
             )
         if work.chroma:
             self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
@@ -709,29 +744,68 @@ class Ledger:
         return out[:limit]
 
     def _region_matches(self, essence: Essence) -> list[Match]:
+        probes = [(probe, code, int(code, 16)) for probe, code in essence.probes if _REGION_CODE.match(code)]
         best: dict[int, tuple[float, str, str]] = {}
-        for probe, code in essence.probes:
-            bands = _bands(code)
-            if len(bands) != 16:
+        for work, name, other in self._region_candidates([code for _, code, _ in probes]):
+            if not _REGION_CODE.match(other):
                 continue
-            target = int(code, 16)
-            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
-            params = [x for pair in enumerate(bands) for x in pair]
-            rows = self._db.execute(
-                f"SELECT work, name, code FROM regions WHERE n IN (SELECT region FROM ({selects}) "
-                "GROUP BY region HAVING COUNT(*) >= ?)",
-                [*params, REGION_MIN_BANDS],
-            ).fetchall()
-            for work, name, other in rows:
-                if not region_pair_allowed(probe, name) or len(other) != len(code):
+            value = int(other, 16)
+            for probe, _, target in probes:
+                if not region_pair_allowed(probe, name):
                     continue
-                d = (target ^ int(other, 16)).bit_count() / 256
+                d = (target ^ value).bit_count() / 256
                 if d <= REGION_THRESHOLD and (work not in best or d < best[work][0]):
                     best[work] = (d, probe, name)
         out = []
         for work, (d, probe, name) in sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]:
             out.append(Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}"))
         return out
+
+    def _region_candidates(self, codes: list[str]) -> list[tuple[int, str, str]]:
+        """(work, name, code) of the regions sharing an index key with any of ``codes``."""
+        if not codes:
+            return []
+        # One read transaction: the tables seen are the ones searched, even if a writer migrates
+        # the ledger from version 2 meanwhile.
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN")
+        try:
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'region_keys'").fetchone():
+                keys = _probe_keys(codes)
+                step = max(1, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+                found = set()
+                for first in range(0, len(keys), step):
+                    chunk = keys[first : first + step]
+                    found.update(self._db.execute(
+                        f"SELECT region FROM region_keys WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                    ).fetchall())
+                regions = sorted(n for (n,) in found)
+            else:
+                regions = self._version_2_candidates(codes)
+            rows: list[tuple[int, str, str]] = []
+            for first in range(0, len(regions), 900):
+                chunk = regions[first : first + 900]
+                rows += self._db.execute(
+                    f"SELECT work, name, code FROM regions WHERE n IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+            return rows
+        finally:
+            if own:
+                self._db.execute("COMMIT")
+
+    def _version_2_candidates(self, codes: list[str]) -> list[int]:
+        """Schema 2's region index (a ledger opened read-only is not migrated): the regions sharing
+        at least two 16-bit bands with a code."""
+        found: set[int] = set()
+        for code in codes:
+            bands = _bands(code)
+            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
+            params = [x for pair in enumerate(bands) for x in pair]
+            found.update(n for (n,) in self._db.execute(
+                f"SELECT region FROM ({selects}) GROUP BY region HAVING COUNT(*) >= 2", params
+            ))
+        return sorted(found)
 
     def _chroma_matches(self, essence: Essence) -> list[Match]:
         if not essence.chroma:
@@ -831,6 +905,28 @@ class Ledger:
                     work = replace(work, source=label)
                 added += self._insert(work)
         return added
+
+
+def _index_regions(db: sqlite3.Connection) -> None:
+    """Key every recorded region code (the migration from schema 2), in order of key.
+
+    The keys come sorted out of SQLite's own sorter (temporary files when large), so the index is
+    appended page by page and memory stays bounded: random inserts into a big index cost a page
+    write each (measured with bench/region_lookup.py --migrate).
+    """
+    db.create_function("rightsmeta_region_key", 2, _region_key_of, deterministic=True)
+    bands = " UNION ALL ".join(f"SELECT {band} AS b" for band in range(_REGION_BANDS))
+    db.execute(
+        "INSERT OR IGNORE INTO region_keys (key, region) "
+        "SELECT key, region FROM (SELECT rightsmeta_region_key(code, band.b) AS key, n AS region "
+        f"FROM regions, ({bands}) AS band) WHERE key IS NOT NULL ORDER BY key, region"
+    )
+
+
+def _region_key_of(code: object, band: int) -> int | None:
+    if not isinstance(code, str) or not _REGION_CODE.match(code):
+        return None  # never written by rightsmeta; such a region is not searchable, as before
+    return _region_key(int(code, 16), band)
 
 
 def _depth(line: str) -> int:
