@@ -164,10 +164,11 @@ def main() -> None:
               f"{audio_unrelated} songs) = {100 * false / max(1, unrelated):.2f} % "
               f"({time.perf_counter() - started:.0f} s)\n")
 
-        print(f"{'works':>8} {'10 % crop lookup':>17} {'10 s excerpt lookup':>20} {'ledger MB':>10}")
+        print(f"{'works':>8} {'10 % crop lookup':>17} {'10 s excerpt lookup':>20} {'ledger MB':>10}  (ratio to the first size)")
         rng = random.Random(7)
         base = [w for w, _ in works] + [w for w, _ in clips]
         count = len(base)
+        first: dict[str, float] = {}
         for size in sizes:
             batch = []
             while count < size:
@@ -178,7 +179,7 @@ def main() -> None:
                     batch = []
             ledger.record_many(batch)
 
-            def timed(queries: list[Essence]) -> str:
+            def timed(queries: list[Essence], label: str) -> str:
                 if not queries:
                     return "-"
                 times = []
@@ -186,11 +187,13 @@ def main() -> None:
                     t0 = time.perf_counter()
                     ledger.matches(query)
                     times.append(time.perf_counter() - t0)
-                return f"{1000 * statistics.median(times):.1f} ms"
+                ms = 1000 * statistics.median(times)
+                first.setdefault(label, ms)
+                return f"{ms:.1f} ms ({ms / first[label]:.1f}x)"
 
             ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             mb = os.path.getsize(tmp / "ledger.sqlite3") / 1e6
-            print(f"{len(ledger):>8} {timed(crop_queries):>17} {timed(excerpt_queries):>20} {mb:>10.0f}")
+            print(f"{len(ledger):>8} {timed(crop_queries, 'crop'):>17} {timed(excerpt_queries, 'excerpt'):>20} {mb:>10.0f}")
         ledger.close()
     _ = io
 

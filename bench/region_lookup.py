@@ -9,6 +9,11 @@ of building each are printed. Then the 20 photos' 10 % crops are looked up (``Le
 the essence computed beforehand) in three passes, and the median per pass printed with the
 region candidates read per lookup and the ratio to the smallest ledger.
 
+``--recall N`` measures what the keys must find, on N photos x every handling of
+bench/durability.py: of the (probe, region) pairs of a copy and its own work within
+REGION_THRESHOLD, the share that shares a key with the probe, by distance (schema 2's rule, two
+equal 16-bit bands, beside it), and the nearest pair of each copy that needs the regions.
+
 ``--migrate`` takes a ledger of schema version 2 (as rightsmeta before version 3 built it, e.g.
 this script's ancestor at git 0240e80: ``python bench/region_lookup.py v2.sqlite3 100000``): its
 copy is migrated (time and peak RSS printed), then the crops are timed in alternating passes
@@ -34,8 +39,8 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 import durability  # noqa: E402
 import material  # noqa: E402
 
-from rightsmeta.fingerprint import Essence, essence  # noqa: E402
-from rightsmeta.ledger import Ledger, Work  # noqa: E402
+from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence, region_pair_allowed  # noqa: E402
+from rightsmeta.ledger import REGION_THRESHOLD, Ledger, Work, _bands, _probe_keys, _region_keys  # noqa: E402
 
 
 def _photos() -> list[tuple[Work, Essence]]:
@@ -69,16 +74,18 @@ def build(path: Path, size: int, works: list[Work]) -> None:
           f"(peak RSS of this process so far {_peak_mib():.0f} MiB)", flush=True)
 
 
-def timed(ledger: Ledger, queries: list[Essence], expected: list[str]) -> tuple[float, float]:
-    """Median ms of a lookup, and region candidates per lookup; every crop must find its work."""
-    times, candidates = [], []
+def timed(ledger: Ledger, queries: list[Essence], expected: list[str]) -> tuple[float, float, float]:
+    """Median ms of a lookup in CPU time and in wall-clock time (which other processes on a
+    shared machine inflate), and region candidates per lookup; every crop must find its work."""
+    cpu, wall, candidates = [], [], []
     for query, want in zip(queries, expected, strict=True):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         found = ledger.matches(query)
-        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - t0)
         assert found and found[0].work.id == want, (want, found[:1])
         candidates.append(len(ledger._region_candidates([code for _, code in query.probes])))
-    return 1000 * statistics.median(times), statistics.mean(candidates)
+    return 1000 * statistics.median(cpu), 1000 * statistics.median(wall), statistics.mean(candidates)
 
 
 def main() -> None:
@@ -86,7 +93,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/rightsmeta-region-lookup"))
     parser.add_argument("--migrate", type=Path, help="a schema-2 ledger to migrate a copy of and compare with")
+    parser.add_argument("--recall", type=int, metavar="N", help="measure the keys' recall on N photos' copies")
     args = parser.parse_args()
+    if args.recall:
+        recall(args.recall)
+        return
     args.dir.mkdir(parents=True, exist_ok=True)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     photos = _photos()
@@ -102,11 +113,45 @@ def main() -> None:
             build(path, size, works)
         with Ledger.open(path) as ledger:
             for rnd in range(3):
-                ms, candidates = timed(ledger, queries, expected)
-                first = first or ms
-                print(f"{len(ledger):>9,} works  pass {rnd}: {ms:5.2f} ms a 10 % crop ({candidates:.1f} region candidates, "
-                      f"{ms / first:.2f}x the first)", flush=True)
+                cpu, wall, candidates = timed(ledger, queries, expected)
+                first = first or cpu
+                print(f"{len(ledger):>9,} works  pass {rnd}: a 10 % crop {cpu:5.2f} ms CPU ({cpu / first:.2f}x the first), "
+                      f"{wall:5.2f} ms wall clock; {candidates:.1f} region candidates", flush=True)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+def recall(photos: int) -> None:
+    def keyed(a: str, b: str) -> bool:
+        return bool(set(_probe_keys([a])) & set(_region_keys(b)))
+
+    def banded(a: str, b: str) -> bool:
+        return sum(x == y for x, y in zip(_bands(a), _bands(b), strict=True)) >= 2
+
+    pairs: dict[int, list[int]] = {}  # distance bucket -> [pairs, keyed, banded]
+    nearest = []
+    for seed in range(photos):
+        img = material.photo(seed, durability._size(seed))
+        work = essence(material.jpeg(img, 90), "jpeg")
+        for handling in material.IMAGE_HANDLINGS:
+            copy = essence(material.handle(img, handling), "jpeg")
+            if distance(work.perceptual, copy.perceptual) <= MATCH_THRESHOLD["image"]:
+                continue  # found by its whole code; the regions are not searched
+            near = 256
+            for probe, a in copy.probes:
+                for name, b in work.regions:
+                    d = (int(a, 16) ^ int(b, 16)).bit_count()
+                    if region_pair_allowed(probe, name) and d <= REGION_THRESHOLD * 256:
+                        near = min(near, d)
+                        counts = pairs.setdefault(d // 4 * 4, [0, 0, 0])
+                        counts[0] += 1
+                        counts[1] += keyed(a, b)
+                        counts[2] += banded(a, b)
+            nearest.append(near)
+    print(f"{'bits':>7} {'pairs':>6} {'32-bit keys':>12} {'16-bit bands':>13}")
+    for bucket, (n, k, b) in sorted(pairs.items()):
+        print(f"{bucket:>3}-{bucket + 3:<3} {n:>6} {100 * k / n:11.1f} % {100 * b / n:12.1f} %")
+    print(f"{len(nearest)} copies needed the regions; their nearest pair: at most {max(nearest)} bits "
+          f"(256 = none within the threshold: {nearest.count(256)})")
 
 
 def compare(old: Path, where: Path, queries: list[Essence], expected: list[str]) -> None:
@@ -123,9 +168,9 @@ def compare(old: Path, where: Path, queries: list[Essence], expected: list[str])
     with Ledger.open(v2, readonly=True) as old_ledger, Ledger.open(v3, readonly=True) as new_ledger:
         for rnd in range(3):
             for label, ledger in (("schema 2 (16-bit bands)", old_ledger), ("schema 3 (32-bit keys)", new_ledger)):
-                ms, candidates = timed(ledger, queries, expected)
-                print(f"{len(ledger):>9,} works  {label}  pass {rnd}: {ms:5.2f} ms a 10 % crop "
-                      f"({candidates:.1f} region candidates)", flush=True)
+                cpu, wall, candidates = timed(ledger, queries, expected)
+                print(f"{len(ledger):>9,} works  {label}  pass {rnd}: a 10 % crop {cpu:5.2f} ms CPU, "
+                      f"{wall:5.2f} ms wall clock; {candidates:.1f} region candidates", flush=True)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
