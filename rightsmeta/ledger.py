@@ -911,8 +911,8 @@ def _index_regions(db: sqlite3.Connection) -> None:
     """Key every recorded region code (the migration from schema 2), in order of key.
 
     The keys come sorted out of SQLite's own sorter (temporary files when large), so the index is
-    appended page by page and memory stays bounded: random inserts into a big index cost a page
-    write each (measured with bench/region_lookup.py --migrate).
+    appended page by page rather than written at random places, and memory stays bounded whatever
+    the size of the ledger (time and peak RSS: bench/region_lookup.py --migrate).
     """
     db.create_function("rightsmeta_region_key", 2, _region_key_of, deterministic=True)
     bands = " UNION ALL ".join(f"SELECT {band} AS b" for band in range(_REGION_BANDS))
