@@ -147,7 +147,7 @@ def recall(photos: int) -> None:
                         counts[1] += keyed(a, b)
                         counts[2] += banded(a, b)
             nearest.append(near)
-    print(f"{'bits':>7} {'pairs':>6} {'32-bit keys':>12} {'16-bit bands':>13}")
+    print(f"{'bits':>7} {'pairs':>6} {'24-bit windows':>12} {'16-bit bands':>13}")
     for bucket, (n, k, b) in sorted(pairs.items()):
         print(f"{bucket:>3}-{bucket + 3:<3} {n:>6} {100 * k / n:11.1f} % {100 * b / n:12.1f} %")
     print(f"{len(nearest)} copies needed the regions; their nearest pair: at most {max(nearest)} bits "
@@ -167,7 +167,7 @@ def compare(old: Path, where: Path, queries: list[Essence], expected: list[str])
           f"peak RSS {before:.0f} -> {_peak_mib():.0f} MiB; now {v3.stat().st_size / 1e6:.0f} MB", flush=True)
     with Ledger.open(v2, readonly=True) as old_ledger, Ledger.open(v3, readonly=True) as new_ledger:
         for rnd in range(3):
-            for label, ledger in (("schema 2 (16-bit bands)", old_ledger), ("schema 3 (32-bit keys)", new_ledger)):
+            for label, ledger in (("schema 2 (16-bit bands)", old_ledger), ("schema 3 (24-bit windows)", new_ledger)):
                 cpu, wall, candidates = timed(ledger, queries, expected)
                 print(f"{len(ledger):>9,} works  {label}  pass {rnd}: a 10 % crop {cpu:5.2f} ms CPU, "
                       f"{wall:5.2f} ms wall clock; {candidates:.1f} region candidates", flush=True)

@@ -26,7 +26,7 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
   halves, corner squares), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
-  ``REGION_THRESHOLD``. Region codes are indexed by their eight 32-bit bands (``_region_keys``),
+  ``REGION_THRESHOLD``. Region codes are indexed by 24-bit windows of them (``_region_keys``),
   so a lookup costs the same index seeks whatever the size of the ledger (bench/region_lookup.py).
 - audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
@@ -35,7 +35,7 @@ When neither finds anything, the copy may be a part or a changed form of a work 
 ``Match.how`` says which region and which form matched, or where in the work and at what tempo.
 Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
 works keep matching by their whole codes), and read as it is when opened read-only. Version 3
-replaced version 2's 16-bit region bands with 32-bit keys: a version-2 ledger is migrated in one
+replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
 transaction when opened for writing (killed half-way, it is still the version-2 ledger it was),
 and searched through its old bands when opened read-only.
 
@@ -71,7 +71,7 @@ from .errors import RightsmetaError
 from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence, region_pair_allowed
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
-SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: 32-bit region keys
+SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit windows
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
@@ -365,59 +365,54 @@ def _bands(perceptual: str) -> list[int]:
     return [int(perceptual[i : i + step], 16) for i in range(0, len(perceptual), step)]
 
 
-_MASKS: dict[tuple[int, int], list[int]] = {}
+_MASKS: dict[int, list[int]] = {}
 
 
-def _masks(radius: int, bits: int = BAND_BITS) -> list[int]:
-    """Every ``bits``-bit word with at most ``radius`` bits set (the probes around one band value)."""
-    if (radius, bits) not in _MASKS:
-        _MASKS[radius, bits] = [
-            sum(1 << bit for bit in chosen)
+def _masks(radius: int) -> list[int]:
+    """Every 16-bit word with at most ``radius`` bits set (the probes around one band value)."""
+    if radius not in _MASKS:
+        _MASKS[radius] = [
+            sum(1 << bit for bit in bits)
             for r in range(radius + 1)
-            for chosen in itertools.combinations(range(bits), r)
+            for bits in itertools.combinations(range(BAND_BITS), r)
         ]
-    return _MASKS[radius, bits]
+    return _MASKS[radius]
 
 
-# Region codes (issue 17) are indexed by multi-index hashing with long keys: each 256-bit code by
-# its eight 32-bit bands (the key holds the band's number above its value), and a probe looks up
-# each of its bands and the 32 values one bit away. By pigeonhole every region code within
-# 8 x (1 + 1) - 1 = 15 bits of a probe shares a key with it, and so do most codes up to
-# REGION_THRESHOLD. Keys this long hold almost nothing by chance (16 regions x 1M works / 2^32 =
-# 0.004 codes per key), so a probe costs 264 index seeks reading only its true candidates
-# whatever the size of the ledger. Schema 2 keyed 16-bit bands: each seek read about
-# regions x works / 65,536 rows, 24 at 100,000 works, and the lookup grew with the ledger.
-# Measured on the bench's copies (bench/durability.py material, 40 photos x 24 handlings): the
-# best pair of a copy that needs the regions lies within 20 bits, and these keys find it every time.
+# Region codes (issue 17) are indexed by windows of 24 bits at every 12th bit (20 keys, each
+# holding the window's number above its bits), looked up exactly: a region code is a candidate
+# when one of its windows equals the probe's. Each flipped bit spoils at most two windows, so
+# every code within 9 bits of a probe is found, and real copies do far better: their differing
+# bits cluster, so of the true (probe, region) pairs of the bench's copies within 19 bits all
+# share a window, of those at 20-24 bits 95 % (``python bench/region_lookup.py --recall 40``;
+# schema 2's rule, two equal 16-bit bands: 100 %). Keys of 24 bits hold few codes by chance
+# (16 regions x works / 2^24: 0.1 at 100,000 works, 1 at 1M), so a probe costs 20 index seeks
+# reading about as many rows whatever the size of the ledger; schema 2's 16-bit bands read
+# regions x works / 65,536 rows per seek, 24 at 100,000 works, and grew with the ledger. Flipping
+# bits at query time instead (32-bit bands and their 32 one-bit neighbours: 15 bits guaranteed)
+# was tried and measured slower at every size up to 100,000 works: 264 seeks per probe.
 REGION_THRESHOLD = 24 / 256
-REGION_KEY_BITS = 32
-REGION_KEY_RADIUS = 1
+REGION_KEY_BITS = 24
+REGION_KEY_STEP = 12
+_REGION_WINDOWS = (256 - REGION_KEY_BITS) // REGION_KEY_STEP + 1
 _REGION_CODE = re.compile(r"^[0-9a-f]{64}$")
 
 
-_REGION_BANDS = 256 // REGION_KEY_BITS
-
-
 def _region_keys(code: str) -> list[int]:
-    """The index keys of a 256-bit region code: band number << 32 | the band's 32 bits."""
+    """The index keys of a 256-bit region code: window number << 24 | the window's 24 bits."""
     if not _REGION_CODE.match(code):
         return []
     value = int(code, 16)
-    return [_region_key(value, band) for band in range(_REGION_BANDS)]
+    return [_region_key(value, window) for window in range(_REGION_WINDOWS)]
 
 
-def _region_key(value: int, band: int) -> int:
-    return band << REGION_KEY_BITS | (value >> (REGION_KEY_BITS * band)) & ((1 << REGION_KEY_BITS) - 1)
+def _region_key(value: int, window: int) -> int:
+    return window << REGION_KEY_BITS | (value >> (REGION_KEY_STEP * window)) & ((1 << REGION_KEY_BITS) - 1)
 
 
 def _probe_keys(codes: Sequence[str]) -> list[int]:
-    """Every key within ``REGION_KEY_RADIUS`` bits of the keys of ``codes`` (the flips stay in
-    their band), sorted: ``_region_keys`` for thousands of keys at once (numpy; 0.5 ms for 25 probes)."""
-    words = np.frombuffer(bytes.fromhex("".join(codes)), dtype=">u4").astype(np.uint64).reshape(len(codes), _REGION_BANDS)
-    bands = np.arange(_REGION_BANDS - 1, -1, -1, dtype=np.uint64) << np.uint64(REGION_KEY_BITS)  # the first word is the top band
-    masks = np.array(_masks(REGION_KEY_RADIUS, REGION_KEY_BITS), dtype=np.uint64)
-    keys: list[int] = np.unique(((bands | words)[:, :, None] ^ masks).ravel()).tolist()
-    return keys
+    """The keys of every code, each once, sorted."""
+    return sorted({key for code in codes for key in _region_keys(code)})
 
 
 # Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
@@ -915,18 +910,18 @@ def _index_regions(db: sqlite3.Connection) -> None:
     the size of the ledger (time and peak RSS: bench/region_lookup.py --migrate).
     """
     db.create_function("rightsmeta_region_key", 2, _region_key_of, deterministic=True)
-    bands = " UNION ALL ".join(f"SELECT {band} AS b" for band in range(_REGION_BANDS))
+    windows = " UNION ALL ".join(f"SELECT {window} AS w" for window in range(_REGION_WINDOWS))
     db.execute(
         "INSERT OR IGNORE INTO region_keys (key, region) "
-        "SELECT key, region FROM (SELECT rightsmeta_region_key(code, band.b) AS key, n AS region "
-        f"FROM regions, ({bands}) AS band) WHERE key IS NOT NULL ORDER BY key, region"
+        "SELECT key, region FROM (SELECT rightsmeta_region_key(code, win.w) AS key, n AS region "
+        f"FROM regions, ({windows}) AS win) WHERE key IS NOT NULL ORDER BY key, region"
     )
 
 
-def _region_key_of(code: object, band: int) -> int | None:
+def _region_key_of(code: object, window: int) -> int | None:
     if not isinstance(code, str) or not _REGION_CODE.match(code):
         return None  # never written by rightsmeta; such a region is not searchable, as before
-    return _region_key(int(code, 16), band)
+    return _region_key(int(code, 16), window)
 
 
 def _depth(line: str) -> int:
