@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,27 +27,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "bench"))
+
+from servers import in_threads, rss_kib, serving  # noqa: E402
+
 import rightsmeta  # noqa: E402
 from rightsmeta import Assertion, keys  # noqa: E402
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc (KiB)."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def files(identity: keys.Identity) -> list[bytes]:
@@ -80,21 +61,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="rightsmeta-bench-serve-"))
     identity = keys.make_identity("Bench")
     corpus = files(identity)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "rightsmeta", "serve", "--port", str(port), "--ledger", str(folder / "ledger.sqlite3"),
-                               "--workers", str(args.workers), "--backlog", str(args.concurrency)],
-                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with serving("--ledger", str(folder / "ledger.sqlite3"), "--workers", str(args.workers),
+                 "--backlog", str(args.concurrency)) as (url, server):
         # Record the works the stripped copies belong to, so verify does decode and match them.
         from rightsmeta.fingerprint import essence
         from rightsmeta.ledger import Ledger, Work
@@ -109,35 +77,21 @@ def main() -> None:
         rss_start = rss_kib(server.pid)
         latencies: list[float] = []
         errors: list[int] = []
-        counter = iter(range(args.requests))
         lock = threading.Lock()
 
-        def client() -> None:
-            with httpx.Client(base_url=url, timeout=60) as http:
-                while True:
-                    with lock:
-                        n = next(counter, None)
-                    if n is None:
-                        return
-                    start = time.perf_counter()
-                    response = http.post("/v1/verify", content=corpus[n % len(corpus)])
-                    elapsed = time.perf_counter() - start
-                    with lock:
-                        latencies.append(elapsed)
-                        if response.status_code != 200:
-                            errors.append(response.status_code)
+        def verify(http: httpx.Client, n: int) -> None:
+            start = time.perf_counter()
+            response = http.post("/v1/verify", content=corpus[n % len(corpus)])
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                if response.status_code != 200:
+                    errors.append(response.status_code)
 
         start = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.concurrency)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(url, range(args.requests), args.concurrency, verify, timeout=60)
         wall = time.perf_counter() - start
         rss_end = rss_kib(server.pid)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(20)
     cuts = statistics.quantiles(latencies, n=100)
     print(f"requests      {len(latencies)} ({args.concurrency} concurrent, {args.workers} workers, {len(corpus)} distinct files)")
     print(f"errors        {len(errors)}" + (f" (statuses {sorted(set(errors))})" if errors else ""))

@@ -18,9 +18,6 @@ import argparse
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,27 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from serve import rss_kib  # noqa: E402
+from servers import children, in_threads, peak_kib, rss_kib, serving  # noqa: E402
 
 ASSERTION = json.dumps({"permissions": {"ai-training": "notAllowed", "genai-training": "notAllowed"}})
-
-
-def peak_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            out += [int(child), *children(int(child))]
-    return out
 
 
 def png(megabytes: float, seed: int) -> bytes:
@@ -78,75 +57,47 @@ def main() -> None:
     jpeg = io.BytesIO()
     Image.new("RGB", (400, 300), (200, 100, 50)).save(jpeg, "JPEG")
     broken = jpeg.getvalue()[: len(jpeg.getvalue()) // 2]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "rightsmeta", "serve", "--port", str(port), "--ledger", str(folder / "ledger.sqlite3"),
-                               "--token-file", str(folder / "token"), "--workers", str(args.workers)],
-                              env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     tree_peak = 0
     stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal tree_peak
-        while not stop.wait(0.05):
-            tree_peak = max(tree_peak, rss_kib(server.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        auth = {"Authorization": "Bearer " + (folder / "token").read_text().strip()}
-        sampler.start()
-        with httpx.Client(base_url=url, timeout=300) as http:
-            batch = http.post("/v1/batches", headers=auth).json()
-        uploads = [(f"photo{n:03d}.png", corpus[n % len(corpus)]) for n in range(args.files)]
-        uploads.insert(len(uploads) // 2, ("broken.jpg", broken))
-        answers: dict[str, int] = {}
-        lock = threading.Lock()
-        todo = iter(uploads)
+        with serving("--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                     "--workers", str(args.workers)) as (url, server):
 
-        def client() -> None:
+            def sample() -> None:
+                nonlocal tree_peak
+                while not stop.wait(0.05):
+                    tree_peak = max(tree_peak, rss_kib(server.pid))
+
+            auth = {"Authorization": "Bearer " + (folder / "token").read_text().strip()}
+            threading.Thread(target=sample, daemon=True).start()
             with httpx.Client(base_url=url, timeout=300) as http:
-                while True:
-                    with lock:
-                        item = next(todo, None)
-                    if item is None:
-                        return
-                    name, data = item
-                    status = http.post(batch["files"], headers=auth, files={"file": (name, data)},
-                                       data={"assertion": ASSERTION}).status_code
-                    with lock:
-                        answers[name] = status
+                batch = http.post("/v1/batches", headers=auth).json()
+            uploads = [(f"photo{n:03d}.png", corpus[n % len(corpus)]) for n in range(args.files)]
+            uploads.insert(len(uploads) // 2, ("broken.jpg", broken))
+            answers: dict[str, int] = {}
 
-        start = time.perf_counter()
-        threads = [threading.Thread(target=client) for _ in range(args.at_once)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        tagged_s = time.perf_counter() - start
-        zipped = folder / "all.zip"
-        start = time.perf_counter()
-        with httpx.Client(base_url=url, timeout=300) as http, http.stream("GET", batch["zip"]) as answer, open(zipped, "wb") as out:
-            for chunk in answer.iter_raw():
-                out.write(chunk)
-        zip_s = time.perf_counter() - start
-        server_peak = peak_kib(server.pid)
-        worker_peaks = [peak_kib(p) for p in children(server.pid)]
-        with zipfile.ZipFile(zipped) as archive:
-            members = archive.namelist()
-            zip_bytes = zipped.stat().st_size
+            def upload(http: httpx.Client, item: tuple[str, bytes]) -> None:
+                name, data = item
+                answers[name] = http.post(batch["files"], headers=auth, files={"file": (name, data)},
+                                          data={"assertion": ASSERTION}).status_code
+
+            start = time.perf_counter()
+            in_threads(url, uploads, args.at_once, upload)
+            tagged_s = time.perf_counter() - start
+            zipped = folder / "all.zip"
+            start = time.perf_counter()
+            with httpx.Client(base_url=url, timeout=300) as http, http.stream("GET", batch["zip"]) as answer, \
+                    open(zipped, "wb") as out:
+                for chunk in answer.iter_raw():
+                    out.write(chunk)
+            zip_s = time.perf_counter() - start
+            server_peak = peak_kib(server.pid)
+            worker_peaks = [peak_kib(p) for p in children(server.pid)]
+            with zipfile.ZipFile(zipped) as archive:
+                members = archive.namelist()
+                zip_bytes = zipped.stat().st_size
     finally:
         stop.set()
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
         for path in sorted(folder.rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()
         folder.rmdir()

@@ -201,10 +201,11 @@ def tag_all(
     results are returned (a power cut before then may undo a rename: the original is there).
     """
     _check(assertion)
-    assertion, options = assertion.for_work(), Options(password=password)
+    options = Options(password=password)
     dirs: set[str] = set()
-    try:
-        return [_tag_one(os.fspath(p), assertion, dry_run, options, identity, ledger, follow_links, dirs) for p in paths]
+    try:  # a work id per file: the ledger keeps one work per id
+        return [_tag_one(os.fspath(p), assertion.for_work(), dry_run, options, identity, ledger, follow_links, dirs)
+                for p in paths]
     finally:  # also when interrupted: the renames done so far are made durable
         sync_dirs(dirs)
 
@@ -257,7 +258,7 @@ def _tag_path(
         if ledger is not None:  # before the write: a failure here leaves the file untouched
             from .fingerprint import essence
 
-            found = essence(new, fmt)
+            found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed
         try:
             atomic_write(target, new, expect=before, dirs_to_sync=dirs)
         except RightsmetaError as exc:

@@ -127,7 +127,7 @@ def carry_path(original: str | os.PathLike[str], derivative: str | os.PathLike[s
 
         assertion = Assertion.from_json(result.assertion_json)
         with Ledger.open(ledger_path) as db:
-            db.record(Work.create(os.path.abspath(derivative), result.format, essence(result.data, result.format), assertion,
+            db.record(Work.create(os.path.abspath(derivative), result.format, essence(result.data, result.format, probes=False), assertion,
                                   result.carriers, id=assertion.work_id,
                                   source=f"derived from {result.parent_work_id}" if result.parent_work_id else None))
         if result.manifest is not None and assertion.work_id:

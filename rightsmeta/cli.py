@@ -432,7 +432,8 @@ def verify(
         stream.detach()  # sys.stdout keeps its buffer
     if page:
         try:
-            page.close()
+            with _terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
+                page.close()
         except RightsmetaError as exc:
             raise click.ClickException(str(exc)) from None
     if folders:
@@ -569,10 +570,12 @@ def scan(
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
 @click.option("--delay", type=click.FloatRange(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
 @click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
+@click.option("--deadline", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
+@click.option("--body-budget", type=click.IntRange(1), default=256 * 1024 * 1024, show_default=True, help="Bytes of bodies held at once by all URLs (at least --max-body).")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")
 def check_cmd(
     urls: tuple[str, ...], urls_file: Any, user_agent: str, purposes: tuple[str, ...], fetch_body: bool, fmt: str | None,
-    concurrency: int, timeout: float, delay: float, max_body: int, fail_on: str,
+    concurrency: int, timeout: float, delay: float, max_body: int, deadline: float, body_budget: int, fail_on: str,
 ) -> None:
     """Before keeping a web resource: may it be used? One status per URL from its response
     headers, its site's robots.txt and tdmrep.json, its page and (with --fetch-body) its bytes.
@@ -612,7 +615,8 @@ def check_cmd(
         from .web.output import CheckWriter
     except ImportError as exc:  # aiohttp is the optional 'web' extra
         raise click.ClickException(f"checking URLs needs aiohttp ({exc}): pip install 'rightsmeta[web]'") from None
-    limits = Limits(timeout=timeout, body_cap=max_body, concurrency=concurrency, per_host_delay=delay)
+    limits = Limits(timeout=timeout, body_cap=max_body, concurrency=concurrency, per_host_delay=delay, deadline=deadline,
+                    body_budget=body_budget)
     writer = CheckWriter(sys.stdout, fmt) if fmt else None
     counts: dict[str, int] = {}
     reports = check_many(listed, user_agent=user_agent, limits=limits, fetch_body=fetch_body)

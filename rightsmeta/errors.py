@@ -44,6 +44,12 @@ class ContentChanged(WriteError):
     """Writing the metadata would have changed the content (pixels, samples, pages); the original is kept."""
 
 
+class LeaveToLibrary(Exception):
+    """Input a fast reader of ours (audiotags, pdfobjects) does not read exactly as the library
+    it stands in for (mutagen, pypdf) would: the caller reads the file with that library instead.
+    Internal: caught where the fallback is made, never raised to a caller of rightsmeta."""
+
+
 class TimeLimit(BaseException):
     """A per-file time limit struck (raised from a SIGALRM handler in a worker's main thread).
 

@@ -13,15 +13,19 @@ Two uses:
 What each kind hashes and fingerprints:
 
 - **image** (jpeg png webp tiff gif heic avif; Pillow, first frame, no EXIF rotation since the
-  Orientation tag is metadata): the hash covers the size and the RGBA pixels; the perceptual
-  code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT frequencies of 32x32 grey
-  pixels; its first 64 bits are the usual 64-bit Image-Code): against 100,000 works the 64-bit
-  code (at 8/64) matched 3 % of unrelated images, the 256-bit one none. The hash needs every pixel, so
-  JPEGs are decoded in full (``draft`` would only speed up the perceptual half). Images above
-  ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no perceptual code.
+  Orientation tag is metadata): the hash covers the size and the RGBA pixels, except for JPEGs,
+  whose hash (``v2:``, see ``HASH_V2``) covers the coded data a decoder reads (frame, tables,
+  scans), so a JPEG is decoded only at the reduced scale the perceptual codes need (``draft``: a
+  12 MP photo at 1/8). A lossless JPEG rewrite (jpegtran) now keeps the perceptual code, not the
+  hash. The perceptual code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT
+  frequencies of 32x32 grey pixels; its first 64 bits are the usual 64-bit Image-Code): against
+  100,000 works the 64-bit code (at 8/64) matched 3 % of unrelated images, the 256-bit one none.
+  Images above ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no
+  perceptual code.
 - **audio** (mp3 wav aiff flac ogg opus via soundfile/libsndfile; m4a mp4 mov through an
   ``ffmpeg`` subprocess when it is on PATH, first audio track): the hash covers the sample rate,
-  channel count and every PCM sample as 32-bit integers, so WAV -> FLAC keeps it. The perceptual
+  channel count and every PCM sample as 32-bit integers, so WAV -> FLAC keeps it; an MP3's
+  (``v2:``) covers its MPEG frames instead (``_mp3_hash`` says why). The perceptual
   code is Haitsma-Kalker-style: the mono signal's energy in 17 log-spaced bands between 300 and
   3000 Hz (where lossy codecs keep the signal; so no resampling is needed), over 9 equal time
   segments of the whole clip; each bit is the sign of the band-energy difference between
@@ -69,6 +73,7 @@ import hashlib
 import html
 import io
 import logging
+import math
 import os
 import posixpath
 import re
@@ -78,20 +83,22 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import defusedxml.ElementTree as SafeET
-import iscc_core
 import numpy as np
-import soundfile
-from defusedxml import DefusedXmlException
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:  # imported where used: a run pays only for the kinds of file it meets
+    import soundfile
+    from PIL import Image
 
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "gif", "avif"})
 
 
 def image_code(data: bytes) -> str | None:
     """``ISCC:...`` Image-Code of the pixels, or None if Pillow cannot decode them."""
+    import iscc_core
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("L", (256, 256))  # JPEG: decode at reduced size, far faster on large photos
@@ -120,6 +127,8 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
         except _Refused:
             return None
         if len(text) >= MIN_TEXT_CHARS:
+            import iscc_core
+
             code: str = iscc_core.gen_text_code_v0(text, bits=64)["iscc"]
             return code
     return None
@@ -142,6 +151,8 @@ def _audio_code(data: bytes, fmt: str) -> str | None:
     features = _signed_features(done.stdout)
     if not features:
         return None
+    import iscc_core
+
     code: str = iscc_core.gen_audio_code_v0(features, bits=64)["iscc"]
     return code
 
@@ -167,6 +178,15 @@ def _signed_features(text: str) -> list[int] | None:
 KINDS = ("image", "audio", "text")
 PERCEPTUAL_BITS: dict[str, int] = {"image": 256, "audio": 128, "text": 256}
 MATCH_THRESHOLD: dict[str, float] = {"image": 31 / 256, "audio": 23 / 128, "text": 31 / 256}
+
+# Exact hashes of this form ("v2:" and 64 hex digits) are taken from the coded data where it alone
+# identifies the essence (JPEG: frame, tables and scans, so no full-size decode is needed; MP3: the
+# frames, which unlike the decoded samples do not depend on the tags around them); the
+# unprefixed form (64 hex digits) is a hash of the decoded content. LEGACY_HASH_FORMATS are the
+# formats whose hash was of the unprefixed form before: a ledger holding such entries asks for
+# ``legacy_hash`` too.
+HASH_V2 = "v2:"
+LEGACY_HASH_FORMATS = frozenset({"jpeg", "mp3"})
 
 _PIL_FORMATS = {
     "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "gif": "GIF", "heic": "HEIF", "avif": "AVIF",
@@ -225,6 +245,9 @@ class Essence:
     regions: tuple[tuple[str, str], ...] = ()
     probes: tuple[tuple[str, str], ...] = ()
     chroma: tuple[int, ...] | None = None
+    # The exact hash in the form ledgers recorded before ``hash`` took a versioned form (a JPEG's
+    # pixel hash; see HASH_V2), computed only when asked for (``essence(..., legacy=True)``).
+    legacy_hash: str | None = None
 
     @property
     def decoded(self) -> bool:
@@ -237,9 +260,13 @@ class _Refused(Exception):
     """A decoder's bound was hit, or the input cannot be decoded: the text is the reason."""
 
 
-def essence(data: bytes, fmt: str) -> Essence:
+def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False) -> Essence:
     """Hash and perceptual code of the decoded content of ``data`` (a file of format ``fmt``).
 
+    ``probes``: also compute an image's ``probes``, the forms a copy is looked up by (verifying
+    needs them, recording a work does not: without them an image takes half the time).
+    ``legacy``: also compute ``legacy_hash`` (for formats in ``LEGACY_HASH_FORMATS``), the exact
+    hash as older rightsmeta recorded it; worth its cost only when a ledger holds such entries.
     Never raises for what the bytes hold; missing fields come with a ``reason``.
     """
     kind = KIND_OF.get(fmt)
@@ -249,9 +276,10 @@ def essence(data: bytes, fmt: str) -> Essence:
         return Essence(kind, None, None, "empty file (0 bytes)")
     if len(data) > MAX_INPUT:
         return Essence(kind, None, None, f"file is larger than {MAX_INPUT} bytes")
-    decoder: Callable[[bytes, str], Essence] = {"image": _image, "audio": _audio, "text": _text}[kind]
     try:
-        return decoder(data, fmt)
+        if kind == "image":
+            return _image(data, fmt, legacy, probes)
+        return _audio(data, fmt, legacy) if kind == "audio" else _text(data, fmt)
     except _Refused as exc:
         return Essence(kind, None, None, str(exc))
     except MemoryError:
@@ -315,33 +343,85 @@ def _check_decode_size(img: Image.Image) -> None:
         )
 
 
-def _image(data: bytes, fmt: str) -> Essence:
+def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
             _check_decode_size(img)
             img.seek(0)
+            full = img.size
+            coded = _jpeg_hash(data) if fmt == "jpeg" else None
+            if coded is not None:
+                # The hash comes from the coded data, so no pixel is needed at full size: libjpeg
+                # decodes the luma at 1/2, 1/4 or 1/8 scale (DCT scaling), no smaller than the
+                # working image.
+                img.draft("L", _working_size(full))
             img.load()
-            rgba = _rgba(img)
+            if coded is None or legacy:
+                rgba = _rgba(img if coded is None else _full_decode(data))
+                exact = _pixel_hash(rgba)
+                luma = rgba.convert("L") if coded is None else img.convert("L")
+                del rgba
+            else:
+                exact, luma = None, img.convert("L")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _Refused(f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise _Refused(f"Pillow cannot decode this {fmt.upper()}") from exc
     except OSError as exc:
         raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
+    # Old ledgers hold the pixel hash of JPEGs; it is computed only when asked for (``legacy``).
+    found = Essence("image", coded, None, legacy_hash=exact) if coded else Essence("image", exact, None)
+    grids = _Grids(luma)
+    del luma
+    whole = grids.of([(0.0, 0.0, 1.0, 1.0)])[0]
+    if float(whole.std()) < _IMAGE_MIN_STD:
+        return replace(found, reason="image too uniform for a perceptual fingerprint")
+    named = [("whole", whole)] + _cut(grids, _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True))
+    recorded = len(named)
+    if probes:
+        named += [("as it is", whole)] + [(name, turn(whole)) for name, turn in _DIHEDRAL.items()]
+        named += _cut(grids, _PROBE_BOXES + _corner_boxes(full, work=False))
+    codes = list(zip([name for name, _ in named], _image_hashes(np.stack([grid for _, grid in named])), strict=True))
+    return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]))
+
+
+def _full_decode(data: bytes) -> Any:
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data), formats=["JPEG"])
+    img.load()
+    return img
+
+
+def _pixel_hash(rgba: Any) -> str:
+    """The v1 exact hash: SHA-256 of the size and the RGBA pixels (every format but JPEG uses it)."""
     digest = hashlib.sha256(b"rightsmeta-image-v1\0%d\0%d\0" % rgba.size)
     step = max(1, (1 << 22) // max(1, 4 * rgba.width))  # ~4 MiB strips: no second full-size copy
     for top in range(0, rgba.height, step):
-        digest.update(rgba.crop((0, top, rgba.width, min(rgba.height, top + step))).tobytes())
-    # Alpha is ignored: flattening a PNG to JPEG keeps the colour channels, not the transparency.
-    luma = rgba.convert("L")
-    del rgba
-    grey = luma.resize((32, 32), Image.Resampling.BICUBIC)
-    pixels = np.asarray(grey, dtype=np.float64)
-    if float(pixels.std()) < _IMAGE_MIN_STD:
-        return Essence("image", digest.hexdigest(), None, "image too uniform for a perceptual fingerprint")
-    small = _reduced(luma)
-    return Essence("image", digest.hexdigest(), _image_hash(pixels), regions=_regions(small) + _corners(luma, True),
-                   probes=_probes(small) + _corners(luma, False))
+        strip = rgba if step >= rgba.height else rgba.crop((0, top, rgba.width, min(rgba.height, top + step)))
+        digest.update(strip.tobytes())
+    return digest.hexdigest()
+
+
+def _jpeg_hash(data: bytes) -> str | None:
+    """The v2 exact hash of a JPEG: SHA-256 of the bytes a decoder reads (frame header, tables,
+    scans with their entropy-coded data, Adobe's colour transform), which no metadata edit touches
+    (``carriers.jpeg.coded_ranges``). None when the walk fails: the pixel hash is used then."""
+    from .carriers.jpeg import coded_ranges
+    from .errors import RightsmetaError
+
+    try:
+        ranges = coded_ranges(data)
+    except RightsmetaError:
+        return None
+    digest = hashlib.sha256(b"rightsmeta-jpeg-v2\0")
+    view = memoryview(data)
+    for start, end in ranges:
+        digest.update(b"%d\0" % (end - start))
+        digest.update(view[start:end])
+    return HASH_V2 + digest.hexdigest()
 
 
 # --- image regions: what survives crops, banners, flips and rotations ---------------------------
@@ -361,62 +441,89 @@ def _image(data: bytes, fmt: str) -> Essence:
 #
 # Each probe is compared only with the regions it can be (``PAIRS``); measured on 30 photos x 26
 # handlings the true pair lay at most 12 bits apart, unrelated pictures at least 78 bits.
+#
+# Every box is in normalised coordinates (a box means the same part of the picture at any size)
+# and is resized bicubically to 32x32 from one grey working image of REGION_SIDE to twice that on
+# its longest side (a JPEG decoded at that scale by libjpeg's DCT scaling, other formats reduced by
+# a whole factor), its edges kept between pixels, not rounded. The flips and turns of the whole
+# picture are flips and turns of its 32x32 grid, and all codes go through one batched DCT. Before,
+# each box was cut at whole pixels from a 512-pixel copy of the full decode, resized on its own
+# (55 ms an image; README "Speed" has the measurements). Codes of works recorded that way lie a few
+# bits from today's (160 bench/corpus.py images: mean 2.7, at most 16 of 256 bits; a REGION_SIDE
+# of 128 gave mean 4.6, at most 26), and such ledgers still find handled copies
+# (tests/test_essence_fast.py restates the old definition).
 
-REGION_SIDE = 512  # regions are cut from a grey copy this large (longest side), then hashed at 32x32
+REGION_SIDE = 256
 _CROPS = (0.9, 0.8, 0.7, 0.6)
 _PROBE_CROPS = (0.98, 0.96, 0.94, 0.92, 0.9)
 _ASPECTS = {"square": 1.0, "4:5": 0.8, "16:9": 16 / 9}
 _HALVES = {"top half": (0, 0, 1, 0.5), "bottom half": (0, 0.5, 1, 1), "left half": (0, 0, 0.5, 1), "right half": (0.5, 0, 1, 1)}
-_DIHEDRAL = {
-    "mirrored": Image.Transpose.FLIP_LEFT_RIGHT,
-    "flipped vertically": Image.Transpose.FLIP_TOP_BOTTOM,
-    "rotated 180": Image.Transpose.ROTATE_180,
-    "rotated 90 clockwise": Image.Transpose.ROTATE_90,  # the copy turned back the other way
-    "rotated 90 anticlockwise": Image.Transpose.ROTATE_270,
-    "transposed": Image.Transpose.TRANSPOSE,
-    "transversed": Image.Transpose.TRANSVERSE,
+# The copy's flips and turns, as what undoes them (a copy turned clockwise is turned back).
+_DIHEDRAL: dict[str, Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]] = {
+    "mirrored": lambda a: a[:, ::-1],
+    "flipped vertically": lambda a: a[::-1, :],
+    "rotated 180": lambda a: a[::-1, ::-1],
+    "rotated 90 clockwise": lambda a: np.rot90(a, 1),  # anticlockwise, as PIL's ROTATE_90
+    "rotated 90 anticlockwise": lambda a: np.rot90(a, 3),
+    "transposed": lambda a: a.T,
+    "transversed": lambda a: a[::-1, ::-1].T,
 }
 
-
-def _reduced(luma: Image.Image) -> Image.Image:
-    scale = REGION_SIDE / max(luma.size)
-    if scale >= 1:
-        return luma
-    size = (max(1, round(luma.width * scale)), max(1, round(luma.height * scale)))
-    return luma.resize(size, Image.Resampling.BOX)
+Box = tuple[float, float, float, float]
 
 
-def _box_code(img: Image.Image, box: tuple[float, float, float, float] = (0, 0, 1, 1)) -> str:
-    w, h = img.size
-    left, top, right, bottom = box
-    part = img.crop((round(left * w), round(top * h), max(round(right * w), round(left * w) + 1),
-                     max(round(bottom * h), round(top * h) + 1)))
-    return _image_hash(np.asarray(part.resize((32, 32), Image.Resampling.BICUBIC), dtype=np.float64))
+def _working_size(full: tuple[int, int]) -> tuple[int, int]:
+    scale = REGION_SIDE / max(full)
+    return (max(1, math.ceil(full[0] * scale)), max(1, math.ceil(full[1] * scale)))
 
 
-def _centred(ratio_w: float, ratio_h: float) -> tuple[float, float, float, float]:
+class _Grids:
+    """32x32 grey grids of normalised boxes of one picture, cut from a working copy of it."""
+
+    def __init__(self, luma: Image.Image) -> None:
+        factor = max(1, max(luma.size) // REGION_SIDE)
+        # A whole-factor box average, the cheapest resampling; a JPEG comes already reduced (draft).
+        self.image = luma.reduce(factor) if factor > 1 else luma
+
+    def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
+        """(len(boxes), 32, 32) grey levels of each box, resized bicubically from the working copy
+        (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code)."""
+        from PIL import Image
+
+        w, h = self.image.size
+        return np.stack([np.zeros((32, 32))] + [
+            np.asarray(self.image.resize((32, 32), Image.Resampling.BICUBIC, box=(x0 * w, y0 * h, x1 * w, y1 * h)),
+                       dtype=np.float64)
+            for x0, y0, x1, y1 in boxes
+        ])[1:]
+
+
+def _cut(grids: _Grids, boxes: list[tuple[str, Box]]) -> list[tuple[str, np.ndarray[Any, Any]]]:
+    """The named boxes' grids, without flat corner squares (a sky or a border would match every
+    other flat corner); other regions are kept as they are."""
+    cut = grids.of([box for _, box in boxes])
+    return [(name, grid) for (name, _), grid in zip(boxes, cut, strict=True)
+            if not _CORNER_NAME.match(name) or float(grid.std()) >= _IMAGE_MIN_STD]
+
+
+def _centred(ratio_w: float, ratio_h: float) -> Box:
     return ((1 - ratio_w) / 2, (1 - ratio_h) / 2, (1 + ratio_w) / 2, (1 + ratio_h) / 2)
 
 
-def _regions(img: Image.Image) -> tuple[tuple[str, str], ...]:
-    out = [("whole", _box_code(img))]
-    out += [(f"centre {round(c * 100)} %", _box_code(img, _centred(c, c))) for c in _CROPS]
-    shape = img.width / img.height
+def _region_boxes(shape: float) -> list[tuple[str, Box]]:
+    """The work's regions beyond the whole picture, for a picture of aspect ratio ``shape``."""
+    out = [(f"centre {round(c * 100)} %", _centred(c, c)) for c in _CROPS]
     for name, ratio in _ASPECTS.items():
         if abs(shape / ratio - 1) < 0.04:
             continue
         box = _centred(ratio / shape, 1.0) if shape > ratio else _centred(1.0, shape / ratio)
-        out.append((f"centre {name}", _box_code(img, box)))
-    out += [(name, _box_code(img, box)) for name, box in _HALVES.items()]
-    return tuple(out)
+        out.append((f"centre {name}", box))
+    return out + [(name, (float(a), float(b), float(c), float(d))) for name, (a, b, c, d) in _HALVES.items()]
 
 
-def _probes(img: Image.Image) -> tuple[tuple[str, str], ...]:
-    out = [("as it is", _box_code(img))]
-    out += [(name, _box_code(img.transpose(method))) for name, method in _DIHEDRAL.items()]
-    out += [(f"centre {round(c * 100)} %", _box_code(img, _centred(c, c))) for c in _PROBE_CROPS]
-    out += [(name, _box_code(img, box)) for name, box in _HALVES.items()]
-    return tuple(out)
+_PROBE_BOXES: list[tuple[str, Box]] = [(f"centre {round(c * 100)} %", _centred(c, c)) for c in _PROBE_CROPS] + [
+    (name, (float(a), float(b), float(c), float(d))) for name, (a, b, c, d) in _HALVES.items()
+]
 
 
 # Uneven crops (e.g. 20 % off the left and 10 % off the top) defeat the centred regions: a window
@@ -429,8 +536,7 @@ def _probes(img: Image.Image) -> tuple[tuple[str, str], ...]:
 # 56 % and 100 % of its own shorter side (a copy cut at most 20 % a side holds the work's square:
 # P <= 0.8 x the work's side <= the copy's side, and P > 0.8 / sqrt 2 x the work's side). Not
 # covered: crops that cut three or four sides unevenly (no corner kept), or a crop then resized.
-# Cost, measured on a 6000x4500 photo (tests/material.py, upscaled): 0.21 s for a work's 4 squares,
-# 0.66 s for a copy's 8 (the whole essence: 2.4 s).
+# P is in the file's own pixels; the square is cut from the working image at P times its scale.
 
 _CORNERS = ("top left", "top right", "bottom left", "bottom right")
 _LADDER = tuple(round(64 * 2 ** (k / 2)) for k in range(18))  # 64 ... 16384 px
@@ -438,31 +544,22 @@ _CORNER_KEEP = 0.8
 _CORNER_NAME = re.compile(r"^(top|bottom) (left|right) \d+ px$")
 
 
-def _corner_code(luma: Image.Image, corner: str, side: int) -> str | None:
-    w, h = luma.size
-    left = 0 if corner.endswith("left") else w - side
-    top = 0 if corner.startswith("top") else h - side
-    grey = luma.crop((left, top, left + side, top + side)).resize((32, 32), Image.Resampling.BICUBIC)
-    pixels = np.asarray(grey, dtype=np.float64)
-    if float(pixels.std()) < _IMAGE_MIN_STD:
-        return None  # a flat corner (sky, a border) would match every other flat corner
-    return _image_hash(pixels)
-
-
-def _corners(luma: Image.Image, work: bool) -> tuple[tuple[str, str], ...]:
-    """Codes of corner squares: one size per corner for a work, the sizes it may hold for a copy."""
-    short = min(luma.size)
+def _corner_boxes(full: tuple[int, int], work: bool) -> list[tuple[str, Box]]:
+    """Corner squares: one size per corner for a work, the sizes it may hold for a copy."""
+    width, height = full
+    short = min(full)
     if work:
         sides = [p for p in _LADDER if p <= _CORNER_KEEP * short][-1:]
     else:
         sides = [p for p in _LADDER if 0.55 * short < p <= short]  # 0.55: below 0.8 / sqrt 2, for the rounding
     out = []
     for side in sides:
+        w, h = side / width, side / height
         for corner in _CORNERS:
-            code = _corner_code(luma, corner, side)
-            if code is not None:
-                out.append((f"{corner} {side} px", code))
-    return tuple(out)
+            left = 0.0 if corner.endswith("left") else 1 - w
+            top = 0.0 if corner.startswith("top") else 1 - h
+            out.append((f"{corner} {side} px", (left, top, left + w, top + h)))
+    return out
 
 
 def region_pair_allowed(probe: str, region: str) -> bool:
@@ -511,15 +608,23 @@ _IMAGE_MIN_STD = 2.0  # grey levels; flatter images would all share one code
 
 
 def _image_hash(pixels: np.ndarray[Any, Any]) -> str:
-    """256-bit ISCC Image-Code v0 of 32x32 grey pixels (its first 64 bits are the usual Image-Code).
+    """256-bit ISCC Image-Code v0 of 32x32 grey pixels (its first 64 bits are the usual Image-Code)."""
+    return _image_hashes(pixels[None])[0]
 
-    The same bits as ``iscc_core.soft_hash_image_v0(pixels, 256)`` (checked in the tests), 20
-    times faster: four 8x8 blocks of low DCT frequencies, each bit a coefficient above its
-    block's median.
+
+def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
+    """``_image_hash`` of each of a stack of 32x32 grids, in one pass.
+
+    The same bits as ``iscc_core.soft_hash_image_v0(pixels, 256)`` (checked in the tests), far
+    faster: four 8x8 blocks of low DCT frequencies, each bit a coefficient above its block's median.
     """
-    coefficients = np.round(_DCT @ pixels @ _DCT.T, 6)  # rounding: exact zeros stay zero, as in iscc_core
-    blocks = [coefficients[y : y + 8, x : x + 8].ravel() for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))]
-    return _hex(np.concatenate([block > np.median(block) for block in blocks]), 256)
+    low = _DCT[:16]  # only the 16x16 lowest frequencies feed the four blocks
+    coefficients = np.round(low @ pixels @ low.T, 6)  # rounding: exact zeros stay zero, as in iscc_core
+    blocks = np.concatenate(
+        [coefficients[:, y : y + 8, x : x + 8].reshape(-1, 1, 64) for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))], axis=1
+    )
+    bits = blocks > np.median(blocks, axis=2, keepdims=True)
+    return [row.tobytes().hex() for row in np.packbits(bits.reshape(len(pixels), 256), axis=1)]
 
 
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -537,6 +642,8 @@ def _rgba(img: Image.Image) -> Image.Image:
             bottom = min(img.height, top + step)
             strip = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
             grey[top:bottom] = np.clip(strip * (255.0 / peak), 0, 255).astype(np.uint8)
+        from PIL import Image
+
         img = Image.fromarray(grey, "L")
     return img.convert("RGBA")
 
@@ -544,7 +651,9 @@ def _rgba(img: Image.Image) -> Image.Image:
 # --- audio ---------------------------------------------------------------------------------------
 
 
-def _audio(data: bytes, fmt: str) -> Essence:
+def _audio(data: bytes, fmt: str, legacy: bool) -> Essence:
+    import soundfile
+
     if fmt in _FFMPEG_FORMATS:
         return _with_chroma(_audio_ffmpeg(data, fmt), data, fmt)
     try:
@@ -552,7 +661,40 @@ def _audio(data: bytes, fmt: str) -> Essence:
             found = _audio_pcm(fh, fmt)
     except soundfile.LibsndfileError as exc:
         raise _Refused(f"libsndfile cannot decode this {fmt.upper()}: {exc.error_string}") from exc
+    coded = _mp3_hash(data) if fmt == "mp3" and found.hash is not None else None
+    if coded is not None:  # the sample hash is the older form, at no extra cost
+        found = replace(found, hash=coded, legacy_hash=found.hash if legacy else None)
     return _with_chroma(found, data, fmt)
+
+
+_MPEG_SYNC = re.compile(rb"\xff[\xe0-\xff]")  # 11 set bits: an MPEG audio frame header starts
+
+
+def _mp3_hash(data: bytes) -> str | None:
+    """The v2 exact hash of an MP3: SHA-256 of its MPEG frames, from the first frame sync after any
+    ID3v2 tag to the end, less an ID3v1 or APEv2 tag there. The samples' hash (v1) depended on the
+    tags: without a Xing/LAME frame libsndfile estimates the frame count from the file's size, so
+    adding or stripping an ID3 tag changed how many samples were hashed. None when the tags
+    cannot be walked: the sample hash is used then."""
+    from .mediacheck import id3v2_end
+
+    try:
+        start = id3v2_end(data)
+    except ValueError:
+        return None
+    end = len(data)
+    if end - start >= 128 and data[end - 128 : end - 125] == b"TAG":
+        end -= 128
+    if end - start >= 32 and data[end - 32 : end - 24] == b"APETAGEX":
+        size = int.from_bytes(data[end - 20 : end - 16], "little")  # items and footer
+        header = 32 if data[end - 9] & 0x80 else 0  # flags bit 31: a header precedes the items
+        end -= size + header
+    sync = _MPEG_SYNC.search(data, start, max(start, end))
+    if sync is None or end <= sync.start():
+        return None
+    digest = hashlib.sha256(b"rightsmeta-mp3-v2\0")
+    digest.update(memoryview(data)[sync.start() : end])
+    return HASH_V2 + digest.hexdigest()
 
 
 def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
@@ -575,6 +717,8 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
         if done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise _Refused(f"ffmpeg cannot decode the audio of this {fmt.upper()}: {(message or ['?'])[-1][:300]}")
+        import soundfile
+
         try:
             with soundfile.SoundFile(out) as fh:
                 return _audio_pcm(fh, fmt)
@@ -680,6 +824,8 @@ def _text_hash(text: str) -> str:
 
 
 def _text_code(text: str) -> str:
+    import iscc_core
+
     normal = iscc_core.text_collapse(text)
     return _hex(iscc_core.soft_hash_text_v0(normal), PERCEPTUAL_BITS["text"])
 
@@ -801,6 +947,9 @@ def _epub_text(data: bytes) -> str:
 
 
 def _xml(archive: zipfile.ZipFile, name: str) -> Any:
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+
     try:
         return SafeET.fromstring(_member(archive, name, MAX_ZIP_XML))
     except DefusedXmlException as exc:

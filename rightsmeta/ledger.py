@@ -68,7 +68,14 @@ import numpy as np
 from . import paths
 from .decide import strongest
 from .errors import RightsmetaError
-from .fingerprint import KINDS, MATCH_THRESHOLD, PERCEPTUAL_BITS, Essence, region_pair_allowed
+from .fingerprint import (
+    KINDS,
+    LEGACY_HASH_FORMATS,
+    MATCH_THRESHOLD,
+    PERCEPTUAL_BITS,
+    Essence,
+    region_pair_allowed,
+)
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
 SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit windows
@@ -78,7 +85,7 @@ MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json 
 _MAX_CANDIDATES = 100  # works considered per lookup, before ranking
 IMPORTED = "imported registry"  # the source of imported lines when the importer names none
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_ESSENCE_HASH = re.compile(r"^(v2:)?[0-9a-f]{64}$")  # fingerprint.HASH_V2: taken from the coded data
 _HEX = re.compile(r"^[0-9a-f]+$")
 _FORMAT = re.compile(r"^[a-z0-9]{1,16}$")
 # Work ids: visible ASCII, starting with a letter or digit (a UUID, a URN, a registry's own key);
@@ -197,8 +204,8 @@ class Work:
         if kind is not None and kind not in KINDS:
             raise LedgerError(f"'kind' must be one of {', '.join(KINDS)} or null, got {kind!r}")
         essence_hash = data["essence_hash"]
-        if essence_hash is not None and not (isinstance(essence_hash, str) and _HEX64.match(essence_hash)):
-            raise LedgerError("'essence_hash' must be 64 lowercase hex digits or null")
+        if essence_hash is not None and not (isinstance(essence_hash, str) and _ESSENCE_HASH.match(essence_hash)):
+            raise LedgerError("'essence_hash' must be 64 lowercase hex digits (after 'v2:' or not) or null")
         perceptual = data["perceptual"]
         if perceptual is not None:
             width = PERCEPTUAL_BITS[kind] // 4 if kind is not None else None
@@ -547,6 +554,7 @@ class Ledger:
         self._v2 = bool(connection.execute(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('regions', 'chroma_keys')"
         ).fetchone()[0] == 2)
+        self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> Ledger:
@@ -660,7 +668,20 @@ class Ledger:
         with self._transaction():
             return sum(self._insert(work) for work in works)
 
+    def needs_legacy_hash(self, fmt: str | None) -> bool:
+        """Whether works of format ``fmt`` were recorded with the exact hash's older form, so a file of
+        that format must be hashed that way too (``essence(..., legacy=True)``) to find them."""
+        if fmt not in LEGACY_HASH_FORMATS:
+            return False
+        if fmt not in self._legacy:  # older forms are unprefixed hex digits, which sort before "v2:"
+            self._legacy[fmt] = self._db.execute(
+                "SELECT 1 FROM works WHERE format = ? AND essence_hash < 'v' LIMIT 1", (fmt,)
+            ).fetchone() is not None
+        return self._legacy[fmt]
+
     def _insert(self, work: Work) -> bool:
+        if work.essence_hash is not None and work.essence_hash < "v":
+            self._legacy.pop(work.format, None)  # an older form arrives (an import): ask again
         cursor = self._db.execute(
             f"INSERT OR IGNORE INTO works ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -717,8 +738,9 @@ class Ledger:
         out: list[Match] = []
         if essence.hash is not None:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM works WHERE essence_hash = ? AND kind IS ? ORDER BY tagged_at DESC, n DESC LIMIT ?",
-                (essence.hash, essence.kind, _MAX_CANDIDATES),
+                f"SELECT {_COLUMNS} FROM works WHERE essence_hash IN (?, ?) AND kind IS ? ORDER BY tagged_at DESC, n DESC "
+                "LIMIT ?",
+                (essence.hash, essence.legacy_hash or essence.hash, essence.kind, _MAX_CANDIDATES),
             ).fetchall()
             out = [Match(_work(row), 0.0, True) for row in rows]
         if essence.kind is not None and essence.perceptual:

@@ -192,7 +192,7 @@ def same_audio(before: bytes, after: bytes, fmt: str) -> bool:
 def _audio_input(data: bytes, fmt: str) -> Pieces | None:
     if fmt == "mp3":
         # Decoders skip a leading ID3v2 tag by its declared size and decode what follows.
-        return [(data, _id3v2_end(data), len(data))]
+        return [(data, id3v2_end(data), len(data))]
     if fmt == "flac":
         return _flac_input(data)
     if fmt == "wav":
@@ -200,7 +200,7 @@ def _audio_input(data: bytes, fmt: str) -> Pieces | None:
     return None
 
 
-def _id3v2_end(data: bytes) -> int:
+def id3v2_end(data: bytes) -> int:
     if data[:3] != b"ID3":
         return 0
     size = data[6:10]

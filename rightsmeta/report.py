@@ -48,14 +48,12 @@ def _constraints(perms: Any) -> dict[str, str]:
     return {name: perms[p].constraint_info for p, name in _NAMES if perms[p].constraint_info}
 
 
-@dataclass
-class FileReport:
-    path: str | None
-    format: str | None = None
-    carriers: list[CarrierReport] = field(default_factory=list)
-    decision: Decision = NOTHING
-    rights: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+class Decided:
+    """What the report of a file and of a web resource share: one decision, which fails closed
+    when anything could not be read (``errors``)."""
+
+    decision: Decision
+    errors: list[str]
 
     @property
     def permissions(self) -> dict[Purpose, Permission]:
@@ -64,6 +62,22 @@ class FileReport:
     @property
     def conflicts(self) -> tuple[str, ...]:
         return self.decision.conflicts
+
+    def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
+        """Fails closed: what could not be read fully is not to be used."""
+        if self.errors:
+            return False
+        return self.decision.may_use(purpose, accept_constraints=accept_constraints)
+
+
+@dataclass
+class FileReport(Decided):
+    path: str | None
+    format: str | None = None
+    carriers: list[CarrierReport] = field(default_factory=list)
+    decision: Decision = NOTHING
+    rights: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def signals(self) -> list[Signal]:
@@ -74,12 +88,6 @@ class FileReport:
         return any(
             p.state is not State.UNSPECIFIED for s in self.signals for p in s.permissions.values()
         )
-
-    def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
-        """Fails closed: a file that could not be read fully is not to be used."""
-        if self.errors:
-            return False
-        return self.decision.may_use(purpose, accept_constraints=accept_constraints)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -158,7 +158,7 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
     if ledger is not None and data is not None:
         from .fingerprint import essence as decode_essence
 
-        essence = decode_essence(bytes(data), report.format)
+        essence = decode_essence(bytes(data), report.format, legacy=ledger.needs_legacy_hash(report.format))
         if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
             return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
         found = ledger.matches(essence)

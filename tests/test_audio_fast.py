@@ -4,7 +4,7 @@ Every file starts as real audio (or video) made by ffmpeg; tags are written by f
 mutagen, ExifTool, or, for what none of them writes (unsynchronisation, compression, extended
 headers, iTunes sizes; odd Vorbis comments; odd or broken MP4 items), built byte by byte per the
 specifications into those real files. Each variant is read both ways and must give the same
-tags and the same report, and the fast reader must have read it itself: an ``Unusual`` fails the
+tags and the same report, and the fast reader must have read it itself: an ``LeaveToLibrary`` fails the
 equivalence tests.
 """
 
@@ -36,7 +36,7 @@ from mutagen.wave import WAVE
 import rightsmeta
 from rightsmeta import Assertion
 from rightsmeta.carriers import audio, audiotags, heads
-from rightsmeta.errors import MalformedFile
+from rightsmeta.errors import LeaveToLibrary, MalformedFile
 
 FULL = Assertion.build(
     deny=["ai"], constrain={"data-mining": "https://ada.example/tdm-licence"}, allow=["search"],
@@ -143,7 +143,7 @@ def report_json(data: bytes) -> dict[str, Any]:
 
 
 def _unusual(*args: Any) -> Any:
-    raise audiotags.Unusual("forced by the test")
+    raise LeaveToLibrary("forced by the test")
 
 
 def by_mutagen(monkeypatch: pytest.MonkeyPatch, data: bytes) -> dict[str, Any]:
@@ -332,13 +332,13 @@ def test_files_tagged_by_rightsmeta_read_the_same(ffmpeg: str, plain: dict[str, 
 @example(seed="mutagen v2.4 NUL-separated", edits=[(27, 1)])  # a TXXX size grown over the padding
 def test_id3_reader_agrees_with_mutagen_on_damaged_tags(seed: str, edits: list[tuple[int, int]]) -> None:
     """Bytes of a tag changed anywhere after its header: our reader gives mutagen's frames, or
-    steps aside (Unusual), or refuses a bomb; it never raises anything else."""
+    steps aside (LeaveToLibrary), or refuses a bomb; it never raises anything else."""
     damaged = bytearray(ID3_VARIANTS[seed]())
     for at, value in edits:
         damaged[10 + at % (len(damaged) - 10)] = value
     try:
         fast = read_id3(bytes(damaged))
-    except (audiotags.Unusual, MalformedFile):
+    except (LeaveToLibrary, MalformedFile):
         return
     try:
         slow = audio._mutagen_id3(ID3(io.BytesIO(bytes(damaged))))
@@ -371,7 +371,7 @@ V22_FRAME = b"TXX" + len(txxx(0, "tdm-reservation", "1")).to_bytes(3, "big") + t
 ])
 def test_unusual_tags_go_to_mutagen(plain: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, name: str,
                                     tag_bytes: bytes) -> None:
-    with pytest.raises(audiotags.Unusual):
+    with pytest.raises(LeaveToLibrary):
         read_id3(tag_bytes)
     data = wav_with_chunk(plain["wav"], tag_bytes)  # a WAV chunk reaches mutagen even when the tag is cut
     assert report_json(data) == by_mutagen(monkeypatch, data)
@@ -510,7 +510,7 @@ def test_unusual_flac_goes_to_mutagen(plain: dict[str, bytes], monkeypatch: pyte
         data = _flac(flac_blocks, frames)
         layout = audio._layout(data, "flac")
         assert layout.flac is not None
-        with pytest.raises(audiotags.Unusual):
+        with pytest.raises(LeaveToLibrary):
             audiotags.flac_comments(data, *layout.flac)
         assert report_json(data) == by_mutagen(monkeypatch, data), name
     two_tags = tag(frame(b"TIT2", b"\x00a")) + tag(frame(b"TIT2", b"\x00b")) + plain["flac"]
@@ -770,7 +770,7 @@ def _unusual_ogg(media: dict[str, bytes], kind: str) -> dict[str, bytes]:
 def test_unusual_ogg_goes_to_mutagen(media: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     for name, data in _unusual_ogg(media, kind).items():
         if audio._layout(data, kind).ogg_streams == 1:
-            with pytest.raises(audiotags.Unusual):
+            with pytest.raises(LeaveToLibrary):
                 audiotags.ogg_comments(data, kind)
         assert report_json(data) == by_mutagen(monkeypatch, data), name
     # Several streams are left to mutagen before our reader looks (it would refuse them too).
@@ -786,7 +786,7 @@ def test_multiplexed_ogg_goes_to_mutagen(ffmpeg: str, tmp_path: Path, monkeypatc
          "RIGHTSMETA_AITRAINING=notAllowed", str(path))
     data = path.read_bytes()
     assert audio._layout(data, "ogg").ogg_streams == 2
-    with pytest.raises(audiotags.Unusual):  # the second page begins the other stream
+    with pytest.raises(LeaveToLibrary):  # the second page begins the other stream
         audiotags.ogg_comments(data, "ogg")
     assert report_json(data) == by_mutagen(monkeypatch, data)
 
@@ -802,13 +802,13 @@ def test_huge_ogg_comment_headers(media: dict[str, bytes], monkeypatch: pytest.M
     endless = _first_page(base) + b"".join(pages)
     monkeypatch.setattr(audiotags, "MAX_OGG_PACKET", 1024 * 1024)
     start = time.perf_counter()
-    with pytest.raises(audiotags.Unusual, match="larger than we put together"):
+    with pytest.raises(LeaveToLibrary, match="larger than we put together"):
         audiotags.ogg_comments(endless, "ogg")
     assert report_json(endless) == by_mutagen(monkeypatch, endless)  # mutagen finds no end and refuses it
     assert report_json(endless)["errors"]
     # A real header over the limit is read by mutagen as before.
     big = rightsmeta.tag_bytes(_tagged_by_mutagen(base, "ogg", picture_size=800_000), FULL)
-    with pytest.raises(audiotags.Unusual):
+    with pytest.raises(LeaveToLibrary):
         audiotags.ogg_comments(big, "ogg")
     assert report_json(big) == by_mutagen(monkeypatch, big)
     assert rightsmeta.read(big).permissions == dict(FULL.permissions)
@@ -841,7 +841,7 @@ def test_ogg_reader_agrees_with_mutagen_on_damaged_files(ogg_seeds: dict[tuple[s
         if layout.ogg_streams != 1:
             return
         fast = audiotags.ogg_comments(damaged, kind)
-    except (audiotags.Unusual, MalformedFile):
+    except (LeaveToLibrary, MalformedFile):
         return
     assert fast == mutagen_ogg(damaged, kind)
 
@@ -977,7 +977,7 @@ def test_mp4_reader_matches_mutagen(mp4_variants: dict[str, bytes], monkeypatch:
     for name, data in mp4_variants.items():
         try:
             items = same_mp4(monkeypatch, data)
-        except audiotags.Unusual as exc:
+        except LeaveToLibrary as exc:
             raise AssertionError(f"{name}: {exc}") from None
         assert items is not None or name in ("ffmpeg: mov", "ffmpeg: mov PCM", "ffmpeg: mov MP3"), name
     merged = audiotags.mp4_items(mp4_variants["hand-built: the same key in several items, merged"])
@@ -1035,13 +1035,13 @@ def test_unusual_mp4_goes_to_mutagen(media: dict[str, bytes], monkeypatch: pytes
             assert audiotags.mp4_items(data) == audiotags.mp4_items(media["m4a"])
             continue
         if name != "a movie header of time scale 0":  # only refused with chapters or no audio track
-            with pytest.raises(audiotags.Unusual):
+            with pytest.raises(LeaveToLibrary):
                 audiotags.mp4_items(data)
         assert report_json(data) == by_mutagen(monkeypatch, data), name
     with_chapters = media["m4a with chapters"]
     mvhd = box_path(with_chapters, b"moov", b"mvhd")[-1]
     no_scale = with_chapters[: mvhd.payload + 12] + bytes(4) + with_chapters[mvhd.payload + 16 :]
-    with pytest.raises(audiotags.Unusual):
+    with pytest.raises(LeaveToLibrary):
         audiotags.mp4_items(no_scale)
     assert report_json(no_scale) == by_mutagen(monkeypatch, no_scale)
     assert report_json(no_scale)["errors"]
@@ -1087,14 +1087,14 @@ def test_hostile_mp4_is_refused_quickly(media: dict[str, bytes], monkeypatch: py
     nested = b""
     for _ in range(3000):
         nested = atom(b"moov", nested)
-    with pytest.raises(audiotags.Unusual, match="nested too deep"):
+    with pytest.raises(LeaveToLibrary, match="nested too deep"):
         audiotags.mp4_items(ftyp + nested)
     assert report_json(ftyp + nested) == by_mutagen(monkeypatch, ftyp + nested)
     # Sizes beyond their parents, and claims of 2**63 bytes.
     ilst = box_path(m4a, b"moov", b"udta", b"meta", b"ilst")
     for size in (1 << 31, 1 << 63):
         data = with_items(m4a, struct.pack(">I4sQ", 1, b"----", size) + bytes(16))
-        with pytest.raises(audiotags.Unusual):
+        with pytest.raises(LeaveToLibrary):
             audiotags.mp4_items(data)
         assert report_json(data) == by_mutagen(monkeypatch, data)
         grown = bytearray(m4a)
@@ -1102,7 +1102,7 @@ def test_hostile_mp4_is_refused_quickly(media: dict[str, bytes], monkeypatch: py
         assert report_json(bytes(grown)) == by_mutagen(monkeypatch, bytes(grown))
     # Very many empty atoms in a container: a bounded walk, then mutagen as before.
     many = with_payload(m4a, box_path(m4a, b"moov", b"udta"), atom(b"free", b"") * (audiotags.MAX_MP4_ATOMS + 1))
-    with pytest.raises(audiotags.Unusual, match="too many atoms"):
+    with pytest.raises(LeaveToLibrary, match="too many atoms"):
         audiotags.mp4_items(many)
     assert time.perf_counter() - start < 10
     for cut in (1, 100, len(m4a) - box_path(m4a, b"moov")[-1].start - 10):
@@ -1139,7 +1139,7 @@ def test_mp4_reader_agrees_with_mutagen_on_damaged_files(mp4_seeds: dict[str, by
     try:
         audio._layout(damaged, "m4a")
         fast = audiotags.mp4_items(damaged)
-    except (audiotags.Unusual, MalformedFile):
+    except (LeaveToLibrary, MalformedFile):
         return
     slow = mutagen_mp4(damaged)
     assert fast == slow and (fast is None or slow is None or list(fast.freeform) == list(slow.freeform))

@@ -32,7 +32,7 @@ from test_documents import DENY_AI, PDFA_PACKET, pdf_bytes
 import rightsmeta
 from rightsmeta import Assertion, xmp
 from rightsmeta.carriers import pdf, pdfobjects
-from rightsmeta.errors import MalformedFile
+from rightsmeta.errors import LeaveToLibrary, MalformedFile
 from rightsmeta.report import CarrierReport
 
 # --- the two paths ---------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def by_fast(data: bytes | mmap.mmap) -> list[CarrierReport] | None:
     # pdf._read_fast also turns unforeseen exceptions into a fallback; here they fail the test.
     try:
         found = pdf._fast_found(pdfobjects.Reader(data))
-    except pdfobjects.Unsure:
+    except LeaveToLibrary:
         return None
     return pdf._reports(found)
 
@@ -541,7 +541,7 @@ def _or_none(read: Callable[[], T]) -> T | None:
     """What our reader makes of it, or None where it is unsure (and pypdf decides)."""
     try:
         return read()
-    except pdfobjects.Unsure:
+    except LeaveToLibrary:
         return None
 
 

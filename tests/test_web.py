@@ -402,3 +402,19 @@ def test_reports_match_the_json_schema() -> None:
     Draft202012Validator(schema).validate(rows)
     assert {s["vocabulary"] for s in rows[0]["sources"]} >= {"robots", "aipref", "tdmrep", "robots-ai-bot", "embedded"}
     assert [r["status"] for r in rows] == ["notAllowed", "error", "error", "notAllowed"]
+
+
+def test_file_and_web_reports_share_one_fail_closed_decision() -> None:
+    from rightsmeta.decide import Decision
+    from rightsmeta.model import Permission
+    from rightsmeta.report import Decided, FileReport
+    from rightsmeta.web import WebReport
+
+    every = dict.fromkeys(Purpose, Permission(State.ALLOWED))
+    allowed = Decision(permissions=every, effective=every)
+    for cls in (FileReport, WebReport):
+        assert issubclass(cls, Decided) and cls.may_use is Decided.may_use
+        report = cls("x", decision=allowed)
+        assert report.may_use(Purpose.GENAI_TRAINING) and report.permissions[Purpose.SEARCH].state is State.ALLOWED
+        report.errors.append("could not read something")
+        assert not report.may_use(Purpose.GENAI_TRAINING)

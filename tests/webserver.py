@@ -7,6 +7,7 @@ with ``close()``; misbehaving handlers are bounded in time so a test never hangs
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -182,4 +183,35 @@ def gzip_if_accepted(body: bytes, content_type: str = "text/html", *, always: bo
                       % (content_type.encode(), len(data), extra))
         if not head:
             h.wfile.write(data)
+    return raw
+
+
+def late(seconds: float, status: str = "302 Found", headers: tuple[tuple[str, str], ...] = (), body: bytes = b"") -> Raw:
+    """A well-formed response, sent after ``seconds`` (each hop of a slow redirect chain)."""
+    def raw(h: BaseHTTPRequestHandler, head: bool) -> None:
+        time.sleep(seconds)
+        lines = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
+        h.wfile.write(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n%s\r\n" % (status.encode(), len(body), lines))
+        if not head:
+            h.wfile.write(body)
+    return raw
+
+
+def slow_body(body: bytes, seconds: float, *, length: bool = True, together: threading.Barrier | None = None) -> Raw:
+    """``body`` sent in ten pieces over ``seconds``, with a Content-Length or (``length=False``)
+    until the connection closes. With ``together``, the last piece waits until all the barrier's
+    parties are there: a client reading them all at once then holds them all at once."""
+    def raw(h: BaseHTTPRequestHandler, head: bool) -> None:
+        size = b"Content-Length: %d\r\n" % len(body) if length else b"Connection: close\r\n"
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n" + size + b"\r\n")
+        if head:
+            return
+        step = -(-len(body) // 10)
+        for i in range(0, len(body), step):
+            if together is not None and i + step >= len(body):
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    together.wait(5.0)
+            h.wfile.write(body[i:i + step])
+            h.wfile.flush()
+            time.sleep(seconds / 10)
     return raw

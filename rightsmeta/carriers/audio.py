@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import xmp
-from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
@@ -649,8 +649,8 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return audiotags.read_id3(bytes(buf[start : min(end, tag_end or end)]), ID3_DESCRIPTIONS, what)
     except RightsmetaError:
         raise
-    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        fell_back("the fast ID3 reader", "mutagen", exc, expected=(audiotags.Unusual,))
+    except Exception as exc:  # LeaveToLibrary, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast ID3 reader", "mutagen", exc, expected=(LeaveToLibrary,))
     from mutagen.id3 import ID3
 
     with _mutagen_errors(kind, "read"):
@@ -722,8 +722,8 @@ def _mp4_items(buf: Buffer, kind: str) -> audiotags.MP4Items | None:
         return audiotags.mp4_items(buf)
     except RightsmetaError:
         raise
-    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        fell_back("the fast MP4 reader", "mutagen", exc, expected=(audiotags.Unusual,))
+    except Exception as exc:  # LeaveToLibrary, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast MP4 reader", "mutagen", exc, expected=(LeaveToLibrary,))
     from mutagen.mp4 import MP4
 
     with _mutagen_errors(kind, "read"), _opened(buf) as fileobj:
@@ -765,8 +765,8 @@ def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | No
             return audiotags.ogg_comments(buf, layout.kind)
     except RightsmetaError:
         raise
-    except Exception as exc:  # Unusual, or a bug of ours: mutagen reads it as it always did
-        fell_back("the fast Vorbis comment reader", "mutagen", exc, expected=(audiotags.Unusual,))
+    except Exception as exc:  # LeaveToLibrary, or a bug of ours: mutagen reads it as it always did
+        fell_back("the fast Vorbis comment reader", "mutagen", exc, expected=(LeaveToLibrary,))
     if layout.kind == "flac":
         from mutagen.flac import FLAC as reader
     elif layout.kind == "ogg":

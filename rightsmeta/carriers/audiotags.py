@@ -6,7 +6,7 @@ and a scan reads millions of files. These readers decode only what rightsmeta lo
 TCOP, WCOP and PRIV frames; Vorbis comments; freeform and cprt items), and decode it exactly as
 mutagen 1.48 does, quirks included, so a report does not depend on which of the two read the
 file. Input they are not sure of (ID3v2.2, encrypted frames, text mutagen would repair, FLAC
-blocks, Ogg pages or MP4 atoms mutagen would walk differently, or refuse) raises ``Unusual``, and
+blocks, Ogg pages or MP4 atoms mutagen would walk differently, or refuse) raises ``LeaveToLibrary``, and
 the caller hands the file to mutagen as before. One departure, on purpose: QuickTime's
 ``moov/meta`` (Apple's keys) is read as written, where mutagen misreads it and fails the file.
 
@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..errors import MalformedFile
+from ..errors import LeaveToLibrary, MalformedFile
 from . import bmff
 from .heads import syncsafe as _syncsafe
 from .tiff import Buffer
@@ -40,10 +40,6 @@ MAX_ID3_VALUES = 1000
 #: Comments in one FLAC VORBIS_COMMENT block: real files hold dozens; 16 MB of empty ones are
 #: four million, which took mutagen a minute and gigabytes of memory.
 MAX_VORBIS_COMMENTS = 10_000
-
-
-class Unusual(Exception):
-    """Input these readers leave to mutagen."""
 
 
 class _Junk(Exception):
@@ -175,7 +171,7 @@ def _content(frame_id: bytes, data: bytes, flags: int, major: int, unsynchronise
                 raise _Junk
             data = data[4:]
     if encrypted:
-        raise Unusual("encrypted frame")
+        raise LeaveToLibrary("encrypted frame")
     if not compressed:
         return data
     limit = min(MAX_ID3_INFLATE, budget)
@@ -184,7 +180,7 @@ def _content(frame_id: bytes, data: bytes, flags: int, major: int, unsynchronise
         # Early mutagen wrote no length before the stream; mutagen tries it that way too.
         out = _inflate(frame_id, length + data, limit)
     if out is None:
-        raise Unusual("corrupt compressed frame")
+        raise LeaveToLibrary("corrupt compressed frame")
     return out
 
 
@@ -219,7 +215,7 @@ class _Text:
             return data[start : len(data) if end < 0 else end].decode(self.codec)
         except UnicodeDecodeError:
             if self.wide:
-                raise Unusual("UTF-16 text mutagen would repair") from None
+                raise LeaveToLibrary("UTF-16 text mutagen would repair") from None
             raise _Junk from None
 
     def values(self, limit: int) -> list[str]:
@@ -245,21 +241,21 @@ def _id3_body(data: bytes) -> tuple[int, int, bytes, bool]:
     """Major version, header flags, the frames' bytes (v2.3 unsynchronisation undone) and whether
     frame sizes are synchsafe, of the ID3v2.3/2.4 tag at the start of ``data``, as mutagen sees them."""
     if data[:3] != b"ID3" or len(data) < 10 or data[3] not in (3, 4) or any(b & 0x80 for b in data[6:10]):
-        raise Unusual("no ID3v2.3 or v2.4 header")
+        raise LeaveToLibrary("no ID3v2.3 or v2.4 header")
     major, flags = data[3], data[5]
     if flags & (0x0F if major == 4 else 0x1F):
-        raise Unusual("undefined header flags")  # mutagen refuses the tag
+        raise LeaveToLibrary("undefined header flags")  # mutagen refuses the tag
     end = 10 + _syncsafe(data[6:10])
     start = 10
     if flags & 0x40 and data[10:14] not in KNOWN_FRAMES:  # some taggers set the flag but write no header
         ext = data[10:14]
         if len(ext) < 4 or (major == 4 and any(b & 0x80 for b in ext)):
-            raise Unusual("bad extended header")
+            raise LeaveToLibrary("bad extended header")
         start = 10 + _syncsafe(ext) if major == 4 else 14 + _u32(ext)  # v2.4 counts the size field
         if start < 14:
-            raise Unusual("bad extended header")
+            raise LeaveToLibrary("bad extended header")
     if end > len(data) or start > end:
-        raise Unusual("the tag is larger than the data")
+        raise LeaveToLibrary("the tag is larger than the data")
     body = data[start:end]
     if major == 3 and flags & 0x80:
         body = _unsynchronise(body)
@@ -277,7 +273,7 @@ def id3_damage(data: bytes, what: str) -> str | None:
     """
     try:
         major, _, body, synchsafe = _id3_body(data)
-    except Unusual:
+    except LeaveToLibrary:
         return None
     for pos, frame_id, size, _ in frames(body, synchsafe):
         if pos + 10 + size > len(body):
@@ -322,7 +318,7 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
                 values_left -= _add(found, frame_id, content, v24, descriptions, values_left)
         except _Junk:
             continue
-        except Unusual as exc:
+        except LeaveToLibrary as exc:
             if frame_id in _OURS:
                 unusual = unusual or str(exc)
         except MalformedFile as exc:
@@ -330,7 +326,7 @@ def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
                 break
             raise MalformedFile(f"{what}: {exc}") from None
     if unusual:
-        raise Unusual(unusual)
+        raise LeaveToLibrary(unusual)
     return found
 
 
@@ -372,7 +368,7 @@ def _add(found: ID3Frames, frame_id: bytes, content: bytes, v24: bool, descripti
 
 def _u32le(data: bytes, pos: int) -> int:
     if pos + 4 > len(data):
-        raise Unusual("cut-off length")
+        raise LeaveToLibrary("cut-off length")
     return int.from_bytes(data[pos : pos + 4], "little")
 
 
@@ -384,7 +380,7 @@ def _comments(data: bytes, what: str) -> tuple[list[tuple[str, str]], int]:
     """The (key, value) pairs of the Vorbis comment block at the start of ``data`` as mutagen's
     ``VComment`` reads them, and the offset where the block ends.
 
-    Unusual if a length runs past ``data``: mutagen reads on as far as there is data, which is
+    LeaveToLibrary if a length runs past ``data``: mutagen reads on as far as there is data, which is
     nothing to imitate. ``what`` names the block in errors.
     """
     pos = 4 + _u32le(data, 0)  # the vendor string
@@ -397,7 +393,7 @@ def _comments(data: bytes, what: str) -> tuple[list[tuple[str, str]], int]:
         length = _u32le(data, pos)
         pos += 4 + length
         if pos > len(data):
-            raise Unusual("a comment runs past the block")
+            raise LeaveToLibrary("a comment runs past the block")
         text = data[pos - length : pos].decode("utf-8", "replace")
         key, sep, value = text.partition("=")
         if not sep:
@@ -412,12 +408,12 @@ def _comments(data: bytes, what: str) -> tuple[list[tuple[str, str]], int]:
 def vorbis_comments(data: bytes) -> list[tuple[str, str]]:
     """The (key, value) pairs of a FLAC Vorbis comment block (no framing bit), as mutagen reads them.
 
-    Unusual if the comments do not end exactly where the block does: mutagen trusts the comments
+    LeaveToLibrary if the comments do not end exactly where the block does: mutagen trusts the comments
     over the block size, and would read on into the next block.
     """
     comments, end = _comments(data, "FLAC: the VORBIS_COMMENT block")
     if end != len(data):
-        raise Unusual("the comments do not fill the block")
+        raise LeaveToLibrary("the comments do not fill the block")
     return comments
 
 
@@ -446,14 +442,14 @@ def flac_comments(buf: Buffer, start: int, blocks: list[tuple[int, int, int]]) -
     behind = 10 + _bits7(_u32(bytes(buf[6:10]))) if bytes(buf[:3]) == b"ID3" else 0
     types = [kind for kind, _, _ in blocks]
     if start != behind or types.count(0) != 1 or types.count(3) > 1 or 5 in types:
-        raise Unusual("FLAC metadata mutagen reads differently")
+        raise LeaveToLibrary("FLAC metadata mutagen reads differently")
     streaminfo = next(bytes(buf[s:e]) for kind, s, e in blocks if kind == 0)
     if len(streaminfo) < 34 or not int.from_bytes(streaminfo[10:13], "big") >> 4:
-        raise Unusual("no valid STREAMINFO")
+        raise LeaveToLibrary("no valid STREAMINFO")
     comments = None
     for kind, s, e in blocks:
         if kind == 6 and not _picture_fits(bytes(buf[s:e])):
-            raise Unusual("a PICTURE block mutagen reads past")
+            raise LeaveToLibrary("a PICTURE block mutagen reads past")
         if kind == 4:
             found = vorbis_comments(bytes(buf[s:e]))
             comments = found if comments is None else comments  # mutagen uses the first
@@ -474,11 +470,11 @@ def _ogg_page(buf: Buffer, pos: int) -> tuple[int, bytes, int, bytes, int]:
     """(flags, serial, sequence number, lacing values, data offset) of the page at ``pos``."""
     head = bytes(buf[pos : pos + 27])
     if len(head) < 27 or head[:5] != b"OggS\x00":
-        raise Unusual("no Ogg page")
+        raise LeaveToLibrary("no Ogg page")
     start = pos + 27 + head[26]
     lacing = bytes(buf[pos + 27 : start])
     if len(lacing) != head[26] or start + sum(lacing) > len(buf):
-        raise Unusual("a cut-off Ogg page")
+        raise LeaveToLibrary("a cut-off Ogg page")
     return head[5], head[14:18], int.from_bytes(head[18:22], "little"), lacing, start
 
 
@@ -490,52 +486,52 @@ def ogg_comments(buf: Buffer, kind: str) -> list[tuple[str, str]]:
     which begins the logical stream, then the comment header as the first packet of the next
     pages, all of that one stream, numbered in sequence. mutagen skips pages of other streams,
     searches on, or splits packets by the continuation flag rather than by the lacing values in
-    other layouts: they are Unusual, and so is anything that would make mutagen refuse the file
+    other layouts: they are left to mutagen, and so is anything that would make mutagen refuse the file
     (no framing bit after Vorbis comments, a zero sample rate, an unknown Opus version).
     """
     ident_magic, comment_magic = _OGG_HEADERS[kind]
     flags, serial, _, lacing, start = _ogg_page(buf, 0)
     # One whole packet: lacing values of 255 continue it, the first smaller one ends it.
     if not flags & 0x02 or len(lacing) - len(lacing.lstrip(b"\xff")) != len(lacing) - 1:
-        raise Unusual("the first page holds no single whole packet, or begins no stream")
+        raise LeaveToLibrary("the first page holds no single whole packet, or begins no stream")
     ident = bytes(buf[start : start + sum(lacing)])
     if not ident.startswith(ident_magic) or int.from_bytes(buf[6:14], "little", signed=True) == -1:
         # mutagen refuses a stream none of whose pages has a granule position (-1 is none); the
         # first page's (0 in real files) is one.
-        raise Unusual("an unexpected identification header")
+        raise LeaveToLibrary("an unexpected identification header")
     if kind == "ogg" and (len(ident) < 28 or not _u32le(ident, 12)):
-        raise Unusual("a Vorbis identification header mutagen refuses")  # too short, or 0 Hz
+        raise LeaveToLibrary("a Vorbis identification header mutagen refuses")  # too short, or 0 Hz
     if kind == "opus" and (len(ident) < 19 or ident[8] >> 4):
-        raise Unusual("an Opus identification header mutagen refuses")  # too short, or version
+        raise LeaveToLibrary("an Opus identification header mutagen refuses")  # too short, or version
     pos = start + sum(lacing)
     parts: list[bytes] = []
     size, sequence = 0, -1
     while True:  # every page but the last adds 255 bytes or more: bounded by MAX_OGG_PACKET
         if pos >= len(buf):
-            raise Unusual("the comment header is cut off")
+            raise LeaveToLibrary("the comment header is cut off")
         flags, page_serial, page_sequence, lacing, start = _ogg_page(buf, pos)
         if (page_serial != serial or flags & 0x02 or bool(flags & 0x01) != bool(parts) or not lacing
                 or (parts and page_sequence != sequence + 1)):
-            raise Unusual("the comment header's pages are not one plain sequence of one stream")
+            raise LeaveToLibrary("the comment header's pages are not one plain sequence of one stream")
         sequence = page_sequence
         whole = len(lacing) - len(lacing.lstrip(b"\xff"))  # segments of 255 before the packet ends
         length = 255 * whole + (lacing[whole] if whole < len(lacing) else 0)
         size += length
         if size > MAX_OGG_PACKET:
-            raise Unusual("a comment header larger than we put together")
+            raise LeaveToLibrary("a comment header larger than we put together")
         parts.append(bytes(buf[start : start + length]))
         if whole < len(lacing):
             break
         pos = start + length
     packet = b"".join(parts)
     if not packet.startswith(comment_magic):
-        raise Unusual("no comment header after the identification header")
+        raise LeaveToLibrary("no comment header after the identification header")
     body = packet[len(comment_magic) :]
     comments, end = _comments(body, _OGG_WHAT[kind])
     # Vorbis ends the comments with a framing bit, which mutagen requires; Opus has none, and
     # both may be followed by padding (or, in Opus, other data), which mutagen ignores.
     if kind == "ogg" and not (end < len(body) and body[end] & 0x01):
-        raise Unusual("no framing bit")
+        raise LeaveToLibrary("no framing bit")
     return comments
 
 
@@ -546,7 +542,7 @@ def ogg_comments(buf: Buffer, kind: str) -> list[tuple[str, str]]:
 # track's header and sample description (_check_stream_info), the Nero chapters (_check_chapters),
 # and every ilst item (some of its item parsers fail on short data instead of dropping the item).
 # The checks below let our reader answer only where mutagen would succeed; anything else is
-# Unusual, and mutagen fails (or reads) the file as before.
+# LeaveToLibrary, and mutagen fails (or reads) the file as before.
 
 #: The atoms mutagen's ``Atoms`` descends into wherever they are (``mutagen.mp4._atom._CONTAINERS``).
 MP4_CONTAINERS = frozenset((b"moov", b"udta", b"trak", b"mdia", b"meta", b"ilst", b"stbl", b"minf", b"moof", b"traf"))
@@ -580,7 +576,7 @@ def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> 
     """The atoms in buf[start:end] and, below them, every container's children, as mutagen's
     ``Atom`` reads them (``depth`` 0: the top level); each level walked by carriers/bmff.py.
 
-    Unusual unless the children fill each container exactly with sizes mutagen accepts. mutagen
+    LeaveToLibrary unless the children fill each container exactly with sizes mutagen accepts. mutagen
     reads a child that runs past its parent and carries on behind it, or fails on a size of 0
     below the top level, under 8, or (64-bit) under 16; it ignores fewer than 8 bytes at the end
     of the file. These policies copy mutagen on purpose, so that this reader answers only where
@@ -591,11 +587,11 @@ def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> 
         for box in bmff.boxes(buf, start, end, what="MP4", open_ended=not depth, tail="error" if depth else "ignore"):
             budget[0] -= 1
             if budget[0] < 0:
-                raise Unusual("too many atoms")
+                raise LeaveToLibrary("too many atoms")
             atom = _Atom(box.type, box.start, box.payload, box.end)
             if atom.name in MP4_CONTAINERS:
                 if depth == MAX_MP4_DEPTH:
-                    raise Unusual("atoms nested too deep")
+                    raise LeaveToLibrary("atoms nested too deep")
                 first = box.payload
                 if atom.name == b"meta" and bmff.quicktime_meta(buf, box):
                     # QuickTime's meta (moov/meta with Apple's keys, as iPhones and ExifTool write
@@ -608,12 +604,12 @@ def _atoms(buf: Buffer, start: int, end: int, depth: int, budget: list[int]) -> 
                     # ISO's meta is a full box: version and flags (zero) before the children.
                     version, flags = bmff.full_box(buf, box, "MP4")
                     if version or flags:
-                        raise Unusual("a meta atom with flags")
+                        raise LeaveToLibrary("a meta atom with flags")
                     first += 4
                 atom.children = _atoms(buf, first, atom.end, depth + 1, budget)
             found.append(atom)
     except MalformedFile as exc:  # a size mutagen refuses or misreads (see above)
-        raise Unusual(str(exc)) from None
+        raise LeaveToLibrary(str(exc)) from None
     return found
 
 
@@ -632,7 +628,7 @@ def mp4_items(buf: Buffer) -> MP4Items | None:
     top = _atoms(buf, 0, len(buf), 0, [MAX_MP4_ATOMS])
     moov = _first(top, b"moov")
     if moov is None:
-        raise Unusual("no moov atom")
+        raise LeaveToLibrary("no moov atom")
     _check_stream_info(buf, moov)
     udta = _first(moov.children, b"udta")
     meta = _first(udta.children, b"meta") if udta is not None else None
@@ -649,7 +645,7 @@ def _items(buf: Buffer, ilst: _Atom) -> MP4Items:
     items = MP4Items()
     for atom in ilst.children or ():
         if atom.payload - atom.start != 8:
-            raise Unusual("an ilst item with a 64-bit size")  # mutagen reads its data 8 bytes short
+            raise LeaveToLibrary("an ilst item with a 64-bit size")  # mutagen reads its data 8 bytes short
         data = _payload(buf, atom)
         if atom.name == b"----":
             key, values = _freeform(data)
@@ -659,7 +655,7 @@ def _items(buf: Buffer, ilst: _Atom) -> MP4Items:
         elif atom.name in (b"trkn", b"disk"):
             # mutagen unpacks six bytes of each data atom of these without looking, and fails on fewer.
             if any(len(value) < 6 for _, value in _data_atoms(data)[0]):
-                raise Unusual("a short track or disc number")
+                raise LeaveToLibrary("a short track or disc number")
         elif atom.name == b"covr":
             _check_cover(data)
         # mutagen's other item parsers drop an item they cannot read, which is all we need of them.
@@ -677,14 +673,14 @@ def _freeform(data: bytes) -> tuple[str, list[bytes]]:
     name_end = mean_end + _u32(data, mean_end)
     if (data[4:8] != b"mean" or data[mean_end + 4 : mean_end + 8] != b"name" or mean_end < 12
             or name_end < mean_end + 12 or name_end > len(data)):
-        raise Unusual("a freeform item without mean and name")
+        raise LeaveToLibrary("a freeform item without mean and name")
     key = (b"----:" + data[12:mean_end] + b":" + data[mean_end + 12 : name_end]).decode("latin-1")
     values = []
     pos = name_end
     while pos < len(data):
         length = _u32(data, pos)
         if data[pos + 4 : pos + 8] != b"data" or length < 16 or pos + length > len(data):
-            raise Unusual("a broken data atom in a freeform item")
+            raise LeaveToLibrary("a broken data atom in a freeform item")
         values.append(data[pos + 16 : pos + length])  # after type (version, flags) and locale
         pos += length
     return key, values
@@ -722,7 +718,7 @@ def _check_cover(data: bytes) -> None:
     pos = 0
     while pos < len(data):
         if len(data) - pos < 12:
-            raise Unusual("a cut-off atom in covr")
+            raise LeaveToLibrary("a cut-off atom in covr")
         length, kind = _u32(data, pos), data[pos + 4 : pos + 8]
         if kind == b"name" and length == 0:
             raise MalformedFile("MP4: the covr item holds a 'name' atom of size 0 (mutagen would loop forever on it)")
@@ -750,25 +746,25 @@ def _audio_track(moov: _Atom, buf: Buffer) -> _Atom | None:
         mdia = _first(trak.children, b"mdia")
         hdlr = _first(mdia.children, b"hdlr") if mdia is not None else None
         if mdia is None or hdlr is None:
-            raise Unusual("a track without a handler")
+            raise LeaveToLibrary("a track without a handler")
         if _payload(buf, hdlr)[8:12] == b"soun":
             return mdia
     return None
 
 
 def _check_stream_info(buf: Buffer, moov: _Atom) -> None:
-    """Unusual where mutagen's ``MP4Info`` would fail: it reads the first audio track's media
+    """LeaveToLibrary where mutagen's ``MP4Info`` would fail: it reads the first audio track's media
     header and sample description, or without an audio track the movie header."""
     mdia = _audio_track(moov, buf)
     if mdia is None:
         mvhd = _first(moov.children, b"mvhd")
         if mvhd is not None and not _movie_header_ok(_payload(buf, mvhd), other_versions=True):
-            raise Unusual("a movie header mutagen refuses")
+            raise LeaveToLibrary("a movie header mutagen refuses")
         return
     mdhd = _first(mdia.children, b"mdhd")
     data = _payload(buf, mdhd) if mdhd is not None else b""
     if len(data) < 4 or data[0] not in (0, 1) or len(data) < (20 if data[0] == 0 else 32):
-        raise Unusual("a media header mutagen refuses")
+        raise LeaveToLibrary("a media header mutagen refuses")
     minf = _first(mdia.children, b"minf")
     stbl = _first(minf.children, b"stbl") if minf is not None else None
     stsd = _first(stbl.children, b"stsd") if stbl is not None else None
@@ -776,7 +772,7 @@ def _check_stream_info(buf: Buffer, moov: _Atom) -> None:
         return  # mutagen reads no sample description then
     data = _payload(buf, stsd)
     if len(data) < 8 or data[0] != 0:
-        raise Unusual("a sample description mutagen refuses")
+        raise LeaveToLibrary("a sample description mutagen refuses")
     if _u32(data, 4):  # the number of entries: mutagen reads the first
         _check_sample_entry(data[8:])
 
@@ -790,19 +786,19 @@ def _check_sample_entry(data: bytes) -> None:
     if (len(data) < 8 or size in (0, 1) or codec in MP4_CONTAINERS or size < 8 + 28 + 8 or size > len(data)
             or extra_size in (0, 1) or extra_name in MP4_CONTAINERS or extra_size < 8):
         # Sizes 0 and 1 (to the end, 64-bit) and containers mutagen reads well enough; not worth imitating.
-        raise Unusual("a sample entry mutagen refuses or reads differently")
+        raise LeaveToLibrary("a sample entry mutagen refuses or reads differently")
     config = extra[8:extra_size]
     read = extra_size <= len(extra)  # mutagen reads the atom only for the codecs below
     if codec == b"mp4a" and extra_name == b"esds":
         if not read or len(config) < 4 or config[0] != 0:
-            raise Unusual("an esds atom mutagen refuses")
+            raise LeaveToLibrary("an esds atom mutagen refuses")
         _check_esds(_Bits(config[4:]))
     elif codec == b"alac" and extra_name == b"alac":
         # version 0; then 4 bytes, the compatible version (others end the reading), 19 bytes more
         if not read or len(config) < 9 or config[0] != 0 or (config[8] == 0 and len(config) < 28):
-            raise Unusual("an ALAC cookie mutagen refuses")
+            raise LeaveToLibrary("an ALAC cookie mutagen refuses")
     elif codec == b"ac-3" and extra_name == b"dac3" and (not read or len(config) < 3):
-        raise Unusual("a dac3 atom mutagen refuses")
+        raise LeaveToLibrary("a dac3 atom mutagen refuses")
 
 
 class _Bits:
@@ -815,7 +811,7 @@ class _Bits:
     def _end(self, count: int) -> int:
         end = self.pos + count
         if count and (end + 7) // 8 > len(self.data):
-            raise Unusual("mutagen runs out of data decoding the esds atom")
+            raise LeaveToLibrary("mutagen runs out of data decoding the esds atom")
         self.pos = end
         return end
 
@@ -842,10 +838,10 @@ def _check_esds(r: _Bits) -> None:
             value = value << 7 | byte & 0x7F
             if not byte & 0x80:
                 return value
-        raise Unusual("an invalid descriptor length")
+        raise LeaveToLibrary("an invalid descriptor length")
 
     if r.bits(8) != 3:
-        raise Unusual("no ES descriptor")
+        raise LeaveToLibrary("no ES descriptor")
     length()
     r.bits(16)  # ES_ID
     depends, url, ocr = r.bits(1), r.bits(1), r.bits(1)
@@ -857,7 +853,7 @@ def _check_esds(r: _Bits) -> None:
     if ocr:
         r.bits(16)
     if r.bits(8) != 4:
-        raise Unusual("no decoder config descriptor")
+        raise LeaveToLibrary("no decoder config descriptor")
     config_length = length()
     object_type, stream_type = r.bits(8), r.bits(6)
     r.bits(1 + 1 + 24 + 32 + 32)
@@ -895,7 +891,7 @@ def _check_audio_config(r: _Bits, length: int) -> None:
         r.skip(14)
     extension_flag = r.bits(1)
     if not channels:
-        raise Unusual("an AAC program config element")  # mutagen decodes it; rare
+        raise LeaveToLibrary("an AAC program config element")  # mutagen decodes it; rare
     if kind in (6, 20):
         r.skip(3)
     if extension_flag:
@@ -923,16 +919,16 @@ def _check_chapters(mvhd: bytes, chpl: bytes) -> None:
     """mutagen reads Nero chapters (moov/udta/chpl) with the movie header's time scale, and
     refuses the file if either is short, the time scale 0 or a title not UTF-8."""
     if not _movie_header_ok(mvhd, other_versions=False):
-        raise Unusual("a movie header mutagen refuses")
+        raise LeaveToLibrary("a movie header mutagen refuses")
     if len(chpl) < 9:
-        raise Unusual("a chapter list mutagen refuses")
+        raise LeaveToLibrary("a chapter list mutagen refuses")
     pos = 9
     for _ in range(chpl[8]):
         if len(chpl) < pos + 9:
-            raise Unusual("a chapter list mutagen refuses")
+            raise LeaveToLibrary("a chapter list mutagen refuses")
         title_end = pos + 9 + chpl[pos + 8]  # a start time of 8 bytes, a title of a counted length
         try:
             chpl[pos + 9 : title_end].decode("utf-8")
         except UnicodeDecodeError:
-            raise Unusual("a chapter title mutagen refuses") from None
+            raise LeaveToLibrary("a chapter title mutagen refuses") from None
         pos = title_end

@@ -13,6 +13,7 @@ IPTC, ICC and the rest keep their exact bytes.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -251,3 +252,48 @@ def splice(buf: Buffer, remove: Iterable[Segment], at: int, insert: bytes) -> by
     ``at`` is a segment boundary of the original; every byte not removed is copied unchanged.
     """
     return _splice(buf, ((s.start, s.end) for s in remove), at, insert)
+
+
+# A marker inside or after entropy-coded data: FF followed by neither a stuffed 00, a restart
+# marker (part of the data), nor another FF (a fill byte).
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# Segments a decoder reads: SOFn, DHT, DAC (C0-CF), DNL, DQT, DRI; and SOS, handled apart.
+_CODED = frozenset(range(0xC0, 0xD0)) | {0xDB, 0xDC, 0xDD}
+APP14 = 0xEE
+
+
+def _decodes(buf: Buffer, seg: Segment) -> bool:
+    # Adobe's APP14 holds the colour transform (YCbCr or not): it changes the pixels.
+    return seg.marker in _CODED or seg.marker == SOS or (seg.marker == APP14 and _starts(buf, seg, b"Adobe"))
+
+
+def coded_ranges(buf: Buffer) -> list[tuple[int, int]]:
+    """Byte ranges of what decoding the first image reads: frame header, tables, scan headers and
+    their entropy-coded data (restart markers included), Adobe's colour transform; no metadata
+    (APPn, COM), nothing after the image's EOI (an MPO's other images). Metadata editors leave
+    these bytes alone, so they identify the coded picture. Raises MalformedFile."""
+    layout = walk(buf)
+    last = layout.segments[-1]
+    if last.marker != SOS:
+        raise MalformedFile("JPEG: no image (a tables-only stream)")
+    ranges = [(seg.marker_pos, seg.end) for seg in layout.segments if _decodes(buf, seg)]
+    pos, n = last.end, len(buf)
+    for _ in range(MAX_SEGMENTS):
+        found = _MARKER.search(buf, pos)
+        if found is None:
+            raise MalformedFile("truncated JPEG: no end-of-image marker")
+        at = found.start()
+        if at > pos:  # entropy-coded data (none between two segments)
+            ranges.append((pos, at))
+        marker = buf[at + 1]
+        if marker == EOI:
+            return ranges
+        if at + 4 > n:
+            raise MalformedFile(f"truncated JPEG: marker at offset {at} has no length")
+        end = at + 2 + int.from_bytes(buf[at + 2 : at + 4], "big")
+        if end > n or end < at + 4:
+            raise MalformedFile(f"JPEG: segment at offset {at} overruns the file or has an invalid length")
+        if _decodes(buf, Segment(marker, at, at, end)):
+            ranges.append((at, end))
+        pos = end
+    raise MalformedFile(f"JPEG: more than {MAX_SEGMENTS} segments after the start of scan")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import xmp
-from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from ..log import fell_back
 from ..model import Assertion
 from ..report import CarrierReport
@@ -181,17 +181,17 @@ def _fast_text(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return value  # a name, "/" included, as str(NameObject) gives it
-    raise pdfobjects.Unsure  # pypdf's str() of reals, booleans, arrays... is its own
+    raise LeaveToLibrary  # pypdf's str() of reals, booleans, arrays... is its own
 
 
 def _fast_found(pdf: pdfobjects.Reader) -> _Found:
-    """What _read_pypdf finds, as far as pdfobjects can tell; raises Unsure elsewhere."""
+    """What _read_pypdf finds, as far as pdfobjects can tell; raises LeaveToLibrary elsewhere."""
     if "/Encrypt" in pdf.trailer:
-        raise pdfobjects.Unsure  # pypdf decrypts, with a password or without
+        raise LeaveToLibrary  # pypdf decrypts, with a password or without
     root = pdf.trailer.get("/Root")
     catalog = pdf.get(root) if isinstance(root, pdfobjects.Ref) else None
     if not isinstance(catalog, dict) or catalog.get("/Type") != "/Catalog":
-        raise pdfobjects.Unsure  # pypdf searches the file for a catalog
+        raise LeaveToLibrary  # pypdf searches the file for a catalog
     found = _Found()
     if "/Metadata" in catalog:
         ref = catalog["/Metadata"]
@@ -209,7 +209,7 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
     if "/Info" in pdf.trailer:
         info = pdf.resolve(pdf.trailer["/Info"])
         if isinstance(info, pdfobjects.Stream):
-            raise pdfobjects.Unsure  # a stream is a dictionary to pypdf
+            raise LeaveToLibrary  # a stream is a dictionary to pypdf
         if isinstance(info, dict):
             found.info_values = {key[1:]: _fast_text(pdf.resolve(info[key])) for key in INFO_KEYS if key in info}
     return found
@@ -220,8 +220,8 @@ def _read_fast(buf: Any) -> _Found | None:
     try:
         return _fast_found(pdfobjects.Reader(buf))
     except Exception as exc:
-        # Unsure, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
-        fell_back("the fast PDF reader", "pypdf", exc, expected=(pdfobjects.Unsure,))
+        # LeaveToLibrary, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
+        fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
 
 

@@ -9,10 +9,10 @@ for and parses only those (and the object streams holding them).
 It must give exactly what pypdf gives (tests/test_pdf_fast.py compares the two), so it is
 narrow on purpose: wherever pypdf would repair, guess or warn — a wrong offset, a free or missing
 object, an unusual filter, encryption, a comment between tokens, a /Prev loop — it raises
-``Unsure`` and the caller reads the file with pypdf. Its tokenizer follows pypdf's rules (where a
+``LeaveToLibrary`` and the caller reads the file with pypdf. Its tokenizer follows pypdf's rules (where a
 number or a name ends, what makes a reference), and so does its merging of incremental updates
 (per generation, the first offset met reading newest first); where pypdf departs from the
-standard there (a free entry in a newer section does not hide an older object), it is Unsure.
+standard there (a free entry in a newer section does not hide an older object), it is left to pypdf.
 
 Hostile input: every offset is checked against the buffer; inflation, tokens, nesting depth,
 cross-reference sections and entries are bounded; the buffer (bytes or a read-only mmap) is only
@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import LeaveToLibrary
+
 Buffer = bytes | mmap.mmap
 
 MAX_SECTIONS = 100  # cross-reference sections (incremental updates) followed
@@ -42,7 +44,7 @@ MAX_COLUMNS = 250_000  # pypdf's limit for predictor columns
 MAX_STRING = 1024 * 1024  # one string object
 
 # The whitespace this reader accepts between tokens. pypdf also skips NUL in most places, and
-# vertical tab in some: any such byte stops this reader (Unsure), which is always safe.
+# vertical tab in some: any such byte stops this reader (LeaveToLibrary), which is always safe.
 _SPACE = re.compile(rb"[\t\n\f\r ]*")
 # pypdf's own set, used where its exact reach decides the outcome (is "stream" next?).
 _PYPDF_SPACE = re.compile(rb"[\x00\t\n\f\r ]*")
@@ -78,11 +80,7 @@ _ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord(
 _ESCAPES.update({c: c for c in b"()/\\ %<>[]#_&$"})
 
 
-class Unsure(Exception):
-    """This file needs a reader that repairs and guesses as pypdf does; read it with pypdf."""
-
-
-class TooLarge(Unsure):
+class TooLarge(LeaveToLibrary):
     """A stream inflates to more than the caller's limit (for structure streams: read with pypdf)."""
 
 
@@ -158,17 +156,17 @@ class _Parser:
         reader = self.reader
         reader.budget -= 1
         if reader.budget < 0:
-            raise Unsure
+            raise LeaveToLibrary
         token = _TOKEN.match(self.buf, pos)
         if token is None:
-            raise Unsure  # a comment, "endobj" where a value belongs, or garbage
+            raise LeaveToLibrary  # a comment, "endobj" where a value belongs, or garbage
         kind = token.lastindex
         if kind == 1:
             return self.name(token), token.end()
         if kind == 3:
             # pypdf sees "N G R" only when it fits its 20-byte look-ahead with a byte after it.
             if token.end() - token.start(2) >= 20 or token.end() >= self.end:
-                raise Unsure
+                raise LeaveToLibrary
             return Ref(int(token[2]), int(token[3])), token.end()
         if kind == 4:
             return self.number(token), token.end()
@@ -184,33 +182,33 @@ class _Parser:
                 return self.hex_string(token.start(5))
             if word in _KEYWORDS:
                 return _KEYWORDS[word], token.end()
-        raise Unsure  # ">>" or "]" where a value belongs
+        raise LeaveToLibrary  # ">>" or "]" where a value belongs
 
     def name(self, token: re.Match[bytes]) -> str:
         if token.end() < self.end and self.buf[token.end()] not in _NAME_END:
-            raise Unsure  # a byte pypdf would take into the name and this reader does not
+            raise LeaveToLibrary  # a byte pypdf would take into the name and this reader does not
         raw = token[1][1:]
         if len(raw) > 4000:
-            raise Unsure  # pypdf cuts long names
+            raise LeaveToLibrary  # pypdf cuts long names
         if b"#" in raw:
             raw = _NAME_ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), raw)
         try:
             return "/" + raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise Unsure from None  # pypdf tries further encodings
+            raise LeaveToLibrary from None  # pypdf tries further encodings
 
     def number(self, token: re.Match[bytes]) -> int | float:
         start = token.start(4)
         # A number token as long as pypdf's look-ahead, or a reference by pypdf's looser
         # pattern (a sign, a vertical tab), is read differently by pypdf.
         if token.end() - start >= 20 or _PYPDF_REF.match(self.buf, start, min(start + 20, self.end)):
-            raise Unsure
+            raise LeaveToLibrary
         text = token[4]
         if _INT.fullmatch(text):
             return int(text)
         if _REAL.fullmatch(text):
             return float(text)
-        raise Unsure
+        raise LeaveToLibrary
 
     def literal_string(self, pos: int) -> tuple[bytes, int]:
         # pypdf's reading, quirks included: an unknown escape keeps its backslash, an octal
@@ -222,7 +220,7 @@ class _Parser:
             self.reader.budget -= 1
             found = _STRING_SPECIAL.search(buf, i, limit)
             if found is None or self.reader.budget < 0:
-                raise Unsure
+                raise LeaveToLibrary
             j = found.start()
             out += buf[i:j]
             c = buf[j]
@@ -239,7 +237,7 @@ class _Parser:
                 i = j + 1
                 continue
             if j + 1 >= limit:
-                raise Unsure
+                raise LeaveToLibrary
             e = buf[j + 1]
             if e in _ESCAPES:
                 out.append(_ESCAPES[e])
@@ -249,7 +247,7 @@ class _Parser:
                 while k < j + 4 and k < limit and 0x30 <= buf[k] <= 0x37:
                     k += 1
                 if k >= limit:
-                    raise Unsure
+                    raise LeaveToLibrary
                 code = int(buf[j + 1:k], 8)
                 if code > 255:
                     out.append(0x5C)
@@ -268,17 +266,17 @@ class _Parser:
     def hex_string(self, pos: int) -> tuple[bytes, int]:
         close = self.buf.find(b">", pos + 1, pos + 1 + 2 * MAX_STRING)
         if close < 0:
-            raise Unsure
+            raise LeaveToLibrary
         digits = bytes(self.buf[pos + 1:close]).translate(None, b"\x00\t\n\f\r ")
         if not _HEX_DIGITS.fullmatch(digits):
-            raise Unsure
+            raise LeaveToLibrary
         if len(digits) % 2:
             digits += b"0"
         return bytes.fromhex(digits.decode("ascii")), close + 1
 
     def array(self, pos: int, depth: int) -> tuple[list[Any], int]:
         if depth >= MAX_DEPTH:
-            raise Unsure
+            raise LeaveToLibrary
         items: list[Any] = []
         while True:
             close = _CLOSE_ARRAY.match(self.buf, pos)
@@ -289,26 +287,26 @@ class _Parser:
 
     def dictionary(self, pos: int, depth: int) -> tuple[Any, int]:
         if depth >= MAX_DEPTH:
-            raise Unsure
+            raise LeaveToLibrary
         entries: dict[str, Any] = {}
         while True:
             token = _TOKEN.match(self.buf, pos)
             if token is None:
-                raise Unsure
+                raise LeaveToLibrary
             if token.lastindex == 5 and token[5] == b">>":
                 pos = token.end()
                 break
             if token.lastindex != 1:
-                raise Unsure
+                raise LeaveToLibrary
             key = self.name(token)
             if key in entries:
-                raise Unsure  # pypdf keeps the first and warns
+                raise LeaveToLibrary  # pypdf keeps the first and warns
             entries[key], pos = self.value(token.end(), depth + 1)
         # pypdf takes any dictionary followed by the keyword "stream" for a stream.
         after = _PYPDF_SPACE.match(self.buf, pos)
         if after is not None and self.buf[after.end():after.end() + 6] == b"stream":
             if depth > 0 or not self.streams:
-                raise Unsure
+                raise LeaveToLibrary
             return self.stream(entries, after.end() + 6)
         return entries, pos
 
@@ -322,16 +320,16 @@ class _Parser:
         elif eol[:1] == b"\r":
             pos += 2 if eol == b"\r\n" else 1
         else:
-            raise Unsure
+            raise LeaveToLibrary
         length = entries.get("/Length")
         if isinstance(length, Ref):
             length = self.reader.get(length)
         if type(length) is not int or not 0 <= length <= MAX_DECLARED or pos + length > self.end:
-            raise Unsure  # pypdf would search for "endstream" or refuse the length
+            raise LeaveToLibrary  # pypdf would search for "endstream" or refuse the length
         after = _PYPDF_SPACE.match(self.buf, pos + length)
         assert after is not None
         if self.buf[after.end():after.end() + 9] != b"endstream":
-            raise Unsure
+            raise LeaveToLibrary
         return Stream(entries, pos, pos + length), after.end() + 9
 
 
@@ -388,7 +386,7 @@ class _Located:
 
 
 class Reader:
-    """The objects of one PDF; any method may raise ``Unsure``."""
+    """The objects of one PDF; any method may raise ``LeaveToLibrary``."""
 
     def __init__(self, buf: Buffer):
         self.buf, self.size = buf, len(buf)
@@ -410,18 +408,18 @@ class Reader:
     def _startxref(self) -> int:
         tail = _TAIL.search(self.buf, max(0, self.size - 1024))
         if tail is None:
-            raise Unsure  # no plain "startxref N %%EOF" at the very end: pypdf recovers
+            raise LeaveToLibrary  # no plain "startxref N %%EOF" at the very end: pypdf recovers
         offset = int(tail[1])
         # pypdf rebuilds the cross-reference data unless the offset is preceded by whitespace
         # and lands on "xref" or an "N G obj" header (its _get_xref_issues).
         if not 0 < offset < self.size or self.buf[offset - 1] not in b"\r\n \t":
-            raise Unsure
+            raise LeaveToLibrary
         if self.buf[offset:offset + 4] != b"xref":
             i = offset + 4
             while i < self.size and self.buf[i] in b"0123456789 \t":
                 i += 1
             if bytes(self.buf[i:i + 3]).lower() != b"obj":
-                raise Unsure
+                raise LeaveToLibrary
         return offset
 
     def _read_chain(self) -> None:
@@ -430,10 +428,10 @@ class Reader:
         table_not_at_zero = False
         while offset is not None:
             if offset in seen or len(seen) >= MAX_SECTIONS:
-                raise Unsure  # pypdf stops quietly at a loop
+                raise LeaveToLibrary  # pypdf stops quietly at a loop
             seen.add(offset)
             if offset >= self.size:
-                raise Unsure
+                raise LeaveToLibrary
             if self.buf[offset] in b"\r\n":
                 offset += 1
             kind = self.buf[offset:offset + 1]
@@ -446,10 +444,10 @@ class Reader:
                     if key in stream.dictionary and key not in self.trailer:
                         self.trailer[key] = stream.dictionary[key]
                 if "/XRefStm" in stream.dictionary:
-                    raise Unsure
+                    raise LeaveToLibrary
                 offset = self._prev(stream.dictionary)
             else:
-                raise Unsure  # pypdf looks for the section nearby
+                raise LeaveToLibrary  # pypdf looks for the section nearby
         if table_not_at_zero:
             self._check_every_header()
 
@@ -459,32 +457,32 @@ class Reader:
             return None
         prev = entries["/Prev"]
         if type(prev) is not int or prev <= 0:
-            raise Unsure  # pypdf treats /Prev 0 as none, and resolves references
+            raise LeaveToLibrary  # pypdf treats /Prev 0 as none, and resolves references
         return prev
 
     def _read_table(self, pos: int) -> tuple[int | None, bool]:
         if self.buf[pos:pos + 4] != b"xref":
-            raise Unsure
+            raise LeaveToLibrary
         pos = self._parser.skip(pos + 4)
         subsections: list[tuple[int, int, int]] = []
         while True:
             head = _SUBSECTION.match(self.buf, pos)
             if head is None:
-                raise Unsure
+                raise LeaveToLibrary
             first, count = int(head[1]), int(head[2])
             end = head.end() + 20 * count
             if end > self.size or not _ENTRIES.fullmatch(self.buf, head.end(), end):
-                raise Unsure  # pypdf realigns odd entries and looks objects up by itself
+                raise LeaveToLibrary  # pypdf realigns odd entries and looks objects up by itself
             self._entries += count
             if self._entries > MAX_ENTRIES:
-                raise Unsure
+                raise LeaveToLibrary
             subsections.append((first, count, head.end()))
             pos = self._parser.skip(end)
             if self.buf[pos:pos + 7] == b"trailer":
                 break
         trailer, _ = self._parser.value(pos + 7)
         if not isinstance(trailer, dict):
-            raise Unsure
+            raise LeaveToLibrary
         self._sections.append(_Section(subsections))
         for key, value in trailer.items():
             self.trailer.setdefault(key, value)
@@ -493,7 +491,7 @@ class Reader:
             # adds nothing to the trailer.
             at = trailer["/XRefStm"]
             if type(at) is not int or not 0 <= at < self.size:
-                raise Unsure
+                raise LeaveToLibrary
             self._read_xref_stream(at)
         # pypdf's object number correction starts when a table's first subsection is not 0.
         return self._prev(trailer), subsections[0][0] != 0
@@ -501,10 +499,10 @@ class Reader:
     def _read_xref_stream(self, pos: int) -> Stream:
         head = _HEADER.match(self.buf, pos)
         if head is None:
-            raise Unsure
+            raise LeaveToLibrary
         stream, _ = self._parser.value(head.end())
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
-            raise Unsure
+            raise LeaveToLibrary
         self._xref_streams.add((int(head[1]), int(head[2])))
         size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
         index = stream.dictionary.get("/Index", [0, size])
@@ -515,7 +513,7 @@ class Reader:
             or not isinstance(index, list) or len(index) % 2
             or not all(type(i) is int and i >= 0 for i in index)
         ):
-            raise Unsure
+            raise LeaveToLibrary
         data = self.decode(stream, MAX_STRUCTURE)
         subsections, row = [], 0
         for first, count in zip(index[::2], index[1::2], strict=True):
@@ -524,16 +522,16 @@ class Reader:
         # pypdf clamps counts the data cannot hold.
         width = sum(widths)
         if row * width > len(data):
-            raise Unsure
+            raise LeaveToLibrary
         # An entry of a type other than 0, 1 or 2 makes pypdf skip its other fields, and so
         # misread every entry after it.
         for k in range(widths[0]):
             allowed = b"\x00\x01\x02" if k == widths[0] - 1 else b"\x00"
             if data[k:row * width:width].translate(None, allowed):
-                raise Unsure
+                raise LeaveToLibrary
         self._entries += row
         if self._entries > MAX_ENTRIES:
-            raise Unsure
+            raise LeaveToLibrary
         self._sections.append(_Section(subsections, data, (widths[0], widths[1], widths[2])))
         return stream
 
@@ -548,10 +546,10 @@ class Reader:
                     continue
                 checked += 1
                 if checked > MAX_CHECKED:
-                    raise Unsure
+                    raise LeaveToLibrary
                 head = _HEADER.match(self.buf, offset)
                 if head is None or int(head[1]) != num:
-                    raise Unsure
+                    raise LeaveToLibrary
 
     def _locate(self, num: int) -> _Located:
         # pypdf reads sections newest first and keeps, per generation, the first offset it
@@ -581,9 +579,9 @@ class Reader:
         if ref in self._cache:
             return self._cache[ref]
         if not self._ready or (ref.num, ref.gen) in self._xref_streams or ref.gen == 65535:
-            raise Unsure
+            raise LeaveToLibrary
         if ref in self._resolving or len(self._resolving) >= 4:
-            raise Unsure
+            raise LeaveToLibrary
         self._resolving.append(ref)
         try:
             where = self._locate(ref.num)
@@ -592,7 +590,7 @@ class Reader:
             elif ref.gen in where.offsets and ref.gen not in where.freed:
                 obj = self._object_at(where.offsets[ref.gen], ref)
             else:
-                raise Unsure  # pypdf searches the whole file for "N G obj"
+                raise LeaveToLibrary  # pypdf searches the whole file for "N G obj"
         finally:
             self._resolving.pop()
         self._cache[ref] = obj
@@ -604,7 +602,7 @@ class Reader:
     def _object_at(self, offset: int, ref: Ref) -> Any:
         head = _HEADER.match(self.buf, offset) if 0 <= offset < self.size else None
         if head is None or (int(head[1]), int(head[2])) != (ref.num, ref.gen):
-            raise Unsure  # pypdf searches the file for the object instead
+            raise LeaveToLibrary  # pypdf searches the file for the object instead
         return self._parser.value(head.end())[0]
 
     def _from_object_stream(self, number: int, num: int) -> Any:
@@ -612,30 +610,30 @@ class Reader:
             self._object_streams[number] = self._read_object_stream(number)
         objects = self._object_streams[number]
         if num not in objects:
-            raise Unsure
+            raise LeaveToLibrary
         return objects[num]
 
     def _read_object_stream(self, number: int) -> dict[int, Any]:
         stream = self.get(Ref(number, 0))
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/ObjStm":
-            raise Unsure
+            raise LeaveToLibrary
         count, first = stream.dictionary.get("/N"), stream.dictionary.get("/First")
         if type(count) is not int or type(first) is not int:
-            raise Unsure
+            raise LeaveToLibrary
         data = self.decode(stream, MAX_STRUCTURE)
         if not 0 <= first <= len(data) or not 0 <= count <= len(data) // 3:
-            raise Unsure  # pypdf clamps or ignores such a stream
+            raise LeaveToLibrary  # pypdf clamps or ignores such a stream
         index: list[tuple[int, int]] = []
         pos = 0
         for _ in range(count):
             pair = _PAIR.match(data, pos, first)
             if pair is None:
-                raise Unsure
+                raise LeaveToLibrary
             index.append((int(pair[1]), first + int(pair[2])))
             pos = pair.end()
         starts = [start for _, start in index]
         if starts != sorted(set(starts)) or len({num for num, _ in index}) != count:
-            raise Unsure  # pypdf refuses decreasing offsets; a number listed twice is ambiguous
+            raise LeaveToLibrary  # pypdf refuses decreasing offsets; a number listed twice is ambiguous
         # pypdf parses every object of the stream when one is asked for, and fails on any it
         # cannot read: parsing them all here keeps that outcome the same.
         parser = _Parser(data, self, streams=False)
@@ -644,7 +642,7 @@ class Reader:
             stop = index[i + 1][1] if i + 1 < len(index) else len(data)
             value, end = parser.value(start)
             if end > stop or parser.skip(end) != stop:
-                raise Unsure
+                raise LeaveToLibrary
             objects[num] = value
         return objects
 
@@ -657,24 +655,24 @@ class Reader:
         if "/Filter" not in stream.dictionary:
             return raw
         if stream.dictionary["/Filter"] not in ("/FlateDecode", ["/FlateDecode"]):
-            raise Unsure
+            raise LeaveToLibrary
         params = stream.dictionary.get("/DecodeParms")
         if params is not None and not isinstance(params, dict):
-            raise Unsure
+            raise LeaveToLibrary
         if not raw:
             return raw  # pypdf does not decode empty data
         inflater = zlib.decompressobj()
         try:
             data = inflater.decompress(raw, limit)
         except zlib.error:
-            raise Unsure from None  # pypdf tries to recover what it can
+            raise LeaveToLibrary from None  # pypdf tries to recover what it can
         if inflater.unconsumed_tail:
             raise TooLarge
         predictor = (params or {}).get("/Predictor", 1)
         if predictor == 1 and type(predictor) is int:
             return data
         if type(predictor) is not int or not 10 <= predictor <= 15:
-            raise Unsure
+            raise LeaveToLibrary
         assert params is not None
         columns = params.get("/Columns", 1)
         colors, bits = params.get("/Colors", 1), params.get("/BitsPerComponent", 8)
@@ -682,7 +680,7 @@ class Reader:
             type(columns) is not int or not 1 <= columns <= MAX_COLUMNS
             or type(colors) is not int or colors != 1 or type(bits) is not int or bits != 8
         ):
-            raise Unsure  # one byte per pixel only
+            raise LeaveToLibrary  # one byte per pixel only
         return _unpredict(data, columns)
 
 
@@ -690,7 +688,7 @@ def _unpredict(data: bytes, columns: int) -> bytes:
     """PNG predictors, one byte per pixel, as pypdf applies them."""
     row = columns + 1
     if len(data) % row:
-        raise Unsure  # pypdf pads the last row
+        raise LeaveToLibrary  # pypdf pads the last row
     low, high = int.from_bytes(b"\x7f" * columns, "big"), int.from_bytes(b"\x80" * columns, "big")
     out = bytearray()
     prev, prev_int = bytes(columns), 0
@@ -716,7 +714,7 @@ def _unpredict(data: bytes, columns: int) -> bytes:
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
                 cur[i] = (cur[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
         elif kind != 0:
-            raise Unsure
+            raise LeaveToLibrary
         out += cur
         prev = bytes(cur)
         prev_int = int.from_bytes(prev, "big")

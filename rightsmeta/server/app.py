@@ -38,6 +38,8 @@ from . import jobs, openapi
 from .config import ServerConfig
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from .batches import Batches
 
 PROBLEM = "application/problem+json"
@@ -537,8 +539,17 @@ def create_app(config: ServerConfig) -> Starlette:
     return app
 
 
+def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> uvicorn.Config:
+    """The uvicorn settings of the service: its guarded protocol (rightsmeta/server/protocol.py)."""
+    import uvicorn
+
+    from .protocol import protocol
+
+    return uvicorn.Config(create_app(config), host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                          limit_concurrency=config.workers + config.backlog + 64, http=protocol(config.head_seconds))
+
+
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                limit_concurrency=config.workers + config.backlog + 64)
+    uvicorn.Server(uvicorn_config(config, host, port)).run()

@@ -125,7 +125,7 @@ def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: l
 
     assertion = Assertion.from_json(assertion_json)
     work_id = _exact_work_id(data) or assertion.work_id or str(uuid.uuid4())
-    ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt), assertion, carriers, id=work_id,
+    ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt, probes=False), assertion, carriers, id=work_id,
                               source=f"derived from {parent}" if parent else None))
     registry.record_file(ledger.path, work_id, data, fmt, manifest=manifest)
     return work_id
@@ -232,7 +232,7 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    found = essence(data, report.format)
+    found = essence(data, report.format, legacy=ledger.needs_legacy_hash(report.format))
     if found.hash is None and found.perceptual is None and not matches:
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in ledger.matches(found, limit=limit):

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from ..decide import NOTHING, Decision
 from ..errors import MalformedMetadata
-from ..model import AI_PURPOSES, Permission, Purpose, State
-from ..report import FileReport, states
+from ..model import AI_PURPOSES, Purpose, State
+from ..report import Decided, FileReport, states
 from ..vocab import Signal
 from ..webdecide import WebStatus, decide_web, embedded_signal, status
 from . import headers as _headers
@@ -69,7 +69,7 @@ class Site:
 
 
 @dataclass
-class WebReport:
+class WebReport(Decided):
     url: str
     final_url: str | None = None
     http_status: int | None = None
@@ -80,23 +80,9 @@ class WebReport:
     notes: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
 
-    @property
-    def permissions(self) -> dict[Purpose, Permission]:
-        return dict(self.decision.permissions)
-
-    @property
-    def conflicts(self) -> tuple[str, ...]:
-        return self.decision.conflicts
-
     def status(self, purposes: tuple[Purpose, ...] = AI_PURPOSES) -> WebStatus:
         """One answer for ``purposes`` together (default: the AI ones, as ``rightsmeta check``)."""
         return status(self.decision.effective, purposes, errors=bool(self.errors))
-
-    def may_use(self, purpose: Purpose, *, accept_constraints: bool = False) -> bool:
-        """Fails closed: a resource whose signals could not all be read is not to be used."""
-        if self.errors:
-            return False
-        return self.decision.may_use(purpose, accept_constraints=accept_constraints)
 
     def to_json(self, purposes: tuple[Purpose, ...] = AI_PURPOSES) -> dict[str, Any]:
         return {

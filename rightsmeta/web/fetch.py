@@ -5,9 +5,12 @@ sees a site's changed robots.txt) and the limits; it belongs to one event loop, 
 is shared between fetchers, so threads each running their own are independent.
 
 Every request has a total deadline (a server trickling one byte a second defeats a per-read
-timeout), bodies are read up to a cap and no further, redirects are followed up to a limit
-and the final URL's policies apply. RFC 9309: robots.txt 4xx means no rules; 5xx or no answer
-means the whole site is disallowed.
+timeout), and every URL one more over all its requests (robots.txt, each redirect hop, the
+body: eleven slow hops must not take eleven timeouts). Bodies are read up to a cap and no
+further, and the bodies held at once share one byte budget, so concurrency x cap is never
+resident (the budget counts each body once; joining its pieces briefly doubles it). Redirects
+are followed up to a limit and the final URL's policies apply. RFC 9309: robots.txt 4xx means
+no rules; 5xx or no answer means the whole site is disallowed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -39,6 +43,11 @@ class Limits:
     site_ttl: float = 3600.0  # seconds a fetched robots.txt / tdmrep.json is reused
     max_redirects: int = 10
     max_sites: int = 10_000  # origins kept in the cache
+    deadline: float = 30.0  # seconds per URL: its robots.txt, every redirect hop and the body together
+    # Bytes of bodies held at once by all checks (fetch_body), from the first byte read until the
+    # body is decided on; a body waits for room (never counted against its own timeout). Raised to
+    # body_cap when smaller, so one body always fits.
+    body_budget: int = 256 * 1024 * 1024
 
 
 class _TooLarge(Exception):
@@ -47,6 +56,54 @@ class _TooLarge(Exception):
 
 class _Undecodable(Exception):
     pass
+
+
+class _Budget:
+    """A byte budget shared by the checks of one fetcher, granted first come, first served
+    (a large body is not starved by a stream of small ones)."""
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, size: int) -> None:
+        if not self._waiting and size <= self.free:
+            self.free -= size
+            return
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except BaseException:  # cancelled (the URL's deadline): its grant, or its place, is given back
+            if entry[1].done() and not entry[1].cancelled():
+                self.give(size)
+            else:
+                self._waiting.remove(entry)
+                self.give(0)
+            raise
+
+    def give(self, size: int) -> None:
+        self.free += size
+        while self._waiting and self._waiting[0][0] <= self.free:
+            wanted, future = self._waiting.popleft()
+            self.free -= wanted
+            future.set_result(None)
+
+
+class _Held:
+    """The bytes one check holds of the budget: grown before a body is read, all given back at the end."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget, self.size = budget, 0
+
+    async def reserve(self, size: int) -> None:
+        if size > self.size:  # a redirect hop's body is dropped before the next is read: the largest counts
+            await self.budget.take(size - self.size)
+            self.size = size
+
+    def release(self) -> None:
+        self.budget.give(self.size)
+        self.size = 0
 
 
 def http_agent(agent: str) -> str:
@@ -71,15 +128,17 @@ class Fetcher:
         self.user_agent = user_agent
         self.limits = limits
         self._client: aiohttp.ClientSession | None = None
-        self._sites: dict[str, tuple[float, asyncio.Future[Site]]] = {}
+        self._sites: dict[str, tuple[float, asyncio.Task[Site]]] = {}
         self._slots = asyncio.Semaphore(max(1, limits.concurrency))
+        self._budget = _Budget(max(limits.body_budget, limits.body_cap))
         self._hosts: dict[str, tuple[asyncio.Lock, list[float]]] = {}
 
     async def __aenter__(self) -> Fetcher:
         self._client = aiohttp.ClientSession(
             # identity: a capped body must be the bytes as sent, and read() knows no gzip container
             headers={"User-Agent": http_agent(self.user_agent), "Accept-Encoding": "identity"},
-            timeout=aiohttp.ClientTimeout(total=self.limits.timeout),
+            # no timer of aiohttp's own: each request's is ours (asyncio.timeout), paused while a body waits for room
+            timeout=aiohttp.ClientTimeout(),
             connector=aiohttp.TCPConnector(limit=max(1, self.limits.concurrency)),
             trust_env=False,  # a check's answer must not depend on proxy variables of the shell
             auto_decompress=False,  # bodies are capped as sent: a small gzip must not inflate past the cap
@@ -87,6 +146,8 @@ class Fetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for _, task in self._sites.values():
+            task.cancel()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -109,14 +170,20 @@ class Fetcher:
                 await asyncio.sleep(wait)
             last[0] = time.monotonic()
 
-    async def _get(self, url: str, cap: int, *, truncate: bool, follow: bool = True) -> tuple[aiohttp.ClientResponse, bytes, bool]:
-        """GET within the deadline and the cap: (response, body, truncated)."""
+    async def _get(self, url: str, cap: int, *, truncate: bool, follow: bool = True,
+                   held: _Held | None = None) -> tuple[aiohttp.ClientResponse, bytes, bool]:
+        """GET within the deadline and the cap: (response, body, truncated). With ``held``, room for
+        the body is reserved in the fetcher's byte budget before it is read."""
         await self._polite(url)
-        async with self._slots, asyncio.timeout(self.limits.timeout):
+        async with self._slots, asyncio.timeout(self.limits.timeout) as timer:
             async with self.client.get(url, allow_redirects=follow, max_redirects=self.limits.max_redirects) as response:
                 declared = response.content_length
                 if not truncate and declared is not None and declared > cap:
                     raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
+                if held is not None:
+                    # A compressed body may inflate to the cap; one of unknown length may fill it.
+                    identity = response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+                    await _untimed(timer, held.reserve(declared if declared is not None and identity else cap))
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.content.iter_chunked(65536):
@@ -153,17 +220,17 @@ class Fetcher:
             self._sites = {k: v for k, v in self._sites.items() if v[0] > now}
             while len(self._sites) >= self.limits.max_sites:
                 self._sites.pop(next(iter(self._sites)))
-        future: asyncio.Future[Site] = asyncio.get_running_loop().create_future()
-        self._sites[origin] = (now + self.limits.site_ttl, future)
-        try:
-            site = await self._fetch_site(origin)
-        except BaseException as exc:  # cancelled: the next check fetches again
-            self._sites.pop(origin, None)
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        future.set_result(site)
-        return site
+        # A task of its own: a check that gives up waiting (its deadline) does not cancel the fetch
+        # the other checks of the origin wait for.
+        task = asyncio.ensure_future(self._fetch_site(origin))
+        self._sites[origin] = (now + self.limits.site_ttl, task)
+        task.add_done_callback(lambda done: self._forget(origin, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, origin: str, task: asyncio.Task[Site]) -> None:
+        """A site fetch that failed (a bug) or was cancelled is not cached: the next check fetches again."""
+        if (task.cancelled() or task.exception() is not None) and self._sites.get(origin, (0, None))[1] is task:
+            del self._sites[origin]
 
     async def _fetch_site(self, origin: str) -> Site:
         robots: bytes | None = None
@@ -200,16 +267,32 @@ class Fetcher:
         fetch_body: bool = False,
     ) -> WebReport:
         """Fetch what is missing, then decide. Never raises for the resource: errors are in the report."""
-        final, status = url, None
-        errors: list[str] = []
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
             return report
+        held, deadline = _Held(self._budget), asyncio.timeout(self.limits.deadline)
+        try:
+            async with deadline:
+                return await self._follow(url, headers, body, page, site, fetch_body, held)
+        except TimeoutError:
+            if not deadline.expired():  # each request's own timeout is reported inside
+                raise
+            report = WebReport(url, errors=[f"resource not fetched: no decision within the {self.limits.deadline:g}-second "
+                                            "deadline for this URL (robots.txt, redirects and body together)"])
+            report.unread.append("nothing was read in time")
+            return report
+        finally:
+            held.release()
+
+    async def _follow(self, url: str, headers: Headers | None, body: bytes | None, page: bytes | str | None,
+                      given: Site | None, fetch_body: bool, held: _Held) -> WebReport:
         if headers is not None and (body is not None or not fetch_body):
-            site = site if site is not None else await self.site(url)
-            return evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent)
-        given = site
+            return evaluate(url, headers=headers, body=body, page=page, user_agent=self.user_agent,
+                            site=given if given is not None else await self.site(url))
+        final, status = url, None
+        errors: list[str] = []
+        site = given
         try:
             # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
             # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
@@ -223,7 +306,7 @@ class Fetcher:
                     return report
                 data: bytes | None = None
                 if fetch_body and body is None:
-                    response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False)
+                    response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False, held=held)
                 else:
                     response = await self._head(final)
                 status = response.status
@@ -259,6 +342,18 @@ class Fetcher:
                           final_url=final, http_status=status)
         report.errors[:0] = errors
         return report
+
+
+async def _untimed(timer: asyncio.Timeout, waiting: Awaitable[None]) -> None:
+    """Await ``waiting`` with ``timer`` stopped: waiting for room in the budget is not the server's slowness."""
+    when = timer.when()
+    loop = asyncio.get_running_loop()
+    left = None if when is None else when - loop.time()
+    timer.reschedule(None)
+    try:
+        await waiting
+    finally:
+        timer.reschedule(None if left is None else loop.time() + left)
 
 
 def _decoded(response: aiohttp.ClientResponse, data: bytes, cap: int, truncate: bool) -> tuple[bytes, bool]:

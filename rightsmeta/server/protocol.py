@@ -1,0 +1,80 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with the two guards the service needs and uvicorn lacks.
+
+- A request head (request line and headers) must arrive within ``head_seconds`` of the
+  connection opening or of the previous response: uvicorn times out only an idle keep-alive
+  connection, and any byte restarts that, so a client sending a header byte every few seconds
+  (slowloris) held a connection, and a slot of ``limit_concurrency``, forever.
+- Beyond ``limit_concurrency`` (connections, or requests in progress) the answer is the
+  service's RFC 9457 problem document with Retry-After, not uvicorn's plain-text 503.
+
+The request body is not this module's business: the app caps its time (408) and size (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class GuardedH11(H11Protocol):
+    head_seconds = 10.0  # ServerConfig.head_seconds, through protocol()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit, self.limit_concurrency = self.limit_concurrency, None  # uvicorn's check is replaced by _limited
+        self.served = self.app
+        self.app = self._limited
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.head_for: object = None  # the cycle (request) that was current when the timer was set
+
+    async def _limited(self, scope: Any, receive: Any, send: Any) -> None:
+        # The same test uvicorn makes before it starts the request (this request's task is counted here).
+        if self.limit is not None and (len(self.connections) >= self.limit or len(self.tasks) > self.limit):
+            from .app import _problem_response
+
+            busy = _problem_response(503, "Busy", "the server has as many connections as it takes; retry later",
+                                     {"Retry-After": "5", "Connection": "close"}, scope.get("path"))
+            await busy(scope, receive, send)
+            return
+        await self.served(scope, receive, send)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.head_timer is not None and self.cycle is not self.head_for:  # a new request's head was parsed
+            self._head_arrived()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._await_head()
+
+    def _await_head(self) -> None:
+        self._head_arrived()
+        self.head_for = self.cycle
+        self.head_timer = self.loop.call_later(self.head_seconds, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self.head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol(head_seconds: float) -> type[GuardedH11]:
+    """The protocol class for one server (uvicorn takes a class; the setting rides on it)."""
+    return type("GuardedH11", (GuardedH11,), {"head_seconds": head_seconds})
