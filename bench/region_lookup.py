@@ -128,7 +128,7 @@ def recall(photos: int) -> None:
         return sum(x == y for x, y in zip(_bands(a), _bands(b), strict=True)) >= 2
 
     pairs: dict[int, list[int]] = {}  # distance bucket -> [pairs, keyed, banded]
-    nearest = []
+    nearest, found = [], [0, 0]  # found: copies with a keyed pair, with a banded pair
     for seed in range(photos):
         img = material.photo(seed, durability._size(seed))
         work = essence(material.jpeg(img, 90), "jpeg")
@@ -136,7 +136,7 @@ def recall(photos: int) -> None:
             copy = essence(material.handle(img, handling), "jpeg")
             if distance(work.perceptual, copy.perceptual) <= MATCH_THRESHOLD["image"]:
                 continue  # found by its whole code; the regions are not searched
-            near = 256
+            near, keyed_any, banded_any = 256, False, False
             for probe, a in copy.probes:
                 for name, b in work.regions:
                     d = (int(a, 16) ^ int(b, 16)).bit_count()
@@ -144,14 +144,17 @@ def recall(photos: int) -> None:
                         near = min(near, d)
                         counts = pairs.setdefault(d // 4 * 4, [0, 0, 0])
                         counts[0] += 1
-                        counts[1] += keyed(a, b)
-                        counts[2] += banded(a, b)
+                        k, b2 = keyed(a, b), banded(a, b)
+                        counts[1], counts[2] = counts[1] + k, counts[2] + b2
+                        keyed_any, banded_any = keyed_any or k, banded_any or b2
             nearest.append(near)
+            found[0], found[1] = found[0] + keyed_any, found[1] + banded_any
     print(f"{'bits':>7} {'pairs':>6} {'24-bit windows':>12} {'16-bit bands':>13}")
     for bucket, (n, k, b) in sorted(pairs.items()):
         print(f"{bucket:>3}-{bucket + 3:<3} {n:>6} {100 * k / n:11.1f} % {100 * b / n:12.1f} %")
     print(f"{len(nearest)} copies needed the regions; their nearest pair: at most {max(nearest)} bits "
-          f"(256 = none within the threshold: {nearest.count(256)})")
+          f"(256 = none within the threshold: {nearest.count(256)}); copies with a pair sharing a key: "
+          f"{found[0]} (24-bit windows), {found[1]} (16-bit bands)")
 
 
 def compare(old: Path, where: Path, queries: list[Essence], expected: list[str]) -> None:

@@ -390,11 +390,11 @@ def _masks(radius: int) -> list[int]:
 # holding the window's number above its bits), looked up exactly: a region code is a candidate
 # when one of its windows equals the probe's. Each flipped bit spoils at most two windows, so
 # every code within 9 bits of a probe is found, and real copies do far better: their differing
-# bits cluster, so of the true (probe, region) pairs of the bench's copies within 19 bits all
-# share a window, of those at 20-24 bits 95 % (``python bench/region_lookup.py --recall 40``;
-# schema 2's rule, two equal 16-bit bands: 100 %). Keys of 24 bits hold few codes by chance
-# (16 regions x works / 2^24: 0.1 at 100,000 works, 1 at 1M), so a probe costs 20 index seeks
-# reading about as many rows whatever the size of the ledger; schema 2's 16-bit bands read
+# bits cluster, so of the true (probe, region) pairs of the bench's copies all within 15 bits
+# share a window, 99 % at 16-19 and 96 % at 20-23, and every copy has such a pair
+# (``python bench/region_lookup.py --recall 40``; schema 2's rule, two equal 16-bit bands:
+# 98-100 %). Keys of 24 bits hold few codes by chance (16 regions x works / 2^24: 0.1 at
+# 100,000 works, 1 at 1M), so a probe costs 20 index seeks reading few rows; schema 2's 16-bit bands read
 # regions x works / 65,536 rows per seek, 24 at 100,000 works, and grew with the ledger. Flipping
 # bits at query time instead (32-bit bands and their 32 one-bit neighbours: 15 bits guaranteed)
 # was tried and measured slower at every size up to 100,000 works: 264 seeks per probe.
