@@ -83,6 +83,7 @@ BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
 _MAX_CANDIDATES = 100  # works considered per lookup, before ranking
+BUSY_SECONDS = 30.0  # how long opening waits for another writer's transaction
 IMPORTED = "imported registry"  # the source of imported lines when the importer names none
 
 _ESSENCE_HASH = re.compile(r"^(v2:)?[0-9a-f]{64}$")  # fingerprint.HASH_V2: taken from the coded data
@@ -565,10 +566,10 @@ class Ledger:
         where = Path(path) if path is not None else default_path()
         try:
             if readonly:
-                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS)
             else:
                 where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                db = sqlite3.connect(where, isolation_level=None, timeout=30.0)
+                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
@@ -579,6 +580,14 @@ class Ledger:
                 cls._check_version(db, where)
             else:
                 cls._create(db, where)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" in str(exc):  # not damage: another writer held it, maybe migrating a large ledger
+                raise LedgerError(
+                    f"the ledger {where} is busy: another rightsmeta has been writing to it for {BUSY_SECONDS:.0f} s "
+                    "(migrating a large ledger to a new schema takes minutes); try again when it is done"
+                ) from exc
+            raise LedgerError(f"{where} is not a usable rightsmeta ledger: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             db.close()
             raise LedgerError(f"{where} is not a usable rightsmeta ledger: {exc}") from exc

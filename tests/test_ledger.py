@@ -1046,3 +1046,19 @@ def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path
     with Ledger.open(path) as ledger:  # and the next writer migrates it
         assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         assert _answers(ledger, crops) == before
+
+
+def test_a_ledger_held_by_another_writer_is_busy_not_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process migrates (or writes), opening for writing says so, not "not usable"."""
+    path = tmp_path / "l.sqlite3"
+    Ledger.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr("rightsmeta.ledger.BUSY_SECONDS", 0.2)
+    try:
+        with pytest.raises(LedgerError, match="is busy: another rightsmeta has been writing"):
+            Ledger.open(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    Ledger.open(path).close()
