@@ -178,10 +178,12 @@ def main() -> None:
               f"{audio_unrelated} songs) = {100 * false / max(1, unrelated):.2f} % "
               f"({time.perf_counter() - started:.0f} s)\n")
 
-        print(f"{'works':>8} {'10 % crop lookup':>17} {'uneven crop lookup':>19} {'10 s excerpt lookup':>20} {'ledger MB':>10}")
+        print(f"{'works':>8} {'10 % crop lookup':>17} {'uneven crop lookup':>19} {'10 s excerpt lookup':>20} {'ledger MB':>10}"
+              "  (ratio to the first size)")
         rng = random.Random(7)
         base = [w for w, _ in works] + [w for w, _ in clips]
         count = len(base)
+        first: dict[str, float] = {}
         for size in sizes:
             batch = []
             while count < size:
@@ -192,7 +194,7 @@ def main() -> None:
                     batch = []
             ledger.record_many(batch)
 
-            def timed(queries: list[Essence]) -> str:
+            def timed(queries: list[Essence], label: str) -> str:
                 if not queries:
                     return "-"
                 times = []
@@ -200,15 +202,17 @@ def main() -> None:
                     t0 = time.perf_counter()
                     cropsearch.matches(ledger, query)
                     times.append(time.perf_counter() - t0)
-                return f"{1000 * statistics.median(times):.1f} ms"
+                ms = 1000 * statistics.median(times)
+                first.setdefault(label, ms)
+                return f"{ms:.1f} ms ({ms / first[label]:.1f}x)"
 
             ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             mb = os.path.getsize(tmp / "ledger.sqlite3") / 1e6
             t0 = time.perf_counter()
             cropsearch._index(ledger)  # the crop search's in-memory index takes in the new works once
             loaded = time.perf_counter() - t0
-            print(f"{len(ledger):>8} {timed(crop_queries):>17} {timed(uneven_queries):>19} {timed(excerpt_queries):>20} "
-                  f"{mb:>10.0f}   (crop index updated in {loaded:.2f} s)")
+            print(f"{len(ledger):>8} {timed(crop_queries, 'crop'):>17} {timed(uneven_queries, 'uneven'):>19} "
+                  f"{timed(excerpt_queries, 'excerpt'):>20} {mb:>10.0f}   (crop index updated in {loaded:.2f} s)")
         ledger.close()
     _ = io
 

@@ -26,17 +26,18 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
   halves, corner squares), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
-  ``REGION_THRESHOLD``. Region codes are indexed by their 16-bit bands; a code sharing at least
-  two bands with a probe is a candidate (16 index seeks per probe; but each seek reads every
-  region with that 16-bit value, about regions x works / 65,536 rows, so the cost grows with the
-  ledger: 1-2 ms at 1,000 works, 7-14 ms at 100,000 even with all pages cached; bench/region_lookup.py).
+  ``REGION_THRESHOLD``. Region codes are indexed by 24-bit windows of them (``_region_keys``),
+  so a lookup costs the same index seeks whatever the size of the ledger (bench/region_lookup.py).
 - audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
 
 ``Match.how`` says which region and which form matched, or where in the work and at what tempo.
 Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
-works keep matching by their whole codes), and read as it is when opened read-only.
+works keep matching by their whole codes), and read as it is when opened read-only. Version 3
+replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
+transaction when opened for writing (killed half-way, it is still the version-2 ledger it was),
+and searched through its old bands when opened read-only.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
@@ -77,11 +78,12 @@ from .fingerprint import (
 )
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
-SCHEMA_VERSION = 2  # 2: region codes of images and Chromaprint features of audio (issue 17)
+SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit windows
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
 _MAX_CANDIDATES = 100  # works considered per lookup, before ranking
+BUSY_SECONDS = 30.0  # how long opening waits for another writer's transaction
 IMPORTED = "imported registry"  # the source of imported lines when the importer names none
 
 _ESSENCE_HASH = re.compile(r"^(v2:)?[0-9a-f]{64}$")  # fingerprint.HASH_V2: taken from the coded data
@@ -385,14 +387,40 @@ def _masks(radius: int) -> list[int]:
     return _MASKS[radius]
 
 
-# Region codes (issue 17) are indexed by their sixteen 16-bit bands, looked up exactly: a region
-# code is a candidate when at least two of its bands equal the probe's (at a distance of 12 bits,
-# the most measured for true pairs, 7 bands are equal on average; two random codes share two bands
-# with a chance of 3e-8). So a probe costs 16 index seeks whatever the size of the ledger, each
-# reading the few rows that share a band value side by side, and only the rare codes sharing two
-# bands are fetched and compared (within REGION_THRESHOLD). Measured: bench/durability.py.
+# Region codes (issue 17) are indexed by windows of 24 bits at every 12th bit (20 keys, each
+# holding the window's number above its bits), looked up exactly: a region code is a candidate
+# when one of its windows equals the probe's. Each flipped bit spoils at most two windows, so
+# every code within 9 bits of a probe is found, and real copies do far better: their differing
+# bits cluster, so of the true (probe, region) pairs of the bench's copies all within 15 bits
+# share a window, 99 % at 16-19 and 96 % at 20-23, and every copy has such a pair
+# (``python bench/region_lookup.py --recall 40``; schema 2's rule, two equal 16-bit bands:
+# 98-100 %). Keys of 24 bits hold few codes by chance (16 regions x works / 2^24: 0.1 at
+# 100,000 works, 1 at 1M), so a probe costs 20 index seeks reading few rows; schema 2's 16-bit bands read
+# regions x works / 65,536 rows per seek, 24 at 100,000 works, and grew with the ledger. Flipping
+# bits at query time instead (32-bit bands and their 32 one-bit neighbours: 15 bits guaranteed)
+# was tried and measured slower at every size up to 100,000 works: 264 seeks per probe.
 REGION_THRESHOLD = 24 / 256
-REGION_MIN_BANDS = 2
+REGION_KEY_BITS = 24
+REGION_KEY_STEP = 12
+_REGION_WINDOWS = (256 - REGION_KEY_BITS) // REGION_KEY_STEP + 1
+_REGION_CODE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _region_keys(code: str) -> list[int]:
+    """The index keys of a 256-bit region code: window number << 24 | the window's 24 bits."""
+    if not _REGION_CODE.match(code):
+        return []
+    value = int(code, 16)
+    return [_region_key(value, window) for window in range(_REGION_WINDOWS)]
+
+
+def _region_key(value: int, window: int) -> int:
+    return window << REGION_KEY_BITS | (value >> (REGION_KEY_STEP * window)) & ((1 << REGION_KEY_BITS) - 1)
+
+
+def _probe_keys(codes: Sequence[str]) -> list[int]:
+    """The keys of every code, each once, sorted."""
+    return sorted({key for code in codes for key in _region_keys(code)})
 
 
 # Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
@@ -498,11 +526,10 @@ CREATE TABLE IF NOT EXISTS regions (
     code TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS regions_work ON regions (work);
-CREATE TABLE IF NOT EXISTS region_bands (
-    band INTEGER NOT NULL,
-    value INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS region_keys (
+    key INTEGER NOT NULL,
     region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
-    PRIMARY KEY (band, value, region)
+    PRIMARY KEY (key, region)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chroma (
     work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
@@ -539,10 +566,10 @@ class Ledger:
         where = Path(path) if path is not None else default_path()
         try:
             if readonly:
-                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30.0)
+                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS)
             else:
                 where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                db = sqlite3.connect(where, isolation_level=None, timeout=30.0)
+                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
@@ -553,6 +580,14 @@ class Ledger:
                 cls._check_version(db, where)
             else:
                 cls._create(db, where)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" in str(exc):  # not damage: another writer held it, maybe migrating a large ledger
+                raise LedgerError(
+                    f"the ledger {where} is busy: another rightsmeta has been writing to it for {BUSY_SECONDS:.0f} s "
+                    "(migrating a large ledger to a new schema takes minutes); try again when it is done"
+                ) from exc
+            raise LedgerError(f"{where} is not a usable rightsmeta ledger: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             db.close()
             raise LedgerError(f"{where} is not a usable rightsmeta ledger: {exc}") from exc
@@ -576,6 +611,11 @@ class Ledger:
             if version is None or version < SCHEMA_VERSION:
                 # Version 1 -> 2 only adds tables (made above): works recorded before keep matching
                 # by their whole-picture and whole-clip codes; their regions were never recorded.
+                # Version 2 -> 3 keys the recorded regions anew and drops the 16-bit bands. All in
+                # this one transaction: a crash leaves the ledger as it was, migrated next time.
+                if version == 2:
+                    _index_regions(db)
+                db.execute("DROP TABLE IF EXISTS region_bands")
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         except BaseException:
@@ -680,8 +720,7 @@ class Ledger:
         for name, code in work.regions:
             region = self._db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, code)).lastrowid
             self._db.executemany(
-                "INSERT OR IGNORE INTO region_bands (band, value, region) VALUES (?, ?, ?)",
-                [(i, value, region) for i, value in enumerate(_bands(code))],
+                "INSERT OR IGNORE INTO region_keys (key, region) VALUES (?, ?)", [(key, region) for key in _region_keys(code)]
             )
         if work.chroma:
             self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
@@ -741,29 +780,68 @@ class Ledger:
         return out[:limit]
 
     def _region_matches(self, essence: Essence) -> list[Match]:
+        probes = [(probe, code, int(code, 16)) for probe, code in essence.probes if _REGION_CODE.match(code)]
         best: dict[int, tuple[float, str, str]] = {}
-        for probe, code in essence.probes:
-            bands = _bands(code)
-            if len(bands) != 16:
+        for work, name, other in self._region_candidates([code for _, code, _ in probes]):
+            if not _REGION_CODE.match(other):
                 continue
-            target = int(code, 16)
-            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
-            params = [x for pair in enumerate(bands) for x in pair]
-            rows = self._db.execute(
-                f"SELECT work, name, code FROM regions WHERE n IN (SELECT region FROM ({selects}) "
-                "GROUP BY region HAVING COUNT(*) >= ?)",
-                [*params, REGION_MIN_BANDS],
-            ).fetchall()
-            for work, name, other in rows:
-                if not region_pair_allowed(probe, name) or len(other) != len(code):
+            value = int(other, 16)
+            for probe, _, target in probes:
+                if not region_pair_allowed(probe, name):
                     continue
-                d = (target ^ int(other, 16)).bit_count() / 256
+                d = (target ^ value).bit_count() / 256
                 if d <= REGION_THRESHOLD and (work not in best or d < best[work][0]):
                     best[work] = (d, probe, name)
         out = []
         for work, (d, probe, name) in sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]:
             out.append(Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}"))
         return out
+
+    def _region_candidates(self, codes: list[str]) -> list[tuple[int, str, str]]:
+        """(work, name, code) of the regions sharing an index key with any of ``codes``."""
+        if not codes:
+            return []
+        # One read transaction: the tables seen are the ones searched, even if a writer migrates
+        # the ledger from version 2 meanwhile.
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN")
+        try:
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'region_keys'").fetchone():
+                keys = _probe_keys(codes)
+                step = max(1, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+                found = set()
+                for first in range(0, len(keys), step):
+                    chunk = keys[first : first + step]
+                    found.update(self._db.execute(
+                        f"SELECT region FROM region_keys WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                    ).fetchall())
+                regions = sorted(n for (n,) in found)
+            else:
+                regions = self._version_2_candidates(codes)
+            rows: list[tuple[int, str, str]] = []
+            for first in range(0, len(regions), 900):
+                chunk = regions[first : first + 900]
+                rows += self._db.execute(
+                    f"SELECT work, name, code FROM regions WHERE n IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+            return rows
+        finally:
+            if own:
+                self._db.execute("COMMIT")
+
+    def _version_2_candidates(self, codes: list[str]) -> list[int]:
+        """Schema 2's region index (a ledger opened read-only is not migrated): the regions sharing
+        at least two 16-bit bands with a code."""
+        found: set[int] = set()
+        for code in codes:
+            bands = _bands(code)
+            selects = " UNION ALL ".join(["SELECT region FROM region_bands WHERE band = ? AND value = ?"] * len(bands))
+            params = [x for pair in enumerate(bands) for x in pair]
+            found.update(n for (n,) in self._db.execute(
+                f"SELECT region FROM ({selects}) GROUP BY region HAVING COUNT(*) >= 2", params
+            ))
+        return sorted(found)
 
     def _chroma_matches(self, essence: Essence) -> list[Match]:
         if not essence.chroma:
@@ -863,6 +941,28 @@ class Ledger:
                     work = replace(work, source=label)
                 added += self._insert(work)
         return added
+
+
+def _index_regions(db: sqlite3.Connection) -> None:
+    """Key every recorded region code (the migration from schema 2), in order of key.
+
+    The keys come sorted out of SQLite's own sorter (temporary files when large), so the index is
+    appended page by page rather than written at random places, and memory stays bounded whatever
+    the size of the ledger (time and peak RSS: bench/region_lookup.py --migrate).
+    """
+    db.create_function("rightsmeta_region_key", 2, _region_key_of, deterministic=True)
+    windows = " UNION ALL ".join(f"SELECT {window} AS w" for window in range(_REGION_WINDOWS))
+    db.execute(
+        "INSERT OR IGNORE INTO region_keys (key, region) "
+        "SELECT key, region FROM (SELECT rightsmeta_region_key(code, win.w) AS key, n AS region "
+        f"FROM regions, ({windows}) AS win) WHERE key IS NOT NULL ORDER BY key, region"
+    )
+
+
+def _region_key_of(code: object, window: int) -> int | None:
+    if not isinstance(code, str) or not _REGION_CODE.match(code):
+        return None  # never written by rightsmeta; such a region is not searchable, as before
+    return _region_key(int(code, 16), window)
 
 
 def _depth(line: str) -> int:

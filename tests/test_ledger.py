@@ -13,9 +13,11 @@ import json
 import multiprocessing
 import os
 import random
+import sqlite3
 import statistics
 import struct
 import subprocess
+import sys
 import time
 import zipfile
 import zlib
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import iscc_core
+import material
 import numpy as np
 import pytest
 import soundfile
@@ -34,8 +37,8 @@ from referencing import Registry, Resource
 
 import rightsmeta
 from rightsmeta import Assertion
-from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence
-from rightsmeta.ledger import MAX_LINE, Ledger, LedgerError, Match, Work, default_path
+from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence, region_pair_allowed
+from rightsmeta.ledger import MAX_LINE, SCHEMA_VERSION, Ledger, LedgerError, Match, Work, default_path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT: dict[str, float] = {}  # distance per transformation, printed at the end with -s
@@ -773,3 +776,289 @@ def test_cli_import_records_the_file_as_source_and_reports_bad_bytes(corpus: Cor
     done = CliRunner().invoke(main, ["ledger", "import", "--ledger", str(db), str(bad)])
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit), done.output  # no traceback
     assert "bad.jsonl: line 1: not UTF-8 (byte 0xe9 at offset 11)" in done.output
+
+
+# --- the region index (issue 17): 32-bit keys, the migration from schema 2 -------------------------
+
+# rightsmeta's schema 2 (git 0240e80, rightsmeta/ledger.py ``_SCHEMA``), verbatim: region codes
+# indexed by 16-bit bands.
+_V2_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS works (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    kind TEXT,
+    essence_hash TEXT,
+    perceptual TEXT,
+    assertion TEXT NOT NULL,
+    carriers TEXT NOT NULL,
+    tagged_at TEXT NOT NULL,
+    source TEXT
+);
+CREATE INDEX IF NOT EXISTS works_essence ON works (essence_hash) WHERE essence_hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS bands (
+    kind TEXT NOT NULL,
+    band INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    PRIMARY KEY (kind, band, value, work)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS regions (
+    n INTEGER PRIMARY KEY,
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    code TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS regions_work ON regions (work);
+CREATE TABLE IF NOT EXISTS region_bands (
+    band INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
+    PRIMARY KEY (band, value, region)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chroma (
+    work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
+    features BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chroma_keys (
+    key INTEGER NOT NULL,
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    PRIMARY KEY (key, work)
+) WITHOUT ROWID;
+INSERT INTO schema_version (version) VALUES (2);
+"""
+_REGION_NAMES = ("whole", "centre 90 %", "centre 80 %", "centre 70 %", "centre 60 %", "centre square", "centre 4:5",
+                 "centre 16:9", "top half", "bottom half", "left half", "right half", "top left 256 px",
+                 "top right 256 px", "bottom left 256 px", "bottom right 256 px")
+
+
+def _v2_ledger(path: Path, works: list[Work]) -> None:
+    """A schema-2 ledger holding ``works``, written as rightsmeta 0240e80's ``Ledger._insert`` did."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(_V2_SCHEMA)
+    db.execute("BEGIN")
+    for work in works:
+        n = db.execute(
+            "INSERT INTO works (id, path, format, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (work.id, work.path, work.format, work.kind, work.essence_hash, work.perceptual,
+             json.dumps(work.assertion.to_json()), json.dumps(work.carriers), work.tagged_at, work.source),
+        ).lastrowid
+        code = work.perceptual or ""
+        db.executemany("INSERT OR IGNORE INTO bands VALUES (?, ?, ?, ?)",
+                       [(work.kind, i, int(code[4 * i : 4 * i + 4], 16), n) for i in range(len(code) // 4)])
+        for name, region_code in work.regions:
+            region = db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, region_code)).lastrowid
+            db.executemany("INSERT OR IGNORE INTO region_bands VALUES (?, ?, ?)",
+                           [(i, int(region_code[4 * i : 4 * i + 4], 16), region) for i in range(16)])
+    db.execute("COMMIT")
+    db.close()
+
+
+def _random_works(rng: random.Random, count: int, first: int = 0) -> list[Work]:
+    """Image works shaped like real ones (16 named region codes) with random bits."""
+    return [
+        Work(f"random-{i}", f"{i}.jpg", "jpeg", None, "image", f"{rng.getrandbits(256):064x}", ASSERTIONS[0],
+             regions=tuple((name, f"{rng.getrandbits(256):064x}") for name in _REGION_NAMES))
+        for i in range(first, first + count)
+    ]
+
+
+def _flip(code: str, positions: list[int]) -> str:
+    return f"{int(code, 16) ^ sum(1 << p for p in positions):064x}"
+
+
+def _spread(rng: random.Random, bits: int) -> list[int]:
+    """``bits`` flips, each spoiling two of the index's 24-bit windows (at every 12th bit): one in
+    bits 12-23, 36-47, ... (windows 2k and 2k + 1 both hold bits 24k + 12 to 24k + 23), the
+    hardest case for the index."""
+    return [24 * k + 12 + rng.randrange(12) for k in rng.sample(range(10), bits)]
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
+
+
+def _brute_force(works: list[Work], probes: tuple[tuple[str, str], ...], bits: int) -> dict[str, int]:
+    """Each work's nearest allowed (probe, region) distance within ``bits``, by comparing every pair."""
+    rows = [(work.id, name) for work in works for name, _ in work.regions]
+    codes = np.frombuffer(bytes.fromhex("".join(code for work in works for _, code in work.regions)), np.uint8).reshape(-1, 32)
+    out: dict[str, int] = {}
+    for probe, probe_code in probes:
+        distances = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(probe_code), np.uint8)].sum(axis=1)
+        for i in np.flatnonzero(distances <= bits):
+            (work_id, name), d = rows[i], int(distances[i])
+            if region_pair_allowed(probe, name):
+                out[work_id] = min(d, out.get(work_id, d))
+    return out
+
+
+def test_region_index_finds_every_code_within_its_radius(tmp_path: Path) -> None:
+    """Compared with a brute-force scan: every region code within 9 bits of a probe is found (20
+    windows, each flip spoiling two), however its flips are spread; beyond that, many are."""
+    rng = random.Random(17)
+    works = _random_works(rng, 3000)
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        ledger.record_many(works)
+        assert ledger._db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 3000 * 16 * 20
+        for case in range(30):
+            target = works[rng.randrange(len(works))]
+            name, code = target.regions[rng.randrange(16)]
+            bits = case % 10
+            probes = ((name, _flip(code, _spread(rng, bits))),)
+            expected = _brute_force(works, probes, 24)
+            assert expected[target.id] == bits
+            found = {m.work.id: round(m.distance * 256) for m in ledger.matches(Essence("image", None, None, probes=probes))}
+            assert found == expected, (bits, found, expected)
+        # 10 flips, spoiling all 20 windows: nothing is found, as pigeonhole says.
+        name, code = works[5].regions[0]
+        probes = ((name, _flip(code, _spread(rng, 10))),)
+        assert ledger.matches(Essence("image", None, None, probes=probes)) == []
+        # Flips at random places up to the threshold (real copies' differing bits cluster, and do
+        # better: bench/region_lookup.py --recall): many are found, and never a code the brute
+        # force would not match.
+        seen = hits = 0
+        for _ in range(100):
+            target = works[rng.randrange(len(works))]
+            name, code = target.regions[rng.randrange(16)]
+            probes = ((name, _flip(code, rng.sample(range(256), rng.randint(10, 24)))),)
+            expected = _brute_force(works, probes, 24)
+            found = {m.work.id: round(m.distance * 256) for m in ledger.matches(Essence("image", None, None, probes=probes))}
+            assert found.items() <= expected.items()
+            seen, hits = seen + 1, hits + (target.id in found)
+        print(f"random flips, 10 to 24 bits: {hits} of {seen} found")
+        assert hits >= 90, hits
+
+
+def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:
+    """SQLite virtual-machine steps (in hundreds) of one region lookup: the work it does, without a clock."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    ledger._db.set_progress_handler(count, 100)
+    try:
+        ledger._region_candidates(probes)
+    finally:
+        ledger._db.set_progress_handler(None, 0)
+    return steps[0]
+
+
+def test_region_lookup_work_does_not_grow_with_the_ledger(tmp_path: Path) -> None:
+    """The cause of issue 17's slow lookups, and its fix, counted in SQLite steps: schema 2's
+    16-bit bands read more rows per seek as works are added; schema 3's 24-bit windows do not."""
+    rng = random.Random(4)
+    probes = [f"{rng.getrandbits(256):064x}" for _ in range(21)]  # a copy's probes, unrelated to every work
+    steps: dict[tuple[str, int], int] = {}
+    for size in (300, 3000):
+        path = tmp_path / f"{size}.sqlite3"
+        _v2_ledger(path, _random_works(random.Random(size), size))
+        with Ledger.open(path, readonly=True) as old:
+            steps["schema 2", size] = _lookup_steps(old, probes)
+        with Ledger.open(path) as new:
+            steps["schema 3", size] = _lookup_steps(new, probes)
+    print(steps)
+    assert steps["schema 2", 3000] > 2.5 * steps["schema 2", 300]
+    assert steps["schema 3", 3000] < 1.2 * steps["schema 3", 300]
+
+
+def _photo_works_and_crops() -> tuple[list[Work], list[Essence]]:
+    works, crops = [], []
+    for seed in range(3):
+        img = material.photo(seed, (400, 300))
+        works.append(Work.create(f"p{seed}.jpg", "jpeg", essence(material.jpeg(img, 90), "jpeg"), ASSERTIONS[0], id=f"photo-{seed}"))
+        for handling in ("crop 15 %/side", "crop 15 % right, 20 % bottom", "mirror", "banner 25 % top"):
+            crops.append(essence(material.handle(img, handling), "jpeg"))
+    return works, crops
+
+
+def _answers(ledger: Ledger, queries: list[Essence]) -> list[list[tuple[str, float, str | None]]]:
+    return [[(m.work.id, m.distance, m.how) for m in ledger.matches(q)] for q in queries]
+
+
+def test_schema_2_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path) -> None:
+    works, crops = _photo_works_and_crops()
+    works += _random_works(random.Random(2), 300)
+    path = tmp_path / "v2.sqlite3"
+    _v2_ledger(path, works)
+    with Ledger.open(path, readonly=True) as old:  # read-only: searched through its 16-bit bands, unchanged
+        before = _answers(old, crops)
+        exported = io.StringIO()
+        old.export_jsonl(exported)
+    assert [answer[0][0] for answer in before] == [w.id for w in works[:3] for _ in range(4)]
+    with Ledger.open(path) as ledger:
+        db = ledger._db
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(3,)]
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'region_bands'").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 20 * sum(len(w.regions) for w in works)
+        assert _answers(ledger, crops) == before
+        again = io.StringIO()
+        ledger.export_jsonl(again)
+    # The registry exported before and after carries the same region codes; importing rebuilds the index.
+    assert again.getvalue() == exported.getvalue() and '"regions":{"whole":' in again.getvalue()
+    with Ledger.open(tmp_path / "imported.sqlite3") as imported:
+        assert imported.import_jsonl(io.StringIO(again.getvalue()), source="them") == len(works)
+        assert imported._db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 20 * sum(len(w.regions) for w in works)
+        assert _answers(imported, crops) == before
+
+
+_KILL_MID_MIGRATION = """
+import os, sys, time
+import rightsmeta.ledger as ledger
+original = ledger._index_regions
+def stalled(db):
+    db.execute("PRAGMA cache_size = 8")  # a tiny cache: the new index spills into the WAL, uncommitted
+    original(db)
+    open(sys.argv[2], "w").close()  # every key written, the old bands not yet dropped, nothing committed
+    time.sleep(60)
+ledger._index_regions = stalled
+ledger.Ledger.open(sys.argv[1])
+"""
+
+
+def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path) -> None:
+    works, crops = _photo_works_and_crops()
+    works += _random_works(random.Random(9), 300)
+    path, marker = tmp_path / "v2.sqlite3", tmp_path / "stalled"
+    _v2_ledger(path, works)
+    with Ledger.open(path, readonly=True) as old:
+        before = _answers(old, crops)
+    wal = path.with_name(path.name + "-wal")
+    wal_before = wal.stat().st_size if wal.exists() else 0
+    child = subprocess.Popen([sys.executable, "-c", _KILL_MID_MIGRATION, str(path), str(marker)],
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the migration never got half-way"
+            time.sleep(0.05)
+        assert wal.stat().st_size > wal_before + 100_000  # the uncommitted index is in the WAL
+    finally:
+        child.kill()
+        child.wait()
+    with Ledger.open(path, readonly=True) as old:  # still the schema-2 ledger, answering as before
+        assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert _answers(old, crops) == before
+    with Ledger.open(path) as ledger:  # and the next writer migrates it
+        assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert _answers(ledger, crops) == before
+
+
+def test_a_ledger_held_by_another_writer_is_busy_not_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process migrates (or writes), opening for writing says so, not "not usable"."""
+    path = tmp_path / "l.sqlite3"
+    Ledger.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr("rightsmeta.ledger.BUSY_SECONDS", 0.2)
+    try:
+        with pytest.raises(LedgerError, match="is busy: another rightsmeta has been writing"):
+            Ledger.open(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    Ledger.open(path).close()
