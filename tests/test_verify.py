@@ -318,7 +318,7 @@ def test_a_jsonl_scan_from_the_command_line_loads_no_writer_or_report_machinery(
         path = write_image(tmp_path, fmt, f"f{i}")
         if i:
             rightsmeta.tag(path, DENY)
-    unused = ["concurrent.futures", "logging", "csv", "html", "shutil", "tempfile", "pyexiv2", "sqlite3"]
+    unused = ["concurrent.futures", "logging", "csv", "html", "shutil", "tempfile", "hashlib", "pyexiv2", "sqlite3"]
     code = (
         "import sys, json, runpy\n"
         f"sys.argv = ['rightsmeta', 'verify', '-r', '--no-ledger', '--jsonl', '--jobs', '1', {str(tmp_path)!r}]\n"
