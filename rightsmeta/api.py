@@ -18,7 +18,6 @@ import mmap
 import os
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, BinaryIO
 
 from .carriers import Family, Options, detect, manifest
@@ -29,6 +28,8 @@ from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
+    from concurrent.futures import Future  # with logging and threading behind it
+
     from .fingerprint import Essence
     from .keys import Identity
     from .ledger import Ledger
@@ -281,6 +282,7 @@ class _Durable:
 
     def submit(self, step: _Writing) -> Future[None]:
         import threading
+        from concurrent.futures import Future
 
         future: Future[None] = Future()
         self.jobs.put((step, future))

@@ -18,11 +18,7 @@ Values in a report come from files and file names nobody vetted, so nothing is w
 
 from __future__ import annotations
 
-import csv
-import html
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -48,7 +44,11 @@ class Writer:
     def __init__(self, fh: IO[str], fmt: str) -> None:
         self.fh, self.fmt, self.count = fh, fmt, 0
         self._flushed = time.monotonic()
-        self._csv = csv.DictWriter(fh, self.fields) if fmt == "csv" else None
+        self._csv = None
+        if fmt == "csv":  # csv, like html and tempfile below, loads only when used: JSON scans start sooner
+            import csv
+
+            self._csv = csv.DictWriter(fh, self.fields)
         if self._csv:
             self._csv.writeheader()
         elif fmt == "json":
@@ -89,6 +89,8 @@ _COLOURS = {
 
 
 def _html_row(r: dict[str, Any]) -> str:
+    import html
+
     def esc(text: str) -> str:
         return html.escape(printable(text))
 
@@ -103,6 +105,8 @@ def _html_row(r: dict[str, Any]) -> str:
 
 
 def _html_head(counts: Counter[str], total: int, title: str) -> str:
+    import html
+
     def esc(text: str) -> str:
         return html.escape(printable(text))
 
@@ -150,6 +154,8 @@ class HtmlReport:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, title: str = "rightsmeta verify") -> None:
+        import tempfile
+
         self.path, self.title, self.counts = os.fspath(path), title, Counter[str]()
         self._rows = tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(self.path)))
 
@@ -158,6 +164,8 @@ class HtmlReport:
         self._rows.write(_html_row(row).encode("utf-8"))
 
     def close(self) -> None:
+        import shutil
+
         from .fsio import replacing
 
         with self._rows:

@@ -7,7 +7,6 @@ expansion, no external fetches) and bounds size and element count, as pypdf does
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import xml.etree.ElementTree as ET
@@ -530,6 +529,8 @@ def split_extended(root: ET.Element, limit: int) -> tuple[bytes, bytes | None]:
             (std_desc if _stays_standard(attr) else ext_desc).set(attr, value)
         for child in desc:
             (std_desc if _stays_standard(child.tag) else ext_desc).append(child)
+    import hashlib  # only ExtendedXMP needs it: a read-only scan never loads it
+
     extended_bytes = serialise(extended, wrapper=False)
     std_desc.set(_HAS_EXTENDED, hashlib.md5(extended_bytes, usedforsecurity=False).hexdigest().upper())
     standard_bytes = serialise(standard)

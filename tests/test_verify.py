@@ -311,6 +311,26 @@ def test_a_scan_of_images_loads_no_heavy_library(tmp_path: Path) -> None:
     assert loaded == []
 
 
+def test_a_jsonl_scan_from_the_command_line_loads_no_writer_or_report_machinery(tmp_path: Path) -> None:
+    # The CLI's start-up is most of a small scan's time: the tag path's threads (concurrent.futures,
+    # and logging behind it) and the CSV/HTML writers' modules load only when used.
+    for i, fmt in enumerate(("jpeg", "tiff")):
+        path = write_image(tmp_path, fmt, f"f{i}")
+        if i:
+            rightsmeta.tag(path, DENY)
+    unused = ["concurrent.futures", "logging", "csv", "html", "shutil", "tempfile", "hashlib", "pyexiv2", "sqlite3"]
+    code = (
+        "import sys, json, runpy\n"
+        f"sys.argv = ['rightsmeta', 'verify', '-r', '--no-ledger', '--jsonl', '--jobs', '1', {str(tmp_path)!r}]\n"
+        "try:\n    runpy.run_module('rightsmeta', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        f"print(json.dumps([m for m in {unused!r} if m in sys.modules]), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    statuses = sorted(json.loads(line)["status"] for line in done.stdout.splitlines())
+    assert statuses == ["intact", "untagged"]
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
 # --- the command line ----------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ IPTC, ICC and the rest keep their exact bytes.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -192,6 +191,8 @@ def extended_xmp(buf: Buffer, layout: Layout, guid: str) -> bytes:
         out += parts[offset]
     if len(out) != total:
         raise MalformedMetadata(f"ExtendedXMP {guid}: holds {len(out)} of its {total} bytes")
+    import hashlib  # here, not at the top: only ExtendedXMP needs it, and it costs a scan's start-up
+
     if hashlib.md5(out, usedforsecurity=False).hexdigest().upper() != guid.upper():
         raise MalformedMetadata(f"ExtendedXMP {guid}: content does not match its MD5 GUID")
     return bytes(out)
@@ -214,6 +215,8 @@ def xmp_segments(standard: bytes, extended: bytes | None = None) -> bytes:
         raise MalformedMetadata(f"the standard XMP packet is {len(standard)} bytes, more than one JPEG segment holds")
     out = segment(APP1, XMP_SIGNATURE + standard)
     if extended is not None:
+        import hashlib
+
         guid = hashlib.md5(extended, usedforsecurity=False).hexdigest().upper().encode("ascii")
         size = len(extended).to_bytes(4, "big")
         for offset in range(0, len(extended), MAX_EXTENDED_CHUNK):

@@ -90,20 +90,19 @@ def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int
             f"truncated TIFF: directory at offset {offset} has {count} entries "
             f"and needs {end - offset} bytes but the data ends at {n}"
         )
-    raw = tiff[offset + 2 : end]
-    # One unpack for the whole directory: (tag, type, count, field) per entry.
-    fields = struct.unpack(order + "HHI4s" * count + "I", raw)
+    raw = bytes(tiff[offset + 2 : end])
+    # One C-level pass over the directory, (tag, type, count, field) per entry: this runs a few
+    # times per image of a scan, so the per-entry Python is kept to the least.
     entries = []
-    for i in range(count):
-        tag, ftype, vcount, field = fields[4 * i : 4 * i + 4]
-        unit = TYPE_SIZES.get(ftype)
+    inline = offset + 2 + 8  # where entry 0's value field sits
+    pointer = struct.Struct(order + "I").unpack
+    sizes = TYPE_SIZES.get
+    for tag, ftype, vcount, field in struct.iter_unpack(order + "HHI4s", raw[:-4]):
+        unit = sizes(ftype)
         size = None if unit is None else unit * vcount
-        if size is not None and size > 4:
-            value_pos = struct.unpack(order + "I", field)[0]
-        else:
-            value_pos = offset + 2 + 12 * i + 8
-        entries.append(IfdEntry(tag, ftype, vcount, field, value_pos, size))
-    next_offset: int = fields[-1]
+        entries.append(IfdEntry(tag, ftype, vcount, field, pointer(field)[0] if size is not None and size > 4 else inline, size))
+        inline += 12
+    next_offset: int = struct.unpack(order + "I", raw[-4:])[0]
     return entries, next_offset
 
 
