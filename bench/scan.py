@@ -151,6 +151,20 @@ def run(paths: list[str], engine: str, jobs: int, out: str, expected: int, per_s
             "fixed_cpu": cpu_all - rows * cpu_steady / steady_rows}
 
 
+def autogroup() -> str:
+    """Whether the scheduler shares the CPU by session (``sched_autogroup_enabled``): then, while
+    other sessions are busy, the workers of one scan (all in this session) share one session's
+    part of the cores, however many they are, and the wall speed-up says more about the machine
+    than the scan (CPU seconds per sample do not depend on it)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            on = fh.read().strip() == "1"
+    except OSError:
+        return "unknown"
+    return ("on: while other sessions are busy, this session's processes share one session's part of the cores"
+            if on else "off")
+
+
 def peak_rss(paths: list[str], out: str, report: str) -> int:
     """Peak RSS of the command, from GNU time's %M: a child forked from this (large) process would
     report this process's RSS at fork time as its own peak, so a small process starts it."""
@@ -208,6 +222,7 @@ def main() -> None:
         print(f"local 1 -> 2 processes, pass by pass: wall speed-up {spread([b['rate'] / a['rate'] for a, b in zip(ones, twos, strict=True)])}, "
               f"CPU per sample {spread([a['per_cpu'] / b['per_cpu'] for a, b in zip(ones, twos, strict=True)])} "
               "(median (range); the wall speed-up needs 2 free cores)", flush=True)
+        print(f"kernel autogroup: {autogroup()}", flush=True)
         if not args.no_ray:
             import logging
 
