@@ -497,28 +497,3 @@ def test_a_tar_scan_loads_neither_pyarrow_nor_ray(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
-
-
-def test_workers_fork_with_everything_a_sample_needs_imported(tmp_path: Path) -> None:
-    """What a worker imports on its first sample it imports once per worker (and per scan), not
-    once in the fork server: every module of ours a scan of all formats and recorded headers
-    imports is in local.PRELOAD (or imported by it)."""
-    import subprocess
-    import sys
-
-    write_wds(tmp_path / "s.tar", SAMPLES)
-    script = (
-        "import importlib, json, sys\n"
-        "from rightsmeta.datasets import local\n"
-        "for name in local.PRELOAD: importlib.import_module(name)\n"
-        "before = set(sys.modules)\n"
-        "from rightsmeta.datasets import scan\n"
-        f"rows = list(scan([{str(tmp_path / 's.tar')!r}], 'genai-training', out_dir={str(tmp_path / 'out')!r}))\n"
-        "print(json.dumps([len(rows), sorted(m for m in set(sys.modules) - before if m.startswith('rightsmeta'))]))\n"
-    )
-    root = str(Path(__file__).resolve().parent.parent)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": root}, check=True)
-    count, late = json.loads(done.stdout.strip().splitlines()[-1])
-    assert count == len(SAMPLES)
-    assert late == [], late

@@ -10,13 +10,6 @@ from .sources import Shard
 
 _OPTIONS: dict[str, ScanOptions] = {}
 
-#: What the fork server imports once, so that each worker forks with it loaded instead of
-#: importing it itself on its first sample: everything a sample's decision needs (the readers of
-#: every format, the header step of the scrapers' issue). tests/test_datasets.py checks that a
-#: scan imports nothing of ours beyond it.
-PRELOAD = ("rightsmeta.datasets.local", "rightsmeta.carriers", "rightsmeta.carriers.audio", "rightsmeta.carriers.pdf",
-           "rightsmeta.carriers.epub", "rightsmeta.web.headers")
-
 
 def _init(options: ScanOptions) -> None:
     _OPTIONS["options"] = options
@@ -52,7 +45,8 @@ def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) 
         return
     from ..pool import start_context
 
-    ctx: Any = start_context(preload=PRELOAD)
+    # each worker forks with the readers already imported, not importing them itself
+    ctx: Any = start_context(preload=["rightsmeta.datasets.local", "rightsmeta.carriers"])
     with ctx.Pool(min(jobs, len(shards)), _init, (options,)) as pool:
         for rows in pool.imap(_one, shards, chunksize=1):
             yield from rows
