@@ -8,8 +8,9 @@ The corpus is WebDataset tar shards of img2dataset's layout (key.jpg + key.json 
 and 1 % reserved only by a recorded `tdm-reservation` response header.
 
 Throughput runs in this process through the library (`rightsmeta.datasets.scan`), filtered shards
-written to --out, as the command does: the local engine at 1 process, then the local engine and
-Ray at 2 workers in alternating passes (--repeat), so both see the same machine load. Ray's local
+written to --out, as the command does: the local engine at 1 and 2 processes in alternating passes
+(--repeat pairs, before Ray starts), then the local engine and Ray at 2 workers alternating, so
+the two sides of each ratio see the same machine load; ratios are given pass by pass. Ray's local
 instance start-up (ray.init) is timed apart. Each pass is measured in steady state, from its first
 shard's rows (every worker or actor is up) to its last row: wall seconds, and the CPU seconds of
 this process and every descendant (the local engine's workers; Ray's raylet, GCS, agents,
@@ -66,7 +67,7 @@ def build(root: Path, shards: int, per_shard: int) -> list[str]:
         with tarfile.open(path, "w") as tar:
             for _ in range(per_shard):
                 ext, data = (denied if n % 10 == 3 else plain)[n % len(plain)]
-                meta = {"url": f"https://example.com/{n}.{ext}", "key": f"{n:09d}"}
+                meta: dict[str, object] = {"url": f"https://example.com/{n}.{ext}", "key": f"{n:09d}"}
                 if n % 100 == 57:
                     meta["headers"] = {"tdm-reservation": "1"}
                 for name, blob in ((f"{n:09d}.{ext}", data), (f"{n:09d}.json", json.dumps(meta).encode()),
@@ -150,6 +151,20 @@ def run(paths: list[str], engine: str, jobs: int, out: str, expected: int, per_s
             "fixed_cpu": cpu_all - rows * cpu_steady / steady_rows}
 
 
+def autogroup() -> str:
+    """Whether the scheduler shares the CPU by session (``sched_autogroup_enabled``): then, while
+    other sessions are busy, the workers of one scan (all in this session) share one session's
+    part of the cores, however many they are, and the wall speed-up says more about the machine
+    than the scan (CPU seconds per sample do not depend on it)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            on = fh.read().strip() == "1"
+    except OSError:
+        return "unknown"
+    return ("on: while other sessions are busy, this session's processes share one session's part of the cores"
+            if on else "off")
+
+
 def peak_rss(paths: list[str], out: str, report: str) -> int:
     """Peak RSS of the command, from GNU time's %M: a child forked from this (large) process would
     report this process's RSS at fork time as its own peak, so a small process starts it."""
@@ -185,15 +200,36 @@ def main() -> None:
                   f"{r['rate']:5.0f} samples/s wall; whole pass {r['cpu']:.2f} CPU-s, {r['wall']:.2f} s wall, "
                   f"of which start-up {r['fixed_cpu']:.2f} CPU-s", flush=True)
 
-        one = run(corpus, "local", 1, str(root / "out1"), samples, args.per_shard)
-        show("local 1 process  ", one)
-        engines = [("local", "local 2 processes"), *([] if args.no_ray else [("ray", "ray   2 actors   ")])]
+        def measure(engine: str, jobs: int, label: str, out: str) -> dict[str, float]:
+            # The last pass's filtered shards (and the corpus, before the first) are written back
+            # now, not during this pass's fsyncs: each pass starts from the same page-cache state.
+            os.sync()
+            r = run(corpus, engine, jobs, out, samples, args.per_shard)
+            show(label, r)
+            return r
+
+        def spread(values: list[float]) -> str:
+            ordered = sorted(values)
+            return f"x{ordered[len(ordered) // 2]:.2f} (x{ordered[0]:.2f}-x{ordered[-1]:.2f})"
+
+        # 1 and 2 processes in alternating pairs, before any Ray instance runs: a pass measured
+        # alone, first, on a quieter machine than the later ones, is no baseline for them.
+        ones: list[dict[str, float]] = []
+        twos: list[dict[str, float]] = []
+        for n in range(args.repeat):
+            ones.append(measure("local", 1, "local 1 process  ", str(root / f"out1-{n}")))
+            twos.append(measure("local", 2, "local 2 processes", str(root / f"out2-{n}")))
+        print(f"local 1 -> 2 processes, pass by pass: wall speed-up {spread([b['rate'] / a['rate'] for a, b in zip(ones, twos, strict=True)])}, "
+              f"CPU per sample {spread([a['per_cpu'] / b['per_cpu'] for a, b in zip(ones, twos, strict=True)])} "
+              "(median (range); the wall speed-up needs 2 free cores)", flush=True)
+        print(f"kernel autogroup: {autogroup()}", flush=True)
         if not args.no_ray:
+            import logging
+
             import ray
 
             start = time.perf_counter()
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
-            import logging
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
 
             import ray.data  # noqa: F401  # configures its logger, whose console handler is quieted here
 
@@ -201,23 +237,15 @@ def main() -> None:
                 handler.setLevel(logging.WARNING)
             print(f"ray.init (a local instance, 2 CPUs): {time.perf_counter() - start:.1f} s wall, timed apart", flush=True)
             run(paths[:2], "ray", 2, str(root / "warm"), 2 * args.per_shard, args.per_shard)  # Ray Data's own actors start once
-        passes: dict[str, list[dict[str, float]]] = {engine: [] for engine, _ in engines}
-        for n in range(args.repeat):
-            for engine, label in engines:
-                r = run(corpus, engine, 2, str(root / f"out-{engine}-{n}"), samples, args.per_shard)
-                passes[engine].append(r)
-                show(label, r)
-        if not args.no_ray:
+            local: list[dict[str, float]] = []
+            rays: list[dict[str, float]] = []
+            for n in range(args.repeat):
+                local.append(measure("local", 2, "local 2 processes", str(root / f"out-local-{n}")))
+                rays.append(measure("ray", 2, "ray   2 actors   ", str(root / f"out-ray-{n}")))
             ray.shutdown()
-        local = passes["local"]
-        best = max(r["per_cpu"] for r in local)
-        print(f"local 1 -> 2 processes: steady CPU per sample x{one['per_cpu'] / best:.2f}-x{one['per_cpu'] / min(r['per_cpu'] for r in local):.2f} "
-              f"(speed-up bound on 2 free cores x{2 * best / one['per_cpu']:.2f}); wall x{max(r['rate'] for r in local) / one['rate']:.2f} at best")
-        if not args.no_ray:
-            ratios = [lr["per_cpu"] / rr["per_cpu"] for lr, rr in zip(local, passes["ray"], strict=True)]
             print("ray vs local at 2 workers, steady CPU per sample, pass by pass: "
-                  + ", ".join(f"x{x:.2f}" for x in ratios) + f" (median x{sorted(ratios)[len(ratios) // 2]:.2f}; >1: Ray costs more)")
-            print(f"ray start-up apart: actor pool {min(r['fixed_cpu'] for r in passes['ray']):.2f}-{max(r['fixed_cpu'] for r in passes['ray']):.2f} CPU-s per pass "
+                  + spread([lr["per_cpu"] / rr["per_cpu"] for lr, rr in zip(local, rays, strict=True)]) + " (>1: Ray costs more)")
+            print(f"ray start-up apart: actor pool {min(r['fixed_cpu'] for r in rays):.2f}-{max(r['fixed_cpu'] for r in rays):.2f} CPU-s per pass "
                   f"(local pool {min(r['fixed_cpu'] for r in local):.2f}-{max(r['fixed_cpu'] for r in local):.2f})")
         rss = {}
         for count in counts:
