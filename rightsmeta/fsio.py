@@ -95,14 +95,18 @@ def open_buffer(
     yield bytes(data)
 
 
-def read_fd(fd: int) -> bytes:
-    """The bytes of the regular file open at ``fd`` (``locked`` gives one), bounded like a read."""
-    return _read_fd(fd)
+def read_fd(fd: int, info: os.stat_result | None = None) -> bytes:
+    """The bytes of the regular file open at ``fd`` (``locked`` gives one), bounded like a read;
+    ``info``, its ``os.fstat`` when the caller has it, saves taking it again."""
+    return _read_fd(fd, None if info is None else _checked_size(info))
 
 
 def _regular_size(fd: int) -> int:
     """The size of the regular file open at ``fd``; refused when it is none, or too large to read."""
-    info = os.fstat(fd)
+    return _checked_size(os.fstat(fd))
+
+
+def _checked_size(info: os.stat_result) -> int:
     kind = kind_of(info.st_mode)
     if kind is not None:
         raise UnsupportedFormat(f"{kind}, not a regular file; not read")
