@@ -69,3 +69,19 @@ def test_changes_planned_once_keep_others_text_and_drop_our_own() -> None:
     # Without a sentence of ours to write, an earlier one of ours goes and someone else's stays.
     assert xmp.keeping_others({}, {"plus:OtherConstraints": ours}) == {"plus:OtherConstraints": None}
     assert xmp.keeping_others({}, {"plus:OtherConstraints": "Ask first"}) == {}
+
+
+def test_tag_json_element_is_json_dumps_indented() -> None:
+    """``tag --json`` prints each result as ``json.dumps(indent=2)`` would, one level in."""
+    import json
+
+    from rightsmeta.cli import _indented
+
+    values = [
+        {"path": "caf\u00e9/\U0001f600 \"x\"\n.jpg", "status": "tagged", "carriers": ["xmp", "exif"], "notes": [],
+         "reason": None, "n": 3, "f": 0.1, "ok": True, "empty": {}, "nested": {"a": [{"b": [1, [], {}]}], "t": (1, 2)}},
+        {1: "int key", None: "none key", "s": [True, None]},
+        [], {}, "plain", 5,
+    ]
+    for value in values:
+        assert _indented(value, "\n  ") == json.dumps(value, indent=2).replace("\n", "\n  ")
