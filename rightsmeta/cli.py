@@ -187,7 +187,7 @@ def _render_tag(results: Iterable[TagResult], dry_run: bool, as_json: bool = Fal
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
         if as_json:  # as json.dumps of the whole list with indent=2 prints it, one element at a time
-            element = json.dumps(r.to_json(), indent=2).replace("\n", "\n  ")
+            element = _indented(r.to_json(), "\n  ")
             click.echo(("[\n  " if first else ",\n  ") + element, nl=False)
         else:
             _tag_line(r, dry_run)
@@ -199,6 +199,25 @@ def _render_tag(results: Iterable[TagResult], dry_run: bool, as_json: bool = Fal
         click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"),
                    err=True)
     return counts
+
+
+def _indented(value: Any, pad: str) -> str:
+    """``json.dumps(value, indent=2)`` with every line after the first indented by ``pad``'s
+    spaces: the same text, with the scalars left to json's C encoder (indent=2 puts all of it
+    through the pure-Python one, about 0.05 ms a result)."""
+    inner = pad + "  "
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if not value:
+            return "{}"
+        items = (f"{json.dumps(k)}: {_indented(v, inner)}" for k, v in value.items())
+        return "{" + inner + ("," + inner).join(items) + pad + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        return "[" + inner + ("," + inner).join(_indented(v, inner) for v in value) + pad + "]"
+    if isinstance(value, dict):  # keys json turns into strings: its own encoder, re-indented
+        return json.dumps(value, indent=2).replace("\n", pad)
+    return json.dumps(value)
 
 
 def _skipped(special: list[tuple[str, str]], assertion: Assertion) -> Iterator[TagResult]:

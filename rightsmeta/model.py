@@ -176,7 +176,8 @@ class Assertion:
         """A copy dated now, with a fresh work id: what one file is tagged with."""
         import uuid  # only tagging makes work ids; a scan never needs the module
 
-        return replace(self.dated(), work_id=str(uuid.uuid4()))
+        when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+        return replace(self, date=when, work_id=str(uuid.uuid4()))  # one copy, not two: once per file tagged
 
     @classmethod
     def build(

@@ -232,6 +232,27 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
     ``existing`` is the packet's current raw view (``XmpReading.raw``): our own earlier
     values are replaced, other people's free text is kept.
     """
+    return keeping_others(planned(assertion), existing)
+
+
+def keeping_others(changes: Mapping[str, WriteValue], existing: Mapping[str, Value]) -> dict[str, WriteValue]:
+    """``planned``'s changes for a packet whose raw view is ``existing``: our own earlier
+    free text goes, other people's stays. (Deleting a property or not setting one adds no
+    element, so the order of what is set, and so the packet's bytes, stay those of ``planned``.)"""
+    out = dict(changes)
+    if "plus:OtherConstraints" not in out:
+        current = _one(existing.get("plus:OtherConstraints"))
+        if current is not None and iptc.is_own_sentence(current):
+            out["plus:OtherConstraints"] = None
+    current_terms = _one(existing.get("xmpRights:UsageTerms"))
+    if current_terms is not None and not iptc.is_own_sentence(current_terms):
+        del out["xmpRights:UsageTerms"]
+    return out
+
+
+def planned(assertion: Assertion) -> dict[str, WriteValue]:
+    """What the assertion sets and deletes in a packet holding nothing yet (``updates`` with
+    no existing values): computed once per file, its keys also say what a merge replaces."""
     out: dict[str, WriteValue] = {}
     # The exact record: replace the whole set, so a purpose no longer constrained loses its text.
     record = project.encode(assertion) or {}
@@ -241,20 +262,14 @@ def updates(assertion: Assertion, existing: Mapping[str, Value]) -> dict[str, Wr
     plus = iptc.encode(assertion) or {"DataMining": None, "OtherConstraints": None}
     out["plus:DataMining"] = iptc.uri(plus["DataMining"]) if plus["DataMining"] else None
     sentence = plus["OtherConstraints"]
-    current = _one(existing.get("plus:OtherConstraints"))
     if sentence is not None:
         out["plus:OtherConstraints"] = LangAlt(sentence)
-    elif current is not None and iptc.is_own_sentence(current):
-        out["plus:OtherConstraints"] = None
 
     tdm = tdmrep.encode(assertion)
     out["tdm:reservation"] = str(tdm["reservation"]) if tdm else None
     out["tdm:policy"] = str(tdm["policy"]) if tdm and tdm["policy"] else None
 
-    terms = f"{iptc.SENTENCE_PREFIX} {summary(assertion.permissions)}"
-    current_terms = _one(existing.get("xmpRights:UsageTerms"))
-    if current_terms is None or iptc.is_own_sentence(current_terms):
-        out["xmpRights:UsageTerms"] = LangAlt(terms)
+    out["xmpRights:UsageTerms"] = LangAlt(f"{iptc.SENTENCE_PREFIX} {summary(assertion.permissions)}")
 
     reserved = any(p.state in (State.NOT_ALLOWED, State.CONSTRAINED) for p in assertion.permissions.values())
     if reserved or assertion.copyright:

@@ -128,12 +128,12 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         raise MalformedMetadata(f"part of the file's XMP cannot be read ({blocks.xmp_error}); not writing over it")
     packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
     packets += [bytes(p) for p, _ in blocks.more_xmp]
-    replaced = frozenset(xmp.updates(assertion, {}))
+    changes = xmp.planned(assertion)  # once: the merge and the update both need it
     try:
-        root = xmp.combine(packets, replaced=replaced | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
+        root = xmp.combine(packets, replaced=frozenset(changes) | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
         xmp.drop_extended_note(root)
         existing = xmp.raw(root) if packets else {}
-        xmp.apply(root, xmp.updates(assertion, existing))
+        xmp.apply(root, xmp.keeping_others(changes, existing))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
     return _WRITERS[fmt](data, root), ["xmp"]

@@ -1,0 +1,87 @@
+"""The tag fast path (issue 12): what a run loads (start-up is paid once per run: for a folder of a
+few hundred files it was a tenth of the time ExifTool needs), and XMP changes planned once per file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from samples import image_bytes
+
+# Modules a successful tag never needs: concurrent.futures (with logging) for the durability
+# threads' results, tempfile (with random and shutil) for the temporary files.
+NOT_LOADED = ("concurrent.futures", "logging", "tempfile")
+
+_RUN = """
+import sys
+from rightsmeta.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    print("loaded:", sorted(m for m in {modules!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+def test_a_batch_tag_loads_no_executor_logging_or_tempfile(tmp_path: Path) -> None:
+    for i, fmt in enumerate(("jpeg", "png", "webp")):
+        (tmp_path / f"{i}.{fmt}").write_bytes(image_bytes(fmt, seed=i))
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN.format(modules=NOT_LOADED), "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger",
+         str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "summary: 3 tagged, 0 failed" in done.stderr
+    assert "loaded: []" in done.stderr, done.stderr
+
+
+def test_temporary_files_are_named_as_stale_temps_finds_them(tmp_path: Path) -> None:
+    """The temporary file's name is what ``stale_temps`` looks for, so a write killed midway
+    is found and removed by the next run."""
+    import os
+
+    from rightsmeta import fsio
+
+    target = tmp_path / "photo.jpg"
+    target.write_bytes(b"old")
+    pending = fsio.Replacement(target)
+    try:
+        name = os.path.basename(pending.tmp)
+        assert fsio._TEMP_NAME.match(name), name
+        assert name.startswith(".photo.jpg.") and os.stat(pending.tmp).st_mode & 0o777 == 0o600
+    finally:
+        pending.discard()
+    assert sorted(os.listdir(tmp_path)) == ["photo.jpg"]
+
+
+def test_changes_planned_once_keep_others_text_and_drop_our_own() -> None:
+    """``planned`` (once per file) with ``keeping_others`` is ``updates``: our earlier free text
+    is replaced or deleted, someone else's is kept."""
+    import rightsmeta
+    from rightsmeta import xmp
+    from rightsmeta.vocab import iptc
+
+    assertion = rightsmeta.Assertion.build(deny=["ai"]).for_work()
+    ours = f"{iptc.SENTENCE_PREFIX} Not allowed: everything."
+    assert iptc.is_own_sentence(ours)
+    for existing in ({}, {"xmpRights:UsageTerms": ours}, {"xmpRights:UsageTerms": "Editorial use only"}):
+        assert xmp.keeping_others(xmp.planned(assertion), existing) == xmp.updates(assertion, existing)
+    kept = xmp.keeping_others(xmp.planned(assertion), {"xmpRights:UsageTerms": "Editorial use only"})
+    assert "xmpRights:UsageTerms" not in kept
+    # Without a sentence of ours to write, an earlier one of ours goes and someone else's stays.
+    assert xmp.keeping_others({}, {"plus:OtherConstraints": ours}) == {"plus:OtherConstraints": None}
+    assert xmp.keeping_others({}, {"plus:OtherConstraints": "Ask first"}) == {}
+
+
+def test_tag_json_element_is_json_dumps_indented() -> None:
+    """``tag --json`` prints each result as ``json.dumps(indent=2)`` would, one level in."""
+    import json
+
+    from rightsmeta.cli import _indented
+
+    values = [
+        {"path": "caf\u00e9/\U0001f600 \"x\"\n.jpg", "status": "tagged", "carriers": ["xmp", "exif"], "notes": [],
+         "reason": None, "n": 3, "f": 0.1, "ok": True, "empty": {}, "nested": {"a": [{"b": [1, [], {}]}], "t": (1, 2)}},
+        {1: "int key", None: "none key", "s": [True, None]},
+        [], {}, "plain", 5,
+    ]
+    for value in values:
+        assert _indented(value, "\n  ") == json.dumps(value, indent=2).replace("\n", "\n  ")
