@@ -28,8 +28,6 @@ from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
-    from concurrent.futures import Future  # with logging and threading behind it
-
     from .fingerprint import Essence
     from .keys import Identity
     from .ledger import Ledger
@@ -284,7 +282,6 @@ class _Durable:
 
     def submit(self, step: _Writing) -> _Finishing:
         import threading
-        from concurrent.futures import Future
 
         finishing = _Finishing()
         self.jobs.put((step, finishing))
