@@ -339,9 +339,10 @@ def real_song(index: int, seconds: float = 30.0, rate: int = RATE) -> bytes:
     import tempfile
     from pathlib import Path
 
-    from music21 import corpus, instrument
+    from music21 import converter, corpus, instrument
 
-    score = corpus.parse(CHORALES[index])
+    # Parsed from the corpus file itself: music21's default pickle cache would write into a shared /tmp/music21.
+    score = converter.parse(corpus.getWork(CHORALES[index]), forceSource=True, storePickle=False)
     for part, program in zip(score.parts, ENSEMBLES[index % len(ENSEMBLES)], strict=False):
         for old in part.recurse().getElementsByClass(instrument.Instrument):
             old.activeSite.remove(old)

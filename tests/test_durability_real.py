@@ -34,6 +34,8 @@ RECORDED_PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "rocket.jpg")  #
 HELD_OUT_PHOTOS = ("chelsea.png", "coins.png")
 RECORDED_SONGS = (1, 2)  # material.CHORALES indexes: strings, woodwinds
 HELD_OUT_SONGS = (6,)  # another chorale on the same strings as song 1
+# The held-out song's copies: a lossy whole and the shortest overlaps (where chance agreement is likeliest).
+HELD_OUT_AUDIO = ("Opus 48 kHz", "10 s excerpt from 0 s", "10 s excerpt from 19 s", "tempo x1.03", "tempo x0.97")
 
 
 def _ffmpeg(src: Path, handling: str, tmp: Path) -> bytes:
@@ -101,8 +103,9 @@ def test_held_out_real_files_match_nothing(real: tuple[Ledger, Path, list[tuple[
     for index in HELD_OUT_SONGS:
         src = tmp / f"held-{index}.wav"
         src.write_bytes(material.real_song(index))
-        for handling, (_, ext) in material.AUDIO_HANDLINGS.items():
-            false += [(src.name, handling, m.work.id, m.how) for m in ledger.matches(essence(_ffmpeg(src, handling, tmp), ext))]
+        for handling in HELD_OUT_AUDIO:
+            copy = essence(_ffmpeg(src, handling, tmp), material.AUDIO_HANDLINGS[handling][1])
+            false += [(src.name, handling, m.work.id, m.how) for m in ledger.matches(copy)]
     assert false == []
 
 
