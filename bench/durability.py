@@ -121,8 +121,8 @@ def main() -> None:
         works: list[tuple[Work, Image.Image]] = []
         started = time.perf_counter()
         held_photos: list[tuple[str, Image.Image]] = []
-        for seed, (label, img, data, fmt) in enumerate(_photos(args.real, photos)):
-            if seed >= photos:
+        for n, (label, img, data, fmt) in enumerate(_photos(args.real, photos)):
+            if n >= photos:
                 held_photos.append((label, img))
                 continue
             work = Work.create(label, fmt, essence(data, fmt, probes=False), ASSERTION, id=label)
@@ -130,10 +130,10 @@ def main() -> None:
         clips: list[tuple[Work, Path]] = []
         held_songs: list[Path] = []
         if have_audio:
-            for seed, (label, wav) in enumerate(_songs(args.real, songs)):
+            for n, (label, wav) in enumerate(_songs(args.real, songs)):
                 src = tmp / label
                 src.write_bytes(wav)
-                if seed >= songs:
+                if n >= songs:
                     held_songs.append(src)
                     continue
                 work = Work.create(src.name, "wav", essence(src.read_bytes(), "wav"), ASSERTION, id=src.stem)
