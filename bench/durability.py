@@ -2,6 +2,13 @@
 
     python bench/durability.py                 # 40 photos, 6 songs, 300 unrelated, lookups at 1k / 10k
     python bench/durability.py --full          # 100 photos, 10 songs, 1,000 unrelated, lookups up to 100k
+    python bench/durability.py --real          # real photos and music (below), 300 procedural unrelated
+
+With --real the works are real: the photographs bundled in scikit-image's wheel and Bach chorales
+from music21's corpus performed with sampled instruments (FluidSynth, TimGM6mb); see
+tests/material.py REAL_PHOTOS and CHORALES. The first --photos / --songs of them are recorded; the
+rest are held out, and their handled copies (every handling) join the procedural unrelated files.
+A recognised copy whose first match is another work counts as a false match too.
 
 Material (tests/material.py): camera-like photos (sky, fractal terrain, objects, vignetting, sensor
 noise, JPEG) and music-like audio (chords, bass, melody, drums; 30 s WAV). Every work is recorded
@@ -34,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +67,27 @@ def _ffmpeg(src: Path, args: list[str], ext: str, tmp: Path) -> bytes:
     return out.read_bytes()
 
 
+def _photos(real: bool, count: int) -> Iterator[tuple[str, Image.Image, bytes, str]]:
+    """(label, picture, the file as tagged, its format): procedural photos, or all the real ones."""
+    if not real:
+        for seed in range(count):
+            img = material.photo(seed, _size(seed))
+            yield f"photo-{seed}", img, material.jpeg(img, 90), "jpeg"
+        return
+    for name in material.REAL_PHOTOS:
+        yield name, material.real_photo(name), material.real_photo_file(name), "jpeg" if name.endswith(".jpg") else "png"
+
+
+def _songs(real: bool, count: int) -> Iterator[tuple[str, bytes]]:
+    """(file name, 30 s WAV): procedural songs, or all the real ones."""
+    if not real:
+        for seed in range(count):
+            yield f"song-{seed}.wav", material.wav(material.music(seed, 30.0))
+        return
+    for index, name in enumerate(material.CHORALES):
+        yield f"{name.replace('/', '-')}.wav", material.real_song(index)
+
+
 def _filler(work: Work, n: int, rng: random.Random) -> Work:
     """A work shaped like ``work`` (as many region codes and Chromaprint features) with random bits."""
     return Work(
@@ -75,10 +104,13 @@ def main() -> None:
     parser.add_argument("--photos", type=int)
     parser.add_argument("--songs", type=int)
     parser.add_argument("--unrelated", type=int)
+    parser.add_argument("--real", action="store_true", help="real photos and music (needs the test extra, fluidsynth)")
     parser.add_argument("--sizes", help="ledger sizes for the lookup cost, e.g. 1000,10000,100000")
     args = parser.parse_args()
-    photos = args.photos or (100 if args.full else 40)
-    songs = args.songs or (10 if args.full else 6)
+    if args.real and (reason := material.real_material_missing()):
+        parser.error(reason)
+    photos = args.photos or (8 if args.real else 100 if args.full else 40)
+    songs = args.songs or (7 if args.real else 10 if args.full else 6)
     unrelated = args.unrelated or (1000 if args.full else 300)
     sizes = [int(x) for x in (args.sizes or ("1000,10000,100000" if args.full else "1000,10000")).split(",")]
     have_audio = shutil.which("ffmpeg") is not None and shutil.which("fpcalc") is not None
@@ -88,17 +120,23 @@ def main() -> None:
         ledger = Ledger.open(tmp / "ledger.sqlite3")
         works: list[tuple[Work, Image.Image]] = []
         started = time.perf_counter()
-        for seed in range(photos):
-            img = material.photo(seed, _size(seed))
-            data = material.jpeg(img, 90)
-            work = Work.create(f"photo-{seed}.jpg", "jpeg", essence(data, "jpeg", probes=False), ASSERTION, id=f"photo-{seed}")
+        held_photos: list[tuple[str, Image.Image]] = []
+        for n, (label, img, data, fmt) in enumerate(_photos(args.real, photos)):
+            if n >= photos:
+                held_photos.append((label, img))
+                continue
+            work = Work.create(label, fmt, essence(data, fmt, probes=False), ASSERTION, id=label)
             works.append((work, img))
         clips: list[tuple[Work, Path]] = []
+        held_songs: list[Path] = []
         if have_audio:
-            for seed in range(songs):
-                src = tmp / f"song-{seed}.wav"
-                src.write_bytes(material.wav(material.music(seed, 30.0)))
-                work = Work.create(src.name, "wav", essence(src.read_bytes(), "wav"), ASSERTION, id=f"song-{seed}")
+            for n, (label, wav) in enumerate(_songs(args.real, songs)):
+                src = tmp / label
+                src.write_bytes(wav)
+                if n >= songs:
+                    held_songs.append(src)
+                    continue
+                work = Work.create(src.name, "wav", essence(src.read_bytes(), "wav"), ASSERTION, id=src.stem)
                 clips.append((work, src))
         ledger.record_many([w for w, _ in works] + [w for w, _ in clips])
         print(f"recorded {len(works)} photos and {len(clips)} songs in {time.perf_counter() - started:.1f} s; "
@@ -109,6 +147,7 @@ def main() -> None:
         # that finds nothing), the copy's essence computed beforehand; median and worst per handling.
         print(f"{'handling':32} {'recognised':>11} {'lookup ms':>12}  example of the match report")
         total = hits = 0
+        wrong: list[str] = []  # a copy whose first match is another work: a false match
         crop_queries: list[Essence] = []
         uneven_queries: list[Essence] = []
         for handling in material.IMAGE_HANDLINGS:
@@ -124,6 +163,8 @@ def main() -> None:
                     crop_queries.append(copy)
                 if handling == "crop 5/15/20/10 % l/t/r/b" and len(uneven_queries) < 20:
                     uneven_queries.append(copy)
+                if found and found[0].work.id != work.id:
+                    wrong.append(f"{work.id} ({handling}) -> {found[0].work.id} {found[0].how}")
                 if found and found[0].work.id == work.id:
                     ok += 1
                     example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
@@ -139,6 +180,8 @@ def main() -> None:
                 if handling.startswith("10 s excerpt") and len(excerpt_queries) < 20:
                     excerpt_queries.append(copy)
                 found = ledger.matches(copy)
+                if found and found[0].work.id != work.id:
+                    wrong.append(f"{work.id} ({handling}) -> {found[0].work.id} {found[0].how}")
                 if found and found[0].work.id == work.id:
                     ok += 1
                     example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
@@ -146,6 +189,8 @@ def main() -> None:
             if clips:
                 print(f"{handling:32} {ok:>4}/{len(clips):<4} {100 * ok / len(clips):4.0f} %  {example}")
         print(f"{'all handlings':32} {hits:>4}/{total:<4} {100 * hits / max(1, total):4.1f} %")
+        for line in wrong:
+            print(f"  false match: copy of {line}")
         for handling in material.UNCOVERED_HANDLINGS:  # known limits, outside the total above
             ok = 0
             for work, img in works:
@@ -157,6 +202,19 @@ def main() -> None:
         handlings = list(material.IMAGE_HANDLINGS)
         false = 0
         started = time.perf_counter()
+        for label, img in held_photos:  # real photos not in the ledger, every handling
+            for handling in handlings:
+                found = cropsearch.matches(ledger, essence(material.handle(img, handling), "jpeg"))
+                if found:
+                    false += 1
+                    print(f"  false match: held-out {label} ({handling}) -> {found[0].work.id} {found[0].how}")
+        for src in held_songs:
+            for handling, (ff, ext) in material.AUDIO_HANDLINGS.items():
+                found = ledger.matches(essence(_ffmpeg(src, ff, ext, tmp), ext))
+                if found:
+                    false += 1
+                    print(f"  false match: held-out {src.name} ({handling}) -> {found[0].work.id} {found[0].how}")
+        held = len(held_photos) * len(handlings) + len(held_songs) * len(material.AUDIO_HANDLINGS)
         audio_unrelated = min(unrelated // 20, 30) if have_audio else 0
         for n in range(unrelated - audio_unrelated):
             seed = 100_000 + n
@@ -174,8 +232,11 @@ def main() -> None:
             if found:
                 false += 1
                 print(f"  false match: unrelated song {200_000 + n} -> {found[0].work.id} {found[0].how}")
-        print(f"false matches: {false}/{unrelated} unrelated files ({unrelated - audio_unrelated} photos, "
-              f"{audio_unrelated} songs) = {100 * false / max(1, unrelated):.2f} % "
+        false += len(wrong)
+        print(f"false matches: {false}/{unrelated + held + total} = {100 * false / max(1, unrelated + held + total):.2f} % "
+              f"({len(wrong)} of {total} copies matched another work; of {unrelated} procedural unrelated files: "
+              f"{unrelated - audio_unrelated} photos, {audio_unrelated} songs; of {held} handled copies of held-out "
+              f"real files: {len(held_photos)} photos, {len(held_songs)} songs) "
               f"({time.perf_counter() - started:.0f} s)\n")
 
         print(f"{'works':>8} {'10 % crop lookup':>17} {'uneven crop lookup':>19} {'10 s excerpt lookup':>20} {'ledger MB':>10}"

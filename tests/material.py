@@ -265,3 +265,95 @@ AUDIO_HANDLINGS: dict[str, tuple[list[str], str]] = {
     "tempo x0.97": (["-af", "atempo=0.97"], "wav"),
     "tempo x1.02 MP3": (["-af", "atempo=1.02", "-c:a", "libmp3lame", "-b:a", "128k"], "mp3"),
 }
+
+
+# --- real material (issue 17: the rates on real photos and real music) -----------------------------
+# Photos: the photographs bundled inside scikit-image's wheel (skimage/data; read from the installed
+# package, never fetched), with the licences their docstrings state. Left out: the moon (no licence
+# stated), the Middlebury motorcycle pair (research benchmark terms; left and right are one scene),
+# and the drawings, scans, microscopy and synthetic images.
+REAL_PHOTOS: dict[str, str] = {
+    "astronaut.png": "NASA, public domain",
+    "camera.png": "CC0, Lav Varshney",
+    "chelsea.png": "CC0, Stefan van der Walt",
+    "coffee.png": "CC0, Rachel Michetti",
+    "rocket.jpg": "SpaceX, public domain",
+    "coins.png": "Brooklyn Museum, no known copyright restrictions",
+    "clock_motion.png": "public domain, Stefan van der Walt",
+    "hubble_deep_field.jpg": "NASA, public domain",
+    "retina.jpg": "CC0, Mikael Haggstrom (Wikimedia Commons)",
+    "brick.png": "CC0, CC0Textures",
+    "grass.png": "CC0, CC0Textures",
+    "gravel.png": "CC0, CC0Textures",
+}
+
+# Music: Bach chorales from music21's bundled corpus (real four-part scores, public domain),
+# written to MIDI with each part on a General MIDI instrument and rendered by FluidSynth with the
+# TimGM6mb soundfont (Debian fluidsynth, timgm6mb-soundfont): sampled instruments, not oscillators.
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+CHORALES: tuple[str, ...] = (
+    "bach/bwv269", "bach/bwv4.8", "bach/bwv244.62", "bach/bwv227.11", "bach/bwv248.42-4",
+    "bach/bwv103.6", "bach/bwv40.8", "bach/bwv10.7", "bach/bwv65.7", "bach/bwv1.6",
+)
+# (soprano, alto, tenor, bass) General MIDI programs, one ensemble per song in turn: organ,
+# strings, woodwinds, brass, piano.
+ENSEMBLES: tuple[tuple[int, int, int, int], ...] = (
+    (19, 19, 19, 19), (40, 41, 42, 42), (73, 68, 71, 70), (56, 60, 57, 58), (0, 0, 0, 0),
+)
+
+
+def real_material_missing() -> str | None:
+    """Why the real photos or songs cannot be made here, or None when they can."""
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("skimage") is None:
+        return "scikit-image is not installed (its wheel carries the real photos): pip install -e '.[test]'"
+    if importlib.util.find_spec("music21") is None:
+        return "music21 is not installed (its corpus carries the real scores): pip install -e '.[test]'"
+    if shutil.which("fluidsynth") is None or not os.path.exists(SOUNDFONT):
+        return "fluidsynth or the TimGM6mb soundfont is missing: apt-get install fluidsynth timgm6mb-soundfont"
+    if shutil.which("ffmpeg") is None or shutil.which("fpcalc") is None:
+        return "ffmpeg or fpcalc is missing"
+    return None
+
+
+def real_photo_file(name: str) -> bytes:
+    """One of REAL_PHOTOS: the file's bytes, from the installed scikit-image."""
+    from importlib.resources import files
+
+    return (files("skimage.data") / name).read_bytes()
+
+
+def real_photo(name: str) -> Image.Image:
+    """One of REAL_PHOTOS decoded (RGB or greyscale, as the file holds it)."""
+    img = Image.open(io.BytesIO(real_photo_file(name)))
+    img.load()
+    return img
+
+
+def real_song(index: int, seconds: float = 30.0, rate: int = RATE) -> bytes:
+    """CHORALES[index] performed by ENSEMBLES[index % 5], as a 16-bit stereo WAV of its first ``seconds``."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from music21 import converter, corpus, instrument
+
+    # Parsed from the corpus file itself: music21's default pickle cache would write into a shared /tmp/music21.
+    score = converter.parse(corpus.getWork(CHORALES[index]), forceSource=True, storePickle=False)
+    for part, program in zip(score.parts, ENSEMBLES[index % len(ENSEMBLES)], strict=False):
+        for old in part.recurse().getElementsByClass(instrument.Instrument):
+            old.activeSite.remove(old)
+        voice = instrument.Instrument()
+        voice.midiProgram = program
+        part.insert(0, voice)
+    with tempfile.TemporaryDirectory(prefix="rightsmeta-song-") as name:
+        mid, out = Path(name) / "song.mid", Path(name) / "song.wav"
+        score.write("midi", fp=str(mid))
+        subprocess.run(["fluidsynth", "-ni", "-q", "-r", str(rate), "-g", "0.6", "-F", str(out), SOUNDFONT, str(mid)],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(out), "-t", str(seconds),
+                        "-c:a", "pcm_s16le", str(out.with_suffix(".cut.wav"))], check=True, timeout=120)
+        return out.with_suffix(".cut.wav").read_bytes()
