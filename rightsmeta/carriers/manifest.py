@@ -108,10 +108,10 @@ _LOCATE: dict[str, Callable[[Any], Ranges]] = {
 }
 
 
-def _may_hold_manifest(buf: Any, fmt: str) -> bool:
+def _may_hold_manifest(buf: Any, fmt: str, located: dict[str, Ranges] | None = None) -> bool:
     locate = _LOCATE.get(fmt)
-    ranges: Ranges | None = None
-    if locate is not None:
+    ranges: Ranges | None = located.get(fmt) if located is not None else None  # the family's walk of this file, when it had one
+    if ranges is None and locate is not None:
         try:
             ranges = locate(buf)
         except RightsmetaError:  # headers that do not add up: search the likely windows instead
@@ -165,7 +165,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
     if fmt not in MIME:
         return None
-    if not _may_hold_manifest(buf, fmt):
+    if not _may_hold_manifest(buf, fmt, options.located if options else None):
         return None
     import c2pa
 
