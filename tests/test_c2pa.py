@@ -446,7 +446,7 @@ def test_digitally_signed_pdf_is_not_rewritten_by_c2pa(tmp_path: Path, identity:
     assert status.intact and status.valid
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
 def test_one_walk_tells_the_locator_where_the_store_is(identity: keys.Identity, fmt: str) -> None:
     from rightsmeta.carriers import Options, image, manifest
 

@@ -331,10 +331,14 @@ def _extract_tiff(buf: Buffer) -> Blocks:
             )
         packets.append(_tiff.value_bytes(buf, xmp_entry))
     exif = _compact_tiff(buf, order, entries, exif_entries)
+    # The locator searches the whole file when IFD0 holds the tag; a tag of unknown field type
+    # (not checked above) is left to the locator's own walk, which fails on it and searches windows.
+    store = next((e for e in entries if e.tag == _tiff.C2PA_TAG), None)
+    c2pa = [] if store is None else [(0, len(buf))] if store.size is not None else None
     if not packets:
-        return Blocks(None, exif, None)
+        return Blocks(None, exif, None, c2pa=c2pa)
     more = tuple((p, f"TIFF tag 700 (entry {n})") for n, p in enumerate(packets[1:], start=2))
-    return Blocks(packets[0], exif, "TIFF tag 700", more)
+    return Blocks(packets[0], exif, "TIFF tag 700", more, c2pa=c2pa)
 
 
 def _check_tiff_data(buf: Buffer, by_tag: dict[int, _tiff.IfdEntry], order: str) -> None:

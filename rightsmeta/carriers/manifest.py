@@ -16,7 +16,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
-from . import bmff, jpeg, png, riff
+from . import bmff, jpeg, png, riff, tiff
 from .heads import id3_size
 from .tiff import find_tag
 
@@ -56,7 +56,6 @@ SOFT_BINDING_ALG = "io.iscc.v0"
 # where those are; searching only there spares a scan from calling into c2pa for files without a
 # store, and from reading their essence.
 _MARKER = b"c2pa"
-_TIFF_TAG = 0xCD41
 # GIF, PDF and SVG keep the store where only a search finds it quickly, as does any file whose
 # headers do not add up (the family reports that); c2pa puts it near the start (GIF, SVG) or
 # near the end (PDF, appended), so a head and a tail window are searched.
@@ -85,7 +84,7 @@ def _wav(buf: Any) -> Ranges:
 
 
 def _tiff(buf: Any) -> Ranges:
-    return [(0, len(buf))] if find_tag(buf, _TIFF_TAG, ifd="ifd0") is not None else []
+    return [(0, len(buf))] if find_tag(buf, tiff.C2PA_TAG, ifd="ifd0") is not None else []
 
 
 def _bmff(buf: Any) -> Ranges:
