@@ -61,7 +61,7 @@ def read(
     reported as ``Trusted`` rather than merely ``Valid``.
     """
     report = FileReport(name or _name(source))
-    options = Options(password=password, trust_anchors=trust_anchors)
+    options = Options(password=password, trust_anchors=trust_anchors, located={})  # one buffer: see Options
     try:
         with open_buffer(source) as buf:
             family, fmt = _identify(buf)

@@ -444,3 +444,22 @@ def test_digitally_signed_pdf_is_not_rewritten_by_c2pa(tmp_path: Path, identity:
         PdfFileReader(io.BytesIO(tagged)).embedded_signatures[0], ValidationContext(trust_roots=[cert])
     )
     assert status.intact and status.valid
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "tiff"])
+def test_one_walk_tells_the_locator_where_the_store_is(identity: keys.Identity, fmt: str) -> None:
+    from rightsmeta.carriers import Options, image, manifest
+
+    signed = rightsmeta.tag_bytes(image_bytes(fmt), DENY_AI, identity=identity)
+    options = Options(located={})
+    image.read(signed, fmt, options)
+    # The family's walk found the store's place: the same ranges the locator's own walk finds.
+    assert options.located[fmt] == manifest._LOCATE[fmt](signed) != []
+    assert manifest._may_hold_manifest(signed, fmt, options.located)
+    # The locator trusts what it is handed rather than walking again (the ranges decide).
+    assert not manifest._may_hold_manifest(signed, fmt, {fmt: []})
+    # Options shared across files (tagging) record nothing, so nothing stale is ever handed on.
+    shared = Options()
+    image.read(signed, fmt, shared)
+    assert shared.located is None
+    assert manifest.read(signed, fmt, shared) is not None

@@ -20,7 +20,7 @@ splice.py rebuilding a file from their ranges; ID3v2 frames are walked by ``audi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Assertion
@@ -34,6 +34,11 @@ class Options:
 
     password: str | None = None  # for encrypted documents
     trust_anchors: bytes | None = None  # PEM roots a C2PA signer may chain to ("Trusted")
+    # A dict given by a caller that reads ONE buffer with these options (api.read): the family's
+    # walk records there, by format, where a C2PA store may sit (JPEG APP11, PNG caBX, WebP C2PA
+    # chunk), so the manifest locator need not walk the file again. None (options shared across
+    # files, as tagging does) records nothing. An entry exists only after a walk that succeeded.
+    located: dict[str, list[tuple[int, int]]] | None = field(default=None, compare=False, repr=False)
 
 
 Reader = Callable[[Any, str, Options], list[CarrierReport]]

@@ -23,7 +23,7 @@ import operator
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
 from . import bmff, gif, jpeg, png, riff
@@ -79,6 +79,9 @@ class Blocks:
     extended_xmp: bytes | None = None
     #: Why a part of the XMP named by the file could not be read (fail closed: the caller says so).
     xmp_error: str | None = None
+    #: Where a C2PA store may sit, as the same walk found (None: this format's walk does not say).
+    #: Not metadata, so not compared: two files with the same metadata extract as equal.
+    c2pa: list[tuple[int, int]] | None = field(default=None, compare=False)
 
 
 _NOTHING = Blocks(None, None, None)
@@ -183,8 +186,9 @@ def _extract_jpeg(buf: Buffer) -> Blocks:
     packets = jpeg.xmp_packets(buf, layout)
     raw_exif = jpeg.exif(buf, layout)
     exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
+    c2pa = jpeg.c2pa_ranges(layout)
     if not packets:
-        return Blocks(None, exif, None)
+        return Blocks(None, exif, None, c2pa=c2pa)
     first = packets[0][1]
     extended: bytes | None = None
     error: str | None = None
@@ -195,7 +199,7 @@ def _extract_jpeg(buf: Buffer) -> Blocks:
         except MalformedMetadata as exc:
             error = str(exc)
     more = tuple((packet, f"JPEG APP1 at offset {seg.marker_pos}") for seg, packet in packets[1:])
-    return Blocks(first, exif, "JPEG APP1", more, extended, error)
+    return Blocks(first, exif, "JPEG APP1", more, extended, error, c2pa)
 
 
 # --- PNG (walked by carriers/png.py) -----------------------------------------------------------
@@ -218,9 +222,10 @@ def _extract_png(buf: Buffer) -> Blocks:
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
         exif = _png_raw_profile(png.data(buf, raw_profile), raw_profile.type, raw_profile.start)
+    c2pa = png.c2pa_ranges(chunks)
     if not packets:
-        return Blocks(None, exif, None)
-    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]))
+        return Blocks(None, exif, None, c2pa=c2pa)
+    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]), c2pa=c2pa)
 
 
 def _png_itxt_text(data: bytes, pos: int) -> bytes:
@@ -271,9 +276,10 @@ def _extract_webp(buf: Buffer) -> Blocks:
     exif = None
     if exif_chunks:
         exif = _tiff_block(riff.data(buf, exif_chunks[0]), f"WebP EXIF chunk at offset {exif_chunks[0].start}")
+    c2pa = riff.c2pa_ranges(walked)
     if not packets:
-        return Blocks(None, exif, None)
-    return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]))
+        return Blocks(None, exif, None, c2pa=c2pa)
+    return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]), c2pa=c2pa)
 
 
 # --- TIFF --------------------------------------------------------------------
@@ -325,10 +331,14 @@ def _extract_tiff(buf: Buffer) -> Blocks:
             )
         packets.append(_tiff.value_bytes(buf, xmp_entry))
     exif = _compact_tiff(buf, order, entries, exif_entries)
+    # The locator searches the whole file when IFD0 holds the tag; a tag of unknown field type
+    # (not checked above) is left to the locator's own walk, which fails on it and searches windows.
+    store = next((e for e in entries if e.tag == _tiff.C2PA_TAG), None)
+    c2pa = [] if store is None else [(0, len(buf))] if store.size is not None else None
     if not packets:
-        return Blocks(None, exif, None)
+        return Blocks(None, exif, None, c2pa=c2pa)
     more = tuple((p, f"TIFF tag 700 (entry {n})") for n, p in enumerate(packets[1:], start=2))
-    return Blocks(packets[0], exif, "TIFF tag 700", more)
+    return Blocks(packets[0], exif, "TIFF tag 700", more, c2pa=c2pa)
 
 
 def _check_tiff_data(buf: Buffer, by_tag: dict[int, _tiff.IfdEntry], order: str) -> None:

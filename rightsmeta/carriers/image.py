@@ -93,6 +93,8 @@ def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
     blocks = containers.extract(buf, fmt)
+    if blocks.c2pa is not None and options is not None and options.located is not None:
+        options.located[fmt] = blocks.c2pa
     found = _xmp_reports(blocks)
     if blocks.exif is not None:
         try:

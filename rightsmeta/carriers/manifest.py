@@ -16,7 +16,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
-from . import bmff, jpeg, png, riff
+from . import bmff, jpeg, png, riff, tiff
 from .heads import id3_size
 from .tiff import find_tag
 
@@ -56,7 +56,6 @@ SOFT_BINDING_ALG = "io.iscc.v0"
 # where those are; searching only there spares a scan from calling into c2pa for files without a
 # store, and from reading their essence.
 _MARKER = b"c2pa"
-_TIFF_TAG = 0xCD41
 # GIF, PDF and SVG keep the store where only a search finds it quickly, as does any file whose
 # headers do not add up (the family reports that); c2pa puts it near the start (GIF, SVG) or
 # near the end (PDF, appended), so a head and a tail window are searched.
@@ -85,7 +84,7 @@ def _wav(buf: Any) -> Ranges:
 
 
 def _tiff(buf: Any) -> Ranges:
-    return [(0, len(buf))] if find_tag(buf, _TIFF_TAG, ifd="ifd0") is not None else []
+    return [(0, len(buf))] if find_tag(buf, tiff.C2PA_TAG, ifd="ifd0") is not None else []
 
 
 def _bmff(buf: Any) -> Ranges:
@@ -108,10 +107,10 @@ _LOCATE: dict[str, Callable[[Any], Ranges]] = {
 }
 
 
-def _may_hold_manifest(buf: Any, fmt: str) -> bool:
+def _may_hold_manifest(buf: Any, fmt: str, located: dict[str, Ranges] | None = None) -> bool:
     locate = _LOCATE.get(fmt)
-    ranges: Ranges | None = None
-    if locate is not None:
+    ranges: Ranges | None = located.get(fmt) if located is not None else None  # the family's walk of this file, when it had one
+    if ranges is None and locate is not None:
         try:
             ranges = locate(buf)
         except RightsmetaError:  # headers that do not add up: search the likely windows instead
@@ -165,7 +164,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
     if fmt not in MIME:
         return None
-    if not _may_hold_manifest(buf, fmt):
+    if not _may_hold_manifest(buf, fmt, options.located if options else None):
         return None
     import c2pa
 

@@ -19,6 +19,7 @@ from ..xmp import pad
 Buffer = bytes | bytearray | mmap.mmap
 
 EXIF_IFD_POINTER = 0x8769
+C2PA_TAG = 0xCD41  # IFD0 tag holding the C2PA manifest store (JUMBF)
 
 #: Bytes per value of each TIFF field type (TIFF 6.0 plus the BigTIFF types,
 #: which a few writers use in classic files too).
