@@ -136,7 +136,9 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
 
 
 
-def _audio_code(data: bytes, fmt: str) -> str | None:
+def _fpcalc(data: bytes, fmt: str, seconds: int) -> list[int] | None:
+    """Chromaprint's raw features of the first ``seconds`` of the audio, signed; None when fpcalc
+    is missing, fails, times out or prints no features."""
     fpcalc = shutil.which("fpcalc")
     if fpcalc is None or len(data) > MAX_INPUT:
         return None
@@ -144,11 +146,15 @@ def _audio_code(data: bytes, fmt: str) -> str | None:
         tmp.write(data)
         tmp.flush()
         try:
-            done = subprocess.run([fpcalc, "-raw", "-signed", "-plain", "-length", "120", tmp.name],
+            done = subprocess.run([fpcalc, "-raw", "-signed", "-plain", "-length", str(seconds), tmp.name],
                                   capture_output=True, text=True, timeout=FFMPEG_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired):
             return None
-    features = _signed_features(done.stdout)
+    return _signed_features(done.stdout) or None
+
+
+def _audio_code(data: bytes, fmt: str) -> str | None:
+    features = _fpcalc(data, fmt, 120)
     if not features:
         return None
     import iscc_core
@@ -589,18 +595,7 @@ CHROMA_MIN_FEATURES = 40  # about five seconds: less says too little to match at
 
 def chroma_features(data: bytes, fmt: str) -> tuple[int, ...] | None:
     """Unsigned 32-bit Chromaprint features of the audio, or None (no fpcalc, too short, undecodable)."""
-    fpcalc = shutil.which("fpcalc")
-    if fpcalc is None or len(data) > MAX_INPUT:
-        return None
-    with tempfile.NamedTemporaryFile(suffix=f".{fmt}") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        try:
-            done = subprocess.run([fpcalc, "-raw", "-signed", "-plain", "-length", str(CHROMA_SECONDS), tmp.name],
-                                  capture_output=True, text=True, timeout=FFMPEG_TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-    features = _signed_features(done.stdout)
+    features = _fpcalc(data, fmt, CHROMA_SECONDS)
     if not features or len(features) < CHROMA_MIN_FEATURES:
         return None
     return tuple(v & 0xFFFFFFFF for v in features)
