@@ -387,14 +387,18 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
     found = Essence("image", coded, None, legacy_hash=exact) if coded else Essence("image", exact, None)
     grids = _Grids(luma)
     del luma
-    whole = grids.of([(0.0, 0.0, 1.0, 1.0)])[0]
+    # Every box at once (one conversion to numpy; see _Grids.of).
+    regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
+    looked_up = _PROBE_BOXES + _corner_boxes(full, work=False) if probes else []
+    cut = grids.of([box for _, box in regions + looked_up])
+    whole = cut[0]
     if float(whole.std()) < _IMAGE_MIN_STD:
         return replace(found, reason="image too uniform for a perceptual fingerprint")
-    named = [("whole", whole)] + _cut(grids, _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True))
+    named = _kept(regions, cut[: len(regions)])
     recorded = len(named)
     if probes:
         named += [("as it is", whole)] + [(name, turn(whole)) for name, turn in _DIHEDRAL.items()]
-        named += _cut(grids, _PROBE_BOXES + _corner_boxes(full, work=False))
+        named += _kept(looked_up, cut[len(regions) :])
     codes = list(zip([name for name, _ in named], _image_hashes(np.stack([grid for _, grid in named])), strict=True))
     return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]),
                    view=np.asarray(grids.image))
@@ -510,21 +514,34 @@ class _Grids:
 
     def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
         """(len(boxes), 32, 32) grey levels of each box, resized bicubically from the working copy
-        (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code)."""
+        (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code).
+
+        Each box is one resize of its own: boxes spanning the same columns cannot share a
+        horizontal pass, since Pillow 13 picks the order of its two passes per resize (measured:
+        a tall image's box is resampled vertically first), and the rounding between the passes
+        depends on the order."""
         from PIL import Image
 
         w, h = self.image.size
-        return np.stack([np.zeros((32, 32))] + [
-            np.asarray(self.image.resize((32, 32), Image.Resampling.BICUBIC, box=(x0 * w, y0 * h, x1 * w, y1 * h)),
-                       dtype=np.float64)
-            for x0, y0, x1, y1 in boxes
-        ])[1:]
+        bicubic = Image.Resampling.BICUBIC
+        # The grids are pasted into one image, converted to numpy once: converting each small
+        # image cost more than its resize. The cores are called directly for the same reason
+        # (Image.resize wraps each result in a new Image). A box asked for twice (a region that
+        # is also a probe) is resized once.
+        canvas = Image.new("L", (32, 32 * len(boxes)))
+        core = self.image.im
+        done: dict[Box, Any] = {}
+        for i, box in enumerate(boxes):
+            if box not in done:
+                x0, y0, x1, y1 = box
+                done[box] = core.resize((32, 32), bicubic, (x0 * w, y0 * h, x1 * w, y1 * h))
+            canvas.im.paste(done[box], (0, 32 * i, 32, 32 * i + 32))
+        return np.asarray(canvas, dtype=np.float64).reshape(len(boxes), 32, 32)
 
 
-def _cut(grids: _Grids, boxes: list[tuple[str, Box]]) -> list[tuple[str, np.ndarray[Any, Any]]]:
+def _kept(boxes: list[tuple[str, Box]], cut: np.ndarray[Any, Any]) -> list[tuple[str, np.ndarray[Any, Any]]]:
     """The named boxes' grids, without flat corner squares (a sky or a border would match every
     other flat corner); other regions are kept as they are."""
-    cut = grids.of([box for _, box in boxes])
     return [(name, grid) for (name, _), grid in zip(boxes, cut, strict=True)
             if not _CORNER_NAME.match(name) or float(grid.std()) >= _IMAGE_MIN_STD]
 
