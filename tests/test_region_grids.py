@@ -3,10 +3,10 @@ box on its own with ``Image.resize`` gives, so every code a ledger recorded befo
 
 from __future__ import annotations
 
+import material
 import numpy as np
 from PIL import Image
 
-import material
 from rightsmeta.fingerprint import _PROBE_BOXES, _corner_boxes, _Grids, _region_boxes
 
 
