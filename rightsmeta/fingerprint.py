@@ -660,7 +660,7 @@ _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
 # Modes whose direct conversion to grey gives the same levels as going through RGBA (checked in
-# tests/test_essence_fast.py): the grey working image is made without a full-size RGBA copy.
+# tests/test_coded_hash.py): the grey working image is made without a full-size RGBA copy.
 _GREY_DIRECT = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"})
 
 
