@@ -13,11 +13,13 @@ Two uses:
 What each kind hashes and fingerprints:
 
 - **image** (jpeg png webp tiff gif heic avif; Pillow, first frame, no EXIF rotation since the
-  Orientation tag is metadata): the hash covers the size and the RGBA pixels, except for JPEGs,
-  whose hash (``v2:``, see ``HASH_V2``) covers the coded data a decoder reads (frame, tables,
-  scans), so a JPEG is decoded only at the reduced scale the perceptual codes need (``draft``: a
-  12 MP photo at 1/8). A lossless JPEG rewrite (jpegtran) now keeps the perceptual code, not the
-  hash. The perceptual code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT
+  Orientation tag is metadata): the hash (``v2:``, see ``HASH_V2``) covers the coded data a
+  decoder reads: a JPEG's frame, tables and scans, so it is decoded only at the reduced scale the
+  perceptual codes need (``draft``: a 12 MP photo at 1/8); a PNG's, WebP's or TIFF's image data
+  and what defines its decoding (codedhash.py), so no full-size RGBA copy is made. A lossless
+  rewrite (jpegtran, another PNG compression level) now keeps the perceptual code, not the hash.
+  GIF, HEIC and AVIF (and a file whose coded data cannot be walked) keep the older hash of the
+  size and the RGBA pixels. The perceptual code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT
   frequencies of 32x32 grey pixels; its first 64 bits are the usual 64-bit Image-Code): against
   100,000 works the 64-bit code (at 8/64) matched 3 % of unrelated images, the 256-bit one none.
   Images above ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no
@@ -186,13 +188,14 @@ PERCEPTUAL_BITS: dict[str, int] = {"image": 256, "audio": 128, "text": 256}
 MATCH_THRESHOLD: dict[str, float] = {"image": 31 / 256, "audio": 23 / 128, "text": 31 / 256}
 
 # Exact hashes of this form ("v2:" and 64 hex digits) are taken from the coded data where it alone
-# identifies the essence (JPEG: frame, tables and scans, so no full-size decode is needed; MP3: the
+# identifies the essence (JPEG: frame, tables and scans, so no full-size decode is needed; PNG,
+# WebP and TIFF: the image data and what defines its decoding, see codedhash.py; MP3: the
 # frames, which unlike the decoded samples do not depend on the tags around them); the
 # unprefixed form (64 hex digits) is a hash of the decoded content. LEGACY_HASH_FORMATS are the
 # formats whose hash was of the unprefixed form before: a ledger holding such entries asks for
 # ``legacy_hash`` too.
 HASH_V2 = "v2:"
-LEGACY_HASH_FORMATS = frozenset({"jpeg", "mp3"})
+LEGACY_HASH_FORMATS = frozenset({"jpeg", "mp3", "png", "webp", "tiff"})
 
 _PIL_FORMATS = {
     "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "gif": "GIF", "heic": "HEIF", "avif": "AVIF",
@@ -359,38 +362,43 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
             _check_decode_size(img)
             img.seek(0)
             full = img.size
-            coded = _jpeg_hash(data) if fmt == "jpeg" else None
-            if coded is not None:
+            coded = _coded_hash(data, fmt)
+            drafted = coded is not None and fmt == "jpeg"
+            if drafted:
                 # The hash comes from the coded data, so no pixel is needed at full size: libjpeg
                 # decodes the luma at 1/2, 1/4 or 1/8 scale (DCT scaling), no smaller than the
                 # working image.
                 img.draft("L", _working_size(full))
             img.load()
+            luma = _grey(img)
+            exact = None
             if coded is None or legacy:
-                rgba = _rgba(img if coded is None else _full_decode(data))
+                rgba = _rgba(_full_decode(data) if drafted else img)
                 exact = _pixel_hash(rgba)
-                luma = rgba.convert("L") if coded is None else img.convert("L")
                 del rgba
-            else:
-                exact, luma = None, img.convert("L")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _Refused(f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise _Refused(f"Pillow cannot decode this {fmt.upper()}") from exc
     except OSError as exc:
         raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
-    # Old ledgers hold the pixel hash of JPEGs; it is computed only when asked for (``legacy``).
+    # Old ledgers hold the pixel hash of JPEG, PNG, WebP and TIFF images; it is computed only when
+    # asked for (``legacy``).
     found = Essence("image", coded, None, legacy_hash=exact) if coded else Essence("image", exact, None)
     grids = _Grids(luma)
     del luma
-    whole = grids.of([(0.0, 0.0, 1.0, 1.0)])[0]
+    # Every box at once (one conversion to numpy; see _Grids.of).
+    regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
+    looked_up = _PROBE_BOXES + _corner_boxes(full, work=False) if probes else []
+    cut = grids.of([box for _, box in regions + looked_up])
+    whole = cut[0]
     if float(whole.std()) < _IMAGE_MIN_STD:
         return replace(found, reason="image too uniform for a perceptual fingerprint")
-    named = [("whole", whole)] + _cut(grids, _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True))
+    named = _kept(regions, cut[: len(regions)])
     recorded = len(named)
     if probes:
         named += [("as it is", whole)] + [(name, turn(whole)) for name, turn in _DIHEDRAL.items()]
-        named += _cut(grids, _PROBE_BOXES + _corner_boxes(full, work=False))
+        named += _kept(looked_up, cut[len(regions) :])
     codes = list(zip([name for name, _ in named], _image_hashes(np.stack([grid for _, grid in named])), strict=True))
     return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]),
                    view=np.asarray(grids.image))
@@ -404,8 +412,18 @@ def _full_decode(data: bytes) -> Any:
     return img
 
 
+def _coded_hash(data: bytes, fmt: str) -> str | None:
+    if fmt == "jpeg":
+        return _jpeg_hash(data)
+    from .codedhash import CODED_HASHES
+
+    coded = CODED_HASHES.get(fmt)
+    return coded(data) if coded is not None else None
+
+
 def _pixel_hash(rgba: Any) -> str:
-    """The v1 exact hash: SHA-256 of the size and the RGBA pixels (every format but JPEG uses it)."""
+    """The v1 exact hash: SHA-256 of the size and the RGBA pixels (GIF, HEIC and AVIF use it, and
+    the other formats when their coded data cannot be walked)."""
     digest = hashlib.sha256(b"rightsmeta-image-v1\0%d\0%d\0" % rgba.size)
     step = max(1, (1 << 22) // max(1, 4 * rgba.width))  # ~4 MiB strips: no second full-size copy
     for top in range(0, rgba.height, step):
@@ -496,21 +514,34 @@ class _Grids:
 
     def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
         """(len(boxes), 32, 32) grey levels of each box, resized bicubically from the working copy
-        (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code)."""
+        (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code).
+
+        Each box is one resize of its own: boxes spanning the same columns cannot share a
+        horizontal pass, since Pillow 13 picks the order of its two passes per resize (measured:
+        a tall image's box is resampled vertically first), and the rounding between the passes
+        depends on the order."""
         from PIL import Image
 
         w, h = self.image.size
-        return np.stack([np.zeros((32, 32))] + [
-            np.asarray(self.image.resize((32, 32), Image.Resampling.BICUBIC, box=(x0 * w, y0 * h, x1 * w, y1 * h)),
-                       dtype=np.float64)
-            for x0, y0, x1, y1 in boxes
-        ])[1:]
+        bicubic = Image.Resampling.BICUBIC
+        # The grids are pasted into one image, converted to numpy once: converting each small
+        # image cost more than its resize. The cores are called directly for the same reason
+        # (Image.resize wraps each result in a new Image). A box asked for twice (a region that
+        # is also a probe) is resized once.
+        canvas = Image.new("L", (32, 32 * len(boxes)))
+        core = self.image.im
+        done: dict[Box, Any] = {}
+        for i, box in enumerate(boxes):
+            if box not in done:
+                x0, y0, x1, y1 = box
+                done[box] = core.resize((32, 32), bicubic, (x0 * w, y0 * h, x1 * w, y1 * h))
+            canvas.im.paste(done[box], (0, 32 * i, 32, 32 * i + 32))
+        return np.asarray(canvas, dtype=np.float64).reshape(len(boxes), 32, 32)
 
 
-def _cut(grids: _Grids, boxes: list[tuple[str, Box]]) -> list[tuple[str, np.ndarray[Any, Any]]]:
+def _kept(boxes: list[tuple[str, Box]], cut: np.ndarray[Any, Any]) -> list[tuple[str, np.ndarray[Any, Any]]]:
     """The named boxes' grids, without flat corner squares (a sky or a border would match every
     other flat corner); other regions are kept as they are."""
-    cut = grids.of([box for _, box in boxes])
     return [(name, grid) for (name, _), grid in zip(boxes, cut, strict=True)
             if not _CORNER_NAME.match(name) or float(grid.std()) >= _IMAGE_MIN_STD]
 
@@ -626,6 +657,18 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
 
 
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+# Modes whose direct conversion to grey gives the same levels as going through RGBA (checked in
+# tests/test_coded_hash.py): the grey working image is made without a full-size RGBA copy.
+_GREY_DIRECT = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"})
+
+
+def _grey(img: Image.Image) -> Image.Image:
+    """The 8-bit grey image the perceptual codes are cut from (as ``_rgba(img).convert("L")``)."""
+    if img.mode == "L":
+        return img
+    return img.convert("L") if img.mode in _GREY_DIRECT else _rgba(img).convert("L")
 
 
 def _rgba(img: Image.Image) -> Image.Image:
