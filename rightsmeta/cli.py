@@ -156,6 +156,9 @@ def tag(
         click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
     from contextlib import closing, nullcontext
 
+    from .alloc import keep_freed_memory
+
+    keep_freed_memory()  # each file's buffers reused, not faulted in anew (alloc.py)
     ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
     if ledger_path:  # imported only then: it loads every decoder (about 0.2 s)
         from .ledger import Ledger
