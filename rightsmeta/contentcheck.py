@@ -26,7 +26,6 @@ in a note instead of claiming a proof.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 from typing import TYPE_CHECKING
@@ -128,6 +127,8 @@ def _detail(before: bytes, after: bytes, fmt: str, kind: str) -> str:
 
 
 def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
+    import hashlib  # here, as the decoders: a tag compared in place never loads it (11M instructions)
+
     import numpy as np
     import soundfile
 
@@ -253,6 +254,7 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     Cheaper than ``essence`` (no RGBA conversion, no perceptual code): the comparison needs
     only equality, and this runs twice on every tagged image.
     """
+    import hashlib
     import warnings
 
     from PIL import Image
