@@ -311,8 +311,9 @@ _PACKET_TAIL = '\n<?xpacket end="w"?>'
 
 def _escape(text: str, attribute: bool = False) -> str:
     # A raw CR would come back as LF (XML end-of-line handling); a reference survives.
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    return text.replace('"', "&quot;") if attribute else text
+    if "&" in text or "<" in text or ">" in text or "\r" in text:  # rare: most values are left as they are
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return text.replace('"', "&quot;") if attribute and '"' in text else text
 
 
 def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
@@ -340,8 +341,9 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
         return name
 
     def walk(elem: ET.Element, depth: int) -> str:
-        name = prefix(elem.tag)
-        attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items())
+        name = names.get(elem.tag) or prefix(elem.tag)
+        # Most elements have no attributes: no generator made and joined for them.
+        attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items()) if elem.attrib else ""
         pad = "  " * depth
         if len(elem) == 0:
             text = _escape(elem.text or "")
