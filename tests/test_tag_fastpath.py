@@ -88,3 +88,19 @@ def test_tag_json_element_is_json_dumps_indented() -> None:
     ]
     for value in values:
         assert _indented(value, "\n  ") == json.dumps(value, indent=2).replace("\n", "\n  ")
+
+
+def test_a_work_copy_keeps_every_checked_field_and_stays_frozen() -> None:
+    """``for_work`` copies the fields (not ``replace``, which checked them all again per file)."""
+    import dataclasses
+
+    import pytest
+
+    from rightsmeta.model import Assertion
+
+    statement = Assertion.build(deny=["ai"], holder="Ada", copyright="(c) Ada", policy="https://p.example/tdm.json")
+    first, second = statement.for_work(), statement.for_work()
+    assert first.work_id and second.work_id and first.work_id != second.work_id and first.date
+    assert dataclasses.replace(first, date=None, work_id=None) == statement
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.date = "2000-01-01"  # type: ignore[misc]
