@@ -19,6 +19,8 @@ write or writes only as MP4, is tagged by rightsmeta alone and reported in files
 It benchmarks whatever writer the installed rightsmeta has: re-run it after writer changes.
 
     python bench/tag.py bench/realistic --memory 2000,20000   # peak RSS of tag -r at each size
+    git archive BASE | tar -x -C /tmp/base && python bench/tag.py bench/realistic --baseline /tmp/base --no-ledger-run
+                                                              # also the rightsmeta of that tree, in each round
 
 tags folders of N and M hard links to a few small images made here (each tag replaces the link
 with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-ledger-run", action="store_true",
                         help="leave out the run with a ledger (minutes on a loaded machine); --no-ledger and ExifTool only")
+    parser.add_argument("--baseline", type=Path, metavar="TREE",
+                        help="also run tag --no-ledger with the rightsmeta of this source tree, in each round")
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
     args = parser.parse_args()
     if args.memory:
@@ -157,6 +161,10 @@ def main() -> None:
     if spec is None or spec.origin is None:
         sys.exit("rightsmeta is not installed in this Python: run .ci/setup, then use .venv/bin/python")
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(spec.origin).parent)], check=True)
+    old_env = None
+    if args.baseline:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.baseline / "rightsmeta")], check=True)
+        old_env = {**os.environ, "PYTHONPATH": str(args.baseline)}
     compared = pick(args.folder, COMPARED, args.per_kind)
     audio = pick(args.folder, AUDIO, args.per_kind)
     if not compared:
@@ -167,7 +175,11 @@ def main() -> None:
         config.write_text(TDM_CONFIG)
         before = load()
         runs: list[tuple[Run, Run, Run | None]] = []
+        old_runs: list[Run] = []
         for i in range(args.repeat):
+            if old_env is not None:  # this tree, the baseline's, ExifTool: the same files, one after another
+                old_runs.append(run(ours(fresh(compared, work / "files"), None), old_env))
+                tagged(old_runs[-1][2], len(compared))
             lean = run(ours(fresh(compared, work / "files"), None))
             tagged(lean[2], len(compared))
             exif = run(theirs(fresh(compared, work / "files"), config))
@@ -194,6 +206,12 @@ def main() -> None:
     print(line("rightsmeta --no-ledger", lean, len(compared)))
     print(line("exiftool", exif, len(compared)))
     print(f"ratio --no-ledger : {exif[0] / lean[0]:.2f}x ExifTool's speed (goal: >= 2x)")
+    if old_runs:
+        old = min(old_runs)
+        print("baseline runs (s) : " + "  ".join(f"{o[0]:.2f} wall {o[1]:.2f} CPU" for o in old_runs))
+        print(line(f"baseline {str(args.baseline)[-15:]}", old, len(compared)))
+        print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed; this tree x{old[0] / lean[0]:.2f} wall, "
+              f"x{min(o[1] for o in old_runs) / min(r[0][1] for r in runs):.2f} CPU (bests)")
     if not args.no_ledger_run:
         full = min(c for _, _, c in runs if c is not None)
         print(line("rightsmeta with ledger", full, len(compared)))

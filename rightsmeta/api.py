@@ -18,9 +18,10 @@ import mmap
 import os
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
-from .carriers import Family, Options, detect, manifest
+from .carriers import Family, Options, Parsed, detect, manifest
 from .decide import decide
 from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
 from .fsio import Buffer, Replacement, locked, open_buffer, read_fd, stale_temps, start_write, sync_dirs
@@ -60,8 +61,11 @@ def read(
     ``trust_anchors`` (PEM) lets a C2PA manifest whose signer chains to one of them be
     reported as ``Trusted`` rather than merely ``Valid``.
     """
+    return _read(source, name, Options(password=password, trust_anchors=trust_anchors, located={}))  # one buffer
+
+
+def _read(source: Source, name: str | None, options: Options) -> FileReport:
     report = FileReport(name or _name(source))
-    options = Options(password=password, trust_anchors=trust_anchors, located={})  # one buffer: see Options
     try:
         with open_buffer(source) as buf:
             family, fmt = _identify(buf)
@@ -100,6 +104,7 @@ def _tag_data(
     """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
     from . import contentcheck
 
+    options = replace(options, parsed=Parsed())  # this file's: each version of it parsed once
     family, fmt = _identify(data)
     contentcheck.check_source(data, fmt)
     notes: list[str] = []
@@ -128,7 +133,7 @@ def _tag_data(
         carriers.append("c2pa")
 
     # Read our own output back: a write that does not say what was asked is never kept.
-    check = read(new, password=options.password)
+    check = _read(new, None, replace(options, located={}))
     covered = {p for s in check.signals for p in s.covers}
     wrong = [p.value for p in covered if check.permissions[p] != assertion.permissions[p]]
     if check.errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
@@ -138,7 +143,7 @@ def _tag_data(
     if lost:
         notes.append(f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}")
     # The same work, not only the same words: a rewrite that lost a page or a pixel row is refused.
-    return new, fmt, carriers, notes + contentcheck.compare(data, new, fmt)
+    return new, fmt, carriers, notes + contentcheck.compare(data, new, fmt, options.parsed)
 
 
 def tag_bytes(

@@ -26,12 +26,15 @@ in a note instead of claiming a proof.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
+from typing import TYPE_CHECKING
 
 from . import mediacheck
 from .errors import ContentChanged, MalformedFile
+
+if TYPE_CHECKING:
+    from .carriers import Parsed
 
 _RIFF_AUDIO = frozenset({"wav"})
 _MAX_RIFF_CHUNKS = 100_000  # a RIFF with more top-level chunks is not walked further
@@ -43,9 +46,10 @@ def check_source(data: bytes, fmt: str) -> None:
         _check_wav_data(data)
 
 
-def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
-    """Notes on what could not be compared; raises ``ContentChanged`` when the content differs."""
-    if _same_in_place(before, after, fmt):
+def compare(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> list[str]:
+    """Notes on what could not be compared; raises ``ContentChanged`` when the content differs.
+    ``parsed``: what the tag's writer and read-back parsed of these bytes (carriers.Parsed)."""
+    if _same_in_place(before, after, fmt, parsed):
         return []
     # Only now the decoders: a tag whose bytes compare in place never imports them (about 0.2 s).
     from .fingerprint import _SOUNDFILE_FORMATS, KIND_OF, essence
@@ -81,7 +85,7 @@ def compare(before: bytes, after: bytes, fmt: str) -> list[str]:
     return []
 
 
-def _same_in_place(before: bytes, after: bytes, fmt: str) -> bool:
+def _same_in_place(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> bool:
     """Whether every byte the decoder reads is the same in both files: then so is the decoded
     content (pixels with their ICC profile, which is among those bytes; samples), and nothing is
     decoded. False whenever a walk does not prove it; the content is then decoded and compared."""
@@ -94,7 +98,7 @@ def _same_in_place(before: bytes, after: bytes, fmt: str) -> bool:
     if fmt in mediacheck.AUDIO_FORMATS:  # the tag beside the audio changed, not a frame
         return mediacheck.same_audio(before, after, fmt)
     if fmt == "pdf":  # an update appended that redefines no object the pages lead to (no pypdf, no decoder)
-        return mediacheck.same_pdf(before, after)
+        return mediacheck.same_pdf(before, after, parsed)
     return False
 
 
@@ -123,6 +127,8 @@ def _detail(before: bytes, after: bytes, fmt: str, kind: str) -> str:
 
 
 def _pcm_hash(data: bytes, fmt: str) -> tuple[str | None, str | None]:
+    import hashlib  # here, as the decoders: a tag compared in place never loads it (11M instructions)
+
     import numpy as np
     import soundfile
 
@@ -248,6 +254,7 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     Cheaper than ``essence`` (no RGBA conversion, no perceptual code): the comparison needs
     only equality, and this runs twice on every tagged image.
     """
+    import hashlib
     import warnings
 
     from PIL import Image

@@ -23,7 +23,7 @@ from .errors import LeaveToLibrary, MalformedFile
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
     import numpy as np
 
-    from .carriers import pdfobjects
+    from .carriers import Parsed, pdfobjects
 
 FORMATS = frozenset({"m4a", "mp4", "mov"})
 _MAX_BOXES = 10_000  # per level; more is not walked (decoded instead)
@@ -325,7 +325,7 @@ def _numbers(raw: bytes, ftype: int, order: str) -> list[int]:
 _MAX_PDF_OBJECTS = 200_000  # objects followed from the catalog; more is decoded instead
 
 
-def same_pdf(before: bytes, after: bytes) -> bool:
+def same_pdf(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
     """Whether ``after`` is ``before`` plus an incremental update that leaves every page as it was.
 
     The update (one appended cross-reference section, chained to the original's) may redefine
@@ -334,13 +334,14 @@ def same_pdf(before: bytes, after: bytes) -> bool:
     there names. Then every object a reader reaches from the pages resolves to the bytes it had.
     Object streams the original uses may not be redefined (their members would change). Read
     with the fast PDF reader; whatever it is unsure of is not proven (the pages are decoded).
+    ``parsed``: the readers the tag's writer and read-back made of these bytes, used again.
     """
     from .carriers import pdfobjects as po
 
     if len(after) <= len(before) or not after.startswith(before):
         return False
     try:
-        old, new = po.Reader(before), po.Reader(after)
+        old, new = po.reader(before, parsed), po.reader(after, parsed)
         old_sections, new_sections = old.sections(), new.sections()
         if [s[0] for s in new_sections[1:]] != [s[0] for s in old_sections] or new_sections[0][0] < len(before):
             return False  # not one section appended to the original chain

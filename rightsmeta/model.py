@@ -177,7 +177,11 @@ class Assertion:
         import uuid  # only tagging makes work ids; a scan never needs the module
 
         when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-        return replace(self, date=when, work_id=str(uuid.uuid4()))  # one copy, not two: once per file tagged
+        # Once per file tagged: a copy of the checked fields, not replace(), whose __post_init__
+        # checked them all again (two thirds of this call); a date and an id made here need none.
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__, date=when, work_id=str(uuid.uuid4()))
+        return copy
 
     @classmethod
     def build(

@@ -311,8 +311,9 @@ _PACKET_TAIL = '\n<?xpacket end="w"?>'
 
 def _escape(text: str, attribute: bool = False) -> str:
     # A raw CR would come back as LF (XML end-of-line handling); a reference survives.
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    return text.replace('"', "&quot;") if attribute else text
+    if "&" in text or "<" in text or ">" in text or "\r" in text:  # rare: most values are left as they are
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return text.replace('"', "&quot;") if attribute and '"' in text else text
 
 
 def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
@@ -340,8 +341,9 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
         return name
 
     def walk(elem: ET.Element, depth: int) -> str:
-        name = prefix(elem.tag)
-        attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items())
+        name = names.get(elem.tag) or prefix(elem.tag)
+        # Most elements have no attributes: no generator made and joined for them.
+        attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items()) if elem.attrib else ""
         pad = "  " * depth
         if len(elem) == 0:
             text = _escape(elem.text or "")
@@ -566,10 +568,16 @@ def pad(packet: bytes, size: int) -> bytes:
     return packet[:cut] + padding + packet[cut:]
 
 
-def write_packet(existing: bytes | None, assertion: Assertion) -> bytes:
-    """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds."""
+def write_packet(existing: bytes | None, assertion: Assertion, *, pdfa: bool = False) -> bytes:
+    """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds.
+
+    With ``pdfa`` (a PDF's packet), one that declares PDF/A-1 to -3 also gets the extension
+    schemas (``with_pdfa_extension``), added before it is serialised: parsed once."""
     root = _parse(existing) if existing else _empty_packet()
-    apply(root, updates(assertion, raw(root) if existing else {}))  # parsed once
+    props = _properties(root) if existing else {}
+    apply(root, updates(assertion, _raw(props)))
+    if pdfa and _pdfa_part(props) in (1, 2, 3):  # apply sets no pdfaid property: the part is the packet's
+        _add_pdfa_extension(root)
     return serialise(root)
 
 
@@ -600,9 +608,9 @@ _EXTENSION_SCHEMAS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
 }
 
 
-def pdfa_part(packet: bytes) -> int | None:
-    """The PDF/A part the packet declares (``pdfaid:part``), or None."""
-    part = _one(properties(packet).get((PDFA_ID, "part")))
+def _pdfa_part(props: dict[tuple[str, str], Value]) -> int | None:
+    """The PDF/A part a packet's properties declare (``pdfaid:part``), or None."""
+    part = _one(props.get((PDFA_ID, "part")))
     return int(part.strip()) if part and part.strip().isdigit() else None
 
 
@@ -623,6 +631,11 @@ def with_pdfa_extension(packet: bytes) -> bytes:
     schemas given as nested rdf:Description (not parseType="Resource") are recognised too.
     """
     root = _parse(packet)
+    _add_pdfa_extension(root)
+    return serialise(root)
+
+
+def _add_pdfa_extension(root: ET.Element) -> None:
     descriptions = list(root.iter(f"{{{RDF}}}Description"))
     if not descriptions:
         raise MalformedMetadata("XMP packet has no rdf:Description")
@@ -653,4 +666,3 @@ def with_pdfa_extension(packet: bytes) -> bytes:
         for name, value_type, description in props:
             if name not in have:
                 _extension_property(seq, name, value_type, description)
-    return serialise(root)

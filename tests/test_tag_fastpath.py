@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from samples import image_bytes
+from test_documents import pdf_bytes
 
 # Modules a successful tag never needs: concurrent.futures (with logging) for the durability
-# threads' results, tempfile (with random and shutil) for the temporary files.
-NOT_LOADED = ("concurrent.futures", "logging", "tempfile")
+# threads' results, tempfile (with random and shutil) for the temporary files, hashlib (11M
+# instructions) where the content is compared in place, not decoded and hashed.
+NOT_LOADED = ("concurrent.futures", "logging", "tempfile", "hashlib")
 
 _RUN = """
 import sys
@@ -24,12 +26,13 @@ finally:
 
 
 def test_a_batch_tag_loads_no_executor_logging_or_tempfile(tmp_path: Path) -> None:
-    for i, fmt in enumerate(("jpeg", "png", "webp")):
+    for i, fmt in enumerate(("jpeg", "png", "webp", "tiff")):
         (tmp_path / f"{i}.{fmt}").write_bytes(image_bytes(fmt, seed=i))
+    (tmp_path / "4.pdf").write_bytes(pdf_bytes())
     done = subprocess.run(
         [sys.executable, "-c", _RUN.format(modules=NOT_LOADED), "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger",
          str(tmp_path)], capture_output=True, text=True, check=True)
-    assert "summary: 3 tagged, 0 failed" in done.stderr
+    assert "summary: 5 tagged, 0 failed" in done.stderr
     assert "loaded: []" in done.stderr, done.stderr
 
 
@@ -85,3 +88,19 @@ def test_tag_json_element_is_json_dumps_indented() -> None:
     ]
     for value in values:
         assert _indented(value, "\n  ") == json.dumps(value, indent=2).replace("\n", "\n  ")
+
+
+def test_a_work_copy_keeps_every_checked_field_and_stays_frozen() -> None:
+    """``for_work`` copies the fields (not ``replace``, which checked them all again per file)."""
+    import dataclasses
+
+    import pytest
+
+    from rightsmeta.model import Assertion
+
+    statement = Assertion.build(deny=["ai"], holder="Ada", copyright="(c) Ada", policy="https://p.example/tdm.json")
+    first, second = statement.for_work(), statement.for_work()
+    assert first.work_id and second.work_id and first.work_id != second.work_id and first.date
+    assert dataclasses.replace(first, date=None, work_id=None) == statement
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.date = "2000-01-01"  # type: ignore[misc]

@@ -28,6 +28,27 @@ from ..report import CarrierReport
 from . import heads, image, svg
 
 
+class Parsed:
+    """What was parsed of one file's versions (the original, the tagged bytes) while it is
+    tagged, so that its writer, its read-back and its content check parse each version once.
+    ``api`` makes one per file; never shared between files or threads. An entry is found by
+    the buffer itself (identity), which it holds, so that the identity stays valid."""
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[str, Any, Any]] = []
+
+    def find(self, kind: str, buf: Any) -> Any:
+        """What was kept for ``buf`` under ``kind`` (a module's name), or None."""
+        return next((value for k, b, value in self._kept if k == kind and b is buf), None)
+
+    def keep(self, kind: str, buf: Any, value: Any) -> None:
+        self._kept.append((kind, buf, value))
+
+    def kept(self, kind: str) -> list[Any]:
+        """Everything kept under ``kind``, oldest first."""
+        return [value for k, _, value in self._kept if k == kind]
+
+
 @dataclass(frozen=True)
 class Options:
     """Per-call settings a family may need; never global state."""
@@ -39,6 +60,8 @@ class Options:
     # chunk), so the manifest locator need not walk the file again. None (options shared across
     # files, as tagging does) records nothing. An entry exists only after a walk that succeeded.
     located: dict[str, list[tuple[int, int]]] | None = field(default=None, compare=False, repr=False)
+    # One file's tag (api._tag_data): what its writer and read-back parsed, for the next step.
+    parsed: Parsed | None = field(default=None, compare=False, repr=False)
 
 
 Reader = Callable[[Any, str, Options], list[CarrierReport]]

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from pypdf import PdfReader
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 
-    from . import Options
+    from . import Options, Parsed
 
 FORMATS = ("pdf",)
 
@@ -215,10 +215,10 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
     return found
 
 
-def _read_fast(buf: Any) -> _Found | None:
+def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
     """What _read_pypdf would find, read without pypdf; None when only pypdf can tell."""
     try:
-        return _fast_found(pdfobjects.Reader(buf))
+        return _fast_found(pdfobjects.reader(buf, parsed))
     except Exception as exc:
         # LeaveToLibrary, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
@@ -280,7 +280,7 @@ def check_newest_revision(buf: Any) -> None:
 
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
-    found = _read_fast(buf)
+    found = _read_fast(buf, options.parsed if options is not None else None)
     if found is None:
         # Only pypdf's recovery can step back to an older revision; the fast reader reads the
         # chain from the startxref at the very end, or is unsure.
@@ -417,18 +417,15 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         check_newest_revision(data)
     except MalformedFile as exc:
         raise MalformedFile(f"{exc}; repair it (e.g. qpdf) before tagging") from None
-    new = _write_fast(data, assertion)
+    new = _write_fast(data, assertion, options.parsed if options is not None else None)
     return (new if new is not None else _write_pypdf(data, assertion, options)), ["xmp", "info"]
 
 
 def _packet(existing: bytes | None, assertion: Assertion) -> bytes:
     try:
-        packet = xmp.write_packet(existing, assertion)
-        if xmp.pdfa_part(packet) in (1, 2, 3):
-            packet = xmp.with_pdfa_extension(packet)
+        return xmp.write_packet(existing, assertion, pdfa=True)
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the PDF's XMP is malformed ({exc}); not writing over it") from None
-    return packet
 
 
 def _metadata_stream(packet: bytes) -> bytes:
@@ -436,12 +433,12 @@ def _metadata_stream(packet: bytes) -> bytes:
     return b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream" % (len(packet), packet)
 
 
-def _write_fast(data: bytes, assertion: Assertion) -> bytes | None:
+def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None) -> bytes | None:
     """``_write_pypdf``'s update, made from what the fast reader reads (no pypdf: ~0.1 s to
     import, ~2 ms a file); None wherever that reader is unsure or a value is not one this
     writes back exactly (a real number, a name that is not UTF-8), and pypdf writes it."""
     try:
-        reader = pdfobjects.Reader(data)
+        reader = pdfobjects.reader(data, parsed)  # kept: the read-back and the content check read on top of it
         found = _fast_found(reader)  # unsure wherever reading would be (encryption, odd catalogs)
         if found.metadata_error is not None:
             return None  # pypdf's own reading words the refusal

@@ -27,9 +27,12 @@ import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaveToLibrary
+
+if TYPE_CHECKING:
+    from . import Parsed
 
 Buffer = bytes | mmap.mmap
 
@@ -388,7 +391,11 @@ class _Located:
 class Reader:
     """The objects of one PDF; any method may raise ``LeaveToLibrary``."""
 
-    def __init__(self, buf: Buffer):
+    def __init__(self, buf: Buffer, base: Reader | None = None):
+        """``base``: a reader of an earlier version of this file, which ``buf`` extends (an
+        incremental update appended): when the chain reaches base's newest section, base's
+        sections are taken as they are instead of parsed again (the same bytes, so the same
+        result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes."""
         self.buf, self.size = buf, len(buf)
         self.trailer: dict[str, Any] = {}
         self.budget = MAX_TOKENS  # spent by the parsers
@@ -396,12 +403,16 @@ class Reader:
         self._section_offsets: list[int] = []  # where each section starts, newest first
         self._xref_streams: set[tuple[int, int]] = set()  # pypdf caches them under their number
         self._entries = 0
+        self._table_not_at_zero = False
         self._ready = False
         self._cache: dict[Ref, Any] = {}
         self._object_streams: dict[int, dict[int, Any]] = {}
         self._resolving: list[Ref] = []
+        self._listed: list[tuple[int, set[int], set[int]]] | None = None  # sections(), made once
         self._parser = _Parser(buf, self, streams=True)
-        self._read_chain()
+        self._chain: set[int] = set()  # the offsets /Prev led to (a hybrid file's streams are not among them)
+        self._read_chain(base if base is not None and _extends(buf, base.buf) else None)
+        self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
         self._ready = True
 
     # The chain of sections, newest first, merged as pypdf merges it.
@@ -423,11 +434,13 @@ class Reader:
                 raise LeaveToLibrary
         return offset
 
-    def _read_chain(self) -> None:
+    def _read_chain(self, base: Reader | None) -> None:
         offset: int | None = self._startxref()
-        seen: set[int] = set()
-        table_not_at_zero = False
+        seen = self._chain
         while offset is not None:
+            if base is not None and offset == base._section_offsets[0]:
+                self._adopt(base)
+                break
             if offset in seen or len(seen) >= MAX_SECTIONS:
                 raise LeaveToLibrary  # pypdf stops quietly at a loop
             seen.add(offset)
@@ -439,7 +452,7 @@ class Reader:
             kind = self.buf[offset:offset + 1]
             if kind == b"x":
                 offset, not_at_zero = self._read_table(offset)
-                table_not_at_zero |= not_at_zero
+                self._table_not_at_zero |= not_at_zero
             elif kind.isdigit():
                 stream = self._read_xref_stream(offset)
                 for key in ("/Root", "/Encrypt", "/Info", "/ID", "/Size"):
@@ -450,8 +463,25 @@ class Reader:
                 offset = self._prev(stream.dictionary)
             else:
                 raise LeaveToLibrary  # pypdf looks for the section nearby
-        if table_not_at_zero:
+        if self._table_not_at_zero:
             self._check_every_header()
+
+    def _adopt(self, base: Reader) -> None:
+        """Take ``base``'s chain, from its newest section on, as reading it here would have:
+        the same loop, section, entry and token limits, the same merging."""
+        if self._chain & base._chain or len(self._chain) + len(base._chain) > MAX_SECTIONS:
+            raise LeaveToLibrary
+        self._chain |= base._chain
+        self._section_offsets += base._section_offsets
+        self._sections += base._sections
+        self._xref_streams |= base._xref_streams
+        self._entries += base._entries
+        self.budget -= base._chain_tokens
+        if self._entries > MAX_ENTRIES or self.budget < 0:
+            raise LeaveToLibrary
+        for key, value in base.trailer.items():
+            self.trailer.setdefault(key, value)
+        self._table_not_at_zero |= base._table_not_at_zero
 
     @staticmethod
     def _prev(entries: dict[str, Any]) -> int | None:
@@ -495,6 +525,7 @@ class Reader:
             if type(at) is not int or not 0 <= at < self.size:
                 raise LeaveToLibrary
             self._read_xref_stream(at)
+            self._section_offsets.append(at)  # a section of its own in sections(), after its table's
         # pypdf's object number correction starts when a table's first subsection is not 0.
         return self._prev(trailer), subsections[0][0] != 0
 
@@ -576,7 +607,10 @@ class Reader:
 
     def sections(self) -> list[tuple[int, set[int], set[int]]]:
         """Each cross-reference section, newest first: where it starts, the object numbers it
-        lists (free ones too) and the object streams it points into. What an update changed."""
+        lists (free ones too) and the object streams it points into. What an update changed.
+        Listed once per reader: the caller must not change the sets."""
+        if self._listed is not None:
+            return self._listed
         out = []
         for offset, section in zip(self._section_offsets, self._sections, strict=True):
             numbers, streams = set(), set()
@@ -585,6 +619,7 @@ class Reader:
                 if kind == 2:
                     streams.add(second)
             out.append((offset, numbers, streams))
+        self._listed = out
         return out
 
     # Objects.
@@ -697,6 +732,28 @@ class Reader:
         ):
             raise LeaveToLibrary  # one byte per pixel only
         return _unpredict(data, columns)
+
+
+def reader(buf: Buffer, parsed: Parsed | None = None) -> Reader:
+    """``Reader(buf)``, kept in ``parsed`` (one file's tag) and taken from there when asked
+    again; the tagged version is read on top of the original's chain (``Reader``'s ``base``)."""
+    if parsed is None:
+        return Reader(buf)
+    found: Reader | None = parsed.find("pdf", buf)
+    if found is None:
+        earlier: list[Reader] = parsed.kept("pdf")
+        found = Reader(buf, base=earlier[-1] if earlier else None)
+        parsed.keep("pdf", buf, found)
+    return found
+
+
+def _extends(buf: Buffer, earlier: Buffer) -> bool:
+    """Whether ``buf`` is ``earlier`` with bytes appended."""
+    if len(buf) <= len(earlier):
+        return False
+    if isinstance(buf, bytes):
+        return buf.startswith(earlier)
+    return buf[:len(earlier)] == earlier
 
 
 def _unpredict(data: bytes, columns: int) -> bytes:
