@@ -71,8 +71,14 @@ def run(
         # scan, so memory does not grow with the number of files (a walk raises nothing with -r).
         # Only the folders are kept, to look for stale temporary files in once the scan is done.
         def streamed() -> Iterator[str]:
+            last = None
             for path in api.walk(paths, recursive=True):
-                folders.add(os.path.dirname(os.path.abspath(path)))
+                # A walk yields a folder's files together; the absolute form of the folder of a
+                # file's name (never "." or "..") is the folder of its absolute path.
+                folder = os.path.dirname(path)
+                if folder != last:
+                    folders.add(os.path.abspath(folder))
+                    last = folder
                 yield path
 
         files, total = streamed(), None

@@ -102,3 +102,22 @@ def test_a_closed_pipe_ends_quietly_with_exit_code_1(tmp_path: Path) -> None:
         assert "Traceback" not in err and "Exception ignored" not in err, err
     rows = _run(ENTRY, "verify", "-r", "--no-ledger", "--jsonl", str(folder / "sub"))
     assert rows.returncode == 0 and {json.loads(line)["status"] for line in rows.stdout.splitlines()} == {"untagged"}
+
+
+def test_a_plain_scan_of_a_relative_folder_notes_stale_temporary_files_below(tmp_path: Path) -> None:
+    # The scan keeps each folder once (as the absolute form of a file's folder), to look in for
+    # temporary files an interrupted write left, once the scan is done.
+    folder = _folder(tmp_path)
+    old = 1_000_000_000
+    stale = []
+    for where in (folder, folder / "sub"):
+        path = where / f".{where.name}.jpg.abcd1234.rightsmeta-tmp"
+        path.write_bytes(b"half a file")
+        os.utime(path, (old, old))
+        stale.append(path)
+    done = subprocess.run([*ENTRY, "verify", "-r", "--no-ledger", "--jsonl", "upload", "upload/sub/../sub"],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: found ")]
+    assert notes == [f"note: found {p}, a temporary file an interrupted rightsmeta write left behind; "
+                     "rightsmeta tag in that folder removes it" for p in stale]
