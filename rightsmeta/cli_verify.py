@@ -128,21 +128,22 @@ def run(
             page.close()
     if folders:
         stale_temps(sorted(folders), remove=False)
-    # Plain ASCII, written as click.echo writes it (there is no styling to strip).
+    # Plain ASCII, written as click.echo writes it (no styling to strip; nowhere when stderr is closed).
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-    sys.stderr.write(f"summary: {summary} ({sum(counts.values())} files)\n")
-    sys.stderr.flush()
+    if sys.stderr is not None:
+        sys.stderr.write(f"summary: {summary} ({sum(counts.values())} files)\n")
+        sys.stderr.flush()
     return 1 if any(counts.get(s) for s in failing) else 0
 
 
 def ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:
     """--ledger, else the default ledger (when reading: only if it exists); None with --no-ledger."""
-    from . import paths
-
     if no_ledger:
         return None
     if ledger:
         return ledger
+    from . import paths
+
     default = paths.ledger()
     return str(default) if (default.exists() or not must_exist) else None
 

@@ -218,14 +218,14 @@ def _init_worker(
     ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
     log_level: int | None = None,
 ) -> None:
-    import resource
-
     if log_level is not None:  # --debug reaches the workers too
         from .log import show
 
         show(log_level)
 
-    if memory:
+    if memory:  # worker processes only: a scan in this process loads no resource module
+        import resource
+
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
