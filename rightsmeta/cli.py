@@ -17,16 +17,16 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
-from . import __version__, api
-from .cli_verify import ledger_path, run
-from .cli_verify import stale_temps as _stale_temps
+from . import __version__, api, cli_verify
 from .errors import RightsmetaError, UsageError
 from .escape import printable
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 T = TypeVar("T")
-_ledger_path = ledger_path  # the name the commands (and cli_gate's) use
+# What verify's work (cli_verify.py, which starts without click) shares with the other commands.
+_ledger_path = cli_verify.ledger_path
+_stale_temps = cli_verify.stale_temps
 
 PURPOSE_NAMES = [p.value for p in PURPOSES] + list(GROUPS)
 _STATE_COLOURS = {
@@ -406,8 +406,8 @@ def verify(
     with the reasons. Files with no signal left are matched against the ledger of tagged works.
     """
     try:
-        code = run(paths, recursive=recursive, ledger=ledger, no_ledger=no_ledger, fmt=fmt, html_file=html_file,
-                   fail_on=fail_on, jobs=jobs, timeout=timeout, password=password, trust_anchors=trust_anchors)
+        code = cli_verify.run(paths, recursive=recursive, ledger=ledger, no_ledger=no_ledger, fmt=fmt, html_file=html_file,
+                              fail_on=fail_on, jobs=jobs, timeout=timeout, password=password, trust_anchors=trust_anchors)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except RightsmetaError as exc:  # the HTML report could not be written
