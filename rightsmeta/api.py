@@ -67,13 +67,11 @@ def read(
 def _read(source: Source, name: str | None, options: Options) -> FileReport:
     report = FileReport(name or _name(source))
     try:
-        with open_buffer(source) as buf:
-            family, fmt = _identify(buf)
-            report.format = fmt
-            report.carriers = family.read(buf, fmt, options)
-            signed = manifest.read(buf, fmt, options)
-            if signed is not None:
-                report.carriers.append(signed)
+        if isinstance(source, (bytes, mmap.mmap)):  # in memory already (verify reads its files itself)
+            _read_carriers(report, source, options)
+        else:
+            with open_buffer(source) as buf:
+                _read_carriers(report, buf, options)
     except RightsmetaError as exc:
         report.errors.append(str(exc))
     except OSError as exc:
@@ -91,6 +89,15 @@ def _read(source: Source, name: str | None, options: Options) -> FileReport:
             report.rights.setdefault(key, value)
     report.decision = decide(report.signals)
     return report
+
+
+def _read_carriers(report: FileReport, buf: Buffer, options: Options) -> None:
+    family, fmt = _identify(buf)
+    report.format = fmt
+    report.carriers = family.read(buf, fmt, options)
+    signed = manifest.read(buf, fmt, options)
+    if signed is not None:
+        report.carriers.append(signed)
 
 
 def _check(assertion: Assertion) -> None:
@@ -534,7 +541,9 @@ def walk(
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for file in sorted(files):
-                    if not file.startswith(".") and regular(os.path.join(root, file)):
-                        yield os.path.join(root, file)
+                    if not file.startswith("."):
+                        path = os.path.join(root, file)
+                        if regular(path):
+                            yield path
         elif regular(path):
             yield path

@@ -6,7 +6,6 @@ Exit codes: 0 all good, 1 a file failed (or could not be read), 2 usage errors.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -19,13 +18,16 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
-from . import __version__, api
+from . import __version__, api, cli_verify
 from .errors import RightsmetaError, UsageError
 from .escape import printable
 from .model import GROUPS, PURPOSES, Assertion, State
 from .report import FileReport, TagResult
 
 T = TypeVar("T")
+# What verify's work (cli_verify.py, which starts without click) shares with the other commands.
+_ledger_path = cli_verify.ledger_path
+_stale_temps = cli_verify.stale_temps
 
 PURPOSE_NAMES = [p.value for p in PURPOSES] + list(GROUPS)
 _STATE_COLOURS = {
@@ -232,14 +234,6 @@ def _skipped(special: list[tuple[str, str]], assertion: Assertion) -> Iterator[T
         yield TagResult(path, "skipped", reason=reason, assertion=assertion)
 
 
-def _stale_temps(files: list[str], *, remove: bool) -> None:
-    """Say which temporary files an interrupted write left beside these files (and remove them when tagging)."""
-    for path in api.stale_temp_files(files, remove=remove):
-        what = "removed" if remove else "found"
-        hint = "" if remove else "; rightsmeta tag in that folder removes it"
-        click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
-
-
 @contextmanager
 def _terminate_cleanly() -> Iterator[None]:
     """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
@@ -394,18 +388,6 @@ def keys_doctor(cert: str, key: str | None) -> None:
     click.echo("c2pa will accept this certificate.")
 
 
-def _ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:
-    """--ledger, else the default ledger (when reading: only if it exists); None with --no-ledger."""
-    from . import paths
-
-    if no_ledger:
-        return None
-    if ledger:
-        return ledger
-    default = paths.ledger()
-    return str(default) if (default.exists() or not must_exist) else None
-
-
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("-r", "--recursive", is_flag=True, help="Verify the files below folders too.")
@@ -429,82 +411,15 @@ def verify(
     One status per file: intact, partial, conflicting, tampered, stripped, untagged or unreadable,
     with the reasons. Files with no signal left are matched against the ledger of tagged works.
     """
-    from . import output
-    from .verify import STATUSES, default_jobs, verify_many
-
-    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
-    unknown = failing - set(STATUSES)
-    if unknown:
-        raise click.UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
-    if jobs < 0:
-        raise click.UsageError("--jobs must be 0 (one per core) or more")
-    files: Iterable[str]
-    folders: set[str] = set()
-    if recursive and fmt and "-" not in paths:
-        # For machines, no progress bar needs the count: paths stream from the walk into the
-        # scan, so memory does not grow with the number of files (a walk raises nothing with -r).
-        # Only the folders are kept, to look for stale temporary files in once the scan is done.
-        def streamed() -> Iterator[str]:
-            for path in api.walk(paths, recursive=True):
-                folders.add(os.path.dirname(os.path.abspath(path)))
-                yield path
-
-        files, total = streamed(), None
-    else:
-        files = _files(paths, recursive)
-        total = len(files)
-        _stale_temps(files, remove=False)
-    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
-    if "-" in paths:
-        jobs = 1  # standard input is one stream, read once, in this process
-    ledger_path = _ledger_path(ledger, no_ledger, must_exist=True)
-    if ledger_path:  # said once, before the scan, not by every worker that fails to start
-        from .ledger import Ledger
-
-        try:
-            Ledger.open(ledger_path, readonly=True).close()
-        except RightsmetaError as exc:
-            raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
-    rows = verify_many(
-        files, ledger_path=ledger_path, jobs=jobs or default_jobs(),
-        password=password, trust_anchors=anchors, seconds=timeout,
-    )
-    stream: Any = sys.stdout
-    if fmt == "csv" and hasattr(sys.stdout, "buffer"):
-        # A name that is not UTF-8 is written as its own bytes (os.fsencode), not a traceback
-        # half-way through the rows; JSON escapes such names instead (output.json_text).
-        sys.stdout.flush()
-        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="")
-    writer = output.Writer(stream, fmt) if fmt else None
-    try:  # before the scan: a report that cannot be written is said at once, not after an hour
-        page = output.HtmlReport(html_file) if html_file else None
-    except OSError as exc:
-        raise click.UsageError(f"cannot write the HTML report {html_file}: {exc.strerror or exc}") from None
-    counts: dict[str, int] = {}
-    for row in _progress(rows, "verifying", fmt is None, total=total):
-        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
-        if writer:
-            writer.write(row)
-        else:
-            colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
-            click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {printable(row['path'])}: {printable('; '.join(row['reasons']))}")
-        if page:
-            page.write(row)
-    if writer:
-        writer.close()
-    if stream is not sys.stdout:
-        stream.detach()  # sys.stdout keeps its buffer
-    if page:
-        try:
-            with _terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
-                page.close()
-        except RightsmetaError as exc:
-            raise click.ClickException(str(exc)) from None
-    if folders:
-        _stale_temps(sorted(folders), remove=False)
-    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} files)", err=True)
-    if any(counts.get(s) for s in failing):
-        sys.exit(1)
+    try:
+        code = cli_verify.run(paths, recursive=recursive, ledger=ledger, no_ledger=no_ledger, fmt=fmt, html_file=html_file,
+                              fail_on=fail_on, jobs=jobs, timeout=timeout, password=password, trust_anchors=trust_anchors)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RightsmetaError as exc:  # the HTML report could not be written
+        raise click.ClickException(str(exc)) from None
+    if code:
+        sys.exit(code)
 
 
 @main.group(name="ledger")

@@ -71,14 +71,7 @@ def open_buffer(
         yield bytes(source)
         return
     if isinstance(source, (str, os.PathLike)):
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-        fd = os.open(source, flags)
-        try:
-            size = _regular_size(fd)
-            sparse = windows(fd, size) if windows is not None else None
-            yield sparse if sparse is not None else _read_fd(fd, size)
-        finally:
-            os.close(fd)
+        yield read_path(source, windows)
         return
     fileno = getattr(source, "fileno", None)
     if fileno is not None:
@@ -93,6 +86,21 @@ def open_buffer(
     if len(data) > MAX_STREAM:
         raise MalformedFile(f"stream is larger than {MAX_STREAM} bytes")
     yield bytes(data)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def read_path(path: str | os.PathLike[str], windows: Callable[[int, int], mmap.mmap | None] | None = None) -> Buffer:
+    """The bytes of the regular file at ``path``, as :func:`open_buffer` reads them; no context
+    is needed, as the file is closed before they are returned (a scan calls this per file)."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        size = _regular_size(fd)
+        sparse = windows(fd, size) if windows is not None else None
+        return sparse if sparse is not None else _read_fd(fd, size)
+    finally:
+        os.close(fd)
 
 
 def read_fd(fd: int, info: os.stat_result | None = None) -> bytes:

@@ -28,10 +28,10 @@ from . import api
 from .carriers.windows import sparse
 from .decide import NOTHING
 from .errors import RightsmetaError, TimeLimit, on_alarm
-from .fsio import open_buffer
+from .fsio import Buffer, open_buffer, read_path
 from .model import Assertion
 from .report import FileReport, states
-from .vocab import iptc, tdmrep
+from .vocab import Signal, iptc, tdmrep
 
 if TYPE_CHECKING:  # the ledger and the decoders load only when a scan matches against a ledger
     from .ledger import Ledger, Match
@@ -47,6 +47,11 @@ _PROJECTIONS = {iptc.NAME: (iptc.encode, "plus:DataMining"), tdmrep.NAME: (tdmre
 _XMP_ONLY = frozenset({iptc.NAME})
 
 
+# Most files of a scan state nothing: the JSON of that decision is made once (and copied per
+# row, which its reader may change).
+_UNSTATED = states(NOTHING.permissions), states(NOTHING.effective)
+
+
 @dataclass
 class Verdict:
     path: str | None
@@ -59,13 +64,14 @@ class Verdict:
     def to_json(self) -> dict[str, Any]:
         report = self.report
         decision = report.decision if report is not None else NOTHING
+        unstated = decision is NOTHING
         out: dict[str, Any] = {
             "path": self.path,
             "format": report.format if report is not None else None,
             "status": self.status,
             "reasons": list(self.reasons),
-            "permissions": states(decision.permissions),
-            "effective": states(decision.effective),
+            "permissions": dict(_UNSTATED[0]) if unstated else states(decision.permissions),
+            "effective": dict(_UNSTATED[1]) if unstated else states(decision.effective),
             "carriers": [c.name for c in report.carriers] if report is not None else [],
             "match": None,
         }
@@ -94,18 +100,18 @@ class Verdict:
         return out
 
 
-def _work_id(report: FileReport) -> str | None:
-    for found in report.signals:
+def _work_id(signals: list[Signal]) -> str | None:
+    for found in signals:
         if found.exact and found.raw.get("WorkID"):
             return str(found.raw["WorkID"])
     return None
 
 
-def _missing(report: FileReport, ledger: Ledger | None) -> list[str]:
-    """Carriers that should be there and are not."""
+def _missing(report: FileReport, ledger: Ledger | None, signals: list[Signal]) -> list[str]:
+    """Carriers that should be there and are not (``signals``: the report's)."""
     present = {c.name for c in report.carriers}
     missing: list[str] = []
-    work_id = _work_id(report)
+    work_id = _work_id(signals)
     if ledger is not None and work_id:
         work = ledger.get(work_id)
         if work is not None:
@@ -150,8 +156,9 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         return Verdict(report.path, "unreadable", list(report.errors) or ["unreadable"], report)
     if report.conflicts:
         return Verdict(report.path, "conflicting", list(report.conflicts), report)
-    if report.signals:
-        missing = _missing(report, ledger)
+    signals = report.signals
+    if signals:
+        missing = _missing(report, ledger, signals)
         if missing:
             return Verdict(report.path, "partial", [f"missing: {m}" for m in missing], report)
         names = ", ".join(sorted({c.name for c in report.carriers if c.signals}))
@@ -182,14 +189,24 @@ def verify(
     name = api._name(source)
     # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
     # their structure and metadata are (carriers/windows.py); matching needs every byte.
+    windows = sparse if ledger is None else None
     try:
-        with open_buffer(source, windows=sparse if ledger is None else None) as buf:
-            report = api.read(buf, name=name, password=password, trust_anchors=trust_anchors)
-            return classify(report, ledger=ledger, data=buf if ledger is not None else None)
+        if isinstance(source, (str, os.PathLike)):  # most of a scan: read without a context's cost
+            buf = read_path(source, windows)
+        else:
+            with open_buffer(source, windows) as buf:
+                return _classified(buf, name, ledger, password, trust_anchors)
+        return _classified(buf, name, ledger, password, trust_anchors)
     except OSError as exc:
         return Verdict(name, "unreadable", [f"cannot read file: {exc.strerror or exc}"])
     except RightsmetaError as exc:  # not a regular file, or too large to read
         return Verdict(name, "unreadable", [str(exc)])
+
+
+def _classified(buf: Buffer, name: str | None, ledger: Ledger | None, password: str | None,
+                anchors: bytes | None) -> Verdict:
+    report = api.read(buf, name=name, password=password, trust_anchors=anchors)
+    return classify(report, ledger=ledger, data=buf if ledger is not None else None)
 
 
 # --- many files, in parallel, with a bound per file ----------------------------------------
@@ -201,14 +218,14 @@ def _init_worker(
     ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
     log_level: int | None = None,
 ) -> None:
-    import resource
-
     if log_level is not None:  # --debug reaches the workers too
         from .log import show
 
         show(log_level)
 
-    if memory:
+    if memory:  # worker processes only: a scan in this process loads no resource module
+        import resource
+
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

@@ -81,6 +81,20 @@ def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int
     checked here (see :func:`value_bytes`), so one damaged tag elsewhere (a
     MakerNote, say) does not hide the tag a caller is after.
     """
+    raw = _directory(tiff, offset, order)
+    # One C-level pass over the directory, (tag, type, count, field) per entry: this runs a few
+    # times per image of a scan, so the per-entry Python is kept to the least.
+    entries = []
+    inline = offset + 2 + 8  # where entry 0's value field sits
+    for tag, ftype, vcount, field in struct.iter_unpack(order + "HHI4s", raw[:-4]):
+        entries.append(_entry(tag, ftype, vcount, field, inline, order))
+        inline += 12
+    next_offset: int = struct.unpack(order + "I", raw[-4:])[0]
+    return entries, next_offset
+
+
+def _directory(tiff: Buffer, offset: int, order: str) -> bytes:
+    """The bytes of the directory at ``offset`` after its count: the entries and the next pointer."""
     n = len(tiff)
     if offset < 8 or offset + 2 > n:
         raise MalformedFile(f"truncated TIFF: directory offset {offset} is outside the data (length {n})")
@@ -91,20 +105,31 @@ def read_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int
             f"truncated TIFF: directory at offset {offset} has {count} entries "
             f"and needs {end - offset} bytes but the data ends at {n}"
         )
-    raw = bytes(tiff[offset + 2 : end])
-    # One C-level pass over the directory, (tag, type, count, field) per entry: this runs a few
-    # times per image of a scan, so the per-entry Python is kept to the least.
-    entries = []
-    inline = offset + 2 + 8  # where entry 0's value field sits
-    pointer = struct.Struct(order + "I").unpack
-    sizes = TYPE_SIZES.get
-    for tag, ftype, vcount, field in struct.iter_unpack(order + "HHI4s", raw[:-4]):
-        unit = sizes(ftype)
-        size = None if unit is None else unit * vcount
-        entries.append(IfdEntry(tag, ftype, vcount, field, pointer(field)[0] if size is not None and size > 4 else inline, size))
-        inline += 12
-    next_offset: int = struct.unpack(order + "I", raw[-4:])[0]
-    return entries, next_offset
+    return bytes(tiff[offset + 2 : end])
+
+
+def _entry(tag: int, ftype: int, vcount: int, field: bytes, inline: int, order: str) -> IfdEntry:
+    """The entry whose value field sits at ``inline``."""
+    unit = TYPE_SIZES.get(ftype)
+    size = None if unit is None else unit * vcount
+    at: int = struct.unpack(order + "I", field)[0] if size is not None and size > 4 else inline
+    return IfdEntry(tag, ftype, vcount, field, at, size)
+
+
+def _find_in(tiff: Buffer, offset: int, order: str, tag: int) -> IfdEntry | None:
+    """The first entry with ``tag`` in the directory at ``offset``, checked as :func:`read_ifd`
+    checks it; only that entry is made (a lookup runs per image of a scan)."""
+    raw = _directory(tiff, offset, order)
+    tags = raw[:-4:12]  # the low or high byte of each entry's tag: a cheap first sieve in C
+    low = tag & 0xFF if order == "<" else tag >> 8
+    index = tags.find(low)
+    while index >= 0:
+        at = 12 * index
+        found, ftype, vcount, field = struct.unpack(order + "HHI4s", raw[at : at + 12])
+        if found == tag:
+            return _entry(tag, ftype, vcount, field, offset + 2 + at + 8, order)
+        index = tags.find(low, index + 1)
+    return None
 
 
 def next_ifd_offset(tiff: Buffer, offset: int, order: str) -> int:
@@ -178,28 +203,20 @@ def find_tag(tiff: Buffer, tag: int, *, ifd: str = "exif") -> tuple[int, int, by
     try:
         order = byte_order(tiff)
         ifd0 = first_ifd_offset(tiff, order)
-        entries, _ = read_ifd(tiff, ifd0, order)
+        directory = ifd0
         if ifd == "exif":
-            pointer = _find(entries, EXIF_IFD_POINTER)
+            pointer = _find_in(tiff, ifd0, order, EXIF_IFD_POINTER)
             if pointer is None:
                 return None
-            exif_offset = sub_ifd_offset(pointer, order)
-            if exif_offset == ifd0:
+            directory = sub_ifd_offset(pointer, order)
+            if directory == ifd0:
                 raise MalformedFile(f"TIFF Exif IFD pointer loops back to IFD0 at offset {ifd0}")
-            entries, _ = read_ifd(tiff, exif_offset, order)
-        entry = _find(entries, tag)
+        entry = _find_in(tiff, directory, order, tag)
         if entry is None:
             return None
         return entry.type, entry.count, value_bytes(tiff, entry)
     except (struct.error, IndexError, OverflowError) as exc:  # defensive: checks above should prevent these
         raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
-
-
-def _find(entries: list[IfdEntry], tag: int) -> IfdEntry | None:
-    for entry in entries:
-        if entry.tag == tag:
-            return entry
-    return None
 
 
 # --- writing: tag 700 (XMP) of IFD0 only -------------------------------------------------------

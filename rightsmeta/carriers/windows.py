@@ -93,7 +93,8 @@ def sparse(fd: int, size: int) -> mmap.mmap | None:
         if sum(stop - start for start, stop in ranges) > size // 2:
             return None
         for start, stop in ranges:
-            file.fill(start, stop)
+            if stop > file.done:  # not already read with the head
+                file.fill(start, stop)
         if movie:
             _no_manifest(buf)
     except (_GiveUp, RightsmetaError, struct.error, IndexError, OverflowError, ValueError):

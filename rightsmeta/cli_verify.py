@@ -1,0 +1,216 @@
+"""The ``verify`` command's work, and the entry point that starts a plain machine scan without click.
+
+Loading click and its helpers costs a JSON Lines scan of a few thousand small files about a
+twentieth of its CPU, for parsing a handful of flags. So ``main`` (``python -m rightsmeta`` and the
+``rightsmeta`` script) recognises the plainest scans, ``verify`` with only ``-r``, ``--no-ledger``,
+``--json``/``--jsonl``/``--csv`` and ``--jobs N`` before paths that exist, and runs them with
+:func:`run`, the very function the click command calls; anything else, and any usage error,
+goes to click (cli.py) untouched, which parses and reports as always. Exit codes and what click
+does on Ctrl-C and on a closed pipe are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import api
+from .errors import RightsmetaError, UsageError
+from .escape import printable
+
+
+def stale_temps(files: list[str], *, remove: bool) -> None:
+    """Say which temporary files an interrupted write left beside these files (and remove them when tagging)."""
+    found = api.stale_temp_files(files, remove=remove)
+    if not found:
+        return
+    import click  # as the command always wrote them: a name's escape sequences stripped off a pipe
+
+    for path in found:
+        what = "removed" if remove else "found"
+        hint = "" if remove else "; rightsmeta tag in that folder removes it"
+        click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
+
+
+def run(
+    paths: tuple[str, ...], *, recursive: bool = False, ledger: str | None = None, no_ledger: bool = False,
+    fmt: str | None = None, html_file: str | None = None, fail_on: str = "", jobs: int = 1, timeout: float = 30.0,
+    password: str | None = None, trust_anchors: str | None = None,
+) -> int:
+    """Verify ``paths`` as the ``verify`` command does; the exit code.
+
+    Raises UsageError (before anything is written) for what click reports as a usage error, and
+    the RightsmetaError of an HTML report that could not be written.
+    """
+    from . import output
+    from .verify import STATUSES, default_jobs, verify_many
+
+    failing = {s.strip() for s in fail_on.split(",") if s.strip()}
+    unknown = failing - set(STATUSES)
+    if unknown:
+        raise UsageError(f"unknown status {', '.join(sorted(unknown))}; expected one of {', '.join(STATUSES)}")
+    if jobs < 0:
+        raise UsageError("--jobs must be 0 (one per core) or more")
+    used = ledger_path(ledger, no_ledger, must_exist=True)
+    if used:  # said once, before the scan, not by every worker that fails to start
+        from .ledger import Ledger
+
+        try:
+            Ledger.open(used, readonly=True).close()
+        except RightsmetaError as exc:
+            raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
+    files: Iterable[str]
+    folders: set[str] = set()
+    if recursive and fmt and "-" not in paths:
+        # For machines, no progress bar needs the count: paths stream from the walk into the
+        # scan, so memory does not grow with the number of files (a walk raises nothing with -r).
+        # Only the folders are kept, to look for stale temporary files in once the scan is done.
+        def streamed() -> Iterator[str]:
+            last = None
+            for path in api.walk(paths, recursive=True):
+                # A walk yields a folder's files together; the absolute form of the folder of a
+                # file's name (never "." or "..") is the folder of its absolute path.
+                folder = os.path.dirname(path)
+                if folder != last:
+                    folders.add(os.path.abspath(folder))
+                    last = folder
+                yield path
+
+        files, total = streamed(), None
+    else:
+        files = list(api.walk(paths, recursive=recursive))
+        total = len(files)
+        stale_temps(files, remove=False)
+    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    if "-" in paths:
+        jobs = 1  # standard input is one stream, read once, in this process
+    rows = verify_many(
+        files, ledger_path=used, jobs=jobs or default_jobs(),
+        password=password, trust_anchors=anchors, seconds=timeout,
+    )
+    stream: Any = sys.stdout
+    if fmt == "csv" and hasattr(sys.stdout, "buffer"):
+        # A name that is not UTF-8 is written as its own bytes (os.fsencode), not a traceback
+        # half-way through the rows; JSON escapes such names instead (output.json_text).
+        sys.stdout.flush()
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="")
+    writer = output.Writer(stream, fmt) if fmt else None
+    try:  # before the scan: a report that cannot be written is said at once, not after an hour
+        page = output.HtmlReport(html_file) if html_file else None
+    except OSError as exc:
+        raise UsageError(f"cannot write the HTML report {html_file}: {exc.strerror or exc}") from None
+    if writer is None:
+        from .cli import _progress
+
+        rows = _progress(rows, "verifying", True, total=total)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
+        if writer:
+            writer.write(row)
+        else:
+            _say(row)
+        if page:
+            page.write(row)
+    if writer:
+        writer.close()
+    if stream is not sys.stdout:
+        stream.detach()  # sys.stdout keeps its buffer
+    if page:
+        from .cli import _terminate_cleanly
+
+        with _terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
+            page.close()
+    if folders:
+        stale_temps(sorted(folders), remove=False)
+    # Plain ASCII, written as click.echo writes it (no styling to strip; nowhere when stderr is closed).
+    summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
+    if sys.stderr is not None:
+        sys.stderr.write(f"summary: {summary} ({sum(counts.values())} files)\n")
+        sys.stderr.flush()
+    return 1 if any(counts.get(s) for s in failing) else 0
+
+
+def ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:
+    """--ledger, else the default ledger (when reading: only if it exists); None with --no-ledger."""
+    if no_ledger:
+        return None
+    if ledger:
+        return ledger
+    from . import paths
+
+    default = paths.ledger()
+    return str(default) if (default.exists() or not must_exist) else None
+
+
+def _say(row: dict[str, Any]) -> None:
+    import click
+
+    colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
+    click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {printable(row['path'])}: {printable('; '.join(row['reasons']))}")
+
+
+_FORMATS = {"--jsonl": "jsonl", "--json": "json", "--csv": "csv"}
+
+
+def plain_scan(argv: list[str]) -> dict[str, Any] | None:
+    """The options of ``verify`` in ``argv`` when it is a plain machine scan of paths that exist
+    (see the module's docstring); None for anything else, which click then parses. A path is
+    taken as click's ``Path(exists=True)`` takes it: it exists and may be read."""
+    if not argv or argv[0] != "verify" or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return None  # not verify, or click's shell completion asked for
+    found: dict[str, Any] = {"paths": []}
+    words = iter(argv[1:])
+    for word in words:
+        key: str | None = None
+        value: bool | int | str | None = None
+        if word in ("-r", "--recursive"):
+            key, value = "recursive", True
+        elif word == "--no-ledger":
+            key, value = "no_ledger", True
+        elif word in _FORMATS:
+            key, value = "fmt", _FORMATS[word]
+        elif word == "--jobs" or word.startswith("--jobs="):
+            number = word[7:] if word != "--jobs" else next(words, "")
+            key, value = "jobs", int(number) if number.isascii() and number.isdigit() else None
+        elif word == "-" or not word.startswith("-") and os.path.exists(word) and os.access(word, os.R_OK):
+            found["paths"].append(word)
+            continue
+        if key is None or value is None or key in found:
+            return None  # an option click has to parse, a repeated one, or a path to report missing
+        found[key] = value
+    if not found["paths"] or "fmt" not in found:
+        return None
+    found["paths"] = tuple(found["paths"])
+    return found
+
+
+def main() -> None:
+    """``rightsmeta``: a plain scan here, everything else through click."""
+    options = plain_scan(sys.argv[1:])
+    if options is not None:
+        try:
+            code = run(**options)
+        except UsageError:
+            options = None  # nothing was written yet: click parses it again and reports it
+        except (EOFError, KeyboardInterrupt):
+            sys.stderr.write("\nAborted!\n")  # as click ends on Ctrl-C
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            # The reader went away (``| head``): end quietly, as click does, without the
+            # interpreter's complaint when it flushes the closed pipe on exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
+        else:
+            sys.exit(code)
+    from .cli import main as click_main
+
+    click_main()
