@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import api
 from .carriers import Options
+from .errors import UsageError
 from .fsio import sync_dirs
 from .report import TagResult
 
@@ -84,6 +85,8 @@ def tag_parallel(
     from .pool import start_context
     from .verify import default_jobs
 
+    if jobs < 0:
+        raise UsageError(f"jobs must be 0 (one per core) or more, not {jobs}")
     jobs = jobs or default_jobs()
     ctx = start_context(_PRELOAD + (("rightsmeta.keys",) if identity is not None else ()))
     setup = (assertion, dry_run, password, identity, ledger is not None, follow_links, level())
