@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 from corpus import TDM_CONFIG, exiftool
-from verify import ADOPTS, idle, linked, load, run
+from verify import cpu_and_load, idle, linked, load, run
 
 Run = tuple[float, float, str, int]  # verify.run: wall and CPU seconds, output, peak RSS (KiB)
 COMPARED = (".jpg", ".png", ".webp", ".tif", ".pdf")
@@ -182,14 +182,7 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
     # The pairs ran back to back: the median of their ratios is the least moved by a slow spell.
     pairs = sorted(a[0] / b[0] for a, b in runs)
     print(f"pairs             : median x{pairs[len(pairs) // 2]:.2f} (range x{pairs[0]:.2f}-x{pairs[-1]:.2f})")
-    cpu_one, cpu_two = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
-    if ADOPTS:
-        print(f"CPU per file      : --jobs 1 {1e3 * cpu_one / count:.2f} ms; --jobs 2 {1e3 * cpu_two / count:.2f} ms "
-              f"(all processes: x{cpu_two / cpu_one:.2f}), so on 2 idle cores at best {2 * cpu_one / cpu_two:.2f}x")
-    else:
-        print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_two:.2f} s (workers not counted)")
-    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
-          f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
+    cpu_and_load(runs, count, before, free)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ processes; what a SIGKILL of the parent or of a worker, SIGTERM and Ctrl-C leave
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +310,26 @@ def test_workers_sign_with_the_key_given_and_write_it_nowhere(tmp_path: Path, ca
             assert not file.is_file() or line not in file.read_bytes(), file
     captured = capfd.readouterr()
     assert body.decode() not in captured.out + captured.err
+
+
+def test_paths_are_taken_as_the_workers_need_them(tmp_path: Path) -> None:
+    """No list of paths or results is held: while results are given, the paths taken stay a small
+    window ahead of them, so memory does not grow with the size of a batch."""
+    real = tmp_path / "photo.jpg"
+    real.write_bytes(image_bytes("jpeg", seed=3))
+    taken: list[int] = []
+
+    def endless() -> Iterator[Path]:
+        yield real
+        for i in range(10**9):
+            taken.append(i)
+            yield tmp_path / f"missing-{i}.jpg"
+
+    with contextlib.closing(api.tag_iter(endless(), DENY_AI, jobs=2)) as results:
+        first = next(results)
+        assert first.status == "tagged" and first.path == str(real)
+        window = len(taken)
+        assert window <= 2 * 2 * 4
+        for _ in range(300):
+            assert next(results).status == "failed"
+        assert 300 <= len(taken) <= 300 + window + 1
