@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from samples import image_bytes
 
-from rightsmeta import api, keys
+from rightsmeta import api, keys, tagpool
 from rightsmeta.fsio import stale_temps
 from rightsmeta.ledger import Ledger
 from rightsmeta.model import Assertion
@@ -223,10 +223,10 @@ def test_a_worker_killed_mid_batch_loses_no_file_and_its_files_are_tagged_again(
     assert out.count("tagged  ") + 1 == len(originals)  # every file answered once (the first line was read)
     tagged, recorded = _after(tmp_path / "photos", tmp_path / "ledger.db", originals)
     assert tagged == recorded == set(originals)
-    # The killed worker's temporary file, if it had one, is stale (no live process holds its lock):
-    # the next tag removes it.
+    # The killed worker's temporary files (the file it was writing, those waiting for their rename)
+    # are stale (no live process holds their lock): the next tag removes them.
     leftover = sorted(str(t) for t in (tmp_path / "photos").glob(".*.rightsmeta-tmp"))
-    assert len(leftover) <= 1 and leftover == stale_temps([tmp_path / "photos"], older_than=0)
+    assert len(leftover) <= tagpool._DEPTH + 1 and leftover == stale_temps([tmp_path / "photos"], older_than=0)
 
 
 def test_the_parent_killed_mid_batch_leaves_originals_or_whole_tags_and_a_true_ledger(tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_the_parent_killed_mid_batch_leaves_originals_or_whole_tags_and_a_true_l
         time.sleep(0.05)
     tagged, recorded = _after(tmp_path / "photos", tmp_path / "ledger.db", originals)
     assert 0 < len(tagged) < len(originals)
-    assert len(tagged - recorded) <= 2 * 2 * 4  # at most the reorder window: renamed, not yet given
+    assert len(tagged - recorded) <= 2 * 2 * tagpool._DEPTH  # at most the reorder window: renamed, not yet given
     assert sorted((tmp_path / "photos").glob(".*.rightsmeta-tmp")) == []
 
 
@@ -329,7 +329,7 @@ def test_paths_are_taken_as_the_workers_need_them(tmp_path: Path) -> None:
         first = next(results)
         assert first.status == "tagged" and first.path == str(real)
         window = len(taken)
-        assert window <= 2 * 2 * 4
+        assert window <= 2 * 2 * tagpool._DEPTH
         for _ in range(300):
             assert next(results).status == "failed"
         assert 300 <= len(taken) <= 300 + window + 1
