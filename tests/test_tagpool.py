@@ -333,3 +333,55 @@ def test_paths_are_taken_as_the_workers_need_them(tmp_path: Path) -> None:
         for _ in range(300):
             assert next(results).status == "failed"
         assert 300 <= len(taken) <= 300 + window + 1
+
+
+_SYSCALL = re.compile(r"(\d+) ([\d.]+) (?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))")
+
+
+def _syscalls(log: str) -> list[tuple[int, str, str, float, float]]:
+    """strace -f -y -ttt lines as (thread, call, arguments, start, end); an interrupted call's two
+    halves ("unfinished" and "resumed") joined."""
+    calls, pending = [], {}
+    for line in log.splitlines():
+        m = _SYSCALL.match(line)
+        if m is None:
+            continue
+        tid, when = int(m.group(1)), float(m.group(2))
+        if m.group(3):  # the second half: its result
+            name, args, start = pending.pop(tid)
+            calls.append((tid, name, args + m.group(4), start, when))
+        elif line.endswith("<unfinished ...>"):
+            pending[tid] = (m.group(5), m.group(6), when)
+        else:
+            calls.append((tid, m.group(5), m.group(6), when, when))
+    return sorted(calls, key=lambda c: c[3])
+
+
+def test_in_the_workers_each_fsync_precedes_its_rename_and_each_folder_is_fsynced_after(tmp_path: Path) -> None:
+    """Seen from outside, in the system calls the workers make (strace): each file's new bytes are
+    fsynced before the rename that puts them in place, and its folder is fsynced after that rename."""
+    strace = shutil.which("strace")
+    if strace is None:
+        if os.environ.get("CI"):
+            pytest.fail("strace not found (apt-get install strace)")
+        pytest.skip("strace not found (apt-get install strace)")
+    folder = tmp_path / "files"
+    (folder / "sub").mkdir(parents=True)
+    for i, fmt in enumerate(["jpeg", "png", "webp", "tiff"] * 2):
+        (folder / ("sub" if i % 2 else "") / f"{i}.{fmt}").write_bytes(image_bytes(fmt, seed=i))
+    log = tmp_path / "strace.log"
+    done = subprocess.run([strace, "-f", "-qq", "-y", "-ttt", "-e", "trace=fsync,rename", "-e", "signal=none", "-o",
+                           str(log), sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-ledger",
+                           "--jobs", "2", str(folder)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls = _syscalls(log.read_text())
+    renames = [i for i, c in enumerate(calls) if c[1] == "rename"]
+    assert len(renames) == 8 and len({calls[i][0] for i in renames}) >= 2  # threads of both workers
+    for i in renames:
+        tid, _, args, _, end = calls[i]
+        temp, target = re.findall(r'"([^"]+)"', args)
+        assert ".rightsmeta-tmp" in temp and target.startswith(str(folder))
+        before = [c for c in calls[:i] if c[0] == tid]
+        assert before and before[-1][1] == "fsync" and f"<{temp}>" in before[-1][2], (target, before[-1:])
+        directory = os.path.dirname(target)
+        assert any(c[1] == "fsync" and f"<{directory}>)" in c[2] and c[3] >= end for c in calls), target
