@@ -13,9 +13,9 @@ What a SIGKILL leaves, at any moment:
   without an answer are tagged again one at a time in a fresh worker, so the batch goes on; the
   one a worker dies on again fails, with the reason (``_DIED``).
 - of this process: the workers see their pipe close, drop the writes not yet renamed and stop.
-  The ledger holds the works of the results given so far (each recorded just before its result).
-  Files renamed but not yet given, at most ``_DEPTH`` per worker plus the reorder window, are
-  tagged but not recorded; ``tag`` them again to record them.
+  The ledger holds the works of the results given so far (each recorded just before its result),
+  and no other. Files renamed but not yet given (at most the window of paths taken ahead of the
+  results: 2 x ``_DEPTH`` per worker) are tagged but not recorded; ``tag`` them again to record them.
 
 Ctrl-C and SIGTERM stop the same way, without waiting for the batch: workers ignore SIGINT (a
 terminal sends it to the whole process group) and this process ends them with SIGTERM, which
@@ -145,6 +145,7 @@ class _Worker:
         child.close()  # so that the pipe ends when the worker does
         self.held: dict[int, str] = {}
         self.retry = deque(retry)
+        self.alone = False  # tagging a file of ``retry``, and nothing else
         self.failed: list[tuple[int, str]] = []  # the file it died on while tagging it alone
 
     def feed(self) -> bool:
@@ -154,8 +155,6 @@ class _Worker:
             self.send(*self.retry.popleft())
             self.alone = True
         return not self.retry and not self.alone and len(self.held) < _DEPTH
-
-    alone = False  # tagging a file of ``retry``, and nothing else
 
     def send(self, seq: int, path: str) -> None:
         self.held[seq] = path
