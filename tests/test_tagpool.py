@@ -20,10 +20,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from samples import image_bytes
 
 from rightsmeta import api, keys, tagpool
+from rightsmeta.cli import main
+from rightsmeta.errors import UsageError
 from rightsmeta.fsio import stale_temps
 from rightsmeta.ledger import Ledger
 from rightsmeta.model import Assertion
@@ -385,3 +388,13 @@ def test_in_the_workers_each_fsync_precedes_its_rename_and_each_folder_is_fsynce
         assert before and before[-1][1] == "fsync" and f"<{temp}>" in before[-1][2], (target, before[-1:])
         directory = os.path.dirname(target)
         assert any(c[1] == "fsync" and f"<{directory}>)" in c[2] and c[3] >= end for c in calls), target
+
+
+def test_a_negative_number_of_jobs_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    path.write_bytes(image_bytes("png"))
+    done = CliRunner().invoke(main, ["tag", str(path), "--deny", "ai", "--no-ledger", "--jobs", "-1"])
+    assert done.exit_code == 2 and "--jobs" in done.stderr
+    with pytest.raises(UsageError, match="jobs must be 0"):
+        api.tag_all([path], DENY_AI, jobs=-1)
+    assert path.read_bytes() == image_bytes("png")
