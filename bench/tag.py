@@ -126,8 +126,9 @@ print(usage.ru_maxrss, tagged, os.waitstatus_to_exitcode(status))
 """
 
 
-def memory(sizes: list[int], repeat: int) -> None:
-    """Peak RSS of tag -r --no-ledger --json at each size (the least of ``repeat`` runs)."""
+def memory(sizes: list[int], repeat: int, jobs: int = 1) -> None:
+    """Peak RSS of tag -r --no-ledger --json --jobs ``jobs`` at each size (the least of ``repeat``
+    runs; with workers, the RSS of the process that holds the results, not of the workers)."""
     with tempfile.TemporaryDirectory() as tmp:
         sources = small_images(Path(tmp) / "sources")
         peaks = {}
@@ -136,7 +137,7 @@ def memory(sizes: list[int], repeat: int) -> None:
             for _ in range(repeat):
                 folder = linked(sources, count, Path(tmp))
                 start = time.perf_counter()
-                measured = subprocess.run([sys.executable, "-c", _MEASURE, *ours(folder, None)], check=True,
+                measured = subprocess.run([sys.executable, "-c", _MEASURE, *ours(folder, None, jobs)], check=True,
                                           capture_output=True, text=True).stdout.split()
                 rss, done, code = (int(x) for x in measured)
                 if done != count or code != 0:
@@ -145,7 +146,8 @@ def memory(sizes: list[int], repeat: int) -> None:
                 shutil.rmtree(folder)
             assert best is not None
             peaks[count] = best[0]
-            print(f"peak RSS, tag -r --no-ledger --json, {count:6d} files: {best[0] / 1024:7.1f} MiB  ({best[1]:.1f} s)")
+            print(f"peak RSS, tag -r --no-ledger --json --jobs {jobs}, {count:6d} files: {best[0] / 1024:7.1f} MiB  "
+                  f"({best[1]:.1f} s)")
         first, last = peaks[sizes[0]], peaks[sizes[-1]]
         print(f"growth {sizes[0]} -> {sizes[-1]} files: {100 * (last - first) / first:+.1f} % (goal: within 10 %)  [{load()}]")
 
@@ -193,11 +195,12 @@ def main() -> None:
     parser.add_argument("--no-ledger-run", action="store_true",
                         help="leave out the run with a ledger (minutes on a loaded machine); --no-ledger and ExifTool only")
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes of the --memory runs (default 1)")
     parser.add_argument("--jobs-ratio", type=int, metavar="N",
                         help="tag --jobs 2 vs --jobs 1 with a ledger, on N files (hard links to the corpus's)")
     args = parser.parse_args()
     if args.memory:
-        memory([int(n) for n in args.memory.split(",")], args.repeat)
+        memory([int(n) for n in args.memory.split(",")], args.repeat, args.jobs)
         return
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
