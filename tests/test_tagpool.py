@@ -398,3 +398,36 @@ def test_a_negative_number_of_jobs_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="jobs must be 0"):
         api.tag_all([path], DENY_AI, jobs=-1)
     assert path.read_bytes() == image_bytes("png")
+
+
+def _holds(pid: int, path: Path) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:  # gone meanwhile
+        return False
+
+
+def test_a_file_its_workers_die_on_fails_alone_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """Whatever worker opens one file is killed (as a crash inside a decoder would end it): after
+    its second death, tagging it alone, that file fails with the reason; every other file is tagged."""
+    originals = _photos(tmp_path / "photos", 12)
+    deadly = tmp_path / "photos" / "005.jpg"
+    run = subprocess.Popen([sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-sign", "--json",
+                            "--ledger", str(tmp_path / "ledger.db"), "--jobs", "2", str(tmp_path / "photos")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    kills = 0
+    deadline = time.monotonic() + 120
+    while run.poll() is None and time.monotonic() < deadline:
+        for worker in (w for server in _children(run.pid) for w in _children(server)):
+            if _holds(worker, deadly):
+                os.kill(worker, signal.SIGKILL)
+                kills += 1
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    results = {Path(r["path"]): r for r in json.loads(out)}
+    assert list(results) == list(originals)
+    assert results[deadly]["status"] == "failed" and "stopped before it answered" in results[deadly]["reason"]
+    assert all(r["status"] == "tagged" for p, r in results.items() if p != deadly)
+    assert kills >= 2
+    tagged, recorded = _after(tmp_path / "photos", tmp_path / "ledger.db", originals)
+    assert recorded == set(originals) - {deadly} and tagged >= recorded
