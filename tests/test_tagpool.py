@@ -338,7 +338,7 @@ def test_paths_are_taken_as_the_workers_need_them(tmp_path: Path) -> None:
         assert 300 <= len(taken) <= 300 + window + 1
 
 
-_SYSCALL = re.compile(r"(\d+) ([\d.]+) (?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))")
+_SYSCALL = re.compile(r"(\d+)\s+([\d.]+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))")  # pids are padded
 
 
 def _syscalls(log: str) -> list[tuple[int, str, str, float, float]]:
