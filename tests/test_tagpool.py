@@ -146,16 +146,22 @@ def test_jobs_2_gives_the_same_files_results_and_ledger_as_jobs_1(tmp_path: Path
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # gone meanwhile
+        return []
+
+
+def _workers(parent: int) -> list[int]:
+    """The worker processes of a run: the children of its fork server."""
+    return [w for child in _children(parent) if b"forkserver" in _cmdline(child) for w in _children(child)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _alive(pid: int) -> bool:
@@ -190,7 +196,7 @@ def _started(folder: Path, ledger: Path, **kwargs: Any) -> tuple[subprocess.Pope
     assert run.stdout is not None
     first = run.stdout.readline()
     assert first.startswith("tagged"), first + run.stderr.read() if run.stderr else ""
-    workers = [w for server in _children(run.pid) for w in _children(server)]
+    workers = _workers(run.pid)
     assert len(workers) == 2, workers
     return run, workers
 
@@ -418,7 +424,7 @@ def test_a_file_its_workers_die_on_fails_alone_and_the_batch_goes_on(tmp_path: P
     kills = 0
     deadline = time.monotonic() + 120
     while run.poll() is None and time.monotonic() < deadline:
-        for worker in (w for server in _children(run.pid) for w in _children(server)):
+        for worker in _workers(run.pid):
             if _holds(worker, deadly):
                 os.kill(worker, signal.SIGKILL)
                 kills += 1
