@@ -214,6 +214,8 @@ def _stop(signum: int, frame: object) -> None:
 
 def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str | None, identity: Identity | None,
           record: bool, follow_links: bool, log_level: int | None) -> None:
+    """A worker: tag each ``(seq, path)`` received, until ``None`` (the batch is done: its folders
+    are fsynced), SIGTERM or the end of the pipe (stopped: what is not yet renamed is dropped)."""
     import queue
     import threading
 
@@ -244,7 +246,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
                 outbox.put((seq, step, None))
         outbox.put(None)
         reporter.join()
-    except EOFError:  # the parent is gone: nothing more is renamed
+    except EOFError:  # the parent is gone
         pass
     finally:
         for step in list(held.values()):
