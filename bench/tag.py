@@ -25,12 +25,20 @@ It benchmarks whatever writer the installed rightsmeta has: re-run it after writ
 tags folders of N and M hard links to a few small images made here (each tag replaces the link
 with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
 the peak RSS must not grow with the number of files (goal: within 10 %).
+
+    python bench/tag.py bench/realistic --jobs-ratio 2000    # tag --jobs 2 vs --jobs 1, with a ledger
+
+tags a folder of N hard links to the corpus's files (every kind tag writes, cycled) with
+`tag -r --deny ai --no-sign --ledger FRESH --jobs 1` and `--jobs 2`, alternating, best of
+--repeat, and prints the wall-clock ratio and the CPU per file of all processes (the workers'
+too), with the machine's load: on a shared machine the ratio alone means little.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -41,7 +49,7 @@ import time
 from pathlib import Path
 
 from corpus import TDM_CONFIG, exiftool
-from verify import linked, load, run
+from verify import cpu_and_load, idle, linked, load, run
 
 Run = tuple[float, float, str, int]  # verify.run: wall and CPU seconds, output, peak RSS (KiB)
 COMPARED = (".jpg", ".png", ".webp", ".tif", ".pdf")
@@ -69,9 +77,10 @@ def fresh(files: list[Path], into: Path) -> Path:
     return into
 
 
-def ours(folder: Path, ledger: Path | None) -> list[str]:
+def ours(folder: Path, ledger: Path | None, jobs: int = 1) -> list[str]:
     where = ["--ledger", str(ledger)] if ledger else ["--no-ledger"]
-    return [sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-sign", *where, "--json", str(folder)]
+    return [sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-sign", *where, "--jobs", str(jobs),
+            "--json", str(folder)]
 
 
 def theirs(folder: Path, config: Path) -> list[str]:
@@ -119,8 +128,9 @@ print(usage.ru_maxrss, tagged, os.waitstatus_to_exitcode(status))
 """
 
 
-def memory(sizes: list[int], repeat: int) -> None:
-    """Peak RSS of tag -r --no-ledger --json at each size (the least of ``repeat`` runs)."""
+def memory(sizes: list[int], repeat: int, jobs: int = 1) -> None:
+    """Peak RSS of tag -r --no-ledger --json --jobs ``jobs`` at each size (the least of ``repeat``
+    runs; with workers, the RSS of the process that holds the results, not of the workers)."""
     with tempfile.TemporaryDirectory() as tmp:
         sources = small_images(Path(tmp) / "sources")
         peaks = {}
@@ -129,7 +139,7 @@ def memory(sizes: list[int], repeat: int) -> None:
             for _ in range(repeat):
                 folder = linked(sources, count, Path(tmp))
                 start = time.perf_counter()
-                measured = subprocess.run([sys.executable, "-c", _MEASURE, *ours(folder, None)], check=True,
+                measured = subprocess.run([sys.executable, "-c", _MEASURE, *ours(folder, None, jobs)], check=True,
                                           capture_output=True, text=True).stdout.split()
                 rss, done, code = (int(x) for x in measured)
                 if done != count or code != 0:
@@ -138,9 +148,45 @@ def memory(sizes: list[int], repeat: int) -> None:
                 shutil.rmtree(folder)
             assert best is not None
             peaks[count] = best[0]
-            print(f"peak RSS, tag -r --no-ledger --json, {count:6d} files: {best[0] / 1024:7.1f} MiB  ({best[1]:.1f} s)")
+            print(f"peak RSS, tag -r --no-ledger --json --jobs {jobs}, {count:6d} files: {best[0] / 1024:7.1f} MiB  "
+                  f"({best[1]:.1f} s)")
         first, last = peaks[sizes[0]], peaks[sizes[-1]]
         print(f"growth {sizes[0]} -> {sizes[-1]} files: {100 * (last - first) / first:+.1f} % (goal: within 10 %)  [{load()}]")
+
+
+def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
+    """``tag --jobs 2`` against ``--jobs 1`` on ``count`` files with a fresh ledger each, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        before = load()
+        start = idle()
+        runs: list[tuple[Run, Run]] = []
+        for i in range(repeat):
+            pair = []
+            for jobs in (1, 2):
+                folder = work / f"n{count}"
+                if folder.exists():
+                    shutil.rmtree(folder)
+                linked(corpus, count, work)
+                os.sync()  # so one run's dirty pages are not written back during the next one's timing
+                result = run(ours(folder, work / f"ledger-{i}-{jobs}.sqlite3", jobs))
+                tagged(result[2], count)
+                pair.append(result)
+            runs.append((pair[0], pair[1]))
+        end = idle()
+    free = 100 * (end[0] - start[0]) / max(1, end[1] - start[1])
+    one, two = min(r[0] for r in runs), min(r[1] for r in runs)
+    print(f"files             : {count} hard links to {len(corpus)} files ({', '.join(sorted({p.suffix[1:] for p in corpus}))})")
+    print("runs (s)          : " + "  ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in runs) + "  (--jobs 1/--jobs 2, wall clock)")
+    print("CPU (s)           : " + "  ".join(f"{a[1]:.2f}/{b[1]:.2f}" for a, b in runs)
+          + "  (user + system of all processes)")
+    print(line("tag --ledger --jobs 1", one, count))
+    print(line("tag --ledger --jobs 2", two, count) + " (the parent's own)")
+    print(f"jobs ratio        : {one[0] / two[0]:.2f}x the one-core throughput with 2 workers (best runs)")
+    # The pairs ran back to back: the median of their ratios is the least moved by a slow spell.
+    pairs = sorted(a[0] / b[0] for a, b in runs)
+    print(f"pairs             : median x{pairs[len(pairs) // 2]:.2f} (range x{pairs[0]:.2f}-x{pairs[-1]:.2f})")
+    cpu_and_load(runs, count, before, free)
 
 
 def main() -> None:
@@ -153,9 +199,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, metavar="TREE",
                         help="also run tag --no-ledger with the rightsmeta of this source tree, in each round")
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes of the --memory runs (default 1)")
+    parser.add_argument("--jobs-ratio", type=int, metavar="N",
+                        help="tag --jobs 2 vs --jobs 1 with a ledger, on N files (hard links to the corpus's)")
     args = parser.parse_args()
     if args.memory:
-        memory([int(n) for n in args.memory.split(",")], args.repeat)
+        memory([int(n) for n in args.memory.split(",")], args.repeat, args.jobs)
         return
     spec = importlib.util.find_spec("rightsmeta")
     if spec is None or spec.origin is None:
@@ -167,6 +216,11 @@ def main() -> None:
         old_env = {**os.environ, "PYTHONPATH": str(args.baseline)}
     compared = pick(args.folder, COMPARED, args.per_kind)
     audio = pick(args.folder, AUDIO, args.per_kind)
+    if args.jobs_ratio:
+        # The kinds interleaved, so that any N files are a mix (pick lists them kind by kind).
+        kinds = [[f for f in compared + audio if f.suffix == s] for s in COMPARED + AUDIO]
+        jobs_ratio([f for group in itertools.zip_longest(*kinds) for f in group if f], args.jobs_ratio, args.repeat)
+        return
     if not compared:
         sys.exit(f"no {', '.join(COMPARED)} files in {args.folder}: make a corpus with bench/corpus.py")
     with tempfile.TemporaryDirectory() as tmp:

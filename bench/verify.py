@@ -148,16 +148,22 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
         print(f"--jobs 1          : {one:7.2f} s  {count / one:8.0f} files/s  peak RSS {min(r[0][3] for r in runs) / 1024:.1f} MiB")
         print(f"--jobs 2          : {two:7.2f} s  {count / two:8.0f} files/s  peak RSS {min(r[1][3] for r in runs) / 1024:.1f} MiB (all processes)")
         print(f"jobs ratio        : {one / two:.2f}x the one-core throughput with 2 workers (goal: >= 1.6x)")
-        # CPU seconds per file, of every process (the workers' too, as this process adopts the fork
-        # server): on a shared machine the honest measure of what a second worker costs.
-        cpu_one, cpu_two = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
-        if ADOPTS:
-            print(f"CPU per file      : --jobs 1 {1e3 * cpu_one / count:.3f} ms; --jobs 2 {1e3 * cpu_two / count:.3f} ms "
-                  f"(all processes: x{cpu_two / cpu_one:.2f}), so on 2 idle cores at best {2 * cpu_one / cpu_two:.2f}x")
-        else:
-            print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_two:.2f} s (workers not counted)")
-        print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
-              f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
+        cpu_and_load(runs, count, before, free)
+
+
+def cpu_and_load(runs: list[tuple[tuple[float, float, str, int], tuple[float, float, str, int]]], count: int,
+                 before: str, free: float) -> None:
+    """The CPU per file of --jobs 1 and --jobs 2 runs (pairs of ``run``'s results) and the machine's load."""
+    # CPU seconds per file, of every process (the workers' too, as this process adopts the fork
+    # server): on a shared machine the honest measure of what a second worker costs.
+    cpu_one, cpu_two = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
+    if ADOPTS:
+        print(f"CPU per file      : --jobs 1 {1e3 * cpu_one / count:.3f} ms; --jobs 2 {1e3 * cpu_two / count:.3f} ms "
+              f"(all processes: x{cpu_two / cpu_one:.2f}), so on 2 idle cores at best {2 * cpu_one / cpu_two:.2f}x")
+    else:
+        print(f"CPU               : --jobs 1 {cpu_one:.2f} s; --jobs 2 main process {cpu_two:.2f} s (workers not counted)")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after; "
+          f"{free:.0f} % of all CPU time idle during the runs (near 0: no core was free for a second worker)")
 
 
 def baseline(folder: Path, tree: Path, repeat: int) -> None:

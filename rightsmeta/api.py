@@ -193,8 +193,8 @@ def tag(
     Owner and group are kept where the user may set them; permission bits always.
     """
     _check(assertion)
-    step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, Options(password=password), identity, ledger,
-                    follow_links)
+    step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, Options(password=password), identity,
+                    ledger is not None, follow_links)
     if isinstance(step, TagResult):
         return step
     try:
@@ -213,6 +213,7 @@ def tag_all(
     identity: Identity | None = None,
     ledger: Ledger | None = None,
     follow_links: bool = True,
+    jobs: int = 1,
 ) -> list[TagResult]:
     """``tag`` for each path, with one fsync per folder at the end instead of one per file.
 
@@ -222,7 +223,7 @@ def tag_all(
     ``tag_iter`` gives the same results one at a time, holding none of them.
     """
     return list(tag_iter(paths, assertion, dry_run=dry_run, password=password, identity=identity, ledger=ledger,
-                         follow_links=follow_links))
+                         follow_links=follow_links, jobs=jobs))
 
 
 # Files whose new bytes may wait for their fsync and rename while the next files are tagged
@@ -240,6 +241,7 @@ def tag_iter(
     identity: Identity | None = None,
     ledger: Ledger | None = None,
     follow_links: bool = True,
+    jobs: int = 1,
 ) -> Generator[TagResult, None, None]:
     """``tag_all``'s results in the order of ``paths``, each as soon as its file is done.
 
@@ -250,8 +252,17 @@ def tag_iter(
     their original and their temporary files are removed; the folders of the renames done are
     fsynced either way. With a ledger each file is finished before the next (its record follows
     its rename in this thread).
+
+    ``jobs`` other than 1: the files are tagged in that many worker processes (0: one per core),
+    the ledger written and the results given in this one, in the same order (tagpool.py).
     """
     _check(assertion)
+    if jobs != 1:
+        from .tagpool import tag_parallel
+
+        yield from tag_parallel(paths, assertion, jobs=jobs, dry_run=dry_run, password=password, identity=identity,
+                                ledger=ledger, follow_links=follow_links)
+        return
     options = Options(password=password)
     ahead = 0 if ledger is not None else _AHEAD
     dirs: set[str] = set()
@@ -260,7 +271,8 @@ def tag_iter(
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
-            step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger, follow_links)
+            step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
+                            follow_links)
             queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
             while queue and (len(queue) > ahead or queue[0][1] is None or queue[0][1].done):
                 yield _done(queue, ledger)
@@ -394,24 +406,30 @@ def _result(step: _Writing, error: BaseException | None, ledger: Ledger | None) 
             f"{step.nlink - 1} still hold the untagged version (an atomic replace writes a new file)"
         )
     if ledger is not None:
-        assert step.found is not None and result.assertion is not None
-        # The file is written: from here on a problem is a note, never a failure of the tag.
-        try:
-            result.notes += _record(ledger, step.target, result.format or "", step.found, result.assertion,
-                                    result.carriers)
-        except Exception as exc:
-            _log_bug(f"recording {result.path} in the ledger", exc)
-            result.notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: "
-                                f"{exc}); please report it")
+        assert step.found is not None
+        _recorded(result, ledger, step.target, step.found)
     return result
+
+
+def _recorded(result: TagResult, ledger: Ledger, target: str, found: Essence) -> None:
+    """Record a tagged file's work (``target``: the file written); a problem becomes a note of ``result``."""
+    assert result.assertion is not None
+    # The file is written: from here on a problem is a note, never a failure of the tag.
+    try:
+        result.notes += _record(ledger, target, result.format or "", found, result.assertion, result.carriers)
+    except Exception as exc:
+        _log_bug(f"recording {result.path} in the ledger", exc)
+        result.notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: "
+                            f"{exc}); please report it")
 
 
 def _tag_one(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    ledger: Ledger | None, follow_links: bool,
+    record: bool, follow_links: bool,
 ) -> TagResult | _Writing:
+    """One file tagged up to its rename (``record``: its essence computed, for the ledger)."""
     try:
-        return _tag_path(name, assertion, dry_run, options, identity, ledger, follow_links)
+        return _tag_path(name, assertion, dry_run, options, identity, record, follow_links)
     except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on
         _log_bug(f"tagging {name}", exc)
         return TagResult(
@@ -422,7 +440,7 @@ def _tag_one(
 
 def _tag_path(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    ledger: Ledger | None, follow_links: bool,
+    record: bool, follow_links: bool,
 ) -> TagResult | _Writing:
     notes: list[str] = []
     target = name
@@ -452,7 +470,7 @@ def _tag_path(
         if dry_run:
             return TagResult(name, "would-tag", fmt, carriers, assertion=assertion, notes=notes)
         found = None
-        if ledger is not None:  # before the write: a failure here leaves the file untouched
+        if record:  # before the write: a failure here leaves the file untouched
             from .fingerprint import essence
 
             found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed

@@ -104,6 +104,8 @@ def main(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array of results.")
 @click.option("--follow-links/--no-follow-links", default=True, show_default=True,
               help="Tag the file a symbolic link points to (the link stays a link), or skip links.")
+@click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes tagging files (0: one per core); the results keep their order.")
 def tag(
     paths: tuple[str, ...],
     deny: tuple[str, ...],
@@ -124,6 +126,7 @@ def tag(
     no_ledger: bool,
     as_json: bool,
     follow_links: bool,
+    jobs: int,
 ) -> None:
     """Write one rights statement into every carrier of each file.
 
@@ -169,7 +172,8 @@ def tag(
         # One folder fsync per folder at the end; each result printed when its file is done and
         # then dropped, so a run over a million files holds only the counts.
         with closing(api.tag_iter(_progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
-                                  password=password, identity=identity, ledger=db, follow_links=follow_links)) as done:
+                                  password=password, identity=identity, ledger=db, follow_links=follow_links,
+                                  jobs=jobs)) as done:
             counts = _render_tag(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
     if counts.get("failed"):
         sys.exit(1)
