@@ -524,12 +524,14 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
     return best
 
 
-# Version 4: ``whole_codes`` holds each perceptual code as bytes, so checking a band's candidates
-# reads a small table, not the works' rows; ``region_sets`` a work's region names (joined by
+# Version 4: ``whole_bands`` keys each perceptual code by its bands (the kind's number << 24 |
+# band << 16 | value) and holds the code as bytes, so a band's candidates are checked where they
+# are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
 # _NAME_SEPARATOR) and codes (32 bytes each, in the same order); ``region_index`` each region's 8
 # keys (see _region_keys) with its ref, work << 5 | its place in the set.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS indexed (upto INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS works (
     n INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -544,17 +546,12 @@ CREATE TABLE IF NOT EXISTS works (
     source TEXT
 );
 CREATE INDEX IF NOT EXISTS works_essence ON works (essence_hash) WHERE essence_hash IS NOT NULL;
-CREATE TABLE IF NOT EXISTS bands (
-    kind TEXT NOT NULL,
-    band INTEGER NOT NULL,
-    value INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS whole_bands (
+    key INTEGER NOT NULL,
     work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
-    PRIMARY KEY (kind, band, value, work)
+    code BLOB NOT NULL,
+    PRIMARY KEY (key, work)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS whole_codes (
-    work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
-    code BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS region_sets (
     work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
     names TEXT NOT NULL,
@@ -582,9 +579,10 @@ _COLUMNS = "id, path, format, kind, essence_hash, perceptual, assertion, carrier
 class Ledger:
     """A ledger file, open. Use ``Ledger.open(path)`` (a context manager)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, writer: bool = False) -> None:
         self._db = connection
         self.path = path
+        self._writer = writer  # opened for writing: indexes its tail when closed
         self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
 
     @classmethod
@@ -624,7 +622,7 @@ class Ledger:
         except BaseException:
             db.close()
             raise
-        return cls(db, where)
+        return cls(db, where, writer=not readonly)
 
     @staticmethod
     def _create(db: sqlite3.Connection, where: Path) -> None:
@@ -636,6 +634,7 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            db.execute("INSERT INTO indexed (upto) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM indexed)")
             version = Ledger._check_version(db, where)
             if version is None or version < SCHEMA_VERSION:
                 # Version 1 -> 2 only added tables: works recorded before keep matching by their
@@ -647,6 +646,7 @@ class Ledger:
                     _migrate(db)
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            _index(db)  # what a killed writer left in the tail, or every work of a migrated ledger
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -686,7 +686,24 @@ class Ledger:
                 self._db.execute("COMMIT")
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            if self._writer and self._tail_length() > 0:
+                with self._transaction():
+                    _index(self._db)
+        except sqlite3.Error:
+            pass  # busy or read-only now: the tail stays searchable, and the next writer indexes it
+        finally:
+            self._db.close()
+
+    def _tail_length(self) -> int:
+        """How many works are recorded but not yet indexed (see INDEX_EVERY)."""
+        count: int = self._db.execute("SELECT COUNT(*) FROM works WHERE n > (SELECT upto FROM indexed)").fetchone()[0]
+        return count
+
+    def _upto(self) -> int:
+        """The last work indexed; the works after it are compared one by one."""
+        upto: int = self._db.execute("SELECT upto FROM indexed").fetchone()[0]
+        return upto
 
     def __enter__(self) -> Ledger:
         return self
@@ -757,9 +774,8 @@ class Ledger:
     def record_many(self, works: Iterable[Work]) -> int:
         """Add many works in one transaction; the number actually added (known ids are skipped)."""
         with self._transaction():
-            rows = _Rows()
-            added = sum(self._insert(work, rows) for work in works)
-            rows.write(self._db)
+            added = sum(self._insert(work) for work in works)
+            self._index_if_due()
             return added
 
     def needs_legacy_hash(self, fmt: str | None) -> bool:
@@ -773,8 +789,12 @@ class Ledger:
             ).fetchone() is not None
         return self._legacy[fmt]
 
-    def _insert(self, work: Work, rows: _Rows) -> bool:
-        """The work's own row; its index rows go to ``rows``, written once per transaction."""
+    def _index_if_due(self) -> None:
+        if self._tail_length() >= INDEX_EVERY:
+            _index(self._db)
+
+    def _insert(self, work: Work) -> bool:
+        """The work's own rows; its index rows are written with the tail's (see INDEX_EVERY)."""
         if work.essence_hash is not None and work.essence_hash < "v":
             self._legacy.pop(work.format, None)  # an older form arrives (an import): ask again
         cursor = self._db.execute(
@@ -785,9 +805,13 @@ class Ledger:
                 work.tagged_at, work.source,
             ),
         )
-        if cursor.rowcount != 1 or cursor.lastrowid is None:
+        if cursor.rowcount != 1:
             return False
-        rows.add(cursor.lastrowid, work)
+        n = cursor.lastrowid
+        if found := _region_set(work.regions):
+            self._db.execute("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)", (n, *found))
+        if work.chroma:
+            self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
         return True
 
     @contextlib.contextmanager
@@ -838,7 +862,8 @@ class Ledger:
             if not out and layout > 1:
                 # Nothing matched the file as it is: look for the work it was cut from, turned or
                 # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
-                out = self._region_matches(essence, layout) if essence.kind == "image" else self._chroma_matches(essence)
+                out = self._region_matches(essence, layout) if essence.kind == "image" else \
+                    self._chroma_matches(essence, layout)
         out.sort(key=_rank)
         return out[:limit]
 
@@ -872,7 +897,8 @@ class Ledger:
             if layout == 4:
                 keys = np.unique(_region_keys(_code_array(codes))).tolist()
                 refs = self._in("SELECT ref FROM region_index WHERE key IN ({})", keys)
-                return self._region_sets(sorted({ref >> _REF_BITS for (ref,) in refs}))
+                tail = self._db.execute("SELECT work FROM region_sets WHERE work > ?", (self._upto(),)).fetchall()
+                return self._region_sets(sorted({ref >> _REF_BITS for (ref,) in refs} | {work for (work,) in tail}))
             regions = self._in("SELECT region FROM region_keys WHERE key IN ({})", _v3_probe_keys(codes)) \
                 if layout == 3 else [(n,) for n in self._version_2_candidates(codes)]
             grouped: dict[int, list[tuple[str, str]]] = {}
@@ -912,13 +938,16 @@ class Ledger:
             ))
         return sorted(found)
 
-    def _chroma_matches(self, essence: Essence) -> list[Match]:
+    def _chroma_matches(self, essence: Essence, layout: int) -> list[Match]:
         if not essence.chroma:
             return []
         keys = sorted(set(_chroma_keys(essence.chroma)))
         votes: dict[int, int] = {}
         for work, count in self._in("SELECT work, COUNT(*) FROM chroma_keys WHERE key IN ({}) GROUP BY work", keys):
             votes[work] = votes.get(work, 0) + count
+        if layout == 4:  # the tail's works, not yet in chroma_keys
+            for work, features in self._db.execute("SELECT work, features FROM chroma WHERE work > ?", (self._upto(),)):
+                votes[work] = len(set(keys) & set(_chroma_keys(_unpack(features))))
         ranked = sorted((w for w, c in votes.items() if c >= CHROMA_MIN_VOTES), key=lambda w: -votes[w])
         out = []
         for work in ranked[:_CHROMA_CANDIDATES]:
@@ -941,10 +970,20 @@ class Ledger:
         masks = _masks(radius)
         per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit
         target, width = int(perceptual, 16), 4 * len(perceptual)
-        # The candidates' codes from the small table of whole codes as bytes (the works' own rows,
-        # a hundred times larger, only in ledgers older than version 4).
-        codes = "SELECT work, code FROM whole_codes WHERE work" if (layout or self._layout()) == 4 else \
-            "SELECT n, perceptual FROM works WHERE n"
+        if (layout or self._layout()) == 4:
+            keys = sorted({_band_key(kind, index, value ^ mask) for index, value in enumerate(bands) for mask in masks})
+            rows = self._in("SELECT work, code FROM whole_bands WHERE key IN ({})", keys)
+            rows += [(n, bytes.fromhex(code)) for n, code in self._db.execute(  # the tail, not yet in whole_bands
+                "SELECT n, perceptual FROM works WHERE n > ? AND kind = ? AND perceptual IS NOT NULL", (self._upto(), kind)
+            ) if _bands(code)]
+            target_bytes = np.frombuffer(bytes.fromhex(perceptual), np.uint8)
+            rows = [(n, code) for n, code in rows if len(code) == len(target_bytes)]  # another length: never comparable
+            if not rows:
+                return []
+            works = np.array([n for n, _ in rows], dtype=np.int64)
+            codes = np.frombuffer(b"".join(code for _, code in rows), np.uint8).reshape(len(rows), -1)
+            bits = _POPCOUNT[codes ^ target_bytes].sum(axis=1, dtype=np.int64)
+            return list({n: d / width for n, d in zip(works.tolist(), bits.tolist(), strict=True)}.items())  # each work once
         found: dict[int, float] = {}
         for first in range(0, len(bands), per_statement):
             selects, params = [], []
@@ -952,10 +991,9 @@ class Ledger:
                 probes = sorted({bands[index] ^ mask for mask in masks})
                 selects.append(f"SELECT work FROM bands WHERE kind = ? AND band = ? AND value IN ({','.join('?' * len(probes))})")
                 params += [kind, index, *probes]
-            for n, code in self._db.execute(f"{codes} IN ({' UNION '.join(selects)})", params):
-                value = int.from_bytes(code) if isinstance(code, bytes) else int(code, 16)
-                if len(code) * (8 if isinstance(code, bytes) else 4) == width:  # another length is never comparable
-                    found[n] = (target ^ value).bit_count() / width
+            for n, code in self._db.execute(f"SELECT n, perceptual FROM works WHERE n IN ({' UNION '.join(selects)})", params):
+                if len(code) == len(perceptual):  # a code of another length is never comparable
+                    found[n] = (target ^ int(code, 16)).bit_count() / width
         return list(found.items())
 
     # --- JSON Lines ---
@@ -983,7 +1021,6 @@ class Ledger:
         # readline with a limit: a hostile file's one endless line is never read whole.
         lines: Iterable[str | bytes] = iter(lambda: readline(MAX_LINE + 1), readline(0)) if readline else fh
         label = source or IMPORTED
-        rows = _Rows()
         with self._transaction():
             for number, line in enumerate(lines, start=1):
                 if isinstance(line, bytes):
@@ -1007,51 +1044,72 @@ class Ledger:
                     raise LedgerError(f"line {number}: {exc}") from None
                 if not work.source:
                     work = replace(work, source=label)
-                added += self._insert(work, rows)
-            rows.write(self._db)
+                added += self._insert(work)
+            self._index_if_due()
         return added
 
 
-class _Rows:
-    """The index rows of the works recorded in one transaction, written at its end with one
-    statement per table (the region keys sorted, so neighbours share the index pages they touch)."""
+# Recording a work writes its own rows only: ``works``, its ``region_sets`` row, its ``chroma``
+# row, all appended at the end of their tables, so a work's transaction writes a few pages. Its
+# index rows (16 band keys, 8 keys a region, its Chromaprint keys: about 150 rows at random places
+# in three indexes, a page each) are written for the works recorded since the last indexing,
+# ``INDEX_EVERY`` at a time, sorted (one transaction; neighbouring keys share pages): the works
+# after ``indexed.upto`` are the index's tail, and every lookup compares the tail's works one by one
+# besides searching the index, so a work is found as soon as it is committed. A SIGKILL at any
+# moment leaves each work committed or not (SQLite's transaction), and a committed work either
+# indexed or in the tail; the next writer indexes the tail when it opens the ledger, and a writer
+# indexes its tail when it is closed.
+INDEX_EVERY = 32
 
-    def __init__(self) -> None:
-        self.bands: list[tuple[str, int, int, int]] = []
-        self.whole: list[tuple[int, bytes]] = []
-        self.sets: list[tuple[int, str, bytes]] = []
-        self.keys: list[Array] = []
-        self.chroma: list[tuple[int, bytes]] = []
-        self.chroma_keys: list[tuple[int, int]] = []
 
-    def add(self, n: int, work: Work) -> None:
-        if work.kind is not None and work.perceptual and (bands := _bands(work.perceptual)):
-            self.bands += [(work.kind, i, value, n) for i, value in enumerate(bands)]
-            self.whole.append((n, bytes.fromhex(work.perceptual)))
-        # Codes never written by rightsmeta (not 256 bits) cannot be searched, and are not kept.
-        regions = [(name, code) for name, code in work.regions if _REGION_CODE.match(code)][:MAX_REGIONS]
-        if regions:
-            codes = _code_array([code for _, code in regions])
-            self.sets.append((n, _NAME_SEPARATOR.join(name for name, _ in regions), codes.tobytes()))
-            refs = (n << _REF_BITS) + np.arange(len(regions), dtype=np.int64)
-            self.keys.append(np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1))
-        if work.chroma:
-            self.chroma.append((n, _pack(work.chroma)))
-            self.chroma_keys += [(key, n) for key in _chroma_keys(work.chroma)]
-
-    def write(self, db: sqlite3.Connection) -> None:
-        db.executemany("INSERT OR IGNORE INTO bands (kind, band, value, work) VALUES (?, ?, ?, ?)", self.bands)
-        db.executemany("INSERT INTO whole_codes (work, code) VALUES (?, ?)", self.whole)
-        db.executemany("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)", self.sets)
-        if self.keys:
-            keys = np.concatenate(self.keys)
+def _index(db: sqlite3.Connection) -> None:
+    """Write the index rows of the tail (the works after ``indexed.upto``), inside the caller's
+    transaction, a chunk of works at a time (memory: about 2 KB a work of the chunk)."""
+    upto = db.execute("SELECT upto FROM indexed").fetchone()[0]
+    while works := db.execute(
+        "SELECT n, kind, perceptual FROM works WHERE n > ? ORDER BY n LIMIT ?", (upto, _CHUNK // 16)
+    ).fetchall():
+        last = works[-1][0]
+        bands = [row for n, kind, perceptual in works if perceptual for row in _whole_bands(n, kind, perceptual)]
+        db.executemany("INSERT OR IGNORE INTO whole_bands (key, work, code) VALUES (?, ?, ?)", sorted(bands))
+        sets = db.execute("SELECT work, codes FROM region_sets WHERE work > ? AND work <= ?", (upto, last)).fetchall()
+        if sets:
+            codes = np.frombuffer(b"".join(blob for _, blob in sets), np.uint8).reshape(-1, 32)
+            refs = np.concatenate([(work << _REF_BITS) + np.arange(len(blob) // 32, dtype=np.int64) for work, blob in sets])
+            keys = np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1)
             keys = keys[np.lexsort((keys[:, 1], keys[:, 0]))]
-            db.executemany("INSERT OR IGNORE INTO region_index (key, ref) VALUES (?, ?)", keys.tolist())
-        db.executemany("INSERT INTO chroma (work, features) VALUES (?, ?)", self.chroma)
-        db.executemany("INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)", self.chroma_keys)
+            for first in range(0, len(keys), _CHUNK):  # as Python ints, a part at a time: 100 bytes a key
+                db.executemany("INSERT OR IGNORE INTO region_index (key, ref) VALUES (?, ?)", keys[first : first + _CHUNK].tolist())
+        chroma = db.execute("SELECT work, features FROM chroma WHERE work > ? AND work <= ?", (upto, last))
+        db.executemany("INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)",
+                       sorted((key, work) for work, features in chroma for key in _chroma_keys(_unpack(features))))
+        upto = last
+    db.execute("UPDATE indexed SET upto = ?", (upto,))
+
+
+def _whole_bands(n: int, kind: str | None, perceptual: str) -> list[tuple[int, int, bytes]]:
+    """The rows of ``whole_bands`` of a work's perceptual code (none for a code that is not hex)."""
+    if kind not in KINDS or not (bands := _bands(perceptual)):
+        return []
+    code = bytes.fromhex(perceptual)
+    return [(_band_key(kind, i, value), n, code) for i, value in enumerate(bands)]
+
+
+def _band_key(kind: str, band: int, value: int) -> int:
+    return KINDS.index(kind) << 24 | band << BAND_BITS | value
 
 
 _NAME_SEPARATOR = ","  # never in a region name (_REGION_NAME)
+_CHUNK = 1 << 16  # rows handed to SQLite at a time when many works are indexed
+
+
+def _region_set(recorded: Iterable[tuple[str, str]]) -> tuple[str, bytes] | None:
+    """A work's ``region_sets`` row: its regions' names and codes. Codes never written by rightsmeta
+    (not 256 bits) cannot be searched, and are not kept."""
+    regions = [(name, code) for name, code in recorded if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+    if not regions:
+        return None
+    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex("".join(code for _, code in regions))
 
 
 @functools.lru_cache(maxsize=256)
@@ -1062,52 +1120,21 @@ def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> Array:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    """From schema 1, 2 or 3 to 4, inside the caller's transaction: the whole codes copied as
-    bytes; a row per region (2 and 3) gathered into one row per work and keyed anew.
-
-    The keys are written in order, window by window, so the index is appended page by page
-    rather than written at random places. Memory: 32 bytes a region for its code and its keys,
-    and one window's keys at a time (time and peak RSS: bench/region_lookup.py --migrate).
-    """
-    whole = []
-    for n, perceptual in db.execute("SELECT n, perceptual FROM works WHERE perceptual IS NOT NULL"):
-        with contextlib.suppress(ValueError, TypeError):  # not hex: never written by rightsmeta, never comparable
-            whole.append((n, bytes.fromhex(perceptual)))
-    db.executemany("INSERT OR IGNORE INTO whole_codes (work, code) VALUES (?, ?)", whole)
-    del whole
+    """From schema 1, 2 or 3 to 4, inside the caller's transaction: a row per region (2 and 3)
+    gathered into one row per work, the old indexes dropped; every work is then in the tail, which
+    ``_create`` indexes (time and peak RSS: bench/region_lookup.py --migrate)."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'regions'").fetchone():
-        sets: list[tuple[int, str, bytes]] = []
-        refs: list[int] = []
-        blobs: list[bytes] = []
         rows = db.execute("SELECT work, name, code FROM regions ORDER BY work, n")
+        sets = []
         for work, group in itertools.groupby(rows, key=lambda row: row[0]):
-            regions = [(name, code) for _, name, code in group if isinstance(code, str) and _REGION_CODE.match(code)]
-            regions = regions[:MAX_REGIONS]
-            if regions:
-                blob = bytes.fromhex("".join(code for _, code in regions))
-                sets.append((work, _NAME_SEPARATOR.join(name for name, _ in regions), blob))
-                refs += [work << _REF_BITS | place for place in range(len(regions))]
-                blobs.append(blob)
+            if found := _region_set((name, code) for _, name, code in group):
+                sets.append((work, *found))
         db.executemany("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)", sets)
-        del sets
-        recorded = np.frombuffer(b"".join(blobs), np.uint8).reshape(-1, 32)
-        del blobs
-        step = 1 << 16
-        keys = np.concatenate([_region_keys(recorded[first : first + step]) for first in range(0, len(recorded), step)]
-                              or [np.zeros((0, _REGION_WINDOWS), np.int64)])
-        del recorded
-        ordered_refs = np.array(refs, dtype=np.int64)
-        del refs
-        for window in range(_REGION_WINDOWS):
-            column = keys[:, window]
-            order = np.argsort(column, kind="stable")  # refs ascend already: (key, ref) order
-            for first in range(0, len(order), step):
-                part = order[first : first + step]
-                db.executemany("INSERT OR IGNORE INTO region_index (key, ref) VALUES (?, ?)",
-                               zip(column[part].tolist(), ordered_refs[part].tolist(), strict=True))
     # Children before their parent: SQLite drops a table by freeing its pages, not row by row.
-    for table in ("region_keys", "region_bands", "regions"):
+    for table in ("region_keys", "region_bands", "regions", "bands"):
         db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("DELETE FROM chroma_keys")  # rebuilt with the rest of the index (a truncation: no child table)
+    db.execute("UPDATE indexed SET upto = 0")
 
 
 def _depth(line: str) -> int:

@@ -1027,7 +1027,8 @@ def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, ver
                           ).fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM region_sets").fetchone()[0] == len(works)
         assert db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * sum(len(w.regions) for w in works)
-        assert db.execute("SELECT COUNT(*) FROM whole_codes").fetchone()[0] == len(works)
+        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 16 * len(works)
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'bands'").fetchone()[0] == 0
         assert _answers(ledger, crops) == before
         again = io.StringIO()
         ledger.export_jsonl(again)
@@ -1098,3 +1099,69 @@ def test_a_ledger_held_by_another_writer_is_busy_not_damaged(tmp_path: Path, mon
         holder.execute("ROLLBACK")
         holder.close()
     Ledger.open(path).close()
+
+
+# --- recording: a work's own rows per transaction, its index rows with the tail's (issue 12) ----------
+
+_RECORD_THEN_HANG = """
+import sys, time
+from rightsmeta.ledger import Ledger, Work
+import json
+ledger = Ledger.open(sys.argv[1])
+for line in open(sys.argv[2]):
+    ledger.record(Work.from_json(json.loads(line)))  # one transaction a work, as tag records them
+    print(json.loads(line)["id"], flush=True)
+time.sleep(60)  # killed here: never closed, so the last works are still the tail
+"""
+
+
+def test_a_writer_killed_leaves_every_committed_work_findable(tmp_path: Path) -> None:
+    """Works are committed one by one and indexed INDEX_EVERY at a time: killed with a tail not
+    yet indexed, the ledger still holds every committed work, lookups find the tail's (compared
+    one by one), and the next writer indexes it."""
+    from rightsmeta.ledger import INDEX_EVERY
+
+    works, crops = _photo_works_and_crops()
+    works = _random_works(random.Random(5), INDEX_EVERY) + works  # the photos land in the tail
+    registry, path = tmp_path / "works.jsonl", tmp_path / "l.sqlite3"
+    registry.write_text("".join(json.dumps(work.to_json()) + "\n" for work in works))
+    with subprocess.Popen([sys.executable, "-c", _RECORD_THEN_HANG, str(path), str(registry)], stdout=subprocess.PIPE,
+                          text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+                          ) as child:
+        try:
+            assert child.stdout is not None
+            committed = [child.stdout.readline().strip() for _ in works]
+        finally:
+            child.kill()
+    assert committed == [work.id for work in works]
+    with Ledger.open(path, readonly=True) as killed:
+        assert len(killed) == len(works) and killed._tail_length() == len(works) - INDEX_EVERY
+        assert killed.get(works[-1].id) == works[-1]
+        answers = _answers(killed, crops)
+        # the whole code of a tail work, slightly changed, and a random work's region from the index
+        thumb = killed.matches(Essence("image", None, _flip(works[-1].perceptual or "", [1, 100, 200])))
+        indexed = killed.matches(Essence("image", None, None, probes=(works[3].regions[2],)))
+    assert [answer[0][0] for answer in answers] == [w.id for w in works[-3:] for _ in range(4)]
+    assert [m.work.id for m in thumb] == [works[-1].id] and [m.work.id for m in indexed] == [works[3].id]
+    with Ledger.open(path) as ledger:  # the next writer indexes the tail
+        assert ledger._tail_length() == 0
+        assert _answers(ledger, crops) == answers
+        count = ledger._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0]
+        assert count == 8 * sum(len(w.regions) for w in works)
+
+
+def test_recording_writes_few_index_rows_per_transaction(tmp_path: Path) -> None:
+    """Per work the transaction writes the work's own rows; the index is written for INDEX_EVERY
+    works at once, and closing the ledger indexes what is left."""
+    from rightsmeta.ledger import INDEX_EVERY
+
+    works = _random_works(random.Random(6), INDEX_EVERY + 5)
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        for number, work in enumerate(works, start=1):
+            ledger.record(work)
+            indexed = ledger._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0]
+            assert indexed == (8 * 16 * number if number == INDEX_EVERY else 0 if number < INDEX_EVERY else 8 * 16 * INDEX_EVERY)
+        assert ledger._tail_length() == 5
+    with Ledger.open(tmp_path / "l.sqlite3", readonly=True) as reopened:
+        assert reopened._tail_length() == 0
+        assert reopened._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * 16 * len(works)
