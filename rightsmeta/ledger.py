@@ -11,13 +11,8 @@ table (multi-index hashing, Norouzi et al. 2012): if two codes of m bands differ
 m(r+1)-1 bits, at least one band differs in at most r bits, so probing each band's value and its
 neighbours within r bits finds every code within the threshold without scanning the table. The
 thresholds need r = 1 for images and text (31 of 256 bits: 16 bands x 17 probes) and r = 2 for
-audio (23 of 128 bits: 8 bands x 137 probes); the distance is then computed for the candidates only.
-
-Measured with 100,000 image works (256-bit codes of generated 128x96 images, 2 cores): a lookup
-takes 3.8 ms for a JPEG q70 copy and 3.6 ms for an unrelated image, each touching about 790
-candidate rows (0.8 %); an exact-hash lookup 0.05 ms. Recording the 100,000 works took 24 s and
-the ledger is 98 MB. Command: ``RIGHTSMETA_BENCH=100000 python -m pytest tests/test_ledger.py -k
-bench -s`` (most of its 6 minutes is generating the images).
+audio (23 of 128 bits: 8 bands x 137 probes); the distance is then computed for the candidates
+only, from the code kept beside each band key (``whole_bands``).
 
 When neither finds anything, the copy may be a part or a changed form of a work (issue 17):
 
@@ -26,8 +21,9 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
   halves, corner squares), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
-  ``REGION_THRESHOLD``. Region codes are indexed by 24-bit windows of them (``_region_keys``),
-  so a lookup costs the same index seeks whatever the size of the ledger (bench/region_lookup.py).
+  ``REGION_THRESHOLD``. Region codes are indexed by 8 keys of 32 of their bits (``_region_keys``),
+  so a lookup costs the same index seeks whatever the size of the ledger, and finds almost no
+  code by chance (bench/region_lookup.py).
 - audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
@@ -37,7 +33,9 @@ Schema version 2 added these tables; a version-1 ledger is migrated when opened 
 works keep matching by their whole codes), and read as it is when opened read-only. Version 3
 replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
 transaction when opened for writing (killed half-way, it is still the version-2 ledger it was),
-and searched through its old bands when opened read-only.
+and searched through its old bands when opened read-only. Version 4 keeps a work's region codes in
+one row keyed by 32-bit keys, and writes index rows for many works at once (``INDEX_EVERY``);
+versions 1-3 are migrated to it the same way, and read-only opens search them as they are.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
@@ -1125,11 +1123,11 @@ def _migrate(db: sqlite3.Connection) -> None:
     ``_create`` indexes (time and peak RSS: bench/region_lookup.py --migrate)."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'regions'").fetchone():
         rows = db.execute("SELECT work, name, code FROM regions ORDER BY work, n")
-        sets = []
-        for work, group in itertools.groupby(rows, key=lambda row: row[0]):
-            if found := _region_set((name, code) for _, name, code in group):
-                sets.append((work, *found))
-        db.executemany("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)", sets)
+        grouped = ((work, _region_set((name, code) for _, name, code in group))
+                   for work, group in itertools.groupby(rows, key=lambda row: row[0]))
+        # streamed from one table into the other: memory stays that of one work's rows
+        db.executemany("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)",
+                       ((work, *found) for work, found in grouped if found))
     # Children before their parent: SQLite drops a table by freeing its pages, not row by row.
     for table in ("region_keys", "region_bands", "regions", "bands"):
         db.execute(f"DROP TABLE IF EXISTS {table}")
