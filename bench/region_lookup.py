@@ -25,6 +25,9 @@ bench/durability.py: of the (probe, region) pairs of a copy and its own work wit
 REGION_THRESHOLD, the share that shares a key with the probe, by distance (schema 3's 24-bit
 windows beside it), and the copies that need the regions with such a pair.
 
+``--record N`` records N works of real codes one at a time into a fresh ledger, one transaction
+each, as ``rightsmeta tag`` does, and prints the CPU and wall time per work (closing included).
+
 ``--migrate`` takes a ledger of schema version 2 or 3: its copy is migrated (time and peak RSS
 printed), then the crops are timed in alternating passes against the old copy opened read-only
 (searched through its own index) and the migrated one, which must find the same works.
@@ -140,6 +143,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/rightsmeta-region-lookup"))
     parser.add_argument("--migrate", type=Path, help="a schema-2 or -3 ledger to migrate a copy of and compare with")
     parser.add_argument("--recall", type=int, metavar="N", help="measure the keys' recall on N photos' copies")
+    parser.add_argument("--record", type=int, metavar="N", help="time recording N works one by one")
     parser.add_argument("--make-codes", nargs=3, metavar=("FILE", "FIRST", "COUNT"),
                         help="compute the code lines of works FIRST to FIRST + COUNT into FILE (a share; "
                              "concatenate the shares in order into DIR/codes.jsonl)")
@@ -152,6 +156,9 @@ def main() -> None:
         return
     args.dir.mkdir(parents=True, exist_ok=True)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if args.record:
+        record(args.dir, args.record)
+        return
     photos = _photos()
     works, queries = [w for w, _ in photos], [q for _, q in photos]
     expected = [w.id for w in works]
@@ -181,6 +188,20 @@ def main() -> None:
     for ledger in ledgers.values():
         ledger.close()
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+def record(folder: Path, count: int) -> None:
+    works = list(codes(folder, count))
+    path = folder / "record.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    started, cpu = time.perf_counter(), time.process_time()
+    ledger = Ledger.open(path)
+    for work in works:
+        ledger.record(work)
+    ledger.close()
+    print(f"recorded {count:,} works one by one: {1000 * (time.process_time() - cpu) / count:.3f} ms of CPU, "
+          f"{1000 * (time.perf_counter() - started) / count:.3f} ms wall clock per work")
 
 
 def recall(photos: int) -> None:
