@@ -11,13 +11,8 @@ table (multi-index hashing, Norouzi et al. 2012): if two codes of m bands differ
 m(r+1)-1 bits, at least one band differs in at most r bits, so probing each band's value and its
 neighbours within r bits finds every code within the threshold without scanning the table. The
 thresholds need r = 1 for images and text (31 of 256 bits: 16 bands x 17 probes) and r = 2 for
-audio (23 of 128 bits: 8 bands x 137 probes); the distance is then computed for the candidates only.
-
-Measured with 100,000 image works (256-bit codes of generated 128x96 images, 2 cores): a lookup
-takes 3.8 ms for a JPEG q70 copy and 3.6 ms for an unrelated image, each touching about 790
-candidate rows (0.8 %); an exact-hash lookup 0.05 ms. Recording the 100,000 works took 24 s and
-the ledger is 98 MB. Command: ``RIGHTSMETA_BENCH=100000 python -m pytest tests/test_ledger.py -k
-bench -s`` (most of its 6 minutes is generating the images).
+audio (23 of 128 bits: 8 bands x 137 probes); the distance is then computed for the candidates
+only, from the code kept beside each band key (``whole_bands``).
 
 When neither finds anything, the copy may be a part or a changed form of a work (issue 17):
 
@@ -26,8 +21,9 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
   halves, corner squares), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
-  ``REGION_THRESHOLD``. Region codes are indexed by 24-bit windows of them (``_region_keys``),
-  so a lookup costs the same index seeks whatever the size of the ledger (bench/region_lookup.py).
+  ``REGION_THRESHOLD``. Region codes are indexed by 8 keys of 32 of their bits (``_region_keys``),
+  so a lookup costs the same index seeks whatever the size of the ledger, and finds almost no
+  code by chance (bench/region_lookup.py).
 - audio: the Chromaprint features are recorded, and half of their 24-bit keys indexed; the works
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
@@ -37,7 +33,9 @@ Schema version 2 added these tables; a version-1 ledger is migrated when opened 
 works keep matching by their whole codes), and read as it is when opened read-only. Version 3
 replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
 transaction when opened for writing (killed half-way, it is still the version-2 ledger it was),
-and searched through its old bands when opened read-only.
+and searched through its old bands when opened read-only. Version 4 keeps a work's region codes in
+one row keyed by 32-bit keys, and writes index rows for many works at once (``INDEX_EVERY``);
+versions 1-3 are migrated to it the same way, and read-only opens search them as they are.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
@@ -50,8 +48,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as _dt
+import functools
 import itertools
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -78,7 +78,11 @@ from .fingerprint import (
 )
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
-SCHEMA_VERSION = 3  # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit windows
+Array = np.ndarray[Any, Any]
+
+# 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit
+# windows; 4: a work's region codes in one row, keyed by 8 keys of 32 bits; whole codes as bytes
+SCHEMA_VERSION = 4
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
@@ -387,40 +391,63 @@ def _masks(radius: int) -> list[int]:
     return _MASKS[radius]
 
 
-# Region codes (issue 17) are indexed by windows of 24 bits at every 12th bit (20 keys, each
-# holding the window's number above its bits), looked up exactly: a region code is a candidate
-# when one of its windows equals the probe's. Each flipped bit spoils at most two windows, so
-# every code within 9 bits of a probe is found, and real copies do far better: their differing
-# bits cluster, so of the true (probe, region) pairs of the bench's copies all within 15 bits
-# share a window, 99 % at 16-19 and 96 % at 20-23, and every copy has such a pair
-# (``python bench/region_lookup.py --recall 40``; schema 2's rule, two equal 16-bit bands:
-# 98-100 %). Keys of 24 bits hold few codes by chance (16 regions x works / 2^24: 0.1 at
-# 100,000 works, 1 at 1M), so a probe costs 20 index seeks reading few rows; schema 2's 16-bit bands read
-# regions x works / 65,536 rows per seek, 24 at 100,000 works, and grew with the ledger. Flipping
-# bits at query time instead (32-bit bands and their 32 one-bit neighbours: 15 bits guaranteed)
-# was tried and measured slower at every size up to 100,000 works: 264 seeks per probe.
+# Region codes (issue 17) are indexed by keys of 32 of their bits, looked up exactly: a region
+# code is a candidate when one of its keys equals a probe's. The 256 bits are taken in order of
+# DCT frequency (the code's four 8x8 blocks of coefficients, fingerprint._image_hashes, laid out
+# as the 16x16 lowest frequencies; lowest first) and cut into 8 keys of 32. Every flipped bit
+# spoils one key, so every code within 7 bits of a probe is found; real copies do better, as
+# their differing bits lie in the high frequencies (bench/region_lookup.py --recall: of the
+# bench's true (probe, region) pairs, block 0's bits flip in 1.5 %, block 3's in 4.5 %), and
+# the low-frequency keys survive. Keys of 32 bits hold almost no code by chance, also for real
+# codes, which share far more bits than random ones: schema 3's 24-bit windows at every 12th bit
+# read ~800 chance candidates per lookup at 100,000 real works (estimated from 6,000 works'
+# codes), these ~2. A work's region codes are one row (``region_sets``), its keys 8 per region.
 REGION_THRESHOLD = 24 / 256
-REGION_KEY_BITS = 24
-REGION_KEY_STEP = 12
-_REGION_WINDOWS = (256 - REGION_KEY_BITS) // REGION_KEY_STEP + 1
+REGION_KEY_BITS = 32
+_REGION_WINDOWS = 256 // REGION_KEY_BITS
 _REGION_CODE = re.compile(r"^[0-9a-f]{64}$")
+_REF_BITS = 5  # an index row's ref: the work's row << 5 | the region's place in its set (MAX_REGIONS)
 
 
-def _region_keys(code: str) -> list[int]:
-    """The index keys of a 256-bit region code: window number << 24 | the window's 24 bits."""
-    if not _REGION_CODE.match(code):
-        return []
-    value = int(code, 16)
-    return [_region_key(value, window) for window in range(_REGION_WINDOWS)]
+def _frequency_order() -> np.ndarray[Any, Any]:
+    """The bit positions of a region code (0: the top bit of its first byte), lowest frequency first."""
+    corners = ((0, 0), (8, 0), (0, 8), (8, 8))  # (x, y) of each 8x8 block, in the code's order
+
+    def frequency(position: int) -> tuple[int, int]:
+        x, y = corners[position // 64]
+        u, v = y + position % 64 // 8, x + position % 8
+        return (u + v, u)
+
+    return np.array(sorted(range(256), key=frequency))
 
 
-def _region_key(value: int, window: int) -> int:
-    return window << REGION_KEY_BITS | (value >> (REGION_KEY_STEP * window)) & ((1 << REGION_KEY_BITS) - 1)
+_FREQUENCY_ORDER = _frequency_order()
+_WINDOW_TAGS = np.arange(_REGION_WINDOWS, dtype=np.int64) << REGION_KEY_BITS
 
 
-def _probe_keys(codes: Sequence[str]) -> list[int]:
-    """The keys of every code, each once, sorted."""
-    return sorted({key for code in codes for key in _region_keys(code)})
+def _region_keys(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """(n, 8) keys of n region codes given as (n, 32) bytes: the window's number << 32 | its 32 bits."""
+    bits = np.unpackbits(codes.reshape(-1, 32), axis=1)[:, _FREQUENCY_ORDER]
+    return np.ascontiguousarray(np.packbits(bits, axis=1)).view(">u4").astype(np.int64) | _WINDOW_TAGS
+
+
+def _code_array(codes: Sequence[str]) -> np.ndarray[Any, Any]:
+    """(n, 32) bytes of n hex region codes."""
+    return np.frombuffer(bytes.fromhex("".join(codes)), np.uint8).reshape(len(codes), 32)
+
+
+# Schema 3 (read-only ledgers not yet migrated): windows of 24 bits at every 12th bit, 20 a code.
+_V3_KEY_BITS, _V3_KEY_STEP = 24, 12
+
+
+def _v3_probe_keys(codes: Sequence[str]) -> list[int]:
+    """Schema 3's keys of every code, each once, sorted."""
+    mask = (1 << _V3_KEY_BITS) - 1
+    return sorted({
+        window << _V3_KEY_BITS | (value >> (_V3_KEY_STEP * window)) & mask
+        for value in (int(code, 16) for code in codes)
+        for window in range((256 - _V3_KEY_BITS) // _V3_KEY_STEP + 1)
+    })
 
 
 # Chromaprint: a feature's top 24 bits are its key; half of the keys (chosen by a hash of the key,
@@ -496,8 +523,14 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
     return best
 
 
+# Version 4: ``whole_bands`` keys each perceptual code by its bands (the kind's number << 24 |
+# band << 16 | value) and holds the code as bytes, so a band's candidates are checked where they
+# are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
+# _NAME_SEPARATOR) and codes (32 bytes each, in the same order); ``region_index`` each region's 8
+# keys (see _region_keys) with its ref, work << 5 | its place in the set.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS indexed (upto INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS works (
     n INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -512,24 +545,21 @@ CREATE TABLE IF NOT EXISTS works (
     source TEXT
 );
 CREATE INDEX IF NOT EXISTS works_essence ON works (essence_hash) WHERE essence_hash IS NOT NULL;
-CREATE TABLE IF NOT EXISTS bands (
-    kind TEXT NOT NULL,
-    band INTEGER NOT NULL,
-    value INTEGER NOT NULL,
-    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
-    PRIMARY KEY (kind, band, value, work)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS regions (
-    n INTEGER PRIMARY KEY,
-    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    code TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS regions_work ON regions (work);
-CREATE TABLE IF NOT EXISTS region_keys (
+CREATE TABLE IF NOT EXISTS whole_bands (
     key INTEGER NOT NULL,
-    region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
-    PRIMARY KEY (key, region)
+    work INTEGER NOT NULL REFERENCES works (n) ON DELETE CASCADE,
+    code BLOB NOT NULL,
+    PRIMARY KEY (key, work)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS region_sets (
+    work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
+    names TEXT NOT NULL,
+    codes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS region_index (
+    key INTEGER NOT NULL,
+    ref INTEGER NOT NULL,
+    PRIMARY KEY (key, ref)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chroma (
     work INTEGER PRIMARY KEY REFERENCES works (n) ON DELETE CASCADE,
@@ -548,13 +578,10 @@ _COLUMNS = "id, path, format, kind, essence_hash, perceptual, assertion, carrier
 class Ledger:
     """A ledger file, open. Use ``Ledger.open(path)`` (a context manager)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, writer: bool = False) -> None:
         self._db = connection
         self.path = path
-        # A version-1 ledger opened read-only has no region or Chromaprint tables to search.
-        self._v2 = bool(connection.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('regions', 'chroma_keys')"
-        ).fetchone()[0] == 2)
+        self._writer = writer  # opened for writing: indexes its tail when closed
         self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
 
     @classmethod
@@ -585,7 +612,7 @@ class Ledger:
             if "locked" in str(exc):  # not damage: another writer held it, maybe migrating a large ledger
                 raise LedgerError(
                     f"the ledger {where} is busy: another rightsmeta has been writing to it for {BUSY_SECONDS:.0f} s "
-                    "(migrating a large ledger to a new schema takes minutes); try again when it is done"
+                    "(migrating a large ledger to a new schema takes a while); try again when it is done"
                 ) from exc
             raise LedgerError(f"{where} is not a usable rightsmeta ledger: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -594,11 +621,10 @@ class Ledger:
         except BaseException:
             db.close()
             raise
-        return cls(db, where)
+        return cls(db, where, writer=not readonly)
 
     @staticmethod
     def _create(db: sqlite3.Connection, where: Path) -> None:
-        db.execute("PRAGMA foreign_keys = ON")
         # WAL: readers (verify) never wait for a writer (tag), and a crash cannot corrupt it.
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
@@ -607,21 +633,26 @@ class Ledger:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            db.execute("INSERT INTO indexed (upto) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM indexed)")
             version = Ledger._check_version(db, where)
             if version is None or version < SCHEMA_VERSION:
-                # Version 1 -> 2 only adds tables (made above): works recorded before keep matching
-                # by their whole-picture and whole-clip codes; their regions were never recorded.
-                # Version 2 -> 3 keys the recorded regions anew and drops the 16-bit bands. All in
-                # this one transaction: a crash leaves the ledger as it was, migrated next time.
-                if version == 2:
-                    _index_regions(db)
-                db.execute("DROP TABLE IF EXISTS region_bands")
+                # Version 1 -> 2 only added tables: works recorded before keep matching by their
+                # whole codes; their regions were never recorded. Versions 2 and 3 kept a row per
+                # region, keyed by 16-bit bands or 24-bit windows: version 4 keeps one row per
+                # work and keys it anew. All in this one transaction: a crash leaves the ledger as
+                # it was, migrated next time.
+                if version is not None:
+                    _migrate(db)
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            _index(db)  # what a killed writer left in the tail, or every work of a migrated ledger
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        # After the migration: with foreign keys on, dropping the old tables would delete their
+        # rows one by one first (and the pragma cannot change inside a transaction).
+        db.execute("PRAGMA foreign_keys = ON")
 
     @staticmethod
     def _check_version(db: sqlite3.Connection, where: Path) -> int | None:
@@ -632,8 +663,46 @@ class Ledger:
             )
         return version
 
+    def _layout(self) -> int:
+        """Where the region codes are, as of this transaction (a writer may migrate the ledger
+        while it is open read-only): 4 in ``region_sets``; 3 or 2 a row per region, keyed by
+        24-bit windows or by 16-bit bands; 1 nowhere (a version-1 ledger read as it is)."""
+        names = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('region_sets', 'region_keys', 'region_bands')"
+        )}
+        return 4 if "region_sets" in names else 3 if "region_keys" in names else 2 if "region_bands" in names else 1
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[int]:
+        """One read transaction (the tables seen are the ones searched), and the layout it sees."""
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN")
+        try:
+            yield self._layout()
+        finally:
+            if own:
+                self._db.execute("COMMIT")
+
     def close(self) -> None:
-        self._db.close()
+        try:
+            if self._writer and self._tail_length() > 0:
+                with self._transaction():
+                    _index(self._db)
+        except sqlite3.Error:
+            pass  # busy or read-only now: the tail stays searchable, and the next writer indexes it
+        finally:
+            self._db.close()
+
+    def _tail_length(self) -> int:
+        """How many works are recorded but not yet indexed (see INDEX_EVERY)."""
+        count: int = self._db.execute("SELECT COUNT(*) FROM works WHERE n > (SELECT upto FROM indexed)").fetchone()[0]
+        return count
+
+    def _upto(self) -> int:
+        """The last work indexed; the works after it are compared one by one."""
+        upto: int = self._db.execute("SELECT upto FROM indexed").fetchone()[0]
+        return upto
 
     def __enter__(self) -> Ledger:
         return self
@@ -660,21 +729,40 @@ class Ledger:
 
     def _full(self, row: tuple[Any, ...]) -> Work:
         work = _work(row[1:])
-        if not self._v2:
-            return work
-        regions = tuple(self._db.execute("SELECT name, code FROM regions WHERE work = ? ORDER BY n", (row[0],)).fetchall())
-        blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
+        with self._reading() as layout:
+            if layout == 1:
+                return work
+            if layout == 4:
+                found = self._region_sets([row[0]]).get(row[0])
+                regions = tuple(zip(found[0], (code.tobytes().hex() for code in found[1]), strict=True)) if found else ()
+            else:
+                regions = tuple(self._db.execute("SELECT name, code FROM regions WHERE work = ? ORDER BY n", (row[0],)))
+            blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
         return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
     def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str]]:
         """(row, work id, code) of every recorded region called ``name`` in rows after ``after``,
         in row order (rows only grow: cropsearch keeps its own index of one region this way)."""
-        if not self._v2:
-            return []
-        return self._db.execute(
-            "SELECT regions.n, works.id, regions.code FROM regions JOIN works ON works.n = regions.work "
-            "WHERE regions.n > ? AND regions.name = ? ORDER BY regions.n", (after, name)
-        ).fetchall()
+        with self._reading() as layout:
+            if layout == 1:
+                return []
+            if layout < 4:
+                return self._db.execute(
+                    "SELECT regions.n, works.id, regions.code FROM regions JOIN works ON works.n = regions.work "
+                    "WHERE regions.n > ? AND regions.name = ? ORDER BY regions.n", (after, name)
+                ).fetchall()
+            out = []
+            # A region's row is its index ref (work << 5 | place), above any schema-3 row of its work.
+            for work, work_id, names, codes in self._db.execute(
+                "SELECT region_sets.work, works.id, region_sets.names, region_sets.codes FROM region_sets "
+                "JOIN works ON works.n = region_sets.work WHERE region_sets.work >= ? ORDER BY region_sets.work",
+                (after >> _REF_BITS,),
+            ):
+                listed = names.split(_NAME_SEPARATOR)
+                if name in listed and (ref := work << _REF_BITS | listed.index(name)) > after:
+                    place = listed.index(name)
+                    out.append((ref, work_id, codes[32 * place : 32 * place + 32].hex()))
+            return out
 
     # --- writing ---
 
@@ -685,7 +773,9 @@ class Ledger:
     def record_many(self, works: Iterable[Work]) -> int:
         """Add many works in one transaction; the number actually added (known ids are skipped)."""
         with self._transaction():
-            return sum(self._insert(work) for work in works)
+            added = sum(self._insert(work) for work in works)
+            self._index_if_due()
+            return added
 
     def needs_legacy_hash(self, fmt: str | None) -> bool:
         """Whether works of format ``fmt`` were recorded with the exact hash's older form, so a file of
@@ -698,7 +788,12 @@ class Ledger:
             ).fetchone() is not None
         return self._legacy[fmt]
 
+    def _index_if_due(self) -> None:
+        if self._tail_length() >= INDEX_EVERY:
+            _index(self._db)
+
     def _insert(self, work: Work) -> bool:
+        """The work's own rows; its index rows are written with the tail's (see INDEX_EVERY)."""
         if work.essence_hash is not None and work.essence_hash < "v":
             self._legacy.pop(work.format, None)  # an older form arrives (an import): ask again
         cursor = self._db.execute(
@@ -712,21 +807,10 @@ class Ledger:
         if cursor.rowcount != 1:
             return False
         n = cursor.lastrowid
-        if work.kind is not None and work.perceptual:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO bands (kind, band, value, work) VALUES (?, ?, ?, ?)",
-                [(work.kind, i, value, n) for i, value in enumerate(_bands(work.perceptual))],
-            )
-        for name, code in work.regions:
-            region = self._db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, code)).lastrowid
-            self._db.executemany(
-                "INSERT OR IGNORE INTO region_keys (key, region) VALUES (?, ?)", [(key, region) for key in _region_keys(code)]
-            )
+        if found := _region_set(work.regions):
+            self._db.execute("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)", (n, *found))
         if work.chroma:
             self._db.execute("INSERT INTO chroma (work, features) VALUES (?, ?)", (n, _pack(work.chroma)))
-            self._db.executemany(
-                "INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)", [(key, n) for key in _chroma_keys(work.chroma)]
-            )
         return True
 
     @contextlib.contextmanager
@@ -755,80 +839,90 @@ class Ledger:
         essence as a local work, both are reported, and ``combined`` decides between them.
         """
         out: list[Match] = []
-        if essence.hash is not None:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM works WHERE essence_hash IN (?, ?) AND kind IS ? ORDER BY tagged_at DESC, n DESC "
-                "LIMIT ?",
-                (essence.hash, essence.legacy_hash or essence.hash, essence.kind, _MAX_CANDIDATES),
-            ).fetchall()
-            out = [Match(_work(row), 0.0, True) for row in rows]
-        if essence.kind is not None and essence.perceptual:
-            limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
-            exact = {m.work.id for m in out}
-            near = sorted(
-                (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance) if d <= limit_distance
-            )
-            for d, n in near[:_MAX_CANDIDATES]:
-                work = self._load(n)
-                if work.id not in exact:
-                    out.append(Match(work, d, False))
-        if not out and self._v2:
-            # Nothing matched the file as it is: look for the work it was cut from, turned or
-            # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
-            out = self._region_matches(essence) if essence.kind == "image" else self._chroma_matches(essence)
+        with self._reading() as layout:
+            if essence.hash is not None:
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM works WHERE essence_hash IN (?, ?) AND kind IS ? "
+                    "ORDER BY tagged_at DESC, n DESC LIMIT ?",
+                    (essence.hash, essence.legacy_hash or essence.hash, essence.kind, _MAX_CANDIDATES),
+                ).fetchall()
+                out = [Match(_work(row), 0.0, True) for row in rows]
+            if essence.kind is not None and essence.perceptual:
+                limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
+                exact = {m.work.id for m in out}
+                near = sorted(
+                    (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance, layout)
+                    if d <= limit_distance
+                )
+                for d, n in near[:_MAX_CANDIDATES]:
+                    work = self._load(n)
+                    if work.id not in exact:
+                        out.append(Match(work, d, False))
+            if not out and layout > 1:
+                # Nothing matched the file as it is: look for the work it was cut from, turned or
+                # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
+                out = self._region_matches(essence, layout) if essence.kind == "image" else \
+                    self._chroma_matches(essence, layout)
         out.sort(key=_rank)
         return out[:limit]
 
-    def _region_matches(self, essence: Essence) -> list[Match]:
-        probes = [(probe, code, int(code, 16)) for probe, code in essence.probes if _REGION_CODE.match(code)]
-        best: dict[int, tuple[float, str, str]] = {}
-        for work, name, other in self._region_candidates([code for _, code, _ in probes]):
-            if not _REGION_CODE.match(other):
-                continue
-            value = int(other, 16)
-            for probe, _, target in probes:
-                if not region_pair_allowed(probe, name):
-                    continue
-                d = (target ^ value).bit_count() / 256
-                if d <= REGION_THRESHOLD and (work not in best or d < best[work][0]):
-                    best[work] = (d, probe, name)
-        out = []
-        for work, (d, probe, name) in sorted(best.items(), key=lambda item: item[1][0])[:_MAX_CANDIDATES]:
-            out.append(Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}"))
-        return out
-
-    def _region_candidates(self, codes: list[str]) -> list[tuple[int, str, str]]:
-        """(work, name, code) of the regions sharing an index key with any of ``codes``."""
-        if not codes:
+    def _region_matches(self, essence: Essence, layout: int) -> list[Match]:
+        probes = [(probe, code) for probe, code in essence.probes if _REGION_CODE.match(code)]
+        if not probes:
             return []
-        # One read transaction: the tables seen are the ones searched, even if a writer migrates
-        # the ledger from version 2 meanwhile.
-        own = not self._db.in_transaction
-        if own:
-            self._db.execute("BEGIN")
-        try:
-            if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'region_keys'").fetchone():
-                keys = _probe_keys(codes)
-                step = max(1, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
-                found = set()
-                for first in range(0, len(keys), step):
-                    chunk = keys[first : first + step]
-                    found.update(self._db.execute(
-                        f"SELECT region FROM region_keys WHERE key IN ({','.join('?' * len(chunk))})", chunk
-                    ).fetchall())
-                regions = sorted(n for (n,) in found)
-            else:
-                regions = self._version_2_candidates(codes)
-            rows: list[tuple[int, str, str]] = []
-            for first in range(0, len(regions), 900):
-                chunk = regions[first : first + 900]
-                rows += self._db.execute(
-                    f"SELECT work, name, code FROM regions WHERE n IN ({','.join('?' * len(chunk))})", chunk
-                ).fetchall()
-            return rows
-        finally:
-            if own:
-                self._db.execute("COMMIT")
+        names = tuple(probe for probe, _ in probes)
+        codes = _code_array([code for _, code in probes])
+        best: list[tuple[float, int, str, str]] = []
+        for work, (regions, recorded) in self._region_candidates([code for _, code in probes], layout).items():
+            # Every allowed (region, probe) pair of the work, region by region: the nearest first found.
+            bits = _POPCOUNT[recorded[:, None, :] ^ codes[None, :, :]].sum(axis=2, dtype=np.uint16)
+            bits[~_allowed(tuple(regions), names)] = 256
+            at = int(np.argmin(bits))
+            region, probe = divmod(at, len(names))
+            if int(bits.flat[at]) <= REGION_THRESHOLD * 256:
+                best.append((int(bits.flat[at]) / 256, work, names[probe], regions[region]))
+        best.sort(key=lambda found: found[0])
+        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}")
+                for d, work, probe, name in best[:_MAX_CANDIDATES]]
+
+    def _region_candidates(self, codes: list[str], layout: int | None = None) -> dict[int, tuple[list[str], Array]]:
+        """Per work, (names, codes as (n, 32) bytes) of the regions to compare with ``codes``: in a
+        version-4 ledger all of each work sharing an index key with one of them, in older ones the
+        regions that share a key (24-bit windows) or two 16-bit bands."""
+        if not codes:
+            return {}
+        with self._reading() as seen:
+            layout = layout or seen
+            if layout == 4:
+                keys = np.unique(_region_keys(_code_array(codes))).tolist()
+                refs = self._in("SELECT ref FROM region_index WHERE key IN ({})", keys)
+                tail = self._db.execute("SELECT work FROM region_sets WHERE work > ?", (self._upto(),)).fetchall()
+                return self._region_sets(sorted({ref >> _REF_BITS for (ref,) in refs} | {work for (work,) in tail}))
+            regions = self._in("SELECT region FROM region_keys WHERE key IN ({})", _v3_probe_keys(codes)) \
+                if layout == 3 else [(n,) for n in self._version_2_candidates(codes)]
+            grouped: dict[int, list[tuple[str, str]]] = {}
+            for work, name, code in self._in("SELECT work, name, code FROM regions WHERE n IN ({}) ORDER BY n",
+                                             sorted(n for (n,) in set(regions))):
+                if isinstance(code, str) and _REGION_CODE.match(code):
+                    grouped.setdefault(work, []).append((name, code))
+            return {work: ([name for name, _ in pairs], _code_array([code for _, code in pairs]))
+                    for work, pairs in grouped.items()}
+
+    def _region_sets(self, works: Sequence[int]) -> dict[int, tuple[list[str], Array]]:
+        return {
+            work: (names.split(_NAME_SEPARATOR), np.frombuffer(codes, np.uint8).reshape(-1, 32))
+            for work, names, codes in self._in("SELECT work, names, codes FROM region_sets WHERE work IN ({})", works)
+        }
+
+    def _in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` with its ``IN ({})`` list filled with ``values``, in chunks under
+        SQLite's limit on parameters."""
+        step = max(1, self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1)
+        rows: list[tuple[Any, ...]] = []
+        for first in range(0, len(values), step):
+            chunk = values[first : first + step]
+            rows += self._db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
 
     def _version_2_candidates(self, codes: list[str]) -> list[int]:
         """Schema 2's region index (a ledger opened read-only is not migrated): the regions sharing
@@ -843,17 +937,16 @@ class Ledger:
             ))
         return sorted(found)
 
-    def _chroma_matches(self, essence: Essence) -> list[Match]:
+    def _chroma_matches(self, essence: Essence, layout: int) -> list[Match]:
         if not essence.chroma:
             return []
         keys = sorted(set(_chroma_keys(essence.chroma)))
         votes: dict[int, int] = {}
-        for first in range(0, len(keys), 900):
-            chunk = keys[first : first + 900]
-            for work, count in self._db.execute(
-                f"SELECT work, COUNT(*) FROM chroma_keys WHERE key IN ({','.join('?' * len(chunk))}) GROUP BY work", chunk
-            ):
-                votes[work] = votes.get(work, 0) + count
+        for work, count in self._in("SELECT work, COUNT(*) FROM chroma_keys WHERE key IN ({}) GROUP BY work", keys):
+            votes[work] = votes.get(work, 0) + count
+        if layout == 4:  # the tail's works, not yet in chroma_keys
+            for work, features in self._db.execute("SELECT work, features FROM chroma WHERE work > ?", (self._upto(),)):
+                votes[work] = len(set(keys) & set(_chroma_keys(_unpack(features))))
         ranked = sorted((w for w, c in votes.items() if c >= CHROMA_MIN_VOTES), key=lambda w: -votes[w])
         out = []
         for work in ranked[:_CHROMA_CANDIDATES]:
@@ -865,7 +958,7 @@ class Ledger:
                 out.append(Match(self._load(work), aligned.error, False, aligned.describe()))
         return out
 
-    def _near(self, kind: str, perceptual: str, threshold: float) -> list[tuple[int, float]]:
+    def _near(self, kind: str, perceptual: str, threshold: float, layout: int | None = None) -> list[tuple[int, float]]:
         """(row, distance) of every indexed code sharing a band with ``perceptual`` within the radius
         the threshold needs: a superset of the codes within the threshold, a small part of the table."""
         bands = _bands(perceptual)
@@ -876,6 +969,21 @@ class Ledger:
         masks = _masks(radius)
         per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit
         target, width = int(perceptual, 16), 4 * len(perceptual)
+        if (layout or self._layout()) == 4:
+            keys = sorted({_band_key(kind, index, value ^ mask) for index, value in enumerate(bands) for mask in masks})
+            size = len(perceptual) // 2  # a code of another length is never comparable
+            rows = self._in(f"SELECT work, code FROM whole_bands WHERE length(code) = {size} AND key IN ({{}})", keys)
+            rows += [(n, bytes.fromhex(code)) for n, code in self._db.execute(  # the tail, not yet in whole_bands
+                "SELECT n, perceptual FROM works WHERE n > ? AND kind = ? AND length(perceptual) = ?",
+                (self._upto(), kind, len(perceptual)),
+            ) if _bands(code)]
+            if not rows:
+                return []
+            # Hundreds of chance candidates at 100,000 works: taken apart by C code, not row by row.
+            works = np.fromiter(map(operator.itemgetter(0), rows), np.int64, len(rows))
+            codes = np.frombuffer(b"".join(map(operator.itemgetter(1), rows)), np.uint8).reshape(len(rows), size)
+            bits = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(perceptual), np.uint8)].sum(axis=1, dtype=np.int64)
+            return list({n: d / width for n, d in zip(works.tolist(), bits.tolist(), strict=True)}.items())  # each work once
         found: dict[int, float] = {}
         for first in range(0, len(bands), per_statement):
             selects, params = [], []
@@ -883,10 +991,7 @@ class Ledger:
                 probes = sorted({bands[index] ^ mask for mask in masks})
                 selects.append(f"SELECT work FROM bands WHERE kind = ? AND band = ? AND value IN ({','.join('?' * len(probes))})")
                 params += [kind, index, *probes]
-            rows = self._db.execute(
-                f"SELECT n, perceptual FROM works WHERE n IN ({' UNION '.join(selects)})", params
-            )
-            for n, code in rows:
+            for n, code in self._db.execute(f"SELECT n, perceptual FROM works WHERE n IN ({' UNION '.join(selects)})", params):
                 if len(code) == len(perceptual):  # a code of another length is never comparable
                     found[n] = (target ^ int(code, 16)).bit_count() / width
         return list(found.items())
@@ -940,29 +1045,96 @@ class Ledger:
                 if not work.source:
                     work = replace(work, source=label)
                 added += self._insert(work)
+            self._index_if_due()
         return added
 
 
-def _index_regions(db: sqlite3.Connection) -> None:
-    """Key every recorded region code (the migration from schema 2), in order of key.
-
-    The keys come sorted out of SQLite's own sorter (temporary files when large), so the index is
-    appended page by page rather than written at random places, and memory stays bounded whatever
-    the size of the ledger (time and peak RSS: bench/region_lookup.py --migrate).
-    """
-    db.create_function("rightsmeta_region_key", 2, _region_key_of, deterministic=True)
-    windows = " UNION ALL ".join(f"SELECT {window} AS w" for window in range(_REGION_WINDOWS))
-    db.execute(
-        "INSERT OR IGNORE INTO region_keys (key, region) "
-        "SELECT key, region FROM (SELECT rightsmeta_region_key(code, win.w) AS key, n AS region "
-        f"FROM regions, ({windows}) AS win) WHERE key IS NOT NULL ORDER BY key, region"
-    )
+# Recording a work writes its own rows only: ``works``, its ``region_sets`` row, its ``chroma``
+# row, all appended at the end of their tables, so a work's transaction writes a few pages. Its
+# index rows (16 band keys, 8 keys a region, its Chromaprint keys: about 150 rows at random places
+# in three indexes, a page each) are written for the works recorded since the last indexing,
+# ``INDEX_EVERY`` at a time, sorted (one transaction; neighbouring keys share pages): the works
+# after ``indexed.upto`` are the index's tail, and every lookup compares the tail's works one by one
+# besides searching the index, so a work is found as soon as it is committed. A SIGKILL at any
+# moment leaves each work committed or not (SQLite's transaction), and a committed work either
+# indexed or in the tail; the next writer indexes the tail when it opens the ledger, and a writer
+# indexes its tail when it is closed.
+INDEX_EVERY = 32
 
 
-def _region_key_of(code: object, window: int) -> int | None:
-    if not isinstance(code, str) or not _REGION_CODE.match(code):
-        return None  # never written by rightsmeta; such a region is not searchable, as before
-    return _region_key(int(code, 16), window)
+def _index(db: sqlite3.Connection) -> None:
+    """Write the index rows of the tail (the works after ``indexed.upto``), inside the caller's
+    transaction, a chunk of works at a time (memory: about 2 KB a work of the chunk)."""
+    upto = db.execute("SELECT upto FROM indexed").fetchone()[0]
+    while works := db.execute(
+        "SELECT n, kind, perceptual FROM works WHERE n > ? ORDER BY n LIMIT ?", (upto, _CHUNK // 16)
+    ).fetchall():
+        last = works[-1][0]
+        bands = [row for n, kind, perceptual in works if perceptual for row in _whole_bands(n, kind, perceptual)]
+        db.executemany("INSERT OR IGNORE INTO whole_bands (key, work, code) VALUES (?, ?, ?)", sorted(bands))
+        sets = db.execute("SELECT work, codes FROM region_sets WHERE work > ? AND work <= ?", (upto, last)).fetchall()
+        if sets:
+            codes = np.frombuffer(b"".join(blob for _, blob in sets), np.uint8).reshape(-1, 32)
+            refs = np.concatenate([(work << _REF_BITS) + np.arange(len(blob) // 32, dtype=np.int64) for work, blob in sets])
+            keys = np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1)
+            keys = keys[np.lexsort((keys[:, 1], keys[:, 0]))]
+            for first in range(0, len(keys), _CHUNK):  # as Python ints, a part at a time: 100 bytes a key
+                db.executemany("INSERT OR IGNORE INTO region_index (key, ref) VALUES (?, ?)", keys[first : first + _CHUNK].tolist())
+        chroma = db.execute("SELECT work, features FROM chroma WHERE work > ? AND work <= ?", (upto, last))
+        db.executemany("INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)",
+                       sorted((key, work) for work, features in chroma for key in _chroma_keys(_unpack(features))))
+        upto = last
+    db.execute("UPDATE indexed SET upto = ?", (upto,))
+
+
+def _whole_bands(n: int, kind: str | None, perceptual: str) -> list[tuple[int, int, bytes]]:
+    """The rows of ``whole_bands`` of a work's perceptual code (none for a code that is not hex)."""
+    if kind not in KINDS or not (bands := _bands(perceptual)):
+        return []
+    code = bytes.fromhex(perceptual)
+    return [(_band_key(kind, i, value), n, code) for i, value in enumerate(bands)]
+
+
+def _band_key(kind: str, band: int, value: int) -> int:
+    return KINDS.index(kind) << 24 | band << BAND_BITS | value
+
+
+_NAME_SEPARATOR = ","  # never in a region name (_REGION_NAME)
+_CHUNK = 1 << 16  # rows handed to SQLite at a time when many works are indexed
+
+
+def _region_set(recorded: Iterable[tuple[str, str]]) -> tuple[str, bytes] | None:
+    """A work's ``region_sets`` row: its regions' names and codes. Codes never written by rightsmeta
+    (not 256 bits) cannot be searched, and are not kept."""
+    regions = [(name, code) for name, code in recorded if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+    if not regions:
+        return None
+    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex("".join(code for _, code in regions))
+
+
+@functools.lru_cache(maxsize=256)
+def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> Array:
+    """Which (region, probe) pairs may be compared (``region_pair_allowed``): a work's region names
+    and a copy's probe names repeat from lookup to lookup."""
+    return np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """From schema 1, 2 or 3 to 4, inside the caller's transaction: a row per region (2 and 3)
+    gathered into one row per work, the old indexes dropped; every work is then in the tail, which
+    ``_create`` indexes (time and peak RSS: bench/region_lookup.py --migrate)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'regions'").fetchone():
+        rows = db.execute("SELECT work, name, code FROM regions ORDER BY work, n")
+        grouped = ((work, _region_set((name, code) for _, name, code in group))
+                   for work, group in itertools.groupby(rows, key=lambda row: row[0]))
+        # streamed from one table into the other: memory stays that of one work's rows
+        db.executemany("INSERT INTO region_sets (work, names, codes) VALUES (?, ?, ?)",
+                       ((work, *found) for work, found in grouped if found))
+    # Children before their parent: SQLite drops a table by freeing its pages, not row by row.
+    for table in ("region_keys", "region_bands", "regions", "bands"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    db.execute("DELETE FROM chroma_keys")  # rebuilt with the rest of the index (a truncation: no child table)
+    db.execute("UPDATE indexed SET upto = 0")
 
 
 def _depth(line: str) -> int:

@@ -255,7 +255,7 @@ def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None
         assert ledger.matches(essence(material.handle(img, "crop 10 %/side"), "jpeg")) == []
         assert cropsearch.matches(ledger, essence(material.handle(img, "crop 5/15/20/10 % l/t/r/b"), "jpeg")) == []
     with Ledger.open(path) as ledger:
-        assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert ledger.get("old-work") == Work.create("old.jpg", "jpeg", seen, ASSERTION, id="old-work").__class__(
             **{**old.__dict__, "regions": (), "chroma": None})
         # Recorded before: found by its whole-picture code (a re-encode), not by regions it never had.

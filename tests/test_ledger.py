@@ -38,7 +38,17 @@ from referencing import Registry, Resource
 import rightsmeta
 from rightsmeta import Assertion
 from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence, region_pair_allowed
-from rightsmeta.ledger import MAX_LINE, SCHEMA_VERSION, Ledger, LedgerError, Match, Work, default_path
+from rightsmeta.ledger import (
+    _FREQUENCY_ORDER,
+    MAX_LINE,
+    SCHEMA_VERSION,
+    Ledger,
+    LedgerError,
+    Match,
+    Work,
+    _v3_probe_keys,
+    default_path,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT: dict[str, float] = {}  # distance per transformation, printed at the end with -s
@@ -783,7 +793,7 @@ def test_cli_import_records_the_file_as_source_and_reports_bad_bytes(corpus: Cor
     assert "bad.jsonl: line 1: not UTF-8 (byte 0xe9 at offset 11)" in done.output
 
 
-# --- the region index (issue 17): 32-bit keys, the migration from schema 2 -------------------------
+# --- the region index (issue 17): 32-bit keys, the migration from schemas 2 and 3 -----------------
 
 # rightsmeta's schema 2 (git 0240e80, rightsmeta/ledger.py ``_SCHEMA``), verbatim: region codes
 # indexed by 16-bit bands.
@@ -839,11 +849,21 @@ _REGION_NAMES = ("whole", "centre 90 %", "centre 80 %", "centre 70 %", "centre 6
                  "top right 256 px", "bottom left 256 px", "bottom right 256 px")
 
 
-def _v2_ledger(path: Path, works: list[Work]) -> None:
-    """A schema-2 ledger holding ``works``, written as rightsmeta 0240e80's ``Ledger._insert`` did."""
+# Schema 3 (git 8ca8499) differed only in the regions' index: 20 windows of 24 bits, not 16-bit bands.
+_V3_SCHEMA = _V2_SCHEMA[: _V2_SCHEMA.index("CREATE TABLE IF NOT EXISTS region_bands")] + """CREATE TABLE IF NOT EXISTS region_keys (
+    key INTEGER NOT NULL,
+    region INTEGER NOT NULL REFERENCES regions (n) ON DELETE CASCADE,
+    PRIMARY KEY (key, region)
+) WITHOUT ROWID;
+""" + _V2_SCHEMA[_V2_SCHEMA.index("CREATE TABLE IF NOT EXISTS chroma ("):].replace("VALUES (2)", "VALUES (3)")
+
+
+def _v2_ledger(path: Path, works: list[Work], version: int = 2) -> None:
+    """A schema-2 ledger holding ``works``, written as rightsmeta 0240e80's ``Ledger._insert`` did
+    (``version`` 3: as 8ca8499's did, the regions keyed by 24-bit windows)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    db.executescript(_V2_SCHEMA)
+    db.executescript(_V2_SCHEMA if version == 2 else _V3_SCHEMA)
     db.execute("BEGIN")
     for work in works:
         n = db.execute(
@@ -857,8 +877,12 @@ def _v2_ledger(path: Path, works: list[Work]) -> None:
                        [(work.kind, i, int(code[4 * i : 4 * i + 4], 16), n) for i in range(len(code) // 4)])
         for name, region_code in work.regions:
             region = db.execute("INSERT INTO regions (work, name, code) VALUES (?, ?, ?)", (n, name, region_code)).lastrowid
-            db.executemany("INSERT OR IGNORE INTO region_bands VALUES (?, ?, ?)",
-                           [(i, int(region_code[4 * i : 4 * i + 4], 16), region) for i in range(16)])
+            if version == 3:
+                db.executemany("INSERT OR IGNORE INTO region_keys VALUES (?, ?)",
+                               [(key, region) for key in _v3_probe_keys([region_code])])
+            else:
+                db.executemany("INSERT OR IGNORE INTO region_bands VALUES (?, ?, ?)",
+                               [(i, int(region_code[4 * i : 4 * i + 4], 16), region) for i in range(16)])
     db.execute("COMMIT")
     db.close()
 
@@ -877,10 +901,9 @@ def _flip(code: str, positions: list[int]) -> str:
 
 
 def _spread(rng: random.Random, bits: int) -> list[int]:
-    """``bits`` flips, each spoiling two of the index's 24-bit windows (at every 12th bit): one in
-    bits 12-23, 36-47, ... (windows 2k and 2k + 1 both hold bits 24k + 12 to 24k + 23), the
-    hardest case for the index."""
-    return [24 * k + 12 + rng.randrange(12) for k in rng.sample(range(10), bits)]
+    """``bits`` flips (as bit numbers of the code's integer, 0 the lowest), each in another of the
+    index's 8 keys (32 bits each, taken in order of frequency): the hardest case for the index."""
+    return [255 - int(_FREQUENCY_ORDER[32 * key + rng.randrange(32)]) for key in rng.sample(range(8), bits)]
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
@@ -901,29 +924,31 @@ def _brute_force(works: list[Work], probes: tuple[tuple[str, str], ...], bits: i
 
 
 def test_region_index_finds_every_code_within_its_radius(tmp_path: Path) -> None:
-    """Compared with a brute-force scan: every region code within 9 bits of a probe is found (20
-    windows, each flip spoiling two), however its flips are spread; beyond that, many are."""
+    """Compared with a brute-force scan: every region code within 7 bits of a probe is found (8
+    keys, each flip spoiling one), however its flips are spread; beyond that, many are."""
     rng = random.Random(17)
     works = _random_works(rng, 3000)
     with Ledger.open(tmp_path / "l.sqlite3") as ledger:
         ledger.record_many(works)
-        assert ledger._db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 3000 * 16 * 20
-        for case in range(30):
+        assert ledger._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 3000 * 16 * 8
+        for case in range(32):
             target = works[rng.randrange(len(works))]
             name, code = target.regions[rng.randrange(16)]
-            bits = case % 10
+            bits = case % 8
             probes = ((name, _flip(code, _spread(rng, bits))),)
             expected = _brute_force(works, probes, 24)
             assert expected[target.id] == bits
             found = {m.work.id: round(m.distance * 256) for m in ledger.matches(Essence("image", None, None, probes=probes))}
             assert found == expected, (bits, found, expected)
-        # 10 flips, spoiling all 20 windows: nothing is found, as pigeonhole says.
+        # 8 flips, spoiling all 8 keys: nothing is found, as pigeonhole says.
         name, code = works[5].regions[0]
-        probes = ((name, _flip(code, _spread(rng, 10))),)
+        probes = ((name, _flip(code, _spread(rng, 8))),)
         assert ledger.matches(Essence("image", None, None, probes=probes)) == []
-        # Flips at random places up to the threshold (real copies' differing bits cluster, and do
-        # better: bench/region_lookup.py --recall): many are found, and never a code the brute
-        # force would not match.
+        # Flips at uniformly random places up to the threshold: over half are found (55 of 100 with
+        # this seed), and never a code the brute force would not match. Uniform flips are the worst
+        # case for keys taken low frequencies first: real copies' differing bits lie mostly in the
+        # high frequencies, and every bench copy that needs the regions has a pair sharing a key
+        # (bench/region_lookup.py --recall).
         seen = hits = 0
         for _ in range(100):
             target = works[rng.randrange(len(works))]
@@ -934,7 +959,7 @@ def test_region_index_finds_every_code_within_its_radius(tmp_path: Path) -> None
             assert found.items() <= expected.items()
             seen, hits = seen + 1, hits + (target.id in found)
         print(f"random flips, 10 to 24 bits: {hits} of {seen} found")
-        assert hits >= 90, hits
+        assert hits >= 45, hits
 
 
 def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:
@@ -955,20 +980,23 @@ def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:
 
 def test_region_lookup_work_does_not_grow_with_the_ledger(tmp_path: Path) -> None:
     """The cause of issue 17's slow lookups, and its fix, counted in SQLite steps: schema 2's
-    16-bit bands read more rows per seek as works are added; schema 3's 24-bit windows do not."""
+    16-bit bands read more rows per seek as works are added; schema 4's 32-bit keys do not, and
+    take fewer steps than schema 3's 24-bit windows (8 keys a probe, not 20)."""
     rng = random.Random(4)
     probes = [f"{rng.getrandbits(256):064x}" for _ in range(21)]  # a copy's probes, unrelated to every work
     steps: dict[tuple[str, int], int] = {}
     for size in (300, 3000):
-        path = tmp_path / f"{size}.sqlite3"
-        _v2_ledger(path, _random_works(random.Random(size), size))
-        with Ledger.open(path, readonly=True) as old:
-            steps["schema 2", size] = _lookup_steps(old, probes)
+        for version in (2, 3):
+            path = tmp_path / f"{size}-{version}.sqlite3"
+            _v2_ledger(path, _random_works(random.Random(size), size), version)
+            with Ledger.open(path, readonly=True) as old:
+                steps[f"schema {version}", size] = _lookup_steps(old, probes)
         with Ledger.open(path) as new:
-            steps["schema 3", size] = _lookup_steps(new, probes)
+            steps["schema 4", size] = _lookup_steps(new, probes)
     print(steps)
     assert steps["schema 2", 3000] > 2.5 * steps["schema 2", 300]
-    assert steps["schema 3", 3000] < 1.2 * steps["schema 3", 300]
+    assert steps["schema 4", 3000] < 1.2 * steps["schema 4", 300]
+    assert steps["schema 4", 3000] < 0.6 * steps["schema 3", 3000]
 
 
 def _photo_works_and_crops() -> tuple[list[Work], list[Essence]]:
@@ -985,51 +1013,60 @@ def _answers(ledger: Ledger, queries: list[Essence]) -> list[list[tuple[str, flo
     return [[(m.work.id, m.distance, m.how) for m in ledger.matches(q)] for q in queries]
 
 
-def test_schema_2_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, version: int) -> None:
     works, crops = _photo_works_and_crops()
     works += _random_works(random.Random(2), 300)
-    path = tmp_path / "v2.sqlite3"
-    _v2_ledger(path, works)
-    with Ledger.open(path, readonly=True) as old:  # read-only: searched through its 16-bit bands, unchanged
+    path = tmp_path / f"v{version}.sqlite3"
+    _v2_ledger(path, works, version)
+    with Ledger.open(path, readonly=True) as old:  # read-only: searched through its own index, unchanged
         before = _answers(old, crops)
         exported = io.StringIO()
         old.export_jsonl(exported)
+        assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
     assert [answer[0][0] for answer in before] == [w.id for w in works[:3] for _ in range(4)]
     with Ledger.open(path) as ledger:
         db = ledger._db
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(3,)]
-        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'region_bands'").fetchone()[0] == 0
-        assert db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 20 * sum(len(w.regions) for w in works)
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(4,)]
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('regions', 'region_bands', 'region_keys')"
+                          ).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM region_sets").fetchone()[0] == len(works)
+        assert db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * sum(len(w.regions) for w in works)
+        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 16 * len(works)
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'bands'").fetchone()[0] == 0
         assert _answers(ledger, crops) == before
         again = io.StringIO()
         ledger.export_jsonl(again)
+        assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     # The registry exported before and after carries the same region codes; importing rebuilds the index.
     assert again.getvalue() == exported.getvalue() and '"regions":{"whole":' in again.getvalue()
     with Ledger.open(tmp_path / "imported.sqlite3") as imported:
         assert imported.import_jsonl(io.StringIO(again.getvalue()), source="them") == len(works)
-        assert imported._db.execute("SELECT COUNT(*) FROM region_keys").fetchone()[0] == 20 * sum(len(w.regions) for w in works)
+        assert imported._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * sum(len(w.regions) for w in works)
         assert _answers(imported, crops) == before
 
 
 _KILL_MID_MIGRATION = """
 import os, sys, time
 import rightsmeta.ledger as ledger
-original = ledger._index_regions
+original = ledger._migrate
 def stalled(db):
     db.execute("PRAGMA cache_size = 8")  # a tiny cache: the new index spills into the WAL, uncommitted
     original(db)
-    open(sys.argv[2], "w").close()  # every key written, the old bands not yet dropped, nothing committed
+    open(sys.argv[2], "w").close()  # every key written, the old tables dropped, nothing committed
     time.sleep(60)
-ledger._index_regions = stalled
+ledger._migrate = stalled
 ledger.Ledger.open(sys.argv[1])
 """
 
 
-def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path, version: int) -> None:
     works, crops = _photo_works_and_crops()
     works += _random_works(random.Random(9), 300)
-    path, marker = tmp_path / "v2.sqlite3", tmp_path / "stalled"
-    _v2_ledger(path, works)
+    path, marker = tmp_path / f"v{version}.sqlite3", tmp_path / "stalled"
+    _v2_ledger(path, works, version)
     with Ledger.open(path, readonly=True) as old:
         before = _answers(old, crops)
     wal = path.with_name(path.name + "-wal")
@@ -1045,11 +1082,11 @@ def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path
     finally:
         child.kill()
         child.wait()
-    with Ledger.open(path, readonly=True) as old:  # still the schema-2 ledger, answering as before
-        assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    with Ledger.open(path, readonly=True) as old:  # still the old ledger, answering as before
+        assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
         assert _answers(old, crops) == before
     with Ledger.open(path) as ledger:  # and the next writer migrates it
-        assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         assert _answers(ledger, crops) == before
 
 
@@ -1067,3 +1104,69 @@ def test_a_ledger_held_by_another_writer_is_busy_not_damaged(tmp_path: Path, mon
         holder.execute("ROLLBACK")
         holder.close()
     Ledger.open(path).close()
+
+
+# --- recording: a work's own rows per transaction, its index rows with the tail's (issue 12) ----------
+
+_RECORD_THEN_HANG = """
+import sys, time
+from rightsmeta.ledger import Ledger, Work
+import json
+ledger = Ledger.open(sys.argv[1])
+for line in open(sys.argv[2]):
+    ledger.record(Work.from_json(json.loads(line)))  # one transaction a work, as tag records them
+    print(json.loads(line)["id"], flush=True)
+time.sleep(60)  # killed here: never closed, so the last works are still the tail
+"""
+
+
+def test_a_writer_killed_leaves_every_committed_work_findable(tmp_path: Path) -> None:
+    """Works are committed one by one and indexed INDEX_EVERY at a time: killed with a tail not
+    yet indexed, the ledger still holds every committed work, lookups find the tail's (compared
+    one by one), and the next writer indexes it."""
+    from rightsmeta.ledger import INDEX_EVERY
+
+    works, crops = _photo_works_and_crops()
+    works = _random_works(random.Random(5), INDEX_EVERY) + works  # the photos land in the tail
+    registry, path = tmp_path / "works.jsonl", tmp_path / "l.sqlite3"
+    registry.write_text("".join(json.dumps(work.to_json()) + "\n" for work in works))
+    with subprocess.Popen([sys.executable, "-c", _RECORD_THEN_HANG, str(path), str(registry)], stdout=subprocess.PIPE,
+                          text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+                          ) as child:
+        try:
+            assert child.stdout is not None
+            committed = [child.stdout.readline().strip() for _ in works]
+        finally:
+            child.kill()
+    assert committed == [work.id for work in works]
+    with Ledger.open(path, readonly=True) as killed:
+        assert len(killed) == len(works) and killed._tail_length() == len(works) - INDEX_EVERY
+        assert killed.get(works[-1].id) == works[-1]
+        answers = _answers(killed, crops)
+        # the whole code of a tail work, slightly changed, and a random work's region from the index
+        thumb = killed.matches(Essence("image", None, _flip(works[-1].perceptual or "", [1, 100, 200])))
+        indexed = killed.matches(Essence("image", None, None, probes=(works[3].regions[2],)))
+    assert [answer[0][0] for answer in answers] == [w.id for w in works[-3:] for _ in range(4)]
+    assert [m.work.id for m in thumb] == [works[-1].id] and [m.work.id for m in indexed] == [works[3].id]
+    with Ledger.open(path) as ledger:  # the next writer indexes the tail
+        assert ledger._tail_length() == 0
+        assert _answers(ledger, crops) == answers
+        count = ledger._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0]
+        assert count == 8 * sum(len(w.regions) for w in works)
+
+
+def test_recording_writes_few_index_rows_per_transaction(tmp_path: Path) -> None:
+    """Per work the transaction writes the work's own rows; the index is written for INDEX_EVERY
+    works at once, and closing the ledger indexes what is left."""
+    from rightsmeta.ledger import INDEX_EVERY
+
+    works = _random_works(random.Random(6), INDEX_EVERY + 5)
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:
+        for number, work in enumerate(works, start=1):
+            ledger.record(work)
+            indexed = ledger._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0]
+            assert indexed == (8 * 16 * number if number == INDEX_EVERY else 0 if number < INDEX_EVERY else 8 * 16 * INDEX_EVERY)
+        assert ledger._tail_length() == 5
+    with Ledger.open(tmp_path / "l.sqlite3", readonly=True) as reopened:
+        assert reopened._tail_length() == 0
+        assert reopened._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * 16 * len(works)
