@@ -253,6 +253,19 @@ def keeping_others(changes: Mapping[str, WriteValue], existing: Mapping[str, Val
 def planned(assertion: Assertion) -> dict[str, WriteValue]:
     """What the assertion sets and deletes in a packet holding nothing yet (``updates`` with
     no existing values): computed once per file, its keys also say what a merge replaces."""
+    # The words are planned once per run (Assertion.shared); only the work id and date are the file's.
+    out = dict(assertion.shared("xmp.planned", _planned_words))
+    if assertion.work_id and out[_VERSION] is not None:  # the record has an id only when it exists
+        out[_WORK_ID] = assertion.work_id
+    if assertion.date:
+        out[_DATE] = assertion.date  # last, as details() orders it: no earlier key holds it
+    return out
+
+
+_VERSION, _WORK_ID, _DATE = (f"{project.PREFIX}:{key}" for key in ("Version", "WorkID", "Date"))
+
+
+def _planned_words(assertion: Assertion) -> dict[str, WriteValue]:
     out: dict[str, WriteValue] = {}
     # The exact record: replace the whole set, so a purpose no longer constrained loses its text.
     record = project.encode(assertion) or {}
