@@ -129,3 +129,24 @@ def test_a_runs_words_are_planned_once_and_each_file_gets_its_own_id_and_date(mo
         assert len({xmp.planned(c)["rightsmeta:WorkID"] for c in copies}) == 3
     assert len(made) == len(statements)  # once per run's statement, not per file
     assert all(a.date is None and a.work_id is None for a in made)
+
+
+def test_a_tag_walks_each_version_of_a_jpeg_png_or_webp_once(monkeypatch: Any) -> None:
+    """The C2PA locator, the block extraction, the writer and the content check share one walk of
+    the original and one of the tagged bytes (carriers.walked); a read is not changed by it."""
+    import rightsmeta
+    from rightsmeta.carriers import jpeg, png, riff
+
+    walks: list[bytes] = []
+    for module in (jpeg, png, riff):
+        walk = module.walk
+        monkeypatch.setattr(module, "walk", lambda buf, *a, _walk=walk, **k: walks.append(bytes(buf)) or _walk(buf, *a, **k))
+    statement = rightsmeta.Assertion.build(deny=["ai"])
+    for seed, fmt in enumerate(("jpeg", "png", "webp")):
+        walks.clear()
+        original = image_bytes(fmt, seed=seed)
+        tagged = rightsmeta.tag_bytes(original, statement)
+        assert sorted(walks) == sorted([original, tagged]), fmt
+        walks.clear()
+        assert rightsmeta.read(tagged).decision is not None
+        assert walks == [tagged]  # a read without the memo: its one walk (which the locator reuses) done
