@@ -353,24 +353,32 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
         names[tag] = name = f"{prefixes[ns]}:{local}"
         return name
 
-    def walk(elem: ET.Element, depth: int) -> str:
+    # Each element's lines appended to one list and joined once (a string per element joined
+    # into its parent's copied every byte once per level).
+    out: list[str] = []
+
+    def walk(elem: ET.Element, pad: str) -> None:
         name = names.get(elem.tag) or prefix(elem.tag)
         # Most elements have no attributes: no generator made and joined for them.
         attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items()) if elem.attrib else ""
-        pad = "  " * depth
         if len(elem) == 0:
             text = _escape(elem.text or "")
-            return f"{pad}<{name}{attrs}>{text}</{name}>" if text else f"{pad}<{name}{attrs}/>"
-        inner = "\n".join(walk(child, depth + 1) for child in elem)
-        return f"{pad}<{name}{attrs}>\n{inner}\n{pad}</{name}>"
+            out.append(f"{pad}<{name}{attrs}>{text}</{name}>\n" if text else f"{pad}<{name}{attrs}/>\n")
+            return
+        out.append(f"{pad}<{name}{attrs}>\n")
+        inner = pad + "  "
+        for child in elem:
+            walk(child, inner)
+        out.append(f"{pad}</{name}>\n")
 
-    body = walk(root, 0)
+    walk(root, "")
     declared = " ".join(
         f'xmlns:{p}="{_escape(ns, True)}"' for ns, p in prefixes.items() if p != "xml"
     )
     # Every namespace is declared once, on the root element (which always has children).
-    cut = body.index(">")
-    body = f"{body[:cut]} {declared}{body[cut:]}"
+    out[0] = f"{out[0][:-2]} {declared}>\n"
+    out[-1] = out[-1][:-1]  # no line break after the root's end tag
+    body = "".join(out)
     return (_PACKET_HEAD + body + _PACKET_TAIL if wrapper else body).encode("utf-8")
 
 
