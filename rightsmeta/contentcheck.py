@@ -90,7 +90,7 @@ def _same_in_place(before: bytes, after: bytes, fmt: str, parsed: Parsed | None 
     content (pixels with their ICC profile, which is among those bytes; samples), and nothing is
     decoded. False whenever a walk does not prove it; the content is then decoded and compared."""
     if fmt in _IN_PLACE_IMAGES:
-        return same_decoder_input(before, after, fmt)
+        return same_decoder_input(before, after, fmt, parsed)
     if fmt == "tiff":
         return mediacheck.same_tiff(before, after)
     if fmt in mediacheck.FORMATS:  # the sample tables and the bytes they point at (no ffmpeg decodes)
@@ -166,36 +166,37 @@ _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
 Pieces = mediacheck.Pieces
 
 
-def same_decoder_input(before: bytes, after: bytes, fmt: str) -> bool:
+def same_decoder_input(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> bool:
     """Whether the bytes an image decoder reads to make pixels are the same in both files.
 
     A fast path, since most tags change no byte of these: False also when a walk finds
-    something unexpected, and then the pixels are decoded and compared instead.
+    something unexpected, and then the pixels are decoded and compared instead. ``parsed``:
+    the tag's remembered walks of both (carriers.walked).
     """
-    return mediacheck.same_pieces(_decoder_input(before, fmt), _decoder_input(after, fmt))
+    return mediacheck.same_pieces(_decoder_input(before, fmt, parsed), _decoder_input(after, fmt, parsed))
 
 
-def _decoder_input(data: bytes, fmt: str) -> Pieces | None:
+def _decoder_input(data: bytes, fmt: str, parsed: Parsed | None = None) -> Pieces | None:
     """The pieces of ``data`` an image decoder reads to make pixels (metadata segments left
     out), or None when the format is not one of these or the walk finds something unexpected.
     The container walkers are the ones reading and writing use (carriers/jpeg, png, riff)."""
     try:
         if fmt == "jpeg":
-            return _jpeg_input(data)
+            return _jpeg_input(data, parsed)
         if fmt == "png":
-            return _png_input(data)
+            return _png_input(data, parsed)
         if fmt == "webp":
-            return _webp_input(data)
+            return _webp_input(data, parsed)
     except (MalformedFile, struct.error, IndexError, ValueError):
         return None
     return None
 
 
-def _jpeg_input(data: bytes) -> Pieces:
-    from .carriers import jpeg
+def _jpeg_input(data: bytes, parsed: Parsed | None) -> Pieces:
+    from .carriers import jpeg, walked
 
     kept: Pieces = []
-    for seg in jpeg.walk(data).segments:
+    for seg in walked.jpeg_layout(data, parsed).segments:
         if seg.marker == jpeg.SOS:  # the rest is image data (and any later tables)
             kept.append((data, seg.marker_pos, len(data)))
         elif seg.marker not in _JPEG_METADATA or (
@@ -205,19 +206,19 @@ def _jpeg_input(data: bytes) -> Pieces:
     return kept
 
 
-def _png_input(data: bytes) -> Pieces:
-    from .carriers import png
+def _png_input(data: bytes, parsed: Parsed | None) -> Pieces:
+    from .carriers import walked
 
-    chunks = png.walk(data)
+    chunks = walked.png_chunks(data, parsed)
     kept: Pieces = [(data, c.start, c.end) for c in chunks if c.type not in _PNG_METADATA]
     kept.append((data, chunks[-1].end, len(data)))  # anything after IEND, as it is
     return kept
 
 
-def _webp_input(data: bytes) -> Pieces:
-    from .carriers import riff
+def _webp_input(data: bytes, parsed: Parsed | None) -> Pieces:
+    from .carriers import riff, walked
 
-    found = riff.walk(data, b"WEBP")
+    found = walked.webp_chunks(data, parsed)
     kept: Pieces = []
     for chunk in found.chunks:
         if chunk.fourcc == b"VP8X":  # its EXIF and XMP flag bits only say those chunks exist

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import UsageError
 
@@ -122,6 +122,12 @@ def check_url(value: str, what: str) -> str:
     return value
 
 
+# Where an Assertion keeps its ``shared`` memo: an instance attribute beside the fields (not one
+# of them, so equality, repr and the JSON form ignore it).
+_SHARED = "_shared"
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class Assertion:
     """What a rights holder says about their work: the unit rightsmeta writes."""
@@ -180,8 +186,25 @@ class Assertion:
         # Once per file tagged: a copy of the checked fields, not replace(), whose __post_init__
         # checked them all again (two thirds of this call); a date and an id made here need none.
         copy = object.__new__(type(self))
+        self.__dict__.setdefault(_SHARED, {})  # made before the first copy, so every copy holds the same one
         copy.__dict__.update(self.__dict__, date=when, work_id=str(uuid.uuid4()))
         return copy
+
+    def shared(self, key: str, make: Callable[[Assertion], _T]) -> _T:
+        """``make`` of this assertion without its date and work id, computed once for it and all
+        its ``for_work`` copies (a run's files share the words, not the date or id).
+
+        ``make`` sees neither field, so what it returns cannot depend on them. The memo lives in
+        the instances (no global state); two threads may both compute a missing entry, and the
+        value must not be mutated by its users.
+        """
+        memo: dict[str, Any] = self.__dict__.setdefault(_SHARED, {})
+        if key not in memo:
+            words = object.__new__(type(self))
+            words.__dict__.update(self.__dict__, date=None, work_id=None)
+            memo[key] = make(words)
+        value: _T = memo[key]
+        return value
 
     @classmethod
     def build(

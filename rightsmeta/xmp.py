@@ -253,6 +253,19 @@ def keeping_others(changes: Mapping[str, WriteValue], existing: Mapping[str, Val
 def planned(assertion: Assertion) -> dict[str, WriteValue]:
     """What the assertion sets and deletes in a packet holding nothing yet (``updates`` with
     no existing values): computed once per file, its keys also say what a merge replaces."""
+    # The words are planned once per run (Assertion.shared); only the work id and date are the file's.
+    out = dict(assertion.shared("xmp.planned", _planned_words))
+    if assertion.work_id and out[_VERSION] is not None:  # the record has an id only when it exists
+        out[_WORK_ID] = assertion.work_id
+    if assertion.date:
+        out[_DATE] = assertion.date  # last, as details() orders it: no earlier key holds it
+    return out
+
+
+_VERSION, _WORK_ID, _DATE = (f"{project.PREFIX}:{key}" for key in ("Version", "WorkID", "Date"))
+
+
+def _planned_words(assertion: Assertion) -> dict[str, WriteValue]:
     out: dict[str, WriteValue] = {}
     # The exact record: replace the whole set, so a purpose no longer constrained loses its text.
     record = project.encode(assertion) or {}
@@ -340,24 +353,32 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
         names[tag] = name = f"{prefixes[ns]}:{local}"
         return name
 
-    def walk(elem: ET.Element, depth: int) -> str:
+    # Each element's lines appended to one list and joined once (a string per element joined
+    # into its parent's copied every byte once per level).
+    out: list[str] = []
+
+    def walk(elem: ET.Element, pad: str) -> None:
         name = names.get(elem.tag) or prefix(elem.tag)
         # Most elements have no attributes: no generator made and joined for them.
         attrs = "".join(f' {prefix(k)}="{_escape(v, True)}"' for k, v in elem.attrib.items()) if elem.attrib else ""
-        pad = "  " * depth
         if len(elem) == 0:
             text = _escape(elem.text or "")
-            return f"{pad}<{name}{attrs}>{text}</{name}>" if text else f"{pad}<{name}{attrs}/>"
-        inner = "\n".join(walk(child, depth + 1) for child in elem)
-        return f"{pad}<{name}{attrs}>\n{inner}\n{pad}</{name}>"
+            out.append(f"{pad}<{name}{attrs}>{text}</{name}>\n" if text else f"{pad}<{name}{attrs}/>\n")
+            return
+        out.append(f"{pad}<{name}{attrs}>\n")
+        inner = pad + "  "
+        for child in elem:
+            walk(child, inner)
+        out.append(f"{pad}</{name}>\n")
 
-    body = walk(root, 0)
+    walk(root, "")
     declared = " ".join(
         f'xmlns:{p}="{_escape(ns, True)}"' for ns, p in prefixes.items() if p != "xml"
     )
     # Every namespace is declared once, on the root element (which always has children).
-    cut = body.index(">")
-    body = f"{body[:cut]} {declared}{body[cut:]}"
+    out[0] = f"{out[0][:-2]} {declared}>\n"
+    out[-1] = out[-1][:-1]  # no line break after the root's end tag
+    body = "".join(out)
     return (_PACKET_HEAD + body + _PACKET_TAIL if wrapper else body).encode("utf-8")
 
 

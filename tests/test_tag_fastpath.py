@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from samples import image_bytes
 from test_documents import pdf_bytes
@@ -104,3 +105,48 @@ def test_a_work_copy_keeps_every_checked_field_and_stays_frozen() -> None:
     assert dataclasses.replace(first, date=None, work_id=None) == statement
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.date = "2000-01-01"  # type: ignore[misc]
+
+
+def test_a_runs_words_are_planned_once_and_each_file_gets_its_own_id_and_date(monkeypatch: Any) -> None:
+    """``planned`` takes the words from the run's memo (``Assertion.shared``) and adds each file's
+    work id and date: the same changes, in the same order, as planning each file from scratch."""
+    from rightsmeta import xmp
+    from rightsmeta.model import Assertion
+
+    statements = (
+        Assertion.build(deny=["ai"]),
+        Assertion.build(deny=["all"], allow=["search"], holder="Ada", contact="https://ada.example",
+                        copyright="(c) Ada", web_statement="https://ada.example/l", policy="https://p.example/t.json"),
+        Assertion.build(constrain={"genai-training": "https://ada.example/terms"}, holder="Ada"),
+    )
+    made = []
+    words = xmp._planned_words
+    monkeypatch.setattr(xmp, "_planned_words", lambda a: made.append(a) or words(a))
+    for statement in statements:
+        copies = [statement.for_work() for _ in range(3)]
+        for copy in copies:
+            assert list(xmp.planned(copy).items()) == list(words(copy).items())  # order too: it is the packet's
+        assert len({xmp.planned(c)["rightsmeta:WorkID"] for c in copies}) == 3
+    assert len(made) == len(statements)  # once per run's statement, not per file
+    assert all(a.date is None and a.work_id is None for a in made)
+
+
+def test_a_tag_walks_each_version_of_a_jpeg_png_or_webp_once(monkeypatch: Any) -> None:
+    """The C2PA locator, the block extraction, the writer and the content check share one walk of
+    the original and one of the tagged bytes (carriers.walked); a read is not changed by it."""
+    import rightsmeta
+    from rightsmeta.carriers import jpeg, png, riff
+
+    walks: list[bytes] = []
+    for module in (jpeg, png, riff):
+        walk = module.walk
+        monkeypatch.setattr(module, "walk", lambda buf, *a, _walk=walk, **k: walks.append(bytes(buf)) or _walk(buf, *a, **k))
+    statement = rightsmeta.Assertion.build(deny=["ai"])
+    for seed, fmt in enumerate(("jpeg", "png", "webp")):
+        walks.clear()
+        original = image_bytes(fmt, seed=seed)
+        tagged = rightsmeta.tag_bytes(original, statement)
+        assert sorted(walks) == sorted([original, tagged]), fmt
+        walks.clear()
+        assert rightsmeta.read(tagged).decision is not None
+        assert walks == [tagged]  # a read without the memo: its one walk (which the locator reuses) done

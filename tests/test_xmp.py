@@ -109,3 +109,53 @@ def test_texts_and_attributes_come_back_as_written(text: str) -> None:
     props = xmp.properties(xmp.serialise(root))
     assert props[("http://example.com/my/", "Attr")] == attribute
     assert props[("http://example.com/my/", "Text")] == text
+
+
+def test_serialised_packet_layout_is_exact() -> None:
+    """The packet's exact text (namespaces on the root, two spaces per level, empty-free leaves,
+    escapes, no line break after the root): tagged bytes depend on it, byte for byte."""
+    from rightsmeta.model import Assertion
+
+    root = xmp._empty_packet()
+    a = Assertion.build(deny=["ai"], holder="Ada & <Co>", copyright='(c) "Ada"').for_work()
+    a.__dict__.update(date="2026-01-01T00:00:00+00:00", work_id="id-1")
+    xmp.apply(root, xmp.planned(a))
+    sentence = ("Data mining and AI permissions: Not allowed: AI/ML training, generative AI training, AI inference "
+                "(use as model input). Not specified: text and data mining, search engine indexing.")
+    alt = ["        <rdf:Alt>", '          <rdf:li xml:lang="x-default">{}</rdf:li>', "        </rdf:Alt>"]
+    lines = [
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns:rightsmeta="http://ns.rightsmeta.org/xmp/1.0/" xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" '
+        'xmlns:tdm="http://www.w3.org/ns/tdmrep/" xmlns:xmpRights="http://ns.adobe.com/xap/1.0/rights/" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/">',
+        "  <rdf:RDF>",
+        '    <rdf:Description rdf:about="">',
+        "      <rightsmeta:Version>1</rightsmeta:Version>",
+        "      <rightsmeta:DataMining>unspecified</rightsmeta:DataMining>",
+        "      <rightsmeta:AITraining>notAllowed</rightsmeta:AITraining>",
+        "      <rightsmeta:GenAITraining>notAllowed</rightsmeta:GenAITraining>",
+        "      <rightsmeta:AIInference>notAllowed</rightsmeta:AIInference>",
+        "      <rightsmeta:Search>unspecified</rightsmeta:Search>",
+        "      <rightsmeta:WorkID>id-1</rightsmeta:WorkID>",
+        "      <plus:DataMining>http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING</plus:DataMining>",
+        "      <plus:OtherConstraints>", *alt, "      </plus:OtherConstraints>",
+        "      <tdm:reservation>1</tdm:reservation>",
+        "      <xmpRights:UsageTerms>", *alt, "      </xmpRights:UsageTerms>",
+        "      <xmpRights:Marked>True</xmpRights:Marked>",
+        "      <dc:rights>", *alt, "      </dc:rights>",
+        "      <xmpRights:Owner>",
+        "        <rdf:Bag>",
+        "          <rdf:li>Ada &amp; &lt;Co&gt;</rdf:li>",
+        "        </rdf:Bag>",
+        "      </xmpRights:Owner>",
+        "      <rightsmeta:HolderName>Ada &amp; &lt;Co&gt;</rightsmeta:HolderName>",
+        "      <rightsmeta:Date>2026-01-01T00:00:00+00:00</rightsmeta:Date>",
+        "    </rdf:Description>",
+        "  </rdf:RDF>",
+        "</x:xmpmeta>",
+    ]
+    texts = iter([sentence, sentence, '(c) "Ada"'])
+    body = "\n".join(line.format(next(texts)) if "{}" in line else line for line in lines)
+    assert xmp.serialise(root, wrapper=False).decode() == body
+    head = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    assert xmp.serialise(root).decode() == head + body + '\n<?xpacket end="w"?>'

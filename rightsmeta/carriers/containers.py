@@ -23,12 +23,17 @@ import operator
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
-from . import bmff, gif, jpeg, png, riff
+from . import bmff, gif, jpeg, png, riff, walked
 from . import tiff as _tiff
 from .tiff import Buffer
+
+if TYPE_CHECKING:
+    from . import Parsed
 
 IMAGE_FORMATS = ("jpeg", "png", "webp", "tiff", "gif", "heic", "avif")
 
@@ -120,8 +125,10 @@ def _sniff_bmff(head: bytes) -> str | None:
     return None
 
 
-def extract(buf: Buffer, fmt: str) -> Blocks:
+def extract(buf: Buffer, fmt: str, parsed: Parsed | None = None) -> Blocks:
     """Locate the XMP packet and the EXIF block in an image of format ``fmt``.
+
+    ``parsed``: the tag's memo of this file's walks (carriers.walked), when tagging.
 
     MalformedFile (with what is wrong and where) when the structure is broken
     or truncated; UnsupportedFormat for a format name we do not read or a
@@ -131,7 +138,7 @@ def extract(buf: Buffer, fmt: str) -> Blocks:
     if parser is None:
         raise UnsupportedFormat(f"cannot read metadata from format {fmt!r}")
     try:
-        return parser(buf)
+        return parser(buf, parsed)
     except RightsmetaError:
         raise
     except (struct.error, IndexError, ValueError, OverflowError, zlib.error) as exc:
@@ -181,8 +188,8 @@ def extended_guid(packet: bytes) -> str | None:
     return named.group(1).decode("ascii").upper() if named is not None else None
 
 
-def _extract_jpeg(buf: Buffer) -> Blocks:
-    layout = jpeg.walk(buf)
+def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
+    layout = walked.jpeg_layout(buf, parsed)
     packets = jpeg.xmp_packets(buf, layout)
     raw_exif = jpeg.exif(buf, layout)
     exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
@@ -205,8 +212,8 @@ def _extract_jpeg(buf: Buffer) -> Blocks:
 # --- PNG (walked by carriers/png.py) -----------------------------------------------------------
 
 
-def _extract_png(buf: Buffer) -> Blocks:
-    chunks = png.walk(buf)
+def _extract_png(buf: Buffer, parsed: Parsed | None) -> Blocks:
+    chunks = walked.png_chunks(buf, parsed)
     packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
     raw_profile: png.Chunk | None = None  # a legacy EXIF text chunk
@@ -269,14 +276,14 @@ def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
 # --- WebP --------------------------------------------------------------------
 
 
-def _extract_webp(buf: Buffer) -> Blocks:
-    walked = riff.walk(buf, b"WEBP")
-    packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(walked, b"XMP ")]
-    exif_chunks = riff.find(walked, b"EXIF")
+def _extract_webp(buf: Buffer, parsed: Parsed | None) -> Blocks:
+    found = walked.webp_chunks(buf, parsed)
+    packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(found, b"XMP ")]
+    exif_chunks = riff.find(found, b"EXIF")
     exif = None
     if exif_chunks:
         exif = _tiff_block(riff.data(buf, exif_chunks[0]), f"WebP EXIF chunk at offset {exif_chunks[0].start}")
-    c2pa = riff.c2pa_ranges(walked)
+    c2pa = riff.c2pa_ranges(found)
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
     return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]), c2pa=c2pa)
@@ -473,12 +480,16 @@ def _extract_bmff(buf: Buffer) -> Blocks:
     return Blocks(packets[0][0], exif, "HEIF mime item", tuple(packets[1:]))
 
 
-_PARSERS = {
+def _unwalked(parser: Callable[[Buffer], Blocks]) -> Callable[[Buffer, Parsed | None], Blocks]:
+    return lambda buf, parsed: parser(buf)  # no walk of these is remembered (carriers.walked)
+
+
+_PARSERS: dict[str, Callable[[Buffer, Parsed | None], Blocks]] = {
     "jpeg": _extract_jpeg,
     "png": _extract_png,
     "webp": _extract_webp,
-    "tiff": _extract_tiff,
-    "gif": _extract_gif,
-    "heic": _extract_bmff,
-    "avif": _extract_bmff,
+    "tiff": _unwalked(_extract_tiff),
+    "gif": _unwalked(_extract_gif),
+    "heic": _unwalked(_extract_bmff),
+    "avif": _unwalked(_extract_bmff),
 }

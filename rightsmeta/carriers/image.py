@@ -18,10 +18,10 @@ from ..errors import MalformedFile, MalformedMetadata, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import exif as exif_vocab
-from . import containers, jpeg, png, riff, tiff
+from . import containers, jpeg, png, riff, tiff, walked
 
 if TYPE_CHECKING:
-    from . import Options
+    from . import Options, Parsed
 
 FORMATS = containers.IMAGE_FORMATS
 #: Whitespace left in a new packet so later edits fit in place (XMP part 1 suggests 2-4 KB).
@@ -92,7 +92,7 @@ def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
 
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
-    blocks = containers.extract(buf, fmt)
+    blocks = containers.extract(buf, fmt, options.parsed if options is not None else None)
     if blocks.c2pa is not None and options is not None and options.located is not None:
         options.located[fmt] = blocks.c2pa
     found = _xmp_reports(blocks)
@@ -125,7 +125,8 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
             f"XMP cannot be written into {fmt.upper()} files by rightsmeta; "
             "a signed C2PA manifest can carry the signal in this format instead"
         )
-    blocks = containers.extract(data, fmt)
+    parsed = options.parsed if options is not None else None
+    blocks = containers.extract(data, fmt, parsed)
     if blocks.xmp_error is not None:
         raise MalformedMetadata(f"part of the file's XMP cannot be read ({blocks.xmp_error}); not writing over it")
     packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
@@ -138,11 +139,11 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         xmp.apply(root, xmp.keeping_others(changes, existing))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
-    return _WRITERS[fmt](data, root), ["xmp"]
+    return _WRITERS[fmt](data, root, parsed), ["xmp"]
 
 
-def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
-    layout = jpeg.walk(data)
+def _write_jpeg(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
+    layout = walked.jpeg_layout(data, parsed)
     standard, extended = xmp.split_extended(root, jpeg.MAX_STANDARD_PACKET)
     packets = jpeg.xmp_packets(data, layout)
     named = containers.extended_guid(packets[0][1]) if packets else None
@@ -168,8 +169,8 @@ def _write_jpeg(data: bytes, root: ET.Element) -> bytes:
     return jpeg.splice(data, old, at, jpeg.xmp_segments(standard, extended))
 
 
-def _write_png(data: bytes, root: ET.Element) -> bytes:
-    chunks = png.walk(data)
+def _write_png(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
+    chunks = walked.png_chunks(data, parsed)
     old = png.xmp_chunks(data, chunks)
     before_idat = png.xmp_insert_position(chunks)
     # In place when it already precedes the image data; moved there when a tool put it after.
@@ -177,11 +178,11 @@ def _write_png(data: bytes, root: ET.Element) -> bytes:
     return png.splice(data, old, at, png.xmp_chunk(xmp.serialise(root)))
 
 
-def _write_webp(data: bytes, root: ET.Element) -> bytes:
-    return riff.replace_webp_xmp(data, riff.walk(data, b"WEBP"), xmp.serialise(root))
+def _write_webp(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
+    return riff.replace_webp_xmp(data, walked.webp_chunks(data, parsed), xmp.serialise(root))
 
 
-def _write_tiff(data: bytes, root: ET.Element) -> bytes:
+def _write_tiff(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
     return tiff.set_xmp(data, xmp.serialise(root))
 
 

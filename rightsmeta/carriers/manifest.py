@@ -16,7 +16,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
-from . import bmff, jpeg, png, riff, tiff
+from . import bmff, jpeg, png, riff, tiff, walked
 from .heads import id3_size
 from .tiff import find_tag
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # c2pa (a native library) is imported only when a file holds a manifest or one is signed:
 # most files of a scan have none, and the import costs more than reading them.
-    from . import Options
+    from . import Options, Parsed
 
 # Formats rightsmeta recognises that c2pa-python signs, by MIME type.
 MIME = {
@@ -66,16 +66,16 @@ _MAX_WALK = 100_000  # headers walked per file; real files have far fewer
 Ranges = list[tuple[int, int]]
 
 
-def _jpeg(buf: Any) -> Ranges:
-    return jpeg.c2pa_ranges(jpeg.walk(buf))
+def _jpeg(buf: Any, parsed: Parsed | None = None) -> Ranges:
+    return jpeg.c2pa_ranges(walked.jpeg_layout(buf, parsed))
 
 
-def _png(buf: Any) -> Ranges:
-    return png.c2pa_ranges(png.walk(buf))
+def _png(buf: Any, parsed: Parsed | None = None) -> Ranges:
+    return png.c2pa_ranges(walked.png_chunks(buf, parsed))
 
 
-def _webp(buf: Any) -> Ranges:
-    return riff.c2pa_ranges(riff.walk(buf, b"WEBP"))
+def _webp(buf: Any, parsed: Parsed | None = None) -> Ranges:
+    return riff.c2pa_ranges(walked.webp_chunks(buf, parsed))
 
 
 def _wav(buf: Any) -> Ranges:
@@ -107,12 +107,19 @@ _LOCATE: dict[str, Callable[[Any], Ranges]] = {
 }
 
 
-def _may_hold_manifest(buf: Any, fmt: str, located: dict[str, Ranges] | None = None) -> bool:
+# Formats whose walk a tag remembers for the writer and the content check (carriers.walked).
+_REMEMBERED: dict[str, Callable[[Any, Parsed | None], Ranges]] = {"jpeg": _jpeg, "png": _png, "webp": _webp}
+
+
+def _may_hold_manifest(
+    buf: Any, fmt: str, located: dict[str, Ranges] | None = None, parsed: Parsed | None = None
+) -> bool:
     locate = _LOCATE.get(fmt)
     ranges: Ranges | None = located.get(fmt) if located is not None else None  # the family's walk of this file, when it had one
     if ranges is None and locate is not None:
+        remembered = _REMEMBERED.get(fmt) if parsed is not None else None
         try:
-            ranges = locate(buf)
+            ranges = remembered(buf, parsed) if remembered is not None else locate(buf)
         except RightsmetaError:  # headers that do not add up: search the likely windows instead
             ranges = None
     if ranges is None:
@@ -164,7 +171,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
     if fmt not in MIME:
         return None
-    if not _may_hold_manifest(buf, fmt, options.located if options else None):
+    if not _may_hold_manifest(buf, fmt, options.located if options else None, options.parsed if options else None):
         return None
     import c2pa
 
