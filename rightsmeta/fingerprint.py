@@ -875,6 +875,17 @@ _SPACES = re.compile(r"\s+")
 
 
 def _pdf(data: bytes) -> tuple[str | None, str]:
+    """The PDF's content hash (None when no page draws anything) and the text of its first pages."""
+    from .errors import LeaveToLibrary
+    from .pdfessence import pdf_essence
+
+    try:
+        return pdf_essence(data)  # a PDF that shows no text, without pypdf (same hash: pdfessence.py)
+    except LeaveToLibrary:
+        return _pdf_pypdf(data)
+
+
+def _pdf_pypdf(data: bytes) -> tuple[str | None, str]:
     import pypdf  # imported here: only PDFs need it, and it is the heaviest import
 
     _quiet_pypdf()
