@@ -696,16 +696,16 @@ def _audio(data: bytes, fmt: str, legacy: bool) -> Essence:
     import soundfile
 
     if fmt in _FFMPEG_FORMATS:
-        return _with_chroma(_audio_ffmpeg(data, fmt), data, fmt)
+        return _with_chroma(*_audio_ffmpeg(data, fmt), data, fmt)
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as fh:
-            found = _audio_pcm(fh, fmt)
+            found, seconds = _audio_pcm(fh, fmt)
     except soundfile.LibsndfileError as exc:
         raise _Refused(f"libsndfile cannot decode this {fmt.upper()}: {exc.error_string}") from exc
     coded = _mp3_hash(data) if fmt == "mp3" and found.hash is not None else None
     if coded is not None:  # the sample hash is the older form, at no extra cost
         found = replace(found, hash=coded, legacy_hash=found.hash if legacy else None)
-    return _with_chroma(found, data, fmt)
+    return _with_chroma(found, seconds, data, fmt)
 
 
 _MPEG_SYNC = re.compile(rb"\xff[\xe0-\xff]")  # 11 set bits: an MPEG audio frame header starts
@@ -738,10 +738,10 @@ def _mp3_hash(data: bytes) -> str | None:
     return HASH_V2 + digest.hexdigest()
 
 
-def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
+def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        return Essence(None, None, None, f"decoding {fmt.upper()} audio needs ffmpeg, which is not on PATH")
+        return Essence(None, None, None, f"decoding {fmt.upper()} audio needs ffmpeg, which is not on PATH"), 0.0
     with tempfile.TemporaryDirectory(prefix="rightsmeta-") as tmp:
         src, out = os.path.join(tmp, "in"), os.path.join(tmp, "out.wav")
         with open(src, "wb") as fh:
@@ -767,7 +767,8 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
             raise _Refused(f"cannot read ffmpeg's decoding of this {fmt.upper()}: {exc.error_string}") from exc
 
 
-def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> Essence:
+def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> tuple[Essence, float]:
+    """The essence of the decoded samples, and how many seconds were decoded."""
     rate, channels = int(fh.samplerate), int(fh.channels)
     if rate <= 0 or channels <= 0:
         raise _Refused(f"the {fmt.upper()} declares {rate} Hz and {channels} channels")
@@ -785,11 +786,20 @@ def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> Essence:
     if frames == 0:
         raise _Refused("the audio holds no samples")
     code, why = analysis.code()
-    return Essence("audio", digest.hexdigest(), code, why)
+    return Essence("audio", digest.hexdigest(), code, why), frames / rate
 
 
-def _with_chroma(found: Essence, data: bytes, fmt: str) -> Essence:
-    if found.hash is None:
+# Chromaprint gives about 8 features a second after its first 2.7 s (fpcalc 1.5.1, measured at 8
+# to 96 kHz: 35 features from 7 s of audio, 39 from 7.5 s, 43 from 8 s), so audio under
+# CHROMA_MIN_SECONDS never reaches CHROMA_MIN_FEATURES and fpcalc is not started for it (25-50 ms
+# of CPU a file; tests/test_chroma_skip.py). Only for formats whose length libsndfile counts as
+# fpcalc's FFmpeg does: not Ogg (chained streams), not MP4 (fpcalc may take another audio track).
+CHROMA_MIN_SECONDS = 6.0
+_CHROMA_SAME_LENGTH = frozenset({"mp3", "wav", "aiff", "flac"})
+
+
+def _with_chroma(found: Essence, seconds: float, data: bytes, fmt: str) -> Essence:
+    if found.hash is None or (fmt in _CHROMA_SAME_LENGTH and seconds < CHROMA_MIN_SECONDS):
         return found
     return replace(found, chroma=chroma_features(data, fmt))
 
