@@ -792,16 +792,43 @@ def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> tuple[Essence, float]:
 # Chromaprint gives about 8 features a second after its first 2.7 s (fpcalc 1.5.1, measured at 8
 # to 96 kHz: 35 features from 7 s of audio, 39 from 7.5 s, 43 from 8 s), so audio under
 # CHROMA_MIN_SECONDS never reaches CHROMA_MIN_FEATURES and fpcalc is not started for it (25-50 ms
-# of CPU a file; tests/test_chroma_skip.py). Only for formats whose length libsndfile counts as
-# fpcalc's FFmpeg does: not Ogg (chained streams), not MP4 (fpcalc may take another audio track).
+# of CPU a file; tests/test_chroma_skip.py). Only where the audio decoded here is the audio fpcalc
+# decodes: formats whose length libsndfile counts as fpcalc's FFmpeg does (not Ogg: chained
+# streams), and MP4s with one audio track (with more, fpcalc may take another than the first).
 CHROMA_MIN_SECONDS = 6.0
 _CHROMA_SAME_LENGTH = frozenset({"mp3", "wav", "aiff", "flac"})
 
 
 def _with_chroma(found: Essence, seconds: float, data: bytes, fmt: str) -> Essence:
-    if found.hash is None or (fmt in _CHROMA_SAME_LENGTH and seconds < CHROMA_MIN_SECONDS):
+    if found.hash is None:
+        return found
+    if seconds < CHROMA_MIN_SECONDS and (fmt in _CHROMA_SAME_LENGTH or (fmt in _FFMPEG_FORMATS and _one_audio_track(data))):
         return found
     return replace(found, chroma=chroma_features(data, fmt))
+
+
+def _one_audio_track(data: bytes) -> bool:
+    """Whether the MP4 or MOV has exactly one track whose handler is sound (False when unsure)."""
+    from .carriers import bmff
+    from .errors import MalformedFile
+
+    try:
+        top = bmff.walk(data, 0, len(data), limit=10_000, printable=True, tail="zeros")
+        moovs = [box for box in top if box.type == b"moov"]
+        if len(moovs) != 1:
+            return False
+        sounds = 0
+        for trak in bmff.walk(data, moovs[0].payload, moovs[0].end, limit=10_000, open_ended=False):
+            if trak.type != b"trak":
+                continue
+            for mdia in bmff.walk(data, trak.payload, trak.end, limit=10_000, open_ended=False):
+                if mdia.type != b"mdia":
+                    continue
+                for hdlr in bmff.walk(data, mdia.payload, mdia.end, limit=10_000, open_ended=False):
+                    sounds += hdlr.type == b"hdlr" and data[hdlr.payload + 8 : hdlr.payload + 12] == b"soun"
+    except MalformedFile:
+        return False
+    return sounds == 1
 
 
 class _BandEnergies:

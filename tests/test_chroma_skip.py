@@ -70,10 +70,31 @@ def test_longer_audio_still_gets_its_features(fmt: str, tmp_path: Path, monkeypa
     assert fpcalc.runs == 1
 
 
-def test_m4a_is_still_given_to_fpcalc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src, out = tmp_path / "in.wav", tmp_path / "out.m4a"
-    soundfile.write(src, music(5, 2.0, 44100), 44100, subtype="PCM_16")
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-c:a", "aac", str(out)], check=True)
+def m4a(tmp_path: Path, *seconds: float) -> bytes:
+    """An M4A with one AAC track per duration given."""
+    inputs: list[str] = []
+    for index, length in enumerate(seconds):
+        src = tmp_path / f"in{index}.wav"
+        soundfile.write(src, music(5 + index, length, 44100), 44100, subtype="PCM_16")
+        inputs += ["-i", str(src)]
+    maps = [arg for index in range(len(seconds)) for arg in ("-map", str(index))]
+    out = tmp_path / "out.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *inputs, *maps, "-c:a", "aac", str(out)], check=True)
+    return out.read_bytes()
+
+
+def test_an_m4a_with_one_audio_track_is_skipped_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = m4a(tmp_path, fingerprint.CHROMA_MIN_SECONDS - 0.05)
+    features = fingerprint._fpcalc(data, "m4a", fingerprint.CHROMA_SECONDS)
+    assert features and len(features) < fingerprint.CHROMA_MIN_FEATURES
     fpcalc = CountedFpcalc(monkeypatch)
-    assert fingerprint.essence(out.read_bytes(), "m4a", probes=False).chroma is None
-    assert fpcalc.runs == 1  # fpcalc may pick another track than ffmpeg's first: not skipped
+    found = fingerprint.essence(data, "m4a", probes=False)
+    assert found.hash is not None and found.chroma is None
+    assert fpcalc.runs == 0
+
+
+def test_an_m4a_with_two_audio_tracks_is_still_given_to_fpcalc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = m4a(tmp_path, 2.0, 12.0)
+    fpcalc = CountedFpcalc(monkeypatch)
+    fingerprint.essence(data, "m4a", probes=False)
+    assert fpcalc.runs == 1  # fpcalc may read the long track, ffmpeg here decodes the first
