@@ -34,7 +34,8 @@ What each kind hashes and fingerprints:
   neighbouring bands, differenced again between neighbouring segments (8 x 16 = 128 bits). Fixed
   length, so the ledger can index it; it assumes the copy is not cut (codec padding of tens of ms
   is harmless). Silent or sub-second audio gets no perceptual code.
-- **text** (pdf via pypdf; epub via zipfile + defusedxml): PDF hash = every page's decoded
+- **text** (pdf via pypdf, or pdfessence.py's reader when no page shows text; epub via zipfile +
+  defusedxml): PDF hash = every page's decoded
   content stream plus the decoded data of the XObjects (images, forms) it draws, so a qpdf
   rewrite or any metadata change keeps it and scanned PDFs are not all alike (fonts are not
   hashed); EPUB hash = the text of the spine documents. The perceptual code is the 256-bit ISCC
