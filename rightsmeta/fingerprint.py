@@ -34,7 +34,8 @@ What each kind hashes and fingerprints:
   neighbouring bands, differenced again between neighbouring segments (8 x 16 = 128 bits). Fixed
   length, so the ledger can index it; it assumes the copy is not cut (codec padding of tens of ms
   is harmless). Silent or sub-second audio gets no perceptual code.
-- **text** (pdf via pypdf; epub via zipfile + defusedxml): PDF hash = every page's decoded
+- **text** (pdf via pypdf, or pdfessence.py's reader when no page shows text; epub via zipfile +
+  defusedxml): PDF hash = every page's decoded
   content stream plus the decoded data of the XObjects (images, forms) it draws, so a qpdf
   rewrite or any metadata change keeps it and scanned PDFs are not all alike (fonts are not
   hashed); EPUB hash = the text of the spine documents. The perceptual code is the 256-bit ISCC
@@ -696,16 +697,16 @@ def _audio(data: bytes, fmt: str, legacy: bool) -> Essence:
     import soundfile
 
     if fmt in _FFMPEG_FORMATS:
-        return _with_chroma(_audio_ffmpeg(data, fmt), data, fmt)
+        return _with_chroma(*_audio_ffmpeg(data, fmt), data, fmt)
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as fh:
-            found = _audio_pcm(fh, fmt)
+            found, seconds = _audio_pcm(fh, fmt)
     except soundfile.LibsndfileError as exc:
         raise _Refused(f"libsndfile cannot decode this {fmt.upper()}: {exc.error_string}") from exc
     coded = _mp3_hash(data) if fmt == "mp3" and found.hash is not None else None
     if coded is not None:  # the sample hash is the older form, at no extra cost
         found = replace(found, hash=coded, legacy_hash=found.hash if legacy else None)
-    return _with_chroma(found, data, fmt)
+    return _with_chroma(found, seconds, data, fmt)
 
 
 _MPEG_SYNC = re.compile(rb"\xff[\xe0-\xff]")  # 11 set bits: an MPEG audio frame header starts
@@ -738,10 +739,10 @@ def _mp3_hash(data: bytes) -> str | None:
     return HASH_V2 + digest.hexdigest()
 
 
-def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
+def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        return Essence(None, None, None, f"decoding {fmt.upper()} audio needs ffmpeg, which is not on PATH")
+        return Essence(None, None, None, f"decoding {fmt.upper()} audio needs ffmpeg, which is not on PATH"), 0.0
     with tempfile.TemporaryDirectory(prefix="rightsmeta-") as tmp:
         src, out = os.path.join(tmp, "in"), os.path.join(tmp, "out.wav")
         with open(src, "wb") as fh:
@@ -767,7 +768,8 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> Essence:
             raise _Refused(f"cannot read ffmpeg's decoding of this {fmt.upper()}: {exc.error_string}") from exc
 
 
-def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> Essence:
+def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> tuple[Essence, float]:
+    """The essence of the decoded samples, and how many seconds were decoded."""
     rate, channels = int(fh.samplerate), int(fh.channels)
     if rate <= 0 or channels <= 0:
         raise _Refused(f"the {fmt.upper()} declares {rate} Hz and {channels} channels")
@@ -785,13 +787,49 @@ def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> Essence:
     if frames == 0:
         raise _Refused("the audio holds no samples")
     code, why = analysis.code()
-    return Essence("audio", digest.hexdigest(), code, why)
+    return Essence("audio", digest.hexdigest(), code, why), frames / rate
 
 
-def _with_chroma(found: Essence, data: bytes, fmt: str) -> Essence:
+# Chromaprint gives about 8 features a second after its first 2.7 s (fpcalc 1.5.1, measured at 8
+# to 96 kHz: 35 features from 7 s of audio, 39 from 7.5 s, 43 from 8 s), so audio under
+# CHROMA_MIN_SECONDS never reaches CHROMA_MIN_FEATURES and fpcalc is not started for it (25-50 ms
+# of CPU a file; tests/test_chroma_skip.py). Only where the audio decoded here is the audio fpcalc
+# decodes: formats whose length libsndfile counts as fpcalc's FFmpeg does (not Ogg: chained
+# streams), and MP4s with one audio track (with more, fpcalc may take another than the first).
+CHROMA_MIN_SECONDS = 6.0
+_CHROMA_SAME_LENGTH = frozenset({"mp3", "wav", "aiff", "flac"})
+
+
+def _with_chroma(found: Essence, seconds: float, data: bytes, fmt: str) -> Essence:
     if found.hash is None:
         return found
+    if seconds < CHROMA_MIN_SECONDS and (fmt in _CHROMA_SAME_LENGTH or (fmt in _FFMPEG_FORMATS and _one_audio_track(data))):
+        return found
     return replace(found, chroma=chroma_features(data, fmt))
+
+
+def _one_audio_track(data: bytes) -> bool:
+    """Whether the MP4 or MOV has exactly one track whose handler is sound (False when unsure)."""
+    from .carriers import bmff
+    from .errors import MalformedFile
+
+    try:
+        top = bmff.walk(data, 0, len(data), limit=10_000, printable=True, tail="zeros")
+        moovs = [box for box in top if box.type == b"moov"]
+        if len(moovs) != 1:
+            return False
+        sounds = 0
+        for trak in bmff.walk(data, moovs[0].payload, moovs[0].end, limit=10_000, open_ended=False):
+            if trak.type != b"trak":
+                continue
+            for mdia in bmff.walk(data, trak.payload, trak.end, limit=10_000, open_ended=False):
+                if mdia.type != b"mdia":
+                    continue
+                for hdlr in bmff.walk(data, mdia.payload, mdia.end, limit=10_000, open_ended=False):
+                    sounds += hdlr.type == b"hdlr" and data[hdlr.payload + 8 : hdlr.payload + 12] == b"soun"
+    except MalformedFile:
+        return False
+    return sounds == 1
 
 
 class _BandEnergies:
@@ -875,6 +913,17 @@ _SPACES = re.compile(r"\s+")
 
 
 def _pdf(data: bytes) -> tuple[str | None, str]:
+    """The PDF's content hash (None when no page draws anything) and the text of its first pages."""
+    from .errors import LeaveToLibrary
+    from .pdfessence import pdf_essence
+
+    try:
+        return pdf_essence(data)  # a PDF that shows no text, without pypdf (same hash: pdfessence.py)
+    except LeaveToLibrary:
+        return _pdf_pypdf(data)
+
+
+def _pdf_pypdf(data: bytes) -> tuple[str | None, str]:
     import pypdf  # imported here: only PDFs need it, and it is the heaviest import
 
     _quiet_pypdf()
