@@ -20,28 +20,24 @@ _RUN = 4096
 
 
 class _Sorted:
-    """Names added in any order, iterated in sorted (code point) order, as ``sorted`` orders them."""
+    """Names added to ``names`` in any order (``pack`` called when it holds ``_RUN``), iterated in
+    sorted (code point) order, as ``sorted`` orders them."""
 
     def __init__(self) -> None:
         self.runs: list[str] = []
         self.names: list[str] = []
 
-    def add(self, name: str) -> None:
-        self.names.append(name)
-        if len(self.names) == _RUN:
-            self._pack()
-
-    def _pack(self) -> None:
+    def pack(self) -> None:
         self.names.sort()
         self.runs.append("\0".join(self.names))
-        self.names = []
+        self.names.clear()
 
     def __iter__(self) -> Iterator[str]:
         if not self.runs:
             self.names.sort()
             return iter(self.names)
         if self.names:
-            self._pack()
+            self.pack()
         import heapq  # only for folders of more than one run
 
         # Names within a folder are unique, so the merge has no ties to order.
@@ -65,6 +61,7 @@ def entries(folder: str) -> tuple[Iterator[str], Iterator[str]]:
     be listed, or whose listing fails part-way, has nothing (``os.walk`` passes over it too).
     """
     folders, files = _Sorted(), _Sorted()
+    run = _RUN  # names appended here, not by a method: a call per name was 0.1 % of a scan's instructions
     try:
         with os.scandir(folder) as listing:
             for entry in listing:
@@ -75,10 +72,12 @@ def entries(folder: str) -> tuple[Iterator[str], Iterator[str]]:
                     is_dir = entry.is_dir()
                 except OSError:
                     is_dir = False
-                if not is_dir:
-                    files.add(name)
-                elif not entry.is_symlink():
-                    folders.add(name)
+                if is_dir and entry.is_symlink():
+                    continue
+                into = folders if is_dir else files
+                into.names.append(name)
+                if len(into.names) == run:
+                    into.pack()
     except OSError:
         return iter(()), iter(())
     return iter(folders), iter(files)
