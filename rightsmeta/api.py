@@ -539,6 +539,7 @@ def walk(
     are yielded and ``read`` refuses them without blocking.
     """
     from .fsio import kind_of
+    from .listing import below
 
     def regular(path: str) -> bool:
         if skipped is None or path == "-":
@@ -556,12 +557,7 @@ def walk(
         if os.path.isdir(path):
             if not recursive:
                 raise UsageError(f"{path} is a folder; use -r to include the files below it")
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for file in sorted(files):
-                    if not file.startswith("."):
-                        path = os.path.join(root, file)
-                        if regular(path):
-                            yield path
+            # os.walk's order, each folder's names sorted and held compactly (listing.py)
+            yield from filter(regular, below(path))
         elif regular(path):
             yield path

@@ -384,8 +384,9 @@ def stale_temps(directories: Iterable[str | os.PathLike[str]], *, remove: bool =
     found: list[str] = []
     now = time.time()
     for directory in dict.fromkeys(os.fspath(d) for d in directories):
-        try:
-            names = sorted(n for n in os.listdir(directory) if n.endswith(TEMP_SUFFIX) and _TEMP_NAME.match(n))
+        try:  # streamed, not listdir's list: a folder of 20,000 files is 1.4 MiB of names at once
+            with os.scandir(directory) as entries:
+                names = sorted(n for e in entries if (n := e.name).endswith(TEMP_SUFFIX) and _TEMP_NAME.match(n))
         except OSError:
             continue
         for name in names:
