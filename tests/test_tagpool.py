@@ -426,7 +426,10 @@ def test_a_file_its_workers_die_on_fails_alone_and_the_batch_goes_on(tmp_path: P
     while run.poll() is None and time.monotonic() < deadline:
         for worker in _workers(run.pid):
             if _holds(worker, deadly):
-                os.kill(worker, signal.SIGKILL)
+                try:
+                    os.kill(worker, signal.SIGKILL)
+                except ProcessLookupError:  # it ended between the look and the kill
+                    continue
                 kills += 1
     out, err = run.communicate(timeout=60)
     assert run.returncode == 1, err
