@@ -1032,7 +1032,7 @@ def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, ver
                           ).fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM region_sets").fetchone()[0] == len(works)
         assert db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * sum(len(w.regions) for w in works)
-        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 16 * len(works)
+        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 12 * len(works)  # IMAGE_BAND_WIDTHS
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'bands'").fetchone()[0] == 0
         assert _answers(ledger, crops) == before
         again = io.StringIO()
