@@ -420,6 +420,7 @@ def _frequency_order() -> np.ndarray[Any, Any]:
 
 
 _FREQUENCY_ORDER = _frequency_order()
+_WINDOW_TAGS = np.arange(_REGION_WINDOWS, dtype=np.int64) << REGION_KEY_BITS
 
 # Whole image codes (schema 4's ``whole_bands``) are cut into 12 bands of 21-22 bits, taken in
 # the same DCT frequency order, and each band is probed within one bit: every code within 23 bits
@@ -427,11 +428,11 @@ _FREQUENCY_ORDER = _frequency_order()
 # real copy's do in the high frequencies, leaving a low-frequency band within one bit. 16 bands
 # of 16 bits guaranteed all 31 bits but read ~730 chance rows per lookup at 100,000 works of
 # real codes (which share their low frequencies far more than random codes); these ~20, for the
-# same ~270 probes (measured: see the ledger tests and bench/region_lookup.py). Audio and text
-# codes keep 16-bit bands in code order, probed as far as their threshold needs.
+# same ~270 probes (bench/region_lookup.py; its --recall counts the copies 24-31 bits away that the
+# bands find: all 56 of 100 photos x 29 handlings). Audio and text codes keep 16-bit bands in
+# code order, probed as far as their threshold needs.
 IMAGE_BAND_WIDTHS = (22,) * 4 + (21,) * 8
 IMAGE_BAND_RADIUS = 1
-_WINDOW_TAGS = np.arange(_REGION_WINDOWS, dtype=np.int64) << REGION_KEY_BITS
 
 
 def _region_keys(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -533,8 +534,8 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
 
 
 # Version 4: ``whole_bands`` keys each perceptual code by its bands (the kind's number << 40 |
-# band << 24 | value; see IMAGE_BAND_WIDTHS) and holds the code as bytes, so a band's candidates are checked where they
-# are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
+# band << 24 | value; see IMAGE_BAND_WIDTHS) and holds the code as bytes, so a band's candidates
+# are checked where they are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
 # _NAME_SEPARATOR) and codes (32 bytes each, in the same order); ``region_index`` each region's 8
 # keys (see _region_keys) with its ref, work << 5 | its place in the set.
 _SCHEMA = """
