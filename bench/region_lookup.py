@@ -25,6 +25,9 @@ bench/durability.py: of the (probe, region) pairs of a copy and its own work wit
 REGION_THRESHOLD, the share that shares a key with the probe, by distance (schema 3's 24-bit
 windows beside it), and the copies that need the regions with such a pair.
 
+Beside it, the copies whose whole code is 24-31 bits from their work's (within MATCH_THRESHOLD, beyond
+the 23 bits the whole-code bands guarantee, ledger.IMAGE_BAND_WIDTHS), and how many the bands find.
+
 ``--record N`` records N works of real codes one at a time into a fresh ledger, one transaction
 each, as ``rightsmeta tag`` does, and prints the CPU and wall time per work (closing included).
 
@@ -206,7 +209,13 @@ def record(folder: Path, count: int) -> None:
 
 def recall(photos: int) -> None:
     from rightsmeta.fingerprint import MATCH_THRESHOLD, distance, region_pair_allowed
-    from rightsmeta.ledger import REGION_THRESHOLD, _code_array, _region_keys, _v3_probe_keys
+    from rightsmeta.ledger import (
+        REGION_THRESHOLD,
+        _code_array,
+        _region_keys,
+        _v3_probe_keys,
+        _whole_band_values,
+    )
 
     def keyed(a: str, b: str) -> bool:
         both = _region_keys(_code_array([a, b]))
@@ -215,7 +224,12 @@ def recall(photos: int) -> None:
     def windowed(a: str, b: str) -> bool:
         return bool(set(_v3_probe_keys([a])) & set(_v3_probe_keys([b])))
 
+    def banded(a: str, b: str) -> bool:  # the whole codes share a band within IMAGE_BAND_RADIUS (one bit)
+        (first, _, radius), (second, _, _) = _whole_band_values("image", a), _whole_band_values("image", b)
+        return any((x ^ y).bit_count() <= radius for x, y in zip(first, second, strict=True))
+
     pairs: dict[int, list[int]] = {}  # distance bucket -> [pairs, keyed, windowed]
+    whole = [0, 0]  # copies whose whole code is 24-31 bits from their work's: all, found by the bands
     nearest, found = [], [0, 0]  # found: copies with a keyed pair, with a windowed pair
     for seed in range(photos):
         img = material.photo(seed, durability._size(seed))
@@ -223,6 +237,9 @@ def recall(photos: int) -> None:
         for handling in material.IMAGE_HANDLINGS:
             copy = essence(material.handle(img, handling), "jpeg")
             if distance(work.perceptual, copy.perceptual) <= MATCH_THRESHOLD["image"]:
+                if distance(work.perceptual, copy.perceptual) > 23 / 256:  # beyond the bands' guarantee
+                    whole[0] += 1
+                    whole[1] += banded(work.perceptual, copy.perceptual)
                 continue  # found by its whole code; the regions are not searched
             near, keyed_any, windowed_any = 256, False, False
             for probe, a in copy.probes:
@@ -244,6 +261,8 @@ def recall(photos: int) -> None:
     print(f"{len(nearest)} copies needed the regions, {within} of them have a pair within the threshold "
           f"(the others are left to rightsmeta/cropsearch.py); copies with a pair sharing a key: "
           f"{found[0]} (32-bit keys), {found[1]} (24-bit windows, schema 3)")
+    print(f"copies whose whole code is 24-31 bits from their work's (beyond the whole-code bands' guarantee): "
+          f"{whole[0]}, found by the bands: {whole[1]}")
 
 
 def compare(old: Path, where: Path, queries: list[Essence], expected: list[str]) -> None:

@@ -6,13 +6,17 @@ carriers it went into, when, and for imported registries who published it (``sou
 
 ``Ledger.find(essence)`` answers "which tagged work is this?": first an exact essence-hash match
 (distance 0), else the nearest perceptual code of the same kind within
-``fingerprint.MATCH_THRESHOLD``. Perceptual codes are split into 16-bit bands stored in an indexed
+``fingerprint.MATCH_THRESHOLD``. Perceptual codes are split into bands stored in an indexed
 table (multi-index hashing, Norouzi et al. 2012): if two codes of m bands differ in at most
 m(r+1)-1 bits, at least one band differs in at most r bits, so probing each band's value and its
-neighbours within r bits finds every code within the threshold without scanning the table. The
-thresholds need r = 1 for images and text (31 of 256 bits: 16 bands x 17 probes) and r = 2 for
-audio (23 of 128 bits: 8 bands x 137 probes); the distance is then computed for the candidates
-only, from the code kept beside each band key (``whole_bands``).
+neighbours within r bits finds every code within m(r+1)-1 bits without scanning the table. Text
+and audio codes have 16-bit bands, probed within r = 1 (text: 31 of 256 bits, 16 bands x 17
+probes) and r = 2 (audio: 23 of 128 bits, 8 bands x 137 probes), every code within the threshold
+found. Image codes have 12 bands of 21-22 bits probed within r = 1 (``IMAGE_BAND_WIDTHS``): every
+code within 23 bits is found, and one 24-31 bits away when its differing bits leave a band within
+one bit, as real copies' do (a trade for lookups that cost about the same at 100,000 works as at
+1,000). The distance is then computed for the candidates only, from the code kept beside each
+band key (``whole_bands``).
 
 When neither finds anything, the copy may be a part or a changed form of a work (issue 17):
 
@@ -377,18 +381,12 @@ def _bands(perceptual: str) -> list[int]:
     return [int(perceptual[i : i + step], 16) for i in range(0, len(perceptual), step)]
 
 
-_MASKS: dict[int, list[int]] = {}
-
-
-def _masks(radius: int) -> list[int]:
-    """Every 16-bit word with at most ``radius`` bits set (the probes around one band value)."""
-    if radius not in _MASKS:
-        _MASKS[radius] = [
-            sum(1 << bit for bit in bits)
-            for r in range(radius + 1)
-            for bits in itertools.combinations(range(BAND_BITS), r)
-        ]
-    return _MASKS[radius]
+@functools.cache
+def _masks(radius: int, width: int = BAND_BITS) -> tuple[int, ...]:
+    """Every ``width``-bit word with at most ``radius`` bits set (the probes around one band value)."""
+    return tuple(
+        sum(1 << bit for bit in bits) for r in range(radius + 1) for bits in itertools.combinations(range(width), r)
+    )
 
 
 # Region codes (issue 17) are indexed by keys of 32 of their bits, looked up exactly: a region
@@ -423,6 +421,18 @@ def _frequency_order() -> np.ndarray[Any, Any]:
 
 _FREQUENCY_ORDER = _frequency_order()
 _WINDOW_TAGS = np.arange(_REGION_WINDOWS, dtype=np.int64) << REGION_KEY_BITS
+
+# Whole image codes (schema 4's ``whole_bands``) are cut into 12 bands of 21-22 bits, taken in
+# the same DCT frequency order, and each band is probed within one bit: every code within 23 bits
+# is found, and a code 24-31 bits away (MATCH_THRESHOLD) when its differing bits cluster, as a
+# real copy's do in the high frequencies, leaving a low-frequency band within one bit. 16 bands
+# of 16 bits guaranteed all 31 bits but read ~730 chance rows per lookup at 100,000 works of
+# real codes (which share their low frequencies far more than random codes); these ~20, for the
+# same ~270 probes (bench/region_lookup.py; its --recall counts the copies 24-31 bits away that the
+# bands find: all 56 of 100 photos x 29 handlings). Audio and text codes keep 16-bit bands in
+# code order, probed as far as their threshold needs.
+IMAGE_BAND_WIDTHS = (22,) * 4 + (21,) * 8
+IMAGE_BAND_RADIUS = 1
 
 
 def _region_keys(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -523,9 +533,9 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
     return best
 
 
-# Version 4: ``whole_bands`` keys each perceptual code by its bands (the kind's number << 24 |
-# band << 16 | value) and holds the code as bytes, so a band's candidates are checked where they
-# are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
+# Version 4: ``whole_bands`` keys each perceptual code by its bands (the kind's number << 40 |
+# band << 24 | value; see IMAGE_BAND_WIDTHS) and holds the code as bytes, so a band's candidates
+# are checked where they are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
 # _NAME_SEPARATOR) and codes (32 bytes each, in the same order); ``region_index`` each region's 8
 # keys (see _region_keys) with its ref, work << 5 | its place in the set.
 _SCHEMA = """
@@ -960,17 +970,19 @@ class Ledger:
 
     def _near(self, kind: str, perceptual: str, threshold: float, layout: int | None = None) -> list[tuple[int, float]]:
         """(row, distance) of every indexed code sharing a band with ``perceptual`` within the radius
-        the threshold needs: a superset of the codes within the threshold, a small part of the table."""
+        the threshold needs (for images at most IMAGE_BAND_RADIUS): a superset of the codes within
+        the threshold (images: within 23 bits), a small part of the table."""
         bands = _bands(perceptual)
         if not bands:
             return []
-        max_bits = int(threshold * BAND_BITS * len(bands) + 1e-9)
-        radius = min(BAND_BITS, -(-(max_bits + 1) // len(bands)) - 1)  # ceil((t+1)/m) - 1
-        masks = _masks(radius)
-        per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit
         target, width = int(perceptual, 16), 4 * len(perceptual)
         if (layout or self._layout()) == 4:
-            keys = sorted({_band_key(kind, index, value ^ mask) for index, value in enumerate(bands) for mask in masks})
+            values, widths, cap = _whole_band_values(kind, perceptual)
+            keys = sorted({
+                _band_key(kind, index, value ^ mask)
+                for index, (value, bits) in enumerate(zip(values, widths, strict=True))
+                for mask in _masks(min(cap, _radius(threshold, widths)), bits)
+            })
             size = len(perceptual) // 2  # a code of another length is never comparable
             rows = self._in(f"SELECT work, code FROM whole_bands WHERE length(code) = {size} AND key IN ({{}})", keys)
             rows += [(n, bytes.fromhex(code)) for n, code in self._db.execute(  # the tail, not yet in whole_bands
@@ -984,6 +996,8 @@ class Ledger:
             codes = np.frombuffer(b"".join(map(operator.itemgetter(1), rows)), np.uint8).reshape(len(rows), size)
             bits = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(perceptual), np.uint8)].sum(axis=1, dtype=np.int64)
             return list({n: d / width for n, d in zip(works.tolist(), bits.tolist(), strict=True)}.items())  # each work once
+        masks = _masks(_radius(threshold, [BAND_BITS] * len(bands)))
+        per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit
         found: dict[int, float] = {}
         for first in range(0, len(bands), per_statement):
             selects, params = [], []
@@ -1089,14 +1103,36 @@ def _index(db: sqlite3.Connection) -> None:
 
 def _whole_bands(n: int, kind: str | None, perceptual: str) -> list[tuple[int, int, bytes]]:
     """The rows of ``whole_bands`` of a work's perceptual code (none for a code that is not hex)."""
-    if kind not in KINDS or not (bands := _bands(perceptual)):
+    if kind not in KINDS or not _bands(perceptual):
         return []
     code = bytes.fromhex(perceptual)
-    return [(_band_key(kind, i, value), n, code) for i, value in enumerate(bands)]
+    return [(_band_key(kind, i, value), n, code) for i, value in enumerate(_whole_band_values(kind, perceptual)[0])]
+
+
+def _whole_band_values(kind: str, perceptual: str) -> tuple[list[int], Sequence[int], int]:
+    """A whole code's band values in ``whole_bands``, their widths, and the largest radius probed:
+    a 256-bit image code by IMAGE_BAND_WIDTHS in frequency order, any other code by 16-bit bands
+    (``perceptual`` is hex of whole 16-bit bands, see ``_bands``)."""
+    if kind != "image" or len(perceptual) * 4 != sum(IMAGE_BAND_WIDTHS):
+        bands = _bands(perceptual)
+        return bands, [BAND_BITS] * len(bands), BAND_BITS
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(perceptual), np.uint8))[_FREQUENCY_ORDER]
+    ordered, shift, values = int.from_bytes(np.packbits(bits).tobytes(), "big"), len(bits), []
+    for bits_in_band in IMAGE_BAND_WIDTHS:
+        shift -= bits_in_band
+        values.append(ordered >> shift & ((1 << bits_in_band) - 1))
+    return values, IMAGE_BAND_WIDTHS, IMAGE_BAND_RADIUS
+
+
+def _radius(threshold: float, widths: Sequence[int]) -> int:
+    """The radius each band is probed within so that every code within ``threshold`` shares a band
+    with the probe: of m bands, at most ceil((t + 1) / m) - 1 bits differ in one of them."""
+    max_bits = int(threshold * sum(widths) + 1e-9)
+    return min(max(widths), -(-(max_bits + 1) // len(widths)) - 1)
 
 
 def _band_key(kind: str, band: int, value: int) -> int:
-    return KINDS.index(kind) << 24 | band << BAND_BITS | value
+    return KINDS.index(kind) << 40 | band << 24 | value  # bands of up to 24 bits (IMAGE_BAND_WIDTHS)
 
 
 _NAME_SEPARATOR = ","  # never in a region name (_REGION_NAME)

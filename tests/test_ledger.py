@@ -9,6 +9,7 @@ in rightsmeta/ledger.py.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -21,7 +22,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from rightsmeta import Assertion
 from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence, region_pair_allowed
 from rightsmeta.ledger import (
     _FREQUENCY_ORDER,
+    IMAGE_BAND_WIDTHS,
     MAX_LINE,
     SCHEMA_VERSION,
     Ledger,
@@ -359,8 +361,16 @@ def test_exact_match_is_preferred_and_newest_first(tmp_path: Path) -> None:
         assert ledger.find(Essence(None, None, None, "x")) is None
 
 
+def _flip_frequencies(code: int, positions: Iterable[int]) -> int:
+    """``code`` (256 bits) with the bits at these places of the DCT frequency order flipped."""
+    return code ^ sum(1 << (255 - int(_FREQUENCY_ORDER[p])) for p in positions)
+
+
 def test_index_finds_every_code_within_the_threshold(tmp_path: Path) -> None:
-    """Multi-index hashing must not miss a code at the threshold, however its bits are spread."""
+    """Multi-index hashing must not miss a code within its guarantee, however its bits are spread:
+    text and audio codes within their thresholds, image codes within 23 bits (12 bands of 21-22
+    bits probed within one bit, IMAGE_BAND_WIDTHS), and beyond that up to the threshold when the
+    differences leave a band within one bit, as real copies' do (they differ in high frequencies)."""
     rng = random.Random(3)
     with Ledger.open(tmp_path / "l.sqlite3") as ledger:
         works = [
@@ -370,19 +380,52 @@ def test_index_finds_every_code_within_the_threshold(tmp_path: Path) -> None:
         ledger.record_many(works)
         assert len(ledger) == 5000
         target = int(works[1234].perceptual or "", 16)
-        # 31 bits (the image threshold) flipped, 2 in each 16-bit band but one: no band is left intact.
-        spread = [16 * band + bit for band in range(16) for bit in (3, 11)][:31]
-        flipped = target ^ sum(1 << position for position in spread)
-        match = ledger.find(Essence("image", None, f"{flipped:064x}"))
+        starts = list(itertools.accumulate(IMAGE_BAND_WIDTHS, initial=0))[:-1]
+        # 23 bits, 2 in each band of the frequency order but one: found (the guarantee).
+        spread = _flip_frequencies(target, [first + bit for first in starts for bit in (3, 11)][:23])
+        match = ledger.find(Essence("image", None, f"{spread:064x}"))
+        assert match is not None and match.work.id == "w1234" and match.distance == 23 / 256
+        # 24 bits, 2 in every band: within the threshold but no band within one bit, so not found.
+        # This pins the trade: a real copy's differences cluster (bench/region_lookup.py --recall).
+        assert ledger.find(Essence("image", None, f"{_flip_frequencies(spread, [starts[-1] + 11]):064x}")) is None
+        # 31 bits (the image threshold) in the highest frequencies, as a real copy's: found.
+        clustered = _flip_frequencies(target, range(256 - 31, 256))
+        match = ledger.find(Essence("image", None, f"{clustered:064x}"))
         assert match is not None and match.work.id == "w1234" and match.distance == 31 / 256
-        beyond = flipped ^ (1 << 255)  # 32 bits: over the threshold
+        beyond = _flip_frequencies(clustered, [0])  # 32 bits: over the threshold
         assert all(m.work.id != "w1234" for m in ledger.matches(Essence("image", None, f"{beyond:064x}")))
+        # A text code keeps 16-bit bands and its guarantee: 31 bits, 2 in each band but one.
+        text = Work("t", "t.txt", "txt", None, "text", f"{rng.getrandbits(256):064x}", ASSERTIONS[0])
+        ledger.record(text)
+        spread_text = int(text.perceptual or "", 16) ^ sum(1 << (16 * band + bit) for band in range(16) for bit in (3, 11)) ^ 1 << 3
+        found = ledger.find(Essence("text", None, f"{spread_text:064x}"))
+        assert found is not None and found.work.id == "t" and found.distance == 31 / 256
         # 23 bits in a 128-bit audio code, 3 in each of seven bands and 2 in the last.
         audio = Work("a", "a.wav", "wav", None, "audio", f"{rng.getrandbits(128):032x}", ASSERTIONS[0])
         ledger.record(audio)
         code = int(audio.perceptual or "", 16) ^ sum(1 << (16 * (i % 8) + i // 8) for i in range(23))
         found = ledger.find(Essence("audio", None, f"{code:032x}"))
         assert found is not None and found.work.id == "a" and found.distance == 23 / 128
+
+
+def test_image_bands_hold_few_chance_candidates(tmp_path: Path) -> None:
+    """Real image codes share their low frequencies: 16-bit bands read ~730 chance rows per lookup
+    at 100,000 real works. Here 400 works share one 16-bit band of the query each (the rest random,
+    far beyond the threshold): the 21-22-bit bands of the frequency order read almost none of them."""
+    rng = random.Random(5)
+    query = rng.getrandbits(256)
+    works = []
+    for i in range(400):
+        band = 0xFFFF << 16 * (i % 16)
+        works.append(Work(f"w{i}", f"{i}.png", "png", None, "image",
+                          f"{query & band | rng.getrandbits(256) & ~band:064x}", ASSERTIONS[0]))
+    with Ledger.open(tmp_path / "l.sqlite3") as ledger:  # closing indexes the tail: candidates from whole_bands
+        ledger.record_many(works)
+    with Ledger.open(tmp_path / "l.sqlite3", readonly=True) as ledger:
+        assert ledger._tail_length() == 0
+        candidates = ledger._near("image", f"{query:064x}", MATCH_THRESHOLD["image"])
+        assert len(candidates) <= 10, len(candidates)
+        assert ledger.find(Essence("image", None, f"{query:064x}")) is None
 
 
 # --- unrelated files are not reported as matches ------------------------------------------------
@@ -1032,7 +1075,7 @@ def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, ver
                           ).fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM region_sets").fetchone()[0] == len(works)
         assert db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * sum(len(w.regions) for w in works)
-        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 16 * len(works)
+        assert db.execute("SELECT COUNT(*) FROM whole_bands").fetchone()[0] == 12 * len(works)  # IMAGE_BAND_WIDTHS
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'bands'").fetchone()[0] == 0
         assert _answers(ledger, crops) == before
         again = io.StringIO()
