@@ -241,10 +241,10 @@ def test_a_bug_on_one_file_does_not_stop_the_scan(tmp_path: Path, monkeypatch: p
 
     extract = containers.extract
 
-    def broken(buf: Any, fmt: str) -> Any:
+    def broken(buf: Any, fmt: str, *rest: Any) -> Any:
         if fmt == "png":
             raise IndexError("index out of range")
-        return extract(buf, fmt)
+        return extract(buf, fmt, *rest)
 
     good = write_image(tmp_path, "webp", "good")
     rightsmeta.tag(good, DENY)
