@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageCms
 
 WRITABLE = ("jpeg", "png", "webp", "tiff")
@@ -86,3 +88,19 @@ def exiftool_write(exiftool: str, path: Path, *assignments: str) -> None:
         [exiftool, "-config", str(config), "-overwrite_original", "-q", *assignments, str(path)],
         check=True, capture_output=True,
     )
+
+
+def seeded_mutants(data: bytes, count: int, inflated: bytes, seed: int = 12) -> Iterator[tuple[int, bytes]]:
+    """``count`` damaged copies of ``data``, in turn a flipped bit, a cut, and ``inflated`` written
+    over bytes (a length made huge), at seeded places: the same mutants on every run."""
+    rng = np.random.default_rng(seed)
+    for n in range(count):
+        mutant = bytearray(data)
+        at = int(rng.integers(0, len(data)))
+        if n % 3 == 0:
+            mutant[at] ^= 1 << int(rng.integers(0, 8))
+        elif n % 3 == 1:
+            del mutant[at:]
+        else:
+            mutant[at : at + len(inflated)] = inflated
+        yield n, bytes(mutant)
