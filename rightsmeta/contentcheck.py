@@ -8,10 +8,11 @@ hash differs: images as Pillow decodes their first frame (mode, size, palette, e
 documents with the decoder the ledger uses (``fingerprint.essence``: every PDF page's content
 with the page count, an EPUB's spine text), audio as every
 PCM sample libsndfile decodes, with rate and channels, read until the decoder has no more.
-(Not ``essence``'s audio hash: it reads as many frames as the header estimates, and for an MP3
-without a Xing/LAME header libsndfile estimates from the file size, so adding an ID3 tag
-changes it although not one sample does; ffmpeg formats go through ``essence``, whose
-ffmpeg-made WAV states its length.) For images the embedded ICC colour profile is compared
+(Not ``essence``'s v1 audio hash, which reads as many frames as the header estimates: for an
+MP3 without a Xing/LAME header libsndfile estimates from the file size, so an added ID3 tag
+changed it although not one sample did; ``essence`` now hashes an MP3's coded frames (``v2:``),
+and ffmpeg formats go through ``essence``, whose ffmpeg-made WAV states its length.) Where only
+metadata moved, ``mediacheck`` proves the same in place, from the containers' own pieces. For images the embedded ICC colour profile is compared
 too, since it changes how every pixel is shown and the pixel hash does not cover it.
 
 Some input cannot be compared that way, and is refused before anything is written:
