@@ -223,6 +223,26 @@ def test_a_fast_decode_above_the_budget_is_left_to_pillow(monkeypatch: pytest.Mo
     assert essence(data, "png").perceptual is not None
 
 
+def test_without_imagecodecs_pillow_decodes_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pil(photo(), "WEBP", quality=80)
+    with_it = essence(data, "webp")
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # ``import imagecodecs`` now raises ImportError
+    assert fast_grey(data) is None
+    assert essence(data, "webp") == with_it
+
+
+def test_threads_decoding_at_once_get_each_their_own_pixels() -> None:
+    """imagecodecs releases the GIL while decoding; a server calls essence from several threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [(pil(photo(seed=s), fmt.upper()), fmt) for s in range(4) for fmt in ("png", "webp", "tiff")]
+    alone = [essence(data, fmt, probes=False) for data, fmt in files]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda file: essence(*file, probes=False), files * 3))
+    assert together == alone * 3
+    assert len({e.hash for e in alone}) == len(files) and all(e.perceptual for e in alone)
+
+
 # --- damaged files ------------------------------------------------------------------------------------
 
 # Data after IEND (which some writers append): a PNG's chunks are all checksummed, so only damage
