@@ -263,7 +263,7 @@ FUZZED = {
     "tiff-packbits": lambda: pil(photo(size=(40, 30)), "TIFF", compression="packbits"),
     "tiff-raw": lambda: pil(photo(size=(40, 30)), "TIFF"),
 }
-MUTANTS = 150
+MUTANTS = int(os.environ.get("RIGHTSMETA_FUZZ", "150"))  # mutants of each kind (RIGHTSMETA_FUZZ=1200: the long run)
 
 
 def fuzz(kind: str) -> dict[str, int]:
