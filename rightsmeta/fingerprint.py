@@ -372,7 +372,7 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
                 # decodes the luma at 1/2, 1/4 or 1/8 scale (DCT scaling), no smaller than the
                 # working image.
                 img.draft("L", _working_size(full))
-            # Where no pixel hash is asked for, libpng/libwebp/libtiff give the same grey faster
+            # imagedecode.py: the same grey from libpng/libwebp/libtiff, cheaper (unless RGBA is hashed)
             luma = None if coded is None or legacy else grey(img, data)
             if luma is None:
                 img.load()
