@@ -358,6 +358,8 @@ def _check_decode_size(img: Image.Image) -> None:
 def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
     from PIL import Image, UnidentifiedImageError
 
+    from .imagedecode import grey
+
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
             _check_decode_size(img)
@@ -370,8 +372,11 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
                 # decodes the luma at 1/2, 1/4 or 1/8 scale (DCT scaling), no smaller than the
                 # working image.
                 img.draft("L", _working_size(full))
-            img.load()
-            luma = _grey(img)
+            # imagedecode.py: the same grey from libpng/libwebp/libtiff, cheaper (unless RGBA is hashed)
+            luma = None if coded is None or legacy else grey(img, data)
+            if luma is None:
+                img.load()
+                luma = _grey(img)
             exact = None
             if coded is None or legacy:
                 rgba = _rgba(_full_decode(data) if drafted else img)
