@@ -250,8 +250,10 @@ def tag_iter(
     its original (fsync first, then the rename, file by file). A file's result comes after its
     rename. When stopped early (an exception, a closed iterator) files not yet renamed keep
     their original and their temporary files are removed; the folders of the renames done are
-    fsynced either way. With a ledger each file is finished before the next (its record follows
-    its rename in this thread).
+    fsynced either way. With a ledger, a file's work is recorded in this thread after its
+    rename, just before its result, so the ledger holds the works of the results given and no
+    other: a run killed at any moment leaves at most the files renamed but not yet given (up
+    to ``_AHEAD``) tagged but not recorded, and tagging them again records them.
 
     ``jobs`` other than 1: the files are tagged in that many worker processes (0: one per core),
     the ledger written and the results given in this one, in the same order (tagpool.py).
@@ -264,7 +266,6 @@ def tag_iter(
                                 ledger=ledger, follow_links=follow_links)
         return
     options = Options(password=password)
-    ahead = 0 if ledger is not None else _AHEAD
     dirs: set[str] = set()
     queue: deque[tuple[TagResult | _Writing, _Finishing | None]] = deque()
     durable = _Durable(dirs)
@@ -274,7 +275,7 @@ def tag_iter(
             step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
                             follow_links)
             queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
-            while queue and (len(queue) > ahead or queue[0][1] is None or queue[0][1].done):
+            while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
                 yield _done(queue, ledger)
         while queue:
             yield _done(queue, ledger)
