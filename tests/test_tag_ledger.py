@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from samples import image_bytes
 from test_tagpool import ENV, _after, _photos
 
 from rightsmeta import api
-from rightsmeta.ledger import Ledger
+from rightsmeta.ledger import Ledger, Work
 from rightsmeta.model import Assertion
 
 DENY_AI = Assertion.build(deny=["ai"])
@@ -73,6 +74,47 @@ def test_with_a_ledger_the_next_files_are_tagged_while_a_write_is_in_flight(
     assert recorded == {str(p): r.assertion.work_id for p, r in zip(paths, results, strict=True) if r.assertion}
 
 
+def test_works_are_recorded_several_in_a_transaction_in_path_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path, 2 * api._BATCH + 3)
+    batches: list[list[str]] = []
+    real = Ledger.record_many
+
+    def record_many(self: Ledger, works: list[Work]) -> int:
+        batches.append([os.path.basename(work.path) for work in works])
+        return real(self, works)
+
+    monkeypatch.setattr(Ledger, "record_many", record_many)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        results = list(api.tag_iter(paths, DENY_AI, ledger=ledger))
+        assert len(ledger) == len(paths)
+    assert [r.status for r in results] == ["tagged"] * len(paths) and not any(r.notes for r in results)
+    assert [name for batch in batches for name in batch] == [p.name for p in paths]
+    assert max(len(batch) for batch in batches) == api._BATCH  # one commit for several works
+    assert len(batches) == 3
+
+
+def test_a_work_the_ledger_refuses_gets_the_note_and_the_rest_of_its_batch_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _files(tmp_path, api._BATCH)
+    real = Ledger._insert
+
+    def insert(self: Ledger, work: Work) -> bool:
+        if work.path.endswith("/3.png"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, work)
+
+    monkeypatch.setattr(Ledger, "_insert", insert)
+    with Ledger.open(tmp_path / "ledger.db") as ledger:
+        results = api.tag_all(paths, DENY_AI, ledger=ledger)
+        recorded = sorted(os.path.basename(work.path) for work in ledger)
+    assert [r.status for r in results] == ["tagged"] * len(paths)
+    assert [r.notes for r in results if r.notes] == [["tagged, but not recorded in the ledger: disk I/O error"]]
+    assert results[3].notes and recorded == sorted(p.name for p in paths if p.name != "3.png")
+
+
 # The CLI on a slow disk: every fsync takes 50 ms, so renames wait while the next files are tagged.
 SLOW_DISK = """
 import os, sys, time
@@ -87,7 +129,8 @@ main()
 def test_a_run_killed_mid_batch_leaves_originals_or_whole_tags_and_a_true_ledger(tmp_path: Path) -> None:
     """SIGKILL of ``tag --ledger`` (one process) while files are tagged and written: every file is
     its original or tagged whole, every work recorded is in its renamed file, and at most the
-    files renamed ahead of the results given are tagged but not recorded."""
+    files renamed but not yet recorded (those written ahead, and a batch waiting for its
+    transaction) are tagged but not recorded."""
     folder, ledger = tmp_path / "photos", tmp_path / "ledger.db"
     originals = _photos(folder, 40)
     run = subprocess.Popen([sys.executable, "-c", SLOW_DISK, "tag", "-r", "--deny", "ai", "--no-sign", "--ledger",
@@ -101,7 +144,7 @@ def test_a_run_killed_mid_batch_leaves_originals_or_whole_tags_and_a_true_ledger
     assert run.returncode == -signal.SIGKILL
     tagged, recorded = _after(folder, ledger, originals)
     assert 0 < len(recorded) <= len(tagged) < len(originals)
-    assert len(tagged - recorded) <= api._AHEAD + 1
+    assert len(tagged - recorded) <= api._AHEAD + api._BATCH
     # What the kill left is taken up by the next run: every file tagged and recorded once.
     again = subprocess.run([sys.executable, "-m", "rightsmeta", "tag", "-r", "--deny", "ai", "--no-sign", "--ledger",
                             str(ledger), str(folder)], capture_output=True, text=True, env=ENV, timeout=300)
