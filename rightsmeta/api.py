@@ -260,8 +260,7 @@ def tag_iter(
     after its file's rename: the results of renamed files are given ``_BATCH`` at a time, their
     works recorded in one transaction just before. The ledger then holds the works of the
     results given (and of the batch about to be given); a run killed at any moment leaves at
-    most the files renamed but not recorded (up to ``_AHEAD + _BATCH``) tagged but not
-    recorded, and tagging them again records them.
+    most ``_AHEAD + _BATCH`` files renamed but not recorded, and tagging them again records them.
 
     ``jobs`` other than 1: the files are tagged in that many worker processes (0: one per core),
     the ledger written and the results given in this one, in the same order (tagpool.py).
@@ -278,6 +277,12 @@ def tag_iter(
     queue: deque[tuple[TagResult | _Writing, _Finishing | None]] = deque()
     ready: deque[tuple[TagResult, _Work | None]] = deque()  # renamed (or not written), not yet given
     durable = _Durable(dirs)
+
+    def take() -> Iterator[TagResult]:
+        ready.append(_done(queue))
+        if ledger is None or len(ready) >= _BATCH:
+            yield from _given(ready, ledger)
+
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
@@ -285,13 +290,9 @@ def tag_iter(
                             follow_links)
             queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
             while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
-                ready.append(_done(queue))
-                if ledger is None or len(ready) >= _BATCH:
-                    yield from _given(ready, ledger)
+                yield from take()
         while queue:
-            ready.append(_done(queue))
-            if ledger is None or len(ready) >= _BATCH:
-                yield from _given(ready, ledger)
+            yield from take()
         yield from _given(ready, ledger)
     finally:  # also when interrupted: files not yet renamed keep their original; the renames done are made durable
         for step, _ in queue:
