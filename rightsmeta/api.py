@@ -249,7 +249,8 @@ def tag_iter(
     follow_links: bool = True,
     jobs: int = 1,
 ) -> Generator[TagResult, None, None]:
-    """``tag_all``'s results in the order of ``paths``, each as soon as its file is done.
+    """``tag_all``'s results in the order of ``paths``, each as soon as its file is done (with a
+    ledger, ``_BATCH`` at a time).
 
     Close the iterator (``contextlib.closing``) when not running it to the end. While the next
     file is tagged, a thread makes the previous files' new bytes durable and renames each over
