@@ -13,10 +13,11 @@ What a SIGKILL leaves, at any moment:
   without an answer are tagged again one at a time in a fresh worker, so the batch goes on; the
   one a worker dies on again fails, with the reason (``_DIED``).
 - of this process: the workers see their pipe close, drop the writes not yet renamed and stop.
-  The ledger holds the works of the results given so far (the results answered in order are
-  recorded together, in one transaction, just before they are given), and no other. Files
-  renamed but not yet given (at most the window of paths taken ahead of the results: 2 x
-  ``_DEPTH`` per worker) are tagged but not recorded; ``tag`` them again to record them.
+  The ledger holds the works of the results given so far, and of those about to be given (the
+  results answered in order are recorded together, in one transaction, just before they are
+  given): every work it holds is in its renamed file. Files renamed but not yet recorded (at
+  most the window of paths taken ahead of the results: 2 x ``_DEPTH`` per worker) are tagged
+  but not recorded; ``tag`` them again to record them.
 
 Ctrl-C and SIGTERM stop the same way, without waiting for the batch: workers ignore SIGINT (a
 terminal sends it to the whole process group) and this process ends them with SIGTERM, which
