@@ -21,6 +21,7 @@ It benchmarks whatever writer the installed rightsmeta has: re-run it after writ
     python bench/tag.py bench/realistic --memory 2000,20000   # peak RSS of tag -r at each size
     git archive BASE | tar -x -C /tmp/base && python bench/tag.py bench/realistic --baseline /tmp/base --no-ledger-run
                                                               # also the rightsmeta of that tree, in each round
+                                                              # (without --no-ledger-run: its ledger run too)
 
 tags folders of N and M hard links to a few small images made here (each tag replaces the link
 with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
@@ -197,7 +198,8 @@ def main() -> None:
     parser.add_argument("--no-ledger-run", action="store_true",
                         help="leave out the run with a ledger (minutes on a loaded machine); --no-ledger and ExifTool only")
     parser.add_argument("--baseline", type=Path, metavar="TREE",
-                        help="also run tag --no-ledger with the rightsmeta of this source tree, in each round")
+                        help="also run tag --no-ledger (and the ledger run) with the rightsmeta of this source tree, "
+                             "in each round")
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes of the --memory runs (default 1)")
     parser.add_argument("--jobs-ratio", type=int, metavar="N",
@@ -230,6 +232,7 @@ def main() -> None:
         before = load()
         runs: list[tuple[Run, Run, Run | None]] = []
         old_runs: list[Run] = []
+        old_full: list[Run] = []  # the baseline's ledger runs
         for i in range(args.repeat):
             if old_env is not None:  # this tree, the baseline's, ExifTool: the same files, one after another
                 old_runs.append(run(ours(fresh(compared, work / "files"), None), old_env))
@@ -240,6 +243,9 @@ def main() -> None:
             if args.no_ledger_run:
                 runs.append((lean, exif, None))
                 continue
+            if old_env is not None:  # the baseline's ledger run just before this tree's, on the same files
+                old_full.append(run(ours(fresh(compared, work / "files"), work / f"old-ledger{i}.sqlite3"), old_env))
+                tagged(old_full[-1][2], len(compared))
             ledger = work / f"ledger{i}.sqlite3"
             full = run(ours(fresh(compared, work / "files"), ledger))
             tagged(full[2], len(compared))
@@ -270,6 +276,14 @@ def main() -> None:
         full = min(c for _, _, c in runs if c is not None)
         print(line("rightsmeta with ledger", full, len(compared)))
         print(f"ratio with ledger : {exif[0] / full[0]:.2f}x ExifTool's speed (goal: >= 1x)")
+        if old_full:
+            old = min(old_full)
+            print("baseline ledger   : " + "  ".join(f"{o[0]:.2f}/{c[0]:.2f} wall {o[1]:.2f}/{c[1]:.2f} CPU"
+                                                     for o, (_, _, c) in zip(old_full, runs, strict=True) if c)
+                  + "  (baseline/this tree, pair by pair)")
+            print(line("baseline with ledger", old, len(compared)))
+            print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed with a ledger; this tree x{old[0] / full[0]:.2f} "
+                  f"wall, x{min(o[1] for o in old_full) / min(c[1] for _, _, c in runs if c):.2f} CPU (bests)")
     if audio_runs:
         best = min(audio_runs)
         kinds = ", ".join(f"{sum(1 for f in audio if f.suffix == s)} {s[1:]}" for s in AUDIO)

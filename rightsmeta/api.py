@@ -200,8 +200,11 @@ def tag(
     try:
         step.finish(None)  # the folder fsynced at once
     except Exception as exc:
-        return _result(step, exc, ledger)
-    return _result(step, None, ledger)
+        return _result(step, exc)[0]
+    result, work = _result(step, None)
+    if ledger is not None and work is not None:
+        _recorded(ledger, [work])
+    return result
 
 
 def tag_all(
@@ -230,6 +233,9 @@ def tag_all(
 # (each holds two descriptors, no bytes in memory). With 8 ahead and 4 threads a disk busy with
 # other writers left tag waiting on fsyncs; 32 and 8 kept it tagging (500 files, alternating).
 _AHEAD = 32
+# With a ledger, the results of files renamed are given this many at a time, their works recorded
+# in one transaction: one commit (and its GIL hand-offs, WAL pages) for several works.
+_BATCH = 8
 
 
 def tag_iter(
@@ -243,15 +249,19 @@ def tag_iter(
     follow_links: bool = True,
     jobs: int = 1,
 ) -> Generator[TagResult, None, None]:
-    """``tag_all``'s results in the order of ``paths``, each as soon as its file is done.
+    """``tag_all``'s results in the order of ``paths``, each as soon as its file is done (with a
+    ledger, ``_BATCH`` at a time).
 
     Close the iterator (``contextlib.closing``) when not running it to the end. While the next
     file is tagged, a thread makes the previous files' new bytes durable and renames each over
     its original (fsync first, then the rename, file by file). A file's result comes after its
     rename. When stopped early (an exception, a closed iterator) files not yet renamed keep
     their original and their temporary files are removed; the folders of the renames done are
-    fsynced either way. With a ledger each file is finished before the next (its record follows
-    its rename in this thread).
+    fsynced either way. With a ledger, works are recorded in this thread, in path order, each
+    after its file's rename: the results of renamed files are given ``_BATCH`` at a time, their
+    works recorded in one transaction just before. The ledger then holds the works of the
+    results given (and of the batch about to be given); a run killed at any moment leaves at
+    most ``_AHEAD + _BATCH`` files renamed but not recorded, and tagging them again records them.
 
     ``jobs`` other than 1: the files are tagged in that many worker processes (0: one per core),
     the ledger written and the results given in this one, in the same order (tagpool.py).
@@ -264,20 +274,27 @@ def tag_iter(
                                 ledger=ledger, follow_links=follow_links)
         return
     options = Options(password=password)
-    ahead = 0 if ledger is not None else _AHEAD
     dirs: set[str] = set()
     queue: deque[tuple[TagResult | _Writing, _Finishing | None]] = deque()
+    ready: deque[tuple[TagResult, _Work | None]] = deque()  # renamed (or not written), not yet given
     durable = _Durable(dirs)
+
+    def take() -> Iterator[TagResult]:
+        ready.append(_done(queue))
+        if ledger is None or len(ready) >= _BATCH:
+            yield from _given(ready, ledger)
+
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
             step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
                             follow_links)
             queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
-            while queue and (len(queue) > ahead or queue[0][1] is None or queue[0][1].done):
-                yield _done(queue, ledger)
+            while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
+                yield from take()
         while queue:
-            yield _done(queue, ledger)
+            yield from take()
+        yield from _given(ready, ledger)
     finally:  # also when interrupted: files not yet renamed keep their original; the renames done are made durable
         for step, _ in queue:
             if isinstance(step, _Writing):
@@ -381,43 +398,65 @@ class _Writing:
         self.lock.pop_all().close()
 
 
-def _done(queue: deque[tuple[TagResult | _Writing, _Finishing | None]], ledger: Ledger | None) -> TagResult:
-    """The first file's result, taken off ``queue`` only when its write is done (an interruption
-    while waiting for it leaves it there, for ``tag_iter`` to abandon)."""
+# A file tagged and renamed whose work is to be recorded: its result, the file written, its essence.
+_Work = tuple[TagResult, str, "Essence"]
+
+
+def _done(queue: deque[tuple[TagResult | _Writing, _Finishing | None]]) -> tuple[TagResult, _Work | None]:
+    """The first file's result and its work to record, taken off ``queue`` only when its write is
+    done (an interruption while waiting for it leaves it there, for ``tag_iter`` to abandon)."""
     step, finishing = queue[0]
     error = finishing.error() if finishing is not None else None
     queue.popleft()
-    return step if isinstance(step, TagResult) else _result(step, error, ledger)
+    return (step, None) if isinstance(step, TagResult) else _result(step, error)
 
 
-def _result(step: _Writing, error: BaseException | None, ledger: Ledger | None) -> TagResult:
-    """The file's result once its write is done (``error`` when it failed), with its ledger record."""
+def _given(ready: deque[tuple[TagResult, _Work | None]], ledger: Ledger | None) -> Iterator[TagResult]:
+    """The results of ``ready`` in order, their works recorded first, in one transaction."""
+    if ledger is not None:
+        _recorded(ledger, [work for _, work in ready if work is not None])
+    while ready:
+        yield ready.popleft()[0]
+
+
+def _result(step: _Writing, error: BaseException | None) -> tuple[TagResult, _Work | None]:
+    """The file's result once its write is done (``error`` when it failed), and its work to record
+    when it was written and its essence computed."""
     result = step.result
     if isinstance(error, RightsmetaError):
-        return TagResult(result.path, "failed", result.format, reason=str(error), assertion=result.assertion)
+        return TagResult(result.path, "failed", result.format, reason=str(error), assertion=result.assertion), None
     if error is not None:
         _log_bug(f"writing {result.path}", error)
         return TagResult(result.path, "failed", result.format, assertion=result.assertion,
                          reason=f"internal error ({type(error).__name__}: {error}); the file is unchanged; "
-                                "please report it")
+                                "please report it"), None
     if step.nlink > 1:
         result.notes.append(
             f"the file had {step.nlink} hard links; this name now holds the tagged file, the other "
             f"{step.nlink - 1} still hold the untagged version (an atomic replace writes a new file)"
         )
-    if ledger is not None:
-        assert step.found is not None
-        _recorded(result, ledger, step.target, step.found)
-    return result
+    return result, (result, step.target, step.found) if step.found is not None else None
 
 
-def _recorded(result: TagResult, ledger: Ledger, target: str, found: Essence) -> None:
-    """Record a tagged file's work (``target``: the file written); a problem becomes a note of ``result``."""
-    assert result.assertion is not None
-    # The file is written: from here on a problem is a note, never a failure of the tag.
+def _recorded(ledger: Ledger, works: list[_Work]) -> None:
+    """Record the works of files already renamed, in one transaction. The files are written: from
+    here on a problem is a note of a result, never a failure of the tag; when a transaction of
+    several fails, each work is recorded alone, so the note goes to the file it concerns."""
+    if not works:
+        return
     try:
-        result.notes += _record(ledger, target, result.format or "", found, result.assertion, result.carriers)
+        _record(ledger, works)
     except Exception as exc:
+        import sqlite3
+
+        if len(works) > 1:
+            for work in works:
+                _recorded(ledger, [work])
+            return
+        result = works[0][0]
+        if isinstance(exc, (RightsmetaError, sqlite3.Error)):
+            result.notes.append(f"tagged, but not recorded in the ledger: {exc}")
+            return
         _log_bug(f"recording {result.path} in the ledger", exc)
         result.notes.append(f"tagged, but not recorded in the ledger: internal error ({type(exc).__name__}: "
                             f"{exc}); please report it")
@@ -497,19 +536,19 @@ def _log_bug(doing: str, exc: BaseException) -> None:
                 exc_info=exc)
 
 
-def _record(ledger: Ledger, path: str, fmt: str, found: Essence, assertion: Assertion, carriers: list[str]) -> list[str]:
-    """Record a tagged work; the file is already written, so a ledger problem is a note, not a failure."""
-    import sqlite3
-
+def _record(ledger: Ledger, works: list[_Work]) -> None:
+    """Record tagged works in one transaction; raises what the ledger raises."""
     from .ledger import Work
 
-    try:
-        ledger.record(Work.create(os.path.abspath(path), fmt, found, assertion, carriers, id=assertion.work_id))
-    except (RightsmetaError, sqlite3.Error) as exc:
-        return [f"tagged, but not recorded in the ledger: {exc}"]
-    if found.hash is None and found.perceptual is None:
-        return [f"recorded in the ledger without a fingerprint ({found.reason})"]
-    return []
+    def work(result: TagResult, target: str, found: Essence) -> Work:
+        assert result.assertion is not None
+        return Work.create(os.path.abspath(target), result.format or "", found, result.assertion, result.carriers,
+                           id=result.assertion.work_id)
+
+    ledger.record_many([work(*tagged) for tagged in works])
+    for result, _, found in works:
+        if found.hash is None and found.perceptual is None:
+            result.notes.append(f"recorded in the ledger without a fingerprint ({found.reason})")
 
 
 def stale_temp_files(paths: Iterable[PathLike], *, remove: bool = False) -> list[str]:

@@ -73,17 +73,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import html
 import io
-import logging
 import math
 import os
 import posixpath
 import re
-import shutil
-import subprocess
-import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -91,6 +85,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # imported where used: a run pays only for the kinds of file it meets
+    import zipfile
+
     import soundfile
     from PIL import Image
 
@@ -142,6 +138,10 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
 def _fpcalc(data: bytes, fmt: str, seconds: int) -> list[int] | None:
     """Chromaprint's raw features of the first ``seconds`` of the audio, signed; None when fpcalc
     is missing, fails, times out or prints no features."""
+    import shutil
+    import subprocess
+    import tempfile
+
     fpcalc = shutil.which("fpcalc")
     if fpcalc is None or len(data) > MAX_INPUT:
         return None
@@ -745,6 +745,10 @@ def _mp3_hash(data: bytes) -> str | None:
 
 
 def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
+    import shutil
+    import subprocess
+    import tempfile
+
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         return Essence(None, None, None, f"decoding {fmt.upper()} audio needs ffmpeg, which is not on PATH"), 0.0
@@ -997,6 +1001,8 @@ def _xobjects(digest: Any, resources: Any, budget: list[int], depth: int, seen: 
 @functools.cache
 def _quiet_pypdf() -> None:
     # pypdf logs every repair as a warning; a NullHandler keeps them off stderr (as carriers.pdf does).
+    import logging
+
     logging.getLogger("pypdf").addHandler(logging.NullHandler())
 
 
@@ -1007,6 +1013,8 @@ _TAG = re.compile(rb"<[^>]*>")
 
 
 def _epub_text(data: bytes) -> str:
+    import zipfile
+
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -1070,5 +1078,7 @@ def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
 def _markup_text(raw: bytes) -> str:
     # Tags are stripped, not parsed: XHTML in the wild has HTML entities and broken markup that
     # an XML parser refuses, and stripping never resolves entities or fetches anything.
+    import html
+
     body = _TAG.sub(b" ", _HIDDEN.sub(b" ", raw))
     return _SPACES.sub(" ", html.unescape(body.decode("utf-8", "replace"))).strip()

@@ -13,9 +13,11 @@ What a SIGKILL leaves, at any moment:
   without an answer are tagged again one at a time in a fresh worker, so the batch goes on; the
   one a worker dies on again fails, with the reason (``_DIED``).
 - of this process: the workers see their pipe close, drop the writes not yet renamed and stop.
-  The ledger holds the works of the results given so far (each recorded just before its result),
-  and no other. Files renamed but not yet given (at most the window of paths taken ahead of the
-  results: 2 x ``_DEPTH`` per worker) are tagged but not recorded; ``tag`` them again to record them.
+  The ledger holds the works of the results given so far, and of those about to be given (the
+  results answered in order are recorded together, in one transaction, just before they are
+  given): every work it holds is in its renamed file. Files renamed but not yet recorded (at
+  most the window of paths taken ahead of the results: 2 x ``_DEPTH`` per worker) are tagged
+  but not recorded; ``tag`` them again to record them.
 
 Ctrl-C and SIGTERM stop the same way, without waiting for the batch: workers ignore SIGINT (a
 terminal sends it to the whole process group) and this process ends them with SIGTERM, which
@@ -99,12 +101,12 @@ def tag_parallel(
     finished = False
     try:
         while True:
+            due: deque[tuple[TagResult, api._Work | None]] = deque()  # answered in order: recorded together
             while given in answered:
                 _, result, found, target = answered.pop(given)
-                if ledger is not None and found is not None and target is not None:
-                    api._recorded(result, ledger, target, found)
+                due.append((result, (result, target, found) if found is not None and target is not None else None))
                 given += 1
-                yield result
+            yield from api._given(due, ledger)
             for worker in workers:
                 while worker.feed() and more and taken - given < window:
                     job = next(numbered, None)
@@ -263,11 +265,10 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
         if isinstance(step, TagResult):
             answer = (seq, step, None, None)
         else:
-            error = finishing.error()
-            result = api._result(step, error, None)
+            result, work = api._result(step, finishing.error())
             # The working image is for lookups only: it is not recorded, so not sent.
-            found = dataclasses.replace(step.found, view=None) if step.found is not None else None
-            answer = (seq, result, found if result.status == "tagged" else None, step.target)
+            found = dataclasses.replace(work[2], view=None) if work is not None else None
+            answer = (seq, result, found, step.target)
             held.pop(seq, None)
         try:
             conn.send(answer)

@@ -109,14 +109,14 @@ def _inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
     elif stage == "sign":
         monkeypatch.setattr(manifest, "sign", _raise_for_victim(manifest.sign, RuntimeError("PdfReadError-like failure")))
     elif stage == "ledger":
-        real = Ledger.record
+        real = Ledger.record_many
 
-        def record(self: Ledger, work: Any) -> bool:
-            if work.path.endswith("b.jpg"):
+        def record_many(self: Ledger, works: list[Any]) -> int:  # tag records several works at once
+            if any(work.path.endswith("b.jpg") for work in works):
                 raise KeyError("ledger bug")
-            return real(self, work)
+            return real(self, works)
 
-        monkeypatch.setattr(Ledger, "record", record)
+        monkeypatch.setattr(Ledger, "record_many", record_many)
 
 
 @pytest.mark.parametrize("stage", ["family write", "fingerprint", "content check", "sign", "ledger essence", "ledger"])
