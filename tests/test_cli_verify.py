@@ -38,10 +38,11 @@ def _folder(tmp_path: Path) -> Path:
 def _argv(command: list[str], *args: str, report: bool = False) -> list[str]:
     if not report:
         return [*command, *args]
-    # Which of click or the plain path ran: said after the command's own output, also on sys.exit.
-    code = ("import atexit, sys\natexit.register(lambda: print('CLICK' if 'click' in sys.modules else 'PLAIN', "
-            "file=sys.stderr))\nimport runpy; sys.argv = ['rightsmeta', *sys.argv[1:]]\n"
-            "runpy.run_module('rightsmeta', run_name='__main__')\n")
+    # Which of click's command or the plain path ran, and whether the plain path loaded click (for
+    # people's colours): said after the command's own output, also on sys.exit.
+    code = ("import atexit, sys\natexit.register(lambda: print('CLICK' if 'rightsmeta.cli' in sys.modules else "
+            "'PLAIN, click for colours' if 'click' in sys.modules else 'PLAIN', file=sys.stderr))\n"
+            "import runpy; sys.argv = ['rightsmeta', *sys.argv[1:]]\nrunpy.run_module('rightsmeta', run_name='__main__')\n")
     return [sys.executable, "-c", code, *args]
 
 
