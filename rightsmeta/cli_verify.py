@@ -8,7 +8,6 @@ import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from . import api
@@ -80,7 +79,10 @@ def run(
         files = list(api.walk(paths, recursive=recursive))
         total = len(files)
         stale_temps(files, remove=False)
-    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    anchors = None
+    if trust_anchors:
+        with open(trust_anchors, "rb") as fh:  # pathlib is not loaded for this alone (~6 ms of a plain run's start)
+            anchors = fh.read()
     if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
     rows = verify_many(

@@ -7,6 +7,10 @@ import inspect
 import json
 import os
 import shutil
+import site
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from rightsmeta import api, cli_plain, cli_tag, cli_verify
 from rightsmeta.cli import main as click_main
 from rightsmeta.cli_plain import COMMANDS, plain
 from rightsmeta.ledger import Ledger
+from rightsmeta.model import new_work_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -249,3 +254,32 @@ def test_ctrl_c_leaves_each_file_its_original_or_tagged_whole_as_clicks_tag_does
         shutil.rmtree(folder)
     assert ends["plain"] == (1, "\nAborted!\nPLAIN\n")
     assert ends["click"] == (1, "\nAborted!\n")
+
+
+def test_a_work_id_is_what_uuid4_makes_of_the_same_bytes() -> None:
+    for _ in range(2000):
+        raw = os.urandom(16)
+        assert new_work_id(raw) == str(uuid.UUID(bytes=raw, version=4))
+    assert new_work_id() != new_work_id()
+
+
+# Modules a plain tag run must not load: click and the click commands (cli_plain.py), uuid and
+# pathlib with what they load (model.new_work_id, cli_verify).
+_UNUSED = ("click", "rightsmeta.cli", "uuid", "platform", "pathlib", "urllib.parse")
+_LOADED = f"""
+import atexit, runpy, sys
+atexit.register(lambda: print(sorted(m for m in {_UNUSED!r} if m in sys.modules), file=sys.stderr))
+sys.argv = ["rightsmeta", *sys.argv[1:]]
+runpy.run_module("rightsmeta", run_name="__main__")
+"""
+
+
+def test_a_plain_tag_starts_without_loading_what_it_does_not_use(tmp_path: Path) -> None:
+    _pics(tmp_path / "pics")
+    # -S: no site, so nothing an installation's .pth files load (an editable install's finder
+    # loads pathlib) is counted; the installed packages stay importable.
+    env = {**_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(ROOT), *site.getsitepackages()])}
+    done = subprocess.run([sys.executable, "-S", "-c", _LOADED, "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger",
+                           "--json", str(tmp_path / "pics")], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 1 and done.stdout.count('"tagged"') == 5, done.stderr  # broken.jpg failed
+    assert done.stderr == "[]\n"
