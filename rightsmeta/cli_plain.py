@@ -9,8 +9,9 @@ how its value is read. It then calls the very function the click command calls
 parses and reports as always: an option not in a table, a repeated one, a value it is not
 sure of, a path that does not exist, ``--help``, shell completion, and any usage error the
 command raises (each command's ``run`` raises them before it writes or says anything).
-tests/test_cli_plain.py holds every table entry against click's option of the same name, and
-compares many command lines' output, exit codes, files and ledger rows with click's.
+tests/test_cli_tag_fast.py holds every table entry against click's option of the same name, and
+compares many command lines' output, exit codes, files and ledger rows with click's
+(tests/test_cli_verify.py: verify's).
 
 Also the helpers both commands' work shares: a progress bar (click only when one is drawn),
 SIGTERM handling and ``echo`` of plain text.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ def count(word: str) -> int | None:
 
 
 def text(word: str) -> str:
+    """Any text (click's STRING keeps a str as it is)."""
     return word
 
 
@@ -55,8 +58,6 @@ def _path(word: str, *, exists: bool, dir_okay: bool = True) -> str | None:
         st = os.stat(word)
     except (OSError, ValueError):  # ValueError: a NUL in the name
         return None if exists else word
-    import stat
-
     if not dir_okay and stat.S_ISDIR(st.st_mode) or not os.access(word, os.R_OK):
         return None
     return word

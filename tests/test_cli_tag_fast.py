@@ -113,11 +113,13 @@ PLAIN_LINES = [
 
 
 @pytest.mark.parametrize("args", PLAIN_LINES)
-def test_a_plain_tag_says_writes_and_records_what_click_does_without_loading_click(tmp_path: Path,
-                                                                                   args: list[str]) -> None:
+def test_a_plain_tag_says_writes_and_records_what_clicks_tag_does(tmp_path: Path, args: list[str]) -> None:
     clicked = _same(tmp_path, args, "PLAIN" if "--json" in args else "PLAIN, click for colours")
+    # Something was written and recorded, and compared.
     tagged = [name for name, data in clicked["files"].items() if isinstance(data, bytes) and b"WorkID" in data]
-    assert tagged or "--dry-run" in args or "--no-follow-links" in args  # something was written, and compared
+    assert tagged or "--dry-run" in args or "--no-follow-links" in args
+    recorded = "--no-ledger" not in args and "--dry-run" not in args
+    assert [sorted(works) for works in clicked["ledgers"].values()] == ([sorted(tagged)] if recorded else [])
     assert clicked["out"]
 
 
