@@ -285,3 +285,23 @@ def test_a_plain_tag_starts_without_loading_what_it_does_not_use(tmp_path: Path)
                            "--json", str(tmp_path / "pics")], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and done.stdout.count('"tagged"') == 5, done.stderr  # broken.jpg failed
     assert done.stderr == "[]\n"
+
+
+def test_a_closed_pipe_ends_a_plain_tag_quietly_with_each_file_whole(tmp_path: Path) -> None:
+    for name, command in (("plain", ENTRY), ("click", CLICK)):
+        folder = tmp_path / name / "photos"
+        folder.parent.mkdir()
+        originals = _photos(folder, 40)
+        # The reader goes away at once: the results cannot be written (EPIPE), as with `| head -0`.
+        with subprocess.Popen([*command, "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger", "--json", str(folder)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path / name)) as run:
+            assert run.stdout is not None and run.stderr is not None
+            run.stdout.close()
+            err = run.stderr.read().decode()
+            assert run.wait() == 1
+        assert err == "", (name, err)
+        db = folder.parent / "works.db"
+        Ledger.open(db).close()  # none recorded
+        tagged, _ = _after(folder, db, originals)
+        assert len(tagged) < len(originals)  # it stopped at the first result it could not write
+        assert sorted(folder.glob(".*.rightsmeta-tmp")) == []
