@@ -46,10 +46,13 @@ def run(
     if assertion.is_empty:
         raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
     identity = None
-    if sign:  # cryptography's import is a good part of a small run's start-up
-        from .keys import Identity
+    if sign:
+        from .paths import signing_files
 
-        identity = Identity.configured(cert, key)
+        if signing_files(cert, key):  # cryptography (keys.py, ~0.1 s) is loaded only to load an identity
+            from .keys import Identity
+
+            identity = Identity.configured(cert, key)
     special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
     files: Iterable[str]
     if recursive and (as_json or not sys.stderr.isatty()):

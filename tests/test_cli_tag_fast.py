@@ -266,8 +266,9 @@ def test_a_work_id_is_what_uuid4_makes_of_the_same_bytes() -> None:
 
 
 # Modules a plain tag run must not load: click and the click commands (cli_plain.py), uuid and
-# pathlib with what they load (model.new_work_id, cli_verify).
-_UNUSED = ("click", "rightsmeta.cli", "uuid", "platform", "pathlib", "urllib.parse")
+# pathlib with what they load (model.new_work_id, cli_verify), and without an identity to sign
+# with, cryptography (paths.signing_files).
+_UNUSED = ("click", "rightsmeta.cli", "uuid", "platform", "pathlib", "urllib.parse", "cryptography", "rightsmeta.keys")
 _LOADED = f"""
 import atexit, runpy, sys
 atexit.register(lambda: print(sorted(m for m in {_UNUSED!r} if m in sys.modules), file=sys.stderr))
@@ -276,15 +277,18 @@ runpy.run_module("rightsmeta", run_name="__main__")
 """
 
 
-def test_a_plain_tag_starts_without_loading_what_it_does_not_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sign", ["--no-sign", "--sign"])
+def test_a_plain_tag_starts_without_loading_what_it_does_not_use(tmp_path: Path, sign: str) -> None:
     _pics(tmp_path / "pics")
     # -S: no site, so nothing an installation's .pth files load (an editable install's finder
     # loads pathlib) is counted; the installed packages stay importable.
     env = {**_env(tmp_path), "PYTHONPATH": os.pathsep.join([str(ROOT), *site.getsitepackages()])}
-    done = subprocess.run([sys.executable, "-S", "-c", _LOADED, "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger",
+    done = subprocess.run([sys.executable, "-S", "-c", _LOADED, "tag", "-r", "--deny", "ai", sign, "--no-ledger",
                            "--json", str(tmp_path / "pics")], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and done.stdout.count('"tagged"') == 5, done.stderr  # broken.jpg failed
-    assert done.stderr == "[]\n"
+    # Signing asked for, but no identity (none in the run's HOME): cryptography is not loaded
+    # (paths.signing_files finds none); pathlib is, to look for one.
+    assert done.stderr == ("[]\n" if sign == "--no-sign" else "['pathlib', 'urllib.parse']\n")
 
 
 def test_a_closed_pipe_ends_a_plain_tag_quietly_with_each_file_whole(tmp_path: Path) -> None:
