@@ -34,9 +34,6 @@ ACCEPTED_EKUS = {
 }
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
-ENV_CERT = paths.ENV_CERT
-ENV_KEY = paths.ENV_KEY
-
 
 def default_dir() -> Path:
     """Where ``keys init`` stores the local identity: $RIGHTSMETA_IDENTITY, else the XDG config dir."""
