@@ -1,3 +1,3 @@
-from .cli_verify import main
+from .cli_plain import main
 
 main()

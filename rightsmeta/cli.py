@@ -10,24 +10,23 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from json.encoder import encode_basestring_ascii as _json_string
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import click
 
-from . import __version__, api, cli_verify
+from . import __version__, api, cli_plain, cli_tag, cli_verify
 from .errors import RightsmetaError, UsageError
 from .escape import printable
-from .model import GROUPS, PURPOSES, Assertion, State
-from .report import FileReport, TagResult
+from .model import GROUPS, PURPOSES, State
+from .report import FileReport
 
-T = TypeVar("T")
-# What verify's work (cli_verify.py, which starts without click) shares with the other commands.
+# What tag's and verify's work (cli_tag.py, cli_verify.py: they start without click) shares with
+# the other commands.
 _ledger_path = cli_verify.ledger_path
-_stale_temps = cli_verify.stale_temps
+_progress = cli_plain.progress
+_indented = cli_tag.indented
 
 PURPOSE_NAMES = [p.value for p in PURPOSES] + list(GROUPS)
 _STATE_COLOURS = {
@@ -38,36 +37,16 @@ _STATE_COLOURS = {
 }
 
 
-def _progress(items: Iterable[T], label: str, enabled: bool, total: int | None = None) -> Iterator[T]:
-    """A progress bar on a terminal only, so pipes and logs stay clean."""
-    length = total if total is not None else (len(items) if isinstance(items, list) else None)
-    if not enabled or (length or 0) < 2 or not sys.stderr.isatty():
-        yield from items
-        return
-    with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
-        yield from bar
-
-
 def _source(path: str) -> str | BinaryIO:
     """``-`` is standard input: an upload piped in."""
     return sys.stdin.buffer if path == "-" else path
 
 
-def _files(paths: Iterable[str], recursive: bool, skipped: list[tuple[str, str]] | None = None) -> list[str]:
+def _files(paths: Iterable[str], recursive: bool) -> list[str]:
     try:
-        return list(api.walk(paths, recursive=recursive, skipped=skipped))
+        return list(api.walk(paths, recursive=recursive))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-def _constraint(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    pairs = []
-    for value in values:
-        name, sep, text = value.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{value!r} should be PURPOSE=TERMS (a URL or text)", param_hint="--constrain")
-        pairs.append((name.strip(), text))
-    return pairs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,141 +114,23 @@ def tag(
       rightsmeta tag photo.jpg --deny ai
       rightsmeta tag -r portfolio/ --deny all --allow search --holder "Ada L." --copyright "(c) 2026 Ada L."
     """
+    pairs = []
+    for value in constrain:
+        pair = cli_tag.constraint(value)
+        if pair is None:
+            raise click.BadParameter(f"{value!r} should be PURPOSE=TERMS (a URL or text)", param_hint="--constrain")
+        pairs.append(pair)
     try:
-        assertion = Assertion.build(
-            deny=deny, allow=allow, constrain=_constraint(constrain), holder=holder, contact=contact,
-            copyright=copyright_, web_statement=web_statement, policy=policy,
+        code = cli_tag.run(
+            paths, deny=deny, allow=allow, constrain=tuple(pairs), holder=holder, contact=contact, copyright_=copyright_,
+            web_statement=web_statement, policy=policy, recursive=recursive, dry_run=dry_run, password=password,
+            sign=sign, cert=cert, key=key, ledger=ledger, no_ledger=no_ledger, as_json=as_json,
+            follow_links=follow_links, jobs=jobs,
         )
-        if assertion.is_empty:
-            raise UsageError("say what to do: give at least one --deny, --allow or --constrain")
-        identity = None
-        if sign:  # cryptography's import is a good part of a small run's start-up
-            from .keys import Identity
-
-            identity = Identity.configured(cert, key)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
-    files: Iterable[str]
-    if recursive and (as_json or not sys.stderr.isatty()):
-        # No progress bar needs the count: paths stream from the walk (which raises nothing with
-        # -r), so memory does not grow with the number of files.
-        files = _cleaning(api.walk(paths, recursive=True, skipped=special), remove=not dry_run)
-    else:
-        files = _files(paths, recursive, special)
-        _stale_temps(files, remove=not dry_run)
-    if sign and identity is None and not as_json:
-        click.echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)", err=True)
-    from contextlib import closing, nullcontext
-
-    from .alloc import keep_freed_memory
-
-    keep_freed_memory()  # each file's buffers reused, not faulted in anew (alloc.py)
-    ledger_path = None if dry_run else _ledger_path(ledger, no_ledger, must_exist=False)
-    if ledger_path:  # imported only then: it loads every decoder (about 0.2 s)
-        from .ledger import Ledger
-    with _terminate_cleanly(), Ledger.open(ledger_path) if ledger_path else nullcontext() as db:
-        # One folder fsync per folder at the end; each result printed when its file is done and
-        # then dropped, so a run over a million files holds only the counts.
-        with closing(api.tag_iter(_progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
-                                  password=password, identity=identity, ledger=db, follow_links=follow_links,
-                                  jobs=jobs)) as done:
-            counts = _render_tag(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
-    if counts.get("failed"):
-        sys.exit(1)
-
-
-def _cleaning(paths: Iterable[str], *, remove: bool) -> Iterator[str]:
-    """``paths``, removing (or reporting) stale temporary files in each folder before its first file."""
-    seen: set[str] = set()
-    for path in paths:
-        folder = os.path.dirname(os.path.abspath(path))
-        if folder not in seen:
-            seen.add(folder)
-            _stale_temps([folder], remove=remove)
-        yield path
-
-
-def _render_tag(results: Iterable[TagResult], dry_run: bool, as_json: bool = False) -> dict[str, int]:
-    """Print each result as it comes (a JSON array, or lines and a summary); the counts by status."""
-    counts: dict[str, int] = {}
-    first = True
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-        if as_json:  # as json.dumps of the whole list with indent=2 prints it, one element at a time
-            element = _indented(r.to_json(), "\n  ")
-            click.echo(("[\n  " if first else ",\n  ") + element, nl=False)
-        else:
-            _tag_line(r, dry_run)
-        first = False
-    if as_json:
-        click.echo("[]" if first else "\n]")
-    else:
-        order = ("would-tag", "tagged", "skipped", "failed")
-        click.echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed"),
-                   err=True)
-    return counts
-
-
-def _indented(value: Any, pad: str) -> str:
-    """``json.dumps(value, indent=2)`` with every line after the first indented by ``pad``'s
-    spaces: the same text, with the scalars left to json's C encoder (indent=2 puts all of it
-    through the pure-Python one, about 0.05 ms a result)."""
-    if type(value) is str:  # most values and every key: json.dumps's own C function, without its two calls
-        return _json_string(value)
-    inner = pad + "  "
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        if not value:
-            return "{}"
-        items = (f"{_json_string(k)}: {_indented(v, inner)}" for k, v in value.items())
-        return "{" + inner + ("," + inner).join(items) + pad + "}"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "[]"
-        return "[" + inner + ("," + inner).join(_indented(v, inner) for v in value) + pad + "]"
-    if isinstance(value, dict):  # keys json turns into strings: its own encoder, re-indented
-        return json.dumps(value, indent=2).replace("\n", pad)
-    return json.dumps(value)
-
-
-def _skipped(special: list[tuple[str, str]], assertion: Assertion) -> Iterator[TagResult]:
-    """What the walk passed over; a generator, so the list is read once the walk is done."""
-    for path, reason in special:
-        yield TagResult(path, "skipped", reason=reason, assertion=assertion)
-
-
-@contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
-
-    Only the command does this; the library installs no signal handlers (a server calls it
-    from threads).
-    """
-    import signal
-
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread (the command run from a test harness's thread)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _tag_line(r: TagResult, dry_run: bool) -> None:
-    if r.status in ("tagged", "would-tag"):
-        verb = "would tag" if dry_run else "tagged"
-        click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
-        for note in r.notes:
-            click.echo(f"    note: {printable(note)}")
-    else:
-        colour = "red" if r.status == "failed" else "yellow"
-        click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
+    if code:
+        sys.exit(code)
 
 
 @main.command()
@@ -337,7 +198,7 @@ def demo(keep: str | None) -> None:
     """Tag built-in sample files in a temporary folder and show what happened, step by step."""
     from .demo import run
 
-    run(keep, click.echo, _render_read, _render_tag)
+    run(keep, click.echo, _render_read, cli_tag.render)
 
 
 
@@ -580,7 +441,6 @@ def check_cmd(
         chosen = tuple(dict.fromkeys(p for name in (purposes or ("ai",)) for p in expand(name)))
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    import itertools
 
     lines = (line.strip() for line in (urls_file or ()))
     stream = itertools.chain(urls, (line for line in lines if line and not line.startswith("#")))

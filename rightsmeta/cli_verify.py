@@ -1,25 +1,18 @@
-"""The ``verify`` command's work, and the entry point that starts a plain machine scan without click.
-
-Loading click and its helpers costs a JSON Lines scan of a few thousand small files about a
-twentieth of its CPU, for parsing a handful of flags. So ``main`` (``python -m rightsmeta`` and the
-``rightsmeta`` script) recognises the plainest scans, ``verify`` with only ``-r``, ``--no-ledger``,
-``--json``/``--jsonl``/``--csv`` and ``--jobs N`` before paths that exist, and runs them with
-:func:`run`, the very function the click command calls; anything else, and any usage error,
-goes to click (cli.py) untouched, which parses and reports as always. Exit codes and what click
-does on Ctrl-C and on a closed pipe are kept.
-"""
+"""The ``verify`` command's work: one function the click command and the plain entry point
+(cli_plain.py) both call, so that a machine scan starts without click (loading it cost a JSON
+Lines scan of a few thousand small files about a twentieth of its CPU)."""
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from . import api
+from .cli_plain import echo, progress, terminate_cleanly
+from .cli_plain import main as main  # the entry point of installs made before pyproject named cli_plain
 from .errors import RightsmetaError, UsageError
 from .escape import printable
 
@@ -86,7 +79,10 @@ def run(
         files = list(api.walk(paths, recursive=recursive))
         total = len(files)
         stale_temps(files, remove=False)
-    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    anchors = None
+    if trust_anchors:
+        with open(trust_anchors, "rb") as fh:  # pathlib is not loaded for this alone (~6 ms of a plain run's start)
+            anchors = fh.read()
     if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
     rows = verify_many(
@@ -105,9 +101,7 @@ def run(
     except OSError as exc:
         raise UsageError(f"cannot write the HTML report {html_file}: {exc.strerror or exc}") from None
     if writer is None:
-        from .cli import _progress
-
-        rows = _progress(rows, "verifying", True, total=total)
+        rows = progress(rows, "verifying", True, total=total)
     counts: dict[str, int] = {}
     for row in rows:
         counts[str(row["status"])] = counts.get(str(row["status"]), 0) + 1
@@ -122,17 +116,12 @@ def run(
     if stream is not sys.stdout:
         stream.detach()  # sys.stdout keeps its buffer
     if page:
-        from .cli import _terminate_cleanly
-
-        with _terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
+        with terminate_cleanly():  # as tag: SIGTERM while the page is written removes its temporary file
             page.close()
     if folders:
         stale_temps(sorted(folders), remove=False)
-    # Plain ASCII, written as click.echo writes it (no styling to strip; nowhere when stderr is closed).
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-    if sys.stderr is not None:
-        sys.stderr.write(f"summary: {summary} ({sum(counts.values())} files)\n")
-        sys.stderr.flush()
+    echo(f"summary: {summary} ({sum(counts.values())} files)\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
 
 
@@ -154,63 +143,3 @@ def _say(row: dict[str, Any]) -> None:
     colour = {"intact": "green", "untagged": None, "unreadable": "red", "tampered": "red"}.get(str(row["status"]), "yellow")
     click.echo(f"{click.style(str(row['status']).ljust(11), fg=colour)}  {printable(row['path'])}: {printable('; '.join(row['reasons']))}")
 
-
-_FORMATS = {"--jsonl": "jsonl", "--json": "json", "--csv": "csv"}
-
-
-def plain_scan(argv: list[str]) -> dict[str, Any] | None:
-    """The options of ``verify`` in ``argv`` when it is a plain machine scan of paths that exist
-    (see the module's docstring); None for anything else, which click then parses. A path is
-    taken as click's ``Path(exists=True)`` takes it: it exists and may be read."""
-    if not argv or argv[0] != "verify" or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
-        return None  # not verify, or click's shell completion asked for
-    found: dict[str, Any] = {"paths": []}
-    words = iter(argv[1:])
-    for word in words:
-        key: str | None = None
-        value: bool | int | str | None = None
-        if word in ("-r", "--recursive"):
-            key, value = "recursive", True
-        elif word == "--no-ledger":
-            key, value = "no_ledger", True
-        elif word in _FORMATS:
-            key, value = "fmt", _FORMATS[word]
-        elif word == "--jobs" or word.startswith("--jobs="):
-            number = word[7:] if word != "--jobs" else next(words, "")
-            key, value = "jobs", int(number) if number.isascii() and number.isdigit() else None
-        elif word == "-" or not word.startswith("-") and os.path.exists(word) and os.access(word, os.R_OK):
-            found["paths"].append(word)
-            continue
-        if key is None or value is None or key in found:
-            return None  # an option click has to parse, a repeated one, or a path to report missing
-        found[key] = value
-    if not found["paths"] or "fmt" not in found:
-        return None
-    found["paths"] = tuple(found["paths"])
-    return found
-
-
-def main() -> None:
-    """``rightsmeta``: a plain scan here, everything else through click."""
-    options = plain_scan(sys.argv[1:])
-    if options is not None:
-        try:
-            code = run(**options)
-        except UsageError:
-            options = None  # nothing was written yet: click parses it again and reports it
-        except (EOFError, KeyboardInterrupt):
-            sys.stderr.write("\nAborted!\n")  # as click ends on Ctrl-C
-            sys.exit(1)
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-            # The reader went away (``| head``): end quietly, as click does, without the
-            # interpreter's complaint when it flushes the closed pipe on exit.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(1)
-        else:
-            sys.exit(code)
-    from .cli import main as click_main
-
-    click_main()

@@ -34,9 +34,6 @@ ACCEPTED_EKUS = {
 }
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
-ENV_CERT = "RIGHTSMETA_CERT"
-ENV_KEY = "RIGHTSMETA_KEY"
-
 
 def default_dir() -> Path:
     """Where ``keys init`` stores the local identity: $RIGHTSMETA_IDENTITY, else the XDG config dir."""
@@ -64,17 +61,8 @@ class Identity:
     @classmethod
     def configured(cls, cert: str | None = None, key: str | None = None) -> Identity | None:
         """--cert/--key, else $RIGHTSMETA_CERT/$RIGHTSMETA_KEY, else the local identity; None if none."""
-        cert = cert or os.environ.get(ENV_CERT)
-        key = key or os.environ.get(ENV_KEY)
-        if cert or key:
-            if not (cert and key):
-                raise UsageError("a signing certificate needs its private key too (--cert and --key)")
-            return cls.load(cert, key)
-        folder = default_dir()
-        if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file():
-            root = folder / "root.pem"
-            return cls.load(folder / "chain.pem", folder / "signer.key", root if root.is_file() else None)
-        return None
+        found = paths.signing_files(cert, key)
+        return cls.load(*found) if found else None
 
 
 # --- making a local identity -------------------------------------------------------------

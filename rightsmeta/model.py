@@ -7,6 +7,8 @@ rightsmeta knows what a purpose or a state is.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -112,7 +114,11 @@ class Holder:
         return {"name": self.name, **({"contact": self.contact} if self.contact else {})}
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+@functools.cache  # on first use: compiling a class beyond Latin-1 is ~0.4 ms, and --deny alone has no text
+def _control() -> re.Pattern[str]:
+    return re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
 _URL = re.compile(r"^(https?://[^\s]+|mailto:[^\s]+)$", re.IGNORECASE)
 
 
@@ -120,6 +126,16 @@ def check_url(value: str, what: str) -> str:
     if not _URL.match(value):
         raise UsageError(f"{what} must be an http(s) URL, got {value!r}")
     return value
+
+
+def new_work_id(raw: bytes | None = None) -> str:
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` makes it from 16 bytes of os.urandom
+    (``raw``, given by a test): importing uuid loads platform, about 4 ms of every tag run's start."""
+    b = bytearray(raw if raw is not None else os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # Where an Assertion keeps its ``shared`` memo: an instance attribute beside the fields (not one
@@ -146,7 +162,7 @@ class Assertion:
                 raise UsageError(f"permission keys must be Purpose values, got {key!r}")
         object.__setattr__(self, "permissions", full(self.permissions))
         for what, text in self._texts():
-            if _CONTROL.search(text):
+            if _control().search(text):
                 raise UsageError(f"{what} contains a control character, which metadata cannot carry")
         if self.web_statement is not None:
             check_url(self.web_statement, "the web statement")
@@ -180,14 +196,12 @@ class Assertion:
 
     def for_work(self) -> Assertion:
         """A copy dated now, with a fresh work id: what one file is tagged with."""
-        import uuid  # only tagging makes work ids; a scan never needs the module
-
         when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
         # Once per file tagged: a copy of the checked fields, not replace(), whose __post_init__
         # checked them all again (two thirds of this call); a date and an id made here need none.
         copy = object.__new__(type(self))
         self.__dict__.setdefault(_SHARED, {})  # made before the first copy, so every copy holds the same one
-        copy.__dict__.update(self.__dict__, date=when, work_id=str(uuid.uuid4()))
+        copy.__dict__.update(self.__dict__, date=when, work_id=new_work_id())
         return copy
 
     def shared(self, key: str, make: Callable[[Assertion], _T]) -> _T:

@@ -9,6 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UsageError
+
+ENV_CERT = "RIGHTSMETA_CERT"
+ENV_KEY = "RIGHTSMETA_KEY"
+# A signing identity's files: certificate chain, private key, and the root it chains to (or None).
+SigningFiles = tuple[str | Path, str | Path, Path | None]
+
 
 def ledger() -> Path:
     """``$RIGHTSMETA_LEDGER``, else ``$XDG_DATA_HOME/rightsmeta/ledger.sqlite3`` (``~/.local/share``)."""
@@ -25,3 +32,20 @@ def identity() -> Path:
         return Path(os.environ["RIGHTSMETA_IDENTITY"])
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "rightsmeta" / "identity"
+
+
+def signing_files(cert: str | None = None, key: str | None = None) -> SigningFiles | None:
+    """Where the signing identity is: --cert/--key, else $RIGHTSMETA_CERT/$RIGHTSMETA_KEY, else the
+    local identity (``keys init``); None if there is none. Finding it needs no cryptography, so a
+    run without an identity never loads it (keys.Identity.configured loads what is found)."""
+    cert = cert or os.environ.get(ENV_CERT)
+    key = key or os.environ.get(ENV_KEY)
+    if cert or key:
+        if not (cert and key):
+            raise UsageError("a signing certificate needs its private key too (--cert and --key)")
+        return cert, key, None
+    folder = identity()
+    if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file():
+        root = folder / "root.pem"
+        return folder / "chain.pem", folder / "signer.key", root if root.is_file() else None
+    return None

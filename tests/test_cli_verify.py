@@ -1,20 +1,22 @@
-"""The entry point's plain-scan path (cli_verify.main): a machine scan without click, with the
-same bytes out, the same exit codes, and everything else left to click."""
+"""The entry point's plain path for verify (cli_plain.main): a machine scan without click, with
+the same bytes out, the same exit codes, and everything else left to click."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from samples import write_image
 
 import rightsmeta
 from rightsmeta import Assertion
-from rightsmeta.cli_verify import plain_scan
+from rightsmeta.cli_plain import plain
 
 DENY = Assertion.build(deny=["ai"], holder="Ada")
 # The same command line through the entry point (python -m rightsmeta) and through click alone.
@@ -33,14 +35,35 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
-def _run(command: list[str], *args: str, report: bool = False) -> subprocess.CompletedProcess[str]:
-    code = None
-    if report:  # which of click or the plain path ran: said after the command's own output
-        code = ("import atexit, sys\natexit.register(lambda: print('CLICK' if 'click' in sys.modules else 'PLAIN', "
-                "file=sys.stderr))\nimport runpy; sys.argv = ['rightsmeta', *sys.argv[1:]]\n"
-                "runpy.run_module('rightsmeta', run_name='__main__')\n")
-    argv = [sys.executable, "-c", code, *args] if code else [*command, *args]
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+def _argv(command: list[str], *args: str, report: bool = False) -> list[str]:
+    if not report:
+        return [*command, *args]
+    # Which of click's command or the plain path ran, and whether the plain path loaded click (for
+    # people's colours): said after the command's own output, also on sys.exit.
+    code = ("import atexit, sys\natexit.register(lambda: print('CLICK' if 'rightsmeta.cli' in sys.modules else "
+            "'PLAIN, click for colours' if 'click' in sys.modules else 'PLAIN', file=sys.stderr))\n"
+            "import runpy; sys.argv = ['rightsmeta', *sys.argv[1:]]\nrunpy.run_module('rightsmeta', run_name='__main__')\n")
+    return [sys.executable, "-c", code, *args]
+
+
+def _run(command: list[str], *args: str, report: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_argv(command, *args, report=report), capture_output=True, text=True, check=False, **kwargs)
+
+
+def interrupted(argv: list[str], started: str, **kwargs: Any) -> tuple[int, str, str]:
+    """Ctrl-C in a terminal (SIGINT to the process group) once a line of standard output
+    containing ``started`` is out; the exit code, standard output and standard error."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kwargs) as run:
+        assert run.stdout is not None
+        head = ""
+        while started not in head:
+            line = run.stdout.readline()
+            assert line, "ended before it started: " + (run.stderr.read() if run.stderr else "")
+            head += line
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    return run.returncode, head + out, err
 
 
 @pytest.mark.parametrize("fmt", ["--jsonl", "--json", "--csv"])
@@ -76,17 +99,17 @@ def test_everything_else_goes_through_click_as_before(tmp_path: Path, args: list
 
 def test_the_plain_path_parses_only_what_it_is_sure_of(tmp_path: Path) -> None:
     folder = _folder(tmp_path)
-    parsed = plain_scan(["verify", str(folder), "--jobs=2", "-r", "--csv", "-"])
-    assert parsed == {"paths": (str(folder), "-"), "jobs": 2, "recursive": True, "fmt": "csv"}
+    parsed = plain(["verify", str(folder), "--jobs=2", "-r", "--csv", "-"])
+    assert parsed == ("verify", {"paths": (str(folder), "-"), "jobs": 2, "recursive": True, "fmt": "csv"})
     for argv in (["read", str(folder)], ["verify", "--jsonl"], ["verify", "--jsonl", "--", str(folder)],
                  ["verify", "--jsonl", "--jobs"], ["verify", "--jsonl", "--jobs", "x", str(folder)],
                  ["verify", "--jsonl", "-rh", str(folder)], ["verify", "--json", "--csv", str(folder)],
                  ["verify", "--jsonl", "--timeout", "5", str(folder)], ["verify", "--jsonl", ""]):
-        assert plain_scan(argv) is None, argv
+        assert plain(argv) is None, argv
     if os.geteuid() != 0:  # root reads anything
         locked = folder / "f0.jpg"
         locked.chmod(0)
-        assert plain_scan(["verify", "--jsonl", str(locked)]) is None
+        assert plain(["verify", "--jsonl", str(locked)]) is None
 
 
 def test_a_closed_pipe_ends_quietly_with_exit_code_1(tmp_path: Path) -> None:
@@ -121,3 +144,20 @@ def test_a_plain_scan_of_a_relative_folder_notes_stale_temporary_files_below(tmp
     notes = [line for line in done.stderr.splitlines() if line.startswith("note: found ")]
     assert notes == [f"note: found {p}, a temporary file an interrupted rightsmeta write left behind; "
                      "rightsmeta tag in that folder removes it" for p in stale]
+
+
+def test_ctrl_c_ends_a_plain_scan_as_it_ends_clicks(tmp_path: Path) -> None:
+    # Enough files (links to four small images) that the scan is still going when the signal comes.
+    sources = [p for p in _folder(tmp_path).rglob("*") if p.suffix in (".jpg", ".png", ".tiff", ".webp")]
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(3000):
+        os.link(sources[i % len(sources)], many / f"{i:05d}{sources[i % len(sources)].suffix}")
+    args = ["verify", "-r", "--no-ledger", "--jsonl", str(many)]
+    ends = {}
+    for name, command in (("plain", ENTRY), ("click", CLICK)):
+        code, out, err = interrupted(_argv(command, *args, report=name == "plain"), '"status"')
+        assert 0 < out.count('"status"') < 3000  # stopped mid-scan, not at its end
+        ends[name] = code, err
+    assert ends["plain"] == (1, "\nAborted!\nPLAIN\n")
+    assert ends["click"] == (1, "\nAborted!\n")
