@@ -201,6 +201,16 @@ def _started(folder: Path, ledger: Path, **kwargs: Any) -> tuple[subprocess.Pope
     return run, workers
 
 
+def _rest(run: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """The rest of a run's output once it ended. Read through the pipes' own buffered readers, not
+    by ``communicate``, which reads the file descriptors: lines ``_started``'s readline took from the
+    pipe with the first one (the parent may print several results at once) would be lost."""
+    run.wait(timeout=timeout)  # these runs print a few kB: the pipes never fill
+    assert run.stdout is not None and run.stderr is not None
+    with run.stdout, run.stderr:
+        return run.stdout.read(), run.stderr.read()
+
+
 def _after(folder: Path, ledger: Path, originals: dict[Path, bytes]) -> tuple[set[Path], set[Path]]:
     """Every file is its original or tagged whole; every work in the ledger is in its file. The
     files tagged, and those tagged and recorded."""
@@ -227,7 +237,7 @@ def test_a_worker_killed_mid_batch_loses_no_file_and_its_files_are_tagged_again(
     originals = _photos(tmp_path / "photos", 40)
     run, workers = _started(tmp_path / "photos", tmp_path / "ledger.db")
     os.kill(workers[0], signal.SIGKILL)
-    out, err = run.communicate(timeout=120)
+    out, err = _rest(run, timeout=120)
     assert run.returncode == 0, err
     assert out.count("tagged  ") + 1 == len(originals)  # every file answered once (the first line was read)
     tagged, recorded = _after(tmp_path / "photos", tmp_path / "ledger.db", originals)
