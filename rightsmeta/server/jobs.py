@@ -232,7 +232,7 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    found = essence(data, report.format, legacy=ledger.needs_legacy_hash(report.format))
+    found = essence(data, report.format, legacy=ledger.needs_legacy_hash(report.format), legacy_grids=ledger.needs_legacy_grids())
     if found.hash is None and found.perceptual is None and not matches:
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
