@@ -80,6 +80,7 @@ from .fingerprint import (
     MATCH_THRESHOLD,
     PERCEPTUAL_BITS,
     Essence,
+    essence,
     region_pair_allowed,
 )
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
@@ -817,6 +818,11 @@ class Ledger:
                 "SELECT 1 FROM works WHERE format = ? AND essence_hash < 'v' LIMIT 1", (fmt,)
             ).fetchone() is not None
         return self._legacy[fmt]
+
+    def essence_of(self, data: bytes, fmt: str) -> Essence:
+        """The essence of a file to look up here (``fingerprint.essence``), with the older forms of
+        its hash and codes when this ledger holds works recorded with them."""
+        return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids())
 
     def needs_legacy_grids(self) -> bool:
         """Whether the ledger holds image works whose codes were cut with grids v1 (recorded before
