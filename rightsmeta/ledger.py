@@ -40,6 +40,10 @@ transaction when opened for writing (killed half-way, it is still the version-2 
 and searched through its old bands when opened read-only. Version 4 keeps a work's region codes in
 one row keyed by 32-bit keys, and writes index rows for many works at once (``INDEX_EVERY``);
 versions 1-3 are migrated to it the same way, and read-only opens search them as they are.
+Version 5 records which grids an image work's codes were cut with (``Work.grids``;
+fingerprint.AREA_SIDE): every work of an older ledger has grids v1, and while a ledger holds
+such works a copy is looked up by its codes of both grids, each work compared with the codes of
+its own (``needs_legacy_grids``, ``essence_of``); the migration adds the column in one step.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
