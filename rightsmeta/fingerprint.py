@@ -591,8 +591,9 @@ class _Grids:
 # bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.6 M (callgrind, the 80 JPEG,
 # PNG, WebP and TIFF images of a bench/corpus.py mix). The codes of the two lie up to ~26 bits
 # apart, so a ledger compares each work with the copy's codes of the work's own grids. AREA_SIDE:
-# on 20 photos x 25 handlings the true pairs lay at mean 1.6, at most 12 bits (v1: 2.3, 12; 96:
-# 2.0, 12; 192: 1.3, 10 at twice the table's cost; 64: 3.5, 36), unrelated ones 86 or more.
+# on 20 photos x 21 handlings (not the uneven crops) the true pairs lay at mean 1.6, at most 12
+# bits (v1: 2.3, 12; AREA_SIDE 96: 2.0, 12; 192: 1.3, 10, at twice the table's cost; 64: 3.5,
+# 36), unrelated ones 86 or more.
 AREA_SIDE = 128
 _STEPS = np.arange(33) / 32  # a box's 33 grid lines, as fractions of its side
 
