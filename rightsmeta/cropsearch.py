@@ -82,11 +82,16 @@ def _coverage(n: int, windows: Array) -> Array:
     divided by the cell's width (fractions start, end of a line of ``n`` pixels): the cells' mean
     levels, as fingerprint's grids v2 compute them (``_AreaGrids``)."""
     lines = (windows[:, :1] + (windows[:, 1:] - windows[:, :1]) * np.arange(_SIZE + 1) / _SIZE) * n  # (windows, 33)
-    # How much of each pixel lies left of each line; a cell holds the difference of its two lines'.
-    left = np.clip(lines[:, :, None] - np.arange(n), 0.0, 1.0)
-    widths = np.maximum(lines[:, 1:] - lines[:, :-1], 1e-9)[:, :, None]
-    out: Array = (left[:, 1:] - left[:, :-1]) / widths
-    return out
+    start, end = lines[:, :-1, None], lines[:, 1:, None]
+    # Only the pixels a cell touches are evaluated (as in _resampling), then scattered.
+    taps = int(np.ceil(float((end - start).max()))) + 2
+    index = np.floor(start).astype(np.int64) + np.arange(taps)
+    weights = np.clip(np.minimum(end, index + 1) - np.maximum(start, index), 0.0, None) / np.maximum(end - start, 1e-9)
+    outside = (index < 0) | (index >= n)
+    weights[outside] = 0.0
+    out = np.zeros((len(windows), _SIZE, n + 1))
+    np.put_along_axis(out, np.where(outside, n, index), weights, axis=2)  # column n takes the taps outside
+    return out[:, :, :n]
 
 
 def _resampling(n: int, windows: Array) -> Array:

@@ -111,7 +111,7 @@ def test_a_mirrored_copy_has_the_mirrored_grid() -> None:
             work, copy = io.BytesIO(), io.BytesIO()
             img.save(work, "PNG")
             img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(copy, "PNG")
-            code = essence(work.getvalue(), "png").perceptual
+            code = essence(work.getvalue(), "png", probes=False).perceptual
             total += round(256 * distance(dict(essence(copy.getvalue(), "png").probes)["mirrored"], code))
     assert total <= 16, total
 
