@@ -65,11 +65,11 @@ import re
 import sqlite3
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -90,6 +90,7 @@ from .fingerprint import (
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
 Array = np.ndarray[Any, Any]
+_Found = TypeVar("_Found")  # what a lookup found of a work: (work, distance), (distance, work, probe, region)
 
 # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit
 # windows; 4: a work's region codes in one row, keyed by 8 keys of 32 bits; whole codes as bytes;
@@ -862,12 +863,12 @@ class Ledger:
             return None
         return essence.legacy_codes if self.needs_legacy_grids() else None
 
-    def _per_grids(self, current: list[tuple[int, float]], older: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """(work, distance) of each work by the codes of its own grids: ``current`` were computed
-        with the essence's codes, ``older`` with its v1 codes."""
-        versions = self._grids_of(n for n, _ in current + older)
-        return [(n, d) for n, d in current if versions.get(n) != GRIDS_V1] + \
-               [(n, d) for n, d in older if versions.get(n) == GRIDS_V1]
+    def _own_grids(self, current: list[_Found], older: list[_Found], work: Callable[[_Found], int]) -> list[_Found]:
+        """Of what a lookup found, what each work's own grids found: ``current`` by the copy's
+        codes, ``older`` by its v1 codes (``work`` names the work a finding is of)."""
+        versions = self._grids_of(map(work, current + older))
+        return [found for found in current if versions.get(work(found)) != GRIDS_V1] + \
+               [found for found in older if versions.get(work(found)) == GRIDS_V1]
 
     def _index_if_due(self) -> None:
         if self._tail_length() >= INDEX_EVERY:
@@ -935,8 +936,8 @@ class Ledger:
                 exact = {m.work.id for m in out}
                 near_codes = self._near(essence.kind, essence.perceptual, limit_distance, layout)
                 if (older := self._older_codes(essence)) is not None:
-                    near_codes = self._per_grids(near_codes, self._near(essence.kind, older.perceptual, limit_distance, layout)
-                                                 if older.perceptual else [])
+                    by_older = self._near(essence.kind, older.perceptual, limit_distance, layout) if older.perceptual else []
+                    near_codes = self._own_grids(near_codes, by_older, operator.itemgetter(0))
                 near = sorted((d, n) for n, d in near_codes if d <= limit_distance)
                 for d, n in near[:_MAX_CANDIDATES]:
                     work = self._load(n)
@@ -954,11 +955,9 @@ class Ledger:
         older = self._older_codes(essence)
         if older is None:
             best = self._nearest_regions(essence.probes, layout)
-        else:  # each work by the copy's codes of the work's own grids
-            current, legacy = self._nearest_regions(essence.probes, layout), self._nearest_regions(older.probes, layout)
-            versions = self._grids_of(work for _, work, _, _ in current + legacy)
-            best = [found for found in current if versions.get(found[1]) != GRIDS_V1] + \
-                   [found for found in legacy if versions.get(found[1]) == GRIDS_V1]
+        else:
+            best = self._own_grids(self._nearest_regions(essence.probes, layout), self._nearest_regions(older.probes, layout),
+                                   operator.itemgetter(1))
         best.sort(key=lambda found: found[0])
         return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}")
                 for d, work, probe, name in best[:_MAX_CANDIDATES]]
