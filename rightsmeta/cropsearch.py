@@ -28,10 +28,11 @@ those 64. Hence two stages:
    ``REGION_THRESHOLD`` of the work's code, the same bound every other region match meets.
 
 Separation (`python bench/crop_separation.py`, tests/material.py photos, fixed seeds): 30
-photos cut unevenly on four sides (every other one then resized to 60 %) came within 0-14 bits
-(mean 3) of their work after the fine search; the same search forced against every one of 30
-unrelated works for 40 unrelated copies (1,200 pairs) never came nearer than 70 bits (1st
-percentile 80, mean 98). So the threshold of 24 bits keeps a wide margin on both sides, and a
+photos cut unevenly on four sides (every other one then resized to 60 %) came within 0-12 bits
+(mean 3.2) of their work after the fine search; the same search forced against every one of 30
+unrelated works for 40 unrelated copies (1,200 pairs) never came nearer than 68 bits (1st
+percentile 80, mean 97.6). Grids v2 (works recorded since ledger schema 5); v1 measured 0-14
+(mean 3) and 70 (80, 98). So the threshold of 24 bits keeps a wide margin on both sides, and a
 second test with local features (ORB + RANSAC) would have nothing to separate; it could not run
 anyway, since the ledger keeps codes, not the work's pixels or features.
 
