@@ -335,3 +335,8 @@ def test_the_migration_to_schema_5_survives_sigkill(tmp_path: Path) -> None:
         assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
         assert ledger._db.execute("SELECT COUNT(*) FROM works WHERE grids = 1").fetchone() == (302,)
     assert _found(path, files) == before
+
+
+def test_grids_of_no_version_are_refused() -> None:
+    with pytest.raises(ValueError, match="no image grids of version 3"):
+        essence(material.jpeg(material.photo(1, (64, 48))), "jpeg", grids=3)
