@@ -260,7 +260,7 @@ class Essence:
     # The exact hash in the form ledgers recorded before ``hash`` took a versioned form (a JPEG's
     # pixel hash; see HASH_V2), computed only when asked for (``essence(..., legacy=True)``).
     legacy_hash: str | None = None
-    # Images: the grey working image the regions were cut from, for cropsearch (not recorded).
+    # Images: the grey working image the regions were cut from, for cropsearch (with ``probes`` only).
     view: np.ndarray[Any, Any] | None = field(default=None, compare=False, repr=False)
     # Images: which definition of the 32x32 grids ``perceptual``, ``regions`` and ``probes`` were
     # cut with (GRIDS_V1, GRIDS_V2; see the comment at AREA_SIDE), and, when asked for
@@ -412,7 +412,8 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool, grids: int, legacy
     if legacy_grids and grids != GRIDS_V1:
         older = _codes(Essence("image", None, None, grids=GRIDS_V1), view, extent, full, probes, GRIDS_V1)
         found = replace(found, legacy_codes=older)
-    return replace(found, view=np.asarray(view))
+    # The view is for the crop search of a copy looked up (``probes``); a work recorded needs none.
+    return replace(found, view=np.asarray(view)) if probes else found
 
 
 def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full: tuple[int, int], probes: bool,
