@@ -628,7 +628,7 @@ class _AreaGrids:
         fy = (ys - iy)[:, :, None]
         at = (iy * (w + 1))[:, :, None] + ix[:, None, :]
         flat = self.table.ravel()
-        s00, s01, s10, s11 = (np.take(flat, at + offset) for offset in (0, 1, w + 1, w + 2))
+        s00, s01, s10, s11 = (np.take(flat[offset:], at) for offset in (0, 1, w + 1, w + 2))  # flat[at + offset]
         # In place (a fifth faster than fresh arrays), in this order:
         # upper = s00 + fx (s01 - s00), lower = s10 + fx (s11 - s10), S = upper + fy (lower - upper).
         s01 -= s00
