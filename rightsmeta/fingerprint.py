@@ -589,8 +589,9 @@ class _Grids:
 # image reduced to AREA_SIDE to twice that on its longest side (a whole-factor box average): the
 # two cumulative sums cost ~4 ns an element, and a mean over a cell needs no finer picture.
 # Grids v1 (``_Grids``, each box resized bicubically by Pillow) cannot be made cheaper bit for
-# bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.6 M (callgrind, the 80 JPEG,
-# PNG, WebP and TIFF images of a bench/corpus.py mix). The codes of the two lie up to ~26 bits
+# bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.4 M (callgrind, the 80 JPEG,
+# PNG, WebP and TIFF images of a bench/corpus.py mix; best of 20 on an idle machine: 2.16 against
+# 0.43 ms). The codes of the two lie up to ~26 bits
 # apart, so a ledger compares each work with the copy's codes of the work's own grids. AREA_SIDE:
 # on 20 photos x 21 handlings (not the uneven crops) the true pairs lay at mean 1.6, at most 12
 # bits (v1: 2.3, 12; AREA_SIDE 96: 2.0, 12; 192: 1.3, 10, at twice the table's cost; 64: 3.5,
