@@ -18,8 +18,9 @@ those 64. Hence two stages:
 
 1. coarse: every cut pair per axis on a ``COARSE_STEP`` grid (81 windows per axis, 6,561 in
    all), each window's 64 low bits computed at once as matrix products (a window's 32x32
-   bicubic resampling and the DCT are linear and separate by axis: coefficients =
-   ``(D Ry) I (D Rx)^T``); a work is a candidate when one of the four 16-bit bands of its
+   grid, by cell area means for works recorded with grids v2 (``_coverage``) or by bicubic
+   resampling for v1 works (``_resampling``), and the DCT are linear and separate by axis:
+   coefficients = ``(D Ry) I (D Rx)^T``); a work is a candidate when one of the four 16-bit bands of its
    "centre 60 %" code equals that band of some window (an in-memory index of sorted band values
    per ledger, ``CentreIndex``) and those low 64 bits lie within ``COARSE_BITS``;
 2. fine: for each candidate, a local search around its best windows over all 256 bits, in
@@ -27,10 +28,11 @@ those 64. Hence two stages:
    ``REGION_THRESHOLD`` of the work's code, the same bound every other region match meets.
 
 Separation (`python bench/crop_separation.py`, tests/material.py photos, fixed seeds): 30
-photos cut unevenly on four sides (every other one then resized to 60 %) came within 0-14 bits
-(mean 3) of their work after the fine search; the same search forced against every one of 30
-unrelated works for 40 unrelated copies (1,200 pairs) never came nearer than 70 bits (1st
-percentile 80, mean 98). So the threshold of 24 bits keeps a wide margin on both sides, and a
+photos cut unevenly on four sides (every other one then resized to 60 %) came within 0-12 bits
+(mean 3.2) of their work after the fine search; the same search forced against every one of 30
+unrelated works for 40 unrelated copies (1,200 pairs) never came nearer than 68 bits (1st
+percentile 80, mean 97.6). Grids v2 (works recorded since ledger schema 5); v1 measured 0-14
+(mean 3) and 70 (80, 98). So the threshold of 24 bits keeps a wide margin on both sides, and a
 second test with local features (ORB + RANSAC) would have nothing to separate; it could not run
 anyway, since the ledger keeps codes, not the work's pixels or features.
 
@@ -47,6 +49,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .fingerprint import GRIDS, GRIDS_V1
 
 if TYPE_CHECKING:
     from .ledger import Ledger, Match
@@ -74,8 +78,25 @@ def _cubic(x: Array) -> Array:
                     np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
 
 
+def _coverage(n: int, windows: Array) -> Array:
+    """(len(windows), 32, n): the share of each of ``n`` pixels in each of the window's 32 cells,
+    divided by the cell's width (fractions start, end of a line of ``n`` pixels): the cells' mean
+    levels, as fingerprint's grids v2 compute them (``_AreaGrids``)."""
+    lines = (windows[:, :1] + (windows[:, 1:] - windows[:, :1]) * np.arange(_SIZE + 1) / _SIZE) * n  # (windows, 33)
+    start, end = lines[:, :-1, None], lines[:, 1:, None]
+    # Only the pixels a cell touches are evaluated (as in _resampling), then scattered.
+    taps = int(np.ceil(float((end - start).max()))) + 2
+    index = np.floor(start).astype(np.int64) + np.arange(taps)
+    weights = np.clip(np.minimum(end, index + 1) - np.maximum(start, index), 0.0, None) / np.maximum(end - start, 1e-9)
+    outside = (index < 0) | (index >= n)
+    weights[outside] = 0.0
+    out = np.zeros((len(windows), _SIZE, n + 1))
+    np.put_along_axis(out, np.where(outside, n, index), weights, axis=2)  # column n takes the taps outside
+    return out[:, :, :n]
+
+
 def _resampling(n: int, windows: Array) -> Array:
-    """(len(windows), 32, n): the weights by which Pillow's antialiased bicubic resize turns each
+    """Grids v1 (kept for ledgers holding works recorded with them): (len(windows), 32, n): the weights by which Pillow's antialiased bicubic resize turns each
     window (fractions start, end of a line of ``n`` pixels) into 32 pixels, the window's own edges
     clipping the kernel as the crop before the resize does.
 
@@ -101,17 +122,18 @@ def _resampling(n: int, windows: Array) -> Array:
 _DCT = np.cos(np.pi / 32 * (np.arange(32)[None, :] + 0.5) * np.arange(32)[:, None])
 
 
-def _axis(n: int, windows: Array, freqs: int) -> Array:
+def _axis(n: int, windows: Array, freqs: int, grids: int) -> Array:
     """(len(windows) * freqs, n): for each window the lowest ``freqs`` DCT rows applied to its
-    resampling."""
-    out: Array = np.einsum("fk,wkn->wfn", _DCT[:freqs], _resampling(n, windows))
+    grid's weights (of ``grids``, v1 or v2)."""
+    weights = _resampling(n, windows) if grids == GRIDS_V1 else _coverage(n, windows)
+    out: Array = np.einsum("fk,wkn->wfn", _DCT[:freqs], weights)
     return out.reshape(-1, n)
 
 
-def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int) -> Array:
+def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int, grids: int = GRIDS) -> Array:
     """(len(ys), len(xs), freqs, freqs) low DCT coefficients of every window pair."""
     h, w = pixels.shape
-    ax, ay = _axis(w, xs, freqs), _axis(h, ys, freqs)
+    ax, ay = _axis(w, xs, freqs, grids), _axis(h, ys, freqs, grids)
     # einsum, not @: these mid-sized products are where OpenBLAS starts threads, which on a busy
     # machine (or under verify --jobs) made them 50 times slower (measured); einsum stays on one core.
     if len(ys) * w <= len(xs) * h:  # the cheaper order: one axis' windows are often one window
@@ -152,12 +174,14 @@ def describe(box: tuple[float, float, float, float]) -> str:
 
 
 class CropSearch:
-    """The search over one copy: its grey working image, and the coarse windows' low codes."""
+    """The search over one copy: its grey working image, and the coarse windows' low codes, cut
+    as works recorded with grids ``grids`` were."""
 
-    def __init__(self, grey: Array) -> None:
+    def __init__(self, grey: Array, grids: int = GRIDS) -> None:
         self.pixels = np.asarray(grey, dtype=np.float64)
+        self.grids = grids
         self.windows = _cut_windows(COARSE_STEP)
-        coefficients = _coefficients(self.pixels, self.windows, self.windows, 8)
+        coefficients = _coefficients(self.pixels, self.windows, self.windows, 8, grids)
         self.low = _low_codes(coefficients)  # (windows y, windows x)
 
     def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
@@ -171,9 +195,9 @@ class CropSearch:
         order = np.argsort(np.bitwise_count(self.low ^ low), axis=None, kind="stable")[:_STARTS]
         ys, xs = np.unravel_index(order, self.low.shape)
         h, w = self.pixels.shape
-        rows = np.einsum("kfh,hw->kfw", _axis(h, self.windows[ys], 16).reshape(len(ys), 16, h), self.pixels)
-        near = np.bitwise_count(_full_codes(np.einsum("kfw,kgw->kfg", rows, _axis(w, self.windows[xs], 16).reshape(len(xs), 16, w)))
-                                ^ target).sum(axis=-1)
+        rows = np.einsum("kfh,hw->kfw", _axis(h, self.windows[ys], 16, self.grids).reshape(len(ys), 16, h), self.pixels)
+        columns = _axis(w, self.windows[xs], 16, self.grids).reshape(len(xs), 16, w)
+        near = np.bitwise_count(_full_codes(np.einsum("kfw,kgw->kfg", rows, columns)) ^ target).sum(axis=-1)
         best = (2.0, (0.0, 0.0, 1.0, 1.0))
         for i in np.argsort(near, kind="stable")[:_REFINED]:
             found = self._refine(target, ys[i], xs[i])
@@ -198,7 +222,7 @@ class CropSearch:
         return bits / 256, (float(x[0]), float(y[0]), float(x[1]), float(y[1]))
 
     def _distances(self, xs: Array, ys: Array, target: Array) -> Array:
-        codes = _full_codes(_coefficients(self.pixels, xs, ys, 16))
+        codes = _full_codes(_coefficients(self.pixels, xs, ys, 16, self.grids))
         out: Array = np.bitwise_count(codes ^ target).sum(axis=-1)
         return out
 
@@ -227,8 +251,9 @@ class CentreIndex:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._after = 0
-        # (work ids, codes, low 64 bits, per band: sorted values and their rows), replaced whole
-        self._snapshot: tuple[list[str], list[bytes], Array, list[tuple[Array, Array]]] = ([], [], np.zeros(0, np.uint64), [])
+        # (work ids, codes, the grids of each, low 64 bits, per band: sorted values and their rows), replaced whole
+        self._snapshot: tuple[list[str], list[bytes], Array, Array, list[tuple[Array, Array]]] = (
+            [], [], np.zeros(0, np.int64), np.zeros(0, np.uint64), [])
 
     def __len__(self) -> int:
         return len(self._snapshot[0])
@@ -239,21 +264,26 @@ class CentreIndex:
             if not rows:
                 return
             self._after = rows[-1][0]
-            ids, codes, low, _ = self._snapshot
-            ids = ids + [work for _, work, _ in rows]
-            codes = codes + [bytes.fromhex(code) for _, _, code in rows]
-            low = np.concatenate([low, np.array([int(c[:16], 16) for _, _, c in rows], np.uint64)])
+            ids, codes, grids, low, _ = self._snapshot
+            ids = ids + [work for _, work, _, _ in rows]
+            codes = codes + [bytes.fromhex(code) for _, _, code, _ in rows]
+            grids = np.concatenate([grids, np.array([version for _, _, _, version in rows], np.int64)])
+            low = np.concatenate([low, np.array([int(c[:16], 16) for _, _, c, _ in rows], np.uint64)])
             bands = []
             for shift in _SHIFTS:
                 values = (low >> np.uint64(shift)) & np.uint64(0xFFFF)
                 order = np.argsort(values, kind="stable")
                 bands.append((values[order], order))
-            self._snapshot = (ids, codes, low, bands)
+            self._snapshot = (ids, codes, grids, low, bands)
 
-    def candidates(self, low: Array) -> list[tuple[str, bytes]]:
-        """(work id, code) of the works whose code shares a 16-bit band with some window's low
-        bits and lies within ``COARSE_BITS`` of it there, nearest first."""
-        ids, codes, works_low, bands = self._snapshot
+    def grids(self) -> list[int]:
+        """The grids the indexed works were recorded with, each once, the current one first."""
+        return sorted({int(v) for v in np.unique(self._snapshot[2])}, key=lambda v: v != GRIDS)
+
+    def candidates(self, low: Array, grids: int = GRIDS) -> list[tuple[str, bytes]]:
+        """(work id, code) of the works recorded with ``grids`` whose code shares a 16-bit band
+        with some window's low bits and lies within ``COARSE_BITS`` of it there, nearest first."""
+        ids, codes, versions, works_low, bands = self._snapshot
         flat = low.ravel()
         pairs_window, pairs_work = [], []
         for shift, (values, order) in zip(_SHIFTS, bands, strict=True):
@@ -266,7 +296,7 @@ class CentreIndex:
             pairs_work.append(order[np.repeat(first, count) + offset])
         window, work = np.concatenate(pairs_window), np.concatenate(pairs_work)
         bits = np.bitwise_count(flat[window] ^ works_low[work])
-        keep = bits <= COARSE_BITS
+        keep = (bits <= COARSE_BITS) & (versions[work] == grids)
         best: dict[int, int] = {}
         for w, b in zip(work[keep].tolist(), bits[keep].tolist(), strict=True):
             best[w] = min(b, best.get(w, b))
@@ -309,13 +339,15 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
     index = _index(ledger)
     if not len(index):
         return []
-    copy = CropSearch(working_image(grey))
     out = []
-    for work_id, code in index.candidates(copy.low):
-        distance, box = copy.match(code)
-        work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
-        if work is not None:
-            out.append(Match(work, distance, False, describe(box)))
+    pixels = working_image(grey)
+    for grids in index.grids():  # grids v1 only for a ledger holding works recorded with them
+        copy = CropSearch(pixels, grids)
+        for work_id, code in index.candidates(copy.low, grids):
+            distance, box = copy.match(code)
+            work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
+            if work is not None:
+                out.append(Match(work, distance, False, describe(box)))
     out.sort(key=lambda m: (m.imported, m.distance))
     return out
 

@@ -20,7 +20,9 @@ What each kind hashes and fingerprints:
   rewrite (jpegtran, another PNG compression level) now keeps the perceptual code, not the hash.
   GIF, HEIC and AVIF (and a file whose coded data cannot be walked) keep the older hash of the
   size and the RGBA pixels. The perceptual code is the 256-bit ISCC Image-Code (four 8x8 blocks of low DCT
-  frequencies of 32x32 grey pixels; its first 64 bits are the usual 64-bit Image-Code): against
+  frequencies of 32x32 grey pixels; its first 64 bits are the usual 64-bit Image-Code), the 32x32
+  pixels being each the mean of the part of the picture it covers (grids v2, see ``AREA_SIDE``;
+  the C2PA soft binding keeps ISCC's own bicubic normalisation, ``image_code``): against
   100,000 works the 64-bit code (at 8/64) matched 3 % of unrelated images, the 256-bit one none.
   Images above ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no
   perceptual code.
@@ -258,8 +260,14 @@ class Essence:
     # The exact hash in the form ledgers recorded before ``hash`` took a versioned form (a JPEG's
     # pixel hash; see HASH_V2), computed only when asked for (``essence(..., legacy=True)``).
     legacy_hash: str | None = None
-    # Images: the grey working image the regions were cut from, for cropsearch (not recorded).
+    # Images: the grey working image the regions were cut from, for cropsearch (with ``probes`` only).
     view: np.ndarray[Any, Any] | None = field(default=None, compare=False, repr=False)
+    # Images: which definition of the 32x32 grids ``perceptual``, ``regions`` and ``probes`` were
+    # cut with (GRIDS_V1, GRIDS_V2; see the comment at AREA_SIDE), and, when asked for
+    # (``essence(..., legacy_grids=True)``), the same file's codes by GRIDS_V1 (no hash), to
+    # compare with works a ledger recorded that way.
+    grids: int = 2  # GRIDS
+    legacy_codes: Essence | None = field(default=None, compare=False, repr=False)
 
     @property
     def decoded(self) -> bool:
@@ -272,15 +280,21 @@ class _Refused(Exception):
     """A decoder's bound was hit, or the input cannot be decoded: the text is the reason."""
 
 
-def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False) -> Essence:
+def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False, grids: int = 2,
+            legacy_grids: bool = False) -> Essence:
     """Hash and perceptual code of the decoded content of ``data`` (a file of format ``fmt``).
 
     ``probes``: also compute an image's ``probes``, the forms a copy is looked up by (verifying
     needs them, recording a work does not: without them an image takes half the time).
     ``legacy``: also compute ``legacy_hash`` (for formats in ``LEGACY_HASH_FORMATS``), the exact
     hash as older rightsmeta recorded it; worth its cost only when a ledger holds such entries.
+    ``grids``: the definition an image's codes are cut with (``GRIDS``, the current one, or
+    ``GRIDS_V1``); ``legacy_grids``: also the codes by ``GRIDS_V1`` in ``legacy_codes``, worth
+    their cost only when a ledger holds works recorded with them (``Ledger.needs_legacy_grids``).
     Never raises for what the bytes hold; missing fields come with a ``reason``.
     """
+    if grids not in (GRIDS_V1, GRIDS_V2):
+        raise ValueError(f"no image grids of version {grids!r}")
     kind = KIND_OF.get(fmt)
     if kind is None:
         return Essence(None, None, None, f"no essence fingerprint for format {fmt!r}")
@@ -290,7 +304,7 @@ def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False)
         return Essence(kind, None, None, f"file is larger than {MAX_INPUT} bytes")
     try:
         if kind == "image":
-            return _image(data, fmt, legacy, probes)
+            return _image(data, fmt, legacy, probes, grids, legacy_grids)
         return _audio(data, fmt, legacy) if kind == "audio" else _text(data, fmt)
     except _Refused as exc:
         return Essence(kind, None, None, str(exc))
@@ -355,7 +369,7 @@ def _check_decode_size(img: Image.Image) -> None:
         )
 
 
-def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
+def _image(data: bytes, fmt: str, legacy: bool, probes: bool, grids: int, legacy_grids: bool) -> Essence:
     from PIL import Image, UnidentifiedImageError
 
     from .imagedecode import grey
@@ -390,24 +404,47 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool) -> Essence:
         raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
     # Old ledgers hold the pixel hash of JPEG, PNG, WebP and TIFF images; it is computed only when
     # asked for (``legacy``).
-    found = Essence("image", coded, None, legacy_hash=exact) if coded else Essence("image", exact, None)
-    grids = _Grids(luma)
+    found = Essence("image", coded, None, legacy_hash=exact, grids=grids) if coded else Essence("image", exact, None, grids=grids)
+    factor = max(1, max(luma.size) // REGION_SIDE)
+    # A whole-factor box average, the cheapest resampling; a JPEG comes already reduced (draft).
+    view = luma.reduce(factor) if factor > 1 else luma
+    # The picture's extent in the view's pixels: a reduction by a whole factor (libjpeg's or
+    # Pillow's) rounds the size up, its last pixels averaging a narrower strip.
+    scale = factor * max(1, round(max(full) / max(luma.size)))
+    extent = (min(view.width, full[0] / scale), min(view.height, full[1] / scale))
     del luma
-    # Every box at once (one conversion to numpy; see _Grids.of).
+    found = _codes(found, view, extent, full, probes, grids)
+    if legacy_grids and grids != GRIDS_V1:
+        older = _codes(Essence("image", None, None, grids=GRIDS_V1), view, extent, full, probes, GRIDS_V1)
+        found = replace(found, legacy_codes=older)
+    # The view is for the crop search of a copy looked up (``probes``); a work recorded needs none.
+    return replace(found, view=np.asarray(view)) if probes else found
+
+
+def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full: tuple[int, int], probes: bool,
+           grids: int) -> Essence:
+    """``found`` with the perceptual code, regions and (``probes``) probes of the working image
+    ``view`` (the picture spanning ``extent`` of its pixels) of a picture of ``full`` pixels, cut
+    by the grids of version ``grids``."""
     regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
     looked_up = _PROBE_BOXES + _corner_boxes(full, work=False) if probes else []
-    cut = grids.of([box for _, box in regions + looked_up])
-    whole = cut[0]
-    if float(whole.std()) < _IMAGE_MIN_STD:
+    cutter = _Grids(view) if grids == GRIDS_V1 else _AreaGrids(view, extent)
+    cut = cutter.of([box for _, box in regions + looked_up])
+    # Every grid's spread at once: the whole picture's, and the corner squares' (``_kept``).
+    spread = cut.std(axis=(1, 2))
+    if float(spread[0]) < _IMAGE_MIN_STD:
         return replace(found, reason="image too uniform for a perceptual fingerprint")
-    named = _kept(regions, cut[: len(regions)])
-    recorded = len(named)
+    kept = _kept(regions, spread[: len(regions)])
+    names = [regions[i][0] for i in kept]
+    stacked = cut[kept]
     if probes:
-        named += [("as it is", whole)] + [(name, turn(whole)) for name, turn in _DIHEDRAL.items()]
-        named += _kept(looked_up, cut[len(regions) :])
-    codes = list(zip([name for name, _ in named], _image_hashes(np.stack([grid for _, grid in named])), strict=True))
-    return replace(found, perceptual=codes[0][1], regions=tuple(codes[:recorded]), probes=tuple(codes[recorded:]),
-                   view=np.asarray(grids.image))
+        whole = cut[0]
+        also = _kept(looked_up, spread[len(regions) :])
+        names += ["as it is", *_DIHEDRAL, *(looked_up[i][0] for i in also)]
+        turned = np.stack([whole] + [turn(whole) for turn in _DIHEDRAL.values()])
+        stacked = np.concatenate([stacked, turned, cut[[len(regions) + i for i in also]]])
+    codes = list(zip(names, _image_hashes(stacked), strict=True))
+    return replace(found, perceptual=codes[0][1], regions=tuple(codes[: len(kept)]), probes=tuple(codes[len(kept) :]))
 
 
 def _full_decode(data: bytes) -> Any:
@@ -476,10 +513,12 @@ def _jpeg_hash(data: bytes) -> str | None:
 # handlings the true pair lay at most 12 bits apart, unrelated pictures at least 78 bits.
 #
 # Every box is in normalised coordinates (a box means the same part of the picture at any size)
-# and is resized bicubically to 32x32 from one grey working image of REGION_SIDE to twice that on
-# its longest side (a JPEG decoded at that scale by libjpeg's DCT scaling, other formats reduced by
-# a whole factor), its edges kept between pixels, not rounded. The flips and turns of the whole
-# picture are flips and turns of its 32x32 grid, and all codes go through one batched DCT. Before,
+# and is cut into a 32x32 grid of mean grey levels (grids v2, see AREA_SIDE; works recorded
+# before ledger schema 5 were resized bicubically, grids v1) from one grey working image of
+# REGION_SIDE to twice that on its longest side (a JPEG decoded at that scale by libjpeg's DCT
+# scaling, other formats reduced by a whole factor), its edges kept between pixels, not rounded.
+# The flips and turns of the whole picture are flips and turns of its 32x32 grid, and all codes go
+# through one batched DCT. Before grids v1,
 # each box was cut at whole pixels from a 512-pixel copy of the full decode, resized on its own
 # (55 ms an image; README "Speed" has the measurements). Codes of works recorded that way lie a few
 # bits from today's (160 bench/corpus.py images: mean 2.7, at most 16 of 256 bits; a REGION_SIDE
@@ -511,12 +550,12 @@ def _working_size(full: tuple[int, int]) -> tuple[int, int]:
 
 
 class _Grids:
-    """32x32 grey grids of normalised boxes of one picture, cut from a working copy of it."""
+    """Grids v1: 32x32 grey grids of normalised boxes of one picture, each box resized
+    bicubically from the working image. Kept only for ledgers holding works recorded with them
+    (``Ledger.needs_legacy_grids``): their copies are looked up by codes cut the same way."""
 
-    def __init__(self, luma: Image.Image) -> None:
-        factor = max(1, max(luma.size) // REGION_SIDE)
-        # A whole-factor box average, the cheapest resampling; a JPEG comes already reduced (draft).
-        self.image = luma.reduce(factor) if factor > 1 else luma
+    def __init__(self, view: Image.Image) -> None:
+        self.image = view
 
     def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
         """(len(boxes), 32, 32) grey levels of each box, resized bicubically from the working copy
@@ -545,11 +584,84 @@ class _Grids:
         return np.asarray(canvas, dtype=np.float64).reshape(len(boxes), 32, 32)
 
 
-def _kept(boxes: list[tuple[str, Box]], cut: np.ndarray[Any, Any]) -> list[tuple[str, np.ndarray[Any, Any]]]:
-    """The named boxes' grids, without flat corner squares (a sky or a border would match every
-    other flat corner); other regions are kept as they are."""
-    return [(name, grid) for (name, _), grid in zip(boxes, cut, strict=True)
-            if not _CORNER_NAME.match(name) or float(grid.std()) >= _IMAGE_MIN_STD]
+# Grids v2 (what works are recorded with since ledger schema 5): each cell of a box's 32x32 grid
+# is the exact mean grey level of the part of the picture it covers, pixels cut by the cell's
+# edges counted by the share they cover. From a summed-area table (integral image) S of the
+# working image, zero-padded: S interpolated bilinearly at (x, y) is the exact integral of the
+# piecewise-constant picture over [0, x] x [0, y], so a cell's sum is four such values, and every
+# cell of every box is computed at once. Elementwise float64 only (no BLAS, no reduction whose
+# order a library picks): the same bits on every machine. The table is built on the working
+# image reduced to AREA_SIDE to twice that on its longest side (a whole-factor box average): the
+# two cumulative sums cost ~4 ns an element, and a mean over a cell needs no finer picture.
+# Grids v1 (``_Grids``, each box resized bicubically by Pillow) cannot be made cheaper bit for
+# bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.4 M (callgrind, the 80 JPEG,
+# PNG, WebP and TIFF images of a bench/corpus.py mix; best of 20 on an idle machine: 2.16 against
+# 0.43 ms). The codes of the two lie up to ~26 bits
+# apart, so a ledger compares each work with the copy's codes of the work's own grids. AREA_SIDE:
+# on 20 photos x 21 handlings (not the uneven crops) the true pairs lay at mean 1.6, at most 12
+# bits (v1: 2.3, 12; AREA_SIDE 96: 2.0, 12; 192: 1.3, 10, at twice the table's cost; 64: 3.5,
+# 36), unrelated ones 86 or more.
+AREA_SIDE = 128
+_STEPS = np.arange(33) / 32  # a box's 33 grid lines, as fractions of its side
+
+
+class _AreaGrids:
+    """Grids v2: exact area means of the cells of normalised boxes (see AREA_SIDE) of a picture
+    spanning ``extent`` (width, height; by default all) of the pixels of ``view``."""
+
+    def __init__(self, view: Image.Image, extent: tuple[float, float] | None = None) -> None:
+        factor = max(1, max(view.size) // AREA_SIDE)
+        small = np.asarray(view.reduce(factor) if factor > 1 else view)
+        h, w = small.shape
+        self.size = (w, h)
+        width, height = extent or view.size
+        # Pillow's reduce rounds up too: the picture spans a fraction of the last pixels.
+        self.extent = (min(w, width / factor), min(h, height / factor))
+        self.table = np.zeros((h + 1, w + 1))
+        # Integers: each partial sum is exact, whatever the order.
+        np.cumsum(np.cumsum(small, axis=0, dtype=np.int64), axis=1, out=self.table[1:, 1:], dtype=np.float64)
+
+    def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
+        """(len(boxes), 32, 32) mean grey levels of each box's cells."""
+        w, h = self.size
+        width, height = self.extent
+        b = np.array(boxes, dtype=np.float64)
+        xs = (b[:, :1] + (b[:, 2:3] - b[:, :1]) * _STEPS) * width  # (boxes, 33) grid lines in pixels
+        ys = (b[:, 1:2] + (b[:, 3:4] - b[:, 1:2]) * _STEPS) * height
+        ix = np.minimum(xs.astype(np.intp), w - 1)  # the pixel each line falls in (the last line on the edge)
+        iy = np.minimum(ys.astype(np.intp), h - 1)
+        fx = (xs - ix)[:, None, :]
+        fy = (ys - iy)[:, :, None]
+        at = (iy * (w + 1))[:, :, None] + ix[:, None, :]
+        flat = self.table.ravel()
+        s00, s01, s10, s11 = (np.take(flat[offset:], at) for offset in (0, 1, w + 1, w + 2))  # flat[at + offset]
+        # In place (a fifth faster than fresh arrays), in this order:
+        # upper = s00 + fx (s01 - s00), lower = s10 + fx (s11 - s10), S = upper + fy (lower - upper).
+        s01 -= s00
+        s01 *= fx
+        s01 += s00
+        s11 -= s10
+        s11 *= fx
+        s11 += s10
+        s11 -= s01
+        s11 *= fy
+        s11 += s01  # S at every crossing of grid lines
+        sums: np.ndarray[Any, Any] = s11[:, 1:, 1:] - s11[:, :-1, 1:]
+        sums -= s11[:, 1:, :-1]
+        sums += s11[:, :-1, :-1]
+        sums /= (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
+        return sums
+
+
+GRIDS_V1, GRIDS_V2 = 1, 2
+GRIDS = GRIDS_V2  # what new works are recorded with
+
+
+def _kept(boxes: list[tuple[str, Box]], spread: np.ndarray[Any, Any]) -> list[int]:
+    """Which of the named boxes (their grids' standard deviations ``spread``) are kept: all but
+    flat corner squares (a sky or a border would match every other flat corner)."""
+    return [i for i, ((name, _), std) in enumerate(zip(boxes, spread.tolist(), strict=True))
+            if std >= _IMAGE_MIN_STD or not _CORNER_NAME.match(name)]
 
 
 def _centred(ratio_w: float, ratio_h: float) -> Box:
@@ -655,10 +767,12 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
     """
     low = _DCT[:16]  # only the 16x16 lowest frequencies feed the four blocks
     coefficients = np.round(low @ pixels @ low.T, 6)  # rounding: exact zeros stay zero, as in iscc_core
-    blocks = np.concatenate(
-        [coefficients[:, y : y + 8, x : x + 8].reshape(-1, 1, 64) for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))], axis=1
-    )
-    bits = blocks > np.median(blocks, axis=2, keepdims=True)
+    # The four 8x8 blocks (top left, top right, bottom left, bottom right), 64 values each.
+    blocks = coefficients.reshape(-1, 2, 8, 2, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 4, 64)
+    # Each block's median, as np.median takes it (the mean of the 32nd and 33rd values), by one
+    # partition: np.median's own checks cost as much again.
+    middle = np.partition(blocks, (31, 32), axis=2)
+    bits = blocks > (middle[:, :, 31:32] + middle[:, :, 32:33]) / 2
     return [row.tobytes().hex() for row in np.packbits(bits.reshape(len(pixels), 256), axis=1)]
 
 

@@ -40,6 +40,10 @@ transaction when opened for writing (killed half-way, it is still the version-2 
 and searched through its old bands when opened read-only. Version 4 keeps a work's region codes in
 one row keyed by 32-bit keys, and writes index rows for many works at once (``INDEX_EVERY``);
 versions 1-3 are migrated to it the same way, and read-only opens search them as they are.
+Version 5 records which grids an image work's codes were cut with (``Work.grids``;
+fingerprint.AREA_SIDE): every work of an older ledger has grids v1, and while a ledger holds
+such works a copy is looked up by its codes of both grids, each work compared with the codes of
+its own (``needs_legacy_grids``, ``essence_of``); the migration adds the column in one step.
 
 The JSON Lines format of ``export_jsonl``/``import_jsonl`` is ``schemas/ledger-line.schema.json``;
 importing validates every line, names the first bad one by its line number, imports nothing from
@@ -61,11 +65,11 @@ import re
 import sqlite3
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -73,20 +77,25 @@ from . import paths
 from .decide import strongest
 from .errors import RightsmetaError
 from .fingerprint import (
+    GRIDS,
+    GRIDS_V1,
     KINDS,
     LEGACY_HASH_FORMATS,
     MATCH_THRESHOLD,
     PERCEPTUAL_BITS,
     Essence,
+    essence,
     region_pair_allowed,
 )
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
 
 Array = np.ndarray[Any, Any]
+_Found = TypeVar("_Found")  # what a lookup found of a work: (work, distance), (distance, work, probe, region)
 
 # 2: region codes of images and Chromaprint features of audio (issue 17); 3: region keys of 24-bit
-# windows; 4: a work's region codes in one row, keyed by 8 keys of 32 bits; whole codes as bytes
-SCHEMA_VERSION = 4
+# windows; 4: a work's region codes in one row, keyed by 8 keys of 32 bits; whole codes as bytes;
+# 5: which grids each image work's codes were cut with (``works.grids``, see fingerprint.AREA_SIDE)
+SCHEMA_VERSION = 5
 BAND_BITS = 16
 MAX_LINE = 1024 * 1024  # one JSONL line; an assertion is a few hundred bytes
 MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json recursion)
@@ -102,8 +111,8 @@ _FORMAT = re.compile(r"^[a-z0-9]{1,16}$")
 _WORK_ID = re.compile(r"^[A-Za-z0-9][!-~]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELDS = ("id", "path", "format", "kind", "essence_hash", "perceptual", "assertion", "carriers", "tagged_at", "source",
-           "regions", "chroma")
-_OPTIONAL = frozenset({"source", "regions", "chroma"})
+           "regions", "chroma", "grids")
+_OPTIONAL = frozenset({"source", "regions", "chroma", "grids"})
 _REGION_NAME = re.compile(r"^[a-z0-9 %:]{1,32}$")
 MAX_REGIONS = 32
 MAX_CHROMA = 4864  # Chromaprint gives one feature per 0.1238 s: 4,846 in the first ten minutes
@@ -138,6 +147,7 @@ class Work:
     source: str | None = None
     regions: tuple[tuple[str, str], ...] = ()  # images: named codes of regions (fingerprint._regions)
     chroma: tuple[int, ...] | None = None  # audio: Chromaprint features, unsigned 32-bit
+    grids: int = GRIDS  # images: the grids the codes were cut with (fingerprint.GRIDS_V1 or GRIDS_V2)
 
     @classmethod
     def create(
@@ -164,11 +174,13 @@ class Work:
             source=source,
             regions=tuple(essence.regions),
             chroma=essence.chroma,
+            grids=essence.grids,
         )
 
     @property
     def essence(self) -> Essence:
-        return Essence(self.kind, self.essence_hash, self.perceptual, regions=self.regions, chroma=self.chroma)
+        return Essence(self.kind, self.essence_hash, self.perceptual, regions=self.regions, chroma=self.chroma,
+                       grids=self.grids)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -188,6 +200,8 @@ class Work:
             out["regions"] = dict(self.regions)
         if self.chroma:
             out["chroma"] = base64.b64encode(_pack(self.chroma)).decode("ascii")
+        if self.kind == "image" and self.grids != GRIDS_V1:  # absent: v1, as every line written before
+            out["grids"] = self.grids
         return out
 
     @classmethod
@@ -238,6 +252,9 @@ class Work:
             source = _text(data, "source", 2048)
         regions = _check_regions(data.get("regions"), kind)
         chroma = _check_chroma(data.get("chroma"), kind)
+        grids = data.get("grids", GRIDS_V1)
+        if "grids" in data and (kind != "image" or type(grids) is not int or grids not in (GRIDS_V1, GRIDS)):
+            raise LedgerError(f"'grids' must be {GRIDS_V1} or {GRIDS}, for images only, got {grids!r}")
         return cls(
             id=work_id,
             path=_text(data, "path", 4096),
@@ -251,6 +268,7 @@ class Work:
             source=source,
             regions=regions,
             chroma=chroma,
+            grids=grids,
         )
 
 
@@ -537,7 +555,9 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
 # band << 24 | value; see IMAGE_BAND_WIDTHS) and holds the code as bytes, so a band's candidates
 # are checked where they are found, not by a seek into the works' rows each; ``region_sets`` a work's region names (joined by
 # _NAME_SEPARATOR) and codes (32 bytes each, in the same order); ``region_index`` each region's 8
-# keys (see _region_keys) with its ref, work << 5 | its place in the set.
+# keys (see _region_keys) with its ref, work << 5 | its place in the set. Version 5: ``works.grids``,
+# the grids an image work's codes were cut with (1 for every work recorded before: the default);
+# a ledger holding any such work compares them with a copy's v1 codes (``needs_legacy_grids``).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS indexed (upto INTEGER NOT NULL);
@@ -552,7 +572,8 @@ CREATE TABLE IF NOT EXISTS works (
     assertion TEXT NOT NULL,
     carriers TEXT NOT NULL,
     tagged_at TEXT NOT NULL,
-    source TEXT
+    source TEXT,
+    grids INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS works_essence ON works (essence_hash) WHERE essence_hash IS NOT NULL;
 CREATE TABLE IF NOT EXISTS whole_bands (
@@ -593,6 +614,8 @@ class Ledger:
         self.path = path
         self._writer = writer  # opened for writing: indexes its tail when closed
         self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
+        self._legacy_grids: bool | None = None  # see needs_legacy_grids
+        self._grids_column = False  # see _columns
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> Ledger:
@@ -652,10 +675,11 @@ class Ledger:
                 # work and keys it anew. All in this one transaction: a crash leaves the ledger as
                 # it was, migrated next time.
                 if version is not None:
-                    _migrate(db)
+                    _migrate(db, version)
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             _index(db)  # what a killed writer left in the tail, or every work of a migrated ledger
+            db.execute(_V1_GRIDS_INDEX)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -727,15 +751,15 @@ class Ledger:
         return count
 
     def __iter__(self) -> Iterator[Work]:
-        for row in self._db.execute(f"SELECT n, {_COLUMNS} FROM works ORDER BY n").fetchall():
+        for row in self._db.execute(f"SELECT n, {self._columns()} FROM works ORDER BY n").fetchall():
             yield self._full(row)
 
     def get(self, work_id: str) -> Work | None:
-        row = self._db.execute(f"SELECT n, {_COLUMNS} FROM works WHERE id = ?", (work_id,)).fetchone()
+        row = self._db.execute(f"SELECT n, {self._columns()} FROM works WHERE id = ?", (work_id,)).fetchone()
         return self._full(row) if row is not None else None
 
     def _load(self, n: int) -> Work:
-        return self._full(self._db.execute(f"SELECT n, {_COLUMNS} FROM works WHERE n = ?", (n,)).fetchone())
+        return self._full(self._db.execute(f"SELECT n, {self._columns()} FROM works WHERE n = ?", (n,)).fetchone())
 
     def _full(self, row: tuple[Any, ...]) -> Work:
         work = _work(row[1:])
@@ -750,28 +774,30 @@ class Ledger:
             blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
         return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
-    def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str]]:
-        """(row, work id, code) of every recorded region called ``name`` in rows after ``after``,
-        in row order (rows only grow: cropsearch keeps its own index of one region this way)."""
+    def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str, int]]:
+        """(row, work id, code, grids) of every recorded region called ``name`` in rows after
+        ``after``, in row order (rows only grow: cropsearch keeps its own index of one region this
+        way); ``grids``: what the code was cut with (fingerprint.GRIDS_V1 or GRIDS_V2)."""
         with self._reading() as layout:
             if layout == 1:
                 return []
             if layout < 4:
                 return self._db.execute(
-                    "SELECT regions.n, works.id, regions.code FROM regions JOIN works ON works.n = regions.work "
+                    f"SELECT regions.n, works.id, regions.code, {GRIDS_V1} FROM regions JOIN works ON works.n = regions.work "
                     "WHERE regions.n > ? AND regions.name = ? ORDER BY regions.n", (after, name)
                 ).fetchall()
             out = []
+            grids = "works.grids" if self._has_grids() else str(GRIDS_V1)
             # A region's row is its index ref (work << 5 | place), above any schema-3 row of its work.
-            for work, work_id, names, codes in self._db.execute(
-                "SELECT region_sets.work, works.id, region_sets.names, region_sets.codes FROM region_sets "
+            for work, work_id, names, codes, version in self._db.execute(
+                f"SELECT region_sets.work, works.id, region_sets.names, region_sets.codes, {grids} FROM region_sets "
                 "JOIN works ON works.n = region_sets.work WHERE region_sets.work >= ? ORDER BY region_sets.work",
                 (after >> _REF_BITS,),
             ):
                 listed = names.split(_NAME_SEPARATOR)
                 if name in listed and (ref := work << _REF_BITS | listed.index(name)) > after:
                     place = listed.index(name)
-                    out.append((ref, work_id, codes[32 * place : 32 * place + 32].hex()))
+                    out.append((ref, work_id, codes[32 * place : 32 * place + 32].hex(), version))
             return out
 
     # --- writing ---
@@ -798,6 +824,52 @@ class Ledger:
             ).fetchone() is not None
         return self._legacy[fmt]
 
+    def essence_of(self, data: bytes, fmt: str) -> Essence:
+        """The essence of a file to look up here (``fingerprint.essence``), with the older forms of
+        its hash and codes when this ledger holds works recorded with them."""
+        return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids())
+
+    def needs_legacy_grids(self) -> bool:
+        """Whether the ledger holds image works whose codes were cut with grids v1 (recorded before
+        schema 5, or imported so), so a copy must be looked up by its v1 codes too
+        (``essence(..., legacy_grids=True)``) to find them."""
+        if self._legacy_grids is None:
+            v1 = "grids = 1 AND " if self._has_grids() else ""  # no column: an older ledger read as it is
+            self._legacy_grids = self._db.execute(f"SELECT 1 FROM works WHERE {v1}kind = 'image' LIMIT 1").fetchone() is not None
+        return self._legacy_grids
+
+    def _has_grids(self) -> bool:
+        """Whether ``works`` has the ``grids`` column (schema 5); a ledger opened read-only may be
+        older, or be migrated by a writer meanwhile (so only the answer True is kept)."""
+        if not self._grids_column:
+            self._grids_column = any(row[1] == "grids" for row in self._db.execute("PRAGMA table_info(works)"))
+        return self._grids_column
+
+    def _columns(self) -> str:
+        """The columns ``_work`` reads: a ledger without ``grids`` holds only v1 codes."""
+        return f"{_COLUMNS}, grids" if self._has_grids() else f"{_COLUMNS}, {GRIDS_V1}"
+
+    def _grids_of(self, works: Iterable[int]) -> dict[int, int]:
+        """The grids each of these works' codes were cut with."""
+        rows = sorted(set(works))
+        if not self._has_grids():
+            return dict.fromkeys(rows, GRIDS_V1)
+        return dict(self._in("SELECT n, grids FROM works WHERE n IN ({})", rows))
+
+    def _older_codes(self, essence: Essence) -> Essence | None:
+        """The copy's v1 codes, when the ledger holds works recorded with them and the essence has
+        them; None: every work is compared with the essence's own codes."""
+        if essence.kind != "image" or essence.legacy_codes is None or essence.grids == GRIDS_V1:
+            return None
+        return essence.legacy_codes if self.needs_legacy_grids() else None
+
+    def _own_grids(self, current: list[_Found], older: list[_Found], work: Callable[[_Found], int]) -> list[_Found]:
+        """Of what a lookup found, what each work's own grids found: ``current`` by the copy's
+        codes, ``older`` by its v1 codes (``work`` names the work a finding is of)."""
+        versions = self._grids_of(map(work, current + older))
+        return [found for found in current if versions.get(work(found)) != GRIDS_V1] + \
+               [found for found in older if versions.get(work(found)) == GRIDS_V1]
+
     def _index_if_due(self) -> None:
         if self._tail_length() >= INDEX_EVERY:
             _index(self._db)
@@ -806,12 +878,14 @@ class Ledger:
         """The work's own rows; its index rows are written with the tail's (see INDEX_EVERY)."""
         if work.essence_hash is not None and work.essence_hash < "v":
             self._legacy.pop(work.format, None)  # an older form arrives (an import): ask again
+        if work.kind == "image" and work.grids == GRIDS_V1:
+            self._legacy_grids = None
         cursor = self._db.execute(
-            f"INSERT OR IGNORE INTO works ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO works ({_COLUMNS}, grids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 work.id, work.path, work.format, work.kind, work.essence_hash, work.perceptual,
                 json.dumps(work.assertion.to_json(), ensure_ascii=False), json.dumps(list(work.carriers)),
-                work.tagged_at, work.source,
+                work.tagged_at, work.source, work.grids,
             ),
         )
         if cursor.rowcount != 1:
@@ -852,7 +926,7 @@ class Ledger:
         with self._reading() as layout:
             if essence.hash is not None:
                 rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM works WHERE essence_hash IN (?, ?) AND kind IS ? "
+                    f"SELECT {self._columns()} FROM works WHERE essence_hash IN (?, ?) AND kind IS ? "
                     "ORDER BY tagged_at DESC, n DESC LIMIT ?",
                     (essence.hash, essence.legacy_hash or essence.hash, essence.kind, _MAX_CANDIDATES),
                 ).fetchall()
@@ -860,10 +934,11 @@ class Ledger:
             if essence.kind is not None and essence.perceptual:
                 limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
                 exact = {m.work.id for m in out}
-                near = sorted(
-                    (d, n) for n, d in self._near(essence.kind, essence.perceptual, limit_distance, layout)
-                    if d <= limit_distance
-                )
+                near_codes = self._near(essence.kind, essence.perceptual, limit_distance, layout)
+                if (older := self._older_codes(essence)) is not None:
+                    by_older = self._near(essence.kind, older.perceptual, limit_distance, layout) if older.perceptual else []
+                    near_codes = self._own_grids(near_codes, by_older, operator.itemgetter(0))
+                near = sorted((d, n) for n, d in near_codes if d <= limit_distance)
                 for d, n in near[:_MAX_CANDIDATES]:
                     work = self._load(n)
                     if work.id not in exact:
@@ -877,7 +952,20 @@ class Ledger:
         return out[:limit]
 
     def _region_matches(self, essence: Essence, layout: int) -> list[Match]:
-        probes = [(probe, code) for probe, code in essence.probes if _REGION_CODE.match(code)]
+        older = self._older_codes(essence)
+        if older is None:
+            best = self._nearest_regions(essence.probes, layout)
+        else:
+            best = self._own_grids(self._nearest_regions(essence.probes, layout), self._nearest_regions(older.probes, layout),
+                                   operator.itemgetter(1))
+        best.sort(key=lambda found: found[0])
+        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}")
+                for d, work, probe, name in best[:_MAX_CANDIDATES]]
+
+    def _nearest_regions(self, probes: Sequence[tuple[str, str]], layout: int) -> list[tuple[float, int, str, str]]:
+        """(distance, work, probe, region) of the nearest allowed pair of each work within
+        ``REGION_THRESHOLD`` of one of these probes."""
+        probes = [(probe, code) for probe, code in probes if _REGION_CODE.match(code)]
         if not probes:
             return []
         names = tuple(probe for probe, _ in probes)
@@ -891,9 +979,7 @@ class Ledger:
             region, probe = divmod(at, len(names))
             if int(bits.flat[at]) <= REGION_THRESHOLD * 256:
                 best.append((int(bits.flat[at]) / 256, work, names[probe], regions[region]))
-        best.sort(key=lambda found: found[0])
-        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}")
-                for d, work, probe, name in best[:_MAX_CANDIDATES]]
+        return best
 
     def _region_candidates(self, codes: list[str], layout: int | None = None) -> dict[int, tuple[list[str], Array]]:
         """Per work, (names, codes as (n, 32) bytes) of the regions to compare with ``codes``: in a
@@ -1155,10 +1241,25 @@ def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> Array:
     return np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """From schema 1, 2 or 3 to 4, inside the caller's transaction: a row per region (2 and 3)
-    gathered into one row per work, the old indexes dropped; every work is then in the tail, which
-    ``_create`` indexes (time and peak RSS: bench/region_lookup.py --migrate)."""
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """From schema 1-4 to 5, inside the caller's transaction (killed half-way, the ledger is still
+    the one it was): ``_to_version_4`` for 1-3, then every work so far marked as cut with grids v1."""
+    if version < 4:
+        _to_version_4(db)
+    if not any(row[1] == "grids" for row in db.execute("PRAGMA table_info(works)")):
+        # The column's default (1) is every existing row's value: SQLite adds it without
+        # rewriting a row. The partial index on the v1 image works is built after (``_create``).
+        db.execute("ALTER TABLE works ADD COLUMN grids INTEGER NOT NULL DEFAULT 1")
+
+
+# The v1 image works, so ``needs_legacy_grids`` is one seek, however large the ledger.
+_V1_GRIDS_INDEX = "CREATE INDEX IF NOT EXISTS works_v1_grids ON works (n) WHERE grids = 1 AND kind = 'image'"
+
+
+def _to_version_4(db: sqlite3.Connection) -> None:
+    """From schema 1, 2 or 3 to 4: a row per region (2 and 3) gathered into one row per work, the
+    old indexes dropped; every work is then in the tail, which ``_create`` indexes (time and peak
+    RSS: bench/region_lookup.py --migrate)."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'regions'").fetchone():
         rows = db.execute("SELECT work, name, code FROM regions ORDER BY work, n")
         grouped = ((work, _region_set((name, code) for _, name, code in group))
@@ -1196,7 +1297,7 @@ def _depth(line: str) -> int:
 
 
 def _work(row: tuple[Any, ...]) -> Work:
-    work_id, path, fmt, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source = row
+    work_id, path, fmt, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source, grids = row
     return Work(
         id=work_id,
         path=path,
@@ -1208,4 +1309,5 @@ def _work(row: tuple[Any, ...]) -> Work:
         carriers=list(json.loads(carriers)),
         tagged_at=tagged_at,
         source=source,
+        grids=grids,
     )

@@ -165,9 +165,8 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         return Verdict(report.path, "intact", [f"signals in {names}"], report)
     if ledger is not None and data is not None:
         from .cropsearch import matches as ledger_matches
-        from .fingerprint import essence as decode_essence
 
-        essence = decode_essence(bytes(data), report.format, legacy=ledger.needs_legacy_hash(report.format))
+        essence = ledger.essence_of(bytes(data), report.format)
         if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
             return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
         found = ledger_matches(ledger, essence)  # with the search for uneven crops of images

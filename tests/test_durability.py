@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 from rightsmeta import Assertion, cropsearch
-from rightsmeta.fingerprint import essence
+from rightsmeta.fingerprint import GRIDS_V1, essence
 from rightsmeta.ledger import SCHEMA_VERSION, Ledger, Work, align
 from rightsmeta.verify import verify
 
@@ -246,7 +246,7 @@ def _v1_ledger(path: Path, work: Work) -> None:
 
 def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None:
     img = material.photo(11, (320, 240))
-    seen = essence(material.jpeg(img, 90), "jpeg")
+    seen = essence(material.jpeg(img, 90), "jpeg", grids=GRIDS_V1)  # as rightsmeta recorded it then
     old = Work.create("old.jpg", "jpeg", seen, ASSERTION, id="old-work")
     path = tmp_path / "v1.sqlite3"
     _v1_ledger(path, old)
@@ -255,11 +255,12 @@ def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None
         assert ledger.matches(essence(material.handle(img, "crop 10 %/side"), "jpeg")) == []
         assert cropsearch.matches(ledger, essence(material.handle(img, "crop 5/15/20/10 % l/t/r/b"), "jpeg")) == []
     with Ledger.open(path) as ledger:
-        assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert ledger.needs_legacy_grids()
         assert ledger.get("old-work") == Work.create("old.jpg", "jpeg", seen, ASSERTION, id="old-work").__class__(
             **{**old.__dict__, "regions": (), "chroma": None})
         # Recorded before: found by its whole-picture code (a re-encode), not by regions it never had.
-        thumb = ledger.matches(essence(material.handle(img, "thumbnail 256 px"), "jpeg"))
+        thumb = ledger.matches(essence(material.handle(img, "thumbnail 256 px"), "jpeg", legacy_grids=True))
         assert [m.work.id for m in thumb] == ["old-work"]
         # Recorded now: regions too.
         new = Work.create("new.jpg", "jpeg", essence(material.jpeg(material.photo(12, (320, 240)), 90), "jpeg"), ASSERTION, id="new-work")

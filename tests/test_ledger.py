@@ -38,7 +38,15 @@ from referencing import Registry, Resource
 
 import rightsmeta
 from rightsmeta import Assertion
-from rightsmeta.fingerprint import MATCH_THRESHOLD, Essence, distance, essence, region_pair_allowed
+from rightsmeta.fingerprint import (
+    GRIDS,
+    GRIDS_V1,
+    MATCH_THRESHOLD,
+    Essence,
+    distance,
+    essence,
+    region_pair_allowed,
+)
 from rightsmeta.ledger import (
     _FREQUENCY_ORDER,
     IMAGE_BAND_WIDTHS,
@@ -1042,13 +1050,16 @@ def test_region_lookup_work_does_not_grow_with_the_ledger(tmp_path: Path) -> Non
     assert steps["schema 4", 3000] < 0.6 * steps["schema 3", 3000]
 
 
-def _photo_works_and_crops() -> tuple[list[Work], list[Essence]]:
+def _photo_works_and_crops(grids: int = GRIDS) -> tuple[list[Work], list[Essence]]:
+    """Works whose codes were cut with ``grids`` (v1 for the ledgers of schema 4 and before), and
+    copies with the codes of both grids (the ledger compares each work with its own)."""
     works, crops = [], []
     for seed in range(3):
         img = material.photo(seed, (400, 300))
-        works.append(Work.create(f"p{seed}.jpg", "jpeg", essence(material.jpeg(img, 90), "jpeg"), ASSERTIONS[0], id=f"photo-{seed}"))
+        works.append(Work.create(f"p{seed}.jpg", "jpeg", essence(material.jpeg(img, 90), "jpeg", grids=grids), ASSERTIONS[0],
+                                 id=f"photo-{seed}"))
         for handling in ("crop 15 %/side", "crop 15 % right, 20 % bottom", "mirror", "banner 25 % top"):
-            crops.append(essence(material.handle(img, handling), "jpeg"))
+            crops.append(essence(material.handle(img, handling), "jpeg", legacy_grids=True))
     return works, crops
 
 
@@ -1058,7 +1069,7 @@ def _answers(ledger: Ledger, queries: list[Essence]) -> list[list[tuple[str, flo
 
 @pytest.mark.parametrize("version", [2, 3])
 def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, version: int) -> None:
-    works, crops = _photo_works_and_crops()
+    works, crops = _photo_works_and_crops(GRIDS_V1)
     works += _random_works(random.Random(2), 300)
     path = tmp_path / f"v{version}.sqlite3"
     _v2_ledger(path, works, version)
@@ -1070,7 +1081,7 @@ def test_older_ledger_is_migrated_and_finds_the_same_matches(tmp_path: Path, ver
     assert [answer[0][0] for answer in before] == [w.id for w in works[:3] for _ in range(4)]
     with Ledger.open(path) as ledger:
         db = ledger._db
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(4,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)] == [(5,)]
         assert db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('regions', 'region_bands', 'region_keys')"
                           ).fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM region_sets").fetchone()[0] == len(works)
@@ -1094,9 +1105,9 @@ _KILL_MID_MIGRATION = """
 import os, sys, time
 import rightsmeta.ledger as ledger
 original = ledger._migrate
-def stalled(db):
+def stalled(db, version):
     db.execute("PRAGMA cache_size = 8")  # a tiny cache: the new index spills into the WAL, uncommitted
-    original(db)
+    original(db, version)
     open(sys.argv[2], "w").close()  # every key written, the old tables dropped, nothing committed
     time.sleep(60)
 ledger._migrate = stalled
@@ -1106,7 +1117,7 @@ ledger.Ledger.open(sys.argv[1])
 
 @pytest.mark.parametrize("version", [2, 3])
 def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path, version: int) -> None:
-    works, crops = _photo_works_and_crops()
+    works, crops = _photo_works_and_crops(GRIDS_V1)
     works += _random_works(random.Random(9), 300)
     path, marker = tmp_path / f"v{version}.sqlite3", tmp_path / "stalled"
     _v2_ledger(path, works, version)
@@ -1129,7 +1140,7 @@ def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path
         assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
         assert _answers(old, crops) == before
     with Ledger.open(path) as ledger:  # and the next writer migrates it
-        assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        assert ledger._db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
         assert _answers(ledger, crops) == before
 
 

@@ -214,7 +214,7 @@ def _carry(original: str, derivative: str, name: str, out: str) -> dict[str, Any
 
 def _by_content(path: str, limit: int) -> dict[str, Any]:
     from .. import api, cropsearch
-    from ..fingerprint import essence, fingerprint
+    from ..fingerprint import fingerprint
     from . import registry
 
     data = _read_bytes(path)
@@ -232,7 +232,7 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    found = essence(data, report.format, legacy=ledger.needs_legacy_hash(report.format))
+    found = ledger.essence_of(data, report.format)
     if found.hash is None and found.perceptual is None and not matches:
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
