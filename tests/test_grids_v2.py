@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import material
 import numpy as np
 import pytest
 from PIL import Image
+from test_ledger import killed_mid_migration
 
 from rightsmeta import Assertion, cropsearch
 from rightsmeta.fingerprint import (
@@ -293,19 +290,6 @@ def test_exported_lines_say_which_grids(tmp_path: Path) -> None:
             other.import_jsonl(io.StringIO(json.dumps({**lines[1], "id": "bad", "kind": "text", "regions": None} | {"grids": 2})))
 
 
-_KILL_MID_MIGRATION = """
-import sys, time
-import rightsmeta.ledger as ledger
-original = ledger._migrate
-def stalled(db, version):
-    original(db, version)
-    open(sys.argv[2], "w").close()  # the column added, nothing committed
-    time.sleep(60)
-ledger._migrate = stalled
-ledger.Ledger.open(sys.argv[1])
-"""
-
-
 def test_the_migration_to_schema_5_survives_sigkill(tmp_path: Path) -> None:
     images = _photos(50, 2)
     path, marker = tmp_path / "v4.sqlite3", tmp_path / "stalled"
@@ -317,16 +301,7 @@ def test_the_migration_to_schema_5_survives_sigkill(tmp_path: Path) -> None:
     _as_schema_4(path)
     files = _copies(tmp_path, {w.id: img for w, img in zip(works, images, strict=True)})
     before = _found(path, files)
-    child = subprocess.Popen([sys.executable, "-c", _KILL_MID_MIGRATION, str(path), str(marker)],
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None and time.monotonic() < deadline, "the migration never got half-way"
-            time.sleep(0.05)
-    finally:
-        child.kill()
-        child.wait()
+    killed_mid_migration(path, marker)
     with Ledger.open(path, readonly=True) as old:  # still the schema-4 ledger, answering as before
         assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         assert not old._has_grids()

@@ -22,7 +22,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -1115,6 +1115,22 @@ ledger.Ledger.open(sys.argv[1])
 """
 
 
+def killed_mid_migration(path: Path, marker: Path, holds: Callable[[], bool] = lambda: True) -> None:
+    """A real child process migrating the ledger at ``path``, SIGKILLed once the migration has written
+    everything and committed nothing (``holds`` is asserted at that moment)."""
+    child = subprocess.Popen([sys.executable, "-c", _KILL_MID_MIGRATION, str(path), str(marker)],
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the migration never got half-way"
+            time.sleep(0.05)
+        assert holds()
+    finally:
+        child.kill()
+        child.wait()
+
+
 @pytest.mark.parametrize("version", [2, 3])
 def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path, version: int) -> None:
     works, crops = _photo_works_and_crops(GRIDS_V1)
@@ -1125,17 +1141,8 @@ def test_a_migration_killed_half_way_leaves_the_old_ledger_usable(tmp_path: Path
         before = _answers(old, crops)
     wal = path.with_name(path.name + "-wal")
     wal_before = wal.stat().st_size if wal.exists() else 0
-    child = subprocess.Popen([sys.executable, "-c", _KILL_MID_MIGRATION, str(path), str(marker)],
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None and time.monotonic() < deadline, "the migration never got half-way"
-            time.sleep(0.05)
-        assert wal.stat().st_size > wal_before + 100_000  # the uncommitted index is in the WAL
-    finally:
-        child.kill()
-        child.wait()
+    # the uncommitted index is in the WAL
+    killed_mid_migration(path, marker, lambda: wal.stat().st_size > wal_before + 100_000)
     with Ledger.open(path, readonly=True) as old:  # still the old ledger, answering as before
         assert old._db.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
         assert _answers(old, crops) == before
