@@ -510,7 +510,8 @@ def _jpeg_hash(data: bytes) -> str | None:
 #   untouched.
 #
 # Each probe is compared only with the regions it can be (``PAIRS``); measured on 30 photos x 26
-# handlings the true pair lay at most 12 bits apart, unrelated pictures at least 78 bits.
+# handlings the true pair lay at most 12 bits apart, unrelated pictures at least 78 bits (grids v1;
+# v2's figures are at AREA_SIDE).
 #
 # Every box is in normalised coordinates (a box means the same part of the picture at any size)
 # and is cut into a 32x32 grid of mean grey levels (grids v2, see AREA_SIDE; works recorded
@@ -521,7 +522,7 @@ def _jpeg_hash(data: bytes) -> str | None:
 # through one batched DCT. Before grids v1,
 # each box was cut at whole pixels from a 512-pixel copy of the full decode, resized on its own
 # (55 ms an image; README "Speed" has the measurements). Codes of works recorded that way lie a few
-# bits from today's (160 bench/corpus.py images: mean 2.7, at most 16 of 256 bits; a REGION_SIDE
+# bits from grids v1's, which such works are compared with (160 bench/corpus.py images: mean 2.7, at most 16 of 256 bits; a REGION_SIDE
 # of 128 gave mean 4.6, at most 26), and such ledgers still find handled copies
 # (tests/test_essence_fast.py restates the old definition).
 

@@ -168,7 +168,8 @@ def _as_grey(mode: str, samples: np.ndarray[Any, Any], layout: _Layout) -> Image
         grey16 = np.ascontiguousarray(samples[..., 0] if samples.ndim == 3 else samples, dtype="<u2")
         return _grey(Image.frombuffer("I;16", (width, height), grey16, "raw", "I;16", 0, 1))
     if layout.wide:
-        samples = (samples >> 8).astype(np.uint8)  # Pillow's ";16" raw modes keep the high byte
+        # Pillow's ";16" raw modes keep the high byte; shifted in place, so no second 16-bit copy is held.
+        samples = np.right_shift(samples, 8, out=samples).astype(np.uint8)
     if samples.ndim == 2 or samples.shape[2] <= 2:  # grey, grey + alpha: the grey samples are the image
         return Image.frombuffer("L", (width, height), np.ascontiguousarray(samples.reshape(height, width, -1)[..., 0]),
                                 "raw", "L", 0, 1)

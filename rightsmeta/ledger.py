@@ -252,7 +252,7 @@ class Work:
             source = _text(data, "source", 2048)
         regions = _check_regions(data.get("regions"), kind)
         chroma = _check_chroma(data.get("chroma"), kind)
-        grids = data.get("grids", GRIDS_V1)
+        grids = data.get("grids", GRIDS_V1 if kind == "image" else GRIDS)  # a line without it: an older image work
         if "grids" in data and (kind != "image" or type(grids) is not int or grids not in (GRIDS_V1, GRIDS)):
             raise LedgerError(f"'grids' must be {GRIDS_V1} or {GRIDS}, for images only, got {grids!r}")
         return cls(
@@ -934,11 +934,14 @@ class Ledger:
             if essence.kind is not None and essence.perceptual:
                 limit_distance = MATCH_THRESHOLD.get(essence.kind, 0.0) if threshold is None else threshold
                 exact = {m.work.id for m in out}
-                near_codes = self._near(essence.kind, essence.perceptual, limit_distance, layout)
+                near_codes = [(n, d) for n, d in self._near(essence.kind, essence.perceptual, limit_distance, layout)
+                              if d <= limit_distance]
                 if (older := self._older_codes(essence)) is not None:
-                    by_older = self._near(essence.kind, older.perceptual, limit_distance, layout) if older.perceptual else []
+                    # Only works within the limit are asked for their grids: the bands' candidates are many more.
+                    by_older = [(n, d) for n, d in self._near(essence.kind, older.perceptual, limit_distance, layout)
+                                if d <= limit_distance] if older.perceptual else []
                     near_codes = self._own_grids(near_codes, by_older, operator.itemgetter(0))
-                near = sorted((d, n) for n, d in near_codes if d <= limit_distance)
+                near = sorted((d, n) for n, d in near_codes)
                 for d, n in near[:_MAX_CANDIDATES]:
                     work = self._load(n)
                     if work.id not in exact:
