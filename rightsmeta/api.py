@@ -260,8 +260,9 @@ def tag_iter(
     fsynced either way. With a ledger, works are recorded in this thread, in path order, each
     after its file's rename: the results of renamed files are given ``_BATCH`` at a time, their
     works recorded in one transaction just before. The ledger then holds the works of the
-    results given (and of the batch about to be given); a run killed at any moment leaves at
-    most ``_AHEAD + _BATCH`` files renamed but not recorded, and tagging them again records them.
+    results given (and of the batch about to be given); a run stopped early records the works of
+    every file renamed by then; a run killed at any moment leaves at most ``_AHEAD + _BATCH``
+    files renamed but not recorded, and tagging them again records them.
 
     ``jobs`` other than 1: the files are tagged in that many worker processes (0: one per core),
     the ledger written and the results given in this one, in the same order (tagpool.py).
@@ -296,6 +297,12 @@ def tag_iter(
             yield from take()
         yield from _given(ready, ledger)
     finally:  # also when interrupted: files not yet renamed keep their original; the renames done are made durable
+        if ledger is not None:
+            # Stopped (Ctrl-C, SIGTERM, a closed pipe, a closed iterator): the files already renamed
+            # are recorded still, though their results are not given.
+            while queue and (queue[0][1] is None or queue[0][1].done):
+                ready.append(_done(queue))
+            _recorded(ledger, [work for _, work in ready if work is not None])
         for step, _ in queue:
             if isinstance(step, _Writing):
                 step.abandon()
@@ -415,6 +422,8 @@ def _given(ready: deque[tuple[TagResult, _Work | None]], ledger: Ledger | None) 
     """The results of ``ready`` in order, their works recorded first, in one transaction."""
     if ledger is not None:
         _recorded(ledger, [work for _, work in ready if work is not None])
+        for i, (result, _) in enumerate(ready):
+            ready[i] = (result, None)  # recorded: a stop while they are given must not record them again
     while ready:
         yield ready.popleft()[0]
 

@@ -249,7 +249,7 @@ def test_ctrl_c_leaves_each_file_its_original_or_tagged_whole_as_clicks_tag_does
         tagged, recorded = _after(folder, db, originals)
         printed = out.count('"status": "tagged"')
         assert 0 < printed <= len(tagged) < len(originals)  # stopped mid-batch; each file printed is tagged
-        # With a ledger a file is recorded right after its rename: Ctrl-C may fall between the two.
+        # With a ledger a stopped run records the files it renamed: Ctrl-C may fall between a rename and that.
         assert len(tagged) - len(recorded) <= 1 if ledger else not recorded
         assert sorted(folder.glob(".*.rightsmeta-tmp")) == []
         assert not _UUID.search(err.encode())

@@ -126,6 +126,20 @@ main()
 """
 
 
+def test_a_run_stopped_early_records_every_file_it_renamed(tmp_path: Path) -> None:
+    paths = _files(tmp_path, 3 * api._BATCH)
+    originals = {path: path.read_bytes() for path in paths}
+    with Ledger.open(tmp_path / "works.db") as ledger:
+        run = api.tag_iter(paths, DENY_AI, ledger=ledger)
+        first = next(run)  # given with its batch: the next files are being written meanwhile
+        time.sleep(1)  # their writes finish, each renamed over its original
+        run.close()  # as Ctrl-C or a closed pipe stops the CLI
+        recorded = {work.path for work in ledger}
+    tagged = {str(path) for path in paths if path.read_bytes() != originals[path]}
+    assert first.status == "tagged" and len(tagged) > api._BATCH  # files beyond the batch given were renamed
+    assert recorded == tagged
+
+
 def test_a_run_killed_mid_batch_leaves_originals_or_whole_tags_and_a_true_ledger(tmp_path: Path) -> None:
     """SIGKILL of ``tag --ledger`` (one process) while files are tagged and written: every file is
     its original or tagged whole, every work recorded is in its renamed file, and at most the
