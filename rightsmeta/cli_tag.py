@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import api
 from .cli_plain import echo, progress, terminate_cleanly
@@ -18,6 +18,9 @@ from .errors import UsageError
 from .escape import printable
 from .model import Assertion
 from .report import TagResult
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 
 def constraint(value: str) -> tuple[str, str] | None:
@@ -55,13 +58,17 @@ def run(
             identity = Identity.configured(cert, key)
     special: list[tuple[str, str]] = []  # FIFOs and devices: opening one to tag it would block
     files: Iterable[str]
+    listed: list[str] | None = None
     if recursive and (as_json or not sys.stderr.isatty()):
         # No progress bar needs the count: paths stream from the walk (which raises nothing with
         # -r), so memory does not grow with the number of files.
         files = _cleaning(api.walk(paths, recursive=True, skipped=special), remove=not dry_run)
     else:
-        files = list(api.walk(paths, recursive=recursive, skipped=special))  # the last UsageError
-        stale_temps(files, remove=not dry_run)
+        files = listed = list(api.walk(paths, recursive=recursive, skipped=special))
+    used = None if dry_run else ledger_path(ledger, no_ledger, must_exist=False)
+    db = _opened(used) if used else None  # the last UsageError
+    if listed is not None:
+        stale_temps(listed, remove=not dry_run)
     if sign and identity is None and not as_json:
         echo("note: no signing identity, so no C2PA manifest is added (rightsmeta keys init makes one)\n", err=True)
     from contextlib import closing, nullcontext
@@ -69,10 +76,7 @@ def run(
     from .alloc import keep_freed_memory
 
     keep_freed_memory()  # each file's buffers reused, not faulted in anew (alloc.py)
-    used = None if dry_run else ledger_path(ledger, no_ledger, must_exist=False)
-    if used:  # imported only then: it loads every decoder (about 0.2 s)
-        from .ledger import Ledger
-    with terminate_cleanly(), Ledger.open(used) if used else nullcontext() as db:
+    with terminate_cleanly(), db if db is not None else nullcontext():
         # One folder fsync per folder at the end; each result printed when its file is done and
         # then dropped, so a run over a million files holds only the counts.
         with closing(api.tag_iter(progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
@@ -80,6 +84,18 @@ def run(
                                   jobs=jobs)) as done:
             counts = render(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
     return 1 if counts.get("failed") else 0
+
+
+def _opened(path: str) -> Ledger:
+    """The ledger at ``path``, opened for writing; one that cannot be used is a usage error, said
+    before anything is written (``rightsmeta verify`` says the same of it)."""
+    from .errors import RightsmetaError
+    from .ledger import Ledger  # imported only with a ledger: it loads every decoder (about 0.2 s)
+
+    try:
+        return Ledger.open(path)
+    except RightsmetaError as exc:
+        raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
 
 
 def _cleaning(paths: Iterable[str], *, remove: bool) -> Iterator[str]:

@@ -43,6 +43,9 @@ def signing_files(cert: str | None = None, key: str | None = None) -> SigningFil
     if cert or key:
         if not (cert and key):
             raise UsageError("a signing certificate needs its private key too (--cert and --key)")
+        for name, given in ((ENV_CERT, cert), (ENV_KEY, key)):  # --cert/--key were checked by the parser
+            if not os.path.isfile(given):
+                raise UsageError(f"no such file: {given} (from --cert/--key or ${name})")
         return cert, key, None
     folder = identity()
     if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file():

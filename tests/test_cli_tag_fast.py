@@ -309,3 +309,22 @@ def test_a_closed_pipe_ends_a_plain_tag_quietly_with_each_file_whole(tmp_path: P
         tagged, _ = _after(folder, db, originals)
         assert len(tagged) < len(originals)  # it stopped at the first result it could not write
         assert sorted(folder.glob(".*.rightsmeta-tmp")) == []
+
+
+@pytest.mark.parametrize("command", [ENTRY, CLICK], ids=["plain", "click"])
+def test_a_ledger_or_signing_file_that_cannot_be_used_is_a_usage_error_and_nothing_is_written(
+    tmp_path: Path, command: list[str]
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("jpeg", size=(64, 48), seed=3))
+    before = photo.read_bytes()
+    (tmp_path / "works.db").write_text("not a database")
+    bad_ledger = _run(command, "tag", "--deny", "ai", "--no-sign", "--ledger", str(tmp_path / "works.db"), str(photo))
+    env = {**os.environ, "RIGHTSMETA_CERT": str(tmp_path / "none.pem"), "RIGHTSMETA_KEY": str(tmp_path / "none.key")}
+    no_identity = _run(command, "tag", "--deny", "ai", "--no-ledger", str(photo), env=env)
+    assert bad_ledger.returncode == no_identity.returncode == 2
+    assert "Error: cannot use the ledger: " in bad_ledger.stderr and "file is not a database" in bad_ledger.stderr
+    assert f"Error: no such file: {tmp_path / 'none.pem'}" in no_identity.stderr
+    assert "Traceback" not in bad_ledger.stderr + no_identity.stderr
+    assert bad_ledger.stdout == no_identity.stdout == ""
+    assert photo.read_bytes() == before and (tmp_path / "works.db").read_text() == "not a database"
