@@ -64,7 +64,6 @@ import os
 import re
 import sqlite3
 import struct
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -87,7 +86,7 @@ from .fingerprint import (
     essence,
     region_pair_allowed,
 )
-from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose
+from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose, new_work_id
 
 Array = np.ndarray[Any, Any]
 _Found = TypeVar("_Found")  # what a lookup found of a work: (work, distance), (distance, work, probe, region)
@@ -163,7 +162,7 @@ class Work:
     ) -> Work:
         """A new record tagged now, with ``id`` or a fresh UUID."""
         return cls(
-            id=id or str(uuid.uuid4()),
+            id=id or new_work_id(),
             path=os.fspath(path),
             format=fmt,
             essence_hash=essence.hash,
