@@ -223,7 +223,7 @@ def tag_all(
     Each file's new bytes are durable before it is renamed over the original, as with ``tag``;
     only the renames' own durability waits for the end of the batch, and it is done before the
     results are returned (a power cut before then may undo a rename: the original is there).
-    ``tag_iter`` gives the same results one at a time, holding none of them.
+    ``tag_iter`` gives the same results one at a time (with a ledger, ``_BATCH`` at a time).
     """
     return list(tag_iter(paths, assertion, dry_run=dry_run, password=password, identity=identity, ledger=ledger,
                          follow_links=follow_links, jobs=jobs))

@@ -1,4 +1,5 @@
-"""The ``rightsmeta`` entry point: plain ``tag`` and ``verify`` command lines start without click.
+"""The ``rightsmeta`` entry point: plain ``tag`` and ``verify`` command lines start without click
+(people's output loads it later, for colours and the progress bar).
 
 Every run pays for loading click and the command-line module (cli.py, with all the other
 commands' modules) before its first file: more than all the work of tagging a photo. So
@@ -13,8 +14,9 @@ tests/test_cli_tag_fast.py holds every table entry against click's option of the
 compares many command lines' output, exit codes, files and ledger rows with click's
 (tests/test_cli_verify.py: verify's).
 
-Also the helpers both commands' work shares: a progress bar (click only when one is drawn),
-SIGTERM handling and ``echo`` of plain text.
+Also helpers both commands' work shares: a progress bar (click only when one is drawn),
+SIGTERM handling and ``echo`` of plain text (the ledger path and stale temporary files are
+cli_verify.py's, which tag's work imports).
 """
 
 from __future__ import annotations
