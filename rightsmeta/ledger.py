@@ -920,7 +920,10 @@ class Ledger:
 
         Every work that matches is listed (up to ``limit``): when a registry claims the same
         essence as a local work, both are reported, and ``combined`` decides between them.
+        Make ``essence`` with ``essence_of``: a ledger holding image works recorded with grids v1
+        raises ValueError for an image essence without v1 codes rather than miss those works.
         """
+        self._check_grids(essence)
         out: list[Match] = []
         with self._reading() as layout:
             if essence.hash is not None:
@@ -952,6 +955,16 @@ class Ledger:
                     self._chroma_matches(essence, layout)
         out.sort(key=_rank)
         return out[:limit]
+
+    def _check_grids(self, essence: Essence) -> None:
+        """Refuse an image essence made without the v1 codes this ledger's v1 works are compared
+        with: its v2 codes lie up to ~26 bits from them, so such works could be missed, and a
+        lookup that cannot see every work must not answer "no match"."""
+        if essence.kind != "image" or essence.grids == GRIDS_V1 or essence.legacy_codes is not None:
+            return
+        if (essence.perceptual or essence.probes) and self.needs_legacy_grids():
+            raise ValueError("this ledger holds image works recorded with grids v1, and the essence has no v1 codes "
+                             "to compare them with: make it with Ledger.essence_of(data, fmt)")
 
     def _region_matches(self, essence: Essence, layout: int) -> list[Match]:
         older = self._older_codes(essence)

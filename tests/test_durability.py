@@ -252,8 +252,8 @@ def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None
     _v1_ledger(path, old)
     with Ledger.open(path, readonly=True) as ledger:  # read-only: no tables added, still usable
         assert ledger.get("old-work") is not None
-        assert ledger.matches(essence(material.handle(img, "crop 10 %/side"), "jpeg")) == []
-        assert cropsearch.matches(ledger, essence(material.handle(img, "crop 5/15/20/10 % l/t/r/b"), "jpeg")) == []
+        assert ledger.matches(ledger.essence_of(material.handle(img, "crop 10 %/side"), "jpeg")) == []
+        assert cropsearch.matches(ledger, ledger.essence_of(material.handle(img, "crop 5/15/20/10 % l/t/r/b"), "jpeg")) == []
     with Ledger.open(path) as ledger:
         assert ledger._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert ledger.needs_legacy_grids()
@@ -265,7 +265,7 @@ def test_version_1_ledger_is_migrated_and_keeps_matching(tmp_path: Path) -> None
         # Recorded now: regions too.
         new = Work.create("new.jpg", "jpeg", essence(material.jpeg(material.photo(12, (320, 240)), 90), "jpeg"), ASSERTION, id="new-work")
         ledger.record(new)
-        crop = ledger.matches(essence(material.handle(material.photo(12, (320, 240)), "crop 15 %/side"), "jpeg"))
+        crop = ledger.matches(ledger.essence_of(material.handle(material.photo(12, (320, 240)), "crop 15 %/side"), "jpeg"))
         assert [m.work.id for m in crop] == ["new-work"]
     with Ledger.open(path, readonly=True) as ledger:
         assert len(ledger) == 2

@@ -261,6 +261,24 @@ def test_a_mixed_ledger_finds_copies_of_v1_and_v2_works(tmp_path: Path) -> None:
         assert not fresh.needs_legacy_grids()
 
 
+def test_a_ledger_of_v1_works_refuses_an_essence_without_v1_codes(tmp_path: Path) -> None:
+    images = _photos(60, 2)
+    copy = material.jpeg(images[0], 70)
+    with Ledger.open(tmp_path / "v1.sqlite3") as ledger:
+        _record(ledger, images, "old", GRIDS_V1)
+        plain = essence(copy, "jpeg")  # v2 codes only: the v1 works would be compared with the wrong codes
+        for lookup in (ledger.matches, ledger.find, lambda e: cropsearch.matches(ledger, e)):
+            with pytest.raises(ValueError, match="essence_of"):
+                lookup(plain)
+        found = cropsearch.matches(ledger, ledger.essence_of(copy, "jpeg"))
+        assert found and found[0].work.id == "old0"
+        assert ledger.matches(essence(copy, "jpeg", grids=GRIDS_V1))[0].work.id == "old0"  # v1 codes themselves
+        assert ledger.matches(essence(b"not a jpeg", "jpeg")) == []  # nothing decoded: nothing to compare
+    with Ledger.open(tmp_path / "v2.sqlite3") as fresh:  # no v1 works: any essence will do
+        _record(fresh, images, "new", GRIDS)
+        assert fresh.matches(essence(copy, "jpeg"))[0].work.id == "new0"
+
+
 def test_exported_lines_say_which_grids(tmp_path: Path) -> None:
     images = _photos(40, 2)
     with Ledger.open(tmp_path / "a.sqlite3") as ledger:
