@@ -28,7 +28,9 @@ C decoder returns None: Pillow's decode then gives today's refusal reason for th
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -146,6 +148,7 @@ def _tiff_plain(img: Image.Image) -> bool:
         and tags.get(262) in _TIFF_PHOTOMETRIC
         and tags.get(284, 1) == 1  # one plane: samples of a pixel side by side
         and tags.get(266, 1) == 1  # most significant bit first
+        and tags.get(274, 1) == 1  # Pillow's load turns the picture as Orientation says; libtiff does not
         and all(f == 1 for f in _tuple(tags.get(339, 1)))  # unsigned integer samples
     )
 
@@ -174,5 +177,199 @@ def _as_grey(mode: str, samples: np.ndarray[Any, Any], layout: _Layout) -> Image
         return Image.frombuffer("L", (width, height), np.ascontiguousarray(samples.reshape(height, width, -1)[..., 0]),
                                 "raw", "L", 0, 1)
     # An RGBA array is mapped, not copied; Pillow's RGB(A) -> L ignores the fourth byte.
-    rgb = "RGBA" if samples.shape[2] == 4 else "RGB"
-    return _grey(Image.frombuffer(rgb, (width, height), samples, "raw", rgb, 0, 1))
+    if samples.shape[2] == 4:
+        return _grey(Image.frombuffer("RGBA", (width, height), samples, "raw", "RGBA", 0, 1))
+    return _grey(_rgbx((width, height), samples))
+
+
+def _rgbx(size: tuple[int, int], samples: np.ndarray[Any, Any]) -> Image.Image:
+    """An RGBX image of 3-byte RGB samples, for Pillow's RGB -> L (which reads 4 bytes a pixel).
+
+    Pillow unpacks the samples once, into memory not first cleared: an image of its own would be
+    (``Image.frombuffer("RGB")`` and ``Image.new`` clear theirs, a tenth of what recording an RGB
+    PNG or TIFF cost in instructions), so the RGBX image maps an array made here.
+    """
+    from PIL import Image
+
+    pixels = np.empty((size[1], size[0], 4), np.uint8)
+    img = Image.frombuffer("RGBX", size, pixels, "raw", "RGBX", 0, 1)
+    img.frombytes(samples, "raw", "RGB")
+    return img
+
+
+# --- without Pillow's open: plain TIFF, still WebP ---------------------------------------------------
+
+# Pillow's image mode and raw mode of the 8-bit, one-plane TIFF layouts taken, by (photometric,
+# samples per pixel, ExtraSamples) as Pillow's TiffImagePlugin.OPEN_INFO maps them.
+_TIFF_LAYOUTS: dict[tuple[int, int, tuple[int, ...]], tuple[str, str]] = {
+    (1, 1, ()): ("L", "L"),
+    (2, 3, ()): ("RGB", "RGB"),
+    (2, 4, ()): ("RGBA", "RGBA"),
+    (2, 4, (2,)): ("RGBA", "RGBA"),  # unassociated alpha
+    (2, 4, (0,)): ("RGB", "RGBX"),  # an unspecified fourth sample, dropped
+}
+# Entries whose presence leaves the file to Pillow: tiles; the sub-directories Pillow's load reads
+# (Exif, GPS, Interoperability: a damaged one fails its load); Windows Media Photo.
+_TIFF_NOT_PLAIN = frozenset({322, 323, 324, 325, 34665, 34853, 40965, 0xBC01})
+# Entries that must hold exactly this one value when present (absent: TIFF's default, the same).
+_TIFF_ONE_OF = {259: 1, 266: 1, 274: 1, 284: 1, 317: 1}  # compression, fill order, orientation, planar, predictor
+
+
+def plain_grey(data: bytes, fmt: str) -> Image.Image | None:
+    """``fingerprint._grey`` of Pillow's full decode of a plain TIFF or a still WebP, made without
+    Pillow's open (which for these costs as much as what follows it); None for any other file,
+    or one past the size limits, or one the decoder fails on: the caller then opens it with
+    Pillow as before, which gives the refusal its reason.
+
+    A plain TIFF is uncompressed 8-bit grey, RGB or RGBA in one plane, in strips that follow one
+    another: its samples are the file's bytes, so they are mapped (grey, RGBA) or unpacked once
+    by Pillow (RGB), never copied by a decoder. Every entry Pillow's open and load read is checked
+    to say the same to both (tests/test_imagedecode.py: the kinds taken and left, and fuzzed
+    headers). A still WebP is decoded by libwebp as ``grey`` does, its canvas read by the RIFF walk.
+    """
+    if fmt == "tiff":
+        return _plain_tiff(data)
+    if fmt == "webp":
+        return _still_webp(data)
+    return None
+
+
+def _plain_tiff(data: bytes) -> Image.Image | None:
+    from PIL import Image
+
+    layout = _tiff_layout(data)
+    if layout is None:
+        return None
+    mode, raw, size, start = layout
+    if not _may_decode(size, mode):
+        return None
+    pixels = np.frombuffer(data, np.uint8, size[0] * size[1] * len(raw), start)  # a view of the file's bytes
+    img = _rgbx(size, pixels) if raw == "RGB" else Image.frombuffer(raw, size, pixels, "raw", raw, 0, 1)
+    from .fingerprint import _grey
+
+    return _grey(img)
+
+
+def _tiff_layout(data: bytes) -> tuple[str, str, tuple[int, int], int] | None:
+    """(Pillow's mode, raw mode, size, where the pixels start) of a plain TIFF, else None."""
+    from .carriers import tiff
+    from .errors import MalformedFile
+
+    try:
+        order = tiff.byte_order(data)
+        entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, order), order)
+        tags = {e.tag: e for e in entries}
+        # Pillow reads the first of repeated entries, skips those of a type it does not know, and
+        # drops the rest of the directory at a value past the end of the file or once the values
+        # read add up to more than the file: none of that is met here.
+        if len(tags) != len(entries) or not _TIFF_NOT_PLAIN.isdisjoint(tags):
+            return None
+        apart = [e for e in entries if e.size is None or e.size > 4]
+        for entry in apart:
+            tiff.check_value(data, entry)
+        if sum(e.size or 0 for e in apart) > len(data):
+            return None
+        values = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
+    except (MalformedFile, struct.error):
+        return None
+
+    def one(tag: int, default: int | None = None) -> int | None:
+        found = values.get(tag)
+        return default if tag not in tags else found[0] if found is not None and len(found) == 1 else None
+
+    if any(one(tag, value) != value for tag, value in _TIFF_ONE_OF.items()):
+        return None
+    width, height, spp = one(256), one(257), one(277, 1)
+    bits, extra, formats = values.get(258, ()), values.get(338, ()), values.get(339, (1,))
+    photometric, offsets = one(262), values.get(273)
+    if width is None or height is None or spp is None or photometric is None or not offsets or not width or not height:
+        return None
+    if 338 in tags and extra is None or 339 in tags and formats is None or bits is None:
+        return None
+    modes = _TIFF_LAYOUTS.get((photometric, spp, tuple(extra or ())))
+    if modes is None or len(bits) not in (1, spp) or set(bits) != {8} or set(formats or ()) != {1}:
+        return None
+    rows = one(278, height)
+    if not rows:
+        return None
+    rows = min(rows, height)
+    # Strips that follow one another from the first: the pixels are one run of bytes.
+    strip = rows * width * spp
+    if len(offsets) != -(-height // rows) or any(o != offsets[0] + i * strip for i, o in enumerate(offsets)):
+        return None
+    if offsets[0] + width * height * spp > len(data):
+        return None
+    return modes[0], modes[1], (width, height), offsets[0]
+
+
+# The entries whose numbers are read (SHORT or LONG): size, bits, compression, photometric, fill
+# order, strip offsets, orientation, samples, rows per strip, planar, predictor, extra samples,
+# sample format.
+_TIFF_READ = frozenset({256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 284, 317, 338, 339})
+
+
+def _tiff_numbers(data: bytes, entry: Any, order: str) -> tuple[int, ...] | None:
+    from .carriers import tiff
+
+    if entry.type not in (3, 4) or not entry.count:
+        return None
+    raw = tiff.value_bytes(data, entry)
+    return struct.unpack(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", raw)
+
+
+def _still_webp(data: bytes) -> Image.Image | None:
+    from PIL import Image
+
+    from .carriers import riff
+    from .codedhash import webp_canvas
+    from .errors import MalformedFile
+
+    try:
+        found = riff.walk(data, b"WEBP")
+        width, height, flags = webp_canvas(data, found)
+    except MalformedFile:
+        return None
+    if flags & riff.VP8X_ANIMATION or riff.find(found, b"ANIM") or riff.find(found, b"ANMF"):
+        return None  # an animation's first frame: Pillow's open, then ``grey``
+    # Pillow's mode is RGB or RGBA: 4 bytes a pixel either way, so the size limit is the same.
+    if not _may_decode((width, height), "RGBA"):
+        return None
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    _quiet_imagecodecs()
+    out = np.empty((height, width, 4), np.uint8)
+    try:
+        decoded = imagecodecs.webp_decode(data, hasalpha=True, out=out)
+    except Exception:  # imagecodecs' own error types, whatever libwebp reported; Pillow decides
+        return None
+    if not np.shares_memory(decoded, out):
+        return None
+    from .fingerprint import _grey
+
+    return _grey(Image.frombuffer("RGBA", (width, height), out, "raw", "RGBA", 0, 1))
+
+
+def _may_decode(size: tuple[int, int], mode: str) -> bool:
+    """Whether Pillow's open and ``fingerprint._check_decode_size`` would let this image be decoded
+    (else Pillow's path gives the refusal and its words)."""
+    from PIL import Image
+
+    from .fingerprint import decode_refusal
+
+    if Image.MAX_IMAGE_PIXELS is not None and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
+        return False  # Pillow's decompression bomb check (a warning, an error past twice as many)
+    return decode_refusal(size[0], size[1], mode) is None
+
+
+# Pillow plugins that Image.open would otherwise find by importing every plugin there is
+# (``Image.init``, ~30 ms once a process): JPEG, PNG and GIF come with its ``preinit``.
+_PILLOW_PLUGINS = {"tiff": "TiffImagePlugin", "webp": "WebPImagePlugin"}
+
+
+def pillow_plugin(fmt: str) -> None:
+    """Import the Pillow plugin of ``fmt`` so ``Image.open(..., formats=[...])`` finds it registered."""
+    name = _PILLOW_PLUGINS.get(fmt)
+    if name is not None:
+        importlib.import_module(f"PIL.{name}")

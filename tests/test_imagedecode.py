@@ -138,6 +138,10 @@ SLOW: list[tuple[str, Callable[[], bytes]]] = [
     ("tiff premultiplied alpha", lambda: tiff_file(np.asarray(photo("RGBA")), photometric="rgb", extrasamples=["assocalpha"])),
     ("tiff MinIsWhite", lambda: tiff_file(np.asarray(photo("L")), photometric="miniswhite")),
     ("tiff palette", lambda: pil(photo().quantize(64), "TIFF")),
+    # Pillow's load turns a TIFF as its Orientation says (libtiff does not): 2-4 keep the size, so
+    # libtiff's unturned pixels were taken until the orientation was checked (seen red without it).
+    *[(f"tiff orientation {o}", lambda o=o: pil(photo(), "TIFF", compression="tiff_lzw", tiffinfo={274: o})) for o in (2, 3, 4)],
+    ("tiff square orientation 6", lambda: pil(photo(size=(45, 45)), "TIFF", compression="tiff_lzw", tiffinfo={274: 6})),
     ("jpeg", lambda: material.jpeg(photo())),
     ("gif", lambda: pil(photo().quantize(64), "GIF")),
 ]
@@ -174,21 +178,25 @@ def test_metadata_written_by_exiftool_keeps_the_fast_path_and_its_pixels(tmp_pat
 
 def pillow_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imagedecode, "grey", lambda img, data: None)
+    monkeypatch.setattr(imagedecode, "plain_grey", lambda data, fmt: None)
 
 
 # PNG grey is handed on as the decoder's own array (no copy); the others go through Pillow's RGB -> L.
-@pytest.mark.parametrize(("fmt", "mode"), [("png", "L"), ("png", "RGBA"), ("webp", "RGBA"), ("tiff", "RGBA")])
-def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPatch, fmt: str, mode: str) -> None:
+# A plain TIFF and a still WebP are decoded without Pillow's open (plain_grey), the others by ``grey``.
+@pytest.mark.parametrize(("fmt", "mode", "path"), [("png", "L", "grey"), ("png", "RGB", "grey"), ("png", "RGBA", "grey"),
+                                                   ("webp", "RGBA", "plain_grey"), ("tiff", "RGBA", "plain_grey"),
+                                                   ("tiff", "RGB", "plain_grey"), ("tiff", "L", "plain_grey")])
+def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPatch, fmt: str, mode: str, path: str) -> None:
     data = pil(photo(mode, seed=11, size=(300, 200)), fmt.upper(), **({"quality": 85} if fmt == "webp" else {}))
     calls: list[object] = []
-    real = imagedecode.grey
+    real = getattr(imagedecode, path)
 
-    def counted(img: Image.Image, data: bytes) -> Image.Image | None:
-        found = real(img, data)
+    def counted(*args: object) -> Image.Image | None:
+        found = real(*args)
         calls.append(found)
         return found
 
-    monkeypatch.setattr(imagedecode, "grey", counted)
+    monkeypatch.setattr(imagedecode, path, counted)
     fast = essence(data, fmt)
     assert len(calls) == 1 and calls[0] is not None  # the fast path was taken
     pillow_only(monkeypatch)
@@ -200,11 +208,12 @@ def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPat
 
 def test_a_pixel_hash_is_still_made_from_pillows_full_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     """``legacy`` (a ledger holding v1 pixel hashes) needs the full RGBA image: Pillow decodes it."""
-    data = pil(photo(), "PNG")
     seen: list[object] = []
     monkeypatch.setattr(imagedecode, "grey", lambda img, data: seen.append(img))
-    found = essence(data, "png", legacy=True, probes=False)
-    assert seen == [] and found.legacy_hash is not None
+    monkeypatch.setattr(imagedecode, "plain_grey", lambda data, fmt: seen.append(data))
+    for fmt in ("png", "tiff", "webp"):
+        found = essence(pil(photo(), fmt.upper()), fmt, legacy=True, probes=False)
+        assert seen == [] and found.legacy_hash is not None
 
 
 def test_an_image_over_the_budget_is_refused_before_imagecodecs_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,6 +222,10 @@ def test_an_image_over_the_budget_is_refused_before_imagecodecs_sees_it(monkeypa
     monkeypatch.setattr(imagedecode, "_plan", lambda img: pytest.fail("decoded past the budget"))
     found = essence(data, "png")
     assert found.perceptual is None and "memory bound" in (found.reason or "")
+    for fmt in ("tiff", "webp"):  # decoded without Pillow's open: left to Pillow, which refuses in the same words
+        plain = pil(photo(), fmt.upper())
+        assert imagedecode.plain_grey(plain, fmt) is None
+        assert essence(plain, fmt).reason == found.reason
 
 
 def test_a_fast_decode_above_the_budget_is_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
