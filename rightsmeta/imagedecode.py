@@ -213,6 +213,10 @@ _TIFF_LAYOUTS: dict[tuple[int, int, tuple[int, ...]], tuple[str, str]] = {
 _TIFF_NOT_PLAIN = frozenset({322, 323, 324, 325, 34665, 34853, 40965, 0xBC01})
 # Entries that must hold exactly this one value when present (absent: TIFF's default, the same).
 _TIFF_ONE_OF = {259: 1, 266: 1, 274: 1, 284: 1, 317: 1}  # compression, fill order, orientation, planar, predictor
+# The entries whose numbers are read (SHORT or LONG): size, bits, compression, photometric, fill
+# order, strip offsets, orientation, samples, rows per strip, planar, predictor, extra samples,
+# sample format.
+_TIFF_READ = frozenset({256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 284, 317, 338, 339})
 
 
 def plain_grey(data: bytes, fmt: str) -> Image.Image | None:
@@ -224,7 +228,7 @@ def plain_grey(data: bytes, fmt: str) -> Image.Image | None:
     A plain TIFF is uncompressed 8-bit grey, RGB or RGBA in one plane, in strips that follow one
     another: its samples are the file's bytes, so they are mapped (grey, RGBA) or unpacked once
     by Pillow (RGB), never copied by a decoder. Every entry Pillow's open and load read is checked
-    to say the same to both (tests/test_imagedecode.py: the kinds taken and left, and fuzzed
+    to say the same to both (tests/test_plaindecode.py: the kinds taken and left, and fuzzed
     headers). A still WebP is decoded by libwebp as ``grey`` does, its canvas read by the RIFF walk.
     """
     if fmt == "tiff":
@@ -252,6 +256,39 @@ def _plain_tiff(data: bytes) -> Image.Image | None:
 
 def _tiff_layout(data: bytes) -> tuple[str, str, tuple[int, int], int] | None:
     """(Pillow's mode, raw mode, size, where the pixels start) of a plain TIFF, else None."""
+    values = _tiff_entries(data)
+    if values is None:
+        return None
+
+    def one(tag: int, default: int | None = None) -> int | None:
+        found = values.get(tag)
+        return default if found is None else found[0] if len(found) == 1 else None
+
+    if any(one(tag, value) != value for tag, value in _TIFF_ONE_OF.items()):
+        return None
+    width, height, photometric, spp = one(256), one(257), one(262), one(277, 1)
+    bits, extra, formats, offsets = values.get(258, ()), values.get(338, ()), values.get(339, (1,)), values.get(273, ())
+    if not width or not height or photometric is None or spp is None or not offsets:
+        return None
+    modes = _TIFF_LAYOUTS.get((photometric, spp, extra))
+    if modes is None or len(bits) not in (1, spp) or set(bits) != {8} or set(formats) != {1}:
+        return None
+    rows = one(278, height)  # absent: one strip
+    if not rows:
+        return None
+    rows = min(rows, height)
+    # Strips that follow one another from the first: the pixels are one run of bytes.
+    strip = rows * width * spp
+    if len(offsets) != -(-height // rows) or any(o != offsets[0] + i * strip for i, o in enumerate(offsets)):
+        return None
+    if offsets[0] + width * height * spp > len(data):
+        return None
+    return modes[0], modes[1], (width, height), offsets[0]
+
+
+def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
+    """The numbers of the first directory's entries ``_tiff_layout`` reads, when the directory
+    is one Pillow reads whole and alike, else None."""
     from .carriers import tiff
     from .errors import MalformedFile
 
@@ -269,43 +306,11 @@ def _tiff_layout(data: bytes) -> tuple[str, str, tuple[int, int], int] | None:
             tiff.check_value(data, entry)
         if sum(e.size or 0 for e in apart) > len(data):
             return None
-        values = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
+        read = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
     except (MalformedFile, struct.error):
         return None
-
-    def one(tag: int, default: int | None = None) -> int | None:
-        found = values.get(tag)
-        return default if tag not in tags else found[0] if found is not None and len(found) == 1 else None
-
-    if any(one(tag, value) != value for tag, value in _TIFF_ONE_OF.items()):
-        return None
-    width, height, spp = one(256), one(257), one(277, 1)
-    bits, extra, formats = values.get(258, ()), values.get(338, ()), values.get(339, (1,))
-    photometric, offsets = one(262), values.get(273)
-    if width is None or height is None or spp is None or photometric is None or not offsets or not width or not height:
-        return None
-    if 338 in tags and extra is None or 339 in tags and formats is None or bits is None:
-        return None
-    modes = _TIFF_LAYOUTS.get((photometric, spp, tuple(extra or ())))
-    if modes is None or len(bits) not in (1, spp) or set(bits) != {8} or set(formats or ()) != {1}:
-        return None
-    rows = one(278, height)
-    if not rows:
-        return None
-    rows = min(rows, height)
-    # Strips that follow one another from the first: the pixels are one run of bytes.
-    strip = rows * width * spp
-    if len(offsets) != -(-height // rows) or any(o != offsets[0] + i * strip for i, o in enumerate(offsets)):
-        return None
-    if offsets[0] + width * height * spp > len(data):
-        return None
-    return modes[0], modes[1], (width, height), offsets[0]
-
-
-# The entries whose numbers are read (SHORT or LONG): size, bits, compression, photometric, fill
-# order, strip offsets, orientation, samples, rows per strip, planar, predictor, extra samples,
-# sample format.
-_TIFF_READ = frozenset({256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 284, 317, 338, 339})
+    numbers = {tag: found for tag, found in read.items() if found is not None}
+    return numbers if len(numbers) == len(read) else None  # an entry read is not SHORT or LONG numbers
 
 
 def _tiff_numbers(data: bytes, entry: Any, order: str) -> tuple[int, ...] | None:
