@@ -81,7 +81,7 @@ def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
     size already checked, not loaded), decoded by imagecodecs; None when this file is not one of
     the cases proven to give Pillow's pixels, or imagecodecs fails on it: the caller then loads
     ``img`` as before."""
-    planned = _plan(img)
+    planned = _plan(img, data)
     if planned is None:
         return None
     decode, layout = planned
@@ -101,7 +101,7 @@ def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
     return _as_grey(img.mode, out, layout)
 
 
-def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, Any]], Any], _Layout] | None:
+def _plan(img: ImageFile.ImageFile, data: bytes) -> tuple[Callable[[bytes, np.ndarray[Any, Any]], Any], _Layout] | None:
     if img.format not in ("PNG", "WEBP", "TIFF"):
         return None
     try:
@@ -119,7 +119,7 @@ def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, An
         return None
     raw = img.tile[0].args
     rawmode = raw if isinstance(raw, str) else raw[0] if isinstance(raw, tuple) and raw else None
-    if img.format == "PNG" and isinstance(rawmode, str) and rawmode in _PNG_RAW:
+    if img.format == "PNG" and isinstance(rawmode, str) and rawmode in _PNG_RAW and _png_tail_skipped(data):
         layout = _PNG_RAW[rawmode]
         if "transparency" in img.info and layout.channels in (1, 3):
             layout = layout._replace(channels=layout.channels + 1)  # libpng turns tRNS into alpha
@@ -127,6 +127,24 @@ def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, An
     if img.format == "TIFF" and isinstance(rawmode, str) and rawmode in _TIFF_RAW and _tiff_plain(img):
         return lambda data, out: imagecodecs.tiff_decode(data, index=0, out=out), _TIFF_RAW[rawmode]
     return None
+
+
+def _png_tail_skipped(data: bytes) -> bool:
+    """Whether every chunk after the image data is one Pillow's load skips. Its load reads them once
+    the pixels are decoded, and its readers of text, colour and size chunks refuse damaged ones (a
+    zTXt of an unknown compression, a short pHYs...), a refusal ``grey`` would otherwise decode past."""
+    from PIL.PngImagePlugin import PngStream
+
+    from .carriers import png
+    from .errors import MalformedFile
+
+    try:
+        chunks = png.walk(data)
+    except MalformedFile:
+        return False
+    first = next((i for i, chunk in enumerate(chunks) if chunk.type == b"IDAT"), len(chunks))
+    return not any(hasattr(PngStream, "chunk_" + chunk.type.decode("latin-1"))
+                   for chunk in chunks[first:] if chunk.type not in (b"IDAT", b"IEND"))
 
 
 @functools.cache
