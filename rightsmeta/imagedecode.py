@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import re
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -167,8 +168,24 @@ def _tiff_plain(img: Image.Image) -> bool:
         and tags.get(284, 1) == 1  # one plane: samples of a pixel side by side
         and tags.get(266, 1) == 1  # most significant bit first
         and tags.get(274, 1) == 1  # Pillow's load turns the picture as Orientation says; libtiff does not
+        and not _turned_by_xmp(img.info.get("xmp"))
         and all(f == 1 for f in _tuple(tags.get(339, 1)))  # unsigned integer samples
     )
+
+
+# What Pillow's getexif() reads as the orientation of a TIFF without an Orientation entry.
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')
+
+
+def _turned_by_xmp(xmp: object) -> bool:
+    """Whether Pillow's TIFF load turns the picture by its XMP (``tiff:Orientation`` 2-8), or may
+    fail reading it (a value that is not bytes)."""
+    if xmp is None:
+        return False
+    if not isinstance(xmp, bytes):
+        return True
+    found = _XMP_ORIENTATION.search(xmp)
+    return found is not None and found[2] in b"2345678"
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
@@ -325,6 +342,9 @@ def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
         if sum(e.size or 0 for e in apart) > len(data):
             return None
         read = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
+        xmp = tags.get(700)
+        if xmp is not None and _turned_by_xmp(tiff.value_bytes(data, xmp) if xmp.type in (1, 7) else xmp):
+            return None
     except (MalformedFile, struct.error):
         return None
     numbers = {tag: found for tag, found in read.items() if found is not None}

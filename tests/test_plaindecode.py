@@ -129,6 +129,29 @@ def test_metadata_written_by_exiftool_keeps_the_plain_path_and_its_pixels(tmp_pa
         assert np.array_equal(np.asarray(plain), np.asarray(pillow_grey(data))), name
 
 
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
+def test_a_tiff_turned_by_its_xmp_gives_pillows_turned_pixels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                               exiftool: str, compression: str) -> None:
+    """Pillow's TIFF load turns the picture by an XMP tiff:Orientation when there is no Orientation
+    entry; neither imagedecode path did (seen red without the check)."""
+    path = tmp_path / "a.tif"
+    path.write_bytes(pil(photo(), "TIFF", compression=compression))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-tiff:Orientation#=3", str(path)], check=True)
+    data = path.read_bytes()
+    assert not np.array_equal(np.asarray(pillow_grey(data)), np.asarray(photo("L")))  # Pillow turned it
+    assert imagedecode.plain_grey(data, "tiff") is None
+    with Image.open(io.BytesIO(data)) as img:
+        assert imagedecode.grey(img, data) is None
+    found = essence(data, "tiff")
+    monkeypatch.setattr(imagedecode, "plain_grey", lambda data, fmt: None)
+    monkeypatch.setattr(imagedecode, "grey", lambda img, data: None)
+    assert essence(data, "tiff") == found and found.perceptual
+    monkeypatch.undo()
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-tiff:Orientation#=1", str(path)], check=True)
+    if compression == "raw":  # an XMP orientation of 1 turns nothing: still taken
+        assert imagedecode.plain_grey(path.read_bytes(), "tiff") is not None
+
+
 def test_the_essence_is_the_same_as_through_pillows_open(monkeypatch: pytest.MonkeyPatch) -> None:
     files = [(pil(photo(mode, seed=s, size=(300, 200)), fmt.upper()), fmt)
              for s in (1, 2) for mode, fmt in (("RGB", "tiff"), ("L", "tiff"), ("RGBA", "tiff"), ("RGB", "webp"))]
