@@ -222,7 +222,9 @@ def _rgbx(size: tuple[int, int], samples: np.ndarray[Any, Any]) -> Image.Image:
 
     Pillow unpacks the samples once, into memory not first cleared: an image of its own would be
     (``Image.frombuffer("RGB")`` and ``Image.new`` clear theirs, a tenth of what recording an RGB
-    PNG or TIFF cost in instructions), so the RGBX image maps an array made here.
+    PNG or TIFF cost in instructions), so the RGBX image maps an array made here and its
+    ``frombytes`` unpacks into it (a Pillow that copied a mapped image before writing to it would
+    give the same pixels, only slower).
     """
     from PIL import Image
 
