@@ -25,7 +25,7 @@ row) and a still WebP: no Pillow open at all (for these it cost as much as the d
 header walked here with every entry Pillow reads checked, the same size refusals, Pillow left to
 decide anything unusual (``tests/test_plaindecode.py``, with every header byte fuzzed). With
 ``_rgbx`` (RGB unpacked into an uncleared image), open + size check + grey image went, under
-callgrind on bench/corpus.py's images (/tmp/s7-B/cgrun.sh, session 7), 18.8M -> 17.7M
+callgrind on bench/corpus.py's images (20 of each kind, after a first), 18.8M -> 17.7M
 instructions a PNG, 17.0M -> 14.4M a WebP, 6.6M -> 4.8M an uncompressed TIFF; in time (main and
 this code alternating in one process, best of 9, load 3-5) PNG -1..-17 %, WebP -18..-32 %,
 TIFF -36..-66 %.
