@@ -27,7 +27,7 @@ decide anything unusual (``tests/test_plaindecode.py``, with every header byte f
 ``_rgbx`` (RGB unpacked into an uncleared image), open + size check + grey image went, under
 callgrind on bench/corpus.py's images (20 of each kind, after a first), 18.8M -> 17.7M
 instructions a PNG, 17.0M -> 14.4M a WebP, 6.6M -> 4.8M an uncompressed TIFF; in time (main and
-this code alternating in one process, best of 9, load 3-5) PNG -1..-17 %, WebP -18..-32 %,
+this code alternating in one process, best of 9, load 3-5) PNG in the noise (-17..+5 %), WebP -18..-32 %,
 TIFF -36..-66 %.
 
 Hostile input: the output array is allocated here, at the shape Pillow's header says, within the
