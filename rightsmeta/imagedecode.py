@@ -365,12 +365,11 @@ def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
 
 
 def _tiff_numbers(data: bytes, entry: Any, order: str) -> tuple[int, ...] | None:
-    from .carriers import tiff
-
     if entry.type not in (3, 4) or not entry.count:
         return None
-    raw = tiff.value_bytes(data, entry)
-    return struct.unpack(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", raw)
+    # struct.error past the end of the data (the values apart are checked before, the others are
+    # in the directory)
+    return struct.unpack_from(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", data, entry.value_pos)
 
 
 def _still_webp(data: bytes) -> Image.Image | None:
