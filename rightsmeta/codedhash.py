@@ -27,9 +27,13 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import MalformedFile
 from .fingerprint import HASH_V2
+
+if TYPE_CHECKING:
+    from .carriers.riff import Riff
 
 
 class _Digest:
@@ -86,15 +90,7 @@ def webp_hash(data: bytes) -> str | None:
 
     try:
         found = riff.walk(data, b"WEBP")
-        header = riff.find(found, b"VP8X")
-        if header:
-            body = data[header[0].data_start : header[0].end]
-            if len(body) < 10:
-                return None
-            width, height = 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")
-        else:
-            # A writer adding metadata to a simple WebP adds a VP8X header with the bitstream's size.
-            width, height, _ = riff._canvas(data, found)
+        width, height, _ = webp_canvas(data, found)
     except MalformedFile:
         return None
     kept = [c for c in found.chunks if c.fourcc in _WEBP_DECODES]
@@ -106,6 +102,21 @@ def webp_hash(data: bytes) -> str | None:
     for chunk in kept:
         digest.piece(chunk.fourcc, view[chunk.data_start : chunk.end])
     return digest.hex()
+
+
+def webp_canvas(data: bytes, found: Riff) -> tuple[int, int, int]:
+    """(width, height, VP8X flags) of the canvas, as libwebp's demuxer reads it; MalformedFile if
+    there is none."""
+    from .carriers import riff
+
+    header = riff.find(found, b"VP8X")
+    if not header:
+        # A writer adding metadata to a simple WebP adds a VP8X header with the bitstream's size.
+        return riff._canvas(data, found)
+    body = data[header[0].data_start : header[0].end]
+    if len(body) < 10:
+        raise MalformedFile(f"WebP: VP8X chunk at offset {header[0].start} is too short")
+    return 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little"), body[0]
 
 
 # --- TIFF -------------------------------------------------------------------------------------------

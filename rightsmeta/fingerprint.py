@@ -352,34 +352,47 @@ def decode_budget() -> int:
 
 
 def _check_decode_size(img: Image.Image) -> None:
-    """Refuse, before any pixel is decoded, an image whose decoding would exceed the budget.
+    """Refuse, before any pixel is decoded, an image whose decoding would exceed the budget."""
+    refusal = decode_refusal(img.width, img.height, img.mode)
+    if refusal is not None:
+        raise _Refused(refusal)
+
+
+def decode_refusal(width: int, height: int, mode: str) -> str | None:
+    """Why an image of this size and Pillow mode is not decoded, or None when it may be.
 
     Peak memory of ``_image``: the decoded image in its own mode, the 8-bit grey copy of a
     high-bit-depth image, and the RGBA image that is hashed (hashing goes strip by strip).
     """
-    if img.width * img.height > MAX_PIXELS:
-        raise _Refused(f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} allowed")
+    if width * height > MAX_PIXELS:
+        return f"image has {width}x{height} pixels, more than the {MAX_PIXELS} allowed"
     # + 4: the RGBA copy; + 1: its grey copy (or the 8-bit copy of a high-bit-depth image)
-    per_pixel = _MODE_BYTES.get(img.mode, 4) + 4 + 1 + (1 if img.mode in _WIDE_MODES else 0)
-    need, budget = img.width * img.height * per_pixel, decode_budget()
+    per_pixel = _MODE_BYTES.get(mode, 4) + 4 + 1 + (1 if mode in _WIDE_MODES else 0)
+    need, budget = width * height * per_pixel, decode_budget()
     if need > budget:
-        raise _Refused(
-            f"decoding this {img.width}x{img.height} {img.mode} image needs about {need // 2**20} MiB, "
-            f"more than the {budget // 2**20} MiB memory bound"
-        )
+        return (f"decoding this {width}x{height} {mode} image needs about {need // 2**20} MiB, "
+                f"more than the {budget // 2**20} MiB memory bound")
+    return None
 
 
-def _image(data: bytes, fmt: str, legacy: bool, probes: bool, grids: int, legacy_grids: bool) -> Essence:
+def _decode_image(data: bytes, fmt: str, coded: str | None, legacy: bool) -> tuple[Image.Image, tuple[int, int], str | None]:
+    """The grey working image, the picture's size in pixels, and the v1 pixel hash when it is
+    needed (no coded hash, or ``legacy``)."""
     from PIL import Image, UnidentifiedImageError
 
-    from .imagedecode import grey
+    from .imagedecode import grey, pillow_plugin, plain_grey
 
+    if coded is not None and not legacy:
+        # imagedecode.py: a plain TIFF or still WebP decoded without Pillow's open (same pixels)
+        plain = plain_grey(data, fmt)
+        if plain is not None:
+            return plain, plain.size, None
+    pillow_plugin(fmt)
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
             _check_decode_size(img)
             img.seek(0)
             full = img.size
-            coded = _coded_hash(data, fmt)
             drafted = coded is not None and fmt == "jpeg"
             if drafted:
                 # The hash comes from the coded data, so no pixel is needed at full size: libjpeg
@@ -402,6 +415,12 @@ def _image(data: bytes, fmt: str, legacy: bool, probes: bool, grids: int, legacy
         raise _Refused(f"Pillow cannot decode this {fmt.upper()}") from exc
     except OSError as exc:
         raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
+    return luma, full, exact
+
+
+def _image(data: bytes, fmt: str, legacy: bool, probes: bool, grids: int, legacy_grids: bool) -> Essence:
+    coded = _coded_hash(data, fmt)
+    luma, full, exact = _decode_image(data, fmt, coded, legacy)
     # Old ledgers hold the pixel hash of JPEG, PNG, WebP and TIFF images; it is computed only when
     # asked for (``legacy``).
     found = Essence("image", coded, None, legacy_hash=exact, grids=grids) if coded else Essence("image", exact, None, grids=grids)

@@ -16,8 +16,19 @@ decode is the same as Pillow's. The cases taken are those ``tests/test_imagedeco
 pixel-identical (every PNG colour type and bit depth, interlaced, tRNS; WebP lossy, lossless,
 alpha, an animation's first frame; TIFF uncompressed, LZW and PackBits, strips or tiles,
 8 or 16 bits, one plane). Anything else (CMYK, YCbCr, JPEG-in-TIFF, premultiplied alpha,
-MinIsWhite, separate planes, floats, Deflate-compressed TIFF...) returns None and is decoded by
-Pillow as before.
+MinIsWhite, separate planes, floats, Deflate-compressed TIFF, a TIFF Pillow's load would turn by
+its Orientation or XMP, a PNG with chunks after the image data that Pillow's load reads...)
+returns None and is decoded by Pillow as before.
+
+``plain_grey`` goes further for a plain TIFF (uncompressed 8-bit grey, RGB or RGBA, strips in a
+row) and a still WebP: no Pillow open at all (for these it cost as much as the decode), the
+header walked here with every entry Pillow reads checked, the same size refusals, Pillow left to
+decide anything unusual (``tests/test_plaindecode.py``, with every header byte fuzzed). With
+``_rgbx`` (RGB unpacked into an uncleared image), open + size check + grey image went, under
+callgrind on bench/corpus.py's images (20 of each kind, after a first), 18.8M -> 17.7M
+instructions a PNG, 17.0M -> 14.4M a WebP, 6.6M -> 4.8M an uncompressed TIFF; in time (main and
+this code alternating in one process, best of 9, load 3-5) PNG in the noise (-17..+5 %), WebP -18..-32 %,
+TIFF -36..-66 %.
 
 Hostile input: the output array is allocated here, at the shape Pillow's header says, within the
 decode budget, and imagecodecs refuses to decode into an array of another shape, so a file whose
@@ -28,7 +39,10 @@ C decoder returns None: Pillow's decode then gives today's refusal reason for th
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import re
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -79,7 +93,7 @@ def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
     size already checked, not loaded), decoded by imagecodecs; None when this file is not one of
     the cases proven to give Pillow's pixels, or imagecodecs fails on it: the caller then loads
     ``img`` as before."""
-    planned = _plan(img)
+    planned = _plan(img, data)
     if planned is None:
         return None
     decode, layout = planned
@@ -99,7 +113,7 @@ def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
     return _as_grey(img.mode, out, layout)
 
 
-def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, Any]], Any], _Layout] | None:
+def _plan(img: ImageFile.ImageFile, data: bytes) -> tuple[Callable[[bytes, np.ndarray[Any, Any]], Any], _Layout] | None:
     if img.format not in ("PNG", "WEBP", "TIFF"):
         return None
     try:
@@ -117,7 +131,7 @@ def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, An
         return None
     raw = img.tile[0].args
     rawmode = raw if isinstance(raw, str) else raw[0] if isinstance(raw, tuple) and raw else None
-    if img.format == "PNG" and isinstance(rawmode, str) and rawmode in _PNG_RAW:
+    if img.format == "PNG" and isinstance(rawmode, str) and rawmode in _PNG_RAW and _png_tail_skipped(data):
         layout = _PNG_RAW[rawmode]
         if "transparency" in img.info and layout.channels in (1, 3):
             layout = layout._replace(channels=layout.channels + 1)  # libpng turns tRNS into alpha
@@ -125,6 +139,24 @@ def _plan(img: ImageFile.ImageFile) -> tuple[Callable[[bytes, np.ndarray[Any, An
     if img.format == "TIFF" and isinstance(rawmode, str) and rawmode in _TIFF_RAW and _tiff_plain(img):
         return lambda data, out: imagecodecs.tiff_decode(data, index=0, out=out), _TIFF_RAW[rawmode]
     return None
+
+
+def _png_tail_skipped(data: bytes) -> bool:
+    """Whether every chunk after the image data is one Pillow's load skips. Its load reads them once
+    the pixels are decoded, and its readers of text, colour and size chunks refuse damaged ones (a
+    zTXt of an unknown compression, a short pHYs...), a refusal ``grey`` would otherwise decode past."""
+    from PIL.PngImagePlugin import PngStream
+
+    from .carriers import png
+    from .errors import MalformedFile
+
+    try:
+        chunks = png.walk(data)
+    except MalformedFile:
+        return False
+    first = next((i for i, chunk in enumerate(chunks) if chunk.type == b"IDAT"), len(chunks))
+    return not any(hasattr(PngStream, "chunk_" + chunk.type.decode("latin-1"))
+                   for chunk in chunks[first:] if chunk.type not in (b"IDAT", b"IEND"))
 
 
 @functools.cache
@@ -146,8 +178,25 @@ def _tiff_plain(img: Image.Image) -> bool:
         and tags.get(262) in _TIFF_PHOTOMETRIC
         and tags.get(284, 1) == 1  # one plane: samples of a pixel side by side
         and tags.get(266, 1) == 1  # most significant bit first
+        and tags.get(274, 1) == 1  # Pillow's load turns the picture as Orientation says; libtiff does not
+        and not _turned_by_xmp(img.info.get("xmp"))
         and all(f == 1 for f in _tuple(tags.get(339, 1)))  # unsigned integer samples
     )
+
+
+# What Pillow's getexif() reads as the orientation of a TIFF without an Orientation entry.
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')
+
+
+def _turned_by_xmp(xmp: object) -> bool:
+    """Whether Pillow's TIFF load turns the picture by its XMP (``tiff:Orientation`` 2-8), or may
+    fail reading it (a value that is not bytes)."""
+    if xmp is None:
+        return False
+    if not isinstance(xmp, bytes):
+        return True
+    found = _XMP_ORIENTATION.search(xmp)
+    return found is not None and found[2] in b"2345678"
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
@@ -174,5 +223,208 @@ def _as_grey(mode: str, samples: np.ndarray[Any, Any], layout: _Layout) -> Image
         return Image.frombuffer("L", (width, height), np.ascontiguousarray(samples.reshape(height, width, -1)[..., 0]),
                                 "raw", "L", 0, 1)
     # An RGBA array is mapped, not copied; Pillow's RGB(A) -> L ignores the fourth byte.
-    rgb = "RGBA" if samples.shape[2] == 4 else "RGB"
-    return _grey(Image.frombuffer(rgb, (width, height), samples, "raw", rgb, 0, 1))
+    if samples.shape[2] == 4:
+        return _grey(Image.frombuffer("RGBA", (width, height), samples, "raw", "RGBA", 0, 1))
+    return _grey(_rgbx((width, height), samples))
+
+
+def _rgbx(size: tuple[int, int], samples: np.ndarray[Any, Any]) -> Image.Image:
+    """An RGBX image of 3-byte RGB samples, for Pillow's RGB -> L (which reads 4 bytes a pixel).
+
+    Pillow unpacks the samples once, into memory not first cleared: an image of its own would be
+    (``Image.frombuffer("RGB")`` and ``Image.new`` clear theirs, a tenth of what recording an RGB
+    PNG or TIFF cost in instructions), so the RGBX image maps an array made here and its
+    ``frombytes`` unpacks into it (a Pillow that copied a mapped image before writing to it would
+    give the same pixels, only slower).
+    """
+    from PIL import Image
+
+    pixels = np.empty((size[1], size[0], 4), np.uint8)
+    img = Image.frombuffer("RGBX", size, pixels, "raw", "RGBX", 0, 1)
+    img.frombytes(samples, "raw", "RGB")
+    return img
+
+
+# --- without Pillow's open: plain TIFF, still WebP ---------------------------------------------------
+
+# Pillow's image mode and raw mode of the 8-bit, one-plane TIFF layouts taken, by (photometric,
+# samples per pixel, ExtraSamples) as Pillow's TiffImagePlugin.OPEN_INFO maps them.
+_TIFF_LAYOUTS: dict[tuple[int, int, tuple[int, ...]], tuple[str, str]] = {
+    (1, 1, ()): ("L", "L"),
+    (2, 3, ()): ("RGB", "RGB"),
+    (2, 4, ()): ("RGBA", "RGBA"),
+    (2, 4, (2,)): ("RGBA", "RGBA"),  # unassociated alpha
+    (2, 4, (0,)): ("RGB", "RGBX"),  # an unspecified fourth sample, dropped
+}
+# Entries whose presence leaves the file to Pillow: tiles; the sub-directories Pillow's load reads
+# (Exif, GPS, Interoperability: a damaged one fails its load); Windows Media Photo.
+_TIFF_NOT_PLAIN = frozenset({322, 323, 324, 325, 34665, 34853, 40965, 0xBC01})
+# Entries that must hold exactly this one value when present (absent: TIFF's default, the same).
+_TIFF_ONE_OF = {259: 1, 266: 1, 274: 1, 284: 1, 317: 1}  # compression, fill order, orientation, planar, predictor
+# The entries whose numbers are read (SHORT or LONG): size, bits, compression, photometric, fill
+# order, strip offsets, orientation, samples, rows per strip, planar, predictor, extra samples,
+# sample format.
+_TIFF_READ = frozenset({256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 284, 317, 338, 339})
+
+
+def plain_grey(data: bytes, fmt: str) -> Image.Image | None:
+    """``fingerprint._grey`` of Pillow's full decode of a plain TIFF or a still WebP, made without
+    Pillow's open (which for these costs as much as what follows it); None for any other file,
+    or one past the size limits, or one the decoder fails on: the caller then opens it with
+    Pillow as before, which gives the refusal its reason.
+
+    A plain TIFF is uncompressed 8-bit grey, RGB or RGBA in one plane, in strips that follow one
+    another: its samples are the file's bytes, so they are mapped (grey, RGBA) or unpacked once
+    by Pillow (RGB), never copied by a decoder. Every entry Pillow's open and load read is checked
+    to say the same to both (tests/test_plaindecode.py: the kinds taken and left, and fuzzed
+    headers). A still WebP is decoded by libwebp as ``grey`` does, its canvas read by the RIFF walk.
+    """
+    if fmt == "tiff":
+        return _plain_tiff(data)
+    if fmt == "webp":
+        return _still_webp(data)
+    return None
+
+
+def _plain_tiff(data: bytes) -> Image.Image | None:
+    from PIL import Image
+
+    layout = _tiff_layout(data)
+    if layout is None:
+        return None
+    mode, raw, size, start = layout
+    if not _may_decode(size, mode):
+        return None
+    pixels = np.frombuffer(data, np.uint8, size[0] * size[1] * len(raw), start)  # a view of the file's bytes
+    img = _rgbx(size, pixels) if raw == "RGB" else Image.frombuffer(raw, size, pixels, "raw", raw, 0, 1)
+    from .fingerprint import _grey
+
+    return _grey(img)
+
+
+def _tiff_layout(data: bytes) -> tuple[str, str, tuple[int, int], int] | None:
+    """(Pillow's mode, raw mode, size, where the pixels start) of a plain TIFF, else None."""
+    values = _tiff_entries(data)
+    if values is None:
+        return None
+
+    def one(tag: int, default: int | None = None) -> int | None:
+        found = values.get(tag)
+        return default if found is None else found[0] if len(found) == 1 else None
+
+    if any(one(tag, value) != value for tag, value in _TIFF_ONE_OF.items()):
+        return None
+    width, height, photometric, spp = one(256), one(257), one(262), one(277, 1)
+    bits, extra, formats, offsets = values.get(258, ()), values.get(338, ()), values.get(339, (1,)), values.get(273, ())
+    if not width or not height or photometric is None or spp is None or not offsets:
+        return None
+    modes = _TIFF_LAYOUTS.get((photometric, spp, extra))
+    if modes is None or len(bits) not in (1, spp) or set(bits) != {8} or set(formats) != {1}:
+        return None
+    rows = one(278, height)  # absent: one strip
+    if not rows:
+        return None
+    rows = min(rows, height)
+    # Strips that follow one another from the first: the pixels are one run of bytes.
+    strip = rows * width * spp
+    if len(offsets) != -(-height // rows) or any(o != offsets[0] + i * strip for i, o in enumerate(offsets)):
+        return None
+    if offsets[0] + width * height * spp > len(data):
+        return None
+    return modes[0], modes[1], (width, height), offsets[0]
+
+
+def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
+    """The numbers of the first directory's entries ``_tiff_layout`` reads, when the directory
+    is one Pillow reads whole and alike, else None."""
+    from .carriers import tiff
+    from .errors import MalformedFile
+
+    try:
+        order = tiff.byte_order(data)
+        entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, order), order)
+        tags = {e.tag: e for e in entries}
+        # Pillow reads the first of repeated entries, skips those of a type it does not know, and
+        # drops the rest of the directory at a value past the end of the file or once the values
+        # read add up to more than the file: none of that is met here.
+        if len(tags) != len(entries) or not _TIFF_NOT_PLAIN.isdisjoint(tags):
+            return None
+        apart = [e for e in entries if e.size is None or e.size > 4]
+        for entry in apart:
+            tiff.check_value(data, entry)
+        if sum(e.size or 0 for e in apart) > len(data):
+            return None
+        read = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
+        xmp = tags.get(700)
+        if xmp is not None and _turned_by_xmp(tiff.value_bytes(data, xmp) if xmp.type in (1, 7) else xmp):
+            return None
+    except (MalformedFile, struct.error):
+        return None
+    numbers = {tag: found for tag, found in read.items() if found is not None}
+    return numbers if len(numbers) == len(read) else None  # an entry read is not SHORT or LONG numbers
+
+
+def _tiff_numbers(data: bytes, entry: Any, order: str) -> tuple[int, ...] | None:
+    if entry.type not in (3, 4) or not entry.count:
+        return None
+    # struct.error past the end of the data (the values apart are checked before, the others are
+    # in the directory)
+    return struct.unpack_from(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", data, entry.value_pos)
+
+
+def _still_webp(data: bytes) -> Image.Image | None:
+    from PIL import Image
+
+    from .carriers import riff
+    from .codedhash import webp_canvas
+    from .errors import MalformedFile
+
+    try:
+        found = riff.walk(data, b"WEBP")
+        width, height, flags = webp_canvas(data, found)
+    except MalformedFile:
+        return None
+    if flags & riff.VP8X_ANIMATION or riff.find(found, b"ANIM") or riff.find(found, b"ANMF"):
+        return None  # an animation's first frame: Pillow's open, then ``grey``
+    # Pillow's mode is RGB or RGBA: 4 bytes a pixel either way, so the size limit is the same.
+    if not _may_decode((width, height), "RGBA"):
+        return None
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    _quiet_imagecodecs()
+    out = np.empty((height, width, 4), np.uint8)
+    try:
+        decoded = imagecodecs.webp_decode(data, hasalpha=True, out=out)
+    except Exception:  # imagecodecs' own error types, whatever libwebp reported; Pillow decides
+        return None
+    if not np.shares_memory(decoded, out):
+        return None
+    from .fingerprint import _grey
+
+    return _grey(Image.frombuffer("RGBA", (width, height), out, "raw", "RGBA", 0, 1))
+
+
+def _may_decode(size: tuple[int, int], mode: str) -> bool:
+    """Whether Pillow's open and ``fingerprint._check_decode_size`` would let this image be decoded
+    (else Pillow's path gives the refusal and its words)."""
+    from PIL import Image
+
+    from .fingerprint import decode_refusal
+
+    if Image.MAX_IMAGE_PIXELS is not None and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
+        return False  # Pillow's decompression bomb check (a warning, an error past twice as many)
+    return decode_refusal(size[0], size[1], mode) is None
+
+
+# Pillow plugins that Image.open would otherwise find by importing every plugin there is
+# (``Image.init``, ~30 ms once a process): JPEG, PNG and GIF come with its ``preinit``.
+_PILLOW_PLUGINS = {"tiff": "TiffImagePlugin", "webp": "WebPImagePlugin"}
+
+
+def pillow_plugin(fmt: str) -> None:
+    """Import the Pillow plugin of ``fmt`` so ``Image.open(..., formats=[...])`` finds it registered."""
+    name = _PILLOW_PLUGINS.get(fmt)
+    if name is not None:
+        importlib.import_module(f"PIL.{name}")

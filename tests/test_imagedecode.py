@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +108,7 @@ FAST: list[tuple[str, Callable[[], bytes]]] = [
     ("png LA 16-bit", lambda: pypng_file(wide(2), greyscale=True, alpha=True, bitdepth=16)),
     ("png RGB interlaced", lambda: pypng_file(np.asarray(photo()), greyscale=False, alpha=False, bitdepth=8, interlace=True)),
     ("png grey 16 interlaced", lambda: pypng_file(wide(1), greyscale=True, alpha=False, bitdepth=16, interlace=True)),
+    ("png unknown chunk after the image", lambda: png_with_chunk_after_the_image(b"prVt", b"whatever")),
     ("png gamma and sBIT", lambda: pypng_file(np.asarray(photo()) >> 2, greyscale=False, alpha=False, bitdepth=6, gamma=0.45)),
     ("webp lossy", lambda: pil(photo(), "WEBP", quality=75)),
     ("webp lossless", lambda: pil(photo(), "WEBP", lossless=True)),
@@ -126,6 +129,12 @@ FAST: list[tuple[str, Callable[[], bytes]]] = [
     ("tiff RGB extra sample", lambda: tiff_file(np.asarray(photo("RGBA")), photometric="rgb", extrasamples=["unspecified"])),
 ]
 
+def png_with_chunk_after_the_image(ctype: bytes, body: bytes) -> bytes:
+    data = pil(photo(), "PNG")
+    at = data.rindex(b"IEND") - 4
+    return data[:at] + struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body)) + data[at:]
+
+
 # Kinds left to Pillow (imagedecode.grey returns None): no proof here that libtiff agrees.
 SLOW: list[tuple[str, Callable[[], bytes]]] = [
     ("tiff planar", lambda: tiff_file(np.asarray(photo()), photometric="rgb", planarconfig="separate", compression="lzw")),
@@ -138,7 +147,16 @@ SLOW: list[tuple[str, Callable[[], bytes]]] = [
     ("tiff premultiplied alpha", lambda: tiff_file(np.asarray(photo("RGBA")), photometric="rgb", extrasamples=["assocalpha"])),
     ("tiff MinIsWhite", lambda: tiff_file(np.asarray(photo("L")), photometric="miniswhite")),
     ("tiff palette", lambda: pil(photo().quantize(64), "TIFF")),
+    # Pillow's load turns a TIFF as its Orientation says (libtiff does not): 2-4 keep the size, so
+    # libtiff's unturned pixels were taken until the orientation was checked (seen red without it).
+    *[(f"tiff orientation {o}", lambda o=o: pil(photo(), "TIFF", compression="tiff_lzw", tiffinfo={274: o})) for o in (2, 3, 4)],
+    ("tiff square orientation 6", lambda: pil(photo(size=(45, 45)), "TIFF", compression="tiff_lzw", tiffinfo={274: 6})),
     ("jpeg", lambda: material.jpeg(photo())),
+    # Pillow's load reads the chunks after the image data and refuses damaged ones; its open, which
+    # grey follows, does not reach them (taken until the tail was checked: seen red without it).
+    ("png damaged zTXt after the image", lambda: png_with_chunk_after_the_image(b"zTXt", b"Comment\0\1" + zlib.compress(b"x"))),
+    ("png short pHYs after the image", lambda: png_with_chunk_after_the_image(b"pHYs", b"\0\0")),
+    ("png iCCP after the image", lambda: png_with_chunk_after_the_image(b"iCCP", b"icc\0\1" + zlib.compress(b"x"))),
     ("gif", lambda: pil(photo().quantize(64), "GIF")),
 ]
 
@@ -174,21 +192,25 @@ def test_metadata_written_by_exiftool_keeps_the_fast_path_and_its_pixels(tmp_pat
 
 def pillow_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imagedecode, "grey", lambda img, data: None)
+    monkeypatch.setattr(imagedecode, "plain_grey", lambda data, fmt: None)
 
 
 # PNG grey is handed on as the decoder's own array (no copy); the others go through Pillow's RGB -> L.
-@pytest.mark.parametrize(("fmt", "mode"), [("png", "L"), ("png", "RGBA"), ("webp", "RGBA"), ("tiff", "RGBA")])
-def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPatch, fmt: str, mode: str) -> None:
+# A plain TIFF and a still WebP are decoded without Pillow's open (plain_grey), the others by ``grey``.
+@pytest.mark.parametrize(("fmt", "mode", "path"), [("png", "L", "grey"), ("png", "RGB", "grey"), ("png", "RGBA", "grey"),
+                                                   ("webp", "RGBA", "plain_grey"), ("tiff", "RGBA", "plain_grey"),
+                                                   ("tiff", "RGB", "plain_grey"), ("tiff", "L", "plain_grey")])
+def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPatch, fmt: str, mode: str, path: str) -> None:
     data = pil(photo(mode, seed=11, size=(300, 200)), fmt.upper(), **({"quality": 85} if fmt == "webp" else {}))
     calls: list[object] = []
-    real = imagedecode.grey
+    real = getattr(imagedecode, path)
 
-    def counted(img: Image.Image, data: bytes) -> Image.Image | None:
-        found = real(img, data)
+    def counted(*args: object) -> Image.Image | None:
+        found = real(*args)
         calls.append(found)
         return found
 
-    monkeypatch.setattr(imagedecode, "grey", counted)
+    monkeypatch.setattr(imagedecode, path, counted)
     fast = essence(data, fmt)
     assert len(calls) == 1 and calls[0] is not None  # the fast path was taken
     pillow_only(monkeypatch)
@@ -200,19 +222,24 @@ def test_essence_is_the_same_through_either_decode(monkeypatch: pytest.MonkeyPat
 
 def test_a_pixel_hash_is_still_made_from_pillows_full_decode(monkeypatch: pytest.MonkeyPatch) -> None:
     """``legacy`` (a ledger holding v1 pixel hashes) needs the full RGBA image: Pillow decodes it."""
-    data = pil(photo(), "PNG")
     seen: list[object] = []
     monkeypatch.setattr(imagedecode, "grey", lambda img, data: seen.append(img))
-    found = essence(data, "png", legacy=True, probes=False)
-    assert seen == [] and found.legacy_hash is not None
+    monkeypatch.setattr(imagedecode, "plain_grey", lambda data, fmt: seen.append(data))
+    for fmt in ("png", "tiff", "webp"):
+        found = essence(pil(photo(), fmt.upper()), fmt, legacy=True, probes=False)
+        assert seen == [] and found.legacy_hash is not None
 
 
 def test_an_image_over_the_budget_is_refused_before_imagecodecs_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fingerprint, "decode_budget", lambda: 1000)
     data = pil(photo(), "PNG")
-    monkeypatch.setattr(imagedecode, "_plan", lambda img: pytest.fail("decoded past the budget"))
+    monkeypatch.setattr(imagedecode, "_plan", lambda img, data: pytest.fail("decoded past the budget"))
     found = essence(data, "png")
     assert found.perceptual is None and "memory bound" in (found.reason or "")
+    for fmt in ("tiff", "webp"):  # decoded without Pillow's open: left to Pillow, which refuses in the same words
+        plain = pil(photo(), fmt.upper())
+        assert imagedecode.plain_grey(plain, fmt) is None
+        assert essence(plain, fmt).reason == found.reason
 
 
 def test_a_fast_decode_above_the_budget_is_left_to_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,3 +328,12 @@ def test_damaged_files_give_pillows_pixels_or_fall_back_and_never_crash(kind: st
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     assert sum(counts.values()) == MUTANTS
     assert counts["same"] > 0, counts  # damage past the image data leaves it decodable, by both
+
+
+@pytest.mark.parametrize("name", [name for name, _ in SLOW if "after the image" in name])
+def test_a_png_whose_tail_pillows_load_refuses_is_refused_as_before(name: str) -> None:
+    data = dict(SLOW)[name]()
+    with pytest.raises((SyntaxError, ValueError)) as refused:
+        pillow_grey(data)
+    found = essence(data, "png")
+    assert found.perceptual is None and str(refused.value) in (found.reason or ""), found.reason
