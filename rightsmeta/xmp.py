@@ -254,12 +254,48 @@ def planned(assertion: Assertion) -> dict[str, WriteValue]:
     """What the assertion sets and deletes in a packet holding nothing yet (``updates`` with
     no existing values): computed once per file, its keys also say what a merge replaces."""
     # The words are planned once per run (Assertion.shared); only the work id and date are the file's.
-    out = dict(assertion.shared("xmp.planned", _planned_words))
-    if assertion.work_id and out[_VERSION] is not None:  # the record has an id only when it exists
-        out[_WORK_ID] = assertion.work_id
-    if assertion.date:
-        out[_DATE] = assertion.date  # last, as details() orders it: no earlier key holds it
+    return _for_file(assertion.shared("xmp.planned", _planned_words), assertion.work_id, assertion.date)
+
+
+def _for_file(words: Mapping[str, WriteValue], work_id: str | None, date: str | None) -> dict[str, WriteValue]:
+    out = dict(words)
+    if work_id and out[_VERSION] is not None:  # the record has an id only when it exists
+        out[_WORK_ID] = work_id
+    if date:
+        out[_DATE] = date  # last, as details() orders it: no earlier key holds it
     return out
+
+
+def fresh_packet(assertion: Assertion) -> bytes:
+    """``serialise`` of a new packet holding ``planned(assertion)`` (what a file without XMP gets),
+    byte for byte, from the run's template (``Assertion.shared``) with the file's work id and date
+    put in: building and serialising the tree was most of writing such a file's packet."""
+    if not (assertion.work_id and assertion.date):  # never from tag (for_work sets both)
+        return _serialised_fresh(planned(assertion))
+    filled = {_ID_MARK: _escape(assertion.work_id).encode("utf-8"), _DATE_MARK: _escape(assertion.date).encode("utf-8")}
+    return b"".join([filled.get(part, part) for part in assertion.shared("xmp.fresh", _fresh_template)])
+
+
+# Where the work id and date go in a template: marks holding a control character, which no text
+# of an assertion may hold (model.Assertion refuses them), so a mark is only ever where it was put.
+_ID_MARK, _DATE_MARK = b"\x01work-id\x01", b"\x01date\x01"
+
+
+def _fresh_template(words: Assertion) -> list[bytes]:
+    """The packet of ``words`` cut at the marks, each mark its own part."""
+    changes = _for_file(words.shared("xmp.planned", _planned_words), _ID_MARK.decode(), _DATE_MARK.decode())
+    parts: list[bytes] = []
+    for i, piece in enumerate(_serialised_fresh(changes).split(_ID_MARK)):
+        parts += [_ID_MARK] if i else []
+        for j, bit in enumerate(piece.split(_DATE_MARK)):
+            parts += [_DATE_MARK, bit] if j else [bit]
+    return parts
+
+
+def _serialised_fresh(changes: Mapping[str, WriteValue]) -> bytes:
+    root = _empty_packet()
+    apply(root, changes)
+    return serialise(root)
 
 
 _VERSION, _WORK_ID, _DATE = (f"{project.PREFIX}:{key}" for key in ("Version", "WorkID", "Date"))
@@ -594,8 +630,10 @@ def write_packet(existing: bytes | None, assertion: Assertion, *, pdfa: bool = F
 
     With ``pdfa`` (a PDF's packet), one that declares PDF/A-1 to -3 also gets the extension
     schemas (``with_pdfa_extension``), added before it is serialised: parsed once."""
-    root = _parse(existing) if existing else _empty_packet()
-    props = _properties(root) if existing else {}
+    if not existing:
+        return fresh_packet(assertion)  # no PDF/A part declared: nothing else to add
+    root = _parse(existing)
+    props = _properties(root)
     apply(root, updates(assertion, _raw(props)))
     if pdfa and _pdfa_part(props) in (1, 2, 3):  # apply sets no pdfaid property: the part is the packet's
         _add_pdfa_extension(root)
