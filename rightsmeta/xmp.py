@@ -55,22 +55,26 @@ class Bag:
 WriteValue = str | LangAlt | Bag | None  # None deletes the property
 
 
+_RESOURCE, _LI, _ALT = f"{{{RDF}}}resource", f"{{{RDF}}}li", f"{{{RDF}}}Alt"
+_CONTAINERS = (_ALT, f"{{{RDF}}}Bag", f"{{{RDF}}}Seq")
+
+
 def _text(elem: ET.Element) -> Value | None:
-    resource = elem.get(f"{{{RDF}}}resource")
+    resource = elem.get(_RESOURCE)
     if resource is not None:
         return resource
-    for container in ("Alt", "Bag", "Seq"):
-        node = elem.find(f"{{{RDF}}}{container}")
+    if not len(elem):  # most values: a simple text (no container can be found below it)
+        return elem.text or ""
+    for container in _CONTAINERS:
+        node = elem.find(container)
         if node is not None:
-            items = node.findall(f"{{{RDF}}}li")
-            if container == "Alt":
+            items = node.findall(_LI)
+            if container is _ALT:
                 # The x-default entry, else the first: what a reader shows by default.
                 chosen = next((li for li in items if li.get(XML_LANG) == "x-default"), items[0] if items else None)
                 return (chosen.text or "") if chosen is not None else None
             return [li.text or "" for li in items]
-    if len(elem):
-        return None  # a struct: none of the properties rightsmeta reads is one
-    return elem.text or ""
+    return None  # a struct: none of the properties rightsmeta reads is one
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -134,11 +138,14 @@ def properties(packet: bytes) -> dict[tuple[str, str], Value]:
     return _properties(_parse(packet))
 
 
+_DESCRIPTION, _IN_RDF = f"{{{RDF}}}Description", f"{{{RDF}}}"
+
+
 def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
     props: dict[tuple[str, str], Value] = {}
-    for desc in root.iter(f"{{{RDF}}}Description"):
+    for desc in root.iter(_DESCRIPTION):
         for attr, value in desc.attrib.items():
-            if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}"):
+            if attr.startswith("{") and not attr.startswith(_IN_RDF):
                 props[_split(attr)] = value
         for child in desc:
             if not child.tag.startswith("{"):
@@ -524,6 +531,8 @@ def combine(packets: list[bytes], *, replaced: frozenset[str] = frozenset()) -> 
         return _empty_packet()
     root = _parse(packets[0])
     rdf = _rdf(root)
+    if len(packets) == 1:  # nothing to compare with (most files)
+        return root
     seen: dict[str, str] = {}
     for desc in _descriptions(root):
         for tag, value in _properties_of(desc):

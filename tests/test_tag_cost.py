@@ -64,3 +64,56 @@ def test_an_image_without_xmp_is_written_as_from_the_tree(fmt: str, extra: dict[
         copy = Assertion.build(**words).for_work()  # type: ignore[arg-type]
         new, carriers = image.write(data, fmt, copy)
         assert new == image._WRITERS[fmt](data, _tree_packet(copy), None) and carriers == ["xmp"]
+
+
+def test_a_results_json_is_json_dumps_indented_with_its_statement() -> None:
+    """``tag --json`` renders a statement's words once per run: each result's text is still
+    ``json.dumps(indent=2)`` of it, one level in, date and work id included."""
+    import json
+
+    from rightsmeta.cli_tag import _result_json
+    from rightsmeta.model import Assertion
+    from rightsmeta.report import TagResult
+
+    for words in STATEMENTS:
+        statement = Assertion.build(**words)  # type: ignore[arg-type]
+        for result in (
+            TagResult("caf\u00e9/\U0001f600 \"x\".jpg", "tagged", "jpeg", ["xmp"], assertion=statement.for_work(),
+                      notes=["a note"]),
+            TagResult("b.png", "tagged", "png", ["xmp"], assertion=statement.for_work()),
+            TagResult("dated.pdf", "failed", "pdf", reason="why", assertion=statement.dated()),
+            TagResult("fifo", "skipped", reason="a FIFO", assertion=statement),
+            TagResult("bug.jpg", "failed", reason="internal error"),
+        ):
+            assert _result_json(result) == json.dumps(result.to_json(), indent=2).replace("\n", "\n  ")
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 200, 1000])
+@pytest.mark.parametrize("given", ["tuples", "array"])
+def test_index_rows_inserted_many_to_a_statement_are_the_rows_given(count: int, given: str) -> None:
+    """``ledger._insert_rows`` writes what a statement a row wrote: every row, duplicates ignored,
+    from rows as tuples (with a blob) or as an array of integers (numpy's int64, as Python ints)."""
+    import random
+    import sqlite3
+
+    import numpy as np
+
+    from rightsmeta import ledger
+
+    rng = random.Random(count)
+    rows: list[tuple[object, ...]] = [
+        (rng.randrange(50), rng.randrange(1 << 40), bytes(rng.randrange(256) for _ in range(4))) for _ in range(count)]
+    if given == "array":
+        rows = [row[:2] for row in rows]
+    columns = "(key, work, code)" if given == "tuples" else "(key, work)"
+    tables = []
+    for insert in (ledger._insert_rows, None):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t (key INTEGER NOT NULL, work INTEGER NOT NULL, code BLOB, PRIMARY KEY (key, work)) "
+                   "WITHOUT ROWID")
+        if insert is None:
+            db.executemany(f"INSERT OR IGNORE INTO t {columns} VALUES ({', '.join('?' * len(columns.split(',')))})", rows)
+        else:
+            insert(db, f"t {columns}", np.array(rows, dtype=np.int64).reshape(-1, 2) if given == "array" else rows)
+        tables.append(db.execute("SELECT key, work, typeof(key), code FROM t ORDER BY key, work").fetchall())
+    assert tables[0] == tables[1] and len(tables[0]) == len({row[:2] for row in rows})
