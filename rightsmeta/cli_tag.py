@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +139,9 @@ def _result_json(r: TagResult) -> str:
     for every file but its date and work id (``Assertion.shared``), which ``to_json`` puts last."""
     if r.assertion is None:
         return indented(r.to_json(), "\n  ")
-    text = indented(replace(r, assertion=None).to_json(), "\n  ")
+    # to_json's other fields, in its order (the test holds them to it), and the assertion left out
+    text = indented({"path": r.path, "status": r.status, "format": r.format, "carriers": r.carriers, "reason": r.reason,
+                     "notes": r.notes, "assertion": None}, "\n  ")
     words = r.assertion.shared("cli_tag.json", lambda w: indented(w.to_json(), _ASSERTION_PAD))
     tail = "".join(f",{_ASSERTION_PAD}  {_json_string(key)}: {_json_string(value)}"
                    for key, value in (("date", r.assertion.date), ("work_id", r.assertion.work_id)) if value is not None)
@@ -151,12 +152,17 @@ _ASSERTION_PAD = "\n    "  # the assertion's closing brace: one level into the r
 _NULL_ASSERTION = "null\n  }"  # how the result's text ends with the assertion left out
 
 
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 def indented(value: Any, pad: str) -> str:
     """``json.dumps(value, indent=2)`` with every line after the first indented by ``pad``'s
     spaces: the same text, with the scalars left to json's C encoder (indent=2 puts all of it
     through the pure-Python one, about 0.05 ms a result)."""
     if type(value) is str:  # most values and every key: json.dumps's own C function, without its two calls
         return _json_string(value)
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
     inner = pad + "  "
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         if not value:

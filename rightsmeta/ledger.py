@@ -66,6 +66,7 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring as _json_text  # json.dumps of a str, ensure_ascii=False
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
@@ -883,7 +884,7 @@ class Ledger:
             f"INSERT OR IGNORE INTO works ({_COLUMNS}, grids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 work.id, work.path, work.format, work.kind, work.essence_hash, work.perceptual,
-                json.dumps(work.assertion.to_json(), ensure_ascii=False), json.dumps(list(work.carriers)),
+                _assertion_json(work.assertion), json.dumps(list(work.carriers)),
                 work.tagged_at, work.source, work.grids,
             ),
         )
@@ -1251,13 +1252,27 @@ _NAME_SEPARATOR = ","  # never in a region name (_REGION_NAME)
 _CHUNK = 1 << 16  # rows handed to SQLite at a time when many works are indexed
 
 
+def _assertion_json(assertion: Assertion) -> str:
+    """``json.dumps(assertion.to_json(), ensure_ascii=False)``, the words' part made once per run
+    (``Assertion.shared``): a run's works differ only in their date and id, which come last."""
+    words = assertion.shared("ledger.json", lambda w: json.dumps(w.to_json(), ensure_ascii=False))
+    tail = "".join(f", {key}: {_json_text(value)}" for key, value in (('"date"', assertion.date), ('"work_id"', assertion.work_id))
+                   if value is not None)
+    return f"{words[:-1]}{tail}}}"
+
+
 def _region_set(recorded: Iterable[tuple[str, str]]) -> tuple[str, bytes] | None:
     """A work's ``region_sets`` row: its regions' names and codes. Codes never written by rightsmeta
     (not 256 bits) cannot be searched, and are not kept."""
-    regions = [(name, code) for name, code in recorded if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+    regions = list(recorded)
+    codes = "".join(code for _, code in regions) if all(type(code) is str and len(code) == 64 for _, code in regions) else ""
+    # Codes of an essence just made (every tag) are all 64 hex digits: one test of them all, not one each.
+    if not (len(regions) <= MAX_REGIONS and len(codes) == 64 * len(regions) and _HEX.fullmatch(codes)):
+        regions = [(name, code) for name, code in regions if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+        codes = "".join(code for _, code in regions)
     if not regions:
         return None
-    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex("".join(code for _, code in regions))
+    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex(codes)
 
 
 @functools.lru_cache(maxsize=256)

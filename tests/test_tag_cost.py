@@ -117,3 +117,33 @@ def test_index_rows_inserted_many_to_a_statement_are_the_rows_given(count: int, 
             insert(db, f"t {columns}", np.array(rows, dtype=np.int64).reshape(-1, 2) if given == "array" else rows)
         tables.append(db.execute("SELECT key, work, typeof(key), code FROM t ORDER BY key, work").fetchall())
     assert tables[0] == tables[1] and len(tables[0]) == len({row[:2] for row in rows})
+
+
+def test_a_works_region_set_and_statement_are_recorded_as_before() -> None:
+    """The ledger's shortcuts for a tagged work (all region codes tested at once, the statement's
+    words rendered once per run) record what the per-code test and ``json.dumps`` recorded."""
+    import json
+    import random
+
+    from rightsmeta import ledger
+    from rightsmeta.model import Assertion
+
+    def one_by_one(recorded: list[tuple[str, object]]) -> tuple[str, bytes] | None:
+        kept = [(n, c) for n, c in recorded if isinstance(c, str) and ledger._REGION_CODE.match(c)][: ledger.MAX_REGIONS]
+        return (",".join(n for n, _ in kept), bytes.fromhex("".join(str(c) for _, c in kept))) if kept else None
+
+    rng = random.Random(7)
+    good = lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64))  # noqa: E731
+    odd = [good()[:63], good() + "0", good()[:63] + "\n", good().upper(), None, 5, good()[:-1] + "g", ""]
+    for size in (0, 1, 16, 32, 33, 40):
+        for bad in [None, *odd]:
+            recorded = [(f"r{i}", good()) for i in range(size)]
+            if bad is not None and size:
+                recorded[rng.randrange(size)] = ("bad", bad)  # type: ignore[assignment]
+            if bad is not None and size > 1:  # two codes whose lengths add up to 128
+                recorded[0:2] = [("a", good()[:63]), ("b", good() + "0")]
+            assert ledger._region_set(recorded) == one_by_one(recorded)  # type: ignore[arg-type]
+    for words in STATEMENTS:
+        statement = Assertion.build(**words)  # type: ignore[arg-type]
+        for copy in (statement, statement.for_work(), statement.dated()):
+            assert ledger._assertion_json(copy) == json.dumps(copy.to_json(), ensure_ascii=False)
