@@ -7,7 +7,6 @@ expansion, no external fetches) and bounds size and element count, as pypdf does
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 import xml.etree.ElementTree as ET
@@ -78,7 +77,6 @@ def _text(elem: ET.Element) -> Value | None:
     return None  # a struct: none of the properties rightsmeta reads is one
 
 
-@functools.lru_cache(maxsize=1024)  # packets name the same few dozen properties over and over
 def _split(tag: str) -> tuple[str, str]:
     ns, _, local = tag[1:].partition("}")
     return ns, local
