@@ -66,6 +66,7 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring as _json_text  # json.dumps of a str, ensure_ascii=False
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
@@ -883,7 +884,7 @@ class Ledger:
             f"INSERT OR IGNORE INTO works ({_COLUMNS}, grids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 work.id, work.path, work.format, work.kind, work.essence_hash, work.perceptual,
-                json.dumps(work.assertion.to_json(), ensure_ascii=False), json.dumps(list(work.carriers)),
+                _assertion_json(work.assertion), json.dumps(list(work.carriers)),
                 work.tagged_at, work.source, work.grids,
             ),
         )
@@ -1186,20 +1187,44 @@ def _index(db: sqlite3.Connection) -> None:
     ).fetchall():
         last = works[-1][0]
         bands = [row for n, kind, perceptual in works if perceptual for row in _whole_bands(n, kind, perceptual)]
-        db.executemany("INSERT OR IGNORE INTO whole_bands (key, work, code) VALUES (?, ?, ?)", sorted(bands))
+        _insert_rows(db, "whole_bands (key, work, code)", sorted(bands))
         sets = db.execute("SELECT work, codes FROM region_sets WHERE work > ? AND work <= ?", (upto, last)).fetchall()
         if sets:
             codes = np.frombuffer(b"".join(blob for _, blob in sets), np.uint8).reshape(-1, 32)
             refs = np.concatenate([(work << _REF_BITS) + np.arange(len(blob) // 32, dtype=np.int64) for work, blob in sets])
             keys = np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1)
             keys = keys[np.lexsort((keys[:, 1], keys[:, 0]))]
-            for first in range(0, len(keys), _CHUNK):  # as Python ints, a part at a time: 100 bytes a key
-                db.executemany("INSERT OR IGNORE INTO region_index (key, ref) VALUES (?, ?)", keys[first : first + _CHUNK].tolist())
+            for first in range(0, len(keys), _CHUNK):  # as Python ints, a part at a time: ~80 bytes a key
+                _insert_rows(db, "region_index (key, ref)", keys[first : first + _CHUNK])
         chroma = db.execute("SELECT work, features FROM chroma WHERE work > ? AND work <= ?", (upto, last))
-        db.executemany("INSERT OR IGNORE INTO chroma_keys (key, work) VALUES (?, ?)",
-                       sorted((key, work) for work, features in chroma for key in _chroma_keys(_unpack(features))))
+        _insert_rows(db, "chroma_keys (key, work)",
+                     sorted((key, work) for work, features in chroma for key in _chroma_keys(_unpack(features))))
         upto = last
     db.execute("UPDATE indexed SET upto = ?", (upto,))
+
+
+# Index rows are inserted this many to a statement: SQLite then binds and steps a statement's rows
+# at once, where a statement a row cost twice the instructions (51,200 region keys: 386M -> 179M).
+# 64 rows of at most 3 values stay far below any SQLite's limit on a statement's values (999).
+_ROWS_PER_INSERT = 64
+
+
+def _insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[Sequence[Any]] | Array) -> None:
+    """``INSERT OR IGNORE INTO {into} VALUES (?, ...)`` of each of ``rows`` (all as wide as the
+    columns named; an array of integers, or a sequence of rows), in their order."""
+    if not len(rows):
+        return
+    width = len(rows[0])
+    one = f"({', '.join('?' * width)})"
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    if whole:
+        # An array's rows are cut by numpy, so that only a list per statement is made, not one a row.
+        many = (rows[:whole].reshape(-1, width * _ROWS_PER_INSERT).tolist() if isinstance(rows, np.ndarray) else
+                [[value for row in rows[i : i + _ROWS_PER_INSERT] for value in row] for i in range(0, whole, _ROWS_PER_INSERT)])
+        db.executemany(f"INSERT OR IGNORE INTO {into} VALUES {', '.join([one] * _ROWS_PER_INSERT)}", many)
+    if whole < len(rows):
+        rest = rows[whole:]
+        db.executemany(f"INSERT OR IGNORE INTO {into} VALUES {one}", rest.tolist() if isinstance(rest, np.ndarray) else rest)
 
 
 def _whole_bands(n: int, kind: str | None, perceptual: str) -> list[tuple[int, int, bytes]]:
@@ -1240,13 +1265,27 @@ _NAME_SEPARATOR = ","  # never in a region name (_REGION_NAME)
 _CHUNK = 1 << 16  # rows handed to SQLite at a time when many works are indexed
 
 
+def _assertion_json(assertion: Assertion) -> str:
+    """``json.dumps(assertion.to_json(), ensure_ascii=False)``, the words' part made once per run
+    (``Assertion.shared``): a run's works differ only in their date and id, which come last."""
+    words = assertion.shared("ledger.json", lambda w: json.dumps(w.to_json(), ensure_ascii=False))
+    tail = "".join(f", {key}: {_json_text(value)}" for key, value in (('"date"', assertion.date), ('"work_id"', assertion.work_id))
+                   if value is not None)
+    return f"{words[:-1]}{tail}}}"
+
+
 def _region_set(recorded: Iterable[tuple[str, str]]) -> tuple[str, bytes] | None:
     """A work's ``region_sets`` row: its regions' names and codes. Codes never written by rightsmeta
     (not 256 bits) cannot be searched, and are not kept."""
-    regions = [(name, code) for name, code in recorded if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+    regions = list(recorded)
+    codes = "".join(code for _, code in regions) if all(type(code) is str and len(code) == 64 for _, code in regions) else ""
+    # Codes of an essence just made (every tag) are all 64 hex digits: one test of them all, not one each.
+    if not (len(regions) <= MAX_REGIONS and len(codes) == 64 * len(regions) and _HEX.fullmatch(codes)):
+        regions = [(name, code) for name, code in regions if isinstance(code, str) and _REGION_CODE.match(code)][:MAX_REGIONS]
+        codes = "".join(code for _, code in regions)
     if not regions:
         return None
-    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex("".join(code for _, code in regions))
+    return _NAME_SEPARATOR.join(name for name, _ in regions), bytes.fromhex(codes)
 
 
 @functools.lru_cache(maxsize=256)

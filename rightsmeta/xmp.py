@@ -55,22 +55,26 @@ class Bag:
 WriteValue = str | LangAlt | Bag | None  # None deletes the property
 
 
+_RESOURCE, _LI, _ALT = f"{{{RDF}}}resource", f"{{{RDF}}}li", f"{{{RDF}}}Alt"
+_CONTAINERS = (_ALT, f"{{{RDF}}}Bag", f"{{{RDF}}}Seq")
+
+
 def _text(elem: ET.Element) -> Value | None:
-    resource = elem.get(f"{{{RDF}}}resource")
+    resource = elem.get(_RESOURCE)
     if resource is not None:
         return resource
-    for container in ("Alt", "Bag", "Seq"):
-        node = elem.find(f"{{{RDF}}}{container}")
+    if not len(elem):  # most values: a simple text (no container can be found below it)
+        return elem.text or ""
+    for container in _CONTAINERS:
+        node = elem.find(container)
         if node is not None:
-            items = node.findall(f"{{{RDF}}}li")
-            if container == "Alt":
+            items = node.findall(_LI)
+            if container is _ALT:
                 # The x-default entry, else the first: what a reader shows by default.
                 chosen = next((li for li in items if li.get(XML_LANG) == "x-default"), items[0] if items else None)
                 return (chosen.text or "") if chosen is not None else None
             return [li.text or "" for li in items]
-    if len(elem):
-        return None  # a struct: none of the properties rightsmeta reads is one
-    return elem.text or ""
+    return None  # a struct: none of the properties rightsmeta reads is one
 
 
 def _split(tag: str) -> tuple[str, str]:
@@ -134,11 +138,14 @@ def properties(packet: bytes) -> dict[tuple[str, str], Value]:
     return _properties(_parse(packet))
 
 
+_DESCRIPTION, _IN_RDF = f"{{{RDF}}}Description", f"{{{RDF}}}"
+
+
 def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
     props: dict[tuple[str, str], Value] = {}
-    for desc in root.iter(f"{{{RDF}}}Description"):
+    for desc in root.iter(_DESCRIPTION):
         for attr, value in desc.attrib.items():
-            if attr.startswith("{") and not attr.startswith(f"{{{RDF}}}"):
+            if attr.startswith("{") and not attr.startswith(_IN_RDF):
                 props[_split(attr)] = value
         for child in desc:
             if not child.tag.startswith("{"):
@@ -254,12 +261,48 @@ def planned(assertion: Assertion) -> dict[str, WriteValue]:
     """What the assertion sets and deletes in a packet holding nothing yet (``updates`` with
     no existing values): computed once per file, its keys also say what a merge replaces."""
     # The words are planned once per run (Assertion.shared); only the work id and date are the file's.
-    out = dict(assertion.shared("xmp.planned", _planned_words))
-    if assertion.work_id and out[_VERSION] is not None:  # the record has an id only when it exists
-        out[_WORK_ID] = assertion.work_id
-    if assertion.date:
-        out[_DATE] = assertion.date  # last, as details() orders it: no earlier key holds it
+    return _for_file(assertion.shared("xmp.planned", _planned_words), assertion.work_id, assertion.date)
+
+
+def _for_file(words: Mapping[str, WriteValue], work_id: str | None, date: str | None) -> dict[str, WriteValue]:
+    out = dict(words)
+    if work_id and out[_VERSION] is not None:  # the record has an id only when it exists
+        out[_WORK_ID] = work_id
+    if date:
+        out[_DATE] = date  # last, as details() orders it: no earlier key holds it
     return out
+
+
+def fresh_packet(assertion: Assertion) -> bytes:
+    """``serialise`` of a new packet holding ``planned(assertion)`` (what a file without XMP gets),
+    byte for byte, from the run's template (``Assertion.shared``) with the file's work id and date
+    put in: building and serialising the tree was most of writing such a file's packet."""
+    if not (assertion.work_id and assertion.date):  # never from tag (for_work sets both)
+        return _serialised_fresh(planned(assertion))
+    filled = {_ID_MARK: _escape(assertion.work_id).encode("utf-8"), _DATE_MARK: _escape(assertion.date).encode("utf-8")}
+    return b"".join([filled.get(part, part) for part in assertion.shared("xmp.fresh", _fresh_template)])
+
+
+# Where the work id and date go in a template: marks holding a control character, which no text
+# of an assertion may hold (model.Assertion refuses them), so a mark is only ever where it was put.
+_ID_MARK, _DATE_MARK = b"\x01work-id\x01", b"\x01date\x01"
+
+
+def _fresh_template(words: Assertion) -> list[bytes]:
+    """The packet of ``words`` cut at the marks, each mark its own part."""
+    changes = _for_file(words.shared("xmp.planned", _planned_words), _ID_MARK.decode(), _DATE_MARK.decode())
+    parts: list[bytes] = []
+    for i, piece in enumerate(_serialised_fresh(changes).split(_ID_MARK)):
+        parts += [_ID_MARK] if i else []
+        for j, bit in enumerate(piece.split(_DATE_MARK)):
+            parts += [_DATE_MARK, bit] if j else [bit]
+    return parts
+
+
+def _serialised_fresh(changes: Mapping[str, WriteValue]) -> bytes:
+    root = _empty_packet()
+    apply(root, changes)
+    return serialise(root)
 
 
 _VERSION, _WORK_ID, _DATE = (f"{project.PREFIX}:{key}" for key in ("Version", "WorkID", "Date"))
@@ -488,6 +531,8 @@ def combine(packets: list[bytes], *, replaced: frozenset[str] = frozenset()) -> 
         return _empty_packet()
     root = _parse(packets[0])
     rdf = _rdf(root)
+    if len(packets) == 1:  # nothing to compare with (most files)
+        return root
     seen: dict[str, str] = {}
     for desc in _descriptions(root):
         for tag, value in _properties_of(desc):
@@ -594,8 +639,10 @@ def write_packet(existing: bytes | None, assertion: Assertion, *, pdfa: bool = F
 
     With ``pdfa`` (a PDF's packet), one that declares PDF/A-1 to -3 also gets the extension
     schemas (``with_pdfa_extension``), added before it is serialised: parsed once."""
-    root = _parse(existing) if existing else _empty_packet()
-    props = _properties(root) if existing else {}
+    if not existing:
+        return fresh_packet(assertion)  # no PDF/A part declared: nothing else to add
+    root = _parse(existing)
+    props = _properties(root)
     apply(root, updates(assertion, _raw(props)))
     if pdfa and _pdfa_part(props) in (1, 2, 3):  # apply sets no pdfaid property: the part is the packet's
         _add_pdfa_extension(root)

@@ -126,7 +126,11 @@ main()
 """
 
 
-def test_a_run_stopped_early_records_every_file_it_renamed(tmp_path: Path) -> None:
+def test_a_run_stopped_early_records_every_file_it_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A disk slower than tagging (each fsync 20 ms), so files beyond the first batch are being
+    # written when it is given: on a fast disk their writes could all be done and taken by then.
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (time.sleep(0.02), fsync(fd))[1])
     paths = _files(tmp_path, 3 * api._BATCH)
     originals = {path: path.read_bytes() for path in paths}
     with Ledger.open(tmp_path / "works.db") as ledger:

@@ -131,20 +131,33 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         raise MalformedMetadata(f"part of the file's XMP cannot be read ({blocks.xmp_error}); not writing over it")
     packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
     packets += [bytes(p) for p, _ in blocks.more_xmp]
+    if not packets:  # the packet alone: the same bytes as the tree below would give, made faster
+        return _WRITERS[fmt](data, xmp.fresh_packet(assertion), parsed), ["xmp"]
     changes = xmp.planned(assertion)  # once: the merge and the update both need it
     try:
         root = xmp.combine(packets, replaced=frozenset(changes) | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
         xmp.drop_extended_note(root)
-        existing = xmp.raw(root) if packets else {}
-        xmp.apply(root, xmp.keeping_others(changes, existing))
+        xmp.apply(root, xmp.keeping_others(changes, xmp.raw(root)))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
     return _WRITERS[fmt](data, root, parsed), ["xmp"]
 
 
-def _write_jpeg(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
+# What a writer puts in: the packet's tree, or the packet already serialised (a file without XMP).
+Packet = ET.Element | bytes
+
+
+def _serialised(packet: Packet) -> bytes:
+    return packet if isinstance(packet, bytes) else xmp.serialise(packet)
+
+
+def _write_jpeg(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
     layout = walked.jpeg_layout(data, parsed)
-    standard, extended = xmp.split_extended(root, jpeg.MAX_STANDARD_PACKET)
+    if isinstance(packet, bytes) and len(packet) <= jpeg.MAX_STANDARD_PACKET:
+        standard, extended = packet, None
+    else:  # too large for one segment: the tree is cut (split_extended), from the packet if need be
+        standard, extended = xmp.split_extended(xmp.parse(packet) if isinstance(packet, bytes) else packet,
+                                                jpeg.MAX_STANDARD_PACKET)
     packets = jpeg.xmp_packets(data, layout)
     named = containers.extended_guid(packets[0][1]) if packets else None
     # ExtendedXMP that the packet does not name is no part of it (readers ignore it): left as it is.
@@ -169,21 +182,21 @@ def _write_jpeg(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
     return jpeg.splice(data, old, at, jpeg.xmp_segments(standard, extended))
 
 
-def _write_png(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
+def _write_png(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
     chunks = walked.png_chunks(data, parsed)
     old = png.xmp_chunks(data, chunks)
     before_idat = png.xmp_insert_position(chunks)
     # In place when it already precedes the image data; moved there when a tool put it after.
     at = old[0].start if old and old[0].start < before_idat else before_idat
-    return png.splice(data, old, at, png.xmp_chunk(xmp.serialise(root)))
+    return png.splice(data, old, at, png.xmp_chunk(_serialised(packet)))
 
 
-def _write_webp(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
-    return riff.replace_webp_xmp(data, walked.webp_chunks(data, parsed), xmp.serialise(root))
+def _write_webp(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+    return riff.replace_webp_xmp(data, walked.webp_chunks(data, parsed), _serialised(packet))
 
 
-def _write_tiff(data: bytes, root: ET.Element, parsed: Parsed | None) -> bytes:
-    return tiff.set_xmp(data, xmp.serialise(root))
+def _write_tiff(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+    return tiff.set_xmp(data, _serialised(packet))
 
 
 _WRITERS = {"jpeg": _write_jpeg, "png": _write_png, "webp": _write_webp, "tiff": _write_tiff}
