@@ -705,3 +705,49 @@ def test_mixed_real_folder_with_a_failing_writer(tmp_path: Path, ffmpeg: str, mo
     assert (folder / "b.jpg").read_bytes() == files["b.jpg"]
     for name in ("a.jpg", "c.jpg", "song.mp3", "take.wav", "loop.flac", "book.pdf"):
         assert rightsmeta.read(folder / name).permissions[rightsmeta.Purpose.GENAI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+
+
+# A signal landing right after a temporary file's create call returns (issue 12's flaky Ctrl-C test): in
+# the processes of the run below, the first create of a temporary file sends the signal to its own
+# process at once, so that its handler runs before the file is known to anything that would remove it.
+_SIGNAL_AFTER_CREATE = """
+import os
+_open = os.open
+def open_(path, flags, mode=0o777, *, dir_fd=None):
+    fd = _open(path, flags, mode, dir_fd=dir_fd)
+    if os.fspath(path).endswith(".rightsmeta-tmp") and flags & os.O_CREAT:
+        try:  # once a run: the first process to create one
+            os.close(_open(os.environ["RIGHTSMETA_TEST_ONCE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return fd
+        os.kill(os.getpid(), int(os.environ["RIGHTSMETA_TEST_SIGNAL"]))
+    return fd
+os.open = open_
+"""
+
+
+@pytest.mark.parametrize(("sig", "jobs", "code"), [
+    (signal.SIGTERM, 1, 128 + signal.SIGTERM),
+    (signal.SIGINT, 1, 1),  # Ctrl-C: click's "Aborted!"
+    (signal.SIGTERM, 2, 0),  # a worker stopped by SIGTERM: its files are tagged again by a fresh one
+], ids=["SIGTERM", "Ctrl-C", "worker-SIGTERM"])
+def test_a_stop_right_after_a_temporary_file_is_created_removes_it(tmp_path: Path, sig: int, jobs: int,
+                                                                    code: int) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGNAL_AFTER_CREATE)  # loaded by every process of the run
+    folder = tmp_path / "photos"
+    files = _batch(folder)
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "RIGHTSMETA_TEST_ONCE": str(tmp_path / "once"),
+           "RIGHTSMETA_TEST_SIGNAL": str(int(sig))}
+    run = subprocess.run([sys.executable, "-m", "rightsmeta", "tag", "-r", str(folder), "--deny", "ai", "--no-sign",
+                          "--ledger", str(tmp_path / "ledger.db"), "--jobs", str(jobs)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert (tmp_path / "once").exists()  # the signal was sent
+    assert run.returncode == code, run.stderr[-2000:]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)  # no temporary file left
+    changed = {name for name, data in files.items() if (folder / name).read_bytes() != data}
+    if jobs == 1:
+        assert changed < set(files)  # stopped before the batch's end
+    else:
+        assert changed == set(files), run.stdout
