@@ -258,7 +258,9 @@ def tag_iter(
     its original (fsync first, then the rename, file by file). A file's result comes after its
     rename. When stopped early (an exception, a closed iterator) files not yet renamed keep
     their original and their temporary files are removed; the folders of the renames done are
-    fsynced either way. With a ledger, works are recorded in this thread, in path order, each
+    fsynced either way. A signal handler that stops a run should raise through
+    ``stopping.stop`` (as the command's do): raised at once, it may land right after a temporary
+    file is created and leave it (for the next ``tag`` to remove). With a ledger, works are recorded in this thread, in path order, each
     after its file's rename: the results of renamed files are given ``_BATCH`` at a time, their
     works recorded in one transaction just before. The ledger then holds the works of the
     results given (and of the batch about to be given); a run stopped early records the works of
@@ -482,9 +484,9 @@ def _tag_one(
 ) -> TagResult | _Writing:
     """One file tagged up to its rename (``record``: its essence computed, for the ledger).
 
-    ``hold`` takes a file written (its ``_Writing``, also returned) before a stop (SIGTERM,
-    Ctrl-C: ``stopping.stop``) can be raised after its temporary file was created: the caller's
-    batch holds it, to abandon it when stopped."""
+    ``hold`` is given a file written (its ``_Writing``, also returned) before a stop (SIGTERM,
+    Ctrl-C: ``stopping.stop``) can be raised once its temporary file exists: the caller's batch
+    holds it there, to abandon it when stopped."""
     try:
         return _tag_path(name, assertion, dry_run, options, identity, record, follow_links, hold)
     except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on

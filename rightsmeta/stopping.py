@@ -21,7 +21,7 @@ from types import TracebackType
 _state = threading.local()  # depth: blocks open in this thread; pending: the stop they hold back
 
 
-class deferred:  # noqa: N801 - used as a function: ``with deferred():``
+class deferred:
     """A block that a ``stop`` waits for: raised at its end (the outermost, when nested)."""
 
     __slots__ = ()

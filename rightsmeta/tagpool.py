@@ -21,8 +21,9 @@ What a SIGKILL leaves, at any moment:
 
 Ctrl-C and SIGTERM stop the same way, without waiting for the batch: workers ignore SIGINT (a
 terminal sends it to the whole process group) and this process ends them with SIGTERM, which
-drops their writes not yet renamed. A signing key reaches the workers through their start-up
-pipe, never through a file.
+drops their writes not yet renamed (a worker's stop waits while a file's temporary file, just
+created, is on its way into ``held``, from where it is dropped: stopping.py). A signing key
+reaches the workers through their start-up pipe, never through a file.
 """
 
 from __future__ import annotations
