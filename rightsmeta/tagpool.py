@@ -239,7 +239,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
                                 daemon=True)
     reporter.start()
 
-    def hold(step: api._Writing) -> None:
+    def hold(step: api._Writing) -> None:  # for the file being tagged: ``seq``, set by the loop below
         held[seq] = step
         outbox.put((seq, step, durable.submit(step)))
 
