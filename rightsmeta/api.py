@@ -17,7 +17,7 @@ import contextlib
 import mmap
 import os
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -27,6 +27,7 @@ from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFo
 from .fsio import Buffer, Replacement, locked, open_buffer, read_fd, stale_temps, start_write, sync_dirs
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
+from .stopping import deferred
 
 if TYPE_CHECKING:  # imported where used: a read-only scan never loads them
     from .fingerprint import Essence
@@ -257,7 +258,9 @@ def tag_iter(
     its original (fsync first, then the rename, file by file). A file's result comes after its
     rename. When stopped early (an exception, a closed iterator) files not yet renamed keep
     their original and their temporary files are removed; the folders of the renames done are
-    fsynced either way. With a ledger, works are recorded in this thread, in path order, each
+    fsynced either way. A signal handler that stops a run should raise through
+    ``stopping.stop`` (as the command's do): raised at once, it may land right after a temporary
+    file is created and leave it (for the next ``tag`` to remove). With a ledger, works are recorded in this thread, in path order, each
     after its file's rename: the results of renamed files are given ``_BATCH`` at a time, their
     works recorded in one transaction just before. The ledger then holds the works of the
     results given (and of the batch about to be given); a run stopped early records the works of
@@ -280,6 +283,9 @@ def tag_iter(
     ready: deque[tuple[TagResult, _Work | None]] = deque()  # renamed (or not written), not yet given
     durable = _Durable(dirs)
 
+    def hold(step: _Writing) -> None:
+        queue.append((step, durable.submit(step)))
+
     def take() -> Iterator[TagResult]:
         ready.append(_done(queue))
         if ledger is None or len(ready) >= _BATCH:
@@ -289,8 +295,9 @@ def tag_iter(
         for path in paths:
             # a work id per file: the ledger keeps one work per id
             step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
-                            follow_links)
-            queue.append((step, durable.submit(step) if isinstance(step, _Writing) else None))
+                            follow_links, hold)
+            if isinstance(step, TagResult):
+                queue.append((step, None))
             while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
                 yield from take()
         while queue:
@@ -473,11 +480,15 @@ def _recorded(ledger: Ledger, works: list[_Work]) -> None:
 
 def _tag_one(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    record: bool, follow_links: bool,
+    record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None = None,
 ) -> TagResult | _Writing:
-    """One file tagged up to its rename (``record``: its essence computed, for the ledger)."""
+    """One file tagged up to its rename (``record``: its essence computed, for the ledger).
+
+    ``hold`` is given a file written (its ``_Writing``, also returned) before a stop (SIGTERM,
+    Ctrl-C: ``stopping.stop``) can be raised once its temporary file exists: the caller's batch
+    holds it there, to abandon it when stopped."""
     try:
-        return _tag_path(name, assertion, dry_run, options, identity, record, follow_links)
+        return _tag_path(name, assertion, dry_run, options, identity, record, follow_links, hold)
     except Exception as exc:  # our bug, or a library's: this file fails, the batch goes on
         _log_bug(f"tagging {name}", exc)
         return TagResult(
@@ -488,7 +499,7 @@ def _tag_one(
 
 def _tag_path(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
-    record: bool, follow_links: bool,
+    record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None,
 ) -> TagResult | _Writing:
     notes: list[str] = []
     target = name
@@ -522,13 +533,17 @@ def _tag_path(
             from .fingerprint import essence
 
             found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed
-        try:
-            replacement = start_write(target, new, expect=before)
-        except RightsmetaError as exc:
-            return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
-        # The lock goes with the new bytes: it is released once they replaced the original.
-        return _Writing(TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes), replacement,
-                        held.pop_all(), before.st_nlink, found, target)
+        with deferred():  # a stop waits until ``hold`` has the temporary file, to remove it
+            try:
+                replacement = start_write(target, new, expect=before)
+            except RightsmetaError as exc:
+                return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
+            # The lock goes with the new bytes: it is released once they replaced the original.
+            step = _Writing(TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes), replacement,
+                            held.pop_all(), before.st_nlink, found, target)
+            if hold is not None:
+                hold(step)
+        return step
 
 
 def _log_bug(doing: str, exc: BaseException) -> None:

@@ -228,20 +228,30 @@ def progress(items: Iterable[T], label: str, enabled: bool, total: int | None = 
 def terminate_cleanly() -> Iterator[None]:
     """SIGTERM ends the run as Ctrl-C does: the file being written has its temporary file removed.
 
-    Only the command does this; the library installs no signal handlers (a server calls it
-    from threads).
+    Both stop between the steps of a write (stopping.py), never right after a temporary file is
+    created, before the run knows it is there to remove. Only the command does this; the library
+    installs no signal handlers (a server calls it from threads).
     """
     import signal
 
-    def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+    from .stopping import stop
 
+    def terminate(signum: int, frame: object) -> None:
+        stop(SystemExit(128 + signum))
+
+    def interrupt(signum: int, frame: object) -> None:
+        stop(KeyboardInterrupt())
+
+    handlers = {signal.SIGTERM: terminate}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where it is ignored (nohup, &)
+        handlers[signal.SIGINT] = interrupt
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     except ValueError:  # not the main thread (the command run from a test harness's thread)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NoReturn
 
 from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
+from .stopping import deferred
 
 MAX_STREAM = 4 * 1024 * 1024 * 1024  # a non-file stream is read into memory; refuse beyond this
 
@@ -163,12 +164,17 @@ def atomic_write(
     are durable before the rename either way; until ``sync_dirs`` a power cut may only undo the
     rename, leaving the original.
     """
-    start_write(path, data, expect=expect).finish(dirs_to_sync)
+    with deferred():  # a stop (SIGTERM, Ctrl-C) between the two would leave the temporary file
+        start_write(path, data, expect=expect).finish(dirs_to_sync)
 
 
 def start_write(path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None) -> Replacement:
     """``atomic_write`` up to its ``finish``: ``data`` written into the temporary file, nothing
-    made durable or renamed yet (the caller finishes or discards it)."""
+    made durable or renamed yet (the caller finishes or discards it).
+
+    Call it in a ``stopping.deferred()`` block that also hands the result to what discards it
+    when the run stops: a stop raised in between would leave the temporary file behind.
+    """
     pending = Replacement(path, expect=expect)
     try:
         pending.out.write(data)
@@ -190,12 +196,15 @@ def replacing(
 ) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` atomically when the block ends without an error,
     for output too large to hold in memory (see ``atomic_write``)."""
-    pending = Replacement(path, expect=expect)
+    pending = None
     try:
+        with deferred():  # a stop waits until ``pending`` holds the temporary file, for the ``except`` to remove
+            pending = Replacement(path, expect=expect)
         yield pending.out
     except BaseException as exc:
-        pending.discard()
-        _reraise(pending.target, exc)
+        if pending is not None:
+            pending.discard()
+        _reraise(os.fspath(path), exc)
     pending.finish(dirs_to_sync)
 
 

@@ -21,8 +21,9 @@ What a SIGKILL leaves, at any moment:
 
 Ctrl-C and SIGTERM stop the same way, without waiting for the batch: workers ignore SIGINT (a
 terminal sends it to the whole process group) and this process ends them with SIGTERM, which
-drops their writes not yet renamed. A signing key reaches the workers through their start-up
-pipe, never through a file.
+drops their writes not yet renamed (a worker's stop waits while a file's temporary file, just
+created, is on its way into ``held``, from where it is dropped: stopping.py). A signing key
+reaches the workers through their start-up pipe, never through a file.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .carriers import Options
 from .errors import UsageError
 from .fsio import sync_dirs
 from .report import TagResult
+from .stopping import stop
 
 if TYPE_CHECKING:
     import threading
@@ -211,7 +213,7 @@ class _Worker:
 
 
 def _stop(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    stop(SystemExit(128 + signum))  # not while a file's temporary file is on its way into ``held``
 
 
 def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str | None, identity: Identity | None,
@@ -236,15 +238,17 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
     reporter = threading.Thread(target=_answer, args=(conn, outbox, held, gone), name="rightsmeta-answers",
                                 daemon=True)
     reporter.start()
+
+    def hold(step: api._Writing) -> None:  # for the file being tagged: ``seq``, set by the loop below
+        held[seq] = step
+        outbox.put((seq, step, durable.submit(step)))
+
     try:
         # Files already sent are not started once the parent is known to be gone: none would be recorded.
         while not gone.is_set() and (job := conn.recv()) is not None:
             seq, path = job
-            step = api._tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links)
-            if isinstance(step, api._Writing):
-                held[seq] = step
-                outbox.put((seq, step, durable.submit(step)))
-            else:
+            step = api._tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links, hold)
+            if isinstance(step, TagResult):
                 outbox.put((seq, step, None))
         outbox.put(None)
         reporter.join()

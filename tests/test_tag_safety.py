@@ -27,7 +27,7 @@ from PIL import Image, ImageCms
 from samples import image_bytes, pixels
 
 import rightsmeta
-from rightsmeta import Assertion, api, fsio, keys
+from rightsmeta import Assertion, api, fsio, keys, stopping
 from rightsmeta.cli import main
 
 DENY_AI = Assertion.build(deny=["ai"])
@@ -705,3 +705,80 @@ def test_mixed_real_folder_with_a_failing_writer(tmp_path: Path, ffmpeg: str, mo
     assert (folder / "b.jpg").read_bytes() == files["b.jpg"]
     for name in ("a.jpg", "c.jpg", "song.mp3", "take.wav", "loop.flac", "book.pdf"):
         assert rightsmeta.read(folder / name).permissions[rightsmeta.Purpose.GENAI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+
+
+# A signal landing right after a temporary file's create call returns (issue 12's flaky Ctrl-C test): in
+# the processes of the run below, the first create of a temporary file sends the signal to its own
+# process at once, so that its handler runs before the file is known to anything that would remove it.
+_SIGNAL_AFTER_CREATE = """
+import os
+_open = os.open
+def open_(path, flags, mode=0o777, *, dir_fd=None):
+    fd = _open(path, flags, mode, dir_fd=dir_fd)
+    if os.fspath(path).endswith(".rightsmeta-tmp") and flags & os.O_CREAT:
+        try:  # once a run: the first process to create one
+            os.close(_open(os.environ["RIGHTSMETA_TEST_ONCE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return fd
+        os.kill(os.getpid(), int(os.environ["RIGHTSMETA_TEST_SIGNAL"]))
+    return fd
+os.open = open_
+"""
+
+
+def _signalled_at_create(tmp_path: Path, sig: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """``rightsmeta *args``, its first temporary file's create followed at once by ``sig``."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SIGNAL_AFTER_CREATE)  # loaded by every process of the run
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "RIGHTSMETA_TEST_ONCE": str(tmp_path / "once"),
+           "RIGHTSMETA_TEST_SIGNAL": str(int(sig))}
+    run = subprocess.run([sys.executable, "-m", "rightsmeta", *args], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert (tmp_path / "once").exists(), run.stderr[-2000:]  # the signal was sent
+    return run
+
+
+@pytest.mark.parametrize(("sig", "jobs", "code"), [
+    (signal.SIGTERM, 1, 128 + signal.SIGTERM),
+    (signal.SIGINT, 1, 1),  # Ctrl-C: click's "Aborted!"
+    (signal.SIGTERM, 2, 0),  # a worker stopped by SIGTERM: its files are tagged again by a fresh one
+], ids=["SIGTERM", "Ctrl-C", "worker-SIGTERM"])
+def test_a_stop_right_after_a_temporary_file_is_created_removes_it(tmp_path: Path, sig: int, jobs: int,
+                                                                    code: int) -> None:
+    folder = tmp_path / "photos"
+    files = _batch(folder)
+    run = _signalled_at_create(tmp_path, sig, "tag", "-r", str(folder), "--deny", "ai", "--no-sign", "--ledger",
+                               str(tmp_path / "ledger.db"), "--jobs", str(jobs))
+    assert run.returncode == code, run.stderr[-2000:]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)  # no temporary file left
+    changed = {name for name, data in files.items() if (folder / name).read_bytes() != data}
+    if jobs == 1:
+        assert changed < set(files)  # stopped before the batch's end
+    else:
+        assert changed == set(files), run.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_right_after_the_html_report_is_created_removes_it(tmp_path: Path, sig: int) -> None:
+    folder = tmp_path / "photos"
+    _batch(folder)
+    report = tmp_path / "out" / "report.html"
+    report.parent.mkdir()
+    run = _signalled_at_create(tmp_path, sig, "verify", "-r", str(folder), "--no-ledger", "--html", str(report))
+    assert run.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else 1), run.stderr[-2000:]
+    assert list(report.parent.iterdir()) == []
+
+
+def test_a_stop_waits_for_the_outermost_deferred_block_and_the_first_is_raised() -> None:
+    with pytest.raises(SystemExit) as raised:
+        with stopping.deferred():
+            with stopping.deferred():
+                stopping.stop(SystemExit(143))
+                stopping.stop(KeyboardInterrupt())
+            reached = True  # the inner block's end did not raise
+    assert reached and raised.value.code == 143
+    with pytest.raises(KeyboardInterrupt):  # outside a block: at once
+        stopping.stop(KeyboardInterrupt())
+    with stopping.deferred():  # nothing left pending from before
+        pass
