@@ -1,4 +1,5 @@
-"""The perceptual codes of an image, made cheaper (issue 12): bit for bit what they were.
+"""The perceptual codes of an image, made cheaper (issue 12): bit for bit what they were; and the
+command line's start without OpenBLAS threads.
 
 Ledgers hold works recorded with the codes as rightsmeta 0.x (grids v2, ledger schema 5) cut them,
 so a faster way of cutting them must give the same bits. ``MainAreaGrids``, ``main_codes`` and
@@ -13,7 +14,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import material
@@ -39,6 +44,8 @@ from rightsmeta.fingerprint import (
     _region_boxes,
     essence,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # --- the definition as it was (reference; do not speed it up) ------------------------------------
 
@@ -268,3 +275,29 @@ def test_the_hashes_are_main_s_with_ties() -> None:
     stacks.append(np.concatenate([half, half[:, :, ::-1]], axis=2))  # mirror-symmetric: odd coefficients 0
     for stack in stacks:
         assert _image_hashes(stack) == main_image_hashes(stack)
+
+
+# --- the command line's BLAS threads ----------------------------------------------------------------
+
+_THREADS = """
+import atexit, os, runpy, sys
+atexit.register(lambda: print(len(os.listdir("/proc/self/task")), "numpy" in sys.modules, file=sys.stderr))
+sys.argv = ["rightsmeta", *sys.argv[1:]]
+runpy.run_module("rightsmeta", run_name="__main__")
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="counts the process's threads in /proc, with OpenBLAS's default of one a core")
+@pytest.mark.parametrize(("chosen", "threads"), [({}, 1), ({"OMP_NUM_THREADS": "2"}, 2), ({"OPENBLAS_NUM_THREADS": "2"}, 2)])
+def test_a_run_starts_no_blas_threads_unless_asked(tmp_path: Path, chosen: dict[str, str], threads: int) -> None:
+    """A tag with a ledger (numpy loaded for the codes) runs on its one thread: OpenBLAS's threads,
+    one a further core, spin when they start (~65 ms of CPU a run). A count the user chose stands."""
+    (tmp_path / "a.jpg").write_bytes(material.jpeg(material.photo(1, (320, 240))))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+    env |= {"PYTHONPATH": str(ROOT), **chosen}
+    done = subprocess.run([sys.executable, "-c", _THREADS, "tag", "--deny", "ai", "--no-sign", "--ledger",
+                           str(tmp_path / "l.sqlite3"), str(tmp_path / "a.jpg")], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == f"{threads} True"
