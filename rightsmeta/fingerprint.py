@@ -613,7 +613,8 @@ class _Grids:
 # cell of every box is computed at once. Elementwise float64 only (no BLAS, no reduction whose
 # order a library picks): the same bits on every machine. The table is built on the working
 # image reduced to AREA_SIDE to twice that on its longest side (a whole-factor box average): the
-# two cumulative sums cost ~4 ns an element, and a mean over a cell needs no finer picture.
+# table costs ~2 ns an element (its sums in lanes, see _AreaGrids.__init__), and a mean over a
+# cell needs no finer picture.
 # Grids v1 (``_Grids``, each box resized bicubically by Pillow) cannot be made cheaper bit for
 # bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.4 M (callgrind, the 80 JPEG,
 # PNG, WebP and TIFF images of a bench/corpus.py mix; best of 20 on an idle machine: 2.16 against
@@ -663,32 +664,31 @@ class _AreaGrids:
         at, fx, fy, area = _area_geometry(self.size, self.extent, tuple(boxes))
         h = self.size[1]
         flat = self.table.ravel()
-        # flat[at + offset]: the table at each crossing's pixel, the next across, below, and both
-        # ("wrap" skips take's bounds checks, needless here: the last crossing's last neighbour is
-        # the table's last element).
-        s00, s01, s10, s11 = (np.take(flat[offset:], at, mode="wrap") for offset in (0, h + 1, 1, h + 2))
-        # In place (a fifth faster than fresh arrays), in this order:
-        # upper = s00 + fx (s01 - s00), lower = s10 + fx (s11 - s10), S = upper + fy (lower - upper).
-        s01 -= s00
-        s01 *= fx
-        s01 += s00
-        s11 -= s10
-        s11 *= fx
-        s11 += s10
-        s11 -= s01
-        s11 *= fy
-        s11 += s01  # S at every crossing of grid lines
+        # The table at each crossing's pixel and the one below (``at``), and the next across of
+        # each ("wrap" skips take's bounds checks, needless here: the last crossing's last
+        # neighbour is the table's last element).
+        left = np.take(flat, at, mode="wrap")  # s00, s10
+        right = np.take(flat[h + 1 :], at, mode="wrap")  # s01, s11
+        # In place, in this order: upper = s00 + fx (s01 - s00) and lower = s10 + fx (s11 - s10)
+        # (both at once), then S = upper + fy (lower - upper).
+        right -= left
+        right *= fx
+        right += left
+        upper, lower = right
+        lower -= upper
+        lower *= fy
+        lower += upper  # S at every crossing of grid lines
         # A cell's sum from the crossings at its corners, in this order: S(right, bottom) -
         # S(right, top) - S(left, bottom) + S(left, top). On the crossings of all boxes as one flat
         # array, each operation runs over contiguous memory; the sums it makes past a box's last
         # row or column (into the next box) belong to no cell and are dropped. Into s00's memory,
         # no longer needed.
-        crossings, sums = s11.ravel(), s00.ravel()
+        crossings, sums = lower.ravel(), left[0].ravel()
         n = crossings.size
         np.subtract(crossings[34:], crossings[1 : n - 33], out=sums[: n - 34])
         sums[: n - 34] -= crossings[33 : n - 1]
         sums[: n - 34] += crossings[: n - 34]
-        cells: np.ndarray[Any, Any] = np.divide(s00[:, :32, :32], area)
+        cells: np.ndarray[Any, Any] = np.divide(left[0, :, :32, :32], area)
         return cells
 
 
@@ -697,8 +697,8 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
                    boxes: tuple[Box, ...]) -> tuple[np.ndarray[Any, Any], ...]:
     """Where ``_AreaGrids.of`` reads the summed-area table of ``size`` (w, h) pixels for the
     picture spanning ``extent`` of them cut into ``boxes``: each crossing's table index (the pixel
-    it falls in), its fractions of a pixel across (fx) and down (fy), and each cell's area (the
-    divisor).
+    it falls in, then the one below it), its fractions of a pixel across (fx) and down (fy), and
+    each cell's area (the divisor).
 
     Pictures of one size (a folder from one camera) share all of it, so it is kept for the last
     few sizes, read-only so that threads may share it (but the indices: np.take copies indices it
@@ -715,6 +715,7 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
     fx = np.broadcast_to((xs - ix)[:, None, :], shape).copy()
     fy = np.broadcast_to((ys - iy)[:, :, None], shape).copy()
     at = (ix * (h + 1))[:, None, :] + iy[:, :, None]  # in the transposed table
+    at = np.stack([at, at + 1])  # and the pixel below
     area = (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
     for made in (fx, fy, area):
         made.flags.writeable = False
