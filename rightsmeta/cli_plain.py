@@ -178,6 +178,11 @@ def _work(command: str) -> Callable[..., int]:
 
 def main() -> None:
     """``rightsmeta``: a plain command line here, everything else through click."""
+    # numpy's OpenBLAS starts a thread for each further core when it loads, which spins before it
+    # sleeps: ~65 ms of CPU a run here (2 cores), and no matrix a command multiplies is big enough
+    # to share out (verify --jobs shares files instead). Unless the user chose a thread count.
+    if not {"OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"} & os.environ.keys():
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     found = plain(sys.argv[1:])
     if found is not None:
         command, options = found

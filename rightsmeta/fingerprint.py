@@ -80,9 +80,9 @@ import math
 import os
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -445,23 +445,24 @@ def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full:
     """``found`` with the perceptual code, regions and (``probes``) probes of the working image
     ``view`` (the picture spanning ``extent`` of its pixels) of a picture of ``full`` pixels, cut
     by the grids of version ``grids``."""
-    regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
-    looked_up = _PROBE_BOXES + _corner_boxes(full, work=False) if probes else []
+    layout = _layout(full, probes)
     cutter = _Grids(view) if grids == GRIDS_V1 else _AreaGrids(view, extent)
-    cut = cutter.of([box for _, box in regions + looked_up])
-    # Every grid's spread at once: the whole picture's, and the corner squares' (``_kept``).
-    spread = cut.std(axis=(1, 2))
-    if float(spread[0]) < _IMAGE_MIN_STD:
+    cut = cutter.of(layout.boxes)
+    # The spread of the grids it decides on: the whole picture's, and the corner squares' (a
+    # flat one is not kept: a sky or a border would match every other flat corner).
+    spread = cut[list(layout.judged)].std(axis=(1, 2)).tolist()
+    if spread[0] < _IMAGE_MIN_STD:
         return replace(found, reason="image too uniform for a perceptual fingerprint")
-    kept = _kept(regions, spread[: len(regions)])
-    names = [regions[i][0] for i in kept]
-    stacked = cut[kept]
+    flat = {i for i, std in zip(layout.judged, spread, strict=True) if std < _IMAGE_MIN_STD}
+    kept = [i for i in range(layout.regions) if i not in flat]
+    names = [layout.names[i] for i in kept]
+    stacked = cut if len(kept) == len(cut) else cut[kept]
     if probes:
         whole = cut[0]
-        also = _kept(looked_up, spread[len(regions) :])
-        names += ["as it is", *_DIHEDRAL, *(looked_up[i][0] for i in also)]
+        also = [i for i in range(layout.regions, len(cut)) if i not in flat]
+        names += ["as it is", *_DIHEDRAL, *(layout.names[i] for i in also)]
         turned = np.stack([whole] + [turn(whole) for turn in _DIHEDRAL.values()])
-        stacked = np.concatenate([stacked, turned, cut[[len(regions) + i for i in also]]])
+        stacked = np.concatenate([stacked, turned, cut[also]])
     codes = list(zip(names, _image_hashes(stacked), strict=True))
     return replace(found, perceptual=codes[0][1], regions=tuple(codes[: len(kept)]), probes=tuple(codes[len(kept) :]))
 
@@ -577,7 +578,7 @@ class _Grids:
     def __init__(self, view: Image.Image) -> None:
         self.image = view
 
-    def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
+    def of(self, boxes: Sequence[Box]) -> np.ndarray[Any, Any]:
         """(len(boxes), 32, 32) grey levels of each box, resized bicubically from the working copy
         (box edges between pixels are kept, not rounded: a 1 % shift of a window moves its code).
 
@@ -612,7 +613,8 @@ class _Grids:
 # cell of every box is computed at once. Elementwise float64 only (no BLAS, no reduction whose
 # order a library picks): the same bits on every machine. The table is built on the working
 # image reduced to AREA_SIDE to twice that on its longest side (a whole-factor box average): the
-# two cumulative sums cost ~4 ns an element, and a mean over a cell needs no finer picture.
+# table costs ~2 ns an element (its sums in lanes, see _AreaGrids.__init__), and a mean over a
+# cell needs no finer picture.
 # Grids v1 (``_Grids``, each box resized bicubically by Pillow) cannot be made cheaper bit for
 # bit: a work's 16 grids cost 30.0 M instructions an image, v2's 3.4 M (callgrind, the 80 JPEG,
 # PNG, WebP and TIFF images of a bench/corpus.py mix; best of 20 on an idle machine: 2.16 against
@@ -637,51 +639,92 @@ class _AreaGrids:
         width, height = extent or view.size
         # Pillow's reduce rounds up too: the picture spans a fraction of the last pixels.
         self.extent = (min(w, width / factor), min(h, height / factor))
-        self.table = np.zeros((h + 1, w + 1))
-        # Integers: each partial sum is exact, whatever the order.
-        np.cumsum(np.cumsum(small, axis=0, dtype=np.int64), axis=1, out=self.table[1:, 1:], dtype=np.float64)
+        # The summed-area table, transposed: table[x, y] is the sum of small[:y, :x]. Integers: each
+        # partial sum is exact, whatever the order. A cumulative sum in numpy adds one element at a
+        # time (~3 ns each), so the sums run in lanes of 64-bit words: the column sums four to a
+        # word (at most 255 x 255 < 2**16: the picture is under 2 x AREA_SIDE a side), then, on the
+        # transposed, the sums of those two to a word (at most 255**3 < 2**31); no lane carries into
+        # the next. Half the instructions and a third of the time of two plain cumulative sums.
+        assert max(h, w) < 2 * AREA_SIDE
+        columns = np.empty((h, -(-w // 4) * 4), np.uint16)
+        columns[:, w:] = 0
+        columns[:, :w] = small
+        np.cumsum(columns.view(np.uint64), axis=0, out=columns.view(np.uint64))
+        rows = np.empty((w, -(-h // 2) * 2), np.int32)
+        rows[:, h:] = 0
+        rows[:, :h] = columns[:, :w].T
+        np.cumsum(rows.view(np.uint64), axis=0, out=rows.view(np.uint64))
+        self.table = np.empty((w + 1, h + 1))
+        self.table[0] = 0
+        self.table[1:, 0] = 0
+        self.table[1:, 1:] = rows[:, :h]
 
-    def of(self, boxes: list[Box]) -> np.ndarray[Any, Any]:
+    def of(self, boxes: Sequence[Box]) -> np.ndarray[Any, Any]:
         """(len(boxes), 32, 32) mean grey levels of each box's cells."""
-        w, h = self.size
-        width, height = self.extent
-        b = np.array(boxes, dtype=np.float64)
-        xs = (b[:, :1] + (b[:, 2:3] - b[:, :1]) * _STEPS) * width  # (boxes, 33) grid lines in pixels
-        ys = (b[:, 1:2] + (b[:, 3:4] - b[:, 1:2]) * _STEPS) * height
-        ix = np.minimum(xs.astype(np.intp), w - 1)  # the pixel each line falls in (the last line on the edge)
-        iy = np.minimum(ys.astype(np.intp), h - 1)
-        fx = (xs - ix)[:, None, :]
-        fy = (ys - iy)[:, :, None]
-        at = (iy * (w + 1))[:, :, None] + ix[:, None, :]
+        at, fx, fy, area = _area_geometry(self.size, self.extent, tuple(boxes))
+        h = self.size[1]
         flat = self.table.ravel()
-        s00, s01, s10, s11 = (np.take(flat[offset:], at) for offset in (0, 1, w + 1, w + 2))  # flat[at + offset]
-        # In place (a fifth faster than fresh arrays), in this order:
-        # upper = s00 + fx (s01 - s00), lower = s10 + fx (s11 - s10), S = upper + fy (lower - upper).
-        s01 -= s00
-        s01 *= fx
-        s01 += s00
-        s11 -= s10
-        s11 *= fx
-        s11 += s10
-        s11 -= s01
-        s11 *= fy
-        s11 += s01  # S at every crossing of grid lines
-        sums: np.ndarray[Any, Any] = s11[:, 1:, 1:] - s11[:, :-1, 1:]
-        sums -= s11[:, 1:, :-1]
-        sums += s11[:, :-1, :-1]
-        sums /= (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
-        return sums
+        # The table at each crossing's pixel and the one below (``at``), and the next across of
+        # each ("wrap" skips take's bounds checks, needless here: the last crossing's last
+        # neighbour is the table's last element).
+        left = np.take(flat, at, mode="wrap")  # s00, s10
+        right = np.take(flat[h + 1 :], at, mode="wrap")  # s01, s11
+        # In place, in this order: upper = s00 + fx (s01 - s00) and lower = s10 + fx (s11 - s10)
+        # (both at once), then S = upper + fy (lower - upper).
+        right -= left
+        right *= fx
+        right += left
+        upper, lower = right
+        lower -= upper
+        lower *= fy
+        lower += upper  # S at every crossing of grid lines
+        # A cell's sum from the crossings at its corners, in this order: S(right, bottom) -
+        # S(right, top) - S(left, bottom) + S(left, top). On the crossings of all boxes as one flat
+        # array, each operation runs over contiguous memory; the sums it makes past a box's last
+        # row or column (into the next box) belong to no cell and are dropped. Into s00's memory,
+        # no longer needed.
+        crossings, sums = lower.ravel(), left[0].ravel()
+        n = crossings.size
+        np.subtract(crossings[34:], crossings[1 : n - 33], out=sums[: n - 34])
+        sums[: n - 34] -= crossings[33 : n - 1]
+        sums[: n - 34] += crossings[: n - 34]
+        cells: np.ndarray[Any, Any] = np.divide(left[0, :, :32, :32], area)
+        return cells
+
+
+@functools.lru_cache(maxsize=4)
+def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
+                   boxes: tuple[Box, ...]) -> tuple[np.ndarray[Any, Any], ...]:
+    """Where ``_AreaGrids.of`` reads the summed-area table of ``size`` (w, h) pixels for the
+    picture spanning ``extent`` of them cut into ``boxes``: each crossing's table index (the pixel
+    it falls in, then the one below it), its fractions of a pixel across (fx) and down (fy), and
+    each cell's area (the divisor).
+
+    Pictures of one size (a folder from one camera) share all of it, so it is kept for the last
+    few sizes (~0.7 MB each, 1.4 with probes), read-only so that threads may share it (but the
+    indices: np.take copies indices it may not write to, which cost more than the gathers). fx and
+    fy are kept as whole (boxes, 33, 33) arrays, not broadcast, so that the interpolation's
+    operations run over contiguous memory."""
+    w, h = size
+    width, height = extent
+    b = np.array(boxes, dtype=np.float64)
+    xs = (b[:, :1] + (b[:, 2:3] - b[:, :1]) * _STEPS) * width  # (boxes, 33) grid lines in pixels
+    ys = (b[:, 1:2] + (b[:, 3:4] - b[:, 1:2]) * _STEPS) * height
+    ix = np.minimum(xs.astype(np.intp), w - 1)  # the pixel each line falls in (the last line on the edge)
+    iy = np.minimum(ys.astype(np.intp), h - 1)
+    shape = (len(boxes), 33, 33)
+    fx = np.broadcast_to((xs - ix)[:, None, :], shape).copy()
+    fy = np.broadcast_to((ys - iy)[:, :, None], shape).copy()
+    at = (ix * (h + 1))[:, None, :] + iy[:, :, None]  # in the transposed table
+    at = np.stack([at, at + 1])  # and the pixel below
+    area = (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
+    for made in (fx, fy, area):
+        made.flags.writeable = False
+    return at, fx, fy, area
 
 
 GRIDS_V1, GRIDS_V2 = 1, 2
 GRIDS = GRIDS_V2  # what new works are recorded with
-
-
-def _kept(boxes: list[tuple[str, Box]], spread: np.ndarray[Any, Any]) -> list[int]:
-    """Which of the named boxes (their grids' standard deviations ``spread``) are kept: all but
-    flat corner squares (a sky or a border would match every other flat corner)."""
-    return [i for i, ((name, _), std) in enumerate(zip(boxes, spread.tolist(), strict=True))
-            if std >= _IMAGE_MIN_STD or not _CORNER_NAME.match(name)]
 
 
 def _centred(ratio_w: float, ratio_h: float) -> Box:
@@ -740,6 +783,25 @@ def _corner_boxes(full: tuple[int, int], work: bool) -> list[tuple[str, Box]]:
     return out
 
 
+class _Layout(NamedTuple):
+    """The boxes ``_codes`` cuts a picture into: the work's regions, then (with probes) the boxes
+    a copy is looked up by."""
+
+    names: tuple[str, ...]
+    boxes: tuple[Box, ...]
+    regions: int  # how many of them are the work's regions
+    judged: tuple[int, ...]  # those whose spread decides: the whole picture (0), the corner squares
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(full: tuple[int, int], probes: bool) -> _Layout:
+    """The boxes of a picture of ``full`` pixels; pictures of one size share them."""
+    regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
+    named = regions + (_PROBE_BOXES + _corner_boxes(full, work=False) if probes else [])
+    judged = tuple(i for i, (name, _) in enumerate(named) if i == 0 or _CORNER_NAME.match(name))
+    return _Layout(tuple(name for name, _ in named), tuple(box for _, box in named), len(regions), judged)
+
+
 def region_pair_allowed(probe: str, region: str) -> bool:
     """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment above)."""
     if _CORNER_NAME.match(probe) or _CORNER_NAME.match(region):
@@ -790,10 +852,13 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
     # The four 8x8 blocks (top left, top right, bottom left, bottom right), 64 values each.
     blocks = coefficients.reshape(-1, 2, 8, 2, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 4, 64)
     # Each block's median, as np.median takes it (the mean of the 32nd and 33rd values), by one
-    # partition: np.median's own checks cost as much again.
-    middle = np.partition(blocks, (31, 32), axis=2)
-    bits = blocks > (middle[:, :, 31:32] + middle[:, :, 32:33]) / 2
-    return [row.tobytes().hex() for row in np.packbits(bits.reshape(len(pixels), 256), axis=1)]
+    # sort (np.median's own checks cost as much again; a partition of 64 values costs more than
+    # numpy's vectorised sort). Whichever of two equal values (0.0, -0.0) it gives, the
+    # comparisons are the same.
+    middle = np.sort(blocks, axis=2)[:, :, 31:33]
+    bits = blocks > (middle[:, :, :1] + middle[:, :, 1:]) / 2
+    codes = np.packbits(bits.reshape(len(pixels), 256), axis=1).tobytes().hex()
+    return [codes[start : start + 64] for start in range(0, len(codes), 64)]
 
 
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
