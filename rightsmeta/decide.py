@@ -11,6 +11,7 @@ disagreement named. Two results are kept apart:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -86,16 +87,33 @@ def _describe(perms: Mapping[Purpose, Permission], covers: Iterable[Purpose]) ->
     return ", ".join(said) or "nothing"
 
 
+# Records whose texts are longer than this are encoded afresh, so that the memo below stays small
+# whatever the files hold.
+_MEMO_TEXT = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _projection(vocabulary: str, exact: tuple[Permission, ...], policy: str | None) -> Mapping[str, Any] | None:
+    """What rightsmeta writes in ``vocabulary`` for the exact record (``None``: never this), computed
+    once per record: a read-back decides on the record it just wrote. The value is read-only and
+    depends on nothing but the key, so threads may share it."""
+    try:
+        encoded = _ENCODERS[vocabulary](Assertion(permissions=dict(zip(PURPOSES, exact, strict=True)), policy=policy))
+    except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
+        return None
+    return None if encoded is None else MappingProxyType(encoded)
+
+
 def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
     """Is this projection exactly what rightsmeta writes for the exact record?"""
-    encoder = _ENCODERS.get(signal.vocabulary)
-    if encoder is not None:
+    if signal.vocabulary in _ENCODERS:
         policy = signal.raw.get("policy") if signal.vocabulary == tdmrep.NAME else None
-        try:
-            expected = encoder(Assertion(permissions=exact, policy=policy))
-        except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
-            return False
-        return bool(expected == dict(signal.raw))
+        perms = tuple(exact[p] for p in PURPOSES)
+        texts = sum(len(perm.constraint_info or "") for perm in perms) + len(policy or "")
+        small = texts <= _MEMO_TEXT and (policy is None or type(policy) is str)
+        make = _projection if small else _projection.__wrapped__
+        expected = make(signal.vocabulary, perms, policy)
+        return expected is not None and expected == dict(signal.raw)
     # A vocabulary rightsmeta does not write agrees when it says nothing the record contradicts.
     return all(
         signal.permissions[p].state in (State.UNSPECIFIED, exact[p].state) for p in signal.covers
@@ -139,7 +157,7 @@ def decide(signals: Sequence[Signal]) -> Decision:
         return Decision(stated, umbrella(stated), tuple(conflicts))
 
     # Several exact records (XMP, ID3, C2PA...) must say the same on every purpose they cover.
-    for purpose in PURPOSES:
+    for purpose in PURPOSES if len(exact) > 1 else ():
         states = {s.source: s.permissions[purpose] for s in exact if purpose in s.covers}
         if len(set(states.values())) > 1:
             said = ", ".join(f"{src} says {perm.state.value}" for src, perm in states.items())
