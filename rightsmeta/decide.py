@@ -91,28 +91,40 @@ def _describe(perms: Mapping[Purpose, Permission], covers: Iterable[Purpose]) ->
 # whatever the files hold.
 _MEMO_TEXT = 1024
 
+# An exact record as the memo's key: each purpose's state and terms in canonical order, as plain
+# strings (which hash in C, unlike Permission and State).
+_Record = tuple[tuple[str, str | None], ...]
+
+
+def _key(exact: Mapping[Purpose, Permission]) -> tuple[_Record, int]:
+    """The record's key and the length of its texts: made once per decision, for every projection."""
+    record = tuple([(exact[p].state._value_, exact[p].constraint_info) for p in PURPOSES])
+    return record, sum(len(info) for _, info in record if info)
+
 
 @functools.lru_cache(maxsize=64)
-def _projection(vocabulary: str, exact: tuple[Permission, ...], policy: str | None) -> Mapping[str, Any] | None:
+def _projection(vocabulary: str, record: _Record, policy: str | None) -> Mapping[str, Any] | None:
     """What rightsmeta writes in ``vocabulary`` for the exact record (``None``: never this), computed
     once per record: a read-back decides on the record it just wrote. The value is read-only and
     depends on nothing but the key, so threads may share it."""
+    perms = {p: Permission(State(state), info) for p, (state, info) in zip(PURPOSES, record, strict=True)}
     try:
-        encoded = _ENCODERS[vocabulary](Assertion(permissions=dict(zip(PURPOSES, exact, strict=True)), policy=policy))
+        encoded = _ENCODERS[vocabulary](Assertion(permissions=perms, policy=policy))
     except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
         return None
     return None if encoded is None else MappingProxyType(encoded)
 
 
-def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
-    """Is this projection exactly what rightsmeta writes for the exact record?"""
+def _matches_exact(
+    signal: Signal, exact: Mapping[Purpose, Permission], key: tuple[_Record, int] | None = None
+) -> bool:
+    """Is this projection exactly what rightsmeta writes for the exact record (``key``: its _key)?"""
     if signal.vocabulary in _ENCODERS:
         policy = signal.raw.get("policy") if signal.vocabulary == tdmrep.NAME else None
-        perms = tuple(exact[p] for p in PURPOSES)
-        texts = sum(len(perm.constraint_info or "") for perm in perms) + len(policy or "")
-        small = texts <= _MEMO_TEXT and (policy is None or type(policy) is str)
+        record, texts = key or _key(exact)
+        small = (policy is None or type(policy) is str) and texts + len(policy or "") <= _MEMO_TEXT
         make = _projection if small else _projection.__wrapped__
-        expected = make(signal.vocabulary, perms, policy)
+        expected = make(signal.vocabulary, record, policy)
         return expected is not None and expected == dict(signal.raw)
     # A vocabulary rightsmeta does not write agrees when it says nothing the record contradicts.
     return all(
@@ -166,7 +178,8 @@ def decide(signals: Sequence[Signal]) -> Decision:
 
     # A damaged projection that states nothing (e.g. plus:DataMining deleted, its sentence left)
     # cannot disagree with anything: the verifier reports it as a missing carrier instead.
-    diverging = [s for s in projections if not _matches_exact(s, record) and _states_something(s)]
+    key = _key(record) if projections else None
+    diverging = [s for s in projections if not _matches_exact(s, record, key) and _states_something(s)]
     for s in diverging:
         conflicts.append(
             f"{s.source} ({_describe(s.permissions, s.covers)}) differs from the rightsmeta record "

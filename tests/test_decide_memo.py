@@ -17,7 +17,7 @@ from test_decide import AL, CO, NA, POLICY, UN, assertion, iptc_projection, reco
 from rightsmeta import decide as decide_mod
 from rightsmeta.decide import _ENCODERS, _matches_exact, decide
 from rightsmeta.errors import MalformedMetadata, UsageError
-from rightsmeta.model import PURPOSES, Assertion, Permission, Purpose, State
+from rightsmeta.model import PURPOSES, Assertion, Permission, Purpose, State, full
 from rightsmeta.vocab import Signal, project, tdmrep
 
 
@@ -89,8 +89,7 @@ def test_the_memo_is_keyed_by_the_policy() -> None:
 def test_the_memo_holds_small_read_only_values() -> None:
     info = decide_mod._projection.cache_info()
     assert info.maxsize == 64
-    perms = tuple(Permission(NA) for _ in PURPOSES)
-    value = decide_mod._projection("tdmrep", perms, None)
+    value = decide_mod._projection("tdmrep", decide_mod._key(full({Purpose.DATA_MINING: Permission(NA)}))[0], None)
     assert value == {"reservation": 1, "policy": None}
     with pytest.raises(TypeError):
         value["policy"] = "https://changed.example/"  # type: ignore[index]
