@@ -171,7 +171,9 @@ def decide(signals: Sequence[Signal]) -> Decision:
     # Several exact records (XMP, ID3, C2PA...) must say the same on every purpose they cover.
     for purpose in PURPOSES if len(exact) > 1 else ():
         states = {s.source: s.permissions[purpose] for s in exact if purpose in s.covers}
-        if len(set(states.values())) > 1:
+        found = list(states.values())
+        # "Not all equal", without hashing (Permission hashes in Python); decoders share equal values.
+        if any(perm is not found[0] and perm != found[0] for perm in found):
             said = ", ".join(f"{src} says {perm.state.value}" for src, perm in states.items())
             conflicts.append(f"{purpose.value}: {said}")
     record = merge(exact)

@@ -79,7 +79,8 @@ _PLAIN = {s: Permission(s) for s in State}
 
 def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
     """Signal from the record's keys (others ignored); None when no record is present."""
-    present = {k: v for k, v in values.items() if k in ALL_KEYS}
+    # The record's keys looked up (a carrier holds many others), in the record's order.
+    present = {k: values[k] for k in ALL_KEYS if k in values}
     if not present:
         return None
     perms: dict[Purpose, Permission] = {}
@@ -95,5 +96,4 @@ def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
             )
         info = present.get(key + CONSTRAINT_SUFFIX) if state is State.CONSTRAINED else None
         perms[purpose] = _PLAIN[state] if info is None else Permission(state, info)
-    raw = {k: present[k] for k in ALL_KEYS if k in present}
-    return Signal(NAME, carrier, perms, raw=raw, exact=True, covers=PURPOSES)
+    return Signal(NAME, carrier, perms, raw=present, exact=True, covers=PURPOSES)
