@@ -143,7 +143,7 @@ def _tag_data(
     # Read our own output back: a write that does not say what was asked is never kept.
     check = _read(new, None, replace(options, located={}))
     covered = {p for s in check.signals for p in s.covers}
-    wrong = [p.value for p in covered if check.permissions[p] != assertion.permissions[p]]
+    wrong = [p.value for p in covered if check.decision.permissions[p] != assertion.permissions[p]]
     if check.errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
         problems = check.errors + [f"{p} reads back differently" for p in wrong]
         raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(problems)})")

@@ -11,6 +11,7 @@ disagreement named. Two results are kept apart:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -86,16 +87,45 @@ def _describe(perms: Mapping[Purpose, Permission], covers: Iterable[Purpose]) ->
     return ", ".join(said) or "nothing"
 
 
-def _matches_exact(signal: Signal, exact: Mapping[Purpose, Permission]) -> bool:
-    """Is this projection exactly what rightsmeta writes for the exact record?"""
-    encoder = _ENCODERS.get(signal.vocabulary)
-    if encoder is not None:
+# Records whose texts are longer than this are encoded afresh, so that the memo below stays small
+# whatever the files hold.
+_MEMO_TEXT = 1024
+
+# An exact record as the memo's key: each purpose's state and terms in canonical order, as plain
+# strings (which hash in C, unlike Permission and State).
+_Record = tuple[tuple[str, str | None], ...]
+
+
+def _key(exact: Mapping[Purpose, Permission]) -> tuple[_Record, int]:
+    """The record's key and the length of its texts: made once per decision, for every projection."""
+    record = tuple([(exact[p].state._value_, exact[p].constraint_info) for p in PURPOSES])
+    return record, sum(len(info) for _, info in record if info)
+
+
+@functools.lru_cache(maxsize=64)
+def _projection(vocabulary: str, record: _Record, policy: str | None) -> Mapping[str, Any] | None:
+    """What rightsmeta writes in ``vocabulary`` for the exact record (``None``: never this), computed
+    once per record: a read-back decides on the record it just wrote. The value is read-only and
+    depends on nothing but the key, so threads may share it."""
+    perms = {p: Permission(State(state), info) for p, (state, info) in zip(PURPOSES, record, strict=True)}
+    try:
+        encoded = _ENCODERS[vocabulary](Assertion(permissions=perms, policy=policy))
+    except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
+        return None
+    return None if encoded is None else MappingProxyType(encoded)
+
+
+def _matches_exact(
+    signal: Signal, exact: Mapping[Purpose, Permission], key: tuple[_Record, int] | None = None
+) -> bool:
+    """Is this projection exactly what rightsmeta writes for the exact record (``key``: its _key)?"""
+    if signal.vocabulary in _ENCODERS:
         policy = signal.raw.get("policy") if signal.vocabulary == tdmrep.NAME else None
-        try:
-            expected = encoder(Assertion(permissions=exact, policy=policy))
-        except UsageError:  # e.g. a tdm-policy that is no URL: rightsmeta never writes that
-            return False
-        return bool(expected == dict(signal.raw))
+        record, texts = key or _key(exact)
+        small = (policy is None or type(policy) is str) and texts + len(policy or "") <= _MEMO_TEXT
+        make = _projection if small else _projection.__wrapped__
+        expected = make(signal.vocabulary, record, policy)
+        return expected is not None and expected == dict(signal.raw)
     # A vocabulary rightsmeta does not write agrees when it says nothing the record contradicts.
     return all(
         signal.permissions[p].state in (State.UNSPECIFIED, exact[p].state) for p in signal.covers
@@ -139,16 +169,19 @@ def decide(signals: Sequence[Signal]) -> Decision:
         return Decision(stated, umbrella(stated), tuple(conflicts))
 
     # Several exact records (XMP, ID3, C2PA...) must say the same on every purpose they cover.
-    for purpose in PURPOSES:
+    for purpose in PURPOSES if len(exact) > 1 else ():
         states = {s.source: s.permissions[purpose] for s in exact if purpose in s.covers}
-        if len(set(states.values())) > 1:
+        found = list(states.values())
+        # "Not all equal", without hashing (Permission hashes in Python); decoders share equal values.
+        if any(perm is not found[0] and perm != found[0] for perm in found):
             said = ", ".join(f"{src} says {perm.state.value}" for src, perm in states.items())
             conflicts.append(f"{purpose.value}: {said}")
     record = merge(exact)
 
     # A damaged projection that states nothing (e.g. plus:DataMining deleted, its sentence left)
     # cannot disagree with anything: the verifier reports it as a missing carrier instead.
-    diverging = [s for s in projections if not _matches_exact(s, record) and _states_something(s)]
+    key = _key(record) if projections else None
+    diverging = [s for s in projections if not _matches_exact(s, record, key) and _states_something(s)]
     for s in diverging:
         conflicts.append(
             f"{s.source} ({_describe(s.permissions, s.covers)}) differs from the rightsmeta record "

@@ -479,6 +479,7 @@ def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None)
 
 # Bytes a name may hold as they are (ISO 32000-1 7.3.5): printable ASCII but delimiters and "#".
 _NAME_REGULAR = frozenset(range(0x21, 0x7F)) - frozenset(b"()<>[]{}/%#")
+_NAME_REGULAR_BYTES = bytes(sorted(_NAME_REGULAR))
 
 
 def _pdf_value(value: Any) -> bytes:
@@ -492,7 +493,10 @@ def _pdf_value(value: Any) -> bytes:
     if isinstance(value, pdfobjects.Ref):
         return b"%d %d R" % (value.num, value.gen)
     if isinstance(value, str):  # a name, "/" first, #-escapes decoded
-        return b"/" + b"".join(bytes((c,)) if c in _NAME_REGULAR else b"#%02X" % c for c in value[1:].encode())
+        raw = value[1:].encode()
+        if not raw.translate(None, _NAME_REGULAR_BYTES):  # the usual name, nothing to escape
+            return b"/" + raw
+        return b"/" + b"".join(bytes((c,)) if c in _NAME_REGULAR else b"#%02X" % c for c in raw)
     if isinstance(value, bytes):  # a string: hex keeps every byte as it is
         return b"<" + value.hex().encode() + b">"
     if isinstance(value, list):

@@ -72,6 +72,8 @@ _STRING_SPECIAL = re.compile(rb"[()\\]")
 _SPACES = re.compile(rb" *")
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]*")
 _HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
+# Bytes past a value's end that parsing it may look at (pypdf's 20-byte look-ahead for numbers).
+_LOOK_AHEAD = 32
 _TAIL = re.compile(rb"[\r\n]startxref[\t ]*[\r\n]+[\t ]*([0-9]{1,20})[\t ]*[\r\n]+%%EOF[\t\n\f\r ]*\Z")
 _SUBSECTION = re.compile(rb"([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
 # Classic entries exactly as the standard writes them, 20 bytes each.
@@ -411,7 +413,13 @@ class Reader:
         self._listed: list[tuple[int, set[int], set[int]]] | None = None  # sections(), made once
         self._parser = _Parser(buf, self, streams=True)
         self._chain: set[int] = set()  # the offsets /Prev led to (a hybrid file's streams are not among them)
-        self._read_chain(base if base is not None and _extends(buf, base.buf) else None)
+        # Objects parsed at an offset from their bytes alone, with the tokens it cost: the same bytes
+        # in a later version of the file are the same object (see _object_at).
+        self._at: dict[int, tuple[Ref, Any, int]] = {}
+        self._lookups = 0  # calls of get(): a parse that made one depended on more than its bytes
+        self._tail = self.size  # where "startxref" ends the file; set by _startxref
+        self._base = base if base is not None and _extends(buf, base.buf) else None
+        self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
         self._ready = True
 
@@ -421,6 +429,7 @@ class Reader:
         tail = _TAIL.search(self.buf, max(0, self.size - 1024))
         if tail is None:
             raise LeaveToLibrary  # no plain "startxref N %%EOF" at the very end: pypdf recovers
+        self._tail = tail.start()
         offset = int(tail[1])
         # pypdf rebuilds the cross-reference data unless the offset is preceded by whitespace
         # and lands on "xref" or an "N G obj" header (its _get_xref_issues).
@@ -626,6 +635,7 @@ class Reader:
 
     def get(self, ref: Ref) -> Any:
         """The object ``ref`` points to (None for null), as pypdf would resolve it."""
+        self._lookups += 1
         if ref in self._cache:
             return self._cache[ref]
         if not self._ready or (ref.num, ref.gen) in self._xref_streams or ref.gen == 65535:
@@ -650,10 +660,26 @@ class Reader:
         return self.get(value) if isinstance(value, Ref) else value
 
     def _object_at(self, offset: int, ref: Ref) -> Any:
+        kept = self._base._at.get(offset) if self._base is not None else None
+        if kept is not None and kept[0] == ref:
+            # The tagged file's unchanged objects, parsed from the same bytes of the original:
+            # taken as parsed there, tokens charged as if parsed again (callers never change them).
+            self.budget -= kept[2]
+            if self.budget < 0:
+                raise LeaveToLibrary
+            self._at[offset] = kept
+            return kept[1]
         head = _HEADER.match(self.buf, offset) if 0 <= offset < self.size else None
         if head is None or (int(head[1]), int(head[2])) != (ref.num, ref.gen):
             raise LeaveToLibrary  # pypdf searches the file for the object instead
-        return self._parser.value(head.end())[0]
+        budget, lookups = self.budget, self._lookups
+        obj, end = self._parser.value(head.end())
+        # Kept only when its bytes alone made it: no indirect /Length looked up (a later version
+        # may change that object), and every byte the parse looked at (at most 20 past its end) lies
+        # before this version's "startxref", which a longer version of the file does not move.
+        if self._lookups == lookups and end + _LOOK_AHEAD <= self._tail:
+            self._at[offset] = (ref, obj, budget - self.budget)
+        return obj
 
     def _from_object_stream(self, number: int, num: int) -> Any:
         if number not in self._object_streams:

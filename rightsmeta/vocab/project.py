@@ -72,9 +72,15 @@ def flat(assertion: Assertion, *, reservation_key: str, policy_key: str) -> dict
     return out
 
 
+_STATES = {s.value: s for s in State}
+# One value per state for the records without terms (Permission is immutable): no object a purpose.
+_PLAIN = {s: Permission(s) for s in State}
+
+
 def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
     """Signal from the record's keys (others ignored); None when no record is present."""
-    present = {k: v for k, v in values.items() if k in ALL_KEYS}
+    # The record's keys looked up (a carrier holds many others), in the record's order.
+    present = {k: values[k] for k in ALL_KEYS if k in values}
     if not present:
         return None
     perms: dict[Purpose, Permission] = {}
@@ -82,14 +88,12 @@ def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
         text = present.get(key)
         if text is None:
             continue
-        try:
-            state = State(text.strip())
-        except ValueError:
+        state = _STATES.get(text.strip())
+        if state is None:
             expected = ", ".join(s.value for s in State)
             raise MalformedMetadata(
                 f"{PREFIX}:{key} must be one of {expected}, got {text!r}"
-            ) from None
-        info = present.get(key + CONSTRAINT_SUFFIX)
-        perms[purpose] = Permission(state, info if state is State.CONSTRAINED else None)
-    raw = {k: present[k] for k in ALL_KEYS if k in present}
-    return Signal(NAME, carrier, perms, raw=raw, exact=True, covers=PURPOSES)
+            )
+        info = present.get(key + CONSTRAINT_SUFFIX) if state is State.CONSTRAINED else None
+        perms[purpose] = _PLAIN[state] if info is None else Permission(state, info)
+    return Signal(NAME, carrier, perms, raw=present, exact=True, covers=PURPOSES)
