@@ -16,8 +16,9 @@ import subprocess
 import sys
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import material
 import numpy as np
@@ -293,39 +294,50 @@ FUZZED = {
 MUTANTS = int(os.environ.get("RIGHTSMETA_FUZZ", "150"))  # mutants of each kind (RIGHTSMETA_FUZZ=1200: the long run)
 
 
-def fuzz(kind: str) -> dict[str, int]:
-    """Compare every mutant's fast grey with Pillow's; count what happened (run in a child)."""
-    counts = {"same": 0, "fell back": 0, "refused": 0}
-    for n, mutant in seeded_mutants(FUZZED[kind](), MUTANTS, b"\xff\xff\xff\x7f"):
+def compared(kind: str, mutants: Iterable[tuple[int, bytes]], decode: Callable[[bytes], Any]) -> dict[str, int]:
+    """Each mutant's grey by ``decode`` compared with Pillow's; how many were the same, left to
+    Pillow (``decode`` gave None) and refused (``decode`` raised: Pillow's open or size check)."""
+    counts = {"same": 0, "left to Pillow": 0, "refused": 0}
+    for n, mutant in mutants:
         try:
-            fast = fast_grey(mutant)
-        except Exception:  # Pillow's open or size check refused it: imagecodecs never saw it
+            fast = decode(mutant)
+        except Exception:
             counts["refused"] += 1
             continue
         if fast is None:
-            counts["fell back"] += 1
+            counts["left to Pillow"] += 1
             continue
         try:
             ref = pillow_grey(mutant)
         except Exception as exc:
-            raise AssertionError(f"{kind} mutant {n}: imagecodecs decoded what Pillow refuses ({exc})") from exc
+            raise AssertionError(f"{kind} mutant {n}: decoded what Pillow refuses ({exc})") from exc
         assert np.array_equal(np.asarray(fast), np.asarray(ref)), f"{kind} mutant {n}: other pixels"
         counts["same"] += 1
     return counts
 
 
-@pytest.mark.parametrize("kind", sorted(FUZZED))
-def test_damaged_files_give_pillows_pixels_or_fall_back_and_never_crash(kind: str) -> None:
-    # A child process, so a crash in C code or an allocation past the address-space limit fails
-    # this test instead of ending the run; the limit is what verify's workers run under.
+def in_child(module: str, call: str) -> dict[str, int]:
+    """The counts ``module.call`` gives in a child process under the address-space limit verify's
+    workers run with, so a crash in C code or an allocation past the limit fails the test instead
+    of ending the run."""
     code = (
-        "import json, resource, test_imagedecode as t; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
-        f"print(json.dumps(t.fuzz({kind!r})))"
+        f"import json, resource, {module} as t; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+        f"print(json.dumps(t.{call}))"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    counts: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return counts
+
+
+def fuzz(kind: str) -> dict[str, int]:
+    return compared(kind, seeded_mutants(FUZZED[kind](), MUTANTS, b"\xff\xff\xff\x7f"), fast_grey)
+
+
+@pytest.mark.parametrize("kind", sorted(FUZZED))
+def test_damaged_files_give_pillows_pixels_or_fall_back_and_never_crash(kind: str) -> None:
+    counts = in_child("test_imagedecode", f"fuzz({kind!r})")
     assert sum(counts.values()) == MUTANTS
     assert counts["same"] > 0, counts  # damage past the image data leaves it decodable, by both
 
