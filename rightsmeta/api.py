@@ -310,9 +310,10 @@ def tag_iter(
             while queue and (queue[0][1] is None or queue[0][1].done):
                 ready.append(_done(queue))
             _recorded(ledger, [work for _, work in ready if work is not None])
-        for step, _ in queue:
-            if isinstance(step, _Writing):
-                step.abandon()
+        with deferred():  # a second Ctrl-C or SIGTERM waits until every temporary file is removed
+            for step, _ in queue:
+                if isinstance(step, _Writing):
+                    step.abandon()
         durable.close()
         sync_dirs(dirs)
 
@@ -533,16 +534,26 @@ def _tag_path(
             from .fingerprint import essence
 
             found = essence(new, fmt, probes=False)  # recorded: the forms a copy is looked up by are not needed
-        with deferred():  # a stop waits until ``hold`` has the temporary file, to remove it
-            try:
-                replacement = start_write(target, new, expect=before)
-            except RightsmetaError as exc:
-                return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
-            # The lock goes with the new bytes: it is released once they replaced the original.
-            step = _Writing(TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes), replacement,
-                            held.pop_all(), before.st_nlink, found, target)
-            if hold is not None:
-                hold(step)
+        step: _Writing | None = None
+        held_there = False
+        try:
+            with deferred():  # a stop waits until ``hold`` has the temporary file, to remove it
+                try:
+                    replacement = start_write(target, new, expect=before)
+                except RightsmetaError as exc:
+                    return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
+                # The lock goes with the new bytes: it is released once they replaced the original.
+                step = _Writing(TagResult(name, "tagged", fmt, carriers, assertion=assertion, notes=notes),
+                                replacement, held.pop_all(), before.st_nlink, found, target)
+                if hold is not None:
+                    hold(step)
+                    held_there = True
+        except BaseException:
+            # A stop held back to the block's end, or ``hold`` failed: no caller has the file, so
+            # its temporary file and lock go here (``tag``, with no batch, passes no ``hold``).
+            if step is not None and not held_there:
+                step.abandon()
+            raise
         return step
 
 

@@ -79,15 +79,19 @@ def run(
     keep_freed_memory()  # each file's buffers reused, not faulted in anew (alloc.py)
     # What start-up made (modules, classes, the ledger's decoders) lives to the end of the run:
     # frozen, the collector no longer traverses it each time it looks at older objects (about 2 %
-    # of tagging's instructions). The process is the application's, as for the allocator above.
+    # of tagging's instructions). Unfrozen when the run ends, so a process that runs the command
+    # and goes on (click's CliRunner, a host embedding the CLI) gets its collector back.
     gc.freeze()
-    with terminate_cleanly(), db if db is not None else nullcontext():
-        # One folder fsync per folder at the end; each result printed when its file is done and
-        # then dropped, so a run over a million files holds only the counts.
-        with closing(api.tag_iter(progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
-                                  password=password, identity=identity, ledger=db, follow_links=follow_links,
-                                  jobs=jobs)) as done:
-            counts = render(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
+    try:
+        with terminate_cleanly(), db if db is not None else nullcontext():
+            # One folder fsync per folder at the end; each result printed when its file is done and
+            # then dropped, so a run over a million files holds only the counts.
+            with closing(api.tag_iter(progress(files, "tagging", not as_json), assertion, dry_run=dry_run,
+                                      password=password, identity=identity, ledger=db, follow_links=follow_links,
+                                      jobs=jobs)) as done:
+                counts = render(itertools.chain(done, _skipped(special, assertion)), dry_run, as_json)
+    finally:
+        gc.unfreeze()
     return 1 if counts.get("failed") else 0
 
 

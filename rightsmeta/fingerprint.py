@@ -645,7 +645,8 @@ class _AreaGrids:
         # word (at most 255 x 255 < 2**16: the picture is under 2 x AREA_SIDE a side), then, on the
         # transposed, the sums of those two to a word (at most 255**3 < 2**31); no lane carries into
         # the next. Half the instructions and a third of the time of two plain cumulative sums.
-        assert max(h, w) < 2 * AREA_SIDE
+        if small.dtype != np.uint8 or max(h, w) >= 2 * AREA_SIDE:  # what the lanes' bounds assume
+            raise ValueError(f"grids v2 need 8-bit grey under {2 * AREA_SIDE} px a side, not {small.dtype} {w}x{h}")
         columns = np.empty((h, -(-w // 4) * 4), np.uint16)
         columns[:, w:] = 0
         columns[:, :w] = small
@@ -665,8 +666,10 @@ class _AreaGrids:
         h = self.size[1]
         flat = self.table.ravel()
         # The table at each crossing's pixel and the one below (``at``), and the next across of
-        # each ("wrap" skips take's bounds checks, needless here: the last crossing's last
-        # neighbour is the table's last element).
+        # each ("wrap": take's cheapest mode, with no error path; every index is in range by
+        # construction, the last crossing's last neighbour being the table's last element, and
+        # tests/test_codes_fast.py compares the grids with main's for random boxes and extents).
+        # ``at`` is the cached geometry's, shared by every caller: never written to here.
         left = np.take(flat, at, mode="wrap")  # s00, s10
         right = np.take(flat[h + 1 :], at, mode="wrap")  # s01, s11
         # In place, in this order: upper = s00 + fx (s01 - s00) and lower = s10 + fx (s11 - s10)

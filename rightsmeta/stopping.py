@@ -46,6 +46,7 @@ def stop(exc: BaseException) -> None:
         if getattr(_state, "pending", None) is None:
             _state.pending = exc
         return
+    _state.pending = None  # one held back by a block that ended just now is this stop's to replace
     raise exc
 
 

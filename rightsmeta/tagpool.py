@@ -40,7 +40,7 @@ from .carriers import Options
 from .errors import UsageError
 from .fsio import sync_dirs
 from .report import TagResult
-from .stopping import stop
+from .stopping import deferred, stop
 
 if TYPE_CHECKING:
     import threading
@@ -255,8 +255,9 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
     except EOFError:  # the parent is gone
         pass
     finally:
-        for step in list(held.values()):
-            step.abandon()  # renamed already: nothing happens; otherwise its temporary file is removed
+        with deferred():  # a second SIGTERM waits until every temporary file is removed
+            for step in list(held.values()):
+                step.abandon()  # renamed already: nothing happens; otherwise its temporary file is removed
         durable.close()
         sync_dirs(dirs)
 

@@ -284,7 +284,8 @@ def fresh_packet(assertion: Assertion) -> bytes:
 
 
 # Where the work id and date go in a template: marks holding a control character, which no text
-# of an assertion may hold (model.Assertion refuses them), so a mark is only ever where it was put.
+# of an assertion's words may hold (model.Assertion refuses them), so a mark in the template is
+# only ever where it was put. The id and date filled in are never searched for marks.
 _ID_MARK, _DATE_MARK = b"\x01work-id\x01", b"\x01date\x01"
 
 

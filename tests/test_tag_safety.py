@@ -782,3 +782,63 @@ def test_a_stop_waits_for_the_outermost_deferred_block_and_the_first_is_raised()
         stopping.stop(KeyboardInterrupt())
     with stopping.deferred():  # nothing left pending from before
         pass
+
+
+def test_a_stop_held_back_while_tag_writes_leaves_no_temporary_file_nor_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``api.tag`` holds no batch: a stop held back while its temporary file was made (as the CLI's
+    handler does, through stopping.stop) removes the file and releases the lock as it goes."""
+    path = tmp_path / "sample.png"
+    path.write_bytes(image_bytes("png"))
+    original = path.read_bytes()
+    real = api.start_write
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        replacement = real(*args, **kwargs)
+        stopping.stop(SystemExit(143))  # the signal lands just after the create
+        return replacement
+
+    monkeypatch.setattr(api, "start_write", stopped)
+    with pytest.raises(SystemExit):
+        api.tag(path, Assertion.build(deny=["ai"]))
+    assert [p.name for p in tmp_path.iterdir()] == ["sample.png"] and path.read_bytes() == original
+    monkeypatch.undo()
+    assert api.tag(path, Assertion.build(deny=["ai"])).status == "tagged"  # the lock was released
+
+
+def test_a_batch_that_cannot_hold_a_written_file_removes_it(tmp_path: Path) -> None:
+    path = tmp_path / "sample.png"
+    path.write_bytes(image_bytes("png"))
+    original = path.read_bytes()
+
+    def cannot(step: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    done = api._tag_one(str(path), Assertion.build(deny=["ai"]).for_work(), False, api.Options(), None, False, True,
+                        cannot)
+    assert isinstance(done, rightsmeta.report.TagResult) and done.status == "failed"
+    assert [p.name for p in tmp_path.iterdir()] == ["sample.png"] and path.read_bytes() == original
+    assert api.tag(path, Assertion.build(deny=["ai"])).status == "tagged"  # the lock was released
+
+
+def test_a_stop_raised_at_once_drops_one_held_back_before() -> None:
+    """A stop held back by a block that was just ending when another came (raised at once) is
+    not raised again later, out of the next block."""
+    with pytest.raises(SystemExit):
+        with stopping.deferred():
+            stopping.stop(SystemExit(143))
+    stopping._state.pending = RuntimeError("stale stop")  # as if the block's end had not read it yet
+    with pytest.raises(SystemExit):
+        stopping.stop(SystemExit(143))
+    with stopping.deferred():  # nothing stale raised here
+        pass
+
+
+def test_the_tag_command_gives_the_collector_back_when_it_ends(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "sample.png"
+    path.write_bytes(image_bytes("png"))
+    result = CliRunner().invoke(main, ["tag", "--deny", "ai", "--no-sign", "--no-ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == 0
