@@ -135,7 +135,8 @@ def test_a_works_region_set_and_statement_are_recorded_as_before() -> None:
 
     rng = random.Random(7)
     good = lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64))  # noqa: E731
-    odd = [good()[:63], good() + "0", good()[:63] + "\n", good().upper(), None, 5, good()[:-1] + "g", ""]
+    odd = [good()[:63], good() + "0", good()[:63] + "\n", good().upper(), None, 5, good()[:-1] + "g", "",
+           good()[:60] + "  ab", good()[:62] + "\tA", good()[:63] + "\u00e9", good()[:62] + "\u0660\u0661"]
     for size in (0, 1, 16, 32, 33, 40):
         for bad in [None, *odd]:
             recorded = [(f"r{i}", good()) for i in range(size)]
