@@ -135,7 +135,8 @@ def test_a_works_region_set_and_statement_are_recorded_as_before() -> None:
 
     rng = random.Random(7)
     good = lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64))  # noqa: E731
-    odd = [good()[:63], good() + "0", good()[:63] + "\n", good().upper(), None, 5, good()[:-1] + "g", ""]
+    odd = [good()[:63], good() + "0", good()[:63] + "\n", good().upper(), None, 5, good()[:-1] + "g", "",
+           good()[:60] + "  ab", good()[:62] + "\tA", good()[:63] + "\u00e9", good()[:62] + "\u0660\u0661"]
     for size in (0, 1, 16, 32, 33, 40):
         for bad in [None, *odd]:
             recorded = [(f"r{i}", good()) for i in range(size)]
@@ -173,3 +174,30 @@ def test_a_tag_run_freezes_what_start_up_made(tmp_path: Path) -> None:
     during, after, leaving = map(int, done.stderr.rsplit("frozen ", 1)[1].split())
     # The modules' objects (about 14,000 here), then none once the command is done, then all of them.
     assert during > 10_000 and after == 0 and leaving >= during
+
+
+def test_a_tag_run_collects_young_objects_less_often(tmp_path: Path) -> None:
+    """During the CLI's run the collector waits for more young objects (cli_tag._YOUNG_OBJECTS)
+    before it looks: a few collections, not one every few files, and none of the middle
+    generation; the thresholds a host had are back when the command ends. Tagged as ever."""
+    import subprocess
+    import sys
+
+    (tmp_path / "files").mkdir()
+    for i in range(40):
+        (tmp_path / "files" / f"{i}.png").write_bytes(image_bytes("png", seed=i))
+    run = ("import gc, sys\nfrom rightsmeta import api, cli_tag\n"
+           "counts, real, command = [0, 0, 0], api.tag_iter, cli_tag.run\n"
+           "def count(phase, info):\n    if phase == 'start':\n        counts[info['generation']] += 1\n"
+           "def spy(*args, **kwargs):\n    gc.callbacks.append(count)\n    try:\n        yield from real(*args, **kwargs)\n"
+           "    finally:\n        gc.callbacks.remove(count)\n"
+           "api.tag_iter = spy\n"
+           "gc.set_threshold(700, 9, 8)\n"
+           "code = command((sys.argv[1],), deny=('ai',), sign=False, recursive=True, as_json=True, ledger=sys.argv[2])\n"
+           "print('counts', *counts, *gc.get_threshold(), code, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", run, str(tmp_path / "files"), str(tmp_path / "l.sqlite3")],
+                          capture_output=True, text=True)
+    assert done.stdout.count('"tagged"') == 40, done.stderr
+    young, middle, old, *after, code = map(int, done.stderr.rsplit("counts ", 1)[1].split())
+    assert after == [700, 9, 8] and code == 0
+    assert young <= 3 and middle == old == 0, (young, middle, old)
