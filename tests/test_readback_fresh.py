@@ -166,3 +166,20 @@ def test_each_report_is_its_own() -> None:
     ra.values["x"] = "y"
     ra.rights["x"] = "y"
     assert "x" not in rb.errors and "x" not in rb.values and "x" not in rb.rights
+
+
+def test_options_but_is_dataclasses_replace() -> None:
+    """``Options.but`` (what a tag copies its options with, twice a file) gives what ``replace`` gives,
+    every field (those not compared too), for options with every field set or left."""
+    from dataclasses import fields
+
+    parsed, located = Parsed(), {"jpeg": [(1, 2)]}
+    for options in (Options(), Options(password="pw", trust_anchors=b"PEM", located={}, parsed=Parsed())):
+        for new_located, new_parsed in ((None, None), (located, parsed), ({}, None)):
+            made, wanted = options.but(located=new_located, parsed=new_parsed), replace(
+                options, located=new_located, parsed=new_parsed)
+            assert type(made) is Options and made == wanted and hash(made) == hash(wanted)
+            for f in fields(Options):
+                assert getattr(made, f.name) is getattr(wanted, f.name), f.name
+            with pytest.raises(AttributeError):
+                made.password = "changed"  # type: ignore[misc]
