@@ -372,7 +372,7 @@ def _put(reading: XmpReading, work_id: str, date: str) -> XmpReading:
     """``reading`` with ``work_id`` and ``date`` where a fresh packet's reading holds them; new
     dicts and lists, so that one file's report changed changes no other's."""
     raw = {key: list(value) if isinstance(value, list) else value for key, value in reading.raw.items()}
-    rights = dict(reading.rights)
+    rights = {key: dict(value) if isinstance(value, dict) else value for key, value in reading.rights.items()}
     for key, where, value in ((_WORK_ID, "work_id", work_id), (_DATE, "date", date)):
         if key in raw:
             raw[key] = value

@@ -165,7 +165,9 @@ def test_each_report_is_its_own() -> None:
     ra.errors.append("x")
     ra.values["x"] = "y"
     ra.rights["x"] = "y"
+    ra.rights["holder"]["name"] = "changed"
     assert "x" not in rb.errors and "x" not in rb.values and "x" not in rb.rights
+    assert rb.rights["holder"] == {"name": "H"}
 
 
 def test_options_but_is_dataclasses_replace() -> None:
