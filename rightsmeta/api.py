@@ -18,7 +18,6 @@ import mmap
 import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
 from .carriers import Family, Options, Parsed, detect, manifest
@@ -112,7 +111,7 @@ def _tag_data(
     """New bytes, format, carriers written and notes; raises when nothing safe can be written."""
     from . import contentcheck
 
-    options = replace(options, parsed=Parsed())  # this file's: each version of it parsed once
+    options = options.but(located=options.located, parsed=Parsed())  # this file's: each version of it parsed once
     family, fmt = _identify(data)
     contentcheck.check_source(data, fmt)
     notes: list[str] = []
@@ -141,7 +140,7 @@ def _tag_data(
         carriers.append("c2pa")
 
     # Read our own output back: a write that does not say what was asked is never kept.
-    check = _read(new, None, replace(options, located={}))
+    check = _read(new, None, options.but(located={}, parsed=options.parsed))
     covered = {p for s in check.signals for p in s.covers}
     wrong = [p.value for p in covered if check.decision.permissions[p] != assertion.permissions[p]]
     if check.errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):

@@ -11,13 +11,16 @@ import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from .errors import MalformedMetadata
 from .model import Assertion, Holder, State, summary
 from .report import CarrierReport
 from .vocab import Signal, decode_all, iptc, project, tdmrep
+
+if TYPE_CHECKING:
+    from .carriers import Parsed
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -217,11 +220,19 @@ def _raw(props: dict[tuple[str, str], Value]) -> dict[str, Value]:
     return {f"{_PREFIXES[ns]}:{name}": value for (ns, name), value in props.items() if ns in _PREFIXES}
 
 
-def carrier_report(packet: bytes, location: str | None, *, name: str = "xmp", carrier: str | None = None) -> CarrierReport:
+def carrier_report(
+    packet: bytes, location: str | None, *, name: str = "xmp", carrier: str | None = None, parsed: Parsed | None = None
+) -> CarrierReport:
     """A carrier report for one packet; an unsafe or broken packet becomes its error.
 
     ``carrier`` names the signals' source when it must differ from ``name`` (a second packet).
+    ``parsed``: the tag's memo of one file (its read-back), where ``fresh_packet`` notes the
+    packet it made: that packet is read as its template was (``_fresh_report``).
     """
+    if parsed is not None and name == "xmp" and carrier is None:
+        known = _fresh_report(packet, location, parsed)
+        if known is not None:
+            return known
     report = CarrierReport(name, location)
     try:
         reading = read(packet, carrier=carrier or name)
@@ -273,14 +284,103 @@ def _for_file(words: Mapping[str, WriteValue], work_id: str | None, date: str | 
     return out
 
 
-def fresh_packet(assertion: Assertion) -> bytes:
+def fresh_packet(assertion: Assertion, parsed: Parsed | None = None) -> bytes:
     """``serialise`` of a new packet holding ``planned(assertion)`` (what a file without XMP gets),
     byte for byte, from the run's template (``Assertion.shared``) with the file's work id and date
-    put in: building and serialising the tree was most of writing such a file's packet."""
+    put in: building and serialising the tree was most of writing such a file's packet.
+
+    ``parsed``: the tag's memo of the file, where the packet is noted for its read-back."""
     if not (assertion.work_id and assertion.date):  # never from tag (for_work sets both)
         return _serialised_fresh(planned(assertion))
-    filled = {_ID_MARK: _escape(assertion.work_id).encode("utf-8"), _DATE_MARK: _escape(assertion.date).encode("utf-8")}
-    return b"".join([filled.get(part, part) for part in assertion.shared("xmp.fresh", _fresh_template)])
+    packet = _filled(assertion.shared("xmp.fresh", _fresh_template), assertion.work_id, assertion.date)
+    if parsed is not None:
+        parsed.keep(_FRESH, packet, (packet, assertion))
+    return packet
+
+
+def _filled(template: list[bytes], work_id: str, date: str) -> bytes:
+    filled = {_ID_MARK: _escape(work_id).encode("utf-8"), _DATE_MARK: _escape(date).encode("utf-8")}
+    return b"".join([filled.get(part, part) for part in template])
+
+
+# --- the read-back of a fresh packet ------------------------------------------------------------
+# A tag reads its new file back before keeping it. Reading a fresh packet (parsing it, decoding
+# its vocabularies) was a third of tagging a JPEG, PNG or WebP, and each file's packet is its
+# run's template with only the work id and date put in. Where those two are plain text (these
+# characters: no markup, no reference, no space or line end, so every XML parser gives them back
+# as they are, as the text of the same two elements), the packet parses to the template's tree
+# with that text, and reads as the template read once with a sample id and date, those put in
+# where they stand. The container around it is still walked and read as any file's, so a packet
+# the writer put elsewhere, twice or cut is read in full (it is then no fresh packet).
+_PLAIN = re.compile(r"[0-9A-Za-z:+.\-]{1,64}")
+_FRESH = "xmp.fresh"
+# Two samples, read once per run each: the readings must differ only where the id and date are
+# put in, which shows that reading does not look into them (were a decoder to check a date, the
+# template would read in full every time).
+_SAMPLES = (("00000000-0000-4000-8000-000000000000", "2000-01-01T00:00:00+00:00"),
+            ("ffffffff-ffff-4fff-bfff-ffffffffffff", "2099-12-31T23:59:59+00:00"))
+
+
+def _fresh_report(packet: bytes, location: str | None, parsed: Parsed) -> CarrierReport | None:
+    """The report of ``packet`` when it is a fresh packet ``parsed`` noted (padding added or not),
+    from its template's reading; None otherwise."""
+    for written, assertion in parsed.kept(_FRESH):
+        if not _same_packet(packet, written):
+            continue
+        work_id, date = assertion.work_id, assertion.date
+        if not (work_id and date and _PLAIN.fullmatch(work_id) and _PLAIN.fullmatch(date)):
+            return None
+        reading = assertion.shared("xmp.fresh-reading", _template_reading)
+        if reading is None:
+            return None
+        found = _put(reading, work_id, date)
+        return CarrierReport("xmp", location, found.raw, found.signals, found.rights, found.errors)
+    return None
+
+
+def _same_packet(found: bytes, written: bytes) -> bool:
+    """Whether ``found`` is ``written``, or ``written`` padded (``pad``: spaces and line ends
+    before the closing ``<?xpacket end``, after the root element, where XML ignores them)."""
+    if found == written:
+        return True
+    cut = written.rfind(b"<?xpacket end")
+    if cut < 0 or len(found) <= len(written) or len(found) > _SMALL:
+        return False
+    tail = written[cut:]
+    return (found.startswith(written[:cut]) and found.endswith(tail)
+            and not found[cut:len(found) - len(tail)].strip(b" \n"))
+
+
+def _template_reading(words: Assertion) -> XmpReading | None:
+    """The reading of ``words``' fresh packet with the first sample's id and date; None when a
+    reading depends on them other than as the text put in (the packet is then read in full)."""
+    template = words.shared("xmp.fresh", _fresh_template)
+    readings = []
+    for work_id, date in _SAMPLES:
+        packet = _filled(template, work_id, date)
+        if len(packet) > _SMALL:
+            return None
+        try:
+            readings.append(read(packet))
+        except MalformedMetadata:
+            return None  # as a full read says
+    first, second = readings
+    return first if _put(first, *_SAMPLES[1]) == second else None
+
+
+def _put(reading: XmpReading, work_id: str, date: str) -> XmpReading:
+    """``reading`` with ``work_id`` and ``date`` where a fresh packet's reading holds them; new
+    dicts and lists, so that one file's report changed changes no other's."""
+    raw = {key: list(value) if isinstance(value, list) else value for key, value in reading.raw.items()}
+    rights = {key: dict(value) if isinstance(value, dict) else value for key, value in reading.rights.items()}
+    for key, where, value in ((_WORK_ID, "work_id", work_id), (_DATE, "date", date)):
+        if key in raw:
+            raw[key] = value
+        if where in rights:
+            rights[where] = value
+    signals = [replace(s, raw={**s.raw, "WorkID": work_id}) if s.vocabulary == project.NAME and "WorkID" in s.raw
+               else s for s in reading.signals]
+    return XmpReading(signals, rights, raw, list(reading.errors))
 
 
 # Where the work id and date go in a template: marks holding a control character, which no text
@@ -635,13 +735,15 @@ def pad(packet: bytes, size: int) -> bytes:
     return packet[:cut] + padding + packet[cut:]
 
 
-def write_packet(existing: bytes | None, assertion: Assertion, *, pdfa: bool = False) -> bytes:
+def write_packet(existing: bytes | None, assertion: Assertion, *, pdfa: bool = False,
+                 parsed: Parsed | None = None) -> bytes:
     """The packet rightsmeta writes for ``assertion``, keeping everything else ``existing`` holds.
 
     With ``pdfa`` (a PDF's packet), one that declares PDF/A-1 to -3 also gets the extension
-    schemas (``with_pdfa_extension``), added before it is serialised: parsed once."""
+    schemas (``with_pdfa_extension``), added before it is serialised: parsed once. ``parsed``:
+    as for ``fresh_packet``."""
     if not existing:
-        return fresh_packet(assertion)  # no PDF/A part declared: nothing else to add
+        return fresh_packet(assertion, parsed)  # no PDF/A part declared: nothing else to add
     root = _parse(existing)
     props = _properties(root)
     apply(root, updates(assertion, _raw(props)))

@@ -69,7 +69,7 @@ def _learning_opt_out(block: bytes) -> list[int] | None:
     return list(struct.unpack_from(f"{order}{n}H", value))
 
 
-def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
+def _xmp_reports(blocks: containers.Blocks, parsed: Parsed | None) -> list[CarrierReport]:
     """One report per XMP packet. Later packets get their own signal source ("xmp (packet 2)"),
     so a disagreement between packets is a conflict resolved by precedence, never hidden."""
     if blocks.xmp is None:
@@ -83,7 +83,7 @@ def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
             location = f"{location} + ExtendedXMP"
         except MalformedMetadata as exc:
             error = f"ExtendedXMP not read: {exc}"
-    reports = [xmp.carrier_report(first, location)]
+    reports = [xmp.carrier_report(first, location, parsed=parsed)]
     if error is not None:
         reports[0].errors.append(f"part of the XMP was not read ({error})")
     for number, (packet, where) in enumerate(blocks.more_xmp, start=2):
@@ -92,10 +92,11 @@ def _xmp_reports(blocks: containers.Blocks) -> list[CarrierReport]:
 
 
 def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierReport]:
-    blocks = containers.extract(buf, fmt, options.parsed if options is not None else None)
+    parsed = options.parsed if options is not None else None
+    blocks = containers.extract(buf, fmt, parsed)
     if blocks.c2pa is not None and options is not None and options.located is not None:
         options.located[fmt] = blocks.c2pa
-    found = _xmp_reports(blocks)
+    found = _xmp_reports(blocks, parsed)
     if blocks.exif is not None:
         try:
             values = _learning_opt_out(blocks.exif)
@@ -132,7 +133,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
     packets += [bytes(p) for p, _ in blocks.more_xmp]
     if not packets:  # the packet alone: the same bytes as the tree below would give, made faster
-        return _WRITERS[fmt](data, xmp.fresh_packet(assertion), parsed), ["xmp"]
+        return _WRITERS[fmt](data, xmp.fresh_packet(assertion, parsed), parsed), ["xmp"]
     changes = xmp.planned(assertion)  # once: the merge and the update both need it
     try:
         root = xmp.combine(packets, replaced=frozenset(changes) | {"plus:OtherConstraints", "xmpRights:UsageTerms"})

@@ -286,17 +286,17 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
         # chain from the startxref at the very end, or is unsure.
         check_newest_revision(buf)
         found = _read_pypdf(buf, options)
-    return _reports(found)
+    return _reports(found, options.parsed if options is not None else None)
 
 
-def _reports(found: _Found) -> list[CarrierReport]:
+def _reports(found: _Found, parsed: Parsed | None = None) -> list[CarrierReport]:
     reports: list[CarrierReport] = []
     if found.packet is not None or found.metadata_error is not None:
         where = "metadata stream" if found.metadata_object is None else f"metadata stream (object {found.metadata_object})"
         if found.metadata_error is not None:
             reports.append(CarrierReport("xmp", where, errors=[found.metadata_error]))
         else:
-            reports.append(xmp.carrier_report(found.packet or b"", where))
+            reports.append(xmp.carrier_report(found.packet or b"", where, parsed=parsed))
     if found.info_values:
         report = CarrierReport("info", "Info dictionary", values=dict(found.info_values))
         _info_signals(found.info_values, report)
@@ -421,9 +421,9 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     return (new if new is not None else _write_pypdf(data, assertion, options)), ["xmp", "info"]
 
 
-def _packet(existing: bytes | None, assertion: Assertion) -> bytes:
+def _packet(existing: bytes | None, assertion: Assertion, parsed: Parsed | None = None) -> bytes:
     try:
-        return xmp.write_packet(existing, assertion, pdfa=True)
+        return xmp.write_packet(existing, assertion, pdfa=True, parsed=parsed)
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the PDF's XMP is malformed ({exc}); not writing over it") from None
 
@@ -455,7 +455,7 @@ def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None)
         info = reader.resolve(raw_info)
         ids = reader.trailer.get("/ID")
         objects: dict[int, tuple[int, bytes]] = {}
-        stream = _metadata_stream(_packet(found.packet, assertion))
+        stream = _metadata_stream(_packet(found.packet, assertion, parsed))
         metadata = catalog.get("/Metadata")
         if isinstance(metadata, pdfobjects.Ref):
             objects[metadata.num] = (metadata.gen, stream)
