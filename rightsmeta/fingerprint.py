@@ -471,11 +471,13 @@ def _spread(grids: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``grids.std(axis=(1, 2))`` of a stack of 32x32 grids (written into), by the same operations
     as numpy's ``_var`` in the same order (the same bits, checked in tests/test_codes_fast.py)
     without its Python layers: its call cost more than its arithmetic on five grids."""
-    mean = np.add.reduce(grids, axis=(1, 2), keepdims=True)
+    # One axis of 1,024 contiguous values: numpy sums the two axes of a grid as one (pairwise).
+    cells = grids.reshape(len(grids), 1024)
+    mean = np.add.reduce(cells, axis=1, keepdims=True)
     mean /= 1024
-    grids -= mean
-    np.square(grids, out=grids)
-    variance = np.add.reduce(grids, axis=(1, 2))
+    cells -= mean
+    np.square(cells, out=cells)
+    variance = np.add.reduce(cells, axis=1)
     variance /= 1024
     out: np.ndarray[Any, Any] = np.sqrt(variance, out=variance)
     return out
@@ -760,18 +762,21 @@ def _halved_lanes(view: Image.Image) -> np.ndarray[Any, Any]:
     result (tests/test_codes_fast.py compares it with Pillow's reduce)."""
     width, height = view.size
     w, h = -(-width // 2), -(-height // 2)
-    src = np.empty((2 * h, -(-w // 4) * 8), np.uint8)
-    src[:height, :width] = np.frombuffer(view.tobytes(), np.uint8).reshape(height, width)
-    if width % 2:
-        src[:height, width] = src[:height, width - 1]
-    src[:height, 2 * w :] = 0
-    if height % 2:
-        src[height] = src[height - 1]
-    words = src.view(np.uint64)
+    pixels = np.frombuffer(view.tobytes(), np.uint8).reshape(height, width)
+    if width % 8 or height % 2:  # padded as above, and to whole words
+        src = np.empty((2 * h, -(-w // 4) * 8), np.uint8)
+        src[:height, :width] = pixels
+        if width % 2:
+            src[:height, width] = src[:height, width - 1]
+        src[:height, 2 * w :] = 0
+        if height % 2:
+            src[height] = src[height - 1]
+        pixels = src
+    words = pixels.view(np.uint64)
     pairs = words & _BYTE_LANES
-    words >>= 8
-    words &= _BYTE_LANES
-    pairs += words
+    odd = words >> 8
+    odd &= _BYTE_LANES
+    pairs += odd
     lanes = np.add(pairs[0::2], pairs[1::2])
     lanes += _HALF_UP
     lanes >>= 2
