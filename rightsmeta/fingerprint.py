@@ -450,7 +450,7 @@ def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full:
     cut = cutter.of(layout.boxes)
     # The spread of the grids it decides on: the whole picture's, and the corner squares' (a
     # flat one is not kept: a sky or a border would match every other flat corner).
-    spread = cut[list(layout.judged)].std(axis=(1, 2)).tolist()
+    spread = _spread(cut[list(layout.judged)]).tolist()
     if spread[0] < _IMAGE_MIN_STD:
         return replace(found, reason="image too uniform for a perceptual fingerprint")
     flat = {i for i, std in zip(layout.judged, spread, strict=True) if std < _IMAGE_MIN_STD}
@@ -465,6 +465,22 @@ def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full:
         stacked = np.concatenate([stacked, turned, cut[also]])
     codes = list(zip(names, _image_hashes(stacked), strict=True))
     return replace(found, perceptual=codes[0][1], regions=tuple(codes[: len(kept)]), probes=tuple(codes[len(kept) :]))
+
+
+def _spread(grids: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``grids.std(axis=(1, 2))`` of a stack of 32x32 grids (written into), by the same operations
+    as numpy's ``_var`` in the same order (the same bits, checked in tests/test_codes_fast.py)
+    without its Python layers: its call cost more than its arithmetic on five grids."""
+    # One axis of 1,024 contiguous values: numpy sums the two axes of a grid as one (pairwise).
+    cells = grids.reshape(len(grids), 1024)
+    mean = np.add.reduce(cells, axis=1, keepdims=True)
+    mean /= 1024
+    cells -= mean
+    np.square(cells, out=cells)
+    variance = np.add.reduce(cells, axis=1)
+    variance /= 1024
+    out: np.ndarray[Any, Any] = np.sqrt(variance, out=variance)
+    return out
 
 
 def _full_decode(data: bytes) -> Any:
@@ -633,23 +649,27 @@ class _AreaGrids:
 
     def __init__(self, view: Image.Image, extent: tuple[float, float] | None = None) -> None:
         factor = max(1, max(view.size) // AREA_SIDE)
-        small = np.asarray(view.reduce(factor) if factor > 1 else view)
-        h, w = small.shape
-        self.size = (w, h)
-        width, height = extent or view.size
-        # Pillow's reduce rounds up too: the picture spans a fraction of the last pixels.
-        self.extent = (min(w, width / factor), min(h, height / factor))
         # The summed-area table, transposed: table[x, y] is the sum of small[:y, :x]. Integers: each
         # partial sum is exact, whatever the order. A cumulative sum in numpy adds one element at a
         # time (~3 ns each), so the sums run in lanes of 64-bit words: the column sums four to a
         # word (at most 255 x 255 < 2**16: the picture is under 2 x AREA_SIDE a side), then, on the
         # transposed, the sums of those two to a word (at most 255**3 < 2**31); no lane carries into
         # the next. Half the instructions and a third of the time of two plain cumulative sums.
-        if small.dtype != np.uint8 or max(h, w) >= 2 * AREA_SIDE:  # what the lanes' bounds assume
-            raise ValueError(f"grids v2 need 8-bit grey under {2 * AREA_SIDE} px a side, not {small.dtype} {w}x{h}")
-        columns = np.empty((h, -(-w // 4) * 4), np.uint16)
-        columns[:, w:] = 0
-        columns[:, :w] = small
+        if factor == 2 and view.mode == "L" and max(view.size) < 4 * AREA_SIDE:
+            columns = _halved_lanes(view)
+            h, w = columns.shape[0], -(-view.width // 2)
+        else:
+            small = np.asarray(view.reduce(factor) if factor > 1 else view)
+            h, w = small.shape
+            if small.dtype != np.uint8 or max(h, w) >= 2 * AREA_SIDE:  # what the lanes' bounds assume
+                raise ValueError(f"grids v2 need 8-bit grey under {2 * AREA_SIDE} px a side, not {small.dtype} {w}x{h}")
+            columns = np.empty((h, -(-w // 4) * 4), np.uint16)
+            columns[:, w:] = 0
+            columns[:, :w] = small
+        self.size = (w, h)
+        width, height = extent or view.size
+        # Pillow's reduce rounds up too: the picture spans a fraction of the last pixels.
+        self.extent = (min(w, width / factor), min(h, height / factor))
         np.cumsum(columns.view(np.uint64), axis=0, out=columns.view(np.uint64))
         rows = np.empty((w, -(-h // 2) * 2), np.int32)
         rows[:, h:] = 0
@@ -724,6 +744,45 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
     for made in (fx, fy, area):
         made.flags.writeable = False
     return at, fx, fy, area
+
+
+_BYTE_LANES = np.uint64(0x00FF_00FF_00FF_00FF)
+_HALF_UP = np.uint64(0x0002_0002_0002_0002)
+
+
+def _halved_lanes(view: Image.Image) -> np.ndarray[Any, Any]:
+    """``view.reduce(2)`` (8-bit grey, under 4 x AREA_SIDE a side) as the 16-bit lanes the summed-area
+    table starts from: (height, width rounded up to 4) uint16, zero past the picture.
+
+    Pillow's 2x2 reduce takes (a + b + c + d + 2) >> 2 of each 2x2 block, and of a last odd column
+    or row (a + b + 1) >> 1 and of a lone corner pixel the pixel: the same as the 2x2 rule with
+    that column or row repeated. So the picture is padded so, and each 64-bit word of 8 pixels
+    becomes 4 lanes of pair sums (even bytes plus odd bytes), two rows of those are added, rounded
+    and shifted: a few whole-array operations instead of Pillow's pixel loop and a copy of its
+    result (tests/test_codes_fast.py compares it with Pillow's reduce)."""
+    width, height = view.size
+    w, h = -(-width // 2), -(-height // 2)
+    pixels = np.frombuffer(view.tobytes(), np.uint8).reshape(height, width)
+    if width % 8 or height % 2:  # padded as above, and to whole words
+        src = np.empty((2 * h, -(-w // 4) * 8), np.uint8)
+        src[:height, :width] = pixels
+        if width % 2:
+            src[:height, width] = src[:height, width - 1]
+        src[:height, 2 * w :] = 0
+        if height % 2:
+            src[height] = src[height - 1]
+        pixels = src
+    words = pixels.view(np.uint64)
+    pairs = words & _BYTE_LANES
+    odd = words >> 8
+    odd &= _BYTE_LANES
+    pairs += odd
+    lanes = np.add(pairs[0::2], pairs[1::2])
+    lanes += _HALF_UP
+    lanes >>= 2
+    lanes &= _BYTE_LANES
+    out: np.ndarray[Any, Any] = lanes.view(np.uint16)
+    return out
 
 
 GRIDS_V1, GRIDS_V2 = 1, 2
@@ -851,7 +910,12 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
     faster: four 8x8 blocks of low DCT frequencies, each bit a coefficient above its block's median.
     """
     low = _DCT[:16]  # only the 16x16 lowest frequencies feed the four blocks
-    coefficients = np.round(low @ pixels @ low.T, 6)  # rounding: exact zeros stay zero, as in iscc_core
+    # Rounding (exact zeros stay zero, as in iscc_core) as np.round(x, 6) does it: times 10**6,
+    # to nearest even, divided by 10**6; in place.
+    coefficients = low @ pixels @ low.T
+    coefficients *= 1e6
+    np.rint(coefficients, out=coefficients)
+    coefficients /= 1e6
     # The four 8x8 blocks (top left, top right, bottom left, bottom right), 64 values each.
     blocks = coefficients.reshape(-1, 2, 8, 2, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 4, 64)
     # Each block's median, as np.median takes it (the mean of the 32nd and 33rd values), by one
@@ -859,8 +923,9 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
     # numpy's vectorised sort). Whichever of two equal values (0.0, -0.0) it gives, the
     # comparisons are the same.
     middle = np.sort(blocks, axis=2)[:, :, 31:33]
-    bits = blocks > (middle[:, :, :1] + middle[:, :, 1:]) / 2
-    codes = np.packbits(bits.reshape(len(pixels), 256), axis=1).tobytes().hex()
+    median = np.add(middle[:, :, :1], middle[:, :, 1:])
+    median /= 2
+    codes = np.packbits(np.greater(blocks, median).reshape(len(pixels), 256), axis=1).tobytes().hex()
     return [codes[start : start + 64] for start in range(0, len(codes), 64)]
 
 
