@@ -75,6 +75,8 @@ def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") ->
                 return time.monotonic() - start
         except TimeoutError:
             pass
+        except ConnectionResetError:  # closed with unread bytes of ours pending: a reset, not a FIN
+            return time.monotonic() - start
         if time.monotonic() - start > seconds:
             break
     sock.settimeout(max(0.1, seconds - (time.monotonic() - start)))
