@@ -87,7 +87,8 @@ def run(
     # collector ran 71 times (and its middle generation 6 times) over the bench's 500 files with a
     # ledger, at 5,000 10 times (callgrind, 100 files: 2,716M -> 2,704M instructions; freezing
     # again after the lazy imports saved less). Garbage waits for at most 5,000 allocations more.
-    # Restored, as the freeze is, when the run ends.
+    # Restored, as the freeze is, when the run ends (two runs overlapping in one host's threads
+    # would restore each other's: the command is not re-entrant, as the freeze is not).
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], _YOUNG_OBJECTS) if thresholds[0] else 0, *thresholds[1:])  # 0: a host's "never"
     try:

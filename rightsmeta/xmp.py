@@ -315,8 +315,9 @@ def _filled(template: list[bytes], work_id: str, date: str) -> bytes:
 _PLAIN = re.compile(r"[0-9A-Za-z:+.\-]{1,64}")
 _FRESH = "xmp.fresh"
 # Two samples, read once per run each: the readings must differ only where the id and date are
-# put in, which shows that reading does not look into them (were a decoder to check a date, the
-# template would read in full every time).
+# put in, which shows that reading does not tell them apart (no decoder today looks into either:
+# they are copied as text). A check that both samples pass (a form, a length) would not show here:
+# tests/test_readback_fresh.py compares odd plain ids and dates with a full read for that.
 _SAMPLES = (("00000000-0000-4000-8000-000000000000", "2000-01-01T00:00:00+00:00"),
             ("ffffffff-ffff-4fff-bfff-ffffffffffff", "2099-12-31T23:59:59+00:00"))
 
