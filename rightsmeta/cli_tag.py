@@ -202,13 +202,38 @@ def _skipped(special: list[tuple[str, str]], assertion: Assertion) -> Iterator[T
 
 
 def _line(r: TagResult, dry_run: bool) -> None:
-    import click  # for people: colours, stripped off a pipe as click does
-
+    """A result for people: its status word coloured on a terminal, as click.echo(click.style(...))
+    prints it."""
     if r.status in ("tagged", "would-tag"):
-        verb = "would tag" if dry_run else "tagged"
-        click.echo(f"{click.style(verb, fg='green')}  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})")
-        for note in r.notes:
-            click.echo(f"    note: {printable(note)}")
+        word, colour = ("would tag" if dry_run else "tagged"), "green"
+        rest = f"  {printable(r.path)}  ({r.format}: {', '.join(r.carriers)})"
+        notes = [f"    note: {printable(note)}" for note in r.notes]
     else:
-        colour = "red" if r.status == "failed" else "yellow"
-        click.echo(f"{click.style(r.status, fg=colour)}  {printable(r.path)}: {printable(r.reason)}")
+        word, colour = r.status, ("red" if r.status == "failed" else "yellow")
+        rest, notes = f"  {printable(r.path)}: {printable(r.reason)}", []
+    lines = [word + rest, *notes]
+    if _uncoloured(lines):
+        for line in lines:
+            echo(line + "\n")
+        return
+    import click
+
+    click.echo(click.style(word, fg=colour) + rest)
+    for note in notes:
+        click.echo(note)
+
+
+def _uncoloured(lines: list[str]) -> bool:
+    """Whether click.echo would print ``lines`` as they are, without loading click (about 15 ms a
+    run): no click context that may force colour (click not loaded at all), standard output not a
+    terminal nor a Jupyter kernel's (where click strips the colour codes), plain ASCII (nothing for
+    click's stream wrappers to re-encode)."""
+    stream = sys.stdout
+    if "click" in sys.modules or stream is None or type(stream).__module__.startswith("ipykernel."):
+        return False
+    try:
+        if stream.isatty():
+            return False
+    except Exception:  # click's isatty: a stream that cannot say is not a terminal
+        pass
+    return all(line.isascii() for line in lines)

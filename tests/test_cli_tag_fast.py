@@ -4,6 +4,7 @@ output, exit codes, files and ledger rows as click's; everything else left to cl
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from rightsmeta.cli import main as click_main
 from rightsmeta.cli_plain import COMMANDS, plain
 from rightsmeta.ledger import Ledger
 from rightsmeta.model import new_work_id
+from rightsmeta.report import TagResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,13 +116,48 @@ PLAIN_LINES = [
 
 @pytest.mark.parametrize("args", PLAIN_LINES)
 def test_a_plain_tag_says_writes_and_records_what_clicks_tag_does(tmp_path: Path, args: list[str]) -> None:
-    clicked = _same(tmp_path, args, "PLAIN" if "--json" in args else "PLAIN, click for colours")
+    # People's output into a pipe has no colours to strip: click is not loaded for it.
+    clicked = _same(tmp_path, args, "PLAIN")
     # Something was written and recorded, and compared.
     tagged = [name for name, data in clicked["files"].items() if isinstance(data, bytes) and b"WorkID" in data]
     assert tagged or "--dry-run" in args or "--no-follow-links" in args
     recorded = "--no-ledger" not in args and "--dry-run" not in args
     assert [sorted(works) for works in clicked["ledgers"].values()] == ([sorted(tagged)] if recorded else [])
     assert clicked["out"]
+
+
+def test_a_name_that_is_not_ascii_is_printed_by_click_as_before(tmp_path: Path) -> None:
+    # click's stream wrappers re-encode what is not ASCII for the terminal's encoding: left to click.
+    for run in ("entry", "click"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "caf\u00e9 \u2014 p.png").write_bytes(image_bytes("png", size=(40, 30), seed=3))
+    outs = []
+    for run, command, report in (("entry", ENTRY, True), ("click", CLICK, False)):
+        done = _run(command, "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger", str(tmp_path / run),
+                    report=report, env={**_env(tmp_path / run), "PYTHONIOENCODING": "ascii:backslashreplace"})
+        assert done.returncode == 0, done.stderr
+        outs.append((done.stdout.replace(str(tmp_path / run), "ROOT"), done.stderr.replace(str(tmp_path / run), "ROOT")))
+    (out, err), (click_out, click_err) = outs
+    assert out == click_out and "caf" in out
+    assert err == click_err + "PLAIN, click for colours\n"
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["click loaded", "click not loaded"])
+def test_people_see_the_status_coloured_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch, loaded: bool) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, coloured in ((Terminal(), True), (io.StringIO(), False)):
+        if not loaded:  # as in a plain run: _line loads click only for a terminal
+            monkeypatch.delitem(sys.modules, "click")
+        monkeypatch.setattr(sys, "stdout", stream)
+        cli_tag._line(TagResult("a.png", "tagged", format="png", carriers=["xmp"], notes=["n"]), dry_run=False)
+        cli_tag._line(TagResult("b.png", "failed", reason="bad"), dry_run=False)
+        assert ("click" in sys.modules) == (loaded or coloured)
+        monkeypatch.undo()
+        green, red = (click.style("tagged", fg="green"), click.style("failed", fg="red")) if coloured else ("tagged", "failed")
+        assert stream.getvalue() == f"{green}  a.png  (png: xmp)\n    note: n\n{red}  b.png: bad\n"
 
 
 CLICK_LINES = [
