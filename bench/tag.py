@@ -27,6 +27,11 @@ tags folders of N and M hard links to a few small images made here (each tag rep
 with a new file, so the sources stay untagged and the disk sees N small writes, not N photos):
 the peak RSS must not grow with the number of files (goal: within 10 %).
 
+    python bench/tag.py bench/realistic --by-kind    # the three runs on each kind alone: where the ledger costs
+
+times the same three commands on each kind's files alone (start-up included in each: about a fifth
+of a 100-file run), and prints each kind's ratios to ExifTool, wall and CPU.
+
     python bench/tag.py bench/realistic --jobs-ratio 2000    # tag --jobs 2 vs --jobs 1, with a ledger
 
 tags a folder of N hard links to the corpus's files (every kind tag writes, cycled) with
@@ -190,6 +195,33 @@ def jobs_ratio(corpus: list[Path], count: int, repeat: int) -> None:
     cpu_and_load(runs, count, before, free)
 
 
+def by_kind(compared: list[Path], repeat: int) -> None:
+    """Each kind alone: --no-ledger, ExifTool and the ledger run alternating, best of ``repeat``."""
+    print(f"{'kind':<6}{'files':>6}{'--no-ledger':>13}{'exiftool':>10}{'ledger':>9}   ratio --no-ledger  ratio ledger (wall / CPU)")
+    before = load()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        config = work / "tdm.config"
+        config.write_text(TDM_CONFIG)
+        for suffix in COMPARED:
+            files = [f for f in compared if f.suffix == suffix]
+            if not files:
+                continue
+            runs: list[tuple[Run, Run, Run]] = []
+            for i in range(repeat):
+                lean = run(ours(fresh(files, work / "files"), None))
+                tagged(lean[2], len(files))
+                exif = run(theirs(fresh(files, work / "files"), config))
+                full = run(ours(fresh(files, work / "files"), work / f"{suffix[1:]}{i}.sqlite3"))
+                tagged(full[2], len(files))
+                runs.append((lean, exif, full))
+            (lean_s, lean_c), (exif_s, exif_c), (full_s, full_c) = (
+                (min(r[k][0] for r in runs), min(r[k][1] for r in runs)) for k in range(3))
+            print(f"{suffix[1:]:<6}{len(files):>6}{lean_s:>12.2f}s{exif_s:>9.2f}s{full_s:>8.2f}s   "
+                  f"{exif_s / lean_s:5.2f}x / {exif_c / lean_c:4.2f}x   {exif_s / full_s:5.2f}x / {exif_c / full_c:4.2f}x")
+    print(f"machine           : {os.cpu_count()} CPUs; {before} before, {load()} after")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a corpus (bench/corpus.py); its files are copied, never changed")
@@ -202,6 +234,7 @@ def main() -> None:
                              "in each round")
     parser.add_argument("--memory", metavar="N,M", help="peak RSS of tag -r on N and on M files (hard links to small images)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes of the --memory runs (default 1)")
+    parser.add_argument("--by-kind", action="store_true", help="the three runs on each kind's files alone, ratios per kind")
     parser.add_argument("--jobs-ratio", type=int, metavar="N",
                         help="tag --jobs 2 vs --jobs 1 with a ledger, on N files (hard links to the corpus's)")
     args = parser.parse_args()
@@ -225,6 +258,9 @@ def main() -> None:
         return
     if not compared:
         sys.exit(f"no {', '.join(COMPARED)} files in {args.folder}: make a corpus with bench/corpus.py")
+    if args.by_kind:
+        by_kind(compared, args.repeat)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config = work / "tdm.config"
