@@ -7,7 +7,7 @@ Images (JPEG, PNG, WebP, TIFF) are drawn with Pillow; audio (MP3, FLAC, WAV, and
 realistic mix) and video (MOV, realistic mix) are made once per format with ffmpeg and copied,
 since only the metadata matters here; PDFs are written with pypdf.
 
-Two mixes:
+Three mixes:
   even       (default) the kinds in turn, one file each; half of each kind tagged by other tools:
              images and PDFs by ExifTool (PLUS DataMining and TDMRep in one batch call), audio by
              mutagen (an ID3 PRIV XMP packet and TCOP, or Vorbis COPYRIGHT and TDM_RESERVATION).
@@ -15,6 +15,10 @@ Two mixes:
              WAV, M4A and PDF, and 20 MOV (scaled to --files); a third of every kind tagged, by
              ExifTool wherever it writes (M4A and MOV too), by mutagen as above where it does not
              (ExifTool 13 writes no MP3, FLAC or WAV).
+  camera     12-megapixel JPEG photos (4000x3000, about 3 MB each: noise-textured shapes saved at
+             quality 90, with camera EXIF: make, model, exposure, date), a third tagged by ExifTool:
+             what a creator's photo folder holds, where decoding the picture (for the ledger) costs
+             far more than ExifTool's whole write.
 Nothing here uses rightsmeta's own writers.
 """
 
@@ -72,6 +76,32 @@ def image(rng: random.Random, fmt: str) -> bytes:
         draw.ellipse((box[0][0], box[1][0], box[0][1], box[1][1]), fill=tuple(rng.randrange(256) for _ in range(3)))
     out = io.BytesIO()
     img.save(out, fmt.upper(), **({"quality": 85} if fmt == "jpeg" else {}))
+    return out.getvalue()
+
+
+def photo(rng: random.Random) -> bytes:
+    """A 12-megapixel camera-like JPEG: a tinted gradient, sensor-like noise, shapes, camera EXIF."""
+    w, h = 4000, 3000
+    ramp = Image.linear_gradient("L").resize((w, h)).rotate(rng.choice([0, 90, 180, 270]), expand=False)
+    channels = []
+    for _ in range(3):  # each channel its own slope and floor: a tint
+        slope, floor = rng.uniform(0.2, 0.7), rng.randrange(60)
+        channels.append(ramp.point([int(floor + v * slope) for v in range(256)]))
+    img = Image.merge("RGB", channels)
+    noise = Image.effect_noise((w, h), 24).convert("RGB")
+    img = Image.blend(img, noise, 0.25)
+    draw = ImageDraw.Draw(img)
+    for _ in range(20):
+        x, y, r = rng.randrange(w), rng.randrange(h), rng.randrange(80, 700)
+        draw.ellipse((x, y, x + r, y + r), fill=tuple(rng.randrange(256) for _ in range(3)))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS R6"  # Make, Model
+    exif[0x0132] = f"2026:06:01 10:{rng.randrange(60):02d}:{rng.randrange(60):02d}"  # DateTime
+    details = exif.get_ifd(0x8769)  # Exif IFD
+    details[0x829A], details[0x829D], details[0x8827] = 1 / 250, 4.0, 400  # exposure, f-number, ISO
+    details[0x9003] = exif[0x0132]  # DateTimeOriginal
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90, exif=exif)
     return out.getvalue()
 
 
@@ -156,21 +186,27 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--mix", choices=["even", "realistic"], default="even",
-                        help="even: the kinds in turn, half tagged; realistic: JPEG-heavy, a third tagged by ExifTool")
+    parser.add_argument("--mix", choices=["even", "realistic", "camera"], default="even",
+                        help="even: the kinds in turn, half tagged; realistic: JPEG-heavy, a third tagged by ExifTool; "
+                             "camera: 12-megapixel JPEG photos, a third tagged by ExifTool")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     out: Path = args.folder
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    realistic = args.mix == "realistic"
-    if realistic and not shutil.which("ffmpeg"):
+    realistic = args.mix in ("realistic", "camera")  # a third of each kind tagged
+    camera = args.mix == "camera"
+    if realistic and not camera and not shutil.which("ffmpeg"):
         sys.exit("--mix realistic needs ffmpeg (audio and video are made with it)")
-    with tempfile.TemporaryDirectory() as tmp:
-        media = tuple(k for k in REALISTIC if k in MEDIA or k == "mov") if realistic else ("mp3", "flac", "wav")
-        templates = audio_templates(Path(tmp), media) if shutil.which("ffmpeg") else {}
-    if realistic:
+    templates: dict[str, bytes] = {}
+    if not camera and shutil.which("ffmpeg"):
+        with tempfile.TemporaryDirectory() as tmp:
+            media = tuple(k for k in REALISTIC if k in MEDIA or k == "mov") if realistic else ("mp3", "flac", "wav")
+            templates = audio_templates(Path(tmp), media)
+    if camera:
+        order = ["photo"] * args.files
+    elif realistic:
         order = realistic_kinds(args.files, rng)
     else:
         kinds = ["jpeg", "png", "webp", "tiff", "pdf", *templates]
@@ -179,9 +215,11 @@ def main() -> None:
     to_mutagen: list[Path] = []
     seen: dict[str, int] = {}
     for i, kind in enumerate(order):
-        ext = {"jpeg": "jpg", "tiff": "tif"}.get(kind, kind)
+        ext = {"jpeg": "jpg", "tiff": "tif", "photo": "jpg"}.get(kind, kind)
         path = out / f"{i:05d}.{ext}"
-        if kind in templates:
+        if kind == "photo":
+            path.write_bytes(photo(rng))
+        elif kind in templates:
             path.write_bytes(templates[kind])
         elif kind == "pdf":
             path.write_bytes(pdf(rng))
