@@ -991,16 +991,18 @@ class Ledger:
         if not probes:
             return []
         names = tuple(probe for probe, _ in probes)
-        codes = _code_array([code for _, code in probes])
+        codes = _code_array([code for _, code in probes]).view(np.uint64)
         best: list[tuple[float, int, str, str]] = []
         for work, (regions, recorded) in self._region_candidates([code for _, code in probes], layout).items():
-            # Every allowed (region, probe) pair of the work, region by region: the nearest first found.
-            bits = _POPCOUNT[recorded[:, None, :] ^ codes[None, :, :]].sum(axis=2, dtype=np.uint16)
-            bits[~_allowed(tuple(regions), names)] = 256
+            # Only the allowed (region, probe) pairs of the work (a few of every pair once a copy's
+            # flipped and turned parts are probes too), region by region: the nearest first found.
+            region_at, probe_at = _allowed(tuple(regions), names)
+            if not len(region_at):
+                continue
+            bits = np.bitwise_count(recorded.view(np.uint64)[region_at] ^ codes[probe_at]).sum(axis=1)
             at = int(np.argmin(bits))
-            region, probe = divmod(at, len(names))
-            if int(bits.flat[at]) <= REGION_THRESHOLD * 256:
-                best.append((int(bits.flat[at]) / 256, work, names[probe], regions[region]))
+            if int(bits[at]) <= REGION_THRESHOLD * 256:
+                best.append((int(bits[at]) / 256, work, names[probe_at[at]], regions[region_at[at]]))
         return best
 
     def _region_candidates(self, codes: list[str], layout: int | None = None) -> dict[int, tuple[list[str], Array]]:
@@ -1331,10 +1333,15 @@ def _lower_hex(text: str) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> Array:
-    """Which (region, probe) pairs may be compared (``region_pair_allowed``): a work's region names
-    and a copy's probe names repeat from lookup to lookup."""
-    return np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
+def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> tuple[Array, Array]:
+    """The (region, probe) pairs that may be compared (``region_pair_allowed``), as the indices of
+    each, region by region: a work's region names and a copy's probe names repeat from lookup to
+    lookup."""
+    allowed = np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
+    region_at, probe_at = np.nonzero(allowed.reshape(len(regions), len(probes)))
+    for shared in (region_at, probe_at):  # by every thread that looks up the same names
+        shared.flags.writeable = False
+    return region_at, probe_at
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:
