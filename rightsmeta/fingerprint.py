@@ -890,6 +890,12 @@ def _undone(form: str, part: str) -> str:
     return part.replace(quarter, shown, 1)
 
 
+def turned_part(probe: str) -> bool:
+    """Whether ``probe`` names a part of a copy flipped or turned back (``mirrored, top half``)."""
+    form, _, part = probe.partition(", ")
+    return bool(part) and form in _DIHEDRAL
+
+
 def region_pair_allowed(probe: str, region: str) -> bool:
     """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment above).
 
