@@ -1337,7 +1337,7 @@ def _lower_hex(text: str) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> list[tuple[Array, Array]]:
+def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> tuple[tuple[Array, Array], ...]:
     """The (region, probe) pairs that may be compared (``region_pair_allowed``) as the indices of
     each, region by region: of the copy's own parts and turned whole, then of its turned parts
     (``fingerprint.turned_part``). A work's region names and a copy's probe names repeat from
@@ -1350,7 +1350,7 @@ def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> list[tuple[Ar
         region_at, probe_at = np.nonzero(pairs)
         region_at.flags.writeable = probe_at.flags.writeable = False  # shared by every thread looking up these names
         tiers.append((region_at, probe_at))
-    return tiers
+    return tuple(tiers)
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:
