@@ -39,8 +39,8 @@ anyway, since the ledger keeps codes, not the work's pixels or features.
 The search only runs when the ledger found nothing by its own codes; its cost is bounded (6,561
 coarse windows, at most ``_MAX_CANDIDATES`` works refined, each from at most ``_REFINED`` starts)
 and measured with recognition by bench/durability.py. A copy mirrored and cut is searched too, mirrored
-back (``CropSearch.mirrored``: the same coarse products, so it adds a fifth to an unmatched file's
-search). Not searched: crops beyond ``MAX_CUT`` on a side, and crops keeping no corner that were
+back (``CropSearch.mirrored``: the same coarse products, only new low codes; 2.7 ms against the
+coarse stage's 22 ms, a 480x360 photo, best of 5). Not searched: crops beyond ``MAX_CUT`` on a side, and crops keeping no corner that were
 also flipped vertically or turned (each form would cost as much again).
 """
 
