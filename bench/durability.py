@@ -14,8 +14,9 @@ Material (tests/material.py): camera-like photos (sky, fractal terrain, objects,
 noise, JPEG) and music-like audio (chords, bass, melody, drums; 30 s WAV). Every work is recorded
 in a fresh ledger as ``rightsmeta tag`` records it; each handling (tests/material.py
 IMAGE_HANDLINGS, AUDIO_HANDLINGS: Pillow and ffmpeg) makes a copy without metadata, and the copy
-counts as recognised when the ledger's first match is its own work. Unrelated files (other seeds,
-each handled in one of the ways above) must match nothing.
+counts as recognised when the ledger's first match is its own work; the same handlings after a flip
+or turn (TURNED_HANDLINGS) follow. Unrelated files (other seeds, each handled in one of the ways
+above) must match nothing.
 
 Uneven crops that keep no corner of the work (four sides cut, or cut then resized) are found by
 rightsmeta/cropsearch.py after the ledger's own lookup finds nothing; the "lookup ms" column is
@@ -145,12 +146,12 @@ def main() -> None:
 
         # lookup: CPU time of cropsearch.matches (the ledger's lookup, then the crop search when
         # that finds nothing), the copy's essence computed beforehand; median and worst per handling.
-        print(f"{'handling':32} {'recognised':>11} {'lookup ms':>12}  example of the match report")
+        print(f"{'handling':42} {'recognised':>11} {'lookup ms':>12}  example of the match report")
         total = hits = 0
         wrong: list[str] = []  # a copy whose first match is another work: a false match
         crop_queries: list[Essence] = []
         uneven_queries: list[Essence] = []
-        for handling in material.IMAGE_HANDLINGS:
+        for handling in [*material.IMAGE_HANDLINGS, *material.TURNED_HANDLINGS]:
             ok = 0
             example = ""
             cpu = []
@@ -169,7 +170,7 @@ def main() -> None:
                     ok += 1
                     example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
             total, hits = total + len(works), hits + ok
-            print(f"{handling:32} {ok:>4}/{len(works):<4} {100 * ok / len(works):4.0f} % "
+            print(f"{handling:42} {ok:>4}/{len(works):<4} {100 * ok / len(works):4.0f} % "
                   f"{statistics.median(cpu):5.0f} /{max(cpu):5.0f}  {example}")
         excerpt_queries: list[Essence] = []
         for handling, (ff, ext) in material.AUDIO_HANDLINGS.items():
@@ -187,8 +188,8 @@ def main() -> None:
                     example = example or (found[0].how or ("same essence" if found[0].exact else f"distance {found[0].distance:.3f}"))
             total, hits = total + len(clips), hits + ok
             if clips:
-                print(f"{handling:32} {ok:>4}/{len(clips):<4} {100 * ok / len(clips):4.0f} %  {example}")
-        print(f"{'all handlings':32} {hits:>4}/{total:<4} {100 * hits / max(1, total):4.1f} %")
+                print(f"{handling:42} {ok:>4}/{len(clips):<4} {100 * ok / len(clips):4.0f} %  {example}")
+        print(f"{'all handlings':42} {hits:>4}/{total:<4} {100 * hits / max(1, total):4.1f} %")
         for line in wrong:
             print(f"  false match: copy of {line}")
         for handling in material.UNCOVERED_HANDLINGS:  # known limits, outside the total above
@@ -196,10 +197,10 @@ def main() -> None:
             for work, img in works:
                 found = cropsearch.matches(ledger, essence(material.handle(img, handling), "jpeg"))
                 ok += bool(found and found[0].work.id == work.id)
-            print(f"{'(not covered) ' + handling:32} {ok:>4}/{len(works):<4} {100 * ok / len(works):4.0f} %")
+            print(f"{'(not covered) ' + handling:42} {ok:>4}/{len(works):<4} {100 * ok / len(works):4.0f} %")
         print()
 
-        handlings = list(material.IMAGE_HANDLINGS)
+        handlings = [*material.IMAGE_HANDLINGS, *material.TURNED_HANDLINGS]
         false = 0
         started = time.perf_counter()
         for label, img in held_photos:  # real photos not in the ledger, every handling

@@ -38,8 +38,10 @@ anyway, since the ledger keeps codes, not the work's pixels or features.
 
 The search only runs when the ledger found nothing by its own codes; its cost is bounded (6,561
 coarse windows, at most ``_MAX_CANDIDATES`` works refined, each from at most ``_REFINED`` starts)
-and measured with recognition by bench/durability.py. Not searched: crops beyond ``MAX_CUT`` on a
-side, and crops that were also flipped or turned.
+and measured with recognition by bench/durability.py. A copy mirrored and cut is searched too, mirrored
+back (``CropSearch.mirrored``: the same coarse products, only new low codes; 2.7 ms against the
+coarse stage's 22 ms, a 480x360 photo, best of 5). Not searched: crops beyond ``MAX_CUT`` on a side, and crops keeping no corner that were
+also flipped vertically or turned (each form would cost as much again).
 """
 
 from __future__ import annotations
@@ -146,7 +148,12 @@ def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int, grids: int = 
 def _low_codes(coefficients: Array) -> Array:
     """The first 64 bits of the Image-Code (the 8x8 block above its median) as uint64."""
     block = coefficients[..., :8, :8].reshape(*coefficients.shape[:-2], 64)
-    bits = block > np.median(block, axis=-1, keepdims=True)
+    # The median as np.median takes it (the mean of the 32nd and 33rd values), by numpy's
+    # vectorised sort: a fifth of np.median's partition on 6,561 windows.
+    middle = np.sort(block, axis=-1)[..., 31:33]
+    median = np.add(middle[..., :1], middle[..., 1:])
+    median /= 2
+    bits = block > median
     return np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)
 
 
@@ -166,23 +173,38 @@ def _cut_windows(step: float) -> Array:
     return np.array(out)
 
 
-def describe(box: tuple[float, float, float, float]) -> str:
-    """Which part of the copy matched, for ``Match.how``."""
+# Each coarse window's mirror image (the cuts on either side swapped), by its index.
+_MIRRORED_WINDOWS = np.array([int(np.argmin(np.abs(_cut_windows(COARSE_STEP) - (1 - w[::-1])).sum(axis=1)))
+                              for w in _cut_windows(COARSE_STEP)])
+_MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd column frequencies change sign
+
+
+def describe(box: tuple[float, float, float, float], mirrored: bool = False) -> str:
+    """Which part of the copy (``mirrored`` back) matched, for ``Match.how``."""
     left, top, right, bottom = (round(100 * v) for v in box)
-    return (f"the file's part {left}-{right} % across, {top}-{bottom} % down matched the work's {SEARCH_REGION} "
-            f"(an uneven crop of up to {round(100 * MAX_CUT)} % a side)")
+    return (f"the {'mirrored ' if mirrored else ''}file's part {left}-{right} % across, {top}-{bottom} % down matched "
+            f"the work's {SEARCH_REGION} (an uneven crop of up to {round(100 * MAX_CUT)} % a side)")
 
 
 class CropSearch:
     """The search over one copy: its grey working image, and the coarse windows' low codes, cut
     as works recorded with grids ``grids`` were."""
 
-    def __init__(self, grey: Array, grids: int = GRIDS) -> None:
+    def __init__(self, grey: Array, grids: int = GRIDS, coefficients: Array | None = None) -> None:
         self.pixels = np.asarray(grey, dtype=np.float64)
         self.grids = grids
         self.windows = _cut_windows(COARSE_STEP)
-        coefficients = _coefficients(self.pixels, self.windows, self.windows, 8, grids)
+        if coefficients is None:
+            coefficients = _coefficients(self.pixels, self.windows, self.windows, 8, grids)
+        self.coefficients = coefficients  # (windows y, windows x, 8, 8)
         self.low = _low_codes(coefficients)  # (windows y, windows x)
+
+    def mirrored(self) -> CropSearch:
+        """The search over the copy mirrored back (a copy mirrored and then cut). Its coarse
+        windows are this one's mirror images, and a grid mirrored is the same DCT with its odd
+        column frequencies negated: no new products, only new low codes."""
+        coefficients = self.coefficients[:, _MIRRORED_WINDOWS] * _MIRRORED_SIGNS
+        return CropSearch(np.ascontiguousarray(self.pixels[:, ::-1]), self.grids, coefficients)
 
     def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
         """The distance of the window nearest ``code`` (a work's 32-byte centre code) and its box.
@@ -343,13 +365,17 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
     pixels = working_image(grey)
     for grids in index.grids():  # grids v1 only for a ledger holding works recorded with them
         copy = CropSearch(pixels, grids)
-        for work_id, code in index.candidates(copy.low, grids):
-            distance, box = copy.match(code)
-            work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
-            if work is not None:
-                out.append(Match(work, distance, False, describe(box)))
-    out.sort(key=lambda m: (m.imported, m.distance))
-    return out
+        for mirrored, view in ((False, copy), (True, copy.mirrored())):
+            for work_id, code in index.candidates(view.low, grids):
+                distance, box = view.match(code)
+                work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
+                if work is not None:
+                    out.append(Match(work, distance, False, describe(box, mirrored)))
+    # A work found both ways (a picture symmetric enough) is named once, by the nearer.
+    nearest: dict[str, Match] = {}
+    for match in sorted(out, key=lambda m: (m.imported, m.distance)):
+        nearest.setdefault(match.work.id, match)
+    return list(nearest.values())
 
 
 def matches(ledger: Ledger, essence: Any, *, limit: int = 10) -> list[Match]:

@@ -462,7 +462,11 @@ def _codes(found: Essence, view: Image.Image, extent: tuple[float, float], full:
         also = [i for i in range(layout.regions, len(cut)) if i not in flat]
         names += ["as it is", *_DIHEDRAL, *(layout.names[i] for i in also)]
         turned = np.stack([whole] + [turn(whole) for turn in _DIHEDRAL.values()])
-        stacked = np.concatenate([stacked, turned, cut[also]])
+        # A copy flipped or turned and then cut: its parts undone are the work's parts (see
+        # region_pair_allowed), so they are the same grids turned, not new cuts.
+        parts = cut[also]
+        names += [f"{form}, {layout.names[i]}" for form in _DIHEDRAL for i in also]
+        stacked = np.concatenate([stacked, turned, parts, *(turn(parts) for turn in _DIHEDRAL.values())])
     codes = list(zip(names, _image_hashes(stacked), strict=True))
     return replace(found, perceptual=codes[0][1], regions=tuple(codes[: len(kept)]), probes=tuple(codes[len(kept) :]))
 
@@ -567,15 +571,16 @@ _CROPS = (0.9, 0.8, 0.7, 0.6)
 _PROBE_CROPS = (0.98, 0.96, 0.94, 0.92, 0.9)
 _ASPECTS = {"square": 1.0, "4:5": 0.8, "16:9": 16 / 9}
 _HALVES = {"top half": (0, 0, 1, 0.5), "bottom half": (0, 0.5, 1, 1), "left half": (0, 0, 0.5, 1), "right half": (0.5, 0, 1, 1)}
-# The copy's flips and turns, as what undoes them (a copy turned clockwise is turned back).
+# The copy's flips and turns, as what undoes them (a copy turned clockwise is turned back), on the
+# last two axes (one grid or a stack of them).
 _DIHEDRAL: dict[str, Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]] = {
-    "mirrored": lambda a: a[:, ::-1],
-    "flipped vertically": lambda a: a[::-1, :],
-    "rotated 180": lambda a: a[::-1, ::-1],
-    "rotated 90 clockwise": lambda a: np.rot90(a, 1),  # anticlockwise, as PIL's ROTATE_90
-    "rotated 90 anticlockwise": lambda a: np.rot90(a, 3),
-    "transposed": lambda a: a.T,
-    "transversed": lambda a: a[::-1, ::-1].T,
+    "mirrored": lambda a: a[..., ::-1],
+    "flipped vertically": lambda a: a[..., ::-1, :],
+    "rotated 180": lambda a: a[..., ::-1, ::-1],
+    "rotated 90 clockwise": lambda a: np.rot90(a, 1, axes=(-2, -1)),  # anticlockwise, as PIL's ROTATE_90
+    "rotated 90 anticlockwise": lambda a: np.rot90(a, 3, axes=(-2, -1)),
+    "transposed": lambda a: np.swapaxes(a, -1, -2),
+    "transversed": lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
 }
 
 Box = tuple[float, float, float, float]
@@ -864,14 +869,46 @@ def _layout(full: tuple[int, int], probes: bool) -> _Layout:
     return _Layout(tuple(name for name, _ in named), tuple(box for _, box in named), len(regions), judged)
 
 
+# Halves and corners as the quarters of the picture they cover, so that a flip or turn (applied to
+# the 2x2 mask as to a grid) says which part of the work a part of a flipped or turned copy shows.
+_QUARTERS = {
+    "top half": ((1, 1), (0, 0)), "bottom half": ((0, 0), (1, 1)), "left half": ((1, 0), (1, 0)),
+    "right half": ((0, 1), (0, 1)), "top left": ((1, 0), (0, 0)), "top right": ((0, 1), (0, 0)),
+    "bottom left": ((0, 0), (1, 0)), "bottom right": ((0, 0), (0, 1)),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _undone(form: str, part: str) -> str:
+    """The work's part that the part ``part`` of a copy flipped or turned as ``form`` names shows."""
+    corner = _CORNER_NAME.match(part)
+    quarter = f"{corner[1]} {corner[2]}" if corner else part
+    if quarter not in _QUARTERS:
+        return part  # the whole or a centred crop: the same part of the work
+    mask = _DIHEDRAL[form](np.array(_QUARTERS[quarter])).tolist()
+    shown = next(name for name, quarters in _QUARTERS.items() if mask == [list(q) for q in quarters])
+    return part.replace(quarter, shown, 1)
+
+
+def turned_part(probe: str) -> bool:
+    """Whether ``probe`` names a part of a copy flipped or turned back (``mirrored, top half``)."""
+    form, _, part = probe.partition(", ")
+    return bool(part) and form in _DIHEDRAL
+
+
 def region_pair_allowed(probe: str, region: str) -> bool:
-    """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment above)."""
+    """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment above).
+
+    A flipped or turned form of the copy (``mirrored``, or ``mirrored, top half``) undone is the
+    copy unflipped, or its part: the part of the work it shows is compared as the copy's own
+    parts are (the copy's top left corner, mirrored, with the work's top right one)."""
+    form, _, part = probe.partition(", ")
+    if form in _DIHEDRAL:
+        probe = _undone(form, part) if part else "as it is"
     if _CORNER_NAME.match(probe) or _CORNER_NAME.match(region):
         return probe == region
     if probe in _HALVES or region in _HALVES:
         return probe == region
-    if probe in _DIHEDRAL:
-        return region == "whole"
     return True  # the copy as it is or a centred crop of it, against the whole work or a crop of it
 
 

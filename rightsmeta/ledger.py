@@ -23,7 +23,7 @@ When neither finds anything, the copy may be a part or a changed form of a work 
 - images: every work is recorded with the codes of regions of it (``Essence.regions``: the
   whole, centred crops, aspect crops, halves, corner squares) and the copy is looked up with the
   codes of forms of it (``Essence.probes``: its flips and quarter turns, slight centred crops,
-  halves, corner squares), each
+  halves, corner squares, and those parts flipped and turned back), each
   probe against the regions it can be (``fingerprint.region_pair_allowed``), within
   ``REGION_THRESHOLD``. Region codes are indexed by 8 keys of 32 of their bits (``_region_keys``),
   so a lookup costs the same index seeks whatever the size of the ledger, and finds almost no
@@ -86,6 +86,7 @@ from .fingerprint import (
     Essence,
     essence,
     region_pair_allowed,
+    turned_part,
 )
 from .model import PURPOSES, UNSPECIFIED, Assertion, Permission, Purpose, new_work_id
 
@@ -991,16 +992,21 @@ class Ledger:
         if not probes:
             return []
         names = tuple(probe for probe, _ in probes)
-        codes = _code_array([code for _, code in probes])
+        codes = _code_array([code for _, code in probes]).view(np.uint64)
         best: list[tuple[float, int, str, str]] = []
         for work, (regions, recorded) in self._region_candidates([code for _, code in probes], layout).items():
-            # Every allowed (region, probe) pair of the work, region by region: the nearest first found.
-            bits = _POPCOUNT[recorded[:, None, :] ^ codes[None, :, :]].sum(axis=2, dtype=np.uint16)
-            bits[~_allowed(tuple(regions), names)] = 256
-            at = int(np.argmin(bits))
-            region, probe = divmod(at, len(names))
-            if int(bits.flat[at]) <= REGION_THRESHOLD * 256:
-                best.append((int(bits.flat[at]) / 256, work, names[probe], regions[region]))
+            # Only the allowed (region, probe) pairs of the work (a few of every pair once a copy's
+            # turned parts are probes too), region by region: the nearest first found. The copy's
+            # turned parts come second: they explain only a copy that its own parts and its turned
+            # whole do not (a mirrored copy is the work mirrored, not its centre mirrored).
+            for region_at, probe_at in _allowed(tuple(regions), names):
+                if not len(region_at):
+                    continue
+                bits = np.bitwise_count(recorded.view(np.uint64)[region_at] ^ codes[probe_at]).sum(axis=1)
+                at = int(np.argmin(bits))
+                if int(bits[at]) <= REGION_THRESHOLD * 256:
+                    best.append((int(bits[at]) / 256, work, names[probe_at[at]], regions[region_at[at]]))
+                    break
         return best
 
     def _region_candidates(self, codes: list[str], layout: int | None = None) -> dict[int, tuple[list[str], Array]]:
@@ -1331,10 +1337,20 @@ def _lower_hex(text: str) -> bytes | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> Array:
-    """Which (region, probe) pairs may be compared (``region_pair_allowed``): a work's region names
-    and a copy's probe names repeat from lookup to lookup."""
-    return np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
+def _allowed(regions: tuple[str, ...], probes: tuple[str, ...]) -> tuple[tuple[Array, Array], ...]:
+    """The (region, probe) pairs that may be compared (``region_pair_allowed``) as the indices of
+    each, region by region: of the copy's own parts and turned whole, then of its turned parts
+    (``fingerprint.turned_part``). A work's region names and a copy's probe names repeat from
+    lookup to lookup."""
+    allowed = np.array([[region_pair_allowed(probe, region) for probe in probes] for region in regions], dtype=bool)
+    allowed = allowed.reshape(len(regions), len(probes))
+    turned = np.array([turned_part(probe) for probe in probes], dtype=bool)
+    tiers = []
+    for pairs in (allowed & ~turned, allowed & turned):
+        region_at, probe_at = np.nonzero(pairs)
+        region_at.flags.writeable = probe_at.flags.writeable = False  # shared by every thread looking up these names
+        tiers.append((region_at, probe_at))
+    return tuple(tiers)
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:

@@ -178,9 +178,29 @@ UNCOVERED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
+def _turned(turn: str, then: str) -> Callable[[Image.Image], Image.Image]:
+    return lambda im: IMAGE_HANDLINGS[then](IMAGE_HANDLINGS[turn](im))
+
+
+# Flipped or turned, then cut or covered (what a re-poster's editor does in either order; the
+# same copy for centred cuts), kept apart so the tables show them as one family.
+TURNED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    f"{turn} + {then}": _turned(turn, then) for turn, then in [
+        ("mirror", "crop 10 %/side"), ("rotate 90", "crop 15 %/side"), ("flip vertical", "crop 5 %/side"),
+        ("rotate 180", "crop 20 %/side"), ("rotate 270", "crop 10 %/side"),
+        ("mirror", "crop to square"), ("mirror", "crop to 4:5"), ("mirror", "crop to 16:9"),
+        ("rotate 90", "crop to square"),
+        ("mirror", "banner 20 % bottom"), ("rotate 90", "banner 25 % top"), ("mirror", "sticker over a quarter"),
+        ("rotate 180", "crop 20 % left, 10 % top"), ("mirror", "crop 15 % right, 20 % bottom"),
+        ("rotate 270", "crop 10 % left, 20 % bottom"),
+        ("mirror", "crop 5/15/20/10 % l/t/r/b"),
+    ]
+}
+
+
 def handle(img: Image.Image, name: str) -> bytes:
     """The copy a re-poster would publish: the handling, then a JPEG at quality 75."""
-    return jpeg({**IMAGE_HANDLINGS, **UNCOVERED_HANDLINGS}[name](img), 75)
+    return jpeg({**IMAGE_HANDLINGS, **UNCOVERED_HANDLINGS, **TURNED_HANDLINGS}[name](img), 75)
 
 
 # --- music ----------------------------------------------------------------------------------------
