@@ -47,7 +47,7 @@ def decode(assertion: Mapping[str, Any], *, label: str = LABEL, carrier: str = "
         if not isinstance(entry, Mapping):
             raise MalformedMetadata(f"{label}: entry {key!r} must be an object")
         use = entry.get("use")
-        if use not in _USES:
+        if not isinstance(use, str) or use not in _USES:  # a list or map from CBOR is no key of _USES
             raise MalformedMetadata(
                 f"{label}: entry {key!r} has use {use!r}; expected allowed, notAllowed or constrained"
             )
