@@ -208,14 +208,16 @@ def evaluate(
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
     if page is not None:
-        found, notes = _html.signals(page, user_agent, where="page")
+        found, errors, notes = _html.signals(page, user_agent, where="page")
         report.signals += found
+        report.errors += errors
         report.notes += notes
     conflicts: tuple[str, ...] = ()
     if body is not None:
         if content_type in ("text/html", "application/xhtml+xml") or _html.looks_like_html(body):
-            found, notes = _html.signals(body, user_agent, where="html")
+            found, errors, notes = _html.signals(body, user_agent, where="html")
             report.signals += found
+            report.errors += errors
             report.notes += notes
         else:
             from ..api import read  # a header-only check never loads the carrier readers
