@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import rightsmeta
+from rightsmeta import keys
 from rightsmeta.errors import MalformedMetadata, UsageError
 from rightsmeta.model import Assertion, Purpose, State
 from rightsmeta.vocab import aipref, cawg, iptc, project, tdmrep
@@ -24,7 +27,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None)
 # Keys and words the decoders look for, so that the fuzzing reaches past the first check.
 WORDS = ("permissions", "holder", "name", "contact", "state", "constraint_info", "copyright", "date", "policy",
          "work_id", "web_statement", "use", "entries", "cawg.ai_training", "c2pa.data_mining",
-         "cawg.ai_generative_training", "ai-training", "genai-training", "notAllowed", "allowed", "constrained")
+         "cawg.ai_generative_training", "c2pa.ai_generative_training", "ai-training", "genai-training", "notAllowed", "allowed", "constrained")
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
            | st.sampled_from(WORDS))
 JSON: st.SearchStrategy[Any] = st.recursive(
@@ -71,13 +74,43 @@ def test_cawg_reservation_is_never_read_as_allowed(extra: Any, extra_entry: Any)
     """Other entries beside a notAllowed one (a later spec's, or garbage) never turn it into allowed."""
     entries = {"cawg.ai_generative_training": {"use": "notAllowed"}}
     if isinstance(extra, dict):
-        entries = {**{k: v for k, v in extra.items() if not k.endswith("ai_generative_training")}, **entries}
+        entries = {**extra, **entries}
     entries["cawg.later_key"] = extra_entry
     try:
         signal = cawg.decode({"entries": entries})
     except MalformedMetadata:
         return  # the whole assertion is reported as an error: fail closed
     assert signal.permissions[Purpose.GENAI_TRAINING].state is State.NOT_ALLOWED
+
+
+def test_cawg_entries_at_odds_are_malformed() -> None:
+    """Found: ``c2pa.x`` and ``cawg.x`` both given, the later one decided: an "allowed" after a
+    "notAllowed" lifted the reservation."""
+    for first, second in (("notAllowed", "allowed"), ("allowed", "notAllowed")):
+        entries = {"c2pa.ai_generative_training": {"use": first}, "cawg.ai_generative_training": {"use": second}}
+        with pytest.raises(MalformedMetadata, match="say both"):
+            cawg.decode({"entries": entries})
+    same = {"c2pa.ai_training": {"use": "notAllowed"}, "cawg.ai_training": {"use": "notAllowed"}}
+    assert cawg.decode({"entries": same}).permissions[Purpose.AI_TRAINING].state is State.NOT_ALLOWED
+
+
+@pytest.fixture(scope="module")
+def identity() -> keys.Identity:
+    return keys.make_identity("Fuzz Test")
+
+
+@pytest.mark.parametrize("entries", [
+    {"cawg.ai_generative_training": {"use": ["notAllowed"]}},
+    {"c2pa.ai_generative_training": {"use": "notAllowed"}, "cawg.ai_generative_training": {"use": "allowed"}},
+], ids=["use-is-a-list", "entries-at-odds"])
+def test_signed_manifests_with_such_entries_fail_closed(identity: keys.Identity, entries: dict[str, Any]) -> None:
+    """The same assertions in real signed C2PA manifests (c2pa-python signs whatever data it is given)."""
+    from test_c2pa import _sign_raw
+
+    report = rightsmeta.read(_sign_raw([{"label": cawg.LABEL, "data": {"entries": entries}}], identity))
+    assert not any("rightsmeta failed" in e for e in report.errors), report.errors
+    assert any(cawg.LABEL in e for e in report.errors), report.errors
+    assert not report.may_use(Purpose.GENAI_TRAINING)
 
 
 @SETTINGS
