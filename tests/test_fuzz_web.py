@@ -63,6 +63,29 @@ def test_garbage_beside_a_reservation_never_allows(extra: list[tuple[str | bytes
     assert report.status() in ("notAllowed", "error"), report.to_json()
 
 
+URL_TEXT = st.text(st.characters(categories=("Cs", "Ll", "Lu", "Nd", "Po", "Ps", "Pe", "Sm", "Cc", "Zs", "Lo")), max_size=20)
+
+
+@SETTINGS
+@given(st.sampled_from(("https://example.org/", "https://[", "http://", "https://example.org:99999/", "")), URL_TEXT,
+       URL_TEXT)
+@example("https://example.org/", "\ud800", "")  # found: UnicodeEncodeError (a lone surrogate, as JSON's "\ud800" gives)
+@example("https://[", "::1/", "")  # found: ValueError "Invalid IPv6 URL" out of evaluate and check
+def test_any_url_is_checked_without_raising(start: str, path: str, rule: str) -> None:
+    """URLs come from datasets' JSON and crawl lists: whatever one is, the check answers with a report."""
+    site = web.Site(robots=f"User-agent: *\nDisallow: /{rule}\nContent-Usage: /{rule} train-ai=y", tdmrep_status=404)
+    report = _timed(web.evaluate, start + path, headers=[("X-Robots-Tag", "noai")], site=site)
+    assert report.status() in ("notAllowed", "error"), report.to_json()
+    report.to_json()
+
+
+def test_unparsable_url_is_an_error_of_the_check() -> None:
+    report = web.check("https://[::1/a.jpg", headers={}, site=web.Site(robots=b""))
+    assert report.status() == "error" and "URL cannot be parsed" in report.errors[0]
+    report = web.check("https://[::1/a.jpg", limits=None)  # would fetch: refused before any network
+    assert report.status() == "error" and "not an http(s) URL" in report.errors[0]
+
+
 ROBOTS_LINES = st.lists(
     st.sampled_from(("User-agent: *", "User-agent: rightsmeta", "User-agent: GPTBot", "Disallow: /", "Allow: /",
                      "Disallow: /images/", "Allow: /*.jpg$", "Disallow: /*cat*", "Content-Usage: train-ai=n",

@@ -146,7 +146,8 @@ def normalise(path: str) -> str:
     if "%" not in path and path.isascii() and " " not in path:
         return path
     # An encoded slash is data, not a path separator: it stays encoded (as protego keeps it).
-    return "%2F".join(quote(unquote(part), safe=_SAFE) for part in re.split("%2[fF]", path))
+    # surrogatepass: a lone surrogate (a URL from a JSON "\ud800" escape) is encoded alike on both sides.
+    return "%2F".join(quote(unquote(part), safe=_SAFE, errors="surrogatepass") for part in re.split("%2[fF]", path))
 
 
 def _pref(value: str, line: int) -> Pref:
