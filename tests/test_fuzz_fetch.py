@@ -15,6 +15,7 @@ import os
 import random
 import time
 
+from fuzzing import damage
 from samples import image_bytes
 
 from rightsmeta.web.fetch import Fetcher, Limits
@@ -33,21 +34,7 @@ NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r
 def _mutant(response: bytes, rng: random.Random) -> bytes:
     """One damage outside the reserving lines (and the line breaks that delimit them)."""
     spans = [(response.index(line) - 2, response.index(line) + len(line)) for line in RESERVING]
-    while True:
-        at = rng.randrange(len(response))
-        end = min(len(response), at + rng.randrange(1, 40))
-        if any(a < end and at < b for a, b in spans):
-            continue
-        kind = rng.randrange(5)
-        if kind == 0:
-            return response[:at] + bytes([response[at] ^ (1 << rng.randrange(8))]) + response[at + 1:]
-        if kind == 1:
-            return response[:at]
-        if kind == 2:
-            return response[:end] + response[at:end] + response[end:]
-        if kind == 3:
-            return response[:at] + rng.choice((b"\r\n", b"\n", b"\x00", b":", b" ", b"\xff", b"9999999999")) + response[at:]
-        return response[:at] + response[end:]
+    return damage(response, spans, rng, (b"\r\n", b"\n", b"\x00", b":", b" ", b"\xff", b"9999999999"))
 
 
 async def _run(mutants: list[bytes]) -> list[tuple[bytes, str, list[str], float]]:

@@ -14,6 +14,7 @@ import random
 import re
 import time
 
+from fuzzing import damage
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -154,30 +155,6 @@ TDMREP = [
 ]
 
 
-def _mutants(data: bytes, protected: list[tuple[int, int]], rng: random.Random, count: int) -> list[bytes]:
-    """Single damages of ``data`` (bit flip, cut, stretch doubled, byte inserted) outside ``protected``."""
-    out: list[bytes] = []
-    while len(out) < count:
-        at = rng.randrange(len(data))
-        if any(start <= at < end for start, end in protected):
-            continue
-        kind = rng.randrange(4)
-        if kind == 0:
-            out.append(data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:])
-        elif kind == 1:
-            if any(start >= at for start, _ in protected):
-                continue  # a cut before the reservation removes it: a new statement, not damage
-            out.append(data[:at])
-        elif kind == 2:
-            end = min(len(data), at + rng.randrange(1, 64))
-            if any(start < end and at < stop for start, stop in protected):
-                continue
-            out.append(data[:end] + data[at:end] + data[end:])
-        else:
-            out.append(data[:at] + bytes([rng.randrange(256)]) + data[at:])
-    return out
-
-
 def test_damaged_tdmrep_json_never_allows() -> None:
     """Every rule reserves: damage outside the reservations' values (a 1 flipped to 0 is a new
     statement, not damage) leaves the URL reserved, constrained, or an error."""
@@ -185,7 +162,7 @@ def test_damaged_tdmrep_json_never_allows() -> None:
     protected = [(m.start(1), m.end(1)) for m in re.finditer(rb'"tdm-reservation": (1)', data)]
     rng = random.Random(20261130)
     statuses = set()
-    for mutant in _mutants(data, protected, rng, EXAMPLES * 2):
+    for mutant in (damage(data, protected, rng) for _ in range(EXAMPLES * 2)):
         report = _timed(web.evaluate, URL, headers={}, site=web.Site(robots=b"", tdmrep=mutant))
         statuses.add(report.status())
         assert report.status() != "allowed", (mutant, report.to_json())
@@ -234,7 +211,7 @@ PAGE = b"""<!DOCTYPE html>
 def test_damaged_html_page_never_allows() -> None:
     protected = [(m.start(), m.end()) for m in re.finditer(rb'<meta name="(robots|tdm-reservation)"[^>]*>', PAGE)]
     rng = random.Random(7)
-    for mutant in _mutants(PAGE, protected, rng, EXAMPLES * 2):
+    for mutant in (damage(PAGE, protected, rng) for _ in range(EXAMPLES * 2)):
         report = _timed(web.evaluate, URL, headers={"Content-Type": "text/html"}, body=mutant, site=SITE_OPEN)
         assert report.status() in ("notAllowed", "error"), (mutant, report.to_json())
 

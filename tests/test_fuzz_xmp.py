@@ -19,6 +19,7 @@ import tracemalloc
 from collections.abc import Callable
 
 import pytest
+from fuzzing import damage
 
 from rightsmeta import xmp
 from rightsmeta.errors import MalformedMetadata
@@ -32,6 +33,7 @@ PER_MB = 3.0  # more seconds per MB of a large attack, parsed under tracemalloc 
 SPAN = 40
 # The statement's own bytes: the namespace declarations naming its vocabularies, the rdf:RDF and
 # rdf:Description tags holding it, and the stretch around every value saying "not allowed".
+INSERTS = (b"<", b"&", b"\xff", b"\x00", b"&amp;", b'"', b"]]>")
 PROTECTED = [(m.start(), m.end()) for m in re.finditer(rb"<x:xmpmeta[^>]*>|<rdf:RDF>|<rdf:Description[^>]*>", PACKET)] + [
     (max(0, m.start() - SPAN), m.end() + SPAN) for m in re.finditer(rb"notAllowed|DMI-PROHIBITED|reservation>1", PACKET)]
 
@@ -39,25 +41,6 @@ PROTECTED = [(m.start(), m.end()) for m in re.finditer(rb"<x:xmpmeta[^>]*>|<rdf:
 def _reserved(packet: bytes) -> bool:
     reading = xmp.read(packet)
     return any(s.permissions[Purpose.GENAI_TRAINING].state is State.NOT_ALLOWED for s in reading.signals)
-
-
-def _mutants(rng: random.Random, count: int) -> list[bytes]:
-    out: list[bytes] = []
-    while len(out) < count:
-        at = rng.randrange(len(PACKET))
-        end = min(len(PACKET), at + rng.randrange(1, 80))
-        if any(start < end and at < stop for start, stop in PROTECTED):
-            continue
-        kind = rng.randrange(4)
-        if kind == 0:
-            out.append(PACKET[:at] + bytes([PACKET[at] ^ (1 << rng.randrange(8))]) + PACKET[at + 1:])
-        elif kind == 1:
-            out.append(PACKET[:at])
-        elif kind == 2:
-            out.append(PACKET[:end] + PACKET[at:end] + PACKET[end:])
-        else:
-            out.append(PACKET[:at] + rng.choice((b"<", b"&", b"\xff", b"\x00", b"&amp;", b'"', b"]]>")) + PACKET[at:])
-    return out
 
 
 def _bounded(call: Callable[[], object], size: int, peak: int) -> None:
@@ -79,7 +62,7 @@ def test_damaged_packets_read_fail_closed_and_rewrite_cleanly() -> None:
     assert _reserved(PACKET)
     rng = random.Random(20261130)
     outcomes = {"reserved": 0, "malformed": 0}
-    for mutant in _mutants(rng, MUTANTS):
+    for mutant in (damage(PACKET, PROTECTED, rng, INSERTS) for _ in range(MUTANTS)):
         start = time.perf_counter()
         try:
             reserved = _reserved(mutant)

@@ -1,0 +1,32 @@
+"""The damage the tests/test_fuzz_*.py files do to text formats: one change at a time, outside
+the bytes that hold the statement (so that whatever the damage, the statement is still there to
+be read, and a reader that loses it has failed, not the data)."""
+
+from __future__ import annotations
+
+import random
+
+INSERTS = (b"<", b">", b'"', b"\x00", b"\xff", b"\r\n")
+
+
+def damage(data: bytes, protected: list[tuple[int, int]], rng: random.Random,
+           inserts: tuple[bytes, ...] = INSERTS) -> bytes:
+    """``data`` with one bit flipped, a stretch doubled, inserted or deleted, or the end cut off,
+    nowhere in ``protected`` ((start, end) spans); a cut is made only after all of them."""
+    while True:
+        at = rng.randrange(len(data))
+        end = min(len(data), at + rng.randrange(1, 64))
+        if any(start < end and at < stop for start, stop in protected):
+            continue
+        kind = rng.randrange(5)
+        if kind == 0:
+            return data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:]
+        if kind == 1:
+            if any(start >= at for start, _ in protected):
+                continue
+            return data[:at]
+        if kind == 2:
+            return data[:end] + data[at:end] + data[end:]
+        if kind == 3:
+            return data[:at] + rng.choice(inserts) + data[at:]
+        return data[:at] + data[end:]
