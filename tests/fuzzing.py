@@ -5,6 +5,9 @@ be read, and a reader that loses it has failed, not the data)."""
 from __future__ import annotations
 
 import random
+from typing import Any
+
+from hypothesis import strategies as st
 
 INSERTS = (b"<", b">", b'"', b"\x00", b"\xff", b"\r\n")
 
@@ -30,3 +33,16 @@ def damage(data: bytes, protected: list[tuple[int, int]], rng: random.Random,
         if kind == 3:
             return data[:at] + rng.choice(inserts) + data[at:]
         return data[:at] + data[end:]
+
+
+def json_values(words: tuple[str, ...], keys: tuple[str, ...], max_leaves: int = 12) -> st.SearchStrategy[Any]:
+    """Any JSON value, its texts and object keys often ``words`` and ``keys`` (the names a parser
+    looks for), so that the fuzzing gets past the first check."""
+    scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+               | st.sampled_from(words))
+    names = st.sampled_from(keys) | st.text(max_size=6)
+
+    def nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.lists(inner, max_size=4) | st.dictionaries(names, inner, max_size=4)
+
+    return st.recursive(scalars, nested, max_leaves=max_leaves)

@@ -20,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fuzzing import json_values
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 from samples import image_bytes
 
 from rightsmeta import Assertion, api
@@ -38,13 +38,7 @@ PLAIN = image_bytes("png")
 RESERVED = api.tag_bytes(image_bytes("png", seed=3), Assertion.build(deny=["ai"]))
 
 KEYS = ("url", "headers", "response_headers", "http_headers", "tdm-reservation", "X-Robots-Tag", "content-usage")
-JSON: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-    | st.sampled_from(("1", "0", "noai", "train-ai=n", "train-ai=y", '{"tdm-reservation": "1"}', DEEP)),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner,
-                                                                 max_size=4),
-    max_leaves=12,
-)
+JSON = json_values(("1", "0", "noai", "train-ai=n", "train-ai=y", '{"tdm-reservation": "1"}', DEEP), KEYS)
 
 
 @SETTINGS

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuzzing import json_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from samples import image_bytes
@@ -26,12 +27,8 @@ from rightsmeta.ledger import Ledger, LedgerError, Work
 from rightsmeta.model import Assertion
 
 EXAMPLES = int(os.environ.get("RIGHTSMETA_FUZZ_EXAMPLES", "200"))
-JSON: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-    | st.sampled_from(("image", "text", "2026-01-01T00:00:00+00:00", "notAllowed", "0" * 64, "v2:" + "a" * 64)),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8,
-)
+JSON = json_values(("image", "text", "2026-01-01T00:00:00+00:00", "notAllowed", "0" * 64, "v2:" + "a" * 64),
+                   ("name", "contact", "state", "permissions"), max_leaves=8)
 
 
 @pytest.fixture(scope="module")

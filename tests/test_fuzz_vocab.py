@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import pytest
+from fuzzing import json_values
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -28,14 +29,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None)
 WORDS = ("permissions", "holder", "name", "contact", "state", "constraint_info", "copyright", "date", "policy",
          "work_id", "web_statement", "use", "entries", "cawg.ai_training", "c2pa.data_mining",
          "cawg.ai_generative_training", "c2pa.ai_generative_training", "ai-training", "genai-training", "notAllowed", "allowed", "constrained")
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
-           | st.sampled_from(WORDS))
-JSON: st.SearchStrategy[Any] = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(WORDS) | st.text(max_size=6), inner,
-                                                                 max_size=4),
-    max_leaves=16,
-)
+JSON = json_values(WORDS, WORDS, max_leaves=16)
 
 
 @SETTINGS

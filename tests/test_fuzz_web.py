@@ -14,7 +14,7 @@ import random
 import re
 import time
 
-from fuzzing import damage
+from fuzzing import damage, json_values
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -169,13 +169,8 @@ def test_damaged_tdmrep_json_never_allows() -> None:
     assert {"error", "constrained"} <= statuses  # the damage reached both outcomes
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
-    | st.sampled_from(("/", "/images/*", "/*.jpg$", "0", "1")),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(("location", "tdm-reservation", "tdm-policy")) | st.text(max_size=5), inner, max_size=4),
-    max_leaves=20,
-)
+JSON_VALUES = json_values(("/", "/images/*", "/*.jpg$", "0", "1"), ("location", "tdm-reservation", "tdm-policy"),
+                          max_leaves=20)
 
 
 @SETTINGS
