@@ -14,6 +14,7 @@ import random
 import re
 import time
 
+import pytest
 from fuzzing import damage, json_values
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -221,6 +222,16 @@ def test_meta_swallowed_by_an_unclosed_quote_is_an_error() -> None:
     report = web.evaluate(URL, headers={}, page=page, site=SITE_OPEN)
     assert report.status() == "error"
     assert web.evaluate(URL, headers={}, page=PAGE + b"<p title='x", site=SITE_OPEN).status() == "notAllowed"
+
+
+@pytest.mark.parametrize("head", [b"<title>Using the <body> element</title>", b"<textarea><body></textarea>",
+                                  b"<script>document.write('<body>')</script>"])
+def test_body_tag_as_text_does_not_end_the_head(head: bytes) -> None:
+    """Found: a title naming the body element ("<title>The <body> element</title>") was taken for
+    the body's start, so the reservation after it was never read ("unspecified")."""
+    page = PAGE.replace(b"<title>A cat</title>", head)
+    report = web.evaluate(URL, headers={"Content-Type": "text/html"}, body=page, site=SITE_OPEN)
+    assert report.status() == "notAllowed", report.to_json()
 
 
 @SETTINGS

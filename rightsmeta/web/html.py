@@ -23,6 +23,10 @@ class _Metas(HTMLParser):
         self.done = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("title", "textarea"):
+            # Text up to its end tag, as in HTML's own parsing (the standard library's parser does so for
+            # script and style only): "<title>The <body> element</title>" does not end the head.
+            self.set_cdata_mode(tag)
         if tag == "body":
             self.done = True
         if tag != "meta" or self.done:
