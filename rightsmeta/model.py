@@ -301,8 +301,20 @@ class Assertion:
                 value = {"state": value}
             if not isinstance(value, Mapping) or "state" not in value:
                 raise UsageError(f"permission for {name!r} must be a state or {{'state': ...}}")
-            perms[purpose] = Permission(parse_state(value["state"]), value.get("constraint_info"))
+            info = value.get("constraint_info")
+            if info is not None and not isinstance(info, str):
+                raise UsageError(f"constraint_info for {name!r} must be text")
+            perms[purpose] = Permission(parse_state(value["state"]), info)
         holder = data.get("holder")
+        # The values are written into files and the ledger as they are: a number or an object here
+        # would fail there, far from the input that was wrong (the server and ledger import read
+        # assertions from anyone).
+        if holder and not (isinstance(holder, Mapping) and isinstance(holder.get("name"), str)
+                           and isinstance(holder.get("contact"), str | None)):
+            raise UsageError("'holder' must be an object {'name': text, 'contact': text}")
+        wrong = [k for k in sorted(known - {"permissions", "holder"}) if not isinstance(data.get(k), str | None)]
+        if wrong:
+            raise UsageError(f"assertion field(s) {', '.join(wrong)} must be text")
         return cls(
             permissions=perms,
             holder=Holder(holder["name"], holder.get("contact")) if holder else None,

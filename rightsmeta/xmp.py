@@ -110,6 +110,8 @@ def _parse(packet: bytes) -> ET.Element:
         return _parse_hardened(packet)
     except ET.ParseError as exc:
         raise MalformedMetadata(f"XMP packet is not well-formed XML: {exc}") from None
+    except MalformedMetadata:
+        raise  # a ValueError too, but one that already says what is wrong
     except (ValueError, LookupError) as exc:  # expat refuses some declared encodings this way
         raise MalformedMetadata(f"XMP packet cannot be decoded: {exc}") from None
 
@@ -474,6 +476,11 @@ def _escape(text: str, attribute: bool = False) -> str:
     return text.replace('"', "&quot;") if attribute and '"' in text else text
 
 
+# Reading a packet walks no deeper than its properties, but rewriting one walks every element: a
+# hostile packet's nesting would otherwise end the tag of its file in a RecursionError.
+_TOO_DEEP = "XMP packet nests elements too deeply to be rewritten"
+
+
 def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
     """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state.
 
@@ -516,7 +523,10 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
             walk(child, inner)
         out.append(f"{pad}</{name}>\n")
 
-    walk(root, "")
+    try:
+        walk(root, "")
+    except RecursionError:
+        raise MalformedMetadata(_TOO_DEEP) from None
     declared = " ".join(
         f'xmlns:{p}="{_escape(ns, True)}"' for ns, p in prefixes.items() if p != "xml"
     )
@@ -611,7 +621,10 @@ def _canonical(tag: str, value: ET.Element | str) -> str:
     def walk(elem: ET.Element) -> tuple[object, ...]:
         return (elem.tag, tuple(sorted(elem.attrib.items())), (elem.text or "").strip(), tuple(walk(c) for c in elem))
 
-    return repr(walk(value))
+    try:
+        return repr(walk(value))
+    except RecursionError:
+        raise MalformedMetadata(_TOO_DEEP) from None
 
 
 def _properties_of(desc: ET.Element) -> list[tuple[str, ET.Element | str]]:

@@ -126,6 +126,10 @@ def _opf_path(archive: zipfile.ZipFile) -> str:
         root = SafeET.fromstring(_member(archive, "META-INF/container.xml"), forbid_dtd=True)
     except (DefusedXmlException, SafeET.ParseError) as exc:
         raise MalformedFile(f"META-INF/container.xml is not safe, well-formed XML ({exc})") from None
+    except RightsmetaError:
+        raise  # _member's own refusals
+    except (LookupError, ValueError) as exc:  # an encoding expat asked Python for: unknown, or multi-byte
+        raise MalformedFile(f"META-INF/container.xml cannot be decoded ({exc})") from None
     for rootfile in root.iter(f"{{{CONTAINER}}}rootfile"):
         if rootfile.get("media-type") == "application/oebps-package+xml" and rootfile.get("full-path"):
             return str(rootfile.get("full-path"))
@@ -282,6 +286,10 @@ def _parse_opf(data: bytes) -> _Opf:
         parser.Parse(data, True)
     except expat.ExpatError as exc:
         raise MalformedMetadata(f"the package document is not well-formed XML ({exc})") from None
+    except RightsmetaError:
+        raise  # the handlers' own refusals
+    except (LookupError, ValueError) as exc:  # an encoding expat asked Python for: unknown, or multi-byte
+        raise MalformedMetadata(f"the package document cannot be decoded ({exc})") from None
     if opf.package is None or opf.metadata_end < 0:
         raise MalformedMetadata("the package document has no <metadata> with children")
     return opf

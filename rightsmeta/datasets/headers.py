@@ -48,7 +48,7 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
     if isinstance(raw, (str, bytes)):  # a Parquet column or a crawler that stored the headers as JSON text
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return url, pairs, [*errors, "sample metadata: recorded headers are text that is not JSON"]
     if isinstance(raw, Mapping):
         items = raw.items()

@@ -109,7 +109,7 @@ class SampleDecider:
             if isinstance(meta, (bytes, str)):
                 try:
                     meta = json.loads(meta)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                     errors.append("the sample's JSON is not valid")
                     meta = None
             if meta is not None and not isinstance(meta, dict):

@@ -308,7 +308,7 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
                 try:
                     value = json.loads(text)
                     metas[i] = value if isinstance(value, dict) else {"__bad__": value}
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                     metas[i] = {"__bad__": text}
         return metas
     wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]

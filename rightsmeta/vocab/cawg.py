@@ -47,7 +47,7 @@ def decode(assertion: Mapping[str, Any], *, label: str = LABEL, carrier: str = "
         if not isinstance(entry, Mapping):
             raise MalformedMetadata(f"{label}: entry {key!r} must be an object")
         use = entry.get("use")
-        if use not in _USES:
+        if not isinstance(use, str) or use not in _USES:  # a list or map from CBOR is no key of _USES
             raise MalformedMetadata(
                 f"{label}: entry {key!r} has use {use!r}; expected allowed, notAllowed or constrained"
             )
@@ -55,6 +55,9 @@ def decode(assertion: Mapping[str, Any], *, label: str = LABEL, carrier: str = "
         if info is not None and not isinstance(info, str):
             raise MalformedMetadata(f"{label}: entry {key!r} constraint_info must be a string")
         state = _USES[use]
+        if purpose in perms and perms[purpose].state is not state:
+            # cawg.x and c2pa.x both given, and at odds: whichever came last must not decide (fail closed)
+            raise MalformedMetadata(f"{label}: the entries for {name} say both {perms[purpose].state.value} and {use}")
         perms[purpose] = Permission(state, info if state is State.CONSTRAINED else None)
         entry_raw = {"use": str(use)}
         if info is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ..decide import NOTHING, Decision
 from ..errors import MalformedMetadata
@@ -113,6 +113,14 @@ def _source(signal: Signal) -> dict[str, Any]:
     }
 
 
+def split_url(url: str) -> SplitResult | None:
+    """``urlsplit``, or None for a URL it refuses (``https://[::1/`` raises ValueError)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
 def _path(url: str) -> str:
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -196,6 +204,9 @@ def evaluate(
         report.notes += parsed.notes
     else:
         report.unread.append("response headers: not given")
+    if site is not None and split_url(where) is None:
+        report.errors.append(f"URL cannot be parsed ({where[:200]!r}): its site's policies were not read")
+        site = None
     if site is not None:
         found, errors, notes = site_signals(site, where, user_agent)
         report.signals += found
@@ -208,14 +219,16 @@ def evaluate(
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
     if page is not None:
-        found, notes = _html.signals(page, user_agent, where="page")
+        found, errors, notes = _html.signals(page, user_agent, where="page")
         report.signals += found
+        report.errors += errors
         report.notes += notes
     conflicts: tuple[str, ...] = ()
     if body is not None:
         if content_type in ("text/html", "application/xhtml+xml") or _html.looks_like_html(body):
-            found, notes = _html.signals(body, user_agent, where="html")
+            found, errors, notes = _html.signals(body, user_agent, where="html")
             report.signals += found
+            report.errors += errors
             report.notes += notes
         else:
             from ..api import read  # a header-only check never loads the carrier readers

@@ -30,7 +30,7 @@ import aiohttp
 from .. import __version__
 from . import robots as _robots
 from . import tdmrep_json
-from .core import DEFAULT_AGENT, Site, WebReport, evaluate, forbidden
+from .core import DEFAULT_AGENT, Site, WebReport, evaluate, forbidden, split_url
 from .headers import Headers
 
 
@@ -267,8 +267,8 @@ class Fetcher:
         fetch_body: bool = False,
     ) -> WebReport:
         """Fetch what is missing, then decide. Never raises for the resource: errors are in the report."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = split_url(url)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             report = WebReport(url, errors=[f"not an http(s) URL: {url!r}"])
             return report
         held, deadline = _Held(self._budget), asyncio.timeout(self.limits.deadline)

@@ -23,6 +23,10 @@ class _Metas(HTMLParser):
         self.done = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("title", "textarea"):
+            # Text up to its end tag, as in HTML's own parsing (the standard library's parser does so for
+            # script and style only): "<title>The <body> element</title>" does not end the head.
+            self.set_cdata_mode(tag)
         if tag == "body":
             self.done = True
         if tag != "meta" or self.done:
@@ -32,7 +36,9 @@ class _Metas(HTMLParser):
             self.metas.append((values["name"].strip().lower(), values["content"]))
 
 
-def metas(page: bytes | str) -> list[tuple[str, str]]:
+def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool]:
+    """The meta elements' (name, content), and whether a meta element was left unread: the page
+    ends inside a tag (an unclosed quote swallows every element after it), with one behind."""
     text = page[:MAX_BYTES].decode("utf-8", errors="replace") if isinstance(page, bytes) else page[:MAX_BYTES]
     parser = _Metas()
     # Fed in pieces so that the parse stops soon after <body> in a large page.
@@ -40,7 +46,7 @@ def metas(page: bytes | str) -> list[tuple[str, str]]:
         parser.feed(text[start:start + 16384])
         if parser.done:
             break
-    return parser.metas
+    return parser.metas, not parser.done and "<meta" in parser.rawdata.lower()
 
 
 def looks_like_html(data: bytes) -> bool:
@@ -48,15 +54,18 @@ def looks_like_html(data: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<meta"))
 
 
-def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list[Signal], list[str]]:
-    """Signals of the page's meta elements for the caller ``agent``, and notes on what was ignored."""
+def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list[Signal], list[str], list[str]]:
+    """Signals of the page's meta elements for the caller ``agent``, errors (meta elements that
+    could not be read: fail closed), and notes on what was ignored."""
     found: list[Signal] = []
     notes: list[str] = []
     token = product_token(agent)
     robots: list[str] = []
     reservation: str | None = None
     policy: str | None = None
-    for name, content in metas(page):
+    elements, cut = metas(page)
+    errors = [f"{where}: a meta element was not read (the page ends inside a tag, an unclosed quote?)"] if cut else []
+    for name, content in elements:
         if name in ("robots", token):
             robots.append(content if name == "robots" else f"{token}: {content}")
         elif name == "tdm-reservation" and reservation is None:
@@ -77,4 +86,4 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
         else:
             if signal:
                 found.append(signal)
-    return found, notes
+    return found, errors, notes

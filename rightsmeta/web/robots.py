@@ -146,7 +146,8 @@ def normalise(path: str) -> str:
     if "%" not in path and path.isascii() and " " not in path:
         return path
     # An encoded slash is data, not a path separator: it stays encoded (as protego keeps it).
-    return "%2F".join(quote(unquote(part), safe=_SAFE) for part in re.split("%2[fF]", path))
+    # surrogatepass: a lone surrogate (a URL from a JSON "\ud800" escape) is encoded alike on both sides.
+    return "%2F".join(quote(unquote(part), safe=_SAFE, errors="surrogatepass") for part in re.split("%2[fF]", path))
 
 
 def _pref(value: str, line: int) -> Pref:
@@ -157,26 +158,23 @@ def _pref(value: str, line: int) -> Pref:
 
 
 def _glob(pattern: str, path: str) -> bool:
-    """``*`` wildcard matching, greedy with one backtrack point: O(len(pattern) x len(path)) at
-    worst. (A regular expression of ``.*`` pieces backtracks exponentially on a hostile
-    ``/*a*a*a*a*...`` rule, and robots.txt comes from anyone.)"""
-    p = s = 0
-    star, mark = -1, 0
-    while s < len(path):
-        if p < len(pattern) and pattern[p] == "*":
-            star, mark = p, s
-            p += 1
-        elif p < len(pattern) and pattern[p] == path[s]:
-            p += 1
-            s += 1
-        elif star >= 0:
-            p, mark = star + 1, mark + 1
-            s = mark
-        else:
+    """``*`` wildcard matching of the whole ``path``. Each literal piece between stars is found at
+    its leftmost place after the previous one (``str.find``), which is the best choice for every
+    later piece: linear work, where backtracking (a regular expression of ``.*`` pieces, or a
+    greedy matcher that retries) costs pattern x path per rule on a hostile ``/*aaa...ab`` rule,
+    and robots.txt comes from anyone."""
+    if "*" not in pattern:
+        return path == pattern
+    first, *middle, last = pattern.split("*")
+    if not path.startswith(first):
+        return False
+    at = len(first)
+    for piece in middle:
+        found = path.find(piece, at)
+        if found < 0:
             return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+        at = found + len(piece)
+    return len(path) - at >= len(last) and path.endswith(last)
 
 
 def matches(pattern: str, path: str) -> bool:
