@@ -339,10 +339,18 @@ class _Durable:
         import threading
 
         finishing = _Finishing()
-        self.jobs.put((step, finishing))
         if self.started < self.threads:  # one more per job up to the limit: a single file starts one
-            threading.Thread(target=self._run, name="rightsmeta-durable", daemon=True).start()
-            self.started += 1
+            # Started before the job is queued: a thread that cannot start (a limit on threads, no
+            # memory) leaves no job behind that a later thread would finish after this one did.
+            try:
+                threading.Thread(target=self._run, name="rightsmeta-durable", daemon=True).start()
+            except (RuntimeError, MemoryError):
+                if not self.started:  # no thread to hand it to: finished here, as ``tag`` does
+                    self._finish((step, finishing), Exception)
+                    return finishing
+            else:
+                self.started += 1
+        self.jobs.put((step, finishing))
         return finishing
 
     def close(self) -> None:
@@ -351,13 +359,16 @@ class _Durable:
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            step, finishing = job
-            try:
-                step.finish(self.dirs)
-            except BaseException as exc:  # handed to the caller's thread, which reports it
-                finishing.end(exc)
-            else:
-                finishing.end(None)
+            self._finish(job, BaseException)  # anything: handed to the caller's thread, which reports it
+
+    def _finish(self, job: tuple[_Writing, _Finishing], caught: type[BaseException]) -> None:
+        step, finishing = job
+        try:
+            step.finish(self.dirs)
+        except caught as exc:
+            finishing.end(exc)
+        else:
+            finishing.end(None)
 
 
 class _Finishing:

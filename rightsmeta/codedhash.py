@@ -134,15 +134,14 @@ _TIFF_OLD_JPEG = 6  # its data is found through JPEGInterchangeFormat, not the s
 
 def tiff_hash(data: bytes) -> str | None:
     from .carriers import tiff
-    from .mediacheck import _image_data, _numbers
+    from .mediacheck import _image_data
 
     try:
         order = tiff.byte_order(data)
         entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, order), order)
         compression = next((e for e in entries if e.tag == 259), None)
-        if compression is not None and _numbers(tiff.value_bytes(data, compression), compression.type, order) == [
-            _TIFF_OLD_JPEG
-        ]:
+        # A compression that is no SHORT or LONG number is none libtiff decodes: not hashed either.
+        if compression is not None and tiff.shorts_or_longs(data, compression, order) in (None, (_TIFF_OLD_JPEG,)):
             return None
         digest = _Digest(b"tiff")
         digest.piece(b"order", order.encode())

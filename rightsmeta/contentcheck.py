@@ -93,7 +93,7 @@ def _same_in_place(before: bytes, after: bytes, fmt: str, parsed: Parsed | None 
     if fmt in _IN_PLACE_IMAGES:
         return same_decoder_input(before, after, fmt, parsed)
     if fmt == "tiff":
-        return mediacheck.same_tiff(before, after)
+        return mediacheck.same_tiff(before, after, parsed)
     if fmt in mediacheck.FORMATS:  # the sample tables and the bytes they point at (no ffmpeg decodes)
         return mediacheck.same_media(before, after)
     if fmt in mediacheck.AUDIO_FORMATS:  # the tag beside the audio changed, not a frame

@@ -694,9 +694,12 @@ class _AreaGrids:
         # each ("wrap": take's cheapest mode, with no error path; every index is in range by
         # construction, the last crossing's last neighbour being the table's last element, and
         # tests/test_codes_fast.py compares the grids with main's for random boxes and extents).
-        # ``at`` is the cached geometry's, shared by every caller: never written to here.
-        left = np.take(flat, at, mode="wrap")  # s00, s10
-        right = np.take(flat[h + 1 :], at, mode="wrap")  # s01, s11
+        # np.take reads the indices through a writable array: the read-only ``at`` is a view of one
+        # only this reads, through its base (see _area_geometry).
+        index = at.base
+        assert isinstance(index, np.ndarray) and index.flags.writeable and index.shape == at.shape
+        left = np.take(flat, index, mode="wrap")  # s00, s10
+        right = np.take(flat[h + 1 :], index, mode="wrap")  # s01, s11
         # In place, in this order: upper = s00 + fx (s01 - s00) and lower = s10 + fx (s11 - s10)
         # (both at once), then S = upper + fy (lower - upper).
         right -= left
@@ -729,10 +732,12 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
     each cell's area (the divisor).
 
     Pictures of one size (a folder from one camera) share all of it, so it is kept for the last
-    few sizes (~0.7 MB each, 1.4 with probes), read-only so that threads may share it (but the
-    indices: np.take copies indices it may not write to, which cost more than the gathers). fx and
-    fy are kept as whole (boxes, 33, 33) arrays, not broadcast, so that the interpolation's
-    operations run over contiguous memory."""
+    few sizes (~0.7 MB each, 1.4 with probes), read-only so that threads may share it. The indices
+    are a read-only view of a writable array: np.take only reads its indices, but it asks for a
+    writable array (PyArray_TakeFrom converts them with NPY_ARRAY_DEFAULT) and copies a read-only
+    one, which cost ten times the gather; ``of`` hands it the view's base. fx and fy are kept as
+    whole (boxes, 33, 33) arrays, not broadcast, so that the interpolation's operations run over
+    contiguous memory."""
     w, h = size
     width, height = extent
     b = np.array(boxes, dtype=np.float64)
@@ -746,9 +751,10 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
     at = (ix * (h + 1))[:, None, :] + iy[:, :, None]  # in the transposed table
     at = np.stack([at, at + 1])  # and the pixel below
     area = (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
-    for made in (fx, fy, area):
+    shared = at.view()
+    for made in (shared, fx, fy, area):
         made.flags.writeable = False
-    return at, fx, fy, area
+    return shared, fx, fy, area
 
 
 _BYTE_LANES = np.uint64(0x00FF_00FF_00FF_00FF)

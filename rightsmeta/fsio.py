@@ -263,6 +263,11 @@ class Replacement:
         if dirs_to_sync is None:
             _fsync_dir(self.directory)
 
+    @property
+    def discarded(self) -> bool:
+        """Whether ``discard`` came first: the target is left as it was, whatever ``finish`` does."""
+        return self._dropped
+
     def discard(self) -> None:
         """Remove the temporary file unless it already replaced the target, which is otherwise
         left as it was. Safe while ``finish`` runs in another thread: its rename then either

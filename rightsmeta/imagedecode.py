@@ -354,7 +354,9 @@ def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
             tiff.check_value(data, entry)
         if sum(e.size or 0 for e in apart) > len(data):
             return None
-        read = {tag: _tiff_numbers(data, e, order) for tag, e in tags.items() if tag in _TIFF_READ}
+        # An entry of no value is no number Pillow reads: not taken.
+        read = {tag: tiff.shorts_or_longs(data, e, order) if e.count else None
+                for tag, e in tags.items() if tag in _TIFF_READ}
         xmp = tags.get(700)
         if xmp is not None and _turned_by_xmp(tiff.value_bytes(data, xmp) if xmp.type in (1, 7) else xmp):
             return None
@@ -362,14 +364,6 @@ def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
         return None
     numbers = {tag: found for tag, found in read.items() if found is not None}
     return numbers if len(numbers) == len(read) else None  # an entry read is not SHORT or LONG numbers
-
-
-def _tiff_numbers(data: bytes, entry: Any, order: str) -> tuple[int, ...] | None:
-    if entry.type not in (3, 4) or not entry.count:
-        return None
-    # struct.error past the end of the data (the values apart are checked before, the others are
-    # in the directory)
-    return struct.unpack_from(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", data, entry.value_pos)
 
 
 def _still_webp(data: bytes) -> Image.Image | None:

@@ -15,9 +15,10 @@ False and the caller decodes both files with ffmpeg instead.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .carriers import bmff, tiff
+from .carriers import bmff, tiff, walked
 from .errors import LeaveToLibrary, MalformedFile
 
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
@@ -256,7 +257,7 @@ def _wav_input(data: bytes) -> Pieces:
 _STRIPS, _TILES = (273, 279), (324, 325)  # (offsets, byte counts)
 
 
-def same_tiff(before: bytes, after: bytes) -> bool:
+def same_tiff(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
     """Whether the first page of a classic TIFF decodes from the same bytes in both files.
 
     The TIFF writer (carriers/tiff.set_xmp) changes only IFD0's XMP entry, the header's IFD0
@@ -264,14 +265,13 @@ def same_tiff(before: bytes, after: bytes) -> bool:
     next pointer are the same, every byte of the original outside the header pointer, its IFD0
     and its XMP value is the same in the new file, and nothing the decoder reads (out-of-line
     values, strips, tiles) lies in those changed places or past the original's end.
+    ``parsed``: the tag's walks of both (carriers/walked.py).
     """
     try:
-        order = tiff.byte_order(before)
-        if tiff.byte_order(after) != order or len(after) < len(before):
+        order, start, was, was_next = walked.tiff_directory(before, parsed)
+        now_order, _, now, now_next = walked.tiff_directory(after, parsed)
+        if now_order != order or len(after) < len(before):
             return False
-        start = tiff.first_ifd_offset(before, order)
-        was, was_next = tiff.read_ifd(before, start, order)
-        now, now_next = tiff.read_ifd(after, tiff.first_ifd_offset(after, order), order)
         rows = [(e.tag, e.type, e.count, e.field) for e in was if e.tag != tiff.XMP_TAG]
         if was_next != now_next or rows != [(e.tag, e.type, e.count, e.field) for e in now if e.tag != tiff.XMP_TAG]:
             return False
@@ -300,24 +300,17 @@ def same_tiff(before: bytes, after: bytes) -> bool:
         return False
 
 
-def _image_data(data: bytes, entries: list[tiff.IfdEntry], order: str) -> list[tuple[int, int]]:
+def _image_data(data: bytes, entries: Sequence[tiff.IfdEntry], order: str) -> list[tuple[int, int]]:
     by_tag = {e.tag: e for e in entries}
     for offsets_tag, counts_tag in (_STRIPS, _TILES):
         if offsets_tag in by_tag and counts_tag in by_tag:
-            offsets, counts = (_numbers(tiff.value_bytes(data, by_tag[t]), by_tag[t].type, order)
-                               for t in (offsets_tag, counts_tag))
+            offsets, counts = (tiff.shorts_or_longs(data, by_tag[t], order) for t in (offsets_tag, counts_tag))
+            if offsets is None or counts is None:
+                raise ValueError("strip offsets neither SHORT nor LONG")
             if len(offsets) != len(counts) or not offsets:
                 raise ValueError("strip or tile tables of different lengths")
             return [(o, o + c) for o, c in zip(offsets, counts, strict=True)]
     raise ValueError("no strips or tiles")
-
-
-def _numbers(raw: bytes, ftype: int, order: str) -> list[int]:
-    if ftype == 3:
-        return list(struct.unpack(f"{order}{len(raw) // 2}H", raw))
-    if ftype == 4:
-        return list(struct.unpack(f"{order}{len(raw) // 4}I", raw))
-    raise ValueError("strip offsets neither SHORT nor LONG")
 
 
 # --- PDF: an incremental update that changes no page ---------------------------------------------

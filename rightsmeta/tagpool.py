@@ -270,7 +270,12 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
         if isinstance(step, TagResult):
             answer = (seq, step, None, None)
         else:
-            result, work = api._result(step, finishing.error())
+            error = finishing.error()
+            if step.replacement.discarded:
+                # Dropped by this worker's stop (only a stop drops a file sent here), whether or not
+                # its finish had begun: no answer, so the parent tags it again in a fresh worker.
+                return
+            result, work = api._result(step, error)
             # The working image is for lookups only: it is not recorded, so not sent.
             found = dataclasses.replace(work[2], view=None) if work is not None else None
             answer = (seq, result, found, step.target)

@@ -23,7 +23,7 @@ import operator
 import re
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -299,7 +299,7 @@ _NOT_COPIED = frozenset(
 _DATA_TAGS = ((273, 279), (324, 325))  # (offsets, byte counts) of strips and tiles
 
 
-def _extract_tiff(buf: Buffer) -> Blocks:
+def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
     """TIFF: XMP is IFD0 tag 700; the EXIF is the file's own IFD0 and Exif IFD.
 
     The structure is validated as far as it locates data: the IFD chain (no
@@ -308,9 +308,7 @@ def _extract_tiff(buf: Buffer) -> Blocks:
     """
     if buf[:4] in (b"II+\x00", b"MM\x00+"):
         raise UnsupportedFormat("BigTIFF (64-bit offsets) is not supported")
-    order = _tiff.byte_order(buf)
-    ifd0 = _tiff.first_ifd_offset(buf, order)
-    entries, next_ifd = _tiff.read_ifd(buf, ifd0, order)
+    order, ifd0, entries, next_ifd = walked.tiff_directory(buf, parsed)
     for entry in entries:
         if entry.size is not None:
             _tiff.check_value(buf, entry)
@@ -319,7 +317,7 @@ def _extract_tiff(buf: Buffer) -> Blocks:
 
     seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
 
-    exif_entries: list[_tiff.IfdEntry] = []
+    exif_entries: Sequence[_tiff.IfdEntry] = ()
     pointer = by_tag.get(_tiff.EXIF_IFD_POINTER)
     if pointer is not None:
         exif_ifd = _tiff.sub_ifd_offset(pointer, order)
@@ -380,7 +378,7 @@ def _tiff_uints(buf: Buffer, entry: _tiff.IfdEntry, order: str) -> tuple[int, ..
 
 
 def _compact_tiff(
-    buf: Buffer, order: str, ifd0: list[_tiff.IfdEntry], exif_ifd: list[_tiff.IfdEntry]
+    buf: Buffer, order: str, ifd0: Sequence[_tiff.IfdEntry], exif_ifd: Sequence[_tiff.IfdEntry]
 ) -> bytes:
     """A standalone TIFF holding IFD0 and the Exif IFD of a TIFF file, without pixels.
 
@@ -394,7 +392,7 @@ def _compact_tiff(
     """
     budget = MAX_COMPACT_VALUES
 
-    def keep(entries: list[_tiff.IfdEntry]) -> list[_tiff.IfdEntry]:
+    def keep(entries: Sequence[_tiff.IfdEntry]) -> list[_tiff.IfdEntry]:
         nonlocal budget
         kept = []
         for e in sorted(entries, key=lambda entry: entry.tag):
@@ -488,7 +486,7 @@ _PARSERS: dict[str, Callable[[Buffer, Parsed | None], Blocks]] = {
     "jpeg": _extract_jpeg,
     "png": _extract_png,
     "webp": _extract_webp,
-    "tiff": _unwalked(_extract_tiff),
+    "tiff": _extract_tiff,
     "gif": _unwalked(_extract_gif),
     "heic": _unwalked(_extract_bmff),
     "avif": _unwalked(_extract_bmff),

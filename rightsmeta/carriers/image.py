@@ -197,7 +197,7 @@ def _write_webp(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
 
 
 def _write_tiff(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
-    return tiff.set_xmp(data, _serialised(packet))
+    return tiff.set_xmp(data, _serialised(packet), walked.tiff_directory(data, parsed))
 
 
 _WRITERS = {"jpeg": _write_jpeg, "png": _write_png, "webp": _write_webp, "tiff": _write_tiff}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import MalformedFile, UsageError
 from ..xmp import pad
@@ -57,6 +58,24 @@ class IfdEntry:
     #: Absolute position of the value bytes (the field itself when inline).
     value_pos: int
     size: int | None
+
+
+class Directory(NamedTuple):
+    """A file's first directory (IFD0) as :func:`first_directory` reads it."""
+
+    order: str  # for struct: "<" or ">"
+    offset: int
+    entries: tuple[IfdEntry, ...]
+    next_offset: int  # of the next page's directory; 0: none
+
+
+def first_directory(tiff: Buffer) -> Directory:
+    """IFD0 of a classic TIFF: what the reader, the writer and the content check of a tag each
+    start from (carriers/walked.py keeps it for each version of the file)."""
+    order = byte_order(tiff)
+    offset = first_ifd_offset(tiff, order)
+    entries, next_offset = read_ifd(tiff, offset, order)
+    return Directory(order, offset, tuple(entries), next_offset)
 
 
 def byte_order(tiff: Buffer) -> str:
@@ -180,6 +199,14 @@ def value_bytes(tiff: Buffer, entry: IfdEntry) -> bytes:
     return bytes(tiff[entry.value_pos : entry.value_pos + entry.size])
 
 
+def shorts_or_longs(tiff: Buffer, entry: IfdEntry, order: str) -> tuple[int, ...] | None:
+    """The numbers of a SHORT or LONG entry, its value checked to lie in the buffer
+    (MalformedFile); None for an entry of another type."""
+    if entry.type not in (3, 4):
+        return None
+    return struct.unpack(f"{order}{entry.count}{'H' if entry.type == 3 else 'I'}", value_bytes(tiff, entry))
+
+
 def sub_ifd_offset(entry: IfdEntry, order: str) -> int:
     """The offset a pointer tag (ExifIFD, GPS...) holds."""
     if entry.type not in (4, 13) or entry.count != 1:
@@ -227,7 +254,7 @@ XMP_PADDING = 2048
 _XMP_TYPES = (1, 2, 7)  # BYTE (the specification's), ASCII, UNDEFINED: all seen in the wild
 
 
-def set_xmp(buf: Buffer, packet: bytes) -> bytes:
+def set_xmp(buf: Buffer, packet: bytes, ifd0: Directory | None = None) -> bytes:
     """The classic TIFF with IFD0's XMP tag set to ``packet``; every other byte where it was.
 
     A packet that fits in the old value's room is written there (padded to its size). Otherwise
@@ -235,12 +262,11 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
     blanked: no stale packet is left for a byte search to find. A new tag needs a bigger IFD0,
     which is then written at the end of the file with the header pointing to it; the old IFD0
     is left unreferenced, and all other directories, values and image data stay untouched.
+    ``ifd0``: ``first_directory(buf)``, when the caller has it.
     """
     from .splice import replace  # splice.py imports this module
 
-    order = byte_order(buf)
-    ifd0 = first_ifd_offset(buf, order)
-    entries, next_ifd = read_ifd(buf, ifd0, order)
+    order, start, entries, next_ifd = ifd0 or first_directory(buf)
     found = [i for i, e in enumerate(entries) if e.tag == XMP_TAG]
     if len(found) > 1:
         raise MalformedFile(f"TIFF: IFD0 holds the XMP tag (700) {len(found)} times; not choosing one to replace")
@@ -257,7 +283,7 @@ def set_xmp(buf: Buffer, packet: bytes) -> bytes:
             return replace(buf, [(entry.value_pos, entry.value_pos + entry.size, pad(packet, entry.size))])
         value = pad(packet, len(packet) + XMP_PADDING)
         value_at = _append(tail, len(buf), value)
-        field_at = ifd0 + 2 + 12 * index
+        field_at = start + 2 + 12 * index
         edits.append((field_at, field_at + 12, struct.pack(order + "HHII", XMP_TAG, entry.type, len(value), value_at)))
         if entry.size > 4:
             if entry.value_pos < field_at + 12 and field_at < entry.value_pos + entry.size:

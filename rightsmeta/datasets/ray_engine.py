@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -165,9 +166,11 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
     if not ray.is_initialized():
         if address:
             _reachable(address)
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
-        else:
-            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
+        with _private_token():  # ``local`` starts one as the default does
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level="warning")
+            else:
+                ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
     try:
         with _quiet_console() if started else contextlib.nullcontext():
@@ -175,6 +178,33 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
     finally:
         if started:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _private_token() -> Iterator[None]:
+    """A token file that the Ray started in this block makes is readable by this user only.
+
+    A local Ray (2.5x) starts with token authentication and, when it finds no token, writes a new
+    one to ~/.ray/auth_token with ``open(path, "w")``: 0644 under the usual umask, so any local user
+    could read it and reach the cluster. An existing file keeps its mode when Ray writes into it,
+    and Ray reads an empty one as no token: an empty 0600 file made here first ends up holding
+    Ray's token, 0600. Left empty (Ray needed no token: one given otherwise, authentication off,
+    a cluster joined), it is removed. A token file that exists is the user's and is left alone.
+    """
+    path = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")  # Ray's Path.home() / ".ray"
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(path), 0o700)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    except OSError:  # the user's token file, or no home to write to: Ray does as it does
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_size == 0:
+                os.unlink(path)
 
 
 def _pipeline(ray: Any, shards: Sequence[Shard], options: ScanOptions, jobs: int) -> Iterator[Row]:
