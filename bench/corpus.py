@@ -34,6 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
@@ -88,7 +89,9 @@ def photo(rng: random.Random) -> bytes:
         slope, floor = rng.uniform(0.2, 0.7), rng.randrange(60)
         channels.append(ramp.point([int(floor + v * slope) for v in range(256)]))
     img = Image.merge("RGB", channels)
-    noise = Image.effect_noise((w, h), 24).convert("RGB")
+    # Sensor-like noise drawn from the corpus's seed (Pillow's effect_noise takes none).
+    grain = np.random.default_rng(rng.randrange(2**32)).normal(128, 24, (h, w)).clip(0, 255).astype(np.uint8)
+    noise = Image.fromarray(grain, "L").convert("RGB")
     img = Image.blend(img, noise, 0.25)
     draw = ImageDraw.Draw(img)
     for _ in range(20):

@@ -177,6 +177,8 @@ def _cut_windows(step: float) -> Array:
 _MIRRORED_WINDOWS = np.array([int(np.argmin(np.abs(_cut_windows(COARSE_STEP) - (1 - w[::-1])).sum(axis=1)))
                               for w in _cut_windows(COARSE_STEP)])
 _MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd column frequencies change sign
+_MIRRORED_WINDOWS.flags.writeable = False  # read by every search, in any thread
+_MIRRORED_SIGNS.flags.writeable = False
 
 
 def describe(box: tuple[float, float, float, float], mirrored: bool = False) -> str:

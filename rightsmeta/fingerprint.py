@@ -547,9 +547,11 @@ def _jpeg_hash(data: bytes) -> str | None:
 # - the copy (``probes``): the whole picture and its seven flips and quarter turns; centred crops
 #   keeping 98 to 90 % of each side (a crop between the work's 10 % steps then lands within 1 % of
 #   one of them); its four halves. A banner or sticker covering up to a quarter leaves one half
-#   untouched.
+#   untouched. Its corner squares (below), and all these parts again in each flip and turn undone
+#   (the same grids turned: a copy flipped or turned and then cut).
 #
-# Each probe is compared only with the regions it can be (``PAIRS``); measured on 30 photos x 26
+# Each probe is compared only with the regions it can be (``region_pair_allowed``, after
+# ``_corner_boxes``); measured on 30 photos x 26
 # handlings the true pair lay at most 12 bits apart, unrelated pictures at least 78 bits (grids v1;
 # v2's figures are at AREA_SIDE).
 #
@@ -903,7 +905,8 @@ def turned_part(probe: str) -> bool:
 
 
 def region_pair_allowed(probe: str, region: str) -> bool:
-    """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment above).
+    """Whether a copy's ``probe`` may be compared with a work's ``region`` (see the comment at
+    REGION_SIDE).
 
     A flipped or turned form of the copy (``mirrored``, or ``mirrored, top half``) undone is the
     copy unflipped, or its part: the part of the work it shows is compared as the copy's own

@@ -274,7 +274,8 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
             if step.replacement.discarded:
                 # Dropped by this worker's stop (only a stop drops a file sent here), whether or not
                 # its finish had begun: no answer, so the parent tags it again in a fresh worker.
-                return
+                # The files after it may be renamed already (threads finish out of order): answered.
+                continue
             result, work = api._result(step, error)
             # The working image is for lookups only: it is not recorded, so not sent.
             found = dataclasses.replace(work[2], view=None) if work is not None else None

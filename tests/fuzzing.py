@@ -16,6 +16,9 @@ def damage(data: bytes, protected: list[tuple[int, int]], rng: random.Random,
            inserts: tuple[bytes, ...] = INSERTS) -> bytes:
     """``data`` with one bit flipped, a stretch doubled, inserted or deleted, or the end cut off,
     nowhere in ``protected`` ((start, end) spans); a cut is made only after all of them."""
+    free = set(range(len(data))).difference(*(range(start, stop) for start, stop in protected))
+    if not free:
+        raise ValueError("nothing to damage: every byte is protected")
     while True:
         at = rng.randrange(len(data))
         end = min(len(data), at + rng.randrange(1, 64))

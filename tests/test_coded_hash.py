@@ -177,3 +177,23 @@ def test_damaged_files_never_raise_and_keep_the_hash_only_if_the_coded_bytes_are
             # The same hash: the pixels must be the same too.
             with Image.open(io.BytesIO(mutant)) as a, Image.open(io.BytesIO(data)) as b:
                 assert np.array_equal(np.asarray(a.convert("RGBA")), np.asarray(b.convert("RGBA"))), n
+
+
+@pytest.mark.parametrize(("kind", "value", "hashed"), [
+    (3, 1, True),  # SHORT 1: uncompressed, hashed
+    (4, 1, True),  # LONG 1
+    (3, 6, False),  # old-style JPEG: its data lies outside the strips
+    (1, 1, False),  # BYTE: a compression libtiff does not read
+    (10, 1, False),  # SRATIONAL
+])
+def test_a_tiff_compression_that_is_no_short_or_long_number_is_not_hashed(kind: int, value: int, hashed: bool) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(out, "TIFF")
+    data = bytearray(out.getvalue())
+    assert data[:2] == b"II"
+    ifd = int.from_bytes(data[4:8], "little")
+    for at in range(ifd + 2, ifd + 2 + 12 * int.from_bytes(data[ifd : ifd + 2], "little"), 12):
+        if int.from_bytes(data[at : at + 2], "little") == 259:
+            data[at + 2 : at + 4] = kind.to_bytes(2, "little")
+            data[at + 8 : at + 12] = value.to_bytes(4, "little")
+    assert (tiff_hash(bytes(data)) is not None) == hashed

@@ -17,6 +17,7 @@ import rightsmeta
 from rightsmeta import Assertion, api, tagpool
 from rightsmeta.errors import WriteError
 from rightsmeta.ledger import Ledger
+from rightsmeta.report import TagResult
 
 DENY = Assertion.build(deny=["ai"])
 
@@ -51,12 +52,23 @@ def test_a_durability_thread_that_cannot_start_strands_no_file(tmp_path: Path, m
                                                               fails: set[int]) -> None:
     files = _files(tmp_path / "photos", 6)
     calls = _failing_starts(monkeypatch, fails)
-    ledger = Ledger.open(tmp_path / "ledger.db")
-    try:
-        results = list(api.tag_iter(sorted(files), DENY, ledger=ledger))
-        recorded = [ledger.get(r.assertion.work_id) for r in results if r.assertion is not None]
-    finally:
-        ledger.close()
+    results: list[TagResult] = []
+    recorded: list[Any] = []
+
+    def tag() -> None:
+        ledger = Ledger.open(tmp_path / "ledger.db")
+        try:
+            results.extend(api.tag_iter(sorted(files), DENY, ledger=ledger))
+            recorded.extend(ledger.get(r.assertion.work_id) for r in results if r.assertion is not None)
+        finally:
+            ledger.close()
+
+    # In a thread of its own: a job left queued for a thread that never started would hang the
+    # run, and that must fail this test, not hang the suite.
+    run = threading.Thread(target=tag, daemon=True)
+    run.start()
+    run.join(60)
+    assert not run.is_alive(), "the run hung: a file was left to a thread that never started"
     assert calls and set(calls) & fails  # the failure happened
     assert [r.status for r in results] == ["tagged"] * len(files), [r.reason for r in results]
     assert sorted(p.name for p in (tmp_path / "photos").iterdir()) == sorted(p.name for p in files)  # no temp file
@@ -71,21 +83,31 @@ def test_a_file_dropped_by_a_workers_stop_is_not_answered(tmp_path: Path) -> Non
     """The race the worker-SIGTERM test of test_tag_safety lost now and then: the stop drops a
     file (``abandon``) before its durability thread finishes it, whose finish then fails with
     "stopped before it was replaced". That is no answer for the parent, which would give it as
-    the file's failure: the file is tagged again in a fresh worker instead."""
-    path = tmp_path / "sample.png"
-    path.write_bytes(original := image_bytes("png"))
+    the file's failure: the file is tagged again in a fresh worker instead. A file after it that
+    another durability thread had renamed already is still answered (not tagged twice)."""
+    dropped_path, done_path = tmp_path / "dropped.png", tmp_path / "done.png"
+    dropped_path.write_bytes(original := image_bytes("png"))
+    done_path.write_bytes(image_bytes("png", seed=1))
     held: list[api._Writing] = []
-    api._tag_one(str(path), DENY.for_work(), False, api.Options(), None, False, True, held.append)
-    step, = held
+    for path in (dropped_path, done_path):
+        api._tag_one(str(path), DENY.for_work(), False, api.Options(), None, False, True, held.append)
+    step, renamed = held
     step.abandon()  # the worker's stop, first
     with pytest.raises(WriteError, match="stopped before it was replaced") as dropped:
         step.finish(set())  # the durability thread, second
-    finishing = api._Finishing()
+    finishing, finished = api._Finishing(), api._Finishing()
     finishing.end(dropped.value)
+    renamed.finish(set())
+    finished.end(None)
     outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     outbox.put((0, step, finishing))
+    outbox.put((1, renamed, finished))
     outbox.put(None)
     parent, child = Pipe()
-    tagpool._answer(child, outbox, {0: step}, threading.Event())
-    assert not parent.poll(0.1)
-    assert path.read_bytes() == original and [p.name for p in tmp_path.iterdir()] == ["sample.png"]
+    tagpool._answer(child, outbox, {0: step, 1: renamed}, threading.Event())
+    assert parent.poll(10), "the renamed file after the dropped one was not answered"
+    seq, result, _, _ = parent.recv()
+    assert (seq, result.status, result.path) == (1, "tagged", str(done_path))
+    assert not parent.poll(0.1)  # nothing for the dropped file
+    assert dropped_path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.png", "dropped.png"]
