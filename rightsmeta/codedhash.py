@@ -137,8 +137,7 @@ def tiff_hash(data: bytes) -> str | None:
     from .mediacheck import _image_data
 
     try:
-        order = tiff.byte_order(data)
-        entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, order), order)
+        order, _, entries, _ = tiff.first_directory(data)
         compression = next((e for e in entries if e.tag == 259), None)
         # A compression that is no SHORT or LONG number is none libtiff decodes: not hashed either.
         if compression is not None and tiff.shorts_or_longs(data, compression, order) in (None, (_TIFF_OLD_JPEG,)):

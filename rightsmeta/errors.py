@@ -50,6 +50,11 @@ class LeaveToLibrary(Exception):
     Internal: caught where the fallback is made, never raised to a caller of rightsmeta."""
 
 
+# What json.loads raises for text from anyone: not JSON (ValueError), or nested deeper than the
+# parser recurses (RecursionError). Caught as one wherever such text is read.
+NOT_JSON = (ValueError, RecursionError)
+
+
 class TimeLimit(BaseException):
     """A per-file time limit struck (raised from a SIGALRM handler in a worker's main thread).
 

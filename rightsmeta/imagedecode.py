@@ -341,8 +341,7 @@ def _tiff_entries(data: bytes) -> dict[int, tuple[int, ...]] | None:
     from .errors import MalformedFile
 
     try:
-        order = tiff.byte_order(data)
-        entries, _ = tiff.read_ifd(data, tiff.first_ifd_offset(data, order), order)
+        order, _, entries, _ = tiff.first_directory(data)
         tags = {e.tag: e for e in entries}
         # Pillow reads the first of repeated entries, skips those of a type it does not know, and
         # drops the rest of the directory at a value past the end of the file or once the values

@@ -518,7 +518,6 @@ class Alignment:
 
 _CHROMA_FRAME = 0.1238  # seconds per Chromaprint feature (4096-sample hop / 3 at 11025 Hz)
 _TEMPOS = (1.0, 0.99, 1.01, 0.98, 1.02, 0.97, 1.03)
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> Alignment | None:
@@ -547,7 +546,7 @@ def align(work: Sequence[int], copy: Sequence[int], *, min_frames: int = 40) -> 
         step = max(1, (1 << 20) // len(b))  # a few MB at a time
         for first in range(0, len(windows), step):
             diff = np.bitwise_xor(windows[first : first + step], b[None, :])
-            bits = _POPCOUNT[diff.view(np.uint8)].reshape(len(diff), len(b), 4).sum(axis=2, dtype=np.uint32)
+            bits = np.bitwise_count(diff)
             counted = masks[first : first + step].sum(axis=1)
             errors = (bits * masks[first : first + step]).sum(axis=1) / np.maximum(32 * counted, 1)
             errors[counted < need] = 1.0
@@ -1108,7 +1107,7 @@ class Ledger:
             # Hundreds of chance candidates at 100,000 works: taken apart by C code, not row by row.
             works = np.fromiter(map(operator.itemgetter(0), rows), np.int64, len(rows))
             codes = np.frombuffer(b"".join(map(operator.itemgetter(1), rows)), np.uint8).reshape(len(rows), size)
-            bits = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(perceptual), np.uint8)].sum(axis=1, dtype=np.int64)
+            bits = np.bitwise_count(codes ^ np.frombuffer(bytes.fromhex(perceptual), np.uint8)).sum(axis=1, dtype=np.int64)
             return list({n: d / width for n, d in zip(works.tolist(), bits.tolist(), strict=True)}.items())  # each work once
         masks = _masks(_radius(threshold, [BAND_BITS] * len(bands)))
         per_statement = max(1, 900 // (len(masks) + 2))  # bands per statement, under SQLite's parameter limit

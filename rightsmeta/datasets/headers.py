@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..errors import MalformedMetadata
+from ..errors import NOT_JSON, MalformedMetadata
 from ..vocab import Signal, aipref, tdmrep
 
 #: (url, headers as (name, value) pairs) -> (signals found, errors). Must be pure: no network.
@@ -48,7 +48,7 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
     if isinstance(raw, (str, bytes)):  # a Parquet column or a crawler that stored the headers as JSON text
         try:
             raw = json.loads(raw)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        except NOT_JSON:
             return url, pairs, [*errors, "sample metadata: recorded headers are text that is not JSON"]
     if isinstance(raw, Mapping):
         items = raw.items()

@@ -23,7 +23,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import NOT_JSON, UsageError
 from ..model import Purpose, parse_purpose
 from .local import _init, _one
 from .report import COLUMNS, _arrow_schema
@@ -110,7 +110,7 @@ class SampleDecider:
             if isinstance(meta, (bytes, str)):
                 try:
                     meta = json.loads(meta)
-                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+                except NOT_JSON:
                     errors.append("the sample's JSON is not valid")
                     meta = None
             if meta is not None and not isinstance(meta, dict):

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..errors import TimeLimit, on_alarm
+from ..errors import NOT_JSON, TimeLimit, on_alarm
 from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
@@ -79,7 +79,7 @@ def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
             return
         try:
             sample.meta = json.loads(data)
-        except (ValueError, RecursionError) as exc:
+        except NOT_JSON as exc:
             sample.errors.append(f"{label}: not valid JSON ({exc})")
 
 
@@ -308,7 +308,7 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
                 try:
                     value = json.loads(text)
                     metas[i] = value if isinstance(value, dict) else {"__bad__": value}
-                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+                except NOT_JSON:
                     metas[i] = {"__bad__": text}
         return metas
     wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]

@@ -33,6 +33,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from .. import __version__
+from ..errors import NOT_JSON
 from . import jobs, openapi
 from .config import ServerConfig
 
@@ -337,7 +338,7 @@ async def identity(request: Request) -> Response:
     raw = await request.body() if int(request.headers.get("content-length") or 0) <= 4096 else b""
     try:
         body = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
+    except NOT_JSON:
         body = None
     holder = body.get("holder") if isinstance(body, dict) else None
     if holder is not None and (not isinstance(holder, str) or not 0 < len(holder.strip()) <= 200):
@@ -375,7 +376,7 @@ def statement_of(upload: _Upload, request: Request) -> dict[str, Any]:
         raise Problem(400, "Missing assertion", "send the statement as the multipart field 'assertion' (JSON, schemas/assertion.schema.json)")
     try:
         assertion = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+    except NOT_JSON as exc:
         raise Problem(400, "Bad assertion", f"'assertion' is not JSON: {exc}") from None
     if not isinstance(assertion, dict):
         raise Problem(400, "Bad assertion", "'assertion' must be a JSON object")
@@ -441,7 +442,7 @@ async def by_binding(request: Request) -> Response:
                 raise Problem(413, "Query too large", "a soft binding query is at most 64 KiB")
         try:
             body = json.loads(raw)
-        except (ValueError, RecursionError):
+        except NOT_JSON:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("alg"), str) or not isinstance(body.get("value"), str):
             raise Problem(400, "Invalid query", 'send {"alg": "io.iscc.v0", "value": "..."} (at most 64 KiB)')

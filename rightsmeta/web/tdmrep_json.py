@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import MalformedMetadata
+from ..errors import NOT_JSON, MalformedMetadata
 from ..vocab import Signal, tdmrep
 from .robots import matches, normalise
 
@@ -32,7 +32,7 @@ def parse(data: bytes | str) -> list[Rule]:
         raise MalformedMetadata(f"tdmrep.json is {len(data)} bytes, more than the {MAX_BYTES} read")
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError) as exc:
+    except NOT_JSON as exc:
         raise MalformedMetadata(f"tdmrep.json is not JSON ({exc})") from None
     if not isinstance(doc, list):
         raise MalformedMetadata(f"tdmrep.json must be a JSON array of rules, got {type(doc).__name__}")
