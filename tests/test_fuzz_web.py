@@ -234,6 +234,18 @@ def test_body_tag_as_text_does_not_end_the_head(head: bytes) -> None:
     assert report.status() == "notAllowed", report.to_json()
 
 
+@pytest.mark.parametrize("head", [b"<title>A cat</title foo>", b"<title>A cat</TITLE\n>", b"<title>A cat</title/>",
+                                  b"<textarea>x</textarea class='y'>", b"<script>x=1</script type=a>",
+                                  b"<title>A cat</titles></title >"])
+def test_end_tag_with_attributes_ends_the_text(head: bytes) -> None:
+    """Found: on Python 3.11 "</title foo>" did not end the title (HTML ignores an end tag's
+    attributes), so the head's meta elements were never reached and the page was an error."""
+    page = PAGE.replace(b"<title>A cat</title>", head)
+    report = web.evaluate(URL, headers={"Content-Type": "text/html"}, body=page, site=SITE_OPEN)
+    assert report.status() == "notAllowed", report.to_json()
+    assert not report.errors
+
+
 @SETTINGS
 @given(st.text(max_size=300) | st.binary(max_size=300))
 @example("<meta name=robots content=noai" + "<" * 2000)

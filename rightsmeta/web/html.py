@@ -6,6 +6,7 @@ standard library's tolerant parser, which expands no entities beyond HTML's fixe
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from ..errors import MalformedMetadata
@@ -34,6 +35,22 @@ class _Metas(HTMLParser):
         values = {k.lower(): (v or "") for k, v in attrs}
         if "name" in values and "content" in values and len(self.metas) < 1000:
             self.metas.append((values["name"].strip().lower(), values["content"]))
+
+    # An element's text (title, textarea, script, style) ends at its end tag even with attributes
+    # ("</title foo>"), which HTML ignores; Python 3.11's parser waits for a bare "</title>" and so
+    # swallowed the rest of the head.
+    def set_cdata_mode(self, elem: str, **options: bool) -> None:
+        super().set_cdata_mode(elem, **options)
+        self.interesting = re.compile(rf"</{re.escape(elem)}(?=[\t\n\f\r />])", re.IGNORECASE)
+
+    def parse_endtag(self, i: int) -> int:
+        if self.cdata_elem is None:
+            return super().parse_endtag(i)
+        end = self.rawdata.find(">", i)
+        if end < 0:
+            return -1
+        self.clear_cdata_mode()
+        return end + 1
 
 
 def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool]:
