@@ -800,10 +800,9 @@ class Ledger:
                 "JOIN works ON works.n = region_sets.work WHERE region_sets.work >= ? ORDER BY region_sets.work",
                 (after >> _REF_BITS,),
             ):
-                listed = names.split(_NAME_SEPARATOR)
+                listed, recorded = self._region_set(work, names, codes)
                 if name in listed and (ref := work << _REF_BITS | listed.index(name)) > after:
-                    place = listed.index(name)
-                    out.append((ref, work_id, codes[32 * place : 32 * place + 32].hex(), version))
+                    out.append((ref, work_id, recorded[listed.index(name)].tobytes().hex(), version))
             return out
 
     # --- writing ---
@@ -1033,9 +1032,19 @@ class Ledger:
 
     def _region_sets(self, works: Sequence[int]) -> dict[int, tuple[list[str], Array]]:
         return {
-            work: (names.split(_NAME_SEPARATOR), np.frombuffer(codes, np.uint8).reshape(-1, 32))
+            work: self._region_set(work, names, codes)
             for work, names, codes in self._in("SELECT work, names, codes FROM region_sets WHERE work IN ({})", works)
         }
+
+    def _region_set(self, work: int, names: str, codes: bytes) -> tuple[list[str], Array]:
+        """A ``region_sets`` row's names and codes as (n, 32) bytes. A row whose codes do not
+        match its names is damage: raised, not searched in part (its work could be missed)."""
+        listed = names.split(_NAME_SEPARATOR)
+        if len(codes) != 32 * len(listed):
+            found = self._db.execute("SELECT id FROM works WHERE n = ?", (work,)).fetchone()
+            raise LedgerError(f"the ledger {self.path} is damaged: work {found[0] if found else f'row {work}'} has "
+                              f"{len(codes)} bytes of region codes for {len(listed)} region names (32 bytes each)")
+        return listed, np.frombuffer(codes, np.uint8).reshape(-1, 32)
 
     def _in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of ``sql`` with its ``IN ({})`` list filled with ``values``, in chunks under

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import sqlite3
 import statistics
 import struct
@@ -1011,6 +1012,25 @@ def test_region_index_finds_every_code_within_its_radius(tmp_path: Path) -> None
             seen, hits = seen + 1, hits + (target.id in found)
         print(f"random flips, 10 to 24 bits: {hits} of {seen} found")
         assert hits >= 45, hits
+
+
+@pytest.mark.parametrize("change", [32, -32, -1])
+def test_a_damaged_region_row_is_an_error_naming_the_ledger_and_work(tmp_path: Path, change: int) -> None:
+    """Found: a ``region_sets`` row with more codes than names was searched in part, without a word."""
+    works = _random_works(random.Random(3), 20)
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(works)
+    with sqlite3.connect(path) as db:  # indexed: damaged afterwards, as a disk or another program may
+        db.execute("UPDATE region_sets SET codes = ? WHERE work = (SELECT n FROM works WHERE id = 'random-7')",
+                   ((bytes.fromhex("".join(code for _, code in works[7].regions)) + b"\xff" * 32)[:32 * 16 + change],))
+    name, code = works[7].regions[2]
+    with Ledger.open(path, readonly=True) as ledger:
+        assert ledger.get("random-6") is not None
+        for lookup in (lambda: ledger.matches(Essence("image", None, None, probes=((name, code),))),
+                       lambda: ledger.get("random-7"), lambda: ledger.region_codes(name)):
+            with pytest.raises(LedgerError, match=rf"the ledger {re.escape(str(path))} is damaged: work random-7 has"):
+                lookup()
 
 
 def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:
