@@ -958,16 +958,13 @@ def _spread(rng: random.Random, bits: int) -> list[int]:
     return [255 - int(_FREQUENCY_ORDER[32 * key + rng.randrange(32)]) for key in rng.sample(range(8), bits)]
 
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
-
-
 def _brute_force(works: list[Work], probes: tuple[tuple[str, str], ...], bits: int) -> dict[str, int]:
     """Each work's nearest allowed (probe, region) distance within ``bits``, by comparing every pair."""
     rows = [(work.id, name) for work in works for name, _ in work.regions]
     codes = np.frombuffer(bytes.fromhex("".join(code for work in works for _, code in work.regions)), np.uint8).reshape(-1, 32)
     out: dict[str, int] = {}
     for probe, probe_code in probes:
-        distances = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(probe_code), np.uint8)].sum(axis=1)
+        distances = np.bitwise_count(codes ^ np.frombuffer(bytes.fromhex(probe_code), np.uint8)).sum(axis=1)
         for i in np.flatnonzero(distances <= bits):
             (work_id, name), d = rows[i], int(distances[i])
             if region_pair_allowed(probe, name):
