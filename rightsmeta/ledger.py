@@ -684,7 +684,7 @@ class Ledger:
                     _migrate(db, version)
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            _index(db)  # what a killed writer left in the tail, or every work of a migrated ledger
+            _index(db, where)  # what a killed writer left in the tail, or every work of a migrated ledger
             db.execute(_V1_GRIDS_INDEX)
         except BaseException:
             db.execute("ROLLBACK")
@@ -720,6 +720,10 @@ class Ledger:
             self._db.execute("BEGIN")
         try:
             yield self._layout()
+        except sqlite3.DatabaseError as exc:
+            # A value of the wrong type (a TEXT blob that is not UTF-8), a damaged page: the file
+            # is not the ledger rightsmeta wrote. Said as such, not as an internal error.
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
         finally:
             if own:
                 self._db.execute("COMMIT")
@@ -728,7 +732,7 @@ class Ledger:
         try:
             if self._writer and self._tail_length() > 0:
                 with self._transaction():
-                    _index(self._db)
+                    _index(self._db, self.path)
         except sqlite3.Error:
             pass  # busy or read-only now: the tail stays searchable, and the next writer indexes it
         finally:
@@ -877,7 +881,7 @@ class Ledger:
 
     def _index_if_due(self) -> None:
         if self._tail_length() >= INDEX_EVERY:
-            _index(self._db)
+            _index(self._db, self.path)
 
     def _insert(self, work: Work) -> bool:
         """The work's own rows; its index rows are written with the tail's (see INDEX_EVERY)."""
@@ -1198,7 +1202,7 @@ class Ledger:
 INDEX_EVERY = 32
 
 
-def _index(db: sqlite3.Connection) -> None:
+def _index(db: sqlite3.Connection, where: Path) -> None:
     """Write the index rows of the tail (the works after ``indexed.upto``), inside the caller's
     transaction, a chunk of works at a time (memory: about 2 KB a work of the chunk)."""
     upto = db.execute("SELECT upto FROM indexed").fetchone()[0]
@@ -1209,6 +1213,10 @@ def _index(db: sqlite3.Connection) -> None:
         _insert_rows(db, "whole_bands (key, work, code)", sorted(_whole_band_rows(works)))
         sets = db.execute("SELECT work, codes FROM region_sets WHERE work > ? AND work <= ?", (upto, last)).fetchall()
         if sets:
+            for work, blob in sets:
+                if not isinstance(blob, bytes) or len(blob) % 32:
+                    raise LedgerError(f"the ledger {where} is damaged: work row {work} has {len(blob)} bytes of region codes "
+                                      "(32 bytes a region)")
             codes = np.frombuffer(b"".join(blob for _, blob in sets), np.uint8).reshape(-1, 32)
             refs = np.concatenate([(work << _REF_BITS) + np.arange(len(blob) // 32, dtype=np.int64) for work, blob in sets])
             keys = np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1)

@@ -1030,6 +1030,36 @@ def test_a_damaged_region_row_is_an_error_naming_the_ledger_and_work(tmp_path: P
                 lookup()
 
 
+def test_region_codes_of_the_wrong_type_are_an_error_naming_the_ledger(tmp_path: Path) -> None:
+    """Found: codes stored as TEXT that is not UTF-8 raised sqlite3's OperationalError out of
+    ``matches`` (an internal error to verify.verify's callers), not a LedgerError."""
+    works = _random_works(random.Random(3), 20)
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(works)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE region_sets SET codes = CAST(codes AS TEXT) || 'x'")
+    name, code = works[7].regions[2]
+    with Ledger.open(path, readonly=True) as ledger:
+        with pytest.raises(LedgerError, match=rf"cannot read the ledger {re.escape(str(path))}: "):
+            ledger.matches(Essence("image", None, None, probes=((name, code),)))
+
+
+def test_a_damaged_row_in_the_unindexed_tail_is_an_error_naming_the_ledger(tmp_path: Path) -> None:
+    """Found: indexing a tail row whose codes are not 32 bytes a region raised numpy's reshape
+    ValueError from Ledger.open (tag failed with an internal error)."""
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(_random_works(random.Random(3), 5))
+    with sqlite3.connect(path) as db:  # as a writer killed before indexing leaves it, then damaged
+        for table in ("whole_bands", "region_index", "chroma_keys"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("UPDATE indexed SET upto = 0")
+        db.execute("UPDATE region_sets SET codes = substr(codes, 2) WHERE work = (SELECT MAX(work) FROM region_sets)")
+    with pytest.raises(LedgerError, match=rf"the ledger {re.escape(str(path))} is damaged: work row \d+ has 511 bytes"):
+        Ledger.open(path)
+
+
 def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:
     """SQLite virtual-machine steps (in hundreds) of one region lookup: the work it does, without a clock."""
     steps = [0]
