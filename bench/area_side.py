@@ -27,7 +27,6 @@ from rightsmeta import fingerprint  # noqa: E402
 from rightsmeta.fingerprint import GRIDS_V1, GRIDS_V2, Essence, essence, region_pair_allowed  # noqa: E402
 
 SIZES = [(480, 360), (360, 480), (400, 400), (512, 288)]
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)])
 
 
 def _codes(named: tuple[tuple[str, str], ...]) -> np.ndarray:
@@ -36,7 +35,7 @@ def _codes(named: tuple[tuple[str, str], ...]) -> np.ndarray:
 
 def nearest(work: Essence, copy: Essence) -> int:
     """Bits between the copy's nearest probe and the work's region it may be compared with."""
-    bits = _POPCOUNT[_codes(work.regions)[:, None, :] ^ _codes(copy.probes)[None, :, :]].sum(axis=2)
+    bits = np.bitwise_count(_codes(work.regions)[:, None, :] ^ _codes(copy.probes)[None, :, :]).sum(axis=2)
     allowed = np.array([[region_pair_allowed(p, r) for p, _ in copy.probes] for r, _ in work.regions])
     return int(np.where(allowed, bits, 10**6).min())
 

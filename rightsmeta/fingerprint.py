@@ -662,17 +662,13 @@ class _AreaGrids:
         # word (at most 255 x 255 < 2**16: the picture is under 2 x AREA_SIDE a side), then, on the
         # transposed, the sums of those two to a word (at most 255**3 < 2**31); no lane carries into
         # the next. Half the instructions and a third of the time of two plain cumulative sums.
-        if factor == 2 and view.mode == "L" and max(view.size) < 4 * AREA_SIDE:
-            columns = _halved_lanes(view)
-            h, w = columns.shape[0], -(-view.width // 2)
-        else:
-            small = np.asarray(view.reduce(factor) if factor > 1 else view)
-            h, w = small.shape
-            if small.dtype != np.uint8 or max(h, w) >= 2 * AREA_SIDE:  # what the lanes' bounds assume
-                raise ValueError(f"grids v2 need 8-bit grey under {2 * AREA_SIDE} px a side, not {small.dtype} {w}x{h}")
-            columns = np.empty((h, -(-w // 4) * 4), np.uint16)
-            columns[:, w:] = 0
-            columns[:, :w] = small
+        small = np.asarray(view.reduce(factor) if factor > 1 else view)
+        h, w = small.shape
+        if small.dtype != np.uint8 or max(h, w) >= 2 * AREA_SIDE:  # what the lanes' bounds assume
+            raise ValueError(f"grids v2 need 8-bit grey under {2 * AREA_SIDE} px a side, not {small.dtype} {w}x{h}")
+        columns = np.empty((h, -(-w // 4) * 4), np.uint16)
+        columns[:, w:] = 0
+        columns[:, :w] = small
         self.size = (w, h)
         width, height = extent or view.size
         # Pillow's reduce rounds up too: the picture spans a fraction of the last pixels.
@@ -757,45 +753,6 @@ def _area_geometry(size: tuple[int, int], extent: tuple[float, float],
     for made in (shared, fx, fy, area):
         made.flags.writeable = False
     return shared, fx, fy, area
-
-
-_BYTE_LANES = np.uint64(0x00FF_00FF_00FF_00FF)
-_HALF_UP = np.uint64(0x0002_0002_0002_0002)
-
-
-def _halved_lanes(view: Image.Image) -> np.ndarray[Any, Any]:
-    """``view.reduce(2)`` (8-bit grey, under 4 x AREA_SIDE a side) as the 16-bit lanes the summed-area
-    table starts from: (height, width rounded up to 4) uint16, zero past the picture.
-
-    Pillow's 2x2 reduce takes (a + b + c + d + 2) >> 2 of each 2x2 block, and of a last odd column
-    or row (a + b + 1) >> 1 and of a lone corner pixel the pixel: the same as the 2x2 rule with
-    that column or row repeated. So the picture is padded so, and each 64-bit word of 8 pixels
-    becomes 4 lanes of pair sums (even bytes plus odd bytes), two rows of those are added, rounded
-    and shifted: a few whole-array operations instead of Pillow's pixel loop and a copy of its
-    result (tests/test_codes_fast.py compares it with Pillow's reduce)."""
-    width, height = view.size
-    w, h = -(-width // 2), -(-height // 2)
-    pixels = np.frombuffer(view.tobytes(), np.uint8).reshape(height, width)
-    if width % 8 or height % 2:  # padded as above, and to whole words
-        src = np.empty((2 * h, -(-w // 4) * 8), np.uint8)
-        src[:height, :width] = pixels
-        if width % 2:
-            src[:height, width] = src[:height, width - 1]
-        src[:height, 2 * w :] = 0
-        if height % 2:
-            src[height] = src[height - 1]
-        pixels = src
-    words = pixels.view(np.uint64)
-    pairs = words & _BYTE_LANES
-    odd = words >> 8
-    odd &= _BYTE_LANES
-    pairs += odd
-    lanes = np.add(pairs[0::2], pairs[1::2])
-    lanes += _HALF_UP
-    lanes >>= 2
-    lanes &= _BYTE_LANES
-    out: np.ndarray[Any, Any] = lanes.view(np.uint16)
-    return out
 
 
 GRIDS_V1, GRIDS_V2 = 1, 2

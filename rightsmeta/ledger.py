@@ -684,7 +684,7 @@ class Ledger:
                     _migrate(db, version)
                 db.execute("DELETE FROM schema_version")
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            _index(db)  # what a killed writer left in the tail, or every work of a migrated ledger
+            _index(db, where)  # what a killed writer left in the tail, or every work of a migrated ledger
             db.execute(_V1_GRIDS_INDEX)
         except BaseException:
             db.execute("ROLLBACK")
@@ -720,6 +720,10 @@ class Ledger:
             self._db.execute("BEGIN")
         try:
             yield self._layout()
+        except sqlite3.DatabaseError as exc:
+            # A value of the wrong type (a TEXT blob that is not UTF-8), a damaged page: the file
+            # is not the ledger rightsmeta wrote. Said as such, not as an internal error.
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
         finally:
             if own:
                 self._db.execute("COMMIT")
@@ -728,7 +732,7 @@ class Ledger:
         try:
             if self._writer and self._tail_length() > 0:
                 with self._transaction():
-                    _index(self._db)
+                    _index(self._db, self.path)
         except sqlite3.Error:
             pass  # busy or read-only now: the tail stays searchable, and the next writer indexes it
         finally:
@@ -800,10 +804,9 @@ class Ledger:
                 "JOIN works ON works.n = region_sets.work WHERE region_sets.work >= ? ORDER BY region_sets.work",
                 (after >> _REF_BITS,),
             ):
-                listed = names.split(_NAME_SEPARATOR)
+                listed, recorded = self._region_set(work, names, codes)
                 if name in listed and (ref := work << _REF_BITS | listed.index(name)) > after:
-                    place = listed.index(name)
-                    out.append((ref, work_id, codes[32 * place : 32 * place + 32].hex(), version))
+                    out.append((ref, work_id, recorded[listed.index(name)].tobytes().hex(), version))
             return out
 
     # --- writing ---
@@ -878,7 +881,7 @@ class Ledger:
 
     def _index_if_due(self) -> None:
         if self._tail_length() >= INDEX_EVERY:
-            _index(self._db)
+            _index(self._db, self.path)
 
     def _insert(self, work: Work) -> bool:
         """The work's own rows; its index rows are written with the tail's (see INDEX_EVERY)."""
@@ -1033,9 +1036,19 @@ class Ledger:
 
     def _region_sets(self, works: Sequence[int]) -> dict[int, tuple[list[str], Array]]:
         return {
-            work: (names.split(_NAME_SEPARATOR), np.frombuffer(codes, np.uint8).reshape(-1, 32))
+            work: self._region_set(work, names, codes)
             for work, names, codes in self._in("SELECT work, names, codes FROM region_sets WHERE work IN ({})", works)
         }
+
+    def _region_set(self, work: int, names: str, codes: bytes) -> tuple[list[str], Array]:
+        """A ``region_sets`` row's names and codes as (n, 32) bytes. A row whose codes do not
+        match its names is damage: raised, not searched in part (its work could be missed)."""
+        listed = names.split(_NAME_SEPARATOR)
+        if len(codes) != 32 * len(listed):
+            found = self._db.execute("SELECT id FROM works WHERE n = ?", (work,)).fetchone()
+            raise LedgerError(f"the ledger {self.path} is damaged: work {found[0] if found else f'row {work}'} has "
+                              f"{len(codes)} bytes of region codes for {len(listed)} region names (32 bytes each)")
+        return listed, np.frombuffer(codes, np.uint8).reshape(-1, 32)
 
     def _in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of ``sql`` with its ``IN ({})`` list filled with ``values``, in chunks under
@@ -1189,7 +1202,7 @@ class Ledger:
 INDEX_EVERY = 32
 
 
-def _index(db: sqlite3.Connection) -> None:
+def _index(db: sqlite3.Connection, where: Path) -> None:
     """Write the index rows of the tail (the works after ``indexed.upto``), inside the caller's
     transaction, a chunk of works at a time (memory: about 2 KB a work of the chunk)."""
     upto = db.execute("SELECT upto FROM indexed").fetchone()[0]
@@ -1200,6 +1213,10 @@ def _index(db: sqlite3.Connection) -> None:
         _insert_rows(db, "whole_bands (key, work, code)", sorted(_whole_band_rows(works)))
         sets = db.execute("SELECT work, codes FROM region_sets WHERE work > ? AND work <= ?", (upto, last)).fetchall()
         if sets:
+            for work, blob in sets:
+                if not isinstance(blob, bytes) or len(blob) % 32:
+                    raise LedgerError(f"the ledger {where} is damaged: work row {work} has {len(blob)} bytes of region codes "
+                                      "(32 bytes a region)")
             codes = np.frombuffer(b"".join(blob for _, blob in sets), np.uint8).reshape(-1, 32)
             refs = np.concatenate([(work << _REF_BITS) + np.arange(len(blob) // 32, dtype=np.int64) for work, blob in sets])
             keys = np.stack([_region_keys(codes).ravel(), np.repeat(refs, _REGION_WINDOWS)], axis=1)

@@ -40,7 +40,6 @@ from rightsmeta.fingerprint import (
     _AreaGrids,
     _corner_boxes,
     _Grids,
-    _halved_lanes,
     _image_hashes,
     _region_boxes,
     _spread,
@@ -279,41 +278,6 @@ def test_the_hashes_are_main_s_with_ties() -> None:
     stacks.append(np.concatenate([half, half[:, :, ::-1]], axis=2))  # mirror-symmetric: odd coefficients 0
     for stack in stacks:
         assert _image_hashes(stack) == main_image_hashes(stack)
-
-
-def _reduce_cases() -> Iterator[tuple[int, int, np.ndarray]]:
-    """Sizes whose longest side makes grids v2 halve the view (AREA_SIDE * 2 to * 3), each parity
-    of each side and lone rows and columns, with noise, extremes only, and levels around the
-    rounding of a 2x2 mean (sums of 4k + 2)."""
-    rng = np.random.default_rng(5)
-    sides = [2 * AREA_SIDE, 2 * AREA_SIDE + 1, 2 * AREA_SIDE + 2, 3 * AREA_SIDE - 1, 3 * AREA_SIDE - 2, 300, 301]
-    sizes = [(a, b) for a in sides for b in (1, 2, 3, 7, 8, 9, 240, 241, 255, 256, 257)]
-    sizes += [(b, a) for a, b in sizes] + [(int(rng.integers(1, 3 * AREA_SIDE)), int(rng.integers(2 * AREA_SIDE, 3 * AREA_SIDE)))
-                                           for _ in range(60)]
-    for i, (w, h) in enumerate(sizes):
-        kind = i % 3
-        if kind == 0:
-            pixels = rng.integers(0, 256, (h, w), dtype=np.uint8)
-        elif kind == 1:
-            pixels = rng.choice(np.array([0, 255], np.uint8), (h, w))
-        else:
-            pixels = rng.choice(np.array([0, 1, 2, 127, 128, 254], np.uint8), (h, w))
-        yield w, h, pixels
-
-
-def test_the_halved_view_is_pillow_s_reduce() -> None:
-    """The lanes that start the summed-area table are Pillow's ``reduce(2)`` of the view (what
-    grids v2 were defined on), then zeros up to a whole word."""
-    count = 0
-    for w, h, pixels in _reduce_cases():
-        view = Image.fromarray(pixels, "L")
-        pillow = np.asarray(view.reduce(2))
-        ours = _halved_lanes(view)
-        assert ours.dtype == np.uint16 and ours.shape == (pillow.shape[0], -(-pillow.shape[1] // 4) * 4), (w, h)
-        assert np.array_equal(ours[:, : pillow.shape[1]], pillow), (w, h)
-        assert not ours[:, pillow.shape[1] :].any(), (w, h)
-        count += 1
-    assert count > 200
 
 
 def test_the_spread_is_numpy_s_std() -> None:

@@ -33,9 +33,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    with _private_token():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning",
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")] if p)}})
+    _private_token()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning",
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")] if p)}})
     yield
     ray.shutdown()
 

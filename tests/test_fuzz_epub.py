@@ -70,6 +70,19 @@ def test_package_documents_in_encodings_expat_cannot_use(member: str, encoding: 
         api.tag_bytes(epub, DENY_AI)
 
 
+@pytest.mark.parametrize(("member", "what"), [("OEBPS/content.opf", "the package document"),
+                                            ("META-INF/container.xml", "META-INF/container.xml")])
+def test_each_refusal_of_the_xml_readers_is_named(member: str, what: str) -> None:
+    """The two readers' refusals (shared by both): an encoding expat cannot use, malformed XML, an
+    entity (rightsmeta's own refusal in the OPF, defusedxml's in container.xml)."""
+    text = TAGGED_OPF.decode() if member.endswith(".opf") else CONTAINER
+    for change, words in ((lambda t: re.sub(r'encoding="[^"]*"', 'encoding="shift_jis"', t), "cannot be decoded (multi-byte"),
+                          (lambda t: t.replace("</", "<", 1), "well-formed XML (mismatched tag"),
+                          (lambda t: t.replace("?>", '?><!DOCTYPE x [<!ENTITY a "b">]>', 1), "entit" if what != member else "DTDForbidden")):
+        report = api.read(epub_bytes(members={member: change(text).encode()}))
+        assert f"{what} " in report.errors[0] and words in report.errors[0], report.errors
+
+
 def test_the_undamaged_package_is_reserved() -> None:
     report = api.read(_epub(TAGGED_OPF))
     assert report.errors == [] and not report.may_use(Purpose.GENAI_TRAINING)

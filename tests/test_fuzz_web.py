@@ -234,6 +234,39 @@ def test_body_tag_as_text_does_not_end_the_head(head: bytes) -> None:
     assert report.status() == "notAllowed", report.to_json()
 
 
+@pytest.mark.parametrize("head", [b"<title>A cat</title foo>", b"<title>A cat</TITLE\n>", b"<title>A cat</title/>",
+                                  b"<textarea>x</textarea class='y'>", b"<script>x=1</script type=a>",
+                                  b"<title>A cat</titles></title >"])
+def test_end_tag_with_attributes_ends_the_text(head: bytes) -> None:
+    """Found: on Python 3.11 "</title foo>" did not end the title (HTML ignores an end tag's
+    attributes), so the head's meta elements were never reached and the page was an error."""
+    page = PAGE.replace(b"<title>A cat</title>", head)
+    report = web.evaluate(URL, headers={"Content-Type": "text/html"}, body=page, site=SITE_OPEN)
+    assert report.status() == "notAllowed", report.to_json()
+    assert not report.errors
+
+
+def test_a_head_longer_than_what_is_parsed_says_so_and_fails_closed_on_a_meta_after_it() -> None:
+    """Found: meta elements after the first MiB of a page with no <body> yet were dropped without
+    a word, so a reservation there gave "unspecified"."""
+    script = b"<script>" + b"x" * html.MAX_BYTES + b"</script>"
+    late = b'<meta name="tdm-reservation" content="1">'
+    for page in (b"<!DOCTYPE html><html><head>" + script + late + b"</head><body></body></html>",
+                 b"<html><head>" + script[:-3] + late):  # cut inside the tag
+        for report in (web.evaluate(URL, headers={"Content-Type": "text/html"}, body=page, site=SITE_OPEN),
+                       web.evaluate(URL, headers={}, page=page.decode(), site=SITE_OPEN)):
+            assert report.status() == "error", report.to_json()
+            assert "head goes on past the first 1 MiB" in report.errors[0]
+    # Without a meta element after it, the page is read as before, and the report says what was skipped.
+    page = PAGE.replace(b"</head>", script + b"</head>")
+    report = web.evaluate(URL, headers={"Content-Type": "text/html"}, body=page, site=SITE_OPEN)
+    assert report.status() == "notAllowed" and not report.errors
+    assert any("head goes on past the first 1 MiB" in n for n in report.notes), report.notes
+    large = PAGE + b"<p>" + b"y" * html.MAX_BYTES + b'<meta itemprop="name" content="x">'
+    report = web.evaluate(URL, headers={"Content-Type": "text/html"}, body=large, site=SITE_OPEN)
+    assert report.status() == "notAllowed" and not report.errors and not report.notes, report.to_json()
+
+
 @SETTINGS
 @given(st.text(max_size=300) | st.binary(max_size=300))
 @example("<meta name=robots content=noai" + "<" * 2000)

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import sqlite3
 import statistics
 import struct
@@ -957,16 +958,13 @@ def _spread(rng: random.Random, bits: int) -> list[int]:
     return [255 - int(_FREQUENCY_ORDER[32 * key + rng.randrange(32)]) for key in rng.sample(range(8), bits)]
 
 
-_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint16)
-
-
 def _brute_force(works: list[Work], probes: tuple[tuple[str, str], ...], bits: int) -> dict[str, int]:
     """Each work's nearest allowed (probe, region) distance within ``bits``, by comparing every pair."""
     rows = [(work.id, name) for work in works for name, _ in work.regions]
     codes = np.frombuffer(bytes.fromhex("".join(code for work in works for _, code in work.regions)), np.uint8).reshape(-1, 32)
     out: dict[str, int] = {}
     for probe, probe_code in probes:
-        distances = _POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(probe_code), np.uint8)].sum(axis=1)
+        distances = np.bitwise_count(codes ^ np.frombuffer(bytes.fromhex(probe_code), np.uint8)).sum(axis=1)
         for i in np.flatnonzero(distances <= bits):
             (work_id, name), d = rows[i], int(distances[i])
             if region_pair_allowed(probe, name):
@@ -1011,6 +1009,55 @@ def test_region_index_finds_every_code_within_its_radius(tmp_path: Path) -> None
             seen, hits = seen + 1, hits + (target.id in found)
         print(f"random flips, 10 to 24 bits: {hits} of {seen} found")
         assert hits >= 45, hits
+
+
+@pytest.mark.parametrize("change", [32, -32, -1])
+def test_a_damaged_region_row_is_an_error_naming_the_ledger_and_work(tmp_path: Path, change: int) -> None:
+    """Found: a ``region_sets`` row with more codes than names was searched in part, without a word."""
+    works = _random_works(random.Random(3), 20)
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(works)
+    with sqlite3.connect(path) as db:  # indexed: damaged afterwards, as a disk or another program may
+        db.execute("UPDATE region_sets SET codes = ? WHERE work = (SELECT n FROM works WHERE id = 'random-7')",
+                   ((bytes.fromhex("".join(code for _, code in works[7].regions)) + b"\xff" * 32)[:32 * 16 + change],))
+    name, code = works[7].regions[2]
+    with Ledger.open(path, readonly=True) as ledger:
+        assert ledger.get("random-6") is not None
+        for lookup in (lambda: ledger.matches(Essence("image", None, None, probes=((name, code),))),
+                       lambda: ledger.get("random-7"), lambda: ledger.region_codes(name)):
+            with pytest.raises(LedgerError, match=rf"the ledger {re.escape(str(path))} is damaged: work random-7 has"):
+                lookup()
+
+
+def test_region_codes_of_the_wrong_type_are_an_error_naming_the_ledger(tmp_path: Path) -> None:
+    """Found: codes stored as TEXT that is not UTF-8 raised sqlite3's OperationalError out of
+    ``matches`` (an internal error to verify.verify's callers), not a LedgerError."""
+    works = _random_works(random.Random(3), 20)
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(works)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE region_sets SET codes = CAST(codes AS TEXT) || 'x'")
+    name, code = works[7].regions[2]
+    with Ledger.open(path, readonly=True) as ledger:
+        with pytest.raises(LedgerError, match=rf"cannot read the ledger {re.escape(str(path))}: "):
+            ledger.matches(Essence("image", None, None, probes=((name, code),)))
+
+
+def test_a_damaged_row_in_the_unindexed_tail_is_an_error_naming_the_ledger(tmp_path: Path) -> None:
+    """Found: indexing a tail row whose codes are not 32 bytes a region raised numpy's reshape
+    ValueError from Ledger.open (tag failed with an internal error)."""
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record_many(_random_works(random.Random(3), 5))
+    with sqlite3.connect(path) as db:  # as a writer killed before indexing leaves it, then damaged
+        for table in ("whole_bands", "region_index", "chroma_keys"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("UPDATE indexed SET upto = 0")
+        db.execute("UPDATE region_sets SET codes = substr(codes, 2) WHERE work = (SELECT MAX(work) FROM region_sets)")
+    with pytest.raises(LedgerError, match=rf"the ledger {re.escape(str(path))} is damaged: work row \d+ has 511 bytes"):
+        Ledger.open(path)
 
 
 def _lookup_steps(ledger: Ledger, probes: list[str]) -> int:

@@ -17,10 +17,12 @@ declared size); container.xml and the OPF are parsed without DTD entities or ext
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import shutil
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
@@ -121,15 +123,24 @@ def _member(archive: zipfile.ZipFile, name: str) -> bytes:
         raise MalformedFile(f"cannot decompress {name} ({exc})") from None
 
 
-def _opf_path(archive: zipfile.ZipFile) -> str:
+@contextlib.contextmanager
+def _refusals(what: str, error: type[RightsmetaError], malformed: tuple[type[Exception], ...], words: str) -> Iterator[None]:
+    """A parse of ``what``'s XML refused as ``error``: ``malformed`` (said to be ``words``), or
+    an encoding expat asked Python for (unknown, or multi-byte). rightsmeta's own refusals (of a
+    member too large, of an entity) pass as they are."""
     try:
-        root = SafeET.fromstring(_member(archive, "META-INF/container.xml"), forbid_dtd=True)
-    except (DefusedXmlException, SafeET.ParseError) as exc:
-        raise MalformedFile(f"META-INF/container.xml is not safe, well-formed XML ({exc})") from None
+        yield
+    except malformed as exc:
+        raise error(f"{what} is {words} ({exc})") from None
     except RightsmetaError:
-        raise  # _member's own refusals
-    except (LookupError, ValueError) as exc:  # an encoding expat asked Python for: unknown, or multi-byte
-        raise MalformedFile(f"META-INF/container.xml cannot be decoded ({exc})") from None
+        raise
+    except (LookupError, ValueError) as exc:
+        raise error(f"{what} cannot be decoded ({exc})") from None
+
+
+def _opf_path(archive: zipfile.ZipFile) -> str:
+    with _refusals("META-INF/container.xml", MalformedFile, (DefusedXmlException, SafeET.ParseError), "not safe, well-formed XML"):
+        root = SafeET.fromstring(_member(archive, "META-INF/container.xml"), forbid_dtd=True)
     for rootfile in root.iter(f"{{{CONTAINER}}}rootfile"):
         if rootfile.get("media-type") == "application/oebps-package+xml" and rootfile.get("full-path"):
             return str(rootfile.get("full-path"))
@@ -282,14 +293,8 @@ def _parse_opf(data: bytes) -> _Opf:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
-    try:
+    with _refusals("the package document", MalformedMetadata, (expat.ExpatError,), "not well-formed XML"):
         parser.Parse(data, True)
-    except expat.ExpatError as exc:
-        raise MalformedMetadata(f"the package document is not well-formed XML ({exc})") from None
-    except RightsmetaError:
-        raise  # the handlers' own refusals
-    except (LookupError, ValueError) as exc:  # an encoding expat asked Python for: unknown, or multi-byte
-        raise MalformedMetadata(f"the package document cannot be decoded ({exc})") from None
     if opf.package is None or opf.metadata_end < 0:
         raise MalformedMetadata("the package document has no <metadata> with children")
     return opf

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from . import Options
 
 FORMATS = ("svg",)
-# An XML declaration, comments or a doctype may come first; the root element must be <svg.
-_SVG = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE[^>]*>\s*)?<svg[\s>]", re.DOTALL)
+# An XML declaration, comments or a doctype may come first; the root element must be <svg. One
+# "<!--.*-->" stands for any run of comments (the same strings) without the exponential backtracking
+# of "(<!--.*?-->\s*)*" over the many ways to split a run.
+_SVG = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*-->\s*)?(<!DOCTYPE[^>]*>\s*)?<svg[\s>]", re.DOTALL)
 
 
 def sniff(head: bytes) -> str | None:

@@ -19,7 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
+import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -166,11 +168,12 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
     if not ray.is_initialized():
         if address:
             _reachable(address)
-        with _private_token():  # ``local`` starts one as the default does
-            if address:
-                ray.init(address=address, log_to_driver=False, logging_level="warning")
-            else:
-                ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
+        if not address or address == "local":  # Ray's "local" starts one as the default does
+            _private_token()
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="warning")
+        else:
+            ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
     try:
         with _quiet_console() if started else contextlib.nullcontext():
@@ -180,31 +183,34 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
             ray.shutdown()
 
 
-@contextlib.contextmanager
-def _private_token() -> Iterator[None]:
-    """A token file that the Ray started in this block makes is readable by this user only.
+def _private_token() -> None:
+    """Before a local Ray starts: the token file it would write, made here readable by this user only.
 
     A local Ray (2.5x) starts with token authentication and, when it finds no token, writes a new
     one to ~/.ray/auth_token with ``open(path, "w")``: 0644 under the usual umask, so any local user
-    could read it and reach the cluster. An existing file keeps its mode when Ray writes into it,
-    and Ray reads an empty one as no token: an empty 0600 file made here first ends up holding
-    Ray's token, 0600. Left empty (Ray needed no token: one given otherwise, authentication off,
-    a cluster joined), it is removed. A token file that exists is the user's and is left alone.
+    could read it and reach the cluster; and two starts at once each write their own, one reading the
+    other's file half-written. So a token as Ray makes it (32 random bytes in hex) is written here to
+    a 0600 temporary file and linked into place, which fails if a token is there: every start finds a
+    whole one, 0600. None is made where Ray would make none (RAY_AUTH_MODE other than token, a token
+    given in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH). A token file that exists is the user's and is
+    left alone.
     """
-    path = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")  # Ray's Path.home() / ".ray"
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & os.environ.keys():
+        return
+    folder = os.path.join(os.path.expanduser("~"), ".ray")  # Ray's Path.home() / ".ray"
     try:
         with contextlib.suppress(FileExistsError):
-            os.mkdir(os.path.dirname(path), 0o700)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-    except OSError:  # the user's token file, or no home to write to: Ray does as it does
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_size == 0:
-                os.unlink(path)
+            os.mkdir(folder, 0o700)
+        fd, temp = tempfile.mkstemp(prefix=".auth_token.", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, os.path.join(folder, "auth_token"))
+        finally:
+            os.unlink(temp)
+    except OSError:  # no home to write to, or no hard links there: Ray does as it does
+        pass
 
 
 def _pipeline(ray: Any, shards: Sequence[Shard], options: ScanOptions, jobs: int) -> Iterator[Row]:

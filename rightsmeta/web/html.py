@@ -1,11 +1,13 @@
 """Rights signals in an HTML page's ``<meta>`` elements: TDMRep and robots noai/noimageai.
 
-Only the document's start is read (``MAX_BYTES``; meta elements belong in the head), with the
-standard library's tolerant parser, which expands no entities beyond HTML's fixed set.
+Only the document's start is parsed (``MAX_BYTES``; meta elements belong in the head), with the
+standard library's tolerant parser, which expands no entities beyond HTML's fixed set. A head
+that goes on past it is an error when a meta element follows (it may hold the reservation).
 """
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from ..errors import MalformedMetadata
@@ -14,6 +16,8 @@ from .headers import robots_directives, robots_signal
 from .robots import product_token
 
 MAX_BYTES = 1024 * 1024
+_META = re.compile("<meta", re.IGNORECASE)
+_META_BYTES = re.compile(b"<meta", re.IGNORECASE)
 
 
 class _Metas(HTMLParser):
@@ -35,18 +39,44 @@ class _Metas(HTMLParser):
         if "name" in values and "content" in values and len(self.metas) < 1000:
             self.metas.append((values["name"].strip().lower(), values["content"]))
 
+    # An element's text (title, textarea, script, style) ends at its end tag even with attributes
+    # ("</title foo>"), which HTML ignores; Python 3.11's parser waits for a bare "</title>" and so
+    # swallowed the rest of the head.
+    def set_cdata_mode(self, elem: str, **options: bool) -> None:
+        super().set_cdata_mode(elem, **options)
+        self.interesting = re.compile(rf"</{re.escape(elem)}(?=[\t\n\f\r />])", re.IGNORECASE)
 
-def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool]:
-    """The meta elements' (name, content), and whether a meta element was left unread: the page
-    ends inside a tag (an unclosed quote swallows every element after it), with one behind."""
+    def parse_endtag(self, i: int) -> int:
+        if self.cdata_elem is None:
+            return super().parse_endtag(i)
+        end = self.rawdata.find(">", i)
+        if end < 0:
+            return -1
+        self.clear_cdata_mode()
+        return end + 1
+
+
+def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool, bool]:
+    """The meta elements' (name, content); whether a meta element was left unread (the page ends
+    inside a tag, as when an unclosed quote swallows every element after it, with one behind; or one
+    follows the part read); and whether the head went on past the part read (``MAX_BYTES``)."""
     text = page[:MAX_BYTES].decode("utf-8", errors="replace") if isinstance(page, bytes) else page[:MAX_BYTES]
     parser = _Metas()
     # Fed in pieces so that the parse stops soon after <body> in a large page.
     for start in range(0, len(text), 16384):
         parser.feed(text[start:start + 16384])
         if parser.done:
-            break
-    return parser.metas, not parser.done and "<meta" in parser.rawdata.lower()
+            return parser.metas, False, False
+    longer = len(page) > MAX_BYTES
+    # The rest is only searched, not parsed: a meta element there may hold the reservation.
+    after = longer and _meta_after(page, MAX_BYTES - len("<meta") + 1)
+    return parser.metas, after or "<meta" in parser.rawdata.lower(), longer
+
+
+def _meta_after(page: bytes | str, start: int) -> bool:
+    if isinstance(page, bytes):
+        return _META_BYTES.search(page, start) is not None
+    return _META.search(page, start) is not None
 
 
 def looks_like_html(data: bytes) -> bool:
@@ -63,8 +93,16 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
     robots: list[str] = []
     reservation: str | None = None
     policy: str | None = None
-    elements, cut = metas(page)
-    errors = [f"{where}: a meta element was not read (the page ends inside a tag, an unclosed quote?)"] if cut else []
+    elements, unread, longer = metas(page)
+    errors: list[str] = []
+    if longer:
+        head = f"{where}: the head goes on past the first {MAX_BYTES // 1024 ** 2} MiB read (no <body> by then)"
+        if unread:
+            errors.append(f"{head}: a meta element after it was not read")
+        else:
+            notes.append(f"{head}; no meta element follows it")
+    elif unread:
+        errors.append(f"{where}: a meta element was not read (the page ends inside a tag, an unclosed quote?)")
     for name, content in elements:
         if name in ("robots", token):
             robots.append(content if name == "robots" else f"{token}: {content}")
