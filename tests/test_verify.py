@@ -505,3 +505,18 @@ def test_stripped_audio_and_pdf_through_verify(tmp_path: Path, ledger: Ledger, f
     assert verdict.status == "stripped", verdict.reasons
     assert verdict.match is not None and verdict.match.work.path == str(original.resolve())
     assert verdict.match.exact == (transform != "mp3-96k")
+
+
+def test_a_stripped_copy_is_honoured_as_its_work_would_be(tmp_path: Path, ledger: Ledger) -> None:
+    # "effective" is what a user must honour. A work that reserves data mining reserves the AI
+    # purposes too; its stripped copy used to report them all "unspecified" there (fail open).
+    work = photo(tmp_path, "work.png", 3)
+    assert rightsmeta.tag(work, Assertion.build(deny=["data-mining"]), ledger=ledger).status == "tagged"
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(_jpeg(_load(work), 90))
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["status"] == "stripped"
+    assert row["permissions"]["ai-training"] == "unspecified"
+    assert {p: row["effective"][p] for p in ("data-mining", "ai-training", "genai-training", "ai-inference")} == dict.fromkeys(
+        ("data-mining", "ai-training", "genai-training", "ai-inference"), "notAllowed")
+    assert row["effective"]["search"] == "unspecified"
