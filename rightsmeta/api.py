@@ -583,11 +583,12 @@ def _log_bug(doing: str, exc: BaseException) -> None:
 
 def _record(ledger: Ledger, works: list[_Work]) -> None:
     """Record tagged works in one transaction; raises what the ledger raises."""
+    from .escape import stored_path
     from .ledger import Work
 
     def work(result: TagResult, target: str, found: Essence) -> Work:
         assert result.assertion is not None
-        return Work.create(os.path.abspath(target), result.format or "", found, result.assertion, result.carriers,
+        return Work.create(stored_path(target), result.format or "", found, result.assertion, result.carriers,
                            id=result.assertion.work_id)
 
     ledger.record_many([work(*tagged) for tagged in works])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from typing import Any
 
@@ -60,6 +61,12 @@ def json_text(value: Any) -> str:
         return text
     surrogate = _surrogate()
     return surrogate.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if surrogate.search(text) else text
+
+
+def stored_path(path: str | os.PathLike[str]) -> str:
+    """An absolute path as text a UTF-8 store (the ledger) accepts: a name's bytes that are not
+    UTF-8 become ``\\xff`` as people see them, instead of a lone surrogate SQLite cannot encode."""
+    return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
 
 
 def csv_cell(value: Any) -> Any:
