@@ -276,6 +276,21 @@ def test_truncated_tar_keeps_what_was_read_and_says_the_rest(tmp_path: Path) -> 
     assert [m[0].split(".")[0] for m in members(tmp_path / "out" / "cut.tar")] == ["000000"] * 3 + ["000001"] * 3 + ["000002"] * 3
 
 
+def test_a_tar_cut_between_members_is_truncated_too(tmp_path: Path) -> None:
+    # Cut after a sample's image, before the JSON whose recorded headers reserve it: tarfile
+    # ends quietly at a member boundary, and the sample used to be kept, with exit 0 (fail open).
+    image = image_bytes("jpeg", seed=9)
+    _tar(tmp_path / "whole.tar", [("a.jpg", image), ("a.json", json.dumps({"headers": {"tdm-reservation": "1"}}).encode())])
+    raw = (tmp_path / "whole.tar").read_bytes()
+    (tmp_path / "cut.tar").write_bytes(raw[: raw.index(b"a.json")])
+    rows = list(scan([str(tmp_path / "cut.tar")], GENAI, out_dir=str(tmp_path / "out")))
+    assert [(r["key"], r["decision"]) for r in rows] == [("a", "drop"), (None, "drop")]
+    assert "end-of-archive" in rows[1]["errors"][0]
+    assert members(tmp_path / "out" / "cut.tar") == []
+    whole = list(scan([str(tmp_path / "whole.tar")], GENAI))  # the whole shard: the JSON decides
+    assert [(r["key"], r["decision"], r["errors"]) for r in whole] == [("a", "drop", [])]
+
+
 def test_hostile_members_drop_their_sample_only(tmp_path: Path) -> None:
     good = image_bytes("jpeg", seed=5)
     entries = [

@@ -171,6 +171,12 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
             # tarfile keeps every header it has seen (millions in a large shard) in an attribute its
             # stubs do not declare; webdataset clears it the same way.
             tar.members = []  # type: ignore[attr-defined]
+        if tar.fileobj is not None and tar.fileobj.tell() == tar.offset:
+            # tarfile stops quietly at the end of the file as at the zero block that ends an
+            # archive (which it has read, and gone past, when there was one). A shard cut at a
+            # member boundary would otherwise lose its last members unsaid: a sample's JSON that
+            # reserves it, whose image was read, would leave it kept.
+            raise tarfile.ReadError("no end-of-archive marker: the shard was cut off")
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
