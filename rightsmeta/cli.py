@@ -293,7 +293,7 @@ def ledger_group() -> None:
 
 
 @ledger_group.command(name="export")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
+@click.option("--ledger", type=click.Path(exists=True, dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output.")
 def ledger_export(ledger: str | None, out: str | None) -> None:
     """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json)."""

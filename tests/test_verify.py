@@ -442,6 +442,14 @@ def test_ledger_export_import_cli(tmp_path: Path) -> None:
     assert json.loads(out.stdout)[0]["status"] == "stripped"
 
 
+def test_ledger_export_of_a_mistyped_ledger_is_a_usage_error(tmp_path: Path) -> None:
+    # It used to create an empty ledger there and publish an empty registry, with exit 0.
+    missing = tmp_path / "creatr.sqlite3"
+    out = CliRunner().invoke(main, ["ledger", "export", "--ledger", str(missing), "-o", str(tmp_path / "registry.jsonl")])
+    assert out.exit_code == 2 and "does not exist" in out.output
+    assert not missing.exists() and not (tmp_path / "registry.jsonl").exists()
+
+
 def test_html_report_renders_in_headless_chromium(tmp_path: Path, exiftool: str, chromium: list[str]) -> None:
     folder = tmp_path / "files"
     folder.mkdir()
