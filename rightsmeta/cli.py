@@ -146,7 +146,10 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
-    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    try:
+        anchors = cli_verify.read_trust_anchors(trust_anchors) if trust_anchors else None
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
     reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
                for f in _progress(files, "reading", not as_json)]
     if as_json:

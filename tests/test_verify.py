@@ -124,6 +124,22 @@ def test_partial_when_the_manifest_is_stripped(tmp_path: Path, exiftool: str, le
     assert any("c2pa" in r and "ledger" in r for r in verdict.reasons)
 
 
+@pytest.mark.parametrize("command", ["read", "verify"])
+def test_trust_anchors_that_hold_no_certificate_are_a_usage_error(tmp_path: Path, identity: keys.Identity, command: str) -> None:
+    # The signer's key given by mistake: c2pa then called every signed file's manifest unreadable
+    # ("COSE error parsing certificate"), and verify exited 0.
+    path = photo(tmp_path, "signed.jpg", 4)
+    assert rightsmeta.tag(path, DENY, identity=identity).carriers == ["xmp", "c2pa"]
+    key = tmp_path / "signer.key"
+    key.write_bytes(identity.key_pem)
+    out = CliRunner().invoke(main, [command, str(path), "--trust-anchors", str(key)])
+    assert out.exit_code == 2 and "holds no PEM certificate" in out.output, out.output
+    root = tmp_path / "root.pem"
+    assert identity.root_pem is not None
+    root.write_bytes(identity.root_pem)
+    assert CliRunner().invoke(main, [command, str(path), "--trust-anchors", str(root)]).exit_code == 0
+
+
 def test_conflicting(tmp_path: Path, exiftool: str) -> None:
     path = write_image(tmp_path, "png")
     rightsmeta.tag(path, DENY)
