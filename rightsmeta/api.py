@@ -121,10 +121,10 @@ def _tag_data(
         signing = False
         notes.append(refusal)
     if not signing and manifest.read(data, fmt, options) is not None:
-        raise UnsupportedFormat(
-            "this file carries a signed C2PA manifest, which any metadata change would invalidate; "
-            "configure a signing identity (rightsmeta keys init) so rightsmeta can re-sign it"
-        )
+        # No identity may mean none was made, or that the caller turned signing off (--no-sign).
+        fix = refusal or ("tag it with a signing identity so rightsmeta can re-sign it "
+                          "(rightsmeta keys init makes one; --no-sign turns signing off)")
+        raise UnsupportedFormat(f"this file carries a signed C2PA manifest, which any metadata change would invalidate; {fix}")
     try:
         new, carriers = family.write(data, fmt, assertion, options)
     except UnsupportedFormat as exc:
