@@ -196,12 +196,15 @@ def _render_read(report: FileReport) -> None:
 
 
 @main.command()
-@click.option("--keep", type=click.Path(file_okay=False), help="Put the sample files here and keep them.")
+@click.option("--keep", type=click.Path(file_okay=False), help="Put the sample files here (a new or empty folder) and keep them.")
 def demo(keep: str | None) -> None:
     """Tag built-in sample files in a temporary folder and show what happened, step by step."""
     from .demo import run
 
-    run(keep, click.echo, _render_read, cli_tag.render)
+    try:
+        run(keep, click.echo, _render_read, cli_tag.render)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 

@@ -134,6 +134,17 @@ def test_demo_runs_and_narrates(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "photo.jpg").exists()
 
 
+def test_demo_keep_never_overwrites_a_folder_in_use(tmp_path: Path) -> None:
+    # `demo --keep ~/Pictures` used to write its samples over the user's photo.jpg, drawing.png...
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(b"the user's own photo")
+    result = run("demo", "--keep", str(folder))
+    assert result.exit_code == 2 and "empty" in result.output, result.output
+    assert [p.name for p in folder.iterdir()] == ["photo.jpg"]
+    assert (folder / "photo.jpg").read_bytes() == b"the user's own photo"
+
+
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
     for name, cmd in group.commands.items():
