@@ -18,7 +18,7 @@ import click
 
 from . import __version__, api, cli_plain, cli_tag, cli_verify
 from .errors import RightsmetaError, UsageError
-from .escape import printable
+from .escape import json_text, printable
 from .model import GROUPS, PURPOSES, State
 from .report import FileReport
 
@@ -390,7 +390,8 @@ def scan(
                 if row["errors"]:
                     found.add("error")
                     where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
-                    click.echo(f"{click.style('unreadable', fg='red')}  {where}: {'; '.join(row['errors'])}", err=True)
+                    click.echo(f"{click.style('unreadable', fg='red')}  {printable(where)}: {printable('; '.join(row['errors']))}",
+                               err=True)
                 if row["decision"] == "drop":
                     found.add("drop")
                 if row["permission"] in ("notAllowed", "constrained"):
@@ -400,7 +401,7 @@ def scan(
                 if report is not None:
                     report.write(row)
                 if as_jsonl:
-                    click.echo(json.dumps(row, ensure_ascii=False))
+                    click.echo(json_text(row))
         except UsageError as exc:  # e.g. Ray not installed: said before any row
             raise click.UsageError(str(exc)) from None
     click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"

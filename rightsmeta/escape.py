@@ -63,10 +63,15 @@ def json_text(value: Any) -> str:
     return surrogate.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if surrogate.search(text) else text
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as a store of UTF-8 text (SQLite, Parquet) takes it: a lone surrogate, which
+    neither can encode (a byte of a name that is not UTF-8), as its escape (``\\xff``)."""
+    return text if text.isascii() else _surrogate().sub(_escape, text)
+
+
 def stored_path(path: str | os.PathLike[str]) -> str:
-    """An absolute path as text a UTF-8 store (the ledger) accepts: a name's bytes that are not
-    UTF-8 become ``\\xff`` as people see them, instead of a lone surrogate SQLite cannot encode."""
-    return os.fsencode(os.path.abspath(path)).decode("utf-8", "backslashreplace")
+    """An absolute path as the ledger stores it (see utf8_text)."""
+    return utf8_text(os.path.abspath(path))
 
 
 def csv_cell(value: Any) -> Any:

@@ -291,6 +291,26 @@ def test_a_tar_cut_between_members_is_truncated_too(tmp_path: Path) -> None:
     assert [(r["key"], r["decision"], r["errors"]) for r in whole] == [("a", "drop", [])]
 
 
+def test_member_names_that_are_not_utf8_reach_every_report(tmp_path: Path) -> None:
+    # A scan with --report used to end in a traceback (UnicodeEncodeError), its report lost.
+    image = image_bytes("jpeg", seed=3)
+    with tarfile.open(tmp_path / "odd.tar", "w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tar:
+        for name in ("caf\udcff.jpg", "cut\udcfe.jpg"):
+            info = tarfile.TarInfo(name)
+            info.size = len(image) if name.startswith("caf") else 10
+            tar.addfile(info, io.BytesIO(image))
+    for report in ("audit.jsonl", "audit.parquet"):
+        out = CliRunner().invoke(main, ["scan", str(tmp_path / "odd.tar"), "--purpose", GENAI, "--jsonl",
+                                        "--report", str(tmp_path / report)])
+        assert out.exit_code == 1, out.output  # the cut member
+        printed = [json.loads(line) for line in out.stdout.splitlines()]
+        assert [(r["key"], r["decision"]) for r in printed] == [("caf\udcff", "keep"), ("cut\udcfe", "drop")]
+        assert "cut\\xfe: " in out.stderr
+        rows = list(read_report(str(tmp_path / report)))
+        escaped = report.endswith(".parquet")  # Parquet strings are UTF-8: the byte as people see it
+        assert [r["key"] for r in rows] == (["caf\\xff", "cut\\xfe"] if escaped else ["caf\udcff", "cut\udcfe"])
+
+
 def test_hostile_members_drop_their_sample_only(tmp_path: Path) -> None:
     good = image_bytes("jpeg", seed=5)
     entries = [
