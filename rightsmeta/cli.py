@@ -410,7 +410,8 @@ def scan(
         sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
-@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8", errors="surrogateescape"), metavar="FILE",
+              help="Read URLs from FILE, one a line ('-': standard input).")
 @click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
 @click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
