@@ -450,6 +450,17 @@ def test_folder_of_files_with_json_sidecars(tmp_path: Path) -> None:
     assert all((tmp_path / "out" / "00000" / f"{s['key']}.{s['ext']}").read_bytes() == s["data"] for s in kept)
 
 
+def test_a_shard_beside_plain_files_is_read_once(tmp_path: Path) -> None:
+    # The folder's shard was also read as one of its plain files: "not a format rightsmeta
+    # knows", a sample dropped as unreadable, exit 1 for a sound dataset.
+    write_wds(tmp_path / "shard-0.tar", SAMPLES[:3])
+    (tmp_path / "extra.png").write_bytes(image_bytes("png", seed=4))
+    rows = list(scan([str(tmp_path)], GENAI))
+    assert [(os.path.basename(r["shard"]), r["key"]) for r in rows] == [
+        ("shard-0.tar", s["key"]) for s in SAMPLES[:3]] + [(tmp_path.name, "extra")]
+    assert not any(r["errors"] for r in rows)
+
+
 # --- reports and the command line ------------------------------------------------------------
 
 def test_reports_in_jsonl_and_parquet_match_the_schema(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
 from .sample import SampleDecision, decide_parts
-from .sources import Shard
+from .sources import Shard, kind_of
 
 # Members that are a sample's metadata or caption, not content to read for signals. Any other
 # member is content: if rightsmeta cannot read it, the sample is dropped (fail closed).
@@ -224,8 +224,8 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
     current: _Sample | None = None
     for name in names:
         path = os.path.join(shard.path, name)
-        if not os.path.isfile(path) and not os.path.islink(path):
-            continue  # sub-folders are shards of their own
+        if kind_of(name) is not None or (not os.path.isfile(path) and not os.path.islink(path)):
+            continue  # shard files and sub-folders are shards of their own (sources.py)
         key, ext = split_name(name)
         if current is None or key != current.key:
             if current is not None:
