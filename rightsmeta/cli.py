@@ -298,17 +298,25 @@ def ledger_group() -> None:
     """The local registry of tagged works: publish it, or load registries others published."""
 
 
+def _open_ledger(path: str) -> Any:
+    """The ledger at ``path``, open; one that is no ledger (another file, a damaged one) is a usage error."""
+    from .ledger import Ledger
+
+    try:
+        return Ledger.open(path)
+    except RightsmetaError as exc:
+        raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
+
+
 @ledger_group.command(name="export")
 @click.option("--ledger", type=click.Path(exists=True, dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output.")
 def ledger_export(ledger: str | None, out: str | None) -> None:
     """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json)."""
-    from .ledger import Ledger
-
     path = _ledger_path(ledger, False, must_exist=True)
     if path is None:
         raise click.UsageError("no ledger yet: tag some files first, or give --ledger")
-    with Ledger.open(path) as db:
+    with _open_ledger(path) as db:
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 db.export_jsonl(fh)
@@ -321,11 +329,9 @@ def ledger_export(ledger: str | None, out: str | None) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file to load into (created if missing).")
 def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
     """Load JSON Lines registries (as written by `rightsmeta ledger export`) into the ledger."""
-    from .ledger import Ledger
-
     path = _ledger_path(ledger, False, must_exist=False)
     assert path is not None
-    with Ledger.open(path) as db:
+    with _open_ledger(path) as db:
         for name in files:
             try:
                 # Bytes: the library names a line that is not UTF-8; the file name is the source.

@@ -466,6 +466,19 @@ def test_ledger_export_of_a_mistyped_ledger_is_a_usage_error(tmp_path: Path) -> 
     assert not missing.exists() and not (tmp_path / "registry.jsonl").exists()
 
 
+@pytest.mark.parametrize("command", ["export", "import"])
+def test_ledger_commands_on_a_file_that_is_no_ledger(tmp_path: Path, command: str) -> None:
+    # Both ended in a traceback (LedgerError); tag and verify say it in one line (exit 2).
+    other = tmp_path / "photo.sqlite3"
+    other.write_bytes(image_bytes("png"))
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text("")
+    args = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else [str(registry)]
+    out = CliRunner().invoke(main, ["ledger", command, "--ledger", str(other), *args])
+    assert out.exit_code == 2 and "cannot use the ledger" in out.output and out.exception is not None
+    assert isinstance(out.exception, SystemExit)
+
+
 def test_html_report_renders_in_headless_chromium(tmp_path: Path, exiftool: str, chromium: list[str]) -> None:
     folder = tmp_path / "files"
     folder.mkdir()
