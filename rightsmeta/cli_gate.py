@@ -40,8 +40,6 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
       rightsmeta serve --token-file ~/.config/rightsmeta/server.token --identity ~/.config/rightsmeta/identity
       curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/verify
     """
-    from .cli import _ledger_path
-
     try:
         from .server import ServerConfig, load_token
         from .server import serve as run
@@ -59,12 +57,27 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     if protect_reads and token is None:
         raise click.UsageError("--protect-reads needs --token-file")
     config = ServerConfig(
-        ledger=_ledger_path(ledger, no_ledger, must_exist=False), identity=identity, token=token,
+        ledger=_served_ledger(ledger, no_ledger), identity=identity, token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
         job_seconds=timeout, upload_seconds=upload_timeout,
     )
     click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
     run(config, host=host, port=port)
+
+
+def _served_ledger(ledger: str | None, no_ledger: bool) -> str | None:
+    """The ledger the service uses. One that exists and is no ledger is refused before the server
+    starts: every upload would otherwise be answered 422, as if the file were at fault."""
+    from .cli import _ledger_path
+    from .cli_verify import check_ledger
+
+    path = _ledger_path(ledger, no_ledger, must_exist=False)
+    if path and os.path.exists(path):
+        try:
+            check_ledger(path)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+    return path
 
 
 @click.command()
@@ -82,7 +95,6 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     import threading
     import webbrowser
 
-    from .cli import _ledger_path
     from .keys import default_dir
 
     try:
@@ -102,8 +114,7 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
         threading.Timer(1.5, webbrowser.open, (url,)).start()
-    run(ServerConfig(ledger=_ledger_path(ledger, False, must_exist=False), identity=identity, token=token),
-        host="127.0.0.1", port=port)
+    run(ServerConfig(ledger=_served_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
 
 
 @click.command()

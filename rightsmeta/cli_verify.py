@@ -51,12 +51,7 @@ def run(
         raise UsageError("--jobs must be 0 (one per core) or more")
     used = ledger_path(ledger, no_ledger, must_exist=True)
     if used:  # said once, before the scan, not by every worker that fails to start
-        from .ledger import Ledger
-
-        try:
-            Ledger.open(used, readonly=True).close()
-        except RightsmetaError as exc:
-            raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
+        check_ledger(used)
     anchors = read_trust_anchors(trust_anchors) if trust_anchors else None
     files: Iterable[str]
     folders: set[str] = set()
@@ -120,6 +115,16 @@ def run(
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
     echo(f"summary: {summary} ({sum(counts.values())} files)\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
+
+
+def check_ledger(path: str) -> None:
+    """UsageError unless ``path`` opens as a ledger (it is another file, or damaged)."""
+    from .ledger import Ledger
+
+    try:
+        Ledger.open(path, readonly=True).close()
+    except RightsmetaError as exc:
+        raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
 
 
 def read_trust_anchors(path: str) -> bytes:
