@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import click
 
 from . import __version__, api, cli_plain, cli_tag, cli_verify
+from .cli_gate import LIMIT, Seconds
 from .errors import RightsmetaError, UsageError
 from .escape import json_text, printable
 from .model import GROUPS, PURPOSES, State
@@ -270,7 +271,7 @@ def keys_doctor(cert: str, key: str | None) -> None:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), help="Also write a self-contained HTML report.")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any file has one of these statuses.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes (0: one per core).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per file before it is reported unreadable.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed per file before it is reported unreadable.")
 @click.option("--password", help="Password of encrypted documents.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), help="PEM roots for C2PA signers (Trusted).")
 def verify(
@@ -356,7 +357,7 @@ FAIL_ON_SCAN = ("drop", "notAllowed", "constrained", "conflict", "error")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes or Ray actors (0: one per core).")
 @click.option("--column", default="image", show_default=True, help="Parquet column with the bytes (or a struct's field: image.bytes).")
 @click.option("--accept-constraints", is_flag=True, help="Keep samples whose purpose is constrained (you accept the terms).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
 @click.option("--fail-on", default="", metavar="WHAT[,WHAT]", help=f"Also exit 1 if any sample is one of: {', '.join(FAIL_ON_SCAN)}.")
 def scan(
     sources: tuple[str, ...], purpose: str, out_dir: str | None, report_file: str | None, as_jsonl: bool, engine: str,
@@ -425,10 +426,10 @@ def scan(
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as URLs finish.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per URL.")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True, help="Requests in flight.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
-@click.option("--delay", type=click.FloatRange(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
+@click.option("--timeout", type=Seconds(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
+@click.option("--delay", type=Seconds(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
 @click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
-@click.option("--deadline", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
+@click.option("--deadline", type=Seconds(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
 @click.option("--body-budget", type=click.IntRange(1), default=256 * 1024 * 1024, show_default=True, help="Bytes of bodies held at once by all URLs (at least --max-body).")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")
 def check_cmd(

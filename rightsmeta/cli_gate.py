@@ -8,10 +8,25 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
 from .errors import RightsmetaError, UsageError
+
+
+class Seconds(click.FloatRange):
+    """A time limit: a FloatRange that also refuses nan, which its comparisons let through (a
+    limit of nan, or of a negative number, used to end verify and scan in a traceback)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        seconds: float = super().convert(value, param, ctx)
+        if seconds != seconds:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+LIMIT = Seconds(min=0, min_open=True)  # any time above nothing
 
 
 @click.command()
@@ -29,8 +44,8 @@ from .errors import RightsmetaError, UsageError
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Uploads decoded at once (worker processes).")
 @click.option("--backlog", type=click.IntRange(0, 10_000), default=16, show_default=True,
               help="Uploads allowed to wait for a worker; beyond them the answer is 503 with Retry-After.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
-@click.option("--upload-timeout", type=float, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
+@click.option("--upload-timeout", type=LIMIT, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
 def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
           protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float) -> None:
     """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
