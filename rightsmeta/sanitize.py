@@ -53,6 +53,8 @@ _IPTC = {
     "rights": {"Iptc.Application2.Copyright", "Iptc.Envelope.CharacterSet"},
     "credit": {"Iptc.Application2.Byline", "Iptc.Application2.Credit"},
 }
+# PNG text chunks (tEXt, zTXt, iTXt) beside the XMP one, by keyword: exiv2 leaves them all.
+_PNG_TEXT = {"rights": {b"Copyright"}, "credit": {b"Author", b"Artist"}}
 # ID3: the copyright and its URL, our record and TDMRep's fields (TXXX), the XMP packet (cleaned too).
 _ID3_RIGHTS = {"TCOP", "WCOP"}
 _ID3_CREDIT = {"TPE1", "TPE2", "TCOM", "TEXT"}
@@ -118,7 +120,7 @@ def _wrap(rdf: ET.Element) -> ET.Element:
     return meta
 
 
-def _image(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -> bytes:
     from .carriers.image import register_namespaces
 
     pyexiv2 = register_namespaces()
@@ -158,7 +160,37 @@ def _image(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
         raise MalformedFile(f"exiv2 could not clean this image: {exc}") from None
     finally:
         image.close()
+    if fmt == "png":
+        return _png_text(result, groups, removed)
+    if fmt == "webp" and packet is None and raw_xmp:
+        return _webp_without_xmp(result)
     return result
+
+
+def _png_text(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    """The PNG without the text chunks no group keeps (Artist, Comment, Author...: exiv2 leaves them)."""
+    from .carriers import png
+
+    keep = set().union(*(_PNG_TEXT.get(g, set()) for g in groups))
+    cut = []
+    for chunk in png.walk(data):
+        if chunk.type in (b"tEXt", b"zTXt", b"iTXt") and not png.is_xmp(data, chunk):
+            keyword = png.data(data, chunk).partition(b"\0")[0]
+            if keyword not in keep:
+                cut.append(chunk)
+                removed.append(f"PNG {chunk.type.decode()} {keyword.decode('latin-1')}")
+    return png.splice(data, cut, 0, b"") if cut else data
+
+
+def _webp_without_xmp(data: bytes) -> bytes:
+    """exiv2, told to write no XMP into a WebP, leaves its old XMP chunk whole (a location, names):
+    it is replaced by a packet that states nothing."""
+    from .carriers import riff
+
+    walked = riff.walk(data, b"WEBP")
+    if not riff.find(walked, b"XMP "):
+        return data
+    return riff.replace_webp_xmp(data, walked, xmp.serialise(_wrap(ET.Element(f"{{{xmp.RDF}}}RDF"))))
 
 
 def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
@@ -325,7 +357,7 @@ def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | No
     elif fmt == "m4a":
         new = _m4a(data, groups, removed)
     else:
-        new = _image(data, groups, removed)
+        new = _image(data, fmt, groups, removed)
     result = Sanitized(new, fmt, removed)
     statement = _statement(before)
     result.assertion_json = statement.to_json()

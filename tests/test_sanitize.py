@@ -118,6 +118,26 @@ def test_png_and_webp(tmp_path: Path, exiftool: str, fmt: str) -> None:
     assert verify(result.data).status == "intact"
 
 
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_untagged_png_and_webp_lose_their_text_and_xmp(tmp_path: Path, exiftool: str, fmt: str) -> None:
+    # Both came back with the photo's place and names: exiv2 leaves PNG text chunks (Artist,
+    # Comment) and, told to write no XMP, a WebP's whole XMP chunk.
+    path = tmp_path / f"photo.{fmt}"
+    path.write_bytes(image_bytes(fmt, size=(64, 48)))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-photoshop:City=Paris", "-XMP-dc:Creator=Jane Doe",
+                    "-PNG:Artist=Jane Doe", "-PNG:Comment=shot from my balcony", "-PNG:Copyright=(c) Jane Doe", str(path)],
+                   check=True, capture_output=True)
+    data = path.read_bytes()
+    assert {"City", "Creator"} <= set(tags_of(exiftool, data, tmp_path, f"before.{fmt}"))
+    found = tags_of(exiftool, sanitize_bytes(data).data, tmp_path, f"out.{fmt}")
+    assert not {"City", "Creator", "Artist", "Comment"} & set(found), found
+    if fmt == "png":
+        assert found["Copyright"] == "(c) Jane Doe"
+        credit = tags_of(exiftool, sanitize_bytes(data, keep="rights,credit").data, tmp_path, "credit.png")
+        assert credit["Artist"] == "Jane Doe" and "Comment" not in credit
+    assert pixels(sanitize_bytes(data).data) == pixels(data)
+
+
 def test_mp3_loses_comments_keeps_copyright(tmp_path: Path, ffmpeg: str) -> None:
     from mutagen.id3 import APIC, COMM, ID3, TXXX
 
