@@ -160,10 +160,37 @@ def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -
         raise MalformedFile(f"exiv2 could not clean this image: {exc}") from None
     finally:
         image.close()
+    if fmt == "jpeg":
+        return _photoshop_block(result, new_iptc, removed)
     if fmt == "png":
         return _png_text(result, groups, removed)
     if fmt == "webp" and packet is None and raw_xmp:
         return _webp_without_xmp(result)
+    return result
+
+
+def _photoshop_block(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -> bytes:
+    """The JPEG without Photoshop's APP13 block but for the kept IPTC, written into a new one:
+    exiv2 clears the block's IPTC alone, and its other resources (a thumbnail of the uncropped
+    original, URLs, captions) stayed."""
+    from .carriers import jpeg
+    from .carriers.image import register_namespaces
+
+    blocks = [s for s in jpeg.walk(data).segments if s.marker == 0xED and jpeg.payload(data, s).startswith(b"Photoshop 3.0\0")]
+    if not blocks:
+        return data
+    removed.append("Photoshop image resources")
+    data = jpeg.splice(data, blocks, blocks[0].start, b"")
+    if not iptc_kept:
+        return data
+    image = register_namespaces().ImageData(data)
+    try:
+        image.modify_iptc(iptc_kept)
+        result: bytes = image.get_bytes()
+    except RuntimeError as exc:
+        raise MalformedFile(f"exiv2 could not clean this image: {exc}") from None
+    finally:
+        image.close()
     return result
 
 
