@@ -161,7 +161,7 @@ def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -
     finally:
         image.close()
     if fmt == "jpeg":
-        return _photoshop_block(result, new_iptc, removed)
+        return _jpeg_segments(result, new_iptc, removed)
     if fmt == "png":
         return _png_text(result, groups, removed)
     if fmt == "webp" and packet is None and raw_xmp:
@@ -169,19 +169,25 @@ def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -
     return result
 
 
-def _photoshop_block(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -> bytes:
-    """The JPEG without Photoshop's APP13 block but for the kept IPTC, written into a new one:
-    exiv2 clears the block's IPTC alone, and its other resources (a thumbnail of the uncropped
-    original, URLs, captions) stayed."""
+# JPEG APPn segments kept beside those exiv2 writes (APP1 Exif and XMP, APP13 IPTC): JFIF, the
+# ICC profile and MPF (APP2), JUMBF/C2PA (APP11), Adobe's colour transform (APP14), which decoders read.
+_JPEG_KEPT_APPS = frozenset({0xE0, 0xE1, 0xE2, 0xEB, 0xEE})
+
+
+def _jpeg_segments(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -> bytes:
+    """The JPEG without the application segments exiv2 leaves: Photoshop's APP13 block but for
+    the kept IPTC (written into a new one; exiv2 clears the block's IPTC alone, and a thumbnail of
+    the uncropped original, URLs and captions stayed), and every APPn it does not know (Ducky's
+    comment, vendors' blocks)."""
     from .carriers import jpeg
     from .carriers.image import register_namespaces
 
-    blocks = [s for s in jpeg.walk(data).segments if s.marker == 0xED and jpeg.payload(data, s).startswith(b"Photoshop 3.0\0")]
-    if not blocks:
+    apps = [s for s in jpeg.walk(data).segments if 0xE0 <= s.marker <= 0xEF and s.marker not in _JPEG_KEPT_APPS]
+    if not apps:
         return data
-    removed.append("Photoshop image resources")
-    data = jpeg.splice(data, blocks, blocks[0].start, b"")
-    if not iptc_kept:
+    removed += [f"JPEG APP{s.marker - 0xE0}" for s in apps]
+    data = jpeg.splice(data, apps, apps[0].start, b"")
+    if not iptc_kept or all(s.marker != 0xED for s in apps):
         return data
     image = register_namespaces().ImageData(data)
     try:

@@ -138,20 +138,21 @@ def test_untagged_png_and_webp_lose_their_text_and_xmp(tmp_path: Path, exiftool:
     assert pixels(sanitize_bytes(data).data) == pixels(data)
 
 
-def test_photoshop_resources_go_the_kept_iptc_stays(tmp_path: Path, exiftool: str) -> None:
+def test_photoshop_and_other_app_segments_go_the_kept_iptc_stays(tmp_path: Path, exiftool: str) -> None:
     # exiv2 clears only the IPTC of Photoshop's APP13 block: its thumbnail (often of the
-    # uncropped original) and URL came back.
+    # uncropped original) and URL came back, as did other tools' APPn segments (Ducky's comment).
     path = tmp_path / "edited.jpg"
     path.write_bytes(image_bytes("jpeg", size=(64, 48)))
     thumb = tmp_path / "thumb.jpg"
     thumb.write_bytes(image_bytes("jpeg", size=(32, 24)))
     subprocess.run([exiftool, "-q", "-overwrite_original", f"-PhotoshopThumbnail<={thumb}", "-Photoshop:URL=https://jane.example/private",
-                    "-IPTC:CopyrightNotice=(c) Jane Doe", "-IPTC:By-line=Jane Doe", "-IPTC:City=Paris", str(path)],
+                    "-IPTC:CopyrightNotice=(c) Jane Doe", "-IPTC:By-line=Jane Doe", "-IPTC:City=Paris",
+                    "-Ducky:Comment=shot from my balcony", str(path)],
                    check=True, capture_output=True)
     data = path.read_bytes()
-    assert {"PhotoshopThumbnail", "URL"} <= set(tags_of(exiftool, data, tmp_path, "before.jpg"))
+    assert {"PhotoshopThumbnail", "URL", "Comment"} <= set(tags_of(exiftool, data, tmp_path, "before.jpg"))
     found = tags_of(exiftool, sanitize_bytes(data).data, tmp_path)
-    assert not {"PhotoshopThumbnail", "URL", "City", "By-line"} & set(found), found
+    assert not {"PhotoshopThumbnail", "URL", "City", "By-line", "Comment"} & set(found), found
     assert found["CopyrightNotice"] == "(c) Jane Doe"
     credit = tags_of(exiftool, sanitize_bytes(data, keep="rights,credit").data, tmp_path, "credit.jpg")
     assert credit["By-line"] == "Jane Doe" and "PhotoshopThumbnail" not in credit
