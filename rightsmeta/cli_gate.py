@@ -72,7 +72,7 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     if protect_reads and token is None:
         raise click.UsageError("--protect-reads needs --token-file")
     config = ServerConfig(
-        ledger=_served_ledger(ledger, no_ledger), identity=identity, token=token,
+        ledger=_usable_ledger(ledger, no_ledger), identity=identity, token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
         job_seconds=timeout, upload_seconds=upload_timeout,
     )
@@ -80,9 +80,10 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     run(config, host=host, port=port)
 
 
-def _served_ledger(ledger: str | None, no_ledger: bool) -> str | None:
-    """The ledger the service uses. One that exists and is no ledger is refused before the server
-    starts: every upload would otherwise be answered 422, as if the file were at fault."""
+def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:
+    """The ledger to use. One that exists and is no ledger is refused before anything starts: a
+    server would answer every upload 422, as if the file were at fault, and carry would write
+    the derivative, then fail."""
     from .cli import _ledger_path
     from .cli_verify import check_ledger
 
@@ -129,7 +130,7 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
         threading.Timer(1.5, webbrowser.open, (url,)).start()
-    run(ServerConfig(ledger=_served_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
+    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
 
 
 @click.command()
@@ -179,13 +180,12 @@ def carry(original: str, derivative: str, cert: str | None, key: str | None, led
     with a c2pa.resized or c2pa.transcoded action and ORIGINAL as parent ingredient.
     """
     from .carry import carry_path
-    from .cli import _ledger_path
     from .keys import Identity
 
+    used = _usable_ledger(ledger, no_ledger)
     try:
         identity = Identity.configured(cert, key)
-        result = carry_path(original, derivative, identity=identity,
-                            ledger_path=_ledger_path(ledger, no_ledger, must_exist=False))
+        result = carry_path(original, derivative, identity=identity, ledger_path=used)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except RightsmetaError as exc:

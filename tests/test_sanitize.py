@@ -297,3 +297,15 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
     if signed:
         state, manifest, _ = active(result.data, {"flac": "audio/flac", "m4a": "audio/mp4"}[fmt])
         assert state == "Valid" and [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
+
+
+def test_carry_refuses_a_ledger_that_is_no_ledger_before_writing(tmp_path: Path) -> None:
+    # It wrote the derivative, then failed on the ledger (exit 1).
+    original, derivative, other = tmp_path / "a.jpg", tmp_path / "a-small.png", tmp_path / "photo.sqlite3"
+    original.write_bytes(rightsmeta.tag_bytes(image_bytes("jpeg"), DENY_AI))
+    derivative.write_bytes(image_bytes("png", size=(32, 24)))
+    other.write_bytes(image_bytes("png"))
+    before = derivative.read_bytes()
+    out = CliRunner().invoke(main, ["carry", str(original), str(derivative), "--ledger", str(other)])
+    assert out.exit_code == 2 and "cannot use the ledger" in out.output, out.output
+    assert derivative.read_bytes() == before
