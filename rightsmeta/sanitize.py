@@ -61,6 +61,8 @@ _ID3_CREDIT = {"TPE1", "TPE2", "TCOM", "TEXT"}
 # Vorbis comments (FLAC, Ogg Vorbis, Opus) and MP4 atoms, beside our record's and TDMRep's fields.
 _VORBIS = {"rights": {"copyright", "license"}, "credit": {"artist", "albumartist", "composer", "lyricist"}}
 _MP4 = {"rights": {"cprt"}, "credit": {"\xa9ART", "aART", "\xa9wrt"}}
+# moov/udta atoms kept: the tags (meta, cleaned by mutagen) and a 3GPP copyright; XMP_ is cleaned.
+_UDTA_KEPT = frozenset({b"meta", b"cprt"})
 
 
 @dataclass
@@ -306,8 +308,10 @@ def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) 
     return buf.getvalue()
 
 
-def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
-    """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) in place: padded, so no media byte moves."""
+def _mp4_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) and blank moov/udta's atoms
+    beside them and the tags (a place in 3GPP ``loci`` or ``\xa9xyz``, which mutagen does not see)
+    in place: padded, or a ``free`` atom of the same size, so no media byte moves."""
     from .carriers import bmff
     from .carriers.audio import XMP_UUID
 
@@ -321,8 +325,17 @@ def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) 
             spans.append((box.payload + 16, box.end))
         elif box.type == b"moov":
             for udta in level(box.payload, box.end):
-                if udta.type == b"udta":
-                    spans += [(x.payload, x.end) for x in level(udta.payload, udta.end) if x.type == b"XMP_"]
+                if udta.type != b"udta":
+                    continue
+                for atom in level(udta.payload, udta.end):
+                    if atom.type == b"XMP_":
+                        spans.append((atom.payload, atom.end))
+                    elif atom.type not in _UDTA_KEPT:
+                        removed.append(f"MP4 udta {atom.type.decode('latin-1')}")
+                        size = atom.end - atom.start
+                        if size >= 1 << 32:
+                            raise MalformedFile(f"MP4: a {size}-byte user data atom")
+                        out[atom.start : atom.end] = size.to_bytes(4, "big") + b"free" + bytes(size - 8)
     for start, end in spans:
         cleaned = clean_xmp(bytes(data[start:end]), groups, removed) or b""
         if len(cleaned) > end - start:
@@ -360,7 +373,7 @@ def _m4a(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
             audio.save(buf)  # mutagen moves the chunk offsets with the atoms it rewrites
         except Exception as exc:
             raise MalformedFile(f"cannot write the cleaned M4A atoms: {type(exc).__name__}: {exc}") from None
-    return _mp4_xmp_in_place(buf.getvalue(), groups, removed)
+    return _mp4_in_place(buf.getvalue(), groups, removed)
 
 
 def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | None = None) -> Sanitized:

@@ -262,7 +262,9 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
 
     codec = {"flac": "flac", "ogg": "libvorbis", "opus": "libopus", "m4a": "aac"}[fmt]
     path = tmp_path / f"a.{fmt}"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path)], check=True)
+    place = ["-metadata", "location=+48.8584+002.2945/"] if fmt == "m4a" else []  # a udta/loci atom, beside the tags
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, *place,
+                    str(path)], check=True)
     audio = AudioFile(path)
     comment = "\xa9cmt" if fmt == "m4a" else "COMMENT"
     audio[comment] = ["recorded in my kitchen"]
@@ -284,6 +286,11 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
     if fmt == "m4a":
         assert "XMP-xmpMM:HistoryAction" not in exiftool_json(exiftool, out, "-a")
         assert "XMP-xmpMM:HistoryAction" in exiftool_json(exiftool, path, "-a")
+
+        def place_of(p: Path) -> str:
+            return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags=location", "-of", "csv=p=0", str(p)],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+        assert place_of(path) == "+48.8584+002.2945/" and place_of(out) == ""  # the place used to stay
 
     def md5(p: Path) -> str:
         return subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(p), "-map", "0:a", "-f", "md5", "-"], check=True,
