@@ -121,10 +121,10 @@ def _tag_data(
         signing = False
         notes.append(refusal)
     if not signing and manifest.read(data, fmt, options) is not None:
-        raise UnsupportedFormat(
-            "this file carries a signed C2PA manifest, which any metadata change would invalidate; "
-            "configure a signing identity (rightsmeta keys init) so rightsmeta can re-sign it"
-        )
+        # No identity may mean none was made, or that the caller turned signing off (--no-sign).
+        fix = refusal or ("tag it with a signing identity so rightsmeta can re-sign it "
+                          "(rightsmeta keys init makes one; --no-sign turns signing off)")
+        raise UnsupportedFormat(f"this file carries a signed C2PA manifest, which any metadata change would invalidate; {fix}")
     try:
         new, carriers = family.write(data, fmt, assertion, options)
     except UnsupportedFormat as exc:
@@ -583,11 +583,12 @@ def _log_bug(doing: str, exc: BaseException) -> None:
 
 def _record(ledger: Ledger, works: list[_Work]) -> None:
     """Record tagged works in one transaction; raises what the ledger raises."""
+    from .escape import stored_path
     from .ledger import Work
 
     def work(result: TagResult, target: str, found: Essence) -> Work:
         assert result.assertion is not None
-        return Work.create(os.path.abspath(target), result.format or "", found, result.assertion, result.carriers,
+        return Work.create(stored_path(target), result.format or "", found, result.assertion, result.carriers,
                            id=result.assertion.work_id)
 
     ledger.record_many([work(*tagged) for tagged in works])

@@ -17,8 +17,9 @@ from typing import Any, BinaryIO
 import click
 
 from . import __version__, api, cli_plain, cli_tag, cli_verify
+from .cli_gate import LIMIT, Seconds
 from .errors import RightsmetaError, UsageError
-from .escape import printable
+from .escape import json_text, printable
 from .model import GROUPS, PURPOSES, State
 from .report import FileReport
 
@@ -146,7 +147,10 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     Exits 1 when a file could not be read, or held a malformed signal.
     """
     files = _files(paths, recursive)
-    anchors = Path(trust_anchors).read_bytes() if trust_anchors else None
+    try:
+        anchors = cli_verify.read_trust_anchors(trust_anchors) if trust_anchors else None
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
     reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
                for f in _progress(files, "reading", not as_json)]
     if as_json:
@@ -193,12 +197,15 @@ def _render_read(report: FileReport) -> None:
 
 
 @main.command()
-@click.option("--keep", type=click.Path(file_okay=False), help="Put the sample files here and keep them.")
+@click.option("--keep", type=click.Path(file_okay=False), help="Put the sample files here (a new or empty folder) and keep them.")
 def demo(keep: str | None) -> None:
     """Tag built-in sample files in a temporary folder and show what happened, step by step."""
     from .demo import run
 
-    run(keep, click.echo, _render_read, cli_tag.render)
+    try:
+        run(keep, click.echo, _render_read, cli_tag.render)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 
@@ -264,7 +271,7 @@ def keys_doctor(cert: str, key: str | None) -> None:
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), help="Also write a self-contained HTML report.")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any file has one of these statuses.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes (0: one per core).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per file before it is reported unreadable.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed per file before it is reported unreadable.")
 @click.option("--password", help="Password of encrypted documents.")
 @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False), help="PEM roots for C2PA signers (Trusted).")
 def verify(
@@ -292,17 +299,25 @@ def ledger_group() -> None:
     """The local registry of tagged works: publish it, or load registries others published."""
 
 
+def _open_ledger(path: str) -> Any:
+    """The ledger at ``path``, open; one that is no ledger (another file, a damaged one) is a usage error."""
+    from .ledger import Ledger
+
+    try:
+        return Ledger.open(path)
+    except RightsmetaError as exc:
+        raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
+
+
 @ledger_group.command(name="export")
-@click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
+@click.option("--ledger", type=click.Path(exists=True, dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output.")
 def ledger_export(ledger: str | None, out: str | None) -> None:
     """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json)."""
-    from .ledger import Ledger
-
     path = _ledger_path(ledger, False, must_exist=True)
     if path is None:
         raise click.UsageError("no ledger yet: tag some files first, or give --ledger")
-    with Ledger.open(path) as db:
+    with _open_ledger(path) as db:
         if out:
             with open(out, "w", encoding="utf-8") as fh:
                 db.export_jsonl(fh)
@@ -315,11 +330,9 @@ def ledger_export(ledger: str | None, out: str | None) -> None:
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file to load into (created if missing).")
 def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
     """Load JSON Lines registries (as written by `rightsmeta ledger export`) into the ledger."""
-    from .ledger import Ledger
-
     path = _ledger_path(ledger, False, must_exist=False)
     assert path is not None
-    with Ledger.open(path) as db:
+    with _open_ledger(path) as db:
         for name in files:
             try:
                 # Bytes: the library names a line that is not UTF-8; the file name is the source.
@@ -344,7 +357,7 @@ FAIL_ON_SCAN = ("drop", "notAllowed", "constrained", "conflict", "error")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes or Ray actors (0: one per core).")
 @click.option("--column", default="image", show_default=True, help="Parquet column with the bytes (or a struct's field: image.bytes).")
 @click.option("--accept-constraints", is_flag=True, help="Keep samples whose purpose is constrained (you accept the terms).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed per sample before it is dropped as unreadable.")
 @click.option("--fail-on", default="", metavar="WHAT[,WHAT]", help=f"Also exit 1 if any sample is one of: {', '.join(FAIL_ON_SCAN)}.")
 def scan(
     sources: tuple[str, ...], purpose: str, out_dir: str | None, report_file: str | None, as_jsonl: bool, engine: str,
@@ -384,7 +397,8 @@ def scan(
                 if row["errors"]:
                     found.add("error")
                     where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
-                    click.echo(f"{click.style('unreadable', fg='red')}  {where}: {'; '.join(row['errors'])}", err=True)
+                    click.echo(f"{click.style('unreadable', fg='red')}  {printable(where)}: {printable('; '.join(row['errors']))}",
+                               err=True)
                 if row["decision"] == "drop":
                     found.add("drop")
                 if row["permission"] in ("notAllowed", "constrained"):
@@ -394,7 +408,7 @@ def scan(
                 if report is not None:
                     report.write(row)
                 if as_jsonl:
-                    click.echo(json.dumps(row, ensure_ascii=False))
+                    click.echo(json_text(row))
         except UsageError as exc:  # e.g. Ray not installed: said before any row
             raise click.UsageError(str(exc)) from None
     click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"
@@ -403,7 +417,8 @@ def scan(
         sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
-@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8"), metavar="FILE", help="Read URLs from FILE, one a line ('-': standard input).")
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8", errors="surrogateescape"), metavar="FILE",
+              help="Read URLs from FILE, one a line ('-': standard input).")
 @click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
 @click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
@@ -411,10 +426,10 @@ def scan(
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as URLs finish.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per URL.")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True, help="Requests in flight.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
-@click.option("--delay", type=click.FloatRange(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
+@click.option("--timeout", type=Seconds(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
+@click.option("--delay", type=Seconds(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
 @click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
-@click.option("--deadline", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
+@click.option("--deadline", type=Seconds(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
 @click.option("--body-budget", type=click.IntRange(1), default=256 * 1024 * 1024, show_default=True, help="Bytes of bodies held at once by all URLs (at least --max-body).")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")
 def check_cmd(

@@ -8,10 +8,25 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
 from .errors import RightsmetaError, UsageError
+
+
+class Seconds(click.FloatRange):
+    """A time limit: a FloatRange that also refuses nan, which its comparisons let through (a
+    limit of nan, or of a negative number, used to end verify and scan in a traceback)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        seconds: float = super().convert(value, param, ctx)
+        if seconds != seconds:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+LIMIT = Seconds(min=0, min_open=True)  # any time above nothing
 
 
 @click.command()
@@ -29,8 +44,8 @@ from .errors import RightsmetaError, UsageError
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Uploads decoded at once (worker processes).")
 @click.option("--backlog", type=click.IntRange(0, 10_000), default=16, show_default=True,
               help="Uploads allowed to wait for a worker; beyond them the answer is 503 with Retry-After.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
-@click.option("--upload-timeout", type=float, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
+@click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
+@click.option("--upload-timeout", type=LIMIT, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
 def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
           protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float) -> None:
     """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
@@ -40,8 +55,6 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
       rightsmeta serve --token-file ~/.config/rightsmeta/server.token --identity ~/.config/rightsmeta/identity
       curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/verify
     """
-    from .cli import _ledger_path
-
     try:
         from .server import ServerConfig, load_token
         from .server import serve as run
@@ -59,12 +72,28 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     if protect_reads and token is None:
         raise click.UsageError("--protect-reads needs --token-file")
     config = ServerConfig(
-        ledger=_ledger_path(ledger, no_ledger, must_exist=False), identity=identity, token=token,
+        ledger=_usable_ledger(ledger, no_ledger), identity=identity, token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
         job_seconds=timeout, upload_seconds=upload_timeout,
     )
     click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
     run(config, host=host, port=port)
+
+
+def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:
+    """The ledger to use. One that exists and is no ledger is refused before anything starts: a
+    server would answer every upload 422, as if the file were at fault, and carry would write
+    the derivative, then fail."""
+    from .cli import _ledger_path
+    from .cli_verify import check_ledger
+
+    path = _ledger_path(ledger, no_ledger, must_exist=False)
+    if path and os.path.exists(path):
+        try:
+            check_ledger(path)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
+    return path
 
 
 @click.command()
@@ -82,7 +111,6 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     import threading
     import webbrowser
 
-    from .cli import _ledger_path
     from .keys import default_dir
 
     try:
@@ -102,8 +130,7 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
         threading.Timer(1.5, webbrowser.open, (url,)).start()
-    run(ServerConfig(ledger=_ledger_path(ledger, False, must_exist=False), identity=identity, token=token),
-        host="127.0.0.1", port=port)
+    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
 
 
 @click.command()
@@ -153,13 +180,12 @@ def carry(original: str, derivative: str, cert: str | None, key: str | None, led
     with a c2pa.resized or c2pa.transcoded action and ORIGINAL as parent ingredient.
     """
     from .carry import carry_path
-    from .cli import _ledger_path
     from .keys import Identity
 
+    used = _usable_ledger(ledger, no_ledger)
     try:
         identity = Identity.configured(cert, key)
-        result = carry_path(original, derivative, identity=identity,
-                            ledger_path=_ledger_path(ledger, no_ledger, must_exist=False))
+        result = carry_path(original, derivative, identity=identity, ledger_path=used)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except RightsmetaError as exc:

@@ -51,12 +51,8 @@ def run(
         raise UsageError("--jobs must be 0 (one per core) or more")
     used = ledger_path(ledger, no_ledger, must_exist=True)
     if used:  # said once, before the scan, not by every worker that fails to start
-        from .ledger import Ledger
-
-        try:
-            Ledger.open(used, readonly=True).close()
-        except RightsmetaError as exc:
-            raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
+        check_ledger(used)
+    anchors = read_trust_anchors(trust_anchors) if trust_anchors else None
     files: Iterable[str]
     folders: set[str] = set()
     if recursive and fmt and "-" not in paths:
@@ -79,10 +75,6 @@ def run(
         files = list(api.walk(paths, recursive=recursive))
         total = len(files)
         stale_temps(files, remove=False)
-    anchors = None
-    if trust_anchors:
-        with open(trust_anchors, "rb") as fh:  # pathlib is not loaded for this alone (~6 ms of a plain run's start)
-            anchors = fh.read()
     if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
     rows = verify_many(
@@ -123,6 +115,30 @@ def run(
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
     echo(f"summary: {summary} ({sum(counts.values())} files)\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
+
+
+def check_ledger(path: str) -> None:
+    """UsageError unless ``path`` opens as a ledger (it is another file, or damaged)."""
+    from .ledger import Ledger
+
+    try:
+        Ledger.open(path, readonly=True).close()
+    except RightsmetaError as exc:
+        raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
+
+
+def read_trust_anchors(path: str) -> bytes:
+    """The PEM roots of ``--trust-anchors``; UsageError when the file holds no certificate (c2pa
+    would otherwise call every signed file's manifest unreadable, blaming the files)."""
+    from cryptography import x509
+
+    with open(path, "rb") as fh:  # pathlib is not loaded for this alone (~6 ms of a plain run's start)
+        data = fh.read()
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise UsageError(f"--trust-anchors {printable(path)} holds no PEM certificate (give the root.pem of keys init)") from None
+    return data
 
 
 def ledger_path(ledger: str | None, no_ledger: bool, *, must_exist: bool) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -12,6 +13,8 @@ import pyexiv2
 
 from . import api
 from .carriers.image import register_namespaces
+from .errors import UsageError
+from .escape import printable
 from .ledger import Ledger
 from .model import Assertion
 from .report import FileReport, TagResult
@@ -48,6 +51,10 @@ def run(
     render_read: Callable[[FileReport], None],
     render_tag: Callable[[list[TagResult], bool], object],
 ) -> None:
+    """Raises UsageError, before anything is written, when ``keep`` is a folder with files in it:
+    the samples' names (photo.jpg...) are common ones, and they would be written over."""
+    if keep and os.path.isdir(keep) and os.listdir(keep):
+        raise UsageError(f"--keep {printable(keep)} is not empty; give a new or empty folder for the samples")
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="rightsmeta-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from typing import Any
 
@@ -60,6 +61,17 @@ def json_text(value: Any) -> str:
         return text
     surrogate = _surrogate()
     return surrogate.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if surrogate.search(text) else text
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as a store of UTF-8 text (SQLite, Parquet) takes it: a lone surrogate, which
+    neither can encode (a byte of a name that is not UTF-8), as its escape (``\\xff``)."""
+    return text if text.isascii() else _surrogate().sub(_escape, text)
+
+
+def stored_path(path: str | os.PathLike[str]) -> str:
+    """An absolute path as the ledger stores it (see utf8_text)."""
+    return utf8_text(os.path.abspath(path))
 
 
 def csv_cell(value: Any) -> Any:

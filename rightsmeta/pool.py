@@ -4,12 +4,13 @@ Workers come from a fork server (spawn where there is none): they never inherit 
 threads, sockets or locks, which a fork of a threaded program (a server) would copy half-held.
 
 multiprocessing re-runs the caller's main script in every such worker, by its path, so that
-objects defined there can be unpickled. A script read from standard input (``python - <<EOF``)
-has the path ``<stdin>``, which no worker can open: each died in start-up, before our code ran,
-and a ``multiprocessing.Pool`` replaced it forever (a hang), a ``ProcessPoolExecutor`` reported
-every file lost. Our workers only run functions of rightsmeta, so when the main script cannot be
-re-read they start without it (and only then is this module's process class used; otherwise the
-standard library's). Nothing global is changed.
+objects defined there can be unpickled. Our workers only run functions of rightsmeta, so they
+start without it. Re-running it did harm: a script without an ``if __name__ == "__main__":``
+guard (README's library example, pasted into a file) ran again in every worker, tagging its
+files again, and each worker died when the script started its own pool, failing the files it
+was given; a script read from standard input (``python - <<EOF``) has the path ``<stdin>``,
+which no worker can open: each died in start-up, and a ``multiprocessing.Pool`` replaced it
+forever (a hang), a ``ProcessPoolExecutor`` reported every file lost. Nothing global is changed.
 """
 
 from __future__ import annotations
@@ -23,18 +24,12 @@ from multiprocessing import context, forkserver, popen_forkserver, reduction, sp
 from typing import Any
 
 
-def _main_unreadable(data: dict[str, Any]) -> bool:
-    """Would a worker fail to re-read the main script? (``<stdin>``, or an embedder's name)"""
-    path = data.get("init_main_from_path")
-    return path is not None and not os.path.isfile(path)  # spawn made it absolute already
-
-
 def _preparation(name: str) -> dict[str, Any]:
-    """What a worker is told to set up before it runs: the stock data, less a main script that
-    cannot be re-read."""
+    """What a worker is told to set up before it runs: the stock data, less the caller's main
+    script or module."""
     data: dict[str, Any] = spawn.get_preparation_data(name)
-    if _main_unreadable(data):
-        del data["init_main_from_path"]
+    data.pop("init_main_from_path", None)
+    data.pop("init_main_from_module", None)
     return data
 
 
@@ -74,9 +69,7 @@ def start_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseCo
     process: the list is the last caller's)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    # The standard library's own context wherever it works; ours only where it would not.
-    stock = multiprocessing.get_context("forkserver")
-    ctx = _Context() if _main_unreadable(spawn.get_preparation_data("rightsmeta")) else stock
+    ctx = _Context()
     if preload:
         ctx.set_forkserver_preload(list(preload))
     return ctx

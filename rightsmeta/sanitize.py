@@ -53,12 +53,16 @@ _IPTC = {
     "rights": {"Iptc.Application2.Copyright", "Iptc.Envelope.CharacterSet"},
     "credit": {"Iptc.Application2.Byline", "Iptc.Application2.Credit"},
 }
+# PNG text chunks (tEXt, zTXt, iTXt) beside the XMP one, by keyword: exiv2 leaves them all.
+_PNG_TEXT = {"rights": {b"Copyright"}, "credit": {b"Author", b"Artist"}}
 # ID3: the copyright and its URL, our record and TDMRep's fields (TXXX), the XMP packet (cleaned too).
 _ID3_RIGHTS = {"TCOP", "WCOP"}
 _ID3_CREDIT = {"TPE1", "TPE2", "TCOM", "TEXT"}
 # Vorbis comments (FLAC, Ogg Vorbis, Opus) and MP4 atoms, beside our record's and TDMRep's fields.
 _VORBIS = {"rights": {"copyright", "license"}, "credit": {"artist", "albumartist", "composer", "lyricist"}}
 _MP4 = {"rights": {"cprt"}, "credit": {"\xa9ART", "aART", "\xa9wrt"}}
+# moov/udta atoms kept: the tags (meta, cleaned by mutagen) and a 3GPP copyright; XMP_ is cleaned.
+_UDTA_KEPT = frozenset({b"meta", b"cprt"})
 
 
 @dataclass
@@ -118,7 +122,7 @@ def _wrap(rdf: ET.Element) -> ET.Element:
     return meta
 
 
-def _image(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -> bytes:
     from .carriers.image import register_namespaces
 
     pyexiv2 = register_namespaces()
@@ -158,7 +162,70 @@ def _image(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
         raise MalformedFile(f"exiv2 could not clean this image: {exc}") from None
     finally:
         image.close()
+    if fmt == "jpeg":
+        return _jpeg_segments(result, new_iptc, removed)
+    if fmt == "png":
+        return _png_text(result, groups, removed)
+    if fmt == "webp" and packet is None and raw_xmp:
+        return _webp_without_xmp(result)
     return result
+
+
+# JPEG APPn segments kept beside those exiv2 writes (APP1 Exif and XMP, APP13 IPTC): JFIF, the
+# ICC profile and MPF (APP2), JUMBF/C2PA (APP11), Adobe's colour transform (APP14), which decoders read.
+_JPEG_KEPT_APPS = frozenset({0xE0, 0xE1, 0xE2, 0xEB, 0xEE})
+
+
+def _jpeg_segments(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -> bytes:
+    """The JPEG without the application segments exiv2 leaves: Photoshop's APP13 block but for
+    the kept IPTC (written into a new one; exiv2 clears the block's IPTC alone, and a thumbnail of
+    the uncropped original, URLs and captions stayed), and every APPn it does not know (Ducky's
+    comment, vendors' blocks)."""
+    from .carriers import jpeg
+    from .carriers.image import register_namespaces
+
+    apps = [s for s in jpeg.walk(data).segments if 0xE0 <= s.marker <= 0xEF and s.marker not in _JPEG_KEPT_APPS]
+    if not apps:
+        return data
+    removed += [f"JPEG APP{s.marker - 0xE0}" for s in apps]
+    data = jpeg.splice(data, apps, apps[0].start, b"")
+    if not iptc_kept or all(s.marker != 0xED for s in apps):
+        return data
+    image = register_namespaces().ImageData(data)
+    try:
+        image.modify_iptc(iptc_kept)
+        result: bytes = image.get_bytes()
+    except RuntimeError as exc:
+        raise MalformedFile(f"exiv2 could not clean this image: {exc}") from None
+    finally:
+        image.close()
+    return result
+
+
+def _png_text(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    """The PNG without the text chunks no group keeps (Artist, Comment, Author...: exiv2 leaves them)."""
+    from .carriers import png
+
+    keep = set().union(*(_PNG_TEXT.get(g, set()) for g in groups))
+    cut = []
+    for chunk in png.walk(data):
+        if chunk.type in (b"tEXt", b"zTXt", b"iTXt") and not png.is_xmp(data, chunk):
+            keyword = png.data(data, chunk).partition(b"\0")[0]
+            if keyword not in keep:
+                cut.append(chunk)
+                removed.append(f"PNG {chunk.type.decode()} {keyword.decode('latin-1')}")
+    return png.splice(data, cut, 0, b"") if cut else data
+
+
+def _webp_without_xmp(data: bytes) -> bytes:
+    """exiv2, told to write no XMP into a WebP, leaves its old XMP chunk whole (a location, names):
+    it is replaced by a packet that states nothing."""
+    from .carriers import riff
+
+    walked = riff.walk(data, b"WEBP")
+    if not riff.find(walked, b"XMP "):
+        return data
+    return riff.replace_webp_xmp(data, walked, xmp.serialise(_wrap(ET.Element(f"{{{xmp.RDF}}}RDF"))))
 
 
 def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
@@ -241,8 +308,10 @@ def _vorbis(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) 
     return buf.getvalue()
 
 
-def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
-    """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) in place: padded, so no media byte moves."""
+def _mp4_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
+    """Clean the XMP packets (top-level uuid box, moov/udta/XMP_) and blank moov/udta's atoms
+    beside them and the tags (a place in 3GPP ``loci`` or ``\xa9xyz``, which mutagen does not see)
+    in place: padded, or a ``free`` atom of the same size, so no media byte moves."""
     from .carriers import bmff
     from .carriers.audio import XMP_UUID
 
@@ -256,8 +325,17 @@ def _mp4_xmp_in_place(data: bytes, groups: tuple[str, ...], removed: list[str]) 
             spans.append((box.payload + 16, box.end))
         elif box.type == b"moov":
             for udta in level(box.payload, box.end):
-                if udta.type == b"udta":
-                    spans += [(x.payload, x.end) for x in level(udta.payload, udta.end) if x.type == b"XMP_"]
+                if udta.type != b"udta":
+                    continue
+                for atom in level(udta.payload, udta.end):
+                    if atom.type == b"XMP_":
+                        spans.append((atom.payload, atom.end))
+                    elif atom.type not in _UDTA_KEPT:
+                        removed.append(f"MP4 udta {atom.type.decode('latin-1')}")
+                        size = atom.end - atom.start
+                        if size >= 1 << 32:
+                            raise MalformedFile(f"MP4: a {size}-byte user data atom")
+                        out[atom.start : atom.end] = size.to_bytes(4, "big") + b"free" + bytes(size - 8)
     for start, end in spans:
         cleaned = clean_xmp(bytes(data[start:end]), groups, removed) or b""
         if len(cleaned) > end - start:
@@ -295,7 +373,7 @@ def _m4a(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:
             audio.save(buf)  # mutagen moves the chunk offsets with the atoms it rewrites
         except Exception as exc:
             raise MalformedFile(f"cannot write the cleaned M4A atoms: {type(exc).__name__}: {exc}") from None
-    return _mp4_xmp_in_place(buf.getvalue(), groups, removed)
+    return _mp4_in_place(buf.getvalue(), groups, removed)
 
 
 def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | None = None) -> Sanitized:
@@ -325,7 +403,7 @@ def sanitize_bytes(data: bytes, *, keep: str = "rights", identity: Identity | No
     elif fmt == "m4a":
         new = _m4a(data, groups, removed)
     else:
-        new = _image(data, groups, removed)
+        new = _image(data, fmt, groups, removed)
     result = Sanitized(new, fmt, removed)
     statement = _statement(before)
     result.assertion_json = statement.to_json()

@@ -94,9 +94,12 @@ class Verdict:
                      "source": m.work.source, "assertion": m.work.assertion.to_json()}
                     for m in self.also
                 ]
+            from .decide import umbrella
             from .ledger import combined
 
-            out["permissions"] = {p.value: perm.state.value for p, perm in combined([self.match, *self.also]).items()}
+            # The copy is to be honoured as its work would be, data-mining umbrella included.
+            stated = combined([self.match, *self.also])
+            out["permissions"], out["effective"] = states(stated), states(umbrella(stated))
         return out
 
 

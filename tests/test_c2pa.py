@@ -138,6 +138,18 @@ def test_signed_file_without_identity_is_not_broken(tmp_path: Path, identity: ke
     assert path.read_bytes() == before
 
 
+def test_a_signed_file_tagged_with_no_sign_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The identity exists; --no-sign turned it off. The refusal used to say "configure a signing
+    # identity (rightsmeta keys init)", which the user had done.
+    monkeypatch.setenv("RIGHTSMETA_IDENTITY", str(tmp_path / "identity"))
+    runner = CliRunner()
+    assert runner.invoke(main, ["keys", "init"]).exit_code == 0
+    path = write_image(tmp_path, "jpeg")
+    assert runner.invoke(main, ["tag", str(path), "--deny", "ai", "--no-ledger"]).exit_code == 0
+    out = runner.invoke(main, ["tag", str(path), "--deny", "all", "--no-ledger", "--no-sign"])
+    assert out.exit_code == 1 and "would invalidate" in out.output and "--no-sign" in out.output, out.output
+
+
 def _sign_raw(manifest_assertions: list[dict[str, object]], identity: keys.Identity) -> bytes:
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, identity.chain_pem, identity.key_pem, None))
     out = io.BytesIO()

@@ -134,6 +134,32 @@ def test_demo_runs_and_narrates(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "photo.jpg").exists()
 
 
+def test_demo_keep_never_overwrites_a_folder_in_use(tmp_path: Path) -> None:
+    # `demo --keep ~/Pictures` used to write its samples over the user's photo.jpg, drawing.png...
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(b"the user's own photo")
+    result = run("demo", "--keep", str(folder))
+    assert result.exit_code == 2 and "empty" in result.output, result.output
+    assert [p.name for p in folder.iterdir()] == ["photo.jpg"]
+    assert (folder / "photo.jpg").read_bytes() == b"the user's own photo"
+
+
+@pytest.mark.parametrize("limit", ["-5", "0", "nan"])
+@pytest.mark.parametrize("command", [["verify", "{png}"], ["scan", "{tar}", "--purpose", "ai-training"], ["serve"],
+                                     ["serve", "--upload-timeout"], ["check", "http://127.0.0.1:9/"]])
+def test_time_limits_are_numbers_of_seconds(tmp_path: Path, command: list[str], limit: str) -> None:
+    # verify and scan ended in a traceback (setitimer) on a negative or nan limit, and took 0 as
+    # no limit at all; serve started with them; check took nan.
+    png, tar = tmp_path / "a.png", tmp_path / "a.tar"
+    png.write_bytes(image_bytes("png"))
+    tar.write_bytes(b"")
+    args = [a.format(png=png, tar=tar) for a in command]
+    args += [limit] if args[-1].endswith("timeout") else ["--timeout", limit]
+    result = run(*args)
+    assert result.exit_code == 2 and "--" in result.output and "Traceback" not in result.output, result.output
+
+
 def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
     found = []
     for name, cmd in group.commands.items():

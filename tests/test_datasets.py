@@ -276,6 +276,41 @@ def test_truncated_tar_keeps_what_was_read_and_says_the_rest(tmp_path: Path) -> 
     assert [m[0].split(".")[0] for m in members(tmp_path / "out" / "cut.tar")] == ["000000"] * 3 + ["000001"] * 3 + ["000002"] * 3
 
 
+def test_a_tar_cut_between_members_is_truncated_too(tmp_path: Path) -> None:
+    # Cut after a sample's image, before the JSON whose recorded headers reserve it: tarfile
+    # ends quietly at a member boundary, and the sample used to be kept, with exit 0 (fail open).
+    image = image_bytes("jpeg", seed=9)
+    _tar(tmp_path / "whole.tar", [("a.jpg", image), ("a.json", json.dumps({"headers": {"tdm-reservation": "1"}}).encode())])
+    raw = (tmp_path / "whole.tar").read_bytes()
+    (tmp_path / "cut.tar").write_bytes(raw[: raw.index(b"a.json")])
+    rows = list(scan([str(tmp_path / "cut.tar")], GENAI, out_dir=str(tmp_path / "out")))
+    assert [(r["key"], r["decision"]) for r in rows] == [("a", "drop"), (None, "drop")]
+    assert "end-of-archive" in rows[1]["errors"][0]
+    assert members(tmp_path / "out" / "cut.tar") == []
+    whole = list(scan([str(tmp_path / "whole.tar")], GENAI))  # the whole shard: the JSON decides
+    assert [(r["key"], r["decision"], r["errors"]) for r in whole] == [("a", "drop", [])]
+
+
+def test_member_names_that_are_not_utf8_reach_every_report(tmp_path: Path) -> None:
+    # A scan with --report used to end in a traceback (UnicodeEncodeError), its report lost.
+    image = image_bytes("jpeg", seed=3)
+    with tarfile.open(tmp_path / "odd.tar", "w", format=tarfile.GNU_FORMAT, errors="surrogateescape") as tar:
+        for name in ("caf\udcff.jpg", "cut\udcfe.jpg"):
+            info = tarfile.TarInfo(name)
+            info.size = len(image) if name.startswith("caf") else 10
+            tar.addfile(info, io.BytesIO(image))
+    for report in ("audit.jsonl", "audit.parquet"):
+        out = CliRunner().invoke(main, ["scan", str(tmp_path / "odd.tar"), "--purpose", GENAI, "--jsonl",
+                                        "--report", str(tmp_path / report)])
+        assert out.exit_code == 1, out.output  # the cut member
+        printed = [json.loads(line) for line in out.stdout.splitlines()]
+        assert [(r["key"], r["decision"]) for r in printed] == [("caf\udcff", "keep"), ("cut\udcfe", "drop")]
+        assert "cut\\xfe: " in out.stderr
+        rows = list(read_report(str(tmp_path / report)))
+        escaped = report.endswith(".parquet")  # Parquet strings are UTF-8: the byte as people see it
+        assert [r["key"] for r in rows] == (["caf\\xff", "cut\\xfe"] if escaped else ["caf\udcff", "cut\udcfe"])
+
+
 def test_hostile_members_drop_their_sample_only(tmp_path: Path) -> None:
     good = image_bytes("jpeg", seed=5)
     entries = [
@@ -413,6 +448,17 @@ def test_folder_of_files_with_json_sidecars(tmp_path: Path) -> None:
     kept = [s for s in SAMPLES[:18] if s["expect"][0] == "keep"]
     assert copied == sorted([f"{s['key']}.{s['ext']}" for s in kept] + [f"{s['key']}.json" for s in kept])
     assert all((tmp_path / "out" / "00000" / f"{s['key']}.{s['ext']}").read_bytes() == s["data"] for s in kept)
+
+
+def test_a_shard_beside_plain_files_is_read_once(tmp_path: Path) -> None:
+    # The folder's shard was also read as one of its plain files: "not a format rightsmeta
+    # knows", a sample dropped as unreadable, exit 1 for a sound dataset.
+    write_wds(tmp_path / "shard-0.tar", SAMPLES[:3])
+    (tmp_path / "extra.png").write_bytes(image_bytes("png", seed=4))
+    rows = list(scan([str(tmp_path)], GENAI))
+    assert [(os.path.basename(r["shard"]), r["key"]) for r in rows] == [
+        ("shard-0.tar", s["key"]) for s in SAMPLES[:3]] + [(tmp_path.name, "extra")]
+    assert not any(r["errors"] for r in rows)
 
 
 # --- reports and the command line ------------------------------------------------------------

@@ -64,3 +64,30 @@ def test_verify_and_scan_with_workers_from_a_stdin_script(tmp_path: Path) -> Non
     statuses, decisions = (json.loads(line) for line in done.stdout.splitlines())
     assert statuses == ["untagged"] * 3
     assert len(decisions) == 4 and set(decisions) == {"keep"}, decisions
+
+
+UNGUARDED = """
+import sys
+from rightsmeta import Assertion, api
+with open(sys.argv[2], "a") as runs:  # each run of this script, in whichever process
+    runs.write("run\\n")
+results = list(api.tag_iter(api.walk([sys.argv[1]], recursive=True), Assertion.build(deny=["ai"]), jobs=2))
+print(" ".join(r.status for r in results))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
+    # README's library example pasted into a file: every worker used to run it again (tagging its
+    # files again) and die starting a pool of its own, so the folder's files failed.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        _png(photos / f"{i}.png")
+    script, runs = tmp_path / "tag_folder.py", tmp_path / "runs.txt"
+    script.write_text(UNGUARDED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(photos), str(runs)], text=True, capture_output=True,
+                          timeout=60, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["tagged"] * 3, done.stderr[-2000:]
+    assert runs.read_text() == "run\n"

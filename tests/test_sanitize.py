@@ -118,6 +118,42 @@ def test_png_and_webp(tmp_path: Path, exiftool: str, fmt: str) -> None:
     assert verify(result.data).status == "intact"
 
 
+# What exiv2 leaves and sanitize took out itself: PNG text chunks (Artist, Comment), a WebP's whole
+# XMP chunk when none of it is kept, Photoshop's APP13 block beside its IPTC (a thumbnail, often of
+# the uncropped original; a URL) and other tools' APPn segments (Ducky's comment). Per format: what
+# ExifTool writes, what must go, the rights field kept, the credit field kept with --keep rights,credit.
+EXIV2_LEFT = {
+    "png": (["-XMP-photoshop:City=Paris", "-XMP-dc:Creator=Jane Doe", "-PNG:Artist=Jane Doe",
+             "-PNG:Comment=shot from my balcony", "-PNG:Copyright=(c) Jane Doe"],
+            {"City", "Creator", "Artist", "Comment"}, "Copyright", "Artist"),
+    "webp": (["-XMP-photoshop:City=Paris", "-XMP-dc:Creator=Jane Doe"], {"City", "Creator"}, None, None),
+    "jpeg": (["-PhotoshopThumbnail<={thumb}", "-Photoshop:URL=https://jane.example/private", "-IPTC:City=Paris",
+              "-IPTC:CopyrightNotice=(c) Jane Doe", "-IPTC:By-line=Jane Doe", "-Ducky:Comment=shot from my balcony"],
+             {"PhotoshopThumbnail", "URL", "City", "By-line", "Comment"}, "CopyrightNotice", "By-line"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(EXIV2_LEFT))
+def test_what_exiv2_leaves_goes_too(tmp_path: Path, exiftool: str, fmt: str) -> None:
+    args, private, rights, credit = EXIV2_LEFT[fmt]
+    thumb = tmp_path / "thumb.jpg"
+    thumb.write_bytes(image_bytes("jpeg", size=(32, 24)))
+    path = tmp_path / f"photo.{fmt}"
+    path.write_bytes(image_bytes(fmt, size=(64, 48)))
+    subprocess.run([exiftool, "-q", "-overwrite_original", *(a.format(thumb=thumb) for a in args), str(path)],
+                   check=True, capture_output=True)
+    data = path.read_bytes()
+    assert private <= set(tags_of(exiftool, data, tmp_path, f"before.{fmt}"))
+    cleaned = sanitize_bytes(data).data
+    found = tags_of(exiftool, cleaned, tmp_path, f"out.{fmt}")
+    assert not private & set(found), private & set(found)
+    assert pixels(cleaned) == pixels(data)
+    if rights and credit:
+        assert found[rights] == "(c) Jane Doe"
+        with_credit = tags_of(exiftool, sanitize_bytes(data, keep="rights,credit").data, tmp_path, f"credit.{fmt}")
+        assert with_credit[credit] == "Jane Doe" and "City" not in with_credit
+
+
 def test_mp3_loses_comments_keeps_copyright(tmp_path: Path, ffmpeg: str) -> None:
     from mutagen.id3 import APIC, COMM, ID3, TXXX
 
@@ -226,7 +262,9 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
 
     codec = {"flac": "flac", "ogg": "libvorbis", "opus": "libopus", "m4a": "aac"}[fmt]
     path = tmp_path / f"a.{fmt}"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path)], check=True)
+    place = ["-metadata", "location=+48.8584+002.2945/"] if fmt == "m4a" else []  # a udta/loci atom, beside the tags
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, *place,
+                    str(path)], check=True)
     audio = AudioFile(path)
     comment = "\xa9cmt" if fmt == "m4a" else "COMMENT"
     audio[comment] = ["recorded in my kitchen"]
@@ -249,6 +287,11 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
         assert "XMP-xmpMM:HistoryAction" not in exiftool_json(exiftool, out, "-a")
         assert "XMP-xmpMM:HistoryAction" in exiftool_json(exiftool, path, "-a")
 
+        def place_of(p: Path) -> str:
+            return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags=location", "-of", "csv=p=0", str(p)],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+        assert place_of(path) == "+48.8584+002.2945/" and place_of(out) == ""  # the place used to stay
+
     def md5(p: Path) -> str:
         return subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(p), "-map", "0:a", "-f", "md5", "-"], check=True,
                               capture_output=True, text=True).stdout
@@ -256,3 +299,15 @@ def test_vorbis_and_mp4_audio(tmp_path: Path, ffmpeg: str, exiftool: str, identi
     if signed:
         state, manifest, _ = active(result.data, {"flac": "audio/flac", "m4a": "audio/mp4"}[fmt])
         assert state == "Valid" and [i["relationship"] for i in manifest["ingredients"]] == ["parentOf"]
+
+
+def test_carry_refuses_a_ledger_that_is_no_ledger_before_writing(tmp_path: Path) -> None:
+    # It wrote the derivative, then failed on the ledger (exit 1).
+    original, derivative, other = tmp_path / "a.jpg", tmp_path / "a-small.png", tmp_path / "photo.sqlite3"
+    original.write_bytes(rightsmeta.tag_bytes(image_bytes("jpeg"), DENY_AI))
+    derivative.write_bytes(image_bytes("png", size=(32, 24)))
+    other.write_bytes(image_bytes("png"))
+    before = derivative.read_bytes()
+    out = CliRunner().invoke(main, ["carry", str(original), str(derivative), "--ledger", str(other)])
+    assert out.exit_code == 2 and "cannot use the ledger" in out.output, out.output
+    assert derivative.read_bytes() == before

@@ -426,3 +426,21 @@ def test_a_binding_query_body_is_bounded(server: Server) -> None:
     with server.client() as http:
         _problem(http.post("/matches/byBinding", content=endless()), 413)
         _problem(http.post("/matches/byBinding", content=b"[1, 2]"), 400)
+
+
+def test_serve_refuses_a_ledger_that_is_no_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It started, said healthy, and answered every upload 422 "Cannot process this file".
+    from click.testing import CliRunner
+
+    import rightsmeta.server
+    from rightsmeta.cli import main
+
+    started: list[object] = []
+    monkeypatch.setattr(rightsmeta.server, "serve", lambda *args, **kwargs: started.append(args))
+    other = tmp_path / "photo.sqlite3"
+    other.write_bytes(image_bytes("png"))
+    out = CliRunner().invoke(main, ["serve", "--ledger", str(other)])
+    assert out.exit_code == 2 and "cannot use the ledger" in out.output, out.output
+    assert started == []
+    assert CliRunner().invoke(main, ["serve", "--ledger", str(tmp_path / "new.sqlite3")]).exit_code == 0
+    assert len(started) == 1

@@ -187,3 +187,17 @@ def test_tagging_images_with_a_ledger_loads_no_module_only_audio_or_documents_ne
                           env=ENV, timeout=120)
     assert done.returncode == 0 and done.stdout.count("tagged ") == 2, done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_name_that_is_not_utf8_is_recorded(tmp_path: Path) -> None:
+    # SQLite cannot encode the lone surrogate such a name decodes to: the work went unrecorded
+    # ("internal error ... please report it"), so its stripped copies were never recognised.
+    path = os.path.join(os.fsencode(tmp_path), b"caf\xe9 photo.png")
+    with open(path, "wb") as fh:
+        fh.write(image_bytes("png", size=(64, 48), seed=7))
+    name = os.fsdecode(path)
+    with Ledger.open(tmp_path / "ledger.sqlite3") as ledger:
+        [result] = api.tag_iter([name], DENY_AI, ledger=ledger)
+        assert result.status == "tagged" and result.notes == [], result.notes
+        [work] = list(ledger)
+    assert work.path == str(tmp_path / "caf\\xe9 photo.png")

@@ -124,6 +124,22 @@ def test_partial_when_the_manifest_is_stripped(tmp_path: Path, exiftool: str, le
     assert any("c2pa" in r and "ledger" in r for r in verdict.reasons)
 
 
+@pytest.mark.parametrize("command", ["read", "verify"])
+def test_trust_anchors_that_hold_no_certificate_are_a_usage_error(tmp_path: Path, identity: keys.Identity, command: str) -> None:
+    # The signer's key given by mistake: c2pa then called every signed file's manifest unreadable
+    # ("COSE error parsing certificate"), and verify exited 0.
+    path = photo(tmp_path, "signed.jpg", 4)
+    assert rightsmeta.tag(path, DENY, identity=identity).carriers == ["xmp", "c2pa"]
+    key = tmp_path / "signer.key"
+    key.write_bytes(identity.key_pem)
+    out = CliRunner().invoke(main, [command, str(path), "--trust-anchors", str(key)])
+    assert out.exit_code == 2 and "holds no PEM certificate" in out.output, out.output
+    root = tmp_path / "root.pem"
+    assert identity.root_pem is not None
+    root.write_bytes(identity.root_pem)
+    assert CliRunner().invoke(main, [command, str(path), "--trust-anchors", str(root)]).exit_code == 0
+
+
 def test_conflicting(tmp_path: Path, exiftool: str) -> None:
     path = write_image(tmp_path, "png")
     rightsmeta.tag(path, DENY)
@@ -442,6 +458,27 @@ def test_ledger_export_import_cli(tmp_path: Path) -> None:
     assert json.loads(out.stdout)[0]["status"] == "stripped"
 
 
+def test_ledger_export_of_a_mistyped_ledger_is_a_usage_error(tmp_path: Path) -> None:
+    # It used to create an empty ledger there and publish an empty registry, with exit 0.
+    missing = tmp_path / "creatr.sqlite3"
+    out = CliRunner().invoke(main, ["ledger", "export", "--ledger", str(missing), "-o", str(tmp_path / "registry.jsonl")])
+    assert out.exit_code == 2 and "does not exist" in out.output
+    assert not missing.exists() and not (tmp_path / "registry.jsonl").exists()
+
+
+@pytest.mark.parametrize("command", ["export", "import"])
+def test_ledger_commands_on_a_file_that_is_no_ledger(tmp_path: Path, command: str) -> None:
+    # Both ended in a traceback (LedgerError); tag and verify say it in one line (exit 2).
+    other = tmp_path / "photo.sqlite3"
+    other.write_bytes(image_bytes("png"))
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text("")
+    args = ["-o", str(tmp_path / "out.jsonl")] if command == "export" else [str(registry)]
+    out = CliRunner().invoke(main, ["ledger", command, "--ledger", str(other), *args])
+    assert out.exit_code == 2 and "cannot use the ledger" in out.output and out.exception is not None
+    assert isinstance(out.exception, SystemExit)
+
+
 def test_html_report_renders_in_headless_chromium(tmp_path: Path, exiftool: str, chromium: list[str]) -> None:
     folder = tmp_path / "files"
     folder.mkdir()
@@ -505,3 +542,18 @@ def test_stripped_audio_and_pdf_through_verify(tmp_path: Path, ledger: Ledger, f
     assert verdict.status == "stripped", verdict.reasons
     assert verdict.match is not None and verdict.match.work.path == str(original.resolve())
     assert verdict.match.exact == (transform != "mp3-96k")
+
+
+def test_a_stripped_copy_is_honoured_as_its_work_would_be(tmp_path: Path, ledger: Ledger) -> None:
+    # "effective" is what a user must honour. A work that reserves data mining reserves the AI
+    # purposes too; its stripped copy used to report them all "unspecified" there (fail open).
+    work = photo(tmp_path, "work.png", 3)
+    assert rightsmeta.tag(work, Assertion.build(deny=["data-mining"]), ledger=ledger).status == "tagged"
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(_jpeg(_load(work), 90))
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["status"] == "stripped"
+    assert row["permissions"]["ai-training"] == "unspecified"
+    assert {p: row["effective"][p] for p in ("data-mining", "ai-training", "genai-training", "ai-inference")} == dict.fromkeys(
+        ("data-mining", "ai-training", "genai-training", "ai-inference"), "notAllowed")
+    assert row["effective"]["search"] == "unspecified"

@@ -368,6 +368,21 @@ def test_cli_json_matches_schema_and_exit_codes(sites: dict[str, Site], tmp_path
     assert search["status"] == "unspecified" and search["purposes"] == ["search"]
 
 
+def test_cli_a_url_list_line_that_is_not_utf8_is_one_error(sites: dict[str, Site], tmp_path: Any) -> None:
+    # A crawler's frontier holding one Latin-1 line used to end the run in a traceback
+    # (UnicodeDecodeError) after some URLs were checked; it is now that line's own row.
+    import json
+
+    good = sites["main"].url("/h/noai.jpg")
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(good.encode() + b"\n" + sites["main"].url("/caf").encode() + b"\xe9.jpg\n")
+    result = _cli("--urls", str(listing), "--jsonl")
+    rows = {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert result.exit_code == 0 and len(rows) == 2, result.output
+    assert rows[good]["status"] == "notAllowed"
+    assert rows[sites["main"].url("/caf") + "\udce9.jpg"]["status"] == "error"
+
+
 def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
     import csv
     import io

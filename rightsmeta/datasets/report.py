@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ..errors import UsageError
+from ..escape import json_text, utf8_text
 from ..fsio import replacing
 from .shards import Row
 
@@ -28,6 +29,15 @@ def _arrow_schema() -> Any:
         ("shard", text), ("key", text), ("format", text), ("purpose", text), ("permission", text),
         ("decision", text), ("reasons", pa.list_(text)), ("sources", pa.list_(text)), ("errors", pa.list_(text)),
     ])
+
+
+def _text(value: Any) -> Any:
+    """A row's value as Parquet's UTF-8 strings take it: names from a shard need not be UTF-8."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
 
 
 class ReportWriter:
@@ -62,7 +72,7 @@ class ReportWriter:
     def write(self, row: Row) -> None:
         if self.kind == "jsonl":
             assert self._fh is not None
-            self._fh.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            self._fh.write(json_text(row).encode() + b"\n")
             return
         self._pending.append(row)
         if len(self._pending) >= _FLUSH_ROWS:
@@ -72,7 +82,7 @@ class ReportWriter:
         if self._pending:
             import pyarrow as pa
 
-            self._parquet.write_table(pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in self._pending],
+            self._parquet.write_table(pa.Table.from_pylist([{c: _text(r.get(c)) for c in COLUMNS} for r in self._pending],
                                                            schema=_arrow_schema()))
             self._pending = []
 

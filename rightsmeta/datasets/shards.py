@@ -30,7 +30,7 @@ from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
 from .sample import SampleDecision, decide_parts
-from .sources import Shard
+from .sources import Shard, kind_of
 
 # Members that are a sample's metadata or caption, not content to read for signals. Any other
 # member is content: if rightsmeta cannot read it, the sample is dropped (fail closed).
@@ -171,6 +171,12 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
             # tarfile keeps every header it has seen (millions in a large shard) in an attribute its
             # stubs do not declare; webdataset clears it the same way.
             tar.members = []  # type: ignore[attr-defined]
+        if tar.fileobj is not None and tar.fileobj.tell() == tar.offset:
+            # tarfile stops quietly at the end of the file as at the zero block that ends an
+            # archive (which it has read, and gone past, when there was one). A shard cut at a
+            # member boundary would otherwise lose its last members unsaid: a sample's JSON that
+            # reserves it, whose image was read, would leave it kept.
+            raise tarfile.ReadError("no end-of-archive marker: the shard was cut off")
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
@@ -218,8 +224,8 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
     current: _Sample | None = None
     for name in names:
         path = os.path.join(shard.path, name)
-        if not os.path.isfile(path) and not os.path.islink(path):
-            continue  # sub-folders are shards of their own
+        if kind_of(name) is not None or (not os.path.isfile(path) and not os.path.islink(path)):
+            continue  # shard files and sub-folders are shards of their own (sources.py)
         key, ext = split_name(name)
         if current is None or key != current.key:
             if current is not None:
