@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..errors import MalformedFile
+from .splice import Spliced
 from .splice import splice as _splice
 from .tiff import Buffer
 
@@ -106,6 +107,6 @@ def xmp_insert_position(chunks: list[Chunk]) -> int:
     raise MalformedFile("PNG: no IDAT or IEND chunk")
 
 
-def splice(buf: Buffer, remove: Iterable[Chunk], at: int, insert: bytes) -> bytes:
+def splice(buf: Buffer, remove: Iterable[Chunk], at: int, insert: bytes) -> Spliced:
     """The file with ``remove`` cut out and ``insert`` placed at chunk boundary ``at``; the rest unchanged."""
     return _splice(buf, ((c.start, c.end) for c in remove), at, insert)
