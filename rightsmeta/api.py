@@ -574,19 +574,14 @@ def _tag_path(
         try:
             with deferred():  # a stop waits until ``step`` has the temporary file, to remove it
                 try:
-                    # The pieces of a spliced file go to the file as they are: a photo is not
-                    # copied whole in memory to be written.
-                    replacement = start_write(target, written.new.pieces if isinstance(written.new, Spliced)
-                                              else written.new, expect=before)
+                    replacement = start_write(target, _pieces(written.new), expect=before)
                 except RightsmetaError as exc:
                     return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
                 # The lock goes with the new bytes: it is released once they replaced the original.
                 step = _Writing(TagResult(name, "tagged", fmt, written.carriers, assertion=assertion, notes=notes),
                                 replacement, held.pop_all(), before.st_nlink, None, target)
             try:
-                # A spliced file is checked as written (before it may replace the original): read
-                # back and compared where it lies, not joined into memory.
-                with replacement.mapped() if isinstance(written.new, Spliced) else contextlib.nullcontext(written.new) as new:
+                with _as_written(replacement, written.new) as new:
                     notes += written.notes + _checked(data, new, written, assertion)
                     if record:
                         from .fingerprint import essence
@@ -607,6 +602,17 @@ def _tag_path(
                 step.abandon()
             raise
         return step
+
+
+def _pieces(new: bytes | Spliced) -> bytes | tuple[bytes | memoryview, ...]:
+    # A spliced file goes to the file piece by piece: a photo is not copied whole in memory to be written.
+    return new.pieces if isinstance(new, Spliced) else new
+
+
+def _as_written(replacement: Replacement, new: bytes | Spliced) -> contextlib.AbstractContextManager[Buffer]:
+    """The new bytes to check before they may replace the original: a spliced file as written,
+    mapped (read back and compared where it lies, not joined into memory); others as they are."""
+    return replacement.mapped() if isinstance(new, Spliced) else contextlib.nullcontext(new)
 
 
 def _log_bug(doing: str, exc: BaseException) -> None:

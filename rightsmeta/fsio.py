@@ -278,7 +278,11 @@ class Replacement:
         if size == 0:  # mmap refuses an empty file
             yield b""
             return
-        view = mmap.mmap(self.out.fileno(), size, access=mmap.ACCESS_READ)
+        try:
+            view = mmap.mmap(self.out.fileno(), size, access=mmap.ACCESS_READ)
+        except OSError:  # beyond the address-space limit: read, as any file is
+            yield _read_fd(self.out.fileno(), size)
+            return
         try:
             yield view
         finally:

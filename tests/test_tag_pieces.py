@@ -9,8 +9,10 @@ joined bytes, which is what the tag wrote before.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
+import mmap
 import os
 import tracemalloc
 from pathlib import Path
@@ -21,7 +23,7 @@ from PIL import Image
 from samples import image_bytes, pixels
 
 import rightsmeta
-from rightsmeta import Assertion, api, contentcheck, mediacheck
+from rightsmeta import Assertion, api, contentcheck, fsio, mediacheck
 from rightsmeta.carriers import Options, Parsed, image, jpeg, splice
 from rightsmeta.errors import ContentChanged
 
@@ -138,3 +140,18 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     assert _unlocked(path)
+
+
+def test_a_temporary_file_that_cannot_be_mapped_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mapping fails beyond an address-space limit (ENOMEM): the check then reads the file instead."""
+    path = tmp_path / "photo.png"
+    original = image_bytes("png", size=(64, 48), seed=4)
+    path.write_bytes(original)
+
+    def no_map(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(fsio.mmap, "mmap", no_map)
+    result = rightsmeta.tag(path, DENY_AI)
+    assert result.status == "tagged", result.reason
+    assert pixels(path.read_bytes()) == pixels(original)
