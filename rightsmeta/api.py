@@ -609,10 +609,17 @@ def _pieces(new: bytes | Spliced) -> bytes | tuple[bytes | memoryview, ...]:
     return new.pieces if isinstance(new, Spliced) else new
 
 
+# From this size a spliced file is checked mapped rather than joined: mapping and unmapping cost
+# 30-70 us (a process with threads), joining 10 us a 256 KiB file, 50 us a MiB, 270 us 3 MiB.
+_MAPPED_FROM = 1 << 20
+
+
 def _as_written(replacement: Replacement, new: bytes | Spliced) -> contextlib.AbstractContextManager[Buffer]:
-    """The new bytes to check before they may replace the original: a spliced file as written,
-    mapped (read back and compared where it lies, not joined into memory); others as they are."""
-    return replacement.mapped() if isinstance(new, Spliced) else contextlib.nullcontext(new)
+    """The new bytes to check before they may replace the original: a large spliced file as written,
+    mapped (read back and compared where it lies, not joined into memory); others in memory."""
+    if isinstance(new, Spliced) and len(new) >= _MAPPED_FROM:
+        return replacement.mapped()
+    return contextlib.nullcontext(bytes(new))
 
 
 def _log_bug(doing: str, exc: BaseException) -> None:

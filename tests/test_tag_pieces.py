@@ -30,9 +30,9 @@ from rightsmeta.errors import ContentChanged
 DENY_AI = Assertion.build(deny=["ai"])
 
 
-def _big_jpeg() -> bytes:
-    """About 20 MB: noise at quality 100 without chroma subsampling, with EXIF (made in 0.2 s)."""
-    noise = np.random.default_rng(7).integers(0, 256, (2000, 2600, 3), dtype=np.uint8)
+def _noise_jpeg(height: int, width: int) -> bytes:
+    """About 4 bytes a pixel: noise at quality 100 without chroma subsampling, with EXIF."""
+    noise = np.random.default_rng(7).integers(0, 256, (height, width, 3), dtype=np.uint8)
     exif = Image.Exif()
     exif[0x010F] = "rightsmeta test camera"
     out = io.BytesIO()
@@ -42,7 +42,7 @@ def _big_jpeg() -> bytes:
 
 def test_a_big_photo_is_tagged_without_a_second_copy_in_memory(tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"
-    original = _big_jpeg()
+    original = _noise_jpeg(2000, 2600)  # 20 MB, made in 0.2 s
     path.write_bytes(original)
     tracemalloc.start()
     try:
@@ -121,7 +121,8 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
     """The check now follows the write into the temporary file: a refusal, or a stop (Ctrl-C)
     while it runs, removes that file, releases the lock and leaves the original as it was."""
     path = tmp_path / "photo.jpg"
-    original = image_bytes("jpeg", size=(64, 48), seed=9)
+    original = _noise_jpeg(500, 600)  # large enough to be checked mapped (api._MAPPED_FROM)
+    assert len(original) > api._MAPPED_FROM
     path.write_bytes(original)
     seen: list[list[str]] = []
 
@@ -144,14 +145,17 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
 
 def test_a_temporary_file_that_cannot_be_mapped_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mapping fails beyond an address-space limit (ENOMEM): the check then reads the file instead."""
-    path = tmp_path / "photo.png"
-    original = image_bytes("png", size=(64, 48), seed=4)
+    path = tmp_path / "photo.jpg"
+    original = _noise_jpeg(500, 600)
+    assert len(original) > api._MAPPED_FROM
     path.write_bytes(original)
+    maps: list[int] = []
 
     def no_map(*args: object, **kwargs: object) -> mmap.mmap:
+        maps.append(1)
         raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
     monkeypatch.setattr(fsio.mmap, "mmap", no_map)
     result = rightsmeta.tag(path, DENY_AI)
     assert result.status == "tagged", result.reason
-    assert pixels(path.read_bytes()) == pixels(original)
+    assert maps == [1] and pixels(path.read_bytes()) == pixels(original)
