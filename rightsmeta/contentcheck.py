@@ -98,14 +98,14 @@ def _same_in_place(before: bytes, after: Buffer, fmt: str, parsed: Parsed | None
         return same_decoder_input(before, after, fmt, parsed)
     if fmt == "tiff":
         return mediacheck.same_tiff(before, after, parsed)
-    if not isinstance(after, bytes):  # only the images above are mapped to be compared
+    if fmt == "pdf":  # an update appended that redefines no object the pages lead to (no pypdf, no decoder)
+        return mediacheck.same_pdf(before, after, parsed)
+    if not isinstance(after, bytes):  # only the images and PDFs above are mapped to be compared
         return False
     if fmt in mediacheck.FORMATS:  # the sample tables and the bytes they point at (no ffmpeg decodes)
         return mediacheck.same_media(before, after)
     if fmt in mediacheck.AUDIO_FORMATS:  # the tag beside the audio changed, not a frame
         return mediacheck.same_audio(before, after, fmt)
-    if fmt == "pdf":  # an update appended that redefines no object the pages lead to (no pypdf, no decoder)
-        return mediacheck.same_pdf(before, after, parsed)
     return False
 
 

@@ -14,6 +14,7 @@ False and the caller decodes both files with ffmpeg instead.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -330,7 +331,7 @@ def _image_data(data: bytes, entries: Sequence[tiff.IfdEntry], order: str) -> li
 _MAX_PDF_OBJECTS = 200_000  # objects followed from the catalog; more is decoded instead
 
 
-def same_pdf(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
+def same_pdf(before: bytes, after: bytes | mmap.mmap, parsed: Parsed | None = None) -> bool:
     """Whether ``after`` is ``before`` plus an incremental update that leaves every page as it was.
 
     The update (one appended cross-reference section, chained to the original's) may redefine
@@ -343,7 +344,7 @@ def same_pdf(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
     """
     from .carriers import pdfobjects as po
 
-    if len(after) <= len(before) or not after.startswith(before):
+    if len(after) <= len(before) or not same_range(before, 0, after, 0, len(before), splice.made(after, parsed), after):
         return False
     try:
         old, new = po.reader(before, parsed), po.reader(after, parsed)

@@ -113,7 +113,7 @@ def _pdf_read(buf: Any, fmt: str, options: Options) -> list[CarrierReport]:
     return pdf.read(buf, fmt, options)
 
 
-def _pdf_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]:
+def _pdf_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes | Spliced, list[str]]:
     from . import pdf
 
     return pdf.write(data, fmt, assertion, options)
