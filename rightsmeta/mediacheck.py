@@ -14,7 +14,6 @@ False and the caller decodes both files with ffmpeg instead.
 
 from __future__ import annotations
 
-import mmap
 import struct
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from .carriers import bmff, splice, tiff, walked
 from .errors import LeaveToLibrary, MalformedFile
 
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
+    import mmap
+
     import numpy as np
 
     from .carriers import Parsed, pdfobjects

@@ -1,12 +1,12 @@
 """Cutting byte ranges out of a file and inserting new bytes, every other byte copied unchanged.
 
-The container walkers (jpeg.py, png.py, riff.py, tiff.py) find the ranges; this is the one place
-that rebuilds the file from them. The new file is not joined into one buffer: it is kept as its
-pieces (``Spliced``), ranges of the original (views, not copies) and the new bytes between
-them. A tag writes the pieces to the file one after another and proves the ranges kept unchanged
-by where they were copied from (``Spliced.copied``), so a 20 MB photo whose XMP changed is not
-copied once more in memory and compared byte by byte; ``bytes()`` joins it where a caller needs
-it whole.
+The container walkers (jpeg.py, png.py, riff.py, tiff.py) find the ranges, and the PDF writer
+appends its update; this is the one place that rebuilds the file from them. The new file is not
+joined into one buffer: it is kept as its pieces (``Spliced``), ranges of the original (views,
+not copies) and the new bytes between them. A tag writes the pieces to the file one after
+another and proves the ranges kept unchanged by where they were copied from
+(``Spliced.copied``), so a 20 MB photo whose XMP changed is not copied once more in memory and
+compared byte by byte; ``bytes()`` joins it where a caller needs it whole.
 """
 
 from __future__ import annotations
