@@ -16,6 +16,7 @@ import mmap
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,21 +31,27 @@ from rightsmeta.errors import ContentChanged
 DENY_AI = Assertion.build(deny=["ai"])
 
 
-def _noise_jpeg(height: int, width: int, fmt: str = "JPEG") -> bytes:
-    """About 4 bytes a pixel: noise at quality 100 without chroma subsampling, with EXIF (a JPEG),
-    or as the one page of a PDF."""
+# How each format stores noise quickly and large: JPEG 4 bytes a pixel at quality 100 without
+# chroma subsampling (a PDF holds one such JPEG as its page), PNG and WebP 3 bytes uncompressed.
+_LARGE: dict[str, dict[str, Any]] = {"JPEG": {"quality": 100, "subsampling": 0}, "PDF": {"quality": 100, "subsampling": 0},
+                                     "PNG": {"compress_level": 0}, "WEBP": {"lossless": True, "method": 0}, "TIFF": {}}
+
+
+def _noise(height: int, width: int, fmt: str = "JPEG") -> bytes:
     noise = np.random.default_rng(7).integers(0, 256, (height, width, 3), dtype=np.uint8)
     exif = Image.Exif()
     exif[0x010F] = "rightsmeta test camera"
     out = io.BytesIO()
-    Image.fromarray(noise).save(out, fmt, quality=100, subsampling=0, **({"exif": exif.tobytes()} if fmt == "JPEG" else {}))
+    Image.fromarray(noise).save(out, fmt, **_LARGE[fmt], **({"exif": exif.tobytes()} if fmt != "PDF" else {}))
     return out.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PDF"])
-def test_a_big_file_is_tagged_without_a_second_copy_in_memory(fmt: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt, size", [("JPEG", (2000, 2600)), ("PDF", (2000, 2600)), ("PNG", (1500, 2000)),
+                                       ("WEBP", (1500, 2000)), ("TIFF", (1500, 2000))])
+def test_a_big_file_is_tagged_without_a_second_copy_in_memory(fmt: str, size: tuple[int, int], tmp_path: Path) -> None:
+    """20 MB (JPEG, PDF) or 9 MB: the writers spliced a copy (a WebP three) before."""
     path = tmp_path / f"big.{fmt.lower()}"
-    original = _noise_jpeg(2000, 2600, fmt)  # 20 MB, made in 0.2 s
+    original = _noise(*size, fmt=fmt)
     path.write_bytes(original)
     tracemalloc.start()
     try:
@@ -123,7 +130,7 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
     """The check now follows the write into the temporary file: a refusal, or a stop (Ctrl-C)
     while it runs, removes that file, releases the lock and leaves the original as it was."""
     path = tmp_path / "photo.jpg"
-    original = _noise_jpeg(500, 600)  # large enough to be checked mapped (api._MAPPED_FROM)
+    original = _noise(500, 600)  # large enough to be checked mapped (api._MAPPED_FROM)
     assert len(original) > api._MAPPED_FROM
     path.write_bytes(original)
     seen: list[list[str]] = []
@@ -148,7 +155,7 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
 def test_a_temporary_file_that_cannot_be_mapped_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Mapping fails beyond an address-space limit (ENOMEM): the check then reads the file instead."""
     path = tmp_path / "photo.jpg"
-    original = _noise_jpeg(500, 600)
+    original = _noise(500, 600)
     assert len(original) > api._MAPPED_FROM
     path.write_bytes(original)
     maps: list[int] = []
