@@ -32,7 +32,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import mediacheck
+from .carriers import splice
 from .errors import ContentChanged, MalformedFile
+from .fsio import Buffer
 
 if TYPE_CHECKING:
     from .carriers import Parsed
@@ -47,11 +49,13 @@ def check_source(data: bytes, fmt: str) -> None:
         _check_wav_data(data)
 
 
-def compare(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> list[str]:
+def compare(before: bytes, after: Buffer, fmt: str, parsed: Parsed | None = None) -> list[str]:
     """Notes on what could not be compared; raises ``ContentChanged`` when the content differs.
-    ``parsed``: what the tag's writer and read-back parsed of these bytes (carriers.Parsed)."""
+    ``parsed``: what the tag's writer and read-back parsed of these bytes (carriers.Parsed).
+    ``after`` may be the file written, mapped (api._tag_path)."""
     if _same_in_place(before, after, fmt, parsed):
         return []
+    after = after if isinstance(after, bytes) else after[:]  # the decoders take bytes: only here, rarely, a copy
     # Only now the decoders: a tag whose bytes compare in place never imports them (about 0.2 s).
     from .fingerprint import _SOUNDFILE_FORMATS, KIND_OF, essence
 
@@ -86,7 +90,7 @@ def compare(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None)
     return []
 
 
-def _same_in_place(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> bool:
+def _same_in_place(before: bytes, after: Buffer, fmt: str, parsed: Parsed | None = None) -> bool:
     """Whether every byte the decoder reads is the same in both files: then so is the decoded
     content (pixels with their ICC profile, which is among those bytes; samples), and nothing is
     decoded. False whenever a walk does not prove it; the content is then decoded and compared."""
@@ -94,12 +98,14 @@ def _same_in_place(before: bytes, after: bytes, fmt: str, parsed: Parsed | None 
         return same_decoder_input(before, after, fmt, parsed)
     if fmt == "tiff":
         return mediacheck.same_tiff(before, after, parsed)
+    if fmt == "pdf":  # an update appended that redefines no object the pages lead to (no pypdf, no decoder)
+        return mediacheck.same_pdf(before, after, parsed)
+    if not isinstance(after, bytes):  # only the images and PDFs above are mapped to be compared
+        return False
     if fmt in mediacheck.FORMATS:  # the sample tables and the bytes they point at (no ffmpeg decodes)
         return mediacheck.same_media(before, after)
     if fmt in mediacheck.AUDIO_FORMATS:  # the tag beside the audio changed, not a frame
         return mediacheck.same_audio(before, after, fmt)
-    if fmt == "pdf":  # an update appended that redefines no object the pages lead to (no pypdf, no decoder)
-        return mediacheck.same_pdf(before, after, parsed)
     return False
 
 
@@ -167,17 +173,18 @@ _WEBP_METADATA = frozenset({b"XMP ", b"EXIF", b"C2PA"})
 Pieces = mediacheck.Pieces
 
 
-def same_decoder_input(before: bytes, after: bytes, fmt: str, parsed: Parsed | None = None) -> bool:
+def same_decoder_input(before: bytes, after: Buffer, fmt: str, parsed: Parsed | None = None) -> bool:
     """Whether the bytes an image decoder reads to make pixels are the same in both files.
 
     A fast path, since most tags change no byte of these: False also when a walk finds
     something unexpected, and then the pixels are decoded and compared instead. ``parsed``:
-    the tag's remembered walks of both (carriers.walked).
+    the tag's remembered walks of both (carriers.walked), and how the new file was spliced.
     """
-    return mediacheck.same_pieces(_decoder_input(before, fmt, parsed), _decoder_input(after, fmt, parsed))
+    return mediacheck.same_pieces(_decoder_input(before, fmt, parsed), _decoder_input(after, fmt, parsed),
+                                  splice.made(after, parsed), after)
 
 
-def _decoder_input(data: bytes, fmt: str, parsed: Parsed | None = None) -> Pieces | None:
+def _decoder_input(data: Buffer, fmt: str, parsed: Parsed | None = None) -> Pieces | None:
     """The pieces of ``data`` an image decoder reads to make pixels (metadata segments left
     out), or None when the format is not one of these or the walk finds something unexpected.
     The container walkers are the ones reading and writing use (carriers/jpeg, png, riff)."""
@@ -193,7 +200,7 @@ def _decoder_input(data: bytes, fmt: str, parsed: Parsed | None = None) -> Piece
     return None
 
 
-def _jpeg_input(data: bytes, parsed: Parsed | None) -> Pieces:
+def _jpeg_input(data: Buffer, parsed: Parsed | None) -> Pieces:
     from .carriers import jpeg, walked
 
     kept: Pieces = []
@@ -207,7 +214,7 @@ def _jpeg_input(data: bytes, parsed: Parsed | None) -> Pieces:
     return kept
 
 
-def _png_input(data: bytes, parsed: Parsed | None) -> Pieces:
+def _png_input(data: Buffer, parsed: Parsed | None) -> Pieces:
     from .carriers import walked
 
     chunks = walked.png_chunks(data, parsed)
@@ -216,7 +223,7 @@ def _png_input(data: bytes, parsed: Parsed | None) -> Pieces:
     return kept
 
 
-def _webp_input(data: bytes, parsed: Parsed | None) -> Pieces:
+def _webp_input(data: Buffer, parsed: Parsed | None) -> Pieces:
     from .carriers import riff, walked
 
     found = walked.webp_chunks(data, parsed)
@@ -231,7 +238,7 @@ def _webp_input(data: bytes, parsed: Parsed | None) -> Pieces:
     if not any(c.fourcc == b"VP8X" for c in found.chunks):
         # A writer adding XMP to a simple WebP adds a VP8X header with no feature flags and the
         # bitstream's size as canvas; the simple file stands for exactly that header.
-        header = b"VP8X" + _simple_vp8x(data[12:])
+        header = b"VP8X" + _simple_vp8x(data[12:30])  # the chunk's header and the bitstream's, not the image
         kept.insert(0, (header, 0, len(header)))
     kept.append((data, found.end, len(data)))
     return kept

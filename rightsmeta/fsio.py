@@ -26,7 +26,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO, NoReturn
 
 from .errors import FileBusy, MalformedFile, UnsupportedFormat, WriteError
@@ -168,16 +168,20 @@ def atomic_write(
         start_write(path, data, expect=expect).finish(dirs_to_sync)
 
 
-def start_write(path: str | os.PathLike[str], data: bytes, *, expect: os.stat_result | None = None) -> Replacement:
+def start_write(
+    path: str | os.PathLike[str], data: bytes | Sequence[bytes | memoryview], *, expect: os.stat_result | None = None,
+) -> Replacement:
     """``atomic_write`` up to its ``finish``: ``data`` written into the temporary file, nothing
-    made durable or renamed yet (the caller finishes or discards it).
+    made durable or renamed yet (the caller finishes or discards it). ``data``: the bytes, or
+    the pieces they are made of, in order (a large piece goes to the file without a copy).
 
     Call it in a ``stopping.deferred()`` block that also hands the result to what discards it
     when the run stops: a stop raised in between would leave the temporary file behind.
     """
     pending = Replacement(path, expect=expect)
     try:
-        pending.out.write(data)
+        for piece in (data,) if isinstance(data, bytes) else data:
+            pending.out.write(piece)
     except BaseException as exc:
         pending.discard()
         _reraise(pending.target, exc)
@@ -262,6 +266,28 @@ class Replacement:
             _reraise(self.target, exc)
         if dirs_to_sync is None:
             _fsync_dir(self.directory)
+
+    @contextlib.contextmanager
+    def mapped(self) -> Iterator[Buffer]:
+        """What was written so far, as the temporary file holds it: mapped, not copied, so that a
+        tag reads back the very file it is about to rename. Unlike a file being read (see
+        ``open_buffer``), this one is ours, created exclusively with mode 0600 and locked: no
+        other program shortens it under the map."""
+        self.out.flush()
+        size = os.fstat(self.out.fileno()).st_size
+        if size == 0:  # mmap refuses an empty file
+            yield b""
+            return
+        try:
+            view = mmap.mmap(self.out.fileno(), size, access=mmap.ACCESS_READ)
+        except OSError:  # beyond the address-space limit: read, as any file is
+            yield _read_fd(self.out.fileno(), size)
+            return
+        try:
+            yield view
+        finally:
+            with contextlib.suppress(BufferError):  # a slice still exported: unmapped when it is freed
+                view.close()
 
     @property
     def discarded(self) -> bool:

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .carriers import bmff, tiff, walked
+from .carriers import bmff, splice, tiff, walked
 from .errors import LeaveToLibrary, MalformedFile
 
 if TYPE_CHECKING:  # imported where used: only MP4 chunk tables need it
+    import mmap
+
     import numpy as np
 
     from .carriers import Parsed, pdfobjects
+    from .carriers.splice import Spliced
 
 FORMATS = frozenset({"m4a", "mp4", "mov"})
 _MAX_BOXES = 10_000  # per level; more is not walked (decoded instead)
@@ -167,17 +170,27 @@ _WAV_METADATA = frozenset({b"LIST", b"id3 ", b"ID3 ", b"_PMX", b"JUNK", b"junk",
 _FLAC_METADATA = frozenset({1, 4, 6})
 _MAX_FLAC_BLOCKS = 10_000
 
-Pieces = list[tuple[bytes, int, int]]  # (buffer, start, end): compared in place, never copied
+Pieces = list[tuple[tiff.Buffer, int, int]]  # (buffer, start, end): compared in place, never copied
 
 
-def same_pieces(was: Pieces | None, now: Pieces | None) -> bool:
+def same_pieces(was: Pieces | None, now: Pieces | None, spliced: Spliced | None = None, new: Any = None) -> bool:
     """Whether two lists of pieces hold the same bytes, piece by piece; None (a walk that found
-    something unexpected) is never the same."""
+    something unexpected) is never the same. ``spliced``: how ``new``, a buffer ``now``'s pieces
+    lie in, was made from its original (see ``same_range``)."""
     if was is None or now is None or len(was) != len(now):
         return False
-    # startswith over a memoryview: memcmp in place, no copy of a megabyte of media data.
-    return all(a1 - a0 == b1 - b0 and a.startswith(memoryview(b)[b0:b1], a0)
+    return all(a1 - a0 == b1 - b0 and same_range(a, a0, b, b0, b1, spliced, new)
                for (a, a0, a1), (b, b0, b1) in zip(was, now, strict=True))
+
+
+def same_range(a: Any, a0: int, b: Any, b0: int, b1: int, spliced: Spliced | None = None, new: Any = None) -> bool:
+    """Whether ``b[b0:b1]`` holds the bytes of ``a`` from ``a0`` on. Without comparing them when
+    ``b`` is ``new``, which ``spliced`` made from ``a`` copying these very bytes from ``a0``: the
+    photo a tag rewrote is not read again, only its new XMP and what the decoder reads before it."""
+    if spliced is not None and b is new and a is spliced.source and spliced.copied(b0, b1) == a0:
+        return True
+    # startswith over a memoryview: memcmp in place, no copy of a megabyte of media data.
+    return bool(a.startswith(memoryview(b)[b0:b1], a0))
 
 
 def same_audio(before: bytes, after: bytes, fmt: str) -> bool:
@@ -257,7 +270,7 @@ def _wav_input(data: bytes) -> Pieces:
 _STRIPS, _TILES = (273, 279), (324, 325)  # (offsets, byte counts)
 
 
-def same_tiff(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
+def same_tiff(before: bytes, after: tiff.Buffer, parsed: Parsed | None = None) -> bool:
     """Whether the first page of a classic TIFF decodes from the same bytes in both files.
 
     The TIFF writer (carriers/tiff.set_xmp) changes only IFD0's XMP entry, the header's IFD0
@@ -290,12 +303,13 @@ def same_tiff(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool
         if any(end > len(before) for _, end in read):
             return False
         # Every byte of the original outside the changed places, compared in place.
+        spliced = splice.made(after, parsed)
         pos = 0
         for c0, c1 in sorted(changed):
-            if c0 > pos and not before.startswith(memoryview(after)[pos:c0], pos):
+            if c0 > pos and not same_range(before, pos, after, pos, c0, spliced, after):
                 return False
             pos = max(pos, c1)
-        return before.startswith(memoryview(after)[pos : len(before)], pos)
+        return same_range(before, pos, after, pos, len(before), spliced, after)
     except (MalformedFile, struct.error, IndexError, ValueError):
         return False
 
@@ -318,7 +332,7 @@ def _image_data(data: bytes, entries: Sequence[tiff.IfdEntry], order: str) -> li
 _MAX_PDF_OBJECTS = 200_000  # objects followed from the catalog; more is decoded instead
 
 
-def same_pdf(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
+def same_pdf(before: bytes, after: bytes | mmap.mmap, parsed: Parsed | None = None) -> bool:
     """Whether ``after`` is ``before`` plus an incremental update that leaves every page as it was.
 
     The update (one appended cross-reference section, chained to the original's) may redefine
@@ -331,7 +345,7 @@ def same_pdf(before: bytes, after: bytes, parsed: Parsed | None = None) -> bool:
     """
     from .carriers import pdfobjects as po
 
-    if len(after) <= len(before) or not after.startswith(before):
+    if len(after) <= len(before) or not same_range(before, 0, after, 0, len(before), splice.made(after, parsed), after):
         return False
     try:
         old, new = po.reader(before, parsed), po.reader(after, parsed)

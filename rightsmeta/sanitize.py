@@ -188,7 +188,7 @@ def _jpeg_segments(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -
     if not apps:
         return data
     removed += [f"JPEG APP{s.marker - 0xE0}" for s in apps]
-    data = jpeg.splice(data, apps, apps[0].start, b"")
+    data = bytes(jpeg.splice(data, apps, apps[0].start, b""))
     if not iptc_kept or all(s.marker != 0xED for s in apps):
         return data
     image = register_namespaces().ImageData(data)
@@ -214,7 +214,7 @@ def _png_text(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes
             if keyword not in keep:
                 cut.append(chunk)
                 removed.append(f"PNG {chunk.type.decode()} {keyword.decode('latin-1')}")
-    return png.splice(data, cut, 0, b"") if cut else data
+    return bytes(png.splice(data, cut, 0, b"")) if cut else data
 
 
 def _webp_without_xmp(data: bytes) -> bytes:
@@ -225,7 +225,7 @@ def _webp_without_xmp(data: bytes) -> bytes:
     walked = riff.walk(data, b"WEBP")
     if not riff.find(walked, b"XMP "):
         return data
-    return riff.replace_webp_xmp(data, walked, xmp.serialise(_wrap(ET.Element(f"{{{xmp.RDF}}}RDF"))))
+    return bytes(riff.replace_webp_xmp(data, walked, xmp.serialise(_wrap(ET.Element(f"{{{xmp.RDF}}}RDF")))))
 
 
 def _mp3(data: bytes, groups: tuple[str, ...], removed: list[str]) -> bytes:

@@ -36,7 +36,7 @@ def with_packets(fmt: str, packets: list[bytes]) -> bytes:
         at = png.xmp_insert_position(png.walk(base))
         return base[:at] + b"".join(png.xmp_chunk(p) for p in packets) + base[at:]
     assert fmt == "webp"
-    out = riff.replace_webp_xmp(base, riff.walk(base, b"WEBP"), packets[0])  # VP8X with the XMP flag
+    out = bytes(riff.replace_webp_xmp(base, riff.walk(base, b"WEBP"), packets[0]))  # VP8X with the XMP flag
     out = out[: riff.walk(out, b"WEBP").end] + b"".join(riff.make(b"XMP ", p) for p in packets[1:])
     return out[:4] + (len(out) - 8).to_bytes(4, "little") + out[8:]
 
@@ -115,7 +115,7 @@ def _tiff_with_two_packets(first: bytes, second: bytes) -> bytes:
 
     from rightsmeta.carriers import tiff
 
-    data = bytearray(tiff.set_xmp(image_bytes("tiff"), first))
+    data = bytearray(bytes(tiff.set_xmp(image_bytes("tiff"), first)))
     order = tiff.byte_order(data)
     entries, next_ifd = tiff.read_ifd(bytes(data), tiff.first_ifd_offset(data, order), order)
     if len(data) & 1:

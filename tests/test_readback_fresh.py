@@ -33,7 +33,7 @@ def _written(data: bytes, assertion: Assertion) -> tuple[bytes, Parsed]:
     assert found is not None
     family, fmt = found
     new, _ = family.write(data, fmt, assertion, Options(parsed=parsed))
-    return new, parsed
+    return bytes(new), parsed
 
 
 def _both(new: bytes, parsed: Parsed) -> tuple[FileReport, FileReport]:

@@ -231,7 +231,7 @@ def test_scan_data_changed_by_a_writer_is_refused_without_exiftool(tmp_path: Pat
     def corrupting(real: Callable[..., Any]) -> Callable[..., Any]:
         def write(data: bytes, fmt: str, assertion: Assertion, options: Any) -> tuple[bytes, list[str]]:
             new, carriers = real(data, fmt, assertion, options)
-            return _flip_scan_byte(new), carriers
+            return _flip_scan_byte(bytes(new)), carriers
 
         return write
 
@@ -445,6 +445,7 @@ def test_a_writer_that_changes_the_icc_profile_is_refused(fmt: str, tmp_path: Pa
     def reprofiling(real: Callable[..., Any]) -> Callable[..., Any]:
         def write(data: bytes, fmt: str, assertion: Assertion, options: Any) -> tuple[bytes, list[str]]:
             new, carriers = real(data, fmt, assertion, options)
+            new = bytes(new)
             img = Image.open(io.BytesIO(new))
             out = io.BytesIO()
             if fmt == "png":  # lossless: the same pixels under another profile

@@ -6,7 +6,8 @@ A family module offers (registered as a typed ``Family`` in ``FAMILIES``):
 - ``sniff(head) -> format | None``: recognise a file from its first 64 bytes (magic numbers only);
 - ``read(buf, fmt, options) -> list[CarrierReport]``: every carrier found; raises ``MalformedFile``
   when the container is broken (bad values inside a carrier go into ``CarrierReport.errors``);
-- ``write(data, fmt, assertion, options) -> (bytes, carriers written)``: the new file, in memory;
+- ``write(data, fmt, assertion, options) -> (new file, carriers written)``: the new file, in memory,
+  as bytes or as the pieces it is spliced from (``splice.Spliced``, joined by ``bytes()``);
   raises ``UnsupportedFormat`` / ``MalformedFile`` / ``MalformedMetadata``. The caller makes it
   durable (atomic replace) and reads it back before keeping it.
 
@@ -26,6 +27,7 @@ from typing import Any
 from ..model import Assertion
 from ..report import CarrierReport
 from . import heads, image, svg
+from .splice import Spliced
 
 
 class Parsed:
@@ -72,7 +74,7 @@ class Options:
 
 
 Reader = Callable[[Any, str, Options], list[CarrierReport]]
-Writer = Callable[[bytes, str, Assertion, Options], tuple[bytes, list[str]]]
+Writer = Callable[[bytes, str, Assertion, Options], tuple[bytes | Spliced, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _pdf_read(buf: Any, fmt: str, options: Options) -> list[CarrierReport]:
     return pdf.read(buf, fmt, options)
 
 
-def _pdf_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes, list[str]]:
+def _pdf_write(data: bytes, fmt: str, assertion: Assertion, options: Options) -> tuple[bytes | Spliced, list[str]]:
     from . import pdf
 
     return pdf.write(data, fmt, assertion, options)

@@ -19,6 +19,7 @@ from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import exif as exif_vocab
 from . import containers, jpeg, png, riff, tiff, walked
+from .splice import Spliced
 
 if TYPE_CHECKING:
     from . import Options, Parsed
@@ -113,8 +114,9 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
     return found
 
 
-def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
-    """New file bytes with the assertion's XMP merged in, and the carriers written.
+def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[Spliced, list[str]]:
+    """The new file (its pieces: ``bytes()`` joins them) with the assertion's XMP merged in, and
+    the carriers written.
 
     Only the XMP element of the container changes (an APP1 segment, an iTXt chunk, an ``XMP ``
     chunk, tag 700); every other segment, chunk and tag keeps its bytes. The existing packets
@@ -152,7 +154,7 @@ def _serialised(packet: Packet) -> bytes:
     return packet if isinstance(packet, bytes) else xmp.serialise(packet)
 
 
-def _write_jpeg(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+def _write_jpeg(data: bytes, packet: Packet, parsed: Parsed | None) -> Spliced:
     layout = walked.jpeg_layout(data, parsed)
     if isinstance(packet, bytes) and len(packet) <= jpeg.MAX_STANDARD_PACKET:
         standard, extended = packet, None
@@ -183,7 +185,7 @@ def _write_jpeg(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
     return jpeg.splice(data, old, at, jpeg.xmp_segments(standard, extended))
 
 
-def _write_png(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+def _write_png(data: bytes, packet: Packet, parsed: Parsed | None) -> Spliced:
     chunks = walked.png_chunks(data, parsed)
     old = png.xmp_chunks(data, chunks)
     before_idat = png.xmp_insert_position(chunks)
@@ -192,11 +194,11 @@ def _write_png(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
     return png.splice(data, old, at, png.xmp_chunk(_serialised(packet)))
 
 
-def _write_webp(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+def _write_webp(data: bytes, packet: Packet, parsed: Parsed | None) -> Spliced:
     return riff.replace_webp_xmp(data, walked.webp_chunks(data, parsed), _serialised(packet))
 
 
-def _write_tiff(data: bytes, packet: Packet, parsed: Parsed | None) -> bytes:
+def _write_tiff(data: bytes, packet: Packet, parsed: Parsed | None) -> Spliced:
     return tiff.set_xmp(data, _serialised(packet), walked.tiff_directory(data, parsed))
 
 

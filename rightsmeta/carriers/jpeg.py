@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..errors import MalformedFile, MalformedMetadata
+from .splice import Spliced
 from .splice import splice as _splice
 from .tiff import Buffer
 
@@ -249,7 +250,7 @@ def xmp_insert_position(buf: Buffer, layout: Layout) -> int:
     return mpf if mpf is not None and mpf < pos else pos
 
 
-def splice(buf: Buffer, remove: Iterable[Segment], at: int, insert: bytes) -> bytes:
+def splice(buf: Buffer, remove: Iterable[Segment], at: int, insert: bytes) -> Spliced:
     """The file with the segments in ``remove`` cut out and ``insert`` placed at offset ``at``.
 
     ``at`` is a segment boundary of the original; every byte not removed is copied unchanged.

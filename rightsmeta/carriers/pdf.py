@@ -35,8 +35,9 @@ from ..log import fell_back
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import decode_all, project, tdmrep
-from . import pdfobjects
+from . import pdfobjects, splice
 from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
+from .splice import Spliced
 
 if TYPE_CHECKING:
     # pypdf is imported where it is used: reading usually does without it (pdfobjects.py).
@@ -409,7 +410,7 @@ def _info_dictionary(existing: DictionaryObject | None, assertion: Assertion) ->
     return info
 
 
-def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
+def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[Spliced, list[str]]:
     """The PDF with the assertion appended as an incremental update, and the carriers written."""
     # pypdf would read the older revision and the update would be chained to it, leaving the
     # damaged newest revision (another tool's edit, perhaps) out of the document for good.
@@ -433,7 +434,12 @@ def _metadata_stream(packet: bytes) -> bytes:
     return b"<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream" % (len(packet), packet)
 
 
-def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None) -> bytes | None:
+def _appended(data: bytes, update: bytes) -> Spliced:
+    # The original and the update after it, as pieces: a large PDF is not copied to be written.
+    return splice.replace(data, [(len(data), len(data), update)])
+
+
+def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None) -> Spliced | None:
     """``_write_pypdf``'s update, made from what the fast reader reads (no pypdf: ~0.1 s to
     import, ~2 ms a file); None wherever that reader is unsure or a value is not one this
     writes back exactly (a real number, a name that is not UTF-8), and pypdf writes it."""
@@ -474,7 +480,7 @@ def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None)
                              _pdf_value(ids) if isinstance(ids, list) else None)
     except LeaveToLibrary:
         return None
-    return data + _increment(data, objects, size, refs)
+    return _appended(data, _increment(data, objects, size, refs))
 
 
 # Bytes a name may hold as they are (ISO 32000-1 7.3.5): printable ASCII but delimiters and "#".
@@ -522,7 +528,7 @@ def _info_entries(assertion: Assertion) -> dict[str, str]:
     return entries
 
 
-def _write_pypdf(data: bytes, assertion: Assertion, options: Options | None) -> bytes:
+def _write_pypdf(data: bytes, assertion: Assertion, options: Options | None) -> Spliced:
     """The update written with pypdf's reading of the file (its recovery, decryption check)."""
     from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
@@ -569,4 +575,4 @@ def _write_pypdf(data: bytes, assertion: Assertion, options: Options | None) -> 
     info_ref = doc.info_ref if doc.info_ref is not None else IndirectObject(new_id(), 0, reader)
     objects[info_ref.idnum] = (info_ref.generation, _serialise(info))
     refs = _trailer_refs(_serialise(root_ref), _serialise(info_ref), _serialise(ids) if ids is not None else None)
-    return data + _increment(data, objects, size, refs)
+    return _appended(data, _increment(data, objects, size, refs))

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaveToLibrary
+from . import splice
 
 if TYPE_CHECKING:
     from . import Parsed
+    from .splice import Spliced
 
 Buffer = bytes | mmap.mmap
 
@@ -393,11 +395,12 @@ class _Located:
 class Reader:
     """The objects of one PDF; any method may raise ``LeaveToLibrary``."""
 
-    def __init__(self, buf: Buffer, base: Reader | None = None):
+    def __init__(self, buf: Buffer, base: Reader | None = None, spliced: Spliced | None = None):
         """``base``: a reader of an earlier version of this file, which ``buf`` extends (an
         incremental update appended): when the chain reaches base's newest section, base's
         sections are taken as they are instead of parsed again (the same bytes, so the same
-        result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes."""
+        result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes
+        (``spliced``: how ``buf`` was made, when a tag wrote it; see ``_extends``)."""
         self.buf, self.size = buf, len(buf)
         self.trailer: dict[str, Any] = {}
         self.budget = MAX_TOKENS  # spent by the parsers
@@ -418,7 +421,7 @@ class Reader:
         self._at: dict[int, tuple[Ref, Any, int]] = {}
         self._lookups = 0  # calls of get(): a parse that made one depended on more than its bytes
         self._tail = self.size  # where "startxref" ends the file; set by _startxref
-        self._base = base if base is not None and _extends(buf, base.buf) else None
+        self._base = base if base is not None and _extends(buf, base.buf, spliced) else None
         self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
         self._ready = True
@@ -768,15 +771,18 @@ def reader(buf: Buffer, parsed: Parsed | None = None) -> Reader:
     found: Reader | None = parsed.find("pdf", buf)
     if found is None:
         earlier: list[Reader] = parsed.kept("pdf")
-        found = Reader(buf, base=earlier[-1] if earlier else None)
+        found = Reader(buf, base=earlier[-1] if earlier else None, spliced=splice.made(buf, parsed))
         parsed.keep("pdf", buf, found)
     return found
 
 
-def _extends(buf: Buffer, earlier: Buffer) -> bool:
-    """Whether ``buf`` is ``earlier`` with bytes appended."""
+def _extends(buf: Buffer, earlier: Buffer, spliced: Spliced | None = None) -> bool:
+    """Whether ``buf`` is ``earlier`` with bytes appended: known without comparing them when
+    ``spliced`` made ``buf`` from ``earlier``, copying it whole first."""
     if len(buf) <= len(earlier):
         return False
+    if spliced is not None and spliced.source is earlier and spliced.copied(0, len(earlier)) == 0:
+        return True
     if isinstance(buf, bytes):
         return buf.startswith(earlier)
     return buf[:len(earlier)] == earlier

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import MalformedFile
-from .splice import splice as _splice
+from . import splice
+from .splice import Spliced
 from .tiff import Buffer
 
 #: Upper bound on chunks walked in one file; real files stay far below it.
@@ -147,7 +148,7 @@ def vp8x(width: int, height: int, flags: int) -> bytes:
     return make(b"VP8X", bytes((flags, 0, 0, 0)) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
 
 
-def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
+def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> Spliced:
     """The WebP with every ``XMP `` chunk replaced by one holding ``packet``.
 
     The new chunk takes the place of the first old one, else goes after the image and EXIF
@@ -167,6 +168,8 @@ def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
         if last.size & 1 and at == last.end:  # its pad byte was dropped: restore alignment first
             new = b"\x00" + new
     cuts = [(c.start, riff.padded_end(c)) for c in old]
+    changes = splice.edits(cuts, at, new)
+    grown = len(new) - sum(end - start for start, end in cuts)
     head = find(riff, b"VP8X")
     if head:
         flags_at = head[0].data_start
@@ -174,13 +177,13 @@ def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> bytes:
             raise MalformedFile(f"WebP: VP8X chunk at offset {head[0].start} is too short")
         if at <= flags_at or any(start < flags_at for start, _ in cuts):
             raise MalformedFile("WebP: an XMP chunk comes before the VP8X chunk, which must be first")
-        out = bytearray(_splice(buf[: riff.end], cuts, at, new))
-        out[flags_at] |= VP8X_XMP  # before any cut or insert, so its offset is unchanged
+        changes.append((flags_at, flags_at + 1, bytes((buf[flags_at] | VP8X_XMP,))))
     else:
         width, height, flags = _canvas(buf, riff)
         # A simple-format file should hold nothing else, but if it does, VP8X must announce it.
         flags |= (VP8X_ICC if find(riff, b"ICCP") else 0) | (VP8X_EXIF if find(riff, b"EXIF") else 0)
-        out = bytearray(_splice(buf[: riff.end], cuts, at, new))
-        out[12:12] = vp8x(width, height, flags | VP8X_XMP)
-    out[4:8] = (len(out) - 8).to_bytes(4, "little")
-    return bytes(out) + bytes(buf[riff.end :])
+        header = vp8x(width, height, flags | VP8X_XMP)
+        changes.insert(0, (12, 12, header))  # first of what goes at offset 12: the sort below keeps it there
+        grown += len(header)
+    changes.append((4, 8, (riff.end - 8 + grown).to_bytes(4, "little")))
+    return splice.replace(buf, sorted(changes, key=lambda change: change[0]))

@@ -11,10 +11,13 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import MalformedFile, UsageError
 from ..xmp import pad
+
+if TYPE_CHECKING:
+    from .splice import Spliced
 
 #: Anything :func:`find_tag` and :func:`read_ifd` accept: sliceable, sized.
 Buffer = bytes | bytearray | mmap.mmap
@@ -254,7 +257,7 @@ XMP_PADDING = 2048
 _XMP_TYPES = (1, 2, 7)  # BYTE (the specification's), ASCII, UNDEFINED: all seen in the wild
 
 
-def set_xmp(buf: Buffer, packet: bytes, ifd0: Directory | None = None) -> bytes:
+def set_xmp(buf: Buffer, packet: bytes, ifd0: Directory | None = None) -> Spliced:
     """The classic TIFF with IFD0's XMP tag set to ``packet``; every other byte where it was.
 
     A packet that fits in the old value's room is written there (padded to its size). Otherwise
