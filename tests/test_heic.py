@@ -1,0 +1,53 @@
+"""HEIC photos in the ledger, in a process where nothing registered pillow_heif's Pillow opener
+(test_containers.py and test_c2pa.py do, for the whole test process: a test here would pass
+through their registration)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pillow_heif")
+
+_SCRIPT = r"""
+import shutil, subprocess, sys
+import numpy as np
+import pillow_heif
+from PIL import Image
+import rightsmeta
+from rightsmeta import Assertion, keys
+from rightsmeta.ledger import Ledger
+from rightsmeta.verify import verify
+
+folder, exiftool = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(7)
+blocks = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+photo = Image.fromarray(np.kron(blocks, np.ones((8, 8, 1), np.uint8)))
+pillow_heif.from_pillow(photo).save(f"{folder}/photo.heic", quality=90)  # libheif, no Pillow opener
+
+with Ledger.open(f"{folder}/ledger.db") as ledger:
+    result = rightsmeta.tag(f"{folder}/photo.heic", Assertion.build(deny=["ai"]), identity=keys.make_identity("T"),
+                            ledger=ledger)
+    assert result.status == "tagged", result
+    assert not [n for n in result.notes if "decode" in n], result.notes  # the ledger recorded it
+    shutil.copy(f"{folder}/photo.heic", f"{folder}/copy.heic")
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", f"{folder}/copy.heic"], check=True)
+    verdict = verify(f"{folder}/copy.heic", ledger=ledger)
+assert verdict.status == "stripped", verdict.reasons
+assert verdict.match is not None and verdict.match.exact, verdict.match
+stated = verdict.to_json()["permissions"]
+assert stated["ai-training"] == "notAllowed", stated
+assert "HEIF" not in Image.OPEN, "the library registered an opener for the whole process"
+print("ok")
+"""
+
+
+def test_stripped_heic_is_found_without_a_registered_opener(tmp_path: Path, exiftool: str) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), exiftool], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
