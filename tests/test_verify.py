@@ -583,3 +583,17 @@ def test_a_work_tagged_again_is_honoured_as_last_tagged(tmp_path: Path, exiftool
     assert ledger.import_jsonl([json.dumps(claim)], source="https://registry.example/works.jsonl") == 1
     row = verify(copy, ledger=ledger).to_json()
     assert row["permissions"]["ai-training"] == "notAllowed" and row["permissions"]["search"] == "allowed", row
+
+
+def test_ledger_export_publishes_file_names_unless_asked_for_full_paths(tmp_path: Path) -> None:
+    # A registry is published; it used to carry every work's absolute path (/home/alice/private/...).
+    runner = CliRunner()
+    creator = tmp_path / "creator.sqlite3"
+    work = photo(tmp_path, "work.png", 43)
+    assert runner.invoke(main, ["tag", str(work), "--deny", "all", "--ledger", str(creator), "--no-sign"]).exit_code == 0
+    published = runner.invoke(main, ["ledger", "export", "--ledger", str(creator)])
+    kept = runner.invoke(main, ["ledger", "export", "--ledger", str(creator), "--full-paths"])
+    assert published.exit_code == kept.exit_code == 0, published.output + kept.output
+    assert json.loads(published.stdout)["path"] == "work.png" and str(tmp_path) not in published.stdout
+    assert json.loads(kept.stdout)["path"] == str(work)
+    assert "--full-paths" in runner.invoke(main, ["ledger", "export", "--help"]).output
