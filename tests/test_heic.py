@@ -51,3 +51,23 @@ def test_stripped_heic_is_found_without_a_registered_opener(tmp_path: Path, exif
     run = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path), exiftool], capture_output=True, text=True,
                          env=env, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_a_rendition_of_a_heic_is_said_to_be_resized() -> None:
+    # carry compares the sizes of original and rendition; a HEIC's size was never read.
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    from rightsmeta.carry import actions_for
+
+    photo = Image.radial_gradient("L").convert("RGB")  # 256x256
+    heic = io.BytesIO()
+    pillow_heif.from_pillow(photo).save(heic, quality=80)
+    sizes = {}
+    for side in (256, 128):
+        jpeg = io.BytesIO()
+        photo.resize((side, side)).save(jpeg, "JPEG")
+        sizes[side] = actions_for(heic.getvalue(), "heic", jpeg.getvalue(), "jpeg")
+    assert sizes == {256: ["c2pa.transcoded"], 128: ["c2pa.transcoded", "c2pa.resized"]}
