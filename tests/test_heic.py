@@ -41,6 +41,12 @@ assert verdict.status == "stripped", verdict.reasons
 assert verdict.match is not None and verdict.match.exact, verdict.match
 stated = verdict.to_json()["permissions"]
 assert stated["ai-training"] == "notAllowed", stated
+
+from rightsmeta.server import jobs  # serve's upload gate: every HEIC upload was a 422
+
+jobs.init(f"{folder}/ledger.db", None, 0, 0)
+upload = jobs.run("by_content", {"path": f"{folder}/copy.heic", "limit": 5})
+assert len(upload["json"]["matches"]) == 1, upload
 assert "HEIF" not in Image.OPEN, "the library registered an opener for the whole process"
 print("ok")
 """
