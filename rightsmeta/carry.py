@@ -33,13 +33,14 @@ class Carried:
     actions: list[str] = field(default_factory=list)
 
 
-def _size(data: bytes) -> tuple[int, int] | None:
-    import io
+def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    from .fingerprint import KIND_OF
+    from .imagedecode import open_image
 
-    from PIL import Image
-
+    if KIND_OF.get(fmt) != "image":
+        return None
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data, fmt) as img:
             return img.size
     except Exception:  # not an image Pillow opens: no size to compare
         return None
@@ -50,7 +51,7 @@ def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str)
     out = []
     if fmt != original_fmt:
         out.append("c2pa.transcoded")
-    before, after = _size(original), _size(derivative)
+    before, after = _size(original, original_fmt), _size(derivative, fmt)
     if before is not None and after is not None and before != after:
         out.append("c2pa.resized")
     return out or ["c2pa.transcoded"]  # same format, same size: re-encoded, which is what transcoded means

@@ -312,17 +312,20 @@ def _open_ledger(path: str) -> Any:
 @ledger_group.command(name="export")
 @click.option("--ledger", type=click.Path(exists=True, dir_okay=False), help="Ledger file (default: $RIGHTSMETA_LEDGER or ~/.local/share/rightsmeta/ledger.sqlite3).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output.")
-def ledger_export(ledger: str | None, out: str | None) -> None:
-    """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json)."""
+@click.option("--full-paths", is_flag=True,
+              help="Keep each work's full local path (its folders name you and your disk); by default only the file name.")
+def ledger_export(ledger: str | None, out: str | None, full_paths: bool) -> None:
+    """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json), to publish:
+    each work's file name, not the folders it lies in (--full-paths keeps them, for a backup)."""
     path = _ledger_path(ledger, False, must_exist=True)
     if path is None:
         raise click.UsageError("no ledger yet: tag some files first, or give --ledger")
     with _open_ledger(path) as db:
         if out:
             with open(out, "w", encoding="utf-8") as fh:
-                db.export_jsonl(fh)
+                db.export_jsonl(fh, paths=full_paths)
         else:
-            db.export_jsonl(sys.stdout)
+            db.export_jsonl(sys.stdout, paths=full_paths)
 
 
 @ledger_group.command(name="import")

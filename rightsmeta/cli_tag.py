@@ -146,8 +146,8 @@ def render(results: Iterable[TagResult], dry_run: bool, as_json: bool = False) -
         echo("[]\n" if first else "\n]\n")
     else:
         order = ("would-tag", "tagged", "skipped", "failed")
-        echo("summary: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed") + "\n",
-             err=True)
+        said = ", ".join(f"{counts.get(k, 0)} {k}" for k in order if k in counts or k == "failed") if counts else "no files to tag"
+        echo(f"summary: {said}\n", err=True)
     return counts
 
 

@@ -113,7 +113,7 @@ def run(
     if folders:
         stale_temps(sorted(folders), remove=False)
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-    echo(f"summary: {summary} ({sum(counts.values())} files)\n", err=True)
+    echo(f"summary: {summary} ({sum(counts.values())} files)\n" if counts else "summary: no files to verify\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
 
 

@@ -268,12 +268,13 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
 
     from PIL import Image
 
-    from .fingerprint import _PIL_FORMATS, MAX_PIXELS
+    from .fingerprint import MAX_PIXELS
+    from .imagedecode import open_image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+            with open_image(data, fmt) as img:
                 if img.width * img.height > MAX_PIXELS:
                     return None, f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} decoded", None
                 img.seek(0)

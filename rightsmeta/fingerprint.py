@@ -380,16 +380,15 @@ def _decode_image(data: bytes, fmt: str, coded: str | None, legacy: bool) -> tup
     needed (no coded hash, or ``legacy``)."""
     from PIL import Image, UnidentifiedImageError
 
-    from .imagedecode import grey, pillow_plugin, plain_grey
+    from .imagedecode import grey, open_image, plain_grey
 
     if coded is not None and not legacy:
         # imagedecode.py: a plain TIFF or still WebP decoded without Pillow's open (same pixels)
         plain = plain_grey(data, fmt)
         if plain is not None:
             return plain, plain.size, None
-    pillow_plugin(fmt)
     try:
-        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as img:
+        with open_image(data, fmt) as img:
             _check_decode_size(img)
             img.seek(0)
             full = img.size

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import logging
 import re
 import struct
@@ -416,8 +417,30 @@ def _may_decode(size: tuple[int, int], mode: str) -> bool:
 _PILLOW_PLUGINS = {"tiff": "TiffImagePlugin", "webp": "WebPImagePlugin"}
 
 
-def pillow_plugin(fmt: str) -> None:
-    """Import the Pillow plugin of ``fmt`` so ``Image.open(..., formats=[...])`` finds it registered."""
-    name = _PILLOW_PLUGINS.get(fmt)
-    if name is not None:
-        importlib.import_module(f"PIL.{name}")
+def open_image(data: bytes, fmt: str) -> ImageFile.ImageFile:
+    """``data`` opened by the Pillow plugin of ``fmt`` (a format of ``_PIL_FORMATS``), not loaded;
+    UnidentifiedImageError when that plugin does not take it, as ``Image.open`` says.
+
+    HEIC is opened by pillow_heif's image class directly: its ``register_heif_opener`` would add
+    HEIF to Pillow's registry for the whole process, which a library called by servers' threads
+    leaves to its callers (and which a caller that did not register would miss: every HEIC was
+    unreadable). Pillow's own decompression-bomb check is not run for it: ``fingerprint``'s
+    size checks, which refuse the same pixel count, are.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .fingerprint import _PIL_FORMATS
+
+    if fmt != "heic":
+        name = _PILLOW_PLUGINS.get(fmt)
+        if name is not None:
+            importlib.import_module(f"PIL.{name}")
+        return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
+    try:
+        from pillow_heif.as_plugin import HeifImageFile
+    except ImportError as exc:  # an install without pillow_heif reads no HEIC pixels
+        raise UnidentifiedImageError(f"pillow_heif is not installed: {exc}") from exc
+    try:
+        return HeifImageFile(io.BytesIO(data))  # type: ignore[no-untyped-call]
+    except SyntaxError as exc:  # what Image.open turns into UnidentifiedImageError
+        raise UnidentifiedImageError(f"libheif cannot read this HEIC: {exc}") from exc

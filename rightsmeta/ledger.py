@@ -385,6 +385,28 @@ def _invert(text: str) -> str:
     return "".join(chr(0x10FFFF - ord(c)) for c in text)  # sorts newest first within a key
 
 
+def current(matches: Sequence[Match]) -> list[Match]:
+    """``matches`` without the superseded records of a work: of the records tagged here of one
+    essence (the same exact hash; every exact match is of the copy's own), only the newest stays,
+    so a creator's re-tagging decides instead of mixing with the statement it replaced. Imported
+    records are other publishers' claims, never superseded: with the rest they go to
+    ``combined``'s most restrictive rule. At equal ``tagged_at`` (it counts seconds) the first
+    listed stays, the one recorded last (``Ledger.matches``)."""
+    newest: dict[object, Match] = {}
+    for match in matches:
+        work = _work_of(match)
+        if work is not None and (work not in newest or match.work.tagged_at > newest[work].work.tagged_at):
+            newest[work] = match
+    return [m for m in matches if (work := _work_of(m)) is None or newest[work] is m]
+
+
+def _work_of(match: Match) -> object | None:
+    """What identifies the work of a record tagged here (None: imported, or no exact hash)."""
+    if match.imported:
+        return None
+    return True if match.exact else match.work.essence_hash
+
+
 def combined(matches: Sequence[Match]) -> dict[Purpose, Permission]:
     """What a stripped copy may be used for when it matched several works: every purpose at its
     most restrictive state among them (notAllowed > constrained > allowed > unspecified), so a
@@ -953,8 +975,8 @@ class Ledger:
                     by_older = [(n, d) for n, d in self._near(essence.kind, older.perceptual, limit_distance, layout)
                                 if d <= limit_distance] if older.perceptual else []
                     near_codes = self._own_grids(near_codes, by_older, operator.itemgetter(0))
-                near = sorted((d, n) for n, d in near_codes)
-                for d, n in near[:_MAX_CANDIDATES]:
+                near = sorted(near_codes, key=lambda found: (found[1], -found[0]))  # at one distance, the last recorded first
+                for n, d in near[:_MAX_CANDIDATES]:
                     work = self._load(n)
                     if work.id not in exact:
                         out.append(Match(work, d, False))

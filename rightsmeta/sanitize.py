@@ -172,7 +172,7 @@ def _image(data: bytes, fmt: str, groups: tuple[str, ...], removed: list[str]) -
 
 
 # JPEG APPn segments kept beside those exiv2 writes (APP1 Exif and XMP, APP13 IPTC): JFIF, the
-# ICC profile and MPF (APP2), JUMBF/C2PA (APP11), Adobe's colour transform (APP14), which decoders read.
+# ICC profile (APP2, but MPF's), JUMBF/C2PA (APP11), Adobe's colour transform (APP14), which decoders read.
 _JPEG_KEPT_APPS = frozenset({0xE0, 0xE1, 0xE2, 0xEB, 0xEE})
 
 
@@ -180,11 +180,20 @@ def _jpeg_segments(data: bytes, iptc_kept: dict[str, Any], removed: list[str]) -
     """The JPEG without the application segments exiv2 leaves: Photoshop's APP13 block but for
     the kept IPTC (written into a new one; exiv2 clears the block's IPTC alone, and a thumbnail of
     the uncropped original, URLs and captions stayed), and every APPn it does not know (Ducky's
-    comment, vendors' blocks)."""
+    comment, vendors' blocks); and without what follows the image: a camera's MPF previews, each
+    a JPEG with its own Exif (GPS included), which exiv2 copies as they are, or a phone's
+    appended video. The MPF index that pointed at them goes with them."""
     from .carriers import jpeg
     from .carriers.image import register_namespaces
 
-    apps = [s for s in jpeg.walk(data).segments if 0xE0 <= s.marker <= 0xEF and s.marker not in _JPEG_KEPT_APPS]
+    end = jpeg.image_end(data)
+    if end < len(data):
+        removed.append(f"{len(data) - end} bytes after the image (MPF previews or other appended data)")
+        data = data[:end]
+    layout = jpeg.walk(data)
+    mpf = jpeg.mpf_start(data, layout)
+    apps = [s for s in layout.segments
+            if 0xE0 <= s.marker <= 0xEF and (s.marker not in _JPEG_KEPT_APPS or s.start == mpf)]
     if not apps:
         return data
     removed += [f"JPEG APP{s.marker - 0xE0}" for s in apps]

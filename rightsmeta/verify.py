@@ -168,11 +168,13 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         return Verdict(report.path, "intact", [f"signals in {names}"], report)
     if ledger is not None and data is not None:
         from .cropsearch import matches as ledger_matches
+        from .ledger import current
 
         essence = ledger.essence_of(bytes(data), report.format)
         if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
             return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
-        found = ledger_matches(ledger, essence)  # with the search for uneven crops of images
+        # With the search for uneven crops of images; a work re-tagged here counts as last tagged.
+        found = current(ledger_matches(ledger, essence))
         if found:
             # Every work it matches is named; the permissions are the most restrictive among them.
             reasons = [f"no signal left, but it matches {m.describe()}" for m in found]

@@ -365,3 +365,11 @@ def test_a_ledger_or_signing_file_that_cannot_be_used_is_a_usage_error_and_nothi
     assert "Traceback" not in bad_ledger.stderr + no_identity.stderr
     assert bad_ledger.stdout == no_identity.stdout == ""
     assert photo.read_bytes() == before and (tmp_path / "works.db").read_text() == "not a database"
+
+
+def test_a_folder_without_files_says_so(tmp_path: Path) -> None:
+    # It said "summary: 0 failed".
+    (tmp_path / "empty").mkdir()
+    for command in (ENTRY, CLICK):
+        run = _run(command, "tag", "-r", "--deny", "ai", "--no-sign", "--no-ledger", str(tmp_path / "empty"))
+        assert run.returncode == 0 and run.stdout == "" and run.stderr == "summary: no files to tag\n", run

@@ -161,3 +161,12 @@ def test_ctrl_c_ends_a_plain_scan_as_it_ends_clicks(tmp_path: Path) -> None:
         ends[name] = code, err
     assert ends["plain"] == (1, "\nAborted!\nPLAIN\n")
     assert ends["click"] == (1, "\nAborted!\n")
+
+
+@pytest.mark.parametrize("fmt", [[], ["--jsonl"]])
+def test_a_folder_without_files_says_so(tmp_path: Path, fmt: list[str]) -> None:
+    # It said "summary:  (0 files)".
+    (tmp_path / "empty").mkdir()
+    for command in (ENTRY, CLICK):
+        run = _run(command, "verify", "-r", "--no-ledger", *fmt, str(tmp_path / "empty"))
+        assert run.returncode == 0 and run.stdout == "" and run.stderr == "summary: no files to verify\n", run

@@ -311,3 +311,48 @@ def test_carry_refuses_a_ledger_that_is_no_ledger_before_writing(tmp_path: Path)
     out = CliRunner().invoke(main, ["carry", str(original), str(derivative), "--ledger", str(other)])
     assert out.exit_code == 2 and "cannot use the ledger" in out.output, out.output
     assert derivative.read_bytes() == before
+
+
+def _with_gps(exiftool: str, path: Path, size: tuple[int, int], latitude: float) -> bytes:
+    path.write_bytes(image_bytes("jpeg", size=size))
+    subprocess.run([exiftool, "-q", "-overwrite_original", f"-GPSLatitude={latitude}", "-GPSLatitudeRef=N",
+                    "-GPSLongitude=2.2945", "-GPSLongitudeRef=E", str(path)], check=True)
+    return path.read_bytes()
+
+
+def mpf_jpeg(primary: bytes, preview: bytes) -> bytes:
+    """A camera's JPEG with a preview (CIPA DC-007): an APP2 "MPF" index after the primary's Exif
+    lists both images; the preview follows the primary's EOI, its offset counted from the index's
+    byte-order field."""
+    import struct
+
+    at = 2
+    while primary[at + 1] in (0xE0, 0xE1):  # after JFIF and Exif
+        at += 2 + int.from_bytes(primary[at + 2 : at + 4], "big")
+    entries = 12 * 3
+    index = struct.pack(">4sIH", b"MM\x00\x2a", 8, 3) + struct.pack(">HHI4s", 0xB000, 7, 4, b"0100")  # MPF version
+    index += struct.pack(">HHII", 0xB001, 4, 1, 2) + struct.pack(">HHII", 0xB002, 7, 32, 8 + 2 + entries + 4)  # images
+    segment_size = 4 + 4 + len(index) + 4 + 32
+    primary_size = len(primary) + segment_size
+    index += struct.pack(">I", 0) + struct.pack(">IIIHH", 0x20030000, primary_size, 0, 0, 0)  # baseline primary
+    index += struct.pack(">IIIHH", 0x00010001, len(preview), primary_size - (at + 8), 0, 0)  # large thumbnail
+    segment = b"\xff\xe2" + struct.pack(">H", segment_size - 2) + b"MPF\x00" + index
+    return primary[:at] + segment + primary[at:] + preview
+
+
+def test_camera_previews_after_the_image_go_with_their_gps(tmp_path: Path, exiftool: str) -> None:
+    # exiv2 cleans the primary image's Exif and copies the MPF preview behind it as it is: the
+    # preview's own Exif kept the place the photo was taken.
+    data = mpf_jpeg(_with_gps(exiftool, tmp_path / "a.jpg", (320, 240), 48.8584),
+                    _with_gps(exiftool, tmp_path / "b.jpg", (160, 120), 51.5))
+    before = tmp_path / "mpf.jpg"
+    before.write_bytes(data)
+    listed = exiftool_json(exiftool, before, "-a", "-ee", "-G3:1")  # Doc2: the preview's own tags
+    assert listed["MPImage2:MPImageType"] == "Large Thumbnail (VGA equivalent)"
+    assert listed["Doc2:GPS:GPSLatitude"] == "51 deg 30' 0.00\""
+    result = sanitize_bytes(data)
+    after = tmp_path / "out.jpg"
+    after.write_bytes(result.data)
+    assert exiftool_json(exiftool, after, "-a", "-ee", "-G3:1", "-gps:all", "-mpf:all") == {"SourceFile": str(after)}
+    assert pixels(result.data) == pixels(data)
+    assert any("after the image" in r for r in result.removed)

@@ -557,3 +557,43 @@ def test_a_stripped_copy_is_honoured_as_its_work_would_be(tmp_path: Path, ledger
     assert {p: row["effective"][p] for p in ("data-mining", "ai-training", "genai-training", "ai-inference")} == dict.fromkeys(
         ("data-mining", "ai-training", "genai-training", "ai-inference"), "notAllowed")
     assert row["effective"]["search"] == "unspecified"
+
+
+@pytest.mark.parametrize("transform", ["exiftool-strip", "jpeg-q70"])
+def test_a_work_tagged_again_is_honoured_as_last_tagged(tmp_path: Path, exiftool: str, ledger: Ledger, transform: str) -> None:
+    # The creator denied AI, then allowed everything: the copy used to be "stripped" with data
+    # mining allowed and the AI purposes notAllowed, a mix the creator never stated.
+    work = photo(tmp_path, "p.jpg", 5)
+    for statement in (Assertion.build(deny=["ai"]), Assertion.build(allow=["all"])):
+        assert rightsmeta.tag(work, statement, ledger=ledger).status == "tagged"
+    copy = tmp_path / "copy.jpg"
+    if transform == "exiftool-strip":
+        shutil.copy(work, copy)
+        subprocess.run([exiftool, "-all=", "-overwrite_original", "-q", str(copy)], check=True)
+    else:
+        copy.write_bytes(_jpeg(_load(work), 70))
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["status"] == "stripped" and row["match"]["exact"] == (transform == "exiftool-strip")
+    assert set(row["permissions"].values()) == set(row["effective"].values()) == {"allowed"}, row
+    assert "also" not in row["match"]  # the record it replaced is no longer a work of its own
+    # Another publisher's claim on the same essence is not the creator re-tagging: the most
+    # restrictive statement still wins.
+    [mine] = [w for w in ledger if w.assertion.permissions == Assertion.build(allow=["all"]).permissions]
+    claim = mine.to_json() | {"id": "registry-1", "assertion": Assertion.build(deny=["ai-training"]).to_json()}
+    assert ledger.import_jsonl([json.dumps(claim)], source="https://registry.example/works.jsonl") == 1
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["permissions"]["ai-training"] == "notAllowed" and row["permissions"]["search"] == "allowed", row
+
+
+def test_ledger_export_publishes_file_names_unless_asked_for_full_paths(tmp_path: Path) -> None:
+    # A registry is published; it used to carry every work's absolute path (/home/alice/private/...).
+    runner = CliRunner()
+    creator = tmp_path / "creator.sqlite3"
+    work = photo(tmp_path, "work.png", 43)
+    assert runner.invoke(main, ["tag", str(work), "--deny", "all", "--ledger", str(creator), "--no-sign"]).exit_code == 0
+    published = runner.invoke(main, ["ledger", "export", "--ledger", str(creator)])
+    kept = runner.invoke(main, ["ledger", "export", "--ledger", str(creator), "--full-paths"])
+    assert published.exit_code == kept.exit_code == 0, published.output + kept.output
+    assert json.loads(published.stdout)["path"] == "work.png" and str(tmp_path) not in published.stdout
+    assert json.loads(kept.stdout)["path"] == str(work)
+    assert "--full-paths" in runner.invoke(main, ["ledger", "export", "--help"]).output

@@ -276,6 +276,17 @@ def coded_ranges(buf: Buffer) -> list[tuple[int, int]]:
     their entropy-coded data (restart markers included), Adobe's colour transform; no metadata
     (APPn, COM), nothing after the image's EOI (an MPO's other images). Metadata editors leave
     these bytes alone, so they identify the coded picture. Raises MalformedFile."""
+    return _first_image(buf)[0]
+
+
+def image_end(buf: Buffer) -> int:
+    """Where the first image ends, after its EOI: what follows is no part of it (an MPF file's
+    previews and other views, a phone's appended video, a trailer). Raises MalformedFile."""
+    return _first_image(buf)[1] + 2
+
+
+def _first_image(buf: Buffer) -> tuple[list[tuple[int, int]], int]:
+    """``coded_ranges`` and where the first image's EOI marker is."""
     layout = walk(buf)
     last = layout.segments[-1]
     if last.marker != SOS:
@@ -291,7 +302,7 @@ def coded_ranges(buf: Buffer) -> list[tuple[int, int]]:
             ranges.append((pos, at))
         marker = buf[at + 1]
         if marker == EOI:
-            return ranges
+            return ranges, at
         if at + 4 > n:
             raise MalformedFile(f"truncated JPEG: marker at offset {at} has no length")
         end = at + 2 + int.from_bytes(buf[at + 2 : at + 4], "big")

@@ -148,7 +148,9 @@ def _load(data: Any, options: Options | None) -> _Document:
         if reader.is_encrypted:
             # An empty user password (owner password only) opens the file in any viewer.
             if password is None and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-                raise MalformedFile("the PDF is encrypted; give its password (--password)")
+                # Also what tag says: with the password it could read the file, never write into it.
+                raise MalformedFile("the PDF is encrypted: reading it needs its password (--password); "
+                                    "rightsmeta does not write into encrypted PDFs")
             if password is not None and reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
                 raise MalformedFile("wrong password for this encrypted PDF")
         doc = _Document(reader)
