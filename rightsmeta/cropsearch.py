@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fingerprint import GRIDS, GRIDS_V1
+from .fingerprint import _DIHEDRAL, GRIDS, GRIDS_V1
 
 if TYPE_CHECKING:
     from .ledger import Ledger, Match
@@ -176,15 +176,36 @@ def _cut_windows(step: float) -> Array:
 # Each coarse window's mirror image (the cuts on either side swapped), by its index.
 _MIRRORED_WINDOWS = np.array([int(np.argmin(np.abs(_cut_windows(COARSE_STEP) - (1 - w[::-1])).sum(axis=1)))
                               for w in _cut_windows(COARSE_STEP)])
-_MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd column frequencies change sign
+_MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd frequencies along that axis change sign
 _MIRRORED_WINDOWS.flags.writeable = False  # read by every search, in any thread
 _MIRRORED_SIGNS.flags.writeable = False
 
 
-def describe(box: tuple[float, float, float, float], mirrored: bool = False) -> str:
-    """Which part of the copy (``mirrored`` back) matched, for ``Match.how``."""
+def _steps(form: str) -> tuple[bool, bool, bool]:
+    """(transposed, then flipped vertically, then mirrored): the steps that undo ``form``
+    (``fingerprint._DIHEDRAL``, which turns a grid back), found on a 2x2 grid of distinct values."""
+    grid = np.arange(4).reshape(2, 2)
+    target = _DIHEDRAL[form](grid)
+    for transposed in (False, True):
+        for vertical in (False, True):
+            for mirrored in (False, True):
+                turned = grid.T if transposed else grid
+                turned = turned[::-1] if vertical else turned
+                if np.array_equal(turned[:, ::-1] if mirrored else turned, target):
+                    return transposed, vertical, mirrored
+    raise AssertionError(form)
+
+
+# The forms a copy is searched in, cheapest tier first: as it is and mirrored back (the commonest
+# edit), then, only when those found nothing, flipped vertically and turned back. Each form costs
+# new low codes and an index probe (no new products), which every unrelated file pays.
+FORMS: tuple[tuple[str | None, ...], ...] = ((None, "mirrored"), tuple(form for form in _DIHEDRAL if form != "mirrored"))
+
+
+def describe(box: tuple[float, float, float, float], form: str | None = None) -> str:
+    """Which part of the copy (turned back from ``form``) matched, for ``Match.how``."""
     left, top, right, bottom = (round(100 * v) for v in box)
-    return (f"the {'mirrored ' if mirrored else ''}file's part {left}-{right} % across, {top}-{bottom} % down matched "
+    return (f"the file{f' ({form})' if form else ''}'s part {left}-{right} % across, {top}-{bottom} % down matched "
             f"the work's {SEARCH_REGION} (an uneven crop of up to {round(100 * MAX_CUT)} % a side)")
 
 
@@ -201,12 +222,24 @@ class CropSearch:
         self.coefficients = coefficients  # (windows y, windows x, 8, 8)
         self.low = _low_codes(coefficients)  # (windows y, windows x)
 
+    def turned(self, form: str | None) -> CropSearch:
+        """The search over the copy turned back from ``form`` (a copy flipped or turned, then cut).
+        The windows on each axis are the same, so its coarse windows are this one's: transposed
+        (the axes swapped), flipped (the windows' mirror images, and a grid flipped is the same DCT
+        with its odd frequencies along that axis negated). No new products, only new low codes."""
+        if form is None:
+            return self
+        transposed, vertical, mirrored = _steps(form)
+        coefficients = self.coefficients.transpose(1, 0, 3, 2) if transposed else self.coefficients
+        if vertical:
+            coefficients = coefficients[_MIRRORED_WINDOWS] * _MIRRORED_SIGNS[:, None]
+        if mirrored:
+            coefficients = coefficients[:, _MIRRORED_WINDOWS] * _MIRRORED_SIGNS
+        return CropSearch(np.ascontiguousarray(_DIHEDRAL[form](self.pixels)), self.grids, coefficients)
+
     def mirrored(self) -> CropSearch:
-        """The search over the copy mirrored back (a copy mirrored and then cut). Its coarse
-        windows are this one's mirror images, and a grid mirrored is the same DCT with its odd
-        column frequencies negated: no new products, only new low codes."""
-        coefficients = self.coefficients[:, _MIRRORED_WINDOWS] * _MIRRORED_SIGNS
-        return CropSearch(np.ascontiguousarray(self.pixels[:, ::-1]), self.grids, coefficients)
+        """The search over the copy mirrored back (a copy mirrored and then cut)."""
+        return self.turned("mirrored")
 
     def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
         """The distance of the window nearest ``code`` (a work's 32-byte centre code) and its box.
@@ -365,14 +398,18 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
         return []
     out = []
     pixels = working_image(grey)
-    for grids in index.grids():  # grids v1 only for a ledger holding works recorded with them
-        copy = CropSearch(pixels, grids)
-        for mirrored, view in ((False, copy), (True, copy.mirrored())):
-            for work_id, code in index.candidates(view.low, grids):
-                distance, box = view.match(code)
-                work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
-                if work is not None:
-                    out.append(Match(work, distance, False, describe(box, mirrored)))
+    copies = [CropSearch(pixels, grids) for grids in index.grids()]  # v1 only for a ledger holding works recorded with them
+    for forms in FORMS:
+        for copy in copies:
+            for form in forms:
+                view = copy.turned(form)
+                for work_id, code in index.candidates(view.low, copy.grids):
+                    distance, box = view.match(code)
+                    work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
+                    if work is not None:
+                        out.append(Match(work, distance, False, describe(box, form)))
+        if out:
+            break  # a copy explained by a cheaper form is not searched in costlier ones
     # A work found both ways (a picture symmetric enough) is named once, by the nearer.
     nearest: dict[str, Match] = {}
     for match in sorted(out, key=lambda m: (m.imported, m.distance)):
