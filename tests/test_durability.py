@@ -404,7 +404,7 @@ def test_which_turned_parts_are_compared() -> None:
 
 def test_the_turned_search_is_the_search_of_the_turned_copy() -> None:
     """The crop search's coarse codes of the copy flipped or turned back, taken from the copy's
-    own coefficients, are those of a search over the turned pixels."""
+    own coefficients (and sorts), are those of a search over the turned pixels."""
     turns = {"mirrored": Image.Transpose.FLIP_LEFT_RIGHT, "flipped vertically": Image.Transpose.FLIP_TOP_BOTTOM,
              "rotated 180": Image.Transpose.ROTATE_180, "rotated 90 clockwise": Image.Transpose.ROTATE_90,
              "rotated 90 anticlockwise": Image.Transpose.ROTATE_270, "transposed": Image.Transpose.TRANSPOSE,
@@ -417,9 +417,9 @@ def test_the_turned_search_is_the_search_of_the_turned_copy() -> None:
             back = np.asarray(Image.fromarray(view.astype(np.uint8)).transpose(undo), dtype=np.float64)
             derived, direct = search.turned(form), cropsearch.CropSearch(back)
             assert np.array_equal(derived.pixels, direct.pixels), form
-            assert np.allclose(derived.coefficients, direct.coefficients, rtol=0, atol=1e-6), form
             assert np.array_equal(derived.low, direct.low), form
         direct = cropsearch.CropSearch(view[:, ::-1].copy())
+        assert direct.coefficients is not None
         # The low codes by one sort are those of np.median's median (main's definition before).
         block = direct.coefficients.reshape(*direct.low.shape, 64)
         median_bits = np.packbits(block > np.median(block, axis=-1, keepdims=True), axis=-1)
