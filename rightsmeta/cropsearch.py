@@ -38,10 +38,13 @@ anyway, since the ledger keeps codes, not the work's pixels or features.
 
 The search only runs when the ledger found nothing by its own codes; its cost is bounded (6,561
 coarse windows, at most ``_MAX_CANDIDATES`` works refined, each from at most ``_REFINED`` starts)
-and measured with recognition by bench/durability.py. A copy mirrored and cut is searched too, mirrored
-back (``CropSearch.mirrored``: the same coarse products, only new low codes; 2.7 ms against the
-coarse stage's 22 ms, a 480x360 photo, best of 5). Not searched: crops beyond ``MAX_CUT`` on a side, and crops keeping no corner that were
-also flipped vertically or turned (each form would cost as much again).
+and measured with recognition by bench/durability.py. A copy flipped or turned and then cut is
+searched turned back (``CropSearch.turned``: the same coarse products, only new low codes, four
+sorts for the seven forms): mirrored back with the copy as it is, then, only when neither found a
+work, in the six other forms (``FORMS``), which every unrelated copy pays. A quarter turn then a
+4:5 crop is, turned back, a 5:4 crop of the work within ``MAX_CUT``, found so too. Not searched:
+crops beyond ``MAX_CUT`` on a side (30 % off the left keeps no region the work records, nor does
+a 9:16 strip of a square or landscape work: a quarter turn then a 16:9 crop).
 """
 
 from __future__ import annotations
