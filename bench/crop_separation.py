@@ -11,7 +11,8 @@ match threshold (ledger.REGION_THRESHOLD) is 24 bits of 256.
 
 With --turned each photo is flipped or turned (the seven forms in turn) before it is cut, and
 searched turned back from its form; an unrelated copy is searched in every form
-(``cropsearch.FORMS``), as its lookup is, and each pair counts by its nearest form.
+(``cropsearch.FORMS``), as its lookup is, and each pair counts by its nearest form (9,600
+forced searches: 764 s of CPU on the shared machine, load 3-4).
 """
 
 from __future__ import annotations
