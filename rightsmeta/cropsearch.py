@@ -38,10 +38,13 @@ anyway, since the ledger keeps codes, not the work's pixels or features.
 
 The search only runs when the ledger found nothing by its own codes; its cost is bounded (6,561
 coarse windows, at most ``_MAX_CANDIDATES`` works refined, each from at most ``_REFINED`` starts)
-and measured with recognition by bench/durability.py. A copy mirrored and cut is searched too, mirrored
-back (``CropSearch.mirrored``: the same coarse products, only new low codes; 2.7 ms against the
-coarse stage's 22 ms, a 480x360 photo, best of 5). Not searched: crops beyond ``MAX_CUT`` on a side, and crops keeping no corner that were
-also flipped vertically or turned (each form would cost as much again).
+and measured with recognition by bench/durability.py. A copy flipped or turned and then cut is
+searched turned back (``CropSearch.turned``: the same coarse products, only new low codes, four
+sorts for the seven forms): mirrored back with the copy as it is, then, only when neither found a
+work, in the six other forms (``FORMS``), which every unrelated copy pays. A quarter turn then a
+4:5 crop is, turned back, a 5:4 crop of the work within ``MAX_CUT``, found so too. Not searched:
+crops beyond ``MAX_CUT`` on a side (30 % off the left keeps no region the work records, nor does
+a 9:16 strip of a square or landscape work: a quarter turn then a 16:9 crop).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fingerprint import GRIDS, GRIDS_V1
+from .fingerprint import _DIHEDRAL, GRIDS, GRIDS_V1
 
 if TYPE_CHECKING:
     from .ledger import Ledger, Match
@@ -147,14 +150,27 @@ def _coefficients(pixels: Array, xs: Array, ys: Array, freqs: int, grids: int = 
 
 def _low_codes(coefficients: Array) -> Array:
     """The first 64 bits of the Image-Code (the 8x8 block above its median) as uint64."""
-    block = coefficients[..., :8, :8].reshape(*coefficients.shape[:-2], 64)
+    return _packed(_above_median(_low_block(coefficients)))
+
+
+def _low_block(coefficients: Array) -> Array:
+    """(..., 64): the 8x8 lowest coefficients, row by row, contiguous."""
+    return np.ascontiguousarray(coefficients[..., :8, :8]).reshape(*coefficients.shape[:-2], 64)
+
+
+def _above_median(block: Array) -> Array:
+    """(..., 8, 8): which of the 64 values of each block (``_low_block``) lie above its median."""
     # The median as np.median takes it (the mean of the 32nd and 33rd values), by numpy's
     # vectorised sort: a fifth of np.median's partition on 6,561 windows.
     middle = np.sort(block, axis=-1)[..., 31:33]
     median = np.add(middle[..., :1], middle[..., 1:])
     median /= 2
-    bits = block > median
-    return np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)
+    above: Array = (block > median).reshape(block.shape[:-1] + (8, 8))
+    return above
+
+
+def _packed(bits: Array) -> Array:
+    return np.packbits(bits.reshape(*bits.shape[:-2], 64), axis=-1).view(">u8")[..., 0].astype(np.uint64)
 
 
 def _full_codes(coefficients: Array) -> Array:
@@ -176,15 +192,36 @@ def _cut_windows(step: float) -> Array:
 # Each coarse window's mirror image (the cuts on either side swapped), by its index.
 _MIRRORED_WINDOWS = np.array([int(np.argmin(np.abs(_cut_windows(COARSE_STEP) - (1 - w[::-1])).sum(axis=1)))
                               for w in _cut_windows(COARSE_STEP)])
-_MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd column frequencies change sign
+_MIRRORED_SIGNS = (-1.0) ** np.arange(8)  # a grid mirrored: its odd frequencies along that axis change sign
 _MIRRORED_WINDOWS.flags.writeable = False  # read by every search, in any thread
 _MIRRORED_SIGNS.flags.writeable = False
 
 
-def describe(box: tuple[float, float, float, float], mirrored: bool = False) -> str:
-    """Which part of the copy (``mirrored`` back) matched, for ``Match.how``."""
+def _steps(form: str) -> tuple[bool, bool, bool]:
+    """(transposed, then flipped vertically, then mirrored): the steps that undo ``form``
+    (``fingerprint._DIHEDRAL``, which turns a grid back), found on a 2x2 grid of distinct values."""
+    grid = np.arange(4).reshape(2, 2)
+    target = _DIHEDRAL[form](grid)
+    for transposed in (False, True):
+        for vertical in (False, True):
+            for mirrored in (False, True):
+                turned = grid.T if transposed else grid
+                turned = turned[::-1] if vertical else turned
+                if np.array_equal(turned[:, ::-1] if mirrored else turned, target):
+                    return transposed, vertical, mirrored
+    raise AssertionError(form)
+
+
+# The forms a copy is searched in, cheapest tier first: as it is and mirrored back (the commonest
+# edit), then, only when those found nothing, flipped vertically and turned back. Each form costs
+# new low codes and an index probe (no new products), which every unrelated file pays.
+FORMS: tuple[tuple[str | None, ...], ...] = ((None, "mirrored"), tuple(form for form in _DIHEDRAL if form != "mirrored"))
+
+
+def describe(box: tuple[float, float, float, float], form: str | None = None) -> str:
+    """Which part of the copy (turned back from ``form``) matched, for ``Match.how``."""
     left, top, right, bottom = (round(100 * v) for v in box)
-    return (f"the {'mirrored ' if mirrored else ''}file's part {left}-{right} % across, {top}-{bottom} % down matched "
+    return (f"the file{f' ({form})' if form else ''}'s part {left}-{right} % across, {top}-{bottom} % down matched "
             f"the work's {SEARCH_REGION} (an uneven crop of up to {round(100 * MAX_CUT)} % a side)")
 
 
@@ -192,21 +229,39 @@ class CropSearch:
     """The search over one copy: its grey working image, and the coarse windows' low codes, cut
     as works recorded with grids ``grids`` were."""
 
-    def __init__(self, grey: Array, grids: int = GRIDS, coefficients: Array | None = None) -> None:
+    def __init__(self, grey: Array, grids: int = GRIDS, low: Array | None = None) -> None:
         self.pixels = np.asarray(grey, dtype=np.float64)
         self.grids = grids
         self.windows = _cut_windows(COARSE_STEP)
-        if coefficients is None:
-            coefficients = _coefficients(self.pixels, self.windows, self.windows, 8, grids)
-        self.coefficients = coefficients  # (windows y, windows x, 8, 8)
-        self.low = _low_codes(coefficients)  # (windows y, windows x)
+        self.coefficients: Array | None = None  # (windows y, windows x, 8, 8), of a copy searched as it is
+        self._block = np.zeros(0)  # the coefficients as _low_block has them, for turned
+        self._above: dict[tuple[bool, bool], Array] = {}  # by the axes whose odd frequencies were negated
+        if low is None:
+            self.coefficients = _coefficients(self.pixels, self.windows, self.windows, 8, grids)
+            self._block = _low_block(self.coefficients)
+            self._above[False, False] = _above_median(self._block)
+            low = _packed(self._above[False, False])
+        self.low = low  # (windows y, windows x)
 
-    def mirrored(self) -> CropSearch:
-        """The search over the copy mirrored back (a copy mirrored and then cut). Its coarse
-        windows are this one's mirror images, and a grid mirrored is the same DCT with its odd
-        column frequencies negated: no new products, only new low codes."""
-        coefficients = self.coefficients[:, _MIRRORED_WINDOWS] * _MIRRORED_SIGNS
-        return CropSearch(np.ascontiguousarray(self.pixels[:, ::-1]), self.grids, coefficients)
+    def turned(self, form: str | None) -> CropSearch:
+        """The search over the copy turned back from ``form`` (a copy flipped or turned, then cut).
+        The windows on each axis are the same, so its coarse windows are this one's: transposed
+        (the axes swapped), flipped (the windows' mirror images, and a grid flipped is the same DCT
+        with its odd frequencies along that axis negated). No new products, only new low codes; and
+        a transposed block has the same median, so the eight forms take four sorts."""
+        if form is None:
+            return self
+        assert self.coefficients is not None, "turned back from the copy as it is"
+        transposed, vertical, mirrored = _steps(form)
+        negated = (mirrored, vertical) if transposed else (vertical, mirrored)  # (rows, columns) before the swap
+        if negated not in self._above:
+            signs = np.outer(_MIRRORED_SIGNS if negated[0] else np.ones(8), _MIRRORED_SIGNS if negated[1] else np.ones(8))
+            self._above[negated] = _above_median(self._block * signs.ravel())
+        bits = self._above[negated]
+        bits = bits.transpose(1, 0, 3, 2) if transposed else bits
+        bits = bits[_MIRRORED_WINDOWS] if vertical else bits
+        bits = bits[:, _MIRRORED_WINDOWS] if mirrored else bits
+        return CropSearch(np.ascontiguousarray(_DIHEDRAL[form](self.pixels)), self.grids, _packed(bits))
 
     def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
         """The distance of the window nearest ``code`` (a work's 32-byte centre code) and its box.
@@ -365,14 +420,18 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
         return []
     out = []
     pixels = working_image(grey)
-    for grids in index.grids():  # grids v1 only for a ledger holding works recorded with them
-        copy = CropSearch(pixels, grids)
-        for mirrored, view in ((False, copy), (True, copy.mirrored())):
-            for work_id, code in index.candidates(view.low, grids):
-                distance, box = view.match(code)
-                work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
-                if work is not None:
-                    out.append(Match(work, distance, False, describe(box, mirrored)))
+    copies = [CropSearch(pixels, grids) for grids in index.grids()]  # v1 only for a ledger holding works recorded with them
+    for forms in FORMS:
+        for copy in copies:
+            for form in forms:
+                view = copy.turned(form)
+                for work_id, code in index.candidates(view.low, copy.grids):
+                    distance, box = view.match(code)
+                    work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
+                    if work is not None:
+                        out.append(Match(work, distance, False, describe(box, form)))
+        if out:
+            break  # a copy explained by a cheaper form is not searched in costlier ones
     # A work found both ways (a picture symmetric enough) is named once, by the nearer.
     nearest: dict[str, Match] = {}
     for match in sorted(out, key=lambda m: (m.imported, m.distance)):

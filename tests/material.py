@@ -171,15 +171,18 @@ IMAGE_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
 }
 
 
-# Handlings beyond the goal's crops of up to 20 % a side (rightsmeta/cropsearch.py ``MAX_CUT``):
-# the bench prints them apart, so the limit stays measured.
-UNCOVERED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "crop 30/5/10/5 % l/t/r/b": lambda im: _crop(im, 0.30, 0.05, 0.10, 0.05),
-}
-
-
 def _turned(turn: str, then: str) -> Callable[[Image.Image], Image.Image]:
     return lambda im: IMAGE_HANDLINGS[then](IMAGE_HANDLINGS[turn](im))
+
+
+# Handlings beyond the goal's crops of up to 20 % a side (rightsmeta/cropsearch.py ``MAX_CUT``):
+# the bench prints them apart, so the limit stays measured. A quarter turn then a 16:9 crop is,
+# turned back, a 9:16 strip: of a portrait work it keeps the centre 60 % (found), of a square or
+# landscape one it cuts more than 20 % off the left and the right, and keeps no region recorded.
+UNCOVERED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "crop 30/5/10/5 % l/t/r/b": lambda im: _crop(im, 0.30, 0.05, 0.10, 0.05),
+    "rotate 270 + crop to 16:9": _turned("rotate 270", "crop to 16:9"),
+}
 
 
 # Flipped or turned, then cut or covered (what a re-poster's editor does in either order; the
@@ -194,6 +197,11 @@ TURNED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
         ("rotate 180", "crop 20 % left, 10 % top"), ("mirror", "crop 15 % right, 20 % bottom"),
         ("rotate 270", "crop 10 % left, 20 % bottom"),
         ("mirror", "crop 5/15/20/10 % l/t/r/b"),
+        # Found by the crop search of the copy turned back (rightsmeta/cropsearch.py ``FORMS``); a
+        # quarter turn then a 4:5 crop is, turned back, a 5:4 crop of the work (up to 20 % a side).
+        ("flip vertical", "crop 18/4/9/16 % l/t/r/b"), ("rotate 90", "crop 5/15/20/10 % l/t/r/b"),
+        ("rotate 180", "crop 12/0/17/8 % l/t/r/b"), ("rotate 270", "crop 8/12/15/6 %, then 60 %"),
+        ("rotate 90", "crop to 4:5"), ("rotate 270", "crop to 4:5"),
     ]
 }
 
