@@ -418,3 +418,11 @@ def test_file_and_web_reports_share_one_fail_closed_decision() -> None:
         assert report.may_use(Purpose.GENAI_TRAINING) and report.permissions[Purpose.SEARCH].state is State.ALLOWED
         report.errors.append("could not read something")
         assert not report.may_use(Purpose.GENAI_TRAINING)
+
+
+def test_robots_after_a_byte_order_mark_still_apply() -> None:
+    # Saved by a Windows editor: the BOM hid the first User-agent line, its Disallow belonged to
+    # no group, and a site closed to every crawler was read as saying nothing (fail open).
+    got, sources = site_states("/a.jpg", robots=b"\xef\xbb\xbfUser-agent: *\nDisallow: /\n")
+    assert set(got.values()) == {NA}
+    assert "robots.txt line 2 (user-agent *)" in sources

@@ -108,6 +108,9 @@ def parse(data: bytes | str) -> Robots:
         text = data.decode("utf-8", errors="replace")
     else:
         text = data[:MAX_BYTES]
+    # A byte order mark (robots.txt saved by Windows editors) would hide the first User-agent line,
+    # and with it the rules of that group: Google's parser skips it too.
+    text = text.removeprefix("\ufeff")
     groups: list[Group] = []
     current: Group | None = None
     in_agents = False  # consecutive user-agent lines open one group
