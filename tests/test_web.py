@@ -426,3 +426,15 @@ def test_robots_after_a_byte_order_mark_still_apply() -> None:
     got, sources = site_states("/a.jpg", robots=b"\xef\xbb\xbfUser-agent: *\nDisallow: /\n")
     assert set(got.values()) == {NA}
     assert "robots.txt line 2 (user-agent *)" in sources
+
+
+@pytest.mark.parametrize("bom, codec", [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"\xef\xbb\xbf", "utf-8")])
+def test_a_page_is_decoded_by_its_byte_order_mark(bom: bytes, codec: str) -> None:
+    # A UTF-16 page was read as UTF-8 (a NUL between letters): none of its meta elements was seen,
+    # and its noai and tdm-reservation read as unspecified (fail open). A UTF-8 BOM hid the doctype
+    # of a body served without a Content-Type, which was then not read as a page at all.
+    page = bom + PAGE.decode().encode(codec)
+    for report in (evaluate("https://e.com/a.jpg", headers={}, site=EMPTY, page=page),
+                   evaluate("https://e.com/p", headers={}, site=EMPTY, body=page)):
+        got = states(report)
+        assert got["data-mining"] == CO and {got[p] for p in AI} == {NA}, report.to_json()
