@@ -101,6 +101,8 @@ def test_too_many_headers_is_an_error() -> None:
 def test_x_robots_scoping_restated() -> None:
     found, _ = robots_directives(["googlebot: noindex, otherbot: noai, nofollow"], "otherbot")
     assert found == {"noai", "nofollow"}
+    found, _ = robots_directives(["googlebot: noindex, otherbot: noai, nofollow"], "Mozilla/5.0 (compatible; OtherBot/2.1)")
+    assert found == {"noai", "nofollow"}
 
 
 def test_conflicting_headers_are_reported_and_resolved_by_precedence() -> None:
@@ -206,6 +208,9 @@ PROTEGO_CASES = [
     ("/private/a", "mybot"), ("/", "*"), ("/robots.txt", "*"),
     ("/caf%C3%A9/x", "pctbot"), ("/café/x", "pctbot"), ("/a%20b", "pctbot"), ("/a%20bc", "pctbot"),
     ("/x%2Fy", "pctbot"), ("/x/y", "pctbot"),
+    # A crawler's full User-Agent string, named as Googlebot and bingbot name themselves: its own group applies.
+    ("/mine/a", "Mozilla/5.0 (compatible; MyBot/1.0; +https://mybot.example)"),
+    ("/private/a", "Mozilla/5.0 (compatible; MyBot/1.0; +https://mybot.example)"),
 ]
 
 
