@@ -132,6 +132,8 @@ TDM_HEADER = "http tdm-reservation:tdmrep"  # carrier:vocabulary, as rightsmeta.
     ({"X-Robots-Tag": "noai, noimageai"}, "http X-Robots-Tag:robots"),
     ({"X-Robots-Tag": "rightsmeta: noai"}, "http X-Robots-Tag:robots"),  # scoped to our agent
     ([["Content-Usage", "train-ai=n"]], "http Content-Usage:aipref"),
+    # HAR's list of {name, value} objects: every sample was dropped as unreadable ("not a (name, value) pair")
+    ([{"name": "tdm-reservation", "value": "1"}], TDM_HEADER),
 ])
 def test_recorded_headers_join_the_decision(headers: Any, source: str) -> None:
     decision = decide_sample(image_bytes("png"), {"url": "https://example.com/a.png", "headers": headers}, GENAI)
