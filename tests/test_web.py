@@ -257,6 +257,13 @@ def test_tdmrep_json_soft_404_is_absent_and_paths_compare_encoded() -> None:
     assert states(report)["data-mining"] == NA
 
 
+def test_tdmrep_json_location_as_a_whole_url_is_its_path() -> None:
+    # Read as a path, "https://e.com/books/*" matched nothing: the reservation was dropped (unspecified).
+    tdm = b'[{"location": "https://e.com/books/*", "tdm-reservation": 1}, {"location": "HTTP://E.COM", "tdm-reservation": 0}]'
+    assert states(evaluate("https://e.com/books/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm)))["data-mining"] == NA
+    assert states(evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm)))["data-mining"] == AL
+
+
 def test_tdmrep_json_bad_value_in_matching_rule_is_an_error() -> None:
     report = evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=b'[{"location": "/", "tdm-reservation": 2}]'))
     assert report.status() == "error"
