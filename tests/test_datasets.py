@@ -132,6 +132,8 @@ TDM_HEADER = "http tdm-reservation:tdmrep"  # carrier:vocabulary, as rightsmeta.
     ({"X-Robots-Tag": "noai, noimageai"}, "http X-Robots-Tag:robots"),
     ({"X-Robots-Tag": "rightsmeta: noai"}, "http X-Robots-Tag:robots"),  # scoped to our agent
     ([["Content-Usage", "train-ai=n"]], "http Content-Usage:aipref"),
+    # HAR's list of {name, value} objects: every sample was dropped as unreadable ("not a (name, value) pair")
+    ([{"name": "tdm-reservation", "value": "1"}], TDM_HEADER),
 ])
 def test_recorded_headers_join_the_decision(headers: Any, source: str) -> None:
     decision = decide_sample(image_bytes("png"), {"url": "https://example.com/a.png", "headers": headers}, GENAI)
@@ -418,6 +420,26 @@ def test_parquet_plain_binary_column_and_url_header_columns(tmp_path: Path) -> N
     pq.write_table(table, tmp_path / "q.parquet")
     assert [(r["decision"], r["permission"]) for r in scan([str(tmp_path / "q.parquet")], GENAI)] == [
         s["expect"] for s in SAMPLES[14:18]]
+
+
+def test_parquet_json_column_as_a_struct(tmp_path: Path) -> None:
+    # Hugging Face `datasets` keeps a WebDataset's .json decoded, as a struct column: its recorded
+    # headers were not read at all, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.
+    metas = [s["meta"] for s in SAMPLES[14:18]]
+    metas[3] = {**metas[3], "headers": {"Content-Type": "image/webp"}}  # tdm-reservation null in this row
+    table = pa.table({"image": [s["data"] for s in SAMPLES[14:18]], "json": pa.array(metas)})
+    assert pa.types.is_struct(table.schema.field("json").type)
+    pq.write_table(table, tmp_path / "s.parquet")
+    rows = list(scan([str(tmp_path / "s.parquet")], GENAI))
+    assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
+    assert rows[2]["sources"] == [TDM_HEADER] and not any(r["errors"] for r in rows)
+    # The Ray engine's map_batches callable, on the same table as Ray Data hands it (took the
+    # struct's "bytes" field for the JSON: a KeyError ending the batch).
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    out = SampleDecider(GENAI)(table)
+    assert out.column("rightsmeta_permission").to_pylist() == [r["permission"] for r in rows]
+    assert out.column("rightsmeta_keep").to_pylist() == [r["decision"] == "keep" for r in rows]
 
 
 def test_parquet_without_the_column_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:

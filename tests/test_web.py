@@ -101,6 +101,8 @@ def test_too_many_headers_is_an_error() -> None:
 def test_x_robots_scoping_restated() -> None:
     found, _ = robots_directives(["googlebot: noindex, otherbot: noai, nofollow"], "otherbot")
     assert found == {"noai", "nofollow"}
+    found, _ = robots_directives(["googlebot: noindex, otherbot: noai, nofollow"], "Mozilla/5.0 (compatible; OtherBot/2.1)")
+    assert found == {"noai", "nofollow"}
 
 
 def test_conflicting_headers_are_reported_and_resolved_by_precedence() -> None:
@@ -206,6 +208,9 @@ PROTEGO_CASES = [
     ("/private/a", "mybot"), ("/", "*"), ("/robots.txt", "*"),
     ("/caf%C3%A9/x", "pctbot"), ("/café/x", "pctbot"), ("/a%20b", "pctbot"), ("/a%20bc", "pctbot"),
     ("/x%2Fy", "pctbot"), ("/x/y", "pctbot"),
+    # A crawler's full User-Agent string, named as Googlebot and bingbot name themselves: its own group applies.
+    ("/mine/a", "Mozilla/5.0 (compatible; MyBot/1.0; +https://mybot.example)"),
+    ("/private/a", "Mozilla/5.0 (compatible; MyBot/1.0; +https://mybot.example)"),
 ]
 
 
@@ -250,6 +255,13 @@ def test_tdmrep_json_soft_404_is_absent_and_paths_compare_encoded() -> None:
     tdm = b'[{"location": "/b\xc3\xbccher/*", "tdm-reservation": 1}]'
     report = evaluate("https://e.com/b%C3%BCcher/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
     assert states(report)["data-mining"] == NA
+
+
+def test_tdmrep_json_location_as_a_whole_url_is_its_path() -> None:
+    # Read as a path, "https://e.com/books/*" matched nothing: the reservation was dropped (unspecified).
+    tdm = b'[{"location": "https://e.com/books/*", "tdm-reservation": 1}, {"location": "HTTP://E.COM", "tdm-reservation": 0}]'
+    assert states(evaluate("https://e.com/books/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm)))["data-mining"] == NA
+    assert states(evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm)))["data-mining"] == AL
 
 
 def test_tdmrep_json_bad_value_in_matching_rule_is_an_error() -> None:
@@ -418,3 +430,23 @@ def test_file_and_web_reports_share_one_fail_closed_decision() -> None:
         assert report.may_use(Purpose.GENAI_TRAINING) and report.permissions[Purpose.SEARCH].state is State.ALLOWED
         report.errors.append("could not read something")
         assert not report.may_use(Purpose.GENAI_TRAINING)
+
+
+def test_robots_after_a_byte_order_mark_still_apply() -> None:
+    # Saved by a Windows editor: the BOM hid the first User-agent line, its Disallow belonged to
+    # no group, and a site closed to every crawler was read as saying nothing (fail open).
+    got, sources = site_states("/a.jpg", robots=b"\xef\xbb\xbfUser-agent: *\nDisallow: /\n")
+    assert set(got.values()) == {NA}
+    assert "robots.txt line 2 (user-agent *)" in sources
+
+
+@pytest.mark.parametrize("bom, codec", [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"\xef\xbb\xbf", "utf-8")])
+def test_a_page_is_decoded_by_its_byte_order_mark(bom: bytes, codec: str) -> None:
+    # A UTF-16 page was read as UTF-8 (a NUL between letters): none of its meta elements was seen,
+    # and its noai and tdm-reservation read as unspecified (fail open). A UTF-8 BOM hid the doctype
+    # of a body served without a Content-Type, which was then not read as a page at all.
+    page = bom + PAGE.decode().encode(codec)
+    for report in (evaluate("https://e.com/a.jpg", headers={}, site=EMPTY, page=page),
+                   evaluate("https://e.com/p", headers={}, site=EMPTY, body=page)):
+        got = states(report)
+        assert got["data-mining"] == CO and {got[p] for p in AI} == {NA}, report.to_json()

@@ -60,6 +60,8 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
         if n >= MAX_HEADERS:
             errors.append(f"sample metadata: more than {MAX_HEADERS} recorded headers; the rest were not read")
             break
+        if isinstance(item, Mapping) and "name" in item and "value" in item:
+            item = (item["name"], item["value"])  # HAR's form, {"name": ..., "value": ...}, as browsers and proxies record
         if not (isinstance(item, (list, tuple)) and len(item) == 2):
             errors.append(f"sample metadata: recorded header #{n} is not a (name, value) pair")
             continue

@@ -30,7 +30,7 @@ from ..model import Purpose, parse_purpose
 from .local import _init, _one
 from .report import COLUMNS, _arrow_schema
 from .sample import decide_parts
-from .shards import Row, ScanOptions
+from .shards import Row, ScanOptions, _as_json
 from .sources import Shard
 
 CONNECT_SECONDS = 10
@@ -96,11 +96,18 @@ class SampleDecider:
         values: list[Any] = col.to_pylist()
         return values
 
+    def _metas(self, table: Any) -> list[Any]:
+        """Each row's JSON: text, bytes or, from a struct column (Hugging Face `datasets` keeps a
+        WebDataset's .json decoded), a dict; not the struct's ``bytes`` field, as for the media."""
+        if self.meta_column not in table.column_names:
+            return self._values(table, self.meta_column) or [None] * table.num_rows
+        return [_as_json(v) if isinstance(v, dict) else v for v in table.column(self.meta_column).to_pylist()]
+
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa
 
         found = [v for v in (self._values(table, c) for c in self.columns) if v is not None]
-        metas = self._values(table, self.meta_column) or [None] * table.num_rows
+        metas = self._metas(table)
         keep, perms, reasons, sources = [], [], [], []
         for i in range(table.num_rows):
             # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.

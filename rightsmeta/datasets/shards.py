@@ -307,6 +307,10 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
     n = batch.num_rows
     metas: list[dict[str, Any] | None] = [None] * n
     json_type = batch.schema.field("json").type if "json" in batch.schema.names else None
+    if json_type is not None and pa.types.is_struct(json_type):
+        # The JSON already decoded (Hugging Face `datasets` stores a WebDataset's .json so): as
+        # read from the text, was its headers' reservation ignored and the sample kept.
+        return [_as_json(row) for row in batch.column("json").to_pylist()]
     if json_type is not None and any(check(json_type) for check in (pa.types.is_string, pa.types.is_large_string,
                                                                      pa.types.is_binary, pa.types.is_large_binary)):
         for i, text in enumerate(batch.column("json").to_pylist()):
@@ -323,6 +327,16 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
         for i in range(n):
             metas[i] = {c: columns[c][i] for c in wanted}
     return metas
+
+
+def _as_json(value: Any) -> Any:
+    """A struct column's row as the JSON object it was made from. Arrow gives every row every field
+    of the column (a header one row lacks is null in it): a null field is one the object lacked."""
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:

@@ -7,6 +7,7 @@ that goes on past it is an error when a meta element follows (it may hold the re
 
 from __future__ import annotations
 
+import codecs
 import re
 from html.parser import HTMLParser
 
@@ -17,7 +18,9 @@ from .robots import product_token
 
 MAX_BYTES = 1024 * 1024
 _META = re.compile("<meta", re.IGNORECASE)
-_META_BYTES = re.compile(b"<meta", re.IGNORECASE)
+# HTML's encoding sniffing starts with the byte order mark, which decides over any charset said
+# elsewhere: a UTF-16 page read as UTF-8 has a NUL between letters, so no meta element in it is seen.
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
 class _Metas(HTMLParser):
@@ -60,7 +63,8 @@ def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool, bool]:
     """The meta elements' (name, content); whether a meta element was left unread (the page ends
     inside a tag, as when an unclosed quote swallows every element after it, with one behind; or one
     follows the part read); and whether the head went on past the part read (``MAX_BYTES``)."""
-    text = page[:MAX_BYTES].decode("utf-8", errors="replace") if isinstance(page, bytes) else page[:MAX_BYTES]
+    codec, start = _encoding(page) if isinstance(page, bytes) else ("", 0)
+    text = page[start:MAX_BYTES].decode(codec, errors="replace") if isinstance(page, bytes) else page[:MAX_BYTES]
     parser = _Metas()
     # Fed in pieces so that the parse stops soon after <body> in a large page.
     for start in range(0, len(text), 16384):
@@ -69,19 +73,27 @@ def metas(page: bytes | str) -> tuple[list[tuple[str, str]], bool, bool]:
             return parser.metas, False, False
     longer = len(page) > MAX_BYTES
     # The rest is only searched, not parsed: a meta element there may hold the reservation.
-    after = longer and _meta_after(page, MAX_BYTES - len("<meta") + 1)
+    after = longer and _meta_after(page, codec)
     return parser.metas, after or "<meta" in parser.rawdata.lower(), longer
 
 
-def _meta_after(page: bytes | str, start: int) -> bool:
-    if isinstance(page, bytes):
-        return _META_BYTES.search(page, start) is not None
-    return _META.search(page, start) is not None
+def _encoding(page: bytes) -> tuple[str, int]:
+    """The page's encoding by its byte order mark (UTF-8 without one), and where its text starts."""
+    return next(((codec, len(bom)) for bom, codec in _BOMS if page.startswith(bom)), ("utf-8", 0))
+
+
+def _meta_after(page: bytes | str, codec: str) -> bool:
+    """Whether "<meta" (in ``page``'s encoding) is in the part of ``page`` after what was parsed."""
+    if isinstance(page, str):
+        return _META.search(page, MAX_BYTES - len("<meta") + 1) is not None
+    meta = "<meta".encode(codec)
+    return re.compile(re.escape(meta), re.IGNORECASE).search(page, MAX_BYTES - len(meta) + 1) is not None
 
 
 def looks_like_html(data: bytes) -> bool:
-    head = data[:1024].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<meta"))
+    codec, start = _encoding(data)
+    head = data[start:1024].decode(codec, errors="replace").lstrip().lower()
+    return head.startswith(("<!doctype html", "<html", "<head", "<meta"))
 
 
 def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list[Signal], list[str], list[str]]:

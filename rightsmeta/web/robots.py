@@ -92,9 +92,16 @@ class Robots:
         return self._by_token.get(product_token(agent), [])
 
 
+# A crawler that names itself as browsers do ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://...)")
+# is the product after "compatible;": robots.txt groups, scoped X-Robots-Tag and meta names use that
+# name (protego finds it too); read as "mozilla", a group shutting MyBot out did not apply to it.
+_COMPATIBLE = re.compile(r"\(compatible;\s*([^\s/;)]+)", re.IGNORECASE)
+
+
 def product_token(agent: str) -> str:
     """``MyBot/1.2 (+https://...)`` -> ``mybot``: robots.txt matches the product token, case-insensitively."""
-    token = agent.strip().split("/", 1)[0].split(" ", 1)[0]
+    compatible = _COMPATIBLE.search(agent)
+    token = compatible[1] if compatible else agent.strip().split("/", 1)[0].split(" ", 1)[0]
     return token.lower()
 
 
@@ -108,6 +115,9 @@ def parse(data: bytes | str) -> Robots:
         text = data.decode("utf-8", errors="replace")
     else:
         text = data[:MAX_BYTES]
+    # A byte order mark (robots.txt saved by Windows editors) would hide the first User-agent line,
+    # and with it the rules of that group: Google's parser skips it too.
+    text = text.removeprefix("\ufeff")
     groups: list[Group] = []
     current: Group | None = None
     in_agents = False  # consecutive user-agent lines open one group

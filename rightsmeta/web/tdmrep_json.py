@@ -8,6 +8,7 @@ not such an array is an error of the check, never "no reservation" (fail closed)
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,10 @@ from ..vocab import Signal, tdmrep
 from .robots import matches, normalise
 
 MAX_BYTES = 1024 * 1024
+# A location written as a whole URL ("https://example.com/books/*"): the file speaks for its own
+# origin, so its path is the pattern. Read as a path it matched nothing, and the reservation it
+# states was dropped without a word.
+_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 MAX_RULES = 10_000
 
 
@@ -45,7 +50,8 @@ def parse(data: bytes | str) -> list[Rule]:
         policy = item.get("tdm-policy")
         if policy is not None and not isinstance(policy, str):
             raise MalformedMetadata(f"tdmrep.json rule {index}: tdm-policy must be a string")
-        location = normalise(item["location"] if item["location"].startswith("/") else "/" + item["location"])
+        location = _ORIGIN.sub("", item["location"], count=1)
+        location = normalise(location if location.startswith("/") else "/" + location)
         rules.append(Rule(location,
                           item.get("tdm-reservation"), policy, index))
     return rules
