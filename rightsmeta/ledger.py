@@ -64,12 +64,13 @@ import os
 import re
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring as _json_text  # json.dumps of a str, ensure_ascii=False
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO, TypeVar
+from typing import Any, Concatenate, ParamSpec, TextIO, TypeVar
 
 import numpy as np
 
@@ -633,12 +634,28 @@ CREATE TABLE IF NOT EXISTS chroma_keys (
 
 _COLUMNS = "id, path, format, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source"
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatenate[Ledger, _P], _R]:
+    """One call at a time on the ledger's connection: a server's threads share one open ledger, and
+    a read or write transaction must not take in another thread's statements (nor its caches)."""
+
+    @functools.wraps(method)
+    def locked(self: Ledger, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
 
 class Ledger:
     """A ledger file, open. Use ``Ledger.open(path)`` (a context manager)."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *, writer: bool = False) -> None:
         self._db = connection
+        self._lock = threading.RLock()  # see _locked
         self.path = path
         self._writer = writer  # opened for writing: indexes its tail when closed
         self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
@@ -654,10 +671,11 @@ class Ledger:
         where = Path(path) if path is not None else default_path()
         try:
             if readonly:
-                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS)
+                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS,
+                                     check_same_thread=False)
             else:
                 where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS)
+                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
@@ -750,6 +768,7 @@ class Ledger:
             if own:
                 self._db.execute("COMMIT")
 
+    @_locked
     def close(self) -> None:
         try:
             if self._writer and self._tail_length() > 0:
@@ -778,14 +797,20 @@ class Ledger:
     ) -> None:
         self.close()
 
+    @_locked
     def __len__(self) -> int:
         count: int = self._db.execute("SELECT COUNT(*) FROM works").fetchone()[0]
         return count
 
     def __iter__(self) -> Iterator[Work]:
-        for row in self._db.execute(f"SELECT n, {self._columns()} FROM works ORDER BY n").fetchall():
-            yield self._full(row)
+        with self._lock:
+            rows = self._db.execute(f"SELECT n, {self._columns()} FROM works ORDER BY n").fetchall()
+        for row in rows:
+            with self._lock:
+                work = self._full(row)
+            yield work
 
+    @_locked
     def get(self, work_id: str) -> Work | None:
         row = self._db.execute(f"SELECT n, {self._columns()} FROM works WHERE id = ?", (work_id,)).fetchone()
         return self._full(row) if row is not None else None
@@ -806,6 +831,7 @@ class Ledger:
             blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
         return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
+    @_locked
     def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str, int]]:
         """(row, work id, code, grids) of every recorded region called ``name`` in rows after
         ``after``, in row order (rows only grow: cropsearch keeps its own index of one region this
@@ -837,6 +863,7 @@ class Ledger:
         """Add ``work``; False if a work with its id is already there (nothing changes)."""
         return self.record_many([work]) == 1
 
+    @_locked
     def record_many(self, works: Iterable[Work]) -> int:
         """Add many works in one transaction; the number actually added (known ids are skipped)."""
         with self._transaction():
@@ -844,6 +871,7 @@ class Ledger:
             self._index_if_due()
             return added
 
+    @_locked
     def needs_legacy_hash(self, fmt: str | None) -> bool:
         """Whether works of format ``fmt`` were recorded with the exact hash's older form, so a file of
         that format must be hashed that way too (``essence(..., legacy=True)``) to find them."""
@@ -860,6 +888,7 @@ class Ledger:
         its hash and codes when this ledger holds works recorded with them."""
         return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids())
 
+    @_locked
     def needs_legacy_grids(self) -> bool:
         """Whether the ledger holds image works whose codes were cut with grids v1 (recorded before
         schema 5, or imported so), so a copy must be looked up by its v1 codes too
@@ -946,6 +975,7 @@ class Ledger:
         found = self.matches(essence, threshold=threshold, limit=1)
         return found[0] if found else None
 
+    @_locked
     def matches(self, essence: Essence, *, threshold: float | None = None, limit: int = 10) -> list[Match]:
         """Works matching ``essence``, best first: works tagged here before imported ones, then
         exact hashes (newest first) before perceptual matches (nearest first).
@@ -1170,6 +1200,7 @@ class Ledger:
             count += 1
         return count
 
+    @_locked
     def import_jsonl(self, fh: Iterable[str] | Iterable[bytes], *, source: str | None = None) -> int:
         """Add the works of a JSON Lines registry; the number added (works already present are skipped).
 
