@@ -124,14 +124,14 @@ def carry_path(original: str | os.PathLike[str], derivative: str | os.PathLike[s
     if ledger_path:
         from .escape import stored_path
         from .fingerprint import essence
-        from .ledger import Ledger, Work
+        from .ledger import DERIVED, Ledger, Work
         from .model import Assertion
 
         assertion = Assertion.from_json(result.assertion_json)
         with Ledger.open(ledger_path) as db:
             db.record(Work.create(stored_path(derivative), result.format, essence(result.data, result.format, probes=False), assertion,
                                   result.carriers, id=assertion.work_id,
-                                  source=f"derived from {result.parent_work_id}" if result.parent_work_id else None))
+                                  source=f"{DERIVED}{result.parent_work_id}" if result.parent_work_id else None))
         if result.manifest is not None and assertion.work_id:
             from .server import registry
 

@@ -104,6 +104,9 @@ MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json 
 _MAX_CANDIDATES = 100  # works considered per lookup, before ranking
 BUSY_SECONDS = 30.0  # how long opening waits for another writer's transaction
 IMPORTED = "imported registry"  # the source of imported lines when the importer names none
+# The source of a rendition ``carry`` recorded here, followed by its work's id: a local record (an
+# imported line's own source never starts so: ``import_jsonl`` puts its publisher's name first).
+DERIVED = "derived from "
 
 _ESSENCE_HASH = re.compile(r"^(v2:)?[0-9a-f]{64}$")  # fingerprint.HASH_V2: taken from the coded data
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -178,6 +181,11 @@ class Work:
             chroma=essence.chroma,
             grids=essence.grids,
         )
+
+    @property
+    def derived_from(self) -> str | None:
+        """The id of the work this record is a rendition of, when ``carry`` recorded it here."""
+        return self.source[len(DERIVED):] if self.source is not None and self.source.startswith(DERIVED) else None
 
     @property
     def essence(self) -> Essence:
@@ -364,8 +372,9 @@ class Match:
 
     @property
     def imported(self) -> bool:
-        """The work came from a registry someone published, not from this ledger's own tagging."""
-        return self.work.source is not None
+        """The work came from a registry someone published, not from this ledger's own tagging
+        (nor from its own carrying of a statement to a rendition)."""
+        return self.work.source is not None and self.work.derived_from is None
 
     def describe(self) -> str:
         how = "same essence" if self.exact else f"perceptual distance {self.distance:.3f}"
@@ -373,6 +382,8 @@ class Match:
             how += f", {self.how}"
         if self.imported:
             how += f"; imported from {self.work.source}"
+        elif self.work.derived_from is not None:
+            how += f"; a rendition carried from work {self.work.derived_from}"
         return f"{self.work.path or self.work.id} ({how})"
 
 
@@ -1015,8 +1026,26 @@ class Ledger:
                 # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
                 out = self._region_matches(essence, layout) if essence.kind == "image" else \
                     self._chroma_matches(essence, layout)
+            out = [self._followed(match) for match in out]
         out.sort(key=_rank)
         return out[:limit]
+
+    def _followed(self, match: Match) -> Match:
+        """A rendition carried here follows its work: when the work (its essence, tagged here) was
+        tagged again after the rendition was recorded, the newest record of the work decides, as it
+        does for a copy of the work itself (``current``); the rendition's record is superseded."""
+        if match.work.derived_from is None:
+            return match
+        row = self._db.execute(
+            f"SELECT {self._columns()} FROM works WHERE source IS NULL AND n > (SELECT n FROM works WHERE id = ?) "
+            "AND (essence_hash, kind) = (SELECT essence_hash, kind FROM works WHERE id = ? AND source IS NULL) "
+            "ORDER BY n DESC LIMIT 1",
+            (match.work.id, match.work.derived_from),
+        ).fetchone()
+        if row is None:
+            return match
+        return Match(_work(row), match.distance, False, f"the file is a rendition of it ({match.work.path or match.work.id}), "
+                     "and the work was tagged again since")
 
     def _check_grids(self, essence: Essence) -> None:
         """Refuse an image essence made without the v1 codes this ledger's v1 works are compared
@@ -1237,6 +1266,8 @@ class Ledger:
                     raise LedgerError(f"line {number}: {exc}") from None
                 if not work.source:
                     work = replace(work, source=label)
+                elif work.derived_from is not None:  # a registry's rendition is its claim, never a local record
+                    work = replace(work, source=f"{label}: {work.source}")
                 added += self._insert(work)
             self._index_if_due()
         return added
