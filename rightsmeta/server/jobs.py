@@ -119,14 +119,14 @@ def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: l
     if ledger is None:
         return None
     from ..fingerprint import essence
-    from ..ledger import Work
+    from ..ledger import DERIVED, Work
     from ..model import Assertion
     from . import registry
 
     assertion = Assertion.from_json(assertion_json)
     work_id = _exact_work_id(data) or assertion.work_id or str(uuid.uuid4())
     ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt, probes=False), assertion, carriers, id=work_id,
-                              source=f"derived from {parent}" if parent else None))
+                              source=f"{DERIVED}{parent}" if parent else None))
     registry.record_file(ledger.path, work_id, data, fmt, manifest=manifest)
     return work_id
 
