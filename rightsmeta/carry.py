@@ -131,7 +131,8 @@ def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None
         match = rendition_of(original, source.format, derivative, fmt, statement)
         if match is None:
             raise UsageError("the derivative's content does not match the original's, so it is not a rendition of it; "
-                             "if it is a new work made from the original, say so (--new-work); nothing written")
+                             "if it is a new work made from the original, say so (carry --new-work, /v1/carry?newWork=true); "
+                             "nothing written")
         actions = actions_for(original, source.format, derivative, fmt, part=match.how is not None)
     assertion = replace(statement, work_id=None, date=None).for_work()
     new = api.tag_bytes(derivative, assertion)

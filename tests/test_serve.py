@@ -251,6 +251,13 @@ def test_sanitize_and_carry_over_http(server: Server, exiftool: str, tmp_path: P
         state, manifest = _manifest(carried.content, "image/webp")
         assert state == "Valid" and "c2pa.resized" in _actions(manifest)
         _problem(http.post("/v1/carry", headers=server.auth, files={"original": ("o.jpg", signed)}), 400)
+        # Another photo is no rendition of this one: refused, unless the platform says it is a new work.
+        other = {"original": ("o.jpg", signed), "derivative": ("n.jpg", material.jpeg(material.photo(16, (320, 240)), 85))}
+        refused = http.post("/v1/carry", headers=server.auth, files=other)
+        assert refused.status_code == 400 and "does not match the original" in refused.json()["detail"], refused.text
+        made = http.post("/v1/carry?newWork=true", headers=server.auth, files=other)
+        assert made.status_code == 200, made.text
+        assert _actions(_manifest(made.content, "image/jpeg")[1]) == ["c2pa.opened", "c2pa.edited"]
 
 
 def test_carried_audio_is_found_from_a_stripped_copy(server: Server, ffmpeg: str, tmp_path: Path, identity: keys.Identity) -> None:
