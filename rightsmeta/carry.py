@@ -55,17 +55,26 @@ def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
         return None
 
 
-def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, *, part: bool = False) -> list[str]:
-    """The C2PA actions that say how the rendition differs from the original; ``part``: its content
-    matched a part of the original's (a region, a crop), not the whole."""
+def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, *, how: str | None = None) -> list[str]:
+    """The C2PA actions that say how the rendition differs from the original; ``how``: which part
+    or form of the original its content matched (``Match.how``; None: the whole as it is)."""
+    from .fingerprint import TURNS
+
     out = []
     if fmt != original_fmt:
         out.append("c2pa.transcoded")
+    turned = how is not None and any(form in how for form in TURNS)
+    if turned:
+        out.append("c2pa.orientation")
     before, after = _size(original, original_fmt), _size(derivative, fmt)
-    if before is not None and after is not None and (part or not _scaled(before, after)):
-        out.append("c2pa.cropped")  # areas were cut away, which a resize alone never does
-    elif before is not None and after is not None and before != after:
-        out.append("c2pa.resized")
+    if before is not None and after is not None:
+        # A part matched (a region, a crop) or the aspect changed: areas were cut away, which a
+        # resize alone never does. Turned a quarter, the sides swap.
+        scaled = _scaled(before, after) or (turned and _scaled(before, (after[1], after[0])))
+        if not scaled or (how is not None and not turned):
+            out.append("c2pa.cropped")
+        elif before not in (after, (after[1], after[0])):
+            out.append("c2pa.resized")
     return out or ["c2pa.transcoded"]  # same format, same size: re-encoded, which is what transcoded means
 
 
@@ -133,7 +142,7 @@ def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None
             raise UsageError("the derivative's content does not match the original's, so it is not a rendition of it; "
                              "if it is a new work made from the original, say so (carry --new-work, /v1/carry?newWork=true); "
                              "nothing written")
-        actions = actions_for(original, source.format, derivative, fmt, part=match.how is not None)
+        actions = actions_for(original, source.format, derivative, fmt, how=match.how)
     assertion = replace(statement, work_id=None, date=None).for_work()
     new = api.tag_bytes(derivative, assertion)
     result = Carried(new, fmt, parent_work_id=parent_work, actions=actions)

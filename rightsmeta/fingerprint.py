@@ -583,6 +583,7 @@ _DIHEDRAL: dict[str, Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]] = {
     "transposed": lambda a: np.swapaxes(a, -1, -2),
     "transversed": lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
 }
+TURNS = frozenset(_DIHEDRAL)  # the names of the flipped and turned forms a match's ``how`` may give
 
 Box = tuple[float, float, float, float]
 

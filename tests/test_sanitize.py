@@ -250,16 +250,20 @@ def _signed_actions(data: bytes, mime: str) -> list[str]:
     return [a["action"] for a in next(x for x in manifest["assertions"] if x["label"].startswith("c2pa.actions"))["data"]["actions"]]
 
 
-@pytest.mark.parametrize(("cut", "expected"), [
-    ((0, 0, 240, 240), ["c2pa.opened", "c2pa.cropped"]),  # the aspect changed
-    ((32, 24, 288, 216), ["c2pa.opened", "c2pa.cropped"]),  # the same aspect: the content shows the crop
-    ((0, 0, 320, 240), ["c2pa.opened", "c2pa.transcoded"]),
+@pytest.mark.parametrize(("cut", "turn", "expected"), [
+    ((0, 0, 240, 240), None, ["c2pa.opened", "c2pa.cropped"]),  # the aspect changed
+    ((32, 24, 288, 216), None, ["c2pa.opened", "c2pa.cropped"]),  # the same aspect: the content shows the crop
+    ((0, 0, 320, 240), None, ["c2pa.opened", "c2pa.transcoded"]),
+    ((0, 0, 320, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation"]),  # not a crop
+    ((0, 0, 320, 240), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation"]),  # the sides swapped, not cut
+    ((0, 0, 240, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),
 ])
-def test_carry_signs_a_crop_as_cropped(identity: keys.Identity, cut: tuple[int, int, int, int], expected: list[str]) -> None:
+def test_carry_signs_a_crop_as_cropped(identity: keys.Identity, cut: tuple[int, int, int, int], turn: Image.Transpose | None,
+                                       expected: list[str]) -> None:
     original = rightsmeta.tag_bytes(material.jpeg(material.photo(8, (320, 240)), 90), DENY_AI, identity=identity)
     rendition = io.BytesIO()
     with Image.open(io.BytesIO(original)) as img:
-        img.crop(cut).save(rendition, "JPEG", quality=85)
+        (img if turn is None else img.transpose(turn)).crop(cut).save(rendition, "JPEG", quality=85)
     result = carry_bytes(original, rendition.getvalue(), identity=identity)
     assert _signed_actions(result.data, "image/jpeg") == expected
 
