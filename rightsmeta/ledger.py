@@ -413,8 +413,11 @@ def current(matches: Sequence[Match]) -> list[Match]:
 
 
 def _work_of(match: Match) -> object | None:
-    """What identifies the work of a record tagged here (None: imported, or no exact hash)."""
-    if match.imported:
+    """What identifies the work of a record tagged here (None: imported, a rendition, or no exact
+    hash). A rendition's record never supersedes another: it follows its work through
+    ``Ledger._followed`` instead, and a ledger may hold "derived from" lines imported before
+    ``import_jsonl`` labelled them, which must not pass for the creator's newest statement."""
+    if match.imported or match.work.derived_from is not None:
         return None
     return True if match.exact else match.work.essence_hash
 

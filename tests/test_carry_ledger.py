@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
@@ -60,6 +61,25 @@ def test_a_registry_line_cannot_pass_for_a_local_rendition(tmp_path: Path, exift
         assert claim.derived_from is None and claim.source == f"https://registry.example/works.jsonl: {mine.source}"
         row = verify(copy, ledger=ledger).to_json()
         assert row["permissions"]["ai-training"] == "notAllowed"  # the most restrictive of the two
+
+
+def test_a_derived_line_imported_unlabelled_never_supersedes_the_creators_record(tmp_path: Path, exiftool: str) -> None:
+    """Before import_jsonl labelled them, a registry line whose own source read "derived from X" was
+    stored as it came: such a row with the work's own essence, newer and allowing everything, must
+    not replace the creator's statement as the newest record of the work."""
+    work, _, _ = rendition(tmp_path, exiftool)
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(work, copy)
+    subprocess.run([exiftool, "-q", "-all=", "-overwrite_original", str(copy)], check=True)
+    with Ledger.open(tmp_path / "ledger.sqlite3") as ledger:
+        [original] = [w for w in ledger if w.path == str(work)]
+        stored = replace(original, id="forged-1", tagged_at="2999-01-01T00:00:00+00:00",
+                         assertion=Assertion.build(allow=["all"]), source=f"derived from {original.id}")
+        assert stored.derived_from == original.id and ledger.record(stored)
+        verdict = verify(copy, ledger=ledger)
+        matched = [m.work.id for m in (verdict.match, *verdict.also) if m is not None]
+        assert verdict.status == "stripped" and original.id in matched and "forged-1" in matched, verdict.reasons
+        assert verdict.to_json()["permissions"]["ai-training"] == "notAllowed"
 
 
 def test_a_rendition_follows_its_work_tagged_again(tmp_path: Path, exiftool: str) -> None:
