@@ -2,9 +2,16 @@
 
 Renderers (Pillow, ffmpeg, image CDNs) drop metadata. ``carry`` reads the original's statement
 and writes it into every carrier of the derivative's own format; with a signing identity the
-derivative also gets a manifest with ``c2pa.resized`` / ``c2pa.transcoded`` after ``c2pa.opened``
-of the original, the original as parent ingredient. The ledger records the derivative as a work
-of its own whose ``source`` names the original's work, so a stripped copy of either is matched.
+derivative also gets a manifest with ``c2pa.resized`` / ``c2pa.cropped`` / ``c2pa.transcoded``
+after ``c2pa.opened`` of the original, the original as parent ingredient. The ledger records the
+derivative as a work of its own whose ``source`` names the original's work, so a stripped copy of
+either is matched.
+
+A manifest signs what it says: the derivative's content is compared with the original's the way
+the ledger compares a copy with a work (exact hash, perceptual code, regions and crop search,
+audio at an offset), and a derivative that is not a rendition of the original is refused, unless
+the caller says it is a new work (``new_work``: then ``c2pa.edited``, and recorded as a work of
+its own).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from .model import PURPOSES, State
 
 if TYPE_CHECKING:
     from .keys import Identity
+    from .ledger import Match
+    from .model import Assertion
 
 
 @dataclass
@@ -46,19 +55,65 @@ def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
         return None
 
 
-def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str) -> list[str]:
-    """The C2PA actions that say how the rendition differs from the original."""
+def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, *, how: str | None = None) -> list[str]:
+    """The C2PA actions that say how the rendition differs from the original; ``how``: which part
+    or form of the original its content matched (``Match.how``; None: the whole as it is)."""
+    from .fingerprint import TURNS
+
     out = []
     if fmt != original_fmt:
         out.append("c2pa.transcoded")
+    turned = how is not None and any(form in how for form in TURNS)
+    if turned:
+        out.append("c2pa.orientation")
     before, after = _size(original, original_fmt), _size(derivative, fmt)
-    if before is not None and after is not None and before != after:
-        out.append("c2pa.resized")
+    if before is not None and after is not None:
+        # A part matched (a region, a crop) or the aspect changed: areas were cut away, which a
+        # resize alone never does. Turned a quarter, the sides swap.
+        scaled = _scaled(before, after) or (turned and _scaled(before, (after[1], after[0])))
+        if not scaled or (how is not None and not turned):
+            out.append("c2pa.cropped")
+        elif before not in (after, (after[1], after[0])):
+            out.append("c2pa.resized")
     return out or ["c2pa.transcoded"]  # same format, same size: re-encoded, which is what transcoded means
 
 
-def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None = None) -> Carried:
-    """The derivative with the original's statement; raises typed errors, never returns a file that says less."""
+def _scaled(before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """Whether one scale factor gives both sides of ``after`` from ``before``, each side rounded
+    to within a pixel (resizers round or floor)."""
+    low = max((after[0] - 1) / before[0], (after[1] - 1) / before[1])
+    high = min((after[0] + 1) / before[0], (after[1] + 1) / before[1])
+    return low <= high
+
+
+def rendition_of(original: bytes, original_fmt: str, derivative: bytes, fmt: str, statement: Assertion) -> Match | None:
+    """How the derivative's content matches the original's, compared as the ledger compares a
+    copy with a work (a ledger of the one work, in a temporary folder); None: it does not match.
+    Raises MalformedFile when either content cannot be compared (fail closed)."""
+    import tempfile
+
+    from .cropsearch import matches
+    from .fingerprint import essence
+    from .ledger import Ledger, Work
+
+    work = essence(original, original_fmt, probes=False)
+    if work.kind is None or (work.hash is None and work.perceptual is None):
+        raise MalformedFile(f"the original's content cannot be compared with the derivative's ({work.reason})")
+    with tempfile.TemporaryDirectory(prefix="rightsmeta-") as tmp, Ledger.open(os.path.join(tmp, "work.sqlite3")) as ledger:
+        ledger.record(Work.create("original", original_fmt, work, statement))
+        copy = ledger.essence_of(derivative, fmt)
+        if not copy.decoded or copy.kind is None:
+            raise MalformedFile(f"the derivative's content cannot be compared with the original's ({copy.reason})")
+        found = matches(ledger, copy, limit=1)
+    return found[0] if found else None
+
+
+def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None = None, new_work: bool = False) -> Carried:
+    """The derivative with the original's statement; raises typed errors, never returns a file that says less.
+
+    A derivative whose content is not a rendition of the original's is refused (UsageError)
+    unless ``new_work``: a new work made from the original, signed as ``c2pa.edited``.
+    """
     from .sanitize import _statement
 
     source = api.read(original)
@@ -79,9 +134,18 @@ def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None
     # The derivative is a new file: its own work id, dated now; the ledger links it to the original's.
     from dataclasses import replace
 
+    if new_work:
+        actions = ["c2pa.edited"]
+    else:
+        match = rendition_of(original, source.format, derivative, fmt, statement)
+        if match is None:
+            raise UsageError("the derivative's content does not match the original's, so it is not a rendition of it; "
+                             "if it is a new work made from the original, say so (carry --new-work, /v1/carry?newWork=true); "
+                             "nothing written")
+        actions = actions_for(original, source.format, derivative, fmt, how=match.how)
     assertion = replace(statement, work_id=None, date=None).for_work()
     new = api.tag_bytes(derivative, assertion)
-    result = Carried(new, fmt, parent_work_id=parent_work, actions=actions_for(original, source.format, derivative, fmt))
+    result = Carried(new, fmt, parent_work_id=parent_work, actions=actions)
     from .carriers import manifest
 
     if identity is not None and manifest.signable(fmt) and manifest.signable(source.format):
@@ -109,8 +173,9 @@ def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None
 
 
 def carry_path(original: str | os.PathLike[str], derivative: str | os.PathLike[str], *,
-               identity: Identity | None = None, ledger_path: str | None = None) -> dict[str, Any]:
-    """Carry into the derivative file in place (atomically) and record it in the ledger."""
+               identity: Identity | None = None, ledger_path: str | None = None, new_work: bool = False) -> dict[str, Any]:
+    """Carry into the derivative file in place (atomically) and record it in the ledger (a new
+    work as a work of its own, a rendition as derived from the original's work)."""
     try:
         with open(original, "rb") as fh:
             source = fh.read()
@@ -118,20 +183,20 @@ def carry_path(original: str | os.PathLike[str], derivative: str | os.PathLike[s
             target = fh.read()
     except OSError as exc:
         raise WriteError(f"cannot read the files: {exc.strerror or exc}") from None
-    result = carry_bytes(source, target, identity=identity)
+    result = carry_bytes(source, target, identity=identity, new_work=new_work)
     atomic_write(derivative, result.data)
     notes: list[str] = []
     if ledger_path:
         from .escape import stored_path
         from .fingerprint import essence
-        from .ledger import Ledger, Work
+        from .ledger import DERIVED, Ledger, Work
         from .model import Assertion
 
         assertion = Assertion.from_json(result.assertion_json)
         with Ledger.open(ledger_path) as db:
             db.record(Work.create(stored_path(derivative), result.format, essence(result.data, result.format, probes=False), assertion,
                                   result.carriers, id=assertion.work_id,
-                                  source=f"derived from {result.parent_work_id}" if result.parent_work_id else None))
+                                  source=f"{DERIVED}{result.parent_work_id}" if result.parent_work_id and not new_work else None))
         if result.manifest is not None and assertion.work_id:
             from .server import registry
 

@@ -173,11 +173,14 @@ def sanitize(paths: tuple[str, ...], keep: str, cert: str | None, key: str | Non
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Private key of --cert (PEM).")
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger to link the derivative to the work in.")
 @click.option("--no-ledger", is_flag=True, help="Do not record the derivative.")
-def carry(original: str, derivative: str, cert: str | None, key: str | None, ledger: str | None, no_ledger: bool) -> None:
-    """Give DERIVATIVE (a resized or transcoded rendition) the statement ORIGINAL carries.
+@click.option("--new-work", is_flag=True, help="DERIVATIVE is a new work made from ORIGINAL, not a rendition of it.")
+def carry(original: str, derivative: str, cert: str | None, key: str | None, ledger: str | None, no_ledger: bool,
+          new_work: bool) -> None:
+    """Give DERIVATIVE (a resized, cropped or transcoded rendition) the statement ORIGINAL carries.
 
     Written into every carrier of the derivative's format and, with a signing identity, a manifest
-    with a c2pa.resized or c2pa.transcoded action and ORIGINAL as parent ingredient.
+    with a c2pa.resized, c2pa.cropped or c2pa.transcoded action and ORIGINAL as parent ingredient.
+    A DERIVATIVE whose content does not match ORIGINAL's is refused unless --new-work (c2pa.edited).
     """
     from .carry import carry_path
     from .keys import Identity
@@ -185,7 +188,7 @@ def carry(original: str, derivative: str, cert: str | None, key: str | None, led
     used = _usable_ledger(ledger, no_ledger)
     try:
         identity = Identity.configured(cert, key)
-        result = carry_path(original, derivative, identity=identity, ledger_path=used)
+        result = carry_path(original, derivative, identity=identity, ledger_path=used, new_work=new_work)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except RightsmetaError as exc:

@@ -583,6 +583,7 @@ _DIHEDRAL: dict[str, Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]] = {
     "transposed": lambda a: np.swapaxes(a, -1, -2),
     "transversed": lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
 }
+TURNS = frozenset(_DIHEDRAL)  # the names of the flipped and turned forms a match's ``how`` may give
 
 Box = tuple[float, float, float, float]
 
@@ -1035,6 +1036,8 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
         except subprocess.TimeoutExpired as exc:
             raise _Refused(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to decode the audio") from exc
         if done.returncode != 0:
+            if _sound_tracks(data) == 0:
+                return _silent_video(ffmpeg, src, fmt), 0.0
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise _Refused(f"ffmpeg cannot decode the audio of this {fmt.upper()}: {(message or ['?'])[-1][:300]}")
         import soundfile
@@ -1044,6 +1047,29 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
                 return _audio_pcm(fh, fmt)
         except soundfile.LibsndfileError as exc:
             raise _Refused(f"cannot read ffmpeg's decoding of this {fmt.upper()}: {exc.error_string}") from exc
+
+
+# A video without sound has nothing to fingerprint by ear; its coded video packets (ffmpeg's hash
+# muxer reads the packets' bytes only, not their boxes or timing) are what survives stripping or
+# retagging its metadata, so such a copy is still recognised, though only when exact.
+SILENT_VIDEO = "no audio track to fingerprint; its video packets are hashed"
+
+
+def _silent_video(ffmpeg: str, src: str, fmt: str) -> Essence:
+    import subprocess
+
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", src, "-map", "0:v", "-c", "copy",
+           "-f", "hash", "-hash", "sha256", "-"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise _Refused(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to read the video") from exc
+    found = re.fullmatch(rb"SHA256=([0-9a-f]{64})\s*", done.stdout)
+    if done.returncode != 0 or found is None:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise _Refused(f"this {fmt.upper()} has no audio track and ffmpeg cannot read its video: {(message or ['?'])[-1][:300]}")
+    digest = hashlib.sha256(b"rightsmeta-video-packets-v1\0" + found.group(1))
+    return Essence("audio", HASH_V2 + digest.hexdigest(), None, SILENT_VIDEO)
 
 
 def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> tuple[Essence, float]:
@@ -1079,7 +1105,7 @@ _CHROMA_SAME_LENGTH = frozenset({"mp3", "wav", "aiff", "flac"})
 
 
 def _with_chroma(found: Essence, seconds: float, data: bytes, fmt: str) -> Essence:
-    if found.hash is None:
+    if found.hash is None or not seconds:  # nothing decoded, or a video without sound
         return found
     if seconds < CHROMA_MIN_SECONDS and (fmt in _CHROMA_SAME_LENGTH or (fmt in _FFMPEG_FORMATS and _one_audio_track(data))):
         return found
@@ -1088,6 +1114,11 @@ def _with_chroma(found: Essence, seconds: float, data: bytes, fmt: str) -> Essen
 
 def _one_audio_track(data: bytes) -> bool:
     """Whether the MP4 or MOV has exactly one track whose handler is sound (False when unsure)."""
+    return _sound_tracks(data) == 1
+
+
+def _sound_tracks(data: bytes) -> int | None:
+    """How many tracks of the MP4 or MOV have a sound handler (None when unsure)."""
     from .carriers import bmff
     from .errors import MalformedFile
 
@@ -1095,7 +1126,7 @@ def _one_audio_track(data: bytes) -> bool:
         top = bmff.walk(data, 0, len(data), limit=10_000, printable=True, tail="zeros")
         moovs = [box for box in top if box.type == b"moov"]
         if len(moovs) != 1:
-            return False
+            return None
         sounds = 0
         for trak in bmff.walk(data, moovs[0].payload, moovs[0].end, limit=10_000, open_ended=False):
             if trak.type != b"trak":
@@ -1106,8 +1137,8 @@ def _one_audio_track(data: bytes) -> bool:
                 for hdlr in bmff.walk(data, mdia.payload, mdia.end, limit=10_000, open_ended=False):
                     sounds += hdlr.type == b"hdlr" and data[hdlr.payload + 8 : hdlr.payload + 12] == b"soun"
     except MalformedFile:
-        return False
-    return sounds == 1
+        return None
+    return sounds
 
 
 class _BandEnergies:

@@ -64,12 +64,13 @@ import os
 import re
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from json.encoder import encode_basestring as _json_text  # json.dumps of a str, ensure_ascii=False
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO, TypeVar
+from typing import Any, Concatenate, ParamSpec, TextIO, TypeVar
 
 import numpy as np
 
@@ -103,6 +104,9 @@ MAX_JSON_DEPTH = 32  # a ledger line nests four levels; deeper is hostile (json 
 _MAX_CANDIDATES = 100  # works considered per lookup, before ranking
 BUSY_SECONDS = 30.0  # how long opening waits for another writer's transaction
 IMPORTED = "imported registry"  # the source of imported lines when the importer names none
+# The source of a rendition ``carry`` recorded here, followed by its work's id: a local record (an
+# imported line's own source never starts so: ``import_jsonl`` puts its publisher's name first).
+DERIVED = "derived from "
 
 _ESSENCE_HASH = re.compile(r"^(v2:)?[0-9a-f]{64}$")  # fingerprint.HASH_V2: taken from the coded data
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -177,6 +181,11 @@ class Work:
             chroma=essence.chroma,
             grids=essence.grids,
         )
+
+    @property
+    def derived_from(self) -> str | None:
+        """The id of the work this record is a rendition of, when ``carry`` recorded it here."""
+        return self.source[len(DERIVED):] if self.source is not None and self.source.startswith(DERIVED) else None
 
     @property
     def essence(self) -> Essence:
@@ -363,8 +372,9 @@ class Match:
 
     @property
     def imported(self) -> bool:
-        """The work came from a registry someone published, not from this ledger's own tagging."""
-        return self.work.source is not None
+        """The work came from a registry someone published, not from this ledger's own tagging
+        (nor from its own carrying of a statement to a rendition)."""
+        return self.work.source is not None and self.work.derived_from is None
 
     def describe(self) -> str:
         how = "same essence" if self.exact else f"perceptual distance {self.distance:.3f}"
@@ -372,6 +382,8 @@ class Match:
             how += f", {self.how}"
         if self.imported:
             how += f"; imported from {self.work.source}"
+        elif self.work.derived_from is not None:
+            how += f"; a rendition carried from work {self.work.derived_from}"
         return f"{self.work.path or self.work.id} ({how})"
 
 
@@ -401,8 +413,11 @@ def current(matches: Sequence[Match]) -> list[Match]:
 
 
 def _work_of(match: Match) -> object | None:
-    """What identifies the work of a record tagged here (None: imported, or no exact hash)."""
-    if match.imported:
+    """What identifies the work of a record tagged here (None: imported, a rendition, or no exact
+    hash). A rendition's record never supersedes another: it follows its work through
+    ``Ledger._followed`` instead, and a ledger may hold "derived from" lines imported before
+    ``import_jsonl`` labelled them, which must not pass for the creator's newest statement."""
+    if match.imported or match.work.derived_from is not None:
         return None
     return True if match.exact else match.work.essence_hash
 
@@ -633,12 +648,28 @@ CREATE TABLE IF NOT EXISTS chroma_keys (
 
 _COLUMNS = "id, path, format, kind, essence_hash, perceptual, assertion, carriers, tagged_at, source"
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatenate[Ledger, _P], _R]:
+    """One call at a time on the ledger's connection: a server's threads share one open ledger, and
+    a read or write transaction must not take in another thread's statements (nor its caches)."""
+
+    @functools.wraps(method)
+    def locked(self: Ledger, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
 
 class Ledger:
     """A ledger file, open. Use ``Ledger.open(path)`` (a context manager)."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path, *, writer: bool = False) -> None:
         self._db = connection
+        self._lock = threading.RLock()  # see _locked
         self.path = path
         self._writer = writer  # opened for writing: indexes its tail when closed
         self._legacy: dict[str, bool] = {}  # see needs_legacy_hash
@@ -654,10 +685,11 @@ class Ledger:
         where = Path(path) if path is not None else default_path()
         try:
             if readonly:
-                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS)
+                db = sqlite3.connect(f"{where.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=BUSY_SECONDS,
+                                     check_same_thread=False)
             else:
                 where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS)
+                db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_SECONDS, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {where}: {exc}") from exc
         try:
@@ -750,6 +782,7 @@ class Ledger:
             if own:
                 self._db.execute("COMMIT")
 
+    @_locked
     def close(self) -> None:
         try:
             if self._writer and self._tail_length() > 0:
@@ -778,14 +811,20 @@ class Ledger:
     ) -> None:
         self.close()
 
+    @_locked
     def __len__(self) -> int:
         count: int = self._db.execute("SELECT COUNT(*) FROM works").fetchone()[0]
         return count
 
     def __iter__(self) -> Iterator[Work]:
-        for row in self._db.execute(f"SELECT n, {self._columns()} FROM works ORDER BY n").fetchall():
-            yield self._full(row)
+        with self._lock:
+            rows = self._db.execute(f"SELECT n, {self._columns()} FROM works ORDER BY n").fetchall()
+        for row in rows:
+            with self._lock:
+                work = self._full(row)
+            yield work
 
+    @_locked
     def get(self, work_id: str) -> Work | None:
         row = self._db.execute(f"SELECT n, {self._columns()} FROM works WHERE id = ?", (work_id,)).fetchone()
         return self._full(row) if row is not None else None
@@ -806,6 +845,7 @@ class Ledger:
             blob = self._db.execute("SELECT features FROM chroma WHERE work = ?", (row[0],)).fetchone()
         return replace(work, regions=regions, chroma=_unpack(blob[0]) if blob else None)
 
+    @_locked
     def region_codes(self, name: str, *, after: int = 0) -> list[tuple[int, str, str, int]]:
         """(row, work id, code, grids) of every recorded region called ``name`` in rows after
         ``after``, in row order (rows only grow: cropsearch keeps its own index of one region this
@@ -837,6 +877,7 @@ class Ledger:
         """Add ``work``; False if a work with its id is already there (nothing changes)."""
         return self.record_many([work]) == 1
 
+    @_locked
     def record_many(self, works: Iterable[Work]) -> int:
         """Add many works in one transaction; the number actually added (known ids are skipped)."""
         with self._transaction():
@@ -844,6 +885,7 @@ class Ledger:
             self._index_if_due()
             return added
 
+    @_locked
     def needs_legacy_hash(self, fmt: str | None) -> bool:
         """Whether works of format ``fmt`` were recorded with the exact hash's older form, so a file of
         that format must be hashed that way too (``essence(..., legacy=True)``) to find them."""
@@ -860,6 +902,7 @@ class Ledger:
         its hash and codes when this ledger holds works recorded with them."""
         return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids())
 
+    @_locked
     def needs_legacy_grids(self) -> bool:
         """Whether the ledger holds image works whose codes were cut with grids v1 (recorded before
         schema 5, or imported so), so a copy must be looked up by its v1 codes too
@@ -946,6 +989,7 @@ class Ledger:
         found = self.matches(essence, threshold=threshold, limit=1)
         return found[0] if found else None
 
+    @_locked
     def matches(self, essence: Essence, *, threshold: float | None = None, limit: int = 10) -> list[Match]:
         """Works matching ``essence``, best first: works tagged here before imported ones, then
         exact hashes (newest first) before perceptual matches (nearest first).
@@ -985,8 +1029,26 @@ class Ledger:
                 # covered (image regions), or trimmed, excerpted or slowed (audio at an offset).
                 out = self._region_matches(essence, layout) if essence.kind == "image" else \
                     self._chroma_matches(essence, layout)
+            out = [self._followed(match) for match in out]
         out.sort(key=_rank)
         return out[:limit]
+
+    def _followed(self, match: Match) -> Match:
+        """A rendition carried here follows its work: when the work (its essence, tagged here) was
+        tagged again after the rendition was recorded, the newest record of the work decides, as it
+        does for a copy of the work itself (``current``); the rendition's record is superseded."""
+        if match.work.derived_from is None:
+            return match
+        row = self._db.execute(
+            f"SELECT {self._columns()} FROM works WHERE source IS NULL AND n > (SELECT n FROM works WHERE id = ?) "
+            "AND (essence_hash, kind) = (SELECT essence_hash, kind FROM works WHERE id = ? AND source IS NULL) "
+            "ORDER BY n DESC LIMIT 1",
+            (match.work.id, match.work.derived_from),
+        ).fetchone()
+        if row is None:
+            return match
+        return Match(_work(row), match.distance, False, f"the file is a rendition of it ({match.work.path or match.work.id}), "
+                     "and the work was tagged again since")
 
     def _check_grids(self, essence: Essence) -> None:
         """Refuse an image essence made without the v1 codes this ledger's v1 works are compared
@@ -1170,6 +1232,7 @@ class Ledger:
             count += 1
         return count
 
+    @_locked
     def import_jsonl(self, fh: Iterable[str] | Iterable[bytes], *, source: str | None = None) -> int:
         """Add the works of a JSON Lines registry; the number added (works already present are skipped).
 
@@ -1206,6 +1269,8 @@ class Ledger:
                     raise LedgerError(f"line {number}: {exc}") from None
                 if not work.source:
                     work = replace(work, source=label)
+                elif work.derived_from is not None:  # a registry's rendition is its claim, never a local record
+                    work = replace(work, source=f"{label}: {work.source}")
                 added += self._insert(work)
             self._index_if_due()
         return added

@@ -179,6 +179,9 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
             # Every work it matches is named; the permissions are the most restrictive among them.
             reasons = [f"no signal left, but it matches {m.describe()}" for m in found]
             return Verdict(report.path, "stripped", reasons, report, found[0], found[1:])
+        if essence.perceptual is None and essence.reason:  # no near copy could have been found
+            return Verdict(report.path, "untagged", ["no rights signal found", f"only an exact copy is recognised ({essence.reason})"],
+                           report)
     return Verdict(report.path, "untagged", ["no rights signal found"], report)
 
 

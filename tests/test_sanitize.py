@@ -22,6 +22,7 @@ from rightsmeta.errors import UnsupportedFormat, UsageError
 from rightsmeta.ledger import Ledger
 from rightsmeta.sanitize import sanitize_bytes
 from rightsmeta.verify import verify
+from tests import material
 from tests.samples import exiftool_json, image_bytes, pixels
 
 DENY_AI = Assertion.build(deny=["ai"], holder="Jane Doe", copyright="(c) 2026 Jane Doe")
@@ -202,7 +203,7 @@ def test_refusals_leave_the_file_alone(tmp_path: Path, identity: keys.Identity) 
 
 
 def test_carry_to_a_pillow_resized_webp(tmp_path: Path, identity: keys.Identity) -> None:
-    original = rightsmeta.tag_bytes(image_bytes("jpeg", size=(320, 240)), DENY_AI, identity=identity)
+    original = rightsmeta.tag_bytes(material.jpeg(material.photo(4, (320, 240)), 90), DENY_AI, identity=identity)
     rendition = io.BytesIO()
     with Image.open(io.BytesIO(original)) as img:
         img.resize((160, 120)).save(rendition, "WEBP")  # Pillow drops all metadata, as renderers do
@@ -221,7 +222,8 @@ def test_carry_to_a_pillow_resized_webp(tmp_path: Path, identity: keys.Identity)
 
 def test_carry_to_an_ffmpeg_transcoded_m4a_links_the_ledger(tmp_path: Path, ffmpeg: str, identity: keys.Identity) -> None:
     mp3, m4a = tmp_path / "song.mp3", tmp_path / "song.m4a"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-ac", "1", str(mp3)], check=True)
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(2, 3.0)))
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "song.wav"), "-ac", "1", str(mp3)], check=True)
     mp3.write_bytes(rightsmeta.tag_bytes(mp3.read_bytes(), DENY_AI, identity=identity))
     subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(mp3), "-map_metadata", "-1", "-c:a", "aac", str(m4a)], check=True)
     assert verify(m4a.read_bytes()).status == "untagged"
@@ -240,6 +242,61 @@ def test_carry_to_an_ffmpeg_transcoded_m4a_links_the_ledger(tmp_path: Path, ffmp
     with Ledger.open(ledger) as db:
         works = list(db)
     assert len(works) == 1 and works[0].source == f"derived from {parent_id}"
+
+
+def _signed_actions(data: bytes, mime: str) -> list[str]:
+    state, manifest, _ = active(data, mime)
+    assert state == "Valid"
+    return [a["action"] for a in next(x for x in manifest["assertions"] if x["label"].startswith("c2pa.actions"))["data"]["actions"]]
+
+
+@pytest.mark.parametrize(("cut", "turn", "expected"), [
+    ((0, 0, 240, 240), None, ["c2pa.opened", "c2pa.cropped"]),  # the aspect changed
+    ((32, 24, 288, 216), None, ["c2pa.opened", "c2pa.cropped"]),  # the same aspect: the content shows the crop
+    ((0, 0, 320, 240), None, ["c2pa.opened", "c2pa.transcoded"]),
+    ((0, 0, 320, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation"]),  # not a crop
+    ((0, 0, 320, 240), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation"]),  # the sides swapped, not cut
+    ((0, 0, 240, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),
+])
+def test_carry_signs_a_crop_as_cropped(identity: keys.Identity, cut: tuple[int, int, int, int], turn: Image.Transpose | None,
+                                       expected: list[str]) -> None:
+    original = rightsmeta.tag_bytes(material.jpeg(material.photo(8, (320, 240)), 90), DENY_AI, identity=identity)
+    rendition = io.BytesIO()
+    with Image.open(io.BytesIO(original)) as img:
+        (img if turn is None else img.transpose(turn)).crop(cut).save(rendition, "JPEG", quality=85)
+    result = carry_bytes(original, rendition.getvalue(), identity=identity)
+    assert _signed_actions(result.data, "image/jpeg") == expected
+
+
+def test_a_thumbnail_is_resized_not_cropped(identity: keys.Identity) -> None:
+    # Pillow's thumbnail rounds each side on its own: 333x250 at 100 wide is 100x75.
+    original = rightsmeta.tag_bytes(material.jpeg(material.photo(9, (333, 250)), 90), DENY_AI, identity=identity)
+    with Image.open(io.BytesIO(original)) as img:
+        img.thumbnail((100, 100))
+        small = io.BytesIO()
+        img.save(small, "JPEG", quality=85)
+    assert img.size == (100, 75)
+    assert carry_bytes(original, small.getvalue(), identity=identity).actions == ["c2pa.resized"]
+
+
+def test_carry_refuses_what_is_not_a_rendition_unless_a_new_work(tmp_path: Path, identity: keys.Identity) -> None:
+    original, other = tmp_path / "work.jpg", tmp_path / "other.jpg"
+    original.write_bytes(rightsmeta.tag_bytes(material.jpeg(material.photo(10, (320, 240)), 90), DENY_AI))
+    other.write_bytes(material.jpeg(material.photo(11, (320, 240)), 85))
+    before, ledger = other.read_bytes(), tmp_path / "ledger.sqlite3"
+    cert, key = _save(identity, tmp_path)
+    args = ["carry", str(original), str(other), "--cert", str(cert), "--key", str(key), "--ledger", str(ledger)]
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code != 0 and "does not match the original" in run.output and "--new-work" in run.output
+    assert other.read_bytes() == before and verify(before).status == "untagged"
+    with Ledger.open(ledger) as db:
+        assert len(db) == 0
+    run = CliRunner().invoke(main, [*args, "--new-work"])
+    assert run.exit_code == 0, run.output
+    assert _signed_actions(other.read_bytes(), "image/jpeg") == ["c2pa.opened", "c2pa.edited"]
+    with Ledger.open(ledger) as db:
+        [work] = list(db)
+    assert work.source is None  # a work of its own: it does not follow the original's re-tagging
 
 
 def test_carry_refuses_an_original_without_a_statement() -> None:

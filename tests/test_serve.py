@@ -225,7 +225,7 @@ def test_tag_then_recover_a_stripped_copy(server: Server, exiftool: str, tmp_pat
 
 def test_sanitize_and_carry_over_http(server: Server, exiftool: str, tmp_path: Path, identity: keys.Identity) -> None:
     photo = tmp_path / "camera.jpg"
-    photo.write_bytes(image_bytes("jpeg", size=(320, 240), exif=True))
+    photo.write_bytes(material.jpeg(material.photo(6, (320, 240)), 90))  # a photo: its rendition is compared with it
     subprocess.run([exiftool, "-q", "-overwrite_original", "-GPSLatitude=48.8584", "-GPSLatitudeRef=N",
                     "-SerialNumber=123456789", str(photo)], check=True)
     signed = rightsmeta.tag_bytes(photo.read_bytes(), DENY_AI, identity=identity)
@@ -251,11 +251,19 @@ def test_sanitize_and_carry_over_http(server: Server, exiftool: str, tmp_path: P
         state, manifest = _manifest(carried.content, "image/webp")
         assert state == "Valid" and "c2pa.resized" in _actions(manifest)
         _problem(http.post("/v1/carry", headers=server.auth, files={"original": ("o.jpg", signed)}), 400)
+        # Another photo is no rendition of this one: refused, unless the platform says it is a new work.
+        other = {"original": ("o.jpg", signed), "derivative": ("n.jpg", material.jpeg(material.photo(16, (320, 240)), 85))}
+        refused = http.post("/v1/carry", headers=server.auth, files=other)
+        assert refused.status_code == 400 and "does not match the original" in refused.json()["detail"], refused.text
+        made = http.post("/v1/carry?newWork=true", headers=server.auth, files=other)
+        assert made.status_code == 200, made.text
+        assert _actions(_manifest(made.content, "image/jpeg")[1]) == ["c2pa.opened", "c2pa.edited"]
 
 
 def test_carried_audio_is_found_from_a_stripped_copy(server: Server, ffmpeg: str, tmp_path: Path, identity: keys.Identity) -> None:
     mp3, m4a, bare = tmp_path / "song.mp3", tmp_path / "song.m4a", tmp_path / "bare.m4a"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=523:duration=4", "-ac", "1", str(mp3)], check=True)
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(3, 4.0)))  # music: its rendition is compared with it
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "song.wav"), "-ac", "1", str(mp3)], check=True)
     mp3.write_bytes(rightsmeta.tag_bytes(mp3.read_bytes(), DENY_AI, identity=identity))
     subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(mp3), "-map_metadata", "-1", "-c:a", "aac", str(m4a)], check=True)
     with server.client() as http:

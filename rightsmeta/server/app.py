@@ -396,9 +396,12 @@ async def sanitize(request: Request) -> Response:
 
 async def carry(request: Request) -> Response:
     _authorise(request, write=True)
+    new_work = request.query_params.get("newWork", "false")
+    if new_work not in ("true", "false"):
+        raise Problem(400, "Bad newWork", "newWork is 'true' or 'false'")
     async with _upload(request) as upload:
         original, derivative = _need(upload, "original"), _need(upload, "derivative")
-        return await _file_job(request, "carry", {"original": original, "derivative": derivative,
+        return await _file_job(request, "carry", {"original": original, "derivative": derivative, "new_work": new_work == "true",
                                                   "name": upload.names.get("derivative", "derivative")}, upload, "derivative")
 
 

@@ -119,14 +119,14 @@ def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: l
     if ledger is None:
         return None
     from ..fingerprint import essence
-    from ..ledger import Work
+    from ..ledger import DERIVED, Work
     from ..model import Assertion
     from . import registry
 
     assertion = Assertion.from_json(assertion_json)
     work_id = _exact_work_id(data) or assertion.work_id or str(uuid.uuid4())
     ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt, probes=False), assertion, carriers, id=work_id,
-                              source=f"derived from {parent}" if parent else None))
+                              source=f"{DERIVED}{parent}" if parent else None))
     registry.record_file(ledger.path, work_id, data, fmt, manifest=manifest)
     return work_id
 
@@ -201,12 +201,12 @@ def _sanitize(path: str, name: str, out: str, keep: str) -> dict[str, Any]:
     return {"file": out, "format": result.format, "removed": result.removed, "carriers": result.carriers}
 
 
-def _carry(original: str, derivative: str, name: str, out: str) -> dict[str, Any]:
+def _carry(original: str, derivative: str, name: str, out: str, new_work: bool = False) -> dict[str, Any]:
     from ..carry import carry_bytes
 
-    result = carry_bytes(_read_bytes(original), _read_bytes(derivative), identity=_STATE.get("identity"))
+    result = carry_bytes(_read_bytes(original), _read_bytes(derivative), identity=_STATE.get("identity"), new_work=new_work)
     work_id = _register(result.data, result.format, result.assertion_json, result.carriers, name,
-                        parent=result.parent_work_id, manifest=result.manifest)
+                        parent=None if new_work else result.parent_work_id, manifest=result.manifest)
     _write(out, result.data)
     return {"file": out, "format": result.format, "work_id": work_id, "parent_work_id": result.parent_work_id,
             "carriers": result.carriers}

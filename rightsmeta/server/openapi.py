@@ -73,6 +73,10 @@ def spec() -> dict[str, Any]:
                                       "responses": {"200": _file_out("The sanitized file"), **_errors(400, 401, 403, 408, 413, 422, 503)}}},
             "/v1/carry": {"post": {"summary": "The derivative carrying the original's statement, signed with the original as parent ingredient",
                                    "operationId": "carry", "security": write,
+                                   "parameters": [{"name": "newWork", "in": "query", "description": "The derivative is a new work made "
+                                                   "from the original, not a rendition of it (else a derivative whose content does "
+                                                   "not match the original's is refused)",
+                                                   "schema": {"type": "string", "enum": ["true", "false"], "default": "false"}}],
                                    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                                        "type": "object", "required": ["original", "derivative"],
                                        "properties": {"original": {"type": "string", "format": "binary"},
