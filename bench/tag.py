@@ -111,6 +111,14 @@ def rotated(names: list[str], turn: int) -> list[str]:
     return names[turn:] + names[:turn]
 
 
+def paired(old: list[Run], new: list[Run]) -> str:
+    """The medians of the rounds' ratios, baseline over this tree: each pair ran in one round, on the
+    same files, so a slow spell moves both; the median is the least moved by one that does not."""
+    walls = sorted(o[0] / n[0] for o, n in zip(old, new, strict=True))
+    cpus = sorted(o[1] / n[1] for o, n in zip(old, new, strict=True))
+    return f"median of the rounds' x{walls[len(walls) // 2]:.2f} wall, x{cpus[len(cpus) // 2]:.2f} CPU"
+
+
 def line(name: str, best: tuple[float, float, str, int], count: int) -> str:
     return f"{name:<26}: {best[0]:7.2f} s  {count / best[0]:7.0f} files/s  peak RSS {best[3] / 1024:6.1f} MiB"
 
@@ -317,7 +325,8 @@ def main() -> None:
         print("baseline runs (s) : " + "  ".join(f"{o[0]:.2f} wall {o[1]:.2f} CPU" for o in old_runs))
         print(line(f"baseline {str(args.baseline)[-15:]}", old, len(compared)))
         print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed; this tree x{old[0] / lean[0]:.2f} wall, "
-              f"x{min(o[1] for o in old_runs) / min(r[0][1] for r in runs):.2f} CPU (bests)")
+              f"x{min(o[1] for o in old_runs) / min(r[0][1] for r in runs):.2f} CPU (bests); "
+              + paired(old_runs, [r[0] for r in runs]))
     if not args.no_ledger_run:
         full = min(c for _, _, c in runs if c is not None)
         print(line("rightsmeta with ledger", full, len(compared)))
@@ -329,7 +338,8 @@ def main() -> None:
                   + "  (baseline/this tree, pair by pair)")
             print(line("baseline with ledger", old, len(compared)))
             print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed with a ledger; this tree x{old[0] / full[0]:.2f} "
-                  f"wall, x{min(o[1] for o in old_full) / min(c[1] for _, _, c in runs if c):.2f} CPU (bests)")
+                  f"wall, x{min(o[1] for o in old_full) / min(c[1] for _, _, c in runs if c):.2f} CPU (bests); "
+                  + paired(old_full, [c for _, _, c in runs if c]))
     if audio_runs:
         best = min(audio_runs)
         kinds = ", ".join(f"{sum(1 for f in audio if f.suffix == s)} {s[1:]}" for s in AUDIO)
