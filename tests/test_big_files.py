@@ -124,7 +124,10 @@ def test_cli_verify_jobs_1_keeps_the_2_gib_promise(tmp_path: Path) -> None:
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_movie_beyond_the_bound_is_verified_in_windows(tmp_path: Path, ffmpeg: str, jobs: int) -> None:
     """A 3 GiB MOV needs only its boxes but the media data read, without a ledger: verified in
-    the workers too, whose address-space limit its windows' map exceeded."""
-    path = _movie(tmp_path / "big.mov", 3 * GIB, ffmpeg)
-    [row] = verify_many([str(path)], jobs=jobs, seconds=0)
-    assert row["status"] == "untagged", row
+    the workers too, whose address-space limit its windows' map exceeded. A JPEG of that size,
+    read whole or not at all, is refused unread, with the same words in both."""
+    movie = _movie(tmp_path / "big.mov", 3 * GIB, ffmpeg)
+    photo = _jpeg(tmp_path / "big.jpg", 3 * GIB)
+    rows = list(verify_many([str(movie), str(photo)], jobs=jobs, seconds=0))
+    assert rows[0]["status"] == "untagged", rows[0]
+    assert (rows[1]["status"], rows[1]["reasons"]) == ("unreadable", ["file is larger than the 2 GiB a file may use; not read"])
