@@ -5,7 +5,7 @@
 
 Each run gets a fresh copy of the files (the copying is not timed), so every tool writes into
 untagged originals of the same bytes. Three runs per round, each in every place in turn over the
-rounds (the first of a round runs about 20 % slower), best of --repeat:
+rounds (a round's first run was seen up to 20 % slower), best of --repeat:
 
   rightsmeta tag -r --deny ai --no-sign --no-ledger      (the fast path: no essence decoded)
   exiftool -overwrite_original -XMP-plus:DataMining#=DMI-PROHIBITED-AIMLTRAINING
@@ -296,7 +296,7 @@ def main() -> None:
         lean_runs = ["this tree", "exiftool"] + (["baseline"] if old_env is not None else [])
         ledger_runs = [] if args.no_ledger_run else ["this tree ledger"] + (["baseline ledger"] if old_env is not None else [])
         for i in range(args.repeat):
-            # The first run of a round is slower (about 20 %: the page cache, the last copy's writeback), so
+            # A round's first run was seen up to 20 % slower (the page cache, the last copy's writeback?), so
             # each run takes every place in turn, on the same files: no tree's best is always a first run.
             timed = {name: once(name, i) for group in (lean_runs, ledger_runs) for name in rotated(group, i)}
             runs.append((timed["this tree"], timed["exiftool"], timed.get("this tree ledger")))
