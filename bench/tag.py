@@ -4,7 +4,8 @@
     python bench/tag.py bench/realistic                 # prints seconds, files/s, ratios, peak RSS
 
 Each run gets a fresh copy of the files (the copying is not timed), so every tool writes into
-untagged originals of the same bytes. Three runs per round, alternating, best of --repeat:
+untagged originals of the same bytes. Three runs per round, each in every place in turn over the
+rounds (a round's first run was seen up to 20 % slower), best of --repeat:
 
   rightsmeta tag -r --deny ai --no-sign --no-ledger      (the fast path: no essence decoded)
   exiftool -overwrite_original -XMP-plus:DataMining#=DMI-PROHIBITED-AIMLTRAINING
@@ -102,6 +103,20 @@ def tagged(out: str, expected: int) -> None:
     if done != expected:
         failed = [f"{r['path']}: {r.get('reason')}" for r in results if r["status"] != "tagged"][:5]
         sys.exit(f"rightsmeta tagged {done} of {expected} files: {failed}")
+
+
+def rotated(names: list[str], turn: int) -> list[str]:
+    """``names`` with the ``turn``-th first: over len(names) rounds, each runs in every place once."""
+    turn %= max(len(names), 1)
+    return names[turn:] + names[:turn]
+
+
+def paired(old: list[Run], new: list[Run]) -> str:
+    """The medians of the rounds' ratios, baseline over this tree: each pair ran in one round, on the
+    same files, so a slow spell moves both; the median is the least moved by one that does not."""
+    walls = sorted(o[0] / n[0] for o, n in zip(old, new, strict=True))
+    cpus = sorted(o[1] / n[1] for o, n in zip(old, new, strict=True))
+    return f"median of the rounds' x{walls[len(walls) // 2]:.2f} wall, x{cpus[len(cpus) // 2]:.2f} CPU"
 
 
 def line(name: str, best: tuple[float, float, str, int], count: int) -> str:
@@ -269,23 +284,26 @@ def main() -> None:
         runs: list[tuple[Run, Run, Run | None]] = []
         old_runs: list[Run] = []
         old_full: list[Run] = []  # the baseline's ledger runs
+
+        def once(name: str, i: int) -> Run:
+            if name == "exiftool":
+                return run(theirs(fresh(compared, work / "files"), config))
+            ledger = work / f"{name.replace(' ', '-')}-{i}.sqlite3" if name.endswith("ledger") else None
+            done = run(ours(fresh(compared, work / "files"), ledger), old_env if name.startswith("baseline") else None)
+            tagged(done[2], len(compared))
+            return done
+
+        lean_runs = ["this tree", "exiftool"] + (["baseline"] if old_env is not None else [])
+        ledger_runs = [] if args.no_ledger_run else ["this tree ledger"] + (["baseline ledger"] if old_env is not None else [])
         for i in range(args.repeat):
-            if old_env is not None:  # this tree, the baseline's, ExifTool: the same files, one after another
-                old_runs.append(run(ours(fresh(compared, work / "files"), None), old_env))
-                tagged(old_runs[-1][2], len(compared))
-            lean = run(ours(fresh(compared, work / "files"), None))
-            tagged(lean[2], len(compared))
-            exif = run(theirs(fresh(compared, work / "files"), config))
-            if args.no_ledger_run:
-                runs.append((lean, exif, None))
-                continue
-            if old_env is not None:  # the baseline's ledger run just before this tree's, on the same files
-                old_full.append(run(ours(fresh(compared, work / "files"), work / f"old-ledger{i}.sqlite3"), old_env))
-                tagged(old_full[-1][2], len(compared))
-            ledger = work / f"ledger{i}.sqlite3"
-            full = run(ours(fresh(compared, work / "files"), ledger))
-            tagged(full[2], len(compared))
-            runs.append((lean, exif, full))
+            # A round's first run was seen up to 20 % slower (the page cache, the last copy's writeback?), so
+            # each run takes every place in turn, on the same files: no tree's best is always a first run.
+            timed = {name: once(name, i) for group in (lean_runs, ledger_runs) for name in rotated(group, i)}
+            runs.append((timed["this tree"], timed["exiftool"], timed.get("this tree ledger")))
+            if old_env is not None:
+                old_runs.append(timed["baseline"])
+                if "baseline ledger" in timed:
+                    old_full.append(timed["baseline ledger"])
         audio_runs = []
         if audio:
             for _ in range(args.repeat):
@@ -307,7 +325,8 @@ def main() -> None:
         print("baseline runs (s) : " + "  ".join(f"{o[0]:.2f} wall {o[1]:.2f} CPU" for o in old_runs))
         print(line(f"baseline {str(args.baseline)[-15:]}", old, len(compared)))
         print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed; this tree x{old[0] / lean[0]:.2f} wall, "
-              f"x{min(o[1] for o in old_runs) / min(r[0][1] for r in runs):.2f} CPU (bests)")
+              f"x{min(o[1] for o in old_runs) / min(r[0][1] for r in runs):.2f} CPU (bests); "
+              + paired(old_runs, [r[0] for r in runs]))
     if not args.no_ledger_run:
         full = min(c for _, _, c in runs if c is not None)
         print(line("rightsmeta with ledger", full, len(compared)))
@@ -319,7 +338,8 @@ def main() -> None:
                   + "  (baseline/this tree, pair by pair)")
             print(line("baseline with ledger", old, len(compared)))
             print(f"ratio baseline    : {exif[0] / old[0]:.2f}x ExifTool's speed with a ledger; this tree x{old[0] / full[0]:.2f} "
-                  f"wall, x{min(o[1] for o in old_full) / min(c[1] for _, _, c in runs if c):.2f} CPU (bests)")
+                  f"wall, x{min(o[1] for o in old_full) / min(c[1] for _, _, c in runs if c):.2f} CPU (bests); "
+                  + paired(old_full, [c for _, _, c in runs if c]))
     if audio_runs:
         best = min(audio_runs)
         kinds = ", ".join(f"{sum(1 for f in audio if f.suffix == s)} {s[1:]}" for s in AUDIO)

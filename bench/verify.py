@@ -68,6 +68,9 @@ def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     the fork server's children, and it outlives the command by an instant: as this process adopts
     it (``ADOPTS``), it is waited for too, and its CPU (with its workers') added.
     """
+    # ``python -m`` puts the current folder first on sys.path, before PYTHONPATH: run from a checkout,
+    # a --baseline tree's rightsmeta would be shadowed by the checkout's, and two runs of one tree compared.
+    env = {**(os.environ if env is None else env), "PYTHONSAFEPATH": "1"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env)

@@ -52,6 +52,7 @@ def kind_of(mode: int) -> str | None:
 def open_buffer(
     source: str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap | BinaryIO,
     windows: Callable[[int, int], mmap.mmap | None] | None = None,
+    limit: int | None = None,
 ) -> Iterator[Buffer]:
     """The source's bytes, in memory.
 
@@ -64,6 +65,9 @@ def open_buffer(
 
     ``windows(fd, size)`` may give a file's bytes with only the parts a reader needs read (the
     rest zero), or None to have it read whole (carriers/windows.py).
+
+    ``limit`` (bytes) refuses, unread, a file or stream that would take more memory than that
+    (a file read in windows takes only what they hold).
     """
     if isinstance(source, mmap.mmap):
         yield source  # already mapped by an outer caller: no copy
@@ -72,7 +76,7 @@ def open_buffer(
         yield bytes(source)
         return
     if isinstance(source, (str, os.PathLike)):
-        yield read_path(source, windows)
+        yield read_path(source, windows, limit)
         return
     fileno = getattr(source, "fileno", None)
     if fileno is not None:
@@ -81,25 +85,29 @@ def open_buffer(
         except (OSError, ValueError):  # BytesIO and friends: no descriptor to read directly
             regular = False
         if regular:  # the whole file, whatever the position; pipes and sockets are read as streams
-            yield _read_fd(fileno())
+            yield _read_fd(fileno(), _within(_regular_size(fileno()), limit))
             return
-    data = source.read(MAX_STREAM + 1)
-    if len(data) > MAX_STREAM:
-        raise MalformedFile(f"stream is larger than {MAX_STREAM} bytes")
+    most = MAX_STREAM if limit is None else min(limit, MAX_STREAM)
+    data = source.read(most + 1)
+    if len(data) > most:
+        raise MalformedFile(f"stream is larger than {_too_large(most, limit)}")
     yield bytes(data)
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 
-def read_path(path: str | os.PathLike[str], windows: Callable[[int, int], mmap.mmap | None] | None = None) -> Buffer:
+def read_path(
+    path: str | os.PathLike[str], windows: Callable[[int, int], mmap.mmap | None] | None = None,
+    limit: int | None = None,
+) -> Buffer:
     """The bytes of the regular file at ``path``, as :func:`open_buffer` reads them; no context
     is needed, as the file is closed before they are returned (a scan calls this per file)."""
     fd = os.open(path, _READ_FLAGS)
     try:
         size = _regular_size(fd)
         sparse = windows(fd, size) if windows is not None else None
-        return sparse if sparse is not None else _read_fd(fd, size)
+        return sparse if sparse is not None else _read_fd(fd, _within(size, limit))
     finally:
         os.close(fd)
 
@@ -107,12 +115,28 @@ def read_path(path: str | os.PathLike[str], windows: Callable[[int, int], mmap.m
 def read_fd(fd: int, info: os.stat_result | None = None) -> bytes:
     """The bytes of the regular file open at ``fd`` (``locked`` gives one), bounded like a read;
     ``info``, its ``os.fstat`` when the caller has it, saves taking it again."""
-    return _read_fd(fd, None if info is None else _checked_size(info))
+    data = _read_fd(fd, None if info is None else _checked_size(info))
+    # A writer edits bytes: a file beyond one read (over 2 GiB) is copied out of its map, once.
+    return data if isinstance(data, bytes) else data[:]
 
 
 def _regular_size(fd: int) -> int:
     """The size of the regular file open at ``fd``; refused when it is none, or too large to read."""
     return _checked_size(os.fstat(fd))
+
+
+def _within(size: int, limit: int | None) -> int:
+    """``size``, the bytes a whole read takes; refused when more than ``limit``."""
+    if limit is not None and size > limit:
+        raise MalformedFile(f"file is larger than {_too_large(limit, limit)}; not read")
+    return size
+
+
+def _too_large(most: int, limit: int | None) -> str:
+    if most != limit:
+        return f"{most} bytes"
+    power, unit = next((p, u) for p, u in ((3, "GiB"), (2, "MiB"), (1, "KiB"), (0, "bytes")) if most >= 1024**p)
+    return f"the {most / 1024**power:.3g} {unit} a file may use"
 
 
 def _checked_size(info: os.stat_result) -> int:
@@ -124,21 +148,48 @@ def _checked_size(info: os.stat_result) -> int:
     return info.st_size
 
 
-def _read_fd(fd: int, size: int | None = None) -> bytes:
-    """The bytes of the regular file open at ``fd``, from its start, its position untouched."""
+#: The most Linux reads in one call (2 GiB - 4 KiB).
+_MAX_READ = 0x7FFFF000
+
+
+def _read_fd(fd: int, size: int | None = None) -> Buffer:
+    """The bytes of the regular file open at ``fd``, from its start, its position untouched.
+
+    Read into one buffer, never joined from pieces: a file costs its size in memory, not twice
+    that. Up to one read's worth it is the bytes ``pread`` returns; beyond, an anonymous map the
+    reads fill in place (anonymous: no file to shrink under it)."""
     if size is None:
         size = _regular_size(fd)
+    if size > _MAX_READ:
+        return _read_mapped(fd, size)
     chunks: list[bytes] = []
     done = 0
     while done < size:
-        # Linux returns at most 2 GiB - 4 KiB per call; a shorter read than asked is the end only
-        # when it is empty (the file shrank since fstat).
-        chunk = os.pread(fd, min(size - done, 1 << 30), done)
+        # A shorter read than asked is the end only when it is empty (the file shrank since fstat).
+        chunk = os.pread(fd, size - done, done)
         if not chunk:
             break
         chunks.append(chunk)
         done += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _read_mapped(fd: int, size: int) -> Buffer:
+    buf = mmap.mmap(-1, size)
+    done = 0
+    with memoryview(buf) as view:
+        while done < size:
+            read = os.preadv(fd, [view[done:done + _MAX_READ]], done)
+            if not read:
+                break
+            done += read
+    if done == size:
+        return buf
+    if not done:
+        buf.close()
+        return b""
+    buf.resize(done)  # the file shrank since fstat: it reads as the shorter file
+    return buf
 
 
 TEMP_SUFFIX = ".rightsmeta-tmp"

@@ -15,6 +15,7 @@ left pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -191,17 +192,19 @@ def verify(
     ledger: Ledger | None = None,
     password: str | None = None,
     trust_anchors: bytes | None = None,
+    memory: int | None = None,
 ) -> Verdict:
-    """Read and classify one file (path, bytes or binary file object)."""
+    """Read and classify one file (path, bytes or binary file object); one that would take more
+    than ``memory`` bytes to hold is refused unread (``unreadable``)."""
     name = api._name(source)
     # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
     # their structure and metadata are (carriers/windows.py); matching needs every byte.
     windows = sparse if ledger is None else None
     try:
         if isinstance(source, (str, os.PathLike)):  # most of a scan: read without a context's cost
-            buf = read_path(source, windows)
+            buf = read_path(source, windows, memory)
         else:
-            with open_buffer(source, windows) as buf:
+            with open_buffer(source, windows, memory) as buf:
                 return _classified(buf, name, ledger, password, trust_anchors)
         return _classified(buf, name, ledger, password, trust_anchors)
     except OSError as exc:
@@ -223,14 +226,15 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(
     ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
-    log_level: int | None = None,
+    log_level: int | None = None, worker: bool = True,
 ) -> None:
     if log_level is not None:  # --debug reaches the workers too
         from .log import show
 
         show(log_level)
 
-    if memory:  # worker processes only: a scan in this process loads no resource module
+    limit = 0
+    if memory and worker:  # worker processes only: a scan in this process loads no resource module
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -245,7 +249,7 @@ def _init_worker(
             seconds = 0
     _WORKER.update(
         ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
-        password=password, anchors=anchors, seconds=seconds,
+        password=password, anchors=anchors, seconds=seconds, memory=memory or None, limit=limit,
     )
 
 
@@ -255,8 +259,9 @@ def _verify_one(path: str) -> dict[str, Any]:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         source: api.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
-        verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
-                         trust_anchors=_WORKER.get("anchors"))
+        with _room_for_windows(path):
+            verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
+                             trust_anchors=_WORKER.get("anchors"), memory=_WORKER.get("memory"))
         verdict.path = path
         return verdict.to_json()
     except TimeLimit:
@@ -268,6 +273,29 @@ def _verify_one(path: str) -> dict[str, Any]:
     finally:
         if seconds:
             signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+@contextlib.contextmanager
+def _room_for_windows(path: str) -> Iterator[None]:
+    """A worker's address-space limit raised, for this file only, by the size of a file too large
+    to be read whole that may still be read in windows (no ledger: carriers/windows.py). Their map
+    spans the file's length, but only the windows read take memory; the bound on the rest stays."""
+    limit = int(_WORKER.get("limit") or 0)
+    try:
+        size = os.stat(path).st_size if limit and path != "-" and _WORKER.get("ledger") is None else 0
+    except OSError:  # said by the read itself
+        size = 0
+    if size <= limit:
+        yield
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (soft + size if hard == resource.RLIM_INFINITY else min(soft + size, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def verify_many(
@@ -288,12 +316,15 @@ def verify_many(
     A path ``"-"`` is standard input (read in the calling process, so with ``jobs=1``).
 
     Each file runs under a time limit (``seconds``) and, in worker processes, an address-space
-    limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on. A
+    limit (``memory`` bytes), so one hostile file costs at most that and the scan goes on. With
+    ``jobs=1`` no process limit is set (the caller may be a server's thread); there, as in the
+    workers, a file that would take more than ``memory`` to hold whole is refused unread. A
     worker that dies is noticed (no hang): the files it held are read again, one at a time, and
     the one it dies on is reported ``unreadable``.
     """
     if jobs <= 1:
-        _init_worker(ledger_path, password, trust_anchors, seconds, 0)
+        # No process limit here (this may be a server's thread): files beyond ``memory`` are refused unread.
+        _init_worker(ledger_path, password, trust_anchors, seconds, memory, worker=False)
         for path in paths:
             yield _verify_one(path)
         return

@@ -16,7 +16,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
-from . import bmff, jpeg, png, riff, tiff, walked
+from . import bmff, jpeg, png, riff, splice, tiff, walked
 from .heads import id3_size
 from .tiff import find_tag
 
@@ -125,7 +125,43 @@ def _may_hold_manifest(
     if ranges is None:
         size = len(buf)
         ranges = [(0, size)] if size <= _HEAD + _TAIL else [(0, _HEAD), (size - _TAIL, size)]
-    return any(buf.find(_MARKER, start, end) >= 0 for start, end in ranges)
+    searched = ranges
+    spliced = splice.made(buf, parsed)
+    clean = parsed.find("manifest", spliced.source) if parsed is not None and spliced is not None else None
+    if spliced is not None and clean:
+        searched = _not_searched(ranges, spliced, clean)
+    if any(buf.find(_MARKER, start, end) >= 0 for start, end in searched):
+        return True
+    if parsed is not None:  # a tag's new version spliced from this one need not search these again
+        parsed.keep("manifest", buf, ranges)
+    return False
+
+
+def _not_searched(ranges: Ranges, spliced: splice.Spliced, clean: Ranges) -> Ranges:
+    """The parts of ``ranges`` of the file ``spliced`` made that may hold a marker not already
+    looked for: a marker lying wholly in bytes copied from the ``clean`` ranges of the original
+    (searched there, none found) is not in them. One overlapping a piece's edge still is."""
+    width = len(_MARKER) - 1
+    # The offsets where a marker would start wholly inside bytes known to hold none.
+    known: Ranges = []
+    for new_start, new_end, at in spliced.kept:
+        for start, end in clean:
+            low, high = max(start, at), min(end, at + new_end - new_start)
+            if high - low > width:
+                known.append((new_start + low - at, new_start + high - at - width))
+    known.sort()
+    left: Ranges = []
+    for start, end in ranges:
+        pos = start  # the first start offset not yet covered
+        for low, high in known:
+            if high <= pos or low >= end:
+                continue
+            if low > pos:
+                left.append((pos, min(low + width, end)))
+            pos = max(pos, high)
+        if pos < end:
+            left.append((pos, end))
+    return left
 
 
 def signable(fmt: str | None) -> bool:
