@@ -590,7 +590,7 @@ def _tag_path(
                         step.found = essence(new[:], fmt, probes=False)
             except RightsmetaError as exc:
                 step.abandon()
-                return TagResult(name, "failed", reason=str(exc), assertion=assertion)
+                return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)
             with deferred():  # a stop waits until ``hold`` has the step, or is raised before it
                 if hold is not None:
                     hold(step)

@@ -26,7 +26,8 @@ class Seconds(click.FloatRange):
         return seconds
 
 
-LIMIT = Seconds(min=0, min_open=True)  # any time above nothing
+# Any time above nothing, up to about 11 days: setitimer refuses what overflows time_t (inf, 1e300).
+LIMIT = Seconds(min=0, min_open=True, max=1_000_000)
 
 
 @click.command()

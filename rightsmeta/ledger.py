@@ -398,9 +398,9 @@ def _invert(text: str) -> str:
 
 
 def current(matches: Sequence[Match]) -> list[Match]:
-    """``matches`` without the superseded records of a work: of the records tagged here of one
-    essence (the same exact hash; every exact match is of the copy's own), only the newest stays,
-    so a creator's re-tagging decides instead of mixing with the statement it replaced. Imported
+    """``matches`` without the superseded records of a work: of the records of one file tagged here
+    again (``_work_of``), only the newest stays, so a creator's re-tagging decides instead of
+    mixing with the statement it replaced. Imported
     records are other publishers' claims, never superseded: with the rest they go to
     ``combined``'s most restrictive rule. At equal ``tagged_at`` (it counts seconds) the first
     listed stays, the one recorded last (``Ledger.matches``)."""
@@ -413,13 +413,20 @@ def current(matches: Sequence[Match]) -> list[Match]:
 
 
 def _work_of(match: Match) -> object | None:
-    """What identifies the work of a record tagged here (None: imported, a rendition, or no exact
-    hash). A rendition's record never supersedes another: it follows its work through
-    ``Ledger._followed`` instead, and a ledger may hold "derived from" lines imported before
-    ``import_jsonl`` labelled them, which must not pass for the creator's newest statement."""
-    if match.imported or match.work.derived_from is not None:
+    """What makes two records one file tagged here again, or None for a record never superseded."""
+    return _retag_key(match.work) if not match.imported else None
+
+
+def _retag_key(work: Work) -> tuple[str, str, str] | None:
+    """The same exact hash is not the same work: a video is hashed by its sound alone, a WAV and a
+    FLAC of one recording share their samples' hash. Only the same file tagged again (its essence,
+    format and path) replaces its older statement. None for what is never superseded: a record
+    without an exact hash; the service's uploads (``upload:NAME``, a name any client may send);
+    a rendition (it follows its work through ``Ledger._followed``; and a ledger may hold "derived
+    from" lines imported before ``import_jsonl`` labelled them)."""
+    if work.essence_hash is None or work.derived_from is not None or not os.path.isabs(work.path):
         return None
-    return True if match.exact else match.work.essence_hash
+    return (work.essence_hash, work.format, work.path)
 
 
 def combined(matches: Sequence[Match]) -> dict[Purpose, Permission]:
@@ -1039,11 +1046,15 @@ class Ledger:
         does for a copy of the work itself (``current``); the rendition's record is superseded."""
         if match.work.derived_from is None:
             return match
+        parent = self._db.execute(f"SELECT {self._columns()} FROM works WHERE id = ? AND source IS NULL",
+                                  (match.work.derived_from,)).fetchone()
+        key = _retag_key(_work(parent)) if parent is not None else None
+        if key is None:
+            return match
         row = self._db.execute(
             f"SELECT {self._columns()} FROM works WHERE source IS NULL AND n > (SELECT n FROM works WHERE id = ?) "
-            "AND (essence_hash, kind) = (SELECT essence_hash, kind FROM works WHERE id = ? AND source IS NULL) "
-            "ORDER BY n DESC LIMIT 1",
-            (match.work.id, match.work.derived_from),
+            "AND essence_hash = ? AND format = ? AND path = ? ORDER BY n DESC LIMIT 1",
+            (match.work.id, *key),
         ).fetchone()
         if row is None:
             return match

@@ -254,14 +254,18 @@ def _init_worker(
 
 
 def _verify_one(path: str) -> dict[str, Any]:
+    with _room_for_windows(path):  # outside the alarm: a TimeLimit must not cut short its restoring
+        return _verify_timed(path)
+
+
+def _verify_timed(path: str) -> dict[str, Any]:
     seconds = float(_WORKER.get("seconds") or 0)
     if seconds:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         source: api.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
-        with _room_for_windows(path):
-            verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
-                             trust_anchors=_WORKER.get("anchors"), memory=_WORKER.get("memory"))
+        verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
+                         trust_anchors=_WORKER.get("anchors"), memory=_WORKER.get("memory"))
         verdict.path = path
         return verdict.to_json()
     except TimeLimit:

@@ -145,12 +145,12 @@ def test_demo_keep_never_overwrites_a_folder_in_use(tmp_path: Path) -> None:
     assert (folder / "photo.jpg").read_bytes() == b"the user's own photo"
 
 
-@pytest.mark.parametrize("limit", ["-5", "0", "nan"])
+@pytest.mark.parametrize("limit", ["-5", "0", "nan", "inf", "1e300"])
 @pytest.mark.parametrize("command", [["verify", "{png}"], ["scan", "{tar}", "--purpose", "ai-training"], ["serve"],
                                      ["serve", "--upload-timeout"], ["check", "http://127.0.0.1:9/"]])
 def test_time_limits_are_numbers_of_seconds(tmp_path: Path, command: list[str], limit: str) -> None:
-    # verify and scan ended in a traceback (setitimer) on a negative or nan limit, and took 0 as
-    # no limit at all; serve started with them; check took nan.
+    # verify and scan ended in a traceback (setitimer) on a negative, nan or infinite limit (one
+    # past time_t), and took 0 as no limit at all; serve started with them; check took nan.
     png, tar = tmp_path / "a.png", tmp_path / "a.tar"
     png.write_bytes(image_bytes("png"))
     tar.write_bytes(b"")

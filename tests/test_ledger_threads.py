@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,9 +39,16 @@ def test_threads_share_one_ledger(tmp_path: Path) -> None:
             for seed in range(100, 104):
                 assert rightsmeta.tag(photo(tmp_path, f"new{seed}.png", seed), DENY, ledger=ledger).status == "tagged"
 
-        with ThreadPoolExecutor(8) as pool:
-            writer = pool.submit(tag_more)
-            got = list(pool.map(lambda path: answer(path, ledger), copies))
-            writer.result()
+        # Threads switched every 10 us, not every 5 ms: without the lock their statements interleave
+        # inside one another's transactions here (review: at the default interval it passed without it).
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        try:
+            with ThreadPoolExecutor(8) as pool:
+                writer = pool.submit(tag_more)
+                got = list(pool.map(lambda path: answer(path, ledger), copies))
+                writer.result()
+        finally:
+            sys.setswitchinterval(interval)
         assert got == expected
         assert len(ledger) == 8

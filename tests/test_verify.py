@@ -585,6 +585,47 @@ def test_a_work_tagged_again_is_honoured_as_last_tagged(tmp_path: Path, exiftool
     assert row["permissions"]["ai-training"] == "notAllowed" and row["permissions"]["search"] == "allowed", row
 
 
+def test_one_recording_tagged_as_two_files_is_not_a_work_tagged_again(tmp_path: Path, ledger: Ledger) -> None:
+    """Review: a WAV master and its FLAC share their samples' hash (as two videos with one soundtrack
+    do). The FLAC tagged "allowed" after the WAV's "notAllowed" is another file, not the WAV tagged
+    again: a stripped copy of the WAV matched both and took the newer FLAC's "allowed" alone."""
+    import material
+
+    pcm = material.music(7, seconds=4.0)
+    master = tmp_path / "master.wav"
+    master.write_bytes(material.wav(pcm))
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(master), str(tmp_path / "master.flac")], check=True)
+    copy = tmp_path / "copy.wav"
+    shutil.copy(master, copy)  # untagged: the master as it was before tagging
+    assert rightsmeta.tag(master, Assertion.build(deny=["ai"]), ledger=ledger).status == "tagged"
+    assert rightsmeta.tag(tmp_path / "master.flac", Assertion.build(allow=["all"]), ledger=ledger).status == "tagged"
+    works = list(ledger)
+    assert len(works) == 2 and works[0].essence_hash == works[1].essence_hash  # the premise
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["status"] == "stripped" and row["permissions"]["ai-training"] == "notAllowed", row
+    assert len(row["match"].get("also", [])) == 1, row
+
+
+def test_the_services_uploads_never_supersede_each_other(tmp_path: Path, exiftool: str, ledger: Ledger) -> None:
+    """Review: the service records an upload as ``upload:NAME``, a name any client with a token
+    sends: a later upload of someone's work under the same name, "allowed", must not lift the
+    earlier "notAllowed" as if the creator had tagged the file again."""
+    from dataclasses import replace
+
+    work = photo(tmp_path, "p.jpg", 5)
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(work, copy)
+    subprocess.run([exiftool, "-all=", "-overwrite_original", "-q", str(copy)], check=True)
+    with Ledger.open(tmp_path / "elsewhere.sqlite3") as elsewhere:  # only the uploads' records in ``ledger``
+        assert rightsmeta.tag(work, Assertion.build(deny=["ai"]), ledger=elsewhere).status == "tagged"
+        [mine] = list(elsewhere)
+    for n, statement in enumerate((Assertion.build(deny=["ai"]), Assertion.build(allow=["all"]))):
+        assert ledger.record(replace(mine, id=f"upload-{n}", path="upload:p.jpg", assertion=statement,
+                                     tagged_at=f"2999-01-0{n + 1}T00:00:00+00:00"))
+    row = verify(copy, ledger=ledger).to_json()
+    assert row["permissions"]["ai-training"] == "notAllowed", row
+
+
 def test_ledger_export_publishes_file_names_unless_asked_for_full_paths(tmp_path: Path) -> None:
     # A registry is published; it used to carry every work's absolute path (/home/alice/private/...).
     runner = CliRunner()
