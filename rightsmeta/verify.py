@@ -221,13 +221,22 @@ def _classified(buf: Buffer, name: str | None, ledger: Ledger | None, password: 
 
 # --- many files, in parallel, with a bound per file ----------------------------------------
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, Any] = {}  # a worker process's own: what _setup gave it
 
 
 def _init_worker(
     ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
-    log_level: int | None = None, worker: bool = True,
+    log_level: int | None = None,
 ) -> None:
+    _WORKER.update(_setup(ledger_path, password, anchors, seconds, memory, log_level, worker=True))
+
+
+def _setup(
+    ledger_path: str | None, password: str | None, anchors: bytes | None, seconds: float, memory: int,
+    log_level: int | None, *, worker: bool,
+) -> dict[str, Any]:
+    """What each file's verification uses: a worker's (its process limit set) or, in the calling
+    process, one scan's own (no process limit; threads may each run a scan)."""
     if log_level is not None:  # --debug reaches the workers too
         from .log import show
 
@@ -247,25 +256,23 @@ def _init_worker(
             signal.signal(signal.SIGALRM, on_alarm)
         except ValueError:  # not the main thread (e.g. inside a server): no alarm can reach us
             seconds = 0
-    _WORKER.update(
-        ledger=Ledger.open(ledger_path, readonly=True) if ledger_path else None,
-        password=password, anchors=anchors, seconds=seconds, memory=memory or None, limit=limit,
-    )
+    return {"ledger": Ledger.open(ledger_path, readonly=True) if ledger_path else None, "password": password,
+            "anchors": anchors, "seconds": seconds, "memory": memory or None, "limit": limit}
 
 
-def _verify_one(path: str) -> dict[str, Any]:
-    with _room_for_windows(path):  # outside the alarm: a TimeLimit must not cut short its restoring
-        return _verify_timed(path)
+def _verify_one(path: str, context: dict[str, Any]) -> dict[str, Any]:
+    with _room_for_windows(path, context):  # outside the alarm: a TimeLimit must not cut short its restoring
+        return _verify_timed(path, context)
 
 
-def _verify_timed(path: str) -> dict[str, Any]:
-    seconds = float(_WORKER.get("seconds") or 0)
+def _verify_timed(path: str, context: dict[str, Any]) -> dict[str, Any]:
+    seconds = float(context.get("seconds") or 0)
     if seconds:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         source: api.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
-        verdict = verify(source, ledger=_WORKER.get("ledger"), password=_WORKER.get("password"),
-                         trust_anchors=_WORKER.get("anchors"), memory=_WORKER.get("memory"))
+        verdict = verify(source, ledger=context.get("ledger"), password=context.get("password"),
+                         trust_anchors=context.get("anchors"), memory=context.get("memory"))
         verdict.path = path
         return verdict.to_json()
     except TimeLimit:
@@ -280,13 +287,13 @@ def _verify_timed(path: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _room_for_windows(path: str) -> Iterator[None]:
+def _room_for_windows(path: str, context: dict[str, Any]) -> Iterator[None]:
     """A worker's address-space limit raised, for this file only, by the size of a file too large
     to be read whole that may still be read in windows (no ledger: carriers/windows.py). Their map
     spans the file's length, but only the windows read take memory; the bound on the rest stays."""
-    limit = int(_WORKER.get("limit") or 0)
+    limit = int(context.get("limit") or 0)
     try:
-        size = os.stat(path).st_size if limit and path != "-" and _WORKER.get("ledger") is None else 0
+        size = os.stat(path).st_size if limit and path != "-" and context.get("ledger") is None else 0
     except OSError:  # said by the read itself
         size = 0
     if size <= limit:
@@ -328,9 +335,13 @@ def verify_many(
     """
     if jobs <= 1:
         # No process limit here (this may be a server's thread): files beyond ``memory`` are refused unread.
-        _init_worker(ledger_path, password, trust_anchors, seconds, memory, worker=False)
-        for path in paths:
-            yield _verify_one(path)
+        context = _setup(ledger_path, password, trust_anchors, seconds, memory, None, worker=False)
+        try:
+            for path in paths:
+                yield _verify_one(path, context)
+        finally:
+            if context["ledger"] is not None:
+                context["ledger"].close()
         return
     from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -400,7 +411,7 @@ _DIED = ("the worker process verifying this file stopped before it answered (kil
 
 
 def _verify_chunk(paths: list[str]) -> list[dict[str, Any]]:
-    return [_verify_one(path) for path in paths]
+    return [_verify_one(path, _WORKER) for path in paths]
 
 
 def _submit(executor: Any, fn: Any, arg: Any) -> Any:

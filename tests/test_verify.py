@@ -626,6 +626,23 @@ def test_the_services_uploads_never_supersede_each_other(tmp_path: Path, exiftoo
     assert row["permissions"]["ai-training"] == "notAllowed", row
 
 
+def test_two_scans_in_one_process_keep_their_own_ledgers(tmp_path: Path, exiftool: str) -> None:
+    """Review: ``verify_many(jobs=1)`` kept its ledger and password in the module's worker globals,
+    so a second scan started in the same process (a server's other thread) swapped the first
+    one's ledger under it. Two interleaved generators show it without threads."""
+    work = photo(tmp_path, "p.jpg", 5)
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(work, copy)
+    subprocess.run([exiftool, "-all=", "-overwrite_original", "-q", str(copy)], check=True)
+    with Ledger.open(tmp_path / "mine.sqlite3") as mine:
+        assert rightsmeta.tag(work, Assertion.build(deny=["ai"]), ledger=mine).status == "tagged"
+    Ledger.open(tmp_path / "empty.sqlite3").close()
+    first = verify_many([str(copy)] * 3, ledger_path=str(tmp_path / "mine.sqlite3"))
+    second = verify_many([str(copy)] * 3, ledger_path=str(tmp_path / "empty.sqlite3"))
+    statuses = [(next(first)["status"], next(second)["status"]) for _ in range(3)]
+    assert statuses == [("stripped", "untagged")] * 3
+
+
 def test_ledger_export_publishes_file_names_unless_asked_for_full_paths(tmp_path: Path) -> None:
     # A registry is published; it used to carry every work's absolute path (/home/alice/private/...).
     runner = CliRunner()
