@@ -347,11 +347,13 @@ def test_paths_are_taken_as_the_workers_need_them(tmp_path: Path) -> None:
     with contextlib.closing(api.tag_iter(endless(), DENY_AI, jobs=2)) as results:
         first = next(results)
         assert first.status == "tagged" and first.path == str(real)
-        window = len(taken)
-        assert window <= 2 * 2 * tagpool._DEPTH
+        most = 2 * 2 * tagpool._DEPTH  # two workers' queues, each at most twice its depth ahead
+        assert len(taken) <= most
         for _ in range(300):
             assert next(results).status == "failed"
-        assert 300 <= len(taken) <= 300 + window + 1
+        # The bound is the window's cap, not its size at the first result: the workers may not have
+        # filled it yet then (311 taken against 300 + 7 + 1, once in session 10).
+        assert 300 <= len(taken) <= 300 + most + 1
 
 
 _SYSCALL = re.compile(r"(\d+)\s+([\d.]+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((.*))")  # pids are padded
