@@ -301,12 +301,10 @@ def ledger_group() -> None:
 
 def _open_ledger(path: str) -> Any:
     """The ledger at ``path``, open; one that is no ledger (another file, a damaged one) is a usage error."""
-    from .ledger import Ledger
-
     try:
-        return Ledger.open(path)
-    except RightsmetaError as exc:
-        raise click.UsageError(f"cannot use the ledger: {printable(exc)}") from None
+        return cli_verify.open_ledger(path)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @ledger_group.command(name="export")

@@ -9,18 +9,15 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import api
 from .cli_plain import echo, progress, terminate_cleanly
-from .cli_verify import ledger_path, stale_temps
+from .cli_verify import ledger_path, open_ledger, stale_temps
 from .errors import UsageError
 from .escape import printable
 from .model import Assertion
 from .report import TagResult
-
-if TYPE_CHECKING:
-    from .ledger import Ledger
 
 
 def constraint(value: str) -> tuple[str, str] | None:
@@ -66,7 +63,7 @@ def run(
     else:
         files = listed = list(api.walk(paths, recursive=recursive, skipped=special))
     used = None if dry_run else ledger_path(ledger, no_ledger, must_exist=False)
-    db = _opened(used) if used else None  # the last UsageError
+    db = open_ledger(used) if used else None  # the last UsageError
     if listed is not None:
         stale_temps(listed, remove=not dry_run)
     if sign and identity is None and not as_json:
@@ -106,18 +103,6 @@ def run(
 
 
 _YOUNG_OBJECTS = 5000  # the collector's first threshold during a run (see run)
-
-
-def _opened(path: str) -> Ledger:
-    """The ledger at ``path``, opened for writing; one that cannot be used is a usage error, said
-    before anything is written (``rightsmeta verify`` says the same of it)."""
-    from .errors import RightsmetaError
-    from .ledger import Ledger  # imported only with a ledger: it loads every decoder (about 0.2 s)
-
-    try:
-        return Ledger.open(path)
-    except RightsmetaError as exc:
-        raise UsageError(f"cannot use the ledger: {printable(exc)}") from None
 
 
 def _cleaning(paths: Iterable[str], *, remove: bool) -> Iterator[str]:
