@@ -1,13 +1,18 @@
-"""Library calls leave process-wide state alone (a server calls them from its threads)."""
+"""Library calls leave process-wide state alone (a server calls them from its threads), and
+follow the process state that is the user's (the umask)."""
 
 from __future__ import annotations
 
 import io
+import stat
+import subprocess
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from rightsmeta import contentcheck
@@ -36,3 +41,19 @@ def test_comparing_pixels_from_threads_leaves_the_warning_filters_alone() -> Non
         sys.setswitchinterval(interval)
     assert results == [[]] * 400
     assert warnings.filters == filters
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_new_file_gets_the_mode_the_users_umask_gives(tmp_path: Path, umask: int) -> None:
+    # scan --out writes new shards: a team sharing a folder (umask 002) can write them, a private
+    # user's (077) are not readable by others, as every file their other tools make. In a child
+    # process: the umask is the process's, and this one runs other tests' threads.
+    target = tmp_path / f"new-{umask:o}.bin"
+    code = ("import os, sys; os.umask(int(sys.argv[2], 8)); from rightsmeta.fsio import atomic_write; "
+            "atomic_write(sys.argv[1], b'data')")
+    subprocess.run([sys.executable, "-c", code, str(target), f"{umask:o}"], check=True)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    # An existing file keeps its own mode, whatever the umask.
+    target.chmod(0o640)
+    subprocess.run([sys.executable, "-c", code, str(target), "077"], check=True)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
