@@ -264,27 +264,25 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     only equality, and this runs twice on every tagged image.
     """
     import hashlib
-    import warnings
-
-    from PIL import Image
 
     from .fingerprint import MAX_PIXELS
     from .imagedecode import open_image
 
+    # The size is checked here, not by turning Pillow's DecompressionBombWarning into an error:
+    # warnings.catch_warnings swaps the process's one filter list, which threads calling this at
+    # once left holding an "error" filter for good (tests/test_thread_state.py).
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open_image(data, fmt) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    return None, f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} decoded", None
-                img.seek(0)
-                img.load()
-                digest = hashlib.sha256(b"%s\0%d\0%d\0" % (img.mode.encode(), img.width, img.height))
-                if img.palette is not None:
-                    digest.update(bytes(img.palette.tobytes()))
-                digest.update(repr(sorted((k, v) for k, v in img.info.items() if k == "transparency")).encode())
-                digest.update(img.tobytes())
-                profile = img.info.get("icc_profile")
+        with open_image(data, fmt) as img:
+            if img.width * img.height > MAX_PIXELS:
+                return None, f"image has {img.width}x{img.height} pixels, more than the {MAX_PIXELS} decoded", None
+            img.seek(0)
+            img.load()
+            digest = hashlib.sha256(b"%s\0%d\0%d\0" % (img.mode.encode(), img.width, img.height))
+            if img.palette is not None:
+                digest.update(bytes(img.palette.tobytes()))
+            digest.update(repr(sorted((k, v) for k, v in img.info.items() if k == "transparency")).encode())
+            digest.update(img.tobytes())
+            profile = img.info.get("icc_profile")
     except Exception as exc:  # Pillow raises any type on hostile input
         return None, f"Pillow cannot decode this {fmt.upper()}: {type(exc).__name__}: {exc}", None
     return digest.hexdigest(), None, bytes(profile) if profile else None

@@ -263,6 +263,21 @@ def replacing(
     pending.finish(dirs_to_sync)
 
 
+def _new_file_mode() -> int:
+    """The mode a new file gets from the user's umask (0o666 less it), as other tools make files:
+    the temporary file is 0o600 while it is written. Read from /proc, because os.umask can only
+    be read by setting it, for the whole process, under other threads' feet; 0o644 where /proc
+    says nothing (the usual umask)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
 class Replacement:
     """A temporary file beside ``path`` that either replaces it (``finish``) or is removed
     (``discard``): ``replacing`` in two steps, so that a batch can tag the next file while this
@@ -302,7 +317,7 @@ class Replacement:
                 if self.before is not None:
                     _same_owner(out.fileno(), self.before)
                 # After chown, which clears set-user-ID bits.
-                os.fchmod(out.fileno(), self.before.st_mode & 0o7777 if self.before is not None else 0o644)
+                os.fchmod(out.fileno(), self.before.st_mode & 0o7777 if self.before is not None else _new_file_mode())
                 if self.expect is not None:
                     _unchanged(self.target, self.expect)
                 with self._guard:

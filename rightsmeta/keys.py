@@ -310,8 +310,8 @@ def doctor(chain_pem: bytes, key_pem: bytes | None = None, *, now: _dt.datetime 
     if key_pem is not None:
         try:
             key = serialization.load_pem_private_key(key_pem, password=None)
-        except (ValueError, TypeError) as exc:
-            report.add("private key", False, f"cannot be read: {type(exc).__name__} (encrypted keys are not supported)")
+        except (ValueError, TypeError):
+            report.add("private key", False, f"cannot be read: {_key_trouble(key_pem)}")
         else:
             pub = serialization.PublicFormat.SubjectPublicKeyInfo
             enc = serialization.Encoding.DER
@@ -319,6 +319,18 @@ def doctor(chain_pem: bytes, key_pem: bytes | None = None, *, now: _dt.datetime 
             report.add("private key", match, "matches the certificate" if match
                        else "does not match the end-entity certificate")
     return report
+
+
+def _key_trouble(key_pem: bytes) -> str:
+    """Why a --key file gives no private key, in words that say which file to give instead (never
+    its contents)."""
+    if b"ENCRYPTED" in key_pem:  # PKCS#8 "ENCRYPTED PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED"
+        return "the key is encrypted (password-protected); give an unencrypted PEM key (openssl pkey -in KEY -out NEW)"
+    if b"-----BEGIN CERTIFICATE-----" in key_pem and b"PRIVATE KEY-----" not in key_pem:
+        return "the file holds a certificate, not a private key (give the key, e.g. signer.key, as --key)"
+    if b"PRIVATE KEY-----" in key_pem:
+        return "the PEM private key is damaged or of a kind cryptography cannot load"
+    return "the file holds no PEM private key"
 
 
 def trial_sign(identity: Identity) -> str | None:

@@ -288,6 +288,27 @@ def test_doctor_names_each_failure(ca: tuple[x509.Certificate, object, x509.Cert
         assert list(failed) == [check], report.render()
 
 
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ("the chain", "holds a certificate, not a private key"),
+        ("an encrypted key", "encrypted (password-protected)"),
+        ("text", "holds no PEM private key"),
+    ],
+)
+def test_doctor_says_what_the_key_file_holds(ca: tuple[x509.Certificate, object, x509.Certificate, object], given: str,
+                                            words: str) -> None:
+    """A certificate given as --key (chain.pem for signer.key), an encrypted key and a stray file
+    each get their own words, not "encrypted keys are not supported" for all three."""
+    chain, key_pem = _case("good", ca)
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    wrong = {"the chain": chain, "text": b"not a key\n",
+             "an encrypted key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.BestAvailableEncryption(b"secret"))}[given]
+    failed = {c.name: c.detail for c in keys.doctor(chain, wrong).failures}
+    assert words in failed["private key"], failed
+
+
 def test_doctor_passes_a_good_chain_and_c2pa_agrees(ca: tuple[x509.Certificate, object, x509.Certificate, object]) -> None:
     chain, key = _case("good", ca)
     report = keys.check(chain, key)

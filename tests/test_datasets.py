@@ -565,3 +565,20 @@ def test_a_tar_scan_loads_neither_pyarrow_nor_ray(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
+
+
+def test_two_scans_in_one_process_keep_their_own_purpose(tmp_path: Path) -> None:
+    """A scan in-process (jobs=1) decides by its own options while another runs beside it (a
+    server's other thread, or two generators consumed in turn): not by the last one started."""
+    shards = []
+    for n in range(3):
+        shards.append(tmp_path / f"s{n}.tar")
+        write_wds(shards[-1], SAMPLES[n * 10 : n * 10 + 10])
+    sources = [str(p) for p in shards]
+    alone = {purpose: list(scan(sources, purpose)) for purpose in (GENAI, "search")}
+    assert alone[GENAI] != alone["search"]
+    first, second = scan(sources, GENAI), scan(sources, "search")
+    got: dict[str, list[Any]] = {GENAI: [next(first)], "search": [next(second)]}
+    got[GENAI] += list(first)
+    got["search"] += list(second)
+    assert got == alone

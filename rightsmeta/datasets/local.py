@@ -8,15 +8,17 @@ from typing import Any
 from .shards import Row, ScanOptions, iter_shard, shard_row
 from .sources import Shard
 
-_OPTIONS: dict[str, ScanOptions] = {}
+# A worker process's own options (what ``_init`` gave it). Only worker processes read them: a scan in
+# the caller's process passes its options along, so two scans there (a server's threads) never
+# decide by each other's.
+_WORKER: dict[str, ScanOptions] = {}
 
 
 def _init(options: ScanOptions) -> None:
-    _OPTIONS["options"] = options
+    _WORKER["options"] = options
 
 
-def _rows(shard: Shard) -> Iterator[Row]:
-    options = _OPTIONS["options"]
+def _rows(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     try:
         yield from iter_shard(shard, options)
     except MemoryError:
@@ -26,9 +28,10 @@ def _rows(shard: Shard) -> Iterator[Row]:
                         options.purpose)
 
 
-def _one(shard: Shard) -> list[Row]:
-    """A worker's answer: the shard's rows (one message back per shard)."""
-    return list(_rows(shard))
+def _one(shard: Shard, options: ScanOptions | None = None) -> list[Row]:
+    """A worker's answer: the shard's rows (one message back per shard), by ``options`` or the
+    worker's own."""
+    return list(_rows(shard, options or _WORKER["options"]))
 
 
 def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) -> Iterator[Row]:
@@ -39,9 +42,8 @@ def scan_local(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 1) 
     (a few hundred bytes per sample).
     """
     if jobs <= 1 or len(shards) <= 1:
-        _init(options)
         for shard in shards:
-            yield from _rows(shard)  # row by row: memory flat in the shard's size too
+            yield from _rows(shard, options)  # row by row: memory flat in the shard's size too
         return
     from ..pool import start_context
 

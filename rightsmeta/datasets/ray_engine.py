@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import NOT_JSON, UsageError
 from ..model import Purpose, parse_purpose
-from .local import _init, _one
+from .local import _one
 from .report import COLUMNS, _arrow_schema
 from .sample import decide_parts
 from .shards import Row, ScanOptions, _as_json
@@ -51,14 +51,13 @@ class ShardDecider:
 
     def __init__(self, options: ScanOptions) -> None:
         self.options = options
-        _init(options)
 
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
         rows: list[Row] = []
         for kind, path, name in zip(batch["kind"], batch["path"], batch["name"], strict=True):
-            rows.extend(_one(Shard(str(kind), str(path), str(name))))  # type: ignore[arg-type]
+            rows.extend(_one(Shard(str(kind), str(path), str(name)), self.options))  # type: ignore[arg-type]
         return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=_arrow_schema())
 
 
