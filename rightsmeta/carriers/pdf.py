@@ -169,11 +169,28 @@ def _load(data: Any, options: Options | None) -> _Document:
         raise MalformedFile(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
 
+def _newest_has_info(pdf: pdfobjects.Reader) -> bool:
+    # pypdf merges every revision's trailer, so an Info dictionary an update dropped (ExifTool's
+    # -all= frees it and leaves it out of the new trailer) would still be read: the file would
+    # read "partial" where a viewer (pdfinfo, qpdf) shows no Info. The newest trailer decides;
+    # by ISO 32000 an update's trailer repeats every entry it keeps.
+    return "/Info" in pdf.trailer and pdf.newest is not None and "/Info" in pdf.newest
+
+
+def _info_kept(buf: Any, parsed: Parsed | None) -> bool:
+    """Whether the newest revision names an Info dictionary, when pdfobjects can read its chain;
+    when it cannot (pypdf repairs the file, merging every trailer it finds), pypdf's reading holds."""
+    try:
+        return _newest_has_info(pdfobjects.reader(buf, parsed))
+    except Exception:  # the fast reader's own fallback already logged why
+        return True
+
+
 def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     """The reference reading, and the fallback for whatever pdfobjects is not sure of."""
     doc = _load(buf, options)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
-                  doc.info_values)
+                  doc.info_values if _info_kept(buf, options.parsed if options is not None else None) else {})
 
 
 def _fast_text(value: Any) -> str:
@@ -209,7 +226,7 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
                 found.metadata_error = _TOO_LARGE
         elif stream is not None:
             found.metadata_error = _NOT_A_STREAM
-    if "/Info" in pdf.trailer:
+    if _newest_has_info(pdf):
         info = pdf.resolve(pdf.trailer["/Info"])
         if isinstance(info, pdfobjects.Stream):
             raise LeaveToLibrary  # a stream is a dictionary to pypdf
