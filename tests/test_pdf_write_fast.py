@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import FloatObject, NameObject, TextStringObject
+from samples import exiftool_write
 from test_documents import PDFA_PACKET, pdf_bytes
 
+import rightsmeta
 from rightsmeta.carriers import pdf
 from rightsmeta.model import Assertion
 
@@ -89,3 +91,21 @@ def test_tagging_a_plain_pdf_loads_no_pypdf(tmp_path: Path) -> None:
             "print(r.status, sorted(m for m in ('pypdf', 'numpy', 'iscc_core', 'rightsmeta.fingerprint') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["tagged", "[]"]
+
+
+def test_an_info_dictionary_an_update_dropped_is_not_written_back(tmp_path: Path, exiftool: str, qpdf: str) -> None:
+    # ExifTool's -all= leaves the old Info dictionary in the file, freed and out of its trailer:
+    # tagging the stripped file must not bring back the author it removed.
+    path = tmp_path / "stripped.pdf"
+    path.write_bytes(pdf_bytes())
+    exiftool_write(exiftool, path, "-PDF:Author=Ada Lovelace")
+    path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), ASSERTION))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(path)], check=True, capture_output=True)
+    stripped = path.read_bytes()
+    fast = pdf._write_fast(stripped, ASSERTION)
+    assert fast is not None
+    for written in (bytes(fast), bytes(pdf._write_pypdf(stripped, ASSERTION, None))):
+        info = PdfReader(io.BytesIO(written)).trailer["/Info"]
+        assert "/Author" not in info and info["/TDMReservation"] == "1"
+        path.write_bytes(written)
+        subprocess.run([qpdf, "--check", str(path)], check=True, capture_output=True)

@@ -156,7 +156,7 @@ def _load(data: Any, options: Options | None) -> _Document:
         doc = _Document(reader)
         _metadata(doc)
         info_ref = reader.trailer.raw_get("/Info") if "/Info" in reader.trailer else None
-        if info_ref is not None:
+        if info_ref is not None and _info_kept(data, options.parsed if options is not None else None):
             info = info_ref.get_object()
             if isinstance(info, DictionaryObject):
                 doc.info = info
@@ -182,7 +182,7 @@ def _info_kept(buf: Any, parsed: Parsed | None) -> bool:
     when it cannot (pypdf repairs the file, merging every trailer it finds), pypdf's reading holds."""
     try:
         return _newest_has_info(pdfobjects.reader(buf, parsed))
-    except Exception:  # the fast reader's own fallback already logged why
+    except Exception:  # a chain only pypdf repairs (the fast path logged why): pypdf's merge holds
         return True
 
 
@@ -190,7 +190,7 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     """The reference reading, and the fallback for whatever pdfobjects is not sure of."""
     doc = _load(buf, options)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
-                  doc.info_values if _info_kept(buf, options.parsed if options is not None else None) else {})
+                  doc.info_values)
 
 
 def _fast_text(value: Any) -> str:
@@ -476,7 +476,8 @@ def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None)
         size = max(declared, max(used, default=0) + 1)
         if size > _MAX_OBJECT_NUMBER:
             return None
-        raw_info = reader.trailer.get("/Info")
+        # Not an Info dictionary the newest trailer dropped: tagging would bring back what was removed.
+        raw_info = reader.trailer.get("/Info") if _newest_has_info(reader) else None
         info = reader.resolve(raw_info)
         ids = reader.trailer.get("/ID")
         objects: dict[int, tuple[int, bytes]] = {}
