@@ -67,6 +67,9 @@ def read(
 ) -> FileReport:
     """Every carrier found in the file, its raw values, and the resolved permissions.
 
+    ``source``: a path, bytes, or a binary file object; one that can seek is read whole, whatever
+    its position (which is given back), one that cannot (a pipe, an HTTP body) from where it is.
+
     ``trust_anchors`` (PEM) lets a C2PA manifest whose signer chains to one of them be
     reported as ``Trusted`` rather than merely ``Valid``.
     """
