@@ -55,6 +55,9 @@ def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
         return None
 
 
+_WHOLE = "matched the work's whole"  # how ledger.Match.how ends when no part was cut from the work
+
+
 def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, *, how: str | None = None) -> list[str]:
     """The C2PA actions that say how the rendition differs from the original; ``how``: which part
     or form of the original its content matched (``Match.how``; None: the whole as it is)."""
@@ -68,10 +71,12 @@ def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str,
         out.append("c2pa.orientation")
     before, after = _size(original, original_fmt), _size(derivative, fmt)
     if before is not None and after is not None:
-        # A part matched (a region, a crop) or the aspect changed: areas were cut away, which a
-        # resize alone never does. Turned a quarter, the sides swap.
+        # A part of the work matched (a region, a crop), turned or not, or the aspect changed:
+        # areas were cut away, which a resize or a turn alone never does. Turned a quarter, the
+        # sides swap.
         scaled = _scaled(before, after) or (turned and _scaled(before, (after[1], after[0])))
-        if not scaled or (how is not None and not turned):
+        part = how is not None and not how.endswith(_WHOLE)
+        if not scaled or part:
             out.append("c2pa.cropped")
         elif before not in (after, (after[1], after[0])):
             out.append("c2pa.resized")
