@@ -92,16 +92,20 @@ if TYPE_CHECKING:  # imported where used: a run pays only for the kinds of file 
     import soundfile
     from PIL import Image
 
-IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "gif", "avif"})
+IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "tiff", "gif", "heic", "avif"})
 
 
-def image_code(data: bytes) -> str | None:
-    """``ISCC:...`` Image-Code of the pixels, or None if Pillow cannot decode them."""
+def image_code(data: bytes, fmt: str | None = None) -> str | None:
+    """``ISCC:...`` Image-Code of the pixels, or None if Pillow cannot decode them. ``fmt``: the
+    format's own decoder (``imagedecode.open_image``: HEIC needs it, as no opener is registered
+    for it process-wide); without it, whichever Pillow opener takes the bytes."""
     import iscc_core
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from .imagedecode import open_image
+
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data, fmt) if fmt is not None else Image.open(io.BytesIO(data)) as img:
             img.draft("L", (256, 256))  # JPEG: decode at reduced size, far faster on large photos
             _check_decode_size(img)
             grey = ImageOps.exif_transpose(img).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
@@ -119,7 +123,7 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
     libchromaprint-tools) when it is on PATH; without it audio gets no soft binding.
     """
     if fmt in IMAGE_FORMATS:
-        return image_code(data)
+        return image_code(data, fmt)
     if KIND_OF.get(fmt) == "audio":
         return _audio_code(data, fmt)
     if fmt == "pdf":
