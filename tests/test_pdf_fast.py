@@ -280,6 +280,15 @@ def test_what_an_update_drops_is_gone_for_both_readers(tmp_path: Path, exiftool:
     # Tagged again: the new update's trailer names an Info dictionary again.
     retagged = rightsmeta.tag_bytes(data, DENY_AI)
     assert by_read(retagged) == by_pypdf(retagged) != []
+    # pypdf's incremental writer leaves /Info out of its trailer too (freeing nothing): poppler and
+    # qpdf show no Info then, and neither reader reads one; the XMP stays.
+    from test_pdf_write_fast import _pypdf_incremental
+
+    path.write_bytes(retagged)
+    _pypdf_incremental(path)
+    data = path.read_bytes()
+    assert_same(data)
+    assert [report.name for report in by_pypdf(data)] == ["xmp"]
 
 
 def test_reading_a_compressed_pdf_does_not_import_pypdf(tmp_path: Path, qpdf: str) -> None:

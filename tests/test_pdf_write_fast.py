@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import FloatObject, NameObject, TextStringObject
+from pypdf.generic import FloatObject, NameObject, NumberObject, TextStringObject
 from samples import exiftool_write
 from test_documents import PDFA_PACKET, pdf_bytes
 
@@ -93,19 +93,34 @@ def test_tagging_a_plain_pdf_loads_no_pypdf(tmp_path: Path) -> None:
     assert out.split() == ["tagged", "[]"]
 
 
-def test_an_info_dictionary_an_update_dropped_is_not_written_back(tmp_path: Path, exiftool: str, qpdf: str) -> None:
-    # ExifTool's -all= leaves the old Info dictionary in the file, freed and out of its trailer:
-    # tagging the stripped file must not bring back the author it removed.
-    path = tmp_path / "stripped.pdf"
+
+def _pypdf_incremental(path: Path) -> None:
+    # pypdf's incremental writer leaves /Info out of its update's trailer, and frees nothing.
+    writer = PdfWriter(path, incremental=True)
+    writer.pages[0][NameObject("/Rotate")] = NumberObject(90)
+    with open(path, "r+b") as fh:
+        writer.write(fh)
+
+
+@pytest.mark.parametrize("update", ["exiftool -all=", "pypdf incremental"])
+def test_an_info_dictionary_an_update_deleted_is_not_written_back(tmp_path: Path, exiftool: str, qpdf: str, update: str) -> None:
+    # ExifTool's -all= frees the old Info dictionary and leaves it out of its trailer: tagging the
+    # stripped file must not bring back the author it removed. One only left out of a trailer (not
+    # freed: pypdf and ExifTool still show it) keeps its entries.
+    path = tmp_path / "updated.pdf"
     path.write_bytes(pdf_bytes())
     exiftool_write(exiftool, path, "-PDF:Author=Ada Lovelace")
     path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), ASSERTION))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(path)], check=True, capture_output=True)
-    stripped = path.read_bytes()
-    fast = pdf._write_fast(stripped, ASSERTION)
+    if update == "exiftool -all=":
+        subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(path)], check=True, capture_output=True)
+    else:
+        _pypdf_incremental(path)
+    updated = path.read_bytes()
+    fast = pdf._write_fast(updated, ASSERTION)
     assert fast is not None
-    for written in (bytes(fast), bytes(pdf._write_pypdf(stripped, ASSERTION, None))):
+    for written in (bytes(fast), bytes(pdf._write_pypdf(updated, ASSERTION, None))):
         info = PdfReader(io.BytesIO(written)).trailer["/Info"]
-        assert "/Author" not in info and info["/TDMReservation"] == "1"
+        assert info.get("/Author") == (None if update == "exiftool -all=" else "Ada Lovelace")
+        assert info["/TDMReservation"] == "1"
         path.write_bytes(written)
         subprocess.run([qpdf, "--check", str(path)], check=True, capture_output=True)

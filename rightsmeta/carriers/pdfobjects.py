@@ -625,6 +625,13 @@ class Reader:
                         found.in_stream = second
         return found
 
+    def deleted(self, num: int) -> bool:
+        """Whether the newest cross-reference entry for object ``num`` frees it: an update deleted it."""
+        for section in self._sections:
+            for kind, _, _ in section.entries(self.buf, num):
+                return kind == 0
+        return False
+
     def sections(self) -> list[tuple[int, set[int], set[int]]]:
         """Each cross-reference section, newest first: where it starts, the object numbers it
         lists (free ones too) and the object streams it points into. What an update changed.
