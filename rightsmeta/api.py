@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from .carriers import Family, Options, Parsed, detect, manifest, splice
 from .carriers.splice import Spliced
 from .decide import decide
-from .errors import MalformedFile, RightsmetaError, UnknownFormat, UnsupportedFormat, UsageError, WriteError
+from .errors import (
+    FolderNotWalked,
+    MalformedFile,
+    RightsmetaError,
+    UnknownFormat,
+    UnsupportedFormat,
+    UsageError,
+    WriteError,
+)
 from .fsio import Buffer, Replacement, locked, open_buffer, read_fd, stale_temps, start_write, sync_dirs
 from .model import PURPOSES, Assertion, State
 from .report import FileReport, TagResult
@@ -58,6 +66,9 @@ def read(
     source: Source, *, name: str | None = None, password: str | None = None, trust_anchors: bytes | None = None
 ) -> FileReport:
     """Every carrier found in the file, its raw values, and the resolved permissions.
+
+    ``source``: a path, bytes, or a binary file object; one that can seek is read whole, whatever
+    its position (which is given back), one that cannot (a pipe, an HTTP body) from where it is.
 
     ``trust_anchors`` (PEM) lets a C2PA manifest whose signer chains to one of them be
     reported as ``Trusted`` rather than merely ``Valid``.
@@ -696,7 +707,7 @@ def walk(
         path = os.fspath(path)
         if os.path.isdir(path):
             if not recursive:
-                raise UsageError(f"{path} is a folder; use -r to include the files below it")
+                raise FolderNotWalked(path)
             # os.walk's order, each folder's names sorted and held compactly (listing.py)
             yield from filter(regular, below(path))
         elif regular(path):

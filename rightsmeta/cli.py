@@ -45,7 +45,7 @@ def _source(path: str) -> str | BinaryIO:
 
 def _files(paths: Iterable[str], recursive: bool) -> list[str]:
     try:
-        return list(api.walk(paths, recursive=recursive))
+        return cli_verify.listed_files(paths, recursive)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
 

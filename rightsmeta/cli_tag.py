@@ -13,7 +13,7 @@ from typing import Any
 
 from . import api
 from .cli_plain import echo, progress, terminate_cleanly
-from .cli_verify import ledger_path, open_ledger, stale_temps
+from .cli_verify import ledger_path, listed_files, open_ledger, stale_temps
 from .errors import UsageError
 from .escape import printable
 from .model import Assertion
@@ -61,7 +61,7 @@ def run(
         # -r), so memory does not grow with the number of files.
         files = _cleaning(api.walk(paths, recursive=True, skipped=special), remove=not dry_run)
     else:
-        files = listed = list(api.walk(paths, recursive=recursive, skipped=special))
+        files = listed = listed_files(paths, recursive, special)
     used = None if dry_run else ledger_path(ledger, no_ledger, must_exist=False)
     db = open_ledger(used) if used else None  # the last UsageError
     if listed is not None:

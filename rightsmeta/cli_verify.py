@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import api
 from .cli_plain import echo, progress, terminate_cleanly
 from .cli_plain import main as main  # the entry point of installs made before pyproject named cli_plain
-from .errors import RightsmetaError, UsageError
+from .errors import FolderNotWalked, RightsmetaError, UsageError
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -75,7 +75,7 @@ def run(
 
         files, total = streamed(), None
     else:
-        files = list(api.walk(paths, recursive=recursive))
+        files = listed_files(paths, recursive)
         total = len(files)
         stale_temps(files, remove=False)
     if "-" in paths:
@@ -118,6 +118,14 @@ def run(
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
     echo(f"summary: {summary} ({sum(counts.values())} files)\n" if counts else "summary: no files to verify\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
+
+
+def listed_files(paths: Iterable[str], recursive: bool, skipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """``api.walk``'s files, a folder named without -r refused in the command line's words."""
+    try:
+        return list(api.walk(paths, recursive=recursive, skipped=skipped))
+    except FolderNotWalked as exc:
+        raise UsageError(f"{exc.path} is a folder; use -r to include the files below it") from None
 
 
 def check_ledger(path: str) -> None:

@@ -16,6 +16,15 @@ class UsageError(RightsmetaError, ValueError):
     """The caller asked for something that does not exist (unknown purpose, bad URL...)."""
 
 
+class FolderNotWalked(UsageError):
+    """A folder was named to ``api.walk`` without ``recursive``; ``path`` is the folder. Its own
+    class so a command line can say it in its own words (its -r option)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is a folder; pass recursive=True to include the files below it")
+        self.path = path
+
+
 class UnsupportedFormat(RightsmetaError, ValueError):
     """The file's format is not one rightsmeta knows, or cannot be written in this carrier."""
 

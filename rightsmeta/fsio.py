@@ -88,7 +88,19 @@ def open_buffer(
             yield _read_fd(fileno(), _within(_regular_size(fileno()), limit))
             return
     most = MAX_STREAM if limit is None else min(limit, MAX_STREAM)
-    data = source.read(most + 1)
+    # A seekable stream is read whole, as a regular file is: an upload the caller (or its
+    # framework) already hashed or sniffed sits part-way or at its end, and read from there it
+    # would be a few bytes of nothing, or a PDF whose offsets all point wrong. Its position is
+    # given back. One that cannot seek (an HTTP body, a pipe) is read from where it is: its start.
+    seekable = getattr(source, "seekable", None)  # a duck-typed stream may have read() alone
+    at = source.tell() if seekable is not None and seekable() else None
+    if at is not None:
+        source.seek(0)
+    try:
+        data = source.read(most + 1)
+    finally:
+        if at is not None:
+            source.seek(at)
     if len(data) > most:
         raise MalformedFile(f"stream is larger than {_too_large(most, limit)}")
     yield bytes(data)

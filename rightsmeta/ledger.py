@@ -723,6 +723,12 @@ class Ledger:
             raise
         return cls(db, where, writer=not readonly)
 
+    @classmethod
+    def in_memory(cls) -> Ledger:
+        """An empty ledger in memory, gone when closed: files compared as a ledger compares them,
+        with nothing written to disk."""
+        return cls.open(":memory:")  # SQLite's name for a database in memory
+
     @staticmethod
     def _create(db: sqlite3.Connection, where: Path) -> None:
         # WAL: readers (verify) never wait for a writer (tag), and a crash cannot corrupt it.

@@ -8,7 +8,9 @@ import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 from test_verify import photo
 
@@ -92,3 +94,38 @@ def test_a_rendition_follows_its_work_tagged_again(tmp_path: Path, exiftool: str
         assert row["status"] == "stripped" and set(row["permissions"].values()) == {"allowed"}, row
         assert verdict.match is not None and verdict.match.work.path == str(work) and not verdict.also
         assert "tagged again" in verdict.reasons[0]
+
+
+def test_carry_compares_in_memory_and_records_the_essence_it_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The comparison's ledger was a file in a temporary folder (3-45 ms to create and commit),
+    # and the rendition's essence was computed again to record it. Now no temporary folder is
+    # needed at all, each content is decoded once, and the record is what it was.
+    import tempfile
+
+    from rightsmeta import fingerprint
+    from rightsmeta import ledger as ledger_module
+    from rightsmeta.ledger import Work
+
+    work = photo(tmp_path, "work.jpg", 22, (320, 240))
+    assert rightsmeta.tag(work, Assertion.build(deny=["ai"]), ledger=None).status == "tagged"
+    small = tmp_path / "small.png"
+    with Image.open(work) as img:
+        img.resize((160, 120)).save(small)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))
+    decoded: list[int] = []
+    real = fingerprint.essence
+
+    def essence(data: bytes, *args: Any, **kwargs: Any) -> fingerprint.Essence:
+        decoded.append(len(data))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(fingerprint, "essence", essence)
+    monkeypatch.setattr(ledger_module, "essence", essence)
+    carry_path(work, small, ledger_path=str(tmp_path / "ledger.sqlite3"))
+    assert len(decoded) == 2, decoded  # the work's, the rendition's
+    monkeypatch.undo()
+    with Ledger.open(tmp_path / "ledger.sqlite3") as ledger:
+        [recorded] = list(ledger)
+    fresh = Work.create(recorded.path, "png", fingerprint.essence(small.read_bytes(), "png", probes=False), recorded.assertion,
+                        recorded.carriers, source=recorded.source, id=recorded.id)
+    assert replace(fresh, tagged_at=recorded.tagged_at) == recorded

@@ -543,3 +543,33 @@ def test_junk_in_id3_padding_is_not_damage(ffmpeg: str, tmp_path: Path) -> None:
     tagged[padding:padding + 10] = b"\x01junk\xff\xff\xff\xff\x00"
     report = api.read(bytes(tagged))
     assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
+
+
+def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
+    # An upload already hashed by its caller sits at its end: read from there, a tagged file
+    # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.
+    import rightsmeta
+    from rightsmeta.verify import verify
+
+    tagged = rightsmeta.tag_bytes(image_bytes("png", size=(64, 48)), rightsmeta.Assertion.build(deny=["ai"]))
+    for at in (0, 7, len(tagged)):
+        upload = io.BytesIO(tagged)
+        upload.seek(at)
+        report = rightsmeta.read(upload)
+        assert report.errors == [] and report.permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+        assert upload.tell() == at
+        assert verify(upload).status == "intact" and upload.tell() == at
+
+
+def test_a_stream_that_cannot_seek_is_read_from_where_it_is(tmp_path: Path) -> None:
+    # An HTTP body or a pipe: its position is its start (here, after a prefix the caller consumed).
+    import rightsmeta
+
+    photo = image_bytes("png", size=(64, 48))
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as writer:
+        writer.write(b"HEADER" + photo)
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        assert pipe.read(6) == b"HEADER"
+        report = rightsmeta.read(pipe)
+    assert report.errors == [] and report.format == "png"

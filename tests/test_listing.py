@@ -102,3 +102,19 @@ def test_stale_temporary_files_are_looked_for_without_listing_every_name(tmp_pat
     finally:
         tracemalloc.stop()
     assert peak < 10 * count, f"{peak / count:.0f} bytes a name at the peak"
+
+
+def test_a_folder_without_recursive_is_refused_in_each_callers_words(tmp_path: Path) -> None:
+    # A library caller has no -r option: it is told the parameter; the command lines say -r.
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+    from rightsmeta.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"is a folder; pass recursive=True") as refused:
+        list(api.walk([tmp_path]))
+    assert "use -r" not in str(refused.value)
+    for command in ("read", "tag", "verify"):
+        args = [command, str(tmp_path), *(["--deny", "ai", "--no-ledger"] if command == "tag" else ["--no-ledger"] if command == "verify" else [])]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "is a folder; use -r to include the files below it" in result.output, command

@@ -268,6 +268,29 @@ def test_exiftool_tagged_pdfs_are_read_fast(tmp_path: Path, exiftool: str, qpdf:
     assert rightsmeta.read(path).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
 
 
+def test_what_an_update_drops_is_gone_for_both_readers(tmp_path: Path, exiftool: str) -> None:
+    # ExifTool's -all= frees the Info dictionary and leaves it out of its update's trailer; both
+    # readers decide by the newest trailer (pypdf alone merges the older one's /Info in).
+    path = tmp_path / "stripped.pdf"
+    path.write_bytes(rightsmeta.tag_bytes(pdf_bytes(), DENY_AI))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(path)], check=True, capture_output=True)
+    data = path.read_bytes()
+    assert_same(data)
+    assert by_pypdf(data) == []
+    # Tagged again: the new update's trailer names an Info dictionary again.
+    retagged = rightsmeta.tag_bytes(data, DENY_AI)
+    assert by_read(retagged) == by_pypdf(retagged) != []
+    # pypdf's incremental writer leaves /Info out of its trailer too (freeing nothing): poppler and
+    # qpdf show no Info then, and neither reader reads one; the XMP stays.
+    from test_pdf_write_fast import _pypdf_incremental
+
+    path.write_bytes(retagged)
+    _pypdf_incremental(path)
+    data = path.read_bytes()
+    assert_same(data)
+    assert [report.name for report in by_pypdf(data)] == ["xmp"]
+
+
 def test_reading_a_compressed_pdf_does_not_import_pypdf(tmp_path: Path, qpdf: str) -> None:
     path = tmp_path / "objects.pdf"
     path.write_bytes(qpdf_rewrite(qpdf, tmp_path, rightsmeta.tag_bytes(pdf_bytes(), DENY_AI),

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import FloatObject, NameObject, TextStringObject
+from pypdf.generic import FloatObject, NameObject, NumberObject, TextStringObject
+from samples import exiftool_write
 from test_documents import PDFA_PACKET, pdf_bytes
 
+import rightsmeta
 from rightsmeta.carriers import pdf
 from rightsmeta.model import Assertion
 
@@ -89,3 +91,36 @@ def test_tagging_a_plain_pdf_loads_no_pypdf(tmp_path: Path) -> None:
             "print(r.status, sorted(m for m in ('pypdf', 'numpy', 'iscc_core', 'rightsmeta.fingerprint') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["tagged", "[]"]
+
+
+
+def _pypdf_incremental(path: Path) -> None:
+    # pypdf's incremental writer leaves /Info out of its update's trailer, and frees nothing.
+    writer = PdfWriter(path, incremental=True)
+    writer.pages[0][NameObject("/Rotate")] = NumberObject(90)
+    with open(path, "r+b") as fh:
+        writer.write(fh)
+
+
+@pytest.mark.parametrize("update", ["exiftool -all=", "pypdf incremental"])
+def test_an_info_dictionary_an_update_deleted_is_not_written_back(tmp_path: Path, exiftool: str, qpdf: str, update: str) -> None:
+    # ExifTool's -all= frees the old Info dictionary and leaves it out of its trailer: tagging the
+    # stripped file must not bring back the author it removed. One only left out of a trailer (not
+    # freed: pypdf and ExifTool still show it) keeps its entries.
+    path = tmp_path / "updated.pdf"
+    path.write_bytes(pdf_bytes())
+    exiftool_write(exiftool, path, "-PDF:Author=Ada Lovelace")
+    path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), ASSERTION))
+    if update == "exiftool -all=":
+        subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(path)], check=True, capture_output=True)
+    else:
+        _pypdf_incremental(path)
+    updated = path.read_bytes()
+    fast = pdf._write_fast(updated, ASSERTION)
+    assert fast is not None
+    for written in (bytes(fast), bytes(pdf._write_pypdf(updated, ASSERTION, None))):
+        info = PdfReader(io.BytesIO(written)).trailer["/Info"]
+        assert info.get("/Author") == (None if update == "exiftool -all=" else "Ada Lovelace")
+        assert info["/TDMReservation"] == "1"
+        path.write_bytes(written)
+        subprocess.run([qpdf, "--check", str(path)], check=True, capture_output=True)

@@ -255,8 +255,12 @@ def _signed_actions(data: bytes, mime: str) -> list[str]:
     ((32, 24, 288, 216), None, ["c2pa.opened", "c2pa.cropped"]),  # the same aspect: the content shows the crop
     ((0, 0, 320, 240), None, ["c2pa.opened", "c2pa.transcoded"]),
     ((0, 0, 320, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation"]),  # not a crop
-    ((0, 0, 320, 240), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation"]),  # the sides swapped, not cut
+    ((0, 0, 240, 320), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation"]),  # the sides swapped, not cut
     ((0, 0, 240, 240), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),
+    # Cut to the same aspect: the sizes alone would say resized; the part of the work matched shows the crop.
+    ((32, 24, 288, 216), Image.Transpose.FLIP_LEFT_RIGHT, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),
+    ((24, 32, 216, 288), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),
+    ((0, 0, 320, 240), Image.Transpose.ROTATE_90, ["c2pa.opened", "c2pa.orientation", "c2pa.cropped"]),  # cut and padded
 ])
 def test_carry_signs_a_crop_as_cropped(identity: keys.Identity, cut: tuple[int, int, int, int], turn: Image.Transpose | None,
                                        expected: list[str]) -> None:

@@ -655,3 +655,29 @@ def test_ledger_export_publishes_file_names_unless_asked_for_full_paths(tmp_path
     assert json.loads(published.stdout)["path"] == "work.png" and str(tmp_path) not in published.stdout
     assert json.loads(kept.stdout)["path"] == str(work)
     assert "--full-paths" in runner.invoke(main, ["ledger", "export", "--help"]).output
+
+
+def test_a_pdf_stripped_by_exiftool_is_stripped_and_its_revert_intact(
+    tmp_path: Path, ledger: Ledger, exiftool: str, poppler: dict[str, str]
+) -> None:
+    # ExifTool's -all= appends an update whose trailer drops /Info and whose catalog drops
+    # /Metadata; the older revision's Info stays in the file, freed. pypdf merges every trailer
+    # and so still found that Info: the copy read "partial". A viewer shows the newest revision.
+    from test_documents import pdf_bytes, pdfinfo
+    from test_ledger import paragraphs
+
+    work = tmp_path / "work.pdf"
+    work.write_bytes(pdf_bytes(tuple(paragraphs(7, 3))))
+    assert rightsmeta.tag(work, DENY, ledger=ledger).status == "tagged"
+    copy = tmp_path / "copy.pdf"
+    shutil.copy(work, copy)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-all=", str(copy)], check=True, capture_output=True)
+    assert "Custom Metadata: no" in pdfinfo(poppler, copy)  # the peer sees no Info left
+    assert rightsmeta.read(copy).carriers == []
+    verdict = verify(copy, ledger=ledger)
+    assert verdict.status == "stripped", verdict.reasons
+    assert verdict.match is not None and verdict.match.work.path == str(work.resolve())
+    # ExifTool's revert removes its update: the tagged file again, byte for byte.
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-PDF-update:all=", str(copy)], check=True, capture_output=True)
+    assert copy.read_bytes() == work.read_bytes()
+    assert verify(copy, ledger=ledger).status == "intact"

@@ -402,7 +402,9 @@ class Reader:
         result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes
         (``spliced``: how ``buf`` was made, when a tag wrote it; see ``_extends``)."""
         self.buf, self.size = buf, len(buf)
-        self.trailer: dict[str, Any] = {}
+        self.trailer: dict[str, Any] = {}  # every section's trailer merged, newest first, as pypdf merges them
+        # The newest section's own trailer: what a viewer shows (an update that drops /Info drops it).
+        self.newest: dict[str, Any] | None = None
         self.budget = MAX_TOKENS  # spent by the parsers
         self._sections: list[_Section] = []
         self._section_offsets: list[int] = []  # where each section starts, newest first
@@ -467,6 +469,8 @@ class Reader:
                 self._table_not_at_zero |= not_at_zero
             elif kind.isdigit():
                 stream = self._read_xref_stream(offset)
+                if self.newest is None:
+                    self.newest = stream.dictionary
                 for key in ("/Root", "/Encrypt", "/Info", "/ID", "/Size"):
                     if key in stream.dictionary and key not in self.trailer:
                         self.trailer[key] = stream.dictionary[key]
@@ -493,6 +497,8 @@ class Reader:
             raise LeaveToLibrary
         for key, value in base.trailer.items():
             self.trailer.setdefault(key, value)
+        if self.newest is None:
+            self.newest = base.newest
         self._table_not_at_zero |= base._table_not_at_zero
 
     @staticmethod
@@ -528,6 +534,8 @@ class Reader:
         if not isinstance(trailer, dict):
             raise LeaveToLibrary
         self._sections.append(_Section(subsections))
+        if self.newest is None:
+            self.newest = trailer
         for key, value in trailer.items():
             self.trailer.setdefault(key, value)
         if "/XRefStm" in trailer:
@@ -616,6 +624,13 @@ class Reader:
                     if 0 not in found.offsets and found.in_stream is None:
                         found.in_stream = second
         return found
+
+    def deleted(self, num: int) -> bool:
+        """Whether the newest cross-reference entry for object ``num`` frees it: an update deleted it."""
+        for section in self._sections:
+            for kind, _, _ in section.entries(self.buf, num):
+                return kind == 0
+        return False
 
     def sections(self) -> list[tuple[int, set[int], set[int]]]:
         """Each cross-reference section, newest first: where it starts, the object numbers it
