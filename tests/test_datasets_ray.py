@@ -49,6 +49,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = (root / "shard-000000.tar").read_bytes()
     (root / "shard-000002.tar").write_bytes(raw[: raw.index(SAMPLES[5]["data"][:64]) + 50])  # truncated
     _tar(root / "shard-000003.tar", [("x.jpg", b"\xff\xd8\xff\xe0 not really")])  # corrupt member
+    image = SAMPLES[0]["data"]
+    _tar(root / "shard-000004.tar", [("a.jpg", image), ("b.jpg", image), ("a.json", b"{}")])  # a's members apart
     pq.write_table(pa.table({"text": ["no image here"]}), root / "text.parquet")  # no such column
     return root
 
@@ -59,7 +61,7 @@ def _key(row: dict[str, Any]) -> str:
 
 @pytest.mark.filterwarnings("ignore")
 def test_ray_rows_and_shards_equal_the_local_engine(local_ray: None, corpus: Path, tmp_path: Path) -> None:
-    sources = [str(corpus / "shard-{000000..000003}.tar*"), str(corpus / "train.parquet"), str(corpus / "text.parquet")]
+    sources = [str(corpus / "shard-{000000..000004}.tar*"), str(corpus / "train.parquet"), str(corpus / "text.parquet")]
     local = list(scan(sources, GENAI, out_dir=str(tmp_path / "local"), jobs=1))
     on_ray = list(scan(sources, GENAI, out_dir=str(tmp_path / "ray"), engine="ray", jobs=2))
     assert sorted(map(_key, on_ray)) == sorted(map(_key, local))
@@ -68,7 +70,9 @@ def test_ray_rows_and_shards_equal_the_local_engine(local_ray: None, corpus: Pat
     for s in SAMPLES[:10]:
         assert by_key[("shard-000000.tar", s["key"])] == s["expect"]
     assert any(r["key"] is None and "no column 'image'" in r["errors"][0] for r in on_ray)
+    assert any(r["key"] is None and "malformed shard" in r["errors"][0] for r in on_ray)
     names = sorted(os.listdir(tmp_path / "local"))
+    assert "shard-000003.tar" in names and "shard-000004.tar" not in names  # the malformed one is not published
     assert names == sorted(os.listdir(tmp_path / "ray"))
     for name in names:
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes() or name.endswith(".gz") or name.endswith(".parquet")

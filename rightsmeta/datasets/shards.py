@@ -6,7 +6,7 @@ batch by batch; folders file by file. The filtered copy keeps the input's format
 sample's tar members are written together, in their order, with their bytes and headers'
 fields (name, mode, owner, times) unchanged; Parquet rows keep the file's schema. Every copy is
 written beside its target and renamed into place when complete, so a crash never leaves half a
-shard under the final name.
+shard under the final name; a malformed tar (a sample's members not together) gets no copy at all.
 
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
 column become rows with the reason, and the samples read before the damage keep their decisions.
@@ -145,8 +145,13 @@ def _out_path(shard: Shard, options: ScanOptions) -> str | None:
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
 
 
-def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) -> Iterator[_Sample]:
+def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str], returned: list[str]) -> Iterator[_Sample]:
+    """The shard's samples; the members whose key came back after other samples go to ``returned``."""
     current: _Sample | None = None
+    # A sample is its consecutive members (as webdataset reads it): a key seen again later means
+    # a sample whose members were apart, so its earlier decision may have missed the JSON that
+    # reserves it. The closed keys are one per sample: at most one per 512-byte tar header.
+    closed: set[str] = set()
     try:
         for info in tar:
             if info.isdir():
@@ -154,8 +159,13 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
             key, ext = split_name(info.name)
             if current is None or key != current.key:
                 if current is not None:
+                    closed.add(current.key)
                     yield current
                 current = _Sample(key)
+                if key in closed:
+                    returned.append(info.name)
+                    current.errors.append(f"{info.name}: its key came back after other samples (a malformed shard): "
+                                          "this sample's members are apart, so it is not kept")
             if not info.isfile():
                 current.errors.append(f"{info.name}: a link or special member, not a file; not followed")
                 continue
@@ -185,11 +195,16 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
         yield current
 
 
+class _Unpublished(Exception):
+    """Raised inside the filtered copy's ``replacing`` block so that it is discarded, not renamed."""
+
+
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     broken: list[str] = []
+    returned: list[str] = []
     out = _out_path(shard, options)
     compressed = shard.path.lower().endswith((".gz", ".tgz"))
-    with contextlib.ExitStack() as stack:
+    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
         try:
             tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
         except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
@@ -200,13 +215,19 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             fh = stack.enter_context(replacing(out))
             writer = stack.enter_context(tarfile.open(fileobj=fh, mode="w|gz" if compressed else "w|",
                                                       format=tarfile.PAX_FORMAT))
-        for sample in _tar_samples(tar, options, broken):
+        for sample in _tar_samples(tar, options, broken, returned):
             decision = _decide(sample, options)
             yield _row(shard, sample.key, decision)
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
                 writer.members = []  # type: ignore[attr-defined]  # as above: the writer keeps them too
+        if returned:
+            # Samples already written may be the ones whose members came back: none of it is published.
+            said = (f"malformed shard: {len(returned)} member(s) came back to their sample after other samples "
+                    f"(the first: {returned[0]}), where webdataset reads them as samples of their own")
+            broken.insert(0, said + ("; its filtered copy was not written" if out is not None else ""))
+            raise _Unpublished
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
 
