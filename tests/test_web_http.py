@@ -76,6 +76,8 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/tdm-policy.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1"), ("tdm-policy", "https://e.com/p")]),
         "/h/usage.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-ai=n, search=y")]),
         "/h/usage-legacy.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-genai=n")]),
+        # aipref: a value neither y nor n makes that key unknown, not the whole field
+        "/h/usage-half.jpg": Resource(f["plain"], headers=[("Content-Usage", "search=perhaps, train-ai=n")]),
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
         "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
@@ -134,6 +136,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "/h/tdm-policy.jpg": {"data-mining": CO},
     "/h/usage.jpg": {"genai-training": NA, "search": AL},
     "/h/usage-legacy.jpg": {"genai-training": NA},
+    "/h/usage-half.jpg": {"genai-training": NA},
     "/private/a.jpg": dict.fromkeys(("data-mining", *AI, "search"), NA),
     "/private/ok.jpg": {},
     "/gpt/a.jpg": {"ai-training": NA, "genai-training": NA},

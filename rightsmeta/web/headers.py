@@ -145,7 +145,11 @@ def parse(headers: Headers, agent: str) -> Parsed:
 
     for value in by_name.get("content-usage", []):
         try:
-            out.signals.append(aipref.decode_content_usage(value, carrier="http Content-Usage"))
+            signal = aipref.decode_content_usage(value, carrier="http Content-Usage")
         except MalformedMetadata as exc:
             out.notes.append(f"header {exc}; ignored")
+            continue
+        out.notes += [f"header Content-Usage: {member} is neither y nor n; that key states nothing"
+                      for member in signal.raw.get("unknown", ())]
+        out.signals.append(signal)
     return out
