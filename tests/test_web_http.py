@@ -81,6 +81,8 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
         "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
+        "/page-two-tdm.html": Resource(b'<html><head><meta name="tdm-reservation" content="0">'
+                                       b'<meta name="tdm-reservation" content="1"></head></html>', content_type="text/html"),
         "/page-gzip-anyway.html": Resource(raw=gzip_if_accepted(PAGE, always=True)),
         "/bad/bomb.jpg": Resource(raw=gzip_if_accepted(b"\0" * (8 * 1024 * 1024), "image/jpeg", always=True)),
         "/bad/brotli.jpg": Resource(raw=gzip_if_accepted(b"x", "image/jpeg", always=True, coding="br")),
@@ -211,6 +213,13 @@ def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
     assert states(mixed)["genai-training"] == NA and mixed.conflicts
     page = run(main.url("/page.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
+
+
+def test_a_page_with_conflicting_tdm_reservation_metas_is_never_allowed(sites: dict[str, Site]) -> None:
+    # "0" then "1": the first used to be read alone, and data mining was allowed.
+    page = run(sites["main"].url("/page-two-tdm.html"), fetch_body=True)
+    assert page.status((Purpose.DATA_MINING,)) == "error", page.to_json()
+    assert "2 tdm-reservation meta elements with different values: 0, 1" in page.errors[0]
 
 
 def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
