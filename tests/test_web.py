@@ -224,6 +224,42 @@ def test_robots_matching_agrees_with_protego(path: str, agent: str) -> None:
     assert ours == theirs
 
 
+# Files whose groups crawlers read more widely than the RFC's grammar: typos of the keys that
+# Google's parser and protego accept, and site-wide lines between a group's user-agent lines.
+GROUPING = {
+    "typo-user agent": b"User agent: GPTBot\nDisallow: /\n",
+    "typo-useragent": b"Useragent: mybot\nDisallow: /\n",
+    "typo-disalow": b"User-agent: GPTBot\nDisalow: /\n",
+    "typo-dissallow": b"User-agent: mybot\nDissallow: /img/\n",
+    "host-between-agents": b"User-agent: mybot\nHost: e.com\nUser-agent: GPTBot\nDisallow: /\n",
+    "sitemap-between-agents": b"User-agent: mybot\nSitemap: https://e.com/s.xml\nUser-agent: GPTBot\nDisallow: /\n",
+}
+# Where protego starts a new group and Google's parser does not: the reading that shuts out more.
+GOOGLE_GROUPING = [b"User-agent: mybot\nNoindex: /x\nUser-agent: GPTBot\nDisallow: /\n",
+                   b"User-agent: mybot\nCrawl-delay: 5\nUser-agent: GPTBot\nDisallow: /\n"]
+
+
+@pytest.mark.parametrize("name", list(GROUPING))
+@pytest.mark.parametrize("agent", ["MyBot/1.0", "GPTBot", "rightsmeta"])
+def test_robots_groups_agree_with_protego(name: str, agent: str) -> None:
+    protego = pytest.importorskip("protego")
+    parsed = robots_mod.parse(GROUPING[name])
+    for path in ("/", "/img/a.jpg"):
+        theirs = protego.Protego.parse(GROUPING[name].decode()).can_fetch("https://e.com" + path, agent)
+        rule = robots_mod.decide_path(parsed.select(agent), path)
+        assert (rule is None or rule.allow) == theirs, (path, [(g.agents, g.rules) for g in parsed.groups])
+
+
+@pytest.mark.parametrize("robots", GOOGLE_GROUPING)
+def test_robots_lines_between_user_agents_do_not_split_the_group(robots: bytes) -> None:
+    assert set(site_states("/a.jpg", agent="MyBot/1.0", robots=robots)[0].values()) == {NA}
+
+
+def test_a_typo_in_gptbot_group_still_reserves_its_uses() -> None:
+    got, sources = site_states("/a.jpg", robots=GROUPING["typo-user agent"])
+    assert got["genai-training"] == NA and "robots.txt line 2 (user-agent gptbot)" in sources
+
+
 # tdmrep.json ----------------------------------------------------------------------------------------
 
 TDM = b"""[

@@ -1,7 +1,7 @@
 """robots.txt (RFC 9309) as a rights signal: who may fetch a path, and the preferences stated beside.
 
 rightsmeta parses robots.txt itself rather than through protego because a report must name the
-group and line that decided; protego answers only yes or no. tests/test_web_robots.py pins this
+group and line that decided; protego answers only yes or no. tests/test_web.py pins this
 parser's allow/disallow answers to protego's on the same files.
 
 Read here:
@@ -127,18 +127,18 @@ def parse(data: bytes | str) -> Robots:
         if not sep:
             continue
         key, value = key.strip().lower(), value.strip()
-        if key == "user-agent":
+        if key in _USER_AGENT:
             if current is None or not in_agents:
                 current = Group([], number)
                 groups.append(current)
             current.agents.append("*" if value.startswith("*") else product_token(value))
             in_agents = True
             continue
-        if current is None or key == "sitemap":
-            continue  # rules before any user-agent line belong to no group; a sitemap to none
+        if current is None or key not in _RULES:
+            continue  # rules before any user-agent line belong to no group; site-wide and unknown lines to none
         in_agents = False
-        if key in ("allow", "disallow"):
-            if (key == "disallow" and not value) or len(value) > _MAX_PATTERN:
+        if key == "allow" or key in _DISALLOW:
+            if (key != "allow" and not value) or len(value) > _MAX_PATTERN:
                 continue  # "Disallow:" with nothing after it disallows nothing; a huge pattern is junk
             current.rules.append(Rule(key == "allow", normalise(value), number))
         elif key == "content-usage":
@@ -147,6 +147,16 @@ def parse(data: bytes | str) -> Robots:
             current.content_signal.append(_pref(value, number))
     return Robots(groups, notes)
 
+
+# The keys as crawlers read them, with the typos Google's parser and protego accept: a site that
+# wrote "User agent: GPTBot" / "Disalow: /" has shut GPTBot out for those crawlers, so for us too.
+_USER_AGENT = {"user-agent", "useragent", "user agent"}
+_DISALLOW = {"disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"}
+# The rules of a group, which end its list of user agents. Any other line (Sitemap, Host, Crawl-delay,
+# unknown ones) does not, as in Google's parser: "User-agent: a / Host: x / User-agent: b /
+# Disallow: /" shuts a out too (protego agrees but for Crawl-delay and unknown lines; we take the
+# reading that shuts out more).
+_RULES = {"allow", "content-usage", "content-signal", *_DISALLOW}
 
 _SAFE = "/*$?=&;:@!'()+,-._~"
 
