@@ -453,6 +453,31 @@ def test_parquet_plain_binary_column_and_url_header_columns(tmp_path: Path) -> N
         s["expect"] for s in SAMPLES[14:18]]
 
 
+JSON_TEXT_TYPES = [("dictionary", lambda a: a.dictionary_encode())] + (
+    [("string_view", lambda a: a.cast(pa.string_view()))] if hasattr(pa, "string_view") else [])
+
+
+@pytest.mark.parametrize(("kind", "encode"), JSON_TEXT_TYPES, ids=[k for k, _ in JSON_TEXT_TYPES])
+def test_parquet_json_text_of_every_arrow_type_is_read(tmp_path: Path, kind: str, encode: Any) -> None:
+    # The JSON text dictionary-encoded (pandas' categories) or as a string view: its recorded
+    # headers were not read, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.
+    texts = encode(pa.array([json.dumps(s["meta"]) for s in SAMPLES[14:18]]))
+    table = pa.table({"image": [s["data"] for s in SAMPLES[14:18]], "json": texts})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert kind in str(pq.ParquetFile(tmp_path / "t.parquet").schema_arrow.field("json").type)
+    rows = list(scan([str(tmp_path / "t.parquet")], GENAI))
+    assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
+    assert rows[2]["sources"] == [TDM_HEADER]
+
+
+def test_parquet_json_column_of_another_type_drops_its_rows(tmp_path: Path) -> None:
+    table = pa.table({"image": [SAMPLES[0]["data"]], "json": pa.array([[1, 2]])})
+    pq.write_table(table, tmp_path / "l.parquet")
+    rows = list(scan([str(tmp_path / "l.parquet")], GENAI))
+    assert [r["decision"] for r in rows] == ["drop"]
+    assert rows[0]["errors"][0].startswith("the json column is list<") and "neither JSON text nor a struct" in rows[0]["errors"][0]
+
+
 def test_parquet_json_column_as_a_struct(tmp_path: Path) -> None:
     # Hugging Face `datasets` keeps a WebDataset's .json decoded, as a struct column: its recorded
     # headers were not read at all, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.

@@ -321,33 +321,37 @@ def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
 _KEY_COLUMNS = ("__key__", "key", "id")
 
 
-def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
-    """Each row's metadata: a ``json`` text column parsed, else the row's other plain columns."""
-    import pyarrow as pa
-
+def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | str | None]:
+    """Each row's metadata (a ``json`` column, else the row's other plain columns), or why it
+    cannot be read."""
     n = batch.num_rows
-    metas: list[dict[str, Any] | None] = [None] * n
-    json_type = batch.schema.field("json").type if "json" in batch.schema.names else None
-    if json_type is not None and pa.types.is_struct(json_type):
+    if "json" in batch.schema.names:
+        # By the values, not the column's type: the JSON text may come dictionary-encoded or as a
+        # string view, whose reservations a check of the type names (string, binary) left unread.
+        column = batch.column("json")
+        return [_json_meta(value, column.type) for value in column.to_pylist()]
+    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]
+    if not wanted:
+        return [None] * n
+    columns = {c: batch.column(c).to_pylist() for c in wanted}
+    return [{c: columns[c][i] for c in wanted} for i in range(n)]
+
+
+def _json_meta(value: Any, typ: Any) -> dict[str, Any] | str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
         # The JSON already decoded (Hugging Face `datasets` stores a WebDataset's .json so): as
         # read from the text, was its headers' reservation ignored and the sample kept.
-        return [_as_json(row) for row in batch.column("json").to_pylist()]
-    if json_type is not None and any(check(json_type) for check in (pa.types.is_string, pa.types.is_large_string,
-                                                                     pa.types.is_binary, pa.types.is_large_binary)):
-        for i, text in enumerate(batch.column("json").to_pylist()):
-            if text is not None:
-                try:
-                    value = json.loads(text)
-                    metas[i] = value if isinstance(value, dict) else {"__bad__": value}
-                except NOT_JSON:
-                    metas[i] = {"__bad__": text}
-        return metas
-    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]
-    if wanted:
-        columns = {c: batch.column(c).to_pylist() for c in wanted}
-        for i in range(n):
-            metas[i] = {c: columns[c][i] for c in wanted}
-    return metas
+        return _as_json(value)  # type: ignore[no-any-return]
+    if not isinstance(value, (str, bytes)):
+        return f"the json column is {typ}, neither JSON text nor a struct; not read"
+    bad = "the row's json column is not a JSON object"
+    try:
+        parsed = json.loads(value)
+    except NOT_JSON:
+        return bad
+    return parsed if isinstance(parsed, dict) else bad
 
 
 def _as_json(value: Any) -> Any:
@@ -394,8 +398,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     key = str(keys[i]) if keys[i] is not None else str(index + i)
                     meta = metas[i]
                     errors = []
-                    if meta is not None and "__bad__" in meta:
-                        errors.append("the row's json column is not a JSON object")
+                    if isinstance(meta, str):
+                        errors.append(meta)
                         meta = None
                     if data is None:
                         errors.append(f"row {index + i}: {options.column} is null")
