@@ -222,6 +222,21 @@ def test_a_page_with_conflicting_tdm_reservation_metas_is_never_allowed(sites: d
     assert "2 tdm-reservation meta elements with different values: 0, 1" in page.errors[0]
 
 
+def test_a_robots_txt_answered_429_closes_the_site() -> None:
+    # A server turning crawlers away (429) says nothing of its rules: it used to count as "no
+    # robots.txt" (4xx), and every resource of the site was open; tdmrep.json likewise unread.
+    site = Site({"/robots.txt": Resource(b"slow down", 429, content_type="text/plain"),
+                 "/.well-known/tdmrep.json": Resource(b"slow down", 429, content_type="text/plain"),
+                 "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert set(states(report).values()) == {NA}, report.to_json()
+    assert "robots.txt unreachable (HTTP 429)" in " ".join(report.notes)
+    assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
+
+
 def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
     page = run(sites["main"].url("/page-gzip.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA}, page.to_json()
