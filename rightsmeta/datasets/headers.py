@@ -97,8 +97,9 @@ def recorded_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tup
                 found = aipref.decode_content_usage(value, carrier="http")
             elif name == "x-robots-tag":
                 # "somebot: noai" scopes the directive to one agent; without the caller's agent we
-                # cannot tell it does not apply, so it counts (fail closed).
-                found = aipref.decode_robots(value.rpartition(":")[2] if ":" in value else value, carrier="http")
+                # cannot tell it does not apply, so it counts (fail closed). Each piece is read: the
+                # value's last colon alone lost "noai" in "noai, unavailable_after: 2030-01-01".
+                found = aipref.decode_robots(", ".join(p.rpartition(":")[2] for p in value.split(",")), carrier="http")
         except MalformedMetadata as exc:
             errors.append(f"recorded header {name}: {exc}")
             continue
