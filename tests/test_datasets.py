@@ -129,6 +129,7 @@ TDM_HEADER = "http tdm-reservation:tdmrep"  # carrier:vocabulary, as rightsmeta.
 
 @pytest.mark.parametrize(("headers", "source"), [
     ({"tdm-reservation": "1"}, TDM_HEADER),
+    ({"tdm-reservation": "1, 1"}, TDM_HEADER),  # two field lines joined by the crawler's HTTP client: was kept
     ({"X-Robots-Tag": "noai, noimageai"}, "http X-Robots-Tag:robots"),
     ({"X-Robots-Tag": "rightsmeta: noai"}, "http X-Robots-Tag:robots"),  # scoped to our agent
     ([["Content-Usage", "train-ai=n"]], "http Content-Usage:aipref"),

@@ -48,6 +48,8 @@ EMPTY = Site(robots=b"")
     ({"tdm-reservation": "1"}, {"data-mining"}),
     ({"tdm-reservation": "0"}, set()),
     ({"tdm-reservation": "yes"}, set()),                    # TDMRep: any other value is unset
+    ({"tdm-reservation": "1, 1"}, {"data-mining"}),          # two field lines joined, as HTTP allows
+    ({"tdm-reservation": "1,"}, {"data-mining"}),            # an empty member is no value
     ({"Content-Usage": "train-ai=n, search=y"}, {"genai-training"}),
     ({"Content-Usage": "train-genai=n"}, {"genai-training"}),  # an older draft's key
     ({"Content-Usage": "bots=n, search=y"}, {"data-mining", "ai-training", "genai-training", "ai-inference"}),
@@ -73,6 +75,12 @@ def test_header_states_allowed_and_constrained_with_sources() -> None:
     assert report.status((Purpose.GENAI_TRAINING,)) == "constrained"
     sources = {s["source"]: s for s in report.to_json()["sources"]}
     assert set(sources) == {"http tdm-reservation", "http Content-Usage"}
+
+
+def test_joined_tdm_reservations_that_differ_are_an_error() -> None:
+    report = from_headers({"tdm-reservation": "1, 0"})
+    assert report.errors == ["tdm-reservation sent 2 times with different values: 1, 0"]
+    assert report.status((Purpose.DATA_MINING,)) == "error"
 
 
 def test_malformed_pieces_are_noted() -> None:
