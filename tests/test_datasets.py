@@ -329,6 +329,29 @@ def test_a_key_that_comes_back_makes_the_shard_malformed_and_unpublished(tmp_pat
     assert [m[0] for m in members(out / "whole.tar")] == ["d.jpg"]
 
 
+@pytest.mark.parametrize("damage", ["bad checksum", "zero block"])
+def test_a_damaged_member_header_is_not_the_end_of_the_shard(tmp_path: Path, damage: str) -> None:
+    # The header of the JSON that reserves a.jpg damaged: tarfile stops there as at the end of
+    # the archive, quietly, and a.jpg was kept with exit 0 (fail open).
+    image = image_bytes("jpeg", seed=9)
+    _tar(tmp_path / "whole.tar", [("a.jpg", image), ("a.json", json.dumps({"headers": {"tdm-reservation": "1"}}).encode()),
+                                  ("b.jpg", image)])
+    raw = bytearray((tmp_path / "whole.tar").read_bytes())
+    at = raw.index(b"a.json")
+    if damage == "bad checksum":
+        raw[at + 148:at + 156] = b"0000000\0"
+    else:
+        raw[at:at + 512] = bytes(512)
+    (tmp_path / "bad.tar").write_bytes(bytes(raw))
+    with tarfile.open(tmp_path / "bad.tar") as peer:  # the peer's reader: one member, no error
+        assert [m.name for m in peer] == ["a.jpg"]
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "bad.tar"), "--purpose", GENAI, "--jsonl"])
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["key"], r["decision"]) for r in rows] == [("a", "drop"), (None, "drop")]
+    assert "a damaged member header" in rows[1]["errors"][0]
+
+
 def test_member_names_that_are_not_utf8_reach_every_report(tmp_path: Path) -> None:
     # A scan with --report used to end in a traceback (UnicodeEncodeError), its report lost.
     image = image_bytes("jpeg", seed=3)

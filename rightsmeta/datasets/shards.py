@@ -187,12 +187,25 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str], 
             # member boundary would otherwise lose its last members unsaid: a sample's JSON that
             # reserves it, whose image was read, would leave it kept.
             raise tarfile.ReadError("no end-of-archive marker: the shard was cut off")
+        if tar.fileobj is not None and _data_follows(tar.fileobj):
+            # It stops quietly at a damaged header too (a bad checksum): after the end there is
+            # only zero padding, so anything else is members left unread, a reserving JSON among them.
+            raise tarfile.ReadError("data after where tarfile stopped (a damaged member header, or tar files "
+                                    "joined together): the members after it were not read")
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
             current.errors.append("the shard broke off in or after this sample; members of it may be missing")
     if current is not None:
         yield current
+
+
+def _data_follows(stream: Any) -> bool:
+    """Whether anything but zero bytes is left in the stream (read in pieces: memory stays flat)."""
+    while piece := stream.read(64 * 1024):
+        if piece.count(0) != len(piece):
+            return True
+    return False
 
 
 class _Unpublished(Exception):
