@@ -77,6 +77,11 @@ def test_header_states_allowed_and_constrained_with_sources() -> None:
     assert set(sources) == {"http tdm-reservation", "http Content-Usage"}
 
 
+def test_a_content_usage_that_states_nothing_is_a_note_not_a_source() -> None:
+    report = from_headers({"Content-Usage": "train-ai=maybe"})
+    assert report.signals == [] and report.notes == ["header Content-Usage: train-ai=maybe is neither y nor n; that key states nothing"]
+
+
 def test_joined_tdm_reservations_that_differ_are_an_error() -> None:
     report = from_headers({"tdm-reservation": "1, 0"})
     assert report.errors == ["tdm-reservation sent 2 times with different values: 1, 0"]

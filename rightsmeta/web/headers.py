@@ -153,5 +153,6 @@ def parse(headers: Headers, agent: str) -> Parsed:
             continue
         out.notes += [f"header Content-Usage: {member} is neither y nor n; that key states nothing"
                       for member in signal.raw.get("unknown", ())]
-        out.signals.append(signal)
+        if any(p.state is not State.UNSPECIFIED for p in signal.permissions.values()):
+            out.signals.append(signal)  # one that states nothing is no source of the decision
     return out
