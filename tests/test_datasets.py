@@ -506,6 +506,19 @@ def test_parquet_json_column_of_another_type_drops_its_rows(tmp_path: Path) -> N
     assert rows[0]["errors"][0].startswith("the json column is list<") and "neither JSON text nor a struct" in rows[0]["errors"][0]
 
 
+def test_parquet_headers_column_beside_a_json_column_is_read(tmp_path: Path) -> None:
+    # The json column holds captions, the crawler's headers have a column of their own: those
+    # headers were not read, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.
+    table = pa.table({"image": [s["data"] for s in SAMPLES[14:18]],
+                      "json": [json.dumps({"caption": s["caption"].decode()}) for s in SAMPLES[14:18]],
+                      "url": [s["meta"]["url"] for s in SAMPLES[14:18]],
+                      "headers": [json.dumps(s["meta"].get("headers", {})) for s in SAMPLES[14:18]]})
+    pq.write_table(table, tmp_path / "h.parquet")
+    rows = list(scan([str(tmp_path / "h.parquet")], GENAI))
+    assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
+    assert rows[2]["sources"] == [TDM_HEADER]
+
+
 def test_parquet_json_column_as_a_struct(tmp_path: Path) -> None:
     # Hugging Face `datasets` keeps a WebDataset's .json decoded, as a struct column: its recorded
     # headers were not read at all, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.
