@@ -517,6 +517,13 @@ def test_parquet_headers_column_beside_a_json_column_is_read(tmp_path: Path) -> 
     rows = list(scan([str(tmp_path / "h.parquet")], GENAI))
     assert [(r["decision"], r["permission"]) for r in rows] == [s["expect"] for s in SAMPLES[14:18]]
     assert rows[2]["sources"] == [TDM_HEADER]
+    # The Ray engine's map_batches callable read neither, with or without the json column.
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    for given in (table, table.drop_columns(["json"])):
+        out = SampleDecider(GENAI)(given)
+        assert out.column("rightsmeta_keep").to_pylist() == [s["expect"][0] == "keep" for s in SAMPLES[14:18]]
+        assert out.column("rightsmeta_sources").to_pylist()[2] == [TDM_HEADER]
 
 
 def test_parquet_json_column_as_a_struct(tmp_path: Path) -> None:

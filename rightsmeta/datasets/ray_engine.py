@@ -30,7 +30,7 @@ from ..model import Purpose, parse_purpose
 from .local import _init, _one
 from .report import COLUMNS, _arrow_schema
 from .sample import decide_parts
-from .shards import Row, ScanOptions, _as_json
+from .shards import Row, ScanOptions, _as_json, side_columns
 from .sources import Shard
 
 CONNECT_SECONDS = 10
@@ -108,6 +108,7 @@ class SampleDecider:
 
         found = [v for v in (self._values(table, c) for c in self.columns) if v is not None]
         metas = self._metas(table)
+        sides = side_columns(table, {c.partition(".")[0] for c in self.columns} | {self.meta_column})
         keep, perms, reasons, sources = [], [], [], []
         for i in range(table.num_rows):
             # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.
@@ -125,6 +126,8 @@ class SampleDecider:
             if meta is not None and not isinstance(meta, dict):
                 errors.append("the sample's JSON is not an object")
                 meta = None
+            if sides is not None:  # the url and headers columns, for what the JSON lacks
+                meta = {**sides[i], **(meta or {})}
             decision = decide_parts([("sample", data)] if data is not None else [], meta, self.purpose,
                                     accept_constraints=self.accept_constraints, errors=errors)
             keep.append(decision.keep)

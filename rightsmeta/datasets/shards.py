@@ -337,20 +337,26 @@ _KEY_COLUMNS = ("__key__", "key", "id")
 def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | str | None]:
     """Each row's metadata (its ``json`` column, with the row's url and headers columns for what the
     JSON lacks), or why it cannot be read."""
-    n = batch.num_rows
-    metas: list[dict[str, Any] | str | None] = [None] * n
+    metas: list[dict[str, Any] | str | None] = [None] * batch.num_rows
     if "json" in batch.schema.names:
         # By the values, not the column's type: the JSON text may come dictionary-encoded or as a
         # string view, whose reservations a check of the type names (string, binary) left unread.
         column = batch.column("json")
         metas = [_json_meta(value, column.type) for value in column.to_pylist()]
-    # A headers column beside a json column of captions was not read: its reservation was lost.
-    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]
+    sides = side_columns(batch, {name})
+    if sides is None:
+        return metas
+    return [meta if isinstance(meta, str) else {**side, **(meta or {})} for meta, side in zip(metas, sides, strict=True)]
+
+
+def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
+    """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
+    when it has none. Read beside a json column too: one of captions left the headers unread."""
+    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c not in exclude]
+    if not wanted:
+        return None
     columns = {c: batch.column(c).to_pylist() for c in wanted}
-    for i, meta in enumerate(metas):
-        if wanted and not isinstance(meta, str):  # a row whose JSON cannot be read stays so
-            metas[i] = {**{c: columns[c][i] for c in wanted}, **(meta or {})}
-    return metas
+    return [{c: columns[c][i] for c in wanted} for i in range(batch.num_rows)]
 
 
 def _json_meta(value: Any, typ: Any) -> dict[str, Any] | str | None:
