@@ -239,6 +239,26 @@ def test_a_robots_txt_answered_429_closes_the_site() -> None:
     assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
 
 
+def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:
+    # It was read as an empty robots.txt ("larger than 524288 bytes", said the note): all open.
+    import gzip
+
+    packed = gzip.compress(b"User-agent: *\nDisallow: /\n")
+    corrupt = packed[:10] + b"\xff" * 8 + packed[18:]
+
+    def robots(h: Any, head: bool) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(corrupt), b"" if head else corrupt))
+
+    site = Site({"/robots.txt": Resource(raw=robots), "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert set(states(report).values()) == {NA}, report.to_json()
+    assert any("does not inflate" in note for note in report.notes), report.notes
+
+
 def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:
     page = run(sites["main"].url("/page-gzip.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA}, page.to_json()

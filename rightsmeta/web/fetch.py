@@ -366,10 +366,10 @@ def _decoded(response: aiohttp.ClientResponse, data: bytes, cap: int, truncate: 
         raise _Undecodable(f"body in Content-Encoding {coding!r}, which rightsmeta does not decode")
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
     try:
+        # A stream cut at the cap inflates as far as it goes without an error: an error is a
+        # corrupt body, whose rules are unknown (a robots.txt read as empty opened the whole site).
         out = inflater.decompress(data, cap + 1)
     except zlib.error as exc:
-        if truncate:  # a truncated robots.txt: what inflated so far is what was read
-            return b"", True
         raise _Undecodable(f"body in Content-Encoding {coding} does not inflate ({exc})") from None
     if len(out) > cap:
         if not truncate:
