@@ -248,6 +248,15 @@ def test_jobs_two_gives_the_same_rows_in_the_same_order(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path / "out")) == ["s0.tar", "s1.tar", "s2.tar", "s3.tar"]
 
 
+def test_a_ray_address_without_the_ray_engine_is_refused(tmp_path: Path) -> None:
+    # It was ignored: the scan ran on this machine, exit 0, the user believing it ran on the cluster.
+    write_wds(tmp_path / "a.tar", SAMPLES[:2])
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "a.tar"), "--purpose", GENAI, "--ray-address", "10.0.0.1:6379",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--engine ray" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_out_never_overwrites_an_input(tmp_path: Path) -> None:
     write_wds(tmp_path / "a.tar", SAMPLES[:3])
     before = (tmp_path / "a.tar").read_bytes()
