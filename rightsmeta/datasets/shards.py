@@ -6,10 +6,12 @@ batch by batch; folders file by file. The filtered copy keeps the input's format
 sample's tar members are written together, in their order, with their bytes and headers'
 fields (name, mode, owner, times) unchanged; Parquet rows keep the file's schema. Every copy is
 written beside its target and renamed into place when complete, so a crash never leaves half a
-shard under the final name; a malformed tar (a sample's members not together) gets no copy at all.
+shard under the final name; a tar not read cleanly to its end (cut, damaged, or a sample's members
+not together) gets no copy at all.
 
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
-column become rows with the reason, and the samples read before the damage keep their decisions.
+column become rows with the reason, and the samples read before the damage keep their decisions
+(in the report; a Parquet file's rows also in its copy).
 """
 
 from __future__ import annotations
@@ -236,10 +238,13 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     writer.addfile(info, _reader(data))
                 writer.members = []  # type: ignore[attr-defined]  # as above: the writer keeps them too
         if returned:
-            # Samples already written may be the ones whose members came back: none of it is published.
-            said = (f"malformed shard: {len(returned)} member(s) came back to their sample after other samples "
-                    f"(the first: {returned[0]}), where webdataset reads them as samples of their own")
-            broken.insert(0, said + ("; its filtered copy was not written" if out is not None else ""))
+            broken.insert(0, f"malformed shard: {len(returned)} member(s) came back to their sample after other "
+                             f"samples (the first: {returned[0]}), where webdataset reads them as samples of their own")
+        if broken:
+            # A sample already written may be one whose members came back, or would have in the part
+            # not read: only a shard read cleanly to its end is published.
+            if out is not None:
+                broken[0] += "; its filtered copy was not written"
             raise _Unpublished
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
