@@ -41,6 +41,7 @@ SIDE_EXTENSIONS = frozenset({"txt", "cls", "cls2", "caption", "text"})
 MAX_MEMBER = 256 * 1024 * 1024  # one sample's file; larger ones are reported, not loaded
 MAX_META = 1024 * 1024  # a sample's JSON
 BATCH_ROWS = 256  # Parquet rows decided and written at a time
+NOT_WRITTEN = "; its filtered copy was not written"  # ends the shard row of a shard left out of --out
 
 Row = dict[str, Any]
 
@@ -244,7 +245,7 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             # A sample already written may be one whose members came back, or would have in the part
             # not read: only a shard read cleanly to its end is published.
             if out is not None:
-                broken[0] += "; its filtered copy was not written"
+                broken[0] += NOT_WRITTEN
             raise _Unpublished
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
