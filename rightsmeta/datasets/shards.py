@@ -371,7 +371,8 @@ def _json_meta(value: Any, typ: Any) -> dict[str, Any] | str | None:
     if isinstance(value, dict):
         # The JSON already decoded (Hugging Face `datasets` stores a WebDataset's .json so): as
         # read from the text, was its headers' reservation ignored and the sample kept.
-        return _as_json(value)  # type: ignore[no-any-return]
+        decoded: dict[str, Any] = _as_json(value)
+        return decoded
     if not isinstance(value, (str, bytes)):
         return f"the json column is {typ}, neither JSON text nor a struct; not read"
     bad = "the row's json column is not a JSON object"

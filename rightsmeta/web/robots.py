@@ -105,6 +105,17 @@ def product_token(agent: str) -> str:
     return token.lower()
 
 
+# The keys as crawlers read them, with the typos Google's parser and protego accept: a site that
+# wrote "User agent: GPTBot" / "Disalow: /" has shut GPTBot out for those crawlers, so for us too.
+_USER_AGENT = {"user-agent", "useragent", "user agent"}
+_DISALLOW = {"disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"}
+# The rules of a group, which end its list of user agents. Any other line (Sitemap, Host, Crawl-delay,
+# unknown ones) does not, as in Google's parser: "User-agent: a / Host: x / User-agent: b /
+# Disallow: /" shuts a out too (protego agrees but for Crawl-delay and unknown lines; we take the
+# reading that shuts out more).
+_RULES = {"allow", "content-usage", "content-signal", *_DISALLOW}
+
+
 def parse(data: bytes | str) -> Robots:
     """Groups of a robots.txt, each rule with its line; lines it cannot parse are skipped (RFC 9309)."""
     notes: list[str] = []
@@ -147,16 +158,6 @@ def parse(data: bytes | str) -> Robots:
             current.content_signal.append(_pref(value, number))
     return Robots(groups, notes)
 
-
-# The keys as crawlers read them, with the typos Google's parser and protego accept: a site that
-# wrote "User agent: GPTBot" / "Disalow: /" has shut GPTBot out for those crawlers, so for us too.
-_USER_AGENT = {"user-agent", "useragent", "user agent"}
-_DISALLOW = {"disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"}
-# The rules of a group, which end its list of user agents. Any other line (Sitemap, Host, Crawl-delay,
-# unknown ones) does not, as in Google's parser: "User-agent: a / Host: x / User-agent: b /
-# Disallow: /" shuts a out too (protego agrees but for Crawl-delay and unknown lines; we take the
-# reading that shuts out more).
-_RULES = {"allow", "content-usage", "content-signal", *_DISALLOW}
 
 _SAFE = "/*$?=&;:@!'()+,-._~"
 
