@@ -23,6 +23,7 @@ from samples import image_bytes
 import rightsmeta
 from rightsmeta.cli import main
 from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
+from rightsmeta.datasets.headers import DEFAULT_STEP
 from rightsmeta.datasets.report import ReportWriter, read_report
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
@@ -141,6 +142,16 @@ def test_recorded_headers_join_the_decision(headers: Any, source: str) -> None:
     assert not decision.keep and decision.state.value == "notAllowed" and source in decision.sources
     # the pluggable step can be turned off: then only the file speaks
     assert decide_sample(image_bytes("png"), {"headers": headers}, GENAI, header_step=None).keep
+
+
+def test_every_recorded_headers_key_is_read() -> None:
+    # The request's headers under "headers", the response's beside them: only the first key was
+    # read, and the sample reserved by its response was kept.
+    meta = {"url": "https://example.com/a.png", "headers": {"User-Agent": "crawler/1.0"},
+            "response_headers": {"tdm-reservation": "1"}}
+    for step, source in ((DEFAULT_STEP, TDM_HEADER), (recorded_headers, "http:tdmrep")):
+        decision = decide_sample(image_bytes("png"), meta, GENAI, header_step=step)
+        assert not decision.keep and decision.sources == (source,), decision
 
 
 def test_header_rules_are_those_of_rightsmeta_check() -> None:
