@@ -44,6 +44,9 @@ EMPTY = Site(robots=b"")
     ({"X-Robots-Tag": "MyBot: noindex, noimageai"}, AI | {"search"}),
     ({"X-Robots-Tag": "unavailable_after: 2030-01-01, noai"}, AI),
     ({"X-Robots-Tag": ":, :, ,;: -::"}, set()),             # malformed: ignored, not fatal
+    ({"X-Robots-Tag": "noindex noai"}, AI | {"search"}),     # without the comma
+    ({"X-Robots-Tag": "mybot: noarchive noimageai"}, AI),
+    ({"X-Robots-Tag": "otherbot: noindex noai"}, set()),
     ([("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "noimageai")], AI | {"search"}),  # several headers
     ({"tdm-reservation": "1"}, {"data-mining"}),
     ({"tdm-reservation": "0"}, set()),

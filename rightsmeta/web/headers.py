@@ -89,12 +89,14 @@ def robots_directives(values: Iterable[str], agent: str) -> tuple[set[str], list
                 scope, piece = head, rest.strip()
                 if not piece:
                     continue
-            directive = piece.split(":", 1)[0].strip().lower()
-            if not directive or not all(c.isalnum() or c in "-_" for c in directive):
+            # Words apart without a comma ("noindex noai", as some sites write them) are each a
+            # directive: read as one malformed piece, the noai among them was ignored.
+            words = piece.split(":", 1)[0].lower().split()
+            if not words or not all(c.isalnum() or c in "-_" for word in words for c in word):
                 notes.append(f"X-Robots-Tag: ignored malformed piece {piece[:60]!r}")
                 continue
             if scope is None or scope == token:
-                found.add(directive)
+                found.update(words)
     return found, notes
 
 
