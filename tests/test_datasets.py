@@ -161,7 +161,7 @@ def test_header_rules_are_those_of_rightsmeta_check() -> None:
     # ... while the minimal reader counts it for everyone (it cannot know the agent)
     assert not decide_sample(png, {"headers": {"X-Robots-Tag": "otherbot: noai"}}, GENAI, header_step=recorded_headers).keep
     # every piece of the value counts, not only what follows its last colon
-    for value in ("noai, unavailable_after: 2030-01-01", "noimageai, googlebot: noindex"):
+    for value in ("noai, unavailable_after: 2030-01-01", "noimageai, googlebot: noindex", "noindex noai"):
         assert not decide_sample(png, {"headers": {"X-Robots-Tag": value}}, GENAI, header_step=recorded_headers).keep, value
         assert not decide_sample(png, {"headers": {"X-Robots-Tag": value}}, GENAI).keep, value
     # TDMRep: any value but 0 or 1 is treated as unset by the web layer, an error for the minimal reader

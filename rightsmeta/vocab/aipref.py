@@ -104,7 +104,7 @@ def decode_content_signal(value: str, *, carrier: str = "http") -> Signal:
 
 def decode_robots(value: str, *, carrier: str = "http") -> Signal | None:
     """``X-Robots-Tag`` / ``<meta name="robots">`` directives; ``noai``/``noimageai`` deny AI uses."""
-    directives = {d.strip().lower() for d in value.replace(";", ",").split(",")}
+    directives = set(value.replace(";", " ").replace(",", " ").lower().split())  # "noindex noai" too
     if not directives & {"noai", "noimageai"}:
         return None
     perms = {p: Permission(State.NOT_ALLOWED) for p in AI_PURPOSES}
