@@ -301,6 +301,18 @@ def test_malformed_tdmrep_json_is_an_error(bad: bytes) -> None:
     assert report.status() == "error" and not report.may_use(Purpose.GENAI_TRAINING)
 
 
+def test_tdmrep_json_rules_as_specific_that_disagree_are_an_error() -> None:
+    # Two rules for /books/*, 0 then 1: the first was taken alone, and data mining was allowed.
+    tdm = b"""[{"location": "/books/*", "tdm-reservation": 0}, {"location": "/books/*", "tdm-reservation": 1},
+              {"location": "/books/free/a.pdf", "tdm-reservation": 0}]"""
+    report = evaluate("https://e.com/books/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
+    assert report.status((Purpose.DATA_MINING,)) == "error"
+    assert report.errors == ["tdmrep.json rules 0 (/books/*) and 1 (/books/*) match as specifically and disagree"]
+    # a more specific rule still decides alone
+    free = evaluate("https://e.com/books/free/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
+    assert free.status((Purpose.DATA_MINING,)) == "allowed" and free.errors == []
+
+
 def test_tdmrep_json_soft_404_is_absent_and_paths_compare_encoded() -> None:
     soft = evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=b"<!DOCTYPE html><title>Not found</title>"))
     assert soft.errors == [] and any("soft 404" in n for n in soft.notes)

@@ -241,6 +241,17 @@ def test_a_robots_txt_answered_429_closes_the_site() -> None:
     assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
 
 
+def test_tdmrep_json_rules_that_disagree_over_http() -> None:
+    tdm = b'[{"location": "/img/*", "tdm-reservation": 0}, {"location": "/img/*", "tdm-reservation": 1}]'
+    site = Site({"/.well-known/tdmrep.json": Resource(tdm, content_type="application/json"),
+                 "/img/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/img/a.jpg"))
+    finally:
+        site.close()
+    assert report.status((Purpose.DATA_MINING,)) == "error", report.to_json()
+
+
 def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:
     # It was read as an empty robots.txt ("larger than 524288 bytes", said the note): all open.
     import gzip
