@@ -195,6 +195,15 @@ def test_robots_content_usage_path_scope() -> None:
     assert got["genai-training"] == AL and got["search"] == AL
 
 
+def test_robots_content_usage_rules_of_one_path_combine() -> None:
+    # aipref's attachment: rules with identical paths apply separately, disallow first. The last
+    # alone decided: train-ai=y, and genai-training was allowed.
+    robots = b"User-agent: *\nContent-Usage: / train-ai=n\nContent-Usage: / train-ai=y, search=y\n"
+    got, sources = site_states("/a.jpg", robots=robots)
+    assert got["genai-training"] == NA and got["search"] == AL
+    assert {"robots.txt line 2", "robots.txt line 3"} <= set(sources)
+
+
 def test_robots_own_group_and_content_signal() -> None:
     got, _ = site_states("/mine/a.jpg", agent="MyBot/1.0")
     assert set(got.values()) == {NA}

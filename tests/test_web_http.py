@@ -252,6 +252,16 @@ def test_tdmrep_json_rules_that_disagree_over_http() -> None:
     assert report.status((Purpose.DATA_MINING,)) == "error", report.to_json()
 
 
+def test_robots_content_usage_rules_of_one_path_combine_over_http() -> None:
+    robots = b"User-agent: *\nContent-Usage: / train-ai=n\nContent-Usage: / train-ai=y\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"), "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert states(report)["genai-training"] == NA and report.conflicts, report.to_json()
+
+
 def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:
     # It was read as an empty robots.txt ("larger than 524288 bytes", said the note): all open.
     import gzip

@@ -225,11 +225,18 @@ def decide_path(groups: Iterable[Group], path: str) -> Rule | None:
     return best
 
 
-def _best_pref(prefs: Iterable[Pref], path: str) -> Pref | None:
-    best: Pref | None = None
+def _best_prefs(prefs: Iterable[Pref], path: str) -> list[Pref]:
+    """The preferences of the longest matching path: all of them, for aipref's attachment says rules
+    with identical paths "apply separately" (combined, disallow first); the last alone made
+    "train-ai=n" then "train-ai=y" allowed."""
+    best: list[Pref] = []
     for pref in prefs:
-        if matches(pref.pattern, path) and (best is None or len(pref.pattern) >= len(best.pattern)):
-            best = pref
+        if not matches(pref.pattern, path):
+            continue
+        if not best or len(pref.pattern) > len(best[0].pattern):
+            best = [pref]
+        elif len(pref.pattern) == len(best[0].pattern):
+            best.append(pref)
     return best
 
 
@@ -270,16 +277,14 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
         # Preferences are said to everyone: a caller with its own group (for its crawl rules) still
         # hears the "*" group's, unless its own group states some.
         groups = mine if any(getattr(g, attr) for g in mine) else robots.select("*")
-        pref = _best_pref((p for g in groups for p in getattr(g, attr)), path)
-        if pref is None:
-            continue
-        try:
-            signal = decode(pref.value, carrier=f"robots.txt line {pref.line}")
-        except MalformedMetadata as exc:
-            errors.append(f"robots.txt line {pref.line}: {exc}")
-            continue
-        out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
-                          raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
+        for pref in _best_prefs((p for g in groups for p in getattr(g, attr)), path):
+            try:
+                signal = decode(pref.value, carrier=f"robots.txt line {pref.line}")
+            except MalformedMetadata as exc:
+                errors.append(f"robots.txt line {pref.line}: {exc}")
+                continue
+            out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
+                              raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
     return out, errors
 
 
