@@ -66,6 +66,7 @@ class _Sample:
     members: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (tar header or path, extension, bytes)
     meta: Any = None
     errors: list[str] = field(default_factory=list)
+    metas: int = 0  # JSON members met
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -76,10 +77,16 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
-    if ext in META_EXTENSIONS and sample.meta is None:
-        if len(data) > MAX_META:
-            sample.errors.append(f"{label}: metadata larger than {MAX_META} bytes; not read")
-            return
+    if ext not in META_EXTENSIONS:
+        return
+    sample.metas += 1
+    if sample.metas > 1:
+        # The first alone was read: a second that reserved the sample left it kept. webdataset
+        # refuses such a shard ("duplicate file name").
+        sample.errors.append(f"{label}: a second JSON member in this sample; which one holds its metadata is unknown")
+    elif len(data) > MAX_META:
+        sample.errors.append(f"{label}: metadata larger than {MAX_META} bytes; not read")
+    else:
         try:
             sample.meta = json.loads(data)
         except NOT_JSON as exc:
