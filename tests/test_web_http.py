@@ -170,6 +170,26 @@ def test_redirect_uses_the_final_url(sites: dict[str, Site]) -> None:
     assert set(states(cross).values()) == {NA}  # the target's robots.txt answers 503
 
 
+def test_a_redirect_to_another_host_keeps_the_first_sites_reservations() -> None:
+    # A publisher's /img/a.jpg redirects to its CDN: its tdmrep.json rule for /img/* and its
+    # robots.txt shutting GPTBot out were dropped with its site, and the image was unspecified.
+    cdn = Site({"/x.jpg": Resource(image_bytes("jpeg"))}).start()
+    publisher = Site({"/robots.txt": Resource(b"User-agent: GPTBot\nDisallow: /\n", content_type="text/plain"),
+                      "/.well-known/tdmrep.json": Resource(b'[{"location": "/img/*", "tdm-reservation": 1}]',
+                                                           content_type="application/json"),
+                      "/img/a.jpg": Resource(status=302, headers=[("Location", cdn.url("/x.jpg"))])}).start()
+    try:
+        report = run(publisher.url("/img/a.jpg"))
+    finally:
+        publisher.close()
+        cdn.close()
+    assert report.final_url == cdn.url("/x.jpg")
+    want = {"data-mining": NA, "ai-training": NA, "genai-training": NA, "ai-inference": UN, "search": UN}
+    assert states(report) == want, report.to_json()
+    assert {s.carrier for s in report.signals} == {f"robots.txt line 2 (user-agent gptbot) of {publisher.url('/img/a.jpg')}",
+                                                    f"tdmrep.json rule 0 of {publisher.url('/img/a.jpg')}"}
+
+
 def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
     main, down = sites["main"], sites["down"]
     before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)

@@ -7,7 +7,8 @@ the resource is never ``allowed``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -197,12 +198,14 @@ def evaluate(
     user_agent: str = DEFAULT_AGENT,
     final_url: str | None = None,
     http_status: int | None = None,
+    redirected_from: Sequence[tuple[str, Site]] = (),
 ) -> WebReport:
     """The decision for ``url`` from what is given; nothing is fetched.
 
     ``headers``: the resource's response headers; ``body``: its bytes (embedded carriers are read,
     and an HTML body's meta elements); ``page``: the HTML page the resource was found on, whose
-    meta elements apply to it; ``site``: its origin's robots.txt and tdmrep.json.
+    meta elements apply to it; ``site``: its origin's robots.txt and tdmrep.json;
+    ``redirected_from``: each URL that redirected towards ``final_url``, with its own site.
     """
     report = WebReport(url, final_url=final_url or url, http_status=http_status)
     where = report.final_url or url
@@ -229,6 +232,13 @@ def evaluate(
                 report.unread.append(f"{name}: not given")
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
+    for hop, hop_site in redirected_from:
+        # A URL keeps its site's reservations when it redirects: a publisher's tdmrep.json for
+        # /img/* (or its robots.txt shutting GPTBot out) was lost when /img/a.jpg went to a CDN.
+        found, errors, notes = site_signals(hop_site, hop, user_agent)
+        report.signals += [replace(s, carrier=f"{s.carrier} of {hop}") for s in found]
+        report.errors += [f"{hop}: {e}" for e in errors]
+        report.notes += [f"{hop}: {n}" for n in notes]
     if page is not None:
         found, errors, notes = _html.signals(page, user_agent, where="page")
         report.signals += found

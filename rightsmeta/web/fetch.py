@@ -293,6 +293,7 @@ class Fetcher:
         final, status = url, None
         errors: list[str] = []
         site = given
+        passed: list[tuple[str, Site]] = []  # the URLs redirected from, each with its site
         try:
             # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
             # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
@@ -301,7 +302,8 @@ class Fetcher:
                 site = given if given is not None and same else await self.site(final)
                 reason = forbidden(site, final, self.user_agent)
                 if reason is not None:
-                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final)
+                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final,
+                                      redirected_from=passed)
                     report.unread = [f"the resource was not fetched: {reason}"]
                     return report
                 data: bytes | None = None
@@ -316,6 +318,7 @@ class Fetcher:
                     if urlsplit(target).scheme not in ("http", "https"):
                         errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
                         break
+                    passed.append((final, site))
                     final = target
                     continue
                 if headers is None:  # headers the caller gave are kept
@@ -339,7 +342,7 @@ class Fetcher:
         if site is None:
             site = await self.site(final)
         report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
-                          final_url=final, http_status=status)
+                          final_url=final, http_status=status, redirected_from=passed)
         report.errors[:0] = errors
         return report
 
