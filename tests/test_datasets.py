@@ -421,6 +421,41 @@ def test_hostile_members_drop_their_sample_only(tmp_path: Path) -> None:
     assert "link" in rows["h"]["errors"][0]
 
 
+def test_parquet_rows_of_one_webdataset_sample_are_a_malformed_file(tmp_path: Path) -> None:
+    # Hugging Face's webdataset loader makes a row of each run of members: a.jpg, b.jpg, a.json
+    # gives a's image a row without its reserving JSON, which was kept, in the filtered copy.
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}}).encode()
+    table = pa.table({"__key__": ["a", "b", "a", "c"], "__url__": ["s.tar"] * 4,
+                      "jpg": pa.array([image, image, None, image], pa.binary()),
+                      "json": pa.array([None, None, reserving, None], pa.binary())})
+    for n in range(300):  # beyond the first batch of 256 rows
+        table = pa.concat_tables([table, pa.table({"__key__": [f"x{n}"], "__url__": ["s.tar"], "jpg": pa.array([image], pa.binary()),
+                                                   "json": pa.array([None], pa.binary())})])
+    table = pa.concat_tables([table, table.slice(0, 1)])  # a.jpg once more, 300 rows later
+    pq.write_table(table, tmp_path / "t.parquet")
+    rows = list(scan([str(tmp_path / "t.parquet")], GENAI, column="jpg", out_dir=str(tmp_path / "out")))
+    by_row = [(r["key"], r["decision"]) for r in rows]
+    assert by_row[:4] == [("a", "keep"), ("b", "keep"), ("a", "drop"), ("c", "keep")] and by_row[-2] == ("a", "drop")
+    assert "__key__ is another row's" in rows[2]["errors"][-1]
+    assert "malformed: 2 row(s)" in rows[-1]["errors"][0] and rows[-1]["errors"][0].endswith("was not written")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:
+    # read_webdataset's rows of a.jpg, b.jpg, a.json: a's image has a row without its reserving
+    # JSON, and was kept.
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}}).encode()
+    table = pa.table({"__key__": ["a", "b", "a", "c"], "__url__": ["s.tar"] * 4,
+                      "jpg": pa.array([image, image, None, image], pa.binary()),
+                      "json": pa.array([None, None, reserving, None], pa.binary())})
+    out = SampleDecider(GENAI, column="jpg")(table)
+    assert out.column("rightsmeta_keep").to_pylist() == [False, True, False, True]
+
+
 # webdataset 1.0 leaves its shard files for the garbage collector to close: its leak, not ours.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_sample_with_two_json_members_is_not_kept(tmp_path: Path) -> None:

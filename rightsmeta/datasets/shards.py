@@ -362,6 +362,20 @@ def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | str | None]:
     return [meta if isinstance(meta, str) else {**side, **(meta or {})} for meta, side in zip(metas, sides, strict=True)]
 
 
+APART = "its __key__ is another row's too: made from a shard whose members were apart (a malformed shard)"
+
+
+def sample_ids(batch: Any) -> list[tuple[Any, Any]] | None:
+    """Each row's (``__url__``, ``__key__``), the webdataset sample it was made from, or None
+    without a ``__key__`` column. A shard whose members were apart (a.jpg, b.jpg, a.json) read as
+    webdataset and Hugging Face's loader read it gives two rows one id: a's image, without the
+    JSON that may reserve it, and that JSON."""
+    if "__key__" not in batch.schema.names:
+        return None
+    urls = batch.column("__url__").to_pylist() if "__url__" in batch.schema.names else [None] * batch.num_rows
+    return list(zip(urls, batch.column("__key__").to_pylist(), strict=True))
+
+
 def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
     """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
     when it has none. Read beside a json column too: one of captions left the headers unread."""
@@ -416,7 +430,9 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     name, child = found
     key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     out = _out_path(shard, options)
-    with contextlib.ExitStack() as stack:
+    seen: set[tuple[Any, Any]] = set()  # the samples' ids met: one per row, as the rows are bounded by the file
+    returned: list[str] = []
+    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
         writer = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -428,6 +444,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                 values = (column.field(child) if child else column).to_pylist()
                 keys = batch.column(key_column).to_pylist() if key_column else [None] * batch.num_rows
                 metas = _batch_meta(batch, name)
+                ids = sample_ids(batch)
                 keep: list[bool] = []
                 rows: list[Row] = []
                 for i, data in enumerate(values):
@@ -439,6 +456,11 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                         meta = None
                     if data is None:
                         errors.append(f"row {index + i}: {options.column} is null")
+                    if ids is not None:
+                        if ids[i] in seen:
+                            errors.append(APART)
+                            returned.append(key)
+                        seen.add(ids[i])
                     sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors)
                     decision = _decide(sample, options)
                     rows.append(_row(shard, key, decision))
@@ -449,6 +471,12 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                 yield from rows
         except (OSError, pa.ArrowException) as exc:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
+        if returned:
+            # A row already written may be the image whose JSON came in a later row.
+            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ an earlier row has (the first: "
+                                   f"{returned[0]}), made from a shard whose members were apart"
+                                   + (NOT_WRITTEN if out is not None else ""), options.purpose)
+            raise _Unpublished
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:
