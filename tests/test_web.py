@@ -204,6 +204,11 @@ def test_robots_content_usage_rules_of_one_path_combine() -> None:
     assert {"robots.txt line 2", "robots.txt line 3"} <= set(sources)
 
 
+def test_robots_content_usage_that_states_nothing_is_no_source() -> None:
+    got, sources = site_states("/a.jpg", robots=b"User-agent: *\nContent-Usage: / train-ai=maybe\n")
+    assert set(got.values()) == {UN} and sources == []
+
+
 def test_robots_own_group_and_content_signal() -> None:
     got, _ = site_states("/mine/a.jpg", agent="MyBot/1.0")
     assert set(got.values()) == {NA}

@@ -283,6 +283,8 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
             except MalformedMetadata as exc:
                 errors.append(f"robots.txt line {pref.line}: {exc}")
                 continue
+            if all(p.state is State.UNSPECIFIED for p in signal.permissions.values()):
+                continue  # "train-ai=maybe" states nothing: no source printed with nothing after it
             out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
                               raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
     return out, errors
