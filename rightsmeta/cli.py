@@ -389,12 +389,16 @@ def scan(
     if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
         # said before the scan, not after an hour of it
         raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
+    from .datasets.shards import NOT_WRITTEN
+
     counts = {"keep": 0, "drop": 0}
+    unwritten = 0  # shards whose kept samples are not in --out
     found: set[str] = set()
     with report if report is not None else contextlib.nullcontext():
         try:
             for row in rows:
                 counts[row["decision"]] += 1
+                unwritten += row["key"] is None and any(e.endswith(NOT_WRITTEN) for e in row["errors"])
                 if row["errors"]:
                     found.add("error")
                     where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
@@ -413,7 +417,8 @@ def scan(
         except UsageError as exc:  # e.g. Ray not installed: said before any row
             raise click.UsageError(str(exc)) from None
     click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"
-               + (", some input unreadable" if "error" in found else ""), err=True)
+               + (", some input unreadable" if "error" in found else "")
+               + (f"; {unwritten} shard(s) not written to --out, their kept samples with them" if unwritten else ""), err=True)
     if "error" in found or failing & found:
         sys.exit(1)
 @main.command(name="check")

@@ -49,6 +49,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = (root / "shard-000000.tar").read_bytes()
     (root / "shard-000002.tar").write_bytes(raw[: raw.index(SAMPLES[5]["data"][:64]) + 50])  # truncated
     _tar(root / "shard-000003.tar", [("x.jpg", b"\xff\xd8\xff\xe0 not really")])  # corrupt member
+    image = SAMPLES[0]["data"]
+    _tar(root / "shard-000004.tar", [("a.jpg", image), ("b.jpg", image), ("a.json", b"{}")])  # a's members apart
     pq.write_table(pa.table({"text": ["no image here"]}), root / "text.parquet")  # no such column
     return root
 
@@ -59,7 +61,7 @@ def _key(row: dict[str, Any]) -> str:
 
 @pytest.mark.filterwarnings("ignore")
 def test_ray_rows_and_shards_equal_the_local_engine(local_ray: None, corpus: Path, tmp_path: Path) -> None:
-    sources = [str(corpus / "shard-{000000..000003}.tar*"), str(corpus / "train.parquet"), str(corpus / "text.parquet")]
+    sources = [str(corpus / "shard-{000000..000004}.tar*"), str(corpus / "train.parquet"), str(corpus / "text.parquet")]
     local = list(scan(sources, GENAI, out_dir=str(tmp_path / "local"), jobs=1))
     on_ray = list(scan(sources, GENAI, out_dir=str(tmp_path / "ray"), engine="ray", jobs=2))
     assert sorted(map(_key, on_ray)) == sorted(map(_key, local))
@@ -68,7 +70,10 @@ def test_ray_rows_and_shards_equal_the_local_engine(local_ray: None, corpus: Pat
     for s in SAMPLES[:10]:
         assert by_key[("shard-000000.tar", s["key"])] == s["expect"]
     assert any(r["key"] is None and "no column 'image'" in r["errors"][0] for r in on_ray)
+    assert any(r["key"] is None and "malformed shard" in r["errors"][0] for r in on_ray)
     names = sorted(os.listdir(tmp_path / "local"))
+    # the truncated and the malformed shards are not published; the one with a corrupt member is
+    assert "shard-000003.tar" in names and not {"shard-000002.tar", "shard-000004.tar"} & set(names)
     assert names == sorted(os.listdir(tmp_path / "ray"))
     for name in names:
         assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes() or name.endswith(".gz") or name.endswith(".parquet")
@@ -104,3 +109,23 @@ def test_sample_decider_over_read_webdataset_rows(local_ray: None, tmp_path: Pat
     rows = ds.take_all()
     assert {r["__key__"]: (("keep" if r["rightsmeta_keep"] else "drop"), r["rightsmeta_permission"]) for r in rows} == expected(SAMPLES)
     assert next(r for r in rows if r["__key__"] == "000016")["rightsmeta_sources"] == [TDM_HEADER]  # the recorded header
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_sample_decider_over_a_shard_whose_members_are_apart(local_ray: None, tmp_path: Path) -> None:
+    # a.jpg, b.jpg, a.json: a reader that makes a row of each run of members, as webdataset does,
+    # gives a's image a row without its JSON.
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    image = SAMPLES[0]["data"]
+    _tar(tmp_path / "apart.tar", [("a.jpg", image), ("b.jpg", image), ("a.json", json.dumps({"headers": {"tdm-reservation": "1"}}).encode())])
+    ds = ray.data.read_webdataset(str(tmp_path / "apart.tar"), decoder=None)
+    ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": GENAI, "column": "jpg"}, batch_size=None,
+                        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+    try:
+        rows = ds.take_all()
+    except Exception as exc:  # this Ray's reader refuses such a shard itself: nothing is kept
+        assert "not contiguous" in str(exc)
+        return
+    # an older reader makes rows of each run, as webdataset: a's rows are dropped
+    assert [(r["__key__"], r["rightsmeta_keep"]) for r in rows] == [("a", False), ("b", True), ("a", False)]

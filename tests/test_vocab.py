@@ -691,6 +691,15 @@ AIPREF_DECODE = {
     "unknown-keys-ignored": ("future-use=maybe, train-ai=n, x=1", expect(genai_training=NA)),
     "empty": ("", every(UN)),
     "empty-members": (" , train-ai=n ,, ", expect(genai_training=NA)),
+    # aipref processing: a value other than the tokens y and n is unknown for that key only
+    "bad-value-beside-a-good-one": ("search=perhaps, train-ai=n", expect(genai_training=NA)),
+    "string-is-not-a-token": ('train-ai="n", search=n', expect(search=NA)),
+    # RFC 9651: a key given twice has its last value; a bare key is the boolean true, not y
+    "last-value-wins": ("train-ai=n, train-ai=y", expect(genai_training=AL)),
+    "last-value-unknown": ("train-ai=n, train-ai=maybe", every(UN)),
+    "bare-key-is-not-y": ("train-ai", every(UN)),
+    "the-draft-example-all-unknown": ('train-ai=y, train-ai, search=n, search="n"', every(UN)),
+    "parameters-of-the-first-dropped": ("train-ai;allow=n, train-ai=y", expect(genai_training=AL)),
 }
 
 
@@ -702,10 +711,12 @@ def test_aipref_decode_content_usage(row):
     assert states_of(signal) == expected
 
 
-@pytest.mark.parametrize("value", ["train-ai=maybe", "search=1", "train-ai=n, search=perhaps", 'tdm="n"'])
-def test_aipref_bad_token_raises(value):
-    with pytest.raises(MalformedMetadata):
-        aipref.decode_content_usage(value)
+@pytest.mark.parametrize(("value", "unknown"), [
+    ("train-ai=maybe", ["train-ai=maybe"]), ("search=1, train-ai=n", ["search=1"]), ('tdm="n"', ['tdm="n"']),
+])
+def test_aipref_values_neither_y_nor_n_are_listed_not_raised(value, unknown):
+    signal = aipref.decode_content_usage(value)
+    assert signal.raw["unknown"] == unknown
 
 
 def test_aipref_too_long_raises():
@@ -730,9 +741,9 @@ def test_content_signal_decode(row):
     assert states_of(aipref.decode_content_signal(value)) == expected
 
 
-def test_content_signal_bad_token_raises():
-    with pytest.raises(MalformedMetadata):
-        aipref.decode_content_signal("ai-train=perhaps")
+def test_content_signal_bad_value_states_nothing_for_its_key_only():
+    signal = aipref.decode_content_signal("ai-train=perhaps, search=no")
+    assert states_of(signal) == expect(search=NA) and signal.raw["unknown"] == ["ai-train=perhaps"]
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,15 @@ EMPTY = Site(robots=b"")
     ({"X-Robots-Tag": "MyBot: noindex, noimageai"}, AI | {"search"}),
     ({"X-Robots-Tag": "unavailable_after: 2030-01-01, noai"}, AI),
     ({"X-Robots-Tag": ":, :, ,;: -::"}, set()),             # malformed: ignored, not fatal
+    ({"X-Robots-Tag": "noindex noai"}, AI | {"search"}),     # without the comma
+    ({"X-Robots-Tag": "mybot: noarchive noimageai"}, AI),
+    ({"X-Robots-Tag": "otherbot: noindex noai"}, set()),
     ([("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "noimageai")], AI | {"search"}),  # several headers
     ({"tdm-reservation": "1"}, {"data-mining"}),
     ({"tdm-reservation": "0"}, set()),
     ({"tdm-reservation": "yes"}, set()),                    # TDMRep: any other value is unset
+    ({"tdm-reservation": "1, 1"}, {"data-mining"}),          # two field lines joined, as HTTP allows
+    ({"tdm-reservation": "1,"}, {"data-mining"}),            # an empty member is no value
     ({"Content-Usage": "train-ai=n, search=y"}, {"genai-training"}),
     ({"Content-Usage": "train-genai=n"}, {"genai-training"}),  # an older draft's key
     ({"Content-Usage": "bots=n, search=y"}, {"data-mining", "ai-training", "genai-training", "ai-inference"}),
@@ -73,6 +78,17 @@ def test_header_states_allowed_and_constrained_with_sources() -> None:
     assert report.status((Purpose.GENAI_TRAINING,)) == "constrained"
     sources = {s["source"]: s for s in report.to_json()["sources"]}
     assert set(sources) == {"http tdm-reservation", "http Content-Usage"}
+
+
+def test_a_content_usage_that_states_nothing_is_a_note_not_a_source() -> None:
+    report = from_headers({"Content-Usage": "train-ai=maybe"})
+    assert report.signals == [] and report.notes == ["header Content-Usage: train-ai=maybe is neither y nor n; that key states nothing"]
+
+
+def test_joined_tdm_reservations_that_differ_are_an_error() -> None:
+    report = from_headers({"tdm-reservation": "1, 0"})
+    assert report.errors == ["tdm-reservation sent 2 times with different values: 1, 0"]
+    assert report.status((Purpose.DATA_MINING,)) == "error"
 
 
 def test_malformed_pieces_are_noted() -> None:
@@ -179,6 +195,20 @@ def test_robots_content_usage_path_scope() -> None:
     assert got["genai-training"] == AL and got["search"] == AL
 
 
+def test_robots_content_usage_rules_of_one_path_combine() -> None:
+    # aipref's attachment: rules with identical paths apply separately, disallow first. The last
+    # alone decided: train-ai=y, and genai-training was allowed.
+    robots = b"User-agent: *\nContent-Usage: / train-ai=n\nContent-Usage: / train-ai=y, search=y\n"
+    got, sources = site_states("/a.jpg", robots=robots)
+    assert got["genai-training"] == NA and got["search"] == AL
+    assert {"robots.txt line 2", "robots.txt line 3"} <= set(sources)
+
+
+def test_robots_content_usage_that_states_nothing_is_no_source() -> None:
+    got, sources = site_states("/a.jpg", robots=b"User-agent: *\nContent-Usage: / train-ai=maybe\n")
+    assert set(got.values()) == {UN} and sources == []
+
+
 def test_robots_own_group_and_content_signal() -> None:
     got, _ = site_states("/mine/a.jpg", agent="MyBot/1.0")
     assert set(got.values()) == {NA}
@@ -224,6 +254,42 @@ def test_robots_matching_agrees_with_protego(path: str, agent: str) -> None:
     assert ours == theirs
 
 
+# Files whose groups crawlers read more widely than the RFC's grammar: typos of the keys that
+# Google's parser and protego accept, and site-wide lines between a group's user-agent lines.
+GROUPING = {
+    "typo-user agent": b"User agent: GPTBot\nDisallow: /\n",
+    "typo-useragent": b"Useragent: mybot\nDisallow: /\n",
+    "typo-disalow": b"User-agent: GPTBot\nDisalow: /\n",
+    "typo-dissallow": b"User-agent: mybot\nDissallow: /img/\n",
+    "host-between-agents": b"User-agent: mybot\nHost: e.com\nUser-agent: GPTBot\nDisallow: /\n",
+    "sitemap-between-agents": b"User-agent: mybot\nSitemap: https://e.com/s.xml\nUser-agent: GPTBot\nDisallow: /\n",
+}
+# Where protego starts a new group and Google's parser does not: the reading that shuts out more.
+GOOGLE_GROUPING = [b"User-agent: mybot\nNoindex: /x\nUser-agent: GPTBot\nDisallow: /\n",
+                   b"User-agent: mybot\nCrawl-delay: 5\nUser-agent: GPTBot\nDisallow: /\n"]
+
+
+@pytest.mark.parametrize("name", list(GROUPING))
+@pytest.mark.parametrize("agent", ["MyBot/1.0", "GPTBot", "rightsmeta"])
+def test_robots_groups_agree_with_protego(name: str, agent: str) -> None:
+    protego = pytest.importorskip("protego")
+    parsed = robots_mod.parse(GROUPING[name])
+    for path in ("/", "/img/a.jpg"):
+        theirs = protego.Protego.parse(GROUPING[name].decode()).can_fetch("https://e.com" + path, agent)
+        rule = robots_mod.decide_path(parsed.select(agent), path)
+        assert (rule is None or rule.allow) == theirs, (path, [(g.agents, g.rules) for g in parsed.groups])
+
+
+@pytest.mark.parametrize("robots", GOOGLE_GROUPING)
+def test_robots_lines_between_user_agents_do_not_split_the_group(robots: bytes) -> None:
+    assert set(site_states("/a.jpg", agent="MyBot/1.0", robots=robots)[0].values()) == {NA}
+
+
+def test_a_typo_in_gptbot_group_still_reserves_its_uses() -> None:
+    got, sources = site_states("/a.jpg", robots=GROUPING["typo-user agent"])
+    assert got["genai-training"] == NA and "robots.txt line 2 (user-agent gptbot)" in sources
+
+
 # tdmrep.json ----------------------------------------------------------------------------------------
 
 TDM = b"""[
@@ -247,6 +313,18 @@ def test_malformed_tdmrep_json_is_an_error(bad: bytes) -> None:
     report = evaluate("https://e.com/a.pdf", headers={"Content-Usage": "train-ai=y"}, site=Site(robots=b"", tdmrep=bad))
     assert report.errors and "tdmrep.json" in report.errors[0]
     assert report.status() == "error" and not report.may_use(Purpose.GENAI_TRAINING)
+
+
+def test_tdmrep_json_rules_as_specific_that_disagree_are_an_error() -> None:
+    # Two rules for /books/*, 0 then 1: the first was taken alone, and data mining was allowed.
+    tdm = b"""[{"location": "/books/*", "tdm-reservation": 0}, {"location": "/books/*", "tdm-reservation": 1},
+              {"location": "/books/free/a.pdf", "tdm-reservation": 0}]"""
+    report = evaluate("https://e.com/books/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
+    assert report.status((Purpose.DATA_MINING,)) == "error"
+    assert report.errors == ["tdmrep.json rules 0 (/books/*) and 1 (/books/*) match as specifically and disagree"]
+    # a more specific rule still decides alone
+    free = evaluate("https://e.com/books/free/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
+    assert free.status((Purpose.DATA_MINING,)) == "allowed" and free.errors == []
 
 
 def test_tdmrep_json_soft_404_is_absent_and_paths_compare_encoded() -> None:

@@ -71,14 +71,20 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/scoped-us.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "testbot: noai")]),
         "/h/scoped-other.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "otherbot: noai")]),
         "/h/several.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noindex"), ("X-Robots-Tag", "noimageai")]),
+        "/h/spaced.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", "noindex noimageai")]),
         "/h/malformed.jpg": Resource(f["plain"], headers=[("X-Robots-Tag", ":, :, ,;: -::")]),
         "/h/tdm.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1")]),
+        "/h/tdm-joined.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1, 1")]),
         "/h/tdm-policy.jpg": Resource(f["plain"], headers=[("tdm-reservation", "1"), ("tdm-policy", "https://e.com/p")]),
         "/h/usage.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-ai=n, search=y")]),
         "/h/usage-legacy.jpg": Resource(f["plain"], headers=[("Content-Usage", "train-genai=n")]),
+        # aipref: a value neither y nor n makes that key unknown, not the whole field
+        "/h/usage-half.jpg": Resource(f["plain"], headers=[("Content-Usage", "search=perhaps, train-ai=n")]),
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
         "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
+        "/page-two-tdm.html": Resource(b'<html><head><meta name="tdm-reservation" content="0">'
+                                       b'<meta name="tdm-reservation" content="1"></head></html>', content_type="text/html"),
         "/page-gzip-anyway.html": Resource(raw=gzip_if_accepted(PAGE, always=True)),
         "/bad/bomb.jpg": Resource(raw=gzip_if_accepted(b"\0" * (8 * 1024 * 1024), "image/jpeg", always=True)),
         "/bad/brotli.jpg": Resource(raw=gzip_if_accepted(b"x", "image/jpeg", always=True, coding="br")),
@@ -130,10 +136,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "/h/scoped-other.jpg": {},
     "/h/several.jpg": {**dict.fromkeys(AI, NA), "search": NA},
     "/h/malformed.jpg": {},
+    "/h/spaced.jpg": {**dict.fromkeys(AI, NA), "search": NA},
     "/h/tdm.jpg": {"data-mining": NA},
     "/h/tdm-policy.jpg": {"data-mining": CO},
+    "/h/tdm-joined.jpg": {"data-mining": NA},
     "/h/usage.jpg": {"genai-training": NA, "search": AL},
     "/h/usage-legacy.jpg": {"genai-training": NA},
+    "/h/usage-half.jpg": {"genai-training": NA},
     "/private/a.jpg": dict.fromkeys(("data-mining", *AI, "search"), NA),
     "/private/ok.jpg": {},
     "/gpt/a.jpg": {"ai-training": NA, "genai-training": NA},
@@ -159,6 +168,26 @@ def test_redirect_uses_the_final_url(sites: dict[str, Site]) -> None:
     cross = run(sites["main"].url("/cross.jpg"))
     assert cross.final_url == sites["down"].url("/a.jpg")
     assert set(states(cross).values()) == {NA}  # the target's robots.txt answers 503
+
+
+def test_a_redirect_to_another_host_keeps_the_first_sites_reservations() -> None:
+    # A publisher's /img/a.jpg redirects to its CDN: its tdmrep.json rule for /img/* and its
+    # robots.txt shutting GPTBot out were dropped with its site, and the image was unspecified.
+    cdn = Site({"/x.jpg": Resource(image_bytes("jpeg"))}).start()
+    publisher = Site({"/robots.txt": Resource(b"User-agent: GPTBot\nDisallow: /\n", content_type="text/plain"),
+                      "/.well-known/tdmrep.json": Resource(b'[{"location": "/img/*", "tdm-reservation": 1}]',
+                                                           content_type="application/json"),
+                      "/img/a.jpg": Resource(status=302, headers=[("Location", cdn.url("/x.jpg"))])}).start()
+    try:
+        report = run(publisher.url("/img/a.jpg"))
+    finally:
+        publisher.close()
+        cdn.close()
+    assert report.final_url == cdn.url("/x.jpg")
+    want = {"data-mining": NA, "ai-training": NA, "genai-training": NA, "ai-inference": UN, "search": UN}
+    assert states(report) == want, report.to_json()
+    assert {s.carrier for s in report.signals} == {f"robots.txt line 2 (user-agent gptbot) of {publisher.url('/img/a.jpg')}",
+                                                    f"tdmrep.json rule 0 of {publisher.url('/img/a.jpg')}"}
 
 
 def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
@@ -208,6 +237,69 @@ def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
     assert states(mixed)["genai-training"] == NA and mixed.conflicts
     page = run(main.url("/page.html"), fetch_body=True)
     assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
+
+
+def test_a_page_with_conflicting_tdm_reservation_metas_is_never_allowed(sites: dict[str, Site]) -> None:
+    # "0" then "1": the first used to be read alone, and data mining was allowed.
+    page = run(sites["main"].url("/page-two-tdm.html"), fetch_body=True)
+    assert page.status((Purpose.DATA_MINING,)) == "error", page.to_json()
+    assert "2 tdm-reservation meta elements with different values: 0, 1" in page.errors[0]
+
+
+def test_a_robots_txt_answered_429_closes_the_site() -> None:
+    # A server turning crawlers away (429) says nothing of its rules: it used to count as "no
+    # robots.txt" (4xx), and every resource of the site was open; tdmrep.json likewise unread.
+    site = Site({"/robots.txt": Resource(b"slow down", 429, content_type="text/plain"),
+                 "/.well-known/tdmrep.json": Resource(b"slow down", 429, content_type="text/plain"),
+                 "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert set(states(report).values()) == {NA}, report.to_json()
+    assert "robots.txt unreachable (HTTP 429)" in " ".join(report.notes)
+    assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
+
+
+def test_tdmrep_json_rules_that_disagree_over_http() -> None:
+    tdm = b'[{"location": "/img/*", "tdm-reservation": 0}, {"location": "/img/*", "tdm-reservation": 1}]'
+    site = Site({"/.well-known/tdmrep.json": Resource(tdm, content_type="application/json"),
+                 "/img/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/img/a.jpg"))
+    finally:
+        site.close()
+    assert report.status((Purpose.DATA_MINING,)) == "error", report.to_json()
+
+
+def test_robots_content_usage_rules_of_one_path_combine_over_http() -> None:
+    robots = b"User-agent: *\nContent-Usage: / train-ai=n\nContent-Usage: / train-ai=y\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"), "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert states(report)["genai-training"] == NA and report.conflicts, report.to_json()
+
+
+def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:
+    # It was read as an empty robots.txt ("larger than 524288 bytes", said the note): all open.
+    import gzip
+
+    packed = gzip.compress(b"User-agent: *\nDisallow: /\n")
+    corrupt = packed[:10] + b"\xff" * 8 + packed[18:]
+
+    def robots(h: Any, head: bool) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(corrupt), b"" if head else corrupt))
+
+    site = Site({"/robots.txt": Resource(raw=robots), "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert set(states(report).values()) == {NA}, report.to_json()
+    assert any("does not inflate" in note for note in report.notes), report.notes
 
 
 def test_bodies_are_asked_for_as_sent(sites: dict[str, Site]) -> None:

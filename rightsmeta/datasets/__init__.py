@@ -45,6 +45,9 @@ def scan(
     """
     import os
 
+    if ray_address and engine != "ray":
+        # Said, not ignored: the scan ran here, quietly, while its user took it to be on the cluster.
+        raise UsageError(f"a Ray address ({ray_address}) is for the Ray engine: add --engine ray (engine='ray')")
     shards = expand(sources)
     options = ScanOptions(purpose=purpose if isinstance(purpose, Purpose) else parse_purpose(purpose),
                           accept_constraints=accept_constraints, column=column, sample_seconds=sample_seconds,

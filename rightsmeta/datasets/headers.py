@@ -36,30 +36,34 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
     if url is not None and not isinstance(url, str):
         errors.append(f"sample metadata: url is a {type(url).__name__}, not text")
         url = None
-    raw: Any = None
+    pairs: list[tuple[str, str]] = []
+    # Every key is read: the first alone lost the response's headers of a crawler that records the
+    # request's as "headers" beside them.
     for key in HEADER_KEYS:
         if meta.get(key) is not None:
-            raw = meta[key]
-            break
-    pairs: list[tuple[str, str]] = []
+            _add_pairs(meta[key], pairs, errors)
+    return url, pairs, errors
+
+
+def _add_pairs(raw: Any, pairs: list[tuple[str, str]], errors: list[str]) -> None:
     items: Iterable[Any]
-    if raw is None:
-        return url, pairs, errors
     if isinstance(raw, (str, bytes)):  # a Parquet column or a crawler that stored the headers as JSON text
         try:
             raw = json.loads(raw)
         except NOT_JSON:
-            return url, pairs, [*errors, "sample metadata: recorded headers are text that is not JSON"]
+            errors.append("sample metadata: recorded headers are text that is not JSON")
+            return
     if isinstance(raw, Mapping):
         items = raw.items()
     elif isinstance(raw, list):
         items = raw
     else:
-        return url, pairs, [*errors, f"sample metadata: recorded headers are a {type(raw).__name__}, not an object or list of pairs"]
+        errors.append(f"sample metadata: recorded headers are a {type(raw).__name__}, not an object or list of pairs")
+        return
     for n, item in enumerate(items):
         if n >= MAX_HEADERS:
             errors.append(f"sample metadata: more than {MAX_HEADERS} recorded headers; the rest were not read")
-            break
+            return
         if isinstance(item, Mapping) and "name" in item and "value" in item:
             item = (item["name"], item["value"])  # HAR's form, {"name": ..., "value": ...}, as browsers and proxies record
         if not (isinstance(item, (list, tuple)) and len(item) == 2):
@@ -72,7 +76,6 @@ def headers_of(meta: Mapping[str, Any]) -> tuple[str | None, list[tuple[str, str
                 errors.append(f"sample metadata: recorded header #{n} is not text")
                 continue
             pairs.append((name, v))
-    return url, pairs, errors
 
 
 def recorded_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tuple[list[Signal], list[str]]:
@@ -97,8 +100,9 @@ def recorded_headers(url: str | None, headers: Sequence[tuple[str, str]]) -> tup
                 found = aipref.decode_content_usage(value, carrier="http")
             elif name == "x-robots-tag":
                 # "somebot: noai" scopes the directive to one agent; without the caller's agent we
-                # cannot tell it does not apply, so it counts (fail closed).
-                found = aipref.decode_robots(value.rpartition(":")[2] if ":" in value else value, carrier="http")
+                # cannot tell it does not apply, so it counts (fail closed). Each piece is read: the
+                # value's last colon alone lost "noai" in "noai, unavailable_after: 2030-01-01".
+                found = aipref.decode_robots(", ".join(p.rpartition(":")[2] for p in value.split(",")), carrier="http")
         except MalformedMetadata as exc:
             errors.append(f"recorded header {name}: {exc}")
             continue

@@ -30,7 +30,7 @@ from ..model import Purpose, parse_purpose
 from .local import _one
 from .report import COLUMNS, _arrow_schema
 from .sample import decide_parts
-from .shards import Row, ScanOptions, _as_json
+from .shards import APART, Row, ScanOptions, _as_json, sample_ids, side_columns
 from .sources import Shard
 
 CONNECT_SECONDS = 10
@@ -107,11 +107,15 @@ class SampleDecider:
 
         found = [v for v in (self._values(table, c) for c in self.columns) if v is not None]
         metas = self._metas(table)
+        sides = side_columns(table, {c.partition(".")[0] for c in self.columns} | {self.meta_column})
+        apart = _apart(table)
         keep, perms, reasons, sources = [], [], [], []
         for i in range(table.num_rows):
             # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.
             data = next((bytes(v[i]) for v in found if isinstance(v[i], (bytes, bytearray, memoryview))), None)
             errors = [] if data is not None else [f"no bytes in {', '.join(self.columns)}"]
+            if i in apart:
+                errors.append(APART)
             meta = metas[i]
             if isinstance(meta, float) and meta != meta:  # NaN: the sample has no JSON
                 meta = None
@@ -124,6 +128,8 @@ class SampleDecider:
             if meta is not None and not isinstance(meta, dict):
                 errors.append("the sample's JSON is not an object")
                 meta = None
+            if sides is not None:  # the url and headers columns, for what the JSON lacks
+                meta = {**sides[i], **(meta or {})}
             decision = decide_parts([("sample", data)] if data is not None else [], meta, self.purpose,
                                     accept_constraints=self.accept_constraints, errors=errors)
             keep.append(decision.keep)
@@ -134,6 +140,18 @@ class SampleDecider:
                 .append_column("rightsmeta_permission", pa.array(perms, pa.string()))
                 .append_column("rightsmeta_reasons", pa.array(reasons, pa.list_(pa.string())))
                 .append_column("rightsmeta_sources", pa.array(sources, pa.list_(pa.string()))))
+
+
+def _apart(table: Any) -> set[int]:
+    """Rows whose sample id another row of the batch has (see ``sample_ids``): seen within one
+    batch only (``batch_size=None`` makes a block, about a shard, one batch)."""
+    first: dict[tuple[Any, Any], int] = {}
+    apart: set[int] = set()
+    for i, sample in enumerate(sample_ids(table) or ()):
+        if sample in first:
+            apart.update((first[sample], i))
+        first.setdefault(sample, i)
+    return apart
 
 
 def _reachable(address: str) -> None:

@@ -6,10 +6,12 @@ batch by batch; folders file by file. The filtered copy keeps the input's format
 sample's tar members are written together, in their order, with their bytes and headers'
 fields (name, mode, owner, times) unchanged; Parquet rows keep the file's schema. Every copy is
 written beside its target and renamed into place when complete, so a crash never leaves half a
-shard under the final name.
+shard under the final name; a tar not read cleanly to its end (cut, damaged, or a sample's members
+not together) gets no copy at all.
 
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
-column become rows with the reason, and the samples read before the damage keep their decisions.
+column become rows with the reason, and the samples read before the damage keep their decisions
+(in the report; a Parquet file's rows also in its copy).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SIDE_EXTENSIONS = frozenset({"txt", "cls", "cls2", "caption", "text"})
 MAX_MEMBER = 256 * 1024 * 1024  # one sample's file; larger ones are reported, not loaded
 MAX_META = 1024 * 1024  # a sample's JSON
 BATCH_ROWS = 256  # Parquet rows decided and written at a time
+NOT_WRITTEN = "; its filtered copy was not written"  # ends the shard row of a shard left out of --out
 
 Row = dict[str, Any]
 
@@ -63,6 +66,7 @@ class _Sample:
     members: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (tar header or path, extension, bytes)
     meta: Any = None
     errors: list[str] = field(default_factory=list)
+    metas: int = 0  # JSON members met
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -73,10 +77,16 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def _add(sample: _Sample, label: str, ext: str, data: bytes) -> None:
-    if ext in META_EXTENSIONS and sample.meta is None:
-        if len(data) > MAX_META:
-            sample.errors.append(f"{label}: metadata larger than {MAX_META} bytes; not read")
-            return
+    if ext not in META_EXTENSIONS:
+        return
+    sample.metas += 1
+    if sample.metas > 1:
+        # The first alone was read: a second that reserved the sample left it kept. webdataset
+        # refuses such a shard ("duplicate file name").
+        sample.errors.append(f"{label}: a second JSON member in this sample; which one holds its metadata is unknown")
+    elif len(data) > MAX_META:
+        sample.errors.append(f"{label}: metadata larger than {MAX_META} bytes; not read")
+    else:
         try:
             sample.meta = json.loads(data)
         except NOT_JSON as exc:
@@ -145,8 +155,13 @@ def _out_path(shard: Shard, options: ScanOptions) -> str | None:
 _TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, ValueError)
 
 
-def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) -> Iterator[_Sample]:
+def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str], returned: list[str]) -> Iterator[_Sample]:
+    """The shard's samples; the members whose key came back after other samples go to ``returned``."""
     current: _Sample | None = None
+    # A sample is its consecutive members (as webdataset reads it): a key seen again later means
+    # a sample whose members were apart, so its earlier decision may have missed the JSON that
+    # reserves it. The closed keys are one per sample: at most one per 512-byte tar header.
+    closed: set[str] = set()
     try:
         for info in tar:
             if info.isdir():
@@ -154,8 +169,13 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
             key, ext = split_name(info.name)
             if current is None or key != current.key:
                 if current is not None:
+                    closed.add(current.key)
                     yield current
                 current = _Sample(key)
+                if key in closed:
+                    returned.append(info.name)
+                    current.errors.append(f"{info.name}: its key came back after other samples (a malformed shard): "
+                                          "this sample's members are apart, so it is not kept")
             if not info.isfile():
                 current.errors.append(f"{info.name}: a link or special member, not a file; not followed")
                 continue
@@ -177,6 +197,11 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
             # member boundary would otherwise lose its last members unsaid: a sample's JSON that
             # reserves it, whose image was read, would leave it kept.
             raise tarfile.ReadError("no end-of-archive marker: the shard was cut off")
+        if tar.fileobj is not None and _data_follows(tar.fileobj):
+            # It stops quietly at a damaged header too (a bad checksum): after the end there is
+            # only zero padding, so anything else is members left unread, a reserving JSON among them.
+            raise tarfile.ReadError("data after where tarfile stopped (a damaged member header, or tar files "
+                                    "joined together): the members after it were not read")
     except _TAR_ERRORS as exc:
         broken.append(f"unreadable tar: {exc or type(exc).__name__}; the samples before the damage were scanned")
         if current is not None:
@@ -185,11 +210,24 @@ def _tar_samples(tar: tarfile.TarFile, options: ScanOptions, broken: list[str]) 
         yield current
 
 
+def _data_follows(stream: Any) -> bool:
+    """Whether anything but zero bytes is left in the stream (read in pieces: memory stays flat)."""
+    while piece := stream.read(64 * 1024):
+        if piece.count(0) != len(piece):
+            return True
+    return False
+
+
+class _Unpublished(Exception):
+    """Raised inside the filtered copy's ``replacing`` block so that it is discarded, not renamed."""
+
+
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     broken: list[str] = []
+    returned: list[str] = []
     out = _out_path(shard, options)
     compressed = shard.path.lower().endswith((".gz", ".tgz"))
-    with contextlib.ExitStack() as stack:
+    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
         try:
             tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
         except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
@@ -200,13 +238,22 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             fh = stack.enter_context(replacing(out))
             writer = stack.enter_context(tarfile.open(fileobj=fh, mode="w|gz" if compressed else "w|",
                                                       format=tarfile.PAX_FORMAT))
-        for sample in _tar_samples(tar, options, broken):
+        for sample in _tar_samples(tar, options, broken, returned):
             decision = _decide(sample, options)
             yield _row(shard, sample.key, decision)
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
                 writer.members = []  # type: ignore[attr-defined]  # as above: the writer keeps them too
+        if returned:
+            broken.insert(0, f"malformed shard: {len(returned)} member(s) came back to their sample after other "
+                             f"samples (the first: {returned[0]}), where webdataset reads them as samples of their own")
+        if broken:
+            # A sample already written may be one whose members came back, or would have in the part
+            # not read: only a shard read cleanly to its end is published.
+            if out is not None:
+                broken[0] += NOT_WRITTEN
+            raise _Unpublished
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
 
@@ -300,33 +347,61 @@ def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
 _KEY_COLUMNS = ("__key__", "key", "id")
 
 
-def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | None]:
-    """Each row's metadata: a ``json`` text column parsed, else the row's other plain columns."""
-    import pyarrow as pa
+def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | str | None]:
+    """Each row's metadata (its ``json`` column, with the row's url and headers columns for what the
+    JSON lacks), or why it cannot be read."""
+    metas: list[dict[str, Any] | str | None] = [None] * batch.num_rows
+    if "json" in batch.schema.names:
+        # By the values, not the column's type: the JSON text may come dictionary-encoded or as a
+        # string view, whose reservations a check of the type names (string, binary) left unread.
+        column = batch.column("json")
+        metas = [_json_meta(value, column.type) for value in column.to_pylist()]
+    sides = side_columns(batch, {name})
+    if sides is None:
+        return metas
+    return [meta if isinstance(meta, str) else {**side, **(meta or {})} for meta, side in zip(metas, sides, strict=True)]
 
-    n = batch.num_rows
-    metas: list[dict[str, Any] | None] = [None] * n
-    json_type = batch.schema.field("json").type if "json" in batch.schema.names else None
-    if json_type is not None and pa.types.is_struct(json_type):
+
+APART = "its __key__ is another row's too: made from a shard whose members were apart (a malformed shard)"
+
+
+def sample_ids(batch: Any) -> list[tuple[Any, Any]] | None:
+    """Each row's (``__url__``, ``__key__``), the webdataset sample it was made from, or None
+    without a ``__key__`` column. A shard whose members were apart (a.jpg, b.jpg, a.json) read as
+    webdataset and Hugging Face's loader read it gives two rows one id: a's image, without the
+    JSON that may reserve it, and that JSON."""
+    if "__key__" not in batch.schema.names:
+        return None
+    urls = batch.column("__url__").to_pylist() if "__url__" in batch.schema.names else [None] * batch.num_rows
+    return list(zip(urls, batch.column("__key__").to_pylist(), strict=True))
+
+
+def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
+    """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
+    when it has none. Read beside a json column too: one of captions left the headers unread."""
+    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c not in exclude]
+    if not wanted:
+        return None
+    columns = {c: batch.column(c).to_pylist() for c in wanted}
+    return [{c: columns[c][i] for c in wanted} for i in range(batch.num_rows)]
+
+
+def _json_meta(value: Any, typ: Any) -> dict[str, Any] | str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
         # The JSON already decoded (Hugging Face `datasets` stores a WebDataset's .json so): as
         # read from the text, was its headers' reservation ignored and the sample kept.
-        return [_as_json(row) for row in batch.column("json").to_pylist()]
-    if json_type is not None and any(check(json_type) for check in (pa.types.is_string, pa.types.is_large_string,
-                                                                     pa.types.is_binary, pa.types.is_large_binary)):
-        for i, text in enumerate(batch.column("json").to_pylist()):
-            if text is not None:
-                try:
-                    value = json.loads(text)
-                    metas[i] = value if isinstance(value, dict) else {"__bad__": value}
-                except NOT_JSON:
-                    metas[i] = {"__bad__": text}
-        return metas
-    wanted = [c for c in ("url", "headers", "response_headers", "http_headers") if c in batch.schema.names and c != name]
-    if wanted:
-        columns = {c: batch.column(c).to_pylist() for c in wanted}
-        for i in range(n):
-            metas[i] = {c: columns[c][i] for c in wanted}
-    return metas
+        decoded: dict[str, Any] = _as_json(value)
+        return decoded
+    if not isinstance(value, (str, bytes)):
+        return f"the json column is {typ}, neither JSON text nor a struct; not read"
+    bad = "the row's json column is not a JSON object"
+    try:
+        parsed = json.loads(value)
+    except NOT_JSON:
+        return bad
+    return parsed if isinstance(parsed, dict) else bad
 
 
 def _as_json(value: Any) -> Any:
@@ -355,7 +430,9 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     name, child = found
     key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     out = _out_path(shard, options)
-    with contextlib.ExitStack() as stack:
+    seen: set[tuple[Any, Any]] = set()  # the samples' ids met: one per row, as the rows are bounded by the file
+    returned: list[str] = []
+    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
         writer = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -367,17 +444,23 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                 values = (column.field(child) if child else column).to_pylist()
                 keys = batch.column(key_column).to_pylist() if key_column else [None] * batch.num_rows
                 metas = _batch_meta(batch, name)
+                ids = sample_ids(batch)
                 keep: list[bool] = []
                 rows: list[Row] = []
                 for i, data in enumerate(values):
                     key = str(keys[i]) if keys[i] is not None else str(index + i)
                     meta = metas[i]
                     errors = []
-                    if meta is not None and "__bad__" in meta:
-                        errors.append("the row's json column is not a JSON object")
+                    if isinstance(meta, str):
+                        errors.append(meta)
                         meta = None
                     if data is None:
                         errors.append(f"row {index + i}: {options.column} is null")
+                    if ids is not None:
+                        if ids[i] in seen:
+                            errors.append(APART)
+                            returned.append(key)
+                        seen.add(ids[i])
                     sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors)
                     decision = _decide(sample, options)
                     rows.append(_row(shard, key, decision))
@@ -388,6 +471,12 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                 yield from rows
         except (OSError, pa.ArrowException) as exc:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
+        if returned:
+            # A row already written may be the image whose JSON came in a later row.
+            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ an earlier row has (the first: "
+                                   f"{returned[0]}), made from a shard whose members were apart"
+                                   + (NOT_WRITTEN if out is not None else ""), options.purpose)
+            raise _Unpublished
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:

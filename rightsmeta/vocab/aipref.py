@@ -31,47 +31,59 @@ _CONTENT_SIGNAL: dict[str, tuple[Purpose, ...]] = {
     "ai-input": (Purpose.AI_INFERENCE,),
     "ai-train": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
 }
-_YES = {"y": State.ALLOWED, "yes": State.ALLOWED, "?1": State.ALLOWED}
-_NO = {"n": State.NOT_ALLOWED, "no": State.NOT_ALLOWED, "?0": State.NOT_ALLOWED}
+_YES = {"y": State.ALLOWED, "yes": State.ALLOWED}
+_NO = {"n": State.NOT_ALLOWED, "no": State.NOT_ALLOWED}
 
 
-def _dictionary(value: str, what: str) -> list[tuple[str, str]]:
+def _dictionary(value: str, what: str) -> dict[str, str]:
     """A lenient reading of an RFC 9651 dictionary of tokens: ``key=token, key=token``.
 
-    Parameters (``;...``) are dropped; a bare key means true, as in RFC 9651.
+    Parameters (``;...``) are dropped; a bare key is the boolean true (``?1``), as in RFC 9651;
+    a key given twice has its last value, as RFC 9651 says (aipref's "Multiple Preferences").
     """
     if len(value) > 8192:
         raise MalformedMetadata(f"{what} value is too long ({len(value)} characters)")
-    members = []
+    members: dict[str, str] = {}
     for part in value.split(","):
         part = part.split(";", 1)[0].strip()
         if not part:
             continue
         key, sep, token = part.partition("=")
-        members.append((key.strip().lower(), token.strip().lower() if sep else "?1"))
+        members[key.strip().lower()] = token.strip().lower() if sep else "?1"
     return members
 
 
-def _apply(members: list[tuple[str, str]], table: dict[str, tuple[Purpose, ...]], what: str) -> dict[Purpose, Permission]:
+def _apply(members: dict[str, str], table: dict[str, tuple[Purpose, ...]]) -> tuple[dict[Purpose, Permission], list[str]]:
+    """The permissions the members state, and the known keys whose value states nothing: aipref's
+    processing makes a value other than the tokens y and n "unknown" for that key only, "not an
+    error", so ``search=perhaps`` does not void the ``train-ai=n`` beside it."""
     perms: dict[Purpose, Permission] = {}
+    unknown: list[str] = []
     # Umbrella keys first, so that a specific key given anywhere in the value wins.
-    ordered = sorted(members, key=lambda kv: len(table.get(kv[0], ())), reverse=True)
-    for key, token in ordered:
+    for key in sorted(members, key=lambda k: len(table.get(k, ())), reverse=True):
         if key not in table:
             continue  # unknown keys are ignored, as RFC 9651 consumers must
-        state = _YES.get(token) or _NO.get(token)
+        state = _YES.get(members[key]) or _NO.get(members[key])
         if state is None:
-            raise MalformedMetadata(f"{what}: {key}={token!r} is neither y nor n")
+            unknown.append(f"{key}={members[key]}")
+            continue
         for purpose in table[key]:
             perms[purpose] = Permission(state)
-    return perms
+    return perms, unknown
+
+
+def _signal(vocabulary: str, header: str, value: str, table: dict[str, tuple[Purpose, ...]], carrier: str) -> Signal:
+    perms, unknown = _apply(_dictionary(value, header), table)
+    raw: dict[str, object] = {header: value.strip()}
+    if unknown:
+        raw["unknown"] = unknown  # neither y nor n: said by the caller, stating nothing
+    return Signal(vocabulary, carrier, perms, raw=raw)
 
 
 def decode_content_usage(value: str, *, carrier: str = "http") -> Signal:
-    """A ``Content-Usage`` header or robots.txt ``Content-Usage:`` rule value."""
-    members = _dictionary(value, "Content-Usage")
-    perms = _apply(members, {**_LEGACY, **_CURRENT}, "Content-Usage")
-    return Signal(NAME, carrier, perms, raw={"Content-Usage": value.strip()})
+    """A ``Content-Usage`` header or robots.txt ``Content-Usage:`` rule value. Keys whose value is
+    neither y nor n state nothing and are listed in ``raw["unknown"]``."""
+    return _signal(NAME, "Content-Usage", value, {**_LEGACY, **_CURRENT}, carrier)
 
 
 def encode_content_usage(assertion: Assertion) -> str | None:
@@ -86,14 +98,13 @@ def encode_content_usage(assertion: Assertion) -> str | None:
 
 
 def decode_content_signal(value: str, *, carrier: str = "http") -> Signal:
-    """Cloudflare's ``Content-Signal: search=yes, ai-input=no, ai-train=no``."""
-    perms = _apply(_dictionary(value, "Content-Signal"), _CONTENT_SIGNAL, "Content-Signal")
-    return Signal("content-signal", carrier, perms, raw={"Content-Signal": value.strip()})
+    """Cloudflare's ``Content-Signal: search=yes, ai-input=no, ai-train=no`` (read as Content-Usage is)."""
+    return _signal("content-signal", "Content-Signal", value, _CONTENT_SIGNAL, carrier)
 
 
 def decode_robots(value: str, *, carrier: str = "http") -> Signal | None:
     """``X-Robots-Tag`` / ``<meta name="robots">`` directives; ``noai``/``noimageai`` deny AI uses."""
-    directives = {d.strip().lower() for d in value.replace(";", ",").split(",")}
+    directives = set(value.replace(";", " ").replace(",", " ").lower().split())  # "noindex noai" too
     if not directives & {"noai", "noimageai"}:
         return None
     perms = {p: Permission(State.NOT_ALLOWED) for p in AI_PURPOSES}

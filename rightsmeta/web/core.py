@@ -7,7 +7,8 @@ the resource is never ``allowed``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -26,11 +27,17 @@ from . import tdmrep_json
 DEFAULT_AGENT = "rightsmeta"
 
 
+def _failed(status: int) -> bool:
+    """A status that says nothing about the file: a server error, or 429, a server turning crawlers
+    away for now (which Google's crawlers treat as a server error too). Other 4xx mean "no file"."""
+    return status >= 500 or status == 429
+
+
 @dataclass(frozen=True)
 class Site:
     """An origin's policies, as fetched: robots.txt and /.well-known/tdmrep.json.
 
-    ``*_status`` is the HTTP status (RFC 9309: 4xx means no rules; 5xx means disallow all);
+    ``*_status`` is the HTTP status (RFC 9309: 4xx means no rules; 5xx, and 429, disallow all);
     ``*_error`` says why a file could not be fetched at all (unreachable: disallow all).
     """
 
@@ -47,6 +54,11 @@ class Site:
         if self.robots is None or self.robots_error or not 200 <= self.robots_status < 300:
             return None
         return _robots.parse(self.robots)
+
+    @property
+    def robots_unreachable(self) -> str | None:
+        """Why the whole site counts as disallowed (RFC 9309 2.3.1.4), or None."""
+        return self.robots_error or (f"HTTP {self.robots_status}" if _failed(self.robots_status) else None)
 
     @property
     def tdmrep_soft_404(self) -> bool:
@@ -129,8 +141,8 @@ def _path(url: str) -> str:
 def forbidden(site: Site, url: str, agent: str) -> str | None:
     """Why robots.txt forbids ``agent`` to fetch ``url`` (RFC 9309), or None: a polite check
     does not fetch a resource its site closed to it."""
-    if site.robots_error or site.robots_status >= 500:
-        return f"robots.txt unreachable ({site.robots_error or f'HTTP {site.robots_status}'}): the whole site counts as disallowed"
+    if site.robots_unreachable:
+        return f"robots.txt unreachable ({site.robots_unreachable}): the whole site counts as disallowed"
     robots = site.parsed_robots
     path = _robots.normalise(_path(url))
     if robots is None or path == "/robots.txt":
@@ -148,8 +160,8 @@ def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[s
     errors: list[str] = []
     notes = list(site.notes)
     path = _path(url)
-    if site.robots_error or site.robots_status >= 500:
-        reason = site.robots_error or f"HTTP {site.robots_status}"
+    if site.robots_unreachable:
+        reason = site.robots_unreachable
         found.append(_robots.disallow_all(reason))
         notes.append(f"robots.txt unreachable ({reason}): the whole site counts as disallowed (RFC 9309)")
     elif site.robots_status >= 400:
@@ -159,7 +171,7 @@ def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[s
         more, errs = _robots.signals(site.parsed_robots, path, agent)
         found += more
         errors += errs
-    if site.tdmrep_error or site.tdmrep_status >= 500:
+    if site.tdmrep_error or _failed(site.tdmrep_status):
         errors.append(f"/.well-known/tdmrep.json not read: {site.tdmrep_error or f'HTTP {site.tdmrep_status}'}")
     elif site.tdmrep_soft_404:
         notes.append("/.well-known/tdmrep.json answered with an HTML page (a 'soft 404'): taken as absent")
@@ -186,12 +198,14 @@ def evaluate(
     user_agent: str = DEFAULT_AGENT,
     final_url: str | None = None,
     http_status: int | None = None,
+    redirected_from: Sequence[tuple[str, Site]] = (),
 ) -> WebReport:
     """The decision for ``url`` from what is given; nothing is fetched.
 
     ``headers``: the resource's response headers; ``body``: its bytes (embedded carriers are read,
     and an HTML body's meta elements); ``page``: the HTML page the resource was found on, whose
-    meta elements apply to it; ``site``: its origin's robots.txt and tdmrep.json.
+    meta elements apply to it; ``site``: its origin's robots.txt and tdmrep.json;
+    ``redirected_from``: each URL that redirected towards ``final_url``, with its own site.
     """
     report = WebReport(url, final_url=final_url or url, http_status=http_status)
     where = report.final_url or url
@@ -218,6 +232,13 @@ def evaluate(
                 report.unread.append(f"{name}: not given")
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
+    for hop, hop_site in redirected_from:
+        # A URL keeps its site's reservations when it redirects: a publisher's tdmrep.json for
+        # /img/* (or its robots.txt shutting GPTBot out) was lost when /img/a.jpg went to a CDN.
+        found, errors, notes = site_signals(hop_site, hop, user_agent)
+        report.signals += [replace(s, carrier=f"{s.carrier} of {hop}") for s in found]
+        report.errors += [f"{hop}: {e}" for e in errors]
+        report.notes += [f"{hop}: {n}" for n in notes]
     if page is not None:
         found, errors, notes = _html.signals(page, user_agent, where="page")
         report.signals += found

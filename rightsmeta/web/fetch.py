@@ -293,6 +293,7 @@ class Fetcher:
         final, status = url, None
         errors: list[str] = []
         site = given
+        passed: list[tuple[str, Site]] = []  # the URLs redirected from, each with its site
         try:
             # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
             # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
@@ -301,7 +302,8 @@ class Fetcher:
                 site = given if given is not None and same else await self.site(final)
                 reason = forbidden(site, final, self.user_agent)
                 if reason is not None:
-                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final)
+                    report = evaluate(url, page=page, site=site, user_agent=self.user_agent, final_url=final,
+                                      redirected_from=passed)
                     report.unread = [f"the resource was not fetched: {reason}"]
                     return report
                 data: bytes | None = None
@@ -316,6 +318,7 @@ class Fetcher:
                     if urlsplit(target).scheme not in ("http", "https"):
                         errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
                         break
+                    passed.append((final, site))
                     final = target
                     continue
                 if headers is None:  # headers the caller gave are kept
@@ -339,7 +342,7 @@ class Fetcher:
         if site is None:
             site = await self.site(final)
         report = evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=self.user_agent,
-                          final_url=final, http_status=status)
+                          final_url=final, http_status=status, redirected_from=passed)
         report.errors[:0] = errors
         return report
 
@@ -366,10 +369,10 @@ def _decoded(response: aiohttp.ClientResponse, data: bytes, cap: int, truncate: 
         raise _Undecodable(f"body in Content-Encoding {coding!r}, which rightsmeta does not decode")
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
     try:
+        # A stream cut at the cap inflates as far as it goes without an error: an error is a
+        # corrupt body, whose rules are unknown (a robots.txt read as empty opened the whole site).
         out = inflater.decompress(data, cap + 1)
     except zlib.error as exc:
-        if truncate:  # a truncated robots.txt: what inflated so far is what was read
-            return b"", True
         raise _Undecodable(f"body in Content-Encoding {coding} does not inflate ({exc})") from None
     if len(out) > cap:
         if not truncate:

@@ -89,12 +89,14 @@ def robots_directives(values: Iterable[str], agent: str) -> tuple[set[str], list
                 scope, piece = head, rest.strip()
                 if not piece:
                     continue
-            directive = piece.split(":", 1)[0].strip().lower()
-            if not directive or not all(c.isalnum() or c in "-_" for c in directive):
+            # Words apart without a comma ("noindex noai", as some sites write them) are each a
+            # directive: read as one malformed piece, the noai among them was ignored.
+            words = piece.split(":", 1)[0].lower().split()
+            if not words or not all(c.isalnum() or c in "-_" for word in words for c in word):
                 notes.append(f"X-Robots-Tag: ignored malformed piece {piece[:60]!r}")
                 continue
             if scope is None or scope == token:
-                found.add(directive)
+                found.update(words)
     return found, notes
 
 
@@ -130,7 +132,9 @@ def parse(headers: Headers, agent: str) -> Parsed:
         if signal:
             out.signals.append(signal)
 
-    reservations = [v.strip() for v in by_name.get("tdm-reservation", [])]
+    # Repeated field lines may arrive joined by a client or proxy, as HTTP allows ("1, 1"): one
+    # reservation each, empty members skipped (RFC 9110 5.6.1); read whole, "1, 1" was unset.
+    reservations = [r.strip() for v in by_name.get("tdm-reservation", []) for r in v.split(",") if r.strip()]
     policies = [v.strip() for v in by_name.get("tdm-policy", []) if v.strip()]
     if len(set(reservations)) > 1:
         out.errors.append(f"tdm-reservation sent {len(reservations)} times with different values: {', '.join(reservations)}")
@@ -145,7 +149,12 @@ def parse(headers: Headers, agent: str) -> Parsed:
 
     for value in by_name.get("content-usage", []):
         try:
-            out.signals.append(aipref.decode_content_usage(value, carrier="http Content-Usage"))
+            signal = aipref.decode_content_usage(value, carrier="http Content-Usage")
         except MalformedMetadata as exc:
             out.notes.append(f"header {exc}; ignored")
+            continue
+        out.notes += [f"header Content-Usage: {member} is neither y nor n; that key states nothing"
+                      for member in signal.raw.get("unknown", ())]
+        if any(p.state is not State.UNSPECIFIED for p in signal.permissions.values()):
+            out.signals.append(signal)  # one that states nothing is no source of the decision
     return out

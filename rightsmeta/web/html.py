@@ -103,7 +103,7 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
     notes: list[str] = []
     token = product_token(agent)
     robots: list[str] = []
-    reservation: str | None = None
+    reservations: list[str] = []
     policy: str | None = None
     elements, unread, longer = metas(page)
     errors: list[str] = []
@@ -118,8 +118,8 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
     for name, content in elements:
         if name in ("robots", token):
             robots.append(content if name == "robots" else f"{token}: {content}")
-        elif name == "tdm-reservation" and reservation is None:
-            reservation = content
+        elif name == "tdm-reservation":
+            reservations.append(content.strip())
         elif name == "tdm-policy" and policy is None:
             policy = content
     if robots:
@@ -128,9 +128,14 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
         signal = robots_signal(directives, carrier=f"{where} meta robots", raw=", ".join(robots))
         if signal:
             found.append(signal)
-    if reservation is not None:
+    if len(set(reservations)) > 1:
+        # The first one read alone made "0, 1" allowed; as for the tdm-reservation header, which
+        # of them the publisher meant is not ours to guess.
+        errors.append(f"{where}: {len(reservations)} tdm-reservation meta elements with different values: "
+                      f"{', '.join(reservations)}")
+    elif reservations:
         try:
-            signal = tdmrep.decode(reservation, policy, carrier=f"{where} meta tdm-reservation")
+            signal = tdmrep.decode(reservations[0], policy, carrier=f"{where} meta tdm-reservation")
         except MalformedMetadata as exc:
             notes.append(f"{where} meta {exc}; ignored (TDMRep: treated as unset)")
         else:

@@ -1,7 +1,7 @@
 """robots.txt (RFC 9309) as a rights signal: who may fetch a path, and the preferences stated beside.
 
 rightsmeta parses robots.txt itself rather than through protego because a report must name the
-group and line that decided; protego answers only yes or no. tests/test_web_robots.py pins this
+group and line that decided; protego answers only yes or no. tests/test_web.py pins this
 parser's allow/disallow answers to protego's on the same files.
 
 Read here:
@@ -105,6 +105,17 @@ def product_token(agent: str) -> str:
     return token.lower()
 
 
+# The keys as crawlers read them, with the typos Google's parser and protego accept: a site that
+# wrote "User agent: GPTBot" / "Disalow: /" has shut GPTBot out for those crawlers, so for us too.
+_USER_AGENT = {"user-agent", "useragent", "user agent"}
+_DISALLOW = {"disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"}
+# The rules of a group, which end its list of user agents. Any other line (Sitemap, Host, Crawl-delay,
+# unknown ones) does not, as in Google's parser: "User-agent: a / Host: x / User-agent: b /
+# Disallow: /" shuts a out too (protego agrees but for Crawl-delay and unknown lines; we take the
+# reading that shuts out more).
+_RULES = {"allow", "content-usage", "content-signal", *_DISALLOW}
+
+
 def parse(data: bytes | str) -> Robots:
     """Groups of a robots.txt, each rule with its line; lines it cannot parse are skipped (RFC 9309)."""
     notes: list[str] = []
@@ -127,18 +138,18 @@ def parse(data: bytes | str) -> Robots:
         if not sep:
             continue
         key, value = key.strip().lower(), value.strip()
-        if key == "user-agent":
+        if key in _USER_AGENT:
             if current is None or not in_agents:
                 current = Group([], number)
                 groups.append(current)
             current.agents.append("*" if value.startswith("*") else product_token(value))
             in_agents = True
             continue
-        if current is None or key == "sitemap":
-            continue  # rules before any user-agent line belong to no group; a sitemap to none
+        if current is None or key not in _RULES:
+            continue  # rules before any user-agent line belong to no group; site-wide and unknown lines to none
         in_agents = False
-        if key in ("allow", "disallow"):
-            if (key == "disallow" and not value) or len(value) > _MAX_PATTERN:
+        if key == "allow" or key in _DISALLOW:
+            if (key != "allow" and not value) or len(value) > _MAX_PATTERN:
                 continue  # "Disallow:" with nothing after it disallows nothing; a huge pattern is junk
             current.rules.append(Rule(key == "allow", normalise(value), number))
         elif key == "content-usage":
@@ -214,11 +225,18 @@ def decide_path(groups: Iterable[Group], path: str) -> Rule | None:
     return best
 
 
-def _best_pref(prefs: Iterable[Pref], path: str) -> Pref | None:
-    best: Pref | None = None
+def _best_prefs(prefs: Iterable[Pref], path: str) -> list[Pref]:
+    """The preferences of the longest matching path: all of them, for aipref's attachment says rules
+    with identical paths "apply separately" (combined, disallow first); the last alone made
+    "train-ai=n" then "train-ai=y" allowed."""
+    best: list[Pref] = []
     for pref in prefs:
-        if matches(pref.pattern, path) and (best is None or len(pref.pattern) >= len(best.pattern)):
-            best = pref
+        if not matches(pref.pattern, path):
+            continue
+        if not best or len(pref.pattern) > len(best[0].pattern):
+            best = [pref]
+        elif len(pref.pattern) == len(best[0].pattern):
+            best.append(pref)
     return best
 
 
@@ -259,16 +277,16 @@ def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[P
         # Preferences are said to everyone: a caller with its own group (for its crawl rules) still
         # hears the "*" group's, unless its own group states some.
         groups = mine if any(getattr(g, attr) for g in mine) else robots.select("*")
-        pref = _best_pref((p for g in groups for p in getattr(g, attr)), path)
-        if pref is None:
-            continue
-        try:
-            signal = decode(pref.value, carrier=f"robots.txt line {pref.line}")
-        except MalformedMetadata as exc:
-            errors.append(f"robots.txt line {pref.line}: {exc}")
-            continue
-        out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
-                          raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
+        for pref in _best_prefs((p for g in groups for p in getattr(g, attr)), path):
+            try:
+                signal = decode(pref.value, carrier=f"robots.txt line {pref.line}")
+            except MalformedMetadata as exc:
+                errors.append(f"robots.txt line {pref.line}: {exc}")
+                continue
+            if all(p.state is State.UNSPECIFIED for p in signal.permissions.values()):
+                continue  # "train-ai=maybe" states nothing: no source printed with nothing after it
+            out.append(Signal(signal.vocabulary, signal.carrier, signal.permissions,
+                              raw={**signal.raw, "path": pref.pattern, "line": pref.line}))
     return out, errors
 
 

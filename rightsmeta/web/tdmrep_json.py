@@ -60,11 +60,21 @@ def parse(data: bytes | str) -> list[Rule]:
 def signal(rules: list[Rule], path: str) -> Signal | None:
     """The most specific rule matching ``path``, decoded; None when no rule matches."""
     best: Rule | None = None
+    rival: Rule | None = None  # as specific as ``best``, saying otherwise
     for rule in rules:
-        if matches(rule.location, path) and (best is None or len(rule.location) > len(best.location)):
-            best = rule
+        if not matches(rule.location, path):
+            continue
+        if best is None or len(rule.location) > len(best.location):
+            best, rival = rule, None
+        elif len(rule.location) == len(best.location) and (rule.reservation, rule.policy) != (best.reservation, best.policy):
+            rival = rival or rule
     if best is None:
         return None
+    if rival is not None:
+        # The first alone made "0, then 1" for one location allowed; which rule the publisher
+        # meant is not ours to guess (as for the tdm-reservation header sent twice).
+        raise MalformedMetadata(f"tdmrep.json rules {best.index} ({best.location}) and {rival.index} ({rival.location}) "
+                                "match as specifically and disagree")
     try:
         found = tdmrep.decode(best.reservation, best.policy, carrier=f"tdmrep.json rule {best.index}")
     except MalformedMetadata as exc:
