@@ -427,7 +427,7 @@ def scan(
               help="Read URLs from FILE, one a line ('-': standard input).")
 @click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
-@click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else only HEAD.")
+@click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else HEAD, and a GET only of HTML pages (their meta elements).")
 @click.option("--json", "fmt", flag_value="json", help="Print a JSON array (schemas/check-report.schema.json).")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Print one JSON object per line, as URLs finish.")
 @click.option("--csv", "fmt", flag_value="csv", help="Print CSV, one row per URL.")

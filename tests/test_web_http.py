@@ -239,6 +239,18 @@ def test_fetch_body_reads_embedded_carriers(sites: dict[str, Site]) -> None:
     assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA
 
 
+def test_an_html_page_is_read_for_its_metas_without_fetch_body(sites: dict[str, Site]) -> None:
+    # A page's meta elements are one of check's own sources: a page checked without --fetch-body
+    # used to be "unspecified" with its noai and tdm-reservation metas unread.
+    page = run(sites["main"].url("/page.html"))
+    assert {states(page)[p] for p in AI} == {NA} and states(page)["data-mining"] == NA, page.to_json()
+    assert not page.unread, page.unread
+    conflicting = run(sites["main"].url("/page-two-tdm.html"))
+    assert conflicting.status((Purpose.DATA_MINING,)) == "error"
+    # Only HTML is fetched so: a file's body stays unread without --fetch-body, as the report says.
+    assert any("body" in u for u in run(sites["main"].url("/img/deny-ai.jpg")).unread)
+
+
 def test_a_page_with_conflicting_tdm_reservation_metas_is_never_allowed(sites: dict[str, Site]) -> None:
     # "0" then "1": the first used to be read alone, and data mining was allowed.
     page = run(sites["main"].url("/page-two-tdm.html"), fetch_body=True)

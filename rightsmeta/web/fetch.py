@@ -311,6 +311,12 @@ class Fetcher:
                     response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False, held=held)
                 else:
                     response = await self._head(final)
+                    if body is None and response.status < 300 and _html_type(response):
+                        # An HTML page's meta elements are a source of the decision, not the
+                        # file's own carriers: read without --fetch-body too (it used to be
+                        # "unspecified" with its noai metas unread), with the same caps.
+                        response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False,
+                                                            held=held)
                 status = response.status
                 location = response.headers.get("Location")
                 if status in (301, 302, 303, 307, 308) and location:
@@ -345,6 +351,10 @@ class Fetcher:
                           final_url=final, http_status=status, redirected_from=passed)
         report.errors[:0] = errors
         return report
+
+
+def _html_type(response: aiohttp.ClientResponse) -> bool:
+    return response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower() in ("text/html", "application/xhtml+xml")
 
 
 async def _untimed(timer: asyncio.Timeout, waiting: Awaitable[None]) -> None:
