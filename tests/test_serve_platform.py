@@ -54,3 +54,14 @@ def test_a_stripped_copy_of_a_creators_file_does_not_tell_clients_where_it_lives
     # Anyone may call verify: the creator's folder (and their name in it) was in the reasons and match.path.
     assert "alice" not in answer.text and str(tmp_path) not in answer.text
     assert verdict["match"]["path"] is None and work_id in verdict["reasons"][0]
+
+
+def test_content_that_cannot_be_decoded_is_a_422_for_the_soft_binding_lookup(platform: Server) -> None:
+    # The header of a PDF whose body was cut off (an upload interrupted): the ISCC decoder raised, a 500.
+    cut = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids ["
+    with platform.client() as http:
+        answer = http.post("/matches/byContent", content=cut)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "PDF" in answer.json()["detail"]
+        assert http.post("/v1/verify", content=cut).status_code == 422  # as verify says of the same bytes

@@ -225,6 +225,10 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
     ledger = _ledger()
     if ledger is None:
         return {"json": {"matches": []}}
+    # First: the soft binding's decoder raises where the ledger's says why (a PDF cut short was a 500).
+    found = ledger.essence_of(data, report.format)
+    if not found.decoded:
+        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     matches: list[dict[str, Any]] = []
     seen: set[str] = set()
     code = fingerprint(data, report.format)
@@ -233,9 +237,6 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    found = ledger.essence_of(data, report.format)
-    if found.hash is None and found.perceptual is None and not matches:
-        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
         manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
         if manifest_id not in seen and len(matches) < limit:
