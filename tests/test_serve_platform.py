@@ -5,8 +5,10 @@ creator's own `rightsmeta tag`. Each test here is a defect found that way, fixed
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +67,21 @@ def test_content_that_cannot_be_decoded_is_a_422_for_the_soft_binding_lookup(pla
         assert answer.headers["content-type"] == "application/problem+json"
         assert "PDF" in answer.json()["detail"]
         assert http.post("/v1/verify", content=cut).status_code == 422  # as verify says of the same bytes
+
+
+def _port(server: Server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def test_a_client_that_disconnects_mid_upload_costs_no_traceback_in_the_log(platform: Server) -> None:
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n"
+    for path in (b"/v1/verify", b"/matches/byContent", b"/matches/byBinding"):
+        with socket.create_connection(("127.0.0.1", _port(platform)), timeout=10) as dropped:
+            dropped.sendall(head % path + b"\xff\xd8\xff\xe0" + b"\0" * 3000)
+            time.sleep(0.3)  # the server is reading the body when the client goes
+    with platform.client() as http:
+        assert http.get("/healthz").status_code == 200
+    time.sleep(0.5)
+    log = (platform.folder / "server.log").read_text()
+    # Each dropped upload wrote "Exception in ASGI application" and a traceback of ~50 lines.
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
