@@ -131,7 +131,9 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
         threading.Timer(1.5, webbrowser.open, (url,)).start()
-    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
+    # The creator's own terminal: no line per upload.
+    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port,
+        access_log=False)
 
 
 @click.command()

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +86,25 @@ def test_a_client_that_disconnects_mid_upload_costs_no_traceback_in_the_log(plat
     log = (platform.folder / "server.log").read_text()
     # Each dropped upload wrote "Exception in ASGI application" and a traceback of ~50 lines.
     assert "Traceback" not in log and "ClientDisconnect" not in log, log[-3000:]
+
+
+def test_the_log_has_one_line_per_request_and_no_secret(platform: Server) -> None:
+    marker = uuid.uuid4().hex
+    photo = material.jpeg(material.photo(22, (160, 120)), 85)
+    with platform.client() as http:
+        for _ in range(3):
+            assert http.post(f"/v1/verify?probe={marker}", content=photo).status_code == 200
+        assert http.post(f"/v1/tag?probe={marker}", content=photo).status_code == 401
+        batch = http.post("/v1/batches", headers=platform.auth).json()["id"]
+        assert http.get(f"/v1/batches/{batch}").status_code == 200
+        assert http.delete(f"/v1/batches/{batch}", headers=platform.auth).status_code == 204
+    time.sleep(0.5)
+    log = (platform.folder / "server.log").read_text()
+    lines = [line for line in log.splitlines() if marker in line]
+    # It logged nothing at all for a request that went well: a platform could not count or trace one.
+    assert len(lines) == 4 and sum('"POST /v1/verify' in line and " 200" in line for line in lines) == 3, log[-2000:]
+    assert any('"DELETE /v1/batches/{batch} HTTP/1.1" 204' in line for line in log.splitlines())
+    key = (platform.folder / "identity" / "signer.key").read_text()
+    secret_lines = [line for line in key.splitlines() if line and not line.startswith("-----")]
+    for secret in (batch, platform.token or "", *secret_lines):
+        assert secret and secret not in log  # the batch id is a capability, the token and key are secrets

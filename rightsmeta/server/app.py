@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hmac
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -550,17 +553,45 @@ def create_app(config: ServerConfig) -> Starlette:
     return app
 
 
-def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> uvicorn.Config:
+class _HideBatchIds(logging.Filter):
+    """A batch's id is the capability to download its files: an access line names the route, not the id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # uvicorn's (client, method, path, version, status)
+            args = list(record.args)
+            args[2] = _BATCH_ID.sub(r"\1{batch}", str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
+_BATCH_ID = re.compile(r"^(/v1/batches/)[^/?]+")
+
+
+def _log_config(access: bool) -> dict[str, Any]:
+    """uvicorn's logging at warnings, plus (``access``) one line per request, as platforms expect."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    settings: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    settings["filters"] = {"batch_ids": {"()": _HideBatchIds}}
+    settings["handlers"]["access"]["filters"] = ["batch_ids"]
+    for name in ("uvicorn", "uvicorn.error"):
+        settings["loggers"][name]["level"] = "WARNING"
+    settings["loggers"]["uvicorn.access"]["level"] = "INFO" if access else "WARNING"
+    return settings
+
+
+def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> uvicorn.Config:
     """The uvicorn settings of the service: its guarded protocol (rightsmeta/server/protocol.py)."""
     import uvicorn
 
     from .protocol import protocol
 
-    return uvicorn.Config(create_app(config), host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                          limit_concurrency=config.workers + config.backlog + 64, http=protocol(config.head_seconds))
+    return uvicorn.Config(create_app(config), host=host, port=port, log_config=_log_config(access_log), log_level=None,
+                          timeout_keep_alive=5, limit_concurrency=config.workers + config.backlog + 64,
+                          http=protocol(config.head_seconds))
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> None:
     import uvicorn
 
-    uvicorn.Server(uvicorn_config(config, host, port)).run()
+    uvicorn.Server(uvicorn_config(config, host, port, access_log=access_log)).run()
