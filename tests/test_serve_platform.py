@@ -17,7 +17,7 @@ import pytest
 
 from rightsmeta import keys
 from tests import material
-from tests.test_serve import Server, _start
+from tests.test_serve import ASSERTION, Server, _start
 
 pytest.importorskip("uvicorn")
 
@@ -108,3 +108,17 @@ def test_the_log_has_one_line_per_request_and_no_secret(platform: Server) -> Non
     secret_lines = [line for line in key.splitlines() if line and not line.startswith("-----")]
     for secret in (batch, platform.token or "", *secret_lines):
         assert secret and secret not in log  # the batch id is a capability, the token and key are secrets
+
+
+def test_a_tagged_file_comes_back_as_its_own_type(platform: Server, ffmpeg: str, tmp_path: Path) -> None:
+    # The OpenAPI says the file comes back in its own type; Ogg and Opus came back application/octet-stream.
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(5, 2.0)))
+    for ext, codec in (("ogg", "libvorbis"), ("opus", "libopus")):
+        song = tmp_path / f"song.{ext}"
+        subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "song.wav"), "-c:a", codec, str(song)], check=True)
+        with platform.client() as http:
+            tagged = http.post("/v1/tag", headers=platform.auth, files={"file": (song.name, song.read_bytes())},
+                               data={"assertion": ASSERTION})
+        assert tagged.status_code == 200, tagged.text
+        assert tagged.headers["content-type"] == "audio/ogg"
+        assert tagged.headers["content-disposition"] == f'attachment; filename="tagged.{ext}"'

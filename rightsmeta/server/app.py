@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 PROBLEM = "application/problem+json"
 _CHUNK = 64 * 1024
 _EXTENSIONS = {"jpeg": "jpg", "tiff": "tif"}
+# The media types of the formats c2pa cannot sign (carriers.manifest.MIME has the others).
+_UNSIGNED_TYPES = {"aiff": "audio/aiff", "ogg": "audio/ogg", "opus": "audio/ogg", "epub": "application/epub+zip"}
 
 
 class Problem(Exception):
@@ -318,7 +320,8 @@ async def _file_job(request: Request, job: str, args: dict[str, Any], upload: _U
         headers["X-Rightsmeta-Carriers"] = ",".join(result["carriers"])
     if result.get("removed") is not None:
         headers["X-Rightsmeta-Removed"] = str(len(result["removed"]))
-    return FileResponse(out, media_type=MIME.get(fmt, "application/octet-stream"), headers=headers,
+    media_type = MIME.get(fmt) or _UNSIGNED_TYPES.get(fmt, "application/octet-stream")
+    return FileResponse(out, media_type=media_type, headers=headers,
                         background=BackgroundTask(shutil.rmtree, keep, True))
 
 
