@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from rightsmeta import keys
 from tests import material
-from tests.test_serve import ASSERTION, Server, _start
+from tests.test_serve import ASSERTION, Server, _problem, _start
 
 pytest.importorskip("uvicorn")
 
@@ -122,3 +123,25 @@ def test_a_tagged_file_comes_back_as_its_own_type(platform: Server, ffmpeg: str,
         assert tagged.status_code == 200, tagged.text
         assert tagged.headers["content-type"] == "audio/ogg"
         assert tagged.headers["content-disposition"] == f'attachment; filename="tagged.{ext}"'
+
+
+def test_the_identity_request_is_bounded_and_never_drops_the_holder(tmp_path: Path) -> None:
+    server = _start(tmp_path, "--identity", str(tmp_path / "identity"), "--token-file", str(tmp_path / "token"), "--no-ledger")
+    platform = next(server)
+    try:
+        padded = json.dumps({"holder": "Ada Lovelace", "note": "x" * 5000})
+        with platform.client() as http:
+            # Past 4 KiB the body was ignored: an identity was made for "rightsmeta user", the holder dropped.
+            _problem(http.post("/v1/identity", content=padded, headers=platform.auth), 413)
+
+            def chunked() -> Iterator[bytes]:  # no Content-Length: the whole body was read into memory
+                for _ in range(64):
+                    yield b" " * 65536
+            _problem(http.post("/v1/identity", content=chunked(), headers=platform.auth), 413)
+            assert http.get("/healthz").json()["signing"] is False
+            made = http.post("/v1/identity", json={"holder": "Ada Lovelace"}, headers=platform.auth)
+            assert made.status_code == 201 and made.json() == {"signing": True}
+        leaf = x509.load_pem_x509_certificates((tmp_path / "identity" / "chain.pem").read_bytes())[0]
+        assert leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "Ada Lovelace"
+    finally:
+        server.close()

@@ -201,6 +201,16 @@ async def _received(request: Request) -> AsyncIterator[bytes]:
         raise Problem(400, "Upload interrupted", "the client closed the connection before the body ended") from None
 
 
+async def _small_body(request: Request, limit: int, detail: str) -> bytes:
+    """A small body read whole, refused past ``limit`` bytes whatever Content-Length says (or does not)."""
+    raw = b""
+    async for chunk in _received(request):
+        raw += chunk
+        if len(raw) > limit:
+            raise Problem(413, "Body too large", detail)
+    return raw
+
+
 async def _body_to(request: Request, path: str, cfg: ServerConfig) -> int:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -351,7 +361,7 @@ async def docs(request: Request) -> Response:
 
 async def identity(request: Request) -> Response:
     _authorise(request, write=True)
-    raw = await request.body() if int(request.headers.get("content-length") or 0) <= 4096 else b""
+    raw = await _small_body(request, 4096, 'send {"holder": "Your Name"} (at most 4 KiB) or nothing')
     try:
         body = json.loads(raw) if raw else {}
     except NOT_JSON:
@@ -454,11 +464,7 @@ async def _binding_answer(request: Request, alg: str, value: str) -> Response:
 async def by_binding(request: Request) -> Response:
     _authorise(request, write=False)
     if request.method == "POST":
-        raw = b""
-        async for chunk in _received(request):  # bounded whatever Content-Length says (or does not)
-            raw += chunk
-            if len(raw) > 65536:
-                raise Problem(413, "Query too large", "a soft binding query is at most 64 KiB")
+        raw = await _small_body(request, 65536, "a soft binding query is at most 64 KiB")
         try:
             body = json.loads(raw)
         except NOT_JSON:
