@@ -4,6 +4,8 @@ creator's own `rightsmeta tag`. Each test here is a defect found that way, fixed
 
 from __future__ import annotations
 
+import fnmatch
+import io
 import json
 import socket
 import subprocess
@@ -12,11 +14,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 
 from rightsmeta import keys
+from rightsmeta.fingerprint import image_code
 from tests import material
 from tests.test_serve import ASSERTION, Server, _problem, _start
 
@@ -145,3 +150,79 @@ def test_the_identity_request_is_bounded_and_never_drops_the_holder(tmp_path: Pa
         assert leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "Ada Lovelace"
     finally:
         server.close()
+
+
+class _Client:
+    """A platform's client, written from /openapi.json alone: every answer must be one it declares."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.spec = self.http.get("/openapi.json").json()
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def __call__(self, method: str, route: str, path: str | None = None, **kwargs: Any) -> httpx.Response:
+        answer = self.http.request(method, path or route, **kwargs)
+        declared = self.spec["paths"][route][method.lower()]["responses"]
+        assert str(answer.status_code) in declared, (method, route, answer.status_code, answer.text)
+        types = declared[str(answer.status_code)].get("content", {})
+        media = answer.headers.get("content-type", "").split(";")[0]
+        assert not types or any(fnmatch.fnmatch(media, t) for t in types), (method, route, media, list(types))
+        self.seen.add((method, route, answer.status_code))
+        return answer
+
+
+def test_every_answer_is_one_the_openapi_declares(platform: Server, tmp_path: Path) -> None:
+    photo = material.jpeg(material.photo(23, (200, 150)), 85)
+    tiff = io.BytesIO()
+    material.photo(23, (64, 48)).save(tiff, "TIFF")
+    token = platform.auth
+    with platform.client() as http:
+        call = _Client(http)
+        call("GET", "/healthz")
+        call("POST", "/v1/identity", json={"holder": "x"})  # 401
+        call("POST", "/v1/identity", json={"holder": "x"}, headers=token)  # 409
+        call("POST", "/v1/identity", content=b"{" + b" " * 5000 + b"}", headers=token)  # 413
+        for op in ("/v1/read", "/v1/verify"):
+            call("POST", op, content=photo)
+            call("POST", op, content=b"")  # 400
+            call("POST", op, content=b"\0" * 2000)  # 422
+        call("POST", "/v1/tag", files={"file": ("a.jpg", photo)}, data={"assertion": ASSERTION})  # 401
+        call("POST", "/v1/tag", files={"file": ("a.jpg", photo)}, headers=token)  # 400: no assertion
+        tagged = call("POST", "/v1/tag", files={"file": ("a.jpg", photo)}, data={"assertion": ASSERTION}, headers=token)
+        call("POST", "/v1/sanitize", content=tagged.content, headers=token)
+        call("POST", "/v1/sanitize", params={"keep": "all"}, content=tagged.content, headers=token)  # 400
+        call("POST", "/v1/sanitize", content=tiff.getvalue(), headers=token)  # 422: not cleaned, refused
+        call("POST", "/v1/carry", files={"original": ("a.jpg", tagged.content)}, headers=token)  # 400
+        batch = call("POST", "/v1/batches", headers=token).json()["id"]
+        call("POST", "/v1/batches/{batch}/files", f"/v1/batches/{batch}/files", files={"file": ("a.jpg", photo)},
+             data={"assertion": ASSERTION}, headers=token)
+        call("GET", "/v1/batches/{batch}", f"/v1/batches/{batch}")
+        call("GET", "/v1/batches/{batch}/files/{index}", f"/v1/batches/{batch}/files/0")
+        call("GET", "/v1/batches/{batch}/files/{index}", f"/v1/batches/{batch}/files/9")  # 404
+        call("GET", "/v1/batches/{batch}/zip", f"/v1/batches/{batch}/zip")
+        call("DELETE", "/v1/batches/{batch}", f"/v1/batches/{batch}", headers=token)
+        code = image_code(tagged.content)
+        call("GET", "/matches/byBinding", params={"alg": "io.iscc.v0", "value": code, "maxResults": 3})
+        call("GET", "/matches/byBinding", params={"alg": "io.iscc.v0", "value": "%%%"})  # 400
+        call("POST", "/matches/byBinding", params={"maxResults": 3}, json={"alg": "io.iscc.v0", "value": code})
+        call("POST", "/matches/byBinding", content=b"[]")  # 400
+        call("POST", "/matches/byBinding", content=b" " * 70000)  # 413
+        manifest = call("POST", "/matches/byContent", content=tagged.content).json()["matches"][0]["manifestId"]
+        call("POST", "/matches/byContent", content=b"plain text, no asset")  # 415
+        call("GET", "/manifests/{manifestId}", f"/manifests/{manifest}")
+        call("GET", "/manifests/{manifestId}", "/manifests/urn:c2pa:unknown")  # 404
+        call("GET", "/services/supportedAlgorithms")
+        assert {status for _, _, status in call.seen} >= {200, 201, 204, 400, 401, 404, 409, 413, 415, 422}
+
+    # --protect-reads: every read answers 401 without the token, which the document must say.
+    guarded = _start(tmp_path, "--token-file", str(tmp_path / "token"), "--protect-reads", "--no-ledger", "--workers", "1")
+    try:
+        with next(guarded).client() as http:
+            reads = _Client(http)
+            for op in ("/v1/read", "/v1/verify", "/matches/byContent"):
+                assert reads("POST", op, content=photo).status_code == 401
+            assert reads("GET", "/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).status_code == 401
+            assert reads("POST", "/matches/byBinding", json={"alg": "io.iscc.v0", "value": code}).status_code == 401
+            assert reads("GET", "/manifests/{manifestId}", f"/manifests/{manifest}").status_code == 401
+    finally:
+        guarded.close()
