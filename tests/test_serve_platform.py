@@ -217,12 +217,16 @@ def test_every_answer_is_one_the_openapi_declares(platform: Server, tmp_path: Pa
     # --protect-reads: every read answers 401 without the token, which the document must say.
     guarded = _start(tmp_path, "--token-file", str(tmp_path / "token"), "--protect-reads", "--no-ledger", "--workers", "1")
     try:
-        with next(guarded).client() as http:
+        other = next(guarded)
+        with other.client() as http:
             reads = _Client(http)
             for op in ("/v1/read", "/v1/verify", "/matches/byContent"):
                 assert reads("POST", op, content=photo).status_code == 401
             assert reads("GET", "/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).status_code == 401
             assert reads("POST", "/matches/byBinding", json={"alg": "io.iscc.v0", "value": code}).status_code == 401
             assert reads("GET", "/manifests/{manifestId}", f"/manifests/{manifest}").status_code == 401
+            # A bad maxResults is a 400 whether or not the server has a ledger (it was 200, no matches).
+            query = {"alg": "io.iscc.v0", "value": code, "maxResults": 0}
+            assert reads("GET", "/matches/byBinding", params=query, headers=other.auth).status_code == 400
     finally:
         guarded.close()

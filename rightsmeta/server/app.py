@@ -453,10 +453,10 @@ async def _binding_answer(request: Request, alg: str, value: str) -> Response:
         raise Problem(400, "Unsupported algorithm", f"this service resolves {registry.ALG} soft bindings only")
     if len(value) > 512 or registry.parse_value(value) is None:
         raise Problem(400, "Invalid query value", "value is an ISCC code (ISCC:..., or base64 of it)")
+    limit = _max_results(request)
     ledger = _registry_path(request)
     if ledger is None or not os.path.exists(ledger):
         return JSONResponse({"matches": []})
-    limit = _max_results(request)
     matches = await anyio.to_thread.run_sync(registry.by_binding, ledger, alg, value, limit)
     return JSONResponse({"matches": matches})
 
