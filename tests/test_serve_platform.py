@@ -20,7 +20,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from rightsmeta import keys
+import rightsmeta
+from rightsmeta import Assertion, keys
 from rightsmeta.fingerprint import image_code
 from tests import material
 from tests.test_serve import ASSERTION, Server, _problem, _start
@@ -230,3 +231,15 @@ def test_every_answer_is_one_the_openapi_declares(platform: Server, tmp_path: Pa
             assert reads("GET", "/matches/byBinding", params=query, headers=other.auth).status_code == 400
     finally:
         guarded.close()
+
+
+def test_a_field_sent_twice_is_refused_not_guessed(platform: Server) -> None:
+    photo = material.jpeg(material.photo(24, (160, 120)), 85)
+    denied = rightsmeta.tag_bytes(photo, Assertion.build(deny=["ai"]))
+    allowed = rightsmeta.tag_bytes(photo, Assertion.build(allow=["ai"]))
+    with platform.client() as http:
+        # The last part was verified ("allowed"), while a Flask gateway in front would have stored the first.
+        twice = http.post("/v1/verify", files=[("file", ("a.jpg", denied)), ("file", ("b.jpg", allowed))])
+        assert _problem(twice, 400)["title"] == "Ambiguous multipart body"
+        statements = [("assertion", (None, json.dumps({"permissions": {"ai-training": state}}))) for state in ("notAllowed", "allowed")]
+        _problem(http.post("/v1/tag", headers=platform.auth, files=[("file", ("a.jpg", photo)), *statements]), 400)

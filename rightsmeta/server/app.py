@@ -262,6 +262,10 @@ async def _multipart(request: Request, raw: str, upload: _Upload) -> None:
         raise Problem(400, "Bad multipart body", f"the multipart body cannot be parsed: {exc}") from None
     try:
         for n, (key, value) in enumerate(form.multi_items()):
+            if key in upload.files or key in upload.fields:
+                # Frameworks disagree on which of two parts named alike is "the" file (Flask takes the
+                # first, Starlette the last): a platform could store one while this server judged the other.
+                raise Problem(400, "Ambiguous multipart body", f"the field {key!r} is sent more than once; send it once")
             if isinstance(value, UploadFile):
                 path = os.path.join(upload.folder, f"part{n}")
                 with open(path, "wb") as out:
