@@ -7,6 +7,8 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -243,3 +245,36 @@ def test_a_field_sent_twice_is_refused_not_guessed(platform: Server) -> None:
         assert _problem(twice, 400)["title"] == "Ambiguous multipart body"
         statements = [("assertion", (None, json.dumps({"permissions": {"ai-training": state}}))) for state in ("notAllowed", "allowed")]
         _problem(http.post("/v1/tag", headers=platform.auth, files=[("file", ("a.jpg", photo)), *statements]), 400)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+def test_an_upload_is_not_blamed_for_a_worker_that_died_before_it(tmp_path: Path) -> None:
+    server = _start(tmp_path, "--no-ledger", "--workers", "1")
+    platform = next(server)
+    try:
+        photo = material.jpeg(material.photo(25, (160, 120)), 85)
+        with platform.client() as http:
+            assert http.post("/v1/verify", content=photo).status_code == 200  # the worker is started
+            workers = [worker for child in _children(platform.process.pid) for worker in _children(child)]
+            assert workers
+            os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer or an operator would
+            time.sleep(0.5)
+            # The next upload was answered 422 "Cannot process this file": a platform refuses a good file.
+            answer = http.post("/v1/verify", content=photo)
+            assert answer.status_code == 200 and answer.json()["status"] == "untagged", answer.text
+            assert http.post("/v1/verify", content=photo).status_code == 200
+    finally:
+        server.close()

@@ -105,11 +105,11 @@ class _State:
                                max_batches=cfg.batches, seconds=cfg.batch_seconds)
         self.executor = self._pool()
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self, workers: int | None = None) -> ProcessPoolExecutor:
         from ..pool import executor  # forkserver: workers never inherit the server's threads or sockets
 
         cfg = self.config
-        return executor(cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
+        return executor(workers or cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
 
     @property
     def signing(self) -> bool:
@@ -146,21 +146,33 @@ class _State:
         try:
             executor = self.executor
             assert executor is not None
-            loop = asyncio.get_running_loop()
             try:
-                # The worker's own alarm fires first; this outer bound covers a worker stuck outside Python.
-                return await asyncio.wait_for(loop.run_in_executor(executor, jobs.run, job, args), cfg.job_seconds + 30)
+                return await self._on(executor, job, args)
             except BrokenProcessPool:
                 async with self.lock:
                     if self.executor is executor:
                         executor.shutdown(wait=False, cancel_futures=True)
                         self.executor = self._pool()
+            # A dead worker fails every job of its pool, and an idle one the next job sent: each runs
+            # again alone, so only the upload that kills a process of its own is refused.
+            alone = self._pool(1)
+            try:
+                return await self._on(alone, job, args)
+            except BrokenProcessPool:
                 raise Problem(422, "Cannot process this file",
                               "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
-            except TimeoutError:
-                raise Problem(503, "Timed out", "the upload was not processed in time", {"Retry-After": "5"}) from None
+            finally:
+                alone.shutdown(wait=False, cancel_futures=True)
         finally:
             self.pending -= 1
+
+    async def _on(self, executor: ProcessPoolExecutor, job: str, args: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            # The worker's own alarm fires first; this outer bound covers a worker stuck outside Python.
+            return await asyncio.wait_for(loop.run_in_executor(executor, jobs.run, job, args), self.config.job_seconds + 30)
+        except TimeoutError:
+            raise Problem(503, "Timed out", "the upload was not processed in time", {"Retry-After": "5"}) from None
 
 
 def _state(request: Request) -> _State:
