@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -278,3 +280,20 @@ def test_an_upload_is_not_blamed_for_a_worker_that_died_before_it(tmp_path: Path
             assert http.post("/v1/verify", content=photo).status_code == 200
     finally:
         server.close()
+
+
+def test_a_batch_zip_never_holds_two_members_one_disk_would_merge(platform: Server) -> None:
+    photo = material.jpeg(material.photo(26, (64, 48)), 80)
+    # A folder from Linux: two names a Mac or Windows holds as one file (case; the Unicode form of "é").
+    names = ["Photo.jpg", "photo.jpg", "cafe\u0301.jpg", "caf\u00e9.jpg"]
+    with platform.client() as http:
+        batch = http.post("/v1/batches", headers=platform.auth).json()["id"]
+        for name in names:
+            added = http.post(f"/v1/batches/{batch}/files", headers=platform.auth, files={"file": (name, photo)},
+                              data={"assertion": ASSERTION})
+            assert added.status_code == 201, added.text
+        members = zipfile.ZipFile(io.BytesIO(http.get(f"/v1/batches/{batch}/zip").content)).namelist()
+    assert len(members) == 4
+    # Extracted there, one member overwrote the other: a tagged file lost.
+    assert len({unicodedata.normalize("NFC", m).casefold() for m in members}) == 4, members
+    assert members[0] == "Photo.jpg" and members[2] == "cafe\u0301.jpg"  # the first keeps its name
