@@ -297,3 +297,13 @@ def test_a_batch_zip_never_holds_two_members_one_disk_would_merge(platform: Serv
     # Extracted there, one member overwrote the other: a tagged file lost.
     assert len({unicodedata.normalize("NFC", m).casefold() for m in members}) == 4, members
     assert members[0] == "Photo.jpg" and members[2] == "cafe\u0301.jpg"  # the first keeps its name
+
+
+def test_max_results_has_no_upper_bound_as_the_c2pa_api_says(platform: Server) -> None:
+    code = image_code(material.jpeg(material.photo(27, (160, 120)), 85))
+    with platform.client() as http:
+        # The C2PA Soft Binding Resolution API: maxResults "minimum: 1", no maximum; 1000 was a 400.
+        for query in ({"maxResults": 1000}, {"maxResults": 100}):
+            answer = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code, **query})
+            assert answer.status_code == 200 and len(answer.json()["matches"]) <= 100, answer.text
+        _problem(http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code, "maxResults": 0}), 400)

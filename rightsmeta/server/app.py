@@ -448,14 +448,15 @@ async def carry(request: Request) -> Response:
 
 
 def _max_results(request: Request) -> int:
+    """The C2PA API sets no upper bound on maxResults: a larger one is answered with at most 100."""
     text = request.query_params.get("maxResults", "10")
     try:
         value = int(text)
     except ValueError:
-        raise Problem(400, "Bad maxResults", "maxResults is a whole number from 1 to 100") from None
-    if not 1 <= value <= 100:
-        raise Problem(400, "Bad maxResults", "maxResults is a whole number from 1 to 100")
-    return value
+        raise Problem(400, "Bad maxResults", "maxResults is a whole number, at least 1") from None
+    if value < 1:
+        raise Problem(400, "Bad maxResults", "maxResults is a whole number, at least 1")
+    return min(value, 100)
 
 
 def _registry_path(request: Request) -> str | None:

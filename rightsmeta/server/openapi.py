@@ -19,7 +19,8 @@ _UPLOAD = {
 }
 _BATCH = {"name": "batch", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _MATCHES = {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBindingQueryResult"}}}
-_MAX_RESULTS = {"name": "maxResults", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}
+_MAX_RESULTS = {"name": "maxResults", "in": "query", "description": "At most this many matches (and never more than 100)",
+                "schema": {"type": "integer", "minimum": 1, "default": 10}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
