@@ -93,6 +93,10 @@ class _State:
     batches: Batches | None = None  # made at start, in this server's private folder
     pending: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    alone: asyncio.Semaphore = field(init=False)  # jobs run again in a process of their own, ``workers`` at once
+
+    def __post_init__(self) -> None:
+        self.alone = asyncio.Semaphore(self.config.workers)
 
     def start(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="rightsmeta-serve-")
@@ -155,14 +159,15 @@ class _State:
                         self.executor = self._pool()
             # A dead worker fails every job of its pool, and an idle one the next job sent: each runs
             # again alone, so only the upload that kills a process of its own is refused.
-            alone = self._pool(1)
-            try:
-                return await self._on(alone, job, args)
-            except BrokenProcessPool:
-                raise Problem(422, "Cannot process this file",
-                              "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
-            finally:
-                alone.shutdown(wait=False, cancel_futures=True)
+            async with self.alone:
+                alone = self._pool(1)
+                try:
+                    return await self._on(alone, job, args)
+                except BrokenProcessPool:
+                    raise Problem(422, "Cannot process this file",
+                                  "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
+                finally:
+                    alone.shutdown(wait=False, cancel_futures=True)
         finally:
             self.pending -= 1
 
