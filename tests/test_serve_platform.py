@@ -307,3 +307,13 @@ def test_max_results_has_no_upper_bound_as_the_c2pa_api_says(platform: Server) -
             answer = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code, **query})
             assert answer.status_code == 200 and len(answer.json()["matches"]) <= 100, answer.text
         _problem(http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code, "maxResults": 0}), 400)
+
+
+def test_content_of_a_type_never_matched_is_a_415_not_no_matches(platform: Server) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><rect width="20" height="20" fill="red"/></svg>'
+    with platform.client() as http:
+        signed = http.post("/v1/tag", headers=platform.auth, files={"file": ("a.svg", svg)}, data={"assertion": ASSERTION})
+        assert signed.status_code == 200, signed.text
+        # An empty list said "searched, nothing registered" of a drawing this very server had signed.
+        answer = http.post("/matches/byContent", content=signed.content)
+        assert _problem(answer, 415)["detail"] == "no essence fingerprint for format 'svg'"

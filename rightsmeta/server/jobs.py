@@ -227,6 +227,8 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
         return {"json": {"matches": []}}
     # First: the soft binding's decoder raises where the ledger's says why (a PDF cut short was a 500).
     found = ledger.essence_of(data, report.format)
+    if found.kind is None:  # nothing to compare: "no matches" would claim a search that never ran
+        return problem(415, "Unsupported asset type", found.reason or f"content of {report.format} files is not matched")
     if not found.decoded:
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     matches: list[dict[str, Any]] = []
