@@ -4,6 +4,7 @@ httpx clients, real files (Pillow, ExifTool, ffmpeg), answers judged by the c2pa
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -84,8 +85,9 @@ def _start(folder: Path, *args: str) -> Iterator[Server]:
     try:
         yield Server(url, token, folder, process)
     finally:
-        # Our own process group only: the server, its forkserver and its workers.
-        os.killpg(process.pid, signal.SIGTERM)
+        # Our own process group only: the server, its forkserver and its workers (gone if a test killed them).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:

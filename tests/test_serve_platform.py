@@ -317,3 +317,39 @@ def test_content_of_a_type_never_matched_is_a_415_not_no_matches(platform: Serve
         # An empty list said "searched, nothing registered" of a drawing this very server had signed.
         answer = http.post("/matches/byContent", content=signed.content)
         assert _problem(answer, 415)["detail"] == "no essence fingerprint for format 'svg'"
+
+
+def _serve_folders(parent: Path) -> list[Path]:
+    return sorted(parent.glob("rightsmeta-serve-*"))
+
+
+def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    killed = _start(tmp_path / "a", "--no-ledger", "--workers", "1")
+    server = next(killed)
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as upload:
+        upload.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + b"\xff\xd8" + b"private" * 20000)
+        time.sleep(0.5)
+        os.kill(server.process.pid, signal.SIGKILL)  # as the OOM killer would: no clean-up runs
+        server.process.wait(10)
+    killed.close()
+    [stale] = _serve_folders(temp)
+    assert any(p.name == "body" and p.stat().st_size > 0 for p in stale.rglob("*"))  # someone's upload, left behind
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+
+    # The next start removed it (it stayed for good, one more folder per crash); a live server's stays.
+    first = _start(tmp_path / "b", "--no-ledger", "--workers", "1")
+    next(first)
+    try:
+        assert stale not in _serve_folders(temp)
+        [live] = _serve_folders(temp)
+        os.utime(live, (time.time() - 60, time.time() - 60))
+        second = _start(tmp_path / "c", "--no-ledger", "--workers", "1")
+        next(second)
+        assert live in _serve_folders(temp) and len(_serve_folders(temp)) == 2
+        second.close()
+    finally:
+        first.close()
+    assert _serve_folders(temp) == []

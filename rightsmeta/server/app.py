@@ -89,6 +89,7 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 class _State:
     config: ServerConfig
     folder: str = ""
+    held: int = -1  # the descriptor holding the folder's lock (server/folder.py)
     executor: ProcessPoolExecutor | None = None
     batches: Batches | None = None  # made at start, in this server's private folder
     pending: int = 0
@@ -99,9 +100,10 @@ class _State:
         self.alone = asyncio.Semaphore(self.config.workers)
 
     def start(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="rightsmeta-serve-")
-        os.chmod(self.folder, 0o700)
+        from . import folder
         from .batches import Batches
+
+        self.folder, self.held = folder.make()
 
         cfg = self.config
         os.mkdir(os.path.join(self.folder, "batches"), 0o700)
@@ -137,9 +139,11 @@ class _State:
                 old.shutdown(wait=False)
 
     def stop(self) -> None:
+        from . import folder
+
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        folder.remove(self.folder, self.held)
 
     async def run(self, job: str, args: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
