@@ -27,6 +27,7 @@ from cryptography import x509
 import rightsmeta
 from rightsmeta import Assertion, keys
 from rightsmeta.fingerprint import image_code
+from rightsmeta.server import folder
 from tests import material
 from tests.test_serve import ASSERTION, Server, _problem, _start
 
@@ -320,7 +321,7 @@ def test_content_of_a_type_never_matched_is_a_415_not_no_matches(platform: Serve
 
 
 def _serve_folders(parent: Path) -> list[Path]:
-    return sorted(parent.glob("rightsmeta-serve-*"))
+    return sorted(parent.glob(f"{folder.PREFIX}*"))
 
 
 def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,6 +339,9 @@ def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path:
     [stale] = _serve_folders(temp)
     assert any(p.name == "body" and p.stat().st_size > 0 for p in stale.rglob("*"))  # someone's upload, left behind
     os.utime(stale, (time.time() - 60, time.time() - 60))
+    older = temp / "rightsmeta-serve-0ld"  # a running server of an earlier version, which holds no lock
+    older.mkdir()
+    os.utime(older, (time.time() - 60, time.time() - 60))
 
     # The next start removed it (it stayed for good, one more folder per crash); a live server's stays.
     first = _start(tmp_path / "b", "--no-ledger", "--workers", "1")
@@ -352,4 +356,4 @@ def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path:
         second.close()
     finally:
         first.close()
-    assert _serve_folders(temp) == []
+    assert _serve_folders(temp) == [] and older.is_dir()

@@ -16,7 +16,8 @@ import stat
 import tempfile
 import time
 
-PREFIX = "rightsmeta-serve-"
+# Not the "rightsmeta-serve-" of servers before the lock: their folders, held by nothing, may still be in use.
+PREFIX = "rightsmeta-server-"
 # A folder younger than this may be one another server has just made and not yet locked.
 _SETTLE_SECONDS = 10.0
 
