@@ -357,3 +357,12 @@ def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path:
     finally:
         first.close()
     assert _serve_folders(temp) == [] and older.is_dir()
+
+
+def test_serve_refuses_a_signing_identity_it_cannot_load(tmp_path: Path) -> None:
+    keys.save_identity(keys.make_identity("Test Platform"), tmp_path / "identity")
+    (tmp_path / "identity" / "signer.key").write_text("not a key\n")  # a botched copy, or a passphrase-protected key
+    # It started and said healthy, then answered every upload, verify included, 422 "Cannot process this file".
+    started = subprocess.run([sys.executable, "-m", "rightsmeta", "serve", "--no-ledger", "--port", "0",
+                              "--identity", str(tmp_path / "identity")], capture_output=True, text=True, timeout=20)
+    assert started.returncode == 2 and "cannot use the signing identity" in started.stderr, started.stderr

@@ -31,18 +31,22 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
     signal.signal(signal.SIGALRM, on_alarm)
-    identity = None
-    if identity_dir and has_identity(identity_dir):
-        from ..keys import Identity
-
-        folder = os.path.abspath(identity_dir)
-        identity = Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"),
-                                 os.path.join(folder, "root.pem") if os.path.exists(os.path.join(folder, "root.pem")) else None)
-    _STATE.update(ledger_path=ledger_path, identity=identity, seconds=seconds, ledger=None)
+    _STATE.update(ledger_path=ledger_path, identity=load_identity(identity_dir), seconds=seconds, ledger=None)
 
 
 def has_identity(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, "chain.pem")) and os.path.isfile(os.path.join(folder, "signer.key"))
+
+
+def load_identity(folder: str | None) -> Any:
+    """The signing identity in ``folder``, None while it holds none; raises when it cannot be used."""
+    if not folder or not has_identity(folder):
+        return None
+    from ..keys import Identity
+
+    folder = os.path.abspath(folder)
+    root = os.path.join(folder, "root.pem")
+    return Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"), root if os.path.exists(root) else None)
 
 
 def _ledger() -> Any:
