@@ -101,12 +101,16 @@ def identity() -> keys.Identity:
     return keys.make_identity("Test Platform")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, identity: keys.Identity) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("serve")
+def _start_signing(folder: Path, identity: keys.Identity, *args: str) -> Iterator[Server]:
+    """A server with a ledger, a signing identity and a token, all kept in ``folder``."""
     keys.save_identity(identity, folder / "identity")
     yield from _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
-                      "--token-file", str(folder / "token"), "--workers", "2")
+                      "--token-file", str(folder / "token"), *args)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, identity: keys.Identity) -> Iterator[Server]:
+    yield from _start_signing(tmp_path_factory.mktemp("serve"), identity, "--workers", "2")
 
 
 @pytest.fixture(scope="module")

@@ -27,19 +27,16 @@ from cryptography import x509
 import rightsmeta
 from rightsmeta import Assertion, keys
 from rightsmeta.fingerprint import image_code
-from rightsmeta.server import folder
+from rightsmeta.server.folder import PREFIX
 from tests import material
-from tests.test_serve import ASSERTION, Server, _problem, _start
+from tests.test_serve import ASSERTION, Server, _problem, _start, _start_signing
 
 pytest.importorskip("uvicorn")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("platform")
-    keys.save_identity(keys.make_identity("Test Platform"), folder / "identity")
-    yield from _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
-                      "--token-file", str(folder / "token"), "--workers", "1")
+    yield from _start_signing(tmp_path_factory.mktemp("platform"), keys.make_identity("Test Platform"), "--workers", "1")
 
 
 def _cli(*args: str) -> str:
@@ -321,7 +318,7 @@ def test_content_of_a_type_never_matched_is_a_415_not_no_matches(platform: Serve
 
 
 def _serve_folders(parent: Path) -> list[Path]:
-    return sorted(parent.glob(f"{folder.PREFIX}*"))
+    return sorted(parent.glob(f"{PREFIX}*"))
 
 
 def test_a_killed_server_leaves_no_upload_on_disk_after_the_next_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
