@@ -8,6 +8,8 @@ import fnmatch
 import io
 import json
 import os
+import random
+import re
 import signal
 import socket
 import subprocess
@@ -363,3 +365,22 @@ def test_serve_refuses_a_signing_identity_it_cannot_load(tmp_path: Path) -> None
     started = subprocess.run([sys.executable, "-m", "rightsmeta", "serve", "--no-ledger", "--port", "0",
                               "--identity", str(tmp_path / "identity")], capture_output=True, text=True, timeout=20)
     assert started.returncode == 2 and "cannot use the signing identity" in started.stderr, started.stderr
+
+
+def test_a_hostile_upload_writes_nothing_but_its_request_line_to_the_log(platform: Server, ffmpeg: str, tmp_path: Path) -> None:
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(3, 6.0)))
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "song.wav"), "-ac", "1", str(tmp_path / "song.mp3")], check=True)
+    song = bytearray((tmp_path / "song.mp3").read_bytes())
+    damage = random.Random(5)
+    for frame in re.finditer(b"\xff\xfb", bytes(song)):  # half the frame headers: the decoder resyncs, and says so
+        if damage.random() < 0.5:
+            song[frame.start() + 2] ^= 0xFF
+    log = platform.folder / "server.log"
+    time.sleep(0.3)
+    before = log.read_text().splitlines()
+    with platform.client() as http:
+        assert http.post("/matches/byContent", content=bytes(song)).status_code == 200
+    time.sleep(0.5)
+    added = log.read_text().splitlines()[len(before):]
+    # libmpg123's "Illegal Audio-MPEG-Header ... Trying to resync ... Skipped 162 bytes" came in between.
+    assert len(added) == 1 and '"POST /matches/byContent HTTP/1.1"' in added[0], added

@@ -115,7 +115,7 @@ class _State:
         from ..pool import executor  # forkserver: workers never inherit the server's threads or sockets
 
         cfg = self.config
-        return executor(workers or cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
+        return executor(workers or cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory, True))
 
     @property
     def signing(self) -> bool:

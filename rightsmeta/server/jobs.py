@@ -21,8 +21,13 @@ _STATE: dict[str, Any] = {}
 
 
 
-def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int) -> None:
-    """Once per worker process: limits, the alarm handler, the ledger and the signing identity."""
+def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int, quiet: bool = False) -> None:
+    """Once per worker process: limits, the alarm handler, the ledger and the signing identity.
+
+    ``quiet``: standard error goes nowhere. Decoders (libmpg123, Pillow's warnings) write there what
+    they make of a hostile upload, lines of the server's log that no request owns, as many as the
+    file asks for; what failed is said in the answer instead.
+    """
     import resource
 
     if memory:
@@ -32,6 +37,10 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
     signal.signal(signal.SIGALRM, on_alarm)
     _STATE.update(ledger_path=ledger_path, identity=load_identity(identity_dir), seconds=seconds, ledger=None)
+    if quiet:  # after the identity: a worker that cannot start still says why
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
 
 
 def has_identity(folder: str) -> bool:
