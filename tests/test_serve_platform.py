@@ -384,3 +384,17 @@ def test_a_hostile_upload_writes_nothing_but_its_request_line_to_the_log(platfor
     added = log.read_text().splitlines()[len(before):]
     # libmpg123's "Illegal Audio-MPEG-Header ... Trying to resync ... Skipped 162 bytes" came in between.
     assert len(added) == 1 and '"POST /matches/byContent HTTP/1.1"' in added[0], added
+
+
+def test_a_request_that_is_not_http_gets_a_problem_document_too(platform: Server) -> None:
+    for head in (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", _port(platform)), timeout=10) as raw:
+            raw.sendall(head)
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        status, _, rest = answer.partition(b"\r\n")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        # uvicorn answered "text/plain" "Invalid HTTP request received.": README says every error is RFC 9457.
+        assert status.startswith(b"HTTP/1.1 400") and b"content-type: application/problem+json" in headers.lower(), answer
+        assert json.loads(body)["status"] == 400
