@@ -73,7 +73,7 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     if protect_reads and token is None:
         raise click.UsageError("--protect-reads needs --token-file")
     config = ServerConfig(
-        ledger=_usable_ledger(ledger, no_ledger), identity=identity, token=token,
+        ledger=_usable_ledger(ledger, no_ledger), identity=_usable_identity(identity), token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
         job_seconds=timeout, upload_seconds=upload_timeout,
     )
@@ -95,6 +95,18 @@ def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:
         except UsageError as exc:
             raise click.UsageError(str(exc)) from None
     return path
+
+
+def _usable_identity(folder: str | None) -> str | None:
+    """The signing identity's folder. One holding an identity that cannot be loaded is refused before
+    anything starts: no worker could start, and every upload was answered 422, as if the file were at fault."""
+    from .server.jobs import load_identity
+
+    try:
+        load_identity(folder)
+    except (UsageError, OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot use the signing identity in {folder}: {exc}") from None
+    return folder
 
 
 @click.command()
@@ -131,7 +143,9 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
         threading.Timer(1.5, webbrowser.open, (url,)).start()
-    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=identity, token=token), host="127.0.0.1", port=port)
+    # The creator's own terminal: no line per upload.
+    run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=_usable_identity(identity), token=token), host="127.0.0.1", port=port,
+        access_log=False)
 
 
 @click.command()

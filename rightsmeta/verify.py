@@ -21,7 +21,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -80,7 +80,7 @@ class Verdict:
             work = self.match.work
             out["match"] = {
                 "work_id": work.id,
-                "path": work.path,
+                "path": work.path or None,
                 "format": work.format,
                 "distance": round(self.match.distance, 4),
                 "exact": self.match.exact,
@@ -91,7 +91,7 @@ class Verdict:
                 out["match"]["how"] = self.match.how
             if self.also:
                 out["match"]["also"] = [
-                    {"work_id": m.work.id, "path": m.work.path, "distance": round(m.distance, 4), "exact": m.exact,
+                    {"work_id": m.work.id, "path": m.work.path or None, "distance": round(m.distance, 4), "exact": m.exact,
                      "source": m.work.source, "assertion": m.work.assertion.to_json()}
                     for m in self.also
                 ]
@@ -102,6 +102,19 @@ class Verdict:
             stated = combined([self.match, *self.also])
             out["permissions"], out["effective"] = states(stated), states(umbrella(stated))
         return out
+
+    def without_paths(self) -> Verdict:
+        """The verdict for someone other than the ledger's owner (a service's client): the works
+        it matched are named by their ids, not by where on the tagging machine their files are."""
+        if self.match is None:
+            return self
+        found = [replace(m, work=replace(m.work, path="")) for m in (self.match, *self.also)]
+        return replace(self, reasons=_stripped(found), match=found[0], also=found[1:])
+
+
+def _stripped(found: list[Match]) -> list[str]:
+    # Every work it matches is named; the permissions are the most restrictive among them.
+    return [f"no signal left, but it matches {m.describe()}" for m in found]
 
 
 def _work_id(signals: list[Signal]) -> str | None:
@@ -177,9 +190,7 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         # With the search for uneven crops of images; a work re-tagged here counts as last tagged.
         found = current(ledger_matches(ledger, essence))
         if found:
-            # Every work it matches is named; the permissions are the most restrictive among them.
-            reasons = [f"no signal left, but it matches {m.describe()}" for m in found]
-            return Verdict(report.path, "stripped", reasons, report, found[0], found[1:])
+            return Verdict(report.path, "stripped", _stripped(found), report, found[0], found[1:])
         if essence.perceptual is None and essence.reason:  # no near copy could have been found
             return Verdict(report.path, "untagged", ["no rights signal found", f"only an exact copy is recognised ({essence.reason})"],
                            report)

@@ -4,6 +4,7 @@ httpx clients, real files (Pillow, ExifTool, ffmpeg), answers judged by the c2pa
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -84,8 +85,9 @@ def _start(folder: Path, *args: str) -> Iterator[Server]:
     try:
         yield Server(url, token, folder, process)
     finally:
-        # Our own process group only: the server, its forkserver and its workers.
-        os.killpg(process.pid, signal.SIGTERM)
+        # Our own process group only: the server, its forkserver and its workers (gone if a test killed them).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(15)
         except subprocess.TimeoutExpired:
@@ -99,12 +101,16 @@ def identity() -> keys.Identity:
     return keys.make_identity("Test Platform")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, identity: keys.Identity) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("serve")
+def _start_signing(folder: Path, identity: keys.Identity, *args: str) -> Iterator[Server]:
+    """A server with a ledger, a signing identity and a token, all kept in ``folder``."""
     keys.save_identity(identity, folder / "identity")
     yield from _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--identity", str(folder / "identity"),
-                      "--token-file", str(folder / "token"), "--workers", "2")
+                      "--token-file", str(folder / "token"), *args)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, identity: keys.Identity) -> Iterator[Server]:
+    yield from _start_signing(tmp_path_factory.mktemp("serve"), identity, "--workers", "2")
 
 
 @pytest.fixture(scope="module")

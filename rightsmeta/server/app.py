@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hmac
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -28,7 +31,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 PROBLEM = "application/problem+json"
 _CHUNK = 64 * 1024
 _EXTENSIONS = {"jpeg": "jpg", "tiff": "tif"}
+# The media types of the formats c2pa cannot sign (carriers.manifest.MIME has the others).
+_UNSIGNED_TYPES = {"aiff": "audio/aiff", "ogg": "audio/ogg", "opus": "audio/ogg", "epub": "application/epub+zip"}
 
 
 class Problem(Exception):
@@ -84,15 +89,21 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 class _State:
     config: ServerConfig
     folder: str = ""
+    held: int = -1  # the descriptor holding the folder's lock (server/folder.py)
     executor: ProcessPoolExecutor | None = None
     batches: Batches | None = None  # made at start, in this server's private folder
     pending: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    alone: asyncio.Semaphore = field(init=False)  # jobs run again in a process of their own, ``workers`` at once
+
+    def __post_init__(self) -> None:
+        self.alone = asyncio.Semaphore(self.config.workers)
 
     def start(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="rightsmeta-serve-")
-        os.chmod(self.folder, 0o700)
+        from . import folder
         from .batches import Batches
+
+        self.folder, self.held = folder.make()
 
         cfg = self.config
         os.mkdir(os.path.join(self.folder, "batches"), 0o700)
@@ -100,11 +111,11 @@ class _State:
                                max_batches=cfg.batches, seconds=cfg.batch_seconds)
         self.executor = self._pool()
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self, workers: int | None = None) -> ProcessPoolExecutor:
         from ..pool import executor  # forkserver: workers never inherit the server's threads or sockets
 
         cfg = self.config
-        return executor(cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory))
+        return executor(workers or cfg.workers, jobs.init, (cfg.ledger, cfg.identity, cfg.job_seconds, cfg.memory, True))
 
     @property
     def signing(self) -> bool:
@@ -128,9 +139,11 @@ class _State:
                 old.shutdown(wait=False)
 
     def stop(self) -> None:
+        from . import folder
+
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        folder.remove(self.folder, self.held)
 
     async def run(self, job: str, args: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
@@ -141,21 +154,34 @@ class _State:
         try:
             executor = self.executor
             assert executor is not None
-            loop = asyncio.get_running_loop()
             try:
-                # The worker's own alarm fires first; this outer bound covers a worker stuck outside Python.
-                return await asyncio.wait_for(loop.run_in_executor(executor, jobs.run, job, args), cfg.job_seconds + 30)
+                return await self._on(executor, job, args)
             except BrokenProcessPool:
                 async with self.lock:
                     if self.executor is executor:
                         executor.shutdown(wait=False, cancel_futures=True)
                         self.executor = self._pool()
-                raise Problem(422, "Cannot process this file",
-                              "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
-            except TimeoutError:
-                raise Problem(503, "Timed out", "the upload was not processed in time", {"Retry-After": "5"}) from None
+            # A dead worker fails every job of its pool, and an idle one the next job sent: each runs
+            # again alone, so only the upload that kills a process of its own is refused.
+            async with self.alone:
+                alone = self._pool(1)
+                try:
+                    return await self._on(alone, job, args)
+                except BrokenProcessPool:
+                    raise Problem(422, "Cannot process this file",
+                                  "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
+                finally:
+                    alone.shutdown(wait=False, cancel_futures=True)
         finally:
             self.pending -= 1
+
+    async def _on(self, executor: ProcessPoolExecutor, job: str, args: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            # The worker's own alarm fires first; this outer bound covers a worker stuck outside Python.
+            return await asyncio.wait_for(loop.run_in_executor(executor, jobs.run, job, args), self.config.job_seconds + 30)
+        except TimeoutError:
+            raise Problem(503, "Timed out", "the upload was not processed in time", {"Retry-After": "5"}) from None
 
 
 def _state(request: Request) -> _State:
@@ -186,6 +212,26 @@ class _Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+async def _received(request: Request) -> AsyncIterator[bytes]:
+    """The body's chunks. A client that goes away mid-body (a phone losing its signal) ends the
+    request as a problem nobody reads, not as a traceback of fifty lines in the log."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise Problem(400, "Upload interrupted", "the client closed the connection before the body ended") from None
+
+
+async def _small_body(request: Request, limit: int, detail: str) -> bytes:
+    """A small body read whole, refused past ``limit`` bytes whatever Content-Length says (or does not)."""
+    raw = b""
+    async for chunk in _received(request):
+        raw += chunk
+        if len(raw) > limit:
+            raise Problem(413, "Body too large", detail)
+    return raw
+
+
 async def _body_to(request: Request, path: str, cfg: ServerConfig) -> int:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -197,7 +243,7 @@ async def _body_to(request: Request, path: str, cfg: ServerConfig) -> int:
     size = 0
     try:
         with anyio.fail_after(cfg.upload_seconds), open(path, "wb") as fh:
-            async for chunk in request.stream():
+            async for chunk in _received(request):
                 size += len(chunk)
                 if size > cfg.max_upload:
                     raise Problem(413, "Upload too large", f"the body is more than {cfg.max_upload} bytes")
@@ -237,6 +283,10 @@ async def _multipart(request: Request, raw: str, upload: _Upload) -> None:
         raise Problem(400, "Bad multipart body", f"the multipart body cannot be parsed: {exc}") from None
     try:
         for n, (key, value) in enumerate(form.multi_items()):
+            if key in upload.files or key in upload.fields:
+                # Frameworks disagree on which of two parts named alike is "the" file (Flask takes the
+                # first, Starlette the last): a platform could store one while this server judged the other.
+                raise Problem(400, "Ambiguous multipart body", f"the field {key!r} is sent more than once; send it once")
             if isinstance(value, UploadFile):
                 path = os.path.join(upload.folder, f"part{n}")
                 with open(path, "wb") as out:
@@ -305,7 +355,8 @@ async def _file_job(request: Request, job: str, args: dict[str, Any], upload: _U
         headers["X-Rightsmeta-Carriers"] = ",".join(result["carriers"])
     if result.get("removed") is not None:
         headers["X-Rightsmeta-Removed"] = str(len(result["removed"]))
-    return FileResponse(out, media_type=MIME.get(fmt, "application/octet-stream"), headers=headers,
+    media_type = MIME.get(fmt) or _UNSIGNED_TYPES.get(fmt, "application/octet-stream")
+    return FileResponse(out, media_type=media_type, headers=headers,
                         background=BackgroundTask(shutil.rmtree, keep, True))
 
 
@@ -335,7 +386,7 @@ async def docs(request: Request) -> Response:
 
 async def identity(request: Request) -> Response:
     _authorise(request, write=True)
-    raw = await request.body() if int(request.headers.get("content-length") or 0) <= 4096 else b""
+    raw = await _small_body(request, 4096, 'send {"holder": "Your Name"} (at most 4 KiB) or nothing')
     try:
         body = json.loads(raw) if raw else {}
     except NOT_JSON:
@@ -406,14 +457,15 @@ async def carry(request: Request) -> Response:
 
 
 def _max_results(request: Request) -> int:
+    """The C2PA API sets no upper bound on maxResults: a larger one is answered with at most 100."""
     text = request.query_params.get("maxResults", "10")
     try:
         value = int(text)
     except ValueError:
-        raise Problem(400, "Bad maxResults", "maxResults is a whole number from 1 to 100") from None
-    if not 1 <= value <= 100:
-        raise Problem(400, "Bad maxResults", "maxResults is a whole number from 1 to 100")
-    return value
+        raise Problem(400, "Bad maxResults", "maxResults is a whole number, at least 1") from None
+    if value < 1:
+        raise Problem(400, "Bad maxResults", "maxResults is a whole number, at least 1")
+    return min(value, 100)
 
 
 def _registry_path(request: Request) -> str | None:
@@ -427,10 +479,10 @@ async def _binding_answer(request: Request, alg: str, value: str) -> Response:
         raise Problem(400, "Unsupported algorithm", f"this service resolves {registry.ALG} soft bindings only")
     if len(value) > 512 or registry.parse_value(value) is None:
         raise Problem(400, "Invalid query value", "value is an ISCC code (ISCC:..., or base64 of it)")
+    limit = _max_results(request)
     ledger = _registry_path(request)
     if ledger is None or not os.path.exists(ledger):
         return JSONResponse({"matches": []})
-    limit = _max_results(request)
     matches = await anyio.to_thread.run_sync(registry.by_binding, ledger, alg, value, limit)
     return JSONResponse({"matches": matches})
 
@@ -438,11 +490,7 @@ async def _binding_answer(request: Request, alg: str, value: str) -> Response:
 async def by_binding(request: Request) -> Response:
     _authorise(request, write=False)
     if request.method == "POST":
-        raw = b""
-        async for chunk in request.stream():  # bounded whatever Content-Length says (or does not)
-            raw += chunk
-            if len(raw) > 65536:
-                raise Problem(413, "Query too large", "a soft binding query is at most 64 KiB")
+        raw = await _small_body(request, 65536, "a soft binding query is at most 64 KiB")
         try:
             body = json.loads(raw)
         except NOT_JSON:
@@ -540,17 +588,45 @@ def create_app(config: ServerConfig) -> Starlette:
     return app
 
 
-def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> uvicorn.Config:
+class _HideBatchIds(logging.Filter):
+    """A batch's id is the capability to download its files: an access line names the route, not the id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # uvicorn's (client, method, path, version, status)
+            args = list(record.args)
+            args[2] = _BATCH_ID.sub(r"\1{batch}", str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
+_BATCH_ID = re.compile(r"^(/v1/batches/)[^/?]+")
+
+
+def _log_config(access: bool) -> dict[str, Any]:
+    """uvicorn's logging at warnings, plus (``access``) one line per request, as platforms expect."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    settings: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    settings["filters"] = {"batch_ids": {"()": _HideBatchIds}}
+    settings["handlers"]["access"]["filters"] = ["batch_ids"]
+    for name in ("uvicorn", "uvicorn.error"):
+        settings["loggers"][name]["level"] = "WARNING"
+    settings["loggers"]["uvicorn.access"]["level"] = "INFO" if access else "WARNING"
+    return settings
+
+
+def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> uvicorn.Config:
     """The uvicorn settings of the service: its guarded protocol (rightsmeta/server/protocol.py)."""
     import uvicorn
 
     from .protocol import protocol
 
-    return uvicorn.Config(create_app(config), host=host, port=port, log_level="warning", timeout_keep_alive=5,
-                          limit_concurrency=config.workers + config.backlog + 64, http=protocol(config.head_seconds))
+    return uvicorn.Config(create_app(config), host=host, port=port, log_config=_log_config(access_log), log_level=None,
+                          timeout_keep_alive=5, limit_concurrency=config.workers + config.backlog + 64,
+                          http=protocol(config.head_seconds))
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> None:
     import uvicorn
 
-    uvicorn.Server(uvicorn_config(config, host, port)).run()
+    uvicorn.Server(uvicorn_config(config, host, port, access_log=access_log)).run()

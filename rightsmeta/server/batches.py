@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ from .app import Problem, _authorise, _need, _state, _upload, statement_of
 _CHUNK = 256 * 1024
 _DISK_MARGIN = 512 * 1024 * 1024
 _ID = re.compile(r"[A-Za-z0-9_-]{24}")
+
+
+def _key(name: str) -> str:
+    """What makes two zip members one file once extracted: macOS and Windows ignore case, and
+    macOS the Unicode form (an "é" typed on Linux and one named on a Mac)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 @dataclass
@@ -57,7 +64,7 @@ class Batch:
     failed: int = 0
     reserved: int = 0  # bytes promised to uploads still being tagged
     busy: int = 0  # uploads being tagged and downloads being sent: an expiry waits for them
-    names: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # the members' _key
     deleted: bool = False
     size: int = 0  # bytes of its members, kept as a sum so a check is not a walk over every file
 
@@ -140,10 +147,10 @@ class Batches:
         with self._lock:
             stem, dot, ext = name.rpartition(".")
             candidate, n = name, 1
-            while candidate in batch.names:
+            while _key(candidate) in batch.names:
                 n += 1
                 candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{name}-{n}"
-            batch.names.add(candidate)
+            batch.names.add(_key(candidate))
             return candidate
 
     def hold(self, batch: Batch) -> list[Member]:

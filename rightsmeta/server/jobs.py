@@ -21,8 +21,13 @@ _STATE: dict[str, Any] = {}
 
 
 
-def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int) -> None:
-    """Once per worker process: limits, the alarm handler, the ledger and the signing identity."""
+def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memory: int, quiet: bool = False) -> None:
+    """Once per worker process: limits, the alarm handler, the ledger and the signing identity.
+
+    ``quiet``: standard error goes nowhere. Decoders (libmpg123, Pillow's warnings) write there what
+    they make of a hostile upload, lines of the server's log that no request owns, as many as the
+    file asks for; what failed is said in the answer instead.
+    """
     import resource
 
     if memory:
@@ -31,18 +36,26 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
     signal.signal(signal.SIGALRM, on_alarm)
-    identity = None
-    if identity_dir and has_identity(identity_dir):
-        from ..keys import Identity
-
-        folder = os.path.abspath(identity_dir)
-        identity = Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"),
-                                 os.path.join(folder, "root.pem") if os.path.exists(os.path.join(folder, "root.pem")) else None)
-    _STATE.update(ledger_path=ledger_path, identity=identity, seconds=seconds, ledger=None)
+    _STATE.update(ledger_path=ledger_path, identity=load_identity(identity_dir), seconds=seconds, ledger=None)
+    if quiet:  # after the identity: a worker that cannot start still says why
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
 
 
 def has_identity(folder: str) -> bool:
     return os.path.isfile(os.path.join(folder, "chain.pem")) and os.path.isfile(os.path.join(folder, "signer.key"))
+
+
+def load_identity(folder: str | None) -> Any:
+    """The signing identity in ``folder``, None while it holds none; raises when it cannot be used."""
+    if not folder or not has_identity(folder):
+        return None
+    from ..keys import Identity
+
+    folder = os.path.abspath(folder)
+    root = os.path.join(folder, "root.pem")
+    return Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"), root if os.path.exists(root) else None)
 
 
 def _ledger() -> Any:
@@ -92,7 +105,8 @@ def _read(path: str, name: str) -> dict[str, Any]:
 def _verify(path: str, name: str) -> dict[str, Any]:
     from .. import verify
 
-    verdict = verify.verify(path, ledger=_ledger())
+    # The ledger may be shared with its owner's own `rightsmeta tag`: no client learns where their files are.
+    verdict = verify.verify(path, ledger=_ledger()).without_paths()
     verdict.path = name
     return {"json": verdict.to_json()}
 
@@ -224,6 +238,12 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
     ledger = _ledger()
     if ledger is None:
         return {"json": {"matches": []}}
+    # First: the soft binding's decoder raises where the ledger's says why (a PDF cut short was a 500).
+    found = ledger.essence_of(data, report.format)
+    if found.kind is None:  # nothing to compare: "no matches" would claim a search that never ran
+        return problem(415, "Unsupported asset type", found.reason or f"content of {report.format} files is not matched")
+    if not found.decoded:
+        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     matches: list[dict[str, Any]] = []
     seen: set[str] = set()
     code = fingerprint(data, report.format)
@@ -232,9 +252,6 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
-    found = ledger.essence_of(data, report.format)
-    if found.hash is None and found.perceptual is None and not matches:
-        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
         manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
         if manifest_id not in seen and len(matches) < limit:

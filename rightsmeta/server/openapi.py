@@ -19,6 +19,8 @@ _UPLOAD = {
 }
 _BATCH = {"name": "batch", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 _MATCHES = {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBindingQueryResult"}}}
+_MAX_RESULTS = {"name": "maxResults", "in": "query", "description": "At most this many matches (and never more than 100)",
+                "schema": {"type": "integer", "minimum": 1, "default": 10}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -36,8 +38,9 @@ def _file_out(summary: str) -> dict[str, Any]:
 
 
 def spec() -> dict[str, Any]:
-    upload_errors = _errors(400, 408, 413, 422, 503)
+    upload_errors = _errors(400, 401, 408, 413, 422, 503)
     write: list[dict[str, list[str]]] = [{"bearer": []}]
+    read: list[dict[str, list[str]]] = [{}, {"bearer": []}]  # open, unless the server runs with --protect-reads
     return {
         "openapi": "3.0.3",
         "info": {"title": "rightsmeta upload gate", "version": __version__,
@@ -51,13 +54,13 @@ def spec() -> dict[str, Any]:
                                       "requestBody": {"required": False, "content": {"application/json": {"schema": {
                                           "type": "object", "properties": {"holder": {"type": "string", "maxLength": 200}}}}}},
                                       "responses": {"201": {"description": "Made", "content": {"application/json": {"schema": {"type": "object"}}}},
-                                                    **_errors(400, 401, 403), "409": {"description": "An identity exists", "content": _PROBLEM}}}},
+                                                    **_errors(400, 401, 403, 413), "409": {"description": "An identity exists", "content": _PROBLEM}}}},
             "/v1/read": {"post": {"summary": "Every carrier and the resolved permissions (schemas/read-report.schema.json)",
-                                  "operationId": "read", "requestBody": _UPLOAD,
+                                  "operationId": "read", "security": read, "requestBody": _UPLOAD,
                                   "responses": {"200": {"description": "The read report", "content": {"application/json": {"schema": {"type": "object"}}}},
                                                 **upload_errors}}},
             "/v1/verify": {"post": {"summary": "One status (intact, partial, ..., stripped) with reasons (schemas/verify-report.schema.json)",
-                                    "operationId": "verify", "requestBody": _UPLOAD,
+                                    "operationId": "verify", "security": read, "requestBody": _UPLOAD,
                                     "responses": {"200": {"description": "The verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}},
                                                   **upload_errors}}},
             "/v1/tag": {"post": {"summary": "The file tagged with the statement (signed when the server has an identity), recorded in the ledger",
@@ -114,27 +117,28 @@ def spec() -> dict[str, Any]:
                                                 "responses": {"200": {"description": "The zip (stored members)", "content": {
                                                     "application/zip": {"schema": {"type": "string", "format": "binary"}}}}, **_errors(404)}}},
             "/matches/byBinding": {
-                "get": {"summary": "Manifests matching a soft binding (C2PA Soft Binding Resolution API)", "operationId": "queryByBinding",
+                "get": {"summary": "Manifests matching a soft binding (C2PA Soft Binding Resolution API)", "operationId": "queryByBinding", "security": read,
                         "parameters": [{"name": "alg", "in": "query", "required": True, "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
                                        {"name": "value", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 512}},
-                                       {"name": "maxResults", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}],
-                        "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400)}},
-                "post": {"summary": "Manifests matching a soft binding given as JSON", "operationId": "queryByLargeBinding",
+                                       _MAX_RESULTS],
+                        "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401)}},
+                "post": {"summary": "Manifests matching a soft binding given as JSON", "operationId": "queryByLargeBinding", "security": read,
+                         "parameters": [_MAX_RESULTS],
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBindingQuery"}}}},
-                         "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400)}},
+                         "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401, 413)}},
             },
-            "/matches/byContent": {"post": {"summary": "Manifests of works matching the uploaded asset", "operationId": "uploadFile",
+            "/matches/byContent": {"post": {"summary": "Manifests of works matching the uploaded asset", "operationId": "uploadFile", "security": read,
                                             "parameters": [{"name": "alg", "in": "query", "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
-                                                           {"name": "maxResults", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}],
+                                                           _MAX_RESULTS],
                                             "requestBody": _UPLOAD,
-                                            "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 408, 413, 415, 422, 503)}}},
+                                            "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401, 408, 413, 415, 422, 503)}}},
             "/manifests/{manifestId}": {"get": {"summary": "The manifest store (application/c2pa) or, without one, the recorded statement",
-                                                "operationId": "getManifestById",
+                                                "operationId": "getManifestById", "security": read,
                                                 "parameters": [{"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}],
                                                 "responses": {"200": {"description": "The manifest store or statement",
                                                                       "content": {"application/c2pa": {"schema": {"type": "string", "format": "binary"}},
                                                                                   "application/json": {"schema": {"type": "object"}}}},
-                                                              **_errors(404)}}},
+                                                              **_errors(401, 404)}}},
             "/services/supportedAlgorithms": {"get": {"summary": "Soft binding algorithms resolved here", "operationId": "getSupportedBindings",
                                                       "responses": {"200": {"description": "Algorithms", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
@@ -175,7 +179,8 @@ def docs_page() -> str:
     rows = []
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            token = "bearer token" if op.get("security") else "open"
+            security = op.get("security") or [{}]
+            token = "open" if security == [{}] else "open (bearer token with --protect-reads)" if {} in security else "bearer token"
             rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
                         f"<td>{html.escape(op.get('summary', ''))}</td><td>{token}</td></tr>")
     return f"""<!doctype html>

@@ -1,11 +1,12 @@
-"""uvicorn's HTTP/1.1 protocol (h11) with the two guards the service needs and uvicorn lacks.
+"""uvicorn's HTTP/1.1 protocol (h11) with the guards the service needs and uvicorn lacks.
 
 - A request head (request line and headers) must arrive within ``head_seconds`` of the
   connection opening or of the previous response: uvicorn times out only an idle keep-alive
   connection, and any byte restarts that, so a client sending a header byte every few seconds
   (slowloris) held a connection, and a slot of ``limit_concurrency``, forever.
 - Beyond ``limit_concurrency`` (connections, or requests in progress) the answer is the
-  service's RFC 9457 problem document with Retry-After, not uvicorn's plain-text 503.
+  service's RFC 9457 problem document with Retry-After, not uvicorn's plain-text 503; so is the
+  answer to a request that is not valid HTTP (uvicorn's plain-text 400).
 
 The request body is not this module's business: the app caps its time (408) and size (413).
 """
@@ -13,6 +14,7 @@ The request body is not this module's business: the app caps its time (408) and 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import h11
@@ -40,6 +42,17 @@ class GuardedH11(H11Protocol):
             await busy(scope, receive, send)
             return
         await self.served(scope, receive, send)
+
+    def send_400_response(self, msg: str) -> None:
+        # A request h11 cannot parse (a negative Content-Length, a bad request line) is answered
+        # before any app runs: as the service's problem document too, not uvicorn's plain text.
+        body = json.dumps({"type": "about:blank", "title": "Bad request", "status": 400,
+                           "detail": "the request is not valid HTTP/1.1"}).encode()
+        headers = [(b"content-type", b"application/problem+json"), (b"connection", b"close")]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
