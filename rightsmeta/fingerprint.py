@@ -129,7 +129,9 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
     if fmt == "pdf":
         try:
             _, text = _pdf(data)
-        except _Refused:
+        except MemoryError:
+            raise  # the per-file memory bound: the caller reports the file, as essence() does
+        except Exception:  # _Refused, or pypdf's any type on a damaged file: no code, as for an image
             return None
         if len(text) >= MIN_TEXT_CHARS:
             import iscc_core
