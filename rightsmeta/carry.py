@@ -47,9 +47,17 @@ class Carried:
 
 
 def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """The picture's width and height (a video's first picture track's), None when it has none."""
     from .fingerprint import KIND_OF
     from .imagedecode import open_image
 
+    if fmt in ("mp4", "mov"):
+        from .carriers import bmff
+
+        try:
+            return next((t.size for t in bmff.tracks(data) if t.handler == b"vide" and t.size), None)
+        except MalformedFile:
+            return None
     if KIND_OF.get(fmt) != "image":
         return None
     try:

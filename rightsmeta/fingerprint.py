@@ -129,7 +129,9 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
     if fmt == "pdf":
         try:
             _, text = _pdf(data)
-        except _Refused:
+        except MemoryError:
+            raise  # the per-file memory bound: the caller reports the file, as essence() does
+        except Exception:  # _Refused, or pypdf's any type on a damaged file: no code, as for an image
             return None
         if len(text) >= MIN_TEXT_CHARS:
             import iscc_core
@@ -1150,22 +1152,9 @@ def _sound_tracks(data: bytes) -> int | None:
     from .errors import MalformedFile
 
     try:
-        top = bmff.walk(data, 0, len(data), limit=10_000, printable=True, tail="zeros")
-        moovs = [box for box in top if box.type == b"moov"]
-        if len(moovs) != 1:
-            return None
-        sounds = 0
-        for trak in bmff.walk(data, moovs[0].payload, moovs[0].end, limit=10_000, open_ended=False):
-            if trak.type != b"trak":
-                continue
-            for mdia in bmff.walk(data, trak.payload, trak.end, limit=10_000, open_ended=False):
-                if mdia.type != b"mdia":
-                    continue
-                for hdlr in bmff.walk(data, mdia.payload, mdia.end, limit=10_000, open_ended=False):
-                    sounds += hdlr.type == b"hdlr" and data[hdlr.payload + 8 : hdlr.payload + 12] == b"soun"
+        return sum(track.handler == b"soun" for track in bmff.tracks(data))
     except MalformedFile:
         return None
-    return sounds
 
 
 class _BandEnergies:

@@ -177,3 +177,16 @@ def test_16_bit_decode_stays_under_the_memory_bound(tmp_path: Path) -> None:
     # The pixel hash (v1) is the older form, asked for; the recorded one is of the coded data.
     assert done.stdout.split()[0] == "c7d3a8d830c6332961a58959f6126a91b6c98e474ccc8a836d114fe97d765cc4"
     assert done.stdout.split()[-1].startswith("v2:")
+
+
+def test_the_soft_binding_of_damaged_content_is_none_never_an_exception() -> None:
+    # fingerprint() promises a code or None: a PDF whose objects are cut short raised pypdf's
+    # PdfStreamError into its caller (the service's byContent answered 500).
+    from tests.samples import seeded_mutants
+    from tests.test_documents import pdf_bytes
+
+    good = pdf_bytes(tuple(f"Line {n} of a page long enough to be fingerprinted, about rights and AI." for n in range(6)))
+    assert fingerprint.fingerprint(good, "pdf") is not None
+    assert fingerprint.fingerprint(b"%PDF-1.4\n" + bytes(range(200)), "pdf") is None
+    codes = [fingerprint.fingerprint(damaged, "pdf") for _, damaged in seeded_mutants(good, 60, b"9" * 12)]
+    assert all(code is None or code.startswith("ISCC:") for code in codes)

@@ -244,6 +244,25 @@ def test_carry_to_an_ffmpeg_transcoded_m4a_links_the_ledger(tmp_path: Path, ffmp
     assert len(works) == 1 and works[0].source == f"derived from {parent_id}"
 
 
+def test_carry_to_a_scaled_video_signs_it_resized(tmp_path: Path, ffmpeg: str, identity: keys.Identity) -> None:
+    # The video's picture was scaled (its sound, what its content is compared by, kept): the
+    # manifest said only "transcoded", as if nothing but the encoding had changed.
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(5, 3.0)))
+    video, scaled, cut = tmp_path / "clip.mp4", tmp_path / "small.mp4", tmp_path / "square.mp4"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=3",
+                    "-i", str(tmp_path / "song.wav"), "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(video)], check=True)
+    original = rightsmeta.tag_bytes(video.read_bytes(), DENY_AI, identity=identity)
+    video.write_bytes(original)
+    for out, vf in ((scaled, "scale=160:120"), (cut, "crop=240:240:0:0")):
+        subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(video), "-map_metadata", "-1", "-vf", vf, "-c:a", "copy",
+                        str(out)], check=True)
+    assert _signed_actions(carry_bytes(original, scaled.read_bytes(), identity=identity).data, "video/mp4") == [
+        "c2pa.opened", "c2pa.resized"]
+    assert _signed_actions(carry_bytes(original, cut.read_bytes(), identity=identity).data, "video/mp4") == [
+        "c2pa.opened", "c2pa.cropped"]
+
+
 def _signed_actions(data: bytes, mime: str) -> list[str]:
     state, manifest, _ = active(data, mime)
     assert state == "Valid"

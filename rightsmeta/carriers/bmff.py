@@ -127,6 +127,38 @@ def walk(
     return found
 
 
+class Track(NamedTuple):
+    handler: bytes  # mdia/hdlr's handler type: b"soun", b"vide", ...; b"" when it has none
+    size: tuple[int, int] | None  # tkhd's width and height (whole pixels), None when unreadable
+
+
+def tracks(buf: Buffer, limit: int = 10_000) -> list[Track]:
+    """The tracks of an MP4 or MOV's one 'moov' (MalformedFile when there is not exactly one, or a
+    box on the way is damaged)."""
+    top = walk(buf, 0, len(buf), limit=limit, printable=True, tail="zeros")
+    moovs = [box for box in top if box.type == b"moov"]
+    if len(moovs) != 1:
+        raise MalformedFile(f"ISO-BMFF: {len(moovs)} 'moov' boxes, not one")
+    found = []
+    for trak in walk(buf, moovs[0].payload, moovs[0].end, limit=limit, open_ended=False):
+        if trak.type != b"trak":
+            continue
+        inside = walk(buf, trak.payload, trak.end, limit=limit, open_ended=False)
+        handler = b""
+        for mdia in (box for box in inside if box.type == b"mdia"):
+            for hdlr in walk(buf, mdia.payload, mdia.end, limit=limit, open_ended=False):
+                if hdlr.type == b"hdlr" and hdlr.payload + 12 <= hdlr.end:
+                    handler = bytes(buf[hdlr.payload + 8 : hdlr.payload + 12])
+        size = None
+        for tkhd in (box for box in inside if box.type == b"tkhd"):
+            # Width and height end the box, 16.16 fixed point (ISO/IEC 14496-12 8.3.2), in both versions.
+            if tkhd.end - tkhd.payload in (84, 96):
+                width, height = struct.unpack(">II", bytes(buf[tkhd.end - 8 : tkhd.end]))
+                size = (width >> 16, height >> 16)
+        found.append(Track(handler, size))
+    return found
+
+
 def full_box(buf: Buffer, box: Box, what: str = "ISO-BMFF") -> tuple[int, int]:
     """(version, flags) of a FullBox: the 4 bytes its payload starts with."""
     if box.payload + 4 > box.end:
