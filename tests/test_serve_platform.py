@@ -398,3 +398,23 @@ def test_a_request_that_is_not_http_gets_a_problem_document_too(platform: Server
         # uvicorn answered "text/plain" "Invalid HTTP request received.": README says every error is RFC 9457.
         assert status.startswith(b"HTTP/1.1 400") and b"content-type: application/problem+json" in headers.lower(), answer
         assert json.loads(body)["status"] == 400
+
+
+def test_a_failure_of_ours_in_a_job_reaches_the_servers_log_with_its_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A bug of ours in a worker is a 500 "please report it" for the client; the operator needs the
+    traceback to report it, and the workers' standard error goes nowhere (hostile uploads would
+    fill it): the job sends it back and the server logs it. The client never sees it."""
+    from rightsmeta.server import app, jobs
+
+    def broken(path: str) -> dict[str, Any]:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setitem(jobs._JOBS, "broken", broken)
+    result = jobs.run("broken", {"path": "/nonexistent"})
+    assert result["problem"]["status"] == 500 and "please report it" in result["problem"]["detail"]
+    with caplog.at_level("ERROR", logger="uvicorn.error"):
+        answer = app._reported("broken", result)
+    assert answer == {"problem": result["problem"]} and "trace" not in json.dumps(answer)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "KeyError: 'a bug of ours'" in logged and "in broken" in logged and "job 'broken'" in logged

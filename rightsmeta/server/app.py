@@ -155,7 +155,7 @@ class _State:
             executor = self.executor
             assert executor is not None
             try:
-                return await self._on(executor, job, args)
+                return _reported(job, await self._on(executor, job, args))
             except BrokenProcessPool:
                 async with self.lock:
                     if self.executor is executor:
@@ -166,7 +166,7 @@ class _State:
             async with self.alone:
                 alone = self._pool(1)
                 try:
-                    return await self._on(alone, job, args)
+                    return _reported(job, await self._on(alone, job, args))
                 except BrokenProcessPool:
                     raise Problem(422, "Cannot process this file",
                                   "the worker decoding this upload died (out of memory or a crash in a decoder)") from None
@@ -182,6 +182,15 @@ class _State:
             return await asyncio.wait_for(loop.run_in_executor(executor, jobs.run, job, args), self.config.job_seconds + 30)
         except TimeoutError:
             raise Problem(503, "Timed out", "the upload was not processed in time", {"Retry-After": "5"}) from None
+
+
+def _reported(job: str, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` without the traceback a worker sent of a failure of ours, which is logged here."""
+    trace = result.pop("trace", None)
+    if trace is not None:
+        # uvicorn's error log: the one the operator reads (the "rightsmeta" logger has no handler here).
+        logging.getLogger("uvicorn.error").error("job %r failed; please report it:\n%s", job, trace.rstrip())
+    return result
 
 
 def _state(request: Request) -> _State:

@@ -89,7 +89,12 @@ def run(job: str, args: dict[str, Any]) -> dict[str, Any]:
             return problem(400, "Bad request", str(exc))
         if isinstance(exc, RightsmetaError):
             return problem(422, "Cannot process this file", str(exc))
-        return problem(500, "Internal error", f"rightsmeta failed on this upload ({type(exc).__name__}); please report it")
+        import traceback
+
+        # The traceback goes back to the server, which logs it (the worker's standard error goes
+        # nowhere); the client gets the problem alone.
+        return {**problem(500, "Internal error", f"rightsmeta failed on this upload ({type(exc).__name__}); please report it"),
+                "trace": traceback.format_exc(limit=20)}
     finally:
         if seconds:
             signal.setitimer(signal.ITIMER_REAL, 0)
