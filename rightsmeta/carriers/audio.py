@@ -946,6 +946,37 @@ def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> byte
     return bytes(out[:at]) + _uuid_box(packet) + bytes(out[at:])
 
 
+def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
+    """``data`` with every 'tfra' entry of its final 'mfra' box that points at or after
+    ``moved_from`` moved on by ``delta`` bytes.
+
+    mutagen grows 'moov' for the ilst and corrects the offsets inside 'moov' and 'moof', but not
+    this index of absolute moof offsets that players seek by (ffmpeg's seek through a stale one
+    returned no frame). A 'tfra' whose entries do not fit its box is left as it was.
+    """
+    top = _boxes(data, 0, len(data), what, top=True)
+    if not delta or not top or top[-1].type != b"mfra":
+        return data
+    out = bytearray(data)
+    for box in _boxes(data, top[-1].payload, top[-1].end, what):
+        if box.type != b"tfra" or box.payload + 16 > box.end:
+            continue
+        version, sizes = data[box.payload], data[box.payload + 11]
+        count = int.from_bytes(data[box.payload + 12 : box.payload + 16], "big")
+        width = 8 if version == 1 else 4
+        # time and moof_offset, then traf, trun and sample numbers of 1 to 4 bytes each
+        entry = 2 * width + (sizes >> 4 & 3) + (sizes >> 2 & 3) + (sizes & 3) + 3
+        if box.payload + 16 + count * entry > box.end:
+            continue
+        for at in range(box.payload + 16 + width, box.payload + 16 + count * entry, entry):
+            offset = int.from_bytes(data[at : at + width], "big")
+            if offset >= moved_from:
+                if offset + delta >= 1 << (8 * width):
+                    raise UnsupportedFormat(f"{what}: a 'tfra' moof offset would not fit its {width} bytes")
+                out[at : at + width] = (offset + delta).to_bytes(width, "big")
+    return bytes(out)
+
+
 def _uuid_box(packet: bytes) -> bytes:
     return (8 + 16 + len(packet)).to_bytes(4, "big") + b"uuid" + XMP_UUID + packet
 
@@ -1016,5 +1047,8 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         packet = _new_packet(bytes(out[pmx[0] : pmx[1]]), assertion, pmx[2])
         out = _replace_chunk(out, pmx[0], pmx[1], packet)
     if kind in _MP4_FORMATS:
+        # mutagen changes nothing before the end of 'moov' but 'moov' itself.
+        moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
+        out = _shift_tfra(out, moov.end, len(out) - len(data), kind.upper())
         out = write_bmff_xmp(out, assertion, kind.upper())
     return out, carriers
