@@ -7,6 +7,9 @@ import struct
 import subprocess
 from pathlib import Path
 
+import pytest
+from samples import exiftool_json
+
 import rightsmeta
 from rightsmeta import Assertion
 
@@ -53,3 +56,37 @@ def test_fragmented_mp4_keeps_its_random_access_index(ffmpeg: str, tmp_path: Pat
     assert all(data[at + 4 : at + 8] == b"moof" for at in _tfra_offsets(data))
     assert seek(path) == before
     assert rightsmeta.read(path).errors == []
+
+
+def _ffprobe_tag(ffmpeg: str, path: Path, name: str) -> str:
+    ffprobe = str(Path(ffmpeg).with_name("ffprobe"))
+    return _run(ffprobe, "-v", "error", "-show_entries", f"format_tags={name}", "-of", "default=nw=1:nk=1", str(path)).strip()
+
+
+@pytest.mark.parametrize("fmt", ["wav", "aiff"])
+def test_container_copyright_says_the_new_notice(ffmpeg: str, exiftool: str, tmp_path: Path, fmt: str) -> None:
+    # ffmpeg, Windows and ExifTool keep a WAV's copyright in LIST/INFO 'ICOP' (here beside a
+    # broadcast 'bext' chunk) and an AIFF's in its '(c) ' chunk. Tagged with a new notice, the
+    # file used to say the old one there and the new one in ID3: ffprobe showed the old one.
+    path = tmp_path / f"take.{fmt}"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-metadata", "copyright=(c) 1999 Old Label",
+         "-metadata", "title=Take 1", *(["-write_bext", "1"] if fmt == "wav" else []), str(path))
+    untouched = tmp_path / f"untouched.{fmt}"
+    untouched.write_bytes(path.read_bytes())
+    decoded = _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-")
+
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    assert _ffprobe_tag(ffmpeg, path, "copyright") == "(c) 2026 Ada"
+    group = "RIFF" if fmt == "wav" else "AIFF"
+    found = exiftool_json(exiftool, path, f"-{group}:Copyright", "-Title", "-Warning")
+    assert found[f"{group}:Copyright"] == "(c) 2026 Ada" and "Warning" not in str(found)
+    if fmt == "wav":
+        assert found["RIFF:Title"] == "Take 1"
+    assert _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-") == decoded
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.rights["copyright"] == "(c) 2026 Ada"
+    assert {c.rights.get("copyright") for c in report.carriers} <= {"(c) 2026 Ada", None}
+
+    # Without a notice of its own, the statement leaves the file's notice as it was.
+    assert rightsmeta.tag(untouched, Assertion.build(deny=["ai"])).status == "tagged"
+    assert _ffprobe_tag(ffmpeg, untouched, "copyright") == "(c) 1999 Old Label"

@@ -27,7 +27,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import xmp
 from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
@@ -514,22 +514,27 @@ def _text_value(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def _info_items(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(offset, size) of each sub-chunk of a LIST/INFO payload ``[start, end)``, up to the first
+    one cut off: the rest of the list says nothing we can trust."""
+    pos = start
+    while pos + 8 <= end:  # each sub-chunk takes at least 8 bytes: bounded by the chunk
+        size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+        if pos + 8 + size > end:
+            return
+        yield pos, size
+        pos += 8 + size + (size & 1)
+
+
 def _read_container_copyright(buf: Buffer, kind: str, start: int, end: int) -> CarrierReport | None:
     """The copyright WAV keeps in LIST/INFO 'ICOP' (as ffmpeg, Windows and ExifTool write it) and
     AIFF in its '(c) ' chunk: a rights field, not a signal, shown beside the tags."""
     if kind == "aiff":
         text, location, key = _text_value(bytes(buf[start:end])), "AIFF '(c) ' chunk", "(c) "
     else:
-        text, location, key = "", "RIFF LIST/INFO chunk", "ICOP"
-        pos = start
-        while pos + 8 <= end:  # each sub-chunk takes at least 8 bytes: bounded by the chunk
-            size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
-            if pos + 8 + size > end:
-                break  # a cut-off sub-chunk: the rest of the list says nothing we can trust
-            if bytes(buf[pos : pos + 4]) == b"ICOP":
-                text = _text_value(bytes(buf[pos + 8 : pos + 8 + size]))
-                break
-            pos += 8 + size + (size & 1)
+        location, key = "RIFF LIST/INFO chunk", "ICOP"
+        icop = next(((pos, size) for pos, size in _info_items(buf, start, end) if bytes(buf[pos : pos + 4]) == b"ICOP"), None)
+        text = _text_value(bytes(buf[icop[0] + 8 : icop[0] + 8 + icop[1]])) if icop else ""
     if not text:
         return None
     return CarrierReport(f"{kind}-copyright", location, values={key: text}, rights={"copyright": text})
@@ -981,13 +986,35 @@ def _uuid_box(packet: bytes) -> bytes:
     return (8 + 16 + len(packet)).to_bytes(4, "big") + b"uuid" + XMP_UUID + packet
 
 
-def _replace_chunk(data: bytes, start: int, end: int, payload: bytes) -> bytes:
-    """A WAV with the chunk whose payload is data[start:end] given a new payload (no offsets in RIFF)."""
+def _replace_chunk(data: bytes, start: int, end: int, payload: bytes, order: Literal["little", "big"] = "little") -> bytes:
+    """A WAV (an AIFF: ``order`` "big") with the chunk whose payload is data[start:end] given a
+    new payload (no offsets in RIFF or IFF)."""
     pad = (end - start) & 1
-    new = len(payload).to_bytes(4, "little") + payload + (b"\x00" if len(payload) & 1 else b"")
+    new = len(payload).to_bytes(4, order) + payload + (b"\x00" if len(payload) & 1 else b"")
     out = data[: start - 4] + new + data[end + pad :]
-    riff_size = int.from_bytes(data[4:8], "little") + len(out) - len(data)
-    return out[:4] + riff_size.to_bytes(4, "little") + out[8:]
+    riff_size = int.from_bytes(data[4:8], order) + len(out) - len(data)
+    return out[:4] + riff_size.to_bytes(4, order) + out[8:]
+
+
+def _with_container_copyright(data: bytes, kind: str, notice: str) -> bytes:
+    """``data`` whose WAV LIST/INFO 'ICOP' or AIFF '(c) ' chunk says ``notice``: ffmpeg, Windows
+    and ExifTool show that one, so an old notice left there would contradict the new one in
+    ID3. A file without such a notice gets none."""
+    found = _layout(data, kind).copyright
+    if found is None:
+        return data
+    start, end = found
+    text = notice.encode("utf-8")
+    if kind == "aiff":
+        return _replace_chunk(data, start, end, text, "big")
+    icops = [(pos, min(pos + 8 + size + (size & 1), end)) for pos, size in _info_items(data, start, end)
+             if data[pos : pos + 4] == b"ICOP"]
+    if not icops:
+        return data
+    payload = bytearray(data[start - 4 : end])  # 'INFO' and its sub-chunks, all else kept as it is
+    for pos, stop in reversed(icops):
+        payload[pos - start + 4 : stop - start + 4] = riff.make(b"ICOP", text + b"\x00")
+    return _replace_chunk(data, start - 4, end, bytes(payload))
 
 
 def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
@@ -1041,6 +1068,8 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         else:
             file.save(bio)
     out = bio.getvalue()
+    if kind in ("wav", "aiff") and assertion.copyright:
+        out = _with_container_copyright(out, kind, assertion.copyright)
     if kind == "wav" and layout.xmp:
         # Another tool's XMP in _PMX gets the same statement; mutagen moved the chunks, so find it again.
         pmx = _layout(out, "wav").xmp[0]
