@@ -3,15 +3,18 @@ cameras, editors, encoders and packagers, tagged and then checked with those pee
 
 from __future__ import annotations
 
+import io
 import struct
 import subprocess
+import zlib
 from pathlib import Path
 
+import material
 import pytest
-from samples import exiftool_json
+from samples import exiftool_json, pixels
 
 import rightsmeta
-from rightsmeta import Assertion
+from rightsmeta import Assertion, Purpose, State
 
 DENY_AI = Assertion.build(deny=["ai"], copyright="(c) 2026 Ada")
 
@@ -90,3 +93,50 @@ def test_container_copyright_says_the_new_notice(ffmpeg: str, exiftool: str, tmp
     # Without a notice of its own, the statement leaves the file's notice as it was.
     assert rightsmeta.tag(untouched, Assertion.build(deny=["ai"])).status == "tagged"
     assert _ffprobe_tag(ffmpeg, untouched, "copyright") == "(c) 1999 Old Label"
+
+
+def _imagemagick_xmp_png(path: Path, packet: bytes) -> None:
+    """A PNG holding XMP the way ImageMagick 6 copies a profile into one: hex text in a zTXt
+    chunk "Raw profile type xmp" (ExifTool reads it as XMP)."""
+    out = io.BytesIO()
+    material.photo(7, (96, 64)).save(out, format="PNG")
+    data, hexed = out.getvalue(), packet.hex()
+    text = b"\nxmp\n%8d\n" % len(packet) + b"\n".join(hexed[i : i + 72].encode() for i in range(0, len(hexed), 72)) + b"\n"
+    body = b"Raw profile type xmp\x00\x00" + zlib.compress(text)
+    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body + zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
+    at = data.index(b"IDAT") - 4
+    path.write_bytes(data[:at] + chunk + data[at:])
+
+
+IMAGEMAGICK_PACKET = (
+    b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+    b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+    b' xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    b'<plus:DataMining rdf:resource="http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED"/>'
+    b"<dc:creator><rdf:Seq><rdf:li>Ada</rdf:li></rdf:Seq></dc:creator>"
+    b'</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+)
+
+
+def test_imagemagick_raw_xmp_profile_in_png_is_read_and_merged(exiftool: str, tmp_path: Path) -> None:
+    # ExifTool reads this PNG's XMP as "data mining prohibited"; rightsmeta used to find no
+    # signal at all (fail open), and tagging left the old packet beside the new one.
+    path = tmp_path / "export.png"
+    _imagemagick_xmp_png(path, IMAGEMAGICK_PACKET)
+    assert exiftool_json(exiftool, path, "-XMP-plus:DataMining")["XMP-plus:DataMining"] == "Prohibited"
+    report = rightsmeta.read(path)
+    assert report.errors == []
+    assert report.permissions[Purpose.DATA_MINING].state is State.NOT_ALLOWED
+    assert [c.location for c in report.carriers] == [f"PNG zTXt Raw profile type xmp at offset {path.read_bytes().index(b'zTXt') - 4}"]
+    before = pixels(path)
+
+    assert rightsmeta.tag(path, Assertion.build(deny=["ai"], allow=["search"])).status == "tagged"
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts == ()
+    assert [c.location for c in report.carriers] == ["PNG iTXt XML:com.adobe.xmp"]
+    assert report.permissions[Purpose.AI_TRAINING].state is State.NOT_ALLOWED
+    assert report.permissions[Purpose.SEARCH].state is State.ALLOWED
+    found = exiftool_json(exiftool, path, "-a", "-XMP-plus:DataMining", "-XMP-dc:Creator", "-PNG:all")
+    assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training" and found["XMP-dc:Creator"] == "Ada"
+    assert not any("Raw" in key or "Warning" in key for key in found)
+    assert pixels(path) == before

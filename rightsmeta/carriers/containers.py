@@ -57,8 +57,6 @@ MAX_COMPACT_VALUES = 1024 * 1024
 #: Strips or tiles listed by one TIFF directory.
 MAX_TIFF_PIECES = 1_000_000
 
-_PNG_RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
-
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
 _MIAF_BRANDS = frozenset({b"mif1", b"msf1", b"miaf", b"mif2"})
@@ -217,22 +215,27 @@ def _extract_png(buf: Buffer, parsed: Parsed | None) -> Blocks:
     packets: list[tuple[bytes, str]] = []
     exif: bytes | None = None
     raw_profile: png.Chunk | None = None  # a legacy EXIF text chunk
+    raw_xmp: list[tuple[bytes, str]] = []  # ImageMagick's: after the iTXt ones, which readers prefer
     for chunk in chunks:
         if png.is_xmp(buf, chunk):
             packets.append((_png_itxt_text(png.data(buf, chunk), chunk.start), f"PNG iTXt XML:com.adobe.xmp at offset {chunk.start}"))
         elif chunk.type == b"eXIf" and exif is None:
             exif = _tiff_block(png.data(buf, chunk), f"PNG eXIf chunk at offset {chunk.start}")
-        elif chunk.type in (b"tEXt", b"zTXt") and raw_profile is None:
-            head = bytes(buf[chunk.data_start : chunk.data_start + len(_PNG_RAW_EXIF_KEYWORDS[0])])
-            if head in _PNG_RAW_EXIF_KEYWORDS:
-                raw_profile = chunk
+        elif png.is_raw_profile(buf, chunk, png.RAW_XMP_KEYWORDS):
+            where = f"PNG {chunk.type.decode()} Raw profile type xmp at offset {chunk.start}"
+            raw_xmp.append((_png_raw_profile(png.data(buf, chunk), chunk.type, where), where))
+        elif raw_profile is None and png.is_raw_profile(buf, chunk, png.RAW_EXIF_KEYWORDS):
+            raw_profile = chunk
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
-        exif = _png_raw_profile(png.data(buf, raw_profile), raw_profile.type, raw_profile.start)
+        where = f"PNG {raw_profile.type.decode()} 'Raw profile' chunk at offset {raw_profile.start}"
+        exif = _tiff_block(_png_raw_profile(png.data(buf, raw_profile), raw_profile.type, where), where)
     c2pa = png.c2pa_ranges(chunks)
+    location = "PNG iTXt XML:com.adobe.xmp" if packets else raw_xmp[0][1] if raw_xmp else None
+    packets += raw_xmp
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
-    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]), c2pa=c2pa)
+    return Blocks(packets[0][0], exif, location, tuple(packets[1:]), c2pa=c2pa)
 
 
 def _png_itxt_text(data: bytes, pos: int) -> bytes:
@@ -253,8 +256,8 @@ def _png_itxt_text(data: bytes, pos: int) -> bytes:
     return _inflate(text, where)
 
 
-def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
-    where = f"PNG {ctype.decode()} 'Raw profile' chunk at offset {pos}"
+def _png_raw_profile(data: bytes, ctype: bytes, where: str) -> bytes:
+    """The profile an ImageMagick "Raw profile type NAME" text chunk (tEXt or zTXt) holds."""
     text = data[data.index(b"\x00") + 1 :]  # the keyword matched, so the NUL is there
     if ctype == b"zTXt":
         if text[:1] != b"\x00":
@@ -270,7 +273,7 @@ def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
         raise MalformedFile(f"{where}: bad hex data") from exc
     if len(payload) != int(parts[1]):
         raise MalformedFile(f"{where}: declares {int(parts[1])} bytes but holds {len(payload)}")
-    return _tiff_block(payload, where)
+    return payload
 
 
 # --- WebP --------------------------------------------------------------------
