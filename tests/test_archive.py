@@ -11,6 +11,7 @@ from pathlib import Path
 
 import material
 import pytest
+from mutagen.id3 import ID3, TCOP, TIT2, TXXX
 from PIL import PngImagePlugin
 from samples import exiftool_json, pixels
 
@@ -169,3 +170,44 @@ def test_xmp_in_png_plain_text_chunk_is_read_and_merged(exiftool: str, tmp_path:
     found = exiftool_json(exiftool, path, "-XMP-plus:DataMining", "-XMP-dc:Creator")
     assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training" and found["XMP-dc:Creator"] == "Ada"
     assert pixels(path) == before
+
+
+def test_flac_with_an_id3_tag_in_front(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
+    # Some rippers and taggers put an ID3v2 tag in front of a FLAC stream; ExifTool reads it.
+    # Its reservation went unread (fail open), and tagging left its old words beside the new ones.
+    flac = tmp_path / "plain.flac"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(flac))
+    tags = ID3()
+    tags.add(TXXX(encoding=3, desc="tdm-reservation", text=["1"]))
+    tags.add(TCOP(encoding=3, text=["(c) 1999 Old Label"]))
+    tags.add(TIT2(encoding=3, text=["Track 1"]))
+    front = io.BytesIO()
+    tags.save(front)
+    path = tmp_path / "ripped.flac"
+    path.write_bytes(front.getvalue() + flac.read_bytes())
+    assert exiftool_json(exiftool, path, "-ID3:all")["ID3v2_4:Tdm-reservation"] == 1
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.permissions[Purpose.DATA_MINING].state is State.NOT_ALLOWED
+    assert [c.location for c in report.carriers] == ["ID3v2.4 before the FLAC stream"]
+    decoded = _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-")
+
+    allow = Assertion.build(allow=["all"], copyright="(c) 2026 Ada")
+    result = rightsmeta.tag(path, allow)
+    assert result.status == "tagged" and result.carriers == ["id3", "xmp", "vorbis"]
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts == ()
+    assert {p: v.state for p, v in report.permissions.items()} == {p: State.ALLOWED for p in Purpose}
+    found = exiftool_json(exiftool, path, "-ID3:all", "-Vorbis:all")
+    assert found["ID3v2_4:Tdm-reservation"] == 0 and found["ID3v2_4:Copyright"] == "(c) 2026 Ada"
+    assert found["ID3v2_4:Title"] == "Track 1" and found["Vorbis:Copyright"] == "(c) 2026 Ada"
+    assert _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-") == decoded
+
+    # An ID3 tag in front that says nothing about rights stays as it was.
+    quiet = tmp_path / "quiet.flac"
+    titled = ID3()
+    titled.add(TIT2(encoding=3, text=["Track 2"]))
+    front = io.BytesIO()
+    titled.save(front)
+    quiet.write_bytes(front.getvalue() + flac.read_bytes())
+    assert rightsmeta.tag(quiet, allow).carriers == ["vorbis"]
+    assert quiet.read_bytes().startswith(front.getvalue())

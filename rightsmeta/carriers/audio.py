@@ -789,6 +789,12 @@ def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | No
     return None if tags is None else list(tags)
 
 
+def _leading_id3(buf: Buffer, end: int, kind: str, what: str, where: str) -> list[CarrierReport]:
+    """The carriers of the ID3v2 tag at the start of an MP3, or in front of a FLAC stream (some
+    rippers and taggers put one there; ExifTool reads it), which ends by ``end``."""
+    return _with_damage(_read_id3(_id3_frames(buf, 0, end, kind, what), where), buf, 0, _id3_size(buf, 0) or end, what, where)
+
+
 _VORBIS_LOCATIONS = {"flac": "FLAC VORBIS_COMMENT block", "ogg": "Ogg Vorbis comment header", "opus": "OpusTags header"}
 
 
@@ -799,9 +805,7 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
     report: CarrierReport | None = None
     if kind == "mp3":
         if bytes(buf[:3]) == b"ID3":
-            found += _with_damage(
-                _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag"), buf, 0, _id3_size(buf, 0) or len(buf), "MP3", "tag"
-            )
+            found += _leading_id3(buf, len(buf), kind, "MP3", "tag")
     elif kind in ("wav", "aiff"):
         if layout.id3_chunk is not None:
             start, end = layout.id3_chunk
@@ -811,6 +815,8 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
         if layout.copyright is not None:
             report = _read_container_copyright(buf, kind, *layout.copyright)
     elif kind in _VORBIS_FORMATS:
+        if layout.flac is not None and layout.flac[0] > 0:
+            found += _leading_id3(buf, layout.flac[0], kind, "FLAC ID3 tag", "before the FLAC stream")
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
         report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
@@ -846,6 +852,24 @@ def _write_id3(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
     existing = next((bytes(f.data) for f in privs if f.owner == "XMP"), None)
     packet = _new_packet(existing, assertion, "ID3 PRIV:XMP")
     tags.setall("PRIV", [f for f in privs if f.owner != "XMP"] + [PRIV(owner="XMP", data=packet)])
+
+
+def _with_leading_id3(data: bytes, assertion: Assertion, values: dict[str, str]) -> bytes:
+    """A FLAC whose ID3v2 tag in front says the statement too, when it says anything read as
+    rights: left as it was, its old reservation or notice would contradict the Vorbis comments.
+    One that says nothing of the kind (c2pa keeps its manifest in one) is left alone."""
+    from mutagen.id3 import ID3
+
+    bio = io.BytesIO(data)
+    with _mutagen_errors("flac", "read"):
+        tags = ID3(bio)
+    if not _read_id3(_mutagen_id3(tags), ""):
+        return data
+    _write_id3(tags, assertion, values)
+    bio.seek(0)
+    with _mutagen_errors("flac", "write"):
+        tags.save(bio, v2_version=_id3_version(tags))
+    return bio.getvalue()
 
 
 def _id3_version(tags: Any) -> int:
@@ -1068,6 +1092,9 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         else:
             file.save(bio)
     out = bio.getvalue()
+    if kind == "flac" and out[:3] == b"ID3":
+        plain, out = out, _with_leading_id3(out, assertion, values)
+        carriers = carriers if out is plain else ["id3", "xmp", *carriers]
     if kind in ("wav", "aiff") and assertion.copyright:
         out = _with_container_copyright(out, kind, assertion.copyright)
     if kind == "wav" and layout.xmp:
