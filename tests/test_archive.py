@@ -211,3 +211,31 @@ def test_flac_with_an_id3_tag_in_front(ffmpeg: str, exiftool: str, tmp_path: Pat
     quiet.write_bytes(front.getvalue() + flac.read_bytes())
     assert rightsmeta.tag(quiet, allow).carriers == ["vorbis"]
     assert quiet.read_bytes().startswith(front.getvalue())
+
+
+def test_mp3_id3v1_tail_is_kept_as_it_was(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
+    # An old rip: an ID3v1 tail whose fields the ID3v2 tag does not all hold. mutagen rebuilt
+    # the tail from the v2 frames when saving: the v1 comment was erased and v1's artist, album,
+    # year and genre were copied into the v2 tag.
+    path = tmp_path / "rip.mp3"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "libmp3lame",
+         "-id3v2_version", "0", "-write_id3v1", "0", str(path))
+    v2 = ID3()
+    v2.add(TIT2(encoding=3, text=["Track Title"]))
+    head = io.BytesIO()
+    v2.save(head, v1=0)
+
+    def field(text: str, size: int) -> bytes:
+        return text.encode("latin-1").ljust(size, b"\x00")
+
+    v1 = (b"TAG" + field("Track Title", 30) + field("The Band", 30) + field("The Album", 30) + field("1998", 4)
+          + field("great take", 28) + b"\x00\x07\x11")
+    path.write_bytes(head.getvalue() + path.read_bytes() + v1)
+    before = exiftool_json(exiftool, path, "-ID3v1:all")
+
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    assert path.read_bytes().endswith(v1)
+    assert exiftool_json(exiftool, path, "-ID3v1:all") == before
+    assert "ID3v1:Comment" in before
+    found = exiftool_json(exiftool, path, "-ID3v2_4:all")
+    assert found["ID3v2_4:Title"] == "Track Title" and "ID3v2_4:Artist" not in found and "ID3v2_4:Album" not in found

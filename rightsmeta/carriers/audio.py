@@ -862,14 +862,24 @@ def _with_leading_id3(data: bytes, assertion: Assertion, values: dict[str, str])
 
     bio = io.BytesIO(data)
     with _mutagen_errors("flac", "read"):
-        tags = ID3(bio)
+        tags = ID3(bio, load_v1=False)
     if not _read_id3(_mutagen_id3(tags), ""):
         return data
     _write_id3(tags, assertion, values)
-    bio.seek(0)
     with _mutagen_errors("flac", "write"):
-        tags.save(bio, v2_version=_id3_version(tags))
-    return bio.getvalue()
+        return _saved_id3(tags, bio)
+
+
+def _saved_id3(tags: Any, bio: io.BytesIO) -> bytes:
+    """The file in ``bio`` with ``tags`` saved as its ID3v2 tag, and its ID3v1 tail (128 bytes
+    from "TAG"), if any, byte for byte: mutagen rebuilds that from the v2 frames, which erased a
+    v1 comment and overwrote v1 fields the v2 tag holds otherwise. (Load the tags with
+    ``load_v1=False``, or the v1 fields are copied into the v2 tag.)"""
+    data = bio.getvalue()
+    tail = data[-128:] if len(data) >= 128 and data[-128:-125] == b"TAG" else b""
+    bio.seek(0)
+    tags.save(bio, v2_version=_id3_version(tags), v1=0 if tail else 1)
+    return bio.getvalue() + tail
 
 
 def _id3_version(tags: Any) -> int:
@@ -1068,7 +1078,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     # outside, so a bug of ours surfaces as the bug it is, not as a fault of the user's file.
     with _mutagen_errors(kind, "read"):
         if kind == "mp3":
-            tags = ID3(bio) if data[:3] == b"ID3" else ID3()
+            tags = ID3(bio, load_v1=False) if data[:3] == b"ID3" else ID3()
         else:
             file = {"wav": WAVE, "aiff": AIFF, "flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}.get(kind, MP4)(bio)
             if file.tags is None:
@@ -1086,12 +1096,13 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     bio.seek(0)
     with _mutagen_errors(kind, "write"):
         if kind == "mp3":
-            tags.save(bio, v2_version=_id3_version(tags))
-        elif kind in ("wav", "aiff"):
-            file.save(bio, v2_version=_id3_version(tags))
+            out = _saved_id3(tags, bio)
         else:
-            file.save(bio)
-    out = bio.getvalue()
+            if kind in ("wav", "aiff"):
+                file.save(bio, v2_version=_id3_version(tags))
+            else:
+                file.save(bio)
+            out = bio.getvalue()
     if kind == "flac" and out[:3] == b"ID3":
         plain, out = out, _with_leading_id3(out, assertion, values)
         carriers = carriers if out is plain else ["id3", "xmp", *carriers]
