@@ -17,6 +17,7 @@ from samples import exiftool_json, pixels
 
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State
+from rightsmeta.verify import verify
 
 DENY_AI = Assertion.build(deny=["ai"], copyright="(c) 2026 Ada")
 
@@ -239,3 +240,24 @@ def test_mp3_id3v1_tail_is_kept_as_it_was(ffmpeg: str, exiftool: str, tmp_path: 
     assert "ID3v1:Comment" in before
     found = exiftool_json(exiftool, path, "-ID3v2_4:all")
     assert found["ID3v2_4:Title"] == "Track Title" and "ID3v2_4:Artist" not in found and "ID3v2_4:Album" not in found
+
+
+def test_what_is_not_read_is_named(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
+    # Both used to be "not a format rightsmeta knows (unrecognised first bytes)": an RF64 WAV
+    # (recorders write one for takes over 4 GiB) was skipped like a stray text file, and a
+    # photographer's XMP sidecar left them guessing.
+    rf64 = tmp_path / "take.wav"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-rf64", "always", str(rf64))
+    assert rf64.read_bytes()[:4] == b"RF64"
+    sidecar = tmp_path / "IMG_0001.xmp"
+    _run(exiftool, "-q", "-o", str(sidecar), "-XMP-dc:Creator=Ada", "-XMP-plus:DataMining=Prohibited")
+    originals = {p: p.read_bytes() for p in (rf64, sidecar)}
+
+    result = rightsmeta.tag(rf64, DENY_AI)
+    assert result.status == "failed" and "RF64" in (result.reason or "")
+    result = rightsmeta.tag(sidecar, DENY_AI)
+    assert result.status == "skipped" and "XMP sidecar" in (result.reason or "")
+    assert {p: p.read_bytes() for p in originals} == originals
+    found = verify(rf64)
+    assert found.status == "unreadable" and "RF64" in " ".join(found.reasons)
+    assert "XMP sidecar" in " ".join(verify(sidecar).reasons)

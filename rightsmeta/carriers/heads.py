@@ -7,6 +7,9 @@ lets a scan load those libraries only when it meets such a file.
 
 from __future__ import annotations
 
+import re
+
+from ..errors import UnknownFormat, UnsupportedFormat
 from . import bmff, containers
 from .tiff import Buffer
 
@@ -150,3 +153,20 @@ def sniff_epub(head: bytes) -> str | None:
 def sniff_pdf(head: bytes) -> str | None:
     # The header may follow up to 1024 bytes of junk; sniff sees 64 of them.
     return "pdf" if b"%PDF-" in head[:64] else None
+
+
+# --- recognised only to say why nothing reads them ---------------------------------------------
+
+# A sidecar is a bare packet: ExifTool and Capture One start it with <?xpacket, Lightroom and
+# darktable with <x:xmpmeta (darktable after an XML declaration).
+_XMP_SIDECAR = re.compile(rb"(\xef\xbb\xbf)?\s*(<\?xml[^>]*\?>\s*)?<(\?xpacket|x:xmpmeta)[\s>]")
+
+
+def not_read(head: bytes) -> UnsupportedFormat:
+    """Why a file no family recognises is not read: what it is, where the first bytes tell."""
+    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return UnsupportedFormat("RF64 WAV (the 64-bit form recorders write for takes over 4 GiB) is not supported")
+    if _XMP_SIDECAR.match(head):
+        return UnknownFormat("an XMP sidecar (metadata kept beside a camera raw or other file), not media: "
+                             "rightsmeta reads and writes the XMP inside media files")
+    return UnknownFormat("not a format rightsmeta knows (unrecognised first bytes)")
