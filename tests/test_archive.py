@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import subprocess
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from mutagen.id3 import ID3, TCOP, TIT2, TXXX
 from PIL import PngImagePlugin
 from samples import exiftool_json, pixels
+from test_documents import epub_bytes
 
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State
@@ -261,3 +263,24 @@ def test_what_is_not_read_is_named(ffmpeg: str, exiftool: str, tmp_path: Path) -
     found = verify(rf64)
     assert found.status == "unreadable" and "RF64" in " ".join(found.reasons)
     assert "XMP sidecar" in " ".join(verify(sidecar).reasons)
+
+
+def test_epub_zipped_by_hand_with_info_zip(epubcheck: list[str], tmp_path: Path) -> None:
+    # `zip -r book.epub mimetype META-INF OEBPS`, the usual hand-made EPUB: mimetype first and
+    # stored, but Info-ZIP adds an extra field (EPUBCheck PKG-005), so its text lies past the 64
+    # bytes sniffed and the book was skipped as "not a format rightsmeta knows".
+    unpacked = tmp_path / "book"
+    with zipfile.ZipFile(io.BytesIO(epub_bytes(3))) as archive:
+        archive.extractall(unpacked)
+    path = tmp_path / "book.epub"
+    subprocess.run(["zip", "-q", "-r", str(path), "mimetype", "META-INF", "OEBPS"], cwd=unpacked, check=True)
+    assert path.read_bytes()[30:38] == b"mimetype" and int.from_bytes(path.read_bytes()[28:30], "little") > 0
+
+    assert rightsmeta.read(path).format == "epub"
+    result = rightsmeta.tag(path, DENY_AI)
+    assert result.status == "tagged", result.reason
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.permissions[Purpose.AI_TRAINING].state is State.NOT_ALLOWED
+    checked = subprocess.run([*epubcheck, str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert [e.filename for e in zipfile.ZipFile(path).infolist()][0] == "mimetype"

@@ -8,6 +8,7 @@ lets a scan load those libraries only when it meets such a file.
 from __future__ import annotations
 
 import re
+import zlib
 
 from ..errors import UnknownFormat, UnsupportedFormat
 from . import bmff, containers
@@ -136,6 +137,9 @@ def mpeg_frame(h: bytes) -> tuple[int, int] | None:
 EPUB_MIMETYPE = b"application/epub+zip"
 
 
+_EPUB_MIMETYPE_CRC = zlib.crc32(EPUB_MIMETYPE).to_bytes(4, "little")
+
+
 def sniff_epub(head: bytes) -> str | None:
     # OCF: the first local file header is an uncompressed "mimetype" holding the media type.
     if len(head) < 38 or head[:4] != b"PK\x03\x04":
@@ -144,7 +148,12 @@ def sniff_epub(head: bytes) -> str | None:
     if name_len != 8 or head[30:38] != b"mimetype":
         return None
     start = 38 + extra_len
-    return "epub" if head[start : start + len(EPUB_MIMETYPE)] == EPUB_MIMETYPE else None
+    if start + len(EPUB_MIMETYPE) <= len(head):
+        return "epub" if head[start : start + len(EPUB_MIMETYPE)] == EPUB_MIMETYPE else None
+    # Info-ZIP's extra field (zip without -X) pushes the text past the head: the header's
+    # method, CRC-32 and sizes tell the stored text all the same.
+    size = len(EPUB_MIMETYPE).to_bytes(4, "little")
+    return "epub" if head[8:10] == b"\x00\x00" and head[14:26] == _EPUB_MIMETYPE_CRC + size + size else None
 
 
 # --- PDF (carriers/pdf.py) ---------------------------------------------------------------------
