@@ -284,3 +284,21 @@ def test_epub_zipped_by_hand_with_info_zip(epubcheck: list[str], tmp_path: Path)
     checked = subprocess.run([*epubcheck, str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert [e.filename for e in zipfile.ZipFile(path).infolist()][0] == "mimetype"
+
+
+@pytest.mark.parametrize(("name", "args", "said"), [
+    ("clip.mkv", ["-c:v", "libx264", "-preset", "ultrafast"], "Matroska"),
+    ("clip.webm", ["-c:v", "libvpx"], "WebM"),
+    ("clip.avi", ["-c:v", "mjpeg"], "AVI"),
+    ("clip.ogv", ["-c:v", "libtheora"], "Ogg of a codec"),
+])
+def test_video_rightsmeta_does_not_read_is_named(ffmpeg: str, tmp_path: Path, name: str, args: list[str], said: str) -> None:
+    # Videos from a phone or an editor were skipped as "not a format rightsmeta knows", like a
+    # stray text file: tag now fails them with the format named, and verify says the same.
+    path = tmp_path / name
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=0.5", *args, str(path))
+    before = path.read_bytes()
+    result = rightsmeta.tag(path, DENY_AI)
+    reason = result.reason or ""
+    assert result.status == "failed" and reason.startswith(said) and reason.endswith("is not supported")
+    assert path.read_bytes() == before and verify(path).reasons == [reason]

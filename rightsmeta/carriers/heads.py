@@ -171,10 +171,29 @@ def sniff_pdf(head: bytes) -> str | None:
 _XMP_SIDECAR = re.compile(rb"(\xef\xbb\xbf)?\s*(<\?xml[^>]*\?>\s*)?<(\?xpacket|x:xmpmeta)[\s>]")
 
 
-def not_read(head: bytes) -> UnsupportedFormat:
-    """Why a file no family recognises is not read: what it is, where the first bytes tell."""
+def _media_not_read(head: bytes) -> str | None:
+    """The name of a media format rightsmeta recognises only to say it does not read it."""
     if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return UnsupportedFormat("RF64 WAV (the 64-bit form recorders write for takes over 4 GiB) is not supported")
+        return "RF64 WAV (the 64-bit form recorders write for takes over 4 GiB)"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "WebM" if b"webm" in head else "Matroska (MKV, MKA)"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "AVI"
+    if head[:4] == b"OggS":
+        return "Ogg of a codec other than Vorbis and Opus (FLAC, Speex, Theora)"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return "BMP"  # the sizes of the DIB headers there are: "BM" alone could start any text
+    if head[:4] == b"8BPS" and head[4:6] in (b"\x00\x01", b"\x00\x02"):
+        return "Photoshop (PSD, PSB)"
+    return None
+
+
+def not_read(head: bytes) -> UnsupportedFormat:
+    """Why a file no family recognises is not read: what it is, where the first bytes tell.
+    Media are refused (tag fails them with this reason); other files are unknown (skipped)."""
+    media = _media_not_read(head)
+    if media is not None:
+        return UnsupportedFormat(f"{media} is not supported")
     if _XMP_SIDECAR.match(head):
         return UnknownFormat("an XMP sidecar (metadata kept beside a camera raw or other file), not media: "
                              "rightsmeta reads and writes the XMP inside media files")
