@@ -260,10 +260,13 @@ def keeping_others(changes: Mapping[str, WriteValue], existing: Mapping[str, Val
     free text goes, other people's stays. (Deleting a property or not setting one adds no
     element, so the order of what is set, and so the packet's bytes, stay those of ``planned``.)"""
     out = dict(changes)
-    if "plus:OtherConstraints" not in out:
-        current = _one(existing.get("plus:OtherConstraints"))
-        if current is not None and iptc.is_own_sentence(current):
-            out["plus:OtherConstraints"] = None
+    current = _one(existing.get("plus:OtherConstraints"))
+    sentence = out.get("plus:OtherConstraints")
+    if isinstance(sentence, LangAlt):
+        out["plus:OtherConstraints"] = LangAlt(iptc.with_others(sentence.text, current))
+    elif iptc.is_own_sentence(current):
+        others = iptc.others_text(current)
+        out["plus:OtherConstraints"] = LangAlt(others) if others else None
     current_terms = _one(existing.get("xmpRights:UsageTerms"))
     if current_terms is not None and not iptc.is_own_sentence(current_terms):
         del out["xmpRights:UsageTerms"]

@@ -14,11 +14,11 @@ import material
 import pytest
 from mutagen.id3 import ID3, TCOP, TIT2, TXXX
 from PIL import PngImagePlugin
-from samples import exiftool_json, pixels
+from samples import exiftool_json, exiftool_write, pixels
 from test_documents import epub_bytes
 
 import rightsmeta
-from rightsmeta import Assertion, Purpose, State
+from rightsmeta import Assertion, Permission, Purpose, State
 from rightsmeta.verify import verify
 
 DENY_AI = Assertion.build(deny=["ai"], copyright="(c) 2026 Ada")
@@ -302,3 +302,36 @@ def test_video_rightsmeta_does_not_read_is_named(ffmpeg: str, tmp_path: Path, na
     reason = result.reason or ""
     assert result.status == "failed" and reason.startswith(said) and reason.endswith("is not supported")
     assert path.read_bytes() == before and verify(path).reasons == [reason]
+
+
+def test_photographers_other_constraints_survive_tagging(exiftool: str, tmp_path: Path) -> None:
+    # IPTC "Other Constraints" (plus:OtherConstraints) holds a photographer's own terms. A
+    # statement whose PLUS code needs rightsmeta's sentence there (--deny ai: the code says
+    # nothing of inference) wrote over them: the terms were lost. Ours now comes first, on its
+    # own line, theirs after it, and tagging again replaces only ours.
+    path = tmp_path / "agency.jpg"
+    path.write_bytes(material.jpeg(material.photo(9, (96, 64))))
+    exiftool_write(exiftool, path, "-XMP-plus:OtherConstraints=Editorial use only; embargo until 2027-01-01")
+
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    said = exiftool_json(exiftool, path, "-XMP-plus:OtherConstraints")["XMP-plus:OtherConstraints"]
+    ours, _, theirs = said.partition("\n")
+    assert ours.startswith("Data mining and AI permissions: Not allowed: AI/ML training")
+    assert theirs == "Editorial use only; embargo until 2027-01-01"
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts == ()
+    assert report.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
+
+    terms = "https://ada.example/tdm-licence"
+    constrained = Assertion.build(constrain={"data-mining": terms}, deny=["genai-training"])
+    assert rightsmeta.tag(path, constrained).status == "tagged"
+    said = exiftool_json(exiftool, path, "-XMP-plus:OtherConstraints")["XMP-plus:OtherConstraints"]
+    assert said.count("Data mining and AI permissions:") == 1 and said.endswith("\nEditorial use only; embargo until 2027-01-01")
+    report = rightsmeta.read(path)
+    assert report.errors == [] and report.conflicts == ()
+    assert report.permissions[Purpose.DATA_MINING] == Permission(State.CONSTRAINED, terms)
+
+    # A statement the code says alone needs no sentence: their terms are left alone.
+    assert rightsmeta.tag(path, Assertion.build(deny=["all"])).status == "tagged"
+    said = exiftool_json(exiftool, path, "-XMP-plus:OtherConstraints")["XMP-plus:OtherConstraints"]
+    assert said == "Editorial use only; embargo until 2027-01-01"
