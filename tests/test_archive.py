@@ -335,3 +335,25 @@ def test_photographers_other_constraints_survive_tagging(exiftool: str, tmp_path
     assert rightsmeta.tag(path, Assertion.build(deny=["all"])).status == "tagged"
     said = exiftool_json(exiftool, path, "-XMP-plus:OtherConstraints")["XMP-plus:OtherConstraints"]
     assert said == "Editorial use only; embargo until 2027-01-01"
+
+
+def test_flac_with_a_damaged_id3_tag_in_front_is_refused(ffmpeg: str, tmp_path: Path) -> None:
+    # mutagen would keep the frames before the damage and drop the rest: refused with the
+    # reason, as for an MP3, before anything is written.
+    flac = tmp_path / "plain.flac"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=0.5", str(flac))
+    tags = ID3()
+    tags.add(TXXX(encoding=3, desc="tdm-reservation", text=["1"]))
+    tags.add(TIT2(encoding=3, text=["Track 1"]))
+    front = io.BytesIO()
+    tags.save(front, padding=lambda info: 0)
+    damaged = bytearray(front.getvalue())
+    title = damaged.index(b"TIT2")
+    damaged[title + 4 : title + 8] = bytes((0, 0, 0x7F, 0x7F))  # a frame running past the tag's end
+    path = tmp_path / "ripped.flac"
+    path.write_bytes(bytes(damaged) + flac.read_bytes())
+    assert rightsmeta.read(path).errors != []
+
+    result = rightsmeta.tag(path, DENY_AI)
+    assert result.status == "failed" and "repair the tag before tagging" in (result.reason or "")
+    assert path.read_bytes() == bytes(damaged) + flac.read_bytes()

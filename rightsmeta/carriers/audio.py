@@ -1065,7 +1065,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     kind = layout.kind
     # mutagen would drop every frame after the damaged one and save the rest: the user's other
     # tags would be lost with no word. Refused instead, the file unchanged.
-    tag = (0, _id3_size(data, 0) or 0) if kind == "mp3" and data[:3] == b"ID3" else layout.id3_chunk
+    tag = (0, _id3_size(data, 0) or 0) if kind in ("mp3", "flac") and data[:3] == b"ID3" else layout.id3_chunk
     damage = audiotags.id3_damage(data[tag[0]:tag[1]], kind.upper()) if tag is not None else None
     if damage is not None:
         raise MalformedFile(f"{damage}; repair the tag before tagging")
