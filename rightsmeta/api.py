@@ -50,7 +50,7 @@ def _identify(buf: Buffer) -> tuple[Family, str]:
         raise MalformedFile("empty file (0 bytes)")
     found = detect(bytes(buf[:64]), buf)
     if found is None:
-        raise heads.not_read(bytes(buf[:64]))
+        raise heads.not_read(bytes(buf[:64]), buf)
     return found
 
 

@@ -357,3 +357,17 @@ def test_flac_with_a_damaged_id3_tag_in_front_is_refused(ffmpeg: str, tmp_path: 
     result = rightsmeta.tag(path, DENY_AI)
     assert result.status == "failed" and "repair the tag before tagging" in (result.reason or "")
     assert path.read_bytes() == bytes(damaged) + flac.read_bytes()
+
+
+def test_epub_whose_mimetype_is_not_first_is_named(tmp_path: Path) -> None:
+    # `zip -r book.epub .` puts mimetype wherever it falls: EPUBCheck refuses it (PKG-006) and
+    # some readers too. It was skipped as "not a format rightsmeta knows"; now it fails with how
+    # to repack it.
+    unpacked = tmp_path / "book"
+    with zipfile.ZipFile(io.BytesIO(epub_bytes(3))) as archive:
+        archive.extractall(unpacked)
+    path = tmp_path / "book.epub"
+    subprocess.run(["zip", "-q", "-r", "-X", str(path), "META-INF", "OEBPS", "mimetype"], cwd=unpacked, check=True)
+    result = rightsmeta.tag(path, DENY_AI)
+    assert result.status == "failed" and "'mimetype' entry is not first and stored" in (result.reason or "")
+    assert verify(path).reasons == [result.reason]

@@ -188,12 +188,19 @@ def _media_not_read(head: bytes) -> str | None:
     return None
 
 
-def not_read(head: bytes) -> UnsupportedFormat:
-    """Why a file no family recognises is not read: what it is, where the first bytes tell.
-    Media are refused (tag fails them with this reason); other files are unknown (skipped)."""
+def not_read(head: bytes, buf: Buffer) -> UnsupportedFormat:
+    """Why a file no family recognises is not read: what it is, where its bytes tell (the first
+    ones; for a ZIP, the central directory at its end). Media are refused (tag fails them with
+    this reason); other files are unknown (skipped)."""
     media = _media_not_read(head)
     if media is not None:
         return UnsupportedFormat(f"{media} is not supported")
+    directory = bytes(buf[-(1 << 20) :]) if head[:4] == b"PK\x03\x04" else b""
+    if b"META-INF/container.xml" in directory and b"mimetype" in directory:
+        return UnsupportedFormat(
+            "an EPUB whose 'mimetype' entry is not first and stored, as EPUB's container format (OCF) "
+            "requires; repack it with that entry first (zip -X0 book.epub mimetype, then the rest)"
+        )
     if _XMP_SIDECAR.match(head):
         return UnknownFormat("an XMP sidecar (metadata kept beside a camera raw or other file), not media: "
                              "rightsmeta reads and writes the XMP inside media files")
