@@ -44,14 +44,18 @@ def _tfra_offsets(data: bytes) -> list[int]:
     return offsets
 
 
-def test_fragmented_mp4_keeps_its_random_access_index(ffmpeg: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", ["frag_keyframe+empty_moov+default_base_moof", "frag_keyframe+empty_moov"])
+def test_fragmented_mp4_keeps_its_random_access_index(ffmpeg: str, tmp_path: Path, flags: str) -> None:
     # Phones and streaming tools write fragmented MP4 with an 'mfra' index of absolute moof
     # offsets. Tagging grows 'moov' (mutagen's ilst), so every moof after it moves: an index
     # left pointing at the old places made ffmpeg's seek through it return no frame at all.
+    # Without default-base-is-moof each fragment's 'tfhd' holds an absolute offset too, and
+    # mutagen corrects only the first fragment's: such files failed the content check.
     path = tmp_path / "phone.mp4"
     _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25:duration=4",
          "-f", "lavfi", "-i", "sine=duration=4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
-         "-c:a", "aac", "-movflags", "frag_keyframe+empty_moov+default_base_moof", str(path))
+         "-c:a", "aac", "-movflags", flags, str(path))
+    streams = _run(ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-")
     assert len(_tfra_offsets(path.read_bytes())) >= 4
 
     def seek(file: Path) -> str:
@@ -63,6 +67,7 @@ def test_fragmented_mp4_keeps_its_random_access_index(ffmpeg: str, tmp_path: Pat
     data = path.read_bytes()
     assert all(data[at + 4 : at + 8] == b"moof" for at in _tfra_offsets(data))
     assert seek(path) == before
+    assert _run(ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-") == streams
     assert rightsmeta.read(path).errors == []
 
 

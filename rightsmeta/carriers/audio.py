@@ -985,6 +985,16 @@ def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> byte
     return bytes(out[:at]) + _uuid_box(packet) + bytes(out[at:])
 
 
+def _move_offset(out: bytearray, at: int, width: int, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta`` the absolute file offset of ``width`` bytes at ``at``, if it points at
+    or after ``moved_from``."""
+    offset = int.from_bytes(out[at : at + width], "big")
+    if offset >= moved_from:
+        if offset + delta >= 1 << (8 * width):
+            raise UnsupportedFormat(f"{what}: a file offset would no longer fit its {width} bytes")
+        out[at : at + width] = (offset + delta).to_bytes(width, "big")
+
+
 def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
     """``data`` with every 'tfra' entry of its final 'mfra' box that points at or after
     ``moved_from`` moved on by ``delta`` bytes.
@@ -1008,11 +1018,32 @@ def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
         if box.payload + 16 + count * entry > box.end:
             continue
         for at in range(box.payload + 16 + width, box.payload + 16 + count * entry, entry):
-            offset = int.from_bytes(data[at : at + width], "big")
-            if offset >= moved_from:
-                if offset + delta >= 1 << (8 * width):
-                    raise UnsupportedFormat(f"{what}: a 'tfra' moof offset would not fit its {width} bytes")
-                out[at : at + width] = (offset + delta).to_bytes(width, "big")
+            _move_offset(out, at, width, moved_from, delta, what)
+    return bytes(out)
+
+
+def _base_data_offsets(data: bytes, what: str) -> list[int]:
+    """Where the movie fragments' 'tfhd' boxes hold an absolute base-data-offset, in file order."""
+    found = []
+    for moof in (b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moof"):
+        for traf in (b for b in _boxes(data, moof.payload, moof.end, what) if b.type == b"traf"):
+            header = _child(data, traf, b"tfhd", what)
+            if header is not None and header.payload + 16 <= header.end and data[header.payload + 3] & 1:
+                found.append(header.payload + 8)
+    return found
+
+
+def _restore_base_data_offsets(before: bytes, after: bytes, moved_from: int, delta: int, what: str) -> bytes:
+    """``after`` (``before`` with every byte from ``moved_from`` on moved by ``delta``) whose
+    fragments' base-data-offsets are ``before``'s, moved likewise: mutagen corrects only the
+    first fragment's, and the content check then refused every fragmented file written without
+    default-base-is-moof (ffmpeg's frag_keyframe)."""
+    if not delta:
+        return after
+    out = bytearray(after)
+    for old, new in zip(_base_data_offsets(before, what), _base_data_offsets(after, what), strict=True):
+        out[new : new + 8] = before[old : old + 8]
+        _move_offset(out, new, 8, moved_from, delta, what)
     return bytes(out)
 
 
@@ -1116,6 +1147,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     if kind in _MP4_FORMATS:
         # mutagen changes nothing before the end of 'moov' but 'moov' itself.
         moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
+        out = _restore_base_data_offsets(data, out, moov.end, len(out) - len(data), kind.upper())
         out = _shift_tfra(out, moov.end, len(out) - len(data), kind.upper())
         out = write_bmff_xmp(out, assertion, kind.upper())
     return out, carriers
