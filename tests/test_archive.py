@@ -376,3 +376,22 @@ def test_epub_whose_mimetype_is_not_first_is_named(tmp_path: Path) -> None:
     result = rightsmeta.tag(path, DENY_AI)
     assert result.status == "failed" and "'mimetype' entry is not first and stored" in (result.reason or "")
     assert verify(path).reasons == [result.reason]
+
+
+@pytest.mark.parametrize("flags", [[], ["-movflags", "+faststart"]], ids=["moov-last", "moov-first"])
+def test_quicktime_user_data_copyright_says_the_new_notice(ffmpeg: str, exiftool: str, tmp_path: Path, flags: list[str]) -> None:
+    # QuickTime, Final Cut and ffmpeg keep a MOV's copyright in moov/udta/(c)cpy. Tagged with a
+    # new notice, the file said the old one there and the new one in the ilst: ffprobe showed
+    # the old one. With the movie data after 'moov', every chunk offset moves with the atom.
+    path = tmp_path / "clip.mov"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1", "-f", "lavfi",
+         "-i", "sine=duration=1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+         "-metadata", "copyright=(c) 1999 Old Studio", *flags, "-f", "mov", str(path))
+    streams = _run(ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-")
+
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    assert _ffprobe_tag(ffmpeg, path, "copyright") == "(c) 2026 Ada"
+    found = exiftool_json(exiftool, path, "-a", "-UserData:Copyright", "-ItemList:Copyright", "-Warning")
+    assert found["UserData:Copyright"] == "(c) 2026 Ada" == found["ItemList:Copyright"] and "Warning" not in str(found)
+    assert _run(ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-") == streams
+    assert rightsmeta.read(path).errors == []

@@ -1022,6 +1022,14 @@ def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
     return bytes(out)
 
 
+def _sample_table(data: bytes, trak: bmff.Box, what: str) -> bmff.Box | None:
+    """The 'stbl' box of a 'trak', or None."""
+    box: bmff.Box | None = trak
+    for name in (b"mdia", b"minf", b"stbl"):
+        box = _child(data, box, name, what) if box is not None else None
+    return box
+
+
 def _base_data_offsets(data: bytes, what: str) -> list[int]:
     """Where the movie fragments' 'tfhd' boxes hold an absolute base-data-offset, in file order."""
     found = []
@@ -1045,6 +1053,46 @@ def _restore_base_data_offsets(before: bytes, after: bytes, moved_from: int, del
         out[new : new + 8] = before[old : old + 8]
         _move_offset(out, new, 8, moved_from, delta, what)
     return bytes(out)
+
+
+def _shift_chunk_offsets(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
+    """``data`` with the chunk offsets of its sample tables (stco, co64) and the base data
+    offsets of its movie fragments (tfhd) that point at or after ``moved_from`` moved on by
+    ``delta``: what mutagen corrects after growing 'moov', for an edit of our own inside it."""
+    out = bytearray(data)
+    for at in _base_data_offsets(data, what):
+        _move_offset(out, at, 8, moved_from, delta, what)
+    moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
+    for trak in (b for b in _boxes(data, moov.payload, moov.end, what) if b.type == b"trak"):
+        stbl = _sample_table(data, trak, what)
+        for table in _boxes(data, stbl.payload, stbl.end, what) if stbl is not None else ():
+            width = {b"stco": 4, b"co64": 8}.get(table.type, 0)
+            count = int.from_bytes(data[table.payload + 4 : table.payload + 8], "big")
+            if width and table.payload + 8 + count * width <= table.end:
+                for at in range(table.payload + 8, table.payload + 8 + count * width, width):
+                    _move_offset(out, at, width, moved_from, delta, what)
+    return bytes(out)
+
+
+def _with_user_data_copyright(data: bytes, what: str, notice: str) -> bytes:
+    """``data`` whose QuickTime moov/udta/(c)cpy atom (QuickTime, Final Cut and ffmpeg keep a
+    MOV's copyright there; ffprobe and ExifTool show it) says ``notice``; a file without one
+    gets none. The atom's growth moves what follows it, whose offsets follow."""
+    moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
+    udta = _child(data, moov, b"udta", what)
+    atom = _child(data, udta, b"\xa9cpy", what) if udta is not None else None
+    if udta is None or atom is None or any(b.payload - b.start != 8 for b in (moov, udta, atom)):
+        return data  # none, or a 64-bit size somewhere on the way: left as it is
+    language = data[atom.payload + 2 : atom.payload + 4]
+    # A packed ISO 639 code says the text is UTF-8; an old Macintosh code, its own script: 'und'.
+    language = language if int.from_bytes(language, "big") >= 0x400 else b"\x55\xc4"
+    text = notice.encode("utf-8")
+    new = (12 + len(text)).to_bytes(4, "big") + b"\xa9cpy" + len(text).to_bytes(2, "big") + language + text
+    delta = len(new) - (atom.end - atom.start)
+    out = bytearray(data[: atom.start] + new + data[atom.end :])
+    for box in (moov, udta):
+        out[box.start : box.start + 4] = (box.end - box.start + delta).to_bytes(4, "big")
+    return _shift_tfra(_shift_chunk_offsets(bytes(out), atom.end, delta, what), atom.end, delta, what)
 
 
 def _uuid_box(packet: bytes) -> bytes:
@@ -1149,5 +1197,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
         out = _restore_base_data_offsets(data, out, moov.end, len(out) - len(data), kind.upper())
         out = _shift_tfra(out, moov.end, len(out) - len(data), kind.upper())
+        if assertion.copyright:
+            out = _with_user_data_copyright(out, kind.upper(), assertion.copyright)
         out = write_bmff_xmp(out, assertion, kind.upper())
     return out, carriers
