@@ -395,3 +395,17 @@ def test_quicktime_user_data_copyright_says_the_new_notice(ffmpeg: str, exiftool
     assert found["UserData:Copyright"] == "(c) 2026 Ada" == found["ItemList:Copyright"] and "Warning" not in str(found)
     assert _run(ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-") == streams
     assert rightsmeta.read(path).errors == []
+
+
+def test_other_languages_of_other_constraints_survive_tagging(exiftool: str, tmp_path: Path) -> None:
+    # rightsmeta writes the x-default entry; an agency's terms in other languages are theirs,
+    # and used to vanish with the Alt rightsmeta replaced.
+    path = tmp_path / "agency.jpg"
+    path.write_bytes(material.jpeg(material.photo(10, (96, 64))))
+    exiftool_write(exiftool, path, "-XMP-plus:OtherConstraints=Editorial use only",
+                   "-XMP-plus:OtherConstraints-de=Nur redaktionelle Nutzung")
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    found = exiftool_json(exiftool, path, "-XMP-plus:OtherConstraints*")
+    assert found["XMP-plus:OtherConstraints-de"] == "Nur redaktionelle Nutzung"
+    assert found["XMP-plus:OtherConstraints"].endswith("\nEditorial use only")
+    assert rightsmeta.read(path).errors == []
