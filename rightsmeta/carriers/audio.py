@@ -1046,10 +1046,11 @@ def _restore_base_data_offsets(before: bytes, after: bytes, moved_from: int, del
     fragments' base-data-offsets are ``before``'s, moved likewise: mutagen corrects only the
     first fragment's, and the content check then refused every fragmented file written without
     default-base-is-moof (ffmpeg's frag_keyframe)."""
-    if not delta:
+    fields = list(zip(_base_data_offsets(before, what), _base_data_offsets(after, what), strict=True))
+    if not delta or not fields:
         return after
     out = bytearray(after)
-    for old, new in zip(_base_data_offsets(before, what), _base_data_offsets(after, what), strict=True):
+    for old, new in fields:
         out[new : new + 8] = before[old : old + 8]
         _move_offset(out, new, 8, moved_from, delta, what)
     return bytes(out)
@@ -1104,9 +1105,9 @@ def _replace_chunk(data: bytes, start: int, end: int, payload: bytes, order: Lit
     new payload (no offsets in RIFF or IFF)."""
     pad = (end - start) & 1
     new = len(payload).to_bytes(4, order) + payload + (b"\x00" if len(payload) & 1 else b"")
-    out = data[: start - 4] + new + data[end + pad :]
-    riff_size = int.from_bytes(data[4:8], order) + len(out) - len(data)
-    return out[:4] + riff_size.to_bytes(4, order) + out[8:]
+    riff_size = int.from_bytes(data[4:8], order) + len(new) - (end + pad - start + 4)
+    # One join: the audio after the chunk is copied once (a copy per step took 5 ms of a 1.4 MB WAV).
+    return b"".join((data[:4], riff_size.to_bytes(4, order), memoryview(data)[8 : start - 4], new, memoryview(data)[end + pad :]))
 
 
 def _with_container_copyright(data: bytes, kind: str, notice: str) -> bytes:
