@@ -927,13 +927,13 @@ def _free(out: bytearray, box: bmff.Box) -> None:
     out[box.payload : box.end] = bytes(box.end - box.payload)
 
 
-def _existing_packet(data: bytes, start: int, end: int, location: str) -> bytes:
+def _existing_packet(data: bytes | bytearray, start: int, end: int, location: str) -> bytes:
     if end - start > xmp.MAX_PACKET:
         raise MalformedMetadata(f"the file's XMP ({location}) is larger than {xmp.MAX_PACKET} bytes")
-    return data[start:end]
+    return bytes(data[start:end])
 
 
-def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> bytes:
+def write_bmff_xmp(data: bytes | bytearray, assertion: Assertion, what: str = "MP4") -> bytes:
     """``data`` with the assertion's XMP packet in it, moving no media byte.
 
     Sample tables hold absolute offsets into ``mdat`` (``tfra`` into ``moof``), so no byte before
@@ -941,10 +941,11 @@ def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> byte
     MOV) is rewritten in place when the packet fits its padding. Otherwise the packet goes to the
     top-level XMP ``uuid`` box: in place of one that only ``mfra`` follows; over one with room
     enough; else appended at the end (before a final ``mfra``, which readers find from the end
-    of the file), any old XMP box becoming ``free`` space of the same size.
+    of the file), any old XMP box becoming ``free`` space of the same size. A ``bytearray`` is
+    the caller's own copy, edited in place (every read of it comes before the first edit).
     """
     top = _boxes(data, 0, len(data), what, top=True)
-    out = bytearray(data)
+    out = data if isinstance(data, bytearray) else bytearray(data)
     ours = [b for b in top if b.type == b"uuid" and data[b.payload : b.payload + 16] == XMP_UUID]
     existing = _existing_packet(data, ours[0].payload + 16, ours[0].end, f"{what} uuid box") if ours else None
     moov = next((b for b in top if b.type == b"moov"), None)
@@ -995,23 +996,22 @@ def _move_offset(out: bytearray, at: int, width: int, moved_from: int, delta: in
         out[at : at + width] = (offset + delta).to_bytes(width, "big")
 
 
-def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
-    """``data`` with every 'tfra' entry of its final 'mfra' box that points at or after
-    ``moved_from`` moved on by ``delta`` bytes.
+def _shift_tfra(out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta`` bytes, in place, every 'tfra' entry of the final 'mfra' box that
+    points at or after ``moved_from``.
 
     mutagen grows 'moov' for the ilst and corrects the offsets inside 'moov' and 'moof', but not
     this index of absolute moof offsets that players seek by (ffmpeg's seek through a stale one
     returned no frame). A 'tfra' whose entries do not fit its box is left as it was.
     """
-    top = _boxes(data, 0, len(data), what, top=True)
+    top = _boxes(out, 0, len(out), what, top=True)
     if not delta or not top or top[-1].type != b"mfra":
-        return data
-    out = bytearray(data)
-    for box in _boxes(data, top[-1].payload, top[-1].end, what):
+        return
+    for box in _boxes(out, top[-1].payload, top[-1].end, what):
         if box.type != b"tfra" or box.payload + 16 > box.end:
             continue
-        version, sizes = data[box.payload], data[box.payload + 11]
-        count = int.from_bytes(data[box.payload + 12 : box.payload + 16], "big")
+        version, sizes = out[box.payload], out[box.payload + 11]
+        count = int.from_bytes(out[box.payload + 12 : box.payload + 16], "big")
         width = 8 if version == 1 else 4
         # time and moof_offset, then traf, trun and sample numbers of 1 to 4 bytes each
         entry = 2 * width + (sizes >> 4 & 3) + (sizes >> 2 & 3) + (sizes & 3) + 3
@@ -1019,10 +1019,9 @@ def _shift_tfra(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
             continue
         for at in range(box.payload + 16 + width, box.payload + 16 + count * entry, entry):
             _move_offset(out, at, width, moved_from, delta, what)
-    return bytes(out)
 
 
-def _sample_table(data: bytes, trak: bmff.Box, what: str) -> bmff.Box | None:
+def _sample_table(data: Buffer, trak: bmff.Box, what: str) -> bmff.Box | None:
     """The 'stbl' box of a 'trak', or None."""
     box: bmff.Box | None = trak
     for name in (b"mdia", b"minf", b"stbl"):
@@ -1030,7 +1029,7 @@ def _sample_table(data: bytes, trak: bmff.Box, what: str) -> bmff.Box | None:
     return box
 
 
-def _base_data_offsets(data: bytes, what: str) -> list[int]:
+def _base_data_offsets(data: Buffer, what: str) -> list[int]:
     """Where the movie fragments' 'tfhd' boxes hold an absolute base-data-offset, in file order."""
     found = []
     for moof in (b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moof"):
@@ -1041,59 +1040,53 @@ def _base_data_offsets(data: bytes, what: str) -> list[int]:
     return found
 
 
-def _restore_base_data_offsets(before: bytes, after: bytes, moved_from: int, delta: int, what: str) -> bytes:
-    """``after`` (``before`` with every byte from ``moved_from`` on moved by ``delta``) whose
-    fragments' base-data-offsets are ``before``'s, moved likewise: mutagen corrects only the
+def _restore_base_data_offsets(before: bytes, out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Give ``out`` (``before`` with every byte from ``moved_from`` on moved by ``delta``), in
+    place, ``before``'s fragment base-data-offsets, moved likewise: mutagen corrects only the
     first fragment's, and the content check then refused every fragmented file written without
     default-base-is-moof (ffmpeg's frag_keyframe)."""
-    fields = list(zip(_base_data_offsets(before, what), _base_data_offsets(after, what), strict=True))
-    if not delta or not fields:
-        return after
-    out = bytearray(after)
-    for old, new in fields:
+    for old, new in zip(_base_data_offsets(before, what), _base_data_offsets(out, what), strict=True) if delta else ():
         out[new : new + 8] = before[old : old + 8]
         _move_offset(out, new, 8, moved_from, delta, what)
-    return bytes(out)
 
 
-def _shift_chunk_offsets(data: bytes, moved_from: int, delta: int, what: str) -> bytes:
-    """``data`` with the chunk offsets of its sample tables (stco, co64) and the base data
-    offsets of its movie fragments (tfhd) that point at or after ``moved_from`` moved on by
-    ``delta``: what mutagen corrects after growing 'moov', for an edit of our own inside it."""
-    out = bytearray(data)
-    for at in _base_data_offsets(data, what):
+def _shift_chunk_offsets(out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta``, in place, the chunk offsets of the sample tables (stco, co64) and
+    the base data offsets of the movie fragments (tfhd) that point at or after ``moved_from``:
+    what mutagen corrects after growing 'moov', for an edit of our own inside it."""
+    for at in _base_data_offsets(out, what):
         _move_offset(out, at, 8, moved_from, delta, what)
-    moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
-    for trak in (b for b in _boxes(data, moov.payload, moov.end, what) if b.type == b"trak"):
-        stbl = _sample_table(data, trak, what)
-        for table in _boxes(data, stbl.payload, stbl.end, what) if stbl is not None else ():
+    moov = next(b for b in _boxes(out, 0, len(out), what, top=True) if b.type == b"moov")
+    for trak in (b for b in _boxes(out, moov.payload, moov.end, what) if b.type == b"trak"):
+        stbl = _sample_table(out, trak, what)
+        for table in _boxes(out, stbl.payload, stbl.end, what) if stbl is not None else ():
             width = {b"stco": 4, b"co64": 8}.get(table.type, 0)
-            count = int.from_bytes(data[table.payload + 4 : table.payload + 8], "big")
+            count = int.from_bytes(out[table.payload + 4 : table.payload + 8], "big")
             if width and table.payload + 8 + count * width <= table.end:
                 for at in range(table.payload + 8, table.payload + 8 + count * width, width):
                     _move_offset(out, at, width, moved_from, delta, what)
-    return bytes(out)
 
 
-def _with_user_data_copyright(data: bytes, what: str, notice: str) -> bytes:
-    """``data`` whose QuickTime moov/udta/(c)cpy atom (QuickTime, Final Cut and ffmpeg keep a
-    MOV's copyright there; ffprobe and ExifTool show it) says ``notice``; a file without one
+def _with_user_data_copyright(data: bytearray, what: str, notice: str) -> None:
+    """Make the QuickTime moov/udta/(c)cpy atom (QuickTime, Final Cut and ffmpeg keep a MOV's
+    copyright there; ffprobe and ExifTool show it) say ``notice``, in place; a file without one
     gets none. The atom's growth moves what follows it, whose offsets follow."""
     moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
     udta = _child(data, moov, b"udta", what)
     atom = _child(data, udta, b"\xa9cpy", what) if udta is not None else None
     if udta is None or atom is None or any(b.payload - b.start != 8 for b in (moov, udta, atom)):
-        return data  # none, or a 64-bit size somewhere on the way: left as it is
-    language = data[atom.payload + 2 : atom.payload + 4]
+        return  # none, or a 64-bit size somewhere on the way: left as it is
+    language = bytes(data[atom.payload + 2 : atom.payload + 4])
     # A packed ISO 639 code says the text is UTF-8; an old Macintosh code, its own script: 'und'.
     language = language if int.from_bytes(language, "big") >= 0x400 else b"\x55\xc4"
     text = notice.encode("utf-8")
     new = (12 + len(text)).to_bytes(4, "big") + b"\xa9cpy" + len(text).to_bytes(2, "big") + language + text
     delta = len(new) - (atom.end - atom.start)
-    out = bytearray(data[: atom.start] + new + data[atom.end :])
+    data[atom.start : atom.end] = new
     for box in (moov, udta):
-        out[box.start : box.start + 4] = (box.end - box.start + delta).to_bytes(4, "big")
-    return _shift_tfra(_shift_chunk_offsets(bytes(out), atom.end, delta, what), atom.end, delta, what)
+        data[box.start : box.start + 4] = (box.end - box.start + delta).to_bytes(4, "big")
+    _shift_chunk_offsets(data, atom.end, delta, what)
+    _shift_tfra(data, atom.end, delta, what)
 
 
 def _uuid_box(packet: bytes) -> bytes:
@@ -1196,9 +1189,10 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     if kind in _MP4_FORMATS:
         # mutagen changes nothing before the end of 'moov' but 'moov' itself.
         moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
-        out = _restore_base_data_offsets(data, out, moov.end, len(out) - len(data), kind.upper())
-        out = _shift_tfra(out, moov.end, len(out) - len(data), kind.upper())
+        edited = bytearray(out)  # edited in place: one copy, however many of the edits below apply
+        _restore_base_data_offsets(data, edited, moov.end, len(out) - len(data), kind.upper())
+        _shift_tfra(edited, moov.end, len(out) - len(data), kind.upper())
         if assertion.copyright:
-            out = _with_user_data_copyright(out, kind.upper(), assertion.copyright)
-        out = write_bmff_xmp(out, assertion, kind.upper())
+            _with_user_data_copyright(edited, kind.upper(), assertion.copyright)
+        out = write_bmff_xmp(edited, assertion, kind.upper())
     return out, carriers
