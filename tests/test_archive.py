@@ -12,6 +12,7 @@ from pathlib import Path
 
 import material
 import pytest
+from mutagen.apev2 import APEv2
 from mutagen.id3 import ID3, TCOP, TIT2, TXXX
 from PIL import PngImagePlugin
 from samples import exiftool_json, exiftool_write, pixels
@@ -409,3 +410,27 @@ def test_other_languages_of_other_constraints_survive_tagging(exiftool: str, tmp
     assert found["XMP-plus:OtherConstraints-de"] == "Nur redaktionelle Nutzung"
     assert found["XMP-plus:OtherConstraints"].endswith("\nEditorial use only")
     assert rightsmeta.read(path).errors == []
+
+
+def test_mp3_ape_copyright_says_the_new_notice(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
+    # foobar2000 and Mp3tag keep an APEv2 tag beside ID3 (here before an ID3v1 tail), with its
+    # own Copyright item: tagged with a new notice, ExifTool showed the old one there.
+    path = tmp_path / "foobar.mp3"
+    _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "libmp3lame",
+         "-id3v2_version", "3", "-write_id3v1", "1", "-metadata", "title=Track", str(path))
+    ape = APEv2()
+    ape["Copyright"] = "(c) 1999 Old Label"
+    ape["REPLAYGAIN_TRACK_GAIN"] = "-6.20 dB"
+    data = path.read_bytes()
+    body = io.BytesIO(data[:-128])
+    ape.save(body)
+    path.write_bytes(body.getvalue() + data[-128:])
+    decoded = _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-")
+    assert exiftool_json(exiftool, path, "-APE:Copyright")["APE:Copyright"] == "(c) 1999 Old Label"
+
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    found = exiftool_json(exiftool, path, "-APE:all", "-ID3v1:Title", "-Warning")
+    assert found["APE:Copyright"] == "(c) 2026 Ada" and found["APE:ReplaygainTrackGain"] == "-6.20 dB"
+    assert found["ID3v1:Title"] == "Track" and "Warning" not in str(found)
+    assert path.read_bytes().endswith(data[-128:])
+    assert _run(ffmpeg, "-v", "error", "-i", str(path), "-f", "md5", "-") == decoded

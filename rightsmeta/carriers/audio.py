@@ -1103,6 +1103,44 @@ def _replace_chunk(data: bytes, start: int, end: int, payload: bytes, order: Lit
     return b"".join((data[:4], riff_size.to_bytes(4, order), memoryview(data)[8 : start - 4], new, memoryview(data)[end + pad :]))
 
 
+#: An APEv2 header or footer: preamble, version, tag size (items and footer), item count, flags.
+_APE_FOOTER = struct.Struct("<8sIIII8x")
+_APE_HAS_HEADER = 0x80000000
+
+
+def _with_ape_copyright(data: bytes, notice: str) -> bytes:
+    """An MP3 whose APEv2 tag (foobar2000 and Mp3tag keep one beside ID3, at the end or before
+    an ID3v1 tail) says ``notice`` in its UTF-8 Copyright item, when it has one: ExifTool and
+    players that read APE showed the old notice. Every other byte, the items' order included,
+    stays; an APEv1 or damaged tag is left as it is."""
+    end = len(data) - (128 if data[-128:-125] == b"TAG" else 0)
+    if end < 32 or data[end - 32 : end - 24] != b"APETAGEX":
+        return data
+    _, version, size, count, flags = _APE_FOOTER.unpack_from(data, end - 32)
+    start, footer = end - size, end - 32
+    header = start - 32 if flags & _APE_HAS_HEADER else None
+    if version != 2000 or size < 32 or (header if header is not None else start) < 0:
+        return data
+    pos = start
+    for _ in range(min(count, size // 9)):  # an item takes at least 9 bytes: bounded by the tag
+        length, item_flags = struct.unpack_from("<II", data, pos) if pos + 8 <= footer else (0, 0)
+        key_end = data.find(b"\x00", pos + 8, footer)
+        if pos + 8 > footer or key_end < 0 or key_end + 1 + length > footer:
+            return data
+        if data[pos + 8 : key_end].lower() == b"copyright" and not item_flags & 0b110:
+            text = notice.encode("utf-8")
+            delta = len(text) - length
+            out = bytearray(data)
+            out[key_end + 1 : key_end + 1 + length] = text
+            out[pos : pos + 4] = len(text).to_bytes(4, "little")
+            for at in (footer + delta, header):
+                if at is not None:
+                    out[at + 12 : at + 16] = (size + delta).to_bytes(4, "little")
+            return bytes(out)
+        pos = key_end + 1 + length
+    return data
+
+
 def _with_container_copyright(data: bytes, kind: str, notice: str) -> bytes:
     """``data`` whose WAV LIST/INFO 'ICOP' or AIFF '(c) ' chunk says ``notice``: ffmpeg, Windows
     and ExifTool show that one, so an old notice left there would contradict the new one in
@@ -1170,6 +1208,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     with _mutagen_errors(kind, "write"):
         if kind == "mp3":
             out = _saved_id3(tags, bio)
+            out = _with_ape_copyright(out, assertion.copyright) if assertion.copyright else out
         else:
             if kind in ("wav", "aiff"):
                 file.save(bio, v2_version=_id3_version(tags))
