@@ -222,17 +222,20 @@ def test_flac_with_an_id3_tag_in_front(ffmpeg: str, exiftool: str, tmp_path: Pat
     assert quiet.read_bytes().startswith(front.getvalue())
 
 
-def test_mp3_id3v1_tail_is_kept_as_it_was(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
-    # An old rip: an ID3v1 tail whose fields the ID3v2 tag does not all hold. mutagen rebuilt
-    # the tail from the v2 frames when saving: the v1 comment was erased and v1's artist, album,
-    # year and genre were copied into the v2 tag.
+@pytest.mark.parametrize("with_v2", [True, False], ids=["v2-and-v1", "v1-only"])
+def test_mp3_id3v1_tail_is_kept_as_it_was(ffmpeg: str, exiftool: str, tmp_path: Path, with_v2: bool) -> None:
+    # An old rip: an ID3v1 tail whose fields the ID3v2 tag does not all hold, or no ID3v2 tag
+    # at all. mutagen rebuilt the tail from the v2 frames when saving: the v1 comment was erased
+    # and v1's artist, album, year and genre were copied into the v2 tag; with no v2 tag, every
+    # v1 field was blanked.
     path = tmp_path / "rip.mp3"
     _run(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-c:a", "libmp3lame",
          "-id3v2_version", "0", "-write_id3v1", "0", str(path))
     v2 = ID3()
     v2.add(TIT2(encoding=3, text=["Track Title"]))
     head = io.BytesIO()
-    v2.save(head, v1=0)
+    if with_v2:
+        v2.save(head, v1=0)
 
     def field(text: str, size: int) -> bytes:
         return text.encode("latin-1").ljust(size, b"\x00")
@@ -247,7 +250,8 @@ def test_mp3_id3v1_tail_is_kept_as_it_was(ffmpeg: str, exiftool: str, tmp_path: 
     assert exiftool_json(exiftool, path, "-ID3v1:all") == before
     assert "ID3v1:Comment" in before
     found = exiftool_json(exiftool, path, "-ID3v2_4:all")
-    assert found["ID3v2_4:Title"] == "Track Title" and "ID3v2_4:Artist" not in found and "ID3v2_4:Album" not in found
+    assert found.get("ID3v2_4:Title") == ("Track Title" if with_v2 else None)
+    assert "ID3v2_4:Artist" not in found and "ID3v2_4:Album" not in found
 
 
 def test_what_is_not_read_is_named(ffmpeg: str, exiftool: str, tmp_path: Path) -> None:
