@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
-from .carriers import Family, Options, Parsed, detect, manifest, splice
+from .carriers import Family, Options, Parsed, detect, heads, manifest, splice
 from .carriers.splice import Spliced
 from .decide import decide
 from .errors import (
@@ -58,7 +58,7 @@ def _identify(buf: Buffer) -> tuple[Family, str]:
         raise MalformedFile("empty file (0 bytes)")
     found = detect(bytes(buf[:64]), buf)
     if found is None:
-        raise UnknownFormat("not a format rightsmeta knows (unrecognised first bytes)")
+        raise heads.not_read(bytes(buf[:64]), buf)
     return found
 
 

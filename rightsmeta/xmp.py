@@ -45,9 +45,12 @@ Value = str | list[str]
 
 @dataclass(frozen=True)
 class LangAlt:
-    """A language-alternative text; rightsmeta writes the x-default entry."""
+    """A language-alternative text; rightsmeta writes the x-default entry. ``keeps_languages``:
+    the entries the property has in other languages stay (someone else's words, as in
+    plus:OtherConstraints, where rightsmeta's sentence is only ever x-default)."""
 
     text: str
+    keeps_languages: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,10 +263,13 @@ def keeping_others(changes: Mapping[str, WriteValue], existing: Mapping[str, Val
     free text goes, other people's stays. (Deleting a property or not setting one adds no
     element, so the order of what is set, and so the packet's bytes, stay those of ``planned``.)"""
     out = dict(changes)
-    if "plus:OtherConstraints" not in out:
-        current = _one(existing.get("plus:OtherConstraints"))
-        if current is not None and iptc.is_own_sentence(current):
-            out["plus:OtherConstraints"] = None
+    current = _one(existing.get("plus:OtherConstraints"))
+    sentence = out.get("plus:OtherConstraints")
+    if isinstance(sentence, LangAlt):
+        out["plus:OtherConstraints"] = LangAlt(iptc.with_others(sentence.text, current), keeps_languages=True)
+    elif iptc.is_own_sentence(current):
+        others = iptc.others_text(current)
+        out["plus:OtherConstraints"] = LangAlt(others) if others else None
     current_terms = _one(existing.get("xmpRights:UsageTerms"))
     if current_terms is not None and not iptc.is_own_sentence(current_terms):
         del out["xmpRights:UsageTerms"]
@@ -562,9 +568,11 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
     target = descriptions[0]
     for key, value in changes.items():
         tag = _property_tag(key)
+        languages: list[ET.Element] = []
         for desc in descriptions:  # a property may stand as an attribute or an element, anywhere
             desc.attrib.pop(tag, None)
             for old in desc.findall(tag):
+                languages += [li for li in old.iter(f"{{{RDF}}}li") if li.get(XML_LANG, "x-default") != "x-default"]
                 desc.remove(old)
         if value is None:
             continue
@@ -572,6 +580,7 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
         if isinstance(value, LangAlt):
             alt = ET.SubElement(elem, f"{{{RDF}}}Alt")
             ET.SubElement(alt, f"{{{RDF}}}li", {XML_LANG: "x-default"}).text = value.text
+            alt.extend(languages if value.keeps_languages else ())
         elif isinstance(value, Bag):
             bag = ET.SubElement(elem, f"{{{RDF}}}Bag")
             for item in value.items:

@@ -27,7 +27,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import xmp
 from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
@@ -514,22 +514,27 @@ def _text_value(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def _info_items(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(offset, size) of each sub-chunk of a LIST/INFO payload ``[start, end)``, up to the first
+    one cut off: the rest of the list says nothing we can trust."""
+    pos = start
+    while pos + 8 <= end:  # each sub-chunk takes at least 8 bytes: bounded by the chunk
+        size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+        if pos + 8 + size > end:
+            return
+        yield pos, size
+        pos += 8 + size + (size & 1)
+
+
 def _read_container_copyright(buf: Buffer, kind: str, start: int, end: int) -> CarrierReport | None:
     """The copyright WAV keeps in LIST/INFO 'ICOP' (as ffmpeg, Windows and ExifTool write it) and
     AIFF in its '(c) ' chunk: a rights field, not a signal, shown beside the tags."""
     if kind == "aiff":
         text, location, key = _text_value(bytes(buf[start:end])), "AIFF '(c) ' chunk", "(c) "
     else:
-        text, location, key = "", "RIFF LIST/INFO chunk", "ICOP"
-        pos = start
-        while pos + 8 <= end:  # each sub-chunk takes at least 8 bytes: bounded by the chunk
-            size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
-            if pos + 8 + size > end:
-                break  # a cut-off sub-chunk: the rest of the list says nothing we can trust
-            if bytes(buf[pos : pos + 4]) == b"ICOP":
-                text = _text_value(bytes(buf[pos + 8 : pos + 8 + size]))
-                break
-            pos += 8 + size + (size & 1)
+        location, key = "RIFF LIST/INFO chunk", "ICOP"
+        icop = next(((pos, size) for pos, size in _info_items(buf, start, end) if bytes(buf[pos : pos + 4]) == b"ICOP"), None)
+        text = _text_value(bytes(buf[icop[0] + 8 : icop[0] + 8 + icop[1]])) if icop else ""
     if not text:
         return None
     return CarrierReport(f"{kind}-copyright", location, values={key: text}, rights={"copyright": text})
@@ -784,6 +789,12 @@ def _vorbis_comments(buf: Buffer, layout: _Layout) -> list[tuple[str, str]] | No
     return None if tags is None else list(tags)
 
 
+def _leading_id3(buf: Buffer, end: int, kind: str, what: str, where: str) -> list[CarrierReport]:
+    """The carriers of the ID3v2 tag at the start of an MP3, or in front of a FLAC stream (some
+    rippers and taggers put one there; ExifTool reads it), which ends by ``end``."""
+    return _with_damage(_read_id3(_id3_frames(buf, 0, end, kind, what), where), buf, 0, _id3_size(buf, 0) or end, what, where)
+
+
 _VORBIS_LOCATIONS = {"flac": "FLAC VORBIS_COMMENT block", "ogg": "Ogg Vorbis comment header", "opus": "OpusTags header"}
 
 
@@ -794,9 +805,7 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
     report: CarrierReport | None = None
     if kind == "mp3":
         if bytes(buf[:3]) == b"ID3":
-            found += _with_damage(
-                _read_id3(_id3_frames(buf, 0, len(buf), kind, "MP3"), "tag"), buf, 0, _id3_size(buf, 0) or len(buf), "MP3", "tag"
-            )
+            found += _leading_id3(buf, len(buf), kind, "MP3", "tag")
     elif kind in ("wav", "aiff"):
         if layout.id3_chunk is not None:
             start, end = layout.id3_chunk
@@ -806,6 +815,8 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
         if layout.copyright is not None:
             report = _read_container_copyright(buf, kind, *layout.copyright)
     elif kind in _VORBIS_FORMATS:
+        if layout.flac is not None and layout.flac[0] > 0:
+            found += _leading_id3(buf, layout.flac[0], kind, "FLAC ID3 tag", "before the FLAC stream")
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
         report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
@@ -841,6 +852,34 @@ def _write_id3(tags: Any, assertion: Assertion, values: dict[str, str]) -> None:
     existing = next((bytes(f.data) for f in privs if f.owner == "XMP"), None)
     packet = _new_packet(existing, assertion, "ID3 PRIV:XMP")
     tags.setall("PRIV", [f for f in privs if f.owner != "XMP"] + [PRIV(owner="XMP", data=packet)])
+
+
+def _with_leading_id3(data: bytes, assertion: Assertion, values: dict[str, str]) -> bytes:
+    """A FLAC whose ID3v2 tag in front says the statement too, when it says anything read as
+    rights: left as it was, its old reservation or notice would contradict the Vorbis comments.
+    One that says nothing of the kind (c2pa keeps its manifest in one) is left alone."""
+    from mutagen.id3 import ID3
+
+    bio = io.BytesIO(data)
+    with _mutagen_errors("flac", "read"):
+        tags = ID3(bio, load_v1=False)
+    if not _read_id3(_mutagen_id3(tags), ""):
+        return data
+    _write_id3(tags, assertion, values)
+    with _mutagen_errors("flac", "write"):
+        return _saved_id3(tags, bio)
+
+
+def _saved_id3(tags: Any, bio: io.BytesIO) -> bytes:
+    """The file in ``bio`` with ``tags`` saved as its ID3v2 tag, and its ID3v1 tail (128 bytes
+    from "TAG"), if any, byte for byte: mutagen rebuilds that from the v2 frames, which erased a
+    v1 comment and overwrote v1 fields the v2 tag holds otherwise. (Load the tags with
+    ``load_v1=False``, or the v1 fields are copied into the v2 tag.)"""
+    data = bio.getvalue()
+    tail = data[-128:] if len(data) >= 128 and data[-128:-125] == b"TAG" else b""
+    bio.seek(0)
+    tags.save(bio, v2_version=_id3_version(tags), v1=0 if tail else 1)
+    return bio.getvalue() + tail
 
 
 def _id3_version(tags: Any) -> int:
@@ -888,13 +927,13 @@ def _free(out: bytearray, box: bmff.Box) -> None:
     out[box.payload : box.end] = bytes(box.end - box.payload)
 
 
-def _existing_packet(data: bytes, start: int, end: int, location: str) -> bytes:
+def _existing_packet(data: bytes | bytearray, start: int, end: int, location: str) -> bytes:
     if end - start > xmp.MAX_PACKET:
         raise MalformedMetadata(f"the file's XMP ({location}) is larger than {xmp.MAX_PACKET} bytes")
-    return data[start:end]
+    return bytes(data[start:end])
 
 
-def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> bytes:
+def write_bmff_xmp(data: bytes | bytearray, assertion: Assertion, what: str = "MP4") -> bytes:
     """``data`` with the assertion's XMP packet in it, moving no media byte.
 
     Sample tables hold absolute offsets into ``mdat`` (``tfra`` into ``moof``), so no byte before
@@ -902,10 +941,11 @@ def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> byte
     MOV) is rewritten in place when the packet fits its padding. Otherwise the packet goes to the
     top-level XMP ``uuid`` box: in place of one that only ``mfra`` follows; over one with room
     enough; else appended at the end (before a final ``mfra``, which readers find from the end
-    of the file), any old XMP box becoming ``free`` space of the same size.
+    of the file), any old XMP box becoming ``free`` space of the same size. A ``bytearray`` is
+    the caller's own copy, edited in place (every read of it comes before the first edit).
     """
     top = _boxes(data, 0, len(data), what, top=True)
-    out = bytearray(data)
+    out = data if isinstance(data, bytearray) else bytearray(data)
     ours = [b for b in top if b.type == b"uuid" and data[b.payload : b.payload + 16] == XMP_UUID]
     existing = _existing_packet(data, ours[0].payload + 16, ours[0].end, f"{what} uuid box") if ours else None
     moov = next((b for b in top if b.type == b"moov"), None)
@@ -946,17 +986,180 @@ def write_bmff_xmp(data: bytes, assertion: Assertion, what: str = "MP4") -> byte
     return bytes(out[:at]) + _uuid_box(packet) + bytes(out[at:])
 
 
+def _move_offset(out: bytearray, at: int, width: int, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta`` the absolute file offset of ``width`` bytes at ``at``, if it points at
+    or after ``moved_from``."""
+    offset = int.from_bytes(out[at : at + width], "big")
+    if offset >= moved_from:
+        if offset + delta >= 1 << (8 * width):
+            raise UnsupportedFormat(f"{what}: a file offset would no longer fit its {width} bytes")
+        out[at : at + width] = (offset + delta).to_bytes(width, "big")
+
+
+def _shift_tfra(out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta`` bytes, in place, every 'tfra' entry of the final 'mfra' box that
+    points at or after ``moved_from``.
+
+    mutagen grows 'moov' for the ilst and corrects the offsets inside 'moov' and 'moof', but not
+    this index of absolute moof offsets that players seek by (ffmpeg's seek through a stale one
+    returned no frame). A 'tfra' whose entries do not fit its box is left as it was.
+    """
+    top = _boxes(out, 0, len(out), what, top=True)
+    if not delta or not top or top[-1].type != b"mfra":
+        return
+    for box in _boxes(out, top[-1].payload, top[-1].end, what):
+        if box.type != b"tfra" or box.payload + 16 > box.end:
+            continue
+        version, sizes = out[box.payload], out[box.payload + 11]
+        count = int.from_bytes(out[box.payload + 12 : box.payload + 16], "big")
+        width = 8 if version == 1 else 4
+        # time and moof_offset, then traf, trun and sample numbers of 1 to 4 bytes each
+        entry = 2 * width + (sizes >> 4 & 3) + (sizes >> 2 & 3) + (sizes & 3) + 3
+        if box.payload + 16 + count * entry > box.end:
+            continue
+        for at in range(box.payload + 16 + width, box.payload + 16 + count * entry, entry):
+            _move_offset(out, at, width, moved_from, delta, what)
+
+
+def _sample_table(data: Buffer, trak: bmff.Box, what: str) -> bmff.Box | None:
+    """The 'stbl' box of a 'trak', or None."""
+    box: bmff.Box | None = trak
+    for name in (b"mdia", b"minf", b"stbl"):
+        box = _child(data, box, name, what) if box is not None else None
+    return box
+
+
+def _base_data_offsets(data: Buffer, what: str) -> list[int]:
+    """Where the movie fragments' 'tfhd' boxes hold an absolute base-data-offset, in file order."""
+    found = []
+    for moof in (b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moof"):
+        for traf in (b for b in _boxes(data, moof.payload, moof.end, what) if b.type == b"traf"):
+            header = _child(data, traf, b"tfhd", what)
+            if header is not None and header.payload + 16 <= header.end and data[header.payload + 3] & 1:
+                found.append(header.payload + 8)
+    return found
+
+
+def _restore_base_data_offsets(before: bytes, out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Give ``out`` (``before`` with every byte from ``moved_from`` on moved by ``delta``), in
+    place, ``before``'s fragment base-data-offsets, moved likewise: mutagen corrects only the
+    first fragment's, and the content check then refused every fragmented file written without
+    default-base-is-moof (ffmpeg's frag_keyframe)."""
+    for old, new in zip(_base_data_offsets(before, what), _base_data_offsets(out, what), strict=True) if delta else ():
+        out[new : new + 8] = before[old : old + 8]
+        _move_offset(out, new, 8, moved_from, delta, what)
+
+
+def _shift_chunk_offsets(out: bytearray, moved_from: int, delta: int, what: str) -> None:
+    """Move on by ``delta``, in place, the chunk offsets of the sample tables (stco, co64) and
+    the base data offsets of the movie fragments (tfhd) that point at or after ``moved_from``:
+    what mutagen corrects after growing 'moov', for an edit of our own inside it."""
+    for at in _base_data_offsets(out, what):
+        _move_offset(out, at, 8, moved_from, delta, what)
+    moov = next(b for b in _boxes(out, 0, len(out), what, top=True) if b.type == b"moov")
+    for trak in (b for b in _boxes(out, moov.payload, moov.end, what) if b.type == b"trak"):
+        stbl = _sample_table(out, trak, what)
+        for table in _boxes(out, stbl.payload, stbl.end, what) if stbl is not None else ():
+            width = {b"stco": 4, b"co64": 8}.get(table.type, 0)
+            count = int.from_bytes(out[table.payload + 4 : table.payload + 8], "big")
+            if width and table.payload + 8 + count * width <= table.end:
+                for at in range(table.payload + 8, table.payload + 8 + count * width, width):
+                    _move_offset(out, at, width, moved_from, delta, what)
+
+
+def _with_user_data_copyright(data: bytearray, what: str, notice: str) -> None:
+    """Make the QuickTime moov/udta/(c)cpy atom (QuickTime, Final Cut and ffmpeg keep a MOV's
+    copyright there; ffprobe and ExifTool show it) say ``notice``, in place; a file without one
+    gets none. The atom's growth moves what follows it, whose offsets follow."""
+    moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
+    udta = _child(data, moov, b"udta", what)
+    atom = _child(data, udta, b"\xa9cpy", what) if udta is not None else None
+    if udta is None or atom is None or any(b.payload - b.start != 8 for b in (moov, udta, atom)):
+        return  # none, or a 64-bit size somewhere on the way: left as it is
+    language = bytes(data[atom.payload + 2 : atom.payload + 4])
+    # A packed ISO 639 code says the text is UTF-8; an old Macintosh code, its own script: 'und'.
+    language = language if int.from_bytes(language, "big") >= 0x400 else b"\x55\xc4"
+    text = notice.encode("utf-8")
+    new = (12 + len(text)).to_bytes(4, "big") + b"\xa9cpy" + len(text).to_bytes(2, "big") + language + text
+    delta = len(new) - (atom.end - atom.start)
+    data[atom.start : atom.end] = new
+    for box in (moov, udta):
+        data[box.start : box.start + 4] = (box.end - box.start + delta).to_bytes(4, "big")
+    _shift_chunk_offsets(data, atom.end, delta, what)
+    _shift_tfra(data, atom.end, delta, what)
+
+
 def _uuid_box(packet: bytes) -> bytes:
     return (8 + 16 + len(packet)).to_bytes(4, "big") + b"uuid" + XMP_UUID + packet
 
 
-def _replace_chunk(data: bytes, start: int, end: int, payload: bytes) -> bytes:
-    """A WAV with the chunk whose payload is data[start:end] given a new payload (no offsets in RIFF)."""
+def _replace_chunk(data: bytes, start: int, end: int, payload: bytes, order: Literal["little", "big"] = "little") -> bytes:
+    """A WAV (an AIFF: ``order`` "big") with the chunk whose payload is data[start:end] given a
+    new payload (no offsets in RIFF or IFF)."""
     pad = (end - start) & 1
-    new = len(payload).to_bytes(4, "little") + payload + (b"\x00" if len(payload) & 1 else b"")
-    out = data[: start - 4] + new + data[end + pad :]
-    riff_size = int.from_bytes(data[4:8], "little") + len(out) - len(data)
-    return out[:4] + riff_size.to_bytes(4, "little") + out[8:]
+    new = len(payload).to_bytes(4, order) + payload + (b"\x00" if len(payload) & 1 else b"")
+    riff_size = int.from_bytes(data[4:8], order) + len(new) - (end + pad - start + 4)
+    # One join: the audio after the chunk is copied once (a copy per step took 5 ms of a 1.4 MB WAV).
+    return b"".join((data[:4], riff_size.to_bytes(4, order), memoryview(data)[8 : start - 4], new, memoryview(data)[end + pad :]))
+
+
+#: An APEv2 header or footer: preamble, version, tag size (items and footer), item count, flags.
+_APE_FOOTER = struct.Struct("<8sIIII8x")
+_APE_HAS_HEADER = 0x80000000
+
+
+def _with_ape_copyright(data: bytes, notice: str) -> bytes:
+    """An MP3 whose APEv2 tag (foobar2000 and Mp3tag keep one beside ID3, at the end or before
+    an ID3v1 tail) says ``notice`` in its UTF-8 Copyright item, when it has one: ExifTool and
+    players that read APE showed the old notice. Every other byte, the items' order included,
+    stays; an APEv1 or damaged tag is left as it is."""
+    end = len(data) - (128 if data[-128:-125] == b"TAG" else 0)
+    if end < 32 or data[end - 32 : end - 24] != b"APETAGEX":
+        return data
+    _, version, size, count, flags = _APE_FOOTER.unpack_from(data, end - 32)
+    start, footer = end - size, end - 32
+    header = start - 32 if flags & _APE_HAS_HEADER else None
+    if version != 2000 or size < 32 or (header if header is not None else start) < 0:
+        return data
+    pos = start
+    for _ in range(min(count, size // 9)):  # an item takes at least 9 bytes: bounded by the tag
+        length, item_flags = struct.unpack_from("<II", data, pos) if pos + 8 <= footer else (0, 0)
+        key_end = data.find(b"\x00", pos + 8, footer)
+        if pos + 8 > footer or key_end < 0 or key_end + 1 + length > footer:
+            return data
+        if data[pos + 8 : key_end].lower() == b"copyright" and not item_flags & 0b110:
+            text = notice.encode("utf-8")
+            delta = len(text) - length
+            out = bytearray(data)
+            out[key_end + 1 : key_end + 1 + length] = text
+            out[pos : pos + 4] = len(text).to_bytes(4, "little")
+            for at in (footer + delta, header):
+                if at is not None:
+                    out[at + 12 : at + 16] = (size + delta).to_bytes(4, "little")
+            return bytes(out)
+        pos = key_end + 1 + length
+    return data
+
+
+def _with_container_copyright(data: bytes, kind: str, notice: str) -> bytes:
+    """``data`` whose WAV LIST/INFO 'ICOP' or AIFF '(c) ' chunk says ``notice``: ffmpeg, Windows
+    and ExifTool show that one, so an old notice left there would contradict the new one in
+    ID3. A file without such a notice gets none."""
+    found = _layout(data, kind).copyright
+    if found is None:
+        return data
+    start, end = found
+    text = notice.encode("utf-8")
+    if kind == "aiff":
+        return _replace_chunk(data, start, end, text, "big")
+    icops = [(pos, min(pos + 8 + size + (size & 1), end)) for pos, size in _info_items(data, start, end)
+             if data[pos : pos + 4] == b"ICOP"]
+    if not icops:
+        return data
+    payload = bytearray(data[start - 4 : end])  # 'INFO' and its sub-chunks, all else kept as it is
+    for pos, stop in reversed(icops):
+        payload[pos - start + 4 : stop - start + 4] = riff.make(b"ICOP", text + b"\x00")
+    return _replace_chunk(data, start - 4, end, bytes(payload))
 
 
 def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None = None) -> tuple[bytes, list[str]]:
@@ -973,7 +1176,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     kind = layout.kind
     # mutagen would drop every frame after the damaged one and save the rest: the user's other
     # tags would be lost with no word. Refused instead, the file unchanged.
-    tag = (0, _id3_size(data, 0) or 0) if kind == "mp3" and data[:3] == b"ID3" else layout.id3_chunk
+    tag = (0, _id3_size(data, 0) or 0) if kind in ("mp3", "flac") and data[:3] == b"ID3" else layout.id3_chunk
     damage = audiotags.id3_damage(data[tag[0]:tag[1]], kind.upper()) if tag is not None else None
     if damage is not None:
         raise MalformedFile(f"{damage}; repair the tag before tagging")
@@ -986,7 +1189,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     # outside, so a bug of ours surfaces as the bug it is, not as a fault of the user's file.
     with _mutagen_errors(kind, "read"):
         if kind == "mp3":
-            tags = ID3(bio) if data[:3] == b"ID3" else ID3()
+            tags = ID3(bio, load_v1=False) if data[:3] == b"ID3" else ID3()
         else:
             file = {"wav": WAVE, "aiff": AIFF, "flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}.get(kind, MP4)(bio)
             if file.tags is None:
@@ -1004,17 +1207,31 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     bio.seek(0)
     with _mutagen_errors(kind, "write"):
         if kind == "mp3":
-            tags.save(bio, v2_version=_id3_version(tags))
-        elif kind in ("wav", "aiff"):
-            file.save(bio, v2_version=_id3_version(tags))
+            out = _saved_id3(tags, bio)
+            out = _with_ape_copyright(out, assertion.copyright) if assertion.copyright else out
         else:
-            file.save(bio)
-    out = bio.getvalue()
+            if kind in ("wav", "aiff"):
+                file.save(bio, v2_version=_id3_version(tags))
+            else:
+                file.save(bio)
+            out = bio.getvalue()
+    if kind == "flac" and out[:3] == b"ID3":
+        plain, out = out, _with_leading_id3(out, assertion, values)
+        carriers = carriers if out is plain else ["id3", "xmp", *carriers]
+    if kind in ("wav", "aiff") and assertion.copyright:
+        out = _with_container_copyright(out, kind, assertion.copyright)
     if kind == "wav" and layout.xmp:
         # Another tool's XMP in _PMX gets the same statement; mutagen moved the chunks, so find it again.
         pmx = _layout(out, "wav").xmp[0]
         packet = _new_packet(bytes(out[pmx[0] : pmx[1]]), assertion, pmx[2])
         out = _replace_chunk(out, pmx[0], pmx[1], packet)
     if kind in _MP4_FORMATS:
-        out = write_bmff_xmp(out, assertion, kind.upper())
+        # mutagen changes nothing before the end of 'moov' but 'moov' itself.
+        moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
+        edited = bytearray(out)  # edited in place: one copy, however many of the edits below apply
+        _restore_base_data_offsets(data, edited, moov.end, len(out) - len(data), kind.upper())
+        _shift_tfra(edited, moov.end, len(out) - len(data), kind.upper())
+        if assertion.copyright:
+            _with_user_data_copyright(edited, kind.upper(), assertion.copyright)
+        out = write_bmff_xmp(edited, assertion, kind.upper())
     return out, carriers

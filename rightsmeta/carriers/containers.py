@@ -57,8 +57,6 @@ MAX_COMPACT_VALUES = 1024 * 1024
 #: Strips or tiles listed by one TIFF directory.
 MAX_TIFF_PIECES = 1_000_000
 
-_PNG_RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
-
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
 _MIAF_BRANDS = frozenset({b"mif1", b"msf1", b"miaf", b"mif2"})
@@ -214,30 +212,38 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
 
 def _extract_png(buf: Buffer, parsed: Parsed | None) -> Blocks:
     chunks = walked.png_chunks(buf, parsed)
-    packets: list[tuple[bytes, str]] = []
+    packets: list[tuple[bytes, str, str]] = []  # (packet, its chunk, the chunk and its offset)
     exif: bytes | None = None
     raw_profile: png.Chunk | None = None  # a legacy EXIF text chunk
+    raw_xmp: list[tuple[bytes, str, str]] = []  # ImageMagick's: after the others, which readers prefer
     for chunk in chunks:
-        if png.is_xmp(buf, chunk):
-            packets.append((_png_itxt_text(png.data(buf, chunk), chunk.start), f"PNG iTXt XML:com.adobe.xmp at offset {chunk.start}"))
+        raw = png.is_raw_profile(buf, chunk, png.RAW_XMP_KEYWORDS)
+        if raw or png.is_xmp(buf, chunk):
+            name = f"PNG {chunk.type.decode()} {'Raw profile type xmp' if raw else 'XML:com.adobe.xmp'}"
+            where = f"{name} at offset {chunk.start}"
+            read = _png_raw_profile if raw else _png_xmp_text
+            (raw_xmp if raw else packets).append((read(png.data(buf, chunk), chunk.type, where), name, where))
         elif chunk.type == b"eXIf" and exif is None:
             exif = _tiff_block(png.data(buf, chunk), f"PNG eXIf chunk at offset {chunk.start}")
-        elif chunk.type in (b"tEXt", b"zTXt") and raw_profile is None:
-            head = bytes(buf[chunk.data_start : chunk.data_start + len(_PNG_RAW_EXIF_KEYWORDS[0])])
-            if head in _PNG_RAW_EXIF_KEYWORDS:
-                raw_profile = chunk
+        elif raw_profile is None and png.is_raw_profile(buf, chunk, png.RAW_EXIF_KEYWORDS):
+            raw_profile = chunk
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
-        exif = _png_raw_profile(png.data(buf, raw_profile), raw_profile.type, raw_profile.start)
+        where = f"PNG {raw_profile.type.decode()} 'Raw profile' chunk at offset {raw_profile.start}"
+        exif = _tiff_block(_png_raw_profile(png.data(buf, raw_profile), raw_profile.type, where), where)
     c2pa = png.c2pa_ranges(chunks)
+    packets += raw_xmp
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
-    return Blocks(packets[0][0], exif, "PNG iTXt XML:com.adobe.xmp", tuple(packets[1:]), c2pa=c2pa)
+    return Blocks(packets[0][0], exif, packets[0][1], tuple((p, where) for p, _, where in packets[1:]), c2pa=c2pa)
 
 
-def _png_itxt_text(data: bytes, pos: int) -> bytes:
-    where = f"PNG iTXt chunk at offset {pos}"
+def _png_xmp_text(data: bytes, ctype: bytes, where: str) -> bytes:
+    """The packet of an XMP text chunk: iTXt, or tEXt/zTXt (Latin-1 text, as PNG defines it)."""
     i = len(png.XMP_KEYWORD)
+    if ctype != b"iTXt":
+        text = data[i:] if ctype == b"tEXt" else _png_ztxt(data[i:], where)
+        return text.decode("latin-1").encode("utf-8")
     if len(data) < i + 2:
         raise MalformedFile(f"{where}: too short for an iTXt header")
     compressed, method = data[i], data[i + 1]
@@ -253,13 +259,18 @@ def _png_itxt_text(data: bytes, pos: int) -> bytes:
     return _inflate(text, where)
 
 
-def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
-    where = f"PNG {ctype.decode()} 'Raw profile' chunk at offset {pos}"
+def _png_ztxt(text: bytes, where: str) -> bytes:
+    """A zTXt chunk's text, from its compression method on."""
+    if text[:1] != b"\x00":
+        raise MalformedFile(f"{where}: unknown compression method")
+    return _inflate(text[1:], where)
+
+
+def _png_raw_profile(data: bytes, ctype: bytes, where: str) -> bytes:
+    """The profile an ImageMagick "Raw profile type NAME" text chunk (tEXt or zTXt) holds."""
     text = data[data.index(b"\x00") + 1 :]  # the keyword matched, so the NUL is there
     if ctype == b"zTXt":
-        if text[:1] != b"\x00":
-            raise MalformedFile(f"{where}: unknown compression method")
-        text = _inflate(text[1:], where)
+        text = _png_ztxt(text, where)
     # "\n<name>\n<spaces><decimal length>\n<hex digits, line-wrapped>"
     parts = text.split(maxsplit=2)
     if len(parts) != 3 or not parts[1].isdigit():
@@ -270,7 +281,7 @@ def _png_raw_profile(data: bytes, ctype: bytes, pos: int) -> bytes:
         raise MalformedFile(f"{where}: bad hex data") from exc
     if len(payload) != int(parts[1]):
         raise MalformedFile(f"{where}: declares {int(parts[1])} bytes but holds {len(payload)}")
-    return _tiff_block(payload, where)
+    return payload
 
 
 # --- WebP --------------------------------------------------------------------

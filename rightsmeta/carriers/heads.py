@@ -7,6 +7,10 @@ lets a scan load those libraries only when it meets such a file.
 
 from __future__ import annotations
 
+import re
+import zlib
+
+from ..errors import UnknownFormat, UnsupportedFormat
 from . import bmff, containers
 from .tiff import Buffer
 
@@ -133,6 +137,9 @@ def mpeg_frame(h: bytes) -> tuple[int, int] | None:
 EPUB_MIMETYPE = b"application/epub+zip"
 
 
+_EPUB_MIMETYPE_CRC = zlib.crc32(EPUB_MIMETYPE).to_bytes(4, "little")
+
+
 def sniff_epub(head: bytes) -> str | None:
     # OCF: the first local file header is an uncompressed "mimetype" holding the media type.
     if len(head) < 38 or head[:4] != b"PK\x03\x04":
@@ -141,7 +148,12 @@ def sniff_epub(head: bytes) -> str | None:
     if name_len != 8 or head[30:38] != b"mimetype":
         return None
     start = 38 + extra_len
-    return "epub" if head[start : start + len(EPUB_MIMETYPE)] == EPUB_MIMETYPE else None
+    if start + len(EPUB_MIMETYPE) <= len(head):
+        return "epub" if head[start : start + len(EPUB_MIMETYPE)] == EPUB_MIMETYPE else None
+    # Info-ZIP's extra field (zip without -X) pushes the text past the head: the header's
+    # method, CRC-32 and sizes tell the stored text all the same.
+    size = len(EPUB_MIMETYPE).to_bytes(4, "little")
+    return "epub" if head[8:10] == b"\x00\x00" and head[14:26] == _EPUB_MIMETYPE_CRC + size + size else None
 
 
 # --- PDF (carriers/pdf.py) ---------------------------------------------------------------------
@@ -150,3 +162,46 @@ def sniff_epub(head: bytes) -> str | None:
 def sniff_pdf(head: bytes) -> str | None:
     # The header may follow up to 1024 bytes of junk; sniff sees 64 of them.
     return "pdf" if b"%PDF-" in head[:64] else None
+
+
+# --- recognised only to say why nothing reads them ---------------------------------------------
+
+# A sidecar is a bare packet: ExifTool and Capture One start it with <?xpacket, Lightroom and
+# darktable with <x:xmpmeta (darktable after an XML declaration).
+_XMP_SIDECAR = re.compile(rb"(\xef\xbb\xbf)?\s*(<\?xml[^>]*\?>\s*)?<(\?xpacket|x:xmpmeta)[\s>]")
+
+
+def _media_not_read(head: bytes) -> str | None:
+    """The name of a media format rightsmeta recognises only to say it does not read it."""
+    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "RF64 WAV (the 64-bit form recorders write for takes over 4 GiB)"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "WebM" if b"webm" in head else "Matroska (MKV, MKA)"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "AVI"
+    if head[:4] == b"OggS":
+        return "Ogg of a codec other than Vorbis and Opus (FLAC, Speex, Theora)"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return "BMP"  # the sizes of the DIB headers there are: "BM" alone could start any text
+    if head[:4] == b"8BPS" and head[4:6] in (b"\x00\x01", b"\x00\x02"):
+        return "Photoshop (PSD, PSB)"
+    return None
+
+
+def not_read(head: bytes, buf: Buffer) -> UnsupportedFormat:
+    """Why a file no family recognises is not read: what it is, where its bytes tell (the first
+    ones; for a ZIP, the central directory at its end). Media are refused (tag fails them with
+    this reason); other files are unknown (skipped)."""
+    media = _media_not_read(head)
+    if media is not None:
+        return UnsupportedFormat(f"{media} is not supported")
+    directory = bytes(buf[-(1 << 20) :]) if head[:4] == b"PK\x03\x04" else b""
+    if b"META-INF/container.xml" in directory and b"mimetype" in directory:
+        return UnsupportedFormat(
+            "an EPUB whose 'mimetype' entry is not first and stored, as EPUB's container format (OCF) "
+            "requires; repack it with that entry first (zip -X0 book.epub mimetype, then the rest)"
+        )
+    if _XMP_SIDECAR.match(head):
+        return UnknownFormat("an XMP sidecar (metadata kept beside a camera raw or other file), not media: "
+                             "rightsmeta reads and writes the XMP inside media files")
+    return UnknownFormat("not a format rightsmeta knows (unrecognised first bytes)")

@@ -20,6 +20,10 @@ from .tiff import Buffer
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp\x00"
+#: ImageMagick 6 keeps a profile it copies into a PNG as hex text under these keywords.
+RAW_XMP_KEYWORDS = (b"Raw profile type xmp\x00",)
+RAW_EXIF_KEYWORDS = (b"Raw profile type exif\x00", b"Raw profile type APP1\x00")
+_TEXT_TYPES = (b"iTXt", b"tEXt", b"zTXt")
 #: Upper bound on chunks walked in one file; real files stay far below it.
 MAX_CHUNKS = 100_000
 # A chunk's length and type in one call: libpng writes 8 KiB IDAT chunks, a thousand in a 9 MB
@@ -79,11 +83,22 @@ def data(buf: Buffer, chunk: Chunk) -> bytes:
 
 
 def is_xmp(buf: Buffer, chunk: Chunk) -> bool:
-    return chunk.type == b"iTXt" and bytes(buf[chunk.data_start : chunk.data_start + len(XMP_KEYWORD)]) == XMP_KEYWORD
+    """iTXt, as XMP part 3 asks, or tEXt/zTXt, as PNG libraries' plain text calls write it
+    (Pillow's ``PngInfo.add_text``); ExifTool reads all three."""
+    return chunk.type in _TEXT_TYPES and bytes(buf[chunk.data_start : chunk.data_start + len(XMP_KEYWORD)]) == XMP_KEYWORD
+
+
+def is_raw_profile(buf: Buffer, chunk: Chunk, keywords: tuple[bytes, ...]) -> bool:
+    """A text chunk of ImageMagick's "Raw profile type NAME" (hex in tEXt or zTXt) for one of ``keywords``."""
+    if chunk.type not in (b"tEXt", b"zTXt"):
+        return False
+    head = bytes(buf[chunk.data_start : chunk.data_start + min(chunk.length, 80)])
+    return head[: head.find(b"\x00") + 1] in keywords
 
 
 def xmp_chunks(buf: Buffer, chunks: list[Chunk]) -> list[Chunk]:
-    return [c for c in chunks if is_xmp(buf, c)]
+    """The chunks holding XMP: iTXt ``XML:com.adobe.xmp`` and ImageMagick's raw XMP profile."""
+    return [c for c in chunks if is_xmp(buf, c) or is_raw_profile(buf, c, RAW_XMP_KEYWORDS)]
 
 
 def c2pa_ranges(chunks: list[Chunk]) -> list[tuple[int, int]]:

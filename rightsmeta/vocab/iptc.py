@@ -79,6 +79,25 @@ def is_own_sentence(text: str | None) -> bool:
     return bool(text) and text.startswith(SENTENCE_PREFIX)  # type: ignore[union-attr]
 
 
+# plus:OtherConstraints may hold a photographer's own terms too: rightsmeta's sentence then comes
+# first, on its own line, and their text after it, so a later tag replaces only the sentence.
+def own_sentence(text: str | None) -> str | None:
+    """rightsmeta's sentence in a plus:OtherConstraints text, or None."""
+    return text.partition("\n")[0] if text is not None and is_own_sentence(text) else None
+
+
+def others_text(text: str | None) -> str | None:
+    """A plus:OtherConstraints text without rightsmeta's sentence: someone else's words, or None."""
+    rest = text.partition("\n")[2].strip() if text is not None and is_own_sentence(text) else text
+    return rest or None
+
+
+def with_others(sentence: str, existing: str | None) -> str:
+    """The plus:OtherConstraints text saying ``sentence`` and keeping the others' words ``existing`` held."""
+    others = others_text(existing)
+    return f"{sentence}\n{others}" if others else sentence
+
+
 def meaning(code: str, constraint: str | None = None) -> dict[Purpose, Permission]:
     """The canonical states one code stands for; SEE* codes point to terms elsewhere."""
     if code in _MEANING:
@@ -103,13 +122,13 @@ def decode(
         return None
     code = normalise_code(data_mining) if data_mining is not None else None
     # Someone else's free text is not part of the signal; ours and the one a code points to are.
-    relevant_text = other_constraints if (code == SEE_CONSTRAINT or is_own_sentence(other_constraints)) else None
+    relevant_text = own_sentence(other_constraints) or (other_constraints if code == SEE_CONSTRAINT else None)
     if code is None and relevant_text is None:
         return None
     if code is None:
         perms: dict[Purpose, Permission] = {}
     elif code == SEE_CONSTRAINT:
-        perms = meaning(code, other_constraints)
+        perms = meaning(code, relevant_text)
     elif code in (SEE_EMBEDDED, SEE_LINKED):
         perms = meaning(code, rights_expression or f"see the rights expression ({code})")
     else:
