@@ -23,6 +23,7 @@ from samples import exiftool_json, image_bytes, write_image
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State, fingerprint, keys
 from rightsmeta.cli import main
+from rightsmeta.vocab import cawg
 
 DENY_AI = Assertion.build(deny=["ai"], allow=["search"], constrain=[("data-mining", "https://example.com/tdm")])
 SIGNABLE_IMAGES = ["jpeg", "png", "webp", "tiff", "gif"]
@@ -408,6 +409,21 @@ def test_manifest_alone_carries_the_signal_where_nothing_else_can(tmp_path: Path
     report = rightsmeta.read(path)
     assert report.format == fmt and c2pa_carrier(report).values["validation_state"] == "Valid"
     assert report.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
+
+
+def test_read_shows_the_manifest_entries_where_the_manifest_alone_holds_the_signal(tmp_path: Path, identity: keys.Identity) -> None:
+    # "rightsmeta read: every carrier, raw values": a GIF's statement lives in its manifest alone,
+    # so the text must show the manifest's own entries, not only its validation.
+    path = write_image(tmp_path, "gif")
+    assert rightsmeta.tag(path, DENY_AI, identity=identity).carriers == ["c2pa"]
+    out = CliRunner().invoke(main, ["read", str(path)])
+    assert out.exit_code == 0, out.output
+    manifest = out.output.split("carrier c2pa", 1)[1]
+    for key, entry in (cawg.encode(DENY_AI) or {})["entries"].items():
+        assert f"{key} = {entry['use']}" in manifest
+        if "constraint_info" in entry:
+            assert entry["constraint_info"] in manifest
+    assert "signer = Test Creator" in manifest and "io.iscc.v0" in manifest
 
 
 def c2pa_mime(fmt: str) -> str:
