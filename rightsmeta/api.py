@@ -124,7 +124,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     family, fmt = _identify(data)
     contentcheck.check_source(data, fmt)
     notes: list[str] = []
-    signing = identity is not None and manifest.signable(fmt)
+    signing = identity is not None
     refusal = manifest.why_not(data, fmt) if signing else None
     if refusal:
         signing = False

@@ -381,6 +381,18 @@ def test_signed_media_keep_their_carriers(tmp_path: Path, identity: keys.Identit
         assert binding == fingerprint.fingerprint(media[fmt].read_bytes(), fmt)  # same audio, same code
 
 
+@pytest.mark.parametrize("fmt", ["ogg", "opus", "aiff"])
+def test_a_format_c2pa_cannot_sign_says_so(tmp_path: Path, identity: keys.Identity, ffmpeg: str, fmt: str) -> None:
+    # With an identity the user expects a manifest in every file; where c2pa has no handler for the
+    # format, the result must say none was written (as for a digitally signed PDF), not stay silent.
+    path = tmp_path / f"clip.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(path)], check=True)
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged" and "c2pa" not in result.carriers, result.reason
+    assert any("C2PA" in note and fmt.upper() in note for note in result.notes), result.notes
+    assert "c2pa" not in {c.name for c in rightsmeta.read(path).carriers}
+
+
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n'
 
 
