@@ -393,6 +393,23 @@ def test_a_format_c2pa_cannot_sign_says_so(tmp_path: Path, identity: keys.Identi
     assert "c2pa" not in {c.name for c in rightsmeta.read(path).carriers}
 
 
+def test_an_encrypted_pdf_tagged_with_an_identity_says_it_is_encrypted(tmp_path: Path, identity: keys.Identity) -> None:
+    # Its XMP cannot be written, so the manifest alone was tried, and c2pa's "embedding error" was
+    # all the user saw: the reason that comes first is the encryption.
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt("pw", algorithm="AES-128")
+    path = tmp_path / "locked.pdf"
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    before = path.read_bytes()
+    result = rightsmeta.tag(path, DENY_AI, password="pw", identity=identity)
+    assert result.status == "failed" and "encrypted" in (result.reason or ""), result.reason
+    assert path.read_bytes() == before
+
+
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n'
 
 
