@@ -500,7 +500,7 @@ def check_cmd(
             _render_check(row)
     if writer:
         writer.close()
-    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} URLs)", err=True)
+    click.echo(cli_verify.summary(counts, STATUSES, "URL"), err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
 
