@@ -135,7 +135,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     family, fmt = _identify(data)
     contentcheck.check_source(data, fmt)
     notes: list[str] = []
-    signing = identity is not None and manifest.signable(fmt)
+    signing = identity is not None
     refusal = manifest.why_not(data, fmt) if signing else None
     if refusal:
         signing = False
@@ -146,19 +146,27 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
                           "(rightsmeta keys init makes one; --no-sign turns signing off)")
         raise UnsupportedFormat(f"this file carries a signed C2PA manifest, which any metadata change would invalidate; {fix}")
     new: bytes | Spliced
+    unwritten: UnsupportedFormat | None = None
     try:
         new, carriers = family.write(data, fmt, assertion, options)
     except UnsupportedFormat as exc:
         if not signing:
             raise
-        new, carriers = data, []
+        new, carriers, unwritten = data, [], exc
         notes.append(f"only the C2PA manifest carries the signal ({exc})")
     if signing:
         assert identity is not None
         from .fingerprint import fingerprint
 
         whole = bytes(new)
-        new = manifest.sign(whole, fmt, assertion, identity, fingerprint=fingerprint(whole, fmt))
+        try:
+            new = manifest.sign(whole, fmt, assertion, identity, fingerprint=fingerprint(whole, fmt))
+        except MalformedFile as exc:
+            if unwritten is None:
+                raise
+            # Why the carriers could not be written comes first (an encrypted PDF): c2pa's reason
+            # only says why the manifest could not stand in for them either.
+            raise UnsupportedFormat(f"{unwritten}; nor could a C2PA manifest carry the signal alone ({exc})") from None
         carriers.append("c2pa")
     return _Written(new, fmt, carriers, notes, options)
 

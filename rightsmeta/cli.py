@@ -21,7 +21,7 @@ from .cli_gate import LIMIT, Seconds
 from .errors import RightsmetaError, UsageError
 from .escape import json_text, printable
 from .model import GROUPS, PURPOSES, State
-from .report import FileReport
+from .report import CarrierReport, FileReport
 
 # What tag's and verify's work (cli_tag.py, cli_verify.py: they start without click) shares with
 # the other commands.
@@ -167,6 +167,19 @@ def _render_value(value: Any) -> str:
     return printable(text if len(text) <= 100 else text[:97] + "...")
 
 
+def _shown_values(carrier: CarrierReport) -> Iterable[tuple[str, Any]]:
+    """A carrier's raw values; a manifest's statement is in its training-mining entries (the
+    only carrier a GIF, HEIC, AVIF or SVG has), its validation is shown on a line of its own."""
+    if carrier.name != "c2pa":
+        yield from carrier.values.items()
+        return
+    yield from ((k, v) for k, v in carrier.values.items() if k not in ("validation_state", "failures") and v is not None)
+    for signal in carrier.signals:
+        for key, entry in signal.raw.get("entries", {}).items():
+            terms = entry.get("constraint_info")
+            yield key, entry["use"] + (f", terms: {terms}" if terms else "")
+
+
 def _render_read(report: FileReport) -> None:
     fmt = (report.format or "unknown").upper()
     click.echo(click.style(printable(report.path), bold=True) + f"  ({printable(fmt)})")
@@ -185,8 +198,7 @@ def _render_read(report: FileReport) -> None:
             colour = "red" if validation == "Invalid" else "green"
             failed = printable(", ".join(carrier.values.get("failures") or []))
             click.echo(f"    validation: {click.style(printable(validation), fg=colour)}" + (f" ({failed})" if failed else ""))
-            continue
-        for key, value in carrier.values.items():
+        for key, value in _shown_values(carrier):
             click.echo(f"    {printable(key)} = {_render_value(value)}")
     for key, value in report.rights.items():
         click.echo(f"  {printable(key)}: {_render_value(value)}")
@@ -493,7 +505,7 @@ def check_cmd(
             _render_check(row)
     if writer:
         writer.close()
-    click.echo("summary: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts) + f" ({sum(counts.values())} URLs)", err=True)
+    click.echo(cli_verify.summary(counts, STATUSES, "URL"), err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
 

@@ -122,7 +122,6 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
     import secrets
     import socket
     import threading
-    import webbrowser
 
     from .keys import default_dir
 
@@ -142,10 +141,19 @@ def ui(port: int, no_browser: bool, ledger: str | None) -> None:
         click.echo(f"open {url}")
     else:
         click.echo(f"opening http://127.0.0.1:{port}/ in your browser (Ctrl+C to stop)", err=True)
-        threading.Timer(1.5, webbrowser.open, (url,)).start()
+        threading.Timer(1.5, _open_in_browser, (url,)).start()
     # The creator's own terminal: no line per upload.
     run(ServerConfig(ledger=_usable_ledger(ledger, False), identity=_usable_identity(identity), token=token), host="127.0.0.1", port=port,
         access_log=False)
+
+
+def _open_in_browser(url: str) -> None:
+    """Where no browser can be started (an SSH session, a headless server), the address with its
+    token is the only way into the page, so it is said."""
+    import webbrowser
+
+    if not webbrowser.open(url):
+        click.echo(f"no browser found: open {url}", err=True)
 
 
 @click.command()

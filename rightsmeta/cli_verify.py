@@ -33,6 +33,13 @@ def stale_temps(files: list[str], *, remove: bool) -> None:
         click.echo(f"note: {what} {path}, a temporary file an interrupted rightsmeta write left behind{hint}", err=True)
 
 
+def summary(counts: dict[str, int], statuses: Iterable[str], noun: str) -> str:
+    """The closing line of verify and check: each status's count, then all of them."""
+    total = sum(counts.values())
+    each = ", ".join(f"{counts[s]} {s}" for s in statuses if s in counts)
+    return f"summary: {each} ({total} {noun}{'' if total == 1 else 's'})"
+
+
 def run(
     paths: tuple[str, ...], *, recursive: bool = False, ledger: str | None = None, no_ledger: bool = False,
     fmt: str | None = None, html_file: str | None = None, fail_on: str = "", jobs: int = 1, timeout: float = 30.0,
@@ -115,8 +122,7 @@ def run(
             page.close()
     if folders:
         stale_temps(sorted(folders), remove=False)
-    summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-    echo(f"summary: {summary} ({sum(counts.values())} files)\n" if counts else "summary: no files to verify\n", err=True)
+    echo(summary(counts, STATUSES, "file") + "\n" if counts else "summary: no files to verify\n", err=True)
     return 1 if any(counts.get(s) for s in failing) else 0
 
 

@@ -23,6 +23,7 @@ from samples import exiftool_json, image_bytes, write_image
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State, fingerprint, keys
 from rightsmeta.cli import main
+from rightsmeta.vocab import cawg
 
 DENY_AI = Assertion.build(deny=["ai"], allow=["search"], constrain=[("data-mining", "https://example.com/tdm")])
 SIGNABLE_IMAGES = ["jpeg", "png", "webp", "tiff", "gif"]
@@ -401,6 +402,35 @@ def test_signed_media_keep_their_carriers(tmp_path: Path, identity: keys.Identit
         assert binding == fingerprint.fingerprint(media[fmt].read_bytes(), fmt)  # same audio, same code
 
 
+@pytest.mark.parametrize("fmt", ["ogg", "opus", "aiff"])
+def test_a_format_c2pa_cannot_sign_says_so(tmp_path: Path, identity: keys.Identity, ffmpeg: str, fmt: str) -> None:
+    # With an identity the user expects a manifest in every file; where c2pa has no handler for the
+    # format, the result must say none was written (as for a digitally signed PDF), not stay silent.
+    path = tmp_path / f"clip.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(path)], check=True)
+    result = rightsmeta.tag(path, DENY_AI, identity=identity)
+    assert result.status == "tagged" and "c2pa" not in result.carriers, result.reason
+    assert any("C2PA" in note and fmt.upper() in note for note in result.notes), result.notes
+    assert "c2pa" not in {c.name for c in rightsmeta.read(path).carriers}
+
+
+def test_an_encrypted_pdf_tagged_with_an_identity_says_it_is_encrypted(tmp_path: Path, identity: keys.Identity) -> None:
+    # Its XMP cannot be written, so the manifest alone was tried, and c2pa's "embedding error" was
+    # all the user saw: the reason that comes first is the encryption.
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt("pw", algorithm="AES-128")
+    path = tmp_path / "locked.pdf"
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    before = path.read_bytes()
+    result = rightsmeta.tag(path, DENY_AI, password="pw", identity=identity)
+    assert result.status == "failed" and "encrypted" in (result.reason or ""), result.reason
+    assert path.read_bytes() == before
+
+
 SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n'
 
 
@@ -429,6 +459,21 @@ def test_manifest_alone_carries_the_signal_where_nothing_else_can(tmp_path: Path
     report = rightsmeta.read(path)
     assert report.format == fmt and c2pa_carrier(report).values["validation_state"] == "Valid"
     assert report.permissions[Purpose.AI_INFERENCE].state is State.NOT_ALLOWED
+
+
+def test_read_shows_the_manifest_entries_where_the_manifest_alone_holds_the_signal(tmp_path: Path, identity: keys.Identity) -> None:
+    # "rightsmeta read: every carrier, raw values": a GIF's statement lives in its manifest alone,
+    # so the text must show the manifest's own entries, not only its validation.
+    path = write_image(tmp_path, "gif")
+    assert rightsmeta.tag(path, DENY_AI, identity=identity).carriers == ["c2pa"]
+    out = CliRunner().invoke(main, ["read", str(path)])
+    assert out.exit_code == 0, out.output
+    manifest = out.output.split("carrier c2pa", 1)[1]
+    for key, entry in (cawg.encode(DENY_AI) or {})["entries"].items():
+        assert f"{key} = {entry['use']}" in manifest
+        if "constraint_info" in entry:
+            assert entry["constraint_info"] in manifest
+    assert "signer = Test Creator" in manifest and "io.iscc.v0" in manifest
 
 
 def c2pa_mime(fmt: str) -> str:

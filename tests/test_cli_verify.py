@@ -163,6 +163,16 @@ def test_ctrl_c_ends_a_plain_scan_as_it_ends_clicks(tmp_path: Path) -> None:
     assert ends["click"] == (1, "\nAborted!\n")
 
 
+def test_one_file_or_url_is_counted_in_the_singular(tmp_path: Path) -> None:
+    # It said "summary: 1 untagged (1 files)", and check "(1 URLs)".
+    path = write_image(tmp_path, "jpeg")
+    for command in (ENTRY, CLICK):
+        run = _run(command, "verify", "--no-ledger", str(path))
+        assert run.returncode == 0 and run.stderr == "summary: 1 untagged (1 file)\n", run
+    checked = _run(ENTRY, "check", "http://127.0.0.1:9/nothing-listens", "--timeout", "5")
+    assert checked.stderr.endswith("summary: 1 error (1 URL)\n"), checked
+
+
 @pytest.mark.parametrize("fmt", [[], ["--jsonl"]])
 def test_a_folder_without_files_says_so(tmp_path: Path, fmt: list[str]) -> None:
     # It said "summary:  (0 files)".

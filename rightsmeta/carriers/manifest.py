@@ -169,7 +169,10 @@ def signable(fmt: str | None) -> bool:
 
 
 def why_not(data: bytes, fmt: str) -> str | None:
-    """A reason not to sign this particular file, though its format can be signed."""
+    """A reason not to sign this file: its format (said, as a signing user expects a manifest in
+    every file), or something in the file itself."""
+    if fmt not in MIME:
+        return f"not C2PA-signed: c2pa cannot embed a manifest in {fmt.upper()} files"
     # c2pa embeds into a PDF by rewriting it whole, which breaks every existing digital
     # signature; each signature dictionary has a /ByteRange, so its presence is the tell.
     if fmt == "pdf" and b"/ByteRange" in data:
