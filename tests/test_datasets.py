@@ -600,6 +600,21 @@ def test_parquet_headers_column_beside_a_json_column_is_read(tmp_path: Path) -> 
         assert out.column("rightsmeta_sources").to_pylist()[2] == [TDM_HEADER]
 
 
+@pytest.mark.parametrize("own", [{}, None, {"User-Agent": "crawler/1.0"}])
+def test_a_headers_key_in_the_json_does_not_hide_the_headers_column(tmp_path: Path, own: Any) -> None:
+    # Merged into the JSON, the row's own "headers" key won: {} or null, or the request's headers,
+    # hid the response's reservation in the headers column, and the sample was kept (review).
+    sample = SAMPLES[16]
+    table = pa.table({"image": [sample["data"]], "json": [json.dumps({"caption": "x", "headers": own})],
+                      "headers": [json.dumps(sample["meta"]["headers"])]})
+    pq.write_table(table, tmp_path / "h.parquet")
+    (row,) = list(scan([str(tmp_path / "h.parquet")], GENAI))
+    assert (row["decision"], row["permission"]) == ("drop", "notAllowed") and row["sources"] == [TDM_HEADER]
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    assert SampleDecider(GENAI)(table).column("rightsmeta_keep").to_pylist() == [False]
+
+
 def test_parquet_json_column_as_a_struct(tmp_path: Path) -> None:
     # Hugging Face `datasets` keeps a WebDataset's .json decoded, as a struct column: its recorded
     # headers were not read at all, and SAMPLES[16], reserved by its tdm-reservation header alone, was kept.

@@ -280,15 +280,52 @@ def test_what_an_update_drops_is_gone_for_both_readers(tmp_path: Path, exiftool:
     # Tagged again: the new update's trailer names an Info dictionary again.
     retagged = rightsmeta.tag_bytes(data, DENY_AI)
     assert by_read(retagged) == by_pypdf(retagged) != []
-    # pypdf's incremental writer leaves /Info out of its trailer too (freeing nothing): poppler and
-    # qpdf show no Info then, and neither reader reads one; the XMP stays.
+    # pypdf's incremental writer leaves /Info out of its trailer too, freeing nothing: pypdf and
+    # ExifTool still show it (poppler and qpdf do not), so a reservation there still counts (the
+    # review: reading it as gone made a TDMReservation in Info read as nothing, and tag wrote it
+    # back while read said there was none).
     from test_pdf_write_fast import _pypdf_incremental
 
     path.write_bytes(retagged)
     _pypdf_incremental(path)
     data = path.read_bytes()
     assert_same(data)
-    assert [report.name for report in by_pypdf(data)] == ["xmp"]
+    assert [report.name for report in by_pypdf(data)] == ["xmp", "info"]
+
+
+def _hybrid_with_info_in_an_object_stream() -> bytes:
+    """A hybrid-reference PDF (a classic table and an /XRefStm) whose Info dictionary lives in an
+    object stream: the table lists it free, the stream says where it is (ISO 32000 7.5.8.4)."""
+    parts = [b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n"]
+    offsets: dict[int, int] = {}
+
+    def obj(num: int, body: bytes) -> None:
+        offsets[num] = sum(map(len, parts))
+        parts.append(b"%d 0 obj\n%s\nendobj\n" % (num, body))
+
+    obj(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+    obj(2, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+    obj(3, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>")
+    head, info = b"4 0 ", b"<< /Title (Hybrid) /Author (Ada) /TDMReservation (1) >>"
+    obj(5, b"<< /Type /ObjStm /N 1 /First %d /Length %d >>\nstream\n%s%s\nendstream" % (len(head), len(head + info), head, info))
+    rows = bytes([2]) + (5).to_bytes(2, "big") + bytes([0])
+    obj(6, b"<< /Type /XRef /Size 7 /Index [4 1] /W [1 2 1] /Length %d >>\nstream\n%s\nendstream" % (len(rows), rows))
+    table = sum(map(len, parts))
+    parts.append(b"xref\n0 7\n0000000000 65535 f \n")
+    parts += [b"0000000000 00000 f \n" if num == 4 else b"%010d 00000 n \n" % offsets[num] for num in range(1, 7)]
+    parts.append(b"trailer\n<< /Size 7 /Root 1 0 R /Info 4 0 R /XRefStm %d >>\nstartxref\n%d\n%%%%EOF\n" % (offsets[6], table))
+    return b"".join(parts)
+
+
+def test_a_hybrid_files_info_in_an_object_stream_is_read_and_kept(qpdf: str, tmp_path: Path) -> None:
+    # The table's free entry is provisional in a hybrid file: tagging took it for a deletion and
+    # wrote a fresh Info, dropping the author's Title and Author (data loss, found in review).
+    data = _hybrid_with_info_in_an_object_stream()
+    (tmp_path / "hybrid.pdf").write_bytes(data)
+    subprocess.run([qpdf, "--check", str(tmp_path / "hybrid.pdf")], check=True, capture_output=True)
+    assert rightsmeta.read(data).carriers[0].name == "info"
+    tagged = PdfReader(io.BytesIO(rightsmeta.tag_bytes(data, DENY_AI))).metadata
+    assert tagged is not None and (tagged["/Title"], tagged["/Author"]) == ("Hybrid", "Ada")
 
 
 def test_reading_a_compressed_pdf_does_not_import_pypdf(tmp_path: Path, qpdf: str) -> None:

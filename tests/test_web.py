@@ -14,6 +14,7 @@ from samples import image_bytes
 from rightsmeta import Assertion, Purpose, State, tag_bytes
 from rightsmeta.web import Site, check, evaluate, from_headers
 from rightsmeta.web import robots as robots_mod
+from rightsmeta.web.core import forbidden
 from rightsmeta.web.headers import robots_directives
 
 AI = {"ai-training", "genai-training", "ai-inference"}
@@ -283,6 +284,24 @@ def test_robots_groups_agree_with_protego(name: str, agent: str) -> None:
 @pytest.mark.parametrize("robots", GOOGLE_GROUPING)
 def test_robots_lines_between_user_agents_do_not_split_the_group(robots: bytes) -> None:
     assert set(site_states("/a.jpg", agent="MyBot/1.0", robots=robots)[0].values()) == {NA}
+
+
+@pytest.mark.parametrize(("robots", "purpose"), [
+    # Read as one group, GPTBot took "friendly"'s train-ai=y and was allowed; its own rule-less
+    # group (protego's reading) leaves it the "*" group's train-ai=n.
+    (b"User-agent: *\nContent-Usage: train-ai=n\n\nUser-agent: GPTBot\nCrawl-delay: 1\n\n"
+     b"User-agent: friendly\nContent-Usage: train-ai=y\n", "genai-training"),
+    # Read as one group, GPTBot's second group took "friendly"'s Allow: / against its own Disallow: /.
+    (b"User-agent: GPTBot\nDisallow: /\n\nUser-agent: GPTBot\nCrawl-delay: 1\n\nUser-agent: friendly\nAllow: /\n",
+     "ai-training"),
+])
+def test_lines_between_user_agents_are_read_both_ways_and_the_stricter_wins(robots: bytes, purpose: str) -> None:
+    # Found in review: the one grouping that shuts out more in some files shuts out less in others.
+    assert site_states("/a.jpg", agent="GPTBot", robots=robots)[0][purpose] == NA
+    protego = pytest.importorskip("protego")
+    if purpose == "ai-training":
+        assert not protego.Protego.parse(robots.decode()).can_fetch("https://e.com/a.jpg", "GPTBot")
+        assert forbidden(Site(robots=robots), "https://e.com/a.jpg", "GPTBot") is not None
 
 
 def test_a_typo_in_gptbot_group_still_reserves_its_uses() -> None:

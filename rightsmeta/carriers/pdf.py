@@ -169,20 +169,20 @@ def _load(data: Any, options: Options | None) -> _Document:
         raise MalformedFile(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
 
 
-def _newest_has_info(pdf: pdfobjects.Reader) -> bool:
-    # pypdf merges every revision's trailer, so an Info dictionary an update dropped (ExifTool's
-    # -all= frees it and leaves it out of the new trailer) would still be read: the file would
-    # read "partial" where a viewer (pdfinfo, qpdf) shows no Info. The newest trailer decides;
-    # by ISO 32000 an update's trailer repeats every entry it keeps.
-    return "/Info" in pdf.trailer and pdf.newest is not None and "/Info" in pdf.newest
+def _has_info(pdf: pdfobjects.Reader) -> bool:
+    # pypdf merges every revision's trailer, so an Info dictionary ExifTool's -all= removed would
+    # still be read (and tagging would write it back): the file would read "partial" where every
+    # viewer shows no Info. Any other Info pypdf reads is read, a reservation in it counting.
+    return "/Info" in pdf.trailer and not _info_stripped(pdf)
 
 
-def _info_deleted(pdf: pdfobjects.Reader) -> bool:
-    # What a tag must not bring back: an Info dictionary an update freed (ExifTool's -all=). One
-    # only left out of a trailer (pypdf's incremental writer leaves /Info out) is kept, entries
-    # and all: pypdf and ExifTool still show them.
+def _info_stripped(pdf: pdfobjects.Reader) -> bool:
+    # Removed by an update that both freed it and left it out of its trailer (ExifTool's -all=).
+    # Only left out of the trailer (pypdf's incremental writer frees nothing), or freed while the
+    # newest trailer still names it, pypdf and ExifTool still show it (poppler and qpdf do not).
     ref = pdf.trailer.get("/Info")
-    return isinstance(ref, pdfobjects.Ref) and pdf.deleted(ref.num)
+    return (isinstance(ref, pdfobjects.Ref) and pdf.newest is not None and "/Info" not in pdf.newest
+            and pdf.deleted(ref.num))
 
 
 def _chain(buf: Any, parsed: Parsed | None) -> pdfobjects.Reader | None:
@@ -199,7 +199,7 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     doc = _load(buf, options)
     chain = _chain(buf, options.parsed if options is not None else None)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
-                  doc.info_values if chain is None or _newest_has_info(chain) else {})
+                  doc.info_values if chain is None or _has_info(chain) else {})
 
 
 def _fast_text(value: Any) -> str:
@@ -235,7 +235,7 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
                 found.metadata_error = _TOO_LARGE
         elif stream is not None:
             found.metadata_error = _NOT_A_STREAM
-    if _newest_has_info(pdf):
+    if _has_info(pdf):
         info = pdf.resolve(pdf.trailer["/Info"])
         if isinstance(info, pdfobjects.Stream):
             raise LeaveToLibrary  # a stream is a dictionary to pypdf
@@ -485,7 +485,7 @@ def _write_fast(data: bytes, assertion: Assertion, parsed: Parsed | None = None)
         size = max(declared, max(used, default=0) + 1)
         if size > _MAX_OBJECT_NUMBER:
             return None
-        raw_info = None if _info_deleted(reader) else reader.trailer.get("/Info")
+        raw_info = None if _info_stripped(reader) else reader.trailer.get("/Info")
         info = reader.resolve(raw_info)
         ids = reader.trailer.get("/ID")
         objects: dict[int, tuple[int, bytes]] = {}
@@ -600,7 +600,7 @@ def _write_pypdf(data: bytes, assertion: Assertion, options: Options | None) -> 
         objects[root_ref.idnum] = (root_ref.generation, _serialise(catalog))
 
     chain = _chain(data, options.parsed if options is not None else None)
-    deleted = chain is not None and _info_deleted(chain)
+    deleted = chain is not None and _info_stripped(chain)
     info = _info_dictionary(None if deleted else doc.info, assertion)
     info_ref = doc.info_ref if doc.info_ref is not None and not deleted else IndirectObject(new_id(), 0, reader)
     objects[info_ref.idnum] = (info_ref.generation, _serialise(info))

@@ -350,6 +350,7 @@ class _Section:
     subsections: list[tuple[int, int, int]]
     data: bytes | None = None  # a stream's inflated entries; None for a classic table
     widths: tuple[int, int, int] = (0, 0, 0)
+    companion: bool = False  # a hybrid file's /XRefStm: the same revision as the table before it
 
     def entries(self, buf: Buffer, num: int) -> Iterator[tuple[int, int, int]]:
         """Every entry for ``num``, in the order pypdf reads them, as (type, field 2, field 3):
@@ -545,6 +546,7 @@ class Reader:
             if type(at) is not int or not 0 <= at < self.size:
                 raise LeaveToLibrary
             self._read_xref_stream(at)
+            self._sections[-1].companion = True
             self._section_offsets.append(at)  # a section of its own in sections(), after its table's
         # pypdf's object number correction starts when a table's first subsection is not 0.
         return self._prev(trailer), subsections[0][0] != 0
@@ -626,9 +628,13 @@ class Reader:
         return found
 
     def deleted(self, num: int) -> bool:
-        """Whether the newest cross-reference entry for object ``num`` frees it: an update deleted it."""
-        for section in self._sections:
+        """Whether the newest cross-reference entry for object ``num`` frees it: an update deleted it.
+        A hybrid file's table lists free what its /XRefStm puts in an object stream (ISO 32000
+        7.5.8.4): that is no deletion."""
+        for i, section in enumerate(self._sections):
             for kind, _, _ in section.entries(self.buf, num):
+                if kind == 0 and section.data is None and i + 1 < len(self._sections) and self._sections[i + 1].companion:
+                    return not any(placed for placed, _, _ in self._sections[i + 1].entries(self.buf, num))
                 return kind == 0
         return False
 

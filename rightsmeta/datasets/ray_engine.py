@@ -128,10 +128,9 @@ class SampleDecider:
             if meta is not None and not isinstance(meta, dict):
                 errors.append("the sample's JSON is not an object")
                 meta = None
-            if sides is not None:  # the url and headers columns, for what the JSON lacks
-                meta = {**sides[i], **(meta or {})}
             decision = decide_parts([("sample", data)] if data is not None else [], meta, self.purpose,
-                                    accept_constraints=self.accept_constraints, errors=errors)
+                                    accept_constraints=self.accept_constraints, errors=errors,
+                                    columns=sides[i] if sides is not None else None)
             keep.append(decision.keep)
             perms.append(decision.state.value)
             reasons.append(list(decision.reasons))

@@ -54,11 +54,13 @@ def decide_parts(
     accept_constraints: bool = False,
     header_step: HeaderStep | None = DEFAULT_STEP,
     errors: Sequence[str] = (),
+    columns: Mapping[str, Any] | None = None,
 ) -> SampleDecision:
     """The decision over several content files (name, bytes) of one sample and its metadata.
 
     ``errors`` are problems the caller met while collecting the sample (a truncated member...):
-    any of them drops it.
+    any of them drops it. ``columns``: a Parquet row's url and recorded-headers columns, read
+    beside the JSON's own (merged into it, a JSON "headers": {} hid the column's reservation).
     """
     purpose = purpose if isinstance(purpose, Purpose) else parse_purpose(purpose)
     problems = list(errors)
@@ -72,16 +74,21 @@ def decide_parts(
             formats.append(report.format)
         signals.extend(report.signals)
         problems.extend(f"{name}: {e}" for e in report.errors)
-    if meta is not None:
-        if not isinstance(meta, Mapping):
-            problems.append(f"sample metadata is a {type(meta).__name__}, not a JSON object")
-        elif header_step is not None:
-            url, pairs, bad = headers_of(meta)
-            problems.extend(bad)
-            if pairs:
-                found, bad = header_step(url, pairs)
-                signals.extend(found)
+    if meta is not None and not isinstance(meta, Mapping):
+        problems.append(f"sample metadata is a {type(meta).__name__}, not a JSON object")
+        meta = None
+    if header_step is not None and (meta is not None or columns is not None):
+        url: str | None = None
+        pairs: list[tuple[str, str]] = []
+        for recorded in (meta, columns):  # the JSON's URL first: it names the sample
+            if recorded is not None:
+                where, more, bad = headers_of(recorded)
+                url, pairs = url or where, pairs + more
                 problems.extend(bad)
+        if pairs:
+            found, bad = header_step(url, pairs)
+            signals.extend(found)
+            problems.extend(bad)
 
     decision = decide(signals)
     perm = decision.effective[purpose]

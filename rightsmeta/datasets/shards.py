@@ -67,6 +67,7 @@ class _Sample:
     meta: Any = None
     errors: list[str] = field(default_factory=list)
     metas: int = 0  # JSON members met
+    columns: dict[str, Any] | None = None  # a Parquet row's url and headers columns
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -129,7 +130,8 @@ def _decide_now(sample: _Sample, options: ScanOptions) -> SampleDecision:
         errors.append(f"sample metadata is a JSON {type(meta).__name__}, not an object")
         meta = None
     return decide_parts(parts, meta, options.purpose, accept_constraints=options.accept_constraints,
-                        header_step=DEFAULT_STEP if options.use_headers else None, errors=errors)
+                        header_step=DEFAULT_STEP if options.use_headers else None, errors=errors,
+                        columns=sample.columns)
 
 
 def _row(shard: Shard, key: str | None, decision: SampleDecision) -> Row:
@@ -347,19 +349,14 @@ def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
 _KEY_COLUMNS = ("__key__", "key", "id")
 
 
-def _batch_meta(batch: Any, name: str) -> list[dict[str, Any] | str | None]:
-    """Each row's metadata (its ``json`` column, with the row's url and headers columns for what the
-    JSON lacks), or why it cannot be read."""
-    metas: list[dict[str, Any] | str | None] = [None] * batch.num_rows
-    if "json" in batch.schema.names:
-        # By the values, not the column's type: the JSON text may come dictionary-encoded or as a
-        # string view, whose reservations a check of the type names (string, binary) left unread.
-        column = batch.column("json")
-        metas = [_json_meta(value, column.type) for value in column.to_pylist()]
-    sides = side_columns(batch, {name})
-    if sides is None:
-        return metas
-    return [meta if isinstance(meta, str) else {**side, **(meta or {})} for meta, side in zip(metas, sides, strict=True)]
+def _batch_meta(batch: Any) -> list[dict[str, Any] | str | None]:
+    """Each row's metadata (its ``json`` column), or why it cannot be read."""
+    if "json" not in batch.schema.names:
+        return [None] * batch.num_rows
+    # By the values, not the column's type: the JSON text may come dictionary-encoded or as a
+    # string view, whose reservations a check of the type names (string, binary) left unread.
+    column = batch.column("json")
+    return [_json_meta(value, column.type) for value in column.to_pylist()]
 
 
 APART = "its __key__ is another row's too: made from a shard whose members were apart (a malformed shard)"
@@ -443,7 +440,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                 column = batch.column(name)
                 values = (column.field(child) if child else column).to_pylist()
                 keys = batch.column(key_column).to_pylist() if key_column else [None] * batch.num_rows
-                metas = _batch_meta(batch, name)
+                metas = _batch_meta(batch)
+                sides = side_columns(batch, {name})
                 ids = sample_ids(batch)
                 keep: list[bool] = []
                 rows: list[Row] = []
@@ -461,7 +459,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                             errors.append(APART)
                             returned.append(key)
                         seen.add(ids[i])
-                    sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors)
+                    sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors,
+                                     columns=sides[i] if sides is not None else None)
                     decision = _decide(sample, options)
                     rows.append(_row(shard, key, decision))
                     keep.append(decision.keep)

@@ -147,11 +147,11 @@ def forbidden(site: Site, url: str, agent: str) -> str | None:
     path = _robots.normalise(_path(url))
     if robots is None or path == "/robots.txt":
         return None
-    groups = robots.select(agent)
-    rule = _robots.decide_path(groups, path)
-    if rule is None or rule.allow:
-        return None
-    return f"robots.txt line {rule.line} disallows it for {_robots.product_token(agent)}"
+    for reading in robots.readings():
+        rule = _robots.decide_path(reading.select(agent), path)
+        if rule is not None and not rule.allow:
+            return f"robots.txt line {rule.line} disallows it for {_robots.product_token(agent)}"
+    return None
 
 
 def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[str], list[str]]:

@@ -76,6 +76,10 @@ class Group:
 class Robots:
     groups: list[Group]
     notes: list[str] = field(default_factory=list)
+    # The file read again with every line but a rule or Sitemap ending a list of user agents (as
+    # protego and RFC 9309's grammar read Crawl-delay or an unknown line), when that groups it
+    # otherwise: neither reading shuts out more in every file, so both are weighed (``readings``).
+    strict: Robots | None = None
 
     def __post_init__(self) -> None:
         # token -> its groups, built once: a crawl asks the same file about thousands of paths
@@ -90,6 +94,10 @@ class Robots:
 
     def named(self, agent: str) -> list[Group]:
         return self._by_token.get(product_token(agent), [])
+
+    def readings(self) -> list[Robots]:
+        """This reading and, where the file groups otherwise read strictly, that one too."""
+        return [self] if self.strict is None else [self, self.strict]
 
 
 # A crawler that names itself as browsers do ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://...)")
@@ -111,8 +119,9 @@ _USER_AGENT = {"user-agent", "useragent", "user agent"}
 _DISALLOW = {"disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"}
 # The rules of a group, which end its list of user agents. Any other line (Sitemap, Host, Crawl-delay,
 # unknown ones) does not, as in Google's parser: "User-agent: a / Host: x / User-agent: b /
-# Disallow: /" shuts a out too (protego agrees but for Crawl-delay and unknown lines; we take the
-# reading that shuts out more).
+# Disallow: /" shuts a out too. Protego and the RFC's grammar end the list at Crawl-delay and
+# unknown lines, which in other files shuts out more (a rule-less "User-agent: GPTBot / Crawl-delay:
+# 1" is then a group of its own, not the next group's): both readings are weighed (Robots.strict).
 _RULES = {"allow", "content-usage", "content-signal", *_DISALLOW}
 
 
@@ -129,10 +138,17 @@ def parse(data: bytes | str) -> Robots:
     # A byte order mark (robots.txt saved by Windows editors) would hide the first User-agent line,
     # and with it the rules of that group: Google's parser skips it too.
     text = text.removeprefix("\ufeff")
+    lines = text.splitlines()[:_MAX_LINES]
+    groups, strict = _read(lines, strict=False), _read(lines, strict=True)
+    return Robots(groups, notes, None if strict == groups else Robots(strict))
+
+
+def _read(lines: list[str], *, strict: bool) -> list[Group]:
+    """The groups of these lines; ``strict``: any line but a rule or Sitemap ends a list of user agents."""
     groups: list[Group] = []
     current: Group | None = None
     in_agents = False  # consecutive user-agent lines open one group
-    for number, raw in enumerate(text.splitlines()[:_MAX_LINES], start=1):
+    for number, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         key, sep, value = line.partition(":")
         if not sep:
@@ -146,7 +162,9 @@ def parse(data: bytes | str) -> Robots:
             in_agents = True
             continue
         if current is None or key not in _RULES:
-            continue  # rules before any user-agent line belong to no group; site-wide and unknown lines to none
+            # Rules before any user-agent line belong to no group; site-wide and unknown lines to none.
+            in_agents = in_agents and not (strict and key != "sitemap")
+            continue
         in_agents = False
         if key == "allow" or key in _DISALLOW:
             if (key != "allow" and not value) or len(value) > _MAX_PATTERN:
@@ -156,7 +174,7 @@ def parse(data: bytes | str) -> Robots:
             current.usage.append(_pref(value, number))
         elif key == "content-signal":
             current.content_signal.append(_pref(value, number))
-    return Robots(groups, notes)
+    return groups
 
 
 _SAFE = "/*$?=&;:@!'()+,-._~"
@@ -241,7 +259,18 @@ def _best_prefs(prefs: Iterable[Pref], path: str) -> list[Pref]:
 
 
 def signals(robots: Robots, path: str, agent: str, *, bots: Mapping[str, tuple[Purpose, ...]] = AI_BOTS) -> tuple[list[Signal], list[str]]:
-    """What this robots.txt says about ``path`` for the caller ``agent``: signals, and errors."""
+    """What this robots.txt says about ``path`` for the caller ``agent``: signals, and errors (of
+    both readings where the file's groups can be read two ways: the one that shuts out more wins)."""
+    out: list[Signal] = []
+    errors: list[str] = []
+    for reading in robots.readings():
+        found, errs = _signals(reading, path, agent, bots)
+        out += [s for s in found if s not in out]
+        errors += [e for e in errs if e not in errors]
+    return out, errors
+
+
+def _signals(robots: Robots, path: str, agent: str, bots: Mapping[str, tuple[Purpose, ...]]) -> tuple[list[Signal], list[str]]:
     out: list[Signal] = []
     errors: list[str] = []
     path = normalise(path)
