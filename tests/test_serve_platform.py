@@ -247,6 +247,12 @@ def test_a_field_sent_twice_is_refused_not_guessed(platform: Server) -> None:
         assert _problem(twice, 400)["title"] == "Ambiguous multipart body"
         statements = [("assertion", (None, json.dumps({"permissions": {"ai-training": state}}))) for state in ("notAllowed", "allowed")]
         _problem(http.post("/v1/tag", headers=platform.auth, files=[("file", ("a.jpg", photo)), *statements]), 400)
+        # So is a query parameter sent twice (review): ?assertion=A&assertion=B wrote B.
+        query = [("assertion", json.dumps({"permissions": {"ai-training": state}})) for state in ("notAllowed", "allowed")]
+        twice = http.post("/v1/tag", headers=platform.auth, params=query, files=[("file", ("a.jpg", photo))])
+        assert _problem(twice, 400)["title"] == "Ambiguous query"
+        assert _problem(http.get("/matches/byBinding", params=[("alg", "io.iscc.v0"), ("alg", "x"), ("value", "ISCC:EEA")]),
+                        400)["title"] == "Ambiguous query"
 
 
 def _children(pid: int) -> list[int]:
