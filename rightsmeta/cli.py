@@ -446,7 +446,7 @@ def scan(
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=16, show_default=True, help="Requests in flight.")
 @click.option("--timeout", type=Seconds(0.1, 600), default=10.0, show_default=True, help="Seconds per request, first byte to last.")
 @click.option("--delay", type=Seconds(0, 600), default=0.0, show_default=True, help="Seconds between two requests to one host.")
-@click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read with --fetch-body.")
+@click.option("--max-body", type=click.IntRange(1), default=64 * 1024 * 1024, show_default=True, help="Bytes of a body read (with --fetch-body, or of an HTML page).")
 @click.option("--deadline", type=Seconds(0.1, 3600), default=30.0, show_default=True, help="Seconds per URL: robots.txt, redirects and body together.")
 @click.option("--body-budget", type=click.IntRange(1), default=256 * 1024 * 1024, show_default=True, help="Bytes of bodies held at once by all URLs (at least --max-body).")
 @click.option("--fail-on", default="", metavar="STATUS[,STATUS]", help="Exit 1 if any URL has one of these statuses (notAllowed, constrained, allowed, unspecified, error).")

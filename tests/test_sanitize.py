@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,47 @@ def test_carry_to_a_scaled_video_signs_it_resized(tmp_path: Path, ffmpeg: str, i
         "c2pa.opened", "c2pa.resized"]
     assert _signed_actions(carry_bytes(original, cut.read_bytes(), identity=identity).data, "video/mp4") == [
         "c2pa.opened", "c2pa.cropped"]
+
+
+def _quarter_turned(mp4: bytes) -> bytes:
+    """The MP4 with its picture track's matrix turned 90 degrees (what a phone writes for a portrait
+    video stored landscape; ffprobe then says rotation=-90 and ffmpeg decodes it upright)."""
+    from rightsmeta.carriers import bmff
+
+    data = bytearray(mp4)
+    (moov,) = [box for box in bmff.walk(data, 0, len(data), limit=100, printable=True, tail="zeros") if box.type == b"moov"]
+    for trak in bmff.walk(data, moov.payload, moov.end, limit=100, open_ended=False):
+        if trak.type != b"trak":
+            continue
+        tkhd = next(b for b in bmff.walk(data, trak.payload, trak.end, limit=100, open_ended=False) if b.type == b"tkhd")
+        if int.from_bytes(data[tkhd.end - 8 : tkhd.end - 4], "big"):  # the picture track: it has a width
+            height = int.from_bytes(data[tkhd.end - 4 : tkhd.end], "big")
+            data[tkhd.end - 44 : tkhd.end - 8] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, height, 0, 1 << 30)
+    return bytes(data)
+
+
+def test_carry_reads_a_turned_videos_picture_as_shown(tmp_path: Path, ffmpeg: str, identity: keys.Identity) -> None:
+    # A portrait phone video, transcoded upright: the same picture, not a crop (its stored 320x240
+    # against the rendition's 240x320 was signed c2pa.cropped; found in review).
+    (tmp_path / "song.wav").write_bytes(material.wav(material.music(5, 3.0)))
+    video, upright = tmp_path / "phone.mp4", tmp_path / "upright.mp4"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=3",
+                    "-i", str(tmp_path / "song.wav"), "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(video)], check=True)
+    original = rightsmeta.tag_bytes(_quarter_turned(video.read_bytes()), DENY_AI, identity=identity)
+    video.write_bytes(original)
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(video), "-map_metadata", "-1", "-c:a", "copy", str(upright)], check=True)
+    assert _signed_actions(carry_bytes(original, upright.read_bytes(), identity=identity).data, "video/mp4") == [
+        "c2pa.opened", "c2pa.transcoded"]
+    # A picture track under a pixel wide has no size to compare (it divided by zero: a 500).
+    from rightsmeta.carriers import bmff
+
+    thin = bytearray(upright.read_bytes())
+    at = thin.index(b"tkhd") - 4 + int.from_bytes(thin[thin.index(b"tkhd") - 4 : thin.index(b"tkhd")], "big") - 8
+    thin[at : at + 4] = (0x8000).to_bytes(4, "big")
+    assert bmff.tracks(thin)[0].size is None
+    assert _signed_actions(carry_bytes(original, bytes(thin), identity=identity).data, "video/mp4") == [
+        "c2pa.opened", "c2pa.transcoded"]
 
 
 def _signed_actions(data: bytes, mime: str) -> list[str]:

@@ -247,6 +247,12 @@ def test_a_field_sent_twice_is_refused_not_guessed(platform: Server) -> None:
         assert _problem(twice, 400)["title"] == "Ambiguous multipart body"
         statements = [("assertion", (None, json.dumps({"permissions": {"ai-training": state}}))) for state in ("notAllowed", "allowed")]
         _problem(http.post("/v1/tag", headers=platform.auth, files=[("file", ("a.jpg", photo)), *statements]), 400)
+        # So is a query parameter sent twice (review): ?assertion=A&assertion=B wrote B.
+        query = [("assertion", json.dumps({"permissions": {"ai-training": state}})) for state in ("notAllowed", "allowed")]
+        twice = http.post("/v1/tag", headers=platform.auth, params=query, files=[("file", ("a.jpg", photo))])
+        assert _problem(twice, 400)["title"] == "Ambiguous query"
+        assert _problem(http.get("/matches/byBinding", params=[("alg", "io.iscc.v0"), ("alg", "x"), ("value", "ISCC:EEA")]),
+                        400)["title"] == "Ambiguous query"
 
 
 def _children(pid: int) -> list[int]:
@@ -418,3 +424,35 @@ def test_a_failure_of_ours_in_a_job_reaches_the_servers_log_with_its_traceback(m
     assert answer == {"problem": result["problem"]} and "trace" not in json.dumps(answer)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "KeyError: 'a bug of ours'" in logged and "in broken" in logged and "job 'broken'" in logged
+
+
+def test_jobs_retried_and_byte_content_the_ledger_cannot_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two answers the review found wrong, on the jobs themselves (in this process, the ledger
+    real): a job run again after its pool broke (its first run may have written its output before
+    it was killed) answered 500 FileExistsError; and byContent refused with 422 a copy whose
+    content the ledger cannot decode although its soft binding matched (audio past the duration
+    bound: the ISCC code reads its first 120 s, the ledger's essence refuses it)."""
+    from rightsmeta import fingerprint
+    from rightsmeta.server import jobs
+
+    monkeypatch.setitem(jobs._STATE, "ledger_path", str(tmp_path / "works.sqlite3"))
+    monkeypatch.setitem(jobs._STATE, "ledger", None)
+    monkeypatch.setitem(jobs._STATE, "identity", keys.make_identity("Test Creator"))
+    song = tmp_path / "song.wav"
+    song.write_bytes(material.wav(material.music(4, 8.0)))
+    out = str(tmp_path / "out")
+    args = {"path": str(song), "name": "song.wav", "out": out, "assertion": json.loads(ASSERTION)}
+    first = jobs.run("tag", args)
+    assert "problem" not in first, first
+    again = jobs.run("tag", args)  # as the server runs a job again alone after a worker died
+    assert "problem" not in again, again
+    assert Path(out).read_bytes() and rightsmeta.read(Path(out).read_bytes()).signals
+    stripped = tmp_path / "stripped.wav"
+    stripped.write_bytes(material.wav(material.music(4, 8.0)))  # the same sound, no statement
+    code = fingerprint.fingerprint(stripped.read_bytes(), "wav")
+    monkeypatch.setattr(fingerprint, "MAX_AUDIO_SECONDS", 2)  # the ledger's essence now refuses it
+    answer = jobs.run("by_content", {"path": str(stripped), "limit": 10})
+    if code is None:  # no fpcalc: no soft binding to match; the refusal stays
+        assert answer["problem"]["status"] == 422
+    else:
+        assert [m["manifestId"] for m in answer["json"]["matches"]], answer

@@ -700,6 +700,9 @@ AIPREF_DECODE = {
     "bare-key-is-not-y": ("train-ai", every(UN)),
     "the-draft-example-all-unknown": ('train-ai=y, train-ai, search=n, search="n"', every(UN)),
     "parameters-of-the-first-dropped": ("train-ai;allow=n, train-ai=y", expect(genai_training=AL)),
+    # RFC 9651 booleans: false is a "no" (read as nothing, it failed open); true grants nothing
+    "boolean-false-is-n": ("train-ai=?0, search=y", expect(genai_training=NA, search=AL)),
+    "boolean-true-is-unknown": ("train-ai=?1", every(UN)),
 }
 
 

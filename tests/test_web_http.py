@@ -82,6 +82,7 @@ def sites() -> Iterator[dict[str, Site]]:
         "/h/usage-half.jpg": Resource(f["plain"], headers=[("Content-Usage", "search=perhaps, train-ai=n")]),
         "/h/allowed-but-tagged.jpg": Resource(f["deny_ai"], headers=[("Content-Usage", "train-ai=y")]),
         "/page.html": Resource(PAGE, content_type="text/html"),
+        "/big-page.html": Resource(PAGE + b" " * 300_000, content_type="text/html", headers=[("X-Robots-Tag", "noai")]),
         "/page-gzip.html": Resource(raw=gzip_if_accepted(PAGE)),
         "/page-two-tdm.html": Resource(b'<html><head><meta name="tdm-reservation" content="0">'
                                        b'<meta name="tdm-reservation" content="1"></head></html>', content_type="text/html"),
@@ -247,6 +248,9 @@ def test_an_html_page_is_read_for_its_metas_without_fetch_body(sites: dict[str, 
     assert not page.unread, page.unread
     conflicting = run(sites["main"].url("/page-two-tdm.html"))
     assert conflicting.status((Purpose.DATA_MINING,)) == "error"
+    # A page over the body cap is an error, and what its HEAD said still counts (it was dropped).
+    big = check(sites["main"].url("/big-page.html"), user_agent="testbot", limits=Limits(timeout=1.0, body_cap=100_000))
+    assert big.status() == "error" and states(big)["ai-training"] == NA, big.to_json()
     # Only HTML is fetched so: a file's body stays unread without --fetch-body, as the report says.
     assert any("body" in u for u in run(sites["main"].url("/img/deny-ai.jpg")).unread)
 

@@ -129,7 +129,9 @@ def walk(
 
 class Track(NamedTuple):
     handler: bytes  # mdia/hdlr's handler type: b"soun", b"vide", ...; b"" when it has none
-    size: tuple[int, int] | None  # tkhd's width and height (whole pixels), None when unreadable
+    # As shown: tkhd's width and height (whole pixels), swapped when its matrix turns the picture a
+    # quarter (a phone's portrait video is stored landscape); None when unreadable or under a pixel.
+    size: tuple[int, int] | None
 
 
 def tracks(buf: Buffer, limit: int = 10_000) -> list[Track]:
@@ -151,10 +153,13 @@ def tracks(buf: Buffer, limit: int = 10_000) -> list[Track]:
                     handler = bytes(buf[hdlr.payload + 8 : hdlr.payload + 12])
         size = None
         for tkhd in (box for box in inside if box.type == b"tkhd"):
-            # Width and height end the box, 16.16 fixed point (ISO/IEC 14496-12 8.3.2), in both versions.
+            # The matrix (a b u / c d v / x y w), then width and height, 16.16 fixed point, end the
+            # box in both versions (ISO/IEC 14496-12 8.3.2).
             if tkhd.end - tkhd.payload in (84, 96):
-                width, height = struct.unpack(">II", bytes(buf[tkhd.end - 8 : tkhd.end]))
-                size = (width >> 16, height >> 16)
+                a, _, _, _, d, *_, width, height = struct.unpack(">9iII", bytes(buf[tkhd.end - 44 : tkhd.end]))
+                width, height = width >> 16, height >> 16
+                if width and height:
+                    size = (height, width) if a == 0 and d == 0 else (width, height)
         found.append(Track(handler, size))
     return found
 

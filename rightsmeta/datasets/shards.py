@@ -41,7 +41,9 @@ SIDE_EXTENSIONS = frozenset({"txt", "cls", "cls2", "caption", "text"})
 MAX_MEMBER = 256 * 1024 * 1024  # one sample's file; larger ones are reported, not loaded
 MAX_META = 1024 * 1024  # a sample's JSON
 BATCH_ROWS = 256  # Parquet rows decided and written at a time
-NOT_WRITTEN = "; its filtered copy was not written"  # ends the shard row of a shard left out of --out
+# Ends the shard row of a shard left out of --out. A copy an earlier run wrote there is removed: a
+# pipeline would take it for this run's, and it may hold what this run drops.
+NOT_WRITTEN = "; its filtered copy was not written (one from an earlier run is removed)"
 
 Row = dict[str, Any]
 
@@ -224,6 +226,15 @@ class _Unpublished(Exception):
     """Raised inside the filtered copy's ``replacing`` block so that it is discarded, not renamed."""
 
 
+def _unpublished(out: str | None) -> _Unpublished:
+    """What to raise when the shard's filtered copy must not be published: an earlier run's copy
+    at ``out`` is removed first (NOT_WRITTEN)."""
+    if out is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out)
+    return _Unpublished()
+
+
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     broken: list[str] = []
     returned: list[str] = []
@@ -255,7 +266,7 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             # not read: only a shard read cleanly to its end is published.
             if out is not None:
                 broken[0] += NOT_WRITTEN
-            raise _Unpublished
+            raise _unpublished(out)
     for reason in broken:
         yield shard_row(shard, reason, options.purpose)
 
@@ -475,7 +486,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ an earlier row has (the first: "
                                    f"{returned[0]}), made from a shard whose members were apart"
                                    + (NOT_WRITTEN if out is not None else ""), options.purpose)
-            raise _Unpublished
+            raise _unpublished(out)
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:

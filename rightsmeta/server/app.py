@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 from starlette.applications import Starlette
@@ -191,6 +191,19 @@ def _reported(job: str, result: dict[str, Any]) -> dict[str, Any]:
         # uvicorn's error log: the one the operator reads (the "rightsmeta" logger has no handler here).
         logging.getLogger("uvicorn.error").error("job %r failed; please report it:\n%s", job, trace.rstrip())
     return result
+
+
+@overload
+def _query(request: Request, name: str) -> str | None: ...
+@overload
+def _query(request: Request, name: str, default: str) -> str: ...
+def _query(request: Request, name: str, default: str | None = None) -> str | None:
+    """The query parameter ``name``, refused when sent more than once: frameworks disagree on which
+    of two is "the" value (Flask takes the first, Starlette the last), as for multipart fields."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise Problem(400, "Ambiguous query", f"the parameter {name!r} is sent more than once; send it once")
+    return values[0] if values else default
 
 
 def _state(request: Request) -> _State:
@@ -431,7 +444,7 @@ async def tag(request: Request) -> Response:
 
 def statement_of(upload: _Upload, request: Request) -> dict[str, Any]:
     """The statement to write: the multipart field (or query parameter) 'assertion', a JSON object."""
-    text = upload.fields.get("assertion") or request.query_params.get("assertion")
+    text = upload.fields.get("assertion") or _query(request, "assertion")
     if not text:
         raise Problem(400, "Missing assertion", "send the statement as the multipart field 'assertion' (JSON, schemas/assertion.schema.json)")
     try:
@@ -445,7 +458,7 @@ def statement_of(upload: _Upload, request: Request) -> dict[str, Any]:
 
 async def sanitize(request: Request) -> Response:
     _authorise(request, write=True)
-    keep = request.query_params.get("keep", "rights")
+    keep = _query(request, "keep", "rights")
     if keep not in ("rights", "rights,credit"):
         raise Problem(400, "Bad keep", "keep is 'rights' or 'rights,credit'")
     async with _upload(request) as upload:
@@ -456,7 +469,7 @@ async def sanitize(request: Request) -> Response:
 
 async def carry(request: Request) -> Response:
     _authorise(request, write=True)
-    new_work = request.query_params.get("newWork", "false")
+    new_work = _query(request, "newWork", "false")
     if new_work not in ("true", "false"):
         raise Problem(400, "Bad newWork", "newWork is 'true' or 'false'")
     async with _upload(request) as upload:
@@ -467,7 +480,7 @@ async def carry(request: Request) -> Response:
 
 def _max_results(request: Request) -> int:
     """The C2PA API sets no upper bound on maxResults: a larger one is answered with at most 100."""
-    text = request.query_params.get("maxResults", "10")
+    text = _query(request, "maxResults", "10")
     try:
         value = int(text)
     except ValueError:
@@ -507,7 +520,7 @@ async def by_binding(request: Request) -> Response:
         if not isinstance(body, dict) or not isinstance(body.get("alg"), str) or not isinstance(body.get("value"), str):
             raise Problem(400, "Invalid query", 'send {"alg": "io.iscc.v0", "value": "..."} (at most 64 KiB)')
         return await _binding_answer(request, body["alg"], body["value"])
-    alg, value = request.query_params.get("alg"), request.query_params.get("value")
+    alg, value = _query(request, "alg"), _query(request, "value")
     if not alg or not value:
         raise Problem(400, "Invalid query", "alg and value are required")
     return await _binding_answer(request, alg, value)
@@ -515,7 +528,7 @@ async def by_binding(request: Request) -> Response:
 
 async def by_content(request: Request) -> Response:
     _authorise(request, write=False)
-    alg = request.query_params.get("alg")
+    alg = _query(request, "alg")
     if alg not in (None, "io.iscc.v0"):
         raise Problem(400, "Unsupported algorithm", "this service matches content with io.iscc.v0 and its own ledger fingerprints")
     limit = _max_results(request)

@@ -205,7 +205,10 @@ def _assertion_of(report: Any, fallback: Any) -> dict[str, Any]:
 
 
 def _write(out: str, data: bytes) -> None:
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Truncated, not exclusive: a job run again after its pool broke (the server's _State.run) may
+    # find what its killed first run wrote. ``out`` is in the request's own folder of the server's
+    # private one (0700), named by the server.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
 
@@ -243,12 +246,9 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
     ledger = _ledger()
     if ledger is None:
         return {"json": {"matches": []}}
-    # First: the soft binding's decoder raises where the ledger's says why (a PDF cut short was a 500).
     found = ledger.essence_of(data, report.format)
     if found.kind is None:  # nothing to compare: "no matches" would claim a search that never ran
         return problem(415, "Unsupported asset type", found.reason or f"content of {report.format} files is not matched")
-    if not found.decoded:
-        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     matches: list[dict[str, Any]] = []
     seen: set[str] = set()
     code = fingerprint(data, report.format)
@@ -257,6 +257,12 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)
+    if not found.decoded:
+        # The soft binding may still match (audio past the ledger's duration bound: its code reads
+        # the first 120 s); only a search that found nothing and could not be completed is refused.
+        if matches:
+            return {"json": {"matches": matches[:limit]}}
+        return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
     for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
         manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
         if manifest_id not in seen and len(matches) < limit:

@@ -32,7 +32,10 @@ _CONTENT_SIGNAL: dict[str, tuple[Purpose, ...]] = {
     "ai-train": (Purpose.AI_TRAINING, Purpose.GENAI_TRAINING),
 }
 _YES = {"y": State.ALLOWED, "yes": State.ALLOWED}
-_NO = {"n": State.NOT_ALLOWED, "no": State.NOT_ALLOWED}
+# RFC 9651's boolean false (?0), which a bare key's true makes writers reach for, is read as n: a
+# "no" read as nothing would fail open. Its true (?1, and a bare key) stays unknown: granting is
+# left to the tokens.
+_NO = {"n": State.NOT_ALLOWED, "no": State.NOT_ALLOWED, "?0": State.NOT_ALLOWED}
 
 
 def _dictionary(value: str, what: str) -> dict[str, str]:

@@ -37,7 +37,7 @@ from .headers import Headers
 @dataclass(frozen=True)
 class Limits:
     timeout: float = 10.0  # seconds per request, start to last byte
-    body_cap: int = 64 * 1024 * 1024  # bytes of a resource's body read with fetch_body
+    body_cap: int = 64 * 1024 * 1024  # bytes of a resource's body read (fetch_body, or an HTML page's)
     concurrency: int = 16  # requests in flight
     per_host_delay: float = 0.0  # seconds between two requests to one host
     site_ttl: float = 3600.0  # seconds a fetched robots.txt / tdmrep.json is reused
@@ -314,7 +314,10 @@ class Fetcher:
                     if body is None and response.status < 300 and _html_type(response):
                         # An HTML page's meta elements are a source of the decision, not the
                         # file's own carriers: read without --fetch-body too (it used to be
-                        # "unspecified" with its noai metas unread), with the same caps.
+                        # "unspecified" with its noai metas unread), with the same caps. The
+                        # HEAD's headers count should the GET fail (over the cap: an error).
+                        status = response.status
+                        headers = response.raw_headers if headers is None else headers
                         response, data, _ = await self._get(final, self.limits.body_cap, truncate=False, follow=False,
                                                             held=held)
                 status = response.status
