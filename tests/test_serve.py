@@ -379,6 +379,11 @@ def test_token_file_is_private(server: Server, tmp_path: Path) -> None:
     loose.chmod(0o644)
     with pytest.raises(UsageError, match="readable by others"):
         load_token(str(loose))
+    # docs/platforms.md's /etc/rightsmeta/token: a folder that does not exist yet is made, private
+    # (it was "cannot create token file: No such file or directory").
+    token, created = load_token(str(tmp_path / "etc" / "rightsmeta" / "token"))
+    assert created and len(token) >= 16
+    assert stat.S_IMODE((tmp_path / "etc" / "rightsmeta").stat().st_mode) == 0o700
 
 
 def test_the_server_process_keeps_its_signal_handlers_and_limits(tmp_path: Path) -> None:

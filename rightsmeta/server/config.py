@@ -33,11 +33,13 @@ class ServerConfig:
 
 
 def load_token(path: str) -> tuple[str, bool]:
-    """The token in ``path``, made (0600) when missing; (token, created).
+    """The token in ``path``, made (0600) when missing, in a folder made (0700) when missing; (token,
+    created).
 
     A token file others can read is refused: anyone on the machine could then write.
     """
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         mode = os.stat(path).st_mode
