@@ -2,7 +2,7 @@
 
 Renderers (Pillow, ffmpeg, image CDNs) drop metadata. ``carry`` reads the original's statement
 and writes it into every carrier of the derivative's own format; with a signing identity the
-derivative also gets a manifest with ``c2pa.resized`` / ``c2pa.cropped`` / ``c2pa.transcoded``
+derivative also gets a manifest with ``c2pa.resized`` / ``c2pa.cropped`` / ``c2pa.orientation`` / ``c2pa.transcoded``
 after ``c2pa.opened`` of the original, the original as parent ingredient. The ledger records the
 derivative as a work of its own whose ``source`` names the original's work, so a stripped copy of
 either is matched.

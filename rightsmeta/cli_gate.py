@@ -202,7 +202,7 @@ def carry(original: str, derivative: str, cert: str | None, key: str | None, led
     """Give DERIVATIVE (a resized, cropped or transcoded rendition) the statement ORIGINAL carries.
 
     Written into every carrier of the derivative's format and, with a signing identity, a manifest
-    with a c2pa.resized, c2pa.cropped or c2pa.transcoded action and ORIGINAL as parent ingredient.
+    with the c2pa.resized, c2pa.cropped, c2pa.orientation or c2pa.transcoded actions the content shows, and ORIGINAL as parent ingredient.
     A DERIVATIVE whose content does not match ORIGINAL's is refused unless --new-work (c2pa.edited).
     """
     from .carry import carry_path
