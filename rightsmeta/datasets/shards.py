@@ -384,6 +384,24 @@ def sample_ids(batch: Any) -> list[tuple[Any, Any]] | None:
     return list(zip(urls, batch.column("__key__").to_pylist(), strict=True))
 
 
+def _shared_ids(pf: Any) -> set[int]:
+    """The hashes of the sample ids (``sample_ids``) more than one row of the file has, read first
+    from the id columns alone: every such row is dropped, the first one too (flagging only the
+    later ones left the image of a split sample "keep" in the report). 8 bytes a row while read,
+    not a Python set of every id; a hash two ids share drops both (fail closed)."""
+    import numpy as np
+
+    names = [c for c in ("__url__", "__key__") if c in pf.schema_arrow.names]
+    if "__key__" not in names:
+        return set()
+    hashes = [np.fromiter(map(hash, ids), np.int64, batch.num_rows)
+              for batch in pf.iter_batches(columns=names, batch_size=65536) if (ids := sample_ids(batch))]
+    if not hashes:
+        return set()
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    return set(values[counts > 1].tolist())
+
+
 def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
     """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
     when it has none. Read beside a json column too: one of captions left the headers unread."""
@@ -438,7 +456,11 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     name, child = found
     key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     out = _out_path(shard, options)
-    seen: set[tuple[Any, Any]] = set()  # the samples' ids met: one per row, as the rows are bounded by the file
+    try:
+        shared = _shared_ids(pf)
+    except (OSError, pa.ArrowException) as exc:
+        yield shard_row(shard, f"unreadable Parquet: {exc}", options.purpose)
+        return
     returned: list[str] = []
     with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
         writer = None
@@ -465,11 +487,9 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                         meta = None
                     if data is None:
                         errors.append(f"row {index + i}: {options.column} is null")
-                    if ids is not None:
-                        if ids[i] in seen:
-                            errors.append(APART)
-                            returned.append(key)
-                        seen.add(ids[i])
+                    if ids is not None and hash(ids[i]) in shared:
+                        errors.append(APART)
+                        returned.append(key)
                     sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors,
                                      columns=sides[i] if sides is not None else None)
                     decision = _decide(sample, options)
@@ -483,7 +503,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
         if returned:
             # A row already written may be the image whose JSON came in a later row.
-            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ an earlier row has (the first: "
+            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row has (the first: "
                                    f"{returned[0]}), made from a shard whose members were apart"
                                    + (NOT_WRITTEN if out is not None else ""), options.purpose)
             raise _unpublished(out)
