@@ -287,7 +287,7 @@ class _Refused(Exception):
 
 
 def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False, grids: int = 2,
-            legacy_grids: bool = False) -> Essence:
+            legacy_grids: bool = False, password: str | None = None) -> Essence:
     """Hash and perceptual code of the decoded content of ``data`` (a file of format ``fmt``).
 
     ``probes``: also compute an image's ``probes``, the forms a copy is looked up by (verifying
@@ -297,6 +297,7 @@ def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False,
     ``grids``: the definition an image's codes are cut with (``GRIDS``, the current one, or
     ``GRIDS_V1``); ``legacy_grids``: also the codes by ``GRIDS_V1`` in ``legacy_codes``, worth
     their cost only when a ledger holds works recorded with them (``Ledger.needs_legacy_grids``).
+    ``password``: opens an encrypted PDF (its decrypted content is hashed, as its original's was).
     Never raises for what the bytes hold; missing fields come with a ``reason``.
     """
     if grids not in (GRIDS_V1, GRIDS_V2):
@@ -311,7 +312,7 @@ def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False,
     try:
         if kind == "image":
             return _image(data, fmt, legacy, probes, grids, legacy_grids)
-        return _audio(data, fmt, legacy) if kind == "audio" else _text(data, fmt)
+        return _audio(data, fmt, legacy) if kind == "audio" else _text(data, fmt, password)
     except _Refused as exc:
         return Essence(kind, None, None, str(exc))
     except MemoryError:
@@ -1210,9 +1211,9 @@ class _BandEnergies:
 # --- text: PDF and EPUB ---------------------------------------------------------------------------
 
 
-def _text(data: bytes, fmt: str) -> Essence:
+def _text(data: bytes, fmt: str, password: str | None = None) -> Essence:
     if fmt == "pdf":
-        content_hash, text = _pdf(data)
+        content_hash, text = _pdf(data, password)
     else:
         text = _epub_text(data)
         content_hash = _text_hash(text) if text else None
@@ -1237,7 +1238,7 @@ def _text_code(text: str) -> str:
 _SPACES = re.compile(r"\s+")
 
 
-def _pdf(data: bytes) -> tuple[str | None, str]:
+def _pdf(data: bytes, password: str | None = None) -> tuple[str | None, str]:
     """The PDF's content hash (None when no page draws anything) and the text of its first pages."""
     from .errors import LeaveToLibrary
     from .pdfessence import pdf_essence
@@ -1245,16 +1246,16 @@ def _pdf(data: bytes) -> tuple[str | None, str]:
     try:
         return pdf_essence(data)  # a PDF that shows no text, without pypdf (same hash: pdfessence.py)
     except LeaveToLibrary:
-        return _pdf_pypdf(data)
+        return _pdf_pypdf(data, password)
 
 
-def _pdf_pypdf(data: bytes) -> tuple[str | None, str]:
+def _pdf_pypdf(data: bytes, password: str | None = None) -> tuple[str | None, str]:
     import pypdf  # imported here: only PDFs need it, and it is the heaviest import
 
     _quiet_pypdf()
     reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise _Refused("the PDF is encrypted with a password")
+    if reader.is_encrypted and not reader.decrypt(password or ""):
+        raise _Refused("the PDF is encrypted with a password" + (" that the password given does not open" if password else ""))
     count = len(reader.pages)
     if count > MAX_PDF_PAGES:
         raise _Refused(f"the PDF has {count} pages, more than the {MAX_PDF_PAGES} allowed")

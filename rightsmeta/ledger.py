@@ -910,10 +910,10 @@ class Ledger:
             ).fetchone() is not None
         return self._legacy[fmt]
 
-    def essence_of(self, data: bytes, fmt: str) -> Essence:
+    def essence_of(self, data: bytes, fmt: str, password: str | None = None) -> Essence:
         """The essence of a file to look up here (``fingerprint.essence``), with the older forms of
         its hash and codes when this ledger holds works recorded with them."""
-        return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids())
+        return essence(data, fmt, legacy=self.needs_legacy_hash(fmt), legacy_grids=self.needs_legacy_grids(), password=password)
 
     @_locked
     def needs_legacy_grids(self) -> bool:

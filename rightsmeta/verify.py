@@ -161,8 +161,9 @@ def _missing(report: FileReport, ledger: Ledger | None, signals: list[Signal]) -
     return sorted(set(missing))
 
 
-def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = None) -> Verdict:
-    """The status of one read report; ``data`` (the file's bytes) is decoded only for ledger matching."""
+def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = None, password: str | None = None) -> Verdict:
+    """The status of one read report; ``data`` (the file's bytes) is decoded only for ledger matching
+    (``password``: an encrypted PDF's, as it was read)."""
     # Before the errors: an invalid manifest is itself an error of the report (it fails closed),
     # and "tampered" says more than "unreadable".
     invalid = [c for c in report.carriers if c.values.get("validation_state") == "Invalid"]
@@ -184,7 +185,7 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         from .cropsearch import matches as ledger_matches
         from .ledger import current
 
-        essence = ledger.essence_of(bytes(data), report.format)
+        essence = ledger.essence_of(bytes(data), report.format, password)
         if not essence.decoded:  # not compared with the ledger is not "no match": fail closed
             return Verdict(report.path, "unreadable", [f"content not matched against the ledger: {essence.reason}"], report)
         # With the search for uneven crops of images; a work re-tagged here counts as last tagged.
@@ -227,7 +228,7 @@ def verify(
 def _classified(buf: Buffer, name: str | None, ledger: Ledger | None, password: str | None,
                 anchors: bytes | None) -> Verdict:
     report = api.read(buf, name=name, password=password, trust_anchors=anchors)
-    return classify(report, ledger=ledger, data=buf if ledger is not None else None)
+    return classify(report, ledger=ledger, data=buf if ledger is not None else None, password=password)
 
 
 # --- many files, in parallel, with a bound per file ----------------------------------------

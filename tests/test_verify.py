@@ -681,3 +681,31 @@ def test_a_pdf_stripped_by_exiftool_is_stripped_and_its_revert_intact(
     subprocess.run([exiftool, "-q", "-overwrite_original", "-PDF-update:all=", str(copy)], check=True, capture_output=True)
     assert copy.read_bytes() == work.read_bytes()
     assert verify(copy, ledger=ledger).status == "intact"
+
+
+def test_an_encrypted_copy_is_matched_with_its_password(tmp_path: Path) -> None:
+    # verify --password opened the file for reading but not for the ledger: a stripped copy someone
+    # encrypted was "unreadable: ... the PDF is encrypted with a password" although the password
+    # was given (found running the docs' examples).
+    from pypdf import PdfReader, PdfWriter
+    from test_documents import DENY_AI, pdf_bytes
+
+    original = pdf_bytes()
+    work = tmp_path / "paper.pdf"
+    work.write_bytes(original)
+    with Ledger.open(tmp_path / "works.sqlite3") as ledger:
+        assert rightsmeta.tag(work, DENY_AI, ledger=ledger).status == "tagged"
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(original)))  # the untagged content, encrypted
+        writer.encrypt(user_password="open sesame", owner_password="owner", algorithm="AES-256")
+        locked = io.BytesIO()
+        writer.write(locked)
+        from rightsmeta.verify import verify
+
+        found = verify(locked.getvalue(), ledger=ledger, password="open sesame")
+        assert found.status == "stripped", found.to_json()
+        wrong = verify(locked.getvalue(), ledger=ledger, password="wrong")
+        assert wrong.status == "unreadable"
+    (tmp_path / "locked.pdf").write_bytes(locked.getvalue())
+    cli = CliRunner().invoke(main, ["verify", "--ledger", str(tmp_path / "works.sqlite3"), "--password", "open sesame",
+                                    "--json", str(tmp_path / "locked.pdf")])
+    assert json.loads(cli.stdout)[0]["status"] == "stripped", cli.output
