@@ -32,7 +32,8 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
 
-``Match.how`` says which region and which form matched, or where in the work and at what tempo.
+``Match.how`` says which region and which form matched, or where in the work and at what tempo;
+``Match.region`` and ``Match.form`` say the same for code.
 Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
 works keep matching by their whole codes), and read as it is when opened read-only. Version 3
 replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
