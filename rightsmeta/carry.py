@@ -67,18 +67,15 @@ def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
         return None
 
 
-_WHOLE = "matched the work's whole"  # how ledger.Match.how ends when no part was cut from the work
-
-
-def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, *, how: str | None = None) -> list[str]:
-    """The C2PA actions that say how the rendition differs from the original; ``how``: which part
-    or form of the original its content matched (``Match.how``; None: the whole as it is)."""
-    from .fingerprint import TURNS
+def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, match: Match | None = None) -> list[str]:
+    """The C2PA actions that say how the rendition differs from the original; ``match``: which part
+    of the original matched which form of the rendition (None: the whole as it is)."""
+    from .fingerprint import WHOLE
 
     out = []
     if fmt != original_fmt:
         out.append("c2pa.transcoded")
-    turned = how is not None and any(form in how for form in TURNS)
+    turned = match is not None and match.form is not None
     if turned:
         out.append("c2pa.orientation")
     before, after = _size(original, original_fmt), _size(derivative, fmt)
@@ -87,7 +84,7 @@ def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str,
         # areas were cut away, which a resize or a turn alone never does. Turned a quarter, the
         # sides swap.
         scaled = _scaled(before, after) or (turned and _scaled(before, (after[1], after[0])))
-        part = how is not None and not how.endswith(_WHOLE)
+        part = match is not None and match.region != WHOLE
         if not scaled or part:
             out.append("c2pa.cropped")
         elif before not in (after, (after[1], after[0])):
@@ -161,7 +158,7 @@ def carry_bytes(original: bytes, derivative: bytes, *, identity: Identity | None
             raise UsageError("the derivative's content does not match the original's, so it is not a rendition of it; "
                              "if it is a new work made from the original, say so (carry --new-work, /v1/carry?newWork=true); "
                              "nothing written")
-        actions = actions_for(original, source.format, derivative, fmt, how=match.how)
+        actions = actions_for(original, source.format, derivative, fmt, match)
     assertion = replace(statement, work_id=None, date=None).for_work()
     new = api.tag_bytes(derivative, assertion)
     result = Carried(new, fmt, parent_work_id=parent_work, actions=actions, essence=compared)

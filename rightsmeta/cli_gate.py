@@ -100,7 +100,7 @@ def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:
 def _usable_identity(folder: str | None) -> str | None:
     """The signing identity's folder. One holding an identity that cannot be loaded is refused before
     anything starts: no worker could start, and every upload was answered 422, as if the file were at fault."""
-    from .server.jobs import load_identity
+    from .keys import load_identity
 
     try:
         load_identity(folder)

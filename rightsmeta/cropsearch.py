@@ -429,7 +429,7 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
                     distance, box = view.match(code)
                     work = ledger.get(work_id) if distance <= REGION_THRESHOLD else None
                     if work is not None:
-                        out.append(Match(work, distance, False, describe(box, form)))
+                        out.append(Match(work, distance, False, describe(box, form), SEARCH_REGION, form))
         if out:
             break  # a copy explained by a cheaper form is not searched in costlier ones
     # A work found both ways (a picture symmetric enough) is named once, by the nearer.

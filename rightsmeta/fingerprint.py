@@ -798,6 +798,7 @@ _PROBE_BOXES: list[tuple[str, Box]] = [(f"centre {round(c * 100)} %", _centred(c
 # covered: crops that cut three or four sides unevenly (no corner kept), or a crop then resized.
 # P is in the file's own pixels; the square is cut from the working image at P times its scale.
 
+WHOLE = "whole"  # the name of the work's region that is the whole picture
 _CORNERS = ("top left", "top right", "bottom left", "bottom right")
 _LADDER = tuple(round(64 * 2 ** (k / 2)) for k in range(18))  # 64 ... 16384 px
 _CORNER_KEEP = 0.8
@@ -835,7 +836,7 @@ class _Layout(NamedTuple):
 @functools.lru_cache(maxsize=8)
 def _layout(full: tuple[int, int], probes: bool) -> _Layout:
     """The boxes of a picture of ``full`` pixels; pictures of one size share them."""
-    regions = [("whole", (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
+    regions = [(WHOLE, (0.0, 0.0, 1.0, 1.0))] + _region_boxes(full[0] / full[1]) + _corner_boxes(full, work=True)
     named = regions + (_PROBE_BOXES + _corner_boxes(full, work=False) if probes else [])
     judged = tuple(i for i, (name, _) in enumerate(named) if i == 0 or _CORNER_NAME.match(name))
     return _Layout(tuple(name for name, _ in named), tuple(box for _, box in named), len(regions), judged)
@@ -860,6 +861,12 @@ def _undone(form: str, part: str) -> str:
     mask = _DIHEDRAL[form](np.array(_QUARTERS[quarter])).tolist()
     shown = next(name for name, quarters in _QUARTERS.items() if mask == [list(q) for q in quarters])
     return part.replace(quarter, shown, 1)
+
+
+def probe_form(probe: str) -> str | None:
+    """The flip or turn (a name in ``TURNS``) of the copy that ``probe`` undoes, None for the copy as it is."""
+    form = probe.partition(", ")[0]
+    return form if form in _DIHEDRAL else None
 
 
 def turned_part(probe: str) -> bool:

@@ -65,6 +65,13 @@ class Identity:
         return cls.load(*found) if found else None
 
 
+def load_identity(folder: str | os.PathLike[str] | None) -> Identity | None:
+    """The signing identity kept in ``folder`` (serve's and ui's --identity, loaded by each server
+    worker), None while it holds none; raises UsageError or OSError when it cannot be used."""
+    found = paths.identity_files(folder) if folder else None
+    return Identity.load(*found) if found else None
+
+
 # --- making a local identity -------------------------------------------------------------
 
 

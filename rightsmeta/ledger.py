@@ -32,7 +32,8 @@ When neither finds anything, the copy may be a part or a changed form of a work 
   sharing the most keys with a copy are aligned with it at every offset and tempo within 3 %
   (``align``) and match when at most ``CHROMA_THRESHOLD`` of the bits differ.
 
-``Match.how`` says which region and which form matched, or where in the work and at what tempo.
+``Match.how`` says which region and which form matched, or where in the work and at what tempo;
+``Match.region`` and ``Match.form`` say the same for code.
 Schema version 2 added these tables; a version-1 ledger is migrated when opened for writing (its
 works keep matching by their whole codes), and read as it is when opened read-only. Version 3
 replaced version 2's 16-bit region bands with 24-bit windows: a version-2 ledger is migrated in one
@@ -84,8 +85,10 @@ from .fingerprint import (
     LEGACY_HASH_FORMATS,
     MATCH_THRESHOLD,
     PERCEPTUAL_BITS,
+    WHOLE,
     Essence,
     essence,
+    probe_form,
     region_pair_allowed,
     turned_part,
 )
@@ -357,6 +360,9 @@ def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
     return value
 
 
+EXCERPT = "audio excerpt"  # Match.region of audio matched at an offset or tempo (``align``): a part in time
+
+
 @dataclass(frozen=True)
 class Match:
     """A ledger work a file matched: ``distance`` 0.0 and ``exact`` for the same essence hash.
@@ -369,6 +375,10 @@ class Match:
     distance: float
     exact: bool
     how: str | None = None
+    # What ``how`` says, for code that decides by it (carry's C2PA actions): prose is for people,
+    # and rewording it must not change a decision.
+    region: str = WHOLE  # the work's part that matched: WHOLE, a region's name (fingerprint), the crop search's, EXCERPT
+    form: str | None = None  # the flip or turn of the copy that matched (a name in fingerprint.TURNS); None: as it is
 
     @property
     def imported(self) -> bool:
@@ -1064,8 +1074,8 @@ class Ledger:
         ).fetchone()
         if row is None:
             return match
-        return Match(_work(row), match.distance, False, f"the file is a rendition of it ({match.work.path or match.work.id}), "
-                     "and the work was tagged again since")
+        return replace(match, work=_work(row), exact=False,
+                       how=f"the file is a rendition of it ({match.work.path or match.work.id}), and the work was tagged again since")
 
     def _check_grids(self, essence: Essence) -> None:
         """Refuse an image essence made without the v1 codes this ledger's v1 works are compared
@@ -1085,7 +1095,7 @@ class Ledger:
             best = self._own_grids(self._nearest_regions(essence.probes, layout), self._nearest_regions(older.probes, layout),
                                    operator.itemgetter(1))
         best.sort(key=lambda found: found[0])
-        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}")
+        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}", name, probe_form(probe))
                 for d, work, probe, name in best[:_MAX_CANDIDATES]]
 
     def _nearest_regions(self, probes: Sequence[tuple[str, str]], layout: int) -> list[tuple[float, int, str, str]]:
@@ -1192,7 +1202,7 @@ class Ledger:
                 continue
             aligned = align(_unpack(blob[0]), essence.chroma)
             if aligned is not None and aligned.error <= CHROMA_THRESHOLD:
-                out.append(Match(self._load(work), aligned.error, False, aligned.describe()))
+                out.append(Match(self._load(work), aligned.error, False, aligned.describe(), EXCERPT))
         return out
 
     def _near(self, kind: str, perceptual: str, threshold: float, layout: int | None = None) -> list[tuple[int, float]]:

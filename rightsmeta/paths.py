@@ -47,7 +47,13 @@ def signing_files(cert: str | None = None, key: str | None = None) -> SigningFil
             if not os.path.isfile(given):
                 raise UsageError(f"no such file: {given} (from --cert/--key or ${name})")
         return cert, key, None
-    folder = identity()
+    return identity_files(identity())
+
+
+def identity_files(folder: str | os.PathLike[str]) -> SigningFiles | None:
+    """The files of the identity kept in ``folder`` (as ``keys init`` and the server's identity
+    button make it), None while it holds none."""
+    folder = Path(folder)
     if (folder / "chain.pem").is_file() and (folder / "signer.key").is_file():
         root = folder / "root.pem"
         return folder / "chain.pem", folder / "signer.key", root if root.is_file() else None

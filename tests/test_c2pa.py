@@ -483,6 +483,17 @@ def test_read_shows_the_manifest_entries_where_the_manifest_alone_holds_the_sign
     assert "signer = Test Creator" in manifest and "io.iscc.v0" in manifest
 
 
+def test_every_format_has_one_media_type_and_c2pa_is_told_only_those_it_signs() -> None:
+    from rightsmeta.carriers import FAMILIES, manifest
+
+    assert set(manifest.MEDIA_TYPES) == {fmt for family in FAMILIES for fmt in family.FORMATS}
+    supported = set(c2pa.Builder.get_supported_mime_types())
+    assert set(manifest.MIME.values()) <= supported
+    # EPUB c2pa lists, but fails on deflated members (see manifest.MIME).
+    unsigned = manifest.MEDIA_TYPES.keys() - manifest.MIME.keys() - {"epub"}
+    assert unsigned and not {manifest.MEDIA_TYPES[fmt] for fmt in unsigned} & supported
+
+
 def c2pa_mime(fmt: str) -> str:
     from rightsmeta.carriers import manifest
 

@@ -7,6 +7,7 @@ import io
 import json
 import struct
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from PIL import Image
 
 import rightsmeta
 from rightsmeta import Assertion, keys
-from rightsmeta.carry import carry_bytes
+from rightsmeta.carry import actions_for, carry_bytes, rendition_of
 from rightsmeta.cli import main
 from rightsmeta.errors import UnsupportedFormat, UsageError
+from rightsmeta.fingerprint import WHOLE
 from rightsmeta.ledger import Ledger
 from rightsmeta.sanitize import sanitize_bytes
 from rightsmeta.verify import verify
@@ -331,6 +333,25 @@ def test_carry_signs_a_crop_as_cropped(identity: keys.Identity, cut: tuple[int, 
         (img if turn is None else img.transpose(turn)).crop(cut).save(rendition, "JPEG", quality=85)
     result = carry_bytes(original, rendition.getvalue(), identity=identity)
     assert _signed_actions(result.data, "image/jpeg") == expected
+
+
+@pytest.mark.parametrize(("cut", "turn", "form", "part", "expected"), [
+    ((0, 0, 320, 240), Image.Transpose.FLIP_LEFT_RIGHT, "mirrored", False, ["c2pa.orientation"]),
+    ((32, 24, 288, 216), Image.Transpose.FLIP_LEFT_RIGHT, "mirrored", True, ["c2pa.orientation", "c2pa.cropped"]),
+    ((32, 24, 288, 216), None, None, True, ["c2pa.cropped"]),
+])
+def test_carry_decides_by_what_matched_not_by_its_prose(cut: tuple[int, int, int, int], turn: Image.Transpose | None,
+                                                         form: str | None, part: bool, expected: list[str]) -> None:
+    original = material.jpeg(material.photo(8, (320, 240)), 90)
+    rendition = io.BytesIO()
+    with Image.open(io.BytesIO(original)) as img:
+        (img if turn is None else img.transpose(turn)).crop(cut).save(rendition, "JPEG", quality=85)
+    match, _ = rendition_of(original, "jpeg", rendition.getvalue(), "jpeg", DENY_AI)
+    assert match is not None and match.how
+    assert match.form == form and (match.region != WHOLE) == part
+    # ``how`` is for people (verify prints it): rewording it, or a path naming a turn in it, signs the same actions.
+    for how in (match.how, None, "the file (mirrored) matched the work's whole"):
+        assert actions_for(original, "jpeg", rendition.getvalue(), "jpeg", replace(match, how=how)) == expected
 
 
 def test_a_thumbnail_is_resized_not_cropped(identity: keys.Identity) -> None:

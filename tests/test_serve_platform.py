@@ -373,6 +373,14 @@ def test_serve_refuses_a_signing_identity_it_cannot_load(tmp_path: Path) -> None
     assert started.returncode == 2 and "cannot use the signing identity" in started.stderr, started.stderr
 
 
+def test_a_signing_identity_is_loaded_from_the_folder_keys_init_makes(tmp_path: Path) -> None:
+    assert keys.load_identity(None) is None and keys.load_identity(tmp_path / "identity") is None  # none yet
+    made = keys.make_identity("Test Platform")
+    keys.save_identity(made, tmp_path / "identity")
+    loaded = keys.load_identity(str(tmp_path / "identity"))
+    assert loaded == made and loaded.root_pem  # the root too: serve's workers sign with the chain it anchors
+
+
 def test_a_hostile_upload_writes_nothing_but_its_request_line_to_the_log(platform: Server, ffmpeg: str, tmp_path: Path) -> None:
     (tmp_path / "song.wav").write_bytes(material.wav(material.music(3, 6.0)))
     subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(tmp_path / "song.wav"), "-ac", "1", str(tmp_path / "song.mp3")], check=True)

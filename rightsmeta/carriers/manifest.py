@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 # most files of a scan have none, and the import costs more than reading them.
     from . import Options, Parsed
 
-# Formats rightsmeta recognises that c2pa-python signs, by MIME type.
-MIME = {
+# The media type of every format rightsmeta recognises (what the server answers a file with).
+MEDIA_TYPES = {
     "jpeg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
@@ -39,13 +39,19 @@ MIME = {
     "svg": "image/svg+xml",
     "mp3": "audio/mpeg",
     "wav": "audio/wav",
+    "aiff": "audio/aiff",
     "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
     "m4a": "audio/mp4",
     "mp4": "video/mp4",
     "mov": "video/quicktime",
     "pdf": "application/pdf",
+    "epub": "application/epub+zip",
 }
+# Those c2pa-python signs, by the media type c2pa is told (AIFF, Ogg and Opus it cannot sign).
 # Not EPUB: c2pa 0.38 fails on deflated members ("compression method not supported: 8").
+MIME = {fmt: media for fmt, media in MEDIA_TYPES.items() if fmt not in ("aiff", "ogg", "opus", "epub")}
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 SOFT_BINDING_ALG = "io.iscc.v0"
 # Every embedded manifest store is a JUMBF box labelled "c2pa". Each format keeps the store in one

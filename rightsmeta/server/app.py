@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 PROBLEM = "application/problem+json"
 _CHUNK = 64 * 1024
 _EXTENSIONS = {"jpeg": "jpg", "tiff": "tif"}
-# The media types of the formats c2pa cannot sign (carriers.manifest.MIME has the others).
-_UNSIGNED_TYPES = {"aiff": "audio/aiff", "ogg": "audio/ogg", "opus": "audio/ogg", "epub": "application/epub+zip"}
 
 
 class Problem(Exception):
@@ -368,7 +366,7 @@ async def _file_job(request: Request, job: str, args: dict[str, Any], upload: _U
         shutil.rmtree(keep, ignore_errors=True)
         raise
     fmt = str(result.get("format") or "bin")
-    from ..carriers.manifest import MIME
+    from ..carriers.manifest import MEDIA_TYPES
 
     headers = {"Content-Disposition": f'attachment; filename="{stem}.{_EXTENSIONS.get(fmt, fmt)}"'}
     if result.get("work_id"):
@@ -377,7 +375,7 @@ async def _file_job(request: Request, job: str, args: dict[str, Any], upload: _U
         headers["X-Rightsmeta-Carriers"] = ",".join(result["carriers"])
     if result.get("removed") is not None:
         headers["X-Rightsmeta-Removed"] = str(len(result["removed"]))
-    media_type = MIME.get(fmt) or _UNSIGNED_TYPES.get(fmt, "application/octet-stream")
+    media_type = MEDIA_TYPES.get(fmt, "application/octet-stream")
     return FileResponse(out, media_type=media_type, headers=headers,
                         background=BackgroundTask(shutil.rmtree, keep, True))
 

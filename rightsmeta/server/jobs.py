@@ -36,7 +36,12 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     # Workers are this server's own processes and run jobs in their main thread: the alarm reaches them.
     signal.signal(signal.SIGALRM, on_alarm)
-    _STATE.update(ledger_path=ledger_path, identity=load_identity(identity_dir), seconds=seconds, ledger=None)
+    identity = None
+    if identity_dir and has_identity(identity_dir):  # keys (cryptography, ~40 ms) only for an identity to load
+        from ..keys import load_identity
+
+        identity = load_identity(identity_dir)
+    _STATE.update(ledger_path=ledger_path, identity=identity, seconds=seconds, ledger=None)
     if quiet:  # after the identity: a worker that cannot start still says why
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
@@ -44,18 +49,9 @@ def init(ledger_path: str | None, identity_dir: str | None, seconds: float, memo
 
 
 def has_identity(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, "chain.pem")) and os.path.isfile(os.path.join(folder, "signer.key"))
+    from ..paths import identity_files
 
-
-def load_identity(folder: str | None) -> Any:
-    """The signing identity in ``folder``, None while it holds none; raises when it cannot be used."""
-    if not folder or not has_identity(folder):
-        return None
-    from ..keys import Identity
-
-    folder = os.path.abspath(folder)
-    root = os.path.join(folder, "root.pem")
-    return Identity.load(os.path.join(folder, "chain.pem"), os.path.join(folder, "signer.key"), root if os.path.exists(root) else None)
+    return identity_files(folder) is not None
 
 
 def _ledger() -> Any:

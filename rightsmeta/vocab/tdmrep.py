@@ -6,6 +6,9 @@ which the decision rules apply (the data-mining umbrella), not this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from ..errors import MalformedMetadata
 from ..model import Assertion, Permission, Purpose, State
 from . import Signal
@@ -14,6 +17,8 @@ NAME = "tdmrep"
 NS = "http://www.w3.org/ns/tdmrep/"  # PDF and XMP
 NS_HASH = "http://www.w3.org/ns/tdmrep#"  # EPUB 3 and JSON-LD
 NAMESPACES = (NS, NS_HASH)
+
+_T = TypeVar("_T")
 
 _RESERVING = (Purpose.DATA_MINING, Purpose.AI_TRAINING, Purpose.GENAI_TRAINING, Purpose.AI_INFERENCE)
 
@@ -51,3 +56,11 @@ def encode(assertion: Assertion) -> dict[str, int | str | None] | None:
     if assertion.state(Purpose.DATA_MINING) is State.ALLOWED:
         return {"reservation": 0, "policy": assertion.policy}
     return None
+
+
+def disagreeing(statements: Sequence[_T], key: Callable[[_T], object] = lambda s: s) -> _T | None:
+    """The first of ``statements`` that says otherwise than the first (compared by ``key``), None
+    when they all agree. A resource stating its reservation more than once, differently (header
+    lines, meta elements, tdmrep.json rules as specific), is an error of the caller's, never the
+    first read alone: that made "0, 1" allowed, and which the publisher meant is not ours to guess."""
+    return next((other for other in statements[1:] if key(other) != key(statements[0])), None)

@@ -136,7 +136,7 @@ def parse(headers: Headers, agent: str) -> Parsed:
     # reservation each, empty members skipped (RFC 9110 5.6.1); read whole, "1, 1" was unset.
     reservations = [r.strip() for v in by_name.get("tdm-reservation", []) for r in v.split(",") if r.strip()]
     policies = [v.strip() for v in by_name.get("tdm-policy", []) if v.strip()]
-    if len(set(reservations)) > 1:
+    if tdmrep.disagreeing(reservations) is not None:
         out.errors.append(f"tdm-reservation sent {len(reservations)} times with different values: {', '.join(reservations)}")
     elif reservations:
         try:

@@ -128,9 +128,7 @@ def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list
         signal = robots_signal(directives, carrier=f"{where} meta robots", raw=", ".join(robots))
         if signal:
             found.append(signal)
-    if len(set(reservations)) > 1:
-        # The first one read alone made "0, 1" allowed; as for the tdm-reservation header, which
-        # of them the publisher meant is not ours to guess.
+    if tdmrep.disagreeing(reservations) is not None:
         errors.append(f"{where}: {len(reservations)} tdm-reservation meta elements with different values: "
                       f"{', '.join(reservations)}")
     elif reservations:

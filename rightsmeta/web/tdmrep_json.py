@@ -59,20 +59,13 @@ def parse(data: bytes | str) -> list[Rule]:
 
 def signal(rules: list[Rule], path: str) -> Signal | None:
     """The most specific rule matching ``path``, decoded; None when no rule matches."""
-    best: Rule | None = None
-    rival: Rule | None = None  # as specific as ``best``, saying otherwise
-    for rule in rules:
-        if not matches(rule.location, path):
-            continue
-        if best is None or len(rule.location) > len(best.location):
-            best, rival = rule, None
-        elif len(rule.location) == len(best.location) and (rule.reservation, rule.policy) != (best.reservation, best.policy):
-            rival = rival or rule
-    if best is None:
+    matching = [rule for rule in rules if matches(rule.location, path)]
+    if not matching:
         return None
-    if rival is not None:
-        # The first alone made "0, then 1" for one location allowed; which rule the publisher
-        # meant is not ours to guess (as for the tdm-reservation header sent twice).
+    longest = max(len(rule.location) for rule in matching)
+    tied = [rule for rule in matching if len(rule.location) == longest]
+    best = tied[0]
+    if (rival := tdmrep.disagreeing(tied, key=lambda rule: (rule.reservation, rule.policy))) is not None:
         raise MalformedMetadata(f"tdmrep.json rules {best.index} ({best.location}) and {rival.index} ({rival.location}) "
                                 "match as specifically and disagree")
     try:
