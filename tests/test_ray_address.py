@@ -87,6 +87,14 @@ def test_a_closed_port_is_said_at_once(tmp_path: Path) -> None:
     assert seconds < BOUND_SECONDS
 
 
+@pytest.mark.parametrize("address", ["nonsense", "10.0.0.1:port"])
+def test_an_address_ray_refuses_is_a_usage_error(tmp_path: Path, address: str) -> None:
+    # Ray's ValueError ("Invalid address format") was a traceback.
+    done, _ = _scan(tmp_path, address)
+    assert done.returncode == 2 and f"cannot use the Ray cluster at {address}" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+
+
 def test_a_listener_that_never_answers_is_given_bounded_time(listener: socket.socket, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ray_engine, "CONNECT_SECONDS", 0.5)
     start = time.monotonic()

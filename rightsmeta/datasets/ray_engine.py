@@ -241,7 +241,10 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
         if not address or address == "local":  # Ray's "local" starts one as the default does
             _private_token()
         if address:
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="warning")
+            except (ValueError, ConnectionError) as exc:  # what Ray says of an address it cannot use
+                raise UsageError(f"cannot use the Ray cluster at {address}: {exc}") from None
         else:
             ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
