@@ -180,10 +180,11 @@ def _reachable(address: str) -> None:
     except OSError as exc:
         raise UsageError(f"cannot reach the Ray cluster at {where} ({exc.strerror or exc}): "
                          "is `ray start --head` running there, on that port?") from None
-    if len(reply) == 9 and reply[3] == 0x04 and reply[5:] == bytes(4):  # SETTINGS, on stream 0
+    if reply is not None and len(reply) == 9 and reply[3] == 0x04 and reply[5:] == bytes(4):  # SETTINGS, on stream 0
         return
-    text = reply.decode("ascii", "replace")
-    said = ("it closed the connection" if not reply
+    text = (reply or b"").decode("ascii", "replace")
+    said = (f"it does not answer as gRPC within {CONNECT_SECONDS:g} s" if reply is None
+            else "it closed the connection" if not reply
             else f"it answers in text, {text!r}...: a web server or proxy?" if text.isprintable()
             else "its answer is not gRPC")
     raise UsageError(f"cannot reach the Ray cluster at {where}: something listens there but is not Ray "
@@ -200,13 +201,16 @@ def _as_ray_dials(address: str) -> str:
         return address
 
 
-def _read(sock: socket.socket, size: int, deadline: float) -> bytes:
-    """Up to ``size`` bytes, fewer where the peer closes; ``TimeoutError`` where they are not all
-    there by ``deadline`` (a peer sending a byte at a time gets no more time than a silent one)."""
+def _read(sock: socket.socket, size: int, deadline: float) -> bytes | None:
+    """Up to ``size`` bytes, fewer where the peer closes; None where they are not all there by
+    ``deadline`` (a peer sending a byte at a time gets no more time than a silent one)."""
     data = b""
     while len(data) < size:
         sock.settimeout(max(0.0, deadline - time.monotonic()) or 0.001)
-        chunk = sock.recv(size - len(data))
+        try:
+            chunk = sock.recv(size - len(data))
+        except TimeoutError:
+            return None
         if not chunk:
             break
         data += chunk
