@@ -18,7 +18,7 @@ import click
 
 from . import __version__, api, cli_plain, cli_tag, cli_verify
 from .cli_gate import LIMIT, Seconds
-from .errors import RightsmetaError, UsageError
+from .errors import NOT_JSON, RightsmetaError, UsageError
 from .escape import json_text, printable
 from .model import GROUPS, PURPOSES, State
 from .report import CarrierReport, FileReport
@@ -436,7 +436,9 @@ def scan(
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
 @click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8", errors="surrogateescape"), metavar="FILE",
-              help="Read URLs from FILE, one a line ('-': standard input).")
+              help="Read URLs from FILE, one a line ('-': standard input). A line starting with '{' is a JSON object "
+                   "(img2dataset's or a crawler's JSONL) whose \"url\" is checked; its recorded \"headers\" are not "
+                   "used: the site is asked anew.")
 @click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
 @click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else HEAD, and a GET only of HTML pages (their meta elements).")
@@ -476,7 +478,7 @@ def check_cmd(
         raise click.UsageError(str(exc)) from None
 
     lines = (line.strip() for line in (urls_file or ()))
-    stream = itertools.chain(urls, (line for line in lines if line and not line.startswith("#")))
+    stream = itertools.chain(urls, (_listed_url(line) for line in lines if line and not line.startswith("#")))
     first = next(stream, None)
     if first is None:
         raise click.UsageError("give URLs, or --urls FILE")
@@ -508,6 +510,18 @@ def check_cmd(
     click.echo(cli_verify.summary(counts, STATUSES, "URL"), err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
+
+
+def _listed_url(line: str) -> str:
+    """A line's URL: a JSON object's "url", else the line itself. A scraper's list of what it fetched
+    is JSONL more often than bare URLs; an object line without a "url" string stays as it is, so
+    its report names it and says it is not a URL (status error)."""
+    if line.startswith("{"):
+        with contextlib.suppress(*NOT_JSON):
+            url = json.loads(line).get("url")
+            if isinstance(url, str):
+                return url
+    return line
 
 
 def _render_check(row: dict[str, Any]) -> None:

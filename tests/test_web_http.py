@@ -491,6 +491,25 @@ def test_cli_a_url_list_line_that_is_not_utf8_is_one_error(sites: dict[str, Site
     assert rows[sites["main"].url("/caf") + "\udce9.jpg"]["status"] == "error"
 
 
+def test_cli_a_jsonl_url_list_is_checked_by_each_line_url(sites: dict[str, Site], tmp_path: Any) -> None:
+    # img2dataset's and crawlers' JSONL: each line was reported "not an http(s) URL", all of them.
+    import json
+
+    noai, allowed = sites["main"].url("/h/noai.jpg"), sites["main"].url("/img/allow-all.jpg")
+    # The headers the crawler recorded say nothing against AI; the site's own (noai) decide.
+    recorded = {"url": noai, "key": "000000", "headers": {"Content-Type": "image/jpeg"}, "caption": "a {b}"}
+    broken = ['{"uri": "' + allowed + '"}', '{"url": 7}', '{"url": "' + allowed]
+    listing = tmp_path / "urls.jsonl"
+    listing.write_text("\n".join([json.dumps(recorded), allowed, *broken]) + "\n")
+    result = _cli("--urls", str(listing), "--jsonl", "--fetch-body")
+    rows = {r["url"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert result.exit_code == 0 and len(rows) == 5, result.output
+    assert rows[noai]["status"] == "notAllowed" and rows[allowed]["status"] == "allowed"
+    # A line without a "url" string is that line's own error, named by the line: never allowed.
+    for line in broken:
+        assert rows[line]["status"] == "error" and "not an http(s) URL" in rows[line]["errors"][0]
+
+
 def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
     import csv
     import io

@@ -22,6 +22,7 @@ import os
 import secrets
 import socket
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from .sample import decide_parts
 from .shards import APART, Row, ScanOptions, _as_json, sample_ids, side_columns
 from .sources import Shard
 
-CONNECT_SECONDS = 10
+CONNECT_SECONDS = 5
 INSTALL = "the Ray engine needs Ray Data: pip install 'rightsmeta[ray]'"
 
 
@@ -153,17 +154,67 @@ def _apart(table: Any) -> set[int]:
     return apart
 
 
+#: A gRPC client's opening (RFC 9113 3.4): the connection preface and an empty SETTINGS frame.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+
+
 def _reachable(address: str) -> None:
-    """Ray keeps retrying an address where nothing listens for minutes, printing warnings: said at
-    once instead. ``auto`` and ``ray://`` addresses are left to Ray."""
+    """Ray keeps retrying an address where nothing listens, or where something that is not Ray
+    answers (a web server, a proxy), for minutes, printing warnings: said at once instead.
+
+    Ray's GCS speaks gRPC, so it answers a client's HTTP/2 preface with its SETTINGS frame: the
+    probe sends one and waits at most ``CONNECT_SECONDS`` for that frame. It dials the address as
+    Ray will (Ray replaces a loopback host by this machine's address). ``auto``, ``ray://`` and,
+    as the probe speaks no TLS, any address under ``RAY_USE_TLS`` are left to Ray."""
     host, _, port = address.rpartition(":")
-    if address == "auto" or "://" in address or not port.isdigit():
+    if (address == "auto" or "://" in address or not port.isdigit()
+            or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")):
         return
+    dialed = _as_ray_dials(address)
+    where = address if dialed == address else f"{address} (Ray dials {dialed})"
+    host, _, port = dialed.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as sock:
+            sock.sendall(H2_PREFACE)
+            reply = _read(sock, 9, time.monotonic() + CONNECT_SECONDS)
     except OSError as exc:
-        raise UsageError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): "
+        raise UsageError(f"cannot reach the Ray cluster at {where} ({exc.strerror or exc}): "
                          "is `ray start --head` running there, on that port?") from None
+    if reply is not None and len(reply) == 9 and reply[3] == 0x04 and reply[5:] == bytes(4):  # SETTINGS, on stream 0
+        return
+    text = (reply or b"").decode("ascii", "replace")
+    said = (f"it does not answer as gRPC within {CONNECT_SECONDS:g} s" if reply is None
+            else "it closed the connection" if not reply
+            else f"it answers in text, {text!r}...: a web server or proxy?" if text.isprintable()
+            else "its answer is not gRPC")
+    raise UsageError(f"cannot reach the Ray cluster at {where}: something listens there but is not Ray "
+                     f"({said}); give the port of `ray start --head` (6379 by default)")
+
+
+def _as_ray_dials(address: str) -> str:
+    """``address`` as Ray will connect to it, or as given where Ray cannot say."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(address) or address
+    except Exception:  # a private helper of Ray's: its absence or failure leaves the address as given
+        return address
+
+
+def _read(sock: socket.socket, size: int, deadline: float) -> bytes | None:
+    """Up to ``size`` bytes, fewer where the peer closes; None where they are not all there by
+    ``deadline`` (a peer sending a byte at a time gets no more time than a silent one)."""
+    data = b""
+    while len(data) < size:
+        sock.settimeout(max(0.0, deadline - time.monotonic()) or 0.001)
+        try:
+            chunk = sock.recv(size - len(data))
+        except TimeoutError:
+            return None
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 @contextlib.contextmanager
@@ -194,7 +245,10 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
         if not address or address == "local":  # Ray's "local" starts one as the default does
             _private_token()
         if address:
-            ray.init(address=address, log_to_driver=False, logging_level="warning")
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="warning")
+            except (ValueError, ConnectionError) as exc:  # what Ray says of an address it cannot use
+                raise UsageError(f"cannot use the Ray cluster at {address}: {exc}") from None
         else:
             ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
         started = True
