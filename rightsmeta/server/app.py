@@ -645,7 +645,7 @@ def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 80
 
     return uvicorn.Config(create_app(config), host=host, port=port, log_config=_log_config(access_log), log_level=None,
                           timeout_keep_alive=5, limit_concurrency=config.workers + config.backlog + 64,
-                          http=protocol(config.head_seconds))
+                          http=protocol(config.head_seconds, config.send_seconds))
 
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> None:
