@@ -6,29 +6,24 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_serve import ASSERTION, REPO, _free_port
+from tests.test_serve import ASSERTION, Server, _start
 
 pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads the server's open files in /proc")
 
-SERVE = """
-import sys
-from rightsmeta.server import ServerConfig, serve
-serve(ServerConfig(ledger=None, token=sys.argv[2], workers=1, send_seconds=float(sys.argv[3])), port=int(sys.argv[1]),
-      access_log=False)
-"""
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from _start(tmp_path, "--no-ledger", "--token-file", str(tmp_path / "token"), "--workers", "1", "--send-timeout", "2")
 
 
 def _held(pid: int) -> list[str]:
@@ -44,65 +39,44 @@ def _held(pid: int) -> list[str]:
     return held
 
 
-def test_an_answer_nobody_reads_is_let_go(tmp_path: Path) -> None:
+def test_an_answer_nobody_reads_is_let_go(server: Server) -> None:
     # Incompressible: the tagged file (~6 MB) is more than loopback's socket buffers hold.
     noise = np.random.default_rng(5).integers(0, 256, (1400, 1400, 3), dtype=np.uint8)
     png = io.BytesIO()
     Image.fromarray(noise).save(png, "PNG", compress_level=0)
-    port, token = _free_port(), "a-token-of-the-test-0123456789"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(port), token, "2"], stdout=log, stderr=subprocess.STDOUT,
-                              env=env, start_new_session=True)
-    try:
+    pid = server.process.pid
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="assertion"\r\n\r\n{ASSERTION}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="noise.png"\r\n\r\n').encode() \
+        + png.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window stays small
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        client.sendall(f"POST /v1/tag HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
+                       f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+                       .encode() + body)
+        # The tag job runs, then the answer starts and stalls: the server holds the tagged file.
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+        while not _held(pid):
+            assert time.monotonic() < deadline, (server.folder / "server.log").read_text()
             time.sleep(0.2)
-        boundary = "b0undary"
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="assertion"\r\n\r\n{ASSERTION}\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="noise.png"\r\n\r\n').encode() \
-            + png.getvalue() + f"\r\n--{boundary}--\r\n".encode()
-        with socket.socket() as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: the window stays small
-            client.connect(("127.0.0.1", port))
-            client.sendall(f"POST /v1/tag HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-                           f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
-                           .encode() + body)
-            # The tag job runs, then the answer starts and stalls: the server holds the tagged file.
-            deadline = time.monotonic() + 60
-            while not _held(server.pid):
-                assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.2)
-            sending = time.monotonic()
-            while _held(server.pid):
-                assert time.monotonic() - sending < 20, "the server still holds the file of an answer nobody reads"
-                time.sleep(0.2)
-            let_go = time.monotonic() - sending
-            client.settimeout(10)
-            head = client.recv(4096)
-            assert head.startswith(b"HTTP/1.1 200"), head[:200]
-            header, _, got_first = head.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n") if line.lower().startswith(b"content-length:")))
-            got = len(got_first)
-            try:
-                while chunk := client.recv(1 << 20):
-                    got += len(chunk)
-            except ConnectionResetError:
-                pass
-        assert got < length  # the answer was cut, not sent whole
-        assert 1.5 < let_go < 15, let_go  # send_seconds 2 after the stall began (the first poll may see it late)
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200  # the server goes on
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        sending = time.monotonic()
+        while _held(pid):
+            assert time.monotonic() - sending < 20, "the server still holds the file of an answer nobody reads"
+            time.sleep(0.2)
+        let_go = time.monotonic() - sending
+        client.settimeout(10)
+        head = client.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        header, _, got_first = head.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+        got = len(got_first)
         try:
-            server.wait(15)  # uvicorn's stop waits for open answers: with the stalled one gone, it stops
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            while chunk := client.recv(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert got < length  # the answer was cut, not sent whole
+    assert 1.5 < let_go < 15, let_go  # --send-timeout 2 after the stall began (a poll may see it late)
+    with server.client() as http:
+        assert http.get("/healthz").status_code == 200  # the server goes on
