@@ -174,6 +174,7 @@ class _State:
                     alone.shutdown(wait=False, cancel_futures=True)
         finally:
             self.pending -= 1
+            jobs.forget(args)
 
     async def _on(self, executor: ProcessPoolExecutor, job: str, args: dict[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

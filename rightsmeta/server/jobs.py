@@ -10,6 +10,7 @@ returns plain JSON-able dicts: {"json": ...}, {"file": path, "format": fmt, ...}
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -171,6 +172,15 @@ def _answered(out: str) -> dict[str, Any] | None:
         _register(_read_bytes(out), **saved["registration"])
     answer: dict[str, Any] = saved["answer"]
     return answer
+
+
+def forget(args: dict[str, Any]) -> None:
+    """Remove what a job saved for a run of it again, once the server has its answer: beside a
+    batch's files it would take disk the batch never accounted for."""
+    if "out" in args:
+        for path in (args["out"] + _ANSWER, args["out"] + _ANSWER + ".part"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _deliver(out: str, data: bytes, answer: dict[str, Any], registration: dict[str, Any] | None) -> dict[str, Any]:
