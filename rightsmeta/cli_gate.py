@@ -47,8 +47,11 @@ LIMIT = Seconds(min=0, min_open=True, max=1_000_000)
               help="Uploads allowed to wait for a worker; beyond them the answer is 503 with Retry-After.")
 @click.option("--timeout", type=LIMIT, default=30.0, show_default=True, help="Seconds allowed to process one upload.")
 @click.option("--upload-timeout", type=LIMIT, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
+@click.option("--send-timeout", type=LIMIT, default=60.0, show_default=True,
+              help="Seconds an answer may wait for a client that reads none of it; then the connection is closed.")
 def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
-          protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float) -> None:
+          protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float,
+          send_timeout: float) -> None:
     """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
 
     \b
@@ -75,7 +78,7 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
     config = ServerConfig(
         ledger=_usable_ledger(ledger, no_ledger), identity=_usable_identity(identity), token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
-        job_seconds=timeout, upload_seconds=upload_timeout,
+        job_seconds=timeout, upload_seconds=upload_timeout, send_seconds=send_timeout,
     )
     click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
     run(config, host=host, port=port)

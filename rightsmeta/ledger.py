@@ -681,6 +681,21 @@ def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatena
     return locked
 
 
+def _drop_wal(path: Path) -> None:
+    """Remove the ``-wal`` and ``-shm`` files a read-only connection made and cannot remove.
+
+    A reader opened ``mode=ro`` creates them when they are missing, and SQLite removes them only when
+    the last connection to close may checkpoint, which a read-only one may not: every verify left them
+    beside the ledger (in the folder ``demo --keep`` gives the user). A connection that may write,
+    closed right after, removes them when it is the last one, and does nothing while another is open.
+    It never creates a ledger, and a ledger it cannot write stays as it is."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=0)) as db:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # the WAL is opened with the first read, not before
+    except sqlite3.Error:
+        pass  # busy, gone or not writable: the files stay, harmless to SQLite
+
+
 class Ledger:
     """A ledger file, open. Use ``Ledger.open(path)`` (a context manager)."""
 
@@ -815,6 +830,8 @@ class Ledger:
             pass  # busy or read-only now: the tail stays searchable, and the next writer indexes it
         finally:
             self._db.close()
+        if not self._writer:
+            _drop_wal(self.path)
 
     def _tail_length(self) -> int:
         """How many works are recorded but not yet indexed (see INDEX_EVERY)."""

@@ -132,6 +132,8 @@ def test_demo_runs_and_narrates(tmp_path: Path) -> None:
     assert re.search(r"conflicting\s+drawing\.png", result.stdout)
     assert "4 tagged, 1 failed" in result.stdout + result.stderr
     assert (tmp_path / "demo" / "photo.jpg").exists()
+    # Its ledger's SQLite files closed with it: step 6's read-only connection left -wal and -shm.
+    assert [p.name for p in (tmp_path / "demo").glob(".demo-ledger*")] == [".demo-ledger.sqlite3"]
 
 
 def test_demo_keep_never_overwrites_a_folder_in_use(tmp_path: Path) -> None:

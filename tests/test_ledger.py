@@ -1278,3 +1278,19 @@ def test_recording_writes_few_index_rows_per_transaction(tmp_path: Path) -> None
     with Ledger.open(tmp_path / "l.sqlite3", readonly=True) as reopened:
         assert reopened._tail_length() == 0
         assert reopened._db.execute("SELECT COUNT(*) FROM region_index").fetchone()[0] == 8 * 16 * len(works)
+
+
+def test_a_reader_closed_last_leaves_no_wal_beside_the_ledger(tmp_path: Path) -> None:
+    """A read-only connection makes the -wal and -shm files and cannot remove them (SQLite removes
+    them when the last connection to close may checkpoint): every verify left them beside the
+    ledger. They go with the last reader, and stay while another connection still uses them."""
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        ledger.record(Work("w1", "1.png", "png", None, "image", f"{1:064x}", ASSERTIONS[0]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite3"]
+    with Ledger.open(path, readonly=True) as first:
+        with Ledger.open(path, readonly=True) as second:
+            assert len(second) == 1
+        assert (tmp_path / "l.sqlite3-wal").exists()  # the first still reads through them
+        assert first.get("w1") is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite3"]

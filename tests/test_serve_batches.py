@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import rightsmeta
 from rightsmeta.fingerprint import essence
 from rightsmeta.server.app import Problem
 from rightsmeta.server.batches import Batches, Member, zip_stream
+from rightsmeta.server.folder import PREFIX
 from tests.samples import image_bytes
 from tests.test_serve import ASSERTION, Server, _start
 
@@ -114,6 +116,11 @@ def test_batch_ids_names_and_tokens(server: Server) -> None:
         first = _add(http, server, batch, "../../etc/passwd.png", png).json()
         second = _add(http, server, batch, "../holiday/./beach.png", png).json()
         assert (first["name"], second["name"]) == ("etc/passwd.png", "holiday/beach.png")
+        # The batch's folder holds its files only: not what a job saved for a run of it again.
+        [root] = [Path(os.readlink(fd)) / "batches" for fd in Path(f"/proc/{server.process.pid}/fd").iterdir()
+                  if os.readlink(fd).rsplit("/", 1)[-1].startswith(PREFIX)]
+        kept = [p.name for p in root.glob("*/*")]
+        assert len(kept) >= 2 and all(re.fullmatch("[0-9a-f]{24}", name) for name in kept), kept  # named by batches.add
         # The batch id is the capability a download link carries (a link cannot send a bearer token).
         one = http.get(second["download"])
         assert one.status_code == 200 and "beach.png" in one.headers["content-disposition"]

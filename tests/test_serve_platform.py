@@ -464,3 +464,42 @@ def test_jobs_retried_and_byte_content_the_ledger_cannot_decode(tmp_path: Path, 
         assert answer["problem"]["status"] == 422
     else:
         assert [m["manifestId"] for m in answer["json"]["matches"]], answer
+
+
+@pytest.mark.parametrize("dies", [False, True])
+def test_a_job_run_again_records_one_work_per_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: bool) -> None:
+    """A job run again after its pool broke (the server's _State.run) made a new file with a new
+    work id and recorded it beside its first run's: two works for one upload, one of them a file
+    nobody received. The run again answers with its first run's file and work, also when that run
+    died after writing its answer and before recording the work (``dies``)."""
+    from rightsmeta.ledger import Ledger
+    from rightsmeta.server import jobs, registry
+
+    ledger_path = tmp_path / "works.sqlite3"
+    monkeypatch.setitem(jobs._STATE, "ledger_path", str(ledger_path))
+    monkeypatch.setitem(jobs._STATE, "ledger", None)
+    monkeypatch.setitem(jobs._STATE, "identity", keys.make_identity("Test Creator"))
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(material.jpeg(material.photo(24, (160, 120))))
+    out = tmp_path / "out"
+    args = {"path": str(photo), "name": "photo.jpg", "out": str(out), "assertion": json.loads(ASSERTION)}
+    if dies:
+        def killed(*_: Any, **__: Any) -> None:
+            raise RuntimeError("the worker died here")
+
+        with monkeypatch.context() as m:
+            m.setattr(jobs, "_register", killed)
+            assert jobs.run("tag", args)["problem"]["status"] == 500
+        assert len(jobs._ledger()) == 0
+    else:
+        first = jobs.run("tag", args)
+        assert first["work_id"]
+        sent = out.read_bytes()
+    again = jobs.run("tag", args)
+    assert "problem" not in again, again
+    if not dies:
+        assert again["work_id"] == first["work_id"] and out.read_bytes() == sent
+    with Ledger.open(ledger_path) as ledger:
+        assert [w.id for w in ledger] == [again["work_id"]]
+    assert rightsmeta.read(out.read_bytes()).signals[0].raw["WorkID"] == again["work_id"]
+    assert registry.manifest_id_for_work(ledger_path, again["work_id"]) != f"urn:uuid:{again['work_id']}"  # the signed file's

@@ -172,6 +172,7 @@ class _State:
                     alone.shutdown(wait=False, cancel_futures=True)
         finally:
             self.pending -= 1
+            jobs.forget(args)
 
     async def _on(self, executor: ProcessPoolExecutor, job: str, args: dict[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -643,7 +644,7 @@ def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 80
 
     return uvicorn.Config(create_app(config), host=host, port=port, log_config=_log_config(access_log), log_level=None,
                           timeout_keep_alive=5, limit_concurrency=config.workers + config.backlog + 64,
-                          http=protocol(config.head_seconds))
+                          http=protocol(config.head_seconds, config.send_seconds))
 
 
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> None:

@@ -23,6 +23,7 @@ class ServerConfig:
     backlog: int = 16  # uploads waiting for a worker beyond those decoding; more get 503
     upload_seconds: float = 120.0  # a body not received by then is refused (slow clients hold a slot)
     head_seconds: float = 10.0  # a request line and headers not received by then: the connection is closed
+    send_seconds: float = 60.0  # an answer the client reads none of (its buffers full) for this long: closed
     job_seconds: float = 30.0
     memory: int = 2 * 1024**3  # address space of each worker process
     # Batches (the creators' page): tagged files kept on disk for download, bounded in all directions.

@@ -9,6 +9,9 @@ returns plain JSON-able dicts: {"json": ...}, {"file": path, "format": fmt, ...}
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
 import signal
 import uuid
@@ -17,6 +20,7 @@ from typing import Any
 from ..errors import TimeLimit, on_alarm
 
 _STATE: dict[str, Any] = {}
+_ANSWER = ".answer.json"  # beside a job's output: what it answered, for a run of it again
 
 
 
@@ -127,29 +131,75 @@ def _exact_work_id(data: bytes) -> str | None:
     return None
 
 
-def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: list[str], name: str,
-              parent: str | None = None, manifest: bytes | None = None) -> str | None:
-    """Record the new file in the ledger and its soft binding in the registry; the work id."""
-    ledger = _ledger()
-    if ledger is None:
+def _registration(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: list[str], name: str,
+                  parent: str | None = None, manifest: bytes | None = None) -> dict[str, Any] | None:
+    """What ``_register`` records of the new file, its work id chosen once (None without a ledger)."""
+    if _ledger() is None:
         return None
+    from ..model import Assertion
+
+    work_id = _exact_work_id(data) or Assertion.from_json(assertion_json).work_id or str(uuid.uuid4())
+    return {"fmt": fmt, "assertion_json": assertion_json, "carriers": carriers, "name": name, "parent": parent,
+            "work_id": work_id, "manifest": base64.b64encode(manifest).decode() if manifest is not None else None}
+
+
+def _register(data: bytes, fmt: str, assertion_json: dict[str, Any], carriers: list[str], name: str,
+              parent: str | None, work_id: str, manifest: str | None) -> None:
+    """Record the new file in the ledger and its soft binding in the registry; both are no-ops for a work recorded before."""
     from ..fingerprint import essence
     from ..ledger import DERIVED, Work
     from ..model import Assertion
     from . import registry
 
-    assertion = Assertion.from_json(assertion_json)
-    work_id = _exact_work_id(data) or assertion.work_id or str(uuid.uuid4())
-    ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt, probes=False), assertion, carriers, id=work_id,
-                              source=f"{DERIVED}{parent}" if parent else None))
-    registry.record_file(ledger.path, work_id, data, fmt, manifest=manifest)
-    return work_id
+    ledger = _ledger()
+    ledger.record(Work.create(f"upload:{name}", fmt, essence(data, fmt, probes=False), Assertion.from_json(assertion_json),
+                              carriers, id=work_id, source=f"{DERIVED}{parent}" if parent else None))
+    registry.record_file(ledger.path, work_id, data, fmt, manifest=base64.b64decode(manifest) if manifest is not None else None)
+
+
+def _answered(out: str) -> dict[str, Any] | None:
+    """The answer of this job's earlier run, its work recorded (again: a no-op when it was), or None
+    when no earlier run got as far as writing it."""
+    try:
+        saved = json.loads(_read_bytes(out + _ANSWER))
+    except FileNotFoundError:
+        return None
+    if saved["registration"] is not None:
+        _register(_read_bytes(out), **saved["registration"])
+    answer: dict[str, Any] = saved["answer"]
+    return answer
+
+
+def forget(args: dict[str, Any]) -> None:
+    """Remove what a job saved for a run of it again, once the server has its answer: beside a
+    batch's files it would take disk the batch never accounted for."""
+    if "out" in args:
+        for path in (args["out"] + _ANSWER, args["out"] + _ANSWER + ".part"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _deliver(out: str, data: bytes, answer: dict[str, Any], registration: dict[str, Any] | None) -> dict[str, Any]:
+    """Write the file, then the answer, then record the work. A job run again after its pool broke
+    (the server's _State.run) makes a new file with a new work id: it answers with what its first
+    run wrote instead when that run got that far, so the ledger holds one work per upload. ``out``,
+    named by the server for this request, is the id the two runs share."""
+    if registration is not None and "work_id" in answer:
+        answer["work_id"] = registration["work_id"]
+    _write(out, data)
+    _write(out + _ANSWER + ".part", json.dumps({"answer": answer, "registration": registration}).encode())
+    os.replace(out + _ANSWER + ".part", out + _ANSWER)  # whole or absent: a run killed while writing it left none
+    if registration is not None:
+        _register(data, **registration)
+    return answer
 
 
 def _tag(path: str, name: str, out: str, assertion: dict[str, Any]) -> dict[str, Any]:
     from .. import api
     from ..model import Assertion
 
+    if (answer := _answered(out)) is not None:
+        return answer
     statement = Assertion.from_json(assertion)
     data = _read_bytes(path)
     identity = _STATE.get("identity")
@@ -157,9 +207,8 @@ def _tag(path: str, name: str, out: str, assertion: dict[str, Any]) -> dict[str,
     report = api.read(new)
     fmt = report.format or "bin"
     carriers = [c.name for c in report.carriers]
-    work_id = _register(new, fmt, _assertion_of(report, statement), carriers, name, manifest=store)
-    _write(out, new)
-    return {"file": out, "format": fmt, "work_id": work_id, "carriers": carriers}
+    registration = _registration(new, fmt, _assertion_of(report, statement), carriers, name, manifest=store)
+    return _deliver(out, new, {"file": out, "format": fmt, "work_id": None, "carriers": carriers}, registration)
 
 
 def _tag_and_sign(data: bytes, statement: Any, identity: Any) -> tuple[bytes, bytes | None]:
@@ -212,22 +261,25 @@ def _write(out: str, data: bytes) -> None:
 def _sanitize(path: str, name: str, out: str, keep: str) -> dict[str, Any]:
     from ..sanitize import sanitize_bytes
 
+    if (answer := _answered(out)) is not None:
+        return answer
     result = sanitize_bytes(_read_bytes(path), keep=keep, identity=_STATE.get("identity"))
-    if result.manifest is not None:
-        _register(result.data, result.format, result.assertion_json, result.carriers, name, manifest=result.manifest)
-    _write(out, result.data)
-    return {"file": out, "format": result.format, "removed": result.removed, "carriers": result.carriers}
+    registration = None if result.manifest is None else _registration(
+        result.data, result.format, result.assertion_json, result.carriers, name, manifest=result.manifest)
+    return _deliver(out, result.data, {"file": out, "format": result.format, "removed": result.removed,
+                                       "carriers": result.carriers}, registration)
 
 
 def _carry(original: str, derivative: str, name: str, out: str, new_work: bool = False) -> dict[str, Any]:
     from ..carry import carry_bytes
 
+    if (answer := _answered(out)) is not None:
+        return answer
     result = carry_bytes(_read_bytes(original), _read_bytes(derivative), identity=_STATE.get("identity"), new_work=new_work)
-    work_id = _register(result.data, result.format, result.assertion_json, result.carriers, name,
-                        parent=None if new_work else result.parent_work_id, manifest=result.manifest)
-    _write(out, result.data)
-    return {"file": out, "format": result.format, "work_id": work_id, "parent_work_id": result.parent_work_id,
-            "carriers": result.carriers}
+    registration = _registration(result.data, result.format, result.assertion_json, result.carriers, name,
+                                 parent=None if new_work else result.parent_work_id, manifest=result.manifest)
+    return _deliver(out, result.data, {"file": out, "format": result.format, "work_id": None,
+                                       "parent_work_id": result.parent_work_id, "carriers": result.carriers}, registration)
 
 
 def _by_content(path: str, limit: int) -> dict[str, Any]:

@@ -4,6 +4,10 @@
   connection opening or of the previous response: uvicorn times out only an idle keep-alive
   connection, and any byte restarts that, so a client sending a header byte every few seconds
   (slowloris) held a connection, and a slot of ``limit_concurrency``, forever.
+- A response the client stops reading must make progress within ``send_seconds``: uvicorn waits
+  for the client's socket to drain with no bound, so a client that sent a request and never read
+  the answer (a large tagged file) held its connection, the file sent and the folder it is in,
+  forever, and a stop of the server waited for it.
 - Beyond ``limit_concurrency`` (connections, or requests in progress) the answer is the
   service's RFC 9457 problem document with Retry-After, not uvicorn's plain-text 503; so is the
   answer to a request that is not valid HTTP (uvicorn's plain-text 400).
@@ -23,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 class GuardedH11(H11Protocol):
     head_seconds = 10.0  # ServerConfig.head_seconds, through protocol()
+    send_seconds = 60.0  # ServerConfig.send_seconds, through protocol()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -31,6 +36,7 @@ class GuardedH11(H11Protocol):
         self.app = self._limited
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_for: object = None  # the cycle (request) that was current when the timer was set
+        self.send_timer: asyncio.TimerHandle | None = None
 
     async def _limited(self, scope: Any, receive: Any, send: Any) -> None:
         # The same test uvicorn makes before it starts the request (this request's task is counted here).
@@ -60,7 +66,30 @@ class GuardedH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
+        self._sent()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The transport's buffer is full: the client must read enough of it within send_seconds.
+        super().pause_writing()
+        self._sent()
+        self.send_timer = self.loop.call_later(self.send_seconds, self._send_too_slow)
+
+    def resume_writing(self) -> None:
+        self._sent()
+        super().resume_writing()
+
+    def _sent(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+
+    def _send_too_slow(self) -> None:
+        self.send_timer = None
+        # abort, not close: close waits for the buffer to drain, which is what never happens. The
+        # connection lost ends the response (uvicorn drops what the app still sends), and the
+        # app's cleanup runs.
+        self.transport.abort()
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -88,6 +117,6 @@ class GuardedH11(H11Protocol):
             self.transport.close()
 
 
-def protocol(head_seconds: float) -> type[GuardedH11]:
-    """The protocol class for one server (uvicorn takes a class; the setting rides on it)."""
-    return type("GuardedH11", (GuardedH11,), {"head_seconds": head_seconds})
+def protocol(head_seconds: float, send_seconds: float) -> type[GuardedH11]:
+    """The protocol class for one server (uvicorn takes a class; the settings ride on it)."""
+    return type("GuardedH11", (GuardedH11,), {"head_seconds": head_seconds, "send_seconds": send_seconds})
