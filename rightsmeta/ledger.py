@@ -681,7 +681,7 @@ def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatena
     return locked
 
 
-def _drop_wal(path: Path) -> None:
+def drop_wal(path: Path) -> None:
     """Remove the ``-wal`` and ``-shm`` files a read-only connection made and cannot remove.
 
     A reader opened ``mode=ro`` creates them when they are missing, and SQLite removes them only when
@@ -831,7 +831,7 @@ class Ledger:
         finally:
             self._db.close()
         if not self._writer:
-            _drop_wal(self.path)
+            drop_wal(self.path)
 
     def _tail_length(self) -> int:
         """How many works are recorded but not yet indexed (see INDEX_EVERY)."""

@@ -401,6 +401,13 @@ def verify_many(
             for process in list((getattr(executor, "_processes", None) or {}).values()):
                 process.terminate()
         executor.shutdown(wait=finished, cancel_futures=True)
+        if finished and ledger_path is not None:
+            # The workers' read-only connections ended with them, leaving -wal and -shm (see drop_wal).
+            from pathlib import Path
+
+            from .ledger import drop_wal
+
+            drop_wal(Path(ledger_path))
 
 
 _PRELOAD = ("rightsmeta.verify", "rightsmeta.carriers.audio", "rightsmeta.carriers.pdf", "rightsmeta.carriers.manifest")

@@ -1294,3 +1294,23 @@ def test_a_reader_closed_last_leaves_no_wal_beside_the_ledger(tmp_path: Path) ->
         assert (tmp_path / "l.sqlite3-wal").exists()  # the first still reads through them
         assert first.get("w1") is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite3"]
+
+
+def test_verify_in_worker_processes_leaves_no_wal_beside_the_ledger(tmp_path: Path) -> None:
+    # Each worker opens the ledger read-only and ends with the pool, leaving -wal and -shm that no
+    # close of ours removed (the in-process verify's close does).
+    from samples import image_bytes
+
+    from rightsmeta.verify import verify_many
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in range(4):
+        (photos / f"{seed}.png").write_bytes(image_bytes("png", seed=seed))
+    path = tmp_path / "l.sqlite3"
+    with Ledger.open(path) as ledger:
+        for photo in sorted(photos.iterdir()):
+            assert rightsmeta.tag(photo, rightsmeta.Assertion.build(deny=["ai"]), ledger=ledger).status == "tagged"
+    rows = list(verify_many([str(p) for p in sorted(photos.iterdir())], ledger_path=str(path), jobs=2))
+    assert [r["status"] for r in rows] == ["intact"] * 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite3", "photos"]
