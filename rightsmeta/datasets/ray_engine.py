@@ -247,7 +247,8 @@ def scan_ray(shards: Sequence[Shard], options: ScanOptions, *, jobs: int = 2, ad
         if address:
             try:
                 ray.init(address=address, log_to_driver=False, logging_level="warning")
-            except (ValueError, ConnectionError) as exc:  # what Ray says of an address it cannot use
+            except (ValueError, ConnectionError, RuntimeError) as exc:  # what Ray says of an address it cannot use
+                # (RuntimeError: a cluster of another Ray version, or asking for a token it lacks)
                 raise UsageError(f"cannot use the Ray cluster at {address}: {exc}") from None
         else:
             ray.init(num_cpus=max(1, jobs), include_dashboard=False, log_to_driver=False, logging_level="warning")
