@@ -80,9 +80,8 @@ class GuardedH11(H11Protocol):
         super().resume_writing()
 
     def _sent(self) -> None:
-        if self.send_timer is not None:
-            self.send_timer.cancel()
-            self.send_timer = None
+        _cancel(self.send_timer)
+        self.send_timer = None
 
     def _send_too_slow(self) -> None:
         self.send_timer = None
@@ -107,14 +106,18 @@ class GuardedH11(H11Protocol):
         self.head_timer = self.loop.call_later(self.head_seconds, self._head_too_slow)
 
     def _head_arrived(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        _cancel(self.head_timer)
+        self.head_timer = None
 
     def _head_too_slow(self) -> None:
         self.head_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _cancel(timer: asyncio.TimerHandle | None) -> None:
+    if timer is not None:
+        timer.cancel()
 
 
 def protocol(head_seconds: float, send_seconds: float) -> type[GuardedH11]:
