@@ -240,12 +240,11 @@ def _tag_and_sign(data: bytes, statement: Any, identity: Any) -> tuple[bytes, by
 
 
 def _assertion_of(report: Any, fallback: Any) -> dict[str, Any]:
-    for found in report.signals:
-        if found.exact and found.raw.get("WorkID"):
-            out: dict[str, Any] = fallback.to_json()
-            out["work_id"] = str(found.raw["WorkID"])
-            return out
-    out = fallback.to_json()
+    """``fallback``'s JSON with the work id the file's exact record holds, when it holds one."""
+    out: dict[str, Any] = fallback.to_json()
+    work_id = next((found.raw["WorkID"] for found in report.signals if found.exact and found.raw.get("WorkID")), None)
+    if work_id:
+        out["work_id"] = str(work_id)
     return out
 
 
