@@ -545,6 +545,37 @@ def test_junk_in_id3_padding_is_not_damage(ffmpeg: str, tmp_path: Path) -> None:
     assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
 
 
+@pytest.mark.parametrize("damage", ["name and size", "name zeroed", "header zeroed"])
+def test_a_damaged_frame_header_hiding_our_frames_is_an_error(ffmpeg: str, exiftool: str, tmp_path: Path,
+                                                               damage: str) -> None:
+    # A frame header whose name is no frame name (a flipped bit) and whose size runs past the tag,
+    # or one zeroed (read as the start of the padding): mutagen stops there and reads nothing after
+    # it, silently; ExifTool warns "Invalid ID3 frame size". The TXXX frames after it were read as
+    # padding junk, and the file as having no statement at all (found by a mutation campaign).
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    "-metadata", "title=Tone", str(tone)], check=True)
+    tagged = rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI)
+    frames = _frames(tagged)
+    first_ours = next(i for i, (fid, _, _) in enumerate(frames) if fid == b"TXXX")
+    for index in range(first_ours + 1):
+        pos = frames[index][1]
+        damaged = bytearray(tagged)
+        if damage == "name and size":
+            damaged[pos + 1:pos + 8] = b"\xfe\xff\xff\x7f\x00\x00\x06"  # as the campaign's mutant: "T\xfe\xff\xff", size past the tag
+        elif damage == "name zeroed":
+            damaged[pos:pos + 4] = bytes(4)
+        else:
+            damaged[pos:pos + 10] = bytes(10)
+        report = api.read(bytes(damaged))
+        assert not report.may_use(AI), (damage, index, report.errors)
+        assert any("frame list" in e and "TXXX" in e for e in report.errors), (damage, index, report.errors)
+        if index == 0 and damage == "name and size":
+            tone.write_bytes(bytes(damaged))
+            assert _exiftool_warning(exiftool, tone) == "Invalid ID3 frame size"
+    assert api.read(tagged).errors == []
+
+
 def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
     # An upload already hashed by its caller sits at its end: read from there, a tagged file
     # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.

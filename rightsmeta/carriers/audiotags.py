@@ -275,16 +275,41 @@ def id3_damage(data: bytes, what: str) -> str | None:
         major, _, body, synchsafe = _id3_body(data)
     except LeaveToLibrary:
         return None
+    end = 0  # where the frame list ends: padding, or junk after the last frame
     for pos, frame_id, size, _ in frames(body, synchsafe):
         if pos + 10 + size > len(body):
             if _FRAME_ID.fullmatch(frame_id) is None:
-                return None  # junk after the last frame (some taggers leave it in the padding)
+                end = pos  # junk after the last frame (some taggers leave it in the padding)...
+                break
             name = frame_id.decode("ascii")
             return (
                 f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
                 f"({len(body) - pos - 10} left); the frames after it are lost"
             )
+        end = pos + 10 + size
+    # ... or a damaged frame header (a flipped bit in its name, a zeroed header) that ends the walk
+    # early: mutagen reads nothing after it, silently. A header of ours after the end says which.
+    hidden = _frame_after(body, end, synchsafe)
+    if hidden is not None:
+        return (f"{what}: the ID3v2 frame list ends at byte {end} of the tag (a damaged frame header or "
+                f"padding), but a {hidden[0]} frame follows at byte {hidden[1]}; the frames after the damage "
+                "are not read")
     return None
+
+
+def _frame_after(body: bytes, start: int, synchsafe: bool) -> tuple[str, int] | None:
+    """The first header, at or after ``start`` in ``body``, of a frame rightsmeta reads
+    (``_OURS``) with a size that fits the tag: (its name, where); None when there is none."""
+    found = []
+    for name in _OURS:
+        at = body.find(name, start)
+        while at >= 0:
+            size = _u32(body, at + 4) if at + 8 <= len(body) else -1
+            if size >= 0 and at + 10 + (_bits7(size) if synchsafe else size) <= len(body):
+                found.append((at, name.decode("ascii")))
+                break
+            at = body.find(name, at + 1)
+    return min(found)[::-1] if found else None
 
 
 def read_id3(data: bytes, descriptions: frozenset[str], what: str) -> ID3Frames:
