@@ -415,7 +415,8 @@ def test_tiff_strips_outside_file() -> None:
 
 def test_tiff_many_entries_sharing_one_big_value() -> None:
     # 2,000 tags each pointing at the same 60 KB: copying them all would make 120 MB.
-    entries = [(40000 + i, 7, 60_000, _long(8 + 2 + 12 * 2000 + 4)) for i in range(2000)]
+    entries = [(256, 4, 1, _long(1)), (257, 4, 1, _long(1))]
+    entries += [(40000 + i, 7, 60_000, _long(8 + 2 + 12 * 2002 + 4)) for i in range(2000)]
     data = _tiff(entries, extra=bytes(60_000))
     start = time.perf_counter()
     exif = extract(data, "tiff").exif

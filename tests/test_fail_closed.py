@@ -604,3 +604,29 @@ def test_a_stream_that_cannot_seek_is_read_from_where_it_is(tmp_path: Path) -> N
         assert pipe.read(6) == b"HEADER"
         report = rightsmeta.read(pipe)
     assert report.errors == [] and report.format == "png"
+
+
+@pytest.mark.parametrize("damage", ["bytes inserted", "bytes cut", "directory emptied"])
+def test_a_tiff_whose_first_directory_is_not_where_the_header_says_is_an_error(tmp_path: Path, damage: str) -> None:
+    # TIFF offsets are absolute: 131 bytes duplicated before the directory (a mutation campaign's
+    # find) left the header pointing at bytes that read as a directory of no entries, so no XMP
+    # entry: "no rights signals found", usable, with the statement still in the file.
+    tagged = rightsmeta.tag_bytes(image_bytes("tiff"), DENY_AI)
+    ifd0 = int.from_bytes(tagged[4:8], "little" if tagged[:2] == b"II" else "big")
+    at = ifd0 - 200
+    assert at > 8
+    if damage == "bytes inserted":
+        damaged = tagged[:at] + tagged[at - 131:at] + tagged[at:]
+    elif damage == "bytes cut":
+        damaged = tagged[:at] + tagged[at + 2:]
+    else:
+        damaged = tagged[:ifd0] + bytes(6) + tagged[ifd0 + 6:]  # no entries, no next directory
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.errors, report.errors
+    if damage == "directory emptied":  # the others land on bytes read as too many entries: an error already
+        assert any("first directory" in e and "no image size" in e for e in report.errors), report.errors
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(damaged)
+    result = CliRunner().invoke(main, ["tag", "--deny", "ai", "--no-ledger", "--no-sign", str(path)])
+    assert result.exit_code != 0 and path.read_bytes() == damaged
+    assert api.read(tagged).errors == []

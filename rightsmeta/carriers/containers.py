@@ -308,6 +308,7 @@ _NOT_COPIED = frozenset(
     {273, 279, 288, 289, 324, 325, 330, 513, 514, 700, 0x8825, 0xA005, _tiff.EXIF_IFD_POINTER}
 )
 _DATA_TAGS = ((273, 279), (324, 325))  # (offsets, byte counts) of strips and tiles
+_SIZE_TAGS = frozenset({256, 257})  # ImageWidth, ImageLength
 
 
 def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
@@ -338,6 +339,13 @@ def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
         for entry in exif_entries:
             if entry.size is not None:
                 _tiff.check_value(buf, entry)
+
+    if not _SIZE_TAGS.issubset(by_tag):
+        # Every TIFF's first directory gives the image's size. Bytes inserted or cut before it
+        # leave the header pointing at whatever now sits there, which may read as a directory of
+        # no entries: no XMP entry, untagged, where the statement is in the file still.
+        raise MalformedFile(f"TIFF: the first directory (at offset {ifd0}, {len(entries)} entries) gives no "
+                            "image size (ImageWidth, ImageLength): it is damaged, or not where the header says")
 
     packets: list[bytes] = []
     for xmp_entry in (e for e in entries if e.tag == 700):  # a damaged or merged IFD0 may hold two
