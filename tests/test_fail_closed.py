@@ -630,3 +630,31 @@ def test_a_tiff_whose_first_directory_is_not_where_the_header_says_is_an_error(t
     result = CliRunner().invoke(main, ["tag", "--deny", "ai", "--no-ledger", "--no-sign", str(path)])
     assert result.exit_code != 0 and path.read_bytes() == damaged
     assert api.read(tagged).errors == []
+
+
+# A damaged header of the element holding a C2PA store: c2pa no longer finds the store (nor did
+# the read), so a file whose only statement is its manifest (AVIF, GIF) read as untagged, usable.
+_STORE_HEADERS = {
+    "jpeg": (b"\xff\xeb", b"\xff\xea"),  # APP11 -> APP10
+    "png": (b"caBX", b"caBx"),
+    "webp": (b"C2PA", b"C2PB"),
+    "avif": (b"uuid", b"uqid"),  # the first uuid box is the store's
+}
+
+
+@pytest.fixture(scope="module")
+def signer() -> keys.Identity:
+    return keys.make_identity("Damage Test")
+
+
+@pytest.mark.parametrize("fmt", sorted(_STORE_HEADERS))
+def test_a_manifest_store_whose_header_is_damaged_is_an_error(fmt: str, signer: keys.Identity) -> None:
+    signed = rightsmeta.tag_bytes(image_bytes(fmt), DENY_AI, identity=signer)
+    assert [c.name for c in api.read(signed).carriers if c.name == "c2pa"] == ["c2pa"]
+    was, now = _STORE_HEADERS[fmt]
+    at = signed.index(was)
+    damaged = signed[:at] + now + signed[at + len(was):]
+    report = api.read(damaged)
+    assert any("C2PA manifest store at bytes" in e and "not read" in e for e in report.errors), report.errors
+    assert not report.may_use(AI) and classify(report).status not in ("intact", "untagged")
+    assert api.read(signed).errors == [] and api.read(image_bytes(fmt)).errors == []

@@ -191,7 +191,7 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
     packets = jpeg.xmp_packets(buf, layout)
     raw_exif = jpeg.exif(buf, layout)
     exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
-    c2pa = jpeg.c2pa_ranges(layout)
+    c2pa = jpeg.c2pa_ranges(layout, buf)
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
     first = packets[0][1]
@@ -231,7 +231,7 @@ def _extract_png(buf: Buffer, parsed: Parsed | None) -> Blocks:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
         where = f"PNG {raw_profile.type.decode()} 'Raw profile' chunk at offset {raw_profile.start}"
         exif = _tiff_block(_png_raw_profile(png.data(buf, raw_profile), raw_profile.type, where), where)
-    c2pa = png.c2pa_ranges(chunks)
+    c2pa = png.c2pa_ranges(chunks, buf)
     packets += raw_xmp
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
@@ -294,7 +294,7 @@ def _extract_webp(buf: Buffer, parsed: Parsed | None) -> Blocks:
     exif = None
     if exif_chunks:
         exif = _tiff_block(riff.data(buf, exif_chunks[0]), f"WebP EXIF chunk at offset {exif_chunks[0].start}")
-    c2pa = riff.c2pa_ranges(found)
+    c2pa = riff.c2pa_ranges(found, buf)
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
     return Blocks(packets[0][0], exif, "WebP XMP chunk", tuple(packets[1:]), c2pa=c2pa)

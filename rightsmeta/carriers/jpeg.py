@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..errors import MalformedFile, MalformedMetadata
+from . import jumbf
 from .splice import Spliced
 from .splice import splice as _splice
 from .tiff import Buffer
@@ -199,9 +200,11 @@ def extended_xmp(buf: Buffer, layout: Layout, guid: str) -> bytes:
     return bytes(out)
 
 
-def c2pa_ranges(layout: Layout) -> list[tuple[int, int]]:
-    """APP11 segments, where a C2PA store (JUMBF) lives."""
-    return [(s.marker_pos, s.end) for s in layout.segments if s.marker == APP11]
+def c2pa_ranges(layout: Layout, buf: Buffer) -> list[tuple[int, int]]:
+    """APP11 segments, where a C2PA store (JUMBF) lives, and any other APPn or COM segment holding one
+    (jumbf.py)."""
+    return [(s.marker_pos, s.end) for s in layout.segments
+            if s.marker == APP11 or (s.marker >= APP0 and jumbf.holds_store(buf, s.marker_pos, s.end))]
 
 
 def segment(marker: int, body: bytes) -> bytes:

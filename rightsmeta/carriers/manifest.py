@@ -16,7 +16,7 @@ from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, Unsuppor
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import cawg
-from . import bmff, jpeg, png, riff, splice, tiff, walked
+from . import bmff, jpeg, jumbf, png, riff, splice, tiff, walked
 from .heads import id3_size
 from .tiff import find_tag
 
@@ -73,20 +73,20 @@ Ranges = list[tuple[int, int]]
 
 
 def _jpeg(buf: Any, parsed: Parsed | None = None) -> Ranges:
-    return jpeg.c2pa_ranges(walked.jpeg_layout(buf, parsed))
+    return jpeg.c2pa_ranges(walked.jpeg_layout(buf, parsed), buf)
 
 
 def _png(buf: Any, parsed: Parsed | None = None) -> Ranges:
-    return png.c2pa_ranges(walked.png_chunks(buf, parsed))
+    return png.c2pa_ranges(walked.png_chunks(buf, parsed), buf)
 
 
 def _webp(buf: Any, parsed: Parsed | None = None) -> Ranges:
-    return riff.c2pa_ranges(walked.webp_chunks(buf, parsed))
+    return riff.c2pa_ranges(walked.webp_chunks(buf, parsed), buf)
 
 
 def _wav(buf: Any) -> Ranges:
     # WAV writers often leave the RIFF size wrong; clamping it is what c2pa and players do too.
-    return riff.c2pa_ranges(riff.walk(buf, b"WAVE", lenient_size=True))
+    return riff.c2pa_ranges(riff.walk(buf, b"WAVE", lenient_size=True), buf)
 
 
 def _tiff(buf: Any) -> Ranges:
@@ -94,7 +94,10 @@ def _tiff(buf: Any) -> Ranges:
 
 
 def _bmff(buf: Any) -> Ranges:
-    return bmff.c2pa_ranges(buf, _MAX_WALK)
+    # The uuid boxes of the C2PA UUID, and any other top-level box but the media data holding a store.
+    return [(payload, end) for btype, payload, end in bmff.children(buf, 0, len(buf), _MAX_WALK)
+            if (btype == b"uuid" and bytes(buf[payload : payload + 16]) == bmff.C2PA_UUID)
+            or (btype != b"mdat" and jumbf.holds_store(buf, payload, end))]
 
 
 def _id3(buf: Any) -> Ranges:
@@ -119,7 +122,8 @@ _REMEMBERED: dict[str, Callable[[Any, Parsed | None], Ranges]] = {"jpeg": _jpeg,
 
 def _may_hold_manifest(
     buf: Any, fmt: str, located: dict[str, Ranges] | None = None, parsed: Parsed | None = None
-) -> bool:
+) -> Ranges:
+    """The ranges searched when one holds the marker (a store may sit there), else []."""
     locate = _LOCATE.get(fmt)
     ranges: Ranges | None = located.get(fmt) if located is not None else None  # the family's walk of this file, when it had one
     if ranges is None and locate is not None:
@@ -137,10 +141,10 @@ def _may_hold_manifest(
     if spliced is not None and clean:
         searched = _not_searched(ranges, spliced, clean)
     if any(buf.find(_MARKER, start, end) >= 0 for start, end in searched):
-        return True
+        return ranges
     if parsed is not None:  # a tag's new version spliced from this one need not search these again
         parsed.keep("manifest", buf, ranges)
-    return False
+    return []
 
 
 def _not_searched(ranges: Ranges, spliced: splice.Spliced, clean: Ranges) -> Ranges:
@@ -216,7 +220,8 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     """The manifest's validation and training-mining assertion; None when there is no manifest."""
     if fmt not in MIME:
         return None
-    if not _may_hold_manifest(buf, fmt, options.located if options else None, options.parsed if options else None):
+    ranges = _may_hold_manifest(buf, fmt, options.located if options else None, options.parsed if options else None)
+    if not ranges:
         return None
     import c2pa
 
@@ -229,7 +234,13 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     except c2pa.C2paError as exc:
         return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: {exc}"])
     if reader is None:
-        return None
+        held = next(((start, end) for start, end in ranges if jumbf.holds_store(buf, start, end)), None)
+        if held is None:
+            return None
+        # A store where c2pa did not find one: the header of the element holding it is damaged.
+        return CarrierReport("c2pa", "C2PA manifest store", errors=[
+            f"a C2PA manifest store at bytes {held[0]}-{held[1]} is not where c2pa reads one (a damaged "
+            "header?); the manifest was not read"])
     with reader:
         state = reader.get_validation_state()
         failures = _failures(reader.get_validation_results())

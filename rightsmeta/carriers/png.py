@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..errors import MalformedFile
+from . import jumbf
 from .splice import Spliced
 from .splice import splice as _splice
 from .tiff import Buffer
@@ -101,8 +102,10 @@ def xmp_chunks(buf: Buffer, chunks: list[Chunk]) -> list[Chunk]:
     return [c for c in chunks if is_xmp(buf, c) or is_raw_profile(buf, c, RAW_XMP_KEYWORDS)]
 
 
-def c2pa_ranges(chunks: list[Chunk]) -> list[tuple[int, int]]:
-    return [(c.start, c.end) for c in chunks if c.type == b"caBX"]
+def c2pa_ranges(chunks: list[Chunk], buf: Buffer) -> list[tuple[int, int]]:
+    """caBX chunks, where a C2PA store lives, and any other chunk but the image data holding one (jumbf.py)."""
+    return [(c.start, c.end) for c in chunks
+            if c.type == b"caBX" or (c.type != b"IDAT" and jumbf.holds_store(buf, c.start, c.end))]
 
 
 def make(ctype: bytes, body: bytes) -> bytes:

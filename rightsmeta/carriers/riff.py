@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import MalformedFile
-from . import splice
+from . import jumbf, splice
 from .splice import Spliced
 from .tiff import Buffer
 
@@ -117,8 +117,14 @@ def find(riff: Riff, fourcc: bytes) -> list[Chunk]:
     return [c for c in riff.chunks if c.fourcc == fourcc]
 
 
-def c2pa_ranges(riff: Riff) -> list[tuple[int, int]]:
-    return [(c.start, c.end) for c in riff.chunks if c.fourcc == b"C2PA"]
+# Chunks of the essence (WebP's image data, WAV's samples): never a store's place.
+_MEDIA = frozenset({b"VP8 ", b"VP8L", b"ALPH", b"ANMF", b"data"})
+
+
+def c2pa_ranges(riff: Riff, buf: Buffer) -> list[tuple[int, int]]:
+    """C2PA chunks, where a C2PA store lives, and any other chunk but the essence holding one (jumbf.py)."""
+    return [(c.start, c.end) for c in riff.chunks
+            if c.fourcc == b"C2PA" or (c.fourcc not in _MEDIA and jumbf.holds_store(buf, c.start, c.end))]
 
 
 def make(fourcc: bytes, body: bytes) -> bytes:
