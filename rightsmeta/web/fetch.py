@@ -293,7 +293,8 @@ class Fetcher:
         final, status = url, None
         errors: list[str] = []
         site = given
-        passed: list[tuple[str, Site]] = []  # the URLs redirected from, each with its site
+        # the URLs redirected from, each with its site and the headers of its redirect response
+        passed: list[tuple[str, Site, Headers]] = []
         try:
             # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
             # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
@@ -327,7 +328,7 @@ class Fetcher:
                     if urlsplit(target).scheme not in ("http", "https"):
                         errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
                         break
-                    passed.append((final, site))
+                    passed.append((final, site, response.raw_headers))
                     final = target
                     continue
                 if headers is None:  # headers the caller gave are kept
