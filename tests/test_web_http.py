@@ -220,6 +220,22 @@ def test_signals_on_a_redirect_response_count(fetch_body: bool) -> None:
     assert bad.status() == "error" and bad.errors[0].startswith(f"{site.url('/bad.jpg')}: header x-robots-tag: value is not UTF-8")
 
 
+@pytest.mark.parametrize("fetch_body", [False, True])
+@pytest.mark.parametrize("code", [300, 302, 304])
+def test_a_redirect_with_nowhere_to_go_is_an_error_not_the_file(code: int, fetch_body: bool) -> None:
+    # A 302 with no Location (or a 300, or a 304 to a request that was not conditional) never
+    # reached the resource: its body, a link page, was read as the file, and a body tagged
+    # --allow all made the URL "allowed" (without --fetch-body: "unspecified", no error).
+    allowed = tag_bytes(image_bytes("jpeg"), Assertion.build(allow=["all"]))
+    site = Site({"/a.jpg": Resource(allowed, status=code)}).start()
+    try:
+        report = run(site.url("/a.jpg"), fetch_body=fetch_body)
+    finally:
+        site.close()
+    assert report.status() == "error" and report.http_status == code and report.embedded is None
+    assert report.errors == [f"HTTP {code} with no Location to follow: the resource was not reached"], report.to_json()
+
+
 def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
     main, down = sites["main"], sites["down"]
     before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)

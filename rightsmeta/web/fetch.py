@@ -333,7 +333,11 @@ class Fetcher:
                     continue
                 if headers is None:  # headers the caller gave are kept
                     headers = response.raw_headers
-                if data is not None:
+                if status >= 300 and status < 400:
+                    # A 3xx not followed (no Location; 300, 304, 305): the resource was never reached,
+                    # and the body is a link page, not the file: it was read as the file, "allowed".
+                    errors.append(f"HTTP {status} with no Location to follow: the resource was not reached")
+                elif data is not None:
                     body = data
                 if status >= 400:
                     errors.append(f"HTTP {status} for the resource")
