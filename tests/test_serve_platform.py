@@ -552,6 +552,25 @@ def test_return_active_manifest_is_read_not_ignored(platform: Server) -> None:
         full["manifests"][label]["claim_generator_info"]
 
 
+def test_return_active_manifest_of_a_recorded_statement(platform: Server) -> None:
+    # A creator's signed upload, tagged again: the library's own signing path, no store bytes kept;
+    # /manifests answers the statement and the store's JSON, which returnActiveManifest cuts too.
+    creator = keys.make_identity("A Creator")
+    signed = rightsmeta.tag_bytes(material.jpeg(material.photo(35, (320, 240)), 90), Assertion.build(deny=["ai"]),
+                                  identity=creator)
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION}, files={"file": ("c.jpg", signed)})
+        assert tagged.status_code == 200, tagged.text
+        label = _store_of(tagged.content, "image/jpeg")["active_manifest"]
+        whole = http.get(f"/manifests/{label}")
+        active = http.get(f"/manifests/{label}", params={"returnActiveManifest": "true"})
+    assert whole.status_code == active.status_code == 200 and active.headers["content-type"] == "application/json", active.text
+    full, only = whole.json()["manifestStore"], active.json()["manifestStore"]
+    assert len(full["manifests"]) == 2 and full["active_manifest"] == label
+    assert only == {"active_manifest": label, "manifests": {label: full["manifests"][label]}}
+    assert active.json()["work"] == whole.json()["work"] is not None
+
+
 def test_a_soft_binding_hint_aids_the_content_search_or_is_refused(platform: Server) -> None:
     # byContent's hintAlg/hintValue (a soft binding the client holds) were ignored without a word.
     with platform.client() as http:
