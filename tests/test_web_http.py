@@ -236,6 +236,30 @@ def test_a_redirect_with_nowhere_to_go_is_an_error_not_the_file(code: int, fetch
     assert report.errors == [f"HTTP {code} with no Location to follow: the resource was not reached"], report.to_json()
 
 
+def test_a_url_that_refuses_head_but_serves_get_is_checked_by_get() -> None:
+    # A presigned S3/GCS URL signs the method: HEAD answers 403, GET the file. Without --fetch-body
+    # every such URL was "HTTP 403 for the resource", an error, its noai unread.
+    body = image_bytes("jpeg")
+
+    def presigned(h: Any, head: bool) -> None:
+        if head:
+            h.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
+        else:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Robots-Tag: noai\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def refused(h: Any, head: bool) -> None:  # GET refused too: still the error it was
+        h.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n")
+
+    site = Site({"/a.jpg": Resource(raw=presigned), "/b.jpg": Resource(raw=refused)}).start()
+    try:
+        report, closed = run(site.url("/a.jpg")), run(site.url("/b.jpg"))
+    finally:
+        site.close()
+    assert report.http_status == 200 and report.errors == [] and report.status() == "notAllowed", report.to_json()
+    assert closed.http_status == 403 and closed.errors == ["HTTP 403 for the resource"]
+
+
 def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
     main, down = sites["main"], sites["down"]
     before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)

@@ -202,7 +202,10 @@ class Fetcher:
         async with self._slots, asyncio.timeout(self.limits.timeout):
             async with self.client.head(url, allow_redirects=False) as response:
                 pass
-            if response.status in (405, 501):  # HEAD not supported: headers of a GET, body unread
+            # HEAD not supported (405, 501), or refused where GET is not (400, 403: an S3, GCS or CDN
+            # signed URL signs the method, so a presigned GET URL answers HEAD 403 and every such
+            # URL was an error without --fetch-body): the headers of a GET, body unread.
+            if response.status in (400, 403, 405, 501):
                 async with self.client.get(url, allow_redirects=False) as response:
                     pass
             return response
