@@ -4,6 +4,7 @@ creator's own `rightsmeta tag`. Each test here is a defect found that way, fixed
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import io
 import json
@@ -626,3 +627,24 @@ def test_a_query_too_long_for_a_url_is_a_414_however_it_arrives(platform: Server
     with platform.client() as http:
         assert http.get("/healthz", headers={f"X-Pad-{i}": "p" * 1000 for i in range(12)}).status_code == 200
         _problem(http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": "A" * 15_000}), 400)
+
+
+def test_a_base64_soft_binding_sent_unencoded_in_the_url_is_read(platform: Server) -> None:
+    # The C2PA API's value is base64, and clients put it in the URL as it is (c2pa-rs writes
+    # "?value={value}&alg={alg}"): a "+" of it arrives as a space, and the code was "not an ISCC code" (400).
+    import iscc_core
+
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
+                           files={"file": ("p.jpg", material.jpeg(material.photo(42, (320, 240)), 90))})
+        assert tagged.status_code == 200, tagged.text
+        code = image_code(tagged.content)
+        assert code is not None
+        value = base64.b64encode(iscc_core.decode_base32(code.removeprefix("ISCC:"))).decode()
+        assert "+" in value  # the point of this photo
+        wanted = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).json()["matches"]
+        raw = http.get(f"/matches/byBinding?value={value}&alg=io.iscc.v0")
+        hinted = http.post(f"/matches/byContent?hintAlg=io.iscc.v0&hintValue={value}",
+                           content=material.jpeg(material.photo(34, (200, 150)), 80))
+    assert wanted and raw.status_code == 200 and raw.json()["matches"] == wanted, raw.text
+    assert hinted.status_code == 200 and hinted.json()["matches"][0] == wanted[0], hinted.text

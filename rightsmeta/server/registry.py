@@ -148,19 +148,22 @@ def parse_value(value: str) -> str | None:
     """An ISCC code from a query value: ``ISCC:...``, base64 of that text, or base64 of the code's bytes."""
     import iscc_core
 
-    text = value.strip()
-    candidates = [text]
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
-                               validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if raw:
+    candidates = []
+    # A base64 value's "+" arrives as a space when a client puts it in the URL unencoded, as the
+    # C2PA API's clients do (c2pa-rs writes "?value={value}"): read with the "+" back too.
+    for text in dict.fromkeys((value.strip(), value.replace(" ", "+").strip())):
+        candidates.append(text)
         try:
-            candidates.append(raw.decode("ascii"))
-        except UnicodeDecodeError:
-            pass
-        candidates.append("ISCC:" + iscc_core.encode_base32(raw))
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
+                                   validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if raw:
+            try:
+                candidates.append(raw.decode("ascii"))
+            except UnicodeDecodeError:
+                pass
+            candidates.append("ISCC:" + iscc_core.encode_base32(raw))
     for candidate in candidates:
         code = candidate if candidate.upper().startswith("ISCC:") else f"ISCC:{candidate}"
         try:
