@@ -10,6 +10,7 @@ the test ends exactly those groups.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -158,8 +159,11 @@ def cluster() -> Iterator[tuple[str, dict[str, str], dict[int, str]]]:
                     raise AssertionError(f"ray start ({label}) did not come up: {(logs / f'{label}.log').read_text()[-3000:]}")
                 time.sleep(0.5)
 
+        # With grpcio installed (ray[client]), the head also starts a Ray Client server, on 10001 unless
+        # told: a fixed port two runs at once would share. Without grpcio, Ray refuses the option.
+        client = ["--ray-client-server-port", str(_free_port())] if importlib.util.find_spec("grpc") else []
         for label, args in (("head", ["--head", "--node-ip-address", HEAD, "--port", str(gcs), "--include-dashboard", "false",
-                                      "--temp-dir", temp]),
+                                      "--temp-dir", temp, *client]),
                             ("second", ["--address", f"{HEAD}:{gcs}", "--node-ip-address", SECOND])):
             with open(logs / f"{label}.log", "wb") as log:
                 groups.append(subprocess.Popen([RAY, "start", *common, *_ports(), *args], stdout=log, stderr=subprocess.STDOUT,

@@ -119,3 +119,40 @@ def test_a_peer_that_drips_bytes_gets_no_more_time(listener: socket.socket, monk
     with pytest.raises(UsageError, match="does not answer as gRPC within 1 s"):
         ray_engine._reachable(f"{HOST}:{listener.getsockname()[1]}")
     assert time.monotonic() - start < 2.5
+
+
+def test_a_ray_client_address_is_checked_too(tmp_path: Path, web_server: int) -> None:
+    # ray://host:port (Ray Client) was left to Ray: with ray[client] installed, 34-38 s of Ray's
+    # retries and warnings for a closed port or a web server, then "ray client connection timeout".
+    port = _closed_port()
+    done, seconds = _scan(tmp_path, f"ray://{HOST}:{port}")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert f"cannot reach the Ray cluster at ray://{HOST}:{port} (Connection refused)" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and seconds < BOUND_SECONDS
+    with pytest.raises(UsageError, match=r"at ray://127\.0\.0\.2:\d+: something listens there but is not Ray .it answers in text"):
+        ray_engine._reachable(f"ray://{HOST}:{web_server}")
+
+
+@pytest.fixture
+def grpc_server() -> Iterator[int]:
+    """A real gRPC server (grpcio, as Ray Client's own) serving no Ray service."""
+    grpc = pytest.importorskip("grpc", reason="the gRPC peer needs grpcio (ray[client] brings it)")
+    from concurrent import futures
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port(f"{HOST}:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None)
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_grpc_server_that_is_not_ray_is_refused(grpc_server: int, scheme: str) -> None:
+    # It answered the HTTP/2 preface, so it passed the probe, and Ray spent 25 s (GCS address) or
+    # 37 s (ray://) retrying "Method not found! rpc_code: 12" before failing.
+    start = time.monotonic()
+    with pytest.raises(UsageError, match="not Ray .a gRPC server without Ray's service"):
+        ray_engine._reachable(f"{scheme}{HOST}:{grpc_server}")
+    assert time.monotonic() - start < 2 * ray_engine.CONNECT_SECONDS

@@ -4,6 +4,7 @@ creator's own `rightsmeta tag`. Each test here is a defect found that way, fixed
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import io
 import json
@@ -508,3 +509,142 @@ def test_a_job_run_again_records_one_work_per_upload(tmp_path: Path, monkeypatch
         assert [w.id for w in ledger] == [again["work_id"]]
     assert rightsmeta.read(out.read_bytes()).signals[0].raw["WorkID"] == again["work_id"]
     assert registry.manifest_id_for_work(ledger_path, again["work_id"]) != f"urn:uuid:{again['work_id']}"  # the signed file's
+
+
+def _store_of(data: bytes, mime: str) -> dict[str, Any]:
+    import c2pa
+
+    with c2pa.Reader(mime, io.BytesIO(data)) as reader:
+        store: dict[str, Any] = json.loads(reader.json())
+    return store
+
+
+def test_return_active_manifest_is_read_not_ignored(platform: Server) -> None:
+    # The C2PA Soft Binding API's GET /manifests/{id}?returnActiveManifest=true asks for the active
+    # manifest only; it was ignored, and a carried rendition's whole store (its original's manifest
+    # too) came back as if it were the active manifest alone.
+    from PIL import Image
+
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
+                           files={"file": ("a.jpg", material.jpeg(material.photo(31, (320, 240)), 90))})
+        assert tagged.status_code == 200, tagged.text
+        rendition = io.BytesIO()
+        with Image.open(io.BytesIO(tagged.content)) as img:
+            img.resize((160, 120)).save(rendition, "WEBP")
+        carried = http.post("/v1/carry", headers=platform.auth,
+                            files={"original": ("a.jpg", tagged.content), "derivative": ("a.webp", rendition.getvalue())})
+        assert carried.status_code == 200, carried.text
+        signed = _store_of(carried.content, "image/webp")
+        label = signed["active_manifest"]
+        assert len(signed["manifests"]) == 2  # the rendition's, and its original's as parent ingredient
+        whole = http.get(f"/manifests/{label}")
+        same = http.get(f"/manifests/{label}", params={"returnActiveManifest": "false"})
+        active = http.get(f"/manifests/{label}", params={"returnActiveManifest": "true"})
+        for bad in ("yes", "1", "True"):
+            _problem(http.get(f"/manifests/{label}", params={"returnActiveManifest": bad}), 400)
+        one = _store_of(tagged.content, "image/jpeg")["active_manifest"]
+        assert http.get(f"/manifests/{one}", params={"returnActiveManifest": "true"}).content == http.get(f"/manifests/{one}").content
+    assert whole.status_code == same.status_code == active.status_code == 200
+    assert active.headers["content-type"] == "application/c2pa" and whole.content == same.content
+    full, only = _store_of(whole.content, "application/c2pa"), _store_of(active.content, "application/c2pa")
+    assert full["active_manifest"] == only["active_manifest"] == label and len(full["manifests"]) == 2
+    assert list(only["manifests"]) == [label] and only["manifests"][label]["claim_generator_info"] == \
+        full["manifests"][label]["claim_generator_info"]
+
+
+def test_return_active_manifest_of_a_recorded_statement(platform: Server) -> None:
+    # A creator's signed upload, tagged again: the library's own signing path, no store bytes kept;
+    # /manifests answers the statement and the store's JSON, which returnActiveManifest cuts too.
+    creator = keys.make_identity("A Creator")
+    signed = rightsmeta.tag_bytes(material.jpeg(material.photo(35, (320, 240)), 90), Assertion.build(deny=["ai"]),
+                                  identity=creator)
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION}, files={"file": ("c.jpg", signed)})
+        assert tagged.status_code == 200, tagged.text
+        label = _store_of(tagged.content, "image/jpeg")["active_manifest"]
+        whole = http.get(f"/manifests/{label}")
+        active = http.get(f"/manifests/{label}", params={"returnActiveManifest": "true"})
+    assert whole.status_code == active.status_code == 200 and active.headers["content-type"] == "application/json", active.text
+    full, only = whole.json()["manifestStore"], active.json()["manifestStore"]
+    assert len(full["manifests"]) == 2 and full["active_manifest"] == label
+    assert only == {"active_manifest": label, "manifests": {label: full["manifests"][label]}}
+    assert active.json()["work"] == whole.json()["work"] is not None
+
+
+def test_a_soft_binding_hint_aids_the_content_search_or_is_refused(platform: Server) -> None:
+    # byContent's hintAlg/hintValue (a soft binding the client holds) were ignored without a word.
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
+                           files={"file": ("h.jpg", material.jpeg(material.photo(33, (320, 240)), 90))})
+        assert tagged.status_code == 200, tagged.text
+        code = image_code(tagged.content)
+        assert code is not None
+        wanted = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).json()["matches"][0]["manifestId"]
+        unrelated = material.jpeg(material.photo(34, (200, 150)), 80)
+        plain = http.post("/matches/byContent", content=unrelated)
+        hinted = http.post("/matches/byContent", content=unrelated, params={"hintAlg": "io.iscc.v0", "hintValue": code})
+        for params in ({"hintAlg": "com.example.watermark", "hintValue": "AAAA"}, {"hintValue": code},
+                       {"hintAlg": "io.iscc.v0"}, {"hintAlg": "io.iscc.v0", "hintValue": "not a code"}):
+            _problem(http.post("/matches/byContent", content=unrelated, params=params), 400)
+    assert plain.status_code == hinted.status_code == 200
+    assert wanted not in [m["manifestId"] for m in plain.json()["matches"]]
+    assert hinted.json()["matches"][0] == {"manifestId": wanted, "similarityScore": 100}
+
+
+def _raw_answer(server: Server, request: bytes, piece: int | None) -> tuple[bytes, dict[str, Any]]:
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=10) as raw:
+        try:
+            for start in range(0, len(request), piece or len(request)):
+                raw.sendall(request[start:start + (piece or len(request))])
+                if piece:
+                    time.sleep(0.001)  # in pieces: h11 sees the head grow past its bound
+        except OSError:  # the server answered and closed before the rest was sent
+            pass
+        answer = b""
+        try:
+            while chunk := raw.recv(65536):
+                answer += chunk
+        except ConnectionResetError:  # the unread rest of the request resets the connection after the answer
+            pass
+    status, _, rest = answer.partition(b"\r\n")
+    head, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower(), answer[:300]
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("piece", [None, 1000])
+def test_a_query_too_long_for_a_url_is_a_414_however_it_arrives(platform: Server, piece: int | None) -> None:
+    # A 20 KB request line was "not valid HTTP" (400) when it came in pieces, and reached the app
+    # (400 "Invalid query value") when it came in one read; the C2PA API says 414 (use POST).
+    line = b"GET /matches/byBinding?alg=io.iscc.v0&value=" + b"A" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, body = _raw_answer(platform, line, piece)
+    assert status.startswith(b"HTTP/1.1 414") and body["status"] == 414 and "POST" in body["detail"], body
+    headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(20)) + b"\r\n"
+    status, body = _raw_answer(platform, headers, piece)
+    assert status.startswith(b"HTTP/1.1 431") and body["status"] == 431, body
+    # within the bound, nothing changes
+    with platform.client() as http:
+        assert http.get("/healthz", headers={f"X-Pad-{i}": "p" * 1000 for i in range(12)}).status_code == 200
+        _problem(http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": "A" * 15_000}), 400)
+
+
+def test_a_base64_soft_binding_sent_unencoded_in_the_url_is_read(platform: Server) -> None:
+    # The C2PA API's value is base64, and clients put it in the URL as it is (c2pa-rs writes
+    # "?value={value}&alg={alg}"): a "+" of it arrives as a space, and the code was "not an ISCC code" (400).
+    import iscc_core
+
+    with platform.client() as http:
+        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
+                           files={"file": ("p.jpg", material.jpeg(material.photo(42, (320, 240)), 90))})
+        assert tagged.status_code == 200, tagged.text
+        code = image_code(tagged.content)
+        assert code is not None
+        value = base64.b64encode(iscc_core.decode_base32(code.removeprefix("ISCC:"))).decode()
+        assert "+" in value  # the point of this photo
+        wanted = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).json()["matches"]
+        raw = http.get(f"/matches/byBinding?value={value}&alg=io.iscc.v0")
+        hinted = http.post(f"/matches/byContent?hintAlg=io.iscc.v0&hintValue={value}",
+                           content=material.jpeg(material.photo(34, (200, 150)), 80))
+    assert wanted and raw.status_code == 200 and raw.json()["matches"] == wanted, raw.text
+    assert hinted.status_code == 200 and hinted.json()["matches"][0] == wanted[0], hinted.text

@@ -191,6 +191,75 @@ def test_a_redirect_to_another_host_keeps_the_first_sites_reservations() -> None
                                                     f"tdmrep.json rule 0 of {publisher.url('/img/a.jpg')}"}
 
 
+def _raw_301(lines: bytes) -> Any:
+    def raw(h: Any, head: bool) -> None:
+        h.wfile.write(b"HTTP/1.1 301 Moved Permanently\r\nContent-Length: 0\r\n" + lines + b"\r\n\r\n")
+    return raw
+
+
+@pytest.mark.parametrize("fetch_body", [False, True])
+def test_signals_on_a_redirect_response_count(fetch_body: bool) -> None:
+    # A 301 carrying X-Robots-Tag: noai (or tdm-reservation / Content-Usage) to an untagged image:
+    # the hop's headers were read nowhere and the image came out unspecified. The strictest along
+    # the chain wins, as for the hops' robots.txt and tdmrep.json; a hop's unreadable header is an error.
+    site = Site({"/r.jpg": Resource(status=301, headers=[("Location", "/s.jpg"), ("X-Robots-Tag", "noai")]),
+                 "/s.jpg": Resource(status=302, headers=[("Location", "/x.jpg"), ("tdm-reservation", "1"),
+                                                         ("Content-Usage", "search=n")]),
+                 "/x.jpg": Resource(image_bytes("jpeg")),
+                 "/bad.jpg": Resource(raw=_raw_301(b"Location: /x.jpg\r\nX-Robots-Tag: no\xe9ai"))}).start()
+    try:
+        report = run(site.url("/r.jpg"), fetch_body=fetch_body)
+        bad = run(site.url("/bad.jpg"), fetch_body=fetch_body)
+    finally:
+        site.close()
+    assert report.final_url == site.url("/x.jpg") and report.http_status == 200
+    assert states(report) == {"data-mining": NA, **dict.fromkeys(AI, NA), "search": NA}, report.to_json()
+    assert {s.carrier for s in report.signals} >= {f"http X-Robots-Tag of {site.url('/r.jpg')}",
+                                                   f"http tdm-reservation of {site.url('/s.jpg')}",
+                                                   f"http Content-Usage of {site.url('/s.jpg')}"}
+    assert bad.status() == "error" and bad.errors[0].startswith(f"{site.url('/bad.jpg')}: header x-robots-tag: value is not UTF-8")
+
+
+@pytest.mark.parametrize("fetch_body", [False, True])
+@pytest.mark.parametrize("code", [300, 302, 304])
+def test_a_redirect_with_nowhere_to_go_is_an_error_not_the_file(code: int, fetch_body: bool) -> None:
+    # A 302 with no Location (or a 300, or a 304 to a request that was not conditional) never
+    # reached the resource: its body, a link page, was read as the file, and a body tagged
+    # --allow all made the URL "allowed" (without --fetch-body: "unspecified", no error).
+    allowed = tag_bytes(image_bytes("jpeg"), Assertion.build(allow=["all"]))
+    site = Site({"/a.jpg": Resource(allowed, status=code)}).start()
+    try:
+        report = run(site.url("/a.jpg"), fetch_body=fetch_body)
+    finally:
+        site.close()
+    assert report.status() == "error" and report.http_status == code and report.embedded is None
+    assert report.errors == [f"HTTP {code} with no Location to follow: the resource was not reached"], report.to_json()
+
+
+def test_a_url_that_refuses_head_but_serves_get_is_checked_by_get() -> None:
+    # A presigned S3/GCS URL signs the method: HEAD answers 403, GET the file. Without --fetch-body
+    # every such URL was "HTTP 403 for the resource", an error, its noai unread.
+    body = image_bytes("jpeg")
+
+    def presigned(h: Any, head: bool) -> None:
+        if head:
+            h.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
+        else:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Robots-Tag: noai\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def refused(h: Any, head: bool) -> None:  # GET refused too: still the error it was
+        h.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n\r\n")
+
+    site = Site({"/a.jpg": Resource(raw=presigned), "/b.jpg": Resource(raw=refused)}).start()
+    try:
+        report, closed = run(site.url("/a.jpg")), run(site.url("/b.jpg"))
+    finally:
+        site.close()
+    assert report.http_status == 200 and report.errors == [] and report.status() == "notAllowed", report.to_json()
+    assert closed.http_status == 403 and closed.errors == ["HTTP 403 for the resource"]
+
+
 def test_a_resource_robots_txt_closes_to_us_is_not_fetched(sites: dict[str, Site]) -> None:
     main, down = sites["main"], sites["down"]
     before = main.hits.get("/private/a.jpg", 0), down.hits.get("/a.jpg", 0)

@@ -156,39 +156,146 @@ def _apart(table: Any) -> set[int]:
 
 #: A gRPC client's opening (RFC 9113 3.4): the connection preface and an empty SETTINGS frame.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+#: The call each probe makes: the first a Ray driver makes of a GCS, and a Ray Client server's.
+GCS_CALL = "/ray.rpc.NodeInfoGcsService/GetClusterId"
+CLIENT_CALL = "/ray.rpc.RayletDriver/ClusterInfo"
+CLIENT_PORT = 10001  # Ray Client's port when a ray:// address names none (`ray start --ray-client-server-port`)
+_MAX_FRAME = 16384  # RFC 9113's SETTINGS_MAX_FRAME_SIZE until we say otherwise (we never do)
+_UNIMPLEMENTED = 12  # gRPC status: the server has no such method
 
 
 def _reachable(address: str) -> None:
     """Ray keeps retrying an address where nothing listens, or where something that is not Ray
-    answers (a web server, a proxy), for minutes, printing warnings: said at once instead.
+    answers (a web server, a proxy, another gRPC service), for half a minute to minutes, printing
+    warnings: said at once instead, within ``CONNECT_SECONDS`` to connect plus as many for the answer.
 
-    Ray's GCS speaks gRPC, so it answers a client's HTTP/2 preface with its SETTINGS frame: the
-    probe sends one and waits at most ``CONNECT_SECONDS`` for that frame. It dials the address as
-    Ray will (Ray replaces a loopback host by this machine's address). ``auto``, ``ray://`` and,
-    as the probe speaks no TLS, any address under ``RAY_USE_TLS`` are left to Ray."""
-    host, _, port = address.rpartition(":")
-    if (address == "auto" or "://" in address or not port.isdigit()
-            or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")):
+    A GCS (``host:port``) and a Ray Client server (``ray://host[:port]``) both speak gRPC: the
+    probe opens HTTP/2 (their SETTINGS frame answers the preface) and makes the call a Ray client
+    makes first (GetClusterId; Ray Client's ClusterInfo). A server that answers it in any way but
+    "no such method" is taken for Ray (one asking for a token answers UNAUTHENTICATED: Ray then
+    sends its token; the probe sends none). It dials the address as Ray will (Ray replaces a
+    loopback host of a GCS address by this machine's address). ``auto`` and, as the probe speaks no
+    TLS, any address under ``RAY_USE_TLS`` are left to Ray."""
+    client = address.startswith("ray://")
+    if client:
+        # Ray Client dials the host and port as written (ray.util.client: "ray://host[:port]").
+        rest = address[len("ray://"):].split("/", 1)[0].split("?", 1)[0]
+        host, colon, port = rest.rpartition(":")
+        if not colon or "]" in port:  # no port (an IPv6 host's own colons are in brackets)
+            host, port = rest, str(CLIENT_PORT)
+        dialed = f"{host}:{port}"
+    else:
+        host, _, port = address.rpartition(":")
+        if address == "auto" or "://" in address or not port.isdigit():
+            return
+        dialed = _as_ray_dials(address)
+    if not port.isdigit() or not host or os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return
-    dialed = _as_ray_dials(address)
-    where = address if dialed == address else f"{address} (Ray dials {dialed})"
+    where = address if dialed in (address, address.removeprefix("ray://")) else f"{address} (Ray dials {dialed})"
     host, _, port = dialed.rpartition(":")
+    default = f"Ray Client's port ({CLIENT_PORT} by default)" if client else "the port of `ray start --head` (6379 by default)"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS) as sock:
-            sock.sendall(H2_PREFACE)
-            reply = _read(sock, 9, time.monotonic() + CONNECT_SECONDS)
+            said = _not_ray(sock, dialed, CLIENT_CALL if client else GCS_CALL, time.monotonic() + CONNECT_SECONDS)
     except OSError as exc:
         raise UsageError(f"cannot reach the Ray cluster at {where} ({exc.strerror or exc}): "
-                         "is `ray start --head` running there, on that port?") from None
-    if reply is not None and len(reply) == 9 and reply[3] == 0x04 and reply[5:] == bytes(4):  # SETTINGS, on stream 0
-        return
-    text = (reply or b"").decode("ascii", "replace")
-    said = (f"it does not answer as gRPC within {CONNECT_SECONDS:g} s" if reply is None
-            else "it closed the connection" if not reply
-            else f"it answers in text, {text!r}...: a web server or proxy?" if text.isprintable()
-            else "its answer is not gRPC")
-    raise UsageError(f"cannot reach the Ray cluster at {where}: something listens there but is not Ray "
-                     f"({said}); give the port of `ray start --head` (6379 by default)")
+                         f"is Ray running there, on that port? give {default}") from None
+    if said is not None:
+        raise UsageError(f"cannot reach the Ray cluster at {where}: something listens there but is not Ray "
+                         f"({said}); give {default}")
+
+
+def _not_ray(sock: socket.socket, authority: str, call: str, deadline: float) -> str | None:
+    """Why the peer is not a Ray gRPC server, or None when it answers ``call`` as one (or its answer
+    cannot be told apart from one: the scan goes on to Ray, as it would without the probe)."""
+    sock.sendall(H2_PREFACE)
+    reply = _read(sock, 9, deadline)
+    if reply is None or len(reply) < 9 or reply[3] != 0x04 or reply[5:] != bytes(4):  # the server's SETTINGS, on stream 0
+        text = (reply or b"").decode("ascii", "replace")
+        return (f"it does not answer as gRPC within {CONNECT_SECONDS:g} s" if reply is None
+                else "it closed the connection" if not reply
+                else f"it answers in text, {text!r}...: a web server or proxy?" if text.isprintable()
+                else "its answer is not gRPC")
+    headers = b"".join(_literal(k, v) for k, v in ((":method", "POST"), (":scheme", "http"), (":path", call),
+                                                   (":authority", authority), ("content-type", "application/grpc"),
+                                                   ("te", "trailers")))
+    # SETTINGS ack of theirs, then the call on stream 1: headers, and an empty message ending the stream.
+    sock.sendall(_frame(0x4, 0x1, 0, b"") + _frame(0x1, 0x4, 1, headers) + _frame(0x0, 0x1, 1, bytes(5)))
+    length, block, ending = int.from_bytes(reply[:3], "big"), b"", False
+    while True:
+        if length > _MAX_FRAME:
+            return "its answer is not gRPC (a frame over 16 KiB)"
+        payload = _read(sock, length, deadline) if length else b""
+        if payload is None or len(payload) < length:
+            return None  # no answer to the call in time (HTTP/2 was spoken): Ray, busy, is given the benefit
+        kind, flags, stream = reply[3], reply[4], int.from_bytes(reply[5:9], "big") & 0x7FFFFFFF
+        if kind == 0x7:  # GOAWAY: it refused the call and the connection
+            return "it ended the connection at the call Ray makes"
+        if stream == 1:
+            if kind == 0x0 and length:  # a message in answer: it has the method
+                return None
+            if kind == 0x3:
+                return "it reset the call Ray makes"
+            if kind == 0x1:  # HEADERS: the answer's head, or its trailers
+                if flags & 0x8:  # padded
+                    payload = payload[1:len(payload) - payload[0]] if payload else b""
+                if flags & 0x20:  # priority
+                    payload = payload[5:]
+                block, ending = payload, bool(flags & 0x1)
+            elif kind == 0x9:  # CONTINUATION of the block
+                block += payload
+            if kind in (0x1, 0x9) and flags & 0x4:  # the block is whole
+                said = _why_refused(block, ending)
+                if said is not None or ending:  # refused, or an answer that ended without a message
+                    return said
+        elif kind == 0x6 and not flags & 0x1:  # PING: answered, as HTTP/2 asks
+            sock.sendall(_frame(0x6, 0x1, 0, payload))
+        reply = _read(sock, 9, deadline)
+        if reply is None or len(reply) < 9:
+            return None
+        length = int.from_bytes(reply[:3], "big")
+
+
+def _why_refused(block: bytes, ending: bool) -> str | None:
+    """Why a header block of the answer says "not Ray", or None. Read without a full HPACK
+    decoder: an HTTP status other than 200 from the static table, and (``ending``: the call ended
+    without a message) the ``grpc-status`` gRPC's C core (Ray's, grpcio's) writes as a plain
+    literal; a block written otherwise is not judged."""
+    if block[:1] and 0x89 <= block[0] <= 0x8E:  # :status from the static table, other than 200
+        return "it answers HTTP/2 but not gRPC (HTTP status " + {0x89: "204", 0x8A: "206", 0x8B: "304", 0x8C: "400",
+                                                               0x8D: "404", 0x8E: "500"}[block[0]] + ")"
+    at = block.find(b"\x0bgrpc-status") if ending else -1
+    if at >= 0 and at + 13 < len(block):
+        size = block[at + 12]
+        value = block[at + 13:at + 13 + size]
+        if size < 0x80 and value.isdigit() and int(value) == _UNIMPLEMENTED:
+            return "a gRPC server without Ray's service: the call Ray makes first is unknown there"
+    return None
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _literal(name: str, value: str) -> bytes:
+    """An HPACK literal header field without indexing, new name, no Huffman (RFC 7541 6.2.2)."""
+    out = b"\x00"
+    for text in (name.encode(), value.encode()):
+        out += _hpack_int(len(text)) + text
+    return out
+
+
+def _hpack_int(value: int, prefix: int = 7) -> bytes:
+    """RFC 7541 5.1: an integer with an N-bit prefix (the bits above it zero: no Huffman)."""
+    top = (1 << prefix) - 1
+    if value < top:
+        return bytes([value])
+    out, value = bytearray([top]), value - top
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
 
 
 def _as_ray_dials(address: str) -> str:

@@ -531,9 +531,28 @@ async def by_content(request: Request) -> Response:
     if alg not in (None, "io.iscc.v0"):
         raise Problem(400, "Unsupported algorithm", "this service matches content with io.iscc.v0 and its own ledger fingerprints")
     limit = _max_results(request)
+    hint = _hint(request)
     async with _upload(request) as upload:
         path = _need(upload, "file")
-        return _result(await _state(request).run("by_content", {"path": path, "limit": limit}))
+        return _result(await _state(request).run("by_content", {"path": path, "limit": limit, "hint": hint}))
+
+
+def _hint(request: Request) -> str | None:
+    """The C2PA API's hintAlg and hintValue: a soft binding the client already holds (a watermark
+    it decoded), to aid the search; its matches rank first. One the service cannot resolve is
+    refused, never ignored: the client would take the answer for a search that used it."""
+    from . import registry
+
+    alg, value = _query(request, "hintAlg"), _query(request, "hintValue")
+    if alg is None and value is None:
+        return None
+    if alg is None or value is None:
+        raise Problem(400, "Invalid query", "hintAlg and hintValue are sent together")
+    if alg != registry.ALG:
+        raise Problem(400, "Unsupported algorithm", f"this service resolves {registry.ALG} soft bindings only (hintAlg)")
+    if len(value) > 512 or registry.parse_value(value) is None:
+        raise Problem(400, "Invalid query value", "hintValue is an ISCC code (ISCC:..., or base64 of it)")
+    return value
 
 
 async def manifest(request: Request) -> Response:
@@ -541,11 +560,20 @@ async def manifest(request: Request) -> Response:
     from . import registry
 
     manifest_id = request.path_params["manifestId"]
+    # The C2PA API's returnActiveManifest: only the active manifest, not the whole store (false).
+    # Read, never ignored: a client asking for the active manifest alone must not get more unsaid.
+    active = _query(request, "returnActiveManifest", "false")
+    if active not in ("true", "false"):
+        raise Problem(400, "Invalid query value", "returnActiveManifest is 'true' or 'false'")
     ledger = _registry_path(request)
     if len(manifest_id) > 200 or ledger is None or not os.path.exists(ledger):
         raise Problem(404, "Not found", "no manifest with this identifier")
     data, store, work_id = await anyio.to_thread.run_sync(registry.manifest, ledger, manifest_id)
     if data is not None:
+        if active == "true":
+            data = registry.active_only(data)
+            if data is None:
+                raise Problem(500, "Internal error", "the stored manifest store could not be read; please report it")
         return Response(data, media_type="application/c2pa")
     if work_id is None and manifest_id.startswith("urn:uuid:"):
         work_id = manifest_id.removeprefix("urn:uuid:")
@@ -553,7 +581,11 @@ async def manifest(request: Request) -> Response:
     if work is None and store is None:
         raise Problem(404, "Not found", "no manifest with this identifier")
     # No stored manifest bytes (the work was tagged without the service signing it): the statement instead.
-    return JSONResponse({"manifestId": manifest_id, "work": work, "manifestStore": json.loads(store) if store else None})
+    parsed = json.loads(store) if store else None
+    if active == "true" and isinstance(parsed, dict):
+        label = parsed.get("active_manifest")
+        parsed = {"active_manifest": label, "manifests": {label: parsed.get("manifests", {}).get(label)}}
+    return JSONResponse({"manifestId": manifest_id, "work": work, "manifestStore": parsed})
 
 
 def _work(ledger: str, work_id: str) -> dict[str, Any] | None:
@@ -640,10 +672,11 @@ def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 80
     """The uvicorn settings of the service: its guarded protocol (rightsmeta/server/protocol.py)."""
     import uvicorn
 
-    from .protocol import protocol
+    from .protocol import HEAD_LIMIT, protocol
 
     return uvicorn.Config(create_app(config), host=host, port=port, log_config=_log_config(access_log), log_level=None,
                           timeout_keep_alive=5, limit_concurrency=config.workers + config.backlog + 64,
+                          h11_max_incomplete_event_size=HEAD_LIMIT,
                           http=protocol(config.head_seconds, config.send_seconds))
 
 

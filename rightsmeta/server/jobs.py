@@ -281,7 +281,7 @@ def _carry(original: str, derivative: str, name: str, out: str, new_work: bool =
                                        "parent_work_id": result.parent_work_id, "carriers": result.carriers}, registration)
 
 
-def _by_content(path: str, limit: int) -> dict[str, Any]:
+def _by_content(path: str, limit: int, hint: str | None = None) -> dict[str, Any]:
     from .. import api, cropsearch
     from ..fingerprint import fingerprint
     from . import registry
@@ -299,8 +299,9 @@ def _by_content(path: str, limit: int) -> dict[str, Any]:
     matches: list[dict[str, Any]] = []
     seen: set[str] = set()
     code = fingerprint(data, report.format)
-    if code:
-        for hit in registry.by_binding(ledger.path, "io.iscc.v0", code, limit):
+    # The client's hint (hintAlg/hintValue, a soft binding it holds) first, then the content's own code.
+    for binding in (hint, code):
+        for hit in registry.by_binding(ledger.path, registry.ALG, binding, limit) if binding else ():
             if hit["manifestId"] not in seen:
                 seen.add(hit["manifestId"])
                 matches.append(hit)

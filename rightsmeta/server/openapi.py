@@ -22,11 +22,18 @@ _MATCHES = {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBi
 _MAX_RESULTS = {"name": "maxResults", "in": "query", "description": "At most this many matches (and never more than 100)",
                 "schema": {"type": "integer", "minimum": 1, "default": 10}}
 
+_HINT = [{"name": "hintAlg", "in": "query", "description": "A soft binding the client holds, to aid the search (with hintValue): "
+          "its matches rank first; any other algorithm is refused (400)", "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
+         {"name": "hintValue", "in": "query", "description": "The hint's value (with hintAlg): an ISCC code, as text or base64",
+          "schema": {"type": "string", "maxLength": 512}}]
+
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad request", 401: "Missing or wrong bearer token", 403: "Writes are disabled (no token configured)",
             404: "Not found", 408: "Upload too slow", 413: "Upload too large", 415: "Unsupported asset type",
-            422: "The file cannot be processed", 503: "Busy: retry after the Retry-After header",
+            414: "Request line over 16 KiB (send a long soft binding with POST)",
+            422: "The file cannot be processed", 431: "Request line and headers over 16 KiB",
+            503: "Busy: retry after the Retry-After header",
             507: "No more disk allowed for kept batches"}
     return {str(c): {"description": text[c], "content": _PROBLEM} for c in codes}
 
@@ -121,7 +128,7 @@ def spec() -> dict[str, Any]:
                         "parameters": [{"name": "alg", "in": "query", "required": True, "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
                                        {"name": "value", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 512}},
                                        _MAX_RESULTS],
-                        "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401)}},
+                        "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401, 414)}},
                 "post": {"summary": "Manifests matching a soft binding given as JSON", "operationId": "queryByLargeBinding", "security": read,
                          "parameters": [_MAX_RESULTS],
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SoftBindingQuery"}}}},
@@ -129,16 +136,20 @@ def spec() -> dict[str, Any]:
             },
             "/matches/byContent": {"post": {"summary": "Manifests of works matching the uploaded asset", "operationId": "uploadFile", "security": read,
                                             "parameters": [{"name": "alg", "in": "query", "schema": {"type": "string", "enum": ["io.iscc.v0"]}},
-                                                           _MAX_RESULTS],
+                                                           _MAX_RESULTS, *_HINT],
                                             "requestBody": _UPLOAD,
                                             "responses": {"200": {"description": "Matches", "content": _MATCHES}, **_errors(400, 401, 408, 413, 415, 422, 503)}}},
             "/manifests/{manifestId}": {"get": {"summary": "The manifest store (application/c2pa) or, without one, the recorded statement",
                                                 "operationId": "getManifestById", "security": read,
-                                                "parameters": [{"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}],
+                                                "parameters": [{"name": "manifestId", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}},
+                                                               {"name": "returnActiveManifest", "in": "query",
+                                                                "description": "Only the active manifest (a store of that one manifest; "
+                                                                               "without stored bytes, the statement with the active manifest only)",
+                                                                "schema": {"type": "boolean", "default": False}}],
                                                 "responses": {"200": {"description": "The manifest store or statement",
                                                                       "content": {"application/c2pa": {"schema": {"type": "string", "format": "binary"}},
                                                                                   "application/json": {"schema": {"type": "object"}}}},
-                                                              **_errors(401, 404)}}},
+                                                              **_errors(400, 401, 404)}}},
             "/services/supportedAlgorithms": {"get": {"summary": "Soft binding algorithms resolved here", "operationId": "getSupportedBindings",
                                                       "responses": {"200": {"description": "Algorithms", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sqlite3
+import struct
 from contextlib import closing
 from typing import Any
 
@@ -147,19 +148,22 @@ def parse_value(value: str) -> str | None:
     """An ISCC code from a query value: ``ISCC:...``, base64 of that text, or base64 of the code's bytes."""
     import iscc_core
 
-    text = value.strip()
-    candidates = [text]
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
-                               validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if raw:
+    candidates = []
+    # A base64 value's "+" arrives as a space when a client puts it in the URL unencoded, as the
+    # C2PA API's clients do (c2pa-rs writes "?value={value}"): read with the "+" back too.
+    for text in dict.fromkeys((value.strip(), value.replace(" ", "+").strip())):
+        candidates.append(text)
         try:
-            candidates.append(raw.decode("ascii"))
-        except UnicodeDecodeError:
-            pass
-        candidates.append("ISCC:" + iscc_core.encode_base32(raw))
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
+                                   validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if raw:
+            try:
+                candidates.append(raw.decode("ascii"))
+            except UnicodeDecodeError:
+                pass
+            candidates.append("ISCC:" + iscc_core.encode_base32(raw))
     for candidate in candidates:
         code = candidate if candidate.upper().startswith("ISCC:") else f"ISCC:{candidate}"
         try:
@@ -218,3 +222,41 @@ def manifest(path: str | os.PathLike[str], manifest_id: str) -> tuple[bytes | No
     if row is None:
         return None, None, None
     return (bytes(row[0]) if row[0] is not None else None), row[1], str(row[2])
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]] | None:
+    """(type, start, end) of each ISO BMFF-style box of a JUMBF superbox's payload, or None if malformed."""
+    out = []
+    at = start
+    while at < end:
+        if end - at < 8:
+            return None
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        if size == 1:  # a 64-bit size follows the type
+            if end - at < 16:
+                return None
+            size = struct.unpack(">Q", data[at + 8:at + 16])[0]
+        elif size == 0:  # to the end
+            size = end - at
+        if size < 8 or at + size > end:
+            return None
+        out.append((kind, at, at + size))
+        at += size
+    return out
+
+
+def active_only(store: bytes) -> bytes | None:
+    """The manifest store holding only its active manifest (the last one, C2PA 2.2 section 15.5), or
+    None when ``store`` is not a JUMBF manifest store. A store of one manifest is returned as is."""
+    top = _boxes(store, 0, len(store))
+    if not top or len(top) != 1 or top[0][0] != b"jumb":
+        return None
+    header = 16 if struct.unpack(">I", store[:4])[0] == 1 else 8
+    children = _boxes(store, header, len(store))
+    if not children or children[0][0] != b"jumd" or any(kind != b"jumb" for kind, _, _ in children[1:]) or len(children) < 2:
+        return None
+    if len(children) == 2:
+        return store
+    description, (_, start, end) = children[0], children[-1]
+    payload = store[description[1]:description[2]] + store[start:end]
+    return struct.pack(">I4s", 8 + len(payload), b"jumb") + payload

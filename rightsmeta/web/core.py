@@ -198,14 +198,15 @@ def evaluate(
     user_agent: str = DEFAULT_AGENT,
     final_url: str | None = None,
     http_status: int | None = None,
-    redirected_from: Sequence[tuple[str, Site]] = (),
+    redirected_from: Sequence[tuple[str, Site] | tuple[str, Site, _headers.Headers]] = (),
 ) -> WebReport:
     """The decision for ``url`` from what is given; nothing is fetched.
 
     ``headers``: the resource's response headers; ``body``: its bytes (embedded carriers are read,
     and an HTML body's meta elements); ``page``: the HTML page the resource was found on, whose
     meta elements apply to it; ``site``: its origin's robots.txt and tdmrep.json;
-    ``redirected_from``: each URL that redirected towards ``final_url``, with its own site.
+    ``redirected_from``: each URL that redirected towards ``final_url``, with its own site (and,
+    when known, the headers of its redirect response).
     """
     report = WebReport(url, final_url=final_url or url, http_status=http_status)
     where = report.final_url or url
@@ -232,10 +233,17 @@ def evaluate(
                 report.unread.append(f"{name}: not given")
     else:
         report.unread.append("robots.txt and tdmrep.json: not given")
-    for hop, hop_site in redirected_from:
+    for item in redirected_from:
+        hop, hop_site = item[0], item[1]
         # A URL keeps its site's reservations when it redirects: a publisher's tdmrep.json for
         # /img/* (or its robots.txt shutting GPTBot out) was lost when /img/a.jpg went to a CDN.
         found, errors, notes = site_signals(hop_site, hop, user_agent)
+        if len(item) > 2:
+            # And the signals its redirect response carried: an X-Robots-Tag: noai (tdm-reservation,
+            # Content-Usage) on a 301 to the image was read nowhere, so the image came out unspecified.
+            # The strictest along the chain wins, as for the hops' sites (fail closed).
+            parsed = _headers.parse(item[2], user_agent)
+            found, errors, notes = parsed.signals + found, parsed.errors + errors, parsed.notes + notes
         report.signals += [replace(s, carrier=f"{s.carrier} of {hop}") for s in found]
         report.errors += [f"{hop}: {e}" for e in errors]
         report.notes += [f"{hop}: {n}" for n in notes]

@@ -202,7 +202,10 @@ class Fetcher:
         async with self._slots, asyncio.timeout(self.limits.timeout):
             async with self.client.head(url, allow_redirects=False) as response:
                 pass
-            if response.status in (405, 501):  # HEAD not supported: headers of a GET, body unread
+            # HEAD not supported (405, 501), or refused where GET is not (400, 403: an S3, GCS or CDN
+            # signed URL signs the method, so a presigned GET URL answers HEAD 403 and every such
+            # URL was an error without --fetch-body): the headers of a GET, body unread.
+            if response.status in (400, 403, 405, 501):
                 async with self.client.get(url, allow_redirects=False) as response:
                     pass
             return response
@@ -293,7 +296,8 @@ class Fetcher:
         final, status = url, None
         errors: list[str] = []
         site = given
-        passed: list[tuple[str, Site]] = []  # the URLs redirected from, each with its site
+        # the URLs redirected from, each with its site and the headers of its redirect response
+        passed: list[tuple[str, Site, Headers]] = []
         try:
             # Redirects are followed here, one hop at a time, so that each hop's robots.txt is asked
             # before the hop is fetched (RFC 9309), and the final URL's site policies apply.
@@ -327,12 +331,16 @@ class Fetcher:
                     if urlsplit(target).scheme not in ("http", "https"):
                         errors.append(f"redirected to a URL that is not http(s): {target[:200]}")
                         break
-                    passed.append((final, site))
+                    passed.append((final, site, response.raw_headers))
                     final = target
                     continue
                 if headers is None:  # headers the caller gave are kept
                     headers = response.raw_headers
-                if data is not None:
+                if status >= 300 and status < 400:
+                    # A 3xx not followed (no Location; 300, 304, 305): the resource was never reached,
+                    # and the body is a link page, not the file: it was read as the file, "allowed".
+                    errors.append(f"HTTP {status} with no Location to follow: the resource was not reached")
+                elif data is not None:
                     body = data
                 if status >= 400:
                     errors.append(f"HTTP {status} for the resource")
