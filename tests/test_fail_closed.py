@@ -639,6 +639,7 @@ _STORE_HEADERS = {
     "png": (b"caBX", b"caBx"),
     "webp": (b"C2PA", b"C2PB"),
     "avif": (b"uuid", b"uqid"),  # the first uuid box is the store's
+    "gif": (b"C2PA_GIF", b"C2PB_GIF"),  # the application extension's name
 }
 
 

@@ -234,7 +234,9 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     except c2pa.C2paError as exc:
         return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: {exc}"])
     if reader is None:
-        held = next(((start, end) for start, end in ranges if jumbf.holds_store(buf, start, end)), None)
+        # Searched whole (not only an element's first bytes): a GIF's store, in the windows searched
+        # for the marker, sits wherever its application extension does. Rare: a marker, no store.
+        held = next(((start, end) for start, end in ranges if buf.find(jumbf.SIGNATURE, start, end) >= 0), None)
         if held is None:
             return None
         # A store where c2pa did not find one: the header of the element holding it is damaged.
