@@ -659,3 +659,54 @@ def test_a_manifest_store_whose_header_is_damaged_is_an_error(fmt: str, signer: 
     assert any("C2PA manifest store at bytes" in e and "not read" in e for e in report.errors), report.errors
     assert not report.may_use(AI) and classify(report).status not in ("intact", "untagged")
     assert api.read(signed).errors == [] and api.read(image_bytes(fmt)).errors == []
+
+
+def _signed(fmt: str, ffmpeg: str, folder: Path, identity: keys.Identity) -> bytes:
+    if fmt in ("wav", "m4a"):
+        path = folder / f"tone.{fmt}"
+        subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3",
+                        *(["-c:a", "aac"] if fmt == "m4a" else []), str(path)], check=True)
+        return rightsmeta.tag_bytes(path.read_bytes(), DENY_AI, identity=identity)
+    return rightsmeta.tag_bytes(image_bytes(fmt), DENY_AI, identity=identity)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif", "wav", "m4a"])
+def test_a_store_whose_cbor_claims_more_than_it_holds_is_not_given_to_c2pa(
+    fmt: str, ffmpeg: str, tmp_path: Path, signer: keys.Identity
+) -> None:
+    # One byte of a signed WAV (a mutation campaign's find): a text string's length inside an
+    # assertion's CBOR read as 1.8 GB; c2pa-python 0.38 took 9 s and 1.8 GB of memory to say so.
+    signed = _signed(fmt, ffmpeg, tmp_path, signer)
+    box = signed.index(b"jumdc2pa")
+    while (box := signed.index(b"cbor", box + 1)) and signed[box - 4:box] == b"jumd":
+        pass  # a description box's type ("cbor" UUID), not the CBOR content box after it
+    text = next(i for i in range(box + 4, box + 64) if 0x60 <= signed[i] <= 0x77)  # a short text string's head
+    damaged = signed[:text] + b"\x7b" + signed[text + 1:]  # now: an 8-byte length follows
+    started = time.monotonic()
+    report = api.read(damaged)
+    assert time.monotonic() - started < 5
+    store = next(c for c in report.carriers if c.name == "c2pa")
+    assert any("the store is damaged" in e and "CBOR" in e for e in store.errors), report.errors
+    assert not report.may_use(AI) and classify(report).status not in ("intact", "untagged")
+    assert api.read(signed).errors == []
+
+
+def test_a_store_over_several_app11_segments_is_joined_before_it_is_checked(signer: keys.Identity) -> None:
+    # A large store (a thumbnail, ingredients) spans APP11 segments; each continuation repeats the
+    # box's LBox and TBox. Split ours in two as c2pa would write it: c2pa still finds the manifest,
+    # and the check sees one whole store, not two damaged halves.
+    signed = rightsmeta.tag_bytes(image_bytes("jpeg"), DENY_AI, identity=signer)
+    at = signed.index(b"\xff\xeb")
+    length = int.from_bytes(signed[at + 2:at + 4], "big")
+    body = signed[at + 4:at + 2 + length]
+    assert body[:2] == b"JP"
+    header, payload = body[:8], body[8:]  # CI, En, Z; then the box (LBox, TBox, ...)
+    cut = len(payload) // 2
+    second = header[:4] + (2).to_bytes(4, "big") + payload[:8] + payload[cut:]
+    first = header + payload[:cut]
+    split = b"".join(b"\xff\xeb" + (len(part) + 2).to_bytes(2, "big") + part for part in (first, second))
+    rewritten = signed[:at] + split + signed[at + 2 + length:]
+    report = api.read(rewritten)
+    store = next(c for c in report.carriers if c.name == "c2pa")
+    assert not any("damaged" in e for e in store.errors), store.errors
+    assert store.values.get("validation_state") is not None  # c2pa read the manifest

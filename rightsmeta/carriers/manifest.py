@@ -174,6 +174,39 @@ def _not_searched(ranges: Ranges, spliced: splice.Spliced, clean: Ranges) -> Ran
     return left
 
 
+def _stores(buf: Any, fmt: str, ranges: Ranges) -> list[bytes]:
+    """The JUMBF of each store element in ``ranges`` whose own header says so (a PNG caBX chunk, a
+    RIFF C2PA chunk, a C2PA uuid box, JPEG APP11 segments joined per box instance); none for the
+    formats whose store is found by a search (GIF, PDF, SVG), nor for a file searched whole."""
+    found: list[bytes] = []
+    if fmt == "png":
+        found = [bytes(buf[start + 8 : end - 4]) for start, end in ranges if buf[start + 4 : start + 8] == b"caBX"]
+    elif fmt in ("webp", "wav"):
+        found = [bytes(buf[start + 8 : end]) for start, end in ranges if buf[start : start + 4] == b"C2PA"]
+    elif fmt in ("avif", "heic", "m4a", "mp4", "mov"):
+        for payload, end in ranges:
+            if buf[payload - 4 : payload] == b"uuid" and bytes(buf[payload : payload + 16]) == bmff.C2PA_UUID:
+                # version and flags, then the purpose (a C string), then for "manifest" a 64-bit offset
+                purpose_end = buf.find(b"\0", payload + 20, end)
+                if purpose_end < 0:
+                    found.append(b"")  # no purpose: nothing a store could follow
+                    continue
+                start = purpose_end + 1 + (8 if bytes(buf[payload + 20 : purpose_end]) == b"manifest" else 0)
+                found.append(bytes(buf[start:end]))
+    elif fmt == "jpeg":
+        joined: dict[bytes, bytearray] = {}
+        for start, end in ranges:
+            body = buf[start + 4 : end]
+            if buf[start + 1] != jpeg.APP11 or body[:2] != b"JP" or len(body) < 16:
+                continue
+            instance, rest = bytes(body[2:4]), body[8:]
+            if instance in joined:  # a continuation repeats the box's LBox and TBox (and XLBox)
+                rest = rest[16:] if rest[:4] == b"\0\0\0\1" else rest[8:]
+            joined.setdefault(instance, bytearray()).extend(rest)
+        found = [bytes(jumbf_bytes) for jumbf_bytes in joined.values()]
+    return found
+
+
 def signable(fmt: str | None) -> bool:
     return fmt in MIME
 
@@ -223,6 +256,10 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     ranges = _may_hold_manifest(buf, fmt, options.located if options else None, options.parsed if options else None)
     if not ranges:
         return None
+    for store in _stores(buf, fmt, ranges):
+        damage = jumbf.store_damage(store)
+        if damage is not None:  # c2pa would trust the lengths: see jumbf.py
+            return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: the store is damaged ({damage})"])
     import c2pa
 
     trust = options.trust_anchors if options else None
