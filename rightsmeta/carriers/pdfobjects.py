@@ -424,6 +424,7 @@ class Reader:
         self._at: dict[int, tuple[Ref, Any, int]] = {}
         self._lookups = 0  # calls of get(): a parse that made one depended on more than its bytes
         self._tail = self.size  # where "startxref" ends the file; set by _startxref
+        self._chain_end = 0  # where the chain's last section in the file ends (its trailer, its stream)
         self._base = base if base is not None and _extends(buf, base.buf, spliced) else None
         self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
@@ -501,6 +502,13 @@ class Reader:
         if self.newest is None:
             self.newest = base.newest
         self._table_not_at_zero |= base._table_not_at_zero
+        self._chain_end = max(self._chain_end, base._chain_end)
+
+    def after_chain(self) -> tuple[int, int]:
+        """Where the last section of the chain in the file ends, and where the final "startxref"
+        starts: between them a file holds nothing but its last section's "endobj". (A linearized
+        file's startxref names its first-page section at the start; the chain still ends last.)"""
+        return self._chain_end, self._tail
 
     @staticmethod
     def _prev(entries: dict[str, Any]) -> int | None:
@@ -531,9 +539,10 @@ class Reader:
             pos = self._parser.skip(end)
             if self.buf[pos:pos + 7] == b"trailer":
                 break
-        trailer, _ = self._parser.value(pos + 7)
+        trailer, end = self._parser.value(pos + 7)
         if not isinstance(trailer, dict):
             raise LeaveToLibrary
+        self._chain_end = max(self._chain_end, end)
         self._sections.append(_Section(subsections))
         if self.newest is None:
             self.newest = trailer
@@ -555,9 +564,10 @@ class Reader:
         head = _HEADER.match(self.buf, pos)
         if head is None:
             raise LeaveToLibrary
-        stream, _ = self._parser.value(head.end())
+        stream, end = self._parser.value(head.end())
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
             raise LeaveToLibrary
+        self._chain_end = max(self._chain_end, end)
         self._xref_streams.add((int(head[1]), int(head[2])))
         size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
         index = stream.dictionary.get("/Index", [0, size])
