@@ -507,6 +507,34 @@ def test_debug_flag_shows_the_log(tmp_path: Path) -> None:
     assert b"left the file to pypdf" not in quiet.stderr
     assert b"rightsmeta: DEBUG: the fast PDF reader left the file to pypdf" in loud.stderr
     assert CliRunner().invoke(main, ["--help"]).output.count("--debug") == 1
+    # Why, on that one line: where the fast reader stepped aside, and the reason its code gives.
+    line = next(line for line in loud.stderr.decode().splitlines() if "left the file to pypdf" in line)
+    at = _raised_at(pdfobjects, "no plain")
+    assert line.endswith(f'at pdfobjects.py:{at} (_startxref): no plain "startxref N %%EOF" at the very end: pypdf recovers')
+
+
+def _raised_at(module: Any, comment: str) -> int:
+    """The line of ``module`` that raises LeaveToLibrary with ``comment``."""
+    lines = Path(module.__file__).read_text("utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if "raise LeaveToLibrary" in line and comment in line)
+
+
+def test_debug_log_says_why_the_fast_pdf_reader_stepped_aside(caplog: pytest.LogCaptureFixture) -> None:
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged.rindex(b"startxref")
+    cases = {
+        tagged[:last] + b"startxref\n0\n%%EOF\n": "the last startxref points outside the file",
+        tagged.replace(b"/Type /Catalog", b"/Type /Katalog"): "pypdf searches the file for a catalog",
+    }
+    for data, why in cases.items():
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="rightsmeta"):
+            api.read(data)
+        said = [r.getMessage() for r in caplog.records if "left the file to pypdf" in r.getMessage()]
+        assert len(said) == 1 and why in said[0] and ".py:" in said[0], said
+    caplog.clear()
+    api.read(tagged[:last] + b"startxref\n0\n%%EOF\n")  # DEBUG not shown: nothing said, no source read
+    assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
 
 
 def test_our_own_writer_bugs_are_not_reported_as_malformed_files(ffmpeg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
