@@ -271,7 +271,11 @@ def _movie(what: str) -> bmff.Walker:
     """How the MP4 reader and writer walk boxes (carriers/bmff.py): printable types at every
     level, and below the top fewer than 8 bytes left over are slack whatever they hold
     (QuickTime ends some atom lists with a zero word)."""
-    return bmff.Walker(what, MAX_ITEMS, printable=True, tail="ignore")
+    return _MOVIES.get(what) or bmff.Walker(what, MAX_ITEMS, printable=True, tail="ignore")
+
+
+# Made once (immutable): building the tuple per call was most of what the walker class cost a read.
+_MOVIES = {what: bmff.Walker(what, MAX_ITEMS, printable=True, tail="ignore") for what in ("M4A", "MP4", "MOV")}
 
 
 # FLAC frame headers end with a CRC-8 (poly 0x07), frames with a CRC-16 (poly 0x8005), both MSB-first.
