@@ -3,7 +3,9 @@
 The fast readers (carriers/audiotags.py, carriers/pdfobjects.py) hand what they are not sure of
 to mutagen or pypdf. That is expected for unusual files and logged at DEBUG; any other exception
 in a fast reader is a bug of ours that only made the read slower, logged as a WARNING with its
-traceback so that it is seen (``rightsmeta --debug`` shows both). The library adds only a
+traceback so that it is seen (``rightsmeta --debug`` shows both). A fast reader mostly steps
+aside with a bare ``raise LeaveToLibrary  # why``: the DEBUG line then names the line that raised
+it and that comment, read from the source file only when DEBUG is shown. The library adds only a
 ``NullHandler``: an application decides where its log goes. ``logging`` is imported on the first
 fallback, so a scan that never falls back never loads it.
 """
@@ -21,10 +23,34 @@ def fell_back(reader: str, fallback: str, exc: BaseException, *, expected: tuple
     if not log.handlers:
         log.addHandler(logging.NullHandler())
     if isinstance(exc, expected):
-        log.debug("%s left the file to %s: %s", reader, fallback, str(exc) or type(exc).__name__)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s left the file to %s: %s", reader, fallback, _reason(exc))
     else:
         log.warning("%s failed (%s: %s), a bug of rightsmeta; %s read the file instead",
                     reader, type(exc).__name__, exc, fallback, exc_info=exc)
+
+
+def _reason(exc: BaseException) -> str:
+    """What ``exc`` says; for one raised without a message, where (file, line, function) and
+    the comment on that line, which in the fast readers says why."""
+    if str(exc):
+        return str(exc)
+    tb = exc.__traceback__
+    if tb is None:
+        return type(exc).__name__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code, line = tb.tb_frame.f_code, tb.tb_lineno
+    where = f"{type(exc).__name__} at {code.co_filename.rpartition('/')[2]}:{line} ({code.co_name})"
+    # Read here rather than through linecache: no cache kept for the process, and this runs
+    # only with DEBUG shown. An inline comment is "  # ...", after the code.
+    try:
+        with open(code.co_filename, encoding="utf-8") as source:
+            text = next((t for n, t in enumerate(source, 1) if n == line), "")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    comment = text.rpartition("  # ")[2].strip() if "  # " in text else ""
+    return f"{where}: {comment}" if comment else where
 
 
 def show(level: int | None = None) -> None:

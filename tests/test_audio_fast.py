@@ -883,10 +883,11 @@ def freeform(mean: bytes, name: bytes, *values: bytes, kind: int = 1) -> bytes:
 
 def box_path(data: bytes, *names: bytes) -> list[Any]:
     """The boxes moov, udta, ... down to the last of ``names`` (the first of each name)."""
-    found = [next(b for b in audio._boxes(data, 0, len(data), "MP4", top=True) if b.type == names[0])]
+    movie = audio._movie("MP4")
+    found = [next(b for b in movie.top(data) if b.type == names[0])]
     for name in names[1:]:
         parent = found[-1]
-        boxes = audio._boxes(data, parent.payload + (4 if parent.type == b"meta" else 0), parent.end, "MP4")
+        boxes = movie.inside(data, parent._replace(payload=parent.payload + (4 if parent.type == b"meta" else 0)))
         found.append(next(b for b in boxes if b.type == name))
     return found
 
@@ -1127,7 +1128,7 @@ def test_mp4_reader_agrees_with_mutagen_on_damaged_files(mp4_seeds: dict[str, by
     """Bytes of the moov box changed (or of the fragments, in a fragmented file): our reader gives
     mutagen's items, or steps aside, or refuses; where it answers, mutagen must read the file too."""
     data = bytearray(mp4_seeds[seed])
-    boxes = [b for b in audio._boxes(data, 0, len(data), "MP4", top=True) if b.type in (b"moov", b"moof")]
+    boxes = [b for b in audio._movie("MP4").top(data) if b.type in (b"moov", b"moof")]
     sizes = [b.end - b.start for b in boxes]
     for at, value in edits:
         at %= sum(sizes)

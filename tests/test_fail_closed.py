@@ -85,6 +85,70 @@ def test_pdf_with_a_wrong_offset_on_its_newest_startxref_still_reads_the_newest_
     assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
 
 
+# --- session 12: a newest revision pypdf's repairs or a wrong pointer would leave out --------------------
+
+
+def _two_revisions() -> tuple[bytes, bytes]:
+    """A PDF tagged "allowed" by holder Old, and that one tagged "AI not allowed" by New: two
+    incremental updates, the second rewriting the first one's XMP (object 9) and Info."""
+    older = rightsmeta.tag_bytes(pdf_bytes(), Assertion.build(allow=["all"], holder="Old"))
+    newer = rightsmeta.tag_bytes(older, Assertion.build(deny=["ai"], holder="New"))
+    assert newer.startswith(older) and not api.read(newer).may_use(AI) and api.read(older).may_use(AI)
+    return older, newer
+
+
+def _older_signals(report: Any) -> list[str]:
+    return [c.name for c in report.carriers if "Old" in json.dumps(c.values)]
+
+
+def test_pdf_whose_last_startxref_names_the_older_revision_is_not_read_as_it(tmp_path: Path) -> None:
+    # Both readers followed the chain the last startxref leads to: the older revision's, whose
+    # "allowed" was the answer; the newest revision after it was never read.
+    older, newer = _two_revisions()
+    last, older_section = newer.rindex(b"startxref"), older[older.rindex(b"startxref"):].split()[1]
+    data = newer[:last] + b"startxref\n" + older_section + b"\n%%EOF\n"
+    report = api.read(data)
+    assert not report.may_use(AI) and _older_signals(report) == []
+    assert any("which was not read: the startxref or a /Prev points wrong" in e for e in report.errors), report.errors
+    # Tagging it would chain a third revision to the older one, the newest lost for good: refused.
+    path = tmp_path / "pointing-back.pdf"
+    path.write_bytes(data)
+    done = _cli("tag", str(path), "--deny", "ai", "--no-ledger", "--no-sign", cwd=tmp_path)
+    assert done.returncode != 0 and b"points wrong" in done.stderr + done.stdout
+    assert path.read_bytes() == data
+
+
+def test_pdf_whose_newest_metadata_object_is_damaged_is_not_read_from_the_older_revision() -> None:
+    # One digit of the newest object's header changed: pypdf, not finding object 9 where the
+    # newest table puts it, searched the file from its start and read the older revision's XMP.
+    _, newer = _two_revisions()
+    at = newer.rindex(b"9 0 obj")
+    report = api.read(newer[:at] + b"8" + newer[at + 1:])
+    assert not report.may_use(AI) and _older_signals(report) == [], report.carriers
+    assert any("older revision's object 9" in e and "its object was not read" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize(("old", "new"), [(b" /Root 3 0 R", b""), (b"/Root 3 0 R", b"/Root 99 0 R")])
+def test_pdf_whose_newest_trailer_names_no_catalog_is_an_error(old: bytes, new: bytes) -> None:
+    # Every trailer is merged into one, so an older trailer's /Root stood in for a missing one;
+    # and a /Root naming nothing made pypdf take the lowest-numbered catalog of any revision.
+    _, newer = _two_revisions()
+    trailer = newer.rindex(b"trailer")
+    assert newer.count(old, trailer) == 1
+    report = api.read(newer[:trailer] + newer[trailer:].replace(old, new))
+    assert not report.may_use(AI) and report.carriers == []
+    assert any("catalog was not read" in e for e in report.errors), report.errors
+
+
+def test_pdf_revisions_read_as_before_where_nothing_is_damaged() -> None:
+    # The checks above look only at what pypdf repaired or what follows the chain: two intact
+    # revisions read as they did, with no error.
+    older, newer = _two_revisions()
+    for data in (older, newer):
+        report = api.read(data)
+        assert report.errors == [] and [c.name for c in report.carriers] == ["xmp", "info"]
+
+
 # --- 11.2: an ID3 frame size past the end of the tag --------------------------------------------------
 
 
@@ -443,6 +507,34 @@ def test_debug_flag_shows_the_log(tmp_path: Path) -> None:
     assert b"left the file to pypdf" not in quiet.stderr
     assert b"rightsmeta: DEBUG: the fast PDF reader left the file to pypdf" in loud.stderr
     assert CliRunner().invoke(main, ["--help"]).output.count("--debug") == 1
+    # Why, on that one line: where the fast reader stepped aside, and the reason its code gives.
+    line = next(line for line in loud.stderr.decode().splitlines() if "left the file to pypdf" in line)
+    at = _raised_at(pdfobjects, "no plain")
+    assert line.endswith(f'at pdfobjects.py:{at} (_startxref): no plain "startxref N %%EOF" at the very end: pypdf recovers')
+
+
+def _raised_at(module: Any, comment: str) -> int:
+    """The line of ``module`` that raises LeaveToLibrary with ``comment``."""
+    lines = Path(module.__file__).read_text("utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if "raise LeaveToLibrary" in line and comment in line)
+
+
+def test_debug_log_says_why_the_fast_pdf_reader_stepped_aside(caplog: pytest.LogCaptureFixture) -> None:
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged.rindex(b"startxref")
+    cases = {
+        tagged[:last] + b"startxref\n0\n%%EOF\n": "the last startxref points outside the file",
+        tagged.replace(b"/Type /Catalog", b"/Type /Katalog"): "pypdf searches the file for a catalog",
+    }
+    for data, why in cases.items():
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="rightsmeta"):
+            api.read(data)
+        said = [r.getMessage() for r in caplog.records if "left the file to pypdf" in r.getMessage()]
+        assert len(said) == 1 and why in said[0] and ".py:" in said[0], said
+    caplog.clear()
+    api.read(tagged[:last] + b"startxref\n0\n%%EOF\n")  # DEBUG not shown: nothing said, no source read
+    assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
 
 
 def test_our_own_writer_bugs_are_not_reported_as_malformed_files(ffmpeg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -267,16 +267,15 @@ def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, in
     return found
 
 
-def _boxes(buf: Buffer, start: int, end: int, what: str, *, top: bool = False) -> list[bmff.Box]:
-    """One level of boxes (walked by carriers/bmff.py). Only the top level may hold a box of size
-    0 (to the end of the file); fewer than 8 bytes left over are slack below the top (QuickTime
-    ends some atom lists with a zero word) and at the top only when zero (padding)."""
-    tail: bmff.Tail = "zeros" if top else "ignore"
-    return bmff.walk(buf, start, end, limit=MAX_ITEMS, what=what, open_ended=top, printable=True, tail=tail)
+def _movie(what: str) -> bmff.Walker:
+    """How the MP4 reader and writer walk boxes (carriers/bmff.py): printable types at every
+    level, and below the top fewer than 8 bytes left over are slack whatever they hold
+    (QuickTime ends some atom lists with a zero word)."""
+    return _MOVIES.get(what) or bmff.Walker(what, MAX_ITEMS, printable=True, tail="ignore")
 
 
-def _child(buf: Buffer, box: bmff.Box, btype: bytes, what: str) -> bmff.Box | None:
-    return next((b for b in _boxes(buf, box.payload, box.end, what) if b.type == btype), None)
+# Made once (immutable): building the tuple per call was most of what the walker class cost a read.
+_MOVIES = {what: bmff.Walker(what, MAX_ITEMS, printable=True, tail="ignore") for what in ("M4A", "MP4", "MOV")}
 
 
 # FLAC frame headers end with a CRC-8 (poly 0x07), frames with a CRC-16 (poly 0x8005), both MSB-first.
@@ -469,7 +468,8 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         return _Layout(fmt, ogg_streams=_check_ogg(buf))
     if fmt in _MP4_FORMATS:
         what = fmt.upper()
-        top = _boxes(buf, 0, len(buf), what, top=True)
+        movie = _movie(what)
+        top = movie.top(buf)
         layout = _Layout(fmt)
         moov = next((b for b in top if b.type == b"moov"), None)
         if moov is None:
@@ -477,8 +477,7 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         for box in top:
             if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
-        udta = _child(buf, moov, b"udta", what)
-        found = _child(buf, udta, b"XMP_", what) if udta is not None else None
+        found = movie.path(buf, moov, b"udta", b"XMP_")
         if found is not None:
             layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
         return layout
@@ -944,13 +943,13 @@ def write_bmff_xmp(data: bytes | bytearray, assertion: Assertion, what: str = "M
     of the file), any old XMP box becoming ``free`` space of the same size. A ``bytearray`` is
     the caller's own copy, edited in place (every read of it comes before the first edit).
     """
-    top = _boxes(data, 0, len(data), what, top=True)
+    movie = _movie(what)
+    top = movie.top(data)
     out = data if isinstance(data, bytearray) else bytearray(data)
     ours = [b for b in top if b.type == b"uuid" and data[b.payload : b.payload + 16] == XMP_UUID]
     existing = _existing_packet(data, ours[0].payload + 16, ours[0].end, f"{what} uuid box") if ours else None
     moov = next((b for b in top if b.type == b"moov"), None)
-    udta = _child(data, moov, b"udta", what) if moov is not None else None
-    atom = _child(data, udta, b"XMP_", what) if udta is not None else None
+    atom = movie.path(data, moov, b"udta", b"XMP_")
     if atom is not None:
         location = f"{what} moov/udta/XMP_ atom"
         old = _existing_packet(data, atom.payload, atom.end, location)
@@ -1004,10 +1003,11 @@ def _shift_tfra(out: bytearray, moved_from: int, delta: int, what: str) -> None:
     this index of absolute moof offsets that players seek by (ffmpeg's seek through a stale one
     returned no frame). A 'tfra' whose entries do not fit its box is left as it was.
     """
-    top = _boxes(out, 0, len(out), what, top=True)
+    movie = _movie(what)
+    top = movie.top(out)
     if not delta or not top or top[-1].type != b"mfra":
         return
-    for box in _boxes(out, top[-1].payload, top[-1].end, what):
+    for box in movie.inside(out, top[-1]):
         if box.type != b"tfra" or box.payload + 16 > box.end:
             continue
         version, sizes = out[box.payload], out[box.payload + 11]
@@ -1021,20 +1021,13 @@ def _shift_tfra(out: bytearray, moved_from: int, delta: int, what: str) -> None:
             _move_offset(out, at, width, moved_from, delta, what)
 
 
-def _sample_table(data: Buffer, trak: bmff.Box, what: str) -> bmff.Box | None:
-    """The 'stbl' box of a 'trak', or None."""
-    box: bmff.Box | None = trak
-    for name in (b"mdia", b"minf", b"stbl"):
-        box = _child(data, box, name, what) if box is not None else None
-    return box
-
-
 def _base_data_offsets(data: Buffer, what: str) -> list[int]:
     """Where the movie fragments' 'tfhd' boxes hold an absolute base-data-offset, in file order."""
     found = []
-    for moof in (b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moof"):
-        for traf in (b for b in _boxes(data, moof.payload, moof.end, what) if b.type == b"traf"):
-            header = _child(data, traf, b"tfhd", what)
+    movie = _movie(what)
+    for moof in (b for b in movie.top(data) if b.type == b"moof"):
+        for traf in (b for b in movie.inside(data, moof) if b.type == b"traf"):
+            header = movie.child(data, traf, b"tfhd")
             if header is not None and header.payload + 16 <= header.end and data[header.payload + 3] & 1:
                 found.append(header.payload + 8)
     return found
@@ -1056,10 +1049,11 @@ def _shift_chunk_offsets(out: bytearray, moved_from: int, delta: int, what: str)
     what mutagen corrects after growing 'moov', for an edit of our own inside it."""
     for at in _base_data_offsets(out, what):
         _move_offset(out, at, 8, moved_from, delta, what)
-    moov = next(b for b in _boxes(out, 0, len(out), what, top=True) if b.type == b"moov")
-    for trak in (b for b in _boxes(out, moov.payload, moov.end, what) if b.type == b"trak"):
-        stbl = _sample_table(out, trak, what)
-        for table in _boxes(out, stbl.payload, stbl.end, what) if stbl is not None else ():
+    movie = _movie(what)
+    moov = next(b for b in movie.top(out) if b.type == b"moov")
+    for trak in (b for b in movie.inside(out, moov) if b.type == b"trak"):
+        stbl = movie.path(out, trak, b"mdia", b"minf", b"stbl")
+        for table in movie.inside(out, stbl) if stbl is not None else ():
             width = {b"stco": 4, b"co64": 8}.get(table.type, 0)
             count = int.from_bytes(out[table.payload + 4 : table.payload + 8], "big")
             if width and table.payload + 8 + count * width <= table.end:
@@ -1071,9 +1065,10 @@ def _with_user_data_copyright(data: bytearray, what: str, notice: str) -> None:
     """Make the QuickTime moov/udta/(c)cpy atom (QuickTime, Final Cut and ffmpeg keep a MOV's
     copyright there; ffprobe and ExifTool show it) say ``notice``, in place; a file without one
     gets none. The atom's growth moves what follows it, whose offsets follow."""
-    moov = next(b for b in _boxes(data, 0, len(data), what, top=True) if b.type == b"moov")
-    udta = _child(data, moov, b"udta", what)
-    atom = _child(data, udta, b"\xa9cpy", what) if udta is not None else None
+    movie = _movie(what)
+    moov = next(b for b in movie.top(data) if b.type == b"moov")
+    udta = movie.child(data, moov, b"udta")
+    atom = movie.child(data, udta, b"\xa9cpy")
     if udta is None or atom is None or any(b.payload - b.start != 8 for b in (moov, udta, atom)):
         return  # none, or a 64-bit size somewhere on the way: left as it is
     language = bytes(data[atom.payload + 2 : atom.payload + 4])
@@ -1227,7 +1222,7 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         out = _replace_chunk(out, pmx[0], pmx[1], packet)
     if kind in _MP4_FORMATS:
         # mutagen changes nothing before the end of 'moov' but 'moov' itself.
-        moov = next(b for b in _boxes(data, 0, len(data), kind.upper(), top=True) if b.type == b"moov")
+        moov = next(b for b in _movie(kind.upper()).top(data) if b.type == b"moov")
         edited = bytearray(out)  # edited in place: one copy, however many of the edits below apply
         _restore_base_data_offsets(data, edited, moov.end, len(out) - len(data), kind.upper())
         _shift_tfra(edited, moov.end, len(out) - len(data), kind.upper())

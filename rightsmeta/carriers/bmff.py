@@ -127,6 +127,43 @@ def walk(
     return found
 
 
+class Walker(NamedTuple):
+    """How one caller walks a movie's box tree (MP4, M4A, MOV), level by level: the audio
+    carrier's reader and writer and ``tracks`` below, each with its own policy below the top.
+
+    The top level is walked alike for all: a size of 0 is allowed there (the last box runs to the
+    end of the file), types must be printable (a shifted walk is damage, not boxes vanishing),
+    and fewer than 8 zero bytes at the end are padding. Inside a box a size of 0 is invalid;
+    ``printable`` and ``tail`` are the caller's (see ``boxes``). Each level is walked whole, at
+    most ``limit`` boxes: damage after the box looked for is still an error, as it was."""
+
+    what: str = "ISO-BMFF"
+    limit: int = 10_000
+    printable: bool = False  # below the top level
+    tail: Tail = "error"  # below the top level
+
+    def top(self, buf: Buffer) -> list[Box]:
+        return walk(buf, 0, len(buf), limit=self.limit, what=self.what, printable=True, tail="zeros")
+
+    def inside(self, buf: Buffer, box: Box) -> list[Box]:
+        return walk(buf, box.payload, box.end, limit=self.limit, what=self.what, open_ended=False,
+                    printable=self.printable, tail=self.tail)
+
+    def child(self, buf: Buffer, box: Box | None, btype: bytes) -> Box | None:
+        """The first ``btype`` box inside ``box``; None without one (or without ``box``)."""
+        if box is None:
+            return None
+        level = walk(buf, box.payload, box.end, limit=self.limit, what=self.what, open_ended=False,
+                     printable=self.printable, tail=self.tail)  # ``inside``, one call less: reads walk it often
+        return next((b for b in level if b.type == btype), None)
+
+    def path(self, buf: Buffer, box: Box | None, *btypes: bytes) -> Box | None:
+        """``child`` after ``child`` down ``btypes`` (moov/udta/XMP_); None when one is missing."""
+        for btype in btypes:
+            box = self.child(buf, box, btype)
+        return box
+
+
 class Track(NamedTuple):
     handler: bytes  # mdia/hdlr's handler type: b"soun", b"vide", ...; b"" when it has none
     # As shown: tkhd's width and height (whole pixels), swapped when its matrix turns the picture a
@@ -137,18 +174,18 @@ class Track(NamedTuple):
 def tracks(buf: Buffer, limit: int = 10_000) -> list[Track]:
     """The tracks of an MP4 or MOV's one 'moov' (MalformedFile when there is not exactly one, or a
     box on the way is damaged)."""
-    top = walk(buf, 0, len(buf), limit=limit, printable=True, tail="zeros")
-    moovs = [box for box in top if box.type == b"moov"]
+    movie = Walker(limit=limit)
+    moovs = [box for box in movie.top(buf) if box.type == b"moov"]
     if len(moovs) != 1:
         raise MalformedFile(f"ISO-BMFF: {len(moovs)} 'moov' boxes, not one")
     found = []
-    for trak in walk(buf, moovs[0].payload, moovs[0].end, limit=limit, open_ended=False):
+    for trak in movie.inside(buf, moovs[0]):
         if trak.type != b"trak":
             continue
-        inside = walk(buf, trak.payload, trak.end, limit=limit, open_ended=False)
+        inside = movie.inside(buf, trak)
         handler = b""
         for mdia in (box for box in inside if box.type == b"mdia"):
-            for hdlr in walk(buf, mdia.payload, mdia.end, limit=limit, open_ended=False):
+            for hdlr in movie.inside(buf, mdia):
                 if hdlr.type == b"hdlr" and hdlr.payload + 12 <= hdlr.end:
                     handler = bytes(buf[hdlr.payload + 8 : hdlr.payload + 12])
         size = None

@@ -162,11 +162,73 @@ def _load(data: Any, options: Options | None) -> _Document:
                 doc.info = info
                 doc.info_ref = info_ref if isinstance(info_ref, IndirectObject) else None
                 doc.info_values = {key[1:]: _text(info[key]) for key in INFO_KEYS if key in info}
+        _check_repairs(data, doc, reader.trailer.raw_get("/Root"))
         return doc
     except RightsmetaError:
         raise
     except Exception as exc:  # pypdf's errors are not one family: KeyError, ValueError, PdfReadError...
         raise MalformedFile(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
+
+
+def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
+    """Raise ``MalformedFile`` when pypdf read the catalog, the metadata stream or the Info
+    dictionary from an older revision than the newest cross-reference table names, or had to
+    search a file of several revisions for its catalog.
+
+    pypdf, not finding an object where its table puts it (a damaged header: it may even take
+    the header's number for an offset in the table), searches the file from its start for the
+    object's header and takes the first: an older revision's copy, read as the document's (an
+    update's reservation lost). A repair within one revision (offsets a few bytes off, as line
+    ends converted leave them) is pypdf's to make; only the newest section, a classic table, is
+    looked at (a stream's entries pdfobjects reads, and with a damaged one pypdf rebuilds)."""
+    from pypdf.generic import DictionaryObject, IndirectObject
+
+    if not hasattr(data, "find"):
+        return  # a stream pypdf reads from: the callers pass bytes or a map
+    named = root.get_object() if isinstance(root, IndirectObject) else root
+    if (not isinstance(named, DictionaryObject) or named.get("/Type") != "/Catalog") and (
+            data.find(b"startxref") != data.rfind(b"startxref")):
+        # pypdf then takes the lowest-numbered catalog it finds: with several revisions, perhaps
+        # an older one's, whose metadata would be read as the document's.
+        raise MalformedFile(
+            "the trailer's /Root is no catalog, and of this PDF's revisions pypdf would take the first "
+            "catalog it finds, perhaps an older revision's: the document's catalog was not read"
+        )
+    refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
+    listed = _newest_table(data, {r.idnum for r in refs})
+    newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
+    for ref in refs:
+        at, was = doc.reader.xref.get(ref.generation, {}).get(ref.idnum), listed.get(ref.idnum)
+        if at is not None and was is not None and at < was and data.find(b"startxref", at, min(was, newest_end)) >= 0:
+            raise MalformedFile(
+                f"object {ref.idnum} of this PDF is not at byte {was}, where its newest cross-reference puts it; an "
+                f"older revision's object {ref.idnum} (byte {at}) would be read instead: the newest revision is "
+                "damaged, and its object was not read"
+            )
+
+
+def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
+    """The offsets the classic cross-reference table the last ``startxref`` names gives the
+    ``wanted`` objects (in use), read leniently: {} where there is no such table."""
+    start = data.rfind(b"startxref")
+    found = _STARTXREF_AT.match(data, start) if start >= 0 else None
+    pos = int(found[1]) if found is not None else len(data)
+    if data[pos:pos + 4] != b"xref":
+        return {}
+    offsets: dict[int, int] = {}
+    pos += 4
+    while True:  # each subsection takes bytes: bounded by the file
+        head = _SUBSECTION_AT.match(data, pos)
+        if head is None:
+            return offsets
+        first, count = int(head[1]), int(head[2])
+        for num in wanted:
+            entry = data[head.end() + 20 * (num - first):head.end() + 20 * (num - first) + 20]
+            if first <= num < first + count and entry[:10].isdigit() and entry[17:18] == b"n":
+                offsets[num] = int(entry[:10])
+        if count == 0:
+            return offsets
+        pos = head.end() + 20 * count
 
 
 def _has_info(pdf: pdfobjects.Reader) -> bool:
@@ -194,10 +256,37 @@ def _chain(buf: Any, parsed: Parsed | None) -> pdfobjects.Reader | None:
         return None
 
 
+def check_chain(pdf: pdfobjects.Reader) -> None:
+    """Raise ``MalformedFile`` when the chain of cross-reference sections the last ``startxref``
+    leads to leaves the newest revision out, so that pypdf and the fast reader alike would read
+    an older one as the document (a reservation added by the update lost, use allowed).
+
+    That is so when, after the chain's last section in the file, another revision's parts
+    follow (objects, a section, a trailer, a startxref: the newest startxref or a /Prev points
+    wrong), and when the newest trailer names no catalog: every trailer is merged into one, so an
+    older trailer's /Root would name the catalog (an update must repeat it, ISO 32000-1 7.5.6).
+    """
+    end, tail = pdf.after_chain()
+    part = _REVISION_PART.search(pdf.buf, end, tail)
+    if part is not None:
+        raise MalformedFile(
+            f"the cross-reference chain this PDF's last startxref leads to ends at byte {end}, but bytes {end} to "
+            f"{tail} hold another revision (its first part at byte {part.start()}), the newest, which was not read: "
+            "the startxref or a /Prev points wrong"
+        )
+    if pdf.newest is not None and "/Root" not in pdf.newest and "/Root" in pdf.trailer:
+        raise MalformedFile(
+            "the newest trailer of this PDF names no catalog (/Root): only an older revision's trailer does, "
+            "so the newest revision's catalog was not read"
+        )
+
+
 def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     """The reference reading, and the fallback for whatever pdfobjects is not sure of."""
-    doc = _load(buf, options)
     chain = _chain(buf, options.parsed if options is not None else None)
+    if chain is not None:
+        check_chain(chain)
+    doc = _load(buf, options)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
 
@@ -247,9 +336,15 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
 def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
     """What _read_pypdf would find, read without pypdf; None when only pypdf can tell."""
     try:
-        return _fast_found(pdfobjects.reader(buf, parsed))
+        pdf = pdfobjects.reader(buf, parsed)
     except Exception as exc:
         # LeaveToLibrary, and anything unforeseen: pypdf decides, never a crash; a bug is logged.
+        fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
+        return None
+    check_chain(pdf)  # a MalformedFile: what neither reader would read
+    try:
+        return _fast_found(pdf)
+    except Exception as exc:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
 
@@ -273,6 +368,8 @@ _STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
 # What only a revision holds: an object, a cross-reference table, a trailer, a startxref (in any
 # case: one flipped bit makes "startxreF").
 _REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trailer", re.IGNORECASE)
+# A classic table's subsection header ("first count"), with the white space before and after it.
+_SUBSECTION_AT = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
 _MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
 
 
@@ -444,6 +541,9 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
     # damaged newest revision (another tool's edit, perhaps) out of the document for good.
     try:
         check_newest_revision(data)
+        chain = _chain(data, options.parsed if options is not None else None)
+        if chain is not None:
+            check_chain(chain)
     except MalformedFile as exc:
         raise MalformedFile(f"{exc}; repair it (e.g. qpdf) before tagging") from None
     new = _write_fast(data, assertion, options.parsed if options is not None else None)

@@ -424,6 +424,7 @@ class Reader:
         self._at: dict[int, tuple[Ref, Any, int]] = {}
         self._lookups = 0  # calls of get(): a parse that made one depended on more than its bytes
         self._tail = self.size  # where "startxref" ends the file; set by _startxref
+        self._chain_end = 0  # where the chain's last section in the file ends (its trailer, its stream)
         self._base = base if base is not None and _extends(buf, base.buf, spliced) else None
         self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
@@ -440,13 +441,13 @@ class Reader:
         # pypdf rebuilds the cross-reference data unless the offset is preceded by whitespace
         # and lands on "xref" or an "N G obj" header (its _get_xref_issues).
         if not 0 < offset < self.size or self.buf[offset - 1] not in b"\r\n \t":
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # the last startxref points outside the file or not after white space: pypdf rebuilds
         if self.buf[offset:offset + 4] != b"xref":
             i = offset + 4
             while i < self.size and self.buf[i] in b"0123456789 \t":
                 i += 1
             if bytes(self.buf[i:i + 3]).lower() != b"obj":
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # the last startxref points at neither "xref" nor an object header: pypdf rebuilds
         return offset
 
     def _read_chain(self, base: Reader | None) -> None:
@@ -461,7 +462,7 @@ class Reader:
             seen.add(offset)
             self._section_offsets.append(offset)
             if offset >= self.size:
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # a /Prev past the end of the file
             if self.buf[offset] in b"\r\n":
                 offset += 1
             kind = self.buf[offset:offset + 1]
@@ -476,7 +477,7 @@ class Reader:
                     if key in stream.dictionary and key not in self.trailer:
                         self.trailer[key] = stream.dictionary[key]
                 if "/XRefStm" in stream.dictionary:
-                    raise LeaveToLibrary
+                    raise LeaveToLibrary  # a hybrid file's /XRefStm in a cross-reference stream's own dictionary
                 offset = self._prev(stream.dictionary)
             else:
                 raise LeaveToLibrary  # pypdf looks for the section nearby
@@ -487,7 +488,7 @@ class Reader:
         """Take ``base``'s chain, from its newest section on, as reading it here would have:
         the same loop, section, entry and token limits, the same merging."""
         if self._chain & base._chain or len(self._chain) + len(base._chain) > MAX_SECTIONS:
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # the tagged version's chain loops back into the original's, or is too long
         self._chain |= base._chain
         self._section_offsets += base._section_offsets
         self._sections += base._sections
@@ -495,12 +496,19 @@ class Reader:
         self._entries += base._entries
         self.budget -= base._chain_tokens
         if self._entries > MAX_ENTRIES or self.budget < 0:
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # more cross-reference entries or tokens than this reader reads
         for key, value in base.trailer.items():
             self.trailer.setdefault(key, value)
         if self.newest is None:
             self.newest = base.newest
         self._table_not_at_zero |= base._table_not_at_zero
+        self._chain_end = max(self._chain_end, base._chain_end)
+
+    def after_chain(self) -> tuple[int, int]:
+        """Where the last section of the chain in the file ends, and where the final "startxref"
+        starts: between them a file holds nothing but its last section's "endobj". (A linearized
+        file's startxref names its first-page section at the start; the chain still ends last.)"""
+        return self._chain_end, self._tail
 
     @staticmethod
     def _prev(entries: dict[str, Any]) -> int | None:
@@ -513,27 +521,28 @@ class Reader:
 
     def _read_table(self, pos: int) -> tuple[int | None, bool]:
         if self.buf[pos:pos + 4] != b"xref":
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # a section that does not start with "xref"
         pos = self._parser.skip(pos + 4)
         subsections: list[tuple[int, int, int]] = []
         while True:
             head = _SUBSECTION.match(self.buf, pos)
             if head is None:
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # a cross-reference subsection header is unreadable: pypdf searches on
             first, count = int(head[1]), int(head[2])
             end = head.end() + 20 * count
             if end > self.size or not _ENTRIES.fullmatch(self.buf, head.end(), end):
                 raise LeaveToLibrary  # pypdf realigns odd entries and looks objects up by itself
             self._entries += count
             if self._entries > MAX_ENTRIES:
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # more cross-reference entries than this reader reads
             subsections.append((first, count, head.end()))
             pos = self._parser.skip(end)
             if self.buf[pos:pos + 7] == b"trailer":
                 break
-        trailer, _ = self._parser.value(pos + 7)
+        trailer, end = self._parser.value(pos + 7)
         if not isinstance(trailer, dict):
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # the trailer is no dictionary
+        self._chain_end = max(self._chain_end, end)
         self._sections.append(_Section(subsections))
         if self.newest is None:
             self.newest = trailer
@@ -544,7 +553,7 @@ class Reader:
             # adds nothing to the trailer.
             at = trailer["/XRefStm"]
             if type(at) is not int or not 0 <= at < self.size:
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # a hybrid file's /XRefStm is no offset within the file
             self._read_xref_stream(at)
             self._sections[-1].companion = True
             self._section_offsets.append(at)  # a section of its own in sections(), after its table's
@@ -554,10 +563,11 @@ class Reader:
     def _read_xref_stream(self, pos: int) -> Stream:
         head = _HEADER.match(self.buf, pos)
         if head is None:
-            raise LeaveToLibrary
-        stream, _ = self._parser.value(head.end())
+            raise LeaveToLibrary  # a cross-reference stream without an object header
+        stream, end = self._parser.value(head.end())
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # a cross-reference stream that is not one (/Type /XRef)
+        self._chain_end = max(self._chain_end, end)
         self._xref_streams.add((int(head[1]), int(head[2])))
         size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
         index = stream.dictionary.get("/Index", [0, size])
@@ -568,7 +578,7 @@ class Reader:
             or not isinstance(index, list) or len(index) % 2
             or not all(type(i) is int and i >= 0 for i in index)
         ):
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # a cross-reference stream's /Size, /W or /Index is unusable
         data = self.decode(stream, MAX_STRUCTURE)
         subsections, row = [], 0
         for first, count in zip(index[::2], index[1::2], strict=True):
@@ -577,16 +587,16 @@ class Reader:
         # pypdf clamps counts the data cannot hold.
         width = sum(widths)
         if row * width > len(data):
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # a cross-reference stream holds fewer entries than its /Index lists
         # An entry of a type other than 0, 1 or 2 makes pypdf skip its other fields, and so
         # misread every entry after it.
         for k in range(widths[0]):
             allowed = b"\x00\x01\x02" if k == widths[0] - 1 else b"\x00"
             if data[k:row * width:width].translate(None, allowed):
-                raise LeaveToLibrary
+                raise LeaveToLibrary  # a cross-reference stream entry of a type other than 0, 1 or 2
         self._entries += row
         if self._entries > MAX_ENTRIES:
-            raise LeaveToLibrary
+            raise LeaveToLibrary  # more cross-reference entries than this reader reads
         self._sections.append(_Section(subsections, data, (widths[0], widths[1], widths[2])))
         return stream
 
@@ -601,10 +611,10 @@ class Reader:
                     continue
                 checked += 1
                 if checked > MAX_CHECKED:
-                    raise LeaveToLibrary
+                    raise LeaveToLibrary  # too many object headers to check
                 head = _HEADER.match(self.buf, offset)
                 if head is None or int(head[1]) != num:
-                    raise LeaveToLibrary
+                    raise LeaveToLibrary  # an entry points at no object header, or another object's: pypdf rebuilds or renumbers
 
     def _locate(self, num: int) -> _Located:
         # pypdf reads sections newest first and keeps, per generation, the first offset it

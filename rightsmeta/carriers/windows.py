@@ -147,7 +147,7 @@ def _bmff(file: _File, buf: mmap.mmap) -> list[tuple[int, int]]:
     """Every top-level box but the media data: the audio reader walks 'moov' and the 'uuid' boxes."""
     boxes = []
     # The walker is a generator reading each header as it goes on: the next header is read in
-    # before it resumes. Its policies are the audio reader's (carriers/audio.py, _boxes at the top).
+    # before it resumes. Its policies are the audio reader's (carriers/bmff.py, Walker.top).
     walker = bmff.boxes(buf, 0, len(buf), what="MP4", open_ended=True, printable=True, tail="zeros")
     for box in walker:
         boxes.append(box)
