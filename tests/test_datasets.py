@@ -26,7 +26,7 @@ from rightsmeta.cli import main
 from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
 from rightsmeta.datasets.headers import DEFAULT_STEP
 from rightsmeta.datasets.report import ReportWriter, read_report
-from rightsmeta.datasets.shards import NOT_WRITTEN
+from rightsmeta.datasets.shards import SHARD_BROKEN
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
 
@@ -296,15 +296,28 @@ def test_truncated_tar_reports_what_was_read_and_publishes_nothing(tmp_path: Pat
     (tmp_path / "cut.tar").write_bytes(raw[:offset])
     rows = list(scan([str(tmp_path / "cut.tar")], GENAI, out_dir=str(tmp_path / "out")))
     by_key = {r["key"]: r for r in rows}
-    assert [by_key[k]["decision"] for k in ("000000", "000001", "000002")] == ["keep", "keep", "keep"]
+    # The samples before the damage are reported as read (unspecified, no error of their own) but
+    # dropped: they said "keep" for a shard whose copy was not published (review), and any of them
+    # may have had a member in the part not read (a malformed shard's later a.json).
+    for key in ("000000", "000001", "000002"):
+        assert (by_key[key]["decision"], by_key[key]["permission"], by_key[key]["errors"]) == ("drop", "unspecified", [])
+        assert by_key[key]["reasons"][0] == SHARD_BROKEN
     assert by_key["000003"]["decision"] == "drop" and by_key["000003"]["errors"]
     shard_rows = [r for r in rows if r["key"] is None]
     assert len(shard_rows) == 1 and "unreadable tar" in shard_rows[0]["errors"][0]
     assert "000004" not in by_key
-    # no filtered copy: a sample written may have had members in the part not read (a malformed
-    # shard's later a.json), so only a shard read cleanly to its end is published
+    # no filtered copy: only a shard read cleanly to its end is published
     assert "its filtered copy was not written" in shard_rows[0]["errors"][0]
     assert os.listdir(tmp_path / "out") == []
+    # Every consumer agrees, --out or not: the printed rows, the report, the summary, the exit code.
+    for out in ([], ["--out", str(tmp_path / "out2")]):
+        result = CliRunner().invoke(main, ["scan", str(tmp_path / "cut.tar"), "--purpose", GENAI, "--jsonl",
+                                           "--report", str(tmp_path / "audit.jsonl"), *out])
+        assert result.exit_code == 1, result.output
+        printed = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [(r["key"], r["decision"]) for r in printed] == [(f"00000{i}", "drop") for i in range(4)] + [(None, "drop")]
+        assert list(read_report(str(tmp_path / "audit.jsonl"))) == printed
+        assert "summary: 0 kept, 5 dropped" in result.stderr
 
 
 def test_a_tar_cut_between_members_is_truncated_too(tmp_path: Path) -> None:
@@ -342,14 +355,16 @@ def test_a_key_that_comes_back_makes_the_shard_malformed_and_unpublished(tmp_pat
     assert result.exit_code == 1, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     apart = [(r["key"], r["decision"]) for r in rows if r["shard"].endswith("apart.tar")]
-    assert apart == [("a", "keep"), ("b", "keep"), ("a", "drop"), ("c", "keep"), ("e", "drop"), ("f", "keep"),
+    # b, c and f were read as "keep", but their shard is not published: not kept in the report either
+    assert apart == [("a", "drop"), ("b", "drop"), ("a", "drop"), ("c", "drop"), ("e", "drop"), ("f", "drop"),
                      ("e", "drop"), (None, "drop")]
+    assert [r["reasons"][0] == SHARD_BROKEN for r in rows[:7]] == [True, True, False, True, False, True, False]
     for came_back, member in ((rows[2], "a.json"), (rows[6], "e.jpg")):
         assert member in came_back["errors"][0] and "came back" in came_back["errors"][0]
     assert "malformed shard" in rows[7]["errors"][0] and "not written" in rows[7]["errors"][0]
     assert "malformed shard" in result.stderr
     # the count of kept samples is not taken for what --out holds
-    assert "summary: 5 kept, 4 dropped for genai-training, some input unreadable; 1 shard(s) not written to --out" in result.stderr
+    assert "summary: 1 kept, 8 dropped for genai-training, some input unreadable; 1 shard(s) not written to --out" in result.stderr
     # nothing of the malformed shard is published, not even its temporary file; the next shard is
     assert os.listdir(out) == ["whole.tar"]
     assert [m[0] for m in members(out / "whole.tar")] == ["d.jpg"]
@@ -446,8 +461,12 @@ def test_parquet_rows_of_one_webdataset_sample_are_a_malformed_file(tmp_path: Pa
     # "keep" for a's image, whose JSON reserves it: review), found by a first read of the id columns.
     assert by_row[:4] == [("a", "drop"), ("b", "keep"), ("a", "drop"), ("c", "keep")] and by_row[-2] == ("a", "drop")
     assert all("__key__ is another row's" in rows[i]["errors"][-1] for i in (0, 2, len(rows) - 2))
-    assert "malformed: 3 row(s)" in rows[-1]["errors"][0] and rows[-1]["errors"][0].endswith(NOT_WRITTEN)
-    assert os.listdir(tmp_path / "out") == []
+    assert "malformed: 3 row(s)" in rows[-1]["errors"][0] and rows[-1]["decision"] == "drop"
+    # The copy holds exactly the rows the report keeps (it was left unpublished while the report
+    # said "keep" for b, c and the x rows: review); the ids were read first, so each is a whole sample.
+    copy = pq.read_table(tmp_path / "out" / "t.parquet")
+    assert copy.schema == table.schema
+    assert copy.column("__key__").to_pylist() == [r["key"] for r in rows if r["decision"] == "keep"] == ["b", "c"] + [f"x{n}" for n in range(300)]
 
 
 def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:
@@ -500,6 +519,14 @@ def test_not_a_tar_and_a_broken_gzip_are_reported_and_the_run_goes_on(tmp_path: 
     assert len(garbage) == 1 and garbage[0]["key"] is None and garbage[0]["errors"]
     assert any(r["key"] is None and r["errors"] for r in rows if r["shard"].endswith("c-badgz.tar.gz"))
     assert "unreadable" in result.stderr
+    # A copy an earlier run published under the name of a shard that is now no tar at all goes
+    # (it stayed, while the report said nothing of the shard was kept).
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a-garbage.tar").write_bytes((tmp_path / "b-good.tar").read_bytes())
+    again = runner.invoke(main, ["scan", str(tmp_path / "a-garbage.tar"), "--purpose", GENAI, "--out", str(out)])
+    assert again.exit_code == 1 and os.listdir(out) == [], again.output
+    assert "1 shard(s) not written to --out" in again.stderr
 
 
 def test_memory_stays_flat_in_shard_size(tmp_path: Path) -> None:
@@ -655,6 +682,14 @@ def test_parquet_without_the_column_is_reported_and_the_run_goes_on(tmp_path: Pa
     assert [r["key"] for r in rows if r["shard"].endswith("b.parquet")] == [s["key"] for s in SAMPLES[:5]]
     assert [r["key"] for r in rows if r["shard"].endswith("c.parquet")] == [None]
     assert sorted(os.listdir(tmp_path / "out")) == ["b.parquet"]
+    # Copies an earlier run published under these names go (they stayed, beside a report that
+    # keeps nothing of those files): the second run has its column elsewhere.
+    for name in ("a.parquet", "c.parquet"):
+        (tmp_path / "out" / name).write_bytes((tmp_path / "b.parquet").read_bytes())
+    again = CliRunner().invoke(main, ["scan", str(tmp_path / "a.parquet"), str(tmp_path / "c.parquet"), "--purpose", GENAI,
+                                      "--out", str(tmp_path / "out")])
+    assert again.exit_code == 1 and sorted(os.listdir(tmp_path / "out")) == ["b.parquet"], again.output
+    assert "2 shard(s) not written to --out" in again.stderr
 
 
 # --- folders ---------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ shard under the final name; a tar not read cleanly to its end (cut, damaged, or 
 not together) gets no copy at all.
 
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
-column become rows with the reason, and the samples read before the damage keep their decisions
-(in the report; a Parquet file's rows also in its copy).
+column become rows with the reason. A Parquet file's rows read before the damage keep their
+decisions (and are in its copy); a tar shard not read cleanly to its end keeps none of its samples
+(the report says what each was read as, and drops it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import tarfile
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
@@ -235,7 +237,34 @@ def _unpublished(out: str | None) -> _Unpublished:
     return _Unpublished()
 
 
+# Replaces "keep" in the rows of a tar shard not read cleanly to its end (reasons first).
+SHARD_BROKEN = ("its shard was not read cleanly to its end (the shard's row says why), so none of its samples "
+                "is kept (fail closed)")
+
+
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """The shard's rows, given once the shard has been read to its end: only then is it known
+    whether a sample decided "keep" can stay kept. A key coming back later, or members lost to
+    damage further on, may belong to any earlier sample (its reserving JSON), and the filtered
+    copy of such a shard is not published; so in a shard not read cleanly every sample is
+    dropped, in the report as in --out, with or without --out. Until then the rows wait in a
+    temporary file (a few hundred bytes a sample), so memory stays flat in the shard's size."""
+    with tempfile.TemporaryFile() as spool:
+        broken = _tar_rows(shard, options, spool)
+        spool.seek(0)
+        for line in spool:
+            row: Row = json.loads(line)
+            if broken and row["decision"] == "keep":
+                row["decision"] = "drop"
+                row["reasons"] = [SHARD_BROKEN, *row["reasons"]]
+            yield row
+    for reason in broken:
+        yield shard_row(shard, reason, options.purpose)
+
+
+def _tar_rows(shard: Shard, options: ScanOptions, spool: IO[bytes]) -> list[str]:
+    """Decides the shard's samples into ``spool`` (a JSON row a line), writes the filtered copy
+    when the shard reads cleanly to its end; returns why it did not (empty when it did)."""
     broken: list[str] = []
     returned: list[str] = []
     out = _out_path(shard, options)
@@ -244,8 +273,8 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
         try:
             tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
         except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
-            yield shard_row(shard, f"cannot open tar: {exc or type(exc).__name__}", options.purpose)
-            return
+            _unpublished(out)  # nor one an earlier run left there
+            return [f"cannot open tar: {exc or type(exc).__name__}" + (NOT_WRITTEN if out is not None else "")]
         writer: tarfile.TarFile | None = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -253,7 +282,8 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                                                       format=tarfile.PAX_FORMAT))
         for sample in _tar_samples(tar, options, broken, returned):
             decision = _decide(sample, options)
-            yield _row(shard, sample.key, decision)
+            # ASCII JSON: a name that is not UTF-8 (a lone surrogate) comes back as it went in
+            spool.write(json.dumps(_row(shard, sample.key, decision)).encode() + b"\n")
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
@@ -267,8 +297,7 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             if out is not None:
                 broken[0] += NOT_WRITTEN
             raise _unpublished(out)
-    for reason in broken:
-        yield shard_row(shard, reason, options.purpose)
+    return broken
 
 
 def _reader(data: bytes) -> IO[bytes]:
@@ -440,7 +469,8 @@ def _as_json(value: Any) -> Any:
     return value
 
 
-def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+def _open_parquet(shard: Shard, options: ScanOptions) -> tuple[Any, str, str | None, set[int]] | str:
+    """(the file, its bytes column, the struct field or None, ``_shared_ids``), or why it cannot be read."""
     import pyarrow as pa
 
     pq = _pyarrow()
@@ -448,21 +478,30 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
         pf = pq.ParquetFile(shard.path)
         found = bytes_column(pf.schema_arrow, options.column)
     except (OSError, pa.ArrowException) as exc:
-        yield shard_row(shard, f"cannot open Parquet: {exc}", options.purpose)
-        return
+        return f"cannot open Parquet: {exc}"
     if isinstance(found, str):
-        yield shard_row(shard, found, options.purpose)
-        return
-    name, child = found
-    key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
-    out = _out_path(shard, options)
+        return found
     try:
         shared = _shared_ids(pf)
     except (OSError, pa.ArrowException) as exc:
-        yield shard_row(shard, f"unreadable Parquet: {exc}", options.purpose)
+        return f"unreadable Parquet: {exc}"
+    return pf, *found, shared
+
+
+def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    out = _out_path(shard, options)
+    opened = _open_parquet(shard, options)
+    if isinstance(opened, str):
+        _unpublished(out)  # a copy an earlier run left there is not this run's
+        yield shard_row(shard, opened + (NOT_WRITTEN if out is not None else ""), options.purpose)
         return
+    pf, name, child, shared = opened
+    key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     returned: list[str] = []
-    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         writer = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -502,11 +541,12 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
         except (OSError, pa.ArrowException) as exc:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
         if returned:
-            # A row already written may be the image whose JSON came in a later row.
+            # Said (exit 1), but the copy is published: the ids were read before any row was decided,
+            # so every row of a split sample was dropped (and left out of the copy), the first one
+            # too, and every row kept is a whole sample, in the copy as the report says.
             yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row has (the first: "
-                                   f"{returned[0]}), made from a shard whose members were apart"
-                                   + (NOT_WRITTEN if out is not None else ""), options.purpose)
-            raise _unpublished(out)
+                                   f"{returned[0]}), made from a shard whose members were apart; those rows "
+                                   "are dropped", options.purpose)
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:
