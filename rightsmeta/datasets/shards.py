@@ -381,9 +381,44 @@ def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
         typ = typ.field(child).type
     elif child:
         return f"column {name!r} is {typ}, not a struct with a {child!r} field"
-    if not (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
+    if not is_bytes_type(typ):
         return f"column {column!r} is {typ}, not binary"
     return name, child or None
+
+
+def is_bytes_type(typ: Any) -> bool:
+    """Whether a column of ``typ`` holds bytes: binary, large_binary, binary_view (pyarrow 14 and
+    later; refused, so never read, before), fixed_size_binary, or any of them dictionary-encoded.
+    Each gives Python bytes a row."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return bool(pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ)
+                or pa.types.is_fixed_size_binary(typ))
+
+
+def kept_rows(batch: Any, keep: list[bool]) -> Any | None:
+    """The kept rows of ``batch`` as one record batch of its schema (None when none is kept).
+
+    Not ``batch.filter``: pyarrow has no filter (nor take) for view types (binary_view,
+    string_view), so a file with a view column anywhere could not be copied. Slices of the runs
+    of kept rows, joined into a new batch: the Parquet writer cannot write a slice of a struct
+    holding a view ("Slicing not implemented for BinaryView"), the joined copy starts at 0."""
+    import pyarrow as pa
+
+    runs: list[Any] = []
+    start = None
+    for i, kept in enumerate([*keep, False]):
+        if kept and start is None:
+            start = i
+        elif not kept and start is not None:
+            runs.append(batch.slice(start, i - start))
+            start = None
+    if not runs:
+        return None
+    concat = getattr(pa, "concat_batches", None)  # pyarrow 19 and later
+    return concat(runs) if concat is not None else pa.Table.from_batches(runs).combine_chunks()
 
 
 _KEY_COLUMNS = ("__key__", "key", "id")
@@ -535,7 +570,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     rows.append(_row(shard, key, decision))
                     keep.append(decision.keep)
                 if writer is not None:
-                    writer.write_batch(batch.filter(pa.array(keep, pa.bool_())))
+                    if (kept := kept_rows(batch, keep)) is not None:
+                        writer.write(kept)
                 index += batch.num_rows
                 yield from rows
         except (OSError, pa.ArrowException) as exc:
