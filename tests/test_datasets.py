@@ -483,6 +483,67 @@ def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:
     assert out.column("rightsmeta_keep").to_pylist() == [False, True, False, True]
 
 
+def split_rows(tmp_path: Path, image_first: bool) -> Any:
+    """Hugging Face's rows of a shard whose members were apart: a's first run of members (its
+    image, or the JSON that reserves it), 300 rows of other samples, then a's other run."""
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}})
+    parts = [(image, None), (None, reserving)]
+    first, last = parts if image_first else parts[::-1]
+    keys = ["a", *(f"x{n}" for n in range(300)), "a"]
+    table = pa.table({"__key__": keys, "__url__": ["s.tar"] * len(keys),
+                      "jpg": pa.array([first[0], *[image] * 300, last[0]], pa.binary()),
+                      "json": [first[1], *[None] * 300, last[1]]})
+    pq.write_table(table, tmp_path / "split.parquet")
+    return pq.ParquetFile(tmp_path / "split.parquet")
+
+
+def test_sample_decider_sees_a_split_sample_across_batches(tmp_path: Path) -> None:
+    # a's rows fall in two batches: each batch alone looked whole, and a's image, whose JSON in
+    # the other batch reserves it, was kept (review).
+    from rightsmeta.datasets.ray_engine import SampleDecider, SplitSampleError
+
+    pf = split_rows(tmp_path, image_first=False)  # the JSON's row first: a's image is dropped when it comes
+    decider = SampleDecider(GENAI, column="jpg")
+    keeps = [k for batch in pf.iter_batches(batch_size=256) for k in decider(batch).column("rightsmeta_keep").to_pylist()]
+    assert (keeps[0], keeps[-1], sum(keeps)) == (False, False, 300)
+
+    pf = split_rows(tmp_path, image_first=True)  # a's image kept in batch one: that cannot be taken back
+    decider = SampleDecider(GENAI, column="jpg")
+    batches = pf.iter_batches(batch_size=256)
+    assert decider(next(batches)).column("rightsmeta_keep").to_pylist()[0] is True
+    with pytest.raises(SplitSampleError, match="'a' of 's.tar' has rows in two batches"):
+        decider(next(batches))
+
+    # with the split ids (find_split_ids on Ray; here as it finds them) every row of a is dropped
+    decider = SampleDecider(GENAI, column="jpg", split_ids=[("s.tar", "a")])
+    rows = [r for batch in pf.iter_batches(batch_size=256) for r in decider(batch).to_pylist()]
+    assert [r["rightsmeta_keep"] for r in rows if r["__key__"] == "a"] == [False, False]
+    assert sum(r["rightsmeta_keep"] for r in rows) == 300
+    assert all(r["rightsmeta_reasons"][0].startswith("not fully read") for r in rows if r["__key__"] == "a")
+
+
+def test_sample_decider_memory_is_bounded_by_the_shards_it_remembers() -> None:
+    # 16 shards remembered at a time: a decider fed 64 shards of 2,000 rows holds no more than one fed 16.
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    def peak(shards: int) -> int:
+        decider = SampleDecider(GENAI, column="jpg")
+        batches = [pa.table({"__key__": [f"{s}-{i}" for i in range(2000)], "__url__": [f"shard-{s}.tar"] * 2000,
+                             "jpg": pa.array([None] * 2000, pa.binary())}) for s in range(shards)]
+        SampleDecider(GENAI, column="jpg")(batches[0])  # what the first call imports is not counted
+        tracemalloc.start()
+        for batch in batches:
+            decider(batch)
+        size = tracemalloc.get_traced_memory()[0]  # what stays between calls
+        tracemalloc.stop()
+        return size
+
+    sixteen, many = peak(16), peak(64)
+    assert many < sixteen * 1.2, (sixteen, many)
+    assert sixteen < 16 * 2000 * 150, sixteen  # about 70-90 bytes a row remembered
+
+
 # webdataset 1.0 leaves its shard files for the garbage collector to close: its leak, not ours.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_sample_with_two_json_members_is_not_kept(tmp_path: Path) -> None:
