@@ -686,6 +686,18 @@ def test_parquet_bytes_of_every_binary_type_are_read_and_copied(tmp_path: Path, 
     assert decided.column("rightsmeta_keep").to_pylist() == [True, False, True, True]
 
 
+def test_parquet_image_stored_by_path_is_said(tmp_path: Path) -> None:
+    # Hugging Face `datasets` keeps local images by path (bytes null): the row said "image is null",
+    # leaving the builder to guess why every row was dropped.
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    image = pa.array([{"bytes": None, "path": "/data/0.png"}, {"bytes": None, "path": None}], struct)
+    pq.write_table(pa.table({"image": image}), tmp_path / "p.parquet")
+    rows = list(scan([str(tmp_path / "p.parquet")], GENAI))
+    assert [r["decision"] for r in rows] == ["drop", "drop"]
+    assert rows[0]["errors"] == ["row 0: image.bytes is null: the image is stored by path (/data/0.png), outside the file, and not read"]
+    assert rows[1]["errors"] == ["row 1: image.bytes is null"]
+
+
 def test_parquet_text_column_is_refused_not_read(tmp_path: Path) -> None:
     # A column of text is not bytes to read (its rows would be read as no content): said once, clearly.
     pq.write_table(pa.table({"image": ["not bytes"]}), tmp_path / "t.parquet")

@@ -504,6 +504,16 @@ def _as_json(value: Any) -> Any:
     return value
 
 
+def _null_bytes(column: Any, child: str | None, i: int, where: str) -> str:
+    """Why a row has no bytes. Hugging Face's Image struct may hold a ``path`` instead (an image
+    kept outside the file, by ``datasets`` for local files): said, as it is not read."""
+    if child and column.type.get_field_index("path") >= 0:
+        path = column.field("path")[i].as_py()
+        if path is not None:
+            return f"{where} is null: the image is stored by path ({path}), outside the file, and not read"
+    return f"{where} is null"
+
+
 def _open_parquet(shard: Shard, options: ScanOptions) -> tuple[Any, str, str | None, set[int]] | str:
     """(the file, its bytes column, the struct field or None, ``_shared_ids``), or why it cannot be read."""
     import pyarrow as pa
@@ -560,7 +570,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                         errors.append(meta)
                         meta = None
                     if data is None:
-                        errors.append(f"row {index + i}: {options.column} is null")
+                        errors.append(_null_bytes(column, child, i, f"row {index + i}: {name}.{child}" if child else f"row {index + i}: {name}"))
                     if ids is not None and hash(ids[i]) in shared:
                         errors.append(APART)
                         returned.append(key)
