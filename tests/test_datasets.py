@@ -26,7 +26,7 @@ from rightsmeta.cli import main
 from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
 from rightsmeta.datasets.headers import DEFAULT_STEP
 from rightsmeta.datasets.report import ReportWriter, read_report
-from rightsmeta.datasets.shards import SHARD_BROKEN
+from rightsmeta.datasets.shards import APART, SHARD_BROKEN
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
 
@@ -467,6 +467,27 @@ def test_parquet_rows_of_one_webdataset_sample_are_a_malformed_file(tmp_path: Pa
     copy = pq.read_table(tmp_path / "out" / "t.parquet")
     assert copy.schema == table.schema
     assert copy.column("__key__").to_pylist() == [r["key"] for r in rows if r["decision"] == "keep"] == ["b", "c"] + [f"x{n}" for n in range(300)]
+
+
+def test_a_webdataset_sample_split_across_parquet_files_is_dropped_in_both(tmp_path: Path) -> None:
+    # Hugging Face cuts a converted dataset into files by size: s.tar's rows run on into the next
+    # file, a's image in the first, the JSON that reserves it in the second. Each file alone looked
+    # whole, and a's image was kept, in the report and in the copy.
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}})
+    schema = pa.schema([("__key__", pa.string()), ("__url__", pa.string()), ("jpg", pa.binary()), ("json", pa.string())])
+    pq.write_table(pa.table({"__key__": ["0", "a", "b"], "__url__": ["r.tar", "s.tar", "s.tar"], "jpg": [image] * 3,
+                             "json": [None] * 3}, schema=schema), tmp_path / "train-00000.parquet")
+    pq.write_table(pa.table({"__key__": ["a", "c", "0"], "__url__": ["s.tar", "s.tar", "t.tar"], "jpg": [None, image, image],
+                             "json": [reserving, None, None]}, schema=schema), tmp_path / "train-00001.parquet")
+    rows = list(scan([str(tmp_path)], GENAI, column="jpg", out_dir=str(tmp_path / "out"), jobs=2))
+    assert [(os.path.basename(r["shard"])[:11], r["key"], r["decision"]) for r in rows] == [
+        ("train-00000", "0", "keep"), ("train-00000", "a", "drop"), ("train-00000", "b", "keep"), ("train-00000", None, "drop"),
+        ("train-00001", "a", "drop"), ("train-00001", "c", "keep"), ("train-00001", "0", "keep"), ("train-00001", None, "drop")]
+    assert APART in rows[1]["errors"] and APART in rows[4]["errors"]
+    # keys repeat across shards ("0" of r.tar and of t.tar): another sample, kept
+    assert pq.read_table(tmp_path / "out" / "train-00000.parquet").column("__key__").to_pylist() == ["0", "b"]
+    assert pq.read_table(tmp_path / "out" / "train-00001.parquet").column("__key__").to_pylist() == ["c", "0"]
 
 
 def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:

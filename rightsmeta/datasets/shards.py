@@ -62,6 +62,7 @@ class ScanOptions:
     batch_rows: int = BATCH_ROWS
     use_headers: bool = True
     sample_seconds: float = 0.0  # per-sample time bound (0: none); enforced in a process's main thread
+    split_ids: frozenset[tuple[Any, Any]] = frozenset()  # sample ids with rows in two Parquet files (split_across_files)
 
 
 @dataclass
@@ -466,6 +467,66 @@ def _shared_ids(pf: Any) -> set[int]:
     return set(values[counts > 1].tolist())
 
 
+def split_across_files(paths: list[str]) -> frozenset[tuple[Any, Any]]:
+    """The ``(__url__, __key__)`` ids with rows in more than one of the Parquet files ``paths``:
+    Hugging Face cuts a converted dataset into files by size, so one tar shard's rows may run on
+    into the next file, and a sample split in that tar (its image here, the JSON that reserves
+    it there) is seen by neither file's own check (``_shared_ids``).
+
+    Only a shard (``__url__``) with rows in two files can hold such a sample: the first pass reads
+    each file's ``__url__`` column and keeps the distinct values (one per tar shard); the second
+    reads the ids of those shards alone. Memory: the distinct urls, and 8 bytes a row of the shards
+    that cross a file boundary (in Hugging Face's ordered files, one shard a boundary). Files without ``__url__`` are left out (a ``__key__`` alone names
+    a sample only within its tar), as are files that cannot be read (their scan says why)."""
+    if len(paths) < 2:
+        return frozenset()
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    files: dict[Any, set[str]] = {}
+    for path in paths:
+        try:
+            pf = pq.ParquetFile(path)
+            if not {"__url__", "__key__"} <= set(pf.schema_arrow.names):
+                continue
+            for batch in pf.iter_batches(columns=["__url__"], batch_size=65536):
+                for url in set(batch.column(0).to_pylist()):
+                    files.setdefault(url, set()).add(path)
+        except (OSError, pa.ArrowException):
+            continue
+    crossing = {url for url, where in files.items() if len(where) > 1}
+    import numpy as np
+
+    # The crossing shards' ids as 8-byte hashes (this process's: never sent elsewhere), then the
+    # ids themselves only for hashes met twice, counted exactly (a shared hash alone is no split).
+    crossing_files = sorted({p for url in crossing for p in files[url]})
+    hashes = [np.fromiter((hash(i) for i in ids if i[0] in crossing), np.int64)
+              for ids in _ids_of(crossing_files) if crossing]
+    if not hashes:
+        return frozenset()
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    twice = set(values[counts > 1].tolist())
+    rows: dict[tuple[Any, Any], int] = {}
+    for ids in _ids_of(crossing_files) if twice else ():
+        for sample in ids:
+            if sample[0] in crossing and hash(sample) in twice:
+                rows[sample] = rows.get(sample, 0) + 1
+    return frozenset(sample for sample, n in rows.items() if n > 1)
+
+
+def _ids_of(paths: list[str]) -> Iterator[list[tuple[Any, Any]]]:
+    """The sample ids of the files, batch by batch; a file that cannot be read is skipped."""
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    for path in paths:
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(columns=["__url__", "__key__"], batch_size=65536):
+                yield sample_ids(batch) or []
+        except (OSError, pa.ArrowException):
+            continue
+
+
 def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
     """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
     when it has none. Read beside a json column too: one of captions left the headers unread."""
@@ -571,7 +632,7 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                         meta = None
                     if data is None:
                         errors.append(_null_bytes(column, child, i, f"row {index + i}: {name}.{child}" if child else f"row {index + i}: {name}"))
-                    if ids is not None and hash(ids[i]) in shared:
+                    if ids is not None and (hash(ids[i]) in shared or ids[i] in options.split_ids):
                         errors.append(APART)
                         returned.append(key)
                     sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors,
@@ -590,7 +651,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             # Said (exit 1), but the copy is published: the ids were read before any row was decided,
             # so every row of a split sample was dropped (and left out of the copy), the first one
             # too, and every row kept is a whole sample, in the copy as the report says.
-            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row has (the first: "
+            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row (of this file or another "
+                                   f"of the dataset) has (the first: "
                                    f"{returned[0]}), made from a shard whose members were apart; those rows "
                                    "are dropped", options.purpose)
 
