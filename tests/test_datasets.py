@@ -542,6 +542,15 @@ def test_sample_decider_sees_a_split_sample_across_batches(tmp_path: Path) -> No
     assert [r["rightsmeta_keep"] for r in rows if r["__key__"] == "a"] == [False, False]
     assert sum(r["rightsmeta_keep"] for r in rows) == 300
     assert all(r["rightsmeta_reasons"][0].startswith("not fully read") for r in rows if r["__key__"] == "a")
+    # the same batch decided twice (Ray rebuilding a lost block on the same actor) stops the pipeline,
+    # unless the memory is off (the exact split ids given)
+    batch = next(pf.iter_batches(batch_size=256))
+    decider = SampleDecider(GENAI, column="jpg", split_ids=[("s.tar", "a")], remember_shards=0)
+    assert decider(batch).equals(decider(batch))
+    decider = SampleDecider(GENAI, column="jpg")
+    decider(batch)
+    with pytest.raises(SplitSampleError):
+        decider(batch)
 
 
 def test_sample_decider_memory_is_bounded_by_the_shards_it_remembers() -> None:

@@ -91,7 +91,9 @@ class SampleDecider:
     row of a sample whose row this actor already returned as kept, that keep cannot be taken back:
     the call raises :class:`SplitSampleError` and the pipeline stops (fail closed), as Ray 2.60's
     own ``read_webdataset`` stops at such a shard. Rows of one sample decided by two actors are
-    seen only through ``split_ids``.
+    seen only through ``split_ids``. A batch Ray runs twice on one actor (rebuilding a lost block)
+    reads as such a sample too, and stops the pipeline: with the exact ``split_ids``,
+    ``remember_shards=0`` turns the memory off.
     """
 
     def __init__(self, purpose: Purpose | str, column: str = "image", meta_column: str = "json",
@@ -131,7 +133,7 @@ class SampleDecider:
         seen = self._seen.get(url)
         if seen is None:
             seen = self._seen[url] = {}
-            while len(self._seen) > max(1, self.remember_shards):
+            while len(self._seen) > self.remember_shards:
                 self._seen.popitem(last=False)
         self._seen.move_to_end(url)
         return seen
@@ -146,7 +148,7 @@ class SampleDecider:
         apart = _apart(table)
         earlier: list[bool | None] = [None] * table.num_rows  # the keep of an earlier batch's row of the sample
         for i, (url, key) in enumerate(ids or ()):
-            earlier[i] = self._shard(url).get(hash(key))
+            earlier[i] = self._shard(url).get(hash(key)) if self.remember_shards > 0 else None
             if earlier[i] is not None or (url, key) in self.split:
                 apart.add(i)
         keep, perms, reasons, sources = [], [], [], []
@@ -183,7 +185,7 @@ class SampleDecider:
                     "earlier one was returned as kept: its shard's members were apart, and the other row may hold "
                     "the JSON that reserves it. Drop every row of such samples with "
                     "SampleDecider(split_ids=rightsmeta.datasets.ray_engine.find_split_ids(ds)).")
-            for i, (url, key) in enumerate(ids):
+            for i, (url, key) in enumerate(ids if self.remember_shards > 0 else ()):
                 seen = self._shard(url)
                 seen[hash(key)] = seen.get(hash(key), False) or keep[i]
         return (table.append_column("rightsmeta_keep", pa.array(keep, pa.bool_()))
