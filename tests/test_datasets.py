@@ -485,7 +485,13 @@ def test_a_webdataset_sample_split_across_parquet_files_is_dropped_in_both(tmp_p
         ("train-00000", "0", "keep"), ("train-00000", "a", "drop"), ("train-00000", "b", "keep"), ("train-00000", None, "drop"),
         ("train-00001", "a", "drop"), ("train-00001", "c", "keep"), ("train-00001", "0", "keep"), ("train-00001", None, "drop")]
     assert APART in rows[1]["errors"] and APART in rows[4]["errors"]
-    # keys repeat across shards ("0" of r.tar and of t.tar): another sample, kept
+    # keys repeat across shards ("0" of r.tar and of t.tar): another sample, kept; so do keys of rows
+    # without a shard (a null __url__), which name no webdataset sample
+    schema_rows = {"__key__": ["k"], "__url__": pa.array([None], pa.string()), "jpg": [image], "json": [None]}
+    for name in ("n-00000.parquet", "n-00001.parquet"):
+        pq.write_table(pa.table(schema_rows, schema=schema), tmp_path / name)
+    nulls = list(scan([str(tmp_path / "n-0000*.parquet")], GENAI, column="jpg"))
+    assert [(r["key"], r["decision"]) for r in nulls] == [("k", "keep"), ("k", "keep")]
     assert pq.read_table(tmp_path / "out" / "train-00000.parquet").column("__key__").to_pylist() == ["0", "b"]
     assert pq.read_table(tmp_path / "out" / "train-00001.parquet").column("__key__").to_pylist() == ["c", "0"]
 

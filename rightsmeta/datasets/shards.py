@@ -476,8 +476,9 @@ def split_across_files(paths: list[str]) -> frozenset[tuple[Any, Any]]:
     Only a shard (``__url__``) with rows in two files can hold such a sample: the first pass reads
     each file's ``__url__`` column and keeps the distinct values (one per tar shard); the second
     reads the ids of those shards alone. Memory: the distinct urls, and 8 bytes a row of the shards
-    that cross a file boundary (in Hugging Face's ordered files, one shard a boundary). Files without ``__url__`` are left out (a ``__key__`` alone names
-    a sample only within its tar), as are files that cannot be read (their scan says why)."""
+    that cross a file boundary (in Hugging Face's ordered files, one shard a boundary). Files
+    without ``__url__``, and rows whose ``__url__`` is null, are left out (a ``__key__`` alone
+    names a sample only within its tar), as are files that cannot be read (their scan says why)."""
     if len(paths) < 2:
         return frozenset()
     import pyarrow as pa
@@ -490,7 +491,7 @@ def split_across_files(paths: list[str]) -> frozenset[tuple[Any, Any]]:
             if not {"__url__", "__key__"} <= set(pf.schema_arrow.names):
                 continue
             for batch in pf.iter_batches(columns=["__url__"], batch_size=65536):
-                for url in set(batch.column(0).to_pylist()):
+                for url in set(batch.column(0).to_pylist()) - {None}:
                     files.setdefault(url, set()).add(path)
         except (OSError, pa.ArrowException):
             continue
