@@ -557,6 +557,11 @@ def test_sample_decider_sees_a_split_sample_across_batches(tmp_path: Path) -> No
     decider(batch)
     with pytest.raises(SplitSampleError):
         decider(batch)
+    # keys without a shard (no __url__: not read_webdataset's or Hugging Face's rows) name no sample
+    # across batches: a key met again in a later batch is another tar's
+    decider = SampleDecider(GENAI, column="jpg")
+    plain = batch.drop_columns(["__url__"])
+    assert decider(plain).column("rightsmeta_keep").to_pylist() == decider(plain).column("rightsmeta_keep").to_pylist()
 
 
 def test_sample_decider_memory_is_bounded_by_the_shards_it_remembers() -> None:

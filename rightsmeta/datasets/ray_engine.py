@@ -87,7 +87,8 @@ class SampleDecider:
     reserve it). Every such row is dropped, the first one included, when the decider can know:
     the ids in ``split_ids`` (exact, over the whole dataset: :func:`find_split_ids`), rows of one
     batch, and rows of batches this actor decided earlier, for the last ``remember_shards``
-    ``__url__`` values it met (about 100 bytes a row of those shards). When a later batch brings a
+    ``__url__`` values it met (about 80 bytes a row of those shards; rows without a ``__url__``
+    within their batch only). When a later batch brings a
     row of a sample whose row this actor already returned as kept, that keep cannot be taken back:
     the call raises :class:`SplitSampleError` and the pipeline stops (fail closed), as Ray 2.60's
     own ``read_webdataset`` stops at such a shard. Rows of one sample decided by two actors are
@@ -148,7 +149,8 @@ class SampleDecider:
         apart = _apart(table)
         earlier: list[bool | None] = [None] * table.num_rows  # the keep of an earlier batch's row of the sample
         for i, (url, key) in enumerate(ids or ()):
-            earlier[i] = self._shard(url).get(hash(key)) if self.remember_shards > 0 else None
+            # a row without a shard (no or a null __url__) names a sample within its batch only
+            earlier[i] = self._shard(url).get(hash(key)) if self.remember_shards > 0 and url is not None else None
             if earlier[i] is not None or (url, key) in self.split:
                 apart.add(i)
         keep, perms, reasons, sources = [], [], [], []
@@ -186,6 +188,8 @@ class SampleDecider:
                     "the JSON that reserves it. Drop every row of such samples with "
                     "SampleDecider(split_ids=rightsmeta.datasets.ray_engine.find_split_ids(ds)).")
             for i, (url, key) in enumerate(ids if self.remember_shards > 0 else ()):
+                if url is None:
+                    continue
                 seen = self._shard(url)
                 seen[hash(key)] = seen.get(hash(key), False) or keep[i]
         return (table.append_column("rightsmeta_keep", pa.array(keep, pa.bool_()))
