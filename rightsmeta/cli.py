@@ -404,7 +404,7 @@ def scan(
     from .datasets.shards import NOT_WRITTEN
 
     counts = {"keep": 0, "drop": 0}
-    unwritten = 0  # shards whose kept samples are not in --out
+    unwritten = 0  # shards with no filtered copy in --out (their samples all dropped)
     found: set[str] = set()
     with report if report is not None else contextlib.nullcontext():
         try:
@@ -430,7 +430,7 @@ def scan(
             raise click.UsageError(str(exc)) from None
     click.echo(f"summary: {counts['keep']} kept, {counts['drop']} dropped for {purpose}"
                + (", some input unreadable" if "error" in found else "")
-               + (f"; {unwritten} shard(s) not written to --out, their kept samples with them" if unwritten else ""), err=True)
+               + (f"; {unwritten} shard(s) not written to --out (none of their samples kept)" if unwritten else ""), err=True)
     if "error" in found or failing & found:
         sys.exit(1)
 @main.command(name="check")

@@ -26,7 +26,7 @@ from rightsmeta.cli import main
 from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
 from rightsmeta.datasets.headers import DEFAULT_STEP
 from rightsmeta.datasets.report import ReportWriter, read_report
-from rightsmeta.datasets.shards import NOT_WRITTEN
+from rightsmeta.datasets.shards import APART, SHARD_BROKEN
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
 
@@ -296,15 +296,28 @@ def test_truncated_tar_reports_what_was_read_and_publishes_nothing(tmp_path: Pat
     (tmp_path / "cut.tar").write_bytes(raw[:offset])
     rows = list(scan([str(tmp_path / "cut.tar")], GENAI, out_dir=str(tmp_path / "out")))
     by_key = {r["key"]: r for r in rows}
-    assert [by_key[k]["decision"] for k in ("000000", "000001", "000002")] == ["keep", "keep", "keep"]
+    # The samples before the damage are reported as read (unspecified, no error of their own) but
+    # dropped: they said "keep" for a shard whose copy was not published (review), and any of them
+    # may have had a member in the part not read (a malformed shard's later a.json).
+    for key in ("000000", "000001", "000002"):
+        assert (by_key[key]["decision"], by_key[key]["permission"], by_key[key]["errors"]) == ("drop", "unspecified", [])
+        assert by_key[key]["reasons"][0] == SHARD_BROKEN
     assert by_key["000003"]["decision"] == "drop" and by_key["000003"]["errors"]
     shard_rows = [r for r in rows if r["key"] is None]
     assert len(shard_rows) == 1 and "unreadable tar" in shard_rows[0]["errors"][0]
     assert "000004" not in by_key
-    # no filtered copy: a sample written may have had members in the part not read (a malformed
-    # shard's later a.json), so only a shard read cleanly to its end is published
+    # no filtered copy: only a shard read cleanly to its end is published
     assert "its filtered copy was not written" in shard_rows[0]["errors"][0]
     assert os.listdir(tmp_path / "out") == []
+    # Every consumer agrees, --out or not: the printed rows, the report, the summary, the exit code.
+    for out in ([], ["--out", str(tmp_path / "out2")]):
+        result = CliRunner().invoke(main, ["scan", str(tmp_path / "cut.tar"), "--purpose", GENAI, "--jsonl",
+                                           "--report", str(tmp_path / "audit.jsonl"), *out])
+        assert result.exit_code == 1, result.output
+        printed = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [(r["key"], r["decision"]) for r in printed] == [(f"00000{i}", "drop") for i in range(4)] + [(None, "drop")]
+        assert list(read_report(str(tmp_path / "audit.jsonl"))) == printed
+        assert "summary: 0 kept, 5 dropped" in result.stderr
 
 
 def test_a_tar_cut_between_members_is_truncated_too(tmp_path: Path) -> None:
@@ -342,14 +355,16 @@ def test_a_key_that_comes_back_makes_the_shard_malformed_and_unpublished(tmp_pat
     assert result.exit_code == 1, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     apart = [(r["key"], r["decision"]) for r in rows if r["shard"].endswith("apart.tar")]
-    assert apart == [("a", "keep"), ("b", "keep"), ("a", "drop"), ("c", "keep"), ("e", "drop"), ("f", "keep"),
+    # b, c and f were read as "keep", but their shard is not published: not kept in the report either
+    assert apart == [("a", "drop"), ("b", "drop"), ("a", "drop"), ("c", "drop"), ("e", "drop"), ("f", "drop"),
                      ("e", "drop"), (None, "drop")]
+    assert [r["reasons"][0] == SHARD_BROKEN for r in rows[:7]] == [True, True, False, True, False, True, False]
     for came_back, member in ((rows[2], "a.json"), (rows[6], "e.jpg")):
         assert member in came_back["errors"][0] and "came back" in came_back["errors"][0]
     assert "malformed shard" in rows[7]["errors"][0] and "not written" in rows[7]["errors"][0]
     assert "malformed shard" in result.stderr
     # the count of kept samples is not taken for what --out holds
-    assert "summary: 5 kept, 4 dropped for genai-training, some input unreadable; 1 shard(s) not written to --out" in result.stderr
+    assert "summary: 1 kept, 8 dropped for genai-training, some input unreadable; 1 shard(s) not written to --out" in result.stderr
     # nothing of the malformed shard is published, not even its temporary file; the next shard is
     assert os.listdir(out) == ["whole.tar"]
     assert [m[0] for m in members(out / "whole.tar")] == ["d.jpg"]
@@ -446,8 +461,39 @@ def test_parquet_rows_of_one_webdataset_sample_are_a_malformed_file(tmp_path: Pa
     # "keep" for a's image, whose JSON reserves it: review), found by a first read of the id columns.
     assert by_row[:4] == [("a", "drop"), ("b", "keep"), ("a", "drop"), ("c", "keep")] and by_row[-2] == ("a", "drop")
     assert all("__key__ is another row's" in rows[i]["errors"][-1] for i in (0, 2, len(rows) - 2))
-    assert "malformed: 3 row(s)" in rows[-1]["errors"][0] and rows[-1]["errors"][0].endswith(NOT_WRITTEN)
-    assert os.listdir(tmp_path / "out") == []
+    assert "malformed: 3 row(s)" in rows[-1]["errors"][0] and rows[-1]["decision"] == "drop"
+    # The copy holds exactly the rows the report keeps (it was left unpublished while the report
+    # said "keep" for b, c and the x rows: review); the ids were read first, so each is a whole sample.
+    copy = pq.read_table(tmp_path / "out" / "t.parquet")
+    assert copy.schema == table.schema
+    assert copy.column("__key__").to_pylist() == [r["key"] for r in rows if r["decision"] == "keep"] == ["b", "c"] + [f"x{n}" for n in range(300)]
+
+
+def test_a_webdataset_sample_split_across_parquet_files_is_dropped_in_both(tmp_path: Path) -> None:
+    # Hugging Face cuts a converted dataset into files by size: s.tar's rows run on into the next
+    # file, a's image in the first, the JSON that reserves it in the second. Each file alone looked
+    # whole, and a's image was kept, in the report and in the copy.
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}})
+    schema = pa.schema([("__key__", pa.string()), ("__url__", pa.string()), ("jpg", pa.binary()), ("json", pa.string())])
+    pq.write_table(pa.table({"__key__": ["0", "a", "b"], "__url__": ["r.tar", "s.tar", "s.tar"], "jpg": [image] * 3,
+                             "json": [None] * 3}, schema=schema), tmp_path / "train-00000.parquet")
+    pq.write_table(pa.table({"__key__": ["a", "c", "0"], "__url__": ["s.tar", "s.tar", "t.tar"], "jpg": [None, image, image],
+                             "json": [reserving, None, None]}, schema=schema), tmp_path / "train-00001.parquet")
+    rows = list(scan([str(tmp_path)], GENAI, column="jpg", out_dir=str(tmp_path / "out"), jobs=2))
+    assert [(os.path.basename(r["shard"])[:11], r["key"], r["decision"]) for r in rows] == [
+        ("train-00000", "0", "keep"), ("train-00000", "a", "drop"), ("train-00000", "b", "keep"), ("train-00000", None, "drop"),
+        ("train-00001", "a", "drop"), ("train-00001", "c", "keep"), ("train-00001", "0", "keep"), ("train-00001", None, "drop")]
+    assert APART in rows[1]["errors"] and APART in rows[4]["errors"]
+    # keys repeat across shards ("0" of r.tar and of t.tar): another sample, kept; so do keys of rows
+    # without a shard (a null __url__), which name no webdataset sample
+    schema_rows = {"__key__": ["k"], "__url__": pa.array([None], pa.string()), "jpg": [image], "json": [None]}
+    for name in ("n-00000.parquet", "n-00001.parquet"):
+        pq.write_table(pa.table(schema_rows, schema=schema), tmp_path / name)
+    nulls = list(scan([str(tmp_path / "n-0000*.parquet")], GENAI, column="jpg"))
+    assert [(r["key"], r["decision"]) for r in nulls] == [("k", "keep"), ("k", "keep")]
+    assert pq.read_table(tmp_path / "out" / "train-00000.parquet").column("__key__").to_pylist() == ["0", "b"]
+    assert pq.read_table(tmp_path / "out" / "train-00001.parquet").column("__key__").to_pylist() == ["c", "0"]
 
 
 def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:
@@ -462,6 +508,81 @@ def test_sample_decider_drops_rows_whose_key_another_row_has() -> None:
                       "json": pa.array([None, None, reserving, None], pa.binary())})
     out = SampleDecider(GENAI, column="jpg")(table)
     assert out.column("rightsmeta_keep").to_pylist() == [False, True, False, True]
+
+
+def split_rows(tmp_path: Path, image_first: bool) -> Any:
+    """Hugging Face's rows of a shard whose members were apart: a's first run of members (its
+    image, or the JSON that reserves it), 300 rows of other samples, then a's other run."""
+    image = image_bytes("jpeg")
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}})
+    parts = [(image, None), (None, reserving)]
+    first, last = parts if image_first else parts[::-1]
+    keys = ["a", *(f"x{n}" for n in range(300)), "a"]
+    table = pa.table({"__key__": keys, "__url__": ["s.tar"] * len(keys),
+                      "jpg": pa.array([first[0], *[image] * 300, last[0]], pa.binary()),
+                      "json": [first[1], *[None] * 300, last[1]]})
+    pq.write_table(table, tmp_path / "split.parquet")
+    return pq.ParquetFile(tmp_path / "split.parquet")
+
+
+def test_sample_decider_sees_a_split_sample_across_batches(tmp_path: Path) -> None:
+    # a's rows fall in two batches: each batch alone looked whole, and a's image, whose JSON in
+    # the other batch reserves it, was kept (review).
+    from rightsmeta.datasets.ray_engine import SampleDecider, SplitSampleError
+
+    pf = split_rows(tmp_path, image_first=False)  # the JSON's row first: a's image is dropped when it comes
+    decider = SampleDecider(GENAI, column="jpg")
+    keeps = [k for batch in pf.iter_batches(batch_size=256) for k in decider(batch).column("rightsmeta_keep").to_pylist()]
+    assert (keeps[0], keeps[-1], sum(keeps)) == (False, False, 300)
+
+    pf = split_rows(tmp_path, image_first=True)  # a's image kept in batch one: that cannot be taken back
+    decider = SampleDecider(GENAI, column="jpg")
+    batches = pf.iter_batches(batch_size=256)
+    assert decider(next(batches)).column("rightsmeta_keep").to_pylist()[0] is True
+    with pytest.raises(SplitSampleError, match="'a' of 's.tar' has rows in two batches"):
+        decider(next(batches))
+
+    # with the split ids (find_split_ids on Ray; here as it finds them) every row of a is dropped
+    decider = SampleDecider(GENAI, column="jpg", split_ids=[("s.tar", "a")])
+    rows = [r for batch in pf.iter_batches(batch_size=256) for r in decider(batch).to_pylist()]
+    assert [r["rightsmeta_keep"] for r in rows if r["__key__"] == "a"] == [False, False]
+    assert sum(r["rightsmeta_keep"] for r in rows) == 300
+    assert all(r["rightsmeta_reasons"][0].startswith("not fully read") for r in rows if r["__key__"] == "a")
+    # the same batch decided twice (Ray rebuilding a lost block on the same actor) stops the pipeline,
+    # unless the memory is off (the exact split ids given)
+    batch = next(pf.iter_batches(batch_size=256))
+    decider = SampleDecider(GENAI, column="jpg", split_ids=[("s.tar", "a")], remember_shards=0)
+    assert decider(batch).equals(decider(batch))
+    decider = SampleDecider(GENAI, column="jpg")
+    decider(batch)
+    with pytest.raises(SplitSampleError):
+        decider(batch)
+    # keys without a shard (no __url__: not read_webdataset's or Hugging Face's rows) name no sample
+    # across batches: a key met again in a later batch is another tar's
+    decider = SampleDecider(GENAI, column="jpg")
+    plain = batch.drop_columns(["__url__"])
+    assert decider(plain).column("rightsmeta_keep").to_pylist() == decider(plain).column("rightsmeta_keep").to_pylist()
+
+
+def test_sample_decider_memory_is_bounded_by_the_shards_it_remembers() -> None:
+    # 16 shards remembered at a time: a decider fed 64 shards of 2,000 rows holds no more than one fed 16.
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    def peak(shards: int) -> int:
+        decider = SampleDecider(GENAI, column="jpg")
+        batches = [pa.table({"__key__": [f"{s}-{i}" for i in range(2000)], "__url__": [f"shard-{s}.tar"] * 2000,
+                             "jpg": pa.array([None] * 2000, pa.binary())}) for s in range(shards)]
+        SampleDecider(GENAI, column="jpg")(batches[0])  # what the first call imports is not counted
+        tracemalloc.start()
+        for batch in batches:
+            decider(batch)
+        size = tracemalloc.get_traced_memory()[0]  # what stays between calls
+        tracemalloc.stop()
+        return size
+
+    sixteen, many = peak(16), peak(64)
+    assert many < sixteen * 1.2, (sixteen, many)
+    assert sixteen < 16 * 2000 * 150, sixteen  # about 70-90 bytes a row remembered
 
 
 # webdataset 1.0 leaves its shard files for the garbage collector to close: its leak, not ours.
@@ -500,6 +621,14 @@ def test_not_a_tar_and_a_broken_gzip_are_reported_and_the_run_goes_on(tmp_path: 
     assert len(garbage) == 1 and garbage[0]["key"] is None and garbage[0]["errors"]
     assert any(r["key"] is None and r["errors"] for r in rows if r["shard"].endswith("c-badgz.tar.gz"))
     assert "unreadable" in result.stderr
+    # A copy an earlier run published under the name of a shard that is now no tar at all goes
+    # (it stayed, while the report said nothing of the shard was kept).
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a-garbage.tar").write_bytes((tmp_path / "b-good.tar").read_bytes())
+    again = runner.invoke(main, ["scan", str(tmp_path / "a-garbage.tar"), "--purpose", GENAI, "--out", str(out)])
+    assert again.exit_code == 1 and os.listdir(out) == [], again.output
+    assert "1 shard(s) not written to --out" in again.stderr
 
 
 def test_memory_stays_flat_in_shard_size(tmp_path: Path) -> None:
@@ -561,6 +690,61 @@ def test_parquet_plain_binary_column_and_url_header_columns(tmp_path: Path) -> N
     pq.write_table(table, tmp_path / "q.parquet")
     assert [(r["decision"], r["permission"]) for r in scan([str(tmp_path / "q.parquet")], GENAI)] == [
         s["expect"] for s in SAMPLES[14:18]]
+
+
+BYTES_TYPES = {"binary": lambda: pa.binary(), "large_binary": lambda: pa.large_binary(),
+               "binary_view": lambda: pa.binary_view(), "fixed_size_binary": lambda: pa.binary(len(wav_bytes(1))),
+               "dictionary": lambda: pa.dictionary(pa.int32(), pa.binary())}
+
+
+@pytest.mark.parametrize("kind", list(BYTES_TYPES))
+@pytest.mark.parametrize("column", ["img", "image.bytes"])
+def test_parquet_bytes_of_every_binary_type_are_read_and_copied(tmp_path: Path, kind: str, column: str) -> None:
+    # A binary_view (pyarrow 14 and later) or fixed-size column was refused ("not binary", every row
+    # unread); and a view column anywhere in the file (a string_view caption) could not be copied:
+    # pyarrow has no filter for views, so --out ended in "unreadable Parquet after row 0".
+    if kind == "binary_view" and not hasattr(pa, "binary_view"):
+        pytest.skip("pyarrow without view types")
+    typ = BYTES_TYPES[kind]()
+    data = [wav_bytes(seed) for seed in (1, 2, 3, 4)]  # one length: fixed-size binary takes them too
+    assert len({len(d) for d in data}) == 1
+    reserving = json.dumps({"url": "https://example.com/1.wav", "headers": {"tdm-reservation": "1"}})
+    values = pa.array(data, pa.binary()).dictionary_encode() if kind == "dictionary" else pa.array(data, typ)
+    image = values if column == "img" else pa.StructArray.from_arrays([values], ["bytes"])
+    captions = pa.array(["a", "b", "c", "d"], pa.string_view() if hasattr(pa, "string_view") else pa.string())
+    table = pa.table({column.partition(".")[0]: image, "caption": captions,
+                      "json": [None, reserving, None, "{}"]})
+    pq.write_table(table, tmp_path / "v.parquet")
+    assert pq.ParquetFile(tmp_path / "v.parquet").schema_arrow == table.schema  # the type as written comes back
+    rows = list(scan([str(tmp_path / "v.parquet")], GENAI, column=column, out_dir=str(tmp_path / "out")))
+    assert [(r["key"], r["format"], r["decision"], r["errors"]) for r in rows] == [
+        ("0", "wav", "keep", []), ("1", "wav", "drop", []), ("2", "wav", "keep", []), ("3", "wav", "keep", [])]
+    copy = pq.read_table(tmp_path / "out" / "v.parquet")
+    assert copy.schema == table.schema and copy.column("caption").to_pylist() == ["a", "c", "d"]
+    from rightsmeta.datasets.ray_engine import SampleDecider
+
+    decided = SampleDecider(GENAI, column=column)(table)
+    assert decided.column("rightsmeta_keep").to_pylist() == [True, False, True, True]
+
+
+def test_parquet_image_stored_by_path_is_said(tmp_path: Path) -> None:
+    # Hugging Face `datasets` keeps local images by path (bytes null): the row said "image is null",
+    # leaving the builder to guess why every row was dropped.
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    image = pa.array([{"bytes": None, "path": "/data/0.png"}, {"bytes": None, "path": None}], struct)
+    pq.write_table(pa.table({"image": image}), tmp_path / "p.parquet")
+    rows = list(scan([str(tmp_path / "p.parquet")], GENAI))
+    assert [r["decision"] for r in rows] == ["drop", "drop"]
+    assert rows[0]["errors"] == ["row 0: image.bytes is null: the image is stored by path (/data/0.png), outside the file, and not read"]
+    assert rows[1]["errors"] == ["row 1: image.bytes is null"]
+
+
+def test_parquet_text_column_is_refused_not_read(tmp_path: Path) -> None:
+    # A column of text is not bytes to read (its rows would be read as no content): said once, clearly.
+    pq.write_table(pa.table({"image": ["not bytes"]}), tmp_path / "t.parquet")
+    rows = list(scan([str(tmp_path / "t.parquet")], GENAI))
+    assert [(r["key"], r["decision"]) for r in rows] == [(None, "drop")]
+    assert rows[0]["errors"] == ["column 'image' is string, not binary"]
 
 
 JSON_TEXT_TYPES = [("dictionary", lambda a: a.dictionary_encode())] + (
@@ -655,6 +839,14 @@ def test_parquet_without_the_column_is_reported_and_the_run_goes_on(tmp_path: Pa
     assert [r["key"] for r in rows if r["shard"].endswith("b.parquet")] == [s["key"] for s in SAMPLES[:5]]
     assert [r["key"] for r in rows if r["shard"].endswith("c.parquet")] == [None]
     assert sorted(os.listdir(tmp_path / "out")) == ["b.parquet"]
+    # Copies an earlier run published under these names go (they stayed, beside a report that
+    # keeps nothing of those files): the second run has its column elsewhere.
+    for name in ("a.parquet", "c.parquet"):
+        (tmp_path / "out" / name).write_bytes((tmp_path / "b.parquet").read_bytes())
+    again = CliRunner().invoke(main, ["scan", str(tmp_path / "a.parquet"), str(tmp_path / "c.parquet"), "--purpose", GENAI,
+                                      "--out", str(tmp_path / "out")])
+    assert again.exit_code == 1 and sorted(os.listdir(tmp_path / "out")) == ["b.parquet"], again.output
+    assert "2 shard(s) not written to --out" in again.stderr
 
 
 # --- folders ---------------------------------------------------------------------------------

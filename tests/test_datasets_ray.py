@@ -129,3 +129,27 @@ def test_sample_decider_over_a_shard_whose_members_are_apart(local_ray: None, tm
         return
     # an older reader makes rows of each run, as webdataset: a's rows are dropped
     assert [(r["__key__"], r["rightsmeta_keep"]) for r in rows] == [("a", False), ("b", True), ("a", False)]
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_find_split_ids_drops_a_sample_split_across_files(local_ray: None, tmp_path: Path) -> None:
+    # One shard's rows in two Parquet files (Hugging Face splits a converted shard by size): a's
+    # image in the first, the JSON that reserves it in the second. Each file is read by its own
+    # task, so only a pass over the whole dataset sees both.
+    from rightsmeta.datasets.ray_engine import SampleDecider, find_split_ids
+
+    image = SAMPLES[0]["data"]
+    reserving = json.dumps({"headers": {"tdm-reservation": "1"}})
+    schema = pa.schema([("__key__", pa.string()), ("__url__", pa.string()), ("jpg", pa.binary()), ("json", pa.string())])
+    pq.write_table(pa.table({"__key__": ["a", "b"], "__url__": ["s.tar"] * 2, "jpg": [image, image], "json": [None, None]},
+                            schema=schema), tmp_path / "train-00000.parquet")
+    pq.write_table(pa.table({"__key__": ["a", "c"], "__url__": ["s.tar"] * 2, "jpg": [None, image], "json": [reserving, None]},
+                            schema=schema), tmp_path / "train-00001.parquet")
+    ds = ray.data.read_parquet(str(tmp_path))
+    split = find_split_ids(ds)
+    assert split == {("s.tar", "a")}
+    ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": GENAI, "column": "jpg", "split_ids": split},
+                        batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+    rows = ds.take_all()
+    assert sorted((r["__key__"], r["rightsmeta_keep"]) for r in rows) == [("a", False), ("a", False), ("b", True), ("c", True)]
+    assert find_split_ids(ray.data.from_items([{"key": "a"}, {"key": "a"}])) == set()  # no webdataset ids: none split

@@ -19,7 +19,7 @@ from ..errors import UsageError
 from ..model import Purpose, parse_purpose
 from .headers import HeaderStep, recorded_headers
 from .sample import SampleDecision, decide_parts, decide_sample
-from .shards import Row, ScanOptions, scan_shard
+from .shards import Row, ScanOptions, scan_shard, split_across_files
 from .sources import Shard, expand
 
 Engine = Literal["local", "ray"]
@@ -49,9 +49,11 @@ def scan(
         # Said, not ignored: the scan ran here, quietly, while its user took it to be on the cluster.
         raise UsageError(f"a Ray address ({ray_address}) is for the Ray engine: add --engine ray (engine='ray')")
     shards = expand(sources)
+    # Before any shard: a webdataset sample whose rows fall in two Parquet files is dropped in both.
+    split = split_across_files([s.path for s in shards if s.kind == "parquet"])
     options = ScanOptions(purpose=purpose if isinstance(purpose, Purpose) else parse_purpose(purpose),
                           accept_constraints=accept_constraints, column=column, sample_seconds=sample_seconds,
-                          out_dir=os.path.abspath(out_dir) if out_dir else None)
+                          out_dir=os.path.abspath(out_dir) if out_dir else None, split_ids=split)
     if options.out_dir is not None:
         for shard in shards:
             target = os.path.realpath(os.path.join(options.out_dir, shard.name))

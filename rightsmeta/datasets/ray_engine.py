@@ -23,7 +23,8 @@ import secrets
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import NOT_JSON, UsageError
@@ -62,11 +63,16 @@ class ShardDecider:
         return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=_arrow_schema())
 
 
+class SplitSampleError(ValueError):
+    """A sample's rows came in two batches and the row of the earlier one was kept (see SampleDecider)."""
+
+
 class SampleDecider:
     """A ``map_batches`` callable class for rows read by Ray Data itself.
 
         ds = ray.data.read_parquet("s3://bucket/laion/")
-        ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": "genai-training"},
+        split = find_split_ids(ds)                 # optional: see "split samples" below
+        ds = ds.map_batches(SampleDecider, fn_constructor_kwargs={"purpose": "genai-training", "split_ids": split},
                             batch_format="pyarrow", concurrency=8)
         ds.filter(lambda row: row["rightsmeta_keep"]).write_parquet("s3://bucket/kept/")
 
@@ -75,14 +81,34 @@ class SampleDecider:
     ``meta_column`` the sample's JSON (text or, from ``read_webdataset``, bytes or a dict). Four
     columns are added: ``rightsmeta_keep``, ``rightsmeta_permission``, ``rightsmeta_reasons``,
     ``rightsmeta_sources``.
+
+    Split samples: rows sharing a webdataset ``(__url__, __key__)`` are one sample whose members
+    were apart in its shard (a.jpg, b.jpg, a.json: a's image has a row without the JSON that may
+    reserve it). Every such row is dropped, the first one included, when the decider can know:
+    the ids in ``split_ids`` (exact, over the whole dataset: :func:`find_split_ids`), rows of one
+    batch, and rows of batches this actor decided earlier, for the last ``remember_shards``
+    ``__url__`` values it met (about 80 bytes a row of those shards; rows without a ``__url__``
+    within their batch only). When a later batch brings a
+    row of a sample whose row this actor already returned as kept, that keep cannot be taken back:
+    the call raises :class:`SplitSampleError` and the pipeline stops (fail closed), as Ray 2.60's
+    own ``read_webdataset`` stops at such a shard. Rows of one sample decided by two actors are
+    seen only through ``split_ids``. A batch Ray runs twice on one actor (rebuilding a lost block)
+    reads as such a sample too, and stops the pipeline: with the exact ``split_ids``,
+    ``remember_shards=0`` turns the memory off.
     """
 
     def __init__(self, purpose: Purpose | str, column: str = "image", meta_column: str = "json",
-                 accept_constraints: bool = False) -> None:
+                 accept_constraints: bool = False, split_ids: Iterable[tuple[Any, Any]] = (),
+                 remember_shards: int = 16) -> None:
         self.purpose = purpose if isinstance(purpose, Purpose) else parse_purpose(purpose)
         self.columns = [c.strip() for c in column.split(",") if c.strip()]
         self.meta_column = meta_column
         self.accept_constraints = accept_constraints
+        self.split = {(url, key) for url, key in split_ids}
+        self.remember_shards = remember_shards
+        # __url__ -> {hash of __key__: whether its row was kept}, the least recently met shard first.
+        # Hashes are this process's: they are never compared with another actor's.
+        self._seen: OrderedDict[Any, dict[int, bool]] = OrderedDict()
 
     def _values(self, table: Any, column: str) -> list[Any] | None:
         name, _, child = column.partition(".")
@@ -103,13 +129,30 @@ class SampleDecider:
             return self._values(table, self.meta_column) or [None] * table.num_rows
         return [_as_json(v) if isinstance(v, dict) else v for v in table.column(self.meta_column).to_pylist()]
 
+    def _shard(self, url: Any) -> dict[int, bool]:
+        """What this actor remembers of the shard ``url`` (made, and the oldest forgotten, as needed)."""
+        seen = self._seen.get(url)
+        if seen is None:
+            seen = self._seen[url] = {}
+            while len(self._seen) > self.remember_shards:
+                self._seen.popitem(last=False)
+        self._seen.move_to_end(url)
+        return seen
+
     def __call__(self, table: Any) -> Any:
         import pyarrow as pa
 
         found = [v for v in (self._values(table, c) for c in self.columns) if v is not None]
         metas = self._metas(table)
         sides = side_columns(table, {c.partition(".")[0] for c in self.columns} | {self.meta_column})
+        ids = sample_ids(table)
         apart = _apart(table)
+        earlier: list[bool | None] = [None] * table.num_rows  # the keep of an earlier batch's row of the sample
+        for i, (url, key) in enumerate(ids or ()):
+            # a row without a shard (no or a null __url__) names a sample within its batch only
+            earlier[i] = self._shard(url).get(hash(key)) if self.remember_shards > 0 and url is not None else None
+            if earlier[i] is not None or (url, key) in self.split:
+                apart.add(i)
         keep, perms, reasons, sources = [], [], [], []
         for i in range(table.num_rows):
             # read_webdataset fills a sample's missing extensions with NaN, not None: bytes or nothing.
@@ -136,15 +179,41 @@ class SampleDecider:
             perms.append(decision.state.value)
             reasons.append(list(decision.reasons))
             sources.append(list(decision.sources))
+        if ids is not None:
+            kept_before = next((ids[i] for i in range(table.num_rows) if earlier[i]), None)
+            if kept_before is not None:
+                raise SplitSampleError(
+                    f"sample {kept_before[1]!r} of {kept_before[0]!r} has rows in two batches, and the row of the "
+                    "earlier one was returned as kept: its shard's members were apart, and the other row may hold "
+                    "the JSON that reserves it. Drop every row of such samples with "
+                    "SampleDecider(split_ids=rightsmeta.datasets.ray_engine.find_split_ids(ds)).")
+            for i, (url, key) in enumerate(ids if self.remember_shards > 0 else ()):
+                if url is None:
+                    continue
+                seen = self._shard(url)
+                seen[hash(key)] = seen.get(hash(key), False) or keep[i]
         return (table.append_column("rightsmeta_keep", pa.array(keep, pa.bool_()))
                 .append_column("rightsmeta_permission", pa.array(perms, pa.string()))
                 .append_column("rightsmeta_reasons", pa.array(reasons, pa.list_(pa.string())))
                 .append_column("rightsmeta_sources", pa.array(sources, pa.list_(pa.string()))))
 
 
+def find_split_ids(ds: Any) -> set[tuple[Any, Any]]:
+    """The ``(__url__, __key__)`` ids more than one row of the Ray dataset ``ds`` has: samples
+    whose members were apart in their shard (see :class:`SampleDecider`), for its ``split_ids``.
+    A first pass over the id columns alone (Parquet reads only those), grouped by Ray Data over
+    the cluster: only the split ids come back to the driver. Empty without a ``__key__`` column."""
+    names = ds.schema().names
+    if "__key__" not in names:
+        return set()
+    cols = [c for c in ("__url__", "__key__") if c in names]
+    counts = ds.select_columns(cols).groupby(cols).count()
+    split = counts.filter(lambda row: row["count()"] > 1)
+    return {(row.get("__url__"), row["__key__"]) for row in split.iter_rows()}
+
+
 def _apart(table: Any) -> set[int]:
-    """Rows whose sample id another row of the batch has (see ``sample_ids``): seen within one
-    batch only (``batch_size=None`` makes a block, about a shard, one batch)."""
+    """Rows whose sample id another row of the batch has (see ``sample_ids``)."""
     first: dict[tuple[Any, Any], int] = {}
     apart: set[int] = set()
     for i, sample in enumerate(sample_ids(table) or ()):

@@ -10,8 +10,9 @@ shard under the final name; a tar not read cleanly to its end (cut, damaged, or 
 not together) gets no copy at all.
 
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
-column become rows with the reason, and the samples read before the damage keep their decisions
-(in the report; a Parquet file's rows also in its copy).
+column become rows with the reason. A Parquet file's rows read before the damage keep their
+decisions (and are in its copy); a tar shard not read cleanly to its end keeps none of its samples
+(the report says what each was read as, and drops it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import tarfile
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
@@ -60,6 +62,7 @@ class ScanOptions:
     batch_rows: int = BATCH_ROWS
     use_headers: bool = True
     sample_seconds: float = 0.0  # per-sample time bound (0: none); enforced in a process's main thread
+    split_ids: frozenset[tuple[Any, Any]] = frozenset()  # sample ids with rows in two Parquet files (split_across_files)
 
 
 @dataclass
@@ -235,7 +238,34 @@ def _unpublished(out: str | None) -> _Unpublished:
     return _Unpublished()
 
 
+# Replaces "keep" in the rows of a tar shard not read cleanly to its end (reasons first).
+SHARD_BROKEN = ("its shard was not read cleanly to its end (the shard's row says why), so none of its samples "
+                "is kept (fail closed)")
+
+
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """The shard's rows, given once the shard has been read to its end: only then is it known
+    whether a sample decided "keep" can stay kept. A key coming back later, or members lost to
+    damage further on, may belong to any earlier sample (its reserving JSON), and the filtered
+    copy of such a shard is not published; so in a shard not read cleanly every sample is
+    dropped, in the report as in --out, with or without --out. Until then the rows wait in a
+    temporary file (a few hundred bytes a sample), so memory stays flat in the shard's size."""
+    with tempfile.TemporaryFile() as spool:
+        broken = _tar_rows(shard, options, spool)
+        spool.seek(0)
+        for line in spool:
+            row: Row = json.loads(line)
+            if broken and row["decision"] == "keep":
+                row["decision"] = "drop"
+                row["reasons"] = [SHARD_BROKEN, *row["reasons"]]
+            yield row
+    for reason in broken:
+        yield shard_row(shard, reason, options.purpose)
+
+
+def _tar_rows(shard: Shard, options: ScanOptions, spool: IO[bytes]) -> list[str]:
+    """Decides the shard's samples into ``spool`` (a JSON row a line), writes the filtered copy
+    when the shard reads cleanly to its end; returns why it did not (empty when it did)."""
     broken: list[str] = []
     returned: list[str] = []
     out = _out_path(shard, options)
@@ -244,8 +274,8 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
         try:
             tar = stack.enter_context(tarfile.open(shard.path, mode="r|*"))
         except _TAR_ERRORS as exc:  # no filtered copy of a shard that is not a tar at all
-            yield shard_row(shard, f"cannot open tar: {exc or type(exc).__name__}", options.purpose)
-            return
+            _unpublished(out)  # nor one an earlier run left there
+            return [f"cannot open tar: {exc or type(exc).__name__}" + (NOT_WRITTEN if out is not None else "")]
         writer: tarfile.TarFile | None = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -253,7 +283,8 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                                                       format=tarfile.PAX_FORMAT))
         for sample in _tar_samples(tar, options, broken, returned):
             decision = _decide(sample, options)
-            yield _row(shard, sample.key, decision)
+            # ASCII JSON: a name that is not UTF-8 (a lone surrogate) comes back as it went in
+            spool.write(json.dumps(_row(shard, sample.key, decision)).encode() + b"\n")
             if writer is not None and decision.keep:
                 for info, _ext, data in sample.members:
                     writer.addfile(info, _reader(data))
@@ -267,8 +298,7 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
             if out is not None:
                 broken[0] += NOT_WRITTEN
             raise _unpublished(out)
-    for reason in broken:
-        yield shard_row(shard, reason, options.purpose)
+    return broken
 
 
 def _reader(data: bytes) -> IO[bytes]:
@@ -352,9 +382,44 @@ def bytes_column(schema: Any, column: str) -> tuple[str, str | None] | str:
         typ = typ.field(child).type
     elif child:
         return f"column {name!r} is {typ}, not a struct with a {child!r} field"
-    if not (pa.types.is_binary(typ) or pa.types.is_large_binary(typ)):
+    if not is_bytes_type(typ):
         return f"column {column!r} is {typ}, not binary"
     return name, child or None
+
+
+def is_bytes_type(typ: Any) -> bool:
+    """Whether a column of ``typ`` holds bytes: binary, large_binary, binary_view (pyarrow 14 and
+    later; refused, so never read, before), fixed_size_binary, or any of them dictionary-encoded.
+    Each gives Python bytes a row."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):
+        typ = typ.value_type
+    return bool(pa.types.is_binary(typ) or pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ)
+                or pa.types.is_fixed_size_binary(typ))
+
+
+def kept_rows(batch: Any, keep: list[bool]) -> Any | None:
+    """The kept rows of ``batch`` as one record batch of its schema (None when none is kept).
+
+    Not ``batch.filter``: pyarrow has no filter (nor take) for view types (binary_view,
+    string_view), so a file with a view column anywhere could not be copied. Slices of the runs
+    of kept rows, joined into a new batch: the Parquet writer cannot write a slice of a struct
+    holding a view ("Slicing not implemented for BinaryView"), the joined copy starts at 0."""
+    import pyarrow as pa
+
+    runs: list[Any] = []
+    start = None
+    for i, kept in enumerate([*keep, False]):
+        if kept and start is None:
+            start = i
+        elif not kept and start is not None:
+            runs.append(batch.slice(start, i - start))
+            start = None
+    if not runs:
+        return None
+    concat = getattr(pa, "concat_batches", None)  # pyarrow 19 and later
+    return concat(runs) if concat is not None else pa.Table.from_batches(runs).combine_chunks()
 
 
 _KEY_COLUMNS = ("__key__", "key", "id")
@@ -402,6 +467,67 @@ def _shared_ids(pf: Any) -> set[int]:
     return set(values[counts > 1].tolist())
 
 
+def split_across_files(paths: list[str]) -> frozenset[tuple[Any, Any]]:
+    """The ``(__url__, __key__)`` ids with rows in more than one of the Parquet files ``paths``:
+    Hugging Face cuts a converted dataset into files by size, so one tar shard's rows may run on
+    into the next file, and a sample split in that tar (its image here, the JSON that reserves
+    it there) is seen by neither file's own check (``_shared_ids``).
+
+    Only a shard (``__url__``) with rows in two files can hold such a sample: the first pass reads
+    each file's ``__url__`` column and keeps the distinct values (one per tar shard); the second
+    reads the ids of those shards alone. Memory: the distinct urls, and 8 bytes a row of the shards
+    that cross a file boundary (in Hugging Face's ordered files, one shard a boundary). Files
+    without ``__url__``, and rows whose ``__url__`` is null, are left out (a ``__key__`` alone
+    names a sample only within its tar), as are files that cannot be read (their scan says why)."""
+    if len(paths) < 2:
+        return frozenset()
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    files: dict[Any, set[str]] = {}
+    for path in paths:
+        try:
+            pf = pq.ParquetFile(path)
+            if not {"__url__", "__key__"} <= set(pf.schema_arrow.names):
+                continue
+            for batch in pf.iter_batches(columns=["__url__"], batch_size=65536):
+                for url in set(batch.column(0).to_pylist()) - {None}:
+                    files.setdefault(url, set()).add(path)
+        except (OSError, pa.ArrowException):
+            continue
+    crossing = {url for url, where in files.items() if len(where) > 1}
+    import numpy as np
+
+    # The crossing shards' ids as 8-byte hashes (this process's: never sent elsewhere), then the
+    # ids themselves only for hashes met twice, counted exactly (a shared hash alone is no split).
+    crossing_files = sorted({p for url in crossing for p in files[url]})
+    hashes = [np.fromiter((hash(i) for i in ids if i[0] in crossing), np.int64)
+              for ids in _ids_of(crossing_files) if crossing]
+    if not hashes:
+        return frozenset()
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    twice = set(values[counts > 1].tolist())
+    rows: dict[tuple[Any, Any], int] = {}
+    for ids in _ids_of(crossing_files) if twice else ():
+        for sample in ids:
+            if sample[0] in crossing and hash(sample) in twice:
+                rows[sample] = rows.get(sample, 0) + 1
+    return frozenset(sample for sample, n in rows.items() if n > 1)
+
+
+def _ids_of(paths: list[str]) -> Iterator[list[tuple[Any, Any]]]:
+    """The sample ids of the files, batch by batch; a file that cannot be read is skipped."""
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    for path in paths:
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(columns=["__url__", "__key__"], batch_size=65536):
+                yield sample_ids(batch) or []
+        except (OSError, pa.ArrowException):
+            continue
+
+
 def side_columns(batch: Any, exclude: set[str]) -> list[dict[str, Any]] | None:
     """Each row's url and recorded headers columns (other than the ``exclude``d bytes), or None
     when it has none. Read beside a json column too: one of captions left the headers unread."""
@@ -440,7 +566,18 @@ def _as_json(value: Any) -> Any:
     return value
 
 
-def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+def _null_bytes(column: Any, child: str | None, i: int, where: str) -> str:
+    """Why a row has no bytes. Hugging Face's Image struct may hold a ``path`` instead (an image
+    kept outside the file, by ``datasets`` for local files): said, as it is not read."""
+    if child and column.type.get_field_index("path") >= 0:
+        path = column.field("path")[i].as_py()
+        if path is not None:
+            return f"{where} is null: the image is stored by path ({path}), outside the file, and not read"
+    return f"{where} is null"
+
+
+def _open_parquet(shard: Shard, options: ScanOptions) -> tuple[Any, str, str | None, set[int]] | str:
+    """(the file, its bytes column, the struct field or None, ``_shared_ids``), or why it cannot be read."""
     import pyarrow as pa
 
     pq = _pyarrow()
@@ -448,21 +585,30 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
         pf = pq.ParquetFile(shard.path)
         found = bytes_column(pf.schema_arrow, options.column)
     except (OSError, pa.ArrowException) as exc:
-        yield shard_row(shard, f"cannot open Parquet: {exc}", options.purpose)
-        return
+        return f"cannot open Parquet: {exc}"
     if isinstance(found, str):
-        yield shard_row(shard, found, options.purpose)
-        return
-    name, child = found
-    key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
-    out = _out_path(shard, options)
+        return found
     try:
         shared = _shared_ids(pf)
     except (OSError, pa.ArrowException) as exc:
-        yield shard_row(shard, f"unreadable Parquet: {exc}", options.purpose)
+        return f"unreadable Parquet: {exc}"
+    return pf, *found, shared
+
+
+def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    import pyarrow as pa
+
+    pq = _pyarrow()
+    out = _out_path(shard, options)
+    opened = _open_parquet(shard, options)
+    if isinstance(opened, str):
+        _unpublished(out)  # a copy an earlier run left there is not this run's
+        yield shard_row(shard, opened + (NOT_WRITTEN if out is not None else ""), options.purpose)
         return
+    pf, name, child, shared = opened
+    key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     returned: list[str] = []
-    with contextlib.suppress(_Unpublished), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         writer = None
         if out is not None:
             fh = stack.enter_context(replacing(out))
@@ -486,8 +632,8 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                         errors.append(meta)
                         meta = None
                     if data is None:
-                        errors.append(f"row {index + i}: {options.column} is null")
-                    if ids is not None and hash(ids[i]) in shared:
+                        errors.append(_null_bytes(column, child, i, f"row {index + i}: {name}.{child}" if child else f"row {index + i}: {name}"))
+                    if ids is not None and (hash(ids[i]) in shared or ids[i] in options.split_ids):
                         errors.append(APART)
                         returned.append(key)
                     sample = _Sample(key, [(f"{key}", "", data)] if data is not None else [], meta, errors,
@@ -496,17 +642,20 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     rows.append(_row(shard, key, decision))
                     keep.append(decision.keep)
                 if writer is not None:
-                    writer.write_batch(batch.filter(pa.array(keep, pa.bool_())))
+                    if (kept := kept_rows(batch, keep)) is not None:
+                        writer.write(kept)
                 index += batch.num_rows
                 yield from rows
         except (OSError, pa.ArrowException) as exc:
             yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
         if returned:
-            # A row already written may be the image whose JSON came in a later row.
-            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row has (the first: "
-                                   f"{returned[0]}), made from a shard whose members were apart"
-                                   + (NOT_WRITTEN if out is not None else ""), options.purpose)
-            raise _unpublished(out)
+            # Said (exit 1), but the copy is published: the ids were read before any row was decided,
+            # so every row of a split sample was dropped (and left out of the copy), the first one
+            # too, and every row kept is a whole sample, in the copy as the report says.
+            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row (of this file or another "
+                                   f"of the dataset) has (the first: "
+                                   f"{returned[0]}), made from a shard whose members were apart; those rows "
+                                   "are dropped", options.purpose)
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:
