@@ -63,14 +63,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                       "--token-file", str(folder / "token"))
 
 
-@pytest.fixture()
-def page(chromium: list[str]) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser(chromium: list[str]) -> Iterator[Any]:
+    """One Chromium for the module (starting it took 1 to 2 s per test); each test gets its own context."""
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
-        # The tests wait on JavaScript expressions, which the page's CSP forbids; one test below runs without this.
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900}, bypass_csp=True)
-        yield context.new_page()
-        browser.close()
+        launched = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    # The tests wait on JavaScript expressions, which the page's CSP forbids; one test below runs without this.
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900}, bypass_csp=True)
+    yield context.new_page()
+    context.close()
 
 
 def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
@@ -243,9 +250,9 @@ def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFa
         assert manifest.values["validation_state"] == "Valid" and "Ada Lovelace" in str(manifest.values["signer"])
 
 
-def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, page: Any, tmp_path: Path) -> None:
+def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, browser: Any, tmp_path: Path) -> None:
     """Under the page's own Content-Security-Policy (no bypass): waits are locators, not JavaScript strings."""
-    page = page.context.browser.new_context(accept_downloads=True).new_page()
+    page = browser.new_context(accept_downloads=True).new_page()
     done = page.locator("#summary", has_text=re.compile(r"^\d+ tagged, \d+ failed\.$"))
     console: list[str] = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
