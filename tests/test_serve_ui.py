@@ -52,7 +52,9 @@ A11Y = """() => {
 
 
 # The run has ended (the summary says so only then; while it runs it counts progress).
-DONE = r"/^\d+ tagged, \d+ failed\.$/.test(document.getElementById('summary').textContent)"
+DONE = r"/^\d+ tagged, \d+ failed\./.test(document.getElementById('summary').textContent)"
+# Every added file has been read (its type is shown).
+READ = "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')"
 
 
 @pytest.fixture(scope="module")
@@ -351,3 +353,128 @@ def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: A
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["album/cover.png", "album/inner/back.png"]
+
+
+def _png_of_size(size: int) -> bytes:
+    """A real PNG of exactly ``size`` bytes: noise pixels stored uncompressed, topped up by a text chunk."""
+    import io
+    import random
+
+    from PIL import Image, PngImagePlugin
+
+    picture = Image.frombytes("RGB", (590, 590), random.Random(5).randbytes(590 * 590 * 3))
+
+    def encoded(pad: int) -> bytes:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "x" * pad)
+        out = io.BytesIO()
+        picture.save(out, "PNG", pnginfo=info, compress_level=0)
+        return out.getvalue()
+
+    data = encoded(size - len(encoded(0)))
+    assert len(data) == size
+    return data
+
+
+def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.TempPathFactory, page: Any, tmp_path: Path,
+                                                      exiftool: str) -> None:
+    """A creator's odd handful against a server taking files up to 1 MiB: each refusal names the file
+    and says why in words, a file just under the limit is tagged, two files named alike both reach the zip."""
+    folder = tmp_path_factory.mktemp("limit")
+    files = {"empty.jpg": b"", "too big.png": _png_of_size(2**20 + 1), "near the limit.png": _png_of_size(2**20 - 64),
+             "Été à Noël 🎨.jpg": image_bytes("jpeg", size=(160, 120), seed=51, exif=True)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    for sub, seed in (("a", 52), ("b", 53)):  # the same name from two folders, chosen one after the other
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "same.png").write_bytes(image_bytes("png", seed=seed))
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                         "--max-upload-mb", "1"):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.wait_for_function("!document.getElementById('signing').textContent.includes('Checking')")
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / name) for name in files])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4 && " + READ)
+        for sub in ("a", "b"):
+            page.get_by_label("Choose files").set_input_files(str(tmp_path / sub / "same.png"))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 6 && " + READ)
+        rows = page.locator("#list tbody tr")
+        # Said before anything is sent, with the file's size and the server's limit (it said "the file 'file'
+        # is empty" and "the body is 2097516 bytes", and called the PNG "not a supported file").
+        assert rows.nth(0).inner_text().split("\t")[1:3] == ["-", "Not read: this file is empty (0 bytes): there is nothing in it to tag"]
+        assert rows.nth(1).inner_text().split("\t")[1:3] == [
+            "-", "Not read: this file is too large (1.0 MB); this server takes files up to 1.0 MB (rightsmeta serve --max-upload-mb)"]
+        assert rows.nth(2).inner_text().split("\t")[1:3] == ["PNG", "Nothing stated"]
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "4 tagged, 2 failed."
+        assert "Failed: this file is empty (0 bytes)" in rows.nth(0).inner_text()
+        assert "Failed: this file is too large (1.0 MB)" in rows.nth(1).inner_text()
+        # The second same.png is told apart: the name it has in the zip and is saved under.
+        assert rows.nth(5).inner_text().endswith("Tagged: download (saved as same-2.png)")
+        with page.expect_download() as one:
+            page.get_by_role("link", name="Download tagged same-2.png").click()
+        assert one.value.suggested_filename == "same-2.png"
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download all (zip)").click()
+        download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(["near the limit.png", "Été à Noël 🎨.jpg", "same.png", "same-2.png"])
+        archive.extractall(tmp_path / "out")
+    assert (tmp_path / "out" / "same-2.png").read_bytes() != (tmp_path / "out" / "same.png").read_bytes()
+    for name in archive.namelist():  # ExifTool, the peer, reads the statement back; the camera's fields stay
+        found = exiftool_json(exiftool, tmp_path / "out" / name)
+        assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training", name
+    assert exiftool_json(exiftool, tmp_path / "out" / "Été à Noël 🎨.jpg")["IFD0:Make"] == "rightsmeta test camera"
+
+
+def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_factory: pytest.TempPathFactory, page: Any,
+                                                                     tmp_path: Path) -> None:
+    """The server is stopped (SIGTERM, as Ctrl-C in its terminal) while two uploads are on their way:
+    every file says what happened in words, no link to the copies the server removed is left, and
+    files added during the run do not re-enable "Tag files" (a second run would delete the first's batch)."""
+    import signal
+
+    folder = tmp_path_factory.mktemp("stopped")
+    paths = []
+    for n in range(6):
+        paths.append(tmp_path / f"photo {n}.png")
+        paths[-1].write_bytes(image_bytes("png", seed=60 + n))
+    late = tmp_path / "late.png"
+    late.write_bytes(image_bytes("png", seed=70))
+    held: list[Any] = []
+    passed = 0
+
+    def hold(route: Any) -> None:  # the first two uploads go through; the next ones wait here, on their way
+        nonlocal passed
+        if passed < 2:
+            passed += 1
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r".*/v1/batches/[^/]+/files$"), hold)
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token")):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.get_by_label("Choose files").set_input_files([str(p) for p in paths])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 6 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function("document.querySelectorAll('#list a[href*=\"/files/\"]').length === 2")
+        while len(held) < 2:
+            page.wait_for_timeout(50)
+        page.get_by_label("Choose files").set_input_files(str(late))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 7 && " + READ)
+        assert page.is_disabled("#go")  # addFiles enabled it while the run went on
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(30)
+        for route in held:
+            route.continue_()
+        page.wait_for_function(DONE)
+    summary = page.inner_text("#summary")
+    assert summary.startswith("0 tagged, 7 failed. The rightsmeta server stopped during the run"), summary
+    assert "Your own files are unchanged." in summary
+    results = [page.locator("#list tbody tr").nth(n).locator("td").nth(3).inner_text() for n in range(7)]
+    assert all(r.startswith("Failed: ") and "Failed to fetch" not in r for r in results), results
+    assert sum("the copy on the server was lost when the server stopped" in r for r in results) == 2, results
+    assert sum("the rightsmeta server cannot be reached" in r for r in results) == 5, results
+    assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and page.is_enabled("#go")
+    assert page.evaluate(A11Y) == []

@@ -122,6 +122,31 @@ const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright
   (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
 const $ = (id) => document.getElementById(id);
 const items = [];
+let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
+let running = false;  // a run is going: files added meanwhile must not re-enable "Tag files"
+
+// What a creator is told when fetch itself fails: the server was stopped (Ctrl-C, a closed terminal) or is gone.
+const UNREACHABLE = "the rightsmeta server cannot be reached: was it stopped? Start it again (rightsmeta ui) and try again";
+// One request to the server: its JSON answer, or an Error in words (never "Failed to fetch" or a JSON
+// parser's complaint about a proxy's HTML page). err.unreachable tells a stopped server from a refusal.
+async function ask(url, options) {
+  let r;
+  try { r = await fetch(url, options); } catch (e) { throw Object.assign(new Error(UNREACHABLE), {unreachable: true}); }
+  let body;
+  try { body = await r.json(); } catch (e) {
+    if (r.ok) throw Object.assign(new Error("the server's answer was cut off: " + UNREACHABLE), {unreachable: true});
+    body = {detail: `the server answered ${r.status} ${r.statusText}`.trim()};
+  }
+  return {r, body};
+}
+const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
+// Files the server would refuse anyway, said here with the file's own size and without sending it.
+function refusal(file) {
+  if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it to tag";
+  if (file.size > maxUpload) return `this file is too large (${megabytes(file.size)}); this server takes files up to ` +
+    `${megabytes(maxUpload)} (rightsmeta serve --max-upload-mb)`;
+  return "";
+}
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 if (!token) $("token-box").hidden = false;
 
@@ -187,19 +212,21 @@ async function addFiles(files) {
     row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
     ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
     $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
+    const refused = refusal(file);
+    if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
     try {
-      const r = await fetch("/v1/read", {method: "POST", body: file, headers: auth()});
-      const body = await r.json();
+      const {r, body} = await ask("/v1/read", {method: "POST", body: file, headers: auth()});
       const report = r.ok ? body : (body.report || {});
-      row.cells[1].textContent = (report.format || "not a supported file").toUpperCase();
+      // 422 is "not a format we know"; other refusals (a limit, the token) say nothing about the file's type.
+      row.cells[1].textContent = (report.format || (r.status === 422 ? "not a supported file" : "-")).toUpperCase();
       row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
       // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
       if (r.ok && (report.errors || []).length) {
         row.cells[2].textContent += ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
       }
-    } catch (e) { row.cells[2].textContent = "could not be read"; }
+    } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
   }
-  $("go").disabled = items.length === 0;
+  $("go").disabled = running || items.length === 0;
 }
 function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
 $("files").addEventListener("change", (e) => addFiles(e.target.files));
@@ -249,48 +276,65 @@ function assertion() {
 // them is written by the server while the browser saves it, so no side holds the whole set.
 let batch = null;
 const AT_ONCE = 2;
+function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
 $("go").addEventListener("click", async () => {
   if (licenceMissing()) return;
-  $("go").disabled = true; $("zip").hidden = true;
+  running = true; $("go").disabled = true; $("zip").hidden = true;
+  try { await run(); } finally { running = false; $("go").disabled = items.length === 0; }
+});
+async function run() {
   const statement = JSON.stringify(assertion());
-  let ok = 0, failed = 0, done = 0;
+  let ok = 0, failed = 0, done = 0, gone = false;
   const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
   batch = null;
   try {
-    const r = await fetch("/v1/batches", {method: "POST", headers: auth()});
-    const body = await r.json();
+    const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
     if (!r.ok) throw new Error(body.detail || r.statusText);
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
   } catch (e) {
-    for (const item of items) { const status = item.row.cells[3]; status.textContent = "Failed: " + e.message; status.className = "bad"; }
-    $("summary").textContent = `0 tagged, ${items.length} failed.`; $("go").disabled = false; return;
+    for (const item of items) fail(item, e.message);
+    $("summary").textContent = `0 tagged, ${items.length} failed.`; return;
   }
   progress();
+  const tagged = [];
   let next = 0;
   async function worker() {
-    while (next < items.length) {
+    // Once the server is gone, the files not sent yet are not sent: each would only fail the same way.
+    while (next < items.length && !gone) {
       const item = items[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
-      const form = new FormData(); form.append("file", item.file, item.name);
-      form.append("assertion", statement);
+      const refused = refusal(item.file);
       try {
-        const r = await fetch(batch.files, {method: "POST", body: form, headers: auth()});
-        const body = await r.json();
+        if (refused) throw new Error(refused);
+        const form = new FormData(); form.append("file", item.file, item.name);
+        form.append("assertion", statement);
+        const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
         if (!r.ok) throw new Error(body.detail || r.statusText);
-        ok++;
-        const a = document.createElement("a");
-        a.href = body.download; a.download = item.file.name; a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
-        a.setAttribute("aria-label", "Download tagged " + item.file.name);
+        ok++; tagged.push(item);
+        // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
+        const saved = body.name || item.name, a = document.createElement("a");
+        a.href = body.download; a.download = saved.split("/").pop();
+        a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
+        a.setAttribute("aria-label", "Download tagged " + saved);
         status.textContent = ""; status.className = "good"; status.appendChild(a);
-      } catch (e) { failed++; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+        if (saved !== item.name) status.append(` (saved as ${saved})`);
+      } catch (e) { failed++; gone = gone || !!e.unreachable; fail(item, e.message); }
       done++; progress();
     }
   }
   await Promise.all(Array.from({length: AT_ONCE}, worker));
-  $("summary").textContent = `${ok} tagged, ${failed} failed.`;
-  $("zip").href = batch.zip; $("zip").hidden = ok === 0; $("go").disabled = false;
-});
+  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + UNREACHABLE); }
+  // A stopped server removes its batches: links to them would only fail later, at download time.
+  if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
+    for (const item of tagged) fail(item, "it was tagged, but the copy on the server was lost when the server stopped; " +
+      "start it again and press Tag files");
+    failed += ok; ok = 0;
+  }
+  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run: " +
+    "start it again (rightsmeta ui) and press Tag files. Your own files are unchanged." : "");
+  $("zip").href = batch.zip; $("zip").hidden = ok === 0;
+}
 
 $("check-file").addEventListener("change", (e) => check(e.target.files[0]));
 const checkDrop = $("check-drop");
@@ -302,9 +346,9 @@ async function check(file) {
   const out = $("verdict"); out.textContent = "Checking...";
   let v;
   try {
-    const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
-    const body = await r.json(); v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
-  } catch (err) { v = {status: "unreadable", reasons: ["the server could not be reached or did not answer (" + err.message + ")"]}; }
+    const {r, body} = await ask("/v1/verify", {method: "POST", body: file, headers: auth()});
+    v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
+  } catch (err) { v = {status: "unreadable", reasons: [err.message]}; }
   out.innerHTML = "";
   const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
   h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
@@ -321,17 +365,21 @@ async function check(file) {
 }
 
 function health() {
-  return fetch("/healthz").then((r) => r.json()).then((h) => {
+  return ask("/healthz").then(({body: h}) => {
+    if (h.max_upload) maxUpload = h.max_upload;
+    $("signing").className = "muted";
     $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
       : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
       : "Files will not be signed: this server has no signing identity.";
     $("make-identity-box").hidden = h.signing || !h.can_make_identity;
-  });
+  }, (e) => { $("signing").textContent = "Not connected: " + e.message + "."; $("signing").className = "bad"; });
 }
 $("make-identity").addEventListener("click", async () => {
-  const r = await fetch("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
-    body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
-  if (!r.ok) { $("signing").textContent = "Could not create it: " + ((await r.json()).detail || r.statusText); return; }
+  try {
+    const {r, body} = await ask("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
+      body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
+    if (!r.ok) throw new Error(body.detail || r.statusText);
+  } catch (e) { $("signing").textContent = "Could not create it: " + e.message; return; }
   await health();
 });
 health();
