@@ -400,7 +400,7 @@ def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.T
         rows = page.locator("#list tbody tr")
         # Said before anything is sent, with the file's size and the server's limit (it said "the file 'file'
         # is empty" and "the body is 2097516 bytes", and called the PNG "not a supported file").
-        assert rows.nth(0).inner_text().split("\t")[1:3] == ["-", "Not read: this file is empty (0 bytes): there is nothing in it to tag"]
+        assert rows.nth(0).inner_text().split("\t")[1:3] == ["-", "Not read: this file is empty (0 bytes): there is nothing in it"]
         assert rows.nth(1).inner_text().split("\t")[1:3] == [
             "-", "Not read: this file is too large (1.0 MB); this server takes files up to 1.0 MB (rightsmeta serve --max-upload-mb)"]
         assert rows.nth(2).inner_text().split("\t")[1:3] == ["PNG", "Nothing stated"]
@@ -409,8 +409,9 @@ def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.T
         assert page.inner_text("#summary") == "4 tagged, 2 failed."
         assert "Failed: this file is empty (0 bytes)" in rows.nth(0).inner_text()
         assert "Failed: this file is too large (1.0 MB)" in rows.nth(1).inner_text()
-        # The second same.png is told apart: the name it has in the zip and is saved under.
-        assert rows.nth(5).inner_text().endswith("Tagged: download (saved as same-2.png)")
+        # One same.png is told apart (whichever was tagged second): the name it has in the zip and is saved under.
+        assert sorted(rows.nth(n).inner_text().split("\t")[3] for n in (4, 5)) == [
+            "Tagged: download", "Tagged: download (saved as same-2.png)"]
         with page.expect_download() as one:
             page.get_by_role("link", name="Download tagged same-2.png").click()
         assert one.value.suggested_filename == "same-2.png"
@@ -425,6 +426,25 @@ def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.T
         found = exiftool_json(exiftool, tmp_path / "out" / name)
         assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training", name
     assert exiftool_json(exiftool, tmp_path / "out" / "Été à Noël 🎨.jpg")["IFD0:Make"] == "rightsmeta test camera"
+
+
+def test_check_names_the_file_and_never_says_nothing_stated_of_a_file_it_could_not_read(server: Server, page: Any,
+                                                                                       tmp_path: Path) -> None:
+    """It said "Could not be read / What it says: Nothing stated / Found in: no place inside the file"
+    for a truncated JPEG, without the file's name, and "the upload is empty" for an empty one."""
+    whole = image_bytes("jpeg", size=(200, 150), seed=81)
+    (tmp_path / "cut short.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "nothing.png").write_bytes(b"")
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_role("tab", name="Check a file").click()
+    for name, why in (("cut short.jpg", "truncated JPEG"), ("nothing.png", "this file is empty (0 bytes)")):
+        page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / name))
+        page.wait_for_function(f"document.getElementById('verdict-file')?.textContent === 'File: {name}'")
+        assert page.get_attribute("#verdict-status", "data-status") == "unreadable"
+        assert page.inner_text("#verdict-says") == "What it says: not known, the file could not be read."
+        assert page.inner_text("#verdict-carriers") == "Found in: not known."
+        assert why in page.inner_text("#verdict ul")
+    assert page.evaluate(A11Y) == []
 
 
 def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_factory: pytest.TempPathFactory, page: Any,

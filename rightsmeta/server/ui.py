@@ -142,7 +142,7 @@ async function ask(url, options) {
 const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
 // Files the server would refuse anyway, said here with the file's own size and without sending it.
 function refusal(file) {
-  if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it to tag";
+  if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it";
   if (file.size > maxUpload) return `this file is too large (${megabytes(file.size)}); this server takes files up to ` +
     `${megabytes(maxUpload)} (rightsmeta serve --max-upload-mb)`;
   return "";
@@ -343,19 +343,27 @@ checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over")
 checkDrop.addEventListener("drop", (e) => { e.preventDefault(); checkDrop.classList.remove("over"); check(e.dataTransfer.files[0]); });
 async function check(file) {
   if (!file) return;
-  const out = $("verdict"); out.textContent = "Checking...";
+  const out = $("verdict"); out.textContent = "Checking " + file.name + "...";
   let v;
   try {
+    const refused = refusal(file);
+    if (refused) throw new Error(refused);
     const {r, body} = await ask("/v1/verify", {method: "POST", body: file, headers: auth()});
     v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
   } catch (err) { v = {status: "unreadable", reasons: [err.message]}; }
   out.innerHTML = "";
+  // Which file this is about: the verdict of the previous one stayed on screen while this one was checked.
+  const named = document.createElement("p"); named.id = "verdict-file"; named.textContent = "File: " + file.name; out.appendChild(named);
   const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
   h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
-  const p = document.createElement("p"); p.textContent = "What it says: " + summary(v.permissions || {}); out.appendChild(p);
+  // A file not read is never "Nothing stated" (that reads as "free to use"): what it says is not known.
+  const unread = v.status === "unreadable", said = summary(v.permissions || {});
+  const p = document.createElement("p"); p.id = "verdict-says";
+  p.textContent = !unread ? "What it says: " + said : said === "Nothing stated" ? "What it says: not known, the file could not be read."
+    : "What it says, in the part that could be read: " + said; out.appendChild(p);
   const where = document.createElement("p"); where.id = "verdict-carriers";
   where.textContent = (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
-    : "Found in: no place inside the file.";
+    : unread ? "Found in: not known." : "Found in: no place inside the file.";
   out.appendChild(where);
   if (v.match) { const m = document.createElement("p"); m.textContent = "This file matches a work in your records (the ledger)."; out.appendChild(m); }
   const details = document.createElement("p"); details.className = "muted"; details.textContent = "Details:"; out.appendChild(details);
