@@ -124,6 +124,7 @@ const $ = (id) => document.getElementById(id);
 const items = [];
 let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
 let running = false;  // a run is going: files added meanwhile must not re-enable "Tag files"
+let health_ = {};  // the server's last /healthz answer: does it sign, could it make an identity
 
 // What a creator is told when fetch itself fails: the server was stopped (Ctrl-C, a closed terminal) or is gone.
 const UNREACHABLE = "the rightsmeta server cannot be reached: was it stopped? Start it again (rightsmeta ui) and try again";
@@ -276,6 +277,12 @@ function assertion() {
 // them is written by the server while the browser saves it, so no side holds the whole set.
 let batch = null;
 const AT_ONCE = 2;
+// GIF, HEIC, AVIF and SVG take the statement only in a signed credential: say how to get one, here.
+function signingHint(why) {
+  if (health_.signing || !/signed C2PA manifest/.test(why)) return "";
+  return health_.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
+    : ". This server has no signing identity (rightsmeta keys init makes one).";
+}
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
 $("go").addEventListener("click", async () => {
   if (licenceMissing()) return;
@@ -319,7 +326,7 @@ async function run() {
         a.setAttribute("aria-label", "Download tagged " + saved);
         status.textContent = ""; status.className = "good"; status.appendChild(a);
         if (saved !== item.name) status.append(` (saved as ${saved})`);
-      } catch (e) { failed++; gone = gone || !!e.unreachable; fail(item, e.message); }
+      } catch (e) { failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message)); }
       done++; progress();
     }
   }
@@ -375,6 +382,7 @@ async function check(file) {
 function health() {
   return ask("/healthz").then(({body: h}) => {
     if (h.max_upload) maxUpload = h.max_upload;
+    health_ = h;
     $("signing").className = "muted";
     $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
       : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
