@@ -513,3 +513,38 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
     assert sum("the rightsmeta server cannot be reached" in r for r in results) == 5, results
     assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and page.is_enabled("#go")
     assert page.evaluate(A11Y) == []
+
+
+def test_two_tabs_at_once_keep_their_own_files(server: Server, page: Any, tmp_path: Path) -> None:
+    """Two tabs of one browser tag at the same time: each zip holds its own files only, and a second
+    run in one tab (which deletes that tab's previous batch) leaves the other tab's downloads alone."""
+    other = page.context.new_page()
+    names = {0: ["left 1.png", "left 2.png", "left 3.png"], 1: ["right 1.png", "right 2.png", "right 3.png"]}
+    for n, tab in enumerate((page, other)):
+        for k, name in enumerate(names[n]):
+            (tmp_path / name).write_bytes(image_bytes("png", seed=90 + 10 * n + k))
+        tab.goto(f"{server.url}/#token={server.token}")
+        tab.get_by_label("Choose files").set_input_files([str(tmp_path / name) for name in names[n]])
+    for tab in (page, other):
+        tab.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && " + READ)
+    page.get_by_label("No AI at all: training and inference").check()
+    page.get_by_role("button", name="Tag files").click()
+    other.get_by_role("button", name="Tag files").click()
+    zips = {}
+    for n, tab in enumerate((page, other)):
+        tab.wait_for_function(DONE)
+        assert tab.inner_text("#summary") == "3 tagged, 0 failed."
+        zips[n] = tab.get_attribute("#zip", "href")
+    page.get_by_role("button", name="Tag files").click()  # the left tab again: its first batch is deleted
+    # The zip link shows again, to the new batch, when that run has ended.
+    page.wait_for_function("!document.getElementById('zip').hidden && "
+                           f"document.getElementById('zip').getAttribute('href') !== '{zips[0]}'")
+    assert page.inner_text("#summary") == "3 tagged, 0 failed."
+    for n, tab in enumerate((page, other)):
+        with tab.expect_download() as download:
+            tab.get_by_role("link", name="Download all (zip)").click()
+        download.value.save_as(tmp_path / f"tab{n}.zip")
+        with zipfile.ZipFile(tmp_path / f"tab{n}.zip") as archive:
+            assert sorted(archive.namelist()) == names[n]
+            inference = rightsmeta.read(archive.read(names[n][0])).permissions[rightsmeta.Purpose.AI_INFERENCE].state
+            assert inference is (rightsmeta.State.NOT_ALLOWED if n == 0 else rightsmeta.State.UNSPECIFIED)
