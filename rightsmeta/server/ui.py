@@ -293,6 +293,8 @@ async function run() {
   const statement = JSON.stringify(assertion());
   let ok = 0, failed = 0, done = 0, gone = false;
   const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
+  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; }
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
   batch = null;
   try {
