@@ -223,7 +223,9 @@ async function addFiles(files) {
       row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
       // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
       if (r.ok && (report.errors || []).length) {
-        row.cells[2].textContent += ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
+        // Nothing found in a file not read whole is not "Nothing stated" (that reads as free to use).
+        const said = row.cells[2].textContent === "Nothing stated" ? "Not known" : row.cells[2].textContent;
+        row.cells[2].textContent = said + ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
       }
     } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
   }
