@@ -340,6 +340,19 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
         hill = archive.read("holiday/day two/hill.jpg")
     assert rightsmeta.read(hill).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
 
+    # The batch gone (it expires after an hour unused; here deleted): a click says so on the page, where
+    # the browser only listed a "canceled" download.
+    import httpx
+
+    assert httpx.delete(server.url + page.get_attribute("#zip", "href").removesuffix("/zip"), headers=server.auth).status_code == 204
+    downloads: list[Any] = []
+    page.on("download", lambda d: downloads.append(d))
+    page.get_by_role("link", name="Download tagged holiday/beach.png").click()
+    page.wait_for_function("document.getElementById('summary').textContent.startsWith('The tagged copies are no longer')")
+    assert page.inner_text("#list tbody tr:first-child td:nth-child(4)") == (
+        "Failed: the tagged copy is no longer on the server: no such batch (batches expire after 60 minutes without use)")
+    assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and downloads == []
+
 
 def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: Any, tmp_path: Path) -> None:
     """The page's folder walk over the File System entries a drop gives (Chromium's own File objects;

@@ -347,6 +347,24 @@ async function run() {
   $("zip").href = batch.zip; $("zip").hidden = ok === 0;
 }
 
+// A download whose copy is gone (the server was stopped, or the batch expired unused) fails in the
+// browser's download list without a word (Chromium: "canceled"). Ask the server first; say it here.
+async function download(e) {
+  const a = e.target.closest("a[download]");
+  if (!a || !batch || a.dataset.asked) return;
+  e.preventDefault();
+  let why = "";
+  try {
+    const {r, body} = await ask(batch.url);
+    if (!r.ok) why = body.detail || r.statusText;
+  } catch (err) { why = err.message; }
+  if (!why) { a.dataset.asked = "1"; a.click(); delete a.dataset.asked; return; }  // still there: the download goes on
+  for (const item of items) if (item.row.cells[3].querySelector("a")) fail(item, "the tagged copy is no longer on the server: " + why);
+  $("zip").hidden = true;
+  $("summary").textContent = "The tagged copies are no longer on the server: press Tag files again. Your own files are unchanged.";
+}
+$("list").addEventListener("click", download); $("zip").addEventListener("click", download);
+
 $("check-file").addEventListener("change", (e) => check(e.target.files[0]));
 const checkDrop = $("check-drop");
 checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
