@@ -519,14 +519,20 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
             route.continue_()
         page.wait_for_function(DONE)
     summary = page.inner_text("#summary")
-    assert summary.startswith("0 tagged, 7 failed. The rightsmeta server stopped during the run"), summary
-    assert "Your own files are unchanged." in summary
+    assert summary == ("0 tagged, 7 failed. The rightsmeta server stopped during the run. Start it again (rightsmeta ui) "
+                       "and use the page it opens. Your own files are unchanged.")
     results = [page.locator("#list tbody tr").nth(n).locator("td").nth(3).inner_text() for n in range(7)]
     assert all(r.startswith("Failed: ") and "Failed to fetch" not in r for r in results), results
-    assert sum("the copy on the server was lost when the server stopped" in r for r in results) == 2, results
-    assert sum("the rightsmeta server cannot be reached" in r for r in results) == 5, results
+    assert results.count("Failed: it was tagged, but its copy went with the server when it stopped") == 2, results
+    assert results.count("Failed: the rightsmeta server cannot be reached (was it stopped?)") == 2, results  # on their way
+    assert results.count("Failed: not sent: the rightsmeta server cannot be reached (was it stopped?)") == 3, results
     assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and page.is_enabled("#go")
     assert page.evaluate(A11Y) == []
+    page.get_by_role("tab", name="Check a file").click()  # it said "(Failed to fetch)"
+    page.get_by_label("Choose a file to check").set_input_files(str(paths[0]))
+    page.wait_for_function("document.getElementById('verdict-file')?.textContent === 'File: photo 0.png'")
+    assert page.inner_text("#verdict ul") == ("the rightsmeta server cannot be reached (was it stopped?). "
+                                              "Start it again (rightsmeta ui) and use the page it opens. Your own files are unchanged.")
 
 
 def test_two_tabs_at_once_keep_their_own_files(server: Server, page: Any, tmp_path: Path) -> None:

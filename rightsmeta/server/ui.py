@@ -127,7 +127,9 @@ let running = false;  // a run is going: files added meanwhile must not re-enabl
 let health_ = {};  // the server's last /healthz answer: does it sign, could it make an identity
 
 // What a creator is told when fetch itself fails: the server was stopped (Ctrl-C, a closed terminal) or is gone.
-const UNREACHABLE = "the rightsmeta server cannot be reached: was it stopped? Start it again (rightsmeta ui) and try again";
+// `rightsmeta ui` starts on a new port with a new token, so this page cannot be used again: the new one can.
+const UNREACHABLE = "the rightsmeta server cannot be reached (was it stopped?)";
+const AGAIN = "Start it again (rightsmeta ui) and use the page it opens. Your own files are unchanged.";
 // One request to the server: its JSON answer, or an Error in words (never "Failed to fetch" or a JSON
 // parser's complaint about a proxy's HTML page). err.unreachable tells a stopped server from a refusal.
 async function ask(url, options) {
@@ -338,12 +340,10 @@ async function run() {
   for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + UNREACHABLE); }
   // A stopped server removes its batches: links to them would only fail later, at download time.
   if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
-    for (const item of tagged) fail(item, "it was tagged, but the copy on the server was lost when the server stopped; " +
-      "start it again and press Tag files");
+    for (const item of tagged) fail(item, "it was tagged, but its copy went with the server when it stopped");
     failed += ok; ok = 0;
   }
-  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run: " +
-    "start it again (rightsmeta ui) and press Tag files. Your own files are unchanged." : "");
+  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "");
   $("zip").href = batch.zip; $("zip").hidden = ok === 0;
 }
 
@@ -353,15 +353,16 @@ async function download(e) {
   const a = e.target.closest("a[download]");
   if (!a || !batch || a.dataset.asked) return;
   e.preventDefault();
-  let why = "";
+  let why = "", gone = false;
   try {
     const {r, body} = await ask(batch.url);
     if (!r.ok) why = body.detail || r.statusText;
-  } catch (err) { why = err.message; }
+  } catch (err) { why = err.message; gone = !!err.unreachable; }
   if (!why) { a.dataset.asked = "1"; a.click(); delete a.dataset.asked; return; }  // still there: the download goes on
   for (const item of items) if (item.row.cells[3].querySelector("a")) fail(item, "the tagged copy is no longer on the server: " + why);
   $("zip").hidden = true;
-  $("summary").textContent = "The tagged copies are no longer on the server: press Tag files again. Your own files are unchanged.";
+  $("summary").textContent = "The tagged copies are no longer on the server. " +
+    (gone ? AGAIN : "Press Tag files again. Your own files are unchanged.");
 }
 $("list").addEventListener("click", download); $("zip").addEventListener("click", download);
 
@@ -379,7 +380,7 @@ async function check(file) {
     if (refused) throw new Error(refused);
     const {r, body} = await ask("/v1/verify", {method: "POST", body: file, headers: auth()});
     v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
-  } catch (err) { v = {status: "unreadable", reasons: [err.message]}; }
+  } catch (err) { v = {status: "unreadable", reasons: [err.message + (err.unreachable ? ". " + AGAIN : "")]}; }
   out.innerHTML = "";
   // Which file this is about: the verdict of the previous one stayed on screen while this one was checked.
   const named = document.createElement("p"); named.id = "verdict-file"; named.textContent = "File: " + file.name; out.appendChild(named);
@@ -410,7 +411,7 @@ function health() {
       : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
       : "Files will not be signed: this server has no signing identity.";
     $("make-identity-box").hidden = h.signing || !h.can_make_identity;
-  }, (e) => { $("signing").textContent = "Not connected: " + e.message + "."; $("signing").className = "bad"; });
+  }, (e) => { $("signing").textContent = "Not connected: " + e.message + ". " + AGAIN; $("signing").className = "bad"; });
 }
 $("make-identity").addEventListener("click", async () => {
   try {
