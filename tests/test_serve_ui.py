@@ -325,18 +325,20 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
     (folder / "beach.png").write_bytes(image_bytes("png", seed=31))
     (folder / "day two" / "hill.jpg").write_bytes(image_bytes("jpeg", seed=32))
     (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden files are left out
+    (tmp_path / ".cover.png").write_bytes(image_bytes("png", seed=33))  # but not one the creator chose by itself
     page.goto(f"{server.url}/#token={server.token}")
     page.get_by_label("Choose a folder").set_input_files(str(folder))
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && "
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / ".cover.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && "
                            "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
-    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    assert page.inner_text("#summary") == "3 tagged, 0 failed."
     with page.expect_download() as download:
         page.get_by_role("link", name="Download all (zip)").click()
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
-        assert sorted(archive.namelist()) == ["holiday/beach.png", "holiday/day two/hill.jpg"]
+        assert sorted(archive.namelist()) == [".cover.png", "holiday/beach.png", "holiday/day two/hill.jpg"]
         hill = archive.read("holiday/day two/hill.jpg")
     assert rightsmeta.read(hill).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
 

@@ -209,7 +209,8 @@ async function addFiles(files) {
   for (const file of files) {
     // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
     const name = file.relativePath || file.webkitRelativePath || file.name;
-    if (name.split("/").some((part) => part.startsWith("."))) continue;
+    // A file chosen by itself is kept whatever its name: leaving it out said nothing at all.
+    if (name.includes("/") && name.split("/").some((part) => part.startsWith("."))) continue;
     const row = document.createElement("tr");
     const item = {file, name, row};
     row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
