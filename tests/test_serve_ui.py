@@ -139,7 +139,9 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
         fmt = report.format or ""
         assert essence(data, fmt).hash == essence(originals[name].read_bytes(), fmt).hash, name
     (tmp_path / "out.jpg").write_bytes(tagged["photo.jpg"])
-    assert exiftool_json(exiftool, tmp_path / "out.jpg")["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
+    for name, data in tagged.items():  # ExifTool, the peer, reads the statement in each kind: JPEG, PNG, PDF, MP3
+        (tmp_path / f"out-{name}").write_bytes(data)
+        assert exiftool_json(exiftool, tmp_path / f"out-{name}")["XMP-plus:DataMining"] == "Prohibited for AI/ML training", name
 
     # Check: a copy of a tagged file with every tag removed, which the ledger knows.
     subprocess.run([exiftool, "-q", "-all=", "-o", str(tmp_path / "stripped.jpg"), str(tmp_path / "out.jpg")], check=True)
