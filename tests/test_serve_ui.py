@@ -301,6 +301,13 @@ def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, 
     page.keyboard.press("Enter")  # the keyboard alone starts the run
     done.wait_for()
     assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.inner_text("#licence-error") == ""
+    page.keyboard.press("Tab")  # from "Tag files" to the zip's link, and Enter downloads it (under the page's CSP)
+    assert page.evaluate("document.activeElement.id") == "zip"
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert archive.namelist() == ["dropped.png"]
     with page.expect_download() as download:
         page.get_by_role("link", name="Download tagged dropped.png").click()
     out = tmp_path / "out.png"
