@@ -458,6 +458,18 @@ def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.T
         with page.expect_download() as download:
             page.get_by_role("link", name="Download all (zip)").click()
         download.value.save_as(tmp_path / "all.zip")
+        # Other clients of the same server: the refusals name the client's file, and a multipart file
+        # part is held to the limit alone (the body may be larger by its form).
+        import httpx
+
+        statement = {"assertion": '{"permissions": {"ai-training": "notAllowed"}}'}
+        with httpx.Client(base_url=server.url, headers=server.auth, timeout=60) as http:
+            for name, detail in (("empty.jpg", "the file 'empty.jpg' is empty (0 bytes)"),
+                                 ("too big.png", f"the file 'too big.png' is {2**20 + 1} bytes; at most {2**20} are accepted")):
+                refused = http.post("/v1/tag", files={"file": (name, files[name])}, data=statement)
+                assert refused.json()["detail"] == detail
+            assert http.post("/v1/read", content=b"").json()["detail"] == "the upload is empty (0 bytes)"
+            assert http.post("/v1/tag", files={"file": ("n.png", files["near the limit.png"])}, data=statement).status_code == 200
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == sorted(["near the limit.png", "Été à Noël 🎨.jpg", "same.png", "same-2.png"])
         archive.extractall(tmp_path / "out")
