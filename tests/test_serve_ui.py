@@ -514,6 +514,7 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
     late = tmp_path / "late.png"
     late.write_bytes(image_bytes("png", seed=70))
     held: list[Any] = []
+    asked: list[str] = []
     passed = 0
 
     def hold(route: Any) -> None:  # the first two uploads go through; the next ones wait here, on their way
@@ -536,6 +537,14 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
         page.get_by_label("Choose files").set_input_files(str(late))
         page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 7 && " + READ)
         assert page.is_disabled("#go")  # addFiles enabled it while the run went on
+        # Leaving the page now is asked about first (it left without a word).
+        page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+        page.evaluate("location.reload()")
+        for _ in range(100):
+            if asked:
+                break
+            page.wait_for_timeout(50)
+        assert asked == ["beforeunload"] and page.locator("#list tbody tr").count() == 7
         os.killpg(server.process.pid, signal.SIGTERM)
         server.process.wait(30)
         for route in held:

@@ -289,6 +289,8 @@ function signingHint(why) {
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
+// Leaving the page during a run loses it: the files being sent and the links to those tagged so far.
+window.addEventListener("beforeunload", (e) => { if (running) { e.preventDefault(); e.returnValue = ""; } });
 $("go").addEventListener("click", async () => {
   if (licenceMissing()) return;
   running = true; $("go").disabled = true; $("zip").hidden = true;
