@@ -124,7 +124,7 @@ const $ = (id) => document.getElementById(id);
 const items = [];
 let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
 let running = false;  // a run is going: files added meanwhile must not re-enable "Tag files"
-let health_ = {};  // the server's last /healthz answer: does it sign, could it make an identity
+let serverInfo = {};  // the server's last /healthz answer: does it sign, could it make an identity
 
 // What a creator is told when fetch itself fails: the server was stopped (Ctrl-C, a closed terminal) or is gone.
 // `rightsmeta ui` starts on a new port with a new token, so this page cannot be used again: the new one can.
@@ -284,8 +284,8 @@ let batch = null;
 const AT_ONCE = 2;
 // GIF, HEIC, AVIF and SVG take the statement only in a signed credential: say how to get one, here.
 function signingHint(why) {
-  if (health_.signing || !/signed C2PA manifest/.test(why)) return "";
-  return health_.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
+  if (serverInfo.signing || !/signed C2PA manifest/.test(why)) return "";
+  return serverInfo.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
@@ -408,7 +408,7 @@ async function check(file) {
 function health() {
   return ask("/healthz").then(({body: h}) => {
     if (h.max_upload) maxUpload = h.max_upload;
-    health_ = h;
+    serverInfo = h;
     $("signing").className = "muted";
     $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
       : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
