@@ -560,6 +560,8 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
     assert results.count("Failed: not sent: the rightsmeta server cannot be reached (was it stopped?)") == 3, results
     assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and page.is_enabled("#go")
     assert page.evaluate(A11Y) == []
+    page.get_by_role("button", name="Tag files").click()  # again, with the server still stopped: the same advice
+    page.wait_for_function("document.getElementById('summary').textContent.startsWith('0 tagged, 7 failed. Start it again')")
     page.get_by_role("tab", name="Check a file").click()  # it said "(Failed to fetch)"
     page.get_by_label("Choose a file to check").set_input_files(str(paths[0]))
     page.wait_for_function("document.getElementById('verdict-file')?.textContent === 'File: photo 0.png'")

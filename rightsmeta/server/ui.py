@@ -310,7 +310,7 @@ async function run() {
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
   } catch (e) {
     for (const item of items) fail(item, e.message);
-    $("summary").textContent = `0 tagged, ${items.length} failed.`; return;
+    $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
   }
   progress();
   const tagged = [];
