@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -355,7 +356,8 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
     # the browser only listed a "canceled" download.
     import httpx
 
-    assert httpx.delete(server.url + page.get_attribute("#zip", "href").removesuffix("/zip"), headers=server.auth).status_code == 204
+    batch = server.url + page.get_attribute("#zip", "href").removesuffix("/zip")
+    assert httpx.delete(batch, headers=server.auth).status_code == 204
     downloads: list[Any] = []
     page.on("download", lambda d: downloads.append(d))
     page.get_by_role("link", name="Download tagged holiday/beach.png").click()
@@ -363,6 +365,16 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
     assert page.inner_text("#list tbody tr:first-child td:nth-child(4)") == (
         "Failed: the tagged copy is no longer on the server: no such batch (batches expire after 60 minutes without use)")
     assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and downloads == []
+    # A page left deletes its batch: nobody can reach it any more (it was kept an hour, one of 32).
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    batch = server.url + page.get_attribute("#zip", "href").removesuffix("/zip")
+    assert httpx.get(batch).status_code == 200
+    page.reload()
+    deadline = time.monotonic() + 10
+    while httpx.get(batch).status_code != 404:
+        assert time.monotonic() < deadline, "the left page's batch is still kept"
+        time.sleep(0.1)
 
 
 def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: Any, tmp_path: Path) -> None:

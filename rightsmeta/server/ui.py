@@ -291,6 +291,12 @@ function signingHint(why) {
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
 // Leaving the page during a run loses it: the files being sent and the links to those tagged so far.
 window.addEventListener("beforeunload", (e) => { if (running) { e.preventDefault(); e.returnValue = ""; } });
+// Once the page is left nobody can reach its batch (the id lived here), yet the server kept it an hour:
+// its disk, and one of its 32 batches (a creator reloading the page met "Too many batches"). A download
+// still running goes on: the server removes a deleted batch's files when its last download ends.
+window.addEventListener("pagehide", () => {
+  if (batch) fetch(batch.url, {method: "DELETE", headers: auth(), keepalive: true}).catch(() => {});
+});
 $("go").addEventListener("click", async () => {
   if (licenceMissing()) return;
   running = true; $("go").disabled = true; $("zip").hidden = true;
