@@ -546,6 +546,9 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
         page.wait_for_function("document.querySelectorAll('#list a[href*=\"/files/\"]').length === 2")
         while len(held) < 2:
             page.wait_for_timeout(50)
+        # The live region says the run began, once; the count, outside it, is not read at each step.
+        assert page.inner_text("#summary") == "Tagging 6 files..." and page.get_attribute("#progress", "aria-live") is None
+        assert page.inner_text("#progress") == "Tagging: 2 of 6 done (2 tagged, 0 failed)."
         page.get_by_label("Choose files").set_input_files(str(late))
         page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 7 && " + READ)
         assert page.is_disabled("#go")  # addFiles enabled it while the run went on

@@ -89,6 +89,7 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
   </div></fieldset>
   <div id="token-box" hidden><label for="token">Access token of this server</label><input type="password" id="token" autocomplete="off"></div>
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
+  <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
 </section>
 
@@ -305,7 +306,9 @@ $("go").addEventListener("click", async () => {
 async function run() {
   const statement = JSON.stringify(assertion());
   let ok = 0, failed = 0, done = 0, gone = false;
-  const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  // The count moves outside the live region: in it, a screen reader was read every file's step of a run.
+  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
   // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
   for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; }
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
@@ -352,6 +355,7 @@ async function run() {
     for (const item of tagged) fail(item, "it was tagged, but its copy went with the server when it stopped");
     failed += ok; ok = 0;
   }
+  $("progress").textContent = "";
   $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "");
   $("zip").href = batch.zip; $("zip").hidden = ok === 0;
 }
