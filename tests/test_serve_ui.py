@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,9 @@ A11Y = """() => {
 
 
 # The run has ended (the summary says so only then; while it runs it counts progress).
-DONE = r"/^\d+ tagged, \d+ failed\.$/.test(document.getElementById('summary').textContent)"
+DONE = r"/^\d+ tagged, \d+ failed\./.test(document.getElementById('summary').textContent)"
+# Every added file has been read (its type is shown).
+READ = "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')"
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +66,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                       "--token-file", str(folder / "token"))
 
 
-@pytest.fixture()
-def page(chromium: list[str]) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser(chromium: list[str]) -> Iterator[Any]:
+    """One Chromium for the module (starting it took 1 to 2 s per test); each test gets its own context."""
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
-        # The tests wait on JavaScript expressions, which the page's CSP forbids; one test below runs without this.
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900}, bypass_csp=True)
-        yield context.new_page()
-        browser.close()
+        launched = p.chromium.launch(executable_path=chromium[0], args=chromium[2:])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    # The tests wait on JavaScript expressions, which the page's CSP forbids; one test below runs without this.
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 900}, bypass_csp=True)
+    yield context.new_page()
+    context.close()
 
 
 def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
@@ -107,7 +117,8 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
     assert page.inner_text("#summary") == "4 tagged, 1 failed."
     broken_row = page.inner_text("#list tbody tr:last-child")
     assert "broken.jpg" in broken_row and "Failed: truncated JPEG" in broken_row
-    assert "Could not be read fully: truncated JPEG" in broken_row  # its current statement is not "nothing" for sure
+    # Its current statement is not "nothing" for sure: it said "Nothing stated. Could not be read fully".
+    assert "\tNot known. Could not be read fully: truncated JPEG" in broken_row and "Nothing stated" not in broken_row
     page.screenshot(path=str(tmp_path / "tagged.png"), full_page=True)
     if SHOTS.is_dir():
         page.set_viewport_size({"width": 900, "height": 700})
@@ -129,7 +140,9 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
         fmt = report.format or ""
         assert essence(data, fmt).hash == essence(originals[name].read_bytes(), fmt).hash, name
     (tmp_path / "out.jpg").write_bytes(tagged["photo.jpg"])
-    assert exiftool_json(exiftool, tmp_path / "out.jpg")["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
+    for name, data in tagged.items():  # ExifTool, the peer, reads the statement in each kind: JPEG, PNG, PDF, MP3
+        (tmp_path / f"out-{name}").write_bytes(data)
+        assert exiftool_json(exiftool, tmp_path / f"out-{name}")["XMP-plus:DataMining"] == "Prohibited for AI/ML training", name
 
     # Check: a copy of a tagged file with every tag removed, which the ledger knows.
     subprocess.run([exiftool, "-q", "-all=", "-o", str(tmp_path / "stripped.jpg"), str(tmp_path / "out.jpg")], check=True)
@@ -222,6 +235,16 @@ def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFa
         page.goto(f"{server.url}/#token={server.token}")
         page.wait_for_function("document.getElementById('signing').textContent.includes('not be signed')")
         assert page.evaluate(A11Y) == []
+        # A GIF takes the statement only in a signed credential: its failure says how to get one (it said
+        # "a signed C2PA manifest can carry the signal" and no more), and once made, it is tagged and signed.
+        gif = tmp_path / "loop.gif"
+        gif.write_bytes(image_bytes("gif", size=(40, 30), seed=12))
+        page.get_by_label("Choose files").set_input_files(str(gif))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#list tbody td:nth-child(4)").endswith(
+            "Press \u201cCreate a signing identity\u201d above, then Tag files again."), page.inner_text("#list")
         page.get_by_label("Your name").fill("Ada Lovelace")
         page.get_by_role("button", name="Create a signing identity").click()
         page.wait_for_function("document.getElementById('signing').textContent.includes('will also be signed')")
@@ -231,9 +254,14 @@ def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFa
         photo = tmp_path / "p.png"
         photo.write_bytes(image_bytes("png", seed=11))
         page.get_by_label("Choose files").set_input_files(str(photo))
-        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1")
-        page.get_by_role("button", name="Tag files").click()
-        page.wait_for_function(DONE)
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+        page.get_by_role("button", name="Tag files").click()  # the first run's summary stays until this run's batch is made
+        page.wait_for_function("document.getElementById('summary').textContent === '2 tagged, 0 failed.'")
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download tagged loop.gif").click()
+        signed = rightsmeta.read(Path(download.value.path()).read_bytes())
+        assert signed.permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+        assert "c2pa" in [c.name for c in signed.carriers]
         with httpx.Client(base_url=server.url) as http:
             again = http.post("/v1/identity", headers=server.auth, json={"holder": "Mallory"})
             assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
@@ -243,9 +271,9 @@ def test_one_button_makes_a_signing_identity(tmp_path_factory: pytest.TempPathFa
         assert manifest.values["validation_state"] == "Valid" and "Ada Lovelace" in str(manifest.values["signer"])
 
 
-def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, page: Any, tmp_path: Path) -> None:
+def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, browser: Any, tmp_path: Path) -> None:
     """Under the page's own Content-Security-Policy (no bypass): waits are locators, not JavaScript strings."""
-    page = page.context.browser.new_context(accept_downloads=True).new_page()
+    page = browser.new_context(accept_downloads=True).new_page()
     done = page.locator("#summary", has_text=re.compile(r"^\d+ tagged, \d+ failed\.$"))
     console: list[str] = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
@@ -274,6 +302,13 @@ def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, 
     page.keyboard.press("Enter")  # the keyboard alone starts the run
     done.wait_for()
     assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.inner_text("#licence-error") == ""
+    page.keyboard.press("Tab")  # from "Tag files" to the zip's link, and Enter downloads it (under the page's CSP)
+    assert page.evaluate("document.activeElement.id") == "zip"
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert archive.namelist() == ["dropped.png"]
     with page.expect_download() as download:
         page.get_by_role("link", name="Download tagged dropped.png").click()
     out = tmp_path / "out.png"
@@ -300,20 +335,46 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
     (folder / "beach.png").write_bytes(image_bytes("png", seed=31))
     (folder / "day two" / "hill.jpg").write_bytes(image_bytes("jpeg", seed=32))
     (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden files are left out
+    (tmp_path / ".cover.png").write_bytes(image_bytes("png", seed=33))  # but not one the creator chose by itself
     page.goto(f"{server.url}/#token={server.token}")
     page.get_by_label("Choose a folder").set_input_files(str(folder))
-    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && "
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / ".cover.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && "
                            "![...document.querySelectorAll('#list tbody td')].some(td => td.textContent === '...')")
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
-    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    assert page.inner_text("#summary") == "3 tagged, 0 failed."
     with page.expect_download() as download:
         page.get_by_role("link", name="Download all (zip)").click()
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
-        assert sorted(archive.namelist()) == ["holiday/beach.png", "holiday/day two/hill.jpg"]
+        assert sorted(archive.namelist()) == [".cover.png", "holiday/beach.png", "holiday/day two/hill.jpg"]
         hill = archive.read("holiday/day two/hill.jpg")
     assert rightsmeta.read(hill).permissions[rightsmeta.Purpose.AI_TRAINING].state is rightsmeta.State.NOT_ALLOWED
+
+    # The batch gone (it expires after an hour unused; here deleted): a click says so on the page, where
+    # the browser only listed a "canceled" download.
+    import httpx
+
+    batch = server.url + page.get_attribute("#zip", "href").removesuffix("/zip")
+    assert httpx.delete(batch, headers=server.auth).status_code == 204
+    downloads: list[Any] = []
+    page.on("download", lambda d: downloads.append(d))
+    page.get_by_role("link", name="Download tagged holiday/beach.png").click()
+    page.wait_for_function("document.getElementById('summary').textContent.startsWith('The tagged copies are no longer')")
+    assert page.inner_text("#list tbody tr:first-child td:nth-child(4)") == (
+        "Failed: the tagged copy is no longer on the server: no such batch (batches expire after 60 minutes without use)")
+    assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and downloads == []
+    # A page left deletes its batch: nobody can reach it any more (it was kept an hour, one of 32).
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    batch = server.url + page.get_attribute("#zip", "href").removesuffix("/zip")
+    assert httpx.get(batch).status_code == 200
+    page.reload()
+    deadline = time.monotonic() + 10
+    while httpx.get(batch).status_code != 404:
+        assert time.monotonic() < deadline, "the left page's batch is still kept"
+        time.sleep(0.1)
 
 
 def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: Any, tmp_path: Path) -> None:
@@ -344,3 +405,226 @@ def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: A
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["album/cover.png", "album/inner/back.png"]
+
+
+def _png_of_size(size: int) -> bytes:
+    """A real PNG of exactly ``size`` bytes: noise pixels stored uncompressed, topped up by a text chunk."""
+    import io
+    import random
+
+    from PIL import Image, PngImagePlugin
+
+    picture = Image.frombytes("RGB", (590, 590), random.Random(5).randbytes(590 * 590 * 3))
+
+    def encoded(pad: int) -> bytes:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "x" * pad)
+        out = io.BytesIO()
+        picture.save(out, "PNG", pnginfo=info, compress_level=0)
+        return out.getvalue()
+
+    data = encoded(size - len(encoded(0)))
+    assert len(data) == size
+    return data
+
+
+def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.TempPathFactory, page: Any, tmp_path: Path,
+                                                      exiftool: str) -> None:
+    """A creator's odd handful against a server taking files up to 1 MiB: each refusal names the file
+    and says why in words, a file just under the limit is tagged, two files named alike both reach the zip."""
+    folder = tmp_path_factory.mktemp("limit")
+    files = {"empty.jpg": b"", "too big.png": _png_of_size(2**20 + 1), "near the limit.png": _png_of_size(2**20 - 64),
+             "Été à Noël 🎨.jpg": image_bytes("jpeg", size=(160, 120), seed=51, exif=True)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    for sub, seed in (("a", 52), ("b", 53)):  # the same name from two folders, chosen one after the other
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "same.png").write_bytes(image_bytes("png", seed=seed))
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                         "--max-upload-mb", "1"):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.wait_for_function("!document.getElementById('signing').textContent.includes('Checking')")
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / name) for name in files])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4 && " + READ)
+        for sub in ("a", "b"):
+            page.get_by_label("Choose files").set_input_files(str(tmp_path / sub / "same.png"))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 6 && " + READ)
+        rows = page.locator("#list tbody tr")
+        # Said before anything is sent, with the file's size and the server's limit (it said "the file 'file'
+        # is empty" and "the body is 2097516 bytes", and called the PNG "not a supported file").
+        assert rows.nth(0).inner_text().split("\t")[1:3] == ["-", "Not read: this file is empty (0 bytes): there is nothing in it"]
+        assert rows.nth(1).inner_text().split("\t")[1:3] == [
+            "-", "Not read: this file is too large (1.0 MB); this server takes files up to 1.0 MB (rightsmeta serve --max-upload-mb)"]
+        assert rows.nth(2).inner_text().split("\t")[1:3] == ["PNG", "Nothing stated"]
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "4 tagged, 2 failed."
+        assert "Failed: this file is empty (0 bytes)" in rows.nth(0).inner_text()
+        assert "Failed: this file is too large (1.0 MB)" in rows.nth(1).inner_text()
+        # One same.png is told apart (whichever was tagged second): the name it has in the zip and is saved under.
+        assert sorted(rows.nth(n).inner_text().split("\t")[3] for n in (4, 5)) == [
+            "Tagged: download", "Tagged: download (saved as same-2.png)"]
+        with page.expect_download() as one:
+            page.get_by_role("link", name="Download tagged same-2.png").click()
+        assert one.value.suggested_filename == "same-2.png"
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download all (zip)").click()
+        download.value.save_as(tmp_path / "all.zip")
+        # Other clients of the same server: the refusals name the client's file, and a multipart file
+        # part is held to the limit alone (the body may be larger by its form).
+        import httpx
+
+        statement = {"assertion": '{"permissions": {"ai-training": "notAllowed"}}'}
+        with httpx.Client(base_url=server.url, headers=server.auth, timeout=60) as http:
+            for name, detail in (("empty.jpg", "the file 'empty.jpg' is empty (0 bytes)"),
+                                 ("too big.png", f"the file 'too big.png' is {2**20 + 1} bytes; at most {2**20} are accepted")):
+                refused = http.post("/v1/tag", files={"file": (name, files[name])}, data=statement)
+                assert refused.json()["detail"] == detail
+            assert http.post("/v1/read", content=b"").json()["detail"] == "the upload is empty (0 bytes)"
+            assert http.post("/v1/tag", files={"file": ("n.png", files["near the limit.png"])}, data=statement).status_code == 200
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == sorted(["near the limit.png", "Été à Noël 🎨.jpg", "same.png", "same-2.png"])
+        archive.extractall(tmp_path / "out")
+    assert (tmp_path / "out" / "same-2.png").read_bytes() != (tmp_path / "out" / "same.png").read_bytes()
+    for name in archive.namelist():  # ExifTool, the peer, reads the statement back; the camera's fields stay
+        found = exiftool_json(exiftool, tmp_path / "out" / name)
+        assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training", name
+    assert exiftool_json(exiftool, tmp_path / "out" / "Été à Noël 🎨.jpg")["IFD0:Make"] == "rightsmeta test camera"
+
+
+def test_check_names_the_file_and_never_says_nothing_stated_of_a_file_it_could_not_read(server: Server, page: Any,
+                                                                                       tmp_path: Path) -> None:
+    """It said "Could not be read / What it says: Nothing stated / Found in: no place inside the file"
+    for a truncated JPEG, without the file's name, and "the upload is empty" for an empty one."""
+    whole = image_bytes("jpeg", size=(200, 150), seed=81)
+    (tmp_path / "cut short.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "nothing.png").write_bytes(b"")
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_role("tab", name="Check a file").click()
+    for name, why in (("cut short.jpg", "truncated JPEG"), ("nothing.png", "this file is empty (0 bytes)")):
+        page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / name))
+        page.wait_for_function(f"document.getElementById('verdict-file')?.textContent === 'File: {name}'")
+        assert page.get_attribute("#verdict-status", "data-status") == "unreadable"
+        assert page.inner_text("#verdict-says") == "What it says: not known, the file could not be read."
+        assert page.inner_text("#verdict-carriers") == "Found in: not known."
+        assert why in page.inner_text("#verdict ul")
+    assert page.evaluate(A11Y) == []
+
+
+def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_factory: pytest.TempPathFactory, page: Any,
+                                                                     tmp_path: Path) -> None:
+    """The server is stopped (SIGTERM, as Ctrl-C in its terminal) while two uploads are on their way:
+    every file says what happened in words, no link to the copies the server removed is left, and
+    files added during the run do not re-enable "Tag files" (a second run would delete the first's batch)."""
+    import signal
+
+    folder = tmp_path_factory.mktemp("stopped")
+    paths = []
+    for n in range(6):
+        paths.append(tmp_path / f"photo {n}.png")
+        paths[-1].write_bytes(image_bytes("png", seed=60 + n))
+    late = tmp_path / "late.png"
+    late.write_bytes(image_bytes("png", seed=70))
+    held: list[Any] = []
+    asked: list[str] = []
+    passed = 0
+
+    def hold(route: Any) -> None:  # the first two uploads go through; the next ones wait here, on their way
+        nonlocal passed
+        if passed < 2:
+            passed += 1
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r".*/v1/batches/[^/]+/files$"), hold)
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token")):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.get_by_label("Choose files").set_input_files([str(p) for p in paths])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 6 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function("document.querySelectorAll('#list a[href*=\"/files/\"]').length === 2")
+        while len(held) < 2:
+            page.wait_for_timeout(50)
+        # The live region says the run began, once; the count, outside it, is not read at each step.
+        assert page.inner_text("#summary") == "Tagging 6 files..." and page.get_attribute("#progress", "aria-live") is None
+        assert page.inner_text("#progress") == "Tagging: 2 of 6 done (2 tagged, 0 failed)."
+        page.get_by_label("Choose files").set_input_files(str(late))
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 7 && " + READ)
+        assert page.is_disabled("#go")  # addFiles enabled it while the run went on
+        # Leaving the page now is asked about first (it left without a word).
+        page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+        page.evaluate("location.reload()")
+        for _ in range(100):
+            if asked:
+                break
+            page.wait_for_timeout(50)
+        assert asked == ["beforeunload"] and page.locator("#list tbody tr").count() == 7
+        os.killpg(server.process.pid, signal.SIGTERM)
+        server.process.wait(30)
+        for route in held:
+            route.continue_()
+        page.wait_for_function(DONE)
+    summary = page.inner_text("#summary")
+    assert summary == ("0 tagged, 7 failed. The rightsmeta server stopped during the run. Start it again (rightsmeta ui) "
+                       "and use the page it opens. Your own files are unchanged.")
+    results = [page.locator("#list tbody tr").nth(n).locator("td").nth(3).inner_text() for n in range(7)]
+    assert all(r.startswith("Failed: ") and "Failed to fetch" not in r for r in results), results
+    assert results.count("Failed: it was tagged, but its copy went with the server when it stopped") == 2, results
+    assert results.count("Failed: the rightsmeta server cannot be reached (was it stopped?)") == 2, results  # on their way
+    assert results.count("Failed: not sent: the rightsmeta server cannot be reached (was it stopped?)") == 3, results
+    assert page.locator("#list a").count() == 0 and page.is_hidden("#zip") and page.is_enabled("#go")
+    assert page.evaluate(A11Y) == []
+    page.get_by_role("button", name="Tag files").click()  # again, with the server still stopped: the same advice
+    page.wait_for_function("document.getElementById('summary').textContent.startsWith('0 tagged, 7 failed. Start it again')")
+    page.get_by_role("tab", name="Check a file").click()  # it said "(Failed to fetch)"
+    page.get_by_label("Choose a file to check").set_input_files(str(paths[0]))
+    page.wait_for_function("document.getElementById('verdict-file')?.textContent === 'File: photo 0.png'")
+    assert page.inner_text("#verdict ul") == ("the rightsmeta server cannot be reached (was it stopped?). "
+                                              "Start it again (rightsmeta ui) and use the page it opens. Your own files are unchanged.")
+
+
+def test_two_tabs_at_once_keep_their_own_files(server: Server, page: Any, tmp_path: Path) -> None:
+    """Two tabs of one browser tag at the same time: each zip holds its own files only, and a second
+    run in one tab (which deletes that tab's previous batch) leaves the other tab's downloads alone."""
+    other = page.context.new_page()
+    names = {0: ["left 1.png", "left 2.png", "left 3.png"], 1: ["right 1.png", "right 2.png", "right 3.png"]}
+    for n, tab in enumerate((page, other)):
+        for k, name in enumerate(names[n]):
+            (tmp_path / name).write_bytes(image_bytes("png", seed=90 + 10 * n + k))
+        tab.goto(f"{server.url}/#token={server.token}")
+        tab.get_by_label("Choose files").set_input_files([str(tmp_path / name) for name in names[n]])
+    for tab in (page, other):
+        tab.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && " + READ)
+    page.get_by_label("No AI at all: training and inference").check()
+    page.get_by_role("button", name="Tag files").click()
+    other.get_by_role("button", name="Tag files").click()
+    zips = {}
+    for n, tab in enumerate((page, other)):
+        tab.wait_for_function(DONE)
+        assert tab.inner_text("#summary") == "3 tagged, 0 failed."
+        zips[n] = tab.get_attribute("#zip", "href")
+    held: list[Any] = []
+    uploads = re.compile(r".*/v1/batches/[^/]+/files$")
+    page.route(uploads, lambda route: held.append(route) if len(held) < 2 else route.continue_())  # the first two wait
+    page.get_by_role("button", name="Tag files").click()  # the left tab again: its first batch is deleted
+    while len(held) < 2:
+        page.wait_for_timeout(50)
+    # While that run goes on, no row still offers a link into the deleted batch (the third did: a 404).
+    assert page.locator(f'#list a[href^="{zips[0].removesuffix("zip")}"]').count() == 0
+    assert page.inner_text("#list tbody tr:last-child td:nth-child(4)") == "waiting"
+    for route in held:
+        route.continue_()
+    page.unroute(uploads)
+    # The zip link shows again, to the new batch, when that run has ended.
+    page.wait_for_function("!document.getElementById('zip').hidden && "
+                           f"document.getElementById('zip').getAttribute('href') !== '{zips[0]}'")
+    assert page.inner_text("#summary") == "3 tagged, 0 failed."
+    for n, tab in enumerate((page, other)):
+        with tab.expect_download() as download:
+            tab.get_by_role("link", name="Download all (zip)").click()
+        download.value.save_as(tmp_path / f"tab{n}.zip")
+        with zipfile.ZipFile(tmp_path / f"tab{n}.zip") as archive:
+            assert sorted(archive.namelist()) == names[n]
+            inference = rightsmeta.read(archive.read(names[n][0])).permissions[rightsmeta.Purpose.AI_INFERENCE].state
+            assert inference is (rightsmeta.State.NOT_ALLOWED if n == 0 else rightsmeta.State.UNSPECIFIED)

@@ -89,6 +89,7 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
   </div></fieldset>
   <div id="token-box" hidden><label for="token">Access token of this server</label><input type="password" id="token" autocomplete="off"></div>
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
+  <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
 </section>
 
@@ -122,6 +123,34 @@ const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright
   (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
 const $ = (id) => document.getElementById(id);
 const items = [];
+let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
+let running = false;  // a run is going: files added meanwhile must not re-enable "Tag files"
+let serverInfo = {};  // the server's last /healthz answer: does it sign, could it make an identity
+
+// What a creator is told when fetch itself fails: the server was stopped (Ctrl-C, a closed terminal) or is gone.
+// `rightsmeta ui` starts on a new port with a new token, so this page cannot be used again: the new one can.
+const UNREACHABLE = "the rightsmeta server cannot be reached (was it stopped?)";
+const AGAIN = "Start it again (rightsmeta ui) and use the page it opens. Your own files are unchanged.";
+// One request to the server: its JSON answer, or an Error in words (never "Failed to fetch" or a JSON
+// parser's complaint about a proxy's HTML page). err.unreachable tells a stopped server from a refusal.
+async function ask(url, options) {
+  let r;
+  try { r = await fetch(url, options); } catch (e) { throw Object.assign(new Error(UNREACHABLE), {unreachable: true}); }
+  let body;
+  try { body = await r.json(); } catch (e) {
+    if (r.ok) throw Object.assign(new Error("the server's answer was cut off: " + UNREACHABLE), {unreachable: true});
+    body = {detail: `the server answered ${r.status} ${r.statusText}`.trim()};
+  }
+  return {r, body};
+}
+const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
+// Files the server would refuse anyway, said here with the file's own size and without sending it.
+function refusal(file) {
+  if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it";
+  if (file.size > maxUpload) return `this file is too large (${megabytes(file.size)}); this server takes files up to ` +
+    `${megabytes(maxUpload)} (rightsmeta serve --max-upload-mb)`;
+  return "";
+}
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 if (!token) $("token-box").hidden = false;
 
@@ -181,25 +210,30 @@ async function addFiles(files) {
   for (const file of files) {
     // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
     const name = file.relativePath || file.webkitRelativePath || file.name;
-    if (name.split("/").some((part) => part.startsWith("."))) continue;
+    // A file chosen by itself is kept whatever its name: leaving it out said nothing at all.
+    if (name.includes("/") && name.split("/").some((part) => part.startsWith("."))) continue;
     const row = document.createElement("tr");
     const item = {file, name, row};
     row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
     ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
     $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
+    const refused = refusal(file);
+    if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
     try {
-      const r = await fetch("/v1/read", {method: "POST", body: file, headers: auth()});
-      const body = await r.json();
+      const {r, body} = await ask("/v1/read", {method: "POST", body: file, headers: auth()});
       const report = r.ok ? body : (body.report || {});
-      row.cells[1].textContent = (report.format || "not a supported file").toUpperCase();
+      // 422 is "not a format we know"; other refusals (a limit, the token) say nothing about the file's type.
+      row.cells[1].textContent = (report.format || (r.status === 422 ? "not a supported file" : "-")).toUpperCase();
       row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
       // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
       if (r.ok && (report.errors || []).length) {
-        row.cells[2].textContent += ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
+        // Nothing found in a file not read whole is not "Nothing stated" (that reads as free to use).
+        const said = row.cells[2].textContent === "Nothing stated" ? "Not known" : row.cells[2].textContent;
+        row.cells[2].textContent = said + ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
       }
-    } catch (e) { row.cells[2].textContent = "could not be read"; }
+    } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
   }
-  $("go").disabled = items.length === 0;
+  $("go").disabled = running || items.length === 0;
 }
 function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
 $("files").addEventListener("change", (e) => addFiles(e.target.files));
@@ -249,48 +283,101 @@ function assertion() {
 // them is written by the server while the browser saves it, so no side holds the whole set.
 let batch = null;
 const AT_ONCE = 2;
+// GIF, HEIC, AVIF and SVG take the statement only in a signed credential: say how to get one, here.
+function signingHint(why) {
+  if (serverInfo.signing || !/signed C2PA manifest/.test(why)) return "";
+  return serverInfo.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
+    : ". This server has no signing identity (rightsmeta keys init makes one).";
+}
+function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
+// Leaving the page during a run loses it: the files being sent and the links to those tagged so far.
+window.addEventListener("beforeunload", (e) => { if (running) { e.preventDefault(); e.returnValue = ""; } });
+// Once the page is left nobody can reach its batch (the id lived here), yet the server kept it an hour:
+// its disk, and one of its 32 batches (a creator reloading the page met "Too many batches"). A download
+// still running goes on: the server removes a deleted batch's files when its last download ends.
+window.addEventListener("pagehide", () => {
+  if (batch) fetch(batch.url, {method: "DELETE", headers: auth(), keepalive: true}).catch(() => {});
+});
 $("go").addEventListener("click", async () => {
   if (licenceMissing()) return;
-  $("go").disabled = true; $("zip").hidden = true;
+  running = true; $("go").disabled = true; $("zip").hidden = true;
+  try { await run(); } finally { running = false; $("go").disabled = items.length === 0; }
+});
+async function run() {
   const statement = JSON.stringify(assertion());
-  let ok = 0, failed = 0, done = 0;
-  const progress = () => { $("summary").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  let ok = 0, failed = 0, done = 0, gone = false;
+  // The count moves outside the live region: in it, a screen reader was read every file's step of a run.
+  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
+  $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
+  // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
+  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; }
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
   batch = null;
   try {
-    const r = await fetch("/v1/batches", {method: "POST", headers: auth()});
-    const body = await r.json();
+    const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
     if (!r.ok) throw new Error(body.detail || r.statusText);
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
   } catch (e) {
-    for (const item of items) { const status = item.row.cells[3]; status.textContent = "Failed: " + e.message; status.className = "bad"; }
-    $("summary").textContent = `0 tagged, ${items.length} failed.`; $("go").disabled = false; return;
+    for (const item of items) fail(item, e.message);
+    $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
   }
   progress();
+  const tagged = [];
   let next = 0;
   async function worker() {
-    while (next < items.length) {
+    // Once the server is gone, the files not sent yet are not sent: each would only fail the same way.
+    while (next < items.length && !gone) {
       const item = items[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
-      const form = new FormData(); form.append("file", item.file, item.name);
-      form.append("assertion", statement);
+      const refused = refusal(item.file);
       try {
-        const r = await fetch(batch.files, {method: "POST", body: form, headers: auth()});
-        const body = await r.json();
+        if (refused) throw new Error(refused);
+        const form = new FormData(); form.append("file", item.file, item.name);
+        form.append("assertion", statement);
+        const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
         if (!r.ok) throw new Error(body.detail || r.statusText);
-        ok++;
-        const a = document.createElement("a");
-        a.href = body.download; a.download = item.file.name; a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
-        a.setAttribute("aria-label", "Download tagged " + item.file.name);
+        ok++; tagged.push(item);
+        // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
+        const saved = body.name || item.name, a = document.createElement("a");
+        a.href = body.download; a.download = saved.split("/").pop();
+        a.textContent = (body.carriers || []).includes("c2pa") ? "Tagged and signed: download" : "Tagged: download";
+        a.setAttribute("aria-label", "Download tagged " + saved);
         status.textContent = ""; status.className = "good"; status.appendChild(a);
-      } catch (e) { failed++; status.textContent = "Failed: " + e.message; status.className = "bad"; }
+        if (saved !== item.name) status.append(` (saved as ${saved})`);
+      } catch (e) { failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message)); }
       done++; progress();
     }
   }
   await Promise.all(Array.from({length: AT_ONCE}, worker));
-  $("summary").textContent = `${ok} tagged, ${failed} failed.`;
-  $("zip").href = batch.zip; $("zip").hidden = ok === 0; $("go").disabled = false;
-});
+  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + UNREACHABLE); }
+  // A stopped server removes its batches: links to them would only fail later, at download time.
+  if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
+    for (const item of tagged) fail(item, "it was tagged, but its copy went with the server when it stopped");
+    failed += ok; ok = 0;
+  }
+  $("progress").textContent = "";
+  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "");
+  $("zip").href = batch.zip; $("zip").hidden = ok === 0;
+}
+
+// A download whose copy is gone (the server was stopped, or the batch expired unused) fails in the
+// browser's download list without a word (Chromium: "canceled"). Ask the server first; say it here.
+async function download(e) {
+  const a = e.target.closest("a[download]");
+  if (!a || !batch || a.dataset.asked) return;
+  e.preventDefault();
+  let why = "", gone = false;
+  try {
+    const {r, body} = await ask(batch.url);
+    if (!r.ok) why = body.detail || r.statusText;
+  } catch (err) { why = err.message; gone = !!err.unreachable; }
+  if (!why) { a.dataset.asked = "1"; a.click(); delete a.dataset.asked; return; }  // still there: the download goes on
+  for (const item of items) if (item.row.cells[3].querySelector("a")) fail(item, "the tagged copy is no longer on the server: " + why);
+  $("zip").hidden = true;
+  $("summary").textContent = "The tagged copies are no longer on the server. " +
+    (gone ? AGAIN : "Press Tag files again. Your own files are unchanged.");
+}
+$("list").addEventListener("click", download); $("zip").addEventListener("click", download);
 
 $("check-file").addEventListener("change", (e) => check(e.target.files[0]));
 const checkDrop = $("check-drop");
@@ -299,19 +386,27 @@ checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over")
 checkDrop.addEventListener("drop", (e) => { e.preventDefault(); checkDrop.classList.remove("over"); check(e.dataTransfer.files[0]); });
 async function check(file) {
   if (!file) return;
-  const out = $("verdict"); out.textContent = "Checking...";
+  const out = $("verdict"); out.textContent = "Checking " + file.name + "...";
   let v;
   try {
-    const r = await fetch("/v1/verify", {method: "POST", body: file, headers: auth()});
-    const body = await r.json(); v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
-  } catch (err) { v = {status: "unreadable", reasons: ["the server could not be reached or did not answer (" + err.message + ")"]}; }
+    const refused = refusal(file);
+    if (refused) throw new Error(refused);
+    const {r, body} = await ask("/v1/verify", {method: "POST", body: file, headers: auth()});
+    v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
+  } catch (err) { v = {status: "unreadable", reasons: [err.message + (err.unreachable ? ". " + AGAIN : "")]}; }
   out.innerHTML = "";
+  // Which file this is about: the verdict of the previous one stayed on screen while this one was checked.
+  const named = document.createElement("p"); named.id = "verdict-file"; named.textContent = "File: " + file.name; out.appendChild(named);
   const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
   h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
-  const p = document.createElement("p"); p.textContent = "What it says: " + summary(v.permissions || {}); out.appendChild(p);
+  // A file not read is never "Nothing stated" (that reads as "free to use"): what it says is not known.
+  const unread = v.status === "unreadable", said = summary(v.permissions || {});
+  const p = document.createElement("p"); p.id = "verdict-says";
+  p.textContent = !unread ? "What it says: " + said : said === "Nothing stated" ? "What it says: not known, the file could not be read."
+    : "What it says, in the part that could be read: " + said; out.appendChild(p);
   const where = document.createElement("p"); where.id = "verdict-carriers";
   where.textContent = (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
-    : "Found in: no place inside the file.";
+    : unread ? "Found in: not known." : "Found in: no place inside the file.";
   out.appendChild(where);
   if (v.match) { const m = document.createElement("p"); m.textContent = "This file matches a work in your records (the ledger)."; out.appendChild(m); }
   const details = document.createElement("p"); details.className = "muted"; details.textContent = "Details:"; out.appendChild(details);
@@ -321,17 +416,22 @@ async function check(file) {
 }
 
 function health() {
-  return fetch("/healthz").then((r) => r.json()).then((h) => {
+  return ask("/healthz").then(({body: h}) => {
+    if (h.max_upload) maxUpload = h.max_upload;
+    serverInfo = h;
+    $("signing").className = "muted";
     $("signing").textContent = h.signing ? "Files will also be signed with your signing identity (C2PA Content Credentials)."
       : h.can_make_identity ? "Files will not be signed: there is no signing identity yet."
       : "Files will not be signed: this server has no signing identity.";
     $("make-identity-box").hidden = h.signing || !h.can_make_identity;
-  });
+  }, (e) => { $("signing").textContent = "Not connected: " + e.message + ". " + AGAIN; $("signing").className = "bad"; });
 }
 $("make-identity").addEventListener("click", async () => {
-  const r = await fetch("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
-    body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
-  if (!r.ok) { $("signing").textContent = "Could not create it: " + ((await r.json()).detail || r.statusText); return; }
+  try {
+    const {r, body} = await ask("/v1/identity", {method: "POST", headers: {...auth(), "Content-Type": "application/json"},
+      body: JSON.stringify($("holder").value.trim() ? {holder: $("holder").value.trim()} : {})});
+    if (!r.ok) throw new Error(body.detail || r.statusText);
+  } catch (e) { $("signing").textContent = "Could not create it: " + e.message; return; }
   await health();
 });
 health();
