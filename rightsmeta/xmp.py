@@ -441,7 +441,8 @@ def _planned_words(assertion: Assertion) -> dict[str, WriteValue]:
     if reserved or assertion.copyright:
         out["xmpRights:Marked"] = "True"
     if assertion.copyright:
-        out["dc:rights"] = LangAlt(assertion.copyright)
+        # Translations of the notice are the holder's own words: they stay (as ExifTool keeps them).
+        out["dc:rights"] = LangAlt(assertion.copyright, keeps_languages=True)
     if assertion.web_statement:
         out["xmpRights:WebStatement"] = assertion.web_statement
     if assertion.holder:
@@ -569,10 +570,14 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
     for key, value in changes.items():
         tag = _property_tag(key)
         languages: list[ET.Element] = []
+        shown: str | None = None  # what the replaced Alt showed by default (its x-default, else its first entry)
         for desc in descriptions:  # a property may stand as an attribute or an element, anywhere
             desc.attrib.pop(tag, None)
             for old in desc.findall(tag):
-                languages += [li for li in old.iter(f"{{{RDF}}}li") if li.get(XML_LANG, "x-default") != "x-default"]
+                items = list(old.iter(_LI))
+                default = next((li for li in items if li.get(XML_LANG, "x-default") == "x-default"), items[0] if items else None)
+                shown = default.text if default is not None and shown is None else shown
+                languages += [li for li in items if li.get(XML_LANG, "x-default") != "x-default"]
                 desc.remove(old)
         if value is None:
             continue
@@ -580,7 +585,13 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
         if isinstance(value, LangAlt):
             alt = ET.SubElement(elem, f"{{{RDF}}}Alt")
             ET.SubElement(alt, f"{{{RDF}}}li", {XML_LANG: "x-default"}).text = value.text
-            alt.extend(languages if value.keeps_languages else ())
+            if value.keeps_languages:
+                # An entry that only repeated the old default text (a copy, not a translation) says
+                # the new one, so no language keeps showing what the x-default no longer says.
+                for li in languages:
+                    if shown is not None and li.text == shown:
+                        li.text = value.text
+                alt.extend(languages)
         elif isinstance(value, Bag):
             bag = ET.SubElement(elem, f"{{{RDF}}}Bag")
             for item in value.items:
