@@ -18,6 +18,7 @@ declared size); container.xml and the OPF are parsed without DTD entities or ext
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import io
 import re
 import shutil
@@ -415,6 +416,34 @@ def _removal(data: bytes, element: _Element) -> tuple[int, int, str]:
     return start, element.end, ""
 
 
+DCTERMS = "http://purl.org/dc/terms/"
+
+
+def _modified(opf: _Opf, assertion: Assertion, lines: list[str]) -> list[tuple[int, int, str]]:
+    """EPUB 3 requires ``<meta property="dcterms:modified">`` to say when the publication last
+    changed (reading systems and stores compare it): the splice that makes the package's say the
+    tagging's time (the assertion's date, in the CCYY-MM-DDThh:mm:ssZ form EPUB requires), in
+    place, keeping the element's attributes; a package without one gets one in ``lines``."""
+    try:
+        when = _dt.datetime.fromisoformat(assertion.date) if assertion.date else _dt.datetime.now(_dt.UTC)
+    except ValueError:  # a date a library caller wrote in another form: the time of the change
+        when = _dt.datetime.now(_dt.UTC)
+    stamp = (when if when.tzinfo else when.replace(tzinfo=_dt.UTC)).astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = [m for m in opf.metas if "refines" not in m.attrs and m.attrs.get("property", "").strip() == "dcterms:modified"
+             and opf.prefixes.get("dcterms", DCTERMS) == DCTERMS]
+    if not found:
+        lines.append(f'<{opf.meta_prefix}meta property="dcterms:modified">{stamp}</{opf.meta_prefix}meta>')
+        return []
+    splices = []
+    for meta in found:  # EPUB allows one; should a package hold more, none keeps saying the old time
+        text_start = _tag_end(opf.data, meta.start)
+        if opf.data[text_start - 2:text_start] == b"/>":  # <meta property="dcterms:modified"/>: no text to replace
+            splices.append((meta.start, meta.end, f'<{opf.meta_prefix}meta property="dcterms:modified">{stamp}</{opf.meta_prefix}meta>'))
+        else:
+            splices.append((text_start, opf.data.rindex(b"<", text_start, meta.end), stamp))
+    return splices
+
+
 def _new_opf(opf: _Opf, assertion: Assertion) -> bytes:
     if opf.encoding and opf.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise UnsupportedFormat(f"the package document is encoded as {opf.encoding}; rightsmeta writes UTF-8 ones only")
@@ -439,6 +468,7 @@ def _new_opf(opf: _Opf, assertion: Assertion) -> bytes:
         splices += [_removal(opf.data, r) for r in opf.rights]
     if epub3:
         splices.append(_package_prefix(opf))
+        splices += _modified(opf, assertion, lines)
     # Insert after the last child, so whatever whitespace preceded </metadata> still does.
     insert_at = opf.metadata_end
     while insert_at > 0 and opf.data[insert_at - 1:insert_at] in (b" ", b"\t", b"\n", b"\r"):
