@@ -488,10 +488,12 @@ def _escape(text: str, attribute: bool = False) -> str:
 _TOO_DEEP = "XMP packet nests elements too deeply to be rewritten"
 
 
-def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
+def serialise(root: ET.Element, *, wrapper: bool = True, known: Mapping[str, str] | None = None) -> bytes:
     """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state.
 
     ``wrapper=False`` leaves out the ``<?xpacket?>`` processing instructions (ExtendedXMP has none).
+    ``known``: namespace -> prefix the packet used, for namespaces rightsmeta has no prefix of
+    (``ns1`` otherwise; ExifTool shows a namespace it does not know by its prefix).
     """
     prefixes: dict[str, str] = {}
     names: dict[str, str] = {}  # tag -> prefixed name: a packet repeats a few tags many times
@@ -505,7 +507,7 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
             names[tag] = local
             return local
         if ns not in prefixes:
-            wanted = _KNOWN_PREFIXES.get(ns) or f"ns{len(prefixes) + 1}"
+            wanted = _KNOWN_PREFIXES.get(ns) or (known or {}).get(ns) or f"ns{len(prefixes) + 1}"
             while wanted in prefixes.values():
                 wanted += "_"
             prefixes[ns] = wanted

@@ -4,6 +4,7 @@ inside their files, tagged and read back with the tools that wrote it (ExifTool 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import subprocess
 import zipfile
@@ -12,10 +13,12 @@ from pathlib import Path
 import material
 import pytest
 from samples import exiftool_json, exiftool_write
+from test_cli import run
 from test_documents import OPF3, epub_bytes
 
 import rightsmeta
-from rightsmeta import Assertion
+from rightsmeta import Assertion, Purpose
+from rightsmeta.verify import verify
 
 DENY_AI = Assertion.build(deny=["ai"], copyright="(c) 2026 Ada")
 
@@ -58,3 +61,92 @@ def test_epub3_modified_says_when_it_was_tagged(epubcheck: list[str], tmp_path: 
     assert found == [(' id="mod"' if modified else "", stamp)]
     checked = subprocess.run([*epubcheck, str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _camera_raw(exiftool: str, path: Path, *tags: str) -> bytes:
+    """A TIFF-based camera raw as NEF, ARW and DNG are: a TIFF with the camera's tags (ExifTool
+    names the type from them and the extension)."""
+    material.photo(3, (64, 48)).save(path, format="TIFF")
+    exiftool_write(exiftool, path, "-Make=NIKON CORPORATION", "-Model=NIKON D850", *tags)
+    return path.read_bytes()
+
+
+def test_raw_is_tagged_through_its_sidecar(exiftool: str, tmp_path: Path) -> None:
+    # A photographer's NEF with the sidecar Lightroom or ExifTool (-o %d%f.xmp) keeps beside it:
+    # the sidecar was neither read nor written, and tag -r rewrote the raw itself.
+    raw = tmp_path / "shoot" / "DSC_0001.NEF"
+    raw.parent.mkdir()
+    original = _camera_raw(exiftool, raw)
+    assert exiftool_json(exiftool, raw, "-FileType")["File:FileType"] == "NEF"
+    subprocess.run([exiftool, "-q", "-XMP-dc:Title=Sunrise", "-XMP-xmp:Rating=4", "-XMP-dc:Rights=(c) 2025 Ada",
+                    "-o", "%d%f.xmp", str(raw)], check=True)
+    sidecar = raw.with_suffix(".xmp")
+    result = run("tag", "-r", str(raw.parent), "--deny", "ai", "--copyright", "(c) 2026 Ada", "--json")
+    tagged = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert tagged["DSC_0001.NEF"]["status"] == "tagged" and tagged["DSC_0001.NEF"]["carriers"] == ["xmp-sidecar"]
+    assert tagged["DSC_0001.xmp"]["status"] == "skipped"
+    assert raw.read_bytes() == original  # the raw itself is never rewritten
+
+    found = exiftool_json(exiftool, sidecar, "-XMP:all")
+    assert found["XMP-dc:Title"] == "Sunrise" and found["XMP-xmp:Rating"] == 4  # the photographer's fields stay
+    assert found["XMP-dc:Rights"] == "(c) 2026 Ada" and found["XMP-plus:DataMining"] == "Prohibited for AI/ML training"
+    assert found["XMP-tiff:Make"] == "NIKON CORPORATION"
+
+    report = rightsmeta.read(raw)
+    assert report.errors == [] and report.may_use(Purpose.AI_TRAINING) is False
+    assert [(c.name, c.location) for c in report.carriers if c.signals] == [
+        ("xmp-sidecar", "sidecar DSC_0001.xmp (beside the file; it does not travel with it)")]
+    verdict = verify(raw)
+    assert verdict.status == "intact" and "does not travel with it" in verdict.reasons[-1]
+    # The same raw read as bytes (an upload, a copy): nothing beside it, nothing said.
+    assert not rightsmeta.read(raw.read_bytes()).signals
+
+
+def test_raw_sidecars_as_darktable_names_them_and_a_new_one(exiftool: str, tmp_path: Path) -> None:
+    # darktable keeps DSC_0002.NEF.xmp: that one is updated (no second sidecar that could
+    # disagree with it); a raw with no sidecar gets DSC_0003.xmp, which ExifTool reads.
+    darktable, bare = tmp_path / "DSC_0002.NEF", tmp_path / "DSC_0003.NEF"
+    _camera_raw(exiftool, darktable)
+    original = _camera_raw(exiftool, bare)
+    (tmp_path / "DSC_0002.NEF.xmp").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/" darktable:xmp_version="5" '
+        'darktable:raw_params="0" darktable:history_end="3"/>\n </rdf:RDF>\n</x:xmpmeta>\n')
+    results = [rightsmeta.tag(p, DENY_AI) for p in (darktable, bare)]
+    assert [r.status for r in results] == ["tagged", "tagged"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix.lower() == ".xmp") == ["DSC_0002.NEF.xmp", "DSC_0003.xmp"]
+    kept = exiftool_json(exiftool, tmp_path / "DSC_0002.NEF.xmp", "-XMP-darktable:all", "-XMP-tdm:all")
+    assert kept["XMP-darktable:History_end"] == 3 and kept["XMP-tdm:Reservation"] == 1
+    made = exiftool_json(exiftool, tmp_path / "DSC_0003.xmp", "-XMP-dc:Rights", "-XMP-plus:DataMining")
+    assert made == {"SourceFile": str(tmp_path / "DSC_0003.xmp"), "XMP-dc:Rights": "(c) 2026 Ada",
+                    "XMP-plus:DataMining": "Prohibited for AI/ML training"}
+    assert bare.read_bytes() == original
+    assert [verify(p).status for p in (darktable, bare)] == ["intact", "intact"]
+
+
+def test_a_dng_is_tagged_inside_and_a_sidecar_that_disagrees_is_a_conflict(exiftool: str, tmp_path: Path) -> None:
+    # DNG holds its XMP inside (Adobe's tools write it there): tagged in place, as before. A
+    # sidecar beside it that says otherwise is read and the disagreement reported, never hidden.
+    dng = tmp_path / "IMG_0004.dng"
+    _camera_raw(exiftool, dng, "-DNGVersion=1.4.0.0", "-UniqueCameraModel=Nikon D850")
+    assert exiftool_json(exiftool, dng, "-FileType")["File:FileType"] == "DNG"
+    assert rightsmeta.tag(dng, DENY_AI).carriers == ["xmp"]
+    subprocess.run([exiftool, "-q", "-XMP-plus:DataMining=Allowed", "-o", str(tmp_path / "IMG_0004.xmp")], check=True)
+    report = rightsmeta.read(dng)
+    assert {c.name for c in report.carriers if c.signals} == {"xmp", "xmp-sidecar"}
+    assert report.conflicts and verify(dng).status == "conflicting"
+
+
+def test_a_file_tagged_in_place_updates_the_sidecar_it_has(exiftool: str, tmp_path: Path) -> None:
+    # darktable keeps photo.jpg.xmp beside a JPEG too. Read reports the sidecar: tagging the
+    # JPEG alone left it saying the old statement, and the pair read as conflicting.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(material.jpeg(material.photo(11, (96, 64))))
+    subprocess.run([exiftool, "-q", "-XMP-plus:DataMining=Allowed", "-XMP-xmp:Rating=5", "-o", f"{photo}.xmp"], check=True)
+    assert rightsmeta.read(photo).permissions[Purpose.AI_TRAINING].state.value == "allowed"
+    result = rightsmeta.tag(photo, DENY_AI)
+    assert result.status == "tagged" and result.carriers == ["xmp", "xmp-sidecar"]
+    found = exiftool_json(exiftool, Path(f"{photo}.xmp"), "-XMP-plus:DataMining", "-XMP-xmp:Rating")
+    assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training" and found["XMP-xmp:Rating"] == 5
+    assert verify(photo).status == "intact"
