@@ -12,6 +12,7 @@ from pathlib import Path
 
 import material
 import pytest
+from PIL import Image
 from samples import exiftool_json, exiftool_write
 from test_cli import run
 from test_documents import OPF3, epub_bytes
@@ -150,3 +151,38 @@ def test_a_file_tagged_in_place_updates_the_sidecar_it_has(exiftool: str, tmp_pa
     found = exiftool_json(exiftool, Path(f"{photo}.xmp"), "-XMP-plus:DataMining", "-XMP-xmp:Rating")
     assert found["XMP-plus:DataMining"] == "Prohibited for AI/ML training" and found["XMP-xmp:Rating"] == 5
     assert verify(photo).status == "intact"
+
+
+def _streams(ffmpeg: str, path: Path) -> str:
+    return subprocess.run([ffmpeg, "-v", "error", "-i", str(path), "-map", "0", "-f", "streamhash", "-hash", "md5", "-"],
+                          check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("writer", ["exiftool-moov-meta", "ffmpeg-udta-meta"])
+def test_iphone_keyed_copyright_is_read_and_says_the_new_notice(ffmpeg: str, exiftool: str, tmp_path: Path, writer: str) -> None:
+    # An iPhone keeps a video's copyright as the item of the key com.apple.quicktime.copyright
+    # (moov/meta keys+ilst; ffmpeg -movflags use_metadata_tags writes it under udta): it was not
+    # read as a copyright notice, and tagging left it saying the old one (Photos, ExifTool show it).
+    path = tmp_path / "IMG_0005.MOV"
+    source = ["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+              "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+    if writer == "ffmpeg-udta-meta":
+        subprocess.run([ffmpeg, "-v", "error", *source, "-metadata", "com.apple.quicktime.copyright=(c) 2025 Ada",
+                        "-movflags", "use_metadata_tags", "-f", "mov", str(path)], check=True)
+    else:  # moov before the media, as phones write it: every chunk offset moves with an edit
+        subprocess.run([ffmpeg, "-v", "error", *source, "-movflags", "+faststart", "-f", "mov", str(path)], check=True)
+        exiftool_write(exiftool, path, "-Keys:Copyright=(c) 2025 Ada", "-Keys:Make=Apple")
+    assert exiftool_json(exiftool, path, "-Keys:Copyright")["Keys:Copyright"] == "(c) 2025 Ada"
+    before = rightsmeta.read(path)
+    assert before.errors == [] and before.rights["copyright"] == "(c) 2025 Ada"
+    assert [c.values for c in before.carriers if c.name == "mp4-keys"] == [{"com.apple.quicktime.copyright": "(c) 2025 Ada"}]
+    streams = _streams(ffmpeg, path)
+
+    assert rightsmeta.tag(path, Assertion.build(deny=["ai"], copyright="(c) 2026 Ada Lovelace")).status == "tagged"
+    found = exiftool_json(exiftool, path, "-a", "-Keys:Copyright", "-ItemList:Copyright", "-Warning")
+    assert found["Keys:Copyright"] == "(c) 2026 Ada Lovelace" == found["ItemList:Copyright"] and "Warning" not in str(found)
+    assert _streams(ffmpeg, path) == streams
+    after = rightsmeta.read(path)
+    assert after.errors == [] and {c.values.get("com.apple.quicktime.copyright") for c in after.carriers
+                                   if c.name == "mp4-keys"} == {"(c) 2026 Ada Lovelace"}
+
