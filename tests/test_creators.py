@@ -186,3 +186,29 @@ def test_iphone_keyed_copyright_is_read_and_says_the_new_notice(ffmpeg: str, exi
     assert after.errors == [] and {c.values.get("com.apple.quicktime.copyright") for c in after.carriers
                                    if c.name == "mp4-keys"} == {"(c) 2026 Ada Lovelace"}
 
+
+def test_bigtiff_is_read_and_tag_says_it_does_not_write_it(exiftool: str, tmp_path: Path) -> None:
+    # Scanners and microscopes write BigTIFF (64-bit offsets) for very large images: it was
+    # refused unread ("BigTIFF is not supported"), so a reservation in it counted for nothing.
+    classic, big = tmp_path / "scan.tif", tmp_path / "scan-big.tif"
+    material.photo(4, (64, 48)).save(classic, format="TIFF")
+    exiftool_write(exiftool, classic, "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
+                   "-XMP-plus:DataMining=Prohibited except for search engine indexing", "-XMP-dc:Rights=(c) 2025 Ada")
+    with Image.open(classic) as im:
+        exif = im.getexif()  # IFD0 with the Exif IFD, and the XMP (tag 700) in it
+        exif[700] = im.tag_v2[700]
+        im.save(big, big_tiff=True, exif=exif)
+    data = big.read_bytes()
+    assert data[:4] == b"II+\x00"
+    assert exiftool_json(exiftool, big, "-FileType", "-XMP-dc:Rights") == {
+        "SourceFile": str(big), "File:FileType": "BTF", "XMP-dc:Rights": "(c) 2025 Ada"}
+
+    report, expected = rightsmeta.read(big), rightsmeta.read(classic)
+    assert report.errors == [] and report.format == "tiff"
+    assert {c.name for c in report.carriers if c.signals} == {"xmp", "exif"}
+    assert report.permissions == expected.permissions and report.rights["copyright"] == "(c) 2025 Ada"
+    assert verify(big).status == "intact"
+
+    result = rightsmeta.tag(big, DENY_AI)
+    assert result.status == "failed" and "BigTIFF" in (result.reason or "") and "does not write" in (result.reason or "")
+    assert big.read_bytes() == data
