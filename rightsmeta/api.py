@@ -65,7 +65,7 @@ def _identify(buf: Buffer) -> tuple[Family, str]:
 
 def read(
     source: Source, *, name: str | None = None, password: str | None = None, trust_anchors: bytes | None = None,
-    beside: PathLike | None = None,
+    beside: PathLike | None = None, sidecars: bool = True,
 ) -> FileReport:
     """Every carrier found in the file, its raw values, and the resolved permissions.
 
@@ -79,8 +79,11 @@ def read(
     reported as an ``xmp-sidecar`` carrier (sidecar.py); ``beside``: the path that bytes or a
     file object given as ``source`` were read from, whose sidecars are read. Only a path the
     caller gives is looked beside: never ``name``, which may come from anyone (an upload's).
+    ``sidecars=False`` reads the file alone (the service's uploads, spooled to files it names).
     """
-    if beside is None and isinstance(source, (str, os.PathLike)):
+    if not sidecars:
+        beside = None
+    elif beside is None and isinstance(source, (str, os.PathLike)):
         beside = source
     return _read(source, name, Options(password=password, trust_anchors=trust_anchors, located={}),
                  os.fspath(beside) if beside is not None else None)  # one buffer

@@ -208,9 +208,11 @@ def verify(
     password: str | None = None,
     trust_anchors: bytes | None = None,
     memory: int | None = None,
+    sidecars: bool = True,
 ) -> Verdict:
     """Read and classify one file (path, bytes or binary file object); one that would take more
-    than ``memory`` bytes to hold is refused unread (``unreadable``)."""
+    than ``memory`` bytes to hold is refused unread (``unreadable``). A path's XMP sidecars are
+    read with it (``sidecars=False``: the file alone, as an upload is)."""
     name = api._name(source)
     # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
     # their structure and metadata are (carriers/windows.py); matching needs every byte.
@@ -221,7 +223,7 @@ def verify(
         else:
             with open_buffer(source, windows, memory) as buf:
                 return _classified(buf, name, ledger, password, trust_anchors)
-        return _classified(buf, name, ledger, password, trust_anchors, os.fspath(source))
+        return _classified(buf, name, ledger, password, trust_anchors, os.fspath(source) if sidecars else None)
     except OSError as exc:
         return Verdict(name, "unreadable", [f"cannot read file: {exc.strerror or exc}"])
     except RightsmetaError as exc:  # not a regular file, or too large to read

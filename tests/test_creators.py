@@ -212,3 +212,17 @@ def test_bigtiff_is_read_and_tag_says_it_does_not_write_it(exiftool: str, tmp_pa
     result = rightsmeta.tag(big, DENY_AI)
     assert result.status == "failed" and "BigTIFF" in (result.reason or "") and "does not write" in (result.reason or "")
     assert big.read_bytes() == data
+
+
+def test_an_upload_is_read_without_what_lies_beside_its_spooled_file(exiftool: str, tmp_path: Path) -> None:
+    # The service spools an upload to a file of its own: a sidecar beside that file is none of
+    # the upload's (a client must not be able to borrow another file's statement).
+    from rightsmeta.server import jobs
+
+    spooled = tmp_path / "upload-1"
+    spooled.write_bytes(material.jpeg(material.photo(12, (96, 64))))
+    subprocess.run([exiftool, "-q", "-XMP-plus:DataMining=Prohibited", "-o", str(tmp_path / "upload-1.xmp")], check=True)
+    assert [c.name for c in rightsmeta.read(spooled).carriers] == ["xmp-sidecar"]  # a user's own file: read
+    read = jobs.run("read", {"path": str(spooled), "name": "photo.jpg"})["json"]
+    verdict = jobs.run("verify", {"path": str(spooled), "name": "photo.jpg"})["json"]
+    assert read["carriers"] == [] and verdict["status"] == "untagged"
