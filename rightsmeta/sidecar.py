@@ -42,22 +42,23 @@ def is_raw(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in RAW_EXTENSIONS
 
 
-def _candidates(path: str) -> list[str]:
-    """Where a sidecar of ``path`` may be: ``stem.xmp`` (Lightroom, ExifTool), then
-    ``name.xmp`` (darktable), each in both cases (cameras and Windows tools write upper case)."""
-    stem = os.path.splitext(path)[0]
-    return [f"{stem}.xmp", f"{stem}.XMP", f"{path}.xmp", f"{path}.XMP"]
-
-
 def find(path: str) -> list[str]:
-    """The sidecars beside ``path`` (each file once, on a case-insensitive file system too)."""
+    """The sidecars beside ``path`` (each file once, on a case-insensitive file system too):
+    ``stem.xmp`` (Lightroom, ExifTool), then ``name.xmp`` (darktable), each in both cases
+    (cameras and Windows tools write upper case).
+
+    Every file read from a path asks this, so it is kept to four ``access`` calls, which say
+    "absent" without the exception a failed ``stat`` costs (measured in docs/creators.md)."""
+    stem, ext = os.path.splitext(path)
+    if ext.lower() == ".xmp":
+        return []  # a sidecar has no sidecar
     found, seen = [], set()
-    for candidate in _candidates(path):
-        if os.path.splitext(path)[1].lower() == ".xmp":
-            break  # a sidecar has no sidecar
+    for candidate in (stem + ".xmp", stem + ".XMP", path + ".xmp", path + ".XMP"):
+        if not os.access(candidate, os.F_OK):  # absent (most files), or not reachable
+            continue
         try:
             info = os.stat(candidate)
-        except OSError:  # absent (most files), or not reachable: nothing beside the file there
+        except OSError:
             continue
         if (info.st_dev, info.st_ino) not in seen:
             seen.add((info.st_dev, info.st_ino))
