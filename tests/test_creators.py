@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import zipfile
@@ -226,3 +227,25 @@ def test_an_upload_is_read_without_what_lies_beside_its_spooled_file(exiftool: s
     read = jobs.run("read", {"path": str(spooled), "name": "photo.jpg"})["json"]
     verdict = jobs.run("verify", {"path": str(spooled), "name": "photo.jpg"})["json"]
     assert read["carriers"] == [] and verdict["status"] == "untagged"
+
+
+def test_hostile_sidecars_fail_closed_and_never_block(exiftool: str, tmp_path: Path) -> None:
+    # A sidecar is a file anyone may have put beside the work: a FIFO must not block the read,
+    # broken XML is an error of the read (never "allowed") and leaves a raw's sidecar unwritten.
+    photo, raw = tmp_path / "photo.jpg", tmp_path / "DSC_0009.NEF"
+    photo.write_bytes(material.jpeg(material.photo(13, (96, 64))))
+    _camera_raw(exiftool, raw)
+    os.mkfifo(tmp_path / "photo.xmp")
+    broken = tmp_path / "DSC_0009.xmp"
+    broken.write_bytes(b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF')
+    fifo = rightsmeta.read(photo)
+    assert any("not a regular file" in e for e in fifo.errors) and verify(photo).status == "unreadable"
+    report = rightsmeta.read(raw)
+    assert any(e.startswith("xmp-sidecar: malformed XMP") for e in report.errors)
+    assert not report.may_use(Purpose.AI_TRAINING) and verify(raw).status == "unreadable"
+    result = rightsmeta.tag(raw, DENY_AI)
+    assert result.status == "failed" and "DSC_0009.xmp is not XMP rightsmeta can edit safely" in (result.reason or "")
+    assert broken.read_bytes() == b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+    before = photo.read_bytes()
+    result = rightsmeta.tag(photo, DENY_AI)  # its FIFO "sidecar" cannot say the same: neither is changed
+    assert result.status == "failed" and "sidecar photo.xmp" in (result.reason or "") and photo.read_bytes() == before
