@@ -249,3 +249,18 @@ def test_hostile_sidecars_fail_closed_and_never_block(exiftool: str, tmp_path: P
     before = photo.read_bytes()
     result = rightsmeta.tag(photo, DENY_AI)  # its FIFO "sidecar" cannot say the same: neither is changed
     assert result.status == "failed" and "sidecar photo.xmp" in (result.reason or "") and photo.read_bytes() == before
+
+
+def test_epub_copyright_keeps_its_other_languages(epubcheck: list[str], tmp_path: Path) -> None:
+    # An EPUB's dc:rights in other languages were all removed with the notice --copyright replaced.
+    rights = ('\n    <dc:rights>(c) 2025 Ada</dc:rights>\n    <dc:rights xml:lang="de">(c) 2025 Ada, alle Rechte vorbehalten'
+              '</dc:rights>\n    <dc:rights xml:lang="fr">(c) 2025 Ada</dc:rights>')
+    path = tmp_path / "book.epub"
+    path.write_bytes(epub_bytes(extra=rights))
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    found = re.findall(r'<dc:rights( xml:lang="\w+")?>([^<]*)</dc:rights>', _opf(path))
+    assert sorted(found) == [("", "(c) 2026 Ada"), (' xml:lang="de"', "(c) 2025 Ada, alle Rechte vorbehalten"),
+                             (' xml:lang="fr"', "(c) 2026 Ada")]
+    assert rightsmeta.read(path).rights["copyright"] == "(c) 2026 Ada"
+    checked = subprocess.run([*epubcheck, str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

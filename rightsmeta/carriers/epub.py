@@ -318,6 +318,18 @@ def _key(opf: _Opf, meta: _Element) -> str | None:
     return name if prefix in PREFIXES and local else None
 
 
+def _notices(opf: _Opf) -> tuple[list[_Element], list[_Element]]:
+    """The package's ``dc:rights``: those in its own language (no ``xml:lang``, or the package's),
+    which are the copyright notice, and those in other languages (translations of it)."""
+    own = (opf.package.attrs.get("lang", "") if opf.package else "").strip().lower()
+    notice: list[_Element] = []
+    translations: list[_Element] = []
+    for rights in opf.rights:
+        lang = rights.attrs.get("lang", "").strip().lower()
+        (notice if not lang or lang == own else translations).append(rights)
+    return notice, translations
+
+
 def _value(meta: _Element) -> str:
     return meta.text if "property" in meta.attrs else meta.attrs.get("content", "")
 
@@ -341,7 +353,8 @@ def _read_opf(opf: _Opf, location: str) -> CarrierReport:
     )
     report.signals += signals
     report.errors += errors
-    rights = [r.text for r in opf.rights if r.text.strip()]
+    notice, translations = _notices(opf)
+    rights = [r.text for r in notice + translations if r.text.strip()]  # the notice before its translations
     if rights:
         values["dc:rights"] = rights[0]
         report.rights["copyright"] = rights[0]
@@ -465,7 +478,15 @@ def _new_opf(opf: _Opf, assertion: Assertion) -> bytes:
     replaced = {*entries, *(f"{project.PREFIX}:{k}" for k in project.ALL_KEYS), "tdm:reservation", "tdm:policy"}
     splices = [_removal(opf.data, m) for m in opf.metas if _key(opf, m) in replaced]
     if assertion.copyright:
-        splices += [_removal(opf.data, r) for r in opf.rights]
+        # The notice is replaced; its translations stay (the holder's own words), except one that
+        # only repeated the old notice, which says the new one (as in XMP's dc:rights).
+        notice, translations = _notices(opf)
+        splices += [_removal(opf.data, r) for r in notice]
+        old = next((r.text for r in notice if r.text.strip()), None)
+        for rights in translations:
+            start = _tag_end(opf.data, rights.start)
+            if old is not None and rights.text == old and opf.data[start - 2:start] != b"/>":
+                splices.append((start, opf.data.rindex(b"<", start, rights.end), _escape(assertion.copyright)))
     if epub3:
         splices.append(_package_prefix(opf))
         splices += _modified(opf, assertion, lines)
