@@ -768,6 +768,14 @@ def walk(
             if not recursive:
                 raise FolderNotWalked(path)
             # os.walk's order, each folder's names sorted and held compactly (listing.py)
-            yield from filter(regular, below(path))
+            owners = sidecar.Owners()  # this walk's own
+            for found in filter(regular, below(path)):
+                # A sidecar is read and tagged with its file: listed alone, it would only be
+                # "not media" (unreadable to verify, a failure for --fail-on unreadable).
+                if owners.owned(found):
+                    if skipped is not None:
+                        skipped.append((found, "an XMP sidecar, read and tagged with the file beside it"))
+                    continue
+                yield found
         elif regular(path):
             yield path

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterator
 
 from . import xmp
 from .decide import decide
@@ -64,6 +65,41 @@ def find(path: str) -> list[str]:
             seen.add((info.st_dev, info.st_ino))
             found.append(candidate)
     return found
+
+
+class Owners:
+    """Which ``.xmp`` files of the folder a walk is in are the sidecars of another file there
+    (``IMG_0001.xmp`` of ``IMG_0001.CR2``, ``photo.jpg.xmp`` of ``photo.jpg``). One walk's own;
+    a folder is listed (twice, holding only its sidecars' stems) when its first ``.xmp`` is met."""
+
+    def __init__(self) -> None:
+        self.folder: str | None = None
+        self.stems: set[str] = set()
+
+    def owned(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        stem, ext = os.path.splitext(name)
+        if ext.lower() != ".xmp":
+            return False
+        if os.path.splitext(stem)[1] and os.access(path[:-4], os.F_OK):
+            return True  # darktable's photo.jpg.xmp, beside photo.jpg
+        if folder != self.folder:
+            self.folder, self.stems = folder, _owned_stems(folder)
+        return stem in self.stems
+
+
+def _owned_stems(folder: str) -> set[str]:
+    """The stems of the folder's ``.xmp`` files that another file of the folder has."""
+    def names() -> Iterator[tuple[str, str]]:  # streamed: a folder's names are never all held
+        try:
+            with os.scandir(folder or ".") as entries:
+                for entry in entries:
+                    yield os.path.splitext(entry.name)
+        except OSError:
+            return
+
+    sidecars = {stem for stem, ext in names() if ext.lower() == ".xmp"}
+    return {stem for stem, ext in names() if stem in sidecars and ext.lower() != ".xmp"}
 
 
 def _location(sidecar: str) -> str:

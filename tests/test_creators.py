@@ -86,7 +86,7 @@ def test_raw_is_tagged_through_its_sidecar(exiftool: str, tmp_path: Path) -> Non
     result = run("tag", "-r", str(raw.parent), "--deny", "ai", "--copyright", "(c) 2026 Ada", "--json")
     tagged = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
     assert tagged["DSC_0001.NEF"]["status"] == "tagged" and tagged["DSC_0001.NEF"]["carriers"] == ["xmp-sidecar"]
-    assert tagged["DSC_0001.xmp"]["status"] == "skipped"
+    assert tagged["DSC_0001.xmp"]["status"] == "skipped" and "XMP sidecar" in tagged["DSC_0001.xmp"]["reason"]
     assert raw.read_bytes() == original  # the raw itself is never rewritten
 
     found = exiftool_json(exiftool, sidecar, "-XMP:all")
@@ -264,3 +264,19 @@ def test_epub_copyright_keeps_its_other_languages(epubcheck: list[str], tmp_path
     assert rightsmeta.read(path).rights["copyright"] == "(c) 2026 Ada"
     checked = subprocess.run([*epubcheck, str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_folder_lists_a_sidecar_with_its_file(exiftool: str, tmp_path: Path) -> None:
+    # verify -r listed each sidecar as a file of its own, "unreadable" (not media): a shoot with
+    # sidecars failed --fail-on unreadable. A sidecar is read with its file; one with no file
+    # beside it is still listed, and a sidecar named on the command line is still read.
+    _camera_raw(exiftool, tmp_path / "DSC_0010.NEF")
+    (tmp_path / "photo.jpg").write_bytes(material.jpeg(material.photo(14, (96, 64))))
+    for sidecar in ("DSC_0010.xmp", "photo.jpg.xmp", "lonely.xmp"):
+        subprocess.run([exiftool, "-q", "-XMP-plus:DataMining=Prohibited", "-o", str(tmp_path / sidecar)], check=True)
+    result = run("verify", "-r", str(tmp_path), "--jsonl", "--fail-on", "unreadable")
+    rows = {Path(row["path"]).name: row["status"] for row in map(json.loads, result.stdout.splitlines())}
+    assert rows == {"DSC_0010.NEF": "intact", "photo.jpg": "intact", "lonely.xmp": "unreadable"}
+    (tmp_path / "lonely.xmp").unlink()
+    assert run("verify", "-r", str(tmp_path), "--fail-on", "unreadable").exit_code == 0
+    assert verify(tmp_path / "DSC_0010.xmp").status == "unreadable"
