@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
+from . import sidecar
 from .carriers import Family, Options, Parsed, detect, heads, manifest, splice
 from .carriers.splice import Spliced
 from .decide import decide
@@ -63,7 +64,8 @@ def _identify(buf: Buffer) -> tuple[Family, str]:
 
 
 def read(
-    source: Source, *, name: str | None = None, password: str | None = None, trust_anchors: bytes | None = None
+    source: Source, *, name: str | None = None, password: str | None = None, trust_anchors: bytes | None = None,
+    beside: PathLike | None = None, sidecars: bool = True,
 ) -> FileReport:
     """Every carrier found in the file, its raw values, and the resolved permissions.
 
@@ -72,11 +74,22 @@ def read(
 
     ``trust_anchors`` (PEM) lets a C2PA manifest whose signer chains to one of them be
     reported as ``Trusted`` rather than merely ``Valid``.
+
+    The XMP sidecars beside a path (``IMG_0001.xmp``, ``IMG_0001.CR2.xmp``) are read too, each
+    reported as an ``xmp-sidecar`` carrier (sidecar.py); ``beside``: the path that bytes or a
+    file object given as ``source`` were read from, whose sidecars are read. Only a path the
+    caller gives is looked beside: never ``name``, which may come from anyone (an upload's).
+    ``sidecars=False`` reads the file alone (the service's uploads, spooled to files it names).
     """
-    return _read(source, name, Options(password=password, trust_anchors=trust_anchors, located={}))  # one buffer
+    if not sidecars:
+        beside = None
+    elif beside is None and isinstance(source, (str, os.PathLike)):
+        beside = source
+    return _read(source, name, Options(password=password, trust_anchors=trust_anchors, located={}),
+                 os.fspath(beside) if beside is not None else None)  # one buffer
 
 
-def _read(source: Source, name: str | None, options: Options) -> FileReport:
+def _read(source: Source, name: str | None, options: Options, beside: str | None = None) -> FileReport:
     report = FileReport(name or _name(source))
     try:
         if isinstance(source, (bytes, mmap.mmap)):  # in memory already (verify reads its files itself)
@@ -84,6 +97,12 @@ def _read(source: Source, name: str | None, options: Options) -> FileReport:
         else:
             with open_buffer(source) as buf:
                 _read_carriers(report, buf, options)
+    except UnknownFormat as exc:
+        if beside is not None and sidecar.is_raw(beside):  # a raw whose own bytes no family reads (CR3, RW2)
+            report.errors.append(f"a camera raw whose own metadata rightsmeta does not read ({exc}); "
+                                 "only its sidecar is read")
+        else:
+            report.errors.append(str(exc))
     except RightsmetaError as exc:
         report.errors.append(str(exc))
     except OSError as exc:
@@ -92,6 +111,8 @@ def _read(source: Source, name: str | None, options: Options) -> FileReport:
         raise
     except Exception as exc:  # a bug of ours must not stop a scan of millions: said, not hidden
         report.errors.append(f"rightsmeta failed on this file ({type(exc).__name__}: {exc}); please report it")
+    if beside is not None and beside != "-":
+        report.carriers += sidecar.read(beside)
     for carrier in report.carriers:
         report.errors.extend(f"{carrier.name}: {e}" for e in carrier.errors)
         if carrier.values.get("validation_state") == "Invalid":  # signed, then changed: use fails closed
@@ -568,6 +589,8 @@ def _tag_path(
                              assertion=assertion)
         target = os.path.realpath(name)
         notes.append(f"a symbolic link: tagged the file it points to, {target}")
+    if sidecar.is_raw(target):
+        return _tag_raw(name, target, assertion, dry_run, notes)
     with contextlib.ExitStack() as held:
         try:
             # Locked for the whole read-modify-replace, so a concurrent tag cannot be lost.
@@ -582,7 +605,8 @@ def _tag_path(
             written = _write(data, assertion, options, identity)
             if dry_run:
                 notes += written.notes + _checked(data, bytes(written.new), written, assertion)
-                return TagResult(name, "would-tag", written.fmt, written.carriers, assertion=assertion, notes=notes)
+                carriers = written.carriers + _sidecars(target, assertion, notes, dry_run=True)
+                return TagResult(name, "would-tag", written.fmt, carriers, assertion=assertion, notes=notes)
         except UnknownFormat as exc:
             return TagResult(name, "skipped", reason=str(exc), assertion=assertion)
         except RightsmetaError as exc:
@@ -602,6 +626,7 @@ def _tag_path(
             try:
                 with _as_written(replacement, written.new) as new:
                     notes += written.notes + _checked(data, new, written, assertion)
+                    step.result.carriers = written.carriers + _sidecars(target, assertion, notes)
                     if record:
                         from .fingerprint import essence
 
@@ -621,6 +646,32 @@ def _tag_path(
                 step.abandon()
             raise
         return step
+
+
+def _sidecars(target: str, assertion: Assertion, notes: list[str], *, dry_run: bool = False) -> list[str]:
+    """The sidecars a file tagged in place already has, made to say the same (else read would
+    find them disagreeing with it); raises WriteError, and the file is then not tagged either."""
+    if not sidecar.find(target):
+        return []
+    written = sidecar.write(target, assertion, dry_run=dry_run)
+    notes.append(f"its XMP sidecar {', '.join(os.path.basename(w) for w in written)} says the same")
+    return [sidecar.CARRIER]
+
+
+def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes: list[str]) -> TagResult:
+    """A camera raw, tagged through its XMP sidecar (sidecar.py): the raw itself is never
+    rewritten. Not recorded in the ledger: the raw's essence is not decoded (no raw decoder)."""
+    if not sidecar.regular(target):
+        reason = "not a regular file; not tagged" if os.path.lexists(target) else "no such file"
+        return TagResult(name, "failed", reason=reason, assertion=assertion)
+    try:
+        written = sidecar.write(target, assertion, dry_run=dry_run)
+    except RightsmetaError as exc:
+        return TagResult(name, "failed", "raw", reason=str(exc), assertion=assertion)
+    names = ", ".join(os.path.basename(w) for w in written)
+    notes.append(f"a camera raw: the raw is unchanged; the statement is in its XMP sidecar {names}, "
+                 "which does not travel with the file (keep them together; a copy of the raw alone says nothing)")
+    return TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
 
 
 def _pieces(new: bytes | Spliced) -> bytes | tuple[bytes | memoryview, ...]:
@@ -717,6 +768,14 @@ def walk(
             if not recursive:
                 raise FolderNotWalked(path)
             # os.walk's order, each folder's names sorted and held compactly (listing.py)
-            yield from filter(regular, below(path))
+            owners = sidecar.Owners()  # this walk's own
+            for found in filter(regular, below(path)):
+                # A sidecar is read and tagged with its file: listed alone, it would only be
+                # "not media" (unreadable to verify, a failure for --fail-on unreadable).
+                if owners.owned(found):
+                    if skipped is not None:
+                        skipped.append((found, "an XMP sidecar, read and tagged with the file beside it"))
+                    continue
+                yield found
         elif regular(path):
             yield path

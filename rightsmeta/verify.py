@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import api
+from . import api, sidecar
 from .carriers.windows import sparse
 from .decide import NOTHING
 from .errors import RightsmetaError, TimeLimit, on_alarm
@@ -180,7 +180,10 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
         if missing:
             return Verdict(report.path, "partial", [f"missing: {m}" for m in missing], report)
         names = ", ".join(sorted({c.name for c in report.carriers if c.signals}))
-        return Verdict(report.path, "intact", [f"signals in {names}"], report)
+        reasons = [f"signals in {names}"]
+        if all(c.name == sidecar.CARRIER for c in report.carriers if c.signals):
+            reasons.append("only in a sidecar beside the file, which does not travel with it: a copy of the file alone carries none")
+        return Verdict(report.path, "intact", reasons, report)
     if ledger is not None and data is not None:
         from .cropsearch import matches as ledger_matches
         from .ledger import current
@@ -205,9 +208,11 @@ def verify(
     password: str | None = None,
     trust_anchors: bytes | None = None,
     memory: int | None = None,
+    sidecars: bool = True,
 ) -> Verdict:
     """Read and classify one file (path, bytes or binary file object); one that would take more
-    than ``memory`` bytes to hold is refused unread (``unreadable``)."""
+    than ``memory`` bytes to hold is refused unread (``unreadable``). A path's XMP sidecars are
+    read with it (``sidecars=False``: the file alone, as an upload is)."""
     name = api._name(source)
     # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
     # their structure and metadata are (carriers/windows.py); matching needs every byte.
@@ -218,7 +223,7 @@ def verify(
         else:
             with open_buffer(source, windows, memory) as buf:
                 return _classified(buf, name, ledger, password, trust_anchors)
-        return _classified(buf, name, ledger, password, trust_anchors)
+        return _classified(buf, name, ledger, password, trust_anchors, os.fspath(source) if sidecars else None)
     except OSError as exc:
         return Verdict(name, "unreadable", [f"cannot read file: {exc.strerror or exc}"])
     except RightsmetaError as exc:  # not a regular file, or too large to read
@@ -226,8 +231,8 @@ def verify(
 
 
 def _classified(buf: Buffer, name: str | None, ledger: Ledger | None, password: str | None,
-                anchors: bytes | None) -> Verdict:
-    report = api.read(buf, name=name, password=password, trust_anchors=anchors)
+                anchors: bytes | None, beside: str | None = None) -> Verdict:
+    report = api.read(buf, name=name, password=password, trust_anchors=anchors, beside=beside)
     return classify(report, ledger=ledger, data=buf if ledger is not None else None, password=password)
 
 

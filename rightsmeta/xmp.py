@@ -441,7 +441,8 @@ def _planned_words(assertion: Assertion) -> dict[str, WriteValue]:
     if reserved or assertion.copyright:
         out["xmpRights:Marked"] = "True"
     if assertion.copyright:
-        out["dc:rights"] = LangAlt(assertion.copyright)
+        # Translations of the notice are the holder's own words: they stay (as ExifTool keeps them).
+        out["dc:rights"] = LangAlt(assertion.copyright, keeps_languages=True)
     if assertion.web_statement:
         out["xmpRights:WebStatement"] = assertion.web_statement
     if assertion.holder:
@@ -487,10 +488,12 @@ def _escape(text: str, attribute: bool = False) -> str:
 _TOO_DEEP = "XMP packet nests elements too deeply to be rewritten"
 
 
-def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
+def serialise(root: ET.Element, *, wrapper: bool = True, known: Mapping[str, str] | None = None) -> bytes:
     """The packet as UTF-8 bytes, with stable, readable prefixes and no global ElementTree state.
 
     ``wrapper=False`` leaves out the ``<?xpacket?>`` processing instructions (ExtendedXMP has none).
+    ``known``: namespace -> prefix the packet used, for namespaces rightsmeta has no prefix of
+    (``ns1`` otherwise; ExifTool shows a namespace it does not know by its prefix).
     """
     prefixes: dict[str, str] = {}
     names: dict[str, str] = {}  # tag -> prefixed name: a packet repeats a few tags many times
@@ -504,7 +507,7 @@ def serialise(root: ET.Element, *, wrapper: bool = True) -> bytes:
             names[tag] = local
             return local
         if ns not in prefixes:
-            wanted = _KNOWN_PREFIXES.get(ns) or f"ns{len(prefixes) + 1}"
+            wanted = _KNOWN_PREFIXES.get(ns) or (known or {}).get(ns) or f"ns{len(prefixes) + 1}"
             while wanted in prefixes.values():
                 wanted += "_"
             prefixes[ns] = wanted
@@ -569,10 +572,14 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
     for key, value in changes.items():
         tag = _property_tag(key)
         languages: list[ET.Element] = []
+        shown: str | None = None  # what the replaced Alt showed by default (its x-default, else its first entry)
         for desc in descriptions:  # a property may stand as an attribute or an element, anywhere
             desc.attrib.pop(tag, None)
             for old in desc.findall(tag):
-                languages += [li for li in old.iter(f"{{{RDF}}}li") if li.get(XML_LANG, "x-default") != "x-default"]
+                items = list(old.iter(_LI))
+                default = next((li for li in items if li.get(XML_LANG, "x-default") == "x-default"), items[0] if items else None)
+                shown = default.text if default is not None and shown is None else shown
+                languages += [li for li in items if li.get(XML_LANG, "x-default") != "x-default"]
                 desc.remove(old)
         if value is None:
             continue
@@ -580,7 +587,13 @@ def apply(root: ET.Element, changes: Mapping[str, WriteValue]) -> None:
         if isinstance(value, LangAlt):
             alt = ET.SubElement(elem, f"{{{RDF}}}Alt")
             ET.SubElement(alt, f"{{{RDF}}}li", {XML_LANG: "x-default"}).text = value.text
-            alt.extend(languages if value.keeps_languages else ())
+            if value.keeps_languages:
+                # An entry that only repeated the old default text (a copy, not a translation) says
+                # the new one, so no language keeps showing what the x-default no longer says.
+                for li in languages:
+                    if shown is not None and li.text == shown:
+                        li.text = value.text
+                alt.extend(languages)
         elif isinstance(value, Bag):
             bag = ET.SubElement(elem, f"{{{RDF}}}Bag")
             for item in value.items:

@@ -27,7 +27,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .. import xmp
 from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
@@ -718,6 +718,109 @@ def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport 
     return report
 
 
+# --- QuickTime metadata keys (moov/meta or moov/udta/meta with an 'mdta' handler) ----------------
+# iPhones keep a video's copyright as the item of the key "com.apple.quicktime.copyright":
+# 'keys' lists the names, 'ilst' holds each value in an item whose type is the key's index (from
+# 1). ffmpeg writes the same under udta (-movflags use_metadata_tags). mutagen reads neither.
+APPLE_COPYRIGHT = b"com.apple.quicktime.copyright"
+
+
+class _Keyed(NamedTuple):
+    """One copyright value of a keyed 'ilst': its 'data' box, and the boxes enclosing it (outermost
+    first: moov, [udta,] meta, ilst, item), whose sizes change with it."""
+
+    data: bmff.Box
+    enclosing: tuple[bmff.Box, ...]
+    where: str
+
+
+def _keyed_copyrights(buf: Buffer, what: str) -> tuple[list[_Keyed], list[str]]:
+    """The keyed copyright values of the file, and what in their boxes could not be read."""
+    moov = next((b for b in _boxes(buf, 0, len(buf), what, top=True) if b.type == b"moov"), None)
+    if moov is None:
+        return [], []
+    udta = _child(buf, moov, b"udta", what)
+    found: list[_Keyed] = []
+    errors: list[str] = []
+    for parents, where in (((moov,), "moov/meta"), ((moov, udta), "moov/udta/meta")):
+        meta = _child(buf, parents[-1], b"meta", what) if parents[-1] is not None else None
+        if meta is None:
+            continue
+        start = meta.payload if bmff.quicktime_meta(buf, meta) else meta.payload + 4  # ISO's FullBox
+        inside = {b.type: b for b in reversed(_boxes(buf, start, meta.end, what))}  # the first of each
+        hdlr, keys, ilst = inside.get(b"hdlr"), inside.get(b"keys"), inside.get(b"ilst")
+        if hdlr is None or keys is None or ilst is None or bytes(buf[hdlr.payload + 8 : hdlr.payload + 12]) != b"mdta":
+            continue
+        wanted, pos, index = set(), keys.payload + 8, 1
+        count = int.from_bytes(buf[keys.payload + 4 : keys.payload + 8], "big")
+        while index <= count and pos + 8 <= keys.end:  # each key takes 8 bytes at least: bounded by the box
+            size = int.from_bytes(buf[pos : pos + 4], "big")
+            if size < 8 or pos + size > keys.end:
+                errors.append(f"{where}/keys: key {index} has an invalid size {size}")
+                break
+            if bytes(buf[pos + 4 : pos + size]) == b"mdta" + APPLE_COPYRIGHT:
+                wanted.add(index)
+            pos, index = pos + size, index + 1
+        # Item types are key indexes, not printable codes.
+        for item in bmff.walk(buf, ilst.payload, ilst.end, limit=MAX_ITEMS, what=what, open_ended=False, tail="ignore"):
+            if int.from_bytes(item.type, "big") in wanted:
+                for data in bmff.walk(buf, item.payload, item.end, limit=MAX_ITEMS, what=what, open_ended=False, tail="ignore"):
+                    if data.type == b"data" and data.payload + 8 <= data.end:
+                        enclosing = tuple(b for b in (*parents, meta, ilst, item) if b is not None)
+                        found.append(_Keyed(data, enclosing, f"{where}/keys+ilst"))
+    return found, errors
+
+
+def _read_keyed_copyright(buf: Buffer, what: str) -> CarrierReport | None:
+    """The iPhone's keyed copyright notice: a rights field, not a signal, shown beside the tags."""
+    try:
+        found, errors = _keyed_copyrights(buf, what)
+    except MalformedFile as exc:  # a broken box inside 'meta': this carrier is not read, and says so
+        return CarrierReport("mp4-keys", "moov meta keys+ilst", errors=[f"not read: {exc}"])
+    texts = []
+    for keyed in found:
+        kind = int.from_bytes(buf[keyed.data.payload + 1 : keyed.data.payload + 4], "big")
+        value = bytes(buf[keyed.data.payload + 8 : keyed.data.end])
+        try:  # well-known types 1 (UTF-8) and 2 (UTF-16 BE); others are no text
+            texts.append(value.decode("utf-8") if kind == 1 else value.decode("utf-16-be") if kind == 2 else None)
+        except UnicodeDecodeError:
+            errors.append(f"{keyed.where}: {APPLE_COPYRIGHT.decode()} is not {'UTF-8' if kind == 1 else 'UTF-16'} text")
+    texts = [t for t in texts if t]
+    if not texts and not errors:
+        return None
+    location = found[0].where if found else "moov meta keys+ilst"
+    report = CarrierReport("mp4-keys", location, values={APPLE_COPYRIGHT.decode(): texts[0]} if texts else {}, errors=errors)
+    if texts:
+        report.rights["copyright"] = texts[0]
+    if len(set(texts)) > 1:
+        report.errors.append(f"{APPLE_COPYRIGHT.decode()} appears {len(texts)} times with different values: {texts}")
+    return report
+
+
+def _with_keyed_copyright(data: bytearray, what: str, notice: str) -> None:
+    """Make every keyed copyright value (see ``_keyed_copyrights``) say ``notice``, in place, as
+    UTF-8; a file without one gets none. Its growth moves what follows it, whose offsets follow."""
+    text = notice.encode("utf-8")
+    for _ in range(len(_keyed_copyrights(data, what)[0])):  # one edit per value at most
+        # Found again after each edit: the boxes after an edited one have moved.
+        todo = [k for k in _keyed_copyrights(data, what)[0] if bytes(data[k.data.payload + 8 : k.data.end]) != text
+                or data[k.data.payload + 1 : k.data.payload + 4] != b"\x00\x00\x01"]
+        if not todo:
+            return
+        keyed = todo[0]
+        if any(b.payload - b.start != 8 for b in (*keyed.enclosing, keyed.data)):
+            return  # a 64-bit size on the way: left as it is
+        box = keyed.data
+        locale = bytes(data[box.payload + 4 : box.payload + 8])
+        new = (16 + len(text)).to_bytes(4, "big") + b"data" + b"\x00\x00\x00\x01" + locale + text
+        delta = len(new) - (box.end - box.start)
+        data[box.start : box.end] = new
+        for outer in keyed.enclosing:
+            data[outer.start : outer.start + 4] = (outer.end - outer.start + delta).to_bytes(4, "big")
+        _shift_chunk_offsets(data, box.end, delta, what)
+        _shift_tfra(data, box.end, delta, what)
+
+
 def _mutagen_mp4(tags: Any) -> audiotags.MP4Items:
     """What ``_read_mp4`` reads, from the tags mutagen's ``MP4`` has read."""
     return audiotags.MP4Items(
@@ -821,6 +924,9 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
         report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
     if report is not None:
         found.append(report)
+    if kind in _MP4_FORMATS:
+        keyed = _read_keyed_copyright(buf, kind.upper())
+        found += [keyed] if keyed is not None else []
     found += [_packet(buf, start, end, location) for start, end, location in layout.xmp]
     return found
 
@@ -1228,5 +1334,6 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         _shift_tfra(edited, moov.end, len(out) - len(data), kind.upper())
         if assertion.copyright:
             _with_user_data_copyright(edited, kind.upper(), assertion.copyright)
+            _with_keyed_copyright(edited, kind.upper(), assertion.copyright)
         out = write_bmff_xmp(edited, assertion, kind.upper())
     return out, carriers

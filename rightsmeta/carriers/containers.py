@@ -98,8 +98,7 @@ def sniff(head: bytes) -> str | None:
         return "png"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    # BigTIFF (43) is reported as TIFF so the caller gets a clear
-    # UnsupportedFormat from extract() rather than "unknown file".
+    # BigTIFF (43) is TIFF with 64-bit offsets: read as TIFF, and tag says it does not write it.
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
     if head[:6] in (b"GIF87a", b"GIF89a"):
@@ -318,24 +317,26 @@ def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
     loops, every directory inside the file), IFD0's values and the strips or
     tiles it points to, and the Exif IFD with its values.
     """
-    if buf[:4] in (b"II+\x00", b"MM\x00+"):
-        raise UnsupportedFormat("BigTIFF (64-bit offsets) is not supported")
-    order, ifd0, entries, next_ifd = walked.tiff_directory(buf, parsed)
+    big = _tiff.big_order(buf) is not None  # BigTIFF: the same checks on 64-bit directories
+    order, ifd0, entries, next_ifd = _tiff.big_first_directory(buf) if big else walked.tiff_directory(buf, parsed)
     for entry in entries:
         if entry.size is not None:
             _tiff.check_value(buf, entry)
     by_tag = {entry.tag: entry for entry in entries}
     _check_tiff_data(buf, by_tag, order)
 
-    seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
+    if big:
+        seen = _tiff.big_ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS)
+    else:
+        seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
 
     exif_entries: Sequence[_tiff.IfdEntry] = ()
     pointer = by_tag.get(_tiff.EXIF_IFD_POINTER)
     if pointer is not None:
-        exif_ifd = _tiff.sub_ifd_offset(pointer, order)
+        exif_ifd = _tiff.big_sub_ifd_offset(buf, pointer, order) if big else _tiff.sub_ifd_offset(pointer, order)
         if exif_ifd in seen:
             raise MalformedFile(f"TIFF: Exif IFD pointer loops back to the directory at offset {exif_ifd}")
-        exif_entries, _ = _tiff.read_ifd(buf, exif_ifd, order)
+        exif_entries, _ = _tiff.read_big_ifd(buf, exif_ifd, order) if big else _tiff.read_ifd(buf, exif_ifd, order)
         for entry in exif_entries:
             if entry.size is not None:
                 _tiff.check_value(buf, entry)
@@ -386,7 +387,7 @@ def _check_tiff_data(buf: Buffer, by_tag: dict[int, _tiff.IfdEntry], order: str)
 
 
 def _tiff_uints(buf: Buffer, entry: _tiff.IfdEntry, order: str) -> tuple[int, ...]:
-    code = {3: "H", 4: "I", 13: "I"}.get(entry.type)
+    code = {3: "H", 4: "I", 13: "I", 16: "Q"}.get(entry.type)  # LONG8: BigTIFF's strip offsets
     if code is None:
         raise MalformedFile(f"TIFF: tag {entry.tag} has field type {entry.type}, expected SHORT or LONG")
     if entry.count > MAX_TIFF_PIECES:

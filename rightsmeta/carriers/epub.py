@@ -18,6 +18,7 @@ declared size); container.xml and the OPF are parsed without DTD entities or ext
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import io
 import re
 import shutil
@@ -317,6 +318,18 @@ def _key(opf: _Opf, meta: _Element) -> str | None:
     return name if prefix in PREFIXES and local else None
 
 
+def _notices(opf: _Opf) -> tuple[list[_Element], list[_Element]]:
+    """The package's ``dc:rights``: those in its own language (no ``xml:lang``, or the package's),
+    which are the copyright notice, and those in other languages (translations of it)."""
+    own = (opf.package.attrs.get("lang", "") if opf.package else "").strip().lower()
+    notice: list[_Element] = []
+    translations: list[_Element] = []
+    for rights in opf.rights:
+        lang = rights.attrs.get("lang", "").strip().lower()
+        (notice if not lang or lang == own else translations).append(rights)
+    return notice, translations
+
+
 def _value(meta: _Element) -> str:
     return meta.text if "property" in meta.attrs else meta.attrs.get("content", "")
 
@@ -340,7 +353,8 @@ def _read_opf(opf: _Opf, location: str) -> CarrierReport:
     )
     report.signals += signals
     report.errors += errors
-    rights = [r.text for r in opf.rights if r.text.strip()]
+    notice, translations = _notices(opf)
+    rights = [r.text for r in notice + translations if r.text.strip()]  # the notice before its translations
     if rights:
         values["dc:rights"] = rights[0]
         report.rights["copyright"] = rights[0]
@@ -415,6 +429,34 @@ def _removal(data: bytes, element: _Element) -> tuple[int, int, str]:
     return start, element.end, ""
 
 
+DCTERMS = "http://purl.org/dc/terms/"
+
+
+def _modified(opf: _Opf, assertion: Assertion, lines: list[str]) -> list[tuple[int, int, str]]:
+    """EPUB 3 requires ``<meta property="dcterms:modified">`` to say when the publication last
+    changed (reading systems and stores compare it): the splice that makes the package's say the
+    tagging's time (the assertion's date, in the CCYY-MM-DDThh:mm:ssZ form EPUB requires), in
+    place, keeping the element's attributes; a package without one gets one in ``lines``."""
+    try:
+        when = _dt.datetime.fromisoformat(assertion.date) if assertion.date else _dt.datetime.now(_dt.UTC)
+    except ValueError:  # a date a library caller wrote in another form: the time of the change
+        when = _dt.datetime.now(_dt.UTC)
+    stamp = (when if when.tzinfo else when.replace(tzinfo=_dt.UTC)).astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = [m for m in opf.metas if "refines" not in m.attrs and m.attrs.get("property", "").strip() == "dcterms:modified"
+             and opf.prefixes.get("dcterms", DCTERMS) == DCTERMS]
+    if not found:
+        lines.append(f'<{opf.meta_prefix}meta property="dcterms:modified">{stamp}</{opf.meta_prefix}meta>')
+        return []
+    splices = []
+    for meta in found:  # EPUB allows one; should a package hold more, none keeps saying the old time
+        text_start = _tag_end(opf.data, meta.start)
+        if opf.data[text_start - 2:text_start] == b"/>":  # <meta property="dcterms:modified"/>: no text to replace
+            splices.append((meta.start, meta.end, f'<{opf.meta_prefix}meta property="dcterms:modified">{stamp}</{opf.meta_prefix}meta>'))
+        else:
+            splices.append((text_start, opf.data.rindex(b"<", text_start, meta.end), stamp))
+    return splices
+
+
 def _new_opf(opf: _Opf, assertion: Assertion) -> bytes:
     if opf.encoding and opf.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise UnsupportedFormat(f"the package document is encoded as {opf.encoding}; rightsmeta writes UTF-8 ones only")
@@ -436,9 +478,18 @@ def _new_opf(opf: _Opf, assertion: Assertion) -> bytes:
     replaced = {*entries, *(f"{project.PREFIX}:{k}" for k in project.ALL_KEYS), "tdm:reservation", "tdm:policy"}
     splices = [_removal(opf.data, m) for m in opf.metas if _key(opf, m) in replaced]
     if assertion.copyright:
-        splices += [_removal(opf.data, r) for r in opf.rights]
+        # The notice is replaced; its translations stay (the holder's own words), except one that
+        # only repeated the old notice, which says the new one (as in XMP's dc:rights).
+        notice, translations = _notices(opf)
+        splices += [_removal(opf.data, r) for r in notice]
+        old = next((r.text for r in notice if r.text.strip()), None)
+        for rights in translations:
+            start = _tag_end(opf.data, rights.start)
+            if old is not None and rights.text == old and opf.data[start - 2:start] != b"/>":
+                splices.append((start, opf.data.rindex(b"<", start, rights.end), _escape(assertion.copyright)))
     if epub3:
         splices.append(_package_prefix(opf))
+        splices += _modified(opf, assertion, lines)
     # Insert after the last child, so whatever whitespace preceded </metadata> still does.
     insert_at = opf.metadata_end
     while insert_at > 0 and opf.data[insert_at - 1:insert_at] in (b" ", b"\t", b"\n", b"\r"):

@@ -203,5 +203,6 @@ def not_read(head: bytes, buf: Buffer) -> UnsupportedFormat:
         )
     if _XMP_SIDECAR.match(head):
         return UnknownFormat("an XMP sidecar (metadata kept beside a camera raw or other file), not media: "
-                             "rightsmeta reads and writes the XMP inside media files")
+                             "rightsmeta reads it with the file it describes (read or verify that file; tag of a "
+                             "camera raw updates it)")
     return UnknownFormat("not a format rightsmeta knows (unrecognised first bytes)")

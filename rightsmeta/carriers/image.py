@@ -128,6 +128,11 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
             f"XMP cannot be written into {fmt.upper()} files by rightsmeta; "
             "a signed C2PA manifest can carry the signal in this format instead"
         )
+    if fmt == "tiff" and tiff.big_order(data) is not None:
+        raise UnsupportedFormat(
+            "a BigTIFF (64-bit offsets): rightsmeta reads its XMP and EXIF but does not write into it; "
+            "the file is unchanged"
+        )
     parsed = options.parsed if options is not None else None
     blocks = containers.extract(data, fmt, parsed)
     if blocks.xmp_error is not None:

@@ -1,6 +1,6 @@
 """TIFF IFDs (TIFF files and EXIF blocks): the one walker that reads, locates and splices them.
 
-Only classic TIFF (32-bit offsets) is read. Every offset and length is checked
+Classic TIFF (32-bit offsets) is read and written; BigTIFF (64-bit) only read. Every offset and length is checked
 against the buffer before it is used, so hostile input can only ever produce
 :class:`~rightsmeta.errors.MalformedFile`. Used by reading (carriers/containers.py,
 carriers/image.py), the C2PA locator (tag 0xCD41) and the XMP writer (:func:`set_xmp`, tag 700).
@@ -247,6 +247,79 @@ def find_tag(tiff: Buffer, tag: int, *, ifd: str = "exif") -> tuple[int, int, by
         return entry.type, entry.count, value_bytes(tiff, entry)
     except (struct.error, IndexError, OverflowError) as exc:  # defensive: checks above should prevent these
         raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
+
+
+# --- BigTIFF: read only ----------------------------------------------------------------------
+# Scanners, microscopes and GIS tools write BigTIFF (header 43, 64-bit offsets) for images near
+# or past 4 GiB. Its directories are read into the same IfdEntry as classic ones: the value
+# field is 8 bytes (``field`` keeps its first 4, which is where a value of 4 bytes or less sits,
+# left-justified as in classic TIFF), and values of up to 8 bytes are inline.
+
+BIG_HEADERS = {b"II+\x00": "<", b"MM\x00+": ">"}
+#: Entries in one BigTIFF directory (its count is 64-bit: a hostile one must not size a read).
+MAX_BIG_ENTRIES = 65_535
+
+
+def big_order(tiff: Buffer) -> str | None:
+    """``"<"`` or ``">"`` when ``tiff`` starts with a BigTIFF header, else None."""
+    return BIG_HEADERS.get(bytes(tiff[:4]))
+
+
+def big_first_directory(tiff: Buffer) -> Directory:
+    """IFD0 of a BigTIFF, as :func:`first_directory` reads a classic one."""
+    order = big_order(tiff)
+    if order is None or len(tiff) < 16:
+        raise MalformedFile("not a BigTIFF structure: no II+\\0 or MM\\0+ header of 16 bytes at offset 0")
+    bytesize, reserved, offset = struct.unpack(order + "HHQ", tiff[4:16])
+    if bytesize != 8 or reserved != 0:
+        raise MalformedFile(f"BigTIFF header says offsets are {bytesize} bytes (8 expected)")
+    entries, next_offset = read_big_ifd(tiff, offset, order)
+    return Directory(order, offset, tuple(entries), next_offset)
+
+
+def read_big_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry], int]:
+    """Entries of the BigTIFF directory at ``offset`` and the offset of the next one (0 = none),
+    bounds-checked as :func:`read_ifd` checks a classic one."""
+    n = len(tiff)
+    if offset < 16 or offset + 8 > n:
+        raise MalformedFile(f"truncated BigTIFF: directory offset {offset} is outside the data (length {n})")
+    (count,) = struct.unpack(order + "Q", tiff[offset : offset + 8])
+    end = offset + 8 + 20 * count + 8
+    if count > MAX_BIG_ENTRIES or end > n:
+        raise MalformedFile(f"truncated BigTIFF: directory at offset {offset} has {count} entries "
+                            f"and needs {end - offset} bytes but the data ends at {n}")
+    raw = bytes(tiff[offset + 8 : end])
+    entries = []
+    inline = offset + 8 + 12  # where entry 0's value field sits
+    for tag, ftype, vcount, field in struct.iter_unpack(order + "HHQ8s", raw[:-8]):
+        unit = TYPE_SIZES.get(ftype)
+        size = None if unit is None else unit * vcount
+        at: int = struct.unpack(order + "Q", field)[0] if size is not None and size > 8 else inline
+        entries.append(IfdEntry(tag, ftype, vcount, field[:4], at, size))
+        inline += 20
+    (next_offset,) = struct.unpack(order + "Q", raw[-8:])
+    return entries, int(next_offset)
+
+
+def big_ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int) -> set[int]:
+    """Offsets of every directory of a BigTIFF's chain, each bounds-checked; no loops, at most ``limit``."""
+    seen, offset = {first}, after_first
+    for _ in range(limit):
+        if offset == 0:
+            return seen
+        if offset in seen:
+            raise MalformedFile(f"BigTIFF: IFD chain loops back to offset {offset}")
+        seen.add(offset)
+        offset = read_big_ifd(tiff, offset, order)[1]
+    raise MalformedFile(f"BigTIFF: more than {limit} directories")
+
+
+def big_sub_ifd_offset(tiff: Buffer, entry: IfdEntry, order: str) -> int:
+    """The offset a BigTIFF pointer tag holds: one LONG or IFD (4 bytes), or LONG8 or IFD8."""
+    if entry.count != 1 or entry.type not in (4, 13, 16, 18):
+        raise MalformedFile(f"BigTIFF pointer tag {entry.tag} has type {entry.type} and count {entry.count}, not one offset")
+    value = value_bytes(tiff, entry)
+    return int(struct.unpack(order + ("I" if entry.type in (4, 13) else "Q"), value)[0])
 
 
 # --- writing: tag 700 (XMP) of IFD0 only -------------------------------------------------------

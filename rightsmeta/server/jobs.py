@@ -103,7 +103,7 @@ def run(job: str, args: dict[str, Any]) -> dict[str, Any]:
 def _read(path: str, name: str) -> dict[str, Any]:
     from .. import api
 
-    report = api.read(path, name=name)
+    report = api.read(path, name=name, sidecars=False)  # an upload: nothing beside its spooled file is its
     return {"json": report.to_json()}
 
 
@@ -111,7 +111,7 @@ def _verify(path: str, name: str) -> dict[str, Any]:
     from .. import verify
 
     # The ledger may be shared with its owner's own `rightsmeta tag`: no client learns where their files are.
-    verdict = verify.verify(path, ledger=_ledger()).without_paths()
+    verdict = verify.verify(path, ledger=_ledger(), sidecars=False).without_paths()
     verdict.path = name
     return {"json": verdict.to_json()}
 
