@@ -736,18 +736,19 @@ class _Keyed(NamedTuple):
 
 def _keyed_copyrights(buf: Buffer, what: str) -> tuple[list[_Keyed], list[str]]:
     """The keyed copyright values of the file, and what in their boxes could not be read."""
-    moov = next((b for b in _boxes(buf, 0, len(buf), what, top=True) if b.type == b"moov"), None)
+    walker = _movie(what)
+    moov = next((b for b in walker.top(buf) if b.type == b"moov"), None)
     if moov is None:
         return [], []
-    udta = _child(buf, moov, b"udta", what)
+    udta = walker.child(buf, moov, b"udta")
     found: list[_Keyed] = []
     errors: list[str] = []
     for parents, where in (((moov,), "moov/meta"), ((moov, udta), "moov/udta/meta")):
-        meta = _child(buf, parents[-1], b"meta", what) if parents[-1] is not None else None
+        meta = walker.child(buf, parents[-1], b"meta")
         if meta is None:
             continue
         start = meta.payload if bmff.quicktime_meta(buf, meta) else meta.payload + 4  # ISO's FullBox
-        inside = {b.type: b for b in reversed(_boxes(buf, start, meta.end, what))}  # the first of each
+        inside = {b.type: b for b in reversed(walker.inside(buf, meta._replace(payload=start)))}  # the first of each
         hdlr, keys, ilst = inside.get(b"hdlr"), inside.get(b"keys"), inside.get(b"ilst")
         if hdlr is None or keys is None or ilst is None or bytes(buf[hdlr.payload + 8 : hdlr.payload + 12]) != b"mdta":
             continue
