@@ -802,3 +802,22 @@ def test_a_store_over_several_app11_segments_is_joined_before_it_is_checked(sign
     store = next(c for c in report.carriers if c.name == "c2pa")
     assert not any("damaged" in e for e in store.errors), store.errors
     assert store.values.get("validation_state") is not None  # c2pa read the manifest
+
+
+@pytest.mark.parametrize("damage", ["number", "keyword", "end marker"])
+def test_a_pdf_whose_newest_startxref_is_damaged_is_not_read_as_the_older_revision(damage: str) -> None:
+    # A mutation campaign's find: the tag's incremental update ended "startxref\n334\x7f\xff\xff\xf8EOF";
+    # the fast reader left the file to pypdf, whose recovery read the original revision (before
+    # the tag): no statement, usable. Junk after a whole "%%EOF" stays pypdf's to read.
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    last = tagged.rindex(b"startxref")
+    assert tagged.count(b"startxref") == 2
+    if damage == "number":
+        damaged = tagged[:last + 13] + b"\x7f\xff\xff\xf8" + tagged[last + 17:]
+    elif damage == "keyword":
+        damaged = tagged[:last] + b"startxreF" + tagged[last + 9:]
+    else:
+        damaged = tagged[:-6] + b"%%\xc5OF\n"
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.errors, report.errors
+    assert api.read(tagged + b"\x00" * 300).errors == []

@@ -281,11 +281,37 @@ def check_chain(pdf: pdfobjects.Reader) -> None:
         )
 
 
+_WHOLE_STARTXREF = re.compile(rb"startxref[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+%%EOF")
+
+
+def _check_tail(buf: Any) -> None:
+    """Raise ``MalformedFile`` when another revision's parts follow the last whole
+    "startxref N %%EOF" of a file the fast reader could not follow: the newest revision's own
+    startxref is damaged, and pypdf would recover the older revision the last whole one leads to
+    (a reservation added by the update lost, use allowed). Junk after the end, or a file with no
+    whole startxref at all (pypdf rebuilds it from every object), is left to pypdf."""
+    at, tried = len(buf), 0
+    while (at := buf.rfind(b"startxref", 0, at)) >= 0 and tried < _MAX_CANDIDATES:
+        tried += 1
+        whole = _WHOLE_STARTXREF.match(buf, at)
+        if whole is None:
+            continue
+        part = _REVISION_PART.search(buf, whole.end())
+        if part is not None:
+            raise MalformedFile(
+                f"the last whole startxref of this PDF ends at byte {whole.end()}, but another revision follows "
+                f"(its first part at byte {part.start()}) whose own startxref is damaged: the newest revision was not read"
+            )
+        return
+
+
 def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     """The reference reading, and the fallback for whatever pdfobjects is not sure of."""
     chain = _chain(buf, options.parsed if options is not None else None)
     if chain is not None:
         check_chain(chain)
+    else:
+        _check_tail(buf)
     doc = _load(buf, options)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
