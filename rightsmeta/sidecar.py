@@ -27,6 +27,7 @@ from . import xmp
 from .decide import decide
 from .errors import MalformedMetadata, WriteError
 from .fsio import atomic_write, kind_of, locked
+from .listing import Alone
 from .model import PURPOSES, Assertion
 from .report import CarrierReport
 
@@ -50,6 +51,8 @@ def find(path: str) -> list[str]:
 
     Every file read from a path asks this, so it is kept to four ``access`` calls, which say
     "absent" without the exception a failed ``stat`` costs (measured in docs/creators.md)."""
+    if isinstance(path, Alone):
+        return []  # listed by a walk in a folder holding no .xmp file
     stem, ext = os.path.splitext(path)
     if ext.lower() == ".xmp":
         return []  # a sidecar has no sidecar
