@@ -821,3 +821,26 @@ def test_a_pdf_whose_newest_startxref_is_damaged_is_not_read_as_the_older_revisi
     report = api.read(damaged)
     assert not report.may_use(AI) and report.errors, report.errors
     assert api.read(tagged + b"\x00" * 300).errors == []
+
+
+def test_a_signed_jpeg_inside_a_pdf_or_an_mp3_cover_is_not_the_files_damaged_store(
+    ffmpeg: str, tmp_path: Path, signer: keys.Identity
+) -> None:
+    # Review: the "store not where c2pa reads one" check searched a PDF (a window: the whole file)
+    # and an MP3's ID3 tag whole, so a PDF embedding a signed JPEG byte for byte (pdfTeX, img2pdf)
+    # or an MP3 whose cover art is one became unreadable, and tag refused them.
+    jpeg = rightsmeta.tag_bytes(image_bytes("jpeg"), DENY_AI, identity=signer)
+    pdf = pdf_bytes()
+    at = pdf.rindex(b"xref")
+    embedded = pdf[:at] + b"99 0 obj\n<< /Length %d >>\nstream\n" % len(jpeg) + jpeg + b"\nendstream\nendobj\n" + pdf[at:]
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    from mutagen.id3 import APIC, ID3
+
+    tags = ID3()
+    tags.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="cover", data=jpeg))
+    tags.save(str(tone))
+    for data in (embedded, tone.read_bytes()):
+        report = api.read(data)
+        assert not any("not where c2pa reads one" in e for e in report.errors), report.errors

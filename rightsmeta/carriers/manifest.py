@@ -116,6 +116,10 @@ _LOCATE: dict[str, Callable[[Any], Ranges]] = {
 }
 
 
+# Formats whose locator lists the elements a store may sit in (the others' ranges are a whole tag or file).
+_ELEMENTS = frozenset({"jpeg", "png", "webp", "wav", "avif", "heic", "m4a", "mp4", "mov"})
+
+
 # Formats whose walk a tag remembers for the writer and the content check (carriers.walked).
 _REMEMBERED: dict[str, Callable[[Any, Parsed | None], Ranges]] = {"jpeg": _jpeg, "png": _png, "webp": _webp}
 
@@ -271,9 +275,13 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     except c2pa.C2paError as exc:
         return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: {exc}"])
     if reader is None:
-        # Searched whole (not only an element's first bytes): a GIF's store, in the windows searched
-        # for the marker, sits wherever its application extension does. Rare: a marker, no store.
-        held = next(((start, end) for start, end in ranges if buf.find(jumbf.SIGNATURE, start, end) >= 0), None)
+        # An element's first bytes (jumbf.py), where the walkers list elements; a GIF's windows are
+        # searched whole, its store sitting wherever its application extension does. Not a PDF, an
+        # ID3 tag or a TIFF, searched as a whole: an embedded signed JPEG (a PDF's image, an MP3's
+        # cover) holds a store of its own that is none of the file's.
+        held = next(((start, end) for start, end in ranges
+                     if (buf.find(jumbf.SIGNATURE, start, end) >= 0 if fmt == "gif"
+                         else fmt in _ELEMENTS and jumbf.holds_store(buf, start, end))), None)
         if held is None:
             return None
         # A store where c2pa did not find one: the header of the element holding it is damaged.
