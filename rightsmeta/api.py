@@ -626,12 +626,14 @@ def _tag_path(
             try:
                 with _as_written(replacement, written.new) as new:
                     notes += written.notes + _checked(data, new, written, assertion)
-                    step.result.carriers = written.carriers + _sidecars(target, assertion, notes)
                     if record:
                         from .fingerprint import essence
 
                         # recorded: the forms a copy is looked up by are not needed
                         step.found = essence(new[:], fmt, probes=False)
+                    # Last before the file is handed over: a check or an essence that fails leaves the
+                    # sidecar as it was (only a failed rename, later, leaves the two disagreeing).
+                    step.result.carriers = written.carriers + _sidecars(target, assertion, notes)
             except RightsmetaError as exc:
                 step.abandon()
                 return TagResult(name, "failed", fmt, reason=str(exc), assertion=assertion)

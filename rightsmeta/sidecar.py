@@ -57,9 +57,12 @@ def find(path: str) -> list[str]:
     if ext.lower() == ".xmp":
         return []  # a sidecar has no sidecar
     found, seen = [], set()
+    raw = is_raw(path)
     for candidate in (stem + ".xmp", stem + ".XMP", path + ".xmp", path + ".XMP"):
         if not os.access(candidate, os.F_OK):  # absent (most files), or not reachable
             continue
+        if not raw and len(candidate) == len(stem) + 4 and _raw_beside(stem):
+            continue  # IMG_0001.xmp beside IMG_0001.CR2 and IMG_0001.JPG is the raw's (RAW+JPEG shooting)
         try:
             info = os.stat(candidate)
         except OSError:
@@ -68,6 +71,17 @@ def find(path: str) -> list[str]:
             seen.add((info.st_dev, info.st_ino))
             found.append(candidate)
     return found
+
+
+def _raw_beside(stem: str) -> bool:
+    """Whether a camera raw named ``stem`` plus a raw extension is in the folder (asked only when
+    ``stem.xmp`` exists: the folder is listed then, not probed for thirty extensions)."""
+    folder, name = os.path.split(stem)
+    try:
+        with os.scandir(folder or ".") as entries:
+            return any(os.path.splitext(entry.name)[0] == name and is_raw(entry.name) for entry in entries)
+    except OSError:
+        return False
 
 
 class Owners:

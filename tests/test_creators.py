@@ -305,3 +305,41 @@ def test_a_walk_looks_for_sidecars_only_in_folders_that_hold_xmp_files(tmp_path:
     assert not [c for c in calls if c.startswith(str(plain))]
     assert rows[str(plain / "a.jpg")]["status"] == "untagged"
     assert any(c.startswith(str(shoot / "a.")) for c in calls)  # the shoot's sidecar was looked for
+
+
+def test_raw_and_jpeg_shot_together_keep_the_raws_sidecar_to_the_raw(exiftool: str, tmp_path: Path) -> None:
+    # Review 1: RAW+JPEG shooting leaves IMG_0001.CR2 and IMG_0001.JPG beside IMG_0001.xmp, the
+    # raw's sidecar (Lightroom, ExifTool). Tagging the JPEG --allow all rewrote it, so the raw read
+    # "allowed" with the JPEG's work id; reading the JPEG reported the raw's statement as its own.
+    raw, jpeg = tmp_path / "IMG_0001.CR2", tmp_path / "IMG_0001.JPG"
+    Image.new("RGB", (64, 48), "red").save(raw, format="TIFF")
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-Make=Canon", "-Model=Canon EOS 5D", str(raw)], check=True)
+    Image.new("RGB", (64, 48), "blue").save(jpeg)
+    assert rightsmeta.tag(str(raw), Assertion.build(deny=["all"])).status == "tagged"
+    sidecar_bytes = (tmp_path / "IMG_0001.xmp").read_bytes()
+    assert rightsmeta.read(str(jpeg)).carriers == []
+    assert rightsmeta.tag(str(jpeg), Assertion.build(allow=["all"]), ledger=None).status == "tagged"
+    assert (tmp_path / "IMG_0001.xmp").read_bytes() == sidecar_bytes
+    assert not rightsmeta.read(str(raw)).may_use(Purpose.AI_TRAINING)
+    assert rightsmeta.read(str(jpeg)).may_use(Purpose.AI_TRAINING)
+
+
+def test_a_tag_that_fails_leaves_the_files_sidecar_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Review 1: the sidecar of a file tagged in place was rewritten before the file's essence was
+    # taken for the ledger; a failure there left the file untagged and its sidecar changed.
+    from rightsmeta import errors, fingerprint
+
+    photo = tmp_path / "w.jpg"
+    Image.new("RGB", (64, 48), "green").save(photo)
+    sidecar_path = tmp_path / "w.xmp"
+    sidecar_path.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF "
+                            "xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'/></x:xmpmeta>")
+    before, original = sidecar_path.read_bytes(), photo.read_bytes()
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise errors.MalformedFile("decoder failed")
+
+    monkeypatch.setattr(fingerprint, "essence", failing)
+    result = rightsmeta.tag(str(photo), Assertion.build(deny=["all"]), ledger=str(tmp_path / "l.sqlite3"))
+    assert result.status == "failed"
+    assert sidecar_path.read_bytes() == before and photo.read_bytes() == original
