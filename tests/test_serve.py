@@ -463,3 +463,15 @@ def test_serve_refuses_a_ledger_that_is_no_ledger(tmp_path: Path, monkeypatch: p
     assert started == []
     assert CliRunner().invoke(main, ["serve", "--ledger", str(tmp_path / "new.sqlite3")]).exit_code == 0
     assert len(started) == 1
+
+
+def test_a_camera_raw_upload_is_not_rewritten(server: Server, tmp_path: Path) -> None:
+    # Review 1: `rightsmeta tag` never rewrites a vendor's raw (its statement goes to its sidecar),
+    # but /v1/tag wrote XMP into a TIFF-based CR2 (9,400 -> 13,432 bytes). Now it says why not.
+    raw = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(raw, format="TIFF")
+    with server.client() as http:
+        answer = http.post("/v1/tag", files={"file": ("IMG_0001.CR2", raw.getvalue())}, data={"assertion": ASSERTION},
+                           headers=server.auth)
+    problem_doc = _problem(answer, 422)
+    assert "camera raw" in problem_doc["detail"] and "sidecar" in problem_doc["detail"]

@@ -200,6 +200,14 @@ def _tag(path: str, name: str, out: str, assertion: dict[str, Any]) -> dict[str,
 
     if (answer := _answered(out)) is not None:
         return answer
+    from ..errors import UnsupportedFormat
+    from ..sidecar import is_raw
+
+    if is_raw(name):
+        # As `rightsmeta tag` does: a vendor's raw holds maker notes at offsets only the vendor's
+        # tools promise to keep, so it is never rewritten; its statement belongs in its sidecar.
+        raise UnsupportedFormat(f"{name}: a camera raw is not rewritten; tag it with `rightsmeta tag`, which writes "
+                                "its XMP sidecar (keep the two together)")
     statement = Assertion.from_json(assertion)
     data = _read_bytes(path)
     identity = _STATE.get("identity")
