@@ -306,26 +306,31 @@ def _by_content(path: str, limit: int, hint: str | None = None) -> dict[str, Any
         return problem(415, "Unsupported asset type", found.reason or f"content of {report.format} files is not matched")
     matches: list[dict[str, Any]] = []
     seen: set[str] = set()
+
+    def add(hit: dict[str, Any]) -> None:
+        if hit["manifestId"] not in seen and len(matches) < limit:
+            seen.add(hit["manifestId"])
+            matches.append(hit)
+
     code = fingerprint(data, report.format)
-    # The client's hint (hintAlg/hintValue, a soft binding it holds) first, then the content's own code.
-    for binding in (hint, code):
-        for hit in registry.by_binding(ledger.path, registry.ALG, binding, limit) if binding else ():
-            if hit["manifestId"] not in seen:
-                seen.add(hit["manifestId"])
-                matches.append(hit)
-    if not found.decoded:
-        # The soft binding may still match (audio past the ledger's duration bound: its code reads
+    for hit in registry.by_binding(ledger.path, registry.ALG, code, limit) if code else ():
+        add(hit)
+    if found.decoded:
+        for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
+            add({"manifestId": registry.manifest_id_for_work(ledger.path, match.work.id),
+                 "similarityScore": 100 if match.exact else max(0, min(100, round(100 * (1 - match.distance))))})
+    if hint:
+        # The client's hint (hintAlg/hintValue, a soft binding it holds) last, each scored no higher
+        # than the content's own code is near the hint: a hint is a claim, and an unrelated picture
+        # sent with another work's code must not push the content's matches out or score 100.
+        near = registry.similarity(code, hint) if code else 0
+        for hit in registry.by_binding(ledger.path, registry.ALG, hint, limit):
+            add({**hit, "similarityScore": min(hit["similarityScore"], near)})
+    if not found.decoded and not matches:
+        # A soft binding may still match (audio past the ledger's duration bound: its code reads
         # the first 120 s); only a search that found nothing and could not be completed is refused.
-        if matches:
-            return {"json": {"matches": matches[:limit]}}
         return problem(422, "Cannot fingerprint this file", found.reason or "its content could not be decoded")
-    for match in cropsearch.matches(ledger, found, limit=limit):  # uneven crops of images too
-        manifest_id = registry.manifest_id_for_work(ledger.path, match.work.id)
-        if manifest_id not in seen and len(matches) < limit:
-            seen.add(manifest_id)
-            matches.append({"manifestId": manifest_id, "similarityScore": 100 if match.exact else
-                            max(0, min(100, round(100 * (1 - match.distance))))})
-    return {"json": {"matches": matches[:limit]}}
+    return {"json": {"matches": matches}}
 
 
 _JOBS: dict[str, Any] = {

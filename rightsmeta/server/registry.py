@@ -213,6 +213,16 @@ def by_binding(path: str | os.PathLike[str], alg: str, value: str, limit: int = 
     return [{"manifestId": m, "similarityScore": round(100 * (1 - d / bits))} for d, m in scored[:limit]]
 
 
+def similarity(value: str, other: str) -> int:
+    """How near two soft-binding values are, as ``by_binding`` scores a match (0-100); 0 when they
+    are not codes of the same kind and length."""
+    a, b = parse_value(value), parse_value(other)
+    bits_a, bits_b = (_bits(a) if a is not None else None), (_bits(b) if b is not None else None)
+    if bits_a is None or bits_b is None or bits_a[0] != bits_b[0] or bits_a[2] != bits_b[2]:
+        return 0
+    return round(100 * (1 - bin(bits_a[1] ^ bits_b[1]).count("1") / bits_a[2]))
+
+
 def manifest(path: str | os.PathLike[str], manifest_id: str) -> tuple[bytes | None, str | None, str | None]:
     """(manifest store bytes, manifest store JSON, work id) for an id; all None when unknown."""
     with closing(_connect(path)) as db:
