@@ -844,3 +844,25 @@ def test_a_signed_jpeg_inside_a_pdf_or_an_mp3_cover_is_not_the_files_damaged_sto
     for data in (embedded, tone.read_bytes()):
         report = api.read(data)
         assert not any("not where c2pa reads one" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("damage", ["startxref a few bytes off", "bytes before %PDF"])
+def test_a_pdf_with_object_streams_whose_newest_chain_is_lost_is_not_read_as_the_original(
+    qpdf: str, tmp_path: Path, damage: str
+) -> None:
+    # Review 1: a tagged PDF with object streams (its update's cross-reference a stream), with its
+    # last startxref 3 bytes off or 37 bytes before "%PDF": pypdf rebuilt the table and took the
+    # catalog from the original's object stream, so the file read as the untagged original.
+    plain, packed = tmp_path / "a.pdf", tmp_path / "packed.pdf"
+    Image.new("RGB", (100, 100), "red").save(plain)
+    subprocess.run([qpdf, "--object-streams=generate", str(plain), str(packed)], check=True)
+    tagged = rightsmeta.tag_bytes(packed.read_bytes(), DENY_AI)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    if damage == "bytes before %PDF":
+        damaged = b"X" * 37 + tagged
+    else:
+        at = tagged.rindex(b"startxref") + len(b"startxref\n")
+        end = tagged.index(b"\n", at)
+        damaged = tagged[:at] + str(int(tagged[at:end]) + 3).encode() + tagged[end:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("later revision defines it anew" in e for e in report.errors), report.errors

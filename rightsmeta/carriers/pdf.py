@@ -24,6 +24,7 @@ own work the same way and leaves anything unusual to pypdf.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass, field
@@ -195,6 +196,7 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
             "catalog it finds, perhaps an older revision's: the document's catalog was not read"
         )
     refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
+    _check_newest_definitions(data, doc, refs)
     listed = _newest_table(data, {r.idnum for r in refs})
     newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
     for ref in refs:
@@ -204,6 +206,33 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                 f"object {ref.idnum} of this PDF is not at byte {was}, where its newest cross-reference puts it; an "
                 f"older revision's object {ref.idnum} (byte {at}) would be read instead: the newest revision is "
                 "damaged, and its object was not read"
+            )
+
+
+def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> None:
+    """Raise ``MalformedFile`` when pypdf read one of ``refs`` from a place an older revision
+    holds, while a later revision of the file defines the object anew (its "N G obj" header after
+    that place, a startxref between them). Review 1 found it with an update whose cross-reference
+    is a stream: with the last startxref a few bytes off, or bytes before "%PDF", pypdf rebuilt the
+    table and took the catalog from the original's object stream, reading the untagged original."""
+    import re
+
+    reader = doc.reader
+    for ref in refs:
+        if ref.generation == 0 and ref.idnum in reader.xref_objStm:
+            # pypdf takes a compressed copy first (PdfReader.get_object): where its object stream is
+            stream = reader.xref_objStm[ref.idnum][0]
+            at = next((table[stream] for table in reader.xref.values() if stream in table), None)
+        else:
+            at = reader.xref.get(ref.generation, {}).get(ref.idnum)
+        if at is None:
+            continue
+        header = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj" % ref.idnum)
+        last = functools.reduce(lambda _, found: found, header.finditer(data, at + 1), None)  # the file's last
+        if last is not None and data.find(b"startxref", at, last.start()) >= 0:
+            raise MalformedFile(
+                f"object {ref.idnum} of this PDF was read from byte {at}, but a later revision defines it anew at byte "
+                f"{last.start()}: the newest revision's cross-reference could not be followed, and its object was not read"
             )
 
 
