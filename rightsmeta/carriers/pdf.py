@@ -215,8 +215,6 @@ def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> Non
     that place, a startxref between them). Review 1 found it with an update whose cross-reference
     is a stream: with the last startxref a few bytes off, or bytes before "%PDF", pypdf rebuilt the
     table and took the catalog from the original's object stream, reading the untagged original."""
-    import re
-
     reader = doc.reader
     for ref in refs:
         if ref.generation == 0 and ref.idnum in reader.xref_objStm:
