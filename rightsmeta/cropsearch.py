@@ -547,6 +547,46 @@ def _dct_filled(n: int, windows: Array, mode: str, freqs: int) -> Array:
     return out.reshape(len(windows), freqs, n)
 
 
+def _sides_dct(n: int, windows: Array, freqs: int) -> tuple[Array, Array]:
+    """(len(windows), freqs) twice: the DCT of each cell's share left of (before) the line and
+    right of (after) it: what the edge fill adds to the first and the last pixel."""
+    lines = (windows[:, :1] + (windows[:, 1:] - windows[:, :1]) * np.arange(_SIZE + 1) / _SIZE) * n
+    width = np.maximum(lines[:, 1:] - lines[:, :-1], 1e-9)
+    before = np.clip(np.minimum(lines[:, 1:], 0.0) - lines[:, :-1], 0.0, None) / width
+    after = np.clip(lines[:, 1:] - np.maximum(lines[:, :-1], float(n)), 0.0, None) / width
+    return before @ _DCT[:freqs].T, after @ _DCT[:freqs].T
+
+
+def _coarse_fills(pixels: Array, xs: Array, ys: Array) -> list[Array]:
+    """The 8x8 low coefficients of every pair of ``xs`` and ``ys`` under the edge fill, the mean
+    fill and the edge fill brighter and darker (``_Filled.fills`` but the mirrored one): one
+    product of the copy's own part; the edge fill adds rank-one terms of the copy's first and last
+    rows and columns (its weights are the inside's plus the outside's shares on its end pixels)."""
+    h, w = pixels.shape
+    freqs = 8
+    ay, ax = _dct_filled(h, ys, "inside", freqs).reshape(-1, h), _dct_filled(w, xs, "inside", freqs).reshape(-1, w)
+    (ly, ry), (lx, rx) = _sides_dct(h, ys, freqs), _sides_dct(w, xs, freqs)
+    ly, ry, lx, rx = ly.ravel(), ry.ravel(), lx.ravel(), rx.ravel()
+    if len(ys) * w <= len(xs) * h:  # the cheaper order, as in _coefficients
+        rows = np.einsum("ah,hw->aw", ay, pixels)  # (ny f, w)
+        inside = np.einsum("aw,bw->ab", rows, ax)
+        columns = np.einsum("hw,bw->hb", pixels[[0, -1]], ax)  # the first and last rows, (2, nx f)
+    else:
+        columns = np.einsum("hw,bw->hb", pixels, ax)  # (h, nx f)
+        inside = np.einsum("ah,hb->ab", ay, columns)
+        rows = np.einsum("ah,hw->aw", ay, pixels)
+        columns = columns[[0, -1]]
+    # Terms of the edge fill: the copy's part times the outside shares, and the corners.
+    edge = (inside + np.outer(rows[:, 0], lx) + np.outer(rows[:, -1], rx) + np.outer(ly, columns[0])
+            + np.outer(ry, columns[1]) + pixels[0, 0] * np.outer(ly, lx) + pixels[0, -1] * np.outer(ly, rx)
+            + pixels[-1, 0] * np.outer(ry, lx) + pixels[-1, -1] * np.outer(ry, rx))
+    dy, dx = _inside_dct(h, ys, freqs), _inside_dct(w, xs, freqs)
+    whole = _DCT[:freqs].sum(axis=1)
+    outside = np.outer(np.tile(whole, len(ys)), np.tile(whole, len(xs))) - np.outer(dy.ravel(), dx.ravel())
+    fills = [edge, inside + float(pixels.mean()) * outside, edge + _FILL_SHIFT * outside, edge - _FILL_SHIFT * outside]
+    return [f.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3) for f in fills]
+
+
 def _inside_dct(n: int, windows: Array, freqs: int) -> Array:
     """(len(windows), freqs): the DCT of each cell's share inside the line."""
     shares: Array = _taps(n, windows, "inside")[1].sum(axis=-1) @ _DCT[:freqs].T
@@ -619,7 +659,7 @@ class WideSearch:
         self.pairs = [(wide, narrow), (narrow, wide)]  # (xs, ys)
         # Each window's 64 low bits under every fill: a work is a candidate when one of them shares
         # a band with its code (the edge fill alone left 3 of 10 true 9:16 stories without one).
-        self.low = [np.stack([_low_codes(c) for c in _Filled(self.pixels, xs, ys, 8).fills()]) for xs, ys in self.pairs]
+        self.low = [np.stack([_low_codes(c) for c in _coarse_fills(self.pixels, xs, ys)]) for xs, ys in self.pairs]
 
     def lows(self) -> Array:
         """Every window's low bits under every fill, for ``CentreIndex.candidates``."""
