@@ -491,6 +491,10 @@ WIDE_MIN_COMPARED = 96  # bits the fills must agree on for a window to be scored
 WIDE_THRESHOLD = 0.12  # share of the compared bits. True pairs 0-0.14 (mean 0.04), unrelated 0.22 or more
 # (1st percentile 0.26) of 600 forced pairs (bench/crop_separation.py --wide); at 0.2 unrelated bench
 # copies matched (2 in a partial run of bench/durability.py --photos 30), so the margin is kept wide
+# Starts are refined only when the best of them lies within this share: true pairs' best start
+# came at 0.02-0.21 (24 copies, refined to 0-0.13), unrelated ones' at 0.26 or more (192 pairs,
+# 1st percentile 0.28), and refining costs 0.2-0.3 s a work.
+_WIDE_GATE = 0.24
 _FILL_MODES = ("edge", "mirror", "inside")
 
 
@@ -575,15 +579,18 @@ def _coarse_fills(pixels: Array, xs: Array, ys: Array) -> list[Array]:
     ay, ax = _dct_filled(h, ys, "inside", freqs).reshape(-1, h), _dct_filled(w, xs, "inside", freqs).reshape(-1, w)
     (ly, ry), (lx, rx) = _sides_dct(h, ys, freqs), _sides_dct(w, xs, freqs)
     ly, ry, lx, rx = ly.ravel(), ry.ravel(), lx.ravel(), rx.ravel()
+    # rows: the y windows applied to the copy's first and last columns, (ny f, 2); columns: the x
+    # windows applied to its first and last rows, (2, nx f).
     if len(ys) * w <= len(xs) * h:  # the cheaper order, as in _coefficients
-        rows = np.einsum("ah,hw->aw", ay, pixels)  # (ny f, w)
-        inside = np.einsum("aw,bw->ab", rows, ax)
-        columns = np.einsum("hw,bw->hb", pixels[[0, -1]], ax)  # the first and last rows, (2, nx f)
+        applied = np.einsum("ah,hw->aw", ay, pixels)  # (ny f, w)
+        inside = np.einsum("aw,bw->ab", applied, ax)
+        rows = applied[:, [0, -1]]
+        columns = np.einsum("hw,bw->hb", pixels[[0, -1]], ax)
     else:
-        columns = np.einsum("hw,bw->hb", pixels, ax)  # (h, nx f)
-        inside = np.einsum("ah,hb->ab", ay, columns)
-        rows = np.einsum("ah,hw->aw", ay, pixels)
-        columns = columns[[0, -1]]
+        applied = np.einsum("hw,bw->hb", pixels, ax)  # (h, nx f)
+        inside = np.einsum("ah,hb->ab", ay, applied)
+        rows = np.einsum("ah,hw->aw", ay, pixels[:, [0, -1]])
+        columns = applied[[0, -1]]
     # Terms of the edge fill: the copy's part times the outside shares, and the corners.
     edge = (inside + np.outer(rows[:, 0], lx) + np.outer(rows[:, -1], rx) + np.outer(ly, columns[0])
             + np.outer(ry, columns[1]) + pixels[0, 0] * np.outer(ly, lx) + pixels[0, -1] * np.outer(ly, rx)
@@ -689,6 +696,9 @@ class WideSearch:
         ys = np.array([s[2] for s in starts])
         # Each start alone (the diagonal of the products over all its pairs), over all bits.
         share = _scores(_Filled(self.pixels, xs, ys, 16, paired=True), target)
+        nearest = int(np.argmin(share))
+        if share[nearest] > _WIDE_GATE:  # an unrelated work: refining would not bring it near
+            return float(share[nearest]), (float(xs[nearest][0]), float(ys[nearest][0]), float(xs[nearest][1]), float(ys[nearest][1]))
         best = (1.0, (0.0, 0.0, 1.0, 1.0))
         for i in np.argsort(share, kind="stable")[:_REFINED]:
             found = self._refine(target, xs[i], ys[i])
