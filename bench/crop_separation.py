@@ -2,6 +2,7 @@
 
     python bench/crop_separation.py
     python bench/crop_separation.py --turned
+    python bench/crop_separation.py --wide
 
 30 photos (tests/material.py) cut on four sides by seeded random fractions up to 20 %, every
 other one then resized to 60 %: the fine search's distance to their own work's "centre 60 %"
@@ -13,6 +14,11 @@ With --turned each photo is flipped or turned (the seven forms in turn) before i
 searched turned back from its form; an unrelated copy is searched in every form
 (``cropsearch.FORMS``), as its lookup is, and each pair counts by its nearest form (9,600
 forced searches: 764 s of CPU on the shared machine, load 3-4).
+
+With --wide the cuts are those ``cropsearch.WideSearch`` covers (one axis cut by more than 20 % a
+side, up to 40 %, keeping 60 % of the centre region; the other up to 10 % a side; every other copy
+then resized to 60 %), the works of six shapes (4:3, 3:4, 3:2, square, 16:9, 3:2 again), and the
+score is the share of the compared bits that differ (threshold ``cropsearch.WIDE_THRESHOLD``).
 """
 
 from __future__ import annotations
@@ -55,10 +61,61 @@ def _search(img: Image.Image, seed: int, resize: bool, form: str | None = None) 
     return cropsearch.CropSearch(cropsearch.working_image(view))
 
 
+SHAPES_WIDE = [(480, 360), (360, 480), (512, 340), (400, 400), (640, 360), (480, 320)]
+
+
+def _wide_cuts(rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """Seeded cuts (left, top, right, bottom) that the wide search covers."""
+    while True:
+        a, b = (float(v) for v in rng.uniform(0, cropsearch.WIDE_CUT, 2))
+        c, d = (float(v) for v in rng.uniform(0, 0.1, 2))
+        cuts = (a, c, b, d) if rng.random() < 0.5 else (c, a, d, b)
+        if cropsearch.wide_covered(*cuts):
+            return cuts
+
+
+def _wide(seeds: int, unrelated: int) -> None:
+    started = time.process_time()
+    works = []
+    for seed in range(seeds):
+        img = material.photo(seed, SHAPES_WIDE[seed % len(SHAPES_WIDE)])
+        works.append((img, bytes.fromhex(dict(essence(material.jpeg(img, 90), "jpeg").regions)[cropsearch.SEARCH_REGION])))
+
+    def search(img: Image.Image, seed: int, resize: bool) -> tuple[cropsearch.WideSearch, tuple[float, ...]]:
+        cuts = _wide_cuts(np.random.default_rng(seed))
+        copy = material._crop(img, *cuts)
+        copy = material._resized(copy, 0.6) if resize else copy
+        view = essence(material.jpeg(copy, 75), "jpeg").view
+        assert view is not None
+        return cropsearch.WideSearch(cropsearch.working_image(view)), cuts
+
+    true = []
+    for n, (img, code) in enumerate(works):
+        wide, cuts = search(img, n + 500, n % 2 == 1)
+        share = wide.match(code)[0]
+        true.append(share)
+        print(f"  true {n} {img.size} cuts {'/'.join(f'{100 * c:.0f}' for c in cuts)}: {share:.3f}", flush=True)
+    false = []
+    for n in range(unrelated):
+        wide, _ = search(material.photo(70_000 + n, SHAPES_WIDE[n % len(SHAPES_WIDE)]), n, n % 2 == 1)
+        false += [wide.match(code)[0] for _, code in works]
+    print(f"true pairs ({len(true)}): at most {max(true):.3f}, mean {np.mean(true):.3f}, "
+          f"above the threshold {sum(t > cropsearch.WIDE_THRESHOLD for t in true)}; unrelated pairs ({len(false)}): "
+          f"at least {min(false):.3f}, 1st percentile {np.percentile(false, 1):.3f}, mean {np.mean(false):.3f}; "
+          f"threshold {cropsearch.WIDE_THRESHOLD}; {time.process_time() - started:.0f} s CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turned", action="store_true", help="copies flipped or turned before the cut")
-    turned = parser.parse_args().turned
+    parser.add_argument("--wide", action="store_true", help="crops of more than 20 %% a side on one axis")
+    parser.add_argument("--works", type=int, default=30)
+    parser.add_argument("--unrelated", type=int, default=40)
+    args = parser.parse_args()
+    if args.wide:
+        _wide(args.works, args.unrelated)
+        return
+    turned = args.turned
     started = time.process_time()
     forms = list(TURNS) if turned else [None]
     works = []

@@ -42,9 +42,15 @@ and measured with recognition by bench/durability.py. A copy flipped or turned a
 searched turned back (``CropSearch.turned``: the same coarse products, only new low codes, four
 sorts for the seven forms): mirrored back with the copy as it is, then, only when neither found a
 work, in the six other forms (``FORMS``), which every unrelated copy pays. A quarter turn then a
-4:5 crop is, turned back, a 5:4 crop of the work within ``MAX_CUT``, found so too. Not searched:
-crops beyond ``MAX_CUT`` on a side (30 % off the left keeps no region the work records, nor does
-a 9:16 strip of a square or landscape work: a quarter turn then a 16:9 crop).
+4:5 crop is, turned back, a 5:4 crop of the work within ``MAX_CUT``, found so too.
+
+When none of that found a work, ``WideSearch`` (below) tries crops cutting one axis by more than
+``MAX_CUT`` (up to ``WIDE_CUT``, the other axis up to ``_WIDE_OTHER``): a platform's square, 9:16
+story or 3:1 banner. Such a copy holds only part of the centre region, so it is compared on the
+bits of the work's code that the missing part cannot change. Not searched: both axes cut beyond
+``MAX_CUT``, a copy holding less than ``_WIDE_KNOWN`` of the centre region's side (a 3:1 banner of
+a square work), and a wide crop of a flipped or turned copy (a quarter turn then a 16:9 crop of a
+square or landscape work).
 """
 
 from __future__ import annotations
@@ -306,11 +312,13 @@ class CropSearch:
         return out
 
 
-def _around(window: Array, step: float, reach: int = 3) -> Array:
+def _around(window: Array, step: float, reach: int = 3, clip: bool = True) -> Array:
     """Windows whose edges lie within ``reach`` steps (fractions of the window) of this one's,
-    inside the copy."""
+    inside the copy (``clip``; a wide crop's window may overhang it)."""
     moves = np.arange(-reach, reach + 1) * step * (window[1] - window[0])
     out = np.stack(np.meshgrid(window[0] + moves, window[1] + moves, indexing="ij"), axis=-1).reshape(-1, 2)
+    if not clip:
+        return out
     clipped: Array = np.clip(out, 0.0, 1.0)
     return clipped
 
@@ -359,9 +367,9 @@ class CentreIndex:
         """The grids the indexed works were recorded with, each once, the current one first."""
         return sorted({int(v) for v in np.unique(self._snapshot[2])}, key=lambda v: v != GRIDS)
 
-    def candidates(self, low: Array, grids: int = GRIDS) -> list[tuple[str, bytes]]:
+    def candidates(self, low: Array, grids: int = GRIDS, bits: int = COARSE_BITS) -> list[tuple[str, bytes]]:
         """(work id, code) of the works recorded with ``grids`` whose code shares a 16-bit band
-        with some window's low bits and lies within ``COARSE_BITS`` of it there, nearest first."""
+        with some window's low bits and lies within ``bits`` of it there, nearest first."""
         ids, codes, versions, works_low, bands = self._snapshot
         flat = low.ravel()
         pairs_window, pairs_work = [], []
@@ -374,10 +382,10 @@ class CentreIndex:
             pairs_window.append(window)
             pairs_work.append(order[np.repeat(first, count) + offset])
         window, work = np.concatenate(pairs_window), np.concatenate(pairs_work)
-        bits = np.bitwise_count(flat[window] ^ works_low[work])
-        keep = (bits <= COARSE_BITS) & (versions[work] == grids)
+        apart = np.bitwise_count(flat[window] ^ works_low[work])
+        keep = (apart <= bits) & (versions[work] == grids)
         best: dict[int, int] = {}
-        for w, b in zip(work[keep].tolist(), bits[keep].tolist(), strict=True):
+        for w, b in zip(work[keep].tolist(), apart[keep].tolist(), strict=True):
             best[w] = min(b, best.get(w, b))
         ranked = sorted(best, key=best.__getitem__)[:_MAX_CANDIDATES]
         return [(ids[w], codes[w]) for w in ranked]
@@ -432,6 +440,14 @@ def search(ledger: Ledger, grey: Array) -> list[Match]:
                         out.append(Match(work, distance, False, describe(box, form), SEARCH_REGION, form))
         if out:
             break  # a copy explained by a cheaper form is not searched in costlier ones
+    if not out and GRIDS in index.grids():
+        # Nothing within MAX_CUT a side: a crop cutting one axis more (a square, story or banner).
+        wide = WideSearch(pixels)
+        for work_id, code in index.candidates(wide.lows(), GRIDS, WIDE_COARSE_BITS):
+            share, box = wide.match(code)
+            work = ledger.get(work_id) if share <= WIDE_THRESHOLD else None
+            if work is not None:
+                out.append(Match(work, share, False, describe_wide(box), SEARCH_REGION))
     # A work found both ways (a picture symmetric enough) is named once, by the nearer.
     nearest: dict[str, Match] = {}
     for match in sorted(out, key=lambda m: (m.imported, m.distance)):
@@ -445,3 +461,269 @@ def matches(ledger: Ledger, essence: Any, *, limit: int = 10) -> list[Match]:
     if found or essence.kind != "image" or essence.view is None:
         return found
     return search(ledger, essence.view)[:limit]
+
+
+# --- crops of more than MAX_CUT a side ------------------------------------------------------------
+#
+# A platform's crop to another aspect cuts one axis far more than MAX_CUT: a 16:9 photo cut to an
+# off-centre square, a 3:2 photo cut to a 9:16 story (31 % off each side), a 3:1 banner from a 3:2
+# photo (25 % off the top and the bottom). The copy then holds only part of every region the work
+# records; of its "centre 60 %" it still holds 60-95 % along the cut axis and all of it along the
+# other. So the hypotheses let the region's window overhang the copy, and the cells outside the
+# copy are unknown. The code's bits that the unknown part cannot flip are found by filling it in
+# several ways that differ a lot (the copy's edge pixels repeated, its border mirrored, its mean
+# grey, and the edge fill brighter and darker by ``_FILL_SHIFT``): a bit all the fills agree on is
+# the copy's, a bit they disagree on is not compared. The score is the share of the compared bits
+# that differ from the work's code. Measured (bench/crop_separation.py --wide): see WIDE_THRESHOLD.
+#
+# Every fill is linear in the copy's pixels, so each is a matrix per axis (``_filled``): the edge
+# fill folds the taps outside the copy onto its first or last pixel, the mirrored one onto their
+# mirror images, and the mean and the shifts add the outside's share of each cell, the same for
+# every picture (``_outside``). Searched only when nothing else matched; the copy as it is (not
+# flipped or turned back) and only against works recorded with grids v2.
+
+WIDE_CUT = 0.4  # the most a wide hypothesis cuts off a side of the cut axis
+_WIDE_KNOWN = 0.6  # the least share of the centre region's width the copy must hold on that axis
+_WIDE_OTHER = 0.1  # the most cut off a side of the other axis (a platform's crop cuts one axis)
+_FILL_SHIFT = 64.0  # grey levels the brighter and darker fills differ from the edge fill
+WIDE_COARSE_BITS = 12  # of the 64 low bits (edge fill) for a work to be a candidate
+WIDE_MIN_COMPARED = 96  # bits the fills must agree on for a window to be scored
+WIDE_THRESHOLD = 0.12  # share of the compared bits. True pairs 0-0.14 (mean 0.04), unrelated 0.22 or more
+# (1st percentile 0.26) of 600 forced pairs (bench/crop_separation.py --wide); at 0.2 unrelated bench
+# copies matched (2 in a partial run of bench/durability.py --photos 30), so the margin is kept wide
+# Starts are refined only when the best of them lies within this share: true pairs' best start
+# came at 0.02-0.21 (24 copies, refined to 0-0.13), unrelated ones' at 0.26 or more (192 pairs,
+# 1st percentile 0.28), and refining costs 0.2-0.3 s a work.
+_WIDE_GATE = 0.24
+_FILL_MODES = ("edge", "mirror", "inside")
+
+
+def _wide_windows(step: float) -> tuple[Array, Array]:
+    """(the cut axis' windows, the other axis' windows): the centre region's (start, end) in the
+    copy, for every pair of cuts; on the cut axis only pairs beyond ``MAX_CUT`` on a side that leave
+    the copy ``_WIDE_KNOWN`` of the region."""
+    cuts = np.round(np.arange(0, WIDE_CUT + step / 2, step), 6)
+    wide = []
+    for a in cuts:
+        for b in cuts:
+            known = (min(1 - MAX_CUT, 1 - b) - max(MAX_CUT, a)) / (1 - 2 * MAX_CUT)
+            if max(a, b) > MAX_CUT + 1e-9 and known >= _WIDE_KNOWN - 1e-9:
+                wide.append(((MAX_CUT - a) / (1 - a - b), (1 - MAX_CUT - a) / (1 - a - b)))
+    other = [c for c in cuts if c <= _WIDE_OTHER + 1e-9]
+    narrow = [((MAX_CUT - a) / (1 - a - b), (1 - MAX_CUT - a) / (1 - a - b)) for a in other for b in other]
+    return np.array(wide), np.array(narrow)
+
+
+def wide_covered(left: float, top: float, right: float, bottom: float) -> bool:
+    """Whether a crop cutting these fractions off the work's sides is one ``WideSearch`` hypothesises
+    (to within the coarse step), and no narrower search does."""
+    def known(a: float, b: float) -> float:
+        return (min(1 - MAX_CUT, 1 - b) - max(MAX_CUT, a)) / (1 - 2 * MAX_CUT)
+
+    def wide(a: float, b: float) -> bool:
+        return max(a, b) > MAX_CUT and max(a, b) <= WIDE_CUT and known(a, b) >= _WIDE_KNOWN
+
+    def narrow(a: float, b: float) -> bool:
+        return max(a, b) <= _WIDE_OTHER
+
+    return (wide(left, right) and narrow(top, bottom)) or (wide(top, bottom) and narrow(left, right))
+
+
+def _taps(n: int, windows: Array, mode: str) -> tuple[Array, Array]:
+    """(pixel, weight), each (len(windows), 32, taps): ``_coverage``'s cell means for windows that
+    may overhang a line of ``n`` pixels, the part outside filled by ``mode``: "edge" (the first or
+    last pixel repeated), "mirror" (the line mirrored at its ends) or "inside" (nothing: the
+    outside's share is 0). A pixel may appear more than once in a cell (taps folded onto it)."""
+    lines = (windows[:, :1] + (windows[:, 1:] - windows[:, :1]) * np.arange(_SIZE + 1) / _SIZE) * n
+    start, end = lines[:, :-1, None], lines[:, 1:, None]
+    taps = int(np.ceil(float((end - start).max()))) + 2
+    index = np.floor(start).astype(np.int64) + np.arange(taps)
+    weights = np.clip(np.minimum(end, index + 1) - np.maximum(start, index), 0.0, None) / np.maximum(end - start, 1e-9)
+    if mode == "mirror":
+        index = np.where(index < 0, -index - 1, np.where(index >= n, 2 * n - 1 - index, index))
+    elif mode == "inside":
+        weights[(index < 0) | (index >= n)] = 0.0
+    # "edge": the outside's taps onto the end pixels (an overhang longer than the line, never
+    # hypothesised, stays bounded too).
+    return np.clip(index, 0, n - 1), weights
+
+
+def _dct_filled(n: int, windows: Array, mode: str, freqs: int) -> Array:
+    """(len(windows), freqs, n): the lowest ``freqs`` DCT rows of each window's cell means
+    (``_taps``), as one bincount over (window, frequency, pixel): the weights are sparse, and
+    folded taps add up."""
+    index, weights = _taps(n, windows, mode)
+    values = _DCT[:freqs][None, :, :, None] * weights[:, None, :, :]  # (windows, freqs, 32, taps)
+    rows = np.arange(len(windows) * freqs).reshape(len(windows), freqs, 1, 1)
+    out: Array = np.bincount((rows * n + index[:, None]).ravel(), values.ravel(), minlength=len(windows) * freqs * n)
+    return out.reshape(len(windows), freqs, n)
+
+
+def _sides_dct(n: int, windows: Array, freqs: int) -> tuple[Array, Array]:
+    """(len(windows), freqs) twice: the DCT of each cell's share left of (before) the line and
+    right of (after) it: what the edge fill adds to the first and the last pixel."""
+    lines = (windows[:, :1] + (windows[:, 1:] - windows[:, :1]) * np.arange(_SIZE + 1) / _SIZE) * n
+    width = np.maximum(lines[:, 1:] - lines[:, :-1], 1e-9)
+    before = np.clip(np.minimum(lines[:, 1:], 0.0) - lines[:, :-1], 0.0, None) / width
+    after = np.clip(lines[:, 1:] - np.maximum(lines[:, :-1], float(n)), 0.0, None) / width
+    return before @ _DCT[:freqs].T, after @ _DCT[:freqs].T
+
+
+def _coarse_fills(pixels: Array, xs: Array, ys: Array) -> list[Array]:
+    """The 8x8 low coefficients of every pair of ``xs`` and ``ys`` under the edge fill, the mean
+    fill and the edge fill brighter and darker (``_Filled.fills`` but the mirrored one): one
+    product of the copy's own part; the edge fill adds rank-one terms of the copy's first and last
+    rows and columns (its weights are the inside's plus the outside's shares on its end pixels)."""
+    h, w = pixels.shape
+    freqs = 8
+    ay, ax = _dct_filled(h, ys, "inside", freqs).reshape(-1, h), _dct_filled(w, xs, "inside", freqs).reshape(-1, w)
+    (ly, ry), (lx, rx) = _sides_dct(h, ys, freqs), _sides_dct(w, xs, freqs)
+    ly, ry, lx, rx = ly.ravel(), ry.ravel(), lx.ravel(), rx.ravel()
+    # rows: the y windows applied to the copy's first and last columns, (ny f, 2); columns: the x
+    # windows applied to its first and last rows, (2, nx f).
+    if len(ys) * w <= len(xs) * h:  # the cheaper order, as in _coefficients
+        applied = np.einsum("ah,hw->aw", ay, pixels)  # (ny f, w)
+        inside = np.einsum("aw,bw->ab", applied, ax)
+        rows = applied[:, [0, -1]]
+        columns = np.einsum("hw,bw->hb", pixels[[0, -1]], ax)
+    else:
+        applied = np.einsum("hw,bw->hb", pixels, ax)  # (h, nx f)
+        inside = np.einsum("ah,hb->ab", ay, applied)
+        rows = np.einsum("ah,hw->aw", ay, pixels[:, [0, -1]])
+        columns = applied[[0, -1]]
+    # Terms of the edge fill: the copy's part times the outside shares, and the corners.
+    edge = (inside + np.outer(rows[:, 0], lx) + np.outer(rows[:, -1], rx) + np.outer(ly, columns[0])
+            + np.outer(ry, columns[1]) + pixels[0, 0] * np.outer(ly, lx) + pixels[0, -1] * np.outer(ly, rx)
+            + pixels[-1, 0] * np.outer(ry, lx) + pixels[-1, -1] * np.outer(ry, rx))
+    dy, dx = _inside_dct(h, ys, freqs), _inside_dct(w, xs, freqs)
+    whole = _DCT[:freqs].sum(axis=1)
+    outside = np.outer(np.tile(whole, len(ys)), np.tile(whole, len(xs))) - np.outer(dy.ravel(), dx.ravel())
+    fills = [edge, inside + float(pixels.mean()) * outside, edge + _FILL_SHIFT * outside, edge - _FILL_SHIFT * outside]
+    return [f.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3) for f in fills]
+
+
+def _inside_dct(n: int, windows: Array, freqs: int) -> Array:
+    """(len(windows), freqs): the DCT of each cell's share inside the line."""
+    shares: Array = _taps(n, windows, "inside")[1].sum(axis=-1) @ _DCT[:freqs].T
+    return shares
+
+
+class _Filled:
+    """The coefficients of windows of one copy under every fill: of every pair of ``xs`` and ``ys``
+    (a grid, ``(ys, xs, freqs, freqs)``), or with ``paired`` of the k-th x with the k-th y
+    (``(k, freqs, freqs)``)."""
+
+    def __init__(self, pixels: Array, xs: Array, ys: Array, freqs: int, paired: bool = False) -> None:
+        h, w = pixels.shape
+        self.by_mode: dict[str, Array] = {}
+        for mode in _FILL_MODES:
+            ax, ay = _dct_filled(w, xs, mode, freqs), _dct_filled(h, ys, mode, freqs)
+            if paired:
+                self.by_mode[mode] = np.einsum("kfw,kgw->kfg", np.einsum("kfh,hw->kfw", ay, pixels), ax)
+            elif len(ys) * w <= len(xs) * h:  # the cheaper order, as in _coefficients
+                out = np.einsum("aw,bw->ab", np.einsum("ah,hw->aw", ay.reshape(-1, h), pixels), ax.reshape(-1, w))
+                self.by_mode[mode] = out.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3)
+            else:
+                out = np.einsum("ah,hb->ab", ay.reshape(-1, h), np.einsum("hw,bw->hb", pixels, ax.reshape(-1, w)))
+                self.by_mode[mode] = out.reshape(len(ys), freqs, len(xs), freqs).transpose(0, 2, 1, 3)
+        # The outside's share of each cell, as coefficients: DCT(1) DCT(1)^T - DCT(in_y) DCT(in_x)^T.
+        dy, dx = _inside_dct(h, ys, freqs), _inside_dct(w, xs, freqs)  # (windows, freqs)
+        whole = _DCT[:freqs].sum(axis=1)
+        if paired:
+            self.outside = whole[None, :, None] * whole[None, None, :] - dy[:, :, None] * dx[:, None, :]
+        else:
+            self.outside = (whole[None, None, :, None] * whole[None, None, None, :]
+                            - dy[:, None, :, None] * dx[None, :, None, :])
+        self.mean = float(pixels.mean())
+
+    def fills(self) -> list[Array]:
+        edge = self.by_mode["edge"]
+        return [edge, self.by_mode["mirror"], self.by_mode["inside"] + self.mean * self.outside,
+                edge + _FILL_SHIFT * self.outside, edge - _FILL_SHIFT * self.outside]
+
+
+def _full_bits(coefficients: Array) -> Array:
+    """``_full_codes``' 256 bits unpacked (each block above its median, the median taken as
+    ``_above_median`` takes it: the same values, a fifth of np.median's cost)."""
+    blocks = [coefficients[..., y : y + 8, x : x + 8] for x, y in ((0, 0), (8, 0), (0, 8), (8, 8))]
+    flat = np.stack([np.ascontiguousarray(b).reshape(*b.shape[:-2], 64) for b in blocks], axis=-2)
+    middle = np.sort(flat, axis=-1)[..., 31:33]
+    median = (middle[..., :1] + middle[..., 1:]) / 2
+    bits: Array = (flat > median).reshape(*flat.shape[:-2], 256)
+    return bits
+
+
+def _scores(filled: _Filled, target: Array) -> Array:
+    """The share of the bits all fills agree on that differ from ``target``, per window (1.0 where
+    fewer than ``WIDE_MIN_COMPARED`` agree)."""
+    bits = _full_bits(np.stack(filled.fills()))
+    agreed = (bits == bits[:1]).all(axis=0)
+    compared = agreed.sum(axis=-1)
+    differ = ((bits[0] != np.unpackbits(target)) & agreed).sum(axis=-1)
+    share: Array = np.where(compared >= WIDE_MIN_COMPARED, differ / np.maximum(compared, 1), 1.0)
+    return share
+
+
+class WideSearch:
+    """The search over one copy for crops of more than ``MAX_CUT`` on one axis (see above)."""
+
+    def __init__(self, grey: Array) -> None:
+        self.pixels = np.asarray(grey, dtype=np.float64)
+        wide, narrow = _wide_windows(COARSE_STEP)
+        # Two sets of window pairs: cut across (x wide), cut down (y wide).
+        self.pairs = [(wide, narrow), (narrow, wide)]  # (xs, ys)
+        # Each window's 64 low bits under every fill: a work is a candidate when one of them shares
+        # a band with its code (the edge fill alone left 3 of 10 true 9:16 stories without one).
+        self.low = [np.stack([_low_codes(c) for c in _coarse_fills(self.pixels, xs, ys)]) for xs, ys in self.pairs]
+
+    def lows(self) -> Array:
+        """Every window's low bits under every fill, for ``CentreIndex.candidates``."""
+        return np.concatenate([low.ravel() for low in self.low])
+
+    def match(self, code: bytes) -> tuple[float, tuple[float, float, float, float]]:
+        """The best share (``_scores``) near ``code`` (a work's centre code) and the window's box
+        in the copy (it may reach outside 0-1)."""
+        target = np.frombuffer(code, np.uint8)
+        low = np.uint64(int.from_bytes(code[:8], "big"))
+        starts = []
+        for (xs, ys), lows in zip(self.pairs, self.low, strict=True):
+            near = np.bitwise_count(lows ^ low).min(axis=0)  # by the nearest fill
+            for flat in np.argsort(near, axis=None, kind="stable")[:_STARTS]:
+                iy, ix = np.unravel_index(flat, near.shape)
+                starts.append((int(near[iy, ix]), xs[ix], ys[iy]))
+        starts.sort(key=lambda s: s[0])
+        xs = np.array([s[1] for s in starts])
+        ys = np.array([s[2] for s in starts])
+        # Each start alone (the diagonal of the products over all its pairs), over all bits.
+        share = _scores(_Filled(self.pixels, xs, ys, 16, paired=True), target)
+        nearest = int(np.argmin(share))
+        if share[nearest] > _WIDE_GATE:  # an unrelated work: refining would not bring it near
+            return float(share[nearest]), (float(xs[nearest][0]), float(ys[nearest][0]), float(xs[nearest][1]), float(ys[nearest][1]))
+        best = (1.0, (0.0, 0.0, 1.0, 1.0))
+        for i in np.argsort(share, kind="stable")[:_REFINED]:
+            found = self._refine(target, xs[i], ys[i])
+            best = min(best, found, key=lambda f: f[0])
+        return best
+
+    def _refine(self, target: Array, x: Array, y: Array) -> tuple[float, tuple[float, float, float, float]]:
+        share = 1.0
+        for step in _FINE_STEPS:
+            for _ in range(2):
+                xs = _around(x, step, clip=False)
+                found = _scores(_Filled(self.pixels, xs, y[None, :], 16), target)[0]
+                x = xs[int(np.argmin(found))]
+                ys = _around(y, step, clip=False)
+                found = _scores(_Filled(self.pixels, x[None, :], ys, 16), target)[:, 0]
+                y, share = ys[int(np.argmin(found))], float(found.min())
+        return share, (float(x[0]), float(y[0]), float(x[1]), float(y[1]))
+
+
+def describe_wide(box: tuple[float, float, float, float]) -> str:
+    """Which part of the work the copy is, from where the work's centre region lies in it."""
+    left, top, right, bottom = box
+    def span(start: float, end: float) -> tuple[int, int]:
+        size = (1 - 2 * MAX_CUT) / (end - start)
+        return round(100 * (MAX_CUT - start * size)), round(100 * (MAX_CUT + (1 - start) * size))
+    (x0, x1), (y0, y1) = span(left, right), span(top, bottom)
+    return (f"the file matched the work's part {max(0, x0)}-{min(100, x1)} % across, {max(0, y0)}-{min(100, y1)} % down "
+            f"(a crop of more than {round(100 * MAX_CUT)} % a side; compared by the part of the work's {SEARCH_REGION} it holds)")

@@ -96,6 +96,19 @@ def _aspect_at_start(img: Image.Image, ratio: float) -> Image.Image:
     return img.crop((0, 0, w, round(w / ratio)))
 
 
+def _aspect_at(img: Image.Image, ratio: float, where: float) -> Image.Image:
+    """A crop to ``ratio`` (width / height) placed ``where`` (0: left or top, 0.5: centred, 1: right
+    or bottom) along the axis it cuts: what a platform's crop to a square, a story or a banner does."""
+    w, h = img.size
+    if w / h > ratio:
+        nw = round(h * ratio)
+        left = round((w - nw) * where)
+        return img.crop((left, 0, left + nw, h))
+    nh = round(w / ratio)
+    top = round((h - nh) * where)
+    return img.crop((0, top, w, top + nh))
+
+
 def _banner(img: Image.Image, share: float, where: str = "bottom") -> Image.Image:
     out = img.convert("RGB")
     w, h = out.size
@@ -180,8 +193,22 @@ def _turned(turn: str, then: str) -> Callable[[Image.Image], Image.Image]:
 # turned back, a 9:16 strip: of a portrait work it keeps the centre 60 % (found), of a square or
 # landscape one it cuts more than 20 % off the left and the right, and keeps no region recorded.
 UNCOVERED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
-    "crop 30/5/10/5 % l/t/r/b": lambda im: _crop(im, 0.30, 0.05, 0.10, 0.05),
     "rotate 270 + crop to 16:9": _turned("rotate 270", "crop to 16:9"),
+}
+
+
+# Crops of more than 20 % off a side of one axis (rightsmeta/cropsearch.py ``WideSearch``): a
+# platform's square, story (9:16) or banner (3:1) crop. Each cuts a side by more than MAX_CUT only
+# on some shapes (a 9:16 story of a 3:4 portrait cuts 12.5 % a side); ``cropsearch.wide_covered``
+# says which the wide search covers, and the bench counts a copy by the cuts it made.
+WIDE_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "crop 30/5/10/5 % l/t/r/b": lambda im: _crop(im, 0.30, 0.05, 0.10, 0.05),
+    "crop to 9:16 (story)": lambda im: _aspect_at(im, 9 / 16, 0.5),
+    "crop to 9:16 at 35 %": lambda im: _aspect_at(im, 9 / 16, 0.35),
+    "crop to 9:16, then 50 %": lambda im: _resized(_aspect_at(im, 9 / 16, 0.5), 0.5),
+    "crop to 3:1 (banner)": lambda im: _aspect_at(im, 3.0, 0.5),
+    "crop to 3:1 at 60 %": lambda im: _aspect_at(im, 3.0, 0.6),
+    "crop to square at 25 %": lambda im: _aspect_at(im, 1.0, 0.25),
 }
 
 
@@ -208,7 +235,7 @@ TURNED_HANDLINGS: dict[str, Callable[[Image.Image], Image.Image]] = {
 
 def handle(img: Image.Image, name: str) -> bytes:
     """The copy a re-poster would publish: the handling, then a JPEG at quality 75."""
-    return jpeg({**IMAGE_HANDLINGS, **UNCOVERED_HANDLINGS, **TURNED_HANDLINGS}[name](img), 75)
+    return jpeg({**IMAGE_HANDLINGS, **UNCOVERED_HANDLINGS, **WIDE_HANDLINGS, **TURNED_HANDLINGS}[name](img), 75)
 
 
 # --- music ----------------------------------------------------------------------------------------
