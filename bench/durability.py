@@ -53,9 +53,17 @@ from PIL import Image  # noqa: E402
 
 from rightsmeta import Assertion, cropsearch  # noqa: E402
 from rightsmeta.fingerprint import Essence, essence  # noqa: E402
-from rightsmeta.ledger import Ledger, Work  # noqa: E402
+from rightsmeta.ledger import Ledger, Match, Work  # noqa: E402
 
 ASSERTION = Assertion.build(deny=["ai"])
+
+
+def _lookup(ledger: Ledger, copy: Essence, cpu: list[float]) -> list[Match]:
+    """The crop search's matches of ``copy``, its CPU milliseconds appended to ``cpu``."""
+    start = time.process_time()
+    found = cropsearch.matches(ledger, copy)
+    cpu.append(1000 * (time.process_time() - start))
+    return found
 
 
 def _size(seed: int) -> tuple[int, int]:
@@ -157,9 +165,7 @@ def main() -> None:
             cpu = []
             for work, img in works:
                 copy = essence(material.handle(img, handling), "jpeg")
-                t0 = time.process_time()
-                found = cropsearch.matches(ledger, copy)
-                cpu.append(1000 * (time.process_time() - t0))
+                found = _lookup(ledger, copy, cpu)
                 if handling == "crop 10 %/side" and len(crop_queries) < 20:
                     crop_queries.append(copy)
                 if handling == "crop 5/15/20/10 % l/t/r/b" and len(uneven_queries) < 20:
@@ -199,9 +205,7 @@ def main() -> None:
             cpu = []
             for work, img in works:
                 copy = essence(material.handle(img, handling), "jpeg")
-                t0 = time.process_time()
-                found = cropsearch.matches(ledger, copy)
-                cpu.append(1000 * (time.process_time() - t0))
+                found = _lookup(ledger, copy, cpu)
                 if found and found[0].work.id != work.id:
                     wrong.append(f"{work.id} ({handling}) -> {found[0].work.id} {found[0].how}")
                     print(f"  false match: copy of {wrong[-1]}")

@@ -572,14 +572,20 @@ def test_return_active_manifest_of_a_recorded_statement(platform: Server) -> Non
     assert active.json()["work"] == whole.json()["work"] is not None
 
 
+def _tagged_photo(http: httpx.Client, platform: Server, seed: int) -> tuple[httpx.Response, str]:
+    """A 320x240 photo tagged by the server, and its soft binding (the ISCC image code)."""
+    tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
+                       files={"file": (f"{seed}.jpg", material.jpeg(material.photo(seed, (320, 240)), 90))})
+    assert tagged.status_code == 200, tagged.text
+    code = image_code(tagged.content)
+    assert code is not None
+    return tagged, code
+
+
 def test_a_soft_binding_hint_aids_the_content_search_or_is_refused(platform: Server) -> None:
     # byContent's hintAlg/hintValue (a soft binding the client holds) were ignored without a word.
     with platform.client() as http:
-        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
-                           files={"file": ("h.jpg", material.jpeg(material.photo(33, (320, 240)), 90))})
-        assert tagged.status_code == 200, tagged.text
-        code = image_code(tagged.content)
-        assert code is not None
+        tagged, code = _tagged_photo(http, platform, 33)
         wanted = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).json()["matches"][0]["manifestId"]
         unrelated = material.jpeg(material.photo(34, (200, 150)), 80)
         plain = http.post("/matches/byContent", content=unrelated)
@@ -590,10 +596,7 @@ def test_a_soft_binding_hint_aids_the_content_search_or_is_refused(platform: Ser
         # Review 1: the hint's matches came first at 100, so a picture sent with another work's code
         # pushed its own matches out (maxResults=1) and named that work as a perfect match.
         own = http.post("/matches/byContent", content=tagged.content, params={"maxResults": 1}).json()["matches"]
-        other = material.jpeg(material.photo(35, (320, 240)), 90)
-        stolen = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION}, files={"file": ("o.jpg", other)})
-        other_code = image_code(stolen.content)
-        assert other_code is not None
+        _, other_code = _tagged_photo(http, platform, 35)
         forged = http.post("/matches/byContent", content=tagged.content,
                            params={"hintAlg": "io.iscc.v0", "hintValue": other_code, "maxResults": 1}).json()["matches"]
     assert plain.status_code == hinted.status_code == 200
@@ -646,11 +649,7 @@ def test_a_base64_soft_binding_sent_unencoded_in_the_url_is_read(platform: Serve
     import iscc_core
 
     with platform.client() as http:
-        tagged = http.post("/v1/tag", headers=platform.auth, data={"assertion": ASSERTION},
-                           files={"file": ("p.jpg", material.jpeg(material.photo(42, (320, 240)), 90))})
-        assert tagged.status_code == 200, tagged.text
-        code = image_code(tagged.content)
-        assert code is not None
+        tagged, code = _tagged_photo(http, platform, 42)
         value = base64.b64encode(iscc_core.decode_base32(code.removeprefix("ISCC:"))).decode()
         assert "+" in value  # the point of this photo
         wanted = http.get("/matches/byBinding", params={"alg": "io.iscc.v0", "value": code}).json()["matches"]

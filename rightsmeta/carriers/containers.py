@@ -326,7 +326,7 @@ def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
     _check_tiff_data(buf, by_tag, order)
 
     if big:
-        seen = _tiff.big_ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS)
+        seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS, big=True))
     else:
         seen = set(_tiff.ifd_chain(buf, ifd0, next_ifd, order, MAX_ITEMS))
 

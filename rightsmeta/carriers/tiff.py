@@ -169,8 +169,10 @@ def next_ifd_offset(tiff: Buffer, offset: int, order: str) -> int:
     return int(next_ifd)
 
 
-def ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int) -> list[int]:
-    """Offsets of every directory of the IFD chain (pages), each bounds-checked; no loops, at most ``limit``."""
+def ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int, *, big: bool = False) -> list[int]:
+    """Offsets of every directory of the IFD chain (pages) of a TIFF or (``big``) a BigTIFF, each
+    bounds-checked; no loops, at most ``limit``."""
+    what = "BigTIFF" if big else "TIFF"
     chain = [first]
     seen = {first}
     offset = after_first
@@ -178,11 +180,11 @@ def ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int
         if offset == 0:
             return chain
         if offset in seen:
-            raise MalformedFile(f"TIFF: IFD chain loops back to offset {offset}")
+            raise MalformedFile(f"{what}: IFD chain loops back to offset {offset}")
         seen.add(offset)
         chain.append(offset)
-        offset = next_ifd_offset(tiff, offset, order)
-    raise MalformedFile(f"TIFF: more than {limit} directories")
+        offset = read_big_ifd(tiff, offset, order)[1] if big else next_ifd_offset(tiff, offset, order)
+    raise MalformedFile(f"{what}: more than {limit} directories")
 
 
 def check_value(tiff: Buffer, entry: IfdEntry) -> None:
@@ -299,19 +301,6 @@ def read_big_ifd(tiff: Buffer, offset: int, order: str) -> tuple[list[IfdEntry],
         inline += 20
     (next_offset,) = struct.unpack(order + "Q", raw[-8:])
     return entries, int(next_offset)
-
-
-def big_ifd_chain(tiff: Buffer, first: int, after_first: int, order: str, limit: int) -> set[int]:
-    """Offsets of every directory of a BigTIFF's chain, each bounds-checked; no loops, at most ``limit``."""
-    seen, offset = {first}, after_first
-    for _ in range(limit):
-        if offset == 0:
-            return seen
-        if offset in seen:
-            raise MalformedFile(f"BigTIFF: IFD chain loops back to offset {offset}")
-        seen.add(offset)
-        offset = read_big_ifd(tiff, offset, order)[1]
-    raise MalformedFile(f"BigTIFF: more than {limit} directories")
 
 
 def big_sub_ifd_offset(tiff: Buffer, entry: IfdEntry, order: str) -> int:
