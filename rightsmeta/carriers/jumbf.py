@@ -12,6 +12,8 @@ store there, and the read says a store was not read instead of reading the file 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .tiff import Buffer
 
 SIGNATURE = b"jumdc2pa"
@@ -36,29 +38,55 @@ _MAX_DEPTH = 32
 def store_damage(jumbf: bytes) -> str | None:
     """Why the JUMBF of a C2PA store (its top-level 'jumb' superbox, first) does not add up: a box
     past its parent's end, or a CBOR length or count past its box's end; None when everything fits."""
-    return _boxes(jumbf, 0, len(jumbf), 0, top=True)
+    if len(jumbf) < 8:
+        return "the store is cut short"
+    # The top-level superbox alone: what follows it (a RIFF pad byte, a segment's rest) is not its own.
+    size = int.from_bytes(jumbf[:4], "big")
+    head = 16 if size == 1 else 8
+    size = int.from_bytes(jumbf[8:16], "big") if size == 1 else size or len(jumbf)
+    return _damage(jumbf, 0, min(len(jumbf), size) if size >= head else len(jumbf), 0)
 
 
-def _boxes(data: bytes, pos: int, end: int, depth: int, top: bool = False) -> str | None:
-    if depth > _MAX_DEPTH:
-        return "JUMBF boxes nested too deep"
-    while end - pos >= 8:
-        size, kind, head = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8], 8
-        if size == 1:
+class Box(NamedTuple):
+    kind: bytes
+    start: int
+    payload: int  # after the 8- or 16-byte header
+    end: int
+
+
+def boxes(data: bytes, start: int, end: int) -> list[Box]:
+    """The JUMBF boxes (ISO BMFF-style) filling ``data[start:end]`` exactly; ValueError, saying
+    which, when one does not fit."""
+    found, pos = [], start
+    while pos < end:
+        if end - pos < 8:
+            raise ValueError(f"JUMBF box at byte {pos} is cut short")
+        size, kind, head = int.from_bytes(data[pos : pos + 4], "big"), bytes(data[pos + 4 : pos + 8]), 8
+        if size == 1:  # a 64-bit size follows the type
             if end - pos < 16:
-                return f"JUMBF box at byte {pos} is cut short"
+                raise ValueError(f"JUMBF box at byte {pos} is cut short")
             size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
+        elif size == 0:  # to the end
             size = end - pos
         if size < head or size > end - pos:
-            return f"JUMBF '{kind.decode('latin-1')}' box at byte {pos} claims {size} bytes, {end - pos} left"
-        found = (_boxes(data, pos + head, pos + size, depth + 1) if kind == b"jumb"
-                 else cbor_damage(data, pos + head, pos + size) if kind == b"cbor" else None)
+            raise ValueError(f"JUMBF '{kind.decode('latin-1')}' box at byte {pos} claims {size} bytes, {end - pos} left")
+        found.append(Box(kind, pos, pos + head, pos + size))
+        pos += size
+    return found
+
+
+def _damage(data: bytes, start: int, end: int, depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return "JUMBF boxes nested too deep"
+    try:
+        level = boxes(data, start, end)
+    except ValueError as exc:
+        return str(exc)
+    for box in level:
+        found = (_damage(data, box.payload, box.end, depth + 1) if box.kind == b"jumb"
+                 else cbor_damage(data, box.payload, box.end) if box.kind == b"cbor" else None)
         if found is not None:
             return found
-        if top:
-            return None  # what follows the store (a RIFF pad byte, a segment's rest) is not its own
-        pos += size
     return None
 
 

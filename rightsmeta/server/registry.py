@@ -234,39 +234,20 @@ def manifest(path: str | os.PathLike[str], manifest_id: str) -> tuple[bytes | No
     return (bytes(row[0]) if row[0] is not None else None), row[1], str(row[2])
 
 
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]] | None:
-    """(type, start, end) of each ISO BMFF-style box of a JUMBF superbox's payload, or None if malformed."""
-    out = []
-    at = start
-    while at < end:
-        if end - at < 8:
-            return None
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
-        if size == 1:  # a 64-bit size follows the type
-            if end - at < 16:
-                return None
-            size = struct.unpack(">Q", data[at + 8:at + 16])[0]
-        elif size == 0:  # to the end
-            size = end - at
-        if size < 8 or at + size > end:
-            return None
-        out.append((kind, at, at + size))
-        at += size
-    return out
-
-
 def active_only(store: bytes) -> bytes | None:
     """The manifest store holding only its active manifest (the last one, C2PA 2.2 section 15.5), or
     None when ``store`` is not a JUMBF manifest store. A store of one manifest is returned as is."""
-    top = _boxes(store, 0, len(store))
-    if not top or len(top) != 1 or top[0][0] != b"jumb":
+    from ..carriers.jumbf import boxes
+
+    try:
+        top = boxes(store, 0, len(store))
+        children = boxes(store, top[0].payload, top[0].end) if len(top) == 1 and top[0].kind == b"jumb" else []
+    except ValueError:
         return None
-    header = 16 if struct.unpack(">I", store[:4])[0] == 1 else 8
-    children = _boxes(store, header, len(store))
-    if not children or children[0][0] != b"jumd" or any(kind != b"jumb" for kind, _, _ in children[1:]) or len(children) < 2:
+    if len(children) < 2 or children[0].kind != b"jumd" or any(box.kind != b"jumb" for box in children[1:]):
         return None
     if len(children) == 2:
         return store
-    description, (_, start, end) = children[0], children[-1]
-    payload = store[description[1]:description[2]] + store[start:end]
+    description, last = children[0], children[-1]
+    payload = store[description.start:description.end] + store[last.start:last.end]
     return struct.pack(">I4s", 8 + len(payload), b"jumb") + payload
