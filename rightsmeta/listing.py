@@ -62,7 +62,8 @@ def _split(run: str) -> Iterator[str]:
 
 def entries(folder: str) -> tuple[Iterator[str], Iterator[str], bool]:
     """The subfolders to walk into and the other names of ``folder``, each sorted, hidden names
-    (a leading dot) left out; and whether any name ends ``.xmp`` (a sidecar may be there).
+    (a leading dot) left out; and whether any name ends ``.xmp`` or is a link (a sidecar may be
+    there, or beside the link's target).
 
     As ``os.walk`` (without ``followlinks``) sorts them: a name whose ``is_dir`` fails is not a
     folder, and a link to a folder is neither walked into nor another name. A folder that cannot
@@ -85,7 +86,8 @@ def entries(folder: str) -> tuple[Iterator[str], Iterator[str], bool]:
                     continue
                 into = folders if is_dir else files
                 into.names.append(name)
-                xmp = xmp or name[-4:].lower() == ".xmp"
+                # a sidecar may be here, or beside a linked file's target
+                xmp = xmp or name[-4:].lower() == ".xmp" or entry.is_symlink()
                 if len(into.names) == run:
                     into.pack()
     except OSError:

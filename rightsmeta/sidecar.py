@@ -52,7 +52,9 @@ def find(path: str) -> list[str]:
     Every file read from a path asks this, so it is kept to four ``access`` calls, which say
     "absent" without the exception a failed ``stat`` costs (measured in docs/creators.md)."""
     if isinstance(path, Alone):
-        return []  # listed by a walk in a folder holding no .xmp file
+        return []  # listed by a walk in a folder holding no .xmp file (nor a link)
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # where `tag` writes a linked raw's sidecar: beside the raw itself
     stem, ext = os.path.splitext(path)
     if ext.lower() == ".xmp":
         return []  # a sidecar has no sidecar

@@ -343,3 +343,20 @@ def test_a_tag_that_fails_leaves_the_files_sidecar_as_it_was(tmp_path: Path, mon
     result = rightsmeta.tag(str(photo), Assertion.build(deny=["all"]), ledger=str(tmp_path / "l.sqlite3"))
     assert result.status == "failed"
     assert sidecar_path.read_bytes() == before and photo.read_bytes() == original
+
+
+def test_a_raw_tagged_through_a_link_reads_the_sidecar_it_was_given(exiftool: str, tmp_path: Path) -> None:
+    # Review 1: tag shoot/link.NEF (a link to store/DSC_1.NEF) wrote store/DSC_1.xmp, beside the
+    # raw; verify shoot/link.NEF looked beside the link and said "untagged".
+    store, shoot = tmp_path / "store", tmp_path / "shoot"
+    store.mkdir()
+    shoot.mkdir()
+    raw = store / "DSC_1.NEF"
+    Image.new("RGB", (64, 48), "red").save(raw, format="TIFF")
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-Make=NIKON CORPORATION", "-Model=NIKON D850", str(raw)],
+                   check=True)
+    (shoot / "link.NEF").symlink_to(raw)
+    assert rightsmeta.tag(str(shoot / "link.NEF"), Assertion.build(deny=["ai"])).status == "tagged"
+    assert not rightsmeta.read(str(shoot / "link.NEF")).may_use(Purpose.AI_TRAINING)
+    rows = list(verify_many(api.walk([str(shoot)], recursive=True)))
+    assert [row["status"] for row in rows] == ["intact"], rows
