@@ -360,3 +360,17 @@ def test_a_raw_tagged_through_a_link_reads_the_sidecar_it_was_given(exiftool: st
     assert not rightsmeta.read(str(shoot / "link.NEF")).may_use(Purpose.AI_TRAINING)
     rows = list(verify_many(api.walk([str(shoot)], recursive=True)))
     assert [row["status"] for row in rows] == ["intact"], rows
+
+
+def test_an_epub2_notice_in_the_books_own_language_is_replaced_not_kept_as_a_translation(tmp_path: Path) -> None:
+    # Review 1: an EPUB 2 package has no xml:lang, so an old notice marked xml:lang="en" in an
+    # English book was kept as a "translation" beside the new one: two English notices disagreed.
+    rights = ('\n    <dc:rights xml:lang="en">(c) 2025 Old Holder</dc:rights>'
+              '\n    <dc:rights xml:lang="de">(c) 2025 Old Holder, alle Rechte vorbehalten</dc:rights>')
+    path = tmp_path / "old.epub"
+    path.write_bytes(epub_bytes(2, extra=rights))
+    assert rightsmeta.tag(path, DENY_AI).status == "tagged"
+    found = re.findall(r'<dc:rights( xml:lang="\w+")?>([^<]*)</dc:rights>', _opf(path))
+    assert [text for _, text in found if "Old Holder" in text and "alle Rechte" not in text] == []
+    assert ("(c) 2026 Ada" in [text for _, text in found]) and rightsmeta.read(path).rights["copyright"] == "(c) 2026 Ada"
+    assert any(lang == ' xml:lang="de"' for lang, _ in found)  # the German translation stays

@@ -174,6 +174,7 @@ class _Opf:
     indent: str = "\n    "
     metas: list[_Element] = field(default_factory=list)
     rights: list[_Element] = field(default_factory=list)
+    languages: list[_Element] = field(default_factory=list)  # dc:language, the book's first
 
     @property
     def prefixes(self) -> dict[str, str]:
@@ -262,9 +263,9 @@ def _parse_opf(data: bytes) -> _Opf:
                 if line >= 0 and not data[line + 1:at].strip():
                     opf.indent = data[line:at].decode("utf-8", "replace")
             opf.children += 1
-            if (ns, local) in ((OPF, "meta"), (DC, "rights")):
+            if (ns, local) in ((OPF, "meta"), (DC, "rights"), (DC, "language")):
                 element = _Element(at, attrs=plain)
-                (opf.metas if local == "meta" else opf.rights).append(element)
+                {"meta": opf.metas, "rights": opf.rights, "language": opf.languages}[local].append(element)
                 current[0] = element
                 texts.clear()
 
@@ -319,9 +320,12 @@ def _key(opf: _Opf, meta: _Element) -> str | None:
 
 
 def _notices(opf: _Opf) -> tuple[list[_Element], list[_Element]]:
-    """The package's ``dc:rights``: those in its own language (no ``xml:lang``, or the package's),
-    which are the copyright notice, and those in other languages (translations of it)."""
+    """The package's ``dc:rights``: those in its own language (no ``xml:lang``, or the package's,
+    else the book's first ``dc:language``: an EPUB 2 package has no ``xml:lang``), which are the
+    copyright notice, and those in other languages (translations of it)."""
     own = (opf.package.attrs.get("lang", "") if opf.package else "").strip().lower()
+    if not own and opf.languages:
+        own = opf.languages[0].text.strip().lower()
     notice: list[_Element] = []
     translations: list[_Element] = []
     for rights in opf.rights:
