@@ -195,6 +195,8 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
             "catalog it finds, perhaps an older revision's: the document's catalog was not read"
         )
     refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
+    # The Info dictionary is not judged: one an update freed is still read, as pypdf and ExifTool show it.
+    check_newest_entries(data, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
     listed = _newest_table(data, {r.idnum for r in refs})
     newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
     for ref in refs:
@@ -230,6 +232,115 @@ def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
             return offsets
         pos = head.end() + 20 * count
 
+
+
+@dataclass
+class _Table:
+    """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
+
+    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
+    trailer: bytes  # from "trailer" to the last "startxref"
+
+
+def _laid_out_table(data: Any) -> _Table | None:
+    """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
+    the next subsection's header or by "trailer": then each entry's place is sure, however
+    damaged its bytes. None for a cross-reference stream, or a table laid out otherwise (entries
+    of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
+    start = data.rfind(b"startxref")
+    found = _STARTXREF_AT.match(data, start) if start >= 0 else None
+    pos = int(found[1]) if found is not None else len(data)
+    if data[pos:pos + 4] != b"xref":
+        return None
+    subsections: list[tuple[int, int, int]] = []
+    pos += 4
+    while len(subsections) < _MAX_SUBSECTIONS:
+        head = _SUBSECTION_LINE.match(data, pos)
+        if head is None:
+            following = _SPACES_AT.match(data, pos)
+            if following is None or data[following.end():following.end() + 7] != b"trailer" or not subsections:
+                return None
+            return _Table(subsections, bytes(data[following.end():start]))
+        first, count = int(head[1]), int(head[2])
+        subsections.append((first, count, head.end()))
+        pos = head.end() + 20 * count
+    return None
+
+
+def check_newest_entries(data: Any, refs: list[tuple[int, int]]) -> None:
+    """Raise ``MalformedFile`` when the newest cross-reference table lists one of ``refs`` (the
+    catalog, the metadata stream) but its entry there does not say "in use, this generation":
+    its offset garbled, its generation changed ("00000 n" made "40000 n"), or made free. Both
+    readers then read the object from an older revision (pypdf keeps, per generation, the first
+    offset it can read, newest first; a free entry does not hide an older one), as the document's:
+    the catalog before an update added /Metadata, a reservation lost, use allowed. An update that
+    lists the catalog redefines it (an update that frees the catalog the trailer names is no
+    PDF); only a table laid out in exact 20-byte entries is judged, and not a hybrid file's (its
+    table lists free what its stream puts in an object stream)."""
+    if not hasattr(data, "find") or not refs:
+        return
+    table = _laid_out_table(data)
+    if table is None or b"/XRefStm" in table.trailer:
+        return
+    for num, gen in refs:
+        for first, count, at in table.subsections:
+            if not first <= num < first + count:
+                continue
+            entry = bytes(data[at + 20 * (num - first):at + 20 * (num - first) + 20])
+            good = _IN_USE_ENTRY.fullmatch(entry)
+            if good is None or int(good[1]) != gen:
+                raise MalformedFile(
+                    f"the newest cross-reference entry for object {num} of this PDF is damaged "
+                    f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
+                    f"revision's object {num} would be read instead, and the newest one was not read"
+                )
+            break
+
+
+def check_orphan_metadata(data: Any) -> None:
+    """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
+    (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
+    key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
+    and the update's statement would go unread. Every metadata stream hangs from a /Metadata key
+    (the catalog's, a page's, an image's: ISO 32000-1 14.3.2), and no writer adds one that nothing
+    names. Judged only for an update (a /Prev) with a classic, non-hybrid table: all its objects
+    are then plain, so the key naming a new object is in the bytes (objects in object streams,
+    older ones included, could not name an object not yet made). A single-revision file's
+    unreferenced stream may be a harmless leftover: not judged."""
+    if not hasattr(data, "find"):
+        return
+    table = _laid_out_table(data)
+    if table is None or b"/XRefStm" in table.trailer or b"/Prev" not in table.trailer:
+        return
+    looked = 0
+    for first, count, at in table.subsections:
+        for k in range(count):
+            looked += 1
+            if looked > _MAX_UPDATE_OBJECTS:
+                return  # an update this large is a rewrite: not judged (bounded time)
+            entry = _IN_USE_ENTRY.fullmatch(bytes(data[at + 20 * k:at + 20 * k + 20]))
+            if entry is None:
+                continue
+            num, gen, offset = first + k, int(entry[1]), int(entry[0][:10])
+            head = _OBJECT_HEAD.match(data, offset)
+            if head is None or int(head[1]) != num or int(head[2]) != gen:
+                continue  # pypdf's repairs are _check_repairs' to judge
+            # The object's dictionary: up to its "stream" keyword (an object with none, or whose
+            # "endobj" comes first, is no stream: the next object's keyword is not its own).
+            body = bytes(data[head.end():head.end() + _HEAD_BYTES])
+            stream, ended = body.find(b"stream"), body.find(b"endobj")
+            body = body[:stream] if stream >= 0 and not 0 <= ended < stream else b""
+            if not (_METADATA_TYPE.search(body) and _XML_SUBTYPE.search(body)):
+                continue
+            header = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen))
+            if header.search(data, 0, offset) is not None:
+                continue  # the object is older: what names it may be in an object stream
+            named = re.compile(rb"/Metadata[\t\n\f\r ]*%d[\t\n\f\r ]+%d[\t\n\f\r ]+R(?![A-Za-z])" % (num, gen))
+            if named.search(data) is None:
+                raise MalformedFile(
+                    f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
+                    "names: the key that named it is damaged, and the metadata stream was not read"
+                )
 
 def _has_info(pdf: pdfobjects.Reader) -> bool:
     # pypdf merges every revision's trailer, so an Info dictionary ExifTool's -all= removed would
@@ -312,6 +423,7 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
         check_chain(chain)
     else:
         _check_tail(buf)
+    check_orphan_metadata(buf)
     doc = _load(buf, options)
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
@@ -341,6 +453,7 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
         ref = catalog["/Metadata"]
         if isinstance(ref, pdfobjects.Ref):
             found.metadata_object = ref.num
+            check_newest_entries(pdf.buf, [(ref.num, ref.gen)])
         stream = pdf.resolve(ref)
         if isinstance(stream, pdfobjects.Stream):
             try:
@@ -368,8 +481,14 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     check_chain(pdf)  # a MalformedFile: what neither reader would read
+    root = pdf.trailer.get("/Root")
+    if isinstance(root, pdfobjects.Ref):
+        check_newest_entries(pdf.buf, [(root.num, root.gen)])
+    check_orphan_metadata(pdf.buf)
     try:
         return _fast_found(pdf)
+    except MalformedFile:
+        raise
     except Exception as exc:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
@@ -397,6 +516,17 @@ _REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trai
 # A classic table's subsection header ("first count"), with the white space before and after it.
 _SUBSECTION_AT = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
 _MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
+# A subsection header on a line of its own ("3 1"), after the white space ending what came before.
+_SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
+_SPACES_AT = re.compile(rb"[\t\n\f\r ]*")
+# A classic entry in use, exactly as the standard writes it (the generation captured).
+_IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
+_OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
+_METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
+_XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
+_HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype
+_MAX_SUBSECTIONS = 100_000  # of the newest table walked
+_MAX_UPDATE_OBJECTS = 100_000  # objects of the newest update looked at
 
 
 def check_newest_revision(buf: Any) -> None:
