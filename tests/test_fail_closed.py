@@ -222,6 +222,41 @@ def test_pdf_whose_update_names_its_metadata_stream_under_a_damaged_key_is_an_er
     assert any("adds an XMP metadata stream" in e and "was not read" in e for e in report.errors), report.errors
 
 
+def _shift_catalog_offset(tagged: bytes) -> bytes:
+    entry = _catalog_entry(tagged)  # its last offset digit changed: 5 bytes off, no header there
+    return tagged[:entry + 9] + str((int(tagged[entry + 9:entry + 10]) + 5) % 10).encode() + tagged[entry + 10:]
+
+
+def _in_update(old: bytes, new: bytes) -> Any:
+    def damage(tagged: bytes) -> bytes:
+        update = tagged.index(b"%BeginExifToolUpdate")
+        assert tagged.count(old, update) == 1, old
+        return tagged[:update] + tagged[update:].replace(old, new)
+    return damage
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (_shift_catalog_offset, "would be read instead; the newest one was not read"),
+    # the metadata stream's own header: the catalog names an object that is nowhere
+    (lambda t: _in_update(b"\n%d 0 obj" % int(t.split(b"/Metadata ")[-1].split()[0]), b"\np 0 obj")(t),
+     "it is nowhere in the file"),
+    (_in_update(b" R\n/Metadata", b" Rf/Metadata"), "names /Metadata, but the catalog read has none"),
+    (_in_update(b"/Pages 2 0 R", b"/Pages p 0 R"), "names /Metadata, but the catalog read has none"),
+    # the catalog's subsection header: "3 1" made "4 1", the catalog listed under the page's number
+    (lambda t: t[:_catalog_entry(t) - 4] + b"4" + t[_catalog_entry(t) - 3:], "holds object 3 0: the table is damaged"),
+], ids=["catalog offset digit", "metadata stream header", "byte before /Metadata", "/Pages value", "subsection header"])
+def test_pdf_whose_exiftool_update_is_damaged_near_its_catalog_is_an_error(
+        exiftool: str, tmp_path: Path, damage: Any, says: str) -> None:
+    # The same campaign's other survivors, one byte each: what was read was the older catalog,
+    # or the newest one without its /Metadata, or a metadata reference to nothing: no XMP, no error.
+    tagged = _exiftool_tagged(exiftool, tmp_path, pdf_bytes())
+    damaged = damage(tagged)
+    assert damaged != tagged and len(damaged) == len(tagged)
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.carriers == [], report.carriers
+    assert any(says in e for e in report.errors), report.errors
+
+
 def _image_with_metadata() -> bytes:
     """A pypdf PDF whose page shows an image XObject with a metadata stream of its own."""
     from pypdf import PdfWriter

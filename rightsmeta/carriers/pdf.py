@@ -195,8 +195,6 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
             "catalog it finds, perhaps an older revision's: the document's catalog was not read"
         )
     refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
-    # The Info dictionary is not judged: one an update freed is still read, as pypdf and ExifTool show it.
-    check_newest_entries(data, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
     listed = _newest_table(data, {r.idnum for r in refs})
     newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
     for ref in refs:
@@ -207,6 +205,12 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                 f"older revision's object {ref.idnum} (byte {at}) would be read instead: the newest revision is "
                 "damaged, and its object was not read"
             )
+    # What pypdf did not repair but read from the wrong place (or not at all), judged from the
+    # newest table. The Info dictionary is not: one an update freed is still read, as pypdf and
+    # ExifTool show it.
+    check_newest_entries(data, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
+    if isinstance(root, IndirectObject):
+        check_catalog_read(data, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
 
 
 def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
@@ -238,8 +242,16 @@ def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
 class _Table:
     """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
 
+    at: int  # where "xref" starts
     subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
     trailer: bytes  # from "trailer" to the last "startxref"
+
+    def entry(self, data: Any, num: int) -> bytes | None:
+        """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
+        for first, count, at in self.subsections:
+            if first <= num < first + count:
+                return bytes(data[at + 20 * (num - first):at + 20 * (num - first) + 20])
+        return None
 
 
 def _laid_out_table(data: Any) -> _Table | None:
@@ -249,7 +261,7 @@ def _laid_out_table(data: Any) -> _Table | None:
     of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
     start = data.rfind(b"startxref")
     found = _STARTXREF_AT.match(data, start) if start >= 0 else None
-    pos = int(found[1]) if found is not None else len(data)
+    pos = table = int(found[1]) if found is not None else len(data)
     if data[pos:pos + 4] != b"xref":
         return None
     subsections: list[tuple[int, int, int]] = []
@@ -260,7 +272,7 @@ def _laid_out_table(data: Any) -> _Table | None:
             following = _SPACES_AT.match(data, pos)
             if following is None or data[following.end():following.end() + 7] != b"trailer" or not subsections:
                 return None
-            return _Table(subsections, bytes(data[following.end():start]))
+            return _Table(table, subsections, bytes(data[following.end():start]))
         first, count = int(head[1]), int(head[2])
         subsections.append((first, count, head.end()))
         pos = head.end() + 20 * count
@@ -283,21 +295,60 @@ def check_newest_entries(data: Any, refs: list[tuple[int, int]]) -> None:
     if table is None or b"/XRefStm" in table.trailer:
         return
     for num, gen in refs:
-        for first, count, at in table.subsections:
-            if not first <= num < first + count:
-                continue
-            entry = bytes(data[at + 20 * (num - first):at + 20 * (num - first) + 20])
-            good = _IN_USE_ENTRY.fullmatch(entry)
-            if good is None or int(good[1]) != gen:
-                raise MalformedFile(
-                    f"the newest cross-reference entry for object {num} of this PDF is damaged "
-                    f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
-                    f"revision's object {num} would be read instead, and the newest one was not read"
-                )
-            break
+        entry = table.entry(data, num)
+        if entry is None:
+            continue  # the newest revision left the object as it was
+        good = _IN_USE_ENTRY.fullmatch(entry)
+        if good is None or int(good[1]) != gen:
+            raise MalformedFile(
+                f"the newest cross-reference entry for object {num} of this PDF is damaged "
+                f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
+                f"revision's object {num} would be read instead, and the newest one was not read"
+            )
+        head = _OBJECT_HEAD.match(data, int(entry[:10]))
+        if head is not None and (int(head[1]), int(head[2])) == (num, gen):
+            continue
+        # Not where the entry puts it (a digit changed, the object's own header damaged): pypdf
+        # searches the file and takes the first "num gen obj". Within the newest revision that is
+        # its repair to make (offsets a few bytes off); one in an older revision (before the
+        # startxref that ends it), or none at all, and the newest object goes unread.
+        first = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen)).search(data)
+        if first is None or first.start() < max(0, data.rfind(b"startxref", 0, table.at)):
+            raise MalformedFile(
+                f"object {num} of this PDF is not at byte {int(entry[:10])}, where its newest cross-reference puts "
+                f"it, nor anywhere else in the newest revision: " + (
+                    "it is nowhere in the file" if first is None
+                    else f"an older revision's (byte {first.start()}) would be read instead") + "; the newest one was not read"
+            )
 
 
-def check_orphan_metadata(data: Any) -> None:
+def check_catalog_read(data: Any, root: tuple[int, int] | None, has_metadata: bool) -> None:
+    """Raise ``MalformedFile`` when the catalog read has no /Metadata key but the newest revision's
+    catalog, at the offset its table gives, names one in its bytes: the reader could not parse
+    that catalog (a damaged byte near the key, "/Pages 2 0 R\\x7f/Metadata 5 0 R") and took
+    another (pypdf searches the file for "3 0 obj" and takes the first, an older revision's), or
+    a part of it; the newest revision's XMP went unread."""
+    if has_metadata or root is None or not hasattr(data, "find"):
+        return
+    table = _laid_out_table(data)
+    entry = table.entry(data, root[0]) if table is not None and b"/XRefStm" not in table.trailer else None
+    good = _IN_USE_ENTRY.fullmatch(entry) if entry is not None else None
+    if good is None:
+        return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
+    offset = int(good[0][:10])
+    head = _OBJECT_HEAD.match(data, offset)
+    if head is None or (int(head[1]), int(head[2])) != root:
+        return  # check_newest_entries judges that
+    body = bytes(data[head.end():head.end() + _CATALOG_BYTES])
+    end = body.find(b"endobj")
+    if end >= 0 and _METADATA_KEY.search(body, 0, end):
+        raise MalformedFile(
+            f"the newest revision's catalog (object {root[0]}, byte {offset}) names /Metadata, but the "
+            "catalog read has none: that catalog is damaged, and the metadata it names was not read"
+        )
+
+
+def check_newest_update(data: Any) -> None:
     """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
     (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
     key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
@@ -306,7 +357,10 @@ def check_orphan_metadata(data: Any) -> None:
     names. Judged only for an update (a /Prev) with a classic, non-hybrid table: all its objects
     are then plain, so the key naming a new object is in the bytes (objects in object streams,
     older ones included, could not name an object not yet made). A single-revision file's
-    unreferenced stream may be a harmless leftover: not judged."""
+    unreferenced stream may be a harmless leftover: not judged.
+
+    Also an error: an entry of the update's table whose offset holds another object (its
+    subsection header damaged)."""
     if not hasattr(data, "find"):
         return
     table = _laid_out_table(data)
@@ -323,8 +377,16 @@ def check_orphan_metadata(data: Any) -> None:
                 continue
             num, gen, offset = first + k, int(entry[1]), int(entry[0][:10])
             head = _OBJECT_HEAD.match(data, offset)
-            if head is None or int(head[1]) != num or int(head[2]) != gen:
-                continue  # pypdf's repairs are _check_repairs' to judge
+            if head is None:
+                continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
+            if (int(head[1]), int(head[2])) != (num, gen):
+                # A damaged subsection header ("3 1" made "4 1" or "0 1"): the update's objects are
+                # listed under other numbers, the catalog it redefines under none, and the older
+                # revision's catalog would be read. No writer lists one object's offset for another.
+                raise MalformedFile(
+                    f"the newest cross-reference table of this PDF lists object {num} {gen} at byte {offset}, which "
+                    f"holds object {int(head[1])} {int(head[2])}: the table is damaged, and the newest revision was not read"
+                )
             # The object's dictionary: up to its "stream" keyword (an object with none, or whose
             # "endobj" comes first, is no stream: the next object's keyword is not its own).
             body = bytes(data[head.end():head.end() + _HEAD_BYTES])
@@ -423,8 +485,8 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
         check_chain(chain)
     else:
         _check_tail(buf)
-    check_orphan_metadata(buf)
     doc = _load(buf, options)
+    check_newest_update(buf)  # after _load: where _check_repairs finds a read object damaged, it says so first
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
 
@@ -449,6 +511,8 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
     if not isinstance(catalog, dict) or catalog.get("/Type") != "/Catalog":
         raise LeaveToLibrary  # pypdf searches the file for a catalog
     found = _Found()
+    assert isinstance(root, pdfobjects.Ref)  # a catalog was read
+    check_catalog_read(pdf.buf, (root.num, root.gen), "/Metadata" in catalog)
     if "/Metadata" in catalog:
         ref = catalog["/Metadata"]
         if isinstance(ref, pdfobjects.Ref):
@@ -484,14 +548,16 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
     root = pdf.trailer.get("/Root")
     if isinstance(root, pdfobjects.Ref):
         check_newest_entries(pdf.buf, [(root.num, root.gen)])
-    check_orphan_metadata(pdf.buf)
     try:
-        return _fast_found(pdf)
+        found = _fast_found(pdf)
     except MalformedFile:
         raise
     except Exception as exc:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
+    # After the reading: where a read object is found damaged, its own check says so first.
+    check_newest_update(pdf.buf)
+    return found
 
 
 def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
@@ -525,6 +591,8 @@ _OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[
 _METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
 _HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype
+_CATALOG_BYTES = 64 * 1024  # of the newest catalog looked at for a /Metadata key
+_METADATA_KEY = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _MAX_SUBSECTIONS = 100_000  # of the newest table walked
 _MAX_UPDATE_OBJECTS = 100_000  # objects of the newest update looked at
 
