@@ -208,9 +208,10 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
     # What pypdf did not repair but read from the wrong place (or not at all), judged from the
     # newest table. The Info dictionary is not: one an update freed is still read, as pypdf and
     # ExifTool show it.
-    check_newest_entries(data, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
+    table = newest_table(data)
+    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
     if isinstance(root, IndirectObject):
-        check_catalog_read(data, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
+        check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
 
 
 def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
@@ -254,6 +255,16 @@ class _Table:
         return None
 
 
+def newest_table(data: Any) -> _Table | None:
+    """The newest classic table the checks below judge, found once per read: None where there is
+    none to judge (a stream pypdf reads from, a cross-reference stream, a table not laid out in
+    20-byte entries, a hybrid file's table, which lists free what its stream puts in an object stream)."""
+    if not hasattr(data, "find"):
+        return None
+    table = _laid_out_table(data)
+    return None if table is None or b"/XRefStm" in table.trailer else table
+
+
 def _laid_out_table(data: Any) -> _Table | None:
     """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
     the next subsection's header or by "trailer": then each entry's place is sure, however
@@ -279,7 +290,7 @@ def _laid_out_table(data: Any) -> _Table | None:
     return None
 
 
-def check_newest_entries(data: Any, refs: list[tuple[int, int]]) -> None:
+def check_newest_entries(data: Any, table: _Table | None, refs: list[tuple[int, int]]) -> None:
     """Raise ``MalformedFile`` when the newest cross-reference table lists one of ``refs`` (the
     catalog, the metadata stream) but its entry there does not say "in use, this generation":
     its offset garbled, its generation changed ("00000 n" made "40000 n"), or made free. Both
@@ -289,10 +300,7 @@ def check_newest_entries(data: Any, refs: list[tuple[int, int]]) -> None:
     lists the catalog redefines it (an update that frees the catalog the trailer names is no
     PDF); only a table laid out in exact 20-byte entries is judged, and not a hybrid file's (its
     table lists free what its stream puts in an object stream)."""
-    if not hasattr(data, "find") or not refs:
-        return
-    table = _laid_out_table(data)
-    if table is None or b"/XRefStm" in table.trailer:
+    if table is None:
         return
     for num, gen in refs:
         entry = table.entry(data, num)
@@ -322,16 +330,15 @@ def check_newest_entries(data: Any, refs: list[tuple[int, int]]) -> None:
             )
 
 
-def check_catalog_read(data: Any, root: tuple[int, int] | None, has_metadata: bool) -> None:
+def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | None, has_metadata: bool) -> None:
     """Raise ``MalformedFile`` when the catalog read has no /Metadata key but the newest revision's
     catalog, at the offset its table gives, names one in its bytes: the reader could not parse
     that catalog (a damaged byte near the key, "/Pages 2 0 R\\x7f/Metadata 5 0 R") and took
     another (pypdf searches the file for "3 0 obj" and takes the first, an older revision's), or
     a part of it; the newest revision's XMP went unread."""
-    if has_metadata or root is None or not hasattr(data, "find"):
+    if has_metadata or root is None or table is None:
         return
-    table = _laid_out_table(data)
-    entry = table.entry(data, root[0]) if table is not None and b"/XRefStm" not in table.trailer else None
+    entry = table.entry(data, root[0])
     good = _IN_USE_ENTRY.fullmatch(entry) if entry is not None else None
     if good is None:
         return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
@@ -348,7 +355,7 @@ def check_catalog_read(data: Any, root: tuple[int, int] | None, has_metadata: bo
         )
 
 
-def check_newest_update(data: Any) -> None:
+def check_newest_update(data: Any, table: _Table | None) -> None:
     """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
     (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
     key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
@@ -361,10 +368,7 @@ def check_newest_update(data: Any) -> None:
 
     Also an error: an entry of the update's table whose offset holds another object (its
     subsection header damaged)."""
-    if not hasattr(data, "find"):
-        return
-    table = _laid_out_table(data)
-    if table is None or b"/XRefStm" in table.trailer or b"/Prev" not in table.trailer:
+    if table is None or b"/Prev" not in table.trailer:
         return
     looked = 0
     for first, count, at in table.subsections:
@@ -389,20 +393,45 @@ def check_newest_update(data: Any) -> None:
                 )
             # The object's dictionary: up to its "stream" keyword (an object with none, or whose
             # "endobj" comes first, is no stream: the next object's keyword is not its own).
-            body = bytes(data[head.end():head.end() + _HEAD_BYTES])
-            stream, ended = body.find(b"stream"), body.find(b"endobj")
-            body = body[:stream] if stream >= 0 and not 0 <= ended < stream else b""
-            if not (_METADATA_TYPE.search(body) and _XML_SUBTYPE.search(body)):
+            start = head.end()
+            stream = data.find(b"stream", start, start + _HEAD_BYTES)
+            ended = data.find(b"endobj", start, stream)
+            if stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
+                                                 and _XML_SUBTYPE.search(data, start, stream)):
                 continue
-            header = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen))
-            if header.search(data, 0, offset) is not None:
+            if _older_header(data, num, gen, offset):
                 continue  # the object is older: what names it may be in an object stream
-            named = re.compile(rb"/Metadata[\t\n\f\r ]*%d[\t\n\f\r ]+%d[\t\n\f\r ]+R(?![A-Za-z])" % (num, gen))
-            if named.search(data) is None:
+            # What names a new object is in the newest revision too: looked for from its start on.
+            if not _named_as_metadata(data, num, gen, max(0, data.rfind(b"startxref", 0, table.at))):
                 raise MalformedFile(
                     f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
                     "names: the key that named it is damaged, and the metadata stream was not read"
                 )
+
+
+def _older_header(data: Any, num: int, gen: int, before: int) -> bool:
+    """Whether "num gen obj" heads an object before byte ``before`` (a literal search, as writers
+    space it: a regular expression over the whole file cost a read ~0.1 ms)."""
+    spelt, at = b"%d %d obj" % (num, gen), 0
+    while (at := data.find(spelt, at, before)) >= 0:
+        if at == 0 or data[at - 1] not in b"0123456789":
+            return True
+        at += 1
+    return False
+
+
+def _named_as_metadata(data: Any, num: int, gen: int, at: int) -> bool:
+    """Whether some /Metadata key from byte ``at`` on names object ``num gen`` (each occurrence of
+    the key found literally, then its value matched)."""
+    for _ in range(_MAX_METADATA_KEYS):
+        at = data.find(b"/Metadata", at)
+        if at < 0:
+            return False
+        ref = _METADATA_REF.match(data, at)
+        if ref is not None and (int(ref[1]), int(ref[2])) == (num, gen):
+            return True
+        at += 9
+    return True  # more keys than looked at: not judged (bounded time)
 
 def _has_info(pdf: pdfobjects.Reader) -> bool:
     # pypdf merges every revision's trailer, so an Info dictionary ExifTool's -all= removed would
@@ -486,7 +515,7 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     else:
         _check_tail(buf)
     doc = _load(buf, options)
-    check_newest_update(buf)  # after _load: where _check_repairs finds a read object damaged, it says so first
+    check_newest_update(buf, newest_table(buf))  # after _load: where _check_repairs finds a read object damaged, it says so first
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
 
@@ -502,7 +531,7 @@ def _fast_text(value: Any) -> str:
     raise LeaveToLibrary  # pypdf's str() of reals, booleans, arrays... is its own
 
 
-def _fast_found(pdf: pdfobjects.Reader) -> _Found:
+def _fast_found(pdf: pdfobjects.Reader, table: _Table | None = None) -> _Found:
     """What _read_pypdf finds, as far as pdfobjects can tell; raises LeaveToLibrary elsewhere."""
     if "/Encrypt" in pdf.trailer:
         raise LeaveToLibrary  # pypdf decrypts, with a password or without
@@ -512,12 +541,12 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
         raise LeaveToLibrary  # pypdf searches the file for a catalog
     found = _Found()
     assert isinstance(root, pdfobjects.Ref)  # a catalog was read
-    check_catalog_read(pdf.buf, (root.num, root.gen), "/Metadata" in catalog)
+    check_catalog_read(pdf.buf, table, (root.num, root.gen), "/Metadata" in catalog)
     if "/Metadata" in catalog:
         ref = catalog["/Metadata"]
         if isinstance(ref, pdfobjects.Ref):
             found.metadata_object = ref.num
-            check_newest_entries(pdf.buf, [(ref.num, ref.gen)])
+            check_newest_entries(pdf.buf, table, [(ref.num, ref.gen)])
         stream = pdf.resolve(ref)
         if isinstance(stream, pdfobjects.Stream):
             try:
@@ -545,18 +574,19 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     check_chain(pdf)  # a MalformedFile: what neither reader would read
+    table = newest_table(pdf.buf)
     root = pdf.trailer.get("/Root")
     if isinstance(root, pdfobjects.Ref):
-        check_newest_entries(pdf.buf, [(root.num, root.gen)])
+        check_newest_entries(pdf.buf, table, [(root.num, root.gen)])
     try:
-        found = _fast_found(pdf)
+        found = _fast_found(pdf, table)
     except MalformedFile:
         raise
     except Exception as exc:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     # After the reading: where a read object is found damaged, its own check says so first.
-    check_newest_update(pdf.buf)
+    check_newest_update(pdf.buf, table)
     return found
 
 
@@ -591,6 +621,9 @@ _OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[
 _METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
 _HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype
+# The key, ended (a digit right after it is still the name: "/Metadata06 0 R" names nothing), then a reference.
+_METADATA_REF = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![A-Za-z])")
+_MAX_METADATA_KEYS = 100_000  # /Metadata keys looked at for the one naming a new metadata stream
 _CATALOG_BYTES = 64 * 1024  # of the newest catalog looked at for a /Metadata key
 _METADATA_KEY = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _MAX_SUBSECTIONS = 100_000  # of the newest table walked
