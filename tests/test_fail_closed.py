@@ -244,7 +244,10 @@ def _in_update(old: bytes, new: bytes) -> Any:
     (_in_update(b"/Pages 2 0 R", b"/Pages p 0 R"), "names /Metadata, but the catalog read has none"),
     # the catalog's subsection header: "3 1" made "4 1", the catalog listed under the page's number
     (lambda t: t[:_catalog_entry(t) - 4] + b"4" + t[_catalog_entry(t) - 3:], "holds object 3 0: the table is damaged"),
-], ids=["catalog offset digit", "metadata stream header", "byte before /Metadata", "/Pages value", "subsection header"])
+    # its line end overwritten: "3 1\x7f0000000474 00000 n"
+    (lambda t: t[:_catalog_entry(t) - 1] + b"\x7f" + t[_catalog_entry(t):], "runs into its first entry"),
+], ids=["catalog offset digit", "metadata stream header", "byte before /Metadata", "/Pages value", "subsection header",
+        "subsection line end"])
 def test_pdf_whose_exiftool_update_is_damaged_near_its_catalog_is_an_error(
         exiftool: str, tmp_path: Path, damage: Any, says: str) -> None:
     # The same campaign's other survivors, one byte each: what was read was the older catalog,

@@ -246,6 +246,7 @@ class _Table:
     at: int  # where "xref" starts
     subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
     trailer: bytes  # from "trailer" to the last "startxref"
+    damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
 
     def entry(self, data: Any, num: int) -> bytes | None:
         """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
@@ -262,6 +263,13 @@ def newest_table(data: Any) -> _Table | None:
     if not hasattr(data, "find"):
         return None
     table = _laid_out_table(data)
+    if table is not None and table.damaged is not None and b"/Prev" in table.trailer:
+        # pypdf misreads such a table, and an update's catalog entry in it is lost: the older
+        # revision's catalog read. (A single revision's objects pypdf finds by their headers.)
+        raise MalformedFile(
+            f"a subsection header of this PDF's newest cross-reference table runs into its first entry (byte "
+            f"{table.damaged}): the table is damaged, and the newest revision was not read"
+        )
     return None if table is None or b"/XRefStm" in table.trailer else table
 
 
@@ -276,14 +284,23 @@ def _laid_out_table(data: Any) -> _Table | None:
     if data[pos:pos + 4] != b"xref":
         return None
     subsections: list[tuple[int, int, int]] = []
+    damaged = None
     pos += 4
     while len(subsections) < _MAX_SUBSECTIONS:
         head = _SUBSECTION_LINE.match(data, pos)
         if head is None:
+            # Its line end overwritten ("3 1\x7f0000000474 00000 n"): the entries still laid out
+            # after the stray byte (the walk to "trailer" checks it) say which it is.
+            head = _SUBSECTION_RUN.match(data, pos)
+            if head is not None and _ANY_ENTRY.fullmatch(bytes(data[head.end():head.end() + 20])):
+                damaged = head.end() - 1
+            else:
+                head = None
+        if head is None:
             following = _SPACES_AT.match(data, pos)
             if following is None or data[following.end():following.end() + 7] != b"trailer" or not subsections:
                 return None
-            return _Table(table, subsections, bytes(data[following.end():start]))
+            return _Table(table, subsections, bytes(data[following.end():start]), damaged)
         first, count = int(head[1]), int(head[2])
         subsections.append((first, count, head.end()))
         pos = head.end() + 20 * count
@@ -615,6 +632,9 @@ _MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded wh
 # A subsection header on a line of its own ("3 1"), after the white space ending what came before.
 _SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
 _SPACES_AT = re.compile(rb"[\t\n\f\r ]*")
+# The same header followed by one stray byte where its line end belongs.
+_SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\r 0-9]")
+_ANY_ENTRY = re.compile(rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)")
 # A classic entry in use, exactly as the standard writes it (the generation captured).
 _IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
 _OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
