@@ -149,6 +149,168 @@ def test_pdf_revisions_read_as_before_where_nothing_is_damaged() -> None:
         assert report.errors == [] and [c.name for c in report.carriers] == ["xmp", "info"]
 
 
+# --- session 12: one damaged byte in an ExifTool update's table entry or /Metadata key ---------------
+
+
+def _exiftool_tagged(exiftool: str, tmp_path: Path, data: bytes, name: str = "tagged.pdf") -> bytes:
+    """``data`` with ExifTool's XMP-only incremental update (%BeginExifToolUpdate): PLUS data
+    mining prohibited, as the mutation campaign's originals were tagged."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining#=DMI-PROHIBITED-AIMLTRAINING",
+                    str(path)], check=True, capture_output=True)
+    return path.read_bytes()
+
+
+def _catalog_entry(tagged: bytes) -> int:
+    """Where the newest table's entry for the catalog starts (ExifTool lists each object in a
+    subsection of its own: "3 1", then the entry)."""
+    trailer = tagged.rindex(b"trailer")
+    root = tagged[trailer:].split(b"/Root", 1)[1].split()[0]
+    return tagged.index(b"\n" + root + b" 1", tagged.rindex(b"xref", 0, trailer)) + len(root) + 4
+
+
+@pytest.mark.parametrize(("at", "damage"), [
+    (11, b"4"),  # generation "00000" made "40000"
+    (14, b"2"),  # "00020"
+    (17, b"f"),  # in use made free
+    (6, b"p"),  # an offset digit garbled: the entry no longer reads
+    (3, b"\x10"),
+    (7, b"\xfc\xff\xff"),  # three bytes, the offset's end and the space after it
+])
+def test_pdf_whose_newest_catalog_entry_is_damaged_is_not_read_as_the_older_catalog(
+        exiftool: str, tmp_path: Path, at: int, damage: bytes) -> None:
+    # A mutation campaign's find: the catalog's entry in ExifTool's update damaged, both readers
+    # took the original's catalog (no /Metadata): "no rights signals found", no error.
+    tagged = _exiftool_tagged(exiftool, tmp_path, pdf_bytes())
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    entry = _catalog_entry(tagged)
+    assert tagged[entry + 10:entry + 18] == b" 00000 n"
+    damaged = tagged[:entry + at] + damage + tagged[entry + at + len(damage):]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.carriers == [], report.carriers
+    assert any("newest cross-reference entry for object" in e and "was not read" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("damage", [b"4", b"f"])
+def test_pdf_whose_newest_metadata_entry_is_damaged_is_not_read_from_the_older_revision(damage: bytes) -> None:
+    # The same damage on the metadata stream's entry: both revisions define object 9, and the
+    # older one's XMP ("allowed", holder Old) was read as the document's.
+    _, newer = _two_revisions()
+    entry = newer.index(b"\n9 1\n", newer.rindex(b"\nxref")) + 5
+    at = 11 if damage == b"4" else 17
+    report = api.read(newer[:entry + at] + damage + newer[entry + at + 1:])
+    assert _older_signals(report) == [], report.carriers
+    assert any("entry for object 9" in e and "was not read" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"/Metadata ", b"/Mepadata "),  # the key misspelt: the reference now under a name nobody reads
+    (b"/Metadata ", b"/Metadata0"),  # "/Metadata06 0 R": a name, then "0 R"
+    (b"\n/Metadata", b"\x7f\xff\xffetadata"),  # bytes before it overwritten
+])
+def test_pdf_whose_update_names_its_metadata_stream_under_a_damaged_key_is_an_error(
+        exiftool: str, tmp_path: Path, old: bytes, new: bytes) -> None:
+    # The catalog ExifTool's update wrote no longer names the metadata stream the update added:
+    # read, the document had no XMP at all (no error, use allowed).
+    tagged = _exiftool_tagged(exiftool, tmp_path, pdf_bytes())
+    update = tagged.index(b"%BeginExifToolUpdate")
+    assert tagged.count(old, update) == 1
+    damaged = tagged[:update] + tagged[update:].replace(old, new)
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.carriers == [], report.carriers
+    assert any("adds an XMP metadata stream" in e and "was not read" in e for e in report.errors), report.errors
+
+
+def _shift_catalog_offset(tagged: bytes) -> bytes:
+    entry = _catalog_entry(tagged)  # its last offset digit changed: 5 bytes off, no header there
+    return tagged[:entry + 9] + str((int(tagged[entry + 9:entry + 10]) + 5) % 10).encode() + tagged[entry + 10:]
+
+
+def _in_update(old: bytes, new: bytes) -> Any:
+    def damage(tagged: bytes) -> bytes:
+        update = tagged.index(b"%BeginExifToolUpdate")
+        assert tagged.count(old, update) == 1, old
+        return tagged[:update] + tagged[update:].replace(old, new)
+    return damage
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (_shift_catalog_offset, "would be read instead; the newest one was not read"),
+    # the metadata stream's own header: the catalog names an object that is nowhere
+    (lambda t: _in_update(b"\n%d 0 obj" % int(t.split(b"/Metadata ")[-1].split()[0]), b"\np 0 obj")(t),
+     "it is nowhere in the file"),
+    (_in_update(b" R\n/Metadata", b" Rf/Metadata"), "names /Metadata, but the catalog read has none"),
+    (_in_update(b"/Pages 2 0 R", b"/Pages p 0 R"), "names /Metadata, but the catalog read has none"),
+    # the catalog's subsection header: "3 1" made "4 1", the catalog listed under the page's number
+    (lambda t: t[:_catalog_entry(t) - 4] + b"4" + t[_catalog_entry(t) - 3:], "holds object 3 0: the table is damaged"),
+    # its line end overwritten: "3 1\x7f0000000474 00000 n"
+    (lambda t: t[:_catalog_entry(t) - 1] + b"\x7f" + t[_catalog_entry(t):], "runs into its first entry"),
+], ids=["catalog offset digit", "metadata stream header", "byte before /Metadata", "/Pages value", "subsection header",
+        "subsection line end"])
+def test_pdf_whose_exiftool_update_is_damaged_near_its_catalog_is_an_error(
+        exiftool: str, tmp_path: Path, damage: Any, says: str) -> None:
+    # The same campaign's other survivors, one byte each: what was read was the older catalog,
+    # or the newest one without its /Metadata, or a metadata reference to nothing: no XMP, no error.
+    tagged = _exiftool_tagged(exiftool, tmp_path, pdf_bytes())
+    damaged = damage(tagged)
+    assert damaged != tagged and len(damaged) == len(tagged)
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.carriers == [], report.carriers
+    assert any(says in e for e in report.errors), report.errors
+
+
+def _image_with_metadata() -> bytes:
+    """A pypdf PDF whose page shows an image XObject with a metadata stream of its own."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject, NumberObject, StreamObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(200, 200)
+    packet = StreamObject()
+    packet.set_data(b"<?xpacket begin='' id='W5M0MpCehiHzreSzNTczkc9d'?><x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
+                    b"<?xpacket end='w'?>")
+    packet.update({NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")})
+    image = StreamObject()
+    image.set_data(b"\x00\x00\x00")
+    image.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Image"),
+                  NameObject("/Width"): NumberObject(1), NameObject("/Height"): NumberObject(1),
+                  NameObject("/ColorSpace"): NameObject("/DeviceRGB"), NameObject("/BitsPerComponent"): NumberObject(8),
+                  NameObject("/Metadata"): writer._add_object(packet)})
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/XObject"): DictionaryObject({NameObject("/Im0"): writer._add_object(image)})})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdfs_updated_by_exiftool_and_rightsmeta_read_with_no_false_alarm(
+        exiftool: str, qpdf: str, chromium: list[str], tmp_path: Path) -> None:
+    # The two checks above judge the newest table's entries and the update's metadata streams;
+    # real files of every layout read as before: linearized (the last startxref names the
+    # first-page table, which lists the catalog and the image's own metadata stream), with
+    # object streams, printed by Chromium, updated twice by ExifTool or by rightsmeta.
+    from test_pdf_fast import qpdf_rewrite
+
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><h1>Printed</h1><p>by Chromium</p></body></html>")
+    subprocess.run([*chromium, f"--print-to-pdf={tmp_path / 'printed.pdf'}", str(page)], check=True,
+                   capture_output=True, timeout=120)
+    bases = {"pypdf": pdf_bytes(), "image": _image_with_metadata(), "chromium": (tmp_path / "printed.pdf").read_bytes()}
+    for name, data in list(bases.items()):
+        bases[f"{name}, linearized"] = qpdf_rewrite(qpdf, tmp_path, data, "--linearize", "--object-streams=disable")
+        bases[f"{name}, object streams"] = qpdf_rewrite(qpdf, tmp_path, data, "--linearize", "--object-streams=generate")
+    for name, data in bases.items():
+        assert api.read(data).errors == [], name
+        once = _exiftool_tagged(exiftool, tmp_path, data)
+        twice = _exiftool_tagged(exiftool, tmp_path, rightsmeta.tag_bytes(once, Assertion.build(allow=["all"])))
+        ours = rightsmeta.tag_bytes(rightsmeta.tag_bytes(data, DENY_AI), Assertion.build(allow=["all"]))
+        for what, tagged in (("ExifTool", once), ("ExifTool over rightsmeta", twice), ("rightsmeta twice", ours)):
+            report = api.read(tagged)
+            assert report.errors == [], (name, what, report.errors)
+            assert report.may_use(AI) == (what == "rightsmeta twice"), (name, what)
+
+
 # --- 11.2: an ID3 frame size past the end of the tag --------------------------------------------------
 
 

@@ -207,6 +207,13 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                 f"older revision's object {ref.idnum} (byte {at}) would be read instead: the newest revision is "
                 "damaged, and its object was not read"
             )
+    # What pypdf did not repair but read from the wrong place (or not at all), judged from the
+    # newest table. The Info dictionary is not: one an update freed is still read, as pypdf and
+    # ExifTool show it.
+    table = newest_table(data)
+    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
+    if isinstance(root, IndirectObject):
+        check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
 
 
 def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> None:
@@ -257,6 +264,218 @@ def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
             return offsets
         pos = head.end() + 20 * count
 
+
+
+@dataclass
+class _Table:
+    """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
+
+    at: int  # where "xref" starts
+    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
+    trailer: bytes  # from "trailer" to the last "startxref"
+    damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
+
+    def entry(self, data: Any, num: int) -> bytes | None:
+        """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
+        for first, count, at in self.subsections:
+            if first <= num < first + count:
+                return bytes(data[at + 20 * (num - first):at + 20 * (num - first) + 20])
+        return None
+
+
+def newest_table(data: Any) -> _Table | None:
+    """The newest classic table the checks below judge, found once per read: None where there is
+    none to judge (a stream pypdf reads from, a cross-reference stream, a table not laid out in
+    20-byte entries, a hybrid file's table, which lists free what its stream puts in an object stream)."""
+    if not hasattr(data, "find"):
+        return None
+    table = _laid_out_table(data)
+    if table is not None and table.damaged is not None and b"/Prev" in table.trailer:
+        # pypdf misreads such a table, and an update's catalog entry in it is lost: the older
+        # revision's catalog read. (A single revision's objects pypdf finds by their headers.)
+        raise MalformedFile(
+            f"a subsection header of this PDF's newest cross-reference table runs into its first entry (byte "
+            f"{table.damaged}): the table is damaged, and the newest revision was not read"
+        )
+    return None if table is None or b"/XRefStm" in table.trailer else table
+
+
+def _laid_out_table(data: Any) -> _Table | None:
+    """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
+    the next subsection's header or by "trailer": then each entry's place is sure, however
+    damaged its bytes. None for a cross-reference stream, or a table laid out otherwise (entries
+    of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
+    start = data.rfind(b"startxref")
+    found = _STARTXREF_AT.match(data, start) if start >= 0 else None
+    pos = table = int(found[1]) if found is not None else len(data)
+    if data[pos:pos + 4] != b"xref":
+        return None
+    subsections: list[tuple[int, int, int]] = []
+    damaged = None
+    pos += 4
+    while len(subsections) < _MAX_SUBSECTIONS:
+        head = _SUBSECTION_LINE.match(data, pos)
+        if head is None:
+            # Its line end overwritten ("3 1\x7f0000000474 00000 n"): the entries still laid out
+            # after the stray byte (the walk to "trailer" checks it) say which it is.
+            head = _SUBSECTION_RUN.match(data, pos)
+            if head is not None and _ANY_ENTRY.fullmatch(bytes(data[head.end():head.end() + 20])):
+                damaged = head.end() - 1
+            else:
+                head = None
+        if head is None:
+            following = _SPACES_AT.match(data, pos)
+            if following is None or data[following.end():following.end() + 7] != b"trailer" or not subsections:
+                return None
+            return _Table(table, subsections, bytes(data[following.end():start]), damaged)
+        first, count = int(head[1]), int(head[2])
+        subsections.append((first, count, head.end()))
+        pos = head.end() + 20 * count
+    return None
+
+
+def check_newest_entries(data: Any, table: _Table | None, refs: list[tuple[int, int]]) -> None:
+    """Raise ``MalformedFile`` when the newest cross-reference table lists one of ``refs`` (the
+    catalog, the metadata stream) but its entry there does not say "in use, this generation":
+    its offset garbled, its generation changed ("00000 n" made "40000 n"), or made free. Both
+    readers then read the object from an older revision (pypdf keeps, per generation, the first
+    offset it can read, newest first; a free entry does not hide an older one), as the document's:
+    the catalog before an update added /Metadata, a reservation lost, use allowed. An update that
+    lists the catalog redefines it (an update that frees the catalog the trailer names is no
+    PDF); only a table laid out in exact 20-byte entries is judged, and not a hybrid file's (its
+    table lists free what its stream puts in an object stream)."""
+    if table is None:
+        return
+    for num, gen in refs:
+        entry = table.entry(data, num)
+        if entry is None:
+            continue  # the newest revision left the object as it was
+        good = _IN_USE_ENTRY.fullmatch(entry)
+        if good is None or int(good[1]) != gen:
+            raise MalformedFile(
+                f"the newest cross-reference entry for object {num} of this PDF is damaged "
+                f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
+                f"revision's object {num} would be read instead, and the newest one was not read"
+            )
+        head = _OBJECT_HEAD.match(data, int(entry[:10]))
+        if head is not None and (int(head[1]), int(head[2])) == (num, gen):
+            continue
+        # Not where the entry puts it (a digit changed, the object's own header damaged): pypdf
+        # searches the file and takes the first "num gen obj". Within the newest revision that is
+        # its repair to make (offsets a few bytes off); one in an older revision (before the
+        # startxref that ends it), or none at all, and the newest object goes unread.
+        first = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen)).search(data)
+        if first is None or first.start() < max(0, data.rfind(b"startxref", 0, table.at)):
+            raise MalformedFile(
+                f"object {num} of this PDF is not at byte {int(entry[:10])}, where its newest cross-reference puts "
+                f"it, nor anywhere else in the newest revision: " + (
+                    "it is nowhere in the file" if first is None
+                    else f"an older revision's (byte {first.start()}) would be read instead") + "; the newest one was not read"
+            )
+
+
+def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | None, has_metadata: bool) -> None:
+    """Raise ``MalformedFile`` when the catalog read has no /Metadata key but the newest revision's
+    catalog, at the offset its table gives, names one in its bytes: the reader could not parse
+    that catalog (a damaged byte near the key, "/Pages 2 0 R\\x7f/Metadata 5 0 R") and took
+    another (pypdf searches the file for "3 0 obj" and takes the first, an older revision's), or
+    a part of it; the newest revision's XMP went unread."""
+    if has_metadata or root is None or table is None:
+        return
+    entry = table.entry(data, root[0])
+    good = _IN_USE_ENTRY.fullmatch(entry) if entry is not None else None
+    if good is None:
+        return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
+    offset = int(good[0][:10])
+    head = _OBJECT_HEAD.match(data, offset)
+    if head is None or (int(head[1]), int(head[2])) != root:
+        return  # check_newest_entries judges that
+    body = bytes(data[head.end():head.end() + _CATALOG_BYTES])
+    end = body.find(b"endobj")
+    if end >= 0 and _METADATA_KEY.search(body, 0, end):
+        raise MalformedFile(
+            f"the newest revision's catalog (object {root[0]}, byte {offset}) names /Metadata, but the "
+            "catalog read has none: that catalog is damaged, and the metadata it names was not read"
+        )
+
+
+def check_newest_update(data: Any, table: _Table | None) -> None:
+    """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
+    (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
+    key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
+    and the update's statement would go unread. Every metadata stream hangs from a /Metadata key
+    (the catalog's, a page's, an image's: ISO 32000-1 14.3.2), and no writer adds one that nothing
+    names. Judged only for an update (a /Prev) with a classic, non-hybrid table: all its objects
+    are then plain, so the key naming a new object is in the bytes (objects in object streams,
+    older ones included, could not name an object not yet made). A single-revision file's
+    unreferenced stream may be a harmless leftover: not judged.
+
+    Also an error: an entry of the update's table whose offset holds another object (its
+    subsection header damaged)."""
+    if table is None or b"/Prev" not in table.trailer:
+        return
+    looked = 0
+    for first, count, at in table.subsections:
+        for k in range(count):
+            looked += 1
+            if looked > _MAX_UPDATE_OBJECTS:
+                return  # an update this large is a rewrite: not judged (bounded time)
+            entry = _IN_USE_ENTRY.fullmatch(bytes(data[at + 20 * k:at + 20 * k + 20]))
+            if entry is None:
+                continue
+            num, gen, offset = first + k, int(entry[1]), int(entry[0][:10])
+            head = _OBJECT_HEAD.match(data, offset)
+            if head is None:
+                continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
+            if (int(head[1]), int(head[2])) != (num, gen):
+                # A damaged subsection header ("3 1" made "4 1" or "0 1"): the update's objects are
+                # listed under other numbers, the catalog it redefines under none, and the older
+                # revision's catalog would be read. No writer lists one object's offset for another.
+                raise MalformedFile(
+                    f"the newest cross-reference table of this PDF lists object {num} {gen} at byte {offset}, which "
+                    f"holds object {int(head[1])} {int(head[2])}: the table is damaged, and the newest revision was not read"
+                )
+            # The object's dictionary: up to its "stream" keyword (an object with none, or whose
+            # "endobj" comes first, is no stream: the next object's keyword is not its own).
+            start = head.end()
+            stream = data.find(b"stream", start, start + _HEAD_BYTES)
+            ended = data.find(b"endobj", start, stream)
+            if stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
+                                                 and _XML_SUBTYPE.search(data, start, stream)):
+                continue
+            if _older_header(data, num, gen, offset):
+                continue  # the object is older: what names it may be in an object stream
+            # What names a new object is in the newest revision too: looked for from its start on.
+            if not _named_as_metadata(data, num, gen, max(0, data.rfind(b"startxref", 0, table.at))):
+                raise MalformedFile(
+                    f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
+                    "names: the key that named it is damaged, and the metadata stream was not read"
+                )
+
+
+def _older_header(data: Any, num: int, gen: int, before: int) -> bool:
+    """Whether "num gen obj" heads an object before byte ``before`` (a literal search, as writers
+    space it: a regular expression over the whole file cost a read ~0.1 ms)."""
+    spelt, at = b"%d %d obj" % (num, gen), 0
+    while (at := data.find(spelt, at, before)) >= 0:
+        if at == 0 or data[at - 1] not in b"0123456789":
+            return True
+        at += 1
+    return False
+
+
+def _named_as_metadata(data: Any, num: int, gen: int, at: int) -> bool:
+    """Whether some /Metadata key from byte ``at`` on names object ``num gen`` (each occurrence of
+    the key found literally, then its value matched)."""
+    for _ in range(_MAX_METADATA_KEYS):
+        at = data.find(b"/Metadata", at)
+        if at < 0:
+            return False
+        ref = _METADATA_REF.match(data, at)
+        if ref is not None and (int(ref[1]), int(ref[2])) == (num, gen):
+            return True
+        at += 9
+    return True  # more keys than looked at: not judged (bounded time)
 
 def _has_info(pdf: pdfobjects.Reader) -> bool:
     # pypdf merges every revision's trailer, so an Info dictionary ExifTool's -all= removed would
@@ -340,6 +559,7 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
     else:
         _check_tail(buf)
     doc = _load(buf, options)
+    check_newest_update(buf, newest_table(buf))  # after _load: where _check_repairs finds a read object damaged, it says so first
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
                   doc.info_values if chain is None or _has_info(chain) else {})
 
@@ -355,7 +575,7 @@ def _fast_text(value: Any) -> str:
     raise LeaveToLibrary  # pypdf's str() of reals, booleans, arrays... is its own
 
 
-def _fast_found(pdf: pdfobjects.Reader) -> _Found:
+def _fast_found(pdf: pdfobjects.Reader, table: _Table | None = None) -> _Found:
     """What _read_pypdf finds, as far as pdfobjects can tell; raises LeaveToLibrary elsewhere."""
     if "/Encrypt" in pdf.trailer:
         raise LeaveToLibrary  # pypdf decrypts, with a password or without
@@ -364,10 +584,13 @@ def _fast_found(pdf: pdfobjects.Reader) -> _Found:
     if not isinstance(catalog, dict) or catalog.get("/Type") != "/Catalog":
         raise LeaveToLibrary  # pypdf searches the file for a catalog
     found = _Found()
+    assert isinstance(root, pdfobjects.Ref)  # a catalog was read
+    check_catalog_read(pdf.buf, table, (root.num, root.gen), "/Metadata" in catalog)
     if "/Metadata" in catalog:
         ref = catalog["/Metadata"]
         if isinstance(ref, pdfobjects.Ref):
             found.metadata_object = ref.num
+            check_newest_entries(pdf.buf, table, [(ref.num, ref.gen)])
         stream = pdf.resolve(ref)
         if isinstance(stream, pdfobjects.Stream):
             try:
@@ -395,11 +618,20 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     check_chain(pdf)  # a MalformedFile: what neither reader would read
+    table = newest_table(pdf.buf)
+    root = pdf.trailer.get("/Root")
+    if isinstance(root, pdfobjects.Ref):
+        check_newest_entries(pdf.buf, table, [(root.num, root.gen)])
     try:
-        return _fast_found(pdf)
+        found = _fast_found(pdf, table)
+    except MalformedFile:
+        raise
     except Exception as exc:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
+    # After the reading: where a read object is found damaged, its own check says so first.
+    check_newest_update(pdf.buf, table)
+    return found
 
 
 def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
@@ -424,6 +656,25 @@ _REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trai
 # A classic table's subsection header ("first count"), with the white space before and after it.
 _SUBSECTION_AT = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
 _MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
+# A subsection header on a line of its own ("3 1"), after the white space ending what came before.
+_SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
+_SPACES_AT = re.compile(rb"[\t\n\f\r ]*")
+# The same header followed by one stray byte where its line end belongs.
+_SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\r 0-9]")
+_ANY_ENTRY = re.compile(rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)")
+# A classic entry in use, exactly as the standard writes it (the generation captured).
+_IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
+_OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
+_METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
+_XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
+_HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype
+# The key, ended (a digit right after it is still the name: "/Metadata06 0 R" names nothing), then a reference.
+_METADATA_REF = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![A-Za-z])")
+_MAX_METADATA_KEYS = 100_000  # /Metadata keys looked at for the one naming a new metadata stream
+_CATALOG_BYTES = 64 * 1024  # of the newest catalog looked at for a /Metadata key
+_METADATA_KEY = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
+_MAX_SUBSECTIONS = 100_000  # of the newest table walked
+_MAX_UPDATE_OBJECTS = 100_000  # objects of the newest update looked at
 
 
 def check_newest_revision(buf: Any) -> None:
