@@ -196,7 +196,6 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
             "catalog it finds, perhaps an older revision's: the document's catalog was not read"
         )
     refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
-    _check_newest_definitions(data, doc, refs)
     listed = _newest_table(data, {r.idnum for r in refs})
     newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
     for ref in refs:
@@ -214,6 +213,8 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
     check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
     if isinstance(root, IndirectObject):
         check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
+    # Last, the catch-all the rules above (classic tables) say more precisely where they apply.
+    _check_newest_definitions(data, doc, refs)
 
 
 def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> None:
