@@ -96,6 +96,8 @@ class Owners:
         self.stems: set[str] = set()
 
     def owned(self, path: str) -> bool:
+        if path[-4:].lower() != ".xmp":  # most files: asked of every file a walk yields
+            return False
         folder, name = os.path.split(path)
         stem, ext = os.path.splitext(name)
         if ext.lower() != ".xmp":

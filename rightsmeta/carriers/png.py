@@ -102,10 +102,13 @@ def xmp_chunks(buf: Buffer, chunks: list[Chunk]) -> list[Chunk]:
     return [c for c in chunks if is_xmp(buf, c) or is_raw_profile(buf, c, RAW_XMP_KEYWORDS)]
 
 
+_IMAGE_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})  # the image's own: never a store's place
+
+
 def c2pa_ranges(chunks: list[Chunk], buf: Buffer) -> list[tuple[int, int]]:
-    """caBX chunks, where a C2PA store lives, and any other chunk but the image data holding one (jumbf.py)."""
+    """caBX chunks, where a C2PA store lives, and any other chunk but the image's own holding one (jumbf.py)."""
     return [(c.start, c.end) for c in chunks
-            if c.type == b"caBX" or (c.type != b"IDAT" and jumbf.holds_store(buf, c.start, c.end))]
+            if c.type == b"caBX" or (c.type not in _IMAGE_CHUNKS and jumbf.holds_store(buf, c.start, c.end))]
 
 
 def make(ctype: bytes, body: bytes) -> bytes:
