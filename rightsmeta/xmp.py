@@ -36,6 +36,10 @@ NAMESPACES = {
     "xmpRights": XMP_RIGHTS,
 }
 
+# The namespaces whose properties say what a work may be used for (not dc: Dublin Core 1.0's URI is
+# one character from 1.1's, and a statement is never in it).
+_VOCABULARIES = frozenset({iptc.NS, project.NS, XMP_RIGHTS, *tdmrep.NAMESPACES})
+
 MAX_PACKET = 8 * 1024 * 1024
 MAX_ELEMENTS = 200_000
 _SMALL = 256 * 1024  # below this, element count is bounded by size and the fast parser is safe
@@ -146,10 +150,20 @@ def properties(packet: bytes) -> dict[tuple[str, str], Value]:
     return _properties(_parse(packet))
 
 
-_DESCRIPTION, _IN_RDF = f"{{{RDF}}}Description", f"{{{RDF}}}"
+_DESCRIPTION, _IN_RDF, _RDF_ROOT = f"{{{RDF}}}Description", f"{{{RDF}}}", f"{{{RDF}}}RDF"
 
 
 def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
+    if len(root) and root.tag != _RDF_ROOT and root.find(_RDF_ROOT) is None:
+        # Elements, but no rdf:RDF: a packet whose RDF namespace URI is damaged (one flipped byte
+        # of it) parses well and holds no property at all; never read as "no statement".
+        names = sorted({_split(e.tag)[0] for e in root})
+        raise MalformedMetadata(f"XMP packet has no rdf:RDF element in the RDF namespace (its elements are in {names}): "
+                                "the namespace is damaged, or this is not XMP")
+    rdf = root if root.tag == _RDF_ROOT else root.find(_RDF_ROOT)
+    if rdf is not None and len(rdf) and rdf.find(_DESCRIPTION) is None:
+        raise MalformedMetadata("XMP packet's rdf:RDF holds elements but no rdf:Description: a damaged name, "
+                                "so its properties were not read")
     props: dict[tuple[str, str], Value] = {}
     for desc in root.iter(_DESCRIPTION):
         for attr, value in desc.attrib.items():
@@ -161,7 +175,20 @@ def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
             found = _text(child)
             if found is not None:
                 props.setdefault(_split(child.tag), found)
+    for ns in {ns for ns, _ in props}.difference(_VOCABULARIES):
+        near = min((known for known in _VOCABULARIES if _apart(ns, known) <= 2), key=lambda known: _apart(ns, known),
+                   default=None)
+        if near is not None:
+            # A rights vocabulary's URI with a byte or two changed is that vocabulary damaged, not
+            # another schema: its statement would be read as absent.
+            raise MalformedMetadata(f"XMP namespace {ns!r} is {near!r} with a character or two changed: damaged, "
+                                    "so its properties were not read")
     return props
+
+
+def _apart(a: str, b: str) -> int:
+    """How many characters two namespace URIs of one length differ by (a large number for two lengths)."""
+    return sum(x != y for x, y in zip(a, b, strict=True)) if len(a) == len(b) else 1 << 30
 
 
 @dataclass

@@ -1028,3 +1028,35 @@ def test_a_pdf_with_object_streams_whose_newest_chain_is_lost_is_not_read_as_the
         damaged = tagged[:at] + str(int(tagged[at:end]) + 3).encode() + tagged[end:]
     report = api.read(damaged)
     assert not report.may_use(AI) and any("later revision defines it anew" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("damage", [(b"22-rdf-syntax-ns#", b"22-rdf-syntax-ms#"), (b"ns.useplus.org", b"ns.usepLus.org"),
+                                    (b"/ldf/xmp/1.0/", b"/ldf/xmp/1.1/")])
+def test_xmp_whose_namespace_uri_is_damaged_is_an_error(exiftool: str, tmp_path: Path, damage: tuple[bytes, bytes]) -> None:
+    # One byte of the RDF namespace URI leaves well-formed XMP with no property in it, and one of
+    # PLUS's leaves its DataMining in an unknown schema: a file ExifTool tagged (PLUS alone) read
+    # as no statement, usable (engineer P's sweep: about 210 such one-byte mutants a file).
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("jpeg"))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes()
+    assert not api.read(tagged).may_use(AI) and api.read(tagged).errors == []
+    old, new = damage
+    damaged = tagged.replace(old, new, 1)
+    assert damaged != tagged
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("malformed XMP" in e and "damaged" in e for e in report.errors), report.errors
+
+
+def test_xmp_in_dublin_core_1_0_or_other_schemas_is_no_damage(exiftool: str, tmp_path: Path) -> None:
+    # The near-namespace check is kept to the rights vocabularies: DC 1.0's URI is one character
+    # from 1.1's, and ExifTool's own schemas (xmp, xmpMM, photoshop) are other schemas altogether.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("jpeg"))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
+                    "-XMP-xmp:Rating=3", "-XMP-photoshop:City=Paris", "-XMP-xmpMM:DocumentID=abc", "-XMP-dc:Title=Old",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes().replace(b"http://purl.org/dc/elements/1.1/", b"http://purl.org/dc/elements/1.0/")
+    assert b"http://purl.org/dc/elements/1.0/" in tagged
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
