@@ -1060,3 +1060,21 @@ def test_xmp_in_dublin_core_1_0_or_other_schemas_is_no_damage(exiftool: str, tmp
     tagged = photo.read_bytes().replace(b"http://purl.org/dc/elements/1.1/", b"http://purl.org/dc/elements/1.0/")
     assert b"http://purl.org/dc/elements/1.0/" in tagged
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+
+
+@pytest.mark.parametrize("at", ["marker", "name"])
+def test_a_jpeg_xmp_segment_whose_marker_or_name_is_damaged_is_an_error(exiftool: str, tmp_path: Path, at: str) -> None:
+    # bench/sweep.py over an ExifTool-tagged JPEG: a byte of the APP1 marker or of its
+    # "http://ns.adobe.com/xap/1.0/" name left the packet in a segment no reader takes for XMP, and
+    # the file read as no statement, usable.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("jpeg"))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes()
+    name = tagged.index(b"http://ns.adobe.com/xap/1.0/\x00<?xpacket")
+    spot = name - 3 if at == "marker" else name + 10  # the 0xE1 of its marker, or a byte of its name
+    damaged = tagged[:spot] + b"0" + tagged[spot + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("holds an XMP packet under a damaged" in e for e in report.errors), report.errors
+    assert api.read(tagged).errors == []

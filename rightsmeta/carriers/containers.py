@@ -191,6 +191,10 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
     raw_exif = jpeg.exif(buf, layout)
     exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
     c2pa = jpeg.c2pa_ranges(layout, buf)
+    misnamed = jpeg.misnamed_xmp(buf, layout)
+    if misnamed is not None:
+        raise MalformedFile(f"JPEG segment 0x{misnamed.marker:02X} at offset {misnamed.marker_pos} holds an XMP packet "
+                            "under a damaged marker or name (not APP1 http://ns.adobe.com/xap/1.0/): the packet was not read")
     if not packets:
         return Blocks(None, exif, None, c2pa=c2pa)
     first = packets[0][1]

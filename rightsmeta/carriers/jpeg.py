@@ -145,6 +145,22 @@ def xmp_packets(buf: Buffer, layout: Layout) -> list[tuple[Segment, bytes]]:
     return [(s, payload(buf, s)[len(XMP_SIGNATURE) :]) for s in layout.segments if is_xmp(buf, s)]
 
 
+_MAY_HOLD_XMP_TEXT = frozenset({0xED, 0xFE})  # APP13 (Photoshop IRB), COM
+
+
+def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
+    """A segment that is not XMP by its marker and name yet begins with an XMP packet: its name
+    (a byte of "http://ns.adobe.com/xap/1.0/") or its APP1 marker damaged, so no reader takes it
+    for XMP. Not a comment (COM) or Photoshop's APP13, where a packet may stand a little way in."""
+    for seg in layout.segments:
+        if seg.has_length and seg.marker not in _MAY_HOLD_XMP_TEXT and not (
+                is_xmp(buf, seg) or is_extended_xmp(buf, seg) or is_exif(buf, seg)):
+            head = bytes(buf[seg.payload_start : min(seg.end, seg.payload_start + 96)])
+            if b"<?xpacket begin" in head or b"<x:xmpmeta" in head:
+                return seg
+    return None
+
+
 def extended_guid(buf: Buffer, seg: Segment) -> str | None:
     """The GUID of an ExtendedXMP segment (upper case), or None for any other segment."""
     if not is_extended_xmp(buf, seg):

@@ -12,17 +12,25 @@ store there, and the read says a store was not read instead of reading the file 
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from .tiff import Buffer
 
-SIGNATURE = b"jumdc2pa"
-PEEK = 96
+# The superbox's type, its description box's size, then that box's type and the UUID's "c2pa":
+# eight bytes alone ("jumdc2pa") were found by hypothesis in an unknown WebP chunk.
+SIGNATURE = re.compile(rb"jumb.{4}jumdc2pa", re.DOTALL)
+PEEK = 104
 
 
 def holds_store(buf: Buffer, start: int, end: int) -> bool:
-    """Whether the element at ``[start, end)`` of ``buf`` begins with a C2PA store's description."""
-    return buf.find(SIGNATURE, start, min(end, start + PEEK)) >= 0
+    """Whether the element at ``[start, end)`` of ``buf`` begins with a C2PA store's superbox."""
+    return SIGNATURE.search(buf, start, min(end, start + PEEK)) is not None
+
+
+def finds_store(buf: Buffer, start: int, end: int) -> bool:
+    """Whether a C2PA store's superbox begins anywhere in ``[start, end)`` of ``buf``."""
+    return SIGNATURE.search(buf, start, end) is not None
 
 
 # --- a store's structure, checked before c2pa parses it -----------------------------------------

@@ -280,7 +280,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
         # ID3 tag or a TIFF, searched as a whole: an embedded signed JPEG (a PDF's image, an MP3's
         # cover) holds a store of its own that is none of the file's.
         held = next(((start, end) for start, end in ranges
-                     if (buf.find(jumbf.SIGNATURE, start, end) >= 0 if fmt == "gif"
+                     if (jumbf.finds_store(buf, start, end) if fmt == "gif"
                          else fmt in _ELEMENTS and jumbf.holds_store(buf, start, end))), None)
         if held is None:
             return None
