@@ -161,7 +161,10 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     if refusal:
         signing = False
         notes.append(refusal)
-    if not signing and manifest.read(data, fmt, options) is not None:
+    store = manifest.read(data, fmt, options) if not signing else None
+    if store is not None and store.location == manifest.DAMAGED:
+        notes.append(_DAMAGED_STORE_KEPT)
+    elif store is not None:
         # No identity may mean none was made, or that the caller turned signing off (--no-sign).
         fix = refusal or ("tag it with a signing identity so rightsmeta can re-sign it "
                           "(rightsmeta keys init makes one; --no-sign turns signing off)")
@@ -192,6 +195,9 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     return _Written(new, fmt, carriers, notes, options)
 
 
+_DAMAGED_STORE_KEPT = "a damaged C2PA manifest store, which c2pa cannot read, is left as it was"
+
+
 def _checked(data: bytes, new: Buffer, written: _Written, assertion: Assertion) -> list[str]:
     """Notes on ``new``, the bytes of ``written.new`` (joined, or the file written from them);
     raises when they do not read back as asked or do not hold the same work as ``data``."""
@@ -204,8 +210,12 @@ def _checked(data: bytes, new: Buffer, written: _Written, assertion: Assertion) 
     check = _read(new, None, options.but(located={}, parsed=options.parsed))
     covered = {p for s in check.signals for p in s.covers}
     wrong = [p.value for p in covered if check.decision.permissions[p] != assertion.permissions[p]]
-    if check.errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
-        problems = check.errors + [f"{p} reads back differently" for p in wrong]
+    errors = check.errors
+    if _DAMAGED_STORE_KEPT in written.notes:  # the original's damaged store, moved: not this write's
+        left = {f"{c.name}: {e}" for c in check.carriers if c.location == manifest.DAMAGED for e in c.errors}
+        errors = [e for e in errors if e not in left]
+    if errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
+        problems = errors + [f"{p} reads back differently" for p in wrong]
         raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(problems)})")
     lost = [p.value for p in PURPOSES if p not in covered and assertion.state(p) is not State.UNSPECIFIED]
     notes = [f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}"] if lost else []

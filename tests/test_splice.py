@@ -23,7 +23,7 @@ from samples import exiftool_write, image_bytes, pixels
 
 import rightsmeta
 from rightsmeta import Assertion, Purpose, State
-from rightsmeta.carriers import jpeg, png, riff, tiff
+from rightsmeta.carriers import jpeg, jumbf, png, riff, tiff
 from rightsmeta.errors import MalformedFile
 
 DENY_AI = Assertion.build(deny=["ai"], holder="Ada Lovelace", copyright="(c) 2026 Ada Lovelace")
@@ -421,8 +421,10 @@ def test_random_jpeg_layouts_keep_other_segments(extra: list[tuple[int, bytes]],
     head = [_BASE_JPEG[s.start : s.end] for s in layout.segments[:-1]]
     rest = _BASE_JPEG[layout.segments[-1].start :]
     made = [b"\xff" * (fill[i] if i < len(fill) else 0) + jpeg.segment(m, body) for i, (m, body) in enumerate(extra)]
-    # Random segments must not look like XMP to count as "other" segments.
-    made = [m for m in made if jpeg.XMP_SIGNATURE not in m[:40] and jpeg.EXTENDED_SIGNATURE not in m[:50]]
+    # Random segments must not look like XMP, nor begin with a C2PA store (hypothesis finds
+    # jumbf.SIGNATURE; such a segment reads as a damaged store, an error), to count as "other" segments.
+    made = [m for m in made if jpeg.XMP_SIGNATURE not in m[:40] and jpeg.EXTENDED_SIGNATURE not in m[:50]
+            and not jumbf.holds_store(m, 0, len(m)) and b"<?xpacket begin" not in m and b"<x:xmpmeta" not in m]
     for n, at in enumerate(xmp_at):
         made.insert(min(at, len(made)), jpeg.xmp_segments(_old_xmp(n)))
     data = b"\xff\xd8" + head[0] + b"".join(made) + b"".join(head[1:]) + rest
@@ -499,7 +501,8 @@ def test_random_webp_layouts_keep_other_chunks(extra: list[tuple[bytes, bytes]],
     body = _BASE_WEBP[12 : walked.end]
     if xmp:
         body += riff.make(b"XMP ", _old_xmp(0))
-    body += b"".join(riff.make(fourcc, payload) for fourcc, payload in extra)  # unknown chunks, odd sizes too
+    # unknown chunks, odd sizes too; not one beginning with a C2PA store (hypothesis finds jumbf.SIGNATURE)
+    body += b"".join(riff.make(fourcc, payload) for fourcc, payload in extra if not jumbf.holds_store(payload, 0, len(payload)))
     data = b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
     tagged = rightsmeta.tag_bytes(data, DENY_AI)
     old, new = riff.walk(data, b"WEBP"), riff.walk(tagged, b"WEBP")

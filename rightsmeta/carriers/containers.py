@@ -230,6 +230,11 @@ def _extract_png(buf: Buffer, parsed: Parsed | None) -> Blocks:
             exif = _tiff_block(png.data(buf, chunk), f"PNG eXIf chunk at offset {chunk.start}")
         elif raw_profile is None and png.is_raw_profile(buf, chunk, png.RAW_EXIF_KEYWORDS):
             raw_profile = chunk
+        elif chunk.type != b"IDAT":
+            # Every other chunk's CRC too (not the image data's: the decoder's to judge): a byte of an
+            # XMP chunk's type or keyword made it a chunk nothing reads, and the file read as no
+            # statement. A CRC that fails is damage, whatever the chunk (ExifTool warns of it too).
+            png.data(buf, chunk)
     if exif is None and raw_profile is not None:
         # Legacy ImageMagick/ExifTool "Raw profile" text chunk, used before eXIf existed.
         where = f"PNG {raw_profile.type.decode()} 'Raw profile' chunk at offset {raw_profile.start}"

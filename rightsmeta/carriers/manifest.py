@@ -53,6 +53,8 @@ MEDIA_TYPES = {
 # Not EPUB: c2pa 0.38 fails on deflated members ("compression method not supported: 8").
 MIME = {fmt: media for fmt, media in MEDIA_TYPES.items() if fmt not in ("aiff", "ogg", "opus", "epub")}
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
+# The location of a store found damaged before c2pa could read it: no signature a tag could break.
+DAMAGED = "C2PA manifest store (damaged, not read)"
 SOFT_BINDING_ALG = "io.iscc.v0"
 # Every embedded manifest store is a JUMBF box labelled "c2pa". Each format keeps the store in one
 # structural place, where c2pa itself looks for it (c2pa-rs's asset handlers; measured with
@@ -263,7 +265,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
     for store in _stores(buf, fmt, ranges):
         damage = jumbf.store_damage(store)
         if damage is not None:  # c2pa would trust the lengths: see jumbf.py
-            return CarrierReport("c2pa", "C2PA manifest store", errors=[f"unreadable C2PA manifest: the store is damaged ({damage})"])
+            return CarrierReport("c2pa", DAMAGED, errors=[f"unreadable C2PA manifest: the store is damaged ({damage})"])
     import c2pa
 
     trust = options.trust_anchors if options else None
@@ -285,7 +287,7 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> CarrierReport | 
         if held is None:
             return None
         # A store where c2pa did not find one: the header of the element holding it is damaged.
-        return CarrierReport("c2pa", "C2PA manifest store", errors=[
+        return CarrierReport("c2pa", DAMAGED, errors=[
             f"a C2PA manifest store at bytes {held[0]}-{held[1]} is not where c2pa reads one (a damaged "
             "header?); the manifest was not read"])
     with reader:
