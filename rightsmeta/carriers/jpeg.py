@@ -146,6 +146,8 @@ def xmp_packets(buf: Buffer, layout: Layout) -> list[tuple[Segment, bytes]]:
 
 
 _MAY_HOLD_XMP_TEXT = frozenset({0xED, 0xFE})  # APP13 (Photoshop IRB), COM
+# The coding segments: SOFn, DHT, DAC (C0-CF), SOS, DQT, DNL, DRI, DHP, EXP (DA-DF).
+_CODING = frozenset(range(0xC0, 0xD0)) | frozenset(range(0xDA, 0xE0))
 
 
 def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
@@ -153,11 +155,14 @@ def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
     (a byte of "http://ns.adobe.com/xap/1.0/") or its APP1 marker damaged, so no reader takes it
     for XMP. Not a comment (COM) or Photoshop's APP13, where a packet may stand a little way in."""
     for seg in layout.segments:
-        if seg.has_length and seg.marker not in _MAY_HOLD_XMP_TEXT and not (
-                is_xmp(buf, seg) or is_extended_xmp(buf, seg) or is_exif(buf, seg)):
-            head = bytes(buf[seg.payload_start : min(seg.end, seg.payload_start + 96)])
-            if b"<?xpacket begin" in head or b"<x:xmpmeta" in head:
-                return seg
+        if seg.marker in _CODING or seg.marker in _MAY_HOLD_XMP_TEXT or not seg.has_length:
+            continue  # the image's own segments (tables, frame, scan): most of a JPEG's, never XMP
+        if is_xmp(buf, seg) or is_extended_xmp(buf, seg) or is_exif(buf, seg):
+            continue
+        start = seg.payload_start
+        stop = min(seg.end, start + 96)
+        if buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0:
+            return seg
     return None
 
 
