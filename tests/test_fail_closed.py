@@ -1035,17 +1035,22 @@ def test_a_pdf_with_object_streams_whose_newest_chain_is_lost_is_not_read_as_the
     assert not report.may_use(AI) and any("later revision defines it anew" in e for e in report.errors), report.errors
 
 
+def _reserved_by_exiftool(exiftool: str, folder: Path, fmt: str, *more: str) -> bytes:
+    """A picture ExifTool tagged with PLUS DataMining alone (and ``more`` of its arguments)."""
+    photo = folder / f"photo.{fmt}"
+    photo.write_bytes(image_bytes(fmt))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
+                    *more, str(photo)], check=True)
+    return photo.read_bytes()
+
+
 @pytest.mark.parametrize("damage", [(b"22-rdf-syntax-ns#", b"22-rdf-syntax-ms#"), (b"ns.useplus.org", b"ns.usepLus.org"),
                                     (b"/ldf/xmp/1.0/", b"/ldf/xmp/1.1/")])
 def test_xmp_whose_namespace_uri_is_damaged_is_an_error(exiftool: str, tmp_path: Path, damage: tuple[bytes, bytes]) -> None:
     # One byte of the RDF namespace URI leaves well-formed XMP with no property in it, and one of
     # PLUS's leaves its DataMining in an unknown schema: a file ExifTool tagged (PLUS alone) read
     # as no statement, usable (engineer P's sweep: about 210 such one-byte mutants a file).
-    photo = tmp_path / "photo.jpg"
-    photo.write_bytes(image_bytes("jpeg"))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, "jpeg")
     assert not api.read(tagged).may_use(AI) and api.read(tagged).errors == []
     old, new = damage
     damaged = tagged.replace(old, new, 1)
@@ -1057,12 +1062,8 @@ def test_xmp_whose_namespace_uri_is_damaged_is_an_error(exiftool: str, tmp_path:
 def test_xmp_in_dublin_core_1_0_or_other_schemas_is_no_damage(exiftool: str, tmp_path: Path) -> None:
     # The near-namespace check is kept to the rights vocabularies: DC 1.0's URI is one character
     # from 1.1's, and ExifTool's own schemas (xmp, xmpMM, photoshop) are other schemas altogether.
-    photo = tmp_path / "photo.jpg"
-    photo.write_bytes(image_bytes("jpeg"))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
-                    "-XMP-xmp:Rating=3", "-XMP-photoshop:City=Paris", "-XMP-xmpMM:DocumentID=abc", "-XMP-dc:Title=Old",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes().replace(b"http://purl.org/dc/elements/1.1/", b"http://purl.org/dc/elements/1.0/")
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, "jpeg", "-XMP-xmp:Rating=3", "-XMP-photoshop:City=Paris",
+                                   "-XMP-xmpMM:DocumentID=abc", "-XMP-dc:Title=Old").replace(b"http://purl.org/dc/elements/1.1/", b"http://purl.org/dc/elements/1.0/")
     assert b"http://purl.org/dc/elements/1.0/" in tagged
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
 
@@ -1072,11 +1073,7 @@ def test_a_jpeg_xmp_segment_whose_marker_or_name_is_damaged_is_an_error(exiftool
     # bench/sweep.py over an ExifTool-tagged JPEG: a byte of the APP1 marker or of its
     # "http://ns.adobe.com/xap/1.0/" name left the packet in a segment no reader takes for XMP, and
     # the file read as no statement, usable.
-    photo = tmp_path / "photo.jpg"
-    photo.write_bytes(image_bytes("jpeg"))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, "jpeg")
     name = tagged.index(b"http://ns.adobe.com/xap/1.0/\x00<?xpacket")
     spot = name - 3 if at == "marker" else name + 10  # the 0xE1 of its marker, or a byte of its name
     damaged = tagged[:spot] + b"0" + tagged[spot + 1:]
@@ -1090,11 +1087,7 @@ def test_a_png_xmp_chunk_whose_type_or_keyword_is_damaged_is_an_error(exiftool: 
     # bench/sweep.py over an ExifTool-tagged PNG: a byte of the iTXt type or of its
     # "XML:com.adobe.xmp" keyword made it a chunk nothing reads, whose CRC nothing checked: the
     # file read as no statement, usable. Every chunk's CRC but the image data's is checked now.
-    photo = tmp_path / "photo.png"
-    photo.write_bytes(image_bytes("png"))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, "png")
     at = tagged.index(b"iTXtXML:com.adobe.xmp") + (1 if spot == "type" else 10)
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
     report = api.read(damaged)

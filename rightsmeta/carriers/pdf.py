@@ -358,7 +358,7 @@ def check_newest_entries(data: Any, table: _Table | None, refs: list[tuple[int, 
                 f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
                 f"revision's object {num} would be read instead, and the newest one was not read"
             )
-        head = _OBJECT_HEAD.match(data, int(entry[:10]))
+        head = pdfobjects.OBJECT_HEADER.match(data, int(entry[:10]))
         if head is not None and (int(head[1]), int(head[2])) == (num, gen):
             continue
         # Not where the entry puts it (a digit changed, the object's own header damaged): pypdf
@@ -388,7 +388,7 @@ def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | 
     if good is None:
         return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
     offset = int(good[0][:10])
-    head = _OBJECT_HEAD.match(data, offset)
+    head = pdfobjects.OBJECT_HEADER.match(data, offset)
     if head is None or (int(head[1]), int(head[2])) != root:
         return  # check_newest_entries judges that
     body = bytes(data[head.end():head.end() + _CATALOG_BYTES])
@@ -425,7 +425,7 @@ def check_newest_update(data: Any, table: _Table | None) -> None:
             if entry is None:
                 continue
             num, gen, offset = first + k, int(entry[1]), int(entry[0][:10])
-            head = _OBJECT_HEAD.match(data, offset)
+            head = pdfobjects.OBJECT_HEADER.match(data, offset)
             if head is None:
                 continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
             if (int(head[1]), int(head[2])) != (num, gen):
@@ -665,7 +665,6 @@ _SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\
 _ANY_ENTRY = re.compile(rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)")
 # A classic entry in use, exactly as the standard writes it (the generation captured).
 _IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
-_OBJECT_HEAD = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
 _METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
 _HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype

@@ -73,7 +73,8 @@ _PYPDF_REF = re.compile(rb"[+-]?(\d+)\s+(\d+)\s+R[^a-zA-Z]")
 _STRING_SPECIAL = re.compile(rb"[()\\]")
 _SPACES = re.compile(rb" *")
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]*")
-_HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
+# "N G obj", after any white space (pdf.py's checks of the newest table find objects by it too).
+OBJECT_HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+obj")
 # Bytes past a value's end that parsing it may look at (pypdf's 20-byte look-ahead for numbers).
 _LOOK_AHEAD = 32
 _TAIL = re.compile(rb"[\r\n]startxref[\t ]*[\r\n]+[\t ]*([0-9]{1,20})[\t ]*[\r\n]+%%EOF[\t\n\f\r ]*\Z")
@@ -561,7 +562,7 @@ class Reader:
         return self._prev(trailer), subsections[0][0] != 0
 
     def _read_xref_stream(self, pos: int) -> Stream:
-        head = _HEADER.match(self.buf, pos)
+        head = OBJECT_HEADER.match(self.buf, pos)
         if head is None:
             raise LeaveToLibrary  # a cross-reference stream without an object header
         stream, end = self._parser.value(head.end())
@@ -612,7 +613,7 @@ class Reader:
                 checked += 1
                 if checked > MAX_CHECKED:
                     raise LeaveToLibrary  # too many object headers to check
-                head = _HEADER.match(self.buf, offset)
+                head = OBJECT_HEADER.match(self.buf, offset)
                 if head is None or int(head[1]) != num:
                     raise LeaveToLibrary  # an entry points at no object header, or another object's: pypdf rebuilds or renumbers
 
@@ -703,7 +704,7 @@ class Reader:
                 raise LeaveToLibrary
             self._at[offset] = kept
             return kept[1]
-        head = _HEADER.match(self.buf, offset) if 0 <= offset < self.size else None
+        head = OBJECT_HEADER.match(self.buf, offset) if 0 <= offset < self.size else None
         if head is None or (int(head[1]), int(head[2])) != (ref.num, ref.gen):
             raise LeaveToLibrary  # pypdf searches the file for the object instead
         budget, lookups = self.budget, self._lookups
