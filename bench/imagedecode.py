@@ -28,9 +28,9 @@ KINDS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF"}
 
 def pillow(data: bytes, fmt: str) -> Image.Image:
     with Image.open(io.BytesIO(data)) as img:
-        fingerprint._check_decode_size(img)
+        imagedecode.check_decode_size(img)
         img.load()
-        return fingerprint._grey(img)
+        return imagedecode.to_grey(img)
 
 
 def fast(data: bytes, fmt: str) -> Image.Image:

@@ -1,4 +1,4 @@
-"""Exact hashes of PNG, WebP and TIFF images taken from their coded data (``fingerprint.HASH_V2``).
+"""Exact hashes of PNG, WebP and TIFF images taken from their coded data (``HASH_V2``).
 
 Like a JPEG's (``fingerprint._jpeg_hash``), each is the SHA-256 of what a decoder reads to make
 the first picture's pixels, and of nothing a metadata editor writes, so the ledger can record a
@@ -30,10 +30,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import MalformedFile
-from .fingerprint import HASH_V2
 
 if TYPE_CHECKING:
     from .carriers.riff import Riff
+
+# Exact hashes of this form ("v2:" and 64 hex digits) are taken from the coded data where it alone
+# identifies the essence (JPEG: frame, tables and scans, so no full-size decode is needed; PNG,
+# WebP and TIFF: the image data and what defines its decoding, this module; MP3: the frames,
+# which unlike the decoded samples do not depend on the tags around them); the unprefixed form
+# (64 hex digits) is a hash of the decoded content (``fingerprint.LEGACY_HASH_FORMATS``).
+HASH_V2 = "v2:"
 
 
 class _Digest:

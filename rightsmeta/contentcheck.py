@@ -265,8 +265,7 @@ def _pixels(data: bytes, fmt: str) -> tuple[str | None, str | None, bytes | None
     """
     import hashlib
 
-    from .fingerprint import MAX_PIXELS
-    from .imagedecode import open_image
+    from .imagedecode import MAX_PIXELS, open_image
 
     # The size is checked here, not by turning Pillow's DecompressionBombWarning into an error:
     # warnings.catch_warnings swaps the process's one filter list, which threads calling this at

@@ -59,6 +59,11 @@ class LeaveToLibrary(Exception):
     Internal: caught where the fallback is made, never raised to a caller of rightsmeta."""
 
 
+class Undecodable(Exception):
+    """A decoder's bound was hit, or the content cannot be decoded: the text is the reason.
+    Internal: ``fingerprint.essence`` turns it into an essence that says why it has no hash."""
+
+
 # What json.loads raises for text from anyone: not JSON (ValueError), or nested deeper than the
 # parser recurses (RecursionError). Caught as one wherever such text is read.
 NOT_JSON = (ValueError, RecursionError)

@@ -24,7 +24,7 @@ What each kind hashes and fingerprints:
   pixels being each the mean of the part of the picture it covers (grids v2, see ``AREA_SIDE``;
   the C2PA soft binding keeps ISCC's own bicubic normalisation, ``image_code``): against
   100,000 works the 64-bit code (at 8/64) matched 3 % of unrelated images, the 256-bit one none.
-  Images above ``MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no
+  Images above ``imagedecode.MAX_PIXELS`` (Pillow's bomb limit) are refused; near-uniform ones get no
   perceptual code.
 - **audio** (mp3 wav aiff flac ogg opus via soundfile/libsndfile; m4a mp4 mov through an
   ``ffmpeg`` subprocess when it is on PATH, first audio track): the hash covers the sample rate,
@@ -41,7 +41,7 @@ What each kind hashes and fingerprints:
   content stream plus the decoded data of the XObjects (images, forms) it draws, so a qpdf
   rewrite or any metadata change keeps it and scanned PDFs are not all alike (fonts are not
   hashed); EPUB hash = the text of the spine documents. The perceptual code is the 256-bit ISCC
-  Text-Code MinHash (character 13-grams) of the extracted text (PDFs: the first ``MAX_TEXT_PAGES``
+  Text-Code MinHash (character 13-grams) of the extracted text (PDFs: the first ``pdfessence.MAX_TEXT_PAGES``
   pages); under ``MIN_TEXT_CHARS`` characters there is none.
 
 Thresholds (a match is ``distance <= MATCH_THRESHOLD[kind]``; each is the largest the ledger's
@@ -65,7 +65,7 @@ forms of the file, looked up), an audio one the Chromaprint features (``chroma``
 ``fpcalc``) that the ledger aligns at any offset and tempo within 3 %; see the comments at
 ``REGION_SIDE`` and ``CHROMA_SECONDS`` and bench/durability.py.
 
-Every decoder is bounded (input size, pixels, decoded bytes before decoding (``decode_budget``),
+Every decoder is bounded (input size, pixels, decoded bytes before decoding (``imagedecode.decode_budget``),
 audio duration, zip members, PDF pages, subprocess time) and never raises for bad input: it
 returns an ``Essence`` whose missing fields are None, with the ``reason``. Running out of memory
 (``MemoryError``) and the caller's time limit are let through: giving up is not an answer.
@@ -86,6 +86,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from . import imagedecode
+from .codedhash import HASH_V2
+from .errors import Undecodable
+from .imagedecode import PIL_FORMATS, check_decode_size, to_grey, to_rgba
+
 if TYPE_CHECKING:  # imported where used: a run pays only for the kinds of file it meets
     import zipfile
 
@@ -102,15 +107,14 @@ def image_code(data: bytes, fmt: str | None = None) -> str | None:
     import iscc_core
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .imagedecode import open_image
 
     try:
-        with open_image(data, fmt) if fmt is not None else Image.open(io.BytesIO(data)) as img:
+        with imagedecode.open_image(data, fmt) if fmt is not None else Image.open(io.BytesIO(data)) as img:
             img.draft("L", (256, 256))  # JPEG: decode at reduced size, far faster on large photos
-            _check_decode_size(img)
+            check_decode_size(img)
             grey = ImageOps.exif_transpose(img).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
             pixels = list(grey.tobytes())
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, _Refused):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, Undecodable):
         return None
     code: str = iscc_core.gen_image_code_v0(pixels, bits=64)["iscc"]
     return code
@@ -127,11 +131,13 @@ def fingerprint(data: bytes, fmt: str) -> str | None:
     if KIND_OF.get(fmt) == "audio":
         return _audio_code(data, fmt)
     if fmt == "pdf":
+        from .pdfessence import pdf_content  # imported here: only PDFs need it
+
         try:
-            _, text = _pdf(data)
+            _, text = pdf_content(data)
         except MemoryError:
             raise  # the per-file memory bound: the caller reports the file, as essence() does
-        except Exception:  # _Refused, or pypdf's any type on a damaged file: no code, as for an image
+        except Exception:  # Undecodable, or pypdf's any type on a damaged file: no code, as for an image
             return None
         if len(text) >= MIN_TEXT_CHARS:
             import iscc_core
@@ -196,41 +202,22 @@ KINDS = ("image", "audio", "text")
 PERCEPTUAL_BITS: dict[str, int] = {"image": 256, "audio": 128, "text": 256}
 MATCH_THRESHOLD: dict[str, float] = {"image": 31 / 256, "audio": 23 / 128, "text": 31 / 256}
 
-# Exact hashes of this form ("v2:" and 64 hex digits) are taken from the coded data where it alone
-# identifies the essence (JPEG: frame, tables and scans, so no full-size decode is needed; PNG,
-# WebP and TIFF: the image data and what defines its decoding, see codedhash.py; MP3: the
-# frames, which unlike the decoded samples do not depend on the tags around them); the
-# unprefixed form (64 hex digits) is a hash of the decoded content. LEGACY_HASH_FORMATS are the
-# formats whose hash was of the unprefixed form before: a ledger holding such entries asks for
-# ``legacy_hash`` too.
-HASH_V2 = "v2:"
+# The formats whose exact hash was a hash of the decoded content (no ``codedhash.HASH_V2``
+# prefix) before: a ledger holding such entries asks for ``legacy_hash`` too.
 LEGACY_HASH_FORMATS = frozenset({"jpeg", "mp3", "png", "webp", "tiff"})
 
-_PIL_FORMATS = {
-    "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "gif": "GIF", "heic": "HEIF", "avif": "AVIF",
-}
 _SOUNDFILE_FORMATS = frozenset({"mp3", "wav", "aiff", "flac", "ogg", "opus"})
 _FFMPEG_FORMATS = frozenset({"m4a", "mp4", "mov"})
 _TEXT_FORMATS = frozenset({"pdf", "epub"})
 KIND_OF: dict[str, str] = {
-    **{f: "image" for f in _PIL_FORMATS},
+    **{f: "image" for f in PIL_FORMATS},
     **{f: "audio" for f in _SOUNDFILE_FORMATS | _FFMPEG_FORMATS},
     **{f: "text" for f in _TEXT_FORMATS},
 }
 
 MAX_INPUT = 2 * 1024**3
-MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS, enforced even if a caller lifted it
-# An image decode may hold at most this many bytes (estimated from width x height x bytes per
-# pixel before decoding): half of verify's 2 GiB per-file bound, the rest is the interpreter,
-# the file's own bytes and the libraries.
-MAX_DECODE_BYTES = 1024**3
 MAX_AUDIO_SECONDS = 3 * 3600
 FFMPEG_TIMEOUT = 300.0  # seconds; decoding three hours of AAC takes well under a minute
-MAX_PDF_PAGES = 10_000
-MAX_PDF_DECODED = 512 * 1024**2  # content and XObject bytes hashed, all pages together
-MAX_XOBJECT_DEPTH = 8
-MAX_TEXT_PAGES = 500  # pages whose text feeds the PDF's perceptual code
-MAX_TEXT_CHARS = 4_000_000
 MIN_TEXT_CHARS = 200  # below this a MinHash says little; such works match by exact hash only
 MAX_ZIP_ENTRIES = 10_000
 MAX_ZIP_XML = 4 * 1024**2  # container.xml and the package document
@@ -282,10 +269,6 @@ class Essence:
         return self.kind is None or self.hash is not None or self.perceptual is not None
 
 
-class _Refused(Exception):
-    """A decoder's bound was hit, or the input cannot be decoded: the text is the reason."""
-
-
 def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False, grids: int = 2,
             legacy_grids: bool = False, password: str | None = None) -> Essence:
     """Hash and perceptual code of the decoded content of ``data`` (a file of format ``fmt``).
@@ -313,7 +296,7 @@ def essence(data: bytes, fmt: str, *, probes: bool = True, legacy: bool = False,
         if kind == "image":
             return _image(data, fmt, legacy, probes, grids, legacy_grids)
         return _audio(data, fmt, legacy) if kind == "audio" else _text(data, fmt, password)
-    except _Refused as exc:
+    except Undecodable as exc:
         return Essence(kind, None, None, str(exc))
     except MemoryError:
         raise  # the per-file memory bound was hit: the caller reports the file unreadable, not untagged
@@ -339,64 +322,20 @@ def _hex(bits: np.ndarray[Any, Any] | bytes, nbits: int) -> str:
 # --- images --------------------------------------------------------------------------------------
 
 
-# Bytes per pixel Pillow holds for a decoded image of each mode (8-bit multi-band modes take 4).
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "LA": 4, "La": 4, "PA": 4}
-
-
-def decode_budget() -> int:
-    """Bytes an image decode may hold at once: ``MAX_DECODE_BYTES``, or half the address-space
-    limit when the process runs under a smaller one (verify's worker processes do)."""
-    budget = MAX_DECODE_BYTES
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            budget = min(budget, soft // 2)
-    except (ImportError, OSError, ValueError):  # no resource module (Windows): the fixed budget
-        pass
-    return budget
-
-
-def _check_decode_size(img: Image.Image) -> None:
-    """Refuse, before any pixel is decoded, an image whose decoding would exceed the budget."""
-    refusal = decode_refusal(img.width, img.height, img.mode)
-    if refusal is not None:
-        raise _Refused(refusal)
-
-
-def decode_refusal(width: int, height: int, mode: str) -> str | None:
-    """Why an image of this size and Pillow mode is not decoded, or None when it may be.
-
-    Peak memory of ``_image``: the decoded image in its own mode, the 8-bit grey copy of a
-    high-bit-depth image, and the RGBA image that is hashed (hashing goes strip by strip).
-    """
-    if width * height > MAX_PIXELS:
-        return f"image has {width}x{height} pixels, more than the {MAX_PIXELS} allowed"
-    # + 4: the RGBA copy; + 1: its grey copy (or the 8-bit copy of a high-bit-depth image)
-    per_pixel = _MODE_BYTES.get(mode, 4) + 4 + 1 + (1 if mode in _WIDE_MODES else 0)
-    need, budget = width * height * per_pixel, decode_budget()
-    if need > budget:
-        return (f"decoding this {width}x{height} {mode} image needs about {need // 2**20} MiB, "
-                f"more than the {budget // 2**20} MiB memory bound")
-    return None
-
-
 def _decode_image(data: bytes, fmt: str, coded: str | None, legacy: bool) -> tuple[Image.Image, tuple[int, int], str | None]:
     """The grey working image, the picture's size in pixels, and the v1 pixel hash when it is
     needed (no coded hash, or ``legacy``)."""
     from PIL import Image, UnidentifiedImageError
 
-    from .imagedecode import grey, open_image, plain_grey
 
     if coded is not None and not legacy:
         # imagedecode.py: a plain TIFF or still WebP decoded without Pillow's open (same pixels)
-        plain = plain_grey(data, fmt)
+        plain = imagedecode.plain_grey(data, fmt)
         if plain is not None:
             return plain, plain.size, None
     try:
-        with open_image(data, fmt) as img:
-            _check_decode_size(img)
+        with imagedecode.open_image(data, fmt) as img:
+            check_decode_size(img)
             img.seek(0)
             full = img.size
             drafted = coded is not None and fmt == "jpeg"
@@ -406,21 +345,21 @@ def _decode_image(data: bytes, fmt: str, coded: str | None, legacy: bool) -> tup
                 # working image.
                 img.draft("L", _working_size(full))
             # imagedecode.py: the same grey from libpng/libwebp/libtiff, cheaper (unless RGBA is hashed)
-            luma = None if coded is None or legacy else grey(img, data)
+            luma = None if coded is None or legacy else imagedecode.grey(img, data)
             if luma is None:
                 img.load()
-                luma = _grey(img)
+                luma = to_grey(img)
             exact = None
             if coded is None or legacy:
-                rgba = _rgba(_full_decode(data) if drafted else img)
+                rgba = to_rgba(_full_decode(data) if drafted else img)
                 exact = _pixel_hash(rgba)
                 del rgba
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _Refused(f"image refused as a decompression bomb: {exc}") from exc
+        raise Undecodable(f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise _Refused(f"Pillow cannot decode this {fmt.upper()}") from exc
+        raise Undecodable(f"Pillow cannot decode this {fmt.upper()}") from exc
     except OSError as exc:
-        raise _Refused(f"cannot decode the {fmt.upper()}: {exc}") from exc
+        raise Undecodable(f"cannot decode the {fmt.upper()}: {exc}") from exc
     return luma, full, exact
 
 
@@ -504,7 +443,7 @@ def _full_decode(data: bytes) -> Any:
 def _coded_hash(data: bytes, fmt: str) -> str | None:
     if fmt == "jpeg":
         return _jpeg_hash(data)
-    from .codedhash import CODED_HASHES
+    from .codedhash import CODED_HASHES  # imported here: only images need it
 
     coded = CODED_HASHES.get(fmt)
     return coded(data) if coded is not None else None
@@ -946,39 +885,6 @@ def _image_hashes(pixels: np.ndarray[Any, Any]) -> list[str]:
     return [codes[start : start + 64] for start in range(0, len(codes), 64)]
 
 
-_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
-
-
-# Modes whose direct conversion to grey gives the same levels as going through RGBA (checked in
-# tests/test_coded_hash.py): the grey working image is made without a full-size RGBA copy.
-_GREY_DIRECT = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"})
-
-
-def _grey(img: Image.Image) -> Image.Image:
-    """The 8-bit grey image the perceptual codes are cut from (as ``_rgba(img).convert("L")``)."""
-    if img.mode == "L":
-        return img
-    return img.convert("L") if img.mode in _GREY_DIRECT else _rgba(img).convert("L")
-
-
-def _rgba(img: Image.Image) -> Image.Image:
-    if img.mode in _WIDE_MODES:
-        # Pillow converts high-bit-depth grey to RGB by clipping; scale to 8 bits first. Strip by
-        # strip: the float arithmetic over a whole 9400x9400 image took 2.3 GB (issue 11.6).
-        high = img.getextrema()[1]
-        peak = 65535.0 if img.mode.startswith("I;16") or float(high) > 255 else 255.0  # type: ignore[arg-type]
-        grey = np.empty((img.height, img.width), np.uint8)
-        step = max(1, (1 << 22) // max(1, 8 * img.width))
-        for top in range(0, img.height, step):
-            bottom = min(img.height, top + step)
-            strip = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
-            grey[top:bottom] = np.clip(strip * (255.0 / peak), 0, 255).astype(np.uint8)
-        from PIL import Image
-
-        img = Image.fromarray(grey, "L")
-    return img.convert("RGBA")
-
-
 # --- audio ---------------------------------------------------------------------------------------
 
 
@@ -991,7 +897,7 @@ def _audio(data: bytes, fmt: str, legacy: bool) -> Essence:
         with soundfile.SoundFile(io.BytesIO(data)) as fh:
             found, seconds = _audio_pcm(fh, fmt)
     except soundfile.LibsndfileError as exc:
-        raise _Refused(f"libsndfile cannot decode this {fmt.upper()}: {exc.error_string}") from exc
+        raise Undecodable(f"libsndfile cannot decode this {fmt.upper()}: {exc.error_string}") from exc
     coded = _mp3_hash(data) if fmt == "mp3" and found.hash is not None else None
     if coded is not None:  # the sample hash is the older form, at no extra cost
         found = replace(found, hash=coded, legacy_hash=found.hash if legacy else None)
@@ -1057,19 +963,19 @@ def _audio_ffmpeg(data: bytes, fmt: str) -> tuple[Essence, float]:
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise _Refused(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to decode the audio") from exc
+            raise Undecodable(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to decode the audio") from exc
         if done.returncode != 0:
             if silent is not None:  # no sound track, and the audio ffmpeg listed does not decode
                 return _silent_video(silent), 0.0
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise _Refused(f"ffmpeg cannot decode the audio of this {fmt.upper()}: {(message or ['?'])[-1][:300]}")
+            raise Undecodable(f"ffmpeg cannot decode the audio of this {fmt.upper()}: {(message or ['?'])[-1][:300]}")
         import soundfile
 
         try:
             with soundfile.SoundFile(out) as fh:
                 return _audio_pcm(fh, fmt)
         except soundfile.LibsndfileError as exc:
-            raise _Refused(f"cannot read ffmpeg's decoding of this {fmt.upper()}: {exc.error_string}") from exc
+            raise Undecodable(f"cannot read ffmpeg's decoding of this {fmt.upper()}: {exc.error_string}") from exc
 
 
 # A video without sound has nothing to fingerprint by ear; its coded video packets (ffmpeg's hash
@@ -1092,7 +998,7 @@ def _video_packets(ffmpeg: str, src: str, fmt: str) -> tuple[Essence | str, bool
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise _Refused(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to read the video") from exc
+        raise Undecodable(f"ffmpeg took more than {FFMPEG_TIMEOUT:.0f} s to read the video") from exc
     listed = done.stderr.split(b"\nOutput #0", 1)[0]  # the input's streams, not the output's
     heard = _AUDIO_STREAM.search(listed) is not None
     found = re.fullmatch(rb"SHA256=([0-9a-f]{64})\s*", done.stdout)
@@ -1105,7 +1011,7 @@ def _video_packets(ffmpeg: str, src: str, fmt: str) -> tuple[Essence | str, bool
 
 def _silent_video(found: Essence | str) -> Essence:
     if isinstance(found, str):
-        raise _Refused(found)
+        raise Undecodable(found)
     return found
 
 
@@ -1113,20 +1019,20 @@ def _audio_pcm(fh: soundfile.SoundFile, fmt: str) -> tuple[Essence, float]:
     """The essence of the decoded samples, and how many seconds were decoded."""
     rate, channels = int(fh.samplerate), int(fh.channels)
     if rate <= 0 or channels <= 0:
-        raise _Refused(f"the {fmt.upper()} declares {rate} Hz and {channels} channels")
+        raise Undecodable(f"the {fmt.upper()} declares {rate} Hz and {channels} channels")
     if fh.frames > MAX_AUDIO_SECONDS * rate:
-        raise _Refused(f"audio longer than {MAX_AUDIO_SECONDS} s is not fingerprinted")
+        raise Undecodable(f"audio longer than {MAX_AUDIO_SECONDS} s is not fingerprinted")
     digest = hashlib.sha256(b"rightsmeta-audio-v1\0%d\0%d\0" % (rate, channels))
     analysis = _BandEnergies(rate)
     frames = 0
     for block in fh.blocks(blocksize=_AUDIO_BLOCK, dtype="int32", always_2d=True):
         frames += len(block)
         if frames > MAX_AUDIO_SECONDS * rate:  # a header can understate the length
-            raise _Refused(f"audio longer than {MAX_AUDIO_SECONDS} s is not fingerprinted")
+            raise Undecodable(f"audio longer than {MAX_AUDIO_SECONDS} s is not fingerprinted")
         digest.update(block.astype("<i4", copy=False).tobytes())
         analysis.feed(block.mean(axis=1, dtype=np.float64) / 2**31)
     if frames == 0:
-        raise _Refused("the audio holds no samples")
+        raise Undecodable("the audio holds no samples")
     code, why = analysis.code()
     return Essence("audio", digest.hexdigest(), code, why), frames / rate
 
@@ -1220,12 +1126,14 @@ class _BandEnergies:
 
 def _text(data: bytes, fmt: str, password: str | None = None) -> Essence:
     if fmt == "pdf":
-        content_hash, text = _pdf(data, password)
+        from .pdfessence import pdf_content
+
+        content_hash, text = pdf_content(data, password)
     else:
         text = _epub_text(data)
         content_hash = _text_hash(text) if text else None
     if not text and content_hash is None:
-        raise _Refused(f"the {fmt.upper()} holds no text")
+        raise Undecodable(f"the {fmt.upper()} holds no text")
     if len(text) < MIN_TEXT_CHARS:
         return Essence("text", content_hash, None, f"too little text ({len(text)} characters) for a perceptual fingerprint")
     return Essence("text", content_hash, _text_code(text))
@@ -1245,91 +1153,6 @@ def _text_code(text: str) -> str:
 _SPACES = re.compile(r"\s+")
 
 
-def _pdf(data: bytes, password: str | None = None) -> tuple[str | None, str]:
-    """The PDF's content hash (None when no page draws anything) and the text of its first pages."""
-    from .errors import LeaveToLibrary
-    from .pdfessence import pdf_essence
-
-    try:
-        return pdf_essence(data)  # a PDF that shows no text, without pypdf (same hash: pdfessence.py)
-    except LeaveToLibrary:
-        return _pdf_pypdf(data, password)
-
-
-def _pdf_pypdf(data: bytes, password: str | None = None) -> tuple[str | None, str]:
-    import pypdf  # imported here: only PDFs need it, and it is the heaviest import
-
-    _quiet_pypdf()
-    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-    if reader.is_encrypted and not reader.decrypt(password or ""):
-        raise _Refused("the PDF is encrypted with a password" + (" that the password given does not open" if password else ""))
-    count = len(reader.pages)
-    if count > MAX_PDF_PAGES:
-        raise _Refused(f"the PDF has {count} pages, more than the {MAX_PDF_PAGES} allowed")
-    digest = hashlib.sha256(b"rightsmeta-pdf-v1\0%d\0" % count)
-    budget = [MAX_PDF_DECODED]
-    drew = False
-    texts: list[str] = []
-    chars = 0
-    for number, page in enumerate(reader.pages):
-        digest.update(b"\0page\0")
-        contents = page.get_contents()
-        if contents is not None:
-            drew |= _feed(digest, contents.get_data(), budget)
-        drew |= _xobjects(digest, page.get("/Resources"), budget, 0, set())
-        if number < MAX_TEXT_PAGES and chars < MAX_TEXT_CHARS:
-            page_text = _SPACES.sub(" ", page.extract_text() or "").strip()
-            texts.append(page_text)
-            chars += len(page_text)
-    text = "\n".join(t for t in texts if t)[:MAX_TEXT_CHARS]
-    return (digest.hexdigest() if drew else None), text
-
-
-def _feed(digest: Any, chunk: bytes, budget: list[int]) -> bool:
-    budget[0] -= len(chunk)
-    if budget[0] < 0:
-        raise _Refused(f"the PDF's pages decode to more than {MAX_PDF_DECODED} bytes")
-    digest.update(b"%d\0" % len(chunk))
-    digest.update(chunk)
-    return bool(chunk.strip())
-
-
-def _xobjects(digest: Any, resources: Any, budget: list[int], depth: int, seen: set[int]) -> bool:
-    """Hash the XObjects a content stream can draw, by name, forms recursively (bounded)."""
-    resources = resources.get_object() if resources is not None else None
-    if not hasattr(resources, "get") or depth > MAX_XOBJECT_DEPTH:
-        return False
-    found: Any = resources.get("/XObject")
-    xobjects: Any = found.get_object() if found is not None else None
-    if not hasattr(xobjects, "items"):
-        return False
-    drew = False
-    for name in sorted(xobjects):
-        ref = xobjects.raw_get(name) if hasattr(xobjects, "raw_get") else xobjects[name]
-        key = getattr(ref, "idnum", None)
-        if key is not None and key in seen:
-            digest.update(b"ref\0")  # a form drawing itself; and each image is hashed once
-            continue
-        if key is not None:
-            seen.add(key)
-        stream = ref.get_object()
-        if not hasattr(stream, "get_data"):
-            continue
-        digest.update(str(name).encode("utf-8", "replace") + b"\0")
-        drew |= _feed(digest, stream.get_data(), budget)
-        if stream.get("/Subtype") == "/Form":
-            drew |= _xobjects(digest, stream.get("/Resources"), budget, depth + 1, seen)
-    return drew
-
-
-@functools.cache
-def _quiet_pypdf() -> None:
-    # pypdf logs every repair as a warning; a NullHandler keeps them off stderr (as carriers.pdf does).
-    import logging
-
-    logging.getLogger("pypdf").addHandler(logging.NullHandler())
-
-
 _CONTAINER_NS = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 _OPF_NS = "{http://www.idpf.org/2007/opf}"
 _HIDDEN = re.compile(rb"<(head|script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -1342,16 +1165,16 @@ def _epub_text(data: bytes) -> str:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise _Refused(f"not a readable EPUB (zip): {exc}") from exc
+        raise Undecodable(f"not a readable EPUB (zip): {exc}") from exc
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
-            raise _Refused(f"the EPUB has {len(infos)} zip entries, more than the {MAX_ZIP_ENTRIES} allowed")
+            raise Undecodable(f"the EPUB has {len(infos)} zip entries, more than the {MAX_ZIP_ENTRIES} allowed")
         container = _xml(archive, "META-INF/container.xml")
         rootfile = container.find(f"{_CONTAINER_NS}rootfiles/{_CONTAINER_NS}rootfile")
         opf_path = rootfile.get("full-path") if rootfile is not None else None
         if not opf_path:
-            raise _Refused("the EPUB's container.xml names no package document")
+            raise Undecodable("the EPUB's container.xml names no package document")
         package = _xml(archive, opf_path)
         base = posixpath.dirname(opf_path)
         hrefs = {
@@ -1368,7 +1191,7 @@ def _epub_text(data: bytes) -> str:
             raw = _member(archive, name, MAX_ZIP_DOCUMENT)
             total += len(raw)
             if total > MAX_ZIP_TOTAL:
-                raise _Refused(f"the EPUB's spine documents hold more than {MAX_ZIP_TOTAL} bytes")
+                raise Undecodable(f"the EPUB's spine documents hold more than {MAX_ZIP_TOTAL} bytes")
             texts.append(_markup_text(raw))
         return "\n".join(t for t in texts if t)
 
@@ -1380,22 +1203,22 @@ def _xml(archive: zipfile.ZipFile, name: str) -> Any:
     try:
         return SafeET.fromstring(_member(archive, name, MAX_ZIP_XML))
     except DefusedXmlException as exc:
-        raise _Refused(f"{name} declares entities or a DTD, which are refused: {exc}") from exc
+        raise Undecodable(f"{name} declares entities or a DTD, which are refused: {exc}") from exc
     except SafeET.ParseError as exc:
-        raise _Refused(f"{name} is not well-formed XML: {exc}") from exc
+        raise Undecodable(f"{name} is not well-formed XML: {exc}") from exc
 
 
 def _member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     try:
         info = archive.getinfo(name)
     except KeyError as exc:
-        raise _Refused(f"the EPUB lacks {name!r}") from exc
+        raise Undecodable(f"the EPUB lacks {name!r}") from exc
     if info.file_size > limit:
-        raise _Refused(f"{name} inflates to {info.file_size} bytes, more than the {limit} allowed")
+        raise Undecodable(f"{name} inflates to {info.file_size} bytes, more than the {limit} allowed")
     with archive.open(info) as fh:
         raw = fh.read(limit + 1)  # the declared size can lie
     if len(raw) > limit:
-        raise _Refused(f"{name} inflates to more than {limit} bytes")
+        raise Undecodable(f"{name} inflates to more than {limit} bytes")
     return raw
 
 

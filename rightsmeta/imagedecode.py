@@ -1,7 +1,7 @@
 """The grey working image of a PNG, WebP or TIFF decoded by imagecodecs: Pillow's pixels, faster.
 
 The ledger records every tagged image with perceptual codes cut from an 8-bit grey copy of its
-first frame (``fingerprint._grey`` of Pillow's full decode). A JPEG is decoded at reduced scale
+first frame (``to_grey`` of Pillow's full decode). A JPEG is decoded at reduced scale
 (``draft``); these three formats have no reduced decode, so their full decode was most of what
 recording them cost. imagecodecs calls libpng, libwebp and libtiff directly. On bench/corpus.py's
 images (RGB, 320x240..800x600, 100 of each), open + size check + grey image took, under
@@ -10,7 +10,7 @@ an uncompressed TIFF (-20 %); in time (``bench/imagedecode.py``, best of 7, alte
 PNG 4.5 -> 3.5 ms, WebP 5.0 -> 3.4 ms, TIFF 0.82 -> 0.84 ms (the TIFF's saving is in the noise).
 
 ``grey`` takes over only the pixel decode: Pillow has already opened the file, so its checks
-stand (``fingerprint._check_decode_size`` before anything is decoded, first frame, bomb refusal),
+stand (``check_decode_size`` before anything is decoded, first frame, bomb refusal),
 and what Pillow found (mode, size, how it would unpack the samples, transparency) says which
 decode is the same as Pillow's. The cases taken are those ``tests/test_imagedecode.py`` proves
 pixel-identical (every PNG colour type and bit depth, interlaced, tRNS; WebP lossy, lossless,
@@ -49,8 +49,97 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .errors import Undecodable
+
 if TYPE_CHECKING:
     from PIL import Image, ImageFile
+
+
+
+# The Pillow plugin of each image format rightsmeta decodes.
+PIL_FORMATS = {
+    "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF", "gif": "GIF", "heic": "HEIF", "avif": "AVIF",
+}
+MAX_PIXELS = 89_478_485  # Pillow's default MAX_IMAGE_PIXELS, enforced even if a caller lifted it
+# An image decode may hold at most this many bytes (estimated from width x height x bytes per
+# pixel before decoding): half of verify's 2 GiB per-file bound, the rest is the interpreter,
+# the file's own bytes and the libraries.
+MAX_DECODE_BYTES = 1024**3
+
+# Bytes per pixel Pillow holds for a decoded image of each mode (8-bit multi-band modes take 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "LA": 4, "La": 4, "PA": 4}
+
+
+def decode_budget() -> int:
+    """Bytes an image decode may hold at once: ``MAX_DECODE_BYTES``, or half the address-space
+    limit when the process runs under a smaller one (verify's worker processes do)."""
+    budget = MAX_DECODE_BYTES
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            budget = min(budget, soft // 2)
+    except (ImportError, OSError, ValueError):  # no resource module (Windows): the fixed budget
+        pass
+    return budget
+
+
+def check_decode_size(img: Image.Image) -> None:
+    """Refuse, before any pixel is decoded, an image whose decoding would exceed the budget."""
+    refusal = decode_refusal(img.width, img.height, img.mode)
+    if refusal is not None:
+        raise Undecodable(refusal)
+
+
+def decode_refusal(width: int, height: int, mode: str) -> str | None:
+    """Why an image of this size and Pillow mode is not decoded, or None when it may be.
+
+    Peak memory of ``fingerprint._image``: the decoded image in its own mode, the 8-bit grey copy of a
+    high-bit-depth image, and the RGBA image that is hashed (hashing goes strip by strip).
+    """
+    if width * height > MAX_PIXELS:
+        return f"image has {width}x{height} pixels, more than the {MAX_PIXELS} allowed"
+    # + 4: the RGBA copy; + 1: its grey copy (or the 8-bit copy of a high-bit-depth image)
+    per_pixel = _MODE_BYTES.get(mode, 4) + 4 + 1 + (1 if mode in _WIDE_MODES else 0)
+    need, budget = width * height * per_pixel, decode_budget()
+    if need > budget:
+        return (f"decoding this {width}x{height} {mode} image needs about {need // 2**20} MiB, "
+                f"more than the {budget // 2**20} MiB memory bound")
+    return None
+
+
+_WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+# Modes whose direct conversion to grey gives the same levels as going through RGBA (checked in
+# tests/test_coded_hash.py): the grey working image is made without a full-size RGBA copy.
+_GREY_DIRECT = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"})
+
+
+def to_grey(img: Image.Image) -> Image.Image:
+    """The 8-bit grey image the perceptual codes are cut from (as ``toto_rgba(img).convert("L")``)."""
+    if img.mode == "L":
+        return img
+    return img.convert("L") if img.mode in _GREY_DIRECT else to_rgba(img).convert("L")
+
+
+def to_rgba(img: Image.Image) -> Image.Image:
+    if img.mode in _WIDE_MODES:
+        # Pillow converts high-bit-depth grey to RGB by clipping; scale to 8 bits first. Strip by
+        # strip: the float arithmetic over a whole 9400x9400 image took 2.3 GB (issue 11.6).
+        high = img.getextrema()[1]
+        peak = 65535.0 if img.mode.startswith("I;16") or float(high) > 255 else 255.0  # type: ignore[arg-type]
+        grey = np.empty((img.height, img.width), np.uint8)
+        step = max(1, (1 << 22) // max(1, 8 * img.width))
+        for top in range(0, img.height, step):
+            bottom = min(img.height, top + step)
+            strip = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
+            grey[top:bottom] = np.clip(strip * (255.0 / peak), 0, 255).astype(np.uint8)
+        from PIL import Image
+
+        img = Image.fromarray(grey, "L")
+    return img.convert("RGBA")
 
 
 class _Layout(NamedTuple):
@@ -62,7 +151,7 @@ class _Layout(NamedTuple):
 
 # Pillow's raw modes (how it unpacks the decoded samples into its own mode) that a decoder here
 # gives as plain samples. Pillow keeps the high byte of 16-bit colour samples ("RGB;16B") and
-# scales 16-bit grey (mode I;16; see fingerprint._rgba).
+# scales 16-bit grey (mode I;16; see to_rgba).
 _PNG_RAW: dict[str, _Layout] = {
     "1": _Layout(1, False), "L;2": _Layout(1, False), "L;4": _Layout(1, False), "L": _Layout(1, False),
     "I;16B": _Layout(1, True), "LA": _Layout(2, False), "LA;16B": _Layout(2, True),
@@ -90,7 +179,7 @@ _EXTRA_BYTES = 4 + 4 + 1
 
 
 def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
-    """``fingerprint._grey`` of ``img`` fully decoded (``img`` opened by Pillow from ``data``, its
+    """``to_grey`` of ``img`` fully decoded (``img`` opened by Pillow from ``data``, its
     size already checked, not loaded), decoded by imagecodecs; None when this file is not one of
     the cases proven to give Pillow's pixels, or imagecodecs fails on it: the caller then loads
     ``img`` as before."""
@@ -98,7 +187,6 @@ def grey(img: ImageFile.ImageFile, data: bytes) -> Image.Image | None:
     if planned is None:
         return None
     decode, layout = planned
-    from .fingerprint import decode_budget
 
     samples = np.dtype(np.uint16 if layout.wide else np.uint8)
     if img.width * img.height * (layout.channels * samples.itemsize + _EXTRA_BYTES) > decode_budget():
@@ -210,13 +298,12 @@ def _as_grey(mode: str, samples: np.ndarray[Any, Any], layout: _Layout) -> Image
     through ``_rgba``'s float scaling."""
     from PIL import Image
 
-    from .fingerprint import _grey
 
     height, width = samples.shape[:2]
     if layout.wide and mode.startswith("I;16"):
         # I;16 is little-endian; the decoders give native order.
         grey16 = np.ascontiguousarray(samples[..., 0] if samples.ndim == 3 else samples, dtype="<u2")
-        return _grey(Image.frombuffer("I;16", (width, height), grey16, "raw", "I;16", 0, 1))
+        return to_grey(Image.frombuffer("I;16", (width, height), grey16, "raw", "I;16", 0, 1))
     if layout.wide:
         # Pillow's ";16" raw modes keep the high byte; shifted in place, so no second 16-bit copy is held.
         samples = np.right_shift(samples, 8, out=samples).astype(np.uint8)
@@ -225,8 +312,8 @@ def _as_grey(mode: str, samples: np.ndarray[Any, Any], layout: _Layout) -> Image
                                 "raw", "L", 0, 1)
     # An RGBA array is mapped, not copied; Pillow's RGB(A) -> L ignores the fourth byte.
     if samples.shape[2] == 4:
-        return _grey(Image.frombuffer("RGBA", (width, height), samples, "raw", "RGBA", 0, 1))
-    return _grey(_rgbx((width, height), samples))
+        return to_grey(Image.frombuffer("RGBA", (width, height), samples, "raw", "RGBA", 0, 1))
+    return to_grey(_rgbx((width, height), samples))
 
 
 def _rgbx(size: tuple[int, int], samples: np.ndarray[Any, Any]) -> Image.Image:
@@ -269,7 +356,7 @@ _TIFF_READ = frozenset({256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 284, 3
 
 
 def plain_grey(data: bytes, fmt: str) -> Image.Image | None:
-    """``fingerprint._grey`` of Pillow's full decode of a plain TIFF or a still WebP, made without
+    """``to_grey`` of Pillow's full decode of a plain TIFF or a still WebP, made without
     Pillow's open (which for these costs as much as what follows it); None for any other file,
     or one past the size limits, or one the decoder fails on: the caller then opens it with
     Pillow as before, which gives the refusal its reason.
@@ -298,9 +385,8 @@ def _plain_tiff(data: bytes) -> Image.Image | None:
         return None
     pixels = np.frombuffer(data, np.uint8, size[0] * size[1] * len(raw), start)  # a view of the file's bytes
     img = _rgbx(size, pixels) if raw == "RGB" else Image.frombuffer(raw, size, pixels, "raw", raw, 0, 1)
-    from .fingerprint import _grey
 
-    return _grey(img)
+    return to_grey(img)
 
 
 def _tiff_layout(data: bytes) -> tuple[str, str, tuple[int, int], int] | None:
@@ -395,17 +481,15 @@ def _still_webp(data: bytes) -> Image.Image | None:
         return None
     if not np.shares_memory(decoded, out):
         return None
-    from .fingerprint import _grey
 
-    return _grey(Image.frombuffer("RGBA", (width, height), out, "raw", "RGBA", 0, 1))
+    return to_grey(Image.frombuffer("RGBA", (width, height), out, "raw", "RGBA", 0, 1))
 
 
 def _may_decode(size: tuple[int, int], mode: str) -> bool:
-    """Whether Pillow's open and ``fingerprint._check_decode_size`` would let this image be decoded
+    """Whether Pillow's open and ``check_decode_size`` would let this image be decoded
     (else Pillow's path gives the refusal and its words)."""
     from PIL import Image
 
-    from .fingerprint import decode_refusal
 
     if Image.MAX_IMAGE_PIXELS is not None and size[0] * size[1] > Image.MAX_IMAGE_PIXELS:
         return False  # Pillow's decompression bomb check (a warning, an error past twice as many)
@@ -418,7 +502,7 @@ _PILLOW_PLUGINS = {"tiff": "TiffImagePlugin", "webp": "WebPImagePlugin"}
 
 
 def open_image(data: bytes, fmt: str) -> ImageFile.ImageFile:
-    """``data`` opened by the Pillow plugin of ``fmt`` (a format of ``_PIL_FORMATS``), not loaded;
+    """``data`` opened by the Pillow plugin of ``fmt`` (a format of ``PIL_FORMATS``), not loaded;
     UnidentifiedImageError when that plugin does not take it, as ``Image.open`` says.
 
     HEIC is opened by pillow_heif's image class directly: its ``register_heif_opener`` would add
@@ -429,13 +513,12 @@ def open_image(data: bytes, fmt: str) -> ImageFile.ImageFile:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from .fingerprint import _PIL_FORMATS
 
     if fmt != "heic":
         name = _PILLOW_PLUGINS.get(fmt)
         if name is not None:
             importlib.import_module(f"PIL.{name}")
-        return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
+        return Image.open(io.BytesIO(data), formats=[PIL_FORMATS[fmt]])
     try:
         from pillow_heif.as_plugin import HeifImageFile
     except ImportError as exc:  # an install without pillow_heif reads no HEIC pixels

@@ -1,38 +1,46 @@
-"""A PDF's essence (``fingerprint._pdf``: the hash of its pages' content and XObjects, and their
-text) read with ``carriers/pdfobjects.py`` instead of pypdf, for PDFs where that gives the same.
+"""A PDF's essence: the hash of its pages' content and XObjects, and their text (``pdf_content``).
 
-pypdf costs ~0.3 s to import and ~1 ms to parse even a one-page PDF, to hash a few streams. This
-walk takes the same objects from our own reader, in pypdf's order, and feeds the same bytes to
-the same digest (``fingerprint._feed``), so the hash is the one pypdf's walk makes
+pypdf reads it (``pypdf_content``) unless this module's own walk can: pypdf costs ~0.3 s to
+import and ~1 ms to parse even a one-page PDF, to hash a few streams. ``pdf_essence`` takes the
+same objects from ``carriers/pdfobjects.py``'s reader, in pypdf's order, and feeds the same bytes
+to the same digest (``_feed``), so the hash is the one pypdf's walk makes
 (tests/test_pdf_essence.py compares both on generated and corpus PDFs).
 
-Text needs pypdf's extraction (fonts, encodings, CMaps), so this walk only answers for PDFs that
+Text needs pypdf's extraction (fonts, encodings, CMaps), so the walk only answers for PDFs that
 show no text: no text-showing operator (``Tj``, ``TJ``, ``'``, ``"``) in any page's content or
 any form XObject the page can draw, where pypdf's extraction finds nothing but whitespace (which
-``_pdf`` strips). Scans, drawings and blank pages; any other PDF, and anything this reader leaves
-to pypdf (an unusual page tree, filter, encryption, a repair), raises ``LeaveToLibrary`` and
-``_pdf`` reads it with pypdf as before. One difference: content that pypdf's text extraction
-fails to parse, without any text operator, now gets its hash where it got none.
+``pypdf_content`` strips). Scans, drawings and blank pages; any other PDF, and anything this reader
+leaves to pypdf (an unusual page tree, filter, encryption, a repair), raises ``LeaveToLibrary`` and
+is read with pypdf. One difference: content that pypdf's text extraction fails to parse, without
+any text operator, gets its hash where it got none.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
+import re
 from typing import Any
 
 from .carriers.pdfobjects import MAX_STRUCTURE, Reader, Ref, Stream
-from .errors import LeaveToLibrary
-from .fingerprint import MAX_PDF_DECODED, MAX_PDF_PAGES, MAX_XOBJECT_DEPTH, _feed
+from .errors import LeaveToLibrary, Undecodable
 
+MAX_PDF_PAGES = 10_000
+MAX_PDF_DECODED = 512 * 1024**2  # content and XObject bytes hashed, all pages together
+MAX_XOBJECT_DEPTH = 8
+MAX_TEXT_PAGES = 500  # pages whose text feeds the PDF's perceptual code
+MAX_TEXT_CHARS = 4_000_000
 _MAX_TREE_DEPTH = 32
+_SPACES = re.compile(r"\s+")
 # Bytes that begin or are a text-showing operator; also met in strings and inline images, where
 # they only send the PDF to pypdf.
 _TEXT_MARKS = (b"Tj", b"TJ", b"'", b'"')
 
 
 def pdf_essence(data: bytes) -> tuple[str | None, str]:
-    """``fingerprint._pdf(data)`` for a PDF that shows no text: (hash or None, ""). Raises
-    ``LeaveToLibrary`` when the answer needs pypdf; ``fingerprint._Refused`` as ``_pdf`` does."""
+    """``pdf_content(data)`` for a PDF that shows no text: (hash or None, ""). Raises
+    ``LeaveToLibrary`` when the answer needs pypdf; ``Undecodable`` as ``pypdf_content`` does."""
     reader = Reader(data)
     if "/Encrypt" in reader.trailer:
         raise LeaveToLibrary
@@ -114,7 +122,7 @@ def _decode(reader: Reader, stream: Stream) -> bytes:
 
 
 class _Walk:
-    """``fingerprint._xobjects`` over this reader's objects, refusing text on the way."""
+    """``_xobjects`` over this reader's objects, refusing text on the way."""
 
     def __init__(self, reader: Reader, digest: Any) -> None:
         self.reader, self.digest = reader, digest
@@ -166,3 +174,85 @@ class _Walk:
         if isinstance(found, Stream):
             raise LeaveToLibrary
         return found if isinstance(found, dict) else None
+
+
+def pdf_content(data: bytes, password: str | None = None) -> tuple[str | None, str]:
+    """The PDF's content hash (None when no page draws anything) and the text of its first pages."""
+    try:
+        return pdf_essence(data)  # a PDF that shows no text, without pypdf (same hash: pdfessence.py)
+    except LeaveToLibrary:
+        return pypdf_content(data, password)
+
+
+def pypdf_content(data: bytes, password: str | None = None) -> tuple[str | None, str]:
+    import pypdf  # imported here: only PDFs need it, and it is the heaviest import
+
+    _quiet_pypdf()
+    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted and not reader.decrypt(password or ""):
+        raise Undecodable("the PDF is encrypted with a password" + (" that the password given does not open" if password else ""))
+    count = len(reader.pages)
+    if count > MAX_PDF_PAGES:
+        raise Undecodable(f"the PDF has {count} pages, more than the {MAX_PDF_PAGES} allowed")
+    digest = hashlib.sha256(b"rightsmeta-pdf-v1\0%d\0" % count)
+    budget = [MAX_PDF_DECODED]
+    drew = False
+    texts: list[str] = []
+    chars = 0
+    for number, page in enumerate(reader.pages):
+        digest.update(b"\0page\0")
+        contents = page.get_contents()
+        if contents is not None:
+            drew |= _feed(digest, contents.get_data(), budget)
+        drew |= _xobjects(digest, page.get("/Resources"), budget, 0, set())
+        if number < MAX_TEXT_PAGES and chars < MAX_TEXT_CHARS:
+            page_text = _SPACES.sub(" ", page.extract_text() or "").strip()
+            texts.append(page_text)
+            chars += len(page_text)
+    text = "\n".join(t for t in texts if t)[:MAX_TEXT_CHARS]
+    return (digest.hexdigest() if drew else None), text
+
+
+def _feed(digest: Any, chunk: bytes, budget: list[int]) -> bool:
+    budget[0] -= len(chunk)
+    if budget[0] < 0:
+        raise Undecodable(f"the PDF's pages decode to more than {MAX_PDF_DECODED} bytes")
+    digest.update(b"%d\0" % len(chunk))
+    digest.update(chunk)
+    return bool(chunk.strip())
+
+
+def _xobjects(digest: Any, resources: Any, budget: list[int], depth: int, seen: set[int]) -> bool:
+    """Hash the XObjects a content stream can draw, by name, forms recursively (bounded)."""
+    resources = resources.get_object() if resources is not None else None
+    if not hasattr(resources, "get") or depth > MAX_XOBJECT_DEPTH:
+        return False
+    found: Any = resources.get("/XObject")
+    xobjects: Any = found.get_object() if found is not None else None
+    if not hasattr(xobjects, "items"):
+        return False
+    drew = False
+    for name in sorted(xobjects):
+        ref = xobjects.raw_get(name) if hasattr(xobjects, "raw_get") else xobjects[name]
+        key = getattr(ref, "idnum", None)
+        if key is not None and key in seen:
+            digest.update(b"ref\0")  # a form drawing itself; and each image is hashed once
+            continue
+        if key is not None:
+            seen.add(key)
+        stream = ref.get_object()
+        if not hasattr(stream, "get_data"):
+            continue
+        digest.update(str(name).encode("utf-8", "replace") + b"\0")
+        drew |= _feed(digest, stream.get_data(), budget)
+        if stream.get("/Subtype") == "/Form":
+            drew |= _xobjects(digest, stream.get("/Resources"), budget, depth + 1, seen)
+    return drew
+
+
+@functools.cache
+def _quiet_pypdf() -> None:
+    # pypdf logs every repair as a warning; a NullHandler keeps them off stderr (as carriers.pdf does).
+    import logging
+
+    logging.getLogger("pypdf").addHandler(logging.NullHandler())

@@ -22,7 +22,8 @@ from test_essence_fast import old_definition
 import rightsmeta
 from rightsmeta import keys
 from rightsmeta.codedhash import png_hash, tiff_hash, webp_hash
-from rightsmeta.fingerprint import HASH_V2, _pixel_hash, _rgba, essence
+from rightsmeta.fingerprint import HASH_V2, _pixel_hash, essence
+from rightsmeta.imagedecode import to_rgba
 from rightsmeta.ledger import Ledger, Work
 
 ASSERTION = rightsmeta.Assertion.build(deny=["ai"])
@@ -133,12 +134,12 @@ def test_a_ledger_of_pixel_hashes_still_matches_exactly(tmp_path: Path, exiftool
 def test_the_grey_working_image_is_the_one_made_through_rgba() -> None:
     """The perceptual codes are cut from grey made straight from the decoded mode: the same levels
     as the RGBA copy's grey they were cut from before (so recorded codes stay bit-identical)."""
-    from rightsmeta.fingerprint import _grey
+    from rightsmeta.imagedecode import to_grey
 
     base = picture("RGBA", seed=7, size=(64, 48))
     for mode in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F", "I;16"):
         img = base.convert("RGB").quantize(64).convert(mode) if mode in ("P", "PA") else base.convert(mode)
-        assert np.array_equal(np.asarray(_grey(img)), np.asarray(_rgba(img).convert("L"))), mode
+        assert np.array_equal(np.asarray(to_grey(img)), np.asarray(to_rgba(img).convert("L"))), mode
 
 
 def test_walks_that_fail_fall_back_to_the_pixel_hash() -> None:
@@ -164,7 +165,7 @@ def test_walks_that_fail_fall_back_to_the_pixel_hash() -> None:
     png = encode(img, "png")
     cut = png[: png.rindex(b"IEND") - 4]
     assert png_hash(cut) is None
-    assert essence(cut, "png").hash == _pixel_hash(_rgba(img)) == essence(png, "png", legacy=True).legacy_hash
+    assert essence(cut, "png").hash == _pixel_hash(to_rgba(img)) == essence(png, "png", legacy=True).legacy_hash
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp", "tiff"])

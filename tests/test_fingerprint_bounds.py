@@ -21,7 +21,7 @@ from pathlib import Path
 import iscc_core
 import pytest
 
-from rightsmeta import fingerprint
+from rightsmeta import fingerprint, imagedecode
 from rightsmeta.fingerprint import essence
 
 needs_fpcalc = pytest.mark.skipif(shutil.which("fpcalc") is None or shutil.which("ffmpeg") is None,
@@ -122,7 +122,7 @@ def test_image_over_the_decode_budget_is_unreadable_with_one_job(
 ) -> None:
     from rightsmeta.verify import verify_many
 
-    monkeypatch.setattr(fingerprint, "MAX_DECODE_BYTES", 64 * 1024**2)
+    monkeypatch.setattr(imagedecode, "MAX_DECODE_BYTES", 64 * 1024**2)
     big = _png16(tmp_path / "big.png", 4000, 3000)  # 12 M pixels x (2 + 4 + 1 + 1) bytes = 91 MiB
     [row] = verify_many([str(big)], ledger_path=empty_ledger, jobs=1, seconds=0)
     assert row["status"] == "unreadable", row

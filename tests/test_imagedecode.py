@@ -1,7 +1,7 @@
 """The grey working image from imagecodecs is Pillow's, pixel for pixel (rightsmeta/imagedecode.py; issue 12).
 
 Every kind of PNG, WebP and TIFF the fast path takes is made by a real writer (Pillow, pypng,
-tifffile, ExifTool for metadata) and its grey image compared with ``fingerprint._grey`` of
+tifffile, ExifTool for metadata) and its grey image compared with ``imagedecode.to_grey`` of
 Pillow's full decode; the kinds it leaves to Pillow are shown to go there; damaged files either
 give Pillow's pixels or fall back, in a child process that must survive them all.
 """
@@ -28,7 +28,7 @@ import tifffile
 from PIL import Image
 from samples import seeded_mutants
 
-from rightsmeta import fingerprint, imagedecode
+from rightsmeta import imagedecode
 from rightsmeta.fingerprint import essence
 
 SIZE = (67, 45)  # odd sides: rows that are not a whole number of words, tiles that overhang
@@ -77,12 +77,12 @@ def pillow_grey(data: bytes) -> Image.Image:
         # Pillow's P -> L warns about a palette's tRNS given as bytes; the pixels are the point here.
         warnings.simplefilter("ignore", UserWarning)
         img.load()
-        return fingerprint._grey(img)
+        return imagedecode.to_grey(img)
 
 
 def fast_grey(data: bytes) -> Image.Image | None:
     with Image.open(io.BytesIO(data)) as img:
-        fingerprint._check_decode_size(img)
+        imagedecode.check_decode_size(img)
         return imagedecode.grey(img, data)
 
 
@@ -232,7 +232,7 @@ def test_a_pixel_hash_is_still_made_from_pillows_full_decode(monkeypatch: pytest
 
 
 def test_an_image_over_the_budget_is_refused_before_imagecodecs_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fingerprint, "decode_budget", lambda: 1000)
+    monkeypatch.setattr(imagedecode, "decode_budget", lambda: 1000)
     data = pil(photo(), "PNG")
     monkeypatch.setattr(imagedecode, "_plan", lambda img, data: pytest.fail("decoded past the budget"))
     found = essence(data, "png")
@@ -247,7 +247,7 @@ def test_a_fast_decode_above_the_budget_is_left_to_pillow(monkeypatch: pytest.Mo
     """16-bit RGBA holds 8 bytes a pixel before its 8-bit copy: more than Pillow's own decode needs."""
     data = pypng_file(wide(4), greyscale=False, alpha=True, bitdepth=16)
     pixels = SIZE[0] * SIZE[1]
-    monkeypatch.setattr(fingerprint, "decode_budget", lambda: pixels * 10)  # Pillow's RGBA: 9 bytes a pixel
+    monkeypatch.setattr(imagedecode, "decode_budget", lambda: pixels * 10)  # Pillow's RGBA: 9 bytes a pixel
     assert fast_grey(data) is None
     assert essence(data, "png").perceptual is not None
 

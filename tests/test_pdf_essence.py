@@ -2,7 +2,7 @@
 
 Every PDF that shows no text these tests can make (drawn pages, images, nested and shared forms,
 inherited resources, content arrays; tagged by rightsmeta and ExifTool; rewritten by qpdf) must be
-read by the fast walk with exactly the hash and text of ``fingerprint._pdf_pypdf``; PDFs that show
+read by the fast walk with exactly the hash and text of ``pdfessence.pypdf_content``; PDFs that show
 text, and broken ones, are left to pypdf or give the same.
 """
 
@@ -31,8 +31,8 @@ from test_documents import DENY_AI, pdf_bytes
 from test_pdf_fast import _mutants, qpdf_rewrite
 
 import rightsmeta
-from rightsmeta import fingerprint
-from rightsmeta.errors import LeaveToLibrary
+from rightsmeta import pdfessence
+from rightsmeta.errors import LeaveToLibrary, Undecodable
 from rightsmeta.pdfessence import pdf_essence
 
 
@@ -45,8 +45,8 @@ def fast(data: bytes) -> tuple[str | None, str] | None:
 
 def slow(data: bytes) -> tuple[str | None, str] | str:
     try:
-        return fingerprint._pdf_pypdf(data)
-    except fingerprint._Refused as exc:
+        return pdfessence.pypdf_content(data)
+    except Undecodable as exc:
         return str(exc)
 
 
@@ -148,8 +148,8 @@ def test_pdfs_that_show_text_are_left_to_pypdf(tmp_path: Path, qpdf: str) -> Non
              qpdf_rewrite(qpdf, tmp_path, pdf_bytes(), "--object-streams=generate")]
     for data in texts:
         assert_same(data, taken=False)
-        assert fingerprint._pdf(data) == fingerprint._pdf_pypdf(data)
-        assert fingerprint._pdf(data)[1]  # the text pypdf extracts
+        assert pdfessence.pdf_content(data) == pdfessence.pypdf_content(data)
+        assert pdfessence.pdf_content(data)[1]  # the text pypdf extracts
 
 
 def test_text_inside_a_form_is_left_to_pypdf() -> None:

@@ -2,7 +2,7 @@
 (rightsmeta/imagedecode.py ``plain_grey``; issue 12).
 
 Every kind taken is made by a real writer (Pillow, tifffile, ExifTool adding metadata) and its grey
-image compared with ``fingerprint._grey`` of Pillow's open and full decode; the kinds left to Pillow
+image compared with ``imagedecode.to_grey`` of Pillow's open and full decode; the kinds left to Pillow
 are shown to go there, with Pillow's refusals kept; damaged files, and headers damaged at every
 byte, either give Pillow's pixels or are left to Pillow, in a memory-limited child process.
 """
@@ -24,7 +24,7 @@ from PIL import Image
 from samples import seeded_mutants
 from test_imagedecode import animated_webp, compared, in_child, photo, pil, pillow_grey, tiff_file
 
-from rightsmeta import fingerprint, imagedecode
+from rightsmeta import imagedecode
 from rightsmeta.fingerprint import essence
 
 
@@ -168,7 +168,7 @@ def test_pillows_size_limits_still_refuse(monkeypatch: pytest.MonkeyPatch, fmt: 
     assert imagedecode.plain_grey(data, fmt) is None
     assert "decompression bomb" in (essence(data, fmt).reason or "")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
-    monkeypatch.setattr(fingerprint, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(imagedecode, "MAX_PIXELS", 1000)
     assert imagedecode.plain_grey(data, fmt) is None
     assert "more than the 1000 allowed" in (essence(data, fmt).reason or "")
 
