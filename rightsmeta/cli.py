@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from . import __version__, api, cli_plain, cli_tag, cli_verify
+from . import __version__, api, cli_common, cli_tag, cli_verify
 from .cli_gate import LIMIT, Seconds
 from .errors import NOT_JSON, RightsmetaError, UsageError
 from .escape import json_text, printable
@@ -25,8 +25,6 @@ from .report import CarrierReport, FileReport
 
 # What tag's and verify's work (cli_tag.py, cli_verify.py: they start without click) shares with
 # the other commands.
-_ledger_path = cli_verify.ledger_path
-_progress = cli_plain.progress
 _indented = cli_tag.indented
 
 PURPOSE_NAMES = [p.value for p in PURPOSES] + list(GROUPS)
@@ -152,7 +150,7 @@ def read(paths: tuple[str, ...], recursive: bool, password: str | None, trust_an
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     reports = [api.read(_source(f), name=f, password=password, trust_anchors=anchors)
-               for f in _progress(files, "reading", not as_json)]
+               for f in cli_common.progress(files, "reading", not as_json)]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -327,7 +325,7 @@ def _open_ledger(path: str) -> Any:
 def ledger_export(ledger: str | None, out: str | None, full_paths: bool) -> None:
     """Write every work in the ledger as JSON Lines (schemas/ledger-line.schema.json), to publish:
     each work's file name, not the folders it lies in (--full-paths keeps them, for a backup)."""
-    path = _ledger_path(ledger, False, must_exist=True)
+    path = cli_verify.ledger_path(ledger, False, must_exist=True)
     if path is None:
         raise click.UsageError("no ledger yet: tag some files first, or give --ledger")
     with _open_ledger(path) as db:
@@ -343,7 +341,7 @@ def ledger_export(ledger: str | None, out: str | None, full_paths: bool) -> None
 @click.option("--ledger", type=click.Path(dir_okay=False), help="Ledger file to load into (created if missing).")
 def ledger_import(files: tuple[str, ...], ledger: str | None) -> None:
     """Load JSON Lines registries (as written by `rightsmeta ledger export`) into the ledger."""
-    path = _ledger_path(ledger, False, must_exist=False)
+    path = cli_verify.ledger_path(ledger, False, must_exist=False)
     assert path is not None
     with _open_ledger(path) as db:
         for name in files:
@@ -498,7 +496,7 @@ def check_cmd(
     writer = CheckWriter(sys.stdout, fmt) if fmt else None
     counts: dict[str, int] = {}
     reports = check_many(listed, user_agent=user_agent, limits=limits, fetch_body=fetch_body)
-    for report in _progress(reports, "checking", total is not None, total=total):
+    for report in cli_common.progress(reports, "checking", total is not None, total=total):
         row = report.to_json(chosen)
         counts[row["status"]] = counts.get(row["status"], 0) + 1
         if writer:

@@ -88,10 +88,9 @@ def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:
     """The ledger to use. One that exists and is no ledger is refused before anything starts: a
     server would answer every upload 422, as if the file were at fault, and carry would write
     the derivative, then fail."""
-    from .cli import _ledger_path
-    from .cli_verify import check_ledger
+    from .cli_verify import check_ledger, ledger_path
 
-    path = _ledger_path(ledger, no_ledger, must_exist=False)
+    path = ledger_path(ledger, no_ledger, must_exist=False)
     if path and os.path.exists(path):
         try:
             check_ledger(path)

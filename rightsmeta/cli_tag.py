@@ -12,7 +12,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 
 from . import api
-from .cli_plain import echo, progress, terminate_cleanly
+from .cli_common import echo, progress, terminate_cleanly
 from .cli_verify import ledger_path, listed_files, open_ledger, stale_temps
 from .errors import UsageError
 from .escape import printable

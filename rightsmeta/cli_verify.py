@@ -11,8 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import api
-from .cli_plain import echo, progress, terminate_cleanly
-from .cli_plain import main as main  # the entry point of installs made before pyproject named cli_plain
+from .cli_common import echo, progress, terminate_cleanly
 from .errors import FolderNotWalked, RightsmetaError, UsageError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ the stretch up to where it is held by its clean-up ``with deferred():``; a handl
 through ``stop`` raises at that block's end instead of inside it.
 
 The library installs no signal handlers (a server calls it from threads); the command's
-(cli_plain.terminate_cleanly) and the tag workers' (tagpool) call ``stop``. The marks are per
+(cli_common.terminate_cleanly) and the tag workers' (tagpool) call ``stop``. The marks are per
 thread: a handler runs in the main thread, so it waits only for the main thread's blocks, and a
 server's threads calling the library mark only their own.
 """
