@@ -78,9 +78,20 @@ OBJECT_HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})
 # Bytes past a value's end that parsing it may look at (pypdf's 20-byte look-ahead for numbers).
 _LOOK_AHEAD = 32
 _TAIL = re.compile(rb"[\r\n]startxref[\t ]*[\r\n]+[\t ]*([0-9]{1,20})[\t ]*[\r\n]+%%EOF[\t\n\f\r ]*\Z")
-_SUBSECTION = re.compile(rb"([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
-# Classic entries exactly as the standard writes them, 20 bytes each.
-_ENTRIES = re.compile(rb"(?:[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n))*")
+# A classic table's subsection header ("first count"), with the white space before and after it.
+_SUBSECTION = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
+# The same header on a line of its own ("3 1"), as writers lay it out, and with one stray byte
+# where its line end belongs (what laid_out_table reads).
+_SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
+_SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\r 0-9]")
+# Classic entries exactly as the standard writes them, 20 bytes each; one in use, its generation captured.
+_ENTRY = rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)"
+_ENTRIES = re.compile(rb"(?:%s)*" % _ENTRY)
+_ANY_ENTRY = re.compile(_ENTRY)
+IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
+# Where a revision ends: "startxref", then the offset of its cross-reference section.
+STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
+MAX_SUBSECTIONS = 100_000  # of the newest table walked by laid_out_table and newest_offsets
 _PAIR = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})")
 
 _ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord("f"): 0x0C}
@@ -360,7 +371,7 @@ class _Section:
             if not first <= num < first + count:
                 continue
             if self.data is None:
-                line = buf[where + 20 * (num - first):where + 20 * (num - first) + 20]
+                line = _line(buf, where, num - first)
                 yield (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
             else:
                 yield self._row(where + num - first)
@@ -370,7 +381,7 @@ class _Section:
         for first, count, where in self.subsections:
             for i in range(count):
                 if self.data is None:
-                    line = buf[where + 20 * i:where + 20 * i + 20]
+                    line = _line(buf, where, i)
                     yield first + i, (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
                 else:
                     yield (first + i, *self._row(where + i))
@@ -383,6 +394,102 @@ class _Section:
         second = int.from_bytes(self.data[at + w0:at + w0 + w1], "big")
         third = int.from_bytes(self.data[at + w0 + w1:at + w0 + w1 + w2], "big")
         return kind, second, third
+
+
+def _line(buf: Buffer, where: int, i: int) -> bytes:
+    """The ``i``-th 20-byte entry of a classic subsection whose entries start at ``where``."""
+    return buf[where + 20 * i:where + 20 * i + 20]
+
+
+# --- the newest section, read without the chain ---------------------------------------------------
+# pdf.py's checks of the newest revision (carriers/pdf.py, check_newest_*) judge what pypdf made of
+# a damaged file, where Reader has stepped aside: they read the newest table as it is laid out,
+# leniently, and never follow the chain.
+
+
+def newest_section_at(buf: Buffer) -> tuple[int, int]:
+    """Where the last "startxref" starts, and the offset it gives (the file's size where it gives none)."""
+    start = buf.rfind(b"startxref")
+    found = STARTXREF_AT.match(buf, start) if start >= 0 else None
+    return start, int(found[1]) if found is not None else len(buf)
+
+
+def newest_offsets(buf: Buffer, wanted: set[int]) -> dict[int, int]:
+    """The offsets the classic cross-reference table the last ``startxref`` names gives the
+    ``wanted`` objects (in use), read leniently: {} where there is no such table."""
+    pos = newest_section_at(buf)[1]
+    if buf[pos:pos + 4] != b"xref":
+        return {}
+    offsets: dict[int, int] = {}
+    pos += 4
+    while True:  # each subsection takes bytes: bounded by the file
+        head = _SUBSECTION.match(buf, pos)
+        if head is None:
+            return offsets
+        first, count = int(head[1]), int(head[2])
+        for num in wanted:
+            entry = _line(buf, head.end(), num - first)
+            if first <= num < first + count and entry[:10].isdigit() and entry[17:18] == b"n":
+                offsets[num] = int(entry[:10])
+        if count == 0:
+            return offsets
+        pos = head.end() + 20 * count
+
+
+@dataclass
+class Table:
+    """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
+
+    at: int  # where "xref" starts
+    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
+    trailer: bytes  # from "trailer" to the last "startxref"
+    damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
+
+    def entry(self, buf: Buffer, num: int) -> bytes | None:
+        """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
+        for first, count, where in self.subsections:
+            if first <= num < first + count:
+                return bytes(_line(buf, where, num - first))
+        return None
+
+    def lines(self, buf: Buffer) -> Iterator[tuple[int, bytes]]:
+        """Every entry, as its object number and its 20 bytes."""
+        for first, count, where in self.subsections:
+            for i in range(count):
+                yield first + i, bytes(_line(buf, where, i))
+
+
+def laid_out_table(buf: Buffer) -> Table | None:
+    """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
+    the next subsection's header or by "trailer": then each entry's place is sure, however
+    damaged its bytes. None for a cross-reference stream, or a table laid out otherwise (entries
+    of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
+    start, pos = newest_section_at(buf)
+    table = pos
+    if buf[pos:pos + 4] != b"xref":
+        return None
+    subsections: list[tuple[int, int, int]] = []
+    damaged = None
+    pos += 4
+    while len(subsections) < MAX_SUBSECTIONS:
+        head = _SUBSECTION_LINE.match(buf, pos)
+        if head is None:
+            # Its line end overwritten ("3 1\x7f0000000474 00000 n"): the entries still laid out
+            # after the stray byte (the walk to "trailer" checks it) say which it is.
+            head = _SUBSECTION_RUN.match(buf, pos)
+            if head is not None and _ANY_ENTRY.fullmatch(bytes(buf[head.end():head.end() + 20])):
+                damaged = head.end() - 1
+            else:
+                head = None
+        if head is None:
+            following = _SPACE.match(buf, pos)
+            if following is None or buf[following.end():following.end() + 7] != b"trailer" or not subsections:
+                return None
+            return Table(table, subsections, bytes(buf[following.end():start]), damaged)
+        first, count = int(head[1]), int(head[2])
+        subsections.append((first, count, head.end()))
+        pos = head.end() + 20 * count
+    return None
 
 
 @dataclass
@@ -523,7 +630,7 @@ class Reader:
     def _read_table(self, pos: int) -> tuple[int | None, bool]:
         if self.buf[pos:pos + 4] != b"xref":
             raise LeaveToLibrary  # a section that does not start with "xref"
-        pos = self._parser.skip(pos + 4)
+        pos += 4
         subsections: list[tuple[int, int, int]] = []
         while True:
             head = _SUBSECTION.match(self.buf, pos)
