@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -207,13 +208,16 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                 "damaged, and its object was not read"
             )
     # What pypdf did not repair but read from the wrong place (or not at all), judged from the
-    # newest table. The Info dictionary is not: one an update freed is still read, as pypdf and
-    # ExifTool show it.
+    # newest section. The Info dictionary only where an update lists it in use: one an update
+    # freed is still read, as pypdf and ExifTool show it.
     table = newest_table(data)
-    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
+    named = doc.reader.trailer.raw_get("/Info") if "/Info" in doc.reader.trailer else None  # read or not
+    info = (named.idnum, named.generation) if isinstance(named, IndirectObject) else None
+    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)],
+                         info)
     if isinstance(root, IndirectObject):
         check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
-    # Last, the catch-all the rules above (classic tables) say more precisely where they apply.
+    # Last, the catch-all the rules above say more precisely where they apply.
     _check_newest_definitions(data, doc, refs)
 
 
@@ -242,47 +246,65 @@ def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> Non
             )
 
 
-def newest_table(data: Any) -> pdfobjects.Table | None:
-    """The newest classic table the checks below judge, found once per read: None where there is
-    none to judge (a stream pypdf reads from, a cross-reference stream, a table not laid out in
-    20-byte entries, a hybrid file's table, which lists free what its stream puts in an object stream)."""
+def newest_table(data: Any, pdf: pdfobjects.Reader | None = None) -> pdfobjects.Table | None:
+    """The newest cross-reference section the checks below judge, a classic table or a stream
+    (``pdf``: the chain's reader, which has read that stream), found once per read: None where
+    there is none to judge (a stream pypdf reads from, a table not laid out in 20-byte entries, a
+    hybrid file's table, which lists free what its stream puts in an object stream)."""
     if not hasattr(data, "find"):
         return None
-    table = pdfobjects.laid_out_table(data)
-    if table is not None and table.damaged is not None and b"/Prev" in table.trailer:
+    table = pdfobjects.newest_section(data, pdf)
+    if table is not None and table.stream is not None and table.update and table.left:
+        # Writers write exactly the rows /Index lists, /W bytes each: a damaged count, first number
+        # or width lists the update's objects under other numbers (or none), and the older revision's are read.
+        raise MalformedFile(
+            f"this PDF's newest cross-reference stream holds {table.left:+d} bytes of entries beyond the rows its "
+            "/Index and /W list: the stream is damaged, and the newest revision was not read"
+        )
+    if table is not None and table.damaged is not None and table.update:
         # pypdf misreads such a table, and an update's catalog entry in it is lost: the older
         # revision's catalog read. (A single revision's objects pypdf finds by their headers.)
         raise MalformedFile(
             f"a subsection header of this PDF's newest cross-reference table runs into its first entry (byte "
             f"{table.damaged}): the table is damaged, and the newest revision was not read"
         )
-    return None if table is None or b"/XRefStm" in table.trailer else table
+    return None if table is None or table.hybrid else table
 
 
-def check_newest_entries(data: Any, table: pdfobjects.Table | None, refs: list[tuple[int, int]]) -> None:
-    """Raise ``MalformedFile`` when the newest cross-reference table lists one of ``refs`` (the
+def check_newest_entries(data: Any, table: pdfobjects.Table | None, refs: list[tuple[int, int]],
+                         info: tuple[int, int] | None = None) -> None:
+    """Raise ``MalformedFile`` when the newest cross-reference section lists one of ``refs`` (the
     catalog, the metadata stream) but its entry there does not say "in use, this generation":
     its offset garbled, its generation changed ("00000 n" made "40000 n"), or made free. Both
     readers then read the object from an older revision (pypdf keeps, per generation, the first
     offset it can read, newest first; a free entry does not hide an older one), as the document's:
     the catalog before an update added /Metadata, a reservation lost, use allowed. An update that
     lists the catalog redefines it (an update that frees the catalog the trailer names is no
-    PDF); only a table laid out in exact 20-byte entries is judged, and not a hybrid file's (its
-    table lists free what its stream puts in an object stream)."""
+    PDF); only a table laid out in exact 20-byte entries, or a stream, is judged, and not a hybrid
+    file's table (it lists free what its stream puts in an object stream).
+
+    ``info``: the Info dictionary, judged where an update lists it in use (one an update freed is
+    still read, as pypdf and ExifTool show it): its object not where the entry puts it, and its
+    reservation would go unread."""
     if table is None:
         return
-    for num, gen in refs:
-        entry = table.entry(data, num)
-        if entry is None:
+    judged = [*refs, info] if info is not None and table.update else refs
+    for num, gen in judged:
+        found = table.find(data, num)
+        if found is None:
             continue  # the newest revision left the object as it was
-        good = pdfobjects.IN_USE_ENTRY.fullmatch(entry)
-        if good is None or int(good[1]) != gen:
+        kind, offset, third, shown = found
+        if (num, gen) == info and kind != 1:
+            continue
+        if kind == 2 and gen == 0:
+            continue  # in one of the update's object streams: read from there
+        if kind != 1 or third != gen:
             raise MalformedFile(
                 f"the newest cross-reference entry for object {num} of this PDF is damaged "
-                f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
+                f"({shown} where object {num} {gen} in use belongs): an older "
                 f"revision's object {num} would be read instead, and the newest one was not read"
             )
-        head = pdfobjects.OBJECT_HEADER.match(data, int(entry[:10]))
+        head = pdfobjects.OBJECT_HEADER.match(data, offset)
         if head is not None and (int(head[1]), int(head[2])) == (num, gen):
             continue
         # Not where the entry puts it (a digit changed, the object's own header damaged): pypdf
@@ -292,7 +314,7 @@ def check_newest_entries(data: Any, table: pdfobjects.Table | None, refs: list[t
         first = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen)).search(data)
         if first is None or first.start() < max(0, data.rfind(b"startxref", 0, table.at)):
             raise MalformedFile(
-                f"object {num} of this PDF is not at byte {int(entry[:10])}, where its newest cross-reference puts "
+                f"object {num} of this PDF is not at byte {offset}, where its newest cross-reference puts "
                 f"it, nor anywhere else in the newest revision: " + (
                     "it is nowhere in the file" if first is None
                     else f"an older revision's (byte {first.start()}) would be read instead") + "; the newest one was not read"
@@ -307,11 +329,10 @@ def check_catalog_read(data: Any, table: pdfobjects.Table | None, root: tuple[in
     a part of it; the newest revision's XMP went unread."""
     if has_metadata or root is None or table is None:
         return
-    entry = table.entry(data, root[0])
-    good = pdfobjects.IN_USE_ENTRY.fullmatch(entry) if entry is not None else None
-    if good is None:
-        return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
-    offset = int(good[0][:10])
+    found = table.find(data, root[0])
+    if found is None or found[0] != 1:
+        return  # not listed by the newest section (the catalog is older), or check_newest_entries' to judge
+    offset = found[1]
     head = pdfobjects.OBJECT_HEADER.match(data, offset)
     if head is None or (int(head[1]), int(head[2])) != root:
         return  # check_newest_entries judges that
@@ -330,22 +351,24 @@ def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
     key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
     and the update's statement would go unread. Every metadata stream hangs from a /Metadata key
     (the catalog's, a page's, an image's: ISO 32000-1 14.3.2), and no writer adds one that nothing
-    names. Judged only for an update (a /Prev) with a classic, non-hybrid table: all its objects
-    are then plain, so the key naming a new object is in the bytes (objects in object streams,
-    older ones included, could not name an object not yet made). A single-revision file's
-    unreferenced stream may be a harmless leftover: not judged.
+    names. Judged only for an update (a /Prev) whose objects are all plain (a classic, non-hybrid
+    table, or a cross-reference stream that puts none in an object stream): the key naming a new
+    object is then in the bytes (objects in older object streams could not name an object not yet
+    made). A single-revision file's unreferenced stream may be a harmless leftover: not judged.
 
-    Also an error: an entry of the update's table whose offset holds another object (its
-    subsection header damaged)."""
-    if table is None or b"/Prev" not in table.trailer:
+    Also an error: an entry of the update's section whose offset holds another object (its
+    subsection header, or a stream's /Index, damaged)."""
+    if table is None or not table.update:
         return
-    for looked, (num, line) in enumerate(table.lines(data)):
+    # An update's object streams may hold what names its new metadata stream: that rule is then not judged.
+    packed = table.stream is not None and any(
+        kind == 2 for _, kind, _, _ in itertools.islice(table.rows(data), _MAX_UPDATE_OBJECTS))
+    kind_name = "table" if table.stream is None else "stream"
+    for looked, (num, kind, offset, gen) in enumerate(table.rows(data)):
         if looked >= _MAX_UPDATE_OBJECTS:
             return  # an update this large is a rewrite: not judged (bounded time)
-        entry = pdfobjects.IN_USE_ENTRY.fullmatch(line)
-        if entry is None:
+        if kind != 1:
             continue
-        gen, offset = int(entry[1]), int(entry[0][:10])
         head = pdfobjects.OBJECT_HEADER.match(data, offset)
         if head is None:
             continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
@@ -354,15 +377,15 @@ def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
             # listed under other numbers, the catalog it redefines under none, and the older
             # revision's catalog would be read. No writer lists one object's offset for another.
             raise MalformedFile(
-                f"the newest cross-reference table of this PDF lists object {num} {gen} at byte {offset}, which "
-                f"holds object {int(head[1])} {int(head[2])}: the table is damaged, and the newest revision was not read"
+                f"the newest cross-reference {kind_name} of this PDF lists object {num} {gen} at byte {offset}, which "
+                f"holds object {int(head[1])} {int(head[2])}: the {kind_name} is damaged, and the newest revision was not read"
             )
         # The object's dictionary: up to its "stream" keyword (an object with none, or whose
         # "endobj" comes first, is no stream: the next object's keyword is not its own).
         start = head.end()
         stream = data.find(b"stream", start, start + _HEAD_BYTES)
         ended = data.find(b"endobj", start, stream)
-        if stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
+        if packed or stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
                                              and _XML_SUBTYPE.search(data, start, stream)):
             continue
         if _older_header(data, num, gen, offset):
@@ -540,7 +563,7 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     check_chain(pdf)  # a MalformedFile: what neither reader would read
-    table = newest_table(pdf.buf)
+    table = newest_table(pdf.buf, pdf)
     root = pdf.trailer.get("/Root")
     if isinstance(root, pdfobjects.Ref):
         check_newest_entries(pdf.buf, table, [(root.num, root.gen)])

@@ -415,11 +415,14 @@ def newest_section_at(buf: Buffer) -> tuple[int, int]:
 
 
 def newest_offsets(buf: Buffer, wanted: set[int]) -> dict[int, int]:
-    """The offsets the classic cross-reference table the last ``startxref`` names gives the
-    ``wanted`` objects (in use), read leniently: {} where there is no such table."""
+    """The offsets the cross-reference section the last ``startxref`` names gives the ``wanted``
+    objects (in use; a classic table read leniently): {} where there is no such section."""
     pos = newest_section_at(buf)[1]
     if buf[pos:pos + 4] != b"xref":
-        return {}
+        stream = newest_section(buf)
+        if stream is None:
+            return {}
+        return {num: second for num, kind, second, _ in stream.rows(buf) if kind == 1 and num in wanted}
     offsets: dict[int, int] = {}
     pos += 4
     while True:  # each subsection takes bytes: bounded by the file
@@ -438,25 +441,88 @@ def newest_offsets(buf: Buffer, wanted: set[int]) -> dict[int, int]:
 
 @dataclass
 class Table:
-    """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
+    """The newest cross-reference section (the last ``startxref`` names): a classic table as laid
+    out in the bytes, or a cross-reference stream's entries."""
 
-    at: int  # where "xref" starts
-    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
-    trailer: bytes  # from "trailer" to the last "startxref"
+    at: int  # where "xref" or the stream's object starts
+    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start / its first row)
+    trailer: bytes  # from "trailer" to the last "startxref"; b"" for a stream (its ``dictionary``)
     damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
+    stream: _Section | None = None  # a cross-reference stream's entries
+    dictionary: dict[str, Any] = field(default_factory=dict)  # a cross-reference stream's dictionary
+    left: int = 0  # bytes of a stream's entries beyond the rows its /Index lists (below 0: too few)
+
+    @property
+    def update(self) -> bool:
+        """Whether the section is an incremental update's (it names an older one, /Prev)."""
+        return b"/Prev" in self.trailer or "/Prev" in self.dictionary
+
+    @property
+    def hybrid(self) -> bool:
+        """A hybrid file's table, which lists free what its /XRefStm puts in an object stream."""
+        return b"/XRefStm" in self.trailer or "/XRefStm" in self.dictionary
 
     def entry(self, buf: Buffer, num: int) -> bytes | None:
-        """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
+        """The 20 bytes of a classic table's first entry for object ``num``; None if none lists it."""
         for first, count, where in self.subsections:
             if first <= num < first + count:
                 return bytes(_line(buf, where, num - first))
         return None
 
-    def lines(self, buf: Buffer) -> Iterator[tuple[int, bytes]]:
-        """Every entry, as its object number and its 20 bytes."""
+    def find(self, buf: Buffer, num: int) -> tuple[int, int, int, str] | None:
+        """The first entry for object ``num``, as (type, field 2, field 3, as shown in a message),
+        type -1 for a classic entry not laid out as the standard writes it; None if none lists it."""
+        if self.stream is not None:
+            found = next(self.stream.entries(buf, num), None)
+            return None if found is None else (*found, f"type {found[0]}, {found[1]}, {found[2]}")
+        line = self.entry(buf, num)
+        return None if line is None else _classic(line)
+
+    def rows(self, buf: Buffer) -> Iterator[tuple[int, int, int, int]]:
+        """Every entry, as (object number, type, field 2, field 3), type -1 as in ``find``."""
+        if self.stream is not None:
+            rows = len(self.stream.data or b"") // max(1, sum(self.stream.widths))
+            for num, kind, second, third in self.stream.rows(buf):
+                if rows <= 0:
+                    return  # the stream holds fewer rows than its /Index lists
+                rows -= 1
+                yield num, kind, second, third
+            return
         for first, count, where in self.subsections:
             for i in range(count):
-                yield first + i, bytes(_line(buf, where, i))
+                yield (first + i, *_classic(bytes(_line(buf, where, i)))[:3])
+
+
+def _classic(line: bytes) -> tuple[int, int, int, str]:
+    shown = repr(line[:18].decode("latin-1"))
+    if IN_USE_ENTRY.fullmatch(line):
+        return 1, int(line[:10]), int(line[11:16]), shown
+    if _ANY_ENTRY.fullmatch(line):
+        return 0, int(line[:10]), int(line[11:16]), shown
+    return -1, 0, 0, shown
+
+
+def newest_section(buf: Buffer, pdf: Reader | None = None) -> Table | None:
+    """``laid_out_table``, or where the last ``startxref`` names a cross-reference stream, its
+    entries (taken from ``pdf``, the reader of the chain, when it read them): None where there is
+    neither, or the stream is not one this module reads."""
+    table = laid_out_table(buf)
+    if table is not None:
+        return table
+    at = newest_section_at(buf)[1]
+    if pdf is not None and pdf._section_offsets and pdf._section_offsets[0] == at and pdf._sections[0].data is not None:
+        section, dictionary = pdf._sections[0], pdf.newest or {}
+    else:
+        if not buf[at:at + 1].isdigit():
+            return None
+        try:
+            stream, section, _, _, _ = Reader(buf, chain=False).xref_stream_at(at)
+        except LeaveToLibrary:
+            return None
+        dictionary = stream.dictionary
+    assert section.data is not None
+    rows = sum(count for _, count, _ in section.subsections)
+    return Table(at, section.subsections, b"", None, section, dictionary, len(section.data) - rows * sum(section.widths))
 
 
 def laid_out_table(buf: Buffer) -> Table | None:
@@ -504,8 +570,9 @@ class _Located:
 class Reader:
     """The objects of one PDF; any method may raise ``LeaveToLibrary``."""
 
-    def __init__(self, buf: Buffer, base: Reader | None = None, spliced: Spliced | None = None):
-        """``base``: a reader of an earlier version of this file, which ``buf`` extends (an
+    def __init__(self, buf: Buffer, base: Reader | None = None, spliced: Spliced | None = None, *, chain: bool = True):
+        """``chain``: follow the cross-reference chain (without it, only ``xref_stream_at`` is of use).
+        ``base``: a reader of an earlier version of this file, which ``buf`` extends (an
         incremental update appended): when the chain reaches base's newest section, base's
         sections are taken as they are instead of parsed again (the same bytes, so the same
         result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes
@@ -534,6 +601,8 @@ class Reader:
         self._tail = self.size  # where "startxref" ends the file; set by _startxref
         self._chain_end = 0  # where the chain's last section in the file ends (its trailer, its stream)
         self._base = base if base is not None and _extends(buf, base.buf, spliced) else None
+        if not chain:
+            return  # ``chain=False``: one object read where it lies (xref_stream_at), nothing looked up
         self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
         self._ready = True
@@ -668,15 +737,16 @@ class Reader:
         # pypdf's object number correction starts when a table's first subsection is not 0.
         return self._prev(trailer), subsections[0][0] != 0
 
-    def _read_xref_stream(self, pos: int) -> Stream:
+    def xref_stream_at(self, pos: int) -> tuple[Stream, _Section, int, int, tuple[int, int]]:
+        """The cross-reference stream whose object starts at ``pos``: the stream, its entries, how
+        many its /Index lists, where its object ends, and its number and generation. Raises
+        ``LeaveToLibrary`` where there is none this reader can read."""
         head = OBJECT_HEADER.match(self.buf, pos)
         if head is None:
             raise LeaveToLibrary  # a cross-reference stream without an object header
         stream, end = self._parser.value(head.end())
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
             raise LeaveToLibrary  # a cross-reference stream that is not one (/Type /XRef)
-        self._chain_end = max(self._chain_end, end)
-        self._xref_streams.add((int(head[1]), int(head[2])))
         size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
         index = stream.dictionary.get("/Index", [0, size])
         if (
@@ -692,6 +762,15 @@ class Reader:
         for first, count in zip(index[::2], index[1::2], strict=True):
             subsections.append((first, count, row))
             row += count
+        section = _Section(subsections, data, (widths[0], widths[1], widths[2]))
+        return stream, section, row, end, (int(head[1]), int(head[2]))
+
+    def _read_xref_stream(self, pos: int) -> Stream:
+        stream, section, row, end, number = self.xref_stream_at(pos)
+        self._chain_end = max(self._chain_end, end)
+        self._xref_streams.add(number)
+        data, widths = section.data, section.widths
+        assert data is not None
         # pypdf clamps counts the data cannot hold.
         width = sum(widths)
         if row * width > len(data):
@@ -705,7 +784,7 @@ class Reader:
         self._entries += row
         if self._entries > MAX_ENTRIES:
             raise LeaveToLibrary  # more cross-reference entries than this reader reads
-        self._sections.append(_Section(subsections, data, (widths[0], widths[1], widths[2])))
+        self._sections.append(section)
         return stream
 
     def _check_every_header(self) -> None:
