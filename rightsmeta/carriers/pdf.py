@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import io
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -361,8 +360,7 @@ def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
     if table is None or not table.update:
         return
     # An update's object streams may hold what names its new metadata stream: that rule is then not judged.
-    packed = table.stream is not None and any(
-        kind == 2 for _, kind, _, _ in itertools.islice(table.rows(data), _MAX_UPDATE_OBJECTS))
+    packed = table.packed
     kind_name = "table" if table.stream is None else "stream"
     for looked, (num, kind, offset, gen) in enumerate(table.rows(data)):
         if looked >= _MAX_UPDATE_OBJECTS:

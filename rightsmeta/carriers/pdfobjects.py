@@ -462,6 +462,14 @@ class Table:
         """A hybrid file's table, which lists free what its /XRefStm puts in an object stream."""
         return b"/XRefStm" in self.trailer or "/XRefStm" in self.dictionary
 
+    @property
+    def packed(self) -> bool:
+        """Whether a stream puts an object in an object stream (an entry of type 2)."""
+        if self.stream is None or not self.stream.data or not self.stream.widths[0]:
+            return False  # no type field: every entry is of type 1
+        width = sum(self.stream.widths)
+        return b"\x02" in self.stream.data[self.stream.widths[0] - 1::width]
+
     def entry(self, buf: Buffer, num: int) -> bytes | None:
         """The 20 bytes of a classic table's first entry for object ``num``; None if none lists it."""
         for first, count, where in self.subsections:
