@@ -1183,3 +1183,16 @@ def test_pdf_updates_with_cross_reference_streams_read_with_no_false_alarm(qpdf:
                  rightsmeta.tag_bytes(_reserved_by_pypdf_update(original), DENY_AI),
                  _reserved_by_pypdf_update(rightsmeta.tag_bytes(original, DENY_AI))):
         assert api.read(data).errors == []
+
+
+@pytest.mark.parametrize("damage", [b"0", b"4"])
+def test_pdf_whose_updated_info_dictionary_is_no_dictionary_is_an_error(qpdf: str, tmp_path: Path, damage: bytes) -> None:
+    # "5 0 obj\n<<" made "5 0 obj0<<" or "5 0 obj\n0<": the Info object the update lists reads
+    # as a number, and its reservation as no statement, with no error.
+    original = _packed(qpdf, tmp_path)
+    tagged = _reserved_by_pypdf_update(original)
+    info = tagged.index(b"/Info ", tagged.index(b"/Type /XRef", len(original))) + len(b"/Info ")
+    header = tagged.index(tagged[info:tagged.index(b" ", info)] + b" 0 obj\n<<", len(original))
+    for at in (tagged.index(b"\n", header), tagged.index(b"<<", header)):
+        report = api.read(tagged[:at] + damage + tagged[at + 1:])
+        assert not report.may_use(AI) and any("Info dictionary" in e and "not read" in e for e in report.errors), report.errors

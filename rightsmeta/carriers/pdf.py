@@ -216,6 +216,7 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                          info)
     if isinstance(root, IndirectObject):
         check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
+    check_info_read(data, table, info, doc.info is not None)
     # Last, the catch-all the rules above say more precisely where they apply.
     _check_newest_definitions(data, doc, refs)
 
@@ -341,6 +342,20 @@ def check_catalog_read(data: Any, table: pdfobjects.Table | None, root: tuple[in
         raise MalformedFile(
             f"the newest revision's catalog (object {root[0]}, byte {offset}) names /Metadata, but the "
             "catalog read has none: that catalog is damaged, and the metadata it names was not read"
+        )
+
+
+def check_info_read(data: Any, table: pdfobjects.Table | None, info: tuple[int, int] | None, read: bool) -> None:
+    """Raise ``MalformedFile`` when the Info dictionary the trailer names was not ``read`` as a
+    dictionary, while the newest update lists that object in use: its bytes are damaged ("5 0 obj0<<"
+    reads as the number 0), and a reservation it holds would read as no statement."""
+    if read or info is None or table is None or not table.update:
+        return
+    found = table.find(data, info[0])
+    if found is not None and found[0] == 1 and found[2] == info[1]:
+        raise MalformedFile(
+            f"the Info dictionary the newest revision of this PDF lists (object {info[0]}, byte {found[1]}) does not read "
+            "as a dictionary: it is damaged, and what it holds was not read"
         )
 
 
@@ -549,6 +564,9 @@ def _fast_found(pdf: pdfobjects.Reader, table: pdfobjects.Table | None = None) -
             raise LeaveToLibrary  # a stream is a dictionary to pypdf
         if isinstance(info, dict):
             found.info_values = {key[1:]: _fast_text(pdf.resolve(info[key])) for key in INFO_KEYS if key in info}
+        named = pdf.trailer["/Info"]
+        if isinstance(named, pdfobjects.Ref):
+            check_info_read(pdf.buf, table, (named.num, named.gen), isinstance(info, dict))
     return found
 
 
