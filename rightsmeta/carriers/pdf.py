@@ -180,8 +180,8 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
     the header's number for an offset in the table), searches the file from its start for the
     object's header and takes the first: an older revision's copy, read as the document's (an
     update's reservation lost). A repair within one revision (offsets a few bytes off, as line
-    ends converted leave them) is pypdf's to make; only the newest section, a classic table, is
-    looked at (a stream's entries pdfobjects reads, and with a damaged one pypdf rebuilds)."""
+    ends converted leave them) is pypdf's to make; only the newest section (a classic table or a
+    cross-reference stream) is looked at."""
     from pypdf.generic import DictionaryObject, IndirectObject
 
     if not hasattr(data, "find"):
