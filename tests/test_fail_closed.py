@@ -1093,3 +1093,106 @@ def test_a_png_xmp_chunk_whose_type_or_keyword_is_damaged_is_an_error(exiftool: 
     report = api.read(damaged)
     assert not report.may_use(AI) and any("CRC mismatch" in e for e in report.errors), report.errors
     assert api.read(tagged).errors == []
+
+
+# --- session 13: an update whose cross-reference is a stream (PDF 1.5) -----------------------------
+
+
+def _packed(qpdf: str, tmp_path: Path) -> bytes:
+    """A PDF whose objects are in object streams and whose cross-reference is a stream (qpdf)."""
+    plain, packed = tmp_path / "plain.pdf", tmp_path / "packed.pdf"
+    Image.new("RGB", (60, 40), "red").save(plain)
+    subprocess.run([qpdf, "--object-streams=generate", str(plain), str(packed)], check=True)
+    return packed.read_bytes()
+
+
+def _reserved_by_pypdf_update(original: bytes) -> bytes:
+    """``original`` with pypdf's incremental update (a cross-reference stream) adding a TDM
+    reservation to the Info dictionary, and nothing else."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(io.BytesIO(original), incremental=True)
+    writer.add_metadata({"/TDMReservation": "1"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _once(data: bytes, old: bytes, new: bytes, after: int) -> bytes:
+    at = data.index(old, after)
+    return data[:at] + new + data[at + len(old):]
+
+
+@pytest.mark.parametrize(("old", "new"), [(b"/Index [3 1 ", b"/Index [3 0 "), (b"/Index [3 1 ", b"/Index [4 1 ")])
+def test_pdf_whose_update_cross_reference_stream_is_damaged_does_not_read_as_the_original(
+        qpdf: str, tmp_path: Path, old: bytes, new: bytes) -> None:
+    # rightsmeta's update of a PDF 1.5 file is a cross-reference stream; a damaged count or first
+    # number in its /Index listed the catalog under another number (or none), and pypdf read the
+    # original's catalog (in its object stream): the file read as the untagged original, usable.
+    original = _packed(qpdf, tmp_path)
+    tagged = rightsmeta.tag_bytes(original, DENY_AI)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    damaged = _once(tagged, old, new, len(original))
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("cross-reference" in e and "damaged" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("damage", ["Info header", "Index first", "Index count", "W generation width"])
+def test_pdf_whose_pypdf_update_is_damaged_does_not_read_as_the_original(qpdf: str, tmp_path: Path, damage: str) -> None:
+    # pypdf's incremental update (a cross-reference stream) reserving use in the Info dictionary:
+    # one damaged byte of the Info object's header or of the stream's /Index or /W, and the
+    # original's Info (in its object stream) or none was read, with no error: usable.
+    original = _packed(qpdf, tmp_path)
+    tagged = _reserved_by_pypdf_update(original)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    start = len(original)
+    info = tagged.index(b"/Info ", tagged.index(b"/Type /XRef", start)) + len(b"/Info ")
+    number = tagged[info:tagged.index(b" ", info)]
+    damaged = {
+        "Info header": lambda: _once(tagged, number + b" 0 obj", number + b" 0 \x7fbj", start),
+        "Index first": lambda: _once(tagged, b"/Index [ " + number + b" 1 ]", b"/Index [ 4 1 ]", start),
+        "Index count": lambda: _once(tagged, b"/Index [ " + number + b" 1 ]", b"/Index [ " + number + b" 0 ]", start),
+        "W generation width": lambda: _once(tagged, b"/W [ 1 4 1 ]", b"/W [ 1 4 0 ]", start),
+    }[damage]()
+    assert damaged != tagged
+    report = api.read(damaged)
+    assert not report.may_use(AI) and report.errors, (report.errors, report.carriers)
+
+
+def test_pdf_whose_classic_update_of_the_info_dictionary_lost_its_header_is_an_error(tmp_path: Path) -> None:
+    # The same damage in an update with a classic table: the Info object's header, and the
+    # reservation it alone holds went unread.
+    from pypdf import PdfReader
+
+    original = pdf_bytes()
+    trailer = PdfReader(io.BytesIO(original)).trailer
+    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
+    update = pdf._increment(original, {size: (0, b"<< /TDMReservation (1) >>")}, size + 1,
+                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), b"%d 0 R" % size, None))
+    tagged = original + update
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.rindex(b"%d 0 obj" % size)
+    report = api.read(tagged[:at] + b"f" + tagged[at + 1:])
+    assert not report.may_use(AI) and any("newest one was not read" in e for e in report.errors), report.errors
+
+
+def test_pdf_updates_with_cross_reference_streams_read_with_no_false_alarm(qpdf: str, tmp_path: Path) -> None:
+    # The rules above read intact files as before: updates by pypdf and rightsmeta, one on the other.
+    original = _packed(qpdf, tmp_path)
+    for data in (original, _reserved_by_pypdf_update(original), rightsmeta.tag_bytes(original, DENY_AI),
+                 rightsmeta.tag_bytes(_reserved_by_pypdf_update(original), DENY_AI),
+                 _reserved_by_pypdf_update(rightsmeta.tag_bytes(original, DENY_AI))):
+        assert api.read(data).errors == []
+
+
+@pytest.mark.parametrize("damage", [b"0", b"4"])
+def test_pdf_whose_updated_info_dictionary_is_no_dictionary_is_an_error(qpdf: str, tmp_path: Path, damage: bytes) -> None:
+    # "5 0 obj\n<<" made "5 0 obj0<<" or "5 0 obj\n0<": the Info object the update lists reads
+    # as a number, and its reservation as no statement, with no error.
+    original = _packed(qpdf, tmp_path)
+    tagged = _reserved_by_pypdf_update(original)
+    info = tagged.index(b"/Info ", tagged.index(b"/Type /XRef", len(original))) + len(b"/Info ")
+    header = tagged.index(tagged[info:tagged.index(b" ", info)] + b" 0 obj\n<<", len(original))
+    for at in (tagged.index(b"\n", header), tagged.index(b"<<", header)):
+        report = api.read(tagged[:at] + damage + tagged[at + 1:])
+        assert not report.may_use(AI) and any("Info dictionary" in e and "not read" in e for e in report.errors), report.errors

@@ -180,8 +180,8 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
     the header's number for an offset in the table), searches the file from its start for the
     object's header and takes the first: an older revision's copy, read as the document's (an
     update's reservation lost). A repair within one revision (offsets a few bytes off, as line
-    ends converted leave them) is pypdf's to make; only the newest section, a classic table, is
-    looked at (a stream's entries pdfobjects reads, and with a damaged one pypdf rebuilds)."""
+    ends converted leave them) is pypdf's to make; only the newest section (a classic table or a
+    cross-reference stream) is looked at."""
     from pypdf.generic import DictionaryObject, IndirectObject
 
     if not hasattr(data, "find"):
@@ -196,7 +196,7 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
             "catalog it finds, perhaps an older revision's: the document's catalog was not read"
         )
     refs = [r for r in (root, doc.metadata_ref, doc.info_ref) if isinstance(r, IndirectObject)]
-    listed = _newest_table(data, {r.idnum for r in refs})
+    listed = pdfobjects.newest_offsets(data, {r.idnum for r in refs})
     newest_end = data.rfind(b"startxref")  # a startxref between the two places: they are revisions apart
     for ref in refs:
         at, was = doc.reader.xref.get(ref.generation, {}).get(ref.idnum), listed.get(ref.idnum)
@@ -207,13 +207,17 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
                 "damaged, and its object was not read"
             )
     # What pypdf did not repair but read from the wrong place (or not at all), judged from the
-    # newest table. The Info dictionary is not: one an update freed is still read, as pypdf and
-    # ExifTool show it.
+    # newest section. The Info dictionary only where an update lists it in use: one an update
+    # freed is still read, as pypdf and ExifTool show it.
     table = newest_table(data)
-    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)])
+    named = doc.reader.trailer.raw_get("/Info") if "/Info" in doc.reader.trailer else None  # read or not
+    info = (named.idnum, named.generation) if isinstance(named, IndirectObject) else None
+    check_newest_entries(data, table, [(r.idnum, r.generation) for r in (root, doc.metadata_ref) if isinstance(r, IndirectObject)],
+                         info)
     if isinstance(root, IndirectObject):
         check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
-    # Last, the catch-all the rules above (classic tables) say more precisely where they apply.
+    check_info_read(data, table, info, doc.info is not None)
+    # Last, the catch-all the rules above say more precisely where they apply.
     _check_newest_definitions(data, doc, refs)
 
 
@@ -242,123 +246,65 @@ def _check_newest_definitions(data: Any, doc: _Document, refs: list[Any]) -> Non
             )
 
 
-def _newest_table(data: Any, wanted: set[int]) -> dict[int, int]:
-    """The offsets the classic cross-reference table the last ``startxref`` names gives the
-    ``wanted`` objects (in use), read leniently: {} where there is no such table."""
-    start = data.rfind(b"startxref")
-    found = _STARTXREF_AT.match(data, start) if start >= 0 else None
-    pos = int(found[1]) if found is not None else len(data)
-    if data[pos:pos + 4] != b"xref":
-        return {}
-    offsets: dict[int, int] = {}
-    pos += 4
-    while True:  # each subsection takes bytes: bounded by the file
-        head = _SUBSECTION_AT.match(data, pos)
-        if head is None:
-            return offsets
-        first, count = int(head[1]), int(head[2])
-        for num in wanted:
-            entry = data[head.end() + 20 * (num - first):head.end() + 20 * (num - first) + 20]
-            if first <= num < first + count and entry[:10].isdigit() and entry[17:18] == b"n":
-                offsets[num] = int(entry[:10])
-        if count == 0:
-            return offsets
-        pos = head.end() + 20 * count
-
-
-
-@dataclass
-class _Table:
-    """The classic cross-reference table the last ``startxref`` names, as laid out in the bytes."""
-
-    at: int  # where "xref" starts
-    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start)
-    trailer: bytes  # from "trailer" to the last "startxref"
-    damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
-
-    def entry(self, data: Any, num: int) -> bytes | None:
-        """The 20 bytes of the first subsection's entry for object ``num``; None if none lists it."""
-        for first, count, at in self.subsections:
-            if first <= num < first + count:
-                return bytes(data[at + 20 * (num - first):at + 20 * (num - first) + 20])
-        return None
-
-
-def newest_table(data: Any) -> _Table | None:
-    """The newest classic table the checks below judge, found once per read: None where there is
-    none to judge (a stream pypdf reads from, a cross-reference stream, a table not laid out in
-    20-byte entries, a hybrid file's table, which lists free what its stream puts in an object stream)."""
+def newest_table(data: Any, pdf: pdfobjects.Reader | None = None) -> pdfobjects.Table | None:
+    """The newest cross-reference section the checks below judge, a classic table or a stream
+    (``pdf``: the chain's reader, which has read that stream), found once per read: None where
+    there is none to judge (a stream pypdf reads from, a table not laid out in 20-byte entries, a
+    hybrid file's table, which lists free what its stream puts in an object stream)."""
     if not hasattr(data, "find"):
         return None
-    table = _laid_out_table(data)
-    if table is not None and table.damaged is not None and b"/Prev" in table.trailer:
+    table = pdfobjects.newest_section(data, pdf)
+    if table is not None and table.stream is not None and table.update and table.left:
+        # Writers write exactly the rows /Index lists, /W bytes each: a damaged count, first number
+        # or width lists the update's objects under other numbers (or none), and the older revision's are read.
+        raise MalformedFile(
+            f"this PDF's newest cross-reference stream holds {table.left:+d} bytes of entries beyond the rows its "
+            "/Index and /W list: the stream is damaged, and the newest revision was not read"
+        )
+    if table is not None and table.damaged is not None and table.update:
         # pypdf misreads such a table, and an update's catalog entry in it is lost: the older
         # revision's catalog read. (A single revision's objects pypdf finds by their headers.)
         raise MalformedFile(
             f"a subsection header of this PDF's newest cross-reference table runs into its first entry (byte "
             f"{table.damaged}): the table is damaged, and the newest revision was not read"
         )
-    return None if table is None or b"/XRefStm" in table.trailer else table
+    return None if table is None or table.hybrid else table
 
 
-def _laid_out_table(data: Any) -> _Table | None:
-    """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
-    the next subsection's header or by "trailer": then each entry's place is sure, however
-    damaged its bytes. None for a cross-reference stream, or a table laid out otherwise (entries
-    of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
-    start = data.rfind(b"startxref")
-    found = _STARTXREF_AT.match(data, start) if start >= 0 else None
-    pos = table = int(found[1]) if found is not None else len(data)
-    if data[pos:pos + 4] != b"xref":
-        return None
-    subsections: list[tuple[int, int, int]] = []
-    damaged = None
-    pos += 4
-    while len(subsections) < _MAX_SUBSECTIONS:
-        head = _SUBSECTION_LINE.match(data, pos)
-        if head is None:
-            # Its line end overwritten ("3 1\x7f0000000474 00000 n"): the entries still laid out
-            # after the stray byte (the walk to "trailer" checks it) say which it is.
-            head = _SUBSECTION_RUN.match(data, pos)
-            if head is not None and _ANY_ENTRY.fullmatch(bytes(data[head.end():head.end() + 20])):
-                damaged = head.end() - 1
-            else:
-                head = None
-        if head is None:
-            following = _SPACES_AT.match(data, pos)
-            if following is None or data[following.end():following.end() + 7] != b"trailer" or not subsections:
-                return None
-            return _Table(table, subsections, bytes(data[following.end():start]), damaged)
-        first, count = int(head[1]), int(head[2])
-        subsections.append((first, count, head.end()))
-        pos = head.end() + 20 * count
-    return None
-
-
-def check_newest_entries(data: Any, table: _Table | None, refs: list[tuple[int, int]]) -> None:
-    """Raise ``MalformedFile`` when the newest cross-reference table lists one of ``refs`` (the
+def check_newest_entries(data: Any, table: pdfobjects.Table | None, refs: list[tuple[int, int]],
+                         info: tuple[int, int] | None = None) -> None:
+    """Raise ``MalformedFile`` when the newest cross-reference section lists one of ``refs`` (the
     catalog, the metadata stream) but its entry there does not say "in use, this generation":
     its offset garbled, its generation changed ("00000 n" made "40000 n"), or made free. Both
     readers then read the object from an older revision (pypdf keeps, per generation, the first
     offset it can read, newest first; a free entry does not hide an older one), as the document's:
     the catalog before an update added /Metadata, a reservation lost, use allowed. An update that
     lists the catalog redefines it (an update that frees the catalog the trailer names is no
-    PDF); only a table laid out in exact 20-byte entries is judged, and not a hybrid file's (its
-    table lists free what its stream puts in an object stream)."""
+    PDF); only a table laid out in exact 20-byte entries, or a stream, is judged, and not a hybrid
+    file's table (it lists free what its stream puts in an object stream).
+
+    ``info``: the Info dictionary, judged where an update lists it in use (one an update freed is
+    still read, as pypdf and ExifTool show it): its object not where the entry puts it, and its
+    reservation would go unread."""
     if table is None:
         return
-    for num, gen in refs:
-        entry = table.entry(data, num)
-        if entry is None:
+    judged = [*refs, info] if info is not None and table.update else refs
+    for num, gen in judged:
+        found = table.find(data, num)
+        if found is None:
             continue  # the newest revision left the object as it was
-        good = _IN_USE_ENTRY.fullmatch(entry)
-        if good is None or int(good[1]) != gen:
+        kind, offset, third, shown = found
+        if (num, gen) == info and kind != 1:
+            continue
+        if kind == 2 and gen == 0:
+            continue  # in one of the update's object streams: read from there
+        if kind != 1 or third != gen:
             raise MalformedFile(
                 f"the newest cross-reference entry for object {num} of this PDF is damaged "
-                f"({entry[:18].decode('latin-1')!r} where object {num} {gen} in use belongs): an older "
+                f"({shown} where object {num} {gen} in use belongs): an older "
                 f"revision's object {num} would be read instead, and the newest one was not read"
             )
-        head = pdfobjects.OBJECT_HEADER.match(data, int(entry[:10]))
+        head = pdfobjects.OBJECT_HEADER.match(data, offset)
         if head is not None and (int(head[1]), int(head[2])) == (num, gen):
             continue
         # Not where the entry puts it (a digit changed, the object's own header damaged): pypdf
@@ -368,14 +314,14 @@ def check_newest_entries(data: Any, table: _Table | None, refs: list[tuple[int, 
         first = re.compile(rb"(?<![0-9])%d[\t\n\f\r ]+%d[\t\n\f\r ]+obj" % (num, gen)).search(data)
         if first is None or first.start() < max(0, data.rfind(b"startxref", 0, table.at)):
             raise MalformedFile(
-                f"object {num} of this PDF is not at byte {int(entry[:10])}, where its newest cross-reference puts "
+                f"object {num} of this PDF is not at byte {offset}, where its newest cross-reference puts "
                 f"it, nor anywhere else in the newest revision: " + (
                     "it is nowhere in the file" if first is None
                     else f"an older revision's (byte {first.start()}) would be read instead") + "; the newest one was not read"
             )
 
 
-def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | None, has_metadata: bool) -> None:
+def check_catalog_read(data: Any, table: pdfobjects.Table | None, root: tuple[int, int] | None, has_metadata: bool) -> None:
     """Raise ``MalformedFile`` when the catalog read has no /Metadata key but the newest revision's
     catalog, at the offset its table gives, names one in its bytes: the reader could not parse
     that catalog (a damaged byte near the key, "/Pages 2 0 R\\x7f/Metadata 5 0 R") and took
@@ -383,11 +329,10 @@ def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | 
     a part of it; the newest revision's XMP went unread."""
     if has_metadata or root is None or table is None:
         return
-    entry = table.entry(data, root[0])
-    good = _IN_USE_ENTRY.fullmatch(entry) if entry is not None else None
-    if good is None:
-        return  # not listed by the newest table (the catalog is older), or check_newest_entries' to judge
-    offset = int(good[0][:10])
+    found = table.find(data, root[0])
+    if found is None or found[0] != 1:
+        return  # not listed by the newest section (the catalog is older), or check_newest_entries' to judge
+    offset = found[1]
     head = pdfobjects.OBJECT_HEADER.match(data, offset)
     if head is None or (int(head[1]), int(head[2])) != root:
         return  # check_newest_entries judges that
@@ -400,58 +345,70 @@ def check_catalog_read(data: Any, table: _Table | None, root: tuple[int, int] | 
         )
 
 
-def check_newest_update(data: Any, table: _Table | None) -> None:
+def check_info_read(data: Any, table: pdfobjects.Table | None, info: tuple[int, int] | None, read: bool) -> None:
+    """Raise ``MalformedFile`` when the Info dictionary the trailer names was not ``read`` as a
+    dictionary, while the newest update lists that object in use: its bytes are damaged ("5 0 obj0<<"
+    reads as the number 0), and a reservation it holds would read as no statement."""
+    if read or info is None or table is None or not table.update:
+        return
+    found = table.find(data, info[0])
+    if found is not None and found[0] == 1 and found[2] == info[1]:
+        raise MalformedFile(
+            f"the Info dictionary the newest revision of this PDF lists (object {info[0]}, byte {found[1]}) does not read "
+            "as a dictionary: it is damaged, and what it holds was not read"
+        )
+
+
+def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
     """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
     (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
     key of the file names: the key that named it is damaged ("/Mepadata 5 0 R", "/Metadata06 0 R"),
     and the update's statement would go unread. Every metadata stream hangs from a /Metadata key
     (the catalog's, a page's, an image's: ISO 32000-1 14.3.2), and no writer adds one that nothing
-    names. Judged only for an update (a /Prev) with a classic, non-hybrid table: all its objects
-    are then plain, so the key naming a new object is in the bytes (objects in object streams,
-    older ones included, could not name an object not yet made). A single-revision file's
-    unreferenced stream may be a harmless leftover: not judged.
+    names. Judged only for an update (a /Prev) whose objects are all plain (a classic, non-hybrid
+    table, or a cross-reference stream that puts none in an object stream): the key naming a new
+    object is then in the bytes (objects in older object streams could not name an object not yet
+    made). A single-revision file's unreferenced stream may be a harmless leftover: not judged.
 
-    Also an error: an entry of the update's table whose offset holds another object (its
-    subsection header damaged)."""
-    if table is None or b"/Prev" not in table.trailer:
+    Also an error: an entry of the update's section whose offset holds another object (its
+    subsection header, or a stream's /Index, damaged)."""
+    if table is None or not table.update:
         return
-    looked = 0
-    for first, count, at in table.subsections:
-        for k in range(count):
-            looked += 1
-            if looked > _MAX_UPDATE_OBJECTS:
-                return  # an update this large is a rewrite: not judged (bounded time)
-            entry = _IN_USE_ENTRY.fullmatch(bytes(data[at + 20 * k:at + 20 * k + 20]))
-            if entry is None:
-                continue
-            num, gen, offset = first + k, int(entry[1]), int(entry[0][:10])
-            head = pdfobjects.OBJECT_HEADER.match(data, offset)
-            if head is None:
-                continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
-            if (int(head[1]), int(head[2])) != (num, gen):
-                # A damaged subsection header ("3 1" made "4 1" or "0 1"): the update's objects are
-                # listed under other numbers, the catalog it redefines under none, and the older
-                # revision's catalog would be read. No writer lists one object's offset for another.
-                raise MalformedFile(
-                    f"the newest cross-reference table of this PDF lists object {num} {gen} at byte {offset}, which "
-                    f"holds object {int(head[1])} {int(head[2])}: the table is damaged, and the newest revision was not read"
-                )
-            # The object's dictionary: up to its "stream" keyword (an object with none, or whose
-            # "endobj" comes first, is no stream: the next object's keyword is not its own).
-            start = head.end()
-            stream = data.find(b"stream", start, start + _HEAD_BYTES)
-            ended = data.find(b"endobj", start, stream)
-            if stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
-                                                 and _XML_SUBTYPE.search(data, start, stream)):
-                continue
-            if _older_header(data, num, gen, offset):
-                continue  # the object is older: what names it may be in an object stream
-            # What names a new object is in the newest revision too: looked for from its start on.
-            if not _named_as_metadata(data, num, gen, max(0, data.rfind(b"startxref", 0, table.at))):
-                raise MalformedFile(
-                    f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
-                    "names: the key that named it is damaged, and the metadata stream was not read"
-                )
+    # An update's object streams may hold what names its new metadata stream: that rule is then not judged.
+    packed = table.packed
+    kind_name = "table" if table.stream is None else "stream"
+    for looked, (num, kind, offset, gen) in enumerate(table.rows(data)):
+        if looked >= _MAX_UPDATE_OBJECTS:
+            return  # an update this large is a rewrite: not judged (bounded time)
+        if kind != 1:
+            continue
+        head = pdfobjects.OBJECT_HEADER.match(data, offset)
+        if head is None:
+            continue  # pypdf's search for it is check_newest_entries' and _check_repairs' to judge
+        if (int(head[1]), int(head[2])) != (num, gen):
+            # A damaged subsection header ("3 1" made "4 1" or "0 1"): the update's objects are
+            # listed under other numbers, the catalog it redefines under none, and the older
+            # revision's catalog would be read. No writer lists one object's offset for another.
+            raise MalformedFile(
+                f"the newest cross-reference {kind_name} of this PDF lists object {num} {gen} at byte {offset}, which "
+                f"holds object {int(head[1])} {int(head[2])}: the {kind_name} is damaged, and the newest revision was not read"
+            )
+        # The object's dictionary: up to its "stream" keyword (an object with none, or whose
+        # "endobj" comes first, is no stream: the next object's keyword is not its own).
+        start = head.end()
+        stream = data.find(b"stream", start, start + _HEAD_BYTES)
+        ended = data.find(b"endobj", start, stream)
+        if packed or stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
+                                             and _XML_SUBTYPE.search(data, start, stream)):
+            continue
+        if _older_header(data, num, gen, offset):
+            continue  # the object is older: what names it may be in an object stream
+        # What names a new object is in the newest revision too: looked for from its start on.
+        if not _named_as_metadata(data, num, gen, max(0, data.rfind(b"startxref", 0, table.at))):
+            raise MalformedFile(
+                f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
+                "names: the key that named it is damaged, and the metadata stream was not read"
+            )
 
 
 def _older_header(data: Any, num: int, gen: int, before: int) -> bool:
@@ -576,7 +533,7 @@ def _fast_text(value: Any) -> str:
     raise LeaveToLibrary  # pypdf's str() of reals, booleans, arrays... is its own
 
 
-def _fast_found(pdf: pdfobjects.Reader, table: _Table | None = None) -> _Found:
+def _fast_found(pdf: pdfobjects.Reader, table: pdfobjects.Table | None = None) -> _Found:
     """What _read_pypdf finds, as far as pdfobjects can tell; raises LeaveToLibrary elsewhere."""
     if "/Encrypt" in pdf.trailer:
         raise LeaveToLibrary  # pypdf decrypts, with a password or without
@@ -607,6 +564,9 @@ def _fast_found(pdf: pdfobjects.Reader, table: _Table | None = None) -> _Found:
             raise LeaveToLibrary  # a stream is a dictionary to pypdf
         if isinstance(info, dict):
             found.info_values = {key[1:]: _fast_text(pdf.resolve(info[key])) for key in INFO_KEYS if key in info}
+        named = pdf.trailer["/Info"]
+        if isinstance(named, pdfobjects.Ref):
+            check_info_read(pdf.buf, table, (named.num, named.gen), isinstance(info, dict))
     return found
 
 
@@ -619,7 +579,7 @@ def _read_fast(buf: Any, parsed: Parsed | None = None) -> _Found | None:
         fell_back("the fast PDF reader", "pypdf", exc, expected=(LeaveToLibrary,))
         return None
     check_chain(pdf)  # a MalformedFile: what neither reader would read
-    table = newest_table(pdf.buf)
+    table = newest_table(pdf.buf, pdf)
     root = pdf.trailer.get("/Root")
     if isinstance(root, pdfobjects.Ref):
         check_newest_entries(pdf.buf, table, [(root.num, root.gen)])
@@ -649,22 +609,10 @@ def _info_signals(values: dict[str, str], report: CarrierReport) -> None:
     report.errors += errors
 
 
-# Where a revision ends: "startxref", then the offset of its cross-reference section.
-_STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
 # What only a revision holds: an object, a cross-reference table, a trailer, a startxref (in any
 # case: one flipped bit makes "startxreF").
 _REVISION_PART = re.compile(rb"[0-9]+[\t\n\f\r ]+[0-9]+[\t\n\f\r ]+obj|xref|trailer", re.IGNORECASE)
-# A classic table's subsection header ("first count"), with the white space before and after it.
-_SUBSECTION_AT = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
 _MAX_CANDIDATES = 1000  # "startxref" occurrences tried from the end: bounded whatever the file holds
-# A subsection header on a line of its own ("3 1"), after the white space ending what came before.
-_SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
-_SPACES_AT = re.compile(rb"[\t\n\f\r ]*")
-# The same header followed by one stray byte where its line end belongs.
-_SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\r 0-9]")
-_ANY_ENTRY = re.compile(rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)")
-# A classic entry in use, exactly as the standard writes it (the generation captured).
-_IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
 _METADATA_TYPE = re.compile(rb"/Type[\t\n\f\r ]*/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
 _XML_SUBTYPE = re.compile(rb"/Subtype[\t\n\f\r ]*/XML(?![^\t\n\f\r ()<>\[\]{}/%])")
 _HEAD_BYTES = 4096  # of an object's dictionary looked at for /Type and /Subtype
@@ -673,7 +621,6 @@ _METADATA_REF = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*(
 _MAX_METADATA_KEYS = 100_000  # /Metadata keys looked at for the one naming a new metadata stream
 _CATALOG_BYTES = 64 * 1024  # of the newest catalog looked at for a /Metadata key
 _METADATA_KEY = re.compile(rb"/Metadata(?![^\t\n\f\r ()<>\[\]{}/%])")
-_MAX_SUBSECTIONS = 100_000  # of the newest table walked
 _MAX_UPDATE_OBJECTS = 100_000  # objects of the newest update looked at
 
 
@@ -695,7 +642,7 @@ def check_newest_revision(buf: Any) -> None:
         at = buf.rfind(b"startxref", 0, end)
         if at < 0:
             return  # no intact revision end at all: pypdf rebuilds from every object, newest last
-        found = _STARTXREF_AT.match(buf, at)
+        found = pdfobjects.STARTXREF_AT.match(buf, at)
         if found is not None:
             after = _REVISION_PART.search(buf, found.end())
             if after is None:

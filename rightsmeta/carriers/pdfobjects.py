@@ -78,9 +78,20 @@ OBJECT_HEADER = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})
 # Bytes past a value's end that parsing it may look at (pypdf's 20-byte look-ahead for numbers).
 _LOOK_AHEAD = 32
 _TAIL = re.compile(rb"[\r\n]startxref[\t ]*[\r\n]+[\t ]*([0-9]{1,20})[\t ]*[\r\n]+%%EOF[\t\n\f\r ]*\Z")
-_SUBSECTION = re.compile(rb"([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
-# Classic entries exactly as the standard writes them, 20 bytes each.
-_ENTRIES = re.compile(rb"(?:[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n))*")
+# A classic table's subsection header ("first count"), with the white space before and after it.
+_SUBSECTION = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]*")
+# The same header on a line of its own ("3 1"), as writers lay it out, and with one stray byte
+# where its line end belongs (what laid_out_table reads).
+_SUBSECTION_LINE = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[\t ]*(?:\r\n|\r|\n)")
+_SUBSECTION_RUN = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10}) ([0-9]{1,10})[^\t\n\f\r 0-9]")
+# Classic entries exactly as the standard writes them, 20 bytes each; one in use, its generation captured.
+_ENTRY = rb"[0-9]{10} [0-9]{5} [fn](?: \r| \n|\r\n)"
+_ENTRIES = re.compile(rb"(?:%s)*" % _ENTRY)
+_ANY_ENTRY = re.compile(_ENTRY)
+IN_USE_ENTRY = re.compile(rb"[0-9]{10} ([0-9]{5}) n(?: \r| \n|\r\n)")
+# Where a revision ends: "startxref", then the offset of its cross-reference section.
+STARTXREF_AT = re.compile(rb"startxref[\t\n\f\r ]+([0-9]{1,20})")
+MAX_SUBSECTIONS = 100_000  # of the newest table walked by laid_out_table and newest_offsets
 _PAIR = re.compile(rb"[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})")
 
 _ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08, ord("f"): 0x0C}
@@ -360,7 +371,7 @@ class _Section:
             if not first <= num < first + count:
                 continue
             if self.data is None:
-                line = buf[where + 20 * (num - first):where + 20 * (num - first) + 20]
+                line = _line(buf, where, num - first)
                 yield (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
             else:
                 yield self._row(where + num - first)
@@ -370,7 +381,7 @@ class _Section:
         for first, count, where in self.subsections:
             for i in range(count):
                 if self.data is None:
-                    line = buf[where + 20 * i:where + 20 * i + 20]
+                    line = _line(buf, where, i)
                     yield first + i, (1 if line[17] == 0x6E else 0), int(line[:10]), int(line[11:16])
                 else:
                     yield (first + i, *self._row(where + i))
@@ -385,6 +396,176 @@ class _Section:
         return kind, second, third
 
 
+def _line(buf: Buffer, where: int, i: int) -> bytes:
+    """The ``i``-th 20-byte entry of a classic subsection whose entries start at ``where``."""
+    return buf[where + 20 * i:where + 20 * i + 20]
+
+
+# --- the newest section, read without the chain ---------------------------------------------------
+# pdf.py's checks of the newest revision (carriers/pdf.py, check_newest_*) judge what pypdf made of
+# a damaged file, where Reader has stepped aside: they read the newest table as it is laid out,
+# leniently, and never follow the chain.
+
+
+def newest_section_at(buf: Buffer) -> tuple[int, int]:
+    """Where the last "startxref" starts, and the offset it gives (the file's size where it gives none)."""
+    start = buf.rfind(b"startxref")
+    found = STARTXREF_AT.match(buf, start) if start >= 0 else None
+    return start, int(found[1]) if found is not None else len(buf)
+
+
+def newest_offsets(buf: Buffer, wanted: set[int]) -> dict[int, int]:
+    """The offsets the cross-reference section the last ``startxref`` names gives the ``wanted``
+    objects (in use; a classic table read leniently): {} where there is no such section."""
+    pos = newest_section_at(buf)[1]
+    if buf[pos:pos + 4] != b"xref":
+        stream = newest_section(buf)
+        if stream is None:
+            return {}
+        return {num: second for num, kind, second, _ in stream.rows(buf) if kind == 1 and num in wanted}
+    offsets: dict[int, int] = {}
+    pos += 4
+    while True:  # each subsection takes bytes: bounded by the file
+        head = _SUBSECTION.match(buf, pos)
+        if head is None:
+            return offsets
+        first, count = int(head[1]), int(head[2])
+        for num in wanted:
+            entry = _line(buf, head.end(), num - first)
+            if first <= num < first + count and entry[:10].isdigit() and entry[17:18] == b"n":
+                offsets[num] = int(entry[:10])
+        if count == 0:
+            return offsets
+        pos = head.end() + 20 * count
+
+
+@dataclass
+class Table:
+    """The newest cross-reference section (the last ``startxref`` names): a classic table as laid
+    out in the bytes, or a cross-reference stream's entries."""
+
+    at: int  # where "xref" or the stream's object starts
+    subsections: list[tuple[int, int, int]]  # (first object, count, where its 20-byte entries start / its first row)
+    trailer: bytes  # from "trailer" to the last "startxref"; b"" for a stream (its ``dictionary``)
+    damaged: int | None = None  # where a subsection header runs into its first entry, one stray byte between
+    stream: _Section | None = None  # a cross-reference stream's entries
+    dictionary: dict[str, Any] = field(default_factory=dict)  # a cross-reference stream's dictionary
+    left: int = 0  # bytes of a stream's entries beyond the rows its /Index lists (below 0: too few)
+
+    @property
+    def update(self) -> bool:
+        """Whether the section is an incremental update's (it names an older one, /Prev)."""
+        return b"/Prev" in self.trailer or "/Prev" in self.dictionary
+
+    @property
+    def hybrid(self) -> bool:
+        """A hybrid file's table, which lists free what its /XRefStm puts in an object stream."""
+        return b"/XRefStm" in self.trailer or "/XRefStm" in self.dictionary
+
+    @property
+    def packed(self) -> bool:
+        """Whether a stream puts an object in an object stream (an entry of type 2)."""
+        if self.stream is None or not self.stream.data or not self.stream.widths[0]:
+            return False  # no type field: every entry is of type 1
+        width = sum(self.stream.widths)
+        return b"\x02" in self.stream.data[self.stream.widths[0] - 1::width]
+
+    def entry(self, buf: Buffer, num: int) -> bytes | None:
+        """The 20 bytes of a classic table's first entry for object ``num``; None if none lists it."""
+        for first, count, where in self.subsections:
+            if first <= num < first + count:
+                return bytes(_line(buf, where, num - first))
+        return None
+
+    def find(self, buf: Buffer, num: int) -> tuple[int, int, int, str] | None:
+        """The first entry for object ``num``, as (type, field 2, field 3, as shown in a message),
+        type -1 for a classic entry not laid out as the standard writes it; None if none lists it."""
+        if self.stream is not None:
+            found = next(self.stream.entries(buf, num), None)
+            return None if found is None else (*found, f"type {found[0]}, {found[1]}, {found[2]}")
+        line = self.entry(buf, num)
+        return None if line is None else _classic(line)
+
+    def rows(self, buf: Buffer) -> Iterator[tuple[int, int, int, int]]:
+        """Every entry, as (object number, type, field 2, field 3), type -1 as in ``find``."""
+        if self.stream is not None:
+            rows = len(self.stream.data or b"") // max(1, sum(self.stream.widths))
+            for num, kind, second, third in self.stream.rows(buf):
+                if rows <= 0:
+                    return  # the stream holds fewer rows than its /Index lists
+                rows -= 1
+                yield num, kind, second, third
+            return
+        for first, count, where in self.subsections:
+            for i in range(count):
+                yield (first + i, *_classic(bytes(_line(buf, where, i)))[:3])
+
+
+def _classic(line: bytes) -> tuple[int, int, int, str]:
+    shown = repr(line[:18].decode("latin-1"))
+    if IN_USE_ENTRY.fullmatch(line):
+        return 1, int(line[:10]), int(line[11:16]), shown
+    if _ANY_ENTRY.fullmatch(line):
+        return 0, int(line[:10]), int(line[11:16]), shown
+    return -1, 0, 0, shown
+
+
+def newest_section(buf: Buffer, pdf: Reader | None = None) -> Table | None:
+    """``laid_out_table``, or where the last ``startxref`` names a cross-reference stream, its
+    entries (taken from ``pdf``, the reader of the chain, when it read them): None where there is
+    neither, or the stream is not one this module reads."""
+    table = laid_out_table(buf)
+    if table is not None:
+        return table
+    at = newest_section_at(buf)[1]
+    if pdf is not None and pdf._section_offsets and pdf._section_offsets[0] == at and pdf._sections[0].data is not None:
+        section, dictionary = pdf._sections[0], pdf.newest or {}
+    else:
+        if not buf[at:at + 1].isdigit():
+            return None
+        try:
+            stream, section, _, _, _ = Reader(buf, chain=False).xref_stream_at(at)
+        except LeaveToLibrary:
+            return None
+        dictionary = stream.dictionary
+    assert section.data is not None
+    rows = sum(count for _, count, _ in section.subsections)
+    return Table(at, section.subsections, b"", None, section, dictionary, len(section.data) - rows * sum(section.widths))
+
+
+def laid_out_table(buf: Buffer) -> Table | None:
+    """The newest classic table, where every subsection is followed, 20 bytes an entry later, by
+    the next subsection's header or by "trailer": then each entry's place is sure, however
+    damaged its bytes. None for a cross-reference stream, or a table laid out otherwise (entries
+    of 19 or 21 bytes, which pypdf realigns: nothing here can say which entry is which)."""
+    start, pos = newest_section_at(buf)
+    table = pos
+    if buf[pos:pos + 4] != b"xref":
+        return None
+    subsections: list[tuple[int, int, int]] = []
+    damaged = None
+    pos += 4
+    while len(subsections) < MAX_SUBSECTIONS:
+        head = _SUBSECTION_LINE.match(buf, pos)
+        if head is None:
+            # Its line end overwritten ("3 1\x7f0000000474 00000 n"): the entries still laid out
+            # after the stray byte (the walk to "trailer" checks it) say which it is.
+            head = _SUBSECTION_RUN.match(buf, pos)
+            if head is not None and _ANY_ENTRY.fullmatch(bytes(buf[head.end():head.end() + 20])):
+                damaged = head.end() - 1
+            else:
+                head = None
+        if head is None:
+            following = _SPACE.match(buf, pos)
+            if following is None or buf[following.end():following.end() + 7] != b"trailer" or not subsections:
+                return None
+            return Table(table, subsections, bytes(buf[following.end():start]), damaged)
+        first, count = int(head[1]), int(head[2])
+        subsections.append((first, count, head.end()))
+        pos = head.end() + 20 * count
+    return None
+
+
 @dataclass
 class _Located:
     """Where pypdf's merged cross-reference data puts one object number."""
@@ -397,8 +578,9 @@ class _Located:
 class Reader:
     """The objects of one PDF; any method may raise ``LeaveToLibrary``."""
 
-    def __init__(self, buf: Buffer, base: Reader | None = None, spliced: Spliced | None = None):
-        """``base``: a reader of an earlier version of this file, which ``buf`` extends (an
+    def __init__(self, buf: Buffer, base: Reader | None = None, spliced: Spliced | None = None, *, chain: bool = True):
+        """``chain``: follow the cross-reference chain (without it, only ``xref_stream_at`` is of use).
+        ``base``: a reader of an earlier version of this file, which ``buf`` extends (an
         incremental update appended): when the chain reaches base's newest section, base's
         sections are taken as they are instead of parsed again (the same bytes, so the same
         result, tokens counted as if parsed). Ignored unless ``buf`` starts with base's bytes
@@ -427,6 +609,8 @@ class Reader:
         self._tail = self.size  # where "startxref" ends the file; set by _startxref
         self._chain_end = 0  # where the chain's last section in the file ends (its trailer, its stream)
         self._base = base if base is not None and _extends(buf, base.buf, spliced) else None
+        if not chain:
+            return  # ``chain=False``: one object read where it lies (xref_stream_at), nothing looked up
         self._read_chain(self._base)
         self._chain_tokens = MAX_TOKENS - self.budget  # what reading the chain cost: charged again by an adopter
         self._ready = True
@@ -523,7 +707,7 @@ class Reader:
     def _read_table(self, pos: int) -> tuple[int | None, bool]:
         if self.buf[pos:pos + 4] != b"xref":
             raise LeaveToLibrary  # a section that does not start with "xref"
-        pos = self._parser.skip(pos + 4)
+        pos += 4
         subsections: list[tuple[int, int, int]] = []
         while True:
             head = _SUBSECTION.match(self.buf, pos)
@@ -561,15 +745,16 @@ class Reader:
         # pypdf's object number correction starts when a table's first subsection is not 0.
         return self._prev(trailer), subsections[0][0] != 0
 
-    def _read_xref_stream(self, pos: int) -> Stream:
+    def xref_stream_at(self, pos: int) -> tuple[Stream, _Section, int, int, tuple[int, int]]:
+        """The cross-reference stream whose object starts at ``pos``: the stream, its entries, how
+        many its /Index lists, where its object ends, and its number and generation. Raises
+        ``LeaveToLibrary`` where there is none this reader can read."""
         head = OBJECT_HEADER.match(self.buf, pos)
         if head is None:
             raise LeaveToLibrary  # a cross-reference stream without an object header
         stream, end = self._parser.value(head.end())
         if not isinstance(stream, Stream) or stream.dictionary.get("/Type") != "/XRef":
             raise LeaveToLibrary  # a cross-reference stream that is not one (/Type /XRef)
-        self._chain_end = max(self._chain_end, end)
-        self._xref_streams.add((int(head[1]), int(head[2])))
         size, widths = stream.dictionary.get("/Size"), stream.dictionary.get("/W")
         index = stream.dictionary.get("/Index", [0, size])
         if (
@@ -585,6 +770,15 @@ class Reader:
         for first, count in zip(index[::2], index[1::2], strict=True):
             subsections.append((first, count, row))
             row += count
+        section = _Section(subsections, data, (widths[0], widths[1], widths[2]))
+        return stream, section, row, end, (int(head[1]), int(head[2]))
+
+    def _read_xref_stream(self, pos: int) -> Stream:
+        stream, section, row, end, number = self.xref_stream_at(pos)
+        self._chain_end = max(self._chain_end, end)
+        self._xref_streams.add(number)
+        data, widths = section.data, section.widths
+        assert data is not None
         # pypdf clamps counts the data cannot hold.
         width = sum(widths)
         if row * width > len(data):
@@ -598,7 +792,7 @@ class Reader:
         self._entries += row
         if self._entries > MAX_ENTRIES:
             raise LeaveToLibrary  # more cross-reference entries than this reader reads
-        self._sections.append(_Section(subsections, data, (widths[0], widths[1], widths[2])))
+        self._sections.append(section)
         return stream
 
     def _check_every_header(self) -> None:
