@@ -302,6 +302,9 @@ def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, 
     page.keyboard.press("Enter")  # the keyboard alone starts the run
     done.wait_for()
     assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.inner_text("#licence-error") == ""
+    # Focus is back on the button pressed (disabled during the run, it had dropped to the page's body,
+    # where a screen reader starts again from the top).
+    assert page.evaluate("document.activeElement.id") == "go"
     page.keyboard.press("Tab")  # from "Tag files" to the zip's link, and Enter downloads it (under the page's CSP)
     assert page.evaluate("document.activeElement.id") == "zip"
     with page.expect_download() as download:
@@ -770,3 +773,28 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
             other.wait_for_function(DONE)
             assert other.inner_text("#summary") == "1 tagged, 0 failed." and other.is_hidden("#next")
             other.context.close()
+
+
+DROP_ON_HEADING = """(bytes) => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "beside.png", {type: "image/png"}));
+    const heading = document.querySelector("h1");
+    const over = new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true});
+    heading.dispatchEvent(over);
+    heading.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    return over.defaultPrevented;
+}"""
+
+
+def test_a_file_dropped_beside_the_drop_area_is_taken_not_opened(server: Server, page: Any) -> None:
+    """A file dropped a little outside the dashed box was opened by the browser in place of the page
+    (its dragover was not taken), and every file listed was lost. Anywhere on the page, it is taken by the view shown."""
+    page.goto(f"{server.url}/#token={server.token}")
+    png = list(image_bytes("png", size=(40, 30), seed=131))
+    assert page.evaluate(DROP_ON_HEADING, png) is True  # taken: the browser does not open the file
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    assert "beside.png" in page.inner_text("#list")
+    page.get_by_role("tab", name="Check files").click()
+    assert page.evaluate(DROP_ON_HEADING, png) is True
+    page.wait_for_function("document.querySelector('.verdict-file')?.textContent === 'File: beside.png'")
+    assert page.locator("#list tbody tr").count() == 1  # the Check view's drop is checked, not added to the list

@@ -28,7 +28,7 @@ button:disabled{background:#d9d9d9;border-color:#767676;color:#111;cursor:not-al
 :focus-visible{outline:3px solid #e36209;outline-offset:2px}
 fieldset{border:1px solid var(--line);margin:1rem 0;padding:.5rem 1rem}
 legend{font-weight:600}
-.verdict{border-top:1px solid var(--line);margin-top:.5rem}
+.verdict{border-top:1px solid var(--line);margin-top:.5rem}.verdict-file{font-weight:600}
 label{display:block;margin:.25rem 0}
 input[type=text],input[type=url],input[type=password],select{font:inherit;width:100%;max-width:30rem;padding:.35rem;border:1px solid var(--line);color:var(--fg);background:#fff}
 .drop{border:2px dashed var(--line);padding:1rem;margin:1rem 0;text-align:center}
@@ -285,13 +285,23 @@ async function dropped(entry, out) {
     for (const child of some) await dropped(child, out);
   }
 }
-drop.addEventListener("drop", async (e) => {
-  e.preventDefault(); drop.classList.remove("over");
-  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-  if (!entries.length) { addFiles(e.dataTransfer.files); return; }
+// The files of a drop. Called before any await: a drop's items are gone once its handler has returned.
+async function droppedFiles(data) {
+  const entries = [...data.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) return [...data.files];
   const files = [];
   for (const entry of entries) { try { await dropped(entry, files); } catch (err) { /* unreadable entry: skipped */ } }
-  addFiles(files);
+  return files;
+}
+drop.addEventListener("drop", async (e) => { e.preventDefault(); drop.classList.remove("over"); addFiles(await droppedFiles(e.dataTransfer)); });
+// A file dropped beside the drop area was opened by the browser in place of this page, and the list was
+// lost with it. Anywhere on the page, a drop goes to the view shown (the drop areas take theirs first).
+document.addEventListener("dragover", (e) => e.preventDefault());
+document.addEventListener("drop", async (e) => {
+  if (e.defaultPrevented) return;
+  e.preventDefault();
+  const files = await droppedFiles(e.dataTransfer);
+  if ($("view-check").hidden) addFiles(files); else checkAll(files);
 });
 
 function assertion() {
@@ -334,6 +344,8 @@ async function start() {
   for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
   try { await run(); } finally {
     running = false; $("go").disabled = items.length === 0;
+    // The button disabled during the run lost the focus to the page's body (a screen reader starts again at the top).
+    if (document.activeElement === document.body && !$("go").disabled) $("go").focus();
     for (const b of document.querySelectorAll("#list button.remove")) b.disabled = false;
     nextStep();
   }
@@ -464,14 +476,7 @@ $("check-file").addEventListener("change", (e) => checkAll([...e.target.files]))
 const checkDrop = $("check-drop");
 checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
 checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over"));
-checkDrop.addEventListener("drop", async (e) => {
-  e.preventDefault(); checkDrop.classList.remove("over");
-  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-  if (!entries.length) { checkAll([...e.dataTransfer.files]); return; }
-  const files = [];
-  for (const entry of entries) { try { await dropped(entry, files); } catch (err) { /* unreadable entry: skipped */ } }
-  checkAll(files);
-});
+checkDrop.addEventListener("drop", async (e) => { e.preventDefault(); checkDrop.classList.remove("over"); checkAll(await droppedFiles(e.dataTransfer)); });
 let checking = 0;  // the latest set: a set chosen while another is checked replaces it
 async function checkAll(files) {
   if (!files.length) return;
