@@ -798,3 +798,34 @@ def test_a_file_dropped_beside_the_drop_area_is_taken_not_opened(server: Server,
     assert page.evaluate(DROP_ON_HEADING, png) is True
     page.wait_for_function("document.querySelector('.verdict-file')?.textContent === 'File: beside.png'")
     assert page.locator("#list tbody tr").count() == 1  # the Check view's drop is checked, not added to the list
+
+
+def test_leaving_with_tagged_copies_not_downloaded_is_asked_first(server: Server, page: Any, tmp_path: Path) -> None:
+    """Leaving the page deletes its batch, so tagged copies not downloaded were lost without a word
+    (and so was a list of files not tagged yet). Now the browser asks first; once they are saved, it does not."""
+    (tmp_path / "mine.png").write_bytes(image_bytes("png", seed=141))
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+
+    def leave() -> bool:
+        """Whether the page asked before it was left (a dismissed question keeps it)."""
+        del asked[:]
+        page.evaluate("location.reload()")
+        for _ in range(40):
+            if asked:
+                return True
+            page.wait_for_timeout(50)
+        return False
+
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "mine.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    assert leave() and asked == ["beforeunload"]  # listed, not tagged yet
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert leave()  # tagged, not downloaded: leaving would delete the only tagged copy
+    with page.expect_download():
+        page.get_by_role("link", name="Download all (zip)").click()
+    page.wait_for_timeout(200)
+    assert not leave()  # saved: the page goes without a question
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 0")

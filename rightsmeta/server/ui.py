@@ -330,8 +330,10 @@ function signingHint(why) {
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
-// Leaving the page during a run loses it: the files being sent and the links to those tagged so far.
-window.addEventListener("beforeunload", (e) => { if (running) { e.preventDefault(); e.returnValue = ""; } });
+// Leaving the page during a run loses it: the files being sent and the links to those tagged so far. After
+// one, leaving deletes the batch: tagged copies not downloaded went without a word, and so did a list not tagged yet.
+const unsaved = () => running || items.some((item) => item.tagged ? !item.saved : !item.tried);
+window.addEventListener("beforeunload", (e) => { if (unsaved()) { e.preventDefault(); e.returnValue = ""; } });
 // Once the page is left nobody can reach its batch (the id lived here), yet the server kept it an hour:
 // its disk, and one of its 32 batches (a creator reloading the page met "Too many batches"). A download
 // still running goes on: the server removes a deleted batch's files when its last download ends.
@@ -393,7 +395,7 @@ async function run() {
   const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
   $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
   // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
-  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; }
+  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
   // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
   if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
   batch = null;
