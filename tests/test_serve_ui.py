@@ -829,3 +829,29 @@ def test_leaving_with_tagged_copies_not_downloaded_is_asked_first(server: Server
     page.wait_for_timeout(200)
     assert not leave()  # saved: the page goes without a question
     page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 0")
+
+
+def test_a_file_added_after_a_run_says_it_is_not_in_the_zip(server: Server, page: Any, tmp_path: Path) -> None:
+    """A file added once the others were tagged said "waiting" (nothing was) beside a "Download all" that
+    does not hold it. It says it is not tagged yet and how to tag it; the next run's zip holds both."""
+    for n in (1, 2):
+        (tmp_path / f"later {n}.png").write_bytes(image_bytes("png", size=(40, 30), seed=150 + n))
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 1.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 2.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    assert page.inner_text("#list tbody tr:last-child td:nth-child(4)") == "Not tagged yet"
+    assert page.inner_text("#summary") == ("1 file added since the run: press Tag files to tag the list again. "
+                                           "The zip holds only the files tagged before.")
+    assert page.evaluate(A11Y) == []
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["later 1.png", "later 2.png"]

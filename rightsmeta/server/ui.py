@@ -247,6 +247,12 @@ async function addFiles(files) {
     off.className = "remove secondary"; off.textContent = "Remove"; off.setAttribute("aria-label", "Remove " + name);
     off.disabled = running; off.addEventListener("click", () => remove(item)); row.cells[0].append(" ", off);
     $("list").tBodies[0].appendChild(row); items.push(item); counted();
+    // After a run nothing waits: it said "waiting" beside a "Download all" that does not hold this file.
+    if (batch && !running) {
+      row.cells[3].textContent = "Not tagged yet"; added++;
+      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag the list again. ` +
+        "The zip holds only the files tagged before.";
+    }
     const refused = refusal(file);
     if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
     try {
@@ -322,6 +328,7 @@ function assertion() {
 // Tagging goes through a batch on the server: each tagged file stays there, and the zip of all of
 // them is written by the server while the browser saves it, so no side holds the whole set.
 let batch = null;
+let added = 0;  // files added since the last run
 const AT_ONCE = 2;
 // GIF, HEIC, AVIF and SVG take the statement only in a signed credential: say how to get one, here.
 function signingHint(why) {
@@ -342,7 +349,7 @@ window.addEventListener("pagehide", () => {
 });
 async function start() {
   if (licenceMissing()) return;
-  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null;
+  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0;
   for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
   try { await run(); } finally {
     running = false; $("go").disabled = items.length === 0;
