@@ -732,8 +732,17 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
             zipped.extend(archive.namelist())
 
     for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
-                         "--batch-files", "2"):
+                         "--batch-files", "2", "--max-upload-mb", "1"):
+        # A file the server refuses alone (413 too, as a full batch is) is that file's failure: the run goes on.
+        (tmp_path / "too big.png").write_bytes(_png_of_size(2**20 + 1))
         page.goto(f"{server.url}/#token={server.token}")
+        page.evaluate("maxUpload = Infinity")  # as when /healthz did not say the limit: the server refuses it
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / n) for n in ("too big.png", *names[:2])])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "2 tagged, 1 failed." and page.is_hidden("#next")
+        page.reload()
         page.get_by_label("Choose files").set_input_files([str(tmp_path / n) for n in names])
         page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 5 && " + READ)
         page.get_by_role("button", name="Tag files").click()

@@ -363,7 +363,8 @@ $("go").addEventListener("click", start);
 // The server's batch limits (files in one batch, disk for all of them, the number of batches) end a run
 // with files left over. What was done is kept for download, and one button goes on with the rest.
 let limit = null;  // {why, retry}: why the server took no more; retry when no batch could be made at all
-const LIMITS = [413, 503, 507];
+// A 413 is also one file too large, and a 503 a busy server: those are that file's failure, the run goes on.
+const batchFull = (e) => e.status === 507 || (e.status === 413 && e.title === "Batch full");
 function nextStep() {
   const left = items.filter((item) => !item.tagged).length, done = items.length - left;
   $("next").hidden = !limit || !left;
@@ -408,10 +409,10 @@ async function run() {
   batch = null;
   try {
     const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
-    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status});
+    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
   } catch (e) {
-    if (LIMITS.includes(e.status)) limit = {why: e.message, retry: true};
+    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true};
     for (const item of items) fail(item, e.message);
     $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
   }
@@ -429,7 +430,7 @@ async function run() {
         const form = new FormData(); form.append("file", item.file, item.name);
         form.append("assertion", statement);
         const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
-        if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status});
+        if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
         ok++; tagged.push(item); item.tagged = true;
         // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
         const saved = body.name || item.name, a = document.createElement("a");
@@ -440,7 +441,7 @@ async function run() {
         if (saved !== item.name) status.append(` (saved as ${saved})`);
       } catch (e) {
         failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message));
-        if (LIMITS.includes(e.status)) limit = limit || {why: e.message, retry: false};
+        if (batchFull(e)) limit = limit || {why: e.message, retry: false};
       }
       done++; progress();
     }
