@@ -749,6 +749,7 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
         page.wait_for_function(DONE)
         assert page.inner_text("#summary") == "2 tagged, 3 failed."
         assert "a batch holds at most 2 files" in page.inner_text("#next-why")
+        assert page.get_attribute("#next-why", "aria-live") == "polite"  # a screen reader hears why, and what next
         assert page.evaluate(A11Y) == []
         go_on = page.get_by_role("button", name="Tag the 3 files left")
         go_on.click()  # before the tagged files were saved: they would be lost, so it asks for that first

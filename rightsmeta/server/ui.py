@@ -94,7 +94,7 @@ button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
   <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
-  <div id="next" hidden><p id="next-why"></p><p><button id="next-go"></button></p></div>
+  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button></p></div>
 </section>
 
 <section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
