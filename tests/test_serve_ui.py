@@ -865,3 +865,27 @@ def test_a_file_added_after_a_run_says_it_is_not_in_the_zip(server: Server, page
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["later 1.png", "later 2.png"]
+
+
+def test_the_same_file_chosen_twice_is_listed_once(server: Server, page: Any, tmp_path: Path) -> None:
+    """A file chosen again (twice from the same folder, or a folder and then a file of it) was listed
+    twice and tagged twice, the second saved as "a-2.png" in the zip (once the field lets a file be chosen
+    again at all). A different file of the same name still is kept."""
+    (tmp_path / "a.png").write_bytes(image_bytes("png", seed=161))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.png").write_bytes(image_bytes("png", seed=162))
+    page.goto(f"{server.url}/#token={server.token}")
+    for chosen in ("a.png", "a.png", "other/a.png"):
+        page.get_by_label("Choose files").set_input_files(str(tmp_path / chosen))
+        page.wait_for_timeout(100)
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    page.wait_for_timeout(300)
+    assert page.locator("#list tbody tr").count() == 2
+    assert page.inner_text("#summary") == "a.png is in the list already: it was not added again."
+    # Taken off, then chosen again: it comes back (choosing the file the field held already did nothing).
+    page.get_by_role("button", name="Remove a.png").first.click()
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "a.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."

@@ -233,12 +233,26 @@ function remove(item) {
 }
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
 
+// Whether two files hold the same bytes, read a piece at a time (only asked of two of one name and size).
+async function sameBytes(a, b) {
+  if (a.size !== b.size) return false;
+  for (let at = 0; at < a.size; at += 1 << 20) {
+    const [x, y] = await Promise.all([a, b].map((f) => f.slice(at, at + (1 << 20)).arrayBuffer().then((d) => new Uint8Array(d))));
+    if (x.some((v, n) => v !== y[n])) return false;
+  }
+  return true;
+}
 async function addFiles(files) {
+  const again = [];
   for (const file of files) {
     // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
     const name = file.relativePath || file.webkitRelativePath || file.name;
     // A file chosen by itself is kept whatever its name: leaving it out said nothing at all.
     if (name.includes("/") && name.split("/").some((part) => part.startsWith("."))) continue;
+    // The same file chosen again was listed, tagged and zipped twice ("a-2.png"); another file of its name is kept.
+    let listed = false;
+    for (const item of items) if (item.name === name && await sameBytes(item.file, file)) { listed = true; break; }
+    if (listed) { again.push(name); continue; }
     const row = document.createElement("tr");
     const item = {file, name, row};
     row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
@@ -269,11 +283,15 @@ async function addFiles(files) {
       }
     } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
   }
+  if (again.length) $("summary").textContent = again.length === 1 ? `${again[0]} is in the list already: it was not added again.`
+    : `${again.length} files are in the list already: they were not added again.`;
   counted();
 }
 function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
-$("files").addEventListener("change", (e) => addFiles(e.target.files));
-$("folder").addEventListener("change", (e) => addFiles(e.target.files));
+// The field is emptied once its files are taken: choosing the file it held (one removed from the list) did nothing.
+const take = (use) => (e) => { const chosen = [...e.target.files]; e.target.value = ""; use(chosen); };
+$("files").addEventListener("change", take(addFiles));
+$("folder").addEventListener("change", take(addFiles));
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -482,7 +500,7 @@ $("list").addEventListener("click", download); $("zip").addEventListener("click"
 
 // Every file chosen or dropped is checked, one after the other, each with its own verdict naming it
 // (only the first one was, without a word about the others).
-$("check-file").addEventListener("change", (e) => checkAll([...e.target.files]));
+$("check-file").addEventListener("change", take(checkAll));
 const checkDrop = $("check-drop");
 checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
 checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over"));
