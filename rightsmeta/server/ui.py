@@ -149,6 +149,8 @@ async function ask(url, options) {
   return {r, body};
 }
 const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
+// A list of small files weighed "0.0 MB".
+const weight = (n) => n < 1048576 ? Math.max(n && 1, Math.round(n / 1024)) + " KB" : megabytes(n);
 // Files the server would refuse anyway, said here with the file's own size and without sending it.
 function refusal(file) {
   if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it";
@@ -212,7 +214,7 @@ function summary(perms) {
 // How many files are listed and how much they weigh, and how many the server would refuse anyway.
 function counted() {
   const size = items.reduce((sum, item) => sum + item.file.size, 0), refused = items.filter((item) => refusal(item.file)).length;
-  $("count").textContent = !items.length ? "" : `${items.length} file${items.length === 1 ? "" : "s"} (${megabytes(size)}).` +
+  $("count").textContent = !items.length ? "" : `${items.length} file${items.length === 1 ? "" : "s"} (${weight(size)}).` +
     (refused ? ` ${refused} cannot be tagged (empty or too large).` : "");
   $("list").hidden = items.length === 0;
   $("go").disabled = running || items.length === 0;
