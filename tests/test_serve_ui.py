@@ -891,3 +891,27 @@ def test_the_same_file_chosen_twice_is_listed_once(server: Server, page: Any, tm
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
     assert page.inner_text("#summary") == "2 tagged, 0 failed."
+
+
+def test_a_choice_changed_after_tagging_is_not_left_out_of_the_zip(server: Server, page: Any, tmp_path: Path) -> None:
+    """Changed from "No AI training" to "No AI at all" after tagging, the page still offered "Download all",
+    whose files say only the first: a creator saved the statement they had just changed their mind about."""
+    (tmp_path / "mind.png").write_bytes(image_bytes("png", size=(40, 30), seed=171))
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "mind.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.is_visible("#zip")
+    page.get_by_label("No AI at all: training and inference").check()
+    assert page.is_hidden("#zip")
+    assert page.inner_text("#summary") == ("The choices changed after tagging: the tagged copies say what was chosen before. "
+                                           "Press Tag files again to tag them with these.")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        state = rightsmeta.read(archive.read("mind.png")).permissions[rightsmeta.Purpose.AI_INFERENCE].state
+    assert state is rightsmeta.State.NOT_ALLOWED

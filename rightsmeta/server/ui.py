@@ -380,6 +380,13 @@ async function start() {
   }
 }
 $("go").addEventListener("click", start);
+// Copies tagged before a choice changed say the earlier one: "Download all" was still offered, and saved that.
+for (const field of document.querySelectorAll("fieldset")) field.addEventListener("change", () => {
+  if (running || !items.some((item) => item.tagged)) return;
+  $("zip").hidden = true;
+  $("summary").textContent = "The choices changed after tagging: the tagged copies say what was chosen before. " +
+    "Press Tag files again to tag them with these.";
+});
 // The server's batch limits (files in one batch, disk for all of them, the number of batches) end a run
 // with files left over. What was done is kept for download, and one button goes on with the rest.
 let limit = null;  // {why, retry}: why the server took no more; retry when no batch could be made at all
