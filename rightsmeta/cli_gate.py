@@ -49,9 +49,13 @@ LIMIT = Seconds(min=0, min_open=True, max=1_000_000)
 @click.option("--upload-timeout", type=LIMIT, default=120.0, show_default=True, help="Seconds allowed to receive one upload.")
 @click.option("--send-timeout", type=LIMIT, default=60.0, show_default=True,
               help="Seconds an answer may wait for a client that reads none of it; then the connection is closed.")
+@click.option("--batch-files", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
+              help="Most files one batch (one run of the creators' page) keeps for download.")
+@click.option("--batch-mb", type=click.IntRange(1, 10_000_000), default=8192, show_default=True,
+              help="Disk all batches together may use for tagged files kept for download.")
 def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: str | None, token_file: str | None,
           protect_reads: bool, max_upload_mb: int, workers: int, backlog: int, timeout: float, upload_timeout: float,
-          send_timeout: float) -> None:
+          send_timeout: float, batch_files: int, batch_mb: int) -> None:
     """Run the upload-gate service: read, verify, tag, sanitize, carry, soft-binding lookups.
 
     \b
@@ -79,6 +83,7 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
         ledger=_usable_ledger(ledger, no_ledger), identity=_usable_identity(identity), token=token,
         protect_reads=protect_reads, max_upload=max_upload_mb * 1024 * 1024, workers=workers, backlog=backlog,
         job_seconds=timeout, upload_seconds=upload_timeout, send_seconds=send_timeout,
+        batch_files=batch_files, batch_bytes=batch_mb * 1024 * 1024,
     )
     click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
     run(config, host=host, port=port)

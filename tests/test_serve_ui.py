@@ -146,17 +146,17 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
 
     # Check: a copy of a tagged file with every tag removed, which the ledger knows.
     subprocess.run([exiftool, "-q", "-all=", "-o", str(tmp_path / "stripped.jpg"), str(tmp_path / "out.jpg")], check=True)
-    page.get_by_role("tab", name="Check a file").click()
+    page.get_by_role("tab", name="Check files").click()
     assert page.evaluate(A11Y) == []
-    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "stripped.jpg"))
-    page.wait_for_selector("#verdict-status")
-    assert page.get_attribute("#verdict-status", "data-status") == "stripped"
+    page.get_by_label("Select files to check").set_input_files(str(tmp_path / "stripped.jpg"))
+    page.wait_for_selector(".verdict-status")
+    assert page.get_attribute(".verdict-status", "data-status") == "stripped"
     assert "Not allowed: training AI models" in page.inner_text("#verdict")
-    assert page.inner_text("#verdict-carriers") == "Found in: no place inside the file."
-    page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / "out.jpg"))
-    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
-    assert "XMP metadata inside the file" in page.inner_text("#verdict-carriers")
-    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
+    assert page.inner_text(".verdict-carriers") == "Found in: no place inside the file."
+    page.get_by_label("Select files to check").set_input_files(str(tmp_path / "out.jpg"))
+    page.wait_for_function("document.querySelector('.verdict-status')?.dataset.status === 'intact'")
+    assert "XMP metadata inside the file" in page.inner_text(".verdict-carriers")
+    assert "Content Credentials (C2PA), signed" in page.inner_text(".verdict-carriers")
     page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
     # Nothing loaded from elsewhere, and the token never travelled in an address.
     # No blob: addresses either: tagged files are never held in the page, the server streams each download.
@@ -199,8 +199,8 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
         data.items.add(new File([new Uint8Array(bytes)], "one.png", {type: "image/png"}));
         document.getElementById("check-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
     }""", list(one.read_bytes()))
-    page.wait_for_function("document.getElementById('verdict-status')?.dataset.status === 'intact'")
-    assert "Content Credentials (C2PA), signed" in page.inner_text("#verdict-carriers")
+    page.wait_for_function("document.querySelector('.verdict-status')?.dataset.status === 'intact'")
+    assert "Content Credentials (C2PA), signed" in page.inner_text(".verdict-carriers")
     assert page.evaluate(A11Y) == []
 
 
@@ -302,6 +302,9 @@ def test_licence_is_asked_for_drop_keyboard_and_nothing_blocked(server: Server, 
     page.keyboard.press("Enter")  # the keyboard alone starts the run
     done.wait_for()
     assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.inner_text("#licence-error") == ""
+    # Focus is back on the button pressed (disabled during the run, it had dropped to the page's body,
+    # where a screen reader starts again from the top).
+    assert page.evaluate("document.activeElement.id") == "go"
     page.keyboard.press("Tab")  # from "Tag files" to the zip's link, and Enter downloads it (under the page's CSP)
     assert page.evaluate("document.activeElement.id") == "zip"
     with page.expect_download() as download:
@@ -500,13 +503,13 @@ def test_check_names_the_file_and_never_says_nothing_stated_of_a_file_it_could_n
     (tmp_path / "cut short.jpg").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "nothing.png").write_bytes(b"")
     page.goto(f"{server.url}/#token={server.token}")
-    page.get_by_role("tab", name="Check a file").click()
+    page.get_by_role("tab", name="Check files").click()
     for name, why in (("cut short.jpg", "truncated JPEG"), ("nothing.png", "this file is empty (0 bytes)")):
-        page.get_by_label("Choose a file to check").set_input_files(str(tmp_path / name))
-        page.wait_for_function(f"document.getElementById('verdict-file')?.textContent === 'File: {name}'")
-        assert page.get_attribute("#verdict-status", "data-status") == "unreadable"
-        assert page.inner_text("#verdict-says") == "What it says: not known, the file could not be read."
-        assert page.inner_text("#verdict-carriers") == "Found in: not known."
+        page.get_by_label("Select files to check").set_input_files(str(tmp_path / name))
+        page.wait_for_function(f"document.querySelector('.verdict-file')?.textContent === 'File: {name}'")
+        assert page.get_attribute(".verdict-status", "data-status") == "unreadable"
+        assert page.inner_text(".verdict-says") == "What it says: not known, the file could not be read."
+        assert page.inner_text(".verdict-carriers") == "Found in: not known."
         assert why in page.inner_text("#verdict ul")
     assert page.evaluate(A11Y) == []
 
@@ -577,9 +580,9 @@ def test_a_server_stopped_mid_run_is_said_and_no_dead_link_is_offered(tmp_path_f
     assert page.evaluate(A11Y) == []
     page.get_by_role("button", name="Tag files").click()  # again, with the server still stopped: the same advice
     page.wait_for_function("document.getElementById('summary').textContent.startsWith('0 tagged, 7 failed. Start it again')")
-    page.get_by_role("tab", name="Check a file").click()  # it said "(Failed to fetch)"
-    page.get_by_label("Choose a file to check").set_input_files(str(paths[0]))
-    page.wait_for_function("document.getElementById('verdict-file')?.textContent === 'File: photo 0.png'")
+    page.get_by_role("tab", name="Check files").click()  # it said "(Failed to fetch)"
+    page.get_by_label("Select files to check").set_input_files(str(paths[0]))
+    page.wait_for_function("document.querySelector('.verdict-file')?.textContent === 'File: photo 0.png'")
     assert page.inner_text("#verdict ul") == ("the rightsmeta server cannot be reached (was it stopped?). "
                                               "Start it again (rightsmeta ui) and use the page it opens. Your own files are unchanged.")
 
@@ -628,3 +631,287 @@ def test_two_tabs_at_once_keep_their_own_files(server: Server, page: Any, tmp_pa
             assert sorted(archive.namelist()) == names[n]
             inference = rightsmeta.read(archive.read(names[n][0])).permissions[rightsmeta.Purpose.AI_INFERENCE].state
             assert inference is (rightsmeta.State.NOT_ALLOWED if n == 0 else rightsmeta.State.UNSPECIFIED)
+
+
+def test_a_wrong_file_is_removed_from_the_list_by_keyboard(server: Server, page: Any, tmp_path: Path) -> None:
+    """A creator who added a wrong file takes it off the list (it had to reload the page and lose everything):
+    a button per file, named with the file, reached by Tab; the count and what cannot be tagged follow."""
+    names = ["a.png", "wrong.jpg", "empty.jpg", "c.png"]
+    (tmp_path / "a.png").write_bytes(image_bytes("png", seed=101))
+    (tmp_path / "wrong.jpg").write_bytes(image_bytes("jpeg", seed=102))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "c.png").write_bytes(image_bytes("png", seed=103))
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files([str(tmp_path / n) for n in names])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 4 && " + READ)
+    kilobytes = lambda *chosen: int(sum((tmp_path / n).stat().st_size for n in chosen) / 1024 + 0.5)  # noqa: E731
+    # In KB: small files weighed "0.0 MB".
+    assert page.inner_text("#count") == f"4 files ({kilobytes(*names)} KB). 1 cannot be tagged (empty or too large)."
+    assert page.evaluate(A11Y) == []
+    page.get_by_label("Choose a folder").focus()
+    page.keyboard.press("Tab")  # the first file's remove button comes next
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Remove a.png"
+    page.get_by_role("button", name="Remove wrong.jpg").focus()
+    page.keyboard.press("Enter")
+    # Focus stays in the list, on the next file's button, so a keyboard user goes on where they were.
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Remove empty.jpg"
+    page.keyboard.press("Space")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Remove c.png"
+    assert page.locator("#list button.remove").evaluate_all("all => all.map(b => b.getAttribute('aria-label'))") == [
+        "Remove a.png", "Remove c.png"]
+    assert page.inner_text("#count") == f"2 files ({kilobytes('a.png', 'c.png')} KB)."
+    assert page.inner_text("#summary") == "Removed empty.jpg. 2 files are left."
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["a.png", "c.png"]
+    # A tagged file taken off the list: the zip made before would still hold it, so it is not offered.
+    page.get_by_role("button", name="Remove a.png").click()
+    assert page.is_hidden("#zip") and page.locator("#list a").count() == 1
+    assert page.inner_text("#summary") == "Removed a.png. 1 file is left. Press Tag files again for a zip of the files listed."
+    page.get_by_role("button", name="Remove c.png").click()
+    assert page.is_hidden("#list") and page.is_disabled("#go") and page.inner_text("#count") == ""
+    assert page.evaluate("document.activeElement.id") == "files"
+    assert page.evaluate(A11Y) == []
+
+
+def test_several_files_are_checked_each_with_its_own_verdict(server: Server, page: Any, tmp_path: Path) -> None:
+    """Several files chosen or dropped on "Check files": each is checked and named (only the first was, silently)."""
+    import httpx
+
+    plain = pdf_bytes(("A letter only I wrote, on the first of December.",))
+    whole = image_bytes("jpeg", size=(120, 90), seed=112)
+    tagged = httpx.post(server.url + "/v1/tag", headers=server.auth, files={"file": ("t.png", image_bytes("png", seed=113))},
+                        data={"assertion": '{"permissions": {"ai-training": "notAllowed"}}'}, timeout=60).content
+    files = {"letter.pdf": plain, "cut short.jpg": whole[: len(whole) // 2], "tagged.png": tagged}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    expected = {"letter.pdf": "untagged", "cut short.jpg": "unreadable", "tagged.png": "intact"}
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_role("tab", name="Check files").click()
+    page.get_by_label("Select files to check").set_input_files([str(tmp_path / n) for n in files])
+    page.wait_for_function("document.querySelectorAll('#verdict .verdict-status').length === 3")
+    verdicts = page.locator("#verdict .verdict")
+    found = {verdicts.nth(n).locator(".verdict-file").inner_text(): verdicts.nth(n).locator(".verdict-status").get_attribute("data-status")
+             for n in range(3)}
+    assert found == {f"File: {name}": status for name, status in expected.items()}
+    assert page.inner_text("#check-summary") == "3 files checked: 1 intact, 2 not."
+    assert "Not allowed: training AI models" in verdicts.nth(2).inner_text()
+    assert page.evaluate(A11Y) == []
+    # Two dropped at once: both checked, the previous verdicts replaced.
+    page.evaluate("""([a, b]) => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(a)], "one.png", {type: "image/png"}));
+        data.items.add(new File([new Uint8Array(b)], "two.pdf", {type: "application/pdf"}));
+        document.getElementById("check-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", [list(tagged), list(plain)])
+    page.wait_for_function("document.getElementById('check-summary').textContent.startsWith('2 files checked')")
+    assert page.locator("#verdict .verdict-file").all_inner_texts() == ["File: one.png", "File: two.pdf"]
+    assert [s.get_attribute("data-status") for s in page.locator("#verdict .verdict-status").all()] == ["intact", "untagged"]
+
+
+def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFactory, page: Any, browser: Any, tmp_path: Path) -> None:
+    """The server's batch limits met by a creator: the page said the limit and nothing more. Now the
+    tagged files are downloaded and the rest tagged in a new batch, and a server keeping all the batches
+    it can is tried again, with a button each."""
+    import httpx
+
+    folder = tmp_path_factory.mktemp("full")
+    names = [f"photo {n}.png" for n in range(5)]
+    for n, name in enumerate(names):
+        (tmp_path / name).write_bytes(image_bytes("png", size=(48, 32), seed=120 + n))
+    zipped: list[str] = []
+
+    def download_zip(tab: Any, number: int) -> None:
+        with tab.expect_download() as download:
+            tab.get_by_role("link", name="Download all (zip)").click()
+        download.value.save_as(tmp_path / f"part{number}.zip")
+        with zipfile.ZipFile(tmp_path / f"part{number}.zip") as archive:
+            zipped.extend(archive.namelist())
+
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                         "--batch-files", "2", "--max-upload-mb", "1"):
+        # A file the server refuses alone (413 too, as a full batch is) is that file's failure: the run goes on.
+        (tmp_path / "too big.png").write_bytes(_png_of_size(2**20 + 1))
+        page.goto(f"{server.url}/#token={server.token}")
+        page.evaluate("maxUpload = Infinity")  # as when /healthz did not say the limit: the server refuses it
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / n) for n in ("too big.png", *names[:2])])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "2 tagged, 1 failed." and page.is_hidden("#next")
+        page.reload()
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / n) for n in names])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 5 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "2 tagged, 3 failed."
+        assert "a batch holds at most 2 files" in page.inner_text("#next-why")
+        assert page.get_attribute("#next-why", "aria-live") == "polite"  # a screen reader hears why, and what next
+        assert page.evaluate(A11Y) == []
+        go_on = page.get_by_role("button", name="Tag the 3 files left")
+        go_on.click()  # before the tagged files were saved: they would be lost, so it asks for that first
+        assert "Download the 2 tagged files first" in page.inner_text("#next-why")
+        assert page.evaluate("document.activeElement.id") == "zip"
+        download_zip(page, 1)
+        go_on.click()
+        page.wait_for_function(DONE)
+        assert page.locator("#list tbody tr").count() == 3 and page.inner_text("#summary") == "2 tagged, 1 failed."
+        download_zip(page, 2)
+        page.get_by_role("button", name="Tag the 1 file left").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "1 tagged, 0 failed." and page.is_hidden("#next")
+        download_zip(page, 3)
+        assert sorted(zipped) == sorted(names)
+
+        # Every batch the server keeps is taken (32, by other pages): Try again, once one is freed.
+        with httpx.Client(base_url=server.url, headers=server.auth) as http:
+            others = [http.post("/v1/batches").json()["id"] for _ in range(31)]
+            other = browser.new_context(bypass_csp=True).new_page()
+            other.goto(f"{server.url}/#token={server.token}")
+            other.get_by_label("Choose files").set_input_files(str(tmp_path / names[0]))
+            other.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+            other.get_by_role("button", name="Tag files").click()
+            other.wait_for_function(DONE)
+            assert other.inner_text("#summary") == "0 tagged, 1 failed."
+            assert "Try again in a minute" in other.inner_text("#next-why")
+            assert other.evaluate(A11Y) == []
+            assert http.delete(f"/v1/batches/{others[0]}").status_code == 204
+            other.get_by_role("button", name="Try again").click()
+            other.wait_for_function(DONE)
+            assert other.inner_text("#summary") == "1 tagged, 0 failed." and other.is_hidden("#next")
+            other.context.close()
+
+
+DROP_ON_HEADING = """(bytes) => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "beside.png", {type: "image/png"}));
+    const heading = document.querySelector("h1");
+    const over = new DragEvent("dragover", {dataTransfer: data, bubbles: true, cancelable: true});
+    heading.dispatchEvent(over);
+    heading.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+    return over.defaultPrevented;
+}"""
+
+
+def test_a_file_dropped_beside_the_drop_area_is_taken_not_opened(server: Server, page: Any) -> None:
+    """A file dropped a little outside the dashed box was opened by the browser in place of the page
+    (its dragover was not taken), and every file listed was lost. Anywhere on the page, it is taken by the view shown."""
+    page.goto(f"{server.url}/#token={server.token}")
+    png = list(image_bytes("png", size=(40, 30), seed=131))
+    assert page.evaluate(DROP_ON_HEADING, png) is True  # taken: the browser does not open the file
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    assert "beside.png" in page.inner_text("#list")
+    page.get_by_role("tab", name="Check files").click()
+    assert page.evaluate(DROP_ON_HEADING, png) is True
+    page.wait_for_function("document.querySelector('.verdict-file')?.textContent === 'File: beside.png'")
+    assert page.locator("#list tbody tr").count() == 1  # the Check view's drop is checked, not added to the list
+
+
+def test_leaving_with_tagged_copies_not_downloaded_is_asked_first(server: Server, page: Any, tmp_path: Path) -> None:
+    """Leaving the page deletes its batch, so tagged copies not downloaded were lost without a word
+    (and so was a list of files not tagged yet). Now the browser asks first; once they are saved, it does not."""
+    (tmp_path / "mine.png").write_bytes(image_bytes("png", seed=141))
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+
+    def leave() -> bool:
+        """Whether the page asked before it was left (a dismissed question keeps it)."""
+        del asked[:]
+        page.evaluate("location.reload()")
+        for _ in range(40):
+            if asked:
+                return True
+            page.wait_for_timeout(50)
+        return False
+
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "mine.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    assert leave() and asked == ["beforeunload"]  # listed, not tagged yet
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert leave()  # tagged, not downloaded: leaving would delete the only tagged copy
+    with page.expect_download():
+        page.get_by_role("link", name="Download all (zip)").click()
+    page.wait_for_timeout(200)
+    assert not leave()  # saved: the page goes without a question
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 0")
+
+
+def test_a_file_added_after_a_run_says_it_is_not_in_the_zip(server: Server, page: Any, tmp_path: Path) -> None:
+    """A file added once the others were tagged said "waiting" (nothing was) beside a "Download all" that
+    does not hold it. It says it is not tagged yet and how to tag it; the next run's zip holds both."""
+    for n in (1, 2):
+        (tmp_path / f"later {n}.png").write_bytes(image_bytes("png", size=(40, 30), seed=150 + n))
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 1.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 2.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    assert page.inner_text("#list tbody tr:last-child td:nth-child(4)") == "Not tagged yet"
+    assert page.inner_text("#summary") == ("1 file added since the run: press Tag files to tag the list again. "
+                                           "The zip holds only the files tagged before.")
+    assert page.evaluate(A11Y) == []
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert sorted(archive.namelist()) == ["later 1.png", "later 2.png"]
+
+
+def test_the_same_file_chosen_twice_is_listed_once(server: Server, page: Any, tmp_path: Path) -> None:
+    """A file chosen again (twice from the same folder, or a folder and then a file of it) was listed
+    twice and tagged twice, the second saved as "a-2.png" in the zip (once the field lets a file be chosen
+    again at all). A different file of the same name still is kept."""
+    (tmp_path / "a.png").write_bytes(image_bytes("png", seed=161))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.png").write_bytes(image_bytes("png", seed=162))
+    page.goto(f"{server.url}/#token={server.token}")
+    for chosen in ("a.png", "a.png", "other/a.png"):
+        page.get_by_label("Choose files").set_input_files(str(tmp_path / chosen))
+        page.wait_for_timeout(100)
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    page.wait_for_timeout(300)
+    assert page.locator("#list tbody tr").count() == 2
+    assert page.inner_text("#summary") == "a.png is in the list already: it was not added again."
+    # Taken off, then chosen again: it comes back (choosing the file the field held already did nothing).
+    page.get_by_role("button", name="Remove a.png").first.click()
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "a.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+
+
+def test_a_choice_changed_after_tagging_is_not_left_out_of_the_zip(server: Server, page: Any, tmp_path: Path) -> None:
+    """Changed from "No AI training" to "No AI at all" after tagging, the page still offered "Download all",
+    whose files say only the first: a creator saved the statement they had just changed their mind about."""
+    (tmp_path / "mind.png").write_bytes(image_bytes("png", size=(40, 30), seed=171))
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "mind.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.is_visible("#zip")
+    page.get_by_label("No AI at all: training and inference").check()
+    assert page.is_hidden("#zip")
+    assert page.inner_text("#summary") == ("The choices changed after tagging: the tagged copies say what was chosen before. "
+                                           "Press Tag files again to tag them with these.")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        state = rightsmeta.read(archive.read("mind.png")).permissions[rightsmeta.Purpose.AI_INFERENCE].state
+    assert state is rightsmeta.State.NOT_ALLOWED

@@ -28,6 +28,7 @@ button:disabled{background:#d9d9d9;border-color:#767676;color:#111;cursor:not-al
 :focus-visible{outline:3px solid #e36209;outline-offset:2px}
 fieldset{border:1px solid var(--line);margin:1rem 0;padding:.5rem 1rem}
 legend{font-weight:600}
+.verdict{border-top:1px solid var(--line);margin-top:.5rem}.verdict-file{font-weight:600}
 label{display:block;margin:.25rem 0}
 input[type=text],input[type=url],input[type=password],select{font:inherit;width:100%;max-width:30rem;padding:.35rem;border:1px solid var(--line);color:var(--fg);background:#fff}
 .drop{border:2px dashed var(--line);padding:1rem;margin:1rem 0;text-align:center}
@@ -43,6 +44,7 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
   #list td::before{content:attr(data-label) ": ";font-weight:600}
 }
 .bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
+button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
 [hidden]{display:none!important}
 </style></head>
@@ -51,7 +53,7 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
 <p class="muted">Your files are tagged on this computer: they go to the rightsmeta server you started and come straight back.</p>
 <div role="tablist" aria-label="What to do">
   <button role="tab" id="tab-tag" aria-selected="true" aria-controls="view-tag">Tag files</button>
-  <button role="tab" id="tab-check" aria-selected="false" aria-controls="view-check" tabindex="-1">Check a file</button>
+  <button role="tab" id="tab-check" aria-selected="false" aria-controls="view-check" tabindex="-1">Check files</button>
 </div>
 
 <section id="view-tag" role="tabpanel" aria-labelledby="tab-tag">
@@ -68,6 +70,7 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
   <table id="list" hidden><caption class="muted">Your files</caption>
     <thead><tr><th scope="col">File</th><th scope="col">Type</th><th scope="col">What it says now</th><th scope="col">Result</th></tr></thead>
     <tbody></tbody></table>
+  <p id="count" class="muted"></p>
 
   <fieldset><legend>What may AI do with these files?</legend>
     <label><input type="radio" name="preset" value="no-training" checked> No AI training</label>
@@ -91,15 +94,17 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
   <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
+  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button></p></div>
 </section>
 
 <section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
-  <div class="drop" id="check-drop" role="region" aria-label="Drop a file to check here">
-    <p>Drop a file here, or choose it:</p>
-    <label for="check-file">Choose a file to check</label>
-    <input type="file" id="check-file">
+  <div class="drop" id="check-drop" role="region" aria-label="Drop files to check here">
+    <p>Drop files here, or choose them:</p>
+    <label for="check-file">Select files to check</label>
+    <input type="file" id="check-file" multiple>
   </div>
-  <div id="verdict" role="status" aria-live="polite"></div>
+  <p id="check-summary" role="status" aria-live="polite"></p>
+  <div id="verdict"></div>
 </section>
 </main>
 <script>
@@ -144,6 +149,8 @@ async function ask(url, options) {
   return {r, body};
 }
 const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
+// A list of small files weighed "0.0 MB".
+const weight = (n) => n < 1048576 ? Math.max(n && 1, Math.round(n / 1024)) + " KB" : megabytes(n);
 // Files the server would refuse anyway, said here with the file's own size and without sending it.
 function refusal(file) {
   if (file.size === 0) return "this file is empty (0 bytes): there is nothing in it";
@@ -204,19 +211,64 @@ function summary(perms) {
   if (lic.length) parts.push("Under licence: " + lic.join(", "));
   return parts.join(". ") || "Nothing stated";
 }
+// How many files are listed and how much they weigh, and how many the server would refuse anyway.
+function counted() {
+  const size = items.reduce((sum, item) => sum + item.file.size, 0), refused = items.filter((item) => refusal(item.file)).length;
+  $("count").textContent = !items.length ? "" : `${items.length} file${items.length === 1 ? "" : "s"} (${weight(size)}).` +
+    (refused ? ` ${refused} cannot be tagged (empty or too large).` : "");
+  $("list").hidden = items.length === 0;
+  $("go").disabled = running || items.length === 0;
+}
+// A wrong file taken off the list (a reload lost every choice). Focus goes on to the next file's button,
+// so a keyboard or screen-reader user carries on where they were.
+function remove(item) {
+  const at = items.indexOf(item);
+  if (at < 0 || running) return;
+  items.splice(at, 1); item.row.remove();
+  const near = items[at] || items[at - 1];
+  (near ? near.row.querySelector("button.remove") : $("files")).focus();
+  let said = `Removed ${item.name}. ${items.length} file${items.length === 1 ? " is" : "s are"} left.`;
+  // The zip made before still holds a tagged file taken off the list: it is not offered as "all" of them.
+  if (item.tagged) { $("zip").hidden = true; said += " Press Tag files again for a zip of the files listed."; }
+  $("summary").textContent = said;
+  counted(); nextStep();
+}
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
 
+// Whether two files hold the same bytes, read a piece at a time (only asked of two of one name and size).
+async function sameBytes(a, b) {
+  if (a.size !== b.size) return false;
+  for (let at = 0; at < a.size; at += 1 << 20) {
+    const [x, y] = await Promise.all([a, b].map((f) => f.slice(at, at + (1 << 20)).arrayBuffer().then((d) => new Uint8Array(d))));
+    if (x.some((v, n) => v !== y[n])) return false;
+  }
+  return true;
+}
 async function addFiles(files) {
+  const again = [];
   for (const file of files) {
     // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
     const name = file.relativePath || file.webkitRelativePath || file.name;
     // A file chosen by itself is kept whatever its name: leaving it out said nothing at all.
     if (name.includes("/") && name.split("/").some((part) => part.startsWith("."))) continue;
+    // The same file chosen again was listed, tagged and zipped twice ("a-2.png"); another file of its name is kept.
+    let listed = false;
+    for (const item of items) if (item.name === name && await sameBytes(item.file, file)) { listed = true; break; }
+    if (listed) { again.push(name); continue; }
     const row = document.createElement("tr");
     const item = {file, name, row};
     row.append(cell(name), cell("..."), cell("..."), cell("waiting", "muted"));
     ["File", "Type", "What it says now", "Result"].forEach((label, n) => { row.cells[n].dataset.label = label; });
-    $("list").tBodies[0].appendChild(row); $("list").hidden = false; items.push(item);
+    const off = document.createElement("button");
+    off.className = "remove secondary"; off.textContent = "Remove"; off.setAttribute("aria-label", "Remove " + name);
+    off.disabled = running; off.addEventListener("click", () => remove(item)); row.cells[0].append(" ", off);
+    $("list").tBodies[0].appendChild(row); items.push(item); counted();
+    // After a run nothing waits: it said "waiting" beside a "Download all" that does not hold this file.
+    if (batch && !running) {
+      row.cells[3].textContent = "Not tagged yet"; added++;
+      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag the list again. ` +
+        "The zip holds only the files tagged before.";
+    }
     const refused = refusal(file);
     if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
     try {
@@ -233,11 +285,15 @@ async function addFiles(files) {
       }
     } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
   }
-  $("go").disabled = running || items.length === 0;
+  if (again.length) $("summary").textContent = again.length === 1 ? `${again[0]} is in the list already: it was not added again.`
+    : `${again.length} files are in the list already: they were not added again.`;
+  counted();
 }
 function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
-$("files").addEventListener("change", (e) => addFiles(e.target.files));
-$("folder").addEventListener("change", (e) => addFiles(e.target.files));
+// The field is emptied once its files are taken: choosing the file it held (one removed from the list) did nothing.
+const take = (use) => (e) => { const chosen = [...e.target.files]; e.target.value = ""; use(chosen); };
+$("files").addEventListener("change", take(addFiles));
+$("folder").addEventListener("change", take(addFiles));
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -255,13 +311,23 @@ async function dropped(entry, out) {
     for (const child of some) await dropped(child, out);
   }
 }
-drop.addEventListener("drop", async (e) => {
-  e.preventDefault(); drop.classList.remove("over");
-  const entries = [...e.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-  if (!entries.length) { addFiles(e.dataTransfer.files); return; }
+// The files of a drop. Called before any await: a drop's items are gone once its handler has returned.
+async function droppedFiles(data) {
+  const entries = [...data.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  if (!entries.length) return [...data.files];
   const files = [];
   for (const entry of entries) { try { await dropped(entry, files); } catch (err) { /* unreadable entry: skipped */ } }
-  addFiles(files);
+  return files;
+}
+drop.addEventListener("drop", async (e) => { e.preventDefault(); drop.classList.remove("over"); addFiles(await droppedFiles(e.dataTransfer)); });
+// A file dropped beside the drop area was opened by the browser in place of this page, and the list was
+// lost with it. Anywhere on the page, a drop goes to the view shown (the drop areas take theirs first).
+document.addEventListener("dragover", (e) => e.preventDefault());
+document.addEventListener("drop", async (e) => {
+  if (e.defaultPrevented) return;
+  e.preventDefault();
+  const files = await droppedFiles(e.dataTransfer);
+  if ($("view-check").hidden) addFiles(files); else checkAll(files);
 });
 
 function assertion() {
@@ -282,6 +348,7 @@ function assertion() {
 // Tagging goes through a batch on the server: each tagged file stays there, and the zip of all of
 // them is written by the server while the browser saves it, so no side holds the whole set.
 let batch = null;
+let added = 0;  // files added since the last run
 const AT_ONCE = 2;
 // GIF, HEIC, AVIF and SVG take the statement only in a signed credential: say how to get one, here.
 function signingHint(why) {
@@ -290,18 +357,71 @@ function signingHint(why) {
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
 function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
-// Leaving the page during a run loses it: the files being sent and the links to those tagged so far.
-window.addEventListener("beforeunload", (e) => { if (running) { e.preventDefault(); e.returnValue = ""; } });
+// Leaving the page during a run loses it: the files being sent and the links to those tagged so far. After
+// one, leaving deletes the batch: tagged copies not downloaded went without a word, and so did a list not tagged yet.
+const unsaved = () => running || items.some((item) => item.tagged ? !item.saved : !item.tried);
+window.addEventListener("beforeunload", (e) => { if (unsaved()) { e.preventDefault(); e.returnValue = ""; } });
 // Once the page is left nobody can reach its batch (the id lived here), yet the server kept it an hour:
 // its disk, and one of its 32 batches (a creator reloading the page met "Too many batches"). A download
 // still running goes on: the server removes a deleted batch's files when its last download ends.
 window.addEventListener("pagehide", () => {
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth(), keepalive: true}).catch(() => {});
 });
-$("go").addEventListener("click", async () => {
+async function start() {
   if (licenceMissing()) return;
-  running = true; $("go").disabled = true; $("zip").hidden = true;
-  try { await run(); } finally { running = false; $("go").disabled = items.length === 0; }
+  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0;
+  for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
+  try { await run(); } finally {
+    running = false; $("go").disabled = items.length === 0;
+    // The button disabled during the run lost the focus to the page's body (a screen reader starts again at the top).
+    if (document.activeElement === document.body && !$("go").disabled) $("go").focus();
+    for (const b of document.querySelectorAll("#list button.remove")) b.disabled = false;
+    nextStep();
+  }
+}
+$("go").addEventListener("click", start);
+// Copies tagged before a choice changed say the earlier one: "Download all" was still offered, and saved that.
+for (const field of document.querySelectorAll("fieldset")) field.addEventListener("change", () => {
+  if (running || !items.some((item) => item.tagged)) return;
+  $("zip").hidden = true;
+  $("summary").textContent = "The choices changed after tagging: the tagged copies say what was chosen before. " +
+    "Press Tag files again to tag them with these.";
+});
+// The server's batch limits (files in one batch, disk for all of them, the number of batches) end a run
+// with files left over. What was done is kept for download, and one button goes on with the rest.
+let limit = null;  // {why, retry}: why the server took no more; retry when no batch could be made at all
+// A 413 is also one file too large, and a 503 a busy server: those are that file's failure, the run goes on.
+const batchFull = (e) => e.status === 507 || (e.status === 413 && e.title === "Batch full");
+function nextStep() {
+  const left = items.filter((item) => !item.tagged).length, done = items.length - left;
+  $("next").hidden = !limit || !left;
+  if ($("next").hidden) return;
+  if (limit.retry) {
+    $("next-why").textContent = `The server cannot start a batch for these files now: ${limit.why}. Batches are removed ` +
+      "when their page is closed, or after an hour unused. Try again in a minute.";
+    $("next-go").textContent = "Try again";
+    return;
+  }
+  $("next-why").textContent = `The server took no more files in this batch: ${limit.why}. ` + (done ? `Download the ${done} ` +
+    `tagged file${done === 1 ? "" : "s"} (Download all), then tag the rest in a new batch: the tagged files leave this list and the server.` :
+    "Tag them again in a new batch.");
+  $("next-go").textContent = `Tag the ${left} file${left === 1 ? "" : "s"} left`;
+}
+$("next-go").addEventListener("click", async () => {
+  if (running) return;
+  const unsaved = items.filter((item) => item.tagged && !item.saved).length;
+  if (unsaved && !limit.retry) {
+    // Going on deletes this batch: tagged copies not saved yet would be lost, and the creator would not know.
+    $("next-why").textContent = `Download the ${unsaved} tagged file${unsaved === 1 ? "" : "s"} first (Download all): ` +
+      "going on removes them from the server.";
+    $("zip").focus(); return;
+  }
+  for (const item of items.filter((item) => item.tagged)) { item.row.remove(); }
+  items.splice(0, items.length, ...items.filter((item) => !item.tagged));
+  counted();
+  await start();
+  // The button pressed is gone or renamed: focus goes where the creator's next step is.
+  (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
 });
 async function run() {
   const statement = JSON.stringify(assertion());
@@ -310,14 +430,16 @@ async function run() {
   const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
   $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
   // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
-  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; }
-  if (batch) fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
+  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
+  // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
+  if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
   batch = null;
   try {
     const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
-    if (!r.ok) throw new Error(body.detail || r.statusText);
+    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
   } catch (e) {
+    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true};
     for (const item of items) fail(item, e.message);
     $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
   }
@@ -325,8 +447,8 @@ async function run() {
   const tagged = [];
   let next = 0;
   async function worker() {
-    // Once the server is gone, the files not sent yet are not sent: each would only fail the same way.
-    while (next < items.length && !gone) {
+    // Once the server is gone or the batch full, the files not sent yet are not sent: each would only fail the same way.
+    while (next < items.length && !gone && !limit) {
       const item = items[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
       const refused = refusal(item.file);
@@ -335,8 +457,8 @@ async function run() {
         const form = new FormData(); form.append("file", item.file, item.name);
         form.append("assertion", statement);
         const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
-        if (!r.ok) throw new Error(body.detail || r.statusText);
-        ok++; tagged.push(item);
+        if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
+        ok++; tagged.push(item); item.tagged = true;
         // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
         const saved = body.name || item.name, a = document.createElement("a");
         a.href = body.download; a.download = saved.split("/").pop();
@@ -344,15 +466,18 @@ async function run() {
         a.setAttribute("aria-label", "Download tagged " + saved);
         status.textContent = ""; status.className = "good"; status.appendChild(a);
         if (saved !== item.name) status.append(` (saved as ${saved})`);
-      } catch (e) { failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message)); }
+      } catch (e) {
+        failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message));
+        if (batchFull(e)) limit = limit || {why: e.message, retry: false};
+      }
       done++; progress();
     }
   }
   await Promise.all(Array.from({length: AT_ONCE}, worker));
-  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + UNREACHABLE); }
+  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + (gone ? UNREACHABLE : limit.why)); }
   // A stopped server removes its batches: links to them would only fail later, at download time.
   if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
-    for (const item of tagged) fail(item, "it was tagged, but its copy went with the server when it stopped");
+    for (const item of tagged) { fail(item, "it was tagged, but its copy went with the server when it stopped"); item.tagged = false; }
     failed += ok; ok = 0;
   }
   $("progress").textContent = "";
@@ -371,48 +496,69 @@ async function download(e) {
     const {r, body} = await ask(batch.url);
     if (!r.ok) why = body.detail || r.statusText;
   } catch (err) { why = err.message; gone = !!err.unreachable; }
-  if (!why) { a.dataset.asked = "1"; a.click(); delete a.dataset.asked; return; }  // still there: the download goes on
-  for (const item of items) if (item.row.cells[3].querySelector("a")) fail(item, "the tagged copy is no longer on the server: " + why);
+  if (!why) {  // still there: the download goes on
+    for (const item of items) if (a.id === "zip" ? item.tagged : item.row.contains(a)) item.saved = true;
+    a.dataset.asked = "1"; a.click(); delete a.dataset.asked; return;
+  }
+  for (const item of items) if (item.row.cells[3].querySelector("a")) { fail(item, "the tagged copy is no longer on the server: " + why); item.tagged = false; }
   $("zip").hidden = true;
   $("summary").textContent = "The tagged copies are no longer on the server. " +
     (gone ? AGAIN : "Press Tag files again. Your own files are unchanged.");
 }
 $("list").addEventListener("click", download); $("zip").addEventListener("click", download);
 
-$("check-file").addEventListener("change", (e) => check(e.target.files[0]));
+// Every file chosen or dropped is checked, one after the other, each with its own verdict naming it
+// (only the first one was, without a word about the others).
+$("check-file").addEventListener("change", take(checkAll));
 const checkDrop = $("check-drop");
 checkDrop.addEventListener("dragover", (e) => { e.preventDefault(); checkDrop.classList.add("over"); });
 checkDrop.addEventListener("dragleave", () => checkDrop.classList.remove("over"));
-checkDrop.addEventListener("drop", (e) => { e.preventDefault(); checkDrop.classList.remove("over"); check(e.dataTransfer.files[0]); });
+checkDrop.addEventListener("drop", async (e) => { e.preventDefault(); checkDrop.classList.remove("over"); checkAll(await droppedFiles(e.dataTransfer)); });
+let checking = 0;  // the latest set: a set chosen while another is checked replaces it
+async function checkAll(files) {
+  if (!files.length) return;
+  const mine = ++checking, out = $("verdict"), said = $("check-summary");
+  out.innerHTML = "";
+  let intact = 0;
+  for (const [n, file] of files.entries()) {
+    said.textContent = files.length === 1 ? `Checking ${file.name}...` : `Checking ${n + 1} of ${files.length}: ${file.name}...`;
+    const v = await check(file);
+    if (mine !== checking) return;
+    out.appendChild(verdict(file, v));
+    if (v.status === "intact") intact++;
+  }
+  said.textContent = files.length === 1 ? `${files[0].name}: ${STATUS_WORDS[out.querySelector(".verdict-status").dataset.status] || ""}` :
+    `${files.length} files checked: ${intact} intact, ${files.length - intact} not.`;
+}
 async function check(file) {
-  if (!file) return;
-  const out = $("verdict"); out.textContent = "Checking " + file.name + "...";
-  let v;
   try {
     const refused = refusal(file);
     if (refused) throw new Error(refused);
     const {r, body} = await ask("/v1/verify", {method: "POST", body: file, headers: auth()});
-    v = r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
-  } catch (err) { v = {status: "unreadable", reasons: [err.message + (err.unreachable ? ". " + AGAIN : "")]}; }
-  out.innerHTML = "";
+    return r.ok ? body : (body.verdict || {status: "unreadable", reasons: [body.detail || r.statusText]});
+  } catch (err) { return {status: "unreadable", reasons: [err.message + (err.unreachable ? ". " + AGAIN : "")]}; }
+}
+function verdict(file, v) {
+  const out = document.createElement("section"); out.className = "verdict";
+  const name = file.relativePath || file.webkitRelativePath || file.name;
+  out.setAttribute("aria-label", name);
+  const line = (cls, text) => { const p = document.createElement("p"); p.className = cls; p.textContent = text; out.appendChild(p); return p; };
   // Which file this is about: the verdict of the previous one stayed on screen while this one was checked.
-  const named = document.createElement("p"); named.id = "verdict-file"; named.textContent = "File: " + file.name; out.appendChild(named);
-  const h = document.createElement("p"); h.id = "verdict-status"; h.dataset.status = v.status;
-  h.textContent = STATUS_WORDS[v.status] || v.status; h.className = v.status === "intact" ? "good" : "bad"; out.appendChild(h);
+  line("verdict-file", "File: " + name);
+  const h = line("verdict-status " + (v.status === "intact" ? "good" : "bad"), STATUS_WORDS[v.status] || v.status);
+  h.dataset.status = v.status;
   // A file not read is never "Nothing stated" (that reads as "free to use"): what it says is not known.
   const unread = v.status === "unreadable", said = summary(v.permissions || {});
-  const p = document.createElement("p"); p.id = "verdict-says";
-  p.textContent = !unread ? "What it says: " + said : said === "Nothing stated" ? "What it says: not known, the file could not be read."
-    : "What it says, in the part that could be read: " + said; out.appendChild(p);
-  const where = document.createElement("p"); where.id = "verdict-carriers";
-  where.textContent = (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
-    : unread ? "Found in: not known." : "Found in: no place inside the file.";
-  out.appendChild(where);
-  if (v.match) { const m = document.createElement("p"); m.textContent = "This file matches a work in your records (the ledger)."; out.appendChild(m); }
-  const details = document.createElement("p"); details.className = "muted"; details.textContent = "Details:"; out.appendChild(details);
+  line("verdict-says", !unread ? "What it says: " + said : said === "Nothing stated" ? "What it says: not known, the file could not be read."
+    : "What it says, in the part that could be read: " + said);
+  line("verdict-carriers", (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
+    : unread ? "Found in: not known." : "Found in: no place inside the file.");
+  if (v.match) line("", "This file matches a work in your records (the ledger).");
+  line("muted", "Details:");
   const ul = document.createElement("ul");
   for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
   out.appendChild(ul);
+  return out;
 }
 
 function health() {
