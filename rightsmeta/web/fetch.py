@@ -78,7 +78,10 @@ class _Budget:
             if entry[1].done() and not entry[1].cancelled():
                 self.give(size)
             else:
-                self._waiting.remove(entry)
+                # Room given between the cancel and this line skipped the place (``give``), which may
+                # already be gone from the queue.
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
                 self.give(0)
             raise
 
@@ -86,6 +89,8 @@ class _Budget:
         self.free += size
         while self._waiting and self._waiting[0][0] <= self.free:
             wanted, future = self._waiting.popleft()
+            if future.done():  # cancelled, its waiter not yet awake: it takes no room
+                continue
             self.free -= wanted
             future.set_result(None)
 
@@ -177,6 +182,11 @@ class Fetcher:
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout) as timer:
             async with self.client.get(url, allow_redirects=follow, max_redirects=self.limits.max_redirects) as response:
+                if 300 <= response.status < 400:
+                    # A redirect's body (a "Moved" page) is never the resource: not read, and no room
+                    # taken for it, which its check would keep while it waits for a slot for the next
+                    # hop, as the checks holding every slot wait for room (each URL ran out its deadline).
+                    return response, b"", False
                 declared = response.content_length
                 if not truncate and declared is not None and declared > cap:
                     raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
