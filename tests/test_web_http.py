@@ -24,6 +24,7 @@ from webserver import (
 )
 
 from rightsmeta import Assertion, Purpose, tag_bytes
+from rightsmeta.web import Site as web_site
 from rightsmeta.web import check
 from rightsmeta.web.fetch import Fetcher, Limits, check_many
 
@@ -365,6 +366,37 @@ def test_robots_content_usage_rules_of_one_path_combine_over_http() -> None:
     finally:
         site.close()
     assert states(report)["genai-training"] == NA and report.conflicts, report.to_json()
+
+
+def test_a_robots_content_usage_path_followed_by_a_tab_is_read_over_http() -> None:
+    # aipref's attachment allows a tab between the path and the preferences (WS = SP / HTAB), as
+    # editors that align columns write it; the rule was read as a path with no preference: dropped.
+    robots = b"User-agent: *\nContent-Usage: /cu/\ttrain-ai=n\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"), "/cu/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/cu/a.jpg"))
+    finally:
+        site.close()
+    assert states(report)["genai-training"] == NA, report.to_json()
+    assert report.status((Purpose.GENAI_TRAINING,)) == NA
+
+
+@pytest.mark.parametrize("path", ["/x/../private/a.jpg", "/./private/a.jpg", "/private/%2e/a.jpg", "/pub/%2E%2E/private/a.jpg"])
+def test_a_url_with_dot_segments_is_decided_on_the_path_the_server_is_asked_for(path: str) -> None:
+    # An HTTP client removes "." and ".." segments before sending (RFC 3986 5.2.4; aiohttp, urllib3,
+    # browsers): robots.txt's Disallow: /private/ was matched against "/x/../private/a.jpg", which it
+    # does not match, so /private/a.jpg was fetched and came out unspecified.
+    robots = b"User-agent: *\nDisallow: /private/\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"),
+                 "/private/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url(path))
+        pure = check(site.url(path), headers={}, site=web_site(robots=robots), user_agent="testbot")
+    finally:
+        site.close()
+    assert report.status() == NA and states(report)["search"] == NA, report.to_json()
+    assert site.hits.get("/private/a.jpg") is None
+    assert pure.status() == NA, pure.to_json()
 
 
 def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:

@@ -135,7 +135,27 @@ def split_url(url: str) -> SplitResult | None:
 
 def _path(url: str) -> str:
     parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return without_dot_segments(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def without_dot_segments(path: str) -> str:
+    """The path an HTTP client sends for ``path``: its "." and ".." segments removed (RFC 3986
+    5.2.4), "%2e" read as "." as aiohttp and browsers do. robots.txt and tdmrep.json speak of that
+    path: matched against "/x/../private/a.jpg", ``Disallow: /private/`` closed nothing."""
+    if "." not in path and "%2" not in path:
+        return path
+    segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        dots = segment.lower().replace("%2e", ".")
+        if dots in (".", ".."):
+            if dots == ".." and out:
+                out.pop()
+            if index == len(segments) - 1:
+                out.append("")  # "/a/.." is "/", a folder
+            continue
+        out.append(segment)
+    return "/" + "/".join(out)
 
 
 def forbidden(site: Site, url: str, agent: str) -> str | None:

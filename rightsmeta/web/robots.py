@@ -191,8 +191,10 @@ def normalise(path: str) -> str:
 
 def _pref(value: str, line: int) -> Pref:
     if value.startswith("/"):
-        pattern, _, rest = value.partition(" ")
-        return Pref(normalise(pattern), rest.strip(), line)
+        # A tab parts them too (aipref's attachment: WS is a space or a tab); split at spaces only,
+        # "/img/<tab>train-ai=n" was one path with no preference after it.
+        pattern, *rest = value.split(None, 1)
+        return Pref(normalise(pattern), rest[0].strip() if rest else "", line)
     return Pref("/", value, line)
 
 
