@@ -690,6 +690,26 @@ def test_check_from_many_threads(sites: dict[str, Site]) -> None:
     assert got == ["notAllowed", "unspecified", "constrained", "notAllowed"] * 3
 
 
+def test_leaving_check_many_early_ends_its_thread_and_checks(sites: dict[str, Site]) -> None:
+    # A scraper that stops at the first report it needs: the thread running the checks stayed
+    # blocked on the full queue for good, with its event loop and open connections (one more per loop).
+    import threading
+
+    def ours() -> int:
+        return sum(t.name == "rightsmeta-web-check" for t in threading.enumerate())
+
+    before = ours()
+    for _ in range(3):
+        for report in check_many([sites["main"].url(f"/img/plain.jpg?{i}") for i in range(100)],
+                                 user_agent="testbot", limits=Limits(timeout=1.0, concurrency=2)):
+            assert report.status() == "unspecified"
+            break
+    assert ours() == before
+    # and a loop run to its end is unchanged
+    assert len(list(check_many([sites["main"].url("/img/plain.jpg")], limits=FAST))) == 1
+    assert ours() == before
+
+
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
     # A URL list is untrusted too: a terminal title escape or a newline in a URL must not reach the
     # screen raw (a forged "allowed" line, or a window title rewritten).
