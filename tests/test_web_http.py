@@ -710,6 +710,15 @@ def test_leaving_check_many_early_ends_its_thread_and_checks(sites: dict[str, Si
     assert ours() == before
 
 
+def test_check_works_where_an_event_loop_is_running(sites: dict[str, Site]) -> None:
+    # A notebook (Jupyter) runs its cells in a running event loop: check() raised "asyncio.run()
+    # cannot be called from a running event loop" (and warned of a coroutine never awaited).
+    async def cell() -> str:
+        return str(run(sites["main"].url("/h/noai.jpg")).status())
+
+    assert asyncio.run(cell()) == "notAllowed"
+
+
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
     # A URL list is untrusted too: a terminal title escape or a newline in a URL must not reach the
     # screen raw (a forged "allowed" line, or a window title rewritten).
