@@ -719,6 +719,22 @@ def test_check_works_where_an_event_loop_is_running(sites: dict[str, Site]) -> N
     assert asyncio.run(cell()) == "notAllowed"
 
 
+@pytest.mark.parametrize("fetch_body", [False, True])
+def test_a_file_served_as_text_html_is_read_as_the_file_it_is(fetch_body: bool) -> None:
+    # A script that sends a picture without setting its type ("image.php?id=5": PHP's default is
+    # text/html) was read as an HTML page: no meta element in it, its own carriers never read, and
+    # a picture tagged --deny ai came out unspecified.
+    denied = tag_bytes(image_bytes("jpeg"), Assertion.build(deny=["ai"]))
+    site = Site({"/robots.txt": Resource(b"User-agent: *\n", content_type="text/plain"),
+                 "/image.php": Resource(denied, content_type="text/html; charset=UTF-8")}).start()
+    try:
+        report = run(site.url("/image.php?id=5"), fetch_body=fetch_body)
+    finally:
+        site.close()
+    assert report.status() == NA, report.to_json()
+    assert report.embedded is not None and report.embedded.format == "jpeg"
+
+
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
     # A URL list is untrusted too: a terminal title escape or a newline in a URL must not reach the
     # screen raw (a forged "allowed" line, or a window title rewritten).

@@ -274,7 +274,7 @@ def evaluate(
         report.notes += notes
     conflicts: tuple[str, ...] = ()
     if body is not None:
-        if content_type in ("text/html", "application/xhtml+xml") or _html.looks_like_html(body):
+        if (content_type in ("text/html", "application/xhtml+xml") and not _media(body)) or _html.looks_like_html(body):
             found, errors, notes = _html.signals(body, user_agent, where="html")
             report.signals += found
             report.errors += errors
@@ -295,6 +295,16 @@ def evaluate(
         report.unread.append("body: not fetched, so the file's embedded carriers were not read")
     report.decision = decide_web(report.signals, extra_conflicts=conflicts)
     return report
+
+
+def _media(body: bytes) -> bool:
+    """Whether the bytes are a file rightsmeta reads (not text an HTML page could be): a script
+    sending a picture without setting its type ("image.php": PHP's default is text/html) was read
+    as a page, with no meta element and the picture's own carriers unread."""
+    from ..carriers import detect
+
+    found = detect(body[:64])
+    return found is not None and found[0].name != "svg"  # an XHTML page may hold an inline <svg>
 
 
 def _benign(error: str) -> bool:
