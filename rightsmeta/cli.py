@@ -435,7 +435,8 @@ def scan(
         sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
-@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8", errors="surrogateescape"), metavar="FILE",
+# utf-8-sig: a list saved by Notepad or Excel starts with a byte order mark, which made its first URL an error.
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8-sig", errors="surrogateescape"), metavar="FILE",
               help="Read URLs from FILE, one a line ('-': standard input). A line starting with '{' is a JSON object "
                    "(img2dataset's or a crawler's JSONL) whose \"url\" is checked; its recorded \"headers\" are not "
                    "used: the site is asked anew.")

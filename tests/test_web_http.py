@@ -611,6 +611,20 @@ def test_cli_a_jsonl_url_list_is_checked_by_each_line_url(sites: dict[str, Site]
         assert rows[line]["status"] == "error" and "not an http(s) URL" in rows[line]["errors"][0]
 
 
+def test_cli_a_url_list_saved_with_a_byte_order_mark_is_read_from_its_first_url(sites: dict[str, Site], tmp_path: Any) -> None:
+    # Notepad, PowerShell 5 and Excel's "CSV UTF-8" start a UTF-8 file with a byte order mark: the
+    # first URL was "\ufeffhttp://...", an error row ("not an http(s) URL", the mark invisible in it).
+    import json
+
+    noai, plain = sites["main"].url("/h/noai.jpg"), sites["main"].url("/img/plain.jpg")
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + f"{noai}\r\n{plain}\r\n".encode())
+    for args, stdin in ((("--urls", str(listing)), None), (("--urls", "-"), listing.read_bytes().decode("utf-8"))):
+        result = _cli(*args, "--jsonl", "--user-agent", "testbot", stdin=stdin)
+        rows = {r["url"]: r["status"] for r in map(json.loads, result.stdout.splitlines())}
+        assert rows == {noai: "notAllowed", plain: "unspecified"}, result.output
+
+
 def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
     import csv
     import io
