@@ -26,6 +26,7 @@ from webserver import (
 from rightsmeta import Assertion, Purpose, tag_bytes
 from rightsmeta.web import Site as web_site
 from rightsmeta.web import check
+from rightsmeta.web import from_headers as web_from_headers
 from rightsmeta.web.fetch import Fetcher, Limits, check_many
 
 pytest.importorskip("aiohttp")
@@ -747,6 +748,16 @@ def test_a_file_served_as_text_html_is_read_as_the_file_it_is(fetch_body: bool) 
         site.close()
     assert report.status() == NA, report.to_json()
     assert report.embedded is not None and report.embedded.format == "jpeg"
+
+
+def test_headers_of_a_standard_library_response_are_read(sites: dict[str, Site]) -> None:
+    # urllib's response.headers (an http.client.HTTPMessage, neither a Mapping nor a list of
+    # pairs) raised "ValueError: too many values to unpack"; each repeated header counts.
+    import urllib.request
+
+    with urllib.request.urlopen(sites["main"].url("/h/several.jpg"), timeout=5) as response:
+        report = web_from_headers(response.headers, response.url, user_agent="testbot")
+    assert states(report) == {**dict.fromkeys(AI, NA), "search": NA, "data-mining": UN}, report.to_json()
 
 
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
