@@ -760,6 +760,21 @@ def test_headers_of_a_standard_library_response_are_read(sites: dict[str, Site])
     assert states(report) == {**dict.fromkeys(AI, NA), "search": NA, "data-mining": UN}, report.to_json()
 
 
+def test_headers_of_an_httpx_response_keep_each_field_line() -> None:
+    # httpx's Headers is a Mapping whose items() joins repeated fields: "otherbot: noindex" and
+    # "noai" came as "otherbot: noindex, noai", whose noai is otherbot's (a scope runs to the end of
+    # its line), so the site's noai for everyone was lost: unspecified.
+    httpx = pytest.importorskip("httpx")
+    site = Site({"/a.jpg": Resource(image_bytes("jpeg"), headers=[("X-Robots-Tag", "otherbot: noindex"),
+                                                                   ("X-Robots-Tag", "noai")])}).start()
+    try:
+        response = httpx.get(site.url("/a.jpg"))
+    finally:
+        site.close()
+    report = web_from_headers(response.headers, str(response.url), user_agent="testbot")
+    assert states(report) == {**dict.fromkeys(AI, NA), "search": UN, "data-mining": UN}, report.to_json()
+
+
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:
     # A URL list is untrusted too: a terminal title escape or a newline in a URL must not reach the
     # screen raw (a forged "allowed" line, or a window title rewritten).

@@ -39,7 +39,10 @@ class Parsed:
 
 def normalise(headers: Headers) -> tuple[list[tuple[str, str]], list[str]]:
     """Lower-case names and text values; errors name each header that could not be decoded."""
-    items = headers.items() if isinstance(headers, Mapping | Message) else headers
+    # httpx's Headers join repeated fields in items() ("otherbot: noindex" and "noai" became one
+    # line, whose noai is otherbot's); multi_items() gives each field line as sent.
+    multi = getattr(headers, "multi_items", None)
+    items = multi() if callable(multi) else headers.items() if isinstance(headers, Mapping | Message) else headers
     out: list[tuple[str, str]] = []
     errors: list[str] = []
     for count, (name, value) in enumerate(items):
