@@ -348,6 +348,23 @@ def test_a_robots_txt_answered_429_closes_the_site() -> None:
     assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
 
 
+@pytest.mark.parametrize("start", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n  ", b"\xff\xfe"])
+def test_a_soft_404_page_with_a_byte_order_mark_is_no_tdmrep_json(start: bytes) -> None:
+    # A single-page app (or an IIS site) answers every path with its page and 200; saved with a byte
+    # order mark, that page was read as a malformed tdmrep.json: every URL of the site was an error.
+    page = b"<!DOCTYPE html><html><head><title>Not found</title></head><body></body></html>"
+    page = page.decode().encode("utf-16-le") if start == b"\xff\xfe" else page
+    site = Site({"/robots.txt": Resource(b"User-agent: *\n", content_type="text/plain"),
+                 "/.well-known/tdmrep.json": Resource(start + page, content_type="text/html"),
+                 "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert report.errors == [] and report.status() == UN, report.to_json()
+    assert any("soft 404" in note for note in report.notes)
+
+
 def test_tdmrep_json_rules_that_disagree_over_http() -> None:
     tdm = b'[{"location": "/img/*", "tdm-reservation": 0}, {"location": "/img/*", "tdm-reservation": 1}]'
     site = Site({"/.well-known/tdmrep.json": Resource(tdm, content_type="application/json"),

@@ -67,8 +67,10 @@ class Site:
         data = self.tdmrep
         if data is None or self.tdmrep_error or not 200 <= self.tdmrep_status < 300:
             return False
-        head = (data[:512] if isinstance(data, bytes) else data[:512].encode("utf-8", "replace")).lstrip().lower()
-        return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+        # Decoded by its byte order mark: a page saved with one (IIS, Windows editors) was read as a
+        # malformed tdmrep.json, and every URL of the site was an error.
+        head = _html.text_start(data[:512] if isinstance(data, bytes) else data[:512].encode("utf-8", "replace"))
+        return head.startswith(("<!doctype html", "<html", "<head", "<!--"))
 
     @cached_property
     def parsed_tdmrep(self) -> list[tdmrep_json.Rule] | MalformedMetadata | None:
