@@ -77,7 +77,7 @@ class Group:
         # Built once the file is parsed (a group's rules are only read after that).
         starts: dict[str, list[tuple[int, Rule]]] = {}
         for position, rule in enumerate(self.rules):
-            starts.setdefault(_literal_start(rule.pattern), []).append((position, rule))
+            starts.setdefault(literal_start(rule.pattern), []).append((position, rule))
         return starts, sorted({len(start) for start in starts})
 
     def candidates(self, path: str) -> list[Rule]:
@@ -244,7 +244,7 @@ def matches(pattern: str, path: str) -> bool:
     return _glob(pattern + "*", path)  # a prefix: anything may follow
 
 
-def _literal_start(pattern: str) -> str:
+def literal_start(pattern: str) -> str:
     """The part of a pattern before its first wildcard (``*``) or end anchor (``$``)."""
     return re.split(r"[*$]", pattern, maxsplit=1)[0]
 
