@@ -661,6 +661,15 @@ def test_cli_usage_errors() -> None:
     assert _cli().exit_code == 2
 
 
+@pytest.mark.parametrize("agent", ["", "  ", "/1.0"])
+def test_cli_a_user_agent_with_no_name_is_a_usage_error(sites: dict[str, Site], agent: str) -> None:
+    # It was checked as nobody: the "*" group of robots.txt, no scoped X-Robots-Tag, and sent to the
+    # site as "User-Agent: /0.1.0 (rightsmeta ...)".
+    result = _cli("--user-agent", agent, sites["main"].url("/img/plain.jpg"))
+    assert result.exit_code == 2 and "--user-agent" in result.output, result.output
+    assert sites["main"].server.log == [] or all(ua.strip() and not ua.startswith("/") for _, _, ua in sites["main"].server.log)
+
+
 # The same URLs through datadiligence 0.1.7 ------------------------------------------------------------
 
 # path -> (rightsmeta may use for genai-training, datadiligence is_allowed): the README table restates it.
