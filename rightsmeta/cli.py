@@ -433,11 +433,13 @@ def scan(
         sys.exit(1)
 @main.command(name="check")
 @click.argument("urls", nargs=-1)
-@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8", errors="surrogateescape"), metavar="FILE",
+# utf-8-sig: a list saved by Notepad or Excel starts with a byte order mark, which made its first URL an error.
+@click.option("--urls", "urls_file", type=click.File("r", encoding="utf-8-sig", errors="surrogateescape"), metavar="FILE",
               help="Read URLs from FILE, one a line ('-': standard input). A line starting with '{' is a JSON object "
                    "(img2dataset's or a crawler's JSONL) whose \"url\" is checked; its recorded \"headers\" are not "
                    "used: the site is asked anew.")
-@click.option("--user-agent", default="rightsmeta", show_default=True, help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
+@click.option("--user-agent", default="rightsmeta", show_default=True, callback=lambda _c, _p, v: _agent_name(v),
+              help="Your crawler's name: robots.txt groups and scoped X-Robots-Tag for it apply.")
 @click.option("--purpose", "purposes", multiple=True, metavar="P", help=f"Purpose or group the status is about ({', '.join(PURPOSE_NAMES)}); default ai.")
 @click.option("--fetch-body", is_flag=True, help="GET each resource (up to --max-body) and read its embedded carriers; else HEAD, and a GET only of HTML pages (their meta elements).")
 @click.option("--json", "fmt", flag_value="json", help="Print a JSON array (schemas/check-report.schema.json).")
@@ -508,6 +510,17 @@ def check_cmd(
     click.echo(cli_verify.summary(counts, STATUSES, "URL"), err=True)
     if any(counts.get(s) for s in failing):
         sys.exit(1)
+
+
+def _agent_name(agent: str) -> str:
+    """``--user-agent`` as given, when it names a crawler: an empty one (or "/1.0") was checked as
+    nobody (robots.txt's "*" group) and sent to sites as "/0.1.0 (rightsmeta ...)"."""
+    from .web.robots import product_token
+
+    if not product_token(agent):
+        raise click.BadParameter("give your crawler's name (e.g. MyBot, or its whole User-Agent string)",
+                                 param_hint="'--user-agent'")
+    return agent
 
 
 def _listed_url(line: str) -> str:

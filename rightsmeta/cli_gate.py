@@ -64,7 +64,7 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
       curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/verify
     """
     try:
-        from .server import ServerConfig, load_token
+        from .server import ServerConfig, listen, load_token
         from .server import serve as run
     except ImportError as exc:
         raise click.ClickException(f"the server needs the [serve] extra: pip install 'rightsmeta[serve]' ({exc})") from None
@@ -85,8 +85,13 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
         job_seconds=timeout, upload_seconds=upload_timeout, send_seconds=send_timeout,
         batch_files=batch_files, batch_bytes=batch_mb * 1024 * 1024,
     )
-    click.echo(f"rightsmeta serve: http://{host}:{port}/ (docs at /docs)", err=True)
-    run(config, host=host, port=port)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:  # taken by another server, or an address not this machine's
+        raise click.UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
+    click.echo(f"rightsmeta serve: http://{f'[{host}]' if ':' in host else host}:{bound}/ (docs at /docs)", err=True)
+    run(config, sock=sock)
 
 
 def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:

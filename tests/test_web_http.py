@@ -24,7 +24,9 @@ from webserver import (
 )
 
 from rightsmeta import Assertion, Purpose, tag_bytes
+from rightsmeta.web import Site as web_site
 from rightsmeta.web import check
+from rightsmeta.web import from_headers as web_from_headers
 from rightsmeta.web.fetch import Fetcher, Limits, check_many
 
 pytest.importorskip("aiohttp")
@@ -346,6 +348,23 @@ def test_a_robots_txt_answered_429_closes_the_site() -> None:
     assert report.errors == ["/.well-known/tdmrep.json not read: HTTP 429"]
 
 
+@pytest.mark.parametrize("start", [b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n  ", b"\xff\xfe"])
+def test_a_soft_404_page_with_a_byte_order_mark_is_no_tdmrep_json(start: bytes) -> None:
+    # A single-page app (or an IIS site) answers every path with its page and 200; saved with a byte
+    # order mark, that page was read as a malformed tdmrep.json: every URL of the site was an error.
+    page = b"<!DOCTYPE html><html><head><title>Not found</title></head><body></body></html>"
+    page = page.decode().encode("utf-16-le") if start == b"\xff\xfe" else page
+    site = Site({"/robots.txt": Resource(b"User-agent: *\n", content_type="text/plain"),
+                 "/.well-known/tdmrep.json": Resource(start + page, content_type="text/html"),
+                 "/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/a.jpg"))
+    finally:
+        site.close()
+    assert report.errors == [] and report.status() == UN, report.to_json()
+    assert any("soft 404" in note for note in report.notes)
+
+
 def test_tdmrep_json_rules_that_disagree_over_http() -> None:
     tdm = b'[{"location": "/img/*", "tdm-reservation": 0}, {"location": "/img/*", "tdm-reservation": 1}]'
     site = Site({"/.well-known/tdmrep.json": Resource(tdm, content_type="application/json"),
@@ -365,6 +384,37 @@ def test_robots_content_usage_rules_of_one_path_combine_over_http() -> None:
     finally:
         site.close()
     assert states(report)["genai-training"] == NA and report.conflicts, report.to_json()
+
+
+def test_a_robots_content_usage_path_followed_by_a_tab_is_read_over_http() -> None:
+    # aipref's attachment allows a tab between the path and the preferences (WS = SP / HTAB), as
+    # editors that align columns write it; the rule was read as a path with no preference: dropped.
+    robots = b"User-agent: *\nContent-Usage: /cu/\ttrain-ai=n\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"), "/cu/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url("/cu/a.jpg"))
+    finally:
+        site.close()
+    assert states(report)["genai-training"] == NA, report.to_json()
+    assert report.status((Purpose.GENAI_TRAINING,)) == NA
+
+
+@pytest.mark.parametrize("path", ["/x/../private/a.jpg", "/./private/a.jpg", "/private/%2e/a.jpg", "/pub/%2E%2E/private/a.jpg"])
+def test_a_url_with_dot_segments_is_decided_on_the_path_the_server_is_asked_for(path: str) -> None:
+    # An HTTP client removes "." and ".." segments before sending (RFC 3986 5.2.4; aiohttp, urllib3,
+    # browsers): robots.txt's Disallow: /private/ was matched against "/x/../private/a.jpg", which it
+    # does not match, so /private/a.jpg was fetched and came out unspecified.
+    robots = b"User-agent: *\nDisallow: /private/\n"
+    site = Site({"/robots.txt": Resource(robots, content_type="text/plain"),
+                 "/private/a.jpg": Resource(image_bytes("jpeg"))}).start()
+    try:
+        report = run(site.url(path))
+        pure = check(site.url(path), headers={}, site=web_site(robots=robots), user_agent="testbot")
+    finally:
+        site.close()
+    assert report.status() == NA and states(report)["search"] == NA, report.to_json()
+    assert site.hits.get("/private/a.jpg") is None
+    assert pure.status() == NA, pure.to_json()
 
 
 def test_a_robots_txt_whose_gzip_does_not_inflate_closes_the_site() -> None:
@@ -579,6 +629,20 @@ def test_cli_a_jsonl_url_list_is_checked_by_each_line_url(sites: dict[str, Site]
         assert rows[line]["status"] == "error" and "not an http(s) URL" in rows[line]["errors"][0]
 
 
+def test_cli_a_url_list_saved_with_a_byte_order_mark_is_read_from_its_first_url(sites: dict[str, Site], tmp_path: Any) -> None:
+    # Notepad, PowerShell 5 and Excel's "CSV UTF-8" start a UTF-8 file with a byte order mark: the
+    # first URL was "\ufeffhttp://...", an error row ("not an http(s) URL", the mark invisible in it).
+    import json
+
+    noai, plain = sites["main"].url("/h/noai.jpg"), sites["main"].url("/img/plain.jpg")
+    listing = tmp_path / "urls.txt"
+    listing.write_bytes(b"\xef\xbb\xbf" + f"{noai}\r\n{plain}\r\n".encode())
+    for args, stdin in ((("--urls", str(listing)), None), (("--urls", "-"), listing.read_bytes().decode("utf-8"))):
+        result = _cli(*args, "--jsonl", "--user-agent", "testbot", stdin=stdin)
+        rows = {r["url"]: r["status"] for r in map(json.loads, result.stdout.splitlines())}
+        assert rows == {noai: "notAllowed", plain: "unspecified"}, result.output
+
+
 def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
     import csv
     import io
@@ -595,6 +659,15 @@ def test_cli_usage_errors() -> None:
     assert _cli("--fail-on", "nope", "http://127.0.0.1:1/").exit_code == 2
     assert _cli("--purpose", "nope", "http://127.0.0.1:1/").exit_code == 2
     assert _cli().exit_code == 2
+
+
+@pytest.mark.parametrize("agent", ["", "  ", "/1.0"])
+def test_cli_a_user_agent_with_no_name_is_a_usage_error(sites: dict[str, Site], agent: str) -> None:
+    # It was checked as nobody: the "*" group of robots.txt, no scoped X-Robots-Tag, and sent to the
+    # site as "User-Agent: /0.1.0 (rightsmeta ...)".
+    result = _cli("--user-agent", agent, sites["main"].url("/img/plain.jpg"))
+    assert result.exit_code == 2 and "--user-agent" in result.output, result.output
+    assert sites["main"].server.log == [] or all(ua.strip() and not ua.startswith("/") for _, _, ua in sites["main"].server.log)
 
 
 # The same URLs through datadiligence 0.1.7 ------------------------------------------------------------
@@ -656,6 +729,76 @@ def test_check_from_many_threads(sites: dict[str, Site]) -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda p: run(main.url(p)).status(), paths))
     assert got == ["notAllowed", "unspecified", "constrained", "notAllowed"] * 3
+
+
+def test_leaving_check_many_early_ends_its_thread_and_checks(sites: dict[str, Site]) -> None:
+    # A scraper that stops at the first report it needs: the thread running the checks stayed
+    # blocked on the full queue for good, with its event loop and open connections (one more per loop).
+    import threading
+
+    def ours() -> int:
+        return sum(t.name == "rightsmeta-web-check" for t in threading.enumerate())
+
+    before = ours()
+    for _ in range(3):
+        for report in check_many([sites["main"].url(f"/img/plain.jpg?{i}") for i in range(100)],
+                                 user_agent="testbot", limits=Limits(timeout=1.0, concurrency=2)):
+            assert report.status() == "unspecified"
+            break
+    assert ours() == before
+    # and a loop run to its end is unchanged
+    assert len(list(check_many([sites["main"].url("/img/plain.jpg")], limits=FAST))) == 1
+    assert ours() == before
+
+
+def test_check_works_where_an_event_loop_is_running(sites: dict[str, Site]) -> None:
+    # A notebook (Jupyter) runs its cells in a running event loop: check() raised "asyncio.run()
+    # cannot be called from a running event loop" (and warned of a coroutine never awaited).
+    async def cell() -> str:
+        return str(run(sites["main"].url("/h/noai.jpg")).status())
+
+    assert asyncio.run(cell()) == "notAllowed"
+
+
+@pytest.mark.parametrize("fetch_body", [False, True])
+def test_a_file_served_as_text_html_is_read_as_the_file_it_is(fetch_body: bool) -> None:
+    # A script that sends a picture without setting its type ("image.php?id=5": PHP's default is
+    # text/html) was read as an HTML page: no meta element in it, its own carriers never read, and
+    # a picture tagged --deny ai came out unspecified.
+    denied = tag_bytes(image_bytes("jpeg"), Assertion.build(deny=["ai"]))
+    site = Site({"/robots.txt": Resource(b"User-agent: *\n", content_type="text/plain"),
+                 "/image.php": Resource(denied, content_type="text/html; charset=UTF-8")}).start()
+    try:
+        report = run(site.url("/image.php?id=5"), fetch_body=fetch_body)
+    finally:
+        site.close()
+    assert report.status() == NA, report.to_json()
+    assert report.embedded is not None and report.embedded.format == "jpeg"
+
+
+def test_headers_of_a_standard_library_response_are_read(sites: dict[str, Site]) -> None:
+    # urllib's response.headers (an http.client.HTTPMessage, neither a Mapping nor a list of
+    # pairs) raised "ValueError: too many values to unpack"; each repeated header counts.
+    import urllib.request
+
+    with urllib.request.urlopen(sites["main"].url("/h/several.jpg"), timeout=5) as response:
+        report = web_from_headers(response.headers, response.url, user_agent="testbot")
+    assert states(report) == {**dict.fromkeys(AI, NA), "search": NA, "data-mining": UN}, report.to_json()
+
+
+def test_headers_of_an_httpx_response_keep_each_field_line() -> None:
+    # httpx's Headers is a Mapping whose items() joins repeated fields: "otherbot: noindex" and
+    # "noai" came as "otherbot: noindex, noai", whose noai is otherbot's (a scope runs to the end of
+    # its line), so the site's noai for everyone was lost: unspecified.
+    httpx = pytest.importorskip("httpx")
+    site = Site({"/a.jpg": Resource(image_bytes("jpeg"), headers=[("X-Robots-Tag", "otherbot: noindex"),
+                                                                   ("X-Robots-Tag", "noai")])}).start()
+    try:
+        response = httpx.get(site.url("/a.jpg"))
+    finally:
+        site.close()
+    report = web_from_headers(response.headers, str(response.url), user_agent="testbot")
+    assert states(report) == {**dict.fromkeys(AI, NA), "search": UN, "data-mining": UN}, report.to_json()
 
 
 def test_cli_text_output_escapes_what_a_url_or_server_says(sites: dict[str, Site]) -> None:

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from .config import ServerConfig, load_token
 
 if TYPE_CHECKING:
-    from .app import create_app, serve
+    from .app import create_app, listen, serve
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("create_app", "serve"):
+    if name in ("create_app", "listen", "serve"):
         from . import app
 
         return getattr(app, name)
     raise AttributeError(name)
 
 
-__all__ = ["ServerConfig", "create_app", "load_token", "serve"]
+__all__ = ["ServerConfig", "create_app", "listen", "load_token", "serve"]

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -690,7 +691,27 @@ def uvicorn_config(config: ServerConfig, host: str = "127.0.0.1", port: int = 80
                           http=protocol(config.head_seconds, config.send_seconds))
 
 
-def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True) -> None:
+def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
+    """A socket bound to ``host``:``port`` (0: a free port), before anything is said about it: the
+    server printed its address and then found the port taken (uvicorn binds late), and printed port 0
+    as it was given. Raises OSError (the port taken, the address not this machine's)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait for TIME_WAIT
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, access_log: bool = True,
+          sock: socket.socket | None = None) -> None:
+    """Run the service on ``sock`` (from ``listen``), else on ``host``:``port``."""
     import uvicorn
 
-    uvicorn.Server(uvicorn_config(config, host, port, access_log=access_log)).run()
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(uvicorn_config(config, host, port, access_log=access_log))
+    server.run(sockets=None if sock is None else [sock])

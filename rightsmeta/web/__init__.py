@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .core import DEFAULT_AGENT, Site, WebReport, evaluate, from_headers
@@ -38,13 +39,25 @@ def check(
     """The web decision for ``url``. No network when ``headers`` and ``site`` are given (and
     ``body``, if ``fetch_body``); otherwise what is missing is fetched, within ``limits``.
 
-    Safe to call from many threads (each call runs its own event loop); from async code,
-    use ``acheck``.
+    Safe to call from many threads (each call runs its own event loop), and where an event loop
+    is running (a notebook: the call then waits in a thread of its own); async code that should
+    not wait uses ``acheck``.
     """
     if headers is not None and site is not None and (body is not None or not fetch_body):
         return evaluate(url, headers=headers, body=body, page=page, site=site, user_agent=user_agent)
-    return asyncio.run(acheck(url, headers=headers, body=body, page=page, site=site, user_agent=user_agent,
-                              fetch_body=fetch_body, limits=limits))
+
+    def run() -> WebReport:
+        return asyncio.run(acheck(url, headers=headers, body=body, page=page, site=site, user_agent=user_agent,
+                                  fetch_body=fetch_body, limits=limits))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    # Called where an event loop runs (a notebook's cells do): asyncio.run cannot start another
+    # one in this thread, so the check's own loop runs in a thread of its own.
+    with ThreadPoolExecutor(1, thread_name_prefix="rightsmeta-web-check") as pool:
+        return pool.submit(run).result()
 
 
 async def acheck(

@@ -67,8 +67,10 @@ class Site:
         data = self.tdmrep
         if data is None or self.tdmrep_error or not 200 <= self.tdmrep_status < 300:
             return False
-        head = (data[:512] if isinstance(data, bytes) else data[:512].encode("utf-8", "replace")).lstrip().lower()
-        return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+        # Decoded by its byte order mark: a page saved with one (IIS, Windows editors) was read as a
+        # malformed tdmrep.json, and every URL of the site was an error.
+        head = _html.text_start(data[:512] if isinstance(data, bytes) else data[:512].encode("utf-8", "replace"))
+        return head.startswith(("<!doctype html", "<html", "<head", "<!--"))
 
     @cached_property
     def parsed_tdmrep(self) -> list[tdmrep_json.Rule] | MalformedMetadata | None:
@@ -135,7 +137,27 @@ def split_url(url: str) -> SplitResult | None:
 
 def _path(url: str) -> str:
     parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return without_dot_segments(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def without_dot_segments(path: str) -> str:
+    """The path an HTTP client sends for ``path``: its "." and ".." segments removed (RFC 3986
+    5.2.4), "%2e" read as "." as aiohttp and browsers do. robots.txt and tdmrep.json speak of that
+    path: matched against "/x/../private/a.jpg", ``Disallow: /private/`` closed nothing."""
+    if "." not in path and "%2" not in path:
+        return path
+    segments = path.split("/")[1:] if path.startswith("/") else path.split("/")
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        dots = segment.lower().replace("%2e", ".")
+        if dots in (".", ".."):
+            if dots == ".." and out:
+                out.pop()
+            if index == len(segments) - 1:
+                out.append("")  # "/a/.." is "/", a folder
+            continue
+        out.append(segment)
+    return "/" + "/".join(out)
 
 
 def forbidden(site: Site, url: str, agent: str) -> str | None:
@@ -254,7 +276,7 @@ def evaluate(
         report.notes += notes
     conflicts: tuple[str, ...] = ()
     if body is not None:
-        if content_type in ("text/html", "application/xhtml+xml") or _html.looks_like_html(body):
+        if (content_type in ("text/html", "application/xhtml+xml") and not _media(body)) or _html.looks_like_html(body):
             found, errors, notes = _html.signals(body, user_agent, where="html")
             report.signals += found
             report.errors += errors
@@ -275,6 +297,16 @@ def evaluate(
         report.unread.append("body: not fetched, so the file's embedded carriers were not read")
     report.decision = decide_web(report.signals, extra_conflicts=conflicts)
     return report
+
+
+def _media(body: bytes) -> bool:
+    """Whether the bytes are a file rightsmeta reads (not text an HTML page could be): a script
+    sending a picture without setting its type ("image.php": PHP's default is text/html) was read
+    as a page, with no meta element and the picture's own carriers unread."""
+    from ..carriers import detect
+
+    found = detect(body[:64])
+    return found is not None and found[0].name != "svg"  # an XHTML page may hold an inline <svg>
 
 
 def _benign(error: str) -> bool:

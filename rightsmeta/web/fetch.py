@@ -16,6 +16,7 @@ no rules; 5xx or no answer means the whole site is disallowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -78,7 +79,10 @@ class _Budget:
             if entry[1].done() and not entry[1].cancelled():
                 self.give(size)
             else:
-                self._waiting.remove(entry)
+                # Room given between the cancel and this line skipped the place (``give``), which may
+                # already be gone from the queue.
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
                 self.give(0)
             raise
 
@@ -86,6 +90,8 @@ class _Budget:
         self.free += size
         while self._waiting and self._waiting[0][0] <= self.free:
             wanted, future = self._waiting.popleft()
+            if future.done():  # cancelled, its waiter not yet awake: it takes no room
+                continue
             self.free -= wanted
             future.set_result(None)
 
@@ -177,6 +183,11 @@ class Fetcher:
         await self._polite(url)
         async with self._slots, asyncio.timeout(self.limits.timeout) as timer:
             async with self.client.get(url, allow_redirects=follow, max_redirects=self.limits.max_redirects) as response:
+                if 300 <= response.status < 400:
+                    # A redirect's body (a "Moved" page) is never the resource: not read, and no room
+                    # taken for it, which its check would keep while it waits for a slot for the next
+                    # hop, as the checks holding every slot wait for room (each URL ran out its deadline).
+                    return response, b"", False
                 declared = response.content_length
                 if not truncate and declared is not None and declared > cap:
                     raise _TooLarge(f"Content-Length {declared} bytes is over the {cap}-byte cap")
@@ -439,10 +450,18 @@ async def acheck_many(urls: Iterable[str], fetcher: Fetcher, *, fetch_body: bool
 
 def check_many(urls: Iterable[str], *, user_agent: str = DEFAULT_AGENT, limits: Limits = Limits(),
                fetch_body: bool = False) -> Iterator[WebReport]:
-    """Synchronous iterator over reports, in the order they finish; the event loop runs in a thread."""
+    """Synchronous iterator over reports, in the order they finish; the event loop runs in a thread.
+    Leaving the loop early (``break``) stops the checks in flight and closes their connections."""
     out: queue.Queue[WebReport | BaseException | None] = queue.Queue(maxsize=max(1, limits.concurrency) * 4)
+    stop = threading.Event()
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[None]]] = []
 
     async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.append((asyncio.get_running_loop(), task))
+        if stop.is_set():
+            return
         async with Fetcher(user_agent=user_agent, limits=limits) as fetcher:
             async for report in acheck_many(urls, fetcher, fetch_body=fetch_body):
                 try:
@@ -460,11 +479,23 @@ def check_many(urls: Iterable[str], *, user_agent: str = DEFAULT_AGENT, limits: 
 
     worker = threading.Thread(target=thread, name="rightsmeta-web-check", daemon=True)
     worker.start()
-    while True:
-        item = out.get()
-        if item is None:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
+    try:
+        while True:
+            item = out.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # A caller that stops early left the thread blocked on a full queue for good, its event loop,
+        # connections and remaining checks with it (one more thread per abandoned loop).
+        stop.set()
+        if running:
+            loop, task = running[0]
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(task.cancel)
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                out.get(timeout=0.05)  # room for a report being put, so the thread can end
+        worker.join()

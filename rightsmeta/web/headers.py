@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from email.message import Message
 
 from ..errors import MalformedMetadata
 from ..model import AI_PURPOSES, Permission, Purpose, State
 from ..vocab import Signal, aipref, tdmrep
 from .robots import product_token
 
-Headers = Mapping[str, str | bytes] | Iterable[tuple[str | bytes, str | bytes]]
+# Message: urllib's and http.client's response.headers (every field line, repeated ones too, by items()).
+Headers = Mapping[str, str | bytes] | Message | Iterable[tuple[str | bytes, str | bytes]]
 
 #: More headers than this is an attack or a bug; the rest are not read (and the report says so).
 MAX_HEADERS = 1000
@@ -37,7 +39,10 @@ class Parsed:
 
 def normalise(headers: Headers) -> tuple[list[tuple[str, str]], list[str]]:
     """Lower-case names and text values; errors name each header that could not be decoded."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # httpx's Headers join repeated fields in items() ("otherbot: noindex" and "noai" became one
+    # line, whose noai is otherbot's); multi_items() gives each field line as sent.
+    multi = getattr(headers, "multi_items", None)
+    items = multi() if callable(multi) else headers.items() if isinstance(headers, Mapping | Message) else headers
     out: list[tuple[str, str]] = []
     errors: list[str] = []
     for count, (name, value) in enumerate(items):

@@ -90,10 +90,14 @@ def _meta_after(page: bytes | str, codec: str) -> bool:
     return re.compile(re.escape(meta), re.IGNORECASE).search(page, MAX_BYTES - len(meta) + 1) is not None
 
 
+def text_start(data: bytes, size: int = 1024) -> str:
+    """The text ``data`` starts with, decoded by its byte order mark, lower case, leading space gone."""
+    codec, at = _encoding(data)
+    return data[at:at + size].decode(codec, errors="replace").lstrip().lower()
+
+
 def looks_like_html(data: bytes) -> bool:
-    codec, start = _encoding(data)
-    head = data[start:1024].decode(codec, errors="replace").lstrip().lower()
-    return head.startswith(("<!doctype html", "<html", "<head", "<meta"))
+    return text_start(data).startswith(("<!doctype html", "<html", "<head", "<meta"))
 
 
 def signals(page: bytes | str, agent: str, *, where: str = "html") -> tuple[list[Signal], list[str], list[str]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import quote, unquote
 
 from ..errors import MalformedMetadata
@@ -70,6 +71,22 @@ class Group:
     @property
     def name(self) -> str:
         return ", ".join(self.agents)
+
+    @cached_property
+    def _by_start(self) -> tuple[dict[str, list[tuple[int, Rule]]], list[int]]:
+        # Built once the file is parsed (a group's rules are only read after that).
+        starts: dict[str, list[tuple[int, Rule]]] = {}
+        for position, rule in enumerate(self.rules):
+            starts.setdefault(literal_start(rule.pattern), []).append((position, rule))
+        return starts, sorted({len(start) for start in starts})
+
+    def candidates(self, path: str) -> list[Rule]:
+        """The rules that may match ``path``, in file order: those whose literal start (up to the
+        first ``*`` or ``$``) begins it, as every match must. All of a file's rules were matched for
+        each URL: 113 ms a URL against a 512 KiB robots.txt, in the event loop of the crawl."""
+        starts, lengths = self._by_start
+        found = [hit for length in lengths if length <= len(path) for hit in starts.get(path[:length], ())]
+        return [rule for _, rule in sorted(found, key=lambda hit: hit[0])]
 
 
 @dataclass
@@ -191,8 +208,10 @@ def normalise(path: str) -> str:
 
 def _pref(value: str, line: int) -> Pref:
     if value.startswith("/"):
-        pattern, _, rest = value.partition(" ")
-        return Pref(normalise(pattern), rest.strip(), line)
+        # A tab parts them too (aipref's attachment: WS is a space or a tab); split at spaces only,
+        # "/img/<tab>train-ai=n" was one path with no preference after it.
+        pattern, *rest = value.split(None, 1)
+        return Pref(normalise(pattern), rest[0].strip() if rest else "", line)
     return Pref("/", value, line)
 
 
@@ -225,6 +244,11 @@ def matches(pattern: str, path: str) -> bool:
     return _glob(pattern + "*", path)  # a prefix: anything may follow
 
 
+def literal_start(pattern: str) -> str:
+    """The part of a pattern before its first wildcard (``*``) or end anchor (``$``)."""
+    return re.split(r"[*$]", pattern, maxsplit=1)[0]
+
+
 def _specificity(pattern: str) -> int:
     return len(pattern)
 
@@ -233,7 +257,7 @@ def decide_path(groups: Iterable[Group], path: str) -> Rule | None:
     """The rule that decides ``path``: the longest match; on a tie Allow wins (RFC 9309 2.2.2)."""
     best: Rule | None = None
     for group in groups:
-        for rule in group.rules:
+        for rule in group.candidates(path):
             if not matches(rule.pattern, path):
                 continue
             if best is None or _specificity(rule.pattern) > _specificity(best.pattern) or (

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ..errors import NOT_JSON, MalformedMetadata
 from ..vocab import Signal, tdmrep
-from .robots import matches, normalise
+from .robots import literal_start, matches, normalise
 
 MAX_BYTES = 1024 * 1024
 # A location written as a whole URL ("https://example.com/books/*"): the file speaks for its own
@@ -32,7 +33,26 @@ class Rule:
     index: int
 
 
-def parse(data: bytes | str) -> list[Rule]:
+class Rules(list[Rule]):
+    """A file's rules, indexed by the literal start of their location (up to a ``*`` or ``$``),
+    which a matching path must begin with: every rule was matched for each URL (35 ms a URL
+    against a file of 9,999 rules, in the event loop of the crawl)."""
+
+    @cached_property
+    def _by_start(self) -> tuple[dict[str, list[Rule]], list[int]]:
+        starts: dict[str, list[Rule]] = {}
+        for rule in self:
+            starts.setdefault(literal_start(rule.location), []).append(rule)
+        return starts, sorted({len(start) for start in starts})
+
+    def candidates(self, path: str) -> list[Rule]:
+        """The rules that may match ``path``, in file order."""
+        starts, lengths = self._by_start
+        return sorted((rule for length in lengths if length <= len(path) for rule in starts.get(path[:length], ())),
+                      key=lambda rule: rule.index)
+
+
+def parse(data: bytes | str) -> Rules:
     if len(data) > MAX_BYTES:
         raise MalformedMetadata(f"tdmrep.json is {len(data)} bytes, more than the {MAX_BYTES} read")
     try:
@@ -43,7 +63,7 @@ def parse(data: bytes | str) -> list[Rule]:
         raise MalformedMetadata(f"tdmrep.json must be a JSON array of rules, got {type(doc).__name__}")
     if len(doc) > MAX_RULES:
         raise MalformedMetadata(f"tdmrep.json has {len(doc)} rules, more than {MAX_RULES}")
-    rules = []
+    rules = Rules()
     for index, item in enumerate(doc):
         if not isinstance(item, dict) or not isinstance(item.get("location"), str):
             raise MalformedMetadata(f"tdmrep.json rule {index} has no string 'location'")
@@ -59,7 +79,8 @@ def parse(data: bytes | str) -> list[Rule]:
 
 def signal(rules: list[Rule], path: str) -> Signal | None:
     """The most specific rule matching ``path``, decoded; None when no rule matches."""
-    matching = [rule for rule in rules if matches(rule.location, path)]
+    matching = [rule for rule in (rules.candidates(path) if isinstance(rules, Rules) else rules)
+                if matches(rule.location, path)]
     if not matching:
         return None
     longest = max(len(rule.location) for rule in matching)
