@@ -665,8 +665,10 @@ def _sidecars(target: str, assertion: Assertion, notes: list[str], *, dry_run: b
     find them disagreeing with it); raises WriteError, and the file is then not tagged either."""
     if not sidecar.find(target):
         return []
-    written = sidecar.write(target, assertion, dry_run=dry_run)
+    split: list[str] = []
+    written = sidecar.write(target, assertion, dry_run=dry_run, notes=split)
     notes.append(f"its XMP sidecar {', '.join(os.path.basename(w) for w in written)} says the same")
+    notes += split
     return [sidecar.CARRIER]
 
 
@@ -677,12 +679,14 @@ def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes:
         reason = "not a regular file; not tagged" if os.path.lexists(target) else "no such file"
         return TagResult(name, "failed", reason=reason, assertion=assertion)
     try:
-        written = sidecar.write(target, assertion, dry_run=dry_run)
+        split: list[str] = []
+        written = sidecar.write(target, assertion, dry_run=dry_run, notes=split)
     except RightsmetaError as exc:
         return TagResult(name, "failed", "raw", reason=str(exc), assertion=assertion)
     names = ", ".join(os.path.basename(w) for w in written)
     notes.append(f"a camera raw: the raw is unchanged; the statement is in its XMP sidecar {names}, "
                  "which does not travel with the file (keep them together; a copy of the raw alone says nothing)")
+    notes += split
     return TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
 
 
