@@ -276,6 +276,10 @@ def tag(
                     ledger is not None, follow_links)
     if isinstance(step, TagResult):
         return step
+    if isinstance(step, _Raw):
+        if ledger is not None and step.found is not None:
+            _recorded(ledger, [(step.result, step.target, step.found)])
+        return step.result
     try:
         step.finish(None)  # the folder fsynced at once
     except Exception as exc:
@@ -357,7 +361,7 @@ def tag_iter(
         return
     options = Options(password=password)
     dirs: set[str] = set()
-    queue: deque[tuple[TagResult | _Writing, _Finishing | None]] = deque()
+    queue: deque[tuple[TagResult | _Writing | _Raw, _Finishing | None]] = deque()
     ready: deque[tuple[TagResult, _Work | None]] = deque()  # renamed (or not written), not yet given
     durable = _Durable(dirs)
 
@@ -374,7 +378,7 @@ def tag_iter(
             # a work id per file: the ledger keeps one work per id
             step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
                             follow_links, hold)
-            if isinstance(step, TagResult):
+            if not isinstance(step, _Writing):
                 queue.append((step, None))
             while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
                 yield from take()
@@ -506,12 +510,14 @@ class _Writing:
 _Work = tuple[TagResult, str, "Essence"]
 
 
-def _done(queue: deque[tuple[TagResult | _Writing, _Finishing | None]]) -> tuple[TagResult, _Work | None]:
+def _done(queue: deque[tuple[TagResult | _Writing | _Raw, _Finishing | None]]) -> tuple[TagResult, _Work | None]:
     """The first file's result and its work to record, taken off ``queue`` only when its write is
     done (an interruption while waiting for it leaves it there, for ``tag_iter`` to abandon)."""
     step, finishing = queue[0]
     error = finishing.error() if finishing is not None else None
     queue.popleft()
+    if isinstance(step, _Raw):
+        return step.result, (step.result, step.target, step.found) if step.found is not None else None
     return (step, None) if isinstance(step, TagResult) else _result(step, error)
 
 
@@ -571,7 +577,7 @@ def _recorded(ledger: Ledger, works: list[_Work]) -> None:
 def _tag_one(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
     record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None = None,
-) -> TagResult | _Writing:
+) -> TagResult | _Writing | _Raw:
     """One file tagged up to its rename (``record``: its essence computed, for the ledger).
 
     ``hold`` is given a file written (its ``_Writing``, also returned) before a stop (SIGTERM,
@@ -590,7 +596,7 @@ def _tag_one(
 def _tag_path(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
     record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None,
-) -> TagResult | _Writing:
+) -> TagResult | _Writing | _Raw:
     notes: list[str] = []
     target = name
     if os.path.islink(name):
@@ -600,7 +606,7 @@ def _tag_path(
         target = os.path.realpath(name)
         notes.append(f"a symbolic link: tagged the file it points to, {target}")
     if sidecar.is_raw(target):
-        return _tag_raw(name, target, assertion, dry_run, notes)
+        return _tag_raw(name, target, assertion, dry_run, notes, record)
     with contextlib.ExitStack() as held:
         try:
             # Locked for the whole read-modify-replace, so a concurrent tag cannot be lost.
@@ -672,9 +678,38 @@ def _sidecars(target: str, assertion: Assertion, notes: list[str], *, dry_run: b
     return [sidecar.CARRIER]
 
 
-def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes: list[str]) -> TagResult:
+class _Raw(NamedTuple):
+    """A camera raw tagged through its sidecar, and its work to record (``found``: None when not
+    recording): no rename of its own to wait for, so it is recorded as soon as it is done."""
+
+    result: TagResult
+    target: str
+    found: Essence | None
+
+
+def _raw_essence(target: str) -> Essence:
+    """What identifies a raw in the ledger: the essence of its bytes as ``verify`` computes it for
+    the raw read alone (a copy without its sidecar), so that copy is recognised. For a TIFF-based
+    raw (NEF, ARW, CR2...) that is its first image, the camera's preview or thumbnail; a raw whose
+    container no family reads (CR3, RW2) gets none, and ``verify`` says such a raw is unreadable
+    anyway (fail closed). The raw is never rewritten, so what was read is what lies there."""
+    from .fingerprint import Essence, essence
+    from .fsio import read_path
+
+    try:
+        data = bytes(read_path(target))
+        _, fmt = _identify(data)
+    except OSError as exc:
+        return Essence(None, None, None, f"the raw could not be read: {exc.strerror or exc}")
+    except RightsmetaError as exc:
+        return Essence(None, None, None, f"a raw whose container rightsmeta does not read ({exc})")
+    return essence(data, fmt, probes=False)
+
+
+def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes: list[str],
+             record: bool) -> TagResult | _Raw:
     """A camera raw, tagged through its XMP sidecar (sidecar.py): the raw itself is never
-    rewritten. Not recorded in the ledger: the raw's essence is not decoded (no raw decoder)."""
+    rewritten. With ``record``, its work (``_raw_essence``) goes to the ledger as a tagged file's does."""
     if not sidecar.regular(target):
         reason = "not a regular file; not tagged" if os.path.lexists(target) else "no such file"
         return TagResult(name, "failed", reason=reason, assertion=assertion)
@@ -687,7 +722,10 @@ def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes:
     notes.append(f"a camera raw: the raw is unchanged; the statement is in its XMP sidecar {names}, "
                  "which does not travel with the file (keep them together; a copy of the raw alone says nothing)")
     notes += split
-    return TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
+    result = TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
+    if dry_run or not record:
+        return result
+    return _Raw(result, target, _raw_essence(target))
 
 
 def _pieces(new: bytes | Spliced) -> bytes | tuple[bytes | memoryview, ...]:

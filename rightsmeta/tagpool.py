@@ -233,7 +233,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
     dirs: set[str] = set()
     durable = api._Durable(dirs)
     held: dict[int, api._Writing] = {}  # written, not yet answered for
-    outbox: queue.SimpleQueue[tuple[int, TagResult | api._Writing, api._Finishing | None] | None] = queue.SimpleQueue()
+    outbox: queue.SimpleQueue[tuple[int, TagResult | api._Writing | api._Raw, api._Finishing | None] | None] = queue.SimpleQueue()
     gone = threading.Event()  # an answer could not be sent: the parent is gone
     reporter = threading.Thread(target=_answer, args=(conn, outbox, held, gone), name="rightsmeta-answers",
                                 daemon=True)
@@ -248,7 +248,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
         while not gone.is_set() and (job := conn.recv()) is not None:
             seq, path = job
             step = api._tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links, hold)
-            if isinstance(step, TagResult):
+            if not isinstance(step, api._Writing):
                 outbox.put((seq, step, None))
         outbox.put(None)
         reporter.join()
@@ -269,6 +269,8 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
         answer: Answer
         if isinstance(step, TagResult):
             answer = (seq, step, None, None)
+        elif isinstance(step, api._Raw):  # a raw tagged through its sidecar: nothing renamed to wait for
+            answer = (seq, step.result, step.found, step.target)
         else:
             error = finishing.error()
             if step.replacement.discarded:
