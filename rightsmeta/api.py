@@ -178,6 +178,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
             raise
         new, carriers, unwritten = data, [], exc
         notes.append(f"only the C2PA manifest carries the signal ({exc})")
+    notes += options.parsed.notes if options.parsed is not None else []
     if signing:
         assert identity is not None
         from .fingerprint import fingerprint
@@ -195,6 +196,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     return _Written(new, fmt, carriers, notes, options)
 
 
+_NOTICES = ("exif-copyright", "iptc-iim")  # carriers/image.py: EXIF_NOTICE, IIM_NOTICE
 _DAMAGED_STORE_KEPT = "a damaged C2PA manifest store, which c2pa cannot read, is left as it was"
 
 
@@ -217,6 +219,11 @@ def _checked(data: bytes, new: Buffer, written: _Written, assertion: Assertion) 
     if errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
         problems = errors + [f"{p} reads back differently" for p in wrong]
         raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(problems)})")
+    # A notice an image's EXIF or IIM held was replaced (carriers/image.py): it must say the new one.
+    stale = [f"{c.name} says {c.rights.get('copyright')!r}" for c in check.carriers
+             if c.name in _NOTICES and c.name in written.carriers and c.rights.get("copyright") != assertion.copyright]
+    if stale:
+        raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(stale)})")
     lost = [p.value for p in PURPOSES if p not in covered and assertion.state(p) is not State.UNSPECIFIED]
     notes = [f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}"] if lost else []
     # The same work, not only the same words: a rewrite that lost a page or a pixel row is refused.

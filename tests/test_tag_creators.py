@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import material
-from samples import exiftool_json
+from samples import exiftool_json, exiftool_write
 from test_creators import _camera_raw
 
 import rightsmeta
@@ -75,3 +75,94 @@ def test_a_raw_tagged_through_its_sidecar_is_recorded_in_the_ledger(exiftool: st
     assert [r.status for r in api.tag_all([third], DENY_AI, ledger=ledger, jobs=2)] == ["tagged"]
     assert sorted(w.path for w in ledger) == sorted(str(p) for p in (raw, other, third))
     ledger.close()
+
+
+def _camera_jpeg(exiftool: str, path: Path, *tags: str) -> None:
+    """A camera-like JPEG: EXIF with GPS and a thumbnail (ExifTool writes them as cameras do),
+    an IPTC IIM block with the Photoshop digest, then ``tags``."""
+    path.write_bytes(material.jpeg(material.photo(5, (120, 80))))
+    thumb = path.with_name("thumb.jpg")
+    thumb.write_bytes(material.jpeg(material.photo(5, (40, 27))))
+    exiftool_write(exiftool, path, "-Make=Canon", "-Model=Canon EOS R5", "-DateTimeOriginal=2025:06:01 10:00:00",
+                   "-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945", "-GPSLongitudeRef=E",
+                   f"-ThumbnailImage<={thumb}", "-IPTC:By-line=Ada Lovelace", "-IPTC:City=Paris", *tags)
+    exiftool_write(exiftool, path, "-IPTCDigest=new")  # as Photoshop leaves it: the IIM and XMP in sync
+    thumb.unlink()
+
+
+_NOTICE_TAGS = ("IFD0:Copyright", "IPTC:CopyrightNotice", "XMP-dc:Rights", "MWG:Copyright")
+_CHANGED = ("XMP-", "File:", "System:", "ExifTool:", "IPTC:CopyrightNotice", "IFD0:Copyright", "File:CurrentIPTCDigest",
+            "Photoshop:IPTCDigest", "MWG:")
+
+
+def _others(exiftool: str, path: Path) -> dict[str, object]:
+    found = exiftool_json(exiftool, path, "-a", "-b", "-all", "-MWG:all")
+    return {k: v for k, v in found.items() if k != "SourceFile" and not k.startswith(_CHANGED)}
+
+
+def test_a_new_notice_replaces_the_old_one_in_exif_and_iim_too(exiftool: str, tmp_path: Path) -> None:
+    # A camera JPEG whose EXIF and IIM carry an old notice: --copyright rewrote XMP dc:rights only,
+    # and ExifTool's MWG Copyright (EXIF first, as the MWG guidelines reconcile) still said the old
+    # one. Longer (moved to the end of the EXIF block) and shorter (in place) than the old notice.
+    for new in ("(c) 2026 Ada Lovelace, all rights reserved; licensing: https://ada.example/licence", "(c) 2026 Ada"):
+        photo = tmp_path / "IMG_0001.jpg"
+        _camera_jpeg(exiftool, photo, "-EXIF:Copyright=(c) 2020 Old Agency Ltd", "-IPTC:CopyrightNotice=(c) 2020 Old Agency Ltd",
+                     "-XMP-dc:Rights=(c) 2020 Old Agency Ltd")
+        before = _others(exiftool, photo)
+        checked = exiftool_json(exiftool, photo, "-validate", "-warning", "-a")
+        assert exiftool_json(exiftool, photo, "-Composite:Copyright", "-MWG:Copyright")["MWG:Copyright"] == "(c) 2020 Old Agency Ltd"
+        result = rightsmeta.tag(photo, Assertion.build(deny=["ai"], copyright=new))
+        assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright", "iptc-iim"], result
+        found = exiftool_json(exiftool, photo, "-a", "-MWG:Copyright", *(f"-{t}" for t in _NOTICE_TAGS[:3]),
+                              "-IPTCDigest", "-CurrentIPTCDigest", "-validate", "-warning")
+        assert [found[t] for t in _NOTICE_TAGS] == [new] * 4, found
+        assert found["Photoshop:IPTCDigest"] == found["File:CurrentIPTCDigest"]  # still in sync: XMP is believed
+        assert (found["ExifTool:Validate"], found.get("ExifTool:Warning")) == (checked["ExifTool:Validate"], checked.get("ExifTool:Warning"))
+        assert _others(exiftool, photo) == before  # GPS, thumbnail, camera tags, other IIM: every one as it was
+        report = rightsmeta.read(photo)
+        assert report.errors == [] and {c.name: c.rights["copyright"] for c in report.carriers if c.rights} == {
+            "xmp": new, "exif-copyright": new, "iptc-iim": new}
+        assert verify(photo).status == "intact"
+
+
+def test_an_old_notice_that_cannot_be_replaced_is_said_and_an_iim_out_of_sync_stays_so(exiftool: str, tmp_path: Path) -> None:
+    # IIM without a character set is read as Latin-1: a notice in Greek cannot go there, so the old
+    # one stays and the note says so (EXIF, UTF-8, takes it). A digest that did not match before
+    # (another tool changed the IIM alone) is not made to match: the IIM stays the newer one.
+    photo = tmp_path / "IMG_0002.jpg"
+    _camera_jpeg(exiftool, photo, "-EXIF:Copyright=(c) 2020 Old", "-IPTC:CopyrightNotice=(c) 2020 Old")
+    result = rightsmeta.tag(photo, Assertion.build(deny=["ai"], copyright="© 2026 Αδα"))
+    assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright"], result
+    assert any("IPTC IIM copyright notice is left" in n and "Latin-1" in n for n in result.notes), result.notes
+    found = exiftool_json(exiftool, photo, "-IFD0:Copyright", "-IPTC:CopyrightNotice")
+    assert found["IFD0:Copyright"] == "© 2026 Αδα" and found["IPTC:CopyrightNotice"] == "(c) 2020 Old"
+
+    other = tmp_path / "IMG_0003.jpg"
+    _camera_jpeg(exiftool, other, "-IPTC:CopyrightNotice=(c) 2020 Old")
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-IPTC:City=Lyon", "-IPTCDigest=", str(other)], check=True)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-Photoshop:IPTCDigest=00112233445566778899aabbccddeeff",
+                    str(other)], check=True)
+    result = rightsmeta.tag(other, Assertion.build(deny=["ai"], copyright="(c) 2026 Ada"))
+    assert result.status == "tagged" and result.carriers == ["xmp", "iptc-iim"], result
+    found = exiftool_json(exiftool, other, "-IPTC:CopyrightNotice", "-IPTCDigest", "-CurrentIPTCDigest", "-IPTC:City")
+    assert found["IPTC:CopyrightNotice"] == "(c) 2026 Ada" and found["IPTC:City"] == "Lyon"
+    assert found["Photoshop:IPTCDigest"] == "00112233445566778899aabbccddeeff" != found["File:CurrentIPTCDigest"]
+
+
+def test_a_tiffs_notice_is_replaced_and_a_pngs_is_said_to_be_left(exiftool: str, tmp_path: Path) -> None:
+    tif = tmp_path / "scan.tif"
+    material.photo(6, (64, 48)).save(tif, format="TIFF")
+    exiftool_write(exiftool, tif, "-IFD0:Copyright=(c) 2020 Old", "-Artist=Ada")
+    result = rightsmeta.tag(tif, DENY_AI)
+    assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright"], result
+    found = exiftool_json(exiftool, tif, "-IFD0:Copyright", "-IFD0:Artist", "-warning")
+    assert found["IFD0:Copyright"] == "(c) 2026 Ada" and found["IFD0:Artist"] == "Ada" and "ExifTool:Warning" not in found
+
+    png = tmp_path / "art.png"
+    material.photo(7, (64, 48)).save(png, format="PNG")
+    exiftool_write(exiftool, png, "-EXIF:Copyright=(c) 2020 Old")
+    result = rightsmeta.tag(png, DENY_AI)
+    assert result.status == "tagged" and any("exif-copyright ('(c) 2020 Old') is left" in n for n in result.notes), result.notes
+    report = rightsmeta.read(png)  # both notices shown, the XMP one first
+    assert report.rights["copyright"] == "(c) 2026 Ada"
+    assert [c.rights["copyright"] for c in report.carriers if c.name == "exif-copyright"] == ["(c) 2020 Old"]
