@@ -212,16 +212,15 @@ def _with_notices(data: bytes, fmt: str, notice: str, parsed: Parsed | None) -> 
             data = bytes(replace(data, edits))
         if edits is not None:
             carriers.append(EXIF_NOTICE)
-        _left_notices(containers.extract(data, fmt, parsed), notice, notes, iim_only=True)
     else:  # EXIF in a PNG or WebP chunk: not rewritten (yet); the user is told
         _left_notices(containers.extract(data, fmt, parsed), notice, notes)
     return data, carriers
 
 
-def _left_notices(blocks: containers.Blocks, notice: str, notes: list[str], *, iim_only: bool = False) -> None:
+def _left_notices(blocks: containers.Blocks, notice: str, notes: list[str]) -> None:
     for report in _notice_reports(blocks):
         old = report.rights.get("copyright")
-        if old is not None and old != notice and (report.name == IIM_NOTICE or not iim_only):
+        if old is not None and old != notice:
             notes.append(f"its older copyright notice in {report.name} ({old!r}) is left as it was: rightsmeta "
                          "does not rewrite it in this format; readers may show either notice")
 
