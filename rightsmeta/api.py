@@ -380,11 +380,12 @@ def tag_iter(
         if ledger is None or len(ready) >= _BATCH:
             yield from _given(ready, ledger)
 
+    once = _Once(follow_links)
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
-            step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
-                            follow_links, hold)
+            step = once.seen(os.fspath(path), assertion) or _tag_one(
+                os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None, follow_links, hold)
             if not isinstance(step, _Writing):
                 queue.append((step, None))
             while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
@@ -405,6 +406,31 @@ def tag_iter(
                     step.abandon()
         durable.close()
         sync_dirs(dirs)
+
+
+class _Once:
+    """The files a batch has tagged, by their real paths: one file named twice (a link to a photo
+    beside the photo, or a name given twice) is tagged once, not given two works in the ledger. Hard links are not the same file once tagged (the replace splits
+    them), so names are compared, not inodes; only a link costs a lookup (realpath)."""
+
+    def __init__(self, follow_links: bool) -> None:
+        self.follow = follow_links
+        self.tagged: dict[str, str] = {}  # the file's real path: the name it was tagged under
+
+    def seen(self, name: str, assertion: Assertion) -> TagResult | None:
+        """A result for ``name`` when its file was tagged in this batch already, else None (and it is
+        taken as tagged under ``name``)."""
+        if name == "-":
+            return None
+        link = os.path.islink(name)
+        if link and not self.follow:
+            return None  # skipped as a link, with its own reason
+        real = os.path.realpath(name) if link else os.path.abspath(name)
+        first = self.tagged.get(real)
+        if first is None:
+            self.tagged[real] = name
+            return None
+        return TagResult(name, "skipped", assertion=assertion, reason=f"the same file as {first}, tagged already in this run")
 
 
 class _Durable:

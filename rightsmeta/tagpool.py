@@ -96,6 +96,7 @@ def tag_parallel(
     setup = (assertion, dry_run, password, identity, ledger is not None, follow_links, level())
     workers = [_Worker(ctx, setup) for _ in range(jobs)]
     numbered = enumerate(os.fspath(p) for p in paths)
+    once = api._Once(follow_links)
     window = 2 * _DEPTH * jobs  # paths taken but not yet given back as results
     answered: dict[int, Answer] = {}
     given = taken = 0
@@ -115,10 +116,15 @@ def tag_parallel(
                     if job is None:
                         more = False
                         break
-                    worker.send(*job)
                     taken += 1
+                    if (twice := once.seen(job[1], assertion)) is not None:  # answered here, not sent
+                        answered[job[0]] = (job[0], twice, None, None)
+                        continue
+                    worker.send(*job)
             busy = [w for w in workers if w.held]
             if not busy:
+                if given in answered or more:  # files answered here (named twice) still to give, or more to take
+                    continue
                 finished = True
                 return
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))

@@ -166,3 +166,42 @@ def test_a_tiffs_notice_is_replaced_and_a_pngs_is_said_to_be_left(exiftool: str,
     report = rightsmeta.read(png)  # both notices shown, the XMP one first
     assert report.rights["copyright"] == "(c) 2026 Ada"
     assert [c.rights["copyright"] for c in report.carriers if c.name == "exif-copyright"] == ["(c) 2020 Old"]
+
+
+def test_a_file_named_twice_through_a_link_is_tagged_once(tmp_path: Path) -> None:
+    # A folder holding a link to one of its own photos (a "best of" link beside the shoot): tag -r
+    # tagged the photo twice, and the ledger held two works for it, the first with a work id no
+    # longer in the file. Hard links are two files after a tag (the atomic replace splits them):
+    # each is tagged.
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    photo = shoot / "IMG_0001.jpg"
+    photo.write_bytes(material.jpeg(material.photo(13, (64, 48))))
+    (tmp_path / "best.jpg").symlink_to(photo)
+    os.link(photo, tmp_path / "copy.jpg")
+    for jobs in (1, 2):
+        ledger = Ledger.open(tmp_path / f"ledger{jobs}.db")
+        paths = list(api.walk([tmp_path], recursive=True))
+        results = api.tag_all(paths, DENY_AI, ledger=ledger, jobs=jobs)
+        by_name = {Path(r.path or "").name: r for r in results}
+        assert by_name["best.jpg"].status == "tagged" and by_name["copy.jpg"].status == "tagged"
+        assert by_name["IMG_0001.jpg"].status == "skipped", by_name["IMG_0001.jpg"]
+        assert "best.jpg" in (by_name["IMG_0001.jpg"].reason or "")
+        assert sorted(Path(w.path).name for w in ledger) == ["IMG_0001.jpg", "copy.jpg"]
+        assert verify(photo, ledger=ledger).status == "intact"
+        ledger.close()
+
+
+def test_the_last_files_named_twice_are_given_with_jobs(tmp_path: Path) -> None:
+    # With worker processes, a file named twice is answered without one: when the last paths are
+    # such files, their results still come, after the others', in order.
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(material.jpeg(material.photo(14, (48, 32))))
+    (tmp_path / "b.jpg").symlink_to(photo)
+    results = api.tag_all([photo, tmp_path / "b.jpg", photo, tmp_path / "b.jpg"], DENY_AI, jobs=2)
+    assert [(Path(r.path or "").name, r.status) for r in results] == [
+        ("a.jpg", "tagged"), ("b.jpg", "skipped"), ("a.jpg", "skipped"), ("b.jpg", "skipped")]
+    assert [api.tag_all([photo, photo], DENY_AI)[1].reason] == [f"the same file as {photo}, tagged already in this run"]
+    # More of them than the workers are given at once: the last ones are taken when no worker is busy.
+    many = api.tag_all([photo, *[tmp_path / "b.jpg"] * 60], DENY_AI, jobs=2)
+    assert [r.status for r in many] == ["tagged"] + ["skipped"] * 60
