@@ -735,7 +735,7 @@ def _raw_essence(target: str) -> Essence:
     except OSError as exc:
         return Essence(None, None, None, f"the raw could not be read: {exc.strerror or exc}")
     except RightsmetaError as exc:
-        return Essence(None, None, None, f"a raw whose container rightsmeta does not read ({exc})")
+        return Essence(None, None, None, f"its container is not one rightsmeta reads: {exc}")
     return essence(data, fmt, probes=False)
 
 

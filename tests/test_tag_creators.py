@@ -158,12 +158,23 @@ def test_a_tiffs_notice_is_replaced_and_a_pngs_is_said_to_be_left(exiftool: str,
     found = exiftool_json(exiftool, tif, "-IFD0:Copyright", "-IFD0:Artist", "-warning")
     assert found["IFD0:Copyright"] == "(c) 2026 Ada" and found["IFD0:Artist"] == "Ada" and "ExifTool:Warning" not in found
 
+    # A PNG's eXIf chunk (ExifTool writes it): replaced, its CRC new; the other EXIF tags kept.
     png = tmp_path / "art.png"
     material.photo(7, (64, 48)).save(png, format="PNG")
-    exiftool_write(exiftool, png, "-EXIF:Copyright=(c) 2020 Old")
+    exiftool_write(exiftool, png, "-EXIF:Copyright=(c) 2020 Old", "-EXIF:Artist=Ada", "-EXIF:Software=Krita")
     result = rightsmeta.tag(png, DENY_AI)
+    assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright"], result
+    found = exiftool_json(exiftool, png, "-IFD0:all", "-MWG:Copyright", "-warning")
+    assert found["IFD0:Copyright"] == found["MWG:Copyright"] == "(c) 2026 Ada" and "ExifTool:Warning" not in found
+    assert (found["IFD0:Artist"], found["IFD0:Software"]) == ("Ada", "Krita")
+
+    # A WebP's EXIF chunk is not rewritten: the old notice is left, said in a note, and read shows both.
+    webp = tmp_path / "art.webp"
+    material.photo(8, (64, 48)).save(webp, format="WEBP", lossless=True)
+    exiftool_write(exiftool, webp, "-EXIF:Copyright=(c) 2020 Old")
+    result = rightsmeta.tag(webp, DENY_AI)
     assert result.status == "tagged" and any("exif-copyright ('(c) 2020 Old') is left" in n for n in result.notes), result.notes
-    report = rightsmeta.read(png)  # both notices shown, the XMP one first
+    report = rightsmeta.read(webp)  # both notices shown, the XMP one first
     assert report.rights["copyright"] == "(c) 2026 Ada"
     assert [c.rights["copyright"] for c in report.carriers if c.name == "exif-copyright"] == ["(c) 2020 Old"]
 

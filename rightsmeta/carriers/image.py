@@ -212,9 +212,41 @@ def _with_notices(data: bytes, fmt: str, notice: str, parsed: Parsed | None) -> 
             data = bytes(replace(data, edits))
         if edits is not None:
             carriers.append(EXIF_NOTICE)
-    else:  # EXIF in a PNG or WebP chunk: not rewritten (yet); the user is told
+    elif fmt == "png":
+        data, written = _png_notices(data, notice, parsed, notes)
+        carriers += written
+    else:  # EXIF in a WebP chunk: not rewritten (yet); the user is told
         _left_notices(containers.extract(data, fmt, parsed), notice, notes)
     return data, carriers
+
+
+def _new_exif(block: bytes, notice: str, notes: list[str]) -> tuple[str | None, bytes | None]:
+    """The notice an EXIF block (from its TIFF header) holds (None: none, or blank), and the block
+    saying ``notice`` instead (None: nothing to change, or it cannot be read: a note says so)."""
+    try:
+        old = tiff.text_value(block, tiff.COPYRIGHT_TAG)
+        if not old or not old.strip():
+            return None, None
+        changes = tiff.set_text(block, tiff.COPYRIGHT_TAG, notice) if old != notice else None
+    except MalformedFile as exc:
+        notes.append(f"its EXIF Copyright is left as it was ({exc})")
+        return None, None
+    return old, bytes(replace(block, changes)) if changes is not None else None
+
+
+def _png_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[str]) -> tuple[bytes, list[str]]:
+    """A PNG's eXIf chunk (the first, the one read) made to say ``notice``: the chunk replaced in
+    place with its new CRC. A legacy "Raw profile" EXIF text chunk is left, with a note."""
+    chunk = next((c for c in walked.png_chunks(data, parsed) if c.type == b"eXIf"), None)
+    if chunk is None:
+        _left_notices(containers.extract(data, "png", parsed), notice, notes)
+        return data, []
+    body = png.data(data, chunk)
+    prefix = jpeg.EXIF_SIGNATURE if body[: len(jpeg.EXIF_SIGNATURE)] == jpeg.EXIF_SIGNATURE else b""
+    old, new = _new_exif(body[len(prefix) :], notice, notes)
+    if new is None:
+        return data, [EXIF_NOTICE] if old is not None else []
+    return bytes(replace(data, [(chunk.start, chunk.end, png.make(b"eXIf", prefix + new))])), [EXIF_NOTICE]
 
 
 def _left_notices(blocks: containers.Blocks, notice: str, notes: list[str]) -> None:
@@ -233,14 +265,8 @@ def _jpeg_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[s
     exif = next((s for s in layout.segments if jpeg.is_exif(data, s)), None)  # the one read takes
     if exif is not None:
         block = jpeg.payload(data, exif)[len(jpeg.EXIF_SIGNATURE) :]
-        try:
-            old = tiff.text_value(block, tiff.COPYRIGHT_TAG)
-            changes = tiff.set_text(block, tiff.COPYRIGHT_TAG, notice) if old and old.strip() and old != notice else None
-        except MalformedFile as exc:
-            notes.append(f"its EXIF Copyright is left as it was ({exc})")
-            old, changes = None, None
-        if changes is not None:
-            new = bytes(replace(block, changes))
+        old, new = _new_exif(block, notice, notes)
+        if new is not None:
             if len(jpeg.EXIF_SIGNATURE) + len(new) > jpeg.MAX_PAYLOAD:
                 notes.append(f"its EXIF Copyright ({old!r}) is left as it was: the EXIF segment has no room for the new notice")
             elif len(new) != len(block) and mpf is not None and mpf < exif.start:
@@ -249,7 +275,7 @@ def _jpeg_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[s
             else:
                 edits.append((exif.marker_pos, exif.end, jpeg.segment(jpeg.APP1, jpeg.EXIF_SIGNATURE + new)))
                 carriers.append(EXIF_NOTICE)
-        elif old and old.strip():
+        elif old is not None:
             carriers.append(EXIF_NOTICE)  # says it already
     irbs = jpeg.photoshop_segments(data, layout)
     if len(irbs) > 1:
