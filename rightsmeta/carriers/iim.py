@@ -20,6 +20,7 @@ from ..errors import MalformedMetadata
 IPTC_NAA = 0x0404
 DIGEST = 0x0425
 _SIGNATURES = (b"8BIM", b"PHUT", b"AgHg", b"DCSR", b"MeSa")  # Photoshop's and older Adobe tools'
+NOTICE_MARK = b"\x1c\x02\x74"  # the header of dataset 2:116: a block without it holds no notice
 _UTF8 = b"\x1b%G"  # dataset 1:90, CodedCharacterSet: ISO 2022 escape for UTF-8
 _MAX_RESOURCES = 10_000
 _MAX_DATASETS = 100_000
