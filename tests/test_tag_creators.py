@@ -216,3 +216,29 @@ def test_the_last_files_named_twice_are_given_with_jobs(tmp_path: Path) -> None:
     # More of them than the workers are given at once: the last ones are taken when no worker is busy.
     many = api.tag_all([photo, *[tmp_path / "b.jpg"] * 60], DENY_AI, jobs=2)
     assert [r.status for r in many] == ["tagged"] + ["skipped"] * 60
+
+
+def _exif_segment(data: bytes) -> bytes:
+    from rightsmeta.carriers import jpeg
+
+    layout = jpeg.walk(data)
+    return next(data[s.marker_pos : s.end] for s in layout.segments if jpeg.is_exif(data, s))
+
+
+def test_an_iim_in_utf8_takes_any_notice_and_a_blank_camera_notice_is_left(exiftool: str, tmp_path: Path) -> None:
+    # 1:90 says UTF-8 (ExifTool -IPTC:CodedCharacterSet=UTF8): the Greek notice goes there too.
+    photo = tmp_path / "IMG_0004.jpg"
+    _camera_jpeg(exiftool, photo, "-IPTC:CodedCharacterSet=UTF8", "-IPTC:CopyrightNotice=(c) 2020 Old")
+    result = rightsmeta.tag(photo, Assertion.build(deny=["ai"], copyright="© 2026 Αδα"))
+    assert result.carriers == ["xmp", "iptc-iim"] and result.notes == [], result
+    found = exiftool_json(exiftool, photo, "-IPTC:CopyrightNotice", "-IPTCDigest", "-CurrentIPTCDigest")
+    assert found["IPTC:CopyrightNotice"] == "© 2026 Αδα" and found["Photoshop:IPTCDigest"] == found["File:CurrentIPTCDigest"]
+    # A camera that writes a blank Copyright (spaces) states no notice: left as it was, byte for byte.
+    blank = tmp_path / "IMG_0005.jpg"
+    _camera_jpeg(exiftool, blank, "-EXIF:Copyright=    ")
+    exif = _exif_segment(blank.read_bytes())
+    assert b"    \x00" in exif  # the blank value is there
+    result = rightsmeta.tag(blank, DENY_AI)
+    assert result.carriers == ["xmp"] and result.notes == [], result
+    assert _exif_segment(blank.read_bytes()) == exif
+    assert "exif-copyright" not in [c.name for c in rightsmeta.read(blank).carriers]
