@@ -219,8 +219,9 @@ def _with_notices(data: bytes, fmt: str, notice: str, parsed: Parsed | None) -> 
     elif fmt == "png":
         data, written = _png_notices(data, notice, parsed, notes)
         carriers += written
-    else:  # EXIF in a WebP chunk: not rewritten (yet); the user is told
-        _left_notices(containers.extract(data, fmt, parsed), notice, notes)
+    elif fmt == "webp":
+        data, written = _webp_notices(data, notice, parsed, notes)
+        carriers += written
     return data, carriers
 
 
@@ -251,6 +252,20 @@ def _png_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[st
     if new is None:
         return data, [EXIF_NOTICE] if old is not None else []
     return bytes(replace(data, [(chunk.start, chunk.end, png.make(b"eXIf", prefix + new))])), [EXIF_NOTICE]
+
+
+def _webp_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[str]) -> tuple[bytes, list[str]]:
+    """A WebP's EXIF chunk (the first, the one read) made to say ``notice``, in its place."""
+    walked_riff = walked.webp_chunks(data, parsed)
+    chunk = next(iter(riff.find(walked_riff, b"EXIF")), None)
+    if chunk is None:
+        return data, []
+    body = riff.data(data, chunk)
+    prefix = jpeg.EXIF_SIGNATURE if body[: len(jpeg.EXIF_SIGNATURE)] == jpeg.EXIF_SIGNATURE else b""
+    old, new = _new_exif(body[len(prefix) :], notice, notes)
+    if new is None:
+        return data, [EXIF_NOTICE] if old is not None else []
+    return bytes(riff.replace_chunk(data, walked_riff, chunk, prefix + new)), [EXIF_NOTICE]
 
 
 def _left_notices(blocks: containers.Blocks, notice: str, notes: list[str]) -> None:
