@@ -178,6 +178,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
             raise
         new, carriers, unwritten = data, [], exc
         notes.append(f"only the C2PA manifest carries the signal ({exc})")
+    notes += options.parsed.notes if options.parsed is not None else []
     if signing:
         assert identity is not None
         from .fingerprint import fingerprint
@@ -195,6 +196,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
     return _Written(new, fmt, carriers, notes, options)
 
 
+_NOTICES = ("exif-copyright", "iptc-iim")  # carriers/image.py: EXIF_NOTICE, IIM_NOTICE
 _DAMAGED_STORE_KEPT = "a damaged C2PA manifest store, which c2pa cannot read, is left as it was"
 
 
@@ -217,6 +219,11 @@ def _checked(data: bytes, new: Buffer, written: _Written, assertion: Assertion) 
     if errors or wrong or any(c.values.get("validation_state") == "Invalid" for c in check.carriers):
         problems = errors + [f"{p} reads back differently" for p in wrong]
         raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(problems)})")
+    # A notice an image's EXIF or IIM held was replaced (carriers/image.py): it must say the new one.
+    stale = [f"{c.name} says {c.rights.get('copyright')!r}" for c in check.carriers
+             if c.name in _NOTICES and c.name in written.carriers and c.rights.get("copyright") != assertion.copyright]
+    if stale:
+        raise WriteError(f"the tagged {fmt.upper()} did not read back as written; original kept ({'; '.join(stale)})")
     lost = [p.value for p in PURPOSES if p not in covered and assertion.state(p) is not State.UNSPECIFIED]
     notes = [f"no carrier written to this {fmt.upper()} can express {', '.join(lost)}"] if lost else []
     # The same work, not only the same words: a rewrite that lost a page or a pixel row is refused.
@@ -276,6 +283,10 @@ def tag(
                     ledger is not None, follow_links)
     if isinstance(step, TagResult):
         return step
+    if isinstance(step, _Raw):
+        if ledger is not None and step.found is not None:
+            _recorded(ledger, [(step.result, step.target, step.found)])
+        return step.result
     try:
         step.finish(None)  # the folder fsynced at once
     except Exception as exc:
@@ -357,7 +368,7 @@ def tag_iter(
         return
     options = Options(password=password)
     dirs: set[str] = set()
-    queue: deque[tuple[TagResult | _Writing, _Finishing | None]] = deque()
+    queue: deque[tuple[TagResult | _Writing | _Raw, _Finishing | None]] = deque()
     ready: deque[tuple[TagResult, _Work | None]] = deque()  # renamed (or not written), not yet given
     durable = _Durable(dirs)
 
@@ -369,12 +380,13 @@ def tag_iter(
         if ledger is None or len(ready) >= _BATCH:
             yield from _given(ready, ledger)
 
+    once = _Once(follow_links)
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
-            step = _tag_one(os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None,
-                            follow_links, hold)
-            if isinstance(step, TagResult):
+            step = once.seen(os.fspath(path), assertion) or _tag_one(
+                os.fspath(path), assertion.for_work(), dry_run, options, identity, ledger is not None, follow_links, hold)
+            if not isinstance(step, _Writing):
                 queue.append((step, None))
             while queue and (len(queue) > _AHEAD or queue[0][1] is None or queue[0][1].done):
                 yield from take()
@@ -394,6 +406,31 @@ def tag_iter(
                     step.abandon()
         durable.close()
         sync_dirs(dirs)
+
+
+class _Once:
+    """The files a batch has tagged, by their real paths: one file named twice (a link to a photo
+    beside the photo, or a name given twice) is tagged once, not given two works in the ledger. Hard links are not the same file once tagged (the replace splits
+    them), so names are compared, not inodes; only a link costs a lookup (realpath)."""
+
+    def __init__(self, follow_links: bool) -> None:
+        self.follow = follow_links
+        self.tagged: dict[str, str] = {}  # the file's real path: the name it was tagged under
+
+    def seen(self, name: str, assertion: Assertion) -> TagResult | None:
+        """A result for ``name`` when its file was tagged in this batch already, else None (and it is
+        taken as tagged under ``name``)."""
+        if name == "-":
+            return None
+        link = os.path.islink(name)
+        if link and not self.follow:
+            return None  # skipped as a link, with its own reason
+        real = os.path.realpath(name) if link else os.path.abspath(name)
+        first = self.tagged.get(real)
+        if first is None:
+            self.tagged[real] = name
+            return None
+        return TagResult(name, "skipped", assertion=assertion, reason=f"the same file as {first}, tagged already in this run")
 
 
 class _Durable:
@@ -506,12 +543,14 @@ class _Writing:
 _Work = tuple[TagResult, str, "Essence"]
 
 
-def _done(queue: deque[tuple[TagResult | _Writing, _Finishing | None]]) -> tuple[TagResult, _Work | None]:
+def _done(queue: deque[tuple[TagResult | _Writing | _Raw, _Finishing | None]]) -> tuple[TagResult, _Work | None]:
     """The first file's result and its work to record, taken off ``queue`` only when its write is
     done (an interruption while waiting for it leaves it there, for ``tag_iter`` to abandon)."""
     step, finishing = queue[0]
     error = finishing.error() if finishing is not None else None
     queue.popleft()
+    if isinstance(step, _Raw):
+        return step.result, (step.result, step.target, step.found) if step.found is not None else None
     return (step, None) if isinstance(step, TagResult) else _result(step, error)
 
 
@@ -571,7 +610,7 @@ def _recorded(ledger: Ledger, works: list[_Work]) -> None:
 def _tag_one(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
     record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None = None,
-) -> TagResult | _Writing:
+) -> TagResult | _Writing | _Raw:
     """One file tagged up to its rename (``record``: its essence computed, for the ledger).
 
     ``hold`` is given a file written (its ``_Writing``, also returned) before a stop (SIGTERM,
@@ -590,7 +629,7 @@ def _tag_one(
 def _tag_path(
     name: str, assertion: Assertion, dry_run: bool, options: Options, identity: Identity | None,
     record: bool, follow_links: bool, hold: Callable[[_Writing], None] | None,
-) -> TagResult | _Writing:
+) -> TagResult | _Writing | _Raw:
     notes: list[str] = []
     target = name
     if os.path.islink(name):
@@ -600,7 +639,7 @@ def _tag_path(
         target = os.path.realpath(name)
         notes.append(f"a symbolic link: tagged the file it points to, {target}")
     if sidecar.is_raw(target):
-        return _tag_raw(name, target, assertion, dry_run, notes)
+        return _tag_raw(name, target, assertion, dry_run, notes, record)
     with contextlib.ExitStack() as held:
         try:
             # Locked for the whole read-modify-replace, so a concurrent tag cannot be lost.
@@ -665,25 +704,61 @@ def _sidecars(target: str, assertion: Assertion, notes: list[str], *, dry_run: b
     find them disagreeing with it); raises WriteError, and the file is then not tagged either."""
     if not sidecar.find(target):
         return []
-    written = sidecar.write(target, assertion, dry_run=dry_run)
+    split: list[str] = []
+    written = sidecar.write(target, assertion, dry_run=dry_run, notes=split)
     notes.append(f"its XMP sidecar {', '.join(os.path.basename(w) for w in written)} says the same")
+    notes += split
     return [sidecar.CARRIER]
 
 
-def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes: list[str]) -> TagResult:
+class _Raw(NamedTuple):
+    """A camera raw tagged through its sidecar, and its work to record (``found``: None when not
+    recording): no rename of its own to wait for, so it is recorded as soon as it is done."""
+
+    result: TagResult
+    target: str
+    found: Essence | None
+
+
+def _raw_essence(target: str) -> Essence:
+    """What identifies a raw in the ledger: the essence of its bytes as ``verify`` computes it for
+    the raw read alone (a copy without its sidecar), so that copy is recognised. For a TIFF-based
+    raw (NEF, ARW, CR2...) that is its first image, the camera's preview or thumbnail; a raw whose
+    container no family reads (CR3, RW2) gets none, and ``verify`` says such a raw is unreadable
+    anyway (fail closed). The raw is never rewritten, so what was read is what lies there."""
+    from .fingerprint import Essence, essence
+    from .fsio import read_path
+
+    try:
+        data = bytes(read_path(target))
+        _, fmt = _identify(data)
+    except OSError as exc:
+        return Essence(None, None, None, f"the raw could not be read: {exc.strerror or exc}")
+    except RightsmetaError as exc:
+        return Essence(None, None, None, f"its container is not one rightsmeta reads: {exc}")
+    return essence(data, fmt, probes=False)
+
+
+def _tag_raw(name: str, target: str, assertion: Assertion, dry_run: bool, notes: list[str],
+             record: bool) -> TagResult | _Raw:
     """A camera raw, tagged through its XMP sidecar (sidecar.py): the raw itself is never
-    rewritten. Not recorded in the ledger: the raw's essence is not decoded (no raw decoder)."""
+    rewritten. With ``record``, its work (``_raw_essence``) goes to the ledger as a tagged file's does."""
     if not sidecar.regular(target):
         reason = "not a regular file; not tagged" if os.path.lexists(target) else "no such file"
         return TagResult(name, "failed", reason=reason, assertion=assertion)
     try:
-        written = sidecar.write(target, assertion, dry_run=dry_run)
+        split: list[str] = []
+        written = sidecar.write(target, assertion, dry_run=dry_run, notes=split)
     except RightsmetaError as exc:
         return TagResult(name, "failed", "raw", reason=str(exc), assertion=assertion)
     names = ", ".join(os.path.basename(w) for w in written)
     notes.append(f"a camera raw: the raw is unchanged; the statement is in its XMP sidecar {names}, "
                  "which does not travel with the file (keep them together; a copy of the raw alone says nothing)")
-    return TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
+    notes += split
+    result = TagResult(name, "would-tag" if dry_run else "tagged", "raw", [sidecar.CARRIER], assertion=assertion, notes=notes)
+    if dry_run or not record:
+        return result
+    return _Raw(result, target, _raw_essence(target))
 
 
 def _pieces(new: bytes | Spliced) -> bytes | tuple[bytes | memoryview, ...]:

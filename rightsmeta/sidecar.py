@@ -186,9 +186,11 @@ def _updated(packet: bytes | None, assertion: Assertion, sidecar: str) -> bytes:
     return new
 
 
-def write(path: str, assertion: Assertion, *, dry_run: bool = False, dirs_to_sync: set[str] | None = None) -> list[str]:
+def write(path: str, assertion: Assertion, *, dry_run: bool = False, dirs_to_sync: set[str] | None = None,
+          notes: list[str] | None = None) -> list[str]:
     """Put ``assertion`` into the sidecars of ``path`` (the existing ones, else a new ``stem.xmp``),
-    each replaced atomically; the sidecars written (or that would be). Raises WriteError."""
+    each replaced atomically; the sidecars written (or that would be). Raises WriteError.
+    ``notes`` is given what the user should know of a sidecar written (its hard links split)."""
     written = []
     for found in find(path) or [f"{os.path.splitext(path)[0]}.xmp"]:
         sidecar = os.path.realpath(found)  # a linked sidecar stays a link; the file it names is updated
@@ -204,6 +206,12 @@ def write(path: str, assertion: Assertion, *, dry_run: bool = False, dirs_to_syn
                     new = _updated(_read_bounded(fd), assertion, sidecar)
                     if not dry_run:
                         atomic_write(sidecar, new, expect=before, dirs_to_sync=dirs_to_sync)
+                        if before.st_nlink > 1 and notes is not None:
+                            # As for a tagged file (api._result): the other names keep the old sidecar.
+                            notes.append(
+                                f"the sidecar {os.path.basename(found)} had {before.st_nlink} hard links; this name now "
+                                f"holds the tagged sidecar, the other {before.st_nlink - 1} still hold the untagged "
+                                "version (an atomic replace writes a new file)")
         except MalformedMetadata as exc:  # not a regular file, or too large
             raise WriteError(f"the sidecar {os.path.basename(sidecar)} was not changed: {exc}") from None
         except OSError as exc:

@@ -96,6 +96,7 @@ def tag_parallel(
     setup = (assertion, dry_run, password, identity, ledger is not None, follow_links, level())
     workers = [_Worker(ctx, setup) for _ in range(jobs)]
     numbered = enumerate(os.fspath(p) for p in paths)
+    once = api._Once(follow_links)
     window = 2 * _DEPTH * jobs  # paths taken but not yet given back as results
     answered: dict[int, Answer] = {}
     given = taken = 0
@@ -115,10 +116,15 @@ def tag_parallel(
                     if job is None:
                         more = False
                         break
-                    worker.send(*job)
                     taken += 1
+                    if (twice := once.seen(job[1], assertion)) is not None:  # answered here, not sent
+                        answered[job[0]] = (job[0], twice, None, None)
+                        continue
+                    worker.send(*job)
             busy = [w for w in workers if w.held]
             if not busy:
+                if given in answered or more:  # files answered here (named twice) still to give, or more to take
+                    continue
                 finished = True
                 return
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
@@ -233,7 +239,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
     dirs: set[str] = set()
     durable = api._Durable(dirs)
     held: dict[int, api._Writing] = {}  # written, not yet answered for
-    outbox: queue.SimpleQueue[tuple[int, TagResult | api._Writing, api._Finishing | None] | None] = queue.SimpleQueue()
+    outbox: queue.SimpleQueue[tuple[int, TagResult | api._Writing | api._Raw, api._Finishing | None] | None] = queue.SimpleQueue()
     gone = threading.Event()  # an answer could not be sent: the parent is gone
     reporter = threading.Thread(target=_answer, args=(conn, outbox, held, gone), name="rightsmeta-answers",
                                 daemon=True)
@@ -248,7 +254,7 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
         while not gone.is_set() and (job := conn.recv()) is not None:
             seq, path = job
             step = api._tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links, hold)
-            if isinstance(step, TagResult):
+            if not isinstance(step, api._Writing):
                 outbox.put((seq, step, None))
         outbox.put(None)
         reporter.join()
@@ -269,6 +275,8 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
         answer: Answer
         if isinstance(step, TagResult):
             answer = (seq, step, None, None)
+        elif isinstance(step, api._Raw):  # a raw tagged through its sidecar: nothing renamed to wait for
+            answer = (seq, step.result, step.found, step.target)
         else:
             error = finishing.error()
             if step.replacement.discarded:

@@ -38,6 +38,9 @@ class Parsed:
 
     def __init__(self) -> None:
         self._kept: list[tuple[str, Any, Any]] = []
+        #: What the writer has to tell the user of this file (an old notice it had to leave): the
+        #: family's ``write`` returns only the new file and its carriers.
+        self.notes: list[str] = []
 
     def find(self, kind: str, buf: Any) -> Any:
         """What was kept for ``buf`` under ``kind`` (a module's name), or None."""

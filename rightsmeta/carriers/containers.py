@@ -85,6 +85,9 @@ class Blocks:
     #: Where a C2PA store may sit, as the same walk found (None: this format's walk does not say).
     #: Not metadata, so not compared: two files with the same metadata extract as equal.
     c2pa: list[tuple[int, int]] | None = field(default=None, compare=False)
+    #: A JPEG's Photoshop image resources (APP13 "Photoshop 3.0", its segments joined), where the
+    #: IPTC IIM lives (carriers/iim.py).
+    irb: bytes | None = None
 
 
 _NOTHING = Blocks(None, None, None)
@@ -195,8 +198,10 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
     if misnamed is not None:
         raise MalformedFile(f"JPEG segment 0x{misnamed.marker:02X} at offset {misnamed.marker_pos} holds an XMP packet "
                             "under a damaged marker or name (not APP1 http://ns.adobe.com/xap/1.0/): the packet was not read")
+    irbs = jpeg.photoshop_segments(buf, layout)
+    irb = b"".join(jpeg.payload(buf, s)[len(jpeg.PHOTOSHOP_SIGNATURE) :] for s in irbs) if irbs else None
     if not packets:
-        return Blocks(None, exif, None, c2pa=c2pa)
+        return Blocks(None, exif, None, c2pa=c2pa, irb=irb)
     first = packets[0][1]
     extended: bytes | None = None
     error: str | None = None
@@ -207,7 +212,7 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
         except MalformedMetadata as exc:
             error = str(exc)
     more = tuple((packet, f"JPEG APP1 at offset {seg.marker_pos}") for seg, packet in packets[1:])
-    return Blocks(first, exif, "JPEG APP1", more, extended, error, c2pa)
+    return Blocks(first, exif, "JPEG APP1", more, extended, error, c2pa, irb)
 
 
 # --- PNG (walked by carriers/png.py) -----------------------------------------------------------

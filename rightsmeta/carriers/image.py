@@ -18,8 +18,8 @@ from ..errors import MalformedFile, MalformedMetadata, UnsupportedFormat
 from ..model import Assertion
 from ..report import CarrierReport
 from ..vocab import exif as exif_vocab
-from . import containers, jpeg, png, riff, tiff, walked
-from .splice import Spliced
+from . import containers, iim, jpeg, png, riff, tiff, walked
+from .splice import Spliced, replace
 
 if TYPE_CHECKING:
     from . import Options, Parsed
@@ -111,6 +111,41 @@ def read(buf: Any, fmt: str, options: Options | None = None) -> list[CarrierRepo
                 except MalformedMetadata as exc:
                     report.errors.append(str(exc))
                 found.append(report)
+    found += _notice_reports(blocks)
+    return found
+
+
+EXIF_NOTICE = "exif-copyright"
+IIM_NOTICE = "iptc-iim"
+
+
+_COPYRIGHT_ENTRY = (tiff.COPYRIGHT_TAG.to_bytes(2, "little"), tiff.COPYRIGHT_TAG.to_bytes(2, "big"))
+
+
+def _notice_reports(blocks: containers.Blocks) -> list[CarrierReport]:
+    """The copyright notices EXIF (IFD0 Copyright) and the IPTC IIM (2:116 CopyrightNotice) hold
+    beside XMP's dc:rights: shown by read, and what a tag with ``--copyright`` replaces. A blank
+    one (cameras write spaces) is no notice."""
+    found: list[CarrierReport] = []
+    # Searched for in C first: most images of a scan hold neither, and walking costs (microseconds).
+    if blocks.exif is not None and _COPYRIGHT_ENTRY[blocks.exif[:2] == b"MM"] in blocks.exif:
+        try:
+            notice = tiff.text_value(blocks.exif, tiff.COPYRIGHT_TAG)
+        except MalformedFile as exc:
+            found.append(CarrierReport(EXIF_NOTICE, "IFD0 0x8298 Copyright", errors=[f"EXIF Copyright not read: {exc}"]))
+        else:
+            if notice and notice.strip():
+                found.append(CarrierReport(EXIF_NOTICE, "IFD0 0x8298 Copyright", values={"Copyright": notice},
+                                           rights={"copyright": notice}))
+    if blocks.irb is not None and iim.NOTICE_MARK in blocks.irb:
+        try:
+            notices = [n for n in iim.notices(blocks.irb) if n.strip()]
+        except MalformedMetadata as exc:
+            found.append(CarrierReport(IIM_NOTICE, "JPEG APP13 IPTC 2:116", errors=[f"IPTC IIM not read: {exc}"]))
+        else:
+            if notices:
+                found.append(CarrierReport(IIM_NOTICE, "JPEG APP13 IPTC 2:116", values={"CopyrightNotice": notices[0]},
+                                           rights={"copyright": notices[0]}))
     return found
 
 
@@ -134,13 +169,16 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
             "the file is unchanged"
         )
     parsed = options.parsed if options is not None else None
+    carriers = ["xmp"]
+    if assertion.copyright:
+        data, carriers = _with_notices(data, fmt, assertion.copyright, parsed)
     blocks = containers.extract(data, fmt, parsed)
     if blocks.xmp_error is not None:
         raise MalformedMetadata(f"part of the file's XMP cannot be read ({blocks.xmp_error}); not writing over it")
     packets = [bytes(p) for p in (blocks.xmp, blocks.extended_xmp) if p is not None]
     packets += [bytes(p) for p, _ in blocks.more_xmp]
     if not packets:  # the packet alone: the same bytes as the tree below would give, made faster
-        return _WRITERS[fmt](data, xmp.fresh_packet(assertion, parsed), parsed), ["xmp"]
+        return _WRITERS[fmt](data, xmp.fresh_packet(assertion, parsed), parsed), carriers
     changes = xmp.planned(assertion)  # once: the merge and the update both need it
     try:
         root = xmp.combine(packets, replaced=frozenset(changes) | {"plus:OtherConstraints", "xmpRights:UsageTerms"})
@@ -148,7 +186,145 @@ def write(data: bytes, fmt: str, assertion: Assertion, options: Options | None =
         xmp.apply(root, xmp.keeping_others(changes, xmp.raw(root)))
     except MalformedMetadata as exc:
         raise MalformedMetadata(f"the file's XMP is malformed ({exc}); not writing over it") from None
-    return _WRITERS[fmt](data, root, parsed), ["xmp"]
+    return _WRITERS[fmt](data, root, parsed), carriers
+
+
+def _with_notices(data: bytes, fmt: str, notice: str, parsed: Parsed | None) -> tuple[bytes, list[str]]:
+    """``data`` with the older copyright notices its EXIF and IPTC IIM hold saying ``notice``,
+    and the carriers that now say it (XMP first). The MWG guidelines ask a writer to keep the
+    three in sync; left apart, readers that reconcile them (ExifTool's MWG Copyright, which
+    takes EXIF's first; Lightroom) show the old notice. Only a notice that is there is replaced
+    (none is added), each where it lies, every other byte kept (jpeg.py, tiff.py, iim.py). A
+    notice that cannot be replaced safely is left, and a note says so (``parsed.notes``).
+
+    A file with no older notice is returned as it is (the same object: its walks are reused); one
+    with a notice to change is copied once, which only such files pay."""
+    carriers = ["xmp"]
+    notes = parsed.notes if parsed is not None else []
+    if fmt == "jpeg":
+        data, written = _jpeg_notices(data, notice, parsed, notes)
+        carriers += written
+    elif fmt == "tiff":
+        try:
+            directory = walked.tiff_directory(data, parsed)
+            old = tiff.text_value(data, tiff.COPYRIGHT_TAG, directory)
+            edits = tiff.set_text(data, tiff.COPYRIGHT_TAG, notice, directory) if old and old.strip() else None
+        except MalformedFile as exc:
+            notes.append(f"its EXIF Copyright is left as it was ({exc})")
+            old, edits = None, None
+        if edits is not None and old != notice:
+            data = bytes(replace(data, edits))
+        if edits is not None:
+            carriers.append(EXIF_NOTICE)
+    elif fmt == "png":
+        data, written = _png_notices(data, notice, parsed, notes)
+        carriers += written
+    elif fmt == "webp":
+        data, written = _webp_notices(data, notice, parsed, notes)
+        carriers += written
+    return data, carriers
+
+
+def _new_exif(block: bytes, notice: str, notes: list[str]) -> tuple[str | None, bytes | None]:
+    """The notice an EXIF block (from its TIFF header) holds (None: none, or blank), and the block
+    saying ``notice`` instead (None: nothing to change, or it cannot be read: a note says so)."""
+    try:
+        old = tiff.text_value(block, tiff.COPYRIGHT_TAG)
+        if not old or not old.strip():
+            return None, None
+        changes = tiff.set_text(block, tiff.COPYRIGHT_TAG, notice) if old != notice else None
+    except MalformedFile as exc:
+        notes.append(f"its EXIF Copyright is left as it was ({exc})")
+        return None, None
+    return old, bytes(replace(block, changes)) if changes is not None else None
+
+
+def _png_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[str]) -> tuple[bytes, list[str]]:
+    """A PNG's eXIf chunk (the first, the one read) made to say ``notice``: the chunk replaced in
+    place with its new CRC. A legacy "Raw profile" EXIF text chunk is left, with a note."""
+    chunk = next((c for c in walked.png_chunks(data, parsed) if c.type == b"eXIf"), None)
+    if chunk is None:
+        _left_notices(containers.extract(data, "png", parsed), notice, notes)
+        return data, []
+    body = png.data(data, chunk)
+    prefix = jpeg.EXIF_SIGNATURE if body[: len(jpeg.EXIF_SIGNATURE)] == jpeg.EXIF_SIGNATURE else b""
+    old, new = _new_exif(body[len(prefix) :], notice, notes)
+    if new is None:
+        return data, [EXIF_NOTICE] if old is not None else []
+    return bytes(replace(data, [(chunk.start, chunk.end, png.make(b"eXIf", prefix + new))])), [EXIF_NOTICE]
+
+
+def _webp_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[str]) -> tuple[bytes, list[str]]:
+    """A WebP's EXIF chunk (the first, the one read) made to say ``notice``, in its place."""
+    walked_riff = walked.webp_chunks(data, parsed)
+    chunk = next(iter(riff.find(walked_riff, b"EXIF")), None)
+    if chunk is None:
+        return data, []
+    body = riff.data(data, chunk)
+    prefix = jpeg.EXIF_SIGNATURE if body[: len(jpeg.EXIF_SIGNATURE)] == jpeg.EXIF_SIGNATURE else b""
+    old, new = _new_exif(body[len(prefix) :], notice, notes)
+    if new is None:
+        return data, [EXIF_NOTICE] if old is not None else []
+    return bytes(riff.replace_chunk(data, walked_riff, chunk, prefix + new)), [EXIF_NOTICE]
+
+
+def _left_notices(blocks: containers.Blocks, notice: str, notes: list[str]) -> None:
+    for report in _notice_reports(blocks):
+        old = report.rights.get("copyright")
+        if old is not None and old != notice:
+            notes.append(f"its older copyright notice in {report.name} ({old!r}) is left as it was: rightsmeta "
+                         "does not rewrite it in this format; readers may show either notice")
+
+
+def _jpeg_notices(data: bytes, notice: str, parsed: Parsed | None, notes: list[str]) -> tuple[bytes, list[str]]:
+    layout = walked.jpeg_layout(data, parsed)
+    edits: list[tuple[int, int, bytes]] = []
+    carriers: list[str] = []
+    mpf = jpeg.mpf_start(data, layout)
+    exif = next((s for s in layout.segments if jpeg.is_exif(data, s)), None)  # the one read takes
+    if exif is not None:
+        block = jpeg.payload(data, exif)[len(jpeg.EXIF_SIGNATURE) :]
+        old, new = _new_exif(block, notice, notes)
+        if new is not None:
+            if len(jpeg.EXIF_SIGNATURE) + len(new) > jpeg.MAX_PAYLOAD:
+                notes.append(f"its EXIF Copyright ({old!r}) is left as it was: the EXIF segment has no room for the new notice")
+            elif len(new) != len(block) and mpf is not None and mpf < exif.start:
+                notes.append(f"its EXIF Copyright ({old!r}) is left as it was: its EXIF follows the MPF index, "
+                             "whose offsets a longer segment would break")
+            else:
+                edits.append((exif.marker_pos, exif.end, jpeg.segment(jpeg.APP1, jpeg.EXIF_SIGNATURE + new)))
+                carriers.append(EXIF_NOTICE)
+        elif old is not None:
+            carriers.append(EXIF_NOTICE)  # says it already
+    irbs = jpeg.photoshop_segments(data, layout)
+    if len(irbs) > 1:
+        if any(iim.NOTICE_MARK in jpeg.payload(data, s) for s in irbs):
+            notes.append("its IPTC IIM copyright notice is left as it was: its Photoshop resources span several APP13 "
+                         "segments, which rightsmeta does not rewrite")
+    elif irbs:
+        seg = irbs[0]
+        irb = jpeg.payload(data, seg)[len(jpeg.PHOTOSHOP_SIGNATURE) :]
+        try:
+            olds = [n for n in iim.notices(irb) if n.strip()]
+            new_irb = iim.with_notice(irb, notice) if olds and any(n != notice for n in olds) else None
+        except MalformedMetadata as exc:
+            notes.append(f"its IPTC IIM copyright notice is left as it was ({exc})")
+            olds, new_irb = [], None
+        if new_irb is not None:
+            grown = len(new_irb) != len(irb)
+            if len(jpeg.PHOTOSHOP_SIGNATURE) + len(new_irb) > jpeg.MAX_PAYLOAD:
+                notes.append(f"its IPTC IIM copyright notice ({olds[0]!r}) is left as it was: the APP13 segment has no room")
+            elif grown and mpf is not None and mpf < seg.start:
+                notes.append(f"its IPTC IIM copyright notice ({olds[0]!r}) is left as it was: it follows the MPF index, "
+                             "whose offsets a longer segment would break")
+            else:
+                edits.append((seg.marker_pos, seg.end, jpeg.segment(jpeg.APP13, jpeg.PHOTOSHOP_SIGNATURE + new_irb)))
+                carriers.append(IIM_NOTICE)
+        elif olds:
+            carriers.append(IIM_NOTICE)
+    if not edits:
+        return data, carriers
+    return bytes(replace(data, sorted(edits, key=lambda edit: edit[0]))), carriers
 
 
 # What a writer puts in: the packet's tree, or the packet already serialised (a file without XMP).

@@ -140,6 +140,15 @@ def is_exif(buf: Buffer, seg: Segment) -> bool:
     return seg.marker == APP1 and _starts(buf, seg, EXIF_SIGNATURE)
 
 
+APP13 = 0xED
+PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
+
+
+def photoshop_segments(buf: Buffer, layout: Layout) -> list[Segment]:
+    """The APP13 segments holding Photoshop's image resources (a large block spans several)."""
+    return [s for s in layout.segments if s.marker == APP13 and _starts(buf, s, PHOTOSHOP_SIGNATURE)]
+
+
 def xmp_packets(buf: Buffer, layout: Layout) -> list[tuple[Segment, bytes]]:
     """Every standard XMP packet, in file order (a file should have one; some have more)."""
     return [(s, payload(buf, s)[len(XMP_SIGNATURE) :]) for s in layout.segments if is_xmp(buf, s)]

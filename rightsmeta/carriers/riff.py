@@ -193,3 +193,15 @@ def replace_webp_xmp(buf: Buffer, riff: Riff, packet: bytes) -> Spliced:
         grown += len(header)
     changes.append((4, 8, (riff.end - 8 + grown).to_bytes(4, "little")))
     return splice.replace(buf, sorted(changes, key=lambda change: change[0]))
+
+
+def replace_chunk(buf: Buffer, riff: Riff, chunk: Chunk, body: bytes) -> Spliced:
+    """The file with ``chunk`` (and its pad byte) holding ``body`` instead, where it was, and the
+    RIFF size updated; every other chunk keeps its bytes (a WebP's EXIF, whose notice a tag
+    replaces: the VP8X flags already announce it)."""
+    start, end = chunk.start, riff.padded_end(chunk)
+    new = make(chunk.fourcc, body)
+    if end == chunk.end and chunk.size & 1:
+        new = new[:-1]  # its pad byte was missing (a chunk ending the file): none is added
+    grown = len(new) - (end - start)
+    return splice.replace(buf, [(4, 8, (riff.end - 8 + grown).to_bytes(4, "little")), (start, end, new)])

@@ -379,3 +379,71 @@ def _append(tail: bytearray, base: int, value: bytes) -> int:
         raise MalformedFile("TIFF: the file would outgrow 32-bit offsets (BigTIFF is not supported)")
     tail += value
     return at
+
+
+COPYRIGHT_TAG = 0x8298  # IFD0 Copyright (TIFF 6.0, EXIF): "photographer\0editor\0" or one notice
+_TEXT_TYPES = (1, 2, 7)  # ASCII as the specification has it; BYTE and UNDEFINED as some writers do
+
+
+def text_entry(buf: Buffer, tag: int, ifd0: Directory | None = None) -> tuple[IfdEntry, int] | None:
+    """IFD0's entry for ``tag`` and where that entry sits, its value checked to lie in ``buf``;
+    None when there is none. MalformedFile for a repeated tag or one that is not text."""
+    order, start, entries, _ = ifd0 or first_directory(buf)
+    found = [i for i, e in enumerate(entries) if e.tag == tag]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise MalformedFile(f"TIFF: IFD0 holds tag 0x{tag:04X} {len(found)} times; not choosing one")
+    entry = entries[found[0]]
+    if entry.type not in _TEXT_TYPES:
+        raise MalformedFile(f"TIFF: tag 0x{tag:04X} has field type {entry.type}, not text")
+    check_value(buf, entry)
+    return entry, start + 2 + 12 * found[0]
+
+
+def text_value(buf: Buffer, tag: int, ifd0: Directory | None = None) -> str | None:
+    """The text of IFD0's ``tag`` up to its first NUL (UTF-8, as ExifTool writes and reads EXIF
+    text), or None."""
+    if ifd0 is not None:
+        found = text_entry(buf, tag, ifd0)
+        entry = found[0] if found is not None else None
+    else:  # a read, for every image of a scan: only this entry is made (_find_in)
+        order = byte_order(buf)
+        entry = _find_in(buf, first_ifd_offset(buf, order), order, tag)
+        if entry is not None and entry.type not in _TEXT_TYPES:
+            raise MalformedFile(f"TIFF: tag 0x{tag:04X} has field type {entry.type}, not text")
+    if entry is None:
+        return None
+    return value_bytes(buf, entry).split(b"\x00", 1)[0].decode("utf-8", "replace")
+
+
+def set_text(buf: Buffer, tag: int, text: str, ifd0: Directory | None = None) -> list[tuple[int, int, bytes]] | None:
+    """The edits (for ``splice.replace``) that make IFD0's existing ``tag`` say ``text``; None
+    when IFD0 has no such tag (none is added). The value goes where the old one was when it fits
+    (the rest of its room zeroed), else after the last byte of ``buf``, the old bytes zeroed (no
+    stale notice left for a byte search to find): every other value keeps its offset."""
+    found = text_entry(buf, tag, ifd0)
+    if found is None:
+        return None
+    entry, field_at = found
+    assert entry.size is not None  # text_entry checked the value
+    order = (ifd0 or first_directory(buf)).order
+    value = text.encode("utf-8") + b"\x00"
+    outside = entry.size > 4
+    if outside and entry.value_pos < field_at + 12 and field_at < entry.value_pos + entry.size:
+        raise MalformedFile(f"TIFF: the value of tag 0x{tag:04X} overlaps its own directory entry; not writing into it")
+    edits: list[tuple[int, int, bytes]] = []
+    if len(value) <= 4:
+        edits.append((field_at + 4, field_at + 12, struct.pack(order + "I", len(value)) + value.ljust(4, b"\x00")))
+    elif outside and len(value) <= entry.size:
+        edits.append((field_at + 4, field_at + 8, struct.pack(order + "I", len(value))))
+        edits.append((entry.value_pos, entry.value_pos + entry.size, value.ljust(entry.size, b"\x00")))
+        return sorted(edits, key=lambda edit: edit[0])
+    else:
+        tail = bytearray()
+        at = _append(tail, len(buf), value)
+        edits.append((field_at + 4, field_at + 12, struct.pack(order + "II", len(value), at)))
+        edits.append((len(buf), len(buf), bytes(tail)))
+    if outside:
+        edits.append((entry.value_pos, entry.value_pos + entry.size, bytes(entry.size)))
+    return sorted(edits, key=lambda edit: edit[0])
