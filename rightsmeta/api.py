@@ -186,6 +186,7 @@ def _write(data: bytes, assertion: Assertion, options: Options, identity: Identi
         whole = bytes(new)
         try:
             new = manifest.sign(whole, fmt, assertion, identity, fingerprint=fingerprint(whole, fmt))
+            notes += manifest.caveats(new, fmt)
         except MalformedFile as exc:
             if unwritten is None:
                 raise

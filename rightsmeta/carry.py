@@ -70,7 +70,7 @@ def _size(data: bytes, fmt: str) -> tuple[int, int] | None:
 def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str, match: Match | None = None) -> list[str]:
     """The C2PA actions that say how the rendition differs from the original; ``match``: which part
     of the original matched which form of the rendition (None: the whole as it is)."""
-    from .fingerprint import WHOLE
+    from .fingerprint import WHOLE, same_part
 
     out = []
     if fmt != original_fmt:
@@ -84,7 +84,9 @@ def actions_for(original: bytes, original_fmt: str, derivative: bytes, fmt: str,
         # areas were cut away, which a resize or a turn alone never does. Turned a quarter, the
         # sides swap.
         scaled = _scaled(before, after) or (turned and _scaled(before, (after[1], after[0])))
-        part = match is not None and match.region != WHOLE
+        # A part matched at the same share of both pictures (half to half) is no cut: with the
+        # aspect kept, the copy frames the whole picture.
+        part = match is not None and match.region != WHOLE and not (match.probe and same_part(match.probe, match.region))
         if not scaled or part:
             out.append("c2pa.cropped")
         elif before not in (after, (after[1], after[0])):

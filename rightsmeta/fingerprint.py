@@ -808,6 +808,20 @@ def probe_form(probe: str) -> str | None:
     return form if form in _DIHEDRAL else None
 
 
+def same_part(probe: str, region: str) -> bool:
+    """Whether the copy's part ``probe`` (turned back, if turned) and the work's ``region`` are the
+    same share of each picture: a half with the same half, a centred share with the same share.
+    Then the copy frames the picture as the work does, so such a match shows no cut (a picture
+    alike top and bottom matches half to half as closely as whole to whole). Corner squares are
+    sized in pixels, not in shares: never the same part."""
+    form, _, part = probe.partition(", ")
+    if form in _DIHEDRAL:
+        probe = _undone(form, part) if part else WHOLE
+    elif probe == "as it is":
+        probe = WHOLE
+    return not _CORNER_NAME.match(probe) and probe == region
+
+
 def turned_part(probe: str) -> bool:
     """Whether ``probe`` names a part of a copy flipped or turned back (``mirrored, top half``)."""
     form, _, part = probe.partition(", ")

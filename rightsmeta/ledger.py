@@ -379,6 +379,7 @@ class Match:
     # and rewording it must not change a decision.
     region: str = WHOLE  # the work's part that matched: WHOLE, a region's name (fingerprint), the crop search's, EXCERPT
     form: str | None = None  # the flip or turn of the copy that matched (a name in fingerprint.TURNS); None: as it is
+    probe: str | None = None  # the copy's part that matched the region (a fingerprint probe's name); None: not a region match
 
     @property
     def imported(self) -> bool:
@@ -1112,7 +1113,8 @@ class Ledger:
             best = self._own_grids(self._nearest_regions(essence.probes, layout), self._nearest_regions(older.probes, layout),
                                    operator.itemgetter(1))
         best.sort(key=lambda found: found[0])
-        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}", name, probe_form(probe))
+        return [Match(self._load(work), d, False, f"the file ({probe}) matched the work's {name}", name, probe_form(probe),
+                      probe)
                 for d, work, probe, name in best[:_MAX_CANDIDATES]]
 
     def _nearest_regions(self, probes: Sequence[tuple[str, str]], layout: int) -> list[tuple[float, int, str, str]]:

@@ -499,3 +499,29 @@ def test_camera_previews_after_the_image_go_with_their_gps(tmp_path: Path, exift
     assert exiftool_json(exiftool, after, "-a", "-ee", "-G3:1", "-gps:all", "-mpf:all") == {"SourceFile": str(after)}
     assert pixels(result.data) == pixels(data)
     assert any("after the image" in r for r in result.removed)
+
+
+def _mandelbrot(size: tuple[int, int]) -> Image.Image:
+    # Symmetric top to bottom: each half of a resized copy matches the same half of the work as
+    # closely as the whole does.
+    return Image.effect_mandelbrot(size, (-2.0, -1.125, 1.0, 1.125), 100).convert("RGB")
+
+
+@pytest.mark.parametrize(("picture", "cut", "expected"), [
+    ("mandelbrot", None, ["c2pa.resized"]),
+    ("photo", None, ["c2pa.resized"]),
+    ("photo", (120, 90, 1080, 810), ["c2pa.cropped"]),  # cut to the same aspect, then resized
+    ("photo", (100, 0, 1100, 900), ["c2pa.cropped"]),  # the sides cut
+])
+def test_a_symmetric_pictures_resize_is_not_a_crop(identity: keys.Identity, picture: str,
+                                                   cut: tuple[int, int, int, int] | None, expected: list[str]) -> None:
+    # A Mandelbrot render 1200x900 resized to 800x600 was signed c2pa.cropped: its bottom half
+    # matched the work's bottom half more closely than its whole matched the whole (found in QA).
+    img = _mandelbrot((1200, 900)) if picture == "mandelbrot" else material.photo(12, (1200, 900))
+    original = io.BytesIO()
+    img.save(original, "PNG")
+    part = img if cut is None else img.crop(cut)
+    rendition = io.BytesIO()
+    part.resize((800, round(800 * part.height / part.width))).save(rendition, "PNG")
+    tagged = rightsmeta.tag_bytes(original.getvalue(), DENY_AI, identity=identity)
+    assert carry_bytes(tagged, rendition.getvalue(), identity=identity).actions == expected

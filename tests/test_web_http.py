@@ -651,6 +651,13 @@ def test_cli_csv_and_human_output(sites: dict[str, Site]) -> None:
     rows = list(csv.DictReader(io.StringIO(_cli(url, "--csv").stdout)))
     assert rows[0]["status"] == "notAllowed" and rows[0]["genai-training"] == "notAllowed"
     assert "robots.txt line 8 (user-agent gptbot)" in rows[0]["sources"]
+    # What was not read (the body, without --fetch-body) and the notes were in --json only: a CSV
+    # user could not see that the file's own carriers were never looked at (found in QA).
+    import json
+
+    (line,) = map(json.loads, _cli(url, "--jsonl").stdout.splitlines())
+    assert line["unread"] and rows[0]["unread"] == "; ".join(line["unread"])
+    assert rows[0]["notes"] == "; ".join(line["notes"])
     text = _cli(url, "--purpose", "genai-training").stdout
     assert text.startswith("notAllowed") and "robots.txt line 8 (user-agent gptbot): ai-training notAllowed" in text
 

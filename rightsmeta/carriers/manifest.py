@@ -338,6 +338,25 @@ def sign(data: bytes, fmt: str, assertion: Assertion, identity: Identity, *, fin
     return sign_manifest(manifest, fmt, data, identity)[0]
 
 
+# ExifTool (13.59) keys the directories it has read by their offset within a PNG chunk, not in the
+# file: the manifest store's first box and IFD0 both start 8 bytes into their chunks, so whichever
+# chunk comes second is taken for a loop and not shown. c2pa always puts its caBX chunk right after
+# IHDR, before the file's eXIf (c2pa-python 0.38 offers no other place), so ExifTool then shows no
+# EXIF ("IFD0 pointer references previous JUMBFBox directory") though every byte of it is kept.
+EXIF_AFTER_STORE = ("ExifTool (13.59) does not show this PNG's EXIF while the C2PA manifest chunk comes first, "
+                    "as c2pa places it; its EXIF is unchanged, and ExifTool shows it again once the manifest is gone")
+
+
+def caveats(signed: bytes, fmt: str) -> list[str]:
+    """What a reader known to misread the signed file gets wrong, said so that nobody takes it for damage."""
+    if fmt != "png":
+        return []
+    order = [c.type for c in png.walk(signed)]
+    if b"eXIf" in order and b"caBX" in order and order.index(b"caBX") < order.index(b"eXIf"):
+        return [EXIF_AFTER_STORE]
+    return []
+
+
 def statement_assertions(assertion: Assertion | None, fingerprint: str | None) -> list[dict[str, Any]]:
     """The training-mining assertion of the statement and the ISCC soft binding, as far as given."""
     assertions: list[dict[str, Any]] = []

@@ -200,8 +200,12 @@ def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[s
     elif isinstance(site.parsed_tdmrep, MalformedMetadata):
         errors.append(str(site.parsed_tdmrep))
     elif site.parsed_tdmrep:
+        here, normalised = tdmrep_json.site_of(url), _robots.normalise(path)
+        notes += [f"tdmrep.json rule {rule.index}: its location names another site ({rule.site}), "
+                  "so it is ignored here (TDMRep: a location is a path of the site the file is on)"
+                  for rule in tdmrep_json.foreign(site.parsed_tdmrep, normalised, here)]
         try:
-            signal = tdmrep_json.signal(site.parsed_tdmrep, _robots.normalise(path))
+            signal = tdmrep_json.signal(site.parsed_tdmrep, normalised, here)
         except MalformedMetadata as exc:
             errors.append(str(exc))
         else:

@@ -12,7 +12,8 @@ from typing import Any
 from ..model import PURPOSES
 from ..output import Writer
 
-CSV_FIELDS = ["url", "final_url", "http_status", "status", *[p.value for p in PURPOSES], "sources", "conflicts", "errors"]
+CSV_FIELDS = ["url", "final_url", "http_status", "status", *[p.value for p in PURPOSES], "sources", "conflicts", "errors",
+              "notes", "unread"]
 
 
 class CheckWriter(Writer):
@@ -25,4 +26,7 @@ class CheckWriter(Writer):
             "status": row["status"], **row["effective"],
             "sources": "; ".join(s["source"] for s in row["sources"]),
             "conflicts": "; ".join(row["conflicts"]), "errors": "; ".join(row["errors"]),
+            # What was ignored, and what was not read (the body without --fetch-body): without
+            # them a CSV row reads as if every carrier had been looked at.
+            "notes": "; ".join(row["notes"]), "unread": "; ".join(row["unread"]),
         }

@@ -3,6 +3,10 @@
 ``location`` is a path pattern (``*`` any characters, ``$`` the end, as in robots.txt); when
 several rules match, the most specific (longest) pattern wins, as TDMRep says. A file that is
 not such an array is an error of the check, never "no reservation" (fail closed).
+
+TDMRep's location is a pattern of paths of the server the file is on. A location written as a
+whole URL of that site is read as its path; one naming another site does not apply here
+(``foreign``: the check says so in a note).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import NOT_JSON, MalformedMetadata
 from ..vocab import Signal, tdmrep
@@ -31,6 +36,25 @@ class Rule:
     reservation: Any
     policy: str | None
     index: int
+    site: str | None = None  # the site a location written as a whole URL names (``site_of``); None: a path
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def site_of(url: str) -> str:
+    """``host`` or ``host:port`` (a port other than the scheme's default) of a URL, lower case.
+    http and https of one host are one site: a file at https naming its http address speaks
+    for itself. A URL whose host or port cannot be read names no site this one is (``?``)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "?" + url
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return "?" + url
+    return host if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()) else f"{host}:{port}"
 
 
 class Rules(list[Rule]):
@@ -70,17 +94,26 @@ def parse(data: bytes | str) -> Rules:
         policy = item.get("tdm-policy")
         if policy is not None and not isinstance(policy, str):
             raise MalformedMetadata(f"tdmrep.json rule {index}: tdm-policy must be a string")
-        location = _ORIGIN.sub("", item["location"], count=1)
+        whole = _ORIGIN.match(item["location"])
+        location = item["location"][whole.end():] if whole else item["location"]
         location = normalise(location if location.startswith("/") else "/" + location)
         rules.append(Rule(location,
-                          item.get("tdm-reservation"), policy, index))
+                          item.get("tdm-reservation"), policy, index, site_of(whole[0]) if whole else None))
     return rules
 
 
-def signal(rules: list[Rule], path: str) -> Signal | None:
-    """The most specific rule matching ``path``, decoded; None when no rule matches."""
+def foreign(rules: list[Rule], path: str, site: str) -> list[Rule]:
+    """The rules whose location would match ``path`` but names another site than ``site``
+    (``site_of`` the URL checked): they do not apply to it."""
+    return [rule for rule in (rules.candidates(path) if isinstance(rules, Rules) else rules)
+            if rule.site is not None and rule.site != site and matches(rule.location, path)]
+
+
+def signal(rules: list[Rule], path: str, site: str | None = None) -> Signal | None:
+    """The most specific rule matching ``path`` (of ``site``, when given: rules naming another
+    site are left out), decoded; None when no rule matches."""
     matching = [rule for rule in (rules.candidates(path) if isinstance(rules, Rules) else rules)
-                if matches(rule.location, path)]
+                if matches(rule.location, path) and (site is None or rule.site is None or rule.site == site)]
     if not matching:
         return None
     longest = max(len(rule.location) for rule in matching)
