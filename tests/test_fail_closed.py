@@ -830,6 +830,66 @@ def test_a_damaged_frame_header_hiding_our_frames_is_an_error(ffmpeg: str, exift
     assert api.read(tagged).errors == []
 
 
+PLUS_PACKET = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+               b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+               b'xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/"><plus:DataMining>'
+               b'http://ns.useplus.org/ldf/vocab/DMI-PROHIBITED-AIMLTRAINING</plus:DataMining></rdf:Description>'
+               b'</rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>')
+
+
+def _mutagen_tagged_mp3(ffmpeg: str, tmp_path: Path, version: int, *frames: Any) -> bytes:
+    """A real MP3 tagged by mutagen alone (as the bench corpus tags them): ``frames`` in an ID3v2 tag."""
+    from mutagen.id3 import ID3
+
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3",
+                    "-c:a", "libmp3lame", str(tone)], check=True)
+    tags = ID3()
+    for frame in frames:
+        tags.add(frame)
+    tags.save(tone, v2_version=version)
+    return tone.read_bytes()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_id3_frame_holding_xmp_under_a_damaged_name_owner_or_flags_is_an_error(
+        ffmpeg: str, tmp_path: Path, version: int) -> None:
+    # A PRIV frame's name or its owner "XMP" damaged by one byte, or a flag set that changes how
+    # its content is read: mutagen and ExifTool see some other frame or owner and drop the packet
+    # without a word, and a file whose only statement it was read as having none (the one-byte
+    # sweep of a mutagen-tagged MP3: 43 of 29,928 mutants read as usable).
+    from mutagen.id3 import PRIV, TCOP
+
+    tagged = _mutagen_tagged_mp3(ffmpeg, tmp_path, version, TCOP(encoding=3, text=["(c) someone"]),
+                                 PRIV(owner="XMP", data=PLUS_PACKET))
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    priv = tagged.index(b"PRIV")
+    assert tagged[priv + 10:priv + 14] == b"XMP\x00"
+    damages = {f"byte {i} of name and owner": (priv + (i if i < 4 else 6 + i), b"0") for i in range(8)}
+    flags = {3: {"compressed": 0x80, "encrypted": 0x40, "grouped": 0x20},
+             4: {"grouped": 0x40, "compressed": 0x08, "encrypted": 0x04, "with a data length": 0x01}}[version]
+    damages |= {name: (priv + 9, bytes([flag])) for name, flag in flags.items()}
+    for name, (at, value) in damages.items():
+        damaged = tagged[:at] + value + tagged[at + 1:]
+        report = api.read(damaged)
+        assert not report.may_use(AI), (name, report.errors)
+        assert any("holds an XMP packet but is not a PRIV frame" in e for e in report.errors), (name, report.errors)
+
+
+def test_id3_frames_near_an_xmp_packet_read_as_before(ffmpeg: str, tmp_path: Path) -> None:
+    # The check above looks only at PRIV frames and unknown names: Windows Media's PRIV frames, a
+    # GEOB holding an .xmp file, and the PRIV:XMP frame itself read with no error.
+    from mutagen.id3 import GEOB, PRIV
+
+    tagged = _mutagen_tagged_mp3(
+        ffmpeg, tmp_path, 3,
+        PRIV(owner="WM/MediaClassPrimaryID", data=bytes(range(16))), PRIV(owner="PeakValue", data=b"\x10\x27\x00\x00"),
+        GEOB(encoding=0, mime="application/rdf+xml", filename="a.xmp", desc="", data=PLUS_PACKET),
+        PRIV(owner="XMP", data=PLUS_PACKET))
+    report = api.read(tagged)
+    assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
+
+
 def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
     # An upload already hashed by its caller sits at its end: read from there, a tagged file
     # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.

@@ -269,14 +269,19 @@ def id3_damage(data: bytes, what: str) -> str | None:
     ExifTool warns "Invalid ID3 frame size". The frames before it are read as usual; this names
     the damage so that the read reports it and fails closed. None when the sizes fit, when what
     runs past the end has no frame ID (junk in the padding, which mutagen skips too), or when the
-    tag is one these readers leave to mutagen (v2.2, undefined flags).
+    tag is one these readers leave to mutagen (v2.2, undefined flags). Also a frame holding an XMP
+    packet that is not read as XMP (``_misnamed_xmp``): the packet is silently dropped too.
     """
     try:
         major, _, body, synchsafe = _id3_body(data)
     except LeaveToLibrary:
         return None
     end = 0  # where the frame list ends: padding, or junk after the last frame
-    for pos, frame_id, size, _ in frames(body, synchsafe):
+    for pos, frame_id, size, flags in frames(body, synchsafe):
+        if _misnamed_xmp(body, pos, size, frame_id, flags, major):
+            name = frame_id.decode("latin-1").encode("unicode_escape").decode("ascii")
+            return (f"{what}: ID3v2 frame '{name}' at byte {pos} of the tag holds an XMP packet but is not a PRIV "
+                    "frame owned by \"XMP\" (its name, owner or flags damaged): the packet was not read")
         if pos + 10 + size > len(body):
             if _FRAME_ID.fullmatch(frame_id) is None:
                 end = pos  # junk after the last frame (some taggers leave it in the padding)...
@@ -295,6 +300,27 @@ def id3_damage(data: bytes, what: str) -> str | None:
                 f"padding), but a {hidden[0]} frame follows at byte {hidden[1]}; the frames after the damage "
                 "are not read")
     return None
+
+
+#: Frame format flags that change how a frame's content is read: v2.3 compression, encryption,
+#: grouping; v2.4 grouping, compression, encryption, data length indicator.
+_CONTENT_FLAGS = {3: 0xE0, 4: 0x4D}
+
+
+def _misnamed_xmp(body: bytes, pos: int, size: int, frame_id: bytes, flags: int, major: int) -> bool:
+    """Does this frame begin with an XMP packet that is not read as one? Only a PRIV frame owned by
+    "XMP", whose content is read as written, is read as XMP (by mutagen, ExifTool and ``read_id3``):
+    one byte of its name, owner or flags damaged, and the packet, a statement perhaps, is silently
+    dropped. Only PRIV and unknown frame names are looked at (no known name is one byte from PRIV),
+    so a known frame that happens to hold XMP (a GEOB file) is left alone; as for JPEG segments,
+    the packet must start near the beginning, where a damaged owner leaves it."""
+    if frame_id != b"PRIV" and frame_id in KNOWN_FRAMES:
+        return False
+    start = pos + 10
+    stop = min(start + size, start + 96)
+    if body.find(b"<?xpacket begin", start, stop) < 0 and body.find(b"<x:xmpmeta", start, stop) < 0:
+        return False
+    return not (frame_id == b"PRIV" and body.startswith(b"XMP\x00", start) and not flags & _CONTENT_FLAGS[major])
 
 
 def _frame_after(body: bytes, start: int, synchsafe: bool) -> tuple[str, int] | None:
