@@ -890,6 +890,41 @@ def test_id3_frames_near_an_xmp_packet_read_as_before(ffmpeg: str, tmp_path: Pat
     assert report.errors == [] and report.permissions[AI].state.value == "notAllowed"
 
 
+@pytest.mark.parametrize("carrier", ["mutagen's WAV id3 chunk", "rightsmeta's AIFF ID3 chunk", "a WAV _PMX chunk"])
+def test_a_tag_chunk_under_a_damaged_name_is_an_error(ffmpeg: str, tmp_path: Path, carrier: str) -> None:
+    # One byte of the name of the chunk holding the tag damaged: mutagen and ExifTool skip the
+    # chunk, and a file whose statement it held read as having none (the one-byte sweep of a
+    # mutagen-tagged WAV: 20 of 27,630 mutants read as usable).
+    from mutagen.id3 import PRIV
+    from mutagen.wave import WAVE
+
+    fmt = "aiff" if "AIFF" in carrier else "wav"
+    path = tmp_path / f"tone.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", str(path)], check=True)
+    if carrier.startswith("mutagen"):
+        wav = WAVE(path)
+        wav.add_tags()
+        wav.tags.add(PRIV(owner="XMP", data=PLUS_PACKET))
+        wav.save()
+        name = b"id3 "
+    elif carrier.startswith("rightsmeta"):
+        path.write_bytes(rightsmeta.tag_bytes(path.read_bytes(), DENY_AI))
+        name = b"ID3 "
+    else:  # as test_audio.py adds one: the packet in a chunk of its own after the audio
+        data = path.read_bytes()
+        chunk = b"_PMX" + len(PLUS_PACKET).to_bytes(4, "little") + PLUS_PACKET + b"\x00" * (len(PLUS_PACKET) & 1)
+        path.write_bytes(data[:4] + (len(data) - 8 + len(chunk)).to_bytes(4, "little") + data[8:] + chunk)
+        name = b"_PMX"
+    tagged = path.read_bytes()
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.rindex(name)
+    for i in range(4):
+        damaged = tagged[:at + i] + b"0" + tagged[at + i + 1:]
+        report = api.read(damaged)
+        assert not report.may_use(AI), (i, report.errors)
+        assert any("under a name it is not read under" in e for e in report.errors), (i, report.errors)
+
+
 def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
     # An upload already hashed by its caller sits at its end: read from there, a tagged file
     # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.

@@ -255,12 +255,39 @@ def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
         pos = buf.find(b"\xff", pos + 1, stop)
 
 
+#: The chunk names the ID3 tag of a WAV or AIFF file is read under (mutagen's and ExifTool's).
+_ID3_CHUNKS = (b"id3 ", b"ID3 ")
+
+
+def _misnamed_chunk(buf: Buffer, chunk: riff.Chunk, what: str) -> str | None:
+    """What a chunk holds that is read only under another name: an ID3v2 tag outside ``id3 `` /
+    ``ID3 ``, or (WAV) an XMP packet outside ``_PMX``. One byte of the name damaged, and mutagen
+    and ExifTool skip the chunk without a word, the statement in it with it."""
+    if chunk.fourcc in _ID3_CHUNKS or chunk.fourcc in (b"data", b"SSND"):
+        return None  # the audio itself is not looked into
+    start = chunk.data_start
+    if bytes(buf[start : start + 3]) == b"ID3" and buf[start + 3 : start + 4] in (b"\x02", b"\x03", b"\x04"):
+        return "an ID3v2 tag"
+    stop = min(chunk.end, start + 96)
+    if what == "WAV" and chunk.fourcc != b"_PMX" and (
+            buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0):
+        return "an XMP packet"
+    return None
+
+
 def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
     """RIFF / IFF chunks (walked by carriers/riff.py): id -> (header offset, payload start,
-    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO)."""
+    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO).
+
+    MalformedFile if a chunk holds a tag under a name it is not read under (``_misnamed_chunk``)."""
     forms = (b"AIFF", b"AIFC") if iff else (b"WAVE",)
     found: dict[bytes, tuple[int, int, int]] = {}
     for chunk in riff.walk(buf, forms, iff=iff, name=what, short_tail=True).chunks:
+        held = _misnamed_chunk(buf, chunk, what)
+        if held is not None:
+            name = chunk.fourcc.decode("latin-1").encode("unicode_escape").decode("ascii")
+            raise MalformedFile(f"{what}: chunk '{name}' at offset {chunk.start} holds {held} under a name it is "
+                                "not read under (a damaged chunk name?): it was not read")
         found.setdefault(chunk.fourcc, (chunk.start, chunk.data_start, chunk.end))
         if chunk.fourcc == b"LIST" and chunk.size >= 4:
             found.setdefault(b"LIST/" + bytes(buf[chunk.start + 8 : chunk.start + 12]), (chunk.start, chunk.start + 12, chunk.end))
@@ -460,10 +487,10 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         return _Layout("mp3")
     if fmt == "wav":
         chunks = _chunks(buf, "WAV", iff=False)
-        return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), (b"id3 ", b"ID3 "))
+        return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), _ID3_CHUNKS)
     if fmt == "aiff":
         chunks = _chunks(buf, "AIFF", iff=True)
-        return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
+        return _riff_layout(buf, "aiff", chunks, (b"COMM",), _ID3_CHUNKS[::-1])
     if fmt in ("ogg", "opus"):
         return _Layout(fmt, ogg_streams=_check_ogg(buf))
     if fmt in _MP4_FORMATS:
