@@ -830,6 +830,28 @@ def test_a_damaged_frame_header_hiding_our_frames_is_an_error(ffmpeg: str, exift
     assert api.read(tagged).errors == []
 
 
+def test_an_id3_frame_grown_over_the_frames_after_it_is_an_error(ffmpeg: str, tmp_path: Path) -> None:
+    # The first frame's size (ffmpeg's TSSE) grown by a damaged byte: it swallows the start of the
+    # frames after it, the walk lands in their data and goes on over it as unknown frames (so does
+    # mutagen), and the TXXX frames it passed over are not read. Six of these growths read as no
+    # statement at all (the one-byte sweep of a rightsmeta-tagged MP3 found one).
+    tone = tmp_path / "tone.mp3"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "libmp3lame",
+                    str(tone)], check=True)
+    tagged = rightsmeta.tag_bytes(tone.read_bytes(), DENY_AI)
+    first = _frames(tagged)[0]
+    assert first[0] == b"TSSE" and first[2] < 100
+    astray = 0
+    for grow in range(1, 128 - first[2]):
+        damaged = bytearray(tagged)
+        damaged[first[1] + 7] += grow
+        report = api.read(bytes(damaged))
+        assert not report.may_use(AI), (grow, report.errors)
+        astray += any("goes astray" in e for e in report.errors)
+    assert astray
+    assert api.read(tagged).errors == []
+
+
 PLUS_PACKET = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
                b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
                b'xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/"><plus:DataMining>'
