@@ -947,6 +947,28 @@ def test_a_tag_chunk_under_a_damaged_name_is_an_error(ffmpeg: str, tmp_path: Pat
         assert any("under a name it is not read under" in e for e in report.errors), (i, report.errors)
 
 
+@pytest.mark.parametrize("fmt", ["ogg", "opus"])
+def test_an_ogg_header_page_that_fails_its_crc_is_an_error(ffmpeg: str, tmp_path: Path, fmt: str) -> None:
+    # One byte of a comment's key damaged ("RIGHTSMETA_AITRAINING" -> "RIGHTSMETA_AITRAI0ING"): the
+    # comment is read under another name, the record without its AI training state, and the file as
+    # usable for AI training (110 of 23,380 one-byte mutants of a rightsmeta-tagged Ogg Vorbis). The
+    # page's CRC says it is damaged; a damaged audio page is the essence's business, as before.
+    path = tmp_path / f"tone.{fmt}"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
+                    "-c:a", "libvorbis" if fmt == "ogg" else "libopus", str(path)], check=True)
+    tagged = rightsmeta.tag_bytes(path.read_bytes(), DENY_AI)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    key = tagged.index(b"RIGHTSMETA_AITRAINING=")
+    for at in range(key, key + 22):
+        damaged = tagged[:at] + b"0" + tagged[at + 1:]
+        report = api.read(damaged)
+        assert not report.may_use(AI), (at - key, report.errors)
+        assert any("does not match its CRC" in e for e in report.errors), (at - key, report.errors)
+    last = tagged.rindex(b"OggS")
+    at = last + 27 + tagged[last + 26] + 1  # in the last page's audio
+    assert api.read(tagged[:at] + bytes([tagged[at] ^ 0x10]) + tagged[at + 1:]).errors == []
+
+
 def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
     # An upload already hashed by its caller sits at its end: read from there, a tagged file
     # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.

@@ -340,6 +340,20 @@ def _crc16(data: bytes) -> int:
     return _crc16_function()(data)
 
 
+@functools.cache
+def _ogg_crc_function() -> Callable[[bytes], int]:
+    from crcmod import mkCrcFun
+
+    return mkCrcFun(0x104C11DB7, initCrc=0, rev=False, xorOut=0)  # Ogg's CRC-32 (RFC 3533, 6)
+
+
+def _check_ogg_crc(buf: Buffer, pos: int, end: int) -> None:
+    """The page at ``pos`` matches its CRC (computed with the CRC field as zeros)."""
+    page = bytes(buf[pos:end])
+    if _ogg_crc_function()(page[:22] + bytes(4) + page[26:]) != int.from_bytes(page[22:26], "little"):
+        raise MalformedFile(f"Ogg: the page at offset {pos} does not match its CRC (damaged); its headers were not read")
+
+
 def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
     """(coded number, block size, variable-blocksize?) of a FLAC frame header with a valid CRC-8."""
     h = bytes(buf[pos : pos + 16])
@@ -445,12 +459,17 @@ def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
 
 
 def _check_ogg(buf: Buffer) -> int:
-    """Every page fits, and the last one ends the stream (its end-of-stream flag is set).
+    """Every page fits, and the last one ends the stream (its end-of-stream flag is set). The
+    pages that lead the file with no granule position of audio (0, or -1 where no packet ends:
+    the identification and comment headers, the statement among them, and Vorbis' setup header)
+    match their CRC: mutagen reads the comments without looking, and one byte of a key damaged
+    read as a comment of another name, the statement without it.
 
     Returns how many pages begin a logical stream.
     """
     n = len(buf)
     pos, flags, streams = 0, 0, 0
+    headers = True
     while pos < n:  # each page takes at least 27 bytes: bounded by the file size
         if pos + 27 > n:
             raise MalformedFile(f"truncated Ogg: the page header at offset {pos} is cut off at {n}")
@@ -464,6 +483,9 @@ def _check_ogg(buf: Buffer) -> int:
             raise MalformedFile(
                 f"truncated Ogg: the page at offset {pos} claims {end - pos} bytes but the file ends at {n}"
             )
+        headers = headers and int.from_bytes(buf[pos + 6 : pos + 14], "little", signed=True) in (0, -1)
+        if headers:
+            _check_ogg_crc(buf, pos, end)
         flags, pos = buf[pos + 5], end
         streams += flags >> 1 & 1
     if not flags & 0x04:
