@@ -268,11 +268,14 @@ def _misnamed_chunk(buf: Buffer, chunk: riff.Chunk, what: str) -> str | None:
     start = chunk.data_start
     if bytes(buf[start : start + 3]) == b"ID3" and buf[start + 3 : start + 4] in (b"\x02", b"\x03", b"\x04"):
         return "an ID3v2 tag"
-    stop = min(chunk.end, start + 96)
-    if what == "WAV" and chunk.fourcc != b"_PMX" and (
-            buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0):
+    if what == "WAV" and chunk.fourcc != b"_PMX" and _packet_near(buf, start, min(chunk.end, start + 96)):
         return "an XMP packet"
     return None
+
+
+def _packet_near(buf: Buffer, start: int, stop: int) -> bool:
+    """Does an XMP packet begin in ``buf[start:stop]``?"""
+    return buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0
 
 
 def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
@@ -389,6 +392,22 @@ def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
     return number, block, bool(h[1] & 1)
 
 
+def _holds_comments(buf: Buffer, start: int, end: int) -> bool:
+    """Is ``buf[start:end]`` a Vorbis comment block, of one comment or more, filling it exactly?
+    One byte of a VORBIS_COMMENT block's type damaged, and every reader skips the comments, the
+    statement among them. The lengths are looked at before anything is copied: other blocks
+    (padding, pictures, seek tables) fail them at once."""
+    if end - start < 12:
+        return False
+    count_at = start + 4 + int.from_bytes(buf[start : start + 4], "little")
+    if count_at + 8 > end or not 0 < int.from_bytes(buf[count_at : count_at + 4], "little") <= (end - count_at) // 4:
+        return False
+    try:
+        return bool(audiotags.vorbis_comments(bytes(buf[start:end])))
+    except (LeaveToLibrary, MalformedFile):
+        return False
+
+
 def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
     """Metadata blocks fit; the last frame is whole and ends the samples STREAMINFO declares.
 
@@ -416,6 +435,10 @@ def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
             break
     else:
         raise MalformedFile(f"FLAC: more than {MAX_ITEMS} metadata blocks")
+    for btype, s, e in blocks:
+        if btype != 4 and _holds_comments(buf, s, e):
+            raise MalformedFile(f"FLAC: the metadata block at offset {s - 4} holds Vorbis comments under type {btype}, "
+                                "not VORBIS_COMMENT (4): a damaged block type? They were not read")
     if streaminfo is None or len(streaminfo) < 34:
         raise MalformedFile("FLAC: no valid STREAMINFO block")
     max_block = int.from_bytes(streaminfo[2:4], "big")
@@ -526,11 +549,27 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         for box in top:
             if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
-        found = movie.path(buf, moov, b"udta", b"XMP_")
+            elif box.type != b"mdat":
+                _not_misnamed_xmp(buf, box, what)
+        udta = movie.child(buf, moov, b"udta")
+        found = movie.child(buf, udta, b"XMP_")
         if found is not None:
             layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
+        for box in movie.inside(buf, udta) if udta is not None else ():
+            if box.type != b"XMP_":
+                _not_misnamed_xmp(buf, box, what)
         return layout
     raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
+
+
+def _not_misnamed_xmp(buf: Buffer, box: bmff.Box, what: str) -> None:
+    """MalformedFile if ``box``, which is not read as XMP, begins with an XMP packet: an XMP box's
+    type or UUID (or udta/XMP_'s name) damaged, so that no reader takes it for XMP, and the
+    packet, a statement perhaps, is skipped without a word."""
+    if _packet_near(buf, box.payload, min(box.end, box.payload + 16 + 96)):
+        raise MalformedFile(f"{what}: the '{box.type.decode('latin-1')}' box at offset {box.start} holds an XMP packet "
+                            "but is not an XMP box (uuid BE7ACFCB-..., or moov/udta/XMP_): a damaged type or UUID? "
+                            "The packet was not read")
 
 
 def _riff_layout(
