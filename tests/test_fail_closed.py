@@ -1014,6 +1014,28 @@ def test_an_mp4_xmp_box_under_a_damaged_type_or_uuid_is_an_error(ffmpeg: str, ex
         assert any("holds an XMP packet but is not an XMP box" in e for e in report.errors), (i, report.errors)
 
 
+def test_an_mp4_box_running_past_its_container_is_an_error(ffmpeg: str, tmp_path: Path) -> None:
+    # One byte of a sample table box's size damaged: mutagen walks the rest of the movie askew,
+    # misses udta and reads no tags, and a file reserved by a freeform item (as mutagen writes it)
+    # read as having no statement (most of 419 of 21,798 one-byte mutants of such an M4A).
+    from mutagen.mp4 import MP4, MP4FreeForm
+
+    path = tmp_path / "tone.m4a"
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.3", "-c:a", "aac",
+                    str(path)], check=True)
+    tags = MP4(path)
+    tags["----:org.rightsmeta:tdm-reservation"] = [MP4FreeForm(b"1")]
+    tags.save()
+    tagged = path.read_bytes()
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    for name in (b"stts", b"stsc", b"stsz", b"stco", b"hdlr"):
+        at = tagged.index(name) - 4
+        for k, value in ((0, 0x7F), (2, 0x30)):
+            report = api.read(tagged[:at + k] + bytes([value]) + tagged[at + k + 1:])
+            assert not report.may_use(AI), (name, k, report.errors)
+            assert any("container ends at" in e for e in report.errors), (name, k, report.errors)
+
+
 def test_a_seekable_stream_is_read_whole_whatever_its_position(tmp_path: Path) -> None:
     # An upload already hashed by its caller sits at its end: read from there, a tagged file
     # read as empty, or (part-way) as garbage. Read whole, as a regular file is; position kept.

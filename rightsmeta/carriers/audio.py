@@ -551,6 +551,7 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
             elif box.type != b"mdat":
                 _not_misnamed_xmp(buf, box, what)
+        _check_movie_tree(buf, movie, moov)
         udta = movie.child(buf, moov, b"udta")
         found = movie.child(buf, udta, b"XMP_")
         if found is not None:
@@ -560,6 +561,30 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
                 _not_misnamed_xmp(buf, box, what)
         return layout
     raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
+
+
+#: The boxes of moov whose children mutagen walks on its way to the tags (the tracks' sample
+#: tables and headers, udta, meta); ilst's items are its own business (audiotags).
+_MOVIE_CONTAINERS = frozenset((b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"meta"))
+
+
+def _check_movie_tree(buf: Buffer, movie: bmff.Walker, moov: bmff.Box) -> None:
+    """Every box in moov's container tree fits in its container (MalformedFile where one does not).
+
+    mutagen reads a box that runs past its container and carries on behind it: one byte of a
+    sample table's size damaged, and it walks the rest of the movie askew, misses udta and reads
+    the file as having no tags, a statement in an ilst item among them, without a word. The fast
+    reader steps aside to mutagen there, by design; this check makes the damage an error first.
+    """
+    todo, walked = [(moov, 0)], 0
+    while todo:  # at most MAX_ITEMS boxes, 32 levels deep: bounded
+        box, depth = todo.pop()
+        if box.type == b"meta" and not bmff.quicktime_meta(buf, box):
+            box = box._replace(payload=box.payload + 4)  # ISO's FullBox: version and flags first
+        for child in movie.inside(buf, box):
+            walked += 1
+            if child.type in _MOVIE_CONTAINERS and depth < 32 and walked < MAX_ITEMS:
+                todo.append((child, depth + 1))
 
 
 def _not_misnamed_xmp(buf: Buffer, box: bmff.Box, what: str) -> None:
