@@ -124,6 +124,8 @@ class _Layout:
     flac: tuple[int, list[tuple[int, int, int]]] | None = None
     #: Ogg: how many logical streams begin in the file (chained or multiplexed files have several).
     ogg_streams: int = 0
+    #: MP4: the moov box, as (start, end).
+    moov: tuple[int, int] | None = None
 
 
 def _check_id3(buf: Buffer, pos: int, what: str) -> int:
@@ -552,6 +554,7 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
             elif box.type != b"mdat":
                 _not_misnamed_xmp(buf, box, what)
         _check_movie_tree(buf, movie, moov)
+        layout.moov = moov.start, moov.end
         udta = movie.child(buf, moov, b"udta")
         found = movie.child(buf, udta, b"XMP_")
         if found is not None:
@@ -783,11 +786,31 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return _mutagen_id3(ID3(io.BytesIO(bytes(buf[start:end]))))
 
 
+def _one_off(key: str, known: dict[str, str]) -> str | None:
+    """The field name (of ``known``, casefolded) that ``key`` misses by one character, if any: a
+    damaged name. Its field is then not read, and where it held the statement (a carrier with no
+    checksum, another tool's record of one or two fields) the file read as having none."""
+    folded = key.casefold()
+    if folded in known:
+        return None
+    for name in known:
+        if len(name) == len(folded) and sum(a != b for a, b in zip(name, folded, strict=True)) == 1:
+            return known[name]
+    return None
+
+
 def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> CarrierReport | None:
     found = _Found("vorbis", location)
     by_key: dict[str, list[str]] = {}
     spelled: dict[str, str] = {}
-    for key, value in comments or ():
+    for i, (key, value) in enumerate(comments or ()):
+        # A name one character off ours, or one of ours run into its value ('=' damaged: the
+        # comment has no name, and is read as "unknown<n>").
+        near = _one_off(key, BY_VORBIS) or next(
+            (BY_VORBIS[n] for n in BY_VORBIS if key == f"unknown{i}" and value.casefold().startswith(n)), None)
+        if near is not None:
+            found.report.errors.append(f"the comment {key}={value!r} is not read: its name is one character from "
+                                       f"{vorbis_name(near)} (a damaged name?)")
         folded = key.casefold()
         by_key.setdefault(folded, []).append(value)
         spelled.setdefault(folded, key)
@@ -812,6 +835,10 @@ def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport 
     found = _Found("mp4", location)
     items = items or audiotags.MP4Items()
     for key, values in items.freeform.items():
+        near = _one_off(key, BY_MP4)
+        if near is not None:
+            found.report.errors.append(f"the item {key} is not read: its name is one character from "
+                                       f"{mp4_name(near)} (a damaged name?)")
         logical = BY_MP4.get(key.casefold())
         if logical is None and key.casefold() != MP4_WEB_STATEMENT.casefold():
             continue
@@ -1011,6 +1038,21 @@ def _leading_id3(buf: Buffer, end: int, kind: str, what: str, where: str) -> lis
     return _with_damage(_read_id3(_id3_frames(buf, 0, end, kind, what), where), buf, 0, _id3_size(buf, 0) or end, what, where)
 
 
+def _with_unread_items(buf: Buffer, layout: _Layout, report: CarrierReport | None) -> CarrierReport | None:
+    """The MP4 carrier read, with an error if moov holds our items' mean ("org.rightsmeta") but no
+    item of ours was read: one byte of a name on their way damaged (udta, meta, ilst, '----', the
+    mean or name atom, 'data'), and mutagen skips the items without a word."""
+    if layout.moov is None or (report is not None and any(k.casefold() in BY_MP4 for k in report.values)):
+        return report
+    at = buf.find(MP4_MEAN.encode(), *layout.moov)
+    if at < 0:
+        return report
+    report = report or CarrierReport("mp4", "moov/udta/meta/ilst")
+    report.errors.append(f"moov holds {MP4_MEAN!r} (at offset {at}) but no item of it was read: a damaged atom "
+                         "name on the way to them (udta, meta, ilst, '----', mean, name, data)?")
+    return report
+
+
 _VORBIS_LOCATIONS = {"flac": "FLAC VORBIS_COMMENT block", "ogg": "Ogg Vorbis comment header", "opus": "OpusTags header"}
 
 
@@ -1036,6 +1078,7 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
         report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
+        report = _with_unread_items(buf, layout, report)
     if report is not None:
         found.append(report)
     if kind in _MP4_FORMATS:
