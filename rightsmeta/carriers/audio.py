@@ -790,13 +790,17 @@ def _one_off(key: str, known: dict[str, str]) -> str | None:
     """The field name (of ``known``, casefolded) that ``key`` misses by one character, if any: a
     damaged name. Its field is then not read, and where it held the statement (a carrier with no
     checksum, another tool's record of one or two fields) the file read as having none."""
-    folded = key.casefold()
-    if folded in known:
-        return None
+    # Separators are not compared: other tools spell our names with '-' or ':' where a Vorbis
+    # comment has '_' (tdm-reservation), which is another spelling, not damage.
+    folded = key.casefold().translate(_SEPARATORS)
     for name in known:
-        if len(name) == len(folded) and sum(a != b for a, b in zip(name, folded, strict=True)) == 1:
+        name_ = name.translate(_SEPARATORS)
+        if len(name_) == len(folded) and sum(a != b for a, b in zip(name_, folded, strict=True)) == 1:
             return known[name]
     return None
+
+
+_SEPARATORS = str.maketrans("-:", "__")
 
 
 def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> CarrierReport | None:
