@@ -786,21 +786,34 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return _mutagen_id3(ID3(io.BytesIO(bytes(buf[start:end]))))
 
 
-def _one_off(key: str, known: dict[str, str]) -> str | None:
-    """The field name (of ``known``, casefolded) that ``key`` misses by one character, if any: a
-    damaged name. Its field is then not read, and where it held the statement (a carrier with no
-    checksum, another tool's record of one or two fields) the file read as having none."""
-    # Separators are not compared: other tools spell our names with '-' or ':' where a Vorbis
-    # comment has '_' (tdm-reservation), which is another spelling, not damage.
+# Separators are not compared: other tools spell our names with '-' or ':' where a Vorbis comment
+# has '_' (tdm-reservation), which is another spelling, not damage.
+_SEPARATORS = str.maketrans("-:", "__")
+
+
+def _by_length(known: dict[str, str]) -> dict[int, list[tuple[str, str]]]:
+    """Field names (casefolded, separators alike) by length, each with its logical name."""
+    table: dict[int, list[tuple[str, str]]] = {}
+    for name, logical in known.items():
+        spelled = name.translate(_SEPARATORS)
+        table.setdefault(len(spelled), []).append((spelled, logical))
+    return table
+
+
+def _one_off(key: str, known: dict[int, list[tuple[str, str]]]) -> str | None:
+    """The logical field (of ``known``, from ``_by_length``) whose name ``key`` misses by one
+    character, if any: a damaged name. Its field is then not read, and where it held the statement
+    (a carrier with no checksum, another tool's record of one or two fields) the file read as
+    having none."""
     folded = key.casefold().translate(_SEPARATORS)
-    for name in known:
-        name_ = name.translate(_SEPARATORS)
-        if len(name_) == len(folded) and sum(a != b for a, b in zip(name_, folded, strict=True)) == 1:
-            return known[name]
+    for name, logical in known.get(len(folded), ()):
+        if name != folded and sum(a != b for a, b in zip(name, folded, strict=True)) == 1:
+            return logical
     return None
 
 
-_SEPARATORS = str.maketrans("-:", "__")
+_NEAR_VORBIS = _by_length(BY_VORBIS)
+_NEAR_MP4 = _by_length(BY_MP4)
 
 
 def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> CarrierReport | None:
@@ -810,8 +823,9 @@ def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> Carri
     for i, (key, value) in enumerate(comments or ()):
         # A name one character off ours, or one of ours run into its value ('=' damaged: the
         # comment has no name, and is read as "unknown<n>").
-        near = _one_off(key, BY_VORBIS) or next(
-            (BY_VORBIS[n] for n in BY_VORBIS if key == f"unknown{i}" and value.casefold().startswith(n)), None)
+        near = _one_off(key, _NEAR_VORBIS) if key.casefold() not in BY_VORBIS else None
+        if near is None and key == f"unknown{i}":
+            near = next((BY_VORBIS[n] for n in BY_VORBIS if value.casefold().startswith(n)), None)
         if near is not None:
             found.report.errors.append(f"the comment {key}={value!r} is not read: its name is one character from "
                                        f"{vorbis_name(near)} (a damaged name?)")
@@ -839,7 +853,7 @@ def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport 
     found = _Found("mp4", location)
     items = items or audiotags.MP4Items()
     for key, values in items.freeform.items():
-        near = _one_off(key, BY_MP4)
+        near = _one_off(key, _NEAR_MP4) if key.casefold() not in BY_MP4 else None
         if near is not None:
             found.report.errors.append(f"the item {key} is not read: its name is one character from "
                                        f"{mp4_name(near)} (a damaged name?)")
