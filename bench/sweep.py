@@ -1,6 +1,6 @@
 """Every one-byte change of a reserved file, counted by how it reads.
 
-    python bench/sweep.py FILE... [--from MARKER] [--to MARKER] [--show]
+    python bench/sweep.py FILE... [--from MARKER] [--to MARKER] [--limit BYTES] [--show]
 
 Each byte from the first MARKER (default: the whole file) is replaced in turn by five values
 (b"0", 0x7f, b"f", b"4", b"p"; XMP padding skipped) and the file read again. Prints, per file, how
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--from", dest="marker", default="", help="sweep from this marker's first place (default: byte 0)")
     parser.add_argument("--to", dest="until", default="", help="sweep up to this marker's last place (default: the end)")
+    parser.add_argument("--limit", type=int, default=0, help="sweep at most this many bytes")
     parser.add_argument("--show", action="store_true", help="print each mutant read as usable: its byte, value and context")
     args = parser.parse_args()
     for name in args.files:
@@ -41,6 +42,8 @@ def main() -> None:
             print(f"{name}: refused: no {args.until!r} after byte {start}")
             continue
         mutants = survivors = 0
+        if args.limit:
+            stop = min(stop, start + args.limit)
         for pos in range(start, stop):
             if original[pos:pos + 1] == b" " and original[pos - 1:pos] == b" ":
                 continue  # XMP padding

@@ -746,7 +746,9 @@ def _unusual_ogg(media: dict[str, bytes], kind: str) -> dict[str, bytes]:
     serial = int.from_bytes(base[14:18], "little")
     spanning = bytearray(_tagged_by_mutagen(base, kind, picture_size=40_000))
     third = spanning.index(b"OggS", spanning.index(b"OggS", 4) + 4)
-    spanning[third + 18 : third + 22] = (7).to_bytes(4, "little")  # a gap in the page numbers
+    page = OggPage(io.BytesIO(bytes(spanning[third:])))
+    page.sequence = 7  # a gap in the page numbers (the page's CRC made anew, as a tool renumbering it would)
+    spanning[third : third + page.size] = page.write()
     no_bit = comment_packet(kind, b"TDM_RESERVATION=1", tail=b"\x00")
     cut = comment_packet(kind, b"TDM_RESERVATION=1")
     cut = cut[:-5] if kind == "opus" else cut[:-6] + b"\x01"

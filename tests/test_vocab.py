@@ -453,12 +453,25 @@ def test_project_bad_state_names_the_property(key, bad):
 def test_project_decode_edges():
     assert project.decode({}) is None
     assert project.decode({"Unrelated": "x", "HolderName": "Ann"}) is None
-    signal = project.decode({"Version": "1", "AITraining": " notAllowed ", "Foreign": "x"})
+    signal = project.decode({"AITraining": " notAllowed ", "Foreign": "x"})
     assert states_of(signal) == expect(ai_training=NA)
     assert "Foreign" not in signal.raw
     # A constraint text next to a state that is not constrained is not part of the permission.
-    signal = project.decode({"Version": "1", "Search": "allowed", "SearchConstraint": "stale"})
+    signal = project.decode({"Search": "allowed", "SearchConstraint": "stale"})
     assert signal.permissions[SEARCH] == Permission(AL)
+
+
+@pytest.mark.parametrize("key", ["DataMining", "AITraining", "GenAITraining", "AIInference", "Search"])
+def test_project_record_with_version_but_without_a_state_is_malformed(key):
+    # A whole record (Version written) without one state: the key was damaged or lost, and
+    # reading the purpose as unspecified would allow what the record may deny.
+    whole = project.encode(Assertion.build(deny=["ai"]))
+    assert project.decode(whole) is not None
+    with pytest.raises(MalformedMetadata, match=f"lacks rightsmeta:{key}"):
+        project.decode({k: v for k, v in whole.items() if k != key})
+    # Without Version, a partial record (another tool's few keys) reads as before.
+    partial = {k: v for k, v in whole.items() if k not in (key, "Version")}
+    assert project.decode(partial) is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -124,6 +124,8 @@ class _Layout:
     flac: tuple[int, list[tuple[int, int, int]]] | None = None
     #: Ogg: how many logical streams begin in the file (chained or multiplexed files have several).
     ogg_streams: int = 0
+    #: MP4: the moov box, as (start, end).
+    moov: tuple[int, int] | None = None
 
 
 def _check_id3(buf: Buffer, pos: int, what: str) -> int:
@@ -255,12 +257,42 @@ def _candidates(buf: Buffer, start: int, stop: int) -> Iterator[int]:
         pos = buf.find(b"\xff", pos + 1, stop)
 
 
+#: The chunk names the ID3 tag of a WAV or AIFF file is read under (mutagen's and ExifTool's).
+_ID3_CHUNKS = (b"id3 ", b"ID3 ")
+
+
+def _misnamed_chunk(buf: Buffer, chunk: riff.Chunk, what: str) -> str | None:
+    """What a chunk holds that is read only under another name: an ID3v2 tag outside ``id3 `` /
+    ``ID3 ``, or (WAV) an XMP packet outside ``_PMX``. One byte of the name damaged, and mutagen
+    and ExifTool skip the chunk without a word, the statement in it with it."""
+    if chunk.fourcc in _ID3_CHUNKS or chunk.fourcc in (b"data", b"SSND"):
+        return None  # the audio itself is not looked into
+    start = chunk.data_start
+    if bytes(buf[start : start + 3]) == b"ID3" and buf[start + 3 : start + 4] in (b"\x02", b"\x03", b"\x04"):
+        return "an ID3v2 tag"
+    if what == "WAV" and chunk.fourcc != b"_PMX" and _packet_near(buf, start, min(chunk.end, start + 96)):
+        return "an XMP packet"
+    return None
+
+
+def _packet_near(buf: Buffer, start: int, stop: int) -> bool:
+    """Does an XMP packet begin in ``buf[start:stop]``?"""
+    return buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0
+
+
 def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
     """RIFF / IFF chunks (walked by carriers/riff.py): id -> (header offset, payload start,
-    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO)."""
+    payload end), the first of each id; a LIST also as ``LIST/<its type>`` (LIST/INFO).
+
+    MalformedFile if a chunk holds a tag under a name it is not read under (``_misnamed_chunk``)."""
     forms = (b"AIFF", b"AIFC") if iff else (b"WAVE",)
     found: dict[bytes, tuple[int, int, int]] = {}
     for chunk in riff.walk(buf, forms, iff=iff, name=what, short_tail=True).chunks:
+        held = _misnamed_chunk(buf, chunk, what)
+        if held is not None:
+            name = chunk.fourcc.decode("latin-1").encode("unicode_escape").decode("ascii")
+            raise MalformedFile(f"{what}: chunk '{name}' at offset {chunk.start} holds {held} under a name it is "
+                                "not read under (a damaged chunk name?): it was not read")
         found.setdefault(chunk.fourcc, (chunk.start, chunk.data_start, chunk.end))
         if chunk.fourcc == b"LIST" and chunk.size >= 4:
             found.setdefault(b"LIST/" + bytes(buf[chunk.start + 8 : chunk.start + 12]), (chunk.start, chunk.start + 12, chunk.end))
@@ -313,6 +345,20 @@ def _crc16(data: bytes) -> int:
     return _crc16_function()(data)
 
 
+@functools.cache
+def _ogg_crc_function() -> Callable[[bytes], int]:
+    from crcmod import mkCrcFun
+
+    return mkCrcFun(0x104C11DB7, initCrc=0, rev=False, xorOut=0)  # Ogg's CRC-32 (RFC 3533, 6)
+
+
+def _check_ogg_crc(buf: Buffer, pos: int, end: int) -> None:
+    """The page at ``pos`` matches its CRC (computed with the CRC field as zeros)."""
+    page = bytes(buf[pos:end])
+    if _ogg_crc_function()(page[:22] + bytes(4) + page[26:]) != int.from_bytes(page[22:26], "little"):
+        raise MalformedFile(f"Ogg: the page at offset {pos} does not match its CRC (damaged); its headers were not read")
+
+
 def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
     """(coded number, block size, variable-blocksize?) of a FLAC frame header with a valid CRC-8."""
     h = bytes(buf[pos : pos + 16])
@@ -348,6 +394,22 @@ def _flac_frame_header(buf: Buffer, pos: int) -> tuple[int, int, bool] | None:
     return number, block, bool(h[1] & 1)
 
 
+def _holds_comments(buf: Buffer, start: int, end: int) -> bool:
+    """Is ``buf[start:end]`` a Vorbis comment block, of one comment or more, filling it exactly?
+    One byte of a VORBIS_COMMENT block's type damaged, and every reader skips the comments, the
+    statement among them. The lengths are looked at before anything is copied: other blocks
+    (padding, pictures, seek tables) fail them at once."""
+    if end - start < 12:
+        return False
+    count_at = start + 4 + int.from_bytes(buf[start : start + 4], "little")
+    if count_at + 8 > end or not 0 < int.from_bytes(buf[count_at : count_at + 4], "little") <= (end - count_at) // 4:
+        return False
+    try:
+        return bool(audiotags.vorbis_comments(bytes(buf[start:end])))
+    except (LeaveToLibrary, MalformedFile):
+        return False
+
+
 def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
     """Metadata blocks fit; the last frame is whole and ends the samples STREAMINFO declares.
 
@@ -375,6 +437,10 @@ def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
             break
     else:
         raise MalformedFile(f"FLAC: more than {MAX_ITEMS} metadata blocks")
+    for btype, s, e in blocks:
+        if btype != 4 and _holds_comments(buf, s, e):
+            raise MalformedFile(f"FLAC: the metadata block at offset {s - 4} holds Vorbis comments under type {btype}, "
+                                "not VORBIS_COMMENT (4): a damaged block type? They were not read")
     if streaminfo is None or len(streaminfo) < 34:
         raise MalformedFile("FLAC: no valid STREAMINFO block")
     max_block = int.from_bytes(streaminfo[2:4], "big")
@@ -418,12 +484,17 @@ def _check_flac(buf: Buffer, start: int) -> list[tuple[int, int, int]]:
 
 
 def _check_ogg(buf: Buffer) -> int:
-    """Every page fits, and the last one ends the stream (its end-of-stream flag is set).
+    """Every page fits, and the last one ends the stream (its end-of-stream flag is set). The
+    pages that lead the file with no granule position of audio (0, or -1 where no packet ends:
+    the identification and comment headers, the statement among them, and Vorbis' setup header)
+    match their CRC: mutagen reads the comments without looking, and one byte of a key damaged
+    read as a comment of another name, the statement without it.
 
     Returns how many pages begin a logical stream.
     """
     n = len(buf)
     pos, flags, streams = 0, 0, 0
+    headers = True
     while pos < n:  # each page takes at least 27 bytes: bounded by the file size
         if pos + 27 > n:
             raise MalformedFile(f"truncated Ogg: the page header at offset {pos} is cut off at {n}")
@@ -437,6 +508,9 @@ def _check_ogg(buf: Buffer) -> int:
             raise MalformedFile(
                 f"truncated Ogg: the page at offset {pos} claims {end - pos} bytes but the file ends at {n}"
             )
+        headers = headers and int.from_bytes(buf[pos + 6 : pos + 14], "little", signed=True) in (0, -1)
+        if headers:
+            _check_ogg_crc(buf, pos, end)
         flags, pos = buf[pos + 5], end
         streams += flags >> 1 & 1
     if not flags & 0x04:
@@ -460,10 +534,10 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         return _Layout("mp3")
     if fmt == "wav":
         chunks = _chunks(buf, "WAV", iff=False)
-        return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), (b"id3 ", b"ID3 "))
+        return _riff_layout(buf, "wav", chunks, (b"fmt ", b"data"), _ID3_CHUNKS)
     if fmt == "aiff":
         chunks = _chunks(buf, "AIFF", iff=True)
-        return _riff_layout(buf, "aiff", chunks, (b"COMM",), (b"ID3 ", b"id3 "))
+        return _riff_layout(buf, "aiff", chunks, (b"COMM",), _ID3_CHUNKS[::-1])
     if fmt in ("ogg", "opus"):
         return _Layout(fmt, ogg_streams=_check_ogg(buf))
     if fmt in _MP4_FORMATS:
@@ -477,11 +551,53 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         for box in top:
             if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
-        found = movie.path(buf, moov, b"udta", b"XMP_")
+            elif box.type != b"mdat":
+                _not_misnamed_xmp(buf, box, what)
+        _check_movie_tree(buf, movie, moov)
+        layout.moov = moov.start, moov.end
+        udta = movie.child(buf, moov, b"udta")
+        found = movie.child(buf, udta, b"XMP_")
         if found is not None:
             layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
+        for box in movie.inside(buf, udta) if udta is not None else ():
+            if box.type != b"XMP_":
+                _not_misnamed_xmp(buf, box, what)
         return layout
     raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
+
+
+#: The boxes of moov whose children mutagen walks on its way to the tags (the tracks' sample
+#: tables and headers, udta, meta); ilst's items are its own business (audiotags).
+_MOVIE_CONTAINERS = frozenset((b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"meta"))
+
+
+def _check_movie_tree(buf: Buffer, movie: bmff.Walker, moov: bmff.Box) -> None:
+    """Every box in moov's container tree fits in its container (MalformedFile where one does not).
+
+    mutagen reads a box that runs past its container and carries on behind it: one byte of a
+    sample table's size damaged, and it walks the rest of the movie askew, misses udta and reads
+    the file as having no tags, a statement in an ilst item among them, without a word. The fast
+    reader steps aside to mutagen there, by design; this check makes the damage an error first.
+    """
+    todo, walked = [(moov, 0)], 0
+    while todo:  # at most MAX_ITEMS boxes, 32 levels deep: bounded
+        box, depth = todo.pop()
+        if box.type == b"meta" and not bmff.quicktime_meta(buf, box):
+            box = box._replace(payload=box.payload + 4)  # ISO's FullBox: version and flags first
+        for child in movie.inside(buf, box):
+            walked += 1
+            if child.type in _MOVIE_CONTAINERS and depth < 32 and walked < MAX_ITEMS:
+                todo.append((child, depth + 1))
+
+
+def _not_misnamed_xmp(buf: Buffer, box: bmff.Box, what: str) -> None:
+    """MalformedFile if ``box``, which is not read as XMP, begins with an XMP packet: an XMP box's
+    type or UUID (or udta/XMP_'s name) damaged, so that no reader takes it for XMP, and the
+    packet, a statement perhaps, is skipped without a word."""
+    if _packet_near(buf, box.payload, min(box.end, box.payload + 16 + 96)):
+        raise MalformedFile(f"{what}: the '{box.type.decode('latin-1')}' box at offset {box.start} holds an XMP packet "
+                            "but is not an XMP box (uuid BE7ACFCB-..., or moov/udta/XMP_): a damaged type or UUID? "
+                            "The packet was not read")
 
 
 def _riff_layout(
@@ -670,11 +786,49 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return _mutagen_id3(ID3(io.BytesIO(bytes(buf[start:end]))))
 
 
+# Separators are not compared: other tools spell our names with '-' or ':' where a Vorbis comment
+# has '_' (tdm-reservation), which is another spelling, not damage.
+_SEPARATORS = str.maketrans("-:", "__")
+
+
+def _by_length(known: dict[str, str]) -> dict[int, list[tuple[str, str]]]:
+    """Field names (casefolded, separators alike) by length, each with its logical name."""
+    table: dict[int, list[tuple[str, str]]] = {}
+    for name, logical in known.items():
+        spelled = name.translate(_SEPARATORS)
+        table.setdefault(len(spelled), []).append((spelled, logical))
+    return table
+
+
+def _one_off(key: str, known: dict[int, list[tuple[str, str]]]) -> str | None:
+    """The logical field (of ``known``, from ``_by_length``) whose name ``key`` misses by one
+    character, if any: a damaged name. Its field is then not read, and where it held the statement
+    (a carrier with no checksum, another tool's record of one or two fields) the file read as
+    having none."""
+    folded = key.casefold().translate(_SEPARATORS)
+    for name, logical in known.get(len(folded), ()):
+        if name != folded and sum(a != b for a, b in zip(name, folded, strict=True)) == 1:
+            return logical
+    return None
+
+
+_NEAR_VORBIS = _by_length(BY_VORBIS)
+_NEAR_MP4 = _by_length(BY_MP4)
+
+
 def _read_vorbis(comments: list[tuple[str, str]] | None, location: str) -> CarrierReport | None:
     found = _Found("vorbis", location)
     by_key: dict[str, list[str]] = {}
     spelled: dict[str, str] = {}
-    for key, value in comments or ():
+    for i, (key, value) in enumerate(comments or ()):
+        # A name one character off ours, or one of ours run into its value ('=' damaged: the
+        # comment has no name, and is read as "unknown<n>").
+        near = _one_off(key, _NEAR_VORBIS) if key.casefold() not in BY_VORBIS else None
+        if near is None and key == f"unknown{i}":
+            near = next((BY_VORBIS[n] for n in BY_VORBIS if value.casefold().startswith(n)), None)
+        if near is not None:
+            found.report.errors.append(f"the comment {key}={value!r} is not read: its name is one character from "
+                                       f"{vorbis_name(near)} (a damaged name?)")
         folded = key.casefold()
         by_key.setdefault(folded, []).append(value)
         spelled.setdefault(folded, key)
@@ -699,6 +853,10 @@ def _read_mp4(items: audiotags.MP4Items | None, location: str) -> CarrierReport 
     found = _Found("mp4", location)
     items = items or audiotags.MP4Items()
     for key, values in items.freeform.items():
+        near = _one_off(key, _NEAR_MP4) if key.casefold() not in BY_MP4 else None
+        if near is not None:
+            found.report.errors.append(f"the item {key} is not read: its name is one character from "
+                                       f"{mp4_name(near)} (a damaged name?)")
         logical = BY_MP4.get(key.casefold())
         if logical is None and key.casefold() != MP4_WEB_STATEMENT.casefold():
             continue
@@ -898,6 +1056,21 @@ def _leading_id3(buf: Buffer, end: int, kind: str, what: str, where: str) -> lis
     return _with_damage(_read_id3(_id3_frames(buf, 0, end, kind, what), where), buf, 0, _id3_size(buf, 0) or end, what, where)
 
 
+def _with_unread_items(buf: Buffer, layout: _Layout, report: CarrierReport | None) -> CarrierReport | None:
+    """The MP4 carrier read, with an error if moov holds our items' mean ("org.rightsmeta") but no
+    item of ours was read: one byte of a name on their way damaged (udta, meta, ilst, '----', the
+    mean or name atom, 'data'), and mutagen skips the items without a word."""
+    if layout.moov is None or (report is not None and any(k.casefold() in BY_MP4 for k in report.values)):
+        return report
+    at = buf.find(MP4_MEAN.encode(), *layout.moov)
+    if at < 0:
+        return report
+    report = report or CarrierReport("mp4", "moov/udta/meta/ilst")
+    report.errors.append(f"moov holds {MP4_MEAN!r} (at offset {at}) but no item of it was read: a damaged atom "
+                         "name on the way to them (udta, meta, ilst, '----', mean, name, data)?")
+    return report
+
+
 _VORBIS_LOCATIONS = {"flac": "FLAC VORBIS_COMMENT block", "ogg": "Ogg Vorbis comment header", "opus": "OpusTags header"}
 
 
@@ -923,6 +1096,7 @@ def read(buf: Buffer, fmt: str, options: Options | None = None) -> list[CarrierR
         report = _read_vorbis(_vorbis_comments(buf, layout), _VORBIS_LOCATIONS[kind])
     else:
         report = _read_mp4(_mp4_items(buf, kind), "moov/udta/meta/ilst")
+        report = _with_unread_items(buf, layout, report)
     if report is not None:
         found.append(report)
     if kind in _MP4_FORMATS:

@@ -269,16 +269,27 @@ def id3_damage(data: bytes, what: str) -> str | None:
     ExifTool warns "Invalid ID3 frame size". The frames before it are read as usual; this names
     the damage so that the read reports it and fails closed. None when the sizes fit, when what
     runs past the end has no frame ID (junk in the padding, which mutagen skips too), or when the
-    tag is one these readers leave to mutagen (v2.2, undefined flags).
+    tag is one these readers leave to mutagen (v2.2, undefined flags). Also a frame holding an XMP
+    packet that is not read as XMP (``_misnamed_xmp``): the packet is silently dropped too.
     """
     try:
         major, _, body, synchsafe = _id3_body(data)
     except LeaveToLibrary:
         return None
     end = 0  # where the frame list ends: padding, or junk after the last frame
-    for pos, frame_id, size, _ in frames(body, synchsafe):
+    walked: set[int] = set()
+    junk = -1  # the first frame with no frame ID...
+    swallowed = 0  # ... and where the data of the frame before it starts
+    for pos, frame_id, size, flags in frames(body, synchsafe):
+        if _misnamed_xmp(body, pos, size, frame_id, flags, major):
+            name = frame_id.decode("latin-1").encode("unicode_escape").decode("ascii")
+            return (f"{what}: ID3v2 frame '{name}' at byte {pos} of the tag holds an XMP packet but is not a PRIV "
+                    "frame owned by \"XMP\" (its name, owner or flags damaged): the packet was not read")
+        valid = _FRAME_ID.fullmatch(frame_id) is not None
+        if not valid and junk < 0:
+            junk, swallowed = pos, (max(walked) + 10 if walked else 0)
         if pos + 10 + size > len(body):
-            if _FRAME_ID.fullmatch(frame_id) is None:
+            if not valid:
                 end = pos  # junk after the last frame (some taggers leave it in the padding)...
                 break
             name = frame_id.decode("ascii")
@@ -286,7 +297,18 @@ def id3_damage(data: bytes, what: str) -> str | None:
                 f"{what}: ID3v2 frame {name} claims {size} bytes, past the end of the tag "
                 f"({len(body) - pos - 10} left); the frames after it are lost"
             )
+        walked.add(pos)
         end = pos + 10 + size
+    if junk >= 0:
+        # ... or in the list, where the walk has gone astray: a frame size damaged made the frame
+        # before it swallow frames after it, and the walk lands in their data (mutagen skips what
+        # it lands on as an unknown frame, silently). A header of ours that the walk passed over,
+        # from that frame's data on, says which.
+        hidden = _frame_after(body, swallowed, synchsafe, walked)
+        if hidden is not None:
+            return (f"{what}: the ID3v2 frame list goes astray at byte {junk} of the tag (a frame with no valid "
+                    f"name: a damaged frame header or size before it), and the {hidden[0]} frame at byte "
+                    f"{hidden[1]} is not read")
     # ... or a damaged frame header (a flipped bit in its name, a zeroed header) that ends the walk
     # early: mutagen reads nothing after it, silently. A header of ours after the end says which.
     hidden = _frame_after(body, end, synchsafe)
@@ -297,15 +319,38 @@ def id3_damage(data: bytes, what: str) -> str | None:
     return None
 
 
-def _frame_after(body: bytes, start: int, synchsafe: bool) -> tuple[str, int] | None:
+#: Frame format flags that change how a frame's content is read: v2.3 compression, encryption,
+#: grouping; v2.4 grouping, compression, encryption, data length indicator.
+_CONTENT_FLAGS = {3: 0xE0, 4: 0x4D}
+
+
+def _misnamed_xmp(body: bytes, pos: int, size: int, frame_id: bytes, flags: int, major: int) -> bool:
+    """Does this frame begin with an XMP packet that is not read as one? Only a PRIV frame owned by
+    "XMP", whose content is read as written, is read as XMP (by mutagen, ExifTool and ``read_id3``):
+    one byte of its name, owner or flags damaged, and the packet, a statement perhaps, is silently
+    dropped. Only PRIV and unknown frame names are looked at (no known name is one byte from PRIV),
+    so a known frame that happens to hold XMP (a GEOB file) is left alone; as for JPEG segments,
+    the packet must start near the beginning, where a damaged owner leaves it."""
+    if frame_id != b"PRIV" and frame_id in KNOWN_FRAMES:
+        return False
+    start = pos + 10
+    stop = min(start + size, start + 96)
+    if body.find(b"<?xpacket begin", start, stop) < 0 and body.find(b"<x:xmpmeta", start, stop) < 0:
+        return False
+    return not (frame_id == b"PRIV" and body.startswith(b"XMP\x00", start) and not flags & _CONTENT_FLAGS[major])
+
+
+def _frame_after(body: bytes, start: int, synchsafe: bool, walked: set[int] | None = None) -> tuple[str, int] | None:
     """The first header, at or after ``start`` in ``body``, of a frame rightsmeta reads
-    (``_OURS``) with a size that fits the tag: (its name, where); None when there is none."""
+    (``_OURS``) with a size that fits the tag, not at a place in ``walked`` (the frames the walk
+    read): (its name, where); None when there is none."""
     found = []
     for name in _OURS:
         at = body.find(name, start)
         while at >= 0:
             size = _u32(body, at + 4) if at + 8 <= len(body) else -1
-            if size >= 0 and at + 10 + (_bits7(size) if synchsafe else size) <= len(body):
+            if size >= 0 and at + 10 + (_bits7(size) if synchsafe else size) <= len(body) and (
+                    walked is None or at not in walked):
                 found.append((at, name.decode("ascii")))
                 break
             at = body.find(name, at + 1)

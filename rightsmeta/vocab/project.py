@@ -96,4 +96,11 @@ def decode(values: Mapping[str, str], *, carrier: str = "xmp") -> Signal | None:
             )
         info = present.get(key + CONSTRAINT_SUFFIX) if state is State.CONSTRAINED else None
         perms[purpose] = _PLAIN[state] if info is None else Permission(state, info)
+    if "Version" in present and len(perms) < len(KEYS):
+        # Version marks a whole record: every purpose's state is written with it. One missing is
+        # a damaged or lost property (a key one byte off, in a carrier with no checksum), and
+        # reading it as unspecified would allow what the record may deny.
+        missing = ", ".join(f"{PREFIX}:{k}" for p, k in KEYS.items() if p not in perms)
+        raise MalformedMetadata(f"the {PREFIX} record (with {PREFIX}:Version) lacks {missing}; a record holds "
+                                "every purpose's state")
     return Signal(NAME, carrier, perms, raw=present, exact=True, covers=PURPOSES)
