@@ -401,7 +401,7 @@ def scan(
     if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
         # said before the scan, not after an hour of it
         raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
-    from .datasets.shards import NOT_WRITTEN
+    from .datasets.shards import NOT_WRITTEN_MARK
 
     counts = {"keep": 0, "drop": 0}
     unwritten = 0  # shards with no filtered copy in --out (their samples all dropped)
@@ -410,7 +410,7 @@ def scan(
         try:
             for row in rows:
                 counts[row["decision"]] += 1
-                unwritten += row["key"] is None and any(e.endswith(NOT_WRITTEN) for e in row["errors"])
+                unwritten += row["key"] is None and any(NOT_WRITTEN_MARK in e for e in row["errors"])
                 if row["errors"]:
                     found.add("error")
                     where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")
