@@ -213,6 +213,23 @@ def test_expand_globs_folders_and_refuses_what_is_not_there(tmp_path: Path) -> N
         expand([str(tmp_path / "imgs" / "00000" / "a.jpg")])
 
 
+def test_shards_of_one_name_in_two_folders_are_refused_only_with_out(tmp_path: Path) -> None:
+    # train/00000.tar and val/00000.tar (img2dataset numbers every run's shards from 00000): a
+    # report-only scan was refused ("would both be written ... under --out") without any --out.
+    for split, samples in (("train", SAMPLES[:3]), ("val", SAMPLES[3:5])):
+        (tmp_path / split).mkdir()
+        write_wds(tmp_path / split / "00000.tar", samples)
+    sources = [str(tmp_path / "*" / "00000.tar")]
+    rows = list(scan(sources, GENAI))
+    assert [(os.path.basename(os.path.dirname(r["shard"])), r["key"]) for r in rows] == [
+        ("train", s["key"]) for s in SAMPLES[:3]] + [("val", s["key"]) for s in SAMPLES[3:5]]
+    with pytest.raises(UsageError, match="would both be written to 00000.tar under --out"):
+        list(scan(sources, GENAI, out_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(main, ["scan", *sources, "--purpose", GENAI, "--jobs", "2"])
+    assert result.exit_code == 0 and "summary: 4 kept, 1 dropped" in result.stderr, result.output
+
+
 # --- tar shards ------------------------------------------------------------------------------
 
 # webdataset 1.0 leaves its shard files for the garbage collector to close: its leak, not ours.

@@ -107,13 +107,22 @@ def expand(sources: Sequence[str]) -> list[Shard]:
                     if kind is None:
                         raise UsageError(f"{name}: not a shard (expected .tar, .tar.gz, .tgz, .parquet or a folder)")
                     shards.append(Shard(kind, name, os.path.basename(name)))
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     unique: list[Shard] = []
     for shard in shards:
-        if seen.get(shard.name) == shard.path:
-            continue  # named twice (a glob and a path): scanned once
+        real = os.path.realpath(shard.path)
+        if real in seen:
+            continue  # named twice (a glob and a path, a folder and a shard in it): scanned once
+        seen.add(real)
+        unique.append(shard)
+    return unique
+
+
+def check_out_names(shards: Sequence[Shard]) -> None:
+    """Raises UsageError when two shards would be written to one name under --out (train/00000.tar
+    and val/00000.tar, named by a glob): only a scan with --out has to refuse them."""
+    seen: dict[str, str] = {}
+    for shard in shards:
         if shard.name in seen:
             raise UsageError(f"{shard.path} and {seen[shard.name]} would both be written to {shard.name} under --out")
         seen[shard.name] = shard.path
-        unique.append(shard)
-    return unique
