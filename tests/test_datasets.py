@@ -939,6 +939,41 @@ def test_folder_of_files_with_json_sidecars(tmp_path: Path) -> None:
     assert all((tmp_path / "out" / "00000" / f"{s['key']}.{s['ext']}").read_bytes() == s["data"] for s in kept)
 
 
+def test_a_folder_copy_holds_this_runs_kept_files_only(tmp_path: Path) -> None:
+    # The folder's copy was written file by file into what an earlier run left: a sample this run
+    # drops stayed in --out from a run for another purpose (or before it was tagged).
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for s in SAMPLES[:5]:
+        (folder / f"{s['key']}.{s['ext']}").write_bytes(s["data"])
+    out = tmp_path / "out"
+    assert all(r["decision"] == "keep" for r in scan([str(folder)], "search", out_dir=str(out)))
+    assert len(os.listdir(out / "imgs")) == 5
+    rows = list(scan([str(folder)], GENAI, out_dir=str(out)))
+    kept = {r["key"] for r in rows if r["decision"] == "keep"}
+    assert kept == {s["key"] for s in SAMPLES[:5] if s["expect"][0] == "keep"} and len(kept) == 4
+    assert sorted(p.split(".")[0] for p in os.listdir(out / "imgs")) == sorted(kept)
+
+
+def test_a_folder_sample_that_cannot_be_written_is_dropped_and_the_rest_go_on(tmp_path: Path) -> None:
+    # A failed write ended the folder's scan, called "cannot read folder", after the sample's row
+    # had said "keep"; the samples after it were never reported.
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for s in SAMPLES[:3]:
+        (folder / f"{s['key']}.{s['ext']}").write_bytes(s["data"])
+    blocked = SAMPLES[1]
+    (tmp_path / "out" / "imgs" / f"{blocked['key']}.{blocked['ext']}" / "x").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["scan", str(folder), "--purpose", GENAI, "--out", str(tmp_path / "out"), "--jsonl"])
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["key"], r["decision"]) for r in rows] == [(SAMPLES[0]["key"], "keep"), (blocked["key"], "drop"),
+                                                         (SAMPLES[2]["key"], "keep")]
+    assert "could not be written to --out" in rows[1]["errors"][0]
+    assert "summary: 2 kept, 1 dropped" in result.stderr
+    assert (tmp_path / "out" / "imgs" / f"{SAMPLES[2]['key']}.{SAMPLES[2]['ext']}").read_bytes() == SAMPLES[2]["data"]
+
+
 def test_a_shard_beside_plain_files_is_read_once(tmp_path: Path) -> None:
     # The folder's shard was also read as one of its plain files: "not a format rightsmeta
     # knows", a sample dropped as unreadable, exit 1 for a sound dataset.

@@ -387,17 +387,66 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
 
 
 def _scan_folder(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """The folder's rows; its copy is the kept samples' files, each sample's written before its
+    row says "keep" (one that cannot be written is dropped, and the scan goes on). The files in
+    the copy's folder that this run did not write (an earlier run's, of samples dropped now) are
+    removed at the end; its sub-folders are other shards' copies and are left alone."""
     out = None if options.out_dir is None else os.path.join(options.out_dir, shard.name)
+    written: set[str] = set()
     try:
         for sample in _folder_samples(shard, options):
             decision = _decide(sample, options)
-            yield _row(shard, sample.key, decision)
+            row = _row(shard, sample.key, decision)
             if out is not None and decision.keep:
-                os.makedirs(out, exist_ok=True)
-                for name, _ext, data in sample.members:
-                    atomic_write(os.path.join(out, name), data)
+                failed = _write_sample(out, sample, written)
+                if failed is not None:
+                    row.update(decision="drop", reasons=[f"not kept: {failed}", *row["reasons"]],
+                               errors=[*row["errors"], failed])
+            yield row
     except OSError as exc:
         yield shard_row(shard, f"cannot read folder: {exc.strerror or exc}", options.purpose)
+    if out is not None and (stale := _remove_stale(out, written)) is not None:
+        yield shard_row(shard, stale, options.purpose)
+
+
+def _write_sample(out: str, sample: _Sample, written: set[str]) -> str | None:
+    """Writes a kept sample's files into the folder copy; why it could not, or None. A sample
+    not written whole has none of its files left there."""
+    names = [name for name, _ext, _data in sample.members]
+    try:
+        os.makedirs(out, exist_ok=True)
+        for name, _ext, data in sample.members:
+            atomic_write(os.path.join(out, name), data)
+    except OSError as exc:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(out, name))
+        return f"its files could not be written to --out ({exc})"
+    written.update(names)
+    return None
+
+
+def _remove_stale(out: str, written: set[str]) -> str | None:
+    """Removes the files of the folder copy ``out`` this run did not write; why some remain, or None."""
+    try:
+        entries = list(os.scandir(out))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot clear what an earlier run left in its copy {out}: {exc.strerror or exc}"
+    left = []
+    for entry in entries:
+        if entry.name in written or entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left.append(entry.name)
+    if left:
+        return f"files an earlier run left in its copy {out} could not be removed ({', '.join(sorted(left)[:5])})"
+    return None
 
 
 # --- Parquet ---------------------------------------------------------------------------------
