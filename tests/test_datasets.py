@@ -974,6 +974,28 @@ def test_a_folder_sample_that_cannot_be_written_is_dropped_and_the_rest_go_on(tm
     assert (tmp_path / "out" / "imgs" / f"{SAMPLES[2]['key']}.{SAMPLES[2]['ext']}").read_bytes() == SAMPLES[2]["data"]
 
 
+def test_img2dataset_output_folder_scans_its_shards_only(tmp_path: Path) -> None:
+    # img2dataset writes beside each 00000.tar a 00000.parquet (the shard's url/caption/status
+    # table, no image bytes) and 00000_stats.json: each Parquet was a shard "without the column
+    # 'image'" (exit 1, "2 shard(s) not written to --out") and the stats files "samples" with
+    # nothing to read, so a clean dataset always failed.
+    root = tmp_path / "laion"
+    root.mkdir()
+    for n, samples in ((0, SAMPLES[:4]), (1, SAMPLES[4:6])):
+        write_wds(root / f"{n:05d}.tar", samples)
+        pq.write_table(pa.table({"url": [s["meta"]["url"] for s in samples], "key": [s["key"] for s in samples],
+                                 "status": ["success"] * len(samples), "caption": [s["caption"].decode() for s in samples]}),
+                       root / f"{n:05d}.parquet")
+        (root / f"{n:05d}_stats.json").write_text(json.dumps({"count": len(samples), "successes": len(samples)}))
+    result = CliRunner().invoke(main, ["scan", str(root), "--purpose", GENAI, "--out", str(tmp_path / "out"), "--jsonl"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["key"] for r in rows] == [s["key"] for s in SAMPLES[:6]], result.output
+    assert result.exit_code == 0 and "summary: 5 kept, 1 dropped for genai-training\n" in result.stderr, result.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["00000.tar", "00001.tar"]
+    # named on their own, they are scanned as asked
+    assert [r["key"] for r in scan([str(root / "00000.parquet")], GENAI)] == [None]
+
+
 def test_a_shard_beside_plain_files_is_read_once(tmp_path: Path) -> None:
     # The folder's shard was also read as one of its plain files: "not a format rightsmeta
     # knows", a sample dropped as unreadable, exit 1 for a sound dataset.

@@ -39,7 +39,7 @@ from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
 from .sample import SampleDecision, decide_parts
-from .sources import Shard, kind_of
+from .sources import Shard, img2dataset_files, kind_of
 
 # Members that are a sample's metadata or caption, not content to read for signals. Any other
 # member is content: if rightsmeta cannot read it, the sample is dropped (fail closed).
@@ -356,7 +356,9 @@ def _reader(data: bytes) -> IO[bytes]:
 # --- folders ---------------------------------------------------------------------------------
 
 def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
-    names = sorted(n for n in os.listdir(shard.path) if not n.startswith("."))
+    listed = os.listdir(shard.path)
+    beside = img2dataset_files(listed)  # neither shards nor samples (sources.py)
+    names = sorted(n for n in listed if not n.startswith(".") and n not in beside)
     current: _Sample | None = None
     for name in names:
         path = os.path.join(shard.path, name)

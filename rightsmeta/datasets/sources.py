@@ -69,14 +69,24 @@ def kind_of(path: str) -> Kind | None:
     return None
 
 
+def img2dataset_files(files: list[str]) -> set[str]:
+    """The files img2dataset writes beside each tar shard ``X.tar``: ``X.parquet`` (the shard's
+    urls, captions and download status, without the images) and ``X_stats.json``. In a folder
+    they are not shards nor samples; they are not copied to --out either (they list every sample,
+    the dropped ones too). Named on their own, they are scanned as asked."""
+    stems = {name[: -len(suffix)] for name in files for suffix in TAR_SUFFIXES if name.lower().endswith(suffix)}
+    return {name for stem in stems for name in (f"{stem}.parquet", f"{stem}_stats.json")} & set(files)
+
+
 def _folder(root: str) -> list[Shard]:
     shards: list[Shard] = []
     for directory, dirs, files in os.walk(root):
         dirs.sort()
         plain = False
+        beside = img2dataset_files(files)
         for name in sorted(files):
-            if name.startswith("."):
-                continue  # our own temporary files, editors' droppings
+            if name.startswith(".") or name in beside:
+                continue  # our own temporary files, editors' droppings; img2dataset's shard tables
             path = os.path.join(directory, name)
             kind = kind_of(name)
             if kind is not None:
