@@ -406,7 +406,13 @@ def scan(
     counts = {"keep": 0, "drop": 0}
     unwritten = 0  # shards with no filtered copy in --out (their samples all dropped)
     found: set[str] = set()
-    with report if report is not None else contextlib.nullcontext():
+    # SIGTERM ends the scan as Ctrl-C does: the report's and the copies' temporary files and the
+    # workers' spooled rows are removed, not left behind. The rows are closed at once (their
+    # clean-up runs in order), not by the garbage collector at exit, after the temporary folder's.
+    with cli_plain.terminate_cleanly(), contextlib.ExitStack() as stack:
+        stack.callback(getattr(rows, "close", lambda: None))
+        if report is not None:
+            stack.enter_context(report)
         try:
             for row in rows:
                 counts[row["decision"]] += 1

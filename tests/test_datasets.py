@@ -690,6 +690,36 @@ def test_memory_stays_flat_in_shard_size_with_worker_processes(tmp_path: Path) -
     assert len(members(tmp_path / "o1500" / "1500.tar")) == 1500
 
 
+def test_sigterm_during_a_scan_with_workers_leaves_no_files_behind(tmp_path: Path) -> None:
+    # SIGTERM killed the scan where it stood: the rows its workers had spooled (a file per shard,
+    # as large as the shard's rows) stayed in the temporary folder, the report's half-written file
+    # beside the report.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    noise = image_bytes("png", size=(16, 16), seed=3)
+    for n in range(4):
+        _tar(tmp_path / f"s{n}.tar", [(f"{i:05d}.png", noise) for i in range(300 if n else 5)])
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    (tmp_path / "report").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "rightsmeta", "scan", str(tmp_path / "s*.tar"), "--purpose", GENAI,
+                             "--jobs", "2", "--report", str(tmp_path / "report" / "r.jsonl")],
+                            env={**os.environ, "TMPDIR": str(spool), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(name.endswith(".rows") for _, _, names in os.walk(spool) for name in names):
+        assert proc.poll() is None and time.monotonic() < deadline, "the scan ended before it spooled rows"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert [name for _, _, names in os.walk(spool) for name in names] == []
+    assert os.listdir(tmp_path / "report") == []
+    assert proc.returncode != 0 and b"Traceback" not in err, err  # the workers' stack traces were printed too
+
+
 @pytest.mark.parametrize("kind", ["parquet", "tar", "tar-jobs2"])
 def test_a_copy_that_cannot_be_written_keeps_none_of_its_rows(tmp_path: Path, kind: str) -> None:
     # The copy's final rename fails (a folder stands where it goes, as a stale one left by hand):

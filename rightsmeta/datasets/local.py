@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -69,7 +70,8 @@ def _unspool(shard: Shard, path: str, failed: str | None, options: ScanOptions) 
                     row["reasons"] = [COPY_FAILED, *row["reasons"]]
                 yield row
     finally:
-        os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):  # the folder already removed (the scan stopped)
+            os.unlink(path)
     if failed is not None:
         yield shard_row(shard, failed, options.purpose)
 
