@@ -693,7 +693,7 @@ def test_memory_stays_flat_in_shard_size_with_worker_processes(tmp_path: Path) -
 def test_sigterm_during_a_scan_with_workers_leaves_no_files_behind(tmp_path: Path) -> None:
     # SIGTERM killed the scan where it stood: the rows its workers had spooled (a file per shard,
     # as large as the shard's rows) stayed in the temporary folder, the report's half-written file
-    # beside the report.
+    # beside the report, and the copies the workers were writing in --out.
     import signal
     import subprocess
     import sys
@@ -706,7 +706,7 @@ def test_sigterm_during_a_scan_with_workers_leaves_no_files_behind(tmp_path: Pat
     spool.mkdir()
     (tmp_path / "report").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "rightsmeta", "scan", str(tmp_path / "s*.tar"), "--purpose", GENAI,
-                             "--jobs", "2", "--report", str(tmp_path / "report" / "r.jsonl")],
+                             "--jobs", "2", "--report", str(tmp_path / "report" / "r.jsonl"), "--out", str(tmp_path / "out")],
                             env={**os.environ, "TMPDIR": str(spool), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -717,6 +717,7 @@ def test_sigterm_during_a_scan_with_workers_leaves_no_files_behind(tmp_path: Pat
     _, err = proc.communicate(timeout=60)
     assert [name for _, _, names in os.walk(spool) for name in names] == []
     assert os.listdir(tmp_path / "report") == []
+    assert [name for name in os.listdir(tmp_path / "out") if name.startswith(".")] == []  # a worker's copy being written
     assert proc.returncode != 0 and b"Traceback" not in err, err  # the workers' stack traces were printed too
 
 

@@ -19,8 +19,21 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(options: ScanOptions, folder: str) -> None:
+    import signal
+
     _WORKER["options"] = options
     _WORKER["folder"] = folder
+    # The caller decides what a Ctrl-C stops; its pool ends the workers with SIGTERM, which
+    # unwinds the shard as a stop does: the copy being written to --out has its temporary file
+    # removed (it was left there, killed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+def _stop(signum: int, frame: object) -> None:
+    from ..stopping import stop
+
+    stop(SystemExit(128 + signum))
 
 
 def _rows(shard: Shard, options: ScanOptions) -> Iterator[Row]:
