@@ -399,16 +399,22 @@ def scan(
     if report_file and not os.path.isdir(os.path.dirname(os.path.abspath(report_file))):
         # said before the scan, not after an hour of it
         raise click.UsageError(f"cannot write the report {report_file}: its folder does not exist")
-    from .datasets.shards import NOT_WRITTEN
+    from .datasets.shards import NOT_WRITTEN_MARK
 
     counts = {"keep": 0, "drop": 0}
     unwritten = 0  # shards with no filtered copy in --out (their samples all dropped)
     found: set[str] = set()
-    with report if report is not None else contextlib.nullcontext():
+    # SIGTERM ends the scan as Ctrl-C does: the report's and the copies' temporary files and the
+    # workers' spooled rows are removed, not left behind. The rows are closed at once (their
+    # clean-up runs in order), not by the garbage collector at exit, after the temporary folder's.
+    with cli_plain.terminate_cleanly(), contextlib.ExitStack() as stack:
+        stack.callback(getattr(rows, "close", lambda: None))
+        if report is not None:
+            stack.enter_context(report)
         try:
             for row in rows:
                 counts[row["decision"]] += 1
-                unwritten += row["key"] is None and any(e.endswith(NOT_WRITTEN) for e in row["errors"])
+                unwritten += row["key"] is None and any(NOT_WRITTEN_MARK in e for e in row["errors"])
                 if row["errors"]:
                     found.add("error")
                     where = f"{row['shard']}" + (f" {row['key']}" if row["key"] is not None else "")

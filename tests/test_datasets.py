@@ -26,7 +26,7 @@ from rightsmeta.cli import main
 from rightsmeta.datasets import ScanOptions, Shard, decide_sample, expand, recorded_headers, scan, scan_shard
 from rightsmeta.datasets.headers import DEFAULT_STEP
 from rightsmeta.datasets.report import ReportWriter, read_report
-from rightsmeta.datasets.shards import APART, SHARD_BROKEN
+from rightsmeta.datasets.shards import APART, COPY_FAILED, SHARD_BROKEN
 from rightsmeta.datasets.sources import braces
 from rightsmeta.errors import UsageError
 
@@ -211,6 +211,23 @@ def test_expand_globs_folders_and_refuses_what_is_not_there(tmp_path: Path) -> N
         expand([str(tmp_path / "shard-{000000..000009}.tar")])
     with pytest.raises(UsageError, match="not a shard"):
         expand([str(tmp_path / "imgs" / "00000" / "a.jpg")])
+
+
+def test_shards_of_one_name_in_two_folders_are_refused_only_with_out(tmp_path: Path) -> None:
+    # train/00000.tar and val/00000.tar (img2dataset numbers every run's shards from 00000): a
+    # report-only scan was refused ("would both be written ... under --out") without any --out.
+    for split, samples in (("train", SAMPLES[:3]), ("val", SAMPLES[3:5])):
+        (tmp_path / split).mkdir()
+        write_wds(tmp_path / split / "00000.tar", samples)
+    sources = [str(tmp_path / "*" / "00000.tar")]
+    rows = list(scan(sources, GENAI))
+    assert [(os.path.basename(os.path.dirname(r["shard"])), r["key"]) for r in rows] == [
+        ("train", s["key"]) for s in SAMPLES[:3]] + [("val", s["key"]) for s in SAMPLES[3:5]]
+    with pytest.raises(UsageError, match="would both be written to 00000.tar under --out"):
+        list(scan(sources, GENAI, out_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(main, ["scan", *sources, "--purpose", GENAI, "--jobs", "2"])
+    assert result.exit_code == 0 and "summary: 4 kept, 1 dropped" in result.stderr, result.output
 
 
 # --- tar shards ------------------------------------------------------------------------------
@@ -652,6 +669,94 @@ def test_memory_stays_flat_in_shard_size(tmp_path: Path) -> None:
     assert large < 10 * len(noise) + 2_000_000
 
 
+def test_memory_stays_flat_in_shard_size_with_worker_processes(tmp_path: Path) -> None:
+    """With --jobs 2 a worker sent a shard's rows back in one message: the caller held every row
+    of a shard at once (and the worker too), memory growing with the shard."""
+    noise = image_bytes("png", size=(16, 16), seed=3)
+
+    def peak(n: int) -> int:
+        _tar(tmp_path / f"{n}.tar", [(f"{i:05d}.png", noise) for i in range(n)])
+        _tar(tmp_path / f"{n}-small.tar", [("a.png", noise)])
+        tracemalloc.start()
+        rows = sum(1 for _ in scan([str(tmp_path / f"{n}.tar"), str(tmp_path / f"{n}-small.tar")], GENAI, jobs=2,
+                                   out_dir=str(tmp_path / f"o{n}")))
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert rows == n + 1
+        return size
+
+    small, large = peak(50), peak(1500)
+    assert (large - small) / 1450 < 100, (small, large)  # a row held costs about 1 kB
+    assert len(members(tmp_path / "o1500" / "1500.tar")) == 1500
+
+
+def test_sigterm_during_a_scan_with_workers_leaves_no_files_behind(tmp_path: Path) -> None:
+    # SIGTERM killed the scan where it stood: the rows its workers had spooled (a file per shard,
+    # as large as the shard's rows) stayed in the temporary folder, the report's half-written file
+    # beside the report, and the copies the workers were writing in --out.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    noise = image_bytes("png", size=(16, 16), seed=3)
+    for n in range(4):
+        _tar(tmp_path / f"s{n}.tar", [(f"{i:05d}.png", noise) for i in range(300 if n else 5)])
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    (tmp_path / "report").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "rightsmeta", "scan", str(tmp_path / "s*.tar"), "--purpose", GENAI,
+                             "--jobs", "2", "--report", str(tmp_path / "report" / "r.jsonl"), "--out", str(tmp_path / "out")],
+                            env={**os.environ, "TMPDIR": str(spool), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(name.endswith(".rows") for _, _, names in os.walk(spool) for name in names):
+        assert proc.poll() is None and time.monotonic() < deadline, "the scan ended before it spooled rows"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert [name for _, _, names in os.walk(spool) for name in names] == []
+    assert os.listdir(tmp_path / "report") == []
+    assert [name for name in os.listdir(tmp_path / "out") if name.startswith(".")] == []  # a worker's copy being written
+    assert proc.returncode != 0 and b"Traceback" not in err, err  # the workers' stack traces were printed too
+
+
+@pytest.mark.parametrize("kind", ["parquet", "tar", "tar-jobs2"])
+def test_a_copy_that_cannot_be_written_keeps_none_of_its_rows(tmp_path: Path, kind: str) -> None:
+    # The copy's final rename fails (a folder stands where it goes, as a stale one left by hand):
+    # its rows had been reported "keep" (the summary too: "6 kept") while --out held nothing, and
+    # the failure was called a bug of rightsmeta's ("please report it").
+    if kind == "parquet":
+        pq.write_table(hf_table(SAMPLES[:6]), tmp_path / "a.parquet", row_group_size=2)
+        name, extra = "a.parquet", ["--column", "image.bytes"]
+    else:
+        write_wds(tmp_path / "a.tar", SAMPLES[:6])
+        name, extra = "a.tar", []
+    sources = [str(tmp_path / name)]
+    if kind == "tar-jobs2":
+        write_wds(tmp_path / "b.tar", SAMPLES[6:8])
+        sources.append(str(tmp_path / "b.tar"))
+        extra = ["--jobs", "2"]
+    out = tmp_path / "out"
+    (out / name / "stale").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["scan", *sources, "--purpose", GENAI, "--out", str(out), "--jsonl",
+                                       "--report", str(tmp_path / "r.jsonl"), *extra])
+    assert result.exit_code == 1, result.output
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert list(read_report(str(tmp_path / "r.jsonl"))) == printed
+    mine = [r for r in printed if r["shard"].endswith(name)]
+    assert [r["key"] for r in mine] == [s["key"] for s in SAMPLES[:6]] + [None]
+    assert all(r["decision"] == "drop" for r in mine)
+    assert all(r["reasons"][0] == COPY_FAILED for r in mine[:-1] if r["permission"] != "notAllowed")
+    assert "could not write" in mine[-1]["errors"][0] and "please report" not in mine[-1]["errors"][0]
+    kept_b = sum(s["expect"][0] == "keep" for s in SAMPLES[6:8]) if kind == "tar-jobs2" else 0
+    assert f"summary: {kept_b} kept" in result.stderr and "1 shard(s) not written to --out" in result.stderr, result.stderr
+    assert os.listdir(out / name) == ["stale"]  # what stands there is left as it was, not written into
+    if kind == "tar-jobs2":
+        assert [m[0] for m in members(out / "b.tar")] == [m[0] for m in members(tmp_path / "b.tar")
+                                                          if m[0].split(".")[0] in {s["key"] for s in SAMPLES[6:8] if s["expect"][0] == "keep"}]
+
+
 # --- Parquet ---------------------------------------------------------------------------------
 
 def hf_table(samples: list[dict[str, Any]]) -> Any:
@@ -863,6 +968,63 @@ def test_folder_of_files_with_json_sidecars(tmp_path: Path) -> None:
     kept = [s for s in SAMPLES[:18] if s["expect"][0] == "keep"]
     assert copied == sorted([f"{s['key']}.{s['ext']}" for s in kept] + [f"{s['key']}.json" for s in kept])
     assert all((tmp_path / "out" / "00000" / f"{s['key']}.{s['ext']}").read_bytes() == s["data"] for s in kept)
+
+
+def test_a_folder_copy_holds_this_runs_kept_files_only(tmp_path: Path) -> None:
+    # The folder's copy was written file by file into what an earlier run left: a sample this run
+    # drops stayed in --out from a run for another purpose (or before it was tagged).
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for s in SAMPLES[:5]:
+        (folder / f"{s['key']}.{s['ext']}").write_bytes(s["data"])
+    out = tmp_path / "out"
+    assert all(r["decision"] == "keep" for r in scan([str(folder)], "search", out_dir=str(out)))
+    assert len(os.listdir(out / "imgs")) == 5
+    rows = list(scan([str(folder)], GENAI, out_dir=str(out)))
+    kept = {r["key"] for r in rows if r["decision"] == "keep"}
+    assert kept == {s["key"] for s in SAMPLES[:5] if s["expect"][0] == "keep"} and len(kept) == 4
+    assert sorted(p.split(".")[0] for p in os.listdir(out / "imgs")) == sorted(kept)
+
+
+def test_a_folder_sample_that_cannot_be_written_is_dropped_and_the_rest_go_on(tmp_path: Path) -> None:
+    # A failed write ended the folder's scan, called "cannot read folder", after the sample's row
+    # had said "keep"; the samples after it were never reported.
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for s in SAMPLES[:3]:
+        (folder / f"{s['key']}.{s['ext']}").write_bytes(s["data"])
+    blocked = SAMPLES[1]
+    (tmp_path / "out" / "imgs" / f"{blocked['key']}.{blocked['ext']}" / "x").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["scan", str(folder), "--purpose", GENAI, "--out", str(tmp_path / "out"), "--jsonl"])
+    assert result.exit_code == 1, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["key"], r["decision"]) for r in rows] == [(SAMPLES[0]["key"], "keep"), (blocked["key"], "drop"),
+                                                         (SAMPLES[2]["key"], "keep")]
+    assert "could not be written to --out" in rows[1]["errors"][0]
+    assert "summary: 2 kept, 1 dropped" in result.stderr
+    assert (tmp_path / "out" / "imgs" / f"{SAMPLES[2]['key']}.{SAMPLES[2]['ext']}").read_bytes() == SAMPLES[2]["data"]
+
+
+def test_img2dataset_output_folder_scans_its_shards_only(tmp_path: Path) -> None:
+    # img2dataset writes beside each 00000.tar a 00000.parquet (the shard's url/caption/status
+    # table, no image bytes) and 00000_stats.json: each Parquet was a shard "without the column
+    # 'image'" (exit 1, "2 shard(s) not written to --out") and the stats files "samples" with
+    # nothing to read, so a clean dataset always failed.
+    root = tmp_path / "laion"
+    root.mkdir()
+    for n, samples in ((0, SAMPLES[:4]), (1, SAMPLES[4:6])):
+        write_wds(root / f"{n:05d}.tar", samples)
+        pq.write_table(pa.table({"url": [s["meta"]["url"] for s in samples], "key": [s["key"] for s in samples],
+                                 "status": ["success"] * len(samples), "caption": [s["caption"].decode() for s in samples]}),
+                       root / f"{n:05d}.parquet")
+        (root / f"{n:05d}_stats.json").write_text(json.dumps({"count": len(samples), "successes": len(samples)}))
+    result = CliRunner().invoke(main, ["scan", str(root), "--purpose", GENAI, "--out", str(tmp_path / "out"), "--jsonl"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["key"] for r in rows] == [s["key"] for s in SAMPLES[:6]], result.output
+    assert result.exit_code == 0 and "summary: 5 kept, 1 dropped for genai-training\n" in result.stderr, result.output
+    assert sorted(os.listdir(tmp_path / "out")) == ["00000.tar", "00001.tar"]
+    # named on their own, they are scanned as asked
+    assert [r["key"] for r in scan([str(root / "00000.parquet")], GENAI)] == [None]
 
 
 def test_a_shard_beside_plain_files_is_read_once(tmp_path: Path) -> None:

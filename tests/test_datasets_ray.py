@@ -153,3 +153,30 @@ def test_find_split_ids_drops_a_sample_split_across_files(local_ray: None, tmp_p
     rows = ds.take_all()
     assert sorted((r["__key__"], r["rightsmeta_keep"]) for r in rows) == [("a", False), ("a", False), ("b", True), ("c", True)]
     assert find_split_ids(ray.data.from_items([{"key": "a"}, {"key": "a"}])) == set()  # no webdataset ids: none split
+
+
+def test_a_shard_deciders_rows_come_back_a_block_at_a_time(tmp_path: Path) -> None:
+    """The Ray engine's actor gave a shard's rows back as one table: the actor (and the driver)
+    held every row of the shard at once. Called here as Ray Data calls it, without Ray."""
+    import tracemalloc
+
+    from rightsmeta.datasets import ScanOptions
+    from rightsmeta.datasets.ray_engine import ShardDecider
+    from rightsmeta.model import Purpose
+
+    image = SAMPLES[1]["data"]
+
+    def peak(n: int) -> tuple[int, list[Any]]:
+        _tar(tmp_path / f"{n}.tar", [(f"{i:05d}.png", image) for i in range(n)])
+        decider = ShardDecider(ScanOptions(Purpose.GENAI_TRAINING), block_rows=100)
+        tracemalloc.start()
+        sizes = list(decider({"kind": ["tar"], "path": [str(tmp_path / f"{n}.tar")], "name": [f"{n}.tar"]}))
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size, sizes
+
+    (small, _), (large, blocks) = peak(50), peak(1500)
+    # A row held costs about 1 kB; what does grow is the reader's set of the keys already closed
+    # (one short string a sample, for its malformed-shard check).
+    assert (large - small) / 1450 < 250, (small, large)
+    assert sum(len(b) for b in blocks) == 1500 and max(map(len, blocks)) <= 100

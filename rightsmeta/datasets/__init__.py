@@ -20,7 +20,7 @@ from ..model import Purpose, parse_purpose
 from .headers import HeaderStep, recorded_headers
 from .sample import SampleDecision, decide_parts, decide_sample
 from .shards import Row, ScanOptions, scan_shard, split_across_files
-from .sources import Shard, expand
+from .sources import Shard, check_out_names, expand
 
 Engine = Literal["local", "ray"]
 
@@ -55,6 +55,7 @@ def scan(
                           accept_constraints=accept_constraints, column=column, sample_seconds=sample_seconds,
                           out_dir=os.path.abspath(out_dir) if out_dir else None, split_ids=split)
     if options.out_dir is not None:
+        check_out_names(shards)
         for shard in shards:
             target = os.path.realpath(os.path.join(options.out_dir, shard.name))
             if target == os.path.realpath(shard.path):

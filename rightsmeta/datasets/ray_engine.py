@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import NOT_JSON, UsageError
 from ..model import Purpose, parse_purpose
-from .local import _one
+from .local import _rows
 from .report import COLUMNS, _arrow_schema
 from .sample import decide_parts
 from .shards import APART, Row, ScanOptions, _as_json, sample_ids, side_columns
@@ -48,19 +48,31 @@ def _ray() -> Any:
     return ray
 
 
+#: Report rows an actor gives back at a time: a shard's rows are never held at once, by the actor
+#: or by the driver (a shard of 100k samples is 100k rows).
+BLOCK_ROWS = 4096
+
+
 class ShardDecider:
-    """Scans the shards of a batch (columns kind, path, name); returns their report rows."""
+    """Scans the shards of a batch (columns kind, path, name); yields their report rows, at most
+    ``block_rows`` at a time."""
 
-    def __init__(self, options: ScanOptions) -> None:
+    def __init__(self, options: ScanOptions, block_rows: int = BLOCK_ROWS) -> None:
         self.options = options
+        self.block_rows = block_rows
 
-    def __call__(self, batch: dict[str, Any]) -> Any:
+    def __call__(self, batch: dict[str, Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         rows: list[Row] = []
         for kind, path, name in zip(batch["kind"], batch["path"], batch["name"], strict=True):
-            rows.extend(_one(Shard(str(kind), str(path), str(name)), self.options))  # type: ignore[arg-type]
-        return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=_arrow_schema())
+            for row in _rows(Shard(str(kind), str(path), str(name)), self.options):  # type: ignore[arg-type]
+                rows.append({c: row.get(c) for c in COLUMNS})
+                if len(rows) >= self.block_rows:
+                    yield pa.Table.from_pylist(rows, schema=_arrow_schema())
+                    rows = []
+        if rows:
+            yield pa.Table.from_pylist(rows, schema=_arrow_schema())
 
 
 class SplitSampleError(ValueError):

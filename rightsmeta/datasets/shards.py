@@ -9,6 +9,11 @@ written beside its target and renamed into place when complete, so a crash never
 shard under the final name; a tar not read cleanly to its end (cut, damaged, or a sample's members
 not together) gets no copy at all.
 
+A tar shard's and a Parquet file's rows are given once its copy is published (or known not to be):
+until then they wait in a temporary file, so memory stays flat in the shard's size. A copy that
+cannot be written (no space, a folder where it goes) keeps none of the shard's samples: the report
+says "drop" for each, as --out holds none of them.
+
 Bad input never stops a scan: a truncated tar, a corrupt member, a Parquet file without the
 column become rows with the reason. A Parquet file's rows read before the damage keep their
 decisions (and are in its copy); a tar shard not read cleanly to its end keeps none of its samples
@@ -25,7 +30,7 @@ import tarfile
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -34,7 +39,7 @@ from ..fsio import atomic_write, replacing
 from ..model import Purpose, State
 from .headers import DEFAULT_STEP
 from .sample import SampleDecision, decide_parts
-from .sources import Shard, kind_of
+from .sources import Shard, img2dataset_files, kind_of
 
 # Members that are a sample's metadata or caption, not content to read for signals. Any other
 # member is content: if rightsmeta cannot read it, the sample is dropped (fail closed).
@@ -46,6 +51,8 @@ BATCH_ROWS = 256  # Parquet rows decided and written at a time
 # Ends the shard row of a shard left out of --out. A copy an earlier run wrote there is removed: a
 # pipeline would take it for this run's, and it may hold what this run drops.
 NOT_WRITTEN = "; its filtered copy was not written (one from an earlier run is removed)"
+# What every shard row of a shard left out of --out says (the CLI counts those shards by it).
+NOT_WRITTEN_MARK = "its filtered copy was not written"
 
 Row = dict[str, Any]
 
@@ -241,6 +248,51 @@ def _unpublished(out: str | None) -> _Unpublished:
 # Replaces "keep" in the rows of a tar shard not read cleanly to its end (reasons first).
 SHARD_BROKEN = ("its shard was not read cleanly to its end (the shard's row says why), so none of its samples "
                 "is kept (fail closed)")
+# Replaces "keep" in the rows of a shard whose filtered copy could not be written to --out.
+COPY_FAILED = ("its shard's filtered copy could not be written to --out (the shard's row says why), so none of "
+               "its samples is kept: the report says what --out holds")
+
+
+class _CopyFailed(Exception):
+    """Writing the filtered copy failed (not reading the shard): raised through the copy's
+    ``replacing`` block, which discards the temporary file."""
+
+
+def _not_written(out: str, exc: BaseException) -> str:
+    """The shard row's reason for a copy that could not be written; a copy an earlier run left at
+    ``out`` is removed, or said not to be this run's where it cannot be."""
+    why = str(exc) if isinstance(exc, _CopyFailed) else f"could not write its filtered copy: {getattr(exc, 'strerror', None) or exc}"
+    try:
+        os.unlink(out)
+    except FileNotFoundError:
+        pass
+    except OSError as gone:
+        return f"{why}; {NOT_WRITTEN_MARK}, and what is at {out} is not this run's (not removed: {gone.strerror or gone})"
+    return why + NOT_WRITTEN
+
+
+def _spooled(shard: Shard, options: ScanOptions, fill: Callable[[IO[bytes]], tuple[list[str], str | None]]) -> Iterator[Row]:
+    """The rows ``fill(spool)`` decides into a temporary file (a JSON row a line, a few hundred
+    bytes a sample, so memory stays flat in the shard's size), given once it returns the shard
+    rows to add and, when none of the shard's samples may be kept, why (put before the reasons
+    of each row that said "keep"). An OSError out of ``fill`` with --out is its copy not written."""
+    with tempfile.TemporaryFile() as spool:
+        out = None if options.out_dir is None else os.path.join(options.out_dir, shard.name)
+        try:
+            tail, dropped = fill(spool)
+        except (_CopyFailed, OSError) as exc:
+            if out is None:
+                raise
+            tail, dropped = [_not_written(out, exc)], COPY_FAILED
+        spool.seek(0)
+        for line in spool:
+            row: Row = json.loads(line)
+            if dropped and row["decision"] == "keep":
+                row["decision"] = "drop"
+                row["reasons"] = [dropped, *row["reasons"]]
+            yield row
+    for reason in tail:
+        yield shard_row(shard, reason, options.purpose)
 
 
 def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
@@ -248,19 +300,13 @@ def _scan_tar(shard: Shard, options: ScanOptions) -> Iterator[Row]:
     whether a sample decided "keep" can stay kept. A key coming back later, or members lost to
     damage further on, may belong to any earlier sample (its reserving JSON), and the filtered
     copy of such a shard is not published; so in a shard not read cleanly every sample is
-    dropped, in the report as in --out, with or without --out. Until then the rows wait in a
-    temporary file (a few hundred bytes a sample), so memory stays flat in the shard's size."""
-    with tempfile.TemporaryFile() as spool:
+    dropped, in the report as in --out, with or without --out."""
+
+    def fill(spool: IO[bytes]) -> tuple[list[str], str | None]:
         broken = _tar_rows(shard, options, spool)
-        spool.seek(0)
-        for line in spool:
-            row: Row = json.loads(line)
-            if broken and row["decision"] == "keep":
-                row["decision"] = "drop"
-                row["reasons"] = [SHARD_BROKEN, *row["reasons"]]
-            yield row
-    for reason in broken:
-        yield shard_row(shard, reason, options.purpose)
+        return broken, SHARD_BROKEN if broken else None
+
+    yield from _spooled(shard, options, fill)
 
 
 def _tar_rows(shard: Shard, options: ScanOptions, spool: IO[bytes]) -> list[str]:
@@ -310,7 +356,9 @@ def _reader(data: bytes) -> IO[bytes]:
 # --- folders ---------------------------------------------------------------------------------
 
 def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
-    names = sorted(n for n in os.listdir(shard.path) if not n.startswith("."))
+    listed = os.listdir(shard.path)
+    beside = img2dataset_files(listed)  # neither shards nor samples (sources.py)
+    names = sorted(n for n in listed if not n.startswith(".") and n not in beside)
     current: _Sample | None = None
     for name in names:
         path = os.path.join(shard.path, name)
@@ -341,17 +389,66 @@ def _folder_samples(shard: Shard, options: ScanOptions) -> Iterator[_Sample]:
 
 
 def _scan_folder(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """The folder's rows; its copy is the kept samples' files, each sample's written before its
+    row says "keep" (one that cannot be written is dropped, and the scan goes on). The files in
+    the copy's folder that this run did not write (an earlier run's, of samples dropped now) are
+    removed at the end; its sub-folders are other shards' copies and are left alone."""
     out = None if options.out_dir is None else os.path.join(options.out_dir, shard.name)
+    written: set[str] = set()
     try:
         for sample in _folder_samples(shard, options):
             decision = _decide(sample, options)
-            yield _row(shard, sample.key, decision)
+            row = _row(shard, sample.key, decision)
             if out is not None and decision.keep:
-                os.makedirs(out, exist_ok=True)
-                for name, _ext, data in sample.members:
-                    atomic_write(os.path.join(out, name), data)
+                failed = _write_sample(out, sample, written)
+                if failed is not None:
+                    row.update(decision="drop", reasons=[f"not kept: {failed}", *row["reasons"]],
+                               errors=[*row["errors"], failed])
+            yield row
     except OSError as exc:
         yield shard_row(shard, f"cannot read folder: {exc.strerror or exc}", options.purpose)
+    if out is not None and (stale := _remove_stale(out, written)) is not None:
+        yield shard_row(shard, stale, options.purpose)
+
+
+def _write_sample(out: str, sample: _Sample, written: set[str]) -> str | None:
+    """Writes a kept sample's files into the folder copy; why it could not, or None. A sample
+    not written whole has none of its files left there."""
+    names = [name for name, _ext, _data in sample.members]
+    try:
+        os.makedirs(out, exist_ok=True)
+        for name, _ext, data in sample.members:
+            atomic_write(os.path.join(out, name), data)
+    except OSError as exc:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(out, name))
+        return f"its files could not be written to --out ({exc})"
+    written.update(names)
+    return None
+
+
+def _remove_stale(out: str, written: set[str]) -> str | None:
+    """Removes the files of the folder copy ``out`` this run did not write; why some remain, or None."""
+    try:
+        entries = list(os.scandir(out))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot clear what an earlier run left in its copy {out}: {exc.strerror or exc}"
+    left = []
+    for entry in entries:
+        if entry.name in written or entry.is_dir(follow_symlinks=False) or entry.name.startswith("."):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left.append(entry.name)
+    if left:
+        return f"files an earlier run left in its copy {out} could not be removed ({', '.join(sorted(left)[:5])})"
+    return None
 
 
 # --- Parquet ---------------------------------------------------------------------------------
@@ -596,18 +693,34 @@ def _open_parquet(shard: Shard, options: ScanOptions) -> tuple[Any, str, str | N
 
 
 def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
+    """The file's rows, given once its filtered copy is published: rows read before damage keep
+    their decisions (and are in the copy); a copy that cannot be written keeps none (``_spooled``)."""
+    opened = _open_parquet(shard, options)
+    if isinstance(opened, str):
+        out = _out_path(shard, options)
+        _unpublished(out)  # a copy an earlier run left there is not this run's
+        yield shard_row(shard, opened + (NOT_WRITTEN if out is not None else ""), options.purpose)
+        return
+    found = opened
+
+    def fill(spool: IO[bytes]) -> tuple[list[str], str | None]:
+        return _parquet_rows(shard, options, found, spool), None
+
+    yield from _spooled(shard, options, fill)
+
+
+def _parquet_rows(shard: Shard, options: ScanOptions, opened: tuple[Any, str, str | None, set[int]],
+                  spool: IO[bytes]) -> list[str]:
+    """Decides the file's rows into ``spool`` (a JSON row a line) and writes the filtered copy;
+    returns the shard rows' reasons (damage after some rows, rows of split samples)."""
     import pyarrow as pa
 
     pq = _pyarrow()
     out = _out_path(shard, options)
-    opened = _open_parquet(shard, options)
-    if isinstance(opened, str):
-        _unpublished(out)  # a copy an earlier run left there is not this run's
-        yield shard_row(shard, opened + (NOT_WRITTEN if out is not None else ""), options.purpose)
-        return
     pf, name, child, shared = opened
     key_column = next((c for c in _KEY_COLUMNS if c in pf.schema_arrow.names), None)
     returned: list[str] = []
+    tail: list[str] = []
     with contextlib.ExitStack() as stack:
         writer = None
         if out is not None:
@@ -642,20 +755,24 @@ def _scan_parquet(shard: Shard, options: ScanOptions) -> Iterator[Row]:
                     rows.append(_row(shard, key, decision))
                     keep.append(decision.keep)
                 if writer is not None:
-                    if (kept := kept_rows(batch, keep)) is not None:
-                        writer.write(kept)
+                    try:
+                        if (kept := kept_rows(batch, keep)) is not None:
+                            writer.write(kept)
+                    except (OSError, pa.ArrowException) as exc:  # the copy's fault, not the file's
+                        raise _CopyFailed(f"could not write its filtered copy: {exc}") from exc
+                # after the batch is in the copy: a row said "keep" is one the copy has
+                spool.writelines(json.dumps(row).encode() + b"\n" for row in rows)
                 index += batch.num_rows
-                yield from rows
         except (OSError, pa.ArrowException) as exc:
-            yield shard_row(shard, f"unreadable Parquet after row {index}: {exc}", options.purpose)
+            tail.append(f"unreadable Parquet after row {index}: {exc}")
         if returned:
             # Said (exit 1), but the copy is published: the ids were read before any row was decided,
             # so every row of a split sample was dropped (and left out of the copy), the first one
             # too, and every row kept is a whole sample, in the copy as the report says.
-            yield shard_row(shard, f"malformed: {len(returned)} row(s) of a __key__ another row (of this file or another "
-                                   f"of the dataset) has (the first: "
-                                   f"{returned[0]}), made from a shard whose members were apart; those rows "
-                                   "are dropped", options.purpose)
+            tail.append(f"malformed: {len(returned)} row(s) of a __key__ another row (of this file or another "
+                        f"of the dataset) has (the first: {returned[0]}), made from a shard whose members were "
+                        "apart; those rows are dropped")
+    return tail
 
 
 def iter_shard(shard: Shard, options: ScanOptions) -> Iterator[Row]:

@@ -69,14 +69,24 @@ def kind_of(path: str) -> Kind | None:
     return None
 
 
+def img2dataset_files(files: list[str]) -> set[str]:
+    """The files img2dataset writes beside each tar shard ``X.tar``: ``X.parquet`` (the shard's
+    urls, captions and download status, without the images) and ``X_stats.json``. In a folder
+    they are not shards nor samples; they are not copied to --out either (they list every sample,
+    the dropped ones too). Named on their own, they are scanned as asked."""
+    stems = {name[: -len(suffix)] for name in files for suffix in TAR_SUFFIXES if name.lower().endswith(suffix)}
+    return {name for stem in stems for name in (f"{stem}.parquet", f"{stem}_stats.json")} & set(files)
+
+
 def _folder(root: str) -> list[Shard]:
     shards: list[Shard] = []
     for directory, dirs, files in os.walk(root):
         dirs.sort()
         plain = False
+        beside = img2dataset_files(files)
         for name in sorted(files):
-            if name.startswith("."):
-                continue  # our own temporary files, editors' droppings
+            if name.startswith(".") or name in beside:
+                continue  # our own temporary files, editors' droppings; img2dataset's shard tables
             path = os.path.join(directory, name)
             kind = kind_of(name)
             if kind is not None:
@@ -107,13 +117,22 @@ def expand(sources: Sequence[str]) -> list[Shard]:
                     if kind is None:
                         raise UsageError(f"{name}: not a shard (expected .tar, .tar.gz, .tgz, .parquet or a folder)")
                     shards.append(Shard(kind, name, os.path.basename(name)))
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     unique: list[Shard] = []
     for shard in shards:
-        if seen.get(shard.name) == shard.path:
-            continue  # named twice (a glob and a path): scanned once
+        real = os.path.realpath(shard.path)
+        if real in seen:
+            continue  # named twice (a glob and a path, a folder and a shard in it): scanned once
+        seen.add(real)
+        unique.append(shard)
+    return unique
+
+
+def check_out_names(shards: Sequence[Shard]) -> None:
+    """Raises UsageError when two shards would be written to one name under --out (train/00000.tar
+    and val/00000.tar, named by a glob): only a scan with --out has to refuse them."""
+    seen: dict[str, str] = {}
+    for shard in shards:
         if shard.name in seen:
             raise UsageError(f"{shard.path} and {seen[shard.name]} would both be written to {shard.name} under --out")
         seen[shard.name] = shard.path
-        unique.append(shard)
-    return unique
