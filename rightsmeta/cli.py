@@ -407,7 +407,7 @@ def scan(
     # SIGTERM ends the scan as Ctrl-C does: the report's and the copies' temporary files and the
     # workers' spooled rows are removed, not left behind. The rows are closed at once (their
     # clean-up runs in order), not by the garbage collector at exit, after the temporary folder's.
-    with cli_plain.terminate_cleanly(), contextlib.ExitStack() as stack:
+    with cli_common.terminate_cleanly(), contextlib.ExitStack() as stack:
         stack.callback(getattr(rows, "close", lambda: None))
         if report is not None:
             stack.enter_context(report)
