@@ -382,7 +382,7 @@ def scan(
     """
     from .datasets import scan as scan_rows
     from .datasets.report import ReportWriter
-    from .verify import default_jobs
+    from .pool import default_jobs
 
     failing = {s.strip() for s in fail_on.split(",") if s.strip()}
     if failing - set(FAIL_ON_SCAN):

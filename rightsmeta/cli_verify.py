@@ -50,7 +50,7 @@ def run(
     the RightsmetaError of an HTML report that could not be written.
     """
     from . import output
-    from .verify import STATUSES, default_jobs, verify_many
+    from .verify import STATUSES, verify_many
 
     failing = {s.strip() for s in fail_on.split(",") if s.strip()}
     unknown = failing - set(STATUSES)
@@ -86,8 +86,12 @@ def run(
         stale_temps(files, remove=False)
     if "-" in paths:
         jobs = 1  # standard input is one stream, read once, in this process
+    if not jobs:  # one worker per core; pool.py (multiprocessing) is loaded only when workers start
+        from .pool import default_jobs
+
+        jobs = default_jobs()
     rows = verify_many(
-        files, ledger_path=used, jobs=jobs or default_jobs(),
+        files, ledger_path=used, jobs=jobs,
         password=password, trust_anchors=anchors, seconds=timeout,
     )
     stream: Any = sys.stdout

@@ -52,7 +52,7 @@ def check_source(data: bytes, fmt: str) -> None:
 def compare(before: bytes, after: Buffer, fmt: str, parsed: Parsed | None = None) -> list[str]:
     """Notes on what could not be compared; raises ``ContentChanged`` when the content differs.
     ``parsed``: what the tag's writer and read-back parsed of these bytes (carriers.Parsed).
-    ``after`` may be the file written, mapped (api._tag_path)."""
+    ``after`` may be the file written, mapped (tagging._tag_path)."""
     if _same_in_place(before, after, fmt, parsed):
         return []
     after = after if isinstance(after, bytes) else after[:]  # the decoders take bytes: only here, rarely, a copy

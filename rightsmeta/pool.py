@@ -24,6 +24,11 @@ from multiprocessing import context, forkserver, popen_forkserver, reduction, sp
 from typing import Any
 
 
+def default_jobs() -> int:
+    """The cores this process may run on: what ``--jobs 0`` (one worker per core) starts."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _preparation(name: str) -> dict[str, Any]:
     """What a worker is told to set up before it runs: the stock data, less the caller's main
     script or module."""

@@ -207,7 +207,7 @@ def write(path: str, assertion: Assertion, *, dry_run: bool = False, dirs_to_syn
                     if not dry_run:
                         atomic_write(sidecar, new, expect=before, dirs_to_sync=dirs_to_sync)
                         if before.st_nlink > 1 and notes is not None:
-                            # As for a tagged file (api._result): the other names keep the old sidecar.
+                            # As for a tagged file (tagging.result_of): the other names keep the old sidecar.
                             notes.append(
                                 f"the sidecar {os.path.basename(found)} had {before.st_nlink} hard links; this name now "
                                 f"holds the tagged sidecar, the other {before.st_nlink - 1} still hold the untagged "

@@ -1,9 +1,9 @@
 """``tag`` over many files in worker processes (``api.tag_iter(..., jobs=N)``, ``tag --jobs N``).
 
-Each worker does a file's whole work as ``--jobs 1`` does it, with the same code (``api._tag_one``):
+Each worker does a file's whole work as ``--jobs 1`` does it, with the same code (``tagging.tag_one``):
 lock, read, plan, write the temporary file beside the original, fingerprint the new bytes when
 there is a ledger; a thread of the worker then fsyncs that file and renames it over the original
-(``api._Durable``: the data are durable before the rename, file by file) while the worker tags its
+(``tagging.Durable``: the data are durable before the rename, file by file) while the worker tags its
 next file. A worker answers for a file only after its rename. The ledger has one writer, this
 process: it records each work, and gives the results, in the order of the paths.
 
@@ -35,10 +35,11 @@ from collections import deque
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
-from . import api
+from . import tagging
 from .carriers import Options
 from .errors import UsageError
 from .fsio import sync_dirs
+from .reading import PathLike
 from .report import TagResult
 from .stopping import deferred, stop
 
@@ -66,7 +67,7 @@ Answer = tuple[int, TagResult, "Essence | None", str | None]  # seq, result, ess
 
 
 def tag_parallel(
-    paths: Iterable[api.PathLike],
+    paths: Iterable[PathLike],
     assertion: Assertion,
     *,
     jobs: int,
@@ -86,8 +87,7 @@ def tag_parallel(
     from multiprocessing.connection import wait
 
     from .log import level
-    from .pool import start_context
-    from .verify import default_jobs
+    from .pool import default_jobs, start_context
 
     if jobs < 0:
         raise UsageError(f"jobs must be 0 (one per core) or more, not {jobs}")
@@ -96,7 +96,7 @@ def tag_parallel(
     setup = (assertion, dry_run, password, identity, ledger is not None, follow_links, level())
     workers = [_Worker(ctx, setup) for _ in range(jobs)]
     numbered = enumerate(os.fspath(p) for p in paths)
-    once = api._Once(follow_links)
+    once = tagging.Once(follow_links)
     window = 2 * _DEPTH * jobs  # paths taken but not yet given back as results
     answered: dict[int, Answer] = {}
     given = taken = 0
@@ -104,12 +104,12 @@ def tag_parallel(
     finished = False
     try:
         while True:
-            due: deque[tuple[TagResult, api._Work | None]] = deque()  # answered in order: recorded together
+            due: deque[tuple[TagResult, tagging.ToRecord | None]] = deque()  # answered in order: recorded together
             while given in answered:
                 _, result, found, target = answered.pop(given)
                 due.append((result, (result, target, found) if found is not None and target is not None else None))
                 given += 1
-            yield from api._given(due, ledger)
+            yield from tagging.given(due, ledger)
             for worker in workers:
                 while worker.feed() and more and taken - given < window:
                     job = next(numbered, None)
@@ -237,15 +237,15 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
         show(log_level)
     options = Options(password=password)
     dirs: set[str] = set()
-    durable = api._Durable(dirs)
-    held: dict[int, api._Writing] = {}  # written, not yet answered for
-    outbox: queue.SimpleQueue[tuple[int, TagResult | api._Writing | api._Raw, api._Finishing | None] | None] = queue.SimpleQueue()
+    durable = tagging.Durable(dirs)
+    held: dict[int, tagging.Writing] = {}  # written, not yet answered for
+    outbox: queue.SimpleQueue[tuple[int, TagResult | tagging.Writing | tagging.Raw, tagging.Finishing | None] | None] = queue.SimpleQueue()
     gone = threading.Event()  # an answer could not be sent: the parent is gone
     reporter = threading.Thread(target=_answer, args=(conn, outbox, held, gone), name="rightsmeta-answers",
                                 daemon=True)
     reporter.start()
 
-    def hold(step: api._Writing) -> None:  # for the file being tagged: ``seq``, set by the loop below
+    def hold(step: tagging.Writing) -> None:  # for the file being tagged: ``seq``, set by the loop below
         held[seq] = step
         outbox.put((seq, step, durable.submit(step)))
 
@@ -253,8 +253,8 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
         # Files already sent are not started once the parent is known to be gone: none would be recorded.
         while not gone.is_set() and (job := conn.recv()) is not None:
             seq, path = job
-            step = api._tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links, hold)
-            if not isinstance(step, api._Writing):
+            step = tagging.tag_one(path, assertion.for_work(), dry_run, options, identity, record, follow_links, hold)
+            if not isinstance(step, tagging.Writing):
                 outbox.put((seq, step, None))
         outbox.put(None)
         reporter.join()
@@ -268,14 +268,14 @@ def _work(conn: Connection, assertion: Assertion, dry_run: bool, password: str |
         sync_dirs(dirs)
 
 
-def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: threading.Event) -> None:
+def _answer(conn: Connection, outbox: Any, held: dict[int, tagging.Writing], gone: threading.Event) -> None:
     """Send each file's answer to the parent once its rename is done, in the order tagged."""
     while (item := outbox.get()) is not None:
         seq, step, finishing = item
         answer: Answer
         if isinstance(step, TagResult):
             answer = (seq, step, None, None)
-        elif isinstance(step, api._Raw):  # a raw tagged through its sidecar: nothing renamed to wait for
+        elif isinstance(step, tagging.Raw):  # a raw tagged through its sidecar: nothing renamed to wait for
             answer = (seq, step.result, step.found, step.target)
         else:
             error = finishing.error()
@@ -284,7 +284,7 @@ def _answer(conn: Connection, outbox: Any, held: dict[int, api._Writing], gone: 
                 # its finish had begun: no answer, so the parent tags it again in a fresh worker.
                 # The files after it may be renamed already (threads finish out of order): answered.
                 continue
-            result, work = api._result(step, error)
+            result, work = tagging.result_of(step, error)
             # The working image is for lookups only: it is not recorded, so not sent.
             found = dataclasses.replace(work[2], view=None) if work is not None else None
             answer = (seq, result, found, step.target)

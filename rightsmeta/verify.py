@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import api, sidecar
+from . import api, reading, sidecar
 from .carriers.windows import sparse
 from .decide import NOTHING
 from .errors import RightsmetaError, TimeLimit, on_alarm
@@ -202,7 +202,7 @@ def classify(report: FileReport, *, ledger: Ledger | None = None, data: Any = No
 
 
 def verify(
-    source: api.Source,
+    source: reading.Source,
     *,
     ledger: Ledger | None = None,
     password: str | None = None,
@@ -213,7 +213,7 @@ def verify(
     """Read and classify one file (path, bytes or binary file object); one that would take more
     than ``memory`` bytes to hold is refused unread (``unreadable``). A path's XMP sidecars are
     read with it (``sidecars=False``: the file alone, as an upload is)."""
-    name = api._name(source)
+    name = reading.name_of(source)
     # Without a ledger nothing decodes the essence, so large TIFFs and WAVs are read only where
     # their structure and metadata are (carriers/windows.py); matching needs every byte.
     windows = sparse if ledger is None else None
@@ -287,7 +287,7 @@ def _verify_timed(path: str, context: dict[str, Any]) -> dict[str, Any]:
     if seconds:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        source: api.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
+        source: reading.Source = sys.stdin.buffer if path == "-" else path  # "-": an upload piped in
         verdict = verify(source, ledger=context.get("ledger"), password=context.get("password"),
                          trust_anchors=context.get("anchors"), memory=context.get("memory"))
         verdict.path = path
@@ -479,10 +479,6 @@ def _isolated(chunks: list[tuple[list[str], list[dict[str, Any]] | None]], pool:
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
-
-
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 __all__ = ["STATUSES", "Status", "Verdict", "classify", "verify", "verify_many"]

@@ -16,7 +16,7 @@ from test_pdf_fast import pypdf_update, qpdf_rewrite, simple
 from test_pdf_write_fast import _xref_stream_pdf
 
 import rightsmeta
-from rightsmeta import Assertion, api
+from rightsmeta import Assertion, tagging
 from rightsmeta.carriers import Options, pdf, pdfobjects
 from rightsmeta.errors import LeaveToLibrary
 
@@ -43,7 +43,7 @@ def test_a_tag_parses_each_cross_reference_section_once(updates: int, monkeypatc
     sections = len(pdfobjects.Reader(original).sections())
     assert sections == updates + 1
     parsed = _sections_parsed(monkeypatch)
-    new, fmt, carriers, notes = api._tag_data(original, DENY_AI.for_work(), Options(), None)
+    new, fmt, carriers, notes = tagging.tag_data(original, DENY_AI.for_work(), Options(), None)
     assert (fmt, carriers, notes) == ("pdf", ["xmp", "info"], [])  # written fast, read back, proven in place
     # The original's sections by the writer, the update's by the read-back; the check reuses both.
     assert sorted(parsed) == sorted({*parsed}) and len(parsed) == sections + 1
@@ -117,7 +117,7 @@ def test_a_hybrid_reference_pdf_is_tagged_and_proven_in_place(tmp_path: Path, qp
     original = simple(xref="hybrid", packed=(1, 2), info_entries=(b"/TDMReservation <FEFF0031>",))
     reader = pdfobjects.Reader(original)
     assert len(reader.sections()) == 2
-    new, _, carriers, notes = api._tag_data(original, DENY_AI.for_work(), Options(), None)
+    new, _, carriers, notes = tagging.tag_data(original, DENY_AI.for_work(), Options(), None)
     assert carriers == ["xmp", "info"] and notes == []
     assert rightsmeta.read(new).permissions == dict(DENY_AI.permissions)
     path = tmp_path / "hybrid.pdf"

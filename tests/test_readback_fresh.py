@@ -14,7 +14,7 @@ import pytest
 from samples import image_bytes
 from test_documents import pdf_bytes
 
-from rightsmeta import api, xmp
+from rightsmeta import reading, xmp
 from rightsmeta.carriers import Options, Parsed, detect
 from rightsmeta.model import Assertion
 from rightsmeta.report import FileReport
@@ -27,7 +27,7 @@ def _original(kind: str, seed: int = 1) -> bytes:
 
 
 def _written(data: bytes, assertion: Assertion) -> tuple[bytes, Parsed]:
-    """The tagged bytes, as ``api._tag_data``'s writer makes them, and that file's memo."""
+    """The tagged bytes, as ``tagging.tag_data``'s writer makes them, and that file's memo."""
     parsed = Parsed()
     found = detect(data[:64], data)
     assert found is not None
@@ -38,7 +38,7 @@ def _written(data: bytes, assertion: Assertion) -> tuple[bytes, Parsed]:
 
 def _both(new: bytes, parsed: Parsed) -> tuple[FileReport, FileReport]:
     """The tag's read-back of ``new`` (with the file's memo) and a full read of it."""
-    return api._read(new, None, Options(located={}, parsed=parsed)), api._read(new, None, Options(located={}))
+    return reading.read_source(new, None, Options(located={}, parsed=parsed)), reading.read_source(new, None, Options(located={}))
 
 
 def _same(fast: FileReport, full: FileReport) -> None:
@@ -86,16 +86,16 @@ def test_the_fresh_packet_is_not_parsed_again(kind: str, monkeypatch: pytest.Mon
     the words reads the template; the next ones parse nothing)."""
     words = Assertion.build(deny=("ai",), holder="A & B <C>", copyright="© 2026")
     first, parsed = _written(_original(kind), words.for_work())
-    api._read(first, None, Options(located={}, parsed=parsed))
+    reading.read_source(first, None, Options(located={}, parsed=parsed))
     new, parsed = _written(_original(kind, seed=2), words.for_work())
-    full = api._read(new, None, Options(located={}))
-    other = api._read(first, None, Options(located={})).rights["work_id"]
+    full = reading.read_source(new, None, Options(located={}))
+    other = reading.read_source(first, None, Options(located={})).rights["work_id"]
 
     def refused(packet: bytes, **_: Any) -> Any:
         raise AssertionError("the fresh packet was parsed again")
 
     monkeypatch.setattr(xmp, "read", refused)
-    fast = api._read(new, None, Options(located={}, parsed=parsed))
+    fast = reading.read_source(new, None, Options(located={}, parsed=parsed))
     _same(fast, full)
     assert not fast.errors and fast.rights["work_id"] != other
 
@@ -173,8 +173,8 @@ def test_each_report_is_its_own() -> None:
     words = Assertion.build(deny=("ai",), holder="H")
     a, pa = _written(_original("png"), words.for_work())
     b, pb = _written(_original("png"), words.for_work())
-    ra = api._read(a, None, Options(located={}, parsed=pa)).carriers[0]
-    rb = api._read(b, None, Options(located={}, parsed=pb)).carriers[0]
+    ra = reading.read_source(a, None, Options(located={}, parsed=pa)).carriers[0]
+    rb = reading.read_source(b, None, Options(located={}, parsed=pb)).carriers[0]
     ra.errors.append("x")
     ra.values["x"] = "y"
     ra.rights["x"] = "y"

@@ -16,7 +16,7 @@ import pytest
 from samples import image_bytes
 from test_tagpool import ENV, _after, _photos
 
-from rightsmeta import api
+from rightsmeta import api, tagging
 from rightsmeta.ledger import Ledger, Work
 from rightsmeta.model import Assertion
 
@@ -37,7 +37,7 @@ def test_with_a_ledger_the_next_files_are_tagged_while_a_write_is_in_flight(
 ) -> None:
     paths = _files(tmp_path, 4)
     events: list[tuple[str, str]] = []
-    real_fsync, real_replace, real_tag_one, real_insert = os.fsync, os.replace, api._tag_one, Ledger._insert
+    real_fsync, real_replace, real_tag_one, real_insert = os.fsync, os.replace, tagging.tag_one, Ledger._insert
 
     def fsync(fd: int) -> None:
         name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
@@ -59,7 +59,7 @@ def test_with_a_ledger_the_next_files_are_tagged_while_a_write_is_in_flight(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(api, "_tag_one", tag_one)
+    monkeypatch.setattr(tagging, "tag_one", tag_one)
     monkeypatch.setattr(Ledger, "_insert", insert)
     with Ledger.open(tmp_path / "ledger.db") as ledger:
         results = api.tag_all(paths, DENY_AI, ledger=ledger)
@@ -120,7 +120,7 @@ SLOW_DISK = """
 import os, sys, time
 fsync = os.fsync
 os.fsync = lambda fd: (time.sleep(0.05), fsync(fd))[1]
-from rightsmeta.cli_verify import main
+from rightsmeta.cli_plain import main
 sys.argv[0] = "rightsmeta"
 main()
 """
@@ -179,7 +179,7 @@ def test_tagging_images_with_a_ledger_loads_no_module_only_audio_or_documents_ne
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print(sorted(m for m in ('tempfile', 'shutil', 'zipfile', 'html') "
             "if m in sys.modules), file=sys.stderr))\n"
-            "from rightsmeta.cli_verify import main\n"
+            "from rightsmeta.cli_plain import main\n"
             "sys.argv[0] = 'rightsmeta'\n"
             "main()\n")
     done = subprocess.run([sys.executable, "-c", code, "tag", "-r", "--deny", "ai", "--no-sign", "--ledger",

@@ -25,7 +25,7 @@ from PIL import Image
 from samples import image_bytes, pixels
 
 import rightsmeta
-from rightsmeta import Assertion, api, contentcheck, fsio, mediacheck
+from rightsmeta import Assertion, contentcheck, fsio, mediacheck, tagging
 from rightsmeta.carriers import Options, Parsed, image, jpeg, splice
 from rightsmeta.errors import ContentChanged
 
@@ -78,11 +78,11 @@ def test_the_file_written_from_pieces_is_the_joined_file(fmt: str, tmp_path: Pat
     largest = max(new.pieces, key=len)
     assert isinstance(largest, memoryview) and largest.obj is data and len(largest) > len(data) // 2
     fixed = DENY_AI.for_work()  # one date and work id for both ways of tagging
-    joined = api._tag_data(data, fixed, Options(), None)[0]
+    joined = tagging.tag_data(data, fixed, Options(), None)[0]
     path = tmp_path / f"image.{fmt}"
     path.write_bytes(data)
-    step = api._tag_one(str(path), fixed, False, Options(), None, False, True)
-    assert isinstance(step, api._Writing)
+    step = tagging.tag_one(str(path), fixed, False, Options(), None, False, True)
+    assert isinstance(step, tagging.Writing)
     step.finish(None)
     assert path.read_bytes() == joined
     assert pixels(path.read_bytes()) == pixels(data)
@@ -131,8 +131,8 @@ def test_a_check_of_the_written_file_that_fails_or_is_stopped_leaves_the_origina
     """The check now follows the write into the temporary file: a refusal, or a stop (Ctrl-C)
     while it runs, removes that file, releases the lock and leaves the original as it was."""
     path = tmp_path / "photo.jpg"
-    original = _noise(500, 600)  # large enough to be checked mapped (api._MAPPED_FROM)
-    assert len(original) > api._MAPPED_FROM
+    original = _noise(500, 600)  # large enough to be checked mapped (tagging._MAPPED_FROM)
+    assert len(original) > tagging._MAPPED_FROM
     path.write_bytes(original)
     seen: list[list[str]] = []
 
@@ -157,7 +157,7 @@ def test_a_temporary_file_that_cannot_be_mapped_is_read(tmp_path: Path, monkeypa
     """Mapping fails beyond an address-space limit (ENOMEM): the check then reads the file instead."""
     path = tmp_path / "photo.jpg"
     original = _noise(500, 600)
-    assert len(original) > api._MAPPED_FROM
+    assert len(original) > tagging._MAPPED_FROM
     path.write_bytes(original)
     maps: list[int] = []
 

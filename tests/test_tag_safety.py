@@ -27,7 +27,7 @@ from PIL import Image, ImageCms
 from samples import image_bytes, pixels
 
 import rightsmeta
-from rightsmeta import Assertion, api, fsio, keys, stopping
+from rightsmeta import Assertion, api, fsio, keys, reading, stopping, tagging
 from rightsmeta.cli import main
 
 DENY_AI = Assertion.build(deny=["ai"])
@@ -79,7 +79,7 @@ class _Family:
 
 
 def _patch_write(monkeypatch: pytest.MonkeyPatch, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    real_detect = api.detect
+    real_detect = reading.detect
 
     def detect(head: bytes, buf: Any = None) -> Any:
         found = real_detect(head, buf)
@@ -88,7 +88,7 @@ def _patch_write(monkeypatch: pytest.MonkeyPatch, make: Callable[[Callable[..., 
         family, fmt = found
         return _Family(family, make(family.write)), fmt
 
-    monkeypatch.setattr(api, "detect", detect)
+    monkeypatch.setattr(reading, "detect", detect)
 
 
 def _inject(stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -792,14 +792,14 @@ def test_a_stop_held_back_while_tag_writes_leaves_no_temporary_file_nor_lock(
     path = tmp_path / "sample.png"
     path.write_bytes(image_bytes("png"))
     original = path.read_bytes()
-    real = api.start_write
+    real = tagging.start_write
 
     def stopped(*args: Any, **kwargs: Any) -> Any:
         replacement = real(*args, **kwargs)
         stopping.stop(SystemExit(143))  # the signal lands just after the create
         return replacement
 
-    monkeypatch.setattr(api, "start_write", stopped)
+    monkeypatch.setattr(tagging, "start_write", stopped)
     with pytest.raises(SystemExit):
         api.tag(path, Assertion.build(deny=["ai"]))
     assert [p.name for p in tmp_path.iterdir()] == ["sample.png"] and path.read_bytes() == original
@@ -815,7 +815,7 @@ def test_a_batch_that_cannot_hold_a_written_file_removes_it(tmp_path: Path) -> N
     def cannot(step: Any) -> None:
         raise RuntimeError("can't start new thread")
 
-    done = api._tag_one(str(path), Assertion.build(deny=["ai"]).for_work(), False, api.Options(), None, False, True,
+    done = tagging.tag_one(str(path), Assertion.build(deny=["ai"]).for_work(), False, api.Options(), None, False, True,
                         cannot)
     assert isinstance(done, rightsmeta.report.TagResult) and done.status == "failed"
     assert [p.name for p in tmp_path.iterdir()] == ["sample.png"] and path.read_bytes() == original

@@ -14,7 +14,7 @@ import pytest
 from samples import image_bytes
 
 import rightsmeta
-from rightsmeta import Assertion, api, tagpool
+from rightsmeta import Assertion, api, tagging, tagpool
 from rightsmeta.errors import WriteError
 from rightsmeta.ledger import Ledger
 from rightsmeta.report import TagResult
@@ -88,14 +88,14 @@ def test_a_file_dropped_by_a_workers_stop_is_not_answered(tmp_path: Path) -> Non
     dropped_path, done_path = tmp_path / "dropped.png", tmp_path / "done.png"
     dropped_path.write_bytes(original := image_bytes("png"))
     done_path.write_bytes(image_bytes("png", seed=1))
-    held: list[api._Writing] = []
+    held: list[tagging.Writing] = []
     for path in (dropped_path, done_path):
-        api._tag_one(str(path), DENY.for_work(), False, api.Options(), None, False, True, held.append)
+        tagging.tag_one(str(path), DENY.for_work(), False, api.Options(), None, False, True, held.append)
     step, renamed = held
     step.abandon()  # the worker's stop, first
     with pytest.raises(WriteError, match="stopped before it was replaced") as dropped:
         step.finish(set())  # the durability thread, second
-    finishing, finished = api._Finishing(), api._Finishing()
+    finishing, finished = tagging.Finishing(), tagging.Finishing()
     finishing.end(dropped.value)
     renamed.finish(set())
     finished.end(None)

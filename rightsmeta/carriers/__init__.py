@@ -65,7 +65,7 @@ class Options:
     # chunk), so the manifest locator need not walk the file again. None (options shared across
     # files, as tagging does) records nothing. An entry exists only after a walk that succeeded.
     located: dict[str, list[tuple[int, int]]] | None = field(default=None, compare=False, repr=False)
-    # One file's tag (api._tag_data): what its writer and read-back parsed, for the next step.
+    # One file's tag (tagging.tag_data): what its writer and read-back parsed, for the next step.
     parsed: Parsed | None = field(default=None, compare=False, repr=False)
 
     def but(self, *, located: dict[str, list[tuple[int, int]]] | None, parsed: Parsed | None) -> Options:
