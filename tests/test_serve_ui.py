@@ -915,3 +915,23 @@ def test_a_choice_changed_after_tagging_is_not_left_out_of_the_zip(server: Serve
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         state = rightsmeta.read(archive.read("mind.png")).permissions[rightsmeta.Purpose.AI_INFERENCE].state
     assert state is rightsmeta.State.NOT_ALLOWED
+
+
+def test_a_file_larger_than_all_the_batch_space_is_said_once(tmp_path_factory: pytest.TempPathFactory, page: Any,
+                                                               tmp_path: Path) -> None:
+    """A file bigger than the space of all batches (serve --batch-mb) was "Out of space for batches", a full
+    batch: "Tag the 1 file left" made a new batch, which refused it again, for ever. Now it is that file's
+    failure, saying it can never fit, and the other files are tagged."""
+    folder = tmp_path_factory.mktemp("tiny-batches")
+    (tmp_path / "huge.png").write_bytes(_png_of_size(1_046_000))  # under 1 MiB, but with its tagging's room more
+    (tmp_path / "small.png").write_bytes(image_bytes("png", size=(40, 30), seed=181))
+    for server in _start(folder, "--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                         "--batch-mb", "1"):
+        page.goto(f"{server.url}/#token={server.token}")
+        page.get_by_label("Choose files").set_input_files([str(tmp_path / "huge.png"), str(tmp_path / "small.png")])
+        page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
+        page.get_by_role("button", name="Tag files").click()
+        page.wait_for_function(DONE)
+        assert page.inner_text("#summary") == "1 tagged, 1 failed." and page.is_hidden("#next")
+        assert "can never fit" in page.inner_text("#list tbody tr:first-child td:nth-child(4)")
+        assert "--batch-mb" in page.inner_text("#list tbody tr:first-child td:nth-child(4)")
