@@ -768,18 +768,26 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
         download_zip(page, 3)
         assert sorted(zipped) == sorted(names)
 
-        # Every batch the server keeps is taken (32, by other pages): Try again, once one is freed.
+        # Every batch the server keeps is taken (32, by other pages). The server says when to ask again
+        # (Retry-After: 60): the page waits it out and tries once by itself, counting down; then a button.
         with httpx.Client(base_url=server.url, headers=server.auth) as http:
             others = [http.post("/v1/batches").json()["id"] for _ in range(31)]
             other = browser.new_context(bypass_csp=True).new_page()
+            other.clock.install()  # the page's minute passes when the test says so
             other.goto(f"{server.url}/#token={server.token}")
             other.get_by_label("Choose files").set_input_files(str(tmp_path / names[0]))
             other.wait_for_function("document.querySelectorAll('#list tbody tr').length === 1 && " + READ)
             other.get_by_role("button", name="Tag files").click()
-            other.wait_for_function(DONE)
-            assert other.inner_text("#summary") == "0 tagged, 1 failed."
-            assert "Try again in a minute" in other.inner_text("#next-why")
+            other.locator("#summary", has_text="0 tagged, 1 failed.").wait_for()
+            assert "This page tries again by itself in 60 seconds, or press Try again." in other.inner_text("#next-why")
+            assert other.inner_text("#next-wait") == "Trying again in 60 s." and other.is_visible("#next-go")
+            assert other.get_attribute("#next-wait", "aria-live") is None  # not read out every second
             assert other.evaluate(A11Y) == []
+            other.clock.run_for(20_000)
+            assert other.inner_text("#next-wait") == "Trying again in 40 s."
+            other.clock.run_for(40_000)  # tried by itself, still refused: now only by hand
+            other.locator("#next-why", has_text="Try again in a minute.").wait_for()
+            assert other.inner_text("#next-wait") == "" and other.inner_text("#summary") == "0 tagged, 1 failed."
             assert http.delete(f"/v1/batches/{others[0]}").status_code == 204
             other.get_by_role("button", name="Try again").click()
             other.wait_for_function(DONE)

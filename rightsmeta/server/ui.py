@@ -94,7 +94,7 @@ button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
   <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
-  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button></p></div>
+  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button> <span id="next-wait" class="muted"></span></p></div>
 </section>
 
 <section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
@@ -369,7 +369,7 @@ window.addEventListener("pagehide", () => {
 });
 async function start() {
   if (licenceMissing()) return;
-  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0;
+  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0; stopWaiting();
   for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
   try { await run(); } finally {
     running = false; $("go").disabled = items.length === 0;
@@ -395,11 +395,15 @@ const batchFull = (e) => e.status === 507 || (e.status === 413 && e.title === "B
 function nextStep() {
   const left = items.filter((item) => !item.tagged).length, done = items.length - left;
   $("next").hidden = !limit || !left;
-  if ($("next").hidden) return;
+  if ($("next").hidden) { stopWaiting(); return; }
   if (limit.retry) {
+    // The server says when to ask again (Retry-After): the page does, once, by itself; the button stays.
+    const alone = limit.after > 0 && !retried;
     $("next-why").textContent = `The server cannot start a batch for these files now: ${limit.why}. Batches are removed ` +
-      "when their page is closed, or after an hour unused. Try again in a minute.";
+      "when their page is closed, or after an hour unused. " + (alone ? `This page tries again by itself in ${limit.after} ` +
+      "seconds, or press Try again." : "Try again in a minute.");
     $("next-go").textContent = "Try again";
+    if (alone && !waiting) countdown(limit.after);
     return;
   }
   $("next-why").textContent = `The server took no more files in this batch: ${limit.why}. ` + (done ? `Download the ${done} ` +
@@ -407,7 +411,17 @@ function nextStep() {
     "Tag them again in a new batch.");
   $("next-go").textContent = `Tag the ${left} file${left === 1 ? "" : "s"} left`;
 }
-$("next-go").addEventListener("click", async () => {
+// The seconds left before the page tries again by itself, out of the live region (read once, not every second).
+let waiting = null, retried = false;
+function countdown(left) {
+  clearTimeout(waiting);
+  $("next-wait").textContent = `Trying again in ${left} s.`;
+  waiting = setTimeout(() => { if (left > 1) countdown(left - 1); else { retried = true; goOn(); } }, 1000);
+}
+function stopWaiting() { clearTimeout(waiting); waiting = null; $("next-wait").textContent = ""; }
+$("next-go").addEventListener("click", () => goOn());
+async function goOn() {
+  stopWaiting();
   if (running) return;
   const unsaved = items.filter((item) => item.tagged && !item.saved).length;
   if (unsaved && !limit.retry) {
@@ -422,7 +436,7 @@ $("next-go").addEventListener("click", async () => {
   await start();
   // The button pressed is gone or renamed: focus goes where the creator's next step is.
   (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
-});
+}
 async function run() {
   const statement = JSON.stringify(assertion());
   let ok = 0, failed = 0, done = 0, gone = false;
@@ -436,10 +450,12 @@ async function run() {
   batch = null;
   try {
     const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
-    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
+    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title,
+      after: Math.min(Number(r.headers.get("Retry-After")) || 0, 600)});
     batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
+    retried = false;  // the next refusal is waited out by itself again
   } catch (e) {
-    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true};
+    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true, after: e.after};
     for (const item of items) fail(item, e.message);
     $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
   }
