@@ -52,6 +52,9 @@ A11Y = """() => {
 }"""
 
 
+# Developers' words a creator would not know (the plain wording keeps "(C2PA)" and "(XMP)" in capitals).
+JARGON = re.compile(r"\b(c2pa|xmp|exif|id3|signals?|manifest|carriers?|plus:\w+|notAllowed)\b")
+
 # The run has ended (the summary says so only then; while it runs it counts progress).
 DONE = r"/^\d+ tagged, \d+ failed\./.test(document.getElementById('summary').textContent)"
 # Every added file has been read (its type is shown).
@@ -151,12 +154,22 @@ def test_tag_download_zip_and_check(server: Server, page: Any, tmp_path: Path, f
     page.get_by_label("Select files to check").set_input_files(str(tmp_path / "stripped.jpg"))
     page.wait_for_selector(".verdict-status")
     assert page.get_attribute(".verdict-status", "data-status") == "stripped"
+    assert not JARGON.search(page.inner_text("#verdict")), page.inner_text("#verdict")
+    assert "it is a copy of a work in your records" in page.inner_text(".verdict-why")
     assert "Not allowed: training AI models" in page.inner_text("#verdict")
     assert page.inner_text(".verdict-carriers") == "Found in: no place inside the file."
     page.get_by_label("Select files to check").set_input_files(str(tmp_path / "out.jpg"))
     page.wait_for_function("document.querySelector('.verdict-status')?.dataset.status === 'intact'")
-    assert "XMP metadata inside the file" in page.inner_text(".verdict-carriers")
-    assert "Content Credentials (C2PA), signed" in page.inner_text(".verdict-carriers")
+    assert "the file's embedded metadata (XMP)" in page.inner_text(".verdict-carriers")
+    assert "the file's signed credentials (C2PA)" in page.inner_text(".verdict-carriers")
+    # Said in plain words ("signals in c2pa, xmp" meant nothing to a creator); the server's words one click away.
+    shown = page.inner_text("#verdict")
+    assert not JARGON.search(shown), shown
+    assert ("The statement was found in: the file's signed credentials (C2PA), the file's embedded metadata (XMP)."
+            in page.inner_text(".verdict-why"))
+    assert page.is_hidden(".verdict-technical")
+    page.get_by_text("Technical details").click()
+    assert page.inner_text(".verdict-technical") == "signals in c2pa, xmp"
     page.screenshot(path=str(tmp_path / "check.png"), full_page=True)
     # Nothing loaded from elsewhere, and the token never travelled in an address.
     # No blob: addresses either: tagged files are never held in the page, the server streams each download.
@@ -200,7 +213,7 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
         document.getElementById("check-drop").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
     }""", list(one.read_bytes()))
     page.wait_for_function("document.querySelector('.verdict-status')?.dataset.status === 'intact'")
-    assert "Content Credentials (C2PA), signed" in page.inner_text(".verdict-carriers")
+    assert "the file's signed credentials (C2PA)" in page.inner_text(".verdict-carriers")
     assert page.evaluate(A11Y) == []
 
 

@@ -121,11 +121,48 @@ const STATUS_WORDS = {intact:"Intact: the statement is there and consistent", pa
   conflicting:"Conflicting: places disagree", tampered:"Tampered: the signed credential was changed",
   stripped:"Stripped: the statement was removed, but this is a known work", untagged:"No statement found",
   unreadable:"Could not be read"};
-const CARRIER_WORDS = {xmp: "XMP metadata inside the file (IPTC and W3C TDMRep)", exif: "Exif data (the camera's fields)",
-  c2pa: "Content Credentials (C2PA), signed", info: "the PDF's document information", opf: "the e-book's package information",
-  id3: "MP3 tags (ID3)", vorbis: "audio tags (Vorbis comments)", mp4: "MP4 / M4A tags"};
-const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright") ? "the copyright field of the " +
-  (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
+// Where a statement sits, in words a creator knows; the technical name stays in brackets, to look it up.
+const CARRIER_WORDS = {xmp: "the file's embedded metadata (XMP)", exif: "the camera's fields in the file (Exif)",
+  c2pa: "the file's signed credentials (C2PA)", info: "the PDF's document information", opf: "the e-book's package information",
+  id3: "the MP3's tags (ID3)", vorbis: "the audio tags (Vorbis comments)", mp4: "the MP4 / M4A tags", "mp4-keys": "the MP4 / M4A tags",
+  "xmp-sidecar": "a metadata file kept beside it (XMP sidecar)"};
+function carrierWords(name) {
+  const base = name.split(" (")[0];  // "xmp (packet 2)": a second XMP packet
+  return CARRIER_WORDS[base] || (base.endsWith("-copyright") ? "the copyright field of " +
+    (CARRIER_WORDS[base.slice(0, -10)] || base.slice(0, -10)) : name);
+}
+const STATE_WORDS = Object.fromEntries(STATES);
+const purposeWords = (key) => { const found = PURPOSES.find(([k]) => k === key); return found ? found[1].toLowerCase() : key; };
+// The verifier's reasons are written for developers ("signals in c2pa, xmp"): each known kind is said in
+// plain words here, the server's own text kept under "Technical details". Unknown ones are shown as sent.
+const PLAIN = [
+  [/^signals in (.+)$/, (m) => "The statement was found in: " + m[1].split(", ").map(carrierWords).join(", ") + "."],
+  [/^only in a sidecar/, () => "It is only in a separate file kept beside this one: a copy of this file alone says nothing."],
+  [/^missing: xmp \(the rightsmeta manifest is there/, () => "The signed credentials are there, but the embedded metadata " +
+    "(XMP) written with them was removed: a program that edited the file may have dropped it."],
+  [/^missing: (.+) \(recorded in the ledger\)$/, (m) => `When it was tagged here it was also in ${carrierWords(m[1])}; ` +
+    "that is gone now, so the file was changed since."],
+  [/^missing: .+ in (\S+)$/, (m) => `Part of the statement is missing from ${carrierWords(m[1])}: a program that edited ` +
+    "the file may have dropped it."],
+  [/^C2PA manifest invalid/, () => "The file's signed credentials (C2PA) no longer match it: it was changed after it was " +
+    "signed, or the signature is damaged."],
+  [/^no signal left, but it matches/, () => "No statement is left in the file, but it is a copy of a work in your records " +
+    "(the ledger): what was said for that work applies."],
+  [/^no rights signal found$/, () => "No statement about AI use was found in the file."],
+  [/^only an exact copy is recognised/, () => "Only an identical copy of a work in your records could have been recognised, " +
+    "not an edited one: this file's picture or sound could not be compared."],
+  [/^content not matched against the ledger/, () => "Its content could not be compared with your records (the ledger), " +
+    "so it is not known whether it is one of your works."],
+  [/^([a-z-]+): (.+ says .+)$/, (m) => `Places in the file disagree about ${purposeWords(m[1])}: ` + m[2].split(", ").map((part) => {
+    const [where, state] = part.split(" says "); return `${carrierWords(where)} says \u201c${STATE_WORDS[state] || state}\u201d`; })
+    .join(", ") + "."],
+  [/^(\S+) \(.*\) differs from the rightsmeta record/, (m) => `${carrierWords(m[1])} says something else than the ` +
+    "statement rightsmeta wrote; the place that takes precedence was followed."],
+];
+function plainReason(reason) {
+  for (const [pattern, words] of PLAIN) { const m = reason.match(pattern); if (m) return words(m); }
+  return reason;
+}
 const $ = (id) => document.getElementById(id);
 const items = [];
 let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
@@ -570,10 +607,16 @@ function verdict(file, v) {
   line("verdict-carriers", (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
     : unread ? "Found in: not known." : "Found in: no place inside the file.");
   if (v.match) line("", "This file matches a work in your records (the ledger).");
-  line("muted", "Details:");
-  const ul = document.createElement("ul");
-  for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
-  out.appendChild(ul);
+  const list = (reasons) => { const ul = document.createElement("ul"); ul.className = "verdict-why";
+    for (const reason of reasons) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); } return ul; };
+  const reasons = v.reasons || [];
+  out.appendChild(list(reasons.map(plainReason)));
+  // The server's own words, for whoever wants to look them up or report them.
+  if (reasons.length) {
+    const more = document.createElement("details"), title = document.createElement("summary");
+    title.textContent = "Technical details"; more.append(title, list(reasons)); more.lastChild.className = "verdict-technical";
+    out.appendChild(more);
+  }
   return out;
 }
 
