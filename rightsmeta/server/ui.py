@@ -183,6 +183,10 @@ async function ask(url, options) {
     if (r.ok) throw Object.assign(new Error("the server's answer was cut off: " + UNREACHABLE), {unreachable: true});
     body = {detail: `the server answered ${r.status} ${r.statusText}`.trim()};
   }
+  // "send 'Authorization: Bearer <token>'" is for programs; a creator is told which token and where it goes.
+  if (r.status === 401) body = {...body, detail: (auth().Authorization ? "the access token given is not this server's"
+    : "this server asks for its access token") + ": paste it in \u201cAccess token of this server\u201d below, " +
+    "or use the page rightsmeta ui opens (its address holds the token)"};
   return {r, body};
 }
 const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
