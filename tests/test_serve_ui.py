@@ -886,17 +886,35 @@ def test_a_file_added_after_a_run_says_it_is_not_in_the_zip(server: Server, page
     page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 2.png"))
     page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 2 && " + READ)
     assert page.inner_text("#list tbody tr:last-child td:nth-child(4)") == "Not tagged yet"
-    assert page.inner_text("#summary") == ("1 file added since the run: press Tag files to tag the list again. "
-                                           "The zip holds only the files tagged before.")
+    assert page.inner_text("#summary") == ("1 file added since the run: press Tag files to tag it. "
+                                           "The zip holds only the files tagged before until then.")
     assert page.evaluate(A11Y) == []
+    first = page.get_attribute("#list tbody tr:first-child a", "href")
+    # Nothing that makes the copies changed: only the new file is tagged, into the same batch and zip
+    # (the whole list was tagged again each time, slow on a large one).
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.method + " " + request.url.split("/v1/")[-1]))
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
-    assert page.inner_text("#summary") == "2 tagged, 0 failed."
+    assert page.inner_text("#summary") == "1 tagged, 0 failed. With the 1 tagged before, the zip holds 2 files."
+    assert len([r for r in sent if r.startswith("POST") and r.endswith("/files")]) == 1
+    assert not any(r.startswith("DELETE") or r == "POST batches" for r in sent), sent
+    assert page.get_attribute("#list tbody tr:first-child a", "href") == first
     with page.expect_download() as download:
         page.get_by_role("link", name="Download all (zip)").click()
     download.value.save_as(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["later 1.png", "later 2.png"]
+    # A choice changed: every file is tagged again, in a new batch, and the page says so.
+    (tmp_path / "later 3.png").write_bytes(image_bytes("png", size=(40, 30), seed=153))
+    page.get_by_label("Choose files").set_input_files(str(tmp_path / "later 3.png"))
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 3 && " + READ)
+    page.get_by_label("No AI at all: training and inference").check()
+    assert "Press Tag files again to tag them with these." in page.inner_text("#summary")
+    page.get_by_role("button", name="Tag files").click()
+    page.wait_for_function(DONE)
+    assert page.inner_text("#summary") == "3 tagged, 0 failed."
+    assert page.get_attribute("#list tbody tr:first-child a", "href") != first
 
 
 def test_the_same_file_chosen_twice_is_listed_once(server: Server, page: Any, tmp_path: Path) -> None:

@@ -270,7 +270,7 @@ function remove(item) {
   (near ? near.row.querySelector("button.remove") : $("files")).focus();
   let said = `Removed ${item.name}. ${items.length} file${items.length === 1 ? " is" : "s are"} left.`;
   // The zip made before still holds a tagged file taken off the list: it is not offered as "all" of them.
-  if (item.tagged) { $("zip").hidden = true; said += " Press Tag files again for a zip of the files listed."; }
+  if (item.tagged) { cut = true; $("zip").hidden = true; said += " Press Tag files again for a zip of the files listed."; }
   $("summary").textContent = said;
   counted(); nextStep();
 }
@@ -307,8 +307,8 @@ async function addFiles(files) {
     // After a run nothing waits: it said "waiting" beside a "Download all" that does not hold this file.
     if (batch && !running) {
       row.cells[3].textContent = "Not tagged yet"; added++;
-      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag the list again. ` +
-        "The zip holds only the files tagged before.";
+      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag ` +
+        `${added === 1 ? "it" : "them"}. The zip holds only the files tagged before until then.`;
     }
     const refused = refusal(file);
     if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
@@ -408,11 +408,11 @@ window.addEventListener("beforeunload", (e) => { if (unsaved()) { e.preventDefau
 window.addEventListener("pagehide", () => {
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth(), keepalive: true}).catch(() => {});
 });
-async function start() {
+async function start(fresh) {
   if (licenceMissing()) return;
   running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0; stopWaiting();
   for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
-  try { await run(); } finally {
+  try { await run(fresh); } finally {
     running = false; $("go").disabled = items.length === 0;
     // The button disabled during the run lost the focus to the page's body (a screen reader starts again at the top).
     if (document.activeElement === document.body && !$("go").disabled) $("go").focus();
@@ -420,7 +420,7 @@ async function start() {
     nextStep();
   }
 }
-$("go").addEventListener("click", start);
+$("go").addEventListener("click", () => start(false));
 // Copies tagged before a choice changed say the earlier one: "Download all" was still offered, and saved that.
 for (const field of document.querySelectorAll("fieldset")) field.addEventListener("change", () => {
   if (running || !items.some((item) => item.tagged)) return;
@@ -474,39 +474,55 @@ async function goOn() {
   for (const item of items.filter((item) => item.tagged)) { item.row.remove(); }
   items.splice(0, items.length, ...items.filter((item) => !item.tagged));
   counted();
-  await start();
+  await start(true);
   // The button pressed is gone or renamed: focus goes where the creator's next step is.
   (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
 }
-async function run() {
+// What the last run's copies say and how they were made: while neither changed (and no tagged file was
+// taken off the list), a run tags only the files not tagged yet, into the same batch and zip. Re-tagging
+// the whole list each time was slow on a large one and changed nothing in the copies already saved.
+let made = null;  // {statement, signing} of the batch's copies
+let cut = false;  // a tagged file was removed: the batch's zip holds it, so a new one is made
+async function sameBatch(statement) {
+  if (!batch || cut || !made || made.statement !== statement || made.signing !== !!serverInfo.signing) return false;
+  if (!items.some((item) => item.tagged) || items.every((item) => item.tagged)) return false;
+  // Expired, deleted or its server restarted: its zip cannot be added to.
+  return fetch(batch.url).then((r) => r.ok, () => false);
+}
+async function run(fresh) {
   const statement = JSON.stringify(assertion());
+  const adding = !fresh && await sameBatch(statement);
+  const todo = adding ? items.filter((item) => !item.tagged) : items, kept = items.length - todo.length;
   let ok = 0, failed = 0, done = 0, gone = false;
   // The count moves outside the live region: in it, a screen reader was read every file's step of a run.
-  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
-  $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
-  // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
-  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
-  // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
-  if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
-  batch = null;
-  try {
-    const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
-    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title,
-      after: Math.min(Number(r.headers.get("Retry-After")) || 0, 600)});
-    batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
-    retried = false;  // the next refusal is waited out by itself again
-  } catch (e) {
-    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true, after: e.after};
-    for (const item of items) fail(item, e.message);
-    $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
+  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${todo.length} done (${ok} tagged, ${failed} failed).`; };
+  $("summary").textContent = adding ? `Tagging the ${todo.length} file${todo.length === 1 ? "" : "s"} not tagged yet; the ${kept} ` +
+    `tagged before ${kept === 1 ? "is" : "are"} kept, with the same choices.` : `Tagging ${todo.length} file${todo.length === 1 ? "" : "s"}...`;
+  for (const item of todo) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
+  if (!adding) {
+    // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
+    // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
+    if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
+    batch = null; made = null; cut = false;
+    try {
+      const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
+      if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title,
+        after: Math.min(Number(r.headers.get("Retry-After")) || 0, 600)});
+      batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
+      retried = false;  // the next refusal is waited out by itself again
+      made = {statement, signing: !!serverInfo.signing};
+    } catch (e) {
+      if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true, after: e.after};
+      for (const item of items) fail(item, e.message);
+      $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
+    }
   }
   progress();
-  const tagged = [];
   let next = 0;
   async function worker() {
     // Once the server is gone or the batch full, the files not sent yet are not sent: each would only fail the same way.
-    while (next < items.length && !gone && !limit) {
-      const item = items[next++], status = item.row.cells[3];
+    while (next < todo.length && !gone && !limit) {
+      const item = todo[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
       const refused = refusal(item.file);
       try {
@@ -515,7 +531,7 @@ async function run() {
         form.append("assertion", statement);
         const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
         if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
-        ok++; tagged.push(item); item.tagged = true;
+        ok++; item.tagged = true;
         // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
         const saved = body.name || item.name, a = document.createElement("a");
         a.href = body.download; a.download = saved.split("/").pop();
@@ -531,15 +547,17 @@ async function run() {
     }
   }
   await Promise.all(Array.from({length: AT_ONCE}, worker));
-  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + (gone ? UNREACHABLE : limit.why)); }
+  for (const item of todo.slice(next)) { failed++; fail(item, "not sent: " + (gone ? UNREACHABLE : limit.why)); }
   // A stopped server removes its batches: links to them would only fail later, at download time.
   if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
-    for (const item of tagged) { fail(item, "it was tagged, but its copy went with the server when it stopped"); item.tagged = false; }
+    for (const item of items.filter((one) => one.tagged)) { fail(item, "it was tagged, but its copy went with the server when it stopped"); item.tagged = false; }
     failed += ok; ok = 0;
   }
+  const all = items.filter((item) => item.tagged).length;
   $("progress").textContent = "";
-  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "");
-  $("zip").href = batch.zip; $("zip").hidden = ok === 0;
+  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "") +
+    (adding && all > ok ? ` With the ${all - ok} tagged before, the zip holds ${all} files.` : "");
+  $("zip").href = batch.zip; $("zip").hidden = all === 0;
 }
 
 // A download whose copy is gone (the server was stopped, or the batch expired unused) fails in the
