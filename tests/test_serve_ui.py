@@ -983,3 +983,25 @@ def test_a_file_larger_than_all_the_batch_space_is_said_once(tmp_path_factory: p
         assert page.inner_text("#summary") == "1 tagged, 1 failed." and page.is_hidden("#next")
         assert "can never fit" in page.inner_text("#list tbody tr:first-child td:nth-child(4)")
         assert "--batch-mb" in page.inner_text("#list tbody tr:first-child td:nth-child(4)")
+
+
+def test_a_large_list_is_shown_at_once_and_read_several_at_a_time(server: Server, page: Any, tmp_path: Path) -> None:
+    """Files added were read one after the other, each row shown only once the file before it was read:
+    500 small files took 26 s to list (bench/ui.py --page-add 500). Every row is listed at once, and the
+    files are read four at a time."""
+    paths = []
+    for n in range(30):
+        paths.append(tmp_path / f"many {n:02d}.png")
+        paths[-1].write_bytes(image_bytes("png", size=(16, 12), seed=200 + n))
+    held: list[Any] | None = []  # the reads sent, kept from the server until the rows are counted
+    page.route("**/v1/read", lambda route: held.append(route) if held is not None else route.continue_())
+    page.goto(f"{server.url}/#token={server.token}")
+    page.get_by_label("Choose files").set_input_files([str(p) for p in paths])
+    page.wait_for_function("document.querySelectorAll('#list tbody tr').length === 30")
+    page.wait_for_timeout(200)
+    assert len(held) == 4 and page.inner_text("#count").startswith("30 files (")
+    assert page.is_enabled("#go")  # the list can be tagged while it is still being read
+    for route in held:
+        route.continue_()
+    held = None
+    page.wait_for_function("[...document.querySelectorAll('#list tbody td:nth-child(2)')].every(td => td.textContent === 'PNG')")
