@@ -52,6 +52,13 @@ A11Y = """() => {
 }"""
 
 
+# Controls smaller than 24 x 24 CSS px (WCAG 2.2 target size); a radio button's target is its label, which wraps it.
+SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, summary, select, input:not([type=file])")]
+  .filter((el) => el.offsetParent !== null)
+  .map((el) => [el, (el.type === "radio" ? el.closest("label") : el).getBoundingClientRect()])
+  .filter(([, box]) => box.width < 24 || box.height < 24)
+  .map(([el, box]) => `${el.tagName} ${el.id || el.textContent.trim().slice(0, 30)}: ${Math.round(box.width)} x ${Math.round(box.height)}`)"""
+
 # Developers' words a creator would not know (the plain wording keeps "(C2PA)" and "(XMP)" in capitals).
 JARGON = re.compile(r"\b(c2pa|xmp|exif|id3|signals?|manifest|carriers?|plus:\w+|notAllowed)\b")
 
@@ -202,6 +209,8 @@ def test_a_failing_file_does_not_stop_the_rest_and_phone_width_works(server: Ser
     assert page.evaluate("getComputedStyle(document.querySelector('#list td')).display") == "block"
     assert page.evaluate("document.querySelector('#list tbody td:nth-child(4)').dataset.label") == "Result"
     assert page.evaluate(A11Y) == []
+    # Every target a thumb must hit is at least 24 px a side (WCAG 2.2, 2.5.8): a file's download link was 19 px high.
+    assert page.evaluate(SMALL_TARGETS) == []
     # Keyboard: the tabs move with the arrow keys.
     page.get_by_role("tab", name="Tag files").focus()
     page.keyboard.press("ArrowRight")

@@ -45,6 +45,8 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
 }
 .bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
 button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
+/* A file's download link is its own target, not a word in a sentence: 24 px at least, for a thumb (WCAG 2.5.8). */
+#list a[download]{display:inline-block;padding:.25rem 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
 [hidden]{display:none!important}
 </style></head>
