@@ -816,8 +816,13 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
             assert other.evaluate(A11Y) == []
             other.clock.run_for(20_000)
             assert other.inner_text("#next-wait") == "Trying again in 40 s."
+            other.get_by_label("Your name").focus()  # a keyboard user goes on filling the form meanwhile
+            other.keyboard.type("Ada")
             other.clock.run_for(40_000)  # tried by itself, still refused: now only by hand
             other.locator("#next-why", has_text="Try again in a minute.").wait_for()
+            other.keyboard.type(" Lovelace")  # the try by itself did not take the focus away
+            assert other.evaluate("document.activeElement.id") == "holder"
+            assert other.get_by_label("Your name").input_value() == "Ada Lovelace"
             assert other.inner_text("#next-wait") == "" and other.inner_text("#summary") == "0 tagged, 1 failed."
             assert http.delete(f"/v1/batches/{others[0]}").status_code == 204
             other.get_by_role("button", name="Try again").click()

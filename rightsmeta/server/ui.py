@@ -489,9 +489,11 @@ async function goOn() {
   for (const item of items.filter((item) => item.tagged)) { item.row.remove(); }
   items.splice(0, items.length, ...items.filter((item) => !item.tagged));
   counted();
+  const pressed = [$("next-go"), document.body].includes(document.activeElement);
   await start(true);
-  // The button pressed is gone or renamed: focus goes where the creator's next step is.
-  (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
+  // The button pressed is gone or renamed: focus goes where the creator's next step is. A try the page
+  // made by itself leaves the focus where the creator is working (it took it from a field being typed in).
+  if (pressed || document.activeElement === document.body) (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
 }
 // What the last run's copies say and how they were made: while neither changed (and no tagged file was
 // taken off the list), a run tags only the files not tagged yet, into the same batch and zip. Re-tagging
