@@ -161,9 +161,33 @@ const PLAIN = [
   [/^(\S+) \(.*\) differs from the rightsmeta record/, (m) => `${carrierWords(m[1])} says something else than the ` +
     "statement rightsmeta wrote; the place that takes precedence was followed."],
 ];
+// Why a file was not read or tagged, as the reader says it: "truncated PNG: b'IDAT' chunk at offset 33 claims
+// 365 bytes...", "not a readable PDF (PdfStreamError: ...)". A creator is told what it means for them.
+const DAMAGED = [
+  [/^not a format rightsmeta knows/, () => "rightsmeta does not know this kind of file (it tags pictures, PDFs, e-books, " +
+    "audio and video)"],
+  [/^truncated ([A-Za-z0-9]+)/, (m) => `the file is cut short (an incomplete ${m[1]}): it may not have finished copying ` +
+    "or downloading"],
+  [/^XMP cannot be written into (\w+) files.*signed C2PA manifest/, (m) => `${m[1]} files can hold the statement only in ` +
+    "signed credentials (C2PA)"],
+  [/^(?:not a readable|malformed|damaged|invalid) ([A-Za-z0-9]+)/i, (m) => `the file is damaged: it could not be read as ${m[1]}`],
+  [/^(JPEG|PNG|TIFF|WebP|GIF|PDF|MP3|MP4|FLAC|WAV|OGG|EPUB|HEIC|AVIF)\b[^:]*: /, (m) => `the file is damaged: it could not be read as ${m[1]}`],
+];
+function plainProblem(text) {
+  for (const [pattern, words] of DAMAGED) { const m = text.match(pattern); if (m) return words(m); }
+  return text;
+}
 function plainReason(reason) {
   for (const [pattern, words] of PLAIN) { const m = reason.match(pattern); if (m) return words(m); }
-  return reason;
+  const plain = plainProblem(reason);
+  return plain === reason ? reason : plain[0].toUpperCase() + plain.slice(1) + ".";
+}
+// A plain sentence, with the reader's own words one click away when they differ (to look up or report).
+function explained(node, plain, raw) {
+  node.textContent = plain;
+  if (plain === raw) return;
+  const more = document.createElement("details"), title = document.createElement("summary"), text = document.createElement("p");
+  title.textContent = "Technical details"; text.textContent = raw; more.append(title, text); node.appendChild(more);
 }
 const $ = (id) => document.getElementById(id);
 const items = [];
@@ -336,12 +360,14 @@ async function readOne({file, row}) {
     const report = r.ok ? body : (body.report || {});
     // 422 is "not a format we know"; other refusals (a limit, the token) say nothing about the file's type.
     row.cells[1].textContent = (report.format || (r.status === 422 ? "not a supported file" : "-")).toUpperCase();
-    row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
+    if (r.ok) row.cells[2].textContent = summary(report.permissions || {});
+    else explained(row.cells[2], plainProblem(body.detail || "could not be read"), body.detail || "could not be read");
     // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
     if (r.ok && (report.errors || []).length) {
       // Nothing found in a file not read whole is not "Nothing stated" (that reads as free to use).
       const said = row.cells[2].textContent === "Nothing stated" ? "Not known" : row.cells[2].textContent;
-      row.cells[2].textContent = said + ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
+      explained(row.cells[2], said + ". Could not be read fully: " + report.errors.map(plainProblem).join("; "),
+        said + ". Could not be read fully: " + report.errors.join("; ")); row.cells[2].className = "bad";
     }
   } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
 }
@@ -412,7 +438,9 @@ function signingHint(why) {
   return serverInfo.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
-function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
+function fail(item, why, hint = "") {
+  const status = item.row.cells[3]; explained(status, "Failed: " + plainProblem(why) + hint, "Failed: " + why + hint); status.className = "bad";
+}
 // Leaving the page during a run loses it: the files being sent and the links to those tagged so far. After
 // one, leaving deletes the batch: tagged copies not downloaded went without a word, and so did a list not tagged yet.
 const unsaved = () => running || items.some((item) => item.tagged ? !item.saved : !item.tried);
@@ -557,7 +585,7 @@ async function run(fresh) {
         status.textContent = ""; status.className = "good"; status.appendChild(a);
         if (saved !== item.name) status.append(` (saved as ${saved})`);
       } catch (e) {
-        failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message));
+        failed++; gone = gone || !!e.unreachable; fail(item, e.message, signingHint(e.message));
         if (batchFull(e)) limit = limit || {why: e.message, retry: false};
       }
       done++; progress();
