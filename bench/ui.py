@@ -2,6 +2,7 @@
 
     python bench/ui.py                        # 200 files of 10 MB, 2 workers, 2 uploads at a time
     python bench/ui.py --files 40 --mb 3      # a quick run
+    python bench/ui.py --page-add 500         # the page in Chromium: seconds to list and read 500 small files
 
 Starts `rightsmeta serve` as a subprocess on a free 127.0.0.1 port (fresh ledger and token), makes
 eight distinct real PNGs of about --mb MB (incompressible pixels, so the size is what they hold)
@@ -44,13 +45,56 @@ def png(megabytes: float, seed: int) -> bytes:
     return raw.getvalue()
 
 
+def page_add(count: int, workers: int) -> None:
+    """Seconds from choosing ``count`` small PNGs on the page (Debian's Chromium, by Playwright) until
+    every one is listed, and until every one has been read (its type and statement shown)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise SystemExit("chromium not found (apt-get install chromium)")
+    folder = Path(tempfile.mkdtemp(prefix="rightsmeta-bench-page-"))
+    try:
+        paths = []
+        for n in range(count):
+            paths.append(folder / f"small{n:04d}.png")
+            raw = io.BytesIO()
+            Image.frombytes("RGB", (24, 16), os.urandom(24 * 16 * 3)).save(raw, "PNG")
+            paths[-1].write_bytes(raw.getvalue())
+        size = sum(path.stat().st_size for path in paths) // count
+        with serving("--ledger", str(folder / "ledger.sqlite3"), "--token-file", str(folder / "token"),
+                     "--workers", str(workers)) as (url, _), sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_context(bypass_csp=True).new_page()
+            page.goto(f"{url}/#token={(folder / 'token').read_text().strip()}")
+            start = time.perf_counter()
+            page.get_by_label("Choose files").set_input_files([str(path) for path in paths])
+            page.wait_for_function(f"document.querySelectorAll('#list tbody tr').length === {count}", timeout=600_000)
+            listed_s = time.perf_counter() - start
+            page.wait_for_function("[...document.querySelectorAll('#list tbody td:nth-child(2)')].every(td => td.textContent === 'PNG')",
+                                   timeout=600_000, polling=100)
+            read_s = time.perf_counter() - start
+            browser.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"page          {count} files of about {size} bytes, {workers} workers")
+    print(f"listed        {listed_s:.1f} s (every row shown)")
+    print(f"read          {read_s:.1f} s (every row's type and statement shown)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--mb", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--at-once", type=int, default=2, help="uploads in flight (the page sends two)")
+    parser.add_argument("--page-add", type=int, metavar="N", help="time the page listing and reading N small files instead")
     args = parser.parse_args()
+    if args.page_add:
+        page_add(args.page_add, args.workers)
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="rightsmeta-bench-ui-"))
     corpus = [png(args.mb, n) for n in range(8)]

@@ -157,6 +157,10 @@ def test_batches_are_bounded_and_expire(tmp_path: Path) -> None:
     with pytest.raises(Problem) as full:
         store.reserve(first, 6 * MIB)
     assert full.value.status == 507
+    # More than all batches may hold together: no batch ever takes it, so it is not "full" (507) but refused.
+    with pytest.raises(Problem) as never:
+        store.reserve(first, 10 * MIB + 1)
+    assert never.value.status == 413 and "can never fit" in never.value.detail
     path = Path(first.folder) / "one"
     path.write_bytes(b"x" * 100)
     assert store.settle(first, 6 * MIB, Member("one", str(path), 100)) == 0

@@ -111,6 +111,12 @@ class Batches:
 
     def reserve(self, batch: Batch, size: int) -> None:
         """Room for one more file of about ``size`` bytes (a tagged file is its upload plus a little)."""
+        # Past the space of all batches together, no new batch would take it: a 507 (full, start
+        # another) sent the creators' page round that loop for ever. This one file is refused.
+        if size > self.max_bytes:
+            raise Problem(413, "Too large for batches", f"this file can never fit: with room for tagging it needs "
+                          f"{-(-size // 2**20)} MiB, and this server keeps {self.max_bytes // 2**20} MiB for all "
+                          "tagged files together (rightsmeta serve --batch-mb)")
         with self._lock:
             if len(batch.members) + batch.busy >= self.max_files:
                 raise Problem(413, "Batch full", f"a batch holds at most {self.max_files} files; start another")

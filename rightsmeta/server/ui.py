@@ -45,6 +45,8 @@ td:first-child{overflow-wrap:anywhere;min-width:10rem}
 }
 .bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
 button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
+/* A file's download link is its own target, not a word in a sentence: 24 px at least, for a thumb (WCAG 2.5.8). */
+#list a[download]{display:inline-block;padding:.25rem 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.5rem 1rem}
 [hidden]{display:none!important}
 </style></head>
@@ -94,7 +96,7 @@ button.remove{padding:0 .5rem;margin-left:.5rem;font-size:.9rem}
   <p><button id="go" disabled>Tag files</button> <a id="zip" class="button secondary" href="#" download="tagged.zip" hidden>Download all (zip)</a></p>
   <p id="progress" class="muted"></p>
   <p id="summary" role="status" aria-live="polite"></p>
-  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button></p></div>
+  <div id="next" hidden><p id="next-why" aria-live="polite"></p><p><button id="next-go"></button> <span id="next-wait" class="muted"></span></p></div>
 </section>
 
 <section id="view-check" role="tabpanel" aria-labelledby="tab-check" hidden>
@@ -121,11 +123,72 @@ const STATUS_WORDS = {intact:"Intact: the statement is there and consistent", pa
   conflicting:"Conflicting: places disagree", tampered:"Tampered: the signed credential was changed",
   stripped:"Stripped: the statement was removed, but this is a known work", untagged:"No statement found",
   unreadable:"Could not be read"};
-const CARRIER_WORDS = {xmp: "XMP metadata inside the file (IPTC and W3C TDMRep)", exif: "Exif data (the camera's fields)",
-  c2pa: "Content Credentials (C2PA), signed", info: "the PDF's document information", opf: "the e-book's package information",
-  id3: "MP3 tags (ID3)", vorbis: "audio tags (Vorbis comments)", mp4: "MP4 / M4A tags"};
-const carrierWords = (name) => CARRIER_WORDS[name] || (name.endsWith("-copyright") ? "the copyright field of the " +
-  (CARRIER_WORDS[name.slice(0, -10)] || name.slice(0, -10)) : name);
+// Where a statement sits, in words a creator knows; the technical name stays in brackets, to look it up.
+const CARRIER_WORDS = {xmp: "the file's embedded metadata (XMP)", exif: "the camera's fields in the file (Exif)",
+  c2pa: "the file's signed credentials (C2PA)", info: "the PDF's document information", opf: "the e-book's package information",
+  id3: "the MP3's tags (ID3)", vorbis: "the audio tags (Vorbis comments)", mp4: "the MP4 / M4A tags", "mp4-keys": "the MP4 / M4A tags",
+  "xmp-sidecar": "a metadata file kept beside it (XMP sidecar)"};
+function carrierWords(name) {
+  const base = name.split(" (")[0];  // "xmp (packet 2)": a second XMP packet
+  return CARRIER_WORDS[base] || (base.endsWith("-copyright") ? "the copyright field of " +
+    (CARRIER_WORDS[base.slice(0, -10)] || base.slice(0, -10)) : name);
+}
+const STATE_WORDS = Object.fromEntries(STATES);
+const purposeWords = (key) => { const found = PURPOSES.find(([k]) => k === key); return found ? found[1].toLowerCase() : key; };
+// The verifier's reasons are written for developers ("signals in c2pa, xmp"): each known kind is said in
+// plain words here, the server's own text kept under "Technical details". Unknown ones are shown as sent.
+const PLAIN = [
+  [/^signals in (.+)$/, (m) => "The statement was found in: " + m[1].split(", ").map(carrierWords).join(", ") + "."],
+  [/^only in a sidecar/, () => "It is only in a separate file kept beside this one: a copy of this file alone says nothing."],
+  [/^missing: xmp \(the rightsmeta manifest is there/, () => "The signed credentials are there, but the embedded metadata " +
+    "(XMP) written with them was removed: a program that edited the file may have dropped it."],
+  [/^missing: (.+) \(recorded in the ledger\)$/, (m) => `When it was tagged here it was also in ${carrierWords(m[1])}; ` +
+    "that is gone now, so the file was changed since."],
+  [/^missing: .+ in (\S+)$/, (m) => `Part of the statement is missing from ${carrierWords(m[1])}: a program that edited ` +
+    "the file may have dropped it."],
+  [/^C2PA manifest invalid/, () => "The file's signed credentials (C2PA) no longer match it: it was changed after it was " +
+    "signed, or the signature is damaged."],
+  [/^no signal left, but it matches/, () => "No statement is left in the file, but it is a copy of a work in your records " +
+    "(the ledger): what was said for that work applies."],
+  [/^no rights signal found$/, () => "No statement about AI use was found in the file."],
+  [/^only an exact copy is recognised/, () => "Only an identical copy of a work in your records could have been recognised, " +
+    "not an edited one: this file's picture or sound could not be compared."],
+  [/^content not matched against the ledger/, () => "Its content could not be compared with your records (the ledger), " +
+    "so it is not known whether it is one of your works."],
+  [/^([a-z-]+): (.+ says .+)$/, (m) => `Places in the file disagree about ${purposeWords(m[1])}: ` + m[2].split(", ").map((part) => {
+    const [where, state] = part.split(" says "); return `${carrierWords(where)} says \u201c${STATE_WORDS[state] || state}\u201d`; })
+    .join(", ") + "."],
+  [/^(\S+) \(.*\) differs from the rightsmeta record/, (m) => `${carrierWords(m[1])} says something else than the ` +
+    "statement rightsmeta wrote; the place that takes precedence was followed."],
+];
+// Why a file was not read or tagged, as the reader says it: "truncated PNG: b'IDAT' chunk at offset 33 claims
+// 365 bytes...", "not a readable PDF (PdfStreamError: ...)". A creator is told what it means for them.
+const DAMAGED = [
+  [/^not a format rightsmeta knows/, () => "rightsmeta does not know this kind of file (it tags pictures, PDFs, e-books, " +
+    "audio and video)"],
+  [/^truncated ([A-Za-z0-9]+)/, (m) => `the file is cut short (an incomplete ${m[1]}): it may not have finished copying ` +
+    "or downloading"],
+  [/^XMP cannot be written into (\w+) files.*signed C2PA manifest/, (m) => `${m[1]} files can hold the statement only in ` +
+    "signed credentials (C2PA)"],
+  [/^(?:not a readable|malformed|damaged|invalid) ([A-Za-z0-9]+)/i, (m) => `the file is damaged: it could not be read as ${m[1]}`],
+  [/^(JPEG|PNG|TIFF|WebP|GIF|PDF|MP3|MP4|FLAC|WAV|OGG|EPUB|HEIC|AVIF)\b[^:]*: /, (m) => `the file is damaged: it could not be read as ${m[1]}`],
+];
+function plainProblem(text) {
+  for (const [pattern, words] of DAMAGED) { const m = text.match(pattern); if (m) return words(m); }
+  return text;
+}
+function plainReason(reason) {
+  for (const [pattern, words] of PLAIN) { const m = reason.match(pattern); if (m) return words(m); }
+  const plain = plainProblem(reason);
+  return plain === reason ? reason : plain[0].toUpperCase() + plain.slice(1) + ".";
+}
+// A plain sentence, with the reader's own words one click away when they differ (to look up or report).
+function explained(node, plain, raw) {
+  node.textContent = plain;
+  if (plain === raw) return;
+  const more = document.createElement("details"), title = document.createElement("summary"), text = document.createElement("p");
+  title.textContent = "Technical details"; text.textContent = raw; more.append(title, text); node.appendChild(more);
+}
 const $ = (id) => document.getElementById(id);
 const items = [];
 let maxUpload = Infinity;  // the server's upload limit (/healthz), so a file past it is refused here, unsent
@@ -146,6 +209,10 @@ async function ask(url, options) {
     if (r.ok) throw Object.assign(new Error("the server's answer was cut off: " + UNREACHABLE), {unreachable: true});
     body = {detail: `the server answered ${r.status} ${r.statusText}`.trim()};
   }
+  // "send 'Authorization: Bearer <token>'" is for programs; a creator is told which token and where it goes.
+  if (r.status === 401) body = {...body, detail: (auth().Authorization ? "the access token given is not this server's"
+    : "this server asks for its access token") + ": paste it in \u201cAccess token of this server\u201d below, " +
+    "or use the page rightsmeta ui opens (its address holds the token)"};
   return {r, body};
 }
 const megabytes = (n) => (n / 1048576).toFixed(1) + " MB";
@@ -229,7 +296,7 @@ function remove(item) {
   (near ? near.row.querySelector("button.remove") : $("files")).focus();
   let said = `Removed ${item.name}. ${items.length} file${items.length === 1 ? " is" : "s are"} left.`;
   // The zip made before still holds a tagged file taken off the list: it is not offered as "all" of them.
-  if (item.tagged) { $("zip").hidden = true; said += " Press Tag files again for a zip of the files listed."; }
+  if (item.tagged) { cut = true; $("zip").hidden = true; said += " Press Tag files again for a zip of the files listed."; }
   $("summary").textContent = said;
   counted(); nextStep();
 }
@@ -244,8 +311,13 @@ async function sameBytes(a, b) {
   }
   return true;
 }
+// Files are read (what they say now) this many at a time, once all are listed: one after the other, each row
+// appearing only once the file before it was read, 500 small files took 26 s to list (bench/ui.py --page-add).
+const READ_AT_ONCE = 4;
 async function addFiles(files) {
-  const again = [];
+  const again = [], unread = [];
+  const named = new Map();  // name -> items, so a large list is not searched once per file added
+  for (const item of items) named.set(item.name, [...(named.get(item.name) || []), item]);
   for (const file of files) {
     // Its place in a chosen or dropped folder (kept in the zip); hidden files and folders are left out.
     const name = file.relativePath || file.webkitRelativePath || file.name;
@@ -253,7 +325,7 @@ async function addFiles(files) {
     if (name.includes("/") && name.split("/").some((part) => part.startsWith("."))) continue;
     // The same file chosen again was listed, tagged and zipped twice ("a-2.png"); another file of its name is kept.
     let listed = false;
-    for (const item of items) if (item.name === name && await sameBytes(item.file, file)) { listed = true; break; }
+    for (const item of named.get(name) || []) if (await sameBytes(item.file, file)) { listed = true; break; }
     if (listed) { again.push(name); continue; }
     const row = document.createElement("tr");
     const item = {file, name, row};
@@ -262,32 +334,42 @@ async function addFiles(files) {
     const off = document.createElement("button");
     off.className = "remove secondary"; off.textContent = "Remove"; off.setAttribute("aria-label", "Remove " + name);
     off.disabled = running; off.addEventListener("click", () => remove(item)); row.cells[0].append(" ", off);
-    $("list").tBodies[0].appendChild(row); items.push(item); counted();
+    $("list").tBodies[0].appendChild(row); items.push(item); named.set(name, [...(named.get(name) || []), item]);
     // After a run nothing waits: it said "waiting" beside a "Download all" that does not hold this file.
     if (batch && !running) {
       row.cells[3].textContent = "Not tagged yet"; added++;
-      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag the list again. ` +
-        "The zip holds only the files tagged before.";
+      $("summary").textContent = `${added} file${added === 1 ? "" : "s"} added since the run: press Tag files to tag ` +
+        `${added === 1 ? "it" : "them"}. The zip holds only the files tagged before until then.`;
     }
     const refused = refusal(file);
     if (refused) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + refused; row.cells[2].className = "bad"; continue; }
-    try {
-      const {r, body} = await ask("/v1/read", {method: "POST", body: file, headers: auth()});
-      const report = r.ok ? body : (body.report || {});
-      // 422 is "not a format we know"; other refusals (a limit, the token) say nothing about the file's type.
-      row.cells[1].textContent = (report.format || (r.status === 422 ? "not a supported file" : "-")).toUpperCase();
-      row.cells[2].textContent = r.ok ? summary(report.permissions || {}) : (body.detail || "could not be read");
-      // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
-      if (r.ok && (report.errors || []).length) {
-        // Nothing found in a file not read whole is not "Nothing stated" (that reads as free to use).
-        const said = row.cells[2].textContent === "Nothing stated" ? "Not known" : row.cells[2].textContent;
-        row.cells[2].textContent = said + ". Could not be read fully: " + report.errors.join("; "); row.cells[2].className = "bad";
-      }
-    } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
+    unread.push(item);
   }
+  counted();
   if (again.length) $("summary").textContent = again.length === 1 ? `${again[0]} is in the list already: it was not added again.`
     : `${again.length} files are in the list already: they were not added again.`;
-  counted();
+  let next = 0;
+  const reader = async () => { while (next < unread.length) await readOne(unread[next++]); };
+  await Promise.all(Array.from({length: READ_AT_ONCE}, reader));
+}
+// What one listed file says now, in its row.
+async function readOne({file, row}) {
+  if (!row.isConnected) return;  // removed from the list before its turn
+  try {
+    const {r, body} = await ask("/v1/read", {method: "POST", body: file, headers: auth()});
+    const report = r.ok ? body : (body.report || {});
+    // 422 is "not a format we know"; other refusals (a limit, the token) say nothing about the file's type.
+    row.cells[1].textContent = (report.format || (r.status === 422 ? "not a supported file" : "-")).toUpperCase();
+    if (r.ok) row.cells[2].textContent = summary(report.permissions || {});
+    else explained(row.cells[2], plainProblem(body.detail || "could not be read"), body.detail || "could not be read");
+    // Said, not hidden: a damaged file's "nothing stated" may only mean its statement could not be reached.
+    if (r.ok && (report.errors || []).length) {
+      // Nothing found in a file not read whole is not "Nothing stated" (that reads as free to use).
+      const said = row.cells[2].textContent === "Nothing stated" ? "Not known" : row.cells[2].textContent;
+      explained(row.cells[2], said + ". Could not be read fully: " + report.errors.map(plainProblem).join("; "),
+        said + ". Could not be read fully: " + report.errors.join("; ")); row.cells[2].className = "bad";
+    }
+  } catch (e) { row.cells[1].textContent = "-"; row.cells[2].textContent = "Not read: " + e.message; row.cells[2].className = "bad"; }
 }
 function auth() { const t = token || $("token").value.trim(); return t ? {"Authorization": "Bearer " + t} : {}; }
 // The field is emptied once its files are taken: choosing the file it held (one removed from the list) did nothing.
@@ -356,7 +438,9 @@ function signingHint(why) {
   return serverInfo.can_make_identity ? ". Press \u201cCreate a signing identity\u201d above, then Tag files again."
     : ". This server has no signing identity (rightsmeta keys init makes one).";
 }
-function fail(item, why) { const status = item.row.cells[3]; status.textContent = "Failed: " + why; status.className = "bad"; }
+function fail(item, why, hint = "") {
+  const status = item.row.cells[3]; explained(status, "Failed: " + plainProblem(why) + hint, "Failed: " + why + hint); status.className = "bad";
+}
 // Leaving the page during a run loses it: the files being sent and the links to those tagged so far. After
 // one, leaving deletes the batch: tagged copies not downloaded went without a word, and so did a list not tagged yet.
 const unsaved = () => running || items.some((item) => item.tagged ? !item.saved : !item.tried);
@@ -367,11 +451,11 @@ window.addEventListener("beforeunload", (e) => { if (unsaved()) { e.preventDefau
 window.addEventListener("pagehide", () => {
   if (batch) fetch(batch.url, {method: "DELETE", headers: auth(), keepalive: true}).catch(() => {});
 });
-async function start() {
+async function start(fresh) {
   if (licenceMissing()) return;
-  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0;
+  running = true; $("go").disabled = true; $("zip").hidden = true; $("next").hidden = true; limit = null; added = 0; stopWaiting();
   for (const b of document.querySelectorAll("#list button.remove")) b.disabled = true;
-  try { await run(); } finally {
+  try { await run(fresh); } finally {
     running = false; $("go").disabled = items.length === 0;
     // The button disabled during the run lost the focus to the page's body (a screen reader starts again at the top).
     if (document.activeElement === document.body && !$("go").disabled) $("go").focus();
@@ -379,7 +463,7 @@ async function start() {
     nextStep();
   }
 }
-$("go").addEventListener("click", start);
+$("go").addEventListener("click", () => start(false));
 // Copies tagged before a choice changed say the earlier one: "Download all" was still offered, and saved that.
 for (const field of document.querySelectorAll("fieldset")) field.addEventListener("change", () => {
   if (running || !items.some((item) => item.tagged)) return;
@@ -395,11 +479,15 @@ const batchFull = (e) => e.status === 507 || (e.status === 413 && e.title === "B
 function nextStep() {
   const left = items.filter((item) => !item.tagged).length, done = items.length - left;
   $("next").hidden = !limit || !left;
-  if ($("next").hidden) return;
+  if ($("next").hidden) { stopWaiting(); return; }
   if (limit.retry) {
+    // The server says when to ask again (Retry-After): the page does, once, by itself; the button stays.
+    const alone = limit.after > 0 && !retried;
     $("next-why").textContent = `The server cannot start a batch for these files now: ${limit.why}. Batches are removed ` +
-      "when their page is closed, or after an hour unused. Try again in a minute.";
+      "when their page is closed, or after an hour unused. " + (alone ? `This page tries again by itself in ${limit.after} ` +
+      "seconds, or press Try again." : "Try again in a minute.");
     $("next-go").textContent = "Try again";
+    if (alone && !waiting) countdown(limit.after);
     return;
   }
   $("next-why").textContent = `The server took no more files in this batch: ${limit.why}. ` + (done ? `Download the ${done} ` +
@@ -407,7 +495,17 @@ function nextStep() {
     "Tag them again in a new batch.");
   $("next-go").textContent = `Tag the ${left} file${left === 1 ? "" : "s"} left`;
 }
-$("next-go").addEventListener("click", async () => {
+// The seconds left before the page tries again by itself, out of the live region (read once, not every second).
+let waiting = null, retried = false;
+function countdown(left) {
+  clearTimeout(waiting);
+  $("next-wait").textContent = `Trying again in ${left} s.`;
+  waiting = setTimeout(() => { if (left > 1) countdown(left - 1); else { retried = true; goOn(); } }, 1000);
+}
+function stopWaiting() { clearTimeout(waiting); waiting = null; $("next-wait").textContent = ""; }
+$("next-go").addEventListener("click", () => goOn());
+async function goOn() {
+  stopWaiting();
   if (running) return;
   const unsaved = items.filter((item) => item.tagged && !item.saved).length;
   if (unsaved && !limit.retry) {
@@ -419,37 +517,57 @@ $("next-go").addEventListener("click", async () => {
   for (const item of items.filter((item) => item.tagged)) { item.row.remove(); }
   items.splice(0, items.length, ...items.filter((item) => !item.tagged));
   counted();
-  await start();
-  // The button pressed is gone or renamed: focus goes where the creator's next step is.
-  (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
-});
-async function run() {
+  const pressed = [$("next-go"), document.body].includes(document.activeElement);
+  await start(true);
+  // The button pressed is gone or renamed: focus goes where the creator's next step is. A try the page
+  // made by itself leaves the focus where the creator is working (it took it from a field being typed in).
+  if (pressed || document.activeElement === document.body) (!$("next").hidden ? $("next-go") : !$("zip").hidden ? $("zip") : $("go")).focus();
+}
+// What the last run's copies say and how they were made: while neither changed (and no tagged file was
+// taken off the list), a run tags only the files not tagged yet, into the same batch and zip. Re-tagging
+// the whole list each time was slow on a large one and changed nothing in the copies already saved.
+let made = null;  // {statement, signing} of the batch's copies
+let cut = false;  // a tagged file was removed: the batch's zip holds it, so a new one is made
+async function sameBatch(statement) {
+  if (!batch || cut || !made || made.statement !== statement || made.signing !== !!serverInfo.signing) return false;
+  if (!items.some((item) => item.tagged) || items.every((item) => item.tagged)) return false;
+  // Expired, deleted or its server restarted: its zip cannot be added to.
+  return fetch(batch.url).then((r) => r.ok, () => false);
+}
+async function run(fresh) {
   const statement = JSON.stringify(assertion());
+  const adding = !fresh && await sameBatch(statement);
+  const todo = adding ? items.filter((item) => !item.tagged) : items, kept = items.length - todo.length;
   let ok = 0, failed = 0, done = 0, gone = false;
   // The count moves outside the live region: in it, a screen reader was read every file's step of a run.
-  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${items.length} done (${ok} tagged, ${failed} failed).`; };
-  $("summary").textContent = `Tagging ${items.length} file${items.length === 1 ? "" : "s"}...`;
-  // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
-  for (const item of items) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
-  // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
-  if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
-  batch = null;
-  try {
-    const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
-    if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
-    batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
-  } catch (e) {
-    if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true};
-    for (const item of items) fail(item, e.message);
-    $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
+  const progress = () => { $("progress").textContent = `Tagging: ${done} of ${todo.length} done (${ok} tagged, ${failed} failed).`; };
+  $("summary").textContent = adding ? `Tagging the ${todo.length} file${todo.length === 1 ? "" : "s"} not tagged yet; the ${kept} ` +
+    `tagged before ${kept === 1 ? "is" : "are"} kept, with the same choices.` : `Tagging ${todo.length} file${todo.length === 1 ? "" : "s"}...`;
+  for (const item of todo) { const status = item.row.cells[3]; status.textContent = "waiting"; status.className = "muted"; item.tagged = item.saved = false; item.tried = true; }
+  if (!adding) {
+    // The previous run's batch is deleted: its links, on rows not yet tagged again, would only answer 404.
+    // Awaited: the batch's room (one of the server's batches, its disk) is what the new one may need.
+    if (batch) await fetch(batch.url, {method: "DELETE", headers: auth()}).catch(() => {});
+    batch = null; made = null; cut = false;
+    try {
+      const {r, body} = await ask("/v1/batches", {method: "POST", headers: auth()});
+      if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title,
+        after: Math.min(Number(r.headers.get("Retry-After")) || 0, 600)});
+      batch = {url: "/v1/batches/" + body.id, files: body.files, zip: body.zip};
+      retried = false;  // the next refusal is waited out by itself again
+      made = {statement, signing: !!serverInfo.signing};
+    } catch (e) {
+      if (e.status === 503 || e.status === 507) limit = {why: e.message, retry: true, after: e.after};
+      for (const item of items) fail(item, e.message);
+      $("summary").textContent = `0 tagged, ${items.length} failed.` + (e.unreachable ? " " + AGAIN : ""); return;
+    }
   }
   progress();
-  const tagged = [];
   let next = 0;
   async function worker() {
     // Once the server is gone or the batch full, the files not sent yet are not sent: each would only fail the same way.
-    while (next < items.length && !gone && !limit) {
-      const item = items[next++], status = item.row.cells[3];
+    while (next < todo.length && !gone && !limit) {
+      const item = todo[next++], status = item.row.cells[3];
       status.textContent = "tagging..."; status.className = "muted";
       const refused = refusal(item.file);
       try {
@@ -458,7 +576,7 @@ async function run() {
         form.append("assertion", statement);
         const {r, body} = await ask(batch.files, {method: "POST", body: form, headers: auth()});
         if (!r.ok) throw Object.assign(new Error(body.detail || r.statusText), {status: r.status, title: body.title});
-        ok++; tagged.push(item); item.tagged = true;
+        ok++; item.tagged = true;
         // The name it has in the zip and is saved under: two files named alike are told apart there ("same-2.png").
         const saved = body.name || item.name, a = document.createElement("a");
         a.href = body.download; a.download = saved.split("/").pop();
@@ -467,22 +585,24 @@ async function run() {
         status.textContent = ""; status.className = "good"; status.appendChild(a);
         if (saved !== item.name) status.append(` (saved as ${saved})`);
       } catch (e) {
-        failed++; gone = gone || !!e.unreachable; fail(item, e.message + signingHint(e.message));
+        failed++; gone = gone || !!e.unreachable; fail(item, e.message, signingHint(e.message));
         if (batchFull(e)) limit = limit || {why: e.message, retry: false};
       }
       done++; progress();
     }
   }
   await Promise.all(Array.from({length: AT_ONCE}, worker));
-  for (const item of items.slice(next)) { failed++; fail(item, "not sent: " + (gone ? UNREACHABLE : limit.why)); }
+  for (const item of todo.slice(next)) { failed++; fail(item, "not sent: " + (gone ? UNREACHABLE : limit.why)); }
   // A stopped server removes its batches: links to them would only fail later, at download time.
   if (gone && !(await fetch(batch.url).then((r) => r.ok, () => false))) {
-    for (const item of tagged) { fail(item, "it was tagged, but its copy went with the server when it stopped"); item.tagged = false; }
+    for (const item of items.filter((one) => one.tagged)) { fail(item, "it was tagged, but its copy went with the server when it stopped"); item.tagged = false; }
     failed += ok; ok = 0;
   }
+  const all = items.filter((item) => item.tagged).length;
   $("progress").textContent = "";
-  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "");
-  $("zip").href = batch.zip; $("zip").hidden = ok === 0;
+  $("summary").textContent = `${ok} tagged, ${failed} failed.` + (gone ? " The rightsmeta server stopped during the run. " + AGAIN : "") +
+    (adding && all > ok ? ` With the ${all - ok} tagged before, the zip holds ${all} files.` : "");
+  $("zip").href = batch.zip; $("zip").hidden = all === 0;
 }
 
 // A download whose copy is gone (the server was stopped, or the batch expired unused) fails in the
@@ -554,10 +674,16 @@ function verdict(file, v) {
   line("verdict-carriers", (v.carriers || []).length ? "Found in: " + v.carriers.map(carrierWords).join("; ") + "."
     : unread ? "Found in: not known." : "Found in: no place inside the file.");
   if (v.match) line("", "This file matches a work in your records (the ledger).");
-  line("muted", "Details:");
-  const ul = document.createElement("ul");
-  for (const reason of v.reasons || []) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); }
-  out.appendChild(ul);
+  const list = (reasons) => { const ul = document.createElement("ul"); ul.className = "verdict-why";
+    for (const reason of reasons) { const li = document.createElement("li"); li.textContent = reason; ul.appendChild(li); } return ul; };
+  const reasons = v.reasons || [];
+  out.appendChild(list(reasons.map(plainReason)));
+  // The server's own words, for whoever wants to look them up or report them.
+  if (reasons.length) {
+    const more = document.createElement("details"), title = document.createElement("summary");
+    title.textContent = "Technical details"; more.append(title, list(reasons)); more.lastChild.className = "verdict-technical";
+    out.appendChild(more);
+  }
   return out;
 }
 
