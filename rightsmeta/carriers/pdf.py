@@ -375,12 +375,16 @@ def check_info_read(data: Any, table: pdfobjects.Table | None, info: tuple[int, 
 # the keys of the one length only.
 _INFO_KEYS_BY_LENGTH: dict[int, tuple[str, ...]] = {
     length: tuple(k for k in INFO_KEYS if len(k) == length) for length in {len(k) for k in INFO_KEYS}}
-# The keys as spelt in the bytes, the longest first (a key that begins another is matched last).
-_INFO_NAMES = b"|".join(k[1:].encode() for k in sorted(INFO_KEYS, key=len, reverse=True))
-_INFO_KEY_NAMED = re.compile(rb"/(" + _INFO_NAMES + rb")")
-# A key spelt in the bytes: after its "/", or after one byte that took the slash's place (a text
-# string that mentions it, "(TDMReservation explained)", is no key).
-_INFO_KEY_SPELT = re.compile(rb"(?:/|(?<=[\t\n\f\r ])[^\t\n\f\r ()<>\[\]{}/%])(" + _INFO_NAMES + rb")")
+_INFO_KEY_SET = frozenset(INFO_KEYS)
+# Words that begin a key rightsmeta reads (the record's keys all begin "Rightsmeta"), counted in an
+# Info dictionary's bytes; and such a word spelt as a key: after its "/", or after one byte that
+# took the slash's place (a text string that mentions it, "(TDMReservation explained)", is no key).
+_INFO_STEMS = (INFO_TDM_RESERVATION[1:].encode(), INFO_TDM_POLICY[1:].encode(), INFO_RECORD_PREFIX[1:].encode())
+_INFO_WORD = rb"(TDMReservation|TDMPolicy|Rightsmeta[0-9A-Za-z]*)"
+# Compiled where first used (re's cache): only damaged or unusual files need them, and an import
+# that compiled them would be paid by every scan.
+_INFO_KEY_NAMED = rb"/" + _INFO_WORD
+_INFO_KEY_SPELT = rb"(?:/|(?<=[\t\n\f\r ])[^\t\n\f\r ()<>\[\]{}/%])" + _INFO_WORD
 _INFO_KEY_STARTS = (b"/TDM", INFO_RECORD_PREFIX.encode())  # looked for literally in a whole file
 _INFO_BYTES = 64 * 1024  # of the Info dictionary looked at for a reservation key
 _INFO_REF = re.compile(rb"/Info(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![A-Za-z])")
@@ -393,8 +397,10 @@ def near_info_keys(info: Any) -> list[str]:
     errors = []
     for key in info:
         name = str(key)
+        if name in _INFO_KEY_SET:
+            continue
         near = next((known for known in _INFO_KEYS_BY_LENGTH.get(len(name), ()) if xmp._apart(name, known) <= 2), None)
-        if near is not None and name != near:
+        if near is not None:
             errors.append(f"Info dictionary key {name!r} is {near!r} with a character or two changed: damaged, "
                           "so its value was not read")
     return errors
@@ -414,16 +420,28 @@ def check_info_bytes(data: Any, table: pdfobjects.Table | None, info: tuple[int,
     head = pdfobjects.OBJECT_HEADER.match(data, found[1])
     if head is None or (int(head[1]), int(head[2])) != info:
         return
-    end = data.find(b"endobj", head.end(), head.end() + _INFO_BYTES)
-    end = end if end >= 0 else head.end() + _INFO_BYTES
-    for spelt in _INFO_KEY_SPELT.finditer(data, head.end(), end):
-        stem = spelt[1]
-        if stem.decode() not in read:
+    start = head.end()
+    end = data.find(b"endobj", start, start + _INFO_BYTES)
+    end = end if end >= 0 else start + _INFO_BYTES
+    if sum(data.count(stem, start, end) for stem in _INFO_STEMS) == len(read):
+        return  # each spelling a key read (the usual case, judged at C speed)
+    for spelt in re.compile(_INFO_KEY_SPELT).finditer(data, start, end):
+        key = _info_key(spelt[1])
+        if key is not None and key not in read:
             raise MalformedFile(
-                f"the Info dictionary of this PDF (object {info[0]}, byte {found[1]}) spells {stem.decode()!r}, but no "
+                f"the Info dictionary of this PDF (object {info[0]}, byte {found[1]}) spells {key!r}, but no "
                 "such key was read from it: its bytes are damaged (a string's parenthesis, the key), and the "
                 "reservation it holds was not read"
             )
+
+
+def _info_key(word: bytes) -> str | None:
+    """The key rightsmeta reads (its "/" left out) that ``word`` spells, or begins with (a byte
+    after it: "TDMReservation0"); None for a word that only begins like one ("RightsmetaCopyright")."""
+    name = word.decode()
+    if "/" + name in _INFO_KEY_SET:
+        return name
+    return max((k[1:] for k in INFO_KEYS if name.startswith(k[1:])), key=len, default=None)
 
 
 def check_info_lost(data: Any, named: str) -> None:
@@ -436,11 +454,12 @@ def check_info_lost(data: Any, named: str) -> None:
     for start in _INFO_KEY_STARTS:
         at, tried = data.find(start), 0
         while at >= 0 and tried < _MAX_CANDIDATES:
-            key = _INFO_KEY_NAMED.match(data, at)
+            word = re.compile(_INFO_KEY_NAMED).match(data, at)
+            key = _info_key(word[1]) if word is not None else None
             if key is not None:
                 raise MalformedFile(
                     f"the trailer's /Info ({named}) is not a dictionary, while this PDF spells an Info key "
-                    f"{key[1].decode()!r}: the reference is damaged, and that Info dictionary was not read"
+                    f"{key!r}: the reference is damaged, and that Info dictionary was not read"
                 )
             at, tried = data.find(start, at + 1), tried + 1
 
@@ -505,11 +524,13 @@ def _check_info_named(data: Any, table: pdfobjects.Table, num: int, gen: int, st
     dictionary the update wrote would go unread. Only an Info dictionary holds these keys."""
     end = data.find(b"endobj", start, start + _HEAD_BYTES)
     end = end if end >= 0 else start + _HEAD_BYTES
-    if _INFO_KEY_NAMED.search(data, start, end) is None:
-        return
+    if data.find(b"/TDMReservation", start, end) < 0 and data.find(INFO_RECORD_PREFIX.encode(), start, end) < 0:
+        return  # the usual update's object: two literal searches
     trailer = table.trailer if table.stream is None else data[table.at:data.find(b"stream", table.at, table.at + _HEAD_BYTES)]
     named = _INFO_REF.search(trailer)
-    if named is None or (int(named[1]), int(named[2])) != (num, gen):
+    if named is not None and (int(named[1]), int(named[2])) == (num, gen):
+        return
+    if any(_info_key(word[1]) is not None for word in re.compile(_INFO_KEY_NAMED).finditer(data, start, end)):
         raise MalformedFile(
             f"the newest revision of this PDF adds an Info dictionary with a reservation key (object {num} {gen}) "
             "that its trailer's /Info does not name" + (f" (it names {int(named[1])} {int(named[2])})" if named else "")
