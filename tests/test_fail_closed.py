@@ -1208,7 +1208,18 @@ def _plain(tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("base", ["packed", "plain"])
+def _reserved_by_exiftool_info(exiftool: str, tmp_path: Path, original: bytes) -> bytes:
+    """``original`` with ExifTool's incremental update adding /TDMReservation (1) to the Info
+    dictionary (a custom Info key: ExifTool writes it once a config file defines it)."""
+    config, path = tmp_path / "tdm.config", tmp_path / "exiftool.pdf"
+    config.write_text("%Image::ExifTool::UserDefined = ('Image::ExifTool::PDF::Info' => {TDMReservation => {}});\n1;\n")
+    path.write_bytes(original)
+    subprocess.run([exiftool, "-config", str(config), "-q", "-overwrite_original", "-PDF:TDMReservation=1", str(path)],
+                   check=True)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("base", ["packed", "plain", "exiftool"])
 @pytest.mark.parametrize(("old", "new"), [
     (b"/TDMReservation (1)", b"/TDMRes0rvation (1)"),  # the key, one character changed
     (b"/TDMReservation (1)", b"/TDMReservatio\x7f (1)"),
@@ -1219,12 +1230,14 @@ def _plain(tmp_path: Path) -> bytes:
     (b")\n/TDMReservation", b"f\n/TDMReservation"),  # the string before it swallows the key
 ])
 def test_pdf_whose_info_reservation_is_damaged_is_an_error(
-        qpdf: str, tmp_path: Path, base: str, old: bytes, new: bytes) -> None:
-    # pypdf's update wrote "/TDMReservation (1)" in the Info dictionary; one damaged byte of the
-    # key, of its string or of the string before it, and the key read as another, or as part of a
-    # string, or not at all: no statement, usable, with no error (134 such mutants of 2,054).
+        exiftool: str, qpdf: str, tmp_path: Path, base: str, old: bytes, new: bytes) -> None:
+    # pypdf's (or ExifTool's) update wrote "/TDMReservation (1)" in the Info dictionary; one
+    # damaged byte of the key, of its string or of the string before it, and the key read as
+    # another, or as part of a string, or not at all: no statement, usable, with no error (134
+    # such mutants of 2,054).
     original = _packed(qpdf, tmp_path) if base == "packed" else _plain(tmp_path)
-    tagged = _reserved_by_pypdf_update(original)
+    tagged = (_reserved_by_exiftool_info(exiftool, tmp_path, original) if base == "exiftool"
+              else _reserved_by_pypdf_update(original))
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
     report = api.read(_once(tagged, old, new, len(original)))
     assert not report.may_use(AI) and any("Info" in e and "not read" in e for e in report.errors), report.errors
@@ -1298,6 +1311,7 @@ def test_pdf_info_dictionaries_of_other_writers_read_with_no_false_alarm(exiftoo
     (tmp_path / "exif.pdf").write_bytes(plain)
     subprocess.run([exiftool, "-q", "-overwrite_original", "-PDF:Title=Rights reserved", "-PDF:Author=someone",
                     "-PDF:Keywords=TDMReservation", str(tmp_path / "exif.pdf")], check=True)
-    files = [out.getvalue(), plain, _packed(qpdf, tmp_path), (tmp_path / "exif.pdf").read_bytes()]
+    files = [out.getvalue(), plain, _packed(qpdf, tmp_path), (tmp_path / "exif.pdf").read_bytes(),
+             _reserved_by_exiftool_info(exiftool, tmp_path, plain)]
     for data in [*files, *(rightsmeta.tag_bytes(f, DENY_AI) for f in files), *(_reserved_by_pypdf_update(f) for f in files)]:
         assert api.read(data).errors == []
