@@ -1456,3 +1456,122 @@ def test_pdf_whose_updated_info_dictionary_is_no_dictionary_is_an_error(qpdf: st
     for at in (tagged.index(b"\n", header), tagged.index(b"<<", header)):
         report = api.read(tagged[:at] + damage + tagged[at + 1:])
         assert not report.may_use(AI) and any("Info dictionary" in e and "not read" in e for e in report.errors), report.errors
+
+
+# --- session 13 (D2): the reservation in a pypdf update's Info dictionary, damaged ---------------
+
+
+def _plain(tmp_path: Path) -> bytes:
+    """A PDF with a classic cross-reference table and an Info dictionary (Pillow)."""
+    path = tmp_path / "plain.pdf"
+    Image.new("RGB", (60, 40), "blue").save(path, title="plain")
+    return path.read_bytes()
+
+
+def _reserved_by_exiftool_info(exiftool: str, tmp_path: Path, original: bytes) -> bytes:
+    """``original`` with ExifTool's incremental update adding /TDMReservation (1) to the Info
+    dictionary (a custom Info key: ExifTool writes it once a config file defines it)."""
+    config, path = tmp_path / "tdm.config", tmp_path / "exiftool.pdf"
+    config.write_text("%Image::ExifTool::UserDefined = ('Image::ExifTool::PDF::Info' => {TDMReservation => {}});\n1;\n")
+    path.write_bytes(original)
+    subprocess.run([exiftool, "-config", str(config), "-q", "-overwrite_original", "-PDF:TDMReservation=1", str(path)],
+                   check=True)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("base", ["packed", "plain", "exiftool"])
+@pytest.mark.parametrize(("old", "new"), [
+    (b"/TDMReservation (1)", b"/TDMRes0rvation (1)"),  # the key, one character changed
+    (b"/TDMReservation (1)", b"/TDMReservatio\x7f (1)"),
+    (b"/TDMReservation (1)", b"/TDMReservation0(1)"),  # the key runs into its value
+    (b"/TDMReservation (1)", b"0TDMReservation (1)"),  # no longer a name
+    (b"/TDMReservation (1)", b"/TDMReservation f1)"),  # the value's parenthesis
+    (b"/TDMReservation (1)", b"/TDMReservation (1f"),  # the string runs on to the end
+    (b")\n/TDMReservation", b"f\n/TDMReservation"),  # the string before it swallows the key
+])
+def test_pdf_whose_info_reservation_is_damaged_is_an_error(
+        exiftool: str, qpdf: str, tmp_path: Path, base: str, old: bytes, new: bytes) -> None:
+    # pypdf's (or ExifTool's) update wrote "/TDMReservation (1)" in the Info dictionary; one
+    # damaged byte of the key, of its string or of the string before it, and the key read as
+    # another, or as part of a string, or not at all: no statement, usable, with no error (134
+    # such mutants of 2,054).
+    original = _packed(qpdf, tmp_path) if base == "packed" else _plain(tmp_path)
+    tagged = (_reserved_by_exiftool_info(exiftool, tmp_path, original) if base == "exiftool"
+              else _reserved_by_pypdf_update(original))
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    report = api.read(_once(tagged, old, new, len(original)))
+    assert not report.may_use(AI) and any("Info" in e and "not read" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("base", ["packed", "plain"])
+@pytest.mark.parametrize("damage", [b"0 0 R", b"4 0 R", b"5 00R", b"5 0 0", b"5f0 R"])
+def test_pdf_whose_update_trailer_info_reference_is_damaged_is_an_error(
+        qpdf: str, tmp_path: Path, base: str, damage: bytes) -> None:
+    # The update's cross-reference stream names its new Info dictionary "/Info N 0 R"; damaged,
+    # it named another object or none, and pypdf merged the older trailer's Info: no reservation.
+    original = _packed(qpdf, tmp_path) if base == "packed" else _plain(tmp_path)
+    tagged = _reserved_by_pypdf_update(original)
+    at = tagged.index(b"/Info ", tagged.index(b"/Type /XRef", len(original))) + len(b"/Info ")
+    ref = tagged[at:tagged.index(b"R", at) + 1]
+    number = ref.split()[0]
+    damage = damage.replace(b"5", number) if len(number) == 1 else damage
+    if damage.split()[0] == number and damage == ref:
+        pytest.skip("the damage is the reference itself")
+    report = api.read(tagged[:at] + damage + tagged[at + len(ref):])
+    assert not report.may_use(AI) and any("Info" in e and "not read" in e for e in report.errors), report.errors
+
+
+def test_pdf_whose_update_trailer_lost_its_root_is_an_error() -> None:
+    # Found by accident (D): a classic update's trailer mangled into "/Prev 708/R /Info 9 0 R"
+    # (its /Root gone) read as usable with no error: pypdf merged the older trailers' catalog and
+    # Info, the update's reservation unread.
+    from pypdf import PdfReader
+
+    original = pdf_bytes()
+    trailer = PdfReader(io.BytesIO(original)).trailer
+    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
+    update = pdf._increment(original, {size: (0, b"<< /Title (x) /TDMReservation (1) >>")}, size + 1,
+                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), b"%d 0 R" % size, None))
+    tagged = original + update
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.rindex(b"/Prev ")
+    prev = tagged[at:tagged.index(b" ", at + 6)]
+    mangled = tagged[:at] + prev + b"/R /Info %d 0 R" % size + tagged[tagged.index(b" >>", at):]
+    report = api.read(mangled)
+    assert not report.may_use(AI) and any("names no catalog" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("damage", [b"0 0 R", b"99 0 R"])
+def test_pdf_whose_later_update_names_no_info_dictionary_is_an_error(damage: bytes) -> None:
+    # rightsmeta's tag reserved use in Info (and XMP); a later update (another tool's) whose
+    # trailer's /Info is damaged names no dictionary: the Info's reservation was not read, silently.
+    from pypdf import PdfReader
+
+    tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
+    trailer = PdfReader(io.BytesIO(tagged)).trailer
+    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
+    update = pdf._increment(tagged, {size: (0, b"<< /Producer (another tool) >>")}, size + 1,
+                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), damage, None))
+    report = api.read(tagged + update)
+    assert any("/Info" in e and "not a dictionary" in e for e in report.errors), report.errors
+
+
+def test_pdf_info_dictionaries_of_other_writers_read_with_no_false_alarm(exiftool: str, qpdf: str, tmp_path: Path) -> None:
+    # Ordinary Info keys (and one near a reservation key's length but far from its spelling) from
+    # Pillow, pypdf, qpdf and ExifTool, with and without rightsmeta's tag, read as before.
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(100, 100)
+    writer.add_metadata({"/Title": "TDMReservation (1) explained", "/Producer": "pypdf", "/TDMStuff": "x",
+                         "/TDMPolicies": "y", "/Rights": "z"})
+    out = io.BytesIO()
+    writer.write(out)
+    plain = _plain(tmp_path)
+    (tmp_path / "exif.pdf").write_bytes(plain)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-PDF:Title=Rights reserved", "-PDF:Author=someone",
+                    "-PDF:Keywords=TDMReservation", str(tmp_path / "exif.pdf")], check=True)
+    files = [out.getvalue(), plain, _packed(qpdf, tmp_path), (tmp_path / "exif.pdf").read_bytes(),
+             _reserved_by_exiftool_info(exiftool, tmp_path, plain)]
+    for data in [*files, *(rightsmeta.tag_bytes(f, DENY_AI) for f in files), *(_reserved_by_pypdf_update(f) for f in files)]:
+        assert api.read(data).errors == []

@@ -83,6 +83,7 @@ class _Document:
     info: DictionaryObject | None = None
     info_ref: IndirectObject | None = None
     info_values: dict[str, str] = field(default_factory=dict)
+    info_errors: list[str] = field(default_factory=list)  # damage seen in the Info dictionary read
 
 
 @dataclass
@@ -93,6 +94,7 @@ class _Found:
     metadata_object: int | None = None  # the number of the object the catalog's /Metadata names
     metadata_error: str | None = None
     info_values: dict[str, str] = field(default_factory=dict)
+    info_errors: list[str] = field(default_factory=list)  # damage seen in the Info dictionary read
 
 
 def _text(value: Any) -> str:
@@ -163,6 +165,7 @@ def _load(data: Any, options: Options | None) -> _Document:
                 doc.info = info
                 doc.info_ref = info_ref if isinstance(info_ref, IndirectObject) else None
                 doc.info_values = {key[1:]: _text(info[key]) for key in INFO_KEYS if key in info}
+                doc.info_errors = near_info_keys(info)
         _check_repairs(data, doc, reader.trailer.raw_get("/Root"))
         return doc
     except RightsmetaError:
@@ -217,6 +220,7 @@ def _check_repairs(data: Any, doc: _Document, root: Any) -> None:
     if isinstance(root, IndirectObject):
         check_catalog_read(data, table, (root.idnum, root.generation), "/Metadata" in doc.reader.root_object)
     check_info_read(data, table, info, doc.info is not None)
+    check_info_bytes(data, table, info, doc.info_values)
     # Last, the catch-all the rules above say more precisely where they apply.
     _check_newest_definitions(data, doc, refs)
 
@@ -267,6 +271,14 @@ def newest_table(data: Any, pdf: pdfobjects.Reader | None = None) -> pdfobjects.
         raise MalformedFile(
             f"a subsection header of this PDF's newest cross-reference table runs into its first entry (byte "
             f"{table.damaged}): the table is damaged, and the newest revision was not read"
+        )
+    if table is not None and table.update and (
+            b"/Root" not in table.trailer if table.stream is None else "/Root" not in table.dictionary):
+        # An update's trailer repeats the catalog (ISO 32000-1 7.5.6); one with none is damaged
+        # ("/Prev 708/R /Info 9 0 R": its /Root run into the /Prev), and pypdf, merging the
+        # trailers, would read an older revision's catalog and Info with no error.
+        raise MalformedFile(
+            "the newest trailer of this PDF names no catalog (/Root): it is damaged, and the newest revision was not read"
         )
     return None if table is None or table.hybrid else table
 
@@ -359,6 +371,99 @@ def check_info_read(data: Any, table: pdfobjects.Table | None, info: tuple[int, 
         )
 
 
+# The names rightsmeta reads from the Info dictionary, by length: a damaged one is looked for among
+# the keys of the one length only.
+_INFO_KEYS_BY_LENGTH: dict[int, tuple[str, ...]] = {
+    length: tuple(k for k in INFO_KEYS if len(k) == length) for length in {len(k) for k in INFO_KEYS}}
+_INFO_KEY_SET = frozenset(INFO_KEYS)
+# Words that begin a key rightsmeta reads (the record's keys all begin "Rightsmeta"), counted in an
+# Info dictionary's bytes; and such a word spelt as a key: after its "/", or after one byte that
+# took the slash's place (a text string that mentions it, "(TDMReservation explained)", is no key).
+_INFO_STEMS = (INFO_TDM_RESERVATION[1:].encode(), INFO_TDM_POLICY[1:].encode(), INFO_RECORD_PREFIX[1:].encode())
+_INFO_WORD = rb"(TDMReservation|TDMPolicy|Rightsmeta[0-9A-Za-z]*)"
+# Compiled where first used (re's cache): only damaged or unusual files need them, and an import
+# that compiled them would be paid by every scan.
+_INFO_KEY_NAMED = rb"/" + _INFO_WORD
+_INFO_KEY_SPELT = rb"(?:/|(?<=[\t\n\f\r ])[^\t\n\f\r ()<>\[\]{}/%])" + _INFO_WORD
+_INFO_KEY_STARTS = (b"/TDM", INFO_RECORD_PREFIX.encode())  # looked for literally in a whole file
+_INFO_BYTES = 64 * 1024  # of the Info dictionary looked at for a reservation key
+_INFO_REF = re.compile(rb"/Info(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![A-Za-z])")
+
+
+def near_info_keys(info: Any) -> list[str]:
+    """An error for each key of the Info dictionary ``info`` one or two characters from a key
+    rightsmeta reads ("/TDMRes0rvation"): that key damaged, its value (a reservation) not read.
+    The distance is xmp's, for namespaces damaged the same way."""
+    errors = []
+    for key in info:
+        name = str(key)
+        if name in _INFO_KEY_SET:
+            continue
+        near = next((known for known in _INFO_KEYS_BY_LENGTH.get(len(name), ()) if xmp._apart(name, known) <= 2), None)
+        if near is not None:
+            errors.append(f"Info dictionary key {name!r} is {near!r} with a character or two changed: damaged, "
+                          "so its value was not read")
+    return errors
+
+
+def check_info_bytes(data: Any, table: pdfobjects.Table | None, info: tuple[int, int] | None, read: dict[str, str]) -> None:
+    """Raise ``MalformedFile`` when the Info dictionary, at the offset the newest cross-reference
+    section gives, spells a reservation key ("TDMReservation", "Rightsmeta...") that was not read
+    from it: its bytes are damaged (a string's parenthesis lost, so the key is read as part of a
+    string; a byte before or after the key, "/TDMReservation0(1)"), and the reservation it holds
+    would read as no statement."""
+    if info is None or table is None or not hasattr(data, "find"):
+        return
+    found = table.find(data, info[0])
+    if found is None or found[0] != 1 or found[2] != info[1]:
+        return  # check_newest_entries and check_info_read judge those
+    head = pdfobjects.OBJECT_HEADER.match(data, found[1])
+    if head is None or (int(head[1]), int(head[2])) != info:
+        return
+    start = head.end()
+    end = data.find(b"endobj", start, start + _INFO_BYTES)
+    end = end if end >= 0 else start + _INFO_BYTES
+    if sum(data.count(stem, start, end) for stem in _INFO_STEMS) == len(read):
+        return  # each spelling a key read (the usual case, judged at C speed)
+    for spelt in re.compile(_INFO_KEY_SPELT).finditer(data, start, end):
+        key = _info_key(spelt[1])
+        if key is not None and key not in read:
+            raise MalformedFile(
+                f"the Info dictionary of this PDF (object {info[0]}, byte {found[1]}) spells {key!r}, but no "
+                "such key was read from it: its bytes are damaged (a string's parenthesis, the key), and the "
+                "reservation it holds was not read"
+            )
+
+
+def _info_key(word: bytes) -> str | None:
+    """The key rightsmeta reads (its "/" left out) that ``word`` spells, or begins with (a byte
+    after it: "TDMReservation0"); None for a word that only begins like one ("RightsmetaCopyright")."""
+    name = word.decode()
+    if "/" + name in _INFO_KEY_SET:
+        return name
+    return max((k[1:] for k in INFO_KEYS if name.startswith(k[1:])), key=len, default=None)
+
+
+def check_info_lost(data: Any, named: str) -> None:
+    """Raise ``MalformedFile`` when the trailer's /Info (``named``, as shown) is no dictionary while
+    the file spells a reservation key: the reference is damaged ("/Info 0 0 R", "/Info 4 0 R"
+    naming a page's contents), and an Info dictionary's reservation would read as no statement.
+    Called only where the Info did not read as a dictionary: the file search is paid then only."""
+    if not hasattr(data, "find"):
+        return
+    for start in _INFO_KEY_STARTS:
+        at, tried = data.find(start), 0
+        while at >= 0 and tried < _MAX_CANDIDATES:
+            word = re.compile(_INFO_KEY_NAMED).match(data, at)
+            key = _info_key(word[1]) if word is not None else None
+            if key is not None:
+                raise MalformedFile(
+                    f"the trailer's /Info ({named}) is not a dictionary, while this PDF spells an Info key "
+                    f"{key!r}: the reference is damaged, and that Info dictionary was not read"
+                )
+            at, tried = data.find(start, at + 1), tried + 1
+
+
 def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
     """Raise ``MalformedFile`` when the newest incremental update defines a new XMP metadata stream
     (/Type /Metadata /Subtype /XML, an object number no earlier revision holds) that no /Metadata
@@ -396,6 +501,7 @@ def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
         # The object's dictionary: up to its "stream" keyword (an object with none, or whose
         # "endobj" comes first, is no stream: the next object's keyword is not its own).
         start = head.end()
+        _check_info_named(data, table, num, gen, start)
         stream = data.find(b"stream", start, start + _HEAD_BYTES)
         ended = data.find(b"endobj", start, stream)
         if packed or stream < 0 or ended >= 0 or not (_METADATA_TYPE.search(data, start, stream)
@@ -409,6 +515,27 @@ def check_newest_update(data: Any, table: pdfobjects.Table | None) -> None:
                 f"the newest revision of this PDF adds an XMP metadata stream (object {num}) that no /Metadata "
                 "names: the key that named it is damaged, and the metadata stream was not read"
             )
+
+
+def _check_info_named(data: Any, table: pdfobjects.Table, num: int, gen: int, start: int) -> None:
+    """Raise ``MalformedFile`` when object ``num`` of the newest update (its bytes from ``start``)
+    spells a reservation key ("/TDMReservation") but the update's trailer /Info does not name it:
+    the reference is damaged ("/Info 4 0 R", "/Info 5 0 0", a /Prev run into it), and the Info
+    dictionary the update wrote would go unread. Only an Info dictionary holds these keys."""
+    end = data.find(b"endobj", start, start + _HEAD_BYTES)
+    end = end if end >= 0 else start + _HEAD_BYTES
+    if data.find(b"/TDMReservation", start, end) < 0 and data.find(INFO_RECORD_PREFIX.encode(), start, end) < 0:
+        return  # the usual update's object: two literal searches
+    trailer = table.trailer if table.stream is None else data[table.at:data.find(b"stream", table.at, table.at + _HEAD_BYTES)]
+    named = _INFO_REF.search(trailer)
+    if named is not None and (int(named[1]), int(named[2])) == (num, gen):
+        return
+    if any(_info_key(word[1]) is not None for word in re.compile(_INFO_KEY_NAMED).finditer(data, start, end)):
+        raise MalformedFile(
+            f"the newest revision of this PDF adds an Info dictionary with a reservation key (object {num} {gen}) "
+            "that its trailer's /Info does not name" + (f" (it names {int(named[1])} {int(named[2])})" if named else "")
+            + ": the reference is damaged, and that Info dictionary was not read"
+        )
 
 
 def _older_header(data: Any, num: int, gen: int, before: int) -> bool:
@@ -518,8 +645,12 @@ def _read_pypdf(buf: Any, options: Options | None) -> _Found:
         _check_tail(buf)
     doc = _load(buf, options)
     check_newest_update(buf, newest_table(buf))  # after _load: where _check_repairs finds a read object damaged, it says so first
+    info = chain is None or _has_info(chain)
+    named = doc.reader.trailer.raw_get("/Info") if "/Info" in doc.reader.trailer else None
+    if info and doc.info is None and named is not None:
+        check_info_lost(buf, f"object {named.idnum} {named.generation}" if hasattr(named, "idnum") else "a direct value")
     return _Found(doc.packet, doc.metadata_ref.idnum if doc.metadata_ref else None, doc.metadata_error,
-                  doc.info_values if chain is None or _has_info(chain) else {})
+                  doc.info_values if info else {}, doc.info_errors if info else [])
 
 
 def _fast_text(value: Any) -> str:
@@ -564,9 +695,13 @@ def _fast_found(pdf: pdfobjects.Reader, table: pdfobjects.Table | None = None) -
             raise LeaveToLibrary  # a stream is a dictionary to pypdf
         if isinstance(info, dict):
             found.info_values = {key[1:]: _fast_text(pdf.resolve(info[key])) for key in INFO_KEYS if key in info}
+            found.info_errors = near_info_keys(info)
         named = pdf.trailer["/Info"]
         if isinstance(named, pdfobjects.Ref):
             check_info_read(pdf.buf, table, (named.num, named.gen), isinstance(info, dict))
+            check_info_bytes(pdf.buf, table, (named.num, named.gen), found.info_values)
+            if not isinstance(info, dict):
+                check_info_lost(pdf.buf, f"object {named.num} {named.gen}")
     return found
 
 
@@ -674,8 +809,8 @@ def _reports(found: _Found, parsed: Parsed | None = None) -> list[CarrierReport]
             reports.append(CarrierReport("xmp", where, errors=[found.metadata_error]))
         else:
             reports.append(xmp.carrier_report(found.packet or b"", where, parsed=parsed))
-    if found.info_values:
-        report = CarrierReport("info", "Info dictionary", values=dict(found.info_values))
+    if found.info_values or found.info_errors:
+        report = CarrierReport("info", "Info dictionary", values=dict(found.info_values), errors=list(found.info_errors))
         _info_signals(found.info_values, report)
         reports.append(report)
     return reports
