@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import MalformedMetadata
 from .model import Assertion, Holder, State, summary
 from .report import CarrierReport
-from .vocab import Signal, decode_all, iptc, project, tdmrep
+from .vocab import Signal, apart, decode_all, iptc, project, tdmrep
 
 if TYPE_CHECKING:
     from .carriers import Parsed
@@ -176,7 +176,7 @@ def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
             if found is not None:
                 props.setdefault(_split(child.tag), found)
     for ns in {ns for ns, _ in props}.difference(_VOCABULARIES):
-        near = min((known for known in _VOCABULARIES if _apart(ns, known) <= 2), key=lambda known: _apart(ns, known),
+        near = min((known for known in _VOCABULARIES if apart(ns, known) <= 2), key=lambda known: apart(ns, known),
                    default=None)
         if near is not None:
             # A rights vocabulary's URI with a byte or two changed is that vocabulary damaged, not
@@ -184,11 +184,6 @@ def _properties(root: ET.Element) -> dict[tuple[str, str], Value]:
             raise MalformedMetadata(f"XMP namespace {ns!r} is {near!r} with a character or two changed: damaged, "
                                     "so its properties were not read")
     return props
-
-
-def _apart(a: str, b: str) -> int:
-    """How many characters two namespace URIs of one length differ by (a large number for two lengths)."""
-    return sum(x != y for x, y in zip(a, b, strict=True)) if len(a) == len(b) else 1 << 30
 
 
 @dataclass

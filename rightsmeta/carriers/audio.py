@@ -34,7 +34,7 @@ from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, Rightsmet
 from ..log import fell_back
 from ..model import Assertion, Holder
 from ..report import CarrierReport
-from ..vocab import project, tdmrep
+from ..vocab import apart, project, tdmrep
 from . import audiotags, bmff, riff
 from .audiotags import MAX_ID3_INFLATE, MAX_ID3_INFLATE_TOTAL
 from .heads import id3_size as _id3_size
@@ -807,7 +807,7 @@ def _one_off(key: str, known: dict[int, list[tuple[str, str]]]) -> str | None:
     having none."""
     folded = key.casefold().translate(_SEPARATORS)
     for name, logical in known.get(len(folded), ()):
-        if name != folded and sum(a != b for a, b in zip(name, folded, strict=True)) == 1:
+        if name != folded and apart(name, folded) == 1:
             return logical
     return None
 

@@ -35,7 +35,7 @@ from ..errors import LeaveToLibrary, MalformedFile, MalformedMetadata, Rightsmet
 from ..log import fell_back
 from ..model import Assertion
 from ..report import CarrierReport
-from ..vocab import decode_all, project, tdmrep
+from ..vocab import apart, decode_all, project, tdmrep
 from . import pdfobjects, splice
 from .heads import sniff_pdf as sniff  # noqa: F401  (the family's sniff)
 from .splice import Spliced
@@ -399,7 +399,7 @@ def near_info_keys(info: Any) -> list[str]:
         name = str(key)
         if name in _INFO_KEY_SET:
             continue
-        near = next((known for known in _INFO_KEYS_BY_LENGTH.get(len(name), ()) if xmp._apart(name, known) <= 2), None)
+        near = next((known for known in _INFO_KEYS_BY_LENGTH.get(len(name), ()) if apart(name, known) <= 2), None)
         if near is not None:
             errors.append(f"Info dictionary key {name!r} is {near!r} with a character or two changed: damaged, "
                           "so its value was not read")

@@ -64,3 +64,10 @@ def decode_all(
         if signal is not None:
             signals.append(signal)
     return signals, errors
+
+
+def apart(a: str, b: str) -> int:
+    """How many characters two names of one length differ by (a large number for two lengths): a
+    name one or two characters from a vocabulary's own is read as that name damaged, not as
+    another (xmp.py's namespaces, PDF Info keys, Vorbis comment and MP4 item names)."""
+    return sum(x != y for x, y in zip(a, b, strict=True)) if len(a) == len(b) else 1 << 30
