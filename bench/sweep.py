@@ -1,6 +1,6 @@
 """Every one-byte change of a reserved file, counted by how it reads.
 
-    python bench/sweep.py FILE... [--from MARKER]
+    python bench/sweep.py FILE... [--from MARKER] [--limit N] [--show]
 
 Each byte from the first MARKER (default: the whole file) is replaced in turn by five values
 (b"0", 0x7f, b"f", b"4", b"p"; XMP padding skipped) and the file read again. Prints, per file, how
@@ -23,6 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--from", dest="marker", default="", help="sweep from this marker's first place (default: byte 0)")
+    parser.add_argument("--limit", type=int, default=0, help="sweep at most this many bytes (a large file's metadata region)")
+    parser.add_argument("--show", action="store_true", help="print each survivor: its offset, the byte and what it was")
     args = parser.parse_args()
     for name in args.files:
         original = open(name, "rb").read()
@@ -35,7 +37,8 @@ def main() -> None:
             print(f"{name}: refused: no {args.marker!r} in it")
             continue
         mutants = survivors = 0
-        for pos in range(start, len(original)):
+        stop = min(len(original), start + args.limit) if args.limit else len(original)
+        for pos in range(start, stop):
             if original[pos:pos + 1] == b" " and original[pos - 1:pos] == b" ":
                 continue  # XMP padding
             for value in VALUES:
@@ -45,7 +48,9 @@ def main() -> None:
                 report = api.read(original[:pos] + value + original[pos + 1:])
                 if not report.errors and report.may_use(Purpose.AI_TRAINING):
                     survivors += 1
-        print(f"{name}: {mutants} mutants from byte {start}; {survivors} read as usable without an error")
+                    if args.show:
+                        print(f"  {pos}: {original[pos:pos + 1]!r} -> {value!r} near {original[max(0, pos - 12):pos + 12]!r}")
+        print(f"{name}: {mutants} mutants from byte {start} to {stop}; {survivors} read as usable without an error")
 
 
 if __name__ == "__main__":

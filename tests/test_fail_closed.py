@@ -1093,3 +1093,45 @@ def test_a_png_xmp_chunk_whose_type_or_keyword_is_damaged_is_an_error(exiftool: 
     report = api.read(damaged)
     assert not report.may_use(AI) and any("CRC mismatch" in e for e in report.errors), report.errors
     assert api.read(tagged).errors == []
+
+
+# --- session 13: one damaged byte of a WebP's or GIF's XMP block name ---------------------------------
+
+
+@pytest.mark.parametrize("spot", [0, 1, 2, 3])
+def test_a_webp_xmp_chunk_whose_type_is_damaged_is_an_error(spot: int) -> None:
+    # bench/sweep.py over WebPs (VP8, VP8L, VP8X) tagged by rightsmeta or ExifTool: a byte of the
+    # "XMP " chunk type made it a chunk nothing reads, and the file read as no statement, usable.
+    tagged = rightsmeta.tag_bytes(image_bytes("webp"), DENY_AI)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.index(b"XMP ") + spot
+    damaged = tagged[:at] + b"0" + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("holds an XMP packet under a damaged type" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("spot", [-2, -1, 0, 6])  # the label 0xFF, the block size 11, "XMP DataXMP"
+def test_a_gif_xmp_extension_whose_label_or_name_is_damaged_is_an_error(exiftool: str, tmp_path: Path, spot: int) -> None:
+    # bench/sweep.py over an ExifTool-tagged GIF: a byte of the application extension's label,
+    # block size or "XMP DataXMP" name left its packet skipped as data sub-blocks (the XMP magic
+    # trailer ends them), and the file read as no statement, usable.
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, "gif")
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.index(b"XMP DataXMP") + spot
+    damaged = tagged[:at] + b"0" + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("holds an XMP packet under a damaged label" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("spot", [0, 1])  # the two bytes of tag number 700 (0x02BC)
+def test_a_tiff_xmp_entry_whose_tag_number_is_damaged_is_an_error(spot: int) -> None:
+    # bench/sweep.py over TIFFs tagged by rightsmeta or ExifTool: a byte of the XMP entry's tag
+    # number made it an entry of another tag, and the file read as no statement, usable.
+    tagged = rightsmeta.tag_bytes(image_bytes("tiff"), DENY_AI)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    ifd0 = int.from_bytes(tagged[4:8], "little")
+    entries = [tagged[ifd0 + 2 + 12 * i: ifd0 + 14 + 12 * i] for i in range(int.from_bytes(tagged[ifd0:ifd0 + 2], "little"))]
+    at = ifd0 + 2 + 12 * next(i for i, e in enumerate(entries) if e[:2] == (700).to_bytes(2, "little")) + spot
+    damaged = tagged[:at] + b"0" + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("holds an XMP packet under a damaged tag number" in e for e in report.errors), report.errors

@@ -297,6 +297,10 @@ def _png_raw_profile(data: bytes, ctype: bytes, where: str) -> bytes:
 
 def _extract_webp(buf: Buffer, parsed: Parsed | None) -> Blocks:
     found = walked.webp_chunks(buf, parsed)
+    misnamed = riff.misnamed_xmp(found, buf)
+    if misnamed is not None:
+        raise MalformedFile(f"WebP chunk {misnamed.fourcc!r} at offset {misnamed.start} holds an XMP packet under a "
+                            "damaged type (not 'XMP '): the packet was not read")
     packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(found, b"XMP ")]
     exif_chunks = riff.find(found, b"EXIF")
     exif = None
@@ -357,6 +361,10 @@ def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
         raise MalformedFile(f"TIFF: the first directory (at offset {ifd0}, {len(entries)} entries) gives no "
                             "image size (ImageWidth, ImageLength): it is damaged, or not where the header says")
 
+    misnamed = _tiff.misnamed_xmp(buf, entries)
+    if misnamed is not None:
+        raise MalformedFile(f"TIFF: tag {misnamed.tag} of the first directory holds an XMP packet under a damaged "
+                            "tag number (not 700): the packet was not read")
     packets: list[bytes] = []
     for xmp_entry in (e for e in entries if e.tag == 700):  # a damaged or merged IFD0 may hold two
         if xmp_entry.type not in (1, 2, 7):
