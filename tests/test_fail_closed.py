@@ -1135,3 +1135,27 @@ def test_a_tiff_xmp_entry_whose_tag_number_is_damaged_is_an_error(spot: int) -> 
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
     report = api.read(damaged)
     assert not report.may_use(AI) and any("holds an XMP packet under a damaged tag number" in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize(("fmt", "name", "spot"), [
+    ("mp4", b"uuid\xbe\x7a\xcf\xcb", 0),  # the uuid box's type
+    ("mp4", b"uuid\xbe\x7a\xcf\xcb", 7),  # a byte of its UUID
+    ("mov", b"udta", 1),  # the atom holding XMP_
+    ("mov", b"XMP_<?xpacket", 3),  # the XMP_ atom's own name
+])
+def test_a_video_xmp_box_whose_type_or_uuid_is_damaged_is_an_error(exiftool: str, ffmpeg: str, tmp_path: Path,
+                                                                   fmt: str, name: bytes, spot: int) -> None:
+    # bench/sweep.py over an MP4 and a MOV ExifTool tagged: a byte of the XMP uuid box's type or
+    # UUID, or of a MOV's udta or XMP_ atom name, made a box nothing reads, and the file read as no
+    # statement, usable.
+    video = tmp_path / f"clip.{fmt}"
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video)], check=True)
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-plus:DataMining=Prohibited for AI/ML training", str(video)],
+                   check=True)
+    tagged = video.read_bytes()
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    at = tagged.index(name) + spot
+    damaged = tagged[:at] + b"0" + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(AI) and any("holds an XMP packet under a damaged type" in e for e in report.errors), report.errors

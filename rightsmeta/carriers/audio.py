@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
 _VORBIS_FORMATS = ("flac", "ogg", "opus")
 _MP4_FORMATS = ("m4a", "mp4", "mov")
+# Boxes that are what their type says: a packet is never looked for in them (the others are boxes
+# rarely met, whose type may be a damaged one's).
+_TOP_BOXES = frozenset({b"ftyp", b"moov", b"meta", b"pnot", b"PICT", b"sidx", b"styp", b"moof", b"mfra"})
+_MOOV_BOXES = frozenset({b"mvhd", b"trak", b"udta", b"meta", b"iods", b"mvex", b"ipmc", b"meco", b"ctab", b"clip", b"prfl", b"pdin"})
 
 #: The standard XMP box of ISO-BMFF files (XMP Specification Part 3, 1.2.7).
 XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
@@ -474,12 +478,24 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         moov = next((b for b in top if b.type == b"moov"), None)
         if moov is None:
             raise MalformedFile(f"{what}: no 'moov' box (the file is incomplete)")
+        others = []
         for box in top:
             if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
-        found = movie.path(buf, moov, b"udta", b"XMP_")
+            else:
+                others.append(box)
+        # moov/udta/XMP_, walked level by level so that a packet under a damaged name is seen too.
+        in_moov = movie.inside(buf, moov)
+        udta = next((b for b in in_moov if b.type == b"udta"), None)
+        in_udta = movie.inside(buf, udta) if udta is not None else []
+        found = next((b for b in in_udta if b.type == b"XMP_"), None)
         if found is not None:
             layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
+        misnamed = (bmff.misnamed_xmp(buf, others, _TOP_BOXES) or bmff.misnamed_xmp(buf, in_moov, _MOOV_BOXES, whole=True)
+                    or bmff.misnamed_xmp(buf, in_udta, frozenset({b"XMP_"})))
+        if misnamed is not None:
+            raise MalformedFile(f"{what}: the {misnamed.type!r} box at offset {misnamed.start} holds an XMP packet under "
+                                "a damaged type or UUID (not a uuid box BE7ACFCB-..., nor moov/udta/XMP_): the packet was not read")
         return layout
     raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
 

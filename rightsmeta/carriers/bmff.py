@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..errors import MalformedFile
+from ..xmp import begins_packet
 from .tiff import Buffer
 
 #: Items, extents and infe entries walked inside a 'meta' box.
@@ -125,6 +126,21 @@ def walk(
             raise MalformedFile(f"{what}: more than {limit} boxes at offset {start}")
         found.append(item)
     return found
+
+
+# Boxes that may hold anything, dead data too (a tool "deletes" a box by renaming it free or skip).
+_MAY_HOLD_ANYTHING = frozenset({b"mdat", b"free", b"skip", b"wide"})
+
+
+def misnamed_xmp(buf: Buffer, level: list[Box], known: frozenset[bytes], *, whole: bool = False) -> Box | None:
+    """A box of ``level`` of no type in ``known`` that holds an XMP packet at its start (after a
+    uuid box's UUID), or anywhere in it when ``whole``: a box whose type (a uuid box's UUID, a
+    'udta' or 'XMP_' name) was damaged, so that no reader finds the packet in it."""
+    for box in level:
+        if box.type not in known and box.type not in _MAY_HOLD_ANYTHING and begins_packet(
+                buf, box.payload, box.end if whole else min(box.end, box.payload + 16 + 96)):
+            return box
+    return None
 
 
 class Walker(NamedTuple):
