@@ -257,6 +257,7 @@ class Item:
     construction: int = 0
     data_ref: int = 0
     extents: tuple[tuple[int, int], ...] = ()
+    described: bool = False  # an 'infe' entry names it (every item has one; 'iloc' alone is damage)
 
 
 def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int] | None] | None:
@@ -271,6 +272,10 @@ def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int
         raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
     meta = next((found for found in top if found[0] == b"meta"), None)
     if meta is None:
+        if not any(found[0] == b"moov" for found in top):
+            # An image file keeps its pictures as items of 'meta', a sequence in a 'moov' track:
+            # with neither, a damaged type or size hid the 'meta' box, and its XMP with it.
+            raise MalformedFile("ISO-BMFF image: no 'meta' box (nor 'moov' track): the file is damaged")
         return None
     _, payload, meta_end = meta
     # 'meta' is a FullBox: 4 bytes of version and flags before its children.
@@ -285,6 +290,9 @@ def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int
         elif btype == b"idat" and idat is None:
             idat = (start, end)
     for item_id, item in items.items():
+        if not item.described:
+            # A damaged 'iinf' or 'infe' type or size leaves items located but unnamed: one may be the XMP.
+            raise MalformedFile(f"ISO-BMFF: item {item_id} has a place ('iloc') but no 'infe' entry: the 'meta' box is damaged")
         if item.construction == 0 and item.data_ref == 0:
             for offset, length in item.extents:
                 if offset + length > n:
@@ -316,6 +324,7 @@ def _iinf(buf: Buffer, start: int, end: int, items: dict[int, Item]) -> None:
         strings = rest.split(b"\x00")
         item = items.setdefault(item_id, Item())
         item.item_type = item_type
+        item.described = True
         if item_type in (b"mime", b""):
             # item_name, content_type, optional content_encoding
             item.content_type = strings[1] if len(strings) > 1 else b""

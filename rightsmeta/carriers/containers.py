@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..xmp import begins_packet
 from . import bmff, gif, jpeg, png, riff, walked
 from . import tiff as _tiff
 from .tiff import Buffer
@@ -490,6 +491,11 @@ def _extract_gif(buf: Buffer) -> Blocks:
 # --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
 
 
+# Item types of pictures (coded images, derived images, masks): never looked into for a packet.
+_HEIF_PICTURES = frozenset({b"av01", b"hvc1", b"hvt1", b"lhv1", b"avc1", b"jpeg", b"j2k1", b"vvc1", b"unci", b"grid",
+                            b"iden", b"iovl", b"tmap", b"mski"})
+
+
 def _extract_bmff(buf: Buffer) -> Blocks:
     found = bmff.meta_items(buf, MAX_ITEMS)
     if found is None:
@@ -499,10 +505,20 @@ def _extract_bmff(buf: Buffer) -> Blocks:
     exif: bytes | None = None
     for item_id, item in items.items():
         if item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
-            if not item.content_encoding:  # an encoded (deflated) packet is left unread
-                packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
-                if packet is not None:
-                    packets.append((packet, f"HEIF mime item {item_id}"))
+            packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+            if packet is None or item.content_encoding:
+                # Stored where we do not follow (another file, a damaged data reference) or encoded
+                # (deflated): a packet that is not read is said, never taken for no statement.
+                raise MalformedFile(f"ISO-BMFF: XMP item {item_id} is {'encoded' if packet is not None else 'stored'} in a "
+                                    "way rightsmeta does not read: the packet was not read")
+            packets.append((packet, f"HEIF mime item {item_id}"))
+        elif item.item_type not in _HEIF_PICTURES and item.item_type != b"Exif":
+            # A mime item of another content type, or an item of no known type: its type or content
+            # type may be the XMP item's, damaged (one byte of "mime" or "application/rdf+xml").
+            data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+            if data is not None and begins_packet(data, 0, 96):
+                raise MalformedFile(f"ISO-BMFF: item {item_id} holds an XMP packet under a damaged item type or content "
+                                    "type (not mime application/rdf+xml): the packet was not read")
         elif exif is None and item.item_type == b"Exif":
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
             if data is not None:
