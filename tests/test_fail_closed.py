@@ -1194,3 +1194,18 @@ def test_an_avif_xmp_item_whose_box_type_item_type_or_place_is_damaged_is_an_err
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
     report = api.read(damaged)
     assert not report.may_use(AI) and any(says in e for e in report.errors), report.errors
+
+
+def test_an_animated_gif_with_xmp_after_its_loop_extension_reads_without_an_error(exiftool: str, tmp_path: Path) -> None:
+    # The damaged-name check looks inside each extension only: the NETSCAPE2.0 loop extension of
+    # an animation ends 19 bytes before the XMP extension ExifTool puts after it, and was refused.
+    frames = [Image.new("P", (32, 32), i) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], loop=0)
+    animation = tmp_path / "animation.gif"
+    animation.write_bytes(out.getvalue())
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-XMP-dc:Title=Hello", "-XMP-xmp:Rating=3", str(animation)], check=True)
+    tagged = animation.read_bytes()
+    assert tagged.index(b"NETSCAPE2.0") < tagged.index(b"XMP DataXMP") < tagged.index(b"NETSCAPE2.0") + 60
+    report = api.read(tagged)
+    assert report.errors == [] and [c.name for c in report.carriers] == ["xmp"]

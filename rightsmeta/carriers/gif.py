@@ -52,10 +52,13 @@ def xmp_packets(buf: Buffer, max_blocks: int, max_subblocks: int) -> list[tuple[
             else:
                 # An XMP extension whose label, size or "XMP DataXMP" name was damaged: its packet
                 # would be skipped as sub-blocks (its magic trailer ends them) and read as no statement.
-                if begins_packet(buf, body, min(n, body + 96)):
+                # Only within the extension: the one before an XMP extension (an animation's loop count) ends
+                # a few bytes before its packet.
+                end = _skip_subblocks(buf, body, budget)
+                if begins_packet(buf, body, min(end, body + 96)):
                     raise MalformedFile(f"GIF extension at offset {pos} holds an XMP packet under a damaged label or "
                                         f"name (not application extension {XMP_APP.decode()}): the packet was not read")
-                pos = _skip_subblocks(buf, body, budget)
+                pos = end
         elif introducer == 0x2C:
             if pos + 10 > n:
                 raise MalformedFile(f"truncated GIF: image descriptor at offset {pos} runs past the end {n}")

@@ -209,7 +209,7 @@ def misnamed_xmp(tiff: Buffer, entries: Iterable[IfdEntry]) -> IfdEntry | None:
     holding no statement)."""
     for e in entries:
         if e.type in (1, 7) and e.tag not in (XMP_TAG, _PHOTOSHOP_RESOURCES) and e.size is not None and e.size > 4 \
-                and begins_packet(tiff, e.value_pos, min(len(tiff), e.value_pos + 96)):
+                and begins_packet(tiff, e.value_pos, e.value_pos + min(e.size, 96)):
             return e
     return None
 
