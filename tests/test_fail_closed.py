@@ -1107,7 +1107,7 @@ def test_a_webp_xmp_chunk_whose_type_is_damaged_is_an_error(spot: int) -> None:
     at = tagged.index(b"XMP ") + spot
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
     report = api.read(damaged)
-    assert not report.may_use(AI) and any("holds an XMP packet under a damaged type" in e for e in report.errors), report.errors
+    assert not report.may_use(AI) and any("holds an XMP packet or EXIF under a damaged type" in e for e in report.errors), report.errors
 
 
 @pytest.mark.parametrize("spot", [-2, -1, 0, 6])  # the label 0xFF, the block size 11, "XMP DataXMP"
@@ -1209,3 +1209,21 @@ def test_an_animated_gif_with_xmp_after_its_loop_extension_reads_without_an_erro
     assert tagged.index(b"NETSCAPE2.0") < tagged.index(b"XMP DataXMP") < tagged.index(b"NETSCAPE2.0") + 60
     report = api.read(tagged)
     assert report.errors == [] and [c.name for c in report.carriers] == ["xmp"]
+
+
+@pytest.mark.parametrize(("fmt", "name", "spot"), [("webp", b"EXIF", 1), ("avif", b"infe\x02\x00\x00\x00\x00\x02\x00\x00Exif", 13)])
+def test_an_exif_block_whose_chunk_or_item_type_is_damaged_is_an_error(exiftool: str, tmp_path: Path, fmt: str,
+                                                                       name: bytes, spot: int) -> None:
+    # As for XMP: a byte of a WebP's EXIF chunk type or of a HEIF/AVIF Exif item's type left the
+    # EXIF unread, and a file reserved by LearningOptOutIn alone read as no statement.
+    photo = tmp_path / f"photo.{fmt}"
+    photo.write_bytes(image_bytes(fmt, exif=True))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes()
+    genai = Purpose.GENAI_TRAINING
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
+    at = tagged.index(name) + spot  # the chunk type's, or the item type's (infe version 2, item 2) second byte
+    damaged = tagged[:at] + b"0" + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(genai) and any("XMP packet or EXIF under a damaged" in e for e in report.errors), report.errors

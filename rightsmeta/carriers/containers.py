@@ -298,10 +298,10 @@ def _png_raw_profile(data: bytes, ctype: bytes, where: str) -> bytes:
 
 def _extract_webp(buf: Buffer, parsed: Parsed | None) -> Blocks:
     found = walked.webp_chunks(buf, parsed)
-    misnamed = riff.misnamed_xmp(found, buf)
+    misnamed = riff.misnamed_metadata(found, buf)
     if misnamed is not None:
-        raise MalformedFile(f"WebP chunk {misnamed.fourcc!r} at offset {misnamed.start} holds an XMP packet under a "
-                            "damaged type (not 'XMP '): the packet was not read")
+        raise MalformedFile(f"WebP chunk {misnamed.fourcc!r} at offset {misnamed.start} holds an XMP packet or EXIF under a "
+                            "damaged type (not 'XMP ' or 'EXIF'): it was not read")
     packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(found, b"XMP ")]
     exif_chunks = riff.find(found, b"EXIF")
     exif = None
@@ -516,9 +516,9 @@ def _extract_bmff(buf: Buffer) -> Blocks:
             # A mime item of another content type, or an item of no known type: its type or content
             # type may be the XMP item's, damaged (one byte of "mime" or "application/rdf+xml").
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
-            if data is not None and begins_packet(data, 0, 96):
-                raise MalformedFile(f"ISO-BMFF: item {item_id} holds an XMP packet under a damaged item type or content "
-                                    "type (not mime application/rdf+xml): the packet was not read")
+            if data is not None and (begins_packet(data, 0, 96) or _tiff.begins_exif(data[:10])):
+                raise MalformedFile(f"ISO-BMFF: item {item_id} holds an XMP packet or EXIF under a damaged item type or "
+                                    "content type (not mime application/rdf+xml, nor Exif): it was not read")
         elif exif is None and item.item_type == b"Exif":
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
             if data is not None:

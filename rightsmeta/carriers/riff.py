@@ -20,7 +20,7 @@ from ..errors import MalformedFile
 from ..xmp import begins_packet
 from . import jumbf, splice
 from .splice import Spliced
-from .tiff import Buffer
+from .tiff import Buffer, begins_exif
 
 #: Upper bound on chunks walked in one file; real files stay far below it.
 MAX_CHUNKS = 100_000
@@ -132,11 +132,13 @@ def c2pa_ranges(riff: Riff, buf: Buffer) -> list[tuple[int, int]]:
 _WEBP_KNOWN = frozenset({b"VP8X", b"ICCP", b"ANIM", b"EXIF", b"XMP ", b"C2PA"}) | _MEDIA
 
 
-def misnamed_xmp(riff: Riff, buf: Buffer) -> Chunk | None:
-    """A WebP chunk of no known type that begins with an XMP packet: an ``XMP `` chunk whose type
-    was damaged, which no reader takes for XMP (the file would read as holding no statement)."""
+def misnamed_metadata(riff: Riff, buf: Buffer) -> Chunk | None:
+    """A WebP chunk of no known type that begins with an XMP packet or an EXIF block: an ``XMP ``
+    or ``EXIF`` chunk whose type was damaged, which no reader takes for what it is (the file would
+    read as holding no statement)."""
     for c in riff.chunks:
-        if c.fourcc not in _WEBP_KNOWN and begins_packet(buf, c.data_start, min(c.end, c.data_start + 96)):
+        if c.fourcc not in _WEBP_KNOWN and (begins_packet(buf, c.data_start, min(c.end, c.data_start + 96))
+                                            or begins_exif(bytes(buf[c.data_start : min(c.end, c.data_start + 10)]))):
             return c
     return None
 

@@ -199,6 +199,13 @@ def check_value(tiff: Buffer, entry: IfdEntry) -> None:
         )
 
 
+def begins_exif(head: bytes) -> bool:
+    """Whether ``head`` (a block's first 10 bytes) starts an EXIF block: a TIFF header, after
+    "Exif\\0\\0" or a HEIF Exif item's 4-byte offset or not. How a walker tells that a block its
+    name or type does not mark as EXIF (a damaged type) holds one, LearningOptOutIn with it."""
+    return any(head[at : at + 4] in _HEADERS for at in (0, 4, 6)) or head.find(b"Exif\x00\x00", 0, 10) >= 0
+
+
 #: Photoshop's image resources (tag 34377), whose XMP resource may come first: a packet under its own name.
 _PHOTOSHOP_RESOURCES = 34377
 
