@@ -1,6 +1,6 @@
 """Every one-byte change of a reserved file, counted by how it reads.
 
-    python bench/sweep.py FILE... [--from MARKER] [--limit N] [--show]
+    python bench/sweep.py FILE... [--from MARKER] [--limit N] [--purpose P] [--show]
 
 Each byte from the first MARKER (default: the whole file) is replaced in turn by five values
 (b"0", 0x7f, b"f", b"4", b"p"; XMP padding skipped) and the file read again. Prints, per file, how
@@ -24,12 +24,15 @@ def main() -> None:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--from", dest="marker", default="", help="sweep from this marker's first place (default: byte 0)")
     parser.add_argument("--limit", type=int, default=0, help="sweep at most this many bytes (a large file's metadata region)")
+    parser.add_argument("--purpose", default=Purpose.AI_TRAINING.value, choices=[p.value for p in Purpose],
+                        help="the purpose a survivor is usable for (a file reserved by EXIF LearningOptOutIn alone: genai-training)")
     parser.add_argument("--show", action="store_true", help="print each survivor: its offset, the byte and what it was")
     args = parser.parse_args()
+    purpose = Purpose(args.purpose)
     for name in args.files:
         original = open(name, "rb").read()
         first = api.read(original)
-        if first.errors or first.may_use(Purpose.AI_TRAINING):
+        if first.errors or first.may_use(purpose):
             print(f"{name}: refused: it does not read as reserved without errors as it is")
             continue
         start = original.find(args.marker.encode()) if args.marker else 0
@@ -46,7 +49,7 @@ def main() -> None:
                     continue
                 mutants += 1
                 report = api.read(original[:pos] + value + original[pos + 1:])
-                if not report.errors and report.may_use(Purpose.AI_TRAINING):
+                if not report.errors and report.may_use(purpose):
                     survivors += 1
                     if args.show:
                         print(f"  {pos}: {original[pos:pos + 1]!r} -> {value!r} near {original[max(0, pos - 12):pos + 12]!r}")
