@@ -1161,18 +1161,20 @@ def test_a_video_xmp_box_whose_type_or_uuid_is_damaged_is_an_error(exiftool: str
     assert not report.may_use(AI) and any("holds an XMP packet under a damaged type" in e for e in report.errors), report.errors
 
 
-def _xmp_item_reference(tagged: bytes) -> int:
-    """Where the data reference index of the XMP item's 'iloc' entry is (a version 0 table with
-    4-byte offsets and lengths and no base offset, as ExifTool leaves Pillow's AVIF)."""
+def _item_reference(tagged: bytes, item_type: bytes = b"mime\x00application/rdf+xml") -> int:
+    """Where the data reference index of the 'iloc' entry of the item of ``item_type`` (by default
+    the XMP item) is (a version 0 table with 4-byte offsets and lengths and no base offset, as
+    ExifTool leaves Pillow's AVIF)."""
     at = tagged.index(b"iloc") + 4
     assert tagged[at] == 0 and tagged[at + 4:at + 6] == b"\x44\x00", "not the iloc layout this test reads"
-    xmp_item = tagged[tagged.index(b"mime\x00application/rdf+xml") - 4:][:2]  # infe version 2: the item ID before its protection index
+    # infe version 2: the item ID, then its protection index (0), then its type
+    item = tagged[tagged.index(b"\x00\x00" + item_type) - 2:][:2]
     pos = at + 8
     for _ in range(int.from_bytes(tagged[at + 6:at + 8], "big")):
-        if tagged[pos:pos + 2] == xmp_item:
+        if tagged[pos:pos + 2] == item:
             return pos + 2
         pos += 6 + 8 * int.from_bytes(tagged[pos + 4:pos + 6], "big")
-    raise AssertionError("no iloc entry for the XMP item")
+    raise AssertionError(f"no iloc entry for the {item_type!r} item")
 
 
 @pytest.mark.parametrize(("spot", "says"), [
@@ -1188,7 +1190,7 @@ def test_an_avif_xmp_item_whose_box_type_item_type_or_place_is_damaged_is_an_err
     tagged = _reserved_by_exiftool(exiftool, tmp_path, "avif")
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
     if spot == "reference":
-        at = _xmp_item_reference(tagged) + 1
+        at = _item_reference(tagged) + 1
     else:
         at = tagged.index(b"mime\x00application/rdf+xml" if spot == "mime" else spot.encode()) + 1
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
@@ -1211,7 +1213,8 @@ def test_an_animated_gif_with_xmp_after_its_loop_extension_reads_without_an_erro
     assert report.errors == [] and [c.name for c in report.carriers] == ["xmp"]
 
 
-@pytest.mark.parametrize(("fmt", "name", "spot"), [("webp", b"EXIF", 1), ("avif", b"infe\x02\x00\x00\x00\x00\x02\x00\x00Exif", 13)])
+@pytest.mark.parametrize(("fmt", "name", "spot"), [("webp", b"EXIF", 1), ("avif", b"infe\x02\x00\x00\x00\x00\x02\x00\x00Exif", 13),
+                                                   ("avif", b"reference", 0)])
 def test_an_exif_block_whose_chunk_or_item_type_is_damaged_is_an_error(exiftool: str, tmp_path: Path, fmt: str,
                                                                        name: bytes, spot: int) -> None:
     # As for XMP: a byte of a WebP's EXIF chunk type or of a HEIF/AVIF Exif item's type left the
@@ -1223,7 +1226,9 @@ def test_an_exif_block_whose_chunk_or_item_type_is_damaged_is_an_error(exiftool:
     tagged = photo.read_bytes()
     genai = Purpose.GENAI_TRAINING
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
-    at = tagged.index(name) + spot  # the chunk type's, or the item type's (infe version 2, item 2) second byte
+    # the chunk type's, or the item type's (infe version 2, item 2) second byte, or the Exif item's data reference
+    at = _item_reference(tagged, b"Exif") + 1 if name == b"reference" else tagged.index(name) + spot
     damaged = tagged[:at] + b"0" + tagged[at + 1:]
     report = api.read(damaged)
-    assert not report.may_use(genai) and any("XMP packet or EXIF under a damaged" in e for e in report.errors), report.errors
+    says = "its EXIF was not read" if name == b"reference" else "XMP packet or EXIF under a damaged"
+    assert not report.may_use(genai) and any(says in e for e in report.errors), report.errors

@@ -521,11 +521,13 @@ def _extract_bmff(buf: Buffer) -> Blocks:
                                     "content type (not mime application/rdf+xml, nor Exif): it was not read")
         elif exif is None and item.item_type == b"Exif":
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
-            if data is not None:
-                # The payload starts with the offset from after this field to the TIFF header.
-                if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
-                    raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
-                exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
+            if data is None:  # as for XMP: EXIF that is not read is said (a damaged data reference)
+                raise MalformedFile(f"ISO-BMFF: Exif item {item_id} is stored in a way rightsmeta does not read: "
+                                    "its EXIF was not read")
+            # The payload starts with the offset from after this field to the TIFF header.
+            if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
+                raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
+            exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
     if not packets:
         return Blocks(None, exif, None)
     return Blocks(packets[0][0], exif, "HEIF mime item", tuple(packets[1:]))
