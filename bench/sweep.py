@@ -6,7 +6,9 @@ Each byte from the first MARKER (default: the whole file) is replaced in turn by
 (b"0", 0x7f, b"f", b"4", b"p"; XMP padding skipped) and the file read again. Prints, per file, how
 many mutants read as usable for AI training without an error: a reader that fails closed leaves
 none (session 12: ExifTool-tagged PDFs from %BeginExifToolUpdate, 212 of ~4,700 each before the
-fixes, 0 after). A file that reads as usable, or with errors, as it is, is refused.
+fixes, 0 after; session 13: WebP, TIFF, GIF, AVIF, HEIC, MP4 and MOV files tagged by rightsmeta or
+ExifTool, 20 to 199 each before, 0 after; signed AVIF, HEIC, GIF and PNG, EPUB, signed SVG: 0). A file
+that reads as usable, or with errors, as it is, is refused.
 """
 
 from __future__ import annotations
