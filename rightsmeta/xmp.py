@@ -8,6 +8,7 @@ expansion, no external fetches) and bounds size and element count, as pypdf does
 from __future__ import annotations
 
 import io
+import mmap
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -45,6 +46,13 @@ MAX_ELEMENTS = 200_000
 _SMALL = 256 * 1024  # below this, element count is bounded by size and the fast parser is safe
 
 Value = str | list[str]
+
+
+def begins_packet(buf: bytes | bytearray | mmap.mmap, start: int, stop: int) -> bool:
+    """Whether an XMP packet begins between ``start`` and ``stop`` (96 bytes or so of a block):
+    how a container's walker tells that a block its name or type does not mark as XMP holds one,
+    its name or type damaged, so that no reader would take it for XMP."""
+    return buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a", "mp4", "mov")
 _VORBIS_FORMATS = ("flac", "ogg", "opus")
 _MP4_FORMATS = ("m4a", "mp4", "mov")
+# Boxes that are what their type says: a packet is never looked for in them (the others are boxes
+# rarely met, whose type may be a damaged one's).
+_TOP_BOXES = frozenset({b"ftyp", b"moov", b"meta", b"pnot", b"PICT", b"sidx", b"styp", b"moof", b"mfra"})
+_MOOV_BOXES = frozenset({b"mvhd", b"trak", b"udta", b"meta", b"iods", b"mvex", b"ipmc", b"meco", b"ctab", b"clip", b"prfl", b"pdin"})
 
 #: The standard XMP box of ISO-BMFF files (XMP Specification Part 3, 1.2.7).
 XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
@@ -270,14 +274,9 @@ def _misnamed_chunk(buf: Buffer, chunk: riff.Chunk, what: str) -> str | None:
     start = chunk.data_start
     if bytes(buf[start : start + 3]) == b"ID3" and buf[start + 3 : start + 4] in (b"\x02", b"\x03", b"\x04"):
         return "an ID3v2 tag"
-    if what == "WAV" and chunk.fourcc != b"_PMX" and _packet_near(buf, start, min(chunk.end, start + 96)):
+    if what == "WAV" and chunk.fourcc != b"_PMX" and xmp.begins_packet(buf, start, min(chunk.end, start + 96)):
         return "an XMP packet"
     return None
-
-
-def _packet_near(buf: Buffer, start: int, stop: int) -> bool:
-    """Does an XMP packet begin in ``buf[start:stop]``?"""
-    return buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0
 
 
 def _chunks(buf: Buffer, what: str, iff: bool) -> dict[bytes, tuple[int, int, int]]:
@@ -548,20 +547,26 @@ def _layout(buf: Buffer, fmt: str) -> _Layout:
         moov = next((b for b in top if b.type == b"moov"), None)
         if moov is None:
             raise MalformedFile(f"{what}: no 'moov' box (the file is incomplete)")
+        others = []
         for box in top:
             if box.type == b"uuid" and bytes(buf[box.payload : box.payload + 16]) == XMP_UUID:
                 layout.xmp.append((box.payload + 16, box.end, f"{what} uuid box BE7ACFCB-97A9-42E8-9C71-999491E3AFAC"))
-            elif box.type != b"mdat":
-                _not_misnamed_xmp(buf, box, what)
+            else:
+                others.append(box)
         _check_movie_tree(buf, movie, moov)
         layout.moov = moov.start, moov.end
-        udta = movie.child(buf, moov, b"udta")
-        found = movie.child(buf, udta, b"XMP_")
+        # moov/udta/XMP_, walked level by level so that a packet under a damaged name is seen too.
+        in_moov = movie.inside(buf, moov)
+        udta = next((b for b in in_moov if b.type == b"udta"), None)
+        in_udta = movie.inside(buf, udta) if udta is not None else []
+        found = next((b for b in in_udta if b.type == b"XMP_"), None)
         if found is not None:
             layout.xmp.append((found.payload, found.end, f"{what} moov/udta/XMP_ atom"))
-        for box in movie.inside(buf, udta) if udta is not None else ():
-            if box.type != b"XMP_":
-                _not_misnamed_xmp(buf, box, what)
+        misnamed = (bmff.misnamed_xmp(buf, others, _TOP_BOXES) or bmff.misnamed_xmp(buf, in_moov, _MOOV_BOXES, whole=True)
+                    or bmff.misnamed_xmp(buf, in_udta, frozenset({b"XMP_"})))
+        if misnamed is not None:
+            raise MalformedFile(f"{what}: the {misnamed.type!r} box at offset {misnamed.start} holds an XMP packet under "
+                                "a damaged type or UUID (not a uuid box BE7ACFCB-..., nor moov/udta/XMP_): the packet was not read")
         return layout
     raise UnsupportedFormat(f"the audio carrier does not handle format {fmt!r}")
 
@@ -588,16 +593,6 @@ def _check_movie_tree(buf: Buffer, movie: bmff.Walker, moov: bmff.Box) -> None:
             walked += 1
             if child.type in _MOVIE_CONTAINERS and depth < 32 and walked < MAX_ITEMS:
                 todo.append((child, depth + 1))
-
-
-def _not_misnamed_xmp(buf: Buffer, box: bmff.Box, what: str) -> None:
-    """MalformedFile if ``box``, which is not read as XMP, begins with an XMP packet: an XMP box's
-    type or UUID (or udta/XMP_'s name) damaged, so that no reader takes it for XMP, and the
-    packet, a statement perhaps, is skipped without a word."""
-    if _packet_near(buf, box.payload, min(box.end, box.payload + 16 + 96)):
-        raise MalformedFile(f"{what}: the '{box.type.decode('latin-1')}' box at offset {box.start} holds an XMP packet "
-                            "but is not an XMP box (uuid BE7ACFCB-..., or moov/udta/XMP_): a damaged type or UUID? "
-                            "The packet was not read")
 
 
 def _riff_layout(

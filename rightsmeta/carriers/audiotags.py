@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import LeaveToLibrary, MalformedFile
+from ..xmp import begins_packet
 from . import bmff
 from .heads import syncsafe as _syncsafe
 from .tiff import Buffer
@@ -335,7 +336,7 @@ def _misnamed_xmp(body: bytes, pos: int, size: int, frame_id: bytes, flags: int,
         return False
     start = pos + 10
     stop = min(start + size, start + 96)
-    if body.find(b"<?xpacket begin", start, stop) < 0 and body.find(b"<x:xmpmeta", start, stop) < 0:
+    if not begins_packet(body, start, stop):
         return False
     return not (frame_id == b"PRIV" and body.startswith(b"XMP\x00", start) and not flags & _CONTENT_FLAGS[major])
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from ..errors import MalformedFile
+from ..xmp import begins_packet
 from .tiff import Buffer
 
 #: Items, extents and infe entries walked inside a 'meta' box.
@@ -125,6 +126,21 @@ def walk(
             raise MalformedFile(f"{what}: more than {limit} boxes at offset {start}")
         found.append(item)
     return found
+
+
+# Boxes that may hold anything, dead data too (a tool "deletes" a box by renaming it free or skip).
+_MAY_HOLD_ANYTHING = frozenset({b"mdat", b"free", b"skip", b"wide"})
+
+
+def misnamed_xmp(buf: Buffer, level: list[Box], known: frozenset[bytes], *, whole: bool = False) -> Box | None:
+    """A box of ``level`` of no type in ``known`` that holds an XMP packet at its start (after a
+    uuid box's UUID), or anywhere in it when ``whole``: a box whose type (a uuid box's UUID, a
+    'udta' or 'XMP_' name) was damaged, so that no reader finds the packet in it."""
+    for box in level:
+        if box.type not in known and box.type not in _MAY_HOLD_ANYTHING and begins_packet(
+                buf, box.payload, box.end if whole else min(box.end, box.payload + 16 + 96)):
+            return box
+    return None
 
 
 class Walker(NamedTuple):
@@ -241,6 +257,7 @@ class Item:
     construction: int = 0
     data_ref: int = 0
     extents: tuple[tuple[int, int], ...] = ()
+    described: bool = False  # an 'infe' entry names it (every item has one; 'iloc' alone is damage)
 
 
 def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int] | None] | None:
@@ -255,6 +272,10 @@ def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int
         raise MalformedFile("not an ISO-BMFF image: no 'ftyp' box at offset 0")
     meta = next((found for found in top if found[0] == b"meta"), None)
     if meta is None:
+        if not any(found[0] == b"moov" for found in top):
+            # An image file keeps its pictures as items of 'meta', a sequence in a 'moov' track:
+            # with neither, a damaged type or size hid the 'meta' box, and its XMP with it.
+            raise MalformedFile("ISO-BMFF image: no 'meta' box (nor 'moov' track): the file is damaged")
         return None
     _, payload, meta_end = meta
     # 'meta' is a FullBox: 4 bytes of version and flags before its children.
@@ -269,6 +290,9 @@ def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int
         elif btype == b"idat" and idat is None:
             idat = (start, end)
     for item_id, item in items.items():
+        if not item.described:
+            # A damaged 'iinf' or 'infe' type or size leaves items located but unnamed: one may be the XMP.
+            raise MalformedFile(f"ISO-BMFF: item {item_id} has a place ('iloc') but no 'infe' entry: the 'meta' box is damaged")
         if item.construction == 0 and item.data_ref == 0:
             for offset, length in item.extents:
                 if offset + length > n:
@@ -300,6 +324,7 @@ def _iinf(buf: Buffer, start: int, end: int, items: dict[int, Item]) -> None:
         strings = rest.split(b"\x00")
         item = items.setdefault(item_id, Item())
         item.item_type = item_type
+        item.described = True
         if item_type in (b"mime", b""):
             # item_name, content_type, optional content_encoding
             item.content_type = strings[1] if len(strings) > 1 else b""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import MalformedFile, MalformedMetadata, RightsmetaError, UnsupportedFormat
+from ..xmp import begins_packet
 from . import bmff, gif, jpeg, png, riff, walked
 from . import tiff as _tiff
 from .tiff import Buffer
@@ -302,6 +303,10 @@ def _png_raw_profile(data: bytes, ctype: bytes, where: str) -> bytes:
 
 def _extract_webp(buf: Buffer, parsed: Parsed | None) -> Blocks:
     found = walked.webp_chunks(buf, parsed)
+    misnamed = riff.misnamed_metadata(found, buf)
+    if misnamed is not None:
+        raise MalformedFile(f"WebP chunk {misnamed.fourcc!r} at offset {misnamed.start} holds an XMP packet or EXIF under a "
+                            "damaged type (not 'XMP ' or 'EXIF'): it was not read")
     packets = [(riff.data(buf, c), f"WebP XMP chunk at offset {c.start}") for c in riff.find(found, b"XMP ")]
     exif_chunks = riff.find(found, b"EXIF")
     exif = None
@@ -362,6 +367,10 @@ def _extract_tiff(buf: Buffer, parsed: Parsed | None) -> Blocks:
         raise MalformedFile(f"TIFF: the first directory (at offset {ifd0}, {len(entries)} entries) gives no "
                             "image size (ImageWidth, ImageLength): it is damaged, or not where the header says")
 
+    misnamed = _tiff.misnamed_xmp(buf, entries)
+    if misnamed is not None:
+        raise MalformedFile(f"TIFF: tag {misnamed.tag} of the first directory holds an XMP packet under a damaged "
+                            "tag number (not 700): the packet was not read")
     packets: list[bytes] = []
     for xmp_entry in (e for e in entries if e.tag == 700):  # a damaged or merged IFD0 may hold two
         if xmp_entry.type not in (1, 2, 7):
@@ -487,6 +496,11 @@ def _extract_gif(buf: Buffer) -> Blocks:
 # --- HEIF / AVIF (ISO base media file format; boxes walked by carriers/bmff.py) ------------
 
 
+# Item types of pictures (coded images, derived images, masks): never looked into for a packet.
+_HEIF_PICTURES = frozenset({b"av01", b"hvc1", b"hvt1", b"lhv1", b"avc1", b"jpeg", b"j2k1", b"vvc1", b"unci", b"grid",
+                            b"iden", b"iovl", b"tmap", b"mski"})
+
+
 def _extract_bmff(buf: Buffer) -> Blocks:
     found = bmff.meta_items(buf, MAX_ITEMS)
     if found is None:
@@ -496,17 +510,29 @@ def _extract_bmff(buf: Buffer) -> Blocks:
     exif: bytes | None = None
     for item_id, item in items.items():
         if item.item_type in (b"mime", b"") and item.content_type == b"application/rdf+xml":
-            if not item.content_encoding:  # an encoded (deflated) packet is left unread
-                packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
-                if packet is not None:
-                    packets.append((packet, f"HEIF mime item {item_id}"))
+            packet = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+            if packet is None or item.content_encoding:
+                # Stored where we do not follow (another file, a damaged data reference) or encoded
+                # (deflated): a packet that is not read is said, never taken for no statement.
+                raise MalformedFile(f"ISO-BMFF: XMP item {item_id} is {'encoded' if packet is not None else 'stored'} in a "
+                                    "way rightsmeta does not read: the packet was not read")
+            packets.append((packet, f"HEIF mime item {item_id}"))
+        elif item.item_type not in _HEIF_PICTURES and item.item_type != b"Exif":
+            # A mime item of another content type, or an item of no known type: its type or content
+            # type may be the XMP item's, damaged (one byte of "mime" or "application/rdf+xml").
+            data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
+            if data is not None and (begins_packet(data, 0, 96) or _tiff.begins_exif(data[:10])):
+                raise MalformedFile(f"ISO-BMFF: item {item_id} holds an XMP packet or EXIF under a damaged item type or "
+                                    "content type (not mime application/rdf+xml, nor Exif): it was not read")
         elif exif is None and item.item_type == b"Exif":
             data = bmff.item_data(buf, item, item_id, idat, MAX_BLOCK)
-            if data is not None:
-                # The payload starts with the offset from after this field to the TIFF header.
-                if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
-                    raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
-                exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
+            if data is None:  # as for XMP: EXIF that is not read is said (a damaged data reference)
+                raise MalformedFile(f"ISO-BMFF: Exif item {item_id} is stored in a way rightsmeta does not read: "
+                                    "its EXIF was not read")
+            # The payload starts with the offset from after this field to the TIFF header.
+            if len(data) < 4 or 4 + _u32be(data, 0) > len(data):
+                raise MalformedFile(f"ISO-BMFF: Exif item {item_id} has an invalid TIFF header offset")
+            exif = _tiff_block(data[4 + _u32be(data, 0) :], f"ISO-BMFF Exif item {item_id}")
     if not packets:
         return Blocks(None, exif, None)
     return Blocks(packets[0][0], exif, "HEIF mime item", tuple(packets[1:]))

@@ -8,6 +8,7 @@ into GIF files (a signed C2PA manifest carries the signal there), so nothing is 
 from __future__ import annotations
 
 from ..errors import MalformedFile
+from ..xmp import begins_packet
 from .tiff import Buffer
 
 XMP_APP = b"XMP DataXMP"
@@ -49,7 +50,15 @@ def xmp_packets(buf: Buffer, max_blocks: int, max_subblocks: int) -> list[tuple[
                 packets.append((pos, packet))
                 pos = end
             else:
-                pos = _skip_subblocks(buf, body, budget)
+                # An XMP extension whose label, size or "XMP DataXMP" name was damaged: its packet
+                # would be skipped as sub-blocks (its magic trailer ends them) and read as no statement.
+                # Only within the extension: the one before an XMP extension (an animation's loop count) ends
+                # a few bytes before its packet.
+                end = _skip_subblocks(buf, body, budget)
+                if begins_packet(buf, body, min(end, body + 96)):
+                    raise MalformedFile(f"GIF extension at offset {pos} holds an XMP packet under a damaged label or "
+                                        f"name (not application extension {XMP_APP.decode()}): the packet was not read")
+                pos = end
         elif introducer == 0x2C:
             if pos + 10 > n:
                 raise MalformedFile(f"truncated GIF: image descriptor at offset {pos} runs past the end {n}")

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..errors import MalformedFile, MalformedMetadata
+from ..xmp import begins_packet
 from . import jumbf
 from .splice import Spliced
 from .splice import splice as _splice
@@ -168,9 +169,7 @@ def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
             continue  # the image's own segments (tables, frame, scan): most of a JPEG's, never XMP
         if is_xmp(buf, seg) or is_extended_xmp(buf, seg) or is_exif(buf, seg):
             continue
-        start = seg.payload_start
-        stop = min(seg.end, start + 96)
-        if buf.find(b"<?xpacket begin", start, stop) >= 0 or buf.find(b"<x:xmpmeta", start, stop) >= 0:
+        if begins_packet(buf, seg.payload_start, min(seg.end, seg.payload_start + 96)):
             return seg
     return None
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import MalformedFile
+from ..xmp import begins_packet
 from . import jumbf, splice
 from .splice import Spliced
-from .tiff import Buffer
+from .tiff import Buffer, begins_exif
 
 #: Upper bound on chunks walked in one file; real files stay far below it.
 MAX_CHUNKS = 100_000
@@ -125,6 +126,21 @@ def c2pa_ranges(riff: Riff, buf: Buffer) -> list[tuple[int, int]]:
     """C2PA chunks, where a C2PA store lives, and any other chunk but the essence holding one (jumbf.py)."""
     return [(c.start, c.end) for c in riff.chunks
             if c.fourcc == b"C2PA" or (c.fourcc not in _MEDIA and jumbf.holds_store(buf, c.start, c.end))]
+
+
+# Chunks a WebP names for what they are: whatever else begins with an XMP packet was an XMP chunk.
+_WEBP_KNOWN = frozenset({b"VP8X", b"ICCP", b"ANIM", b"EXIF", b"XMP ", b"C2PA"}) | _MEDIA
+
+
+def misnamed_metadata(riff: Riff, buf: Buffer) -> Chunk | None:
+    """A WebP chunk of no known type that begins with an XMP packet or an EXIF block: an ``XMP ``
+    or ``EXIF`` chunk whose type was damaged, which no reader takes for what it is (the file would
+    read as holding no statement)."""
+    for c in riff.chunks:
+        if c.fourcc not in _WEBP_KNOWN and (begins_packet(buf, c.data_start, min(c.end, c.data_start + 96))
+                                            or begins_exif(bytes(buf[c.data_start : min(c.end, c.data_start + 10)]))):
+            return c
+    return None
 
 
 def make(fourcc: bytes, body: bytes) -> bytes:

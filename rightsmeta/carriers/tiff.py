@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import MalformedFile, UsageError
-from ..xmp import pad
+from ..xmp import begins_packet, pad
 
 if TYPE_CHECKING:
     from .splice import Spliced
@@ -196,6 +197,28 @@ def check_value(tiff: Buffer, entry: IfdEntry) -> None:
             f"truncated TIFF: tag {entry.tag} value at offset {entry.value_pos} claims "
             f"{entry.size} bytes but the data ends at {len(tiff)}"
         )
+
+
+def begins_exif(head: bytes) -> bool:
+    """Whether ``head`` (a block's first 10 bytes) starts an EXIF block: a TIFF header, after
+    "Exif\\0\\0" or a HEIF Exif item's 4-byte offset or not. How a walker tells that a block its
+    name or type does not mark as EXIF (a damaged type) holds one, LearningOptOutIn with it."""
+    return any(head[at : at + 4] in _HEADERS for at in (0, 4, 6)) or head.find(b"Exif\x00\x00", 0, 10) >= 0
+
+
+#: Photoshop's image resources (tag 34377), whose XMP resource may come first: a packet under its own name.
+_PHOTOSHOP_RESOURCES = 34377
+
+
+def misnamed_xmp(tiff: Buffer, entries: Iterable[IfdEntry]) -> IfdEntry | None:
+    """An entry of bytes whose value begins with an XMP packet yet whose tag is not 700: the XMP
+    entry with its tag number damaged, which no reader takes for XMP (the file would read as
+    holding no statement)."""
+    for e in entries:
+        if e.type in (1, 7) and e.tag not in (XMP_TAG, _PHOTOSHOP_RESOURCES) and e.size is not None and e.size > 4 \
+                and begins_packet(tiff, e.value_pos, e.value_pos + min(e.size, 96)):
+            return e
+    return None
 
 
 def value_bytes(tiff: Buffer, entry: IfdEntry) -> bytes:
