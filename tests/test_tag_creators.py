@@ -243,3 +243,69 @@ def test_an_iim_in_utf8_takes_any_notice_and_a_blank_camera_notice_is_left(exift
     assert result.carriers == ["xmp"] and result.notes == [], result
     assert _exif_segment(blank.read_bytes()) == exif
     assert "exif-copyright" not in [c.name for c in rightsmeta.read(blank).carriers]
+
+
+def _damaged_notices(exiftool: str, tmp_path: Path) -> dict[str, Path]:
+    """Camera JPEGs with an old notice in EXIF and IIM, one of them damaged as files are found:
+    the EXIF Copyright of type SHORT, or pointing past its block (ExifTool warns and goes on),
+    or an IIM dataset (2:80 By-line) claiming more bytes than the block holds."""
+    import struct
+
+    from rightsmeta.carriers import jpeg, tiff
+
+    made = {}
+    for kind in ("type", "offset", "iim"):
+        photo = tmp_path / f"bad_{kind}.jpg"
+        _camera_jpeg(exiftool, photo, "-EXIF:Copyright=(c) 2020 Old Owner", "-IPTC:CopyrightNotice=(c) 2020 Old IPTC")
+        data = bytearray(photo.read_bytes())
+        if kind == "iim":
+            at = data.index(b"\x1c\x02\x50")
+            data[at + 3 : at + 5] = b"\x70\x00"
+        else:
+            segment = next(s for s in jpeg.walk(bytes(data)).segments if jpeg.is_exif(bytes(data), s))
+            base = segment.payload_start + len(jpeg.EXIF_SIGNATURE)
+            directory = tiff.first_directory(bytes(data[base:]))
+            index = next(i for i, e in enumerate(directory.entries) if e.tag == tiff.COPYRIGHT_TAG)
+            field = base + directory.offset + 2 + 12 * index
+            if kind == "type":
+                data[field + 2 : field + 4] = struct.pack(directory.order + "H", 3)
+            else:
+                data[field + 8 : field + 12] = struct.pack(directory.order + "I", 0x00FFFF00)
+        photo.write_bytes(bytes(data))
+        made[kind] = photo
+    return made
+
+
+def test_a_damaged_old_notice_neither_blocks_a_tag_nor_makes_the_file_unreadable(exiftool: str, tmp_path: Path) -> None:
+    # A notice is no rights signal: a damaged EXIF Copyright or IIM block made read fail ("error:",
+    # exit 1), verify say "unreadable", and every tag fail its read-back, even without --copyright.
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    for kind, photo in _damaged_notices(exiftool, tmp_path).items():
+        original = photo.read_bytes()
+        report = rightsmeta.read(photo)
+        assert report.errors == [], (kind, report.errors)
+        readable = "iptc-iim" if kind != "iim" else "exif-copyright"
+        assert [c.name for c in report.carriers] == [readable], (kind, report.carriers)
+        assert CliRunner().invoke(main, ["read", str(photo)]).exit_code == 0
+        assert verify(photo).status == "untagged"
+        result = rightsmeta.tag(photo, Assertion.build(deny=["ai"]))
+        assert result.status == "tagged" and result.carriers == ["xmp"], (kind, result)
+        assert verify(photo).status == "intact"
+        # With --copyright: the readable notice is replaced, the damaged one left as it was, with a note.
+        photo.write_bytes(original)
+        result = rightsmeta.tag(photo, DENY_AI)
+        assert result.status == "tagged" and result.carriers == ["xmp", readable], (kind, result)
+        damaged = "EXIF Copyright" if kind != "iim" else "IPTC IIM copyright notice"
+        assert any(damaged in n and "left as it was" in n for n in result.notes), (kind, result.notes)
+        found = exiftool_json(exiftool, photo, "-IPTC:CopyrightNotice", "-XMP-dc:Rights")
+        assert found["XMP-dc:Rights"] == DENY_AI.copyright
+        if kind == "iim":
+            assert _exif_segment(photo.read_bytes()) != _exif_segment(original)
+            assert exiftool_json(exiftool, photo, "-IFD0:Copyright")["IFD0:Copyright"] == DENY_AI.copyright
+        else:
+            assert found["IPTC:CopyrightNotice"] == DENY_AI.copyright
+            assert _exif_segment(photo.read_bytes()) == _exif_segment(original)  # the damaged entry untouched
+        assert verify(photo).status == "intact"
