@@ -219,6 +219,35 @@ def test_the_last_files_named_twice_are_given_with_jobs(tmp_path: Path) -> None:
     assert [r.status for r in many] == ["tagged"] + ["skipped"] * 60
 
 
+def test_a_name_through_a_linked_folder_and_dotdot_is_its_own_file(tmp_path: Path) -> None:
+    # x -> other/sub: x/../p.jpg is other/p.jpg (the kernel follows x before ".."), not ./p.jpg;
+    # the names were compared with ".." collapsed first, and other/p.jpg was skipped untagged.
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "x").symlink_to(tmp_path / "other" / "sub")
+    for jobs in (1, 2):
+        here, there = tmp_path / "p.jpg", tmp_path / "other" / "p.jpg"
+        here.write_bytes(material.jpeg(material.photo(15, (48, 32))))
+        there.write_bytes(material.jpeg(material.photo(16, (48, 32))))
+        results = api.tag_all([here, os.path.join(tmp_path, "x", "..", "p.jpg")], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["tagged", "tagged"], results
+        assert verify(there).status == "intact" and verify(here).status == "intact"
+        # Still one file: a name given twice, through "." and the folder's link.
+        here.write_bytes(material.jpeg(material.photo(15, (48, 32))))
+        results = api.tag_all([here, tmp_path / "." / "p.jpg", tmp_path / "x" / ".." / ".." / "p.jpg"], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["tagged", "skipped", "skipped"], results
+
+
+def test_a_file_named_again_says_what_became_of_it_the_first_time(tmp_path: Path) -> None:
+    # The second name of a file that failed said "tagged already in this run".
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(material.jpeg(material.photo(17, (48, 32)))[:200])
+    (tmp_path / "link.jpg").symlink_to(broken)
+    for jobs in (1, 2):
+        results = api.tag_all([broken, tmp_path / "link.jpg"], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["failed", "skipped"], results
+        assert results[1].reason == f"the same file as {broken}, named already in this run ({broken}: failed)"
+
+
 def _exif_segment(data: bytes) -> bytes:
     from rightsmeta.carriers import jpeg
 
