@@ -338,3 +338,49 @@ def test_a_damaged_old_notice_neither_blocks_a_tag_nor_makes_the_file_unreadable
             assert found["IPTC:CopyrightNotice"] == DENY_AI.copyright
             assert _exif_segment(photo.read_bytes()) == _exif_segment(original)  # the damaged entry untouched
         assert verify(photo).status == "intact"
+
+
+def _pointed(exiftool: str, path: Path, where: str) -> None:
+    """A camera JPEG whose EXIF Copyright (an old notice) is made to point at bytes something else
+    holds, as TIFF allows for a shared value and damaged files do for the rest: ImageDescription's
+    value (``where="description"``) or the middle of IFD1's thumbnail (``"thumbnail"``)."""
+    import struct
+
+    from rightsmeta.carriers import jpeg, tiff
+
+    _camera_jpeg(exiftool, path, "-EXIF:Copyright=(c) 2020 Old Owner", "-IFD0:ImageDescription=A view of the tower at noon")
+    data = bytearray(path.read_bytes())
+    segment = next(s for s in jpeg.walk(bytes(data)).segments if jpeg.is_exif(bytes(data), s))
+    base = segment.payload_start + len(jpeg.EXIF_SIGNATURE)
+    block = bytes(data[base : segment.end])
+    directory = tiff.first_directory(block)
+    entries = {e.tag: (i, e) for i, e in enumerate(directory.entries)}
+    if where == "description":
+        at, count = entries[0x010E][1].value_pos, entries[0x010E][1].count
+    else:
+        ifd1, _ = tiff.read_ifd(block, directory.next_offset, directory.order)
+        thumb = next(struct.unpack(directory.order + "I", e.field)[0] for e in ifd1 if e.tag == 513)
+        at = next(p for p in range(thumb + 40, len(block)) if 0 not in block[p : p + 12] and block[p] > 0x20)
+        count = 12
+    field = base + directory.offset + 2 + 12 * entries[tiff.COPYRIGHT_TAG][0]
+    data[field + 4 : field + 12] = struct.pack(directory.order + "II", count, at)
+    path.write_bytes(bytes(data))
+
+
+def test_a_new_notice_never_writes_over_bytes_the_old_one_shares(exiftool: str, tmp_path: Path) -> None:
+    # The old Copyright's bytes were overwritten (a shorter notice) or zeroed (a longer one) in
+    # place: an ImageDescription sharing them was changed or emptied, a thumbnail they lay in was
+    # changed, and the tag said "tagged".
+    for where in ("description", "thumbnail"):
+        for new in ("(c) 2026 A", "(c) 2026 Ada Lovelace, all rights reserved; licensing: https://ada.example/licence"):
+            photo = tmp_path / f"{where}.jpg"
+            _pointed(exiftool, photo, where)
+            before = exiftool_json(exiftool, photo, "-a", "-s", "-b", "-all")
+            assert "IFD1:ThumbnailImage" in before and "IFD0:Copyright" in before
+            result = rightsmeta.tag(photo, Assertion.build(deny=["ai"], copyright=new))
+            assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright"], result
+            after = exiftool_json(exiftool, photo, "-a", "-s", "-b", "-all")
+            assert after["IFD0:Copyright"] == new
+            kept = {k: v for k, v in before.items() if not k.startswith(("XMP-", "File:", "System:", "IFD0:Copyright"))}
+            assert {k: after.get(k) for k in kept} == kept, (where, new)
+            assert verify(photo).status == "intact"
