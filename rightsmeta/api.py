@@ -201,6 +201,7 @@ def tag_iter(
     queue: deque[tuple[TagResult | tagging.Writing | tagging.Raw, tagging.Finishing | None]] = deque()
     ready: deque[tuple[TagResult, tagging.ToRecord | None]] = deque()  # renamed (or not written), not yet given
     durable = tagging.Durable(dirs)
+    once = tagging.Once(follow_links)
 
     def hold(step: tagging.Writing) -> None:
         queue.append((step, durable.submit(step)))
@@ -208,9 +209,8 @@ def tag_iter(
     def take() -> Iterator[TagResult]:
         ready.append(tagging.done(queue))
         if ledger is None or len(ready) >= _BATCH:
-            yield from tagging.given(ready, ledger)
+            yield from tagging.given(ready, ledger, once)
 
-    once = tagging.Once(follow_links)
     try:
         for path in paths:
             # a work id per file: the ledger keeps one work per id
@@ -222,7 +222,7 @@ def tag_iter(
                 yield from take()
         while queue:
             yield from take()
-        yield from tagging.given(ready, ledger)
+        yield from tagging.given(ready, ledger, once)
     finally:  # also when interrupted: files not yet renamed keep their original; the renames done are made durable
         if ledger is not None:
             # Stopped (Ctrl-C, SIGTERM, a closed pipe, a closed iterator): the files already renamed

@@ -187,7 +187,8 @@ def _render_read(report: FileReport) -> None:
         note = f"  (effective: {effective.state.value}, via data-mining)" if effective != perm else ""
         terms = f"  terms: {printable(perm.constraint_info)}" if perm.constraint_info else ""
         click.echo(f"  {purpose.value:<15} {state}{terms}{note}")
-    if not report.carriers and not report.errors:
+    # On signals, not carriers: a photo's EXIF or IIM copyright notice is listed as a carrier but states no rights.
+    if not report.errors and not any(c.signals for c in report.carriers):
         click.echo("  no rights signals found")
     for carrier in report.carriers:
         click.echo(f"  carrier {printable(carrier.name)} ({printable(carrier.location)}):")

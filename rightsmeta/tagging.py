@@ -142,27 +142,59 @@ def tag_data(
 
 class Once:
     """The files a batch has tagged, by their real paths: one file named twice (a link to a photo
-    beside the photo, or a name given twice) is tagged once, not given two works in the ledger. Hard links are not the same file once tagged (the replace splits
-    them), so names are compared, not inodes; only a link costs a lookup (realpath)."""
+    beside the photo, or a name given twice) is tagged once, not given two works in the ledger.
+    Hard links are not the same file once tagged (the replace splits them), so names are compared,
+    not inodes. A link to a file is its target; any other name is its folder's real path and its
+    own base name: ".." is taken after the folder's links as the kernel takes it (x/../p.jpg with
+    x a link to other/sub is other/p.jpg), each folder looked up once a run."""
 
     def __init__(self, follow_links: bool) -> None:
         self.follow = follow_links
-        self.tagged: dict[str, str] = {}  # the file's real path: the name it was tagged under
+        self.first: dict[str, str] = {}  # the file's real path: the name it was first given under
+        self.folders: dict[str, str] = {}  # a folder as named: its real path
+        self.pending: dict[str, str] = {}  # a first name whose result is not given yet: its real path
+        self.became: dict[str, str] = {}  # the file's real path: what became of it under its first name
+        self.twins: dict[int, str] = {}  # id() of a result given here, not yet settled: the real path
 
     def seen(self, name: str, assertion: Assertion) -> TagResult | None:
-        """A result for ``name`` when its file was tagged in this batch already, else None (and it is
-        taken as tagged under ``name``)."""
+        """A result for ``name`` when its file was named in this batch already, else None (and it is
+        taken as named first under ``name``). The result's reason is settled when it is given
+        (:meth:`settled`), once the first name's result is known."""
         if name == "-":
             return None
         link = os.path.islink(name)
         if link and not self.follow:
             return None  # skipped as a link, with its own reason
-        real = os.path.realpath(name) if link else os.path.abspath(name)
-        first = self.tagged.get(real)
+        if link:
+            real = os.path.realpath(name)
+        else:
+            folder = os.path.dirname(name) or "."
+            found = self.folders.get(folder)
+            if found is None:
+                found = self.folders[folder] = os.path.realpath(folder)
+            real = os.path.join(found, os.path.basename(name))
+        first = self.first.get(real)
         if first is None:
-            self.tagged[real] = name
+            self.first[real] = name
+            self.pending[name] = real
             return None
-        return TagResult(name, "skipped", assertion=assertion, reason=f"the same file as {first}, tagged already in this run")
+        twin = TagResult(name, "skipped", assertion=assertion, reason=f"the same file as {first}, named already in this run")
+        self.twins[id(twin)] = real
+        return twin
+
+    def settled(self, result: TagResult) -> TagResult:
+        """``result`` as it is given: a first name's outcome kept, a second name's reason saying it
+        (results are given in the order of the names, so the first's comes before)."""
+        real = self.twins.pop(id(result), None)
+        if real is not None:
+            first, status = self.first[real], self.became.get(real)
+            if status == "tagged":
+                result.reason = f"the same file as {first}, tagged already in this run"
+            elif status is not None:
+                result.reason = f"the same file as {first}, named already in this run ({first}: {status})"
+        elif result.path is not None and (real := self.pending.pop(result.path, None)) is not None:
+            self.became[real] = result.status
+        return result
 
 
 class Durable:
@@ -286,14 +318,15 @@ def done(queue: deque[tuple[TagResult | Writing | Raw, Finishing | None]]) -> tu
     return (step, None) if isinstance(step, TagResult) else result_of(step, error)
 
 
-def given(ready: deque[tuple[TagResult, ToRecord | None]], ledger: Ledger | None) -> Iterator[TagResult]:
-    """The results of ``ready`` in order, their works recorded first, in one transaction."""
+def given(ready: deque[tuple[TagResult, ToRecord | None]], ledger: Ledger | None, once: Once) -> Iterator[TagResult]:
+    """The results of ``ready`` in order, their works recorded first, in one transaction; a
+    file's second name says what became of it under its first (``once``)."""
     if ledger is not None:
         recorded(ledger, [work for _, work in ready if work is not None])
         for i, (result, _) in enumerate(ready):
             ready[i] = (result, None)  # recorded: a stop while they are given must not record them again
     while ready:
-        yield ready.popleft()[0]
+        yield once.settled(ready.popleft()[0])
 
 
 def result_of(step: Writing, error: BaseException | None) -> tuple[TagResult, ToRecord | None]:

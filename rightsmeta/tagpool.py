@@ -109,7 +109,7 @@ def tag_parallel(
                 _, result, found, target = answered.pop(given)
                 due.append((result, (result, target, found) if found is not None and target is not None else None))
                 given += 1
-            yield from tagging.given(due, ledger)
+            yield from tagging.given(due, ledger, once)
             for worker in workers:
                 while worker.feed() and more and taken - given < window:
                     job = next(numbered, None)

@@ -122,6 +122,21 @@ def test_read_human_output_shows_conflicts_and_errors(tmp_path: Path) -> None:
     assert "error:" in result.stdout and "truncated" in result.stdout.lower()
 
 
+def test_read_says_no_rights_signals_for_a_photo_with_only_a_copyright_notice(exiftool: str, tmp_path: Path) -> None:
+    # A camera photo whose EXIF and IIM hold a notice, and nothing else: the notices are listed as
+    # carriers, and "no rights signals found" was no longer said (a notice is no signal).
+    from samples import exiftool_write
+
+    photo = write_image(tmp_path, "jpeg")
+    exiftool_write(exiftool, photo, "-Make=Canon", "-EXIF:Copyright=(c) 2020 Old", "-IPTC:CopyrightNotice=(c) 2020 Old")
+    result = run("read", str(photo))
+    assert result.exit_code == 0, result.output
+    assert "no rights signals found" in result.stdout and "carrier exif-copyright" in result.stdout, result.stdout
+    assert run("tag", str(photo), "--deny", "ai").exit_code == 0
+    result = run("read", str(photo))
+    assert "no rights signals found" not in result.stdout and "notAllowed" in result.stdout, result.stdout
+
+
 def test_demo_runs_and_narrates(tmp_path: Path) -> None:
     result = run("demo", "--keep", str(tmp_path / "demo"))
     assert result.exit_code == 0, result.output

@@ -219,6 +219,35 @@ def test_the_last_files_named_twice_are_given_with_jobs(tmp_path: Path) -> None:
     assert [r.status for r in many] == ["tagged"] + ["skipped"] * 60
 
 
+def test_a_name_through_a_linked_folder_and_dotdot_is_its_own_file(tmp_path: Path) -> None:
+    # x -> other/sub: x/../p.jpg is other/p.jpg (the kernel follows x before ".."), not ./p.jpg;
+    # the names were compared with ".." collapsed first, and other/p.jpg was skipped untagged.
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "x").symlink_to(tmp_path / "other" / "sub")
+    for jobs in (1, 2):
+        here, there = tmp_path / "p.jpg", tmp_path / "other" / "p.jpg"
+        here.write_bytes(material.jpeg(material.photo(15, (48, 32))))
+        there.write_bytes(material.jpeg(material.photo(16, (48, 32))))
+        results = api.tag_all([here, os.path.join(tmp_path, "x", "..", "p.jpg")], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["tagged", "tagged"], results
+        assert verify(there).status == "intact" and verify(here).status == "intact"
+        # Still one file: a name given twice, through "." and the folder's link.
+        here.write_bytes(material.jpeg(material.photo(15, (48, 32))))
+        results = api.tag_all([here, tmp_path / "." / "p.jpg", tmp_path / "x" / ".." / ".." / "p.jpg"], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["tagged", "skipped", "skipped"], results
+
+
+def test_a_file_named_again_says_what_became_of_it_the_first_time(tmp_path: Path) -> None:
+    # The second name of a file that failed said "tagged already in this run".
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(material.jpeg(material.photo(17, (48, 32)))[:200])
+    (tmp_path / "link.jpg").symlink_to(broken)
+    for jobs in (1, 2):
+        results = api.tag_all([broken, tmp_path / "link.jpg"], DENY_AI, jobs=jobs)
+        assert [r.status for r in results] == ["failed", "skipped"], results
+        assert results[1].reason == f"the same file as {broken}, named already in this run ({broken}: failed)"
+
+
 def _exif_segment(data: bytes) -> bytes:
     from rightsmeta.carriers import jpeg
 
@@ -243,3 +272,115 @@ def test_an_iim_in_utf8_takes_any_notice_and_a_blank_camera_notice_is_left(exift
     assert result.carriers == ["xmp"] and result.notes == [], result
     assert _exif_segment(blank.read_bytes()) == exif
     assert "exif-copyright" not in [c.name for c in rightsmeta.read(blank).carriers]
+
+
+def _damaged_notices(exiftool: str, tmp_path: Path) -> dict[str, Path]:
+    """Camera JPEGs with an old notice in EXIF and IIM, one of them damaged as files are found:
+    the EXIF Copyright of type SHORT, or pointing past its block (ExifTool warns and goes on),
+    or an IIM dataset (2:80 By-line) claiming more bytes than the block holds."""
+    import struct
+
+    from rightsmeta.carriers import jpeg, tiff
+
+    made = {}
+    for kind in ("type", "offset", "iim"):
+        photo = tmp_path / f"bad_{kind}.jpg"
+        _camera_jpeg(exiftool, photo, "-EXIF:Copyright=(c) 2020 Old Owner", "-IPTC:CopyrightNotice=(c) 2020 Old IPTC")
+        data = bytearray(photo.read_bytes())
+        if kind == "iim":
+            at = data.index(b"\x1c\x02\x50")
+            data[at + 3 : at + 5] = b"\x70\x00"
+        else:
+            segment = next(s for s in jpeg.walk(bytes(data)).segments if jpeg.is_exif(bytes(data), s))
+            base = segment.payload_start + len(jpeg.EXIF_SIGNATURE)
+            directory = tiff.first_directory(bytes(data[base:]))
+            index = next(i for i, e in enumerate(directory.entries) if e.tag == tiff.COPYRIGHT_TAG)
+            field = base + directory.offset + 2 + 12 * index
+            if kind == "type":
+                data[field + 2 : field + 4] = struct.pack(directory.order + "H", 3)
+            else:
+                data[field + 8 : field + 12] = struct.pack(directory.order + "I", 0x00FFFF00)
+        photo.write_bytes(bytes(data))
+        made[kind] = photo
+    return made
+
+
+def test_a_damaged_old_notice_neither_blocks_a_tag_nor_makes_the_file_unreadable(exiftool: str, tmp_path: Path) -> None:
+    # A notice is no rights signal: a damaged EXIF Copyright or IIM block made read fail ("error:",
+    # exit 1), verify say "unreadable", and every tag fail its read-back, even without --copyright.
+    from click.testing import CliRunner
+
+    from rightsmeta.cli import main
+
+    for kind, photo in _damaged_notices(exiftool, tmp_path).items():
+        original = photo.read_bytes()
+        report = rightsmeta.read(photo)
+        assert report.errors == [], (kind, report.errors)
+        readable = "iptc-iim" if kind != "iim" else "exif-copyright"
+        assert [c.name for c in report.carriers] == [readable], (kind, report.carriers)
+        assert CliRunner().invoke(main, ["read", str(photo)]).exit_code == 0
+        assert verify(photo).status == "untagged"
+        result = rightsmeta.tag(photo, Assertion.build(deny=["ai"]))
+        assert result.status == "tagged" and result.carriers == ["xmp"], (kind, result)
+        assert verify(photo).status == "intact"
+        # With --copyright: the readable notice is replaced, the damaged one left as it was, with a note.
+        photo.write_bytes(original)
+        result = rightsmeta.tag(photo, DENY_AI)
+        assert result.status == "tagged" and result.carriers == ["xmp", readable], (kind, result)
+        damaged = "EXIF Copyright" if kind != "iim" else "IPTC IIM copyright notice"
+        assert any(damaged in n and "left as it was" in n for n in result.notes), (kind, result.notes)
+        found = exiftool_json(exiftool, photo, "-IPTC:CopyrightNotice", "-XMP-dc:Rights")
+        assert found["XMP-dc:Rights"] == DENY_AI.copyright
+        if kind == "iim":
+            assert _exif_segment(photo.read_bytes()) != _exif_segment(original)
+            assert exiftool_json(exiftool, photo, "-IFD0:Copyright")["IFD0:Copyright"] == DENY_AI.copyright
+        else:
+            assert found["IPTC:CopyrightNotice"] == DENY_AI.copyright
+            assert _exif_segment(photo.read_bytes()) == _exif_segment(original)  # the damaged entry untouched
+        assert verify(photo).status == "intact"
+
+
+def _pointed(exiftool: str, path: Path, where: str) -> None:
+    """A camera JPEG whose EXIF Copyright (an old notice) is made to point at bytes something else
+    holds, as TIFF allows for a shared value and damaged files do for the rest: ImageDescription's
+    value (``where="description"``) or the middle of IFD1's thumbnail (``"thumbnail"``)."""
+    import struct
+
+    from rightsmeta.carriers import jpeg, tiff
+
+    _camera_jpeg(exiftool, path, "-EXIF:Copyright=(c) 2020 Old Owner", "-IFD0:ImageDescription=A view of the tower at noon")
+    data = bytearray(path.read_bytes())
+    segment = next(s for s in jpeg.walk(bytes(data)).segments if jpeg.is_exif(bytes(data), s))
+    base = segment.payload_start + len(jpeg.EXIF_SIGNATURE)
+    block = bytes(data[base : segment.end])
+    directory = tiff.first_directory(block)
+    entries = {e.tag: (i, e) for i, e in enumerate(directory.entries)}
+    if where == "description":
+        at, count = entries[0x010E][1].value_pos, entries[0x010E][1].count
+    else:
+        ifd1, _ = tiff.read_ifd(block, directory.next_offset, directory.order)
+        thumb = next(struct.unpack(directory.order + "I", e.field)[0] for e in ifd1 if e.tag == 513)
+        at = next(p for p in range(thumb + 40, len(block)) if 0 not in block[p : p + 12] and block[p] > 0x20)
+        count = 12
+    field = base + directory.offset + 2 + 12 * entries[tiff.COPYRIGHT_TAG][0]
+    data[field + 4 : field + 12] = struct.pack(directory.order + "II", count, at)
+    path.write_bytes(bytes(data))
+
+
+def test_a_new_notice_never_writes_over_bytes_the_old_one_shares(exiftool: str, tmp_path: Path) -> None:
+    # The old Copyright's bytes were overwritten (a shorter notice) or zeroed (a longer one) in
+    # place: an ImageDescription sharing them was changed or emptied, a thumbnail they lay in was
+    # changed, and the tag said "tagged".
+    for where in ("description", "thumbnail"):
+        for new in ("(c) 2026 A", "(c) 2026 Ada Lovelace, all rights reserved; licensing: https://ada.example/licence"):
+            photo = tmp_path / f"{where}.jpg"
+            _pointed(exiftool, photo, where)
+            before = exiftool_json(exiftool, photo, "-a", "-s", "-b", "-all")
+            assert "IFD1:ThumbnailImage" in before and "IFD0:Copyright" in before
+            result = rightsmeta.tag(photo, Assertion.build(deny=["ai"], copyright=new))
+            assert result.status == "tagged" and result.carriers == ["xmp", "exif-copyright"], result
+            after = exiftool_json(exiftool, photo, "-a", "-s", "-b", "-all")
+            assert after["IFD0:Copyright"] == new
+            kept = {k: v for k, v in before.items() if not k.startswith(("XMP-", "File:", "System:", "IFD0:Copyright"))}
+            assert {k: after.get(k) for k in kept} == kept, (where, new)
+            assert verify(photo).status == "intact"

@@ -125,14 +125,18 @@ _COPYRIGHT_ENTRY = (tiff.COPYRIGHT_TAG.to_bytes(2, "little"), tiff.COPYRIGHT_TAG
 def _notice_reports(blocks: containers.Blocks) -> list[CarrierReport]:
     """The copyright notices EXIF (IFD0 Copyright) and the IPTC IIM (2:116 CopyrightNotice) hold
     beside XMP's dc:rights: shown by read, and what a tag with ``--copyright`` replaces. A blank
-    one (cameras write spaces) is no notice."""
+    one (cameras write spaces) is no notice. Nor is one that cannot be read (a Copyright entry of
+    another type or pointing past its block, an IIM dataset overrunning it): a notice is no rights
+    signal, so a damaged one must not make the file unreadable for read and verify, nor fail a
+    tag's read-back; it is not listed (as before notices were read), and a tag with
+    ``--copyright`` leaves it as it was with a note (:func:`_with_notices`)."""
     found: list[CarrierReport] = []
     # Searched for in C first: most images of a scan hold neither, and walking costs (microseconds).
     if blocks.exif is not None and _COPYRIGHT_ENTRY[blocks.exif[:2] == b"MM"] in blocks.exif:
         try:
             notice = tiff.text_value(blocks.exif, tiff.COPYRIGHT_TAG)
-        except MalformedFile as exc:
-            found.append(CarrierReport(EXIF_NOTICE, "IFD0 0x8298 Copyright", errors=[f"EXIF Copyright not read: {exc}"]))
+        except MalformedFile:
+            pass
         else:
             if notice and notice.strip():
                 found.append(CarrierReport(EXIF_NOTICE, "IFD0 0x8298 Copyright", values={"Copyright": notice},
@@ -140,8 +144,8 @@ def _notice_reports(blocks: containers.Blocks) -> list[CarrierReport]:
     if blocks.irb is not None and iim.NOTICE_MARK in blocks.irb:
         try:
             notices = [n for n in iim.notices(blocks.irb) if n.strip()]
-        except MalformedMetadata as exc:
-            found.append(CarrierReport(IIM_NOTICE, "JPEG APP13 IPTC 2:116", errors=[f"IPTC IIM not read: {exc}"]))
+        except MalformedMetadata:
+            pass
         else:
             if notices:
                 found.append(CarrierReport(IIM_NOTICE, "JPEG APP13 IPTC 2:116", values={"CopyrightNotice": notices[0]},

@@ -440,25 +440,80 @@ def text_value(buf: Buffer, tag: int, ifd0: Directory | None = None) -> str | No
     return value_bytes(buf, entry).split(b"\x00", 1)[0].decode("utf-8", "replace")
 
 
+#: Pointer tags to further directories: ExifIFD, GPS, Interoperability (in the Exif IFD), SubIFDs.
+_SUB_DIRECTORIES = (EXIF_IFD_POINTER, 0x8825, 0xA005, 330)
+#: (offsets, byte counts) of data the entries point at: strips, tiles, IFD1's JPEG thumbnail.
+_DATA_POINTERS = ((273, 279), (324, 325), (513, 514))
+_MAX_DIRECTORIES = 1_000
+
+
+def _used(buf: Buffer, directory: Directory, skip: int) -> list[tuple[int, int]]:
+    """Where the bytes of a classic TIFF's structure lie: every directory of its chain and of their
+    sub-directories (Exif, GPS, Interoperability, SubIFDs), every value stored outside its entry,
+    and the strips, tiles and JPEG thumbnail the entries point at; except the value of the entry
+    whose 12 bytes sit at ``skip``. MalformedFile when a part cannot be walked."""
+    order = directory.order
+    pending = ifd_chain(buf, directory.offset, directory.next_offset, order, _MAX_DIRECTORIES)
+    seen = set(pending)
+    used: list[tuple[int, int]] = []
+    while pending:
+        offset = pending.pop()
+        entries, _ = read_ifd(buf, offset, order)
+        used.append((offset, offset + 2 + 12 * len(entries) + 4))
+        by_tag: dict[int, IfdEntry] = {}
+        for index, entry in enumerate(entries):
+            by_tag.setdefault(entry.tag, entry)
+            if entry.size is not None and entry.size > 4 and offset + 2 + 12 * index != skip:
+                used.append((entry.value_pos, entry.value_pos + entry.size))
+            if entry.tag in _SUB_DIRECTORIES:
+                for sub in shorts_or_longs(buf, entry, order) or (sub_ifd_offset(entry, order),):
+                    if sub not in seen:
+                        if len(seen) >= _MAX_DIRECTORIES:
+                            raise MalformedFile(f"TIFF: more than {_MAX_DIRECTORIES} directories")
+                        seen.add(sub)
+                        pending.append(sub)
+        for offsets_tag, counts_tag in _DATA_POINTERS:
+            if offsets_tag in by_tag and counts_tag in by_tag:
+                offsets = shorts_or_longs(buf, by_tag[offsets_tag], order)
+                counts = shorts_or_longs(buf, by_tag[counts_tag], order)
+                if offsets is None or counts is None:
+                    raise MalformedFile(f"TIFF: tag {offsets_tag} or {counts_tag} is not SHORT or LONG")
+                used += [(at, at + count) for at, count in zip(offsets, counts, strict=False)]
+    return used
+
+
 def set_text(buf: Buffer, tag: int, text: str, ifd0: Directory | None = None) -> list[tuple[int, int, bytes]] | None:
     """The edits (for ``splice.replace``) that make IFD0's existing ``tag`` say ``text``; None
     when IFD0 has no such tag (none is added). The value goes where the old one was when it fits
     (the rest of its room zeroed), else after the last byte of ``buf``, the old bytes zeroed (no
-    stale notice left for a byte search to find): every other value keeps its offset."""
+    stale notice left for a byte search to find): every other value keeps its offset.
+
+    TIFF lets two entries share a value, and a damaged or crafted one may point into a thumbnail or
+    a directory: when any other part of the structure (:func:`_used`) overlaps the old value, or the
+    structure cannot be walked to tell, the old bytes are left as they are and the new value goes
+    after the last byte, so that nothing but the entry changes what it says."""
     found = text_entry(buf, tag, ifd0)
     if found is None:
         return None
     entry, field_at = found
     assert entry.size is not None  # text_entry checked the value
-    order = (ifd0 or first_directory(buf)).order
+    directory = ifd0 or first_directory(buf)
+    order = directory.order
     value = text.encode("utf-8") + b"\x00"
     outside = entry.size > 4
     if outside and entry.value_pos < field_at + 12 and field_at < entry.value_pos + entry.size:
         raise MalformedFile(f"TIFF: the value of tag 0x{tag:04X} overlaps its own directory entry; not writing into it")
+    own = outside  # its old bytes are its own to overwrite or zero
+    if outside:
+        start, end = entry.value_pos, entry.value_pos + entry.size
+        try:
+            own = not any(at < end and start < stop for at, stop in _used(buf, directory, field_at))
+        except MalformedFile:
+            own = False  # not known to be its own: left as it is
     edits: list[tuple[int, int, bytes]] = []
     if len(value) <= 4:
         edits.append((field_at + 4, field_at + 12, struct.pack(order + "I", len(value)) + value.ljust(4, b"\x00")))
-    elif outside and len(value) <= entry.size:
+    elif own and len(value) <= entry.size:
         edits.append((field_at + 4, field_at + 8, struct.pack(order + "I", len(value))))
         edits.append((entry.value_pos, entry.value_pos + entry.size, value.ljust(entry.size, b"\x00")))
         return sorted(edits, key=lambda edit: edit[0])
@@ -467,6 +522,6 @@ def set_text(buf: Buffer, tag: int, text: str, ifd0: Directory | None = None) ->
         at = _append(tail, len(buf), value)
         edits.append((field_at + 4, field_at + 12, struct.pack(order + "II", len(value), at)))
         edits.append((len(buf), len(buf), bytes(tail)))
-    if outside:
+    if own:
         edits.append((entry.value_pos, entry.value_pos + entry.size, bytes(entry.size)))
     return sorted(edits, key=lambda edit: edit[0])
