@@ -1419,19 +1419,26 @@ def test_pdf_whose_pypdf_update_is_damaged_does_not_read_as_the_original(qpdf: s
     assert not report.may_use(AI) and report.errors, (report.errors, report.carriers)
 
 
+def _with_info_update(original: bytes, info: bytes, info_ref: bytes | None = None) -> bytes:
+    """``original`` with a classic incremental update holding the new Info dictionary ``info``; the
+    update's trailer names it, or ``info_ref`` (damage)."""
+    from pypdf import PdfReader
+
+    trailer = PdfReader(io.BytesIO(original)).trailer
+    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
+    refs = pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), info_ref or b"%d 0 R" % size, None)
+    return original + pdf._increment(original, {size: (0, info)}, size + 1, refs)
+
+
 def test_pdf_whose_classic_update_of_the_info_dictionary_lost_its_header_is_an_error(tmp_path: Path) -> None:
     # The same damage in an update with a classic table: the Info object's header, and the
     # reservation it alone holds went unread.
-    from pypdf import PdfReader
-
     original = pdf_bytes()
-    trailer = PdfReader(io.BytesIO(original)).trailer
-    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
-    update = pdf._increment(original, {size: (0, b"<< /TDMReservation (1) >>")}, size + 1,
-                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), b"%d 0 R" % size, None))
-    tagged = original + update
+    tagged = _with_info_update(original, b"<< /TDMReservation (1) >>")
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
-    at = tagged.rindex(b"%d 0 obj" % size)
+    at = tagged.rindex(b"/TDMReservation")
+    at = tagged.rindex(b" 0 obj", 0, at)
+    at = tagged.rindex(b"\n", 0, at) + 1
     report = api.read(tagged[:at] + b"f" + tagged[at + 1:])
     assert not report.may_use(AI) and any("newest one was not read" in e for e in report.errors), report.errors
 
@@ -1525,14 +1532,9 @@ def test_pdf_whose_update_trailer_lost_its_root_is_an_error() -> None:
     # Found by accident (D): a classic update's trailer mangled into "/Prev 708/R /Info 9 0 R"
     # (its /Root gone) read as usable with no error: pypdf merged the older trailers' catalog and
     # Info, the update's reservation unread.
-    from pypdf import PdfReader
-
     original = pdf_bytes()
-    trailer = PdfReader(io.BytesIO(original)).trailer
-    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
-    update = pdf._increment(original, {size: (0, b"<< /Title (x) /TDMReservation (1) >>")}, size + 1,
-                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), b"%d 0 R" % size, None))
-    tagged = original + update
+    tagged = _with_info_update(original, b"<< /Title (x) /TDMReservation (1) >>")
+    size = int(tagged[tagged.rindex(b"/Size ") + 6:].split()[0]) - 1
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
     at = tagged.rindex(b"/Prev ")
     prev = tagged[at:tagged.index(b" ", at + 6)]
@@ -1545,14 +1547,8 @@ def test_pdf_whose_update_trailer_lost_its_root_is_an_error() -> None:
 def test_pdf_whose_later_update_names_no_info_dictionary_is_an_error(damage: bytes) -> None:
     # rightsmeta's tag reserved use in Info (and XMP); a later update (another tool's) whose
     # trailer's /Info is damaged names no dictionary: the Info's reservation was not read, silently.
-    from pypdf import PdfReader
-
     tagged = rightsmeta.tag_bytes(pdf_bytes(), DENY_AI)
-    trailer = PdfReader(io.BytesIO(tagged)).trailer
-    root, size = trailer.raw_get("/Root"), int(trailer["/Size"])
-    update = pdf._increment(tagged, {size: (0, b"<< /Producer (another tool) >>")}, size + 1,
-                            pdf._trailer_refs(b"%d %d R" % (root.idnum, root.generation), damage, None))
-    report = api.read(tagged + update)
+    report = api.read(_with_info_update(tagged, b"<< /Producer (another tool) >>", damage))
     assert any("/Info" in e and "not a dictionary" in e for e in report.errors), report.errors
 
 

@@ -93,6 +93,13 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def _download_all(page: Any, path: Path) -> None:
+    """The page's "Download all (zip)", saved at ``path``."""
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download all (zip)").click()
+    download.value.save_as(path)
+
+
 def _files(folder: Path, ffmpeg: str) -> dict[str, Path]:
     out = {"photo.jpg": image_bytes("jpeg", size=(200, 150)), "drawing.png": image_bytes("png", size=(120, 90), seed=5),
            "book.pdf": pdf_bytes(("A page of my novel, written by me.", "The second page of it."))}
@@ -380,9 +387,7 @@ def test_a_chosen_folder_keeps_its_layout_in_the_zip(server: Server, page: Any, 
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
     assert page.inner_text("#summary") == "3 tagged, 0 failed."
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download all (zip)").click()
-    download.value.save_as(tmp_path / "all.zip")
+    _download_all(page, tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == [".cover.png", "holiday/beach.png", "holiday/day two/hill.jpg"]
         hill = archive.read("holiday/day two/hill.jpg")
@@ -436,9 +441,7 @@ def test_a_dropped_folder_is_walked_and_keeps_its_layout(server: Server, page: A
     assert "album/inner/back.png" in page.inner_text("#list") and ".cache" not in page.inner_text("#list")
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download all (zip)").click()
-    download.value.save_as(tmp_path / "all.zip")
+    _download_all(page, tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["album/cover.png", "album/inner/back.png"]
 
@@ -503,9 +506,7 @@ def test_empty_huge_near_the_limit_same_names_unicode(tmp_path_factory: pytest.T
         with page.expect_download() as one:
             page.get_by_role("link", name="Download tagged same-2.png").click()
         assert one.value.suggested_filename == "same-2.png"
-        with page.expect_download() as download:
-            page.get_by_role("link", name="Download all (zip)").click()
-        download.value.save_as(tmp_path / "all.zip")
+        _download_all(page, tmp_path / "all.zip")
         # Other clients of the same server: the refusals name the client's file, and a multipart file
         # part is held to the limit alone (the body may be larger by its form).
         import httpx
@@ -657,9 +658,7 @@ def test_two_tabs_at_once_keep_their_own_files(server: Server, page: Any, tmp_pa
                            f"document.getElementById('zip').getAttribute('href') !== '{zips[0]}'")
     assert page.inner_text("#summary") == "3 tagged, 0 failed."
     for n, tab in enumerate((page, other)):
-        with tab.expect_download() as download:
-            tab.get_by_role("link", name="Download all (zip)").click()
-        download.value.save_as(tmp_path / f"tab{n}.zip")
+        _download_all(tab, tmp_path / f"tab{n}.zip")
         with zipfile.ZipFile(tmp_path / f"tab{n}.zip") as archive:
             assert sorted(archive.namelist()) == names[n]
             inference = rightsmeta.read(archive.read(names[n][0])).permissions[rightsmeta.Purpose.AI_INFERENCE].state
@@ -697,9 +696,7 @@ def test_a_wrong_file_is_removed_from_the_list_by_keyboard(server: Server, page:
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
     assert page.inner_text("#summary") == "2 tagged, 0 failed."
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download all (zip)").click()
-    download.value.save_as(tmp_path / "all.zip")
+    _download_all(page, tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["a.png", "c.png"]
     # A tagged file taken off the list: the zip made before would still hold it, so it is not offered.
@@ -760,9 +757,7 @@ def test_a_full_batch_offers_a_way_forward(tmp_path_factory: pytest.TempPathFact
     zipped: list[str] = []
 
     def download_zip(tab: Any, number: int) -> None:
-        with tab.expect_download() as download:
-            tab.get_by_role("link", name="Download all (zip)").click()
-        download.value.save_as(tmp_path / f"part{number}.zip")
+        _download_all(tab, tmp_path / f"part{number}.zip")
         with zipfile.ZipFile(tmp_path / f"part{number}.zip") as archive:
             zipped.extend(archive.namelist())
 
@@ -916,9 +911,7 @@ def test_a_file_added_after_a_run_says_it_is_not_in_the_zip(server: Server, page
     assert len([r for r in sent if r.startswith("POST") and r.endswith("/files")]) == 1
     assert not any(r.startswith("DELETE") or r == "POST batches" for r in sent), sent
     assert page.get_attribute("#list tbody tr:first-child a", "href") == first
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download all (zip)").click()
-    download.value.save_as(tmp_path / "all.zip")
+    _download_all(page, tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert sorted(archive.namelist()) == ["later 1.png", "later 2.png"]
     # A choice changed: every file is tagged again, in a new batch, and the page says so.
@@ -973,9 +966,7 @@ def test_a_choice_changed_after_tagging_is_not_left_out_of_the_zip(server: Serve
                                            "Press Tag files again to tag them with these.")
     page.get_by_role("button", name="Tag files").click()
     page.wait_for_function(DONE)
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download all (zip)").click()
-    download.value.save_as(tmp_path / "all.zip")
+    _download_all(page, tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         state = rightsmeta.read(archive.read("mind.png")).permissions[rightsmeta.Purpose.AI_INFERENCE].state
     assert state is rightsmeta.State.NOT_ALLOWED
