@@ -363,18 +363,22 @@ def test_tdmrep_json_location_as_a_whole_url_is_its_path() -> None:
 
 def test_tdmrep_json_location_on_another_site_is_ignored_with_a_note() -> None:
     # TDMRep: a location is a pattern of paths on the server whose tdmrep.json it is. A rule naming
-    # another site's URL reserved this site's files (found in QA).
+    # another site's URL that allows is not taken for this site (found in QA); one that reserves
+    # is, with a note: www.example.com's rule read for example.com must not lift its reservation.
     tdm = (b'[{"location": "https://other.example/*", "tdm-reservation": 1},'
            b' {"location": "https://E.com:443/open/*", "tdm-reservation": 0}]')
     report = evaluate("https://e.com/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
-    assert states(report)["data-mining"] == UN and report.errors == []
-    assert any("rule 0" in n and "other.example" in n and "ignored" in n for n in report.notes), report.notes
+    assert states(report)["data-mining"] == NA and report.errors == []
+    assert any("rule 0" in n and "other.example" in n and "applied" in n for n in report.notes), report.notes
+    alias = b'[{"location": "https://www.e.com/img/*", "tdm-reservation": 1}]'
+    report = evaluate("https://e.com/img/a.jpg", headers={}, site=Site(robots=b"", tdmrep=alias))
+    assert states(report)["data-mining"] == NA
     own = evaluate("https://e.com/open/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
     assert states(own)["data-mining"] == AL and not any("rule 1" in n for n in own.notes)
     elsewhere = evaluate("https://other.example/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
     assert states(elsewhere)["data-mining"] == NA  # the same file served by the site it names: applied
     port = evaluate("https://e.com:8443/open/a.pdf", headers={}, site=Site(robots=b"", tdmrep=tdm))
-    assert states(port)["data-mining"] == UN and any("rule 1" in n for n in port.notes)
+    assert states(port)["data-mining"] == NA and any("rule 1" in n and "ignored" in n for n in port.notes)  # rule 0 reserves
 
 
 def test_tdmrep_json_bad_value_in_matching_rule_is_an_error() -> None:

@@ -202,7 +202,9 @@ def site_signals(site: Site, url: str, agent: str) -> tuple[list[Signal], list[s
     elif site.parsed_tdmrep:
         here, normalised = tdmrep_json.site_of(url), _robots.normalise(path)
         notes += [f"tdmrep.json rule {rule.index}: its location names another site ({rule.site}), "
-                  "so it is ignored here (TDMRep: a location is a path of the site the file is on)"
+                  + ("applied all the same: a reservation is never dropped for its site's spelling"
+                     if tdmrep_json.applies(rule, here) else
+                     "so it is ignored here (TDMRep: a location is a path of the site the file is on)")
                   for rule in tdmrep_json.foreign(site.parsed_tdmrep, normalised, here)]
         try:
             signal = tdmrep_json.signal(site.parsed_tdmrep, normalised, here)

@@ -102,18 +102,29 @@ def parse(data: bytes | str) -> Rules:
     return rules
 
 
+def _reserves(rule: Rule) -> bool:
+    return str(rule.reservation).strip() == "1"
+
+
+def applies(rule: Rule, site: str | None) -> bool:
+    """Whether a rule is taken for ``site``: a rule naming another site is not (TDMRep: a location
+    is a path of the site the file is on), unless it reserves: a misspelt alias (www. against
+    the bare domain, a site moved) must not lift a reservation (fail closed)."""
+    return site is None or rule.site is None or rule.site == site or _reserves(rule)
+
+
 def foreign(rules: list[Rule], path: str, site: str) -> list[Rule]:
     """The rules whose location would match ``path`` but names another site than ``site``
-    (``site_of`` the URL checked): they do not apply to it."""
+    (``site_of`` the URL checked); those that reserve are applied all the same (``applies``)."""
     return [rule for rule in (rules.candidates(path) if isinstance(rules, Rules) else rules)
             if rule.site is not None and rule.site != site and matches(rule.location, path)]
 
 
 def signal(rules: list[Rule], path: str, site: str | None = None) -> Signal | None:
-    """The most specific rule matching ``path`` (of ``site``, when given: rules naming another
-    site are left out), decoded; None when no rule matches."""
+    """The most specific rule matching ``path`` and taken for ``site`` (``applies``), decoded;
+    None when no rule matches."""
     matching = [rule for rule in (rules.candidates(path) if isinstance(rules, Rules) else rules)
-                if matches(rule.location, path) and (site is None or rule.site is None or rule.site == site)]
+                if matches(rule.location, path) and applies(rule, site)]
     if not matching:
         return None
     longest = max(len(rule.location) for rule in matching)
