@@ -1710,3 +1710,21 @@ def test_an_exif_block_whose_chunk_or_item_type_is_damaged_is_an_error(exiftool:
     report = api.read(damaged)
     says = "its EXIF was not read" if name == b"reference" else "XMP packet or EXIF under a damaged"
     assert not report.may_use(genai) and any(says in e for e in report.errors), report.errors
+
+
+@pytest.mark.parametrize("text", ['opt-out, "TDMReservation", W3C', "Tags: #TDMPolicy #AI"])
+def test_pdf_info_text_that_mentions_a_reservation_key_is_no_damage(text: str, exiftool: str, qpdf: str,
+                                                                      tmp_path: Path) -> None:
+    # Found in review: a paper about TDMRep whose Keywords or Subject name the key in a text string
+    # read as an Info dictionary whose key was damaged. A damaged key is followed by its value.
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes())))
+    writer.add_metadata({"/Keywords": text})
+    writer.write(tmp_path / "pypdf.pdf")
+    subprocess.run([qpdf, "--qdf", str(tmp_path / "pypdf.pdf"), str(tmp_path / "qdf.pdf")], check=True)
+    (tmp_path / "plain.pdf").write_bytes(pdf_bytes())
+    subprocess.run([exiftool, "-q", "-overwrite_original", f"-PDF:Subject={text}", str(tmp_path / "plain.pdf")],
+                   check=True)
+    for name in ("qdf.pdf", "plain.pdf"):
+        assert api.read((tmp_path / name).read_bytes()).errors == [], name

@@ -384,7 +384,10 @@ _INFO_WORD = rb"(TDMReservation|TDMPolicy|Rightsmeta[0-9A-Za-z]*)"
 # Compiled where first used (re's cache): only damaged or unusual files need them, and an import
 # that compiled them would be paid by every scan.
 _INFO_KEY_NAMED = rb"/" + _INFO_WORD
-_INFO_KEY_SPELT = rb"(?:/|(?<=[\t\n\f\r ])[^\t\n\f\r ()<>\[\]{}/%])" + _INFO_WORD
+# A key is followed by its value (a byte of damage between them at most): a text that names the key
+# ('"TDMReservation",', "#TDMPolicy #AI") is no key.
+_INFO_KEY_SPELT = (rb"(?:/|(?<=[\t\n\f\r ])[^\t\n\f\r ()<>\[\]{}/%])" + _INFO_WORD
+                   + rb"(?=[^\t\n\f\r ]?[\t\n\f\r ]*[(<\[/0-9+\-.tfn])")
 _INFO_KEY_STARTS = (b"/TDM", INFO_RECORD_PREFIX.encode())  # looked for literally in a whole file
 _INFO_BYTES = 64 * 1024  # of the Info dictionary looked at for a reservation key
 _INFO_REF = re.compile(rb"/Info(?![^\t\n\f\r ()<>\[\]{}/%])[\t\n\f\r ]*([0-9]{1,10})[\t\n\f\r ]+([0-9]{1,10})[\t\n\f\r ]+R(?![A-Za-z])")
