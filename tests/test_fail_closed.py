@@ -1065,7 +1065,8 @@ def test_a_flac_comment_whose_name_is_one_character_off_ours_is_an_error(ffmpeg:
     # Names of ours with more to them, or other tools' names, are no damage.
     clean = _mutagen_tagged(ffmpeg, tmp_path, "flac", {"TDM_RESERVATION": b"1", "RIGHTSMETA_NOTE": b"x",
                                                        "TDM_RESERVATIONS": b"x", "REPLAYGAIN_TRACK_GAIN": b"-3 dB",
-                                                       "tdm-reservation": b"1", "rightsmeta:AITraining": b"notAllowed"})
+                                                       "tdm-reservation": b"1", "rightsmeta:AITraining": b"notAllowed",
+                                                       "tdm policy": b"x"})  # a space: foobar2000 spells keys so
     assert api.read(clean).errors == []
 
 

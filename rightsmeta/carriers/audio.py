@@ -781,9 +781,9 @@ def _id3_frames(buf: Buffer, start: int, end: int, kind: str, what: str) -> audi
         return _mutagen_id3(ID3(io.BytesIO(bytes(buf[start:end]))))
 
 
-# Separators are not compared: other tools spell our names with '-' or ':' where a Vorbis comment
+# Separators are not compared: other tools spell our names with '-', ':' or ' ' where a Vorbis comment
 # has '_' (tdm-reservation), which is another spelling, not damage.
-_SEPARATORS = str.maketrans("-:", "__")
+_SEPARATORS = str.maketrans("-: ", "___")
 
 
 def _by_length(known: dict[str, str]) -> dict[int, list[tuple[str, str]]]:
