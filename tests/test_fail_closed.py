@@ -1657,7 +1657,7 @@ def _item_reference(tagged: bytes, item_type: bytes = b"mime\x00application/rdf+
 
 
 @pytest.mark.parametrize(("spot", "says"), [
-    ("meta", "no 'meta' box"), ("iinf", "no 'infe' entry"), ("infe", "no 'infe' entry"),
+    ("meta", "no 'meta' box"), ("iinf", "holds no 'iinf'"), ("infe", "no 'infe' entry"),
     ("mime", "damaged item type"), ("rdf+xml", "damaged item type or content type"),
     ("reference", "stored in a way rightsmeta does not read"),
 ])
@@ -1729,3 +1729,21 @@ def test_pdf_info_text_that_mentions_a_reservation_key_is_no_damage(text: str, e
                    check=True)
     for name in ("qdf.pdf", "plain.pdf"):
         assert api.read((tmp_path / name).read_bytes()).errors == [], name
+
+
+@pytest.mark.parametrize("fmt", ["avif"])
+@pytest.mark.parametrize("damage", ["meta size 8", "hdlr size +8", "hdlr size -8"])
+def test_a_heif_meta_box_cut_short_by_a_damaged_size_is_an_error(exiftool: str, tmp_path: Path, fmt: str,
+                                                                 damage: str) -> None:
+    # Found in review: one byte of the 'meta' box's size (8: no children) or of 'hdlr''s (the next
+    # box then read with size 0, running to the end of 'meta') hid 'iinf' and with it every item,
+    # the XMP among them: no carrier, no error, usable. pillow_heif refuses such files.
+    import struct
+
+    tagged = _reserved_by_exiftool(exiftool, tmp_path, fmt)
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(AI)
+    box = b"meta" if damage.startswith("meta") else b"hdlr"
+    at = tagged.index(box) - 4
+    size = 8 if damage == "meta size 8" else struct.unpack(">I", tagged[at:at + 4])[0] + (8 if "+" in damage else -8)
+    report = api.read(tagged[:at] + struct.pack(">I", size) + tagged[at + 4:])
+    assert not report.may_use(AI) and report.errors, report.errors

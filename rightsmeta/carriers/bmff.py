@@ -282,6 +282,10 @@ def meta_items(buf: Buffer, limit: int) -> tuple[dict[int, Item], tuple[int, int
     boxes = children(buf, payload + 4, meta_end, MAX_META_ITEMS)
     items: dict[int, Item] = {}
     idat: tuple[int, int] | None = None
+    if not any(btype == b"iinf" for btype, _, _ in boxes) and not any(found[0] == b"moov" for found in top):
+        # A picture is an item: a 'meta' box without 'iinf' had a size damaged (its own, or a child's
+        # that then ran over the rest), and its items, the XMP among them, were hidden.
+        raise MalformedFile("ISO-BMFF image: its 'meta' box holds no 'iinf' (item information): the box is damaged")
     for btype, start, end in boxes:
         if btype == b"iinf":
             _iinf(buf, start, end, items)
