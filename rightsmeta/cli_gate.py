@@ -89,9 +89,10 @@ def serve(host: str, port: int, ledger: str | None, no_ledger: bool, identity: s
         sock = listen(host, port)
     except OSError as exc:  # taken by another server, or an address not this machine's
         raise click.UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound = sock.getsockname()[1]
-    click.echo(f"rightsmeta serve: http://{f'[{host}]' if ':' in host else host}:{bound}/ (docs at /docs)", err=True)
-    run(config, sock=sock)
+    with sock:  # closed however the server ends (closing it twice is harmless)
+        bound = sock.getsockname()[1]
+        click.echo(f"rightsmeta serve: http://{f'[{host}]' if ':' in host else host}:{bound}/ (docs at /docs)", err=True)
+        run(config, sock=sock)
 
 
 def _usable_ledger(ledger: str | None, no_ledger: bool) -> str | None:

@@ -426,7 +426,7 @@ def check_info_bytes(data: Any, table: pdfobjects.Table | None, info: tuple[int,
     start = head.end()
     end = data.find(b"endobj", start, start + _INFO_BYTES)
     end = end if end >= 0 else start + _INFO_BYTES
-    if sum(data.count(stem, start, end) for stem in _INFO_STEMS) == len(read):
+    if sum(data[start:end].count(stem) for stem in _INFO_STEMS) == len(read):  # a slice: a big file is an mmap
         return  # each spelling a key read (the usual case, judged at C speed)
     for spelt in re.compile(_INFO_KEY_SPELT).finditer(data, start, end):
         key = _info_key(spelt[1])
