@@ -61,6 +61,20 @@ def _free_port() -> int:
         return port
 
 
+def wait_healthy(url: str, process: subprocess.Popen[Any], seconds: float = 60) -> bool:
+    """Whether the server at ``url`` answers /healthz before ``process`` ends or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def _start(folder: Path, *args: str) -> Iterator[Server]:
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -69,17 +83,9 @@ def _start(folder: Path, *args: str) -> Iterator[Server]:
     process = subprocess.Popen([sys.executable, "-m", "rightsmeta", "serve", "--port", str(port), *args],
                                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start: {(folder / 'server.log').read_text()}")
-        time.sleep(0.2)
+    if not wait_healthy(url, process):
+        process.kill()
+        pytest.fail(f"server did not start: {(folder / 'server.log').read_text()}")
     token_file = folder / "token"
     token = token_file.read_text().strip() if token_file.exists() else None
     try:

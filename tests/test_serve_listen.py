@@ -8,13 +8,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("uvicorn")
+
+from test_serve import wait_healthy  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,15 +49,7 @@ def test_port_0_prints_the_port_listened_on_and_a_taken_port_is_refused() -> Non
         found = re.fullmatch(r"rightsmeta serve: http://127\.0\.0\.1:(\d+)/ \(docs at /docs\)\n", line)
         assert found and found[1] != "0", line
         port = found[1]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert first.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        assert wait_healthy(f"http://127.0.0.1:{port}", first), "server did not start"
         second = _serve("--port", port)
         try:
             _, err = second.communicate(timeout=60)
