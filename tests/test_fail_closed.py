@@ -1747,3 +1747,32 @@ def test_a_heif_meta_box_cut_short_by_a_damaged_size_is_an_error(exiftool: str, 
     size = 8 if damage == "meta size 8" else struct.unpack(">I", tagged[at:at + 4])[0] + (8 if "+" in damage else -8)
     report = api.read(tagged[:at] + struct.pack(">I", size) + tagged[at + 4:])
     assert not report.may_use(AI) and report.errors, report.errors
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+@pytest.mark.parametrize("byte", [0, 1])
+def test_a_learning_opt_out_whose_tag_number_is_damaged_is_an_error(exiftool: str, tmp_path: Path, fmt: str,
+                                                                     byte: int) -> None:
+    # B's sweep: a file reserved by Exif 3.1 LearningOptOutIn alone kept ~20 one-byte survivors,
+    # among them either byte of the entry's tag number (0x9287): an unknown tag, its value unread.
+    photo = tmp_path / f"photo.{fmt}"
+    photo.write_bytes(image_bytes(fmt, exif=True))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes()
+    genai = Purpose.GENAI_TRAINING
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
+    import struct
+
+    order = "<" if b"II*\x00" in tagged else ">"
+    entry = next(tagged.index(head) for head in (struct.pack(order + "HH", 0x9287, t) for t in (1, 3, 7)) if head in tagged)
+    at = entry + (byte if order == "<" else 1 - byte)  # the tag's low byte (0) or high byte (1)
+    damaged = tagged[:at] + bytes([tagged[at] ^ 0x10]) + tagged[at + 1:]
+    report = api.read(damaged)
+    assert not report.may_use(genai) and any("LearningOptOutIn" in e and "tag number" in e for e in report.errors), report.errors
+    # Camera EXIF with no such entry, and its UserComment and SubSecTime tags (0x9286, 0x9290) near the number: no damage
+    plain = tmp_path / f"plain.{fmt}"
+    plain.write_bytes(image_bytes(fmt, exif=True))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:UserComment=hello", "-ExifIFD:SubSecTime=123",
+                    str(plain)], check=True)
+    assert api.read(plain.read_bytes()).errors == []

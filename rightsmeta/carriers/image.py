@@ -55,19 +55,43 @@ def sniff(head: bytes) -> str | None:
 
 def _learning_opt_out(block: bytes) -> list[int] | None:
     found = tiff.find_tag(block, exif_vocab.TAG, ifd="exif")
+    order = tiff.byte_order(block)
     if found is None:
+        for entry in tiff.near_tags(block, exif_vocab.TAG):
+            if entry.type not in (1, 3, 7) or entry.count > 64:  # five usages: 11 shorts
+                continue
+            try:
+                value = tiff.value_bytes(block, entry)
+            except MalformedFile:
+                continue  # a value out of place is that tag's own trouble
+            if _opt_out_shaped(_shorts(entry.type, entry.count, value, order)):
+                raise MalformedMetadata(
+                    f"the Exif IFD's tag 0x{entry.tag:04X} holds what reads as a LearningOptOutIn (tag 0x9287): "
+                    "its tag number is damaged, so it was not read")
         return None
     field_type, count, value = found
-    order = tiff.byte_order(block)
-    if field_type == 3:  # SHORT
-        n = count
-    elif field_type in (1, 7):  # BYTE / UNDEFINED holding int16u values, as ExifTool writes it
-        n = count // 2
-    else:
+    if field_type not in (1, 3, 7):
         raise MalformedMetadata(f"LearningOptOutIn has unexpected TIFF type {field_type}")
-    if len(value) < 2 * n:
+    values = _shorts(field_type, count, value, order)
+    if values is None:
         raise MalformedMetadata("LearningOptOutIn value is shorter than its count")
-    return list(struct.unpack_from(f"{order}{n}H", value))
+    return values
+
+
+def _shorts(field_type: int, count: int, value: bytes, order: str) -> list[int] | None:
+    """An entry's value as 16-bit integers: SHORT, or BYTE / UNDEFINED holding them, as ExifTool
+    writes LearningOptOutIn; None when the value is shorter than its count says."""
+    n = count if field_type == 3 else count // 2
+    return list(struct.unpack_from(f"{order}{n}H", value)) if len(value) >= 2 * n else None
+
+
+def _opt_out_shaped(values: list[int] | None) -> bool:
+    """Whether ``values`` read as a LearningOptOutIn would: a count, then that many known
+    (usage, indicator) pairs. No other Exif tag's value is likely to (UserComment's 8-byte
+    character code, SubSecTime's digits, a MakerNote's header)."""
+    if not values or values[0] < 1 or len(values) != 1 + 2 * values[0]:
+        return False
+    return all(u in exif_vocab.USAGES and i in exif_vocab.INDICATORS for u, i in zip(values[1::2], values[2::2], strict=True))
 
 
 def _xmp_reports(blocks: containers.Blocks, parsed: Parsed | None) -> list[CarrierReport]:

@@ -274,6 +274,34 @@ def find_tag(tiff: Buffer, tag: int, *, ifd: str = "exif") -> tuple[int, int, by
         raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
 
 
+def near_tags(tiff: Buffer, tag: int) -> list[IfdEntry]:
+    """The entries of the Exif sub-IFD whose tag number differs from ``tag`` in one of its two
+    bytes (their values not read: a MakerNote's may point anywhere): where ``tag``'s own entry is
+    missing, one of these may be it, its number damaged. A sieve over the directory's bytes first:
+    a camera photo has a few such neighbours (UserComment, SubSecTime, MakerNote), most images none."""
+    try:
+        order = byte_order(tiff)
+        pointer = _find_in(tiff, first_ifd_offset(tiff, order), order, EXIF_IFD_POINTER)
+        if pointer is None:
+            return []
+        directory = sub_ifd_offset(pointer, order)
+        raw = _directory(tiff, directory, order)
+        high, low = tag >> 8, tag & 0xFF
+        found: dict[int, IfdEntry] = {}
+        for column, byte in enumerate((low, high) if order == "<" else (high, low)):
+            tags = raw[column:-4:12]
+            index = tags.find(byte)
+            while index >= 0:
+                at = 12 * index
+                number, ftype, vcount, field = struct.unpack(order + "HHI4s", raw[at : at + 12])
+                if number != tag:
+                    found[at] = _entry(number, ftype, vcount, field, directory + 2 + at + 8, order)
+                index = tags.find(byte, index + 1)
+        return list(found.values())
+    except (struct.error, IndexError, OverflowError) as exc:
+        raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
+
+
 # --- BigTIFF: read only ----------------------------------------------------------------------
 # Scanners, microscopes and GIS tools write BigTIFF (header 43, 64-bit offsets) for images near
 # or past 4 GiB. Its directories are read into the same IfdEntry as classic ones: the value
