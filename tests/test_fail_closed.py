@@ -1339,7 +1339,7 @@ def test_a_jpeg_xmp_segment_whose_marker_or_name_is_damaged_is_an_error(exiftool
     spot = name - 3 if at == "marker" else name + 10  # the 0xE1 of its marker, or a byte of its name
     damaged = tagged[:spot] + b"0" + tagged[spot + 1:]
     report = api.read(damaged)
-    assert not report.may_use(AI) and any("holds an XMP packet under a damaged" in e for e in report.errors), report.errors
+    assert not report.may_use(AI) and any("holds an XMP packet or EXIF under a damaged" in e for e in report.errors), report.errors
     assert api.read(tagged).errors == []
 
 
@@ -1776,3 +1776,27 @@ def test_a_learning_opt_out_whose_tag_number_is_damaged_is_an_error(exiftool: st
     subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:UserComment=hello", "-ExifIFD:SubSecTime=123",
                     str(plain)], check=True)
     assert api.read(plain.read_bytes()).errors == []
+
+
+@pytest.mark.parametrize("damage", ["Exif name", "APP1 marker", "Exif IFD pointer tag"])
+def test_a_jpeg_learning_opt_out_behind_a_damaged_name_or_pointer_is_an_error(exiftool: str, tmp_path: Path,
+                                                                               damage: str) -> None:
+    # The rest of B's EXIF-only survivors in a JPEG: a byte of APP1's "Exif\0\0" name or of its
+    # marker (the segment no longer taken for EXIF), or of IFD0's Exif IFD pointer tag (0x8769:
+    # the Exif IFD, LearningOptOutIn in it, unreachable). 49 of 1,993 mutants of the EXIF read as
+    # usable with no error before the tag-number check; 39 after it; these are the 39.
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_bytes("jpeg", exif=True))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
+                    str(photo)], check=True)
+    tagged = photo.read_bytes()
+    genai = Purpose.GENAI_TRAINING
+    assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
+    if damage == "Exif name":
+        at = tagged.index(b"Exif\x00\x00") + 1
+    elif damage == "APP1 marker":
+        at = tagged.index(b"Exif\x00\x00") - 3
+    else:
+        at = tagged.index(b"\x87\x69\x00\x04" if b"MM\x00*" in tagged else b"\x69\x87\x04\x00")
+    report = api.read(tagged[:at] + bytes([tagged[at] ^ 0x04]) + tagged[at + 1:])
+    assert not report.may_use(genai) and report.errors, report.errors

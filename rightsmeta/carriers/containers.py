@@ -195,10 +195,11 @@ def _extract_jpeg(buf: Buffer, parsed: Parsed | None) -> Blocks:
     raw_exif = jpeg.exif(buf, layout)
     exif = _tiff_block(raw_exif, "JPEG APP1 EXIF") if raw_exif is not None else None
     c2pa = jpeg.c2pa_ranges(layout, buf)
-    misnamed = jpeg.misnamed_xmp(buf, layout)
+    misnamed = jpeg.misnamed_metadata(buf, layout)
     if misnamed is not None:
         raise MalformedFile(f"JPEG segment 0x{misnamed.marker:02X} at offset {misnamed.marker_pos} holds an XMP packet "
-                            "under a damaged marker or name (not APP1 http://ns.adobe.com/xap/1.0/): the packet was not read")
+                            "or EXIF under a damaged marker or name (not APP1 http://ns.adobe.com/xap/1.0/ or Exif): "
+                            "it was not read")
     irbs = jpeg.photoshop_segments(buf, layout)
     irb = b"".join(jpeg.payload(buf, s)[len(jpeg.PHOTOSHOP_SIGNATURE) :] for s in irbs) if irbs else None
     if not packets:

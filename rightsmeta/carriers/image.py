@@ -68,6 +68,8 @@ def _learning_opt_out(block: bytes) -> list[int] | None:
                 raise MalformedMetadata(
                     f"the Exif IFD's tag 0x{entry.tag:04X} holds what reads as a LearningOptOutIn (tag 0x9287): "
                     "its tag number is damaged, so it was not read")
+        if tiff.find_tag(block, tiff.EXIF_IFD_POINTER, ifd="ifd0") is None:
+            _no_damaged_exif_pointer(block, order)
         return None
     field_type, count, value = found
     if field_type not in (1, 3, 7):
@@ -76,6 +78,22 @@ def _learning_opt_out(block: bytes) -> list[int] | None:
     if values is None:
         raise MalformedMetadata("LearningOptOutIn value is shorter than its count")
     return values
+
+
+def _no_damaged_exif_pointer(block: bytes, order: str) -> None:
+    """MalformedMetadata when IFD0 has no Exif IFD pointer (0x8769) but an entry one byte from it
+    points at a directory holding LearningOptOutIn: the pointer's tag number damaged, the Exif
+    IFD and the reservation in it unreachable."""
+    for entry in tiff.near_tags(block, tiff.EXIF_IFD_POINTER, ifd="ifd0"):
+        if entry.type not in (4, 13) or entry.count != 1:
+            continue
+        try:
+            found = tiff.find_in_directory(block, tiff.sub_ifd_offset(entry, order), exif_vocab.TAG)
+        except MalformedFile:
+            continue
+        if found is not None:
+            raise MalformedMetadata(f"IFD0's tag 0x{entry.tag:04X} points at an Exif IFD holding LearningOptOutIn "
+                                    "(its pointer is tag 0x8769): its tag number is damaged, so it was not read")
 
 
 def _shorts(field_type: int, count: int, value: bytes, order: str) -> list[int] | None:

@@ -160,10 +160,12 @@ _MAY_HOLD_XMP_TEXT = frozenset({0xED, 0xFE})  # APP13 (Photoshop IRB), COM
 _CODING = frozenset(range(0xC0, 0xD0)) | frozenset(range(0xDA, 0xE0))
 
 
-def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
-    """A segment that is not XMP by its marker and name yet begins with an XMP packet: its name
-    (a byte of "http://ns.adobe.com/xap/1.0/") or its APP1 marker damaged, so no reader takes it
-    for XMP. Not a comment (COM) or Photoshop's APP13, where a packet may stand a little way in."""
+def misnamed_metadata(buf: Buffer, layout: Layout) -> Segment | None:
+    """A segment that is not XMP or EXIF by its marker and name yet begins with an XMP packet, or
+    with a TIFF header where "Exif\0\0" would end: its name (a byte of
+    "http://ns.adobe.com/xap/1.0/" or "Exif\0\0") or its APP1 marker damaged, so no reader takes
+    it for what it holds. Not a comment (COM) or Photoshop's APP13, where a packet may stand a
+    little way in; MPF's TIFF header (APP2 "MPF\0") stands at 4."""
     for seg in layout.segments:
         if seg.marker in _CODING or seg.marker in _MAY_HOLD_XMP_TEXT or not seg.has_length:
             continue  # the image's own segments (tables, frame, scan): most of a JPEG's, never XMP
@@ -171,7 +173,12 @@ def misnamed_xmp(buf: Buffer, layout: Layout) -> Segment | None:
             continue
         if begins_packet(buf, seg.payload_start, min(seg.end, seg.payload_start + 96)):
             return seg
+        if bytes(buf[seg.payload_start + 6 : seg.payload_start + 10]) in _TIFF_HEADERS:
+            return seg
     return None
+
+
+_TIFF_HEADERS = frozenset({b"II*\x00", b"MM\x00*"})
 
 
 def extended_guid(buf: Buffer, seg: Segment) -> str | None:

@@ -274,17 +274,20 @@ def find_tag(tiff: Buffer, tag: int, *, ifd: str = "exif") -> tuple[int, int, by
         raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
 
 
-def near_tags(tiff: Buffer, tag: int) -> list[IfdEntry]:
-    """The entries of the Exif sub-IFD whose tag number differs from ``tag`` in one of its two
-    bytes (their values not read: a MakerNote's may point anywhere): where ``tag``'s own entry is
-    missing, one of these may be it, its number damaged. A sieve over the directory's bytes first:
-    a camera photo has a few such neighbours (UserComment, SubSecTime, MakerNote), most images none."""
+def near_tags(tiff: Buffer, tag: int, *, ifd: str = "exif") -> list[IfdEntry]:
+    """The entries of the Exif sub-IFD (or IFD0) whose tag number differs from ``tag`` in one of
+    its two bytes (their values not read: a MakerNote's may point anywhere): where ``tag``'s own
+    entry is missing, one of these may be it, its number damaged. A sieve over the directory's
+    bytes first: a camera photo has a few such neighbours (UserComment, SubSecTime, MakerNote),
+    most images none."""
     try:
         order = byte_order(tiff)
-        pointer = _find_in(tiff, first_ifd_offset(tiff, order), order, EXIF_IFD_POINTER)
-        if pointer is None:
-            return []
-        directory = sub_ifd_offset(pointer, order)
+        directory = first_ifd_offset(tiff, order)
+        if ifd == "exif":
+            pointer = _find_in(tiff, directory, order, EXIF_IFD_POINTER)
+            if pointer is None:
+                return []
+            directory = sub_ifd_offset(pointer, order)
         raw = _directory(tiff, directory, order)
         high, low = tag >> 8, tag & 0xFF
         found: dict[int, IfdEntry] = {}
@@ -298,6 +301,14 @@ def near_tags(tiff: Buffer, tag: int) -> list[IfdEntry]:
                     found[at] = _entry(number, ftype, vcount, field, directory + 2 + at + 8, order)
                 index = tags.find(byte, index + 1)
         return list(found.values())
+    except (struct.error, IndexError, OverflowError) as exc:
+        raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
+
+
+def find_in_directory(tiff: Buffer, offset: int, tag: int) -> IfdEntry | None:
+    """``tag``'s entry in the directory at ``offset`` (MalformedFile when no directory fits there)."""
+    try:
+        return _find_in(tiff, offset, byte_order(tiff), tag)
     except (struct.error, IndexError, OverflowError) as exc:
         raise MalformedFile(f"malformed TIFF structure: {exc}") from exc
 
