@@ -1692,17 +1692,22 @@ def test_an_animated_gif_with_xmp_after_its_loop_extension_reads_without_an_erro
     assert report.errors == [] and [c.name for c in report.carriers] == ["xmp"]
 
 
+def _reserved_by_learning_opt_out(exiftool: str, folder: Path, fmt: str) -> bytes:
+    """A picture with camera-like EXIF reserved by Exif 3.1 LearningOptOutIn alone (ExifTool)."""
+    photo = folder / f"photo.{fmt}"
+    photo.write_bytes(image_bytes(fmt, exif=True))
+    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
+                    str(photo)], check=True)
+    return photo.read_bytes()
+
+
 @pytest.mark.parametrize(("fmt", "name", "spot"), [("webp", b"EXIF", 1), ("avif", b"infe\x02\x00\x00\x00\x00\x02\x00\x00Exif", 13),
                                                    ("avif", b"reference", 0)])
 def test_an_exif_block_whose_chunk_or_item_type_is_damaged_is_an_error(exiftool: str, tmp_path: Path, fmt: str,
                                                                        name: bytes, spot: int) -> None:
     # As for XMP: a byte of a WebP's EXIF chunk type or of a HEIF/AVIF Exif item's type left the
     # EXIF unread, and a file reserved by LearningOptOutIn alone read as no statement.
-    photo = tmp_path / f"photo.{fmt}"
-    photo.write_bytes(image_bytes(fmt, exif=True))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_learning_opt_out(exiftool, tmp_path, fmt)
     genai = Purpose.GENAI_TRAINING
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
     # the chunk type's, or the item type's (infe version 2, item 2) second byte, or the Exif item's data reference
@@ -1755,11 +1760,7 @@ def test_a_learning_opt_out_whose_tag_number_is_damaged_is_an_error(exiftool: st
                                                                      byte: int) -> None:
     # B's sweep: a file reserved by Exif 3.1 LearningOptOutIn alone kept ~20 one-byte survivors,
     # among them either byte of the entry's tag number (0x9287): an unknown tag, its value unread.
-    photo = tmp_path / f"photo.{fmt}"
-    photo.write_bytes(image_bytes(fmt, exif=True))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_learning_opt_out(exiftool, tmp_path, fmt)
     genai = Purpose.GENAI_TRAINING
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
     import struct
@@ -1785,11 +1786,7 @@ def test_a_jpeg_learning_opt_out_behind_a_damaged_name_or_pointer_is_an_error(ex
     # marker (the segment no longer taken for EXIF), or of IFD0's Exif IFD pointer tag (0x8769:
     # the Exif IFD, LearningOptOutIn in it, unreachable). 49 of 1,993 mutants of the EXIF read as
     # usable with no error before the tag-number check; 39 after it; these are the 39.
-    photo = tmp_path / "photo.jpg"
-    photo.write_bytes(image_bytes("jpeg", exif=True))
-    subprocess.run([exiftool, "-q", "-overwrite_original", "-ExifIFD:LearningOptOutIn=Generative AI/ML Training; Opt-out",
-                    str(photo)], check=True)
-    tagged = photo.read_bytes()
+    tagged = _reserved_by_learning_opt_out(exiftool, tmp_path, "jpeg")
     genai = Purpose.GENAI_TRAINING
     assert api.read(tagged).errors == [] and not api.read(tagged).may_use(genai)
     if damage == "Exif name":

@@ -75,6 +75,18 @@ def wait_healthy(url: str, process: subprocess.Popen[Any], seconds: float = 60) 
         time.sleep(0.2)
 
 
+def stop_server(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM to our own process group only (the server, its forkserver and its workers; gone if a
+    test killed them), SIGKILL after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
 def _start(folder: Path, *args: str) -> Iterator[Server]:
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -91,14 +103,7 @@ def _start(folder: Path, *args: str) -> Iterator[Server]:
     try:
         yield Server(url, token, folder, process)
     finally:
-        # Our own process group only: the server, its forkserver and its workers (gone if a test killed them).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        stop_server(process)
         log.close()
 
 

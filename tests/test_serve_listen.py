@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
-from test_serve import wait_healthy  # noqa: E402
+from test_serve import stop_server, wait_healthy  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,12 +26,7 @@ def _serve(*args: str) -> subprocess.Popen[str]:
 
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        stop_server(process)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
